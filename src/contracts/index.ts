@@ -1,0 +1,5 @@
+export * from "./messages.ts";
+export * from "./subjects.ts";
+export * from "./headers.ts";
+export * from "./events.ts";
+export * from "./streams.ts";

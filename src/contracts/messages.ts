@@ -1,0 +1,188 @@
+import { z } from "zod";
+
+/**
+ * Wire schemas of every message in DESIGN.md. Each schema is the single source of the
+ * TypeScript type (inferred below), and the only place a wire shape is written down.
+ *
+ * OpenFrame's Java services read and write these with Jackson, which writes `null` for absent
+ * fields and ignores unknown ones. So inbound fields the agent can live without are `nullish`,
+ * and `z.object` strips unknown keys rather than failing on them.
+ */
+
+const isoTimestamp = z.iso.datetime({ offset: true });
+
+export const OsName = z
+  .string()
+  .transform((os) => os.toLowerCase())
+  .pipe(z.enum(["windows", "macos", "linux"]));
+export type OsName = z.infer<typeof OsName>;
+
+export const InstallationType = z.enum(["STANDARD", "GUI_APP", "SERVICE"]);
+export const SessionType = z.enum(["SERVICE", "CONSOLE", "USER"]);
+export const AssetSource = z.enum(["ARTIFACTORY", "TOOL_API", "GITHUB"]);
+
+const stringList = z.array(z.string()).nullish().transform((list) => list ?? []);
+
+export const InstalledAgentMessage = z.object({
+  machineId: z.string().min(1),
+  agentType: z.string().min(1),
+  version: z.string().min(1),
+});
+export type InstalledAgentMessage = z.infer<typeof InstalledAgentMessage>;
+
+export const ConnectionEventType = z.enum(["CONNECT", "DISCONNECT", "RECONNECT"]);
+export type ConnectionEventType = z.infer<typeof ConnectionEventType>;
+
+export const ClientConnectionEvent = z.object({
+  timestamp: isoTimestamp,
+  client: z.object({ name: z.string().min(1) }),
+  type: ConnectionEventType.nullish(),
+  server: z.string().nullish(),
+  reason: z.string().nullish(),
+  disconnectedAt: isoTimestamp.nullish(),
+});
+export type ClientConnectionEvent = z.infer<typeof ClientConnectionEvent>;
+
+export const ToolConnectionState = z.enum(["CONNECTED", "DISCONNECTED", "UNKNOWN"]);
+export const ToolConnectionMessage = z.object({
+  toolType: z.string().min(1),
+  agentToolId: z.string().min(1),
+  state: ToolConnectionState.nullish(),
+  checkedAt: isoTimestamp.nullish(),
+  detail: z.string().nullish(),
+});
+export type ToolConnectionMessage = z.infer<typeof ToolConnectionMessage>;
+
+export const DownloadConfiguration = z.object({
+  os: OsName,
+  fileName: z.string().nullish(),
+  agentFileName: z.string().nullish(),
+  link: z.string().nullish(),
+  bundleId: z.string().nullish(),
+  serviceName: z.string().nullish(),
+  installationType: InstallationType.nullish(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, "sha256 must be 64 hex digits")
+    .transform((hex) => hex.toLowerCase())
+    .nullish(),
+  size: z.number().int().nonnegative().nullish(),
+});
+export type DownloadConfiguration = z.infer<typeof DownloadConfiguration>;
+
+const downloadConfigurationList = z
+  .array(DownloadConfiguration)
+  .nullish()
+  .transform((list) => list ?? []);
+
+export const Asset = z.object({
+  id: z.string().min(1),
+  version: z.string().nullish(),
+  downloadConfigurations: downloadConfigurationList,
+  localFilenameConfiguration: z
+    .array(z.object({ filename: z.string(), os: OsName }))
+    .nullish()
+    .transform((list) => list ?? []),
+  source: AssetSource.nullish(),
+  path: z.string().nullish(),
+  executable: z.boolean().nullish(),
+});
+export type Asset = z.infer<typeof Asset>;
+
+export const ToolInstallationMessage = z.object({
+  toolAgentId: z.string().min(1),
+  toolId: z.string().nullish(),
+  toolType: z.string().nullish(),
+  version: z.string().nullish(),
+  sessionType: SessionType.nullish(),
+  downloadConfigurations: downloadConfigurationList,
+  assets: z.array(Asset).nullish().transform((list) => list ?? []),
+  installationCommandArgs: stringList,
+  runCommandArgs: stringList,
+  toolAgentIdCommandArgs: stringList,
+  uninstallationCommandArgs: stringList,
+  reinstall: z.boolean().nullish().transform((flag) => flag ?? false),
+});
+export type ToolInstallationMessage = z.infer<typeof ToolInstallationMessage>;
+
+export const MachinePinotMessage = z.object({
+  tenantId: z.string().nullish(),
+  machineId: z.string().min(1),
+  organizationId: z.string().nullish(),
+  deviceType: z.string().nullish(),
+  status: z.string().nullish(),
+  osType: z.string().nullish(),
+  tags: stringList,
+  tagKeyValues: stringList,
+  ingestionTime: z.number().int(),
+});
+export type MachinePinotMessage = z.infer<typeof MachinePinotMessage>;
+
+export const ToolInstallationState = z.enum([
+  "DOWNLOADING",
+  "INSTALLING",
+  "INSTALLED",
+  "FAILED",
+  "UNINSTALLED",
+]);
+export const ToolInstallationStatus = z.object({
+  toolAgentId: z.string().min(1),
+  toolId: z.string().nullish(),
+  toolType: z.string().nullish(),
+  version: z.string().nullish(),
+  state: ToolInstallationState,
+  error: z.string().nullish(),
+  timestamp: isoTimestamp,
+});
+export type ToolInstallationStatus = z.infer<typeof ToolInstallationStatus>;
+
+export const ConfigApplyStatus = z.enum(["APPLIED", "REJECTED", "ROLLED_BACK"]);
+export const ConfigStatus = z.object({
+  revision: z.number().int().nonnegative().nullish(),
+  status: ConfigApplyStatus,
+  error: z.string().nullish(),
+  timestamp: isoTimestamp,
+});
+export type ConfigStatus = z.infer<typeof ConfigStatus>;
+
+export const HostnameMessage = z.object({ hostname: z.string().min(1) });
+export type HostnameMessage = z.infer<typeof HostnameMessage>;
+
+/** The heartbeat body is an empty object: presence is the message itself. */
+export const Heartbeat = z.object({});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const ClientUpdateMessage = z.object({
+  version: z.string().min(1),
+  downloadConfigurations: downloadConfigurationList,
+});
+export type ClientUpdateMessage = z.infer<typeof ClientUpdateMessage>;
+
+export const ClientUninstallMessage = z.object({ issuedAt: isoTimestamp.nullish() });
+export type ClientUninstallMessage = z.infer<typeof ClientUninstallMessage>;
+
+/**
+ * Remote agent configuration (a KV revision or a pushed document). Every setting is optional: a
+ * revision says only what it changes, and the machine key is merged over the defaults key.
+ */
+export const AgentConfiguration = z.object({
+  revision: z.number().int().nonnegative(),
+  heartbeatSeconds: z.number().int().min(1).max(86_400).optional(),
+  telemetrySchedule: z.string().min(1).optional(),
+  inventorySchedule: z.string().min(1).optional(),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+  outbox: z
+    .object({
+      maxBytes: z.number().int().positive().optional(),
+      maxAgeSeconds: z.number().int().positive().optional(),
+    })
+    .optional(),
+  toolPolicy: z
+    .object({
+      allowMissingChecksum: z.boolean().optional(),
+    })
+    .optional(),
+  signature: z.string().optional(),
+});
+export type AgentConfiguration = z.infer<typeof AgentConfiguration>;

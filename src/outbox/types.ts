@@ -1,0 +1,47 @@
+import type { EventClass, EventMetadata } from "../contracts/index.ts";
+
+/**
+ * The seam between everything that emits events and the durable outbox beneath it.
+ * Callers hand over a fully built event; `append` returns once the event is stored durably
+ * (per the fsync policy), with its device sequence number assigned.
+ */
+export interface OutboxEntryInput {
+  readonly subject: string;
+  readonly eventClass: EventClass;
+  /** Event metadata without the sequence: the outbox assigns it. */
+  readonly metadata: Omit<EventMetadata, "sequence">;
+  /** The JSON body, already serialised. */
+  readonly payload: Uint8Array;
+}
+
+export interface StoredOutboxEntry extends OutboxEntryInput {
+  readonly sequence: number;
+  readonly createdAtMs: number;
+}
+
+export interface OutboxStats {
+  readonly pendingCount: number;
+  readonly pendingBytes: number;
+  readonly oldestPendingAgeMs: number | null;
+  readonly lastSequence: number;
+  readonly deliveredCount: number;
+  readonly evictedTelemetry: number;
+  readonly evictedState: number;
+  readonly deadLetters: number;
+  /** Events accepted while the store could not be written, held in memory until it can. */
+  readonly heldInMemory: number;
+  readonly lastError: string | null;
+}
+
+/** What the transport says about one publish attempt. */
+export type PublishOutcome =
+  | { readonly kind: "acked"; readonly streamSequence: number; readonly duplicate: boolean }
+  /** Try again later: no stream, no responders, timeout, disconnected. */
+  | { readonly kind: "retry"; readonly reason: string }
+  /** Never going to succeed: payload too large, permission denied, bad subject. */
+  | { readonly kind: "rejected"; readonly reason: string };
+
+/** The narrow interface of the transport the drainer needs. */
+export interface EventPublisher {
+  publish(subject: string, payload: Uint8Array, headers: ReadonlyArray<readonly [string, string]>, msgId: string): Promise<PublishOutcome>;
+}

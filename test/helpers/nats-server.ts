@@ -1,0 +1,117 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * Starts a real `nats-server -js` on a free loopback port with its own store directory.
+ * Each test gets its own server; `restart()` keeps the port and the JetStream store, so a test
+ * can kill the broker and bring the same one back.
+ */
+export interface NatsServerHandle {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  stop(): Promise<void>;
+  /** kill -9, as a crash would. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export interface NatsServerOptions {
+  /** Extra lines for the server config file (e.g. `max_payload: 4096`, an `authorization` block). */
+  readonly configLines?: readonly string[];
+}
+
+export async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") return reject(new Error("no port"));
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+async function waitForPort(port: number, deadlineMs: number): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = tcpConnect({ port, host: "127.0.0.1" });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > until) throw new Error(`nats-server did not open port ${port} within ${deadlineMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
+  const dir = await mkdtemp(join(tmpdir(), "edge-agent-nats-"));
+  const port = await freeLoopbackPort();
+  const storeDir = join(dir, "jetstream");
+  const configPath = join(dir, "server.conf");
+  await writeFile(
+    configPath,
+    [
+      `listen: "127.0.0.1:${port}"`,
+      `jetstream { store_dir: "${storeDir}" }`,
+      ...(options.configLines ?? []),
+    ].join("\n") + "\n",
+  );
+  let child: ChildProcess | undefined;
+  let output = "";
+
+  const start = async (): Promise<void> => {
+    if (child) return;
+    const proc = spawn("nats-server", ["-c", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+    child = proc;
+    proc.stdout?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8192)));
+    proc.stderr?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8192)));
+    proc.once("exit", () => {
+      if (child === proc) child = undefined;
+    });
+    try {
+      await waitForPort(port, 10_000);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${output}`);
+    }
+  };
+
+  const terminate = async (signal: NodeJS.Signals): Promise<void> => {
+    const proc = child;
+    if (!proc) return;
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    proc.kill(signal);
+    await exited;
+    child = undefined;
+  };
+
+  await start();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    start,
+    stop: () => terminate("SIGTERM"),
+    kill: () => terminate("SIGKILL"),
+    async restart() {
+      await terminate("SIGTERM");
+      await start();
+    },
+    async dispose() {
+      await terminate("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 30_000,
+    // Integration tests start their own nats-server and daemons: two cores, so keep parallelism modest.
+    maxWorkers: 2,
+  },
+});
