@@ -1,0 +1,24 @@
+import type { EventType } from "../contracts/index.ts";
+
+/** One event a capability wants to send. The body must already match its contract schema. */
+export interface OutgoingEvent {
+  readonly type: EventType;
+  readonly body: unknown;
+  /** Ties events of one flow together; a fresh one is made when absent. */
+  readonly correlationId?: string;
+  /** The id of the command this event answers, if any. */
+  readonly causationId?: string;
+}
+
+export interface EmittedEvent {
+  readonly eventId: string;
+  readonly sequence: number;
+}
+
+/**
+ * The only way a capability sends anything to the platform. `emit` resolves once the event is
+ * stored on the device; delivery happens later, in the background, through the outbox.
+ */
+export interface EventSink {
+  emit(event: OutgoingEvent): Promise<EmittedEvent>;
+}
