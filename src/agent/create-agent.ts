@@ -1,0 +1,184 @@
+import { hostname as osHostname } from "node:os";
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Service } from "@nats-io/services";
+import { EventType, machineSubjects, type InstalledAgentMessage } from "../contracts/index.ts";
+import { createOutboxEventSink } from "../events/outbox-event-sink.ts";
+import type { EventSink } from "../events/event-sink.ts";
+import { resolveMachineId } from "../identity/machine-id.ts";
+import { createConnectionEventRecorder } from "../lifecycle/connection-events.ts";
+import { createHeartbeat, type Heartbeat } from "../lifecycle/heartbeat.ts";
+import { createHostnameReporter } from "../lifecycle/hostname-reporter.ts";
+import { openOutbox, type Outbox } from "../outbox/index.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
+import { AGENT_TYPE, AGENT_VERSION } from "../runtime/version.ts";
+import type { Settings } from "../settings/index.ts";
+import { buildConnectionOptions, DEFAULT_LINK_TUNING, jitteredBackoff, type LinkTuning } from "../transport/connection-options.ts";
+import { createJetStreamPublisher } from "../transport/jetstream-publisher.ts";
+import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type NatsLink } from "../transport/link.ts";
+import { startRpcService } from "../transport/rpc-service.ts";
+import { createErrorLog, writeStatusFile, type AgentStatus } from "./status.ts";
+
+/** Everything an agent needs from its surroundings, injected so one process can host thousands. */
+export interface AgentDependencies {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly connectionFactory?: ConnectionFactory;
+  readonly hostname?: () => string;
+  readonly linkTuning?: LinkTuning;
+  /** Write `status.json` in the data dir on every heartbeat tick (the daemon does; a simulator need not). */
+  readonly writeStatusFile?: boolean;
+}
+
+export interface Agent {
+  readonly machineId: string;
+  readonly sink: EventSink;
+  start(): Promise<void>;
+  /** Stops every part and drains the link; resolves within about `timeoutMs`. */
+  stop(timeoutMs?: number): Promise<void>;
+  status(): AgentStatus;
+  setHeartbeatSeconds(seconds: number): void;
+}
+
+export async function createAgent(settings: Settings, deps: AgentDependencies): Promise<Agent> {
+  const { clock } = deps;
+  const machineId = await resolveMachineId(settings.machineId, settings.dataDir);
+  const logger = deps.logger.child({ machineId });
+  const subjects = machineSubjects(machineId);
+  const startedAtMs = clock.now();
+  const errors = createErrorLog(10);
+  const recordError = (source: string, error: unknown): void => {
+    errors.record(new Date(clock.now()).toISOString(), source, error instanceof Error ? error.message : String(error));
+  };
+
+  const outbox: Outbox = openOutbox({
+    dataDir: settings.dataDir,
+    clock,
+    logger: logger.child({ component: "outbox" }),
+    maxBytes: settings.outbox.maxBytes,
+    maxAgeMs: settings.outbox.maxAgeSeconds * 1000,
+    durability: settings.outbox.durability,
+  });
+  const sink = createOutboxEventSink({ machineId, subjects, clock, outbox });
+  const connectionEvents = createConnectionEventRecorder({ machineId, sink, clock, logger });
+  const hostnameReporter = createHostnameReporter({ sink, hostname: deps.hostname ?? osHostname, logger });
+
+  let connection: NatsConnection | null = null;
+  let server: string | null = null;
+  let reconnects = 0;
+  let rpcService: Service | null = null;
+  let drainStarted = false;
+
+  const backoff = jitteredBackoff({
+    baseMs: (deps.linkTuning ?? DEFAULT_LINK_TUNING).reconnectBaseMs,
+    maxMs: (deps.linkTuning ?? DEFAULT_LINK_TUNING).reconnectMaxMs,
+  });
+
+  const status = (): AgentStatus => ({
+    machineId,
+    version: AGENT_VERSION,
+    pid: process.pid,
+    startedAt: new Date(startedAtMs).toISOString(),
+    uptimeSeconds: Math.round((clock.now() - startedAtMs) / 1000),
+    connection: { state: link.state, server, reconnects },
+    heartbeatSeconds: heartbeat.intervalSeconds,
+    outbox: outbox.stats(),
+    lastErrors: errors.list(),
+    capabilities: {},
+    writtenAt: new Date(clock.now()).toISOString(),
+  });
+
+  const onLinkUp = async (nc: NatsConnection): Promise<void> => {
+    if (!drainStarted) {
+      outbox.start(createJetStreamPublisher(jetstream(nc)));
+      drainStarted = true;
+    } else {
+      outbox.wake();
+    }
+    if (!rpcService) {
+      rpcService = await startRpcService({
+        connection: nc,
+        machineId,
+        version: AGENT_VERSION,
+        subjects,
+        logger,
+        handlers: {
+          health: () => ({ status: "ok", machineId, version: AGENT_VERSION, connection: link.state, uptimeSeconds: status().uptimeSeconds }),
+          status: () => status(),
+        },
+      });
+    }
+  };
+
+  const link: NatsLink = createNatsLink({
+    connectionOptions: () => buildConnectionOptions(settings, machineId, () => backoff.next()),
+    factory: deps.connectionFactory ?? defaultConnectionFactory,
+    logger,
+    resetBackoff: () => backoff.reset(),
+    observer: {
+      connected(connectedServer, nc) {
+        connection = nc;
+        server = connectedServer;
+        connectionEvents.connected(connectedServer);
+        onLinkUp(nc).catch((error: unknown) => {
+          recordError("link", error);
+          logger.error({ err: error }, "could not start the services that need the link");
+        });
+      },
+      disconnected(lostServer, reason) {
+        server = null;
+        recordError("link", `disconnected from ${lostServer}: ${reason}`);
+        connectionEvents.disconnected(lostServer, reason);
+      },
+      reconnected(newServer, nc) {
+        server = newServer;
+        reconnects += 1;
+        connectionEvents.reconnected(newServer);
+        onLinkUp(nc).catch((error: unknown) => recordError("link", error));
+      },
+    },
+  });
+
+  const encoder = new TextEncoder();
+  const emptyBody = encoder.encode("{}");
+  const heartbeat: Heartbeat = createHeartbeat({
+    intervalSeconds: settings.heartbeatSeconds,
+    logger,
+    beat: () => {
+      if (!connection || link.state !== "connected") return false;
+      connection.publish(subjects.heartbeat, emptyBody);
+      return true;
+    },
+    onTick: () => {
+      hostnameReporter.check().catch((error: unknown) => recordError("hostname", error));
+      if (deps.writeStatusFile) writeStatusFile(settings.dataDir, status()).catch((error: unknown) => recordError("status-file", error));
+    },
+  });
+
+  return {
+    machineId,
+    sink,
+    status,
+    setHeartbeatSeconds: (seconds) => heartbeat.setIntervalSeconds(seconds),
+    async start() {
+      const announcement: InstalledAgentMessage = { machineId, agentType: AGENT_TYPE, version: AGENT_VERSION };
+      await sink.emit({ type: EventType.installedAgent, body: announcement });
+      await hostnameReporter.check();
+      logger.info({ version: AGENT_VERSION, natsServers: settings.natsServers, dataDir: settings.dataDir }, "edge-agent starting");
+      link.start();
+      // Ticks run offline too: they keep the status file and the hostname check current.
+      heartbeat.start();
+      if (deps.writeStatusFile) await writeStatusFile(settings.dataDir, status()).catch((error: unknown) => recordError("status-file", error));
+    },
+    async stop(timeoutMs = 4_000) {
+      const deadline = clock.monotonicMs() + timeoutMs;
+      heartbeat.stop();
+      await rpcService?.stop().catch(() => undefined);
+      await outbox.stop();
+      if (deps.writeStatusFile) await writeStatusFile(settings.dataDir, status()).catch(() => undefined);
+      await link.close(Math.max(250, deadline - clock.monotonicMs()));
+      logger.info("edge-agent stopped");
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { OutboxStats } from "../outbox/types.ts";
+import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import type { LinkState } from "../transport/link.ts";
+
+/** What `rpc.status`, `edge-agent status` and the local status file report. */
+export interface AgentStatus {
+  readonly machineId: string;
+  readonly version: string;
+  readonly pid: number;
+  readonly startedAt: string;
+  readonly uptimeSeconds: number;
+  readonly connection: { readonly state: LinkState; readonly server: string | null; readonly reconnects: number };
+  readonly heartbeatSeconds: number;
+  readonly outbox: OutboxStats;
+  readonly lastErrors: ReadonlyArray<{ readonly at: string; readonly source: string; readonly message: string }>;
+  readonly capabilities: Readonly<Record<string, unknown>>;
+  readonly writtenAt: string;
+}
+
+export const STATUS_FILE = "status.json";
+
+/** The daemon leaves its status here on every heartbeat tick, so `status` works with no link. */
+export async function writeStatusFile(dataDir: string, status: AgentStatus): Promise<void> {
+  await writeFileAtomic(join(dataDir, STATUS_FILE), JSON.stringify(status, null, 2) + "\n");
+}
+
+export async function readStatusFile(dataDir: string): Promise<AgentStatus | null> {
+  try {
+    return JSON.parse(await readFile(join(dataDir, STATUS_FILE), "utf8")) as AgentStatus;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/** A small ring of recent errors, newest last, for operators. */
+export function createErrorLog(capacity: number): {
+  record(at: string, source: string, message: string): void;
+  list(): AgentStatus["lastErrors"];
+} {
+  const entries: Array<{ at: string; source: string; message: string }> = [];
+  return {
+    record(at, source, message) {
+      entries.push({ at, source, message });
+      if (entries.length > capacity) entries.shift();
+    },
+    list: () => [...entries],
+  };
+}

@@ -1,0 +1,17 @@
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  /** Bad usage or a bad setting: fixing the command line or the settings is the cure. */
+  badSettings: 2,
+} as const;
+
+/** Thrown by a command to end with a given exit code and one line for the operator. */
+export class CommandError extends Error {
+  readonly code = "EDGE_COMMAND";
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = "CommandError";
+    this.exitCode = exitCode;
+  }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { loadSettings, settingsFlagOptions, SettingsError, type Settings } from "../settings/index.ts";
+import { AGENT_VERSION } from "../runtime/version.ts";
+import { MachineIdError } from "../identity/machine-id.ts";
+import { UnsafeSubjectTokenError } from "../contracts/index.ts";
+import { CommandError, ExitCode } from "./exit-codes.ts";
+
+const USAGE = `usage: edge-agent <command> [options]
+
+commands:
+  run          run the agent (the daemon; the service manager starts this)
+  status       show the agent's state (asks the running agent, else reads its status file); --json for scripts
+  dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
+  version      print the version
+
+options (each also an environment variable; see README.md):
+  --nats-url URL[,URL]   --machine-id ID   --data-dir DIR   --config-dir DIR   --log-level LEVEL
+  --heartbeat-seconds N  --telemetry-schedule CRON         --inventory-schedule CRON
+  --user U --password P  --token T  --nkey-seed-file F  --creds-file F
+  --tls-ca F  --tls-cert F  --tls-key F  --tag key=value (repeatable)  --config-signing-key KEY`;
+
+function settingsFrom(flags: Record<string, string | boolean | string[] | boolean[] | undefined>): Settings {
+  return loadSettings({ env: process.env, flags }).settings;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: { ...settingsFlagOptions(), json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  });
+  const command = positionals[0] ?? (values.help ? "help" : undefined);
+  switch (command) {
+    // Commands load their modules on demand: `version` and `status` stay quick to start.
+    case "run": {
+      const { runDaemon } = await import("./run-command.ts");
+      await runDaemon(settingsFrom(values));
+      return ExitCode.ok;
+    }
+    case "status": {
+      const { fetchStatus, formatStatus } = await import("./status-command.ts");
+      const report = await fetchStatus(settingsFrom(values));
+      process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatStatus(report)) + "\n");
+      return ExitCode.ok;
+    }
+    case "dev-setup": {
+      const { devSetup } = await import("./dev-setup-command.ts");
+      await devSetup(settingsFrom(values), (line) => process.stdout.write(`${line}\n`));
+      return ExitCode.ok;
+    }
+    case "version":
+      process.stdout.write(`${AGENT_VERSION}\n`);
+      return ExitCode.ok;
+    case "help":
+      process.stdout.write(`${USAGE}\n`);
+      return ExitCode.ok;
+    case undefined:
+      throw new CommandError(`no command given\n${USAGE}`, ExitCode.badSettings);
+    default:
+      throw new CommandError(`unknown command ${JSON.stringify(command)}\n${USAGE}`, ExitCode.badSettings);
+  }
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof CommandError) return error.exitCode;
+  if (error instanceof SettingsError || error instanceof UnsafeSubjectTokenError) return ExitCode.badSettings;
+  // parseArgs reports unknown or malformed flags this way.
+  if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) return ExitCode.badSettings;
+  if (error instanceof MachineIdError) return ExitCode.failure;
+  return ExitCode.failure;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`edge-agent: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(exitCodeFor(error));
+  },
+);

@@ -1,0 +1,20 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Settings } from "../settings/index.ts";
+import { buildConnectionOptions } from "../transport/connection-options.ts";
+import { defaultConnectionFactory } from "../transport/link.ts";
+import { CommandError, ExitCode } from "./exit-codes.ts";
+
+/** A short-lived connection for operator commands: one try, a short timeout, a clear error. */
+export async function connectOnce(settings: Settings, name: string, timeoutMs = 3_000): Promise<NatsConnection> {
+  const options = {
+    ...buildConnectionOptions(settings, name, () => 0),
+    waitOnFirstConnect: false,
+    maxReconnectAttempts: 0,
+    timeout: timeoutMs,
+  };
+  try {
+    return await defaultConnectionFactory(options);
+  } catch (error) {
+    throw new CommandError(`cannot reach NATS at ${settings.natsServers.join(", ")}: ${(error as Error).message}`, ExitCode.failure);
+  }
+}

@@ -1,0 +1,88 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { machineSubjects } from "../contracts/index.ts";
+import { readStatusFile, type AgentStatus } from "../agent/status.ts";
+import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
+import type { Settings } from "../settings/index.ts";
+import { CommandError, ExitCode } from "./exit-codes.ts";
+import { connectOnce } from "./one-shot-connection.ts";
+
+export interface StatusReport {
+  readonly source: "live" | "local-file";
+  readonly status: AgentStatus;
+  readonly liveError?: string;
+}
+
+async function knownMachineId(settings: Settings): Promise<string | null> {
+  if (settings.machineId) return settings.machineId;
+  try {
+    return (await readFile(join(settings.dataDir, MACHINE_ID_FILE), "utf8")).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Asks the running agent over NATS; falls back to the status file the daemon keeps. */
+export async function fetchStatus(settings: Settings): Promise<StatusReport> {
+  const machineId = await knownMachineId(settings);
+  if (!machineId) {
+    throw new CommandError(`no machine id: the agent has never run with data dir ${settings.dataDir} (set EDGE_AGENT_MACHINE_ID or run the agent once)`, ExitCode.failure);
+  }
+  let liveError: string;
+  try {
+    const connection = await connectOnce(settings, `${machineId}-status`, 2_000);
+    try {
+      const reply = await connection.request(machineSubjects(machineId).rpcStatus, "", { timeout: 2_000 });
+      return { source: "live", status: reply.json<AgentStatus>() };
+    } finally {
+      await connection.close();
+    }
+  } catch (error) {
+    liveError = (error as Error).message;
+  }
+  const local = await readStatusFile(settings.dataDir);
+  if (!local) throw new CommandError(`agent not reachable (${liveError}) and no local status file in ${settings.dataDir}`, ExitCode.failure);
+  return { source: "local-file", status: local, liveError };
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function formatDuration(seconds: number): string {
+  const units: Array<[string, number]> = [["d", 86_400], ["h", 3_600], ["m", 60], ["s", 1]];
+  const parts: string[] = [];
+  let rest = Math.max(0, Math.round(seconds));
+  for (const [unit, size] of units) {
+    if (rest >= size || (unit === "s" && parts.length === 0)) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.slice(0, 2).join(" ");
+}
+
+export function formatStatus(report: StatusReport): string {
+  const { status } = report;
+  const { outbox } = status;
+  const lines = [
+    `edge-agent ${status.version}  machine ${status.machineId}  pid ${status.pid}`,
+    report.source === "live"
+      ? "  source:     live answer from the running agent"
+      : `  source:     local status file written ${status.writtenAt} (agent not reachable: ${report.liveError ?? "unknown"})`,
+    `  connection: ${status.connection.state}${status.connection.server ? ` to ${status.connection.server}` : ""} (reconnects: ${status.connection.reconnects})`,
+    `  uptime:     ${formatDuration(status.uptimeSeconds)} since ${status.startedAt}`,
+    `  heartbeat:  every ${status.heartbeatSeconds}s`,
+    `  outbox:     ${outbox.pendingCount} pending (${formatBytes(outbox.pendingBytes)}), oldest ${outbox.oldestPendingAgeMs === null ? "-" : formatDuration(outbox.oldestPendingAgeMs / 1000)}, last sequence ${outbox.lastSequence}, delivered ${outbox.deliveredCount}`,
+    `              evicted ${outbox.evictedTelemetry} telemetry / ${outbox.evictedState} state, dead letters ${outbox.deadLetters}${outbox.heldInMemory > 0 ? `, ${outbox.heldInMemory} held in memory` : ""}`,
+  ];
+  if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
+  for (const [name, detail] of Object.entries(status.capabilities)) lines.push(`  ${name}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+  if (status.lastErrors.length > 0) {
+    lines.push("  recent errors:");
+    for (const entry of status.lastErrors) lines.push(`    ${entry.at} [${entry.source}] ${entry.message}`);
+  }
+  return lines.join("\n");
+}

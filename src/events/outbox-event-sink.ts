@@ -1,0 +1,49 @@
+import { randomUUID } from "node:crypto";
+import { eventClassOf, subjectFor, SCHEMA_VERSION, type MachineSubjects } from "../contracts/index.ts";
+import type { OutboxEntryInput, StoredOutboxEntry } from "../outbox/types.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { EmittedEvent, EventSink, OutgoingEvent } from "./event-sink.ts";
+
+/** The part of the outbox the sink needs: a durable append. */
+export interface DurableAppend {
+  append(input: OutboxEntryInput): StoredOutboxEntry;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Turns a capability's event into an outbox entry: id, timestamp, subject, class and headers are
+ * fixed here, once, so a redelivery after a crash carries the same `Nats-Msg-Id` and JetStream
+ * drops the duplicate.
+ */
+export function createOutboxEventSink(options: {
+  machineId: string;
+  subjects: MachineSubjects;
+  clock: Clock;
+  outbox: DurableAppend;
+  /** Called after each append, e.g. to wake the drainer. */
+  afterAppend?: () => void;
+}): EventSink {
+  const { machineId, subjects, clock, outbox } = options;
+  return {
+    async emit(event: OutgoingEvent): Promise<EmittedEvent> {
+      const eventId = randomUUID();
+      const stored = outbox.append({
+        subject: subjectFor(subjects, event.type),
+        eventClass: eventClassOf(event.type),
+        metadata: {
+          eventId,
+          eventType: event.type,
+          machineId,
+          timestamp: new Date(clock.now()).toISOString(),
+          correlationId: event.correlationId ?? eventId,
+          causationId: event.causationId,
+          schemaVersion: SCHEMA_VERSION,
+        },
+        payload: encoder.encode(JSON.stringify(event.body)),
+      });
+      options.afterAppend?.();
+      return { eventId, sequence: stored.sequence };
+    },
+  };
+}

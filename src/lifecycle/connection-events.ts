@@ -1,0 +1,47 @@
+import { EventType, type ClientConnectionEvent, type ConnectionEventType } from "../contracts/index.ts";
+import type { EventSink } from "../events/event-sink.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
+
+/**
+ * Records CONNECT / DISCONNECT / RECONNECT as `ClientConnectionEvent`s the moment they happen.
+ * They go through the outbox, so a disconnect stored while offline is delivered once the link is
+ * back, carrying the time it really happened.
+ */
+export interface ConnectionEventRecorder {
+  connected(server: string): void;
+  disconnected(server: string, reason: string): void;
+  reconnected(server: string): void;
+}
+
+export function createConnectionEventRecorder(options: { machineId: string; sink: EventSink; clock: Clock; logger: Logger }): ConnectionEventRecorder {
+  const { machineId, sink, clock, logger } = options;
+  let disconnectedAt: string | undefined;
+
+  const record = (type: ConnectionEventType, server: string, extra: Partial<ClientConnectionEvent>): void => {
+    const body: ClientConnectionEvent = {
+      timestamp: new Date(clock.now()).toISOString(),
+      client: { name: machineId },
+      type,
+      server,
+      ...extra,
+    };
+    sink.emit({ type: EventType.clientConnection, body }).catch((error: unknown) => {
+      logger.error({ err: error, connectionEvent: type }, "could not store a connection event");
+    });
+  };
+
+  return {
+    connected(server) {
+      record("CONNECT", server, {});
+    },
+    disconnected(server, reason) {
+      disconnectedAt = new Date(clock.now()).toISOString();
+      record("DISCONNECT", server, { reason });
+    },
+    reconnected(server) {
+      record("RECONNECT", server, disconnectedAt ? { disconnectedAt } : {});
+      disconnectedAt = undefined;
+    },
+  };
+}

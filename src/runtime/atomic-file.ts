@@ -1,0 +1,32 @@
+import { open, rename, mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+
+/**
+ * Replaces a file so that a crash at any point leaves either the old or the new content, never a
+ * torn one: write a sibling, fsync it, rename over, fsync the directory so the rename itself lasts.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const directory = dirname(path);
+  await mkdir(directory, { recursive: true });
+  const temporary = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const handle = await open(temporary, "w", mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+  await syncDirectory(directory);
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  // Windows cannot open a directory for fsync; there the rename is as durable as it gets.
+  if (process.platform === "win32") return;
+  const handle = await open(directory, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,37 @@
+import { join } from "node:path";
+import type { Settings } from "./settings.ts";
+
+/** Where a server-less install looks first: a NATS server on this machine's loopback. */
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+
+export function defaultDirectories(platform: NodeJS.Platform, env: NodeJS.ProcessEnv): { configDir: string; dataDir: string } {
+  switch (platform) {
+    case "win32": {
+      const programData = env.ProgramData ?? "C:\\ProgramData";
+      const root = join(programData, "edge-agent");
+      return { configDir: root, dataDir: join(root, "data") };
+    }
+    case "darwin": {
+      const root = "/Library/Application Support/edge-agent";
+      return { configDir: root, dataDir: join(root, "data") };
+    }
+    default:
+      return { configDir: "/etc/edge-agent", dataDir: "/var/lib/edge-agent" };
+  }
+}
+
+export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEnv): Settings {
+  return {
+    natsServers: [DEFAULT_NATS_URL],
+    ...defaultDirectories(platform, env),
+    logLevel: "info",
+    heartbeatSeconds: 60,
+    telemetrySchedule: "0 * * * * *",
+    inventorySchedule: "0 0 3 * * *",
+    auth: {},
+    tls: {},
+    outbox: { maxBytes: 256 * 1024 * 1024, maxAgeSeconds: 7 * 24 * 3600, durability: "normal" },
+    tags: {},
+    toolPolicy: { allowMissingChecksum: false, maxDownloadBytes: 1024 * 1024 * 1024 },
+  };
+}

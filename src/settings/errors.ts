@@ -1,0 +1,10 @@
+/** A setting that cannot be used. `setting` names it the way the operator wrote it. */
+export class SettingsError extends Error {
+  readonly code = "EDGE_BAD_SETTING";
+  readonly setting: string;
+  constructor(setting: string, problem: string) {
+    super(`invalid setting ${setting}: ${problem}`);
+    this.name = "SettingsError";
+    this.setting = setting;
+  }
+}

@@ -1,0 +1,6 @@
+export * from "./settings.ts";
+export * from "./errors.ts";
+export * from "./defaults.ts";
+export * from "./load.ts";
+export { settingsFlagOptions, type FlagValues } from "./sources.ts";
+export { usesWebSocket } from "./nats-url.ts";

@@ -1,0 +1,52 @@
+import { z } from "zod";
+import { isSafeToken } from "../contracts/index.ts";
+
+/** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export const OutboxDurability = z.enum(["full", "normal"]);
+
+export const Settings = z.object({
+  /** NATS server URLs, already stripped of any credentials written into them. */
+  natsServers: z.array(z.string()).min(1),
+  machineId: z
+    .string()
+    .refine(isSafeToken, "must be letters, digits, '_' or '-' only (it becomes a NATS subject token)")
+    .optional(),
+  dataDir: z.string().min(1),
+  configDir: z.string().min(1),
+  logLevel: z.enum(LOG_LEVELS),
+  heartbeatSeconds: z.number().int().min(1).max(86_400),
+  telemetrySchedule: z.string().min(1),
+  inventorySchedule: z.string().min(1),
+  auth: z.object({
+    user: z.string().optional(),
+    password: z.string().optional(),
+    token: z.string().optional(),
+    nkeySeedFile: z.string().optional(),
+    credsFile: z.string().optional(),
+  }),
+  tls: z.object({
+    caFile: z.string().optional(),
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+  }),
+  outbox: z.object({
+    maxBytes: z.number().int().positive(),
+    maxAgeSeconds: z.number().int().positive(),
+    durability: OutboxDurability,
+  }),
+  tags: z.record(z.string(), z.string()),
+  toolPolicy: z.object({
+    allowMissingChecksum: z.boolean(),
+    maxDownloadBytes: z.number().int().positive(),
+  }),
+  /** NKey public key that must have signed every remote configuration document, when set. */
+  configSigningKey: z.string().optional(),
+});
+export type Settings = z.infer<typeof Settings>;
+
+/** What the settings file, the environment and the flags may each say: any part of the whole. */
+export type PartialSettings = {
+  [K in keyof Settings]?: Settings[K] extends Record<string, unknown> ? Partial<Settings[K]> : Settings[K];
+};

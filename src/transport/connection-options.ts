@@ -1,0 +1,76 @@
+import { readFileSync } from "node:fs";
+import { credsAuthenticator, nkeyAuthenticator, type Authenticator, type ConnectionOptions } from "@nats-io/transport-node";
+import type { Settings } from "../settings/index.ts";
+
+export class CredentialFileError extends Error {
+  readonly code = "EDGE_CREDENTIAL_FILE";
+  constructor(message: string) {
+    super(message);
+    this.name = "CredentialFileError";
+  }
+}
+
+function readSecretFile(path: string, what: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (error) {
+    throw new CredentialFileError(`cannot read the ${what} file ${path}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Reconnect delay: exponential with full jitter, capped. A fleet that loses its server all at
+ * once then spreads its reconnects over the whole window instead of stampeding back together.
+ */
+export function jitteredBackoff(options: { baseMs: number; maxMs: number; random?: () => number }): { next(): number; reset(): void } {
+  let attempt = 0;
+  const random = options.random ?? Math.random;
+  return {
+    next() {
+      const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(attempt, 20));
+      attempt += 1;
+      return Math.round(ceiling / 2 + random() * (ceiling / 2));
+    },
+    reset() {
+      attempt = 0;
+    },
+  };
+}
+
+export interface LinkTuning {
+  readonly reconnectBaseMs: number;
+  readonly reconnectMaxMs: number;
+}
+
+export const DEFAULT_LINK_TUNING: LinkTuning = { reconnectBaseMs: 500, reconnectMaxMs: 30_000 };
+
+/** Turns settings into nats.js connection options. Secret files are read here, once per connect. */
+export function buildConnectionOptions(
+  settings: Pick<Settings, "natsServers" | "auth" | "tls">,
+  machineId: string,
+  reconnectDelay: () => number,
+): ConnectionOptions {
+  const { auth, tls } = settings;
+  const authenticators: Authenticator[] = [];
+  if (auth.credsFile) authenticators.push(credsAuthenticator(readSecretFile(auth.credsFile, "NATS credentials")));
+  if (auth.nkeySeedFile) {
+    const seed = new TextDecoder().decode(readSecretFile(auth.nkeySeedFile, "NKey seed")).trim();
+    authenticators.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
+  }
+  const useTls = tls.caFile !== undefined || tls.certFile !== undefined || settings.natsServers.some((url) => url.startsWith("tls://"));
+  return {
+    servers: settings.natsServers,
+    name: machineId,
+    ...(auth.user !== undefined ? { user: auth.user, pass: auth.password ?? "" } : {}),
+    ...(auth.token !== undefined ? { token: auth.token } : {}),
+    ...(authenticators.length > 0 ? { authenticator: authenticators } : {}),
+    ...(useTls ? { tls: { ...(tls.caFile ? { caFile: tls.caFile } : {}), ...(tls.certFile ? { certFile: tls.certFile, keyFile: tls.keyFile } : {}) } } : {}),
+    // Forever: an edge machine may be offline for days and must come back by itself.
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect: true,
+    reconnectDelayHandler: reconnectDelay,
+    pingInterval: 30_000,
+    maxPingOut: 3,
+    timeout: 10_000,
+  };
+}
