@@ -1,0 +1,97 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadSettings, SettingsError } from "../../../src/settings/index.ts";
+
+function configDirWith(document: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), "edge-agent-settings-"));
+  writeFileSync(join(dir, "settings.json"), JSON.stringify(document));
+  return dir;
+}
+
+function settingsError(run: () => unknown): SettingsError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof SettingsError) return error;
+    throw error;
+  }
+  throw new Error("expected a SettingsError");
+}
+
+describe("loadSettings", () => {
+  it("has sane defaults for a Linux machine with nothing configured", () => {
+    const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: mkdtempSync(join(tmpdir(), "ea-")) }, platform: "linux" });
+    expect(settings.natsServers).toEqual(["nats://127.0.0.1:4222"]);
+    expect(settings.dataDir).toBe("/var/lib/edge-agent");
+    expect(settings.heartbeatSeconds).toBe(60);
+    expect(settings.machineId).toBeUndefined();
+    expect(settings.toolPolicy.allowMissingChecksum).toBe(false);
+  });
+
+  it("layers defaults < settings file < environment < flags", () => {
+    const configDir = configDirWith({ heartbeatSeconds: 30, logLevel: "debug", natsUrl: "nats://file:4222", tags: { site: "lab" } });
+    const fromFile = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir } }).settings;
+    expect(fromFile).toMatchObject({ heartbeatSeconds: 30, logLevel: "debug", natsServers: ["nats://file:4222"], tags: { site: "lab" } });
+
+    const fromEnv = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" } }).settings;
+    expect(fromEnv.heartbeatSeconds).toBe(15);
+    expect(fromEnv.logLevel).toBe("debug");
+
+    const fromFlags = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" }, flags: { "heartbeat-seconds": "5", tag: ["a=1", "b=2"] } }).settings;
+    expect(fromFlags.heartbeatSeconds).toBe(5);
+    expect(fromFlags.tags).toEqual({ a: "1", b: "2" });
+  });
+
+  it("takes a comma-separated server list and lifts credentials out of the URLs", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ea-"));
+    const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "nats://alice:s%40cret@a.example:4222, tls://b.example:4443,c.example" } });
+    expect(settings.natsServers).toEqual(["nats://a.example:4222", "tls://b.example:4443", "nats://c.example"]);
+    expect(settings.auth).toEqual({ user: "alice", password: "s@cret" });
+
+    const token = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "wss://tok3n@edge.example/ws/nats" } }).settings;
+    expect(token.auth.token).toBe("tok3n");
+    expect(token.natsServers).toEqual(["wss://edge.example/ws/nats"]);
+  });
+
+  it("honours the standard NATS_* names as fallbacks, below our own names", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ea-"));
+    const env = { EDGE_AGENT_CONFIG_DIR: dir, NATS_URL: "nats://std:4222", NATS_USER: "u", NATS_PASSWORD: "p", NATS_CREDS: "/x.creds", NATS_NKEY: "/seed.nk", NATS_TOKEN: "t" };
+    const { settings } = loadSettings({ env });
+    expect(settings.natsServers).toEqual(["nats://std:4222"]);
+    expect(settings.auth).toEqual({ user: "u", password: "p", credsFile: "/x.creds", nkeySeedFile: "/seed.nk", token: "t" });
+    expect(loadSettings({ env: { ...env, EDGE_AGENT_NATS_URL: "nats://ours:4222" } }).settings.natsServers).toEqual(["nats://ours:4222"]);
+  });
+
+  it.each([
+    [{ EDGE_AGENT_MACHINE_ID: "bad.id" }, "EDGE_AGENT_MACHINE_ID"],
+    [{ EDGE_AGENT_NATS_URL: "http://x:1" }, "EDGE_AGENT_NATS_URL"],
+    [{ EDGE_AGENT_NATS_URL: "nats://[broken" }, "EDGE_AGENT_NATS_URL"],
+    [{ EDGE_AGENT_NATS_URL: "nats://a:1,wss://b" }, "EDGE_AGENT_NATS_URL"],
+    [{ EDGE_AGENT_TELEMETRY_SCHEDULE: "every minute" }, "EDGE_AGENT_TELEMETRY_SCHEDULE"],
+    [{ EDGE_AGENT_HEARTBEAT_SECONDS: "0" }, "EDGE_AGENT_HEARTBEAT_SECONDS"],
+    [{ EDGE_AGENT_HEARTBEAT_SECONDS: "ten" }, "EDGE_AGENT_HEARTBEAT_SECONDS"],
+    [{ EDGE_AGENT_LOG_LEVEL: "loud" }, "EDGE_AGENT_LOG_LEVEL"],
+    [{ EDGE_AGENT_TAGS: "novalue" }, "EDGE_AGENT_TAGS"],
+    [{ EDGE_AGENT_NATS_PASSWORD: "p" }, "EDGE_AGENT_NATS_PASSWORD"],
+  ])("refuses %j naming %s", (env, setting) => {
+    const error = settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: mkdtempSync(join(tmpdir(), "ea-")), ...env } }));
+    expect(error.setting).toBe(setting);
+    expect(error.message).toMatch(new RegExp(`^invalid setting ${setting}: `));
+    expect(error.message).not.toContain("\n");
+  });
+
+  it("names the file key for a bad value or an unknown key in the settings file", () => {
+    const dir = configDirWith({ outbox: { maxBytes: -5 } });
+    expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir } })).setting).toBe(`${join(dir, "settings.json")} outbox.maxBytes`);
+    const typo = configDirWith({ heartbeatSecs: 5 });
+    expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: typo } })).message).toMatch(/heartbeatSecs: is not a known setting/);
+  });
+
+  it("refuses an unreadable settings file instead of wiping it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ea-"));
+    writeFileSync(join(dir, "settings.json"), "{ not json");
+    expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toMatch(/cannot be read/);
+  });
+});

@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { buildConnectionOptions, jitteredBackoff } from "../../../src/transport/connection-options.ts";
+
+describe("jitteredBackoff", () => {
+  it("grows exponentially, stays within [ceiling/2, ceiling], is capped, and starts over after reset", () => {
+    const lows = jitteredBackoff({ baseMs: 100, maxMs: 1_000, random: () => 0 });
+    const highs = jitteredBackoff({ baseMs: 100, maxMs: 1_000, random: () => 1 });
+    expect([1, 2, 3, 4, 5].map(() => lows.next())).toEqual([50, 100, 200, 400, 500]);
+    expect([1, 2, 3, 4, 5].map(() => highs.next())).toEqual([100, 200, 400, 800, 1_000]);
+    highs.reset();
+    expect(highs.next()).toBe(100);
+  });
+
+  it("spreads a fleet: delays for the same attempt differ across agents", () => {
+    let seed = 1;
+    const random = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const delays = new Set(Array.from({ length: 50 }, () => jitteredBackoff({ baseMs: 1_000, maxMs: 30_000, random }).next()));
+    expect(delays.size).toBeGreaterThan(40);
+  });
+});
+
+describe("buildConnectionOptions", () => {
+  it("names the connection after the machine, reconnects forever and waits for the first connect", () => {
+    const options = buildConnectionOptions({ natsServers: ["nats://127.0.0.1:4222"], auth: { user: "u", password: "p" }, tls: {} }, "m-1", () => 5);
+    expect(options).toMatchObject({ name: "m-1", user: "u", pass: "p", maxReconnectAttempts: -1, waitOnFirstConnect: true });
+    expect(options.reconnectDelayHandler?.()).toBe(5);
+    expect(options.tls).toBeUndefined();
+  });
+
+  it("turns on TLS for tls:// servers or a CA, and fails clearly on a missing credentials file", () => {
+    expect(buildConnectionOptions({ natsServers: ["tls://h:4443"], auth: {}, tls: {} }, "m", () => 1).tls).toEqual({});
+    expect(buildConnectionOptions({ natsServers: ["nats://h"], auth: {}, tls: { caFile: "/ca.pem" } }, "m", () => 1).tls).toEqual({ caFile: "/ca.pem" });
+    expect(() => buildConnectionOptions({ natsServers: ["nats://h"], auth: { credsFile: "/nonexistent/x.creds" }, tls: {} }, "m", () => 1)).toThrow(/cannot read the NATS credentials file \/nonexistent\/x.creds/);
+  });
+});
