@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { SummaryReporter } from "./test/helpers/summary-reporter.ts";
 
 export default defineConfig({
   test: {
@@ -7,5 +8,6 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Integration tests start their own nats-server and daemons: two cores, so keep parallelism modest.
     maxWorkers: 2,
+    reporters: ["default", new SummaryReporter()],
   },
 });

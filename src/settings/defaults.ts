@@ -1,10 +1,22 @@
+import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Settings } from "./settings.ts";
 
 /** Where a server-less install looks first: a NATS server on this machine's loopback. */
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
-export function defaultDirectories(platform: NodeJS.Platform, env: NodeJS.ProcessEnv): { configDir: string; dataDir: string } {
+/**
+ * System paths for the service (root); per-user paths when an ordinary user runs the agent by
+ * hand, so `npm start` works without root and never half-writes into /etc.
+ */
+export function defaultDirectories(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, privileged = isPrivileged()): { configDir: string; dataDir: string } {
+  if (!privileged && platform !== "win32") {
+    const home = env.HOME ?? homedir();
+    return {
+      configDir: join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "edge-agent"),
+      dataDir: join(env.XDG_STATE_HOME ?? join(home, ".local", "state"), "edge-agent"),
+    };
+  }
   switch (platform) {
     case "win32": {
       const programData = env.ProgramData ?? "C:\\ProgramData";
@@ -20,10 +32,14 @@ export function defaultDirectories(platform: NodeJS.Platform, env: NodeJS.Proces
   }
 }
 
-export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEnv): Settings {
+function isPrivileged(): boolean {
+  return typeof process.getuid !== "function" || process.getuid() === 0;
+}
+
+export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, privileged?: boolean): Settings {
   return {
     natsServers: [DEFAULT_NATS_URL],
-    ...defaultDirectories(platform, env),
+    ...defaultDirectories(platform, env, privileged),
     logLevel: "info",
     heartbeatSeconds: 60,
     telemetrySchedule: "0 * * * * *",

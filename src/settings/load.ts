@@ -13,6 +13,8 @@ export interface LoadSettingsInput {
   readonly env: NodeJS.ProcessEnv;
   readonly flags?: FlagValues;
   readonly platform?: NodeJS.Platform;
+  /** Root (or Windows): system paths by default. Detected when absent. */
+  readonly privileged?: boolean;
 }
 
 export interface LoadedSettings {
@@ -47,7 +49,7 @@ function readSettingsFile(configDir: string): { layer: SettingsLayer; path: stri
 /** Resolves the one settings object: defaults < settings file < environment < flags. */
 export function loadSettings(input: LoadSettingsInput): LoadedSettings {
   const platform = input.platform ?? process.platform;
-  const defaults = defaultSettings(platform, input.env);
+  const defaults = defaultSettings(platform, input.env, input.privileged);
   const env = environmentLayer(input.env);
   const flags = flagLayer(input.flags ?? {});
   const configDir = String(flags.get("configDir")?.value ?? env.get("configDir")?.value ?? defaults.configDir);

@@ -21,8 +21,16 @@ function settingsError(run: () => unknown): SettingsError {
 }
 
 describe("loadSettings", () => {
-  it("has sane defaults for a Linux machine with nothing configured", () => {
-    const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: mkdtempSync(join(tmpdir(), "ea-")) }, platform: "linux" });
+  it("uses per-user directories when an ordinary user runs it, system ones for the service", () => {
+    const user = loadSettings({ env: { HOME: "/home/ann", XDG_STATE_HOME: "/home/ann/state" }, platform: "linux", privileged: false }).settings;
+    expect(user.configDir).toBe("/home/ann/.config/edge-agent");
+    expect(user.dataDir).toBe("/home/ann/state/edge-agent");
+    const windows = loadSettings({ env: { ProgramData: "D:\\PD", EDGE_AGENT_CONFIG_DIR: mkdtempSync(join(tmpdir(), "ea-")) }, platform: "win32", privileged: true }).settings;
+    expect(windows.dataDir).toMatch(/edge-agent.data$/);
+  });
+
+  it("has sane defaults for a Linux service with nothing configured", () => {
+    const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: mkdtempSync(join(tmpdir(), "ea-")) }, platform: "linux", privileged: true });
     expect(settings.natsServers).toEqual(["nats://127.0.0.1:4222"]);
     expect(settings.dataDir).toBe("/var/lib/edge-agent");
     expect(settings.heartbeatSeconds).toBe(60);

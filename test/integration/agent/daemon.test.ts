@@ -1,0 +1,126 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Svcm } from "@nats-io/services";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ClientConnectionEvent, HostnameMessage, InstalledAgentMessage } from "../../../src/contracts/index.ts";
+import { startAgentProcess, runCli, type AgentProcess } from "../../helpers/agent-process.ts";
+import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { readStream, type StoredMessage } from "../../helpers/stream-reader.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
+
+const REQUIRED_HEADERS = ["Nats-Msg-Id", "X-Event-ID", "X-Event-Type", "X-Machine-ID", "X-Timestamp", "X-Correlation-ID", "X-Schema-Version", "X-Sequence"];
+
+describe("edge-agent run against a real nats-server", () => {
+  let server: NatsServerHandle;
+  let observer: NatsConnection;
+  let agent: AgentProcess | undefined;
+
+  beforeEach(async () => {
+    server = await startNatsServer();
+    const setup = await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url });
+    expect(setup.code, setup.stderr).toBe(0);
+    expect(setup.stdout).toContain("stream CLIENT_CONNECTIONS: created");
+    observer = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  });
+
+  afterEach(async () => {
+    await agent?.dispose();
+    agent = undefined;
+    await observer.close();
+    await server.dispose();
+  });
+
+  const eventsIn = async (stream: string): Promise<StoredMessage[]> => readStream(observer, stream);
+
+  it("announces itself, reports CONNECT, answers health and $SRV discovery, and exits cleanly on SIGTERM", async () => {
+    const heartbeats: Array<{ data: string; hasHeaders: boolean }> = [];
+    const heartbeatSub = observer.subscribe("machine.it-1.heartbeat", { callback: (_error, message) => heartbeats.push({ data: message.string(), hasHeaders: message.headers !== undefined }) });
+    agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-1", EDGE_AGENT_HEARTBEAT_SECONDS: "1" });
+
+    const installed = await waitFor("installed-agent", async () => (await eventsIn("INSTALLED_AGENTS"))[0]);
+    expect(installed.subject).toBe("machine.it-1.installed-agent");
+    expect(InstalledAgentMessage.parse(installed.body)).toEqual({ machineId: "it-1", agentType: "edge-agent", version: expect.any(String) });
+    const hostname = await waitFor("hostname", async () => (await eventsIn("MACHINE_HOSTNAME"))[0]);
+    expect(HostnameMessage.parse(hostname.body).hostname.length).toBeGreaterThan(0);
+    const connected = await waitFor("CONNECT", async () => (await eventsIn("CLIENT_CONNECTIONS")).find((message) => (message.body as { type?: string }).type === "CONNECT"));
+    expect(ClientConnectionEvent.parse(connected.body)).toMatchObject({ client: { name: "it-1" }, type: "CONNECT" });
+
+    for (const message of [installed, hostname, connected]) {
+      for (const header of REQUIRED_HEADERS) expect(message.headers[header], `${message.subject} ${header}`).toBeTruthy();
+      expect(message.headers["Nats-Msg-Id"]).toBe(message.headers["X-Event-ID"]);
+      expect(message.headers["X-Machine-ID"]).toBe("it-1");
+    }
+    // One device sequence across all subjects, starting at 1 with no gaps.
+    const sequences = [installed, hostname, connected].map((message) => Number(message.headers["X-Sequence"])).sort((a, b) => a - b);
+    expect(sequences).toEqual([1, 2, 3]);
+
+    const pings = [];
+    for await (const ping of await new Svcm(observer).client({ maxWait: 1_000 }).ping("edge-agent")) pings.push(ping);
+    expect(pings.map((ping) => ping.metadata?.["machineId"])).toContain("it-1");
+
+    const health = (await observer.request("machine.it-1.rpc.health", "", { timeout: 3_000 })).json<{ status: string; machineId: string }>();
+    expect(health).toMatchObject({ status: "ok", machineId: "it-1" });
+    const status = (await observer.request("machine.it-1.rpc.status", "", { timeout: 3_000 })).json<{ connection: { state: string }; outbox: { pendingCount: number } }>();
+    expect(status.connection.state).toBe("connected");
+
+    await waitFor("two heartbeats", () => heartbeats.length >= 2);
+    expect(heartbeats[0]).toEqual({ data: "{}", hasHeaders: false });
+    heartbeatSub.unsubscribe();
+
+    const exit = await agent.stop("SIGTERM");
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(agent.logs().some((line) => line["msg"] === "edge-agent stopped")).toBe(true);
+  });
+
+  it("records DISCONNECT while the server is down and delivers it, then RECONNECT, once the server is back", async () => {
+    agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-2" });
+    await waitFor("CONNECT", async () => (await eventsIn("CLIENT_CONNECTIONS")).length >= 1);
+
+    await server.kill();
+    const running = agent;
+    await waitFor("the agent to log the disconnect", () => running.logs().some((line) => String(line["msg"]).startsWith("disconnected from NATS")));
+    await server.start();
+
+    const events = await waitFor("DISCONNECT and RECONNECT", async () => {
+      const all = await eventsIn("CLIENT_CONNECTIONS");
+      return all.length >= 3 ? all : undefined;
+    }, 45_000);
+    const bodies = events.map((message) => ClientConnectionEvent.parse(message.body));
+    expect(bodies.map((body) => body.type)).toEqual(["CONNECT", "DISCONNECT", "RECONNECT"]);
+    const [, disconnect, reconnect] = bodies;
+    expect(Date.parse(disconnect?.timestamp ?? "")).toBeLessThanOrEqual(Date.parse(reconnect?.timestamp ?? ""));
+    expect(reconnect?.disconnectedAt).toBe(disconnect?.timestamp);
+    const sequences = events.map((message) => Number(message.headers["X-Sequence"]));
+    expect([...sequences].sort((a, b) => a - b)).toEqual(sequences);
+  });
+
+  it("starts with no server reachable, keeps its events, reports status from its local file, and delivers once the server appears", async () => {
+    await server.stop();
+    agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-3" });
+    const offlineAgent = agent;
+    await waitFor("the offline start to be logged", () => offlineAgent.logs().some((line) => String(line["msg"]).startsWith("connecting to NATS")));
+    const status = await waitFor("a local status answer", async () => {
+      const result = await runCli(["status", "--json"], { EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_DATA_DIR: offlineAgent.dataDir, EDGE_AGENT_CONFIG_DIR: offlineAgent.configDir });
+      return result.code === 0 ? (JSON.parse(result.stdout) as { source: string; status: { outbox: { pendingCount: number } } }) : undefined;
+    });
+    expect(status.source).toBe("local-file");
+    expect(status.status.outbox.pendingCount).toBeGreaterThanOrEqual(2);
+
+    await server.start();
+    await waitFor("installed-agent after the server appears", async () => (await eventsIn("INSTALLED_AGENTS")).length === 1, 45_000);
+    const human = await runCli(["status"], { EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-3", EDGE_AGENT_DATA_DIR: offlineAgent.dataDir, EDGE_AGENT_CONFIG_DIR: offlineAgent.configDir });
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain("live answer from the running agent");
+    expect(human.stdout).toMatch(/connection: connected to nats:\/\/127\.0\.0\.1/);
+  });
+
+  it.each([
+    [{ EDGE_AGENT_MACHINE_ID: "not.safe" }, /invalid setting EDGE_AGENT_MACHINE_ID/],
+    [{ EDGE_AGENT_NATS_URL: "nats://[::1" }, /invalid setting EDGE_AGENT_NATS_URL/],
+    [{ EDGE_AGENT_TELEMETRY_SCHEDULE: "61 * * * * *" }, /invalid setting EDGE_AGENT_TELEMETRY_SCHEDULE/],
+  ])("refuses bad settings %j with one line and exit code 2", async (env, message) => {
+    const result = await runCli(["run"], { EDGE_AGENT_DATA_DIR: server.storeDir, EDGE_AGENT_CONFIG_DIR: server.storeDir, ...env });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+  });
+});
