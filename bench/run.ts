@@ -11,7 +11,9 @@ interface BenchModule {
   run(): Promise<Record<string, unknown>>;
 }
 
-const available: Record<string, () => Promise<BenchModule>> = {};
+const available: Record<string, () => Promise<BenchModule>> = {
+  agent: () => import("./agent.ts"),
+};
 
 async function main(): Promise<void> {
   const selected = process.argv.slice(2);

@@ -1,0 +1,91 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startNatsServer } from "../test/helpers/nats-server.ts";
+
+/**
+ * Daemon footprint: time from spawn to "connected to NATS", and resident memory after an idle
+ * period, against a bare Node process idling for the same time in the same run.
+ * BENCH_IDLE_SECONDS (default 60) sets the idle period; BENCH_STARTS (default 5) the start samples.
+ */
+export const name = "agent";
+
+const CLI = resolve(import.meta.dirname, "../src/cli/main.ts");
+
+async function rssKiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!match?.[1]) throw new Error(`no VmRSS for ${pid}`);
+  return Number(match[1]);
+}
+
+async function cpuTicks(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    let buffer = "";
+    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms`)), timeoutMs);
+    child.stdout?.on("data", (chunk: Buffer) => {
+      buffer += chunk.toString();
+      if (pattern.test(buffer)) {
+        clearTimeout(timer);
+        resolvePromise();
+      }
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
+  const starts = Number(process.env.BENCH_STARTS ?? 5);
+  const server = await startNatsServer();
+  const root = await mkdtemp(join(tmpdir(), "edge-agent-bench-"));
+  try {
+    const env = { ...process.env, EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "bench-1", EDGE_AGENT_DATA_DIR: join(root, "data"), EDGE_AGENT_CONFIG_DIR: join(root, "config") };
+    const startToConnectedMs: number[] = [];
+    for (let attempt = 0; attempt < starts; attempt++) {
+      const began = performance.now();
+      const child = spawn(process.execPath, [CLI, "run"], { env, stdio: ["ignore", "pipe", "inherit"] });
+      await waitForLine(child, /"msg":"connected to NATS"/, 30_000);
+      startToConnectedMs.push(Math.round(performance.now() - began));
+      await stopChild(child);
+    }
+    const bareStarted = performance.now();
+    const bare = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+    await new Promise((r) => setTimeout(r, 200));
+    const bareStartMs = performance.now() - bareStarted;
+    const agent = spawn(process.execPath, [CLI, "run"], { env, stdio: ["ignore", "pipe", "inherit"] });
+    await waitForLine(agent, /"msg":"connected to NATS"/, 30_000);
+    const ticksBefore = { agent: await cpuTicks(agent.pid as number), bare: await cpuTicks(bare.pid as number) };
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const ticksAfter = { agent: await cpuTicks(agent.pid as number), bare: await cpuTicks(bare.pid as number) };
+    const agentRss = await rssKiB(agent.pid as number);
+    const bareRss = await rssKiB(bare.pid as number);
+    await stopChild(agent);
+    await stopChild(bare);
+    const ticksPerSecond = 100;
+    const cpuPercent = (ticks: number): number => Number(((ticks / ticksPerSecond / idleSeconds) * 100).toFixed(3));
+    startToConnectedMs.sort((a, b) => a - b);
+    return {
+      idleSeconds,
+      startToConnectedMs: { median: startToConnectedMs[Math.floor(starts / 2)], min: startToConnectedMs[0], max: startToConnectedMs[starts - 1] },
+      bareNodeSpawnMs: Math.round(bareStartMs),
+      idleRssKiB: { agent: agentRss, bareNode: bareRss, ratio: Number((agentRss / bareRss).toFixed(2)) },
+      idleCpuPercent: { agent: cpuPercent(ticksAfter.agent - ticksBefore.agent), bareNode: cpuPercent(ticksAfter.bare - ticksBefore.bare) },
+    };
+  } finally {
+    await server.dispose();
+    await rm(root, { recursive: true, force: true });
+  }
+}
