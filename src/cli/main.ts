@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { loadSettings, settingsFlagOptions, SettingsError, type Settings } from "../settings/index.ts";
+import { loadSettings, settingsFlagOptions, SettingsError, type FlagValues, type Settings } from "../settings/index.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import { MachineIdError } from "../identity/machine-id.ts";
 import { UnsafeSubjectTokenError } from "../contracts/index.ts";
@@ -11,6 +11,8 @@ const USAGE = `usage: edge-agent <command> [options]
 commands:
   run          run the agent (the daemon; the service manager starts this)
   status       show the agent's state (asks the running agent, else reads its status file); --json for scripts
+  enroll       --server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F]
+               [--machine-id ID] [--tag k=v ...] [--skip-link-test]: write the settings file, test the link
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
   version      print the version
 
@@ -29,7 +31,14 @@ async function main(argv: readonly string[]): Promise<number> {
     args: [...argv],
     allowPositionals: true,
     strict: true,
-    options: { ...settingsFlagOptions(), json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: {
+      ...settingsFlagOptions(),
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+      server: { type: "string" },
+      creds: { type: "string" },
+      "skip-link-test": { type: "boolean" },
+    },
   });
   const command = positionals[0] ?? (values.help ? "help" : undefined);
   switch (command) {
@@ -48,6 +57,15 @@ async function main(argv: readonly string[]): Promise<number> {
     case "dev-setup": {
       const { devSetup } = await import("./dev-setup-command.ts");
       await devSetup(settingsFrom(values), (line) => process.stdout.write(`${line}\n`));
+      return ExitCode.ok;
+    }
+    case "enroll": {
+      const { enroll } = await import("./enroll-command.ts");
+      const { defaultDirectories } = await import("../settings/index.ts");
+      const flags: FlagValues = values;
+      const configFlag = flags["config-dir"];
+      const configDir = typeof configFlag === "string" ? configFlag : (process.env.EDGE_AGENT_CONFIG_DIR ?? defaultDirectories(process.platform, process.env).configDir);
+      await enroll(values, configDir, (line) => process.stdout.write(`${line}\n`));
       return ExitCode.ok;
     }
     case "version":

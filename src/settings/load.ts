@@ -31,6 +31,8 @@ export function openSettingsStore(configDir: string): Conf<Record<string, unknow
     // A damaged settings file must stop the agent with a clear line, never be wiped.
     clearInvalidConfig: false,
     watch: false,
+    // It may hold a password or token: readable by the agent's user only.
+    configFileMode: 0o600,
   });
 }
 

@@ -1,0 +1,42 @@
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { SettingsError, writeEnrollment } from "../../../src/settings/index.ts";
+
+const fresh = (): string => mkdtempSync(join(tmpdir(), "ea-enroll-"));
+
+describe("writeEnrollment", () => {
+  it("writes server, machine id, tags and credentials into a 0600 settings file the daemon accepts", async () => {
+    const configDir = fresh();
+    const credsSource = join(fresh(), "user.creds");
+    writeFileSync(credsSource, "-----BEGIN NATS USER JWT-----\n...\n");
+    const result = await writeEnrollment(configDir, { server: "tls://nats.example:4443", machineId: "pc-7", credsFile: credsSource, tags: { site: "lab" } });
+
+    expect(statSync(result.settingsFile).mode & 0o777).toBe(0o600);
+    expect(statSync(join(configDir, "nats.creds")).mode & 0o777).toBe(0o600);
+    expect(result.settings).toMatchObject({ natsServers: ["tls://nats.example:4443"], machineId: "pc-7", tags: { site: "lab" }, auth: { credsFile: join(configDir, "nats.creds") } });
+    expect(JSON.parse(readFileSync(result.settingsFile, "utf8"))).toMatchObject({ natsUrl: "tls://nats.example:4443", machineId: "pc-7" });
+  });
+
+  it("keeps other settings, and replaces the whole auth block on re-enrollment", async () => {
+    const configDir = fresh();
+    writeFileSync(join(configDir, "settings.json"), JSON.stringify({ heartbeatSeconds: 5, auth: { token: "old" } }));
+    const result = await writeEnrollment(configDir, { server: "nats://u:p@h:4222", tags: {} });
+    expect(result.settings.heartbeatSeconds).toBe(5);
+    expect(result.settings.auth).toEqual({ user: "u", password: "p" });
+    expect(result.settings.natsServers).toEqual(["nats://h:4222"]);
+  });
+
+  it.each([
+    [{ server: "ftp://x" }, "--server"],
+    [{ server: "nats://h", machineId: "a.b" }, "--machine-id"],
+    [{ server: "nats://h", token: "t", user: "u" }, "--creds/--token/--user/--nkey-seed-file"],
+    [{ server: "nats://h", password: "p" }, "--password"],
+    [{ server: "nats://h", credsFile: "/nonexistent/x.creds" }, "--creds"],
+  ])("refuses %j naming %s", async (request, setting) => {
+    const error = await writeEnrollment(fresh(), { tags: {}, ...request }).catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(SettingsError);
+    expect((error as SettingsError).setting).toBe(setting);
+  });
+});
