@@ -20,6 +20,8 @@ import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type 
 import { startRpcService } from "../transport/rpc-service.ts";
 import { createErrorLog, writeStatusFile, type AgentStatus } from "./status.ts";
 
+const STATUS_FILE_INTERVAL_MS = 10_000;
+
 /** Everything an agent needs from its surroundings, injected so one process can host thousands. */
 export interface AgentDependencies {
   readonly clock: Clock;
@@ -112,7 +114,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   };
 
   const link: NatsLink = createNatsLink({
-    connectionOptions: () => buildConnectionOptions(settings, machineId, () => backoff.next()),
+    connectionOptions: () => buildConnectionOptions(settings, machineId, backoff),
     factory: deps.connectionFactory ?? defaultConnectionFactory,
     logger,
     resetBackoff: () => backoff.reset(),
@@ -152,9 +154,14 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     },
     onTick: () => {
       hostnameReporter.check().catch((error: unknown) => recordError("hostname", error));
-      if (deps.writeStatusFile) writeStatusFile(settings.dataDir, status()).catch((error: unknown) => recordError("status-file", error));
     },
   });
+
+  // Kept fresh independently of the heartbeat interval, so an offline `edge-agent status` is current.
+  let statusFileTimer: NodeJS.Timeout | undefined;
+  const refreshStatusFile = async (): Promise<void> => {
+    if (deps.writeStatusFile) await writeStatusFile(settings.dataDir, status()).catch((error: unknown) => recordError("status-file", error));
+  };
 
   return {
     machineId,
@@ -169,14 +176,19 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       link.start();
       // Ticks run offline too: they keep the status file and the hostname check current.
       heartbeat.start();
-      if (deps.writeStatusFile) await writeStatusFile(settings.dataDir, status()).catch((error: unknown) => recordError("status-file", error));
+      await refreshStatusFile();
+      if (deps.writeStatusFile) {
+        statusFileTimer = setInterval(() => void refreshStatusFile(), STATUS_FILE_INTERVAL_MS);
+        statusFileTimer.unref();
+      }
     },
     async stop(timeoutMs = 4_000) {
       const deadline = clock.monotonicMs() + timeoutMs;
       heartbeat.stop();
+      clearInterval(statusFileTimer);
       await rpcService?.stop().catch(() => undefined);
       await outbox.stop();
-      if (deps.writeStatusFile) await writeStatusFile(settings.dataDir, status()).catch(() => undefined);
+      await refreshStatusFile();
       await link.close(Math.max(250, deadline - clock.monotonicMs()));
       logger.info("edge-agent stopped");
     },

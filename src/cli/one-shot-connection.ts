@@ -7,7 +7,7 @@ import { CommandError, ExitCode } from "./exit-codes.ts";
 /** A short-lived connection for operator commands: one try, a short timeout, a clear error. */
 export async function connectOnce(settings: Settings, name: string, timeoutMs = 3_000): Promise<NatsConnection> {
   const options = {
-    ...buildConnectionOptions(settings, name, () => 0),
+    ...buildConnectionOptions(settings, name, { delay: () => 0, dialing: () => undefined }),
     waitOnFirstConnect: false,
     maxReconnectAttempts: 0,
     timeout: timeoutMs,

@@ -10,13 +10,16 @@ export async function runDaemon(settings: Settings): Promise<never> {
   const logger = createLogger({ level: settings.logLevel });
   const agent = await createAgent(settings, { clock: systemClock, logger, writeStatusFile: true });
 
-  let stopping = false;
+  let stoppingSinceMs: number | null = null;
   const shutdown = (signal: NodeJS.Signals): void => {
-    if (stopping) {
+    if (stoppingSinceMs !== null) {
+      // `conf`'s atomic writer (when-exit) re-raises the signal it intercepted, at once: only a
+      // signal that comes later is an operator insisting.
+      if (performance.now() - stoppingSinceMs < 1_000) return;
       logger.warn({ signal }, "second signal while stopping: leaving now");
       process.exit(1);
     }
-    stopping = true;
+    stoppingSinceMs = performance.now();
     logger.info({ signal }, "stopping edge-agent");
     const forced = setTimeout(() => {
       logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, "shutdown took too long: leaving now");

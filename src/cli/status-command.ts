@@ -13,12 +13,13 @@ export interface StatusReport {
   readonly liveError?: string;
 }
 
+/** The id the agent runs under: from settings, the generated-id file, or the status file it left. */
 async function knownMachineId(settings: Settings): Promise<string | null> {
   if (settings.machineId) return settings.machineId;
   try {
     return (await readFile(join(settings.dataDir, MACHINE_ID_FILE), "utf8")).trim();
   } catch {
-    return null;
+    return (await readStatusFile(settings.dataDir).catch(() => null))?.machineId ?? null;
   }
 }
 

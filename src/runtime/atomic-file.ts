@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { open, rename, mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 
@@ -8,7 +9,8 @@ import { dirname } from "node:path";
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const directory = dirname(path);
   await mkdir(directory, { recursive: true });
-  const temporary = `${path}.${process.pid}.${Date.now()}.tmp`;
+  // Unique per write: two writers of the same file must never share a temporary.
+  const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
   const handle = await open(temporary, "w", mode);
   try {
     await handle.writeFile(data);

@@ -21,18 +21,44 @@ function readSecretFile(path: string, what: string): Uint8Array {
 /**
  * Reconnect delay: exponential with full jitter, capped. A fleet that loses its server all at
  * once then spreads its reconnects over the whole window instead of stampeding back together.
+ *
+ * nats.js asks `reconnectDelayHandler` on every turn of its dial loop, not once per dial, so the
+ * delay must not advance on that call: it advances on `reconnectToServer`, which nats.js calls
+ * exactly once before each dial. `delay()` answers the same value until the next dial.
  */
-export function jitteredBackoff(options: { baseMs: number; maxMs: number; random?: () => number }): { next(): number; reset(): void } {
+export interface ReconnectBackoff {
+  /** The wait before the next dial (stable between dials). */
+  delay(): number;
+  /** A dial is about to happen: the wait after it grows. */
+  dialing(): void;
+  /** Connected: start small again. */
+  reset(): void;
+}
+
+export function jitteredBackoff(options: { baseMs: number; maxMs: number; random?: () => number }): ReconnectBackoff & { next(): number } {
   let attempt = 0;
   const random = options.random ?? Math.random;
+  const draw = (): number => {
+    const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(attempt, 20));
+    return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  };
+  let current = draw();
   return {
+    /** Draws the delay for this attempt and moves to the next (for loops that sleep once per try). */
     next() {
-      const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(attempt, 20));
+      const value = draw();
       attempt += 1;
-      return Math.round(ceiling / 2 + random() * (ceiling / 2));
+      current = draw();
+      return value;
+    },
+    delay: () => current,
+    dialing() {
+      attempt += 1;
+      current = draw();
     },
     reset() {
       attempt = 0;
+      current = draw();
     },
   };
 }
@@ -48,7 +74,7 @@ export const DEFAULT_LINK_TUNING: LinkTuning = { reconnectBaseMs: 500, reconnect
 export function buildConnectionOptions(
   settings: Pick<Settings, "natsServers" | "auth" | "tls">,
   machineId: string,
-  reconnectDelay: () => number,
+  backoff: Pick<ReconnectBackoff, "delay" | "dialing">,
 ): ConnectionOptions {
   const { auth, tls } = settings;
   const authenticators: Authenticator[] = [];
@@ -68,7 +94,12 @@ export function buildConnectionOptions(
     // Forever: an edge machine may be offline for days and must come back by itself.
     maxReconnectAttempts: -1,
     waitOnFirstConnect: true,
-    reconnectDelayHandler: reconnectDelay,
+    reconnectDelayHandler: () => backoff.delay(),
+    reconnectToServer: () => {
+      backoff.dialing();
+      // null: let nats.js pick the server as usual; we only count the dial.
+      return null;
+    },
     pingInterval: 30_000,
     maxPingOut: 3,
     timeout: 10_000,

@@ -21,15 +21,21 @@ describe("jitteredBackoff", () => {
 
 describe("buildConnectionOptions", () => {
   it("names the connection after the machine, reconnects forever and waits for the first connect", () => {
-    const options = buildConnectionOptions({ natsServers: ["nats://127.0.0.1:4222"], auth: { user: "u", password: "p" }, tls: {} }, "m-1", () => 5);
+    const backoff = jitteredBackoff({ baseMs: 100, maxMs: 1_000, random: () => 1 });
+    const options = buildConnectionOptions({ natsServers: ["nats://127.0.0.1:4222"], auth: { user: "u", password: "p" }, tls: {} }, "m-1", backoff);
     expect(options).toMatchObject({ name: "m-1", user: "u", pass: "p", maxReconnectAttempts: -1, waitOnFirstConnect: true });
-    expect(options.reconnectDelayHandler?.()).toBe(5);
+    // nats.js asks for the delay on every turn of its loop: only a dial moves it on.
+    expect([options.reconnectDelayHandler?.(), options.reconnectDelayHandler?.()]).toEqual([100, 100]);
+    expect(options.reconnectToServer?.([], null)).toBeNull();
+    expect(options.reconnectDelayHandler?.()).toBe(200);
     expect(options.tls).toBeUndefined();
   });
 
+  const fixed = { delay: () => 1, dialing: () => undefined };
+
   it("turns on TLS for tls:// servers or a CA, and fails clearly on a missing credentials file", () => {
-    expect(buildConnectionOptions({ natsServers: ["tls://h:4443"], auth: {}, tls: {} }, "m", () => 1).tls).toEqual({});
-    expect(buildConnectionOptions({ natsServers: ["nats://h"], auth: {}, tls: { caFile: "/ca.pem" } }, "m", () => 1).tls).toEqual({ caFile: "/ca.pem" });
-    expect(() => buildConnectionOptions({ natsServers: ["nats://h"], auth: { credsFile: "/nonexistent/x.creds" }, tls: {} }, "m", () => 1)).toThrow(/cannot read the NATS credentials file \/nonexistent\/x.creds/);
+    expect(buildConnectionOptions({ natsServers: ["tls://h:4443"], auth: {}, tls: {} }, "m", fixed).tls).toEqual({});
+    expect(buildConnectionOptions({ natsServers: ["nats://h"], auth: {}, tls: { caFile: "/ca.pem" } }, "m", fixed).tls).toEqual({ caFile: "/ca.pem" });
+    expect(() => buildConnectionOptions({ natsServers: ["nats://h"], auth: { credsFile: "/nonexistent/x.creds" }, tls: {} }, "m", fixed)).toThrow(/cannot read the NATS credentials file \/nonexistent\/x.creds/);
   });
 });
