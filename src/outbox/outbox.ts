@@ -22,11 +22,15 @@ export interface OutboxOptions {
   readonly maxInFlight?: number;
   /** Bound on events kept in memory while the database cannot be written. Default 64 MiB. */
   readonly maxHeldBytes?: number;
+  /** How often to try the disk again after a write failed. Default 5 s. */
+  readonly storageRetryMs?: number;
 }
 
 export interface Outbox {
   /** Stores the event (per the durability policy) with the next device sequence; never throws for disk faults. */
   append(input: OutboxEntryInput): StoredOutboxEntry;
+  /** Stores several events in one transaction (one sync under "full" durability). */
+  appendBatch(inputs: readonly OutboxEntryInput[]): StoredOutboxEntry[];
   stats(): OutboxStats;
   /** Starts delivering through `publisher`, in the background. */
   start(publisher: EventPublisher): void;
@@ -39,7 +43,6 @@ export interface Outbox {
 
 const SQLITE_CORRUPT = 11;
 const SQLITE_NOTADB = 26;
-const RETRY_STORAGE_MS = 5_000;
 const AGE_SWEEP_MS = 60_000;
 
 function sqliteCode(error: unknown): number | undefined {
@@ -207,8 +210,30 @@ export function openOutbox(options: OutboxOptions): Outbox {
       retryTimer = null;
       flushHeld();
       if (held.length > 0) scheduleRetry();
-    }, RETRY_STORAGE_MS);
+    }, options.storageRetryMs ?? 5_000);
     retryTimer.unref();
+  };
+
+  const appendEntries = (inputs: readonly OutboxEntryInput[]): StoredOutboxEntry[] => {
+    const createdAtMs = clock.now();
+    const entries = inputs.map((input): StoredOutboxEntry => {
+      counters.last_sequence += 1;
+      return { ...input, sequence: counters.last_sequence, createdAtMs };
+    });
+    floor.observe(counters.last_sequence);
+    if (held.length > 0 || !store) {
+      // Behind events already held: keep the order, and let the retry timer try the disk again.
+      for (const entry of entries) hold(entry);
+    } else {
+      try {
+        write(entries);
+      } catch (error) {
+        fault("cannot write to the database", error);
+        for (const entry of entries) hold(entry);
+      }
+    }
+    drainer?.notify();
+    return entries;
   };
 
   const sweepTimer = setInterval(sweepExpired, AGE_SWEEP_MS);
@@ -241,22 +266,10 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   return {
     append(input) {
-      counters.last_sequence += 1;
-      const entry: StoredOutboxEntry = { ...input, sequence: counters.last_sequence, createdAtMs: clock.now() };
-      floor.observe(entry.sequence);
-      if (held.length > 0 || !store) {
-        hold(entry);
-        flushHeld();
-      } else {
-        try {
-          write([entry]);
-        } catch (error) {
-          fault("cannot write to the database", error);
-          hold(entry);
-        }
-      }
-      drainer?.notify();
-      return entry;
+      return appendEntries([input])[0] as StoredOutboxEntry;
+    },
+    appendBatch(inputs) {
+      return appendEntries(inputs);
     },
     stats() {
       let oldestCreatedAtMs: number | null = null;

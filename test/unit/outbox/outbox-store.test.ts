@@ -1,0 +1,103 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { openOutbox, type Outbox } from "../../../src/outbox/index.ts";
+import type { Clock } from "../../../src/runtime/clock.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import { testEvent } from "../../fixtures/outbox/test-events.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
+
+function fakeClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Clock & { advance(ms: number): void } {
+  let nowMs = startMs;
+  return { now: () => nowMs, monotonicMs: () => nowMs, advance: (ms) => (nowMs += ms) };
+}
+
+describe("outbox storage", () => {
+  const open: Outbox[] = [];
+  const make = (dataDir: string, options: { maxBytes?: number; maxAgeMs?: number; clock?: Clock } = {}): Outbox => {
+    const outbox = openOutbox({ dataDir, clock: options.clock ?? fakeClock(), logger: silentLogger(), ...options });
+    open.push(outbox);
+    return outbox;
+  };
+  afterEach(async () => {
+    for (const outbox of open.splice(0)) await outbox.stop();
+  });
+
+  it("numbers events 1, 2, 3, ... and keeps counting across a restart", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const first = make(dataDir);
+    expect([first.append(testEvent(0)).sequence, first.append(testEvent(1)).sequence]).toEqual([1, 2]);
+    await first.stop();
+    const second = make(dataDir);
+    expect(second.stats()).toMatchObject({ pendingCount: 2, lastSequence: 2 });
+    expect(second.appendBatch([testEvent(2), testEvent(3)]).map((entry) => entry.sequence)).toEqual([3, 4]);
+  });
+
+  it("evicts telemetry first, oldest first, then state events, and counts every eviction", () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const outbox = make(dataDir, { maxBytes: 20_000 });
+    for (let index = 0; index < 10; index++) outbox.append(testEvent(index, { eventClass: "state", bodyBytes: 500 }));
+    for (let index = 0; index < 60; index++) outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
+    const stats = outbox.stats();
+    expect(stats.pendingBytes).toBeLessThanOrEqual(20_000);
+    expect(stats.evictedState).toBe(0);
+    expect(stats.evictedTelemetry).toBeGreaterThan(0);
+    expect(stats.pendingCount + stats.evictedTelemetry).toBe(70);
+    expect(stats.lastSequence).toBe(70);
+
+    // Only state events left to evict once telemetry is gone.
+    for (let index = 0; index < 40; index++) outbox.append(testEvent(index, { eventClass: "state", bodyBytes: 500 }));
+    const later = outbox.stats();
+    expect(later.evictedTelemetry).toBe(60);
+    expect(later.evictedState).toBeGreaterThan(0);
+    expect(later.pendingCount + later.evictedTelemetry + later.evictedState).toBe(110);
+  });
+
+  it("evicts events older than the maximum age, and applies a smaller limit live", () => {
+    const clock = fakeClock();
+    const outbox = make(mkdtempSync(join(tmpdir(), "ea-outbox-")), { maxAgeMs: 60_000, clock });
+    outbox.append(testEvent(0));
+    clock.advance(61_000);
+    outbox.append(testEvent(1, { eventClass: "state" }));
+    outbox.updateLimits({});
+    expect(outbox.stats()).toMatchObject({ pendingCount: 1, evictedTelemetry: 1, oldestPendingAgeMs: 0 });
+    outbox.updateLimits({ maxBytes: 1 });
+    expect(outbox.stats()).toMatchObject({ pendingCount: 0, evictedState: 1 });
+  });
+
+  it("sets a corrupt database aside, starts a new one, and never reuses a sequence number", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const first = make(dataDir);
+    first.append(testEvent(0));
+    first.append(testEvent(1));
+    await first.stop();
+    for (const suffix of ["-wal", "-shm"]) rmSync(join(dataDir, `outbox.db${suffix}`), { force: true });
+    writeFileSync(join(dataDir, "outbox.db"), "this is not a database ".repeat(200));
+
+    const second = make(dataDir);
+    expect(readdirSync(dataDir).some((name) => name.startsWith("outbox.db.corrupt-"))).toBe(true);
+    const next = second.append(testEvent(2)).sequence;
+    expect(next).toBeGreaterThan(2);
+    expect(second.stats().pendingCount).toBe(1);
+  });
+
+  it("keeps events in memory while the database cannot be opened, without crashing, and stores them once it can", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    // A directory where the database file should be: opening fails as a broken disk would (and
+    // this works as root too, where permissions would not stop us).
+    const blocker = join(dataDir, "outbox.db");
+    mkdirSync(blocker);
+    const outbox = openOutbox({ dataDir, clock: fakeClock(), logger: silentLogger(), storageRetryMs: 50 });
+    open.push(outbox);
+    expect(() => outbox.appendBatch([testEvent(0), testEvent(1)])).not.toThrow();
+    expect(outbox.stats()).toMatchObject({ pendingCount: 2, heldInMemory: 2, lastSequence: 2 });
+    expect(outbox.stats().lastError).toMatch(/cannot open the database/);
+
+    rmSync(blocker, { recursive: true });
+    await waitFor("held events to reach the disk", () => outbox.stats().heldInMemory === 0);
+    expect(outbox.stats()).toMatchObject({ pendingCount: 2, lastError: null });
+    expect(outbox.append(testEvent(2)).sequence).toBe(3);
+    expect(existsSync(blocker)).toBe(true);
+  });
+});
