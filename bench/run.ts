@@ -13,6 +13,7 @@ interface BenchModule {
 
 const available: Record<string, () => Promise<BenchModule>> = {
   agent: () => import("./agent.ts"),
+  outbox: () => import("./outbox.ts"),
 };
 
 async function main(): Promise<void> {
