@@ -30,7 +30,7 @@ export function startDrainer(options: {
   logger: Logger;
   batchSize: number;
   maxInFlight: number;
-  /** How often to look for work when nobody wakes the drainer. */
+  /** How often to look for work when nobody notifies the drainer (appends and reconnects do). */
   idlePollMs?: number;
 }): Drainer {
   const { source, publisher, logger } = options;
@@ -117,7 +117,7 @@ export function startDrainer(options: {
         continue;
       }
       if (batch.length === 0) {
-        await sleep(options.idlePollMs ?? 1_000, true);
+        await sleep(options.idlePollMs ?? 30_000, true);
         continue;
       }
       let result: "progress" | "retry";

@@ -2,7 +2,8 @@ import { chown, copyFile, chmod, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isSafeToken } from "../contracts/index.ts";
 import { SettingsError } from "./errors.ts";
-import { loadSettings, openSettingsStore } from "./load.ts";
+import { loadSettings } from "./load.ts";
+import { openSettingsStore } from "./settings-store.ts";
 import { parseServerList } from "./nats-url.ts";
 import type { Settings } from "./settings.ts";
 
@@ -79,7 +80,7 @@ export async function writeEnrollment(configDir: string, request: EnrollmentRequ
   if (request.tlsCertFile !== undefined) tls.certFile = request.tlsCertFile;
   if (request.tlsKeyFile !== undefined) tls.keyFile = request.tlsKeyFile;
 
-  const store = openSettingsStore(configDir);
+  const store = await openSettingsStore(configDir);
   const document: Record<string, unknown> = { ...store.store, natsUrl: servers.servers.join(","), auth };
   if (Object.keys(tls).length > 0) document.tls = tls;
   if (request.machineId !== undefined) document.machineId = request.machineId;

@@ -1,6 +1,5 @@
-import { existsSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import Conf from "conf";
 import { validate as isValidCron } from "node-cron";
 import { defaultSettings } from "./defaults.ts";
 import { SettingsError } from "./errors.ts";
@@ -23,29 +22,30 @@ export interface LoadedSettings {
   readonly settingsFile: string | null;
 }
 
-/** Reads the settings file with `conf`, which owns its format and atomic writes (enrollment writes it). */
-export function openSettingsStore(configDir: string): Conf<Record<string, unknown>> {
-  return new Conf<Record<string, unknown>>({
-    cwd: configDir,
-    configName: "settings",
-    // A damaged settings file must stop the agent with a clear line, never be wiped.
-    clearInvalidConfig: false,
-    watch: false,
-    // It may hold a password or token: readable by the agent's user only.
-    configFileMode: 0o600,
-  });
-}
-
+/**
+ * Reads the settings file. It is written with `conf` (enrollment, operators), which owns its
+ * format and atomic writes; reading it is a plain JSON parse, so the daemon does not load conf and
+ * its JSON-schema machinery (about 25 MB of resident memory) just to read a few keys.
+ */
 function readSettingsFile(configDir: string): { layer: SettingsLayer; path: string | null } {
   const path = join(configDir, SETTINGS_FILE_NAME);
-  if (!existsSync(path)) return { layer: new Map(), path: null };
-  let document: Record<string, unknown>;
+  let text: string;
   try {
-    document = { ...openSettingsStore(configDir).store };
+    text = readFileSync(path, "utf8");
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { layer: new Map(), path: null };
     throw new SettingsError(path, `cannot be read: ${(error as Error).message}`);
   }
-  return { layer: fileLayer(document, path), path };
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new SettingsError(path, `cannot be read: not valid JSON (${(error as Error).message})`);
+  }
+  if (document === null || typeof document !== "object" || Array.isArray(document)) {
+    throw new SettingsError(path, "cannot be read: it must hold a JSON object");
+  }
+  return { layer: fileLayer(document as Record<string, unknown>, path), path };
 }
 
 /** Resolves the one settings object: defaults < settings file < environment < flags. */
