@@ -3,3 +3,4 @@ export * from "./subjects.ts";
 export * from "./headers.ts";
 export * from "./events.ts";
 export * from "./streams.ts";
+export * from "./telemetry.ts";
