@@ -18,6 +18,7 @@ import { buildConnectionOptions, DEFAULT_LINK_TUNING, jitteredBackoff, type Link
 import { createJetStreamPublisher } from "../transport/jetstream-publisher.ts";
 import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type NatsLink } from "../transport/link.ts";
 import { startRpcService } from "../transport/rpc-service.ts";
+import { createTelemetry, type Telemetry } from "../telemetry/index.ts";
 import { createErrorLog, writeStatusFile, type AgentStatus } from "./status.ts";
 
 const STATUS_FILE_INTERVAL_MS = 10_000;
@@ -29,8 +30,10 @@ export interface AgentDependencies {
   readonly connectionFactory?: ConnectionFactory;
   readonly hostname?: () => string;
   readonly linkTuning?: LinkTuning;
-  /** Write `status.json` in the data dir on every heartbeat tick (the daemon does; a simulator need not). */
+  /** Keep `status.json` in the data dir current (the daemon does; a simulator need not). */
   readonly writeStatusFile?: boolean;
+  /** Collect and send telemetry and inventory (default true; a fleet simulator turns it off). */
+  readonly telemetry?: boolean;
 }
 
 export interface Agent {
@@ -65,6 +68,19 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const sink = createOutboxEventSink({ machineId, subjects, clock, outbox });
   const connectionEvents = createConnectionEventRecorder({ machineId, sink, clock, logger });
   const hostnameReporter = createHostnameReporter({ sink, hostname: deps.hostname ?? osHostname, logger });
+  const telemetry: Telemetry | null =
+    deps.telemetry === false
+      ? null
+      : createTelemetry({
+          machineId,
+          clock,
+          logger: logger.child({ component: "telemetry" }),
+          sink,
+          telemetrySchedule: settings.telemetrySchedule,
+          inventorySchedule: settings.inventorySchedule,
+          outboxStats: () => outbox.stats(),
+          tags: settings.tags,
+        });
 
   let connection: NatsConnection | null = null;
   let server: string | null = null;
@@ -87,7 +103,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     heartbeatSeconds: heartbeat.intervalSeconds,
     outbox: outbox.stats(),
     lastErrors: errors.list(),
-    capabilities: {},
+    capabilities: telemetry ? { telemetry: telemetry.stats() } : {},
     writtenAt: new Date(clock.now()).toISOString(),
   });
 
@@ -108,6 +124,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         handlers: {
           health: () => ({ status: "ok", machineId, version: AGENT_VERSION, connection: link.state, uptimeSeconds: status().uptimeSeconds }),
           status: () => status(),
+          ...(telemetry ? { collect: () => telemetry.collectNow() } : {}),
         },
       });
     }
@@ -174,6 +191,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       await hostnameReporter.check();
       logger.info({ version: AGENT_VERSION, natsServers: settings.natsServers, dataDir: settings.dataDir }, "edge-agent starting");
       link.start();
+      await telemetry?.start();
       // Ticks run offline too: they keep the status file and the hostname check current.
       heartbeat.start();
       await refreshStatusFile();
@@ -185,6 +203,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     async stop(timeoutMs = 4_000) {
       const deadline = clock.monotonicMs() + timeoutMs;
       heartbeat.stop();
+      telemetry?.stop();
       clearInterval(statusFileTimer);
       await rpcService?.stop().catch(() => undefined);
       await outbox.stop();

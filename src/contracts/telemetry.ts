@@ -98,3 +98,19 @@ export const Inventory = z.object({
   errors: z.array(CollectorError),
 });
 export type Inventory = z.infer<typeof Inventory>;
+
+/** `machine.{id}.outbox`: the outbox's depth and losses, sent with every telemetry sample. */
+export const OutboxGauge = z.object({
+  machineId: z.string().min(1),
+  timestamp: z.iso.datetime({ offset: true }),
+  pendingCount: z.number().int().nonnegative(),
+  pendingBytes: z.number().int().nonnegative(),
+  oldestPendingAgeMs: z.number().nonnegative().nullable(),
+  lastSequence: z.number().int().nonnegative(),
+  deliveredCount: z.number().int().nonnegative(),
+  evictedTelemetry: z.number().int().nonnegative(),
+  evictedState: z.number().int().nonnegative(),
+  deadLetters: z.number().int().nonnegative(),
+  heldInMemory: z.number().int().nonnegative(),
+});
+export type OutboxGauge = z.infer<typeof OutboxGauge>;

@@ -43,7 +43,8 @@ export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEn
     logLevel: "info",
     heartbeatSeconds: 60,
     telemetrySchedule: "0 * * * * *",
-    inventorySchedule: "0 0 3 * * *",
+    // Checked hourly; sent only when it changed, or once a day.
+    inventorySchedule: "0 0 * * * *",
     auth: {},
     tls: {},
     outbox: { maxBytes: 256 * 1024 * 1024, maxAgeSeconds: 7 * 24 * 3600, durability: "normal" },

@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Svcm } from "@nats-io/services";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ClientConnectionEvent, HostnameMessage, InstalledAgentMessage } from "../../../src/contracts/index.ts";
+import { ClientConnectionEvent, HostnameMessage, InstalledAgentMessage, Inventory, OutboxGauge, TelemetrySample } from "../../../src/contracts/index.ts";
 import { startAgentProcess, runCli, type AgentProcess } from "../../helpers/agent-process.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { readStream, type StoredMessage } from "../../helpers/stream-reader.ts";
@@ -53,9 +53,10 @@ describe("edge-agent run against a real nats-server", () => {
       expect(message.headers["Nats-Msg-Id"]).toBe(message.headers["X-Event-ID"]);
       expect(message.headers["X-Machine-ID"]).toBe("it-1");
     }
-    // One device sequence across all subjects, starting at 1 with no gaps.
-    const sequences = [installed, hostname, connected].map((message) => Number(message.headers["X-Sequence"])).sort((a, b) => a - b);
-    expect(sequences).toEqual([1, 2, 3]);
+    // One device sequence across all subjects, starting at 1: the announcement first.
+    expect(Number(installed.headers["X-Sequence"])).toBe(1);
+    expect(Number(hostname.headers["X-Sequence"])).toBe(2);
+    expect(Number(connected.headers["X-Sequence"])).toBeGreaterThan(2);
 
     const pings = [];
     for await (const ping of await new Svcm(observer).client({ strategy: "timer", maxWait: 1_000 }).ping("edge-agent")) pings.push(ping);
@@ -115,6 +116,27 @@ describe("edge-agent run against a real nats-server", () => {
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toContain("live answer from the running agent");
     expect(human.stdout).toMatch(/connection: connected to 127\.0\.0\.1:\d+/);
+  });
+
+  it("sends telemetry, the outbox gauge and the inventory through the outbox, and answers rpc.collect", async () => {
+    agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-4", EDGE_AGENT_TELEMETRY_SCHEDULE: "* * * * * *", EDGE_AGENT_TAGS: "site=lab" });
+    const samples = await waitFor("two telemetry samples", async () => {
+      const stored = (await eventsIn("TELEMETRY")).filter((message) => message.subject === "machine.it-4.telemetry");
+      return stored.length >= 2 ? stored : undefined;
+    }, 30_000);
+    const sample = TelemetrySample.parse(samples[1]?.body);
+    expect(sample).toMatchObject({ machineId: "it-4", tagKeyValues: ["site:lab"] });
+    expect(sample.cpu).not.toBeNull();
+    expect(samples[1]?.headers["X-Event-Type"]).toBe("telemetry");
+
+    const gauge = await waitFor("an outbox gauge", async () => (await eventsIn("TELEMETRY")).find((message) => message.subject === "machine.it-4.outbox"));
+    expect(OutboxGauge.parse(gauge.body).lastSequence).toBeGreaterThan(0);
+
+    const inventory = await waitFor("the inventory", async () => (await eventsIn("INVENTORY"))[0], 30_000);
+    expect(Inventory.parse(inventory.body)).toMatchObject({ machineId: "it-4", osType: "LINUX", tagKeyValues: ["site:lab"] });
+
+    const collected = (await observer.request("machine.it-4.rpc.collect", "", { timeout: 5_000 })).json<unknown>();
+    expect(TelemetrySample.parse(collected).machineId).toBe("it-4");
   });
 
   it.each([

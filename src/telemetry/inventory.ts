@@ -1,0 +1,106 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { hostname as osHostname } from "node:os";
+import { promisify } from "node:util";
+import type { Inventory } from "../contracts/index.ts";
+import type { Clock } from "../runtime/clock.ts";
+
+const run = promisify(execFile);
+
+type InventoryBody = Omit<Inventory, "machineId" | "timestamp" | "hash" | "errors">;
+
+function osTypeOf(platform: NodeJS.Platform): Inventory["osType"] {
+  if (platform === "linux") return "LINUX";
+  if (platform === "win32") return "WINDOWS";
+  if (platform === "darwin") return "MACOS";
+  return "OTHER";
+}
+
+/** SMBIOS chassis names to the device types the platform's Pinot table uses. */
+export function deviceTypeOf(chassisType: string, virtual: boolean): Inventory["deviceType"] {
+  if (virtual) return "VIRTUAL_MACHINE";
+  const type = chassisType.toLowerCase();
+  if (/laptop|notebook|portable|convertible|detachable|tablet|sub notebook/.test(type)) return "LAPTOP";
+  if (/rack|server|blade|multi-system|main server/.test(type)) return "SERVER";
+  if (/desktop|tower|all in one|mini pc|pizza|lunch box|space-saving|stick/.test(type)) return "DESKTOP";
+  return "OTHER";
+}
+
+/** Installed packages from the system's package manager (Linux); other OSes report none yet. */
+async function installedSoftware(platform: NodeJS.Platform): Promise<Array<{ name: string; version: string }>> {
+  if (platform !== "linux") return [];
+  const parse = (stdout: string): Array<{ name: string; version: string }> =>
+    stdout
+      .split("\n")
+      .filter((line) => line.includes("\t"))
+      .map((line) => {
+        const [name = "", version = ""] = line.split("\t");
+        return { name, version };
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+  const options = { timeout: 30_000, maxBuffer: 32 * 1024 * 1024 };
+  try {
+    return parse((await run("dpkg-query", ["-W", "-f=${Package}\t${Version}\n"], options)).stdout);
+  } catch (dpkgError) {
+    try {
+      return parse((await run("rpm", ["-qa", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\n"], options)).stdout);
+    } catch {
+      throw new Error(`no package manager answered (dpkg-query: ${(dpkgError as Error).message.split("\n")[0]})`);
+    }
+  }
+}
+
+export function inventoryHash(body: InventoryBody): string {
+  return createHash("sha256").update(JSON.stringify(body)).digest("hex");
+}
+
+/**
+ * Gathers the hardware, OS and software inventory with systeminformation (never on a short
+ * schedule: some of these calls spawn processes). Each part that fails is named in `errors` and
+ * left empty.
+ */
+export async function collectInventory(options: { machineId: string; clock: Clock; tagKeyValues: string[]; platform?: NodeJS.Platform }): Promise<Inventory> {
+  const si = await import("systeminformation");
+  const platform = options.platform ?? process.platform;
+  const errors: Inventory["errors"] = [];
+  const attempt = async <T>(name: string, work: () => Promise<T>, fallback: T): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      errors.push({ collector: name, message: error instanceof Error ? error.message : String(error) });
+      return fallback;
+    }
+  };
+  const [system, bios, chassis, os, cpu, mem, memLayout, disks, interfaces, software] = await Promise.all([
+    attempt("system", () => si.system(), null),
+    attempt("bios", () => si.bios(), null),
+    attempt("chassis", () => si.chassis(), null),
+    attempt("os", () => si.osInfo(), null),
+    attempt("cpu", () => si.cpu(), null),
+    attempt("memory", () => si.mem(), null),
+    attempt("memoryLayout", () => si.memLayout(), []),
+    attempt("disks", () => si.diskLayout(), []),
+    attempt("networkInterfaces", () => si.networkInterfaces(), []),
+    attempt("software", () => installedSoftware(platform), []),
+  ]);
+  const body: InventoryBody = {
+    osType: osTypeOf(platform),
+    deviceType: deviceTypeOf(chassis?.type ?? "", system?.virtual ?? false),
+    tags: options.tagKeyValues.map((pair) => pair.split(":")[0] ?? pair),
+    tagKeyValues: options.tagKeyValues,
+    hostname: os?.hostname || osHostname(),
+    system: system ? { manufacturer: system.manufacturer, model: system.model, serial: system.serial, uuid: system.uuid, virtual: system.virtual } : null,
+    bios: bios ? { vendor: bios.vendor, version: bios.version, releaseDate: bios.releaseDate } : null,
+    os: os ? { platform: os.platform, distro: os.distro, release: os.release, kernel: os.kernel, arch: os.arch } : null,
+    cpu: cpu ? { manufacturer: cpu.manufacturer, brand: cpu.brand, cores: cpu.cores, physicalCores: cpu.physicalCores, speedGHz: cpu.speed } : null,
+    memory: mem
+      ? { totalBytes: mem.total, modules: memLayout.map((module) => ({ sizeBytes: module.size, type: module.type, clockSpeedMHz: module.clockSpeed ?? null })) }
+      : null,
+    disks: disks.map((disk) => ({ device: disk.device, type: disk.type, name: disk.name, sizeBytes: disk.size, serial: disk.serialNum })),
+    networkInterfaces: interfaces
+      .filter((entry) => !entry.internal)
+      .map((entry) => ({ name: entry.iface, mac: entry.mac, ipv4: entry.ip4, ipv6: entry.ip6, virtual: entry.virtual })),
+    software,
+  };
+  return { machineId: options.machineId, timestamp: new Date(options.clock.now()).toISOString(), hash: inventoryHash(body), ...body, errors };
+}

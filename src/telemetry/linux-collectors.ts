@@ -1,0 +1,135 @@
+import { readdir, readFile, statfs } from "node:fs/promises";
+import type { Clock } from "../runtime/clock.ts";
+import type { Collector } from "./collector.ts";
+import {
+  cpuPercent,
+  parseDiskstats,
+  parseLoadAvg,
+  parseMeminfo,
+  parseMounts,
+  parseNetDev,
+  parseProcStat,
+  perSecond,
+  SECTOR_BYTES,
+  type CpuTimes,
+  type DiskCounters,
+  type InterfaceCounters,
+} from "./proc-parsers.ts";
+
+/** Where /proc lives: injectable so tests can point collectors at fixture files. */
+export interface LinuxCollectorOptions {
+  readonly procRoot?: string;
+  readonly clock: Clock;
+}
+
+export function linuxCollectors(options: LinuxCollectorOptions): Collector[] {
+  const proc = options.procRoot ?? "/proc";
+  const read = (file: string): Promise<string> => readFile(`${proc}/${file}`, "utf8");
+  const { clock } = options;
+
+  let previousCpu: { total: CpuTimes; cores: CpuTimes[] } | null = null;
+  const cpu: Collector = {
+    name: "cpu",
+    async collect() {
+      const current = parseProcStat(await read("stat"));
+      const previous = previousCpu;
+      previousCpu = current;
+      if (!previous) return { cpu: null };
+      return {
+        cpu: {
+          totalPercent: cpuPercent(previous.total, current.total),
+          perCorePercent: current.cores.map((core, index) => cpuPercent(previous.cores[index] ?? core, core)),
+        },
+      };
+    },
+  };
+
+  const load: Collector = { name: "load", collect: async () => ({ load: parseLoadAvg(await read("loadavg")) }) };
+  const memory: Collector = { name: "memory", collect: async () => ({ memory: parseMeminfo(await read("meminfo")) }) };
+  const uptime: Collector = {
+    name: "uptime",
+    collect: async () => ({ uptimeSeconds: Number((await read("uptime")).split(" ")[0]) }),
+  };
+  const processes: Collector = {
+    name: "processes",
+    collect: async () => ({ processCount: (await readdir(proc)).filter((entry) => /^\d+$/.test(entry)).length }),
+  };
+
+  const filesystems: Collector = {
+    name: "filesystems",
+    async collect() {
+      const mounts = parseMounts(await read("mounts"));
+      const results = await Promise.all(
+        mounts.map(async ({ mount, fsType }) => {
+          try {
+            const stats = await statfs(mount);
+            const totalBytes = stats.blocks * stats.bsize;
+            if (totalBytes === 0) return null;
+            return { mount, fsType, totalBytes, usedBytes: (stats.blocks - stats.bfree) * stats.bsize, availableBytes: stats.bavail * stats.bsize };
+          } catch {
+            return null;
+          }
+        }),
+      );
+      return { filesystems: results.filter((entry) => entry !== null) };
+    },
+  };
+
+  let previousNet: { atMs: number; counters: Map<string, InterfaceCounters> } | null = null;
+  const network: Collector = {
+    name: "network",
+    async collect() {
+      const current = { atMs: clock.monotonicMs(), counters: parseNetDev(await read("net/dev")) };
+      const previous = previousNet;
+      previousNet = current;
+      if (!previous) return { network: [] };
+      const seconds = (current.atMs - previous.atMs) / 1000;
+      return {
+        network: [...current.counters].flatMap(([name, now]) => {
+          const before = previous.counters.get(name);
+          if (!before) return [];
+          return [
+            {
+              interface: name,
+              rxBytesPerSecond: perSecond(before.rxBytes, now.rxBytes, seconds),
+              txBytesPerSecond: perSecond(before.txBytes, now.txBytes, seconds),
+              rxErrorsPerSecond: perSecond(before.rxErrors, now.rxErrors, seconds),
+              txErrorsPerSecond: perSecond(before.txErrors, now.txErrors, seconds),
+              rxDropsPerSecond: perSecond(before.rxDrops, now.rxDrops, seconds),
+              txDropsPerSecond: perSecond(before.txDrops, now.txDrops, seconds),
+            },
+          ];
+        }),
+      };
+    },
+  };
+
+  let previousDisks: { atMs: number; counters: Map<string, DiskCounters> } | null = null;
+  const disks: Collector = {
+    name: "disks",
+    async collect() {
+      const current = { atMs: clock.monotonicMs(), counters: parseDiskstats(await read("diskstats")) };
+      const previous = previousDisks;
+      previousDisks = current;
+      if (!previous) return { disks: [] };
+      const seconds = (current.atMs - previous.atMs) / 1000;
+      return {
+        disks: [...current.counters].flatMap(([device, now]) => {
+          const before = previous.counters.get(device);
+          if (!before) return [];
+          return [
+            {
+              device,
+              readBytesPerSecond: perSecond(before.readSectors * SECTOR_BYTES, now.readSectors * SECTOR_BYTES, seconds),
+              writeBytesPerSecond: perSecond(before.writeSectors * SECTOR_BYTES, now.writeSectors * SECTOR_BYTES, seconds),
+              readsPerSecond: perSecond(before.reads, now.reads, seconds),
+              writesPerSecond: perSecond(before.writes, now.writes, seconds),
+            },
+          ];
+        }),
+      };
+    },
+  };
+
+  return [cpu, load, memory, uptime, processes, filesystems, network, disks];
+}

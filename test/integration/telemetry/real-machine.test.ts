@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { Inventory, TelemetrySample } from "../../../src/contracts/index.ts";
+import { systemClock } from "../../../src/runtime/clock.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import { collectInventory } from "../../../src/telemetry/inventory.ts";
+import { createTelemetry } from "../../../src/telemetry/index.ts";
+import type { EventSink } from "../../../src/events/event-sink.ts";
+
+const nullSink: EventSink = { emit: async () => ({ eventId: "x", sequence: 0 }) };
+
+describe("telemetry on this machine", () => {
+  it("takes samples that match the schema, with rates from two readings", async () => {
+    const telemetry = createTelemetry({ machineId: "real-1", clock: systemClock, logger: silentLogger(), sink: nullSink, telemetrySchedule: "0 0 0 1 1 *", inventorySchedule: "0 0 0 1 1 *", tags: { site: "ci" } });
+    const first = TelemetrySample.parse(await telemetry.collectNow());
+    // Some real work between the readings, so the counters move.
+    let spin = 0;
+    for (let index = 0; index < 2_000_000; index++) spin += index % 7;
+    await new Promise((resolve) => setTimeout(resolve, 300 + (spin % 2)));
+    const second = TelemetrySample.parse(await telemetry.collectNow());
+    expect(first.cpu).toBeNull();
+    expect(second.errors).toEqual([]);
+    expect(second.intervalSeconds).toBeGreaterThan(0.2);
+    expect(second.cpu?.totalPercent).toBeGreaterThanOrEqual(0);
+    expect(second.cpu?.perCorePercent.length).toBeGreaterThan(0);
+    expect(second.memory?.totalBytes).toBeGreaterThan(0);
+    expect(second.filesystems.some((filesystem) => filesystem.mount === "/")).toBe(true);
+    expect(second.processCount).toBeGreaterThan(0);
+    expect(second.agent.rssBytes).toBeGreaterThan(0);
+    expect(second.tagKeyValues).toEqual(["site:ci"]);
+  });
+
+  it("gathers an inventory that matches the schema and hashes the same twice", async () => {
+    const first = Inventory.parse(await collectInventory({ machineId: "real-1", clock: systemClock, tagKeyValues: ["site:ci"] }));
+    const second = Inventory.parse(await collectInventory({ machineId: "real-1", clock: systemClock, tagKeyValues: ["site:ci"] }));
+    expect(first.osType).toBe("LINUX");
+    expect(first.os?.kernel.length).toBeGreaterThan(0);
+    expect(first.software.length).toBeGreaterThan(10);
+    expect(first.tags).toEqual(["site"]);
+    expect(second.hash).toBe(first.hash);
+  }, 60_000);
+});

@@ -1,0 +1,114 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { systemClock } from "../../../src/runtime/clock.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import { createSampler } from "../../../src/telemetry/sampler.ts";
+import { createTelemetry, jitterOffsetMs, validateCronExpression, InvalidScheduleError, type Collector } from "../../../src/telemetry/index.ts";
+import { startJitteredSchedule } from "../../../src/telemetry/jittered-schedule.ts";
+import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
+import type { Inventory } from "../../../src/contracts/index.ts";
+
+const recordingSink = (): EventSink & { events: OutgoingEvent[] } => {
+  const events: OutgoingEvent[] = [];
+  return { events, emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }) };
+};
+
+describe("sampler", () => {
+  it("reports a hanging and a throwing collector in errors, and still fills in the others", async () => {
+    const hanging: Collector = { name: "hangs", collect: () => new Promise(() => undefined) };
+    const throwing: Collector = { name: "throws", collect: async () => { throw new Error("boom"); } };
+    const fine: Collector = { name: "load", collect: async () => ({ load: { one: 1, five: 2, fifteen: 3 } }) };
+    const sampler = createSampler({ machineId: "m1", clock: systemClock, collectors: [hanging, throwing, fine], timeoutMs: 50, tagKeyValues: () => ["site:lab"] });
+    const sample = await sampler.sample();
+    expect(sample.load).toEqual({ one: 1, five: 2, fifteen: 3 });
+    expect(sample.errors).toEqual([
+      { collector: "hangs", message: "hangs did not finish within 50 ms" },
+      { collector: "throws", message: "boom" },
+    ]);
+    expect(sample.tagKeyValues).toEqual(["site:lab"]);
+    expect(sample.intervalSeconds).toBeNull();
+  });
+});
+
+describe("jitter and schedule", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("gives each machine a fixed offset inside the window, spread across a fleet", () => {
+    const offsets = Array.from({ length: 1_000 }, (_, index) => jitterOffsetMs(`machine-${index}`, 30_000));
+    expect(offsets.every((offset) => offset >= 0 && offset < 30_000)).toBe(true);
+    expect(jitterOffsetMs("machine-1", 30_000)).toBe(offsets[1]);
+    // Roughly uniform: every 3-second slice of the window gets some machines.
+    const slices = new Set(offsets.map((offset) => Math.floor(offset / 3_000)));
+    expect(slices.size).toBe(10);
+    expect(jitterOffsetMs("m", 0)).toBe(0);
+  });
+
+  it("never jitters more than half the interval", () => {
+    const everySecond = startJitteredSchedule({ expression: "* * * * * *", jitter: { key: "machine-7", maxMs: 30_000 }, work: async () => undefined });
+    const everyMinute = startJitteredSchedule({ expression: "0 * * * * *", jitter: { key: "machine-7", maxMs: 30_000 }, work: async () => undefined });
+    everySecond.stop();
+    everyMinute.stop();
+    expect(everySecond.offsetMs).toBeLessThan(500);
+    expect(everyMinute.offsetMs).toBe(jitterOffsetMs("machine-7", 30_000));
+  });
+
+  it("runs each tick's work at tick + offset on a fake clock, and skips (and counts) a tick while the last run is still going", async () => {
+    vi.useFakeTimers({ now: new Date("2026-11-22T10:00:00.000Z") });
+    const startedAt: number[] = [];
+    let release: (() => void) | undefined;
+    const schedule = startJitteredSchedule({
+      expression: "*/10 * * * * *",
+      offsetMs: 2_500,
+      work: () => {
+        startedAt.push(Date.now());
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    await vi.advanceTimersByTimeAsync(13_000);
+    expect(startedAt.map((ms) => new Date(ms).toISOString())).toEqual(["2026-11-22T10:00:12.500Z"]);
+    await vi.advanceTimersByTimeAsync(10_000); // the 10:00:20 tick finds the run still going
+    expect(schedule.counters.skippedOverlaps).toBe(1);
+    release?.();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(startedAt.map((ms) => new Date(ms).toISOString())).toEqual(["2026-11-22T10:00:12.500Z", "2026-11-22T10:00:32.500Z"]);
+    schedule.stop();
+  });
+
+  it("refuses a bad cron expression with a named error", () => {
+    expect(() => validateCronExpression("every minute")).toThrow(InvalidScheduleError);
+    expect(() => validateCronExpression("*/5 * * * * *")).not.toThrow();
+  });
+});
+
+describe("inventory", () => {
+  it("sends the inventory at start, not again while unchanged, and again when it changes", async () => {
+    let hash = "a".repeat(64);
+    const sink = recordingSink();
+    const telemetry = createTelemetry({
+      machineId: "m1",
+      clock: systemClock,
+      logger: silentLogger(),
+      sink,
+      telemetrySchedule: "0 0 0 1 1 *",
+      inventorySchedule: "* * * * * *",
+      jitterMs: 0,
+      collectors: [],
+      collectInventory: async () => ({ hash } as unknown as Inventory),
+    });
+    await telemetry.start();
+    await vi.waitFor(() => expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(1));
+    await new Promise((resolve) => setTimeout(resolve, 2_200));
+    expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(1);
+    hash = "b".repeat(64);
+    await vi.waitFor(() => expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(2), { timeout: 3_000 });
+    telemetry.stop();
+    expect(telemetry.stats().inventoriesSent).toBe(2);
+  });
+
+  it("takes a new schedule live and refuses a bad one without changing anything", async () => {
+    const telemetry = createTelemetry({ machineId: "m1", clock: systemClock, logger: silentLogger(), sink: recordingSink(), telemetrySchedule: "0 * * * * *", inventorySchedule: "0 0 * * * *", collectors: [], collectInventory: async () => ({ hash: "c".repeat(64) } as unknown as Inventory) });
+    await telemetry.start();
+    expect(() => telemetry.reconfigure({ telemetrySchedule: "nonsense" })).toThrow(InvalidScheduleError);
+    expect(() => telemetry.reconfigure({ telemetrySchedule: "*/5 * * * * *", tags: { site: "lab" } })).not.toThrow();
+    telemetry.stop();
+  });
+});
