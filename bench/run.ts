@@ -14,6 +14,7 @@ interface BenchModule {
 const available: Record<string, () => Promise<BenchModule>> = {
   agent: () => import("./agent.ts"),
   outbox: () => import("./outbox.ts"),
+  telemetry: () => import("./telemetry.ts"),
 };
 
 async function main(): Promise<void> {
