@@ -19,6 +19,8 @@ import { createJetStreamPublisher } from "../transport/jetstream-publisher.ts";
 import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type NatsLink } from "../transport/link.ts";
 import { startRpcService } from "../transport/rpc-service.ts";
 import { createTelemetry, type Telemetry } from "../telemetry/index.ts";
+import { createRemoteConfig, type ConfigurableComponent } from "../config/index.ts";
+import type { AgentConfiguration } from "../contracts/index.ts";
 import { createErrorLog, writeStatusFile, type AgentStatus } from "./status.ts";
 
 const STATUS_FILE_INTERVAL_MS = 10_000;
@@ -82,6 +84,51 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
           tags: settings.tags,
         });
 
+  /** The local settings as a configuration: remote documents are merged over it. */
+  const baseline: AgentConfiguration = {
+    revision: 0,
+    heartbeatSeconds: settings.heartbeatSeconds,
+    telemetrySchedule: settings.telemetrySchedule,
+    inventorySchedule: settings.inventorySchedule,
+    logLevel: settings.logLevel === "silent" ? "fatal" : settings.logLevel,
+    tags: settings.tags,
+    outbox: { maxBytes: settings.outbox.maxBytes, maxAgeSeconds: settings.outbox.maxAgeSeconds },
+    toolPolicy: { allowMissingChecksum: settings.toolPolicy.allowMissingChecksum },
+  };
+  // Each live setting has one small applier; any of them may refuse, and then all roll back.
+  const components: ConfigurableComponent[] = [
+    {
+      name: "heartbeat",
+      apply: (next) => {
+        if (next.heartbeatSeconds !== undefined && next.heartbeatSeconds !== heartbeat.intervalSeconds) heartbeat.setIntervalSeconds(next.heartbeatSeconds);
+      },
+    },
+    {
+      name: "telemetry",
+      apply: (next) => telemetry?.reconfigure({ telemetrySchedule: next.telemetrySchedule, inventorySchedule: next.inventorySchedule, tags: next.tags }),
+    },
+    {
+      name: "outbox",
+      apply: (next) => outbox.updateLimits({ maxBytes: next.outbox?.maxBytes, maxAgeMs: next.outbox?.maxAgeSeconds === undefined ? undefined : next.outbox.maxAgeSeconds * 1000 }),
+    },
+    {
+      name: "log-level",
+      apply: (next) => {
+        if (next.logLevel !== undefined) deps.logger.level = next.logLevel;
+      },
+    },
+  ];
+  const remoteConfig = createRemoteConfig({
+    machineId,
+    configDir: settings.configDir,
+    clock,
+    logger: logger.child({ component: "remote-config" }),
+    sink,
+    components,
+    baseline,
+    ...(settings.configSigningKey ? { signingPublicKey: settings.configSigningKey } : {}),
+  });
+
   let connection: NatsConnection | null = null;
   let server: string | null = null;
   let reconnects = 0;
@@ -103,11 +150,16 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     heartbeatSeconds: heartbeat.intervalSeconds,
     outbox: outbox.stats(),
     lastErrors: errors.list(),
-    capabilities: telemetry ? { telemetry: telemetry.stats() } : {},
+    capabilities: {
+      config: { revision: remoteConfig.current().revision, lastStatus: remoteConfig.lastStatus() },
+      ...(telemetry ? { telemetry: telemetry.stats() } : {}),
+    },
     writtenAt: new Date(clock.now()).toISOString(),
   });
 
   const onLinkUp = async (nc: NatsConnection): Promise<void> => {
+    heartbeat.beatNow();
+    remoteConfig.attach(nc);
     if (!drainStarted) {
       outbox.start(createJetStreamPublisher(jetstream(nc)));
       drainStarted = true;
@@ -125,6 +177,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
           health: () => ({ status: "ok", machineId, version: AGENT_VERSION, connection: link.state, uptimeSeconds: status().uptimeSeconds }),
           status: () => status(),
           ...(telemetry ? { collect: () => telemetry.collectNow() } : {}),
+          config: () => ({ running: remoteConfig.current(), lastStatus: remoteConfig.lastStatus() }),
         },
       });
     }
@@ -190,8 +243,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       await sink.emit({ type: EventType.installedAgent, body: announcement });
       await hostnameReporter.check();
       logger.info({ version: AGENT_VERSION, natsServers: settings.natsServers, dataDir: settings.dataDir }, "edge-agent starting");
-      link.start();
       await telemetry?.start();
+      // The last good remote configuration first, so the link can only bring newer revisions.
+      await remoteConfig.start();
+      link.start();
       // Ticks run offline too: they keep the status file and the hostname check current.
       heartbeat.start();
       await refreshStatusFile();
@@ -204,6 +259,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       const deadline = clock.monotonicMs() + timeoutMs;
       heartbeat.stop();
       telemetry?.stop();
+      await remoteConfig.stop();
       clearInterval(statusFileTimer);
       await rpcService?.stop().catch(() => undefined);
       await outbox.stop();

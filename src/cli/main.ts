@@ -13,6 +13,7 @@ commands:
   status       show the agent's state (asks the running agent, else reads its status file); --json for scripts
   enroll       --server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F]
                [--machine-id ID] [--tag k=v ...] [--skip-link-test]: write the settings file, test the link
+  config       get|set|push the remote configuration in the agent-config KV bucket (see README)
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
   version      print the version
 
@@ -38,6 +39,8 @@ async function main(argv: readonly string[]): Promise<number> {
       server: { type: "string" },
       creds: { type: "string" },
       "skip-link-test": { type: "boolean" },
+      machine: { type: "string" },
+      "signing-seed-file": { type: "string" },
     },
   });
   const command = positionals[0] ?? (values.help ? "help" : undefined);
@@ -66,6 +69,15 @@ async function main(argv: readonly string[]): Promise<number> {
       const configFlag = flags["config-dir"];
       const configDir = typeof configFlag === "string" ? configFlag : (process.env.EDGE_AGENT_CONFIG_DIR ?? defaultDirectories(process.platform, process.env).configDir);
       await enroll(values, configDir, (line) => process.stdout.write(`${line}\n`));
+      return ExitCode.ok;
+    }
+    case "config": {
+      const { configCommand } = await import("./config-command.ts");
+      const configFlags = {
+        ...(typeof values.machine === "string" ? { machine: values.machine } : {}),
+        ...(typeof values["signing-seed-file"] === "string" ? { signingSeedFile: values["signing-seed-file"] } : {}),
+      };
+      await configCommand(settingsFrom(values), positionals.slice(1), configFlags, (line) => process.stdout.write(`${line}\n`));
       return ExitCode.ok;
     }
     case "version":

@@ -7,6 +7,8 @@ import type { Logger } from "../runtime/logger.ts";
 export interface Heartbeat {
   start(): void;
   stop(): void;
+  /** One beat now, off the schedule: the link just came up and presence should show at once. */
+  beatNow(): void;
   /** Takes effect at once: the next beat comes one new interval from now. */
   setIntervalSeconds(seconds: number): void;
   readonly intervalSeconds: number;
@@ -46,6 +48,13 @@ export function createHeartbeat(options: {
       running = true;
       tick();
       schedule();
+    },
+    beatNow() {
+      try {
+        options.beat();
+      } catch (error) {
+        options.logger.warn({ err: error }, "heartbeat failed");
+      }
     },
     stop() {
       running = false;

@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Svcm } from "@nats-io/services";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ClientConnectionEvent, HostnameMessage, InstalledAgentMessage, Inventory, OutboxGauge, TelemetrySample } from "../../../src/contracts/index.ts";
+import { ClientConnectionEvent, ConfigStatus, HostnameMessage, InstalledAgentMessage, Inventory, OutboxGauge, TelemetrySample } from "../../../src/contracts/index.ts";
 import { startAgentProcess, runCli, type AgentProcess } from "../../helpers/agent-process.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { readStream, type StoredMessage } from "../../helpers/stream-reader.ts";
@@ -137,6 +137,28 @@ describe("edge-agent run against a real nats-server", () => {
 
     const collected = (await observer.request("machine.it-4.rpc.collect", "", { timeout: 5_000 })).json<unknown>();
     expect(TelemetrySample.parse(collected).machineId).toBe("it-4");
+  });
+
+  it("takes `edge-agent config set --machine ID heartbeatSeconds 2` live: the heartbeat really speeds up", async () => {
+    const beats: number[] = [];
+    observer.subscribe("machine.it-5.heartbeat", { callback: () => void beats.push(Date.now()) });
+    agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-5", EDGE_AGENT_HEARTBEAT_SECONDS: "3600" });
+    await waitFor("the first beat", () => beats.length === 1);
+
+    const set = await runCli(["config", "set", "--machine", "it-5", "heartbeatSeconds", "2"], { EDGE_AGENT_NATS_URL: server.url });
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/machine\.it-5: revision \d+/);
+    const applied = await waitFor("config.status APPLIED", async () => (await eventsIn("CONFIG_STATUS")).find((message) => ConfigStatus.parse(message.body).status === "APPLIED"));
+    expect(applied.subject).toBe("machine.it-5.config.status");
+    // With a one-hour interval only the start beat would come; three more mean the new interval runs.
+    await waitFor("beats every two seconds", () => beats.length >= 4, 20_000);
+
+    const status = await runCli(["status", "--json"], { EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-5" });
+    expect(JSON.parse(status.stdout).status).toMatchObject({ heartbeatSeconds: 2, capabilities: { config: { lastStatus: { status: "APPLIED" } } } });
+
+    const refused = await runCli(["config", "set", "--machine", "it-5", "heartbeatSeconds", "0"], { EDGE_AGENT_NATS_URL: server.url });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/heartbeatSeconds/);
   });
 
   it.each([

@@ -1,0 +1,54 @@
+import { readFile, rename } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import type { Logger } from "../runtime/logger.ts";
+import { writeFileAtomic } from "../runtime/atomic-file.ts";
+
+export const LAST_GOOD_FILE = "remote-config.json";
+
+const StoredDocument = z.object({ revision: z.number().int().nonnegative(), document: z.record(z.string(), z.unknown()) });
+
+/**
+ * What was applied: the two remote documents as they were (not merged with the local settings, so
+ * a change to the local settings file still takes effect under them after a restart).
+ */
+export const LastGoodConfiguration = z.object({
+  revision: z.number().int().nonnegative(),
+  defaults: StoredDocument.nullable(),
+  machine: StoredDocument.nullable(),
+});
+export type LastGoodConfiguration = z.infer<typeof LastGoodConfiguration>;
+
+/**
+ * The last remote configuration that applied cleanly, kept in the config dir (write, fsync,
+ * rename) so a restart while offline runs on it. A damaged file is set aside, never trusted.
+ */
+export function lastGoodStore(configDir: string, logger: Logger, now: () => number): {
+  load(): Promise<LastGoodConfiguration | null>;
+  save(configuration: LastGoodConfiguration): Promise<void>;
+} {
+  const path = join(configDir, LAST_GOOD_FILE);
+  return {
+    async load() {
+      let text: string;
+      try {
+        text = await readFile(path, "utf8");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+        logger.error({ err: error, path }, "cannot read the last good remote configuration; starting from local settings");
+        return null;
+      }
+      try {
+        return LastGoodConfiguration.parse(JSON.parse(text));
+      } catch (error) {
+        const aside = `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
+        await rename(path, aside).catch(() => undefined);
+        logger.error({ err: error, setAside: aside }, "the last good remote configuration is damaged: set aside, starting from local settings");
+        return null;
+      }
+    },
+    async save(configuration) {
+      await writeFileAtomic(path, JSON.stringify(configuration, null, 2) + "\n", 0o600);
+    },
+  };
+}

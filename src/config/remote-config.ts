@@ -1,0 +1,183 @@
+import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, type ConfigStatus } from "../contracts/index.ts";
+import type { EventSink } from "../events/event-sink.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
+import { jitteredBackoff } from "../transport/connection-options.ts";
+import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
+import { lastGoodStore, type LastGoodConfiguration } from "./last-good-store.ts";
+import { mergeDocuments } from "./merge.ts";
+import { ConfigRejectedError, validateDocument } from "./validate.ts";
+
+export interface RemoteConfigOptions {
+  readonly machineId: string;
+  readonly configDir: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly sink: EventSink;
+  readonly components: readonly ConfigurableComponent[];
+  /** NKey public key; when set, unsigned or wrongly signed documents are refused. */
+  readonly signingPublicKey?: string;
+  /** The local settings as a configuration: what every remote document is merged over. */
+  readonly baseline: AgentConfiguration;
+}
+
+export interface RemoteConfig {
+  /** Applies the last good configuration kept on disk (works offline). */
+  start(): Promise<void>;
+  /** The link is up: watch the KV keys (once; the watchers follow reconnects themselves). */
+  attach(connection: NatsConnection): void;
+  stop(): Promise<void>;
+  current(): AgentConfiguration;
+  lastStatus(): ConfigStatus | null;
+}
+
+type Slot = "defaults" | "machine";
+interface SlotValue {
+  readonly revision: number;
+  readonly document: Record<string, unknown>;
+}
+
+/**
+ * Remote configuration from the JetStream KV bucket `agent-config`: keys `defaults` and
+ * `machine.{id}`, merged machine over defaults over the local settings. Revisions are the bucket's
+ * own (a put to either key raises it), so the effective revision is the higher of the two and a
+ * revision is never applied twice. Every outcome is reported on `config.status`.
+ */
+export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
+  const { logger, clock, sink, machineId } = options;
+  const keys: Record<Slot, string> = { defaults: CONFIG_DEFAULTS_KEY, machine: configKeyForMachine(machineId) };
+  const store = lastGoodStore(options.configDir, logger, () => clock.now());
+  const slots: Record<Slot, SlotValue | null> = { defaults: null, machine: null };
+  /** The newest KV revision looked at per key, accepted or not: nothing is judged twice. */
+  const seen: Record<Slot, number> = { defaults: 0, machine: 0 };
+  let applied: AgentConfiguration = options.baseline;
+  let appliedRevision = 0;
+  let status: ConfigStatus | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+  let stopped = false;
+  let attached = false;
+  const stopWatchers: Array<() => void> = [];
+
+  const report = async (revision: number, outcome: ConfigStatus["status"], error?: string, causationId?: string): Promise<ConfigStatus> => {
+    status = { revision, status: outcome, error: error ?? null, timestamp: new Date(clock.now()).toISOString() };
+    if (outcome === "APPLIED") logger.info({ revision }, "remote configuration applied");
+    else logger.warn({ revision, status: outcome, error }, `remote configuration ${outcome === "REJECTED" ? "rejected" : "rolled back"}`);
+    await sink.emit({ type: EventType.configStatus, body: status, ...(causationId ? { causationId } : {}) }).catch((emitError: unknown) => logger.error({ err: emitError }, "cannot store the config status"));
+    return status;
+  };
+
+  const effective = (revision: number, documents: ReadonlyArray<Record<string, unknown> | undefined>): AgentConfiguration =>
+    AgentConfiguration.parse({ ...mergeDocuments(options.baseline as unknown as Record<string, unknown>, ...documents), revision });
+
+  const applyEffective = async (persist: boolean, causationId?: string): Promise<ConfigStatus | null> => {
+    const revision = Math.max(slots.defaults?.revision ?? 0, slots.machine?.revision ?? 0);
+    if (revision <= appliedRevision) return null;
+    let next: AgentConfiguration;
+    try {
+      next = effective(revision, [slots.defaults?.document, slots.machine?.document]);
+    } catch (error) {
+      appliedRevision = revision;
+      return report(revision, "REJECTED", `the merged configuration is invalid: ${(error as Error).message}`, causationId);
+    }
+    const outcome = await applyToComponents(options.components, next, applied, logger);
+    appliedRevision = revision;
+    if (outcome.status === "ROLLED_BACK") return report(revision, "ROLLED_BACK", outcome.error, causationId);
+    applied = next;
+    if (persist) {
+      const record: LastGoodConfiguration = { revision, defaults: slots.defaults, machine: slots.machine };
+      await store.save(record).catch((error: unknown) => logger.error({ err: error }, "cannot persist the applied configuration; it runs, but a restart offline will not have it"));
+    }
+    return report(revision, "APPLIED", undefined, causationId);
+  };
+
+  /** One KV entry for one slot: validated first; a bad one is refused and the old one stays. */
+  const take = async (slot: Slot, entry: KvEntry, applyNow = true): Promise<void> => {
+    if (entry.revision <= Math.max(seen[slot], slots[slot]?.revision ?? 0)) return;
+    seen[slot] = entry.revision;
+    if (entry.operation !== "PUT") {
+      slots[slot] = { revision: entry.revision, document: {} };
+      if (applyNow) await applyEffective(true);
+      return;
+    }
+    let document: Record<string, unknown>;
+    try {
+      document = validateDocument(JSON.parse(new TextDecoder().decode(entry.value)), `${AGENT_CONFIG_BUCKET}/${entry.key} revision ${entry.revision}`, options.signingPublicKey);
+    } catch (error) {
+      const message = error instanceof ConfigRejectedError ? error.message : `${entry.key} revision ${entry.revision}: not JSON (${(error as Error).message})`;
+      appliedRevision = Math.max(appliedRevision, entry.revision);
+      await report(entry.revision, "REJECTED", message);
+      return;
+    }
+    slots[slot] = { revision: entry.revision, document };
+    if (applyNow) await applyEffective(true);
+  };
+
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
+    const result = queue.then(work, work);
+    queue = result.catch(() => undefined);
+    return result;
+  };
+
+  const watchSlot = async (kv: KV, slot: Slot): Promise<void> => {
+    const watcher = await kv.watch({ key: keys[slot], include: KvWatchInclude.LastValue });
+    stopWatchers.push(() => watcher.stop());
+    for await (const entry of watcher) {
+      if (stopped) break;
+      await serialized(() => take(slot, entry));
+    }
+  };
+
+  const openBucket = async (connection: NatsConnection): Promise<KV> => {
+    const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
+    for (;;) {
+      try {
+        // The agent needs no right to create the bucket; the platform (or dev-setup) does.
+        const kv = await new Kvm(connection).open(AGENT_CONFIG_BUCKET);
+        await kv.status();
+        return kv;
+      } catch (error) {
+        if (stopped) throw error;
+        const delay = backoff.next();
+        logger.warn({ err: error, retryInMs: delay }, `cannot open the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it`);
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      }
+    }
+  };
+
+  return {
+    async start() {
+      const lastGood = await store.load();
+      if (!lastGood) return;
+      slots.defaults = lastGood.defaults;
+      slots.machine = lastGood.machine;
+      const outcome = await serialized(() => applyEffective(false));
+      if (outcome) logger.info({ revision: lastGood.revision, status: outcome.status }, "last good remote configuration from disk");
+    },
+    attach(connection) {
+      if (attached) return;
+      attached = true;
+      void (async () => {
+        const kv = await openBucket(connection);
+        // Both current values first, applied once; the watchers then bring only what is newer.
+        const [defaults, machine] = await Promise.all([kv.get(keys.defaults), kv.get(keys.machine)]);
+        await serialized(async () => {
+          if (defaults) await take("defaults", defaults, false);
+          if (machine) await take("machine", machine, false);
+          await applyEffective(true);
+        });
+        await Promise.all([watchSlot(kv, "defaults"), watchSlot(kv, "machine")]);
+      })().catch((error: unknown) => {
+        if (!stopped) logger.error({ err: error }, "remote configuration watch ended");
+      });
+    },
+    async stop() {
+      stopped = true;
+      for (const stopWatcher of stopWatchers) stopWatcher();
+      await queue;
+    },
+    current: () => applied,
+    lastStatus: () => status,
+  };
+}

@@ -1,0 +1,176 @@
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createUser } from "@nats-io/nkeys";
+import { Kvm, type KV } from "@nats-io/kv";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { configSet, createRemoteConfig, LAST_GOOD_FILE, signDocument, type ConfigurableComponent, type RemoteConfig } from "../../../src/config/index.ts";
+import type { AgentConfiguration, ConfigStatus } from "../../../src/contracts/index.ts";
+import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
+import { systemClock } from "../../../src/runtime/clock.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
+
+const baseline: AgentConfiguration = { revision: 0, heartbeatSeconds: 60, telemetrySchedule: "0 * * * * *", tags: { site: "local" } };
+
+describe("remote configuration over a real JetStream KV bucket", () => {
+  let server: NatsServerHandle;
+  let operator: NatsConnection;
+  let agentConnection: NatsConnection;
+  let kv: KV;
+  let configDir: string;
+  let remote: RemoteConfig | undefined;
+  let events: OutgoingEvent[];
+  let heartbeatSeconds: number;
+  let failTelemetry: boolean;
+
+  const statuses = (): ConfigStatus[] => events.filter((event) => event.type === "config.status").map((event) => event.body as ConfigStatus);
+  const sink: EventSink = { emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }) };
+  const components: ConfigurableComponent[] = [
+    { name: "heartbeat", apply: (next) => void (heartbeatSeconds = next.heartbeatSeconds ?? heartbeatSeconds) },
+    {
+      name: "telemetry",
+      apply: (next) => {
+        if (failTelemetry && next.telemetrySchedule === "*/5 * * * * *") throw new Error("collector refused the schedule");
+      },
+    },
+  ];
+  const makeRemote = (signingPublicKey?: string): RemoteConfig =>
+    createRemoteConfig({ machineId: "m1", configDir, clock: systemClock, logger: silentLogger(), sink, components, baseline, ...(signingPublicKey ? { signingPublicKey } : {}) });
+
+  beforeEach(async () => {
+    server = await startNatsServer();
+    operator = await connect({ servers: server.url });
+    agentConnection = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    kv = await new Kvm(operator).create("agent-config", { history: 10 });
+    configDir = await mkdtemp(join(tmpdir(), "edge-agent-config-"));
+    events = [];
+    heartbeatSeconds = 60;
+    failTelemetry = false;
+  });
+
+  afterEach(async () => {
+    await remote?.stop();
+    remote = undefined;
+    await agentConnection.close();
+    await operator.close();
+    await server.dispose();
+    await rm(configDir, { recursive: true, force: true });
+  });
+
+  it("applies a push live, machine over defaults, reports APPLIED, and never applies a revision twice", async () => {
+    await kv.put("defaults", JSON.stringify({ heartbeatSeconds: 30, tags: { fleet: "a" } }));
+    remote = makeRemote();
+    await remote.start();
+    remote.attach(agentConnection);
+    await waitFor("the defaults", () => heartbeatSeconds === 30);
+
+    const { revision } = await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "2");
+    await waitFor("the machine's own value", () => heartbeatSeconds === 2);
+    await waitFor("its status", () => statuses().length === 2);
+    expect(remote.current()).toMatchObject({ revision, heartbeatSeconds: 2, tags: { site: "local", fleet: "a" } });
+    expect(statuses().map((status) => status.status)).toEqual(["APPLIED", "APPLIED"]);
+    expect(statuses()[1]?.revision).toBe(revision);
+
+    // Removing the machine's key falls back to the defaults.
+    await kv.delete("machine.m1");
+    await waitFor("the fallback", () => heartbeatSeconds === 30);
+  });
+
+  it("rejects an invalid document and keeps running the old one", async () => {
+    remote = makeRemote();
+    await remote.start();
+    remote.attach(agentConnection);
+    await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "5");
+    await waitFor("the first revision", () => heartbeatSeconds === 5);
+    const bad = await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: -1 }));
+    await kv.put("defaults", "{not json");
+    await waitFor("two rejections", () => statuses().filter((status) => status.status === "REJECTED").length === 2);
+    // The two keys are watched separately: their rejections may come in either order.
+    const rejected = statuses().filter((status) => status.status === "REJECTED");
+    expect(rejected.find((status) => status.revision === bad)?.error).toMatch(/heartbeatSeconds/);
+    expect(rejected.find((status) => status.revision !== bad)?.error).toMatch(/not JSON/);
+    expect(heartbeatSeconds).toBe(5);
+  });
+
+  it("rolls every component back when one refuses, and reports ROLLED_BACK", async () => {
+    failTelemetry = true;
+    remote = makeRemote();
+    await remote.start();
+    remote.attach(agentConnection);
+    await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 7, telemetrySchedule: "*/5 * * * * *" }));
+    await waitFor("the outcome", () => statuses().length === 1);
+    expect(statuses()[0]).toMatchObject({ status: "ROLLED_BACK", error: "telemetry: collector refused the schedule" });
+    expect(heartbeatSeconds).toBe(60);
+    expect(remote.current().revision).toBe(0);
+  });
+
+  it("with a signing key, applies a correctly signed document and rejects unsigned or wrongly signed ones", async () => {
+    const trusted = createUser();
+    const stranger = createUser();
+    remote = makeRemote(trusted.getPublicKey());
+    await remote.start();
+    remote.attach(agentConnection);
+    await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 9 }));
+    await waitFor("the first rejection", () => statuses().length === 1);
+    await kv.put("machine.m1", JSON.stringify(signDocument({ heartbeatSeconds: 10 }, stranger.getSeed())));
+    await waitFor("two rejections", () => statuses().filter((status) => status.status === "REJECTED").length === 2);
+    expect(statuses().map((status) => status.error)).toEqual([expect.stringMatching(/not signed/), expect.stringMatching(/signature does not match/)]);
+    await kv.put("machine.m1", JSON.stringify(signDocument({ heartbeatSeconds: 11 }, trusted.getSeed())));
+    await waitFor("the signed document", () => heartbeatSeconds === 11);
+  });
+
+  it("keeps the last good revision across a restart with no server, and sets a damaged file aside", async () => {
+    remote = makeRemote();
+    await remote.start();
+    remote.attach(agentConnection);
+    const { revision } = await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "4");
+    await waitFor("applied", () => heartbeatSeconds === 4);
+    await remote.stop();
+    expect(JSON.parse(await readFile(join(configDir, LAST_GOOD_FILE), "utf8"))).toMatchObject({ revision });
+
+    heartbeatSeconds = 60;
+    remote = makeRemote();
+    await remote.start(); // never attached: offline
+    expect(heartbeatSeconds).toBe(4);
+    expect(remote.current().revision).toBe(revision);
+    await remote.stop();
+
+    await writeFile(join(configDir, LAST_GOOD_FILE), "{ damaged");
+    heartbeatSeconds = 60;
+    remote = makeRemote();
+    await remote.start();
+    expect(heartbeatSeconds).toBe(60);
+    expect((await readdir(configDir)).some((name) => name.startsWith(`${LAST_GOOD_FILE}.corrupt-`))).toBe(true);
+  });
+
+  it("applies what was pushed while the agent was offline once its link is back", async () => {
+    remote = makeRemote();
+    await remote.start();
+    remote.attach(agentConnection);
+    await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "3");
+    await waitFor("first", () => heartbeatSeconds === 3);
+
+    await server.stop();
+    await server.start();
+    // The broker restarted; the agent's link is still reconnecting when the operator pushes.
+    const pusher = await connect({ servers: server.url });
+    await configSet(pusher, { machineId: "m1" }, "heartbeatSeconds", "8");
+    await pusher.close();
+    await waitFor("the push made while the agent was away", () => heartbeatSeconds === 8, 30_000);
+
+    // An agent that was not running at all: it starts on its last good revision, then the link
+    // brings the one pushed meanwhile.
+    await remote.stop();
+    const later = await connect({ servers: server.url });
+    await configSet(later, { machineId: "m1" }, "heartbeatSeconds", "6");
+    await later.close();
+    remote = makeRemote();
+    await remote.start();
+    expect(heartbeatSeconds).toBe(8);
+    remote.attach(agentConnection);
+    await waitFor("the revision pushed while it was stopped", () => heartbeatSeconds === 6);
+  });
+});
