@@ -15,6 +15,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   agent: () => import("./agent.ts"),
   outbox: () => import("./outbox.ts"),
   telemetry: () => import("./telemetry.ts"),
+  config: () => import("./config.ts"),
 };
 
 async function main(): Promise<void> {
