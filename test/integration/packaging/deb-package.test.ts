@@ -1,0 +1,91 @@
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildDeb } from "../../../scripts/build-deb.ts";
+import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
+
+const isRoot = process.getuid?.() === 0;
+const hasDpkg = (() => {
+  try {
+    execFileSync("dpkg", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const installedAlready = (() => {
+  try {
+    return execFileSync("dpkg-query", ["-W", "-f=${Status}", "edge-agent"], { encoding: "utf8" }).includes("installed");
+  } catch {
+    return false;
+  }
+})();
+
+// Installing a package changes the machine: only as root, with dpkg, and never over an edge-agent
+// someone installed for real.
+describe.skipIf(!isRoot || !hasDpkg || installedAlready)("the .deb package (needs root and dpkg; skipped otherwise)", () => {
+  let deb: string;
+  let server: NatsServerHandle;
+  let observer: NatsConnection;
+
+  beforeAll(async () => {
+    deb = await buildDeb();
+    execFileSync("dpkg", ["-i", deb], { stdio: "pipe" });
+    server = await startNatsServer();
+    observer = await connect({ servers: server.url });
+  }, 240_000);
+
+  afterAll(async () => {
+    await observer?.close();
+    await server?.dispose();
+    try {
+      execFileSync("dpkg", ["--purge", "edge-agent"], { stdio: "pipe" });
+    } catch {
+      // already purged by the test
+    }
+  });
+
+  it("installs the binary, the unit, the service user and tight directories", () => {
+    expect(statSync("/usr/bin/edge-agent").mode & 0o777).toBe(0o755);
+    expect(execFileSync("/usr/bin/edge-agent", ["version"], { encoding: "utf8" }).trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(existsSync("/lib/systemd/system/edge-agent.service")).toBe(true);
+    expect(execFileSync("getent", ["passwd", "edge-agent"], { encoding: "utf8" })).toMatch(/^edge-agent:x:\d+:\d+:.*:\/var\/lib\/edge-agent:\/usr\/sbin\/nologin/);
+    for (const dir of ["/etc/edge-agent", "/var/lib/edge-agent"]) {
+      const info = statSync(dir);
+      expect(info.mode & 0o777, dir).toBe(0o750);
+      expect(execFileSync("stat", ["-c", "%U:%G", dir], { encoding: "utf8" }).trim()).toBe("edge-agent:edge-agent");
+    }
+    // The unit is valid for systemd (verify also checks that ExecStart exists).
+    execFileSync("systemd-analyze", ["verify", "/lib/systemd/system/edge-agent.service"], { stdio: "pipe" });
+  });
+
+  it("runs as the service user with the unit's paths, and announces itself to a real server", async () => {
+    const announcements: string[] = [];
+    observer.subscribe("machine.pkg-1.installed-agent", { callback: (_error, message) => void announcements.push(message.string()) });
+    // The stream is what a real platform keeps; the agent needs it to deliver.
+    execFileSync("/usr/bin/edge-agent", ["dev-setup", "--nats-url", server.url], { stdio: "pipe" });
+    const child = spawn("runuser", ["-u", "edge-agent", "--", "/usr/bin/edge-agent", "run"], {
+      env: { ...process.env, EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "pkg-1", EDGE_AGENT_CONFIG_DIR: "/etc/edge-agent", EDGE_AGENT_DATA_DIR: "/var/lib/edge-agent" },
+      stdio: "ignore",
+    });
+    try {
+      await waitFor("the packaged agent's announcement", () => announcements.length > 0, 30_000);
+      expect(JSON.parse(announcements[0] as string)).toMatchObject({ machineId: "pkg-1", agentType: "edge-agent" });
+      expect(execFileSync("stat", ["-c", "%U", "/var/lib/edge-agent/outbox.db"], { encoding: "utf8" }).trim()).toBe("edge-agent");
+    } finally {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+  });
+
+  it("keeps settings and state on upgrade, and leaves nothing behind on purge", () => {
+    execFileSync("dpkg", ["-i", deb], { stdio: "pipe" });
+    expect(existsSync("/var/lib/edge-agent/outbox.db")).toBe(true);
+    execFileSync("dpkg", ["--purge", "edge-agent"], { stdio: "pipe" });
+    for (const path of ["/usr/bin/edge-agent", "/lib/systemd/system/edge-agent.service", "/etc/edge-agent", "/var/lib/edge-agent"]) expect(existsSync(path), path).toBe(false);
+    expect(() => execFileSync("getent", ["passwd", "edge-agent"], { stdio: "pipe" })).toThrow();
+  });
+});
