@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: a real NATS server (integration tests start their own on loopback).
-APT_PACKAGES=(nats-server)
+# Debian packages the tests use: a real NATS server (integration tests start their own on loopback);
+# strip (binutils) for the single executable; dpkg-deb's xz; systemd-analyze to verify the unit;
+# runuser (util-linux) and useradd (passwd) for the package test.
+APT_PACKAGES=(nats-server binutils xz-utils systemd util-linux passwd)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
