@@ -1,0 +1,139 @@
+import { createHash, randomBytes } from "node:crypto";
+import { open, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { Objm } from "@nats-io/obj";
+import type { NatsConnection } from "@nats-io/transport-node";
+
+/** Why a download failed, and whether trying again later can help. */
+export class DownloadError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  constructor(code: string, message: string, retryable: boolean) {
+    super(message);
+    this.name = "DownloadError";
+    this.code = code;
+    this.retryable = retryable;
+  }
+}
+
+export interface DownloadRequest {
+  /** http://, https://, or nats-obj://BUCKET/NAME (a NATS object store, for air-gapped sites). */
+  readonly link: string;
+  /** Expected sha256 (hex). Required unless `allowMissingChecksum`. */
+  readonly sha256?: string | null | undefined;
+  /** Expected size in bytes, when known. */
+  readonly size?: number | null | undefined;
+  readonly maxBytes: number;
+  readonly allowMissingChecksum: boolean;
+  /** Where the temporary file goes: on the same file system as its final place, so a rename is atomic. */
+  readonly directory: string;
+  /** Needed for nats-obj:// links. */
+  readonly connection?: NatsConnection | null;
+  readonly timeoutMs?: number;
+}
+
+export interface DownloadedFile {
+  /** A temporary file in `directory`: the caller renames it into place or removes it. */
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/**
+ * Streams a file to disk while hashing and counting it; refuses it (and leaves nothing behind)
+ * when it is larger than allowed, or its size or checksum is not what the sender promised.
+ */
+export async function download(request: DownloadRequest): Promise<DownloadedFile> {
+  const expectedSha = request.sha256?.toLowerCase() ?? null;
+  if (expectedSha === null && !request.allowMissingChecksum) {
+    throw new DownloadError("EDGE_DOWNLOAD_NO_CHECKSUM", `no sha256 given for ${request.link}, and the tool policy requires one`, false);
+  }
+  if (request.size !== null && request.size !== undefined && request.size > request.maxBytes) {
+    throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${request.link} is ${request.size} bytes, over the ${request.maxBytes}-byte limit`, false);
+  }
+  let url: URL;
+  try {
+    url = new URL(request.link);
+  } catch {
+    throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${JSON.stringify(request.link)} is not a URL`, false);
+  }
+  const { body, finished } = await openSource(url, request);
+  const path = join(request.directory, `.download-${randomBytes(8).toString("hex")}.part`);
+  const file = await open(path, "wx", 0o600);
+  const hash = createHash("sha256");
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      size += chunk.byteLength;
+      if (size > request.maxBytes) throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${request.link} is over the ${request.maxBytes}-byte limit`, false);
+      if (request.size !== null && request.size !== undefined && size > request.size) {
+        throw new DownloadError("EDGE_DOWNLOAD_SIZE_MISMATCH", `${request.link} is larger than the promised ${request.size} bytes`, false);
+      }
+      hash.update(chunk);
+      await file.write(chunk);
+    }
+    const sourceError = await finished();
+    if (sourceError) throw sourceError;
+    await file.sync();
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    await rm(path, { force: true });
+    if (error instanceof DownloadError) throw error;
+    throw new DownloadError("EDGE_DOWNLOAD_INTERRUPTED", `${request.link}: ${(error as Error).message}`, true);
+  }
+  await file.close();
+  const sha256 = hash.digest("hex");
+  const refuse = async (code: string, message: string): Promise<never> => {
+    await rm(path, { force: true });
+    throw new DownloadError(code, message, false);
+  };
+  if (request.size !== null && request.size !== undefined && size !== request.size) await refuse("EDGE_DOWNLOAD_SIZE_MISMATCH", `${request.link} is ${size} bytes, not the promised ${request.size}`);
+  if (expectedSha !== null && sha256 !== expectedSha) await refuse("EDGE_DOWNLOAD_CHECKSUM_MISMATCH", `${request.link}: sha256 ${sha256} does not match the promised ${expectedSha}`);
+  return { path, size, sha256 };
+}
+
+interface Source {
+  readonly body: AsyncIterable<Uint8Array>;
+  /** Resolves with the error the source saw while streaming (the object store checks its own digest). */
+  readonly finished: () => Promise<Error | null>;
+}
+
+async function openSource(url: URL, request: DownloadRequest): Promise<Source> {
+  const timeoutMs = request.timeoutMs ?? 10 * 60_000;
+  if (url.protocol === "http:" || url.protocol === "https:") {
+    let response: Response;
+    try {
+      response = await fetch(url, { redirect: "follow", signal: AbortSignal.timeout(timeoutMs) });
+    } catch (error) {
+      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${url.href}: ${(error as Error).message}`, true);
+    }
+    if (!response.ok || !response.body) {
+      // 5xx, 408 and 429 are the server's passing trouble; other refusals will not change by waiting.
+      const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
+      throw new DownloadError("EDGE_DOWNLOAD_HTTP", `${url.href}: HTTP ${response.status}`, retryable);
+    }
+    const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+    if (Number.isFinite(declared) && declared > request.maxBytes) {
+      await response.body.cancel();
+      throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${url.href} is ${declared} bytes, over the ${request.maxBytes}-byte limit`, false);
+    }
+    return { body: response.body, finished: async () => null };
+  }
+  if (url.protocol === "nats-obj:") {
+    if (!request.connection) throw new DownloadError("EDGE_DOWNLOAD_OFFLINE", `${url.href} needs the NATS link, which is down`, true);
+    const bucket = decodeURIComponent(url.hostname);
+    const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
+    if (!bucket || !name) throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${url.href}: expected nats-obj://BUCKET/NAME`, false);
+    let result;
+    try {
+      result = await (await new Objm(request.connection).open(bucket)).get(name);
+    } catch (error) {
+      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${url.href}: ${(error as Error).message}`, true);
+    }
+    if (!result) throw new DownloadError("EDGE_DOWNLOAD_NOT_FOUND", `${url.href}: no such object`, false);
+    if (result.info.size > request.maxBytes) throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${url.href} is ${result.info.size} bytes, over the ${request.maxBytes}-byte limit`, false);
+    const objectResult = result;
+    return { body: objectResult.data, finished: () => objectResult.error };
+  }
+  throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${url.href}: only http, https and nats-obj links are allowed`, false);
+}

@@ -1,0 +1,1 @@
+export { download, DownloadError, type DownloadRequest, type DownloadedFile } from "./downloader.ts";

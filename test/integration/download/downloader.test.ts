@@ -1,0 +1,103 @@
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Objm } from "@nats-io/obj";
+import { connect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { download, DownloadError, type DownloadRequest } from "../../../src/download/index.ts";
+import { startNatsServer } from "../../helpers/nats-server.ts";
+
+const payload = Buffer.from("edge-agent test tool\n".repeat(1_000));
+const sha = createHash("sha256").update(payload).digest("hex");
+
+describe("download", () => {
+  let server: Server;
+  let base: string;
+  let directory: string;
+
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      if (request.url === "/tool.bin") return void response.end(payload);
+      if (request.url === "/busy") return void response.writeHead(503).end();
+      if (request.url === "/moved") return void response.writeHead(302, { location: "/tool.bin" }).end();
+      if (request.url === "/endless") {
+        // Never says how long it is, and would never stop.
+        response.writeHead(200);
+        const interval = setInterval(() => response.write(Buffer.alloc(64 * 1024)), 1);
+        response.on("close", () => clearInterval(interval));
+        return;
+      }
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("no address");
+    base = `http://127.0.0.1:${address.port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  beforeEach(async () => {
+    directory = await mkdtemp(join(tmpdir(), "edge-agent-download-"));
+  });
+
+  const request = (overrides: Partial<DownloadRequest>): DownloadRequest => ({ link: `${base}/tool.bin`, sha256: sha, size: payload.length, maxBytes: 1 << 20, allowMissingChecksum: false, directory, ...overrides });
+  const failure = async (overrides: Partial<DownloadRequest>): Promise<DownloadError> => {
+    const error = await download(request(overrides)).then(
+      () => new Error("expected a failure"),
+      (failed: unknown) => failed,
+    );
+    expect(error).toBeInstanceOf(DownloadError);
+    // A refused download leaves nothing behind.
+    expect(await readdir(directory)).toEqual([]);
+    return error as DownloadError;
+  };
+
+  it("streams to a temporary file in the directory, verified by size and sha256, following redirects", async () => {
+    const file = await download(request({ link: `${base}/moved`, sha256: sha.toUpperCase() }));
+    expect(file).toMatchObject({ size: payload.length, sha256: sha });
+    expect(file.path.startsWith(directory)).toBe(true);
+    expect(await readFile(file.path)).toEqual(payload);
+  });
+
+  it.each<[Partial<DownloadRequest>, string, boolean]>([
+    [{ sha256: "0".repeat(64) }, "EDGE_DOWNLOAD_CHECKSUM_MISMATCH", false],
+    [{ size: payload.length + 1 }, "EDGE_DOWNLOAD_SIZE_MISMATCH", false],
+    [{ size: payload.length - 1 }, "EDGE_DOWNLOAD_SIZE_MISMATCH", false],
+    [{ maxBytes: 1_000, size: null }, "EDGE_DOWNLOAD_TOO_LARGE", false],
+    [{ link: "/endless", sha256: null, size: null, allowMissingChecksum: true, maxBytes: 1 << 20 }, "EDGE_DOWNLOAD_TOO_LARGE", false],
+    [{ sha256: null }, "EDGE_DOWNLOAD_NO_CHECKSUM", false],
+    [{ link: "/missing" }, "EDGE_DOWNLOAD_HTTP", false],
+    [{ link: "/busy" }, "EDGE_DOWNLOAD_HTTP", true],
+    [{ link: "file:///etc/passwd" }, "EDGE_DOWNLOAD_BAD_LINK", false],
+    [{ link: "not a url" }, "EDGE_DOWNLOAD_BAD_LINK", false],
+  ])("refuses %j with %s (retryable: %s)", async (overrides, code, retryable) => {
+    // Paths in the table are on the test server, whose port is known only once it listens.
+    const link = overrides.link?.startsWith("/") ? `${base}${overrides.link}` : overrides.link;
+    const error = await failure({ ...overrides, ...(link ? { link } : {}) });
+    expect(error.code).toBe(code);
+    expect(error.retryable).toBe(retryable);
+  });
+
+  it("takes a file without a checksum when the policy allows it", async () => {
+    const file = await download(request({ sha256: null, allowMissingChecksum: true }));
+    expect(file.sha256).toBe(sha);
+  });
+
+  it("downloads nats-obj://BUCKET/NAME from a NATS object store, and needs the link for it", async () => {
+    const nats = await startNatsServer();
+    const connection = await connect({ servers: nats.url });
+    try {
+      const store = await new Objm(connection).create("tools");
+      await store.putBlob({ name: "agent/v1.bin" }, new Uint8Array(payload));
+      const file = await download(request({ link: "nats-obj://tools/agent%2Fv1.bin", connection }));
+      expect(await readFile(file.path)).toEqual(payload);
+      await rm(file.path);
+      expect((await failure({ link: "nats-obj://tools/absent", connection })).code).toBe("EDGE_DOWNLOAD_NOT_FOUND");
+      expect((await failure({ link: "nats-obj://tools/agent%2Fv1.bin", connection: null })).retryable).toBe(true);
+    } finally {
+      await connection.close();
+      await nats.dispose();
+    }
+  });
+});
