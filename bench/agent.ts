@@ -8,10 +8,13 @@ import { startNatsServer } from "../test/helpers/nats-server.ts";
  * Daemon footprint: time from spawn to "connected to NATS", and resident memory after an idle
  * period, against a bare Node process idling for the same time in the same run.
  * BENCH_IDLE_SECONDS (default 60) sets the idle period; BENCH_STARTS (default 5) the start samples.
+ * BENCH_AGENT_BINARY measures a built single executable (npm run package) instead of the sources.
  */
 export const name = "agent";
 
 const CLI = resolve(import.meta.dirname, "../src/cli/main.ts");
+const BINARY = process.env.BENCH_AGENT_BINARY;
+const agentCommand = (): [string, string[]] => (BINARY ? [resolve(BINARY), ["run"]] : [process.execPath, [CLI, "run"]]);
 
 async function rssKiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
@@ -56,7 +59,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const startToConnectedMs: number[] = [];
     for (let attempt = 0; attempt < starts; attempt++) {
       const began = performance.now();
-      const child = spawn(process.execPath, [CLI, "run"], { env, stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn(...agentCommand(), { env, stdio: ["ignore", "pipe", "inherit"] });
       await waitForLine(child, /"msg":"connected to NATS"/, 30_000);
       startToConnectedMs.push(Math.round(performance.now() - began));
       await stopChild(child);
@@ -65,7 +68,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const bare = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
     await new Promise((r) => setTimeout(r, 200));
     const bareStartMs = performance.now() - bareStarted;
-    const agent = spawn(process.execPath, [CLI, "run"], { env, stdio: ["ignore", "pipe", "inherit"] });
+    const agent = spawn(...agentCommand(), { env, stdio: ["ignore", "pipe", "inherit"] });
     await waitForLine(agent, /"msg":"connected to NATS"/, 30_000);
     const ticksBefore = { agent: await cpuTicks(agent.pid as number), bare: await cpuTicks(bare.pid as number) };
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
@@ -78,6 +81,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const cpuPercent = (ticks: number): number => Number(((ticks / ticksPerSecond / idleSeconds) * 100).toFixed(3));
     startToConnectedMs.sort((a, b) => a - b);
     return {
+      agent: BINARY ? `single executable ${BINARY}` : "sources run by node (type stripping)",
       idleSeconds,
       startToConnectedMs: { median: startToConnectedMs[Math.floor(starts / 2)], min: startToConnectedMs[0], max: startToConnectedMs[starts - 1] },
       bareNodeSpawnMs: Math.round(bareStartMs),

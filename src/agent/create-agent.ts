@@ -59,10 +59,18 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     errors.record(new Date(clock.now()).toISOString(), source, error instanceof Error ? error.message : String(error));
   };
 
+  // pino children copy their level when made: a live log-level change must reach each one.
+  const componentLoggers = {
+    outbox: logger.child({ component: "outbox" }),
+    telemetry: logger.child({ component: "telemetry" }),
+    remoteConfig: logger.child({ component: "remote-config" }),
+  };
+  const allLoggers = [deps.logger, logger, ...Object.values(componentLoggers)];
+
   const outbox: Outbox = openOutbox({
     dataDir: settings.dataDir,
     clock,
-    logger: logger.child({ component: "outbox" }),
+    logger: componentLoggers.outbox,
     maxBytes: settings.outbox.maxBytes,
     maxAgeMs: settings.outbox.maxAgeSeconds * 1000,
     durability: settings.outbox.durability,
@@ -76,7 +84,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       : createTelemetry({
           machineId,
           clock,
-          logger: logger.child({ component: "telemetry" }),
+          logger: componentLoggers.telemetry,
           sink,
           telemetrySchedule: settings.telemetrySchedule,
           inventorySchedule: settings.inventorySchedule,
@@ -90,7 +98,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     heartbeatSeconds: settings.heartbeatSeconds,
     telemetrySchedule: settings.telemetrySchedule,
     inventorySchedule: settings.inventorySchedule,
-    logLevel: settings.logLevel === "silent" ? "fatal" : settings.logLevel,
+    logLevel: settings.logLevel,
     tags: settings.tags,
     outbox: { maxBytes: settings.outbox.maxBytes, maxAgeSeconds: settings.outbox.maxAgeSeconds },
     toolPolicy: { allowMissingChecksum: settings.toolPolicy.allowMissingChecksum },
@@ -114,7 +122,8 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     {
       name: "log-level",
       apply: (next) => {
-        if (next.logLevel !== undefined) deps.logger.level = next.logLevel;
+        if (next.logLevel === undefined) return;
+        for (const each of allLoggers) each.level = next.logLevel;
       },
     },
   ];
@@ -122,7 +131,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     machineId,
     configDir: settings.configDir,
     clock,
-    logger: logger.child({ component: "remote-config" }),
+    logger: componentLoggers.remoteConfig,
     sink,
     components,
     baseline,

@@ -26,25 +26,18 @@ export function eventClassOf(type: string): EventClass {
   return TELEMETRY_TYPES.has(type) ? "telemetry" : "state";
 }
 
+const SUBJECT_OF_TYPE: Readonly<Record<EventType, keyof MachineSubjects>> = {
+  [EventType.installedAgent]: "installedAgent",
+  [EventType.clientConnection]: "clientConnection",
+  [EventType.hostname]: "hostname",
+  [EventType.telemetry]: "telemetry",
+  [EventType.inventory]: "inventory",
+  [EventType.toolInstallationStatus]: "toolInstallationStatus",
+  [EventType.toolConnection]: "toolConnection",
+  [EventType.configStatus]: "configStatus",
+  [EventType.outboxGauge]: "outboxGauge",
+};
+
 export function subjectFor(subjects: MachineSubjects, type: EventType): string {
-  switch (type) {
-    case EventType.installedAgent:
-      return subjects.installedAgent;
-    case EventType.clientConnection:
-      return subjects.clientConnection;
-    case EventType.hostname:
-      return subjects.hostname;
-    case EventType.telemetry:
-      return subjects.telemetry;
-    case EventType.inventory:
-      return subjects.inventory;
-    case EventType.toolInstallationStatus:
-      return subjects.toolInstallationStatus;
-    case EventType.toolConnection:
-      return subjects.toolConnection;
-    case EventType.configStatus:
-      return subjects.configStatus;
-    case EventType.outboxGauge:
-      return subjects.outboxGauge;
-  }
+  return subjects[SUBJECT_OF_TYPE[type]];
 }

@@ -170,7 +170,7 @@ export const AgentConfiguration = z.object({
   heartbeatSeconds: z.number().int().min(1).max(86_400).optional(),
   telemetrySchedule: z.string().min(1).optional(),
   inventorySchedule: z.string().min(1).optional(),
-  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).optional(),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
   tags: z.record(z.string(), z.string()).optional(),
   outbox: z
     .object({

@@ -1,6 +1,6 @@
 import { readdir, readFile, statfs } from "node:fs/promises";
 import type { Clock } from "../runtime/clock.ts";
-import type { Collector } from "./collector.ts";
+import type { Collector, SamplePart } from "./collector.ts";
 import {
   cpuPercent,
   parseDiskstats,
@@ -75,61 +75,65 @@ export function linuxCollectors(options: LinuxCollectorOptions): Collector[] {
     },
   };
 
-  let previousNet: { atMs: number; counters: Map<string, InterfaceCounters> } | null = null;
-  const network: Collector = {
+  const network = countersWithRates({
     name: "network",
-    async collect() {
-      const current = { atMs: clock.monotonicMs(), counters: parseNetDev(await read("net/dev")) };
-      const previous = previousNet;
-      previousNet = current;
-      if (!previous) return { network: [] };
-      const seconds = (current.atMs - previous.atMs) / 1000;
-      return {
-        network: [...current.counters].flatMap(([name, now]) => {
-          const before = previous.counters.get(name);
-          if (!before) return [];
-          return [
-            {
-              interface: name,
-              rxBytesPerSecond: perSecond(before.rxBytes, now.rxBytes, seconds),
-              txBytesPerSecond: perSecond(before.txBytes, now.txBytes, seconds),
-              rxErrorsPerSecond: perSecond(before.rxErrors, now.rxErrors, seconds),
-              txErrorsPerSecond: perSecond(before.txErrors, now.txErrors, seconds),
-              rxDropsPerSecond: perSecond(before.rxDrops, now.rxDrops, seconds),
-              txDropsPerSecond: perSecond(before.txDrops, now.txDrops, seconds),
-            },
-          ];
-        }),
-      };
-    },
-  };
+    clock,
+    read: async () => parseNetDev(await read("net/dev")),
+    toRates: (name, before: InterfaceCounters, now: InterfaceCounters, seconds) => ({
+      interface: name,
+      rxBytesPerSecond: perSecond(before.rxBytes, now.rxBytes, seconds),
+      txBytesPerSecond: perSecond(before.txBytes, now.txBytes, seconds),
+      rxErrorsPerSecond: perSecond(before.rxErrors, now.rxErrors, seconds),
+      txErrorsPerSecond: perSecond(before.txErrors, now.txErrors, seconds),
+      rxDropsPerSecond: perSecond(before.rxDrops, now.rxDrops, seconds),
+      txDropsPerSecond: perSecond(before.txDrops, now.txDrops, seconds),
+    }),
+    toPart: (network) => ({ network }),
+  });
 
-  let previousDisks: { atMs: number; counters: Map<string, DiskCounters> } | null = null;
-  const disks: Collector = {
+  const disks = countersWithRates({
     name: "disks",
-    async collect() {
-      const current = { atMs: clock.monotonicMs(), counters: parseDiskstats(await read("diskstats")) };
-      const previous = previousDisks;
-      previousDisks = current;
-      if (!previous) return { disks: [] };
-      const seconds = (current.atMs - previous.atMs) / 1000;
-      return {
-        disks: [...current.counters].flatMap(([device, now]) => {
-          const before = previous.counters.get(device);
-          if (!before) return [];
-          return [
-            {
-              device,
-              readBytesPerSecond: perSecond(before.readSectors * SECTOR_BYTES, now.readSectors * SECTOR_BYTES, seconds),
-              writeBytesPerSecond: perSecond(before.writeSectors * SECTOR_BYTES, now.writeSectors * SECTOR_BYTES, seconds),
-              readsPerSecond: perSecond(before.reads, now.reads, seconds),
-              writesPerSecond: perSecond(before.writes, now.writes, seconds),
-            },
-          ];
-        }),
-      };
-    },
-  };
+    clock,
+    read: async () => parseDiskstats(await read("diskstats")),
+    toRates: (device, before: DiskCounters, now: DiskCounters, seconds) => ({
+      device,
+      readBytesPerSecond: perSecond(before.readSectors * SECTOR_BYTES, now.readSectors * SECTOR_BYTES, seconds),
+      writeBytesPerSecond: perSecond(before.writeSectors * SECTOR_BYTES, now.writeSectors * SECTOR_BYTES, seconds),
+      readsPerSecond: perSecond(before.reads, now.reads, seconds),
+      writesPerSecond: perSecond(before.writes, now.writes, seconds),
+    }),
+    toPart: (disks) => ({ disks }),
+  });
 
   return [cpu, load, memory, uptime, processes, filesystems, network, disks];
+}
+
+/**
+ * A collector of per-device counters reported as per-second rates: it keeps the previous reading,
+ * and reports a device only once it has two readings of it (the first call is a baseline).
+ */
+function countersWithRates<Counters, Rate>(options: {
+  name: string;
+  clock: Clock;
+  read: () => Promise<Map<string, Counters>>;
+  toRates: (device: string, before: Counters, now: Counters, seconds: number) => Rate;
+  toPart: (rates: Rate[]) => SamplePart;
+}): Collector {
+  let previous: { atMs: number; counters: Map<string, Counters> } | null = null;
+  return {
+    name: options.name,
+    async collect() {
+      const current = { atMs: options.clock.monotonicMs(), counters: await options.read() };
+      const before = previous;
+      previous = current;
+      if (!before) return options.toPart([]);
+      const seconds = (current.atMs - before.atMs) / 1000;
+      return options.toPart(
+        [...current.counters].flatMap(([device, now]) => {
+          const old = before.counters.get(device);
+          return old ? [options.toRates(device, old, now, seconds)] : [];
+        }),
+      );
+    },
+  };
 }
