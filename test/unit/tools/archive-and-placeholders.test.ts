@@ -1,0 +1,113 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, createWriteStream } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { once } from "node:events";
+import { ZipFile } from "yazl";
+import { create as createTar } from "tar";
+import { describe, expect, it } from "vitest";
+import { archiveKindOf, assertContainedPath, extractArchive, HostileArchiveError } from "../../../src/tools/archive.ts";
+import { resolvePlaceholders, UnresolvedPlaceholderError } from "../../../src/tools/placeholders.ts";
+
+const fresh = (): string => mkdtempSync(join(tmpdir(), "ea-archive-"));
+
+async function zipOf(entries: Array<{ name: string; data?: string; mode?: number; symlinkTo?: string }>): Promise<string> {
+  const zip = new ZipFile();
+  for (const entry of entries) {
+    if (entry.symlinkTo !== undefined) zip.addBuffer(Buffer.from(entry.symlinkTo), entry.name, { mode: 0o120777 });
+    else zip.addBuffer(Buffer.from(entry.data ?? ""), entry.name, { mode: entry.mode ?? 0o100644 });
+  }
+  zip.end();
+  const path = join(fresh(), "a.zip");
+  const out = createWriteStream(path);
+  zip.outputStream.pipe(out);
+  await once(out, "close");
+  return path;
+}
+
+/** A tar.gz made with GNU tar from a folder laid out by `layout`. */
+function tarOf(layout: (dir: string) => void, members: string[]): string {
+  const dir = fresh();
+  layout(dir);
+  const path = join(fresh(), "a.tar.gz");
+  execFileSync("tar", ["-czf", path, "-C", dir, ...members]);
+  return path;
+}
+
+describe("archives", () => {
+  it("recognises zip and tar.gz by content, and extracts files with their executable bit", async () => {
+    const zip = await zipOf([{ name: "bin/tool", data: "#!/bin/sh\necho hi\n", mode: 0o100755 }, { name: "README", data: "r" }]);
+    expect(await archiveKindOf(zip)).toBe("zip");
+    const out = fresh();
+    await extractArchive(zip, out, "zip", 1 << 20);
+    expect(readFileSync(join(out, "bin/tool"), "utf8")).toContain("echo hi");
+    expect(statSync(join(out, "bin/tool")).mode & 0o111).not.toBe(0);
+
+    const tar = tarOf((dir) => {
+      mkdirSync(join(dir, "bin"));
+      writeFileSync(join(dir, "bin/tool"), "x", { mode: 0o755 });
+    }, ["bin"]);
+    expect(await archiveKindOf(tar)).toBe("tar.gz");
+    const tarOut = fresh();
+    await extractArchive(tar, tarOut, "tar.gz", 1 << 20);
+    expect(readFileSync(join(tarOut, "bin/tool"), "utf8")).toBe("x");
+    const plain = join(fresh(), "plain");
+    writeFileSync(plain, "just a binary");
+    expect(await archiveKindOf(plain)).toBe("none");
+  });
+
+  it.each(["../evil", "a/../../evil", "/etc/passwd", "C:/Windows/evil", "..\\evil"])("refuses the entry path %j", (path) => {
+    expect(() => assertContainedPath(path)).toThrow(HostileArchiveError);
+  });
+
+  it("refuses a zip with a path that climbs out, or a symbolic link, and writes nothing", async () => {
+    for (const zip of [await zipOf([{ name: "ok.txt", data: "1" }, { name: "sub/../../evil.txt", data: "x" }]).catch(() => null), await zipOf([{ name: "ok.txt" }, { name: "link", symlinkTo: "/etc/passwd" }])]) {
+      if (zip === null) continue; // yazl itself refuses to write some hostile names
+      const out = fresh();
+      await expect(extractArchive(zip, out, "zip", 1 << 20)).rejects.toThrow(HostileArchiveError);
+      expect(readdirSync(out)).toEqual([]);
+    }
+  });
+
+  it("refuses a tar with '..', an absolute path or a link, and writes nothing", async () => {
+    // GNU tar cleans '..' out of names it writes, so the hostile one is made with node-tar.
+    const dotsDir = fresh();
+    mkdirSync(join(dotsDir, "sub"));
+    writeFileSync(join(dotsDir, "evil"), "x");
+    const withDots = join(fresh(), "dots.tar.gz");
+    await createTar({ gzip: true, file: withDots, cwd: join(dotsDir, "sub"), preservePaths: true }, ["../evil"]);
+    const withLink = tarOf((dir) => symlinkSync("/etc/passwd", join(dir, "link")), ["link"]);
+    const victimDir = fresh();
+    const victim = join(victimDir, "f");
+    writeFileSync(victim, "x");
+    const absolute = join(fresh(), "abs.tar.gz");
+    execFileSync("tar", ["-czPf", absolute, victim]);
+    for (const tar of [withDots, withLink, absolute]) {
+      const out = fresh();
+      await expect(extractArchive(tar, out, "tar.gz", 1 << 30)).rejects.toThrow(HostileArchiveError);
+      expect(readdirSync(out)).toEqual([]);
+    }
+    expect(existsSync(join(tmpdir(), "evil"))).toBe(false);
+  });
+
+  it("refuses an archive that unpacks to more than allowed", async () => {
+    const zip = await zipOf([{ name: "big", data: "x".repeat(10_000) }]);
+    await expect(extractArchive(zip, fresh(), "zip", 1_000)).rejects.toThrow(/more than 1000 bytes/);
+  });
+});
+
+describe("placeholders", () => {
+  const context = { machineId: "m1", serverUrl: "nats://h:4222", toolPath: "/opt/t", assetPaths: { cfg: "/opt/t/cfg.json" } };
+  it("fills the known ones and keeps each argument whole", () => {
+    expect(resolvePlaceholders(["--id=${client.machineId}", "${client.serverUrl}", "--cfg", "${client.assetPath.cfg}", "a b; rm -rf /"], context)).toEqual([
+      "--id=m1",
+      "nats://h:4222",
+      "--cfg",
+      "/opt/t/cfg.json",
+      "a b; rm -rf /",
+    ]);
+  });
+  it.each(["${client.secret}", "${client.assetPath.missing}", "${}"])("refuses %j", (argument) => {
+    expect(() => resolvePlaceholders([argument], context)).toThrow(UnresolvedPlaceholderError);
+  });
+});
