@@ -1,0 +1,270 @@
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  EventType,
+  isSafeToken,
+  machineSubjects,
+  OsName,
+  ToolInstallationMessage,
+  type InstalledAgentMessage,
+  type ToolInstallationStatus,
+} from "../contracts/index.ts";
+import type { EventSink } from "../events/event-sink.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
+import { jitteredBackoff } from "../transport/connection-options.ts";
+import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
+import { toolStore, type ToolRecord } from "./tool-state.ts";
+
+export const TOOL_STREAM = "TOOL_INSTALLATION";
+
+export interface ToolPolicy {
+  readonly allowMissingChecksum: boolean;
+  readonly maxDownloadBytes: number;
+}
+
+export interface ToolManagerOptions {
+  readonly machineId: string;
+  /** Tools live in `<toolsDir>/<toolAgentId>`, their state beside them. */
+  readonly toolsDir: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly sink: EventSink;
+  /** For the `${client.serverUrl}` placeholder. */
+  readonly serverUrl: string;
+  readonly policy: ToolPolicy;
+  readonly platform?: NodeJS.Platform;
+  readonly commandTimeoutMs?: number;
+  /** How long the server waits for an ack before redelivering (default 60 s); installs in progress keep it alive. */
+  readonly ackWaitMs?: number;
+}
+
+export interface ToolManager {
+  /** Finishes installs cut short by a crash (cleans staging, restores a set-aside version). */
+  recover(): Promise<void>;
+  /** The link is up: bind the durable consumer (once; it follows reconnects itself). */
+  attach(connection: NatsConnection): void;
+  stop(): Promise<void>;
+  list(): Promise<ToolRecord[]>;
+  updatePolicy(policy: Partial<ToolPolicy>): void;
+}
+
+function osOf(platform: NodeJS.Platform): OsName {
+  return platform === "win32" ? "windows" : platform === "darwin" ? "macos" : "linux";
+}
+
+/**
+ * Installs and removes the platform's tools as it asks on `machine.{id}.tool-installation` and
+ * `.tool-uninstall` (stream TOOL_INSTALLATION, durable consumer `machine_{id}_tool-installation_consumer`).
+ * Ack on success; nak with backoff when trying again can help; term (after reporting FAILED) when
+ * it cannot. One install at a time per tool; the same version already installed is acked at once.
+ */
+export function createToolManager(options: ToolManagerOptions): ToolManager {
+  const { machineId, logger, sink, clock } = options;
+  const subjects = machineSubjects(machineId);
+  const store = toolStore(options.toolsDir);
+  const os = osOf(options.platform ?? process.platform);
+  let policy = { ...options.policy };
+  let connection: NatsConnection | null = null;
+  let stopped = false;
+  let attached = false;
+  const stoppers: Array<() => void> = [];
+  const locks = new Map<string, Promise<unknown>>();
+  const ackWaitMs = options.ackWaitMs ?? 60_000;
+
+  const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => {
+    const previous = locks.get(toolAgentId) ?? Promise.resolve();
+    const result = previous.then(work, work);
+    locks.set(toolAgentId, result.catch(() => undefined));
+    return result;
+  };
+
+  const report = async (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null, causationId: string | undefined): Promise<void> => {
+    const body: ToolInstallationStatus = {
+      toolAgentId: message.toolAgentId,
+      toolId: message.toolId ?? null,
+      toolType: message.toolType ?? null,
+      version: message.version ?? null,
+      state,
+      error,
+      timestamp: new Date(clock.now()).toISOString(),
+    };
+    await sink.emit({ type: EventType.toolInstallationStatus, body, ...(causationId ? { causationId } : {}) });
+  };
+
+  const save = (message: ToolInstallationMessage, state: ToolRecord["state"], error: string | null, mainFile: string | null, previous: ToolRecord | null): Promise<void> =>
+    store.write({
+      toolAgentId: message.toolAgentId,
+      version: message.version ?? null,
+      state,
+      error,
+      updatedAt: new Date(clock.now()).toISOString(),
+      message,
+      mainFile,
+      agentToolId: previous?.agentToolId ?? null,
+      connection: previous?.connection ?? null,
+    });
+
+  const install = async (message: ToolInstallationMessage, causationId: string | undefined, keepAlive: () => void): Promise<void> => {
+    const current = await store.read(message.toolAgentId);
+    if (current?.state === "INSTALLED" && current.version === (message.version ?? null) && !message.reinstall) {
+      logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool already installed at this version");
+      await report(message, "INSTALLED", null, causationId);
+      return;
+    }
+    await save(message, "DOWNLOADING", null, current?.mainFile ?? null, current);
+    await report(message, "DOWNLOADING", null, causationId);
+    const ticker = setInterval(keepAlive, Math.max(200, ackWaitMs / 3));
+    try {
+      const mainFile = await installTool(message, {
+        toolsDir: options.toolsDir,
+        os,
+        machineId,
+        serverUrl: options.serverUrl,
+        connection,
+        policy,
+        commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
+        onInstalling: async () => {
+          await save(message, "INSTALLING", null, current?.mainFile ?? null, current);
+          await report(message, "INSTALLING", null, causationId);
+        },
+      });
+      await save(message, "INSTALLED", null, mainFile, current);
+      await report(message, "INSTALLED", null, causationId);
+      const announcement: InstalledAgentMessage = { machineId, agentType: message.toolAgentId, version: message.version ?? "unknown" };
+      await sink.emit({ type: EventType.installedAgent, body: announcement, ...(causationId ? { causationId } : {}) });
+      logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool installed");
+    } catch (error) {
+      const retryable = error instanceof ToolInstallError && error.retryable;
+      const reason = error instanceof Error ? error.message : String(error);
+      // A retry comes back through redelivery; the platform sees FAILED only when it is final.
+      if (!retryable) {
+        await save(message, "FAILED", reason, current?.state === "INSTALLED" ? current.mainFile : null, current);
+        await report(message, "FAILED", reason, causationId);
+      }
+      throw error;
+    } finally {
+      clearInterval(ticker);
+    }
+  };
+
+  const uninstall = async (message: ToolInstallationMessage, causationId: string | undefined): Promise<void> => {
+    const current = await store.read(message.toolAgentId);
+    const known = current?.message ?? message;
+    await uninstallTool({ ...known, uninstallationCommandArgs: message.uninstallationCommandArgs.length > 0 ? message.uninstallationCommandArgs : known.uninstallationCommandArgs }, current?.mainFile ?? null, {
+      toolsDir: options.toolsDir,
+      machineId,
+      serverUrl: options.serverUrl,
+      commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
+    });
+    await save(known, "UNINSTALLED", null, null, current);
+    await report(known, "UNINSTALLED", null, causationId);
+    logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
+  };
+
+  // term() goes without a reason: nats-server 2.9 does not parse "+TERM <reason>" and would leave
+  // the message pending. The reason is in the FAILED status and the log instead.
+  const handle = async (msg: JsMsg): Promise<void> => {
+    const causationId = msg.headers?.get("X-Event-ID") || `${TOOL_STREAM}:${msg.seq}`;
+    let raw: unknown;
+    try {
+      raw = msg.json<unknown>();
+    } catch {
+      logger.error({ subject: msg.subject, seq: msg.seq }, "tool message is not JSON: terminated");
+      msg.term();
+      return;
+    }
+    const parsed = ToolInstallationMessage.safeParse(raw);
+    const toolAgentId = typeof (raw as { toolAgentId?: unknown })?.toolAgentId === "string" ? (raw as { toolAgentId: string }).toolAgentId : null;
+    if (!parsed.success || !isSafeToken(parsed.data.toolAgentId)) {
+      const reason = parsed.success ? `toolAgentId ${JSON.stringify(parsed.data.toolAgentId)} is not a safe name` : `malformed tool message: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`;
+      logger.error({ subject: msg.subject, seq: msg.seq, reason }, "tool message refused: terminated");
+      if (toolAgentId) await report({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason, causationId).catch(() => undefined);
+      msg.term();
+      return;
+    }
+    const message = parsed.data;
+    const uninstalling = msg.subject === subjects.toolUninstall;
+    try {
+      await withToolLock(message.toolAgentId, () => (uninstalling ? uninstall(message, causationId) : install(message, causationId, () => msg.working())));
+      msg.ack();
+    } catch (error) {
+      const retryable = error instanceof ToolInstallError && error.retryable;
+      if (retryable) {
+        const delayMs = Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, msg.info.deliveryCount - 1));
+        logger.warn({ toolAgentId: message.toolAgentId, err: error, retryInMs: delayMs }, "tool install will be retried");
+        msg.nak(delayMs);
+      } else {
+        logger.error({ toolAgentId: message.toolAgentId, err: error }, uninstalling ? "tool uninstall failed" : "tool install failed");
+        msg.term();
+      }
+    }
+  };
+
+  /**
+   * One durable consumer per subject: nats-server 2.9 takes a single filter per consumer, and it
+   * must sit inside one of the stream's subjects. Installs use the name DESIGN.md gives; removals
+   * `machine_{id}_tool-uninstall_consumer`.
+   */
+  const consume = async (nc: NatsConnection, name: string, filterSubject: string): Promise<void> => {
+    const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
+    let lastReason: string | null = null;
+    while (!stopped) {
+      try {
+        const manager = await jetstreamManager(nc);
+        try {
+          await manager.consumers.info(TOOL_STREAM, name);
+        } catch (error) {
+          if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
+          await manager.consumers.add(TOOL_STREAM, {
+            durable_name: name,
+            filter_subject: filterSubject,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: DeliverPolicy.All,
+            ack_wait: ackWaitMs * 1_000_000,
+          });
+        }
+        const consumer = await jetstream(nc).consumers.get(TOOL_STREAM, name);
+        const messages = await consumer.consume({ max_messages: 4 });
+        stoppers.push(() => void messages.stop());
+        logger.info({ consumer: name }, "listening for tool messages");
+        lastReason = null;
+        for await (const msg of messages) {
+          await handle(msg);
+        }
+      } catch (error) {
+        if (stopped) return;
+        const reason = error instanceof Error ? error.message : String(error);
+        if (reason !== lastReason) logger.warn({ reason, consumer: name }, "cannot listen for tool messages yet; retrying");
+        lastReason = reason;
+        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
+      }
+    }
+  };
+
+  return {
+    async recover() {
+      for (const record of await store.list()) {
+        if (record.state !== "DOWNLOADING" && record.state !== "INSTALLING") continue;
+        await recoverToolDir(options.toolsDir, record.toolAgentId);
+        logger.warn({ toolAgentId: record.toolAgentId, state: record.state }, "tool install was cut short; cleaned up, it resumes when the platform redelivers it");
+      }
+    },
+    attach(nc) {
+      connection = nc;
+      if (attached || stopped) return;
+      attached = true;
+      void consume(nc, subjects.toolInstallationConsumer, subjects.toolInstallation);
+      void consume(nc, `machine_${machineId}_tool-uninstall_consumer`, subjects.toolUninstall);
+    },
+    async stop() {
+      stopped = true;
+      for (const stopConsumer of stoppers) stopConsumer();
+      await Promise.all([...locks.values()]);
+    },
+    list: () => store.list(),
+    updatePolicy(next) {
+      policy = { ...policy, ...next };
+    },
+  };
+}

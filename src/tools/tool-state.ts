@@ -1,0 +1,53 @@
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { ToolInstallationMessage, ToolInstallationState, ToolConnectionState } from "../contracts/index.ts";
+import { writeFileAtomic } from "../runtime/atomic-file.ts";
+
+/** What the agent knows of one tool, persisted beside (not inside) its folder. */
+export const ToolRecord = z.object({
+  toolAgentId: z.string(),
+  version: z.string().nullable(),
+  state: ToolInstallationState,
+  error: z.string().nullable(),
+  updatedAt: z.string(),
+  /** The message that installed it: its uninstall and id commands are needed later. */
+  message: ToolInstallationMessage,
+  /** The tool's main file, relative to its folder. */
+  mainFile: z.string().nullable(),
+  agentToolId: z.string().nullable(),
+  connection: ToolConnectionState.nullable(),
+});
+export type ToolRecord = z.infer<typeof ToolRecord>;
+
+const STATE_SUFFIX = ".state.json";
+
+export function toolStore(toolsDir: string): {
+  read(toolAgentId: string): Promise<ToolRecord | null>;
+  write(record: ToolRecord): Promise<void>;
+  list(): Promise<ToolRecord[]>;
+} {
+  const pathOf = (toolAgentId: string): string => join(toolsDir, `${toolAgentId}${STATE_SUFFIX}`);
+  const read = async (toolAgentId: string): Promise<ToolRecord | null> => {
+    try {
+      return ToolRecord.parse(JSON.parse(await readFile(pathOf(toolAgentId), "utf8")));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw new Error(`tool state ${pathOf(toolAgentId)} is unreadable: ${(error as Error).message}`);
+    }
+  };
+  return {
+    read,
+    write: (record) => writeFileAtomic(pathOf(record.toolAgentId), JSON.stringify(record, null, 2) + "\n", 0o600),
+    async list() {
+      let names: string[];
+      try {
+        names = await readdir(toolsDir);
+      } catch {
+        return [];
+      }
+      const records = await Promise.all(names.filter((name) => name.endsWith(STATE_SUFFIX)).map((name) => read(name.slice(0, -STATE_SUFFIX.length)).catch(() => null)));
+      return records.filter((record) => record !== null);
+    },
+  };
+}

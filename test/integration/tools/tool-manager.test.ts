@@ -1,0 +1,160 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ToolInstallationStatus } from "../../../src/contracts/index.ts";
+import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
+import { systemClock } from "../../../src/runtime/clock.ts";
+import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
+import { createToolManager, type ToolManager } from "../../../src/tools/index.ts";
+import { startFileServer, TOOL_SCRIPT, toolTarGz, toolZip, type ServedFile } from "../../fixtures/tools/tool-kit.ts";
+import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { createPlatformStreams } from "../../helpers/streams.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
+
+describe("tool installation from JetStream", () => {
+  let server: NatsServerHandle;
+  let operator: NatsConnection;
+  let agentLink: NatsConnection;
+  let files: Awaited<ReturnType<typeof startFileServer>>;
+  let toolsDir: string;
+  let events: OutgoingEvent[];
+  let manager: ToolManager;
+
+  const sink: EventSink = { emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }) };
+  const statesOf = (toolAgentId: string): string[] =>
+    events.filter((event) => event.type === "tool-installation.status" && (event.body as ToolInstallationStatus).toolAgentId === toolAgentId).map((event) => (event.body as ToolInstallationStatus).state);
+  const lastStatus = (toolAgentId: string): ToolInstallationStatus | undefined =>
+    events.filter((event) => event.type === "tool-installation.status" && (event.body as ToolInstallationStatus).toolAgentId === toolAgentId).map((event) => event.body as ToolInstallationStatus).at(-1);
+  const push = async (subject: "tool-installation" | "tool-uninstall", body: unknown): Promise<void> => {
+    await jetstream(operator).publish(`machine.m1.${subject}`, JSON.stringify(body));
+  };
+  const message = (toolAgentId: string, served: ServedFile, overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
+    toolAgentId,
+    toolId: `${toolAgentId}-id`,
+    toolType: "TEST",
+    version: "1.0.0",
+    sessionType: "SERVICE",
+    downloadConfigurations: [
+      { os: "WINDOWS", link: "https://example.invalid/tool.exe", fileName: "tool.exe" },
+      { os: "linux", fileName: "tool.zip", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, size: served.size, installationType: "STANDARD" },
+    ],
+    assets: [],
+    installationCommandArgs: ["install", "1.0.0"],
+    toolAgentIdCommandArgs: ["id"],
+    uninstallationCommandArgs: ["uninstall", "${client.toolPath}/.."],
+    reinstall: false,
+    ...overrides,
+  });
+  const pending = async (): Promise<number> => {
+    const manager = await jetstreamManager(operator);
+    let total = 0;
+    for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) {
+      const info = await manager.consumers.info("TOOL_INSTALLATION", name);
+      total += info.num_ack_pending + info.num_pending;
+    }
+    return total;
+  };
+
+  beforeEach(async () => {
+    server = await startNatsServer();
+    operator = await connect({ servers: server.url });
+    agentLink = await connect({ servers: server.url });
+    await createPlatformStreams(operator);
+    files = await startFileServer();
+    toolsDir = join(await mkdtemp(join(tmpdir(), "edge-agent-tools-")), "tools");
+    events = [];
+    manager = createToolManager({ machineId: "m1", toolsDir, clock: systemClock, logger: process.env.TOOLS_DEBUG ? createLogger({ level: "debug" }) : silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
+    await manager.recover();
+    manager.attach(agentLink);
+  });
+
+  afterEach(async () => {
+    await manager.stop();
+    await agentLink.close();
+    await operator.close();
+    await files.close();
+    await server.dispose();
+    await rm(join(toolsDir, ".."), { recursive: true, force: true });
+  });
+
+  it("installs from a zip, reports each step, announces the tool, acks; then skips, reinstalls, updates and uninstalls", async () => {
+    const v1 = files.add("tool-v1.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 }, "README": { data: "doc" } }));
+    await push("tool-installation", message("probe", v1));
+    await waitFor("INSTALLED", () => lastStatus("probe")?.state === "INSTALLED");
+    expect(statesOf("probe")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
+    expect(readFileSync(join(toolsDir, "probe", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
+    expect(events.find((event) => event.type === "installed-agent")?.body).toEqual({ machineId: "m1", agentType: "probe", version: "1.0.0" });
+    await waitFor("the ack", async () => (await pending()) === 0);
+
+    // The same version again: acked as INSTALLED with no work.
+    await push("tool-installation", message("probe", v1));
+    await waitFor("second INSTALLED", () => statesOf("probe").length === 4);
+    expect(statesOf("probe").at(-1)).toBe("INSTALLED");
+    // Asked to reinstall: the work is done again.
+    await push("tool-installation", message("probe", v1, { reinstall: true }));
+    await waitFor("reinstalled", () => statesOf("probe").length === 7);
+
+    const v2 = files.add("tool-v2.tar.gz", await toolTarGz({ "bin/tool.sh": TOOL_SCRIPT }));
+    await push("tool-installation", message("probe", v2, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"], downloadConfigurations: [{ os: "LINUX", agentFileName: "bin/tool.sh", link: v2.url, sha256: v2.sha256, size: v2.size }] }));
+    await waitFor("updated", () => existsSync(join(toolsDir, "probe", "bin", "marker")) && readFileSync(join(toolsDir, "probe", "bin", "marker"), "utf8") === "installed 2.0.0\n");
+    expect(readdirSync(toolsDir).sort()).toEqual(["probe", "probe.state.json"]);
+
+    await push("tool-uninstall", { toolAgentId: "probe" });
+    await waitFor("UNINSTALLED", () => lastStatus("probe")?.state === "UNINSTALLED");
+    expect(existsSync(join(toolsDir, "probe"))).toBe(false);
+    expect(readFileSync(join(toolsDir, "uninstalled"), "utf8")).toBe("bye\n");
+    expect((await manager.list()).find((tool) => tool.toolAgentId === "probe")?.state).toBe("UNINSTALLED");
+  });
+
+  it.each([
+    ["a checksum mismatch", async (served: ServedFile) => ({ downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: "0".repeat(64) }] }), /sha256 .* does not match/],
+    ["no checksum (policy requires one)", async (served: ServedFile) => ({ downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url }] }), /requires one/],
+    ["a missing link", async () => ({ downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh" }] }), /no link for linux/],
+    ["no download for this OS", async () => ({ downloadConfigurations: [{ os: "macos", link: "https://example.invalid/x" }] }), /no download for linux/],
+    ["an unresolvable placeholder", async () => ({ installationCommandArgs: ["install", "${client.password}"] }), /placeholder \$\{client.password\}/],
+    ["a failing install command", async () => ({ installationCommandArgs: ["fail"] }), /install command failed: .*exited with 3: boom: cannot install/],
+  ])("refuses %s with a clear FAILED reason, terminates the message, and leaves nothing behind", async (_what, overrides, reason) => {
+    const served = files.add("ok.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("bad", served, await overrides(served)));
+    await waitFor("FAILED", () => lastStatus("bad")?.state === "FAILED");
+    expect(lastStatus("bad")?.error).toMatch(reason);
+    await waitFor("the message to be settled", async () => (await pending()) === 0);
+    expect(readdirSync(toolsDir)).toEqual(["bad.state.json"]);
+  });
+
+  it.each([
+    ["zip", async () => toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT }, "../../escaped.sh": { data: "x" } }).catch(() => null)],
+    ["tar.gz", async () => toolTarGz({ "evil.sh": "x" }, ["../evil.sh"], "sub")],
+  ])("refuses a %s whose entries climb out of the tool folder", async (_kind, build) => {
+    const archive = await build();
+    if (archive === null) return; // the zip library itself refused to write the hostile name
+    const served = files.add("hostile", archive);
+    await push("tool-installation", message("hostile", served));
+    await waitFor("FAILED", () => lastStatus("hostile")?.state === "FAILED");
+    expect(lastStatus("hostile")?.error).toMatch(/climbs out of its folder/);
+    expect(readdirSync(toolsDir)).toEqual(["hostile.state.json"]);
+    expect(readdirSync(join(toolsDir, ".."))).toEqual(["tools"]);
+  });
+
+  it("keeps the working version when an update's install command fails", async () => {
+    const served = files.add("ok.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("keep", served));
+    await waitFor("INSTALLED", () => lastStatus("keep")?.state === "INSTALLED");
+    await push("tool-installation", message("keep", served, { version: "2.0.0", installationCommandArgs: ["fail"] }));
+    await waitFor("FAILED", () => lastStatus("keep")?.state === "FAILED");
+    expect(readFileSync(join(toolsDir, "keep", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
+    expect(readdirSync(toolsDir).sort()).toEqual(["keep", "keep.state.json"]);
+  });
+
+  it("terminates a malformed message after reporting it", async () => {
+    await push("tool-installation", { toolAgentId: "odd", downloadConfigurations: [{ os: "beos" }] });
+    await push("tool-installation", "{not json");
+    await waitFor("FAILED", () => lastStatus("odd")?.state === "FAILED");
+    expect(lastStatus("odd")?.error).toMatch(/malformed tool message/);
+    await waitFor("both settled", async () => (await pending()) === 0);
+  });
+});
