@@ -20,6 +20,8 @@ import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type 
 import { startRpcService } from "../transport/rpc-service.ts";
 import { createTelemetry, type Telemetry } from "../telemetry/index.ts";
 import { createRemoteConfig, type ConfigurableComponent } from "../config/index.ts";
+import { createToolManager } from "../tools/index.ts";
+import { join } from "node:path";
 import type { AgentConfiguration } from "../contracts/index.ts";
 import { createErrorLog, writeStatusFile, type AgentStatus } from "./status.ts";
 
@@ -64,6 +66,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     outbox: logger.child({ component: "outbox" }),
     telemetry: logger.child({ component: "telemetry" }),
     remoteConfig: logger.child({ component: "remote-config" }),
+    tools: logger.child({ component: "tools" }),
   };
   const allLoggers = [deps.logger, logger, ...Object.values(componentLoggers)];
 
@@ -92,6 +95,21 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
           tags: settings.tags,
         });
 
+  const tools = createToolManager({
+    machineId,
+    toolsDir: join(settings.dataDir, "tools"),
+    clock,
+    logger: componentLoggers.tools,
+    sink,
+    serverUrl: settings.natsServers[0] ?? "",
+    policy: settings.toolPolicy,
+  });
+  /** What `status` shows of the tools; refreshed before each report (reading it is async). */
+  let toolsSnapshot: Array<{ toolAgentId: string; version: string | null; state: string; error: string | null; agentToolId: string | null }> = [];
+  const refreshTools = async (): Promise<void> => {
+    toolsSnapshot = (await tools.list()).map(({ toolAgentId, version, state, error, agentToolId }) => ({ toolAgentId, version, state, error, agentToolId }));
+  };
+
   /** The local settings as a configuration: remote documents are merged over it. */
   const baseline: AgentConfiguration = {
     revision: 0,
@@ -118,6 +136,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     {
       name: "outbox",
       apply: (next) => outbox.updateLimits({ maxBytes: next.outbox?.maxBytes, maxAgeMs: next.outbox?.maxAgeSeconds === undefined ? undefined : next.outbox.maxAgeSeconds * 1000 }),
+    },
+    {
+      name: "tool-policy",
+      apply: (next) => tools.updatePolicy({ allowMissingChecksum: next.toolPolicy?.allowMissingChecksum ?? settings.toolPolicy.allowMissingChecksum }),
     },
     {
       name: "log-level",
@@ -160,6 +182,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     outbox: outbox.stats(),
     lastErrors: errors.list(),
     capabilities: {
+      tools: toolsSnapshot,
       config: { revision: remoteConfig.current().revision, lastStatus: remoteConfig.lastStatus() },
       ...(telemetry ? { telemetry: telemetry.stats() } : {}),
     },
@@ -169,6 +192,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const onLinkUp = async (nc: NatsConnection): Promise<void> => {
     heartbeat.beatNow();
     remoteConfig.attach(nc);
+    tools.attach(nc);
     if (!drainStarted) {
       outbox.start(createJetStreamPublisher(jetstream(nc)));
       drainStarted = true;
@@ -184,7 +208,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         logger,
         handlers: {
           health: () => ({ status: "ok", machineId, version: AGENT_VERSION, connection: link.state, uptimeSeconds: status().uptimeSeconds }),
-          status: () => status(),
+          status: async () => {
+            await refreshTools().catch((error: unknown) => recordError("tools", error));
+            return status();
+          },
           ...(telemetry ? { collect: () => telemetry.collectNow() } : {}),
           config: () => ({ running: remoteConfig.current(), lastStatus: remoteConfig.lastStatus() }),
         },
@@ -239,7 +266,9 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   // Kept fresh independently of the heartbeat interval, so an offline `edge-agent status` is current.
   let statusFileTimer: NodeJS.Timeout | undefined;
   const refreshStatusFile = async (): Promise<void> => {
-    if (deps.writeStatusFile) await writeStatusFile(settings.dataDir, status()).catch((error: unknown) => recordError("status-file", error));
+    if (!deps.writeStatusFile) return;
+    await refreshTools().catch((error: unknown) => recordError("tools", error));
+    await writeStatusFile(settings.dataDir, status()).catch((error: unknown) => recordError("status-file", error));
   };
 
   return {
@@ -255,6 +284,8 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       await telemetry?.start();
       // The last good remote configuration first, so the link can only bring newer revisions.
       await remoteConfig.start();
+      // Installs cut short by a crash are cleaned up before the platform redelivers them.
+      await tools.recover().catch((error: unknown) => recordError("tools", error));
       link.start();
       // Ticks run offline too: they keep the status file and the hostname check current.
       heartbeat.start();
@@ -269,6 +300,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       heartbeat.stop();
       telemetry?.stop();
       await remoteConfig.stop();
+      await tools.stop();
       clearInterval(statusFileTimer);
       await rpcService?.stop().catch(() => undefined);
       await outbox.stop();

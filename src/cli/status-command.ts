@@ -80,7 +80,16 @@ export function formatStatus(report: StatusReport): string {
     `              evicted ${outbox.evictedTelemetry} telemetry / ${outbox.evictedState} state, dead letters ${outbox.deadLetters}${outbox.heldInMemory > 0 ? `, ${outbox.heldInMemory} held in memory` : ""}`,
   ];
   if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
-  for (const [name, detail] of Object.entries(status.capabilities)) lines.push(`  ${name}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+  for (const [name, detail] of Object.entries(status.capabilities)) {
+    if (name === "tools" && Array.isArray(detail)) {
+      lines.push(`  tools:      ${detail.length === 0 ? "none" : ""}`);
+      for (const tool of detail as Array<{ toolAgentId: string; version: string | null; state: string; error: string | null; agentToolId: string | null }>) {
+        lines.push(`    ${tool.toolAgentId} ${tool.version ?? "?"} ${tool.state}${tool.agentToolId ? ` (id ${tool.agentToolId})` : ""}${tool.error ? `: ${tool.error}` : ""}`);
+      }
+      continue;
+    }
+    lines.push(`  ${name}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+  }
   if (status.lastErrors.length > 0) {
     lines.push("  recent errors:");
     for (const entry of status.lastErrors) lines.push(`    ${entry.at} [${entry.source}] ${entry.message}`);

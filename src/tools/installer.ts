@@ -42,12 +42,18 @@ function forThisOs(configurations: readonly DownloadConfiguration[], os: OsName,
   return match;
 }
 
-/** Leftovers of an install cut short (kill -9): staging folders, and a previous version set aside. */
-export async function recoverToolDir(toolsDir: string, toolAgentId: string): Promise<void> {
+/**
+ * Leftovers of an install cut short (kill -9): the staging folder goes; if the cut came while
+ * installing (`interruptedWhileInstalling`), the half-installed folder goes too and the version
+ * set aside, if any, comes back. Otherwise a set-aside version only comes back when nothing
+ * replaced it.
+ */
+export async function recoverToolDir(toolsDir: string, toolAgentId: string, interruptedWhileInstalling = false): Promise<void> {
   const toolDir = toolDirOf(toolsDir, toolAgentId);
   const staging = `${toolDir}.staging`;
   const previous = `${toolDir}.previous`;
   await rm(staging, { recursive: true, force: true });
+  if (interruptedWhileInstalling) await rm(toolDir, { recursive: true, force: true });
   const hasCurrent = await stat(toolDir).then(() => true, () => false);
   const hasPrevious = await stat(previous).then(() => true, () => false);
   if (hasPrevious && !hasCurrent) await rename(previous, toolDir);

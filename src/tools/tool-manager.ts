@@ -35,7 +35,7 @@ export interface ToolManagerOptions {
   readonly policy: ToolPolicy;
   readonly platform?: NodeJS.Platform;
   readonly commandTimeoutMs?: number;
-  /** How long the server waits for an ack before redelivering (default 60 s); installs in progress keep it alive. */
+  /** Ack wait for consumers the agent creates (default 60 s); installs in progress keep it alive. */
   readonly ackWaitMs?: number;
 }
 
@@ -105,7 +105,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       connection: previous?.connection ?? null,
     });
 
-  const install = async (message: ToolInstallationMessage, causationId: string | undefined, keepAlive: () => void): Promise<void> => {
+  const install = async (message: ToolInstallationMessage, causationId: string | undefined, keepAlive: { beat: () => void; everyMs: number }): Promise<void> => {
     const current = await store.read(message.toolAgentId);
     if (current?.state === "INSTALLED" && current.version === (message.version ?? null) && !message.reinstall) {
       logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool already installed at this version");
@@ -114,7 +114,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     }
     await save(message, "DOWNLOADING", null, current?.mainFile ?? null, current);
     await report(message, "DOWNLOADING", null, causationId);
-    const ticker = setInterval(keepAlive, Math.max(200, ackWaitMs / 3));
+    const ticker = setInterval(keepAlive.beat, keepAlive.everyMs);
     try {
       const mainFile = await installTool(message, {
         toolsDir: options.toolsDir,
@@ -164,7 +164,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
 
   // term() goes without a reason: nats-server 2.9 does not parse "+TERM <reason>" and would leave
   // the message pending. The reason is in the FAILED status and the log instead.
-  const handle = async (msg: JsMsg): Promise<void> => {
+  const handle = async (msg: JsMsg, keepAliveEveryMs: number): Promise<void> => {
     const causationId = msg.headers?.get("X-Event-ID") || `${TOOL_STREAM}:${msg.seq}`;
     let raw: unknown;
     try {
@@ -186,7 +186,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     const message = parsed.data;
     const uninstalling = msg.subject === subjects.toolUninstall;
     try {
-      await withToolLock(message.toolAgentId, () => (uninstalling ? uninstall(message, causationId) : install(message, causationId, () => msg.working())));
+      await withToolLock(message.toolAgentId, () => (uninstalling ? uninstall(message, causationId) : install(message, causationId, { beat: () => msg.working(), everyMs: keepAliveEveryMs })));
       msg.ack();
     } catch (error) {
       const retryable = error instanceof ToolInstallError && error.retryable;
@@ -212,11 +212,12 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     while (!stopped) {
       try {
         const manager = await jetstreamManager(nc);
+        let info;
         try {
-          await manager.consumers.info(TOOL_STREAM, name);
+          info = await manager.consumers.info(TOOL_STREAM, name);
         } catch (error) {
           if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
-          await manager.consumers.add(TOOL_STREAM, {
+          info = await manager.consumers.add(TOOL_STREAM, {
             durable_name: name,
             filter_subject: filterSubject,
             ack_policy: AckPolicy.Explicit,
@@ -229,8 +230,10 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         stoppers.push(() => void messages.stop());
         logger.info({ consumer: name }, "listening for tool messages");
         lastReason = null;
+        // The platform may have made the consumer with its own ack wait: keep installs alive within it.
+        const keepAliveEveryMs = Math.max(200, (info.config.ack_wait ?? ackWaitMs * 1_000_000) / 1_000_000 / 3);
         for await (const msg of messages) {
-          await handle(msg);
+          await handle(msg, keepAliveEveryMs);
         }
       } catch (error) {
         if (stopped) return;
@@ -246,7 +249,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     async recover() {
       for (const record of await store.list()) {
         if (record.state !== "DOWNLOADING" && record.state !== "INSTALLING") continue;
-        await recoverToolDir(options.toolsDir, record.toolAgentId);
+        await recoverToolDir(options.toolsDir, record.toolAgentId, record.state === "INSTALLING");
         logger.warn({ toolAgentId: record.toolAgentId, state: record.state }, "tool install was cut short; cleaned up, it resumes when the platform redelivers it");
       }
     },

@@ -111,3 +111,23 @@ describe("placeholders", () => {
     expect(() => resolvePlaceholders([argument], context)).toThrow(UnresolvedPlaceholderError);
   });
 });
+
+describe("recovery after a crash", () => {
+  it("drops a half-installed folder and brings back the version set aside; keeps a finished one", async () => {
+    const { recoverToolDir } = await import("../../../src/tools/installer.ts");
+    const tools = fresh();
+    mkdirSync(join(tools, "t"));
+    writeFileSync(join(tools, "t", "new"), "half");
+    mkdirSync(join(tools, "t.previous"));
+    writeFileSync(join(tools, "t.previous", "old"), "good");
+    mkdirSync(join(tools, "t.staging"));
+    await recoverToolDir(tools, "t", true);
+    expect(readdirSync(tools)).toEqual(["t"]);
+    expect(readdirSync(join(tools, "t"))).toEqual(["old"]);
+
+    mkdirSync(join(tools, "t.previous"));
+    await recoverToolDir(tools, "t", false);
+    expect(readdirSync(tools)).toEqual(["t"]);
+    expect(readdirSync(join(tools, "t"))).toEqual(["old"]);
+  });
+});

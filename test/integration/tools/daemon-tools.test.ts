@@ -1,0 +1,76 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
+import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { readStream } from "../../helpers/stream-reader.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
+import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
+
+describe("the daemon installs tools", () => {
+  let server: NatsServerHandle;
+  let operator: NatsConnection;
+  let files: Awaited<ReturnType<typeof startFileServer>>;
+  let agent: AgentProcess | undefined;
+
+  beforeEach(async () => {
+    server = await startNatsServer();
+    expect((await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url })).code).toBe(0);
+    operator = await connect({ servers: server.url });
+    files = await startFileServer();
+    // As a platform may: the install consumer made ahead, with a short ack wait so a crashed
+    // install is redelivered within the test.
+    await (await jetstreamManager(operator)).consumers.add("TOOL_INSTALLATION", {
+      durable_name: "machine_t1_tool-installation_consumer",
+      filter_subject: "machine.t1.tool-installation",
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 3_000_000_000,
+    });
+  });
+
+  afterEach(async () => {
+    await agent?.dispose();
+    agent = undefined;
+    await operator.close();
+    await files.close();
+    await server.dispose();
+  });
+
+  it("finishes an install cut by kill -9 once the message is redelivered, with no leftovers, and status lists the tool", async () => {
+    const served = files.add("slow.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    const env = { EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "t1" };
+    agent = await startAgentProcess(env);
+    const { dataDir, configDir } = agent;
+    const toolsDir = join(dataDir, "tools");
+    await jetstream(operator).publish(
+      "machine.t1.tool-installation",
+      JSON.stringify({
+        toolAgentId: "slowpoke",
+        version: "1.0.0",
+        downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, size: served.size }],
+        installationCommandArgs: ["slow", "1.0.0", "4"],
+      }),
+    );
+    await waitFor("the install to be under way", () => existsSync(join(toolsDir, "slowpoke.state.json")) && readFileSync(join(toolsDir, "slowpoke.state.json"), "utf8").includes('"INSTALLING"'), 20_000, 20);
+    await agent.stop("SIGKILL");
+
+    agent = await startAgentProcess(env, { dataDir, configDir });
+    await waitFor("the redelivered install to finish", () => existsSync(join(toolsDir, "slowpoke.state.json")) && readFileSync(join(toolsDir, "slowpoke.state.json"), "utf8").includes('"INSTALLED"'), 40_000, 100);
+    expect(readFileSync(join(toolsDir, "slowpoke", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
+    expect(readdirSync(toolsDir).sort()).toEqual(["slowpoke", "slowpoke.state.json"]);
+
+    const statuses = await waitFor("the INSTALLED status in the stream", async () => {
+      const stored = (await readStream(operator, "TOOL_STATUS")).map((message) => (message.body as { state: string }).state);
+      return stored.includes("INSTALLED") ? stored : undefined;
+    });
+    expect(statuses[0]).toBe("DOWNLOADING");
+    const announced = await readStream(operator, "INSTALLED_AGENTS");
+    expect(announced.map((message) => (message.body as { agentType: string }).agentType)).toContain("slowpoke");
+
+    const status = await runCli(["status"], { ...env, EDGE_AGENT_DATA_DIR: dataDir, EDGE_AGENT_CONFIG_DIR: configDir });
+    expect(status.stdout).toMatch(/slowpoke 1\.0\.0 INSTALLED/);
+  }, 90_000);
+});
