@@ -285,7 +285,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       // The last good remote configuration first, so the link can only bring newer revisions.
       await remoteConfig.start();
       // Installs cut short by a crash are cleaned up before the platform redelivers them.
-      await tools.recover().catch((error: unknown) => recordError("tools", error));
+      await tools.start().catch((error: unknown) => recordError("tools", error));
       link.start();
       // Ticks run offline too: they keep the status file and the hostname check current.
       heartbeat.start();

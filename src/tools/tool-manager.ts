@@ -15,6 +15,9 @@ import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../transport/connection-options.ts";
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
 import { toolStore, type ToolRecord } from "./tool-state.ts";
+import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
+import { toolDirOf } from "./installer.ts";
+import type { ToolConnectionMessage } from "../contracts/index.ts";
 
 export const TOOL_STREAM = "TOOL_INSTALLATION";
 
@@ -37,11 +40,13 @@ export interface ToolManagerOptions {
   readonly commandTimeoutMs?: number;
   /** Ack wait for consumers the agent creates (default 60 s); installs in progress keep it alive. */
   readonly ackWaitMs?: number;
+  /** How often each installed tool is checked (default 60 s); a change is reported at once, and every tool hourly. */
+  readonly checkIntervalMs?: number;
 }
 
 export interface ToolManager {
-  /** Finishes installs cut short by a crash (cleans staging, restores a set-aside version). */
-  recover(): Promise<void>;
+  /** Cleans up installs cut short by a crash, and starts watching installed tools. */
+  start(): Promise<void>;
   /** The link is up: bind the durable consumer (once; it follows reconnects itself). */
   attach(connection: NatsConnection): void;
   stop(): Promise<void>;
@@ -134,6 +139,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       const announcement: InstalledAgentMessage = { machineId, agentType: message.toolAgentId, version: message.version ?? "unknown" };
       await sink.emit({ type: EventType.installedAgent, body: announcement, ...(causationId ? { causationId } : {}) });
       logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool installed");
+      // Its id and liveness right away, not at the next round (queued behind this install's lock).
+      reported.delete(message.toolAgentId);
+      void checkTools().catch((error: unknown) => logger.warn({ err: error }, "tool check failed"));
     } catch (error) {
       const retryable = error instanceof ToolInstallError && error.retryable;
       const reason = error instanceof Error ? error.message : String(error);
@@ -245,13 +253,70 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     }
   };
 
+  /** Last reported liveness per tool, and when: a change goes out at once, the same state hourly. */
+  const reported = new Map<string, { state: string; atMs: number }>();
+  const checkIntervalMs = options.checkIntervalMs ?? 60_000;
+  let monitorTimer: NodeJS.Timeout | null = null;
+  let checkFailures = 0;
+
+  const checkTools = async (): Promise<void> => {
+    for (const record of await store.list()) {
+      if (record.state !== "INSTALLED" || stopped) continue;
+      await withToolLock(record.toolAgentId, async () => {
+        const current = await store.read(record.toolAgentId);
+        if (!current || current.state !== "INSTALLED") return;
+        const toolDir = toolDirOf(options.toolsDir, current.toolAgentId);
+        let agentToolId = current.agentToolId;
+        if (agentToolId === null) {
+          agentToolId = await readAgentToolId(current, toolDir).catch((error: unknown) => {
+            logger.warn({ toolAgentId: current.toolAgentId, err: error }, "cannot read the tool's own id yet");
+            return null;
+          });
+        }
+        const liveness = await checkToolAlive(current, toolDir, options.platform ?? process.platform);
+        if (agentToolId !== current.agentToolId || liveness.state !== current.connection) {
+          await store.write({ ...current, agentToolId, connection: liveness.state });
+        }
+        const last = reported.get(current.toolAgentId);
+        if (last && last.state === liveness.state && clock.now() - last.atMs < 3_600_000) return;
+        const body: ToolConnectionMessage = {
+          toolType: current.message.toolType ?? current.toolAgentId,
+          agentToolId: agentToolId ?? current.toolAgentId,
+          state: liveness.state,
+          checkedAt: new Date(clock.now()).toISOString(),
+          detail: liveness.detail,
+        };
+        await sink.emit({ type: EventType.toolConnection, body });
+        reported.set(current.toolAgentId, { state: liveness.state, atMs: clock.now() });
+      });
+    }
+  };
+
+  const scheduleCheck = (delayMs: number): void => {
+    if (stopped) return;
+    monitorTimer = setTimeout(() => {
+      checkTools()
+        .then(() => {
+          checkFailures = 0;
+          scheduleCheck(checkIntervalMs);
+        })
+        .catch((error: unknown) => {
+          checkFailures += 1;
+          logger.warn({ err: error }, "tool checks failed; retrying");
+          scheduleCheck(Math.min(checkIntervalMs * 10, 5_000 * 2 ** Math.min(checkFailures, 6)));
+        });
+    }, delayMs);
+    monitorTimer.unref();
+  };
+
   return {
-    async recover() {
+    async start() {
       for (const record of await store.list()) {
         if (record.state !== "DOWNLOADING" && record.state !== "INSTALLING") continue;
         await recoverToolDir(options.toolsDir, record.toolAgentId, record.state === "INSTALLING");
         logger.warn({ toolAgentId: record.toolAgentId, state: record.state }, "tool install was cut short; cleaned up, it resumes when the platform redelivers it");
       }
+      scheduleCheck(0);
     },
     attach(nc) {
       connection = nc;
@@ -262,6 +327,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     },
     async stop() {
       stopped = true;
+      if (monitorTimer) clearTimeout(monitorTimer);
       for (const stopConsumer of stoppers) stopConsumer();
       await Promise.all([...locks.values()]);
     },

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ToolInstallationStatus } from "../../../src/contracts/index.ts";
+import { spawn } from "node:child_process";
+import type { ToolConnectionMessage, ToolInstallationStatus } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
@@ -67,8 +68,8 @@ describe("tool installation from JetStream", () => {
     files = await startFileServer();
     toolsDir = join(await mkdtemp(join(tmpdir(), "edge-agent-tools-")), "tools");
     events = [];
-    manager = createToolManager({ machineId: "m1", toolsDir, clock: systemClock, logger: process.env.TOOLS_DEBUG ? createLogger({ level: "debug" }) : silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
-    await manager.recover();
+    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: process.env.TOOLS_DEBUG ? createLogger({ level: "debug" }) : silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
+    await manager.start();
     manager.attach(agentLink);
   });
 
@@ -148,6 +149,26 @@ describe("tool installation from JetStream", () => {
     await waitFor("FAILED", () => lastStatus("keep")?.state === "FAILED");
     expect(readFileSync(join(toolsDir, "keep", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
     expect(readdirSync(toolsDir).sort()).toEqual(["keep", "keep.state.json"]);
+  });
+
+  it("reports the tool's id and whether it runs: CONNECTED while its process lives, DISCONNECTED once it stops", async () => {
+    const served = files.add("live.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("live", served));
+    await waitFor("INSTALLED", () => lastStatus("live")?.state === "INSTALLED");
+    const connections = (): ToolConnectionMessage[] => events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
+    await waitFor("a first report", () => connections().length >= 1);
+    expect(connections()[0]).toMatchObject({ toolType: "TEST", agentToolId: "tool-id-123", state: "DISCONNECTED" });
+
+    const running = spawn(join(toolsDir, "live", "bin", "tool.sh"), ["run"], { stdio: "ignore" });
+    try {
+      await waitFor("CONNECTED", () => connections().at(-1)?.state === "CONNECTED");
+    } finally {
+      running.kill("SIGKILL");
+    }
+    await waitFor("DISCONNECTED again", () => connections().at(-1)?.state === "DISCONNECTED");
+    // Only changes are reported between the hourly ones.
+    expect(connections().map((connection) => connection.state)).toEqual(["DISCONNECTED", "CONNECTED", "DISCONNECTED"]);
+    expect((await manager.list()).find((tool) => tool.toolAgentId === "live")).toMatchObject({ agentToolId: "tool-id-123", connection: "DISCONNECTED" });
   });
 
   it("terminates a malformed message after reporting it", async () => {
