@@ -2,6 +2,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCode
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   EventType,
+  fleetSubjects,
   isSafeToken,
   machineSubjects,
   OsName,
@@ -20,6 +21,7 @@ import { toolDirOf } from "./installer.ts";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
 
 export const TOOL_STREAM = "TOOL_INSTALLATION";
+export const TOOL_UPDATE_STREAM = "TOOL_UPDATE";
 
 export interface ToolPolicy {
   readonly allowMissingChecksum: boolean;
@@ -73,7 +75,20 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   let connection: NatsConnection | null = null;
   let stopped = false;
   let attached = false;
-  const stoppers: Array<() => void> = [];
+  /** Update consumers of tools that were uninstalled: their loop deletes them once stopped. */
+  const retired = new Set<string>();
+  const watchedUpdates = new Set<string>();
+  const updateConsumerOf = (toolAgentId: string): string => `machine_${machineId}_tool_${toolAgentId}_update_consumer`;
+  /**
+   * `machine.all.tool.{toolAgentId}.update` (stream TOOL_UPDATE) for each installed tool, through a
+   * durable consumer of this machine's, so an update published while it was offline still arrives.
+   */
+  const watchUpdates = (toolAgentId: string): void => {
+    if (!connection || watchedUpdates.has(toolAgentId) || stopped) return;
+    watchedUpdates.add(toolAgentId);
+    void consume(connection, updateConsumerOf(toolAgentId), fleetSubjects.toolUpdate(toolAgentId), TOOL_UPDATE_STREAM, DeliverPolicy.New);
+  };
+  const stoppers = new Map<string, () => void>();
   const locks = new Map<string, Promise<unknown>>();
   const ackWaitMs = options.ackWaitMs ?? 60_000;
 
@@ -139,6 +154,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       const announcement: InstalledAgentMessage = { machineId, agentType: message.toolAgentId, version: message.version ?? "unknown" };
       await sink.emit({ type: EventType.installedAgent, body: announcement, ...(causationId ? { causationId } : {}) });
       logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool installed");
+      watchUpdates(message.toolAgentId);
       // Its id and liveness right away, not at the next round (queued behind this install's lock).
       reported.delete(message.toolAgentId);
       void checkTools().catch((error: unknown) => logger.warn({ err: error }, "tool check failed"));
@@ -166,6 +182,11 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
     });
     await save(known, "UNINSTALLED", null, null, current);
+    if (watchedUpdates.delete(message.toolAgentId)) {
+      const name = updateConsumerOf(message.toolAgentId);
+      retired.add(name);
+      stoppers.get(name)?.();
+    }
     await report(known, "UNINSTALLED", null, causationId);
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
   };
@@ -193,6 +214,14 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     }
     const message = parsed.data;
     const uninstalling = msg.subject === subjects.toolUninstall;
+    if (msg.subject === fleetSubjects.toolUpdate(message.toolAgentId)) {
+      const current = await store.read(message.toolAgentId);
+      // Fleet-wide updates concern only machines that have the tool.
+      if (current?.state !== "INSTALLED") {
+        msg.ack();
+        return;
+      }
+    }
     try {
       await withToolLock(message.toolAgentId, () => (uninstalling ? uninstall(message, causationId) : install(message, causationId, { beat: () => msg.working(), everyMs: keepAliveEveryMs })));
       msg.ack();
@@ -214,7 +243,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
    * must sit inside one of the stream's subjects. Installs use the name DESIGN.md gives; removals
    * `machine_{id}_tool-uninstall_consumer`.
    */
-  const consume = async (nc: NatsConnection, name: string, filterSubject: string): Promise<void> => {
+  const consume = async (nc: NatsConnection, name: string, filterSubject: string, stream = TOOL_STREAM, deliverPolicy: DeliverPolicy = DeliverPolicy.All): Promise<void> => {
     const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
     let lastReason: string | null = null;
     while (!stopped) {
@@ -222,26 +251,31 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         const manager = await jetstreamManager(nc);
         let info;
         try {
-          info = await manager.consumers.info(TOOL_STREAM, name);
+          info = await manager.consumers.info(stream, name);
         } catch (error) {
           if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
-          info = await manager.consumers.add(TOOL_STREAM, {
+          info = await manager.consumers.add(stream, {
             durable_name: name,
             filter_subject: filterSubject,
             ack_policy: AckPolicy.Explicit,
-            deliver_policy: DeliverPolicy.All,
+            deliver_policy: deliverPolicy,
             ack_wait: ackWaitMs * 1_000_000,
           });
         }
-        const consumer = await jetstream(nc).consumers.get(TOOL_STREAM, name);
+        const consumer = await jetstream(nc).consumers.get(stream, name);
         const messages = await consumer.consume({ max_messages: 4 });
-        stoppers.push(() => void messages.stop());
+        stoppers.set(name, () => void messages.stop());
         logger.info({ consumer: name }, "listening for tool messages");
         lastReason = null;
         // The platform may have made the consumer with its own ack wait: keep installs alive within it.
         const keepAliveEveryMs = Math.max(200, (info.config.ack_wait ?? ackWaitMs * 1_000_000) / 1_000_000 / 3);
         for await (const msg of messages) {
           await handle(msg, keepAliveEveryMs);
+        }
+        if (retired.has(name)) {
+          retired.delete(name);
+          await manager.consumers.delete(stream, name).catch(() => undefined);
+          return;
         }
       } catch (error) {
         if (stopped) return;
@@ -324,11 +358,14 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       attached = true;
       void consume(nc, subjects.toolInstallationConsumer, subjects.toolInstallation);
       void consume(nc, `machine_${machineId}_tool-uninstall_consumer`, subjects.toolUninstall);
+      void store.list().then((records) => {
+        for (const record of records) if (record.state === "INSTALLED") watchUpdates(record.toolAgentId);
+      });
     },
     async stop() {
       stopped = true;
       if (monitorTimer) clearTimeout(monitorTimer);
-      for (const stopConsumer of stoppers) stopConsumer();
+      for (const stopConsumer of stoppers.values()) stopConsumer();
       await Promise.all([...locks.values()]);
     },
     list: () => store.list(),

@@ -171,6 +171,30 @@ describe("tool installation from JetStream", () => {
     expect((await manager.list()).find((tool) => tool.toolAgentId === "live")).toMatchObject({ agentToolId: "tool-id-123", connection: "DISCONNECTED" });
   });
 
+  it("takes fleet-wide updates (machine.all.tool.{id}.update) for an installed tool only, and stops listening once it is removed", async () => {
+    const v1 = files.add("u1.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("upd", v1));
+    await waitFor("INSTALLED", () => lastStatus("upd")?.state === "INSTALLED");
+    const manager_ = await jetstreamManager(operator);
+    await waitFor("the update consumer", async () => (await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool_upd_update_consumer")).config.filter_subject === "machine.all.tool.upd.update");
+
+    const v2 = message("upd", v1, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"] });
+    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(v2));
+    await waitFor("v2", () => existsSync(join(toolsDir, "upd", "bin", "marker")) && readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8") === "installed 2.0.0\n");
+    expect(lastStatus("upd")).toMatchObject({ state: "INSTALLED", version: "2.0.0" });
+
+    await push("tool-uninstall", { toolAgentId: "upd" });
+    await waitFor("UNINSTALLED", () => lastStatus("upd")?.state === "UNINSTALLED");
+    await waitFor("the update consumer to be gone", async () => {
+      try {
+        await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool_upd_update_consumer");
+        return false;
+      } catch {
+        return true;
+      }
+    });
+  });
+
   it("terminates a malformed message after reporting it", async () => {
     await push("tool-installation", { toolAgentId: "odd", downloadConfigurations: [{ os: "beos" }] });
     await push("tool-installation", "{not json");
