@@ -16,6 +16,8 @@ export const LastGoodConfiguration = z.object({
   revision: z.number().int().nonnegative(),
   defaults: StoredDocument.nullable(),
   machine: StoredDocument.nullable(),
+  /** The revision of the last pushed configuration document (they number their own revisions). */
+  pushedRevision: z.number().int().nonnegative().default(0),
 });
 export type LastGoodConfiguration = z.infer<typeof LastGoodConfiguration>;
 

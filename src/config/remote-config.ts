@@ -31,6 +31,12 @@ export interface RemoteConfig {
   stop(): Promise<void>;
   current(): AgentConfiguration;
   lastStatus(): ConfigStatus | null;
+  /**
+   * A configuration document pushed as a file (DownloadConfiguration): validated and applied as a
+   * put to this machine's key would be. Pushed documents carry their own `revision`, which must
+   * rise from one push to the next.
+   */
+  applyPushed(document: unknown, causationId?: string): Promise<ConfigStatus>;
 }
 
 type Slot = "defaults" | "machine";
@@ -53,7 +59,9 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   /** The newest KV revision looked at per key, accepted or not: nothing is judged twice. */
   const seen: Record<Slot, number> = { defaults: 0, machine: 0 };
   let applied: AgentConfiguration = options.baseline;
-  let appliedRevision = 0;
+  /** The slot revisions (and pushed revision) of what runs: the same set is never applied twice. */
+  let appliedFrom = { defaults: 0, machine: 0 };
+  let pushedRevision = 0;
   let status: ConfigStatus | null = null;
   let queue: Promise<unknown> = Promise.resolve();
   let stopped = false;
@@ -71,22 +79,21 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   const effective = (revision: number, documents: ReadonlyArray<Record<string, unknown> | undefined>): AgentConfiguration =>
     AgentConfiguration.parse({ ...mergeDocuments(options.baseline as unknown as Record<string, unknown>, ...documents), revision });
 
-  const applyEffective = async (persist: boolean, causationId?: string): Promise<ConfigStatus | null> => {
-    const revision = Math.max(slots.defaults?.revision ?? 0, slots.machine?.revision ?? 0);
-    if (revision <= appliedRevision) return null;
+  /** Applies defaults and machine documents as they stand; `revision` is what triggered it (reported). */
+  const applyEffective = async (revision: number, persist: boolean, causationId?: string): Promise<ConfigStatus> => {
+    const from = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
     let next: AgentConfiguration;
     try {
       next = effective(revision, [slots.defaults?.document, slots.machine?.document]);
     } catch (error) {
-      appliedRevision = revision;
       return report(revision, "REJECTED", `the merged configuration is invalid: ${(error as Error).message}`, causationId);
     }
     const outcome = await applyToComponents(options.components, next, applied, logger);
-    appliedRevision = revision;
     if (outcome.status === "ROLLED_BACK") return report(revision, "ROLLED_BACK", outcome.error, causationId);
     applied = next;
+    appliedFrom = from;
     if (persist) {
-      const record: LastGoodConfiguration = { revision, defaults: slots.defaults, machine: slots.machine };
+      const record: LastGoodConfiguration = { revision, defaults: slots.defaults, machine: slots.machine, pushedRevision };
       await store.save(record).catch((error: unknown) => logger.error({ err: error }, "cannot persist the applied configuration; it runs, but a restart offline will not have it"));
     }
     return report(revision, "APPLIED", undefined, causationId);
@@ -98,7 +105,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     seen[slot] = entry.revision;
     if (entry.operation !== "PUT") {
       slots[slot] = { revision: entry.revision, document: {} };
-      if (applyNow) await applyEffective(true);
+      if (applyNow) await applyEffective(entry.revision, true);
       return;
     }
     let document: Record<string, unknown>;
@@ -106,12 +113,11 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       document = validateDocument(JSON.parse(new TextDecoder().decode(entry.value)), `${AGENT_CONFIG_BUCKET}/${entry.key} revision ${entry.revision}`, options.signingPublicKey);
     } catch (error) {
       const message = error instanceof ConfigRejectedError ? error.message : `${entry.key} revision ${entry.revision}: not JSON (${(error as Error).message})`;
-      appliedRevision = Math.max(appliedRevision, entry.revision);
       await report(entry.revision, "REJECTED", message);
       return;
     }
     slots[slot] = { revision: entry.revision, document };
-    if (applyNow) await applyEffective(true);
+    if (applyNow) await applyEffective(entry.revision, true);
   };
 
   const serialized = <T>(work: () => Promise<T>): Promise<T> => {
@@ -157,8 +163,11 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       if (!lastGood) return;
       slots.defaults = lastGood.defaults;
       slots.machine = lastGood.machine;
-      const outcome = await serialized(() => applyEffective(false));
-      if (outcome) logger.info({ revision: lastGood.revision, status: outcome.status }, "last good remote configuration from disk");
+      pushedRevision = lastGood.pushedRevision;
+      seen.defaults = lastGood.defaults?.revision ?? 0;
+      seen.machine = lastGood.machine?.revision ?? 0;
+      const outcome = await serialized(() => applyEffective(lastGood.revision, false));
+      logger.info({ revision: lastGood.revision, status: outcome.status }, "last good remote configuration from disk");
     },
     attach(connection) {
       if (attached) return;
@@ -170,7 +179,11 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         await serialized(async () => {
           if (defaults) await take("defaults", defaults, false);
           if (machine) await take("machine", machine, false);
-          await applyEffective(true);
+          const current = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
+          // Only what changed since the configuration already running (from disk, or none).
+          if (current.defaults !== appliedFrom.defaults || current.machine !== appliedFrom.machine) {
+            await applyEffective(Math.max(current.defaults, current.machine), true);
+          }
         });
         await Promise.all([watchSlot(kv, "defaults"), watchSlot(kv, "machine")]);
       })().catch((error: unknown) => {
@@ -184,5 +197,31 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     },
     current: () => applied,
     lastStatus: () => status,
+    applyPushed(document, causationId) {
+      return serialized(async () => {
+        const claimed = (document as { revision?: unknown } | null)?.revision;
+        if (typeof claimed !== "number" || !Number.isInteger(claimed) || claimed < 1) {
+          return report(pushedRevision, "REJECTED", "a pushed configuration needs a whole-number revision of 1 or more", causationId);
+        }
+        if (claimed <= pushedRevision) return report(claimed, "REJECTED", `revision ${claimed} is not newer than the last pushed revision ${pushedRevision}`, causationId);
+        let valid: Record<string, unknown>;
+        try {
+          valid = validateDocument(document, `pushed configuration revision ${claimed}`, options.signingPublicKey);
+        } catch (error) {
+          return report(claimed, "REJECTED", (error as Error).message, causationId);
+        }
+        const { revision: _ownRevision, ...settings } = valid;
+        const previousMachine = slots.machine;
+        const previousPushed = pushedRevision;
+        slots.machine = { revision: slots.machine?.revision ?? 0, document: settings };
+        pushedRevision = claimed;
+        const outcome = await applyEffective(claimed, true, causationId);
+        if (outcome.status !== "APPLIED") {
+          slots.machine = previousMachine;
+          pushedRevision = previousPushed;
+        }
+        return outcome;
+      });
+    },
   };
 }

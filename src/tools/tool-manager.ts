@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   EventType,
@@ -13,7 +13,7 @@ import {
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { jitteredBackoff } from "../transport/connection-options.ts";
+import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
 import { toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
@@ -75,22 +75,21 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   let connection: NatsConnection | null = null;
   let stopped = false;
   let attached = false;
-  /** Update consumers of tools that were uninstalled: their loop deletes them once stopped. */
-  const retired = new Set<string>();
-  const watchedUpdates = new Set<string>();
+  const ackWaitMs = options.ackWaitMs ?? 60_000;
+  const consumers: DurableConsumer[] = [];
+  const updateConsumers = new Map<string, DurableConsumer>();
   const updateConsumerOf = (toolAgentId: string): string => `machine_${machineId}_tool_${toolAgentId}_update_consumer`;
   /**
    * `machine.all.tool.{toolAgentId}.update` (stream TOOL_UPDATE) for each installed tool, through a
    * durable consumer of this machine's, so an update published while it was offline still arrives.
    */
   const watchUpdates = (toolAgentId: string): void => {
-    if (!connection || watchedUpdates.has(toolAgentId) || stopped) return;
-    watchedUpdates.add(toolAgentId);
-    void consume(connection, updateConsumerOf(toolAgentId), fleetSubjects.toolUpdate(toolAgentId), TOOL_UPDATE_STREAM, DeliverPolicy.New);
+    if (!connection || updateConsumers.has(toolAgentId) || stopped) return;
+    updateConsumers.set(toolAgentId, listen(connection, TOOL_UPDATE_STREAM, updateConsumerOf(toolAgentId), fleetSubjects.toolUpdate(toolAgentId), DeliverPolicy.New));
   };
-  const stoppers = new Map<string, () => void>();
+  const listen = (nc: NatsConnection, stream: string, name: string, filterSubject: string, deliverPolicy: DeliverPolicy = DeliverPolicy.All): DurableConsumer =>
+    consumeDurable({ connection: nc, stream, name, filterSubject, deliverPolicy, ackWaitMs, logger, handle });
   const locks = new Map<string, Promise<unknown>>();
-  const ackWaitMs = options.ackWaitMs ?? 60_000;
 
   const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => {
     const previous = locks.get(toolAgentId) ?? Promise.resolve();
@@ -182,10 +181,11 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
     });
     await save(known, "UNINSTALLED", null, null, current);
-    if (watchedUpdates.delete(message.toolAgentId)) {
-      const name = updateConsumerOf(message.toolAgentId);
-      retired.add(name);
-      stoppers.get(name)?.();
+    const updates = updateConsumers.get(message.toolAgentId);
+    if (updates) {
+      updateConsumers.delete(message.toolAgentId);
+      // Not awaited: this runs inside a message of another consumer, which must settle first.
+      void updates.stop({ remove: true });
     }
     await report(known, "UNINSTALLED", null, causationId);
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
@@ -234,55 +234,6 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       } else {
         logger.error({ toolAgentId: message.toolAgentId, err: error }, uninstalling ? "tool uninstall failed" : "tool install failed");
         msg.term();
-      }
-    }
-  };
-
-  /**
-   * One durable consumer per subject: nats-server 2.9 takes a single filter per consumer, and it
-   * must sit inside one of the stream's subjects. Installs use the name DESIGN.md gives; removals
-   * `machine_{id}_tool-uninstall_consumer`.
-   */
-  const consume = async (nc: NatsConnection, name: string, filterSubject: string, stream = TOOL_STREAM, deliverPolicy: DeliverPolicy = DeliverPolicy.All): Promise<void> => {
-    const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
-    let lastReason: string | null = null;
-    while (!stopped) {
-      try {
-        const manager = await jetstreamManager(nc);
-        let info;
-        try {
-          info = await manager.consumers.info(stream, name);
-        } catch (error) {
-          if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
-          info = await manager.consumers.add(stream, {
-            durable_name: name,
-            filter_subject: filterSubject,
-            ack_policy: AckPolicy.Explicit,
-            deliver_policy: deliverPolicy,
-            ack_wait: ackWaitMs * 1_000_000,
-          });
-        }
-        const consumer = await jetstream(nc).consumers.get(stream, name);
-        const messages = await consumer.consume({ max_messages: 4 });
-        stoppers.set(name, () => void messages.stop());
-        logger.info({ consumer: name }, "listening for tool messages");
-        lastReason = null;
-        // The platform may have made the consumer with its own ack wait: keep installs alive within it.
-        const keepAliveEveryMs = Math.max(200, (info.config.ack_wait ?? ackWaitMs * 1_000_000) / 1_000_000 / 3);
-        for await (const msg of messages) {
-          await handle(msg, keepAliveEveryMs);
-        }
-        if (retired.has(name)) {
-          retired.delete(name);
-          await manager.consumers.delete(stream, name).catch(() => undefined);
-          return;
-        }
-      } catch (error) {
-        if (stopped) return;
-        const reason = error instanceof Error ? error.message : String(error);
-        if (reason !== lastReason) logger.warn({ reason, consumer: name }, "cannot listen for tool messages yet; retrying");
-        lastReason = reason;
-        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
       }
     }
   };
@@ -356,8 +307,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       connection = nc;
       if (attached || stopped) return;
       attached = true;
-      void consume(nc, subjects.toolInstallationConsumer, subjects.toolInstallation);
-      void consume(nc, `machine_${machineId}_tool-uninstall_consumer`, subjects.toolUninstall);
+      // One consumer per subject: nats-server 2.9 takes one filter. Installs use DESIGN.md's name.
+      consumers.push(listen(nc, TOOL_STREAM, subjects.toolInstallationConsumer, subjects.toolInstallation));
+      consumers.push(listen(nc, TOOL_STREAM, `machine_${machineId}_tool-uninstall_consumer`, subjects.toolUninstall));
       void store.list().then((records) => {
         for (const record of records) if (record.state === "INSTALLED") watchUpdates(record.toolAgentId);
       });
@@ -365,7 +317,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     async stop() {
       stopped = true;
       if (monitorTimer) clearTimeout(monitorTimer);
-      for (const stopConsumer of stoppers.values()) stopConsumer();
+      await Promise.all([...consumers, ...updateConsumers.values()].map((consumer) => consumer.stop()));
       await Promise.all([...locks.values()]);
     },
     list: () => store.list(),

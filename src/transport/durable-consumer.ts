@@ -1,0 +1,86 @@
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "../runtime/logger.ts";
+import { jitteredBackoff } from "./connection-options.ts";
+
+export interface DurableConsumerOptions {
+  readonly connection: NatsConnection;
+  readonly stream: string;
+  readonly name: string;
+  /** One subject: nats-server 2.9 takes a single filter, inside one of the stream's subjects. */
+  readonly filterSubject: string;
+  readonly deliverPolicy?: DeliverPolicy;
+  /** Ack wait for a consumer this creates; one that exists keeps its own. */
+  readonly ackWaitMs?: number;
+  readonly logger: Logger;
+  /** Handles one message and settles it (ack, nak, term); `keepAliveEveryMs` fits the consumer's ack wait. */
+  readonly handle: (message: JsMsg, keepAliveEveryMs: number) => Promise<void>;
+}
+
+export interface DurableConsumer {
+  /** Stops taking messages; with `remove`, deletes the consumer from the server too. */
+  stop(options?: { remove?: boolean }): Promise<void>;
+}
+
+/**
+ * Binds (creating it if missing) a durable pull consumer and hands its messages over one at a
+ * time, for as long as it runs: through reconnects, and through a stream that does not exist yet
+ * (retried with backoff, logged once per kind of trouble).
+ */
+export function consumeDurable(options: DurableConsumerOptions): DurableConsumer {
+  const { logger, stream, name } = options;
+  const ackWaitMs = options.ackWaitMs ?? 60_000;
+  let stopped = false;
+  let stopMessages: (() => void) | null = null;
+
+  const run = async (): Promise<void> => {
+    const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
+    let lastReason: string | null = null;
+    while (!stopped) {
+      try {
+        const manager = await jetstreamManager(options.connection);
+        let info;
+        try {
+          info = await manager.consumers.info(stream, name);
+        } catch (error) {
+          if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
+          info = await manager.consumers.add(stream, {
+            durable_name: name,
+            filter_subject: options.filterSubject,
+            ack_policy: AckPolicy.Explicit,
+            deliver_policy: options.deliverPolicy ?? DeliverPolicy.All,
+            ack_wait: ackWaitMs * 1_000_000,
+          });
+        }
+        const messages = await (await jetstream(options.connection).consumers.get(stream, name)).consume({ max_messages: 4 });
+        stopMessages = () => void messages.stop();
+        if (stopped) messages.stop();
+        logger.info({ consumer: name, stream }, "listening");
+        lastReason = null;
+        // Work that outlasts a third of the ack wait tells the server it is still going.
+        const keepAliveEveryMs = Math.max(200, (info.config.ack_wait ?? ackWaitMs * 1_000_000) / 1_000_000 / 3);
+        for await (const message of messages) await options.handle(message, keepAliveEveryMs);
+      } catch (error) {
+        if (stopped) return;
+        const reason = error instanceof Error ? error.message : String(error);
+        if (reason !== lastReason) logger.warn({ reason, consumer: name, stream }, "cannot listen yet; retrying");
+        lastReason = reason;
+        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
+      }
+    }
+  };
+  const running = run();
+
+  return {
+    async stop(stopOptions) {
+      stopped = true;
+      stopMessages?.();
+      await running;
+      if (stopOptions?.remove) {
+        await jetstreamManager(options.connection)
+          .then((manager) => manager.consumers.delete(stream, name))
+          .catch((error: unknown) => logger.warn({ err: error, consumer: name }, "cannot delete the consumer"));
+      }
+    },
+  };
+}
