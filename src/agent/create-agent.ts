@@ -20,6 +20,7 @@ import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type 
 import { startRpcService } from "../transport/rpc-service.ts";
 import { createTelemetry, type Telemetry } from "../telemetry/index.ts";
 import { createRemoteConfig, type ConfigurableComponent } from "../config/index.ts";
+import { createConfigPushListener } from "../config/download-push.ts";
 import { createToolManager } from "../tools/index.ts";
 import { join } from "node:path";
 import type { AgentConfiguration } from "../contracts/index.ts";
@@ -104,6 +105,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     serverUrl: settings.natsServers[0] ?? "",
     policy: settings.toolPolicy,
   });
+  let toolPolicy = { ...settings.toolPolicy };
   /** What `status` shows of the tools; refreshed before each report (reading it is async). */
   let toolsSnapshot: Array<{ toolAgentId: string; version: string | null; state: string; error: string | null; agentToolId: string | null }> = [];
   const refreshTools = async (): Promise<void> => {
@@ -139,7 +141,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     },
     {
       name: "tool-policy",
-      apply: (next) => tools.updatePolicy({ allowMissingChecksum: next.toolPolicy?.allowMissingChecksum ?? settings.toolPolicy.allowMissingChecksum }),
+      apply: (next) => {
+        toolPolicy = { ...toolPolicy, allowMissingChecksum: next.toolPolicy?.allowMissingChecksum ?? settings.toolPolicy.allowMissingChecksum };
+        tools.updatePolicy(toolPolicy);
+      },
     },
     {
       name: "log-level",
@@ -158,6 +163,18 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     components,
     baseline,
     ...(settings.configSigningKey ? { signingPublicKey: settings.configSigningKey } : {}),
+  });
+
+  const configPush = createConfigPushListener({
+    machineId,
+    os: process.platform === "win32" ? "windows" : process.platform === "darwin" ? "macos" : "linux",
+    downloadsDir: join(settings.dataDir, "downloads"),
+    clock,
+    logger: componentLoggers.remoteConfig,
+    sink,
+    remoteConfig,
+    policy: () => toolPolicy,
+    writeToolFile: (target, file) => tools.writeFile(target, file),
   });
 
   let connection: NatsConnection | null = null;
@@ -192,6 +209,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const onLinkUp = async (nc: NatsConnection): Promise<void> => {
     heartbeat.beatNow();
     remoteConfig.attach(nc);
+    configPush.attach(nc);
     tools.attach(nc);
     if (!drainStarted) {
       outbox.start(createJetStreamPublisher(jetstream(nc)));
@@ -300,6 +318,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       heartbeat.stop();
       telemetry?.stop();
       await remoteConfig.stop();
+      await configPush.stop();
       await tools.stop();
       clearInterval(statusFileTimer);
       await rpcService?.stop().catch(() => undefined);

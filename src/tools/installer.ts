@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
+import { chmod, copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, OsName, ToolInstallationMessage } from "../contracts/index.ts";
@@ -164,4 +164,19 @@ export async function uninstallTool(message: ToolInstallationMessage, mainFile: 
   }
   await rm(toolDir, { recursive: true, force: true });
   await rm(`${toolDir}.previous`, { recursive: true, force: true });
+}
+
+/** Copies `sourceFile` to `<toolDir>/<relativePath>` through a temporary sibling and a rename. */
+export async function placeToolFile(toolDir: string, relativePath: string, sourceFile: string): Promise<void> {
+  let contained: string;
+  try {
+    contained = assertContainedPath(relativePath);
+  } catch (error) {
+    throw new ToolInstallError(`pushed file path refused: ${(error as Error).message}`, false);
+  }
+  const target = join(toolDir, contained);
+  await mkdir(join(target, ".."), { recursive: true });
+  const temporary = `${target}.${randomBytes(4).toString("hex")}.tmp`;
+  await copyFile(sourceFile, temporary);
+  await rename(temporary, target);
 }

@@ -17,7 +17,8 @@ import { consumeDurable, type DurableConsumer } from "../transport/durable-consu
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
 import { toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
-import { toolDirOf } from "./installer.ts";
+import { placeToolFile, toolDirOf } from "./installer.ts";
+import { runToolCommand } from "./run-command.ts";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
 
 export const TOOL_STREAM = "TOOL_INSTALLATION";
@@ -54,6 +55,11 @@ export interface ToolManager {
   stop(): Promise<void>;
   list(): Promise<ToolRecord[]>;
   updatePolicy(policy: Partial<ToolPolicy>): void;
+  /**
+   * Puts a pushed file into an installed tool's folder (atomically: copied beside, then renamed),
+   * and restarts the tool's service when one is named. Throws a clear error when it cannot.
+   */
+  writeFile(target: { toolAgentId: string; relativePath: string; serviceName: string | null }, sourceFile: string): Promise<void>;
 }
 
 function osOf(platform: NodeJS.Platform): OsName {
@@ -321,6 +327,17 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       await Promise.all([...locks.values()]);
     },
     list: () => store.list(),
+    writeFile(target, sourceFile) {
+      if (!isSafeToken(target.toolAgentId)) return Promise.reject(new Error(`${JSON.stringify(target.toolAgentId)} is not a tool name`));
+      return withToolLock(target.toolAgentId, async () => {
+        const record = await store.read(target.toolAgentId);
+        if (record?.state !== "INSTALLED") throw new Error(`tool ${target.toolAgentId} is not installed here`);
+        await placeToolFile(toolDirOf(options.toolsDir, target.toolAgentId), target.relativePath, sourceFile);
+        if (target.serviceName && (options.platform ?? process.platform) === "linux") {
+          await runToolCommand("systemctl", ["restart", target.serviceName], { cwd: "/", timeoutMs: 60_000 });
+        }
+      });
+    },
     updatePolicy(next) {
       policy = { ...policy, ...next };
     },

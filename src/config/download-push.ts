@@ -1,0 +1,138 @@
+import { mkdir, readFile, rm } from "node:fs/promises";
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { z } from "zod";
+import { DownloadConfiguration, EventType, fleetSubjects, machineSubjects, type ConfigStatus, type OsName } from "../contracts/index.ts";
+import { download, DownloadError } from "../download/index.ts";
+import type { EventSink } from "../events/event-sink.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
+import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
+import type { RemoteConfig } from "./remote-config.ts";
+
+export const CONFIG_PUSH_STREAM = "CONFIG_PUSH";
+
+/** A pushed list, bare (OpenFrame's shape) or wrapped as `{downloadConfigurations}`. */
+const PushedList = z.union([z.array(DownloadConfiguration), z.object({ downloadConfigurations: z.array(DownloadConfiguration) }).transform((body) => body.downloadConfigurations)]);
+
+/** Writes a pushed file into an installed tool's folder (the tools capability provides it). */
+export type ToolFileWriter = (target: { toolAgentId: string; relativePath: string; serviceName: string | null }, file: string) => Promise<void>;
+
+export interface ConfigPushOptions {
+  readonly machineId: string;
+  readonly os: OsName;
+  /** Where downloads land before they are applied (same file system as the tools, for renames). */
+  readonly downloadsDir: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly sink: EventSink;
+  readonly remoteConfig: RemoteConfig;
+  readonly policy: () => { allowMissingChecksum: boolean; maxDownloadBytes: number };
+  readonly writeToolFile: ToolFileWriter;
+}
+
+/**
+ * "Download this file for your OS and apply it", on `machine.{id}.download-configuration` and
+ * `machine.all.download-configuration` (stream CONFIG_PUSH; one durable consumer each). A `.json`
+ * file is an agent configuration document, applied like a KV revision; any other file belongs to an
+ * installed tool: `agentFileName` is `<toolAgentId>/<path in its folder>`. Outcome on config.status.
+ */
+export function createConfigPushListener(options: ConfigPushOptions): { attach(connection: NatsConnection): void; stop(): Promise<void> } {
+  const { logger, machineId } = options;
+  const subjects = machineSubjects(machineId);
+  const consumers: DurableConsumer[] = [];
+  let connection: NatsConnection | null = null;
+
+  const reject = async (error: string, causationId: string): Promise<void> => {
+    const body: ConfigStatus = { revision: null, status: "REJECTED", error, timestamp: new Date(options.clock.now()).toISOString() };
+    logger.warn({ error }, "pushed configuration refused");
+    await options.sink.emit({ type: EventType.configStatus, body, causationId });
+  };
+
+  const handle = async (msg: JsMsg): Promise<void> => {
+    const causationId = msg.headers?.get("X-Event-ID") || `${CONFIG_PUSH_STREAM}:${msg.seq}`;
+    const fleetWide = msg.subject === fleetSubjects.downloadConfiguration;
+    let list: DownloadConfiguration[];
+    try {
+      list = PushedList.parse(msg.json<unknown>());
+    } catch (error) {
+      await reject(`malformed download-configuration push: ${error instanceof z.ZodError ? error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ") : (error as Error).message}`, causationId);
+      msg.term();
+      return;
+    }
+    const entry = list.find((candidate) => candidate.os === options.os);
+    if (!entry?.link) {
+      // A fleet-wide push may simply not be for this OS; one addressed to this machine must be.
+      if (!fleetWide) await reject(`the push has no ${entry ? "link" : "entry"} for ${options.os}`, causationId);
+      msg.ack();
+      return;
+    }
+    await mkdir(options.downloadsDir, { recursive: true });
+    let file: string;
+    const policy = options.policy();
+    try {
+      file = (
+        await download({ link: entry.link, sha256: entry.sha256, size: entry.size, maxBytes: policy.maxDownloadBytes, allowMissingChecksum: policy.allowMissingChecksum, directory: options.downloadsDir, connection })
+      ).path;
+    } catch (error) {
+      if (error instanceof DownloadError && error.retryable) {
+        msg.nak(Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, msg.info.deliveryCount - 1)));
+        return;
+      }
+      await reject((error as Error).message, causationId);
+      msg.term();
+      return;
+    }
+    try {
+      const name = entry.agentFileName ?? entry.fileName ?? "";
+      if (name.toLowerCase().endsWith(".json") && !name.includes("/")) {
+        let document: unknown;
+        try {
+          document = JSON.parse(await readFile(file, "utf8"));
+        } catch (error) {
+          await reject(`${name} is not JSON: ${(error as Error).message}`, causationId);
+          msg.term();
+          return;
+        }
+        await options.remoteConfig.applyPushed(document, causationId);
+      } else {
+        const [toolAgentId, ...rest] = name.split("/");
+        if (!toolAgentId || rest.length === 0) {
+          await reject(`agentFileName ${JSON.stringify(name)} must be <toolAgentId>/<path> for a tool's file, or a .json agent configuration`, causationId);
+          msg.term();
+          return;
+        }
+        try {
+          await options.writeToolFile({ toolAgentId, relativePath: rest.join("/"), serviceName: entry.serviceName ?? null }, file);
+        } catch (error) {
+          await reject((error as Error).message, causationId);
+          msg.term();
+          return;
+        }
+        const body: ConfigStatus = { revision: null, status: "APPLIED", error: null, timestamp: new Date(options.clock.now()).toISOString() };
+        await options.sink.emit({ type: EventType.configStatus, body, causationId });
+        logger.info({ toolAgentId, path: rest.join("/") }, "pushed file written into the tool's folder");
+      }
+      msg.ack();
+    } finally {
+      await rm(file, { force: true });
+    }
+  };
+
+  return {
+    attach(nc) {
+      if (connection) return;
+      connection = nc;
+      // The last push of each subject reaches a machine that comes online later; one filter each (2.9).
+      for (const [name, filterSubject] of [
+        [`machine_${machineId}_download-configuration_consumer`, subjects.downloadConfiguration],
+        [`machine_${machineId}_download-configuration-all_consumer`, fleetSubjects.downloadConfiguration],
+      ] as const) {
+        consumers.push(consumeDurable({ connection: nc, stream: CONFIG_PUSH_STREAM, name, filterSubject, deliverPolicy: DeliverPolicy.LastPerSubject, logger, handle: (msg) => handle(msg) }));
+      }
+    },
+    async stop() {
+      await Promise.all(consumers.map((consumer) => consumer.stop()));
+    },
+  };
+}
