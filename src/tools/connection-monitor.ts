@@ -1,23 +1,20 @@
-import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
 import type { ToolRecord } from "./tool-state.ts";
 import { runToolCommand } from "./run-command.ts";
+import type { ServiceState } from "./service-state.ts";
 
 export type LivenessState = NonNullable<ToolConnectionMessage["state"]>;
 
-/** Whether a tool is running: its service (SERVICE tools, via systemd) or any process started from its folder. */
-export async function checkToolAlive(record: ToolRecord, toolDir: string, platform: NodeJS.Platform): Promise<{ state: LivenessState; detail: string }> {
+/** Whether a tool is running: its service (SERVICE tools) or else any process started from its folder. */
+export async function checkToolAlive(record: ToolRecord, toolDir: string, platform: NodeJS.Platform, serviceState: (name: string) => Promise<ServiceState>): Promise<{ state: LivenessState; detail: string }> {
   const service = record.message.downloadConfigurations.find((configuration) => configuration.installationType === "SERVICE" && configuration.serviceName)?.serviceName;
-  if (service && platform === "linux") {
-    return new Promise((resolve) => {
-      execFile("systemctl", ["is-active", "--quiet", service], { timeout: 5_000 }, (error) => {
-        if (!error) return resolve({ state: "CONNECTED", detail: `service ${service} is active` });
-        const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
-        resolve(missing ? { state: "UNKNOWN", detail: "systemctl is not available" } : { state: "DISCONNECTED", detail: `service ${service} is not active` });
-      });
-    });
+  if (service) {
+    const state = await serviceState(service);
+    if (state === "active") return { state: "CONNECTED", detail: `service ${service} is active` };
+    if (state === "inactive") return { state: "DISCONNECTED", detail: `service ${service} is not active` };
+    // No service manager to ask: fall back to looking for its processes.
   }
   if (platform !== "linux") return { state: "UNKNOWN", detail: `process checks are not available on ${platform}` };
   const prefix = `${toolDir}/`;

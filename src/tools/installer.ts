@@ -29,6 +29,8 @@ export interface InstallContext {
   readonly commandTimeoutMs: number;
   /** Called when the download is done and installing begins. */
   readonly onInstalling: () => Promise<void>;
+  /** Checks the installed tool works (a SERVICE tool's service runs); throwing undoes the install. */
+  readonly verify?: (main: DownloadConfiguration) => Promise<void>;
 }
 
 export function toolDirOf(toolsDir: string, toolAgentId: string): string {
@@ -134,6 +136,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
     await rename(staging, toolDir);
     try {
       if (args.length > 0) await runToolCommand(join(toolDir, mainFile), args, { cwd: toolDir, timeoutMs: context.commandTimeoutMs });
+      await context.verify?.(main);
     } catch (error) {
       await rm(toolDir, { recursive: true, force: true });
       if (hadPrevious) await rename(previous, toolDir);

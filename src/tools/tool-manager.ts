@@ -19,6 +19,7 @@ import { toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
 import { placeToolFile, toolDirOf } from "./installer.ts";
 import { runToolCommand } from "./run-command.ts";
+import { systemdServiceState, type ServiceState } from "./service-state.ts";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
 
 export const TOOL_STREAM = "TOOL_INSTALLATION";
@@ -45,6 +46,10 @@ export interface ToolManagerOptions {
   readonly ackWaitMs?: number;
   /** How often each installed tool is checked (default 60 s); a change is reported at once, and every tool hourly. */
   readonly checkIntervalMs?: number;
+  /** Whether a service runs; default: systemd where it runs, else "unknown" (nothing to check with). */
+  readonly serviceState?: (serviceName: string) => Promise<ServiceState>;
+  /** How long a SERVICE tool's service has to come up after its install command (default 30 s). */
+  readonly serviceStartTimeoutMs?: number;
 }
 
 export interface ToolManager {
@@ -82,6 +87,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   let stopped = false;
   let attached = false;
   const ackWaitMs = options.ackWaitMs ?? 60_000;
+  const serviceState = options.serviceState ?? systemdServiceState;
   const consumers: DurableConsumer[] = [];
   const updateConsumers = new Map<string, DurableConsumer>();
   const updateConsumerOf = (toolAgentId: string): string => `machine_${machineId}_tool_${toolAgentId}_update_consumer`;
@@ -149,6 +155,21 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         connection,
         policy,
         commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
+        verify: async (main) => {
+          if (main.installationType !== "SERVICE" || !main.serviceName) return;
+          const serviceName = main.serviceName;
+          const deadline = clock.monotonicMs() + (options.serviceStartTimeoutMs ?? 30_000);
+          for (;;) {
+            const state = await serviceState(serviceName);
+            if (state === "active") return;
+            if (state === "unknown") {
+              logger.warn({ toolAgentId: message.toolAgentId, serviceName }, "cannot check the tool's service here (no service manager); installed without that check");
+              return;
+            }
+            if (clock.monotonicMs() > deadline) throw new ToolInstallError(`tool ${message.toolAgentId}: service ${serviceName} is not running after install`, false);
+            await new Promise((resolve) => setTimeout(resolve, 500));
+          }
+        },
         onInstalling: async () => {
           await save(message, "INSTALLING", null, current?.mainFile ?? null, current);
           await report(message, "INSTALLING", null, causationId);
@@ -168,7 +189,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       const reason = error instanceof Error ? error.message : String(error);
       // A retry comes back through redelivery; the platform sees FAILED only when it is final.
       if (!retryable) {
-        await save(message, "FAILED", reason, current?.state === "INSTALLED" ? current.mainFile : null, current);
+        // A failed update leaves the working version in place: the record keeps saying so.
+        if (current?.state === "INSTALLED") await store.write({ ...current, error: `update to ${message.version ?? "?"} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString() });
+        else await save(message, "FAILED", reason, null, current);
         await report(message, "FAILED", reason, causationId);
       }
       throw error;
@@ -264,7 +287,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
             return null;
           });
         }
-        const liveness = await checkToolAlive(current, toolDir, options.platform ?? process.platform);
+        const liveness = await checkToolAlive(current, toolDir, options.platform ?? process.platform, serviceState);
         if (agentToolId !== current.agentToolId || liveness.state !== current.connection) {
           await store.write({ ...current, agentToolId, connection: liveness.state });
         }

@@ -195,6 +195,30 @@ describe("tool installation from JetStream", () => {
     });
   });
 
+  it("installs a SERVICE tool only once its service runs, and restores the old version when it does not come up", async () => {
+    await manager.stop();
+    const running = new Set<string>();
+    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, serviceStartTimeoutMs: 1_000, serviceState: async (name) => (running.has(name) ? "active" : "inactive"), clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
+    await manager.start();
+    manager.attach(agentLink);
+    const served = files.add("svc.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    const asService = (version: string): Record<string, unknown> =>
+      message("svc", served, { version, installationCommandArgs: ["install", version], downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, installationType: "SERVICE", serviceName: "svc-agent" }] });
+
+    running.add("svc-agent");
+    await push("tool-installation", asService("1.0.0"));
+    await waitFor("INSTALLED", () => lastStatus("svc")?.state === "INSTALLED");
+    const connections = (): ToolConnectionMessage[] => events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
+    await waitFor("CONNECTED (the service runs)", () => connections().at(-1)?.state === "CONNECTED");
+
+    running.delete("svc-agent");
+    await push("tool-installation", asService("2.0.0"));
+    await waitFor("FAILED", () => lastStatus("svc")?.state === "FAILED");
+    expect(lastStatus("svc")?.error).toMatch(/service svc-agent is not running after install/);
+    expect(readFileSync(join(toolsDir, "svc", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
+    expect((await manager.list()).find((tool) => tool.toolAgentId === "svc")).toMatchObject({ state: "INSTALLED", version: "1.0.0", error: expect.stringMatching(/update to 2.0.0 failed/) });
+  });
+
   it("terminates a malformed message after reporting it", async () => {
     await push("tool-installation", { toolAgentId: "odd", downloadConfigurations: [{ os: "beos" }] });
     await push("tool-installation", "{not json");
