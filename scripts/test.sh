@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: a real NATS server (integration tests start their own on loopback);
 # strip (binutils) for the single executable; dpkg-deb's xz; systemd-analyze to verify the unit;
-# runuser (util-linux) and useradd (passwd) for the package test.
-APT_PACKAGES=(nats-server binutils xz-utils systemd util-linux passwd)
+# runuser (util-linux) and useradd (passwd) for the package test; rpmbuild (rpm), wixl and msiinfo
+# (wixl, msitools) to build and inspect the .rpm and .msi.
+APT_PACKAGES=(nats-server binutils xz-utils systemd util-linux passwd rpm msitools wixl)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

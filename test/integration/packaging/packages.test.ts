@@ -1,10 +1,18 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb } from "../../../scripts/build-deb.ts";
+import { buildMsi } from "../../../scripts/build-msi.ts";
+import { buildRpm } from "../../../scripts/build-rpm.ts";
+import { buildSingleExecutable } from "../../../scripts/build-sea.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
+
+// One build of the single executable serves every package below (they run in this one file, in order).
+beforeAll(async () => {
+  await buildSingleExecutable();
+}, 120_000);
 
 const isRoot = process.getuid?.() === 0;
 const hasDpkg = (() => {
@@ -88,4 +96,50 @@ describe.skipIf(!isRoot || !hasDpkg || installedAlready)("the .deb package (need
     for (const path of ["/usr/bin/edge-agent", "/lib/systemd/system/edge-agent.service", "/etc/edge-agent", "/var/lib/edge-agent"]) expect(existsSync(path), path).toBe(false);
     expect(() => execFileSync("getent", ["passwd", "edge-agent"], { stdio: "pipe" })).toThrow();
   });
+});
+
+const has = (command: string): boolean => {
+  try {
+    execFileSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe.skipIf(!has("rpmbuild"))("the .rpm package (needs rpmbuild; scripts/test.sh installs it)", () => {
+  it("holds the executable and the unit, and its scripts make the user and clean up on erase", async () => {
+    const rpm = await buildRpm();
+    const files = execFileSync("rpm", ["-qlp", rpm], { encoding: "utf8" }).trim().split("\n");
+    expect(files).toEqual(["/usr/bin/edge-agent", "/usr/lib/systemd/system/edge-agent.service", "/usr/share/doc/edge-agent/README.md"]);
+    const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+    expect(execFileSync("rpm", ["-qp", "--queryformat", "%{NAME} %{VERSION} %{ARCH}", rpm], { encoding: "utf8" })).toBe(`edge-agent ${version} x86_64`);
+    const scripts = execFileSync("rpm", ["-qp", "--scripts", rpm], { encoding: "utf8" });
+    expect(scripts).toMatch(/useradd --system --gid edge-agent/);
+    expect(scripts).toMatch(/install -d -o edge-agent -g edge-agent -m 0750 \/etc\/edge-agent \/var\/lib\/edge-agent/);
+    expect(scripts).toMatch(/if \[ -d \/run\/systemd\/system \]/);
+    expect(scripts).toMatch(/rm -rf \/etc\/edge-agent \/var\/lib\/edge-agent/);
+  }, 180_000);
+});
+
+describe.skipIf(!has("wixl") || !has("msiinfo"))("the Windows .msi (needs wixl and msiinfo; scripts/test.sh installs them)", () => {
+  it("installs the executable and WinSW with its XML, and registers and starts the edge-agent service", async () => {
+    const msi = await buildMsi();
+    const table = (name: string): string[][] =>
+      execFileSync("msiinfo", ["export", msi, name], { encoding: "utf8" })
+        .trim()
+        .split("\n")
+        .slice(3)
+        .map((row) => row.split("\t"));
+    expect(table("File").map((row) => row[2]).sort()).toEqual(["edge-agent-service.exe", "edge-agent-service.xml", "edge-agent.exe"]);
+    const [service] = table("ServiceInstall");
+    // Name, display name, own process (16), auto start (2), normal error control (1), LocalSystem.
+    expect([service?.[1], service?.[3], service?.[4], service?.[5], service?.[8]]).toEqual(["edge-agent", "16", "2", "1", "LocalSystem"]);
+    const [control] = table("ServiceControl");
+    expect(control?.[1]).toBe("edge-agent");
+    expect(table("Upgrade").length).toBeGreaterThan(0);
+    // The executable inside is a Windows x64 program.
+    const header = execFileSync("sh", ["-c", `head -c 2 ${JSON.stringify(msi.replace(/[^/]+$/, "msi/edge-agent.exe"))}`], { encoding: "latin1" });
+    expect(header).toBe("MZ");
+  }, 180_000);
 });

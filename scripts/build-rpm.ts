@@ -1,0 +1,50 @@
+/**
+ * Builds dist/edge-agent-<version>-1.x86_64.rpm with rpmbuild (Debian package `rpm`) from the
+ * single executable, the systemd unit and installer/rpm/edge-agent.spec.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { buildSingleExecutable } from "./build-sea.ts";
+
+const root = resolve(import.meta.dirname, "..");
+const dist = join(root, "dist");
+
+export async function buildRpm(): Promise<string> {
+  const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+  const binary = join(dist, "edge-agent-linux-x64");
+  if (!existsSync(binary)) await buildSingleExecutable();
+  const top = join(dist, "rpmbuild");
+  rmSync(top, { recursive: true, force: true });
+  mkdirSync(top, { recursive: true });
+  execFileSync(
+    "rpmbuild",
+    [
+      "-bb",
+      "--quiet",
+      "--target",
+      "x86_64",
+      "--define",
+      `_topdir ${top}`,
+      "--define",
+      `edge_version ${version}`,
+      "--define",
+      `edge_binary ${binary}`,
+      "--define",
+      `edge_unit ${join(root, "service-units/edge-agent.service")}`,
+      "--define",
+      `edge_readme ${join(root, "README.md")}`,
+      join(root, "installer/rpm/edge-agent.spec"),
+    ],
+    { stdio: "inherit" },
+  );
+  const built = join(top, "RPMS", "x86_64");
+  const name = readdirSync(built).find((file) => file.endsWith(".rpm"));
+  if (!name) throw new Error(`rpmbuild wrote no package into ${built}`);
+  const rpm = join(dist, name);
+  renameSync(join(built, name), rpm);
+  console.log(`built ${rpm} (${(statSync(rpm).size / 1024 / 1024).toFixed(1)} MiB)`);
+  return rpm;
+}
+
+if (import.meta.main) await buildRpm();
