@@ -14,6 +14,7 @@ commands:
   enroll       --server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F]
                [--machine-id ID] [--tag k=v ...] [--skip-link-test]: write the settings file, test the link
   config       get|set|push the remote configuration in the agent-config KV bucket (see README)
+  install-service / uninstall-service   register or remove the systemd unit for this executable (no package)
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
   version      print the version
 
@@ -78,6 +79,21 @@ async function main(argv: readonly string[]): Promise<number> {
         ...(typeof values["signing-seed-file"] === "string" ? { signingSeedFile: values["signing-seed-file"] } : {}),
       };
       await configCommand(settingsFrom(values), positionals.slice(1), configFlags, (line) => process.stdout.write(`${line}\n`));
+      return ExitCode.ok;
+    }
+    case "install-service":
+    case "uninstall-service": {
+      const service = await import("../service/install-service.ts");
+      const { SYSTEMD_UNIT_TEMPLATE } = await import("../service/unit-template.ts");
+      const settings = settingsFrom(values);
+      // A single executable is its own program; from sources the service would start a bare node.
+      const { isSea } = await import("node:sea");
+      if (!isSea()) throw new CommandError(`${command} registers the single executable; build it with npm run package and run dist/edge-agent-linux-x64 ${command}`, ExitCode.badSettings);
+      const executable = process.execPath;
+      const layout = { ...service.defaultServiceLayout(executable), configDir: settings.configDir, dataDir: settings.dataDir };
+      const print = (line: string): void => void process.stdout.write(`${line}\n`);
+      if (command === "install-service") await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, print);
+      else await service.uninstallService(layout, print);
       return ExitCode.ok;
     }
     case "version":

@@ -1,0 +1,89 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+export class ServiceInstallError extends Error {
+  readonly code = "EDGE_SERVICE_INSTALL";
+  constructor(message: string) {
+    super(message);
+    this.name = "ServiceInstallError";
+  }
+}
+
+/** Where things go; injectable so tests write into a folder of their own. */
+export interface ServiceLayout {
+  readonly unitPath: string;
+  readonly executable: string;
+  readonly configDir: string;
+  readonly dataDir: string;
+  /** Whether systemd runs here (it does not in containers and CI). */
+  readonly systemdRunning: boolean;
+}
+
+export function defaultServiceLayout(executable: string): ServiceLayout {
+  return {
+    unitPath: "/etc/systemd/system/edge-agent.service",
+    executable,
+    configDir: "/etc/edge-agent",
+    dataDir: "/var/lib/edge-agent",
+    systemdRunning: existsSync("/run/systemd/system"),
+  };
+}
+
+/**
+ * The packaged unit, pointed at this executable and these directories: one source of truth for
+ * the service's hardening (service-units/edge-agent.service, embedded at build time).
+ */
+export function unitFor(template: string, layout: ServiceLayout): string {
+  return template
+    .replace(/^ExecStart=.*$/m, `ExecStart=${layout.executable} run`)
+    .replace(/^Environment=EDGE_AGENT_CONFIG_DIR=.*$/m, `Environment=EDGE_AGENT_CONFIG_DIR=${layout.configDir}`)
+    .replace(/^Environment=EDGE_AGENT_DATA_DIR=.*$/m, `Environment=EDGE_AGENT_DATA_DIR=${layout.dataDir}`)
+    .replace(/^ReadWritePaths=.*$/m, `ReadWritePaths=${layout.dataDir} ${layout.configDir}`);
+}
+
+async function ensureServiceUser(): Promise<void> {
+  const exists = await run("getent", ["passwd", "edge-agent"]).then(() => true, () => false);
+  if (exists) return;
+  await run("groupadd", ["--system", "edge-agent"]).catch(() => undefined);
+  await run("useradd", ["--system", "--gid", "edge-agent", "--home-dir", "/var/lib/edge-agent", "--no-create-home", "--shell", "/usr/sbin/nologin", "edge-agent"]);
+}
+
+/**
+ * `edge-agent install-service` for machines installed without a package (Linux, systemd): the
+ * service user, its 0750 directories, the unit, and — where systemd runs — enabled and started.
+ */
+export async function installService(template: string, layout: ServiceLayout, report: (line: string) => void, options: { manageUser?: boolean } = {}): Promise<void> {
+  if (process.platform !== "linux") throw new ServiceInstallError(`install-service supports Linux (systemd); on ${process.platform} use the package (.msi on Windows, the launchd plist on macOS)`);
+  if (options.manageUser !== false) {
+    await ensureServiceUser();
+    for (const dir of [layout.configDir, layout.dataDir]) await run("install", ["-d", "-o", "edge-agent", "-g", "edge-agent", "-m", "0750", dir]);
+  } else {
+    for (const dir of [layout.configDir, layout.dataDir]) await mkdir(dir, { recursive: true, mode: 0o750 });
+  }
+  await mkdir(dirname(layout.unitPath), { recursive: true });
+  await writeFile(layout.unitPath, unitFor(template, layout), { mode: 0o644 });
+  report(`wrote ${layout.unitPath}`);
+  if (!layout.systemdRunning) {
+    report("systemd is not running here: the unit is in place but not started");
+    return;
+  }
+  await run("systemctl", ["daemon-reload"]);
+  await run("systemctl", ["enable", "--now", "edge-agent.service"]);
+  report("edge-agent.service enabled and started");
+}
+
+/** `edge-agent uninstall-service`: stops and removes the unit; settings and state stay (remove them by hand). */
+export async function uninstallService(layout: ServiceLayout, report: (line: string) => void): Promise<void> {
+  if (layout.systemdRunning) {
+    await run("systemctl", ["disable", "--now", "edge-agent.service"]).catch((error: unknown) => report(`systemctl disable: ${(error as Error).message.split("\n")[0]}`));
+  }
+  const present = await readFile(layout.unitPath, "utf8").then(() => true, () => false);
+  await rm(layout.unitPath, { force: true });
+  if (layout.systemdRunning) await run("systemctl", ["daemon-reload"]).catch(() => undefined);
+  report(present ? `removed ${layout.unitPath}; ${layout.configDir} and ${layout.dataDir} are kept` : "no unit was installed");
+}

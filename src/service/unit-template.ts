@@ -1,0 +1,59 @@
+/**
+ * The systemd unit, as shipped in service-units/edge-agent.service, embedded so the single
+ * executable carries it for `install-service`. A test keeps the two identical.
+ */
+export const SYSTEMD_UNIT_TEMPLATE = `[Unit]
+Description=edge-agent: device agent (NATS)
+Documentation=file:///usr/share/doc/edge-agent/README.md
+Wants=network-online.target
+After=network-online.target
+# At most 5 restarts in 5 minutes; then systemd waits before trying again.
+StartLimitIntervalSec=300
+StartLimitBurst=5
+
+[Service]
+# simple, not notify: the agent does not speak sd_notify, and it is "up" as soon as it runs: it
+# works offline (buffering) and connects in the background.
+Type=simple
+User=edge-agent
+Group=edge-agent
+ExecStart=/usr/bin/edge-agent run
+Environment=EDGE_AGENT_CONFIG_DIR=/etc/edge-agent
+Environment=EDGE_AGENT_DATA_DIR=/var/lib/edge-agent
+EnvironmentFile=-/etc/default/edge-agent
+# Restart always, 5 s apart (see StartLimit* above for bursts).
+Restart=always
+RestartSec=5s
+# SIGTERM drains the link and closes the outbox within 5 s; give it a little more.
+TimeoutStopSec=15s
+KillMode=mixed
+
+# Hardening. Tool installation (not built yet) will need some of this relaxed for the tools it
+# installs as services: writes outside /var/lib/edge-agent, and a service manager to talk to.
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+CapabilityBoundingSet=
+AmbientCapabilities=
+# The data dir holds the outbox; the config dir the last good remote configuration.
+ReadWritePaths=/var/lib/edge-agent /etc/edge-agent
+StateDirectory=edge-agent
+StateDirectoryMode=0750
+UMask=0027
+
+[Install]
+WantedBy=multi-user.target
+`;
