@@ -3,17 +3,17 @@
  * unit and the maintainer scripts in installer/deb. Builds the executable first if it is missing.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { buildSingleExecutable } from "./build-sea.ts";
+import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 
 export async function buildDeb(): Promise<string> {
-  const { version, description } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string; description: string };
-  const binary = join(dist, "edge-agent-linux-x64");
-  if (!existsSync(binary)) await buildSingleExecutable();
+  const { description } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { description: string };
+  const version = packageVersion();
+  const { binary } = await ensureSingleExecutable();
 
   const stage = join(dist, "deb-root");
   rmSync(stage, { recursive: true, force: true });

@@ -5,9 +5,9 @@
  * with `npm pack` into dist/cache, not installed: they are Windows binaries.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { buildSingleExecutable } from "./build-sea.ts";
+import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
@@ -32,9 +32,8 @@ function fileFromNpmPackage(spec: string, inner: string, target: string): void {
 }
 
 export async function buildMsi(): Promise<string> {
-  const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
-  const bundle = join(dist, "edge-agent.cjs");
-  if (!existsSync(bundle)) await buildSingleExecutable();
+  const version = packageVersion();
+  const { bundle } = await ensureSingleExecutable();
   const stage = join(dist, "msi");
   rmSync(stage, { recursive: true, force: true });
   mkdirSync(stage, { recursive: true });

@@ -3,17 +3,16 @@
  * single executable, the systemd unit and installer/rpm/edge-agent.spec.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { buildSingleExecutable } from "./build-sea.ts";
+import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 
 export async function buildRpm(): Promise<string> {
-  const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
-  const binary = join(dist, "edge-agent-linux-x64");
-  if (!existsSync(binary)) await buildSingleExecutable();
+  const version = packageVersion();
+  const { binary } = await ensureSingleExecutable();
   const top = join(dist, "rpmbuild");
   rmSync(top, { recursive: true, force: true });
   mkdirSync(top, { recursive: true });

@@ -5,7 +5,7 @@
  * Output: dist/edge-agent-linux-x64 (and dist/edge-agent.cjs, the bundle).
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { build } from "esbuild";
@@ -13,6 +13,18 @@ import { build } from "esbuild";
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 const require = createRequire(import.meta.url);
+
+/** The version every artifact carries: package.json's. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+}
+
+/** The Linux executable and the bundle, built once: the package builders share them. */
+export async function ensureSingleExecutable(): Promise<{ binary: string; bundle: string }> {
+  const binary = join(dist, "edge-agent-linux-x64");
+  const bundle = join(dist, "edge-agent.cjs");
+  return existsSync(binary) && existsSync(bundle) ? { binary, bundle } : buildSingleExecutable();
+}
 
 export async function buildSingleExecutable(): Promise<{ binary: string; bundle: string }> {
   mkdirSync(dist, { recursive: true });
