@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 /** Why a download failed, and whether trying again later can help. */
@@ -126,6 +125,7 @@ async function openSource(url: URL, request: DownloadRequest): Promise<Source> {
     if (!bucket || !name) throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${url.href}: expected nats-obj://BUCKET/NAME`, false);
     let result;
     try {
+      const { Objm } = await import("@nats-io/obj");
       result = await (await new Objm(request.connection).open(bucket)).get(name);
     } catch (error) {
       throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${url.href}: ${(error as Error).message}`, true);

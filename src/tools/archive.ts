@@ -2,8 +2,7 @@ import { createWriteStream } from "node:fs";
 import { mkdir, open } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { list as listTar, extract as extractTar } from "tar";
-import { open as openZip, type Entry, type ZipFile } from "yauzl";
+import type { Entry, ZipFile } from "yauzl";
 
 /** An archive that would write outside its folder, or holds what a tool archive never should. */
 export class HostileArchiveError extends Error {
@@ -52,6 +51,8 @@ export async function extractArchive(file: string, destination: string, kind: Ex
 }
 
 async function extractTarGz(file: string, destination: string, maxBytes: number): Promise<void> {
+  // Loaded when a tool is installed, not at start: an idle agent should not carry archive code.
+  const { list: listTar, extract: extractTar } = await import("tar");
   let total = 0;
   let problem: HostileArchiveError | null = null;
   // First pass: look at every entry; nothing is written unless all of them are acceptable.
@@ -75,7 +76,8 @@ async function extractTarGz(file: string, destination: string, maxBytes: number)
   await extractTar({ file, cwd: destination, strict: true, preservePaths: false, preserveOwner: false, noChmod: false });
 }
 
-function openZipFile(file: string): Promise<ZipFile> {
+async function openZipFile(file: string): Promise<ZipFile> {
+  const { open: openZip } = await import("yauzl");
   return new Promise((resolve, reject) => openZip(file, { lazyEntries: true, autoClose: true, strictFileNames: true, validateEntrySizes: true }, (error, zip) => (error || !zip ? reject(error ?? new Error("cannot open zip")) : resolve(zip))));
 }
 
