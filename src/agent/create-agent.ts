@@ -24,6 +24,7 @@ import { createConfigPushListener } from "../config/download-push.ts";
 import { createToolManager } from "../tools/index.ts";
 import { join } from "node:path";
 import type { AgentConfiguration } from "../contracts/index.ts";
+import { createSelfUpdater } from "../update/self-updater.ts";
 import { createErrorLog, writeStatusFile, type AgentStatus } from "./status.ts";
 
 const STATUS_FILE_INTERVAL_MS = 10_000;
@@ -39,6 +40,11 @@ export interface AgentDependencies {
   readonly writeStatusFile?: boolean;
   /** Collect and send telemetry and inventory (default true; a fleet simulator turns it off). */
   readonly telemetry?: boolean;
+  /**
+   * Stops this agent and starts it again through the service manager: the daemon gives one.
+   * Without it, self-update commands are refused (nothing could start the new version).
+   */
+  readonly requestRestart?: (reason: string) => void;
 }
 
 export interface Agent {
@@ -68,6 +74,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     telemetry: logger.child({ component: "telemetry" }),
     remoteConfig: logger.child({ component: "remote-config" }),
     tools: logger.child({ component: "tools" }),
+    update: logger.child({ component: "update" }),
   };
   const allLoggers = [deps.logger, logger, ...Object.values(componentLoggers)];
 
@@ -165,9 +172,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     ...(settings.configSigningKey ? { signingPublicKey: settings.configSigningKey } : {}),
   });
 
+  const os = process.platform === "win32" ? "windows" : process.platform === "darwin" ? "macos" : "linux";
   const configPush = createConfigPushListener({
     machineId,
-    os: process.platform === "win32" ? "windows" : process.platform === "darwin" ? "macos" : "linux",
+    os,
     downloadsDir: join(settings.dataDir, "downloads"),
     clock,
     logger: componentLoggers.remoteConfig,
@@ -175,6 +183,19 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     remoteConfig,
     policy: () => toolPolicy,
     writeToolFile: (target, file) => tools.writeFile(target, file),
+  });
+
+  const updater = createSelfUpdater({
+    machineId,
+    os,
+    arch: process.arch,
+    dataDir: settings.dataDir,
+    runningVersion: AGENT_VERSION,
+    clock,
+    logger: componentLoggers.update,
+    sink,
+    ...(settings.configSigningKey ? { signingPublicKey: settings.configSigningKey } : {}),
+    ...(deps.requestRestart ? { requestRestart: deps.requestRestart } : {}),
   });
 
   let connection: NatsConnection | null = null;
@@ -202,6 +223,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       tools: toolsSnapshot,
       config: { revision: remoteConfig.current().revision, lastStatus: remoteConfig.lastStatus() },
       ...(telemetry ? { telemetry: telemetry.stats() } : {}),
+      update: updater.status(),
     },
     writtenAt: new Date(clock.now()).toISOString(),
   });
@@ -211,6 +233,11 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     remoteConfig.attach(nc);
     configPush.attach(nc);
     tools.attach(nc);
+    // Connected is what "healthy" means for a version on trial after a self-update.
+    updater.linkUp(nc).catch((error: unknown) => {
+      recordError("update", error);
+      logger.error({ err: error }, "self-update could not take the link");
+    });
     if (!drainStarted) {
       outbox.start(createJetStreamPublisher(jetstream(nc)));
       drainStarted = true;
@@ -298,6 +325,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       const announcement: InstalledAgentMessage = { machineId, agentType: AGENT_TYPE, version: AGENT_VERSION };
       await sink.emit({ type: EventType.installedAgent, body: announcement });
       await hostnameReporter.check();
+      await updater.start().catch((error: unknown) => {
+        recordError("update", error);
+        logger.error({ err: error }, "self-update state unusable; updates may fail until it is fixed");
+      });
       logger.info({ version: AGENT_VERSION, natsServers: settings.natsServers, dataDir: settings.dataDir }, "edge-agent starting");
       await telemetry?.start();
       // The last good remote configuration first, so the link can only bring newer revisions.
@@ -320,6 +351,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       await remoteConfig.stop();
       await configPush.stop();
       await tools.stop();
+      await updater.stop();
       clearInterval(statusFileTimer);
       await rpcService?.stop().catch(() => undefined);
       await outbox.stop();

@@ -49,7 +49,7 @@ async function main(argv: readonly string[]): Promise<number> {
     // Commands load their modules on demand: `version` and `status` stay quick to start.
     case "run": {
       const { runDaemon } = await import("./run-command.ts");
-      await runDaemon(settingsFrom(values));
+      await runDaemon(settingsFrom(values), argv);
       return ExitCode.ok;
     }
     case "status": {

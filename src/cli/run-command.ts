@@ -1,16 +1,58 @@
 import { createAgent } from "../agent/create-agent.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { createLogger } from "../runtime/logger.ts";
+import { AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
+import { LAUNCHER_ENV, launcherCommand, launchInstalledVersion } from "../update/launcher.ts";
+import { replaceProcess } from "../update/replace-process.ts";
+import { ExitCode } from "./exit-codes.ts";
 
 /** How long SIGTERM may take before the process leaves anyway (systemd waits 90 s; we promise 5). */
 const SHUTDOWN_DEADLINE_MS = 5_000;
+/**
+ * Set by our service definitions: a service manager restarts the agent when it exits, so a
+ * restart is an exit. Run by hand, the agent starts itself again through its launcher instead.
+ */
+export const SUPERVISED_ENV = "EDGE_AGENT_SUPERVISED";
 
-export async function runDaemon(settings: Settings): Promise<never> {
+/** `args`: this process's own arguments (`run` and its flags), handed on to an installed update. */
+export async function runDaemon(settings: Settings, args: readonly string[]): Promise<never> {
   const logger = createLogger({ level: settings.logLevel });
-  const agent = await createAgent(settings, { clock: systemClock, logger, writeStatusFile: true });
+  await launchInstalledVersion({ dataDir: settings.dataDir, selfVersion: AGENT_VERSION, args, logger });
 
   let stoppingSinceMs: number | null = null;
+  /** Stops the agent once, then leaves the way `leave` says (or with 1 when stopping fails or hangs). */
+  const stopThen = (leave: () => Promise<void> | void): void => {
+    stoppingSinceMs = performance.now();
+    const forced = setTimeout(() => {
+      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, "shutdown took too long: leaving now");
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    forced.unref();
+    agent
+      .stop(SHUTDOWN_DEADLINE_MS - 1_000)
+      .then(leave)
+      .catch((error: unknown) => {
+        logger.error({ err: error }, "error while stopping");
+        process.exit(1);
+      });
+  };
+  const restart = (reason: string): void => {
+    if (stoppingSinceMs !== null) return;
+    logger.info({ reason }, "restarting edge-agent");
+    stopThen(async () => {
+      if (process.env[SUPERVISED_ENV] === "1") process.exit(ExitCode.restart);
+      const [file, ...launcherArgs] = launcherCommand();
+      const env = { ...process.env };
+      delete env[LAUNCHER_ENV];
+      await replaceProcess(file ?? process.execPath, [...launcherArgs, ...args], env).catch((error: unknown) => {
+        logger.fatal({ err: error }, "cannot start again: exiting");
+        process.exit(ExitCode.restart);
+      });
+    });
+  };
+  const agent = await createAgent(settings, { clock: systemClock, logger, writeStatusFile: true, requestRestart: restart });
+
   const shutdown = (signal: NodeJS.Signals): void => {
     if (stoppingSinceMs !== null) {
       // `conf`'s atomic writer (when-exit) re-raises the signal it intercepted, at once: only a
@@ -19,20 +61,8 @@ export async function runDaemon(settings: Settings): Promise<never> {
       logger.warn({ signal }, "second signal while stopping: leaving now");
       process.exit(1);
     }
-    stoppingSinceMs = performance.now();
     logger.info({ signal }, "stopping edge-agent");
-    const forced = setTimeout(() => {
-      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, "shutdown took too long: leaving now");
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS);
-    forced.unref();
-    agent
-      .stop(SHUTDOWN_DEADLINE_MS - 1_000)
-      .then(() => process.exit(0))
-      .catch((error: unknown) => {
-        logger.error({ err: error }, "error while stopping");
-        process.exit(1);
-      });
+    stopThen(() => process.exit(0));
   };
   process.on("SIGTERM", shutdown);
   process.on("SIGINT", shutdown);

@@ -16,6 +16,7 @@ export const EventType = {
   toolInstallationStatus: "tool-installation.status",
   toolConnection: "tool-connection",
   configStatus: "config.status",
+  clientUpdateStatus: "client-update.status",
   outboxGauge: "outbox",
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
@@ -35,6 +36,7 @@ const SUBJECT_OF_TYPE: Readonly<Record<EventType, keyof MachineSubjects>> = {
   [EventType.toolInstallationStatus]: "toolInstallationStatus",
   [EventType.toolConnection]: "toolConnection",
   [EventType.configStatus]: "configStatus",
+  [EventType.clientUpdateStatus]: "clientUpdateStatus",
   [EventType.outboxGauge]: "outboxGauge",
 };
 

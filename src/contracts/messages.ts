@@ -152,11 +152,36 @@ export type HostnameMessage = z.infer<typeof HostnameMessage>;
 export const Heartbeat = z.object({});
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
+/**
+ * Self-update command. The version must be plain semver: it names a folder on the device, so
+ * nothing like `../x` can get through. `signature` is checked when a signing key is configured.
+ */
 export const ClientUpdateMessage = z.object({
-  version: z.string().min(1),
+  version: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/, "version must be semver, e.g. 1.4.2")
+    .transform((version) => version.replace(/^v/, "")),
   downloadConfigurations: downloadConfigurationList,
+  signature: z.string().nullish(),
 });
 export type ClientUpdateMessage = z.infer<typeof ClientUpdateMessage>;
+
+/**
+ * How a self-update went, on `machine.{id}.client-update.status` (not in OpenFrame's contracts:
+ * the platform learns the new version from `installed-agent`, and the why of a failure from this).
+ */
+export const ClientUpdateState = z.enum(["REJECTED", "FAILED", "RESTARTING", "UPDATED", "ROLLED_BACK"]);
+export type ClientUpdateState = z.infer<typeof ClientUpdateState>;
+export const ClientUpdateStatus = z.object({
+  version: z.string().min(1),
+  runningVersion: z.string().min(1),
+  state: ClientUpdateState,
+  error: z.string().nullish(),
+  timestamp: isoTimestamp,
+});
+export type ClientUpdateStatus = z.infer<typeof ClientUpdateStatus>;
 
 export const ClientUninstallMessage = z.object({ issuedAt: isoTimestamp.nullish() });
 export type ClientUninstallMessage = z.infer<typeof ClientUninstallMessage>;

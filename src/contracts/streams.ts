@@ -22,6 +22,7 @@ export const PLATFORM_STREAMS: readonly StreamDefinition[] = [
   { name: "TOOL_STATUS", subjects: ["machine.*.tool-installation.status"] },
   { name: "CONFIG_STATUS", subjects: ["machine.*.config.status"] },
   { name: "CONFIG_PUSH", subjects: ["machine.*.download-configuration"] },
+  { name: "CLIENT_UPDATE_STATUS", subjects: ["machine.*.client-update.status"] },
 ];
 
 /** Two minutes at least, per DESIGN.md, so a redelivery after a reconnect is still deduplicated. */

@@ -37,6 +37,7 @@ export interface MachineSubjects {
   readonly toolInstallationStatus: string;
   readonly toolConnection: string;
   readonly configStatus: string;
+  readonly clientUpdateStatus: string;
   readonly outboxGauge: string;
   /** Platform -> agent. */
   readonly toolInstallation: string;
@@ -64,6 +65,7 @@ export function machineSubjects(machineId: string): MachineSubjects {
     toolInstallationStatus: `${base}.tool-installation.status`,
     toolConnection: `${base}.tool-connection`,
     configStatus: `${base}.config.status`,
+    clientUpdateStatus: `${base}.client-update.status`,
     outboxGauge: `${base}.outbox`,
     toolInstallation: `${base}.tool-installation`,
     toolUninstall: `${base}.tool-uninstall`,

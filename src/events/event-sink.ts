@@ -8,6 +8,11 @@ export interface OutgoingEvent {
   readonly correlationId?: string;
   /** The id of the command this event answers, if any. */
   readonly causationId?: string;
+  /**
+   * A fixed event id, for an event that may be emitted again after a crash (a report kept in a
+   * file until it is in the outbox): the stream then drops the second copy. Fresh when absent.
+   */
+  readonly eventId?: string;
 }
 
 export interface EmittedEvent {

@@ -27,7 +27,7 @@ export function createOutboxEventSink(options: {
   const { machineId, subjects, clock, outbox } = options;
   return {
     async emit(event: OutgoingEvent): Promise<EmittedEvent> {
-      const eventId = randomUUID();
+      const eventId = event.eventId ?? randomUUID();
       const stored = outbox.append({
         subject: subjectFor(subjects, event.type),
         eventClass: eventClassOf(event.type),

@@ -20,6 +20,8 @@ Group=edge-agent
 ExecStart=/usr/bin/edge-agent run
 Environment=EDGE_AGENT_CONFIG_DIR=/etc/edge-agent
 Environment=EDGE_AGENT_DATA_DIR=/var/lib/edge-agent
+# A self-update ends the process with exit code 75 and relies on Restart= to start the new version.
+Environment=EDGE_AGENT_SUPERVISED=1
 EnvironmentFile=-/etc/default/edge-agent
 # Restart always, 5 s apart (see StartLimit* above for bursts).
 Restart=always

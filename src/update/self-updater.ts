@@ -1,0 +1,328 @@
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { chmod, mkdir, readdir, rename, rm, statfs } from "node:fs/promises";
+import { dirname } from "node:path";
+import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import semver from "semver";
+import { z } from "zod";
+import { ClientUpdateMessage, EventType, fleetSubjects, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
+import { verifyDocument } from "../config/signature.ts";
+import { download, DownloadError } from "../download/index.ts";
+import type { EventSink } from "../events/event-sink.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
+import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
+import { HEALTH_WINDOW_MS, promoteTrial, type LaunchContext } from "./launch-decision.ts";
+import { LAUNCHER_ENV } from "./launcher.ts";
+import { binaryPathFor, EMPTY_UPDATE_STATE, readUpdateState, updatePaths, UpdateStateError, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
+
+export const CLIENT_UPDATE_STREAM = "CLIENT_UPDATE";
+/** An agent binary is about 115 MiB; this leaves room for growth and refuses anything absurd. */
+export const MAX_AGENT_BINARY_BYTES = 512 * 1024 * 1024;
+/** Free space that must remain after the download: the outbox shares the disk and must never be starved. */
+export const DISK_HEADROOM_BYTES = 256 * 1024 * 1024;
+const SMOKE_TEST_TIMEOUT_MS = 30_000;
+
+const ARCH_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  x64: ["x64", "amd64", "x86_64"],
+  arm64: ["arm64", "aarch64"],
+};
+
+/**
+ * The entry for this OS; when there are several (one per architecture), the one whose name or
+ * link names this machine's architecture. DownloadConfiguration has no architecture field.
+ */
+export function pickBinaryFor(list: readonly DownloadConfiguration[], os: OsName, arch: string): DownloadConfiguration | null {
+  const forOs = list.filter((entry) => entry.os === os && entry.link);
+  if (forOs.length <= 1) return forOs[0] ?? null;
+  const mentions = (entry: DownloadConfiguration, names: readonly string[]): boolean => {
+    const text = `${entry.agentFileName ?? ""} ${entry.fileName ?? ""} ${entry.link ?? ""}`.toLowerCase();
+    return names.some((name) => new RegExp(`(^|[^a-z0-9])${name}([^a-z0-9]|$)`).test(text));
+  };
+  return forOs.find((entry) => mentions(entry, ARCH_ALIASES[arch] ?? [arch])) ?? null;
+}
+
+export interface SelfUpdaterOptions {
+  readonly machineId: string;
+  readonly os: OsName;
+  readonly arch: string;
+  readonly dataDir: string;
+  readonly runningVersion: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly sink: EventSink;
+  /** NKey public key that must have signed every update command, when set. */
+  readonly signingPublicKey?: string;
+  /**
+   * Stops the agent and starts it again through the service manager (the daemon provides it).
+   * Without it the agent refuses updates: nothing could start the new version.
+   */
+  readonly requestRestart?: (reason: string) => void;
+}
+
+export interface UpdateStatusView {
+  readonly runningVersion: string;
+  readonly active: string | null;
+  readonly trial: { version: string; startedAt: string } | null;
+  readonly restartPending: boolean;
+}
+
+export interface SelfUpdater {
+  /** Sends the reports a launcher or an earlier run left, cleans up, and arms the health gate of a trial. */
+  start(): Promise<void>;
+  /** The link is up: a trial is healthy now; listen for update commands. */
+  linkUp(connection: NatsConnection): Promise<void>;
+  stop(): Promise<void>;
+  status(): UpdateStatusView;
+}
+
+/**
+ * Self-update on `machine.{id}.client-update` and `machine.all.client-update` (stream
+ * CLIENT_UPDATE, one durable consumer each): refuse downgrades, download this OS's binary and
+ * verify its size and sha256, check that it runs, stage it as a trial in its own folder, and
+ * restart through the service manager. The launcher (launcher.ts) runs the trial; the trial
+ * becomes the active version once it is connected, and is rolled back if it is not within 90 s.
+ */
+export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
+  const { logger, machineId, runningVersion, clock } = options;
+  const paths = updatePaths(options.dataDir);
+  const subjects = machineSubjects(machineId);
+  const consumers: DurableConsumer[] = [];
+  let connection: NatsConnection | null = null;
+  let restartPending = false;
+  let healthTimer: NodeJS.Timeout | undefined;
+  let view: UpdateStatusView = { runningVersion, active: null, trial: null, restartPending: false };
+  const context = (): LaunchContext => ({ selfVersion: runningVersion, nowMs: clock.now(), newId: randomUUID });
+
+  // One writer of the state file at a time: two consumers and the health gate share it.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = queue.then(work, work);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+  const updateView = (state: UpdateState): void => {
+    view = {
+      runningVersion,
+      active: state.active?.version ?? null,
+      trial: state.trial ? { version: state.trial.version, startedAt: state.trial.startedAt } : null,
+      restartPending,
+    };
+  };
+
+  const sendPendingReports = async (): Promise<void> => {
+    let state = await readUpdateState(paths);
+    for (const pending of state.pendingReports) {
+      await options.sink.emit({ type: EventType.clientUpdateStatus, body: pending.body, eventId: pending.eventId, ...(pending.causationId ? { causationId: pending.causationId } : {}) });
+      logger.info({ version: pending.body.version, state: pending.body.state, error: pending.body.error }, "self-update outcome");
+      state = { ...state, pendingReports: state.pendingReports.filter((each) => each.eventId !== pending.eventId) };
+      // Written after each one: a crash re-sends at most one report, with the same event id.
+      await writeUpdateState(paths, state);
+    }
+    updateView(state);
+  };
+
+  /** Removes versions nothing points at, and partial downloads a crash left. */
+  const prune = async (state: UpdateState): Promise<void> => {
+    const keep = new Set([state.active?.version, state.trial?.version, state.trial?.previous?.version].filter((version): version is string => typeof version === "string"));
+    await rm(paths.stagingDir, { recursive: true, force: true });
+    const entries = await readdir(paths.versionsDir).catch(() => [] as string[]);
+    await Promise.all(entries.filter((entry) => !keep.has(entry)).map((entry) => rm(dirname(binaryPathFor(paths, entry)), { recursive: true, force: true })));
+  };
+
+  const report = async (version: string, state: ClientUpdateState, error: string | null, causationId: string): Promise<void> => {
+    const body: ClientUpdateStatus = { version, runningVersion, state, error, timestamp: new Date(clock.now()).toISOString() };
+    if (error) logger.warn({ version, state, error }, "self-update refused or failed");
+    await options.sink.emit({ type: EventType.clientUpdateStatus, body, causationId });
+  };
+
+  const isTrialOfThisVersion = (state: UpdateState): boolean => state.trial?.version === runningVersion;
+
+  const smokeTest = (binary: string, expectedVersion: string): Promise<string | null> =>
+    new Promise((resolve) => {
+      const env = { ...process.env };
+      delete env[LAUNCHER_ENV];
+      execFile(binary, ["version"], { timeout: SMOKE_TEST_TIMEOUT_MS, env, encoding: "utf8" }, (error, stdout, stderr) => {
+        if (error) return resolve(`the new binary does not run here: ${error.message}${stderr ? ` (${stderr.trim().slice(0, 200)})` : ""}`);
+        const reported = stdout.trim();
+        resolve(reported === expectedVersion ? null : `the new binary says it is version ${JSON.stringify(reported.slice(0, 64))}, not ${expectedVersion}`);
+      });
+    });
+
+  const ensureRoom = async (bytes: number): Promise<string | null> => {
+    await mkdir(paths.stagingDir, { recursive: true });
+    const info = await statfs(paths.stagingDir);
+    const free = info.bavail * info.bsize;
+    return free < bytes + DISK_HEADROOM_BYTES ? `not enough disk space for the update: ${bytes} bytes plus ${DISK_HEADROOM_BYTES} spare needed, ${free} free` : null;
+  };
+
+  const handle = async (msg: JsMsg, keepAliveEveryMs: number): Promise<void> => {
+    const causationId = msg.headers?.get("X-Event-ID") || `${CLIENT_UPDATE_STREAM}:${msg.seq}`;
+    const fleetWide = msg.subject === fleetSubjects.clientUpdate;
+    if (restartPending) {
+      // The next version takes it (and, being newer, will most likely ignore it).
+      msg.nak(30_000);
+      return;
+    }
+    let raw: unknown;
+    let message: ClientUpdateMessage;
+    try {
+      raw = msg.json<unknown>();
+      if (options.signingPublicKey) verifyDocument(typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>) : {}, options.signingPublicKey);
+      message = ClientUpdateMessage.parse(raw);
+    } catch (error) {
+      const version = typeof raw === "object" && raw !== null && typeof (raw as { version?: unknown }).version === "string" ? String((raw as { version: string }).version).slice(0, 64) || "unknown" : "unknown";
+      const detail = error instanceof z.ZodError ? error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ") : (error as Error).message;
+      await report(version, "REJECTED", `malformed or unsigned client-update: ${detail}`, causationId);
+      msg.term();
+      return;
+    }
+    const target = message.version;
+    if (semver.eq(target, runningVersion)) {
+      logger.info({ version: target }, "client-update for the version already running: nothing to do");
+      msg.ack();
+      return;
+    }
+    if (semver.lt(target, runningVersion)) {
+      await report(target, "REJECTED", `version ${target} is older than the running ${runningVersion}: downgrades are refused`, causationId);
+      msg.ack();
+      return;
+    }
+    if (!options.requestRestart) {
+      await report(target, "REJECTED", "this agent cannot restart itself (it is not the edge-agent daemon)", causationId);
+      msg.ack();
+      return;
+    }
+    const state = await serialized(() => readUpdateState(paths));
+    const rolledBack = state.rolledBack.find((entry) => entry.version === target);
+    if (rolledBack && fleetWide) {
+      await report(target, "REJECTED", `version ${target} was rolled back here at ${rolledBack.at} (${rolledBack.reason}); send it to ${subjects.clientUpdate} to try it again`, causationId);
+      msg.ack();
+      return;
+    }
+    if (state.trial && !isTrialOfThisVersion(state)) {
+      msg.nak(30_000);
+      return;
+    }
+    const entry = pickBinaryFor(message.downloadConfigurations, options.os, options.arch);
+    if (!entry?.link) {
+      await report(target, "REJECTED", `the update has no binary for ${options.os}/${options.arch}`, causationId);
+      msg.ack();
+      return;
+    }
+    if (!entry.sha256) {
+      await report(target, "REJECTED", "the update's binary has no sha256: an agent binary is never installed unchecked", causationId);
+      msg.term();
+      return;
+    }
+    const noRoom = await ensureRoom(entry.size ?? MAX_AGENT_BINARY_BYTES / 4);
+    if (noRoom) {
+      await report(target, "FAILED", noRoom, causationId);
+      msg.term();
+      return;
+    }
+    logger.info({ version: target, link: entry.link }, "downloading the update");
+    const ticker = setInterval(() => msg.working(), keepAliveEveryMs);
+    let staged: InstalledBinary;
+    try {
+      const file = await download({ link: entry.link, sha256: entry.sha256, size: entry.size, maxBytes: MAX_AGENT_BINARY_BYTES, allowMissingChecksum: false, directory: paths.stagingDir, connection });
+      const finalPath = binaryPathFor(paths, target);
+      await rm(dirname(finalPath), { recursive: true, force: true });
+      await mkdir(dirname(finalPath), { recursive: true, mode: 0o750 });
+      await chmod(file.path, 0o755);
+      await rename(file.path, finalPath);
+      staged = { version: target, path: finalPath, sha256: file.sha256, size: file.size };
+      const problem = await smokeTest(finalPath, target);
+      if (problem) {
+        await rm(dirname(finalPath), { recursive: true, force: true });
+        await report(target, "FAILED", problem, causationId);
+        msg.term();
+        return;
+      }
+    } catch (error) {
+      if (error instanceof DownloadError && error.retryable) {
+        logger.warn({ version: target, reason: error.message }, "update download failed; the server will send it again");
+        msg.nak(Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, msg.info.deliveryCount - 1)));
+        return;
+      }
+      await report(target, "FAILED", (error as Error).message, causationId);
+      msg.term();
+      return;
+    } finally {
+      clearInterval(ticker);
+    }
+    await serialized(async () => {
+      const current = await readUpdateState(paths);
+      // What runs now is the fallback: an installed version, or (null) the packaged binary.
+      const previous = current.active?.version === runningVersion ? current.active : null;
+      const next: UpdateState = { ...current, trial: { ...staged, startedAt: new Date(clock.now()).toISOString(), launches: 0, previous, fromVersion: runningVersion, causationId } };
+      await writeUpdateState(paths, next);
+      updateView(next);
+    });
+    restartPending = true;
+    view = { ...view, restartPending };
+    await report(target, "RESTARTING", null, causationId);
+    msg.ack();
+    logger.info({ from: runningVersion, to: target }, "update staged: restarting into it");
+    options.requestRestart(`update to ${target}`);
+  };
+
+  return {
+    async start() {
+      await serialized(async () => {
+        let state: UpdateState;
+        try {
+          state = await readUpdateState(paths);
+        } catch (error) {
+          if (!(error instanceof UpdateStateError)) throw error;
+          // The launcher already fell back to the packaged binary; keep the file for a person to read.
+          const aside = `${paths.stateFile}.damaged-${clock.now()}`;
+          await rename(paths.stateFile, aside);
+          logger.error({ err: error, movedTo: aside }, "the update state was damaged: set aside, starting afresh");
+          state = EMPTY_UPDATE_STATE;
+        }
+        await prune(state);
+        updateView(state);
+        if (!isTrialOfThisVersion(state) || !state.trial) return;
+        // The launcher rolls back a trial that outlives its window; this makes sure one that hangs
+        // (not connecting, not crashing) ends, so the launcher gets to do that.
+        const remainingMs = Math.max(0, Date.parse(state.trial.startedAt) + HEALTH_WINDOW_MS - clock.now());
+        logger.info({ version: runningVersion, remainingMs }, "running a new version on trial: it must connect to be kept");
+        healthTimer = setTimeout(() => {
+          logger.error({ version: runningVersion }, "this version did not report healthy in time: restarting so it is rolled back");
+          restartPending = true;
+          options.requestRestart?.("health window passed");
+        }, remainingMs);
+        healthTimer.unref();
+      });
+      await serialized(sendPendingReports);
+    },
+    async linkUp(nc) {
+      await serialized(async () => {
+        const state = await readUpdateState(paths);
+        if (!isTrialOfThisVersion(state)) return;
+        clearTimeout(healthTimer);
+        const promoted = promoteTrial(state, context());
+        await writeUpdateState(paths, promoted);
+        await prune(promoted);
+        logger.info({ version: runningVersion }, "new version is healthy: it is the active version now");
+      });
+      await serialized(sendPendingReports);
+      if (connection) return;
+      connection = nc;
+      for (const [name, filterSubject] of [
+        [`machine_${machineId}_client-update_consumer`, subjects.clientUpdate],
+        [`machine_${machineId}_client-update-all_consumer`, fleetSubjects.clientUpdate],
+      ] as const) {
+        consumers.push(consumeDurable({ connection: nc, stream: CLIENT_UPDATE_STREAM, name, filterSubject, deliverPolicy: DeliverPolicy.LastPerSubject, ackWaitMs: 120_000, logger, handle }));
+      }
+    },
+    async stop() {
+      clearTimeout(healthTimer);
+      await Promise.all(consumers.map((consumer) => consumer.stop()));
+      await queue;
+    },
+    status: () => view,
+  };
+}
