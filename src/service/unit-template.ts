@@ -30,8 +30,10 @@ RestartSec=5s
 TimeoutStopSec=15s
 KillMode=mixed
 
-# Hardening. Tool installation (not built yet) will need some of this relaxed for the tools it
-# installs as services: writes outside /var/lib/edge-agent, and a service manager to talk to.
+# Hardening. Tools unpack and self-updates stage under /var/lib/edge-agent, so both work as is.
+# A tool whose installer registers a system service needs more: root (User=root), writes outside
+# (ReadWritePaths=/etc/systemd/system ...) and NoNewPrivileges=no; put that in a drop-in
+# (systemctl edit edge-agent) on the machines that run such tools, not here.
 NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=yes

@@ -1,5 +1,11 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { jetstream } from "@nats-io/jetstream";
+import semver from "semver";
+import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
+import { startFileServer } from "../../fixtures/tools/tool-kit.ts";
+import { readStream } from "../../helpers/stream-reader.ts";
+import { supervise } from "../../helpers/supervisor.ts";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb } from "../../../scripts/build-deb.ts";
@@ -88,6 +94,63 @@ describe.skipIf(!isRoot || !hasDpkg || installedAlready)("the .deb package (need
       await exited;
     }
   });
+
+  it("updates itself to a newer build through the packaged launcher, and rolls a broken one back to it", async () => {
+    const packaged = execFileSync("/usr/bin/edge-agent", ["version"], { encoding: "utf8" }).trim();
+    const newerVersion = semver.inc(packaged, "minor") as string;
+    const brokenVersion = semver.inc(packaged, "major") as string;
+    const newer = (await buildSingleExecutable({ version: newerVersion })).binary;
+    const files = await startFileServer();
+    const newerFile = files.add("edge-agent-newer", readFileSync(newer));
+    const brokenFile = files.add("edge-agent-broken", Buffer.from(`#!/bin/sh\nif [ "$1" = version ]; then echo ${brokenVersion}; exit 0; fi\nexit 1\n`));
+    const announced: string[] = [];
+    const subscription = observer.subscribe("machine.pkg-1.installed-agent", { callback: (_error, message) => void announced.push(InstalledAgentMessage.parse(message.json()).version) });
+    execFileSync("/usr/bin/edge-agent", ["dev-setup", "--nats-url", server.url], { stdio: "pipe" });
+    const statuses = async (): Promise<ClientUpdateStatus[]> =>
+      (await readStream(observer, "CLIENT_UPDATE_STATUS")).filter((message) => message.subject === "machine.pkg-1.client-update.status").map((message) => ClientUpdateStatus.parse(message.body));
+    const update = async (version: string, file: { url: string; sha256: string; size: number }): Promise<void> => {
+      await jetstream(observer).publish("machine.pkg-1.client-update", JSON.stringify({ version, downloadConfigurations: [{ os: "linux", link: file.url, sha256: file.sha256, size: file.size }] }));
+    };
+    // systemd's part: start the packaged binary as the service user, again each time it exits.
+    const startPackaged = async () => {
+      const child = spawn("setpriv", ["--reuid", "edge-agent", "--regid", "edge-agent", "--init-groups", "/usr/bin/edge-agent", "run"], {
+        env: { ...process.env, EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "pkg-1", EDGE_AGENT_CONFIG_DIR: "/etc/edge-agent", EDGE_AGENT_DATA_DIR: "/var/lib/edge-agent", EDGE_AGENT_SUPERVISED: "1" },
+        stdio: "ignore",
+      });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+      return { child, exited, stop: async (signal: NodeJS.Signals = "SIGTERM") => (child.exitCode === null && child.signalCode === null && child.kill(signal), exited) };
+    };
+    const agents = await supervise(startPackaged, { maxStarts: 10 });
+    try {
+      await waitFor("the packaged version's announcement", () => announced.includes(packaged), 30_000);
+      await update(newerVersion, newerFile);
+      await waitFor("UPDATED", async () => (await statuses()).some((status) => status.state === "UPDATED"), 60_000);
+      await waitFor("the newer version's announcement", () => announced.includes(newerVersion), 30_000);
+      const installed = `/var/lib/edge-agent/update/versions/${newerVersion}/edge-agent`;
+      // The packaged launcher exec'd the update: the service's process is the new binary itself.
+      expect(readlinkSync(`/proc/${agents.current().child.pid}/exe`)).toBe(installed);
+      expect(execFileSync("stat", ["-c", "%U %a", installed], { encoding: "utf8" }).trim()).toBe("edge-agent 755");
+      const health = (await observer.request("machine.pkg-1.rpc.health", "", { timeout: 5_000 })).json<{ version: string }>();
+      expect(health.version).toBe(newerVersion);
+
+      await update(brokenVersion, brokenFile);
+      await waitFor("ROLLED_BACK", async () => (await statuses()).some((status) => status.state === "ROLLED_BACK"), 60_000);
+      expect((await statuses()).map((status) => [status.version, status.runningVersion, status.state])).toEqual([
+        [newerVersion, packaged, "RESTARTING"],
+        [newerVersion, newerVersion, "UPDATED"],
+        [brokenVersion, newerVersion, "RESTARTING"],
+        [brokenVersion, newerVersion, "ROLLED_BACK"],
+      ]);
+      // Back on the last known good version, the update, not the packaged one.
+      await waitFor("the newer version announced again", () => announced.filter((version) => version === newerVersion).length >= 2, 30_000);
+      expect(readlinkSync(`/proc/${agents.current().child.pid}/exe`)).toBe(installed);
+      expect(agents.exits).toEqual([75, 75, 1, 1, 1]);
+    } finally {
+      subscription.unsubscribe();
+      await agents.stop();
+      await files.close();
+    }
+  }, 240_000);
 
   it("keeps settings and state on upgrade, and leaves nothing behind on purge", () => {
     execFileSync("dpkg", ["-i", deb], { stdio: "pipe" });
