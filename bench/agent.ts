@@ -16,11 +16,19 @@ const CLI = resolve(import.meta.dirname, "../src/cli/main.ts");
 const BINARY = process.env.BENCH_AGENT_BINARY;
 const agentCommand = (): [string, string[]] => (BINARY ? [resolve(BINARY), ["run"]] : [process.execPath, [CLI, "run"]]);
 
-async function rssKiB(pid: number): Promise<number> {
+/**
+ * Resident memory, and its two parts: anonymous (the process's own heap and stacks) and file
+ * (clean pages of the executable, shared with the page cache; how many are mapped depends on the
+ * kernel's page-cache folio sizes, so it moves between runs and machines).
+ */
+async function memoryKiB(pid: number): Promise<{ rss: number; anon: number; file: number }> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
-  if (!match?.[1]) throw new Error(`no VmRSS for ${pid}`);
-  return Number(match[1]);
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status);
+    if (!match?.[1]) throw new Error(`no ${name} for ${pid}`);
+    return Number(match[1]);
+  };
+  return { rss: field("VmRSS"), anon: field("RssAnon"), file: field("RssFile") };
 }
 
 async function cpuTicks(pid: number): Promise<number> {
@@ -73,8 +81,8 @@ export async function run(): Promise<Record<string, unknown>> {
     const ticksBefore = { agent: await cpuTicks(agent.pid as number), bare: await cpuTicks(bare.pid as number) };
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const ticksAfter = { agent: await cpuTicks(agent.pid as number), bare: await cpuTicks(bare.pid as number) };
-    const agentRss = await rssKiB(agent.pid as number);
-    const bareRss = await rssKiB(bare.pid as number);
+    const agentMemory = await memoryKiB(agent.pid as number);
+    const bareMemory = await memoryKiB(bare.pid as number);
     await stopChild(agent);
     await stopChild(bare);
     const ticksPerSecond = 100;
@@ -85,7 +93,9 @@ export async function run(): Promise<Record<string, unknown>> {
       idleSeconds,
       startToConnectedMs: { median: startToConnectedMs[Math.floor(starts / 2)], min: startToConnectedMs[0], max: startToConnectedMs[starts - 1] },
       bareNodeSpawnMs: Math.round(bareStartMs),
-      idleRssKiB: { agent: agentRss, bareNode: bareRss, ratio: Number((agentRss / bareRss).toFixed(2)) },
+      idleRssKiB: { agent: agentMemory.rss, bareNode: bareMemory.rss, ratio: Number((agentMemory.rss / bareMemory.rss).toFixed(2)) },
+      idleAnonKiB: { agent: agentMemory.anon, bareNode: bareMemory.anon, ratio: Number((agentMemory.anon / bareMemory.anon).toFixed(2)) },
+      idleFileKiB: { agent: agentMemory.file, bareNode: bareMemory.file, ratio: Number((agentMemory.file / bareMemory.file).toFixed(2)) },
       idleCpuPercent: { agent: cpuPercent(ticksAfter.agent - ticksBefore.agent), bareNode: cpuPercent(ticksAfter.bare - ticksBefore.bare) },
     };
   } finally {

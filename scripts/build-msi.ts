@@ -7,7 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
+import { ensureSingleExecutable, packageVersion, SEA_EXEC_ARGV } from "./build-sea.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
@@ -43,7 +43,7 @@ export async function buildMsi(): Promise<string> {
   const exe = join(stage, "edge-agent.exe");
   const seaConfig = join(stage, "sea-config.json");
   // No code cache: it is specific to the platform that builds it, and this one is not Windows.
-  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: exe, executable: baseExe, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
+  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: exe, executable: baseExe, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false, execArgv: SEA_EXEC_ARGV }));
   execFileSync(process.execPath, ["--build-sea", seaConfig], { stdio: "inherit" });
 
   // WinSW reads the XML named like its own executable.

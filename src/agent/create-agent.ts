@@ -19,6 +19,7 @@ import { createJetStreamPublisher } from "../transport/jetstream-publisher.ts";
 import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type NatsLink } from "../transport/link.ts";
 import { startRpcService } from "../transport/rpc-service.ts";
 import { createTelemetry, type Telemetry } from "../telemetry/index.ts";
+import { childInventoryCollector } from "../telemetry/inventory-child.ts";
 import { createRemoteConfig, type ConfigurableComponent } from "../config/index.ts";
 import { createConfigPushListener } from "../config/download-push.ts";
 import { createToolManager } from "../tools/index.ts";
@@ -45,6 +46,11 @@ export interface AgentDependencies {
    * Without it, self-update commands are refused (nothing could start the new version).
    */
   readonly requestRestart?: (reason: string) => void;
+  /**
+   * The agent's own command line: when given, inventories run in a child (`<command> inventory
+   * --json`) so their memory never stays in this process. Default: in this process.
+   */
+  readonly inventoryCommand?: readonly string[];
 }
 
 export interface Agent {
@@ -101,6 +107,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
           inventorySchedule: settings.inventorySchedule,
           outboxStats: () => outbox.stats(),
           tags: settings.tags,
+          ...(deps.inventoryCommand ? { collectInventory: childInventoryCollector(deps.inventoryCommand) } : {}),
         });
 
   const tools = createToolManager({

@@ -16,6 +16,7 @@ commands:
   config       get|set|push the remote configuration in the agent-config KV bucket (see README)
   install-service / uninstall-service   register or remove the systemd unit for this executable (no package)
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
+  inventory    print this machine's hardware, OS and software inventory (JSON; --json for one line)
   version      print the version
 
 options (each also an environment variable; see README.md):
@@ -94,6 +95,13 @@ async function main(argv: readonly string[]): Promise<number> {
       const print = (line: string): void => void process.stdout.write(`${line}\n`);
       if (command === "install-service") await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, print);
       else await service.uninstallService(layout, print);
+      return ExitCode.ok;
+    }
+    case "inventory": {
+      // Also what the daemon runs as a child to take its inventory (--json: one line).
+      const { collectMachineInventory } = await import("../telemetry/inventory.ts");
+      const inventory = await collectMachineInventory();
+      process.stdout.write(`${values.json ? JSON.stringify(inventory) : JSON.stringify(inventory, null, 2)}\n`);
       return ExitCode.ok;
     }
     case "version":

@@ -3,7 +3,7 @@ import { systemClock } from "../runtime/clock.ts";
 import { createLogger } from "../runtime/logger.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
-import { LAUNCHER_ENV, launcherCommand, launchInstalledVersion } from "../update/launcher.ts";
+import { LAUNCHER_ENV, launcherCommand, launchInstalledVersion, ownCommand } from "../update/launcher.ts";
 import { replaceProcess } from "../update/replace-process.ts";
 import { ExitCode } from "./exit-codes.ts";
 
@@ -51,7 +51,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
       });
     });
   };
-  const agent = await createAgent(settings, { clock: systemClock, logger, writeStatusFile: true, requestRestart: restart });
+  const agent = await createAgent(settings, { clock: systemClock, logger, writeStatusFile: true, requestRestart: restart, inventoryCommand: ownCommand() });
 
   const shutdown = (signal: NodeJS.Signals): void => {
     if (stoppingSinceMs !== null) {

@@ -99,6 +99,13 @@ export const Inventory = z.object({
 });
 export type Inventory = z.infer<typeof Inventory>;
 
+/**
+ * What the machine itself reports (`edge-agent inventory --json`, run as a child of the daemon):
+ * the inventory without the agent's own parts (identity, time, tags, hash).
+ */
+export const MachineInventory = Inventory.omit({ machineId: true, timestamp: true, hash: true, tags: true, tagKeyValues: true });
+export type MachineInventory = z.infer<typeof MachineInventory>;
+
 /** `machine.{id}.outbox`: the outbox's depth and losses, sent with every telemetry sample. */
 export const OutboxGauge = z.object({
   machineId: z.string().min(1),

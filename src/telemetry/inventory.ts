@@ -1,13 +1,19 @@
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { hostname as osHostname } from "node:os";
-import { promisify } from "node:util";
-import type { Inventory } from "../contracts/index.ts";
+import type { Inventory, MachineInventory } from "../contracts/index.ts";
 import type { Clock } from "../runtime/clock.ts";
-
-const run = promisify(execFile);
+import { installedSoftware } from "./installed-software.ts";
 
 type InventoryBody = Omit<Inventory, "machineId" | "timestamp" | "hash" | "errors">;
+
+export interface InventoryRequest {
+  readonly machineId: string;
+  readonly clock: Clock;
+  readonly tagKeyValues: string[];
+  readonly platform?: NodeJS.Platform;
+}
+/** Gathers one inventory: in this process (tests, simulators) or in a child (the daemon). */
+export type InventoryCollector = (request: InventoryRequest) => Promise<Inventory>;
 
 function osTypeOf(platform: NodeJS.Platform): Inventory["osType"] {
   if (platform === "linux") return "LINUX";
@@ -26,30 +32,6 @@ export function deviceTypeOf(chassisType: string, virtual: boolean): Inventory["
   return "OTHER";
 }
 
-/** Installed packages from the system's package manager (Linux); other OSes report none yet. */
-async function installedSoftware(platform: NodeJS.Platform): Promise<Array<{ name: string; version: string }>> {
-  if (platform !== "linux") return [];
-  const parse = (stdout: string): Array<{ name: string; version: string }> =>
-    stdout
-      .split("\n")
-      .filter((line) => line.includes("\t"))
-      .map((line) => {
-        const [name = "", version = ""] = line.split("\t");
-        return { name, version };
-      })
-      .sort((a, b) => a.name.localeCompare(b.name));
-  const options = { timeout: 30_000, maxBuffer: 32 * 1024 * 1024 };
-  try {
-    return parse((await run("dpkg-query", ["-W", "-f=${Package}\t${Version}\n"], options)).stdout);
-  } catch (dpkgError) {
-    try {
-      return parse((await run("rpm", ["-qa", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\n"], options)).stdout);
-    } catch {
-      throw new Error(`no package manager answered (dpkg-query: ${(dpkgError as Error).message.split("\n")[0]})`);
-    }
-  }
-}
-
 export function inventoryHash(body: InventoryBody): string {
   return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
@@ -59,10 +41,9 @@ export function inventoryHash(body: InventoryBody): string {
  * schedule: some of these calls spawn processes). Each part that fails is named in `errors` and
  * left empty.
  */
-export async function collectInventory(options: { machineId: string; clock: Clock; tagKeyValues: string[]; platform?: NodeJS.Platform }): Promise<Inventory> {
+export async function collectMachineInventory(platform: NodeJS.Platform = process.platform): Promise<MachineInventory> {
   const si = await import("systeminformation");
-  const platform = options.platform ?? process.platform;
-  const errors: Inventory["errors"] = [];
+  const errors: MachineInventory["errors"] = [];
   const attempt = async <T>(name: string, work: () => Promise<T>, fallback: T): Promise<T> => {
     try {
       return await work();
@@ -83,11 +64,9 @@ export async function collectInventory(options: { machineId: string; clock: Cloc
     attempt("networkInterfaces", () => si.networkInterfaces(), []),
     attempt("software", () => installedSoftware(platform), []),
   ]);
-  const body: InventoryBody = {
+  return {
     osType: osTypeOf(platform),
     deviceType: deviceTypeOf(chassis?.type ?? "", system?.virtual ?? false),
-    tags: options.tagKeyValues.map((pair) => pair.split(":")[0] ?? pair),
-    tagKeyValues: options.tagKeyValues,
     hostname: os?.hostname || osHostname(),
     system: system ? { manufacturer: system.manufacturer, model: system.model, serial: system.serial, uuid: system.uuid, virtual: system.virtual } : null,
     bios: bios ? { vendor: bios.vendor, version: bios.version, releaseDate: bios.releaseDate } : null,
@@ -101,6 +80,20 @@ export async function collectInventory(options: { machineId: string; clock: Cloc
       .filter((entry) => !entry.internal)
       .map((entry) => ({ name: entry.iface, mac: entry.mac, ipv4: entry.ip4, ipv6: entry.ip6, virtual: entry.virtual })),
     software,
+    errors,
   };
-  return { machineId: options.machineId, timestamp: new Date(options.clock.now()).toISOString(), hash: inventoryHash(body), ...body, errors };
 }
+
+/** The machine's report plus the agent's parts: identity, time, tags and the change-detection hash. */
+export function assembleInventory(machine: MachineInventory, request: InventoryRequest): Inventory {
+  const { errors, ...reported } = machine;
+  const body: InventoryBody = {
+    ...reported,
+    tags: request.tagKeyValues.map((pair) => pair.split(":")[0] ?? pair),
+    tagKeyValues: request.tagKeyValues,
+  };
+  return { machineId: request.machineId, timestamp: new Date(request.clock.now()).toISOString(), hash: inventoryHash(body), ...body, errors };
+}
+
+/** In this process: systeminformation stays loaded afterwards (about 3 MB). */
+export const collectInventory: InventoryCollector = async (request) => assembleInventory(await collectMachineInventory(request.platform), request);

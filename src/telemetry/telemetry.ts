@@ -5,7 +5,7 @@ import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { agentCollectors } from "./agent-collectors.ts";
 import type { Collector } from "./collector.ts";
-import { collectInventory } from "./inventory.ts";
+import { collectInventory, type InventoryCollector } from "./inventory.ts";
 import { startJitteredSchedule, validateCronExpression, type JitteredSchedule } from "./jittered-schedule.ts";
 import { linuxCollectors } from "./linux-collectors.ts";
 import { portableCollectors } from "./portable-collectors.ts";
@@ -28,7 +28,8 @@ export interface TelemetryOptions {
   /** Replaces the platform's collectors (tests). */
   readonly collectors?: readonly Collector[];
   readonly platform?: NodeJS.Platform;
-  readonly collectInventory?: typeof collectInventory;
+  /** How an inventory is gathered (default: in this process; the daemon runs a child). */
+  readonly collectInventory?: InventoryCollector;
 }
 
 export interface TelemetryStats {

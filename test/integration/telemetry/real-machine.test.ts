@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { Inventory, TelemetrySample } from "../../../src/contracts/index.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
+import { resolve } from "node:path";
 import { collectInventory } from "../../../src/telemetry/inventory.ts";
+import { childInventoryCollector } from "../../../src/telemetry/inventory-child.ts";
 import { createTelemetry } from "../../../src/telemetry/index.ts";
 import type { EventSink } from "../../../src/events/event-sink.ts";
 
@@ -38,4 +40,19 @@ describe("telemetry on this machine", () => {
     expect(first.tags).toEqual(["site"]);
     expect(second.hash).toBe(first.hash);
   }, 60_000);
+
+  it("takes the same inventory in a child process (`edge-agent inventory --json`), as the daemon does", async () => {
+    const request = { machineId: "real-1", clock: systemClock, tagKeyValues: ["site:ci"] };
+    const inChild = Inventory.parse(await childInventoryCollector([process.execPath, resolve(import.meta.dirname, "../../../src/cli/main.ts")])(request));
+    const inProcess = await collectInventory(request);
+    expect(inChild.hash).toBe(inProcess.hash);
+    expect(inChild.software.length).toBeGreaterThan(10);
+  }, 60_000);
+
+  it("kills a child that hangs, and refuses one that prints something else", async () => {
+    const request = { machineId: "real-1", clock: systemClock, tagKeyValues: [] };
+    await expect(childInventoryCollector(["sh", "-c", "sleep 30", "sh"], 300)(request)).rejects.toThrow(/did not finish within 0.3 s/);
+    await expect(childInventoryCollector(["sh", "-c", "echo '{\"osType\":\"LINUX\"}'", "sh"])(request)).rejects.toThrow(/not an inventory/);
+    await expect(childInventoryCollector(["sh", "-c", "echo boom >&2; exit 3", "sh"])(request)).rejects.toThrow(/inventory child .*: boom/);
+  });
 });
