@@ -22,6 +22,8 @@ Environment=EDGE_AGENT_CONFIG_DIR=/etc/edge-agent
 Environment=EDGE_AGENT_DATA_DIR=/var/lib/edge-agent
 # A self-update ends the process with exit code 75 and relies on Restart= to start the new version.
 Environment=EDGE_AGENT_SUPERVISED=1
+# glibc makes a malloc arena per thread; two are plenty for the agent and keep ~4 MB off its RSS.
+Environment=MALLOC_ARENA_MAX=2
 EnvironmentFile=-/etc/default/edge-agent
 # Restart always, 5 s apart (see StartLimit* above for bursts).
 Restart=always
