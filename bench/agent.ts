@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmod, copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -77,6 +77,10 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     // MALLOC_ARENA_MAX as the service definitions set it.
     const env = { ...process.env, MALLOC_ARENA_MAX: "2", EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "bench-1", EDGE_AGENT_DATA_DIR: join(root, "data"), EDGE_AGENT_CONFIG_DIR: join(root, "config") };
+    // The platform's streams and KV bucket, as a real server has them: without them the agent
+    // would spend its "idle" time retrying undeliverable events.
+    const [command, runArgs] = agentCommand();
+    execFileSync(command, [...runArgs.slice(0, -1), "dev-setup"], { env, stdio: "ignore" });
     const startToConnectedMs: number[] = [];
     for (let attempt = 0; attempt < starts; attempt++) {
       const began = performance.now();
