@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
@@ -32,6 +32,18 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     await jetstream(operator).publish(subject, JSON.stringify(body));
   };
   const env = (): Record<string, string> => ({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "u1" });
+  /**
+   * The consumers start from the last command of their subject (a machine that was offline gets
+   * the latest one only): a test that sends several waits until the agent listens.
+   */
+  const listening = async (): Promise<void> => {
+    const manager = await jetstreamManager(operator);
+    await waitFor("the client-update consumers", async () => {
+      const names = ["machine_u1_client-update_consumer", "machine_u1_client-update-all_consumer"];
+      const found = await Promise.all(names.map((name) => manager.consumers.info("CLIENT_UPDATE", name).then(() => true, () => false)));
+      return found.every(Boolean);
+    }, 20_000);
+  };
   const nthStatus = (count: number) => async (): Promise<ClientUpdateStatus[] | undefined> => {
     const all = await statuses();
     return all.length >= count ? all : undefined;
@@ -58,6 +70,7 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
   it("refuses downgrades, bad versions, missing binaries and wrong checksums, and stages nothing", async () => {
     agents = await supervise(() => startAgentProcess({ ...env(), EDGE_AGENT_SUPERVISED: "1" }, dirs));
     await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
+    await listening();
     const good = files.add("agent-9.0.0", fakeAgent("9.0.0", "exit 1"));
     await update("machine.u1.client-update", { version: "0.0.1", downloadConfigurations: [{ os: "linux", link: good.url, sha256: good.sha256, size: good.size }] });
     await update("machine.u1.client-update", { version: AGENT_VERSION, downloadConfigurations: [{ os: "linux", link: good.url, sha256: good.sha256 }] });
@@ -86,6 +99,7 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
   it("stages a newer version, restarts through the service manager, and rolls back one that keeps failing", async () => {
     agents = await supervise(() => startAgentProcess({ ...env(), EDGE_AGENT_SUPERVISED: "1" }, dirs));
     await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
+    await listening();
     const broken = files.add("agent-9.1.0", fakeAgent("9.1.0", 'echo "9.1.0 cannot start" >&2; exit 1'));
     await update("machine.u1.client-update", { version: "v9.1.0", downloadConfigurations: [{ os: "linux", link: broken.url, sha256: broken.sha256, size: broken.size }] });
 
@@ -116,6 +130,7 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     const agent = await startAgentProcess(env(), dirs);
     agents = await supervise(async () => agent, { maxStarts: 1 });
     await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
+    await listening();
     await update("machine.u1.client-update", { version: "9.2.0", downloadConfigurations: [{ os: "linux", link: idle.url, sha256: idle.sha256 }] });
     await waitFor("the trial running", () => existsSync(marker), 30_000);
     // Same process: exec, not a child; the launcher handed on its arguments.
