@@ -101,7 +101,9 @@ describe("tool installation from JetStream", () => {
 
     const v2 = files.add("tool-v2.tar.gz", await toolTarGz({ "bin/tool.sh": TOOL_SCRIPT }));
     await push("tool-installation", message("probe", v2, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"], downloadConfigurations: [{ os: "LINUX", agentFileName: "bin/tool.sh", link: v2.url, sha256: v2.sha256, size: v2.size }] }));
-    await waitFor("updated", () => existsSync(join(toolsDir, "probe", "bin", "marker")) && readFileSync(join(toolsDir, "probe", "bin", "marker"), "utf8") === "installed 2.0.0\n");
+    // INSTALLED comes after the old version's folder is gone; the marker alone appears before that.
+    await waitFor("updated", () => lastStatus("probe")?.state === "INSTALLED" && lastStatus("probe")?.version === "2.0.0");
+    expect(readFileSync(join(toolsDir, "probe", "bin", "marker"), "utf8")).toBe("installed 2.0.0\n");
     expect(readdirSync(toolsDir).sort()).toEqual(["probe", "probe.state.json"]);
 
     await push("tool-uninstall", { toolAgentId: "probe" });
