@@ -7,9 +7,10 @@ Description=edge-agent: device agent (NATS)
 Documentation=file:///usr/share/doc/edge-agent/README.md
 Wants=network-online.target
 After=network-online.target
-# At most 5 restarts in 5 minutes; then systemd waits before trying again.
-StartLimitIntervalSec=300
-StartLimitBurst=5
+# Never give up: once a start limit is hit systemd leaves the unit failed until someone resets it,
+# and an agent that stays down cannot be reached to fix it. A self-update that rolls back takes
+# five starts in a row (restart, three trial starts, rollback). Restarts stay 5 s apart.
+StartLimitIntervalSec=0
 
 [Service]
 # simple, not notify: the agent does not speak sd_notify, and it is "up" as soon as it runs: it
@@ -25,7 +26,7 @@ Environment=EDGE_AGENT_SUPERVISED=1
 # glibc makes a malloc arena per thread; two are plenty for the agent and keep ~4 MB off its RSS.
 Environment=MALLOC_ARENA_MAX=2
 EnvironmentFile=-/etc/default/edge-agent
-# Restart always, 5 s apart (see StartLimit* above for bursts).
+# Restart always, 5 s apart; exit code 75 (a self-update) included.
 Restart=always
 RestartSec=5s
 # SIGTERM drains the link and closes the outbox within 5 s; give it a little more.
