@@ -161,6 +161,32 @@ describe("edge-agent run against a real nats-server", () => {
     expect(refused.stderr).toMatch(/heartbeatSeconds/);
   });
 
+  it("takes a log level live: `config set logLevel error` silences the info lines of its components, `info` brings them back", async () => {
+    agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-6", EDGE_AGENT_LOG_LEVEL: "info" });
+    await waitFor("connected", () => agent.logs().some((line) => line.msg === "connected to NATS"), 20_000);
+    const applied = async (count: number): Promise<void> => {
+      await waitFor(`${count} APPLIED`, async () => (await eventsIn("CONFIG_STATUS")).filter((message) => ConfigStatus.parse(message.body).status === "APPLIED").length >= count, 20_000);
+    };
+    const appliedLines = (): Array<Record<string, unknown>> => agent.logs().filter((line) => line.msg === "remote configuration applied");
+    const set = async (key: string, value: string): Promise<void> => {
+      const result = await runCli(["config", "set", "--machine", "it-6", key, value], { EDGE_AGENT_NATS_URL: server.url });
+      expect(result.code, result.stderr).toBe(0);
+    };
+
+    await set("heartbeatSeconds", "30");
+    await applied(1);
+    await waitFor("the info line of that apply", () => appliedLines().length === 1);
+    // The new level is applied before the line about it would be written: nothing at info from now on.
+    await set("logLevel", "error");
+    await applied(2);
+    await set("heartbeatSeconds", "31");
+    await applied(3);
+    await set("logLevel", "info");
+    await applied(4);
+    await waitFor("info lines again", () => appliedLines().length === 2);
+    expect(appliedLines().map((line) => line.component)).toEqual(["remote-config", "remote-config"]);
+  });
+
   it.each([
     [{ EDGE_AGENT_MACHINE_ID: "not.safe" }, /invalid setting EDGE_AGENT_MACHINE_ID/],
     [{ EDGE_AGENT_NATS_URL: "nats://[::1" }, /invalid setting EDGE_AGENT_NATS_URL/],
