@@ -162,12 +162,13 @@ describe("edge-agent run against a real nats-server", () => {
   });
 
   it("takes a log level live: `config set logLevel error` silences the info lines of its components, `info` brings them back", async () => {
-    agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-6", EDGE_AGENT_LOG_LEVEL: "info" });
-    await waitFor("connected", () => agent.logs().some((line) => line.msg === "connected to NATS"), 20_000);
+    const running = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-6", EDGE_AGENT_LOG_LEVEL: "info" });
+    agent = running;
+    await waitFor("connected", () => running.logs().some((line) => line.msg === "connected to NATS"), 20_000);
     const applied = async (count: number): Promise<void> => {
       await waitFor(`${count} APPLIED`, async () => (await eventsIn("CONFIG_STATUS")).filter((message) => ConfigStatus.parse(message.body).status === "APPLIED").length >= count, 20_000);
     };
-    const appliedLines = (): Array<Record<string, unknown>> => agent.logs().filter((line) => line.msg === "remote configuration applied");
+    const appliedLines = (): Array<Record<string, unknown>> => running.logs().filter((line) => line.msg === "remote configuration applied");
     const set = async (key: string, value: string): Promise<void> => {
       const result = await runCli(["config", "set", "--machine", "it-6", key, value], { EDGE_AGENT_NATS_URL: server.url });
       expect(result.code, result.stderr).toBe(0);

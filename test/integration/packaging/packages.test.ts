@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { jetstream } from "@nats-io/jetstream";
 import semver from "semver";
 import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
@@ -46,6 +46,9 @@ describe.skipIf(!isRoot || !hasDpkg || installedAlready)("the .deb package (need
 
   beforeAll(async () => {
     deb = await buildDeb();
+    // What an agent once run as root from a checkout leaves behind: the package must adopt it.
+    mkdirSync("/var/lib/edge-agent", { recursive: true });
+    writeFileSync("/var/lib/edge-agent/left-by-root", "x");
     execFileSync("dpkg", ["-i", deb], { stdio: "pipe" });
     server = await startNatsServer();
     observer = await connect({ servers: server.url });
@@ -71,6 +74,7 @@ describe.skipIf(!isRoot || !hasDpkg || installedAlready)("the .deb package (need
       expect(info.mode & 0o777, dir).toBe(0o750);
       expect(execFileSync("stat", ["-c", "%U:%G", dir], { encoding: "utf8" }).trim()).toBe("edge-agent:edge-agent");
     }
+    expect(execFileSync("stat", ["-c", "%U:%G", "/var/lib/edge-agent/left-by-root"], { encoding: "utf8" }).trim()).toBe("edge-agent:edge-agent");
     // The unit is valid for systemd (verify also checks that ExecStart exists).
     execFileSync("systemd-analyze", ["verify", "/lib/systemd/system/edge-agent.service"], { stdio: "pipe" });
   });
