@@ -6,6 +6,12 @@ import type { InstalledBinary, PendingReport, UpdateState } from "./update-state
 export const HEALTH_WINDOW_MS = 90_000;
 /** Starts without health before the launcher gives up on a trial (a crash loop), even inside the window. */
 export const MAX_TRIAL_LAUNCHES = 3;
+/** Rolled-back versions remembered (newest kept): enough to stop a broadcast loop, never unbounded. */
+export const MAX_ROLLED_BACK_REMEMBERED = 20;
+
+function remember(list: UpdateState["rolledBack"], version: string, reason: string, nowMs: number): UpdateState["rolledBack"] {
+  return [...list.filter((entry) => entry.version !== version), { version, at: new Date(nowMs).toISOString(), reason }].slice(-MAX_ROLLED_BACK_REMEMBERED);
+}
 
 export type LaunchDecision =
   | { readonly kind: "run-here"; readonly state: UpdateState }
@@ -31,7 +37,7 @@ export function rollBackTrial(state: UpdateState, reason: string, context: Launc
     ...state,
     active: back,
     trial: null,
-    rolledBack: [...state.rolledBack.filter((entry) => entry.version !== trial.version), { version: trial.version, at: new Date(context.nowMs).toISOString(), reason }],
+    rolledBack: remember(state.rolledBack, trial.version, reason, context.nowMs),
     pendingReports: [...state.pendingReports, report(context, trial.version, back?.version ?? context.selfVersion, "ROLLED_BACK", reason, trial.causationId)],
   };
 }
@@ -43,7 +49,7 @@ export function abandonActive(state: UpdateState, reason: string, context: Launc
   return {
     ...state,
     active: null,
-    rolledBack: [...state.rolledBack.filter((entry) => entry.version !== active.version), { version: active.version, at: new Date(context.nowMs).toISOString(), reason }],
+    rolledBack: remember(state.rolledBack, active.version, reason, context.nowMs),
     pendingReports: [...state.pendingReports, report(context, active.version, context.selfVersion, "ROLLED_BACK", reason, null)],
   };
 }

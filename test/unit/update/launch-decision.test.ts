@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decideLaunch, HEALTH_WINDOW_MS, MAX_TRIAL_LAUNCHES, promoteTrial, type LaunchContext } from "../../../src/update/launch-decision.ts";
+import { decideLaunch, HEALTH_WINDOW_MS, MAX_ROLLED_BACK_REMEMBERED, MAX_TRIAL_LAUNCHES, promoteTrial, type LaunchContext } from "../../../src/update/launch-decision.ts";
 import { EMPTY_UPDATE_STATE, type InstalledBinary, type UpdateState } from "../../../src/update/update-state.ts";
 
 const committedAt = Date.parse("2026-11-23T10:00:00.000Z");
@@ -67,5 +67,13 @@ describe("what the packaged binary runs when the service manager starts it", () 
     expect(promoted.trial).toBeNull();
     expect(promoted.rolledBack).toEqual([]);
     expect(promoted.pendingReports).toEqual([expect.objectContaining({ causationId: "cmd-1", body: expect.objectContaining({ version: "1.1.0", state: "UPDATED" }) })]);
+  });
+
+  it("remembers the newest rolled-back versions only, so the state file stays small", () => {
+    const old = Array.from({ length: MAX_ROLLED_BACK_REMEMBERED }, (_, index) => ({ version: `0.0.${index}`, at: new Date(committedAt).toISOString(), reason: "old" }));
+    const decision = decideLaunch({ ...withTrial("1.1.0", MAX_TRIAL_LAUNCHES), rolledBack: old }, at(5_000));
+    expect(decision.state.rolledBack).toHaveLength(MAX_ROLLED_BACK_REMEMBERED);
+    expect(decision.state.rolledBack.at(-1)?.version).toBe("1.1.0");
+    expect(decision.state.rolledBack[0]?.version).toBe("0.0.1");
   });
 });
