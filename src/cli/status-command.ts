@@ -88,6 +88,13 @@ export function formatStatus(report: StatusReport): string {
       }
       continue;
     }
+    if (name === "update" && typeof detail === "object" && detail !== null && "runningVersion" in detail) {
+      const update = detail as { runningVersion: string; active: string | null; trial: { version: string; startedAt: string } | null; restartPending: boolean };
+      const installed = update.active ? `installed update ${update.active}` : "the packaged binary";
+      const trial = update.trial ? `; on trial: ${update.trial.version} since ${update.trial.startedAt}` : "";
+      lines.push(`  update:     running ${update.runningVersion} (${installed})${trial}${update.restartPending ? "; restarting into it" : ""}`);
+      continue;
+    }
     lines.push(`  ${name}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
   }
   if (status.lastErrors.length > 0) {
