@@ -3,7 +3,7 @@ import { systemClock } from "../runtime/clock.ts";
 import { createLogger } from "../runtime/logger.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
-import { LAUNCHER_ENV, launcherCommand, launchInstalledVersion, ownCommand } from "../update/launcher.ts";
+import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "../update/launcher.ts";
 import { replaceProcess } from "../update/replace-process.ts";
 import { ExitCode } from "./exit-codes.ts";
 
@@ -43,9 +43,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     stopThen(async () => {
       if (process.env[SUPERVISED_ENV] === "1") process.exit(ExitCode.restart);
       const [file, ...launcherArgs] = launcherCommand();
-      const env = { ...process.env };
-      delete env[LAUNCHER_ENV];
-      await replaceProcess(file ?? process.execPath, [...launcherArgs, ...args], env).catch((error: unknown) => {
+      await replaceProcess(file ?? process.execPath, [...launcherArgs, ...args], environmentWithoutLauncher()).catch((error: unknown) => {
         logger.fatal({ err: error }, "cannot start again: exiting");
         process.exit(ExitCode.restart);
       });

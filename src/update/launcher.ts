@@ -18,6 +18,13 @@ export function ownCommand(): string[] {
   return [process.execPath, ...process.execArgv, ...(process.argv[1] ? [process.argv[1]] : [])];
 }
 
+/** This process's environment for a program that must do its own launching (the launcher, a check run). */
+export function environmentWithoutLauncher(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy[LAUNCHER_ENV];
+  return copy;
+}
+
 /** The launcher that started this process, or this process's own command if nothing launched it. */
 export function launcherCommand(env: NodeJS.ProcessEnv = process.env): string[] {
   const raw = env[LAUNCHER_ENV];
@@ -98,7 +105,9 @@ export async function launchInstalledVersion(options: LaunchOptions): Promise<vo
         problem = `cannot start ${binary.path}: ${(error as Error).message}`;
       }
     }
-    logger.error({ version: binary.version, problem }, "the installed update cannot run: rolling back");
-    if (!(await save(decision.trial ? rollBackTrial(state, problem ?? "", context) : abandonActive(state, problem ?? "", context)))) return;
+    // exec only comes back when it failed; the fallback text is for a replacement that breaks that.
+    const reason = problem ?? `${binary.path} returned instead of running`;
+    logger.error({ version: binary.version, problem: reason }, "the installed update cannot run: rolling back");
+    if (!(await save(decision.trial ? rollBackTrial(state, reason, context) : abandonActive(state, reason, context)))) return;
   }
 }

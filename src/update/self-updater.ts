@@ -14,7 +14,7 @@ import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
 import { HEALTH_WINDOW_MS, promoteTrial, type LaunchContext } from "./launch-decision.ts";
-import { LAUNCHER_ENV } from "./launcher.ts";
+import { environmentWithoutLauncher } from "./launcher.ts";
 import { binaryPathFor, EMPTY_UPDATE_STATE, readUpdateState, updatePaths, UpdateStateError, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
 
 export const CLIENT_UPDATE_STREAM = "CLIENT_UPDATE";
@@ -141,9 +141,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
 
   const smokeTest = (binary: string, expectedVersion: string): Promise<string | null> =>
     new Promise((resolve) => {
-      const env = { ...process.env };
-      delete env[LAUNCHER_ENV];
-      execFile(binary, ["version"], { timeout: SMOKE_TEST_TIMEOUT_MS, env, encoding: "utf8" }, (error, stdout, stderr) => {
+      execFile(binary, ["version"], { timeout: SMOKE_TEST_TIMEOUT_MS, env: environmentWithoutLauncher(), encoding: "utf8" }, (error, stdout, stderr) => {
         if (error) return resolve(`the new binary does not run here: ${error.message}${stderr ? ` (${stderr.trim().slice(0, 200)})` : ""}`);
         const reported = stdout.trim();
         resolve(reported === expectedVersion ? null : `the new binary says it is version ${JSON.stringify(reported.slice(0, 64))}, not ${expectedVersion}`);
@@ -172,7 +170,8 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       if (options.signingPublicKey) verifyDocument(typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>) : {}, options.signingPublicKey);
       message = ClientUpdateMessage.parse(raw);
     } catch (error) {
-      const version = typeof raw === "object" && raw !== null && typeof (raw as { version?: unknown }).version === "string" ? String((raw as { version: string }).version).slice(0, 64) || "unknown" : "unknown";
+      const claimed = typeof raw === "object" && raw !== null ? (raw as { version?: unknown }).version : undefined;
+      const version = typeof claimed === "string" && claimed !== "" ? claimed.slice(0, 64) : "unknown";
       const detail = error instanceof z.ZodError ? error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ") : (error as Error).message;
       await report(version, "REJECTED", `malformed or unsigned client-update: ${detail}`, causationId);
       msg.term();
