@@ -182,8 +182,9 @@ describe("tool installation from JetStream", () => {
 
     const v2 = message("upd", v1, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"] });
     await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(v2));
-    await waitFor("v2", () => existsSync(join(toolsDir, "upd", "bin", "marker")) && readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8") === "installed 2.0.0\n");
-    expect(lastStatus("upd")).toMatchObject({ state: "INSTALLED", version: "2.0.0" });
+    // The marker is written by the install command, before the status: wait for the status itself.
+    await waitFor("v2 INSTALLED", () => lastStatus("upd")?.state === "INSTALLED" && lastStatus("upd")?.version === "2.0.0");
+    expect(readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8")).toBe("installed 2.0.0\n");
 
     await push("tool-uninstall", { toolAgentId: "upd" });
     await waitFor("UNINSTALLED", () => lastStatus("upd")?.state === "UNINSTALLED");
