@@ -3,5 +3,4 @@ export * from "./errors.ts";
 export * from "./defaults.ts";
 export * from "./load.ts";
 export { settingsFlagOptions, type FlagValues } from "./sources.ts";
-export { usesWebSocket } from "./nats-url.ts";
 export * from "./enrollment.ts";

@@ -48,7 +48,3 @@ export function parseServerList(raw: string, setting: string): ParsedServerList 
   }
   return { servers, ...credentials };
 }
-
-export function usesWebSocket(servers: readonly string[]): boolean {
-  return servers.some((server) => server.startsWith("ws://") || server.startsWith("wss://"));
-}

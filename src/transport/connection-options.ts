@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { credsAuthenticator, nkeyAuthenticator, type Authenticator, type ConnectionOptions } from "@nats-io/transport-node";
-import type { Settings } from "../settings/index.ts";
+import type { NatsEndpoint } from "./nats-endpoint.ts";
 
 export class CredentialFileError extends Error {
   readonly code = "EDGE_CREDENTIAL_FILE";
@@ -70,10 +70,13 @@ export interface LinkTuning {
 
 export const DEFAULT_LINK_TUNING: LinkTuning = { reconnectBaseMs: 500, reconnectMaxMs: 30_000 };
 
-/** Turns settings into nats.js connection options. Secret files are read here, once per connect. */
+/**
+ * Turns an endpoint into nats.js connection options. Secret files are read here, once per connect.
+ * `connectionName` is what the server's own $SYS events report: the agent uses its machine id.
+ */
 export function buildConnectionOptions(
-  settings: Pick<Settings, "natsServers" | "auth" | "tls">,
-  machineId: string,
+  settings: NatsEndpoint,
+  connectionName: string,
   backoff: Pick<ReconnectBackoff, "delay" | "dialing">,
 ): ConnectionOptions {
   const { auth, tls } = settings;
@@ -85,8 +88,8 @@ export function buildConnectionOptions(
   }
   const useTls = tls.caFile !== undefined || tls.certFile !== undefined || settings.natsServers.some((url) => url.startsWith("tls://"));
   return {
-    servers: settings.natsServers,
-    name: machineId,
+    servers: [...settings.natsServers],
+    name: connectionName,
     ...(auth.user !== undefined ? { user: auth.user, pass: auth.password ?? "" } : {}),
     ...(auth.token !== undefined ? { token: auth.token } : {}),
     ...(authenticators.length > 0 ? { authenticator: authenticators } : {}),

@@ -1,7 +1,7 @@
 import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { wsconnect } from "@nats-io/nats-core";
 import type { Logger } from "../runtime/logger.ts";
-import { usesWebSocket } from "../settings/index.ts";
+import { usesWebSocket } from "./nats-endpoint.ts";
 
 /** Opens a connection; injected so tests and a fleet simulator can wrap or count connections. */
 export type ConnectionFactory = (options: ConnectionOptions) => Promise<NatsConnection>;
