@@ -2,7 +2,7 @@ import { hostname as osHostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Service } from "@nats-io/services";
-import { EventType, machineSubjects, type InstalledAgentMessage } from "../contracts/index.ts";
+import { EventType, machineSubjects, type HeartbeatMessage, type InstalledAgentMessage } from "../contracts/index.ts";
 import { createOutboxEventSink } from "../events/outbox-event-sink.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import { resolveMachineId } from "../identity/machine-id.ts";
@@ -301,13 +301,14 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   });
 
   const encoder = new TextEncoder();
-  const emptyBody = encoder.encode("{}");
   const heartbeat: Heartbeat = createHeartbeat({
     intervalSeconds: settings.heartbeatSeconds,
     logger,
     beat: () => {
       if (!connection || link.state !== "connected") return false;
-      connection.publish(subjects.heartbeat, emptyBody);
+      // The interval travels with each beat: a bridge judging presence needs this machine's own.
+      const body: HeartbeatMessage = { intervalSeconds: heartbeat.intervalSeconds };
+      connection.publish(subjects.heartbeat, encoder.encode(JSON.stringify(body)));
       return true;
     },
     onTick: () => {

@@ -4,3 +4,5 @@ export * from "./headers.ts";
 export * from "./events.ts";
 export * from "./streams.ts";
 export * from "./telemetry.ts";
+export * from "./event-bodies.ts";
+export * from "./kafka-records.ts";

@@ -148,9 +148,12 @@ export type ConfigStatus = z.infer<typeof ConfigStatus>;
 export const HostnameMessage = z.object({ hostname: z.string().min(1) });
 export type HostnameMessage = z.infer<typeof HostnameMessage>;
 
-/** The heartbeat body is an empty object: presence is the message itself. */
-export const Heartbeat = z.object({});
-export type Heartbeat = z.infer<typeof Heartbeat>;
+/**
+ * The heartbeat: presence is the message itself. OpenFrame's own agents send `{}`; ours adds the
+ * interval it beats at, so whoever judges presence knows when a beat is overdue.
+ */
+export const HeartbeatMessage = z.object({ intervalSeconds: z.number().int().min(1).max(86_400).nullish() });
+export type HeartbeatMessage = z.infer<typeof HeartbeatMessage>;
 
 /**
  * Self-update command. The version must be plain semver: it names a folder on the device, so

@@ -72,8 +72,11 @@ export const TelemetrySample = z.object({
 });
 export type TelemetrySample = z.infer<typeof TelemetrySample>;
 
-/** Named as MachinePinotMessage names them, so a bridge copies them without guessing. */
-export const PinotOsType = z.enum(["LINUX", "WINDOWS", "MACOS", "OTHER"]);
+/**
+ * Named as OpenFrame's MachinePinotMessage names them (its OsType enum: WINDOWS, MAC_OS; LINUX and
+ * OTHER are ours), so a bridge copies them without guessing. Agents before 0.2 sent `MACOS`.
+ */
+export const PinotOsType = z.preprocess((os) => (os === "MACOS" ? "MAC_OS" : os), z.enum(["LINUX", "WINDOWS", "MAC_OS", "OTHER"]));
 export const PinotDeviceType = z.enum(["DESKTOP", "LAPTOP", "SERVER", "VIRTUAL_MACHINE", "OTHER"]);
 
 export const Inventory = z.object({

@@ -18,7 +18,7 @@ export type InventoryCollector = (request: InventoryRequest) => Promise<Inventor
 function osTypeOf(platform: NodeJS.Platform): Inventory["osType"] {
   if (platform === "linux") return "LINUX";
   if (platform === "win32") return "WINDOWS";
-  if (platform === "darwin") return "MACOS";
+  if (platform === "darwin") return "MAC_OS";
   return "OTHER";
 }
 

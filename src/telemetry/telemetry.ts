@@ -148,6 +148,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     reconfigure(next) {
       if (next.telemetrySchedule !== undefined) validateCronExpression(next.telemetrySchedule);
       if (next.inventorySchedule !== undefined) validateCronExpression(next.inventorySchedule);
+      const tagsChanged = next.tags !== undefined && JSON.stringify(next.tags) !== JSON.stringify(tags);
       if (next.tags !== undefined) tags = { ...next.tags };
       const scheduleChanged =
         (next.telemetrySchedule !== undefined && next.telemetrySchedule !== telemetrySchedule) ||
@@ -158,6 +159,9 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
         retire();
         schedule();
       }
+      // Tags are part of the inventory (MachinePinotMessage's tags come from it): send it now, not
+      // at the next scheduled check, so the platform sees a machine's new tags at once.
+      if (tagsChanged && telemetryTask) void checkInventory(false);
     },
     stats() {
       const live = [telemetryTask, inventoryTask].filter((task) => task !== null);

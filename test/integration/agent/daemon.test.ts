@@ -68,7 +68,8 @@ describe("edge-agent run against a real nats-server", () => {
     expect(status.connection.state).toBe("connected");
 
     await waitFor("two heartbeats", () => heartbeats.length >= 2);
-    expect(heartbeats[0]).toEqual({ data: "{}", hasHeaders: false });
+    // No headers (presence is not an event); the body names the interval the machine beats at.
+    expect(heartbeats[0]).toEqual({ data: JSON.stringify({ intervalSeconds: 1 }), hasHeaders: false });
     heartbeatSub.unsubscribe();
 
     const exit = await agent.stop("SIGTERM");

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
@@ -102,6 +103,30 @@ describe("inventory", () => {
     await vi.waitFor(() => expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(2), { timeout: 3_000 });
     telemetry.stop();
     expect(telemetry.stats().inventoriesSent).toBe(2);
+  });
+
+  it("sends the inventory at once when the tags change, so new tags reach the platform without waiting for the schedule", async () => {
+    const sink = recordingSink();
+    const telemetry = createTelemetry({
+      machineId: "m1",
+      clock: systemClock,
+      logger: silentLogger(),
+      sink,
+      telemetrySchedule: "0 0 0 1 1 *",
+      inventorySchedule: "0 0 0 1 1 *",
+      jitterMs: 0,
+      collectors: [],
+      // The hash covers the tags, as the real inventory's does.
+      collectInventory: async ({ tagKeyValues }) => ({ hash: createHash("sha256").update(tagKeyValues.join(",")).digest("hex"), tagKeyValues }) as unknown as Inventory,
+    });
+    await telemetry.start();
+    const inventories = (): Inventory[] => sink.events.filter((event) => event.type === "inventory").map((event) => event.body as Inventory);
+    await vi.waitFor(() => expect(inventories()).toHaveLength(1));
+    telemetry.reconfigure({ tags: {} });
+    telemetry.reconfigure({ tags: { site: "lab" } });
+    await vi.waitFor(() => expect(inventories()).toHaveLength(2));
+    expect(inventories()[1]?.tagKeyValues).toEqual(["site:lab"]);
+    telemetry.stop();
   });
 
   it("takes a new schedule live and refuses a bad one without changing anything", async () => {

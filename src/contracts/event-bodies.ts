@@ -1,0 +1,41 @@
+import type { z } from "zod";
+import { EventType } from "./events.ts";
+import {
+  ClientConnectionEvent,
+  ClientUpdateStatus,
+  ConfigStatus,
+  HostnameMessage,
+  InstalledAgentMessage,
+  ToolConnectionMessage,
+  ToolInstallationStatus,
+} from "./messages.ts";
+import { Inventory, OutboxGauge, TelemetrySample } from "./telemetry.ts";
+
+/** The schema of each event type's body: what a reader of `machine.{id}.<type>` validates against. */
+export const EVENT_BODY_SCHEMAS: Readonly<Record<EventType, z.ZodType>> = {
+  [EventType.installedAgent]: InstalledAgentMessage,
+  [EventType.clientConnection]: ClientConnectionEvent,
+  [EventType.hostname]: HostnameMessage,
+  [EventType.telemetry]: TelemetrySample,
+  [EventType.inventory]: Inventory,
+  [EventType.toolInstallationStatus]: ToolInstallationStatus,
+  [EventType.toolConnection]: ToolConnectionMessage,
+  [EventType.configStatus]: ConfigStatus,
+  [EventType.clientUpdateStatus]: ClientUpdateStatus,
+  [EventType.outboxGauge]: OutboxGauge,
+};
+
+const EVENT_TYPES: ReadonlySet<string> = new Set(Object.values(EventType));
+
+export function isEventType(value: string): value is EventType {
+  return EVENT_TYPES.has(value);
+}
+
+/** `machine.{id}.{type}`: the machine and event type a subject names, or null for any other subject. */
+export function parseMachineEventSubject(subject: string): { machineId: string; eventType: EventType } | null {
+  const match = /^machine\.([A-Za-z0-9_-]+)\.(.+)$/.exec(subject);
+  if (!match) return null;
+  const [, machineId, rest] = match as unknown as [string, string, string];
+  if (machineId === "all" || !isEventType(rest)) return null;
+  return { machineId, eventType: rest };
+}
