@@ -1,11 +1,11 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Settings } from "../settings/index.ts";
+import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
 import { buildConnectionOptions } from "../transport/connection-options.ts";
 import { defaultConnectionFactory } from "../transport/link.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** A short-lived connection for operator commands: one try, a short timeout, a clear error. */
-export async function connectOnce(settings: Settings, name: string, timeoutMs = 3_000): Promise<NatsConnection> {
+export async function connectOnce(settings: NatsEndpoint, name: string, timeoutMs = 3_000): Promise<NatsConnection> {
   const options = {
     ...buildConnectionOptions(settings, name, { delay: () => 0, dialing: () => undefined }),
     waitOnFirstConnect: false,

@@ -50,7 +50,7 @@ export function loadSettings(input: LoadSettingsInput): LoadedSettings {
 }
 
 /** What the schema cannot say about a NATS endpoint: a password needs a user, a cert needs its key. */
-export function assertCompleteNatsEndpoint(endpoint: NatsEndpoint, labelOf: (path: string) => string, prefix = ""): void {
+export function assertCompleteNatsEndpoint(endpoint: Pick<NatsEndpoint, "auth" | "tls">, labelOf: (path: string) => string, prefix = ""): void {
   const { auth, tls } = endpoint;
   if (auth.password !== undefined && auth.user === undefined) {
     throw new SettingsError(labelOf(`${prefix}auth.password`), "a password needs a user");

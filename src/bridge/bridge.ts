@@ -1,0 +1,221 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Service } from "@nats-io/services";
+import { parseMachineEventSubject, PLATFORM_STREAMS } from "../contracts/index.ts";
+import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import type { Clock } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
+import { buildConnectionOptions, jitteredBackoff } from "../transport/connection-options.ts";
+import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type NatsLink } from "../transport/link.ts";
+import { DeviceStore } from "./devices/device-store.ts";
+import { DEVICES_SHARD, DevicesProcessor } from "./devices/devices-processor.ts";
+import { ensurePresenceStream, presenceStreamNames } from "./devices/presence.ts";
+import { kafkaClientOptions } from "./kafka/kafka-client-options.ts";
+import { classifyKafkaError, describeKafkaError } from "./kafka/kafka-errors.ts";
+import { ensureTopics, TopicSetupError } from "./kafka/topics.ts";
+import { tooLargeDeadLetter, type RouterOptions } from "./records/event-router.ts";
+import { shardStatus, startBridgeService, type BridgeStatus } from "./service/bridge-status.ts";
+import type { BridgeSettings } from "./settings/bridge-settings.ts";
+import { EventStreamProcessor } from "./shards/event-stream-processor.ts";
+import { ShardLeases } from "./shards/shard-leases.ts";
+import type { ShardProcessor } from "./shards/shard-processor.ts";
+import { ShardRunner } from "./shards/shard-runner.ts";
+
+/** The streams agents publish their events on: every platform stream whose subjects are `machine.*.<event type>`. */
+export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream) =>
+  stream.subjects.every((subject) => parseMachineEventSubject(subject.replace("*", "x")) !== null),
+).map((stream) => stream.name);
+
+export const BRIDGE_STATUS_FILE = "status.json";
+
+export interface BridgeDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly version: string;
+  readonly pid: number;
+  readonly connectionFactory?: ConnectionFactory;
+  /** Leave a status file in the data dir every few seconds (the daemon does; tests may not). */
+  readonly writeStatusFile?: boolean;
+}
+
+export interface Bridge {
+  /** Connects, sets up topics and streams, and starts taking shards; resolves once it took part. */
+  start(): Promise<void>;
+  /** Stops every shard (finishing open transactions), gives leases back, closes connections. */
+  stop(timeoutMs: number): Promise<void>;
+  status(): Promise<BridgeStatus>;
+  /** Resolves with the error when Kafka refuses the bridge for good: the process must stop. */
+  readonly fatal: Promise<unknown>;
+}
+
+/**
+ * The companion bridge: NATS JetStream -> Kafka, exactly once (shards/shard-runner.ts says how).
+ * One shard per event stream, plus the devices shard (devices/devices-processor.ts); the
+ * instances of a group share the shards through leases (shards/shard-leases.ts).
+ */
+export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge {
+  const { logger, clock } = deps;
+  const factory = deps.connectionFactory ?? defaultConnectionFactory;
+  const startedAt = new Date(clock.now()).toISOString();
+  const presence = presenceStreamNames(settings.group);
+  const router: RouterOptions = { topics: settings.topics, maxRecordBytes: settings.kafka.maxRecordBytes };
+  const clientOptions = (suffix: string) => () => kafkaClientOptions(settings.kafka, suffix);
+  let reportFatal: (error: unknown) => void = () => undefined;
+  const fatal = new Promise<unknown>((resolve) => (reportFatal = resolve));
+  let fatalReason: string | null = null;
+  const onFatal = (error: unknown): void => {
+    fatalReason ??= describeKafkaError(error);
+    reportFatal(error);
+  };
+
+  const openLink = (name: string, endpoint: Parameters<typeof buildConnectionOptions>[0], onConnected: (connection: NatsConnection) => void): NatsLink => {
+    const backoff = jitteredBackoff({ baseMs: 500, maxMs: 30_000 });
+    return createNatsLink({
+      connectionOptions: () => buildConnectionOptions(endpoint, name, backoff),
+      factory,
+      logger: logger.child({ link: name }),
+      resetBackoff: () => backoff.reset(),
+      observer: { connected: (_server, connection) => onConnected(connection), disconnected: () => undefined, reconnected: () => undefined },
+    });
+  };
+
+  let connectionReady: (connection: NatsConnection) => void = () => undefined;
+  const connected = new Promise<NatsConnection>((resolve) => (connectionReady = resolve));
+  const link = openLink(`edge-bridge-${settings.instanceId}`, settings, (connection) => connectionReady(connection));
+  const systemEndpoint = settings.systemAccount.natsServers ? { ...settings.systemAccount, natsServers: settings.systemAccount.natsServers } : null;
+  const systemLink = systemEndpoint ? openLink(`edge-bridge-${settings.instanceId}-system`, systemEndpoint, () => undefined) : null;
+
+  const consumerName = (shard: string) => (_stream: string) => (shard === DEVICES_SHARD ? `${settings.group}-devices` : settings.group);
+  const runners = new Map<string, ShardRunner>();
+  let leases: ShardLeases | null = null;
+  let service: Service | null = null;
+  let statusTimer: NodeJS.Timeout | null = null;
+
+  const processorFor = (shard: string): ShardProcessor =>
+    shard === DEVICES_SHARD
+      ? new DevicesProcessor({
+          store: async () => DeviceStore.open(link.connection as NatsConnection, `${settings.group}-devices`, logger.child({ shard })),
+          devicesTopic: settings.topics.devices,
+          rowContext: { tenantId: settings.tenantId ?? null, organizationId: settings.organizationId ?? null, organizationTag: settings.organizationTag },
+          connectionsStream: "CLIENT_CONNECTIONS",
+          inventoryStream: "INVENTORY",
+          presence,
+          systemConnection: () => systemLink?.connection ?? null,
+          defaultHeartbeatSeconds: settings.heartbeatSeconds,
+          missedHeartbeats: settings.missedHeartbeats,
+          clock,
+          logger: logger.child({ shard }),
+        })
+      : new EventStreamProcessor({ stream: shard, router, checkpointTopic: settings.topics.checkpoint, logger: logger.child({ shard }) });
+
+  const runnerFor = (shard: string, connection: NatsConnection): ShardRunner => {
+    let runner = runners.get(shard);
+    if (!runner) {
+      runner = new ShardRunner({
+        processor: processorFor(shard),
+        connection,
+        kafkaClientOptions: clientOptions(`${shard.toLowerCase()}`),
+        checkpointTopic: settings.topics.checkpoint,
+        transactionalId: `${settings.group}-${shard}`,
+        consumerName: consumerName(shard),
+        maxEvents: settings.batch.maxEvents,
+        lingerMs: settings.batch.lingerMs,
+        logger,
+        stillOwned: () => leases?.holds(shard) ?? false,
+        onFatal,
+        tooLargeDeadLetter: (message, reason) => tooLargeDeadLetter(message, router, reason),
+      });
+      runners.set(shard, runner);
+    }
+    return runner;
+  };
+
+  const status = async (): Promise<BridgeStatus> => {
+    const connection = link.connection;
+    const shards = await Promise.all([...runners.values()].map((runner) => shardStatus(connection, runner.stats(), consumerName(runner.name))));
+    return {
+      instanceId: settings.instanceId,
+      group: settings.group,
+      version: deps.version,
+      pid: deps.pid,
+      startedAt,
+      reportedAt: new Date(clock.now()).toISOString(),
+      nats: { connected: link.state === "connected", server: connection && !connection.isClosed() ? connection.getServer() : null },
+      kafkaBrokers: settings.kafka.brokers,
+      liveInstances: leases?.liveInstances ?? 0,
+      shardsHeld: leases?.heldShards ?? [],
+      shards: shards.sort((a, b) => a.shard.localeCompare(b.shard)),
+      fatal: fatalReason,
+    };
+  };
+
+  const writeStatusFile = async (): Promise<void> => {
+    try {
+      await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
+      await writeFileAtomic(join(settings.dataDir, BRIDGE_STATUS_FILE), `${JSON.stringify(await status(), null, 2)}\n`, 0o600);
+    } catch (error) {
+      logger.warn({ err: error }, "cannot write the status file");
+    }
+  };
+
+  /** Topics first: a bridge that cannot write Kafka waits here (NATS keeps the events meanwhile). */
+  const setUpKafka = async (): Promise<void> => {
+    const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 30_000 });
+    let lastReason: string | null = null;
+    for (;;) {
+      try {
+        await ensureTopics(settings, logger);
+        return;
+      } catch (error) {
+        if (error instanceof TopicSetupError || classifyKafkaError(error) === "fatal") throw error;
+        const reason = describeKafkaError(error);
+        if (reason !== lastReason) logger.warn({ reason, brokers: settings.kafka.brokers }, "cannot reach Kafka to set up topics yet; retrying (events wait in NATS)");
+        lastReason = reason;
+        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
+      }
+    }
+  };
+
+  return {
+    fatal,
+    status,
+    async start() {
+      link.start();
+      systemLink?.start();
+      logger.info({ group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers }, "edge-bridge starting");
+      const connection = await connected;
+      await setUpKafka();
+      await ensurePresenceStream(connection, presence);
+      service = await startBridgeService({ connection, group: settings.group, instanceId: settings.instanceId, version: deps.version, status });
+      leases = new ShardLeases({
+        connection,
+        bucket: `${settings.group}-leases`,
+        instanceId: settings.instanceId,
+        shards: [...EVENT_STREAMS, DEVICES_SHARD],
+        leaseMs: settings.leaseSeconds * 1_000,
+        clock,
+        logger,
+        acquired: (shard) => runnerFor(shard, connection).start(),
+        lost: async (shard) => runners.get(shard)?.stop(7_000),
+      });
+      await leases.start();
+      if (deps.writeStatusFile) {
+        await writeStatusFile();
+        statusTimer = setInterval(() => void writeStatusFile(), 5_000);
+        statusTimer.unref();
+      }
+      logger.info({ shards: leases.heldShards, liveInstances: leases.liveInstances }, "edge-bridge running");
+    },
+    async stop(timeoutMs) {
+      if (statusTimer) clearInterval(statusTimer);
+      const deadline = clock.monotonicMs() + timeoutMs;
+      await leases?.stop();
+      await Promise.all([...runners.values()].map((runner) => runner.stop(Math.max(500, deadline - clock.monotonicMs() - 1_000))));
+      if (deps.writeStatusFile) await writeStatusFile();
+      await service?.stop().catch(() => undefined);
+      await systemLink?.close(1_000);
+      await link.close(Math.max(500, Math.min(2_000, deadline - clock.monotonicMs())));
+    },
+  };
+}

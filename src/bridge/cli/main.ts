@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { SettingsError } from "../../settings/errors.ts";
+import { AGENT_VERSION } from "../../runtime/version.ts";
+import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
+import { bridgeFlagOptions, loadBridgeSettings } from "../settings/load-bridge-settings.ts";
+import type { BridgeSettings } from "../settings/bridge-settings.ts";
+
+const USAGE = `usage: edge-bridge [command] [options]
+
+The companion bridge: every agent event from NATS JetStream into Kafka, exactly once, and the
+fleet's devices as OpenFrame MachinePinotMessage rows on devices-topic.
+
+commands:
+  run       run the bridge (the default; the service manager starts this)
+  status    every running instance of this group and its shards (asks over NATS; else reads the
+            local status file); --json for scripts
+  version   print the version
+
+options (each also EDGE_BRIDGE_* in the environment, or a key of settings.json; see README.md):
+  --nats-url URL[,URL]  --user U --password P --token T --nkey-seed-file F --creds-file F
+  --tls-ca F --tls-cert F --tls-key F   --system-nats-url URL --system-creds-file F
+  --kafka-brokers HOST:PORT[,...]  --kafka-client-id ID  --kafka-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512
+  --kafka-sasl-username U  --kafka-sasl-password-file F  --kafka-tls-ca F --kafka-tls-cert F --kafka-tls-key F
+  --kafka-partitions N  --tenant-id ID  --organization-id ID  --group NAME  --instance-id ID
+  --data-dir DIR  --config-dir DIR  --log-level LEVEL
+
+exit codes: 0 stopped cleanly, 1 a runtime failure (Kafka refuses the bridge for good), 2 a bad setting`;
+
+function settingsFrom(flags: Record<string, string | boolean | string[] | boolean[] | undefined>): BridgeSettings {
+  const privileged = typeof process.getuid !== "function" || process.getuid() === 0;
+  return loadBridgeSettings({ env: process.env, flags, privileged, pid: process.pid }).settings;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: { ...bridgeFlagOptions(), json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return ExitCode.ok;
+  }
+  const command = positionals[0] ?? "run";
+  switch (command) {
+    case "run": {
+      const { runBridge } = await import("./run-bridge.ts");
+      return runBridge(settingsFrom(values));
+    }
+    case "status": {
+      const { fetchBridgeStatus, formatBridgeStatus } = await import("./status-command.ts");
+      const report = await fetchBridgeStatus(settingsFrom(values));
+      process.stdout.write(`${values.json ? JSON.stringify(report, null, 2) : formatBridgeStatus(report)}\n`);
+      return report.source === "none" ? ExitCode.failure : ExitCode.ok;
+    }
+    case "version":
+      process.stdout.write(`${AGENT_VERSION}\n`);
+      return ExitCode.ok;
+    case "help":
+      process.stdout.write(`${USAGE}\n`);
+      return ExitCode.ok;
+    default:
+      throw new CommandError(`unknown command ${JSON.stringify(command)}\n${USAGE}`, ExitCode.badSettings);
+  }
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof CommandError) return error.exitCode;
+  if (error instanceof SettingsError) return ExitCode.badSettings;
+  if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) return ExitCode.badSettings;
+  return ExitCode.failure;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`edge-bridge: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(exitCodeFor(error));
+  },
+);

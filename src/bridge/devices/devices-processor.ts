@@ -1,0 +1,228 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  BridgeHeader,
+  ClientConnectionEvent,
+  EventHeader,
+  Inventory,
+  MACHINE_PINOT_MESSAGE_TYPE_ID,
+  parseMachineEventSubject,
+  type MachinePinotMessage,
+} from "../../contracts/index.ts";
+import type { Clock } from "../../runtime/clock.ts";
+import type { Logger } from "../../runtime/logger.ts";
+import { headerValue, type OutputRecord, type SourceMessage } from "../records/source-message.ts";
+import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "../shards/shard-processor.ts";
+import { applySignal, coveredBy, rowFields, sameRow, type DeviceSignal, type DeviceState, type DeviceStatus, type RowContext } from "./device-state.ts";
+import { DeviceStoreConflictError, type DeviceStore, type StoredDevice } from "./device-store.ts";
+import { machineOfPresenceSubject, PresenceMonitor, PresenceSignal, type PresenceStreamNames } from "./presence.ts";
+
+export const DEVICES_SHARD = "devices";
+
+export interface DevicesProcessorOptions {
+  readonly store: () => Promise<DeviceStore>;
+  readonly devicesTopic: string;
+  readonly rowContext: RowContext;
+  readonly connectionsStream: string;
+  readonly inventoryStream: string;
+  readonly presence: PresenceStreamNames;
+  readonly systemConnection: () => NatsConnection | null;
+  readonly defaultHeartbeatSeconds: number;
+  readonly missedHeartbeats: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+const MAX_CONFLICT_RETRIES = 5;
+
+/**
+ * The devices shard: turns connection events, inventories and presence signals into OpenFrame's
+ * `MachinePinotMessage` rows on devices-topic, one full row whenever one of its nine fields
+ * changes.
+ *
+ * Exactly once, with state outside Kafka: for each machine a batch changes, the new state (row
+ * included) is written to the KV bucket by compare-and-set before the Kafka transaction commits,
+ * marked `pending` with the positions the transaction covers. If that transaction never commits,
+ * its events are read again, find the state already applied (each field has its own order, see
+ * device-state.ts), and see a pending row the checkpoint does not cover: that row is written again,
+ * as it was (same ingestionTime). If it did commit, the checkpoint covers it and nothing is
+ * written twice. A row's ingestionTime is above the machine's previous one, so Pinot's FULL
+ * upsert (comparison column ingestionTime) always keeps the newest state.
+ */
+export class DevicesProcessor implements ShardProcessor {
+  readonly name = DEVICES_SHARD;
+  readonly streams: readonly string[];
+  readonly #options: DevicesProcessorOptions;
+  readonly #logger: Logger;
+  #store: DeviceStore | null = null;
+  #devices = new Map<string, StoredDevice>();
+  #monitor: PresenceMonitor | null = null;
+  #ignored = 0;
+  #rowsWritten = 0;
+
+  constructor(options: DevicesProcessorOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.streams = [options.connectionsStream, options.inventoryStream, options.presence.stream];
+  }
+
+  async takeover(context: TakeoverContext): Promise<void> {
+    this.#monitor?.stop();
+    this.#store = await this.#options.store();
+    this.#devices = await this.#store.loadAll();
+    this.#monitor = new PresenceMonitor({
+      connection: context.connection,
+      systemConnection: this.#options.systemConnection(),
+      names: this.#options.presence,
+      statusOf: (machineId) => (this.#devices.has(machineId) ? (this.#devices.get(machineId)?.state.status ?? null) : undefined),
+      defaultHeartbeatSeconds: this.#options.defaultHeartbeatSeconds,
+      missedHeartbeats: this.#options.missedHeartbeats,
+      clock: this.#options.clock,
+      logger: this.#logger,
+    });
+    const online = [...this.#devices.values()].filter((device) => device.state.status === "ONLINE").map((device) => ({ machineId: device.state.machineId, heartbeatSeconds: device.state.heartbeatSeconds }));
+    this.#monitor.start(online);
+    this.#logger.info({ devices: this.#devices.size, online: online.length }, "devices loaded; presence is watched from here");
+  }
+
+  async prepare(messages: readonly SourceMessage[], positions: BatchPositions): Promise<PreparedBatch> {
+    const store = this.#store;
+    if (!store) throw new Error("devices shard not taken over");
+    const signals = new Map<string, DeviceSignal[]>();
+    for (const message of messages) {
+      const read = this.#signalOf(message);
+      if (!read) {
+        this.#ignored++;
+        continue;
+      }
+      const list = signals.get(read.machineId) ?? [];
+      list.push(read.signal);
+      signals.set(read.machineId, list);
+    }
+    const rows = new Map<string, MachinePinotMessage>();
+    await Promise.all(
+      [...signals].map(async ([machineId, machineSignals]) => {
+        for (let attempt = 0; ; attempt++) {
+          const stored = this.#devices.get(machineId) ?? (await store.get(machineId));
+          const outcome = this.#apply(stored.state, machineSignals, positions);
+          if (outcome.row) rows.set(machineId, outcome.row);
+          if (outcome.state === stored.state) {
+            this.#devices.set(machineId, stored);
+            return;
+          }
+          try {
+            const revision = await store.write(outcome.state, stored.revision);
+            this.#devices.set(machineId, { state: outcome.state, revision });
+            return;
+          } catch (error) {
+            if (!(error instanceof DeviceStoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+            this.#logger.warn({ machineId }, "device state changed under us (a previous owner still writing?): reading it again");
+            rows.delete(machineId);
+            this.#devices.set(machineId, await store.get(machineId));
+          }
+        }
+      }),
+    );
+    const records = [...rows.values()].map((row) => this.#record(row));
+    return {
+      records,
+      stateRecords: [],
+      counts: { produced: records.length, deadLetters: 0, duplicatesDropped: 0, unverifiableSequences: 0 },
+      committed: () => {
+        this.#rowsWritten += records.length;
+      },
+    };
+  }
+
+  async release(): Promise<void> {
+    this.#monitor?.stop();
+    this.#monitor = null;
+    this.#devices = new Map();
+  }
+
+  stats(): Record<string, number> {
+    const devices = [...this.#devices.values()];
+    return {
+      devicesKnown: devices.length,
+      devicesOnline: devices.filter((device) => device.state.status === "ONLINE").length,
+      rowsWritten: this.#rowsWritten,
+      signalsIgnored: this.#ignored,
+      presenceSignalsPublished: this.#monitor?.signalsPublished ?? 0,
+    };
+  }
+
+  /** The state after the signals, and the row to write, if any. */
+  #apply(before: DeviceState, signals: readonly DeviceSignal[], positions: BatchPositions): { state: DeviceState; row: MachinePinotMessage | null } {
+    let state = before;
+    let latestAtMs = 0;
+    for (const signal of signals) {
+      state = applySignal(state, signal);
+      latestAtMs = Math.max(latestAtMs, signal.atMs);
+    }
+    const fields = rowFields(state, this.#options.rowContext);
+    const pendingUncommitted = before.pending !== null && before.lastRow !== null && !coveredBy(before.pending.positions, positions.committed);
+    if (!sameRow(fields, before.lastRow)) {
+      const row: MachinePinotMessage = { ...fields, ingestionTime: Math.max((before.lastRow?.ingestionTime ?? 0) + 1, latestAtMs) };
+      return { state: { ...state, lastRow: row, pending: { positions: { ...positions.afterBatch } } }, row };
+    }
+    if (pendingUncommitted && before.lastRow) {
+      // Written in a transaction that never committed: write the same row again, now.
+      return { state: { ...state, pending: { positions: { ...positions.afterBatch } } }, row: before.lastRow };
+    }
+    return { state, row: null };
+  }
+
+  #signalOf(message: SourceMessage): { machineId: string; signal: DeviceSignal } | null {
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.from(message.data).toString("utf8"));
+    } catch {
+      return null;
+    }
+    if (message.stream === this.#options.presence.stream) {
+      const machineId = machineOfPresenceSubject(this.#options.presence, message.subject);
+      const parsed = PresenceSignal.safeParse(body);
+      if (!machineId || !parsed.success) return null;
+      return { machineId, signal: { kind: "status", ...parsed.data } };
+    }
+    const route = parseMachineEventSubject(message.subject);
+    if (!route) return null;
+    if (route.eventType === "client-connection") {
+      const parsed = ClientConnectionEvent.safeParse(body);
+      if (!parsed.success) return null;
+      const status: DeviceStatus = parsed.data.type === "DISCONNECT" ? "OFFLINE" : "ONLINE";
+      // The device's clock, but never later than the stream stored it: a clock running ahead
+      // must not make a status outlive the server's own later word.
+      const atMs = Math.min(Date.parse(parsed.data.timestamp), message.storedAtMs);
+      return { machineId: route.machineId, signal: { kind: "status", status, atMs, reason: "connection-event" } };
+    }
+    if (route.eventType === "inventory") {
+      const parsed = Inventory.safeParse(body);
+      if (!parsed.success) return null;
+      const sequenceText = headerValue(message, EventHeader.sequence);
+      const sequence = sequenceText !== undefined && /^\d+$/.test(sequenceText) ? Number(sequenceText) : null;
+      const { osType, deviceType, tags, tagKeyValues } = parsed.data;
+      return { machineId: route.machineId, signal: { kind: "inventory", osType, deviceType, tags, tagKeyValues, sequence, atMs: Math.min(Date.parse(parsed.data.timestamp), message.storedAtMs) } };
+    }
+    return null;
+  }
+
+  #record(row: MachinePinotMessage): OutputRecord {
+    const ordered: MachinePinotMessage = {
+      tenantId: row.tenantId ?? null,
+      machineId: row.machineId,
+      organizationId: row.organizationId ?? null,
+      deviceType: row.deviceType ?? null,
+      status: row.status ?? null,
+      osType: row.osType ?? null,
+      tags: row.tags,
+      tagKeyValues: row.tagKeyValues,
+      ingestionTime: row.ingestionTime,
+    };
+    return {
+      topic: this.#options.devicesTopic,
+      key: Buffer.from(row.machineId),
+      value: Buffer.from(JSON.stringify(ordered)),
+      headers: new Map([[Buffer.from(BridgeHeader.typeId), Buffer.from(MACHINE_PINOT_MESSAGE_TYPE_ID)]]),
+    };
+  }
+}

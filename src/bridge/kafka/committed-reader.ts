@@ -1,0 +1,103 @@
+import { Consumer, FetchIsolationLevels, IS_CONTROL, IS_TRANSACTIONAL, type BaseOptions, type KafkaRecord } from "@platformatic/kafka";
+
+/** One committed record of a partition, as read back. */
+export interface CommittedRecord {
+  readonly offset: bigint;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+}
+
+const CONTROL_ABORT = 0;
+
+/**
+ * Reads a partition from `fromOffset` up to its last stable offset (as it stood at the first
+ * fetch), handing over committed records only.
+ *
+ * Kafka leaves the filtering of aborted transactions to the client: the broker returns everything
+ * below the last stable offset plus the list of aborted transactions (producer id, first offset),
+ * and the client must drop the records of those producers up to their ABORT marker. The client
+ * library we use does not (it skips control batches only), so this does it, as Kafka's own
+ * consumer does: an aborted transaction starts when its producer's first offset is reached and
+ * ends at that producer's ABORT marker. Markers alone would not do: compaction removes them in
+ * time, while the broker's list of aborted transactions stays exact.
+ */
+export async function readCommittedPartition(
+  clientOptions: BaseOptions,
+  topic: string,
+  partition: number,
+  fromOffset: bigint,
+  onRecord: (record: CommittedRecord) => void,
+): Promise<{ nextOffset: bigint }> {
+  const consumer = new Consumer({ ...clientOptions, groupId: `${clientOptions.clientId}-reader`, autocommit: false, isolationLevel: FetchIsolationLevels.READ_COMMITTED });
+  try {
+    const metadata = await consumer.metadata({ topics: [topic], forceUpdate: true });
+    const topicMetadata = metadata.topics.get(topic);
+    const leader = topicMetadata?.partitions[partition]?.leader;
+    if (!topicMetadata || leader === undefined) throw new Error(`topic ${topic} partition ${partition} is not known to the cluster`);
+    let offset = fromOffset;
+    let stableEnd: bigint | null = null;
+    const abortedProducers = new Set<bigint>();
+    let pendingAborts: Array<{ producerId: bigint; firstOffset: bigint }> = [];
+    let emptyFetches = 0;
+    while (stableEnd === null || offset < stableEnd) {
+      const response = await consumer.fetch({
+        node: leader,
+        maxWaitTime: 100,
+        isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+        topics: [{ topicId: topicMetadata.id, partitions: [{ partition, fetchOffset: offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: 8 * 1024 * 1024 }] }],
+      });
+      const partitionResponse = response.responses[0]?.partitions.find((entry) => entry.partitionIndex === partition);
+      if (!partitionResponse) throw new Error(`no fetch answer for ${topic} partition ${partition}`);
+      if (partitionResponse.errorCode !== 0) throw new Error(`fetching ${topic} partition ${partition} failed with error code ${partitionResponse.errorCode}`);
+      stableEnd ??= partitionResponse.lastStableOffset;
+      if (offset < partitionResponse.logStartOffset) offset = partitionResponse.logStartOffset;
+      pendingAborts = [...pendingAborts, ...(partitionResponse.abortedTransactions ?? [])].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1));
+      const batches = partitionResponse.records ?? [];
+      if (batches.length === 0 && offset < stableEnd) {
+        // Nothing returned below the stable end: the broker is catching up on its transaction index.
+        if (++emptyFetches > 100) throw new Error(`${topic} partition ${partition} returned nothing at offset ${offset} below its stable end ${stableEnd}`);
+        continue;
+      }
+      emptyFetches = 0;
+      for (const batch of batches) {
+        const batchEnd = batch.firstOffset + BigInt(batch.lastOffsetDelta);
+        if (batchEnd < offset) continue;
+        while (pendingAborts.length > 0 && (pendingAborts[0] as { firstOffset: bigint }).firstOffset <= batchEnd) {
+          abortedProducers.add((pendingAborts.shift() as { producerId: bigint }).producerId);
+        }
+        const transactional = (batch.attributes & IS_TRANSACTIONAL) !== 0;
+        if ((batch.attributes & IS_CONTROL) !== 0) {
+          const marker = batch.records[0]?.key;
+          if (marker && marker.length >= 4 && marker.readInt16BE(2) === CONTROL_ABORT) abortedProducers.delete(batch.producerId);
+        } else if (!(transactional && abortedProducers.has(batch.producerId))) {
+          for (const record of batch.records) {
+            const recordOffset = batch.firstOffset + BigInt(record.offsetDelta);
+            if (recordOffset < offset || recordOffset >= stableEnd) continue;
+            onRecord({ offset: recordOffset, key: record.key, value: record.value, headers: headersOf(record) });
+          }
+        }
+        offset = batchEnd + 1n;
+        if (offset >= stableEnd) break;
+      }
+    }
+    return { nextOffset: offset };
+  } finally {
+    await consumer.close().catch(() => undefined);
+  }
+}
+
+function headersOf(record: KafkaRecord): Array<[string, string]> {
+  return record.headers.map(([key, value]) => [key?.toString("utf8") ?? "", value?.toString("utf8") ?? ""]);
+}
+
+/** How many partitions a topic has (0 when it does not exist). */
+export async function partitionCount(clientOptions: BaseOptions, topic: string): Promise<number> {
+  const consumer = new Consumer({ ...clientOptions, groupId: `${clientOptions.clientId}-reader`, autocommit: false });
+  try {
+    const metadata = await consumer.metadata({ topics: [topic], forceUpdate: true });
+    return metadata.topics.get(topic)?.partitionsCount ?? 0;
+  } finally {
+    await consumer.close().catch(() => undefined);
+  }
+}

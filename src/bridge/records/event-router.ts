@@ -1,0 +1,139 @@
+import {
+  BridgeHeader,
+  EVENT_BODY_SCHEMAS,
+  EventHeader,
+  EventType,
+  parseMachineEventSubject,
+  TelemetrySample,
+  type DeadLetterKind,
+  type EventEnvelope,
+  type TopicRole,
+} from "../../contracts/index.ts";
+import { bridgedHeaders } from "./kafka-headers.ts";
+import { headerValue, recordSize, type OutputRecord, type SourceMessage } from "./source-message.ts";
+import { telemetryRowOf } from "./telemetry-row.ts";
+
+export type TopicNames = Readonly<Record<TopicRole, string>>;
+
+/** What becomes of one stream message. */
+export type Routed =
+  | { readonly kind: "record"; readonly record: OutputRecord; readonly machineId: string; readonly sequence: number | null }
+  | { readonly kind: "dead-letter"; readonly record: OutputRecord; readonly reason: string; readonly deadLetterKind: DeadLetterKind };
+
+/** The identity of an event, whoever published it: ours carry headers, a stock publisher may not. */
+export interface EventIdentity {
+  readonly machineId: string;
+  readonly eventType: EventType;
+  /** X-Event-ID, else Nats-Msg-Id, else the stream position: stable, so a redelivery is the same event. */
+  readonly eventId: string;
+  readonly sequence: number | null;
+  readonly timestamp: string;
+}
+
+export function identityOf(message: SourceMessage): EventIdentity | null {
+  const route = parseMachineEventSubject(message.subject);
+  if (!route) return null;
+  const sequenceText = headerValue(message, EventHeader.sequence);
+  const sequence = sequenceText !== undefined && /^\d+$/.test(sequenceText) && Number(sequenceText) > 0 ? Number(sequenceText) : null;
+  const headerTime = headerValue(message, EventHeader.timestamp);
+  const timestamp = headerTime !== undefined && !Number.isNaN(Date.parse(headerTime)) ? new Date(Date.parse(headerTime)).toISOString() : new Date(message.storedAtMs).toISOString();
+  return {
+    machineId: route.machineId,
+    eventType: route.eventType,
+    eventId: headerValue(message, EventHeader.eventId) ?? headerValue(message, EventHeader.msgId) ?? `${message.stream}:${message.streamSequence}`,
+    sequence,
+    timestamp,
+  };
+}
+
+export interface RouterOptions {
+  readonly topics: TopicNames;
+  /** A record (key, value and headers) larger than this goes to the dead-letter topic instead. */
+  readonly maxRecordBytes: number;
+}
+
+const TOPIC_OF_TYPE: Readonly<Record<EventType, TopicRole>> = {
+  [EventType.telemetry]: "telemetry",
+  [EventType.inventory]: "inventory",
+  [EventType.installedAgent]: "events",
+  [EventType.clientConnection]: "events",
+  [EventType.hostname]: "events",
+  [EventType.toolInstallationStatus]: "events",
+  [EventType.toolConnection]: "events",
+  [EventType.configStatus]: "events",
+  [EventType.clientUpdateStatus]: "events",
+  [EventType.outboxGauge]: "events",
+};
+
+/**
+ * Turns a stream message into its Kafka record: telemetry samples into flat rows, inventories into
+ * envelopes on their compacted topic, every other event into an envelope. A message that cannot
+ * be read (not JSON, wrong schema, a subject no event has) or that would not fit becomes a dead
+ * letter carrying the reason and every original header: acked, counted, never blocking.
+ */
+export function routeMessage(message: SourceMessage, options: RouterOptions): Routed {
+  const identity = identityOf(message);
+  if (!identity) return deadLetter(message, options, "unknown-subject", `no event is published on ${message.subject}`, null);
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.from(message.data).toString("utf8"));
+  } catch (error) {
+    return deadLetter(message, options, "not-json", `the body is not JSON: ${(error as Error).message}`, identity.machineId);
+  }
+  const parsed = EVENT_BODY_SCHEMAS[identity.eventType].safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
+    return deadLetter(message, options, "wrong-schema", `not a valid ${identity.eventType} body: ${where}${issue?.message ?? "invalid"}`, identity.machineId);
+  }
+  const topicRole = TOPIC_OF_TYPE[identity.eventType];
+  const value =
+    identity.eventType === EventType.telemetry
+      ? telemetryRowOf(parsed.data as TelemetrySample, identity)
+      : envelopeOf(message, identity, body);
+  const record: OutputRecord = {
+    topic: options.topics[topicRole],
+    key: Buffer.from(identity.machineId),
+    value: Buffer.from(JSON.stringify(value)),
+    headers: bridgedHeaders(message),
+  };
+  const size = recordSize(record);
+  if (size > options.maxRecordBytes) {
+    return deadLetter(message, options, "too-large", `the ${topicRole} record would be ${size} bytes, over the ${options.maxRecordBytes}-byte limit`, identity.machineId);
+  }
+  return { kind: "record", record, machineId: identity.machineId, sequence: identity.sequence };
+}
+
+/** The envelope keeps the body as the device sent it (not as parsed): readers see what was said. */
+function envelopeOf(message: SourceMessage, identity: EventIdentity, body: unknown): EventEnvelope {
+  return {
+    eventId: identity.eventId,
+    eventType: identity.eventType,
+    machineId: identity.machineId,
+    sequence: identity.sequence,
+    timestamp: identity.timestamp,
+    correlationId: headerValue(message, EventHeader.correlationId) ?? null,
+    causationId: headerValue(message, EventHeader.causationId) ?? null,
+    schemaVersion: headerValue(message, EventHeader.schemaVersion) ?? "1",
+    subject: message.subject,
+    body,
+  };
+}
+
+function deadLetter(message: SourceMessage, options: RouterOptions, kind: DeadLetterKind, reason: string, machineId: string | null): Routed {
+  const headers = bridgedHeaders(message, [
+    [BridgeHeader.error, reason],
+    [BridgeHeader.errorKind, kind],
+  ]);
+  const withData: OutputRecord = { topic: options.topics.deadLetter, key: machineId === null ? undefined : Buffer.from(machineId), value: Buffer.from(message.data), headers };
+  // A dead letter too large to write keeps its headers and reason; the event stays in the stream.
+  const record = recordSize(withData) <= options.maxRecordBytes ? withData : { ...withData, value: Buffer.alloc(0) };
+  return { kind: "dead-letter", record, reason, deadLetterKind: kind };
+}
+
+/** The dead letter of an event the broker refused as too large: headers and reason, no body. */
+export function tooLargeDeadLetter(message: SourceMessage, options: RouterOptions, reason: string): OutputRecord {
+  const machineId = parseMachineEventSubject(message.subject)?.machineId ?? null;
+  const routed = deadLetter(message, { ...options, maxRecordBytes: 0 }, "too-large", reason, machineId);
+  return routed.record;
+}

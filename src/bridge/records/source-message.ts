@@ -1,0 +1,24 @@
+import type { StreamMessage } from "../../transport/ordered-stream-source.ts";
+
+/** One event as the bridge reads it from a JetStream stream (pure data: records are built without a server). */
+export type SourceMessage = StreamMessage;
+
+export function headerValue(message: SourceMessage, name: string): string | undefined {
+  for (const [key, value] of message.headers) if (key === name) return value;
+  return undefined;
+}
+
+/** A record ready for the Kafka producer: bytes only, so the hot path serialises once. */
+export interface OutputRecord {
+  readonly topic: string;
+  readonly key: Buffer | undefined;
+  readonly value: Buffer;
+  /** Distinct Buffer keys, so a header name may repeat, as Kafka allows. */
+  readonly headers: Map<Buffer, Buffer>;
+}
+
+export function recordSize(record: OutputRecord): number {
+  let size = (record.key?.length ?? 0) + record.value.length;
+  for (const [key, value] of record.headers) size += key.length + value.length;
+  return size;
+}

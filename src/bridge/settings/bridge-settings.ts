@@ -1,0 +1,137 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { DEFAULT_TOPICS, isSafeToken } from "../../contracts/index.ts";
+import { LOG_LEVELS } from "../../settings/settings.ts";
+
+/**
+ * The companion bridge's settings, resolved like the agent's: defaults < `settings.json` in the
+ * config dir < `EDGE_BRIDGE_*` environment < flags. README, "The companion bridge", lists them.
+ */
+const safeToken = (what: string) => z.string().refine(isSafeToken, `${what} must be letters, digits, '_' or '-' only`);
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "each broker must be host:port (e.g. kafka-1.example:9092)")
+  .refine((entry) => Number(entry.slice(entry.lastIndexOf(":") + 1)) <= 65_535, "a port must be at most 65535");
+
+const NatsAuth = z.object({
+  user: z.string().optional(),
+  password: z.string().optional(),
+  token: z.string().optional(),
+  nkeySeedFile: z.string().optional(),
+  credsFile: z.string().optional(),
+});
+const NatsTls = z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() });
+
+export const KafkaSaslMechanism = z.enum(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
+
+export const BridgeSettings = z.object({
+  natsServers: z.array(z.string()).min(1),
+  auth: NatsAuth,
+  tls: NatsTls,
+  /**
+   * A connection in the system account, for the server's own `$SYS` CONNECT/DISCONNECT events:
+   * the fastest word that a machine went away. Optional: heartbeats decide without it.
+   */
+  systemAccount: z.object({ natsServers: z.array(z.string()).min(1).optional(), auth: NatsAuth, tls: NatsTls }),
+  /** Names this bridge's consumers, transactional ids, buckets and presence stream: two groups never meet. */
+  group: safeToken("group"),
+  /** This process among the group's instances (leases name it). */
+  instanceId: safeToken("instanceId"),
+  dataDir: z.string().min(1),
+  configDir: z.string().min(1),
+  logLevel: z.enum(LOG_LEVELS),
+  kafka: z.object({
+    brokers: z.array(hostPort).min(1, "at least one broker (host:port) is needed"),
+    clientId: z.string().min(1),
+    sasl: z.object({
+      mechanism: KafkaSaslMechanism.optional(),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      /** The password read from this file (0600), so it stays out of the environment and the unit. */
+      passwordFile: z.string().optional(),
+    }),
+    tls: z.object({
+      enabled: z.boolean(),
+      caFile: z.string().optional(),
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+      /** Name checked against the broker's certificate when it differs from the host dialled. */
+      serverName: z.string().optional(),
+    }),
+    /** Partitions of the topics the bridge creates (existing topics keep theirs). */
+    partitions: z.number().int().min(1).max(10_000),
+    /** Replication of the topics it creates; -1 takes the broker's default.replication.factor. */
+    replicationFactor: z.number().int().min(-1).max(100).refine((factor) => factor !== 0, "must be -1 (broker default) or at least 1"),
+    /** A record larger than this goes to the dead-letter topic (keep it under the broker's message.max.bytes). */
+    maxRecordBytes: z.number().int().min(1_024).max(64 * 1024 * 1024),
+  }),
+  topics: z.object({
+    devices: z.string().min(1),
+    telemetry: z.string().min(1),
+    events: z.string().min(1),
+    inventory: z.string().min(1),
+    deadLetter: z.string().min(1),
+    checkpoint: z.string().min(1),
+  }),
+  /** OpenFrame's tenant this fleet belongs to: `tenantId` of every devices row. */
+  tenantId: z.string().optional(),
+  /** `organizationId` of a devices row when the machine has no organization tag. */
+  organizationId: z.string().optional(),
+  /** The tag whose value is a machine's organization. */
+  organizationTag: z.string().min(1),
+  /** Interval assumed for a machine whose heartbeat does not say its own. */
+  heartbeatSeconds: z.number().int().min(1).max(86_400),
+  /** A machine is OFFLINE after this many heartbeat intervals without one. */
+  missedHeartbeats: z.number().int().min(1).max(100),
+  batch: z.object({
+    /** Events per Kafka transaction, at most. */
+    maxEvents: z.number().int().min(1).max(100_000),
+    /** How long a transaction waits for more events once it has one. */
+    lingerMs: z.number().int().min(0).max(10_000),
+  }),
+  /** How long a dead instance keeps its shards before another takes them over. */
+  leaseSeconds: z.number().int().min(3).max(600),
+});
+export type BridgeSettings = z.infer<typeof BridgeSettings>;
+
+export function defaultBridgeDirectories(privileged: boolean, env: NodeJS.ProcessEnv, home: string): { configDir: string; dataDir: string } {
+  if (privileged) return { configDir: "/etc/edge-bridge", dataDir: "/var/lib/edge-bridge" };
+  return {
+    configDir: `${env.XDG_CONFIG_HOME ?? `${home}/.config`}/edge-bridge`,
+    dataDir: `${env.XDG_STATE_HOME ?? `${home}/.local/state`}/edge-bridge`,
+  };
+}
+
+/** A default instance id: the host and process, made a safe token. */
+export function defaultInstanceId(pid: number): string {
+  return `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60)}-${pid}`;
+}
+
+export function defaultBridgeSettings(directories: { configDir: string; dataDir: string }, pid: number): z.input<typeof BridgeSettings> {
+  return {
+    natsServers: ["nats://127.0.0.1:4222"],
+    auth: {},
+    tls: {},
+    systemAccount: { auth: {}, tls: {} },
+    group: "edge-bridge",
+    instanceId: defaultInstanceId(pid),
+    ...directories,
+    logLevel: "info",
+    kafka: {
+      brokers: ["127.0.0.1:9092"],
+      clientId: "edge-bridge",
+      sasl: {},
+      tls: { enabled: false },
+      partitions: 3,
+      replicationFactor: -1,
+      maxRecordBytes: 1_000_000,
+    },
+    topics: { ...DEFAULT_TOPICS },
+    organizationTag: "organization",
+    heartbeatSeconds: 60,
+    missedHeartbeats: 3,
+    batch: { maxEvents: 2_000, lingerMs: 5 },
+    leaseSeconds: 15,
+  };
+}

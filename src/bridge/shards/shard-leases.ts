@@ -1,0 +1,178 @@
+import { createHash } from "node:crypto";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Clock } from "../../runtime/clock.ts";
+import type { Logger } from "../../runtime/logger.ts";
+
+export interface ShardLeasesOptions {
+  readonly connection: NatsConnection;
+  readonly bucket: string;
+  readonly instanceId: string;
+  readonly shards: readonly string[];
+  readonly leaseMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The shard is ours: start it. */
+  readonly acquired: (shard: string) => void;
+  /** The shard is no longer ours (or must be handed over): stop it; resolves once it stopped. */
+  readonly lost: (shard: string) => Promise<void>;
+}
+
+interface Held {
+  revision: number;
+  /** When the last renewal was sent (local clock): the lease is surely ours until this + leaseMs. */
+  renewedAtMs: number;
+}
+
+/**
+ * Who runs which shard, among the instances of one bridge group. A lease is a key in a KV bucket
+ * whose entries expire `leaseMs` after their last write (the server's clock decides): created by
+ * the instance that takes the shard, rewritten by compare-and-set every third of the lease. An
+ * instance that dies stops renewing; its leases expire and the others take them, and the new
+ * owner's producer fences the old one in Kafka, so a paused "dead" instance that wakes up cannot
+ * commit any more.
+ *
+ * Balance: every instance also keeps an `instance.<id>` key alive; each aims at
+ * ceil(shards / live instances) and prefers shards by rendezvous hashing (each instance ranks
+ * shards by hash(shard, instance)), so instances mostly want different shards and converge
+ * without talking to each other. One with more than its share hands the extra ones over
+ * gracefully: it stops them (finishing the open transaction) and deletes their keys.
+ */
+export class ShardLeases {
+  readonly #options: ShardLeasesOptions;
+  readonly #held = new Map<string, Held>();
+  #kv: KV | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #ticking: Promise<void> | null = null;
+  #stopped = false;
+  #liveInstances = 1;
+  #lastProblem: string | null = null;
+
+  constructor(options: ShardLeasesOptions) {
+    this.#options = options;
+  }
+
+  get heldShards(): string[] {
+    return [...this.#held.keys()].sort();
+  }
+
+  get liveInstances(): number {
+    return this.#liveInstances;
+  }
+
+  /** Whether the lease is surely still ours (renewed within the lease time). */
+  holds(shard: string): boolean {
+    const held = this.#held.get(shard);
+    return held !== undefined && this.#options.clock.now() - held.renewedAtMs < this.#options.leaseMs;
+  }
+
+  async start(): Promise<void> {
+    this.#kv = await new Kvm(this.#options.connection).create(this.#options.bucket, { history: 1, ttl: this.#options.leaseMs });
+    await this.#tick();
+    this.#timer = setInterval(() => {
+      this.#ticking ??= this.#tick().finally(() => (this.#ticking = null));
+    }, Math.max(500, Math.floor(this.#options.leaseMs / 3)));
+    this.#timer.unref();
+  }
+
+  /** Stops every shard and gives its lease back at once, so another instance need not wait for it to expire. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#ticking;
+    await Promise.all(this.heldShards.map((shard) => this.#release(shard)));
+    await this.#kv?.delete(this.#instanceKey()).catch(() => undefined);
+  }
+
+  #instanceKey(): string {
+    return `instance.${this.#options.instanceId}`;
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#stopped) return;
+    const kv = this.#kv;
+    if (!kv) return;
+    try {
+      await kv.put(this.#instanceKey(), JSON.stringify({ instanceId: this.#options.instanceId, at: new Date(this.#options.clock.now()).toISOString() }));
+      await this.#renewAll(kv);
+      let instances = 0;
+      for await (const _key of await kv.keys("instance.*")) instances++;
+      this.#liveInstances = Math.max(1, instances);
+      const target = Math.ceil(this.#options.shards.length / this.#liveInstances);
+      const ranked = this.#ranked();
+      if (this.#held.size > target) {
+        const extra = ranked.filter((shard) => this.#held.has(shard)).slice(target);
+        for (const shard of extra) {
+          this.#options.logger.info({ shard, liveInstances: this.#liveInstances, target }, "handing a shard over to balance the group");
+          await this.#release(shard);
+        }
+      }
+      for (const shard of ranked) {
+        if (this.#held.size >= target || this.#stopped) break;
+        if (this.#held.has(shard)) continue;
+        await this.#tryAcquire(kv, shard);
+      }
+      if (this.#lastProblem !== null) this.#options.logger.info("leases are renewed again");
+      this.#lastProblem = null;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (reason !== this.#lastProblem) this.#options.logger.warn({ reason }, "cannot renew or take leases right now; retrying");
+      this.#lastProblem = reason;
+      // A lease not renewed in time is lost: stop those shards before someone else takes them.
+      for (const shard of this.heldShards) if (!this.holds(shard)) await this.#lose(shard, "not renewed in time");
+    }
+  }
+
+  async #renewAll(kv: KV): Promise<void> {
+    for (const [shard, held] of [...this.#held]) {
+      const sentAt = this.#options.clock.now();
+      try {
+        held.revision = await kv.update(this.#leaseKey(shard), this.#leaseValue(), held.revision);
+        held.renewedAtMs = sentAt;
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        if (/wrong last sequence|key not found|no message found/i.test(reason)) await this.#lose(shard, "the lease expired and was taken");
+        else throw error;
+      }
+    }
+  }
+
+  async #tryAcquire(kv: KV, shard: string): Promise<void> {
+    const sentAt = this.#options.clock.now();
+    try {
+      const revision = await kv.create(this.#leaseKey(shard), this.#leaseValue());
+      this.#held.set(shard, { revision, renewedAtMs: sentAt });
+      this.#options.logger.info({ shard }, "took shard");
+      this.#options.acquired(shard);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (!/wrong last sequence|key exists/i.test(reason)) throw error;
+    }
+  }
+
+  async #lose(shard: string, why: string): Promise<void> {
+    this.#held.delete(shard);
+    this.#options.logger.warn({ shard, why }, "lost shard");
+    await this.#options.lost(shard);
+  }
+
+  async #release(shard: string): Promise<void> {
+    const held = this.#held.get(shard);
+    await this.#options.lost(shard);
+    this.#held.delete(shard);
+    if (held) await this.#kv?.delete(this.#leaseKey(shard), { previousSeq: held.revision }).catch(() => undefined);
+  }
+
+  #leaseKey(shard: string): string {
+    return `shard.${shard}`;
+  }
+
+  #leaseValue(): string {
+    return JSON.stringify({ instanceId: this.#options.instanceId, at: new Date(this.#options.clock.now()).toISOString() });
+  }
+
+  #ranked(): string[] {
+    const score = (shard: string): string => createHash("sha256").update(`${shard}\u0000${this.#options.instanceId}`).digest("hex");
+    return [...this.#options.shards].sort((a, b) => (score(a) < score(b) ? 1 : -1));
+  }
+}

@@ -1,0 +1,275 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type ConsumerMessages,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "../runtime/logger.ts";
+import { jitteredBackoff } from "./connection-options.ts";
+
+/** A stream message as a reader sees it: its place in the stream, its subject, headers and body. */
+export interface StreamMessage {
+  readonly stream: string;
+  readonly streamSequence: number;
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** Every header value, in order; a name may repeat. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+  /** When the stream stored it (epoch ms). */
+  readonly storedAtMs: number;
+}
+
+export interface OrderedStreamSourceOptions {
+  readonly connection: NatsConnection;
+  readonly stream: string;
+  /** The durable consumer this source owns (deleted and made again whenever it repositions). */
+  readonly consumerName: string;
+  readonly logger: Logger;
+  /** How many messages may wait in memory, read but not yet taken. Default 2,000. */
+  readonly bufferMessages?: number;
+  /** Ack wait of the consumer. Default 60 s. */
+  readonly ackWaitMs?: number;
+  /** How often an idle source checks that its consumer still exists. Default 15 s. */
+  readonly healthCheckMs?: number;
+}
+
+export interface SourceCounters {
+  /** Copies of messages already read (redeliveries), dropped. */
+  readonly redeliveriesDropped: number;
+  /** Messages that were gone from the stream (expired or deleted) before they could be read. */
+  readonly missingFromStream: number;
+  readonly repositions: number;
+}
+
+/**
+ * Reads one stream strictly in stream order, from a given position, for a reader that keeps its
+ * own position elsewhere (the bridge keeps it in Kafka, committed with its output).
+ *
+ * Guarantee: `take()` hands out each stream sequence at most once and never one before a lower one
+ * still to come. JetStream itself redelivers out of order (after an ack wait, after a server
+ * restart dropped what was in flight), so the source checks each sequence against the next one it
+ * expects: a lower one is a copy and is dropped; a higher one is a gap, and the source makes its
+ * consumer again at the expected sequence. A new consumer delivers in stream order, so the first
+ * message it gives is the next one that exists: anything skipped was gone from the stream, and is
+ * counted. A consumer deleted under the source (a server restarted without it) is made again the
+ * same way: nothing stalls silently.
+ */
+export class OrderedStreamSource {
+  readonly stream: string;
+  readonly #options: OrderedStreamSourceOptions;
+  readonly #logger: Logger;
+  readonly #capacity: number;
+  #buffer: Array<{ message: StreamMessage; raw: JsMsg }> = [];
+  /** The next sequence to accept; `trustFrom` after a (re)positioning, where the first message sets it. */
+  #expected = 1;
+  #trustFirst = true;
+  #messages: ConsumerMessages | null = null;
+  #stopped = true;
+  #generation = 0;
+  #waiters: Array<() => void> = [];
+  #roomWaiters: Array<() => void> = [];
+  #pump: Promise<void> | null = null;
+  #healthTimer: NodeJS.Timeout | null = null;
+  #lastTaken: JsMsg | null = null;
+  #lastAcked: JsMsg | null = null;
+  #counters = { redeliveriesDropped: 0, missingFromStream: 0, repositions: 0 };
+  #lastProblem: string | null = null;
+
+  constructor(options: OrderedStreamSourceOptions) {
+    this.#options = options;
+    this.stream = options.stream;
+    this.#logger = options.logger.child({ stream: options.stream, consumer: options.consumerName });
+    this.#capacity = options.bufferMessages ?? 2_000;
+  }
+
+  get counters(): SourceCounters {
+    return { ...this.#counters };
+  }
+
+  /** Messages read and waiting to be taken. */
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
+  /** The last problem seen while (re)making the consumer, or null once it reads again. */
+  get lastProblem(): string | null {
+    return this.#lastProblem;
+  }
+
+  /** Starts reading after `sequence` (0: from the beginning), dropping anything buffered. */
+  async startAfter(sequence: number): Promise<void> {
+    await this.stop();
+    this.#stopped = false;
+    this.#buffer = [];
+    this.#expected = sequence + 1;
+    this.#trustFirst = true;
+    const generation = ++this.#generation;
+    this.#pump = this.#run(generation);
+    this.#healthTimer = setInterval(() => void this.#checkHealth(generation), this.#options.healthCheckMs ?? 15_000);
+    this.#healthTimer.unref();
+  }
+
+  /** Up to `max` messages, in stream order, without waiting. */
+  take(max: number): StreamMessage[] {
+    const taken = this.#buffer.splice(0, max);
+    if (taken.length > 0) {
+      this.#lastTaken = taken[taken.length - 1]?.raw ?? this.#lastTaken;
+      for (const wake of this.#roomWaiters.splice(0)) wake();
+    }
+    return taken.map((entry) => entry.message);
+  }
+
+  /** Resolves when a message is waiting (at once if one is), or when `signal` aborts. */
+  waitForMessage(signal: AbortSignal): Promise<void> {
+    if (this.#buffer.length > 0 || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      this.#waiters.push(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /**
+   * Tells the server everything taken so far is done with (one ack: the consumer acks all up to
+   * it). Only flow control: the reader's own position, not the ack, decides what is read again.
+   */
+  ackTaken(): void {
+    const last = this.#lastTaken;
+    if (!last || last === this.#lastAcked) return;
+    this.#lastAcked = last;
+    try {
+      last.ack();
+    } catch (error) {
+      this.#logger.debug({ err: error }, "ack not sent (the consumer starts from the reader's position anyway)");
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#generation++;
+    if (this.#healthTimer) clearInterval(this.#healthTimer);
+    this.#healthTimer = null;
+    this.#messages?.stop();
+    this.#messages = null;
+    for (const wake of [...this.#waiters.splice(0), ...this.#roomWaiters.splice(0)]) wake();
+    await this.#pump?.catch(() => undefined);
+    this.#pump = null;
+  }
+
+  async #run(generation: number): Promise<void> {
+    const backoff = jitteredBackoff({ baseMs: 500, maxMs: 15_000 });
+    while (!this.#stopped && generation === this.#generation) {
+      try {
+        await this.#recreateConsumer(this.#expected);
+        const consumer = await jetstream(this.#options.connection).consumers.get(this.stream, this.#options.consumerName);
+        const messages = await consumer.consume({ max_messages: Math.min(this.#capacity, 1_000), abort_on_missing_resource: true });
+        this.#messages = messages;
+        if (generation !== this.#generation) {
+          messages.stop();
+          return;
+        }
+        if (this.#lastProblem !== null) this.#logger.info("reading the stream again");
+        this.#lastProblem = null;
+        backoff.reset();
+        const outcome = await this.#consume(messages, generation);
+        if (outcome === "stopped") return;
+        this.#counters.repositions++;
+      } catch (error) {
+        if (this.#stopped || generation !== this.#generation) return;
+        const reason = error instanceof Error ? error.message : String(error);
+        if (reason !== this.#lastProblem) this.#logger.warn({ reason }, "cannot read the stream yet; retrying");
+        this.#lastProblem = reason;
+        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
+      }
+    }
+  }
+
+  /** Reads until stopped ("stopped") or until the consumer must be made again ("reposition"). */
+  async #consume(messages: ConsumerMessages, generation: number): Promise<"stopped" | "reposition"> {
+    for await (const raw of messages) {
+      if (generation !== this.#generation) return "stopped";
+      const sequence = raw.seq;
+      if (!this.#trustFirst && sequence < this.#expected) {
+        this.#counters.redeliveriesDropped++;
+        continue;
+      }
+      if (!this.#trustFirst && sequence > this.#expected) {
+        this.#logger.info({ expected: this.#expected, got: sequence }, "gap in delivery (a redelivery is due or messages are gone): reading again from the expected sequence");
+        messages.stop();
+        return "reposition";
+      }
+      if (this.#trustFirst && sequence > this.#expected) {
+        const missing = sequence - this.#expected;
+        this.#counters.missingFromStream += missing;
+        this.#logger.warn({ from: this.#expected, to: sequence - 1, missing }, "messages were gone from the stream before they could be read (expired or deleted)");
+      }
+      this.#trustFirst = false;
+      this.#expected = sequence + 1;
+      this.#buffer.push({ message: toStreamMessage(this.stream, raw), raw });
+      for (const wake of this.#waiters.splice(0)) wake();
+      while (this.#buffer.length >= this.#capacity && !this.#stopped && generation === this.#generation) {
+        await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+      }
+    }
+    if (this.#stopped || generation !== this.#generation) return "stopped";
+    // The iterator ended by itself: the consumer or stream went away (abort_on_missing_resource).
+    throw new Error("the consumer went away");
+  }
+
+  async #recreateConsumer(fromSequence: number): Promise<void> {
+    const manager = await jetstreamManager(this.#options.connection);
+    try {
+      await manager.consumers.delete(this.stream, this.#options.consumerName);
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
+    }
+    await manager.consumers.add(this.stream, {
+      durable_name: this.#options.consumerName,
+      ack_policy: AckPolicy.All,
+      ...(fromSequence <= 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence }),
+      ack_wait: (this.#options.ackWaitMs ?? 60_000) * 1_000_000,
+      max_ack_pending: this.#capacity * 4,
+      max_deliver: -1,
+    });
+    this.#lastAcked = null;
+    this.#lastTaken = null;
+    this.#trustFirst = true;
+  }
+
+  async #checkHealth(generation: number): Promise<void> {
+    if (this.#stopped || generation !== this.#generation || !this.#messages) return;
+    try {
+      const manager = await jetstreamManager(this.#options.connection);
+      await manager.consumers.info(this.stream, this.#options.consumerName);
+    } catch (error) {
+      if (error instanceof JetStreamApiError && (error.code === JetStreamApiCodes.ConsumerNotFound || error.code === JetStreamApiCodes.StreamNotFound)) {
+        this.#logger.warn({ reason: error.message }, "the consumer is gone (deleted, or the server lost it): making it again");
+        // Ends the current iterator; the pump makes the consumer again at the expected sequence.
+        this.#messages?.stop(error);
+      }
+    }
+  }
+}
+
+export function toStreamMessage(stream: string, raw: JsMsg): StreamMessage {
+  const headers: Array<[string, string]> = [];
+  if (raw.headers) {
+    for (const name of raw.headers.keys()) for (const value of raw.headers.values(name)) headers.push([name, value]);
+  }
+  return {
+    stream,
+    streamSequence: raw.seq,
+    subject: raw.subject,
+    data: raw.data,
+    headers,
+    storedAtMs: Math.floor(raw.info.timestampNanos / 1_000_000),
+  };
+}
