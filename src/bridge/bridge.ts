@@ -13,7 +13,7 @@ import { DEVICES_SHARD, DevicesProcessor } from "./devices/devices-processor.ts"
 import { ensurePresenceStream, presenceStreamNames } from "./devices/presence.ts";
 import { kafkaClientOptions } from "./kafka/kafka-client-options.ts";
 import { classifyKafkaError, describeKafkaError } from "./kafka/kafka-errors.ts";
-import { ensureTopics, TopicSetupError } from "./kafka/topics.ts";
+import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
 import { tooLargeDeadLetter, type RouterOptions } from "./records/event-router.ts";
 import { shardStatus, startBridgeService, type BridgeStatus } from "./service/bridge-status.ts";
 import type { BridgeSettings } from "./settings/bridge-settings.ts";
@@ -34,6 +34,8 @@ export interface BridgeDeps {
   readonly logger: Logger;
   readonly version: string;
   readonly pid: number;
+  readonly host: string;
+  readonly processAlive: (pid: number) => boolean;
   readonly connectionFactory?: ConnectionFactory;
   /** Leave a status file in the data dir every few seconds (the daemon does; tests may not). */
   readonly writeStatusFile?: boolean;
@@ -59,7 +61,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const factory = deps.connectionFactory ?? defaultConnectionFactory;
   const startedAt = new Date(clock.now()).toISOString();
   const presence = presenceStreamNames(settings.group);
-  const router: RouterOptions = { topics: settings.topics, maxRecordBytes: settings.kafka.maxRecordBytes };
+  const limits = new TopicLimits(settings.kafka.maxRecordBytes);
+  const router: RouterOptions = { topics: settings.topics, maxRecordBytes: (topic) => limits.forTopic(topic) };
   const clientOptions = (suffix: string) => () => kafkaClientOptions(settings.kafka, suffix);
   let reportFatal: (error: unknown) => void = () => undefined;
   const fatal = new Promise<unknown>((resolve) => (reportFatal = resolve));
@@ -91,6 +94,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   let leases: ShardLeases | null = null;
   let service: Service | null = null;
   let statusTimer: NodeJS.Timeout | null = null;
+  let limitsTimer: NodeJS.Timeout | null = null;
 
   const processorFor = (shard: string): ShardProcessor =>
     shard === DEVICES_SHARD
@@ -116,6 +120,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         processor: processorFor(shard),
         connection,
         kafkaClientOptions: clientOptions(`${shard.toLowerCase()}`),
+        topicLimit: (topic) => limits.forTopic(topic),
         checkpointTopic: settings.topics.checkpoint,
         transactionalId: `${settings.group}-${shard}`,
         consumerName: consumerName(shard),
@@ -166,6 +171,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     for (;;) {
       try {
         await ensureTopics(settings, logger);
+        await limits.refresh(settings);
         return;
       } catch (error) {
         if (error instanceof TopicSetupError || classifyKafkaError(error) === "fatal") throw error;
@@ -192,6 +198,9 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         connection,
         bucket: `${settings.group}-leases`,
         instanceId: settings.instanceId,
+        pid: deps.pid,
+        host: deps.host,
+        processAlive: deps.processAlive,
         shards: [...EVENT_STREAMS, DEVICES_SHARD],
         leaseMs: settings.leaseSeconds * 1_000,
         clock,
@@ -200,6 +209,9 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         lost: async (shard) => runners.get(shard)?.stop(7_000),
       });
       await leases.start();
+      // A topic's max.message.bytes may be changed while we run.
+      limitsTimer = setInterval(() => void limits.refresh(settings).catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits")), 60_000);
+      limitsTimer.unref();
       if (deps.writeStatusFile) {
         await writeStatusFile();
         statusTimer = setInterval(() => void writeStatusFile(), 5_000);
@@ -209,6 +221,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     },
     async stop(timeoutMs) {
       if (statusTimer) clearInterval(statusTimer);
+      if (limitsTimer) clearInterval(limitsTimer);
       const deadline = clock.monotonicMs() + timeoutMs;
       await leases?.stop();
       await Promise.all([...runners.values()].map((runner) => runner.stop(Math.max(500, deadline - clock.monotonicMs() - 1_000))));

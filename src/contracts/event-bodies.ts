@@ -39,3 +39,9 @@ export function parseMachineEventSubject(subject: string): { machineId: string; 
   if (machineId === "all" || !isEventType(rest)) return null;
   return { machineId, eventType: rest };
 }
+
+/** The machine a `machine.{id}.…` subject belongs to (never `all`), whatever follows; else null. */
+export function machineIdOfSubject(subject: string): string | null {
+  const machineId = /^machine\.([A-Za-z0-9_-]+)\./.exec(subject)?.[1];
+  return machineId === undefined || machineId === "all" ? null : machineId;
+}

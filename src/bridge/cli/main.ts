@@ -29,7 +29,7 @@ exit codes: 0 stopped cleanly, 1 a runtime failure (Kafka refuses the bridge for
 
 function settingsFrom(flags: Record<string, string | boolean | string[] | boolean[] | undefined>): BridgeSettings {
   const privileged = typeof process.getuid !== "function" || process.getuid() === 0;
-  return loadBridgeSettings({ env: process.env, flags, privileged, pid: process.pid }).settings;
+  return loadBridgeSettings({ env: process.env, flags, privileged }).settings;
 }
 
 async function main(argv: readonly string[]): Promise<number> {

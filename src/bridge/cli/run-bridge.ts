@@ -1,10 +1,23 @@
+import { hostname } from "node:os";
 import { systemClock } from "../../runtime/clock.ts";
 import { createLogger } from "../../runtime/logger.ts";
 import { AGENT_VERSION } from "../../runtime/version.ts";
 import { ExitCode } from "../../cli/exit-codes.ts";
 import { describeKafkaError } from "../kafka/kafka-errors.ts";
 import { createBridge } from "../bridge.ts";
+import { TopicSetupError } from "../kafka/topics.ts";
+import { InstanceIdInUseError } from "../shards/shard-leases.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 
 /** SIGTERM to exit: the open transactions commit or abort, leases go back, within this. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -12,7 +25,15 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 /** Runs the bridge until SIGTERM/SIGINT (exit 0) or until Kafka refuses it for good (exit 1). */
 export async function runBridge(settings: BridgeSettings): Promise<number> {
   const logger = createLogger({ level: settings.logLevel, fields: { instanceId: settings.instanceId } });
-  const bridge = createBridge(settings, { clock: systemClock, logger, version: AGENT_VERSION, pid: process.pid, writeStatusFile: true });
+  const bridge = createBridge(settings, {
+    clock: systemClock,
+    logger,
+    version: AGENT_VERSION,
+    pid: process.pid,
+    host: hostname(),
+    processAlive,
+    writeStatusFile: true,
+  });
 
   return new Promise<number>((resolve) => {
     let stoppingSinceMs: number | null = null;
@@ -61,7 +82,8 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
     bridge.start().catch((error: unknown) => {
       process.stderr.write(`edge-bridge: cannot start: ${describeKafkaError(error)}\n`);
       logger.fatal({ err: error }, "cannot start");
-      stopThen(ExitCode.failure);
+      // A setting only the operator can fix (a topic that must be compacted, an instance id in use): 2.
+      stopThen(error instanceof InstanceIdInUseError || error instanceof TopicSetupError ? ExitCode.badSettings : ExitCode.failure);
     });
   });
 }

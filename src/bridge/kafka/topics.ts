@@ -74,3 +74,41 @@ export async function ensureTopics(settings: BridgeSettings, logger: Logger): Pr
     await admin.close().catch(() => undefined);
   }
 }
+
+/** Room a record batch needs besides its records (header, and a margin for record framing). */
+const BATCH_OVERHEAD_BYTES = 512;
+
+/**
+ * How large a record (and a batch of them, per partition) may be on each topic: our own
+ * `maxRecordBytes`, or less where the topic's `max.message.bytes` says so. Checked before
+ * sending, so a record the broker would refuse becomes a dead letter with a clear reason instead
+ * of failing the whole transaction.
+ */
+export class TopicLimits {
+  readonly #maxRecordBytes: number;
+  #limits = new Map<string, number>();
+
+  constructor(maxRecordBytes: number) {
+    this.#maxRecordBytes = maxRecordBytes;
+  }
+
+  forTopic(topic: string): number {
+    return this.#limits.get(topic) ?? this.#maxRecordBytes;
+  }
+
+  async refresh(settings: BridgeSettings): Promise<void> {
+    const admin = new Admin(kafkaClientOptions(settings.kafka, "admin"));
+    try {
+      const names = Object.values(settings.topics);
+      const descriptions = await admin.describeConfigs({ resources: names.map((name) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: ["max.message.bytes"] })) });
+      const limits = new Map<string, number>();
+      for (const description of descriptions) {
+        const value = Number(description.configs.find((config) => config.name === "max.message.bytes")?.value);
+        if (Number.isFinite(value) && value > 0) limits.set(description.resourceName, Math.min(this.#maxRecordBytes, value - BATCH_OVERHEAD_BYTES));
+      }
+      this.#limits = limits;
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+  }
+}

@@ -19,8 +19,12 @@ export class TransactionalWriter {
   readonly #producer: Producer;
   #open: Awaited<ReturnType<Producer["beginTransaction"]>> | null = null;
 
-  constructor(clientOptions: BaseOptions, transactionalId: string) {
+  readonly #limitOf: (topic: string) => number;
+
+  /** `limitOf`: the most bytes of one topic's records a single produce request may carry. */
+  constructor(clientOptions: BaseOptions, transactionalId: string, limitOf: (topic: string) => number) {
     this.transactionalId = transactionalId;
+    this.#limitOf = limitOf;
     this.#producer = new Producer({
       ...clientOptions,
       transactionalId,
@@ -29,6 +33,10 @@ export class TransactionalWriter {
       producerId: -1n,
       producerEpoch: -1,
       idempotent: true,
+      // The shard retries (after a new takeover) itself. The client's own retry of a refused
+      // batch resends it with sequence numbers already used, and the broker's real answer
+      // (MESSAGE_TOO_LARGE, say) comes back as OUT_OF_ORDER_SEQUENCE_NUMBER.
+      retries: 0,
       acks: ProduceAcks.ALL,
       partitioner: compatibilityPartitioner,
     });
@@ -43,7 +51,7 @@ export class TransactionalWriter {
     const transaction = this.#open ?? (await this.#producer.beginTransaction());
     this.#open = null;
     try {
-      for (const chunk of chunksOf(records)) {
+      for (const chunk of chunksOf(records, this.#limitOf)) {
         await transaction.send({ messages: chunk.map(toMessage) });
       }
       await transaction.commit();
@@ -63,18 +71,27 @@ function toMessage(record: OutputRecord): MessageToProduce<Buffer, Buffer, Buffe
   return { topic: record.topic, ...(record.key ? { key: record.key } : {}), value: record.value, headers: record.headers };
 }
 
-function* chunksOf(records: readonly OutputRecord[]): Generator<OutputRecord[]> {
+/**
+ * Splits the records into produce requests (all in the one transaction): each request carries at
+ * most MAX_SEND_BYTES, and of any one topic at most that topic's limit, so no partition's record
+ * batch exceeds what the broker takes (the client makes one batch per partition per request).
+ */
+function* chunksOf(records: readonly OutputRecord[], limitOf: (topic: string) => number): Generator<OutputRecord[]> {
   let chunk: OutputRecord[] = [];
   let bytes = 0;
+  let bytesByTopic = new Map<string, number>();
   for (const record of records) {
     const size = recordSize(record) + 64;
-    if (chunk.length > 0 && bytes + size > MAX_SEND_BYTES) {
+    const topicBytes = bytesByTopic.get(record.topic) ?? 0;
+    if (chunk.length > 0 && (bytes + size > MAX_SEND_BYTES || topicBytes + size > limitOf(record.topic))) {
       yield chunk;
       chunk = [];
       bytes = 0;
+      bytesByTopic = new Map();
     }
     chunk.push(record);
     bytes += size;
+    bytesByTopic.set(record.topic, (bytesByTopic.get(record.topic) ?? 0) + size);
   }
   if (chunk.length > 0) yield chunk;
 }

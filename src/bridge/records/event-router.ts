@@ -3,6 +3,7 @@ import {
   EVENT_BODY_SCHEMAS,
   EventHeader,
   EventType,
+  machineIdOfSubject,
   parseMachineEventSubject,
   TelemetrySample,
   type DeadLetterKind,
@@ -48,8 +49,8 @@ export function identityOf(message: SourceMessage): EventIdentity | null {
 
 export interface RouterOptions {
   readonly topics: TopicNames;
-  /** A record (key, value and headers) larger than this goes to the dead-letter topic instead. */
-  readonly maxRecordBytes: number;
+  /** A record (key, value and headers) larger than this, for its topic, goes to the dead-letter topic instead. */
+  readonly maxRecordBytes: (topic: string) => number;
 }
 
 const TOPIC_OF_TYPE: Readonly<Record<EventType, TopicRole>> = {
@@ -73,7 +74,7 @@ const TOPIC_OF_TYPE: Readonly<Record<EventType, TopicRole>> = {
  */
 export function routeMessage(message: SourceMessage, options: RouterOptions): Routed {
   const identity = identityOf(message);
-  if (!identity) return deadLetter(message, options, "unknown-subject", `no event is published on ${message.subject}`, null);
+  if (!identity) return deadLetter(message, options, "unknown-subject", `no event is published on ${message.subject}`, machineIdOfSubject(message.subject));
   let body: unknown;
   try {
     body = JSON.parse(Buffer.from(message.data).toString("utf8"));
@@ -98,8 +99,9 @@ export function routeMessage(message: SourceMessage, options: RouterOptions): Ro
     headers: bridgedHeaders(message),
   };
   const size = recordSize(record);
-  if (size > options.maxRecordBytes) {
-    return deadLetter(message, options, "too-large", `the ${topicRole} record would be ${size} bytes, over the ${options.maxRecordBytes}-byte limit`, identity.machineId);
+  const limit = options.maxRecordBytes(record.topic);
+  if (size > limit) {
+    return deadLetter(message, options, "too-large", `the ${topicRole} record would be ${size} bytes, over the ${limit}-byte limit for topic ${record.topic}`, identity.machineId);
   }
   return { kind: "record", record, machineId: identity.machineId, sequence: identity.sequence };
 }
@@ -127,13 +129,12 @@ function deadLetter(message: SourceMessage, options: RouterOptions, kind: DeadLe
   ]);
   const withData: OutputRecord = { topic: options.topics.deadLetter, key: machineId === null ? undefined : Buffer.from(machineId), value: Buffer.from(message.data), headers };
   // A dead letter too large to write keeps its headers and reason; the event stays in the stream.
-  const record = recordSize(withData) <= options.maxRecordBytes ? withData : { ...withData, value: Buffer.alloc(0) };
+  const record = recordSize(withData) <= options.maxRecordBytes(withData.topic) ? withData : { ...withData, value: Buffer.alloc(0) };
   return { kind: "dead-letter", record, reason, deadLetterKind: kind };
 }
 
 /** The dead letter of an event the broker refused as too large: headers and reason, no body. */
 export function tooLargeDeadLetter(message: SourceMessage, options: RouterOptions, reason: string): OutputRecord {
-  const machineId = parseMachineEventSubject(message.subject)?.machineId ?? null;
-  const routed = deadLetter(message, { ...options, maxRecordBytes: 0 }, "too-large", reason, machineId);
+  const routed = deadLetter(message, { ...options, maxRecordBytes: () => 0 }, "too-large", reason, machineIdOfSubject(message.subject));
   return routed.record;
 }

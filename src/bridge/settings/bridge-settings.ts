@@ -103,19 +103,23 @@ export function defaultBridgeDirectories(privileged: boolean, env: NodeJS.Proces
   };
 }
 
-/** A default instance id: the host and process, made a safe token. */
-export function defaultInstanceId(pid: number): string {
-  return `${hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60)}-${pid}`;
+/**
+ * A default instance id: the host name, made a safe token. Stable across restarts, so a restarted
+ * instance takes its own leases back at once instead of waiting for them to expire. Two instances
+ * on one host need ids of their own (EDGE_BRIDGE_INSTANCE_ID); the second is refused otherwise.
+ */
+export function defaultInstanceId(): string {
+  return hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60) || "edge-bridge";
 }
 
-export function defaultBridgeSettings(directories: { configDir: string; dataDir: string }, pid: number): z.input<typeof BridgeSettings> {
+export function defaultBridgeSettings(directories: { configDir: string; dataDir: string }): z.input<typeof BridgeSettings> {
   return {
     natsServers: ["nats://127.0.0.1:4222"],
     auth: {},
     tls: {},
     systemAccount: { auth: {}, tls: {} },
     group: "edge-bridge",
-    instanceId: defaultInstanceId(pid),
+    instanceId: defaultInstanceId(),
     ...directories,
     logLevel: "info",
     kafka: {

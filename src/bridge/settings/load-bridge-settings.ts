@@ -81,7 +81,6 @@ export interface LoadBridgeSettingsInput {
   readonly flags?: FlagValues;
   /** Root: system paths by default. */
   readonly privileged: boolean;
-  readonly pid: number;
 }
 
 /** Resolves the bridge's settings: defaults < settings file < environment < flags; a bad value throws SettingsError. */
@@ -97,7 +96,7 @@ export function loadBridgeSettings(input: LoadBridgeSettingsInput): { settings: 
       layer.set("kafka.replicationFactor", { value: Number(text), label: factor.label });
     }
   }
-  const defaults = defaultBridgeSettings(defaultBridgeDirectories(input.privileged, input.env, input.env.HOME ?? homedir()), input.pid);
+  const defaults = defaultBridgeSettings(defaultBridgeDirectories(input.privileged, input.env, input.env.HOME ?? homedir()));
   const configDir = String(flags.get("configDir")?.value ?? env.get("configDir")?.value ?? defaults.configDir);
   const path = join(configDir, BRIDGE_SETTINGS_FILE_NAME);
   const document = readJsonSettingsFile(path, (file) => readFileSync(file, "utf8"));

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Clock } from "../../runtime/clock.ts";
@@ -8,6 +8,11 @@ export interface ShardLeasesOptions {
   readonly connection: NatsConnection;
   readonly bucket: string;
   readonly instanceId: string;
+  /** This process: shown to an operator whose second instance is refused. */
+  readonly pid: number;
+  readonly host: string;
+  /** Whether a process of this host runs (a restart need not wait for its dead predecessor). */
+  readonly processAlive: (pid: number) => boolean;
   readonly shards: readonly string[];
   readonly leaseMs: number;
   readonly clock: Clock;
@@ -16,6 +21,22 @@ export interface ShardLeasesOptions {
   readonly acquired: (shard: string) => void;
   /** The shard is no longer ours (or must be handed over): stop it; resolves once it stopped. */
   readonly lost: (shard: string) => Promise<void>;
+}
+
+export class InstanceIdInUseError extends Error {
+  readonly code = "EDGE_BRIDGE_INSTANCE_ID_IN_USE";
+  constructor(instanceId: string, holder: string) {
+    super(`instance id ${instanceId} is in use by a running bridge (${holder}); give each instance its own EDGE_BRIDGE_INSTANCE_ID`);
+    this.name = "InstanceIdInUseError";
+  }
+}
+
+interface InstanceRecord {
+  readonly instanceId: string;
+  readonly nonce: string;
+  readonly pid: number;
+  readonly host: string;
+  readonly at: string;
 }
 
 interface Held {
@@ -47,6 +68,8 @@ export class ShardLeases {
   #stopped = false;
   #liveInstances = 1;
   #lastProblem: string | null = null;
+  /** Tells this process from an earlier one with the same instance id. */
+  readonly #nonce = randomUUID();
 
   constructor(options: ShardLeasesOptions) {
     this.#options = options;
@@ -67,7 +90,10 @@ export class ShardLeases {
   }
 
   async start(): Promise<void> {
-    this.#kv = await new Kvm(this.#options.connection).create(this.#options.bucket, { history: 1, ttl: this.#options.leaseMs });
+    const kv = await new Kvm(this.#options.connection).create(this.#options.bucket, { history: 1, ttl: this.#options.leaseMs });
+    this.#kv = kv;
+    await this.#refuseDuplicateInstance(kv);
+    await this.#reclaimOwnLeases(kv);
     await this.#tick();
     this.#timer = setInterval(() => {
       this.#ticking ??= this.#tick().finally(() => (this.#ticking = null));
@@ -84,6 +110,53 @@ export class ShardLeases {
     await this.#kv?.delete(this.#instanceKey()).catch(() => undefined);
   }
 
+  /**
+   * An instance key still renewed by someone else means another live process has our id: two
+   * owners of one lease would fence each other in turn. One not renewed is an earlier us, dead.
+   */
+  async #refuseDuplicateInstance(kv: KV): Promise<void> {
+    const before = await kv.get(this.#instanceKey());
+    if (!before || before.operation !== "PUT") return;
+    let previous: Partial<InstanceRecord> = {};
+    try {
+      previous = before.json<InstanceRecord>();
+    } catch {
+      previous = {};
+    }
+    // Restarted on the same host (the usual case): its process is gone, nothing to wait for.
+    if (previous.host === this.#options.host && typeof previous.pid === "number" && !this.#options.processAlive(previous.pid)) return;
+    await new Promise((resolve) => setTimeout(resolve, Math.floor(this.#options.leaseMs / 3) + 500));
+    const after = await kv.get(this.#instanceKey());
+    if (after && after.operation === "PUT" && after.revision !== before.revision) {
+      const holder = after.json<InstanceRecord>();
+      throw new InstanceIdInUseError(this.#options.instanceId, `pid ${holder.pid}, last seen ${holder.at}`);
+    }
+  }
+
+  /** Leases an earlier process with our id held are ours: taken back at once, not after they expire. */
+  async #reclaimOwnLeases(kv: KV): Promise<void> {
+    for (const shard of this.#options.shards) {
+      const entry = await kv.get(this.#leaseKey(shard));
+      if (!entry || entry.operation !== "PUT") continue;
+      let holder: string | undefined;
+      try {
+        holder = entry.json<{ instanceId?: string }>().instanceId;
+      } catch {
+        holder = undefined;
+      }
+      if (holder !== this.#options.instanceId) continue;
+      const sentAt = this.#options.clock.now();
+      try {
+        const revision = await kv.update(this.#leaseKey(shard), this.#leaseValue(), entry.revision);
+        this.#held.set(shard, { revision, renewedAtMs: sentAt });
+        this.#options.logger.info({ shard }, "took back a shard this instance held before it restarted");
+        this.#options.acquired(shard);
+      } catch {
+        // Expired or taken meanwhile: the normal round decides.
+      }
+    }
+  }
+
   #instanceKey(): string {
     return `instance.${this.#options.instanceId}`;
   }
@@ -93,7 +166,8 @@ export class ShardLeases {
     const kv = this.#kv;
     if (!kv) return;
     try {
-      await kv.put(this.#instanceKey(), JSON.stringify({ instanceId: this.#options.instanceId, at: new Date(this.#options.clock.now()).toISOString() }));
+      const record: InstanceRecord = { instanceId: this.#options.instanceId, nonce: this.#nonce, pid: this.#options.pid, host: this.#options.host, at: new Date(this.#options.clock.now()).toISOString() };
+      await kv.put(this.#instanceKey(), JSON.stringify(record));
       await this.#renewAll(kv);
       let instances = 0;
       for await (const _key of await kv.keys("instance.*")) instances++;

@@ -39,6 +39,8 @@ export interface ShardRunnerOptions {
   readonly processor: ShardProcessor;
   readonly connection: NatsConnection;
   readonly kafkaClientOptions: () => BaseOptions;
+  /** Bytes of one topic a produce request may carry (the topic's record size limit). */
+  readonly topicLimit: (topic: string) => number;
   readonly checkpointTopic: string;
   readonly transactionalId: string;
   readonly consumerName: (stream: string) => string;
@@ -151,7 +153,8 @@ export class ShardRunner {
   }
 
   async #run(): Promise<void> {
-    const backoff = jitteredBackoff({ baseMs: 500, maxMs: 30_000 });
+    // Capped at 10 s: once Kafka is back, the shard should notice soon.
+    const backoff = jitteredBackoff({ baseMs: 500, maxMs: 10_000 });
     let lastLogged: string | null = null;
     while (!this.#stopping) {
       try {
@@ -190,7 +193,7 @@ export class ShardRunner {
   async #takeover(): Promise<void> {
     this.#counters.takeovers++;
     const clientOptions = this.#options.kafkaClientOptions();
-    const writer = new TransactionalWriter(clientOptions, this.#options.transactionalId);
+    const writer = new TransactionalWriter(clientOptions, this.#options.transactionalId, this.#options.topicLimit);
     this.#writer = writer;
     // Fences every earlier producer of this shard: from here, what Kafka holds is final.
     await writer.open();

@@ -1,0 +1,196 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { Admin } from "@platformatic/kafka";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { EVENT_STREAMS } from "../../../src/bridge/bridge.ts";
+import { BridgeHeader, DEFAULT_TOPICS, EventHeader } from "../../../src/contracts/index.ts";
+import { inventoryOf, startSimulatedFleet, telemetrySample, type SimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
+import { runCli } from "../../helpers/agent-process.ts";
+import { startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
+import { bridgeStatuses, checkExactlyOnce, readBridgeOutput, waitForCaughtUp } from "../../helpers/bridge-verify.ts";
+import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
+import { readTopic } from "../../helpers/kafka-topic-reader.ts";
+import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
+
+const SHARDS = EVENT_STREAMS.length + 1;
+
+/** An event published the way an agent's outbox publishes it, with our headers. */
+async function publishEvent(connection: NatsConnection, subject: string, body: string, meta: { eventId: string; sequence: number; msgId?: string; extraHeaders?: Array<[string, string]> }): Promise<void> {
+  const headers = natsHeaders();
+  headers.set(EventHeader.eventId, meta.eventId);
+  headers.set(EventHeader.eventType, subject.split(".").slice(2).join("."));
+  headers.set(EventHeader.machineId, subject.split(".")[1] ?? "");
+  headers.set(EventHeader.timestamp, new Date().toISOString());
+  headers.set(EventHeader.correlationId, meta.eventId);
+  headers.set(EventHeader.schemaVersion, "1");
+  headers.set(EventHeader.sequence, String(meta.sequence));
+  for (const [name, value] of meta.extraHeaders ?? []) headers.append(name, value);
+  await jetstream(connection).publish(subject, body, { msgID: meta.msgId ?? meta.eventId, headers });
+}
+
+describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized records", () => {
+  let nats: NatsServerHandle;
+  let kafka: KafkaBrokerHandle;
+  let observer: NatsConnection;
+  const bridges: BridgeProcess[] = [];
+  let fleet: SimulatedFleet | undefined;
+
+  const startBridge = async (env: Record<string, string> = {}): Promise<BridgeProcess> => {
+    const bridge = await startBridgeProcess({
+      EDGE_BRIDGE_NATS_URL: nats.url,
+      EDGE_BRIDGE_KAFKA_BROKERS: kafka.bootstrap,
+      EDGE_BRIDGE_INSTANCE_ID: "faults",
+      EDGE_BRIDGE_LEASE_SECONDS: "3",
+      ...env,
+    });
+    bridges.push(bridge);
+    return bridge;
+  };
+
+  beforeAll(async () => {
+    [nats, kafka] = await Promise.all([startNatsServer(), startKafkaBroker()]);
+    const setup = await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: nats.url });
+    expect(setup.code, setup.stderr).toBe(0);
+    observer = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  }, 120_000);
+
+  afterEach(async () => {
+    await Promise.all(bridges.splice(0).map((bridge) => bridge.dispose()));
+    await fleet?.stop();
+    fleet = undefined;
+  });
+
+  afterAll(async () => {
+    await observer?.close();
+    await kafka?.dispose();
+    await nats?.dispose();
+  });
+
+  it("sends poison (not JSON, wrong schema, unknown subject) to the dead-letter topic with its reason and headers, acks it, and keeps going", async () => {
+    // A subject the platform added to a stream that carries no event we know.
+    const manager = await jetstreamManager(observer);
+    const telemetryStream = await manager.streams.info("TELEMETRY");
+    await manager.streams.update("TELEMETRY", { subjects: [...telemetryStream.config.subjects, "machine.*.mystery"] });
+    await startBridge();
+    await publishEvent(observer, "machine.poison-1.telemetry", "{not json", { eventId: "poison-not-json", sequence: 1, extraHeaders: [["X-Custom", "one"], ["X-Custom", "two"]] });
+    await publishEvent(observer, "machine.poison-1.telemetry", JSON.stringify({ machineId: "poison-1", cpu: "hot" }), { eventId: "poison-schema", sequence: 2 });
+    await publishEvent(observer, "machine.poison-1.mystery", JSON.stringify({ hello: "world" }), { eventId: "poison-subject", sequence: 3 });
+    await publishEvent(observer, "machine.poison-1.telemetry", JSON.stringify(telemetrySample("poison-1", 4)), { eventId: "after-poison", sequence: 4 });
+
+    const deadLetters = await waitFor("three dead letters", async () => {
+      const records = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.deadLetter)).filter((record) => record.keyText === "poison-1");
+      return records.length >= 3 && records;
+    }, 60_000);
+    const byEvent = new Map(deadLetters.map((record) => [record.header(EventHeader.eventId), record]));
+    expect(byEvent.get("poison-not-json")?.header(BridgeHeader.errorKind)).toBe("not-json");
+    expect(byEvent.get("poison-not-json")?.value?.toString()).toBe("{not json");
+    // Every value of a repeated header, in order.
+    expect(byEvent.get("poison-not-json")?.headers.filter(([name]) => name === "X-Custom").map(([, value]) => value)).toEqual(["one", "two"]);
+    expect(byEvent.get("poison-schema")?.header(BridgeHeader.errorKind)).toBe("wrong-schema");
+    expect(byEvent.get("poison-schema")?.header(BridgeHeader.error)).toMatch(/not a valid telemetry body/);
+    expect(byEvent.get("poison-subject")?.header(BridgeHeader.errorKind)).toBe("unknown-subject");
+    expect(byEvent.get("poison-subject")?.header(BridgeHeader.subject)).toBe("machine.poison-1.mystery");
+    expect(byEvent.get("poison-subject")?.header(BridgeHeader.stream)).toBe("TELEMETRY");
+
+    // Not blocked: the good event after the poison arrives, and the stream is fully acked.
+    await waitFor("the event after the poison", async () => (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.telemetry)).some((record) => (record.json as { eventId?: string }).eventId === "after-poison"), 30_000);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 30_000 });
+    const status = (await bridgeStatuses(observer))[0];
+    expect(status?.shards.find((shard) => shard.shard === "TELEMETRY")?.deadLetters).toBe(3);
+    expect((await manager.consumers.info("TELEMETRY", "edge-bridge")).num_ack_pending).toBe(0);
+  }, 120_000);
+
+  it("drops a copy stored again outside JetStream's duplicate window (same X-Event-ID, machine and X-Sequence) and counts it", async () => {
+    await startBridge();
+    const body = JSON.stringify({ hostname: "dup.example" });
+    await publishEvent(observer, "machine.dup-1.hostname", body, { eventId: "dup-event", sequence: 7 });
+    // What a lost ack and a return after the window leaves: the same event, stored a second time.
+    await publishEvent(observer, "machine.dup-1.hostname", body, { eventId: "dup-event", sequence: 7, msgId: "dup-event-after-window" });
+    await publishEvent(observer, "machine.dup-1.hostname", JSON.stringify({ hostname: "next.example" }), { eventId: "dup-next", sequence: 8 });
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
+    const events = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.events)).filter((record) => record.keyText === "dup-1");
+    expect(events.map((record) => (record.json as { eventId: string }).eventId)).toEqual(["dup-event", "dup-next"]);
+    const shard = (await bridgeStatuses(observer))[0]?.shards.find((entry) => entry.shard === "MACHINE_HOSTNAME");
+    expect(shard?.duplicatesDropped).toBe(1);
+
+    // The window is in Kafka with the output: a bridge started afresh still knows the copy.
+    await bridges.splice(0)[0]?.dispose();
+    await publishEvent(observer, "machine.dup-1.hostname", body, { eventId: "dup-event", sequence: 7, msgId: "dup-event-much-later" });
+    await startBridge();
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
+    const after = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.events)).filter((record) => record.keyText === "dup-1");
+    expect(after).toHaveLength(2);
+  }, 120_000);
+
+  it("makes its consumer again when it is deleted under it (a server restarted without it): no silent stall", async () => {
+    fleet = await startSimulatedFleet({ connection: observer, machines: 2, prefix: "lost-consumer" });
+    await startBridge();
+    await fleet.emit(200);
+    await fleet.drained(30_000);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
+    const manager = await jetstreamManager(observer);
+    await manager.consumers.delete("TELEMETRY", "edge-bridge");
+    await fleet.emit(200);
+    await fleet.drained(30_000);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
+    expect((await manager.consumers.info("TELEMETRY", "edge-bridge")).name).toBe("edge-bridge");
+    const report = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
+    expect({ missing: report.missing, duplicated: report.duplicated }).toEqual({ missing: [], duplicated: [] });
+  }, 120_000);
+
+  it("on SIGTERM commits or aborts the open transaction and exits 0 within 10 s; nothing doubled after the restart", async () => {
+    fleet = await startSimulatedFleet({ connection: observer, machines: 5, prefix: "sigterm" });
+    const bridge = await startBridge();
+    await fleet.emit(500);
+    await waitFor("bridging", async () => ((await bridgeStatuses(observer))[0]?.shards.some((shard) => shard.transactionsCommitted > 0) ?? false), 60_000);
+    const emitting = fleet.emit(2_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const signalledAt = Date.now();
+    const exit = await bridge.stop("SIGTERM");
+    expect(exit.code).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(10_000);
+    await emitting;
+    await startBridge();
+    await fleet.drained(30_000);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
+    const report = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
+    expect({ missing: report.missing, duplicated: report.duplicated }).toEqual({ missing: [], duplicated: [] });
+  }, 120_000);
+
+  it("puts a record over its topic's size limit (the broker's max.message.bytes) into the dead-letter topic, body kept where that topic takes it", async () => {
+    // A group of its own on topics of its own: it bridges the streams from their start.
+    const topics = { devices: "big-devices", telemetry: "big-telemetry", events: "big-events", inventory: "big-inventory", deadLetter: "big-dead-letter", checkpoint: "big-checkpoints" };
+    const admin = new Admin({ clientId: "test-admin", bootstrapBrokers: [kafka.bootstrap] });
+    // The broker takes at most 8 KiB on the inventory topic; our own limit is the default 1 MB.
+    await admin.createTopics({ topics: [topics.inventory], partitions: 3, replicas: 1, configs: [{ name: "max.message.bytes", value: "8192" }, { name: "cleanup.policy", value: "compact" }] });
+    await admin.close();
+    const huge = { ...inventoryOf("big-1"), software: Array.from({ length: 400 }, (_, index) => ({ name: `package-${index}`, version: "1.0.0" })) };
+    await publishEvent(observer, "machine.big-1.inventory", JSON.stringify(huge), { eventId: "too-big-for-broker", sequence: 1 });
+    await publishEvent(observer, "machine.big-1.inventory", JSON.stringify(inventoryOf("big-1")), { eventId: "fits", sequence: 2 });
+    await startBridge({
+      EDGE_BRIDGE_GROUP: "big",
+      EDGE_BRIDGE_INSTANCE_ID: "big",
+      EDGE_BRIDGE_TOPIC_DEVICES: topics.devices,
+      EDGE_BRIDGE_TOPIC_TELEMETRY: topics.telemetry,
+      EDGE_BRIDGE_TOPIC_EVENTS: topics.events,
+      EDGE_BRIDGE_TOPIC_INVENTORY: topics.inventory,
+      EDGE_BRIDGE_TOPIC_DEAD_LETTER: topics.deadLetter,
+      EDGE_BRIDGE_TOPIC_CHECKPOINT: topics.checkpoint,
+    });
+    const deadLetters = await waitFor("the oversized inventory as a dead letter", async () => {
+      const records = (await readTopic(kafka.bootstrap, topics.deadLetter)).filter((record) => record.keyText === "big-1");
+      return records.length > 0 && records;
+    }, 60_000);
+    expect(deadLetters).toHaveLength(1);
+    expect(deadLetters[0]?.header(EventHeader.eventId)).toBe("too-big-for-broker");
+    expect(deadLetters[0]?.header(BridgeHeader.errorKind)).toBe("too-large");
+    expect(deadLetters[0]?.header(BridgeHeader.error)).toMatch(/over the \d+-byte limit for topic big-inventory/);
+    expect(JSON.parse(deadLetters[0]?.value?.toString() ?? "null")).toEqual(huge);
+    const inventories = await waitFor("the inventory that fits", async () => {
+      const records = (await readTopic(kafka.bootstrap, topics.inventory)).filter((record) => record.keyText === "big-1");
+      return records.length > 0 && records;
+    }, 30_000);
+    expect(inventories.map((record) => (record.json as { eventId: string }).eventId)).toEqual(["fits"]);
+  }, 120_000);
+});
