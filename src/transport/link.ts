@@ -86,7 +86,7 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
       logger.fatal({ err: error }, "cannot build the NATS connection options");
       throw error;
     }
-    logger.info({ servers: options_.servers }, "connecting to NATS (the agent works offline meanwhile and keeps trying)");
+    logger.info({ servers: options_.servers }, "connecting to NATS (work goes on offline meanwhile; it keeps trying)");
     let nc: NatsConnection;
     try {
       nc = await options.factory(options_);

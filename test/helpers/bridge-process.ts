@@ -15,11 +15,15 @@ export interface BridgeProcess {
   dispose(): Promise<void>;
 }
 
-/** Starts `edge-bridge run` (from sources) as a real child process with its own data and config dirs. */
-export async function startBridgeProcess(env: Record<string, string>, options: { command?: string } = {}): Promise<BridgeProcess> {
+/**
+ * Starts `edge-bridge run` as a real child process with its own data and config dirs: from the
+ * sources, or a built executable (`executable`).
+ */
+export async function startBridgeProcess(env: Record<string, string>, options: { command?: string; executable?: string } = {}): Promise<BridgeProcess> {
   const root = await mkdtemp(join(tmpdir(), "edge-bridge-test-"));
   const dataDir = join(root, "data");
-  const child = spawn(process.execPath, [BRIDGE_CLI, options.command ?? "run"], {
+  const [file, args] = options.executable ? [options.executable, [options.command ?? "run"]] : [process.execPath, [BRIDGE_CLI, options.command ?? "run"]];
+  const child = spawn(file, args, {
     env: { ...process.env, EDGE_BRIDGE_DATA_DIR: dataDir, EDGE_BRIDGE_CONFIG_DIR: join(root, "config"), EDGE_BRIDGE_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

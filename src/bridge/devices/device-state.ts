@@ -135,3 +135,33 @@ export function sameRow(a: Omit<MachinePinotMessage, "ingestionTime">, b: Omit<M
 export function coveredBy(positions: Readonly<Record<string, number>>, committed: Readonly<Record<string, number>>): boolean {
   return Object.entries(positions).every(([stream, sequence]) => (committed[stream] ?? -1) >= sequence);
 }
+
+/** Where a batch stands: what the shard's checkpoint covers before it, and what it covers after it. */
+export interface BatchPositionsView {
+  readonly committed: Readonly<Record<string, number>>;
+  readonly afterBatch: Readonly<Record<string, number>>;
+}
+
+/**
+ * A machine's state after a batch's signals, and the devices row to write for it, if any: a new
+ * row when a field changed (its ingestionTime above the last one, and at least the newest
+ * signal's time); the last row again, unchanged, when the transaction that wrote it is not
+ * covered by the checkpoint (it may have been aborted); else none.
+ */
+export function nextDeviceState(before: DeviceState, signals: readonly DeviceSignal[], positions: BatchPositionsView, context: RowContext): { state: DeviceState; row: MachinePinotMessage | null } {
+  let state = before;
+  let latestAtMs = 0;
+  for (const signal of signals) {
+    state = applySignal(state, signal);
+    latestAtMs = Math.max(latestAtMs, signal.atMs);
+  }
+  const fields = rowFields(state, context);
+  if (!sameRow(fields, before.lastRow)) {
+    const row: MachinePinotMessage = { ...fields, ingestionTime: Math.max((before.lastRow?.ingestionTime ?? 0) + 1, latestAtMs) };
+    return { state: { ...state, lastRow: row, pending: { positions: { ...positions.afterBatch } } }, row };
+  }
+  if (before.pending !== null && before.lastRow !== null && !coveredBy(before.pending.positions, positions.committed)) {
+    return { state: { ...state, pending: { positions: { ...positions.afterBatch } } }, row: before.lastRow };
+  }
+  return { state, row: null };
+}

@@ -12,7 +12,7 @@ import type { Clock } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import { headerValue, type OutputRecord, type SourceMessage } from "../records/source-message.ts";
 import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "../shards/shard-processor.ts";
-import { applySignal, coveredBy, rowFields, sameRow, type DeviceSignal, type DeviceState, type DeviceStatus, type RowContext } from "./device-state.ts";
+import { nextDeviceState, type DeviceSignal, type DeviceStatus, type RowContext } from "./device-state.ts";
 import { DeviceStoreConflictError, type DeviceStore, type StoredDevice } from "./device-store.ts";
 import { machineOfPresenceSubject, PresenceMonitor, PresenceSignal, type PresenceStreamNames } from "./presence.ts";
 
@@ -73,7 +73,7 @@ export class DevicesProcessor implements ShardProcessor {
       connection: context.connection,
       systemConnection: this.#options.systemConnection(),
       names: this.#options.presence,
-      statusOf: (machineId) => (this.#devices.has(machineId) ? (this.#devices.get(machineId)?.state.status ?? null) : undefined),
+      deviceOf: (machineId) => this.#devices.get(machineId)?.state,
       defaultHeartbeatSeconds: this.#options.defaultHeartbeatSeconds,
       missedHeartbeats: this.#options.missedHeartbeats,
       clock: this.#options.clock,
@@ -103,7 +103,7 @@ export class DevicesProcessor implements ShardProcessor {
       [...signals].map(async ([machineId, machineSignals]) => {
         for (let attempt = 0; ; attempt++) {
           const stored = this.#devices.get(machineId) ?? (await store.get(machineId));
-          const outcome = this.#apply(stored.state, machineSignals, positions);
+          const outcome = nextDeviceState(stored.state, machineSignals, positions, this.#options.rowContext);
           if (outcome.row) rows.set(machineId, outcome.row);
           if (outcome.state === stored.state) {
             this.#devices.set(machineId, stored);
@@ -148,27 +148,6 @@ export class DevicesProcessor implements ShardProcessor {
       signalsIgnored: this.#ignored,
       presenceSignalsPublished: this.#monitor?.signalsPublished ?? 0,
     };
-  }
-
-  /** The state after the signals, and the row to write, if any. */
-  #apply(before: DeviceState, signals: readonly DeviceSignal[], positions: BatchPositions): { state: DeviceState; row: MachinePinotMessage | null } {
-    let state = before;
-    let latestAtMs = 0;
-    for (const signal of signals) {
-      state = applySignal(state, signal);
-      latestAtMs = Math.max(latestAtMs, signal.atMs);
-    }
-    const fields = rowFields(state, this.#options.rowContext);
-    const pendingUncommitted = before.pending !== null && before.lastRow !== null && !coveredBy(before.pending.positions, positions.committed);
-    if (!sameRow(fields, before.lastRow)) {
-      const row: MachinePinotMessage = { ...fields, ingestionTime: Math.max((before.lastRow?.ingestionTime ?? 0) + 1, latestAtMs) };
-      return { state: { ...state, lastRow: row, pending: { positions: { ...positions.afterBatch } } }, row };
-    }
-    if (pendingUncommitted && before.lastRow) {
-      // Written in a transaction that never committed: write the same row again, now.
-      return { state: { ...state, pending: { positions: { ...positions.afterBatch } } }, row: before.lastRow };
-    }
-    return { state, row: null };
   }
 
   #signalOf(message: SourceMessage): { machineId: string; signal: DeviceSignal } | null {

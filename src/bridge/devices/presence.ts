@@ -64,8 +64,8 @@ export interface PresenceMonitorOptions {
   /** A connection in the system account, for $SYS CONNECT/DISCONNECT; optional. */
   readonly systemConnection: NatsConnection | null;
   readonly names: PresenceStreamNames;
-  /** The status the devices shard has for a machine (undefined: a machine it does not know). */
-  readonly statusOf: (machineId: string) => DeviceStatus | null | undefined;
+  /** What the devices shard holds of a machine (undefined: a machine it does not know). */
+  readonly deviceOf: (machineId: string) => { readonly status: DeviceStatus | null; readonly heartbeatSeconds: number | null } | undefined;
   readonly defaultHeartbeatSeconds: number;
   readonly missedHeartbeats: number;
   readonly clock: Clock;
@@ -141,7 +141,10 @@ export class PresenceMonitor {
     }
     const now = this.#options.clock.now();
     this.#seen.set(machineId, { atMs: now, intervalMs: this.#intervalMs(heartbeatSeconds) });
-    if (this.#believed(machineId) !== "ONLINE" || this.#stale(machineId, "ONLINE", now)) {
+    // Also when the shard does not know the machine's own interval yet (ONLINE from a CONNECT
+    // event): after a takeover the next judge needs it.
+    const intervalUnknown = heartbeatSeconds !== null && this.#options.deviceOf(machineId)?.heartbeatSeconds !== heartbeatSeconds && this.#signalled.get(machineId) === undefined;
+    if (this.#believed(machineId) !== "ONLINE" || intervalUnknown || this.#stale(machineId, "ONLINE", now)) {
       this.#signal(machineId, { status: "ONLINE", atMs: now, reason: "heartbeat", heartbeatSeconds });
     }
   }
@@ -155,7 +158,7 @@ export class PresenceMonitor {
     }
     const machineId = typeof event.client?.name === "string" ? event.client.name : null;
     // Only machines the shard knows: other clients (operators, the bridge itself) are not devices.
-    if (!machineId || !isSafeToken(machineId) || this.#options.statusOf(machineId) === undefined) return;
+    if (!machineId || !isSafeToken(machineId) || this.#options.deviceOf(machineId) === undefined) return;
     const parsedTime = typeof event.timestamp === "string" ? Date.parse(event.timestamp) : Number.NaN;
     const atMs = Number.isNaN(parsedTime) ? this.#options.clock.now() : parsedTime;
     if (kind === "CONNECT") {
@@ -179,7 +182,7 @@ export class PresenceMonitor {
   /** What the shard holds, or what we signalled since if the shard has not taken it in yet. */
   #believed(machineId: string): DeviceStatus | null | undefined {
     const signalled = this.#signalled.get(machineId);
-    const held = this.#options.statusOf(machineId);
+    const held = this.#options.deviceOf(machineId)?.status;
     if (signalled && held === signalled.status) {
       // Taken in: from now on the shard's own state speaks (other sources may change it).
       this.#signalled.delete(machineId);
@@ -191,7 +194,7 @@ export class PresenceMonitor {
   /** A signal the shard has still not taken in after a few seconds is sent again. */
   #stale(machineId: string, status: DeviceStatus, now: number): boolean {
     const last = this.#signalled.get(machineId);
-    return last !== undefined && last.status === status && this.#options.statusOf(machineId) !== status && now - last.atMs > 10_000;
+    return last !== undefined && last.status === status && this.#options.deviceOf(machineId)?.status !== status && now - last.atMs > 10_000;
   }
 
   #signal(machineId: string, signal: PresenceSignal): void {

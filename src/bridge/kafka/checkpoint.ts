@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { BaseOptions } from "@platformatic/kafka";
 import type { OutputRecord } from "../records/source-message.ts";
 import { readCommittedPartition } from "./committed-reader.ts";
+import { withDeadline } from "./deadline.ts";
 
 /**
  * How far a shard has bridged each of its streams, written in the same Kafka transaction as the
@@ -48,7 +49,7 @@ export async function loadShardState(clientOptions: BaseOptions, topic: string, 
   let checkpoint: CheckpointValue | null = null;
   const states = new Map<string, unknown>();
   const ownKey = checkpointKey(shard);
-  await readCommittedPartition(clientOptions, topic, 0, 0n, (record) => {
+  await withDeadline(readCommittedPartition(clientOptions, topic, 0, 0n, (record) => {
     const key = record.key?.toString("utf8");
     if (key === undefined) return;
     if (key === ownKey) {
@@ -61,6 +62,6 @@ export async function loadShardState(clientOptions: BaseOptions, topic: string, 
     const id = `${kind}/${rest.join("/")}`;
     if (record.value === null) states.delete(id);
     else states.set(id, JSON.parse(record.value.toString("utf8")) as unknown);
-  });
+  }), 60_000, `reading the checkpoint of shard ${shard}`);
   return { checkpoint, states };
 }

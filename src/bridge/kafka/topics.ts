@@ -2,6 +2,7 @@ import { Admin, ConfigResourceTypes } from "@platformatic/kafka";
 import type { TopicRole } from "../../contracts/index.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { withDeadline } from "./deadline.ts";
 import { kafkaClientOptions } from "./kafka-client-options.ts";
 
 export class TopicSetupError extends Error {
@@ -40,6 +41,10 @@ export function topicPlans(settings: BridgeSettings): TopicPlan[] {
 
 /** Creates what is missing, checks what must hold of what exists. Idempotent. */
 export async function ensureTopics(settings: BridgeSettings, logger: Logger): Promise<void> {
+  await withDeadline(ensureTopicsNow(settings, logger), 60_000, "setting up topics");
+}
+
+async function ensureTopicsNow(settings: BridgeSettings, logger: Logger): Promise<void> {
   const admin = new Admin(kafkaClientOptions(settings.kafka, "admin"));
   try {
     const existing = new Set(await admin.listTopics());
@@ -97,6 +102,10 @@ export class TopicLimits {
   }
 
   async refresh(settings: BridgeSettings): Promise<void> {
+    await withDeadline(this.#refresh(settings), 30_000, "reading topic limits");
+  }
+
+  async #refresh(settings: BridgeSettings): Promise<void> {
     const admin = new Admin(kafkaClientOptions(settings.kafka, "admin"));
     try {
       const names = Object.values(settings.topics);

@@ -1,8 +1,11 @@
 import { compatibilityPartitioner, Producer, ProduceAcks, type BaseOptions, type MessageToProduce } from "@platformatic/kafka";
 import { recordSize, type OutputRecord } from "../records/source-message.ts";
+import { withDeadline } from "./deadline.ts";
 
 /** At most this many bytes per produce request inside a transaction: every partition batch stays under the broker's message.max.bytes. */
 const MAX_SEND_BYTES = 512 * 1024;
+/** A transaction (or the fencing at open) that takes longer than this failed: Kafka is away or stuck. */
+const TRANSACTION_DEADLINE_MS = 30_000;
 
 /**
  * One shard's transactional producer. `open()` registers the transactional id with the broker,
@@ -44,10 +47,15 @@ export class TransactionalWriter {
 
   /** Fences earlier producers of this id. The transaction it starts is used by the first write. */
   async open(): Promise<void> {
-    this.#open = await this.#producer.beginTransaction();
+    this.#open = await withDeadline(this.#producer.beginTransaction(), TRANSACTION_DEADLINE_MS, `registering transactional id ${this.transactionalId}`);
   }
 
+  /** Commits the records as one transaction, or throws; after a throw, close this writer and open a new one. */
   async write(records: readonly OutputRecord[]): Promise<void> {
+    await withDeadline(this.#write(records), TRANSACTION_DEADLINE_MS, `a transaction of ${records.length} records`);
+  }
+
+  async #write(records: readonly OutputRecord[]): Promise<void> {
     const transaction = this.#open ?? (await this.#producer.beginTransaction());
     this.#open = null;
     try {
@@ -57,13 +65,13 @@ export class TransactionalWriter {
       await transaction.commit();
     } catch (error) {
       // The transaction is dead either way; the broker aborts it when the next owner (maybe us) fences it.
-      await transaction.abort().catch(() => undefined);
+      void transaction.abort().catch(() => undefined);
       throw error;
     }
   }
 
   async close(): Promise<void> {
-    await this.#producer.close(true).catch(() => undefined);
+    await withDeadline(this.#producer.close(true), 5_000, "closing the producer").catch(() => undefined);
   }
 }
 

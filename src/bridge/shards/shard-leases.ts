@@ -37,6 +37,8 @@ interface InstanceRecord {
   readonly pid: number;
   readonly host: string;
   readonly at: string;
+  /** Shards it holds (not counting those it is handing over). */
+  readonly held: number;
 }
 
 interface Held {
@@ -62,6 +64,7 @@ interface Held {
 export class ShardLeases {
   readonly #options: ShardLeasesOptions;
   readonly #held = new Map<string, Held>();
+  readonly #releasing = new Set<string>();
   #kv: KV | null = null;
   #timer: NodeJS.Timeout | null = null;
   #ticking: Promise<void> | null = null;
@@ -103,10 +106,12 @@ export class ShardLeases {
 
   /** Stops every shard and gives its lease back at once, so another instance need not wait for it to expire. */
   async stop(): Promise<void> {
+    // No more taking or balancing; renewals go on until every shard has stopped.
     this.#stopped = true;
+    await Promise.all(this.heldShards.filter((shard) => !this.#releasing.has(shard)).map((shard) => this.#release(shard)));
+    while (this.#releasing.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
     if (this.#timer) clearInterval(this.#timer);
     await this.#ticking;
-    await Promise.all(this.heldShards.map((shard) => this.#release(shard)));
     await this.#kv?.delete(this.#instanceKey()).catch(() => undefined);
   }
 
@@ -162,27 +167,44 @@ export class ShardLeases {
   }
 
   async #tick(): Promise<void> {
-    if (this.#stopped) return;
     const kv = this.#kv;
     if (!kv) return;
+    if (this.#stopped) {
+      await this.#renewAll(kv).catch(() => undefined);
+      return;
+    }
     try {
-      const record: InstanceRecord = { instanceId: this.#options.instanceId, nonce: this.#nonce, pid: this.#options.pid, host: this.#options.host, at: new Date(this.#options.clock.now()).toISOString() };
+      const record: InstanceRecord = {
+        instanceId: this.#options.instanceId,
+        nonce: this.#nonce,
+        pid: this.#options.pid,
+        host: this.#options.host,
+        at: new Date(this.#options.clock.now()).toISOString(),
+        held: this.#active().length,
+      };
       await kv.put(this.#instanceKey(), JSON.stringify(record));
       await this.#renewAll(kv);
-      let instances = 0;
-      for await (const _key of await kv.keys("instance.*")) instances++;
-      this.#liveInstances = Math.max(1, instances);
-      const target = Math.ceil(this.#options.shards.length / this.#liveInstances);
+      const others: number[] = [];
+      for await (const key of await kv.keys("instance.*")) {
+        if (key === this.#instanceKey()) continue;
+        const entry = await kv.get(key).catch(() => null);
+        if (entry?.operation === "PUT") others.push(entry.json<Partial<InstanceRecord>>().held ?? 0);
+      }
+      this.#liveInstances = others.length + 1;
+      const shardCount = this.#options.shards.length;
+      const floor = Math.floor(shardCount / this.#liveInstances);
+      const ceiling = Math.ceil(shardCount / this.#liveInstances);
       const ranked = this.#ranked();
-      if (this.#held.size > target) {
-        const extra = ranked.filter((shard) => this.#held.has(shard)).slice(target);
-        for (const shard of extra) {
-          this.#options.logger.info({ shard, liveInstances: this.#liveInstances, target }, "handing a shard over to balance the group");
-          await this.#release(shard);
-        }
+      const mine = ranked.filter((shard) => this.#active().includes(shard));
+      // Hand over down to the ceiling, and one more while another instance has less than the floor:
+      // the group settles at floor or ceiling each (4/3/3 for ten shards on three instances).
+      const shed = Math.max(mine.length - ceiling, mine.length > floor && others.some((held) => held < floor) ? 1 : 0);
+      for (const shard of mine.slice(mine.length - shed)) {
+        this.#options.logger.info({ shard, liveInstances: this.#liveInstances, floor, ceiling }, "handing a shard over to balance the group");
+        this.#releaseInBackground(shard);
       }
       for (const shard of ranked) {
-        if (this.#held.size >= target || this.#stopped) break;
+        if (this.#active().length >= ceiling || this.#stopped || shed > 0) break;
         if (this.#held.has(shard)) continue;
         await this.#tryAcquire(kv, shard);
       }
@@ -197,18 +219,32 @@ export class ShardLeases {
     }
   }
 
+  /** Shards held and not being handed over. */
+  #active(): string[] {
+    return [...this.#held.keys()].filter((shard) => !this.#releasing.has(shard));
+  }
+
+  /** Renewals go out together: a tick must stay well inside a third of the lease even for many shards. */
   async #renewAll(kv: KV): Promise<void> {
-    for (const [shard, held] of [...this.#held]) {
-      const sentAt = this.#options.clock.now();
-      try {
-        held.revision = await kv.update(this.#leaseKey(shard), this.#leaseValue(), held.revision);
-        held.renewedAtMs = sentAt;
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        if (/wrong last sequence|key not found|no message found/i.test(reason)) await this.#lose(shard, "the lease expired and was taken");
-        else throw error;
-      }
+    await Promise.all([...this.#held].map(([shard, held]) => this.#renew(kv, shard, held)));
+  }
+
+  async #renew(kv: KV, shard: string, held: Held): Promise<void> {
+    const sentAt = this.#options.clock.now();
+    try {
+      held.revision = await kv.update(this.#leaseKey(shard), this.#leaseValue(), held.revision);
+      held.renewedAtMs = sentAt;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (/wrong last sequence|key not found|no message found/i.test(reason)) await this.#lose(shard, "the lease expired and was taken");
+      else throw error;
     }
+  }
+
+  /** Stops the shard (its open transaction finishes) while its lease is still renewed, then gives the lease back. */
+  #releaseInBackground(shard: string): void {
+    this.#releasing.add(shard);
+    void this.#release(shard).finally(() => this.#releasing.delete(shard));
   }
 
   async #tryAcquire(kv: KV, shard: string): Promise<void> {
@@ -231,8 +267,9 @@ export class ShardLeases {
   }
 
   async #release(shard: string): Promise<void> {
-    const held = this.#held.get(shard);
     await this.#options.lost(shard);
+    // The revision as last renewed: renewals went on while the shard stopped.
+    const held = this.#held.get(shard);
     this.#held.delete(shard);
     if (held) await this.#kv?.delete(this.#leaseKey(shard), { previousSeq: held.revision }).catch(() => undefined);
   }

@@ -50,6 +50,8 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
 
   afterEach(async () => {
     await Promise.all(bridges.splice(0).map((bridge) => bridge.dispose()));
+    // A test that failed midway must not leave the next one without its servers.
+    await Promise.all([nats.start(), kafka.start()]);
     await fleet?.stop();
     fleet = undefined;
   });
@@ -104,9 +106,10 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
     }
     await fleet.drained(30_000);
     const during = (await bridgeStatuses(observer))[0]?.shards.find((shard) => shard.shard === "TELEMETRY");
+    await kafka.start();
+    // It noticed (and said why), rather than hanging on a broker that went away.
     expect(["retrying", "starting"]).toContain(during?.state);
     expect(during?.lastError).toBeTruthy();
-    await kafka.start();
     await fleet.emit(500);
     await fleet.drained(30_000);
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000 });

@@ -57,6 +57,8 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
 
   afterEach(async () => {
     await Promise.all(bridges.splice(0).map((bridge) => bridge.dispose()));
+    // A test that failed midway must not leave the next one without its servers.
+    await Promise.all([nats.start(), kafka.start()]);
     await fleet?.stop();
     fleet = undefined;
   });

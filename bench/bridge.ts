@@ -1,0 +1,235 @@
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { promisify } from "node:util";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { Svcm } from "@nats-io/services";
+import { Consumer, FetchIsolationLevels, MessagesStreamModes } from "@platformatic/kafka";
+import { EVENT_STREAMS } from "../src/bridge/bridge.ts";
+import { TransactionalWriter } from "../src/bridge/kafka/transactional-writer.ts";
+import { routeMessage } from "../src/bridge/records/event-router.ts";
+import type { OutputRecord, SourceMessage } from "../src/bridge/records/source-message.ts";
+import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../src/bridge/service/bridge-status.ts";
+import { eventHeaderEntries, machineSubjects, subjectFor, SCHEMA_VERSION } from "../src/contracts/index.ts";
+import { toStreamMessage } from "../src/transport/ordered-stream-source.ts";
+import { realisticEvent, startSimulatedFleet } from "../test/fixtures/bridge/simulated-fleet.ts";
+import { startBridgeProcess } from "../test/helpers/bridge-process.ts";
+import { startKafkaBroker } from "../test/helpers/kafka-broker.ts";
+import { startNatsServer } from "../test/helpers/nats-server.ts";
+
+/**
+ * The bridge's throughput against its two halves measured raw in the same run, its memory, and
+ * how long an agent's event takes to be visible to a read_committed reader at a steady rate.
+ *
+ * BENCH_BRIDGE_EVENTS (default 200,000) events of a realistic mix (mostly telemetry, then outbox
+ * gauges, connections, tool connections, config status, hostnames, inventories) from
+ * BENCH_BRIDGE_MACHINES (200) machines are preloaded into JetStream. Then, one after the other:
+ * (a) a raw pull-consume of all of them, every stream read at once; (b) a raw transactional
+ * produce of the very records the bridge makes of them (same batches, one producer per stream,
+ * as the bridge has one per shard); (c) the bridge itself, from its first commit to the end.
+ * Latency: BENCH_BRIDGE_RATE (1,000) events/s for BENCH_BRIDGE_LATENCY_SECONDS (30) through
+ * agents' own outboxes, each event's X-Timestamp against the moment a read_committed reader gets it.
+ * BENCH_BRIDGE_BINARY runs a built executable (dist/edge-bridge-linux-x64) instead of the sources.
+ */
+export const name = "bridge";
+
+const run_ = promisify(execFile);
+const perSecond = (count: number, ms: number): number => Math.round((count / ms) * 1000);
+const percentile = (sorted: readonly number[], fraction: number): number => sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
+const BATCH = 2_000;
+
+async function preload(connection: NatsConnection, events: number, machines: number): Promise<void> {
+  const js = jetstream(connection);
+  const inFlight: Array<Promise<unknown>> = [];
+  const encoder = new TextEncoder();
+  for (let index = 0; index < events; index++) {
+    const machineId = `bench-${String(index % machines).padStart(4, "0")}`;
+    const perMachine = Math.floor(index / machines);
+    const { type, body } = realisticEvent(machineId, perMachine);
+    const eventId = `bench-event-${index}`;
+    const headers = natsHeaders();
+    for (const [name, value] of eventHeaderEntries({ eventId, eventType: type, machineId, timestamp: new Date().toISOString(), correlationId: eventId, schemaVersion: SCHEMA_VERSION, sequence: perMachine + 1 })) headers.set(name, value);
+    inFlight.push(js.publish(subjectFor(machineSubjects(machineId), type), encoder.encode(JSON.stringify(body)), { msgID: eventId, headers }));
+    if (inFlight.length >= 512) await Promise.all(inFlight.splice(0));
+  }
+  await Promise.all(inFlight);
+}
+
+/** (a): every stream read to its end at once, one pull consumer each, no acks. */
+async function rawPullConsume(connection: NatsConnection, keep: boolean): Promise<{ ms: number; messages: SourceMessage[] }> {
+  const manager = await jetstreamManager(connection);
+  const messages: SourceMessage[] = [];
+  const began = performance.now();
+  await Promise.all(
+    EVENT_STREAMS.map(async (stream) => {
+      const total = (await manager.streams.info(stream)).state.messages;
+      if (total === 0) return;
+      const consumer = await manager.consumers.add(stream, { name: `bench-raw-${stream}`, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+      const reader = await jetstream(connection).consumers.get(stream, consumer.name);
+      const iterator = await reader.consume({ max_messages: 4_000 });
+      let seen = 0;
+      for await (const message of iterator as AsyncIterable<JsMsg>) {
+        if (keep) messages.push(toStreamMessage(stream, message));
+        if (++seen >= total) break;
+      }
+      iterator.stop();
+      await manager.consumers.delete(stream, consumer.name);
+    }),
+  );
+  return { ms: performance.now() - began, messages };
+}
+
+/** (b): the records the bridge would write, produced in transactions of BATCH events, one producer per stream. */
+async function rawTransactionalProduce(bootstrap: string, messages: readonly SourceMessage[]): Promise<number> {
+  const topics = { devices: "raw-devices", telemetry: "raw-telemetry", events: "raw-events", inventory: "raw-inventory", deadLetter: "raw-dead-letter", checkpoint: "raw-checkpoint" };
+  const byStream = new Map<string, OutputRecord[]>();
+  for (const message of messages) {
+    const routed = routeMessage(message, { topics, maxRecordBytes: () => 1_000_000 });
+    const list = byStream.get(message.stream) ?? [];
+    list.push(routed.record);
+    byStream.set(message.stream, list);
+  }
+  const { Admin } = await import("@platformatic/kafka");
+  const admin = new Admin({ clientId: "bench-admin", bootstrapBrokers: [bootstrap] });
+  await admin.createTopics({ topics: Object.values(topics), partitions: 3, replicas: 1 });
+  await admin.close();
+  const writers = [...byStream.keys()].map((stream) => new TransactionalWriter({ clientId: `bench-raw-${stream}`, bootstrapBrokers: [bootstrap], timeout: 30_000 }, `bench-raw-${stream}`, () => 1_000_000));
+  await Promise.all(writers.map((writer) => writer.open()));
+  const began = performance.now();
+  await Promise.all(
+    [...byStream.values()].map(async (records, index) => {
+      const writer = writers[index] as TransactionalWriter;
+      for (let offset = 0; offset < records.length; offset += BATCH) await writer.write(records.slice(offset, offset + BATCH));
+    }),
+  );
+  const ms = performance.now() - began;
+  await Promise.all(writers.map((writer) => writer.close()));
+  return ms;
+}
+
+async function statusOf(connection: NatsConnection): Promise<BridgeStatus | undefined> {
+  const replies = await new Svcm(connection).client({ strategy: "count", maxMessages: 1, maxWait: 2_000 }).stats(BRIDGE_SERVICE_NAME);
+  for await (const reply of replies) return reply.endpoints?.[0]?.data as BridgeStatus | undefined;
+  return undefined;
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const events = Number(process.env.BENCH_BRIDGE_EVENTS ?? 200_000);
+  const machines = Number(process.env.BENCH_BRIDGE_MACHINES ?? 200);
+  const rate = Number(process.env.BENCH_BRIDGE_RATE ?? 1_000);
+  const latencySeconds = Number(process.env.BENCH_BRIDGE_LATENCY_SECONDS ?? 30);
+  const [nats, kafka] = await Promise.all([startNatsServer(), startKafkaBroker({ properties: { "log.retention.bytes": "-1" } })]);
+  const connection = await connect({ servers: nats.url });
+  try {
+    await run_(process.execPath, [resolve(import.meta.dirname, "../src/cli/main.ts"), "dev-setup"], { env: { ...process.env, EDGE_AGENT_NATS_URL: nats.url } });
+    const manager = await jetstreamManager(connection);
+    // Room for the whole preload in every stream (the platform's own limits are its business).
+    for (const stream of EVENT_STREAMS) await manager.streams.update(stream, { max_bytes: -1, max_msgs: -1 });
+    const preloadBegan = performance.now();
+    await preload(connection, events, machines);
+    const preloadMs = performance.now() - preloadBegan;
+    const perStream: Record<string, number> = {};
+    for (const stream of EVENT_STREAMS) perStream[stream] = (await manager.streams.info(stream)).state.messages;
+
+    // Twice: the first read warms the server's caches; the second is measured.
+    await rawPullConsume(connection, false);
+    const raw = await rawPullConsume(connection, true);
+    const produceMs = await rawTransactionalProduce(kafka.bootstrap, raw.messages);
+    raw.messages.length = 0;
+
+    const bridge = process.env.BENCH_BRIDGE_BINARY
+      ? await startBridgeProcess({ EDGE_BRIDGE_NATS_URL: nats.url, EDGE_BRIDGE_KAFKA_BROKERS: kafka.bootstrap, EDGE_BRIDGE_INSTANCE_ID: "bench" }, { executable: resolve(process.env.BENCH_BRIDGE_BINARY) })
+      : await startBridgeProcess({ EDGE_BRIDGE_NATS_URL: nats.url, EDGE_BRIDGE_KAFKA_BROKERS: kafka.bootstrap, EDGE_BRIDGE_INSTANCE_ID: "bench" });
+    const pid = bridge.child.pid as number;
+    let rssMax = 0;
+    const sampler = setInterval(() => void rssMb(pid).then((mb) => (rssMax = Math.max(rssMax, mb))).catch(() => undefined), 250);
+    let firstCommitAt: number | null = null;
+    let caughtUpAt: number | null = null;
+    const deadline = Date.now() + 15 * 60_000;
+    while (caughtUpAt === null && Date.now() < deadline) {
+      const status = await statusOf(connection).catch(() => undefined);
+      const shards = status?.shards ?? [];
+      const committed = shards.reduce((total, shard) => total + shard.produced + shard.deadLetters, 0);
+      if (firstCommitAt === null && committed > 0) firstCommitAt = performance.now();
+      if (shards.length === EVENT_STREAMS.length + 1 && shards.every((shard) => shard.streams.every((stream) => stream.lag === 0)) && committed >= events) caughtUpAt = performance.now();
+      else await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+    }
+    if (firstCommitAt === null || caughtUpAt === null) throw new Error(`the bridge did not bridge ${events} events within 15 minutes`);
+    const bridgeMs = caughtUpAt - firstCommitAt;
+    const statusAfterLoad = await statusOf(connection);
+    await new Promise((resolveWait) => setTimeout(resolveWait, 5_000));
+    const rssIdle = await rssMb(pid);
+
+    // Latency at a steady rate: agents' outboxes -> JetStream -> bridge -> a read_committed reader.
+    const reader = new Consumer({ clientId: "bench-latency", groupId: `bench-latency-${Date.now()}`, bootstrapBrokers: [kafka.bootstrap], isolationLevel: FetchIsolationLevels.READ_COMMITTED, autocommit: false });
+    const stream = await reader.consume({ topics: ["machine-telemetry", "machine-events"], mode: MessagesStreamModes.LATEST, isolationLevel: FetchIsolationLevels.READ_COMMITTED, autocommit: false, maxWaitTime: 50 });
+    const latencies: number[] = [];
+    const measuring = (async () => {
+      for await (const message of stream) {
+        const entry = message.headerEntries.find(([key]) => key.toString() === "X-Timestamp");
+        const machine = message.key?.toString() ?? "";
+        if (entry && machine.startsWith("latency-")) latencies.push(Date.now() - Date.parse(entry[1].toString()));
+      }
+    })();
+    await new Promise((resolveWait) => setTimeout(resolveWait, 3_000));
+    const fleet = await startSimulatedFleet({ connection, machines: 50, prefix: "latency" });
+    const steadyBegan = Date.now();
+    const perTick = Math.max(1, Math.round(rate / 20));
+    while (Date.now() - steadyBegan < latencySeconds * 1_000) {
+      const tick = Date.now();
+      await fleet.emit(perTick);
+      await new Promise((resolveWait) => setTimeout(resolveWait, Math.max(0, 50 - (Date.now() - tick))));
+    }
+    const emittedForLatency = fleet.emitted.length;
+    await fleet.drained(60_000);
+    const until = Date.now() + 60_000;
+    while (latencies.length < emittedForLatency && Date.now() < until) await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+    await stream.close();
+    await measuring.catch(() => undefined);
+    await reader.close();
+    await fleet.stop();
+    clearInterval(sampler);
+    await bridge.stop("SIGTERM");
+    await bridge.dispose();
+
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const rawPullPerSecond = perSecond(events, raw.ms);
+    const rawProducePerSecond = perSecond(events, produceMs);
+    const bridgePerSecond = perSecond(events, bridgeMs);
+    const smaller = Math.min(rawPullPerSecond, rawProducePerSecond);
+    return {
+      events,
+      machines,
+      perStream,
+      preloadEventsPerSecond: perSecond(events, preloadMs),
+      rawJetStreamPullEventsPerSecond: rawPullPerSecond,
+      rawTransactionalProduceEventsPerSecond: rawProducePerSecond,
+      bridgeEventsPerSecond: bridgePerSecond,
+      bridgeToSmallerBaseline: Number((bridgePerSecond / smaller).toFixed(2)),
+      goal: 0.5,
+      transactionsCommitted: statusAfterLoad?.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) ?? null,
+      bridgeRssMaxMb: Math.round(rssMax),
+      bridgeRssIdleMb: Math.round(rssIdle),
+      bridgeBinary: process.env.BENCH_BRIDGE_BINARY ?? "sources",
+      latency: {
+        ratePerSecond: rate,
+        seconds: latencySeconds,
+        emitted: emittedForLatency,
+        seen: latencies.length,
+        p50Ms: percentile(sorted, 0.5),
+        p99Ms: percentile(sorted, 0.99),
+        maxMs: sorted[sorted.length - 1] ?? null,
+      },
+    };
+  } finally {
+    await connection.close().catch(() => undefined);
+    await kafka.dispose();
+    await nats.dispose();
+  }
+}
