@@ -140,7 +140,9 @@ export class PresenceMonitor {
       heartbeatSeconds = null;
     }
     const now = this.#options.clock.now();
-    this.#seen.set(machineId, { atMs: now, intervalMs: this.#intervalMs(heartbeatSeconds) });
+    const intervalMs = this.#intervalMs(heartbeatSeconds);
+    if (this.#seen.get(machineId)?.intervalMs !== intervalMs) this.#options.logger.debug({ machineId, heartbeatSeconds }, "heartbeats from a machine, at this interval");
+    this.#seen.set(machineId, { atMs: now, intervalMs });
     // Also when the shard does not know the machine's own interval yet (ONLINE from a CONNECT
     // event): after a takeover the next judge needs it.
     const intervalUnknown = heartbeatSeconds !== null && this.#options.deviceOf(machineId)?.heartbeatSeconds !== heartbeatSeconds && this.#signalled.get(machineId) === undefined;
@@ -199,6 +201,7 @@ export class PresenceMonitor {
 
   #signal(machineId: string, signal: PresenceSignal): void {
     this.#signalled.set(machineId, { status: signal.status, atMs: this.#options.clock.now() });
+    this.#options.logger.debug({ machineId, status: signal.status, reason: signal.reason }, "presence signal");
     const subject = `${this.#options.names.subjectPrefix}.${machineId}`;
     jetstream(this.#options.connection)
       .publish(subject, JSON.stringify(signal), { msgID: `${machineId}-${signal.status}-${signal.atMs}` })

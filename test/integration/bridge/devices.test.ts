@@ -43,6 +43,7 @@ describe("edge-bridge: devices-topic from real agents", () => {
       EDGE_BRIDGE_LEASE_SECONDS: "3",
       EDGE_BRIDGE_TENANT_ID: "tenant-1",
       EDGE_BRIDGE_ORGANIZATION_ID: "org-default",
+      EDGE_BRIDGE_LOG_LEVEL: "debug",
       ...env,
     });
     bridges.push(bridge);
@@ -65,9 +66,9 @@ describe("edge-bridge: devices-topic from real agents", () => {
     const info = await manager.streams.info("EDGE_BRIDGE_PRESENCE").catch(() => null);
     for (let seq = info?.state.first_seq ?? 1; info && seq <= info.state.last_seq; seq++) {
       const message = await manager.streams.getMessage("EDGE_BRIDGE_PRESENCE", { seq }).catch(() => null);
-      if (message?.subject.endsWith(`.${machineId}`)) signals.push(message.string());
+      if (message) signals.push(`${message.subject}=${message.string()}`);
     }
-    const logs = bridges.map((bridge) => bridge.output().split("\n").filter((line) => line.includes("devices") || line.includes('"warn"') || line.includes('"error"')).slice(-15).join("\n"));
+    const logs = bridges.map((bridge) => bridge.output().split("\n").filter((line) => line.includes('"shard":"devices"') || line.includes("presence") || line.includes('"warn"') || line.includes('"error"')).slice(-25).join("\n"));
     return `\nstate: ${JSON.stringify(await deviceState(machineId))}\npresence signals: ${signals.join(" ")}\nrows: ${JSON.stringify((await rows(machineId)).map((record) => record.json))}\nbridge logs:\n${logs.join("\n---\n")}`;
   };
   const waitForRow = async (machineId: string, what: string, check: (row: MachinePinotMessage | undefined) => boolean, timeoutMs: number): Promise<void> => {
