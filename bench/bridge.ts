@@ -7,7 +7,9 @@ import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/t
 import { Svcm } from "@nats-io/services";
 import { Consumer, FetchIsolationLevels, MessagesStreamModes } from "@platformatic/kafka";
 import { EVENT_STREAMS } from "../src/bridge/bridge.ts";
+import { kafkaClientOptions } from "../src/bridge/kafka/kafka-client-options.ts";
 import { TransactionalWriter } from "../src/bridge/kafka/transactional-writer.ts";
+import type { BridgeSettings } from "../src/bridge/settings/bridge-settings.ts";
 import { routeMessage } from "../src/bridge/records/event-router.ts";
 import type { OutputRecord, SourceMessage } from "../src/bridge/records/source-message.ts";
 import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../src/bridge/service/bridge-status.ts";
@@ -30,7 +32,8 @@ import { startNatsServer } from "../test/helpers/nats-server.ts";
  * as the bridge has one per shard); (c) the bridge itself, from its first commit to the end.
  * Latency: BENCH_BRIDGE_RATE (1,000) events/s for BENCH_BRIDGE_LATENCY_SECONDS (30) through
  * agents' own outboxes, each event's X-Timestamp against the moment a read_committed reader gets it.
- * BENCH_BRIDGE_BINARY runs a built executable (dist/edge-bridge-linux-x64) instead of the sources.
+ * BENCH_BRIDGE_BINARY runs a built executable (dist/edge-bridge-linux-x64) instead of the sources;
+ * RSS is sampled all along, and read again after BENCH_BRIDGE_IDLE_SECONDS (30) without work.
  */
 export const name = "bridge";
 
@@ -94,7 +97,9 @@ async function rawTransactionalProduce(bootstrap: string, messages: readonly Sou
   const admin = new Admin({ clientId: "bench-admin", bootstrapBrokers: [bootstrap] });
   await admin.createTopics({ topics: Object.values(topics), partitions: 3, replicas: 1 });
   await admin.close();
-  const writers = [...byStream.keys()].map((stream) => new TransactionalWriter({ clientId: `bench-raw-${stream}`, bootstrapBrokers: [bootstrap], timeout: 30_000 }, `bench-raw-${stream}`, () => 1_000_000));
+  // The client options the bridge itself uses (retry delays included): the baseline is the same client, raw.
+  const clientOptions = (stream: string) => ({ ...kafkaClientOptions(rawKafkaSettings(bootstrap), `bench-raw-${stream}`) });
+  const writers = [...byStream.keys()].map((stream) => new TransactionalWriter(clientOptions(stream), `bench-raw-${stream}`, () => 1_000_000));
   await Promise.all(writers.map((writer) => writer.open()));
   const began = performance.now();
   await Promise.all(
@@ -106,6 +111,10 @@ async function rawTransactionalProduce(bootstrap: string, messages: readonly Sou
   const ms = performance.now() - began;
   await Promise.all(writers.map((writer) => writer.close()));
   return ms;
+}
+
+function rawKafkaSettings(bootstrap: string): BridgeSettings["kafka"] {
+  return { brokers: [bootstrap], clientId: "bench", sasl: {}, tls: { enabled: false }, partitions: 3, replicationFactor: 1, maxRecordBytes: 1_000_000 };
 }
 
 async function statusOf(connection: NatsConnection): Promise<BridgeStatus | undefined> {
@@ -143,9 +152,15 @@ export async function run(): Promise<Record<string, unknown>> {
     const produceMs = await rawTransactionalProduce(kafka.bootstrap, raw.messages);
     raw.messages.length = 0;
 
-    const bridge = process.env.BENCH_BRIDGE_BINARY
-      ? await startBridgeProcess({ EDGE_BRIDGE_NATS_URL: nats.url, EDGE_BRIDGE_KAFKA_BROKERS: kafka.bootstrap, EDGE_BRIDGE_INSTANCE_ID: "bench" }, { executable: resolve(process.env.BENCH_BRIDGE_BINARY) })
-      : await startBridgeProcess({ EDGE_BRIDGE_NATS_URL: nats.url, EDGE_BRIDGE_KAFKA_BROKERS: kafka.bootstrap, EDGE_BRIDGE_INSTANCE_ID: "bench" });
+    // As the systemd unit runs it (MALLOC_ARENA_MAX=2); BENCH_BRIDGE_NODE_OPTIONS e.g. --cpu-prof.
+    const bridgeEnv = {
+      EDGE_BRIDGE_NATS_URL: nats.url,
+      EDGE_BRIDGE_KAFKA_BROKERS: kafka.bootstrap,
+      EDGE_BRIDGE_INSTANCE_ID: "bench",
+      MALLOC_ARENA_MAX: "2",
+      ...(process.env.BENCH_BRIDGE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_BRIDGE_NODE_OPTIONS } : {}),
+    };
+    const bridge = await startBridgeProcess(bridgeEnv, process.env.BENCH_BRIDGE_BINARY ? { executable: resolve(process.env.BENCH_BRIDGE_BINARY) } : {});
     const pid = bridge.child.pid as number;
     let rssMax = 0;
     const sampler = setInterval(() => void rssMb(pid).then((mb) => (rssMax = Math.max(rssMax, mb))).catch(() => undefined), 250);
@@ -163,7 +178,9 @@ export async function run(): Promise<Record<string, unknown>> {
     if (firstCommitAt === null || caughtUpAt === null) throw new Error(`the bridge did not bridge ${events} events within 15 minutes`);
     const bridgeMs = caughtUpAt - firstCommitAt;
     const statusAfterLoad = await statusOf(connection);
-    await new Promise((resolveWait) => setTimeout(resolveWait, 5_000));
+    const memoryAfterLoad = statusAfterLoad?.memory;
+    // Idle: V8 gives memory back only after a while without work.
+    await new Promise((resolveWait) => setTimeout(resolveWait, Number(process.env.BENCH_BRIDGE_IDLE_SECONDS ?? 30) * 1_000));
     const rssIdle = await rssMb(pid);
 
     // Latency at a steady rate: agents' outboxes -> JetStream -> bridge -> a read_committed reader.
@@ -216,6 +233,8 @@ export async function run(): Promise<Record<string, unknown>> {
       transactionsCommitted: statusAfterLoad?.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) ?? null,
       bridgeRssMaxMb: Math.round(rssMax),
       bridgeRssIdleMb: Math.round(rssIdle),
+      bridgeHeapAfterLoadMb: memoryAfterLoad ? Math.round(memoryAfterLoad.heapUsedBytes / 1048576) : null,
+      bridgeBuffersAfterLoadMb: memoryAfterLoad ? Math.round(memoryAfterLoad.arrayBuffersBytes / 1048576) : null,
       bridgeBinary: process.env.BENCH_BRIDGE_BINARY ?? "sources",
       latency: {
         ratePerSecond: rate,

@@ -36,6 +36,8 @@ export interface BridgeDeps {
   readonly pid: number;
   readonly host: string;
   readonly processAlive: (pid: number) => boolean;
+  /** This process's memory, for the status. */
+  readonly memory: () => BridgeStatus["memory"];
   readonly connectionFactory?: ConnectionFactory;
   /** Leave a status file in the data dir every few seconds (the daemon does; tests may not). */
   readonly writeStatusFile?: boolean;
@@ -152,6 +154,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       shardsHeld: leases?.heldShards ?? [],
       shards: shards.sort((a, b) => a.shard.localeCompare(b.shard)),
       fatal: fatalReason,
+      memory: deps.memory(),
     };
   };
 

@@ -75,8 +75,8 @@ export class OrderedStreamSource {
   #roomWaiters: Array<() => void> = [];
   #pump: Promise<void> | null = null;
   #healthTimer: NodeJS.Timeout | null = null;
-  #lastTaken: JsMsg | null = null;
-  #lastAcked: JsMsg | null = null;
+  /** Taken and not yet acked, in stream order. */
+  #unacked: JsMsg[] = [];
   #counters = { redeliveriesDropped: 0, missingFromStream: 0, repositions: 0 };
   #lastProblem: string | null = null;
 
@@ -118,7 +118,7 @@ export class OrderedStreamSource {
   take(max: number): StreamMessage[] {
     const taken = this.#buffer.splice(0, max);
     if (taken.length > 0) {
-      this.#lastTaken = taken[taken.length - 1]?.raw ?? this.#lastTaken;
+      for (const entry of taken) this.#unacked.push(entry.raw);
       for (const wake of this.#roomWaiters.splice(0)) wake();
     }
     return taken.map((entry) => entry.message);
@@ -138,13 +138,14 @@ export class OrderedStreamSource {
   }
 
   /**
-   * Tells the server everything taken so far is done with (one ack: the consumer acks all up to
-   * it). Only flow control: the reader's own position, not the ack, decides what is read again.
+   * Tells the server that everything taken up to `sequence` is done with (one ack: the consumer
+   * acks all below it too). Only flow control: the reader's own position, not the ack, decides
+   * what is read again.
    */
-  ackTaken(): void {
-    const last = this.#lastTaken;
-    if (!last || last === this.#lastAcked) return;
-    this.#lastAcked = last;
+  ackTaken(sequence: number): void {
+    let last: JsMsg | undefined;
+    while (this.#unacked.length > 0 && (this.#unacked[0] as JsMsg).seq <= sequence) last = this.#unacked.shift();
+    if (!last) return;
     try {
       last.ack();
     } catch (error) {
@@ -170,7 +171,7 @@ export class OrderedStreamSource {
       try {
         await this.#recreateConsumer(this.#expected);
         const consumer = await jetstream(this.#options.connection).consumers.get(this.stream, this.#options.consumerName);
-        const messages = await consumer.consume({ max_messages: Math.min(this.#capacity, 1_000), abort_on_missing_resource: true });
+        const messages = await consumer.consume({ max_messages: Math.min(this.#capacity, 2_000), abort_on_missing_resource: true });
         this.#messages = messages;
         if (generation !== this.#generation) {
           messages.stop();
@@ -239,8 +240,8 @@ export class OrderedStreamSource {
       max_ack_pending: this.#capacity * 4,
       max_deliver: -1,
     });
-    this.#lastAcked = null;
-    this.#lastTaken = null;
+    // Acks to the consumer this one replaces would go nowhere.
+    this.#unacked = [];
     this.#trustFirst = true;
   }
 

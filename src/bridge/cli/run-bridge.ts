@@ -32,6 +32,10 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
     pid: process.pid,
     host: hostname(),
     processAlive,
+    memory: () => {
+      const usage = process.memoryUsage();
+      return { rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, externalBytes: usage.external, arrayBuffersBytes: usage.arrayBuffers };
+    },
     writeStatusFile: true,
   });
 

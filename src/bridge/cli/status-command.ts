@@ -49,9 +49,10 @@ export function formatBridgeStatus(report: BridgeStatusReport): string {
   for (const instance of report.instances) {
     lines.push(`instance ${instance.instanceId} (group ${instance.group}, version ${instance.version}, pid ${instance.pid}, since ${instance.startedAt})`);
     lines.push(`  nats: ${instance.nats.connected ? `connected to ${instance.nats.server ?? "?"}` : "not connected"}; kafka: ${instance.kafkaBrokers.join(", ")}; instances in group: ${instance.liveInstances}`);
+    lines.push(`  memory: ${Math.round(instance.memory.rssBytes / 1048576)} MB resident, heap ${Math.round(instance.memory.heapUsedBytes / 1048576)} MB, buffers ${Math.round(instance.memory.arrayBuffersBytes / 1048576)} MB`);
     if (instance.fatal) lines.push(`  STOPPED: ${instance.fatal}`);
     for (const shard of instance.shards) {
-      lines.push(`  shard ${shard.shard}: ${shard.state}; ${shard.produced} produced, ${shard.deadLetters} dead letters, ${shard.duplicatesDropped} duplicates dropped; ${shard.transactionsCommitted} transactions (${shard.transactionsFailed} failed); last commit ${shard.lastCommitAt ?? "never"}`);
+      lines.push(`  shard ${shard.shard}: ${shard.state}; ${shard.produced} produced, ${shard.deadLetters} dead letters, ${shard.duplicatesDropped} duplicates dropped; ${shard.transactionsCommitted} transactions committed, ${shard.transactionsAborted} aborted; last commit ${shard.lastCommitAt ?? "never"}`);
       if (shard.lastError) lines.push(`    last error: ${shard.lastError}`);
       for (const stream of shard.streams) {
         lines.push(`    ${stream.stream}: at ${stream.committedSequence} of ${stream.lastSequence ?? "?"} (lag ${stream.lag ?? "?"}), pending ${stream.pending ?? "?"}, ack pending ${stream.ackPending ?? "?"}, redelivered ${stream.redelivered ?? "?"}`);

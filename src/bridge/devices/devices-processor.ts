@@ -10,7 +10,7 @@ import {
 } from "../../contracts/index.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
-import { headerValue, type OutputRecord, type SourceMessage } from "../records/source-message.ts";
+import { headerValue, textOf, type OutputRecord, type SourceMessage } from "../records/source-message.ts";
 import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "../shards/shard-processor.ts";
 import { nextDeviceState, type DeviceSignal, type DeviceStatus, type RowContext } from "./device-state.ts";
 import { DeviceStoreConflictError, type DeviceStore, type StoredDevice } from "./device-store.ts";
@@ -50,6 +50,8 @@ const MAX_CONFLICT_RETRIES = 5;
  */
 export class DevicesProcessor implements ShardProcessor {
   readonly name = DEVICES_SHARD;
+  /** Its state is written to the KV bucket while preparing, so it prepares only on committed ground. */
+  readonly preparesAhead = false;
   readonly streams: readonly string[];
   readonly #options: DevicesProcessorOptions;
   readonly #logger: Logger;
@@ -153,7 +155,7 @@ export class DevicesProcessor implements ShardProcessor {
   #signalOf(message: SourceMessage): { machineId: string; signal: DeviceSignal } | null {
     let body: unknown;
     try {
-      body = JSON.parse(Buffer.from(message.data).toString("utf8"));
+      body = JSON.parse(textOf(message.data));
     } catch {
       return null;
     }

@@ -11,7 +11,7 @@ import {
   type TopicRole,
 } from "../../contracts/index.ts";
 import { bridgedHeaders } from "./kafka-headers.ts";
-import { headerValue, recordSize, type OutputRecord, type SourceMessage } from "./source-message.ts";
+import { headerValue, textOf, recordSize, type OutputRecord, type SourceMessage } from "./source-message.ts";
 import { telemetryRowOf } from "./telemetry-row.ts";
 
 export type TopicNames = Readonly<Record<TopicRole, string>>;
@@ -77,7 +77,7 @@ export function routeMessage(message: SourceMessage, options: RouterOptions): Ro
   if (!identity) return deadLetter(message, options, "unknown-subject", `no event is published on ${message.subject}`, machineIdOfSubject(message.subject));
   let body: unknown;
   try {
-    body = JSON.parse(Buffer.from(message.data).toString("utf8"));
+    body = JSON.parse(textOf(message.data));
   } catch (error) {
     return deadLetter(message, options, "not-json", `the body is not JSON: ${(error as Error).message}`, identity.machineId);
   }

@@ -8,11 +8,29 @@ import type { SourceMessage } from "./source-message.ts";
  */
 export function bridgedHeaders(message: SourceMessage, extra: ReadonlyArray<readonly [string, string]> = []): Map<Buffer, Buffer> {
   const headers = new Map<Buffer, Buffer>();
-  const add = (name: string, value: string): void => void headers.set(Buffer.from(name), Buffer.from(value));
+  // Names are few and repeat on every record: their encoding is cached (and only read, never
+  // changed). A name this record already has gets a copy, or the Map would fold the two into one.
+  const add = (name: string, value: string): void => {
+    const key = encodedName(name);
+    headers.set(headers.has(key) ? Buffer.from(key) : key, Buffer.from(value));
+  };
   for (const [name, value] of message.headers) add(name, value);
   add(BridgeHeader.stream, message.stream);
   add(BridgeHeader.streamSequence, String(message.streamSequence));
   add(BridgeHeader.subject, message.subject);
   for (const [name, value] of extra) add(name, value);
   return headers;
+}
+
+const NAME_CACHE_LIMIT = 256;
+const encodedNames = new Map<string, Buffer>();
+
+function encodedName(name: string): Buffer {
+  let encoded = encodedNames.get(name);
+  if (!encoded) {
+    encoded = Buffer.from(name);
+    // Header names come from devices too: bounded, so odd names cannot grow it without end.
+    if (encodedNames.size < NAME_CACHE_LIMIT) encodedNames.set(name, encoded);
+  }
+  return encoded;
 }

@@ -22,3 +22,8 @@ export function recordSize(record: OutputRecord): number {
   for (const [key, value] of record.headers) size += key.length + value.length;
   return size;
 }
+
+/** The body as text, decoded in place (no copy: the hot path reads every event). */
+export function textOf(data: Uint8Array): string {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8");
+}

@@ -19,7 +19,10 @@ export class EventStreamProcessor implements ShardProcessor {
   readonly #router: RouterOptions;
   readonly #checkpointTopic: string;
   readonly #logger: Logger;
+  readonly preparesAhead = true;
   #windows = new Map<string, SequenceWindow>();
+  /** Windows of batches prepared but not yet committed, newest first in effect (later batches replace). */
+  #uncommitted = new Map<string, SequenceWindow>();
 
   constructor(options: { stream: string; router: RouterOptions; checkpointTopic: string; logger: Logger }) {
     this.name = options.stream;
@@ -31,6 +34,7 @@ export class EventStreamProcessor implements ShardProcessor {
 
   async takeover(context: TakeoverContext): Promise<void> {
     this.#windows = new Map();
+    this.#uncommitted = new Map();
     for (const [id, value] of context.states) {
       const [kind, machineId] = splitStateId(id);
       if (kind !== WINDOW_KIND || machineId === null) continue;
@@ -53,7 +57,7 @@ export class EventStreamProcessor implements ShardProcessor {
         continue;
       }
       if (routed.sequence !== null) {
-        const window = touched.get(routed.machineId) ?? this.#windows.get(routed.machineId)?.clone() ?? new SequenceWindow();
+        const window = touched.get(routed.machineId) ?? (this.#uncommitted.get(routed.machineId) ?? this.#windows.get(routed.machineId))?.clone() ?? new SequenceWindow();
         touched.set(routed.machineId, window);
         const verdict = window.verdict(routed.sequence);
         if (verdict === "duplicate") {
@@ -67,18 +71,28 @@ export class EventStreamProcessor implements ShardProcessor {
       records.push(routed.record);
     }
     const stateRecords = [...touched].map(([machineId, window]) => stateRecord(this.#checkpointTopic, WINDOW_KIND, this.name, machineId, window.snapshot()));
+    for (const [machineId, window] of touched) this.#uncommitted.set(machineId, window);
     return {
       records,
       stateRecords,
       counts: { produced: records.length - deadLetters, deadLetters, duplicatesDropped, unverifiableSequences },
       committed: () => {
-        for (const [machineId, window] of touched) this.#windows.set(machineId, window);
+        for (const [machineId, window] of touched) {
+          this.#windows.set(machineId, window);
+          // A later batch's own window for the machine (prepared on top of this one) stays.
+          if (this.#uncommitted.get(machineId) === window) this.#uncommitted.delete(machineId);
+        }
       },
     };
   }
 
+  discardUncommitted(): void {
+    this.#uncommitted = new Map();
+  }
+
   async release(): Promise<void> {
     this.#windows = new Map();
+    this.#uncommitted = new Map();
   }
 
   stats(): Record<string, number> {

@@ -37,11 +37,18 @@ export interface PreparedBatch {
 /**
  * The part of a shard that decides what a batch of stream messages becomes. It never writes to
  * Kafka itself: the runner puts its records, state records and the checkpoint in one transaction.
- * `prepare` must not change the processor's committed state: a failed transaction is prepared
- * again from the same state after a takeover.
+ * `prepare` must not change the processor's committed state (only `committed()` does): a failed
+ * transaction is prepared again from the same state after a takeover.
  */
 export interface ShardProcessor {
   readonly name: string;
+  /**
+   * Whether `prepare` may run while the previous batch's transaction is still open: the processor
+   * then builds on its own uncommitted state, and drops it in `discardUncommitted` when that
+   * transaction failed. A processor with side effects outside Kafka says false.
+   */
+  readonly preparesAhead: boolean;
+  discardUncommitted?(): void;
   /** The streams this shard reads, each through its own consumer. */
   readonly streams: readonly string[];
   takeover(context: TakeoverContext): Promise<void>;

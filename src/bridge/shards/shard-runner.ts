@@ -8,9 +8,24 @@ import { checkpointRecord, loadShardState, type CheckpointValue } from "../kafka
 import { classifyKafkaError, describeKafkaError } from "../kafka/kafka-errors.ts";
 import { TransactionalWriter } from "../kafka/transactional-writer.ts";
 import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
-import type { ShardProcessor } from "./shard-processor.ts";
+import type { PreparedBatch, ShardProcessor } from "./shard-processor.ts";
 
 export type ShardState = "starting" | "running" | "retrying" | "stopped";
+
+/** A batch made into one transaction's records, with what the shard adopts once it commits. */
+interface PreparedTransaction {
+  readonly messages: readonly SourceMessage[];
+  readonly afterBatch: Readonly<Record<string, number>>;
+  readonly prepared: PreparedBatch;
+  readonly checkpoint: CheckpointValue;
+  readonly records: readonly OutputRecord[];
+}
+
+interface InFlight {
+  readonly batch: PreparedTransaction;
+  /** null once committed, else the failure (never rejects). */
+  readonly outcome: Promise<unknown>;
+}
 
 export interface StreamStats extends SourceCounters {
   /** The last stream sequence committed to Kafka. */
@@ -27,7 +42,7 @@ export interface ShardStats {
   readonly duplicatesDropped: number;
   readonly unverifiableSequences: number;
   readonly transactionsCommitted: number;
-  readonly transactionsFailed: number;
+  readonly transactionsAborted: number;
   readonly takeovers: number;
   readonly lastCommitAt: string | null;
   readonly lastError: string | null;
@@ -84,7 +99,7 @@ export class ShardRunner {
   #stopSignal = new AbortController();
   #running: Promise<void> | null = null;
   #state: ShardState = "stopped";
-  #counters = { produced: 0, deadLetters: 0, duplicatesDropped: 0, unverifiableSequences: 0, transactionsCommitted: 0, transactionsFailed: 0, takeovers: 0 };
+  #counters = { produced: 0, deadLetters: 0, duplicatesDropped: 0, unverifiableSequences: 0, transactionsCommitted: 0, transactionsAborted: 0, takeovers: 0 };
   #retiredSourceCounters = new Map<string, SourceCounters>();
   #lastCommitAt: string | null = null;
   #lastError: string | null = null;
@@ -228,27 +243,60 @@ export class ShardRunner {
     this.#logger.info({ positions: this.#committed, transactionalId: this.#options.transactionalId }, "shard taken over: bridging from the committed checkpoint");
   }
 
+  /**
+   * Batches go to Kafka one transaction at a time, in order. While one commits, the next is read
+   * and prepared (for a processor that prepares from uncommitted state, see ShardProcessor): the
+   * broker's work on one overlaps ours on the next. It is only written once the one before it
+   * committed; if that one failed, both are given up and the shard is taken over again.
+   */
   async #pump(onProgress: () => void): Promise<void> {
-    while (!this.#stopping) {
-      const messages = await this.#collect();
-      if (messages.length === 0) continue;
-      await this.#commit(messages);
-      onProgress();
+    let inFlight: InFlight | null = null;
+    const settle = async (): Promise<"committed" | "redone"> => {
+      const current = inFlight as InFlight;
+      inFlight = null;
+      const failure = await current.outcome;
+      if (failure === null) {
+        this.#adopt(current.batch);
+        onProgress();
+        return "committed";
+      }
+      this.#counters.transactionsAborted++;
+      if (classifyKafkaError(failure) !== "too-large") throw failure;
+      this.#processor.discardUncommitted?.();
+      await this.#commitSmaller(current.batch.messages, describeKafkaError(failure));
+      return "redone";
+    };
+    try {
+      while (!this.#stopping) {
+        const messages = await this.#collect(inFlight?.outcome ?? null);
+        if (inFlight !== null && (messages.length === 0 || !this.#processor.preparesAhead)) await settle();
+        if (messages.length === 0) continue;
+        let batch = await this.#prepare(messages, inFlight?.batch.afterBatch ?? this.#committed);
+        // The one before must have committed before this one is written; if it had to be redone
+        // in smaller parts, this one is prepared again on what they committed.
+        if (inFlight !== null && (await settle()) === "redone") batch = await this.#prepare(messages, this.#committed);
+        const writer = this.#writer;
+        if (!writer) throw new Error("no producer");
+        inFlight = { batch, outcome: writer.write(batch.records).then(() => null, (error: unknown) => error ?? new Error("transaction failed")) };
+      }
+    } finally {
+      // Stopping: the open transaction commits or fails before the shard lets go.
+      if (inFlight !== null) await settle().catch(() => undefined);
     }
   }
 
-  /** Waits for at least one message, lingers briefly for more, then takes up to maxEvents. */
-  async #collect(): Promise<SourceMessage[]> {
+  /** Waits for at least one message (or for the transaction in flight to settle), lingers briefly for more, then takes up to maxEvents. */
+  async #collect(inFlight: Promise<unknown> | null): Promise<SourceMessage[]> {
     const sources = [...this.#sources.values()];
     const buffered = (): number => sources.reduce((total, source) => total + source.buffered, 0);
     if (buffered() === 0) {
       const waiting = new AbortController();
       const onStop = (): void => waiting.abort();
       this.#stopSignal.signal.addEventListener("abort", onStop, { once: true });
-      await Promise.race(sources.map((source) => source.waitForMessage(waiting.signal)));
+      await Promise.race([...sources.map((source) => source.waitForMessage(waiting.signal)), ...(inFlight ? [inFlight] : [])]);
       waiting.abort();
       this.#stopSignal.signal.removeEventListener("abort", onStop);
-      if (this.#stopping) return [];
+      if (this.#stopping || buffered() === 0) return [];
       if (this.#options.lingerMs > 0 && buffered() < this.#options.maxEvents) await this.#sleep(this.#options.lingerMs);
     }
     const batch: SourceMessage[] = [];
@@ -257,37 +305,54 @@ export class ShardRunner {
     return batch.filter((message) => message.streamSequence > (this.#committed[message.stream] ?? 0));
   }
 
-  async #commit(messages: readonly SourceMessage[]): Promise<void> {
-    const afterBatch = { ...this.#committed };
+  /** A batch's records, state and checkpoint, prepared on top of `base` (the positions before it). */
+  async #prepare(messages: readonly SourceMessage[], base: Readonly<Record<string, number>>): Promise<PreparedTransaction> {
+    const afterBatch = { ...base };
     for (const message of messages) afterBatch[message.stream] = Math.max(afterBatch[message.stream] ?? 0, message.streamSequence);
     const prepared = await this.#processor.prepare(messages, { committed: this.#committed, afterBatch });
+    this.#transactions++;
     const checkpoint: CheckpointValue = {
       shard: this.name,
       positions: Object.fromEntries(Object.entries(afterBatch).map(([stream, sequence]) => [stream, { sequence, streamCreated: this.#streamCreated[stream] ?? "" }])),
-      transaction: this.#transactions + 1,
+      transaction: this.#transactions,
       committedAt: new Date().toISOString(),
     };
-    const writer = this.#writer;
-    if (!writer) throw new Error("no producer");
+    return {
+      messages,
+      afterBatch,
+      prepared,
+      checkpoint,
+      records: [...prepared.records, ...prepared.stateRecords, checkpointRecord(this.#options.checkpointTopic, checkpoint)],
+    };
+  }
+
+  /** The transaction committed: its positions, state and counts are the shard's; NATS may forget what it covers. */
+  #adopt(batch: PreparedTransaction): void {
+    this.#committed = batch.afterBatch;
+    batch.prepared.committed();
+    this.#counters.transactionsCommitted++;
+    this.#counters.produced += batch.prepared.counts.produced;
+    this.#counters.deadLetters += batch.prepared.counts.deadLetters;
+    this.#counters.duplicatesDropped += batch.prepared.counts.duplicatesDropped;
+    this.#counters.unverifiableSequences += batch.prepared.counts.unverifiableSequences;
+    this.#lastCommitAt = batch.checkpoint.committedAt;
+    this.#lastError = null;
+    for (const source of this.#sources.values()) source.ackTaken(batch.afterBatch[source.stream] ?? 0);
+  }
+
+  /** Writes one batch now (no transaction in flight) and adopts it. */
+  async #commitNow(messages: readonly SourceMessage[]): Promise<void> {
+    const batch = await this.#prepare(messages, this.#committed);
     try {
-      await writer.write([...prepared.records, ...prepared.stateRecords, checkpointRecord(this.#options.checkpointTopic, checkpoint)]);
+      await (this.#writer as TransactionalWriter).write(batch.records);
     } catch (error) {
-      this.#counters.transactionsFailed++;
+      this.#counters.transactionsAborted++;
       if (classifyKafkaError(error) !== "too-large") throw error;
+      this.#processor.discardUncommitted?.();
       await this.#commitSmaller(messages, describeKafkaError(error));
       return;
     }
-    this.#committed = afterBatch;
-    this.#transactions = checkpoint.transaction;
-    prepared.committed();
-    this.#counters.transactionsCommitted++;
-    this.#counters.produced += prepared.counts.produced;
-    this.#counters.deadLetters += prepared.counts.deadLetters;
-    this.#counters.duplicatesDropped += prepared.counts.duplicatesDropped;
-    this.#counters.unverifiableSequences += prepared.counts.unverifiableSequences;
-    this.#lastCommitAt = checkpoint.committedAt;
-    this.#lastError = null;
-    for (const source of this.#sources.values()) source.ackTaken();
+    this.#adopt(batch);
   }
 
   /**
@@ -297,22 +362,22 @@ export class ShardRunner {
   async #commitSmaller(messages: readonly SourceMessage[], reason: string): Promise<void> {
     if (messages.length > 1) {
       const half = Math.ceil(messages.length / 2);
-      await this.#commit(messages.slice(0, half));
-      await this.#commit(messages.slice(half));
+      await this.#commitNow(messages.slice(0, half));
+      await this.#commitNow(messages.slice(half));
       return;
     }
     const message = messages[0] as SourceMessage;
     this.#logger.warn({ subject: message.subject, streamSequence: message.streamSequence, reason }, "the broker refused an event as too large: it goes to the dead-letter topic");
     const afterBatch = { ...this.#committed, [message.stream]: message.streamSequence };
+    this.#transactions++;
     const checkpoint: CheckpointValue = {
       shard: this.name,
       positions: Object.fromEntries(Object.entries(afterBatch).map(([stream, sequence]) => [stream, { sequence, streamCreated: this.#streamCreated[stream] ?? "" }])),
-      transaction: this.#transactions + 1,
+      transaction: this.#transactions,
       committedAt: new Date().toISOString(),
     };
     await this.#writer?.write([this.#options.tooLargeDeadLetter(message, reason), checkpointRecord(this.#options.checkpointTopic, checkpoint)]);
     this.#committed = afterBatch;
-    this.#transactions = checkpoint.transaction;
     this.#counters.transactionsCommitted++;
     this.#counters.deadLetters++;
   }
