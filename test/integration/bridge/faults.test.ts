@@ -1,3 +1,6 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { Admin } from "@platformatic/kafka";
@@ -14,6 +17,7 @@ import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-serve
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const SHARDS = EVENT_STREAMS.length + 1;
+const BRIDGE_CLI = resolve(import.meta.dirname, "../../../src/bridge/cli/main.ts");
 
 /** An event published the way an agent's outbox publishes it, with our headers. */
 async function publishEvent(connection: NatsConnection, subject: string, body: string, meta: { eventId: string; sequence: number; msgId?: string; extraHeaders?: Array<[string, string]> }): Promise<void> {
@@ -158,6 +162,31 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
     const report = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
     expect({ missing: report.missing, duplicated: report.duplicated }).toEqual({ missing: [], duplicated: [] });
+  }, 120_000);
+
+  it("`edge-bridge status` shows each shard, its positions and lag over NATS; with NATS away, the status file it left", async () => {
+    const bridge = await startBridge();
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
+    const status = async (env: Record<string, string>): Promise<{ code: number | null; stdout: string }> =>
+      new Promise((resolve) => {
+        execFile(process.execPath, [BRIDGE_CLI, "status", ...(env.JSON ? ["--json"] : [])], { env: { ...process.env, EDGE_BRIDGE_DATA_DIR: bridge.dataDir, ...env } }, (error, stdout) => resolve({ code: error ? (error.code as number) : 0, stdout }));
+      });
+    const live = await status({ EDGE_BRIDGE_NATS_URL: nats.url, JSON: "1" });
+    expect(live.code).toBe(0);
+    const report = JSON.parse(live.stdout) as { source: string; instances: Array<{ instanceId: string; shards: Array<{ shard: string; state: string; streams: Array<{ stream: string; lag: number }> }> }> };
+    expect(report.source).toBe("live");
+    expect(report.instances[0]?.instanceId).toBe("faults");
+    expect(report.instances[0]?.shards.map((shard) => shard.shard).sort()).toEqual([...EVENT_STREAMS, "devices"].sort());
+    expect(report.instances[0]?.shards.find((shard) => shard.shard === "TELEMETRY")?.streams[0]).toMatchObject({ stream: "TELEMETRY", lag: 0 });
+    const human = await status({ EDGE_BRIDGE_NATS_URL: nats.url });
+    expect(human.stdout).toMatch(/^instance faults \(group edge-bridge/m);
+    expect(human.stdout).toMatch(/^ {2}shard TELEMETRY: running; \d+ produced/m);
+    // Nobody answers on a server that is not there: the file the bridge leaves every few seconds.
+    await waitFor("the status file", () => existsSync(join(bridge.dataDir, "status.json")), 20_000);
+    const offline = await status({ EDGE_BRIDGE_NATS_URL: "nats://127.0.0.1:1" });
+    expect(offline.code).toBe(0);
+    expect(offline.stdout).toMatch(/showing .*status.json, written \d+ s ago/);
+    expect(offline.stdout).toMatch(/^instance faults/m);
   }, 120_000);
 
   it("puts a record over its topic's size limit (the broker's max.message.bytes) into the dead-letter topic, body kept where that topic takes it", async () => {
