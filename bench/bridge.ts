@@ -9,7 +9,7 @@ import { Consumer, FetchIsolationLevels, MessagesStreamModes } from "@platformat
 import { EVENT_STREAMS } from "../src/bridge/bridge.ts";
 import { kafkaClientOptions } from "../src/bridge/kafka/kafka-client-options.ts";
 import { TransactionalWriter } from "../src/bridge/kafka/transactional-writer.ts";
-import type { BridgeSettings } from "../src/bridge/settings/bridge-settings.ts";
+import { defaultBridgeSettings, type BridgeSettings } from "../src/bridge/settings/bridge-settings.ts";
 import { routeMessage } from "../src/bridge/records/event-router.ts";
 import type { OutputRecord, SourceMessage } from "../src/bridge/records/source-message.ts";
 import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../src/bridge/service/bridge-status.ts";
@@ -40,7 +40,8 @@ export const name = "bridge";
 const run_ = promisify(execFile);
 const perSecond = (count: number, ms: number): number => Math.round((count / ms) * 1000);
 const percentile = (sorted: readonly number[], fraction: number): number => sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
-const BATCH = 2_000;
+/** The bridge's own default batch: the raw baseline writes transactions of the same size. */
+const BATCH = defaultBridgeSettings({ configDir: "", dataDir: "" }).batch.maxEvents;
 
 async function preload(connection: NatsConnection, events: number, machines: number): Promise<void> {
   const js = jetstream(connection);
@@ -123,9 +124,20 @@ async function statusOf(connection: NatsConnection): Promise<BridgeStatus | unde
   return undefined;
 }
 
-async function rssMb(pid: number): Promise<number> {
+/** CPU seconds a process used (user + system), and the whole machine's busy and total CPU seconds. */
+async function cpuSeconds(pid: number): Promise<{ process: number; machineBusy: number; machineTotal: number }> {
+  const ticks = 100;
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
+  const processTicks = Number(fields[11]) + Number(fields[12]);
+  const cpu = ((await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "").split(/\s+/).slice(1).map(Number);
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+  const total = cpu.reduce((sum, value) => sum + value, 0);
+  return { process: processTicks / ticks, machineBusy: (total - idle) / ticks, machineTotal: total / ticks };
+}
+
+async function rssMb(pid: number, field = "VmRSS"): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
 }
 
 export async function run(): Promise<Record<string, unknown>> {
@@ -165,23 +177,42 @@ export async function run(): Promise<Record<string, unknown>> {
     let rssMax = 0;
     const sampler = setInterval(() => void rssMb(pid).then((mb) => (rssMax = Math.max(rssMax, mb))).catch(() => undefined), 250);
     let firstCommitAt: number | null = null;
+    let cpuAtFirstCommit: Awaited<ReturnType<typeof cpuSeconds>> | null = null;
     let caughtUpAt: number | null = null;
     const deadline = Date.now() + 15 * 60_000;
+    let exitedEarly: string | null = null;
+    void bridge.exited.then((exit) => (exitedEarly = `the bridge exited (${exit.code ?? exit.signal}) during the benchmark:\n${bridge.output().slice(-3_000)}`));
     while (caughtUpAt === null && Date.now() < deadline) {
+      if (exitedEarly) throw new Error(exitedEarly);
       const status = await statusOf(connection).catch(() => undefined);
       const shards = status?.shards ?? [];
       const committed = shards.reduce((total, shard) => total + shard.produced + shard.deadLetters, 0);
-      if (firstCommitAt === null && committed > 0) firstCommitAt = performance.now();
+      if (firstCommitAt === null && committed > 0) {
+        firstCommitAt = performance.now();
+        cpuAtFirstCommit = await cpuSeconds(pid);
+      }
       if (shards.length === EVENT_STREAMS.length + 1 && shards.every((shard) => shard.streams.every((stream) => stream.lag === 0)) && committed >= events) caughtUpAt = performance.now();
       else await new Promise((resolveWait) => setTimeout(resolveWait, 100));
     }
     if (firstCommitAt === null || caughtUpAt === null) throw new Error(`the bridge did not bridge ${events} events within 15 minutes`);
     const bridgeMs = caughtUpAt - firstCommitAt;
+    const cpuAtCaughtUp = await cpuSeconds(pid);
+    const cores = cpuAtFirstCommit ? (cpuAtCaughtUp.machineTotal - cpuAtFirstCommit.machineTotal) / (bridgeMs / 1000) : 0;
+    const loadCpu = cpuAtFirstCommit
+      ? {
+          bridgeCoresUsed: Number(((cpuAtCaughtUp.process - cpuAtFirstCommit.process) / (bridgeMs / 1000)).toFixed(2)),
+          machineCoresBusy: Number(((cpuAtCaughtUp.machineBusy - cpuAtFirstCommit.machineBusy) / (bridgeMs / 1000)).toFixed(2)),
+          machineCores: Math.round(cores),
+        }
+      : null;
     const statusAfterLoad = await statusOf(connection);
     const memoryAfterLoad = statusAfterLoad?.memory;
     // Idle: V8 gives memory back only after a while without work.
     await new Promise((resolveWait) => setTimeout(resolveWait, Number(process.env.BENCH_BRIDGE_IDLE_SECONDS ?? 30) * 1_000));
     const rssIdle = await rssMb(pid);
+    const rssIdleAnonymous = await rssMb(pid, "RssAnon");
+    const rssIdleFile = await rssMb(pid, "RssFile");
+    const memoryIdle = (await statusOf(connection))?.memory;
 
     // Latency at a steady rate: agents' outboxes -> JetStream -> bridge -> a read_committed reader.
     const reader = new Consumer({ clientId: "bench-latency", groupId: `bench-latency-${Date.now()}`, bootstrapBrokers: [kafka.bootstrap], isolationLevel: FetchIsolationLevels.READ_COMMITTED, autocommit: false });
@@ -230,9 +261,14 @@ export async function run(): Promise<Record<string, unknown>> {
       bridgeEventsPerSecond: bridgePerSecond,
       bridgeToSmallerBaseline: Number((bridgePerSecond / smaller).toFixed(2)),
       goal: 0.5,
+      cpuDuringLoad: loadCpu,
       transactionsCommitted: statusAfterLoad?.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) ?? null,
       bridgeRssMaxMb: Math.round(rssMax),
       bridgeRssIdleMb: Math.round(rssIdle),
+      bridgeRssIdleAnonymousMb: Math.round(rssIdleAnonymous),
+      bridgeRssIdleFileMb: Math.round(rssIdleFile),
+      bridgeHeapIdleMb: memoryIdle ? Math.round(memoryIdle.heapUsedBytes / 1048576) : null,
+      bridgeHeapTotalIdleMb: memoryIdle ? Math.round(memoryIdle.heapTotalBytes / 1048576) : null,
       bridgeHeapAfterLoadMb: memoryAfterLoad ? Math.round(memoryAfterLoad.heapUsedBytes / 1048576) : null,
       bridgeBuffersAfterLoadMb: memoryAfterLoad ? Math.round(memoryAfterLoad.arrayBuffersBytes / 1048576) : null,
       bridgeBinary: process.env.BENCH_BRIDGE_BINARY ?? "sources",

@@ -57,6 +57,11 @@ interface ExecutableSpec {
   /** Packages that must never end up in this bundle (checked on the build's metafile). */
   readonly mustNotBundle: readonly string[];
   readonly plugins: readonly Plugin[];
+  /**
+   * Worker threads' code: each entry point bundled alike and carried in the executable as an
+   * asset (`node:sea` getAsset), which the program starts with `new Worker(code, { eval: true })`.
+   */
+  readonly workerAssets: ReadonlyArray<{ readonly asset: string; readonly entryPoint: string }>;
 }
 
 /**
@@ -81,6 +86,7 @@ const AGENT: ExecutableSpec = {
   // The device never talks to Kafka: the client stays in the bridge.
   mustNotBundle: ["@platformatic/kafka"],
   plugins: [],
+  workerAssets: [],
 };
 
 const BRIDGE: ExecutableSpec = {
@@ -95,6 +101,8 @@ const BRIDGE: ExecutableSpec = {
   external: ["@node-rs/crc32", "protobufjs"],
   mustNotBundle: [],
   plugins: [inlineWasmUtils],
+  // The producer thread (src/bridge/kafka/threaded-writer.ts names the asset).
+  workerAssets: [{ asset: "producer-thread.cjs", entryPoint: "src/bridge/kafka/producer-thread.ts" }],
 };
 
 function distFiles(spec: ExecutableSpec): SingleExecutable {
@@ -134,24 +142,29 @@ async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOp
   const partialBinary = `${binary}.${scratch}`;
   const strippedBase = join(dist, `node-base.${scratch}`);
   const seaConfig = join(dist, `sea-config-${spec.name}.${scratch}.json`);
+  const assetFiles = spec.workerAssets.map((worker) => ({ ...worker, file: join(dist, `${worker.asset}.${scratch}`) }));
   try {
-    const { metafile } = await build({
-      entryPoints: [join(root, spec.entryPoint)],
-      bundle: true,
-      platform: "node",
-      format: "cjs",
-      target: "node24",
-      outfile: partialBundle,
-      logLevel: "warning",
-      legalComments: "none",
-      metafile: true,
-      external: [...spec.external],
-      plugins: [versionOverride(options.version), ...spec.plugins],
-      // Some dependencies (node-cron, @platformatic/kafka) read import.meta.url at load; in a
-      // CommonJS bundle it is the executable's own URL.
-      define: { "import.meta.url": "__seaModuleUrl" },
-      banner: { js: 'const __seaModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
-    });
+    const bundleOf = (entryPoint: string, outfile: string) =>
+      build({
+        entryPoints: [join(root, entryPoint)],
+        bundle: true,
+        platform: "node",
+        format: "cjs",
+        target: "node24",
+        outfile,
+        logLevel: "warning",
+        legalComments: "none",
+        metafile: true,
+        external: [...spec.external],
+        plugins: [versionOverride(options.version), ...spec.plugins],
+        // Some dependencies (node-cron, @platformatic/kafka) read import.meta.url at load; in a
+        // CommonJS bundle it is the executable's own URL.
+        define: { "import.meta.url": "__seaModuleUrl" },
+        // The executable's own path: in a worker started from an asset (eval), __filename is "[worker eval]".
+        banner: { js: 'const __seaModuleUrl = require("node:url").pathToFileURL(process.execPath).href;' },
+      });
+    const { metafile } = await bundleOf(spec.entryPoint, partialBundle);
+    for (const worker of assetFiles) await bundleOf(worker.entryPoint, worker.file);
     const forbidden = Object.keys(metafile.inputs).find((input) => spec.mustNotBundle.some((name) => input.includes(`node_modules/${name}/`)));
     if (forbidden) throw new Error(`${spec.name} must not bundle ${spec.mustNotBundle.join(", ")}, but it pulls in ${forbidden}`);
 
@@ -172,6 +185,7 @@ async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOp
           useCodeCache: true,
           useSnapshot: false,
           execArgv: spec.execArgv,
+          assets: Object.fromEntries(assetFiles.map((worker) => [worker.asset, worker.file])),
         },
         null,
         2,
@@ -181,7 +195,7 @@ async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOp
     renameSync(partialBundle, bundle);
     renameSync(partialBinary, binary);
   } finally {
-    for (const leftover of [partialBundle, partialBinary, strippedBase, seaConfig]) rmSync(leftover, { force: true });
+    for (const leftover of [partialBundle, partialBinary, strippedBase, seaConfig, ...assetFiles.map((worker) => worker.file)]) rmSync(leftover, { force: true });
   }
   const version = execFileSync(binary, ["version"], { encoding: "utf8" }).trim();
   console.log(`built ${binary} (${(statSync(binary).size / 1024 / 1024).toFixed(1)} MiB), version ${version}`);

@@ -13,6 +13,7 @@ import { DEVICES_SHARD, DevicesProcessor } from "./devices/devices-processor.ts"
 import { ensurePresenceStream, presenceStreamNames } from "./devices/presence.ts";
 import { kafkaClientOptions } from "./kafka/kafka-client-options.ts";
 import { classifyKafkaError, describeKafkaError } from "./kafka/kafka-errors.ts";
+import { ProducerThread, ThreadedWriter } from "./kafka/threaded-writer.ts";
 import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
 import { tooLargeDeadLetter, type RouterOptions } from "./records/event-router.ts";
 import { shardStatus, startBridgeService, type BridgeStatus } from "./service/bridge-status.ts";
@@ -93,6 +94,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
 
   const consumerName = (shard: string) => (_stream: string) => (shard === DEVICES_SHARD ? `${settings.group}-devices` : settings.group);
   const runners = new Map<string, ShardRunner>();
+  // Every shard's producer in one thread beside this one (kafka/producer-thread.ts).
+  const producerThread = new ProducerThread();
   let leases: ShardLeases | null = null;
   let service: Service | null = null;
   let statusTimer: NodeJS.Timeout | null = null;
@@ -122,7 +125,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         processor: processorFor(shard),
         connection,
         kafkaClientOptions: clientOptions(`${shard.toLowerCase()}`),
-        topicLimit: (topic) => limits.forTopic(topic),
+        newWriter: () =>
+          new ThreadedWriter({ thread: producerThread, kafka: settings.kafka, clientIdSuffix: shard.toLowerCase(), transactionalId: `${settings.group}-${shard}`, limitOf: (topic) => limits.forTopic(topic) }),
         checkpointTopic: settings.topics.checkpoint,
         transactionalId: `${settings.group}-${shard}`,
         consumerName: consumerName(shard),
@@ -229,6 +233,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       await leases?.stop();
       await Promise.all([...runners.values()].map((runner) => runner.stop(Math.max(500, deadline - clock.monotonicMs() - 1_000))));
       if (deps.writeStatusFile) await writeStatusFile();
+      await producerThread.stop();
       await service?.stop().catch(() => undefined);
       await systemLink?.close(1_000);
       await link.close(Math.max(500, Math.min(2_000, deadline - clock.monotonicMs())));

@@ -12,6 +12,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "./connection-options.ts";
 
+const ACK = new TextEncoder().encode("+ACK");
+
 /** A stream message as a reader sees it: its place in the stream, its subject, headers and body. */
 export interface StreamMessage {
   readonly stream: string;
@@ -32,6 +34,13 @@ export interface OrderedStreamSourceOptions {
   readonly logger: Logger;
   /** How many messages may wait in memory, read but not yet taken. Default 2,000. */
   readonly bufferMessages?: number;
+  /**
+   * How many messages the server may have delivered and not yet seen acked: the bound on what
+   * this source holds in memory (nats.js pulls again as soon as messages arrive, not when they are
+   * read, so only the server's limit holds a backlog back). Cover the reader's batches in flight
+   * plus the buffer. Default 3 x bufferMessages.
+   */
+  readonly maxAckPending?: number;
   /** Ack wait of the consumer. Default 60 s. */
   readonly ackWaitMs?: number;
   /** How often an idle source checks that its consumer still exists. Default 15 s. */
@@ -64,7 +73,11 @@ export class OrderedStreamSource {
   readonly #options: OrderedStreamSourceOptions;
   readonly #logger: Logger;
   readonly #capacity: number;
-  #buffer: Array<{ message: StreamMessage; raw: JsMsg }> = [];
+  /**
+   * Read and not yet taken: the message and where its ack goes. The client's message object is
+   * not kept (it holds the parsed headers and a view into the socket's buffer), only our copy.
+   */
+  #buffer: Array<{ message: StreamMessage; ackTo: string }> = [];
   /** The next sequence to accept; `trustFrom` after a (re)positioning, where the first message sets it. */
   #expected = 1;
   #trustFirst = true;
@@ -76,7 +89,7 @@ export class OrderedStreamSource {
   #pump: Promise<void> | null = null;
   #healthTimer: NodeJS.Timeout | null = null;
   /** Taken and not yet acked, in stream order. */
-  #unacked: JsMsg[] = [];
+  #unacked: Array<{ sequence: number; ackTo: string }> = [];
   #counters = { redeliveriesDropped: 0, missingFromStream: 0, repositions: 0 };
   #lastProblem: string | null = null;
 
@@ -118,7 +131,7 @@ export class OrderedStreamSource {
   take(max: number): StreamMessage[] {
     const taken = this.#buffer.splice(0, max);
     if (taken.length > 0) {
-      for (const entry of taken) this.#unacked.push(entry.raw);
+      for (const entry of taken) this.#unacked.push({ sequence: entry.message.streamSequence, ackTo: entry.ackTo });
       for (const wake of this.#roomWaiters.splice(0)) wake();
     }
     return taken.map((entry) => entry.message);
@@ -143,11 +156,12 @@ export class OrderedStreamSource {
    * what is read again.
    */
   ackTaken(sequence: number): void {
-    let last: JsMsg | undefined;
-    while (this.#unacked.length > 0 && (this.#unacked[0] as JsMsg).seq <= sequence) last = this.#unacked.shift();
+    let last: { ackTo: string } | undefined;
+    while (this.#unacked.length > 0 && (this.#unacked[0] as { sequence: number }).sequence <= sequence) last = this.#unacked.shift();
     if (!last) return;
     try {
-      last.ack();
+      // What JsMsg.ack() sends: the consumer (ack policy all) takes it for everything up to here.
+      this.#options.connection.publish(last.ackTo, ACK);
     } catch (error) {
       this.#logger.debug({ err: error }, "ack not sent (the consumer starts from the reader's position anyway)");
     }
@@ -171,7 +185,7 @@ export class OrderedStreamSource {
       try {
         await this.#recreateConsumer(this.#expected);
         const consumer = await jetstream(this.#options.connection).consumers.get(this.stream, this.#options.consumerName);
-        const messages = await consumer.consume({ max_messages: Math.min(this.#capacity, 2_000), abort_on_missing_resource: true });
+        const messages = await consumer.consume({ max_messages: Math.min(this.#capacity, 1_000), abort_on_missing_resource: true });
         this.#messages = messages;
         if (generation !== this.#generation) {
           messages.stop();
@@ -214,7 +228,7 @@ export class OrderedStreamSource {
       }
       this.#trustFirst = false;
       this.#expected = sequence + 1;
-      this.#buffer.push({ message: toStreamMessage(this.stream, raw), raw });
+      this.#buffer.push({ message: toStreamMessage(this.stream, raw), ackTo: ackSubjectOf(raw) });
       for (const wake of this.#waiters.splice(0)) wake();
       while (this.#buffer.length >= this.#capacity && !this.#stopped && generation === this.#generation) {
         await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
@@ -237,7 +251,7 @@ export class OrderedStreamSource {
       ack_policy: AckPolicy.All,
       ...(fromSequence <= 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence }),
       ack_wait: (this.#options.ackWaitMs ?? 60_000) * 1_000_000,
-      max_ack_pending: this.#capacity * 4,
+      max_ack_pending: this.#options.maxAckPending ?? this.#capacity * 3,
       max_deliver: -1,
     });
     // Acks to the consumer this one replaces would go nowhere.
@@ -260,6 +274,13 @@ export class OrderedStreamSource {
   }
 }
 
+/** Where a message's ack goes: its reply subject (nats.js has it on the message, not in the JsMsg type). */
+function ackSubjectOf(raw: JsMsg): string {
+  const reply = (raw as JsMsg & { readonly reply?: unknown }).reply;
+  if (typeof reply !== "string" || reply === "") throw new Error(`stream message ${raw.seq} has no reply subject to ack on`);
+  return reply;
+}
+
 export function toStreamMessage(stream: string, raw: JsMsg): StreamMessage {
   const headers: Array<[string, string]> = [];
   if (raw.headers) {
@@ -269,7 +290,8 @@ export function toStreamMessage(stream: string, raw: JsMsg): StreamMessage {
     stream,
     streamSequence: raw.seq,
     subject: raw.subject,
-    data: raw.data,
+    // A copy: the client's is a view into the socket's read buffer, which it would keep alive.
+    data: raw.data.slice(),
     headers,
     storedAtMs: Math.floor(raw.info.timestampNanos / 1_000_000),
   };

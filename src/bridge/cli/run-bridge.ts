@@ -34,7 +34,7 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
     processAlive,
     memory: () => {
       const usage = process.memoryUsage();
-      return { rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, externalBytes: usage.external, arrayBuffersBytes: usage.arrayBuffers };
+      return { rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, heapTotalBytes: usage.heapTotal, externalBytes: usage.external, arrayBuffersBytes: usage.arrayBuffers };
     },
     writeStatusFile: true,
   });

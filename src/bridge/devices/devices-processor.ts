@@ -114,6 +114,7 @@ export class DevicesProcessor implements ShardProcessor {
           try {
             const revision = await store.write(outcome.state, stored.revision);
             this.#devices.set(machineId, { state: outcome.state, revision });
+            if (outcome.state.status === "ONLINE") this.#monitor?.watch(machineId, outcome.state.heartbeatSeconds);
             return;
           } catch (error) {
             if (!(error instanceof DeviceStoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;

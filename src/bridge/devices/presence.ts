@@ -117,6 +117,15 @@ export class PresenceMonitor {
     this.#timer.unref();
   }
 
+  /**
+   * A machine the shard now holds ONLINE (by any signal): watched from now on, even if its
+   * heartbeats never reached this judge (it went away before the first), so it still times out.
+   */
+  watch(machineId: string, heartbeatSeconds: number | null): void {
+    if (this.#seen.has(machineId)) return;
+    this.#seen.set(machineId, { atMs: this.#options.clock.now(), intervalMs: this.#intervalMs(heartbeatSeconds) });
+  }
+
   stop(): void {
     for (const subscription of this.#subscriptions.splice(0)) subscription.unsubscribe();
     if (this.#timer) clearInterval(this.#timer);

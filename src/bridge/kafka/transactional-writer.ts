@@ -7,6 +7,16 @@ const MAX_SEND_BYTES = 512 * 1024;
 /** A transaction (or the fencing at open) that takes longer than this failed: Kafka is away or stuck. */
 const TRANSACTION_DEADLINE_MS = 30_000;
 
+/** What a shard writes its transactions with: in this thread (TransactionalWriter) or the producer thread (ThreadedWriter). */
+export interface TransactionWriter {
+  readonly transactionalId: string;
+  /** Fences earlier producers of the id; resolves once this one is the only one that can commit. */
+  open(): Promise<void>;
+  /** One transaction, committed, or a throw (then close this writer and open a new one). */
+  write(records: readonly OutputRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
  * One shard's transactional producer. `open()` registers the transactional id with the broker,
  * which fences any earlier producer of the same id (a previous owner that is still running, a
@@ -17,7 +27,7 @@ const TRANSACTION_DEADLINE_MS = 30_000;
  * producer of the same topic (OpenFrame's devices-topic) puts a machine on the same partition,
  * which Pinot's upsert needs.
  */
-export class TransactionalWriter {
+export class TransactionalWriter implements TransactionWriter {
   readonly transactionalId: string;
   readonly #producer: Producer;
   #open: Awaited<ReturnType<Producer["beginTransaction"]>> | null = null;

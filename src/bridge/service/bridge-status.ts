@@ -39,7 +39,7 @@ export interface BridgeStatus {
   readonly shardsHeld: readonly string[];
   readonly shards: readonly ShardStatus[];
   readonly fatal: string | null;
-  readonly memory: { readonly rssBytes: number; readonly heapUsedBytes: number; readonly externalBytes: number; readonly arrayBuffersBytes: number };
+  readonly memory: { readonly rssBytes: number; readonly heapUsedBytes: number; readonly heapTotalBytes: number; readonly externalBytes: number; readonly arrayBuffersBytes: number };
 }
 
 /** Adds the consumer and stream figures (asked of the server) to a shard's own counters. */

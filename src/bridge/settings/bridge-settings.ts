@@ -135,7 +135,7 @@ export function defaultBridgeSettings(directories: { configDir: string; dataDir:
     organizationTag: "organization",
     heartbeatSeconds: 60,
     missedHeartbeats: 3,
-    batch: { maxEvents: 2_000, lingerMs: 5 },
+    batch: { maxEvents: 1_000, lingerMs: 5 },
     leaseSeconds: 15,
   };
 }

@@ -6,7 +6,7 @@ import { jitteredBackoff } from "../../transport/connection-options.ts";
 import { OrderedStreamSource, type SourceCounters } from "../../transport/ordered-stream-source.ts";
 import { checkpointRecord, loadShardState, type CheckpointValue } from "../kafka/checkpoint.ts";
 import { classifyKafkaError, describeKafkaError } from "../kafka/kafka-errors.ts";
-import { TransactionalWriter } from "../kafka/transactional-writer.ts";
+import type { TransactionWriter } from "../kafka/transactional-writer.ts";
 import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
 import type { PreparedBatch, ShardProcessor } from "./shard-processor.ts";
 
@@ -54,8 +54,8 @@ export interface ShardRunnerOptions {
   readonly processor: ShardProcessor;
   readonly connection: NatsConnection;
   readonly kafkaClientOptions: () => BaseOptions;
-  /** Bytes of one topic a produce request may carry (the topic's record size limit). */
-  readonly topicLimit: (topic: string) => number;
+  /** A new (not yet opened) transactional producer for the shard's transactional id. */
+  readonly newWriter: () => TransactionWriter;
   readonly checkpointTopic: string;
   readonly transactionalId: string;
   readonly consumerName: (stream: string) => string;
@@ -90,7 +90,7 @@ export class ShardRunner {
   readonly #options: ShardRunnerOptions;
   readonly #logger: Logger;
   readonly #processor: ShardProcessor;
-  #writer: TransactionalWriter | null = null;
+  #writer: TransactionWriter | null = null;
   #sources = new Map<string, OrderedStreamSource>();
   #committed: Record<string, number> = {};
   #streamCreated: Record<string, string> = {};
@@ -208,7 +208,7 @@ export class ShardRunner {
   async #takeover(): Promise<void> {
     this.#counters.takeovers++;
     const clientOptions = this.#options.kafkaClientOptions();
-    const writer = new TransactionalWriter(clientOptions, this.#options.transactionalId, this.#options.topicLimit);
+    const writer = this.#options.newWriter();
     this.#writer = writer;
     // Fences every earlier producer of this shard: from here, what Kafka holds is final.
     await writer.open();
@@ -235,7 +235,9 @@ export class ShardRunner {
         stream,
         consumerName: this.#options.consumerName(stream),
         logger: this.#logger,
-        bufferMessages: Math.max(2 * this.#options.maxEvents, 1_000),
+        // One batch waiting, one being prepared, one committing: what a shard holds at most.
+        bufferMessages: this.#options.maxEvents,
+        maxAckPending: 3 * this.#options.maxEvents,
       });
       this.#sources.set(stream, source);
       await source.startAfter(this.#committed[stream] ?? 0);
@@ -344,7 +346,7 @@ export class ShardRunner {
   async #commitNow(messages: readonly SourceMessage[]): Promise<void> {
     const batch = await this.#prepare(messages, this.#committed);
     try {
-      await (this.#writer as TransactionalWriter).write(batch.records);
+      await (this.#writer as TransactionWriter).write(batch.records);
     } catch (error) {
       this.#counters.transactionsAborted++;
       if (classifyKafkaError(error) !== "too-large") throw error;

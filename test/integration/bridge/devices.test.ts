@@ -129,7 +129,9 @@ describe("edge-bridge: devices-topic from real agents", () => {
     expect([...times].sort((a, b) => a - b)).toEqual(times);
     expect(new Set(times).size).toBe(times.length);
 
-    // Killed without a word: OFFLINE once three 1 s heartbeats are missed; the other stays ONLINE.
+    // Killed without a word, once the bridge has its heartbeats (and so its 1 s interval): OFFLINE
+    // once three are missed; the other stays ONLINE.
+    await waitFor("dev-plain's interval known", async () => (await deviceState("dev-plain"))?.heartbeatSeconds === 1, 30_000);
     await plain.stop("SIGKILL");
     await waitForRow("dev-plain", "dev-plain OFFLINE", (row) => row?.status === "OFFLINE", 30_000);
     expect((await deviceState("dev-plain"))?.statusReason).toBe("missed-heartbeats");
@@ -162,6 +164,8 @@ describe("edge-bridge: devices-topic from real agents", () => {
     await startAgent("dev-live");
     const doomed = await startAgent("dev-doomed");
     for (const machineId of ["dev-live", "dev-doomed"]) await waitFor(`${machineId} ONLINE`, async () => (await lastRow(machineId))?.status === "ONLINE", 60_000);
+    // The interval is in the shared state, so the next judge knows it after a takeover.
+    for (const machineId of ["dev-live", "dev-doomed"]) await waitFor(`${machineId}'s interval known`, async () => (await deviceState(machineId))?.heartbeatSeconds === 1, 30_000);
     const statuses = await waitFor("both instances with shards", async () => {
       const found = await bridgeStatuses(observer);
       return found.length === 2 && found.reduce((total, status) => total + status.shardsHeld.length, 0) === SHARDS && found;

@@ -1,0 +1,67 @@
+import { parentPort } from "node:worker_threads";
+import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { kafkaClientOptions } from "./kafka-client-options.ts";
+import { kafkaErrorIds } from "./kafka-errors.ts";
+import { decodeRecords } from "./record-frames.ts";
+import { TransactionalWriter } from "./transactional-writer.ts";
+
+/**
+ * The producer thread: every shard's transactional producer lives here, so the Kafka client's work
+ * (serialising, checksums, the sockets) runs beside the main thread's (reading NATS, making the
+ * records) instead of after it. The main thread talks to it through ThreadedWriter.
+ */
+export type ProducerRequest =
+  | { readonly op: "open"; readonly requestId: number; readonly writerId: number; readonly kafka: BridgeSettings["kafka"]; readonly clientIdSuffix: string; readonly transactionalId: string }
+  | { readonly op: "write"; readonly requestId: number; readonly writerId: number; readonly frame: ArrayBuffer; readonly limits: Readonly<Record<string, number>> }
+  | { readonly op: "close"; readonly requestId: number; readonly writerId: number };
+
+export type ProducerReply =
+  | { readonly requestId: number; readonly ok: true }
+  | { readonly requestId: number; readonly ok: false; readonly message: string; readonly ids: readonly string[] };
+
+interface Hosted {
+  readonly writer: TransactionalWriter;
+  limits: Readonly<Record<string, number>>;
+}
+
+if (parentPort) {
+  const port = parentPort;
+  const writers = new Map<number, Hosted>();
+  const reply = (message: ProducerReply): void => port.postMessage(message);
+  const fail = (requestId: number, error: unknown): void =>
+    reply({ requestId, ok: false, message: error instanceof Error ? error.message : String(error), ids: [...kafkaErrorIds(error)] });
+
+  port.on("message", (request: ProducerRequest) => {
+    void (async () => {
+      try {
+        switch (request.op) {
+          case "open": {
+            const hosted: Hosted = {
+              limits: {},
+              writer: new TransactionalWriter(kafkaClientOptions(request.kafka, request.clientIdSuffix), request.transactionalId, (topic) => hosted.limits[topic] ?? 1_000_000),
+            };
+            writers.set(request.writerId, hosted);
+            await hosted.writer.open();
+            break;
+          }
+          case "write": {
+            const hosted = writers.get(request.writerId);
+            if (!hosted) throw new Error(`no producer ${request.writerId} in the producer thread`);
+            hosted.limits = request.limits;
+            await hosted.writer.write(decodeRecords(request.frame));
+            break;
+          }
+          case "close": {
+            const hosted = writers.get(request.writerId);
+            writers.delete(request.writerId);
+            await hosted?.writer.close();
+            break;
+          }
+        }
+        reply({ requestId: request.requestId, ok: true });
+      } catch (error) {
+        fail(request.requestId, error);
+      }
+    })();
+  });
+}
