@@ -12,6 +12,7 @@ import { createHostnameReporter } from "../lifecycle/hostname-reporter.ts";
 import { openOutbox, type Outbox } from "../outbox/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { runShutdownSteps } from "../runtime/ordered-shutdown.ts";
 import { AGENT_TYPE, AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
 import { buildConnectionOptions, DEFAULT_LINK_TUNING, jitteredBackoff, type LinkTuning } from "../transport/connection-options.ts";
@@ -222,7 +223,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     pid: process.pid,
     startedAt: new Date(startedAtMs).toISOString(),
     uptimeSeconds: Math.round((clock.now() - startedAtMs) / 1000),
-    connection: { state: link.state, server, reconnects },
+    connection: { state: link.state, server, reconnects, lastError: link.lastError },
     heartbeatSeconds: heartbeat.intervalSeconds,
     outbox: outbox.stats(),
     lastErrors: errors.list(),
@@ -276,6 +277,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     factory: deps.connectionFactory ?? defaultConnectionFactory,
     logger,
     resetBackoff: () => backoff.reset(),
+    nextRetryDelayMs: () => backoff.next(),
     observer: {
       connected(connectedServer, nc) {
         connection = nc;
@@ -296,6 +298,12 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         reconnects += 1;
         connectionEvents.reconnected(newServer);
         onLinkUp(nc).catch((error: unknown) => recordError("link", error));
+      },
+      lost(reason) {
+        recordError("link", `connection closed for good: ${reason}`);
+        // Everything bound to the old connection is gone: starting afresh is the simple, safe way.
+        if (deps.requestRestart) deps.requestRestart(`NATS connection closed for good: ${reason}`);
+        else logger.error({ reason }, "NATS connection closed for good and nothing can restart the agent");
       },
     },
   });
@@ -353,18 +361,26 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       }
     },
     async stop(timeoutMs = 4_000) {
-      const deadline = clock.monotonicMs() + timeoutMs;
       heartbeat.stop();
       telemetry?.stop();
-      await remoteConfig.stop();
-      await configPush.stop();
-      await tools.stop();
-      await updater.stop();
       clearInterval(statusFileTimer);
-      await rpcService?.stop().catch(() => undefined);
-      await outbox.stop();
-      await refreshStatusFile();
-      await link.close(Math.max(250, deadline - clock.monotonicMs()));
+      // The order matters: commands stop before the outbox closes (their results go through it),
+      // and the link closes last so what the outbox still sends can be flushed.
+      const linkBudgetMs = 250;
+      const startedMs = clock.monotonicMs();
+      await runShutdownSteps(
+        [
+          { name: "remote config", stop: () => remoteConfig.stop() },
+          { name: "config pushes", stop: () => configPush.stop() },
+          { name: "tools", stop: () => tools.stop() },
+          { name: "self-update", stop: () => updater.stop() },
+          { name: "rpc service", stop: async () => void (await rpcService?.stop()) },
+          { name: "outbox", stop: () => outbox.stop() },
+          { name: "status file", stop: () => refreshStatusFile() },
+        ],
+        { budgetMs: Math.max(0, timeoutMs - linkBudgetMs), nowMs: () => clock.monotonicMs(), logger },
+      );
+      await link.close(Math.max(linkBudgetMs, timeoutMs - (clock.monotonicMs() - startedMs)));
       logger.info("edge-agent stopped");
     },
   };

@@ -11,7 +11,13 @@ export interface AgentStatus {
   readonly pid: number;
   readonly startedAt: string;
   readonly uptimeSeconds: number;
-  readonly connection: { readonly state: LinkState; readonly server: string | null; readonly reconnects: number };
+  readonly connection: {
+    readonly state: LinkState;
+    readonly server: string | null;
+    readonly reconnects: number;
+    /** Why the last connect failed (e.g. refused credentials), until one succeeds. */
+    readonly lastError?: string | null;
+  };
   readonly heartbeatSeconds: number;
   readonly outbox: OutboxStats;
   readonly lastErrors: ReadonlyArray<{ readonly at: string; readonly source: string; readonly message: string }>;

@@ -82,7 +82,14 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       factory,
       logger: logger.child({ link: name }),
       resetBackoff: () => backoff.reset(),
-      observer: { connected: (_server, connection) => onConnected(connection), disconnected: () => undefined, reconnected: () => undefined },
+      nextRetryDelayMs: () => backoff.next(),
+      observer: {
+        connected: (_server, connection) => onConnected(connection),
+        disconnected: () => undefined,
+        reconnected: () => undefined,
+        // Consumers, leases and the service are bound to the connection: the service manager starts us afresh.
+        lost: (reason) => onFatal(new Error(`NATS connection ${name} closed for good: ${reason}`)),
+      },
     });
   };
 

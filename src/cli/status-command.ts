@@ -74,6 +74,7 @@ export function formatStatus(report: StatusReport): string {
       ? "  source:     live answer from the running agent"
       : `  source:     local status file written ${status.writtenAt} (agent not reachable: ${report.liveError ?? "unknown"})`,
     `  connection: ${status.connection.state}${status.connection.server ? ` to ${status.connection.server}` : ""} (reconnects: ${status.connection.reconnects})`,
+    ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
     `  uptime:     ${formatDuration(status.uptimeSeconds)} since ${status.startedAt}`,
     `  heartbeat:  every ${status.heartbeatSeconds}s`,
     `  outbox:     ${outbox.pendingCount} pending (${formatBytes(outbox.pendingBytes)}), oldest ${outbox.oldestPendingAgeMs === null ? "-" : formatDuration(outbox.oldestPendingAgeMs / 1000)}, last sequence ${outbox.lastSequence}, delivered ${outbox.deliveredCount}`,

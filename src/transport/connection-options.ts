@@ -81,10 +81,18 @@ export function buildConnectionOptions(
 ): ConnectionOptions {
   const { auth, tls } = settings;
   const authenticators: Authenticator[] = [];
-  if (auth.credsFile) authenticators.push(credsAuthenticator(readSecretFile(auth.credsFile, "NATS credentials")));
+  // Read now, so a missing or unreadable file fails this attempt with a clear reason, and again at
+  // every handshake, so credentials the platform rotates on disk are taken on the next reconnect.
+  if (auth.credsFile) {
+    const credsFile = auth.credsFile;
+    readSecretFile(credsFile, "NATS credentials");
+    authenticators.push((nonce) => credsAuthenticator(readSecretFile(credsFile, "NATS credentials"))(nonce));
+  }
   if (auth.nkeySeedFile) {
-    const seed = new TextDecoder().decode(readSecretFile(auth.nkeySeedFile, "NKey seed")).trim();
-    authenticators.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
+    const seedFile = auth.nkeySeedFile;
+    const readSeed = (): Uint8Array => new TextEncoder().encode(new TextDecoder().decode(readSecretFile(seedFile, "NKey seed")).trim());
+    readSeed();
+    authenticators.push((nonce) => nkeyAuthenticator(readSeed())(nonce));
   }
   const useTls = tls.caFile !== undefined || tls.certFile !== undefined || settings.natsServers.some((url) => url.startsWith("tls://"));
   return {
@@ -96,7 +104,10 @@ export function buildConnectionOptions(
     ...(useTls ? { tls: { ...(tls.caFile ? { caFile: tls.caFile } : {}), ...(tls.certFile ? { certFile: tls.certFile, keyFile: tls.keyFile } : {}) } } : {}),
     // Forever: an edge machine may be offline for days and must come back by itself.
     maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
+    // The first connection is retried by our link (it reports why each try failed); after that,
+    // nats.js reconnects forever, refused credentials included (they may be rotated meanwhile).
+    waitOnFirstConnect: false,
+    ignoreAuthErrorAbort: true,
     reconnectDelayHandler: () => backoff.delay(),
     reconnectToServer: () => {
       backoff.dialing();

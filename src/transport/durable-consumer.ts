@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../runtime/logger.ts";
@@ -32,6 +33,10 @@ export function consumeDurable(options: DurableConsumerOptions): DurableConsumer
   const ackWaitMs = options.ackWaitMs ?? 60_000;
   let stopped = false;
   let stopMessages: (() => void) | null = null;
+  // Stopping cuts a backoff wait short and never waits on a setup request (a missing stream or a
+  // denied permission may keep one going for seconds): only a message being handled is waited for.
+  const stopping = new AbortController();
+  let handling: Promise<void> | null = null;
 
   const run = async (): Promise<void> => {
     const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
@@ -59,13 +64,16 @@ export function consumeDurable(options: DurableConsumerOptions): DurableConsumer
         lastReason = null;
         // Work that outlasts a third of the ack wait tells the server it is still going.
         const keepAliveEveryMs = Math.max(200, (info.config.ack_wait ?? ackWaitMs * 1_000_000) / 1_000_000 / 3);
-        for await (const message of messages) await options.handle(message, keepAliveEveryMs);
+        for await (const message of messages) {
+          handling = options.handle(message, keepAliveEveryMs);
+          await handling.finally(() => (handling = null));
+        }
       } catch (error) {
         if (stopped) return;
         const reason = error instanceof Error ? error.message : String(error);
         if (reason !== lastReason) logger.warn({ reason, consumer: name, stream }, "cannot listen yet; retrying");
         lastReason = reason;
-        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
+        await sleep(backoff.next(), undefined, { signal: stopping.signal, ref: false }).catch(() => undefined);
       }
     }
   };
@@ -74,9 +82,12 @@ export function consumeDurable(options: DurableConsumerOptions): DurableConsumer
   return {
     async stop(stopOptions) {
       stopped = true;
+      stopping.abort();
       stopMessages?.();
-      await running;
+      await handling?.catch(() => undefined);
       if (stopOptions?.remove) {
+        // Removing must come after any consumer the setup was still creating.
+        await running;
         await jetstreamManager(options.connection)
           .then((manager) => manager.consumers.delete(stream, name))
           .catch((error: unknown) => logger.warn({ err: error, consumer: name }, "cannot delete the consumer"));

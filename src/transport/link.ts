@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { wsconnect } from "@nats-io/nats-core";
 import type { Logger } from "../runtime/logger.ts";
@@ -18,12 +19,19 @@ export interface LinkObserver {
   connected(server: string, connection: NatsConnection): void;
   disconnected(server: string, reason: string): void;
   reconnected(server: string, connection: NatsConnection): void;
+  /**
+   * The connection closed for good without being asked to (nats.js gave up on it). The program
+   * should start again: everything bound to the old connection is gone.
+   */
+  lost(reason: string): void;
 }
 
 export interface NatsLink {
   readonly state: LinkState;
   /** The connection once the first connect succeeded (it stays the same object across reconnects). */
   readonly connection: NatsConnection | null;
+  /** Why the last connect or reconnect failed (refused credentials, unreachable server), until the next success. */
+  readonly lastError: string | null;
   /** Connects in the background and keeps trying; never rejects. */
   start(): void;
   /** Flushes and closes; waits at most `timeoutMs`. */
@@ -38,6 +46,12 @@ export interface NatsLinkOptions {
   readonly onReconnectAttempt?: () => void;
   /** Called after each successful (re)connect so the backoff starts small again. */
   readonly resetBackoff: () => void;
+  /** The wait before the next first-connect attempt (the same jittered backoff nats.js uses for reconnects). */
+  readonly nextRetryDelayMs: () => number;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 export function createNatsLink(options: NatsLinkOptions): NatsLink {
@@ -46,6 +60,8 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
   let connection: NatsConnection | null = null;
   let connecting: Promise<void> | null = null;
   let closing = false;
+  let lastError: string | null = null;
+  const closed = new AbortController();
 
   const watchStatus = async (nc: NatsConnection): Promise<void> => {
     for await (const status of nc.status()) {
@@ -57,6 +73,7 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
           break;
         case "reconnect":
           state = "connected";
+          lastError = null;
           options.resetBackoff();
           logger.info({ server: status.server }, "reconnected to NATS");
           observer.reconnected(status.server, nc);
@@ -66,6 +83,9 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
           logger.debug("trying to reconnect to NATS");
           break;
         case "error":
+          // A refused credential on a reconnect lands here: nats.js keeps trying (ignoreAuthErrorAbort)
+          // and reads the credential files again on each try, so a rotation is picked up.
+          lastError = describe(status.error);
           logger.error({ err: status.error }, "NATS server reported an error");
           break;
         case "staleConnection":
@@ -77,37 +97,58 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
     }
   };
 
+  /**
+   * The first connection, tried until it works or the link is closed. Every failure is retried,
+   * refused credentials included: a credential rotation or a permission fixed on the server must
+   * bring a fleet back without anyone restarting it. The options are built again on each try, so a
+   * credentials file replaced meanwhile is read afresh.
+   */
+  const connectUntilConnected = async (): Promise<NatsConnection | null> => {
+    let announced = false;
+    let attempt = 0;
+    while (!closing) {
+      attempt += 1;
+      try {
+        const connectionOptions = options.connectionOptions();
+        if (!announced) {
+          logger.info({ servers: connectionOptions.servers }, "connecting to NATS (work goes on offline meanwhile; it keeps trying)");
+          announced = true;
+        }
+        return await options.factory(connectionOptions);
+      } catch (error) {
+        const reason = describe(error);
+        const delayMs = options.nextRetryDelayMs();
+        // A new reason is worth a line at once; the same one, offline for days, only now and then.
+        if (reason !== lastError) logger.error({ reason, retryInMs: delayMs }, "NATS connection failed; retrying (the reason is in `edge-agent status`)");
+        else if (attempt % 20 === 0) logger.warn({ reason, attempt, retryInMs: delayMs }, "NATS connection still failing; retrying");
+        else logger.debug({ reason, attempt, retryInMs: delayMs }, "NATS connection still failing; retrying");
+        lastError = reason;
+        await sleep(delayMs, undefined, { signal: closed.signal }).catch(() => undefined);
+      }
+    }
+    return null;
+  };
+
   const connectInBackground = async (): Promise<void> => {
-    let options_: ConnectionOptions;
-    try {
-      options_ = options.connectionOptions();
-    } catch (error) {
-      state = "closed";
-      logger.fatal({ err: error }, "cannot build the NATS connection options");
-      throw error;
-    }
-    logger.info({ servers: options_.servers }, "connecting to NATS (work goes on offline meanwhile; it keeps trying)");
-    let nc: NatsConnection;
-    try {
-      nc = await options.factory(options_);
-    } catch (error) {
-      state = "closed";
-      logger.error({ err: error }, "NATS connection failed and will not be retried");
-      return;
-    }
+    const nc = await connectUntilConnected();
+    if (nc === null) return;
     if (closing) {
       await nc.close();
       return;
     }
     connection = nc;
     state = "connected";
+    lastError = null;
     options.resetBackoff();
     const server = nc.getServer();
     logger.info({ server }, "connected to NATS");
     void watchStatus(nc).catch((error: unknown) => logger.error({ err: error }, "NATS status watcher stopped"));
     void nc.closed().then((error) => {
       state = "closed";
-      if (error && !closing) logger.error({ err: error }, "NATS connection closed with an error");
+      if (closing) return;
+      lastError = error ? describe(error) : "the connection closed";
+      logger.error({ reason: lastError }, "NATS connection closed for good");
+      observer.lost(lastError);
     });
     observer.connected(server, nc);
   };
@@ -119,11 +160,15 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
     get connection() {
       return connection;
     },
+    get lastError() {
+      return lastError;
+    },
     start() {
       connecting ??= connectInBackground().catch(() => undefined);
     },
     async close(timeoutMs) {
       closing = true;
+      closed.abort();
       const nc = connection;
       if (!nc) {
         state = "closed";
