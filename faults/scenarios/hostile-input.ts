@@ -1,0 +1,220 @@
+import { readFile, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { AGENT_CONFIG_BUCKET, EventHeader } from "../../src/contracts/index.ts";
+import { runCli, type AgentProcess } from "../../test/helpers/agent-process.ts";
+import { startNatsServer } from "../../test/helpers/nats-server.ts";
+import { readStream } from "../../test/helpers/stream-reader.ts";
+import { startFileServer, TOOL_SCRIPT, toolZip } from "../../test/fixtures/tools/tool-kit.ts";
+import { AgentFleet } from "../support/agent-fleet.ts";
+import { accountFor } from "../support/ledger.ts";
+import { sleep, type FaultScenario, type ScenarioResult } from "../support/scenario.ts";
+import { storedEvents } from "../support/stored-events.ts";
+
+const MACHINE = "hostile-1";
+/** An echoed input longer than this in a status is a defect: a hostile field must not be repeated back whole. */
+const MAX_ECHOED_ERROR = 2_048;
+
+type FileServer = Awaited<ReturnType<typeof startFileServer>>;
+
+interface CaseContext {
+  readonly operator: NatsConnection;
+  readonly files: FileServer;
+  readonly agent: AgentProcess;
+}
+
+/** What a hostile input must lead to: a status that refuses it, or just a settled message. */
+type Expectation = { readonly status: "FAILED" | "REJECTED"; readonly stream: "TOOL_STATUS" | "CONFIG_STATUS" } | { readonly settled: { readonly stream: string; readonly consumer: string } };
+
+export interface HostileCase {
+  readonly name: string;
+  send(context: CaseContext, caseId: string): Promise<void>;
+  readonly expect: Expectation;
+}
+
+const toolConsumer = { stream: "TOOL_INSTALLATION", consumer: `machine_${MACHINE}_tool-installation_consumer` };
+
+async function publishCommand(context: CaseContext, subject: string, body: string | Uint8Array, caseId: string, extraHeaders: Record<string, string> = {}): Promise<void> {
+  const headers = natsHeaders();
+  headers.set(EventHeader.eventId, caseId);
+  for (const [name, value] of Object.entries(extraHeaders)) headers.set(name, value);
+  await jetstream(context.operator).publish(subject, body, { headers, msgID: caseId });
+}
+
+const install = (toolAgentId: string, downloadConfigurations: unknown[], extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ toolAgentId, version: "1.0.0", downloadConfigurations, installationCommandArgs: ["install", "1.0.0"], ...extra });
+
+/** The table: every kind of bad input the platform (or someone holding its credentials) could send. */
+export const HOSTILE_CASES: readonly HostileCase[] = [
+  {
+    name: "tool install: not JSON",
+    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, "{not json", id),
+    expect: { settled: toolConsumer },
+  },
+  {
+    name: "tool install: wrong schema",
+    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, JSON.stringify({ toolAgentId: "schema-tool", downloadConfigurations: "nope" }), id),
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: wrong checksum",
+    async send(context, id) {
+      const served = context.files.add("checksum.zip", await toolZip({ "tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+      await publishCommand(context, `machine.${MACHINE}.tool-installation`, install("checksum-tool", [{ os: "linux", agentFileName: "tool.sh", link: served.url, sha256: "0".repeat(64), size: served.size }]), id);
+    },
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: hostile path in agentFileName",
+    async send(context, id) {
+      const served = context.files.add("path.zip", await toolZip({ "tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+      await publishCommand(context, `machine.${MACHINE}.tool-installation`, install("path-tool", [{ os: "linux", agentFileName: "../../../../tmp/edge-faults-evil", link: served.url, sha256: served.sha256, size: served.size }]), id);
+    },
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: zip entry climbing out (zip slip)",
+    async send(context, id) {
+      // Zip writers refuse such names, so one of the same length is swapped in, in place.
+      const archive = await toolZip({ "xx/escaped.sh": { data: TOOL_SCRIPT, mode: 0o100755 }, "tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
+      const served = context.files.add("slip.zip", Buffer.from(archive.toString("latin1").replaceAll("xx/escaped.sh", "../escaped.sh"), "latin1"));
+      await publishCommand(context, `machine.${MACHINE}.tool-installation`, install("slip-tool", [{ os: "linux", agentFileName: "tool.sh", link: served.url, sha256: served.sha256, size: served.size }]), id);
+    },
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: download larger than declared",
+    async send(context, id) {
+      const served = context.files.add("big.zip", await toolZip({ "tool.sh": { data: TOOL_SCRIPT + "#".repeat(200_000), mode: 0o100755 } }));
+      await publishCommand(context, `machine.${MACHINE}.tool-installation`, install("size-tool", [{ os: "linux", agentFileName: "tool.sh", link: served.url, sha256: served.sha256, size: 1_000 }]), id);
+    },
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: 900 KB of junk fields",
+    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, install("junk-tool", [], { installationCommandArgs: "x".repeat(900_000) }), id),
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "config push: malformed",
+    send: (context, id) => publishCommand(context, `machine.${MACHINE}.download-configuration`, JSON.stringify({ os: 42 }), id),
+    expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
+  },
+  {
+    name: "config push: hostile file name",
+    async send(context, id) {
+      const served = context.files.add("evil.txt", Buffer.from("evil"));
+      await publishCommand(context, `machine.${MACHINE}.download-configuration`, JSON.stringify([{ os: "linux", agentFileName: "../../etc/evil", link: served.url, sha256: served.sha256, size: served.size }]), id);
+    },
+    expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
+  },
+  {
+    name: "remote config: not JSON in KV",
+    async send(context) {
+      const kv = await new Kvm(context.operator).open(AGENT_CONFIG_BUCKET);
+      await kv.put(`machine.${MACHINE}`, "{definitely not json");
+    },
+    expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
+  },
+  {
+    name: "remote config: wrong types",
+    async send(context) {
+      const kv = await new Kvm(context.operator).open(AGENT_CONFIG_BUCKET);
+      await kv.put(`machine.${MACHINE}`, JSON.stringify({ revision: 1, heartbeatSeconds: "soon", telemetrySchedule: 5 }));
+    },
+    expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
+  },
+];
+
+async function outcomeOf(context: CaseContext, hostile: HostileCase, caseId: string, statusesBefore: number, deadlineMs: number): Promise<string | null> {
+  const until = Date.now() + deadlineMs;
+  const expectation = hostile.expect;
+  for (;;) {
+    if (context.agent.child.exitCode !== null || context.agent.child.signalCode !== null) return `the agent died: ${context.agent.output().slice(-400)}`;
+    if ("settled" in expectation) {
+      const info = await (await jetstreamManager(context.operator)).consumers.info(expectation.settled.stream, expectation.settled.consumer).catch(() => null);
+      if (info && info.num_pending === 0 && info.num_ack_pending === 0) return null;
+    } else {
+      const statuses = await readStream(context.operator, expectation.stream);
+      const ours = statuses.filter((message) => message.headers[EventHeader.causationId] === caseId);
+      // KV documents carry no event id: their status is the newest one after the put.
+      const candidates = ours.length > 0 ? ours : statuses.slice(statusesBefore);
+      const body = candidates.map((message) => message.body as { state?: string; status?: string; error?: string | null }).find((candidate) => (candidate.state ?? candidate.status) === expectation.status);
+      if (body) return (body.error ?? "").length > MAX_ECHOED_ERROR ? `the error echoes ${body.error?.length} characters of input` : null;
+    }
+    if (Date.now() > until) return `no ${"settled" in expectation ? "settlement" : expectation.status + " status"} within ${deadlineMs} ms`;
+    await sleep(250);
+  }
+}
+
+async function peakRssMb(pid: number | undefined): Promise<number | null> {
+  if (pid === undefined) return null;
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  return match ? Math.round(Number(match[1]) / 1024) : null;
+}
+
+/** Sends every hostile input of the table to one real agent and checks each is refused cleanly. */
+export function hostileInput(options: { cases?: readonly HostileCase[]; caseDeadlineMs: number }): FaultScenario {
+  const table = options.cases ?? HOSTILE_CASES;
+  return {
+    name: "hostile-input",
+    summary: `${table.length} kinds of bad input to a real agent: malformed, wrong checksum, hostile paths, oversized`,
+    async run(): Promise<ScenarioResult> {
+      const server = await startNatsServer();
+      const operator = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+      const files = await startFileServer();
+      const fleet = new AgentFleet(() => ({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_HEARTBEAT_SECONDS: "2" }));
+      let root: string | null = null;
+      try {
+        const setup = await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url });
+        if (setup.code !== 0) throw new Error(`dev-setup failed: ${setup.stderr}`);
+        const agent = await fleet.start(MACHINE);
+        root = dirname(agent.dataDir);
+        const context: CaseContext = { operator, files, agent };
+        // Commands are only taken once the agent listens: wait for its announcement.
+        await waitUntil(async () => (await readStream(operator, "INSTALLED_AGENTS")).length > 0, 30_000);
+        const failures: Array<{ case: string; problem: string }> = [];
+        let survived = 0;
+        for (const [index, hostile] of table.entries()) {
+          const caseId = `hostile-${index}-${Date.now()}`;
+          const stream = "stream" in hostile.expect ? hostile.expect.stream : null;
+          const before = stream ? (await readStream(operator, stream)).length : 0;
+          await hostile.send(context, caseId);
+          const problem = await outcomeOf(context, hostile, caseId, before, options.caseDeadlineMs);
+          if (problem) failures.push({ case: hostile.name, problem });
+          else survived += 1;
+        }
+        const rssMb = await peakRssMb(agent.child.pid);
+        const lastHandedOut = await fleet.settled(operator, 30_000);
+        const unclean = await fleet.stopAll();
+        const ledger = accountFor(await storedEvents(operator), { lastHandedOut });
+        return {
+          cases: table.length,
+          survived: unclean.length > 0 ? Math.min(survived, table.length - 1) : survived,
+          lost: ledger.lost,
+          duplicated: ledger.duplicated,
+          reusedSequences: ledger.reusedSequences,
+          events: ledger.stored,
+          details: { failures, unclean, agentPeakRssMb: rssMb },
+        };
+      } finally {
+        await fleet.dispose();
+        await files.close();
+        await operator.close();
+        await server.dispose();
+        if (root) await rm(root, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+async function waitUntil(check: () => Promise<boolean>, deadlineMs: number): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error("the agent did not start in time");
+    await sleep(200);
+  }
+}
