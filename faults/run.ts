@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { agentCrashSoak } from "./scenarios/agent-crash-soak.ts";
+import { diskFull } from "./scenarios/disk-full.ts";
 import { hostileInput } from "./scenarios/hostile-input.ts";
 import { outboxCrashSoak } from "./scenarios/outbox-crash-soak.ts";
 import type { FaultScenario, ScenarioResult } from "./support/scenario.ts";
@@ -16,6 +17,7 @@ const seed = Number(process.env["FAULTS_SEED"] ?? Date.now() % 100_000);
 const scenarios: FaultScenario[] = [
   outboxCrashSoak({ events: 20_000, maxRounds: 40, deadlineMs: 120_000, seed }),
   agentCrashSoak({ agents: 3, durationMs: 60_000, seed }),
+  diskFull({ tmpfsMb: 8, phaseMs: 4_000 }),
   hostileInput({ caseDeadlineMs: 30_000 }),
 ];
 
