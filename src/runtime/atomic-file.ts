@@ -1,24 +1,31 @@
 import { randomBytes } from "node:crypto";
-import { open, rename, mkdir } from "node:fs/promises";
+import { open, rename, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
  * Replaces a file so that a crash at any point leaves either the old or the new content, never a
  * torn one: write a sibling, fsync it, rename over, fsync the directory so the rename itself lasts.
+ * When any step before the rename fails (a full disk, most often), the sibling is removed: a caller
+ * that retries every few seconds must not leave a file behind each time.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const directory = dirname(path);
   await mkdir(directory, { recursive: true });
   // Unique per write: two writers of the same file must never share a temporary.
   const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  const handle = await open(temporary, "w", mode);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(temporary, "w", mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw error;
   }
-  await rename(temporary, path);
   await syncDirectory(directory);
 }
 
