@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, openSync } from "node:fs";
 import { open, rename, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
@@ -37,5 +38,16 @@ async function syncDirectory(directory: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Makes a file's creation (or a rename) in `directory` survive a power cut; synchronous. */
+export function syncDirectorySync(directory: string): void {
+  if (process.platform === "win32") return;
+  const fd = openSync(directory, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
