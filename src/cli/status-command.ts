@@ -7,6 +7,7 @@ import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import type { Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
+import { processAlive } from "./process-alive.ts";
 
 export interface StatusReport {
   readonly source: "live" | "local-file";
@@ -28,22 +29,13 @@ export interface LocalFileFacts {
 /** Below this, the data dir's file system counts as full. */
 const NEARLY_FULL_BYTES = 1024 * 1024;
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 async function localFileFacts(dataDir: string): Promise<LocalFileFacts> {
   const modifiedMs = (await stat(join(dataDir, STATUS_FILE))).mtimeMs;
   const holder = readLockHolder(dataDir);
   const space = await statfs(dataDir).catch(() => null);
   return {
     ageSeconds: Math.max(0, Math.round((Date.now() - modifiedMs) / 1000)),
-    agentPid: holder !== null && isRunning(holder) ? holder : null,
+    agentPid: holder !== null && processAlive(holder) ? holder : null,
     freeBytes: space ? space.bavail * space.bsize : null,
   };
 }

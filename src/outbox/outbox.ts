@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Clock } from "../runtime/clock.ts";
 import { FaultLatch } from "../runtime/fault-latch.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { sqliteResultCode, SqliteResult } from "../runtime/sqlite-errors.ts";
 import { startDrainer, type Drainer, type DrainSource } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
 import { readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
@@ -60,15 +61,8 @@ export class OutboxRefusedError extends Error {
   }
 }
 
-const SQLITE_CORRUPT = 11;
-const SQLITE_NOTADB = 26;
 const AGE_SWEEP_MS = 60_000;
 const HELD = "events are kept in memory (and delivered from there) and writing is retried";
-
-function sqliteCode(error: unknown): number | undefined {
-  const code = (error as { errcode?: unknown }).errcode;
-  return typeof code === "number" ? code & 0xff : undefined;
-}
 
 /**
  * The durable outbox: every event but the heartbeat is stored here before anything else happens
@@ -143,8 +137,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
       try {
         opened = new OutboxStore(path, durability);
       } catch (error) {
-        const code = sqliteCode(error);
-        if (code !== SQLITE_CORRUPT && code !== SQLITE_NOTADB) throw error;
+        const code = sqliteResultCode(error);
+        if (code !== SqliteResult.corrupt && code !== SqliteResult.notADatabase) throw error;
         setAside(error);
         fate = "lost";
         opened = new OutboxStore(path, durability);
@@ -172,7 +166,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
   /** The oldest stored events not settled yet, at most `limit`. */
   const unsettledStored = (open: OutboxStore, limit: number): StoredOutboxEntry[] => {
     const found: StoredOutboxEntry[] = [];
-    const pageSize = Math.max(limit, 64);
+    // Pages larger than asked only when settled events may have to be skipped.
+    const pageSize = backlog.size === 0 ? limit : Math.max(limit, 64);
     let cursor = scanFrom;
     let settledPrefix = true;
     // Bounded: each page moves the cursor on through a finite table.

@@ -1,11 +1,11 @@
 import { closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { sqliteResultCode, SqliteResult } from "./sqlite-errors.ts";
 
 export const LOCK_FILE = "agent.lock";
 export const PID_FILE = "agent.pid";
 
-const SQLITE_BUSY = 5;
 /** The pid file is rewritten in place at this size: once it exists, a full disk does not stop it. */
 const PID_FILE_BYTES = 16;
 
@@ -43,8 +43,7 @@ export function lockDataDir(dataDir: string, pid: number): DataDirLock {
     database.exec("BEGIN EXCLUSIVE");
   } catch (error) {
     database.close();
-    const code = (error as { errcode?: unknown }).errcode;
-    if (typeof code === "number" && (code & 0xff) === SQLITE_BUSY) throw new DataDirLockedError(dataDir, readLockHolder(dataDir));
+    if (sqliteResultCode(error) === SqliteResult.busy) throw new DataDirLockedError(dataDir, readLockHolder(dataDir));
     throw error;
   }
   const pidPath = join(dataDir, PID_FILE);
