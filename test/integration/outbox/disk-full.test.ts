@@ -30,6 +30,8 @@ function capturingLogger(): { logger: pino.Logger; lines: Array<{ level: number;
   return { logger: pino({ level: "debug" }, destination), lines };
 }
 
+const fixtures: Array<{ kill(): Promise<void> }> = [];
+
 /** The outbox-agent fixture as a child process: one JSON answer per command. */
 function startOutboxAgent(dataDir: string, url: string) {
   const child = spawn(process.execPath, [FIXTURE, dataDir, url], { stdio: ["pipe", "pipe", "pipe"] });
@@ -46,20 +48,25 @@ function startOutboxAgent(dataDir: string, url: string) {
   const ask = async <T,>(command: string): Promise<T> => {
     child.stdin.write(`${command}\n`);
     const line = answers.shift() ?? (await new Promise<string>((done, fail) => {
-      waiting.push(done);
-      setTimeout(() => fail(new Error(`no answer to ${command}: ${logs.slice(-2_000)}`)), 10_000);
+      const timer = setTimeout(() => fail(new Error(`no answer to ${command}: ${logs.slice(-2_000)}`)), 10_000);
+      waiting.push((answer) => {
+        clearTimeout(timer);
+        done(answer);
+      });
     }));
     return JSON.parse(line) as T;
   };
-  return {
+  const fixture = {
     emit: async (count: number) => (await ask<{ emitted: Array<{ sequence: number; eventId: string }> }>(`emit ${count}`)).emitted,
     stats: () => ask<OutboxStats>("stats"),
     errorLines: () => logs.split("\n").filter((line) => line.startsWith("{") && (JSON.parse(line) as { level: string }).level === "error"),
     async kill() {
-      child.kill("SIGKILL");
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       await exited;
     },
   };
+  fixtures.push(fixture);
+  return fixture;
 }
 
 describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASON})`, () => {
@@ -71,6 +78,7 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
   });
   afterEach(async () => {
     for (const outbox of open.splice(0)) await outbox.stop();
+    for (const fixture of fixtures.splice(0)) await fixture.kill();
     tmpfs.free();
   });
   afterAll(() => tmpfs?.unmount());
