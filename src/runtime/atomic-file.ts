@@ -6,7 +6,7 @@ import { dirname } from "node:path";
 /**
  * Replaces a file so that a crash at any point leaves either the old or the new content, never a
  * torn one: write a sibling, fsync it, rename over, fsync the directory so the rename itself lasts.
- * When any step before the rename fails (a full disk, most often), the sibling is removed: a caller
+ * When writing or renaming fails (a full disk, most often), the sibling is removed: a caller
  * that retries every few seconds must not leave a file behind each time.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
