@@ -27,9 +27,8 @@ import { createToolManager } from "../tools/index.ts";
 import { join } from "node:path";
 import type { AgentConfiguration } from "../contracts/index.ts";
 import { createSelfUpdater } from "../update/self-updater.ts";
-import { createErrorLog, writeStatusFile, type AgentStatus } from "./status.ts";
-
-const STATUS_FILE_INTERVAL_MS = 10_000;
+import { FaultLatch } from "../runtime/fault-latch.ts";
+import { createErrorLog, STATUS_FILE_INTERVAL_MS, writeStatusFile, type AgentStatus } from "./status.ts";
 
 /** Everything an agent needs from its surroundings, injected so one process can host thousands. */
 export interface AgentDependencies {
@@ -326,10 +325,17 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
 
   // Kept fresh independently of the heartbeat interval, so an offline `edge-agent status` is current.
   let statusFileTimer: NodeJS.Timeout | undefined;
+  const statusFileFault = new FaultLatch(logger, clock);
   const refreshStatusFile = async (): Promise<void> => {
     if (!deps.writeStatusFile) return;
     await refreshTools().catch((error: unknown) => recordError("tools", error));
-    await writeStatusFile(settings.dataDir, status()).catch((error: unknown) => recordError("status-file", error));
+    try {
+      await writeStatusFile(settings.dataDir, status());
+      statusFileFault.recover("the status file is written again");
+    } catch (error) {
+      recordError("status-file", error);
+      statusFileFault.fail("cannot write the status file", error, "`edge-agent status` shows the last one written, and how old it is; writing is retried");
+    }
   };
 
   return {
@@ -339,8 +345,13 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     setHeartbeatSeconds: (seconds) => heartbeat.setIntervalSeconds(seconds),
     async start() {
       const announcement: InstalledAgentMessage = { machineId, agentType: AGENT_TYPE, version: AGENT_VERSION };
-      await sink.emit({ type: EventType.installedAgent, body: announcement });
-      await hostnameReporter.check();
+      // The outbox refuses an event only when its storage is broken: the agent runs on, and says so.
+      const startEventFailed = (what: string) => (error: unknown): void => {
+        recordError("outbox", error);
+        logger.error({ err: error }, `cannot store the ${what}`);
+      };
+      await sink.emit({ type: EventType.installedAgent, body: announcement }).catch(startEventFailed("installed-agent announcement"));
+      await hostnameReporter.check().catch(startEventFailed("hostname"));
       await updater.start().catch((error: unknown) => {
         recordError("update", error);
         logger.error({ err: error }, "self-update state unusable; updates may fail until it is fixed");

@@ -26,8 +26,10 @@ export interface AgentStatus {
 }
 
 export const STATUS_FILE = "status.json";
+/** How often the daemon rewrites the status file (independently of the heartbeat). */
+export const STATUS_FILE_INTERVAL_MS = 10_000;
 
-/** The daemon leaves its status here on every heartbeat tick, so `status` works with no link. */
+/** The daemon leaves its status here every `STATUS_FILE_INTERVAL_MS`, so `status` works with no link. */
 export async function writeStatusFile(dataDir: string, status: AgentStatus): Promise<void> {
   await writeFileAtomic(join(dataDir, STATUS_FILE), JSON.stringify(status, null, 2) + "\n");
 }

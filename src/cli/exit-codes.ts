@@ -3,6 +3,8 @@ export const ExitCode = {
   failure: 1,
   /** Bad usage or a bad setting: fixing the command line or the settings is the cure. */
   badSettings: 2,
+  /** `run`: another agent holds the data dir (the message names its pid). */
+  dataDirInUse: 3,
   /** The agent stopped to be started again (a self-update): the service manager restarts it. */
   restart: 75,
 } as const;

@@ -1,11 +1,12 @@
 import { createAgent } from "../agent/create-agent.ts";
 import { systemClock } from "../runtime/clock.ts";
+import { DataDirLockedError, lockDataDir, type DataDirLock } from "../runtime/data-dir-lock.ts";
 import { createLogger } from "../runtime/logger.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
 import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "../update/launcher.ts";
 import { replaceProcess } from "../update/replace-process.ts";
-import { ExitCode } from "./exit-codes.ts";
+import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** How long SIGTERM may take before the process leaves anyway (systemd waits 90 s; we promise 5). */
 const SHUTDOWN_DEADLINE_MS = 5_000;
@@ -18,7 +19,32 @@ export const SUPERVISED_ENV = "EDGE_AGENT_SUPERVISED";
 /** `args`: this process's own arguments (`run` and its flags), handed on to an installed update. */
 export async function runDaemon(settings: Settings, args: readonly string[]): Promise<never> {
   const logger = createLogger({ level: settings.logLevel });
-  await launchInstalledVersion({ dataDir: settings.dataDir, selfVersion: AGENT_VERSION, args, logger });
+  // One agent per data dir, before anything in it is touched (the launcher counts trial starts
+  // there). Handed over across an exec into an installed update (which takes it again), and
+  // released on every way out that does not exit at once; the process ending releases it anyway.
+  const takeLock = (): DataDirLock => {
+    try {
+      return lockDataDir(settings.dataDir, process.pid);
+    } catch (error) {
+      if (error instanceof DataDirLockedError) throw new CommandError(error.message, ExitCode.dataDirInUse);
+      throw error;
+    }
+  };
+  let lock = takeLock();
+  let handedOver = false;
+  await launchInstalledVersion({
+    dataDir: settings.dataDir,
+    selfVersion: AGENT_VERSION,
+    args,
+    logger,
+    exec: (file, execArgs, env) => {
+      lock.release();
+      handedOver = true;
+      return replaceProcess(file, execArgs, env);
+    },
+  });
+  // The update could not start: this binary runs the agent after all.
+  if (handedOver) lock = takeLock();
 
   let stoppingSinceMs: number | null = null;
   /** Stops the agent once, then leaves the way `leave` says (or with 1 when stopping fails or hangs). */
@@ -41,6 +67,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     if (stoppingSinceMs !== null) return;
     logger.info({ reason }, "restarting edge-agent");
     stopThen(async () => {
+      lock.release();
       if (process.env[SUPERVISED_ENV] === "1") process.exit(ExitCode.restart);
       const [file, ...launcherArgs] = launcherCommand();
       await replaceProcess(file ?? process.execPath, [...launcherArgs, ...args], environmentWithoutLauncher()).catch((error: unknown) => {
@@ -60,7 +87,10 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
       process.exit(1);
     }
     logger.info({ signal }, "stopping edge-agent");
-    stopThen(() => process.exit(0));
+    stopThen(() => {
+      lock.release();
+      process.exit(0);
+    });
   };
   process.on("SIGTERM", shutdown);
   process.on("SIGINT", shutdown);

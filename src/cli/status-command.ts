@@ -1,16 +1,58 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { machineSubjects } from "../contracts/index.ts";
-import { readStatusFile, type AgentStatus } from "../agent/status.ts";
+import { readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS, type AgentStatus } from "../agent/status.ts";
+import { readLockHolder } from "../runtime/data-dir-lock.ts";
 import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import type { Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
+import { processAlive } from "./process-alive.ts";
 
 export interface StatusReport {
   readonly source: "live" | "local-file";
   readonly status: AgentStatus;
   readonly liveError?: string;
+  /** With the local file: what tells whether it is current. */
+  readonly localFile?: LocalFileFacts;
+}
+
+export interface LocalFileFacts {
+  /** Seconds since the file was last written (its modification time). */
+  readonly ageSeconds: number;
+  /** The running agent that holds the data dir, if any. */
+  readonly agentPid: number | null;
+  /** Bytes free for the agent on the data dir's file system (null when unknown). */
+  readonly freeBytes: number | null;
+}
+
+/** Below this, the data dir's file system counts as full. */
+const NEARLY_FULL_BYTES = 1024 * 1024;
+
+async function localFileFacts(dataDir: string): Promise<LocalFileFacts> {
+  const modifiedMs = (await stat(join(dataDir, STATUS_FILE))).mtimeMs;
+  const holder = readLockHolder(dataDir);
+  const space = await statfs(dataDir).catch(() => null);
+  return {
+    ageSeconds: Math.max(0, Math.round((Date.now() - modifiedMs) / 1000)),
+    agentPid: holder !== null && processAlive(holder) ? holder : null,
+    freeBytes: space ? space.bavail * space.bsize : null,
+  };
+}
+
+/**
+ * Says why the local status file is old, when it is: the agent is not running, or it runs and
+ * cannot write the file (a full disk, most often). Null while the file is current.
+ */
+export function staleFileWarning(facts: LocalFileFacts, intervalMs = STATUS_FILE_INTERVAL_MS): string | null {
+  if (facts.ageSeconds * 1000 <= 3 * intervalMs) return null;
+  const age = `the status file is ${formatDuration(facts.ageSeconds)} old (the agent rewrites it every ${formatDuration(intervalMs / 1000)})`;
+  if (facts.agentPid === null) return `${age}: no agent runs on this data dir; this is what it knew when it stopped`;
+  const why =
+    facts.freeBytes !== null && facts.freeBytes < NEARLY_FULL_BYTES
+      ? `: the data dir's file system is full (ENOSPC, ${formatBytes(facts.freeBytes)} free)`
+      : " (see its log: \"cannot write the status file\")";
+  return `${age}: the agent (pid ${facts.agentPid}) runs but cannot write it${why}; what follows is stale`;
 }
 
 /** The id the agent runs under: from settings, the generated-id file, or the status file it left. */
@@ -43,7 +85,7 @@ export async function fetchStatus(settings: Settings): Promise<StatusReport> {
   }
   const local = await readStatusFile(settings.dataDir);
   if (!local) throw new CommandError(`agent not reachable (${liveError}) and no local status file in ${settings.dataDir}`, ExitCode.failure);
-  return { source: "local-file", status: local, liveError };
+  return { source: "local-file", status: local, liveError, localFile: await localFileFacts(settings.dataDir) };
 }
 
 function formatBytes(bytes: number): string {
@@ -68,11 +110,13 @@ function formatDuration(seconds: number): string {
 export function formatStatus(report: StatusReport): string {
   const { status } = report;
   const { outbox } = status;
+  const staleWarning = report.localFile ? staleFileWarning(report.localFile) : null;
   const lines = [
     `edge-agent ${status.version}  machine ${status.machineId}  pid ${status.pid}`,
     report.source === "live"
       ? "  source:     live answer from the running agent"
       : `  source:     local status file written ${status.writtenAt} (agent not reachable: ${report.liveError ?? "unknown"})`,
+    ...(staleWarning ? [`  warning:    ${staleWarning}`] : []),
     `  connection: ${status.connection.state}${status.connection.server ? ` to ${status.connection.server}` : ""} (reconnects: ${status.connection.reconnects})`,
     ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
     `  uptime:     ${formatDuration(status.uptimeSeconds)} since ${status.startedAt}`,

@@ -19,10 +19,11 @@ export interface Drainer {
 
 /**
  * Publishes pending events oldest first, `maxInFlight` at a time on the one connection (so they
- * reach the stream in sequence order), and settles each batch in one transaction: acked ->
- * deleted, rejected -> dead letter, retry -> kept for the next round after a jittered backoff.
- * An event is deleted only after JetStream acknowledged it: at-least-once, and `Nats-Msg-Id`
- * lets the stream drop the duplicate a crash between ack and delete can cause.
+ * reach the stream in sequence order), and settles each batch: acked -> deleted, rejected -> dead
+ * letter, retry -> kept for the next round after a jittered backoff. An event is deleted only after
+ * JetStream acknowledged it: at-least-once, and `Nats-Msg-Id` lets the stream drop the duplicate a
+ * crash between ack and delete can cause. Settling never waits for the disk: the source settles in
+ * memory first and never hands out a settled event again (see outbox.ts).
  */
 export function startDrainer(options: {
   source: DrainSource;

@@ -1,3 +1,4 @@
 export * from "./types.ts";
-export { openOutbox, OUTBOX_FILE, type Outbox, type OutboxOptions } from "./outbox.ts";
+export { openOutbox, OutboxRefusedError, OUTBOX_FILE, SEQUENCE_FLOOR_FILE, type Outbox, type OutboxOptions } from "./outbox.ts";
+export { SequenceFloorError } from "./sequence-floor.ts";
 export type { Durability } from "./sqlite-store.ts";

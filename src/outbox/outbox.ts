@@ -1,13 +1,18 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../runtime/clock.ts";
+import { FaultLatch } from "../runtime/fault-latch.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { startDrainer, type Drainer } from "./drainer.ts";
-import { SequenceFloor } from "./sequence-floor.ts";
+import { sqliteResultCode, SqliteResult } from "../runtime/sqlite-errors.ts";
+import { startDrainer, type Drainer, type DrainSource } from "./drainer.ts";
+import { HeldEvents } from "./held-events.ts";
+import { readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
+import { SettleBacklog } from "./settle-backlog.ts";
 import { OutboxStore, sizeOf, type CounterName, type Durability } from "./sqlite-store.ts";
 import type { EventPublisher, OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
 
 export const OUTBOX_FILE = "outbox.db";
+export const SEQUENCE_FLOOR_FILE = "outbox.sequence";
 
 export interface OutboxOptions {
   readonly dataDir: string;
@@ -24,12 +29,18 @@ export interface OutboxOptions {
   readonly maxHeldBytes?: number;
   /** How often to try the disk again after a write failed. Default 5 s. */
   readonly storageRetryMs?: number;
+  /** This boot's id (default: Linux's, null elsewhere); tests give another to play a reboot. */
+  readonly bootId?: string | null;
 }
 
 export interface Outbox {
-  /** Stores the event (per the durability policy) with the next device sequence; never throws for disk faults. */
+  /**
+   * Accepts the event with the next device sequence: stored per the durability policy, or held in
+   * memory while the database cannot be written. Throws `OutboxRefusedError` only when no number
+   * can be made safe from reuse (see sequence-floor.ts).
+   */
   append(input: OutboxEntryInput): StoredOutboxEntry;
-  /** Stores several events in one transaction (one sync under "full" durability). */
+  /** Accepts several events in one transaction (one sync under "full" durability). */
   appendBatch(inputs: readonly OutboxEntryInput[]): StoredOutboxEntry[];
   stats(): OutboxStats;
   /** Starts delivering through `publisher`, in the background. */
@@ -41,87 +52,166 @@ export interface Outbox {
   updateLimits(limits: { maxBytes?: number; maxAgeMs?: number }): void;
 }
 
-const SQLITE_CORRUPT = 11;
-const SQLITE_NOTADB = 26;
-const AGE_SWEEP_MS = 60_000;
-
-function sqliteCode(error: unknown): number | undefined {
-  const code = (error as { errcode?: unknown }).errcode;
-  return typeof code === "number" ? code & 0xff : undefined;
+/** The event was not accepted: it has no sequence number and is not in the outbox. */
+export class OutboxRefusedError extends Error {
+  readonly code = "EDGE_OUTBOX_REFUSED";
+  constructor(count: number, cause: unknown) {
+    super(`outbox refused ${count} event(s): no sequence number can be made safe from reuse (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+    this.name = "OutboxRefusedError";
+  }
 }
+
+const AGE_SWEEP_MS = 60_000;
+const HELD = "events are kept in memory (and delivered from there) and writing is retried";
 
 /**
  * The durable outbox: every event but the heartbeat is stored here before anything else happens
  * to it, and leaves only when JetStream acknowledged it (see sqlite-store.ts for what each
- * durability setting promises, and drainer.ts for delivery). Faults of the disk never crash the
- * agent and never cost an event already stored: new events wait in memory (bounded, counted)
- * until the database can be written again.
+ * durability setting promises, drainer.ts for delivery, sequence-floor.ts for numbering).
+ *
+ * Faults of the disk never crash the agent, never cost an event already accepted, and never hold
+ * delivery up:
+ * - New events the database cannot take (a full disk) are held in memory (bounded, counted), are
+ *   delivered from there meanwhile, and are stored once the disk takes them.
+ * - An event JetStream acked is settled at once, in memory, whether or not the database can delete
+ *   it now: it is never published again. The deletion is retried; until it succeeds, the sequence
+ *   floor file (written in place, so even a full disk takes it) keeps how far everything was
+ *   settled, so a kill -9 meanwhile does not send those events again either.
+ * - A fault is logged once when it starts and once when it ends, and shown in `stats().lastError`.
  */
 export function openOutbox(options: OutboxOptions): Outbox {
   const { clock, logger, dataDir } = options;
   const durability = options.durability ?? "normal";
   const batchSize = options.batchSize ?? 500;
   const maxInFlight = options.maxInFlight ?? 128;
-  const maxHeldBytes = options.maxHeldBytes ?? 64 * 1024 * 1024;
   let maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
   let maxAgeMs = options.maxAgeMs ?? 7 * 24 * 3600 * 1000;
   const path = join(dataDir, OUTBOX_FILE);
-  const floor = new SequenceFloor(join(dataDir, "outbox.sequence"));
+  const bootId = options.bootId === undefined ? readBootId() : options.bootId;
+  const floor = new SequenceFloor(join(dataDir, SEQUENCE_FLOOR_FILE), bootId);
+  const lastRun = floor.read();
+  const storage = new FaultLatch(logger, clock);
+  const held = new HeldEvents(options.maxHeldBytes ?? 64 * 1024 * 1024);
+  const backlog = new SettleBacklog();
 
   let store: OutboxStore | null = null;
   const counters: Record<CounterName, number> = { last_sequence: 0, delivered: 0, evicted_telemetry: 0, evicted_state: 0, dead_letters: 0 };
+  /** Counters moved in memory that the database has not been told yet. */
+  let countersDirty = false;
+  /** Stored events not settled yet (the backlog's are settled). */
   let pendingCount = 0;
   let pendingBytes = 0;
-  let held: StoredOutboxEntry[] = [];
-  let heldBytes = 0;
-  let lastError: string | null = null;
+  /** Every stored event up to this sequence is settled: the search for the next batch starts after it. */
+  let scanFrom = 0;
   let drainer: Drainer | null = null;
   let retryTimer: NodeJS.Timeout | null = null;
   let stopped = false;
   const inFlight = new Set<number>();
-
-  const fault = (what: string, error: unknown): void => {
-    const message = `${what}: ${error instanceof Error ? error.message : String(error)}`;
-    if (message !== lastError) logger.error({ err: error }, `outbox ${what}; events are kept in memory and writing is retried`);
-    lastError = message;
-  };
+  const busyOrSettled = (sequence: number): boolean => inFlight.has(sequence) || backlog.has(sequence);
 
   const setAside = (reason: unknown): void => {
     const aside = `${path}.corrupt-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}`;
     for (const suffix of ["", "-wal", "-shm"]) if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
     logger.error({ err: reason, setAside: aside }, "outbox database is damaged: set aside for inspection, starting a new one");
-    // Events in the damaged file are lost to us; jump the sequence past any it may have used, so
-    // no number is ever reused and the platform sees the gap.
-    counters.last_sequence = Math.max(counters.last_sequence, floor.safeRestartPoint());
   };
 
-  const tryOpen = (): boolean => {
-    if (store) return true;
+  /** Stored events the last run saw settled but could not delete: settled now, deleted when the disk allows. */
+  const settleFromLastRun = (opened: OutboxStore): void => {
+    if (floor.settledThrough === 0) return;
+    const rows = opened.sequencesThrough(floor.settledThrough);
+    for (const row of rows) {
+      backlog.addDelivered(row.sequence);
+      pendingCount -= 1;
+      pendingBytes -= row.sizeBytes;
+    }
+    counters.delivered += rows.length;
+    countersDirty ||= rows.length > 0;
+  };
+
+  /** Opens the database; says whether it is the one the last run wrote ("kept"). */
+  const tryOpen = (): "kept" | "lost" | "unavailable" => {
     try {
       mkdirSync(dataDir, { recursive: true });
-      const databaseExisted = existsSync(path);
+      let fate: "kept" | "lost" = existsSync(path) ? "kept" : "lost";
       let opened: OutboxStore;
       try {
         opened = new OutboxStore(path, durability);
       } catch (error) {
-        const code = sqliteCode(error);
-        if (code !== SQLITE_CORRUPT && code !== SQLITE_NOTADB) throw error;
+        const code = sqliteResultCode(error);
+        if (code !== SqliteResult.corrupt && code !== SqliteResult.notADatabase) throw error;
         setAside(error);
+        fate = "lost";
         opened = new OutboxStore(path, durability);
       }
       const stored = opened.readCounters();
       for (const name of Object.keys(counters) as CounterName[]) counters[name] = Math.max(counters[name], stored[name]);
-      // A floor file without its database means the database was lost: never reuse its numbers.
-      const floorValue = floor.read();
-      counters.last_sequence = Math.max(counters.last_sequence, databaseExisted || floorValue === 0 ? floorValue : floor.safeRestartPoint());
       const totals = opened.pendingTotals();
       pendingCount = totals.count;
       pendingBytes = totals.bytes;
+      scanFrom = 0;
+      settleFromLastRun(opened);
       store = opened;
-      return true;
+      return fate;
     } catch (error) {
-      fault("cannot open the database", error);
-      return false;
+      storage.fail("outbox cannot open the database", error, HELD);
+      return "unavailable";
+    }
+  };
+  const isOpen = (): boolean => store !== null || tryOpen() !== "unavailable";
+
+  const noteStorageWorked = (): void => {
+    if (store && held.count === 0 && backlog.size === 0) storage.recover("outbox storage is writable again: nothing is left only in memory");
+  };
+
+  /** The oldest stored events not settled yet, at most `limit`. */
+  const unsettledStored = (open: OutboxStore, limit: number): StoredOutboxEntry[] => {
+    const found: StoredOutboxEntry[] = [];
+    // Pages larger than asked only when settled events may have to be skipped.
+    const pageSize = backlog.size === 0 ? limit : Math.max(limit, 64);
+    let cursor = scanFrom;
+    let settledPrefix = true;
+    // Bounded: each page moves the cursor on through a finite table.
+    for (;;) {
+      const page = open.batchAfter(cursor, pageSize);
+      for (const entry of page) {
+        if (backlog.has(entry.sequence)) {
+          if (settledPrefix) scanFrom = entry.sequence;
+          continue;
+        }
+        settledPrefix = false;
+        found.push(entry);
+        if (found.length === limit) return found;
+      }
+      const last = page.at(-1);
+      if (page.length < pageSize || !last) return found;
+      cursor = last.sequence;
+    }
+  };
+
+  /** The highest sequence up to which every event has left the outbox; null when the database cannot tell. */
+  const settledThrough = (): number | null => {
+    if (!store) return null;
+    const firsts = [unsettledStored(store, 1)[0]?.sequence, held.firstSequence, backlog.lowestRejected()].filter((sequence) => typeof sequence === "number");
+    return firsts.length === 0 ? counters.last_sequence : Math.min(...firsts) - 1;
+  };
+
+  /** Tells the database what was settled; when it cannot take it, keeps it in memory and retries. */
+  const persistBacklog = (): void => {
+    if (!store || (backlog.size === 0 && !countersDirty)) return;
+    try {
+      store.settle(backlog.delivered(), backlog.rejected(), counters);
+      backlog.clear();
+      countersDirty = false;
+      noteStorageWorked();
+    } catch (error) {
+      storage.fail("outbox cannot delete delivered events", error, HELD);
+      try {
+        const through = settledThrough();
+        if (through !== null) floor.recordSettled(through);
+      } catch (floorError) {
+        logger.debug({ err: floorError }, "cannot note in the sequence floor how far events are settled");
+      }
+      scheduleRetry();
     }
   };
 
@@ -142,7 +232,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     if (!store) return;
     for (const eventClass of ["telemetry", "state"] as const) {
       while (pendingBytes + incoming > maxBytes) {
-        const candidates = store.oldestOfClass(eventClass, 256).filter((row) => !inFlight.has(row.sequence));
+        const candidates = store.oldestOfClass(eventClass, 256).filter((row) => !busyOrSettled(row.sequence));
         if (candidates.length === 0) break;
         const victims: Array<{ sequence: number; eventClass: "telemetry" | "state"; sizeBytes: number }> = [];
         let freed = 0;
@@ -160,12 +250,12 @@ export function openOutbox(options: OutboxOptions): Outbox {
     if (!store) return;
     try {
       for (;;) {
-        const expired = store.expiredBefore(clock.now() - maxAgeMs).filter((row) => !inFlight.has(row.sequence));
+        const expired = store.expiredBefore(clock.now() - maxAgeMs).filter((row) => !busyOrSettled(row.sequence));
         if (expired.length === 0) return;
         evict(expired, "older than the outbox's maximum age");
       }
     } catch (error) {
-      fault("cannot evict expired events", error);
+      storage.fail("outbox cannot evict expired events", error, HELD);
     }
   };
 
@@ -175,89 +265,143 @@ export function openOutbox(options: OutboxOptions): Outbox {
     open.insert(entries, counters.last_sequence);
     pendingCount += entries.length;
     pendingBytes += entries.reduce((sum, entry) => sum + sizeOf(entry), 0);
+    try {
+      // The database's counter now covers every number used, held ones included.
+      floor.markHolding(false);
+    } catch {
+      // The floor stays "holding": a crash now costs a gap in the sequence, never a reused number.
+    }
   };
 
-  const hold = (entry: StoredOutboxEntry): void => {
-    held.push(entry);
-    heldBytes += sizeOf(entry);
-    while (heldBytes > maxHeldBytes && held.length > 1) {
-      const victimIndex = Math.max(0, held.findIndex((candidate) => candidate.eventClass === "telemetry"));
-      const [victim] = held.splice(victimIndex, 1);
-      if (!victim) break;
-      heldBytes -= sizeOf(victim);
-      counters[victim.eventClass === "telemetry" ? "evicted_telemetry" : "evicted_state"] += 1;
+  const hold = (entries: readonly StoredOutboxEntry[]): void => {
+    for (const entry of entries) {
+      for (const dropped of held.add(entry, inFlight)) {
+        counters[dropped.eventClass === "telemetry" ? "evicted_telemetry" : "evicted_state"] += 1;
+        countersDirty = true;
+      }
     }
     scheduleRetry();
   };
 
   const flushHeld = (): void => {
-    if (held.length === 0 || !tryOpen()) return;
+    if (held.count === 0 || !isOpen()) return;
     try {
-      write(held);
-      held = [];
-      heldBytes = 0;
-      lastError = null;
-      logger.info("outbox storage is writable again; events held in memory are stored");
-      drainer?.notify();
+      write(held.all());
     } catch (error) {
-      fault("cannot write to the database", error);
+      storage.fail("outbox cannot write to the database", error, HELD);
+      return;
     }
+    held.clear();
+    noteStorageWorked();
+    drainer?.notify();
   };
 
-  const scheduleRetry = (): void => {
+  const retryStorage = (): void => {
+    // Deleting first: what it frees may be the room the held events need.
+    persistBacklog();
+    flushHeld();
+    if (held.count > 0 || backlog.size > 0 || countersDirty) scheduleRetry();
+  };
+
+  function scheduleRetry(): void {
     if (retryTimer || stopped) return;
     retryTimer = setTimeout(() => {
       retryTimer = null;
-      flushHeld();
-      if (held.length > 0) scheduleRetry();
+      retryStorage();
     }, options.storageRetryMs ?? 5_000);
     retryTimer.unref();
-  };
+  }
 
   const appendEntries = (inputs: readonly OutboxEntryInput[]): StoredOutboxEntry[] => {
+    if (inputs.length === 0) return [];
+    const before = counters.last_sequence;
+    const refuse = (what: string, error: unknown): never => {
+      // Nobody has seen these numbers: they are handed out again, to the next event accepted.
+      counters.last_sequence = before;
+      storage.fail(what, error, "events are refused until it can: a number that could be reused is never handed out");
+      throw new OutboxRefusedError(inputs.length, error);
+    };
+    try {
+      floor.cover(before + inputs.length);
+    } catch (error) {
+      refuse("outbox cannot reserve sequence numbers", error);
+    }
     const createdAtMs = clock.now();
-    const entries = inputs.map((input): StoredOutboxEntry => {
-      counters.last_sequence += 1;
-      return { ...input, sequence: counters.last_sequence, createdAtMs };
-    });
-    floor.observe(counters.last_sequence);
-    if (held.length > 0 || !store) {
-      // Behind events already held: keep the order, and let the retry timer try the disk again.
-      for (const entry of entries) hold(entry);
-    } else {
+    const entries = inputs.map((input, index): StoredOutboxEntry => ({ ...input, sequence: before + index + 1, createdAtMs }));
+    counters.last_sequence = before + inputs.length;
+    let stored = false;
+    if (held.count === 0 && store) {
       try {
         write(entries);
+        stored = true;
+        noteStorageWorked();
       } catch (error) {
-        fault("cannot write to the database", error);
-        for (const entry of entries) hold(entry);
+        storage.fail("outbox cannot write to the database", error, HELD);
       }
+    }
+    if (!stored) {
+      // Behind events already held: keep the order. The floor must say so before anyone sees these numbers.
+      try {
+        floor.markHolding(true);
+      } catch (error) {
+        refuse("outbox cannot mark events as held in the sequence floor", error);
+      }
+      hold(entries);
     }
     drainer?.notify();
     return entries;
   };
 
+  const start = (): void => {
+    const fate = tryOpen();
+    const databaseLastSequence = counters.last_sequence;
+    counters.last_sequence = restartSequence({ ...lastRun, database: fate, databaseLastSequence, bootId, durability });
+    const known = Math.max(databaseLastSequence, lastRun.record?.base ?? lastRun.legacyFloor ?? 0);
+    if (counters.last_sequence > known) {
+      logger.warn({ from: known, to: counters.last_sequence }, "outbox sequence continues past what the last run reserved: it may have lost events (a crash while events were only in memory, a power cut, or a lost database)");
+    }
+    try {
+      floor.begin(counters.last_sequence);
+    } catch (error) {
+      storage.fail("outbox cannot write the sequence floor", error, "events are refused until it can: a number that could be reused is never handed out");
+    }
+    persistBacklog();
+    sweepExpired();
+  };
+
   const sweepTimer = setInterval(sweepExpired, AGE_SWEEP_MS);
   sweepTimer.unref();
-  tryOpen();
-  sweepExpired();
+  start();
 
-  const source = {
-    nextBatch(limit: number): StoredOutboxEntry[] {
-      if (!store) return [];
-      const batch = store.batchAfter(0, limit);
+  const source: DrainSource = {
+    nextBatch(limit) {
+      const batch = store ? unsettledStored(store, limit) : [];
+      // Held events are newer than every stored one: they follow, and go out while the disk is full.
+      if (batch.length < limit) batch.push(...held.first(limit - batch.length));
       for (const entry of batch) inFlight.add(entry.sequence);
       return batch;
     },
-    settle(delivered: readonly StoredOutboxEntry[], rejected: ReadonlyArray<{ entry: StoredOutboxEntry; reason: string }>): void {
+    settle(delivered, rejected) {
       try {
-        if (!store) return;
-        const next = { ...counters, delivered: counters.delivered + delivered.length, dead_letters: counters.dead_letters + rejected.length };
-        store.settle(delivered.map((entry) => entry.sequence), rejected, clock.now(), next);
-        counters.delivered = next.delivered;
-        counters.dead_letters = next.dead_letters;
-        const settledEntries = [...delivered, ...rejected.map((item) => item.entry)];
-        pendingCount -= settledEntries.length;
-        pendingBytes -= settledEntries.reduce((sum, entry) => sum + sizeOf(entry), 0);
+        const settleStored = (entry: StoredOutboxEntry): void => {
+          pendingCount -= 1;
+          pendingBytes -= sizeOf(entry);
+        };
+        for (const entry of delivered) {
+          if (!held.take(entry.sequence)) {
+            settleStored(entry);
+            backlog.addDelivered(entry.sequence);
+          }
+          counters.delivered += 1;
+        }
+        const failedAtMs = clock.now();
+        for (const { entry, reason } of rejected) {
+          if (!held.take(entry.sequence)) settleStored(entry);
+          backlog.addRejected({ entry, reason, failedAtMs });
+          counters.dead_letters += 1;
+        }
+        countersDirty = true;
+        persistBacklog();
       } finally {
         inFlight.clear();
       }
@@ -272,25 +416,25 @@ export function openOutbox(options: OutboxOptions): Outbox {
       return appendEntries(inputs);
     },
     stats() {
-      let oldestCreatedAtMs: number | null = null;
+      let storedOldest: number | null = null;
       try {
-        oldestCreatedAtMs = store?.oldestCreatedAtMs() ?? null;
+        storedOldest = store ? (unsettledStored(store, 1)[0]?.createdAtMs ?? null) : null;
       } catch {
-        oldestCreatedAtMs = null;
+        storedOldest = null;
       }
-      const heldOldest = held[0]?.createdAtMs ?? null;
-      const oldest = oldestCreatedAtMs === null ? heldOldest : heldOldest === null ? oldestCreatedAtMs : Math.min(oldestCreatedAtMs, heldOldest);
+      const heldOldest = held.oldestCreatedAtMs;
+      const oldest = storedOldest === null ? heldOldest : heldOldest === null ? storedOldest : Math.min(storedOldest, heldOldest);
       return {
-        pendingCount: pendingCount + held.length,
-        pendingBytes: pendingBytes + heldBytes,
+        pendingCount: pendingCount + held.count,
+        pendingBytes: pendingBytes + held.bytes,
         oldestPendingAgeMs: oldest === null ? null : Math.max(0, clock.now() - oldest),
         lastSequence: counters.last_sequence,
         deliveredCount: counters.delivered,
         evictedTelemetry: counters.evicted_telemetry,
         evictedState: counters.evicted_state,
         deadLetters: counters.dead_letters,
-        heldInMemory: held.length,
-        lastError,
+        heldInMemory: held.count,
+        lastError: storage.message,
       };
     },
     start(publisher) {
@@ -306,9 +450,20 @@ export function openOutbox(options: OutboxOptions): Outbox {
       if (retryTimer) clearTimeout(retryTimer);
       await drainer?.stop();
       drainer = null;
-      flushHeld();
-      if (held.length > 0) logger.error({ lost: held.length }, "outbox stopping with events it could not store: they are lost");
-      floor.persist(counters.last_sequence);
+      retryStorage();
+      if (held.count > 0) logger.error({ lost: held.count, firstSequence: held.firstSequence }, "outbox stopping with events it could not store: they are lost (their numbers are never reused)");
+      if (backlog.size > 0) logger.warn({ settled: backlog.size }, "outbox stopping before the database took every delivery: the next start skips them");
+      let through = 0;
+      try {
+        through = settledThrough() ?? 0;
+      } catch (error) {
+        logger.debug({ err: error }, "cannot tell how far events are settled");
+      }
+      try {
+        floor.close(counters.last_sequence, through);
+      } catch (error) {
+        logger.error({ err: error }, "outbox cannot write the sequence floor at stop: the next start leaves a gap in the sequence");
+      }
       store?.close();
       store = null;
     },
@@ -319,7 +474,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         try {
           makeRoom(0);
         } catch (error) {
-          fault("cannot evict to the new limit", error);
+          storage.fail("outbox cannot evict to the new limit", error, HELD);
         }
       }
       sweepExpired();

@@ -1,5 +1,6 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { EventClass, EventMetadata } from "../contracts/index.ts";
+import type { Rejection } from "./settle-backlog.ts";
 import type { StoredOutboxEntry } from "./types.ts";
 
 /**
@@ -41,7 +42,6 @@ export class OutboxStore {
   readonly #oldestOfClass: StatementSync;
   readonly #expired: StatementSync;
   readonly #insertDeadLetter: StatementSync;
-  readonly #oldest: StatementSync;
 
   constructor(path: string, durability: Durability) {
     this.#db = new DatabaseSync(path, { timeout: 2_000 });
@@ -81,7 +81,6 @@ export class OutboxStore {
     this.#insertDeadLetter = this.#db.prepare(
       "INSERT OR REPLACE INTO dead_letters (sequence, subject, metadata, payload, created_at_ms, failed_at_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
-    this.#oldest = this.#db.prepare("SELECT created_at_ms FROM events ORDER BY sequence LIMIT 1");
   }
 
   readCounters(): Record<CounterName, number> {
@@ -94,11 +93,6 @@ export class OutboxStore {
   pendingTotals(): { count: number; bytes: number } {
     const row = this.#db.prepare("SELECT count(*) AS count, coalesce(sum(size_bytes), 0) AS bytes FROM events").get() as { count: number; bytes: number };
     return { count: Number(row.count), bytes: Number(row.bytes) };
-  }
-
-  oldestCreatedAtMs(): number | null {
-    const row = this.#oldest.get() as { created_at_ms: number } | undefined;
-    return row ? Number(row.created_at_ms) : null;
   }
 
   /** Inserts entries whose sequences are already assigned, and moves the sequence counter, atomically. */
@@ -116,17 +110,27 @@ export class OutboxStore {
     return (this.#selectBatch.all(afterSequence, limit) as unknown as EventRow[]).map(toEntry);
   }
 
-  /** Deletes delivered events and dead-letters rejected ones, and moves the counters, in one transaction. */
-  settle(delivered: readonly number[], rejected: ReadonlyArray<{ entry: StoredOutboxEntry; reason: string }>, nowMs: number, counters: Record<CounterName, number>): void {
+  /**
+   * Deletes delivered events and dead-letters rejected ones (stored or not: a refused event that
+   * never reached the database is kept as a dead letter too), and moves the counters, in one
+   * transaction.
+   */
+  settle(delivered: readonly number[], rejected: readonly Rejection[], counters: Record<CounterName, number>): void {
     this.#transaction(() => {
       for (const sequence of delivered) this.#deleteOne.run(sequence);
-      for (const { entry, reason } of rejected) {
-        this.#insertDeadLetter.run(entry.sequence, entry.subject, JSON.stringify(entry.metadata), entry.payload, entry.createdAtMs, nowMs, reason);
+      for (const { entry, reason, failedAtMs } of rejected) {
+        this.#insertDeadLetter.run(entry.sequence, entry.subject, JSON.stringify(entry.metadata), entry.payload, entry.createdAtMs, failedAtMs, reason);
         this.#deleteOne.run(entry.sequence);
       }
-      this.#setCounter.run("delivered", counters.delivered);
-      this.#setCounter.run("dead_letters", counters.dead_letters);
+      for (const name of ["delivered", "dead_letters", "evicted_telemetry", "evicted_state"] as const) this.#setCounter.run(name, counters[name]);
     });
+  }
+
+  /** Stored events up to `sequence`, oldest first (sequence and size only). */
+  sequencesThrough(sequence: number): Array<{ sequence: number; sizeBytes: number }> {
+    return (this.#db.prepare("SELECT sequence, size_bytes FROM events WHERE sequence <= ? ORDER BY sequence").all(sequence) as Array<{ sequence: number; size_bytes: number }>).map(
+      (row) => ({ sequence: Number(row.sequence), sizeBytes: Number(row.size_bytes) }),
+    );
   }
 
   oldestOfClass(eventClass: EventClass, limit: number): Array<{ sequence: number; sizeBytes: number }> {

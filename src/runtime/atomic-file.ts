@@ -1,24 +1,32 @@
 import { randomBytes } from "node:crypto";
-import { open, rename, mkdir } from "node:fs/promises";
+import { closeSync, fsyncSync, openSync } from "node:fs";
+import { open, rename, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
  * Replaces a file so that a crash at any point leaves either the old or the new content, never a
  * torn one: write a sibling, fsync it, rename over, fsync the directory so the rename itself lasts.
+ * When writing or renaming fails (a full disk, most often), the sibling is removed: a caller
+ * that retries every few seconds must not leave a file behind each time.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const directory = dirname(path);
   await mkdir(directory, { recursive: true });
   // Unique per write: two writers of the same file must never share a temporary.
   const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  const handle = await open(temporary, "w", mode);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(temporary, "w", mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw error;
   }
-  await rename(temporary, path);
   await syncDirectory(directory);
 }
 
@@ -30,5 +38,16 @@ async function syncDirectory(directory: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Makes a file's creation (or a rename) in `directory` survive a power cut; synchronous. */
+export function syncDirectorySync(directory: string): void {
+  if (process.platform === "win32") return;
+  const fd = openSync(directory, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

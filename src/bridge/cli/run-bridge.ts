@@ -3,21 +3,12 @@ import { systemClock } from "../../runtime/clock.ts";
 import { createLogger } from "../../runtime/logger.ts";
 import { AGENT_VERSION } from "../../runtime/version.ts";
 import { ExitCode } from "../../cli/exit-codes.ts";
+import { processAlive } from "../../cli/process-alive.ts";
 import { describeKafkaError } from "../kafka/kafka-errors.ts";
 import { createBridge } from "../bridge.ts";
 import { TopicSetupError } from "../kafka/topics.ts";
 import { InstanceIdInUseError } from "../shards/shard-leases.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** SIGTERM to exit: the open transactions commit or abort, leases go back, within this. */
 const SHUTDOWN_DEADLINE_MS = 10_000;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentStatus } from "../../../src/agent/status.ts";
-import { formatStatus } from "../../../src/cli/status-command.ts";
+import { formatStatus, staleFileWarning } from "../../../src/cli/status-command.ts";
 
 const status = (update: unknown): AgentStatus => ({
   machineId: "m1",
@@ -21,5 +21,19 @@ describe("edge-agent status, for a person", () => {
     expect(formatStatus({ source: "live", status: status({ runningVersion: "1.2.0", active: null, trial: null, restartPending: false }) })).toContain("  update:     running 1.2.0 (the packaged binary)");
     const onTrial = formatStatus({ source: "live", status: status({ runningVersion: "1.2.0", active: "1.2.0", trial: { version: "1.3.0", startedAt: "2026-11-23T10:01:00.000Z" }, restartPending: true }) });
     expect(onTrial).toContain("  update:     running 1.2.0 (installed update 1.2.0); on trial: 1.3.0 since 2026-11-23T10:01:00.000Z; restarting into it");
+  });
+
+  it("says when the local status file is stale, and why: no agent, or an agent that cannot write it (a full disk)", () => {
+    const current = { ageSeconds: 12, agentPid: 4242, freeBytes: 0 };
+    expect(staleFileWarning(current)).toBeNull();
+    expect(staleFileWarning({ ...current, ageSeconds: 125 })).toBe(
+      "the status file is 2m 5s old (the agent rewrites it every 10s): the agent (pid 4242) runs but cannot write it: the data dir's file system is full (ENOSPC, 0 B free); what follows is stale",
+    );
+    expect(staleFileWarning({ ageSeconds: 125, agentPid: 4242, freeBytes: 50 * 1024 * 1024 })).toContain('runs but cannot write it (see its log: "cannot write the status file")');
+    expect(staleFileWarning({ ageSeconds: 3_600, agentPid: null, freeBytes: 0 })).toBe(
+      "the status file is 1h old (the agent rewrites it every 10s): no agent runs on this data dir; this is what it knew when it stopped",
+    );
+    const shown = formatStatus({ source: "local-file", liveError: "connection refused", status: status(null), localFile: { ...current, ageSeconds: 125 } });
+    expect(shown.split("\n")[2]).toMatch(/^ {2}warning: {4}the status file is 2m 5s old/);
   });
 });

@@ -1,0 +1,107 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { openOutbox, type Outbox } from "../../../src/outbox/index.ts";
+import { restartSequence, SequenceFloor, type FloorRecord, type RestartFacts } from "../../../src/outbox/sequence-floor.ts";
+import { systemClock } from "../../../src/runtime/clock.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import { testEvent } from "../../fixtures/outbox/test-events.ts";
+
+const record = (state: FloorRecord["state"], bootId: string | null = "boot-1"): FloorRecord => ({ generation: 7, base: 100, reserved: 1_100, state, settledThrough: 0, bootId });
+const facts = (change: Partial<RestartFacts>): RestartFacts => ({
+  record: null,
+  legacyFloor: null,
+  database: "kept",
+  databaseLastSequence: 150,
+  bootId: "boot-1",
+  durability: "normal",
+  ...change,
+});
+
+describe("where the sequence continues after a stop or a crash", () => {
+  it("continues exactly after a clean stop, and after a crash only when the database provably holds every number used", () => {
+    expect(restartSequence(facts({ record: { ...record("clean"), base: 150 } }))).toBe(150);
+    // Same boot, nothing held in memory: an agent crash loses no committed write.
+    expect(restartSequence(facts({ record: record("running") }))).toBe(150);
+    // Events held in memory died with the process: their numbers are past the database's counter.
+    expect(restartSequence(facts({ record: record("holding") }))).toBe(1_100);
+    // The machine went down: under "normal" durability the last commits may be gone.
+    expect(restartSequence(facts({ record: record("running"), bootId: "boot-2" }))).toBe(1_100);
+    expect(restartSequence(facts({ record: record("running"), bootId: "boot-2", durability: "full" }))).toBe(150);
+    expect(restartSequence(facts({ record: record("running", null), bootId: null }))).toBe(1_100);
+    // The database is gone or cannot be opened: only the floor tells.
+    expect(restartSequence(facts({ record: record("running"), database: "lost", databaseLastSequence: 0 }))).toBe(1_100);
+    expect(restartSequence(facts({ record: record("running"), database: "unavailable", databaseLastSequence: 0 }))).toBe(1_100);
+    // The file of earlier versions held one number, rewritten every 10,000.
+    expect(restartSequence(facts({ legacyFloor: 120 }))).toBe(150);
+    expect(restartSequence(facts({ legacyFloor: 120, database: "lost", databaseLastSequence: 0 }))).toBe(10_120);
+  });
+});
+
+describe("the sequence floor file", () => {
+  const open: Outbox[] = [];
+  afterEach(async () => {
+    for (const outbox of open.splice(0)) await outbox.stop();
+  });
+
+  it("is written in place at a fixed size, and a torn write leaves the previous record", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "ea-floor-")), "outbox.sequence");
+    const floor = new SequenceFloor(path, "boot-1");
+    floor.begin(0);
+    floor.cover(SequenceFloor.BLOCK + 5);
+    expect(statSync(path).size).toBe(2 * SequenceFloor.SLOT_BYTES);
+    const good = new SequenceFloor(path, "boot-1").read().record;
+    expect(good).toMatchObject({ state: "running", base: 0, reserved: 2 * SequenceFloor.BLOCK + 5 });
+
+    floor.markHolding(true);
+    expect(new SequenceFloor(path, "boot-1").read().record).toMatchObject({ state: "holding" });
+    // Tear the newest slot: the reader falls back to the one before it.
+    const bytes = readFileSync(path);
+    const newest = ((good?.generation ?? 0) + 1) % 2;
+    bytes.fill(0x41, newest * SequenceFloor.SLOT_BYTES + 40, newest * SequenceFloor.SLOT_BYTES + 60);
+    writeFileSync(path, bytes);
+    expect(new SequenceFloor(path, "boot-1").read().record).toEqual(good);
+    expect(statSync(path).size).toBe(2 * SequenceFloor.SLOT_BYTES);
+  });
+
+  it("takes over the one-number file of earlier versions", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ea-floor-"));
+    writeFileSync(join(dataDir, "outbox.sequence"), "20000\n");
+    const outbox = openOutbox({ dataDir, clock: systemClock, logger: silentLogger() });
+    open.push(outbox);
+    // No database beside it: the old file may lag by up to 10,000.
+    expect(outbox.append(testEvent(0)).sequence).toBe(30_001);
+    await outbox.stop();
+    expect(statSync(join(dataDir, "outbox.sequence")).size).toBe(2 * SequenceFloor.SLOT_BYTES);
+    expect(new SequenceFloor(join(dataDir, "outbox.sequence"), null).read().record).toMatchObject({ state: "clean", base: 30_001 });
+  });
+
+  it("never hands out again the numbers of events that were only in memory when the process died", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ea-floor-"));
+    // A directory where the database should be: it cannot be opened, as on a broken disk.
+    mkdirSync(join(dataDir, "outbox.db"));
+    const crashed = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-1" });
+    expect(crashed.appendBatch([testEvent(0), testEvent(1)]).map((entry) => entry.sequence)).toEqual([1, 2]);
+    expect(crashed.stats()).toMatchObject({ heldInMemory: 2 });
+
+    // kill -9 (no stop): the held events die. The disk is fine on the next start.
+    rmSync(join(dataDir, "outbox.db"), { recursive: true });
+    const next = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-1" });
+    open.push(next);
+    expect(next.append(testEvent(2)).sequence).toBeGreaterThan(2);
+  });
+
+  it("continues right after the last number when the agent (not the machine) crashed, and past the reservation after a reboot", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ea-floor-"));
+    const first = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-1" });
+    expect(first.appendBatch([testEvent(0), testEvent(1), testEvent(2)]).at(-1)?.sequence).toBe(3);
+    // kill -9 (no stop), same boot: the database has every number; no gap.
+    const second = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-1" });
+    expect(second.append(testEvent(3)).sequence).toBe(4);
+    // kill -9, then the machine rebooted: a "normal" commit may have been lost with the power.
+    const third = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-2" });
+    open.push(third);
+    expect(third.append(testEvent(4)).sequence).toBeGreaterThan(4 + SequenceFloor.BLOCK - 1);
+  });
+});
