@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, open, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { PLATFORM_STREAMS } from "../../src/contracts/index.ts";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
 import { AgentFleet } from "../support/agent-fleet.ts";
@@ -32,6 +32,16 @@ async function fillUp(path: string): Promise<number> {
     await handle.close().catch(() => undefined);
   }
   return written;
+}
+
+async function deliveredThrough(observer: NatsConnection, machineId: string, sequence: number, deadlineMs: number): Promise<boolean> {
+  const until = Date.now() + deadlineMs;
+  while (Date.now() < until) {
+    const stored = await storedEvents(observer);
+    if (stored.some((event) => event.machineId === machineId && event.sequence >= sequence)) return true;
+    await sleep(500);
+  }
+  return false;
 }
 
 /**
@@ -76,19 +86,30 @@ export function diskFull(options: { tmpfsMb: number; phaseMs: number }): FaultSc
         // Long enough for several duplicate windows: an acked batch published again would be stored again.
         await sleep(Math.max(options.phaseMs, 3 * DUPLICATE_WINDOW_MS));
         checks["answers after the broker is back, disk still full"] = (await fleet.outboxOf(observer, MACHINE)) !== null;
+        // Events the full disk would not take are held in memory, and must reach the platform anyway.
+        const heldBefore = (await fleet.outboxOf(observer, MACHINE))?.lastSequence ?? 0;
+        checks["delivers what it holds in memory, disk still full"] = await deliveredThrough(observer, MACHINE, heldBefore, 30_000);
 
+        const beforeCrash = await fleet.outboxOf(observer, MACHINE);
         await fleet.crashAndRestart(MACHINE);
         await sleep(options.phaseMs);
-        checks["starts again after kill -9 with the disk full"] = (await fleet.outboxOf(observer, MACHINE)) !== null;
+        const afterCrash = await fleet.outboxOf(observer, MACHINE);
+        checks["starts again after kill -9 with the disk full"] = afterCrash !== null;
+        // Events held only in memory die with the process (the disk would not take them): the new
+        // run declares the numbers it jumps over, so they are told apart from a loss in transit.
+        const skip = afterCrash?.sequenceSkip ?? null;
+        const skipped = new Set<number>();
+        if (skip) for (let sequence = skip.after + 1; sequence <= skip.through; sequence++) skipped.add(sequence);
 
         await unlink(filler);
         const lastHandedOut = await fleet.settled(observer, 60_000);
         checks["delivers everything once space is back"] = true;
         const unclean = await fleet.stopAll();
         checks["stops with exit 0"] = unclean.length === 0;
-        // Events held in memory when the agent was killed never reached the disk: the agent leaves
-        // their numbers unused (a gap it reports), so only what it handed out since counts here.
-        const ledger = accountFor(await storedEvents(observer), { lastHandedOut });
+        const stored = await storedEvents(observer);
+        const ledger = accountFor(stored, { lastHandedOut, skipped: new Map([[MACHINE, skipped]]) });
+        const storedNumbers = new Set(stored.map((event) => event.sequence));
+        const declaredGap = [...skipped].filter((sequence) => !storedNumbers.has(sequence)).length;
         const cases = Object.keys(checks).length;
         return {
           cases,
@@ -97,7 +118,7 @@ export function diskFull(options: { tmpfsMb: number; phaseMs: number }): FaultSc
           duplicated: ledger.duplicated,
           reusedSequences: ledger.reusedSequences,
           events: ledger.stored,
-          details: { filledBytes, checks, lastHandedOut: Object.fromEntries(lastHandedOut), missingExamples: ledger.missingExamples, failures: fleet.unexpectedExits },
+          details: { filledBytes, checks, heldInMemoryAtKill: beforeCrash?.heldInMemory ?? null, declaredSkip: skip, missingInDeclaredSkip: declaredGap, lastHandedOut: Object.fromEntries(lastHandedOut), missingExamples: ledger.missingExamples, failures: fleet.unexpectedExits },
         };
       } finally {
         await fleet.dispose();

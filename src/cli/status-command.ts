@@ -125,6 +125,9 @@ export function formatStatus(report: StatusReport): string {
     `              evicted ${outbox.evictedTelemetry} telemetry / ${outbox.evictedState} state, dead letters ${outbox.deadLetters}${outbox.heldInMemory > 0 ? `, ${outbox.heldInMemory} held in memory` : ""}`,
   ];
   if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
+  if (outbox.sequenceSkip) {
+    lines.push(`  sequence:   started after ${outbox.sequenceSkip.through}, past numbers ${outbox.sequenceSkip.after + 1}-${outbox.sequenceSkip.through} reserved by a run that crashed (events held only in memory then are lost)`);
+  }
   for (const [name, detail] of Object.entries(status.capabilities)) {
     if (name === "tools" && Array.isArray(detail)) {
       lines.push(`  tools:      ${detail.length === 0 ? "none" : ""}`);

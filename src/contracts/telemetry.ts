@@ -122,5 +122,11 @@ export const OutboxGauge = z.object({
   evictedState: z.number().int().nonnegative(),
   deadLetters: z.number().int().nonnegative(),
   heldInMemory: z.number().int().nonnegative(),
+  /**
+   * Numbers an earlier run reserved that this one jumped over after a crash that may have lost
+   * events (held in memory on a full disk, a power cut): a gap in (after, through] is this, not a
+   * loss in transit. Absent when the sequence continued where it stopped.
+   */
+  sequenceSkip: z.object({ after: z.number().int().nonnegative(), through: z.number().int().nonnegative() }).nullable().optional(),
 });
 export type OutboxGauge = z.infer<typeof OutboxGauge>;

@@ -352,12 +352,14 @@ export function openOutbox(options: OutboxOptions): Outbox {
     return entries;
   };
 
+  let sequenceSkip: OutboxStats["sequenceSkip"] = null;
   const start = (): void => {
     const fate = tryOpen();
     const databaseLastSequence = counters.last_sequence;
     counters.last_sequence = restartSequence({ ...lastRun, database: fate, databaseLastSequence, bootId, durability });
     const known = Math.max(databaseLastSequence, lastRun.record?.base ?? lastRun.legacyFloor ?? 0);
     if (counters.last_sequence > known) {
+      sequenceSkip = { after: known, through: counters.last_sequence };
       logger.warn({ from: known, to: counters.last_sequence }, "outbox sequence continues past what the last run reserved: it may have lost events (a crash while events were only in memory, a power cut, or a lost database)");
     }
     try {
@@ -434,6 +436,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         evictedState: counters.evicted_state,
         deadLetters: counters.dead_letters,
         heldInMemory: held.count,
+        sequenceSkip,
         lastError: storage.message,
       };
     },

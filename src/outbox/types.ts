@@ -30,6 +30,8 @@ export interface OutboxStats {
   readonly deadLetters: number;
   /** Events accepted while the store could not be written, held in memory until it can. */
   readonly heldInMemory: number;
+  /** Set when this run started past numbers an earlier run reserved (a crash that may have lost events). */
+  readonly sequenceSkip: { readonly after: number; readonly through: number } | null;
   readonly lastError: string | null;
 }
 

@@ -10,7 +10,7 @@ const status = (update: unknown): AgentStatus => ({
   uptimeSeconds: 90,
   connection: { state: "connected", server: "nats://127.0.0.1:4222", reconnects: 0 },
   heartbeatSeconds: 60,
-  outbox: { pendingCount: 0, pendingBytes: 0, oldestPendingAgeMs: null, lastSequence: 7, deliveredCount: 7, evictedTelemetry: 0, evictedState: 0, deadLetters: 0, heldInMemory: 0, lastError: null },
+  outbox: { pendingCount: 0, pendingBytes: 0, oldestPendingAgeMs: null, lastSequence: 7, deliveredCount: 7, evictedTelemetry: 0, evictedState: 0, deadLetters: 0, heldInMemory: 0, sequenceSkip: null, lastError: null },
   lastErrors: [],
   capabilities: { update },
   writtenAt: "2026-11-23T10:01:30.000Z",

@@ -89,7 +89,11 @@ describe("the sequence floor file", () => {
     rmSync(join(dataDir, "outbox.db"), { recursive: true });
     const next = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-1" });
     open.push(next);
-    expect(next.append(testEvent(2)).sequence).toBeGreaterThan(2);
+    const sequence = next.append(testEvent(2)).sequence;
+    expect(sequence).toBeGreaterThan(2);
+    // The jump is declared (status and the outbox gauge), so the platform can tell it from a loss in transit.
+    expect(next.stats().sequenceSkip).toEqual({ after: expect.any(Number), through: sequence - 1 });
+    expect(next.stats().sequenceSkip?.after).toBeLessThanOrEqual(2);
   });
 
   it("continues right after the last number when the agent (not the machine) crashed, and past the reservation after a reboot", async () => {
