@@ -135,6 +135,10 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
     for (const id of MACHINES) await waitFor(`${id}'s installed-agent event`, async () => (await bodies("INSTALLED_AGENTS", `machine.${id}.installed-agent`)).length > 0, 20_000);
     // Request/reply: the reply goes to the platform's inbox, which the machine may answer and not read.
     for (const id of MACHINES) expect(await rpc<{ status: string; machineId: string }>(id, "health")).toMatchObject({ status: "ok", machineId: id });
+    // The publish acks came back (on the machine's own inbox prefix): the outbox counts them delivered.
+    for (const id of MACHINES) {
+      await waitFor(`${id}'s outbox acked`, async () => (await rpc<{ outbox: { deliveredCount: number; pendingCount: number } }>(id, "status")).outbox.deliveredCount > 0);
+    }
 
     // Remote configuration: both keys, read by direct get and followed by the machine's own consumers.
     await kv.put("defaults", JSON.stringify({ tags: { fleet: "blue" } }));
