@@ -1,13 +1,17 @@
 import { access, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { COMMAND_STREAMS, isSafeToken } from "../contracts/index.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { isPermissionDenied } from "../transport/permission-denied.ts";
 
-/** Written once the old consumers were dealt with, so a later start does not ask again. */
-export const LEGACY_UPDATE_CONSUMERS_MARKER = ".legacy-update-consumers-removed";
+/**
+ * Written once the old consumers were dealt with, so a later start does not ask again: beside the
+ * tools folder (`<toolsDir>.legacy-update-consumers-removed`), which holds only tools and their records.
+ */
+export function legacyUpdateConsumersMarker(toolsDir: string): string {
+  return `${toolsDir}.legacy-update-consumers-removed`;
+}
 
 /** The per-tool consumer earlier versions made for `machine.all.tool.{toolAgentId}.update`. */
 export function legacyUpdateConsumerName(machineId: string, toolAgentId: string): string {
@@ -28,7 +32,7 @@ export async function removeLegacyUpdateConsumers(options: {
   readonly toolsDir: string;
   readonly logger: Logger;
 }): Promise<void> {
-  const marker = join(options.toolsDir, LEGACY_UPDATE_CONSUMERS_MARKER);
+  const marker = legacyUpdateConsumersMarker(options.toolsDir);
   // No tool was ever installed here: no old consumer either.
   if (options.toolAgentIds.length === 0 || (await access(marker).then(() => true, () => false))) return;
   const manager = await jetstreamManager(options.connection, { checkAPI: false });

@@ -11,6 +11,7 @@ import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
 import { createToolManager, type ToolManager } from "../../../src/tools/index.ts";
+import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-consumers.ts";
 import { startFileServer, TOOL_SCRIPT, toolTarGz, toolZip, type ServedFile } from "../../fixtures/tools/tool-kit.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
@@ -216,7 +217,7 @@ describe("tool installation from JetStream", () => {
     await manager.stop();
     // What an earlier version left on the server for the installed tool; this start is the first since.
     await manager_.consumers.add("TOOL_UPDATE", { durable_name: "machine_m1_tool_old_update_consumer", filter_subject: "machine.all.tool.old.update", ack_policy: AckPolicy.Explicit });
-    expect(existsSync(join(toolsDir, ".legacy-update-consumers-removed"))).toBe(false);
+    expect(existsSync(legacyUpdateConsumersMarker(toolsDir))).toBe(false);
     manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
     await manager.start();
     manager.attach(agentLink);
@@ -228,7 +229,7 @@ describe("tool installation from JetStream", () => {
         return true;
       }
     });
-    await waitFor("the marker", () => existsSync(join(toolsDir, ".legacy-update-consumers-removed")));
+    await waitFor("the marker", () => existsSync(legacyUpdateConsumersMarker(toolsDir)));
   });
 
   it("installs a SERVICE tool only once its service runs, and restores the old version when it does not come up", async () => {
