@@ -6,6 +6,7 @@ import { EventType, machineSubjects, type HeartbeatMessage, type InstalledAgentM
 import { createOutboxEventSink } from "../events/outbox-event-sink.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import { resolveMachineId } from "../identity/machine-id.ts";
+import { inboxPrefixOf } from "../identity/permissions.ts";
 import { createConnectionEventRecorder } from "../lifecycle/connection-events.ts";
 import { createHeartbeat, type Heartbeat } from "../lifecycle/heartbeat.ts";
 import { createHostnameReporter } from "../lifecycle/hostname-reporter.ts";
@@ -68,6 +69,8 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const machineId = await resolveMachineId(settings.machineId, settings.dataDir);
   const logger = deps.logger.child({ machineId });
   const subjects = machineSubjects(machineId);
+  // Every request, JetStream call and delivery of this agent is answered here, never on the shared _INBOX.
+  const inboxPrefix = inboxPrefixOf(machineId, settings.inboxPrefix);
   const startedAtMs = clock.now();
   const errors = createErrorLog(10);
   const recordError = (source: string, error: unknown): void => {
@@ -272,7 +275,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   };
 
   const link: NatsLink = createNatsLink({
-    connectionOptions: () => buildConnectionOptions(settings, machineId, backoff),
+    connectionOptions: () => ({ ...buildConnectionOptions(settings, machineId, backoff), inboxPrefix }),
     factory: deps.connectionFactory ?? defaultConnectionFactory,
     logger,
     resetBackoff: () => backoff.reset(),

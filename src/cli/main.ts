@@ -3,7 +3,8 @@ import { parseArgs } from "node:util";
 import { loadSettings, settingsFlagOptions, SettingsError, type FlagValues, type Settings } from "../settings/index.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import { MachineIdError } from "../identity/machine-id.ts";
-import { UnsafeSubjectTokenError } from "../contracts/index.ts";
+import { ReservedMachineIdError, UnsafeSubjectTokenError } from "../contracts/index.ts";
+import { InboxPrefixError } from "../identity/permissions.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 
 const USAGE = `usage: edge-agent <command> [options]
@@ -16,11 +17,13 @@ commands:
   config       get|set|push the remote configuration in the agent-config KV bucket (see README)
   install-service / uninstall-service   register or remove the systemd unit for this executable (no package)
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
+  permissions  <machineId> [--inbox-prefix P] [--json]: the NATS permission set for that machine's identity
+               (nats-server user block and JWT user claims; --json: nats-server's permissions object only)
   inventory    print this machine's hardware, OS and software inventory (JSON; --json for one line)
   version      print the version
 
 options (each also an environment variable; see README.md):
-  --nats-url URL[,URL]   --machine-id ID   --data-dir DIR   --config-dir DIR   --log-level LEVEL
+  --nats-url URL[,URL]   --machine-id ID   --inbox-prefix P   --data-dir DIR   --config-dir DIR   --log-level LEVEL
   --heartbeat-seconds N  --telemetry-schedule CRON         --inventory-schedule CRON
   --user U --password P  --token T  --nkey-seed-file F  --creds-file F
   --tls-ca F  --tls-cert F  --tls-key F  --tag key=value (repeatable)  --config-signing-key KEY`;
@@ -62,6 +65,13 @@ async function main(argv: readonly string[]): Promise<number> {
     case "dev-setup": {
       const { devSetup } = await import("./dev-setup-command.ts");
       await devSetup(settingsFrom(values), (line) => process.stdout.write(`${line}\n`));
+      return ExitCode.ok;
+    }
+    case "permissions": {
+      const { permissionsCommand } = await import("./permissions-command.ts");
+      const flags: FlagValues = values;
+      const inboxPrefix = flags["inbox-prefix"];
+      permissionsCommand(positionals.slice(1), { json: values.json === true, ...(typeof inboxPrefix === "string" ? { inboxPrefix } : {}) }, (text) => process.stdout.write(`${text}\n`));
       return ExitCode.ok;
     }
     case "enroll": {
@@ -119,7 +129,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
 function exitCodeFor(error: unknown): number {
   if (error instanceof CommandError) return error.exitCode;
-  if (error instanceof SettingsError || error instanceof UnsafeSubjectTokenError) return ExitCode.badSettings;
+  if (error instanceof SettingsError || error instanceof UnsafeSubjectTokenError || error instanceof ReservedMachineIdError || error instanceof InboxPrefixError) return ExitCode.badSettings;
   // parseArgs reports unknown or malformed flags this way.
   if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) return ExitCode.badSettings;
   if (error instanceof MachineIdError) return ExitCode.failure;

@@ -5,9 +5,10 @@ import { defaultConnectionFactory } from "../transport/link.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** A short-lived connection for operator commands: one try, a short timeout, a clear error. */
-export async function connectOnce(settings: NatsEndpoint, name: string, timeoutMs = 3_000): Promise<NatsConnection> {
+export async function connectOnce(settings: NatsEndpoint, name: string, timeoutMs = 3_000, extra: { inboxPrefix?: string } = {}): Promise<NatsConnection> {
   const options = {
     ...buildConnectionOptions(settings, name, { delay: () => 0, dialing: () => undefined }),
+    ...(extra.inboxPrefix ? { inboxPrefix: extra.inboxPrefix } : {}),
     waitOnFirstConnect: false,
     maxReconnectAttempts: 0,
     timeout: timeoutMs,

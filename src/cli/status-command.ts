@@ -4,6 +4,7 @@ import { machineSubjects } from "../contracts/index.ts";
 import { readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS, type AgentStatus } from "../agent/status.ts";
 import { readLockHolder } from "../runtime/data-dir-lock.ts";
 import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
+import { inboxPrefixOf } from "../identity/permissions.ts";
 import type { Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
@@ -73,7 +74,9 @@ export async function fetchStatus(settings: Settings): Promise<StatusReport> {
   }
   let liveError: string;
   try {
-    const connection = await connectOnce(settings, `${machineId}-status`, 2_000);
+    // Under the machine's own identity the reply can only land in its own inbox prefix. That
+    // identity may not publish to its rpc subjects (see permissions.ts): then the file answers.
+    const connection = await connectOnce(settings, `${machineId}-status`, 2_000, { inboxPrefix: inboxPrefixOf(machineId, settings.inboxPrefix) });
     try {
       const reply = await connection.request(machineSubjects(machineId).rpcStatus, "", { timeout: 2_000 });
       return { source: "live", status: reply.json<AgentStatus>() };

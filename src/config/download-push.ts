@@ -2,7 +2,7 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
-import { DownloadConfiguration, EventType, fleetSubjects, machineSubjects, type ConfigStatus, type OsName } from "../contracts/index.ts";
+import { COMMAND_STREAMS, DownloadConfiguration, EventType, fleetSubjects, machineConsumers, type ConfigStatus, type OsName } from "../contracts/index.ts";
 import { download, DownloadError } from "../download/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -10,7 +10,7 @@ import type { Logger } from "../runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
 import type { RemoteConfig } from "./remote-config.ts";
 
-export const CONFIG_PUSH_STREAM = "CONFIG_PUSH";
+export const CONFIG_PUSH_STREAM = COMMAND_STREAMS.configPush;
 
 /** A pushed list, bare (OpenFrame's shape) or wrapped as `{downloadConfigurations}`. */
 const PushedList = z.union([z.array(DownloadConfiguration), z.object({ downloadConfigurations: z.array(DownloadConfiguration) }).transform((body) => body.downloadConfigurations)]);
@@ -39,7 +39,6 @@ export interface ConfigPushOptions {
  */
 export function createConfigPushListener(options: ConfigPushOptions): { attach(connection: NatsConnection): void; stop(): Promise<void> } {
   const { logger, machineId } = options;
-  const subjects = machineSubjects(machineId);
   const consumers: DurableConsumer[] = [];
   let connection: NatsConnection | null = null;
 
@@ -124,11 +123,9 @@ export function createConfigPushListener(options: ConfigPushOptions): { attach(c
       if (connection) return;
       connection = nc;
       // The last push of each subject reaches a machine that comes online later; one filter each (2.9).
-      for (const [name, filterSubject] of [
-        [`machine_${machineId}_download-configuration_consumer`, subjects.downloadConfiguration],
-        [`machine_${machineId}_download-configuration-all_consumer`, fleetSubjects.downloadConfiguration],
-      ] as const) {
-        consumers.push(consumeDurable({ connection: nc, stream: CONFIG_PUSH_STREAM, name, filterSubject, deliverPolicy: DeliverPolicy.LastPerSubject, logger, handle: (msg) => handle(msg) }));
+      const { downloadConfiguration, downloadConfigurationAll } = machineConsumers(machineId);
+      for (const binding of [downloadConfiguration, downloadConfigurationAll]) {
+        consumers.push(consumeDurable({ connection: nc, ...binding, deliverPolicy: DeliverPolicy.LastPerSubject, logger, handle: (msg) => handle(msg) }));
       }
     },
     async stop() {

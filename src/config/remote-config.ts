@@ -1,10 +1,11 @@
-import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, type ConfigStatus } from "../contracts/index.ts";
+import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, machineConsumers, type ConfigStatus, type ConsumerBinding } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../transport/connection-options.ts";
+import type { DurableConsumer } from "../transport/durable-consumer.ts";
+import { readConfigKey, watchConfigKey, type ConfigEntry } from "./config-keys.ts";
 import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
 import { lastGoodStore, type LastGoodConfiguration } from "./last-good-store.ts";
 import { mergeDocuments } from "./merge.ts";
@@ -26,7 +27,7 @@ export interface RemoteConfigOptions {
 export interface RemoteConfig {
   /** Applies the last good configuration kept on disk (works offline). */
   start(): Promise<void>;
-  /** The link is up: watch the KV keys (once; the watchers follow reconnects themselves). */
+  /** The link is up: read and follow the KV keys (once; the consumers follow reconnects themselves). */
   attach(connection: NatsConnection): void;
   stop(): Promise<void>;
   current(): AgentConfiguration;
@@ -49,11 +50,13 @@ interface SlotValue {
  * Remote configuration from the JetStream KV bucket `agent-config`: keys `defaults` and
  * `machine.{id}`, merged machine over defaults over the local settings. Revisions are the bucket's
  * own (a put to either key raises it), so the effective revision is the higher of the two and a
- * revision is never applied twice. Every outcome is reported on `config.status`.
+ * revision is never applied twice. Every outcome is reported on `config.status`. The keys are read
+ * only in ways the machine's permissions confine to its own keys (config-keys.ts).
  */
 export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   const { logger, clock, sink, machineId } = options;
   const keys: Record<Slot, string> = { defaults: CONFIG_DEFAULTS_KEY, machine: configKeyForMachine(machineId) };
+  const consumerOf: Record<Slot, ConsumerBinding> = { defaults: machineConsumers(machineId).configDefaults, machine: machineConsumers(machineId).configMachine };
   const store = lastGoodStore(options.configDir, logger, () => clock.now());
   const slots: Record<Slot, SlotValue | null> = { defaults: null, machine: null };
   /** The newest KV revision looked at per key, accepted or not: nothing is judged twice. */
@@ -66,7 +69,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   let queue: Promise<unknown> = Promise.resolve();
   let stopped = false;
   let attached = false;
-  const stopWatchers: Array<() => void> = [];
+  const watchers: DurableConsumer[] = [];
 
   const report = async (revision: number, outcome: ConfigStatus["status"], error?: string, causationId?: string): Promise<ConfigStatus> => {
     status = { revision, status: outcome, error: error ?? null, timestamp: new Date(clock.now()).toISOString() };
@@ -100,9 +103,13 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   };
 
   /** One KV entry for one slot: validated first; a bad one is refused and the old one stays. */
-  const take = async (slot: Slot, entry: KvEntry, applyNow = true): Promise<void> => {
+  const take = async (slot: Slot, entry: ConfigEntry, applyNow = true): Promise<void> => {
     if (entry.revision <= Math.max(seen[slot], slots[slot]?.revision ?? 0)) return;
     seen[slot] = entry.revision;
+    if (entry.refusal !== null) {
+      await report(entry.revision, "REJECTED", entry.refusal);
+      return;
+    }
     if (entry.operation !== "PUT") {
       slots[slot] = { revision: entry.revision, document: {} };
       if (applyNow) await applyEffective(entry.revision, true);
@@ -126,30 +133,21 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     return result;
   };
 
-  const watchSlot = async (kv: KV, slot: Slot): Promise<void> => {
-    const watcher = await kv.watch({ key: keys[slot], include: KvWatchInclude.LastValue });
-    stopWatchers.push(() => watcher.stop());
-    for await (const entry of watcher) {
-      if (stopped) break;
-      await serialized(() => take(slot, entry));
-    }
-  };
-
-  const openBucket = async (connection: NatsConnection): Promise<KV> => {
+  /** Both keys' current values; waits (retrying with backoff) for a bucket that does not exist yet. */
+  const readBoth = async (connection: NatsConnection): Promise<Record<Slot, ConfigEntry | null>> => {
     const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
     let lastReason: string | null = null;
     for (;;) {
       try {
-        // The agent needs no right to create the bucket; the platform (or dev-setup) does.
-        const kv = await new Kvm(connection).open(AGENT_CONFIG_BUCKET);
-        await kv.status();
-        return kv;
+        const [defaults, machine] = await Promise.all([readConfigKey(connection, keys.defaults), readConfigKey(connection, keys.machine)]);
+        return { defaults, machine };
       } catch (error) {
         if (stopped) throw error;
         const delay = backoff.next();
         const reason = error instanceof Error ? error.message : String(error);
-        // Once per kind of trouble at warn level; the retries themselves only at debug.
-        if (reason !== lastReason) logger.warn({ reason }, `cannot open the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`);
+        // Once per kind of trouble at warn level; the retries themselves only at debug. The agent
+        // needs no right to create the bucket: the platform (or dev-setup) does, with direct gets allowed.
+        if (reason !== lastReason) logger.warn({ reason }, `cannot read the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`);
         else logger.debug({ reason, retryInMs: delay }, `still no ${AGENT_CONFIG_BUCKET} bucket`);
         lastReason = reason;
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
@@ -173,9 +171,8 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       if (attached) return;
       attached = true;
       void (async () => {
-        const kv = await openBucket(connection);
-        // Both current values first, applied once; the watchers then bring only what is newer.
-        const [defaults, machine] = await Promise.all([kv.get(keys.defaults), kv.get(keys.machine)]);
+        // Both current values first, applied once; the consumers then bring only what is newer.
+        const { defaults, machine } = await readBoth(connection);
         await serialized(async () => {
           if (defaults) await take("defaults", defaults, false);
           if (machine) await take("machine", machine, false);
@@ -185,14 +182,17 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
             await applyEffective(Math.max(current.defaults, current.machine), true);
           }
         });
-        await Promise.all([watchSlot(kv, "defaults"), watchSlot(kv, "machine")]);
+        if (stopped) return;
+        for (const slot of ["defaults", "machine"] as const) {
+          watchers.push(watchConfigKey({ connection, key: keys[slot], binding: consumerOf[slot], logger, onEntry: (entry) => serialized(() => take(slot, entry)) }));
+        }
       })().catch((error: unknown) => {
         if (!stopped) logger.error({ err: error }, "remote configuration watch ended");
       });
     },
     async stop() {
       stopped = true;
-      for (const stopWatcher of stopWatchers) stopWatcher();
+      await Promise.all(watchers.map((watcher) => watcher.stop()));
       await queue;
     },
     current: () => applied,

@@ -6,3 +6,4 @@ export * from "./streams.ts";
 export * from "./telemetry.ts";
 export * from "./event-bodies.ts";
 export * from "./kafka-records.ts";
+export * from "./consumers.ts";

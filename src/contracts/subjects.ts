@@ -26,6 +26,30 @@ export function assertSafeToken(what: string, value: string): string {
   return value;
 }
 
+/** Machine ids that name fleet-wide subjects (`machine.all.*`): a machine under one would read and answer the fleet's. */
+export const RESERVED_MACHINE_IDS: readonly string[] = ["all"];
+
+export class ReservedMachineIdError extends Error {
+  readonly code = "EDGE_RESERVED_MACHINE_ID";
+  readonly value: string;
+  constructor(value: string) {
+    super(`machineId ${JSON.stringify(value)} is reserved: machine.${value}.* subjects are fleet-wide; give the machine another id`);
+    this.name = "ReservedMachineIdError";
+    this.value = value;
+  }
+}
+
+export function isReservedMachineId(value: string): boolean {
+  return RESERVED_MACHINE_IDS.includes(value);
+}
+
+/** A safe subject token that is not a fleet-wide name; throws a named error otherwise. */
+export function assertMachineId(value: string): string {
+  assertSafeToken("machineId", value);
+  if (isReservedMachineId(value)) throw new ReservedMachineIdError(value);
+  return value;
+}
+
 /** Agent -> platform subjects for one machine. Built once per agent: no work on the hot path. */
 export interface MachineSubjects {
   readonly installedAgent: string;
@@ -53,7 +77,7 @@ export interface MachineSubjects {
 }
 
 export function machineSubjects(machineId: string): MachineSubjects {
-  const id = assertSafeToken("machineId", machineId);
+  const id = assertMachineId(machineId);
   const base = `machine.${id}`;
   return {
     installedAgent: `${base}.installed-agent`,
@@ -76,23 +100,57 @@ export function machineSubjects(machineId: string): MachineSubjects {
     rpcStatus: `${base}.rpc.status`,
     rpcCollect: `${base}.rpc.collect`,
     rpcConfig: `${base}.rpc.config`,
+    // The same name as machineConsumers(id).toolInstallation.name (contracts/consumers.ts).
     toolInstallationConsumer: `machine_${id}_tool-installation_consumer`,
   };
 }
 
-/** Fleet-wide subjects every agent listens on. */
+/** Fleet-wide subjects every agent listens on (read-only to agents). */
 export const fleetSubjects = {
   clientUpdate: "machine.all.client-update",
   downloadConfiguration: "machine.all.download-configuration",
+  /** Every tool's update: one filter, so one consumer per machine covers every tool it has. */
+  toolUpdates: "machine.all.tool.*.update",
   toolUpdate(toolAgentId: string): string {
     return `machine.all.tool.${assertSafeToken("toolAgentId", toolAgentId)}.update`;
+  },
+  /** The tool a `machine.all.tool.{toolAgentId}.update` subject names, or null for any other subject. */
+  toolOfUpdate(subject: string): string | null {
+    const tokens = subject.split(".");
+    if (tokens.length !== 5 || tokens[0] !== "machine" || tokens[1] !== "all" || tokens[2] !== "tool" || tokens[4] !== "update") return null;
+    const toolAgentId = tokens[3] as string;
+    return isSafeToken(toolAgentId) ? toolAgentId : null;
   },
 } as const;
 
 export const AGENT_CONFIG_BUCKET = "agent-config";
+/** The stream behind the bucket, and the subject of one of its keys (JetStream KV's own naming). */
+export const AGENT_CONFIG_STREAM = `KV_${AGENT_CONFIG_BUCKET}`;
+export function configKeySubject(key: string): string {
+  return `$KV.${AGENT_CONFIG_BUCKET}.${key}`;
+}
 export const SERVICE_NAME = "edge-agent";
 
 export function configKeyForMachine(machineId: string): string {
-  return `machine.${assertSafeToken("machineId", machineId)}`;
+  return `machine.${assertMachineId(machineId)}`;
 }
 export const CONFIG_DEFAULTS_KEY = "defaults";
+
+/**
+ * The shared inbox root every NATS client uses by default. An agent never uses it: replies to its
+ * requests go to an inbox prefix of its own, so no other machine may subscribe where they land.
+ */
+export const SHARED_INBOX_PREFIX = "_INBOX";
+
+export function defaultInboxPrefix(machineId: string): string {
+  return `${SHARED_INBOX_PREFIX}_${assertMachineId(machineId)}`;
+}
+
+/** Why `prefix` cannot be an agent's inbox prefix, or null when it can. */
+export function inboxPrefixProblem(prefix: string): string | null {
+  if (!prefix.split(".").every(isSafeToken)) return "must be dot-separated tokens of letters, digits, '_' or '-' (no wildcards)";
+  if (prefix === SHARED_INBOX_PREFIX || prefix.startsWith(`${SHARED_INBOX_PREFIX}.`)) {
+    return `must not be the shared ${SHARED_INBOX_PREFIX} (every client's replies land there); the default is ${SHARED_INBOX_PREFIX}_<machineId>`;
+  }
+  return null;
+}

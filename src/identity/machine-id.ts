@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { isSafeToken } from "../contracts/index.ts";
+import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 
 export const MACHINE_ID_FILE = "machine-id";
@@ -31,6 +31,7 @@ export async function resolveMachineId(configured: string | undefined, dataDir: 
   }
   if (stored !== undefined) {
     if (!isSafeToken(stored)) throw new MachineIdError(`${path} holds ${JSON.stringify(stored)}, which is not a safe machine id`);
+    if (isReservedMachineId(stored)) throw new MachineIdError(`${path} holds ${JSON.stringify(stored)}, which is reserved for fleet-wide subjects (machine.all.*)`);
     return stored;
   }
   const generated = randomUUID();

@@ -1,6 +1,6 @@
 import { chown, copyFile, chmod, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { isSafeToken } from "../contracts/index.ts";
+import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
 import { SettingsError } from "./errors.ts";
 import { loadSettings } from "./load.ts";
 import { openSettingsStore } from "./settings-store.ts";
@@ -61,6 +61,9 @@ export async function writeEnrollment(configDir: string, request: EnrollmentRequ
   const servers = parseServerList(request.server, "--server");
   if (request.machineId !== undefined && !isSafeToken(request.machineId)) {
     throw new SettingsError("--machine-id", "must be letters, digits, '_' or '-' only (it becomes a NATS subject token)");
+  }
+  if (request.machineId !== undefined && isReservedMachineId(request.machineId)) {
+    throw new SettingsError("--machine-id", `${JSON.stringify(request.machineId)} is reserved: machine.${request.machineId}.* subjects are fleet-wide`);
   }
   const methods = [request.credsFile, request.token, request.user, request.nkeySeedFile].filter((value) => value !== undefined);
   if (methods.length > 1) throw new SettingsError("--creds/--token/--user/--nkey-seed-file", "give one way to authenticate");

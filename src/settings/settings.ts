@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isSafeToken } from "../contracts/index.ts";
+import { inboxPrefixProblem, isReservedMachineId, isSafeToken, RESERVED_MACHINE_IDS } from "../contracts/index.ts";
 
 /** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -12,6 +12,18 @@ export const Settings = z.object({
   machineId: z
     .string()
     .refine(isSafeToken, "must be letters, digits, '_' or '-' only (it becomes a NATS subject token)")
+    .refine((id) => !isReservedMachineId(id), `must not be ${RESERVED_MACHINE_IDS.map((id) => JSON.stringify(id)).join(" or ")}: machine.all.* subjects are fleet-wide`)
+    .optional(),
+  /**
+   * Where replies to the agent's requests land (every request, JetStream API call, consumer and KV
+   * read). Default `_INBOX_<machineId>`: a prefix of its own that no other machine may subscribe to.
+   */
+  inboxPrefix: z
+    .string()
+    .superRefine((prefix, context) => {
+      const problem = inboxPrefixProblem(prefix);
+      if (problem) context.addIssue({ code: "custom", message: problem });
+    })
     .optional(),
   dataDir: z.string().min(1),
   configDir: z.string().min(1),

@@ -6,6 +6,7 @@ export type { FlagValues, SettingsLayer, SourcedValue } from "./layers.ts";
 export const SETTING_SPECS: readonly SettingSpec[] = [
   { path: "natsServers", env: ["EDGE_AGENT_NATS_URL", "NATS_URL"], flag: "nats-url", kind: "servers" },
   { path: "machineId", env: ["EDGE_AGENT_MACHINE_ID"], flag: "machine-id", kind: "string" },
+  { path: "inboxPrefix", env: ["EDGE_AGENT_INBOX_PREFIX"], flag: "inbox-prefix", kind: "string" },
   { path: "dataDir", env: ["EDGE_AGENT_DATA_DIR"], flag: "data-dir", kind: "string" },
   { path: "configDir", env: ["EDGE_AGENT_CONFIG_DIR"], flag: "config-dir", kind: "string" },
   { path: "logLevel", env: ["EDGE_AGENT_LOG_LEVEL"], flag: "log-level", kind: "string" },

@@ -1,10 +1,13 @@
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
+  COMMAND_STREAMS,
   EventType,
   fleetSubjects,
   isSafeToken,
+  machineConsumers,
   machineSubjects,
+  type ConsumerBinding,
   OsName,
   ToolInstallationMessage,
   type InstalledAgentMessage,
@@ -18,12 +21,13 @@ import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./
 import { toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
 import { placeToolFile, toolDirOf } from "./installer.ts";
+import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
 import { runToolCommand } from "./run-command.ts";
 import { systemdServiceState, type ServiceState } from "./service-state.ts";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
 
-export const TOOL_STREAM = "TOOL_INSTALLATION";
-export const TOOL_UPDATE_STREAM = "TOOL_UPDATE";
+export const TOOL_STREAM = COMMAND_STREAMS.toolInstallation;
+export const TOOL_UPDATE_STREAM = COMMAND_STREAMS.toolUpdate;
 
 export interface ToolPolicy {
   readonly allowMissingChecksum: boolean;
@@ -73,7 +77,9 @@ function osOf(platform: NodeJS.Platform): OsName {
 
 /**
  * Installs and removes the platform's tools as it asks on `machine.{id}.tool-installation` and
- * `.tool-uninstall` (stream TOOL_INSTALLATION, durable consumer `machine_{id}_tool-installation_consumer`).
+ * `.tool-uninstall` (stream TOOL_INSTALLATION, durable consumer `machine_{id}_tool-installation_consumer`),
+ * and updates installed ones on `machine.all.tool.{toolAgentId}.update` (stream TOOL_UPDATE, one
+ * consumer per machine, `machine_{id}_tool-update_consumer`).
  * Ack on success; nak with backoff when trying again can help; term (after reporting FAILED) when
  * it cannot. One install at a time per tool; the same version already installed is acked at once.
  */
@@ -89,18 +95,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   const ackWaitMs = options.ackWaitMs ?? 60_000;
   const serviceState = options.serviceState ?? systemdServiceState;
   const consumers: DurableConsumer[] = [];
-  const updateConsumers = new Map<string, DurableConsumer>();
-  const updateConsumerOf = (toolAgentId: string): string => `machine_${machineId}_tool_${toolAgentId}_update_consumer`;
-  /**
-   * `machine.all.tool.{toolAgentId}.update` (stream TOOL_UPDATE) for each installed tool, through a
-   * durable consumer of this machine's, so an update published while it was offline still arrives.
-   */
-  const watchUpdates = (toolAgentId: string): void => {
-    if (!connection || updateConsumers.has(toolAgentId) || stopped) return;
-    updateConsumers.set(toolAgentId, listen(connection, TOOL_UPDATE_STREAM, updateConsumerOf(toolAgentId), fleetSubjects.toolUpdate(toolAgentId), DeliverPolicy.New));
-  };
-  const listen = (nc: NatsConnection, stream: string, name: string, filterSubject: string, deliverPolicy: DeliverPolicy = DeliverPolicy.All): DurableConsumer =>
-    consumeDurable({ connection: nc, stream, name, filterSubject, deliverPolicy, ackWaitMs, logger, handle });
+  const bindings = machineConsumers(machineId);
+  const listen = (nc: NatsConnection, binding: ConsumerBinding, deliverPolicy: DeliverPolicy = DeliverPolicy.All): DurableConsumer =>
+    consumeDurable({ connection: nc, ...binding, deliverPolicy, ackWaitMs, logger, handle });
   const locks = new Map<string, Promise<unknown>>();
 
   const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => {
@@ -180,7 +177,6 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       const announcement: InstalledAgentMessage = { machineId, agentType: message.toolAgentId, version: message.version ?? "unknown" };
       await sink.emit({ type: EventType.installedAgent, body: announcement, ...(causationId ? { causationId } : {}) });
       logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool installed");
-      watchUpdates(message.toolAgentId);
       // Its id and liveness right away, not at the next round (queued behind this install's lock).
       reported.delete(message.toolAgentId);
       void checkTools().catch((error: unknown) => logger.warn({ err: error }, "tool check failed"));
@@ -210,12 +206,6 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
     });
     await save(known, "UNINSTALLED", null, null, current);
-    const updates = updateConsumers.get(message.toolAgentId);
-    if (updates) {
-      updateConsumers.delete(message.toolAgentId);
-      // Not awaited: this runs inside a message of another consumer, which must settle first.
-      void updates.stop({ remove: true });
-    }
     await report(known, "UNINSTALLED", null, causationId);
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
   };
@@ -243,16 +233,22 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     }
     const message = parsed.data;
     const uninstalling = msg.subject === subjects.toolUninstall;
-    if (msg.subject === fleetSubjects.toolUpdate(message.toolAgentId)) {
-      const current = await store.read(message.toolAgentId);
-      // Fleet-wide updates concern only machines that have the tool.
-      if (current?.state !== "INSTALLED") {
-        msg.ack();
-        return;
-      }
+    const fleetUpdate = msg.info.stream === bindings.toolUpdate.stream;
+    if (fleetUpdate && fleetSubjects.toolOfUpdate(msg.subject) !== message.toolAgentId) {
+      // The subject says which machines it concerns (those with that tool): a body naming another tool would reach all.
+      logger.error({ subject: msg.subject, toolAgentId: message.toolAgentId }, "tool update names another tool than its subject: terminated");
+      msg.term();
+      return;
     }
     try {
-      await withToolLock(message.toolAgentId, () => (uninstalling ? uninstall(message, causationId) : install(message, causationId, { beat: () => msg.working(), everyMs: keepAliveEveryMs })));
+      const settled = await withToolLock(message.toolAgentId, async () => {
+        // Fleet-wide updates concern only machines that have the tool (judged under the tool's lock,
+        // after any install or removal of it in progress).
+        if (fleetUpdate && (await store.read(message.toolAgentId))?.state !== "INSTALLED") return "not installed";
+        await (uninstalling ? uninstall(message, causationId) : install(message, causationId, { beat: () => msg.working(), everyMs: keepAliveEveryMs }));
+        return "done";
+      });
+      if (settled === "not installed") logger.debug({ toolAgentId: message.toolAgentId }, "update for a tool not installed here: acked");
       msg.ack();
     } catch (error) {
       const retryable = error instanceof ToolInstallError && error.retryable;
@@ -336,17 +332,22 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       connection = nc;
       if (attached || stopped) return;
       attached = true;
-      // One consumer per subject: nats-server 2.9 takes one filter. Installs use DESIGN.md's name.
-      consumers.push(listen(nc, TOOL_STREAM, subjects.toolInstallationConsumer, subjects.toolInstallation));
-      consumers.push(listen(nc, TOOL_STREAM, `machine_${machineId}_tool-uninstall_consumer`, subjects.toolUninstall));
-      void store.list().then((records) => {
-        for (const record of records) if (record.state === "INSTALLED") watchUpdates(record.toolAgentId);
-      });
+      // One consumer per subject: nats-server 2.9 takes one filter. Names from contracts/consumers.ts,
+      // the same the machine's permission set names.
+      consumers.push(listen(nc, bindings.toolInstallation));
+      consumers.push(listen(nc, bindings.toolUninstall));
+      // Fleet-wide updates of every tool, through one consumer of this machine's, so an update
+      // published while it was offline still arrives; those for tools it lacks are acked unread.
+      consumers.push(listen(nc, bindings.toolUpdate, DeliverPolicy.New));
+      void store
+        .list()
+        .then((records) => removeLegacyUpdateConsumers({ connection: nc, machineId, toolAgentIds: records.map((record) => record.toolAgentId), toolsDir: options.toolsDir, logger }))
+        .catch((error: unknown) => logger.warn({ err: error }, "cannot check for old per-tool update consumers"));
     },
     async stop() {
       stopped = true;
       if (monitorTimer) clearTimeout(monitorTimer);
-      await Promise.all([...consumers, ...updateConsumers.values()].map((consumer) => consumer.stop()));
+      await Promise.all(consumers.map((consumer) => consumer.stop()));
       await Promise.all([...locks.values()]);
     },
     list: () => store.list(),

@@ -43,7 +43,8 @@ export function consumeDurable(options: DurableConsumerOptions): DurableConsumer
     let lastReason: string | null = null;
     while (!stopped) {
       try {
-        const manager = await jetstreamManager(options.connection);
+        // No account-info check ($JS.API.INFO): a least-privilege identity has no right to it.
+        const manager = await jetstreamManager(options.connection, { checkAPI: false });
         let info;
         try {
           info = await manager.consumers.info(stream, name);

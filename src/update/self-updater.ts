@@ -6,7 +6,7 @@ import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import semver from "semver";
 import { z } from "zod";
-import { ClientUpdateMessage, EventType, fleetSubjects, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
+import { ClientUpdateMessage, COMMAND_STREAMS, EventType, fleetSubjects, machineConsumers, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
 import { verifyDocument } from "../config/signature.ts";
 import { download, DownloadError } from "../download/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
@@ -17,7 +17,7 @@ import { HEALTH_WINDOW_MS, promoteTrial, type LaunchContext } from "./launch-dec
 import { environmentWithoutLauncher } from "./launcher.ts";
 import { binaryPathFor, EMPTY_UPDATE_STATE, readUpdateState, updatePaths, UpdateStateError, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
 
-export const CLIENT_UPDATE_STREAM = "CLIENT_UPDATE";
+export const CLIENT_UPDATE_STREAM = COMMAND_STREAMS.clientUpdate;
 /** An agent binary is about 115 MiB; this leaves room for growth and refuses anything absurd. */
 export const MAX_AGENT_BINARY_BYTES = 512 * 1024 * 1024;
 /** Free space that must remain after the download: the outbox shares the disk and must never be starved. */
@@ -310,11 +310,10 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       await serialized(sendPendingReports);
       if (connection) return;
       connection = nc;
-      for (const [name, filterSubject] of [
-        [`machine_${machineId}_client-update_consumer`, subjects.clientUpdate],
-        [`machine_${machineId}_client-update-all_consumer`, fleetSubjects.clientUpdate],
-      ] as const) {
-        consumers.push(consumeDurable({ connection: nc, stream: CLIENT_UPDATE_STREAM, name, filterSubject, deliverPolicy: DeliverPolicy.LastPerSubject, ackWaitMs: 120_000, logger, handle }));
+      // Names and filters from contracts/consumers.ts: the machine's permission set is built from the same.
+      const { clientUpdate, clientUpdateAll } = machineConsumers(machineId);
+      for (const binding of [clientUpdate, clientUpdateAll]) {
+        consumers.push(consumeDurable({ connection: nc, ...binding, deliverPolicy: DeliverPolicy.LastPerSubject, ackWaitMs: 120_000, logger, handle }));
       }
     },
     async stop() {

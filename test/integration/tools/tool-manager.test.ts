@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
@@ -11,6 +11,7 @@ import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
 import { createToolManager, type ToolManager } from "../../../src/tools/index.ts";
+import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-consumers.ts";
 import { startFileServer, TOOL_SCRIPT, toolTarGz, toolZip, type ServedFile } from "../../fixtures/tools/tool-kit.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
@@ -173,29 +174,62 @@ describe("tool installation from JetStream", () => {
     expect((await manager.list()).find((tool) => tool.toolAgentId === "live")).toMatchObject({ agentToolId: "tool-id-123", connection: "DISCONNECTED" });
   });
 
-  it("takes fleet-wide updates (machine.all.tool.{id}.update) for an installed tool only, and stops listening once it is removed", async () => {
+  it("takes fleet-wide updates (machine.all.tool.{id}.update) through one consumer per machine, for installed tools only", async () => {
+    const manager_ = await jetstreamManager(operator);
+    // One consumer for every tool, named by the machine's template: a fixed permission covers it.
+    await waitFor("the update consumer", async () => (await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer")).config.filter_subject === "machine.all.tool.*.update");
+    const updatesPending = async (): Promise<number> => {
+      const info = await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer");
+      return info.num_ack_pending + info.num_pending;
+    };
     const v1 = files.add("u1.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    // Not installed here: acked, not installed.
+    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(message("upd", v1)));
+    await waitFor("the update for a tool not installed to be settled", async () => (await updatesPending()) === 0);
+    expect(statesOf("upd")).toEqual([]);
+
     await push("tool-installation", message("upd", v1));
     await waitFor("INSTALLED", () => lastStatus("upd")?.state === "INSTALLED");
-    const manager_ = await jetstreamManager(operator);
-    await waitFor("the update consumer", async () => (await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool_upd_update_consumer")).config.filter_subject === "machine.all.tool.upd.update");
-
     const v2 = message("upd", v1, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"] });
     await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(v2));
     // The marker is written by the install command, before the status: wait for the status itself.
     await waitFor("v2 INSTALLED", () => lastStatus("upd")?.state === "INSTALLED" && lastStatus("upd")?.version === "2.0.0");
     expect(readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8")).toBe("installed 2.0.0\n");
 
+    // A body naming another tool than its subject would reach machines without that tool: refused.
+    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(message("other", v1, { version: "9.0.0" })));
+    await waitFor("the mismatched update to be settled", async () => (await updatesPending()) === 0);
+    expect(statesOf("other")).toEqual([]);
+
     await push("tool-uninstall", { toolAgentId: "upd" });
     await waitFor("UNINSTALLED", () => lastStatus("upd")?.state === "UNINSTALLED");
-    await waitFor("the update consumer to be gone", async () => {
+    const removedAt = statesOf("upd").length;
+    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(message("upd", v1, { version: "3.0.0" })));
+    await waitFor("the update after removal to be settled", async () => (await updatesPending()) === 0);
+    expect(statesOf("upd").length).toBe(removedAt);
+  });
+
+  it("removes the per-tool update consumers earlier versions made, once", async () => {
+    const manager_ = await jetstreamManager(operator);
+    const v1 = files.add("l1.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("old", v1));
+    await waitFor("INSTALLED", () => lastStatus("old")?.state === "INSTALLED");
+    await manager.stop();
+    // What an earlier version left on the server for the installed tool; this start is the first since.
+    await manager_.consumers.add("TOOL_UPDATE", { durable_name: "machine_m1_tool_old_update_consumer", filter_subject: "machine.all.tool.old.update", ack_policy: AckPolicy.Explicit });
+    expect(existsSync(legacyUpdateConsumersMarker(toolsDir))).toBe(false);
+    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
+    await manager.start();
+    manager.attach(agentLink);
+    await waitFor("the old consumer to be gone", async () => {
       try {
-        await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool_upd_update_consumer");
+        await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool_old_update_consumer");
         return false;
       } catch {
         return true;
       }
     });
+    await waitFor("the marker", () => existsSync(legacyUpdateConsumersMarker(toolsDir)));
   });
 
   it("installs a SERVICE tool only once its service runs, and restores the old version when it does not come up", async () => {

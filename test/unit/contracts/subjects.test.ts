@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { eventHeaderEntries, fleetSubjects, machineSubjects, PLATFORM_STREAMS, UnsafeSubjectTokenError } from "../../../src/contracts/index.ts";
+import {
+  configKeyForMachine,
+  defaultInboxPrefix,
+  eventHeaderEntries,
+  fleetSubjects,
+  machineConsumers,
+  machineSubjects,
+  PLATFORM_STREAMS,
+  ReservedMachineIdError,
+  UnsafeSubjectTokenError,
+} from "../../../src/contracts/index.ts";
 
 describe("subjects", () => {
   it("builds the machine's subjects as DESIGN.md names them", () => {
@@ -15,6 +25,34 @@ describe("subjects", () => {
   it.each(["a.b", "*", ">", "a b", "", "m\n1", "ü"])("refuses the unsafe token %j", (token) => {
     expect(() => machineSubjects(token)).toThrow(UnsafeSubjectTokenError);
     expect(() => fleetSubjects.toolUpdate(token)).toThrow(/not a safe subject token/);
+  });
+
+  it("refuses the fleet-wide id 'all' wherever a machine id becomes a subject, with a named error", () => {
+    for (const build of [machineSubjects, machineConsumers, configKeyForMachine, defaultInboxPrefix]) {
+      const error = (() => {
+        try {
+          build("all");
+        } catch (failure) {
+          return failure;
+        }
+        return null;
+      })();
+      expect(error).toBeInstanceOf(ReservedMachineIdError);
+      expect(error).toMatchObject({ code: "EDGE_RESERVED_MACHINE_ID", message: expect.stringMatching(/"all" is reserved: machine.all.\* subjects are fleet-wide/) });
+    }
+    expect(machineSubjects("All").heartbeat).toBe("machine.All.heartbeat");
+  });
+
+  it("names each machine's consumers by one template, each bound to one filter", () => {
+    const consumers = machineConsumers("m1");
+    expect(consumers.toolUpdate).toEqual({ stream: "TOOL_UPDATE", name: "machine_m1_tool-update_consumer", filterSubject: "machine.all.tool.*.update" });
+    expect(consumers.configMachine).toEqual({ stream: "KV_agent-config", name: "machine_m1_config_consumer", filterSubject: "$KV.agent-config.machine.m1" });
+    expect(consumers.toolInstallation.name).toBe(machineSubjects("m1").toolInstallationConsumer);
+    // No purpose holds '_': ids may, and the names of two machines must never coincide.
+    for (const binding of Object.values(consumers)) expect(binding.name).toMatch(/^machine_m1_[a-z-]+_consumer$/);
+    expect(fleetSubjects.toolOfUpdate("machine.all.tool.mesh.update")).toBe("mesh");
+    expect(fleetSubjects.toolOfUpdate("machine.all.tool.mesh.other")).toBeNull();
+    expect(fleetSubjects.toolOfUpdate("machine.m1.tool-installation")).toBeNull();
   });
 
   it("lists streams whose subjects never overlap (JetStream refuses overlaps)", () => {

@@ -31,6 +31,7 @@ describe("writeEnrollment", () => {
   it.each([
     [{ server: "ftp://x" }, "--server"],
     [{ server: "nats://h", machineId: "a.b" }, "--machine-id"],
+    [{ server: "nats://h", machineId: "all" }, "--machine-id"],
     [{ server: "nats://h", token: "t", user: "u" }, "--creds/--token/--user/--nkey-seed-file"],
     [{ server: "nats://h", password: "p" }, "--password"],
     [{ server: "nats://h", credsFile: "/nonexistent/x.creds" }, "--creds"],

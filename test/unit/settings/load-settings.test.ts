@@ -74,6 +74,9 @@ describe("loadSettings", () => {
 
   it.each([
     [{ EDGE_AGENT_MACHINE_ID: "bad.id" }, "EDGE_AGENT_MACHINE_ID"],
+    [{ EDGE_AGENT_MACHINE_ID: "all" }, "EDGE_AGENT_MACHINE_ID"],
+    [{ EDGE_AGENT_INBOX_PREFIX: "_INBOX" }, "EDGE_AGENT_INBOX_PREFIX"],
+    [{ EDGE_AGENT_INBOX_PREFIX: "_INBOX_m.>" }, "EDGE_AGENT_INBOX_PREFIX"],
     [{ EDGE_AGENT_NATS_URL: "http://x:1" }, "EDGE_AGENT_NATS_URL"],
     [{ EDGE_AGENT_NATS_URL: "nats://[broken" }, "EDGE_AGENT_NATS_URL"],
     [{ EDGE_AGENT_NATS_URL: "nats://a:1,wss://b" }, "EDGE_AGENT_NATS_URL"],
@@ -95,6 +98,14 @@ describe("loadSettings", () => {
     expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir } })).setting).toBe(`${join(dir, "settings.json")} outbox.maxBytes`);
     const typo = configDirWith({ heartbeatSecs: 5 });
     expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: typo } })).message).toMatch(/heartbeatSecs: is not a known setting/);
+  });
+
+  it("says why 'all' is no machine id, and takes an inbox prefix from the file, the environment or a flag", () => {
+    const env = { EDGE_AGENT_CONFIG_DIR: configDirWith({ inboxPrefix: "_INBOX_file" }) };
+    expect(settingsError(() => loadSettings({ env: { ...env, EDGE_AGENT_MACHINE_ID: "all" } })).message).toMatch(/must not be "all": machine.all.\* subjects are fleet-wide/);
+    expect(loadSettings({ env }).settings.inboxPrefix).toBe("_INBOX_file");
+    expect(loadSettings({ env: { ...env, EDGE_AGENT_INBOX_PREFIX: "_INBOX_env" } }).settings.inboxPrefix).toBe("_INBOX_env");
+    expect(loadSettings({ env, flags: { "inbox-prefix": "site.m1" } }).settings.inboxPrefix).toBe("site.m1");
   });
 
   it("refuses an unreadable settings file instead of wiping it", () => {
