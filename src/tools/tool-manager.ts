@@ -21,6 +21,7 @@ import { placeToolFile, toolDirOf } from "./installer.ts";
 import { runToolCommand } from "./run-command.ts";
 import { systemdServiceState, type ServiceState } from "./service-state.ts";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
+import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
 
 export const TOOL_STREAM = "TOOL_INSTALLATION";
 export const TOOL_UPDATE_STREAM = "TOOL_UPDATE";
@@ -28,7 +29,13 @@ export const TOOL_UPDATE_STREAM = "TOOL_UPDATE";
 export interface ToolPolicy {
   readonly allowMissingChecksum: boolean;
   readonly maxDownloadBytes: number;
+  /** Most bytes one tool's archive may unpack to (default 64 MiB). */
+  readonly maxUnpackedBytes?: number;
 }
+
+export const DEFAULT_MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
+/** Free space unpacking leaves on the tools' disk by default: the outbox's own default room. */
+export const DEFAULT_DISK_RESERVE_BYTES = 256 * 1024 * 1024;
 
 export interface ToolManagerOptions {
   readonly machineId: string;
@@ -50,6 +57,10 @@ export interface ToolManagerOptions {
   readonly serviceState?: (serviceName: string) => Promise<ServiceState>;
   /** How long a SERVICE tool's service has to come up after its install command (default 30 s). */
   readonly serviceStartTimeoutMs?: number;
+  /** A download is given up after this long without a byte (default 30 s), or this long in all (default 10 min). */
+  readonly download?: { readonly stallTimeoutMs?: number; readonly deadlineMs?: number };
+  /** Free space an unpack must leave on the tools' disk (default 256 MiB). */
+  readonly diskReserveBytes?: number;
 }
 
 export interface ToolManager {
@@ -109,6 +120,8 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     locks.set(toolAgentId, result.catch(() => undefined));
     return result;
   };
+  /** Aborts downloads and unpacks in progress when the agent stops. */
+  const stopping = new AbortController();
 
   const report = async (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null, causationId: string | undefined): Promise<void> => {
     const body: ToolInstallationStatus = {
@@ -153,7 +166,10 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         machineId,
         serverUrl: options.serverUrl,
         connection,
-        policy,
+        policy: { ...policy, maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES },
+        diskReserveBytes: options.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES,
+        download: { stallTimeoutMs: options.download?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, deadlineMs: options.download?.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS },
+        signal: stopping.signal,
         commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
         verify: async (main) => {
           if (main.installationType !== "SERVICE" || !main.serviceName) return;
@@ -185,9 +201,10 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       reported.delete(message.toolAgentId);
       void checkTools().catch((error: unknown) => logger.warn({ err: error }, "tool check failed"));
     } catch (error) {
-      const retryable = error instanceof ToolInstallError && error.retryable;
+      const retryable = (error instanceof ToolInstallError && error.retryable) || stopping.signal.aborted;
       const reason = error instanceof Error ? error.message : String(error);
       // A retry comes back through redelivery; the platform sees FAILED only when it is final.
+      // Cut short by a stop, the record stays DOWNLOADING: the next start cleans up after it.
       if (!retryable) {
         // A failed update leaves the working version in place: the record keeps saying so.
         if (current?.state === "INSTALLED") await store.write({ ...current, error: `update to ${message.version ?? "?"} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString() });
@@ -346,6 +363,8 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     async stop() {
       stopped = true;
       if (monitorTimer) clearTimeout(monitorTimer);
+      // Downloads and unpacks in progress end now (SIGTERM must not wait on a link that hangs).
+      stopping.abort(new Error("the agent is stopping"));
       await Promise.all([...consumers, ...updateConsumers.values()].map((consumer) => consumer.stop()));
       await Promise.all([...locks.values()]);
     },

@@ -10,7 +10,7 @@ import type { ToolConnectionMessage, ToolInstallationStatus } from "../../../src
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
-import { createToolManager, type ToolManager } from "../../../src/tools/index.ts";
+import { createToolManager, type ToolManager, type ToolManagerOptions } from "../../../src/tools/index.ts";
 import { startFileServer, TOOL_SCRIPT, toolTarGz, toolZip, type ServedFile } from "../../fixtures/tools/tool-kit.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
@@ -58,6 +58,18 @@ describe("tool installation from JetStream", () => {
       total += info.num_ack_pending + info.num_pending;
     }
     return total;
+  };
+
+  /** Replaces the manager with one made with `overrides`; `freshConsumers` drops the old consumers (they keep their ack wait). */
+  const restartManager = async (overrides: Partial<ToolManagerOptions>, freshConsumers = false): Promise<void> => {
+    await manager.stop();
+    if (freshConsumers) {
+      const jsm = await jetstreamManager(operator);
+      for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) await jsm.consumers.delete("TOOL_INSTALLATION", name);
+    }
+    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 }, ...overrides });
+    await manager.start();
+    manager.attach(agentLink);
   };
 
   beforeEach(async () => {
@@ -228,5 +240,22 @@ describe("tool installation from JetStream", () => {
     await waitFor("FAILED", () => lastStatus("odd")?.state === "FAILED");
     expect(lastStatus("odd")?.error).toMatch(/malformed tool message/);
     await waitFor("both settled", async () => (await pending()) === 0);
+  });
+  it("gives up a download whose link hangs after the stall timeout, to be retried later", async () => {
+    await restartManager({ download: { stallTimeoutMs: 500 } });
+    const hanging = files.addHeld("never.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("never", hanging.served));
+    await waitFor("the stalled download to be given up (naked for a retry)", () => hanging.requests === 1 && readFileSync(join(toolsDir, "never.state.json"), "utf8").includes('"DOWNLOADING"') && !existsSync(join(toolsDir, "never.staging")));
+    expect(statesOf("never")).toEqual(["DOWNLOADING"]);
+  });
+
+  it("refuses an archive that unpacks to more than maxUnpackedBytes, with a clear FAILED reason and no leftovers", async () => {
+    await restartManager({ policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20, maxUnpackedBytes: 1 << 20 } });
+    const served = files.add("fat.tar.gz", await toolTarGz({ "bin/tool.sh": TOOL_SCRIPT, "data.bin": "x".repeat(2 << 20) }));
+    await push("tool-installation", message("fat", served));
+    await waitFor("FAILED", () => lastStatus("fat")?.state === "FAILED");
+    expect(lastStatus("fat")?.error).toMatch(/unpacks to more than 1048576 bytes/);
+    await waitFor("settled", async () => (await pending()) === 0);
+    expect(readdirSync(toolsDir)).toEqual(["fat.state.json"]);
   });
 });
