@@ -13,9 +13,11 @@ import {
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
+import { HeldMessages, type Settlement } from "../transport/held-messages.ts";
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
-import { toolStore, type ToolRecord } from "./tool-state.ts";
+import { rememberCommand, toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
 import { placeToolFile, toolDirOf } from "./installer.ts";
 import { runToolCommand } from "./run-command.ts";
@@ -61,6 +63,8 @@ export interface ToolManagerOptions {
   readonly download?: { readonly stallTimeoutMs?: number; readonly deadlineMs?: number };
   /** Free space an unpack must leave on the tools' disk (default 256 MiB). */
   readonly diskReserveBytes?: number;
+  /** Tools installed side by side (default 3); one tool's commands always run one at a time. */
+  readonly maxParallelInstalls?: number;
 }
 
 export interface ToolManager {
@@ -86,7 +90,9 @@ function osOf(platform: NodeJS.Platform): OsName {
  * Installs and removes the platform's tools as it asks on `machine.{id}.tool-installation` and
  * `.tool-uninstall` (stream TOOL_INSTALLATION, durable consumer `machine_{id}_tool-installation_consumer`).
  * Ack on success; nak with backoff when trying again can help; term (after reporting FAILED) when
- * it cannot. One install at a time per tool; the same version already installed is acked at once.
+ * it cannot. One install at a time per tool, several tools side by side: a tool whose download
+ * hangs holds up only its own later commands. The same version already installed is acked at
+ * once, and so is a command delivered again after its work finished.
  */
 export function createToolManager(options: ToolManagerOptions): ToolManager {
   const { machineId, logger, sink, clock } = options;
@@ -112,14 +118,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   };
   const listen = (nc: NatsConnection, stream: string, name: string, filterSubject: string, deliverPolicy: DeliverPolicy = DeliverPolicy.All): DurableConsumer =>
     consumeDurable({ connection: nc, stream, name, filterSubject, deliverPolicy, ackWaitMs, logger, handle });
-  const locks = new Map<string, Promise<unknown>>();
-
-  const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => {
-    const previous = locks.get(toolAgentId) ?? Promise.resolve();
-    const result = previous.then(work, work);
-    locks.set(toolAgentId, result.catch(() => undefined));
-    return result;
-  };
+  const queue = new KeyedSerialQueue(options.maxParallelInstalls ?? 3);
+  const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => queue.run(toolAgentId, work);
+  const held = new HeldMessages({ logger });
   /** Aborts downloads and unpacks in progress when the agent stops. */
   const stopping = new AbortController();
 
@@ -136,7 +137,8 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     await sink.emit({ type: EventType.toolInstallationStatus, body, ...(causationId ? { causationId } : {}) });
   };
 
-  const save = (message: ToolInstallationMessage, state: ToolRecord["state"], error: string | null, mainFile: string | null, previous: ToolRecord | null): Promise<void> =>
+  /** `commandId`: the command whose work this record finishes, remembered to recognise it again. */
+  const save = (message: ToolInstallationMessage, state: ToolRecord["state"], error: string | null, mainFile: string | null, previous: ToolRecord | null, commandId: string | null = null): Promise<void> =>
     store.write({
       toolAgentId: message.toolAgentId,
       version: message.version ?? null,
@@ -147,18 +149,27 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       mainFile,
       agentToolId: previous?.agentToolId ?? null,
       connection: previous?.connection ?? null,
+      commandIds: rememberCommand(previous?.commandIds ?? [], commandId),
     });
 
-  const install = async (message: ToolInstallationMessage, causationId: string | undefined, keepAlive: { beat: () => void; everyMs: number }): Promise<void> => {
+  /** True (and logged) when `current` says this command's work already finished. */
+  const alreadyHandled = (current: ToolRecord | null, causationId: string): boolean => {
+    if (!current?.commandIds.includes(causationId)) return false;
+    logger.info({ toolAgentId: current.toolAgentId, causationId }, "command delivered again after its work finished: acknowledged without doing it twice");
+    return true;
+  };
+
+  const install = async (message: ToolInstallationMessage, causationId: string): Promise<void> => {
     const current = await store.read(message.toolAgentId);
+    if (alreadyHandled(current, causationId)) return;
     if (current?.state === "INSTALLED" && current.version === (message.version ?? null) && !message.reinstall) {
       logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool already installed at this version");
+      await store.write({ ...current, commandIds: rememberCommand(current.commandIds, causationId) });
       await report(message, "INSTALLED", null, causationId);
       return;
     }
     await save(message, "DOWNLOADING", null, current?.mainFile ?? null, current);
     await report(message, "DOWNLOADING", null, causationId);
-    const ticker = setInterval(keepAlive.beat, keepAlive.everyMs);
     try {
       const mainFile = await installTool(message, {
         toolsDir: options.toolsDir,
@@ -191,7 +202,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
           await report(message, "INSTALLING", null, causationId);
         },
       });
-      await save(message, "INSTALLED", null, mainFile, current);
+      await save(message, "INSTALLED", null, mainFile, current, causationId);
       await report(message, "INSTALLED", null, causationId);
       const announcement: InstalledAgentMessage = { machineId, agentType: message.toolAgentId, version: message.version ?? "unknown" };
       await sink.emit({ type: EventType.installedAgent, body: announcement, ...(causationId ? { causationId } : {}) });
@@ -207,18 +218,18 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       // Cut short by a stop, the record stays DOWNLOADING: the next start cleans up after it.
       if (!retryable) {
         // A failed update leaves the working version in place: the record keeps saying so.
-        if (current?.state === "INSTALLED") await store.write({ ...current, error: `update to ${message.version ?? "?"} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString() });
-        else await save(message, "FAILED", reason, null, current);
+        if (current?.state === "INSTALLED") {
+          await store.write({ ...current, error: `update to ${message.version ?? "?"} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString(), commandIds: rememberCommand(current.commandIds, causationId) });
+        } else await save(message, "FAILED", reason, null, current, causationId);
         await report(message, "FAILED", reason, causationId);
       }
       throw error;
-    } finally {
-      clearInterval(ticker);
     }
   };
 
-  const uninstall = async (message: ToolInstallationMessage, causationId: string | undefined): Promise<void> => {
+  const uninstall = async (message: ToolInstallationMessage, causationId: string): Promise<void> => {
     const current = await store.read(message.toolAgentId);
+    if (alreadyHandled(current, causationId)) return;
     const known = current?.message ?? message;
     await uninstallTool({ ...known, uninstallationCommandArgs: message.uninstallationCommandArgs.length > 0 ? message.uninstallationCommandArgs : known.uninstallationCommandArgs }, current?.mainFile ?? null, {
       toolsDir: options.toolsDir,
@@ -226,7 +237,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       serverUrl: options.serverUrl,
       commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
     });
-    await save(known, "UNINSTALLED", null, null, current);
+    await save(known, "UNINSTALLED", null, null, current, causationId);
     const updates = updateConsumers.get(message.toolAgentId);
     if (updates) {
       updateConsumers.delete(message.toolAgentId);
@@ -237,10 +248,27 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
   };
 
+  /** How a command's work ended, as the server should hear it. */
+  const settlementOf = (error: unknown, deliveryCount: number, toolAgentId: string, uninstalling: boolean): Settlement => {
+    if (stopping.signal.aborted) {
+      // Cut short by a stop: delivered again at once to the next run.
+      logger.info({ toolAgentId }, "tool work cut short by the stop; the server delivers it again");
+      return { kind: "nak" };
+    }
+    if (error instanceof ToolInstallError && error.retryable) {
+      const delayMs = Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, deliveryCount - 1));
+      logger.warn({ toolAgentId, err: error, retryInMs: delayMs }, "tool install will be retried");
+      return { kind: "nak", delayMs };
+    }
+    logger.error({ toolAgentId, err: error }, uninstalling ? "tool uninstall failed" : "tool install failed");
+    return { kind: "term" };
+  };
+
   // term() goes without a reason: nats-server 2.9 does not parse "+TERM <reason>" and would leave
   // the message pending. The reason is in the FAILED status and the log instead.
   const handle = async (msg: JsMsg, keepAliveEveryMs: number): Promise<void> => {
-    const causationId = msg.headers?.get("X-Event-ID") || `${TOOL_STREAM}:${msg.seq}`;
+    // The stream's own name: an update (TOOL_UPDATE) and an install may share a sequence number.
+    const causationId = msg.headers?.get("X-Event-ID") || `${msg.info.stream}:${msg.seq}`;
     let raw: unknown;
     try {
       raw = msg.json<unknown>();
@@ -268,20 +296,16 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         return;
       }
     }
-    try {
-      await withToolLock(message.toolAgentId, () => (uninstalling ? uninstall(message, causationId) : install(message, causationId, { beat: () => msg.working(), everyMs: keepAliveEveryMs })));
-      msg.ack();
-    } catch (error) {
-      const retryable = error instanceof ToolInstallError && error.retryable;
-      if (retryable) {
-        const delayMs = Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, msg.info.deliveryCount - 1));
-        logger.warn({ toolAgentId: message.toolAgentId, err: error, retryInMs: delayMs }, "tool install will be retried");
-        msg.nak(delayMs);
-      } else {
-        logger.error({ toolAgentId: message.toolAgentId, err: error }, uninstalling ? "tool uninstall failed" : "tool install failed");
-        msg.term();
-      }
-    }
+    // Taken no faster than the work drains: the rest wait on the server, not in this process.
+    // Stopping, it is left unsettled: the server delivers it again to the next run.
+    if (!(await held.waitForRoom())) return;
+    const work = held.hold(msg, keepAliveEveryMs);
+    if (!work) return;
+    // Not awaited: the consumer hands over the next command, maybe another tool's, meanwhile.
+    void withToolLock(message.toolAgentId, () => (uninstalling ? uninstall(message, causationId) : install(message, causationId))).then(
+      () => work.settle({ kind: "ack" }),
+      (error: unknown) => work.settle(settlementOf(error, work.deliveryCount, message.toolAgentId, uninstalling)),
+    );
   };
 
   /** Last reported liveness per tool, and when: a change goes out at once, the same state hourly. */
@@ -365,8 +389,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       if (monitorTimer) clearTimeout(monitorTimer);
       // Downloads and unpacks in progress end now (SIGTERM must not wait on a link that hangs).
       stopping.abort(new Error("the agent is stopping"));
+      held.close();
       await Promise.all([...consumers, ...updateConsumers.values()].map((consumer) => consumer.stop()));
-      await Promise.all([...locks.values()]);
+      await queue.idle();
     },
     list: () => store.list(),
     writeFile(target, sourceFile) {

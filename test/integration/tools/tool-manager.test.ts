@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import type { ToolConnectionMessage, ToolInstallationStatus } from "../../../src/contracts/index.ts";
@@ -241,12 +241,54 @@ describe("tool installation from JetStream", () => {
     expect(lastStatus("odd")?.error).toMatch(/malformed tool message/);
     await waitFor("both settled", async () => (await pending()) === 0);
   });
+  it("installs another tool while one tool's link hangs, and each exactly once though the hang outlasts the ack wait", async () => {
+    // A 1 s ack wait: the hang below lasts several, as a 300 s hang outlasts the usual 60 s.
+    await restartManager({ ackWaitMs: 1_000, download: { stallTimeoutMs: 30_000 } }, true);
+    const zip = await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
+    const hanging = files.addHeld("hanging.zip", zip);
+    const quick = files.add("quick.zip", zip);
+    await push("tool-installation", message("stuck", hanging.served));
+    await push("tool-installation", message("other", quick));
+
+    await waitFor("the other tool INSTALLED while the first one's link hangs", () => lastStatus("other")?.state === "INSTALLED");
+    expect(statesOf("stuck")).toEqual(["DOWNLOADING"]);
+    // Three ack waits pass while the first download hangs.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    hanging.release();
+    await waitFor("the first tool INSTALLED once its link answers", () => lastStatus("stuck")?.state === "INSTALLED");
+    await waitFor("both settled", async () => (await pending()) === 0);
+    // Another ack wait, for any copy delivered again to show up.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(statesOf("stuck")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
+    expect(statesOf("other")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
+    expect(hanging.requests).toBe(1);
+    expect(await pending()).toBe(0);
+  }, 60_000);
+
   it("gives up a download whose link hangs after the stall timeout, to be retried later", async () => {
     await restartManager({ download: { stallTimeoutMs: 500 } });
     const hanging = files.addHeld("never.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     await push("tool-installation", message("never", hanging.served));
     await waitFor("the stalled download to be given up (naked for a retry)", () => hanging.requests === 1 && readFileSync(join(toolsDir, "never.state.json"), "utf8").includes('"DOWNLOADING"') && !existsSync(join(toolsDir, "never.staging")));
     expect(statesOf("never")).toEqual(["DOWNLOADING"]);
+  });
+
+  it("acks a command delivered again after its work finished (same event id) without doing it twice", async () => {
+    const served = files.add("once.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    const body = JSON.stringify(message("once", served, { reinstall: true }));
+    const publish = async (msgID: string): Promise<void> => {
+      const eventHeaders = headers();
+      eventHeaders.set("X-Event-ID", "command-1");
+      await jetstream(operator).publish("machine.m1.tool-installation", body, { headers: eventHeaders, msgID });
+    };
+    await publish("copy-1");
+    await waitFor("INSTALLED", () => lastStatus("once")?.state === "INSTALLED");
+    await waitFor("settled", async () => (await pending()) === 0);
+    // The same command again (the platform sent it twice), though it asks to reinstall.
+    await publish("copy-2");
+    const jsm = await jetstreamManager(operator);
+    await waitFor("the copy to be taken and acked", async () => (await jsm.consumers.info("TOOL_INSTALLATION", "machine_m1_tool-installation_consumer")).ack_floor.stream_seq === 2);
+    expect(statesOf("once")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
   });
 
   it("refuses an archive that unpacks to more than maxUnpackedBytes, with a clear FAILED reason and no leftovers", async () => {
