@@ -4,6 +4,7 @@ import { basename, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, OsName, ToolInstallationMessage } from "../contracts/index.ts";
 import { download, DownloadError } from "../download/index.ts";
+import { echoInput } from "../runtime/echo.ts";
 import { archiveKindOf, assertContainedPath, extractArchive, HostileArchiveError, UnpackLimitError } from "./archive.ts";
 import { resolvePlaceholders, UnresolvedPlaceholderError } from "./placeholders.ts";
 import { runToolCommand, ToolCommandError } from "./run-command.ts";
@@ -119,7 +120,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
         if (!main.agentFileName) throw new ToolInstallError(`tool ${message.toolAgentId}: the archive needs an agentFileName to say which file is the tool`, false);
         mainFile = assertContainedPath(main.agentFileName);
         const found = await stat(join(staging, mainFile)).catch(() => null);
-        if (!found?.isFile()) throw new ToolInstallError(`tool ${message.toolAgentId}: ${mainFile} is not in the archive`, false);
+        if (!found?.isFile()) throw new ToolInstallError(`tool ${message.toolAgentId}: ${echoInput(mainFile)} is not in the archive`, false);
       }
     } catch (error) {
       if (error instanceof HostileArchiveError || error instanceof UnpackLimitError) throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
@@ -129,10 +130,10 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
 
     const assetPaths: Record<string, string> = {};
     for (const asset of message.assets) {
-      const configuration = forThisOs(asset.downloadConfigurations, context.os, `asset ${asset.id}`);
+      const configuration = forThisOs(asset.downloadConfigurations, context.os, `asset ${echoInput(asset.id)}`);
       const name = assertContainedPath(asset.localFilenameConfiguration.find((entry) => entry.os === context.os)?.filename ?? configuration.fileName ?? asset.id);
       await mkdir(join(staging, "assets"), { recursive: true });
-      const placed = await fetchInto(configuration, join(staging, "assets"), name, context, `asset ${asset.id}`);
+      const placed = await fetchInto(configuration, join(staging, "assets"), name, context, `asset ${echoInput(asset.id)}`);
       if (asset.executable && context.os !== "windows") await chmod(placed, 0o755);
       assetPaths[asset.id] = join(toolDir, "assets", name);
     }

@@ -13,9 +13,11 @@ import {
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { truncateInput } from "../runtime/echo.ts";
 import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
 import { HeldMessages, type Settlement } from "../transport/held-messages.ts";
+import { refusalOf, reportedToolAgentId } from "./command-refusal.ts";
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
 import { rememberCommand, toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
@@ -125,13 +127,15 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   const stopping = new AbortController();
 
   const report = async (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null, causationId: string | undefined): Promise<void> => {
+    // Cut to fit: a status is one small message, whatever the command that caused it carried.
+    const field = (value: string | null | undefined): string | null => (value === null || value === undefined ? null : truncateInput(value, 256));
     const body: ToolInstallationStatus = {
-      toolAgentId: message.toolAgentId,
-      toolId: message.toolId ?? null,
-      toolType: message.toolType ?? null,
-      version: message.version ?? null,
+      toolAgentId: field(message.toolAgentId) as string,
+      toolId: field(message.toolId),
+      toolType: field(message.toolType),
+      version: field(message.version),
       state,
-      error,
+      error: error === null ? null : truncateInput(error, 2_000),
       timestamp: new Date(clock.now()).toISOString(),
     };
     await sink.emit({ type: EventType.toolInstallationStatus, body, ...(causationId ? { causationId } : {}) });
@@ -219,7 +223,8 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       if (!retryable) {
         // A failed update leaves the working version in place: the record keeps saying so.
         if (current?.state === "INSTALLED") {
-          await store.write({ ...current, error: `update to ${message.version ?? "?"} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString(), commandIds: rememberCommand(current.commandIds, causationId) });
+          const version = truncateInput(message.version ?? "?");
+          await store.write({ ...current, error: `update to ${version} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString(), commandIds: rememberCommand(current.commandIds, causationId) });
         } else await save(message, "FAILED", reason, null, current, causationId);
         await report(message, "FAILED", reason, causationId);
       }
@@ -278,11 +283,12 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       return;
     }
     const parsed = ToolInstallationMessage.safeParse(raw);
-    const toolAgentId = typeof (raw as { toolAgentId?: unknown })?.toolAgentId === "string" ? (raw as { toolAgentId: string }).toolAgentId : null;
-    if (!parsed.success || !isSafeToken(parsed.data.toolAgentId)) {
-      const reason = parsed.success ? `toolAgentId ${JSON.stringify(parsed.data.toolAgentId)} is not a safe name` : `malformed tool message: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`;
+    const refusal = refusalOf(parsed);
+    if (!parsed.success || refusal !== null) {
+      const reason = refusal ?? "malformed tool message";
       logger.error({ subject: msg.subject, seq: msg.seq, reason }, "tool message refused: terminated");
-      if (toolAgentId) await report({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason, causationId).catch(() => undefined);
+      const toolAgentId = reportedToolAgentId(raw);
+      if (toolAgentId) await report({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason, causationId).catch((error: unknown) => logger.error({ err: error }, "cannot report the refused tool message"));
       msg.term();
       return;
     }

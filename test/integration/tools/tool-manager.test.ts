@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { Writable } from "node:stream";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -299,5 +300,42 @@ describe("tool installation from JetStream", () => {
     expect(lastStatus("fat")?.error).toMatch(/unpacks to more than 1048576 bytes/);
     await waitFor("settled", async () => (await pending()) === 0);
     expect(readdirSync(toolsDir)).toEqual(["fat.state.json"]);
+  });
+
+  it("reports FAILED for a command whose toolAgentId is too long, naming the id cut short", async () => {
+    const longId = "t".repeat(300);
+    const served = files.add("long.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message(longId, served));
+    const failed = await waitFor("FAILED", () => events.map((event) => event.body as ToolInstallationStatus).find((body) => body.state === "FAILED"));
+    expect(failed.error).toMatch(/toolAgentId is 300 characters long, over the 128 allowed/);
+    expect(failed.toolAgentId.startsWith("t".repeat(128))).toBe(true);
+    expect(failed.toolAgentId.length).toBeLessThan(160);
+    await waitFor("settled", async () => (await pending()) === 0);
+    // Refused before anything was written.
+    expect(existsSync(toolsDir) ? readdirSync(toolsDir) : []).toEqual([]);
+  });
+
+  it.each([
+    ["a 900 kB unsafe toolAgentId", (served: ServedFile) => message(`bad id ${"x".repeat(900_000)}`, served, { toolId: "t1" }), "bad id"],
+    ["a 900 kB link", () => message("badlink", { url: `not a link ${"x".repeat(900_000)}`, sha256: "0".repeat(64), size: 1 }), "badlink"],
+    ["50 000 invalid assets", (served: ServedFile) => message("assets", served, { assets: Array.from({ length: 50_000 }, () => ({})) }), "assets"],
+  ])("echoes only the start of %s into the FAILED status and the log", async (_what, build, idStart) => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString().split("\n").filter((line) => line !== ""));
+        done();
+      },
+    });
+    await restartManager({ logger: createLogger({ level: "info", destination }) });
+    const served = files.add("echo.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", build(served));
+    const failed = await waitFor("FAILED", () => events.map((event) => event.body as ToolInstallationStatus).find((body) => body.state === "FAILED"));
+    expect(failed.toolAgentId.startsWith(idStart)).toBe(true);
+    expect(failed.toolAgentId.length).toBeLessThan(300);
+    expect(failed.error?.length).toBeLessThan(1_000);
+    await waitFor("settled", async () => (await pending()) === 0);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(4_000);
   });
 });
