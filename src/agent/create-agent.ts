@@ -121,6 +121,9 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     sink,
     serverUrl: settings.natsServers[0] ?? "",
     policy: settings.toolPolicy,
+    download: { stallTimeoutMs: settings.toolPolicy.downloadStallSeconds * 1000, deadlineMs: settings.toolPolicy.downloadDeadlineSeconds * 1000 },
+    // What the outbox may grow to stays free: unpacking a tool never takes the outbox's room.
+    diskReserveBytes: settings.outbox.maxBytes,
   });
   let toolPolicy = { ...settings.toolPolicy };
   /** What `status` shows of the tools; refreshed before each report (reading it is async). */

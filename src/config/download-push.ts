@@ -27,7 +27,7 @@ export interface ConfigPushOptions {
   readonly logger: Logger;
   readonly sink: EventSink;
   readonly remoteConfig: RemoteConfig;
-  readonly policy: () => { allowMissingChecksum: boolean; maxDownloadBytes: number };
+  readonly policy: () => { allowMissingChecksum: boolean; maxDownloadBytes: number; downloadStallSeconds?: number; downloadDeadlineSeconds?: number };
   readonly writeToolFile: ToolFileWriter;
 }
 
@@ -71,7 +71,17 @@ export function createConfigPushListener(options: ConfigPushOptions): { attach(c
     const policy = options.policy();
     try {
       file = (
-        await download({ link: entry.link, sha256: entry.sha256, size: entry.size, maxBytes: policy.maxDownloadBytes, allowMissingChecksum: policy.allowMissingChecksum, directory: options.downloadsDir, connection })
+        await download({
+          link: entry.link,
+          sha256: entry.sha256,
+          size: entry.size,
+          maxBytes: policy.maxDownloadBytes,
+          allowMissingChecksum: policy.allowMissingChecksum,
+          directory: options.downloadsDir,
+          connection,
+          ...(policy.downloadStallSeconds ? { stallTimeoutMs: policy.downloadStallSeconds * 1000 } : {}),
+          ...(policy.downloadDeadlineSeconds ? { deadlineMs: policy.downloadDeadlineSeconds * 1000 } : {}),
+        })
       ).path;
     } catch (error) {
       if (error instanceof DownloadError && error.retryable) {

@@ -2,6 +2,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { echoInput } from "../runtime/echo.ts";
+import { chunksUntilAborted, DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS, TransferWatchdog } from "./transfer-watchdog.ts";
 
 /** Why a download failed, and whether trying again later can help. */
 export class DownloadError extends Error {
@@ -28,7 +30,12 @@ export interface DownloadRequest {
   readonly directory: string;
   /** Needed for nats-obj:// links. */
   readonly connection?: NatsConnection | null;
-  readonly timeoutMs?: number;
+  /** Given up when no byte arrives for this long, the wait for the response included (default 30 s). */
+  readonly stallTimeoutMs?: number;
+  /** Given up when the whole transfer takes longer (default 10 min). */
+  readonly deadlineMs?: number;
+  /** Aborts the transfer (the agent is stopping): it fails at once with EDGE_DOWNLOAD_ABORTED. */
+  readonly signal?: AbortSignal;
 }
 
 export interface DownloadedFile {
@@ -43,42 +50,72 @@ export interface DownloadedFile {
  * when it is larger than allowed, or its size or checksum is not what the sender promised.
  */
 export async function download(request: DownloadRequest): Promise<DownloadedFile> {
+  const link = echoInput(request.link);
   const expectedSha = request.sha256?.toLowerCase() ?? null;
   if (expectedSha === null && !request.allowMissingChecksum) {
-    throw new DownloadError("EDGE_DOWNLOAD_NO_CHECKSUM", `no sha256 given for ${request.link}, and the tool policy requires one`, false);
+    throw new DownloadError("EDGE_DOWNLOAD_NO_CHECKSUM", `no sha256 given for ${link}, and the tool policy requires one`, false);
   }
   if (request.size !== null && request.size !== undefined && request.size > request.maxBytes) {
-    throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${request.link} is ${request.size} bytes, over the ${request.maxBytes}-byte limit`, false);
+    throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is ${request.size} bytes, over the ${request.maxBytes}-byte limit`, false);
   }
   let url: URL;
   try {
     url = new URL(request.link);
   } catch {
-    throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${JSON.stringify(request.link)} is not a URL`, false);
+    throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link} is not a URL`, false);
   }
-  const { body, finished } = await openSource(url, request);
+  const watchdog = new TransferWatchdog({
+    stallMs: request.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+    deadlineMs: request.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS,
+    signal: request.signal,
+  });
+  // Whatever the transfer threw once the watchdog fired, the watchdog's reason is the real one.
+  const tripped = (error: unknown): unknown => {
+    const trip = watchdog.trip;
+    if (trip === "stalled") return new DownloadError("EDGE_DOWNLOAD_STALLED", `${link}: no data for ${request.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS} ms`, true);
+    if (trip === "deadline") return new DownloadError("EDGE_DOWNLOAD_DEADLINE", `${link}: not done after ${request.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS} ms`, true);
+    if (trip === "aborted") return new DownloadError("EDGE_DOWNLOAD_ABORTED", `${link}: download aborted (the agent is stopping)`, true);
+    return error;
+  };
+  try {
+    let source: Source;
+    try {
+      source = await openSource(url, link, request, watchdog.signal);
+    } catch (error) {
+      throw tripped(error);
+    }
+    return await receive(source, link, expectedSha, request, watchdog).catch((error: unknown) => {
+      throw tripped(error);
+    });
+  } finally {
+    watchdog.dispose();
+  }
+}
+
+async function receive(source: Source, link: string, expectedSha: string | null, request: DownloadRequest, watchdog: TransferWatchdog): Promise<DownloadedFile> {
   const path = join(request.directory, `.download-${randomBytes(8).toString("hex")}.part`);
   const file = await open(path, "wx", 0o600);
   const hash = createHash("sha256");
   let size = 0;
   try {
-    for await (const chunk of body) {
+    for await (const chunk of chunksUntilAborted(source.body, watchdog.signal)) {
+      watchdog.progress();
       size += chunk.byteLength;
-      if (size > request.maxBytes) throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${request.link} is over the ${request.maxBytes}-byte limit`, false);
+      if (size > request.maxBytes) throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is over the ${request.maxBytes}-byte limit`, false);
       if (request.size !== null && request.size !== undefined && size > request.size) {
-        throw new DownloadError("EDGE_DOWNLOAD_SIZE_MISMATCH", `${request.link} is larger than the promised ${request.size} bytes`, false);
+        throw new DownloadError("EDGE_DOWNLOAD_SIZE_MISMATCH", `${link} is larger than the promised ${request.size} bytes`, false);
       }
       hash.update(chunk);
       await file.write(chunk);
     }
-    const sourceError = await finished();
+    const sourceError = await source.finished();
     if (sourceError) throw sourceError;
     await file.sync();
   } catch (error) {
     await file.close().catch(() => undefined);
     await rm(path, { force: true });
-    if (error instanceof DownloadError) throw error;
-    throw new DownloadError("EDGE_DOWNLOAD_INTERRUPTED", `${request.link}: ${(error as Error).message}`, true);
+    if (error instanceof DownloadError || watchdog.trip) throw error;
+    throw new DownloadError("EDGE_DOWNLOAD_INTERRUPTED", `${link}: ${(error as Error).message}`, true);
   }
   await file.close();
   const sha256 = hash.digest("hex");
@@ -86,54 +123,65 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
     await rm(path, { force: true });
     throw new DownloadError(code, message, false);
   };
-  if (request.size !== null && request.size !== undefined && size !== request.size) await refuse("EDGE_DOWNLOAD_SIZE_MISMATCH", `${request.link} is ${size} bytes, not the promised ${request.size}`);
-  if (expectedSha !== null && sha256 !== expectedSha) await refuse("EDGE_DOWNLOAD_CHECKSUM_MISMATCH", `${request.link}: sha256 ${sha256} does not match the promised ${expectedSha}`);
+  if (request.size !== null && request.size !== undefined && size !== request.size) await refuse("EDGE_DOWNLOAD_SIZE_MISMATCH", `${link} is ${size} bytes, not the promised ${request.size}`);
+  if (expectedSha !== null && sha256 !== expectedSha) await refuse("EDGE_DOWNLOAD_CHECKSUM_MISMATCH", `${link}: sha256 ${sha256} does not match the promised ${expectedSha}`);
   return { path, size, sha256 };
 }
 
 interface Source {
-  readonly body: AsyncIterable<Uint8Array>;
+  readonly body: ReadableStream<Uint8Array>;
   /** Resolves with the error the source saw while streaming (the object store checks its own digest). */
   readonly finished: () => Promise<Error | null>;
 }
 
-async function openSource(url: URL, request: DownloadRequest): Promise<Source> {
-  const timeoutMs = request.timeoutMs ?? 10 * 60_000;
+/** `work`, given up at once when `signal` aborts (an object store lookup does not listen to it). */
+function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+async function openSource(url: URL, link: string, request: DownloadRequest, signal: AbortSignal): Promise<Source> {
   if (url.protocol === "http:" || url.protocol === "https:") {
     let response: Response;
     try {
-      response = await fetch(url, { redirect: "follow", signal: AbortSignal.timeout(timeoutMs) });
+      response = await fetch(url, { redirect: "follow", signal });
     } catch (error) {
-      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${url.href}: ${(error as Error).message}`, true);
+      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true);
     }
     if (!response.ok || !response.body) {
+      await response.body?.cancel().catch(() => undefined);
       // 5xx, 408 and 429 are the server's passing trouble; other refusals will not change by waiting.
       const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
-      throw new DownloadError("EDGE_DOWNLOAD_HTTP", `${url.href}: HTTP ${response.status}`, retryable);
+      throw new DownloadError("EDGE_DOWNLOAD_HTTP", `${link}: HTTP ${response.status}`, retryable);
     }
     const declared = Number(response.headers.get("content-length") ?? Number.NaN);
     if (Number.isFinite(declared) && declared > request.maxBytes) {
-      await response.body.cancel();
-      throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${url.href} is ${declared} bytes, over the ${request.maxBytes}-byte limit`, false);
+      await response.body.cancel().catch(() => undefined);
+      throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is ${declared} bytes, over the ${request.maxBytes}-byte limit`, false);
     }
     return { body: response.body, finished: async () => null };
   }
   if (url.protocol === "nats-obj:") {
-    if (!request.connection) throw new DownloadError("EDGE_DOWNLOAD_OFFLINE", `${url.href} needs the NATS link, which is down`, true);
+    if (!request.connection) throw new DownloadError("EDGE_DOWNLOAD_OFFLINE", `${link} needs the NATS link, which is down`, true);
     const bucket = decodeURIComponent(url.hostname);
     const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
-    if (!bucket || !name) throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${url.href}: expected nats-obj://BUCKET/NAME`, false);
+    if (!bucket || !name) throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link}: expected nats-obj://BUCKET/NAME`, false);
     let result;
     try {
       const { Objm } = await import("@nats-io/obj");
-      result = await (await new Objm(request.connection).open(bucket)).get(name);
+      const connection = request.connection;
+      result = await unlessAborted((async () => (await new Objm(connection).open(bucket)).get(name))(), signal);
     } catch (error) {
-      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${url.href}: ${(error as Error).message}`, true);
+      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true);
     }
-    if (!result) throw new DownloadError("EDGE_DOWNLOAD_NOT_FOUND", `${url.href}: no such object`, false);
-    if (result.info.size > request.maxBytes) throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${url.href} is ${result.info.size} bytes, over the ${request.maxBytes}-byte limit`, false);
+    if (!result) throw new DownloadError("EDGE_DOWNLOAD_NOT_FOUND", `${link}: no such object`, false);
+    if (result.info.size > request.maxBytes) throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is ${result.info.size} bytes, over the ${request.maxBytes}-byte limit`, false);
     const objectResult = result;
     return { body: objectResult.data, finished: () => objectResult.error };
   }
-  throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${url.href}: only http, https and nats-obj links are allowed`, false);
+  throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link}: only http, https and nats-obj links are allowed`, false);
 }

@@ -49,6 +49,13 @@ export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEn
     tls: {},
     outbox: { maxBytes: 256 * 1024 * 1024, maxAgeSeconds: 7 * 24 * 3600, durability: "normal" },
     tags: {},
-    toolPolicy: { allowMissingChecksum: false, maxDownloadBytes: 1024 * 1024 * 1024 },
+    toolPolicy: {
+      allowMissingChecksum: false,
+      maxDownloadBytes: 1024 * 1024 * 1024,
+      // Tools are agents of a few MB; a bomb's gigabytes are refused long before the disk fills.
+      maxUnpackedBytes: 64 * 1024 * 1024,
+      downloadStallSeconds: 30,
+      downloadDeadlineSeconds: 600,
+    },
   };
 }

@@ -52,6 +52,12 @@ export const Settings = z.object({
   toolPolicy: z.object({
     allowMissingChecksum: z.boolean(),
     maxDownloadBytes: z.number().int().positive(),
+    /** Most bytes one tool's archive may unpack to; free disk (above the outbox's room) bounds it too. */
+    maxUnpackedBytes: z.number().int().positive(),
+    /** A download with no byte for this long is given up (and retried later). */
+    downloadStallSeconds: z.number().int().positive(),
+    /** A download not done in this long is given up (and retried later). */
+    downloadDeadlineSeconds: z.number().int().positive(),
   }),
   /** NKey public key that must have signed every remote configuration document, when set. */
   configSigningKey: z.string().optional(),

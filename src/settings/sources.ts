@@ -26,6 +26,9 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
   { path: "outbox.durability", env: ["EDGE_AGENT_OUTBOX_DURABILITY"], kind: "string" },
   { path: "toolPolicy.allowMissingChecksum", env: ["EDGE_AGENT_ALLOW_MISSING_CHECKSUM"], kind: "bool" },
   { path: "toolPolicy.maxDownloadBytes", env: ["EDGE_AGENT_MAX_DOWNLOAD_BYTES"], kind: "int" },
+  { path: "toolPolicy.maxUnpackedBytes", env: ["EDGE_AGENT_TOOLS_MAX_UNPACKED_BYTES"], kind: "int" },
+  { path: "toolPolicy.downloadStallSeconds", env: ["EDGE_AGENT_DOWNLOAD_STALL_SECONDS"], kind: "int" },
+  { path: "toolPolicy.downloadDeadlineSeconds", env: ["EDGE_AGENT_DOWNLOAD_DEADLINE_SECONDS"], kind: "int" },
   { path: "configSigningKey", env: ["EDGE_AGENT_CONFIG_SIGNING_KEY"], flag: "config-signing-key", kind: "string" },
   { path: "tags", env: ["EDGE_AGENT_TAGS"], flag: "tag", kind: "tags" },
 ];

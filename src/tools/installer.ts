@@ -4,7 +4,8 @@ import { basename, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, OsName, ToolInstallationMessage } from "../contracts/index.ts";
 import { download, DownloadError } from "../download/index.ts";
-import { archiveKindOf, assertContainedPath, extractArchive, HostileArchiveError } from "./archive.ts";
+import { echoInput } from "../runtime/echo.ts";
+import { archiveKindOf, assertContainedPath, extractArchive, HostileArchiveError, UnpackLimitError } from "./archive.ts";
 import { resolvePlaceholders, UnresolvedPlaceholderError } from "./placeholders.ts";
 import { runToolCommand, ToolCommandError } from "./run-command.ts";
 
@@ -25,7 +26,12 @@ export interface InstallContext {
   readonly machineId: string;
   readonly serverUrl: string;
   readonly connection: NatsConnection | null;
-  readonly policy: { readonly allowMissingChecksum: boolean; readonly maxDownloadBytes: number };
+  readonly policy: { readonly allowMissingChecksum: boolean; readonly maxDownloadBytes: number; readonly maxUnpackedBytes: number };
+  /** Free space an unpack must leave on the tools' disk (the outbox shares it). */
+  readonly diskReserveBytes: number;
+  readonly download: { readonly stallTimeoutMs: number; readonly deadlineMs: number };
+  /** Aborts a download or unpack in progress (the agent is stopping): the install fails with it. */
+  readonly signal?: AbortSignal;
   readonly commandTimeoutMs: number;
   /** Called when the download is done and installing begins. */
   readonly onInstalling: () => Promise<void>;
@@ -73,6 +79,9 @@ async function fetchInto(configuration: DownloadConfiguration, folder: string, f
       allowMissingChecksum: context.policy.allowMissingChecksum,
       directory: folder,
       connection: context.connection,
+      stallTimeoutMs: context.download.stallTimeoutMs,
+      deadlineMs: context.download.deadlineMs,
+      ...(context.signal ? { signal: context.signal } : {}),
     });
   } catch (error) {
     if (error instanceof DownloadError) throw new ToolInstallError(`${what}: ${error.message}`, error.retryable);
@@ -106,25 +115,25 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
         await mkdir(join(staging, mainFile, ".."), { recursive: true });
         await rename(downloaded, join(staging, mainFile));
       } else {
-        await extractArchive(downloaded, staging, kind, context.policy.maxDownloadBytes * 4);
+        await extractArchive(downloaded, staging, kind, { maxBytes: context.policy.maxUnpackedBytes, reserveFreeBytes: context.diskReserveBytes }, context.signal);
         await rm(downloaded);
         if (!main.agentFileName) throw new ToolInstallError(`tool ${message.toolAgentId}: the archive needs an agentFileName to say which file is the tool`, false);
         mainFile = assertContainedPath(main.agentFileName);
         const found = await stat(join(staging, mainFile)).catch(() => null);
-        if (!found?.isFile()) throw new ToolInstallError(`tool ${message.toolAgentId}: ${mainFile} is not in the archive`, false);
+        if (!found?.isFile()) throw new ToolInstallError(`tool ${message.toolAgentId}: ${echoInput(mainFile)} is not in the archive`, false);
       }
     } catch (error) {
-      if (error instanceof HostileArchiveError) throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+      if (error instanceof HostileArchiveError || error instanceof UnpackLimitError) throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
       throw error;
     }
     if (context.os !== "windows") await chmod(join(staging, mainFile), 0o755);
 
     const assetPaths: Record<string, string> = {};
     for (const asset of message.assets) {
-      const configuration = forThisOs(asset.downloadConfigurations, context.os, `asset ${asset.id}`);
+      const configuration = forThisOs(asset.downloadConfigurations, context.os, `asset ${echoInput(asset.id)}`);
       const name = assertContainedPath(asset.localFilenameConfiguration.find((entry) => entry.os === context.os)?.filename ?? configuration.fileName ?? asset.id);
       await mkdir(join(staging, "assets"), { recursive: true });
-      const placed = await fetchInto(configuration, join(staging, "assets"), name, context, `asset ${asset.id}`);
+      const placed = await fetchInto(configuration, join(staging, "assets"), name, context, `asset ${echoInput(asset.id)}`);
       if (asset.executable && context.os !== "windows") await chmod(placed, 0o755);
       assetPaths[asset.id] = join(toolDir, "assets", name);
     }

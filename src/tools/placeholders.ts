@@ -1,8 +1,10 @@
+import { truncateInput } from "../runtime/echo.ts";
+
 /** A `${...}` in a tool's arguments that this agent cannot fill: installing with it would be a guess. */
 export class UnresolvedPlaceholderError extends Error {
   readonly code = "EDGE_UNRESOLVED_PLACEHOLDER";
   constructor(placeholder: string) {
-    super(`argument placeholder \${${placeholder}} cannot be resolved`);
+    super(`argument placeholder \${${truncateInput(placeholder)}} cannot be resolved`);
     this.name = "UnresolvedPlaceholderError";
   }
 }

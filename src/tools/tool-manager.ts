@@ -16,15 +16,20 @@ import {
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { truncateInput } from "../runtime/echo.ts";
+import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
+import { HeldMessages, type Settlement } from "../transport/held-messages.ts";
+import { refusalOf, reportedToolAgentId } from "./command-refusal.ts";
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
-import { toolStore, type ToolRecord } from "./tool-state.ts";
+import { rememberCommand, toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
 import { placeToolFile, toolDirOf } from "./installer.ts";
 import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
 import { runToolCommand } from "./run-command.ts";
 import { systemdServiceState, type ServiceState } from "./service-state.ts";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
+import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
 
 export const TOOL_STREAM = COMMAND_STREAMS.toolInstallation;
 export const TOOL_UPDATE_STREAM = COMMAND_STREAMS.toolUpdate;
@@ -32,7 +37,13 @@ export const TOOL_UPDATE_STREAM = COMMAND_STREAMS.toolUpdate;
 export interface ToolPolicy {
   readonly allowMissingChecksum: boolean;
   readonly maxDownloadBytes: number;
+  /** Most bytes one tool's archive may unpack to (default 64 MiB). */
+  readonly maxUnpackedBytes?: number;
 }
+
+export const DEFAULT_MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
+/** Free space unpacking leaves on the tools' disk by default: the outbox's own default room. */
+export const DEFAULT_DISK_RESERVE_BYTES = 256 * 1024 * 1024;
 
 export interface ToolManagerOptions {
   readonly machineId: string;
@@ -54,6 +65,12 @@ export interface ToolManagerOptions {
   readonly serviceState?: (serviceName: string) => Promise<ServiceState>;
   /** How long a SERVICE tool's service has to come up after its install command (default 30 s). */
   readonly serviceStartTimeoutMs?: number;
+  /** A download is given up after this long without a byte (default 30 s), or this long in all (default 10 min). */
+  readonly download?: { readonly stallTimeoutMs?: number; readonly deadlineMs?: number };
+  /** Free space an unpack must leave on the tools' disk (default 256 MiB). */
+  readonly diskReserveBytes?: number;
+  /** Tools installed side by side (default 3); one tool's commands always run one at a time. */
+  readonly maxParallelInstalls?: number;
 }
 
 export interface ToolManager {
@@ -81,7 +98,9 @@ function osOf(platform: NodeJS.Platform): OsName {
  * and updates installed ones on `machine.all.tool.{toolAgentId}.update` (stream TOOL_UPDATE, one
  * consumer per machine, `machine_{id}_tool-update_consumer`).
  * Ack on success; nak with backoff when trying again can help; term (after reporting FAILED) when
- * it cannot. One install at a time per tool; the same version already installed is acked at once.
+ * it cannot. One install at a time per tool, several tools side by side: a tool whose download
+ * hangs holds up only its own later commands. The same version already installed is acked at
+ * once, and so is a command delivered again after its work finished.
  */
 export function createToolManager(options: ToolManagerOptions): ToolManager {
   const { machineId, logger, sink, clock } = options;
@@ -98,29 +117,29 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   const bindings = machineConsumers(machineId);
   const listen = (nc: NatsConnection, binding: ConsumerBinding, deliverPolicy: DeliverPolicy = DeliverPolicy.All): DurableConsumer =>
     consumeDurable({ connection: nc, ...binding, deliverPolicy, ackWaitMs, logger, handle });
-  const locks = new Map<string, Promise<unknown>>();
-
-  const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => {
-    const previous = locks.get(toolAgentId) ?? Promise.resolve();
-    const result = previous.then(work, work);
-    locks.set(toolAgentId, result.catch(() => undefined));
-    return result;
-  };
+  const queue = new KeyedSerialQueue(options.maxParallelInstalls ?? 3);
+  const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => queue.run(toolAgentId, work);
+  const held = new HeldMessages({ logger });
+  /** Aborts downloads and unpacks in progress when the agent stops. */
+  const stopping = new AbortController();
 
   const report = async (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null, causationId: string | undefined): Promise<void> => {
+    // Cut to fit: a status is one small message, whatever the command that caused it carried.
+    const field = (value: string | null | undefined): string | null => (value === null || value === undefined ? null : truncateInput(value, 256));
     const body: ToolInstallationStatus = {
-      toolAgentId: message.toolAgentId,
-      toolId: message.toolId ?? null,
-      toolType: message.toolType ?? null,
-      version: message.version ?? null,
+      toolAgentId: field(message.toolAgentId) as string,
+      toolId: field(message.toolId),
+      toolType: field(message.toolType),
+      version: field(message.version),
       state,
-      error,
+      error: error === null ? null : truncateInput(error, 2_000),
       timestamp: new Date(clock.now()).toISOString(),
     };
     await sink.emit({ type: EventType.toolInstallationStatus, body, ...(causationId ? { causationId } : {}) });
   };
 
-  const save = (message: ToolInstallationMessage, state: ToolRecord["state"], error: string | null, mainFile: string | null, previous: ToolRecord | null): Promise<void> =>
+  /** `commandId`: the command whose work this record finishes, remembered to recognise it again. */
+  const save = (message: ToolInstallationMessage, state: ToolRecord["state"], error: string | null, mainFile: string | null, previous: ToolRecord | null, commandId: string | null = null): Promise<void> =>
     store.write({
       toolAgentId: message.toolAgentId,
       version: message.version ?? null,
@@ -131,18 +150,27 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       mainFile,
       agentToolId: previous?.agentToolId ?? null,
       connection: previous?.connection ?? null,
+      commandIds: rememberCommand(previous?.commandIds ?? [], commandId),
     });
 
-  const install = async (message: ToolInstallationMessage, causationId: string | undefined, keepAlive: { beat: () => void; everyMs: number }): Promise<void> => {
+  /** True (and logged) when `current` says this command's work already finished. */
+  const alreadyHandled = (current: ToolRecord | null, causationId: string): boolean => {
+    if (!current?.commandIds.includes(causationId)) return false;
+    logger.info({ toolAgentId: current.toolAgentId, causationId }, "command delivered again after its work finished: acknowledged without doing it twice");
+    return true;
+  };
+
+  const install = async (message: ToolInstallationMessage, causationId: string): Promise<void> => {
     const current = await store.read(message.toolAgentId);
+    if (alreadyHandled(current, causationId)) return;
     if (current?.state === "INSTALLED" && current.version === (message.version ?? null) && !message.reinstall) {
       logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool already installed at this version");
+      await store.write({ ...current, commandIds: rememberCommand(current.commandIds, causationId) });
       await report(message, "INSTALLED", null, causationId);
       return;
     }
     await save(message, "DOWNLOADING", null, current?.mainFile ?? null, current);
     await report(message, "DOWNLOADING", null, causationId);
-    const ticker = setInterval(keepAlive.beat, keepAlive.everyMs);
     try {
       const mainFile = await installTool(message, {
         toolsDir: options.toolsDir,
@@ -150,7 +178,10 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         machineId,
         serverUrl: options.serverUrl,
         connection,
-        policy,
+        policy: { ...policy, maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES },
+        diskReserveBytes: options.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES,
+        download: { stallTimeoutMs: options.download?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, deadlineMs: options.download?.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS },
+        signal: stopping.signal,
         commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
         verify: async (main) => {
           if (main.installationType !== "SERVICE" || !main.serviceName) return;
@@ -172,7 +203,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
           await report(message, "INSTALLING", null, causationId);
         },
       });
-      await save(message, "INSTALLED", null, mainFile, current);
+      await save(message, "INSTALLED", null, mainFile, current, causationId);
       await report(message, "INSTALLED", null, causationId);
       const announcement: InstalledAgentMessage = { machineId, agentType: message.toolAgentId, version: message.version ?? "unknown" };
       await sink.emit({ type: EventType.installedAgent, body: announcement, ...(causationId ? { causationId } : {}) });
@@ -181,23 +212,25 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       reported.delete(message.toolAgentId);
       void checkTools().catch((error: unknown) => logger.warn({ err: error }, "tool check failed"));
     } catch (error) {
-      const retryable = error instanceof ToolInstallError && error.retryable;
+      const retryable = (error instanceof ToolInstallError && error.retryable) || stopping.signal.aborted;
       const reason = error instanceof Error ? error.message : String(error);
       // A retry comes back through redelivery; the platform sees FAILED only when it is final.
+      // Cut short by a stop, the record stays DOWNLOADING: the next start cleans up after it.
       if (!retryable) {
         // A failed update leaves the working version in place: the record keeps saying so.
-        if (current?.state === "INSTALLED") await store.write({ ...current, error: `update to ${message.version ?? "?"} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString() });
-        else await save(message, "FAILED", reason, null, current);
+        if (current?.state === "INSTALLED") {
+          const version = truncateInput(message.version ?? "?");
+          await store.write({ ...current, error: `update to ${version} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString(), commandIds: rememberCommand(current.commandIds, causationId) });
+        } else await save(message, "FAILED", reason, null, current, causationId);
         await report(message, "FAILED", reason, causationId);
       }
       throw error;
-    } finally {
-      clearInterval(ticker);
     }
   };
 
-  const uninstall = async (message: ToolInstallationMessage, causationId: string | undefined): Promise<void> => {
+  const uninstall = async (message: ToolInstallationMessage, causationId: string): Promise<void> => {
     const current = await store.read(message.toolAgentId);
+    if (alreadyHandled(current, causationId)) return;
     const known = current?.message ?? message;
     await uninstallTool({ ...known, uninstallationCommandArgs: message.uninstallationCommandArgs.length > 0 ? message.uninstallationCommandArgs : known.uninstallationCommandArgs }, current?.mainFile ?? null, {
       toolsDir: options.toolsDir,
@@ -205,15 +238,32 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       serverUrl: options.serverUrl,
       commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
     });
-    await save(known, "UNINSTALLED", null, null, current);
+    await save(known, "UNINSTALLED", null, null, current, causationId);
     await report(known, "UNINSTALLED", null, causationId);
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
+  };
+
+  /** How a command's work ended, as the server should hear it. */
+  const settlementOf = (error: unknown, deliveryCount: number, toolAgentId: string, uninstalling: boolean): Settlement => {
+    if (stopping.signal.aborted) {
+      // Cut short by a stop: delivered again at once to the next run.
+      logger.info({ toolAgentId }, "tool work cut short by the stop; the server delivers it again");
+      return { kind: "nak" };
+    }
+    if (error instanceof ToolInstallError && error.retryable) {
+      const delayMs = Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, deliveryCount - 1));
+      logger.warn({ toolAgentId, err: error, retryInMs: delayMs }, "tool install will be retried");
+      return { kind: "nak", delayMs };
+    }
+    logger.error({ toolAgentId, err: error }, uninstalling ? "tool uninstall failed" : "tool install failed");
+    return { kind: "term" };
   };
 
   // term() goes without a reason: nats-server 2.9 does not parse "+TERM <reason>" and would leave
   // the message pending. The reason is in the FAILED status and the log instead.
   const handle = async (msg: JsMsg, keepAliveEveryMs: number): Promise<void> => {
-    const causationId = msg.headers?.get("X-Event-ID") || `${TOOL_STREAM}:${msg.seq}`;
+    // The stream's own name: an update (TOOL_UPDATE) and an install may share a sequence number.
+    const causationId = msg.headers?.get("X-Event-ID") || `${msg.info.stream}:${msg.seq}`;
     let raw: unknown;
     try {
       raw = msg.json<unknown>();
@@ -223,11 +273,12 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       return;
     }
     const parsed = ToolInstallationMessage.safeParse(raw);
-    const toolAgentId = typeof (raw as { toolAgentId?: unknown })?.toolAgentId === "string" ? (raw as { toolAgentId: string }).toolAgentId : null;
-    if (!parsed.success || !isSafeToken(parsed.data.toolAgentId)) {
-      const reason = parsed.success ? `toolAgentId ${JSON.stringify(parsed.data.toolAgentId)} is not a safe name` : `malformed tool message: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`;
+    const refusal = refusalOf(parsed);
+    if (!parsed.success || refusal !== null) {
+      const reason = refusal ?? "malformed tool message";
       logger.error({ subject: msg.subject, seq: msg.seq, reason }, "tool message refused: terminated");
-      if (toolAgentId) await report({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason, causationId).catch(() => undefined);
+      const toolAgentId = reportedToolAgentId(raw);
+      if (toolAgentId) await report({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason, causationId).catch((error: unknown) => logger.error({ err: error }, "cannot report the refused tool message"));
       msg.term();
       return;
     }
@@ -240,27 +291,24 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       msg.term();
       return;
     }
-    try {
-      const settled = await withToolLock(message.toolAgentId, async () => {
-        // Fleet-wide updates concern only machines that have the tool (judged under the tool's lock,
-        // after any install or removal of it in progress).
-        if (fleetUpdate && (await store.read(message.toolAgentId))?.state !== "INSTALLED") return "not installed";
-        await (uninstalling ? uninstall(message, causationId) : install(message, causationId, { beat: () => msg.working(), everyMs: keepAliveEveryMs }));
-        return "done";
-      });
-      if (settled === "not installed") logger.debug({ toolAgentId: message.toolAgentId }, "update for a tool not installed here: acked");
-      msg.ack();
-    } catch (error) {
-      const retryable = error instanceof ToolInstallError && error.retryable;
-      if (retryable) {
-        const delayMs = Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, msg.info.deliveryCount - 1));
-        logger.warn({ toolAgentId: message.toolAgentId, err: error, retryInMs: delayMs }, "tool install will be retried");
-        msg.nak(delayMs);
-      } else {
-        logger.error({ toolAgentId: message.toolAgentId, err: error }, uninstalling ? "tool uninstall failed" : "tool install failed");
-        msg.term();
+    // Taken no faster than the work drains: the rest wait on the server, not in this process.
+    // Stopping, it is left unsettled: the server delivers it again to the next run.
+    if (!(await held.waitForRoom())) return;
+    const work = held.hold(msg, keepAliveEveryMs);
+    if (!work) return;
+    // Not awaited: the consumer hands over the next command, maybe another tool's, meanwhile.
+    void withToolLock(message.toolAgentId, async () => {
+      // Fleet-wide updates concern only machines that have the tool (judged under the tool's lock,
+      // after any install or removal of it in progress).
+      if (fleetUpdate && (await store.read(message.toolAgentId))?.state !== "INSTALLED") {
+        logger.debug({ toolAgentId: message.toolAgentId }, "update for a tool not installed here: acked");
+        return;
       }
-    }
+      await (uninstalling ? uninstall(message, causationId) : install(message, causationId));
+    }).then(
+      () => work.settle({ kind: "ack" }),
+      (error: unknown) => work.settle(settlementOf(error, work.deliveryCount, message.toolAgentId, uninstalling)),
+    );
   };
 
   /** Last reported liveness per tool, and when: a change goes out at once, the same state hourly. */
@@ -347,8 +395,11 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     async stop() {
       stopped = true;
       if (monitorTimer) clearTimeout(monitorTimer);
+      // Downloads and unpacks in progress end now (SIGTERM must not wait on a link that hangs).
+      stopping.abort(new Error("the agent is stopping"));
+      held.close();
       await Promise.all(consumers.map((consumer) => consumer.stop()));
-      await Promise.all([...locks.values()]);
+      await queue.idle();
     },
     list: () => store.list(),
     writeFile(target, sourceFile) {

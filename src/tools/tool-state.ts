@@ -17,10 +17,23 @@ export const ToolRecord = z.object({
   mainFile: z.string().nullable(),
   agentToolId: z.string().nullable(),
   connection: ToolConnectionState.nullable(),
+  /**
+   * The last commands (event ids) whose work finished, installed or failed for good: a copy the
+   * server delivers again (its ack was lost) is recognised and acked without doing the work twice.
+   */
+  commandIds: z.array(z.string()).default([]),
 });
 export type ToolRecord = z.infer<typeof ToolRecord>;
 
 const STATE_SUFFIX = ".state.json";
+/** How many finished commands a tool's record remembers. */
+const REMEMBERED_COMMANDS = 16;
+
+/** `commandIds` with `commandId` added (the oldest forgotten beyond a few). */
+export function rememberCommand(commandIds: readonly string[], commandId: string | null): string[] {
+  if (commandId === null) return [...commandIds];
+  return [...commandIds.filter((id) => id !== commandId), commandId].slice(-REMEMBERED_COMMANDS);
+}
 
 export function toolStore(toolsDir: string): {
   read(toolAgentId: string): Promise<ToolRecord | null>;

@@ -22,6 +22,20 @@ describe("download", () => {
       if (request.url === "/tool.bin") return void response.end(payload);
       if (request.url === "/busy") return void response.writeHead(503).end();
       if (request.url === "/moved") return void response.writeHead(302, { location: "/tool.bin" }).end();
+      if (request.url === "/headers-then-nothing") {
+        // A link that hangs: it answers, then never sends a byte.
+        response.writeHead(200, { "content-length": String(payload.length) });
+        response.flushHeaders();
+        return;
+      }
+      if (request.url === "/silent") return; // accepts the request and never answers it
+      if (request.url === "/trickle") {
+        // Never stalls, never finishes: a byte every 50 ms.
+        response.writeHead(200);
+        const interval = setInterval(() => response.write("x"), 50);
+        response.on("close", () => clearInterval(interval));
+        return;
+      }
       if (request.url === "/endless") {
         // Never says how long it is, and would never stop.
         response.writeHead(200);
@@ -36,7 +50,14 @@ describe("download", () => {
     if (address === null || typeof address === "string") throw new Error("no address");
     base = `http://127.0.0.1:${address.port}`;
   });
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterAll(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // The hanging links' connections would keep close() waiting.
+        server.closeAllConnections();
+      }),
+  );
   beforeEach(async () => {
     directory = await mkdtemp(join(tmpdir(), "edge-agent-download-"));
   });
@@ -77,6 +98,32 @@ describe("download", () => {
     const error = await failure({ ...overrides, ...(link ? { link } : {}) });
     expect(error.code).toBe(code);
     expect(error.retryable).toBe(retryable);
+  });
+
+  it.each<[string, Partial<DownloadRequest>, string]>([
+    ["answers, then sends nothing", { link: "/headers-then-nothing", stallTimeoutMs: 500 }, "EDGE_DOWNLOAD_STALLED"],
+    ["never answers", { link: "/silent", stallTimeoutMs: 500 }, "EDGE_DOWNLOAD_STALLED"],
+    ["trickles forever", { link: "/trickle", stallTimeoutMs: 500, deadlineMs: 1_500, size: null, sha256: null, allowMissingChecksum: true }, "EDGE_DOWNLOAD_DEADLINE"],
+  ])("gives up on a link that %s (%j) with a retryable error, and leaves nothing behind", async (_what, overrides, code) => {
+    const error = await failure({ ...overrides, link: `${base}${overrides.link}` });
+    expect(error.code).toBe(code);
+    expect(error.retryable).toBe(true);
+  }, 20_000);
+
+  it("aborts a download in progress at once when its signal aborts (the agent is stopping)", async () => {
+    const stopping = new AbortController();
+    const aborted = failure({ link: `${base}/headers-then-nothing`, signal: stopping.signal });
+    setTimeout(() => stopping.abort(), 200);
+    const error = await aborted;
+    expect(error.code).toBe("EDGE_DOWNLOAD_ABORTED");
+    // Not the platform's fault: the command is tried again by the next run.
+    expect(error.retryable).toBe(true);
+  }, 20_000);
+
+  it("echoes at most the start of an over-long link in its error", async () => {
+    const error = await failure({ link: `not a url ${"x".repeat(1_000_000)}` });
+    expect(error.code).toBe("EDGE_DOWNLOAD_BAD_LINK");
+    expect(error.message.length).toBeLessThan(300);
   });
 
   it("takes a file without a checksum when the policy allows it", async () => {

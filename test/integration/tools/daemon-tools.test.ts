@@ -73,4 +73,20 @@ describe("the daemon installs tools", () => {
     const status = await runCli(["status"], { ...env, EDGE_AGENT_DATA_DIR: dataDir, EDGE_AGENT_CONFIG_DIR: configDir });
     expect(status.stdout).toMatch(/slowpoke 1\.0\.0 INSTALLED/);
   }, 90_000);
+  it("stops promptly on SIGTERM while a tool's download hangs, and exits 0", async () => {
+    const hanging = files.addHeld("hang.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "t1" });
+    await jetstream(operator).publish(
+      "machine.t1.tool-installation",
+      JSON.stringify({
+        toolAgentId: "hangs",
+        version: "1.0.0",
+        downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: hanging.served.url, sha256: hanging.served.sha256, size: hanging.served.size }],
+      }),
+    );
+    await waitFor("the download to hang", () => hanging.requests === 1, 20_000);
+    // The agent gives itself 5 s and then leaves with 1: exiting 0 means the download was aborted.
+    expect(await agent.stop("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(agent.logs().map((line) => line.msg)).not.toContain("shutdown took too long: leaving now");
+  }, 60_000);
 });

@@ -1,16 +1,17 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { Writable } from "node:stream";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import type { ToolConnectionMessage, ToolInstallationStatus } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
-import { createToolManager, type ToolManager } from "../../../src/tools/index.ts";
+import { createToolManager, type ToolManager, type ToolManagerOptions } from "../../../src/tools/index.ts";
 import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-consumers.ts";
 import { startFileServer, TOOL_SCRIPT, toolTarGz, toolZip, type ServedFile } from "../../fixtures/tools/tool-kit.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
@@ -59,6 +60,18 @@ describe("tool installation from JetStream", () => {
       total += info.num_ack_pending + info.num_pending;
     }
     return total;
+  };
+
+  /** Replaces the manager with one made with `overrides`; `freshConsumers` drops the old consumers (they keep their ack wait). */
+  const restartManager = async (overrides: Partial<ToolManagerOptions>, freshConsumers = false): Promise<void> => {
+    await manager.stop();
+    if (freshConsumers) {
+      const jsm = await jetstreamManager(operator);
+      for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) await jsm.consumers.delete("TOOL_INSTALLATION", name);
+    }
+    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 }, ...overrides });
+    await manager.start();
+    manager.attach(agentLink);
   };
 
   beforeEach(async () => {
@@ -262,5 +275,101 @@ describe("tool installation from JetStream", () => {
     await waitFor("FAILED", () => lastStatus("odd")?.state === "FAILED");
     expect(lastStatus("odd")?.error).toMatch(/malformed tool message/);
     await waitFor("both settled", async () => (await pending()) === 0);
+  });
+  it("installs another tool while one tool's link hangs, and each exactly once though the hang outlasts the ack wait", async () => {
+    // A 1 s ack wait: the hang below lasts several, as a 300 s hang outlasts the usual 60 s.
+    await restartManager({ ackWaitMs: 1_000, download: { stallTimeoutMs: 30_000 } }, true);
+    const zip = await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
+    const hanging = files.addHeld("hanging.zip", zip);
+    const quick = files.add("quick.zip", zip);
+    await push("tool-installation", message("stuck", hanging.served));
+    await push("tool-installation", message("other", quick));
+
+    await waitFor("the other tool INSTALLED while the first one's link hangs", () => lastStatus("other")?.state === "INSTALLED");
+    expect(statesOf("stuck")).toEqual(["DOWNLOADING"]);
+    // Three ack waits pass while the first download hangs.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    hanging.release();
+    await waitFor("the first tool INSTALLED once its link answers", () => lastStatus("stuck")?.state === "INSTALLED");
+    await waitFor("both settled", async () => (await pending()) === 0);
+    // Another ack wait, for any copy delivered again to show up.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(statesOf("stuck")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
+    expect(statesOf("other")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
+    expect(hanging.requests).toBe(1);
+    expect(await pending()).toBe(0);
+  }, 60_000);
+
+  it("gives up a download whose link hangs after the stall timeout, to be retried later", async () => {
+    await restartManager({ download: { stallTimeoutMs: 500 } });
+    const hanging = files.addHeld("never.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("never", hanging.served));
+    await waitFor("the stalled download to be given up (naked for a retry)", () => hanging.requests === 1 && readFileSync(join(toolsDir, "never.state.json"), "utf8").includes('"DOWNLOADING"') && !existsSync(join(toolsDir, "never.staging")));
+    expect(statesOf("never")).toEqual(["DOWNLOADING"]);
+  });
+
+  it("acks a command delivered again after its work finished (same event id) without doing it twice", async () => {
+    const served = files.add("once.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    const body = JSON.stringify(message("once", served, { reinstall: true }));
+    const publish = async (msgID: string): Promise<void> => {
+      const eventHeaders = headers();
+      eventHeaders.set("X-Event-ID", "command-1");
+      await jetstream(operator).publish("machine.m1.tool-installation", body, { headers: eventHeaders, msgID });
+    };
+    await publish("copy-1");
+    await waitFor("INSTALLED", () => lastStatus("once")?.state === "INSTALLED");
+    await waitFor("settled", async () => (await pending()) === 0);
+    // The same command again (the platform sent it twice), though it asks to reinstall.
+    await publish("copy-2");
+    const jsm = await jetstreamManager(operator);
+    await waitFor("the copy to be taken and acked", async () => (await jsm.consumers.info("TOOL_INSTALLATION", "machine_m1_tool-installation_consumer")).ack_floor.stream_seq === 2);
+    expect(statesOf("once")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
+  });
+
+  it("refuses an archive that unpacks to more than maxUnpackedBytes, with a clear FAILED reason and no leftovers", async () => {
+    await restartManager({ policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20, maxUnpackedBytes: 1 << 20 } });
+    const served = files.add("fat.tar.gz", await toolTarGz({ "bin/tool.sh": TOOL_SCRIPT, "data.bin": "x".repeat(2 << 20) }));
+    await push("tool-installation", message("fat", served));
+    await waitFor("FAILED", () => lastStatus("fat")?.state === "FAILED");
+    expect(lastStatus("fat")?.error).toMatch(/unpacks to more than 1048576 bytes/);
+    await waitFor("settled", async () => (await pending()) === 0);
+    expect(readdirSync(toolsDir)).toEqual(["fat.state.json"]);
+  });
+
+  it("reports FAILED for a command whose toolAgentId is too long, naming the id cut short", async () => {
+    const longId = "t".repeat(300);
+    const served = files.add("long.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message(longId, served));
+    const failed = await waitFor("FAILED", () => events.map((event) => event.body as ToolInstallationStatus).find((body) => body.state === "FAILED"));
+    expect(failed.error).toMatch(/toolAgentId is 300 characters long, over the 128 allowed/);
+    expect(failed.toolAgentId.startsWith("t".repeat(128))).toBe(true);
+    expect(failed.toolAgentId.length).toBeLessThan(160);
+    await waitFor("settled", async () => (await pending()) === 0);
+    // Refused before anything was written.
+    expect(existsSync(toolsDir) ? readdirSync(toolsDir) : []).toEqual([]);
+  });
+
+  it.each([
+    ["a 900 kB unsafe toolAgentId", (served: ServedFile) => message(`bad id ${"x".repeat(900_000)}`, served, { toolId: "t1" }), "bad id"],
+    ["a 900 kB link", () => message("badlink", { url: `not a link ${"x".repeat(900_000)}`, sha256: "0".repeat(64), size: 1 }), "badlink"],
+    ["50 000 invalid assets", (served: ServedFile) => message("assets", served, { assets: Array.from({ length: 50_000 }, () => ({})) }), "assets"],
+  ])("echoes only the start of %s into the FAILED status and the log", async (_what, build, idStart) => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString().split("\n").filter((line) => line !== ""));
+        done();
+      },
+    });
+    await restartManager({ logger: createLogger({ level: "info", destination }) });
+    const served = files.add("echo.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", build(served));
+    const failed = await waitFor("FAILED", () => events.map((event) => event.body as ToolInstallationStatus).find((body) => body.state === "FAILED"));
+    expect(failed.toolAgentId.startsWith(idStart)).toBe(true);
+    expect(failed.toolAgentId.length).toBeLessThan(300);
+    expect(failed.error?.length).toBeLessThan(1_000);
+    await waitFor("settled", async () => (await pending()) === 0);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(4_000);
   });
 });

@@ -39,7 +39,7 @@ describe("archives", () => {
     const zip = await zipOf([{ name: "bin/tool", data: "#!/bin/sh\necho hi\n", mode: 0o100755 }, { name: "README", data: "r" }]);
     expect(await archiveKindOf(zip)).toBe("zip");
     const out = fresh();
-    await extractArchive(zip, out, "zip", 1 << 20);
+    await extractArchive(zip, out, "zip", { maxBytes: 1 << 20, reserveFreeBytes: 0 });
     expect(readFileSync(join(out, "bin/tool"), "utf8")).toContain("echo hi");
     expect(statSync(join(out, "bin/tool")).mode & 0o111).not.toBe(0);
 
@@ -49,7 +49,7 @@ describe("archives", () => {
     }, ["bin"]);
     expect(await archiveKindOf(tar)).toBe("tar.gz");
     const tarOut = fresh();
-    await extractArchive(tar, tarOut, "tar.gz", 1 << 20);
+    await extractArchive(tar, tarOut, "tar.gz", { maxBytes: 1 << 20, reserveFreeBytes: 0 });
     expect(readFileSync(join(tarOut, "bin/tool"), "utf8")).toBe("x");
     const plain = join(fresh(), "plain");
     writeFileSync(plain, "just a binary");
@@ -64,7 +64,7 @@ describe("archives", () => {
     for (const zip of [await zipOf([{ name: "ok.txt", data: "1" }, { name: "sub/../../evil.txt", data: "x" }]).catch(() => null), await zipOf([{ name: "ok.txt" }, { name: "link", symlinkTo: "/etc/passwd" }])]) {
       if (zip === null) continue; // yazl itself refuses to write some hostile names
       const out = fresh();
-      await expect(extractArchive(zip, out, "zip", 1 << 20)).rejects.toThrow(HostileArchiveError);
+      await expect(extractArchive(zip, out, "zip", { maxBytes: 1 << 20, reserveFreeBytes: 0 })).rejects.toThrow(HostileArchiveError);
       expect(readdirSync(out)).toEqual([]);
     }
   });
@@ -84,7 +84,7 @@ describe("archives", () => {
     execFileSync("tar", ["-czPf", absolute, victim]);
     for (const tar of [withDots, withLink, absolute]) {
       const out = fresh();
-      await expect(extractArchive(tar, out, "tar.gz", 1 << 30)).rejects.toThrow(HostileArchiveError);
+      await expect(extractArchive(tar, out, "tar.gz", { maxBytes: 1 << 30, reserveFreeBytes: 0 })).rejects.toThrow(HostileArchiveError);
       expect(readdirSync(out)).toEqual([]);
     }
     expect(existsSync(join(tmpdir(), "evil"))).toBe(false);
@@ -92,7 +92,32 @@ describe("archives", () => {
 
   it("refuses an archive that unpacks to more than allowed", async () => {
     const zip = await zipOf([{ name: "big", data: "x".repeat(10_000) }]);
-    await expect(extractArchive(zip, fresh(), "zip", 1_000)).rejects.toThrow(/more than 1000 bytes/);
+    await expect(extractArchive(zip, fresh(), "zip", { maxBytes: 1_000, reserveFreeBytes: 0 })).rejects.toThrow(/more than 1000 bytes/);
+  });
+
+  it("counts every byte written, whatever was declared, and refuses too many entries", async () => {
+    const { UnpackBudget, UnpackLimitError } = await import("../../../src/tools/unpack-budget.ts");
+    const budget = await UnpackBudget.open({ maxBytes: 1_000, reserveFreeBytes: 0, maxEntries: 2 }, fresh());
+    await budget.checkDeclared(10);
+    await budget.take(600);
+    await expect(budget.take(600)).rejects.toMatchObject({ code: "EDGE_UNPACK_TOO_LARGE" });
+    budget.countEntry();
+    budget.countEntry();
+    expect(() => budget.countEntry()).toThrow(UnpackLimitError);
+    await expect(UnpackBudget.open({ maxBytes: 1_000, reserveFreeBytes: Number.MAX_SAFE_INTEGER }, fresh())).rejects.toMatchObject({ code: "EDGE_UNPACK_NO_SPACE" });
+  });
+
+  it("refuses a tar.gz whose gzip holds another compressed layer, and one that is cut short, leaving nothing", async () => {
+    const tar = tarOf((dir) => writeFileSync(join(dir, "tool"), "x".repeat(100_000)), ["tool"]);
+    const doubled = join(fresh(), "doubled.tar.gz");
+    execFileSync("sh", ["-c", `gzip -c ${tar} | gzip -c > ${doubled}`]);
+    const truncated = join(fresh(), "truncated.tar.gz");
+    writeFileSync(truncated, readFileSync(tar).subarray(0, 200));
+    for (const archive of [doubled, truncated]) {
+      const out = fresh();
+      await expect(extractArchive(archive, out, "tar.gz", { maxBytes: 1 << 20, reserveFreeBytes: 0 })).rejects.toThrow(HostileArchiveError);
+      expect(readdirSync(out)).toEqual([]);
+    }
   });
 });
 

@@ -1,0 +1,25 @@
+import type { z } from "zod";
+import { isSafeToken, type ToolInstallationMessage } from "../contracts/index.ts";
+import { describeIssues, echoInput, truncateInput } from "../runtime/echo.ts";
+
+/**
+ * Longest toolAgentId taken: it names a folder, a state file (`<id>.state.json`, within the
+ * 255-byte file-name limit) and a durable consumer. A longer one is refused with a FAILED status.
+ */
+export const MAX_TOOL_AGENT_ID_CHARS = 128;
+
+/** Why a parsed tool command cannot be taken, fit for a status and a log line; null when it can. */
+export function refusalOf(parsed: z.ZodSafeParseResult<ToolInstallationMessage>): string | null {
+  if (!parsed.success) return `malformed tool message: ${describeIssues(parsed.error.issues)}`;
+  const toolAgentId = parsed.data.toolAgentId;
+  if (toolAgentId.length > MAX_TOOL_AGENT_ID_CHARS) return `toolAgentId is ${toolAgentId.length} characters long, over the ${MAX_TOOL_AGENT_ID_CHARS} allowed`;
+  if (!isSafeToken(toolAgentId)) return `toolAgentId ${echoInput(toolAgentId)} is not a safe name`;
+  return null;
+}
+
+/** The toolAgentId a refused command's FAILED status names (cut to fit), or null when it has none. */
+export function reportedToolAgentId(raw: unknown): string | null {
+  const toolAgentId = (raw as { toolAgentId?: unknown } | null)?.toolAgentId;
+  if (typeof toolAgentId !== "string" || toolAgentId === "") return null;
+  return truncateInput(toolAgentId, MAX_TOOL_AGENT_ID_CHARS);
+}
