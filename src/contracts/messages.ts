@@ -157,7 +157,8 @@ export type HeartbeatMessage = z.infer<typeof HeartbeatMessage>;
 
 /**
  * Self-update command. The version must be plain semver: it names a folder on the device, so
- * nothing like `../x` can get through. `signature` is checked when a signing key is configured.
+ * nothing like `../x` can get through. With a signing key configured, it must carry SignedClaims
+ * (scope = the subject it is published on), checked before this schema.
  */
 export const ClientUpdateMessage = z.object({
   version: z
@@ -188,6 +189,22 @@ export type ClientUpdateStatus = z.infer<typeof ClientUpdateStatus>;
 
 export const ClientUninstallMessage = z.object({ issuedAt: isoTimestamp.nullish() });
 export type ClientUninstallMessage = z.infer<typeof ClientUninstallMessage>;
+
+/**
+ * What a signed document or command claims about itself, covered by its `signature` (DESIGN.md,
+ * "Signatures"): where it may be used, and its place in that scope's rising order. A deletion of
+ * a remote configuration key is a signed document too: `{deleted: true, scope, serial, signature}`.
+ */
+export const SignedClaims = z.object({
+  /** `kv:<key>` for an `agent-config` key; for a command, the exact subject it is published on. */
+  scope: z.string().min(1).max(256),
+  /** Rises with every document of the scope (the platform may use its clock in milliseconds). */
+  serial: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /** base64 Ed25519 over the canonical JSON of the whole document without `signature`. */
+  signature: z.string().min(1),
+});
+export type SignedClaims = z.infer<typeof SignedClaims>;
+export const SIGNED_CLAIM_FIELDS = ["scope", "serial", "signature"] as const;
 
 /**
  * How far `tags` may go: every tag travels in every telemetry sample and inventory, so an
