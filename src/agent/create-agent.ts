@@ -27,6 +27,7 @@ import { createToolManager } from "../tools/index.ts";
 import { join } from "node:path";
 import type { AgentConfiguration } from "../contracts/index.ts";
 import { createSelfUpdater } from "../update/self-updater.ts";
+import { createCommandTrust } from "../trust/index.ts";
 import { createErrorLog, writeStatusFile, type AgentStatus } from "./status.ts";
 
 const STATUS_FILE_INTERVAL_MS = 10_000;
@@ -111,6 +112,9 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
           ...(deps.inventoryCommand ? { collectInventory: childInventoryCollector(deps.inventoryCommand) } : {}),
         });
 
+  // One gate for everything signed, with one set of accepted-serial marks in the data dir.
+  const trust = createCommandTrust({ publicKey: settings.configSigningKey, dataDir: settings.dataDir, clock, logger });
+
   const tools = createToolManager({
     machineId,
     toolsDir: join(settings.dataDir, "tools"),
@@ -119,6 +123,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     sink,
     serverUrl: settings.natsServers[0] ?? "",
     policy: settings.toolPolicy,
+    trust,
   });
   let toolPolicy = { ...settings.toolPolicy };
   /** What `status` shows of the tools; refreshed before each report (reading it is async). */
@@ -177,7 +182,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     sink,
     components,
     baseline,
-    ...(settings.configSigningKey ? { signingPublicKey: settings.configSigningKey } : {}),
+    trust,
   });
 
   const os = process.platform === "win32" ? "windows" : process.platform === "darwin" ? "macos" : "linux";
@@ -191,6 +196,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     remoteConfig,
     policy: () => toolPolicy,
     writeToolFile: (target, file) => tools.writeFile(target, file),
+    trust,
   });
 
   const updater = createSelfUpdater({
@@ -202,7 +208,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     clock,
     logger: componentLoggers.update,
     sink,
-    ...(settings.configSigningKey ? { signingPublicKey: settings.configSigningKey } : {}),
+    trust,
     ...(deps.requestRestart ? { requestRestart: deps.requestRestart } : {}),
   });
 

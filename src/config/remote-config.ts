@@ -1,14 +1,17 @@
-import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
+import { Kvm, KvWatchInclude, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { z } from "zod";
 import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, type ConfigStatus } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../transport/connection-options.ts";
+import type { CommandTrust } from "../trust/index.ts";
 import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
+import { readConfigEntry, type ConfigEntry } from "./kv-entry.ts";
 import { lastGoodStore, type LastGoodConfiguration } from "./last-good-store.ts";
 import { mergeDocuments } from "./merge.ts";
-import { ConfigRejectedError, validateDocument } from "./validate.ts";
+import { validateDocument, withoutClaims } from "./validate.ts";
 
 export interface RemoteConfigOptions {
   readonly machineId: string;
@@ -17,8 +20,11 @@ export interface RemoteConfigOptions {
   readonly logger: Logger;
   readonly sink: EventSink;
   readonly components: readonly ConfigurableComponent[];
-  /** NKey public key; when set, unsigned or wrongly signed documents are refused. */
-  readonly signingPublicKey?: string;
+  /**
+   * Signature, scope (`kv:<key>`) and serial of every KV document, when a signing key is set.
+   * Pushed documents are checked by the push listener (their push is what is signed).
+   */
+  readonly trust: CommandTrust;
   /** The local settings as a configuration: what every remote document is merged over. */
   readonly baseline: AgentConfiguration;
 }
@@ -34,7 +40,7 @@ export interface RemoteConfig {
   /**
    * A configuration document pushed as a file (DownloadConfiguration): validated and applied as a
    * put to this machine's key would be. Pushed documents carry their own `revision`, which must
-   * rise from one push to the next.
+   * rise from one push to the next. The caller has checked the push that brought it.
    */
   applyPushed(document: unknown, causationId?: string): Promise<ConfigStatus>;
 }
@@ -86,7 +92,9 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     try {
       next = effective(revision, [slots.defaults?.document, slots.machine?.document]);
     } catch (error) {
-      return report(revision, "REJECTED", `the merged configuration is invalid: ${(error as Error).message}`, causationId);
+      // Each document may be valid and the merge not (tags from both keys and the local settings together).
+      const reason = error instanceof z.ZodError ? error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ") : (error as Error).message;
+      return report(revision, "REJECTED", `the merged configuration is invalid: ${reason}`, causationId);
     }
     const outcome = await applyToComponents(options.components, next, applied, logger);
     if (outcome.status === "ROLLED_BACK") return report(revision, "ROLLED_BACK", outcome.error, causationId);
@@ -99,24 +107,18 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     return report(revision, "APPLIED", undefined, causationId);
   };
 
-  /** One KV entry for one slot: validated first; a bad one is refused and the old one stays. */
-  const take = async (slot: Slot, entry: KvEntry, applyNow = true): Promise<void> => {
+  /** One KV entry for one slot: judged first; a refused one changes nothing (the old one stays). */
+  const take = async (slot: Slot, entry: ConfigEntry, applyNow = true): Promise<void> => {
     if (entry.revision <= Math.max(seen[slot], slots[slot]?.revision ?? 0)) return;
     seen[slot] = entry.revision;
-    if (entry.operation !== "PUT") {
-      slots[slot] = { revision: entry.revision, document: {} };
-      if (applyNow) await applyEffective(entry.revision, true);
-      return;
-    }
-    let document: Record<string, unknown>;
+    let meaning;
     try {
-      document = validateDocument(JSON.parse(new TextDecoder().decode(entry.value)), `${AGENT_CONFIG_BUCKET}/${entry.key} revision ${entry.revision}`, options.signingPublicKey);
+      meaning = await readConfigEntry(entry, options.trust);
     } catch (error) {
-      const message = error instanceof ConfigRejectedError ? error.message : `${entry.key} revision ${entry.revision}: not JSON (${(error as Error).message})`;
-      await report(entry.revision, "REJECTED", message);
+      await report(entry.revision, "REJECTED", (error as Error).message);
       return;
     }
-    slots[slot] = { revision: entry.revision, document };
+    slots[slot] = { revision: entry.revision, document: meaning.kind === "deleted" ? {} : meaning.document };
     if (applyNow) await applyEffective(entry.revision, true);
   };
 
@@ -206,11 +208,11 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         if (claimed <= pushedRevision) return report(claimed, "REJECTED", `revision ${claimed} is not newer than the last pushed revision ${pushedRevision}`, causationId);
         let valid: Record<string, unknown>;
         try {
-          valid = validateDocument(document, `pushed configuration revision ${claimed}`, options.signingPublicKey);
+          valid = validateDocument(document, `pushed configuration revision ${claimed}`);
         } catch (error) {
           return report(claimed, "REJECTED", (error as Error).message, causationId);
         }
-        const { revision: _ownRevision, ...settings } = valid;
+        const { revision: _ownRevision, ...settings } = withoutClaims(valid);
         const previousMachine = slots.machine;
         const previousPushed = pushedRevision;
         slots.machine = { revision: slots.machine?.revision ?? 0, document: settings };

@@ -14,6 +14,7 @@ import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
+import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
 import { toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
@@ -50,6 +51,11 @@ export interface ToolManagerOptions {
   readonly serviceState?: (serviceName: string) => Promise<ServiceState>;
   /** How long a SERVICE tool's service has to come up after its install command (default 30 s). */
   readonly serviceStartTimeoutMs?: number;
+  /**
+   * With a signing key, every tool command must be signed for the subject it came on with a rising
+   * serial (a replayed or moved one is refused FAILED). Default: nothing checked.
+   */
+  readonly trust?: CommandTrust;
 }
 
 export interface ToolManager {
@@ -234,8 +240,14 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     }
     const parsed = ToolInstallationMessage.safeParse(raw);
     const toolAgentId = typeof (raw as { toolAgentId?: unknown })?.toolAgentId === "string" ? (raw as { toolAgentId: string }).toolAgentId : null;
-    if (!parsed.success || !isSafeToken(parsed.data.toolAgentId)) {
-      const reason = parsed.success ? `toolAgentId ${JSON.stringify(parsed.data.toolAgentId)} is not a safe name` : `malformed tool message: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`;
+    const admission = options.trust ? await options.trust.admit(raw, arrivalOf(msg)) : ({ admitted: true } as const);
+    if (!admission.admitted && admission.retryLater) return msg.nak(TRUST_RETRY_MS);
+    if (!admission.admitted || !parsed.success || !isSafeToken(parsed.data.toolAgentId)) {
+      const reason = !admission.admitted
+        ? `tool command refused: ${admission.error}`
+        : parsed.success
+          ? `toolAgentId ${JSON.stringify(parsed.data.toolAgentId)} is not a safe name`
+          : `malformed tool message: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`;
       logger.error({ subject: msg.subject, seq: msg.seq, reason }, "tool message refused: terminated");
       if (toolAgentId) await report({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason, causationId).catch(() => undefined);
       msg.term();

@@ -5,7 +5,7 @@ import { TAG_LIMITS } from "../../../src/contracts/index.ts";
 const tagsOf = (count: number, value = "v"): Record<string, string> => Object.fromEntries(Array.from({ length: count }, (_, index) => [`k${index}`, value]));
 const refusal = (document: unknown): string => {
   try {
-    validateDocument(document, "machine.m1 revision 3", undefined);
+    validateDocument(document, "machine.m1 revision 3");
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigRejectedError);
     return (error as Error).message;
@@ -15,8 +15,8 @@ const refusal = (document: unknown): string => {
 
 describe("configuration tags are bounded", () => {
   it("accepts tags within every limit, up to the limits themselves", () => {
-    expect(validateDocument({ tags: tagsOf(TAG_LIMITS.maxTags) }, "here", undefined)).toEqual({ tags: tagsOf(TAG_LIMITS.maxTags) });
-    expect(validateDocument({ tags: { ["k".repeat(TAG_LIMITS.maxKeyBytes)]: "v".repeat(TAG_LIMITS.maxValueBytes) } }, "here", undefined)).toBeTruthy();
+    expect(validateDocument({ tags: tagsOf(TAG_LIMITS.maxTags) }, "here")).toEqual({ tags: tagsOf(TAG_LIMITS.maxTags) });
+    expect(validateDocument({ tags: { ["k".repeat(TAG_LIMITS.maxKeyBytes)]: "v".repeat(TAG_LIMITS.maxValueBytes) } }, "here")).toBeTruthy();
   });
 
   it("refuses too many tags, a long key, a long value, too many bytes in all and an empty key, saying which", () => {
@@ -33,5 +33,9 @@ describe("configuration tags are bounded", () => {
     const huge = Object.fromEntries(Array.from({ length: 5_000 }, (_, index) => [`tag-${index}`, "x".repeat(120)]));
     expect(JSON.stringify({ tags: huge }).length).toBeGreaterThan(600_000);
     expect(refusal({ tags: huge })).toMatch(/5000 tags, at most 64/);
+  });
+
+  it("drops the signed claims from the settings it returns", () => {
+    expect(validateDocument({ heartbeatSeconds: 5, scope: "kv:defaults", serial: 3, signature: "c2ln" }, "here")).toEqual({ heartbeatSeconds: 5 });
   });
 });
