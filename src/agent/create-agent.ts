@@ -235,7 +235,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     lastErrors: errors.list(),
     capabilities: {
       tools: toolsSnapshot,
-      config: { revision: remoteConfig.current().revision, lastStatus: remoteConfig.lastStatus() },
+      config: { revision: remoteConfig.current().revision, lastStatus: remoteConfig.lastStatus(), watchProblem: remoteConfig.watchProblem() },
       ...(telemetry ? { telemetry: telemetry.stats() } : {}),
       update: updater.status(),
     },

@@ -1,13 +1,12 @@
-import { Kvm, KvWatchInclude, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, type ConfigStatus } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { jitteredBackoff } from "../transport/connection-options.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
+import { followKeys } from "./kv-follower.ts";
 import { readConfigEntry, type ConfigEntry } from "./kv-entry.ts";
 import { lastGoodStore, type LastGoodConfiguration } from "./last-good-store.ts";
 import { mergeDocuments } from "./merge.ts";
@@ -25,6 +24,8 @@ export interface RemoteConfigOptions {
    * Pushed documents are checked by the push listener (their push is what is signed).
    */
   readonly trust: CommandTrust;
+  /** Retry delays when the bucket cannot be followed (default 1 s doubling to 60 s). */
+  readonly retry?: { readonly baseMs: number; readonly maxMs: number };
   /** The local settings as a configuration: what every remote document is merged over. */
   readonly baseline: AgentConfiguration;
 }
@@ -32,11 +33,13 @@ export interface RemoteConfigOptions {
 export interface RemoteConfig {
   /** Applies the last good configuration kept on disk (works offline). */
   start(): Promise<void>;
-  /** The link is up: watch the KV keys (once; the watchers follow reconnects themselves). */
+  /** The link is up: follow the KV keys from now on, retrying whatever fails (once; later calls do nothing). */
   attach(connection: NatsConnection): void;
   stop(): Promise<void>;
   current(): AgentConfiguration;
   lastStatus(): ConfigStatus | null;
+  /** Why the KV keys are not being followed right now (e.g. a permission denied), or null. */
+  watchProblem(): string | null;
   /**
    * A configuration document pushed as a file (DownloadConfiguration): validated and applied as a
    * put to this machine's key would be. Pushed documents carry their own `revision`, which must
@@ -71,8 +74,8 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   let status: ConfigStatus | null = null;
   let queue: Promise<unknown> = Promise.resolve();
   let stopped = false;
-  let attached = false;
-  const stopWatchers: Array<() => void> = [];
+  let follower: { stop(): void } | null = null;
+  let watchProblem: string | null = null;
 
   const report = async (revision: number, outcome: ConfigStatus["status"], error?: string, causationId?: string): Promise<ConfigStatus> => {
     status = { revision, status: outcome, error: error ?? null, timestamp: new Date(clock.now()).toISOString() };
@@ -128,34 +131,13 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     return result;
   };
 
-  const watchSlot = async (kv: KV, slot: Slot): Promise<void> => {
-    const watcher = await kv.watch({ key: keys[slot], include: KvWatchInclude.LastValue });
-    stopWatchers.push(() => watcher.stop());
-    for await (const entry of watcher) {
-      if (stopped) break;
-      await serialized(() => take(slot, entry));
-    }
-  };
-
-  const openBucket = async (connection: NatsConnection): Promise<KV> => {
-    const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
-    let lastReason: string | null = null;
-    for (;;) {
-      try {
-        // The agent needs no right to create the bucket; the platform (or dev-setup) does.
-        const kv = await new Kvm(connection).open(AGENT_CONFIG_BUCKET);
-        await kv.status();
-        return kv;
-      } catch (error) {
-        if (stopped) throw error;
-        const delay = backoff.next();
-        const reason = error instanceof Error ? error.message : String(error);
-        // Once per kind of trouble at warn level; the retries themselves only at debug.
-        if (reason !== lastReason) logger.warn({ reason }, `cannot open the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`);
-        else logger.debug({ reason, retryInMs: delay }, `still no ${AGENT_CONFIG_BUCKET} bucket`);
-        lastReason = reason;
-        await new Promise((resolve) => setTimeout(resolve, delay).unref());
-      }
+  /** Both current values at once, applied once; only what differs from what already runs. */
+  const takeCurrent = async (defaults: ConfigEntry | null, machine: ConfigEntry | null): Promise<void> => {
+    if (defaults) await take("defaults", defaults, false);
+    if (machine) await take("machine", machine, false);
+    const current = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
+    if (current.defaults !== appliedFrom.defaults || current.machine !== appliedFrom.machine) {
+      await applyEffective(Math.max(current.defaults, current.machine), true);
     }
   };
 
@@ -172,33 +154,26 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       logger.info({ revision: lastGood.revision, status: outcome.status }, "last good remote configuration from disk");
     },
     attach(connection) {
-      if (attached) return;
-      attached = true;
-      void (async () => {
-        const kv = await openBucket(connection);
-        // Both current values first, applied once; the watchers then bring only what is newer.
-        const [defaults, machine] = await Promise.all([kv.get(keys.defaults), kv.get(keys.machine)]);
-        await serialized(async () => {
-          if (defaults) await take("defaults", defaults, false);
-          if (machine) await take("machine", machine, false);
-          const current = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
-          // Only what changed since the configuration already running (from disk, or none).
-          if (current.defaults !== appliedFrom.defaults || current.machine !== appliedFrom.machine) {
-            await applyEffective(Math.max(current.defaults, current.machine), true);
-          }
-        });
-        await Promise.all([watchSlot(kv, "defaults"), watchSlot(kv, "machine")]);
-      })().catch((error: unknown) => {
-        if (!stopped) logger.error({ err: error }, "remote configuration watch ended");
+      if (follower || stopped) return;
+      follower = followKeys({
+        connection,
+        bucket: AGENT_CONFIG_BUCKET,
+        keys: [keys.defaults, keys.machine],
+        logger,
+        ...(options.retry ? { retry: options.retry } : {}),
+        onCurrent: ([defaults, machine]) => serialized(() => takeCurrent(defaults ?? null, machine ?? null)),
+        onUpdate: (entry) => serialized(() => take(entry.key === keys.defaults ? "defaults" : "machine", entry)),
+        onProblem: (reason) => (watchProblem = reason),
       });
     },
     async stop() {
       stopped = true;
-      for (const stopWatcher of stopWatchers) stopWatcher();
+      follower?.stop();
       await queue;
     },
     current: () => applied,
     lastStatus: () => status,
+    watchProblem: () => watchProblem,
     applyPushed(document, causationId) {
       return serialized(async () => {
         const claimed = (document as { revision?: unknown } | null)?.revision;

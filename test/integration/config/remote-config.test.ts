@@ -38,7 +38,7 @@ describe("remote configuration over a real JetStream KV bucket", () => {
       },
     },
   ];
-  const makeRemote = (signingPublicKey?: string): RemoteConfig =>
+  const makeRemote = (signingPublicKey?: string, tuning?: { retry: { baseMs: number; maxMs: number } }): RemoteConfig =>
     createRemoteConfig({
       machineId: "m1",
       configDir,
@@ -48,6 +48,7 @@ describe("remote configuration over a real JetStream KV bucket", () => {
       components,
       baseline,
       trust: createCommandTrust({ publicKey: signingPublicKey, dataDir: configDir, clock: systemClock, logger: silentLogger() }),
+      ...(tuning ? { retry: tuning.retry } : {}),
     });
 
   beforeEach(async () => {
@@ -149,6 +150,31 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     ]);
     await kv.put("machine.m1", JSON.stringify(trusted.sign("kv:machine.m1", 1, { heartbeatSeconds: 11 })));
     await waitFor("the signed document", () => heartbeatSeconds === 11);
+  });
+
+  it("keeps retrying when the first read is denied, and applies the configuration once the permission is granted", async () => {
+    // The agent may open the bucket and watch it, but not read a key: its first read fails.
+    const users = (agentPermissions: string): string[] => [
+      `authorization { users: [ {user: admin, password: admin}, {user: agent, password: agent${agentPermissions}} ] }`,
+    ];
+    await agentConnection.close();
+    await operator.close();
+    await server.reload(users(`, permissions: { publish: { deny: ["$JS.API.STREAM.MSG.GET.>", "$JS.API.DIRECT.GET.>"] } }`));
+    operator = await connect({ servers: server.url, user: "admin", pass: "admin" });
+    kv = await new Kvm(operator).open("agent-config");
+    await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 13 }));
+    agentConnection = await connect({ servers: server.url, user: "agent", pass: "agent", maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+
+    remote = makeRemote(undefined, { retry: { baseMs: 100, maxMs: 400 } });
+    await remote.start();
+    remote.attach(agentConnection);
+    await waitFor("the denied read reported", () => remote?.watchProblem()?.includes("Permissions Violation"));
+    expect(heartbeatSeconds).toBe(60);
+
+    await server.reload(users(""));
+    await waitFor("the configuration, without a restart", () => heartbeatSeconds === 13);
+    await waitFor("the problem cleared", () => remote?.watchProblem() === null);
+    expect(statuses()).toEqual([expect.objectContaining({ status: "APPLIED" })]);
   });
 
   it("keeps the last good revision across a restart with no server, and sets a damaged file aside", async () => {
