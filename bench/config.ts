@@ -7,6 +7,7 @@ import { createRemoteConfig } from "../src/config/index.ts";
 import type { ConfigStatus } from "../src/contracts/index.ts";
 import { systemClock } from "../src/runtime/clock.ts";
 import { silentLogger } from "../src/runtime/logger.ts";
+import { createCommandTrust } from "../src/trust/index.ts";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
 
 /**
@@ -28,6 +29,7 @@ export async function run(): Promise<Record<string, unknown>> {
     clock: systemClock,
     logger: silentLogger(),
     baseline: { revision: 0, heartbeatSeconds: 60 },
+    trust: createCommandTrust({ dataDir: configDir, clock: systemClock, logger: silentLogger() }),
     components: [{ name: "heartbeat", apply: () => undefined }],
     sink: {
       emit: async (event) => {

@@ -29,6 +29,7 @@ import { join } from "node:path";
 import type { AgentConfiguration } from "../contracts/index.ts";
 import { createSelfUpdater } from "../update/self-updater.ts";
 import { FaultLatch } from "../runtime/fault-latch.ts";
+import { createCommandTrust } from "../trust/index.ts";
 import { createErrorLog, STATUS_FILE_INTERVAL_MS, writeStatusFile, type AgentStatus } from "./status.ts";
 
 /** Everything an agent needs from its surroundings, injected so one process can host thousands. */
@@ -113,6 +114,9 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
           ...(deps.inventoryCommand ? { collectInventory: childInventoryCollector(deps.inventoryCommand) } : {}),
         });
 
+  // One gate for everything signed, with one set of accepted-serial marks in the data dir.
+  const trust = createCommandTrust({ publicKey: settings.configSigningKey, dataDir: settings.dataDir, clock, logger });
+
   const tools = createToolManager({
     machineId,
     toolsDir: join(settings.dataDir, "tools"),
@@ -124,6 +128,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     download: { stallTimeoutMs: settings.toolPolicy.downloadStallSeconds * 1000, deadlineMs: settings.toolPolicy.downloadDeadlineSeconds * 1000 },
     // What the outbox may grow to stays free: unpacking a tool never takes the outbox's room.
     diskReserveBytes: settings.outbox.maxBytes,
+    trust,
   });
   let toolPolicy = { ...settings.toolPolicy };
   /** What `status` shows of the tools; refreshed before each report (reading it is async). */
@@ -182,7 +187,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     sink,
     components,
     baseline,
-    ...(settings.configSigningKey ? { signingPublicKey: settings.configSigningKey } : {}),
+    trust,
   });
 
   const os = process.platform === "win32" ? "windows" : process.platform === "darwin" ? "macos" : "linux";
@@ -196,6 +201,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     remoteConfig,
     policy: () => toolPolicy,
     writeToolFile: (target, file) => tools.writeFile(target, file),
+    trust,
   });
 
   const updater = createSelfUpdater({
@@ -207,7 +213,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     clock,
     logger: componentLoggers.update,
     sink,
-    ...(settings.configSigningKey ? { signingPublicKey: settings.configSigningKey } : {}),
+    trust,
     ...(deps.requestRestart ? { requestRestart: deps.requestRestart } : {}),
   });
 
@@ -234,7 +240,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     lastErrors: errors.list(),
     capabilities: {
       tools: toolsSnapshot,
-      config: { revision: remoteConfig.current().revision, lastStatus: remoteConfig.lastStatus() },
+      config: { revision: remoteConfig.current().revision, lastStatus: remoteConfig.lastStatus(), watchProblem: remoteConfig.watchProblem() },
       ...(telemetry ? { telemetry: telemetry.stats() } : {}),
       update: updater.status(),
     },

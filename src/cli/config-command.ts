@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { configGet, configPush, configSet, ConfigRejectedError } from "../config/index.ts";
+import { configDelete, configGet, configPush, configSet, ConfigRejectedError } from "../config/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
@@ -7,6 +7,7 @@ import { connectOnce } from "./one-shot-connection.ts";
 const USAGE = `usage: edge-agent config get [--machine ID]
        edge-agent config set [--machine ID] KEY VALUE [--signing-seed-file F]
        edge-agent config push [--machine ID] FILE.json [--signing-seed-file F]
+       edge-agent config delete [--machine ID] [--signing-seed-file F]   (signed: a tombstone)
 (no --machine: the fleet-wide "defaults" key)`;
 
 async function readSeed(path: string | undefined): Promise<Uint8Array | undefined> {
@@ -18,12 +19,12 @@ async function readSeed(path: string | undefined): Promise<Uint8Array | undefine
   }
 }
 
-/** `edge-agent config get|set|push`: read and write the agent-config KV keys on EDGE_AGENT_NATS_URL. */
+/** `edge-agent config get|set|push|delete`: read and write the agent-config KV keys on EDGE_AGENT_NATS_URL. */
 export async function configCommand(settings: Settings, args: readonly string[], flags: { machine?: string; signingSeedFile?: string }, print: (line: string) => void): Promise<void> {
   const [action, ...rest] = args;
   const target = flags.machine ? { machineId: flags.machine } : {};
-  if (action !== "get" && action !== "set" && action !== "push") throw new CommandError(USAGE, ExitCode.badSettings);
-  if ((action === "set" && rest.length !== 2) || (action === "push" && rest.length !== 1) || (action === "get" && rest.length !== 0)) {
+  if (action !== "get" && action !== "set" && action !== "push" && action !== "delete") throw new CommandError(USAGE, ExitCode.badSettings);
+  if ((action === "set" && rest.length !== 2) || (action === "push" && rest.length !== 1) || ((action === "get" || action === "delete") && rest.length !== 0)) {
     throw new CommandError(USAGE, ExitCode.badSettings);
   }
   const seed = await readSeed(flags.signingSeedFile);
@@ -35,7 +36,9 @@ export async function configCommand(settings: Settings, args: readonly string[],
       return;
     }
     let written: { key: string; revision: number };
-    if (action === "set") {
+    if (action === "delete") {
+      written = await configDelete(connection, target, seed ? { signingSeed: seed } : {});
+    } else if (action === "set") {
       written = await configSet(connection, target, rest[0] as string, rest[1] as string, seed ? { signingSeed: seed } : {});
     } else {
       let document: unknown;

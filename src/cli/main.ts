@@ -14,7 +14,7 @@ commands:
   status       show the agent's state (asks the running agent, else reads its status file); --json for scripts
   enroll       --server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F]
                [--machine-id ID] [--tag k=v ...] [--skip-link-test]: write the settings file, test the link
-  config       get|set|push the remote configuration in the agent-config KV bucket (see README)
+  config       get|set|push|delete the remote configuration in the agent-config KV bucket (see README)
   install-service / uninstall-service   register or remove the systemd unit for this executable (no package)
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
   permissions  <machineId> [--inbox-prefix P] [--json]: the NATS permission set for that machine's identity

@@ -23,7 +23,8 @@ export interface ConfigEntry {
   readonly key: string;
   /** The KV revision: the stream sequence of the stored message. */
   readonly revision: number;
-  readonly operation: "PUT" | "DEL" | "PURGE";
+  /** The `KV-Operation` header: `PUT` (also when absent), `DEL`, `PURGE`, or whatever else someone published. */
+  readonly operation: string;
   readonly value: Uint8Array;
   /** Why this stored message is not a value the platform put (then it is reported and never applied). */
   readonly refusal: string | null;
@@ -33,9 +34,9 @@ const KV_OPERATION = "KV-Operation";
 /** Headers the server puts on a direct get answer and on nothing a client publishes. */
 const SERVER_ANSWER_HEADER = "Nats-Subject";
 
-function operationOf(headers: MsgHdrs | undefined): ConfigEntry["operation"] {
-  const operation = headers?.get(KV_OPERATION);
-  return operation === "DEL" || operation === "PURGE" ? operation : "PUT";
+function operationOf(headers: MsgHdrs | undefined): string {
+  // Told apart as published: an operation nobody defined is refused by the reader, not taken as a put.
+  return headers?.get(KV_OPERATION) || "PUT";
 }
 
 /**

@@ -8,11 +8,15 @@ import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
+import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
 import type { RemoteConfig } from "./remote-config.ts";
 
 export const CONFIG_PUSH_STREAM = COMMAND_STREAMS.configPush;
 
-/** A pushed list, bare (OpenFrame's shape) or wrapped as `{downloadConfigurations}`. */
+/**
+ * A pushed list, bare (OpenFrame's shape) or wrapped as `{downloadConfigurations}`; a signed push
+ * is the wrapped form, with the claims beside the list.
+ */
 const PushedList = z.union([z.array(DownloadConfiguration), z.object({ downloadConfigurations: z.array(DownloadConfiguration) }).transform((body) => body.downloadConfigurations)]);
 
 /** Writes a pushed file into an installed tool's folder (the tools capability provides it). */
@@ -29,6 +33,11 @@ export interface ConfigPushOptions {
   readonly remoteConfig: RemoteConfig;
   readonly policy: () => { allowMissingChecksum: boolean; maxDownloadBytes: number; downloadStallSeconds?: number; downloadDeadlineSeconds?: number };
   readonly writeToolFile: ToolFileWriter;
+  /**
+   * With a signing key, every push must be signed for the subject it came on with a rising serial,
+   * and each file it names must carry its sha256: the file is trusted through the signed push.
+   */
+  readonly trust: CommandTrust;
 }
 
 /**
@@ -36,6 +45,8 @@ export interface ConfigPushOptions {
  * `machine.all.download-configuration` (stream CONFIG_PUSH; one durable consumer each). A `.json`
  * file is an agent configuration document, applied like a KV revision; any other file belongs to an
  * installed tool: `agentFileName` is `<toolAgentId>/<path in its folder>`. Outcome on config.status.
+ * A pushed configuration document needs no signature of its own: with signing on, the signed push
+ * names its sha256, so only that exact file is applied, and it could not act from the KV bucket.
  */
 export function createConfigPushListener(options: ConfigPushOptions): { attach(connection: NatsConnection): void; stop(): Promise<void> } {
   const { logger, machineId } = options;
@@ -51,19 +62,38 @@ export function createConfigPushListener(options: ConfigPushOptions): { attach(c
   const handle = async (msg: JsMsg): Promise<void> => {
     const causationId = msg.headers?.get("X-Event-ID") || `${CONFIG_PUSH_STREAM}:${msg.seq}`;
     const fleetWide = msg.subject === fleetSubjects.downloadConfiguration;
-    let list: DownloadConfiguration[];
+    let raw: unknown;
     try {
-      list = PushedList.parse(msg.json<unknown>());
+      raw = msg.json<unknown>();
     } catch (error) {
-      await reject(`malformed download-configuration push: ${error instanceof z.ZodError ? error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ") : (error as Error).message}`, causationId);
+      await reject(`malformed download-configuration push: ${(error as Error).message}`, causationId);
       msg.term();
       return;
     }
+    const admission = await options.trust.admit(raw, arrivalOf(msg));
+    if (!admission.admitted) {
+      if (admission.retryLater) return msg.nak(TRUST_RETRY_MS);
+      await reject(`download-configuration push refused: ${admission.error}`, causationId);
+      msg.term();
+      return;
+    }
+    const parsed = PushedList.safeParse(raw);
+    if (!parsed.success) {
+      await reject(`malformed download-configuration push: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`, causationId);
+      msg.term();
+      return;
+    }
+    const list = parsed.data;
     const entry = list.find((candidate) => candidate.os === options.os);
     if (!entry?.link) {
       // A fleet-wide push may simply not be for this OS; one addressed to this machine must be.
       if (!fleetWide) await reject(`the push has no ${entry ? "link" : "entry"} for ${options.os}`, causationId);
       msg.ack();
+      return;
+    }
+    if (options.trust.signing && !entry.sha256) {
+      await reject(`the push names no sha256 for ${options.os}: with signing on, only a file the signed push vouches for is used`, causationId);
+      msg.term();
       return;
     }
     await mkdir(options.downloadsDir, { recursive: true });

@@ -1,6 +1,7 @@
 export { createRemoteConfig, type RemoteConfig, type RemoteConfigOptions } from "./remote-config.ts";
 export { applyToComponents, type ConfigurableComponent, type ApplyOutcome } from "./apply.ts";
-export { configGet, configPush, configSet, parseCliValue, type ConfigTarget } from "./operator.ts";
-export { signDocument, verifyDocument, ConfigSignatureError } from "./signature.ts";
+export { configDelete, configGet, configPush, configSet, parseCliValue, type ConfigTarget, type SigningOptions } from "./operator.ts";
 export { ConfigRejectedError, validateDocument } from "./validate.ts";
+export { readConfigEntry, type ConfigEntryMeaning } from "./kv-entry.ts";
+export type { ConfigEntry } from "./config-keys.ts";
 export { LAST_GOOD_FILE } from "./last-good-store.ts";

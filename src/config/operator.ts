@@ -1,9 +1,9 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, CONFIG_DEFAULTS_KEY, configKeyForMachine } from "../contracts/index.ts";
+import { kvScope, signCommand } from "../trust/index.ts";
 import { isPlainObject } from "./merge.ts";
-import { signDocument } from "./signature.ts";
-import { validateDocument } from "./validate.ts";
+import { validateDocument, withoutClaims } from "./validate.ts";
 
 /**
  * Operator commands for development and small sites: read and write the `agent-config` keys.
@@ -36,21 +36,60 @@ export function parseCliValue(raw: string): unknown {
   }
 }
 
-export async function configPush(connection: NatsConnection, target: ConfigTarget, document: unknown, options: { signingSeed?: Uint8Array } = {}): Promise<{ key: string; revision: number }> {
-  const key = keyOf(target);
-  // Refuse here what every agent would refuse: better one error for the operator than a fleet of REJECTED.
-  const valid = validateDocument(document, key, undefined);
-  const stored = options.signingSeed ? signDocument(valid, options.signingSeed) : valid;
+export interface SigningOptions {
+  /** NKey seed of the key agents trust (`configSigningKey`); without it the document goes unsigned. */
+  readonly signingSeed?: Uint8Array;
+  /** Wall clock for the serial (default Date.now). */
+  readonly now?: () => number;
+}
+
+/**
+ * The next serial for a key: the clock in milliseconds, or one past the serial stored now if that
+ * is ahead (a clock behind the last signer's must not make every agent refuse the document).
+ */
+async function nextSerial(kv: Awaited<ReturnType<typeof bucket>>, key: string, now: () => number): Promise<number> {
+  const entry = await kv.get(key);
+  let stored = 0;
+  if (entry?.operation === "PUT") {
+    try {
+      const serial = (entry.json<unknown>() as { serial?: unknown } | null)?.serial;
+      if (typeof serial === "number" && Number.isSafeInteger(serial)) stored = serial;
+    } catch {
+      // Not JSON: nothing to be ahead of.
+    }
+  }
+  return Math.max(now(), stored + 1);
+}
+
+async function putSigned(connection: NatsConnection, key: string, document: Record<string, unknown>, options: SigningOptions): Promise<{ key: string; revision: number }> {
   const kv = await bucket(connection);
+  const stored = options.signingSeed ? signCommand(document, { scope: kvScope(key), serial: await nextSerial(kv, key, options.now ?? Date.now) }, options.signingSeed) : document;
   const revision = await kv.put(key, JSON.stringify(stored));
   return { key, revision };
 }
 
+export async function configPush(connection: NatsConnection, target: ConfigTarget, document: unknown, options: SigningOptions = {}): Promise<{ key: string; revision: number }> {
+  const key = keyOf(target);
+  // Refuse here what every agent would refuse: better one error for the operator than a fleet of REJECTED.
+  return putSigned(connection, key, validateDocument(document, key), options);
+}
+
+/**
+ * Removes the key's settings. Signed, it puts a tombstone `{deleted: true, scope, serial}` (an
+ * agent with signing on refuses a bare DEL); unsigned, it deletes the key.
+ */
+export async function configDelete(connection: NatsConnection, target: ConfigTarget, options: SigningOptions = {}): Promise<{ key: string; revision: number }> {
+  const key = keyOf(target);
+  if (options.signingSeed) return putSigned(connection, key, { deleted: true }, options);
+  const kv = await bucket(connection);
+  await kv.delete(key);
+  return { key, revision: (await kv.get(key))?.revision ?? 0 };
+}
+
 /** Sets one setting (a dotted path such as `outbox.maxBytes`) in the key's document. */
-export async function configSet(connection: NatsConnection, target: ConfigTarget, path: string, rawValue: string, options: { signingSeed?: Uint8Array } = {}): Promise<{ key: string; revision: number }> {
+export async function configSet(connection: NatsConnection, target: ConfigTarget, path: string, rawValue: string, options: SigningOptions = {}): Promise<{ key: string; revision: number }> {
   const current = await configGet(connection, target);
-  const document: Record<string, unknown> = isPlainObject(current?.document) ? { ...current.document } : {};
-  delete document.signature;
+  const document: Record<string, unknown> = isPlainObject(current?.document) && current.document.deleted !== true ? withoutClaims(current.document) : {};
   const parts = path.split(".");
   let node = document;
   for (const part of parts.slice(0, -1)) {

@@ -1,15 +1,19 @@
 import type { NatsConnection } from "@nats-io/transport-node";
+import { z } from "zod";
 import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, machineConsumers, type ConfigStatus, type ConsumerBinding } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { describeIssues, truncateInput } from "../runtime/echo.ts";
 import { jitteredBackoff } from "../transport/connection-options.ts";
 import type { DurableConsumer } from "../transport/durable-consumer.ts";
+import type { CommandTrust } from "../trust/index.ts";
 import { readConfigKey, watchConfigKey, type ConfigEntry } from "./config-keys.ts";
 import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
+import { readConfigEntry } from "./kv-entry.ts";
 import { lastGoodStore, type LastGoodConfiguration } from "./last-good-store.ts";
 import { mergeDocuments } from "./merge.ts";
-import { ConfigRejectedError, validateDocument } from "./validate.ts";
+import { validateDocument, withoutClaims } from "./validate.ts";
 
 export interface RemoteConfigOptions {
   readonly machineId: string;
@@ -18,8 +22,13 @@ export interface RemoteConfigOptions {
   readonly logger: Logger;
   readonly sink: EventSink;
   readonly components: readonly ConfigurableComponent[];
-  /** NKey public key; when set, unsigned or wrongly signed documents are refused. */
-  readonly signingPublicKey?: string;
+  /**
+   * Signature, scope (`kv:<key>`) and serial of every KV document, when a signing key is set.
+   * Pushed documents are checked by the push listener (their push is what is signed).
+   */
+  readonly trust: CommandTrust;
+  /** Retry delays when the bucket cannot be followed (default 1 s doubling to 60 s). */
+  readonly retry?: { readonly baseMs: number; readonly maxMs: number };
   /** The local settings as a configuration: what every remote document is merged over. */
   readonly baseline: AgentConfiguration;
 }
@@ -27,15 +36,17 @@ export interface RemoteConfigOptions {
 export interface RemoteConfig {
   /** Applies the last good configuration kept on disk (works offline). */
   start(): Promise<void>;
-  /** The link is up: read and follow the KV keys (once; the consumers follow reconnects themselves). */
+  /** The link is up: follow the KV keys from now on, retrying whatever fails (once; later calls do nothing). */
   attach(connection: NatsConnection): void;
   stop(): Promise<void>;
   current(): AgentConfiguration;
   lastStatus(): ConfigStatus | null;
+  /** Why the KV keys are not being followed right now (e.g. a permission denied), or null. */
+  watchProblem(): string | null;
   /**
    * A configuration document pushed as a file (DownloadConfiguration): validated and applied as a
    * put to this machine's key would be. Pushed documents carry their own `revision`, which must
-   * rise from one push to the next.
+   * rise from one push to the next. The caller has checked the push that brought it.
    */
   applyPushed(document: unknown, causationId?: string): Promise<ConfigStatus>;
 }
@@ -70,6 +81,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   let stopped = false;
   let attached = false;
   const watchers: DurableConsumer[] = [];
+  let watchProblem: string | null = null;
 
   const report = async (revision: number, outcome: ConfigStatus["status"], error?: string, causationId?: string): Promise<ConfigStatus> => {
     status = { revision, status: outcome, error: error ?? null, timestamp: new Date(clock.now()).toISOString() };
@@ -89,7 +101,9 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     try {
       next = effective(revision, [slots.defaults?.document, slots.machine?.document]);
     } catch (error) {
-      return report(revision, "REJECTED", `the merged configuration is invalid: ${(error as Error).message}`, causationId);
+      // Each document may be valid and the merge not (tags from both keys and the local settings together).
+      const reason = error instanceof z.ZodError ? describeIssues(error.issues) : truncateInput((error as Error).message, 2_000);
+      return report(revision, "REJECTED", `the merged configuration is invalid: ${reason}`, causationId);
     }
     const outcome = await applyToComponents(options.components, next, applied, logger);
     if (outcome.status === "ROLLED_BACK") return report(revision, "ROLLED_BACK", outcome.error, causationId);
@@ -102,28 +116,18 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     return report(revision, "APPLIED", undefined, causationId);
   };
 
-  /** One KV entry for one slot: validated first; a bad one is refused and the old one stays. */
+  /** One KV entry for one slot: judged first; a refused one changes nothing (the old one stays). */
   const take = async (slot: Slot, entry: ConfigEntry, applyNow = true): Promise<void> => {
     if (entry.revision <= Math.max(seen[slot], slots[slot]?.revision ?? 0)) return;
     seen[slot] = entry.revision;
-    if (entry.refusal !== null) {
-      await report(entry.revision, "REJECTED", entry.refusal);
-      return;
-    }
-    if (entry.operation !== "PUT") {
-      slots[slot] = { revision: entry.revision, document: {} };
-      if (applyNow) await applyEffective(entry.revision, true);
-      return;
-    }
-    let document: Record<string, unknown>;
+    let meaning;
     try {
-      document = validateDocument(JSON.parse(new TextDecoder().decode(entry.value)), `${AGENT_CONFIG_BUCKET}/${entry.key} revision ${entry.revision}`, options.signingPublicKey);
+      meaning = await readConfigEntry(entry, options.trust);
     } catch (error) {
-      const message = error instanceof ConfigRejectedError ? error.message : `${entry.key} revision ${entry.revision}: not JSON (${(error as Error).message})`;
-      await report(entry.revision, "REJECTED", message);
+      await report(entry.revision, "REJECTED", (error as Error).message);
       return;
     }
-    slots[slot] = { revision: entry.revision, document };
+    slots[slot] = { revision: entry.revision, document: meaning.kind === "deleted" ? {} : meaning.document };
     if (applyNow) await applyEffective(entry.revision, true);
   };
 
@@ -133,25 +137,37 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     return result;
   };
 
-  /** Both keys' current values; waits (retrying with backoff) for a bucket that does not exist yet. */
+  /** Both keys' current values; waits (retrying with backoff) for a bucket that does not exist yet or a read denied. */
   const readBoth = async (connection: NatsConnection): Promise<Record<Slot, ConfigEntry | null>> => {
-    const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 60_000 });
+    const backoff = jitteredBackoff(options.retry ?? { baseMs: 1_000, maxMs: 60_000 });
     let lastReason: string | null = null;
     for (;;) {
       try {
         const [defaults, machine] = await Promise.all([readConfigKey(connection, keys.defaults), readConfigKey(connection, keys.machine)]);
+        watchProblem = null;
         return { defaults, machine };
       } catch (error) {
         if (stopped) throw error;
         const delay = backoff.next();
         const reason = error instanceof Error ? error.message : String(error);
+        watchProblem = reason;
         // Once per kind of trouble at warn level; the retries themselves only at debug. The agent
         // needs no right to create the bucket: the platform (or dev-setup) does, with direct gets allowed.
         if (reason !== lastReason) logger.warn({ reason }, `cannot read the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`);
-        else logger.debug({ reason, retryInMs: delay }, `still no ${AGENT_CONFIG_BUCKET} bucket`);
+        else logger.debug({ reason, retryInMs: delay }, `still cannot read the ${AGENT_CONFIG_BUCKET} bucket`);
         lastReason = reason;
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
       }
+    }
+  };
+
+  /** Both current values at once, applied once; only what differs from what already runs. */
+  const takeCurrent = async (defaults: ConfigEntry | null, machine: ConfigEntry | null): Promise<void> => {
+    if (defaults) await take("defaults", defaults, false);
+    if (machine) await take("machine", machine, false);
+    const current = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
+    if (current.defaults !== appliedFrom.defaults || current.machine !== appliedFrom.machine) {
+      await applyEffective(Math.max(current.defaults, current.machine), true);
     }
   };
 
@@ -168,20 +184,12 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       logger.info({ revision: lastGood.revision, status: outcome.status }, "last good remote configuration from disk");
     },
     attach(connection) {
-      if (attached) return;
+      if (attached || stopped) return;
       attached = true;
       void (async () => {
         // Both current values first, applied once; the consumers then bring only what is newer.
         const { defaults, machine } = await readBoth(connection);
-        await serialized(async () => {
-          if (defaults) await take("defaults", defaults, false);
-          if (machine) await take("machine", machine, false);
-          const current = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
-          // Only what changed since the configuration already running (from disk, or none).
-          if (current.defaults !== appliedFrom.defaults || current.machine !== appliedFrom.machine) {
-            await applyEffective(Math.max(current.defaults, current.machine), true);
-          }
-        });
+        await serialized(() => takeCurrent(defaults, machine));
         if (stopped) return;
         for (const slot of ["defaults", "machine"] as const) {
           watchers.push(watchConfigKey({ connection, key: keys[slot], binding: consumerOf[slot], logger, onEntry: (entry) => serialized(() => take(slot, entry)) }));
@@ -197,6 +205,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     },
     current: () => applied,
     lastStatus: () => status,
+    watchProblem: () => watchProblem,
     applyPushed(document, causationId) {
       return serialized(async () => {
         const claimed = (document as { revision?: unknown } | null)?.revision;
@@ -206,11 +215,11 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         if (claimed <= pushedRevision) return report(claimed, "REJECTED", `revision ${claimed} is not newer than the last pushed revision ${pushedRevision}`, causationId);
         let valid: Record<string, unknown>;
         try {
-          valid = validateDocument(document, `pushed configuration revision ${claimed}`, options.signingPublicKey);
+          valid = validateDocument(document, `pushed configuration revision ${claimed}`);
         } catch (error) {
           return report(claimed, "REJECTED", (error as Error).message, causationId);
         }
-        const { revision: _ownRevision, ...settings } = valid;
+        const { revision: _ownRevision, ...settings } = withoutClaims(valid);
         const previousMachine = slots.machine;
         const previousPushed = pushedRevision;
         slots.machine = { revision: slots.machine?.revision ?? 0, document: settings };

@@ -1,6 +1,5 @@
 import { validate as isValidCron } from "node-cron";
-import { AgentConfiguration } from "../contracts/index.ts";
-import { verifyDocument } from "./signature.ts";
+import { AgentConfiguration, SIGNED_CLAIM_FIELDS } from "../contracts/index.ts";
 
 export class ConfigRejectedError extends Error {
   readonly code = "EDGE_CONFIG_REJECTED";
@@ -11,19 +10,13 @@ export class ConfigRejectedError extends Error {
 }
 
 /**
- * Checks one stored document (a KV value or a pushed file) before anything uses it: JSON, the
- * schema, cron expressions, and the signature when a signing key is configured.
+ * Checks one stored document (a KV value or a pushed file) before anything uses it: a JSON object,
+ * the schema (tags bounded included) and cron expressions. Whether it may act at all (signature,
+ * scope, serial) is the trust gate's call, made before this; the claims are dropped here.
  */
-export function validateDocument(raw: unknown, where: string, signingPublicKey: string | undefined): Record<string, unknown> {
+export function validateDocument(raw: unknown, where: string): Record<string, unknown> {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigRejectedError(`${where}: must be a JSON object`);
   const document = raw as Record<string, unknown>;
-  if (signingPublicKey) {
-    try {
-      verifyDocument(document, signingPublicKey);
-    } catch (error) {
-      throw new ConfigRejectedError(`${where}: ${(error as Error).message}`);
-    }
-  }
   // The revision is the store's (see remote-config.ts); a document may carry its own or none.
   const parsed = AgentConfiguration.safeParse({ revision: 0, ...document });
   if (!parsed.success) {
@@ -34,6 +27,12 @@ export function validateDocument(raw: unknown, where: string, signingPublicKey: 
     const expression = parsed.data[key];
     if (expression !== undefined && !isValidCron(expression)) throw new ConfigRejectedError(`${where}: ${key}: ${JSON.stringify(expression)} is not a cron expression`);
   }
-  const { signature: _signature, ...rest } = document;
-  return rest;
+  return withoutClaims(document);
+}
+
+/** The document without `scope`, `serial` and `signature`: they say where it may act, not what. */
+export function withoutClaims(document: Record<string, unknown>): Record<string, unknown> {
+  const settings = { ...document };
+  for (const field of SIGNED_CLAIM_FIELDS) delete settings[field];
+  return settings;
 }

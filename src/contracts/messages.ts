@@ -157,7 +157,8 @@ export type HeartbeatMessage = z.infer<typeof HeartbeatMessage>;
 
 /**
  * Self-update command. The version must be plain semver: it names a folder on the device, so
- * nothing like `../x` can get through. `signature` is checked when a signing key is configured.
+ * nothing like `../x` can get through. With a signing key configured, it must carry SignedClaims
+ * (scope = the subject it is published on), checked before this schema.
  */
 export const ClientUpdateMessage = z.object({
   version: z
@@ -190,6 +191,45 @@ export const ClientUninstallMessage = z.object({ issuedAt: isoTimestamp.nullish(
 export type ClientUninstallMessage = z.infer<typeof ClientUninstallMessage>;
 
 /**
+ * What a signed document or command claims about itself, covered by its `signature` (DESIGN.md,
+ * "Signatures"): where it may be used, and its place in that scope's rising order. A deletion of
+ * a remote configuration key is a signed document too: `{deleted: true, scope, serial, signature}`.
+ */
+export const SignedClaims = z.object({
+  /** `kv:<key>` for an `agent-config` key; for a command, the exact subject it is published on. */
+  scope: z.string().min(1).max(256),
+  /** Rises with every document of the scope (the platform may use its clock in milliseconds). */
+  serial: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /** base64 Ed25519 over the canonical JSON of the whole document without `signature`. */
+  signature: z.string().min(1),
+});
+export type SignedClaims = z.infer<typeof SignedClaims>;
+export const SIGNED_CLAIM_FIELDS = ["scope", "serial", "signature"] as const;
+
+/**
+ * How far `tags` may go: every tag travels in every telemetry sample and inventory, so an
+ * unbounded document multiplies into the streams (one of 654 KB grew TELEMETRY by 6.5 MB in 10 s).
+ * Sizes are UTF-8 bytes.
+ */
+export const TAG_LIMITS = { maxTags: 64, maxKeyBytes: 128, maxValueBytes: 256, maxTotalBytes: 4_096 } as const;
+const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8");
+export const Tags = z.record(z.string(), z.string()).superRefine((tags, context) => {
+  const entries = Object.entries(tags);
+  const fail = (message: string): void => context.addIssue({ code: "custom", message });
+  if (entries.length > TAG_LIMITS.maxTags) return fail(`${entries.length} tags, at most ${TAG_LIMITS.maxTags} are allowed`);
+  let total = 0;
+  for (const [key, value] of entries) {
+    const keyBytes = utf8Bytes(key);
+    const valueBytes = utf8Bytes(value);
+    if (keyBytes === 0) return fail("a tag key may not be empty");
+    if (keyBytes > TAG_LIMITS.maxKeyBytes) return fail(`tag key ${JSON.stringify(key.slice(0, 32))}… is ${keyBytes} bytes, at most ${TAG_LIMITS.maxKeyBytes}`);
+    if (valueBytes > TAG_LIMITS.maxValueBytes) return fail(`tag ${JSON.stringify(key)} has a value of ${valueBytes} bytes, at most ${TAG_LIMITS.maxValueBytes}`);
+    total += keyBytes + valueBytes;
+  }
+  if (total > TAG_LIMITS.maxTotalBytes) fail(`tags take ${total} bytes in all, at most ${TAG_LIMITS.maxTotalBytes}`);
+});
+
+/**
  * Remote agent configuration (a KV revision or a pushed document). Every setting is optional: a
  * revision says only what it changes, and the machine key is merged over the defaults key.
  */
@@ -199,7 +239,7 @@ export const AgentConfiguration = z.object({
   telemetrySchedule: z.string().min(1).optional(),
   inventorySchedule: z.string().min(1).optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).optional(),
-  tags: z.record(z.string(), z.string()).optional(),
+  tags: Tags.optional(),
   outbox: z
     .object({
       maxBytes: z.number().int().positive().optional(),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { inboxPrefixProblem, isReservedMachineId, isSafeToken, RESERVED_MACHINE_IDS } from "../contracts/index.ts";
+import { inboxPrefixProblem, isReservedMachineId, isSafeToken, RESERVED_MACHINE_IDS, Tags } from "../contracts/index.ts";
 
 /** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -48,7 +48,8 @@ export const Settings = z.object({
     maxAgeSeconds: z.number().int().positive(),
     durability: OutboxDurability,
   }),
-  tags: z.record(z.string(), z.string()),
+  /** Bounded like a remote document's: every tag goes into every sample. */
+  tags: Tags,
   toolPolicy: z.object({
     allowMissingChecksum: z.boolean(),
     maxDownloadBytes: z.number().int().positive(),

@@ -21,6 +21,7 @@ import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
 import { HeldMessages, type Settlement } from "../transport/held-messages.ts";
 import { refusalOf, reportedToolAgentId } from "./command-refusal.ts";
+import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
 import { rememberCommand, toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
@@ -71,6 +72,11 @@ export interface ToolManagerOptions {
   readonly diskReserveBytes?: number;
   /** Tools installed side by side (default 3); one tool's commands always run one at a time. */
   readonly maxParallelInstalls?: number;
+  /**
+   * With a signing key, every tool command must be signed for the subject it came on with a rising
+   * serial (a replayed or moved one is refused FAILED). Default: nothing checked.
+   */
+  readonly trust?: CommandTrust;
 }
 
 export interface ToolManager {
@@ -274,8 +280,11 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     }
     const parsed = ToolInstallationMessage.safeParse(raw);
     const refusal = refusalOf(parsed);
-    if (!parsed.success || refusal !== null) {
-      const reason = refusal ?? "malformed tool message";
+    // Only a well-formed command is weighed for trust: a malformed one must not raise a scope's mark.
+    const admission = refusal === null && options.trust ? await options.trust.admit(raw, arrivalOf(msg)) : ({ admitted: true } as const);
+    if (!admission.admitted && admission.retryLater) return msg.nak(TRUST_RETRY_MS);
+    if (!parsed.success || refusal !== null || !admission.admitted) {
+      const reason = refusal ?? (!admission.admitted ? truncateInput(`tool command refused: ${admission.error}`, 2_000) : "malformed tool message");
       logger.error({ subject: msg.subject, seq: msg.seq, reason }, "tool message refused: terminated");
       const toolAgentId = reportedToolAgentId(raw);
       if (toolAgentId) await report({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason, causationId).catch((error: unknown) => logger.error({ err: error }, "cannot report the refused tool message"));

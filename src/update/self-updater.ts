@@ -7,12 +7,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import semver from "semver";
 import { z } from "zod";
 import { ClientUpdateMessage, COMMAND_STREAMS, EventType, fleetSubjects, machineConsumers, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
-import { verifyDocument } from "../config/signature.ts";
 import { download, DownloadError } from "../download/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
+import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
 import { HEALTH_WINDOW_MS, promoteTrial, type LaunchContext } from "./launch-decision.ts";
 import { environmentWithoutLauncher } from "./launcher.ts";
 import { binaryPathFor, EMPTY_UPDATE_STATE, readUpdateState, updatePaths, UpdateStateError, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
@@ -52,8 +52,11 @@ export interface SelfUpdaterOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly sink: EventSink;
-  /** NKey public key that must have signed every update command, when set. */
-  readonly signingPublicKey?: string;
+  /**
+   * With a signing key, every update command must be signed for the subject it came on (this
+   * machine's, or the fleet's) with a rising serial: a replayed or moved command is refused.
+   */
+  readonly trust: CommandTrust;
   /**
    * Stops the agent and starts it again through the service manager (the daemon provides it).
    * Without it the agent refuses updates: nothing could start the new version.
@@ -164,19 +167,26 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       return;
     }
     let raw: unknown;
-    let message: ClientUpdateMessage;
-    try {
-      raw = msg.json<unknown>();
-      if (options.signingPublicKey) verifyDocument(typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>) : {}, options.signingPublicKey);
-      message = ClientUpdateMessage.parse(raw);
-    } catch (error) {
+    const refuse = async (detail: string): Promise<void> => {
       const claimed = typeof raw === "object" && raw !== null ? (raw as { version?: unknown }).version : undefined;
       const version = typeof claimed === "string" && claimed !== "" ? claimed.slice(0, 64) : "unknown";
-      const detail = error instanceof z.ZodError ? error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ") : (error as Error).message;
-      await report(version, "REJECTED", `malformed or unsigned client-update: ${detail}`, causationId);
+      await report(version, "REJECTED", detail, causationId);
       msg.term();
-      return;
+    };
+    try {
+      raw = msg.json<unknown>();
+    } catch (error) {
+      return refuse(`malformed client-update: ${(error as Error).message}`);
     }
+    // Before anything else: a replayed command must not even be judged on its merits again.
+    const admission = await options.trust.admit(raw, arrivalOf(msg));
+    if (!admission.admitted) {
+      if (admission.retryLater) return msg.nak(TRUST_RETRY_MS);
+      return refuse(`client-update refused: ${admission.error}`);
+    }
+    const parsed = ClientUpdateMessage.safeParse(raw);
+    if (!parsed.success) return refuse(`malformed client-update: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
+    const message: ClientUpdateMessage = parsed.data;
     const target = message.version;
     if (semver.eq(target, runningVersion)) {
       logger.info({ version: target }, "client-update for the version already running: nothing to do");

@@ -18,6 +18,11 @@ export interface NatsServerHandle {
   kill(): Promise<void>;
   start(): Promise<void>;
   restart(): Promise<void>;
+  /**
+   * Replaces the extra config lines and has the running server reload its config (SIGHUP), as an
+   * operator granting a permission would: clients stay connected and get the new rules.
+   */
+  reload(configLines: readonly string[]): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -61,14 +66,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const port = await freeLoopbackPort();
   const storeDir = join(dir, "jetstream");
   const configPath = join(dir, "server.conf");
-  await writeFile(
-    configPath,
-    [
-      `listen: "127.0.0.1:${port}"`,
-      `jetstream { store_dir: "${storeDir}" }`,
-      ...(options.configLines ?? []),
-    ].join("\n") + "\n",
-  );
+  const writeConfig = (configLines: readonly string[]): Promise<void> =>
+    writeFile(configPath, [`listen: "127.0.0.1:${port}"`, `jetstream { store_dir: "${storeDir}" }`, ...configLines].join("\n") + "\n");
+  await writeConfig(options.configLines ?? []);
   let child: ChildProcess | undefined;
   let output = "";
 
@@ -108,6 +108,16 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     async restart() {
       await terminate("SIGTERM");
       await start();
+    },
+    async reload(configLines) {
+      await writeConfig(configLines);
+      const reloadsBefore = output.split("Reloaded server configuration").length;
+      child?.kill("SIGHUP");
+      const until = Date.now() + 10_000;
+      while (output.split("Reloaded server configuration").length === reloadsBefore) {
+        if (Date.now() > until) throw new Error(`nats-server did not reload its config within 10 s\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     },
     async dispose() {
       await terminate("SIGKILL");

@@ -1,16 +1,17 @@
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createUser } from "@nats-io/nkeys";
 import { Kvm, type KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { configSet, createRemoteConfig, LAST_GOOD_FILE, signDocument, type ConfigurableComponent, type RemoteConfig } from "../../../src/config/index.ts";
+import { configSet, createRemoteConfig, LAST_GOOD_FILE, type ConfigurableComponent, type RemoteConfig } from "../../../src/config/index.ts";
 import type { AgentConfiguration, ConfigStatus } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
+import { createCommandTrust, signDocument } from "../../../src/trust/index.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { createSigner } from "../../helpers/signing.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const baseline: AgentConfiguration = { revision: 0, heartbeatSeconds: 60, telemetrySchedule: "0 * * * * *", tags: { site: "local" } };
@@ -37,8 +38,18 @@ describe("remote configuration over a real JetStream KV bucket", () => {
       },
     },
   ];
-  const makeRemote = (signingPublicKey?: string): RemoteConfig =>
-    createRemoteConfig({ machineId: "m1", configDir, clock: systemClock, logger: silentLogger(), sink, components, baseline, ...(signingPublicKey ? { signingPublicKey } : {}) });
+  const makeRemote = (signingPublicKey?: string, tuning?: { retry: { baseMs: number; maxMs: number } }): RemoteConfig =>
+    createRemoteConfig({
+      machineId: "m1",
+      configDir,
+      clock: systemClock,
+      logger: silentLogger(),
+      sink,
+      components,
+      baseline,
+      trust: createCommandTrust({ publicKey: signingPublicKey, dataDir: configDir, clock: systemClock, logger: silentLogger() }),
+      ...(tuning ? { retry: tuning.retry } : {}),
+    });
 
   beforeEach(async () => {
     server = await startNatsServer();
@@ -95,6 +106,19 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     expect(heartbeatSeconds).toBe(5);
   });
 
+  it("rejects tags that are each within bounds but too many bytes once defaults and machine merge", async () => {
+    const tags = (prefix: string): Record<string, string> => Object.fromEntries(Array.from({ length: 25 }, (_, index) => [`${prefix}${index}`, "v".repeat(100)]));
+    remote = makeRemote();
+    await remote.start();
+    remote.attach(agentConnection);
+    await kv.put("defaults", JSON.stringify({ tags: tags("d") }));
+    await waitFor("the defaults", () => statuses().length === 1);
+    await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 3, tags: tags("m") }));
+    await waitFor("the merge refused", () => statuses().length === 2);
+    expect(statuses()[1]).toMatchObject({ status: "REJECTED", error: expect.stringMatching(/^the merged configuration is invalid: tags: tags take \d+ bytes in all, at most 4096$/) });
+    expect(heartbeatSeconds).toBe(60);
+  });
+
   it("rolls every component back when one refuses, and reports ROLLED_BACK", async () => {
     failTelemetry = true;
     remote = makeRemote();
@@ -107,19 +131,50 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     expect(remote.current().revision).toBe(0);
   });
 
-  it("with a signing key, applies a correctly signed document and rejects unsigned or wrongly signed ones", async () => {
-    const trusted = createUser();
-    const stranger = createUser();
-    remote = makeRemote(trusted.getPublicKey());
+  it("with a signing key, applies a correctly signed document and rejects unsigned, wrongly signed or scope-less ones", async () => {
+    const trusted = createSigner();
+    const stranger = createSigner();
+    remote = makeRemote(trusted.publicKey);
     await remote.start();
     remote.attach(agentConnection);
     await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 9 }));
     await waitFor("the first rejection", () => statuses().length === 1);
-    await kv.put("machine.m1", JSON.stringify(signDocument({ heartbeatSeconds: 10 }, stranger.getSeed())));
-    await waitFor("two rejections", () => statuses().filter((status) => status.status === "REJECTED").length === 2);
-    expect(statuses().map((status) => status.error)).toEqual([expect.stringMatching(/not signed/), expect.stringMatching(/signature does not match/)]);
-    await kv.put("machine.m1", JSON.stringify(signDocument({ heartbeatSeconds: 11 }, trusted.getSeed())));
+    await kv.put("machine.m1", JSON.stringify(stranger.sign("kv:machine.m1", 1, { heartbeatSeconds: 10 })));
+    // Signed by the right key, but binding nothing: the old format, replayable anywhere.
+    await kv.put("machine.m1", JSON.stringify(signDocument({ heartbeatSeconds: 12 }, trusted.seed)));
+    await waitFor("three rejections", () => statuses().filter((status) => status.status === "REJECTED").length === 3);
+    expect(statuses().map((status) => status.error)).toEqual([
+      expect.stringMatching(/not signed.*EDGE_TRUST_UNSIGNED/),
+      expect.stringMatching(/signature does not match.*EDGE_TRUST_BAD_SIGNATURE/),
+      expect.stringMatching(/without a valid scope and serial.*EDGE_TRUST_NO_CLAIMS/),
+    ]);
+    await kv.put("machine.m1", JSON.stringify(trusted.sign("kv:machine.m1", 1, { heartbeatSeconds: 11 })));
     await waitFor("the signed document", () => heartbeatSeconds === 11);
+  });
+
+  it("keeps retrying when the first read is denied, and applies the configuration once the permission is granted", async () => {
+    // The agent may open the bucket and watch it, but not read a key: its first read fails.
+    const users = (agentPermissions: string): string[] => [
+      `authorization { users: [ {user: admin, password: admin}, {user: agent, password: agent${agentPermissions}} ] }`,
+    ];
+    await agentConnection.close();
+    await operator.close();
+    await server.reload(users(`, permissions: { publish: { deny: ["$JS.API.STREAM.MSG.GET.>", "$JS.API.DIRECT.GET.>"] } }`));
+    operator = await connect({ servers: server.url, user: "admin", pass: "admin" });
+    kv = await new Kvm(operator).open("agent-config");
+    await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 13 }));
+    agentConnection = await connect({ servers: server.url, user: "agent", pass: "agent", maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+
+    remote = makeRemote(undefined, { retry: { baseMs: 100, maxMs: 400 } });
+    await remote.start();
+    remote.attach(agentConnection);
+    await waitFor("the denied read reported", () => remote?.watchProblem()?.includes("Permissions Violation"));
+    expect(heartbeatSeconds).toBe(60);
+
+    await server.reload(users(""));
+    await waitFor("the configuration, without a restart", () => heartbeatSeconds === 13);
+    await waitFor("the problem cleared", () => remote?.watchProblem() === null);
+    expect(statuses()).toEqual([expect.objectContaining({ status: "APPLIED" })]);
   });
 
   it("keeps the last good revision across a restart with no server, and sets a damaged file aside", async () => {

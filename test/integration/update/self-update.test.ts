@@ -11,6 +11,7 @@ import { readUpdateState, updatePaths } from "../../../src/update/update-state.t
 import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
+import { createSigner } from "../../helpers/signing.ts";
 import { supervise, type Supervised } from "../../helpers/supervisor.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 import { startFileServer } from "../../fixtures/tools/tool-kit.ts";
@@ -122,6 +123,44 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     await update("machine.all.client-update", { version: "9.1.0", downloadConfigurations: [{ os: "linux", link: broken.url, sha256: broken.sha256 }] });
     const after = await waitFor("the refusal", nthStatus(3), 20_000);
     expect(after[2]).toMatchObject({ state: "REJECTED", error: expect.stringMatching(/was rolled back here .*send it to machine\.u1\.client-update/) });
+  });
+
+  it("with signing on, processes a signed command once, and refuses it replayed, moved to this machine from another or the fleet, or unsigned", async () => {
+    const platform = createSigner();
+    agents = await supervise(() => startAgentProcess({ ...env(), EDGE_AGENT_SUPERVISED: "1", EDGE_AGENT_CONFIG_SIGNING_KEY: platform.publicKey }, dirs));
+    await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
+    await listening();
+    // A binary that fails its check: processing it shows as FAILED, and nothing restarts.
+    const liar = files.add("agent-liar", fakeAgent("8.0.0", "exit 1"));
+    const body = { version: "9.0.0", downloadConfigurations: [{ os: "linux", link: liar.url, sha256: liar.sha256 }] };
+    const forThisMachine = platform.sign("machine.u1.client-update", 1, body);
+    await update("machine.u1.client-update", forThisMachine);
+    await waitFor("the signed command processed", nthStatus(1), 30_000);
+    await update("machine.u1.client-update", forThisMachine);
+    await update("machine.u1.client-update", platform.sign("machine.u2.client-update", 2, body));
+    await update("machine.u1.client-update", platform.sign("machine.all.client-update", 2, body));
+    await update("machine.u1.client-update", body);
+    const seen = await waitFor("four refusals", nthStatus(5), 30_000);
+    expect(seen.map((status) => [status.state, status.error])).toEqual([
+      ["FAILED", 'the new binary says it is version "8.0.0", not 9.0.0'],
+      ["REJECTED", expect.stringMatching(/serial 1 is not newer than serial 1 already accepted for machine\.u1\.client-update.*EDGE_TRUST_REPLAYED/)],
+      ["REJECTED", expect.stringMatching(/signed for "machine\.u2\.client-update", but it arrived on "machine\.u1\.client-update".*EDGE_TRUST_WRONG_SCOPE/)],
+      ["REJECTED", expect.stringMatching(/signed for "machine\.all\.client-update".*EDGE_TRUST_WRONG_SCOPE/)],
+      ["REJECTED", expect.stringMatching(/not signed.*EDGE_TRUST_UNSIGNED/)],
+    ]);
+
+    // Fleet-wide: signed for the fleet, it is processed once; replayed after a restart, refused.
+    await update("machine.all.client-update", platform.sign("machine.all.client-update", 1, body));
+    await waitFor("the fleet command processed", nthStatus(6), 30_000);
+    await agents.stop();
+    agents = await supervise(() => startAgentProcess({ ...env(), EDGE_AGENT_SUPERVISED: "1", EDGE_AGENT_CONFIG_SIGNING_KEY: platform.publicKey }, dirs));
+    await update("machine.all.client-update", platform.sign("machine.all.client-update", 1, body));
+    const after = await waitFor("the fleet replay refused", nthStatus(7), 30_000);
+    expect(after.slice(5).map((status) => [status.state, status.error])).toEqual([
+      ["FAILED", 'the new binary says it is version "8.0.0", not 9.0.0'],
+      ["REJECTED", expect.stringMatching(/EDGE_TRUST_REPLAYED/)],
+    ]);
+    expect(agents.exits).toEqual([]);
   });
 
   it("run by hand (no service manager), restarts itself in place through its launcher", async () => {

@@ -1,0 +1,98 @@
+import { SignedClaims } from "../contracts/index.ts";
+import { hasValidSignature, signDocument } from "./signature.ts";
+
+/** Why a document was not trusted; each has its own code an operator can search for. */
+export const UntrustedReason = {
+  /** Not signed at all (a bare list, a KV deletion marker, a document without `signature`). */
+  unsigned: "EDGE_TRUST_UNSIGNED",
+  /** Signed, but not by the configured key, or changed after signing. */
+  badSignature: "EDGE_TRUST_BAD_SIGNATURE",
+  /** Validly signed, but without a usable `scope` and `serial` (an old-style signature). */
+  noClaims: "EDGE_TRUST_NO_CLAIMS",
+  /** Signed for somewhere else: another key, another machine, the fleet, another kind of command. */
+  wrongScope: "EDGE_TRUST_WRONG_SCOPE",
+  /** Not newer than what this machine already accepted for the scope: an old or replayed document. */
+  replayed: "EDGE_TRUST_REPLAYED",
+} as const;
+export type UntrustedReason = (typeof UntrustedReason)[keyof typeof UntrustedReason];
+
+export class UntrustedCommandError extends Error {
+  readonly code: UntrustedReason;
+  constructor(code: UntrustedReason, message: string) {
+    super(message);
+    this.name = "UntrustedCommandError";
+    this.code = code;
+  }
+}
+
+/**
+ * Where a document arrived: its scope, and which stored message carried it. A redelivery of the
+ * same stored message (after a nak or a crash) is not a replay; the same document stored again is.
+ */
+export interface Arrival {
+  /** `kv:<key>` for an `agent-config` key; for a command, the subject it came on. */
+  readonly scope: string;
+  /** The stored message, e.g. `CLIENT_UPDATE:42` (stream and sequence). */
+  readonly ref: string;
+}
+
+/** The newest serial accepted for a scope, and which stored message brought it. */
+export interface HighWaterMark {
+  readonly serial: number;
+  readonly ref: string;
+}
+
+/** The scope of an `agent-config` key: `kv:defaults`, `kv:machine.<id>`. */
+export const kvScope = (key: string): string => `kv:${key}`;
+
+/** Where a JetStream message arrived (structural: any message with a subject, sequence and stream). */
+export const arrivalOf = (message: { readonly subject: string; readonly seq: number; readonly info: { readonly stream: string } }): Arrival => ({
+  scope: message.subject,
+  ref: `${message.info.stream}:${message.seq}`,
+});
+
+/**
+ * The platform's side: signs `body` for `scope` with the next `serial` of that scope. The claims
+ * sit beside the body's own fields, and the signature covers them all.
+ */
+export function signCommand<T extends Record<string, unknown>>(body: T, claims: { scope: string; serial: number }, seed: Uint8Array): T & SignedClaims {
+  const { signature: _old, ...unsigned } = body;
+  return signDocument({ ...unsigned, scope: claims.scope, serial: claims.serial }, seed) as unknown as T & SignedClaims;
+}
+
+/**
+ * Decides whether a document may act where it arrived, as a pure function of the document, the
+ * key and the mark so far (the store keeps marks; this only judges). Throws UntrustedCommandError;
+ * returns the claims to record. The signature is checked before the claims are read, so nothing
+ * unsigned can raise or probe a mark.
+ */
+export function judgeCommand(document: unknown, arrival: Arrival, publicKey: string, mark: HighWaterMark | undefined): HighWaterMark {
+  if (document === null || typeof document !== "object" || Array.isArray(document)) {
+    throw new UntrustedCommandError(UntrustedReason.unsigned, `not signed (${Array.isArray(document) ? "a bare list" : "not a JSON object"}), and a signing key is configured`);
+  }
+  const fields = document as Record<string, unknown>;
+  if (typeof fields.signature !== "string" || fields.signature === "") {
+    throw new UntrustedCommandError(UntrustedReason.unsigned, "not signed, and a signing key is configured");
+  }
+  let valid: boolean;
+  try {
+    valid = hasValidSignature(fields, fields.signature, publicKey);
+  } catch {
+    throw new UntrustedCommandError(UntrustedReason.badSignature, `the configured signing key ${JSON.stringify(publicKey.slice(0, 8))}… is not an NKey public key: nothing signed can be checked`);
+  }
+  if (!valid) {
+    throw new UntrustedCommandError(UntrustedReason.badSignature, `the signature does not match the configured key ${publicKey.slice(0, 8)}…, or the document was changed after signing`);
+  }
+  const claims = SignedClaims.safeParse(fields);
+  if (!claims.success) {
+    throw new UntrustedCommandError(UntrustedReason.noClaims, "signed without a valid scope and serial: the signature must cover where it applies and a rising serial");
+  }
+  const { scope, serial } = claims.data;
+  if (scope !== arrival.scope) {
+    throw new UntrustedCommandError(UntrustedReason.wrongScope, `signed for ${JSON.stringify(scope)}, but it arrived on ${JSON.stringify(arrival.scope)}`);
+  }
+  if (mark && (serial < mark.serial || (serial === mark.serial && arrival.ref !== mark.ref))) {
+    throw new UntrustedCommandError(UntrustedReason.replayed, `serial ${serial} is not newer than serial ${mark.serial} already accepted for ${scope}: an old or replayed document`);
+  }
+  return { serial, ref: arrival.ref };
+}
