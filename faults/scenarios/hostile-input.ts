@@ -1,5 +1,6 @@
-import { readFile, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
@@ -7,6 +8,7 @@ import { AGENT_CONFIG_BUCKET, EventHeader } from "../../src/contracts/index.ts";
 import { runCli, type AgentProcess } from "../../test/helpers/agent-process.ts";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
 import { readStream } from "../../test/helpers/stream-reader.ts";
+import { tarGzBomb, zipBomb } from "../../test/fixtures/tools/bombs.ts";
 import { startFileServer, TOOL_SCRIPT, toolZip } from "../../test/fixtures/tools/tool-kit.ts";
 import { AgentFleet } from "../support/agent-fleet.ts";
 import { accountFor } from "../support/ledger.ts";
@@ -16,6 +18,8 @@ import { storedEvents } from "../support/stored-events.ts";
 const MACHINE = "hostile-1";
 /** An echoed input longer than this in a status is a defect: a hostile field must not be repeated back whole. */
 const MAX_ECHOED_ERROR = 2_048;
+/** Far above an agent's working set (about 150 MB), far below what a bomb took before (1.2-2.35 GB). */
+const PEAK_RSS_BOUND_MB = 400;
 
 type FileServer = Awaited<ReturnType<typeof startFileServer>>;
 
@@ -45,6 +49,21 @@ async function publishCommand(context: CaseContext, subject: string, body: strin
 
 const install = (toolAgentId: string, downloadConfigurations: unknown[], extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ toolAgentId, version: "1.0.0", downloadConfigurations, installationCommandArgs: ["install", "1.0.0"], ...extra });
+
+const GIB = 1024 ** 3;
+
+/** An archive bomb made on the fly (a few MB on disk), served with its true checksum: only unpacking can refuse it. */
+async function sendBomb(context: CaseContext, caseId: string, toolAgentId: string, extension: string, make: (path: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "edge-faults-bomb-"));
+  try {
+    const path = join(dir, `bomb.${extension}`);
+    await make(path);
+    const served = context.files.add(`${toolAgentId}.${extension}`, await readFile(path));
+    await publishCommand(context, `machine.${MACHINE}.tool-installation`, install(toolAgentId, [{ os: "linux", agentFileName: "zeros.bin", link: served.url, sha256: served.sha256, size: served.size }]), caseId);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 /** The table: every kind of bad input the platform (or someone holding its credentials) could send. */
 export const HOSTILE_CASES: readonly HostileCase[] = [
@@ -98,6 +117,31 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
+    name: "tool install: tar.gz bomb, 2 GiB of zeros",
+    send: (context, id) => sendBomb(context, id, "bomb-tar", "tar.gz", (path) => tarGzBomb(path, 2 * GIB)),
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: tar.gz bomb, 2 GiB at 230:1",
+    send: (context, id) => sendBomb(context, id, "bomb-speckled", "tar.gz", (path) => tarGzBomb(path, 2 * GIB, "speckled")),
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: zip bomb, 1 GiB of zeros",
+    send: (context, id) => sendBomb(context, id, "bomb-zip", "zip", (path) => zipBomb(path, GIB)),
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: 300-character toolAgentId",
+    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, install("t".repeat(300), []), id),
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
+    name: "tool install: 900 KB invalid toolAgentId echoed",
+    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, install("../".repeat(300_000), []), id),
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
     name: "config push: malformed",
     send: (context, id) => publishCommand(context, `machine.${MACHINE}.download-configuration`, JSON.stringify({ os: 42 }), id),
     expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
@@ -115,6 +159,15 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     async send(context) {
       const kv = await new Kvm(context.operator).open(AGENT_CONFIG_BUCKET);
       await kv.put(`machine.${MACHINE}`, "{definitely not json");
+    },
+    expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
+  },
+  {
+    name: "remote config: 600 KB of tags",
+    async send(context) {
+      const kv = await new Kvm(context.operator).open(AGENT_CONFIG_BUCKET);
+      const tags = Object.fromEntries(Array.from({ length: 6_000 }, (_, index) => [`tag${index}`, "v".repeat(90)]));
+      await kv.put(`machine.${MACHINE}`, JSON.stringify({ revision: 1, tags }));
     },
     expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
   },
@@ -161,7 +214,7 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
   const table = options.cases ?? HOSTILE_CASES;
   return {
     name: "hostile-input",
-    summary: `${table.length} kinds of bad input to a real agent: malformed, wrong checksum, hostile paths, oversized`,
+    summary: `${table.length} kinds of bad input to a real agent: malformed, wrong checksum, hostile paths, archive bombs, oversized`,
     async run(): Promise<ScenarioResult> {
       const server = await startNatsServer();
       const operator = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
@@ -188,17 +241,19 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
           else survived += 1;
         }
         const rssMb = await peakRssMb(agent.child.pid);
+        // Bombs refused while memory balloons would still be a defect (it was 1.2-2.35 GB).
+        if (rssMb !== null && rssMb > PEAK_RSS_BOUND_MB) failures.push({ case: "peak memory over the whole table", problem: `${rssMb} MB, over ${PEAK_RSS_BOUND_MB} MB` });
         const lastHandedOut = await fleet.settled(operator, 30_000);
         const unclean = await fleet.stopAll();
         const ledger = accountFor(await storedEvents(operator), { lastHandedOut });
         return {
           cases: table.length,
-          survived: unclean.length > 0 ? Math.min(survived, table.length - 1) : survived,
+          survived: unclean.length > 0 || rssMb === null || rssMb > PEAK_RSS_BOUND_MB ? Math.min(survived, table.length - 1) : survived,
           lost: ledger.lost,
           duplicated: ledger.duplicated,
           reusedSequences: ledger.reusedSequences,
           events: ledger.stored,
-          details: { failures, unclean, agentPeakRssMb: rssMb },
+          details: { failures, unclean, agentPeakRssMb: rssMb, peakRssBoundMb: PEAK_RSS_BOUND_MB },
         };
       } finally {
         await fleet.dispose();
