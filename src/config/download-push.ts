@@ -10,6 +10,7 @@ import type { Logger } from "../runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
 import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
 import type { RemoteConfig } from "./remote-config.ts";
+import { describeIssues, echoInput } from "../runtime/echo.ts";
 
 export const CONFIG_PUSH_STREAM = COMMAND_STREAMS.configPush;
 
@@ -79,7 +80,7 @@ export function createConfigPushListener(options: ConfigPushOptions): { attach(c
     }
     const parsed = PushedList.safeParse(raw);
     if (!parsed.success) {
-      await reject(`malformed download-configuration push: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`, causationId);
+      await reject(`malformed download-configuration push: ${describeIssues(parsed.error.issues)}`, causationId);
       msg.term();
       return;
     }
@@ -137,7 +138,7 @@ export function createConfigPushListener(options: ConfigPushOptions): { attach(c
       } else {
         const [toolAgentId, ...rest] = name.split("/");
         if (!toolAgentId || rest.length === 0) {
-          await reject(`agentFileName ${JSON.stringify(name)} must be <toolAgentId>/<path> for a tool's file, or a .json agent configuration`, causationId);
+          await reject(`agentFileName ${echoInput(name)} must be <toolAgentId>/<path> for a tool's file, or a .json agent configuration`, causationId);
           msg.term();
           return;
         }

@@ -1,5 +1,6 @@
 import { validate as isValidCron } from "node-cron";
 import { AgentConfiguration, SIGNED_CLAIM_FIELDS } from "../contracts/index.ts";
+import { echoInput } from "../runtime/echo.ts";
 
 export class ConfigRejectedError extends Error {
   readonly code = "EDGE_CONFIG_REJECTED";
@@ -25,7 +26,7 @@ export function validateDocument(raw: unknown, where: string): Record<string, un
   }
   for (const key of ["telemetrySchedule", "inventorySchedule"] as const) {
     const expression = parsed.data[key];
-    if (expression !== undefined && !isValidCron(expression)) throw new ConfigRejectedError(`${where}: ${key}: ${JSON.stringify(expression)} is not a cron expression`);
+    if (expression !== undefined && !isValidCron(expression)) throw new ConfigRejectedError(`${where}: ${key}: ${echoInput(expression)} is not a cron expression`);
   }
   return withoutClaims(document);
 }

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import { createTask, validate, type ScheduledTask } from "node-cron";
+import { echoInput } from "../runtime/echo.ts";
 
 export class InvalidScheduleError extends Error {
   readonly code = "EDGE_INVALID_SCHEDULE";
   constructor(expression: string) {
-    super(`${JSON.stringify(expression)} is not a cron expression (e.g. "0 * * * * *": seconds field allowed)`);
+    super(`${echoInput(expression)} is not a cron expression (e.g. "0 * * * * *": seconds field allowed)`);
     this.name = "InvalidScheduleError";
   }
 }

@@ -16,6 +16,7 @@ import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts"
 import { HEALTH_WINDOW_MS, promoteTrial, type LaunchContext } from "./launch-decision.ts";
 import { environmentWithoutLauncher } from "./launcher.ts";
 import { binaryPathFor, EMPTY_UPDATE_STATE, readUpdateState, updatePaths, UpdateStateError, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
+import { describeIssues } from "../runtime/echo.ts";
 
 export const CLIENT_UPDATE_STREAM = COMMAND_STREAMS.clientUpdate;
 /** An agent binary is about 115 MiB; this leaves room for growth and refuses anything absurd. */
@@ -185,7 +186,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       return refuse(`client-update refused: ${admission.error}`);
     }
     const parsed = ClientUpdateMessage.safeParse(raw);
-    if (!parsed.success) return refuse(`malformed client-update: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
+    if (!parsed.success) return refuse(`malformed client-update: ${describeIssues(parsed.error.issues)}`);
     const message: ClientUpdateMessage = parsed.data;
     const target = message.version;
     if (semver.eq(target, runningVersion)) {

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { ClientUpdateStatus } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import { describeIssues } from "../runtime/echo.ts";
 
 /**
  * What the device knows about its own binaries, in `<dataDir>/update/state.json`. The packaged
@@ -93,7 +94,7 @@ export async function readUpdateState(paths: UpdatePaths): Promise<UpdateState> 
     throw new UpdateStateError(`${paths.stateFile} is not JSON: ${(error as Error).message}`);
   }
   const result = UpdateState.safeParse(parsed);
-  if (!result.success) throw new UpdateStateError(`${paths.stateFile} is not a valid update state: ${result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
+  if (!result.success) throw new UpdateStateError(`${paths.stateFile} is not a valid update state: ${describeIssues(result.error.issues)}`);
   return result.data;
 }
 
