@@ -1,8 +1,8 @@
-import { readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Logger } from "../runtime/logger.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import { readJsonStateFile } from "../runtime/json-state-file.ts";
 
 export const LAST_GOOD_FILE = "remote-config.json";
 
@@ -32,22 +32,18 @@ export function lastGoodStore(configDir: string, logger: Logger, now: () => numb
   const path = join(configDir, LAST_GOOD_FILE);
   return {
     async load() {
-      let text: string;
+      let stored;
       try {
-        text = await readFile(path, "utf8");
+        stored = await readJsonStateFile(path, LastGoodConfiguration, now);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
         logger.error({ err: error, path }, "cannot read the last good remote configuration; starting from local settings");
         return null;
       }
-      try {
-        return LastGoodConfiguration.parse(JSON.parse(text));
-      } catch (error) {
-        const aside = `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
-        await rename(path, aside).catch(() => undefined);
-        logger.error({ err: error, setAside: aside }, "the last good remote configuration is damaged: set aside, starting from local settings");
-        return null;
+      if (stored.kind === "valid") return stored.value;
+      if (stored.kind === "damaged") {
+        logger.error({ err: stored.error, setAside: stored.setAside }, "the last good remote configuration is damaged: set aside, starting from local settings");
       }
+      return null;
     },
     async save(configuration) {
       await writeFileAtomic(path, JSON.stringify(configuration, null, 2) + "\n", 0o600);

@@ -1,7 +1,7 @@
-import { readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import { readJsonStateFile } from "../runtime/json-state-file.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 export const HIGH_WATER_FILE = join("trust", "high-water.json");
@@ -26,21 +26,12 @@ export function highWaterStore(dataDir: string, logger: Logger, now: () => numbe
   const path = join(dataDir, HIGH_WATER_FILE);
   return {
     async load() {
-      let text: string;
-      try {
-        text = await readFile(path, "utf8");
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
-        throw error;
+      const stored = await readJsonStateFile(path, StoredMarks, now);
+      if (stored.kind === "valid") return stored.value.marks;
+      if (stored.kind === "damaged") {
+        logger.error({ err: stored.error, setAside: stored.setAside }, "the accepted-serial marks are damaged: set aside; older signed documents may be accepted again until newer ones arrive");
       }
-      try {
-        return StoredMarks.parse(JSON.parse(text)).marks;
-      } catch (error) {
-        const aside = `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
-        await rename(path, aside).catch(() => undefined);
-        logger.error({ err: error, setAside: aside }, "the accepted-serial marks are damaged: set aside; older signed documents may be accepted again until newer ones arrive");
-        return {};
-      }
+      return {};
     },
     async save(marks) {
       await writeFileAtomic(path, `${JSON.stringify({ marks } satisfies StoredMarks, null, 2)}\n`, 0o600);

@@ -1,0 +1,31 @@
+import { readFile, rename } from "node:fs/promises";
+import type { z } from "zod";
+
+/** What reading a small JSON state file found. */
+export type JsonStateFile<T> =
+  | { readonly kind: "missing" }
+  | { readonly kind: "valid"; readonly value: T }
+  /** Not JSON or not the schema: moved to `setAside` (never trusted, kept for whoever investigates). */
+  | { readonly kind: "damaged"; readonly setAside: string; readonly error: unknown };
+
+/**
+ * Reads a JSON state file against its schema. A damaged one is renamed `<path>.corrupt-<time>` so the
+ * next write starts clean and the evidence stays; what to do then is the caller's (each store says
+ * why its choice is safe). Errors reading the file itself (permissions, EIO) are thrown.
+ */
+export async function readJsonStateFile<T>(path: string, schema: z.ZodType<T>, now: () => number): Promise<JsonStateFile<T>> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
+    throw error;
+  }
+  try {
+    return { kind: "valid", value: schema.parse(JSON.parse(text)) };
+  } catch (error) {
+    const setAside = `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
+    await rename(path, setAside).catch(() => undefined);
+    return { kind: "damaged", setAside, error };
+  }
+}
