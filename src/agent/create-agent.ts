@@ -14,6 +14,7 @@ import { openOutbox, type Outbox } from "../outbox/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { runShutdownSteps } from "../runtime/ordered-shutdown.ts";
+import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
 import { AGENT_TYPE, AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
 import { buildConnectionOptions, DEFAULT_LINK_TUNING, jitteredBackoff, type LinkTuning } from "../transport/connection-options.ts";
@@ -356,6 +357,8 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     status,
     setHeartbeatSeconds: (seconds) => heartbeat.setIntervalSeconds(seconds),
     async start() {
+      // The status file being replaced when the last run was killed leaves its sibling behind.
+      await removeAbandonedTemporaries(settings.dataDir).catch((error: unknown) => recordError("data-dir", error));
       const announcement: InstalledAgentMessage = { machineId, agentType: AGENT_TYPE, version: AGENT_VERSION };
       // The outbox refuses an event only when its storage is broken: the agent runs on, and says so.
       const startEventFailed = (what: string) => (error: unknown): void => {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync } from "node:fs";
-import { open, rename, mkdir, rm } from "node:fs/promises";
+import { open, readdir, rename, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
@@ -13,7 +13,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   const directory = dirname(path);
   await mkdir(directory, { recursive: true });
   // Unique per write: two writers of the same file must never share a temporary.
-  const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  const temporary = `${path}.${randomBytes(TEMPORARY_ID_BYTES).toString("hex")}.tmp`;
   try {
     const handle = await open(temporary, "w", mode);
     try {
@@ -28,6 +28,27 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw error;
   }
   await syncDirectory(directory);
+}
+
+const TEMPORARY_ID_BYTES = 6;
+const ABANDONED_TEMPORARY = new RegExp(`\\.[0-9a-f]{${TEMPORARY_ID_BYTES * 2}}\\.tmp$`);
+
+/**
+ * Removes the siblings `writeFileAtomic` leaves when the process is killed between writing and
+ * renaming (kill -9, power loss): the old file is intact, the sibling is garbage. Call it only when
+ * nothing writes in `directory` (at start: one agent per data dir holds its lock). Answers the names removed.
+ */
+export async function removeAbandonedTemporaries(directory: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(directory);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  const abandoned = names.filter((name) => ABANDONED_TEMPORARY.test(name));
+  for (const name of abandoned) await rm(`${directory}/${name}`, { force: true });
+  return abandoned;
 }
 
 async function syncDirectory(directory: string): Promise<void> {

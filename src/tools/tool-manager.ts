@@ -16,6 +16,7 @@ import {
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
 import { truncateInput } from "../runtime/echo.ts";
 import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
@@ -378,6 +379,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
 
   return {
     async start() {
+      // A state file being replaced when the agent was killed leaves its sibling behind.
+      const abandoned = await removeAbandonedTemporaries(options.toolsDir);
+      if (abandoned.length > 0) logger.info({ removed: abandoned }, "removed half-written tool records left by a crash");
       for (const record of await store.list()) {
         if (record.state !== "DOWNLOADING" && record.state !== "INSTALLING") continue;
         await recoverToolDir(options.toolsDir, record.toolAgentId, record.state === "INSTALLING");

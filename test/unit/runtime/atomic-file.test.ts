@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { writeFileAtomic } from "../../../src/runtime/atomic-file.ts";
+import { removeAbandonedTemporaries, writeFileAtomic } from "../../../src/runtime/atomic-file.ts";
 import { canMountTmpfs, mountTmpfs, TMPFS_SKIP_REASON, type TmpfsHandle } from "../../helpers/tmpfs.ts";
 
 const temporaries = (dir: string): string[] => readdirSync(dir).filter((name) => name.endsWith(".tmp"));
@@ -10,6 +10,16 @@ const temporaries = (dir: string): string[] => readdirSync(dir).filter((name) =>
 describe("writeFileAtomic", () => {
   let tmpfs: TmpfsHandle | null = null;
   afterAll(() => tmpfs?.unmount());
+
+  it("cleans up, at start, the temporaries a writer killed between write and rename left, and nothing else", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ea-atomic-"));
+    writeFileSync(join(dir, "slowpoke.state.json"), "{}");
+    writeFileSync(join(dir, "slowpoke.state.json.f25ca33c1103.tmp"), "{\"half");
+    writeFileSync(join(dir, "notes.tmp"), "someone else's");
+    expect(await removeAbandonedTemporaries(dir)).toEqual(["slowpoke.state.json.f25ca33c1103.tmp"]);
+    expect(readdirSync(dir).sort()).toEqual(["notes.tmp", "slowpoke.state.json"]);
+    expect(await removeAbandonedTemporaries(join(dir, "absent"))).toEqual([]);
+  });
 
   it("removes its temporary when the rename fails, and rethrows", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ea-atomic-"));
