@@ -34,7 +34,8 @@ export interface PinotSetupOptions {
 async function controllerRequest(base: string, method: string, path: string, body?: JsonObject): Promise<JsonObject | undefined> {
   const response = await fetch(new URL(path, base), {
     method,
-    signal: AbortSignal.timeout(30_000),
+    // Creating a REALTIME table waits for its consuming segments: over 30 s on a 2-core test machine.
+    signal: AbortSignal.timeout(120_000),
     ...(body ? { headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {}),
   });
   if (method === "GET" && response.status === 404) return undefined;
