@@ -13,6 +13,10 @@ fleet's devices as OpenFrame MachinePinotMessage rows on devices-topic.
 
 commands:
   run       run the bridge (the default; the service manager starts this)
+  pinot-setup --controller URL [--pinot-kafka-brokers HOST:PORT,...]
+            create or update the Pinot schemas and REALTIME tables of pinot/ (idempotent); exit 1,
+            nothing changed, when Pinot cannot make a change in place (primary key, column type,
+            upsert/dedup, topic, partitions) or a topic's partition count differs from kafka.partitions
   status    every running instance of this group and its shards (asks over NATS; else reads the
             local status file); --json for scripts
   version   print the version
@@ -37,7 +41,13 @@ async function main(argv: readonly string[]): Promise<number> {
     args: [...argv],
     allowPositionals: true,
     strict: true,
-    options: { ...bridgeFlagOptions(), json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: {
+      ...bridgeFlagOptions(),
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+      controller: { type: "string" },
+      "pinot-kafka-brokers": { type: "string" },
+    },
   });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -54,6 +64,17 @@ async function main(argv: readonly string[]): Promise<number> {
       const report = await fetchBridgeStatus(settingsFrom(values));
       process.stdout.write(`${values.json ? JSON.stringify(report, null, 2) : formatBridgeStatus(report)}\n`);
       return report.source === "none" ? ExitCode.failure : ExitCode.ok;
+    }
+    case "pinot-setup": {
+      const { controller, "pinot-kafka-brokers": pinotKafkaBrokers, ...settingFlags } = values;
+      if (!controller) throw new CommandError("pinot-setup needs --controller URL (the Pinot controller)", ExitCode.badSettings);
+      const { runPinotSetup } = await import("../pinot/pinot-setup.ts");
+      const actions = await runPinotSetup(settingsFrom(settingFlags), {
+        controllerUrl: controller,
+        ...(pinotKafkaBrokers ? { kafkaBrokersForPinot: pinotKafkaBrokers } : {}),
+      });
+      for (const action of actions) process.stdout.write(`${action.kind === "unchanged" ? `unchanged ${action.what}` : action.kind} ${action.name}\n`);
+      return ExitCode.ok;
     }
     case "version":
       process.stdout.write(`${AGENT_VERSION}\n`);
