@@ -73,7 +73,10 @@ async function main(argv: readonly string[]): Promise<number> {
         controllerUrl: controller,
         ...(pinotKafkaBrokers ? { kafkaBrokersForPinot: pinotKafkaBrokers } : {}),
       });
-      for (const action of actions) process.stdout.write(`${action.kind === "unchanged" ? `unchanged ${action.what}` : action.kind} ${action.name}\n`);
+      for (const action of actions) {
+        const line = action.kind === "unchanged" ? `unchanged ${action.what} ${action.name}` : action.kind === "update-table" ? `update-table ${action.name} (${action.because} differs)` : `${action.kind} ${action.name}`;
+        process.stdout.write(`${line}\n`);
+      }
       return ExitCode.ok;
     }
     case "version":

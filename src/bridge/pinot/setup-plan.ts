@@ -11,7 +11,9 @@ import type { JsonObject, JsonValue, PinotTableDefinition } from "./table-defini
  * line naming the table and what differs, and nothing is changed for that table.
  */
 export type SetupAction =
-  | { readonly kind: "create-schema" | "update-schema" | "create-table" | "update-table"; readonly name: string }
+  | { readonly kind: "create-schema" | "update-schema" | "create-table"; readonly name: string }
+  /** `because`: the first setting that differs, so an operator sees why a run changed something. */
+  | { readonly kind: "update-table"; readonly name: string; readonly because: string }
   | { readonly kind: "unchanged"; readonly name: string; readonly what: "schema" | "table" };
 
 export type SetupPlan = { readonly ok: true; readonly actions: readonly SetupAction[] } | { readonly ok: false; readonly refusal: string };
@@ -64,6 +66,17 @@ export function containsAll(actual: JsonValue | undefined, desired: JsonValue): 
   }
   if (actual === null || typeof actual !== "object" || Array.isArray(actual)) return false;
   return Object.entries(desired).every(([key, value]) => containsAll(actual[key], value));
+}
+
+/** The path of the first member `desired` states that `actual` does not hold (as `containsAll` judges), or null. */
+export function firstDifference(actual: JsonValue | undefined, desired: JsonValue, path = ""): string | null {
+  if (desired === null || typeof desired !== "object" || Array.isArray(desired)) return containsAll(actual, desired) ? null : path || "(root)";
+  if (actual === null || actual === undefined || typeof actual !== "object" || Array.isArray(actual)) return path || "(root)";
+  for (const [key, value] of Object.entries(desired)) {
+    const found = firstDifference(actual[key], value, path ? `${path}.${key}` : key);
+    if (found) return found;
+  }
+  return null;
 }
 
 /** Why the schema cannot become `desired` in place; undefined when it can. */
@@ -141,7 +154,10 @@ export function planPinotSetup(definition: PinotTableDefinition, current: Curren
   else {
     const refusal = tableRefusal(name, current.table, table);
     if (refusal) return { ok: false, refusal };
-    actions.push(containsAll(current.table, table) ? { kind: "unchanged", name, what: "table" } : { kind: "update-table", name });
+    // Pinot stores the name with its type (`devices_REALTIME`); the rest compares as written.
+    const { tableName: _name, ...comparable } = table;
+    const difference = firstDifference(current.table, comparable);
+    actions.push(difference === null ? { kind: "unchanged", name, what: "table" } : { kind: "update-table", name, because: difference });
   }
   return { ok: true, actions };
 }

@@ -42,7 +42,13 @@ describe("planPinotSetup", () => {
     const table = clone(devices.table);
     (table.segmentsConfig as JsonObject).retentionTimeValue = "30";
     const plan = planPinotSetup(devices, state({ schema, table }));
-    expect(plan).toEqual({ ok: true, actions: [{ kind: "update-schema", name: "devices" }, { kind: "update-table", name: "devices" }] });
+    expect(plan).toEqual({ ok: true, actions: [{ kind: "update-schema", name: "devices" }, { kind: "update-table", name: "devices", because: "segmentsConfig.retentionTimeValue" }] });
+  });
+
+  it("takes the name Pinot stores a table under (devices_REALTIME) for the same table", () => {
+    const table = { ...clone(devices.table), tableName: "devices_REALTIME" };
+    const plan = planPinotSetup(devices, state({ schema: clone(devices.schema), table }));
+    expect(plan).toEqual({ ok: true, actions: [{ kind: "unchanged", name: "devices", what: "schema" }, { kind: "unchanged", name: "devices", what: "table" }] });
   });
 
   it("refuses a primary key change", () => {

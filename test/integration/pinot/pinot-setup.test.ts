@@ -1,0 +1,81 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureTopics } from "../../../src/bridge/kafka/topics.ts";
+import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
+import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-cluster.ts";
+
+const BRIDGE_CLI = resolve(import.meta.dirname, "../../../src/bridge/cli/main.ts");
+
+interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** `edge-bridge pinot-setup` as an operator runs it, bounded by `timeoutMs`. */
+function pinotSetup(env: Record<string, string>, controllerUrl: string, timeoutMs = 240_000): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BRIDGE_CLI, "pinot-setup", "--controller", controllerUrl], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`pinot-setup did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("edge-bridge pinot-setup against a real Pinot and Kafka", () => {
+  let kafka: KafkaBrokerHandle;
+  let pinot: PinotClusterHandle;
+  let dataDir: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    [kafka, pinot] = await Promise.all([startKafkaBroker(), startPinotCluster()]);
+    dataDir = await mkdtemp(join(tmpdir(), "edge-bridge-pinot-"));
+    env = { EDGE_BRIDGE_KAFKA_BROKERS: kafka.bootstrap, EDGE_BRIDGE_DATA_DIR: dataDir, EDGE_BRIDGE_CONFIG_DIR: dataDir, EDGE_BRIDGE_KAFKA_PARTITIONS: "3" };
+    // The topics as the bridge makes them (3 partitions each).
+    await ensureTopics(loadBridgeSettings({ env, flags: {}, privileged: false }).settings, silentLogger());
+  }, 240_000);
+
+  afterAll(async () => {
+    await pinot?.dispose();
+    await kafka?.dispose();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("creates the schemas and tables, changes nothing when run again, and refuses a partition count the topics do not have", async () => {
+    const first = await pinotSetup(env, pinot.controllerUrl);
+    expect(first.code, `${first.stdout}\n${first.stderr}\n${pinot.output()}`).toBe(0);
+    for (const table of ["devices", "machine_telemetry", "machine_events"]) {
+      expect(first.stdout).toContain(`create-schema ${table}`);
+      expect(first.stdout).toContain(`create-table ${table}`);
+    }
+    const tables = (await (await fetch(`${pinot.controllerUrl}/tables`)).json()) as { tables: string[] };
+    expect([...tables.tables].sort()).toEqual(["devices", "machine_events", "machine_telemetry"]);
+    const devices = (await (await fetch(`${pinot.controllerUrl}/tables/devices?type=realtime`)).json()) as { REALTIME: { upsertConfig: { mode: string; comparisonColumn?: string } } };
+    expect(devices.REALTIME.upsertConfig.mode).toBe("FULL");
+
+    const again = await pinotSetup(env, pinot.controllerUrl);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).not.toMatch(/^(create|update)-/m);
+    expect(again.stdout).toContain("unchanged");
+
+    const mismatched = await pinotSetup({ ...env, EDGE_BRIDGE_KAFKA_PARTITIONS: "4" }, pinot.controllerUrl);
+    expect(mismatched.code).toBe(1);
+    expect(mismatched.stderr).toMatch(/refused, nothing changed/);
+    expect(mismatched.stderr).toMatch(/partition/);
+  }, 600_000);
+});
