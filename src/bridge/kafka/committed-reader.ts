@@ -10,9 +10,20 @@ export interface CommittedRecord {
 
 const CONTROL_ABORT = 0;
 
+/** How long a read waits for other producers' open transactions to end (the broker aborts them after 30 s). */
+const OPEN_TRANSACTIONS_WAIT_MS = 45_000;
+
 /**
- * Reads a partition from `fromOffset` up to its last stable offset (as it stood at the first
- * fetch), handing over committed records only.
+ * Reads a partition from `fromOffset` up to its high watermark as it stood at the first fetch,
+ * handing over committed records only.
+ *
+ * Up to the high watermark, not the last stable offset: a read_committed fetch returns nothing past
+ * the first transaction still open in the partition, and the checkpoint topic is one partition that
+ * every shard writes. Stopping at the stable offset let a shard taking over miss its own newest
+ * checkpoint, committed after another shard's transaction that was still open, and bridge again
+ * what that checkpoint covered. So the read waits, fetch after fetch, until the transactions open
+ * at its start have ended (a live owner commits within a batch; a dead one's is aborted by the
+ * broker after the transaction timeout).
  *
  * Kafka leaves the filtering of aborted transactions to the client: the broker returns everything
  * below the last stable offset plus the list of aborted transactions (producer id, first offset),
@@ -36,11 +47,11 @@ export async function readCommittedPartition(
     const leader = topicMetadata?.partitions[partition]?.leader;
     if (!topicMetadata || leader === undefined) throw new Error(`topic ${topic} partition ${partition} is not known to the cluster`);
     let offset = fromOffset;
-    let stableEnd: bigint | null = null;
+    let readEnd: bigint | null = null;
+    let waitingSinceMs: number | null = null;
     const abortedProducers = new Set<bigint>();
     let pendingAborts: Array<{ producerId: bigint; firstOffset: bigint }> = [];
-    let emptyFetches = 0;
-    while (stableEnd === null || offset < stableEnd) {
+    while (readEnd === null || offset < readEnd) {
       const response = await consumer.fetch({
         node: leader,
         maxWaitTime: 100,
@@ -48,18 +59,29 @@ export async function readCommittedPartition(
         topics: [{ topicId: topicMetadata.id, partitions: [{ partition, fetchOffset: offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: 8 * 1024 * 1024 }] }],
       });
       const partitionResponse = response.responses[0]?.partitions.find((entry) => entry.partitionIndex === partition);
-      if (!partitionResponse) throw new Error(`no fetch answer for ${topic} partition ${partition}`);
+      // Nothing returned yet below the end (a fetch that waited with nothing new may name no partition
+      // at all): a transaction still open holds the stable offset back, or the broker is catching up
+      // on its transaction index. Ask again until it ends.
+      const keepWaiting = (): void => {
+        waitingSinceMs ??= performance.now();
+        if (performance.now() - waitingSinceMs > OPEN_TRANSACTIONS_WAIT_MS) {
+          throw new Error(`${topic} partition ${partition}: nothing readable at offset ${offset} below ${readEnd ?? "its end"} for ${OPEN_TRANSACTIONS_WAIT_MS} ms (a transaction left open?)`);
+        }
+      };
+      if (!partitionResponse) {
+        keepWaiting();
+        continue;
+      }
       if (partitionResponse.errorCode !== 0) throw new Error(`fetching ${topic} partition ${partition} failed with error code ${partitionResponse.errorCode}`);
-      stableEnd ??= partitionResponse.lastStableOffset;
+      readEnd ??= partitionResponse.highWatermark;
       if (offset < partitionResponse.logStartOffset) offset = partitionResponse.logStartOffset;
       pendingAborts = [...pendingAborts, ...(partitionResponse.abortedTransactions ?? [])].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1));
       const batches = partitionResponse.records ?? [];
-      if (batches.length === 0 && offset < stableEnd) {
-        // Nothing returned below the stable end: the broker is catching up on its transaction index.
-        if (++emptyFetches > 100) throw new Error(`${topic} partition ${partition} returned nothing at offset ${offset} below its stable end ${stableEnd}`);
+      if (batches.length === 0 && offset < readEnd) {
+        keepWaiting();
         continue;
       }
-      emptyFetches = 0;
+      waitingSinceMs = null;
       for (const batch of batches) {
         const batchEnd = batch.firstOffset + BigInt(batch.lastOffsetDelta);
         if (batchEnd < offset) continue;
@@ -73,12 +95,12 @@ export async function readCommittedPartition(
         } else if (!(transactional && abortedProducers.has(batch.producerId))) {
           for (const record of batch.records) {
             const recordOffset = batch.firstOffset + BigInt(record.offsetDelta);
-            if (recordOffset < offset || recordOffset >= stableEnd) continue;
+            if (recordOffset < offset || recordOffset >= readEnd) continue;
             onRecord({ offset: recordOffset, key: record.key, value: record.value, headers: headersOf(record) });
           }
         }
         offset = batchEnd + 1n;
-        if (offset >= stableEnd) break;
+        if (offset >= readEnd) break;
       }
     }
     return { nextOffset: offset };
