@@ -174,6 +174,8 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     await server.reload(users(""));
     await waitFor("the configuration, without a restart", () => heartbeatSeconds === 13);
     await waitFor("the problem cleared", () => remote?.watchProblem() === null);
+    // The status is sent once the components took the configuration: a moment after the change shows.
+    await waitFor("APPLIED reported", () => statuses().length > 0);
     expect(statuses()).toEqual([expect.objectContaining({ status: "APPLIED" })]);
   });
 
