@@ -1,0 +1,296 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureTopics } from "../../../src/bridge/kafka/topics.ts";
+import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
+import { EventType } from "../../../src/contracts/index.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import { startSimulatedFleet, type SimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
+import { startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
+import { bridgeStatuses } from "../../helpers/bridge-verify.ts";
+import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
+import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-cluster.ts";
+import { createPlatformStreams } from "../../helpers/streams.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
+
+const BRIDGE_CLI = resolve(import.meta.dirname, "../../../src/bridge/cli/main.ts");
+const MACHINES = 20;
+const TABLES = ["devices", "machine_telemetry", "machine_events"] as const;
+/** How long rows already in Kafka may take to become queryable; only bounds a failing test. */
+const QUERYABLE_TIMEOUT_MS = 120_000;
+/** Counts must stay put this long once reached: a duplicate arriving late would show here. */
+const SETTLE_MS = 5_000;
+
+interface PinotResult {
+  readonly columns: readonly string[];
+  readonly rows: ReadonlyArray<ReadonlyArray<unknown>>;
+}
+
+/** One SQL query against the broker; Pinot reports most failures inside a 200 answer, so those throw too. */
+async function querySql(brokerUrl: string, sql: string): Promise<PinotResult> {
+  const response = await fetch(`${brokerUrl}/query/sql`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ sql }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const answer = (await response.json()) as {
+    resultTable?: { dataSchema: { columnNames: string[] }; rows: unknown[][] };
+    exceptions?: Array<{ errorCode: number; message: string }>;
+  };
+  if (!response.ok || (answer.exceptions?.length ?? 0) > 0 || !answer.resultTable) {
+    throw new Error(`pinot refused ${sql}: ${response.status} ${JSON.stringify(answer.exceptions ?? answer).slice(0, 500)}`);
+  }
+  return { columns: answer.resultTable.dataSchema.columnNames, rows: answer.resultTable.rows };
+}
+
+/** `edge-bridge pinot-setup` as an operator runs it. */
+function pinotSetup(env: Record<string, string>, controllerUrl: string, timeoutMs = 240_000): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BRIDGE_CLI, "pinot-setup", "--controller", controllerUrl], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`pinot-setup did not finish in ${timeoutMs} ms\n${output}`));
+    }, timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, output });
+    });
+  });
+}
+
+/** Even machines belong to acme (their organization tag), odd ones only say their site, x9 have no tags at all. */
+const tagsOf = (machineId: string): Record<string, string> => {
+  const index = Number(machineId.slice(-3));
+  if (index % 10 === 9) return {};
+  return index % 2 === 0 ? { organization: "acme", site: "lab" } : { site: "edge" };
+};
+
+/**
+ * Issue #13: rows reach Pinot. The real bridge writes what a simulated fleet publishes into NATS to
+ * Kafka; Pinot 0.11 consumes the topics (read_committed) into the tables `pinot-setup` created.
+ * Counts are exact, devices hold one row per machine, and a kill -9 of the bridge mid-stream adds
+ * no row (Kafka transactions, read_committed, and dedup on eventId).
+ */
+describe("edge-bridge into a real Pinot: end to end", () => {
+  let nats: NatsServerHandle;
+  let kafka: KafkaBrokerHandle;
+  let pinot: PinotClusterHandle;
+  let observer: NatsConnection;
+  let fleet: SimulatedFleet;
+  let settingsDir: string;
+  let heartbeats: NodeJS.Timeout | undefined;
+  /** Machines the test stopped heartbeating for. */
+  const silenced = new Set<string>();
+  const bridges: BridgeProcess[] = [];
+
+  const bridgeEnv = (): Record<string, string> => ({
+    EDGE_BRIDGE_NATS_URL: nats.url,
+    EDGE_BRIDGE_KAFKA_BROKERS: kafka.bootstrap,
+    EDGE_BRIDGE_KAFKA_PARTITIONS: "3",
+    EDGE_BRIDGE_INSTANCE_ID: "pinot-e2e",
+    EDGE_BRIDGE_LEASE_SECONDS: "3",
+    EDGE_BRIDGE_TENANT_ID: "tenant-1",
+    EDGE_BRIDGE_ORGANIZATION_ID: "org-default",
+    // Heartbeats are sent every second by the test (declaring 1 s); five missed ones make a machine OFFLINE.
+    EDGE_BRIDGE_HEARTBEAT_SECONDS: "1",
+    EDGE_BRIDGE_MISSED_HEARTBEATS: "5",
+  });
+  const startBridge = async (): Promise<BridgeProcess> => {
+    const bridge = await startBridgeProcess(bridgeEnv());
+    bridges.push(bridge);
+    return bridge;
+  };
+  const committedBy = async (bridge: BridgeProcess): Promise<number> => {
+    const statuses = await bridgeStatuses(observer).catch(() => []);
+    const own = statuses.find((status) => status.pid === bridge.child.pid);
+    return own ? own.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) : 0;
+  };
+  /** Segments of a table its server serves as ONLINE (committed), not CONSUMING. */
+  const committedSegments = async (table: string): Promise<string[]> => {
+    const view = (await (await fetch(`${pinot.controllerUrl}/tables/${table}/externalview`)).json()) as { REALTIME?: Record<string, Record<string, string>> };
+    return Object.entries(view.REALTIME ?? {}).filter(([, replicas]) => Object.values(replicas).includes("ONLINE")).map(([segment]) => segment);
+  };
+  const count = async (sql: string): Promise<number> => Number((await querySql(pinot.brokerUrl, sql)).rows[0]?.[0] ?? 0);
+
+  const expectedCounts = (): { telemetry: number; events: Record<string, number> } => {
+    const events: Record<string, number> = {};
+    let telemetry = 0;
+    for (const record of fleet.emitted) {
+      if (record.type === EventType.telemetry) telemetry++;
+      else if (record.type !== EventType.inventory) events[record.type] = (events[record.type] ?? 0) + 1;
+    }
+    return { telemetry, events };
+  };
+  const eventCountsInPinot = async (): Promise<Record<string, number>> => {
+    const result = await querySql(pinot.brokerUrl, "SELECT eventType, COUNT(*) FROM machine_events GROUP BY eventType LIMIT 100");
+    return Object.fromEntries(result.rows.map(([eventType, rows]) => [String(eventType), Number(rows)]));
+  };
+  const total = (counts: Record<string, number>): number => Object.values(counts).reduce((sum, value) => sum + value, 0);
+
+  /** Waits until Pinot holds at least what was sent, then for SETTLE_MS more, and returns what it holds then. */
+  const settledCounts = async (): Promise<{ telemetry: number; events: Record<string, number> }> => {
+    const expected = expectedCounts();
+    await waitFor(
+      "Pinot to hold every row sent",
+      async () => (await count("SELECT COUNT(*) FROM machine_telemetry")) >= expected.telemetry && total(await eventCountsInPinot()) >= total(expected.events),
+      QUERYABLE_TIMEOUT_MS,
+      1_000,
+    ).catch(async (error: unknown) => {
+      const held = { telemetry: await count("SELECT COUNT(*) FROM machine_telemetry").catch(String), events: await eventCountsInPinot().catch(String) };
+      throw new Error(`${(error as Error).message}\nexpected ${JSON.stringify(expected)}\nheld ${JSON.stringify(held)}\n${pinot.output()}`);
+    });
+    await new Promise((resolveSettle) => setTimeout(resolveSettle, SETTLE_MS));
+    return { telemetry: await count("SELECT COUNT(*) FROM machine_telemetry"), events: await eventCountsInPinot() };
+  };
+
+  beforeAll(async () => {
+    [nats, kafka, pinot] = await Promise.all([startNatsServer(), startKafkaBroker(), startPinotCluster()]);
+    observer = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    await createPlatformStreams(observer);
+    settingsDir = await mkdtemp(join(tmpdir(), "edge-bridge-pinot-e2e-"));
+    const env = { ...bridgeEnv(), EDGE_BRIDGE_DATA_DIR: settingsDir, EDGE_BRIDGE_CONFIG_DIR: settingsDir };
+    await ensureTopics(loadBridgeSettings({ env, flags: {}, privileged: false }).settings, silentLogger());
+    const setup = await pinotSetup(env, pinot.controllerUrl);
+    expect(setup.code, setup.output).toBe(0);
+    fleet = await startSimulatedFleet({ connection: observer, machines: MACHINES, prefix: "pinot", inventoryTags: tagsOf });
+    // The agents' heartbeats, as core NATS messages; a silenced machine stops beating.
+    heartbeats = setInterval(() => {
+      for (const machineId of fleet.machineIds) {
+        if (!silenced.has(machineId)) observer.publish(`machine.${machineId}.heartbeat`, JSON.stringify({ intervalSeconds: 1 }));
+      }
+    }, 1_000);
+  }, 300_000);
+
+  afterAll(async () => {
+    if (heartbeats) clearInterval(heartbeats);
+    await Promise.all(bridges.splice(0).map((bridge) => bridge.dispose()));
+    await fleet?.stop();
+    await observer?.close();
+    await pinot?.dispose();
+    await kafka?.dispose();
+    await nats?.dispose();
+    if (settingsDir) await rm(settingsDir, { recursive: true, force: true });
+  });
+
+  it("every telemetry sample and event sent is a row in Pinot, exactly once; devices holds one row per machine", async () => {
+    await startBridge();
+    const emittedAt = Date.now();
+    // 50 events per machine: 36 telemetry samples, two RECONNECTs and two inventories each.
+    await fleet.emit(50 * MACHINES);
+    await waitFor("the first telemetry row queryable", async () => (await count("SELECT COUNT(*) FROM machine_telemetry")) > 0, QUERYABLE_TIMEOUT_MS, 200);
+    // A note for the reader, not an assertion: how long the whole path takes on this machine.
+    console.info(`pinot-end-to-end: emit to first telemetry row queryable: ${Date.now() - emittedAt} ms`);
+    await fleet.drained(60_000);
+
+    const expected = expectedCounts();
+    expect(expected.telemetry).toBe(36 * MACHINES);
+    const held = await settledCounts();
+    expect(held).toEqual(expected);
+    expect(await count("SELECT COUNT(DISTINCT eventId) FROM machine_telemetry")).toBe(expected.telemetry);
+    // machine_events' time column is the bridge's ISO 8601 string: a range over it finds every row.
+    const since = new Date(emittedAt - 60_000).toISOString();
+    // A part the device could not read is null in Pinot, not 0 (nullHandlingEnabled).
+    expect(await count("SELECT COUNT(*) FROM machine_telemetry WHERE outboxOldestPendingAgeMs IS NULL")).toBe(expected.telemetry);
+    expect(await count(`SELECT COUNT(*) FROM machine_events WHERE "timestamp" >= '${since}'`)).toBe(total(expected.events));
+
+    const devices = await waitFor(
+      "one devices row per machine, with its inventory",
+      async () => {
+        const sql = "SELECT machineId, tenantId, organizationId, status, osType, deviceType, tags, tagKeyValues FROM devices LIMIT 1000";
+        const result = await querySql(pinot.brokerUrl, sql);
+        const rows = result.rows.map((row) => Object.fromEntries(result.columns.map((column, index) => [column, row[index]])));
+        return rows.length === MACHINES && rows.every((row) => row.osType === "LINUX") && rows;
+      },
+      QUERYABLE_TIMEOUT_MS,
+      1_000,
+    );
+    expect(devices.map((row) => row.machineId).sort()).toEqual([...fleet.machineIds].sort());
+    for (const row of devices) {
+      const tags = tagsOf(String(row.machineId));
+      expect(row).toMatchObject({
+        tenantId: "tenant-1",
+        organizationId: tags.organization ?? "org-default",
+        status: "ONLINE",
+        osType: "LINUX",
+        deviceType: "SERVER",
+        // Pinot 0.11 has no empty multi-value: a machine without tags reads as its default null value, ["null"].
+        tags: Object.keys(tags).length > 0 ? Object.keys(tags) : ["null"],
+        tagKeyValues: Object.keys(tags).length > 0 ? Object.entries(tags).map(([key, value]) => `${key}:${value}`) : ["null"],
+      });
+    }
+    const untagged = fleet.machineIds.filter((machineId) => Object.keys(tagsOf(machineId)).length === 0).length;
+    expect(untagged).toBe(2);
+    // ... and with nullHandlingEnabled, IS NULL finds it (the way to ask for untagged machines).
+    expect(await count("SELECT COUNT(*) FROM devices WHERE tags IS NULL")).toBe(untagged);
+    expect(await count("SELECT COUNT(*) FROM devices WHERE tags = 'site'")).toBe(MACHINES - untagged);
+  }, 300_000);
+
+  it("kill -9 of the bridge mid-stream, then a restart: the counts in Pinot are still exact", async () => {
+    const running = bridges[bridges.length - 1] as BridgeProcess;
+    const before = await committedBy(running);
+    const emitting = fleet.emit(100 * MACHINES);
+    await waitFor("the bridge commits part of the second batch", async () => (await committedBy(running)) > before, 60_000, 200);
+    await running.stop("SIGKILL");
+    await emitting;
+    // More while it is down: they wait in JetStream.
+    await fleet.emit(20 * MACHINES);
+    await startBridge();
+    await fleet.drained(60_000);
+
+    const expected = expectedCounts();
+    expect(fleet.emitted.length).toBe(170 * MACHINES);
+    const held = await settledCounts();
+    expect(held).toEqual(expected);
+    expect(await count("SELECT COUNT(DISTINCT eventId) FROM machine_events")).toBe(total(expected.events));
+    expect(await count("SELECT COUNT(*) FROM devices")).toBe(MACHINES);
+
+    // Sealed segments: Pinot parses the time columns, builds the segments and keeps its dedup and
+    // upsert metadata across the new consuming segments; still no row more, no row less.
+    for (const table of TABLES) {
+      const response = await fetch(`${pinot.controllerUrl}/tables/${table}/forceCommit`, { method: "POST", signal: AbortSignal.timeout(60_000) });
+      expect(response.ok, await response.text()).toBe(true);
+    }
+    for (const table of TABLES) {
+      await waitFor(`${table}'s first segments committed`, async () => (await committedSegments(table)).length >= 3, QUERYABLE_TIMEOUT_MS, 1_000);
+    }
+    // Building a segment parses its time column (for events, `yyyy-MM-dd'T'HH:mm:ss.SSSZ` against what the bridge writes).
+    for (const segment of await committedSegments("machine_events")) {
+      const metadata = (await (await fetch(`${pinot.controllerUrl}/segments/machine_events/${segment}/metadata`)).json()) as Record<string, unknown>;
+      const endMs = Number(metadata["segment.end.time"]);
+      expect(endMs, JSON.stringify(metadata)).toBeGreaterThan(Date.now() - 15 * 60_000);
+      expect(endMs).toBeLessThanOrEqual(Date.now());
+    }
+    await fleet.emit(10 * MACHINES);
+    await fleet.drained(60_000);
+    expect(await settledCounts()).toEqual(expectedCounts());
+    expect(await count("SELECT COUNT(*) FROM devices")).toBe(MACHINES);
+  }, 300_000);
+
+  it("a machine that stops heartbeating turns OFFLINE in devices; the others stay ONLINE", async () => {
+    const [quiet] = fleet.machineIds as [string];
+    silenced.add(quiet);
+    const statuses = await waitFor(
+      `${quiet} OFFLINE in devices`,
+      async () => {
+        const result = await querySql(pinot.brokerUrl, "SELECT machineId, status FROM devices LIMIT 1000");
+        const byMachine = new Map(result.rows.map(([machineId, status]) => [String(machineId), String(status)]));
+        return byMachine.get(quiet) === "OFFLINE" && byMachine;
+      },
+      60_000,
+      1_000,
+    );
+    expect(statuses.size).toBe(MACHINES);
+    expect([...statuses].filter(([, status]) => status !== "ONLINE").map(([machineId]) => machineId)).toEqual([quiet]);
+  }, 120_000);
+});
