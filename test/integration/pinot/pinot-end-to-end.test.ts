@@ -6,6 +6,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTopics } from "../../../src/bridge/kafka/topics.ts";
 import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
+import * as operatorQueries from "../../../src/bridge/pinot/operator-queries.ts";
 import { EventType } from "../../../src/contracts/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { startSimulatedFleet, type SimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
@@ -38,14 +39,28 @@ async function querySql(brokerUrl: string, sql: string): Promise<PinotResult> {
     body: JSON.stringify({ sql }),
     signal: AbortSignal.timeout(10_000),
   });
-  const answer = (await response.json()) as {
-    resultTable?: { dataSchema: { columnNames: string[] }; rows: unknown[][] };
-    exceptions?: Array<{ errorCode: number; message: string }>;
-  };
+  const text = await response.text();
+  let answer: { resultTable?: { dataSchema: { columnNames: string[] }; rows: unknown[][] }; exceptions?: Array<{ errorCode: number; message: string }> };
+  try {
+    answer = JSON.parse(text) as typeof answer;
+  } catch {
+    throw new Error(`pinot answered ${sql} with ${response.status} ${text.slice(0, 500)}`);
+  }
   if (!response.ok || (answer.exceptions?.length ?? 0) > 0 || !answer.resultTable) {
     throw new Error(`pinot refused ${sql}: ${response.status} ${JSON.stringify(answer.exceptions ?? answer).slice(0, 500)}`);
   }
   return { columns: answer.resultTable.dataSchema.columnNames, rows: answer.resultTable.rows };
+}
+
+/** A result as a compact text table: a header line, then one line per row, cells joined by " | ". */
+function textTable(result: PinotResult): string {
+  return [result.columns, ...result.rows].map((row) => row.map((cell) => (Array.isArray(cell) ? cell.join(",") : String(cell))).join(" | ")).join("\n");
+}
+
+/** Pinot's PERCENTILE: the value at index floor(n * p / 100) of the sorted values. */
+function pinotPercentile(values: readonly number[], percentile: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * percentile) / 100))] as number;
 }
 
 /** `edge-bridge pinot-setup` as an operator runs it. */
@@ -293,4 +308,79 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     expect(statuses.size).toBe(MACHINES);
     expect([...statuses].filter(([, status]) => status !== "ONLINE").map(([machineId]) => machineId)).toEqual([quiet]);
   }, 120_000);
+
+  it("the operator queries (README) answer what the fleet sent", async () => {
+    const [quiet, refused, behind, failedA, failedB, installed] = fleet.machineIds as [string, string, string, string, string, string];
+    // A configuration revision pushed after the mix's (whose highest is 177): applied everywhere but on
+    // two machines, one of which turned it down and one of which never answered.
+    const pushed = 5_000;
+    const timestamp = (): string => new Date().toISOString();
+    for (const machineId of fleet.machineIds) {
+      if (machineId === behind) continue;
+      const status = machineId === refused ? "REJECTED" : "APPLIED";
+      await fleet.emitEvent(machineId, EventType.configStatus, { revision: pushed, status, ...(status === "REJECTED" ? { error: "schema" } : {}), timestamp: timestamp() });
+    }
+    // Tool installations: two failed, one made it.
+    for (const [machineId, state] of [[failedA, "FAILED"], [failedB, "FAILED"], [installed, "INSTALLED"]] as const) {
+      await fleet.emitEvent(machineId, EventType.toolInstallationStatus, {
+        toolAgentId: `agent-${machineId}`,
+        toolType: "MESHCENTRAL",
+        version: "1.1.0",
+        state,
+        ...(state === "FAILED" ? { error: "download refused: 403" } : {}),
+        timestamp: timestamp(),
+      });
+    }
+    await fleet.drained(60_000);
+    expect(await settledCounts()).toEqual(expectedCounts());
+
+    const outputs: Array<[string, PinotResult]> = [];
+    const run = async (name: string, sql: string): Promise<PinotResult> => {
+      const result = await querySql(pinot.brokerUrl, sql);
+      outputs.push([name, result]);
+      return result;
+    };
+    const records = (result: PinotResult): Array<Record<string, unknown>> =>
+      result.rows.map((row) => Object.fromEntries(result.columns.map((column, index) => [column, row[index]])));
+
+    // (1) Offline now, by osType: the machine the test silenced.
+    const offline = await run("offlineDevicesByOsType", operatorQueries.offlineDevicesByOsType);
+    expect(records(offline)).toEqual([{ osType: "LINUX", offline: 1 }]);
+    expect(quiet).toBe(fleet.machineIds[0]);
+
+    // (2) A tag: the even machines carry site:lab.
+    const lab = await run("devicesWithTag('site:lab')", operatorQueries.devicesWithTag("site:lab"));
+    const labMachines = fleet.machineIds.filter((machineId) => tagsOf(machineId).site === "lab");
+    expect(labMachines.length).toBe(10);
+    expect(records(lab).map((row) => row.machineId)).toEqual(labMachines);
+    expect(records(lab).every((row) => row.organizationId === "acme")).toBe(true);
+
+    // (3) CPU p95 per device, last hour: every sample was sent in it; machine k's i-th event of the mix
+    // is telemetry when i % 20 < 13, with cpu.totalPercent = i % 100.
+    const p95 = await run("cpuP95PerDeviceLastHour", operatorQueries.cpuP95PerDeviceLastHour);
+    const p95Rows = records(p95);
+    expect(p95Rows.map((row) => row.machineId).sort()).toEqual([...fleet.machineIds].sort());
+    for (const row of p95Rows) {
+      const samples = fleet.emitted.filter((record) => record.machineId === row.machineId && record.type === EventType.telemetry).length;
+      const sent: number[] = [];
+      for (let index = 0; sent.length < samples; index++) if (index % 20 < 13) sent.push(index % 100);
+      expect(row, JSON.stringify(row)).toMatchObject({ samples, cpuP95: pinotPercentile(sent, 95) });
+    }
+
+    // (4) Tool installations that failed today.
+    const failed = await run("failedToolInstallationsToday", operatorQueries.failedToolInstallationsToday);
+    expect(records(failed).map((row) => row.machineId).sort()).toEqual([failedA, failedB].sort());
+    expect(records(failed).every((row) => row.toolType === "MESHCENTRAL" && row.error === "download refused: 403")).toBe(true);
+
+    // (5) The revision pushed, not applied fleet-wide: the machine that refused it, the one that never answered.
+    const notApplied = await run(`configRevisionNotApplied(${pushed})`, operatorQueries.configRevisionNotApplied(pushed));
+    expect(records(notApplied)).toEqual([
+      { machineId: refused, appliedRevision: 177, lastReportedRevision: pushed, lastRefusedRevision: pushed },
+      { machineId: behind, appliedRevision: 177, lastReportedRevision: 177, lastRefusedRevision: -1 },
+    ]);
+
+    if (process.env.PINOT_QUERY_OUTPUT === "1") {
+      for (const [name, result] of outputs) console.info(`-- ${name}: ${result.rows.length} rows\n${textTable(result)}\n`);
+    }
+  }, 180_000);
 });
