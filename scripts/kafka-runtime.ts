@@ -1,137 +1,29 @@
 /**
  * The runtime of a real Apache Kafka broker for the integration tests (test/helpers/kafka-broker.ts):
  * the jars of `org.apache.kafka:kafka_2.13` and its runtime closure, resolved by Maven from
- * scripts/kafka-runtime/pom.xml, plus a log4j2 configuration (WARN and above to stdout, so a failing
- * test shows what the broker complained about).
- *
- * Layout: node_modules/.cache/edge-kafka-<version>/{libs/*.jar,log4j2.properties}. npm ci wipes it;
- * Maven's own ~/.m2 keeps the download, so resolving again takes seconds.
- *
- * Guarantee: the directory exists only complete. It is filled under a temporary name next to it and
- * renamed at the end, so two vitest workers resolving at once, or a run interrupted halfway, never
- * leave or see a half-filled one (the loser of a rename race drops its copy and uses the winner's).
+ * scripts/kafka-runtime/pom.xml into node_modules/.cache/edge-kafka-<version>/ (scripts/maven-runtime.ts
+ * says how, and what it guarantees).
  *
  * Run as a script (`node scripts/kafka-runtime.ts`) it resolves and prints the directory.
  */
-import { execFile } from "node:child_process";
-import { constants } from "node:fs";
-import { access, mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
-import { delimiter, join, resolve } from "node:path";
+import { join } from "node:path";
+import { ensureMavenRuntime, mavenRuntimeDir, resolveFromCommandLine, type MavenRuntime } from "./maven-runtime.ts";
 
 /** Names the cache directory: keep it equal to `kafka.version` in scripts/kafka-runtime/pom.xml. */
 export const KAFKA_VERSION = "4.4.0";
 
-const root = resolve(import.meta.dirname, "..");
-const pomPath = join(root, "scripts", "kafka-runtime", "pom.xml");
-
 /** Where the runtime lives once resolved. */
-export const KAFKA_RUNTIME_DIR = join(root, "node_modules", ".cache", `edge-kafka-${KAFKA_VERSION}`);
+export const KAFKA_RUNTIME_DIR = mavenRuntimeDir(`edge-kafka-${KAFKA_VERSION}`);
 
-/** Kafka's own loggers at WARN and above, to stdout (the broker helper keeps the tail of it). */
-const LOG4J2_PROPERTIES = `status = warn
-appender.stdout.type = Console
-appender.stdout.name = STDOUT
-appender.stdout.target = SYSTEM_OUT
-appender.stdout.layout.type = PatternLayout
-appender.stdout.layout.pattern = [%d{HH:mm:ss.SSS}] %p %m (%c{1})%n
-rootLogger.level = WARN
-rootLogger.appenderRef.stdout.ref = STDOUT
-`;
-
-/** Thrown when `java` or `mvn` is not on the PATH; the message names the Debian packages. */
-export class KafkaRuntimeToolMissingError extends Error {
-  readonly code = "KAFKA_RUNTIME_TOOL_MISSING";
-  override readonly name = "KafkaRuntimeToolMissingError";
-}
-
-/** Thrown when Maven could not resolve the jars; the message carries Maven's output. */
-export class KafkaRuntimeResolveError extends Error {
-  readonly code = "KAFKA_RUNTIME_RESOLVE_FAILED";
-  override readonly name = "KafkaRuntimeResolveError";
-}
-
-const TOOL_PACKAGES: Readonly<Record<"java" | "mvn", string>> = {
-  java: "openjdk-17-jre-headless (or default-jre-headless)",
-  mvn: "maven",
+const KAFKA_RUNTIME: MavenRuntime = {
+  dir: KAFKA_RUNTIME_DIR,
+  pomPath: join(import.meta.dirname, "kafka-runtime", "pom.xml"),
+  neededBy: "the Kafka broker of the integration tests",
 };
 
-async function onPath(command: string): Promise<boolean> {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (!dir) continue;
-    try {
-      await access(join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
+/** Returns the directory holding `libs/*.jar` and `log4j2.properties`, resolving them only when missing. */
+export function ensureKafkaRuntime(): Promise<string> {
+  return ensureMavenRuntime(KAFKA_RUNTIME);
 }
 
-async function requireTool(command: "java" | "mvn"): Promise<void> {
-  if (await onPath(command)) return;
-  throw new KafkaRuntimeToolMissingError(
-    `\`${command}\` is not on the PATH: the Kafka broker of the integration tests needs it ` +
-      `(Debian: apt-get install ${TOOL_PACKAGES[command]})`,
-  );
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then(
-    (stats) => stats.isDirectory(),
-    () => false,
-  );
-}
-
-function runMaven(args: readonly string[]): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    execFile("mvn", [...args], { cwd: root, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (!error) return resolvePromise();
-      const output = `${stdout}${stderr}`.trim().slice(-8192);
-      reject(new KafkaRuntimeResolveError(`mvn ${args.join(" ")} failed (${error.message.split("\n")[0]})\n${output}`));
-    });
-  });
-}
-
-/**
- * Returns the directory holding `libs/*.jar` and `log4j2.properties`, resolving them with Maven only
- * when they are missing. Requires `java` (to run them) and, when resolving, `mvn`.
- */
-export async function ensureKafkaRuntime(): Promise<string> {
-  await requireTool("java");
-  if (await isDirectory(KAFKA_RUNTIME_DIR)) return KAFKA_RUNTIME_DIR;
-  await requireTool("mvn");
-  const parent = join(KAFKA_RUNTIME_DIR, "..");
-  await mkdir(parent, { recursive: true });
-  // Same parent as the final directory, so the rename below is atomic.
-  const staging = await mkdtemp(`${KAFKA_RUNTIME_DIR}.partial-`);
-  try {
-    await runMaven([
-      "-q",
-      "-B",
-      "-f",
-      pomPath,
-      "dependency:copy-dependencies",
-      `-DoutputDirectory=${join(staging, "libs")}`,
-      "-DincludeScope=runtime",
-    ]);
-    await writeFile(join(staging, "log4j2.properties"), LOG4J2_PROPERTIES);
-    try {
-      await rename(staging, KAFKA_RUNTIME_DIR);
-    } catch (error) {
-      // Another process finished first: its directory is as complete as ours.
-      const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== "ENOTEMPTY" && code !== "EEXIST") || !(await isDirectory(KAFKA_RUNTIME_DIR))) throw error;
-    }
-    return KAFKA_RUNTIME_DIR;
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
-}
-
-if (import.meta.main) {
-  const started = Date.now();
-  const dir = await ensureKafkaRuntime();
-  console.log(dir);
-  console.error(`kafka ${KAFKA_VERSION} runtime ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-}
+if (import.meta.main) await resolveFromCommandLine(`kafka ${KAFKA_VERSION}`, KAFKA_RUNTIME);
