@@ -24,23 +24,28 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs one CLI command to completion (bounded by `timeoutMs`). */
-export async function runCli(args: readonly string[], env: Record<string, string>, timeoutMs = 20_000): Promise<CliResult> {
+/** Runs `node <script> ...args` to completion (bounded by `timeoutMs`): a command of ours, as an operator runs it. */
+export async function runScript(script: string, args: readonly string[], env: Record<string, string>, timeoutMs = 20_000): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`edge-agent ${args.join(" ")} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
+      reject(new Error(`${script} ${args.join(" ")} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
     }, timeoutMs);
     child.once("exit", (code) => {
       clearTimeout(timer);
       resolvePromise({ code, stdout, stderr });
     });
   });
+}
+
+/** Runs one `edge-agent` command to completion (bounded by `timeoutMs`). */
+export function runCli(args: readonly string[], env: Record<string, string>, timeoutMs = 20_000): Promise<CliResult> {
+  return runScript(CLI, args, env, timeoutMs);
 }
 
 /** Starts `edge-agent run` as a real child process with its own data and config dirs. */

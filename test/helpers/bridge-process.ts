@@ -3,7 +3,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
+import { runScript, type CliResult } from "./agent-process.ts";
+
 const BRIDGE_CLI = resolve(import.meta.dirname, "../../src/bridge/cli/main.ts");
+
+/** Runs one `edge-bridge` command (e.g. `pinot-setup`) to completion, as an operator runs it. */
+export function runBridgeCli(args: readonly string[], env: Record<string, string>, timeoutMs = 20_000): Promise<CliResult> {
+  return runScript(BRIDGE_CLI, args, env, timeoutMs);
+}
 
 export interface BridgeProcess {
   readonly child: ChildProcess;

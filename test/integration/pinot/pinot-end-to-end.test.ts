@@ -1,7 +1,6 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTopics } from "../../../src/bridge/kafka/topics.ts";
@@ -10,7 +9,7 @@ import * as operatorQueries from "../../../src/bridge/pinot/operator-queries.ts"
 import { EventType } from "../../../src/contracts/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { startSimulatedFleet, type SimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
-import { startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
+import { runBridgeCli, startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
 import { bridgeStatuses } from "../../helpers/bridge-verify.ts";
 import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
@@ -18,7 +17,6 @@ import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
-const BRIDGE_CLI = resolve(import.meta.dirname, "../../../src/bridge/cli/main.ts");
 const MACHINES = 20;
 const TABLES = ["devices", "machine_telemetry", "machine_events"] as const;
 /** How long rows already in Kafka may take to become queryable; only bounds a failing test. */
@@ -61,27 +59,6 @@ function textTable(result: PinotResult): string {
 function pinotPercentile(values: readonly number[], percentile: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * percentile) / 100))] as number;
-}
-
-/** `edge-bridge pinot-setup` as an operator runs it. */
-function pinotSetup(env: Record<string, string>, controllerUrl: string, timeoutMs = 240_000): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BRIDGE_CLI, "pinot-setup", "--controller", controllerUrl], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`pinot-setup did not finish in ${timeoutMs} ms\n${output}`));
-    }, timeoutMs);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, output });
-    });
-  });
 }
 
 /** Even machines belong to acme (their organization tag), odd ones only say their site, x9 have no tags at all. */
@@ -176,8 +153,8 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     settingsDir = await mkdtemp(join(tmpdir(), "edge-bridge-pinot-e2e-"));
     const env = { ...bridgeEnv(), EDGE_BRIDGE_DATA_DIR: settingsDir, EDGE_BRIDGE_CONFIG_DIR: settingsDir };
     await ensureTopics(loadBridgeSettings({ env, flags: {}, privileged: false }).settings, silentLogger());
-    const setup = await pinotSetup(env, pinot.controllerUrl);
-    expect(setup.code, setup.output).toBe(0);
+    const setup = await runBridgeCli(["pinot-setup", "--controller", pinot.controllerUrl], env, 240_000);
+    expect(setup.code, `${setup.stdout}\n${setup.stderr}`).toBe(0);
     fleet = await startSimulatedFleet({ connection: observer, machines: MACHINES, prefix: "pinot", inventoryTags: tagsOf });
     // The agents' heartbeats, as core NATS messages; a silenced machine stops beating.
     heartbeats = setInterval(() => {

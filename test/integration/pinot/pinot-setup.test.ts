@@ -1,40 +1,17 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTopics } from "../../../src/bridge/kafka/topics.ts";
 import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
+import type { CliResult } from "../../helpers/agent-process.ts";
+import { runBridgeCli } from "../../helpers/bridge-process.ts";
 import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
 import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-cluster.ts";
 
-const BRIDGE_CLI = resolve(import.meta.dirname, "../../../src/bridge/cli/main.ts");
-
-interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** `edge-bridge pinot-setup` as an operator runs it, bounded by `timeoutMs`. */
-function pinotSetup(env: Record<string, string>, controllerUrl: string, timeoutMs = 240_000): Promise<CliResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BRIDGE_CLI, "pinot-setup", "--controller", controllerUrl], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`pinot-setup did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
-}
+/** `edge-bridge pinot-setup` as an operator runs it (creating a REALTIME table is slow on 2 cores). */
+const pinotSetup = (env: Record<string, string>, controllerUrl: string): Promise<CliResult> => runBridgeCli(["pinot-setup", "--controller", controllerUrl], env, 240_000);
 
 describe("edge-bridge pinot-setup against a real Pinot and Kafka", () => {
   let kafka: KafkaBrokerHandle;
