@@ -14,6 +14,7 @@ import { bridgeStatuses } from "../../helpers/bridge-verify.ts";
 import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-cluster.ts";
+import { queryCount, querySql, resultRecords, type PinotResult } from "../../helpers/pinot-query.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -23,32 +24,6 @@ const TABLES = ["devices", "machine_telemetry", "machine_events"] as const;
 const QUERYABLE_TIMEOUT_MS = 120_000;
 /** Counts must stay put this long once reached: a duplicate arriving late would show here. */
 const SETTLE_MS = 5_000;
-
-interface PinotResult {
-  readonly columns: readonly string[];
-  readonly rows: ReadonlyArray<ReadonlyArray<unknown>>;
-}
-
-/** One SQL query against the broker; Pinot reports most failures inside a 200 answer, so those throw too. */
-async function querySql(brokerUrl: string, sql: string): Promise<PinotResult> {
-  const response = await fetch(`${brokerUrl}/query/sql`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ sql }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await response.text();
-  let answer: { resultTable?: { dataSchema: { columnNames: string[] }; rows: unknown[][] }; exceptions?: Array<{ errorCode: number; message: string }> };
-  try {
-    answer = JSON.parse(text) as typeof answer;
-  } catch {
-    throw new Error(`pinot answered ${sql} with ${response.status} ${text.slice(0, 500)}`);
-  }
-  if (!response.ok || (answer.exceptions?.length ?? 0) > 0 || !answer.resultTable) {
-    throw new Error(`pinot refused ${sql}: ${response.status} ${JSON.stringify(answer.exceptions ?? answer).slice(0, 500)}`);
-  }
-  return { columns: answer.resultTable.dataSchema.columnNames, rows: answer.resultTable.rows };
-}
 
 /** A result as a compact text table: a header line, then one line per row, cells joined by " | ". */
 function textTable(result: PinotResult): string {
@@ -113,7 +88,7 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     const view = (await (await fetch(`${pinot.controllerUrl}/tables/${table}/externalview`)).json()) as { REALTIME?: Record<string, Record<string, string>> };
     return Object.entries(view.REALTIME ?? {}).filter(([, replicas]) => Object.values(replicas).includes("ONLINE")).map(([segment]) => segment);
   };
-  const count = async (sql: string): Promise<number> => Number((await querySql(pinot.brokerUrl, sql)).rows[0]?.[0] ?? 0);
+  const count = (sql: string): Promise<number> => queryCount(pinot.brokerUrl, sql);
 
   const expectedCounts = (): { telemetry: number; events: Record<string, number> } => {
     const events: Record<string, number> = {};
@@ -201,7 +176,7 @@ describe("edge-bridge into a real Pinot: end to end", () => {
       async () => {
         const sql = "SELECT machineId, tenantId, organizationId, status, osType, deviceType, tags, tagKeyValues FROM devices LIMIT 1000";
         const result = await querySql(pinot.brokerUrl, sql);
-        const rows = result.rows.map((row) => Object.fromEntries(result.columns.map((column, index) => [column, row[index]])));
+        const rows = resultRecords(result);
         return rows.length === MACHINES && rows.every((row) => row.osType === "LINUX") && rows;
       },
       QUERYABLE_TIMEOUT_MS,
@@ -317,8 +292,7 @@ describe("edge-bridge into a real Pinot: end to end", () => {
       outputs.push([name, result]);
       return result;
     };
-    const records = (result: PinotResult): Array<Record<string, unknown>> =>
-      result.rows.map((row) => Object.fromEntries(result.columns.map((column, index) => [column, row[index]])));
+    const records = resultRecords;
 
     // (1) Offline now, by osType: the machine the test silenced.
     const offline = await run("offlineDevicesByOsType", operatorQueries.offlineDevicesByOsType);
