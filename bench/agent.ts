@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmod, copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { access, chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
@@ -10,6 +11,9 @@ import { startNatsServer } from "../test/helpers/nats-server.ts";
  * BENCH_IDLE_SECONDS (default 60) sets the idle period; BENCH_STARTS (default 5) the start samples.
  * BENCH_WARMUP_SECONDS (default 15) passes after "connected" before idle CPU is counted.
  * BENCH_AGENT_BINARY measures a built single executable (npm run package) instead of the sources.
+ * Peers: where their Debian packages are installed (prometheus-node-exporter, zabbix-agent2,
+ * collectd-core), each runs beside the agent for the same idle period, on loopback with a config of
+ * its own in a temp dir, and gets a row measured the same way (none is started as a service).
  */
 export const name = "agent";
 
@@ -53,6 +57,85 @@ function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): P
   });
 }
 
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.once("error", () => resolveFree(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolveFree(true)));
+  });
+}
+
+/** A free loopback port below 32768: zabbix_agent2 refuses a ListenPort above 32767. */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await portIsFree(port)) return port;
+  }
+  throw new Error("no free loopback port between 20000 and 32000 after 50 tries");
+}
+
+interface Peer {
+  readonly name: string;
+  readonly executable: string;
+  /** The command line, given a private directory for its files and a free loopback port. */
+  args(dir: string, port: number): Promise<string[]>;
+  /** What a collector of its kind is asked at each interval (node exporter only works when scraped). */
+  poll?(port: number): Promise<void>;
+}
+
+/** Other agents, each doing its ordinary job on this machine at a one-minute cadence or less. */
+const PEERS: readonly Peer[] = [
+  {
+    name: "prometheus-node-exporter",
+    executable: "/usr/bin/prometheus-node-exporter",
+    args: async (_dir, port) => [`--web.listen-address=127.0.0.1:${port}`],
+    poll: async (port) => void (await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text())),
+  },
+  {
+    name: "zabbix_agent2",
+    executable: "/usr/sbin/zabbix_agent2",
+    args: async (dir, port) => {
+      const lines = [`ListenIP=127.0.0.1`, `ListenPort=${port}`, "Server=127.0.0.1", "Hostname=bench", "LogType=console", `PidFile=${dir}/agent.pid`, `ControlSocket=${dir}/control.sock`, `PluginSocket=${dir}/plugin.sock`];
+      await writeFile(join(dir, "zabbix_agent2.conf"), `${lines.join("\n")}\n`);
+      return ["-c", join(dir, "zabbix_agent2.conf")];
+    },
+  },
+  {
+    name: "collectd",
+    executable: "/usr/sbin/collectd",
+    args: async (dir) => {
+      const plugins = ["cpu", "memory", "load", "df", "interface", "disk", "csv"].map((plugin) => `LoadPlugin ${plugin}`);
+      const lines = [`BaseDir "${dir}"`, `PIDFile "${dir}/collectd.pid"`, "Interval 10", ...plugins, "<Plugin csv>", `  DataDir "${dir}/csv"`, "</Plugin>"];
+      await writeFile(join(dir, "collectd.conf"), `${lines.join("\n")}\n`);
+      return ["-f", "-C", join(dir, "collectd.conf")];
+    },
+  },
+];
+
+interface RunningPeer {
+  readonly peer: Peer;
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** The end of what it wrote to stderr: why it exited, if it did. */
+  errors(): string;
+}
+
+async function startPeers(root: string): Promise<RunningPeer[]> {
+  const running: RunningPeer[] = [];
+  for (const peer of PEERS) {
+    const installed = await access(peer.executable).then(() => true, () => false);
+    if (!installed) continue;
+    const dir = join(root, `peer-${peer.name}`);
+    await mkdir(dir, { recursive: true });
+    const port = await freePort();
+    const child = spawn(peer.executable, await peer.args(dir, port), { stdio: ["ignore", "ignore", "pipe"] });
+    let errors = "";
+    child.stderr?.on("data", (chunk: Buffer) => (errors = (errors + chunk.toString()).slice(-2_000)));
+    running.push({ peer, child, port, errors: () => errors });
+  }
+  return running;
+}
+
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((r) => child.once("exit", r));
@@ -93,6 +176,12 @@ export async function run(): Promise<Record<string, unknown>> {
     const bare = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
     await new Promise((r) => setTimeout(r, 200));
     const bareStartMs = performance.now() - bareStarted;
+    const peers = await startPeers(root);
+    const pollPeers = (): void => {
+      for (const { peer, port } of peers) void peer.poll?.(port).catch(() => undefined);
+    };
+    pollPeers();
+    const peerPolling = setInterval(pollPeers, 60_000);
     const agent = spawn(...agentCommand(), { env, stdio: ["ignore", "pipe", "inherit"] });
     await waitForLine(agent, /"msg":"connected to NATS"/, 30_000);
     // Start-up work (first inventory, first sample, consumers) is over by then: idle is what follows.
@@ -102,6 +191,12 @@ export async function run(): Promise<Record<string, unknown>> {
     const ticksAfter = { agent: await cpuTicks(agent.pid as number), bare: await cpuTicks(bare.pid as number) };
     const agentMemory = await memoryKiB(agent.pid as number);
     const bareMemory = await memoryKiB(bare.pid as number);
+    clearInterval(peerPolling);
+    const peerRows: Record<string, { rss: number; anon: number; file: number } | string> = {};
+    for (const { peer, child, errors } of peers) {
+      peerRows[peer.name] = child.exitCode === null && child.signalCode === null ? await memoryKiB(child.pid as number) : `exited early (${child.exitCode ?? child.signalCode}): ${errors().trim().split("\n").slice(-2).join(" / ")}`;
+      await stopChild(child);
+    }
     await stopChild(agent);
     await stopChild(bare);
     const ticksPerSecond = 100;
@@ -117,6 +212,9 @@ export async function run(): Promise<Record<string, unknown>> {
       idleAnonKiB: { agent: agentMemory.anon, bareNode: bareMemory.anon, ratio: Number((agentMemory.anon / bareMemory.anon).toFixed(2)) },
       idleFileKiB: { agent: agentMemory.file, bareNode: bareMemory.file, ratio: Number((agentMemory.file / bareMemory.file).toFixed(2)) },
       idleCpuPercent: { agent: cpuPercent(ticksAfter.agent - ticksBefore.agent), bareNode: cpuPercent(ticksAfter.bare - ticksBefore.bare) },
+      // Resident KiB of the peers installed here, idle as long beside the agent (none installed: {}).
+      peersIdleKiB: peerRows,
+      goalKiB: { rss: 70 * 1024, anon: 20 * 1024 },
     };
   } finally {
     await server.dispose();
