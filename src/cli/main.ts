@@ -19,6 +19,7 @@ commands:
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
   permissions  <machineId> [--inbox-prefix P] [--json]: the NATS permission set for that machine's identity
                (nats-server user block and JWT user claims; --json: nats-server's permissions object only)
+  events       [--follow] [--subject PATTERN] [--json]: what the agent sent and what waits in its outbox
   inventory    print this machine's hardware, OS and software inventory (JSON; --json for one line)
   version      print the version
 
@@ -46,6 +47,9 @@ async function main(argv: readonly string[]): Promise<number> {
       "skip-link-test": { type: "boolean" },
       machine: { type: "string" },
       "signing-seed-file": { type: "string" },
+      // `events`
+      follow: { type: "boolean" },
+      subject: { type: "string", multiple: true },
     },
   });
   const command = positionals[0] ?? (values.help ? "help" : undefined);
@@ -61,6 +65,12 @@ async function main(argv: readonly string[]): Promise<number> {
       const report = await fetchStatus(settingsFrom(values));
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatStatus(report)) + "\n");
       return ExitCode.ok;
+    }
+    case "events": {
+      const { eventsCommand, EVENTS_HELP } = await import("./events-command.ts");
+      const print = (line: string): void => void process.stdout.write(`${line}\n`);
+      if (values.help) return (print(EVENTS_HELP), ExitCode.ok);
+      return eventsCommand(settingsFrom(values), { follow: values.follow === true, json: values.json === true, subjects: values.subject ?? [] }, print);
     }
     case "dev-setup": {
       const { devSetup } = await import("./dev-setup-command.ts");
