@@ -27,7 +27,8 @@ options (each also an environment variable; see README.md):
   --nats-url URL[,URL]   --machine-id ID   --inbox-prefix P   --data-dir DIR   --config-dir DIR   --log-level LEVEL
   --heartbeat-seconds N  --telemetry-schedule CRON         --inventory-schedule CRON
   --user U --password P  --token T  --nkey-seed-file F  --creds-file F
-  --tls-ca F  --tls-cert F  --tls-key F  --tag key=value (repeatable)  --config-signing-key KEY`;
+  --tls-ca F  --tls-cert F  --tls-key F  --tag key=value (repeatable)  --config-signing-key KEY
+  --metrics-listen 127.0.0.1:PORT   serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only; off by default)`;
 
 function settingsFrom(flags: Record<string, string | boolean | string[] | boolean[] | undefined>): Settings {
   return loadSettings({ env: process.env, flags }).settings;
