@@ -20,6 +20,7 @@ commands:
   permissions  <machineId> [--inbox-prefix P] [--json]: the NATS permission set for that machine's identity
                (nats-server user block and JWT user claims; --json: nats-server's permissions object only)
   events       [--follow] [--subject PATTERN] [--json]: what the agent sent and what waits in its outbox
+  doctor       preflight checks (settings, data dir, server, auth, streams, permissions, clock): PASS/WARN/FAIL
   inventory    print this machine's hardware, OS and software inventory (JSON; --json for one line)
   version      print the version
 
@@ -72,6 +73,12 @@ async function main(argv: readonly string[]): Promise<number> {
       const print = (line: string): void => void process.stdout.write(`${line}\n`);
       if (values.help) return (print(EVENTS_HELP), ExitCode.ok);
       return eventsCommand(settingsFrom(values), { follow: values.follow === true, json: values.json === true, subjects: values.subject ?? [] }, print);
+    }
+    case "doctor": {
+      const { doctorCommand, DOCTOR_HELP } = await import("./doctor-command.ts");
+      const print = (line: string): void => void process.stdout.write(`${line}\n`);
+      if (values.help) return (print(DOCTOR_HELP), ExitCode.ok);
+      return doctorCommand(() => settingsFrom(values), { json: values.json === true }, print);
     }
     case "dev-setup": {
       const { devSetup } = await import("./dev-setup-command.ts");
