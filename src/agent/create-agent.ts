@@ -4,7 +4,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Service } from "@nats-io/services";
 import { EventType, machineSubjects, type HeartbeatMessage, type InstalledAgentMessage } from "../contracts/index.ts";
 import { createOutboxEventSink } from "../events/outbox-event-sink.ts";
-import type { EventSink } from "../events/event-sink.ts";
+import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
 import { resolveMachineId } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
 import { createConnectionEventRecorder } from "../lifecycle/connection-events.ts";
@@ -54,6 +54,8 @@ export interface AgentDependencies {
    * --json`) so their memory never stays in this process. Default: in this process.
    */
   readonly inventoryCommand?: readonly string[];
+  /** Told of every event once it is in the outbox (the metrics count command outcomes this way). */
+  readonly onEventStored?: (event: OutgoingEvent) => void;
 }
 
 export interface Agent {
@@ -97,7 +99,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     maxAgeMs: settings.outbox.maxAgeSeconds * 1000,
     durability: settings.outbox.durability,
   });
-  const sink = createOutboxEventSink({ machineId, subjects, clock, outbox });
+  const sink = createOutboxEventSink({ machineId, subjects, clock, outbox, ...(deps.onEventStored ? { afterAppend: deps.onEventStored } : {}) });
   const connectionEvents = createConnectionEventRecorder({ machineId, sink, clock, logger });
   const hostnameReporter = createHostnameReporter({ sink, hostname: deps.hostname ?? osHostname, logger });
   const telemetry: Telemetry | null =

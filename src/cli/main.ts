@@ -19,6 +19,8 @@ commands:
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
   permissions  <machineId> [--inbox-prefix P] [--json]: the NATS permission set for that machine's identity
                (nats-server user block and JWT user claims; --json: nats-server's permissions object only)
+  events       [--follow] [--subject PATTERN] [--json]: what the agent sent and what waits in its outbox
+  doctor       preflight checks (settings, data dir, server, auth, streams, permissions, clock): PASS/WARN/FAIL
   inventory    print this machine's hardware, OS and software inventory (JSON; --json for one line)
   version      print the version
 
@@ -26,7 +28,8 @@ options (each also an environment variable; see README.md):
   --nats-url URL[,URL]   --machine-id ID   --inbox-prefix P   --data-dir DIR   --config-dir DIR   --log-level LEVEL
   --heartbeat-seconds N  --telemetry-schedule CRON         --inventory-schedule CRON
   --user U --password P  --token T  --nkey-seed-file F  --creds-file F
-  --tls-ca F  --tls-cert F  --tls-key F  --tag key=value (repeatable)  --config-signing-key KEY`;
+  --tls-ca F  --tls-cert F  --tls-key F  --tag key=value (repeatable)  --config-signing-key KEY
+  --metrics-listen 127.0.0.1:PORT   serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only; off by default)`;
 
 function settingsFrom(flags: Record<string, string | boolean | string[] | boolean[] | undefined>): Settings {
   return loadSettings({ env: process.env, flags }).settings;
@@ -46,6 +49,9 @@ async function main(argv: readonly string[]): Promise<number> {
       "skip-link-test": { type: "boolean" },
       machine: { type: "string" },
       "signing-seed-file": { type: "string" },
+      // `events`
+      follow: { type: "boolean" },
+      subject: { type: "string", multiple: true },
     },
   });
   const command = positionals[0] ?? (values.help ? "help" : undefined);
@@ -61,6 +67,18 @@ async function main(argv: readonly string[]): Promise<number> {
       const report = await fetchStatus(settingsFrom(values));
       process.stdout.write((values.json ? JSON.stringify(report, null, 2) : formatStatus(report)) + "\n");
       return ExitCode.ok;
+    }
+    case "events": {
+      const { eventsCommand, EVENTS_HELP } = await import("./events-command.ts");
+      const print = (line: string): void => void process.stdout.write(`${line}\n`);
+      if (values.help) return (print(EVENTS_HELP), ExitCode.ok);
+      return eventsCommand(settingsFrom(values), { follow: values.follow === true, json: values.json === true, subjects: values.subject ?? [] }, print);
+    }
+    case "doctor": {
+      const { doctorCommand, DOCTOR_HELP } = await import("./doctor-command.ts");
+      const print = (line: string): void => void process.stdout.write(`${line}\n`);
+      if (values.help) return (print(DOCTOR_HELP), ExitCode.ok);
+      return doctorCommand(() => settingsFrom(values), { json: values.json === true }, print);
     }
     case "dev-setup": {
       const { devSetup } = await import("./dev-setup-command.ts");

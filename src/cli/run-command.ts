@@ -55,6 +55,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS);
     forced.unref();
+    void metrics?.close();
     agent
       .stop(SHUTDOWN_DEADLINE_MS - 1_000)
       .then(leave)
@@ -76,7 +77,17 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
       });
     });
   };
-  const agent = await createAgent(settings, { clock: systemClock, logger, writeStatusFile: true, requestRestart: restart, inventoryCommand: ownCommand() });
+  // Off unless asked for: then only is the metrics code (and prom-client) loaded.
+  const metrics = settings.metricsListen === undefined ? null : (await import("./metrics-endpoint.ts")).metricsEndpoint(settings.metricsListen, logger);
+  const agent = await createAgent(settings, {
+    clock: systemClock,
+    logger,
+    writeStatusFile: true,
+    requestRestart: restart,
+    inventoryCommand: ownCommand(),
+    ...(metrics ? { onEventStored: metrics.observeEvent } : {}),
+  });
+  await metrics?.serve(() => agent.status());
 
   const shutdown = (signal: NodeJS.Signals): void => {
     if (stoppingSinceMs !== null) {

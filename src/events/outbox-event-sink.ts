@@ -21,8 +21,8 @@ export function createOutboxEventSink(options: {
   subjects: MachineSubjects;
   clock: Clock;
   outbox: DurableAppend;
-  /** Called after each append, e.g. to wake the drainer. */
-  afterAppend?: () => void;
+  /** Called after each append with the event stored (e.g. to count it for metrics). */
+  afterAppend?: (event: OutgoingEvent) => void;
 }): EventSink {
   const { machineId, subjects, clock, outbox } = options;
   return {
@@ -42,7 +42,7 @@ export function createOutboxEventSink(options: {
         },
         payload: encoder.encode(JSON.stringify(event.body)),
       });
-      options.afterAppend?.();
+      options.afterAppend?.(event);
       return { eventId, sequence: stored.sequence };
     },
   };

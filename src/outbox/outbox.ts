@@ -199,7 +199,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const persistBacklog = (): void => {
     if (!store || (backlog.size === 0 && !countersDirty)) return;
     try {
-      store.settle(backlog.delivered(), backlog.rejected(), counters);
+      store.settle(backlog.delivered(), backlog.rejected(), counters, clock.now());
       backlog.clear();
       countersDirty = false;
       noteStorageWorked();

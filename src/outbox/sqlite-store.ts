@@ -30,6 +30,17 @@ interface EventRow {
   size_bytes: number;
 }
 
+/**
+ * How many delivered events the store remembers (metadata, size and the start of the body, never
+ * the whole payload) so `edge-agent events` can say what was sent. The record is kept in the same
+ * transaction that deletes them, and pruned there to the newest this many: about 0.5 KB a row,
+ * so at most about 0.5 MB. It is a window for operators, not a delivery record: nothing reads it
+ * back into delivery, and an event delivered from memory (never stored, a full disk) is absent.
+ */
+export const RECENTLY_SENT_LIMIT = 1_000;
+/** Characters of the body kept with a sent event: enough to recognise it in a listing. */
+export const SENT_SUMMARY_CHARS = 160;
+
 export const COUNTERS = ["last_sequence", "delivered", "evicted_telemetry", "evicted_state", "dead_letters"] as const;
 export type CounterName = (typeof COUNTERS)[number];
 
@@ -42,6 +53,8 @@ export class OutboxStore {
   readonly #oldestOfClass: StatementSync;
   readonly #expired: StatementSync;
   readonly #insertDeadLetter: StatementSync;
+  readonly #recordSent: StatementSync;
+  readonly #pruneSent: StatementSync;
 
   constructor(path: string, durability: Durability) {
     this.#db = new DatabaseSync(path, { timeout: 2_000 });
@@ -67,6 +80,16 @@ export class OutboxStore {
         reason TEXT NOT NULL
       );
       CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS sent_events (
+        sent_id INTEGER PRIMARY KEY,
+        sequence INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        body_bytes INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        sent_at_ms INTEGER NOT NULL
+      );
     `);
     // Fail now, on open, if the file is not a database: the caller sets it aside.
     this.#db.prepare("SELECT count(*) FROM events").get();
@@ -81,6 +104,13 @@ export class OutboxStore {
     this.#insertDeadLetter = this.#db.prepare(
       "INSERT OR REPLACE INTO dead_letters (sequence, subject, metadata, payload, created_at_ms, failed_at_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
+    // sent_id follows the order of settlement (the newest row is never pruned, so ids only rise):
+    // a reader following the table sees an event settled late, after a retry, too.
+    this.#recordSent = this.#db.prepare(
+      `INSERT INTO sent_events (sequence, subject, metadata, summary, body_bytes, created_at_ms, sent_at_ms)
+       SELECT sequence, subject, metadata, substr(CAST(payload AS TEXT), 1, ${SENT_SUMMARY_CHARS}), length(payload), created_at_ms, ? FROM events WHERE sequence = ?`,
+    );
+    this.#pruneSent = this.#db.prepare(`DELETE FROM sent_events WHERE sent_id <= (SELECT max(sent_id) FROM sent_events) - ${RECENTLY_SENT_LIMIT}`);
   }
 
   readCounters(): Record<CounterName, number> {
@@ -111,13 +141,17 @@ export class OutboxStore {
   }
 
   /**
-   * Deletes delivered events and dead-letters rejected ones (stored or not: a refused event that
-   * never reached the database is kept as a dead letter too), and moves the counters, in one
-   * transaction.
+   * Deletes delivered events (remembering the newest `RECENTLY_SENT_LIMIT` of them) and
+   * dead-letters rejected ones (stored or not: a refused event that never reached the database is
+   * kept as a dead letter too), and moves the counters, in one transaction.
    */
-  settle(delivered: readonly number[], rejected: readonly Rejection[], counters: Record<CounterName, number>): void {
+  settle(delivered: readonly number[], rejected: readonly Rejection[], counters: Record<CounterName, number>, settledAtMs: number): void {
     this.#transaction(() => {
-      for (const sequence of delivered) this.#deleteOne.run(sequence);
+      for (const sequence of delivered) {
+        this.#recordSent.run(settledAtMs, sequence);
+        this.#deleteOne.run(sequence);
+      }
+      if (delivered.length > 0) this.#pruneSent.run();
       for (const { entry, reason, failedAtMs } of rejected) {
         this.#insertDeadLetter.run(entry.sequence, entry.subject, JSON.stringify(entry.metadata), entry.payload, entry.createdAtMs, failedAtMs, reason);
         this.#deleteOne.run(entry.sequence);

@@ -4,3 +4,4 @@ export * from "./defaults.ts";
 export * from "./load.ts";
 export { settingsFlagOptions, type FlagValues } from "./sources.ts";
 export * from "./enrollment.ts";
+export { parseMetricsListen, METRICS_LISTEN_EXAMPLE, type MetricsListen } from "./metrics-listen.ts";

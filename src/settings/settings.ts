@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseMetricsListen } from "./metrics-listen.ts";
 import { inboxPrefixProblem, isReservedMachineId, isSafeToken, RESERVED_MACHINE_IDS, Tags } from "../contracts/index.ts";
 
 /** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
@@ -60,6 +61,17 @@ export const Settings = z.object({
     /** A download not done in this long is given up (and retried later). */
     downloadDeadlineSeconds: z.number().int().positive(),
   }),
+  /**
+   * Where the Prometheus metrics endpoint listens (`127.0.0.1:9464`); off when absent. Loopback
+   * only: see metrics-listen.ts.
+   */
+  metricsListen: z
+    .string()
+    .superRefine((text, context) => {
+      const parsed = parseMetricsListen(text);
+      if (typeof parsed === "string") context.addIssue({ code: "custom", message: parsed });
+    })
+    .optional(),
   /** NKey public key that must have signed every remote configuration document, when set. */
   configSigningKey: z.string().optional(),
 });

@@ -30,6 +30,7 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
   { path: "toolPolicy.downloadStallSeconds", env: ["EDGE_AGENT_DOWNLOAD_STALL_SECONDS"], kind: "int" },
   { path: "toolPolicy.downloadDeadlineSeconds", env: ["EDGE_AGENT_DOWNLOAD_DEADLINE_SECONDS"], kind: "int" },
   { path: "configSigningKey", env: ["EDGE_AGENT_CONFIG_SIGNING_KEY"], flag: "config-signing-key", kind: "string" },
+  { path: "metricsListen", env: ["EDGE_AGENT_METRICS_LISTEN"], flag: "metrics-listen", kind: "string" },
   { path: "tags", env: ["EDGE_AGENT_TAGS"], flag: "tag", kind: "tags" },
 ];
 

@@ -1,0 +1,186 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM } from "../contracts/index.ts";
+import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
+import { inboxPrefixOf } from "../identity/permissions.ts";
+import type { Settings } from "../settings/index.ts";
+import { fail, formatCheck, pass, warn, type CheckResult } from "./doctor/check-result.ts";
+import { judgeClockSkew } from "./doctor/clock-skew.ts";
+import { dataDirChecks } from "./doctor/local-checks.ts";
+import { hostAndPort, probeAgentRights, tcpReachable, type Probe } from "./doctor/server-probes.ts";
+import { ExitCode } from "./exit-codes.ts";
+import { connectOnce } from "./one-shot-connection.ts";
+
+export const DOCTOR_HELP = `usage: edge-agent doctor [--json] [settings options]
+
+Preflight checks, one verdict a line (PASS, WARN or FAIL), with the reason and what to do:
+  settings            the settings file, environment and flags resolve to valid settings
+  machine id          the id the agent runs under (settings, or the one it generated)
+  data dir            exists or can be created, writable by this user, private (0700)
+  free space          room for the outbox (its limit, EDGE_AGENT_OUTBOX_MAX_BYTES)
+  server reachable    a TCP connection opens to each NATS server URL
+  auth                the server accepts the configured credentials; JetStream is on
+  streams             every stream and the agent-config bucket the agent uses exist
+  permissions: ...    as this identity: publish each event (refused by its stream, so nothing is stored),
+                      the JetStream API calls for its consumers and config keys, and its subscriptions
+  clock skew          this clock against the server's time (from a JetStream API answer; nats-server 2.10+)
+Checks that need the server stop at the first that fails. Nothing is sent, created or changed,
+and it is safe while the agent runs. Run it as the agent's user (or sudo) with the agent's settings.
+
+options:
+  --json   one JSON object per check: {check, verdict, reason, action}
+
+examples:
+  sudo edge-agent doctor
+  edge-agent doctor --nats-url nats://nats.example:4222 --creds-file ./machine.creds
+
+exit codes: 0 no check failed (warnings allowed), 1 a check failed`;
+
+/** The id the agent runs under, without making one: from the settings, else the one it generated. */
+async function knownMachineId(settings: Settings): Promise<string | null> {
+  if (settings.machineId) return settings.machineId;
+  try {
+    return (await readFile(join(settings.dataDir, MACHINE_ID_FILE), "utf8")).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+function authKind(settings: Settings): string {
+  const { auth } = settings;
+  if (auth.credsFile) return `creds file ${auth.credsFile}`;
+  if (auth.nkeySeedFile) return `NKey seed ${auth.nkeySeedFile}`;
+  if (auth.token) return "token";
+  if (auth.user) return `user ${auth.user}`;
+  return "no credentials";
+}
+
+const grant = (machineId: string): string => `grant the set \`edge-agent permissions ${machineId}\` prints (nats-server users block, or JWT claims with --json)`;
+
+function describeProbe(probe: Probe): string {
+  return `${probe.operation} ${probe.subject}`;
+}
+
+/** The streams line and one permissions line per feature, from what the probes met. */
+function judgeProbes(probes: readonly Probe[], machineId: string): CheckResult[] {
+  const results: CheckResult[] = [];
+  const missing = new Set<string>();
+  for (const probe of probes) {
+    if (probe.outcome.kind !== "no-stream") continue;
+    const stream = probe.outcome.stream;
+    missing.add(stream === AGENT_CONFIG_STREAM ? `key-value bucket ${AGENT_CONFIG_BUCKET}` : (stream ?? `a stream for ${probe.subject}`));
+  }
+  const present = new Set(probes.flatMap((probe) => (probe.outcome.kind === "allowed" && probe.outcome.stream ? [probe.outcome.stream] : [])));
+  results.push(
+    missing.size > 0
+      ? fail("streams", `missing: ${[...missing].join(", ")} (events wait on the device, commands never come)`, "create them with `edge-agent dev-setup` (development and tests); in production the platform keeps them")
+      : pass("streams", `${present.size} streams answer for this machine's subjects (${[...present].sort().join(", ")})`),
+  );
+  const features = [...new Set(probes.map((probe) => probe.feature))];
+  for (const feature of features) {
+    const mine = probes.filter((probe) => probe.feature === feature);
+    const denied = mine.filter((probe) => probe.outcome.kind === "denied");
+    const unanswered = mine.filter((probe) => probe.outcome.kind === "no-answer");
+    const check = `permissions: ${feature}`;
+    if (denied.length > 0) {
+      results.push(fail(check, `denied: ${denied.map(describeProbe).join("; ")}`, grant(machineId)));
+    } else if (unanswered.length > 0) {
+      const details = unanswered.map((probe) => `${describeProbe(probe)} (${probe.outcome.kind === "no-answer" ? probe.outcome.detail : ""})`);
+      results.push(warn(check, `no answer: ${details.join("; ")}`, "check the server's JetStream (and that the stream allows direct get), then run doctor again"));
+    } else {
+      const count = (operation: Probe["operation"]): number => mine.filter((probe) => probe.operation === operation).length;
+      results.push(pass(check, `allowed: ${count("publish")} to publish, ${count("subscribe")} to subscribe`));
+    }
+  }
+  return results;
+}
+
+function describeConnectError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Every check that needs the server, in order; stops at the first that leaves nothing to check. */
+async function serverChecks(settings: Settings, machineId: string | null): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  const reach = await Promise.all(
+    settings.natsServers.map(async (server) => {
+      const { host, port } = hostAndPort(server);
+      return { server, problem: await tcpReachable(host, port) };
+    }),
+  );
+  const unreachable = reach.filter((entry) => entry.problem !== null);
+  const listing = unreachable.map((entry) => `${entry.server} (${entry.problem})`).join(", ");
+  const fixReach = "check the server URL (EDGE_AGENT_NATS_URL / --nats-url), that nats-server runs there, and the firewall";
+  if (unreachable.length === reach.length) {
+    results.push(fail("server reachable", `no server answers: ${listing}`, `${fixReach}; the checks that need the server did not run`));
+    return results;
+  }
+  results.push(unreachable.length > 0 ? warn("server reachable", `some servers do not answer: ${listing}`, fixReach) : pass("server reachable", `a TCP connection opens to ${settings.natsServers.join(", ")}`));
+
+  let connection: NatsConnection;
+  try {
+    const inboxPrefix = machineId ? { inboxPrefix: inboxPrefixOf(machineId, settings.inboxPrefix) } : {};
+    connection = await connectOnce(settings, `${machineId ?? "edge-agent"}-doctor`, 3_000, inboxPrefix);
+  } catch (error) {
+    const message = describeConnectError(error);
+    const refused = /authori[sz]ation|authentication|auth(entication)? (violation|expired|failed)|user.*(denied|invalid)/i.test(message);
+    results.push(
+      refused
+        ? fail("auth", `the server refused ${authKind(settings)}: ${message}`, "check the credentials (EDGE_AGENT_NATS_USER/PASSWORD, TOKEN, NKEY_FILE, CREDS_FILE), or enroll again")
+        : fail("auth", `the NATS handshake failed: ${message}`, "check TLS settings (EDGE_AGENT_TLS_*) and the URL scheme (nats, tls, ws, wss)"),
+    );
+    return results;
+  }
+  try {
+    const info = connection.info;
+    results.push(pass("auth", `the server accepted ${authKind(settings)} (nats-server ${info?.version ?? "?"} at ${connection.getServer()})`));
+    if (info && info.jetstream !== true) {
+      results.push(fail("jetstream", "JetStream is not enabled for this account on the server: events cannot be stored, commands never come", "start nats-server with -js (or enable JetStream for the account)"));
+      return results;
+    }
+    if (!machineId) return results;
+    const report = await probeAgentRights(connection, machineId, inboxPrefixOf(machineId, settings.inboxPrefix));
+    results.push(...judgeProbes(report.probes, machineId));
+    const sample = report.serverTimes[0];
+    results.push(
+      sample
+        ? judgeClockSkew(sample)
+        : warn(
+            "clock skew",
+            `cannot measure: nats-server ${info?.version ?? "?"} put no time in its JetStream API answers (2.10 and later do, in consumer and stream info)`,
+            "make sure the clock is synchronised (timedatectl: 'System clock synchronized: yes')",
+          ),
+    );
+  } finally {
+    await connection.close();
+  }
+  return results;
+}
+
+/** Runs every check; `loadSettings` is called here so that bad settings are a verdict, not a crash. */
+export async function runDoctor(loadSettings: () => Settings): Promise<CheckResult[]> {
+  let settings: Settings;
+  try {
+    settings = loadSettings();
+  } catch (error) {
+    return [fail("settings", describeConnectError(error), "fix that setting (settings.json, EDGE_AGENT_* or the flag; see README, Configuration); the other checks need valid settings")];
+  }
+  const results: CheckResult[] = [pass("settings", `valid: servers ${settings.natsServers.join(", ")}, data dir ${settings.dataDir}`)];
+  const machineId = await knownMachineId(settings);
+  results.push(
+    machineId
+      ? pass("machine id", machineId)
+      : warn("machine id", "none yet: the agent makes one on its first run, so streams and permissions were not checked", "set EDGE_AGENT_MACHINE_ID (or enroll --machine-id), or run the agent once, then doctor again"),
+  );
+  results.push(...(await dataDirChecks(settings)));
+  results.push(...(await serverChecks(settings, machineId)));
+  return results;
+}
+
+/** `edge-agent doctor`: prints each verdict; 1 when any check failed. */
+export async function doctorCommand(loadSettings: () => Settings, options: { json: boolean }, write: (line: string) => void): Promise<number> {
+  const results = await runDoctor(loadSettings);
+  for (const result of results) write(options.json ? JSON.stringify(result) : formatCheck(result));
+  return results.some((result) => result.verdict === "FAIL") ? ExitCode.failure : ExitCode.ok;
+}

@@ -1,0 +1,154 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { OutboxNotFoundError, OutboxReader, RECENTLY_SENT_LIMIT, type OutboxListingEntry } from "../outbox/index.ts";
+import type { Settings } from "../settings/index.ts";
+import { CommandError, ExitCode } from "./exit-codes.ts";
+import { anySubjectMatcher, SubjectPatternError, type SubjectMatcher } from "./subject-pattern.ts";
+
+export const EVENTS_HELP = `usage: edge-agent events [--follow] [--subject PATTERN ...] [--json] [--data-dir DIR]
+
+What this agent has sent and what waits in its outbox, one line per event:
+  time (the event's own), state, #sequence, event type, subject, body size, start of the body.
+  sent         acknowledged by JetStream (the outbox remembers the last ${RECENTLY_SENT_LIMIT} sent events)
+  dead-letter  refused by JetStream for good (kept on the device, never sent again), with the reason
+  pending      stored on the device, waiting for the link or the stream
+Reads the data dir's outbox read-only: safe while the agent runs (run it as the agent's user, or sudo).
+
+options:
+  --follow           keep printing events as they are stored and sent, until Ctrl-C (SIGINT) or SIGTERM
+  --subject PATTERN  only events whose subject matches (NATS wildcards: * one token, > the rest); repeatable
+  --json             one JSON object per line: time, state, sequence, type, subject, bytes, eventId,
+                     settledAt (sent or refused), reason (dead letters), summary
+  --data-dir DIR     the agent's data dir (default: as the agent resolves it; EDGE_AGENT_DATA_DIR)
+
+examples:
+  sudo edge-agent events
+  edge-agent events --follow --subject 'machine.*.telemetry'
+  edge-agent events --json --subject 'machine.*.config.status' | jq .
+
+exit codes: 0 listed (or --follow ended by a signal), 1 no outbox in the data dir, 2 bad usage`;
+
+export interface EventsOptions {
+  readonly follow: boolean;
+  readonly json: boolean;
+  readonly subjects: readonly string[];
+  /** How often --follow looks at the outbox again. Default 500 ms. */
+  readonly pollMs?: number;
+}
+
+/** Events read per query: a listing pages through the outbox, it never loads it whole. */
+const PAGE_SIZE = 500;
+const SUMMARY_WIDTH = 80;
+
+/** Where a listing stands in each table; each cursor only rises. */
+interface Cursors {
+  sent: number;
+  deadLetters: number;
+  pending: number;
+}
+
+/**
+ * Prints the outbox of `dataDir`: the sent events it remembers, its dead letters, then what is
+ * pending; with `follow`, then each event newly stored or settled, until `stop` aborts.
+ */
+export async function listEvents(dataDir: string, options: EventsOptions, write: (line: string) => void, stop: AbortSignal): Promise<void> {
+  let matches: SubjectMatcher;
+  try {
+    matches = anySubjectMatcher(options.subjects);
+  } catch (error) {
+    if (error instanceof SubjectPatternError) throw new CommandError(error.message, ExitCode.badSettings);
+    throw error;
+  }
+  let reader: OutboxReader;
+  try {
+    reader = new OutboxReader(dataDir);
+  } catch (error) {
+    if (error instanceof OutboxNotFoundError) throw new CommandError(error.message, ExitCode.failure);
+    throw error;
+  }
+  const format = options.json ? formatJson : formatLine;
+  const cursors: Cursors = { sent: 0, deadLetters: 0, pending: 0 };
+  const printNew = (): void => {
+    const entries = reader.consistently(() => [
+      ...drain((cursor) => reader.sentAfter(cursor, PAGE_SIZE), cursors, "sent"),
+      ...drain((cursor) => reader.deadLettersAfter(cursor, PAGE_SIZE), cursors, "deadLetters"),
+      ...drain((cursor) => reader.pendingAfter(cursor, PAGE_SIZE), cursors, "pending"),
+    ]);
+    for (const entry of entries) if (matches(entry.subject)) write(format(entry));
+  };
+  try {
+    printNew();
+    while (options.follow && !stop.aborted) {
+      await sleep(options.pollMs ?? 500, undefined, { signal: stop }).catch(() => undefined);
+      if (!stop.aborted) printNew();
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+/** Every entry past the cursor, page by page (bounded: each page moves the cursor through a finite table). */
+function drain(next: (cursor: number) => { entries: OutboxListingEntry[]; cursor: number }, cursors: Cursors, which: keyof Cursors): OutboxListingEntry[] {
+  const all: OutboxListingEntry[] = [];
+  for (;;) {
+    const page = next(cursors[which]);
+    all.push(...page.entries);
+    cursors[which] = page.cursor;
+    if (page.entries.length < PAGE_SIZE) return all;
+  }
+}
+
+/** `edge-agent events`: resolves the data dir, stops --follow on SIGINT or SIGTERM. */
+export async function eventsCommand(settings: Settings, options: EventsOptions, write: (line: string) => void): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    await listEvents(settings.dataDir, options, write, stop.signal);
+    return ExitCode.ok;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** The start of the body on one line, cut to the listing's width. */
+function shortSummary(entry: OutboxListingEntry): string {
+  const flat = entry.summary.replace(/\s+/g, " ");
+  const cut = flat.length > SUMMARY_WIDTH || entry.bodyBytes > Buffer.byteLength(entry.summary);
+  return cut ? `${flat.slice(0, SUMMARY_WIDTH - 1)}…` : flat;
+}
+
+export function formatLine(entry: OutboxListingEntry): string {
+  const columns = [
+    new Date(entry.createdAtMs).toISOString(),
+    entry.state.padEnd(11),
+    `#${entry.sequence}`.padStart(7),
+    entry.eventType.padEnd(24),
+    entry.subject,
+    formatBytes(entry.bodyBytes),
+    shortSummary(entry),
+  ];
+  return columns.join("  ") + (entry.reason ? `  (refused: ${entry.reason})` : "");
+}
+
+export function formatJson(entry: OutboxListingEntry): string {
+  return JSON.stringify({
+    time: new Date(entry.createdAtMs).toISOString(),
+    state: entry.state,
+    sequence: entry.sequence,
+    type: entry.eventType,
+    subject: entry.subject,
+    bytes: entry.bodyBytes,
+    eventId: entry.eventId,
+    settledAt: entry.settledAtMs === null ? null : new Date(entry.settledAtMs).toISOString(),
+    ...(entry.reason === null ? {} : { reason: entry.reason }),
+    summary: entry.summary,
+  });
+}

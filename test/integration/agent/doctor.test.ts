@@ -1,0 +1,122 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { agentPermissions, type NatsServerPermissions } from "../../../src/identity/permissions.ts";
+import { runCli } from "../../helpers/agent-process.ts";
+import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+
+interface Verdict {
+  readonly check: string;
+  readonly verdict: "PASS" | "WARN" | "FAIL";
+  readonly reason: string;
+  readonly action?: string;
+}
+
+const verdicts = (stdout: string): Verdict[] =>
+  stdout
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Verdict);
+
+const byCheck = (list: readonly Verdict[], check: string): Verdict | undefined => list.find((entry) => entry.check === check);
+
+describe("edge-agent doctor against a real nats-server", () => {
+  let server: NatsServerHandle | undefined;
+  let root: string;
+
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), "edge-agent-doctor-"));
+  });
+  afterEach(async () => {
+    await server?.dispose();
+    server = undefined;
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const doctor = (env: Record<string, string>, json = true) =>
+    runCli(["doctor", ...(json ? ["--json"] : [])], { EDGE_AGENT_DATA_DIR: join(root, "data"), EDGE_AGENT_CONFIG_DIR: join(root, "config"), EDGE_AGENT_MACHINE_ID: "doc-1", ...env });
+
+  it("passes every check on a server with the platform's streams, and changes nothing there", async () => {
+    server = await startNatsServer();
+    expect((await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url })).code).toBe(0);
+    const result = await doctor({ EDGE_AGENT_NATS_URL: server.url });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const list = verdicts(result.stdout);
+    expect(list.filter((entry) => entry.verdict === "FAIL")).toEqual([]);
+    for (const check of ["settings", "machine id", "data dir", "free space", "server reachable", "auth", "streams", "permissions: events", "permissions: commands", "permissions: remote config", "permissions: rpc and discovery", "permissions: inbox"]) {
+      expect(byCheck(list, check)?.verdict, check).toBe("PASS");
+    }
+    // nats-server 2.9 puts no time in JetStream answers: the check says it cannot measure, and why.
+    expect(byCheck(list, "clock skew")?.verdict).toMatch(/PASS|WARN/);
+    expect(byCheck(list, "clock skew")?.reason).toMatch(/clock is|cannot measure/);
+
+    const admin = await connect({ servers: server.url });
+    const manager = await jetstreamManager(admin);
+    expect((await manager.streams.info("TELEMETRY")).state.messages).toBe(0);
+    expect((await manager.streams.info("INSTALLED_AGENTS")).state.messages).toBe(0);
+    expect((await manager.streams.info("TOOL_INSTALLATION")).state.consumer_count).toBe(0);
+    await admin.close();
+
+    const human = await doctor({ EDGE_AGENT_NATS_URL: server.url }, false);
+    expect(human.stdout).toMatch(/^PASS {2}streams {25}\S/m);
+  });
+
+  it("fails the streams check without the streams, and names dev-setup", async () => {
+    server = await startNatsServer();
+    const result = await doctor({ EDGE_AGENT_NATS_URL: server.url });
+    expect(result.code).toBe(1);
+    const streams = byCheck(verdicts(result.stdout), "streams");
+    expect(streams?.verdict).toBe("FAIL");
+    expect(streams?.reason).toContain("TELEMETRY");
+    expect(streams?.reason).toContain("key-value bucket agent-config");
+    expect(streams?.action).toContain("edge-agent dev-setup");
+  });
+
+  it("fails when the server cannot be reached, and when the settings are invalid", async () => {
+    server = await startNatsServer();
+    await server.stop();
+    const unreachable = await doctor({ EDGE_AGENT_NATS_URL: server.url });
+    expect(unreachable.code).toBe(1);
+    const list = verdicts(unreachable.stdout);
+    expect(byCheck(list, "server reachable")).toMatchObject({ verdict: "FAIL", reason: expect.stringContaining("ECONNREFUSED") });
+    expect(byCheck(list, "auth")).toBeUndefined();
+
+    const invalid = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_HEARTBEAT_SECONDS: "often" });
+    expect(invalid.code).toBe(1);
+    expect(verdicts(invalid.stdout)).toEqual([expect.objectContaining({ check: "settings", verdict: "FAIL", reason: expect.stringContaining("EDGE_AGENT_HEARTBEAT_SECONDS") })]);
+  });
+
+  it("under least-privilege users: passes with the full set, and names the permission a restricted user lacks", async () => {
+    const full = agentPermissions("doc-1");
+    const lacking: NatsServerPermissions = {
+      ...full,
+      publish: { ...full.publish, allow: full.publish.allow.filter((subject) => subject !== "machine.doc-1.telemetry") },
+      subscribe: { ...full.subscribe, allow: full.subscribe.allow.filter((subject) => subject !== "machine.doc-1.rpc.status") },
+    };
+    const users = [
+      "{ user: admin, password: admin }",
+      `{ user: "full", password: "p1", permissions: ${JSON.stringify(full)} }`,
+      `{ user: "lacking", password: "p2", permissions: ${JSON.stringify(lacking)} }`,
+    ];
+    server = await startNatsServer({ configLines: [`authorization { users: [ ${users.join(", ")} ] }`] });
+    expect((await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_USER: "admin", EDGE_AGENT_NATS_PASSWORD: "admin" })).code).toBe(0);
+
+    const allowed = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_USER: "full", EDGE_AGENT_NATS_PASSWORD: "p1" });
+    expect(allowed.code, allowed.stdout).toBe(0);
+    expect(verdicts(allowed.stdout).filter((entry) => entry.check.startsWith("permissions")).map((entry) => entry.verdict)).toEqual(["PASS", "PASS", "PASS", "PASS", "PASS"]);
+
+    const restricted = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_USER: "lacking", EDGE_AGENT_NATS_PASSWORD: "p2" });
+    expect(restricted.code).toBe(1);
+    const list = verdicts(restricted.stdout);
+    expect(byCheck(list, "permissions: events")).toMatchObject({ verdict: "FAIL", reason: "denied: publish machine.doc-1.telemetry", action: expect.stringContaining("edge-agent permissions doc-1") });
+    expect(byCheck(list, "permissions: rpc and discovery")).toMatchObject({ verdict: "FAIL", reason: "denied: subscribe machine.doc-1.rpc.status" });
+    expect(byCheck(list, "permissions: commands")?.verdict).toBe("PASS");
+
+    const wrongPassword = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_USER: "full", EDGE_AGENT_NATS_PASSWORD: "nope" });
+    expect(wrongPassword.code).toBe(1);
+    expect(byCheck(verdicts(wrongPassword.stdout), "auth")).toMatchObject({ verdict: "FAIL", reason: expect.stringContaining("refused user full") });
+  });
+});
