@@ -4,8 +4,9 @@ import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKey
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { SerialQueue } from "../runtime/serial-queue.ts";
 import { describeIssues, truncateInput } from "../runtime/echo.ts";
-import { jitteredBackoff } from "../transport/connection-options.ts";
+import { jitteredBackoff } from "../runtime/backoff.ts";
 import type { DurableConsumer } from "../transport/durable-consumer.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { readConfigKey, watchConfigKey, type ConfigEntry } from "./config-keys.ts";
@@ -77,7 +78,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   let appliedFrom = { defaults: 0, machine: 0 };
   let pushedRevision = 0;
   let status: ConfigStatus | null = null;
-  let queue: Promise<unknown> = Promise.resolve();
+  const queue = new SerialQueue();
   let stopped = false;
   let attached = false;
   const watchers: DurableConsumer[] = [];
@@ -131,11 +132,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     if (applyNow) await applyEffective(entry.revision, true);
   };
 
-  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
-    const result = queue.then(work, work);
-    queue = result.catch(() => undefined);
-    return result;
-  };
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => queue.run(work);
 
   /** Both keys' current values; waits (retrying with backoff) for a bucket that does not exist yet or a read denied. */
   const readBoth = async (connection: NatsConnection): Promise<Record<Slot, ConfigEntry | null>> => {
@@ -201,7 +198,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     async stop() {
       stopped = true;
       await Promise.all(watchers.map((watcher) => watcher.stop()));
-      await queue;
+      await queue.idle();
     },
     current: () => applied,
     lastStatus: () => status,

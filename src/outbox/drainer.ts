@@ -1,6 +1,6 @@
 import { eventHeaderEntries } from "../contracts/index.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { jitteredBackoff } from "../transport/connection-options.ts";
+import { jitteredBackoff } from "../runtime/backoff.ts";
 import type { EventPublisher, PublishOutcome, StoredOutboxEntry } from "./types.ts";
 
 /** What the drainer needs of the store: the oldest pending events, and a way to settle results. */
