@@ -3,7 +3,12 @@ import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../runtime/backoff.ts";
 import type { EventPublisher, PublishOutcome, StoredOutboxEntry } from "./types.ts";
 
-/** What the drainer needs of the store: the oldest pending events, and a way to settle results. */
+/**
+ * What the drainer needs of the store: the oldest pending events, and a way to settle results.
+ * Every batch handed out is settled, whatever became of it: what is neither delivered nor rejected
+ * goes back to the store's keeping, where it may be evicted (a full or expired outbox while offline)
+ * before the next round takes it again.
+ */
 export interface DrainSource {
   nextBatch(limit: number): StoredOutboxEntry[];
   settle(delivered: readonly StoredOutboxEntry[], rejected: ReadonlyArray<{ entry: StoredOutboxEntry; reason: string }>): void;
@@ -94,7 +99,7 @@ export function startDrainer(options: {
         logger.error({ sequence: entry.sequence, subject: entry.subject, eventId: entry.metadata.eventId, reason: result.reason }, "event refused for good: moved to dead letters");
       } else retryReason ??= result.reason;
     });
-    if (delivered.length > 0 || rejected.length > 0) source.settle(delivered, rejected);
+    source.settle(delivered, rejected);
     if (retryReason !== null) {
       // Warn once per kind of trouble, not once per retry: a day offline is one line, not thousands.
       if (retryReason !== lastWarnedReason) logger.warn({ reason: retryReason, pending: batch.length - delivered.length }, "events not delivered yet; they stay in the outbox and are retried");

@@ -385,6 +385,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
     },
     settle(delivered, rejected) {
       try {
+        // A batch retried whole: nothing to record, but it is no longer in flight (evictable again).
+        if (delivered.length === 0 && rejected.length === 0) return;
         const settleStored = (entry: StoredOutboxEntry): void => {
           pendingCount -= 1;
           pendingBytes -= sizeOf(entry);

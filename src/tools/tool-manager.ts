@@ -6,7 +6,6 @@ import {
   isSafeToken,
   machineConsumers,
   machineSubjects,
-  OsName,
   ToolInstallationMessage,
   type InstalledAgentMessage,
   type ToolInstallationStatus,
@@ -17,6 +16,7 @@ import type { Logger } from "../runtime/logger.ts";
 import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
 import { truncateInput } from "../runtime/echo.ts";
 import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
+import { osNameOf } from "../runtime/host.ts";
 import type { OutgoingEvent } from "../events/event-sink.ts";
 import { createCommandRunner, done, reject, retryAfter, retryWithBackoff, type CommandOutcome } from "../transport/command-runner.ts";
 import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
@@ -52,6 +52,7 @@ export interface ToolManagerOptions {
   /** For the `${client.serverUrl}` placeholder. */
   readonly serverUrl: string;
   readonly policy: ToolPolicy;
+  /** The OS the tools are for (default linux; the agent gives its host's). */
   readonly platform?: NodeJS.Platform;
   readonly commandTimeoutMs?: number;
   /** Ack wait for consumers the agent creates (default 60 s); installs in progress keep it alive. */
@@ -90,10 +91,6 @@ export interface ToolManager {
   writeFile(target: { toolAgentId: string; relativePath: string; serviceName: string | null }, sourceFile: string): Promise<void>;
 }
 
-function osOf(platform: NodeJS.Platform): OsName {
-  return platform === "win32" ? "windows" : platform === "darwin" ? "macos" : "linux";
-}
-
 /**
  * Installs and removes the platform's tools as it asks on `machine.{id}.tool-installation` and
  * `.tool-uninstall` (stream TOOL_INSTALLATION, durable consumer `machine_{id}_tool-installation_consumer`),
@@ -108,7 +105,8 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   const { machineId, logger, sink, clock } = options;
   const subjects = machineSubjects(machineId);
   const store = toolStore(options.toolsDir);
-  const os = osOf(options.platform ?? process.platform);
+  const platform = options.platform ?? "linux";
+  const os = osNameOf(platform);
   let policy = { ...options.policy };
   let connection: NatsConnection | null = null;
   let stopped = false;
@@ -331,7 +329,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
             return null;
           });
         }
-        const liveness = await checkToolAlive(current, toolDir, options.platform ?? process.platform, serviceState);
+        const liveness = await checkToolAlive(current, toolDir, platform, serviceState);
         if (agentToolId !== current.agentToolId || liveness.state !== current.connection) {
           await store.write({ ...current, agentToolId, connection: liveness.state });
         }
@@ -404,7 +402,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         const record = await store.read(target.toolAgentId);
         if (record?.state !== "INSTALLED") throw new Error(`tool ${target.toolAgentId} is not installed here`);
         await placeToolFile(toolDirOf(options.toolsDir, target.toolAgentId), target.relativePath, sourceFile);
-        if (target.serviceName && (options.platform ?? process.platform) === "linux") {
+        if (target.serviceName && (platform) === "linux") {
           await runToolCommand("systemctl", ["restart", target.serviceName], { cwd: "/", timeoutMs: 60_000 });
         }
       });

@@ -19,11 +19,16 @@ import { HeldMessages, type HeldMessage, type Settlement } from "./held-messages
  * message pending. The reason is in the result and the log instead.
  */
 export type CommandOutcome =
-  | { readonly kind: "done"; readonly result?: OutgoingEvent }
+  | { readonly kind: "done"; readonly result?: OutgoingEvent; readonly afterSettled?: () => Promise<void> }
   | { readonly kind: "retry"; readonly afterMs: number | "backoff" }
   | { readonly kind: "reject"; readonly reason: string; readonly result?: OutgoingEvent };
 
 export const done = (result?: OutgoingEvent): CommandOutcome => (result ? { kind: "done", result } : { kind: "done" });
+/**
+ * Done, and `next` runs once the command is settled (its result stored and the message acked):
+ * for work that ends this agent (an uninstall), which must not start before the platform's copy is.
+ */
+export const doneThen = (result: OutgoingEvent, next: () => Promise<void>): CommandOutcome => ({ kind: "done", result, afterSettled: next });
 /** Delivered again after `afterMs` (0: at once, e.g. work cut short by a stop). */
 export const retryAfter = (afterMs: number): CommandOutcome => ({ kind: "retry", afterMs });
 /** Delivered again after 5 s doubling per delivery, at most 5 min (runtime/backoff.ts). */
@@ -127,6 +132,10 @@ export function createCommandRunner<Command>(options: CommandRunnerOptions<Comma
       settlement = { kind: "nak", delayMs: retryDelayMs(work.deliveryCount) };
     }
     work.settle(settlement);
+    if (outcome.kind === "done" && outcome.afterSettled && settlement.kind === "ack") {
+      // Not awaited: that work may stop this agent, and stopping waits for the command in hand.
+      void outcome.afterSettled().catch((error: unknown) => logger.error({ err: error, causationId }, `the work after a ${handler.what} failed`));
+    }
   };
 
   const run = async (command: Command, delivery: CommandDelivery): Promise<CommandOutcome> => {
