@@ -12,6 +12,7 @@ export interface CapabilityWiring {
   readonly telemetry: boolean;
   readonly inventoryCommand?: readonly string[] | undefined;
   readonly requestRestart?: ((reason: string) => void) | undefined;
+  readonly childEnvironment?: NodeJS.ProcessEnv | undefined;
   readonly uninstall?: UninstallAgent | undefined;
   readonly outboxDrained: (timeoutMs: number) => Promise<boolean>;
 }
@@ -24,7 +25,7 @@ export function agentCapabilities(wiring: CapabilityWiring): Array<{ readonly na
   const { uninstall } = wiring;
   return [
     // Before telemetry and tools: a version on trial arms its health gate first.
-    { name: "update", create: selfUpdateCapability({ requestRestart: wiring.requestRestart }) },
+    { name: "update", create: selfUpdateCapability({ requestRestart: wiring.requestRestart, childEnvironment: wiring.childEnvironment }) },
     { name: "telemetry", create: wiring.telemetry ? telemetryCapability({ inventoryCommand: wiring.inventoryCommand }) : () => null },
     // The last good remote configuration, before the link can bring newer revisions.
     { name: "remote-config", create: remoteConfigCapability },

@@ -49,6 +49,8 @@ export interface AgentDependencies {
    * Without it, self-update commands are refused (nothing could start the new version).
    */
   readonly requestRestart?: (reason: string) => void;
+  /** The environment of programs the agent runs (a new version's check); default: inherited. */
+  readonly childEnvironment?: NodeJS.ProcessEnv;
   /**
    * Removes the agent from this machine, after a verified remote uninstall was reported (the
    * daemon's removes the service and the package). Without it, uninstall commands are not taken.
@@ -175,7 +177,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   });
 
   const core = agentCoreCapability({ machineId, version: AGENT_VERSION, outbox, loggers, linkState: () => link.state, uptimeSeconds: status.uptimeSeconds, status: status.current });
-  const wiring = { telemetry: deps.telemetry !== false, inventoryCommand: deps.inventoryCommand, requestRestart: deps.requestRestart, uninstall: deps.uninstall, outboxDrained: outboxDrained(outbox, clock) };
+  const wiring = { telemetry: deps.telemetry !== false, inventoryCommand: deps.inventoryCommand, requestRestart: deps.requestRestart, childEnvironment: deps.childEnvironment, uninstall: deps.uninstall, outboxDrained: outboxDrained(outbox, clock) };
   capabilities.add(core, lifecycle);
   for (const { name, create } of agentCapabilities(wiring)) {
     const capability = create(contextFor(name));

@@ -4,8 +4,8 @@ import { DataDirLockedError, lockDataDir, type DataDirLock } from "../runtime/da
 import { createLogger } from "../runtime/logger.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
-import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "../update/launcher.ts";
-import { replaceProcess } from "../update/replace-process.ts";
+import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "./launcher.ts";
+import { replaceProcess } from "./replace-process.ts";
 import { defaultServiceLayout } from "../service/install-service.ts";
 import { removeAgent, wasUninstalled } from "../service/remote-uninstall.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
@@ -103,6 +103,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     pid: process.pid,
     writeStatusFile: true,
     requestRestart: restart,
+    childEnvironment: environmentWithoutLauncher(),
     uninstall,
     inventoryCommand: ownCommand(),
   });

@@ -1,4 +1,4 @@
-import { EventType, type Inventory, type OutboxGauge, type TelemetrySample } from "../contracts/index.ts";
+import { EventType, tagKeyValuesOf, type Inventory, type OutboxGauge, type TelemetrySample } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { OutboxCounts } from "../capability/capability.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -59,7 +59,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   let telemetrySchedule = options.telemetrySchedule;
   let inventorySchedule = options.inventorySchedule;
   let tags = { ...(options.tags ?? {}) };
-  const tagKeyValues = (): string[] => Object.entries(tags).map(([key, value]) => `${key}:${value}`);
+  const tagKeyValues = (): string[] => tagKeyValuesOf(tags);
   const collectors = options.collectors ?? [
     ...(platform === "linux" ? linuxCollectors({ clock }) : portableCollectors({ clock })),
     ...agentCollectors({ clock, outboxGauge: options.outboxGauge }),

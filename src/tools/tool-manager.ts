@@ -27,7 +27,7 @@ import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
 import { placeToolFile, toolDirOf } from "./installer.ts";
 import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
 import { runToolCommand } from "./run-command.ts";
-import { systemdServiceState, type ServiceState } from "./service-state.ts";
+import { serviceStateReader, type ServiceState } from "./service-state.ts";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
 import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
 
@@ -112,7 +112,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   let stopped = false;
   let attached = false;
   const ackWaitMs = options.ackWaitMs ?? 60_000;
-  const serviceState = options.serviceState ?? systemdServiceState;
+  const serviceState = options.serviceState ?? serviceStateReader(platform);
   const bindings = machineConsumers(machineId);
   const queue = new KeyedSerialQueue(options.maxParallelInstalls ?? 3);
   const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => queue.run(toolAgentId, work);

@@ -7,7 +7,7 @@ import { createSelfUpdater } from "./self-updater.ts";
  * Self-update. `requestRestart` stops the agent and starts it again through the service manager
  * (the daemon gives one); without it, updates are refused (nothing could start the new version).
  */
-export function selfUpdateCapability(options: { requestRestart?: ((reason: string) => void) | undefined }): CapabilityFactory {
+export function selfUpdateCapability(options: { requestRestart?: ((reason: string) => void) | undefined; childEnvironment?: NodeJS.ProcessEnv | undefined }): CapabilityFactory {
   return (context) => {
     const updater = createSelfUpdater({
       machineId: context.machineId,
@@ -20,6 +20,7 @@ export function selfUpdateCapability(options: { requestRestart?: ((reason: strin
       sink: context.sink,
       trust: context.trust,
       ...(options.requestRestart ? { requestRestart: options.requestRestart } : {}),
+      childEnvironment: options.childEnvironment,
     });
     const failed = (what: string) => (error: unknown): void => {
       context.recordError("update", error);

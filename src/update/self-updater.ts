@@ -15,7 +15,6 @@ import { SerialQueue } from "../runtime/serial-queue.ts";
 import { createCommandRunner, done, reject, retryAfter, retryWithBackoff, type CommandDelivery, type CommandOutcome } from "../transport/command-runner.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { HEALTH_WINDOW_MS, promoteTrial, type LaunchContext } from "./launch-decision.ts";
-import { environmentWithoutLauncher } from "./launcher.ts";
 import { binaryPathFor, EMPTY_UPDATE_STATE, readUpdateState, updatePaths, UpdateStateError, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
 
 /** An agent binary is about 115 MiB; this leaves room for growth and refuses anything absurd. */
@@ -62,6 +61,8 @@ export interface SelfUpdaterOptions {
    * Without it the agent refuses updates: nothing could start the new version.
    */
   readonly requestRestart?: (reason: string) => void;
+  /** The environment the new binary's check runs in (the daemon's, without its launcher's mark); default inherited. */
+  readonly childEnvironment?: NodeJS.ProcessEnv | undefined;
 }
 
 export interface UpdateStatusView {
@@ -89,7 +90,7 @@ export interface SelfUpdater {
  */
 export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   const { logger, machineId, runningVersion, clock } = options;
-  const paths = updatePaths(options.dataDir);
+  const paths = updatePaths(options.dataDir, options.os);
   const subjects = machineSubjects(machineId);
   let connection: NatsConnection | null = null;
   let restartPending = false;
@@ -139,7 +140,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
 
   const smokeTest = (binary: string, expectedVersion: string): Promise<string | null> =>
     new Promise((resolve) => {
-      execFile(binary, ["version"], { timeout: SMOKE_TEST_TIMEOUT_MS, env: environmentWithoutLauncher(), encoding: "utf8" }, (error, stdout, stderr) => {
+      execFile(binary, ["version"], { timeout: SMOKE_TEST_TIMEOUT_MS, ...(options.childEnvironment ? { env: { ...options.childEnvironment } } : {}), encoding: "utf8" }, (error, stdout, stderr) => {
         if (error) return resolve(`the new binary does not run here: ${error.message}${stderr ? ` (${stderr.trim().slice(0, 200)})` : ""}`);
         const reported = stdout.trim();
         resolve(reported === expectedVersion ? null : `the new binary says it is version ${JSON.stringify(reported.slice(0, 64))}, not ${expectedVersion}`);
