@@ -1,6 +1,6 @@
 import type { Capability } from "../capability/capability.ts";
 import type { Outbox } from "../outbox/index.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { sleepOn, type Clock } from "../runtime/clock.ts";
 import type { LoggerFamily } from "../runtime/logger.ts";
 import type { AgentStatus } from "./status.ts";
 
@@ -49,7 +49,7 @@ export function outboxDrained(outbox: Pick<Outbox, "stats">, clock: Clock): (tim
     const deadline = clock.monotonicMs() + timeoutMs;
     while (outbox.stats().pendingCount > 0) {
       if (clock.monotonicMs() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleepOn(clock, 100);
     }
     return true;
   };

@@ -1,4 +1,4 @@
-import type { Clock } from "../runtime/clock.ts";
+import { timersOf, type Clock } from "../runtime/clock.ts";
 import { FaultLatch } from "../runtime/fault-latch.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { STATUS_FILE_INTERVAL_MS, writeStatusFile, type AgentStatus } from "./status.ts";
@@ -30,11 +30,10 @@ export async function startStatusFile(options: {
     }
   };
   await refresh();
-  const timer = setInterval(() => void refresh(), STATUS_FILE_INTERVAL_MS);
-  timer.unref();
+  const cancel = timersOf(options.clock).every(STATUS_FILE_INTERVAL_MS, () => void refresh());
   return {
     async stop() {
-      clearInterval(timer);
+      cancel();
       await refresh();
     },
   };

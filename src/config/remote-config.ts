@@ -2,7 +2,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, machineConsumers, type ConfigStatus, type ConsumerBinding } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { sleepOn, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
 import { describeIssues, truncateInput } from "../runtime/echo.ts";
@@ -80,6 +80,8 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   let status: ConfigStatus | null = null;
   const queue = new SerialQueue();
   let stopped = false;
+  /** Cuts a wait for the bucket short when the agent stops. */
+  const stopping = new AbortController();
   let attached = false;
   const watchers: DurableConsumer[] = [];
   let watchProblem: string | null = null;
@@ -153,7 +155,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         if (reason !== lastReason) logger.warn({ reason }, `cannot read the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`);
         else logger.debug({ reason, retryInMs: delay }, `still cannot read the ${AGENT_CONFIG_BUCKET} bucket`);
         lastReason = reason;
-        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        await sleepOn(clock, delay, stopping.signal);
       }
     }
   };
@@ -197,6 +199,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     },
     async stop() {
       stopped = true;
+      stopping.abort();
       await Promise.all(watchers.map((watcher) => watcher.stop()));
       await queue.idle();
     },

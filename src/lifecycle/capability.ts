@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Capability, CapabilityContext } from "../capability/capability.ts";
 import { EventType, type HeartbeatMessage } from "../contracts/index.ts";
+import { timersOf } from "../runtime/clock.ts";
 import { AGENT_TYPE, AGENT_VERSION } from "../runtime/version.ts";
 import { createConnectionEventRecorder } from "./connection-events.ts";
 import { createHeartbeat } from "./heartbeat.ts";
@@ -26,6 +27,7 @@ export function lifecycleCapability(context: CapabilityContext, options: { hostn
   const heartbeat = createHeartbeat({
     intervalSeconds: context.settings.heartbeatSeconds,
     logger,
+    timers: timersOf(context.clock),
     beat: () => {
       if (!connection) return false;
       // The interval travels with each beat: a bridge judging presence needs this machine's own.

@@ -1,7 +1,7 @@
 import { EventType, tagKeyValuesOf, type Inventory, type OutboxGauge, type TelemetrySample } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { OutboxCounts } from "../capability/capability.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { timersOf, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { agentCollectors } from "./agent-collectors.ts";
 import type { Collector } from "./collector.ts";
@@ -118,8 +118,8 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   const schedule = (): void => {
     telemetryTask?.stop();
     inventoryTask?.stop();
-    telemetryTask = startJitteredSchedule({ expression: telemetrySchedule, jitter, work: emitSample, onSkip });
-    inventoryTask = startJitteredSchedule({ expression: inventorySchedule, jitter, work: () => checkInventory(false), onSkip });
+    telemetryTask = startJitteredSchedule({ expression: telemetrySchedule, jitter, work: emitSample, onSkip, timers: timersOf(clock) });
+    inventoryTask = startJitteredSchedule({ expression: inventorySchedule, jitter, work: () => checkInventory(false), onSkip, timers: timersOf(clock) });
   };
 
   const retire = (): void => {

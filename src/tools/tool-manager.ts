@@ -11,7 +11,7 @@ import {
   type ToolInstallationStatus,
 } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { sleepOn, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
 import { truncateInput } from "../runtime/echo.ts";
@@ -193,7 +193,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
               return;
             }
             if (clock.monotonicMs() > deadline) throw new ToolInstallError(`tool ${message.toolAgentId}: service ${serviceName} is not running after install`, false);
-            await new Promise((resolve) => setTimeout(resolve, 500));
+            await sleepOn(clock, 500);
           }
         },
         onInstalling: async () => {
@@ -276,6 +276,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     ...(options.trust ? { trust: options.trust } : {}),
     // Several tools side by side (the keyed queue keeps one tool's commands in order).
     parallel: 16,
+    timers: timersOf(clock),
     handler: {
       what: "tool command",
       schema: ToolInstallationMessage,
@@ -312,7 +313,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   /** Last reported liveness per tool, and when: a change goes out at once, the same state hourly. */
   const reported = new Map<string, { state: string; atMs: number }>();
   const checkIntervalMs = options.checkIntervalMs ?? 60_000;
-  let monitorTimer: NodeJS.Timeout | null = null;
+  let cancelCheck: Cancel | null = null;
   let checkFailures = 0;
 
   const checkTools = async (): Promise<void> => {
@@ -350,7 +351,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
 
   const scheduleCheck = (delayMs: number): void => {
     if (stopped) return;
-    monitorTimer = setTimeout(() => {
+    cancelCheck = timersOf(clock).after(delayMs, () => {
       checkTools()
         .then(() => {
           checkFailures = 0;
@@ -361,8 +362,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
           logger.warn({ err: error }, "tool checks failed; retrying");
           scheduleCheck(Math.min(checkIntervalMs * 10, 5_000 * 2 ** Math.min(checkFailures, 6)));
         });
-    }, delayMs);
-    monitorTimer.unref();
+    });
   };
 
   return {
@@ -389,7 +389,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     },
     async stop() {
       stopped = true;
-      if (monitorTimer) clearTimeout(monitorTimer);
+      cancelCheck?.();
       // Downloads and unpacks in progress end now (SIGTERM must not wait on a link that hangs).
       stopping.abort(new Error("the agent is stopping"));
       await runner.stop();

@@ -8,7 +8,7 @@ import semver from "semver";
 import { ClientUpdateMessage, EventType, fleetSubjects, machineConsumers, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
 import { download, DownloadError } from "../download/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { setAsideDamagedFile } from "../runtime/json-state-file.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
@@ -94,7 +94,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   const subjects = machineSubjects(machineId);
   let connection: NatsConnection | null = null;
   let restartPending = false;
-  let healthTimer: NodeJS.Timeout | undefined;
+  let cancelHealthGate: Cancel | undefined;
   let view: UpdateStatusView = { runningVersion, active: null, trial: null, restartPending: false };
   const context = (): LaunchContext => ({ selfVersion: runningVersion, nowMs: clock.now(), newId: randomUUID });
 
@@ -233,6 +233,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     sink: options.sink,
     logger,
     trust: options.trust,
+    timers: timersOf(clock),
     handler: {
       what: "client-update",
       schema: ClientUpdateMessage,
@@ -266,12 +267,11 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
         // (not connecting, not crashing) ends, so the launcher gets to do that.
         const remainingMs = Math.max(0, Date.parse(state.trial.startedAt) + HEALTH_WINDOW_MS - clock.now());
         logger.info({ version: runningVersion, remainingMs }, "running a new version on trial: it must connect to be kept");
-        healthTimer = setTimeout(() => {
+        cancelHealthGate = timersOf(clock).after(remainingMs, () => {
           logger.error({ version: runningVersion }, "this version did not report healthy in time: restarting so it is rolled back");
           restartPending = true;
           options.requestRestart?.("health window passed");
-        }, remainingMs);
-        healthTimer.unref();
+        });
       });
       await serialized(sendPendingReports);
     },
@@ -279,7 +279,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       await serialized(async () => {
         const state = await readUpdateState(paths);
         if (!isTrialOfThisVersion(state)) return;
-        clearTimeout(healthTimer);
+        cancelHealthGate?.();
         const promoted = promoteTrial(state, context());
         await writeUpdateState(paths, promoted);
         await prune(promoted);
@@ -291,7 +291,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       runner.attach(nc);
     },
     async stop() {
-      clearTimeout(healthTimer);
+      cancelHealthGate?.();
       await runner.stop();
       await queue.idle();
     },
