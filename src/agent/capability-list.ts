@@ -27,12 +27,15 @@ export class CapabilityList {
     for (const capability of this.#capabilities) await capability.start?.();
   }
 
-  attachAll(link: LinkUp): void {
-    for (const capability of this.#capabilities) {
-      Promise.resolve()
-        .then(() => capability.attach?.(link))
-        .catch((error: unknown) => this.#failed(capability.name, error));
-    }
+  /** Hands the link to every capability at once; resolves when each has taken it (or failed to). */
+  async attachAll(link: LinkUp): Promise<void> {
+    await Promise.all(
+      this.#capabilities.map((capability) =>
+        Promise.resolve()
+          .then(() => capability.attach?.(link))
+          .catch((error: unknown) => this.#failed(capability.name, error)),
+      ),
+    );
   }
 
   detachAll(server: string, reason: string): void {

@@ -10,7 +10,7 @@ import { inboxPrefixOf } from "../identity/permissions.ts";
 import { lifecycleCapability } from "../lifecycle/capability.ts";
 import { openOutbox } from "../outbox/index.ts";
 import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { sleepOn, type Clock } from "../runtime/clock.ts";
 import { createLoggerFamily, type Logger } from "../runtime/logger.ts";
 import { runShutdownSteps } from "../runtime/ordered-shutdown.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
@@ -62,6 +62,9 @@ export interface AgentDependencies {
    */
   readonly inventoryCommand?: readonly string[];
 }
+
+/** How long the outbox waits for the capabilities to take a new link before it sends (at most). */
+const ATTACH_BEFORE_DRAIN_MS = 2_000;
 
 export interface Agent {
   readonly machineId: string;
@@ -133,12 +136,13 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const inboxPrefix = inboxPrefixOf(machineId, settings.inboxPrefix);
   const linkRecord = new LinkRecord();
   let drainStarted = false;
-  const linkUp = (server: string, connection: NatsConnection, reconnected: boolean): void => {
+  const linkUp = async (server: string, connection: NatsConnection, reconnected: boolean): Promise<void> => {
     linkRecord.up(server, reconnected);
+    // The endpoints first (briefly): whoever sees this agent's events can ask it at once.
+    await Promise.race([capabilities.attachAll({ connection, server, reconnected }), sleepOn(clock, ATTACH_BEFORE_DRAIN_MS)]);
     if (!drainStarted) outbox.start(createJetStreamPublisher(jetstream(connection)));
     else outbox.wake();
     drainStarted = true;
-    capabilities.attachAll({ connection, server, reconnected });
   };
   const link = createNatsLink({
     connectionOptions: () => ({ ...buildConnectionOptions(settings, machineId, backoff), inboxPrefix }),
@@ -147,8 +151,8 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     resetBackoff: () => backoff.reset(),
     nextRetryDelayMs: () => backoff.next(),
     observer: {
-      connected: (server, connection) => linkUp(server, connection, false),
-      reconnected: (server, connection) => linkUp(server, connection, true),
+      connected: (server, connection) => void linkUp(server, connection, false),
+      reconnected: (server, connection) => void linkUp(server, connection, true),
       disconnected(server, reason) {
         linkRecord.down();
         recordError("link", `disconnected from ${server}: ${reason}`);
