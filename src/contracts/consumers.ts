@@ -42,6 +42,14 @@ export function consumerName(machineId: string, purpose: string): string {
   return `machine_${assertMachineId(machineId)}_${purpose}_consumer`;
 }
 
+/**
+ * The per-tool consumer earlier versions made for `machine.all.tool.{toolAgentId}.update`: only
+ * its removal still names it (tools/legacy-update-consumers.ts).
+ */
+export function legacyUpdateConsumerName(machineId: string, toolAgentId: string): string {
+  return `machine_${machineId}_tool_${toolAgentId}_update_consumer`;
+}
+
 export function machineConsumers(machineId: string): MachineConsumers {
   const id = assertMachineId(machineId);
   const base = `machine.${id}`;
