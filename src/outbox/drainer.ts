@@ -1,4 +1,5 @@
 import { eventHeaderEntries } from "../contracts/index.ts";
+import { systemTimers, type Timers } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../runtime/backoff.ts";
 import type { EventPublisher, PublishOutcome, StoredOutboxEntry } from "./types.ts";
@@ -38,7 +39,10 @@ export function startDrainer(options: {
   maxInFlight: number;
   /** How often to look for work when nobody notifies the drainer (appends and reconnects do). */
   idlePollMs?: number;
+  /** Default: the real timers. */
+  timers?: Timers;
 }): Drainer {
+  const timers = options.timers ?? systemTimers;
   const { source, publisher, logger } = options;
   // Capped low: a retry is one publish, and after a broker restart JetStream needs a few seconds
   // before it stores again; a long backoff would only delay delivery once it can.
@@ -56,12 +60,12 @@ export function startDrainer(options: {
         return resolve();
       }
       idle = idleSleep;
-      const timer = setTimeout(() => {
+      const cancel = timers.after(ms, () => {
         wakeUp = null;
         resolve();
-      }, ms);
+      });
       wakeUp = () => {
-        clearTimeout(timer);
+        cancel();
         wakeUp = null;
         resolve();
       };

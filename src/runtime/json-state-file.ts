@@ -28,12 +28,17 @@ export async function readJsonStateFile<T>(path: string, schema: z.ZodType<T>, n
   }
 }
 
+/** Where a damaged `path` is set aside: `<path>.corrupt-<time>`, kept for whoever investigates. */
+export function damagedFileName(path: string, now: () => number): string {
+  return `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
+}
+
 /**
  * Moves a file that cannot be trusted to `<path>.corrupt-<time>`: the next write starts clean and
  * the evidence stays for whoever investigates. Returns where it went (a failed move is left as is).
  */
 export async function setAsideDamagedFile(path: string, now: () => number): Promise<string> {
-  const setAside = `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
+  const setAside = damagedFileName(path, now);
   await rename(path, setAside).catch(() => undefined);
   return setAside;
 }
