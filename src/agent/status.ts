@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { OutboxStats } from "../outbox/types.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import type { Clock } from "../runtime/clock.ts";
 import type { LinkState } from "../transport/link.ts";
 
 /** What `rpc.status`, `edge-agent status` and the local status file report. */
@@ -55,5 +56,67 @@ export function createErrorLog(capacity: number): {
       if (entries.length > capacity) entries.shift();
     },
     list: () => [...entries],
+  };
+}
+
+/** Where the link is, as the link's events said: the server it is on and how often it came back. */
+export class LinkRecord {
+  server: string | null = null;
+  reconnects = 0;
+
+  up(server: string, reconnected: boolean): void {
+    this.server = server;
+    if (reconnected) this.reconnects += 1;
+  }
+
+  down(): void {
+    this.server = null;
+  }
+}
+
+/**
+ * The agent's status, composed: its own facts (identity, link, outbox, recent errors) and each
+ * capability's status under `capabilities.<name>`.
+ */
+export interface StatusAssembly {
+  uptimeSeconds(): number;
+  /** Waits for every capability's status. */
+  current(): Promise<AgentStatus>;
+  /** Without waiting: an asynchronous capability's last status. */
+  snapshot(): AgentStatus;
+}
+
+export function createStatusAssembly(options: {
+  machineId: string;
+  version: string;
+  pid: number;
+  clock: Clock;
+  startedAtMs: number;
+  errors: { list(): AgentStatus["lastErrors"] };
+  outboxStats: () => OutboxStats;
+  link: { readonly state: LinkState; readonly lastError: string | null };
+  linkRecord: LinkRecord;
+  heartbeatSeconds: () => number;
+  capabilities: { statuses(): Promise<Record<string, unknown>>; statusesNow(): Record<string, unknown> };
+}): StatusAssembly {
+  const { clock, startedAtMs, linkRecord } = options;
+  const uptimeSeconds = (): number => Math.round((clock.now() - startedAtMs) / 1000);
+  const compose = (capabilities: Record<string, unknown>): AgentStatus => ({
+    machineId: options.machineId,
+    version: options.version,
+    pid: options.pid,
+    startedAt: new Date(startedAtMs).toISOString(),
+    uptimeSeconds: uptimeSeconds(),
+    connection: { state: options.link.state, server: linkRecord.server, reconnects: linkRecord.reconnects, lastError: options.link.lastError },
+    heartbeatSeconds: options.heartbeatSeconds(),
+    outbox: options.outboxStats(),
+    lastErrors: options.errors.list(),
+    capabilities,
+    writtenAt: new Date(clock.now()).toISOString(),
+  });
+  return {
+    uptimeSeconds,
+    current: async () => compose(await options.capabilities.statuses()),
+    snapshot: () => compose(options.capabilities.statusesNow()),
   };
 }

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Service } from "@nats-io/services";
-import { parseMachineEventSubject, PLATFORM_STREAMS } from "../contracts/index.ts";
+import { DEVICE_STATE_STREAMS, parseMachineEventSubject, PLATFORM_STREAMS } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
@@ -114,8 +114,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
           store: async () => DeviceStore.open(link.connection as NatsConnection, `${settings.group}-devices`, logger.child({ shard })),
           devicesTopic: settings.topics.devices,
           rowContext: { tenantId: settings.tenantId ?? null, organizationId: settings.organizationId ?? null, organizationTag: settings.organizationTag },
-          connectionsStream: "CLIENT_CONNECTIONS",
-          inventoryStream: "INVENTORY",
+          connectionsStream: DEVICE_STATE_STREAMS.connections,
+          inventoryStream: DEVICE_STATE_STREAMS.inventory,
           presence,
           systemConnection: () => systemLink?.connection ?? null,
           defaultHeartbeatSeconds: settings.heartbeatSeconds,

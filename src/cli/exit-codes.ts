@@ -7,6 +7,8 @@ export const ExitCode = {
   dataDirInUse: 3,
   /** The agent stopped to be started again (a self-update): the service manager restarts it. */
   restart: 75,
+  /** Uninstalled remotely (src/service/remote-uninstall.ts): the service manager must not restart it. */
+  uninstalled: 78,
 } as const;
 
 /** Thrown by a command to end with a given exit code and one line for the operator. */

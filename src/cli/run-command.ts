@@ -4,8 +4,10 @@ import { DataDirLockedError, lockDataDir, type DataDirLock } from "../runtime/da
 import { createLogger } from "../runtime/logger.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
-import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "../update/launcher.ts";
-import { replaceProcess } from "../update/replace-process.ts";
+import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "./launcher.ts";
+import { replaceProcess } from "./replace-process.ts";
+import { defaultServiceLayout } from "../service/install-service.ts";
+import { removeAgent, wasUninstalled } from "../service/remote-uninstall.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** How long SIGTERM may take before the process leaves anyway (systemd waits 90 s; we promise 5). */
@@ -19,6 +21,10 @@ export const SUPERVISED_ENV = "EDGE_AGENT_SUPERVISED";
 /** `args`: this process's own arguments (`run` and its flags), handed on to an installed update. */
 export async function runDaemon(settings: Settings, args: readonly string[]): Promise<never> {
   const logger = createLogger({ level: settings.logLevel });
+  if (await wasUninstalled(settings.dataDir)) {
+    logger.warn({ dataDir: settings.dataDir }, "edge-agent was uninstalled remotely: not starting (remove the package, or the marker file, to go on)");
+    process.exit(ExitCode.uninstalled);
+  }
   // One agent per data dir, before anything in it is touched (the launcher counts trial starts
   // there). Handed over across an exec into an installed update (which takes it again), and
   // released on every way out that does not exit at once; the process ending releases it anyway.
@@ -77,13 +83,31 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
       });
     });
   };
+  // A verified remote uninstall: the agent stops, removes itself, and leaves with the code that
+  // keeps the service manager from starting it again.
+  const uninstall = async (reason: string): Promise<void> => {
+    if (stoppingSinceMs !== null) return;
+    logger.warn({ reason }, "uninstalling edge-agent");
+    stopThen(async () => {
+      const layout = { ...defaultServiceLayout(process.execPath), configDir: settings.configDir, dataDir: settings.dataDir };
+      const how = await removeAgent(layout);
+      logger.warn({ how }, "edge-agent uninstalled");
+      lock.release();
+      process.exit(ExitCode.uninstalled);
+    });
+  };
   // Off unless asked for: then only is the metrics code (and prom-client) loaded.
   const metrics = settings.metricsListen === undefined ? null : (await import("./metrics-endpoint.ts")).metricsEndpoint(settings.metricsListen, logger);
   const agent = await createAgent(settings, {
     clock: systemClock,
     logger,
+    platform: process.platform,
+    arch: process.arch,
+    pid: process.pid,
     writeStatusFile: true,
     requestRestart: restart,
+    childEnvironment: environmentWithoutLauncher(),
+    uninstall,
     inventoryCommand: ownCommand(),
     ...(metrics ? { onEventStored: metrics.observeEvent } : {}),
   });

@@ -1,12 +1,9 @@
+import type { ConfigApplier } from "../capability/capability.ts";
 import type { AgentConfiguration } from "../contracts/index.ts";
 import type { Logger } from "../runtime/logger.ts";
 
-/** A part of the agent that takes live settings (heartbeat, telemetry, outbox limits, log level). */
-export interface ConfigurableComponent {
-  readonly name: string;
-  /** Takes `next`; throws to refuse it. Must accept `previous` again when asked to roll back. */
-  apply(next: AgentConfiguration, previous: AgentConfiguration): Promise<void> | void;
-}
+/** A part of the agent that takes live settings: each capability declares its own (capability.ts). */
+export type ConfigurableComponent = ConfigApplier;
 
 export type ApplyOutcome = { readonly status: "APPLIED" } | { readonly status: "ROLLED_BACK"; readonly error: string };
 

@@ -2,10 +2,11 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, machineConsumers, type ConfigStatus, type ConsumerBinding } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { sleepOn, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { SerialQueue } from "../runtime/serial-queue.ts";
 import { describeIssues, truncateInput } from "../runtime/echo.ts";
-import { jitteredBackoff } from "../transport/connection-options.ts";
+import { jitteredBackoff } from "../runtime/backoff.ts";
 import type { DurableConsumer } from "../transport/durable-consumer.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { readConfigKey, watchConfigKey, type ConfigEntry } from "./config-keys.ts";
@@ -77,8 +78,10 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   let appliedFrom = { defaults: 0, machine: 0 };
   let pushedRevision = 0;
   let status: ConfigStatus | null = null;
-  let queue: Promise<unknown> = Promise.resolve();
+  const queue = new SerialQueue();
   let stopped = false;
+  /** Cuts a wait for the bucket short when the agent stops. */
+  const stopping = new AbortController();
   let attached = false;
   const watchers: DurableConsumer[] = [];
   let watchProblem: string | null = null;
@@ -131,11 +134,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     if (applyNow) await applyEffective(entry.revision, true);
   };
 
-  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
-    const result = queue.then(work, work);
-    queue = result.catch(() => undefined);
-    return result;
-  };
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => queue.run(work);
 
   /** Both keys' current values; waits (retrying with backoff) for a bucket that does not exist yet or a read denied. */
   const readBoth = async (connection: NatsConnection): Promise<Record<Slot, ConfigEntry | null>> => {
@@ -156,7 +155,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         if (reason !== lastReason) logger.warn({ reason }, `cannot read the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`);
         else logger.debug({ reason, retryInMs: delay }, `still cannot read the ${AGENT_CONFIG_BUCKET} bucket`);
         lastReason = reason;
-        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        await sleepOn(clock, delay, stopping.signal);
       }
     }
   };
@@ -200,8 +199,9 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     },
     async stop() {
       stopped = true;
+      stopping.abort();
       await Promise.all(watchers.map((watcher) => watcher.stop()));
-      await queue;
+      await queue.idle();
     },
     current: () => applied,
     lastStatus: () => status,

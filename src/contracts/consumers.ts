@@ -22,6 +22,7 @@ export interface MachineConsumers {
   readonly toolUpdate: ConsumerBinding;
   readonly clientUpdate: ConsumerBinding;
   readonly clientUpdateAll: ConsumerBinding;
+  readonly clientUninstall: ConsumerBinding;
   readonly downloadConfiguration: ConsumerBinding;
   readonly downloadConfigurationAll: ConsumerBinding;
   /** The remote configuration keys, read as the KV stream's own messages (no KV watcher: see remote-config). */
@@ -34,10 +35,19 @@ export const COMMAND_STREAMS = {
   toolUpdate: "TOOL_UPDATE",
   clientUpdate: "CLIENT_UPDATE",
   configPush: "CONFIG_PUSH",
+  clientUninstall: "CLIENT_UNINSTALL",
 } as const;
 
 export function consumerName(machineId: string, purpose: string): string {
   return `machine_${assertMachineId(machineId)}_${purpose}_consumer`;
+}
+
+/**
+ * The per-tool consumer earlier versions made for `machine.all.tool.{toolAgentId}.update`: only
+ * its removal still names it (tools/legacy-update-consumers.ts).
+ */
+export function legacyUpdateConsumerName(machineId: string, toolAgentId: string): string {
+  return `machine_${machineId}_tool_${toolAgentId}_update_consumer`;
 }
 
 export function machineConsumers(machineId: string): MachineConsumers {
@@ -50,6 +60,7 @@ export function machineConsumers(machineId: string): MachineConsumers {
     toolUpdate: bind(COMMAND_STREAMS.toolUpdate, "tool-update", fleetSubjects.toolUpdates),
     clientUpdate: bind(COMMAND_STREAMS.clientUpdate, "client-update", `${base}.client-update`),
     clientUpdateAll: bind(COMMAND_STREAMS.clientUpdate, "client-update-all", fleetSubjects.clientUpdate),
+    clientUninstall: bind(COMMAND_STREAMS.clientUninstall, "client-uninstall", `${base}.client-uninstall`),
     downloadConfiguration: bind(COMMAND_STREAMS.configPush, "download-configuration", `${base}.download-configuration`),
     downloadConfigurationAll: bind(COMMAND_STREAMS.configPush, "download-configuration-all", fleetSubjects.downloadConfiguration),
     configMachine: bind(AGENT_CONFIG_STREAM, "config", configKeySubject(configKeyForMachine(id))),

@@ -2,6 +2,7 @@ import type { z } from "zod";
 import { EventType } from "./events.ts";
 import {
   ClientConnectionEvent,
+  ClientUninstallStatus,
   ClientUpdateStatus,
   ConfigStatus,
   HostnameMessage,
@@ -12,7 +13,7 @@ import {
 import { Inventory, OutboxGauge, TelemetrySample } from "./telemetry.ts";
 
 /** The schema of each event type's body: what a reader of `machine.{id}.<type>` validates against. */
-export const EVENT_BODY_SCHEMAS: Readonly<Record<EventType, z.ZodType>> = {
+export const EVENT_BODY_SCHEMAS = {
   [EventType.installedAgent]: InstalledAgentMessage,
   [EventType.clientConnection]: ClientConnectionEvent,
   [EventType.hostname]: HostnameMessage,
@@ -22,8 +23,12 @@ export const EVENT_BODY_SCHEMAS: Readonly<Record<EventType, z.ZodType>> = {
   [EventType.toolConnection]: ToolConnectionMessage,
   [EventType.configStatus]: ConfigStatus,
   [EventType.clientUpdateStatus]: ClientUpdateStatus,
+  [EventType.clientUninstallStatus]: ClientUninstallStatus,
   [EventType.outboxGauge]: OutboxGauge,
-};
+} as const satisfies Readonly<Record<EventType, z.ZodType>>;
+
+/** The body of an event of type `T`, as its schema says: what `EventSink.emit` accepts for it. */
+export type EventBody<T extends EventType> = z.infer<(typeof EVENT_BODY_SCHEMAS)[T]>;
 
 const EVENT_TYPES: ReadonlySet<string> = new Set(Object.values(EventType));
 

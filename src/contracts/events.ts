@@ -17,6 +17,7 @@ export const EventType = {
   toolConnection: "tool-connection",
   configStatus: "config.status",
   clientUpdateStatus: "client-update.status",
+  clientUninstallStatus: "client-uninstall.status",
   outboxGauge: "outbox",
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
@@ -37,6 +38,7 @@ const SUBJECT_OF_TYPE: Readonly<Record<EventType, keyof MachineSubjects>> = {
   [EventType.toolConnection]: "toolConnection",
   [EventType.configStatus]: "configStatus",
   [EventType.clientUpdateStatus]: "clientUpdateStatus",
+  [EventType.clientUninstallStatus]: "clientUninstallStatus",
   [EventType.outboxGauge]: "outboxGauge",
 };
 

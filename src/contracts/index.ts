@@ -7,3 +7,4 @@ export * from "./telemetry.ts";
 export * from "./event-bodies.ts";
 export * from "./kafka-records.ts";
 export * from "./consumers.ts";
+export * from "./tags.ts";

@@ -191,6 +191,20 @@ export const ClientUninstallMessage = z.object({ issuedAt: isoTimestamp.nullish(
 export type ClientUninstallMessage = z.infer<typeof ClientUninstallMessage>;
 
 /**
+ * How a remote uninstall went, on `machine.{id}.client-uninstall.status` (ours): REJECTED (not
+ * verified: nothing was touched) or UNINSTALLING (verified: the agent removes itself next, so this
+ * is the last event it can send).
+ */
+export const ClientUninstallState = z.enum(["REJECTED", "UNINSTALLING"]);
+export type ClientUninstallState = z.infer<typeof ClientUninstallState>;
+export const ClientUninstallStatus = z.object({
+  state: ClientUninstallState,
+  error: z.string().nullish(),
+  timestamp: isoTimestamp,
+});
+export type ClientUninstallStatus = z.infer<typeof ClientUninstallStatus>;
+
+/**
  * What a signed document or command claims about itself, covered by its `signature` (DESIGN.md,
  * "Signatures"): where it may be used, and its place in that scope's rising order. A deletion of
  * a remote configuration key is a signed document too: `{deleted: true, scope, serial, signature}`.

@@ -23,7 +23,11 @@ export const PLATFORM_STREAMS: readonly StreamDefinition[] = [
   { name: "CONFIG_STATUS", subjects: ["machine.*.config.status"] },
   { name: "CONFIG_PUSH", subjects: ["machine.*.download-configuration"] },
   { name: "CLIENT_UPDATE_STATUS", subjects: ["machine.*.client-update.status"] },
+  { name: "CLIENT_UNINSTALL_STATUS", subjects: ["machine.*.client-uninstall.status"] },
 ];
+
+/** The event streams the bridge reads device state from (names above). */
+export const DEVICE_STATE_STREAMS = { connections: "CLIENT_CONNECTIONS", inventory: "INVENTORY" } as const;
 
 /** Two minutes at least, per DESIGN.md, so a redelivery after a reconnect is still deduplicated. */
 export const STREAM_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;

@@ -62,6 +62,7 @@ export interface MachineSubjects {
   readonly toolConnection: string;
   readonly configStatus: string;
   readonly clientUpdateStatus: string;
+  readonly clientUninstallStatus: string;
   readonly outboxGauge: string;
   /** Platform -> agent. */
   readonly toolInstallation: string;
@@ -90,6 +91,7 @@ export function machineSubjects(machineId: string): MachineSubjects {
     toolConnection: `${base}.tool-connection`,
     configStatus: `${base}.config.status`,
     clientUpdateStatus: `${base}.client-update.status`,
+    clientUninstallStatus: `${base}.client-uninstall.status`,
     outboxGauge: `${base}.outbox`,
     toolInstallation: `${base}.tool-installation`,
     toolUninstall: `${base}.tool-uninstall`,

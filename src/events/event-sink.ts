@@ -1,9 +1,7 @@
-import type { EventType } from "../contracts/index.ts";
+import type { EventBody, EventType } from "../contracts/index.ts";
 
-/** One event a capability wants to send. The body must already match its contract schema. */
-export interface OutgoingEvent {
-  readonly type: EventType;
-  readonly body: unknown;
+/** What travels with every event, whatever its type. */
+interface EventEnvelope {
   /** Ties events of one flow together; a fresh one is made when absent. */
   readonly correlationId?: string;
   /** The id of the command this event answers, if any. */
@@ -14,6 +12,14 @@ export interface OutgoingEvent {
    */
   readonly eventId?: string;
 }
+
+/**
+ * One event a capability wants to send, of one type with the body that type's schema gives
+ * (contracts/event-bodies.ts): a body that does not match its type does not compile.
+ */
+export type OutgoingEvent<T extends EventType = EventType> = {
+  readonly [K in T]: EventEnvelope & { readonly type: K; readonly body: EventBody<K> };
+}[T];
 
 export interface EmittedEvent {
   readonly eventId: string;

@@ -1,3 +1,4 @@
+import { systemTimers, type Cancel, type Timers } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 /**
@@ -21,9 +22,12 @@ export function createHeartbeat(options: {
   /** Work that rides on the same tick (hostname check, status snapshot). */
   onTick?: () => void;
   logger: Logger;
+  /** Default: the real timers. */
+  timers?: Timers;
 }): Heartbeat {
+  const timers = options.timers ?? systemTimers;
   let intervalSeconds = options.intervalSeconds;
-  let timer: NodeJS.Timeout | undefined;
+  let cancelTimer: Cancel | undefined;
   let running = false;
 
   const tick = (): void => {
@@ -35,9 +39,8 @@ export function createHeartbeat(options: {
     }
   };
   const schedule = (): void => {
-    if (timer) clearInterval(timer);
-    timer = setInterval(tick, intervalSeconds * 1000);
-    timer.unref();
+    cancelTimer?.();
+    cancelTimer = timers.every(intervalSeconds * 1000, tick);
   };
 
   return {
@@ -58,8 +61,8 @@ export function createHeartbeat(options: {
     },
     stop() {
       running = false;
-      if (timer) clearInterval(timer);
-      timer = undefined;
+      cancelTimer?.();
+      cancelTimer = undefined;
     },
     setIntervalSeconds(seconds) {
       if (!Number.isInteger(seconds) || seconds < 1) throw new RangeError(`heartbeat interval must be a whole number of seconds >= 1, got ${seconds}`);

@@ -1,9 +1,15 @@
 import { eventHeaderEntries } from "../contracts/index.ts";
+import { systemTimers, type Timers } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { jitteredBackoff } from "../transport/connection-options.ts";
+import { jitteredBackoff } from "../runtime/backoff.ts";
 import type { EventPublisher, PublishOutcome, StoredOutboxEntry } from "./types.ts";
 
-/** What the drainer needs of the store: the oldest pending events, and a way to settle results. */
+/**
+ * What the drainer needs of the store: the oldest pending events, and a way to settle results.
+ * Every batch handed out is settled, whatever became of it: what is neither delivered nor rejected
+ * goes back to the store's keeping, where it may be evicted (a full or expired outbox while offline)
+ * before the next round takes it again.
+ */
 export interface DrainSource {
   nextBatch(limit: number): StoredOutboxEntry[];
   settle(delivered: readonly StoredOutboxEntry[], rejected: ReadonlyArray<{ entry: StoredOutboxEntry; reason: string }>): void;
@@ -33,7 +39,10 @@ export function startDrainer(options: {
   maxInFlight: number;
   /** How often to look for work when nobody notifies the drainer (appends and reconnects do). */
   idlePollMs?: number;
+  /** Default: the real timers. */
+  timers?: Timers;
 }): Drainer {
+  const timers = options.timers ?? systemTimers;
   const { source, publisher, logger } = options;
   // Capped low: a retry is one publish, and after a broker restart JetStream needs a few seconds
   // before it stores again; a long backoff would only delay delivery once it can.
@@ -51,12 +60,12 @@ export function startDrainer(options: {
         return resolve();
       }
       idle = idleSleep;
-      const timer = setTimeout(() => {
+      const cancel = timers.after(ms, () => {
         wakeUp = null;
         resolve();
-      }, ms);
+      });
       wakeUp = () => {
-        clearTimeout(timer);
+        cancel();
         wakeUp = null;
         resolve();
       };
@@ -94,7 +103,7 @@ export function startDrainer(options: {
         logger.error({ sequence: entry.sequence, subject: entry.subject, eventId: entry.metadata.eventId, reason: result.reason }, "event refused for good: moved to dead letters");
       } else retryReason ??= result.reason;
     });
-    if (delivered.length > 0 || rejected.length > 0) source.settle(delivered, rejected);
+    source.settle(delivered, rejected);
     if (retryReason !== null) {
       // Warn once per kind of trouble, not once per retry: a day offline is one line, not thousands.
       if (retryReason !== lastWarnedReason) logger.warn({ reason: retryReason, pending: batch.length - delivered.length }, "events not delivered yet; they stay in the outbox and are retried");

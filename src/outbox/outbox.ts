@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import type { Clock } from "../runtime/clock.ts";
+import { timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
+import { damagedFileName } from "../runtime/json-state-file.ts";
 import { FaultLatch } from "../runtime/fault-latch.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { sqliteResultCode, SqliteResult } from "../runtime/sqlite-errors.ts";
@@ -81,6 +82,7 @@ const HELD = "events are kept in memory (and delivered from there) and writing i
  */
 export function openOutbox(options: OutboxOptions): Outbox {
   const { clock, logger, dataDir } = options;
+  const timers = timersOf(clock);
   const durability = options.durability ?? "normal";
   const batchSize = options.batchSize ?? 500;
   const maxInFlight = options.maxInFlight ?? 128;
@@ -104,13 +106,13 @@ export function openOutbox(options: OutboxOptions): Outbox {
   /** Every stored event up to this sequence is settled: the search for the next batch starts after it. */
   let scanFrom = 0;
   let drainer: Drainer | null = null;
-  let retryTimer: NodeJS.Timeout | null = null;
+  let cancelRetry: Cancel | null = null;
   let stopped = false;
   const inFlight = new Set<number>();
   const busyOrSettled = (sequence: number): boolean => inFlight.has(sequence) || backlog.has(sequence);
 
   const setAside = (reason: unknown): void => {
-    const aside = `${path}.corrupt-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}`;
+    const aside = damagedFileName(path, () => clock.now());
     for (const suffix of ["", "-wal", "-shm"]) if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
     logger.error({ err: reason, setAside: aside }, "outbox database is damaged: set aside for inspection, starting a new one");
   };
@@ -304,12 +306,11 @@ export function openOutbox(options: OutboxOptions): Outbox {
   };
 
   function scheduleRetry(): void {
-    if (retryTimer || stopped) return;
-    retryTimer = setTimeout(() => {
-      retryTimer = null;
+    if (cancelRetry || stopped) return;
+    cancelRetry = timers.after(options.storageRetryMs ?? 5_000, () => {
+      cancelRetry = null;
       retryStorage();
-    }, options.storageRetryMs ?? 5_000);
-    retryTimer.unref();
+    });
   }
 
   const appendEntries = (inputs: readonly OutboxEntryInput[]): StoredOutboxEntry[] => {
@@ -371,8 +372,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     sweepExpired();
   };
 
-  const sweepTimer = setInterval(sweepExpired, AGE_SWEEP_MS);
-  sweepTimer.unref();
+  const stopSweeping = timers.every(AGE_SWEEP_MS, sweepExpired);
   start();
 
   const source: DrainSource = {
@@ -385,6 +385,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
     },
     settle(delivered, rejected) {
       try {
+        // A batch retried whole: nothing to record, but it is no longer in flight (evictable again).
+        if (delivered.length === 0 && rejected.length === 0) return;
         const settleStored = (entry: StoredOutboxEntry): void => {
           pendingCount -= 1;
           pendingBytes -= sizeOf(entry);
@@ -442,15 +444,15 @@ export function openOutbox(options: OutboxOptions): Outbox {
     },
     start(publisher) {
       if (drainer) return;
-      drainer = startDrainer({ source, publisher, logger, batchSize, maxInFlight });
+      drainer = startDrainer({ source, publisher, logger, batchSize, maxInFlight, timers });
     },
     wake() {
       drainer?.wake();
     },
     async stop() {
       stopped = true;
-      clearInterval(sweepTimer);
-      if (retryTimer) clearTimeout(retryTimer);
+      stopSweeping();
+      cancelRetry?.();
       await drainer?.stop();
       drainer = null;
       retryStorage();

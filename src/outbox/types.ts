@@ -35,15 +35,4 @@ export interface OutboxStats {
   readonly lastError: string | null;
 }
 
-/** What the transport says about one publish attempt. */
-export type PublishOutcome =
-  | { readonly kind: "acked"; readonly streamSequence: number; readonly duplicate: boolean }
-  /** Try again later: no stream, no responders, timeout, disconnected. */
-  | { readonly kind: "retry"; readonly reason: string }
-  /** Never going to succeed: payload too large, permission denied, bad subject. */
-  | { readonly kind: "rejected"; readonly reason: string };
-
-/** The narrow interface of the transport the drainer needs. */
-export interface EventPublisher {
-  publish(subject: string, payload: Uint8Array, headers: ReadonlyArray<readonly [string, string]>, msgId: string): Promise<PublishOutcome>;
-}
+export type { EventPublisher, PublishOutcome } from "../transport/jetstream-publisher.ts";

@@ -24,8 +24,21 @@ export async function readJsonStateFile<T>(path: string, schema: z.ZodType<T>, n
   try {
     return { kind: "valid", value: schema.parse(JSON.parse(text)) };
   } catch (error) {
-    const setAside = `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
-    await rename(path, setAside).catch(() => undefined);
-    return { kind: "damaged", setAside, error };
+    return { kind: "damaged", setAside: await setAsideDamagedFile(path, now), error };
   }
+}
+
+/** Where a damaged `path` is set aside: `<path>.corrupt-<time>`, kept for whoever investigates. */
+export function damagedFileName(path: string, now: () => number): string {
+  return `${path}.corrupt-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
+}
+
+/**
+ * Moves a file that cannot be trusted to `<path>.corrupt-<time>`: the next write starts clean and
+ * the evidence stays for whoever investigates. Returns where it went (a failed move is left as is).
+ */
+export async function setAsideDamagedFile(path: string, now: () => number): Promise<string> {
+  const setAside = damagedFileName(path, now);
+  await rename(path, setAside).catch(() => undefined);
+  return setAside;
 }

@@ -19,3 +19,29 @@ export function createLogger(options: { level: LogLevel; machineId?: string; fie
 export function silentLogger(): Logger {
   return pino({ level: "silent" });
 }
+
+/**
+ * One agent's loggers: a root and the children made from it. pino children copy their level when
+ * made, so a live level change goes to each one; and only to these: another agent in the same
+ * process, or the logger this one was made from, keeps its own level.
+ */
+export interface LoggerFamily {
+  readonly root: Logger;
+  child(bindings: Record<string, string>): Logger;
+  setLevel(level: LogLevel): void;
+}
+
+export function createLoggerFamily(root: Logger): LoggerFamily {
+  const members: Logger[] = [root];
+  return {
+    root,
+    child(bindings) {
+      const child = root.child(bindings);
+      members.push(child);
+      return child;
+    },
+    setLevel(level) {
+      for (const member of members) member.level = level;
+    },
+  };
+}

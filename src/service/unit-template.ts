@@ -26,9 +26,11 @@ Environment=EDGE_AGENT_SUPERVISED=1
 # glibc makes a malloc arena per thread; two are plenty for the agent and keep ~4 MB off its RSS.
 Environment=MALLOC_ARENA_MAX=2
 EnvironmentFile=-/etc/default/edge-agent
-# Restart always, 5 s apart; exit code 75 (a self-update) included.
+# Restart always, 5 s apart; exit code 75 (a self-update) included. Exit code 78 is an agent that
+# was uninstalled remotely and could not remove its own service (it runs unprivileged): never again.
 Restart=always
 RestartSec=5s
+RestartPreventExitStatus=78
 # SIGTERM drains the link and closes the outbox within 5 s; give it a little more.
 TimeoutStopSec=15s
 KillMode=mixed

@@ -1,9 +1,9 @@
-import type { OutboxStats } from "../outbox/types.ts";
+import type { OutboxCounts } from "../capability/capability.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Collector } from "./collector.ts";
 
 /** The agent's own footprint, and its outbox depth. */
-export function agentCollectors(options: { clock: Clock; outboxStats?: () => OutboxStats | null }): Collector[] {
+export function agentCollectors(options: { clock: Clock; outboxGauge?: (() => OutboxCounts | null) | undefined }): Collector[] {
   let previous: { atMs: number; cpu: NodeJS.CpuUsage } | null = null;
   const self: Collector = {
     name: "agent",
@@ -25,7 +25,7 @@ export function agentCollectors(options: { clock: Clock; outboxStats?: () => Out
   const outbox: Collector = {
     name: "outbox",
     async collect() {
-      const stats = options.outboxStats?.() ?? null;
+      const stats = options.outboxGauge?.() ?? null;
       if (!stats) return { outbox: null };
       const { pendingCount, pendingBytes, oldestPendingAgeMs, evictedTelemetry, evictedState, deadLetters } = stats;
       return { outbox: { pendingCount, pendingBytes, oldestPendingAgeMs, evictedTelemetry, evictedState, deadLetters } };

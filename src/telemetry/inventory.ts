@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { hostname as osHostname } from "node:os";
-import type { Inventory, MachineInventory } from "../contracts/index.ts";
+import { tagNameOf, type Inventory, type MachineInventory } from "../contracts/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { installedSoftware } from "./installed-software.ts";
 
@@ -89,7 +89,7 @@ export function assembleInventory(machine: MachineInventory, request: InventoryR
   const { errors, ...reported } = machine;
   const body: InventoryBody = {
     ...reported,
-    tags: request.tagKeyValues.map((pair) => pair.split(":")[0] ?? pair),
+    tags: request.tagKeyValues.map(tagNameOf),
     tagKeyValues: request.tagKeyValues,
   };
   return { machineId: request.machineId, timestamp: new Date(request.clock.now()).toISOString(), hash: inventoryHash(body), ...body, errors };

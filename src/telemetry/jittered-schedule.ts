@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { createTask, validate, type ScheduledTask } from "node-cron";
+import { validate } from "node-cron";
+import { systemTimers, type Cancel, type Timers } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
 
 export class InvalidScheduleError extends Error {
@@ -37,9 +38,9 @@ export interface JitteredSchedule {
 }
 
 /**
- * Runs `work` on a node-cron schedule, `offsetMs` after each tick. A run still going when the next
- * is due makes that next one skip (counted): slow collection never stacks up. node-cron's own
- * `execution:missed` (the event loop was too busy to fire on time) is counted too.
+ * Runs `work` on a cron schedule of `timers`, `offsetMs` after each tick. A run still going when
+ * the next is due makes that next one skip (counted): slow collection never stacks up. A tick that
+ * came too late (the event loop was too busy to fire on time) is counted too.
  */
 export function startJitteredSchedule(options: {
   expression: string;
@@ -49,42 +50,43 @@ export function startJitteredSchedule(options: {
   jitter?: { key: string; maxMs: number };
   work: () => Promise<void>;
   onSkip?: (reason: "overlap" | "missed") => void;
+  /** Default: the real timers. */
+  timers?: Timers;
 }): JitteredSchedule & { readonly offsetMs: number } {
   validateCronExpression(options.expression);
+  const timers = options.timers ?? systemTimers;
   const counters: ScheduleCounters = { runs: 0, skippedOverlaps: 0, missedRuns: 0 };
   let running = false;
-  const pending = new Set<NodeJS.Timeout>();
-  const task: ScheduledTask = createTask(options.expression, () => {
-    if (running) {
-      counters.skippedOverlaps += 1;
-      options.onSkip?.("overlap");
-      return;
-    }
-    running = true;
-    const timer = setTimeout(() => {
-      pending.delete(timer);
-      counters.runs += 1;
-      options.work().finally(() => {
-        running = false;
+  const pending = new Set<Cancel>();
+  const schedule = timers.cron(options.expression, {
+    onTick() {
+      if (running) {
+        counters.skippedOverlaps += 1;
+        options.onSkip?.("overlap");
+        return;
+      }
+      running = true;
+      const cancel = timers.after(offsetMs, () => {
+        pending.delete(cancel);
+        counters.runs += 1;
+        options.work().finally(() => {
+          running = false;
+        });
       });
-    }, offsetMs);
-    pending.add(timer);
-  }, { unref: true });
-  const [nextRun, runAfter] = task.getNextRuns(2);
-  const intervalMs = nextRun && runAfter ? runAfter.getTime() - nextRun.getTime() : 0;
-  const offsetMs = options.offsetMs ?? (options.jitter ? jitterOffsetMs(options.jitter.key, Math.min(options.jitter.maxMs, intervalMs / 2)) : 0);
-  task.on("execution:missed", () => {
-    counters.missedRuns += 1;
-    options.onSkip?.("missed");
+      pending.add(cancel);
+    },
+    onMissed() {
+      counters.missedRuns += 1;
+      options.onSkip?.("missed");
+    },
   });
-  void task.start();
+  const offsetMs = options.offsetMs ?? (options.jitter ? jitterOffsetMs(options.jitter.key, Math.min(options.jitter.maxMs, schedule.intervalMs / 2)) : 0);
   return {
     counters,
     offsetMs,
     stop() {
-      void task.stop();
-      void task.destroy();
-      for (const timer of pending) clearTimeout(timer);
+      schedule.stop();
+      for (const cancel of pending) cancel();
       pending.clear();
     },
   };

@@ -1,7 +1,7 @@
-import { EventType, type Inventory, type OutboxGauge, type TelemetrySample } from "../contracts/index.ts";
+import { EventType, tagKeyValuesOf, type Inventory, type OutboxGauge, type TelemetrySample } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
-import type { OutboxStats } from "../outbox/types.ts";
-import type { Clock } from "../runtime/clock.ts";
+import type { OutboxCounts } from "../capability/capability.ts";
+import { timersOf, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { agentCollectors } from "./agent-collectors.ts";
 import type { Collector } from "./collector.ts";
@@ -23,7 +23,8 @@ export interface TelemetryOptions {
   /** Spread of a fleet's runs after each tick: at most this, and at most half the interval. Default 30 s. */
   readonly jitterMs?: number;
   readonly collectorTimeoutMs?: number;
-  readonly outboxStats?: () => OutboxStats | null;
+  /** The outbox's counts, read-only: reported with each sample on `machine.{id}.outbox`. */
+  readonly outboxGauge?: () => OutboxCounts | null;
   readonly tags?: Readonly<Record<string, string>>;
   /** Replaces the platform's collectors (tests). */
   readonly collectors?: readonly Collector[];
@@ -58,10 +59,10 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   let telemetrySchedule = options.telemetrySchedule;
   let inventorySchedule = options.inventorySchedule;
   let tags = { ...(options.tags ?? {}) };
-  const tagKeyValues = (): string[] => Object.entries(tags).map(([key, value]) => `${key}:${value}`);
+  const tagKeyValues = (): string[] => tagKeyValuesOf(tags);
   const collectors = options.collectors ?? [
     ...(platform === "linux" ? linuxCollectors({ clock }) : portableCollectors({ clock })),
-    ...agentCollectors({ clock, outboxStats: options.outboxStats }),
+    ...agentCollectors({ clock, outboxGauge: options.outboxGauge }),
   ];
   const sampler = createSampler({ machineId, clock, collectors, timeoutMs: options.collectorTimeoutMs ?? 10_000, tagKeyValues });
   const gatherInventory = options.collectInventory ?? collectInventory;
@@ -86,9 +87,8 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       if (sample.errors.length > 0) logger.warn({ errors: sample.errors }, "some telemetry collectors failed");
       await sink.emit({ type: EventType.telemetry, body: sample });
       samples += 1;
-      const stats = options.outboxStats?.();
-      if (stats) {
-        const { lastError: _storageError, ...counts } = stats;
+      const counts = options.outboxGauge?.();
+      if (counts) {
         const gauge: OutboxGauge = { machineId, timestamp: sample.timestamp, ...counts };
         await sink.emit({ type: EventType.outboxGauge, body: gauge });
       }
@@ -118,8 +118,8 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   const schedule = (): void => {
     telemetryTask?.stop();
     inventoryTask?.stop();
-    telemetryTask = startJitteredSchedule({ expression: telemetrySchedule, jitter, work: emitSample, onSkip });
-    inventoryTask = startJitteredSchedule({ expression: inventorySchedule, jitter, work: () => checkInventory(false), onSkip });
+    telemetryTask = startJitteredSchedule({ expression: telemetrySchedule, jitter, work: emitSample, onSkip, timers: timersOf(clock) });
+    inventoryTask = startJitteredSchedule({ expression: inventorySchedule, jitter, work: () => checkInventory(false), onSkip, timers: timersOf(clock) });
   };
 
   const retire = (): void => {

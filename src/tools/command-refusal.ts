@@ -1,6 +1,5 @@
-import type { z } from "zod";
-import { isSafeToken, type ToolInstallationMessage } from "../contracts/index.ts";
-import { describeIssues, echoInput, truncateInput } from "../runtime/echo.ts";
+import { isSafeToken } from "../contracts/index.ts";
+import { echoInput, truncateInput } from "../runtime/echo.ts";
 
 /**
  * Longest toolAgentId taken: it names a folder, a state file (`<id>.state.json`, within the
@@ -8,10 +7,8 @@ import { describeIssues, echoInput, truncateInput } from "../runtime/echo.ts";
  */
 export const MAX_TOOL_AGENT_ID_CHARS = 128;
 
-/** Why a parsed tool command cannot be taken, fit for a status and a log line; null when it can. */
-export function refusalOf(parsed: z.ZodSafeParseResult<ToolInstallationMessage>): string | null {
-  if (!parsed.success) return `malformed tool message: ${describeIssues(parsed.error.issues)}`;
-  const toolAgentId = parsed.data.toolAgentId;
+/** Why a well-formed tool command's toolAgentId cannot be taken, fit for a status and a log line; null when it can. */
+export function toolAgentIdRefusal(toolAgentId: string): string | null {
   if (toolAgentId.length > MAX_TOOL_AGENT_ID_CHARS) return `toolAgentId is ${toolAgentId.length} characters long, over the ${MAX_TOOL_AGENT_ID_CHARS} allowed`;
   if (!isSafeToken(toolAgentId)) return `toolAgentId ${echoInput(toolAgentId)} is not a safe name`;
   return null;

@@ -1,7 +1,7 @@
 import { access, writeFile } from "node:fs/promises";
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { COMMAND_STREAMS, isSafeToken } from "../contracts/index.ts";
+import { COMMAND_STREAMS, isSafeToken, legacyUpdateConsumerName } from "../contracts/index.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { isPermissionDenied } from "../transport/permission-denied.ts";
 
@@ -11,11 +11,6 @@ import { isPermissionDenied } from "../transport/permission-denied.ts";
  */
 export function legacyUpdateConsumersMarker(toolsDir: string): string {
   return `${toolsDir}.legacy-update-consumers-removed`;
-}
-
-/** The per-tool consumer earlier versions made for `machine.all.tool.{toolAgentId}.update`. */
-export function legacyUpdateConsumerName(machineId: string, toolAgentId: string): string {
-  return `machine_${machineId}_tool_${toolAgentId}_update_consumer`;
 }
 
 /**

@@ -1,40 +1,35 @@
-import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  COMMAND_STREAMS,
   EventType,
   fleetSubjects,
   isSafeToken,
   machineConsumers,
   machineSubjects,
-  type ConsumerBinding,
-  OsName,
   ToolInstallationMessage,
   type InstalledAgentMessage,
   type ToolInstallationStatus,
 } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { sleepOn, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
 import { truncateInput } from "../runtime/echo.ts";
 import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
-import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
-import { HeldMessages, type Settlement } from "../transport/held-messages.ts";
-import { refusalOf, reportedToolAgentId } from "./command-refusal.ts";
-import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
+import { osNameOf } from "../runtime/host.ts";
+import type { OutgoingEvent } from "../events/event-sink.ts";
+import { createCommandRunner, done, reject, retryAfter, retryWithBackoff, type CommandOutcome } from "../transport/command-runner.ts";
+import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
+import type { CommandTrust } from "../trust/index.ts";
 import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
 import { rememberCommand, toolStore, type ToolRecord } from "./tool-state.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
 import { placeToolFile, toolDirOf } from "./installer.ts";
 import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
 import { runToolCommand } from "./run-command.ts";
-import { systemdServiceState, type ServiceState } from "./service-state.ts";
+import { serviceStateReader, type ServiceState } from "./service-state.ts";
 import type { ToolConnectionMessage } from "../contracts/index.ts";
 import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
-
-export const TOOL_STREAM = COMMAND_STREAMS.toolInstallation;
-export const TOOL_UPDATE_STREAM = COMMAND_STREAMS.toolUpdate;
 
 export interface ToolPolicy {
   readonly allowMissingChecksum: boolean;
@@ -57,6 +52,7 @@ export interface ToolManagerOptions {
   /** For the `${client.serverUrl}` placeholder. */
   readonly serverUrl: string;
   readonly policy: ToolPolicy;
+  /** The OS the tools are for (default linux; the agent gives its host's). */
   readonly platform?: NodeJS.Platform;
   readonly commandTimeoutMs?: number;
   /** Ack wait for consumers the agent creates (default 60 s); installs in progress keep it alive. */
@@ -95,10 +91,6 @@ export interface ToolManager {
   writeFile(target: { toolAgentId: string; relativePath: string; serviceName: string | null }, sourceFile: string): Promise<void>;
 }
 
-function osOf(platform: NodeJS.Platform): OsName {
-  return platform === "win32" ? "windows" : platform === "darwin" ? "macos" : "linux";
-}
-
 /**
  * Installs and removes the platform's tools as it asks on `machine.{id}.tool-installation` and
  * `.tool-uninstall` (stream TOOL_INSTALLATION, durable consumer `machine_{id}_tool-installation_consumer`),
@@ -113,27 +105,24 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   const { machineId, logger, sink, clock } = options;
   const subjects = machineSubjects(machineId);
   const store = toolStore(options.toolsDir);
-  const os = osOf(options.platform ?? process.platform);
+  const platform = options.platform ?? "linux";
+  const os = osNameOf(platform);
   let policy = { ...options.policy };
   let connection: NatsConnection | null = null;
   let stopped = false;
   let attached = false;
   const ackWaitMs = options.ackWaitMs ?? 60_000;
-  const serviceState = options.serviceState ?? systemdServiceState;
-  const consumers: DurableConsumer[] = [];
+  const serviceState = options.serviceState ?? serviceStateReader(platform);
   const bindings = machineConsumers(machineId);
-  const listen = (nc: NatsConnection, binding: ConsumerBinding, deliverPolicy: DeliverPolicy = DeliverPolicy.All): DurableConsumer =>
-    consumeDurable({ connection: nc, ...binding, deliverPolicy, ackWaitMs, logger, handle });
   const queue = new KeyedSerialQueue(options.maxParallelInstalls ?? 3);
   const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => queue.run(toolAgentId, work);
-  const held = new HeldMessages({ logger });
   /** Aborts downloads and unpacks in progress when the agent stops. */
   const stopping = new AbortController();
 
-  const report = async (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null, causationId: string | undefined): Promise<void> => {
-    // Cut to fit: a status is one small message, whatever the command that caused it carried.
+  // Cut to fit: a status is one small message, whatever the command that caused it carried.
+  const statusBody = (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null): ToolInstallationStatus => {
     const field = (value: string | null | undefined): string | null => (value === null || value === undefined ? null : truncateInput(value, 256));
-    const body: ToolInstallationStatus = {
+    return {
       toolAgentId: field(message.toolAgentId) as string,
       toolId: field(message.toolId),
       toolType: field(message.toolType),
@@ -142,7 +131,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       error: error === null ? null : truncateInput(error, 2_000),
       timestamp: new Date(clock.now()).toISOString(),
     };
-    await sink.emit({ type: EventType.toolInstallationStatus, body, ...(causationId ? { causationId } : {}) });
+  };
+  const report = async (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null, causationId: string): Promise<void> => {
+    await sink.emit({ type: EventType.toolInstallationStatus, body: statusBody(message, state, error), causationId });
   };
 
   /** `commandId`: the command whose work this record finishes, remembered to recognise it again. */
@@ -202,7 +193,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
               return;
             }
             if (clock.monotonicMs() > deadline) throw new ToolInstallError(`tool ${message.toolAgentId}: service ${serviceName} is not running after install`, false);
-            await new Promise((resolve) => setTimeout(resolve, 500));
+            await sleepOn(clock, 500);
           }
         },
         onInstalling: async () => {
@@ -250,81 +241,79 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
   };
 
-  /** How a command's work ended, as the server should hear it. */
-  const settlementOf = (error: unknown, deliveryCount: number, toolAgentId: string, uninstalling: boolean): Settlement => {
+  /** What the consumer's redelivery should do with a command whose work threw. */
+  const outcomeOfFailure = (error: unknown, toolAgentId: string, uninstalling: boolean): CommandOutcome => {
     if (stopping.signal.aborted) {
-      // Cut short by a stop: delivered again at once to the next run.
       logger.info({ toolAgentId }, "tool work cut short by the stop; the server delivers it again");
-      return { kind: "nak" };
+      return retryAfter(0);
     }
     if (error instanceof ToolInstallError && error.retryable) {
-      const delayMs = Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, deliveryCount - 1));
-      logger.warn({ toolAgentId, err: error, retryInMs: delayMs }, "tool install will be retried");
-      return { kind: "nak", delayMs };
+      logger.warn({ toolAgentId, err: error }, "tool install will be retried");
+      return retryWithBackoff();
     }
+    // FAILED is already reported by the work itself.
     logger.error({ toolAgentId, err: error }, uninstalling ? "tool uninstall failed" : "tool install failed");
-    return { kind: "term" };
+    return reject(error instanceof Error ? error.message : String(error));
   };
 
-  // term() goes without a reason: nats-server 2.9 does not parse "+TERM <reason>" and would leave
-  // the message pending. The reason is in the FAILED status and the log instead.
-  const handle = async (msg: JsMsg, keepAliveEveryMs: number): Promise<void> => {
-    // The stream's own name: an update (TOOL_UPDATE) and an install may share a sequence number.
-    const causationId = msg.headers?.get("X-Event-ID") || `${msg.info.stream}:${msg.seq}`;
-    let raw: unknown;
-    try {
-      raw = msg.json<unknown>();
-    } catch {
-      logger.error({ subject: msg.subject, seq: msg.seq }, "tool message is not JSON: terminated");
-      msg.term();
-      return;
-    }
-    const parsed = ToolInstallationMessage.safeParse(raw);
-    const refusal = refusalOf(parsed);
-    // Only a well-formed command is weighed for trust: a malformed one must not raise a scope's mark.
-    const admission = refusal === null && options.trust ? await options.trust.admit(raw, arrivalOf(msg)) : ({ admitted: true } as const);
-    if (!admission.admitted && admission.retryLater) return msg.nak(TRUST_RETRY_MS);
-    if (!parsed.success || refusal !== null || !admission.admitted) {
-      const reason = refusal ?? (!admission.admitted ? truncateInput(`tool command refused: ${admission.error}`, 2_000) : "malformed tool message");
-      logger.error({ subject: msg.subject, seq: msg.seq, reason }, "tool message refused: terminated");
-      const toolAgentId = reportedToolAgentId(raw);
-      if (toolAgentId) await report({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason, causationId).catch((error: unknown) => logger.error({ err: error }, "cannot report the refused tool message"));
-      msg.term();
-      return;
-    }
-    const message = parsed.data;
-    const uninstalling = msg.subject === subjects.toolUninstall;
-    const fleetUpdate = msg.info.stream === bindings.toolUpdate.stream;
-    if (fleetUpdate && fleetSubjects.toolOfUpdate(msg.subject) !== message.toolAgentId) {
-      // The subject says which machines it concerns (those with that tool): a body naming another tool would reach all.
-      logger.error({ subject: msg.subject, toolAgentId: message.toolAgentId }, "tool update names another tool than its subject: terminated");
-      msg.term();
-      return;
-    }
-    // Taken no faster than the work drains: the rest wait on the server, not in this process.
-    // Stopping, it is left unsettled: the server delivers it again to the next run.
-    if (!(await held.waitForRoom())) return;
-    const work = held.hold(msg, keepAliveEveryMs);
-    if (!work) return;
-    // Not awaited: the consumer hands over the next command, maybe another tool's, meanwhile.
-    void withToolLock(message.toolAgentId, async () => {
-      // Fleet-wide updates concern only machines that have the tool (judged under the tool's lock,
-      // after any install or removal of it in progress).
-      if (fleetUpdate && (await store.read(message.toolAgentId))?.state !== "INSTALLED") {
-        logger.debug({ toolAgentId: message.toolAgentId }, "update for a tool not installed here: acked");
-        return;
-      }
-      await (uninstalling ? uninstall(message, causationId) : install(message, causationId));
-    }).then(
-      () => work.settle({ kind: "ack" }),
-      (error: unknown) => work.settle(settlementOf(error, work.deliveryCount, message.toolAgentId, uninstalling)),
-    );
-  };
+  const refusedStatus = (toolAgentId: string, reason: string): OutgoingEvent => ({
+    type: EventType.toolInstallationStatus,
+    body: statusBody({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason),
+  });
+
+  const runner = createCommandRunner<ToolInstallationMessage>({
+    sources: [
+      // One consumer per subject: nats-server 2.9 takes one filter. Names from contracts/consumers.ts,
+      // the same the machine's permission set names.
+      { binding: bindings.toolInstallation, ackWaitMs },
+      { binding: bindings.toolUninstall, ackWaitMs },
+      // Fleet-wide updates of every tool, through one consumer of this machine's, so an update
+      // published while it was offline still arrives; those for tools it lacks are acked unread.
+      { binding: bindings.toolUpdate, deliverPolicy: DeliverPolicy.New, ackWaitMs },
+    ],
+    sink,
+    logger,
+    ...(options.trust ? { trust: options.trust } : {}),
+    // Several tools side by side (the keyed queue keeps one tool's commands in order).
+    parallel: 16,
+    timers: timersOf(clock),
+    handler: {
+      what: "tool command",
+      schema: ToolInstallationMessage,
+      refusalOf(message, delivery) {
+        const refusal = toolAgentIdRefusal(message.toolAgentId);
+        if (refusal) return { reason: refusal, report: true };
+        // The subject says which machines it concerns (those with that tool): a body naming another tool would reach all.
+        if (delivery.stream === bindings.toolUpdate.stream && fleetSubjects.toolOfUpdate(delivery.subject) !== message.toolAgentId) {
+          return { reason: `tool update on ${delivery.subject} names another tool (${message.toolAgentId})`, report: false };
+        }
+        return null;
+      },
+      rejection(reason, raw) {
+        const toolAgentId = reportedToolAgentId(raw);
+        return toolAgentId ? refusedStatus(toolAgentId, reason) : null;
+      },
+      async handle(message, delivery) {
+        const uninstalling = delivery.subject === subjects.toolUninstall;
+        const fleetUpdate = delivery.stream === bindings.toolUpdate.stream;
+        return withToolLock(message.toolAgentId, async () => {
+          // Fleet-wide updates concern only machines that have the tool (judged under the tool's lock,
+          // after any install or removal of it in progress).
+          if (fleetUpdate && (await store.read(message.toolAgentId))?.state !== "INSTALLED") {
+            logger.debug({ toolAgentId: message.toolAgentId }, "update for a tool not installed here: acked");
+            return done();
+          }
+          await (uninstalling ? uninstall(message, delivery.causationId) : install(message, delivery.causationId));
+          return done();
+        }).catch((error: unknown) => outcomeOfFailure(error, message.toolAgentId, uninstalling));
+      },
+    },
+  });
 
   /** Last reported liveness per tool, and when: a change goes out at once, the same state hourly. */
   const reported = new Map<string, { state: string; atMs: number }>();
   const checkIntervalMs = options.checkIntervalMs ?? 60_000;
-  let monitorTimer: NodeJS.Timeout | null = null;
+  let cancelCheck: Cancel | null = null;
   let checkFailures = 0;
 
   const checkTools = async (): Promise<void> => {
@@ -341,7 +330,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
             return null;
           });
         }
-        const liveness = await checkToolAlive(current, toolDir, options.platform ?? process.platform, serviceState);
+        const liveness = await checkToolAlive(current, toolDir, platform, serviceState);
         if (agentToolId !== current.agentToolId || liveness.state !== current.connection) {
           await store.write({ ...current, agentToolId, connection: liveness.state });
         }
@@ -362,7 +351,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
 
   const scheduleCheck = (delayMs: number): void => {
     if (stopped) return;
-    monitorTimer = setTimeout(() => {
+    cancelCheck = timersOf(clock).after(delayMs, () => {
       checkTools()
         .then(() => {
           checkFailures = 0;
@@ -373,8 +362,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
           logger.warn({ err: error }, "tool checks failed; retrying");
           scheduleCheck(Math.min(checkIntervalMs * 10, 5_000 * 2 ** Math.min(checkFailures, 6)));
         });
-    }, delayMs);
-    monitorTimer.unref();
+    });
   };
 
   return {
@@ -393,13 +381,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       connection = nc;
       if (attached || stopped) return;
       attached = true;
-      // One consumer per subject: nats-server 2.9 takes one filter. Names from contracts/consumers.ts,
-      // the same the machine's permission set names.
-      consumers.push(listen(nc, bindings.toolInstallation));
-      consumers.push(listen(nc, bindings.toolUninstall));
-      // Fleet-wide updates of every tool, through one consumer of this machine's, so an update
-      // published while it was offline still arrives; those for tools it lacks are acked unread.
-      consumers.push(listen(nc, bindings.toolUpdate, DeliverPolicy.New));
+      runner.attach(nc);
       void store
         .list()
         .then((records) => removeLegacyUpdateConsumers({ connection: nc, machineId, toolAgentIds: records.map((record) => record.toolAgentId), toolsDir: options.toolsDir, logger }))
@@ -407,11 +389,10 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     },
     async stop() {
       stopped = true;
-      if (monitorTimer) clearTimeout(monitorTimer);
+      cancelCheck?.();
       // Downloads and unpacks in progress end now (SIGTERM must not wait on a link that hangs).
       stopping.abort(new Error("the agent is stopping"));
-      held.close();
-      await Promise.all(consumers.map((consumer) => consumer.stop()));
+      await runner.stop();
       await queue.idle();
     },
     list: () => store.list(),
@@ -421,7 +402,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         const record = await store.read(target.toolAgentId);
         if (record?.state !== "INSTALLED") throw new Error(`tool ${target.toolAgentId} is not installed here`);
         await placeToolFile(toolDirOf(options.toolsDir, target.toolAgentId), target.relativePath, sourceFile);
-        if (target.serviceName && (options.platform ?? process.platform) === "linux") {
+        if (target.serviceName && (platform) === "linux") {
           await runToolCommand("systemctl", ["restart", target.serviceName], { cwd: "/", timeoutMs: 60_000 });
         }
       });

@@ -1,6 +1,9 @@
 import { readFileSync } from "node:fs";
 import { credsAuthenticator, nkeyAuthenticator, type Authenticator, type ConnectionOptions } from "@nats-io/transport-node";
+import type { ReconnectBackoff } from "../runtime/backoff.ts";
 import type { NatsEndpoint } from "./nats-endpoint.ts";
+
+export { jitteredBackoff, type ReconnectBackoff } from "../runtime/backoff.ts";
 
 export class CredentialFileError extends Error {
   readonly code = "EDGE_CREDENTIAL_FILE";
@@ -16,51 +19,6 @@ function readSecretFile(path: string, what: string): Uint8Array {
   } catch (error) {
     throw new CredentialFileError(`cannot read the ${what} file ${path}: ${(error as Error).message}`);
   }
-}
-
-/**
- * Reconnect delay: exponential with full jitter, capped. A fleet that loses its server all at
- * once then spreads its reconnects over the whole window instead of stampeding back together.
- *
- * nats.js asks `reconnectDelayHandler` on every turn of its dial loop, not once per dial, so the
- * delay must not advance on that call: it advances on `reconnectToServer`, which nats.js calls
- * exactly once before each dial. `delay()` answers the same value until the next dial.
- */
-export interface ReconnectBackoff {
-  /** The wait before the next dial (stable between dials). */
-  delay(): number;
-  /** A dial is about to happen: the wait after it grows. */
-  dialing(): void;
-  /** Connected: start small again. */
-  reset(): void;
-}
-
-export function jitteredBackoff(options: { baseMs: number; maxMs: number; random?: () => number }): ReconnectBackoff & { next(): number } {
-  let attempt = 0;
-  const random = options.random ?? Math.random;
-  const draw = (): number => {
-    const ceiling = Math.min(options.maxMs, options.baseMs * 2 ** Math.min(attempt, 20));
-    return Math.round(ceiling / 2 + random() * (ceiling / 2));
-  };
-  let current = draw();
-  return {
-    /** Draws the delay for this attempt and moves to the next (for loops that sleep once per try). */
-    next() {
-      const value = draw();
-      attempt += 1;
-      current = draw();
-      return value;
-    },
-    delay: () => current,
-    dialing() {
-      attempt += 1;
-      current = draw();
-    },
-    reset() {
-      attempt = 0;
-      current = draw();
-    },
-  };
 }
 
 export interface LinkTuning {

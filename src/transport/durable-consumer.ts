@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../runtime/logger.ts";
-import { jitteredBackoff } from "./connection-options.ts";
+import { jitteredBackoff } from "../runtime/backoff.ts";
 
 export interface DurableConsumerOptions {
   readonly connection: NatsConnection;

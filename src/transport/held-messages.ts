@@ -1,4 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream";
+import { systemTimers, type Cancel, type Timers } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 /** How the work on a held message ended. */
@@ -15,6 +16,8 @@ export interface HeldMessagesOptions {
   readonly logger: Logger;
   /** Most messages held at once; `waitForRoom` waits beyond that (default 16). */
   readonly capacity?: number;
+  /** Default: the real timers. */
+  readonly timers?: Timers;
 }
 
 /**
@@ -28,13 +31,15 @@ export interface HeldMessagesOptions {
 export class HeldMessages {
   readonly #logger: Logger;
   readonly #capacity: number;
-  readonly #held = new Map<string, { message: JsMsg; timer: NodeJS.Timeout }>();
+  readonly #timers: Timers;
+  readonly #held = new Map<string, { message: JsMsg; stopBeating: Cancel }>();
   #roomWaiters: Array<() => void> = [];
   #closed = false;
 
   constructor(options: HeldMessagesOptions) {
     this.#logger = options.logger;
     this.#capacity = options.capacity ?? 16;
+    this.#timers = options.timers ?? systemTimers;
   }
 
   get size(): number {
@@ -66,8 +71,8 @@ export class HeldMessages {
       this.#beat(message);
       return null;
     }
-    const entry = { message, timer: setInterval(() => this.#beat(entry.message), keepAliveEveryMs) };
-    entry.timer.unref();
+    const entry: { message: JsMsg; stopBeating: Cancel } = { message, stopBeating: () => undefined };
+    entry.stopBeating = this.#timers.every(keepAliveEveryMs, () => this.#beat(entry.message));
     this.#held.set(key, entry);
     return {
       get deliveryCount() {
@@ -75,7 +80,7 @@ export class HeldMessages {
       },
       settle: (settlement) => {
         if (this.#held.get(key) !== entry) return;
-        clearInterval(entry.timer);
+        entry.stopBeating();
         this.#held.delete(key);
         this.#send(entry.message, settlement);
         this.#wakeOne();

@@ -1,6 +1,18 @@
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { errors as natsErrors, headers as natsHeaders } from "@nats-io/transport-node";
-import type { EventPublisher, PublishOutcome } from "../outbox/types.ts";
+
+/** What the transport says about one publish attempt. */
+export type PublishOutcome =
+  | { readonly kind: "acked"; readonly streamSequence: number; readonly duplicate: boolean }
+  /** Try again later: no stream, no responders, timeout, disconnected. */
+  | { readonly kind: "retry"; readonly reason: string }
+  /** Never going to succeed: payload too large, permission denied, bad subject. */
+  | { readonly kind: "rejected"; readonly reason: string };
+
+/** Publishing as the outbox's drainer sees it: one message, and what became of it. */
+export interface EventPublisher {
+  publish(subject: string, payload: Uint8Array, headers: ReadonlyArray<readonly [string, string]>, msgId: string): Promise<PublishOutcome>;
+}
 
 /** JetStream API errors that will never succeed on retry: the server refuses the message itself. */
 const PERMANENT_API_CODES = new Set([

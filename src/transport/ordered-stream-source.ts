@@ -10,7 +10,7 @@ import {
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../runtime/logger.ts";
-import { jitteredBackoff } from "./connection-options.ts";
+import { jitteredBackoff } from "../runtime/backoff.ts";
 
 const ACK = new TextEncoder().encode("+ACK");
 

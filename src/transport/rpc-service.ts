@@ -3,14 +3,10 @@ import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import { SERVICE_NAME, type MachineSubjects } from "../contracts/index.ts";
 import type { Logger } from "../runtime/logger.ts";
 
-/** One request/reply endpoint: takes the request body (may be empty), returns a JSON-able reply. */
-export type RpcHandler = (request: Uint8Array) => Promise<unknown> | unknown;
-
-export interface RpcHandlers {
-  readonly health: RpcHandler;
-  readonly status: RpcHandler;
-  readonly collect?: RpcHandler;
-  readonly config?: RpcHandler;
+/** One request/reply endpoint, `machine.{id}.rpc.<name>`: takes the request body (may be empty), returns a JSON-able reply. */
+export interface RpcEndpointHandler {
+  readonly name: "health" | "status" | "collect" | "config";
+  handle(request: Uint8Array): Promise<unknown> | unknown;
 }
 
 /**
@@ -23,10 +19,10 @@ export async function startRpcService(options: {
   machineId: string;
   version: string;
   subjects: MachineSubjects;
-  handlers: RpcHandlers;
+  endpoints: readonly RpcEndpointHandler[];
   logger: Logger;
 }): Promise<Service> {
-  const { handlers, subjects, logger } = options;
+  const { subjects, logger } = options;
   const service = await new Svcm(options.connection).add({
     name: SERVICE_NAME,
     version: options.version,
@@ -35,14 +31,9 @@ export async function startRpcService(options: {
     // Replies go to the one agent that owns the subject: no queue group sharing across machines.
     queue: "",
   });
-  const endpoints: Array<[string, string, RpcHandler | undefined]> = [
-    ["health", subjects.rpcHealth, handlers.health],
-    ["status", subjects.rpcStatus, handlers.status],
-    ["collect", subjects.rpcCollect, handlers.collect],
-    ["config", subjects.rpcConfig, handlers.config],
-  ];
-  for (const [name, subject, handler] of endpoints) {
-    if (!handler) continue;
+  const subjectOf = { health: subjects.rpcHealth, status: subjects.rpcStatus, collect: subjects.rpcCollect, config: subjects.rpcConfig } as const;
+  for (const { name, handle } of options.endpoints) {
+    const subject = subjectOf[name];
     service.addEndpoint(name, {
       subject,
       handler: (error: Error | null, message: ServiceMsg) => {
@@ -51,7 +42,7 @@ export async function startRpcService(options: {
           return;
         }
         Promise.resolve()
-          .then(() => handler(message.data))
+          .then(() => handle(message.data))
           .then((reply) => message.respond(JSON.stringify(reply)))
           .catch((failure: unknown) => {
             logger.warn({ err: failure, endpoint: name }, "rpc request failed");

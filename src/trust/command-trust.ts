@@ -1,6 +1,7 @@
 import { fromPublic } from "@nats-io/nkeys";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { SerialQueue } from "../runtime/serial-queue.ts";
 import { judgeCommand, UntrustedCommandError, type Arrival } from "./claims.ts";
 import { highWaterStore, type StoredMarks } from "./high-water-store.ts";
 
@@ -72,12 +73,7 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
   const store = highWaterStore(options.dataDir, options.logger, () => options.clock.now());
   let marks: StoredMarks["marks"] | null = null;
   // Judge and record in one step per document: two documents of one scope can never both pass.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
-    const result = queue.then(work, work);
-    queue = result.catch(() => undefined);
-    return result;
-  };
+  const queue = new SerialQueue();
 
   const accept = async (document: unknown, arrival: Arrival): Promise<number> => {
     if (marks === null) {
@@ -101,7 +97,7 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
   return {
     signing: true,
     admit(document, arrival) {
-      return serialized(async (): Promise<Admission> => {
+      return queue.run(async (): Promise<Admission> => {
         try {
           return { admitted: true, serial: await accept(document, arrival) };
         } catch (error) {

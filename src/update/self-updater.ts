@@ -2,23 +2,21 @@ import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmod, mkdir, readdir, rename, rm, statfs } from "node:fs/promises";
 import { dirname } from "node:path";
-import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import semver from "semver";
-import { z } from "zod";
-import { ClientUpdateMessage, COMMAND_STREAMS, EventType, fleetSubjects, machineConsumers, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
+import { ClientUpdateMessage, EventType, fleetSubjects, machineConsumers, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
 import { download, DownloadError } from "../download/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
+import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
+import { timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
-import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
+import { setAsideDamagedFile } from "../runtime/json-state-file.ts";
+import { SerialQueue } from "../runtime/serial-queue.ts";
+import { createCommandRunner, done, reject, retryAfter, retryWithBackoff, type CommandDelivery, type CommandOutcome } from "../transport/command-runner.ts";
+import type { CommandTrust } from "../trust/index.ts";
 import { HEALTH_WINDOW_MS, promoteTrial, type LaunchContext } from "./launch-decision.ts";
-import { environmentWithoutLauncher } from "./launcher.ts";
 import { binaryPathFor, EMPTY_UPDATE_STATE, readUpdateState, updatePaths, UpdateStateError, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
-import { describeIssues } from "../runtime/echo.ts";
 
-export const CLIENT_UPDATE_STREAM = COMMAND_STREAMS.clientUpdate;
 /** An agent binary is about 115 MiB; this leaves room for growth and refuses anything absurd. */
 export const MAX_AGENT_BINARY_BYTES = 512 * 1024 * 1024;
 /** Free space that must remain after the download: the outbox shares the disk and must never be starved. */
@@ -63,6 +61,8 @@ export interface SelfUpdaterOptions {
    * Without it the agent refuses updates: nothing could start the new version.
    */
   readonly requestRestart?: (reason: string) => void;
+  /** The environment the new binary's check runs in (the daemon's, without its launcher's mark); default inherited. */
+  readonly childEnvironment?: NodeJS.ProcessEnv | undefined;
 }
 
 export interface UpdateStatusView {
@@ -90,22 +90,17 @@ export interface SelfUpdater {
  */
 export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   const { logger, machineId, runningVersion, clock } = options;
-  const paths = updatePaths(options.dataDir);
+  const paths = updatePaths(options.dataDir, options.os);
   const subjects = machineSubjects(machineId);
-  const consumers: DurableConsumer[] = [];
   let connection: NatsConnection | null = null;
   let restartPending = false;
-  let healthTimer: NodeJS.Timeout | undefined;
+  let cancelHealthGate: Cancel | undefined;
   let view: UpdateStatusView = { runningVersion, active: null, trial: null, restartPending: false };
   const context = (): LaunchContext => ({ selfVersion: runningVersion, nowMs: clock.now(), newId: randomUUID });
 
   // One writer of the state file at a time: two consumers and the health gate share it.
-  let queue: Promise<unknown> = Promise.resolve();
-  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
-    const next = queue.then(work, work);
-    queue = next.catch(() => undefined);
-    return next;
-  };
+  const queue = new SerialQueue();
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => queue.run(work);
   const updateView = (state: UpdateState): void => {
     view = {
       runningVersion,
@@ -145,7 +140,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
 
   const smokeTest = (binary: string, expectedVersion: string): Promise<string | null> =>
     new Promise((resolve) => {
-      execFile(binary, ["version"], { timeout: SMOKE_TEST_TIMEOUT_MS, env: environmentWithoutLauncher(), encoding: "utf8" }, (error, stdout, stderr) => {
+      execFile(binary, ["version"], { timeout: SMOKE_TEST_TIMEOUT_MS, ...(options.childEnvironment ? { env: { ...options.childEnvironment } } : {}), encoding: "utf8" }, (error, stdout, stderr) => {
         if (error) return resolve(`the new binary does not run here: ${error.message}${stderr ? ` (${stderr.trim().slice(0, 200)})` : ""}`);
         const reported = stdout.trim();
         resolve(reported === expectedVersion ? null : `the new binary says it is version ${JSON.stringify(reported.slice(0, 64))}, not ${expectedVersion}`);
@@ -159,82 +154,14 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     return free < bytes + DISK_HEADROOM_BYTES ? `not enough disk space for the update: ${bytes} bytes plus ${DISK_HEADROOM_BYTES} spare needed, ${free} free` : null;
   };
 
-  const handle = async (msg: JsMsg, keepAliveEveryMs: number): Promise<void> => {
-    const causationId = msg.headers?.get("X-Event-ID") || `${CLIENT_UPDATE_STREAM}:${msg.seq}`;
-    const fleetWide = msg.subject === fleetSubjects.clientUpdate;
-    if (restartPending) {
-      // The next version takes it (and, being newer, will most likely ignore it).
-      msg.nak(30_000);
-      return;
-    }
-    let raw: unknown;
-    const refuse = async (detail: string): Promise<void> => {
-      const claimed = typeof raw === "object" && raw !== null ? (raw as { version?: unknown }).version : undefined;
-      const version = typeof claimed === "string" && claimed !== "" ? claimed.slice(0, 64) : "unknown";
-      await report(version, "REJECTED", detail, causationId);
-      msg.term();
-    };
-    try {
-      raw = msg.json<unknown>();
-    } catch (error) {
-      return refuse(`malformed client-update: ${(error as Error).message}`);
-    }
-    // Before anything else: a replayed command must not even be judged on its merits again.
-    const admission = await options.trust.admit(raw, arrivalOf(msg));
-    if (!admission.admitted) {
-      if (admission.retryLater) return msg.nak(TRUST_RETRY_MS);
-      return refuse(`client-update refused: ${admission.error}`);
-    }
-    const parsed = ClientUpdateMessage.safeParse(raw);
-    if (!parsed.success) return refuse(`malformed client-update: ${describeIssues(parsed.error.issues)}`);
-    const message: ClientUpdateMessage = parsed.data;
-    const target = message.version;
-    if (semver.eq(target, runningVersion)) {
-      logger.info({ version: target }, "client-update for the version already running: nothing to do");
-      msg.ack();
-      return;
-    }
-    if (semver.lt(target, runningVersion)) {
-      await report(target, "REJECTED", `version ${target} is older than the running ${runningVersion}: downgrades are refused`, causationId);
-      msg.ack();
-      return;
-    }
-    if (!options.requestRestart) {
-      await report(target, "REJECTED", "this agent cannot restart itself (it is not the edge-agent daemon)", causationId);
-      msg.ack();
-      return;
-    }
-    const state = await serialized(() => readUpdateState(paths));
-    const rolledBack = state.rolledBack.find((entry) => entry.version === target);
-    if (rolledBack && fleetWide) {
-      await report(target, "REJECTED", `version ${target} was rolled back here at ${rolledBack.at} (${rolledBack.reason}); send it to ${subjects.clientUpdate} to try it again`, causationId);
-      msg.ack();
-      return;
-    }
-    if (state.trial && !isTrialOfThisVersion(state)) {
-      msg.nak(30_000);
-      return;
-    }
-    const entry = pickBinaryFor(message.downloadConfigurations, options.os, options.arch);
-    if (!entry?.link) {
-      await report(target, "REJECTED", `the update has no binary for ${options.os}/${options.arch}`, causationId);
-      msg.ack();
-      return;
-    }
-    if (!entry.sha256) {
-      await report(target, "REJECTED", "the update's binary has no sha256: an agent binary is never installed unchecked", causationId);
-      msg.term();
-      return;
-    }
-    const noRoom = await ensureRoom(entry.size ?? MAX_AGENT_BINARY_BYTES / 4);
-    if (noRoom) {
-      await report(target, "FAILED", noRoom, causationId);
-      msg.term();
-      return;
-    }
+  const refusal = (version: string, state: ClientUpdateState, error: string): OutgoingEvent => {
+    logger.warn({ version, state, error }, "self-update refused or failed");
+    return { type: EventType.clientUpdateStatus, body: { version, runningVersion, state, error, timestamp: new Date(clock.now()).toISOString() } };
+  };
+
+  /** Downloads, checks and stages `target`; a refusal or a retry when it cannot. */
+  const stage = async (target: string, entry: DownloadConfiguration & { link: string; sha256: string }): Promise<InstalledBinary | CommandOutcome> => {
     logger.info({ version: target, link: entry.link }, "downloading the update");
-    const ticker = setInterval(() => msg.working(), keepAliveEveryMs);
-    let staged: InstalledBinary;
     try {
       const file = await download({ link: entry.link, sha256: entry.sha256, size: entry.size, maxBytes: MAX_AGENT_BINARY_BYTES, allowMissingChecksum: false, directory: paths.stagingDir, connection });
       const finalPath = binaryPathFor(paths, target);
@@ -242,41 +169,83 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       await mkdir(dirname(finalPath), { recursive: true, mode: 0o750 });
       await chmod(file.path, 0o755);
       await rename(file.path, finalPath);
-      staged = { version: target, path: finalPath, sha256: file.sha256, size: file.size };
       const problem = await smokeTest(finalPath, target);
       if (problem) {
         await rm(dirname(finalPath), { recursive: true, force: true });
-        await report(target, "FAILED", problem, causationId);
-        msg.term();
-        return;
+        return reject(problem, refusal(target, "FAILED", problem));
       }
+      return { version: target, path: finalPath, sha256: file.sha256, size: file.size };
     } catch (error) {
       if (error instanceof DownloadError && error.retryable) {
         logger.warn({ version: target, reason: error.message }, "update download failed; the server will send it again");
-        msg.nak(Math.min(5 * 60_000, 5_000 * 2 ** Math.min(10, msg.info.deliveryCount - 1)));
-        return;
+        return retryWithBackoff();
       }
-      await report(target, "FAILED", (error as Error).message, causationId);
-      msg.term();
-      return;
-    } finally {
-      clearInterval(ticker);
+      return reject((error as Error).message, refusal(target, "FAILED", (error as Error).message));
     }
-    await serialized(async () => {
+  };
+
+  const update = async (message: ClientUpdateMessage, delivery: CommandDelivery): Promise<CommandOutcome> => {
+    const target = message.version;
+    const requestRestart = options.requestRestart;
+    if (semver.eq(target, runningVersion)) {
+      logger.info({ version: target }, "client-update for the version already running: nothing to do");
+      return done();
+    }
+    // Refused on its merits (acked, not terminated): the command itself was sound.
+    if (semver.lt(target, runningVersion)) return done(refusal(target, "REJECTED", `version ${target} is older than the running ${runningVersion}: downgrades are refused`));
+    if (!requestRestart) return done(refusal(target, "REJECTED", "this agent cannot restart itself (it is not the edge-agent daemon)"));
+    const state = await queue.run(() => readUpdateState(paths));
+    const rolledBack = state.rolledBack.find((entry) => entry.version === target);
+    if (rolledBack && delivery.subject === fleetSubjects.clientUpdate) {
+      return done(refusal(target, "REJECTED", `version ${target} was rolled back here at ${rolledBack.at} (${rolledBack.reason}); send it to ${subjects.clientUpdate} to try it again`));
+    }
+    if (state.trial && !isTrialOfThisVersion(state)) return retryAfter(30_000);
+    const entry = pickBinaryFor(message.downloadConfigurations, options.os, options.arch);
+    if (!entry?.link) return done(refusal(target, "REJECTED", `the update has no binary for ${options.os}/${options.arch}`));
+    if (!entry.sha256) {
+      const reason = "the update's binary has no sha256: an agent binary is never installed unchecked";
+      return reject(reason, refusal(target, "REJECTED", reason));
+    }
+    const noRoom = await ensureRoom(entry.size ?? MAX_AGENT_BINARY_BYTES / 4);
+    if (noRoom) return reject(noRoom, refusal(target, "FAILED", noRoom));
+    const staged = await stage(target, { ...entry, link: entry.link, sha256: entry.sha256 });
+    if ("kind" in staged) return staged;
+    await queue.run(async () => {
       const current = await readUpdateState(paths);
       // What runs now is the fallback: an installed version, or (null) the packaged binary.
       const previous = current.active?.version === runningVersion ? current.active : null;
-      const next: UpdateState = { ...current, trial: { ...staged, startedAt: new Date(clock.now()).toISOString(), launches: 0, previous, fromVersion: runningVersion, causationId } };
+      const next: UpdateState = { ...current, trial: { ...staged, startedAt: new Date(clock.now()).toISOString(), launches: 0, previous, fromVersion: runningVersion, causationId: delivery.causationId } };
       await writeUpdateState(paths, next);
       updateView(next);
     });
     restartPending = true;
     view = { ...view, restartPending };
-    await report(target, "RESTARTING", null, causationId);
-    msg.ack();
+    await report(target, "RESTARTING", null, delivery.causationId);
     logger.info({ from: runningVersion, to: target }, "update staged: restarting into it");
-    options.requestRestart(`update to ${target}`);
+    requestRestart(`update to ${target}`);
+    return done();
   };
+
+  // Names and filters from contracts/consumers.ts: the machine's permission set is built from the same.
+  const { clientUpdate, clientUpdateAll } = machineConsumers(machineId);
+  const runner = createCommandRunner<ClientUpdateMessage>({
+    sources: [clientUpdate, clientUpdateAll].map((binding) => ({ binding, deliverPolicy: DeliverPolicy.LastPerSubject, ackWaitMs: 120_000 })),
+    sink: options.sink,
+    logger,
+    trust: options.trust,
+    timers: timersOf(clock),
+    handler: {
+      what: "client-update",
+      schema: ClientUpdateMessage,
+      // The next version takes it (and, being newer, will most likely ignore it).
+      notNow: () => (restartPending ? 30_000 : null),
+      rejection(reason, raw) {
+        const claimed = typeof raw === "object" && raw !== null ? (raw as { version?: unknown }).version : undefined;
+        return refusal(typeof claimed === "string" && claimed !== "" ? claimed.slice(0, 64) : "unknown", "REJECTED", reason);
+      },
+      handle: update,
+    },
+  });
 
   return {
     async start() {
@@ -287,8 +256,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
         } catch (error) {
           if (!(error instanceof UpdateStateError)) throw error;
           // The launcher already fell back to the packaged binary; keep the file for a person to read.
-          const aside = `${paths.stateFile}.damaged-${clock.now()}`;
-          await rename(paths.stateFile, aside);
+          const aside = await setAsideDamagedFile(paths.stateFile, () => clock.now());
           logger.error({ err: error, movedTo: aside }, "the update state was damaged: set aside, starting afresh");
           state = EMPTY_UPDATE_STATE;
         }
@@ -299,12 +267,11 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
         // (not connecting, not crashing) ends, so the launcher gets to do that.
         const remainingMs = Math.max(0, Date.parse(state.trial.startedAt) + HEALTH_WINDOW_MS - clock.now());
         logger.info({ version: runningVersion, remainingMs }, "running a new version on trial: it must connect to be kept");
-        healthTimer = setTimeout(() => {
+        cancelHealthGate = timersOf(clock).after(remainingMs, () => {
           logger.error({ version: runningVersion }, "this version did not report healthy in time: restarting so it is rolled back");
           restartPending = true;
           options.requestRestart?.("health window passed");
-        }, remainingMs);
-        healthTimer.unref();
+        });
       });
       await serialized(sendPendingReports);
     },
@@ -312,7 +279,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       await serialized(async () => {
         const state = await readUpdateState(paths);
         if (!isTrialOfThisVersion(state)) return;
-        clearTimeout(healthTimer);
+        cancelHealthGate?.();
         const promoted = promoteTrial(state, context());
         await writeUpdateState(paths, promoted);
         await prune(promoted);
@@ -321,16 +288,12 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       await serialized(sendPendingReports);
       if (connection) return;
       connection = nc;
-      // Names and filters from contracts/consumers.ts: the machine's permission set is built from the same.
-      const { clientUpdate, clientUpdateAll } = machineConsumers(machineId);
-      for (const binding of [clientUpdate, clientUpdateAll]) {
-        consumers.push(consumeDurable({ connection: nc, ...binding, deliverPolicy: DeliverPolicy.LastPerSubject, ackWaitMs: 120_000, logger, handle }));
-      }
+      runner.attach(nc);
     },
     async stop() {
-      clearTimeout(healthTimer);
-      await Promise.all(consumers.map((consumer) => consumer.stop()));
-      await queue;
+      cancelHealthGate?.();
+      await runner.stop();
+      await queue.idle();
     },
     status: () => view,
   };

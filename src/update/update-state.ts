@@ -1,3 +1,4 @@
+import type { OsName } from "../contracts/index.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
@@ -54,20 +55,20 @@ export const EMPTY_UPDATE_STATE: UpdateState = { active: null, trial: null, roll
 
 export interface UpdatePaths {
   readonly root: string;
+  /** What an installed version's executable is called (`edge-agent`, `edge-agent.exe` on Windows). */
+  readonly binaryName: string;
   readonly stateFile: string;
   readonly versionsDir: string;
   readonly stagingDir: string;
 }
 
-export function updatePaths(dataDir: string): UpdatePaths {
+export function updatePaths(dataDir: string, os: OsName = "linux"): UpdatePaths {
   const root = join(dataDir, "update");
-  return { root, stateFile: join(root, "state.json"), versionsDir: join(root, "versions"), stagingDir: join(root, "staging") };
+  return { root, binaryName: os === "windows" ? "edge-agent.exe" : "edge-agent", stateFile: join(root, "state.json"), versionsDir: join(root, "versions"), stagingDir: join(root, "staging") };
 }
 
-export const BINARY_NAME = process.platform === "win32" ? "edge-agent.exe" : "edge-agent";
-
 export function binaryPathFor(paths: UpdatePaths, version: string): string {
-  return join(paths.versionsDir, version, BINARY_NAME);
+  return join(paths.versionsDir, version, paths.binaryName);
 }
 
 export class UpdateStateError extends Error {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MachinePinotMessage } from "../../contracts/index.ts";
+import { MachinePinotMessage, tagValueIn } from "../../contracts/index.ts";
 
 /**
  * What the bridge knows of one machine, kept in the JetStream KV bucket `<group>-devices` (key =
@@ -104,7 +104,7 @@ export interface RowContext {
 
 /** The machine's devices-topic row, but for `ingestionTime`: OpenFrame's nine fields, by their names. */
 export function rowFields(state: DeviceState, context: RowContext): Omit<MachinePinotMessage, "ingestionTime"> {
-  const organizationFromTag = state.tagKeyValues.find((pair) => pair.startsWith(`${context.organizationTag}:`))?.slice(context.organizationTag.length + 1);
+  const organizationFromTag = tagValueIn(state.tagKeyValues, context.organizationTag);
   return {
     tenantId: context.tenantId,
     machineId: state.machineId,

@@ -63,6 +63,7 @@ const TOPIC_OF_TYPE: Readonly<Record<EventType, TopicRole>> = {
   [EventType.toolConnection]: "events",
   [EventType.configStatus]: "events",
   [EventType.clientUpdateStatus]: "events",
+  [EventType.clientUninstallStatus]: "events",
   [EventType.outboxGauge]: "events",
 };
 

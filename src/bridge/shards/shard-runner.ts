@@ -2,7 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { BaseOptions } from "@platformatic/kafka";
 import type { Logger } from "../../runtime/logger.ts";
-import { jitteredBackoff } from "../../transport/connection-options.ts";
+import { jitteredBackoff } from "../../runtime/backoff.ts";
 import { OrderedStreamSource, type SourceCounters } from "../../transport/ordered-stream-source.ts";
 import { checkpointRecord, loadShardState, type CheckpointValue } from "../kafka/checkpoint.ts";
 import { classifyKafkaError, describeKafkaError } from "../kafka/kafka-errors.ts";

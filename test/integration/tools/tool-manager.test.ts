@@ -273,7 +273,7 @@ describe("tool installation from JetStream", () => {
     await push("tool-installation", { toolAgentId: "odd", downloadConfigurations: [{ os: "beos" }] });
     await push("tool-installation", "{not json");
     await waitFor("FAILED", () => lastStatus("odd")?.state === "FAILED");
-    expect(lastStatus("odd")?.error).toMatch(/malformed tool message/);
+    expect(lastStatus("odd")?.error).toMatch(/malformed tool command/);
     await waitFor("both settled", async () => (await pending()) === 0);
   });
   it("installs another tool while one tool's link hangs, and each exactly once though the hang outlasts the ack wait", async () => {

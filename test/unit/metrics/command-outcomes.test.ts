@@ -8,6 +8,7 @@ describe("command outcomes from result events", () => {
     expect(commandOutcomeOf({ type: EventType.toolInstallationStatus, body: { toolAgentId: "t", state: "DOWNLOADING", timestamp: "x" } })).toBeNull();
     expect(commandOutcomeOf({ type: EventType.configStatus, body: { status: "ROLLED_BACK", timestamp: "x" } })).toEqual({ command: "config", outcome: "rolled_back" });
     expect(commandOutcomeOf({ type: EventType.clientUpdateStatus, body: { version: "1.0.0", runningVersion: "0.9.0", state: "REJECTED", timestamp: "x" } })).toEqual({ command: "client-update", outcome: "rejected" });
-    expect(commandOutcomeOf({ type: EventType.telemetry, body: {} })).toBeNull();
+    expect(commandOutcomeOf({ type: EventType.clientUninstallStatus, body: { state: "REJECTED", error: "unsigned", timestamp: "x" } })).toEqual({ command: "client-uninstall", outcome: "rejected" });
+    expect(commandOutcomeOf({ type: EventType.hostname, body: { hostname: "h" } })).toBeNull();
   });
 });

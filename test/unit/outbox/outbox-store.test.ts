@@ -66,6 +66,33 @@ describe("outbox storage", () => {
     expect(outbox.stats()).toMatchObject({ pendingCount: 0, evictedState: 1 });
   });
 
+  it("evicts a batch the drainer tried and must retry while offline: it is not held in flight until the link is back", async () => {
+    const clock = fakeClock();
+    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const outbox = make(dataDir, { maxAgeMs: 60_000, clock });
+    for (let index = 0; index < 10; index++) outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
+    const tried: number[] = [];
+    outbox.start({
+      publish: async (_subject, _payload, headers) => {
+        tried.push(Number(headers.find(([name]) => name === "X-Sequence")?.[1]));
+        return { kind: "retry", reason: "offline" };
+      },
+    });
+    await waitFor("the drainer to try the whole batch", () => tried.length >= 10);
+    // The batch's outcomes are settled right after its last publish answers.
+    await new Promise((resolve) => setImmediate(resolve));
+    outbox.updateLimits({ maxBytes: 2_000 });
+    const limited = outbox.stats();
+    expect(limited.pendingBytes).toBeLessThanOrEqual(2_000);
+    expect(limited.evictedTelemetry).toBe(10 - limited.pendingCount);
+    clock.advance(61_000);
+    outbox.updateLimits({});
+    expect(outbox.stats()).toMatchObject({ pendingCount: 0, evictedTelemetry: 10 });
+    await outbox.stop();
+    open.splice(open.indexOf(outbox), 1);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
   it("sets a corrupt database aside, starts a new one, and never reuses a sequence number", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
     const first = make(dataDir);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../../src/runtime/logger.ts";
-import { LAUNCHER_ENV, launchInstalledVersion } from "../../../src/update/launcher.ts";
+import { LAUNCHER_ENV, launchInstalledVersion } from "../../../src/cli/launcher.ts";
 import { binaryPathFor, readUpdateState, updatePaths, writeUpdateState, EMPTY_UPDATE_STATE, type UpdateState } from "../../../src/update/update-state.ts";
 
 const logger = createLogger({ level: "silent" });

@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { isSea } from "node:sea";
 import type { Logger } from "../runtime/logger.ts";
-import { abandonActive, decideLaunch, rollBackTrial, type LaunchContext } from "./launch-decision.ts";
+import { abandonActive, decideLaunch, rollBackTrial, type LaunchContext } from "../update/launch-decision.ts";
 import { replaceProcess } from "./replace-process.ts";
-import { readUpdateState, updatePaths, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
+import { readUpdateState, updatePaths, writeUpdateState, type InstalledBinary, type UpdateState } from "../update/update-state.ts";
 
 /**
  * Set by a launcher for the version it starts: holds the launcher's own command line (JSON), so

@@ -1,0 +1,39 @@
+import type { CapabilityFactory } from "../capability/capability.ts";
+import { remoteConfigCapability } from "../config/capability.ts";
+import { configPushCapability } from "../config-push/config-push.ts";
+import { rpcCapability } from "../rpc/capability.ts";
+import { telemetryCapability } from "../telemetry/capability.ts";
+import { toolsCapability } from "../tools/capability.ts";
+import { remoteUninstallCapability, type UninstallAgent } from "../uninstall/capability.ts";
+import { selfUpdateCapability } from "../update/capability.ts";
+
+/** What the list below needs from the agent's dependencies and its outbox. */
+export interface CapabilityWiring {
+  readonly telemetry: boolean;
+  readonly inventoryCommand?: readonly string[] | undefined;
+  readonly requestRestart?: ((reason: string) => void) | undefined;
+  readonly childEnvironment?: NodeJS.ProcessEnv | undefined;
+  readonly uninstall?: UninstallAgent | undefined;
+  readonly outboxDrained: (timeoutMs: number) => Promise<boolean>;
+}
+
+/**
+ * The agent's capabilities, one line each, in start order (they stop in the reverse order).
+ * Adding a capability: a folder with its factory, and one line here.
+ */
+export function agentCapabilities(wiring: CapabilityWiring): Array<{ readonly name: string; readonly create: CapabilityFactory }> {
+  const { uninstall } = wiring;
+  return [
+    // Before telemetry and tools: a version on trial arms its health gate first.
+    { name: "update", create: selfUpdateCapability({ requestRestart: wiring.requestRestart, childEnvironment: wiring.childEnvironment }) },
+    { name: "telemetry", create: wiring.telemetry ? telemetryCapability({ inventoryCommand: wiring.inventoryCommand }) : () => null },
+    // The last good remote configuration, before the link can bring newer revisions.
+    { name: "remote-config", create: remoteConfigCapability },
+    { name: "config-push", create: configPushCapability },
+    { name: "tools", create: toolsCapability },
+    // Without an uninstall, nothing could remove the agent: the command is not listened for.
+    { name: "uninstall", create: uninstall ? remoteUninstallCapability({ uninstall, outboxDrained: wiring.outboxDrained }) : () => null },
+    // Last: its endpoints are everyone's.
+    { name: "rpc", create: rpcCapability },
+  ];
+}

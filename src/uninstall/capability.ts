@@ -1,0 +1,67 @@
+import { DeliverPolicy } from "@nats-io/jetstream";
+import type { CapabilityFactory } from "../capability/capability.ts";
+import { ClientUninstallMessage, EventType, machineConsumers, type ClientUninstallState } from "../contracts/index.ts";
+import type { OutgoingEvent } from "../events/event-sink.ts";
+import { createCommandRunner, doneThen } from "../transport/command-runner.ts";
+
+/** Removes the agent from this machine (the daemon's: service and package; a library user's: its own). */
+export type UninstallAgent = (reason: string) => Promise<void>;
+
+export interface RemoteUninstallOptions {
+  readonly uninstall: UninstallAgent;
+  /**
+   * Waits (at most `timeoutMs`) until the outbox has delivered what it holds, so the UNINSTALLING
+   * report reaches the platform before the agent is gone; resolves false when time ran out.
+   */
+  readonly outboxDrained: (timeoutMs: number) => Promise<boolean>;
+  /** How long the report may take to leave before the uninstall goes ahead anyway (default 10 s). */
+  readonly reportTimeoutMs?: number;
+}
+
+/**
+ * Remote uninstall on `machine.{id}.client-uninstall` (stream CLIENT_UNINSTALL, consumer
+ * `machine_{id}_client-uninstall_consumer`). Taken only signed, whatever the agent's settings:
+ * without a configSigningKey every uninstall is refused. A command signed for this exact subject
+ * with a serial above every one accepted before is reported UNINSTALLING on
+ * `machine.{id}.client-uninstall.status`, acked, and then the agent is removed (once); anything
+ * else is reported REJECTED and changes nothing.
+ */
+export function remoteUninstallCapability(options: RemoteUninstallOptions): CapabilityFactory {
+  return (context) => {
+    const { logger, clock } = context;
+    let uninstalling = false;
+    const status = (state: ClientUninstallState, error: string | null): OutgoingEvent => ({
+      type: EventType.clientUninstallStatus,
+      body: { state, error, timestamp: new Date(clock.now()).toISOString() },
+    });
+    const runner = createCommandRunner<ClientUninstallMessage>({
+      // The last command only: an uninstall sent while the machine was offline still arrives.
+      sources: [{ binding: machineConsumers(context.machineId).clientUninstall, deliverPolicy: DeliverPolicy.LastPerSubject }],
+      sink: context.sink,
+      logger,
+      trust: context.trust,
+      requireSignature: true,
+      handler: {
+        what: "client-uninstall",
+        schema: ClientUninstallMessage,
+        rejection: (reason) => status("REJECTED", reason),
+        async handle(command, delivery) {
+          logger.warn({ causationId: delivery.causationId, issuedAt: command.issuedAt }, "verified remote uninstall: reporting it, then removing the agent");
+          return doneThen(status("UNINSTALLING", null), async () => {
+            if (uninstalling) return;
+            uninstalling = true;
+            const delivered = await options.outboxDrained(options.reportTimeoutMs ?? 10_000);
+            if (!delivered) logger.warn("the uninstall report is not delivered yet; uninstalling anyway (it stays in the outbox)");
+            await options.uninstall(`remote uninstall ${delivery.causationId}`);
+          });
+        },
+      },
+    });
+    return {
+      name: "uninstall",
+      attach: ({ connection }) => runner.attach(connection),
+      stop: () => runner.stop(),
+      status: () => ({ uninstalling }),
+    };
+  };
+}

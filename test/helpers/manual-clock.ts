@@ -1,0 +1,58 @@
+import type { Cancel, Clock, CronSchedule, Timers } from "../../src/runtime/clock.ts";
+
+/** A clock whose time moves only when the test says: timers fire in due order as it advances. */
+export interface ManualClock extends Clock {
+  readonly timers: Timers;
+  /** Moves time forward, firing every timer that falls due on the way (bounded: 100 000 fires). */
+  advance(ms: number): void;
+  /** Fires one tick of every cron schedule running now (a cron tick is the test's to choose). */
+  tickCron(): void;
+  /** Timers and schedules waiting. */
+  readonly pending: number;
+}
+
+export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): ManualClock {
+  let nowMs = startMs;
+  let nextId = 0;
+  const due = new Map<number, { atMs: number; everyMs: number | null; callback: () => void }>();
+  const crons = new Set<{ onTick: () => void }>();
+  const schedule = (delayMs: number, everyMs: number | null, callback: () => void): Cancel => {
+    const id = nextId++;
+    due.set(id, { atMs: nowMs + Math.max(0, delayMs), everyMs, callback });
+    return () => void due.delete(id);
+  };
+  const timers: Timers = {
+    after: (delayMs, callback) => schedule(delayMs, null, callback),
+    every: (everyMs, callback) => schedule(everyMs, everyMs, callback),
+    cron(_expression, handlers): CronSchedule {
+      const entry = { onTick: handlers.onTick };
+      crons.add(entry);
+      return { intervalMs: 60_000, stop: () => void crons.delete(entry) };
+    },
+  };
+  return {
+    now: () => nowMs,
+    monotonicMs: () => nowMs,
+    timers,
+    get pending() {
+      return due.size + crons.size;
+    },
+    advance(ms) {
+      const until = nowMs + ms;
+      for (let fired = 0; fired < 100_000; fired++) {
+        let nextId: number | null = null;
+        let next: { atMs: number; everyMs: number | null; callback: () => void } | null = null;
+        for (const [id, timer] of due) if (timer.atMs <= until && (next === null || timer.atMs < next.atMs)) [nextId, next] = [id, timer];
+        if (next === null || nextId === null) break;
+        nowMs = next.atMs;
+        if (next.everyMs === null) due.delete(nextId);
+        else next.atMs += next.everyMs;
+        next.callback();
+      }
+      nowMs = until;
+    },
+    tickCron() {
+      for (const entry of [...crons]) entry.onTick();
+    },
+  };
+}
