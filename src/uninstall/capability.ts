@@ -35,8 +35,11 @@ export function remoteUninstallCapability(options: RemoteUninstallOptions): Capa
       body: { state, error, timestamp: new Date(clock.now()).toISOString() },
     });
     const runner = createCommandRunner<ClientUninstallMessage>({
-      // The last command only: an uninstall sent while the machine was offline still arrives.
-      sources: [{ binding: machineConsumers(context.machineId).clientUninstall, deliverPolicy: DeliverPolicy.LastPerSubject }],
+      // Only commands stored after this machine's consumer first existed: an uninstall sent while
+      // the machine was offline still arrives (the durable consumer keeps its place), but one left
+      // in the stream for an earlier installation under the same machine id never removes a fresh
+      // one (its trust marks start empty, so the old serial would pass).
+      sources: [{ binding: machineConsumers(context.machineId).clientUninstall, deliverPolicy: DeliverPolicy.New }],
       sink: context.sink,
       logger,
       trust: context.trust,

@@ -1,11 +1,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createAgent, type Agent } from "../../../src/agent/create-agent.ts";
-import { ClientUninstallStatus, EventHeader } from "../../../src/contracts/index.ts";
+import { ClientUninstallStatus, EventHeader, machineConsumers } from "../../../src/contracts/index.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { loadSettings } from "../../../src/settings/index.ts";
@@ -43,6 +43,9 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
       },
     });
     await agent.start();
+    // Its consumer takes only commands stored from its creation on: wait for it before sending.
+    const { stream, name } = machineConsumers("u1").clientUninstall;
+    await waitFor("the uninstall consumer", async () => (await jetstreamManager(operator)).consumers.info(stream, name).then(() => true, () => false), 15_000);
   };
   const publish = async (body: unknown, eventId: string): Promise<void> => {
     const commandHeaders = headers();
@@ -95,6 +98,17 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
     await waitFor("the replay refused", async () => (await statuses()).length === 4);
     expect((await statuses())[3]).toMatchObject({ state: "REJECTED", error: expect.stringMatching(/serial 1 is not newer .*EDGE_TRUST_REPLAYED/), causationId: "replayed" });
     expect(uninstalls).toHaveLength(1);
+  });
+
+  it("never acts on an uninstall stored for an earlier installation under the same machine id", async () => {
+    // Signed and valid, but stored before this installation's consumer existed (its trust marks are
+    // empty, so its serial alone would pass).
+    await publish(platform.sign(SUBJECT, 5, { issuedAt: new Date().toISOString() }), "earlier-installation");
+    await startAgent(platform.publicKey);
+    const fresh = platform.sign(SUBJECT, 1, { issuedAt: new Date().toISOString() });
+    await publish(fresh, "this-installation");
+    await waitFor("this installation's uninstall", () => uninstalls.length === 1);
+    expect((await statuses()).map((status) => status.causationId)).toEqual(["this-installation"]);
   });
 
   it("refuses every uninstall when the agent has no signing key: it is never taken unsigned", async () => {
