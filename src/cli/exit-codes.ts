@@ -8,6 +8,16 @@ export const ExitCode = {
   /** The agent stopped to be started again (a self-update): the service manager restarts it. */
   restart: 75,
 } as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** What each exit code tells an operator or a script, for `--help`. */
+export const EXIT_CODE_MEANINGS: Readonly<Record<ExitCodeValue, string>> = {
+  [ExitCode.ok]: "done",
+  [ExitCode.failure]: "failed (the line on stderr says why), or for status: the agent is not running",
+  [ExitCode.badSettings]: "bad usage or a bad setting: fix the command line or the settings",
+  [ExitCode.dataDirInUse]: "another edge-agent holds the data dir",
+  [ExitCode.restart]: "stopped to be started again (a self-update); the service manager restarts it",
+};
 
 /** Thrown by a command to end with a given exit code and one line for the operator. */
 export class CommandError extends Error {

@@ -438,6 +438,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         heldInMemory: held.count,
         sequenceSkip,
         lastError: storage.message,
+        deliveryProblem: drainer?.retryReason ?? null,
       };
     },
     start(publisher) {

@@ -33,7 +33,12 @@ export interface OutboxStats {
   /** Set when this run started past numbers an earlier run reserved (a crash that may have lost events). */
   readonly sequenceSkip: { readonly after: number; readonly through: number } | null;
   readonly lastError: string | null;
+  /** Why stored events wait instead of going out (e.g. `NO_STREAM_REASON`), until they go out again. */
+  readonly deliveryProblem: string | null;
 }
+
+/** The retry reason of a publish no stream took: the server lacks the platform's streams (or JetStream). */
+export const NO_STREAM_REASON = "no stream stores this subject (or JetStream is off)";
 
 /** What the transport says about one publish attempt. */
 export type PublishOutcome =

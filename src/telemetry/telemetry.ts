@@ -88,7 +88,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       samples += 1;
       const stats = options.outboxStats?.();
       if (stats) {
-        const { lastError: _storageError, ...counts } = stats;
+        const { lastError: _storageError, deliveryProblem: _deliveryProblem, ...counts } = stats;
         const gauge: OutboxGauge = { machineId, timestamp: sample.timestamp, ...counts };
         await sink.emit({ type: EventType.outboxGauge, body: gauge });
       }

@@ -1,6 +1,6 @@
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { errors as natsErrors, headers as natsHeaders } from "@nats-io/transport-node";
-import type { EventPublisher, PublishOutcome } from "../outbox/types.ts";
+import { NO_STREAM_REASON, type EventPublisher, type PublishOutcome } from "../outbox/types.ts";
 
 /** JetStream API errors that will never succeed on retry: the server refuses the message itself. */
 const PERMANENT_API_CODES = new Set([
@@ -22,7 +22,7 @@ export function classifyPublishError(error: unknown): PublishOutcome {
   // nats.js reports a publish nobody stored (no stream for the subject) as "JetStream not enabled",
   // caused by a no-responders RequestError.
   const cause = error instanceof Error ? error.cause : undefined;
-  if (cause instanceof natsErrors.RequestError && cause.isNoResponders()) return { kind: "retry", reason: "no stream stores this subject (or JetStream is off)" };
+  if (cause instanceof natsErrors.RequestError && cause.isNoResponders()) return { kind: "retry", reason: NO_STREAM_REASON };
   return { kind: "retry", reason };
 }
 
