@@ -97,7 +97,7 @@ export function createConfigPushListener(options: ConfigPushOptions): { attach(c
       msg.term();
       return;
     }
-    await mkdir(options.downloadsDir, { recursive: true });
+    await mkdir(options.downloadsDir, { recursive: true, mode: 0o700 });
     let file: string;
     const policy = options.policy();
     try {

@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../runtime/clock.ts";
 import { FaultLatch } from "../runtime/fault-latch.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { makePrivateDir } from "../runtime/private-file.ts";
 import { sqliteResultCode, SqliteResult } from "../runtime/sqlite-errors.ts";
 import { startDrainer, type Drainer, type DrainSource } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
@@ -131,7 +132,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   /** Opens the database; says whether it is the one the last run wrote ("kept"). */
   const tryOpen = (): "kept" | "lost" | "unavailable" => {
     try {
-      mkdirSync(dataDir, { recursive: true });
+      makePrivateDir(dataDir);
       let fate: "kept" | "lost" = existsSync(path) ? "kept" : "lost";
       let opened: OutboxStore;
       try {
