@@ -91,7 +91,7 @@ async function knownMachineId(settings: Settings): Promise<string | null> {
   }
 }
 
-type Presence = "readable" | "unreadable" | "absent";
+export type Presence = "readable" | "unreadable" | "absent";
 
 async function presenceOf(path: string): Promise<Presence> {
   try {
@@ -114,12 +114,16 @@ export interface DataDirChoice {
  * the default data dir and no agent state in it, the system agent's is the one meant: read it if
  * this user may, else say that sudo is needed.
  */
-export async function chooseStatusDataDir(ownDataDir: string, options: { readonly dataDirGiven: boolean; readonly systemDataDir: string }): Promise<DataDirChoice> {
+export async function chooseStatusDataDir(
+  ownDataDir: string,
+  options: { readonly dataDirGiven: boolean; readonly systemDataDir: string; readonly probe?: (path: string) => Promise<Presence> },
+): Promise<DataDirChoice> {
+  const probe = options.probe ?? presenceOf;
   if (options.dataDirGiven || ownDataDir === options.systemDataDir) return { dataDir: ownDataDir };
-  const ownState = await Promise.all([STATUS_FILE, MACHINE_ID_FILE].map((name) => presenceOf(join(ownDataDir, name))));
+  const ownState = await Promise.all([STATUS_FILE, MACHINE_ID_FILE].map((name) => probe(join(ownDataDir, name))));
   if (ownState.some((presence) => presence !== "absent")) return { dataDir: ownDataDir };
-  const system = await presenceOf(join(options.systemDataDir, STATUS_FILE));
-  const systemDir = await presenceOf(options.systemDataDir);
+  const system = await probe(join(options.systemDataDir, STATUS_FILE));
+  const systemDir = await probe(options.systemDataDir);
   if (system === "readable") {
     return { dataDir: options.systemDataDir, note: `the system agent's (your own data dir ${ownDataDir} has no agent state)` };
   }
