@@ -117,7 +117,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     arch: deps.arch ?? "x64",
     contributions,
     readOutboxGauge: () => {
-      const { lastError: _storageError, ...counts } = outbox.stats();
+      const { lastError: _storageError, deliveryProblem: _deliveryProblem, ...counts } = outbox.stats();
       return counts;
     },
     recordError,

@@ -12,31 +12,6 @@ import { hostAndPort, probeAgentRights, tcpReachable, type Probe } from "./docto
 import { ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 
-export const DOCTOR_HELP = `usage: edge-agent doctor [--json] [settings options]
-
-Preflight checks, one verdict a line (PASS, WARN or FAIL), with the reason and what to do:
-  settings            the settings file, environment and flags resolve to valid settings
-  machine id          the id the agent runs under (settings, or the one it generated)
-  data dir            exists or can be created, writable by this user, private (0700)
-  free space          room for the outbox (its limit, EDGE_AGENT_OUTBOX_MAX_BYTES)
-  server reachable    a TCP connection opens to each NATS server URL
-  auth                the server accepts the configured credentials; JetStream is on
-  streams             every stream and the agent-config bucket the agent uses exist
-  permissions: ...    as this identity: publish each event (refused by its stream, so nothing is stored),
-                      the JetStream API calls for its consumers and config keys, and its subscriptions
-  clock skew          this clock against the server's time (from a JetStream API answer; nats-server 2.10+)
-Checks that need the server stop at the first that fails. Nothing is sent, created or changed,
-and it is safe while the agent runs. Run it as the agent's user (or sudo) with the agent's settings.
-
-options:
-  --json   one JSON object per check: {check, verdict, reason, action}
-
-examples:
-  sudo edge-agent doctor
-  edge-agent doctor --nats-url nats://nats.example:4222 --creds-file ./machine.creds
-
-exit codes: 0 no check failed (warnings allowed), 1 a check failed`;
-
 /** The id the agent runs under, without making one: from the settings, else the one it generated. */
 async function knownMachineId(settings: Settings): Promise<string | null> {
   if (settings.machineId) return settings.machineId;

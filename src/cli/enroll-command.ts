@@ -1,4 +1,4 @@
-import { writeEnrollment, SettingsError } from "../settings/index.ts";
+import { planEnrollment, writeEnrollment, SettingsError } from "../settings/index.ts";
 import type { FlagValues } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
@@ -22,34 +22,42 @@ function tags(flags: FlagValues): Record<string, string> {
 
 /**
  * `edge-agent enroll --server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F]
- * [--machine-id ID] [--tag k=v ...]`: writes the settings file, then proves the link works.
+ * [--machine-id ID] [--tag k=v ...]`: checks everything, proves the link works with the new
+ * settings, and only then writes them: a failed test leaves a working settings file as it was.
  */
 export async function enroll(flags: FlagValues, configDir: string, report: (line: string) => void): Promise<void> {
   const server = text(flags, "server");
   if (!server) throw new CommandError("enroll needs --server URL (e.g. --server tls://nats.example:4222)", ExitCode.badSettings);
-  const result = await writeEnrollment(configDir, {
+  const creds = text(flags, "creds");
+  const credsFile = text(flags, "creds-file");
+  if (creds !== undefined && credsFile !== undefined) throw new SettingsError("--creds/--creds-file", "give the creds file once");
+  const plan = await planEnrollment(configDir, {
     server,
     machineId: text(flags, "machine-id"),
     token: text(flags, "token"),
     user: text(flags, "user"),
     password: text(flags, "password"),
-    credsFile: text(flags, "creds") ?? text(flags, "creds-file"),
+    credsFile: creds ?? credsFile,
+    credsFlag: creds !== undefined ? "--creds" : "--creds-file",
     nkeySeedFile: text(flags, "nkey-seed-file"),
     tlsCaFile: text(flags, "tls-ca"),
     tlsCertFile: text(flags, "tls-cert"),
     tlsKeyFile: text(flags, "tls-key"),
     tags: tags(flags),
   });
+  if (flags["skip-link-test"] !== true) {
+    const settings = plan.settingsBeforeCopy;
+    const connection = await connectOnce(settings, settings.machineId ?? "edge-agent-enroll").catch((error: unknown) => {
+      throw new CommandError(`the link test failed, nothing written (${plan.settingsFile} is as it was): ${(error as Error).message}; fix it, or write the settings anyway with --skip-link-test`, ExitCode.failure);
+    });
+    try {
+      await connection.flush();
+      report(`link OK: connected to ${connection.getServer()}`);
+    } finally {
+      await connection.close();
+    }
+  }
+  const result = await writeEnrollment(plan);
   report(`settings written to ${result.settingsFile} (mode 0600)`);
   for (const secret of result.copiedSecrets) report(`secret copied to ${secret} (mode 0600)`);
-  if (flags["skip-link-test"] === true) return;
-  const connection = await connectOnce(result.settings, result.settings.machineId ?? "edge-agent-enroll").catch((error: unknown) => {
-    throw new CommandError(`settings saved, but the link test failed: ${(error as Error).message}`, ExitCode.failure);
-  });
-  try {
-    await connection.flush();
-    report(`link OK: connected to ${connection.getServer()}`);
-  } finally {
-    await connection.close();
-  }
 }

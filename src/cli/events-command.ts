@@ -1,31 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { OutboxNotFoundError, OutboxReader, RECENTLY_SENT_LIMIT, type OutboxListingEntry } from "../outbox/index.ts";
+import { OutboxNotFoundError, OutboxReader, type OutboxListingEntry } from "../outbox/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { anySubjectMatcher, SubjectPatternError, type SubjectMatcher } from "./subject-pattern.ts";
-
-export const EVENTS_HELP = `usage: edge-agent events [--follow] [--subject PATTERN ...] [--json] [--data-dir DIR]
-
-What this agent has sent and what waits in its outbox, one line per event:
-  time (the event's own), state, #sequence, event type, subject, body size, start of the body.
-  sent         acknowledged by JetStream (the outbox remembers the last ${RECENTLY_SENT_LIMIT} sent events)
-  dead-letter  refused by JetStream for good (kept on the device, never sent again), with the reason
-  pending      stored on the device, waiting for the link or the stream
-Reads the data dir's outbox read-only: safe while the agent runs (run it as the agent's user, or sudo).
-
-options:
-  --follow           keep printing events as they are stored and sent, until Ctrl-C (SIGINT) or SIGTERM
-  --subject PATTERN  only events whose subject matches (NATS wildcards: * one token, > the rest); repeatable
-  --json             one JSON object per line: time, state, sequence, type, subject, bytes, eventId,
-                     settledAt (sent or refused), reason (dead letters), summary
-  --data-dir DIR     the agent's data dir (default: as the agent resolves it; EDGE_AGENT_DATA_DIR)
-
-examples:
-  sudo edge-agent events
-  edge-agent events --follow --subject 'machine.*.telemetry'
-  edge-agent events --json --subject 'machine.*.config.status' | jq .
-
-exit codes: 0 listed (or --follow ended by a signal), 1 no outbox in the data dir, 2 bad usage`;
 
 export interface EventsOptions {
   readonly follow: boolean;

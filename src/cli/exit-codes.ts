@@ -10,6 +10,17 @@ export const ExitCode = {
   /** Uninstalled remotely (src/service/remote-uninstall.ts): the service manager must not restart it. */
   uninstalled: 78,
 } as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** What each exit code tells an operator or a script, for `--help`. */
+export const EXIT_CODE_MEANINGS: Readonly<Record<ExitCodeValue, string>> = {
+  [ExitCode.ok]: "done",
+  [ExitCode.failure]: "failed (the line on stderr says why), or for status: the agent is not running",
+  [ExitCode.badSettings]: "bad usage or a bad setting: fix the command line or the settings",
+  [ExitCode.dataDirInUse]: "another edge-agent holds the data dir",
+  [ExitCode.restart]: "stopped to be started again (a self-update); the service manager restarts it",
+  [ExitCode.uninstalled]: "uninstalled by a signed remote command; the service manager must not restart it",
+};
 
 /** Thrown by a command to end with a given exit code and one line for the operator. */
 export class CommandError extends Error {

@@ -1,17 +1,26 @@
-import { readFile, stat, statfs } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, readFile, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { machineSubjects } from "../contracts/index.ts";
 import { readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS, type AgentStatus } from "../agent/status.ts";
+import { NO_STREAM_REASON } from "../outbox/types.ts";
 import { readLockHolder } from "../runtime/data-dir-lock.ts";
 import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
-import type { Settings } from "../settings/index.ts";
+import { defaultDirectories, type Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 import { processAlive } from "./process-alive.ts";
 
 export interface StatusReport {
   readonly source: "live" | "local-file";
+  /** False when no agent runs on the data dir: what follows is what it knew when it stopped. */
+  readonly running: boolean;
+  /** When the agent that is not running last wrote its status (the file's modification time). */
+  readonly stoppedSince: string | null;
+  readonly dataDir: string;
+  /** Why this data dir and not the one the settings name (the system agent's, read by an ordinary user). */
+  readonly note?: string;
   readonly status: AgentStatus;
   readonly liveError?: string;
   /** With the local file: what tells whether it is current. */
@@ -23,30 +32,46 @@ export interface LocalFileFacts {
   readonly ageSeconds: number;
   /** The running agent that holds the data dir, if any. */
   readonly agentPid: number | null;
+  /** Whether the process that wrote the file (its `pid`) still exists. */
+  readonly writerAlive: boolean;
   /** Bytes free for the agent on the data dir's file system (null when unknown). */
   readonly freeBytes: number | null;
 }
 
 /** Below this, the data dir's file system counts as full. */
 const NEARLY_FULL_BYTES = 1024 * 1024;
+/** A status file older than this many rewrite intervals is not being kept. */
+const STALE_INTERVALS = 3;
 
-async function localFileFacts(dataDir: string): Promise<LocalFileFacts> {
+async function localFileFacts(dataDir: string, writerPid: number): Promise<LocalFileFacts & { modifiedMs: number }> {
   const modifiedMs = (await stat(join(dataDir, STATUS_FILE))).mtimeMs;
   const holder = readLockHolder(dataDir);
   const space = await statfs(dataDir).catch(() => null);
   return {
+    modifiedMs,
     ageSeconds: Math.max(0, Math.round((Date.now() - modifiedMs) / 1000)),
     agentPid: holder !== null && processAlive(holder) ? holder : null,
+    writerAlive: Number.isSafeInteger(writerPid) && writerPid > 0 && processAlive(writerPid),
     freeBytes: space ? space.bavail * space.bsize : null,
   };
+}
+
+/**
+ * Whether the agent that wrote the file is gone: nobody holds the data dir, and either the file
+ * is no longer kept (older than a few rewrites) or the process that wrote it has ended (a clean
+ * stop a moment ago). A live pid with a stale file is a reused pid, not the agent.
+ */
+export function agentStopped(facts: LocalFileFacts, intervalMs = STATUS_FILE_INTERVAL_MS): boolean {
+  if (facts.agentPid !== null) return false;
+  return facts.ageSeconds * 1000 > STALE_INTERVALS * intervalMs || !facts.writerAlive;
 }
 
 /**
  * Says why the local status file is old, when it is: the agent is not running, or it runs and
  * cannot write the file (a full disk, most often). Null while the file is current.
  */
-export function staleFileWarning(facts: LocalFileFacts, intervalMs = STATUS_FILE_INTERVAL_MS): string | null {
-  if (facts.ageSeconds * 1000 <= 3 * intervalMs) return null;
+export function staleFileWarning(facts: Pick<LocalFileFacts, "ageSeconds" | "agentPid" | "freeBytes">, intervalMs = STATUS_FILE_INTERVAL_MS): string | null {
+  if (facts.ageSeconds * 1000 <= STALE_INTERVALS * intervalMs) return null;
   const age = `the status file is ${formatDuration(facts.ageSeconds)} old (the agent rewrites it every ${formatDuration(intervalMs / 1000)})`;
   if (facts.agentPid === null) return `${age}: no agent runs on this data dir; this is what it knew when it stopped`;
   const why =
@@ -66,11 +91,55 @@ async function knownMachineId(settings: Settings): Promise<string | null> {
   }
 }
 
+export type Presence = "readable" | "unreadable" | "absent";
+
+async function presenceOf(path: string): Promise<Presence> {
+  try {
+    await access(path, constants.R_OK);
+    return "readable";
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "EACCES" || code === "EPERM" ? "unreadable" : "absent";
+  }
+}
+
+export interface DataDirChoice {
+  readonly dataDir: string;
+  readonly note?: string;
+}
+
+/**
+ * Which data dir `status` reads. An ordinary user's default data dir is their own, empty unless
+ * they ran an agent by hand; the packaged service keeps its state in the system data dir. With
+ * the default data dir and no agent state in it, the system agent's is the one meant: read it if
+ * this user may, else say that sudo is needed.
+ */
+export async function chooseStatusDataDir(
+  ownDataDir: string,
+  options: { readonly dataDirGiven: boolean; readonly systemDataDir: string; readonly probe?: (path: string) => Promise<Presence> },
+): Promise<DataDirChoice> {
+  const probe = options.probe ?? presenceOf;
+  if (options.dataDirGiven || ownDataDir === options.systemDataDir) return { dataDir: ownDataDir };
+  const ownState = await Promise.all([STATUS_FILE, MACHINE_ID_FILE].map((name) => probe(join(ownDataDir, name))));
+  if (ownState.some((presence) => presence !== "absent")) return { dataDir: ownDataDir };
+  const system = await probe(join(options.systemDataDir, STATUS_FILE));
+  const systemDir = await probe(options.systemDataDir);
+  if (system === "readable") {
+    return { dataDir: options.systemDataDir, note: `the system agent's (your own data dir ${ownDataDir} has no agent state)` };
+  }
+  if (system === "unreadable" || (system === "absent" && systemDir === "unreadable")) {
+    throw new CommandError(`the system agent's state in ${options.systemDataDir} is readable by its own user only: run sudo edge-agent status (your own data dir ${ownDataDir} has no agent state)`, ExitCode.failure);
+  }
+  return { dataDir: ownDataDir };
+}
+
 /** Asks the running agent over NATS; falls back to the status file the daemon keeps. */
-export async function fetchStatus(settings: Settings): Promise<StatusReport> {
-  const machineId = await knownMachineId(settings);
+export async function fetchStatus(settings: Settings, choice: DataDirChoice = { dataDir: settings.dataDir }): Promise<StatusReport> {
+  const { dataDir } = choice;
+  const located = { dataDir, ...(choice.note ? { note: choice.note } : {}) };
+  const machineId = await knownMachineId({ ...settings, dataDir });
   if (!machineId) {
-    throw new CommandError(`no machine id: the agent has never run with data dir ${settings.dataDir} (set EDGE_AGENT_MACHINE_ID or run the agent once)`, ExitCode.failure);
+    throw new CommandError(`no machine id: the agent has never run with data dir ${dataDir} (set EDGE_AGENT_MACHINE_ID or run the agent once; the packaged service's: sudo edge-agent status)`, ExitCode.failure);
   }
   let liveError: string;
   try {
@@ -79,16 +148,27 @@ export async function fetchStatus(settings: Settings): Promise<StatusReport> {
     const connection = await connectOnce(settings, `${machineId}-status`, 2_000, { inboxPrefix: inboxPrefixOf(machineId, settings.inboxPrefix) });
     try {
       const reply = await connection.request(machineSubjects(machineId).rpcStatus, "", { timeout: 2_000 });
-      return { source: "live", status: reply.json<AgentStatus>() };
+      return { source: "live", running: true, stoppedSince: null, ...located, status: reply.json<AgentStatus>() };
     } finally {
       await connection.close();
     }
   } catch (error) {
     liveError = (error as Error).message;
   }
-  const local = await readStatusFile(settings.dataDir);
-  if (!local) throw new CommandError(`agent not reachable (${liveError}) and no local status file in ${settings.dataDir}`, ExitCode.failure);
-  return { source: "local-file", status: local, liveError, localFile: await localFileFacts(settings.dataDir) };
+  const local = await readStatusFile(dataDir);
+  if (!local) throw new CommandError(`agent not reachable (${liveError}) and no local status file in ${dataDir}`, ExitCode.failure);
+  const { modifiedMs, ...facts } = await localFileFacts(dataDir, local.pid);
+  const stopped = agentStopped(facts);
+  return { source: "local-file", running: !stopped, stoppedSince: stopped ? new Date(modifiedMs).toISOString() : null, ...located, status: local, liveError, localFile: facts };
+}
+
+/** `edge-agent status`: prints the report; 0 while an agent runs, 1 when none does. */
+export async function statusCommand(settings: Settings, options: { readonly json: boolean; readonly dataDirGiven: boolean }, print: (text: string) => void): Promise<number> {
+  const systemDataDir = defaultDirectories(process.platform, process.env, true).dataDir;
+  const choice = await chooseStatusDataDir(settings.dataDir, { dataDirGiven: options.dataDirGiven, systemDataDir });
+  const report = await fetchStatus(settings, choice);
+  print(options.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+  return report.running ? ExitCode.ok : ExitCode.failure;
 }
 
 function formatBytes(bytes: number): string {
@@ -110,23 +190,70 @@ function formatDuration(seconds: number): string {
   return parts.slice(0, 2).join(" ");
 }
 
+const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === "object" && !Array.isArray(value);
+
+/** `key value, key value` for a capability nobody wrote a line for: readable, never raw JSON. */
+function describeFields(detail: unknown, prefix = ""): string {
+  if (!isRecord(detail)) return Array.isArray(detail) ? detail.map((entry) => describeFields(entry)).join("; ") : String(detail);
+  return Object.entries(detail)
+    .filter(([, value]) => value !== null && value !== undefined)
+    .map(([key, value]) => (isRecord(value) ? describeFields(value, `${prefix}${key}.`) : `${prefix}${key} ${Array.isArray(value) ? value.join(",") : String(value)}`))
+    .filter((part) => part !== "")
+    .join(", ");
+}
+
+function configLines(detail: Record<string, unknown>): string[] {
+  const lastStatus = isRecord(detail.lastStatus) ? detail.lastStatus : null;
+  const last = lastStatus ? `; last change: revision ${String(lastStatus.revision)} ${String(lastStatus.status)} at ${String(lastStatus.timestamp)}${lastStatus.error ? `: ${String(lastStatus.error)}` : ""}` : "; no remote change yet";
+  const lines = [`  config:     running revision ${String(detail.revision ?? 0)}${last}`];
+  if (detail.watchProblem) lines.push(`              not following the agent-config bucket: ${String(detail.watchProblem)}`);
+  return lines;
+}
+
+function telemetryLine(detail: Record<string, unknown>): string {
+  const count = (key: string): number => (typeof detail[key] === "number" ? detail[key] : 0);
+  const inventories = count("inventoriesSent");
+  const line = `  telemetry:  ${count("samples")} samples, ${inventories} ${inventories === 1 ? "inventory" : "inventories"} sent, ${count("missedRuns")} runs missed, ${count("skippedOverlaps")} skipped (still busy)`;
+  return detail.lastError ? `${line}; last error: ${String(detail.lastError)}` : line;
+}
+
+/** What waiting events wait for, and what to do when it is the missing streams. */
+export function deliveryLine(problem: string): string {
+  if (problem === NO_STREAM_REASON) {
+    return "  delivery:   events wait in the outbox: the server has no stream for them (or JetStream is off); create the streams with edge-agent dev-setup (development), or have the platform create them";
+  }
+  return `  delivery:   events wait in the outbox: ${problem}`;
+}
+
 export function formatStatus(report: StatusReport): string {
   const { status } = report;
   const { outbox } = status;
-  const staleWarning = report.localFile ? staleFileWarning(report.localFile) : null;
-  const lines = [
-    `edge-agent ${status.version}  machine ${status.machineId}  pid ${status.pid}`,
-    report.source === "live"
-      ? "  source:     live answer from the running agent"
-      : `  source:     local status file written ${status.writtenAt} (agent not reachable: ${report.liveError ?? "unknown"})`,
-    ...(staleWarning ? [`  warning:    ${staleWarning}`] : []),
-    `  connection: ${status.connection.state}${status.connection.server ? ` to ${status.connection.server}` : ""} (reconnects: ${status.connection.reconnects})`,
-    ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
-    `  uptime:     ${formatDuration(status.uptimeSeconds)} since ${status.startedAt}`,
-    `  heartbeat:  every ${status.heartbeatSeconds}s`,
+  const staleWarning = report.running && report.localFile ? staleFileWarning(report.localFile) : null;
+  const header = `edge-agent ${status.version}  machine ${status.machineId}`;
+  const lines = report.running
+    ? [
+        `${header}  pid ${status.pid}`,
+        report.source === "live"
+          ? "  source:     live answer from the running agent"
+          : `  source:     local status file written ${status.writtenAt} (agent not reachable: ${report.liveError ?? "unknown"})`,
+        ...(report.note ? [`  data dir:   ${report.dataDir}, ${report.note}`] : []),
+        ...(staleWarning ? [`  warning:    ${staleWarning}`] : []),
+        `  connection: ${status.connection.state}${status.connection.server ? ` to ${status.connection.server}` : ""} (reconnects: ${status.connection.reconnects})`,
+        ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
+        `  uptime:     ${formatDuration(status.uptimeSeconds)} since ${status.startedAt}`,
+        `  heartbeat:  every ${status.heartbeatSeconds}s`,
+      ]
+    : [
+        `${header}  not running since ${report.stoppedSince ?? status.writtenAt}`,
+        `  source:     the status file it left in ${report.dataDir}${report.note ? `, ${report.note}` : ""}`,
+        `  last run:   pid ${status.pid}, started ${status.startedAt}, up ${formatDuration(status.uptimeSeconds)}; its link was ${status.connection.state}${status.connection.server ? ` to ${status.connection.server}` : ""}`,
+        ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
+      ];
+  lines.push(
     `  outbox:     ${outbox.pendingCount} pending (${formatBytes(outbox.pendingBytes)}), oldest ${outbox.oldestPendingAgeMs === null ? "-" : formatDuration(outbox.oldestPendingAgeMs / 1000)}, last sequence ${outbox.lastSequence}, delivered ${outbox.deliveredCount}`,
     `              evicted ${outbox.evictedTelemetry} telemetry / ${outbox.evictedState} state, dead letters ${outbox.deadLetters}${outbox.heldInMemory > 0 ? `, ${outbox.heldInMemory} held in memory` : ""}`,
-  ];
+  );
+  if (outbox.deliveryProblem) lines.push(deliveryLine(outbox.deliveryProblem));
   if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
   if (outbox.sequenceSkip) {
     lines.push(`  sequence:   started after ${outbox.sequenceSkip.through}, past numbers ${outbox.sequenceSkip.after + 1}-${outbox.sequenceSkip.through} reserved by a run that crashed (events held only in memory then are lost)`);
@@ -139,14 +266,22 @@ export function formatStatus(report: StatusReport): string {
       }
       continue;
     }
-    if (name === "update" && typeof detail === "object" && detail !== null && "runningVersion" in detail) {
+    if (name === "update" && isRecord(detail) && "runningVersion" in detail) {
       const update = detail as { runningVersion: string; active: string | null; trial: { version: string; startedAt: string } | null; restartPending: boolean };
       const installed = update.active ? `installed update ${update.active}` : "the packaged binary";
       const trial = update.trial ? `; on trial: ${update.trial.version} since ${update.trial.startedAt}` : "";
       lines.push(`  update:     running ${update.runningVersion} (${installed})${trial}${update.restartPending ? "; restarting into it" : ""}`);
       continue;
     }
-    lines.push(`  ${name}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+    if (name === "config" && isRecord(detail)) {
+      lines.push(...configLines(detail));
+      continue;
+    }
+    if (name === "telemetry" && isRecord(detail)) {
+      lines.push(telemetryLine(detail));
+      continue;
+    }
+    lines.push(`  ${`${name}:`.padEnd(11)} ${describeFields(detail) || "-"}`);
   }
   if (status.lastErrors.length > 0) {
     lines.push("  recent errors:");

@@ -62,7 +62,7 @@ export const configPushCapability: CapabilityFactory = (context) => {
     const name = entry.agentFileName ?? entry.fileName ?? "";
     const target = targetFor(name);
     if (!target) return refuse(`agentFileName ${echoInput(name)} must be <toolAgentId>/<path> for a tool's file, or a .json agent configuration`);
-    await mkdir(downloadsDir, { recursive: true });
+    await mkdir(downloadsDir, { recursive: true, mode: 0o700 });
     let file: string;
     try {
       file = (

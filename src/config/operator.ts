@@ -3,7 +3,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, CONFIG_DEFAULTS_KEY, configKeyForMachine } from "../contracts/index.ts";
 import { kvScope, signCommand } from "../trust/index.ts";
 import { isPlainObject } from "./merge.ts";
-import { validateDocument, withoutClaims } from "./validate.ts";
+import { parseTags } from "../settings/layers.ts";
+import { SettingsError } from "../settings/errors.ts";
+import { settingPathProblem } from "./setting-paths.ts";
+import { ConfigRejectedError, validateDocument, withoutClaims } from "./validate.ts";
 
 /**
  * Operator commands for development and small sites: read and write the `agent-config` keys.
@@ -34,6 +37,25 @@ export function parseCliValue(raw: string): unknown {
   } catch {
     return raw;
   }
+}
+
+/**
+ * The value `config set PATH RAW` means: JSON when it parses, else text; for `tags`, also
+ * `k=v[,k=v]` as EDGE_AGENT_TAGS takes it.
+ */
+export function settingValue(path: string, raw: string): unknown {
+  const value = parseCliValue(raw);
+  if (path !== "tags" || typeof value !== "string") return value;
+  try {
+    return parseTags(value.split(","), "tags");
+  } catch (error) {
+    throw new ConfigRejectedError(error instanceof SettingsError ? `tags: ${JSON.stringify(value)} must be key=value[,key=value] or a JSON object` : (error as Error).message);
+  }
+}
+
+function assertSettingPath(path: string): void {
+  const problem = settingPathProblem(path);
+  if (problem !== null) throw new ConfigRejectedError(problem);
 }
 
 export interface SigningOptions {
@@ -86,16 +108,49 @@ export async function configDelete(connection: NatsConnection, target: ConfigTar
   return { key, revision: (await kv.get(key))?.revision ?? 0 };
 }
 
+/** The key's document as it stands, without its claims (empty when there is none, or a tombstone). */
+async function currentDocument(connection: NatsConnection, target: ConfigTarget): Promise<Record<string, unknown>> {
+  const current = await configGet(connection, target);
+  return isPlainObject(current?.document) && current.document.deleted !== true ? withoutClaims(current.document) : {};
+}
+
 /** Sets one setting (a dotted path such as `outbox.maxBytes`) in the key's document. */
 export async function configSet(connection: NatsConnection, target: ConfigTarget, path: string, rawValue: string, options: SigningOptions = {}): Promise<{ key: string; revision: number }> {
-  const current = await configGet(connection, target);
-  const document: Record<string, unknown> = isPlainObject(current?.document) && current.document.deleted !== true ? withoutClaims(current.document) : {};
+  assertSettingPath(path);
+  const value = settingValue(path, rawValue);
+  const document = await currentDocument(connection, target);
   const parts = path.split(".");
   let node = document;
   for (const part of parts.slice(0, -1)) {
     if (!isPlainObject(node[part])) node[part] = {};
     node = node[part] as Record<string, unknown>;
   }
-  node[parts[parts.length - 1] as string] = parseCliValue(rawValue);
+  node[parts[parts.length - 1] as string] = value;
+  return configPush(connection, target, document, options);
+}
+
+/**
+ * Removes one setting from the key's document (the next one down applies again: the defaults
+ * key, else the machine's own settings). Null when the document did not set it: nothing is written.
+ */
+export async function configUnset(connection: NatsConnection, target: ConfigTarget, path: string, options: SigningOptions = {}): Promise<{ key: string; revision: number } | null> {
+  assertSettingPath(path);
+  const document = await currentDocument(connection, target);
+  const parts = path.split(".");
+  const parents: Array<{ node: Record<string, unknown>; key: string }> = [];
+  let node: unknown = document;
+  for (const part of parts.slice(0, -1)) {
+    if (!isPlainObject(node) || !isPlainObject(node[part])) return null;
+    parents.push({ node, key: part });
+    node = node[part];
+  }
+  const last = parts[parts.length - 1] as string;
+  if (!isPlainObject(node) || !(last in node)) return null;
+  delete node[last];
+  // An object left empty says nothing: it goes too.
+  for (const { node: parent, key } of parents.reverse()) {
+    const child = parent[key];
+    if (isPlainObject(child) && Object.keys(child).length === 0) delete parent[key];
+  }
   return configPush(connection, target, document, options);
 }

@@ -1,6 +1,7 @@
 import { validate as isValidCron } from "node-cron";
 import { AgentConfiguration, SIGNED_CLAIM_FIELDS } from "../contracts/index.ts";
 import { echoInput } from "../runtime/echo.ts";
+import { unknownSettingProblem } from "./setting-paths.ts";
 
 export class ConfigRejectedError extends Error {
   readonly code = "EDGE_CONFIG_REJECTED";
@@ -12,12 +13,15 @@ export class ConfigRejectedError extends Error {
 
 /**
  * Checks one stored document (a KV value or a pushed file) before anything uses it: a JSON object,
- * the schema (tags bounded included) and cron expressions. Whether it may act at all (signature,
+ * only known settings, the schema (tags bounded included) and cron expressions. Whether it may act at all (signature,
  * scope, serial) is the trust gate's call, made before this; the claims are dropped here.
  */
 export function validateDocument(raw: unknown, where: string): Record<string, unknown> {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigRejectedError(`${where}: must be a JSON object`);
   const document = raw as Record<string, unknown>;
+  // Refused, not skipped: a misspelt setting applied as "nothing changed" would be reported APPLIED.
+  const unknown = unknownSettingProblem(document);
+  if (unknown !== null) throw new ConfigRejectedError(`${where}: ${unknown}`);
   // The revision is the store's (see remote-config.ts); a document may carry its own or none.
   const parsed = AgentConfiguration.safeParse({ revision: 0, ...document });
   if (!parsed.success) {

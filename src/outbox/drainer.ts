@@ -20,6 +20,8 @@ export interface Drainer {
   notify(): void;
   /** The link is back: retry now and start the backoff over. */
   wake(): void;
+  /** Why the last publish has to be retried (no stream, disconnected...), until events go out again. */
+  readonly retryReason: string | null;
   stop(): Promise<void>;
 }
 
@@ -144,6 +146,9 @@ export function startDrainer(options: {
 
   const finished = loop();
   return {
+    get retryReason() {
+      return lastWarnedReason;
+    },
     notify() {
       if (wakeUp && idle) wakeUp();
       else pendingSignal = true;

@@ -1,9 +1,10 @@
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
 import { damagedFileName } from "../runtime/json-state-file.ts";
 import { FaultLatch } from "../runtime/fault-latch.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { makePrivateDir } from "../runtime/private-file.ts";
 import { sqliteResultCode, SqliteResult } from "../runtime/sqlite-errors.ts";
 import { startDrainer, type Drainer, type DrainSource } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
@@ -133,7 +134,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   /** Opens the database; says whether it is the one the last run wrote ("kept"). */
   const tryOpen = (): "kept" | "lost" | "unavailable" => {
     try {
-      mkdirSync(dataDir, { recursive: true });
+      makePrivateDir(dataDir);
       let fate: "kept" | "lost" = existsSync(path) ? "kept" : "lost";
       let opened: OutboxStore;
       try {
@@ -440,6 +441,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         heldInMemory: held.count,
         sequenceSkip,
         lastError: storage.message,
+        deliveryProblem: drainer?.retryReason ?? null,
       };
     },
     start(publisher) {

@@ -1,5 +1,6 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { EventClass, EventMetadata } from "../contracts/index.ts";
+import { ensurePrivateFile } from "../runtime/private-file.ts";
 import type { Rejection } from "./settle-backlog.ts";
 import type { StoredOutboxEntry } from "./types.ts";
 
@@ -57,6 +58,7 @@ export class OutboxStore {
   readonly #pruneSent: StatementSync;
 
   constructor(path: string, durability: Durability) {
+    ensurePrivateFile(path);
     this.#db = new DatabaseSync(path, { timeout: 2_000 });
     this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${durability === "full" ? "FULL" : "NORMAL"};`);
     this.#db.exec(`

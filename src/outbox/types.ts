@@ -33,6 +33,9 @@ export interface OutboxStats {
   /** Set when this run started past numbers an earlier run reserved (a crash that may have lost events). */
   readonly sequenceSkip: { readonly after: number; readonly through: number } | null;
   readonly lastError: string | null;
+  /** Why stored events wait instead of going out (e.g. `NO_STREAM_REASON`), until they go out again. */
+  readonly deliveryProblem: string | null;
 }
 
+export { NO_STREAM_REASON } from "../transport/jetstream-publisher.ts";
 export type { EventPublisher, PublishOutcome } from "../transport/jetstream-publisher.ts";

@@ -2,16 +2,18 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync } from "node:fs";
 import { open, readdir, rename, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "./private-file.ts";
 
 /**
  * Replaces a file so that a crash at any point leaves either the old or the new content, never a
  * torn one: write a sibling, fsync it, rename over, fsync the directory so the rename itself lasts.
+ * The file is 0600 unless `mode` says otherwise, a directory it creates 0700 (see private-file.ts).
  * When writing or renaming fails (a full disk, most often), the sibling is removed: a caller
  * that retries every few seconds must not leave a file behind each time.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number = PRIVATE_FILE_MODE): Promise<void> {
   const directory = dirname(path);
-  await mkdir(directory, { recursive: true });
+  await mkdir(directory, { recursive: true, mode: PRIVATE_DIR_MODE });
   // Unique per write: two writers of the same file must never share a temporary.
   const temporary = `${path}.${randomBytes(TEMPORARY_ID_BYTES).toString("hex")}.tmp`;
   try {

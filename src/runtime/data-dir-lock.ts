@@ -1,6 +1,7 @@
-import { closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { ensurePrivateFile, makePrivateDir, PRIVATE_FILE_MODE } from "./private-file.ts";
 import { sqliteResultCode, SqliteResult } from "./sqlite-errors.ts";
 
 export const LOCK_FILE = "agent.lock";
@@ -37,7 +38,8 @@ export interface DataDirLock {
  * it is released.
  */
 export function lockDataDir(dataDir: string, pid: number): DataDirLock {
-  mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
+  ensurePrivateFile(join(dataDir, LOCK_FILE));
   const database = new DatabaseSync(join(dataDir, LOCK_FILE), { timeout: 0 });
   try {
     database.exec("BEGIN EXCLUSIVE");
@@ -75,7 +77,7 @@ export function readLockHolder(dataDir: string): number | null {
 }
 
 function writePidInPlace(path: string, pid: number): void {
-  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, PRIVATE_FILE_MODE);
   try {
     const line = Buffer.from(`${String(pid).padEnd(PID_FILE_BYTES - 1)}\n`);
     writeSync(fd, line, 0, line.length, 0);

@@ -1,8 +1,10 @@
-import { chown, copyFile, chmod, mkdir, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { chown, copyFile, chmod, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
 import { SettingsError } from "./errors.ts";
-import { loadSettings } from "./load.ts";
+import { readJsonSettingsFile } from "./layers.ts";
+import { loadSettings, SETTINGS_FILE_NAME } from "./load.ts";
 import { openSettingsStore } from "./settings-store.ts";
 import { parseServerList } from "./nats-url.ts";
 import type { Settings } from "./settings.ts";
@@ -14,11 +16,34 @@ export interface EnrollmentRequest {
   readonly user?: string;
   readonly password?: string;
   readonly credsFile?: string;
+  /** How the operator named the creds file (`--creds` or `--creds-file`), for error lines. */
+  readonly credsFlag?: string;
   readonly nkeySeedFile?: string;
   readonly tlsCaFile?: string;
   readonly tlsCertFile?: string;
   readonly tlsKeyFile?: string;
   readonly tags: Readonly<Record<string, string>>;
+}
+
+/** A secret file to copy into the config dir, readable by its owner only. */
+interface SecretCopy {
+  readonly source: string;
+  readonly target: string;
+  readonly flag: string;
+}
+
+/**
+ * What `edge-agent enroll` would write, checked whole and nothing written yet: the settings as the
+ * daemon will read them, and the same settings pointing at the secrets where they are now (for a
+ * link test before anything is copied).
+ */
+export interface EnrollmentPlan {
+  readonly configDir: string;
+  readonly settingsFile: string;
+  readonly document: Record<string, unknown>;
+  readonly secrets: readonly SecretCopy[];
+  readonly settings: Settings;
+  readonly settingsBeforeCopy: Settings;
 }
 
 export interface EnrollmentResult {
@@ -27,19 +52,13 @@ export interface EnrollmentResult {
   readonly settings: Settings;
 }
 
-/**
- * Copies a secret file into the config dir, readable only by the owner of that dir: the service
- * runs as its own user, which must read it, and nobody else may.
- */
-async function installSecret(source: string, configDir: string, fileName: string, flag: string): Promise<string> {
-  const target = join(configDir, fileName);
+/** Refuses now a file the agent could not read later, under the flag the operator wrote. */
+async function assertReadable(path: string, flag: string): Promise<void> {
   try {
-    await copyFile(source, target);
+    await readFile(path);
   } catch (error) {
-    throw new SettingsError(flag, `cannot copy ${source}: ${(error as Error).message}`);
+    throw new SettingsError(flag, `cannot read ${path}: ${(error as Error).message}`);
   }
-  await giveToConfigDirOwner(target, configDir);
-  return target;
 }
 
 /**
@@ -53,11 +72,12 @@ async function giveToConfigDirOwner(path: string, configDir: string): Promise<vo
 }
 
 /**
- * Writes what `edge-agent enroll` was told into the settings file: the server, the machine id, the
- * credentials (secret files copied in, 0600) and tags. Keys it does not cover are kept; the auth
- * block is replaced whole so an old token never lingers next to new credentials.
+ * Checks everything `enroll` was told and works out the settings file it means: the server, the
+ * machine id, the credentials (secret files to copy in) and tags. Keys the file has and enrollment
+ * does not cover are kept; the auth block is replaced whole so an old token never lingers next to
+ * new credentials. Writes nothing.
  */
-export async function writeEnrollment(configDir: string, request: EnrollmentRequest): Promise<EnrollmentResult> {
+export async function planEnrollment(configDir: string, request: EnrollmentRequest): Promise<EnrollmentPlan> {
   const servers = parseServerList(request.server, "--server");
   if (request.machineId !== undefined && !isSafeToken(request.machineId)) {
     throw new SettingsError("--machine-id", "must be letters, digits, '_' or '-' only (it becomes a NATS subject token)");
@@ -65,12 +85,24 @@ export async function writeEnrollment(configDir: string, request: EnrollmentRequ
   if (request.machineId !== undefined && isReservedMachineId(request.machineId)) {
     throw new SettingsError("--machine-id", `${JSON.stringify(request.machineId)} is reserved: machine.${request.machineId}.* subjects are fleet-wide`);
   }
+  const credsFlag = request.credsFlag ?? "--creds";
   const methods = [request.credsFile, request.token, request.user, request.nkeySeedFile].filter((value) => value !== undefined);
-  if (methods.length > 1) throw new SettingsError("--creds/--token/--user/--nkey-seed-file", "give one way to authenticate");
+  if (methods.length > 1) throw new SettingsError(`${credsFlag}/--token/--user/--nkey-seed-file`, "give one way to authenticate");
   if (request.password !== undefined && request.user === undefined) throw new SettingsError("--password", "a password needs --user");
+  if (request.user !== undefined && request.password === undefined) throw new SettingsError("--user", "a user needs --password");
 
-  await mkdir(configDir, { recursive: true, mode: 0o750 });
-  const copiedSecrets: string[] = [];
+  const secrets: SecretCopy[] = [];
+  if (request.credsFile !== undefined) secrets.push({ source: request.credsFile, target: join(configDir, "nats.creds"), flag: credsFlag });
+  if (request.nkeySeedFile !== undefined) secrets.push({ source: request.nkeySeedFile, target: join(configDir, "nkey.seed"), flag: "--nkey-seed-file" });
+  const tls: Record<string, string> = {};
+  if (request.tlsCaFile !== undefined) tls.caFile = request.tlsCaFile;
+  if (request.tlsCertFile !== undefined) tls.certFile = request.tlsCertFile;
+  if (request.tlsKeyFile !== undefined) tls.keyFile = request.tlsKeyFile;
+  for (const secret of secrets) await assertReadable(secret.source, secret.flag);
+  for (const [key, flag] of [["caFile", "--tls-ca"], ["certFile", "--tls-cert"], ["keyFile", "--tls-key"]] as const) {
+    if (tls[key] !== undefined) await assertReadable(tls[key], flag);
+  }
+
   const auth: Record<string, string> = {};
   if (servers.user !== undefined) auth.user = servers.user;
   if (servers.password !== undefined) auth.password = servers.password;
@@ -78,28 +110,41 @@ export async function writeEnrollment(configDir: string, request: EnrollmentRequ
   if (request.user !== undefined) auth.user = request.user;
   if (request.password !== undefined) auth.password = request.password;
   if (request.token !== undefined) auth.token = request.token;
-  if (request.credsFile !== undefined) {
-    auth.credsFile = await installSecret(request.credsFile, configDir, "nats.creds", "--creds");
-    copiedSecrets.push(auth.credsFile);
-  }
-  if (request.nkeySeedFile !== undefined) {
-    auth.nkeySeedFile = await installSecret(request.nkeySeedFile, configDir, "nkey.seed", "--nkey-seed-file");
-    copiedSecrets.push(auth.nkeySeedFile);
-  }
-  const tls: Record<string, string> = {};
-  if (request.tlsCaFile !== undefined) tls.caFile = request.tlsCaFile;
-  if (request.tlsCertFile !== undefined) tls.certFile = request.tlsCertFile;
-  if (request.tlsKeyFile !== undefined) tls.keyFile = request.tlsKeyFile;
-
-  const store = await openSettingsStore(configDir);
-  const document: Record<string, unknown> = { ...store.store, natsUrl: servers.servers.join(","), auth };
+  const settingsFile = join(configDir, SETTINGS_FILE_NAME);
+  const existing = readJsonSettingsFile(settingsFile, (path) => readFileSync(path, "utf8")) ?? {};
+  const document: Record<string, unknown> = { ...existing, natsUrl: servers.servers.join(","), auth };
+  for (const secret of secrets) auth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.target;
   if (Object.keys(tls).length > 0) document.tls = tls;
   if (request.machineId !== undefined) document.machineId = request.machineId;
-  if (Object.keys(request.tags).length > 0) document.tags = { ...((store.store.tags as Record<string, string> | undefined) ?? {}), ...request.tags };
-  store.store = document;
-  await giveToConfigDirOwner(store.path, configDir);
+  if (Object.keys(request.tags).length > 0) document.tags = { ...((existing.tags as Record<string, string> | undefined) ?? {}), ...request.tags };
 
-  // Read back through the same path the daemon uses, so enrollment never leaves a file it refuses.
-  const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir } });
-  return { settingsFile: store.path, copiedSecrets, settings };
+  // Through the same path the daemon reads, so enrollment never writes a file it would refuse.
+  const settingsOf = (settingsDocument: Record<string, unknown>): Settings => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir }, settingsDocument }).settings;
+  const settings = settingsOf(document);
+  const sourceAuth = { ...auth };
+  for (const secret of secrets) sourceAuth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.source;
+  return { configDir, settingsFile, document, secrets, settings, settingsBeforeCopy: settingsOf({ ...document, auth: sourceAuth }) };
+}
+
+/** Copies the plan's secrets in and replaces the settings file (atomically; 0600). */
+export async function writeEnrollment(plan: EnrollmentPlan): Promise<EnrollmentResult> {
+  await mkdir(plan.configDir, { recursive: true, mode: 0o700 });
+  const copiedSecrets: string[] = [];
+  for (const secret of plan.secrets) {
+    // Copied beside, then renamed: a secret the running agent reads is never seen half-written.
+    const partial = `${secret.target}.partial`;
+    try {
+      await copyFile(secret.source, partial);
+      await giveToConfigDirOwner(partial, plan.configDir);
+      await rename(partial, secret.target);
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw new SettingsError(secret.flag, `cannot copy ${secret.source}: ${(error as Error).message}`);
+    }
+    copiedSecrets.push(secret.target);
+  }
+  const store = await openSettingsStore(plan.configDir);
+  store.store = plan.document;
+  await giveToConfigDirOwner(store.path, plan.configDir);
+  return { settingsFile: store.path, copiedSecrets, settings: plan.settings };
 }

@@ -35,6 +35,10 @@ export interface SettingSpec {
    * the top-level `auth`.
    */
   readonly authPrefix?: string;
+  /** One line for `--help`: what the setting does. */
+  readonly help?: string;
+  /** The value's name in `--help` (`--nats-url URL`). */
+  readonly valueName?: string;
 }
 
 function parseTextValue(spec: SettingSpec, raw: string | readonly string[], label: string, layer: SettingsLayer): void {

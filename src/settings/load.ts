@@ -16,6 +16,8 @@ export interface LoadSettingsInput {
   readonly platform?: NodeJS.Platform;
   /** Root (or Windows): system paths by default. Detected when absent. */
   readonly privileged?: boolean;
+  /** Stands for the settings file's content (enrollment checks a file before writing it). */
+  readonly settingsDocument?: Record<string, unknown>;
 }
 
 export interface LoadedSettings {
@@ -24,9 +26,9 @@ export interface LoadedSettings {
   readonly settingsFile: string | null;
 }
 
-function readSettingsFile(configDir: string): { layer: SettingsLayer; path: string | null } {
+function readSettingsFile(configDir: string, given?: Record<string, unknown>): { layer: SettingsLayer; path: string | null } {
   const path = join(configDir, SETTINGS_FILE_NAME);
-  const document = readJsonSettingsFile(path, (file) => readFileSync(file, "utf8"));
+  const document = given ?? readJsonSettingsFile(path, (file) => readFileSync(file, "utf8"));
   return document === null ? { layer: new Map(), path: null } : { layer: fileLayer(document, path), path };
 }
 
@@ -37,7 +39,7 @@ export function loadSettings(input: LoadSettingsInput): LoadedSettings {
   const env = environmentLayer(input.env);
   const flags = flagLayer(input.flags ?? {});
   const configDir = String(flags.get("configDir")?.value ?? env.get("configDir")?.value ?? defaults.configDir);
-  const file = readSettingsFile(configDir);
+  const file = readSettingsFile(configDir, input.settingsDocument);
 
   const { settings, labelOf } = resolveSettings(Settings, defaults, mergeLayers([file.layer, env, flags]));
   for (const path of ["telemetrySchedule", "inventorySchedule"] as const) {

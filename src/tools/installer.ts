@@ -103,7 +103,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
   const staging = `${toolDir}.staging`;
   const previous = `${toolDir}.previous`;
   await recoverToolDir(context.toolsDir, message.toolAgentId);
-  await mkdir(staging, { recursive: true, mode: 0o750 });
+  await mkdir(staging, { recursive: true, mode: 0o700 });
   try {
     const main = forThisOs(message.downloadConfigurations, context.os, `tool ${message.toolAgentId}`);
     const downloaded = await fetchInto(main, staging, `.download-${randomBytes(4).toString("hex")}`, context, `tool ${message.toolAgentId}`);

@@ -1,6 +1,9 @@
 import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
 import { errors as natsErrors, headers as natsHeaders } from "@nats-io/transport-node";
 
+/** The retry reason of a publish no stream took: the server lacks the platform's streams (or JetStream). */
+export const NO_STREAM_REASON = "no stream stores this subject (or JetStream is off)";
+
 /** What the transport says about one publish attempt. */
 export type PublishOutcome =
   | { readonly kind: "acked"; readonly streamSequence: number; readonly duplicate: boolean }
@@ -34,7 +37,7 @@ export function classifyPublishError(error: unknown): PublishOutcome {
   // nats.js reports a publish nobody stored (no stream for the subject) as "JetStream not enabled",
   // caused by a no-responders RequestError.
   const cause = error instanceof Error ? error.cause : undefined;
-  if (cause instanceof natsErrors.RequestError && cause.isNoResponders()) return { kind: "retry", reason: "no stream stores this subject (or JetStream is off)" };
+  if (cause instanceof natsErrors.RequestError && cause.isNoResponders()) return { kind: "retry", reason: NO_STREAM_REASON };
   return { kind: "retry", reason };
 }
 

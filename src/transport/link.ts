@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { wsconnect } from "@nats-io/nats-core";
+import { createLogThrottle } from "../runtime/log-throttle.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { usesWebSocket } from "./nats-endpoint.ts";
 
@@ -48,6 +49,10 @@ export interface NatsLinkOptions {
   readonly resetBackoff: () => void;
   /** The wait before the next first-connect attempt (the same jittered backoff nats.js uses for reconnects). */
   readonly nextRetryDelayMs: () => number;
+  /** At most one warn line per this many ms while the first connect keeps failing the same way (default 30 s). */
+  readonly failureLogIntervalMs?: number;
+  /** Monotonic milliseconds (default performance.now), for that rate limit. */
+  readonly nowMs?: () => number;
 }
 
 function describe(error: unknown): string {
@@ -106,6 +111,7 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
   const connectUntilConnected = async (): Promise<NatsConnection | null> => {
     let announced = false;
     let attempt = 0;
+    const failureLines = createLogThrottle({ intervalMs: options.failureLogIntervalMs ?? 30_000, nowMs: options.nowMs ?? (() => performance.now()) });
     while (!closing) {
       attempt += 1;
       try {
@@ -118,10 +124,17 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
       } catch (error) {
         const reason = describe(error);
         const delayMs = options.nextRetryDelayMs();
-        // A new reason is worth a line at once; the same one, offline for days, only now and then.
-        if (reason !== lastError) logger.error({ reason, retryInMs: delayMs }, "NATS connection failed; retrying (the reason is in `edge-agent status`)");
-        else if (attempt % 20 === 0) logger.warn({ reason, attempt, retryInMs: delayMs }, "NATS connection still failing; retrying");
-        else logger.debug({ reason, attempt, retryInMs: delayMs }, "NATS connection still failing; retrying");
+        // A new reason is worth a line at once; the same one, offline for days, a warn line at most
+        // every interval, with how many attempts failed meanwhile (the rest at debug level).
+        if (reason !== lastError) {
+          failureLines.reset();
+          failureLines.take();
+          logger.error({ reason, attempt, retryInMs: delayMs }, "NATS connection failed; retrying (the reason is in `edge-agent status`)");
+        } else {
+          const { log, suppressed } = failureLines.take();
+          if (log) logger.warn({ reason, attempt, failedSinceLastLine: suppressed + 1, retryInMs: delayMs }, "NATS connection still failing; retrying");
+          else logger.debug({ reason, attempt, retryInMs: delayMs }, "NATS connection still failing; retrying");
+        }
         lastError = reason;
         await sleep(delayMs, undefined, { signal: closed.signal }).catch(() => undefined);
       }

@@ -148,7 +148,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     });
 
   const ensureRoom = async (bytes: number): Promise<string | null> => {
-    await mkdir(paths.stagingDir, { recursive: true });
+    await mkdir(paths.stagingDir, { recursive: true, mode: 0o700 });
     const info = await statfs(paths.stagingDir);
     const free = info.bavail * info.bsize;
     return free < bytes + DISK_HEADROOM_BYTES ? `not enough disk space for the update: ${bytes} bytes plus ${DISK_HEADROOM_BYTES} spare needed, ${free} free` : null;
@@ -166,8 +166,9 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       const file = await download({ link: entry.link, sha256: entry.sha256, size: entry.size, maxBytes: MAX_AGENT_BINARY_BYTES, allowMissingChecksum: false, directory: paths.stagingDir, connection });
       const finalPath = binaryPathFor(paths, target);
       await rm(dirname(finalPath), { recursive: true, force: true });
-      await mkdir(dirname(finalPath), { recursive: true, mode: 0o750 });
-      await chmod(file.path, 0o755);
+      await mkdir(dirname(finalPath), { recursive: true, mode: 0o700 });
+      // Run by the agent's own user only (the launcher is the agent).
+      await chmod(file.path, 0o700);
       await rename(file.path, finalPath);
       const problem = await smokeTest(finalPath, target);
       if (problem) {

@@ -100,5 +100,5 @@ export async function readUpdateState(paths: UpdatePaths): Promise<UpdateState> 
 }
 
 export async function writeUpdateState(paths: UpdatePaths, state: UpdateState): Promise<void> {
-  await writeFileAtomic(paths.stateFile, `${JSON.stringify(UpdateState.parse(state), null, 2)}\n`, 0o640);
+  await writeFileAtomic(paths.stateFile, `${JSON.stringify(UpdateState.parse(state), null, 2)}\n`);
 }

@@ -27,14 +27,32 @@ describe("edge-agent enroll", () => {
     expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ natsUrl: server.url, machineId: "enrolled-1", auth: { token: "s3cret" }, tags: { site: "lab" } });
   });
 
-  it("keeps the settings but fails (exit 1) when the link test fails, and refuses a bad server (exit 2)", async () => {
+  it("keeps a working settings file when the link test fails (exit 1), and refuses a bad server (exit 2)", async () => {
+    const working = await runCli(["enroll", "--server", server.url, "--token", "s3cret", "--config-dir", configDir], {});
+    expect(working.code, working.stderr).toBe(0);
+    const file = join(configDir, "settings.json");
+    const before = await readFile(file, "utf8");
+
     const wrongToken = await runCli(["enroll", "--server", server.url, "--token", "nope", "--config-dir", configDir], {});
     expect(wrongToken.code).toBe(1);
-    expect(wrongToken.stderr).toMatch(/settings saved, but the link test failed/);
+    expect(wrongToken.stderr).toMatch(/the link test failed, nothing written .*settings\.json is as it was/);
     const unreachable = await runCli(["enroll", "--server", `nats://127.0.0.1:${await freeLoopbackPort()}`, "--config-dir", configDir], {});
     expect(unreachable.code).toBe(1);
+    expect(await readFile(file, "utf8")).toBe(before);
+
     const bad = await runCli(["enroll", "--server", "ftp://x", "--config-dir", configDir], {});
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid setting --server/);
+  });
+
+  it("checks everything before writing: a missing creds file under the flag given, a user without a password", async () => {
+    const fresh = join(configDir, "fresh");
+    const missing = await runCli(["enroll", "--server", server.url, "--creds-file", "/nonexistent/agent.creds", "--config-dir", fresh], {});
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/invalid setting --creds-file: cannot read \/nonexistent\/agent\.creds/);
+    const noPassword = await runCli(["enroll", "--server", server.url, "--user", "u", "--config-dir", fresh], {});
+    expect(noPassword.code).toBe(2);
+    expect(noPassword.stderr).toMatch(/invalid setting --user: a user needs --password/);
+    await expect(stat(fresh)).rejects.toThrow(/ENOENT/);
   });
 });

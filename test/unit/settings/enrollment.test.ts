@@ -1,17 +1,27 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { SettingsError, writeEnrollment } from "../../../src/settings/index.ts";
+import { afterEach, describe, expect, it } from "vitest";
+import { planEnrollment, SettingsError, writeEnrollment, type EnrollmentRequest } from "../../../src/settings/index.ts";
 
-const fresh = (): string => mkdtempSync(join(tmpdir(), "ea-enroll-"));
+const made: string[] = [];
+const fresh = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), "ea-enroll-"));
+  made.push(dir);
+  return dir;
+};
+const enroll = async (configDir: string, request: EnrollmentRequest) => writeEnrollment(await planEnrollment(configDir, request));
 
-describe("writeEnrollment", () => {
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("enrollment", () => {
   it("writes server, machine id, tags and credentials into a 0600 settings file the daemon accepts", async () => {
     const configDir = fresh();
     const credsSource = join(fresh(), "user.creds");
     writeFileSync(credsSource, "-----BEGIN NATS USER JWT-----\n...\n");
-    const result = await writeEnrollment(configDir, { server: "tls://nats.example:4443", machineId: "pc-7", credsFile: credsSource, tags: { site: "lab" } });
+    const result = await enroll(configDir, { server: "tls://nats.example:4443", machineId: "pc-7", credsFile: credsSource, tags: { site: "lab" } });
 
     expect(statSync(result.settingsFile).mode & 0o777).toBe(0o600);
     expect(statSync(join(configDir, "nats.creds")).mode & 0o777).toBe(0o600);
@@ -19,10 +29,20 @@ describe("writeEnrollment", () => {
     expect(JSON.parse(readFileSync(result.settingsFile, "utf8"))).toMatchObject({ natsUrl: "tls://nats.example:4443", machineId: "pc-7" });
   });
 
+  it("plans without writing anything: the link test uses the secrets where they are, the file names their copies", async () => {
+    const configDir = join(fresh(), "config");
+    const credsSource = join(fresh(), "user.creds");
+    writeFileSync(credsSource, "jwt");
+    const plan = await planEnrollment(configDir, { server: "nats://h:4222", credsFile: credsSource, tags: {} });
+    expect(existsSync(configDir)).toBe(false);
+    expect(plan.settingsBeforeCopy.auth.credsFile).toBe(credsSource);
+    expect(plan.settings.auth.credsFile).toBe(join(configDir, "nats.creds"));
+  });
+
   it("keeps other settings, and replaces the whole auth block on re-enrollment", async () => {
     const configDir = fresh();
     writeFileSync(join(configDir, "settings.json"), JSON.stringify({ heartbeatSeconds: 5, auth: { token: "old" } }));
-    const result = await writeEnrollment(configDir, { server: "nats://u:p@h:4222", tags: {} });
+    const result = await enroll(configDir, { server: "nats://u:p@h:4222", tags: {} });
     expect(result.settings.heartbeatSeconds).toBe(5);
     expect(result.settings.auth).toEqual({ user: "u", password: "p" });
     expect(result.settings.natsServers).toEqual(["nats://h:4222"]);
@@ -34,10 +54,16 @@ describe("writeEnrollment", () => {
     [{ server: "nats://h", machineId: "all" }, "--machine-id"],
     [{ server: "nats://h", token: "t", user: "u" }, "--creds/--token/--user/--nkey-seed-file"],
     [{ server: "nats://h", password: "p" }, "--password"],
+    [{ server: "nats://h", user: "u" }, "--user"],
     [{ server: "nats://h", credsFile: "/nonexistent/x.creds" }, "--creds"],
-  ])("refuses %j naming %s", async (request, setting) => {
-    const error = await writeEnrollment(fresh(), { tags: {}, ...request }).catch((failure: unknown) => failure);
+    [{ server: "nats://h", credsFile: "/nonexistent/x.creds", credsFlag: "--creds-file" }, "--creds-file"],
+    [{ server: "nats://h", nkeySeedFile: "/nonexistent/seed" }, "--nkey-seed-file"],
+    [{ server: "nats://h", tlsCaFile: "/nonexistent/ca.pem" }, "--tls-ca"],
+  ])("refuses %j naming %s, before writing anything", async (request, setting) => {
+    const configDir = join(fresh(), "config");
+    const error = await enroll(configDir, { tags: {}, ...request }).catch((failure: unknown) => failure);
     expect(error).toBeInstanceOf(SettingsError);
     expect((error as SettingsError).setting).toBe(setting);
+    expect(existsSync(configDir)).toBe(false);
   });
 });

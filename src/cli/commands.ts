@@ -1,0 +1,250 @@
+import { AGENT_VERSION } from "../runtime/version.ts";
+import type { FlagValues } from "../settings/index.ts";
+import type { CommandContext, CommandSpec } from "./command-spec.ts";
+import { CommandError, ExitCode } from "./exit-codes.ts";
+
+/**
+ * Every `edge-agent` command. Adding one is adding an entry here: `--help`, the command list,
+ * option checking and "did you mean" come from the entry. Its `run` imports its module when
+ * called, so `version` and `status` start without loading the daemon.
+ */
+export const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: "run",
+    summary: "run the agent (the daemon; the service manager starts this)",
+    usage: "[settings options]",
+    description: "Runs until SIGTERM or SIGINT. Works offline: events wait in the outbox of the data dir until the server takes them.",
+    flags: {},
+    settingsFlags: "all",
+    maxPositionals: 0,
+    examples: ["edge-agent run --nats-url nats://127.0.0.1:4222 --log-level debug", "EDGE_AGENT_NATS_URL=tls://nats.example:4222 edge-agent run"],
+    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings, ExitCode.dataDirInUse, ExitCode.restart, ExitCode.uninstalled],
+    async run(context) {
+      const { runDaemon } = await import("./run-command.ts");
+      await runDaemon(context.settings(), context.args);
+      return ExitCode.ok;
+    },
+  },
+  {
+    name: "status",
+    summary: "show the agent's state: asks the running agent, else reads its status file",
+    usage: "[--json] [settings options]",
+    description: [
+      "Run as the agent's user (sudo for the packaged service): the status file is readable by it only.",
+      "With no agent state in your own data dir, the system agent's (/var/lib/edge-agent) is read.",
+    ].join("\n"),
+    flags: { json: { type: "boolean", help: "one JSON object, for scripts" } },
+    settingsFlags: "all",
+    maxPositionals: 0,
+    examples: ["sudo edge-agent status", "edge-agent status --json --data-dir /tmp/agent/data"],
+    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
+    async run(context) {
+      const { statusCommand } = await import("./status-command.ts");
+      return statusCommand(context.settings(), { json: context.flags.json === true, dataDirGiven: dataDirGiven(context) }, context.print);
+    },
+  },
+  {
+    name: "enroll",
+    summary: "write the settings file for a server and test the link",
+    usage: "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] [--machine-id ID] [--tag k=v ...]",
+    description: [
+      "Checks everything first, then tests the link with the new settings, and writes the settings file",
+      "(0600; secret files copied beside it) only when the link works: a failed test leaves the old file as it was.",
+    ].join("\n"),
+    flags: {
+      server: { type: "string", valueName: "URL", help: "NATS server URL(s), comma-separated (required)" },
+      creds: { type: "string", valueName: "FILE", help: "NATS .creds file to copy into the config dir (same as --creds-file)" },
+      "skip-link-test": { type: "boolean", help: "write the settings without testing the link (e.g. the server is not up yet)" },
+    },
+    settingsFlags: ["machine-id", "token", "user", "password", "creds-file", "nkey-seed-file", "tls-ca", "tls-cert", "tls-key", "tag", "config-dir"],
+    maxPositionals: 0,
+    examples: ["sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --tag site=lab", "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --config-dir /tmp/agent/config"],
+    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
+    async run(context) {
+      const { enroll } = await import("./enroll-command.ts");
+      const { defaultDirectories } = await import("../settings/index.ts");
+      const configFlag = context.flags["config-dir"];
+      const configDir = typeof configFlag === "string" ? configFlag : (context.env.EDGE_AGENT_CONFIG_DIR ?? defaultDirectories(process.platform, context.env).configDir);
+      await enroll(context.flags, configDir, context.print);
+      return ExitCode.ok;
+    },
+  },
+  {
+    name: "config",
+    summary: "get, set, unset, push or delete the remote configuration (agent-config KV bucket)",
+    usage: "get | set KEY VALUE | unset KEY | push FILE.json | delete  [--machine ID] [--signing-seed-file F]",
+    description: [
+      "No --machine: the fleet-wide \"defaults\" key. KEY is a setting a remote document may change (dotted for nested ones):",
+      "heartbeatSeconds, telemetrySchedule, inventorySchedule, logLevel, tags, outbox.maxBytes, outbox.maxAgeSeconds,",
+      "toolPolicy.allowMissingChecksum. VALUE is JSON when it parses (2, true, {\"a\":\"b\"}), else text; tags take k=v[,k=v].",
+      "An unknown key is refused (exit 2), as every agent would refuse it.",
+    ].join("\n"),
+    flags: {
+      machine: { type: "string", valueName: "ID", help: "the machine's own key instead of the fleet-wide defaults" },
+      "signing-seed-file": { type: "string", valueName: "FILE", help: "NKey seed to sign the document with (agents with configSigningKey need it)" },
+    },
+    settingsFlags: "all",
+    maxPositionals: 3,
+    examples: ["edge-agent config set --machine m1 heartbeatSeconds 30", "edge-agent config set tags site=lab,rack=4", "edge-agent config unset --machine m1 logLevel", "edge-agent config get --machine m1"],
+    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
+    async run(context) {
+      const { configCommand } = await import("./config-command.ts");
+      const { flags } = context;
+      const options = {
+        ...(typeof flags.machine === "string" ? { machine: flags.machine } : {}),
+        ...(typeof flags["signing-seed-file"] === "string" ? { signingSeedFile: flags["signing-seed-file"] } : {}),
+      };
+      await configCommand(context.settings(), context.positionals, options, context.print);
+      return ExitCode.ok;
+    },
+  },
+  ...(["install-service", "uninstall-service"] as const).map(
+    (name): CommandSpec => ({
+      name,
+      summary: name === "install-service" ? "register this single executable as a systemd service" : "remove the systemd service this executable registered",
+      usage: "[settings options]",
+      description: "For the single executable without a package (dist/edge-agent-linux-x64); the .deb and .rpm do this themselves. Needs root.",
+      flags: {},
+      settingsFlags: "all",
+      maxPositionals: 0,
+      examples: [`sudo ./edge-agent-linux-x64 ${name}`],
+      exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
+      async run(context) {
+        const service = await import("../service/install-service.ts");
+        const { SYSTEMD_UNIT_TEMPLATE } = await import("../service/unit-template.ts");
+        const settings = context.settings();
+        // A single executable is its own program; from sources the service would start a bare node.
+        const { isSea } = await import("node:sea");
+        if (!isSea()) throw new CommandError(`${name} registers the single executable; build it with npm run package and run dist/edge-agent-linux-x64 ${name}`, ExitCode.badSettings);
+        const layout = { ...service.defaultServiceLayout(process.execPath), configDir: settings.configDir, dataDir: settings.dataDir };
+        if (name === "install-service") await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print);
+        else await service.uninstallService(layout, context.print);
+        return ExitCode.ok;
+      },
+    }),
+  ),
+  {
+    name: "dev-setup",
+    summary: "create the platform's JetStream streams and KV bucket on a server (development and tests)",
+    usage: "[settings options]",
+    description: "Idempotent: existing streams get the wanted subjects and keep their data. Production platforms create these themselves.",
+    flags: {},
+    settingsFlags: "all",
+    maxPositionals: 0,
+    examples: ["edge-agent dev-setup --nats-url nats://127.0.0.1:4222"],
+    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
+    async run(context) {
+      const { devSetup } = await import("./dev-setup-command.ts");
+      await devSetup(context.settings(), context.print);
+      return ExitCode.ok;
+    },
+  },
+  {
+    name: "events",
+    summary: "what the agent has sent and what waits in its outbox, one line per event",
+    usage: "[--follow] [--subject PATTERN ...] [--json] [--data-dir DIR]",
+    description: [
+      "Each line: the event's time, its state, #sequence, event type, subject, body size, the start of the body.",
+      "  sent         acknowledged by JetStream (the outbox remembers the last 1,000 sent events)",
+      "  dead-letter  refused by JetStream for good (kept on the device, never sent again), with the reason",
+      "  pending      stored on the device, waiting for the link or the stream",
+      "Reads the data dir's outbox read-only: safe while the agent runs (run it as the agent's user, or sudo).",
+    ].join("\n"),
+    flags: {
+      follow: { type: "boolean", help: "keep printing events as they are stored and sent, until Ctrl-C (SIGINT) or SIGTERM" },
+      subject: { type: "string", multiple: true, valueName: "PATTERN", help: "only events whose subject matches (NATS wildcards: * one token, > the rest); repeatable" },
+      json: { type: "boolean", help: "one JSON object per line: time, state, sequence, type, subject, bytes, eventId, settledAt, reason, summary" },
+    },
+    settingsFlags: "all",
+    maxPositionals: 0,
+    examples: ["sudo edge-agent events", "edge-agent events --follow --subject 'machine.*.telemetry'", "edge-agent events --json --subject 'machine.*.config.status' | jq ."],
+    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
+    async run(context) {
+      const { eventsCommand } = await import("./events-command.ts");
+      const subjects = context.flags.subject;
+      return eventsCommand(context.settings(), { follow: context.flags.follow === true, json: context.flags.json === true, subjects: Array.isArray(subjects) ? subjects.map(String) : [] }, context.print);
+    },
+  },
+  {
+    name: "doctor",
+    summary: "preflight checks: settings, data dir, server, auth, streams, permissions, clock (PASS / WARN / FAIL)",
+    usage: "[--json] [settings options]",
+    description: [
+      "One verdict a line, with the reason and what to do:",
+      "  settings            the settings file, environment and flags resolve to valid settings",
+      "  machine id          the id the agent runs under (settings, or the one it generated)",
+      "  data dir            exists or can be created, writable by this user, private (0700)",
+      "  free space          room for the outbox (its limit, EDGE_AGENT_OUTBOX_MAX_BYTES)",
+      "  server reachable    a TCP connection opens to each NATS server URL",
+      "  auth                the server accepts the configured credentials; JetStream is on",
+      "  streams             every stream and the agent-config bucket the agent uses exist",
+      "  permissions: ...    as this identity: publish each event (refused by its stream, so nothing is stored),",
+      "                      the JetStream API calls for its consumers and config keys, and its subscriptions",
+      "  clock skew          this clock against the server's time (from a JetStream API answer; nats-server 2.10+)",
+      "Checks that need the server stop at the first that fails. Nothing is sent, created or changed, and it is",
+      "safe while the agent runs. Run it as the agent's user (or sudo) with the agent's settings.",
+    ].join("\n"),
+    flags: { json: { type: "boolean", help: "one JSON object per check: {check, verdict, reason, action}" } },
+    settingsFlags: "all",
+    maxPositionals: 0,
+    examples: ["sudo edge-agent doctor", "edge-agent doctor --nats-url nats://nats.example:4222 --creds-file ./machine.creds"],
+    exitCodes: [ExitCode.ok, ExitCode.failure],
+    async run(context) {
+      const { doctorCommand } = await import("./doctor-command.ts");
+      return doctorCommand(() => context.settings(), { json: context.flags.json === true }, context.print);
+    },
+  },
+  {
+    name: "permissions",
+    summary: "print the NATS permission set for a machine's identity",
+    usage: "MACHINE_ID [--inbox-prefix P] [--json]",
+    description: "Prints the nats-server user block and the JWT user claims; --json prints nats-server's permissions object only.",
+    flags: { json: { type: "boolean", help: "nats-server's permissions object only, as JSON" } },
+    settingsFlags: ["inbox-prefix"],
+    maxPositionals: 1,
+    examples: ["edge-agent permissions 3f1c2a7e-0000-4000-8000-000000000001", "edge-agent permissions m1 --json"],
+    exitCodes: [ExitCode.ok, ExitCode.badSettings],
+    async run(context) {
+      const { permissionsCommand } = await import("./permissions-command.ts");
+      const inboxPrefix = context.flags["inbox-prefix"];
+      permissionsCommand(context.positionals, { json: context.flags.json === true, ...(typeof inboxPrefix === "string" ? { inboxPrefix } : {}) }, context.print);
+      return ExitCode.ok;
+    },
+  },
+  {
+    name: "inventory",
+    summary: "print this machine's hardware, OS and software inventory (JSON)",
+    usage: "[--json]",
+    flags: { json: { type: "boolean", help: "on one line (the daemon runs this to take its inventory)" } },
+    settingsFlags: [],
+    maxPositionals: 0,
+    examples: ["edge-agent inventory"],
+    exitCodes: [ExitCode.ok, ExitCode.failure],
+    async run(context) {
+      const { collectMachineInventory } = await import("../telemetry/inventory.ts");
+      const inventory = await collectMachineInventory();
+      context.print(context.flags.json === true ? JSON.stringify(inventory) : JSON.stringify(inventory, null, 2));
+      return ExitCode.ok;
+    },
+  },
+  {
+    name: "version",
+    summary: "print the version",
+    usage: "",
+    flags: {},
+    settingsFlags: [],
+    maxPositionals: 0,
+    examples: ["edge-agent version"],
+    exitCodes: [ExitCode.ok],
+    async run(context) {
+      context.print(AGENT_VERSION);
+      return ExitCode.ok;
+    },
+  },
+];
+
+/** Whether the operator chose the data dir (a flag or the environment), rather than the default. */
+function dataDirGiven(context: CommandContext): boolean {
+  const flags: FlagValues = context.flags;
+  return typeof flags["data-dir"] === "string" || (context.env.EDGE_AGENT_DATA_DIR ?? "") !== "";
+}
