@@ -15,7 +15,9 @@ commands:
   enroll       --server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F]
                [--machine-id ID] [--tag k=v ...] [--skip-link-test]: write the settings file, test the link
   config       get|set|push|delete the remote configuration in the agent-config KV bucket (see README)
-  install-service / uninstall-service   register or remove the systemd unit for this executable (no package)
+  install-service / uninstall-service   register or remove the systemd unit for this executable (no package);
+               install-service --copy-to DIR first copies it to DIR/edge-agent (e.g. /usr/local/bin) and
+               registers the copy: it refuses (exit 2) an executable the service user cannot reach
   dev-setup    create the platform's JetStream streams and KV bucket on a server (development and tests)
   permissions  <machineId> [--inbox-prefix P] [--json]: the NATS permission set for that machine's identity
                (nats-server user block and JWT user claims; --json: nats-server's permissions object only)
@@ -46,6 +48,7 @@ async function main(argv: readonly string[]): Promise<number> {
       "skip-link-test": { type: "boolean" },
       machine: { type: "string" },
       "signing-seed-file": { type: "string" },
+      "copy-to": { type: "string" },
     },
   });
   const command = positionals[0] ?? (values.help ? "help" : undefined);
@@ -103,8 +106,13 @@ async function main(argv: readonly string[]): Promise<number> {
       const executable = process.execPath;
       const layout = { ...service.defaultServiceLayout(executable), configDir: settings.configDir, dataDir: settings.dataDir };
       const print = (line: string): void => void process.stdout.write(`${line}\n`);
-      if (command === "install-service") await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, print);
-      else await service.uninstallService(layout, print);
+      if (command === "install-service") {
+        const copyTo = values["copy-to"];
+        // An unreachable executable is a usage error: the cure is a copy (--copy-to), exit 2.
+        await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, print, copyTo === undefined ? {} : { copyTo }).catch((error: unknown) => {
+          throw error instanceof service.ExecutableUnreachableError ? new CommandError(error.message, ExitCode.badSettings) : error;
+        });
+      } else await service.uninstallService(layout, print);
       return ExitCode.ok;
     }
     case "inventory": {
