@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SettingsError, writeEnrollment } from "../../../src/settings/index.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 
-const fresh = (): string => mkdtempSync(join(tmpdir(), "ea-enroll-"));
+const fresh = (): string => scratchDir("ea-enroll-");
 
 describe("writeEnrollment", () => {
   it("writes server, machine id, tags and credentials into a 0600 settings file the daemon accepts", async () => {
