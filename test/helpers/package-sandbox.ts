@@ -53,14 +53,16 @@ exec chroot "$1/root" sleep infinity`;
 /** Why a sandbox cannot be made here (then the package test must skip and say so), or undefined. */
 export function packageSandboxUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root (mount namespaces and overlay mounts)";
-  for (const command of ["unshare", "nsenter", "chroot", "dpkg"]) {
+  for (const command of ["unshare", "nsenter", "setpriv", "chroot", "dpkg"]) {
     if (spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status !== 0) return `needs ${command}`;
   }
-  const probe = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs probe /mnt && mkdir /mnt/u /mnt/w /mnt/m && mount -t overlay overlay -o lowerdir=/,upperdir=/mnt/u,workdir=/mnt/w /mnt/m"], {
-    encoding: "utf8",
-    timeout: 10_000,
-  });
-  if (probe.status !== 0) return `cannot mount an overlay in a private mount namespace here: ${probe.stderr.trim() || `exit ${probe.status}`}`;
+  // The overlay covers the root file system only: a separately mounted /usr would be missing in it.
+  const probe = spawnSync(
+    "unshare",
+    ["--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs probe /mnt && mkdir /mnt/u /mnt/w /mnt/m && mount -t overlay overlay -o lowerdir=/,upperdir=/mnt/u,workdir=/mnt/w /mnt/m && test -x /mnt/m/usr/bin/dpkg"],
+    { encoding: "utf8", timeout: 10_000 },
+  );
+  if (probe.status !== 0) return `cannot mount an overlay of / (with /usr on it) in a private mount namespace here: ${probe.stderr.trim() || `exit ${probe.status}`}`;
   return undefined;
 }
 
