@@ -79,6 +79,7 @@ describe.skipIf(!has("dpkg-deb"))("edge-bridge: its own single executable and .d
   let unpacked: string;
   let binary: string;
 
+  // Minutes on a busy two-core machine: two executables and the .deb's xz at 9e.
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), "edge-bridge-package-"));
     // The agent's executable is reused when dist/ has one: every build of it refuses to bundle the
@@ -91,7 +92,7 @@ describe.skipIf(!has("dpkg-deb"))("edge-bridge: its own single executable and .d
     unpacked = join(scratch, "deb");
     execFileSync("dpkg-deb", ["-R", deb, unpacked]);
     binary = join(unpacked, "usr/bin/edge-bridge");
-  }, 180_000);
+  }, 600_000);
 
   afterAll(() => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });

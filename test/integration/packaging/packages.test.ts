@@ -44,6 +44,7 @@ describe.skipIf(sandboxUnavailable !== undefined)(
     const owner = (path: string): string => sandbox.run("stat", ["-c", "%U:%G", path]).trim();
     const exists = (path: string): boolean => sandbox.status("test", ["-e", path]) === 0;
 
+    // Minutes on a busy two-core machine: the .deb's xz at 9e.
     beforeAll(async () => {
       scratch = mkdtempSync(join(tmpdir(), "edge-agent-deb-test-"));
       // Its own .deb: a concurrent run builds its own, never this one.
@@ -59,7 +60,7 @@ describe.skipIf(sandboxUnavailable !== undefined)(
       sandbox.run("dpkg", ["-i", "/tmp/edge-agent.deb"]);
       server = await startNatsServer();
       observer = await connect({ servers: server.url });
-    }, 400_000);
+    }, 600_000);
 
     afterAll(async () => {
       await observer?.close();
