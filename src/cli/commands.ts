@@ -102,12 +102,17 @@ export const COMMANDS: readonly CommandSpec[] = [
     (name): CommandSpec => ({
       name,
       summary: name === "install-service" ? "register this single executable as a systemd service" : "remove the systemd service this executable registered",
-      usage: "[settings options]",
-      description: "For the single executable without a package (dist/edge-agent-linux-x64); the .deb and .rpm do this themselves. Needs root.",
-      flags: {},
+      usage: name === "install-service" ? "[--copy-to DIR] [settings options]" : "[settings options]",
+      description: [
+        "For the single executable without a package (dist/edge-agent-linux-x64); the .deb and .rpm do this themselves. Needs root.",
+        ...(name === "install-service"
+          ? ["Refuses (exit 2), before changing anything, an executable the service user cannot start (a directory it cannot", "enter, a file it cannot execute, a path the unit hides: /root, /home, /tmp); --copy-to installs a copy there first."]
+          : []),
+      ].join("\n"),
+      flags: name === "install-service" ? { "copy-to": { type: "string", valueName: "DIR", help: "copy the executable to DIR/edge-agent (e.g. /usr/local/bin) and register the copy" } } : {},
       settingsFlags: "all",
       maxPositionals: 0,
-      examples: [`sudo ./edge-agent-linux-x64 ${name}`],
+      examples: name === "install-service" ? [`sudo ./edge-agent-linux-x64 ${name} --copy-to /usr/local/bin`] : [`sudo ./edge-agent-linux-x64 ${name}`],
       exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
       async run(context) {
         const service = await import("../service/install-service.ts");
@@ -117,8 +122,13 @@ export const COMMANDS: readonly CommandSpec[] = [
         const { isSea } = await import("node:sea");
         if (!isSea()) throw new CommandError(`${name} registers the single executable; build it with npm run package and run dist/edge-agent-linux-x64 ${name}`, ExitCode.badSettings);
         const layout = { ...service.defaultServiceLayout(process.execPath), configDir: settings.configDir, dataDir: settings.dataDir };
-        if (name === "install-service") await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print);
-        else await service.uninstallService(layout, context.print);
+        if (name === "install-service") {
+          const copyTo = context.flags["copy-to"];
+          // An unreachable executable is a usage error: the cure is a copy (--copy-to), exit 2.
+          await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, typeof copyTo === "string" ? { copyTo } : {}).catch((error: unknown) => {
+            throw error instanceof service.ExecutableUnreachableError ? new CommandError(error.message, ExitCode.badSettings) : error;
+          });
+        } else await service.uninstallService(layout, context.print);
         return ExitCode.ok;
       },
     }),

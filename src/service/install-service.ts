@@ -1,17 +1,60 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { collectPathEntries, executableReachability, pathsHiddenByUnit, type ServiceAccount } from "./executable-reachability.ts";
 
 const run = promisify(execFile);
 
 export class ServiceInstallError extends Error {
-  readonly code = "EDGE_SERVICE_INSTALL";
+  readonly code: string = "EDGE_SERVICE_INSTALL";
   constructor(message: string) {
     super(message);
     this.name = "ServiceInstallError";
   }
+}
+
+/**
+ * The service user cannot start the executable where it is: installing the unit anyway would leave
+ * one that fails at every start. Exit 2 in the CLI: the cure is a copy where it can (--copy-to).
+ */
+export class ExecutableUnreachableError extends ServiceInstallError {
+  override readonly code = "EDGE_SERVICE_EXECUTABLE_UNREACHABLE";
+  constructor(executable: string, reason: string) {
+    super(
+      `the service user cannot start ${executable}: ${reason}. Copy it where it can, e.g. ` +
+        `"sudo install -m 0755 ${executable} /usr/local/bin/edge-agent" and run install-service from there, ` +
+        "or run install-service --copy-to /usr/local/bin",
+    );
+    this.name = "ExecutableUnreachableError";
+  }
+}
+
+/** The account the unit runs as (uid undefined when it does not exist yet: install-service creates it). */
+export async function lookUpServiceAccount(name = "edge-agent"): Promise<ServiceAccount> {
+  const uid = await run("id", ["-u", name]).then((result) => Number(result.stdout.trim()), () => undefined);
+  if (uid === undefined) return { name, uid, gids: [] };
+  const groups = await run("id", ["-G", name]);
+  return { name, uid, gids: groups.stdout.trim().split(/\s+/).map(Number) };
+}
+
+/**
+ * Copies the executable into `directory` as `edge-agent` (0755, owned by whoever runs this: root),
+ * through a temporary name and a rename, so a running copy is replaced, never written into.
+ */
+export async function copyExecutable(executable: string, directory: string): Promise<string> {
+  await mkdir(directory, { recursive: true, mode: 0o755 });
+  const target = join(directory, "edge-agent");
+  const partial = `${target}.${process.pid}.partial`;
+  try {
+    await copyFile(executable, partial);
+    await chmod(partial, 0o755);
+    await rename(partial, target);
+  } finally {
+    await rm(partial, { force: true });
+  }
+  return target;
 }
 
 /** Where things go; injectable so tests write into a folder of their own. */
@@ -53,12 +96,30 @@ async function ensureServiceUser(): Promise<void> {
   await run("useradd", ["--system", "--gid", "edge-agent", "--home-dir", "/var/lib/edge-agent", "--no-create-home", "--shell", "/usr/sbin/nologin", "edge-agent"]);
 }
 
+export interface InstallServiceOptions {
+  /** Create the service user and chown its directories (default true; tests without root say false). */
+  readonly manageUser?: boolean;
+  /** Copy the executable into this directory first and point the unit at the copy. */
+  readonly copyTo?: string;
+  /** Who the unit runs as (default: the edge-agent account as it is now). */
+  readonly account?: ServiceAccount;
+}
+
 /**
  * `edge-agent install-service` for machines installed without a package (Linux, systemd): the
  * service user, its 0750 directories, the unit, and — where systemd runs — enabled and started.
+ * Refuses (ExecutableUnreachableError), before it changes anything, when the service user could
+ * not start the executable where it is.
  */
-export async function installService(template: string, layout: ServiceLayout, report: (line: string) => void, options: { manageUser?: boolean } = {}): Promise<void> {
+export async function installService(template: string, requested: ServiceLayout, report: (line: string) => void, options: InstallServiceOptions = {}): Promise<void> {
   if (process.platform !== "linux") throw new ServiceInstallError(`install-service supports Linux (systemd); on ${process.platform} use the package (.msi on Windows, the launchd plist on macOS)`);
+  let layout = requested;
+  if (options.copyTo !== undefined) {
+    layout = { ...layout, executable: await copyExecutable(layout.executable, options.copyTo) };
+    report(`copied ${requested.executable} to ${layout.executable}`);
+  }
+  const reachability = executableReachability(await collectPathEntries(layout.executable), options.account ?? (await lookUpServiceAccount()), pathsHiddenByUnit(template));
+  if (!reachability.reachable) throw new ExecutableUnreachableError(layout.executable, reachability.reason);
   if (options.manageUser !== false) {
     await ensureServiceUser();
     for (const dir of [layout.configDir, layout.dataDir]) await run("install", ["-d", "-o", "edge-agent", "-g", "edge-agent", "-m", "0750", dir]);

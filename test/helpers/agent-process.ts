@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
 
 const CLI = resolve(import.meta.dirname, "../../src/cli/main.ts");
 
@@ -78,10 +79,10 @@ export async function startAgentProcess(env: Record<string, string>, dirs?: { da
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
-    async dispose() {
+    dispose: disposeAtFileEnd(async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       await exited;
       if (root) await rm(root, { recursive: true, force: true });
-    },
+    }),
   };
 }

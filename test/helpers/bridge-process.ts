@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
 
 import { runScript, type CliResult } from "./agent-process.ts";
 
@@ -64,13 +65,13 @@ export async function startBridgeProcess(env: Record<string, string>, options: {
       if (running()) child.kill(signal);
       return exited;
     },
-    async dispose() {
+    dispose: disposeAtFileEnd(async () => {
       if (running()) child.kill("SIGKILL");
       await exited;
       // For a failing test: EDGE_BRIDGE_TEST_LOG_DIR keeps each bridge's log.
       const logDir = process.env.EDGE_BRIDGE_TEST_LOG_DIR;
       if (logDir) await writeFile(join(logDir, `bridge-${child.pid}.log`), output).catch(() => undefined);
       await rm(root, { recursive: true, force: true });
-    },
+    }),
   };
 }

@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -225,6 +225,8 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
   const runtimeDir = await ensureKafkaRuntime();
   const classpath = join(runtimeDir, "libs", "*");
   const dir = await mkdtemp(join(tmpdir(), "edge-kafka-"));
+  const javaTmp = join(dir, "java-tmp");
+  await mkdir(javaTmp);
   let child: ChildProcess | undefined;
   let output = "";
   const append = (chunk: Buffer | string): void => {
@@ -306,6 +308,8 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
           "-Xmx512m",
           ...JVM_FLAGS,
           `-Dlog4j2.configurationFile=${join(runtimeDir, "log4j2.properties")}`,
+          // The broker's own temp files go with its dir, not into /tmp.
+          `-Djava.io.tmpdir=${javaTmp}`,
           "-cp",
           classpath,
           "kafka.Kafka",

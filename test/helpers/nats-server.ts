@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
 
 /**
  * Starts a real `nats-server -js` on a free loopback port with its own store directory.
@@ -119,9 +120,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     },
-    async dispose() {
+    dispose: disposeAtFileEnd(async () => {
       await terminate("SIGKILL");
       await rm(dir, { recursive: true, force: true });
-    },
+    }),
   };
 }

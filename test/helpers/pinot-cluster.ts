@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PINOT_RUNTIME_SOURCES, ensurePinotRuntime } from "../../scripts/pinot-runtime.ts";
@@ -56,6 +56,12 @@ async function listsInstances(controllerUrl: string, expected: readonly string[]
   }
 }
 
+async function javaTmpdir(dir: string): Promise<string> {
+  const javaTmp = join(dir, "java-tmp");
+  await mkdir(javaTmp, { recursive: true });
+  return javaTmp;
+}
+
 export async function startPinotCluster(): Promise<PinotClusterHandle> {
   const runtimeDir = await ensurePinotRuntime();
   const dir = await mkdtemp(join(tmpdir(), "edge-pinot-"));
@@ -95,6 +101,8 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
       [
         ...JVM_FLAGS,
         `-Dlog4j2.configurationFile=${join(runtimeDir, "log4j2.properties")}`,
+        // Pinot's own temp files (a .pinotAdminService-<time>.pid each start) go with the cluster's dir, not into /tmp.
+        `-Djava.io.tmpdir=${await javaTmpdir(dir)}`,
         "-cp",
         join(runtimeDir, "libs", "*"),
         join(PINOT_RUNTIME_SOURCES, "PinotCluster.java"),

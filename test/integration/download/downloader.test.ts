@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Objm } from "@nats-io/obj";
 import { connect } from "@nats-io/transport-node";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { download, DownloadError, type DownloadRequest } from "../../../src/download/index.ts";
 import { startNatsServer } from "../../helpers/nats-server.ts";
 
@@ -60,6 +60,9 @@ describe("download", () => {
   );
   beforeEach(async () => {
     directory = await mkdtemp(join(tmpdir(), "edge-agent-download-"));
+  });
+  afterEach(async () => {
+    await rm(directory, { recursive: true, force: true });
   });
 
   const request = (overrides: Partial<DownloadRequest>): DownloadRequest => ({ link: `${base}/tool.bin`, sha256: sha, size: payload.length, maxBytes: 1 << 20, allowMissingChecksum: false, directory, ...overrides });

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
@@ -7,6 +7,8 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBridgeDeb } from "../../../scripts/build-bridge-deb.ts";
 import { buildBridgeExecutable, ensureSingleExecutable, packageVersion, type SingleExecutable } from "../../../scripts/build-sea.ts";
+import type { ExecutableContents } from "../../../scripts/deb-copyright.ts";
+import { relativeLinks } from "../../../scripts/deb-package.ts";
 import { DEFAULT_TOPICS, EventHeader, EventType, machineSubjects } from "../../../src/contracts/index.ts";
 import { createOutboxEventSink } from "../../../src/events/outbox-event-sink.ts";
 import { openOutbox } from "../../../src/outbox/index.ts";
@@ -77,6 +79,7 @@ describe.skipIf(!has("dpkg-deb"))("edge-bridge: its own single executable and .d
   let unpacked: string;
   let binary: string;
 
+  // Minutes on a busy two-core machine: two executables and the .deb's xz at 9e.
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), "edge-bridge-package-"));
     // The agent's executable is reused when dist/ has one: every build of it refuses to bundle the
@@ -84,11 +87,12 @@ describe.skipIf(!has("dpkg-deb"))("edge-bridge: its own single executable and .d
     // .deb from that build.
     agent = await ensureSingleExecutable();
     bridge = await buildBridgeExecutable();
-    deb = await buildBridgeDeb();
+    // Into this run's own directory: a concurrent run builds its own.
+    deb = await buildBridgeDeb({ outputDir: scratch });
     unpacked = join(scratch, "deb");
     execFileSync("dpkg-deb", ["-R", deb, unpacked]);
     binary = join(unpacked, "usr/bin/edge-bridge");
-  }, 180_000);
+  }, 600_000);
 
   afterAll(() => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
@@ -104,7 +108,7 @@ describe.skipIf(!has("dpkg-deb"))("edge-bridge: its own single executable and .d
     }
   });
 
-  it("holds the executable, the unit and the README, owned by root, with their modes", () => {
+  it("holds the executable, the unit, the README and the copyright file, owned by root, with their modes", () => {
     const field = (name: string): string => execFileSync("dpkg-deb", ["-f", deb, name], { encoding: "utf8" }).trim();
     const fields = ["Package", "Version", "Architecture", "Depends"].map(field);
     expect(fields).toEqual(["edge-bridge", packageVersion(), "amd64", "passwd"]);
@@ -120,9 +124,35 @@ describe.skipIf(!has("dpkg-deb"))("edge-bridge: its own single executable and .d
       "-rw-r--r-- root/root ./lib/systemd/system/edge-bridge.service",
       "-rwxr-xr-x root/root ./usr/bin/edge-bridge",
       "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/README.md",
+      "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/copyright",
     ]);
     const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
     expect(readFileSync(join(unpacked, "usr/share/doc/edge-bridge/README.md"), "utf8")).toBe(readme);
+    // Every relative link of the shipped README names a file shipped beside it.
+    for (const target of relativeLinks(readme)) expect(existsSync(join(unpacked, "usr/share/doc/edge-bridge", target)), target).toBe(true);
+  });
+
+  it("has a machine-readable copyright file naming what its executable bundles, with their license texts", () => {
+    const copyright = readFileSync(join(unpacked, "usr/share/doc/edge-bridge/copyright"), "utf8");
+    const paragraphs = copyright.trimEnd().split("\n\n");
+    expect(paragraphs[0]).toBe(
+      "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: edge-bridge\nUpstream-Contact: edge-bridge maintainers <edge-bridge@localhost>",
+    );
+    expect(paragraphs[1]).toBe("Files: *\nCopyright: the edge-bridge authors\nLicense: Apache-2.0");
+    const executable = paragraphs[2] ?? "";
+    expect(executable).toMatch(/^Files: usr\/bin\/edge-bridge\nCopyright: .*\nLicense: Apache-2\.0 and MIT and /);
+    // The Kafka client is the bridge's own: its executable's paragraph names it, the agent's never does.
+    const kafka = JSON.parse(readFileSync(new URL("../../../node_modules/@platformatic/kafka/package.json", import.meta.url), "utf8")) as { version: string; license: string };
+    expect(executable).toContain(`\n @platformatic/kafka ${kafka.version}: ${kafka.license}\n`);
+    expect(executable).toContain("\n Node.js 26.10.0: MIT");
+    const agentContents = JSON.parse(readFileSync(agent.contents, "utf8")) as ExecutableContents;
+    expect(agentContents.packages.map((work) => work.name)).not.toContain("@platformatic/kafka");
+    // Each license named has its paragraph, and each non-Apache one carries the license files' text.
+    const licenses = /^License: (.*)$/m.exec(executable)?.[1]?.split(" and ") ?? [];
+    for (const license of licenses) expect(paragraphs.some((paragraph) => paragraph.startsWith(`License: ${license}\n `)), license).toBe(true);
+    expect(copyright).toMatch(/^License: MIT\n Node\.js 26\.10\.0:\n \.\n Node\.js is licensed for use as follows:/m);
+    // Continuation lines only: no blank line inside a paragraph.
+    for (const paragraph of paragraphs) for (const line of paragraph.split("\n").slice(1)) expect(line).toMatch(/^( .*\S.*|[A-Z][A-Za-z-]+: .*)$/);
   });
 
   it("has maintainer scripts that make the user and tight dirs, enable without starting, stop on remove and clean up on purge", () => {

@@ -1,5 +1,7 @@
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import semver from "semver";
 import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
@@ -12,7 +14,9 @@ import { buildDeb } from "../../../scripts/build-deb.ts";
 import { buildMsi } from "../../../scripts/build-msi.ts";
 import { buildRpm } from "../../../scripts/build-rpm.ts";
 import { buildSingleExecutable } from "../../../scripts/build-sea.ts";
+import { relativeLinks } from "../../../scripts/deb-package.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { openPackageSandbox, packageSandboxUnavailable, SANDBOX_ENV, type PackageSandbox } from "../../helpers/package-sandbox.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 // One build of the single executable serves every package below (they run in this one file, in order).
@@ -20,150 +24,166 @@ beforeAll(async () => {
   await buildSingleExecutable();
 }, 120_000);
 
-const isRoot = process.getuid?.() === 0;
-const hasDpkg = (() => {
-  try {
-    execFileSync("dpkg", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const installedAlready = (() => {
-  try {
-    return execFileSync("dpkg-query", ["-W", "-f=${Status}", "edge-agent"], { encoding: "utf8" }).includes("installed");
-  } catch {
-    return false;
-  }
-})();
+const sandboxUnavailable = packageSandboxUnavailable();
+if (sandboxUnavailable) console.warn(`the .deb install test is skipped: the package sandbox ${sandboxUnavailable}`);
 
-// Installing a package changes the machine: only as root, with dpkg, and never over an edge-agent
-// someone installed for real.
-describe.skipIf(!isRoot || !hasDpkg || installedAlready)("the .deb package (needs root and dpkg; skipped otherwise)", () => {
-  let deb: string;
-  let server: NatsServerHandle;
-  let observer: NatsConnection;
+/** Where the package's files and the service's environment point, inside the sandbox. */
+const AGENT_ENV = { EDGE_AGENT_MACHINE_ID: "pkg-1", EDGE_AGENT_CONFIG_DIR: "/etc/edge-agent", EDGE_AGENT_DATA_DIR: "/var/lib/edge-agent" };
 
-  beforeAll(async () => {
-    deb = await buildDeb();
-    // What an agent once run as root from a checkout leaves behind: the package must adopt it.
-    mkdirSync("/var/lib/edge-agent", { recursive: true });
-    writeFileSync("/var/lib/edge-agent/left-by-root", "x");
-    execFileSync("dpkg", ["-i", deb], { stdio: "pipe" });
-    server = await startNatsServer();
-    observer = await connect({ servers: server.url });
-  }, 240_000);
+// Installing a package changes a machine: it is installed into a throwaway overlay of this one
+// (test/helpers/package-sandbox.ts), never onto it. The machine's own edge-agent, if any, is
+// neither seen as installed nor touched.
+describe.skipIf(sandboxUnavailable !== undefined)(
+  `the .deb package, installed into a throwaway copy of this machine${sandboxUnavailable ? ` (skipped: ${sandboxUnavailable})` : ""}`,
+  () => {
+    let scratch: string;
+    let deb: string;
+    let sandbox: PackageSandbox;
+    let server: NatsServerHandle;
+    let observer: NatsConnection;
+    const owner = (path: string): string => sandbox.run("stat", ["-c", "%U:%G", path]).trim();
+    const exists = (path: string): boolean => sandbox.status("test", ["-e", path]) === 0;
 
-  afterAll(async () => {
-    await observer?.close();
-    await server?.dispose();
-    try {
-      execFileSync("dpkg", ["--purge", "edge-agent"], { stdio: "pipe" });
-    } catch {
-      // already purged by the test
-    }
-  });
+    // Minutes on a busy two-core machine: the .deb's xz at 9e.
+    beforeAll(async () => {
+      scratch = mkdtempSync(join(tmpdir(), "edge-agent-deb-test-"));
+      // Its own .deb: a concurrent run builds its own, never this one.
+      deb = await buildDeb({ outputDir: scratch });
+      sandbox = await openPackageSandbox();
+      // A fresh machine: the copy starts as this one is, and an edge-agent installed here for
+      // real (its package, user, settings, state) is removed from the copy only.
+      sandbox.run("sh", ["-c", "if dpkg-query -W edge-agent >/dev/null 2>&1; then dpkg --purge edge-agent; fi; rm -rf /etc/edge-agent /var/lib/edge-agent; if getent passwd edge-agent >/dev/null; then userdel edge-agent; fi; if getent group edge-agent >/dev/null; then groupdel edge-agent; fi"]);
+      copyFileSync(deb, sandbox.hostPath("/tmp/edge-agent.deb"));
+      // What an agent once run as root from a checkout leaves behind: the package must adopt it.
+      mkdirSync(sandbox.hostPath("/var/lib/edge-agent"), { recursive: true });
+      writeFileSync(sandbox.hostPath("/var/lib/edge-agent/left-by-root"), "x");
+      sandbox.run("dpkg", ["-i", "/tmp/edge-agent.deb"]);
+      server = await startNatsServer();
+      observer = await connect({ servers: server.url });
+    }, 600_000);
 
-  it("installs the binary, the unit, the service user and tight directories", () => {
-    expect(statSync("/usr/bin/edge-agent").mode & 0o777).toBe(0o755);
-    expect(execFileSync("/usr/bin/edge-agent", ["version"], { encoding: "utf8" }).trim()).toMatch(/^\d+\.\d+\.\d+/);
-    expect(existsSync("/lib/systemd/system/edge-agent.service")).toBe(true);
-    expect(execFileSync("getent", ["passwd", "edge-agent"], { encoding: "utf8" })).toMatch(/^edge-agent:x:\d+:\d+:.*:\/var\/lib\/edge-agent:\/usr\/sbin\/nologin/);
-    for (const dir of ["/etc/edge-agent", "/var/lib/edge-agent"]) {
-      const info = statSync(dir);
-      expect(info.mode & 0o777, dir).toBe(0o750);
-      expect(execFileSync("stat", ["-c", "%U:%G", dir], { encoding: "utf8" }).trim()).toBe("edge-agent:edge-agent");
-    }
-    expect(execFileSync("stat", ["-c", "%U:%G", "/var/lib/edge-agent/left-by-root"], { encoding: "utf8" }).trim()).toBe("edge-agent:edge-agent");
-    // The unit is valid for systemd (verify also checks that ExecStart exists).
-    execFileSync("systemd-analyze", ["verify", "/lib/systemd/system/edge-agent.service"], { stdio: "pipe" });
-  });
-
-  it("runs as the service user with the unit's paths, and announces itself to a real server", async () => {
-    const announcements: string[] = [];
-    observer.subscribe("machine.pkg-1.installed-agent", { callback: (_error, message) => void announcements.push(message.string()) });
-    // The stream is what a real platform keeps; the agent needs it to deliver.
-    execFileSync("/usr/bin/edge-agent", ["dev-setup", "--nats-url", server.url], { stdio: "pipe" });
-    const child = spawn("runuser", ["-u", "edge-agent", "--", "/usr/bin/edge-agent", "run"], {
-      env: { ...process.env, EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "pkg-1", EDGE_AGENT_CONFIG_DIR: "/etc/edge-agent", EDGE_AGENT_DATA_DIR: "/var/lib/edge-agent" },
-      stdio: "ignore",
+    afterAll(async () => {
+      await observer?.close();
+      await server?.dispose();
+      await sandbox?.dispose();
+      if (scratch) rmSync(scratch, { recursive: true, force: true });
     });
-    try {
-      await waitFor("the packaged agent's announcement", () => announcements.length > 0, 30_000);
-      expect(JSON.parse(announcements[0] as string)).toMatchObject({ machineId: "pkg-1", agentType: "edge-agent" });
-      expect(execFileSync("stat", ["-c", "%U", "/var/lib/edge-agent/outbox.db"], { encoding: "utf8" }).trim()).toBe("edge-agent");
-    } finally {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    }
-  });
 
-  it("updates itself to a newer build through the packaged launcher, and rolls a broken one back to it", async () => {
-    const packaged = execFileSync("/usr/bin/edge-agent", ["version"], { encoding: "utf8" }).trim();
-    const newerVersion = semver.inc(packaged, "minor") as string;
-    const brokenVersion = semver.inc(packaged, "major") as string;
-    const newer = (await buildSingleExecutable({ version: newerVersion })).binary;
-    const files = await startFileServer();
-    const newerFile = files.add("edge-agent-newer", readFileSync(newer));
-    const brokenFile = files.add("edge-agent-broken", Buffer.from(`#!/bin/sh\nif [ "$1" = version ]; then echo ${brokenVersion}; exit 0; fi\nexit 1\n`));
-    const announced: string[] = [];
-    const subscription = observer.subscribe("machine.pkg-1.installed-agent", { callback: (_error, message) => void announced.push(InstalledAgentMessage.parse(message.json()).version) });
-    execFileSync("/usr/bin/edge-agent", ["dev-setup", "--nats-url", server.url], { stdio: "pipe" });
-    const statuses = async (): Promise<ClientUpdateStatus[]> =>
-      (await readStream(observer, "CLIENT_UPDATE_STATUS")).filter((message) => message.subject === "machine.pkg-1.client-update.status").map((message) => ClientUpdateStatus.parse(message.body));
-    const update = async (version: string, file: { url: string; sha256: string; size: number }): Promise<void> => {
-      await jetstream(observer).publish("machine.pkg-1.client-update", JSON.stringify({ version, downloadConfigurations: [{ os: "linux", link: file.url, sha256: file.sha256, size: file.size }] }));
-    };
-    // systemd's part: start the packaged binary as the service user, again each time it exits.
-    const startPackaged = async () => {
-      const child = spawn("setpriv", ["--reuid", "edge-agent", "--regid", "edge-agent", "--init-groups", "/usr/bin/edge-agent", "run"], {
-        env: { ...process.env, EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "pkg-1", EDGE_AGENT_CONFIG_DIR: "/etc/edge-agent", EDGE_AGENT_DATA_DIR: "/var/lib/edge-agent", EDGE_AGENT_SUPERVISED: "1" },
+    it("installs the binary, the unit, the service user and tight directories", () => {
+      expect(statSync(sandbox.hostPath("/usr/bin/edge-agent")).mode & 0o777).toBe(0o755);
+      expect(sandbox.run("/usr/bin/edge-agent", ["version"]).trim()).toMatch(/^\d+\.\d+\.\d+/);
+      expect(exists("/lib/systemd/system/edge-agent.service")).toBe(true);
+      expect(sandbox.run("getent", ["passwd", "edge-agent"])).toMatch(/^edge-agent:x:\d+:\d+:.*:\/var\/lib\/edge-agent:\/usr\/sbin\/nologin/);
+      for (const dir of ["/etc/edge-agent", "/var/lib/edge-agent"]) {
+        expect(statSync(sandbox.hostPath(dir)).mode & 0o777, dir).toBe(0o750);
+        expect(owner(dir)).toBe("edge-agent:edge-agent");
+      }
+      expect(owner("/var/lib/edge-agent/left-by-root")).toBe("edge-agent:edge-agent");
+      // The unit is valid for systemd (verify also checks that ExecStart exists).
+      sandbox.run("systemd-analyze", ["verify", "/lib/systemd/system/edge-agent.service"]);
+    });
+
+    it("ships a machine-readable copyright file and a README whose links resolve", () => {
+      const listing = execFileSync("dpkg-deb", ["-c", deb], { encoding: "utf8" });
+      expect(listing).toMatch(/^-rw-r--r-- root\/root .* \.\/usr\/share\/doc\/edge-agent\/copyright$/m);
+      const copyright = readFileSync(sandbox.hostPath("/usr/share/doc/edge-agent/copyright"), "utf8");
+      expect(copyright.split("\n").slice(0, 2)).toEqual(["Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/", "Upstream-Name: edge-agent"]);
+      expect(copyright).toMatch(/^Files: \*\nCopyright: the edge-agent authors\nLicense: Apache-2\.0$/m);
+      expect(exists("/usr/share/common-licenses/Apache-2.0")).toBe(true);
+      // The executable's paragraph names what it bundles, each with its version and license.
+      for (const line of [" Node.js 26.10.0: MIT", " @nats-io/transport-node 3.4.0: Apache-2.0", " zod 4.6.7: MIT", " tar 7.5.23: BlueOak-1.0.0"]) expect(copyright).toContain(`${line}\n`);
+      expect(copyright).toMatch(/^License: BlueOak-1\.0\.0\n tar 7\.5\.23:\n \.\n # Blue Oak Model License/m);
+      const readme = readFileSync(sandbox.hostPath("/usr/share/doc/edge-agent/README.md"), "utf8");
+      for (const target of relativeLinks(readme)) expect(exists(`/usr/share/doc/edge-agent/${target}`), target).toBe(true);
+    });
+
+    it("runs as the service user with the unit's paths, and announces itself to a real server", async () => {
+      const announcements: string[] = [];
+      observer.subscribe("machine.pkg-1.installed-agent", { callback: (_error, message) => void announcements.push(message.string()) });
+      // The stream is what a real platform keeps; the agent needs it to deliver.
+      sandbox.run("/usr/bin/edge-agent", ["dev-setup", "--nats-url", server.url]);
+      const child = sandbox.spawn("runuser", ["-u", "edge-agent", "--", "/usr/bin/edge-agent", "run"], {
+        env: { ...SANDBOX_ENV, ...AGENT_ENV, EDGE_AGENT_NATS_URL: server.url },
         stdio: "ignore",
       });
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-      return { child, exited, stop: async (signal: NodeJS.Signals = "SIGTERM") => (child.exitCode === null && child.signalCode === null && child.kill(signal), exited) };
-    };
-    const agents = await supervise(startPackaged, { maxStarts: 10 });
-    try {
-      await waitFor("the packaged version's announcement", () => announced.includes(packaged), 30_000);
-      await update(newerVersion, newerFile);
-      await waitFor("UPDATED", async () => (await statuses()).some((status) => status.state === "UPDATED"), 60_000);
-      await waitFor("the newer version's announcement", () => announced.includes(newerVersion), 30_000);
-      const installed = `/var/lib/edge-agent/update/versions/${newerVersion}/edge-agent`;
-      // The packaged launcher exec'd the update: the service's process is the new binary itself.
-      expect(readlinkSync(`/proc/${agents.current().child.pid}/exe`)).toBe(installed);
-      expect(execFileSync("stat", ["-c", "%U %a", installed], { encoding: "utf8" }).trim()).toBe("edge-agent 755");
-      const health = (await observer.request("machine.pkg-1.rpc.health", "", { timeout: 5_000 })).json<{ version: string }>();
-      expect(health.version).toBe(newerVersion);
+      try {
+        await waitFor("the packaged agent's announcement", () => announcements.length > 0, 30_000);
+        expect(JSON.parse(announcements[0] as string)).toMatchObject({ machineId: "pkg-1", agentType: "edge-agent" });
+        expect(sandbox.run("stat", ["-c", "%U", "/var/lib/edge-agent/outbox.db"]).trim()).toBe("edge-agent");
+      } finally {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
+    });
 
-      await update(brokenVersion, brokenFile);
-      await waitFor("ROLLED_BACK", async () => (await statuses()).some((status) => status.state === "ROLLED_BACK"), 60_000);
-      expect((await statuses()).map((status) => [status.version, status.runningVersion, status.state])).toEqual([
-        [newerVersion, packaged, "RESTARTING"],
-        [newerVersion, newerVersion, "UPDATED"],
-        [brokenVersion, newerVersion, "RESTARTING"],
-        [brokenVersion, newerVersion, "ROLLED_BACK"],
-      ]);
-      // Back on the last known good version, the update, not the packaged one.
-      await waitFor("the newer version announced again", () => announced.filter((version) => version === newerVersion).length >= 2, 30_000);
-      expect(readlinkSync(`/proc/${agents.current().child.pid}/exe`)).toBe(installed);
-      expect(agents.exits).toEqual([75, 75, 1, 1, 1]);
-    } finally {
-      subscription.unsubscribe();
-      await agents.stop();
-      await files.close();
-    }
-  }, 240_000);
+    it("updates itself to a newer build through the packaged launcher, and rolls a broken one back to it", async () => {
+      const packaged = sandbox.run("/usr/bin/edge-agent", ["version"]).trim();
+      const newerVersion = semver.inc(packaged, "minor") as string;
+      const brokenVersion = semver.inc(packaged, "major") as string;
+      const newer = (await buildSingleExecutable({ version: newerVersion })).binary;
+      const files = await startFileServer();
+      const newerFile = files.add("edge-agent-newer", readFileSync(newer));
+      const brokenFile = files.add("edge-agent-broken", Buffer.from(`#!/bin/sh\nif [ "$1" = version ]; then echo ${brokenVersion}; exit 0; fi\nexit 1\n`));
+      const announced: string[] = [];
+      const subscription = observer.subscribe("machine.pkg-1.installed-agent", { callback: (_error, message) => void announced.push(InstalledAgentMessage.parse(message.json()).version) });
+      sandbox.run("/usr/bin/edge-agent", ["dev-setup", "--nats-url", server.url]);
+      const statuses = async (): Promise<ClientUpdateStatus[]> =>
+        (await readStream(observer, "CLIENT_UPDATE_STATUS")).filter((message) => message.subject === "machine.pkg-1.client-update.status").map((message) => ClientUpdateStatus.parse(message.body));
+      const update = async (version: string, file: { url: string; sha256: string; size: number }): Promise<void> => {
+        await jetstream(observer).publish("machine.pkg-1.client-update", JSON.stringify({ version, downloadConfigurations: [{ os: "linux", link: file.url, sha256: file.sha256, size: file.size }] }));
+      };
+      // systemd's part: start the packaged binary as the service user, again each time it exits.
+      const startPackaged = async () => {
+        const child = sandbox.spawn("setpriv", ["--reuid", "edge-agent", "--regid", "edge-agent", "--init-groups", "/usr/bin/edge-agent", "run"], {
+          env: { ...SANDBOX_ENV, ...AGENT_ENV, EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_SUPERVISED: "1" },
+          stdio: "ignore",
+        });
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+        return { child, exited, stop: async (signal: NodeJS.Signals = "SIGTERM") => (child.exitCode === null && child.signalCode === null && child.kill(signal), exited) };
+      };
+      const executableOf = (pid: number | undefined): string => sandbox.run("readlink", [`/proc/${pid}/exe`]).trim();
+      const agents = await supervise(startPackaged, { maxStarts: 10 });
+      try {
+        await waitFor("the packaged version's announcement", () => announced.includes(packaged), 30_000);
+        await update(newerVersion, newerFile);
+        await waitFor("UPDATED", async () => (await statuses()).some((status) => status.state === "UPDATED"), 60_000);
+        await waitFor("the newer version's announcement", () => announced.includes(newerVersion), 30_000);
+        const installed = `/var/lib/edge-agent/update/versions/${newerVersion}/edge-agent`;
+        // The packaged launcher exec'd the update: the service's process is the new binary itself.
+        expect(executableOf(agents.current().child.pid)).toBe(installed);
+        expect(sandbox.run("stat", ["-c", "%U %a", installed]).trim()).toBe("edge-agent 755");
+        const health = (await observer.request("machine.pkg-1.rpc.health", "", { timeout: 5_000 })).json<{ version: string }>();
+        expect(health.version).toBe(newerVersion);
 
-  it("keeps settings and state on upgrade, and leaves nothing behind on purge", () => {
-    execFileSync("dpkg", ["-i", deb], { stdio: "pipe" });
-    expect(existsSync("/var/lib/edge-agent/outbox.db")).toBe(true);
-    execFileSync("dpkg", ["--purge", "edge-agent"], { stdio: "pipe" });
-    for (const path of ["/usr/bin/edge-agent", "/lib/systemd/system/edge-agent.service", "/etc/edge-agent", "/var/lib/edge-agent"]) expect(existsSync(path), path).toBe(false);
-    expect(() => execFileSync("getent", ["passwd", "edge-agent"], { stdio: "pipe" })).toThrow();
-  });
-});
+        await update(brokenVersion, brokenFile);
+        await waitFor("ROLLED_BACK", async () => (await statuses()).some((status) => status.state === "ROLLED_BACK"), 60_000);
+        expect((await statuses()).map((status) => [status.version, status.runningVersion, status.state])).toEqual([
+          [newerVersion, packaged, "RESTARTING"],
+          [newerVersion, newerVersion, "UPDATED"],
+          [brokenVersion, newerVersion, "RESTARTING"],
+          [brokenVersion, newerVersion, "ROLLED_BACK"],
+        ]);
+        // Back on the last known good version, the update, not the packaged one.
+        await waitFor("the newer version announced again", () => announced.filter((version) => version === newerVersion).length >= 2, 30_000);
+        expect(executableOf(agents.current().child.pid)).toBe(installed);
+        expect(agents.exits).toEqual([75, 75, 1, 1, 1]);
+      } finally {
+        subscription.unsubscribe();
+        await agents.stop();
+        await files.close();
+      }
+    }, 240_000);
+
+    it("keeps settings and state on upgrade, and leaves nothing behind on purge", () => {
+      sandbox.run("dpkg", ["-i", "/tmp/edge-agent.deb"]);
+      expect(exists("/var/lib/edge-agent/outbox.db")).toBe(true);
+      sandbox.run("dpkg", ["--purge", "edge-agent"]);
+      for (const path of ["/usr/bin/edge-agent", "/lib/systemd/system/edge-agent.service", "/usr/share/doc/edge-agent", "/etc/edge-agent", "/var/lib/edge-agent"]) expect(exists(path), path).toBe(false);
+      expect(sandbox.status("getent", ["passwd", "edge-agent"])).toBe(2);
+    });
+  },
+);
 
 const has = (command: string): boolean => {
   try {

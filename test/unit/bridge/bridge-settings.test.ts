@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
 import { SettingsError } from "../../../src/settings/errors.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 
-const load = (env: Record<string, string>, flags: Record<string, string> = {}) => loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: mkdtempSync(join(tmpdir(), "eb-")), ...env }, flags, privileged: true }).settings;
+const load = (env: Record<string, string>, flags: Record<string, string> = {}) => loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: scratchDir("eb-"), ...env }, flags, privileged: true }).settings;
 
 describe("bridge settings", () => {
   it("has defaults an operator can start from: OpenFrame's devices-topic, the local NATS and Kafka, system paths as root", () => {
@@ -18,7 +18,7 @@ describe("bridge settings", () => {
   });
 
   it("resolves defaults < file < EDGE_BRIDGE_* environment < flags", () => {
-    const configDir = mkdtempSync(join(tmpdir(), "eb-"));
+    const configDir = scratchDir("eb-");
     writeFileSync(join(configDir, "settings.json"), JSON.stringify({ natsUrl: "nats://file:4222", kafka: { brokers: ["file:9092"], partitions: 6 }, tenantId: "from-file" }));
     const fromFile = loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: configDir }, privileged: false }).settings;
     expect(fromFile).toMatchObject({ natsServers: ["nats://file:4222"], kafka: { brokers: ["file:9092"], partitions: 6 }, tenantId: "from-file" });
@@ -67,7 +67,7 @@ describe("bridge settings", () => {
   });
 
   it("refuses an unknown key in the settings file", () => {
-    const configDir = mkdtempSync(join(tmpdir(), "eb-"));
+    const configDir = scratchDir("eb-");
     writeFileSync(join(configDir, "settings.json"), JSON.stringify({ kafka: { broker: ["x:1"] } }));
     expect(() => loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: configDir }, privileged: true })).toThrow(/kafka.broker: is not a known setting/);
   });

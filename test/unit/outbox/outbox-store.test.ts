@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openOutbox, type Outbox } from "../../../src/outbox/index.ts";
@@ -7,6 +6,7 @@ import type { Clock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 
 function fakeClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Clock & { advance(ms: number): void } {
   let nowMs = startMs;
@@ -25,7 +25,7 @@ describe("outbox storage", () => {
   });
 
   it("numbers events 1, 2, 3, ... and keeps counting across a restart", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const dataDir = scratchDir("ea-outbox-");
     const first = make(dataDir);
     expect([first.append(testEvent(0)).sequence, first.append(testEvent(1)).sequence]).toEqual([1, 2]);
     await first.stop();
@@ -35,7 +35,7 @@ describe("outbox storage", () => {
   });
 
   it("evicts telemetry first, oldest first, then state events, and counts every eviction", () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const dataDir = scratchDir("ea-outbox-");
     const outbox = make(dataDir, { maxBytes: 20_000 });
     for (let index = 0; index < 10; index++) outbox.append(testEvent(index, { eventClass: "state", bodyBytes: 500 }));
     for (let index = 0; index < 60; index++) outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
@@ -56,7 +56,7 @@ describe("outbox storage", () => {
 
   it("evicts events older than the maximum age, and applies a smaller limit live", () => {
     const clock = fakeClock();
-    const outbox = make(mkdtempSync(join(tmpdir(), "ea-outbox-")), { maxAgeMs: 60_000, clock });
+    const outbox = make(scratchDir("ea-outbox-"), { maxAgeMs: 60_000, clock });
     outbox.append(testEvent(0));
     clock.advance(61_000);
     outbox.append(testEvent(1, { eventClass: "state" }));
@@ -68,7 +68,7 @@ describe("outbox storage", () => {
 
   it("evicts a batch the drainer tried and must retry while offline: it is not held in flight until the link is back", async () => {
     const clock = fakeClock();
-    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const dataDir = scratchDir("ea-outbox-");
     const outbox = make(dataDir, { maxAgeMs: 60_000, clock });
     for (let index = 0; index < 10; index++) outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
     const tried: number[] = [];
@@ -94,7 +94,7 @@ describe("outbox storage", () => {
   });
 
   it("sets a corrupt database aside, starts a new one, and never reuses a sequence number", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const dataDir = scratchDir("ea-outbox-");
     const first = make(dataDir);
     first.append(testEvent(0));
     first.append(testEvent(1));
@@ -110,7 +110,7 @@ describe("outbox storage", () => {
   });
 
   it("keeps events in memory while the database cannot be opened, without crashing, and stores them once it can", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "ea-outbox-"));
+    const dataDir = scratchDir("ea-outbox-");
     // A directory where the database file should be: opening fails as a broken disk would (and
     // this works as root too, where permissions would not stop us).
     const blocker = join(dataDir, "outbox.db");

@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openOutbox, type Outbox } from "../../../src/outbox/index.ts";
@@ -7,6 +6,7 @@ import { restartSequence, SequenceFloor, type FloorRecord, type RestartFacts } f
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 
 const record = (state: FloorRecord["state"], bootId: string | null = "boot-1"): FloorRecord => ({ generation: 7, base: 100, reserved: 1_100, state, settledThrough: 0, bootId });
 const facts = (change: Partial<RestartFacts>): RestartFacts => ({
@@ -46,7 +46,7 @@ describe("the sequence floor file", () => {
   });
 
   it("is written in place at a fixed size, and a torn write leaves the previous record", () => {
-    const path = join(mkdtempSync(join(tmpdir(), "ea-floor-")), "outbox.sequence");
+    const path = join(scratchDir("ea-floor-"), "outbox.sequence");
     const floor = new SequenceFloor(path, "boot-1");
     floor.begin(0);
     floor.cover(SequenceFloor.BLOCK + 5);
@@ -66,7 +66,7 @@ describe("the sequence floor file", () => {
   });
 
   it("takes over the one-number file of earlier versions", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "ea-floor-"));
+    const dataDir = scratchDir("ea-floor-");
     writeFileSync(join(dataDir, "outbox.sequence"), "20000\n");
     const outbox = openOutbox({ dataDir, clock: systemClock, logger: silentLogger() });
     open.push(outbox);
@@ -78,7 +78,7 @@ describe("the sequence floor file", () => {
   });
 
   it("never hands out again the numbers of events that were only in memory when the process died", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "ea-floor-"));
+    const dataDir = scratchDir("ea-floor-");
     // A directory where the database should be: it cannot be opened, as on a broken disk.
     mkdirSync(join(dataDir, "outbox.db"));
     const crashed = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-1" });
@@ -97,7 +97,7 @@ describe("the sequence floor file", () => {
   });
 
   it("continues right after the last number when the agent (not the machine) crashed, and past the reservation after a reboot", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "ea-floor-"));
+    const dataDir = scratchDir("ea-floor-");
     const first = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-1" });
     expect(first.appendBatch([testEvent(0), testEvent(1), testEvent(2)]).at(-1)?.sequence).toBe(3);
     // kill -9 (no stop), same boot: the database has every number; no gap.

@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { removeAbandonedTemporaries, writeFileAtomic } from "../../../src/runtime/atomic-file.ts";
 import { canMountTmpfs, mountTmpfs, TMPFS_SKIP_REASON, type TmpfsHandle } from "../../helpers/tmpfs.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 
 const temporaries = (dir: string): string[] => readdirSync(dir).filter((name) => name.endsWith(".tmp"));
 
@@ -12,7 +12,7 @@ describe("writeFileAtomic", () => {
   afterAll(() => tmpfs?.unmount());
 
   it("cleans up, at start, the temporaries a writer killed between write and rename left, and nothing else", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ea-atomic-"));
+    const dir = scratchDir("ea-atomic-");
     writeFileSync(join(dir, "slowpoke.state.json"), "{}");
     writeFileSync(join(dir, "slowpoke.state.json.f25ca33c1103.tmp"), "{\"half");
     writeFileSync(join(dir, "notes.tmp"), "someone else's");
@@ -22,7 +22,7 @@ describe("writeFileAtomic", () => {
   });
 
   it("removes its temporary when the rename fails, and rethrows", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ea-atomic-"));
+    const dir = scratchDir("ea-atomic-");
     // A non-empty directory where the file should go: the rename over it fails.
     mkdirSync(join(dir, "status.json"));
     writeFileSync(join(dir, "status.json", "inside"), "x");

@@ -1,9 +1,21 @@
-import { mkdtempSync, readFileSync, statSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { installService, uninstallService, unitFor } from "../../../src/service/install-service.ts";
+import { afterEach, describe, expect, it } from "vitest";
+import { ExecutableUnreachableError, installService, uninstallService, unitFor } from "../../../src/service/install-service.ts";
 import { SYSTEMD_UNIT_TEMPLATE } from "../../../src/service/unit-template.ts";
+
+const scratchDirs: string[] = [];
+afterEach(() => {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+const scratch = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), "ea-service-"));
+  scratchDirs.push(dir);
+  return dir;
+};
+/** The service account before install-service creates it: it owns nothing and is in no group. */
+const newServiceUser = { name: "edge-agent", uid: undefined, gids: [] };
 
 describe("install-service", () => {
   it("embeds exactly the unit shipped in service-units/", () => {
@@ -20,15 +32,49 @@ describe("install-service", () => {
   });
 
   it("writes the unit and directories where systemd does not run, and removes the unit again", async () => {
-    const root = mkdtempSync(join(tmpdir(), "ea-service-"));
-    const layout = { unitPath: join(root, "systemd/edge-agent.service"), executable: "/usr/local/bin/edge-agent", configDir: join(root, "etc"), dataDir: join(root, "var"), systemdRunning: false };
+    const root = scratch();
+    // An executable every user can reach (the check follows symlinks to the real file).
+    const layout = { unitPath: join(root, "systemd/edge-agent.service"), executable: "/bin/sh", configDir: join(root, "etc"), dataDir: join(root, "var"), systemdRunning: false };
     const lines: string[] = [];
-    await installService(SYSTEMD_UNIT_TEMPLATE, layout, (line) => lines.push(line), { manageUser: false });
-    expect(readFileSync(layout.unitPath, "utf8")).toMatch(/^ExecStart=\/usr\/local\/bin\/edge-agent run$/m);
+    await installService(SYSTEMD_UNIT_TEMPLATE, layout, (line) => lines.push(line), { manageUser: false, account: newServiceUser });
+    expect(readFileSync(layout.unitPath, "utf8")).toMatch(/^ExecStart=\/bin\/sh run$/m);
     expect(statSync(layout.dataDir).mode & 0o777).toBe(0o750);
     expect(lines.at(-1)).toMatch(/systemd is not running here/);
     await uninstallService(layout, (line) => lines.push(line));
     expect(existsSync(layout.unitPath)).toBe(false);
     expect(existsSync(layout.dataDir)).toBe(true);
+  });
+
+  it("refuses, writing nothing, an executable the service user cannot reach, and says to copy it", async () => {
+    const root = scratch();
+    const locked = join(root, "locked");
+    mkdirSync(locked, { mode: 0o700 });
+    const executable = join(locked, "edge-agent");
+    writeFileSync(executable, "#!/bin/sh\n", { mode: 0o755 });
+    const layout = { unitPath: join(root, "systemd/edge-agent.service"), executable, configDir: join(root, "etc"), dataDir: join(root, "var"), systemdRunning: false };
+    const attempt = installService(SYSTEMD_UNIT_TEMPLATE, layout, () => undefined, { manageUser: false, account: newServiceUser });
+    await expect(attempt).rejects.toThrow(ExecutableUnreachableError);
+    await expect(attempt).rejects.toThrow(/^the service user cannot start .*\/locked\/edge-agent: .*--copy-to \/usr\/local\/bin$/);
+    expect(existsSync(layout.unitPath)).toBe(false);
+    expect(existsSync(layout.dataDir)).toBe(false);
+  });
+
+  it("--copy-to copies the executable (0755) and points the unit at the copy", async () => {
+    const root = scratch();
+    const source = join(root, "edge-agent-linux-x64");
+    writeFileSync(source, "#!/bin/sh\necho copied\n", { mode: 0o700 });
+    const layout = { unitPath: join(root, "systemd/edge-agent.service"), executable: source, configDir: join(root, "etc"), dataDir: join(root, "var"), systemdRunning: false };
+    const lines: string[] = [];
+    // The temp dir's own parents may be 0700: an account that may enter everything isolates the copy from them.
+    await installService(SYSTEMD_UNIT_TEMPLATE.replace("PrivateTmp=yes", "PrivateTmp=no"), layout, (line) => lines.push(line), {
+      manageUser: false,
+      copyTo: join(root, "bin"),
+      account: { name: "root", uid: 0, gids: [0] },
+    });
+    const copy = join(root, "bin/edge-agent");
+    expect(readFileSync(copy, "utf8")).toBe(readFileSync(source, "utf8"));
+    expect(statSync(copy).mode & 0o777).toBe(0o755);
+    expect(readFileSync(layout.unitPath, "utf8")).toContain(`\nExecStart=${copy} run\n`);
+    expect(lines[0]).toBe(`copied ${source} to ${copy}`);
   });
 });

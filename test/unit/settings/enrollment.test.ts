@@ -1,20 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { planEnrollment, SettingsError, writeEnrollment, type EnrollmentRequest } from "../../../src/settings/index.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 
-const made: string[] = [];
-const fresh = (): string => {
-  const dir = mkdtempSync(join(tmpdir(), "ea-enroll-"));
-  made.push(dir);
-  return dir;
-};
+const fresh = (): string => scratchDir("ea-enroll-");
 const enroll = async (configDir: string, request: EnrollmentRequest) => writeEnrollment(await planEnrollment(configDir, request));
-
-afterEach(() => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
 
 describe("enrollment", () => {
   it("writes server, machine id, tags and credentials into a 0600 settings file the daemon accepts", async () => {

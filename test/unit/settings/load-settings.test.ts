@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadSettings, SettingsError } from "../../../src/settings/index.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 
 function configDirWith(document: unknown): string {
-  const dir = mkdtempSync(join(tmpdir(), "edge-agent-settings-"));
+  const dir = scratchDir("edge-agent-settings-");
   writeFileSync(join(dir, "settings.json"), JSON.stringify(document));
   return dir;
 }
@@ -25,12 +25,12 @@ describe("loadSettings", () => {
     const user = loadSettings({ env: { HOME: "/home/ann", XDG_STATE_HOME: "/home/ann/state" }, platform: "linux", privileged: false }).settings;
     expect(user.configDir).toBe("/home/ann/.config/edge-agent");
     expect(user.dataDir).toBe("/home/ann/state/edge-agent");
-    const windows = loadSettings({ env: { ProgramData: "D:\\PD", EDGE_AGENT_CONFIG_DIR: mkdtempSync(join(tmpdir(), "ea-")) }, platform: "win32", privileged: true }).settings;
+    const windows = loadSettings({ env: { ProgramData: "D:\\PD", EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") }, platform: "win32", privileged: true }).settings;
     expect(windows.dataDir).toMatch(/edge-agent.data$/);
   });
 
   it("has sane defaults for a Linux service with nothing configured", () => {
-    const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: mkdtempSync(join(tmpdir(), "ea-")) }, platform: "linux", privileged: true });
+    const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") }, platform: "linux", privileged: true });
     expect(settings.natsServers).toEqual(["nats://127.0.0.1:4222"]);
     expect(settings.dataDir).toBe("/var/lib/edge-agent");
     expect(settings.heartbeatSeconds).toBe(60);
@@ -53,7 +53,7 @@ describe("loadSettings", () => {
   });
 
   it("takes a comma-separated server list and lifts credentials out of the URLs", () => {
-    const dir = mkdtempSync(join(tmpdir(), "ea-"));
+    const dir = scratchDir("ea-");
     const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "nats://alice:s%40cret@a.example:4222, tls://b.example:4443,c.example" } });
     expect(settings.natsServers).toEqual(["nats://a.example:4222", "tls://b.example:4443", "nats://c.example"]);
     expect(settings.auth).toEqual({ user: "alice", password: "s@cret" });
@@ -64,7 +64,7 @@ describe("loadSettings", () => {
   });
 
   it("honours the standard NATS_* names as fallbacks, below our own names", () => {
-    const dir = mkdtempSync(join(tmpdir(), "ea-"));
+    const dir = scratchDir("ea-");
     const env = { EDGE_AGENT_CONFIG_DIR: dir, NATS_URL: "nats://std:4222", NATS_USER: "u", NATS_PASSWORD: "p", NATS_CREDS: "/x.creds", NATS_NKEY: "/seed.nk", NATS_TOKEN: "t" };
     const { settings } = loadSettings({ env });
     expect(settings.natsServers).toEqual(["nats://std:4222"]);
@@ -87,7 +87,7 @@ describe("loadSettings", () => {
     [{ EDGE_AGENT_TAGS: "novalue" }, "EDGE_AGENT_TAGS"],
     [{ EDGE_AGENT_NATS_PASSWORD: "p" }, "EDGE_AGENT_NATS_PASSWORD"],
   ])("refuses %j naming %s", (env, setting) => {
-    const error = settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: mkdtempSync(join(tmpdir(), "ea-")), ...env } }));
+    const error = settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...env } }));
     expect(error.setting).toBe(setting);
     expect(error.message).toMatch(new RegExp(`^invalid setting ${setting}: `));
     expect(error.message).not.toContain("\n");
@@ -109,7 +109,7 @@ describe("loadSettings", () => {
   });
 
   it("refuses an unreadable settings file instead of wiping it", () => {
-    const dir = mkdtempSync(join(tmpdir(), "ea-"));
+    const dir = scratchDir("ea-");
     writeFileSync(join(dir, "settings.json"), "{ not json");
     expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toMatch(/cannot be read/);
   });

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, createWriteStream } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, createWriteStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
@@ -8,8 +8,9 @@ import { create as createTar } from "tar";
 import { describe, expect, it } from "vitest";
 import { archiveKindOf, assertContainedPath, extractArchive, HostileArchiveError } from "../../../src/tools/archive.ts";
 import { resolvePlaceholders, UnresolvedPlaceholderError } from "../../../src/tools/placeholders.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 
-const fresh = (): string => mkdtempSync(join(tmpdir(), "ea-archive-"));
+const fresh = (): string => scratchDir("ea-archive-");
 
 async function zipOf(entries: Array<{ name: string; data?: string; mode?: number; symlinkTo?: string }>): Promise<string> {
   const zip = new ZipFile();
