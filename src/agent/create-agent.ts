@@ -87,7 +87,9 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     tools: logger.child({ component: "tools" }),
     update: logger.child({ component: "update" }),
   };
-  const allLoggers = [deps.logger, logger, ...Object.values(componentLoggers)];
+  // Never the injected logger itself: other agents in this process log through it (pino children
+  // follow their parent's level until given their own), so one agent's level would become all's.
+  const allLoggers = [logger, ...Object.values(componentLoggers)];
 
   const outbox: Outbox = openOutbox({
     dataDir: settings.dataDir,
