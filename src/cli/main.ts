@@ -20,6 +20,7 @@ commands:
   permissions  <machineId> [--inbox-prefix P] [--json]: the NATS permission set for that machine's identity
                (nats-server user block and JWT user claims; --json: nats-server's permissions object only)
   inventory    print this machine's hardware, OS and software inventory (JSON; --json for one line)
+  simulate     --agents N --server URL --data-dir DIR: N agents in one process (a fleet simulator; --help)
   version      print the version
 
 options (each also an environment variable; see README.md):
@@ -46,6 +47,9 @@ async function main(argv: readonly string[]): Promise<number> {
       "skip-link-test": { type: "boolean" },
       machine: { type: "string" },
       "signing-seed-file": { type: "string" },
+      agents: { type: "string" },
+      "start-concurrency": { type: "string" },
+      "stagger-ms": { type: "string" },
     },
   });
   const command = positionals[0] ?? (values.help ? "help" : undefined);
@@ -112,6 +116,23 @@ async function main(argv: readonly string[]): Promise<number> {
       const { collectMachineInventory } = await import("../telemetry/inventory.ts");
       const inventory = await collectMachineInventory();
       process.stdout.write(`${values.json ? JSON.stringify(inventory) : JSON.stringify(inventory, null, 2)}\n`);
+      return ExitCode.ok;
+    }
+    case "simulate": {
+      const { simulateCommand, SIMULATE_HELP } = await import("./simulate-command.ts");
+      if (values.help) {
+        process.stdout.write(`${SIMULATE_HELP}\n`);
+        return ExitCode.ok;
+      }
+      const flags: FlagValues = values;
+      const dataDir = flags["data-dir"];
+      const servers = { ...values, ...(values.server !== undefined ? { "nats-url": values.server } : {}) };
+      await simulateCommand(settingsFrom(servers), {
+        agents: values.agents,
+        dataDir: typeof dataDir === "string" ? dataDir : undefined,
+        startConcurrency: values["start-concurrency"],
+        staggerMs: values["stagger-ms"],
+      });
       return ExitCode.ok;
     }
     case "version":
