@@ -17,6 +17,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   telemetry: () => import("./telemetry.ts"),
   config: () => import("./config.ts"),
   bridge: () => import("./bridge.ts"),
+  fleet: () => import("./fleet.ts"),
 };
 
 async function main(): Promise<void> {

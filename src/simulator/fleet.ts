@@ -84,9 +84,9 @@ export class FleetStartError extends Error {
 }
 
 /** The settings a fleet starts from when none are given: the agent's defaults, pointed at `server`. */
-export function fleetSettingsTemplate(server: string | readonly string[]): Settings {
+export function fleetSettingsTemplate(server: string | readonly string[], logLevel: Settings["logLevel"] = "info"): Settings {
   // The directories are replaced per agent: the platform and home given here never matter.
-  return { ...defaultSettings("linux", {}, false), natsServers: typeof server === "string" ? [server] : [...server] };
+  return { ...defaultSettings("linux", {}, false), natsServers: typeof server === "string" ? [server] : [...server], logLevel };
 }
 
 /** Runs `work(index)` for 0..count-1, at most `concurrency` at once; stops taking more after the first failure. */
@@ -116,7 +116,9 @@ export function createFleet(options: FleetOptions): Fleet {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger();
   const firstIndex = options.firstIndex ?? 0;
-  const template = { ...(options.settings ?? fleetSettingsTemplate(options.server)), natsServers: typeof options.server === "string" ? [options.server] : [...options.server] };
+  // An agent takes its settings' log level whenever it applies a configuration: without a logger
+  // of their own, the agents stay silent.
+  const template = { ...(options.settings ?? fleetSettingsTemplate(options.server, options.logger ? (options.logger.level as Settings["logLevel"]) : "silent")), natsServers: typeof options.server === "string" ? [options.server] : [...options.server] };
   const baseFactory = options.connectionFactory ?? defaultConnectionFactory;
   const agents: Array<SimulatedAgent & { connected: boolean }> = [];
   const byId = new Map<string, SimulatedAgent & { connected: boolean }>();

@@ -13,6 +13,8 @@ export interface NatsServerHandle {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** The running server's process id (benchmarks read its CPU and memory in /proc); undefined while stopped. */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
   /** kill -9, as a crash would. */
   kill(): Promise<void>;
@@ -102,6 +104,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
+    get pid() {
+      return child?.pid;
+    },
     start,
     stop: () => terminate("SIGTERM"),
     kill: () => terminate("SIGKILL"),
