@@ -177,7 +177,11 @@ async function runSize(agents: number, environment: Environment): Promise<Record
   const { idleSeconds, phaseSeconds } = environment;
   const monitorPort = await freeLoopbackPort();
   // Limits raised so the fleet, not a default, is what is measured.
-  const server: NatsServerHandle = await startNatsServer({ configLines: [`http: "127.0.0.1:${monitorPort}"`, "max_connections: 1000000", "max_subscriptions: 0"] });
+  const server: NatsServerHandle = await startNatsServer({
+    configLines: [`http: "127.0.0.1:${monitorPort}"`, "max_connections: 1000000", "max_subscriptions: 0"],
+    // A restart recovers every consumer before the port opens: minutes, with tens of thousands.
+    startTimeoutMs: phaseSeconds * 1000,
+  });
   const root = await mkdtemp(join(environment.dataRoot, "edge-agent-fleet-"));
   const operator: NatsConnection = await connect({ servers: server.url, name: "bench-operator" });
   const result: Record<string, unknown> = { agents };
@@ -286,15 +290,25 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       fleet: { cpuPercent: fleetIdleCpu, cpuPercentPer1000Agents: perThousand(fleetIdleCpu) },
     };
 
+    /** CPU seconds the fleet's shards and the server spent from `before` to now (the server's own since its start when it restarted). */
+    const cpuSince = (before: { shards: number; server: number }): { fleetCpuSeconds: number; serverCpuSeconds: number } => ({
+      fleetCpuSeconds: Number(((shardPids.reduce((sum, pid) => sum + procStat(pid).ticks, 0) - before.shards) / TICKS_PER_SECOND).toFixed(2)),
+      serverCpuSeconds: Number(((procStat(server.pid as number).ticks - before.server) / TICKS_PER_SECOND).toFixed(2)),
+    });
+    const cpuNow = (): { shards: number; server: number } => ({ shards: shardPids.reduce((sum, pid) => sum + procStat(pid).ticks, 0), server: procStat(server.pid as number).ticks });
+
     phase = "config fan-out";
+    const fanOutCpu = cpuNow();
     const putAtMs = Date.now();
     configRevision = await new Kvm(operator).open(AGENT_CONFIG_BUCKET).then((kv) => kv.put(CONFIG_DEFAULTS_KEY, JSON.stringify({ heartbeatSeconds: 59 })));
     await until("every agent reported APPLIED", phaseSeconds, () => appliedAt.size === agents, () => `${appliedAt.size} of ${agents}`);
     const applyTimes = [...appliedAt.values()].map((at) => at - putAtMs);
-    result.configFanOut = { revision: configRevision, allAppliedMs: Math.max(...applyTimes), perAgentMs: quantiles(applyTimes) };
+    // CPU beside the time: a fleet in one process applies one agent at a time, each device would apply alone.
+    result.configFanOut = { revision: configRevision, allAppliedMs: Math.max(...applyTimes), perAgentMs: quantiles(applyTimes), ...cpuSince(fanOutCpu) };
 
     phase = "reconnect storm";
     reconnectedAt = new Map();
+    const stormFleetTicks = cpuNow().shards;
     const stormStartMs = Date.now();
     await server.restart();
     const serverUpMs = Date.now();
@@ -313,6 +327,7 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       reconnectsPerSecondAfterServerUp: perSecond(sinceUp),
       // The new server process's CPU from its start until the fleet was back and drained.
       server: { cpuSeconds: Number((stormServer.ticks / TICKS_PER_SECOND).toFixed(2)), cpuPercentOverStorm: Number(((stormServer.ticks / TICKS_PER_SECOND / ((drainedMs - serverUpMs) / 1000)) * 100).toFixed(1)), rssKiB: stormServer.rssKiB },
+      fleetCpuSeconds: cpuSince({ shards: stormFleetTicks, server: 0 }).fleetCpuSeconds,
     };
 
     if (environment.skipToolInstall) {

@@ -31,6 +31,8 @@ export interface NatsServerHandle {
 export interface NatsServerOptions {
   /** Extra lines for the server config file (e.g. `max_payload: 4096`, an `authorization` block). */
   readonly configLines?: readonly string[];
+  /** How long a start may take to open the port (default 10 s); a server recovering many JetStream assets needs more. */
+  readonly startTimeoutMs?: number;
 }
 
 export async function freeLoopbackPort(): Promise<number> {
@@ -84,7 +86,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       if (child === proc) child = undefined;
     });
     try {
-      await waitForPort(port, 10_000);
+      await waitForPort(port, options.startTimeoutMs ?? 10_000);
     } catch (error) {
       throw new Error(`${(error as Error).message}\n${output}`);
     }
