@@ -40,7 +40,9 @@ function wholeNumber(flag: string, value: string | undefined, fallback: number |
     return fallback;
   }
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < minimum) throw new CommandError(`--${flag} must be a whole number of at least ${minimum} (got ${JSON.stringify(value)})`, ExitCode.badSettings);
+  if (!Number.isInteger(parsed) || parsed < minimum) {
+    throw new CommandError(`--${flag} must be a whole number of at least ${minimum} (got ${JSON.stringify(value)})`, ExitCode.badSettings);
+  }
   return parsed;
 }
 
@@ -83,7 +85,8 @@ export async function simulateCommand(settings: Settings, options: SimulateOptio
   summary.unref();
   try {
     await fleet.start();
-    if (stoppingSinceMs === null) logger.info({ ...fleet.summary(), startMs: Math.round(performance.now() - startedMs) }, "simulated fleet started");
+    const startMs = Math.round(performance.now() - startedMs);
+    if (stoppingSinceMs === null) logger.info({ ...fleet.summary(), startMs }, "simulated fleet started");
     await stopped;
     logger.info("simulated fleet stopped");
   } finally {

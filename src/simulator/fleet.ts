@@ -76,7 +76,8 @@ export class FleetStartError extends Error {
   readonly machineId: string;
   readonly started: number;
   constructor(machineId: string, started: number, cause: unknown) {
-    super(`simulated agent ${machineId} could not start after ${started} others did: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`simulated agent ${machineId} could not start after ${started} others did: ${reason}`, { cause });
     this.name = "FleetStartError";
     this.machineId = machineId;
     this.started = started;
@@ -90,7 +91,12 @@ export function fleetSettingsTemplate(server: string | readonly string[], logLev
 }
 
 /** Runs `work(index)` for 0..count-1, at most `concurrency` at once; stops taking more after the first failure. */
-async function forEachBounded(count: number, concurrency: number, work: (index: number) => Promise<void>, halted: () => boolean): Promise<void> {
+async function forEachBounded(
+  count: number,
+  concurrency: number,
+  work: (index: number) => Promise<void>,
+  halted: () => boolean,
+): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | null = null;
   const slot = async (): Promise<void> => {
@@ -104,6 +110,7 @@ async function forEachBounded(count: number, concurrency: number, work: (index: 
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, slot));
+  // Set inside the slots: TypeScript cannot see that, hence the cast.
   if (failure !== null) throw (failure as { error: unknown }).error;
 }
 
@@ -116,9 +123,11 @@ export function createFleet(options: FleetOptions): Fleet {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger();
   const firstIndex = options.firstIndex ?? 0;
+  const servers = typeof options.server === "string" ? [options.server] : [...options.server];
   // An agent takes its settings' log level whenever it applies a configuration: without a logger
   // of their own, the agents stay silent.
-  const template = { ...(options.settings ?? fleetSettingsTemplate(options.server, options.logger ? (options.logger.level as Settings["logLevel"]) : "silent")), natsServers: typeof options.server === "string" ? [options.server] : [...options.server] };
+  const level = options.logger ? (options.logger.level as Settings["logLevel"]) : "silent";
+  const template = { ...(options.settings ?? fleetSettingsTemplate(servers, level)), natsServers: servers };
   const baseFactory = options.connectionFactory ?? defaultConnectionFactory;
   const agents: Array<SimulatedAgent & { connected: boolean }> = [];
   const byId = new Map<string, SimulatedAgent & { connected: boolean }>();
@@ -192,7 +201,9 @@ export function createFleet(options: FleetOptions): Fleet {
       const list = [...agents];
       const stopOne = async (position: number): Promise<void> => {
         const entry = list[position] as SimulatedAgent;
-        await entry.agent.stop(timeoutMs).catch((error: unknown) => logger.error({ err: error, machineId: entry.machineId }, "simulated agent did not stop cleanly"));
+        await entry.agent.stop(timeoutMs).catch((error: unknown) => {
+          logger.error({ err: error, machineId: entry.machineId }, "simulated agent did not stop cleanly");
+        });
       };
       await forEachBounded(list.length, options.stopConcurrency ?? 200, stopOne, () => false);
     })();

@@ -6,7 +6,10 @@ const INDEX_DIGITS = 6;
 
 /** The machine id of the simulated agent at `index` (0-based): `sim-000000`, `sim-000001`, ... */
 export function simulatedMachineId(index: number): string {
-  if (!Number.isInteger(index) || index < 0 || index >= 10 ** INDEX_DIGITS) throw new RangeError(`a simulated agent's index must be a whole number from 0 to ${10 ** INDEX_DIGITS - 1} (got ${index})`);
+  const limit = 10 ** INDEX_DIGITS;
+  if (!Number.isInteger(index) || index < 0 || index >= limit) {
+    throw new RangeError(`a simulated agent's index must be a whole number from 0 to ${limit - 1} (got ${index})`);
+  }
   return `sim-${String(index).padStart(INDEX_DIGITS, "0")}`;
 }
 
