@@ -18,6 +18,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   config: () => import("./config.ts"),
   bridge: () => import("./bridge.ts"),
   pinot: () => import("./pinot.ts"),
+  fleet: () => import("./fleet.ts"),
 };
 
 async function main(): Promise<void> {

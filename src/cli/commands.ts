@@ -205,6 +205,41 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
   },
   {
+    name: "simulate",
+    summary: "run N simulated agents in this one process against one NATS server (scale tests)",
+    usage: "--agents N --server URL --data-dir DIR [--start-concurrency N] [--stagger-ms N] [settings options]",
+    description: [
+      "Each agent is made by createAgent with its own identity (machine id sim-000000, sim-000001, ...: the same on every",
+      "start), its own data dir DIR/<machineId> and its own connection; telemetry and status files are off. Credentials",
+      "and TLS as for run: every agent uses the same. Runs until SIGTERM or SIGINT, which stops every agent cleanly (exit 0).",
+      "One simulator per DIR (locked); it never writes into the default (a real agent's) data dir.",
+    ].join("\n"),
+    flags: {
+      agents: { type: "string", valueName: "N", help: "how many agents (required)" },
+      server: { type: "string", valueName: "URL[,URL]", help: "the NATS server(s) (or --nats-url / EDGE_AGENT_NATS_URL)" },
+      "start-concurrency": { type: "string", valueName: "N", help: "agents connecting at once: bounds the connect storm", default: "50" },
+      "stagger-ms": { type: "string", valueName: "N", help: "pause after each agent's start in a slot", default: "0" },
+    },
+    settingsFlags: "all",
+    maxPositionals: 0,
+    examples: ["edge-agent simulate --agents 1000 --server nats://127.0.0.1:4222 --data-dir /tmp/fleet"],
+    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
+    async run(context) {
+      const { simulateCommand } = await import("./simulate-command.ts");
+      const { loadSettings } = await import("../settings/index.ts");
+      const { server, agents, "data-dir": dataDir, "start-concurrency": startConcurrency, "stagger-ms": staggerMs } = context.flags;
+      // --server is the fleet's server: the same as --nats-url for every agent.
+      const flags = { ...context.flags, ...(typeof server === "string" ? { "nats-url": server } : {}) };
+      await simulateCommand(loadSettings({ env: context.env, flags }).settings, {
+        agents: typeof agents === "string" ? agents : undefined,
+        dataDir: typeof dataDir === "string" ? dataDir : undefined,
+        startConcurrency: typeof startConcurrency === "string" ? startConcurrency : undefined,
+        staggerMs: typeof staggerMs === "string" ? staggerMs : undefined,
+      });
+      return ExitCode.ok;
+    },
+  },
+  {
     name: "permissions",
     summary: "print the NATS permission set for a machine's identity",
     usage: "MACHINE_ID [--inbox-prefix P] [--json]",

@@ -14,6 +14,8 @@ export interface NatsServerHandle {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** The running server's process id (benchmarks read its CPU and memory in /proc); undefined while stopped. */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
   /** kill -9, as a crash would. */
   kill(): Promise<void>;
@@ -30,6 +32,8 @@ export interface NatsServerHandle {
 export interface NatsServerOptions {
   /** Extra lines for the server config file (e.g. `max_payload: 4096`, an `authorization` block). */
   readonly configLines?: readonly string[];
+  /** How long a start may take to open the port (default 10 s); a server recovering many JetStream assets needs more. */
+  readonly startTimeoutMs?: number;
 }
 
 export async function freeLoopbackPort(): Promise<number> {
@@ -83,7 +87,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       if (child === proc) child = undefined;
     });
     try {
-      await waitForPort(port, 10_000);
+      await waitForPort(port, options.startTimeoutMs ?? 10_000);
     } catch (error) {
       throw new Error(`${(error as Error).message}\n${output}`);
     }
@@ -103,6 +107,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
+    get pid() {
+      return child?.pid;
+    },
     start,
     stop: () => terminate("SIGTERM"),
     kill: () => terminate("SIGKILL"),
