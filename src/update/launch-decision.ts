@@ -1,4 +1,6 @@
-import semver from "semver";
+// One function each, not the whole package: `semver` loads its 47 modules (~2 MB resident) for these.
+import semverGt from "semver/functions/gt.js";
+import semverLte from "semver/functions/lte.js";
 import type { ClientUpdateState } from "../contracts/index.ts";
 import type { InstalledBinary, PendingReport, UpdateState } from "./update-state.ts";
 
@@ -32,7 +34,7 @@ function report(context: LaunchContext, version: string, runningVersion: string,
 export function rollBackTrial(state: UpdateState, reason: string, context: LaunchContext): UpdateState {
   const trial = state.trial;
   if (!trial) return state;
-  const back = trial.previous && semver.gt(trial.previous.version, context.selfVersion) ? trial.previous : null;
+  const back = trial.previous && semverGt(trial.previous.version, context.selfVersion) ? trial.previous : null;
   return {
     ...state,
     active: back,
@@ -82,7 +84,7 @@ export function decideLaunch(state: UpdateState, context: LaunchContext): Launch
       next = rollBackTrial(next, `version ${trial.version} did not report healthy within ${HEALTH_WINDOW_MS / 1000} s`, context);
     } else if (trial.launches >= MAX_TRIAL_LAUNCHES) {
       next = rollBackTrial(next, `version ${trial.version} stopped ${trial.launches} times before reporting healthy`, context);
-    } else if (semver.lte(trial.version, context.selfVersion)) {
+    } else if (semverLte(trial.version, context.selfVersion)) {
       // A package upgrade overtook the update: the packaged binary is at least as new.
       next = { ...next, trial: null };
     } else {
@@ -91,7 +93,7 @@ export function decideLaunch(state: UpdateState, context: LaunchContext): Launch
     }
   }
   const active = next.active;
-  if (active && semver.gt(active.version, context.selfVersion)) return { kind: "exec", binary: active, trial: false, state: next };
+  if (active && semverGt(active.version, context.selfVersion)) return { kind: "exec", binary: active, trial: false, state: next };
   if (active) next = { ...next, active: null };
   return { kind: "run-here", state: next };
 }

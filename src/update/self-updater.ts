@@ -4,7 +4,9 @@ import { chmod, mkdir, readdir, rename, rm, statfs } from "node:fs/promises";
 import { dirname } from "node:path";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import semver from "semver";
+// One function each, not the whole package: `semver` loads its 47 modules (~2 MB resident) for these.
+import semverEq from "semver/functions/eq.js";
+import semverLt from "semver/functions/lt.js";
 import { ClientUpdateMessage, EventType, fleetSubjects, machineConsumers, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
 import { download, DownloadError } from "../download/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
@@ -188,12 +190,12 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   const update = async (message: ClientUpdateMessage, delivery: CommandDelivery): Promise<CommandOutcome> => {
     const target = message.version;
     const requestRestart = options.requestRestart;
-    if (semver.eq(target, runningVersion)) {
+    if (semverEq(target, runningVersion)) {
       logger.info({ version: target }, "client-update for the version already running: nothing to do");
       return done();
     }
     // Refused on its merits (acked, not terminated): the command itself was sound.
-    if (semver.lt(target, runningVersion)) return done(refusal(target, "REJECTED", `version ${target} is older than the running ${runningVersion}: downgrades are refused`));
+    if (semverLt(target, runningVersion)) return done(refusal(target, "REJECTED", `version ${target} is older than the running ${runningVersion}: downgrades are refused`));
     if (!requestRestart) return done(refusal(target, "REJECTED", "this agent cannot restart itself (it is not the edge-agent daemon)"));
     const state = await queue.run(() => readUpdateState(paths));
     const rolledBack = state.rolledBack.find((entry) => entry.version === target);
