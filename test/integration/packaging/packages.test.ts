@@ -152,7 +152,8 @@ describe.skipIf(sandboxUnavailable !== undefined)(
         const installed = `/var/lib/edge-agent/update/versions/${newerVersion}/edge-agent`;
         // The packaged launcher exec'd the update: the service's process is the new binary itself.
         expect(executableOf(agents.current().child.pid)).toBe(installed);
-        expect(sandbox.run("stat", ["-c", "%U %a", installed]).trim()).toBe("edge-agent 755");
+        // 0700, as everything the agent writes in its data dir: the service user alone runs it.
+        expect(sandbox.run("stat", ["-c", "%U %a", installed]).trim()).toBe("edge-agent 700");
         const health = (await observer.request("machine.pkg-1.rpc.health", "", { timeout: 5_000 })).json<{ version: string }>();
         expect(health.version).toBe(newerVersion);
 

@@ -3,7 +3,7 @@ import { Writable } from "node:stream";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
@@ -67,7 +67,12 @@ describe("tool installation from JetStream", () => {
     await manager.stop();
     if (freshConsumers) {
       const jsm = await jetstreamManager(operator);
-      for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) await jsm.consumers.delete("TOOL_INSTALLATION", name);
+      // The stopped manager may not have made them yet (consumers are made once the link is taken).
+      for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) {
+        await jsm.consumers.delete("TOOL_INSTALLATION", name).catch((error: unknown) => {
+          if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
+        });
+      }
     }
     manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 }, ...overrides });
     await manager.start();

@@ -83,7 +83,7 @@ describe("edge-agent's command line", () => {
     expect(await runLine(["stauts"])).toEqual({ error: 'unknown command "stauts": did you mean "status"? (edge-agent --help lists the commands)', exitCode: 2 });
     expect(await runLine(["frobnicate"])).toEqual({ error: 'unknown command "frobnicate" (edge-agent --help lists the commands)', exitCode: 2 });
     expect(await runLine(["status", "--jsn"])).toEqual({ error: "status has no option --jsn: did you mean --json? (edge-agent status --help lists its options)", exitCode: 2 });
-    expect(await runLine(["status", "--server", "x"])).toEqual({ error: "status has no option --server (enroll takes it) (edge-agent status --help lists its options)", exitCode: 2 });
+    expect(await runLine(["status", "--skip-link-test"])).toEqual({ error: "status has no option --skip-link-test (enroll takes it) (edge-agent status --help lists its options)", exitCode: 2 });
     expect(await runLine(["version", "now"])).toEqual({ error: 'version takes no arguments but got "now" too (usage: edge-agent version)', exitCode: 2 });
     expect(await runLine([])).toEqual({ error: "no command given (edge-agent --help lists the commands)", exitCode: 2 });
     expect(await runLine(["--json", "status"])).toMatchObject({ exitCode: 2, error: expect.stringContaining("the command comes first") });
