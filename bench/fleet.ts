@@ -394,7 +394,8 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     };
     phase = "done";
   } catch (error) {
-    result.failed = { phase, reason: error instanceof Error ? error.message : String(error) };
+    const serverNow = server.pid === undefined ? null : procStat(server.pid);
+    result.failed = { phase, reason: error instanceof Error ? error.message : String(error), serverRssKiB: serverNow?.rssKiB ?? null };
   } finally {
     const stopStartedMs = Date.now();
     for (const shard of shards) shard.stop();
