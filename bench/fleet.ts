@@ -113,6 +113,19 @@ function perSecond(values: readonly number[]): number[] {
   return counts;
 }
 
+/** The server's warnings by kind (digits and client ids stripped), most frequent first: what it struggled with. */
+async function serverWarnings(logFile: string): Promise<Record<string, number>> {
+  const text = await readFile(logFile, "utf8").catch(() => "");
+  const counts = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const warning = /\[(WRN|ERR)\] (.*)$/.exec(line);
+    if (!warning) continue;
+    const kind = `${warning[1]} ${(warning[2] ?? "").replace(/^[\d.:]+ - (cid|rid|lid):\d+ - ("[^"]*" - )?/, "").replace(/[\d.]+(ms|s|µs)?/g, "N")}`.slice(0, 160);
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).slice(0, 8));
+}
+
 interface Shard {
   readonly child: ChildProcess;
   readonly started: Promise<void>;
@@ -176,9 +189,12 @@ interface Environment {
 async function runSize(agents: number, environment: Environment): Promise<Record<string, unknown>> {
   const { idleSeconds, phaseSeconds } = environment;
   const monitorPort = await freeLoopbackPort();
-  // Limits raised so the fleet, not a default, is what is measured.
+  const logDir = await mkdtemp(join(tmpdir(), "edge-agent-fleet-log-"));
+  // Limits raised so the fleet, not a default, is what is measured. The log goes to a file: through
+  // the helper's pipe, thousands of warnings a second (slow read loops under load) block the
+  // server's log lock, and with it every connection that logs (a 5,000-agent run stalled so).
   const server: NatsServerHandle = await startNatsServer({
-    configLines: [`http: "127.0.0.1:${monitorPort}"`, "max_connections: 1000000", "max_subscriptions: 0"],
+    configLines: [`http: "127.0.0.1:${monitorPort}"`, "max_connections: 1000000", `log_file: "${join(logDir, "nats-server.log")}"`],
     // A restart recovers every consumer before the port opens: minutes, with tens of thousands.
     startTimeoutMs: phaseSeconds * 1000,
   });
@@ -378,7 +394,8 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     };
     phase = "done";
   } catch (error) {
-    result.failed = { phase, reason: error instanceof Error ? error.message : String(error) };
+    const serverNow = server.pid === undefined ? null : procStat(server.pid);
+    result.failed = { phase, reason: error instanceof Error ? error.message : String(error), serverRssKiB: serverNow?.rssKiB ?? null };
   } finally {
     const stopStartedMs = Date.now();
     for (const shard of shards) shard.stop();
@@ -392,7 +409,9 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     }
     await operator.close().catch(() => undefined);
     await server.dispose();
+    result.serverWarnings = await serverWarnings(join(logDir, "nats-server.log"));
     await rm(root, { recursive: true, force: true });
+    await rm(logDir, { recursive: true, force: true });
   }
   return result;
 }
