@@ -20,6 +20,13 @@ export async function bridgeStatuses(connection: NatsConnection, group = "edge-b
  * Resolves once the group's instances together hold every shard and each has committed its
  * streams to the end (lag 0), checked twice in a row a moment apart.
  */
+/** Kafka transactions the bridge process with this pid has committed, over all its shards (0 when it does not answer). */
+export async function transactionsCommittedBy(connection: NatsConnection, pid: number | undefined): Promise<number> {
+  const statuses = await bridgeStatuses(connection).catch(() => []);
+  const own = statuses.find((status) => status.pid === pid);
+  return own ? own.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) : 0;
+}
+
 export async function waitForCaughtUp(connection: NatsConnection, options: { shards: number; timeoutMs: number; group?: string }): Promise<void> {
   const until = Date.now() + options.timeoutMs;
   let calmRounds = 0;

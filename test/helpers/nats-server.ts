@@ -36,6 +36,18 @@ export interface NatsServerOptions {
   readonly startTimeoutMs?: number;
 }
 
+/**
+ * Two accounts, as a platform runs it: APP (user app/app, JetStream) for agents and bridges, and the
+ * system account SYS (user sys/sys) whose connections see the server's own $SYS events.
+ */
+export const APP_AND_SYSTEM_ACCOUNTS: readonly string[] = [
+  "accounts {",
+  "  SYS: { users: [{ user: sys, password: sys }] }",
+  "  APP: { jetstream: enabled, users: [{ user: app, password: app }] }",
+  "}",
+  "system_account: SYS",
+];
+
 export async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

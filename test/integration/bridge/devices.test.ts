@@ -11,7 +11,7 @@ import { startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-pro
 import { bridgeStatuses } from "../../helpers/bridge-verify.ts";
 import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
 import { readTopic, type ReadRecord } from "../../helpers/kafka-topic-reader.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { APP_AND_SYSTEM_ACCOUNTS, startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const SHARDS = EVENT_STREAMS.length + 1;
@@ -78,14 +78,7 @@ describe("edge-bridge: devices-topic from real agents", () => {
   };
 
   beforeAll(async () => {
-    // Two accounts, as a platform runs it: the agents' and the system account with $SYS events.
-    const configLines = [
-      "accounts {",
-      "  SYS: { users: [{ user: sys, password: sys }] }",
-      "  APP: { jetstream: enabled, users: [{ user: app, password: app }] }",
-      "}",
-      "system_account: SYS",
-    ];
+    const configLines = [...APP_AND_SYSTEM_ACCOUNTS];
     [nats, kafka] = await Promise.all([startNatsServer({ configLines }), startKafkaBroker()]);
     appUrl = `nats://app:app@127.0.0.1:${nats.port}`;
     systemUrl = `nats://sys:sys@127.0.0.1:${nats.port}`;

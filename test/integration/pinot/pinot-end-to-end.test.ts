@@ -10,7 +10,7 @@ import { EventType } from "../../../src/contracts/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { startSimulatedFleet, type SimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
 import { runBridgeCli, startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
-import { bridgeStatuses } from "../../helpers/bridge-verify.ts";
+import { transactionsCommittedBy } from "../../helpers/bridge-verify.ts";
 import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-cluster.ts";
@@ -78,11 +78,7 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     bridges.push(bridge);
     return bridge;
   };
-  const committedBy = async (bridge: BridgeProcess): Promise<number> => {
-    const statuses = await bridgeStatuses(observer).catch(() => []);
-    const own = statuses.find((status) => status.pid === bridge.child.pid);
-    return own ? own.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) : 0;
-  };
+  const committedBy = (bridge: BridgeProcess): Promise<number> => transactionsCommittedBy(observer, bridge.child.pid);
   /** Segments of a table its server serves as ONLINE (committed), not CONSUMING. */
   const committedSegments = async (table: string): Promise<string[]> => {
     const view = (await (await fetch(`${pinot.controllerUrl}/tables/${table}/externalview`)).json()) as { REALTIME?: Record<string, Record<string, string>> };

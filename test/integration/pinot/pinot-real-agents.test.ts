@@ -11,9 +11,9 @@ import { EventHeader, EventType } from "../../../src/contracts/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
 import { runBridgeCli, startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
-import { bridgeStatuses } from "../../helpers/bridge-verify.ts";
+import { bridgeStatuses, transactionsCommittedBy } from "../../helpers/bridge-verify.ts";
 import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { APP_AND_SYSTEM_ACCOUNTS, startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
 import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-cluster.ts";
 import { queryCount, querySql, resultRecords } from "../../helpers/pinot-query.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
@@ -73,11 +73,7 @@ describe("real agents into a real Pinot", () => {
     bridges.push(bridge);
     return bridge;
   };
-  const committedBy = async (bridge: BridgeProcess): Promise<number> => {
-    const statuses = await bridgeStatuses(observer).catch(() => []);
-    const own = statuses.find((status) => status.pid === bridge.child.pid);
-    return own ? own.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) : 0;
-  };
+  const committedBy = (bridge: BridgeProcess): Promise<number> => transactionsCommittedBy(observer, bridge.child.pid);
   const count = (sql: string): Promise<number> => queryCount(pinot.brokerUrl, sql);
   const inList = `(${machineIds.map((machineId) => `'${machineId}'`).join(", ")})`;
   const devices = async (): Promise<Map<string, Record<string, unknown>>> => {
@@ -107,14 +103,7 @@ describe("real agents into a real Pinot", () => {
   };
 
   beforeAll(async () => {
-    // Two accounts, as a platform runs it: the agents' and the system account with $SYS events.
-    const configLines = [
-      "accounts {",
-      "  SYS: { users: [{ user: sys, password: sys }] }",
-      "  APP: { jetstream: enabled, users: [{ user: app, password: app }] }",
-      "}",
-      "system_account: SYS",
-    ];
+    const configLines = [...APP_AND_SYSTEM_ACCOUNTS];
     [nats, kafka, pinot] = await Promise.all([startNatsServer({ configLines }), startKafkaBroker(), startPinotCluster()]);
     appUrl = `nats://app:app@127.0.0.1:${nats.port}`;
     systemUrl = `nats://sys:sys@127.0.0.1:${nats.port}`;
