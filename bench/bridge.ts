@@ -19,6 +19,7 @@ import { realisticEvent, startSimulatedFleet } from "../test/fixtures/bridge/sim
 import { startBridgeProcess } from "../test/helpers/bridge-process.ts";
 import { startKafkaBroker } from "../test/helpers/kafka-broker.ts";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
+import { quantileOfSorted } from "./quantile.ts";
 
 /**
  * The bridge's throughput against its two halves measured raw in the same run, its memory, and
@@ -39,7 +40,7 @@ export const name = "bridge";
 
 const run_ = promisify(execFile);
 const perSecond = (count: number, ms: number): number => Math.round((count / ms) * 1000);
-const percentile = (sorted: readonly number[], fraction: number): number => sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
+const percentile = (sorted: readonly number[], fraction: number): number => quantileOfSorted(sorted, fraction) ?? Number.NaN;
 /** The bridge's own default batch: the raw baseline writes transactions of the same size. */
 const BATCH = defaultBridgeSettings({ configDir: "", dataDir: "" }).batch.maxEvents;
 

@@ -9,6 +9,7 @@ import { systemClock } from "../src/runtime/clock.ts";
 import { silentLogger } from "../src/runtime/logger.ts";
 import { createCommandTrust } from "../src/trust/index.ts";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
+import { quantileOfSorted } from "./quantile.ts";
 
 /**
  * Time from a KV put to the agent's `config.status APPLIED` for one agent: BENCH_CONFIG_PUSHES
@@ -53,7 +54,7 @@ export async function run(): Promise<Record<string, unknown>> {
       latencies.push(performance.now() - began);
     }
     latencies.sort((a, b) => a - b);
-    const at = (quantile: number): number => Number((latencies[Math.min(latencies.length - 1, Math.floor(quantile * latencies.length))] ?? 0).toFixed(2));
+    const at = (quantile: number): number => Number((quantileOfSorted(latencies, quantile) ?? 0).toFixed(2));
     return { pushes, putToAppliedMs: { p50: at(0.5), p99: at(0.99), max: at(1) } };
   } finally {
     await remote.stop();

@@ -15,6 +15,8 @@ import { TOOL_SCRIPT, toolZip } from "../test/fixtures/tools/tool-kit.ts";
 import { freeLoopbackPort, startNatsServer, type NatsServerHandle } from "../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
 import type { ShardCommand, ShardReply } from "./fleet-shard.ts";
+import { quantileOfSorted } from "./quantile.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * The platform at fleet scale: N simulated agents (src/simulator, each made by createAgent with its
@@ -58,7 +60,6 @@ class PhaseTimeout extends Error {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
 
 /** `work`, or a PhaseTimeout after `seconds` (the timer is cleared either way). */
 async function withDeadline<T>(work: Promise<T>, what: string, seconds: number, detail: () => string): Promise<T> {
@@ -98,7 +99,7 @@ function openFileLimits(): { soft: number; hard: number } {
 function quantiles(values: readonly number[]): { p50: number; p90: number; p99: number; max: number; min: number } | null {
   if (values.length === 0) return null;
   const sorted = values.toSorted((a, b) => a - b);
-  const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0);
+  const at = (q: number): number => Math.round(quantileOfSorted(sorted, q) ?? 0);
   return { min: Math.round(sorted[0] ?? 0), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: Math.round(sorted.at(-1) ?? 0) };
 }
 

@@ -14,6 +14,8 @@ import { startNatsServer } from "../test/helpers/nats-server.ts";
 import { startPinotCluster } from "../test/helpers/pinot-cluster.ts";
 import { queryCount, querySql } from "../test/helpers/pinot-query.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
+import { quantileOfSorted } from "./quantile.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * Emit-to-queryable latency on this machine: how long after an agent's outbox takes an event
@@ -35,8 +37,7 @@ export const name = "pinot";
 const PROBE_TIMEOUT_MS = 30_000;
 /** Each probe pair starts at least this long after the previous one, so the probes span the load. */
 const PROBE_SPACING_MS = 300;
-const percentile = (sorted: readonly number[], fraction: number): number | null => sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? null;
-const sleep = (ms: number): Promise<void> => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
+const percentile = (sorted: readonly number[], fraction: number): number | null => quantileOfSorted(sorted, fraction) ?? null;
 
 interface ProbeTimes {
   readonly kafkaMs: number | null;
