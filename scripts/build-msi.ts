@@ -21,7 +21,9 @@ function fileFromNpmPackage(spec: string, inner: string, target: string): void {
   mkdirSync(cache, { recursive: true });
   const tarball = join(cache, `${spec.replace(/[@/]/g, "_")}.tgz`);
   if (!existsSync(tarball)) {
-    const name = execFileSync("npm", ["pack", spec, "--silent", "--pack-destination", cache], { encoding: "utf8" }).trim().split("\n").at(-1) ?? "";
+    // npm turns on Node's compile cache in the temp dir: a build leaves nothing behind it.
+    const env = { ...process.env, NODE_DISABLE_COMPILE_CACHE: "1" };
+    const name = execFileSync("npm", ["pack", spec, "--silent", "--pack-destination", cache], { encoding: "utf8", env }).trim().split("\n").at(-1) ?? "";
     copyFileSync(join(cache, name), tarball);
     rmSync(join(cache, name));
   }

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -44,7 +45,9 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
     server = await startNatsServer();
     operator = await connect({ servers: server.url });
     await createPlatformStreams(operator);
-    kv = await new Kvm(operator).create(AGENT_CONFIG_BUCKET, { history: 10 });
+    // Right after a restart the server is busy with 50 agents re-attaching their consumers; on a loaded
+    // machine an operator's put can then wait past the client's 5 s default.
+    kv = await new Kvm(jetstream(operator, { timeout: 30_000 })).create(AGENT_CONFIG_BUCKET, { history: 10 });
     root = await mkdtemp(join(tmpdir(), "edge-agent-fleet-"));
     // One root logger for the whole fleet, as the simulator has: each agent logs through a child.
     const destination = new Writable({
