@@ -2,7 +2,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { z } from "zod";
+import * as z from "zod";
 import type { CapabilityFactory, PushedFileTarget } from "../capability/capability.ts";
 import { DownloadConfiguration, EventType, fleetSubjects, machineConsumers, type OsName } from "../contracts/index.ts";
 import { download, DownloadError } from "../download/index.ts";

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import type { Logger } from "../runtime/logger.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 import { readJsonStateFile } from "../runtime/json-state-file.ts";

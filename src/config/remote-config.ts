@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { z } from "zod";
+import * as z from "zod";
 import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, machineConsumers, type ConfigStatus, type ConsumerBinding } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import { sleepOn, type Clock } from "../runtime/clock.ts";

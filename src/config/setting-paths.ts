@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { AgentConfiguration, SIGNED_CLAIM_FIELDS } from "../contracts/index.ts";
 import { closestMatch } from "../runtime/closest-match.ts";
 import { isPlainObject } from "./merge.ts";

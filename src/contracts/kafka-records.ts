@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * What the companion bridge writes into Kafka (DESIGN.md, "The companion bridge"): the record

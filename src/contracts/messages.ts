@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Wire schemas of every message in DESIGN.md. Each schema is the single source of the

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * `TelemetrySample` (machine.{id}.telemetry) and `Inventory` (machine.{id}.inventory): ours, not

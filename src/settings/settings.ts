@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { parseMetricsListen } from "./metrics-listen.ts";
 import { inboxPrefixProblem, isReservedMachineId, isSafeToken, RESERVED_MACHINE_IDS, Tags } from "../contracts/index.ts";
 

@@ -1,6 +1,6 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { ToolInstallationMessage, ToolInstallationState, ToolConnectionState } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 

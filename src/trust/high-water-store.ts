@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 import { readJsonStateFile } from "../runtime/json-state-file.ts";
 import type { Logger } from "../runtime/logger.ts";

@@ -1,7 +1,7 @@
 import type { OsName } from "../contracts/index.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { ClientUpdateStatus } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 import { describeIssues } from "../runtime/echo.ts";

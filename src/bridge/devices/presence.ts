@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { z } from "zod";
+import * as z from "zod";
 import { HeartbeatMessage, isSafeToken, STREAM_DUPLICATE_WINDOW_MS } from "../../contracts/index.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { BaseOptions } from "@platformatic/kafka";
 import type { OutputRecord } from "../records/source-message.ts";
 import { readCommittedPartition } from "./committed-reader.ts";

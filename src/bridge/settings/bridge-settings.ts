@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_TOPICS, isSafeToken } from "../../contracts/index.ts";
 import { LOG_LEVELS } from "../../settings/settings.ts";
 
