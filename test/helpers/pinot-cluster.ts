@@ -1,20 +1,21 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { PINOT_RUNTIME_SOURCES, ensurePinotRuntime } from "../../scripts/pinot-runtime.ts";
 import { freeLoopbackPort } from "./nats-server.ts";
 
 /**
  * Starts a real Apache Pinot cluster (scripts/pinot-runtime.ts) as one JVM on loopback:
  * ZooKeeper, controller, broker and server (scripts/pinot-runtime/PinotCluster.java), each on a free
- * port, their data in a temp dir. Ready once the controller, the broker and the server each answer
+ * port and listening on 127.0.0.1 only, their data in a temp dir. Ready once the controller, the broker and the server each answer
  * `/health` with OK and the controller lists the broker and the server. The JVM is killed and the
  * temp dir removed on `dispose()` and when the test process exits.
  *
  * Measured here (2 cores, Java 17, Pinot 0.11.0): spawn to ready ~16 s, of which ~2 s compile the
- * single-file launcher; RSS ~350 MB with -Xmx1g once ready.
+ * launcher and the loopback QueryServer; RSS ~350 MB with -Xmx1g once ready.
  */
 export interface PinotClusterHandle {
   /** `http://127.0.0.1:<port>`: the controller's REST API (schemas, tables, instances). */
@@ -56,6 +57,17 @@ async function listsInstances(controllerUrl: string, expected: readonly string[]
   }
 }
 
+/** The launcher and Pinot's QueryServer patched to bind loopback (scripts/pinot-runtime/loopback/), compiled. */
+async function compileLauncher(runtimeDir: string, dir: string): Promise<string> {
+  const classes = join(dir, "classes");
+  const sources = [
+    join(PINOT_RUNTIME_SOURCES, "PinotCluster.java"),
+    join(PINOT_RUNTIME_SOURCES, "loopback", "org", "apache", "pinot", "core", "transport", "QueryServer.java"),
+  ];
+  await promisify(execFile)("javac", ["-nowarn", "-d", classes, "-cp", join(runtimeDir, "libs", "*"), ...sources], { timeout: START_TIMEOUT_MS });
+  return classes;
+}
+
 async function javaTmpdir(dir: string): Promise<string> {
   const javaTmp = join(dir, "java-tmp");
   await mkdir(javaTmp, { recursive: true });
@@ -91,11 +103,10 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
 
   try {
     const ports: number[] = [];
-    for (let index = 0; index < 7; index += 1) ports.push(await freeLoopbackPort());
-    const [zkPort, controllerPort, brokerPort, serverNettyPort, serverAdminPort, serverGrpcPort, managerPort] = ports as [
-      number, number, number, number, number, number, number,
-    ];
+    for (let index = 0; index < 5; index += 1) ports.push(await freeLoopbackPort());
+    const [zkPort, controllerPort, brokerPort, serverNettyPort, serverAdminPort] = ports as [number, number, number, number, number];
     const started = Date.now();
+    const classes = await compileLauncher(runtimeDir, dir);
     const proc = spawn(
       "java",
       [
@@ -104,8 +115,9 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
         // Pinot's own temp files (a .pinotAdminService-<time>.pid each start) go with the cluster's dir, not into /tmp.
         `-Djava.io.tmpdir=${await javaTmpdir(dir)}`,
         "-cp",
-        join(runtimeDir, "libs", "*"),
-        join(PINOT_RUNTIME_SOURCES, "PinotCluster.java"),
+        // The loopback QueryServer first, so it is loaded instead of Pinot's.
+        `${classes}:${join(runtimeDir, "libs", "*")}`,
+        "PinotCluster",
         join(dir, "data"),
         ...ports.map(String),
       ],
@@ -133,7 +145,7 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
         (await answersOk(`http://127.0.0.1:${serverAdminPort}/health`)) &&
         (await listsInstances(controllerUrl, instances));
       if (ready) break;
-      if (Date.now() > until) throw new Error(`pinot cluster not ready within ${START_TIMEOUT_MS} ms (zk ${zkPort}, grpc ${serverGrpcPort}, manager ${managerPort})\n${output}`);
+      if (Date.now() > until) throw new Error(`pinot cluster not ready within ${START_TIMEOUT_MS} ms (zk ${zkPort}, server netty ${serverNettyPort})\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     return {
