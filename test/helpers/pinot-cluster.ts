@@ -10,8 +10,8 @@ import { freeLoopbackPort } from "./nats-server.ts";
 /**
  * Starts a real Apache Pinot cluster (scripts/pinot-runtime.ts) as one JVM on loopback:
  * ZooKeeper, controller, broker and server (scripts/pinot-runtime/PinotCluster.java), each on a free
- * port and listening on 127.0.0.1 only, their data in a temp dir. Ready once the controller, the broker and the server each answer
- * `/health` with OK and the controller lists the broker and the server. The JVM is killed and the
+ * port and listening on 127.0.0.1 only, their data in a temp dir. Ready once the controller, the broker
+ * and the server each answer `/health` with OK and the controller lists the broker and the server. The JVM is killed and the
  * temp dir removed on `dispose()` and when the test process exits.
  *
  * Measured here (2 cores, Java 17, Pinot 0.11.0): spawn to ready ~16 s, of which ~2 s compile the
@@ -112,7 +112,7 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
       [
         ...JVM_FLAGS,
         `-Dlog4j2.configurationFile=${join(runtimeDir, "log4j2.properties")}`,
-        // Pinot's own temp files (a .pinotAdminService-<time>.pid each start) go with the cluster's dir, not into /tmp.
+        // Pinot's own temp files go with the cluster's dir, not into /tmp.
         `-Djava.io.tmpdir=${await javaTmpdir(dir)}`,
         "-cp",
         // The loopback QueryServer first, so it is loaded instead of Pinot's.
