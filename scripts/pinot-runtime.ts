@@ -3,9 +3,8 @@
  * and of Pinot's own config validator (test/integration/pinot/pinot-configs.test.ts): the jars of
  * `org.apache.pinot:pinot-tools` and `pinot-kafka-2.0` and their runtime closure, resolved by Maven from
  * scripts/pinot-runtime/pom.xml into node_modules/.cache/edge-pinot-<version>/ (scripts/maven-runtime.ts
- * says how, and what it guarantees). The two Java programs next to the pom run against these jars:
- * ValidatePinotConfigs.java as a single-file source; PinotCluster.java compiled at each cluster start
- * together with loopback/ (Pinot's QueryServer bound to 127.0.0.1), which goes ahead of the jars.
+ * says how, and what it guarantees). The two Java programs next to the pom (PinotCluster.java,
+ * ValidatePinotConfigs.java) run as single-file sources against these jars: nothing is compiled ahead.
  *
  * Version: 0.11.0 is the newest Pinot whose cluster modules (pinot-tools, -server, -broker, -kafka-2.0)
  * the Maven Central reachable here holds complete; newer releases have only some modules there.

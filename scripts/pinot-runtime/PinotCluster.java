@@ -14,14 +14,15 @@ import org.apache.zookeeper.server.ZooKeeperServerMain;
 
 /**
  * A whole Pinot cluster in one JVM, for the integration tests (test/helpers/pinot-cluster.ts): ZooKeeper,
- * then controller, broker and server. Compiled together with the loopback QueryServer (loopback/) and run
- * with it ahead of the runtime's jars: `java -cp 'classes:libs/*' PinotCluster <args>`.
+ * then controller, broker and server. Run as a single-file program against the runtime's jars:
+ * `java -cp 'libs/*' PinotCluster.java <args>`.
  *
- * Every listener binds 127.0.0.1 and nothing else (test/integration/pinot/pinot-setup.test.ts checks):
- * Pinot's defaults bind all interfaces, so ZooKeeper is started here with its client address set, the
- * HTTP listeners are declared through `*.access.protocols.http.host`, the server's gRPC query endpoint
+ * Every listener binds 127.0.0.1 but one (test/integration/pinot/pinot-setup.test.ts checks): Pinot's
+ * defaults bind all interfaces, so ZooKeeper is started here with its client address set, the HTTP
+ * listeners are declared through `*.access.protocols.http.host`, the server's gRPC query endpoint
  * (unused by the tests) is off, and pinot-tools' service manager, whose admin API binds 0.0.0.0 with no
- * setting, is not used: the roles are started directly.
+ * setting, is not used: the roles are started directly. The exception is the server's query port
+ * (Netty), which Pinot 0.11 binds to every interface with no setting to change it.
  *
  * Arguments: dataDir zkPort controllerPort brokerPort serverNettyPort serverAdminPort.
  * Prints `PINOT_CLUSTER_STARTED` once every role has started, then runs until killed; exits 1 when a

@@ -1,9 +1,8 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { PINOT_RUNTIME_SOURCES, ensurePinotRuntime } from "../../scripts/pinot-runtime.ts";
 import { freeLoopbackPort } from "./nats-server.ts";
 
@@ -15,7 +14,7 @@ import { freeLoopbackPort } from "./nats-server.ts";
  * temp dir removed on `dispose()` and when the test process exits.
  *
  * Measured here (2 cores, Java 17, Pinot 0.11.0): spawn to ready ~16 s, of which ~2 s compile the
- * launcher and the loopback QueryServer; RSS ~350 MB with -Xmx1g once ready.
+ * single-file launcher; RSS ~350 MB with -Xmx1g once ready.
  */
 export interface PinotClusterHandle {
   /** `http://127.0.0.1:<port>`: the controller's REST API (schemas, tables, instances). */
@@ -26,6 +25,11 @@ export interface PinotClusterHandle {
   readonly startMs: number;
   /** The JVM's pid (to read its RSS). */
   readonly pid: number;
+  /**
+   * The server's query port (Netty), the one listener Pinot 0.11 gives no host setting: it binds
+   * every interface. Nothing in the tests connects to it from outside the JVM.
+   */
+  readonly serverQueryPort: number;
   /** Kills the JVM and removes the temp dir. */
   dispose(): Promise<void>;
   /** The last ~16 KB of the JVM's stdout and stderr (log4j at WARN). */
@@ -55,17 +59,6 @@ async function listsInstances(controllerUrl: string, expected: readonly string[]
   } catch {
     return false;
   }
-}
-
-/** The launcher and Pinot's QueryServer patched to bind loopback (scripts/pinot-runtime/loopback/), compiled. */
-async function compileLauncher(runtimeDir: string, dir: string): Promise<string> {
-  const classes = join(dir, "classes");
-  const sources = [
-    join(PINOT_RUNTIME_SOURCES, "PinotCluster.java"),
-    join(PINOT_RUNTIME_SOURCES, "loopback", "org", "apache", "pinot", "core", "transport", "QueryServer.java"),
-  ];
-  await promisify(execFile)("javac", ["-nowarn", "-d", classes, "-cp", join(runtimeDir, "libs", "*"), ...sources], { timeout: START_TIMEOUT_MS });
-  return classes;
 }
 
 async function javaTmpdir(dir: string): Promise<string> {
@@ -106,7 +99,6 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
     for (let index = 0; index < 5; index += 1) ports.push(await freeLoopbackPort());
     const [zkPort, controllerPort, brokerPort, serverNettyPort, serverAdminPort] = ports as [number, number, number, number, number];
     const started = Date.now();
-    const classes = await compileLauncher(runtimeDir, dir);
     const proc = spawn(
       "java",
       [
@@ -115,9 +107,8 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
         // Pinot's own temp files go with the cluster's dir, not into /tmp.
         `-Djava.io.tmpdir=${await javaTmpdir(dir)}`,
         "-cp",
-        // The loopback QueryServer first, so it is loaded instead of Pinot's.
-        `${classes}:${join(runtimeDir, "libs", "*")}`,
-        "PinotCluster",
+        join(runtimeDir, "libs", "*"),
+        join(PINOT_RUNTIME_SOURCES, "PinotCluster.java"),
         join(dir, "data"),
         ...ports.map(String),
       ],
@@ -153,6 +144,7 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
       brokerUrl,
       startMs: Date.now() - started,
       pid: proc.pid ?? -1,
+      serverQueryPort: serverNettyPort,
       async dispose() {
         await kill();
         await rm(dir, { recursive: true, force: true });
