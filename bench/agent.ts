@@ -1,9 +1,10 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { access, chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { access, chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
+import { CLOCK_TICKS_PER_SECOND, readCpuTicks, readMemoryKiB, type MemoryKiB } from "./proc-stats.ts";
 
 /**
  * Daemon footprint: time from spawn to "connected to NATS", and resident memory after an idle
@@ -22,26 +23,6 @@ const BINARY = process.env.BENCH_AGENT_BINARY;
 /** The executable as an installer leaves it (see run()), or the sources. */
 let installedBinary: string | null = null;
 const agentCommand = (): [string, string[]] => (installedBinary ? [installedBinary, ["run"]] : [process.execPath, [CLI, "run"]]);
-
-/**
- * Resident memory, and its two parts: anonymous (the process's own heap and stacks) and file
- * (clean pages of the executable, shared with the page cache; how many are mapped depends on the
- * kernel's page-cache folio sizes, so it moves between runs and machines).
- */
-async function memoryKiB(pid: number): Promise<{ rss: number; anon: number; file: number }> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const field = (name: string): number => {
-    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status);
-    if (!match?.[1]) throw new Error(`no ${name} for ${pid}`);
-    return Number(match[1]);
-  };
-  return { rss: field("VmRSS"), anon: field("RssAnon"), file: field("RssFile") };
-}
-
-async function cpuTicks(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
-  return Number(fields[11]) + Number(fields[12]);
-}
 
 function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -186,21 +167,20 @@ export async function run(): Promise<Record<string, unknown>> {
     await waitForLine(agent, /"msg":"connected to NATS"/, 30_000);
     // Start-up work (first inventory, first sample, consumers) is over by then: idle is what follows.
     await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
-    const ticksBefore = { agent: await cpuTicks(agent.pid as number), bare: await cpuTicks(bare.pid as number) };
+    const ticksBefore = { agent: readCpuTicks(agent.pid as number), bare: readCpuTicks(bare.pid as number) };
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-    const ticksAfter = { agent: await cpuTicks(agent.pid as number), bare: await cpuTicks(bare.pid as number) };
-    const agentMemory = await memoryKiB(agent.pid as number);
-    const bareMemory = await memoryKiB(bare.pid as number);
+    const ticksAfter = { agent: readCpuTicks(agent.pid as number), bare: readCpuTicks(bare.pid as number) };
+    const agentMemory = readMemoryKiB(agent.pid as number);
+    const bareMemory = readMemoryKiB(bare.pid as number);
     clearInterval(peerPolling);
-    const peerRows: Record<string, { rss: number; anon: number; file: number } | string> = {};
+    const peerRows: Record<string, MemoryKiB | string> = {};
     for (const { peer, child, errors } of peers) {
-      peerRows[peer.name] = child.exitCode === null && child.signalCode === null ? await memoryKiB(child.pid as number) : `exited early (${child.exitCode ?? child.signalCode}): ${errors().trim().split("\n").slice(-2).join(" / ")}`;
+      peerRows[peer.name] = child.exitCode === null && child.signalCode === null ? readMemoryKiB(child.pid as number) : `exited early (${child.exitCode ?? child.signalCode}): ${errors().trim().split("\n").slice(-2).join(" / ")}`;
       await stopChild(child);
     }
     await stopChild(agent);
     await stopChild(bare);
-    const ticksPerSecond = 100;
-    const cpuPercent = (ticks: number): number => Number(((ticks / ticksPerSecond / idleSeconds) * 100).toFixed(3));
+    const cpuPercent = (ticks: number): number => Number(((ticks / CLOCK_TICKS_PER_SECOND / idleSeconds) * 100).toFixed(3));
     startToConnectedMs.sort((a, b) => a - b);
     return {
       agent: BINARY ? `single executable ${BINARY}` : "sources run by node (type stripping)",

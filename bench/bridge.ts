@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
@@ -19,6 +18,7 @@ import { realisticEvent, startSimulatedFleet } from "../test/fixtures/bridge/sim
 import { startBridgeProcess } from "../test/helpers/bridge-process.ts";
 import { startKafkaBroker } from "../test/helpers/kafka-broker.ts";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
+import { CLOCK_TICKS_PER_SECOND, readCpuTicks, readMachineCpuTicks, readMemoryKiB } from "./proc-stats.ts";
 import { quantileOfSorted } from "./quantile.ts";
 
 /**
@@ -126,19 +126,9 @@ async function statusOf(connection: NatsConnection): Promise<BridgeStatus | unde
 }
 
 /** CPU seconds a process used (user + system), and the whole machine's busy and total CPU seconds. */
-async function cpuSeconds(pid: number): Promise<{ process: number; machineBusy: number; machineTotal: number }> {
-  const ticks = 100;
-  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
-  const processTicks = Number(fields[11]) + Number(fields[12]);
-  const cpu = ((await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "").split(/\s+/).slice(1).map(Number);
-  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
-  const total = cpu.reduce((sum, value) => sum + value, 0);
-  return { process: processTicks / ticks, machineBusy: (total - idle) / ticks, machineTotal: total / ticks };
-}
-
-async function rssMb(pid: number, field = "VmRSS"): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
+function cpuSeconds(pid: number): { process: number; machineBusy: number; machineTotal: number } {
+  const machine = readMachineCpuTicks();
+  return { process: readCpuTicks(pid) / CLOCK_TICKS_PER_SECOND, machineBusy: machine.busy / CLOCK_TICKS_PER_SECOND, machineTotal: machine.total / CLOCK_TICKS_PER_SECOND };
 }
 
 export async function run(): Promise<Record<string, unknown>> {
@@ -176,9 +166,14 @@ export async function run(): Promise<Record<string, unknown>> {
     const bridge = await startBridgeProcess(bridgeEnv, process.env.BENCH_BRIDGE_BINARY ? { executable: resolve(process.env.BENCH_BRIDGE_BINARY) } : {});
     const pid = bridge.child.pid as number;
     let rssMax = 0;
-    const sampler = setInterval(() => void rssMb(pid).then((mb) => (rssMax = Math.max(rssMax, mb))).catch(() => undefined), 250);
+    const sampler = setInterval(() => {
+      // The bridge may be gone between two samples; its exit is reported below.
+      try {
+        rssMax = Math.max(rssMax, readMemoryKiB(pid).rss / 1024);
+      } catch {}
+    }, 250);
     let firstCommitAt: number | null = null;
-    let cpuAtFirstCommit: Awaited<ReturnType<typeof cpuSeconds>> | null = null;
+    let cpuAtFirstCommit: ReturnType<typeof cpuSeconds> | null = null;
     let caughtUpAt: number | null = null;
     const deadline = Date.now() + 15 * 60_000;
     let exitedEarly: string | null = null;
@@ -190,14 +185,14 @@ export async function run(): Promise<Record<string, unknown>> {
       const committed = shards.reduce((total, shard) => total + shard.produced + shard.deadLetters, 0);
       if (firstCommitAt === null && committed > 0) {
         firstCommitAt = performance.now();
-        cpuAtFirstCommit = await cpuSeconds(pid);
+        cpuAtFirstCommit = cpuSeconds(pid);
       }
       if (shards.length === EVENT_STREAMS.length + 1 && shards.every((shard) => shard.streams.every((stream) => stream.lag === 0)) && committed >= events) caughtUpAt = performance.now();
       else await new Promise((resolveWait) => setTimeout(resolveWait, 100));
     }
     if (firstCommitAt === null || caughtUpAt === null) throw new Error(`the bridge did not bridge ${events} events within 15 minutes`);
     const bridgeMs = caughtUpAt - firstCommitAt;
-    const cpuAtCaughtUp = await cpuSeconds(pid);
+    const cpuAtCaughtUp = cpuSeconds(pid);
     const cores = cpuAtFirstCommit ? (cpuAtCaughtUp.machineTotal - cpuAtFirstCommit.machineTotal) / (bridgeMs / 1000) : 0;
     const loadCpu = cpuAtFirstCommit
       ? {
@@ -210,9 +205,10 @@ export async function run(): Promise<Record<string, unknown>> {
     const memoryAfterLoad = statusAfterLoad?.memory;
     // Idle: V8 gives memory back only after a while without work.
     await new Promise((resolveWait) => setTimeout(resolveWait, Number(process.env.BENCH_BRIDGE_IDLE_SECONDS ?? 30) * 1_000));
-    const rssIdle = await rssMb(pid);
-    const rssIdleAnonymous = await rssMb(pid, "RssAnon");
-    const rssIdleFile = await rssMb(pid, "RssFile");
+    const memoryIdleKiB = readMemoryKiB(pid);
+    const rssIdle = memoryIdleKiB.rss / 1024;
+    const rssIdleAnonymous = memoryIdleKiB.anon / 1024;
+    const rssIdleFile = memoryIdleKiB.file / 1024;
     const memoryIdle = (await statusOf(connection))?.memory;
 
     // Latency at a steady rate: agents' outboxes -> JetStream -> bridge -> a read_committed reader.

@@ -15,6 +15,7 @@ import { TOOL_SCRIPT, toolZip } from "../test/fixtures/tools/tool-kit.ts";
 import { freeLoopbackPort, startNatsServer, type NatsServerHandle } from "../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
 import type { ShardCommand, ShardReply } from "./fleet-shard.ts";
+import { CLOCK_TICKS_PER_SECOND as TICKS_PER_SECOND, readCpuTicks, readMemoryKiB } from "./proc-stats.ts";
 import { quantileOfSorted } from "./quantile.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -47,7 +48,6 @@ const FDS_PER_AGENT = 6;
 const FD_RESERVE = 512;
 /** Each agent binds this many durable consumers (src/contracts/consumers.ts). */
 const CONSUMERS_PER_AGENT = 9;
-const TICKS_PER_SECOND = 100;
 const TOOL_ID = "fleet-probe";
 /** Memory kept free when deciding whether a larger fleet fits. */
 const MEMORY_RESERVE_KIB = 2 * 1024 * 1024;
@@ -81,9 +81,7 @@ async function until(what: string, seconds: number, check: () => Promise<boolean
 }
 
 function procStat(pid: number): { ticks: number; rssKiB: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return { ticks: Number(fields[11]) + Number(fields[12]), rssKiB: Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) };
+  return { ticks: readCpuTicks(pid), rssKiB: readMemoryKiB(pid).rss };
 }
 
 function memAvailableKiB(): number {

@@ -21,6 +21,8 @@ export interface KafkaBrokerHandle {
   readonly port: number;
   /** The broker's `log.dirs` (partitions and the KRaft metadata log). */
   readonly logDir: string;
+  /** The running JVM's pid (a new one after each start), undefined while it is stopped. */
+  pid(): number | undefined;
   /** SIGTERM (a clean shutdown), then waits for the JVM to exit. */
   stop(): Promise<void>;
   /** kill -9, as a crash would. */
@@ -338,6 +340,7 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
       bootstrap,
       port,
       logDir,
+      pid: () => child?.pid,
       start,
       stop: () => terminate("SIGTERM"),
       kill: () => terminate("SIGKILL"),

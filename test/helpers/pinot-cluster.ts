@@ -9,8 +9,8 @@ import { freeLoopbackPort } from "./nats-server.ts";
 /**
  * Starts a real Apache Pinot cluster (scripts/pinot-runtime.ts) as one JVM on loopback:
  * ZooKeeper, controller, broker and server (scripts/pinot-runtime/PinotCluster.java), each on a free
- * port, their data in a temp dir. Ready once the controller, the broker and the server each answer
- * `/health` with OK and the controller lists the broker and the server. The JVM is killed and the
+ * port and listening on 127.0.0.1 only, their data in a temp dir. Ready once the controller, the broker
+ * and the server each answer `/health` with OK and the controller lists the broker and the server. The JVM is killed and the
  * temp dir removed on `dispose()` and when the test process exits.
  *
  * Measured here (2 cores, Java 17, Pinot 0.11.0): spawn to ready ~16 s, of which ~2 s compile the
@@ -25,6 +25,11 @@ export interface PinotClusterHandle {
   readonly startMs: number;
   /** The JVM's pid (to read its RSS). */
   readonly pid: number;
+  /**
+   * The server's query port (Netty), the one listener Pinot 0.11 gives no host setting: it binds
+   * every interface. Nothing in the tests connects to it from outside the JVM.
+   */
+  readonly serverQueryPort: number;
   /** Kills the JVM and removes the temp dir. */
   dispose(): Promise<void>;
   /** The last ~16 KB of the JVM's stdout and stderr (log4j at WARN). */
@@ -91,17 +96,15 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
 
   try {
     const ports: number[] = [];
-    for (let index = 0; index < 7; index += 1) ports.push(await freeLoopbackPort());
-    const [zkPort, controllerPort, brokerPort, serverNettyPort, serverAdminPort, serverGrpcPort, managerPort] = ports as [
-      number, number, number, number, number, number, number,
-    ];
+    for (let index = 0; index < 5; index += 1) ports.push(await freeLoopbackPort());
+    const [zkPort, controllerPort, brokerPort, serverNettyPort, serverAdminPort] = ports as [number, number, number, number, number];
     const started = Date.now();
     const proc = spawn(
       "java",
       [
         ...JVM_FLAGS,
         `-Dlog4j2.configurationFile=${join(runtimeDir, "log4j2.properties")}`,
-        // Pinot's own temp files (a .pinotAdminService-<time>.pid each start) go with the cluster's dir, not into /tmp.
+        // Pinot's own temp files go with the cluster's dir, not into /tmp.
         `-Djava.io.tmpdir=${await javaTmpdir(dir)}`,
         "-cp",
         join(runtimeDir, "libs", "*"),
@@ -133,7 +136,7 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
         (await answersOk(`http://127.0.0.1:${serverAdminPort}/health`)) &&
         (await listsInstances(controllerUrl, instances));
       if (ready) break;
-      if (Date.now() > until) throw new Error(`pinot cluster not ready within ${START_TIMEOUT_MS} ms (zk ${zkPort}, grpc ${serverGrpcPort}, manager ${managerPort})\n${output}`);
+      if (Date.now() > until) throw new Error(`pinot cluster not ready within ${START_TIMEOUT_MS} ms (zk ${zkPort}, server netty ${serverNettyPort})\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     return {
@@ -141,6 +144,7 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
       brokerUrl,
       startMs: Date.now() - started,
       pid: proc.pid ?? -1,
+      serverQueryPort: serverNettyPort,
       async dispose() {
         await kill();
         await rm(dir, { recursive: true, force: true });
