@@ -212,7 +212,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       const startedMs = clock.monotonicMs();
       await runShutdownSteps(
         [...capabilities.stopSteps(), { name: "outbox", stop: () => outbox.stop() }, { name: "status file", stop: async () => void (await statusFile?.stop()) }],
-        { budgetMs: Math.max(0, timeoutMs - linkBudgetMs), nowMs: () => clock.monotonicMs(), logger },
+        { budgetMs: Math.max(0, timeoutMs - linkBudgetMs), clock, logger },
       );
       await link.close(Math.max(linkBudgetMs, timeoutMs - (clock.monotonicMs() - startedMs)));
       logger.info("edge-agent stopped");
