@@ -150,6 +150,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     connectionOptions: () => ({ ...buildConnectionOptions(settings, machineId, backoff), inboxPrefix }),
     factory: deps.connectionFactory ?? defaultConnectionFactory,
     logger,
+    clock,
     resetBackoff: () => backoff.reset(),
     nextRetryDelayMs: () => backoff.next(),
     observer: {

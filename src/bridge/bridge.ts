@@ -81,6 +81,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       connectionOptions: () => buildConnectionOptions(endpoint, name, backoff),
       factory,
       logger: logger.child({ link: name }),
+      clock,
       resetBackoff: () => backoff.reset(),
       nextRetryDelayMs: () => backoff.next(),
       observer: {

@@ -1,12 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { runShutdownSteps } from "../../../src/runtime/ordered-shutdown.ts";
 import { createLogger } from "../../../src/runtime/logger.ts";
-import { manualClock } from "../../helpers/manual-clock.ts";
-
-/** Lets the steps' promise chains run (no time passes on any clock). */
-const settle = async (): Promise<void> => {
-  for (let round = 0; round < 20; round++) await Promise.resolve();
-};
+import { manualClock, settle } from "../../helpers/manual-clock.ts";
 
 describe("runShutdownSteps", () => {
   const logger = createLogger({ level: "silent" });
