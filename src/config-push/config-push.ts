@@ -101,6 +101,7 @@ export const configPushCapability: CapabilityFactory = (context) => {
     sources: [downloadConfiguration, downloadConfigurationAll].map((binding) => ({ binding, deliverPolicy: DeliverPolicy.LastPerSubject })),
     sink: context.sink,
     logger,
+    clock: context.clock,
     trust: context.trust,
     handler: {
       what: "download-configuration push",

@@ -276,7 +276,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     ...(options.trust ? { trust: options.trust } : {}),
     // Several tools side by side (the keyed queue keeps one tool's commands in order).
     parallel: 16,
-    timers: timersOf(clock),
+    clock,
     handler: {
       what: "tool command",
       schema: ToolInstallationMessage,

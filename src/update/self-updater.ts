@@ -236,7 +236,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     sink: options.sink,
     logger,
     trust: options.trust,
-    timers: timersOf(clock),
+    clock,
     handler: {
       what: "client-update",
       schema: ClientUpdateMessage,
