@@ -141,6 +141,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         maxEvents: settings.batch.maxEvents,
         lingerMs: settings.batch.lingerMs,
         logger,
+        clock,
         stillOwned: () => leases?.holds(shard) ?? false,
         onFatal,
         tooLargeDeadLetter: (message, reason) => tooLargeDeadLetter(message, router, reason),
