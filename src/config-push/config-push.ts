@@ -73,6 +73,7 @@ export const configPushCapability: CapabilityFactory = (context) => {
           maxBytes: policy.maxDownloadBytes,
           allowMissingChecksum: policy.allowMissingChecksum,
           directory: downloadsDir,
+          clock,
           connection,
           stallTimeoutMs: policy.downloadStallSeconds * 1000,
           deadlineMs: policy.downloadDeadlineSeconds * 1000,

@@ -179,6 +179,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         policy: { ...policy, maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES },
         diskReserveBytes: options.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES,
         download: { stallTimeoutMs: options.download?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, deadlineMs: options.download?.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS },
+        clock,
         signal: stopping.signal,
         commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
         verify: async (main) => {
