@@ -385,7 +385,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       runner.attach(nc);
       void store
         .list()
-        .then((records) => removeLegacyUpdateConsumers({ connection: nc, machineId, toolAgentIds: records.map((record) => record.toolAgentId), toolsDir: options.toolsDir, logger }))
+        .then((records) => removeLegacyUpdateConsumers({ connection: nc, machineId, toolAgentIds: records.map((record) => record.toolAgentId), toolsDir: options.toolsDir, logger, clock }))
         .catch((error: unknown) => logger.warn({ err: error }, "cannot check for old per-tool update consumers"));
     },
     async stop() {
