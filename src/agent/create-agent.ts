@@ -150,6 +150,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     connectionOptions: () => ({ ...buildConnectionOptions(settings, machineId, backoff), inboxPrefix }),
     factory: deps.connectionFactory ?? defaultConnectionFactory,
     logger,
+    clock,
     resetBackoff: () => backoff.reset(),
     nextRetryDelayMs: () => backoff.next(),
     observer: {
@@ -212,7 +213,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       const startedMs = clock.monotonicMs();
       await runShutdownSteps(
         [...capabilities.stopSteps(), { name: "outbox", stop: () => outbox.stop() }, { name: "status file", stop: async () => void (await statusFile?.stop()) }],
-        { budgetMs: Math.max(0, timeoutMs - linkBudgetMs), nowMs: () => clock.monotonicMs(), logger },
+        { budgetMs: Math.max(0, timeoutMs - linkBudgetMs), clock, logger },
       );
       await link.close(Math.max(linkBudgetMs, timeoutMs - (clock.monotonicMs() - startedMs)));
       logger.info("edge-agent stopped");

@@ -81,6 +81,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       connectionOptions: () => buildConnectionOptions(endpoint, name, backoff),
       factory,
       logger: logger.child({ link: name }),
+      clock,
       resetBackoff: () => backoff.reset(),
       nextRetryDelayMs: () => backoff.next(),
       observer: {
@@ -140,6 +141,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         maxEvents: settings.batch.maxEvents,
         lingerMs: settings.batch.lingerMs,
         logger,
+        clock,
         stillOwned: () => leases?.holds(shard) ?? false,
         onFatal,
         tooLargeDeadLetter: (message, reason) => tooLargeDeadLetter(message, router, reason),

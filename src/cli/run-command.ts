@@ -90,7 +90,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     logger.warn({ reason }, "uninstalling edge-agent");
     stopThen(async () => {
       const layout = { ...defaultServiceLayout(process.execPath), configDir: settings.configDir, dataDir: settings.dataDir };
-      const how = await removeAgent(layout);
+      const how = await removeAgent(layout, systemClock);
       logger.warn({ how }, "edge-agent uninstalled");
       lock.release();
       process.exit(ExitCode.uninstalled);

@@ -65,8 +65,8 @@ export async function simulateCommand(settings: Settings, options: SimulateOptio
 
   const startedMs = performance.now();
   logger.info({ agents: count, servers: settings.natsServers, dataDir, startConcurrency, staggerMs }, "starting the simulated fleet");
+  // Also what keeps the process alive until the fleet stops: the agents' timers never do (runtime/clock.ts).
   const summary = setInterval(() => logger.info(fleet.summary(), "simulated fleet"), SUMMARY_INTERVAL_MS);
-  summary.unref();
   try {
     await fleet.start();
     const startMs = Math.round(performance.now() - startedMs);

@@ -73,6 +73,7 @@ export const configPushCapability: CapabilityFactory = (context) => {
           maxBytes: policy.maxDownloadBytes,
           allowMissingChecksum: policy.allowMissingChecksum,
           directory: downloadsDir,
+          clock,
           connection,
           stallTimeoutMs: policy.downloadStallSeconds * 1000,
           deadlineMs: policy.downloadDeadlineSeconds * 1000,
@@ -101,6 +102,7 @@ export const configPushCapability: CapabilityFactory = (context) => {
     sources: [downloadConfiguration, downloadConfigurationAll].map((binding) => ({ binding, deliverPolicy: DeliverPolicy.LastPerSubject })),
     sink: context.sink,
     logger,
+    clock: context.clock,
     trust: context.trust,
     handler: {
       what: "download-configuration push",

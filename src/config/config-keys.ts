@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM, configKeySubject, type ConsumerBinding } from "../contracts/index.ts";
+import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
 
@@ -89,6 +90,7 @@ export function watchConfigKey(options: {
   readonly key: string;
   readonly binding: ConsumerBinding;
   readonly logger: Logger;
+  readonly clock: Clock;
   readonly onEntry: (entry: ConfigEntry) => Promise<void>;
 }): DurableConsumer {
   const { key, logger } = options;
@@ -98,6 +100,7 @@ export function watchConfigKey(options: {
     // Made once: the key's last value, then every change; the agent skips revisions it has seen.
     deliverPolicy: DeliverPolicy.LastPerSubject,
     logger,
+    clock: options.clock,
     handle: async (message) => {
       try {
         await options.onEntry(configEntryOf(key, message));

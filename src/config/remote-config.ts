@@ -191,7 +191,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         await serialized(() => takeCurrent(defaults, machine));
         if (stopped) return;
         for (const slot of ["defaults", "machine"] as const) {
-          watchers.push(watchConfigKey({ connection, key: keys[slot], binding: consumerOf[slot], logger, onEntry: (entry) => serialized(() => take(slot, entry)) }));
+          watchers.push(watchConfigKey({ connection, key: keys[slot], binding: consumerOf[slot], logger, clock, onEntry: (entry) => serialized(() => take(slot, entry)) }));
         }
       })().catch((error: unknown) => {
         if (!stopped) logger.error({ err: error }, "remote configuration watch ended");

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Clock } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
 import { chunksUntilAborted, DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS, TransferWatchdog } from "./transfer-watchdog.ts";
 
@@ -28,6 +29,8 @@ export interface DownloadRequest {
   readonly allowMissingChecksum: boolean;
   /** Where the temporary file goes: on the same file system as its final place, so a rename is atomic. */
   readonly directory: string;
+  /** The stall and deadline timers run on it. */
+  readonly clock: Clock;
   /** Needed for nats-obj:// links. */
   readonly connection?: NatsConnection | null;
   /** Given up when no byte arrives for this long, the wait for the response included (default 30 s). */
@@ -65,6 +68,7 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
     throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link} is not a URL`, false);
   }
   const watchdog = new TransferWatchdog({
+    clock: request.clock,
     stallMs: request.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
     deadlineMs: request.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS,
     signal: request.signal,

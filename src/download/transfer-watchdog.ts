@@ -1,3 +1,5 @@
+import { timersOf, type Cancel, type Clock, type Timers } from "../runtime/clock.ts";
+
 /** Defaults for every download: a link that goes quiet, or crawls on forever, is given up on. */
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 export const DEFAULT_DOWNLOAD_DEADLINE_MS = 10 * 60_000;
@@ -8,25 +10,26 @@ export type WatchdogTrip = "stalled" | "deadline" | "aborted";
  * One signal for a transfer that aborts when no byte arrives for `stallMs` (the wait for the
  * response counts: a server that accepts and says nothing is stalled too), when the whole transfer
  * passes `deadlineMs`, or when the caller's own `signal` aborts (the agent is stopping).
- * `progress()` is called for every chunk; `dispose()` clears the timers.
+ * `progress()` is called for every chunk; `dispose()` clears the timers. Both run on `clock`'s timers.
  */
 export class TransferWatchdog {
   readonly signal: AbortSignal;
   readonly #controller = new AbortController();
   readonly #stallMs: number;
-  #stallTimer: NodeJS.Timeout | undefined;
-  readonly #deadlineTimer: NodeJS.Timeout;
+  readonly #timers: Timers;
+  #cancelStall: Cancel = () => undefined;
+  readonly #cancelDeadline: Cancel;
   readonly #onCallerAbort: () => void;
   readonly #callerSignal: AbortSignal | undefined;
   #trip: WatchdogTrip | null = null;
 
-  constructor(options: { stallMs: number; deadlineMs: number; signal?: AbortSignal | undefined }) {
+  constructor(options: { clock: Clock; stallMs: number; deadlineMs: number; signal?: AbortSignal | undefined }) {
     this.signal = this.#controller.signal;
     this.#stallMs = options.stallMs;
+    this.#timers = timersOf(options.clock);
     this.#callerSignal = options.signal;
     this.#onCallerAbort = () => this.#abort("aborted");
-    this.#deadlineTimer = setTimeout(() => this.#abort("deadline"), options.deadlineMs);
-    this.#deadlineTimer.unref();
+    this.#cancelDeadline = this.#timers.after(options.deadlineMs, () => this.#abort("deadline"));
     if (options.signal?.aborted) this.#abort("aborted");
     else options.signal?.addEventListener("abort", this.#onCallerAbort, { once: true });
     this.progress();
@@ -39,14 +42,13 @@ export class TransferWatchdog {
 
   progress(): void {
     if (this.#trip) return;
-    clearTimeout(this.#stallTimer);
-    this.#stallTimer = setTimeout(() => this.#abort("stalled"), this.#stallMs);
-    this.#stallTimer.unref();
+    this.#cancelStall();
+    this.#cancelStall = this.#timers.after(this.#stallMs, () => this.#abort("stalled"));
   }
 
   dispose(): void {
-    clearTimeout(this.#stallTimer);
-    clearTimeout(this.#deadlineTimer);
+    this.#cancelStall();
+    this.#cancelDeadline();
     this.#callerSignal?.removeEventListener("abort", this.#onCallerAbort);
   }
 

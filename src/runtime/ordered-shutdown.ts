@@ -1,3 +1,4 @@
+import { timersOf, type Cancel, type Clock } from "./clock.ts";
 import type { Logger } from "./logger.ts";
 
 /** One thing to stop, named for the log line an operator reads when it hangs. */
@@ -13,13 +14,14 @@ export interface ShutdownStep {
  * the process from exiting 0 when it was asked to stop. The budget is shared, so the whole
  * shutdown takes at most `budgetMs` plus the last step's own settling.
  */
-export async function runShutdownSteps(steps: readonly ShutdownStep[], options: { budgetMs: number; nowMs: () => number; logger: Logger }): Promise<{ late: string[]; failed: string[] }> {
-  const deadline = options.nowMs() + options.budgetMs;
+export async function runShutdownSteps(steps: readonly ShutdownStep[], options: { budgetMs: number; clock: Clock; logger: Logger }): Promise<{ late: string[]; failed: string[] }> {
+  const { clock } = options;
+  const deadline = clock.monotonicMs() + options.budgetMs;
   const late: string[] = [];
   const failed: string[] = [];
   for (const step of steps) {
-    const remainingMs = Math.max(0, deadline - options.nowMs());
-    let timer: NodeJS.Timeout | undefined;
+    const remainingMs = Math.max(0, deadline - clock.monotonicMs());
+    let cancelLate: Cancel = () => undefined;
     const outcome = await Promise.race([
       Promise.resolve()
         .then(step.stop)
@@ -30,12 +32,9 @@ export async function runShutdownSteps(steps: readonly ShutdownStep[], options: 
             return "failed" as const;
           },
         ),
-      new Promise<"late">((resolve) => {
-        timer = setTimeout(() => resolve("late"), remainingMs);
-        timer.unref();
-      }),
+      new Promise<"late">((resolve) => (cancelLate = timersOf(clock).after(remainingMs, () => resolve("late")))),
     ]);
-    clearTimeout(timer);
+    cancelLate();
     if (outcome === "late") {
       options.logger.warn({ step: step.name, budgetMs: options.budgetMs }, "did not stop in time; leaving it behind");
       late.push(step.name);

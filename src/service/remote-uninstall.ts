@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import type { Clock } from "../runtime/clock.ts";
 import type { ServiceLayout } from "./install-service.ts";
 
 /**
@@ -39,9 +40,10 @@ export function removalScript(layout: ServiceLayout): string {
  * to run `removalScript` as a transient unit of its own; when that is not allowed (the agent runs
  * as its unprivileged user, as packaged) or there is no systemd, removes what the agent can: its
  * settings and its data, leaving only the marker that keeps the service from starting it again.
- * Resolves with what was done; the caller then leaves with `ExitCode.uninstalled`.
+ * Resolves with what was done; the caller then leaves with `ExitCode.uninstalled`. The marker holds
+ * when it was written, by `clock`.
  */
-export async function removeAgent(layout: ServiceLayout, run: CommandRunner = runCommand): Promise<"removed-by-systemd" | "data-removed"> {
+export async function removeAgent(layout: ServiceLayout, clock: Clock, run: CommandRunner = runCommand): Promise<"removed-by-systemd" | "data-removed"> {
   if (layout.systemdRunning) {
     const scheduled = await run("systemd-run", ["--no-block", "--collect", "--unit", "edge-agent-remote-uninstall", "/bin/sh", "-c", removalScript(layout)]).then(
       () => true,
@@ -51,7 +53,7 @@ export async function removeAgent(layout: ServiceLayout, run: CommandRunner = ru
   }
   await emptyDirectory(layout.configDir);
   await emptyDirectory(layout.dataDir);
-  await writeFile(join(layout.dataDir, UNINSTALLED_MARKER), `${new Date().toISOString()} remote uninstall\n`, { mode: 0o640 });
+  await writeFile(join(layout.dataDir, UNINSTALLED_MARKER), `${new Date(clock.now()).toISOString()} remote uninstall\n`, { mode: 0o640 });
   return "data-removed";
 }
 

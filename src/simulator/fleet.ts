@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createAgent, type Agent } from "../agent/create-agent.ts";
 import type { AgentStatus } from "../agent/status.ts";
-import { systemClock, type Clock } from "../runtime/clock.ts";
+import { sleepOn, systemClock, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
 import { silentLogger, type Logger } from "../runtime/logger.ts";
 import { defaultSettings, type Settings } from "../settings/index.ts";
 import type { LinkTuning } from "../transport/connection-options.ts";
@@ -27,6 +27,7 @@ export interface FleetOptions {
   readonly settings?: Settings;
   /** Root logger: each agent logs through a child of its own that carries its machine id (default: silent). */
   readonly logger?: Logger;
+  /** What every agent, and the fleet's own pacing (connect wait, stagger), runs on (default: the system clock). */
   readonly clock?: Clock;
   /** Agents starting at once (default 50): each start slot waits for its agent's first connect. */
   readonly startConcurrency?: number;
@@ -188,11 +189,11 @@ export function createFleet(options: FleetOptions): Fleet {
       throw new FleetStartError(machineId, agents.length, error);
     }
     // A bounded connect storm: this slot takes the next agent once this one is in, or after a while.
-    let waited: NodeJS.Timeout | undefined;
-    await Promise.race([connectedPromise, new Promise<void>((resolve) => (waited = setTimeout(resolve, options.connectWaitMs ?? 30_000)))]);
-    clearTimeout(waited);
+    let stopWaiting: Cancel = () => undefined;
+    await Promise.race([connectedPromise, new Promise<void>((resolve) => (stopWaiting = timersOf(clock).after(options.connectWaitMs ?? 30_000, resolve)))]);
+    stopWaiting();
     firstConnect.delete(machineId);
-    if (options.staggerMs) await new Promise((resolve) => setTimeout(resolve, options.staggerMs));
+    if (options.staggerMs) await sleepOn(clock, options.staggerMs);
   };
 
   /** Once: a failed start has already stopped those it started when `stop` comes. */

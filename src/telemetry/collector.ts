@@ -1,4 +1,5 @@
 import type { TelemetrySample } from "../contracts/index.ts";
+import type { Cancel, Timers } from "../runtime/clock.ts";
 
 /** The part of a sample one collector fills in. */
 export type SamplePart = Partial<Omit<TelemetrySample, "machineId" | "timestamp" | "errors" | "tagKeyValues" | "agent">> & {
@@ -22,16 +23,15 @@ export class CollectorTimeoutError extends Error {
   }
 }
 
-/** Runs one collector with a deadline; a hung one is reported, never waited for. */
-export async function collectWithTimeout(collector: Collector, timeoutMs: number): Promise<SamplePart> {
-  let timer: NodeJS.Timeout | undefined;
+/** Runs one collector with a deadline on `timers`; a hung one is reported, never waited for. */
+export async function collectWithTimeout(collector: Collector, timeoutMs: number, timers: Timers): Promise<SamplePart> {
+  let cancelDeadline: Cancel = () => undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CollectorTimeoutError(collector.name, timeoutMs)), timeoutMs);
-    timer.unref();
+    cancelDeadline = timers.after(timeoutMs, () => reject(new CollectorTimeoutError(collector.name, timeoutMs)));
   });
   try {
     return await Promise.race([collector.collect(), deadline]);
   } finally {
-    clearTimeout(timer);
+    cancelDeadline();
   }
 }

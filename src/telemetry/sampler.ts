@@ -1,5 +1,5 @@
 import type { TelemetrySample } from "../contracts/index.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { timersOf, type Clock } from "../runtime/clock.ts";
 import { collectWithTimeout, type Collector } from "./collector.ts";
 
 /**
@@ -13,7 +13,7 @@ export function createSampler(options: { machineId: string; clock: Clock; collec
   return {
     async sample() {
       const startedAtMs = options.clock.monotonicMs();
-      const settled = await Promise.allSettled(options.collectors.map((collector) => collectWithTimeout(collector, options.timeoutMs)));
+      const settled = await Promise.allSettled(options.collectors.map((collector) => collectWithTimeout(collector, options.timeoutMs, timersOf(options.clock))));
       const sample: TelemetrySample = {
         machineId: options.machineId,
         timestamp: new Date(options.clock.now()).toISOString(),

@@ -4,6 +4,7 @@ import { basename, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, OsName, ToolInstallationMessage } from "../contracts/index.ts";
 import { download, DownloadError } from "../download/index.ts";
+import type { Clock } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
 import { archiveKindOf, assertContainedPath, extractArchive, HostileArchiveError, UnpackLimitError } from "./archive.ts";
 import { resolvePlaceholders, UnresolvedPlaceholderError } from "./placeholders.ts";
@@ -30,6 +31,8 @@ export interface InstallContext {
   /** Free space an unpack must leave on the tools' disk (the outbox shares it). */
   readonly diskReserveBytes: number;
   readonly download: { readonly stallTimeoutMs: number; readonly deadlineMs: number };
+  /** What the download's stall and deadline timers run on. */
+  readonly clock: Clock;
   /** Aborts a download or unpack in progress (the agent is stopping): the install fails with it. */
   readonly signal?: AbortSignal;
   readonly commandTimeoutMs: number;
@@ -78,6 +81,7 @@ async function fetchInto(configuration: DownloadConfiguration, folder: string, f
       maxBytes: context.policy.maxDownloadBytes,
       allowMissingChecksum: context.policy.allowMissingChecksum,
       directory: folder,
+      clock: context.clock,
       connection: context.connection,
       stallTimeoutMs: context.download.stallTimeoutMs,
       deadlineMs: context.download.deadlineMs,

@@ -2,6 +2,7 @@ import { access, writeFile } from "node:fs/promises";
 import { jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { COMMAND_STREAMS, isSafeToken, legacyUpdateConsumerName } from "../contracts/index.ts";
+import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { isPermissionDenied } from "../transport/permission-denied.ts";
 
@@ -26,6 +27,8 @@ export async function removeLegacyUpdateConsumers(options: {
   readonly toolAgentIds: readonly string[];
   readonly toolsDir: string;
   readonly logger: Logger;
+  /** The marker holds when it was written. */
+  readonly clock: Clock;
 }): Promise<void> {
   const marker = legacyUpdateConsumersMarker(options.toolsDir);
   // No tool was ever installed here: no old consumer either.
@@ -47,5 +50,5 @@ export async function removeLegacyUpdateConsumers(options: {
       return;
     }
   }
-  await writeFile(marker, `${new Date().toISOString()}\n`, { mode: 0o600 });
+  await writeFile(marker, `${new Date(options.clock.now()).toISOString()}\n`, { mode: 0o600 });
 }

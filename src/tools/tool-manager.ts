@@ -179,6 +179,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         policy: { ...policy, maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES },
         diskReserveBytes: options.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES,
         download: { stallTimeoutMs: options.download?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, deadlineMs: options.download?.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS },
+        clock,
         signal: stopping.signal,
         commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
         verify: async (main) => {
@@ -276,7 +277,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     ...(options.trust ? { trust: options.trust } : {}),
     // Several tools side by side (the keyed queue keeps one tool's commands in order).
     parallel: 16,
-    timers: timersOf(clock),
+    clock,
     handler: {
       what: "tool command",
       schema: ToolInstallationMessage,
@@ -384,7 +385,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       runner.attach(nc);
       void store
         .list()
-        .then((records) => removeLegacyUpdateConsumers({ connection: nc, machineId, toolAgentIds: records.map((record) => record.toolAgentId), toolsDir: options.toolsDir, logger }))
+        .then((records) => removeLegacyUpdateConsumers({ connection: nc, machineId, toolAgentIds: records.map((record) => record.toolAgentId), toolsDir: options.toolsDir, logger, clock }))
         .catch((error: unknown) => logger.warn({ err: error }, "cannot check for old per-tool update consumers"));
     },
     async stop() {

@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { EventHeader, type ConsumerBinding } from "../contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
 import { retryDelayMs } from "../runtime/backoff.ts";
-import type { Timers } from "../runtime/clock.ts";
+import { timersOf, type Clock } from "../runtime/clock.ts";
 import { describeIssues, truncateInput } from "../runtime/echo.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
@@ -88,8 +88,8 @@ export interface CommandRunnerOptions<Command> {
    * hands over the next command while earlier ones run; more than this wait on the server.
    */
   readonly parallel?: number;
-  /** The keep-alive's timers (default: the real ones). */
-  readonly timers?: Timers;
+  /** The keep-alives and the consumers' retries run on its timers. */
+  readonly clock: Clock;
 }
 
 export interface CommandRunner {
@@ -109,7 +109,7 @@ export interface CommandRunner {
 export function createCommandRunner<Command>(options: CommandRunnerOptions<Command>): CommandRunner {
   const { handler, logger, sink } = options;
   const parallel = options.parallel ?? 1;
-  const held = new HeldMessages({ logger, capacity: parallel, ...(options.timers ? { timers: options.timers } : {}) });
+  const held = new HeldMessages({ logger, capacity: parallel, timers: timersOf(options.clock) });
   const stopping = new AbortController();
   const consumers: DurableConsumer[] = [];
   let attached = false;
@@ -231,6 +231,7 @@ export function createCommandRunner<Command>(options: CommandRunnerOptions<Comma
             deliverPolicy: source.deliverPolicy ?? DeliverPolicy.All,
             ...(source.ackWaitMs ? { ackWaitMs: source.ackWaitMs } : {}),
             logger,
+            clock: options.clock,
             handle: take,
           }),
         );

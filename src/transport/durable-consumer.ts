@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { sleepOn, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../runtime/backoff.ts";
 
@@ -14,6 +14,8 @@ export interface DurableConsumerOptions {
   /** Ack wait for a consumer this creates; one that exists keeps its own. */
   readonly ackWaitMs?: number;
   readonly logger: Logger;
+  /** The retry backoff waits on it. */
+  readonly clock: Clock;
   /** Handles one message and settles it (ack, nak, term); `keepAliveEveryMs` fits the consumer's ack wait. */
   readonly handle: (message: JsMsg, keepAliveEveryMs: number) => Promise<void>;
 }
@@ -74,7 +76,7 @@ export function consumeDurable(options: DurableConsumerOptions): DurableConsumer
         const reason = error instanceof Error ? error.message : String(error);
         if (reason !== lastReason) logger.warn({ reason, consumer: name, stream }, "cannot listen yet; retrying");
         lastReason = reason;
-        await sleep(backoff.next(), undefined, { signal: stopping.signal, ref: false }).catch(() => undefined);
+        await sleepOn(options.clock, backoff.next(), stopping.signal);
       }
     }
   };

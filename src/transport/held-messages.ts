@@ -1,5 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { systemTimers, type Cancel, type Timers } from "../runtime/clock.ts";
+import type { Cancel, Timers } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 /** How the work on a held message ended. */
@@ -16,8 +16,8 @@ export interface HeldMessagesOptions {
   readonly logger: Logger;
   /** Most messages held at once; `waitForRoom` waits beyond that (default 16). */
   readonly capacity?: number;
-  /** Default: the real timers. */
-  readonly timers?: Timers;
+  /** The keep-alives beat on these. */
+  readonly timers: Timers;
 }
 
 /**
@@ -39,7 +39,7 @@ export class HeldMessages {
   constructor(options: HeldMessagesOptions) {
     this.#logger = options.logger;
     this.#capacity = options.capacity ?? 16;
-    this.#timers = options.timers ?? systemTimers;
+    this.#timers = options.timers;
   }
 
   get size(): number {

@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { wsconnect } from "@nats-io/nats-core";
+import { sleepOn, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
 import { createLogThrottle } from "../runtime/log-throttle.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { usesWebSocket } from "./nats-endpoint.ts";
@@ -44,6 +44,8 @@ export interface NatsLinkOptions {
   readonly factory: ConnectionFactory;
   readonly observer: LinkObserver;
   readonly logger: Logger;
+  /** Every wait of the link (retries, the drain's deadline) and the failure lines' rate limit run on it. */
+  readonly clock: Clock;
   readonly onReconnectAttempt?: () => void;
   /** Called after each successful (re)connect so the backoff starts small again. */
   readonly resetBackoff: () => void;
@@ -51,8 +53,6 @@ export interface NatsLinkOptions {
   readonly nextRetryDelayMs: () => number;
   /** At most one warn line per this many ms while the first connect keeps failing the same way (default 30 s). */
   readonly failureLogIntervalMs?: number;
-  /** Monotonic milliseconds (default performance.now), for that rate limit. */
-  readonly nowMs?: () => number;
 }
 
 function describe(error: unknown): string {
@@ -111,7 +111,7 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
   const connectUntilConnected = async (): Promise<NatsConnection | null> => {
     let announced = false;
     let attempt = 0;
-    const failureLines = createLogThrottle({ intervalMs: options.failureLogIntervalMs ?? 30_000, nowMs: options.nowMs ?? (() => performance.now()) });
+    const failureLines = createLogThrottle({ intervalMs: options.failureLogIntervalMs ?? 30_000, nowMs: () => options.clock.monotonicMs() });
     while (!closing) {
       attempt += 1;
       try {
@@ -136,7 +136,7 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
           else logger.debug({ reason, attempt, retryInMs: delayMs }, "NATS connection still failing; retrying");
         }
         lastError = reason;
-        await sleep(delayMs, undefined, { signal: closed.signal }).catch(() => undefined);
+        await sleepOn(options.clock, delayMs, closed.signal);
       }
     }
     return null;
@@ -187,9 +187,12 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
         state = "closed";
         return;
       }
-      const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), timeoutMs).unref());
+      let cancelTimeout: Cancel = () => undefined;
+      const timeout = new Promise<"timeout">((resolve) => (cancelTimeout = timersOf(options.clock).after(timeoutMs, () => resolve("timeout"))));
       const drained = nc.isClosed() ? Promise.resolve() : nc.drain().catch(() => nc.close());
-      if ((await Promise.race([drained, timeout])) === "timeout") {
+      const outcome = await Promise.race([drained, timeout]);
+      cancelTimeout();
+      if (outcome === "timeout") {
         logger.warn({ timeoutMs }, "NATS drain did not finish in time; closing");
         await nc.close().catch(() => undefined);
       }

@@ -9,6 +9,7 @@ import {
   type JsMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { sleepOn, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../runtime/backoff.ts";
 
@@ -32,6 +33,8 @@ export interface OrderedStreamSourceOptions {
   /** The durable consumer this source owns (deleted and made again whenever it repositions). */
   readonly consumerName: string;
   readonly logger: Logger;
+  /** The health checks and the retry backoff run on its timers. */
+  readonly clock: Clock;
   /** How many messages may wait in memory, read but not yet taken. Default 2,000. */
   readonly bufferMessages?: number;
   /**
@@ -87,7 +90,7 @@ export class OrderedStreamSource {
   #waiters: Array<() => void> = [];
   #roomWaiters: Array<() => void> = [];
   #pump: Promise<void> | null = null;
-  #healthTimer: NodeJS.Timeout | null = null;
+  #stopHealthChecks: Cancel | null = null;
   /** Taken and not yet acked, in stream order. */
   #unacked: Array<{ sequence: number; ackTo: string }> = [];
   #counters = { redeliveriesDropped: 0, missingFromStream: 0, repositions: 0 };
@@ -123,8 +126,7 @@ export class OrderedStreamSource {
     this.#trustFirst = true;
     const generation = ++this.#generation;
     this.#pump = this.#run(generation);
-    this.#healthTimer = setInterval(() => void this.#checkHealth(generation), this.#options.healthCheckMs ?? 15_000);
-    this.#healthTimer.unref();
+    this.#stopHealthChecks = timersOf(this.#options.clock).every(this.#options.healthCheckMs ?? 15_000, () => void this.#checkHealth(generation));
   }
 
   /** Up to `max` messages, in stream order, without waiting. */
@@ -170,8 +172,8 @@ export class OrderedStreamSource {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#generation++;
-    if (this.#healthTimer) clearInterval(this.#healthTimer);
-    this.#healthTimer = null;
+    this.#stopHealthChecks?.();
+    this.#stopHealthChecks = null;
     this.#messages?.stop();
     this.#messages = null;
     for (const wake of [...this.#waiters.splice(0), ...this.#roomWaiters.splice(0)]) wake();
@@ -202,7 +204,7 @@ export class OrderedStreamSource {
         const reason = error instanceof Error ? error.message : String(error);
         if (reason !== this.#lastProblem) this.#logger.warn({ reason }, "cannot read the stream yet; retrying");
         this.#lastProblem = reason;
-        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
+        await sleepOn(this.#options.clock, backoff.next());
       }
     }
   }

@@ -42,6 +42,7 @@ export function remoteUninstallCapability(options: RemoteUninstallOptions): Capa
       sources: [{ binding: machineConsumers(context.machineId).clientUninstall, deliverPolicy: DeliverPolicy.New }],
       sink: context.sink,
       logger,
+      clock,
       trust: context.trust,
       requireSignature: true,
       handler: {

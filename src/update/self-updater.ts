@@ -165,7 +165,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   const stage = async (target: string, entry: DownloadConfiguration & { link: string; sha256: string }): Promise<InstalledBinary | CommandOutcome> => {
     logger.info({ version: target, link: entry.link }, "downloading the update");
     try {
-      const file = await download({ link: entry.link, sha256: entry.sha256, size: entry.size, maxBytes: MAX_AGENT_BINARY_BYTES, allowMissingChecksum: false, directory: paths.stagingDir, connection });
+      const file = await download({ link: entry.link, sha256: entry.sha256, size: entry.size, maxBytes: MAX_AGENT_BINARY_BYTES, allowMissingChecksum: false, directory: paths.stagingDir, clock, connection });
       const finalPath = binaryPathFor(paths, target);
       await rm(dirname(finalPath), { recursive: true, force: true });
       await mkdir(dirname(finalPath), { recursive: true, mode: 0o700 });
@@ -236,7 +236,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     sink: options.sink,
     logger,
     trust: options.trust,
-    timers: timersOf(clock),
+    clock,
     handler: {
       what: "client-update",
       schema: ClientUpdateMessage,

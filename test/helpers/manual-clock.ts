@@ -56,3 +56,11 @@ export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Manua
     },
   };
 }
+
+/**
+ * Lets every promise callback and I/O callback that is ready run, a few event-loop turns over:
+ * what the code under test does between two moves of a manual clock. No time passes on it.
+ */
+export async function settle(turns = 5): Promise<void> {
+  for (let turn = 0; turn < turns; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+}

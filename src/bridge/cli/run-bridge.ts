@@ -30,6 +30,9 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
     writeStatusFile: true,
   });
 
+  // The bridge's own timers never hold the process (runtime/clock.ts), not even while NATS is
+  // still out of reach: this one does, until the bridge has stopped.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   return new Promise<number>((resolve) => {
     let stoppingSinceMs: number | null = null;
     const stopThen = (code: number): void => {
@@ -80,5 +83,5 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
       // A setting only the operator can fix (a topic that must be compacted, an instance id in use): 2.
       stopThen(error instanceof InstanceIdInUseError || error instanceof TopicSetupError ? ExitCode.badSettings : ExitCode.failure);
     });
-  });
+  }).finally(() => clearInterval(keepAlive));
 }

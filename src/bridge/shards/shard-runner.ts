@@ -1,6 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { BaseOptions } from "@platformatic/kafka";
+import type { Clock } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import { jitteredBackoff } from "../../runtime/backoff.ts";
 import { OrderedStreamSource, type SourceCounters } from "../../transport/ordered-stream-source.ts";
@@ -62,6 +63,8 @@ export interface ShardRunnerOptions {
   readonly maxEvents: number;
   readonly lingerMs: number;
   readonly logger: Logger;
+  /** What the stream sources' health checks and retries run on. */
+  readonly clock: Clock;
   /** Whether this instance still holds the shard's lease (a fenced producer may only go on if so). */
   readonly stillOwned: () => boolean;
   /** A failure that waiting cannot fix (not authorised, bad credentials): the bridge must stop. */
@@ -235,6 +238,7 @@ export class ShardRunner {
         stream,
         consumerName: this.#options.consumerName(stream),
         logger: this.#logger,
+        clock: this.#options.clock,
         // One batch waiting, one being prepared, one committing: what a shard holds at most.
         bufferMessages: this.#options.maxEvents,
         maxAckPending: 3 * this.#options.maxEvents,

@@ -7,7 +7,10 @@ import { Objm } from "@nats-io/obj";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { download, DownloadError, type DownloadRequest } from "../../../src/download/index.ts";
+import { systemClock } from "../../../src/runtime/clock.ts";
+import { manualClock, settle } from "../../helpers/manual-clock.ts";
 import { startNatsServer } from "../../helpers/nats-server.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const payload = Buffer.from("edge-agent test tool\n".repeat(1_000));
 const sha = createHash("sha256").update(payload).digest("hex");
@@ -65,7 +68,7 @@ describe("download", () => {
     await rm(directory, { recursive: true, force: true });
   });
 
-  const request = (overrides: Partial<DownloadRequest>): DownloadRequest => ({ link: `${base}/tool.bin`, sha256: sha, size: payload.length, maxBytes: 1 << 20, allowMissingChecksum: false, directory, ...overrides });
+  const request = (overrides: Partial<DownloadRequest>): DownloadRequest => ({ link: `${base}/tool.bin`, sha256: sha, size: payload.length, maxBytes: 1 << 20, allowMissingChecksum: false, directory, clock: systemClock, ...overrides });
   const failure = async (overrides: Partial<DownloadRequest>): Promise<DownloadError> => {
     const error = await download(request(overrides)).then(
       () => new Error("expected a failure"),
@@ -112,6 +115,21 @@ describe("download", () => {
     expect(error.code).toBe(code);
     expect(error.retryable).toBe(true);
   }, 20_000);
+
+  it("gives up on a stalled link when the injected clock passes the stall timeout, not before", async () => {
+    const clock = manualClock();
+    let settled = false;
+    const stalled = failure({ link: `${base}/headers-then-nothing`, clock, stallTimeoutMs: 300_000 }).finally(() => (settled = true));
+    // The stall and deadline (10 min by default) timers are the manual clock's; no byte will come.
+    await waitFor("the download's timers on the manual clock", () => clock.pending === 2);
+    await settle();
+    clock.advance(299_999);
+    await settle();
+    expect(settled).toBe(false);
+    clock.advance(1);
+    expect((await stalled).code).toBe("EDGE_DOWNLOAD_STALLED");
+    expect(clock.pending).toBe(0);
+  });
 
   it("aborts a download in progress at once when its signal aborts (the agent is stopping)", async () => {
     const stopping = new AbortController();

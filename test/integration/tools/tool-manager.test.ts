@@ -236,7 +236,9 @@ describe("tool installation from JetStream", () => {
     // What an earlier version left on the server for the installed tool; this start is the first since.
     await manager_.consumers.add("TOOL_UPDATE", { durable_name: "machine_m1_tool_old_update_consumer", filter_subject: "machine.all.tool.old.update", ack_policy: AckPolicy.Explicit });
     expect(existsSync(legacyUpdateConsumersMarker(toolsDir))).toBe(false);
-    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
+    // Real timers, and a wall clock of its own: the marker's time must be the injected one.
+    const clock = { ...systemClock, now: () => Date.parse("2031-02-03T04:05:06Z") };
+    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
     await manager.start();
     manager.attach(agentLink);
     await waitFor("the old consumer to be gone", async () => {
@@ -248,6 +250,7 @@ describe("tool installation from JetStream", () => {
       }
     });
     await waitFor("the marker", () => existsSync(legacyUpdateConsumersMarker(toolsDir)));
+    expect(readFileSync(legacyUpdateConsumersMarker(toolsDir), "utf8")).toBe("2031-02-03T04:05:06.000Z\n");
   });
 
   it("installs a SERVICE tool only once its service runs, and restores the old version when it does not come up", async () => {

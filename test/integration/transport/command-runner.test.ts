@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { EventHeader, EventType } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
+import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { createCommandRunner, done, reject, retryAfter, type CommandRunner } from "../../../src/transport/command-runner.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
@@ -45,6 +46,7 @@ describe("the command runner", () => {
       sources: [{ binding: { stream: "CMDS", name: "worker", filterSubject: "cmd.m1" } }],
       sink,
       logger: silentLogger(),
+      clock: systemClock,
       handler: {
         what: "test command",
         schema: Command,

@@ -1,6 +1,7 @@
 import { AckPolicy, jetstream, jetstreamManager, type Consumer } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { systemTimers } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { HeldMessages } from "../../../src/transport/held-messages.ts";
 import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
@@ -30,7 +31,7 @@ describe("held messages (work that outlives the consumer's handler)", () => {
   });
 
   it("keeps a held message alive past its ack wait: the server does not deliver it again", async () => {
-    const held = new HeldMessages({ logger: silentLogger() });
+    const held = new HeldMessages({ logger: silentLogger(), timers: systemTimers });
     const first = await consumer.next();
     if (!first) throw new Error("no message");
     const work = held.hold(first, 300);
@@ -43,7 +44,7 @@ describe("held messages (work that outlives the consumer's handler)", () => {
   });
 
   it("joins a copy delivered again to the one held, and settles the newest delivery", async () => {
-    const held = new HeldMessages({ logger: silentLogger() });
+    const held = new HeldMessages({ logger: silentLogger(), timers: systemTimers });
     const first = await consumer.next();
     if (!first) throw new Error("no message");
     // Kept alive too slowly for the ack wait: the server delivers it again.
@@ -61,7 +62,7 @@ describe("held messages (work that outlives the consumer's handler)", () => {
   });
 
   it("has room for no more than its capacity, and lets waiters go when closed", async () => {
-    const held = new HeldMessages({ logger: silentLogger(), capacity: 1 });
+    const held = new HeldMessages({ logger: silentLogger(), capacity: 1, timers: systemTimers });
     const first = await consumer.next();
     if (!first) throw new Error("no message");
     const work = held.hold(first, 300);

@@ -1,9 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { systemClock } from "../../../src/runtime/clock.ts";
 import type { ServiceLayout } from "../../../src/service/install-service.ts";
 import { removalScript, removeAgent, UNINSTALLED_MARKER, wasUninstalled } from "../../../src/service/remote-uninstall.ts";
+import { manualClock } from "../../helpers/manual-clock.ts";
 
 describe("removing the agent after a verified remote uninstall", () => {
   const roots: string[] = [];
@@ -24,7 +26,7 @@ describe("removing the agent after a verified remote uninstall", () => {
   it("hands the removal to systemd as a unit of its own when it may: the package, else the unit, then settings and data", async () => {
     const layout = layoutIn(true);
     const ran: Array<[string, readonly string[]]> = [];
-    expect(await removeAgent(layout, async (file, args) => void ran.push([file, args]))).toBe("removed-by-systemd");
+    expect(await removeAgent(layout, systemClock, async (file, args) => void ran.push([file, args]))).toBe("removed-by-systemd");
     expect(ran).toHaveLength(1);
     expect(ran[0]?.[0]).toBe("systemd-run");
     expect(ran[0]?.[1].slice(0, 4)).toEqual(["--no-block", "--collect", "--unit", "edge-agent-remote-uninstall"]);
@@ -44,9 +46,12 @@ describe("removing the agent after a verified remote uninstall", () => {
       throw new Error("Interactive authentication required.");
     };
     expect(await wasUninstalled(layout.dataDir)).toBe(false);
-    expect(await removeAgent(layout, refused)).toBe("data-removed");
+    const clock = manualClock(Date.parse("2031-02-03T04:05:06Z"));
+    expect(await removeAgent(layout, clock, refused)).toBe("data-removed");
     expect(readdirSync(layout.configDir)).toEqual([]);
     expect(readdirSync(layout.dataDir)).toEqual([UNINSTALLED_MARKER]);
+    // Stamped by the injected clock, not the machine's.
+    expect(readFileSync(join(layout.dataDir, UNINSTALLED_MARKER), "utf8")).toBe("2031-02-03T04:05:06.000Z remote uninstall\n");
     expect(await wasUninstalled(layout.dataDir)).toBe(true);
   });
 

@@ -6,7 +6,8 @@ import { createSampler } from "../../../src/telemetry/sampler.ts";
 import { createTelemetry, jitterOffsetMs, validateCronExpression, InvalidScheduleError, type Collector } from "../../../src/telemetry/index.ts";
 import { startJitteredSchedule } from "../../../src/telemetry/jittered-schedule.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
-import type { Inventory } from "../../../src/contracts/index.ts";
+import type { Inventory, TelemetrySample } from "../../../src/contracts/index.ts";
+import { manualClock, settle } from "../../helpers/manual-clock.ts";
 
 const recordingSink = (): EventSink & { events: OutgoingEvent[] } => {
   const events: OutgoingEvent[] = [];
@@ -14,15 +15,27 @@ const recordingSink = (): EventSink & { events: OutgoingEvent[] } => {
 };
 
 describe("sampler", () => {
-  it("reports a hanging and a throwing collector in errors, and still fills in the others", async () => {
+  it("reports a hanging collector once the injected clock passes its deadline, a throwing one in errors, and still fills in the others", async () => {
     const hanging: Collector = { name: "hangs", collect: () => new Promise(() => undefined) };
     const throwing: Collector = { name: "throws", collect: async () => { throw new Error("boom"); } };
     const fine: Collector = { name: "load", collect: async () => ({ load: { one: 1, five: 2, fifteen: 3 } }) };
-    const sampler = createSampler({ machineId: "m1", clock: systemClock, collectors: [hanging, throwing, fine], timeoutMs: 50, tagKeyValues: () => ["site:lab"] });
-    const sample = await sampler.sample();
+    const clock = manualClock();
+    // The deadline is the injected clock's: far longer than the test runs, reached only by moving it.
+    const sampler = createSampler({ machineId: "m1", clock, collectors: [hanging, throwing, fine], timeoutMs: 600_000, tagKeyValues: () => ["site:lab"] });
+    let sampled: TelemetrySample | null = null;
+    void sampler.sample().then((sample) => (sampled = sample));
+    await settle();
+    clock.advance(599_999);
+    await settle();
+    expect(sampled).toBeNull();
+    clock.advance(1);
+    await settle();
+    const sample = sampled as TelemetrySample | null;
+    if (sample === null) throw new Error("the sample did not finish at the collectors' deadline");
+    expect(clock.pending).toBe(0);
     expect(sample.load).toEqual({ one: 1, five: 2, fifteen: 3 });
     expect(sample.errors).toEqual([
-      { collector: "hangs", message: "hangs did not finish within 50 ms" },
+      { collector: "hangs", message: "hangs did not finish within 600000 ms" },
       { collector: "throws", message: "boom" },
     ]);
     expect(sample.tagKeyValues).toEqual(["site:lab"]);
