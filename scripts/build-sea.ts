@@ -7,7 +7,7 @@
  * - the bridge: src/bridge/cli/main.ts -> dist/edge-bridge-linux-x64 (bundle dist/edge-bridge.cjs).
  * `node scripts/build-sea.ts` builds the agent (`--agent`); `--bridge` the bridge; `--all` both.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -22,11 +22,13 @@ const require = createRequire(import.meta.url);
 
 /**
  * V8 flags baked into the agent's executable (measured with `npm run bench -- agent`): a 1 MiB young
- * generation, and lite mode: no optimizing compilers and feedback allocated only for code that runs
- * often. An agent idles between small bursts, and the compilers' own code pages, their zones and the
- * optimized code cost it about 13 MB resident; the interpreter is fast enough for what it does.
+ * generation, the interpreter only (no baseline or optimizing compilers) and V8's heuristics that
+ * favour size. An agent idles between small bursts: the compilers' code pages, their zones and the
+ * code they make cost it about 13 MB resident, and the interpreter is fast enough for what it does.
+ * Not `--lite-mode`, which saves the same: it also turns WebAssembly off, and with it `fetch` (undici
+ * parses HTTP in WebAssembly), so tools and updates could not be downloaded.
  */
-export const SEA_EXEC_ARGV = ["--max-semi-space-size=1", "--lite-mode"];
+export const SEA_EXEC_ARGV = ["--max-semi-space-size=1", "--no-opt", "--no-maglev", "--no-sparkplug", "--optimize-for-size"];
 
 /**
  * The bundle with every character above U+007F written as a \\u escape. The executable hands its
@@ -237,7 +239,10 @@ async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOp
   } finally {
     for (const leftover of [partialBundle, partialBinary, partialContents, strippedBase, seaConfig, ...assetFiles.map((worker) => worker.file)]) rmSync(leftover, { force: true });
   }
-  const version = execFileSync(binary, ["version"], { encoding: "utf8" }).trim();
+  const check = spawnSync(binary, ["version"], { encoding: "utf8" });
+  // A warning here (a code cache V8 rejects, say) would be printed at every start of every agent.
+  if (check.status !== 0 || check.stderr !== "") throw new Error(`${binary} version: exit ${check.status}, stderr: ${check.stderr}`);
+  const version = check.stdout.trim();
   console.log(`built ${binary} (${(statSync(binary).size / 1024 / 1024).toFixed(1)} MiB), version ${version}`);
   return { binary, bundle, contents };
 }
