@@ -22,11 +22,11 @@ import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-serve
 import { waitFor } from "../../helpers/wait-for.ts";
 
 /**
- * Strings only the Kafka client has: its error codes, a protocol API the agent never speaks, and
- * the paths of its modules in a bundle ("@platformatic/kafka" alone is no marker: the agent bundles
- * package.json, which lists it).
+ * Strings only the Kafka client has: its error codes and a protocol API the agent never speaks.
+ * Neither module paths (the minified bundles name no module) nor "@platformatic/kafka" (the agent
+ * bundles package.json, which lists it) can tell.
  */
-const KAFKA_CLIENT_MARKERS = ["PLT_KFK_", "InitProducerId", "node_modules/@platformatic/kafka/"];
+const KAFKA_CLIENT_MARKERS = ["PLT_KFK_", "InitProducerId"];
 
 const has = (command: string): boolean => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
 
