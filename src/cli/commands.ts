@@ -267,7 +267,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     exitCodes: [ExitCode.ok, ExitCode.failure],
     async run(context) {
       const { collectMachineInventory } = await import("../telemetry/inventory.ts");
-      const inventory = await collectMachineInventory();
+      const inventory = await collectMachineInventory(process.platform);
       context.print(context.flags.json === true ? JSON.stringify(inventory) : JSON.stringify(inventory, null, 2));
       return ExitCode.ok;
     },
