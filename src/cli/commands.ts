@@ -125,7 +125,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         if (name === "install-service") {
           const copyTo = context.flags["copy-to"];
           // An unreachable executable is a usage error: the cure is a copy (--copy-to), exit 2.
-          await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, typeof copyTo === "string" ? { copyTo } : {}).catch((error: unknown) => {
+          await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, { platform: context.host.platform, ...(typeof copyTo === "string" ? { copyTo } : {}) }).catch((error: unknown) => {
             throw error instanceof service.ExecutableUnreachableError ? new CommandError(error.message, ExitCode.badSettings) : error;
           });
         } else await service.uninstallService(layout, context.print);
