@@ -25,7 +25,7 @@ async function measure(samples: number, work: () => Promise<unknown>): Promise<{
 
 export async function run(): Promise<Record<string, unknown>> {
   const samples = Number(process.env.BENCH_TELEMETRY_SAMPLES ?? 30);
-  const telemetry = createTelemetry({ machineId: "bench", clock: systemClock, logger: silentLogger(), sink: nullSink, telemetrySchedule: "0 0 0 1 1 *", inventorySchedule: "0 0 0 1 1 *" });
+  const telemetry = createTelemetry({ machineId: "bench", clock: systemClock, logger: silentLogger(), sink: nullSink, telemetrySchedule: "0 0 0 1 1 *", inventorySchedule: "0 0 0 1 1 *", platform: process.platform });
   const ours = await measure(samples, () => telemetry.collectNow());
   const si = await import("systeminformation");
   // The same metrics through systeminformation. Child processes it spawns are not in our

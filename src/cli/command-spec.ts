@@ -1,5 +1,6 @@
 import type { FlagValues, Settings } from "../settings/index.ts";
 import type { ExitCodeValue } from "./exit-codes.ts";
+import type { ProcessHost } from "./process-host.ts";
 
 /** One flag a command takes of its own (the settings flags are described by the settings). */
 export interface FlagSpec {
@@ -21,6 +22,8 @@ export interface CommandContext {
   /** The positional arguments after the command's name. */
   readonly positionals: readonly string[];
   readonly env: NodeJS.ProcessEnv;
+  /** The process's platform and privilege, which pick the default paths. */
+  readonly host: ProcessHost;
   /** The settings (defaults < settings file < environment < flags), resolved on first use. */
   settings(): Settings;
   /** One or more lines to stdout. */

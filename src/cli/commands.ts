@@ -40,7 +40,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
       const { statusCommand } = await import("./status-command.ts");
-      return statusCommand(context.settings(), { json: context.flags.json === true, dataDirGiven: dataDirGiven(context) }, context.print);
+      return statusCommand(context.settings(), { json: context.flags.json === true, dataDirGiven: dataDirGiven(context), host: context.host, env: context.env }, context.print);
     },
   },
   {
@@ -64,8 +64,8 @@ export const COMMANDS: readonly CommandSpec[] = [
       const { enroll } = await import("./enroll-command.ts");
       const { defaultDirectories } = await import("../settings/index.ts");
       const configFlag = context.flags["config-dir"];
-      const configDir = typeof configFlag === "string" ? configFlag : (context.env.EDGE_AGENT_CONFIG_DIR ?? defaultDirectories(process.platform, context.env).configDir);
-      await enroll(context.flags, configDir, context.print);
+      const configDir = typeof configFlag === "string" ? configFlag : (context.env.EDGE_AGENT_CONFIG_DIR ?? defaultDirectories(context.host.platform, context.env, context.host.privileged).configDir);
+      await enroll(context.flags, configDir, context.host, context.print);
       return ExitCode.ok;
     },
   },
@@ -125,7 +125,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         if (name === "install-service") {
           const copyTo = context.flags["copy-to"];
           // An unreachable executable is a usage error: the cure is a copy (--copy-to), exit 2.
-          await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, typeof copyTo === "string" ? { copyTo } : {}).catch((error: unknown) => {
+          await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, { platform: context.host.platform, ...(typeof copyTo === "string" ? { copyTo } : {}) }).catch((error: unknown) => {
             throw error instanceof service.ExecutableUnreachableError ? new CommandError(error.message, ExitCode.badSettings) : error;
           });
         } else await service.uninstallService(layout, context.print);
@@ -230,7 +230,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       const { server, agents, "data-dir": dataDir, "start-concurrency": startConcurrency, "stagger-ms": staggerMs } = context.flags;
       // --server is the fleet's server: the same as --nats-url for every agent.
       const flags = { ...context.flags, ...(typeof server === "string" ? { "nats-url": server } : {}) };
-      await simulateCommand(loadSettings({ env: context.env, flags }).settings, {
+      await simulateCommand(loadSettings({ env: context.env, flags, ...context.host }).settings, {
         agents: typeof agents === "string" ? agents : undefined,
         dataDir: typeof dataDir === "string" ? dataDir : undefined,
         startConcurrency: typeof startConcurrency === "string" ? startConcurrency : undefined,
@@ -267,7 +267,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     exitCodes: [ExitCode.ok, ExitCode.failure],
     async run(context) {
       const { collectMachineInventory } = await import("../telemetry/inventory.ts");
-      const inventory = await collectMachineInventory();
+      const inventory = await collectMachineInventory(context.host.platform);
       context.print(context.flags.json === true ? JSON.stringify(inventory) : JSON.stringify(inventory, null, 2));
       return ExitCode.ok;
     },

@@ -8,9 +8,11 @@ import { COMMANDS } from "./commands.ts";
 import { didYouMean } from "../runtime/closest-match.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { commandHelp, overallHelp } from "./help.ts";
+import { processHost, type ProcessHost } from "./process-host.ts";
 
 export interface CommandLineIo {
   readonly env: NodeJS.ProcessEnv;
+  readonly host: ProcessHost;
   readonly stdout: (text: string) => void;
 }
 
@@ -30,19 +32,19 @@ export async function runCommandLine(args: readonly string[], io: CommandLineIo,
   const [first, ...rest] = args;
   if (first === undefined) throw new CommandError("no command given (edge-agent --help lists the commands)", ExitCode.badSettings);
   if (first === "--help" || first === "-h") {
-    print(overallHelp(commands, process.platform, io.env));
+    print(overallHelp(commands, io.host, io.env));
     return ExitCode.ok;
   }
   if (first === "help") {
-    if (rest.length === 0) print(overallHelp(commands, process.platform, io.env));
-    else print(commandHelp(findCommand(rest[0] as string, commands), process.platform, io.env));
+    if (rest.length === 0) print(overallHelp(commands, io.host, io.env));
+    else print(commandHelp(findCommand(rest[0] as string, commands), io.host, io.env));
     return ExitCode.ok;
   }
   if (first.startsWith("-")) throw new CommandError(`the command comes first: edge-agent <command> ${first} ... (edge-agent --help lists the commands)`, ExitCode.badSettings);
   const command = findCommand(first, commands);
   const parsed = parseCommandLine(command, rest, commands);
   if (parsed.help) {
-    print(commandHelp(command, process.platform, io.env));
+    print(commandHelp(command, io.host, io.env));
     return ExitCode.ok;
   }
   let settings: Settings | undefined;
@@ -51,7 +53,8 @@ export async function runCommandLine(args: readonly string[], io: CommandLineIo,
     flags: parsed.flags,
     positionals: parsed.positionals,
     env: io.env,
-    settings: () => (settings ??= loadSettings({ env: io.env, flags: parsed.flags }).settings),
+    host: io.host,
+    settings: () => (settings ??= loadSettings({ env: io.env, flags: parsed.flags, ...io.host }).settings),
     print,
   });
 }
@@ -65,7 +68,7 @@ export function exitCodeFor(error: unknown): number {
 
 /** The whole program: runs the command line and exits with its code, one line on stderr on error. */
 export function main(args: readonly string[]): void {
-  runCommandLine(args, { env: process.env, stdout: (text) => void process.stdout.write(text) }).then(
+  runCommandLine(args, { env: process.env, host: processHost, stdout: (text) => void process.stdout.write(text) }).then(
     (code) => process.exit(code),
     (error: unknown) => {
       process.stderr.write(`edge-agent: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -2,6 +2,7 @@ import { planEnrollment, writeEnrollment, SettingsError } from "../settings/inde
 import type { FlagValues } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
+import type { ProcessHost } from "./process-host.ts";
 
 function text(flags: FlagValues, name: string): string | undefined {
   const value = flags[name];
@@ -25,7 +26,7 @@ function tags(flags: FlagValues): Record<string, string> {
  * [--machine-id ID] [--tag k=v ...]`: checks everything, proves the link works with the new
  * settings, and only then writes them: a failed test leaves a working settings file as it was.
  */
-export async function enroll(flags: FlagValues, configDir: string, report: (line: string) => void): Promise<void> {
+export async function enroll(flags: FlagValues, configDir: string, host: ProcessHost, report: (line: string) => void): Promise<void> {
   const server = text(flags, "server");
   if (!server) throw new CommandError("enroll needs --server URL (e.g. --server tls://nats.example:4222)", ExitCode.badSettings);
   const creds = text(flags, "creds");
@@ -44,6 +45,8 @@ export async function enroll(flags: FlagValues, configDir: string, report: (line
     tlsCertFile: text(flags, "tls-cert"),
     tlsKeyFile: text(flags, "tls-key"),
     tags: tags(flags),
+    platform: host.platform,
+    privileged: host.privileged,
   });
   if (flags["skip-link-test"] !== true) {
     const settings = plan.settingsBeforeCopy;

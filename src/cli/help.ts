@@ -2,6 +2,7 @@ import { defaultSettings, SETTING_SPECS, type SettingSpec } from "../settings/in
 import type { CommandSpec, FlagSpec } from "./command-spec.ts";
 import { HELP_FLAG } from "./command-line.ts";
 import { EXIT_CODE_MEANINGS, type ExitCodeValue } from "./exit-codes.ts";
+import type { ProcessHost } from "./process-host.ts";
 
 const FLAG_COLUMN = 30;
 
@@ -18,8 +19,8 @@ function valueAt(settings: Record<string, unknown>, path: string): unknown {
 }
 
 /** The default a setting has for whoever asks (root gets the system paths, a user their own). */
-function defaultOf(spec: SettingSpec, platform: NodeJS.Platform, env: NodeJS.ProcessEnv): string | undefined {
-  const value = valueAt(defaultSettings(platform, env) as unknown as Record<string, unknown>, spec.path);
+function defaultOf(spec: SettingSpec, host: ProcessHost, env: NodeJS.ProcessEnv): string | undefined {
+  const value = valueAt(defaultSettings(host.platform, env, host.privileged) as unknown as Record<string, unknown>, spec.path);
   if (value === undefined) return undefined;
   if (Array.isArray(value)) return value.length === 0 ? undefined : value.join(",");
   if (value !== null && typeof value === "object") return Object.keys(value).length === 0 ? undefined : JSON.stringify(value);
@@ -27,9 +28,9 @@ function defaultOf(spec: SettingSpec, platform: NodeJS.Platform, env: NodeJS.Pro
 }
 
 /** Every setting: its flag (if it has one), its environment variables and its default. */
-function settingsLines(specs: readonly SettingSpec[], platform: NodeJS.Platform, env: NodeJS.ProcessEnv): string[] {
+function settingsLines(specs: readonly SettingSpec[], host: ProcessHost, env: NodeJS.ProcessEnv): string[] {
   return specs.map((spec) => {
-    const fallback = defaultOf(spec, platform, env);
+    const fallback = defaultOf(spec, host, env);
     const flag: FlagSpec = { type: "string", help: spec.help ?? spec.path, ...(spec.valueName ? { valueName: spec.valueName } : {}), ...(fallback === undefined ? {} : { default: fallback }) };
     if (spec.flag) return flagLine(spec.flag, flag, `[${spec.env.join(", ")}]`);
     // No flag: only the environment (or settings.json) sets it.
@@ -44,21 +45,21 @@ function exitCodeLines(codes: readonly ExitCodeValue[]): string[] {
 }
 
 /** `edge-agent <command> --help`: usage, what it does, its options with defaults, examples, exit codes. */
-export function commandHelp(command: CommandSpec, platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env): string {
+export function commandHelp(command: CommandSpec, host: ProcessHost, env: NodeJS.ProcessEnv): string {
   const lines = [`usage: edge-agent ${command.name}${command.usage ? ` ${command.usage}` : ""}`, "", `${command.summary}.`];
   if (command.description) lines.push(command.description);
   lines.push("", "options:", ...Object.entries(command.flags).map(([name, flag]) => flagLine(name, flag)), flagLine("help", HELP_FLAG));
   const settings = command.settingsFlags === "all" ? SETTING_SPECS : SETTING_SPECS.filter((spec) => spec.flag !== undefined && command.settingsFlags.includes(spec.flag));
   if (settings.length > 0) {
     lines.push("", command.settingsFlags === "all" ? "settings options (each also an environment variable, in brackets; flags win over the environment, which wins over settings.json):" : "settings options:");
-    lines.push(...settingsLines(settings, platform, env));
+    lines.push(...settingsLines(settings, host, env));
   }
   lines.push("", "examples:", ...command.examples.map((example) => `  ${example}`), "", "exit codes:", ...exitCodeLines(command.exitCodes));
   return lines.join("\n");
 }
 
 /** `edge-agent --help`: every command with its own options, every setting, the exit codes. */
-export function overallHelp(commands: readonly CommandSpec[], platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env): string {
+export function overallHelp(commands: readonly CommandSpec[], host: ProcessHost, env: NodeJS.ProcessEnv): string {
   const width = Math.max(...commands.map((command) => command.name.length)) + 2;
   const lines = ["usage: edge-agent <command> [options]     (edge-agent <command> --help: that command in full)", "", "commands:"];
   for (const command of commands) {
@@ -75,7 +76,7 @@ export function overallHelp(commands: readonly CommandSpec[], platform: NodeJS.P
   }
   lines.push("", "command options:", ...[...ownFlags].map(([name, flag]) => flagLine(name, flag, `[${flag.commands.join(", ")}]`)), flagLine("help", HELP_FLAG, "[every command]"));
   lines.push("", "settings options (every command that reads settings; each also an environment variable, in brackets; see README.md):");
-  lines.push(...settingsLines(SETTING_SPECS, platform, env));
+  lines.push(...settingsLines(SETTING_SPECS, host, env));
   lines.push("", "exit codes:", ...exitCodeLines(Object.keys(EXIT_CODE_MEANINGS).map(Number) as ExitCodeValue[]));
   return lines.join("\n");
 }

@@ -11,6 +11,7 @@ import { defaultDirectories, type Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 import { processAlive } from "./process-alive.ts";
+import type { ProcessHost } from "./process-host.ts";
 
 export interface StatusReport {
   readonly source: "live" | "local-file";
@@ -163,8 +164,9 @@ export async function fetchStatus(settings: Settings, choice: DataDirChoice = { 
 }
 
 /** `edge-agent status`: prints the report; 0 while an agent runs, 1 when none does. */
-export async function statusCommand(settings: Settings, options: { readonly json: boolean; readonly dataDirGiven: boolean }, print: (text: string) => void): Promise<number> {
-  const systemDataDir = defaultDirectories(process.platform, process.env, true).dataDir;
+export async function statusCommand(settings: Settings, options: { readonly json: boolean; readonly dataDirGiven: boolean; readonly host: ProcessHost; readonly env: NodeJS.ProcessEnv }, print: (text: string) => void): Promise<number> {
+  // The system agent's data dir on this platform, whoever asks.
+  const systemDataDir = defaultDirectories(options.host.platform, options.env, true).dataDir;
   const choice = await chooseStatusDataDir(settings.dataDir, { dataDirGiven: options.dataDirGiven, systemDataDir });
   const report = await fetchStatus(settings, choice);
   print(options.json ? JSON.stringify(report, null, 2) : formatStatus(report));

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync } from "node:fs";
 import { open, readdir, rename, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { POSIX_FILE_SYSTEM } from "./host.ts";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "./private-file.ts";
 
 /**
@@ -55,7 +56,7 @@ export async function removeAbandonedTemporaries(directory: string): Promise<str
 
 async function syncDirectory(directory: string): Promise<void> {
   // Windows cannot open a directory for fsync; there the rename is as durable as it gets.
-  if (process.platform === "win32") return;
+  if (!POSIX_FILE_SYSTEM) return;
   const handle = await open(directory, "r");
   try {
     await handle.sync();
@@ -66,7 +67,7 @@ async function syncDirectory(directory: string): Promise<void> {
 
 /** Makes a file's creation (or a rename) in `directory` survive a power cut; synchronous. */
 export function syncDirectorySync(directory: string): void {
-  if (process.platform === "win32") return;
+  if (!POSIX_FILE_SYSTEM) return;
   const fd = openSync(directory, "r");
   try {
     fsyncSync(fd);

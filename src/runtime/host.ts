@@ -11,3 +11,11 @@ export interface Host {
 export function osNameOf(platform: NodeJS.Platform): OsName {
   return platform === "win32" ? "windows" : platform === "darwin" ? "macos" : "linux";
 }
+
+/**
+ * Whether the file system this process writes on is POSIX (modes, fsync on a directory). The one
+ * process read outside src/cli/, on purpose: file helpers act on the real disk, so they ask the real
+ * OS. A simulated Windows agent on Linux still writes Linux files; its `Host.platform` must not decide
+ * whether a directory is fsynced or a mode narrowed.
+ */
+export const POSIX_FILE_SYSTEM = process.platform !== "win32";

@@ -1,4 +1,5 @@
 import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync } from "node:fs";
+import { POSIX_FILE_SYSTEM } from "./host.ts";
 
 /**
  * What the agent keeps in its data and config dirs (the outbox holds the inventory, the settings
@@ -20,7 +21,7 @@ export function makePrivateDir(path: string): void {
 export function ensurePrivateFile(path: string): void {
   const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, PRIVATE_FILE_MODE);
   try {
-    if (process.platform !== "win32" && (fstatSync(fd).mode & 0o077) !== 0) fchmodSync(fd, PRIVATE_FILE_MODE);
+    if (POSIX_FILE_SYSTEM && (fstatSync(fd).mode & 0o077) !== 0) fchmodSync(fd, PRIVATE_FILE_MODE);
   } finally {
     closeSync(fd);
   }

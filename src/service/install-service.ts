@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -46,7 +47,8 @@ export async function lookUpServiceAccount(name = "edge-agent"): Promise<Service
 export async function copyExecutable(executable: string, directory: string): Promise<string> {
   await mkdir(directory, { recursive: true, mode: 0o755 });
   const target = join(directory, "edge-agent");
-  const partial = `${target}.${process.pid}.partial`;
+  // Unique per copy, so two install-service runs never write into the same temporary.
+  const partial = `${target}.${randomUUID()}.partial`;
   try {
     await copyFile(executable, partial);
     await chmod(partial, 0o755);
@@ -97,6 +99,8 @@ async function ensureServiceUser(): Promise<void> {
 }
 
 export interface InstallServiceOptions {
+  /** The machine's platform (the CLI passes the process's): only Linux with systemd is served. */
+  readonly platform: NodeJS.Platform;
   /** Create the service user and chown its directories (default true; tests without root say false). */
   readonly manageUser?: boolean;
   /** Copy the executable into this directory first and point the unit at the copy. */
@@ -111,8 +115,8 @@ export interface InstallServiceOptions {
  * Refuses (ExecutableUnreachableError), before it changes anything, when the service user could
  * not start the executable where it is.
  */
-export async function installService(template: string, requested: ServiceLayout, report: (line: string) => void, options: InstallServiceOptions = {}): Promise<void> {
-  if (process.platform !== "linux") throw new ServiceInstallError(`install-service supports Linux (systemd); on ${process.platform} use the package (.msi on Windows, the launchd plist on macOS)`);
+export async function installService(template: string, requested: ServiceLayout, report: (line: string) => void, options: InstallServiceOptions): Promise<void> {
+  if (options.platform !== "linux") throw new ServiceInstallError(`install-service supports Linux (systemd); on ${options.platform} use the package (.msi on Windows, the launchd plist on macOS)`);
   let layout = requested;
   if (options.copyTo !== undefined) {
     layout = { ...layout, executable: await copyExecutable(layout.executable, options.copyTo) };

@@ -7,9 +7,10 @@ export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 
 /**
  * System paths for the service (root); per-user paths when an ordinary user runs the agent by
- * hand, so `npm start` works without root and never half-writes into /etc.
+ * hand, so `npm start` works without root and never half-writes into /etc. `privileged` is the
+ * caller's to say (the CLI asks the process): Windows always gets the system paths.
  */
-export function defaultDirectories(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, privileged = isPrivileged()): { configDir: string; dataDir: string } {
+export function defaultDirectories(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, privileged: boolean): { configDir: string; dataDir: string } {
   if (!privileged && platform !== "win32") {
     const home = env.HOME ?? homedir();
     return {
@@ -32,11 +33,7 @@ export function defaultDirectories(platform: NodeJS.Platform, env: NodeJS.Proces
   }
 }
 
-function isPrivileged(): boolean {
-  return typeof process.getuid !== "function" || process.getuid() === 0;
-}
-
-export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, privileged?: boolean): Settings {
+export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, privileged: boolean): Settings {
   return {
     natsServers: [DEFAULT_NATS_URL],
     ...defaultDirectories(platform, env, privileged),

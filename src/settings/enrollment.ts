@@ -23,6 +23,10 @@ export interface EnrollmentRequest {
   readonly tlsCertFile?: string;
   readonly tlsKeyFile?: string;
   readonly tags: Readonly<Record<string, string>>;
+  /** The enrolling host's platform: its default paths go into the checked settings. */
+  readonly platform: NodeJS.Platform;
+  /** Root (or Windows): system paths by default; on POSIX, the files written go to the config dir's owner. */
+  readonly privileged: boolean;
 }
 
 /** A secret file to copy into the config dir, readable by its owner only. */
@@ -44,6 +48,8 @@ export interface EnrollmentPlan {
   readonly secrets: readonly SecretCopy[];
   readonly settings: Settings;
   readonly settingsBeforeCopy: Settings;
+  /** Root writing for a service that runs as its own user: each file written is chowned to the config dir's owner. */
+  readonly chownToConfigDirOwner: boolean;
 }
 
 export interface EnrollmentResult {
@@ -65,10 +71,11 @@ async function assertReadable(path: string, flag: string): Promise<void> {
  * 0600, owned by whoever owns the config dir: when root enrolls for a service that runs as its
  * own user (the packages make /etc/edge-agent that user's), the service must still read it.
  */
-async function giveToConfigDirOwner(path: string, configDir: string): Promise<void> {
+async function giveToConfigDirOwner(path: string, plan: EnrollmentPlan): Promise<void> {
   await chmod(path, 0o600);
-  const owner = await stat(configDir);
-  if (typeof process.getuid === "function" && process.getuid() === 0 && owner.uid !== 0) await chown(path, owner.uid, owner.gid);
+  if (!plan.chownToConfigDirOwner) return;
+  const owner = await stat(plan.configDir);
+  if (owner.uid !== 0) await chown(path, owner.uid, owner.gid);
 }
 
 /**
@@ -119,11 +126,13 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
   if (Object.keys(request.tags).length > 0) document.tags = { ...((existing.tags as Record<string, string> | undefined) ?? {}), ...request.tags };
 
   // Through the same path the daemon reads, so enrollment never writes a file it would refuse.
-  const settingsOf = (settingsDocument: Record<string, unknown>): Settings => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir }, settingsDocument }).settings;
+  const settingsOf = (settingsDocument: Record<string, unknown>): Settings => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir }, platform: request.platform, privileged: request.privileged, settingsDocument }).settings;
   const settings = settingsOf(document);
   const sourceAuth = { ...auth };
   for (const secret of secrets) sourceAuth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.source;
-  return { configDir, settingsFile, document, secrets, settings, settingsBeforeCopy: settingsOf({ ...document, auth: sourceAuth }) };
+  // Privileged means root on POSIX; Windows (no uid, no chown) is privileged too and chowns nothing.
+  const chownToConfigDirOwner = request.privileged && request.platform !== "win32";
+  return { configDir, settingsFile, document, secrets, settings, settingsBeforeCopy: settingsOf({ ...document, auth: sourceAuth }), chownToConfigDirOwner };
 }
 
 /** Copies the plan's secrets in and replaces the settings file (atomically; 0600). */
@@ -135,7 +144,7 @@ export async function writeEnrollment(plan: EnrollmentPlan): Promise<EnrollmentR
     const partial = `${secret.target}.partial`;
     try {
       await copyFile(secret.source, partial);
-      await giveToConfigDirOwner(partial, plan.configDir);
+      await giveToConfigDirOwner(partial, plan);
       await rename(partial, secret.target);
     } catch (error) {
       await rm(partial, { force: true });
@@ -145,6 +154,6 @@ export async function writeEnrollment(plan: EnrollmentPlan): Promise<EnrollmentR
   }
   const store = await openSettingsStore(plan.configDir);
   store.store = plan.document;
-  await giveToConfigDirOwner(store.path, plan.configDir);
+  await giveToConfigDirOwner(store.path, plan);
   return { settingsFile: store.path, copiedSecrets, settings: plan.settings };
 }

@@ -13,9 +13,10 @@ export const SETTINGS_FILE_NAME = "settings.json";
 export interface LoadSettingsInput {
   readonly env: NodeJS.ProcessEnv;
   readonly flags?: FlagValues;
-  readonly platform?: NodeJS.Platform;
-  /** Root (or Windows): system paths by default. Detected when absent. */
-  readonly privileged?: boolean;
+  /** The host's platform, whose default paths apply (the CLI passes the process's). */
+  readonly platform: NodeJS.Platform;
+  /** Root (or Windows): system paths by default. */
+  readonly privileged: boolean;
   /** Stands for the settings file's content (enrollment checks a file before writing it). */
   readonly settingsDocument?: Record<string, unknown>;
 }
@@ -34,8 +35,7 @@ function readSettingsFile(configDir: string, given?: Record<string, unknown>): {
 
 /** Resolves the one settings object: defaults < settings file < environment < flags. */
 export function loadSettings(input: LoadSettingsInput): LoadedSettings {
-  const platform = input.platform ?? process.platform;
-  const defaults = defaultSettings(platform, input.env, input.privileged);
+  const defaults = defaultSettings(input.platform, input.env, input.privileged);
   const env = environmentLayer(input.env);
   const flags = flagLayer(input.flags ?? {});
   const configDir = String(flags.get("configDir")?.value ?? env.get("configDir")?.value ?? defaults.configDir);

@@ -10,7 +10,8 @@ export interface InventoryRequest {
   readonly machineId: string;
   readonly clock: Clock;
   readonly tagKeyValues: string[];
-  readonly platform?: NodeJS.Platform;
+  /** The host's platform: which package manager lists the software, which osType is reported. */
+  readonly platform: NodeJS.Platform;
 }
 /** Gathers one inventory: in this process (tests, simulators) or in a child (the daemon). */
 export type InventoryCollector = (request: InventoryRequest) => Promise<Inventory>;
@@ -41,7 +42,7 @@ export function inventoryHash(body: InventoryBody): string {
  * schedule: some of these calls spawn processes). Each part that fails is named in `errors` and
  * left empty.
  */
-export async function collectMachineInventory(platform: NodeJS.Platform = process.platform): Promise<MachineInventory> {
+export async function collectMachineInventory(platform: NodeJS.Platform): Promise<MachineInventory> {
   const si = await import("systeminformation");
   const errors: MachineInventory["errors"] = [];
   const attempt = async <T>(name: string, work: () => Promise<T>, fallback: T): Promise<T> => {

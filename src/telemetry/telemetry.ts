@@ -28,7 +28,8 @@ export interface TelemetryOptions {
   readonly tags?: Readonly<Record<string, string>>;
   /** Replaces the platform's collectors (tests). */
   readonly collectors?: readonly Collector[];
-  readonly platform?: NodeJS.Platform;
+  /** The host's platform (injected: a simulated agent may pose as another OS); picks the collectors. */
+  readonly platform: NodeJS.Platform;
   /** How an inventory is gathered (default: in this process; the daemon runs a child). */
   readonly collectInventory?: InventoryCollector;
 }
@@ -54,8 +55,7 @@ export interface Telemetry {
 const DAY_MS = 24 * 3600 * 1000;
 
 export function createTelemetry(options: TelemetryOptions): Telemetry {
-  const { clock, logger, sink, machineId } = options;
-  const platform = options.platform ?? process.platform;
+  const { clock, logger, sink, machineId, platform } = options;
   let telemetrySchedule = options.telemetrySchedule;
   let inventorySchedule = options.inventorySchedule;
   let tags = { ...(options.tags ?? {}) };

@@ -4,7 +4,10 @@ import { COMMANDS } from "../../../src/cli/commands.ts";
 import { runCommandLine } from "../../../src/cli/dispatch.ts";
 import { commandHelp, overallHelp } from "../../../src/cli/help.ts";
 import { closestMatch } from "../../../src/runtime/closest-match.ts";
-import { defaultDirectories, SETTING_SPECS } from "../../../src/settings/index.ts";
+import { SETTING_SPECS } from "../../../src/settings/index.ts";
+
+/** The CLI as an ordinary user on Linux runs it (help shows defaults for whoever asks). */
+const linuxUser = { platform: "linux", privileged: false } as const;
 
 const command = (name: string) => {
   const found = COMMANDS.find((candidate) => candidate.name === name);
@@ -16,7 +19,7 @@ const command = (name: string) => {
 async function runLine(args: string[]): Promise<{ code: number; stdout: string } | { error: string; exitCode: number }> {
   let stdout = "";
   try {
-    const code = await runCommandLine(args, { env: { HOME: "/home/someone" }, stdout: (text) => void (stdout += text) });
+    const code = await runCommandLine(args, { env: { HOME: "/home/someone" }, host: linuxUser, stdout: (text) => void (stdout += text) });
     return { code, stdout };
   } catch (error) {
     return { error: (error as Error).message, exitCode: (error as { exitCode: number }).exitCode };
@@ -39,7 +42,7 @@ describe("edge-agent's command line", () => {
       const guarded = { ...spec, run: () => Promise.reject(new Error(`${spec.name} ran`)) };
       for (const flag of ["--help", "-h"]) {
         let stdout = "";
-        const code = await runCommandLine([spec.name, flag], { env: {}, stdout: (text) => void (stdout += text) }, [guarded]);
+        const code = await runCommandLine([spec.name, flag], { env: {}, host: linuxUser, stdout: (text) => void (stdout += text) }, [guarded]);
         expect(code).toBe(0);
         expect(stdout).toContain(`usage: edge-agent ${spec.name}`);
       }
@@ -50,16 +53,17 @@ describe("edge-agent's command line", () => {
   });
 
   it("a command's help shows its flags with defaults, examples and exit codes", () => {
-    const help = commandHelp(command("status"), "linux", { HOME: "/home/someone" });
+    const help = commandHelp(command("status"), linuxUser, { HOME: "/home/someone" });
     expect(help).toContain("  --json                      one JSON object, for scripts");
     // The default for whoever asks: root gets the system's data dir, a user their own.
-    const dataDir = defaultDirectories("linux", { HOME: "/home/someone" }).dataDir;
-    expect(help).toContain(`--data-dir DIR              outbox, status file, machine id and state (default ${dataDir}) [EDGE_AGENT_DATA_DIR]`);
+    const dataDirLine = (dataDir: string): string => `--data-dir DIR              outbox, status file, machine id and state (default ${dataDir}) [EDGE_AGENT_DATA_DIR]`;
+    expect(help).toContain(dataDirLine("/home/someone/.local/state/edge-agent"));
+    expect(commandHelp(command("status"), { platform: "linux", privileged: true }, { HOME: "/home/someone" })).toContain(dataDirLine("/var/lib/edge-agent"));
     expect(help).toContain("--heartbeat-seconds N       seconds between heartbeats (default 60)");
     expect(help).toMatch(/examples:\n {2}sudo edge-agent status\n/);
     expect(help).toMatch(/exit codes:\n {2}0 {3}done\n {2}1 {3}failed .*the agent is not running\n {2}2 {3}bad usage/);
     for (const spec of COMMANDS) {
-      const text = commandHelp(spec, "linux", {});
+      const text = commandHelp(spec, linuxUser, {});
       for (const flag of Object.keys(flagsOf(spec))) expect(text, `${spec.name} --${flag}`).toContain(`--${flag}`);
       expect(text).toContain("examples:");
       expect(text).toContain("exit codes:");
@@ -69,7 +73,7 @@ describe("edge-agent's command line", () => {
   it("`edge-agent --help` lists every command and every flag", async () => {
     const result = await runLine(["--help"]);
     expect(result).toMatchObject({ code: 0 });
-    const help = overallHelp(COMMANDS, "linux", {});
+    const help = overallHelp(COMMANDS, linuxUser, {});
     for (const spec of COMMANDS) {
       expect(help).toContain(`  ${spec.name} `);
       for (const flag of Object.keys(flagsOf(spec))) expect(help, `--${flag}`).toContain(`--${flag}`);

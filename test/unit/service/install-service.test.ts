@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ExecutableUnreachableError, installService, uninstallService, unitFor } from "../../../src/service/install-service.ts";
+import { ExecutableUnreachableError, installService, ServiceInstallError, uninstallService, unitFor } from "../../../src/service/install-service.ts";
 import { SYSTEMD_UNIT_TEMPLATE } from "../../../src/service/unit-template.ts";
 
 const scratchDirs: string[] = [];
@@ -36,13 +36,23 @@ describe("install-service", () => {
     // An executable every user can reach (the check follows symlinks to the real file).
     const layout = { unitPath: join(root, "systemd/edge-agent.service"), executable: "/bin/sh", configDir: join(root, "etc"), dataDir: join(root, "var"), systemdRunning: false };
     const lines: string[] = [];
-    await installService(SYSTEMD_UNIT_TEMPLATE, layout, (line) => lines.push(line), { manageUser: false, account: newServiceUser });
+    await installService(SYSTEMD_UNIT_TEMPLATE, layout, (line) => lines.push(line), { platform: "linux", manageUser: false, account: newServiceUser });
     expect(readFileSync(layout.unitPath, "utf8")).toMatch(/^ExecStart=\/bin\/sh run$/m);
     expect(statSync(layout.dataDir).mode & 0o777).toBe(0o750);
     expect(lines.at(-1)).toMatch(/systemd is not running here/);
     await uninstallService(layout, (line) => lines.push(line));
     expect(existsSync(layout.unitPath)).toBe(false);
     expect(existsSync(layout.dataDir)).toBe(true);
+  });
+
+  it("refuses another platform than the one it is told, whatever this process runs on, writing nothing", async () => {
+    const root = scratch();
+    const layout = { unitPath: join(root, "systemd/edge-agent.service"), executable: "/bin/sh", configDir: join(root, "etc"), dataDir: join(root, "var"), systemdRunning: false };
+    const attempt = installService(SYSTEMD_UNIT_TEMPLATE, layout, () => undefined, { platform: "darwin", manageUser: false, account: newServiceUser });
+    await expect(attempt).rejects.toThrow(ServiceInstallError);
+    await expect(attempt).rejects.toThrow("install-service supports Linux (systemd); on darwin use the package (.msi on Windows, the launchd plist on macOS)");
+    expect(existsSync(layout.unitPath)).toBe(false);
+    expect(existsSync(layout.dataDir)).toBe(false);
   });
 
   it("refuses, writing nothing, an executable the service user cannot reach, and says to copy it", async () => {
@@ -52,7 +62,7 @@ describe("install-service", () => {
     const executable = join(locked, "edge-agent");
     writeFileSync(executable, "#!/bin/sh\n", { mode: 0o755 });
     const layout = { unitPath: join(root, "systemd/edge-agent.service"), executable, configDir: join(root, "etc"), dataDir: join(root, "var"), systemdRunning: false };
-    const attempt = installService(SYSTEMD_UNIT_TEMPLATE, layout, () => undefined, { manageUser: false, account: newServiceUser });
+    const attempt = installService(SYSTEMD_UNIT_TEMPLATE, layout, () => undefined, { platform: "linux", manageUser: false, account: newServiceUser });
     await expect(attempt).rejects.toThrow(ExecutableUnreachableError);
     await expect(attempt).rejects.toThrow(/^the service user cannot start .*\/locked\/edge-agent: .*--copy-to \/usr\/local\/bin$/);
     expect(existsSync(layout.unitPath)).toBe(false);
@@ -67,6 +77,7 @@ describe("install-service", () => {
     const lines: string[] = [];
     // The temp dir's own parents may be 0700: an account that may enter everything isolates the copy from them.
     await installService(SYSTEMD_UNIT_TEMPLATE.replace("PrivateTmp=yes", "PrivateTmp=no"), layout, (line) => lines.push(line), {
+      platform: "linux",
       manageUser: false,
       copyTo: join(root, "bin"),
       account: { name: "root", uid: 0, gids: [0] },

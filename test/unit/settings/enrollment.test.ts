@@ -1,11 +1,14 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { planEnrollment, SettingsError, writeEnrollment, type EnrollmentRequest } from "../../../src/settings/index.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 
 const fresh = (): string => scratchDir("ea-enroll-");
-const enroll = async (configDir: string, request: EnrollmentRequest) => writeEnrollment(await planEnrollment(configDir, request));
+/** An ordinary user enrolling on Linux, unless a test says otherwise. */
+const linuxUser = { platform: "linux", privileged: false } as const;
+type Request = Omit<EnrollmentRequest, "platform" | "privileged"> & Partial<Pick<EnrollmentRequest, "platform" | "privileged">>;
+const enroll = async (configDir: string, request: Request) => writeEnrollment(await planEnrollment(configDir, { ...linuxUser, ...request }));
 
 describe("enrollment", () => {
   it("writes server, machine id, tags and credentials into a 0600 settings file the daemon accepts", async () => {
@@ -24,10 +27,25 @@ describe("enrollment", () => {
     const configDir = join(fresh(), "config");
     const credsSource = join(fresh(), "user.creds");
     writeFileSync(credsSource, "jwt");
-    const plan = await planEnrollment(configDir, { server: "nats://h:4222", credsFile: credsSource, tags: {} });
+    const plan = await planEnrollment(configDir, { server: "nats://h:4222", credsFile: credsSource, tags: {}, ...linuxUser });
     expect(existsSync(configDir)).toBe(false);
     expect(plan.settingsBeforeCopy.auth.credsFile).toBe(credsSource);
     expect(plan.settings.auth.credsFile).toBe(join(configDir, "nats.creds"));
+  });
+
+  // Root enrolls for a service that runs as its own user: only the privilege it is told gives the files away.
+  it.skipIf(process.getuid?.() !== 0)("gives the files to the config dir's owner when told it runs privileged, not otherwise", async () => {
+    const serviceUid = 4242;
+    for (const privileged of [true, false]) {
+      const configDir = fresh();
+      chownSync(configDir, serviceUid, serviceUid);
+      const credsSource = join(fresh(), "user.creds");
+      writeFileSync(credsSource, "jwt");
+      const result = await enroll(configDir, { server: "nats://h:4222", credsFile: credsSource, tags: {}, privileged });
+      const owner = privileged ? serviceUid : 0;
+      expect(statSync(result.settingsFile).uid).toBe(owner);
+      expect(statSync(join(configDir, "nats.creds")).uid).toBe(owner);
+    }
   });
 
   it("keeps other settings, and replaces the whole auth block on re-enrollment", async () => {

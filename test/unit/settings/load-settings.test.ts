@@ -4,6 +4,9 @@ import { describe, expect, it } from "vitest";
 import { loadSettings, SettingsError } from "../../../src/settings/index.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 
+/** The host for tests about layering, not paths: they name their config dir. */
+const linuxUser = { platform: "linux", privileged: false } as const;
+
 function configDirWith(document: unknown): string {
   const dir = scratchDir("edge-agent-settings-");
   writeFileSync(join(dir, "settings.json"), JSON.stringify(document));
@@ -29,6 +32,17 @@ describe("loadSettings", () => {
     expect(windows.dataDir).toMatch(/edge-agent.data$/);
   });
 
+  it("takes the platform and privilege it is given, whatever this process runs on and as", () => {
+    const dataDirFor = (platform: NodeJS.Platform, privileged: boolean): string =>
+      loadSettings({ env: { HOME: "/home/ann", ProgramData: "D:\\PD", EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") }, platform, privileged }).settings.dataDir;
+    expect(dataDirFor("linux", true)).toBe("/var/lib/edge-agent");
+    expect(dataDirFor("linux", false)).toBe("/home/ann/.local/state/edge-agent");
+    expect(dataDirFor("darwin", true)).toBe("/Library/Application Support/edge-agent/data");
+    // Windows has no per-user default: ProgramData, privileged or not.
+    expect(dataDirFor("win32", false)).toMatch(/^D:\\PD.edge-agent.data$/);
+    expect(dataDirFor("win32", true)).toBe(dataDirFor("win32", false));
+  });
+
   it("has sane defaults for a Linux service with nothing configured", () => {
     const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") }, platform: "linux", privileged: true });
     expect(settings.natsServers).toEqual(["nats://127.0.0.1:4222"]);
@@ -40,25 +54,25 @@ describe("loadSettings", () => {
 
   it("layers defaults < settings file < environment < flags", () => {
     const configDir = configDirWith({ heartbeatSeconds: 30, logLevel: "debug", natsUrl: "nats://file:4222", tags: { site: "lab" } });
-    const fromFile = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir } }).settings;
+    const fromFile = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: configDir } }).settings;
     expect(fromFile).toMatchObject({ heartbeatSeconds: 30, logLevel: "debug", natsServers: ["nats://file:4222"], tags: { site: "lab" } });
 
-    const fromEnv = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" } }).settings;
+    const fromEnv = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" } }).settings;
     expect(fromEnv.heartbeatSeconds).toBe(15);
     expect(fromEnv.logLevel).toBe("debug");
 
-    const fromFlags = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" }, flags: { "heartbeat-seconds": "5", tag: ["a=1", "b=2"] } }).settings;
+    const fromFlags = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" }, flags: { "heartbeat-seconds": "5", tag: ["a=1", "b=2"] } }).settings;
     expect(fromFlags.heartbeatSeconds).toBe(5);
     expect(fromFlags.tags).toEqual({ a: "1", b: "2" });
   });
 
   it("takes a comma-separated server list and lifts credentials out of the URLs", () => {
     const dir = scratchDir("ea-");
-    const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "nats://alice:s%40cret@a.example:4222, tls://b.example:4443,c.example" } });
+    const { settings } = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "nats://alice:s%40cret@a.example:4222, tls://b.example:4443,c.example" } });
     expect(settings.natsServers).toEqual(["nats://a.example:4222", "tls://b.example:4443", "nats://c.example"]);
     expect(settings.auth).toEqual({ user: "alice", password: "s@cret" });
 
-    const token = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "wss://tok3n@edge.example/ws/nats" } }).settings;
+    const token = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "wss://tok3n@edge.example/ws/nats" } }).settings;
     expect(token.auth.token).toBe("tok3n");
     expect(token.natsServers).toEqual(["wss://edge.example/ws/nats"]);
   });
@@ -66,10 +80,10 @@ describe("loadSettings", () => {
   it("honours the standard NATS_* names as fallbacks, below our own names", () => {
     const dir = scratchDir("ea-");
     const env = { EDGE_AGENT_CONFIG_DIR: dir, NATS_URL: "nats://std:4222", NATS_USER: "u", NATS_PASSWORD: "p", NATS_CREDS: "/x.creds", NATS_NKEY: "/seed.nk", NATS_TOKEN: "t" };
-    const { settings } = loadSettings({ env });
+    const { settings } = loadSettings({ ...linuxUser, env });
     expect(settings.natsServers).toEqual(["nats://std:4222"]);
     expect(settings.auth).toEqual({ user: "u", password: "p", credsFile: "/x.creds", nkeySeedFile: "/seed.nk", token: "t" });
-    expect(loadSettings({ env: { ...env, EDGE_AGENT_NATS_URL: "nats://ours:4222" } }).settings.natsServers).toEqual(["nats://ours:4222"]);
+    expect(loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_NATS_URL: "nats://ours:4222" } }).settings.natsServers).toEqual(["nats://ours:4222"]);
   });
 
   it.each([
@@ -87,7 +101,7 @@ describe("loadSettings", () => {
     [{ EDGE_AGENT_TAGS: "novalue" }, "EDGE_AGENT_TAGS"],
     [{ EDGE_AGENT_NATS_PASSWORD: "p" }, "EDGE_AGENT_NATS_PASSWORD"],
   ])("refuses %j naming %s", (env, setting) => {
-    const error = settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...env } }));
+    const error = settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...env } }));
     expect(error.setting).toBe(setting);
     expect(error.message).toMatch(new RegExp(`^invalid setting ${setting}: `));
     expect(error.message).not.toContain("\n");
@@ -95,22 +109,22 @@ describe("loadSettings", () => {
 
   it("names the file key for a bad value or an unknown key in the settings file", () => {
     const dir = configDirWith({ outbox: { maxBytes: -5 } });
-    expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir } })).setting).toBe(`${join(dir, "settings.json")} outbox.maxBytes`);
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).setting).toBe(`${join(dir, "settings.json")} outbox.maxBytes`);
     const typo = configDirWith({ heartbeatSecs: 5 });
-    expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: typo } })).message).toMatch(/heartbeatSecs: is not a known setting/);
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: typo } })).message).toMatch(/heartbeatSecs: is not a known setting/);
   });
 
   it("says why 'all' is no machine id, and takes an inbox prefix from the file, the environment or a flag", () => {
     const env = { EDGE_AGENT_CONFIG_DIR: configDirWith({ inboxPrefix: "_INBOX_file" }) };
-    expect(settingsError(() => loadSettings({ env: { ...env, EDGE_AGENT_MACHINE_ID: "all" } })).message).toMatch(/must not be "all": machine.all.\* subjects are fleet-wide/);
-    expect(loadSettings({ env }).settings.inboxPrefix).toBe("_INBOX_file");
-    expect(loadSettings({ env: { ...env, EDGE_AGENT_INBOX_PREFIX: "_INBOX_env" } }).settings.inboxPrefix).toBe("_INBOX_env");
-    expect(loadSettings({ env, flags: { "inbox-prefix": "site.m1" } }).settings.inboxPrefix).toBe("site.m1");
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_MACHINE_ID: "all" } })).message).toMatch(/must not be "all": machine.all.\* subjects are fleet-wide/);
+    expect(loadSettings({ ...linuxUser, env }).settings.inboxPrefix).toBe("_INBOX_file");
+    expect(loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_INBOX_PREFIX: "_INBOX_env" } }).settings.inboxPrefix).toBe("_INBOX_env");
+    expect(loadSettings({ ...linuxUser, env, flags: { "inbox-prefix": "site.m1" } }).settings.inboxPrefix).toBe("site.m1");
   });
 
   it("refuses an unreadable settings file instead of wiping it", () => {
     const dir = scratchDir("ea-");
     writeFileSync(join(dir, "settings.json"), "{ not json");
-    expect(settingsError(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toMatch(/cannot be read/);
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toMatch(/cannot be read/);
   });
 });

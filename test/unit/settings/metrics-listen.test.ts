@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadSettings, parseMetricsListen, SettingsError } from "../../../src/settings/index.ts";
 
+const linuxUser = { platform: "linux", privileged: false } as const;
+
 describe("metricsListen", () => {
   it.each([
     ["127.0.0.1:9464", { host: "127.0.0.1", port: 9464 }],
@@ -22,8 +24,8 @@ describe("metricsListen", () => {
   });
 
   it("is off by default and refused by the settings with the name the operator used", () => {
-    expect(loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" } }).settings.metricsListen).toBeUndefined();
-    expect(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" }, flags: { "metrics-listen": "0.0.0.0:1" } })).toThrow(SettingsError);
-    expect(() => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" }, flags: { "metrics-listen": "0.0.0.0:1" } })).toThrow(/--metrics-listen/);
+    expect(loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" } }).settings.metricsListen).toBeUndefined();
+    expect(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" }, flags: { "metrics-listen": "0.0.0.0:1" } })).toThrow(SettingsError);
+    expect(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" }, flags: { "metrics-listen": "0.0.0.0:1" } })).toThrow(/--metrics-listen/);
   });
 });

@@ -106,6 +106,7 @@ describe("inventory", () => {
       inventorySchedule: "* * * * * *",
       jitterMs: 0,
       collectors: [],
+      platform: "linux",
       collectInventory: async () => ({ hash } as unknown as Inventory),
     });
     await telemetry.start();
@@ -129,6 +130,7 @@ describe("inventory", () => {
       inventorySchedule: "0 0 0 1 1 *",
       jitterMs: 0,
       collectors: [],
+      platform: "linux",
       // The hash covers the tags, as the real inventory's does.
       collectInventory: async ({ tagKeyValues }) => ({ hash: createHash("sha256").update(tagKeyValues.join(",")).digest("hex"), tagKeyValues }) as unknown as Inventory,
     });
@@ -143,7 +145,7 @@ describe("inventory", () => {
   });
 
   it("takes a new schedule live and refuses a bad one without changing anything", async () => {
-    const telemetry = createTelemetry({ machineId: "m1", clock: systemClock, logger: silentLogger(), sink: recordingSink(), telemetrySchedule: "0 * * * * *", inventorySchedule: "0 0 * * * *", collectors: [], collectInventory: async () => ({ hash: "c".repeat(64) } as unknown as Inventory) });
+    const telemetry = createTelemetry({ machineId: "m1", clock: systemClock, logger: silentLogger(), sink: recordingSink(), telemetrySchedule: "0 * * * * *", inventorySchedule: "0 0 * * * *", collectors: [], platform: "linux", collectInventory: async () => ({ hash: "c".repeat(64) } as unknown as Inventory) });
     await telemetry.start();
     expect(() => telemetry.reconfigure({ telemetrySchedule: "nonsense" })).toThrow(InvalidScheduleError);
     expect(() => telemetry.reconfigure({ telemetrySchedule: "*/5 * * * * *", tags: { site: "lab" } })).not.toThrow();
