@@ -7,7 +7,8 @@ export default defineConfig({
     // A temp root per run (TMPDIR): removed at the end, and anything a test left in it fails the run.
     globalSetup: ["test/helpers/temp-root.ts"],
     testTimeout: 60_000,
-    hookTimeout: 30_000,
+    // Hooks start servers and run setup commands (runScript allows one 45 s).
+    hookTimeout: 60_000,
     // Integration tests start their own nats-server and daemons: two cores, so keep parallelism modest.
     maxWorkers: 2,
     reporters: ["default", new SummaryReporter()],

@@ -25,8 +25,12 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `node <script> ...args` to completion (bounded by `timeoutMs`): a command of ours, as an operator runs it. */
-export async function runScript(script: string, args: readonly string[], env: Record<string, string>, timeoutMs = 20_000): Promise<CliResult> {
+/**
+ * Runs `node <script> ...args` to completion (bounded by `timeoutMs`): a command of ours, as an
+ * operator runs it. The bound is for a command that hangs, not a speed limit: in CI, beside the
+ * package builds, `dev-setup` (16 stream creations) once took over 20 s.
+ */
+export async function runScript(script: string, args: readonly string[], env: Record<string, string>, timeoutMs = 45_000): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
