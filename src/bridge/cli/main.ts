@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { SettingsError } from "../../settings/errors.ts";
 import { AGENT_VERSION } from "../../runtime/version.ts";
 import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
+import { processHost } from "../../cli/process-host.ts";
 import { bridgeFlagOptions, loadBridgeSettings } from "../settings/load-bridge-settings.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
 
@@ -32,8 +33,7 @@ options (each also EDGE_BRIDGE_* in the environment, or a key of settings.json; 
 exit codes: 0 stopped cleanly, 1 a runtime failure (Kafka refuses the bridge for good), 2 a bad setting`;
 
 function settingsFrom(flags: Record<string, string | boolean | string[] | boolean[] | undefined>): BridgeSettings {
-  const privileged = typeof process.getuid !== "function" || process.getuid() === 0;
-  return loadBridgeSettings({ env: process.env, flags, privileged }).settings;
+  return loadBridgeSettings({ env: process.env, flags, privileged: processHost.privileged }).settings;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
