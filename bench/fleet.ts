@@ -14,6 +14,7 @@ import { simulatedMachineId } from "../src/simulator/index.ts";
 import { TOOL_SCRIPT, toolZip } from "../test/fixtures/tools/tool-kit.ts";
 import { freeLoopbackPort, startNatsServer, type NatsServerHandle } from "../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
+import { ensureNatsServer } from "../scripts/nats-server-runtime.ts";
 import type { ShardCommand, ShardReply } from "./fleet-shard.ts";
 import { CLOCK_TICKS_PER_SECOND as TICKS_PER_SECOND, readCpuTicks, readMemoryKiB } from "./proc-stats.ts";
 import { quantileOfSorted } from "./quantile.ts";
@@ -428,7 +429,7 @@ export async function run(): Promise<Record<string, unknown>> {
     skipToolInstall: null,
   };
   const toolMaxAgents = Number(process.env.BENCH_FLEET_TOOL_MAX_AGENTS ?? 1000);
-  const natsVersion = execFileSync("nats-server", ["--version"], { encoding: "utf8" }).trim();
+  const natsVersion = execFileSync(await ensureNatsServer(), ["--version"], { encoding: "utf8" }).trim();
   const runs: Array<Record<string, unknown>> = [];
   let stopReason: string | null = null;
   for (const agents of sizes) {

