@@ -1,10 +1,10 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { access, chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
-import { CLOCK_TICKS_PER_SECOND, readCpuTicks, readMemoryKiB, type MemoryKiB } from "./proc-stats.ts";
+import { CLOCK_TICKS_PER_SECOND, type MemoryKiB, readCpuTicks, readMemoryKiB } from "./proc-stats.ts";
 
 /**
  * Daemon footprint: time from spawn to "connected to NATS", and resident memory after an idle
@@ -22,7 +22,8 @@ const CLI = resolve(import.meta.dirname, "../src/cli/main.ts");
 const BINARY = process.env.BENCH_AGENT_BINARY;
 /** The executable as an installer leaves it (see run()), or the sources. */
 let installedBinary: string | null = null;
-const agentCommand = (): [string, string[]] => (installedBinary ? [installedBinary, ["run"]] : [process.execPath, [CLI, "run"]]);
+const agentCommand = (): [string, string[]] =>
+  installedBinary ? [installedBinary, ["run"]] : [process.execPath, [CLI, "run"]];
 
 function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -76,7 +77,16 @@ const PEERS: readonly Peer[] = [
     name: "zabbix_agent2",
     executable: "/usr/sbin/zabbix_agent2",
     args: async (dir, port) => {
-      const lines = [`ListenIP=127.0.0.1`, `ListenPort=${port}`, "Server=127.0.0.1", "Hostname=bench", "LogType=console", `PidFile=${dir}/agent.pid`, `ControlSocket=${dir}/control.sock`, `PluginSocket=${dir}/plugin.sock`];
+      const lines = [
+        `ListenIP=127.0.0.1`,
+        `ListenPort=${port}`,
+        "Server=127.0.0.1",
+        "Hostname=bench",
+        "LogType=console",
+        `PidFile=${dir}/agent.pid`,
+        `ControlSocket=${dir}/control.sock`,
+        `PluginSocket=${dir}/plugin.sock`,
+      ];
       await writeFile(join(dir, "zabbix_agent2.conf"), `${lines.join("\n")}\n`);
       return ["-c", join(dir, "zabbix_agent2.conf")];
     },
@@ -85,8 +95,18 @@ const PEERS: readonly Peer[] = [
     name: "collectd",
     executable: "/usr/sbin/collectd",
     args: async (dir) => {
-      const plugins = ["cpu", "memory", "load", "df", "interface", "disk", "csv"].map((plugin) => `LoadPlugin ${plugin}`);
-      const lines = [`BaseDir "${dir}"`, `PIDFile "${dir}/collectd.pid"`, "Interval 10", ...plugins, "<Plugin csv>", `  DataDir "${dir}/csv"`, "</Plugin>"];
+      const plugins = ["cpu", "memory", "load", "df", "interface", "disk", "csv"].map(
+        (plugin) => `LoadPlugin ${plugin}`,
+      );
+      const lines = [
+        `BaseDir "${dir}"`,
+        `PIDFile "${dir}/collectd.pid"`,
+        "Interval 10",
+        ...plugins,
+        "<Plugin csv>",
+        `  DataDir "${dir}/csv"`,
+        "</Plugin>",
+      ];
       await writeFile(join(dir, "collectd.conf"), `${lines.join("\n")}\n`);
       return ["-f", "-C", join(dir, "collectd.conf")];
     },
@@ -104,7 +124,10 @@ interface RunningPeer {
 async function startPeers(root: string): Promise<RunningPeer[]> {
   const running: RunningPeer[] = [];
   for (const peer of PEERS) {
-    const installed = await access(peer.executable).then(() => true, () => false);
+    const installed = await access(peer.executable).then(
+      () => true,
+      () => false,
+    );
     if (!installed) continue;
     const dir = join(root, `peer-${peer.name}`);
     await mkdir(dir, { recursive: true });
@@ -140,7 +163,14 @@ export async function run(): Promise<Record<string, unknown>> {
       await chmod(installedBinary, 0o755);
     }
     // MALLOC_ARENA_MAX as the service definitions set it.
-    const env = { ...process.env, MALLOC_ARENA_MAX: "2", EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "bench-1", EDGE_AGENT_DATA_DIR: join(root, "data"), EDGE_AGENT_CONFIG_DIR: join(root, "config") };
+    const env = {
+      ...process.env,
+      MALLOC_ARENA_MAX: "2",
+      EDGE_AGENT_NATS_URL: server.url,
+      EDGE_AGENT_MACHINE_ID: "bench-1",
+      EDGE_AGENT_DATA_DIR: join(root, "data"),
+      EDGE_AGENT_CONFIG_DIR: join(root, "config"),
+    };
     // The platform's streams and KV bucket, as a real server has them: without them the agent
     // would spend its "idle" time retrying undeliverable events.
     const [command, runArgs] = agentCommand();
@@ -175,23 +205,46 @@ export async function run(): Promise<Record<string, unknown>> {
     clearInterval(peerPolling);
     const peerRows: Record<string, MemoryKiB | string> = {};
     for (const { peer, child, errors } of peers) {
-      peerRows[peer.name] = child.exitCode === null && child.signalCode === null ? readMemoryKiB(child.pid as number) : `exited early (${child.exitCode ?? child.signalCode}): ${errors().trim().split("\n").slice(-2).join(" / ")}`;
+      peerRows[peer.name] =
+        child.exitCode === null && child.signalCode === null
+          ? readMemoryKiB(child.pid as number)
+          : `exited early (${child.exitCode ?? child.signalCode}): ${errors().trim().split("\n").slice(-2).join(" / ")}`;
       await stopChild(child);
     }
     await stopChild(agent);
     await stopChild(bare);
-    const cpuPercent = (ticks: number): number => Number(((ticks / CLOCK_TICKS_PER_SECOND / idleSeconds) * 100).toFixed(3));
+    const cpuPercent = (ticks: number): number =>
+      Number(((ticks / CLOCK_TICKS_PER_SECOND / idleSeconds) * 100).toFixed(3));
     startToConnectedMs.sort((a, b) => a - b);
     return {
       agent: BINARY ? `single executable ${BINARY}` : "sources run by node (type stripping)",
       idleSeconds,
       warmupSeconds,
-      startToConnectedMs: { median: startToConnectedMs[Math.floor(starts / 2)], min: startToConnectedMs[0], max: startToConnectedMs[starts - 1] },
+      startToConnectedMs: {
+        median: startToConnectedMs[Math.floor(starts / 2)],
+        min: startToConnectedMs[0],
+        max: startToConnectedMs[starts - 1],
+      },
       bareNodeSpawnMs: Math.round(bareStartMs),
-      idleRssKiB: { agent: agentMemory.rss, bareNode: bareMemory.rss, ratio: Number((agentMemory.rss / bareMemory.rss).toFixed(2)) },
-      idleAnonKiB: { agent: agentMemory.anon, bareNode: bareMemory.anon, ratio: Number((agentMemory.anon / bareMemory.anon).toFixed(2)) },
-      idleFileKiB: { agent: agentMemory.file, bareNode: bareMemory.file, ratio: Number((agentMemory.file / bareMemory.file).toFixed(2)) },
-      idleCpuPercent: { agent: cpuPercent(ticksAfter.agent - ticksBefore.agent), bareNode: cpuPercent(ticksAfter.bare - ticksBefore.bare) },
+      idleRssKiB: {
+        agent: agentMemory.rss,
+        bareNode: bareMemory.rss,
+        ratio: Number((agentMemory.rss / bareMemory.rss).toFixed(2)),
+      },
+      idleAnonKiB: {
+        agent: agentMemory.anon,
+        bareNode: bareMemory.anon,
+        ratio: Number((agentMemory.anon / bareMemory.anon).toFixed(2)),
+      },
+      idleFileKiB: {
+        agent: agentMemory.file,
+        bareNode: bareMemory.file,
+        ratio: Number((agentMemory.file / bareMemory.file).toFixed(2)),
+      },
+      idleCpuPercent: {
+        agent: cpuPercent(ticksAfter.agent - ticksBefore.agent),
+        bareNode: cpuPercent(ticksAfter.bare - ticksBefore.bare),
+      },
       // Resident KiB of the peers installed here, idle as long beside the agent (none installed: {}).
       peersIdleKiB: peerRows,
       goalKiB: { rss: 70 * 1024, anon: 20 * 1024 },

@@ -1,18 +1,18 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
-import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { AckPolicy, DeliverPolicy, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Svcm } from "@nats-io/services";
+import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { Consumer, FetchIsolationLevels, MessagesStreamModes } from "@platformatic/kafka";
 import { EVENT_STREAMS } from "../src/bridge/bridge.ts";
 import { kafkaClientOptions } from "../src/bridge/kafka/kafka-client-options.ts";
 import { TransactionalWriter } from "../src/bridge/kafka/transactional-writer.ts";
-import { defaultBridgeSettings, type BridgeSettings } from "../src/bridge/settings/bridge-settings.ts";
 import { routeMessage } from "../src/bridge/records/event-router.ts";
 import type { OutputRecord, SourceMessage } from "../src/bridge/records/source-message.ts";
 import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../src/bridge/service/bridge-status.ts";
-import { eventHeaderEntries, machineSubjects, subjectFor, SCHEMA_VERSION } from "../src/contracts/index.ts";
+import { type BridgeSettings, defaultBridgeSettings } from "../src/bridge/settings/bridge-settings.ts";
+import { eventHeaderEntries, machineSubjects, SCHEMA_VERSION, subjectFor } from "../src/contracts/index.ts";
 import { toStreamMessage } from "../src/transport/ordered-stream-source.ts";
 import { realisticEvent, startSimulatedFleet } from "../test/fixtures/bridge/simulated-fleet.ts";
 import { startBridgeProcess } from "../test/helpers/bridge-process.ts";
@@ -40,7 +40,8 @@ export const name = "bridge";
 
 const run_ = promisify(execFile);
 const perSecond = (count: number, ms: number): number => Math.round((count / ms) * 1000);
-const percentile = (sorted: readonly number[], fraction: number): number => quantileOfSorted(sorted, fraction) ?? Number.NaN;
+const percentile = (sorted: readonly number[], fraction: number): number =>
+  quantileOfSorted(sorted, fraction) ?? Number.NaN;
 /** The bridge's own default batch: the raw baseline writes transactions of the same size. */
 const BATCH = defaultBridgeSettings({ configDir: "", dataDir: "" }).batch.maxEvents;
 
@@ -54,15 +55,32 @@ async function preload(connection: NatsConnection, events: number, machines: num
     const { type, body } = realisticEvent(machineId, perMachine);
     const eventId = `bench-event-${index}`;
     const headers = natsHeaders();
-    for (const [name, value] of eventHeaderEntries({ eventId, eventType: type, machineId, timestamp: new Date().toISOString(), correlationId: eventId, schemaVersion: SCHEMA_VERSION, sequence: perMachine + 1 })) headers.set(name, value);
-    inFlight.push(js.publish(subjectFor(machineSubjects(machineId), type), encoder.encode(JSON.stringify(body)), { msgID: eventId, headers }));
+    for (const [name, value] of eventHeaderEntries({
+      eventId,
+      eventType: type,
+      machineId,
+      timestamp: new Date().toISOString(),
+      correlationId: eventId,
+      schemaVersion: SCHEMA_VERSION,
+      sequence: perMachine + 1,
+    }))
+      headers.set(name, value);
+    inFlight.push(
+      js.publish(subjectFor(machineSubjects(machineId), type), encoder.encode(JSON.stringify(body)), {
+        msgID: eventId,
+        headers,
+      }),
+    );
     if (inFlight.length >= 512) await Promise.all(inFlight.splice(0));
   }
   await Promise.all(inFlight);
 }
 
 /** (a): every stream read to its end at once, one pull consumer each, no acks. */
-async function rawPullConsume(connection: NatsConnection, keep: boolean): Promise<{ ms: number; messages: SourceMessage[] }> {
+async function rawPullConsume(
+  connection: NatsConnection,
+  keep: boolean,
+): Promise<{ ms: number; messages: SourceMessage[] }> {
   const manager = await jetstreamManager(connection);
   const messages: SourceMessage[] = [];
   const began = performance.now();
@@ -70,7 +88,11 @@ async function rawPullConsume(connection: NatsConnection, keep: boolean): Promis
     EVENT_STREAMS.map(async (stream) => {
       const total = (await manager.streams.info(stream)).state.messages;
       if (total === 0) return;
-      const consumer = await manager.consumers.add(stream, { name: `bench-raw-${stream}`, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All });
+      const consumer = await manager.consumers.add(stream, {
+        name: `bench-raw-${stream}`,
+        ack_policy: AckPolicy.None,
+        deliver_policy: DeliverPolicy.All,
+      });
       const reader = await jetstream(connection).consumers.get(stream, consumer.name);
       const iterator = await reader.consume({ max_messages: 4_000 });
       let seen = 0;
@@ -87,7 +109,14 @@ async function rawPullConsume(connection: NatsConnection, keep: boolean): Promis
 
 /** (b): the records the bridge would write, produced in transactions of BATCH events, one producer per stream. */
 async function rawTransactionalProduce(bootstrap: string, messages: readonly SourceMessage[]): Promise<number> {
-  const topics = { devices: "raw-devices", telemetry: "raw-telemetry", events: "raw-events", inventory: "raw-inventory", deadLetter: "raw-dead-letter", checkpoint: "raw-checkpoint" };
+  const topics = {
+    devices: "raw-devices",
+    telemetry: "raw-telemetry",
+    events: "raw-events",
+    inventory: "raw-inventory",
+    deadLetter: "raw-dead-letter",
+    checkpoint: "raw-checkpoint",
+  };
   const byStream = new Map<string, OutputRecord[]>();
   for (const message of messages) {
     const routed = routeMessage(message, { topics, maxRecordBytes: () => 1_000_000 });
@@ -100,14 +129,19 @@ async function rawTransactionalProduce(bootstrap: string, messages: readonly Sou
   await admin.createTopics({ topics: Object.values(topics), partitions: 3, replicas: 1 });
   await admin.close();
   // The client options the bridge itself uses (retry delays included): the baseline is the same client, raw.
-  const clientOptions = (stream: string) => ({ ...kafkaClientOptions(rawKafkaSettings(bootstrap), `bench-raw-${stream}`) });
-  const writers = [...byStream.keys()].map((stream) => new TransactionalWriter(clientOptions(stream), `bench-raw-${stream}`, () => 1_000_000));
+  const clientOptions = (stream: string) => ({
+    ...kafkaClientOptions(rawKafkaSettings(bootstrap), `bench-raw-${stream}`),
+  });
+  const writers = [...byStream.keys()].map(
+    (stream) => new TransactionalWriter(clientOptions(stream), `bench-raw-${stream}`, () => 1_000_000),
+  );
   await Promise.all(writers.map((writer) => writer.open()));
   const began = performance.now();
   await Promise.all(
     [...byStream.values()].map(async (records, index) => {
       const writer = writers[index] as TransactionalWriter;
-      for (let offset = 0; offset < records.length; offset += BATCH) await writer.write(records.slice(offset, offset + BATCH));
+      for (let offset = 0; offset < records.length; offset += BATCH)
+        await writer.write(records.slice(offset, offset + BATCH));
     }),
   );
   const ms = performance.now() - began;
@@ -116,11 +150,21 @@ async function rawTransactionalProduce(bootstrap: string, messages: readonly Sou
 }
 
 function rawKafkaSettings(bootstrap: string): BridgeSettings["kafka"] {
-  return { brokers: [bootstrap], clientId: "bench", sasl: {}, tls: { enabled: false }, partitions: 3, replicationFactor: 1, maxRecordBytes: 1_000_000 };
+  return {
+    brokers: [bootstrap],
+    clientId: "bench",
+    sasl: {},
+    tls: { enabled: false },
+    partitions: 3,
+    replicationFactor: 1,
+    maxRecordBytes: 1_000_000,
+  };
 }
 
 async function statusOf(connection: NatsConnection): Promise<BridgeStatus | undefined> {
-  const replies = await new Svcm(connection).client({ strategy: "count", maxMessages: 1, maxWait: 2_000 }).stats(BRIDGE_SERVICE_NAME);
+  const replies = await new Svcm(connection)
+    .client({ strategy: "count", maxMessages: 1, maxWait: 2_000 })
+    .stats(BRIDGE_SERVICE_NAME);
   for await (const reply of replies) return reply.endpoints?.[0]?.data as BridgeStatus | undefined;
   return undefined;
 }
@@ -128,7 +172,11 @@ async function statusOf(connection: NatsConnection): Promise<BridgeStatus | unde
 /** CPU seconds a process used (user + system), and the whole machine's busy and total CPU seconds. */
 function cpuSeconds(pid: number): { process: number; machineBusy: number; machineTotal: number } {
   const machine = readMachineCpuTicks();
-  return { process: readCpuTicks(pid) / CLOCK_TICKS_PER_SECOND, machineBusy: machine.busy / CLOCK_TICKS_PER_SECOND, machineTotal: machine.total / CLOCK_TICKS_PER_SECOND };
+  return {
+    process: readCpuTicks(pid) / CLOCK_TICKS_PER_SECOND,
+    machineBusy: machine.busy / CLOCK_TICKS_PER_SECOND,
+    machineTotal: machine.total / CLOCK_TICKS_PER_SECOND,
+  };
 }
 
 export async function run(): Promise<Record<string, unknown>> {
@@ -136,10 +184,15 @@ export async function run(): Promise<Record<string, unknown>> {
   const machines = Number(process.env.BENCH_BRIDGE_MACHINES ?? 200);
   const rate = Number(process.env.BENCH_BRIDGE_RATE ?? 1_000);
   const latencySeconds = Number(process.env.BENCH_BRIDGE_LATENCY_SECONDS ?? 30);
-  const [nats, kafka] = await Promise.all([startNatsServer(), startKafkaBroker({ properties: { "log.retention.bytes": "-1" } })]);
+  const [nats, kafka] = await Promise.all([
+    startNatsServer(),
+    startKafkaBroker({ properties: { "log.retention.bytes": "-1" } }),
+  ]);
   const connection = await connect({ servers: nats.url });
   try {
-    await run_(process.execPath, [resolve(import.meta.dirname, "../src/cli/main.ts"), "dev-setup"], { env: { ...process.env, EDGE_AGENT_NATS_URL: nats.url } });
+    await run_(process.execPath, [resolve(import.meta.dirname, "../src/cli/main.ts"), "dev-setup"], {
+      env: { ...process.env, EDGE_AGENT_NATS_URL: nats.url },
+    });
     const manager = await jetstreamManager(connection);
     // Room for the whole preload in every stream (the platform's own limits are its business).
     for (const stream of EVENT_STREAMS) await manager.streams.update(stream, { max_bytes: -1, max_msgs: -1 });
@@ -163,7 +216,10 @@ export async function run(): Promise<Record<string, unknown>> {
       MALLOC_ARENA_MAX: "2",
       ...(process.env.BENCH_BRIDGE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_BRIDGE_NODE_OPTIONS } : {}),
     };
-    const bridge = await startBridgeProcess(bridgeEnv, process.env.BENCH_BRIDGE_BINARY ? { executable: resolve(process.env.BENCH_BRIDGE_BINARY) } : {});
+    const bridge = await startBridgeProcess(
+      bridgeEnv,
+      process.env.BENCH_BRIDGE_BINARY ? { executable: resolve(process.env.BENCH_BRIDGE_BINARY) } : {},
+    );
     const pid = bridge.child.pid as number;
     let rssMax = 0;
     const sampler = setInterval(() => {
@@ -177,7 +233,10 @@ export async function run(): Promise<Record<string, unknown>> {
     let caughtUpAt: number | null = null;
     const deadline = Date.now() + 15 * 60_000;
     let exitedEarly: string | null = null;
-    void bridge.exited.then((exit) => (exitedEarly = `the bridge exited (${exit.code ?? exit.signal}) during the benchmark:\n${bridge.output().slice(-3_000)}`));
+    void bridge.exited.then(
+      (exit) =>
+        (exitedEarly = `the bridge exited (${exit.code ?? exit.signal}) during the benchmark:\n${bridge.output().slice(-3_000)}`),
+    );
     while (caughtUpAt === null && Date.now() < deadline) {
       if (exitedEarly) throw new Error(exitedEarly);
       const status = await statusOf(connection).catch(() => undefined);
@@ -187,24 +246,36 @@ export async function run(): Promise<Record<string, unknown>> {
         firstCommitAt = performance.now();
         cpuAtFirstCommit = cpuSeconds(pid);
       }
-      if (shards.length === EVENT_STREAMS.length + 1 && shards.every((shard) => shard.streams.every((stream) => stream.lag === 0)) && committed >= events) caughtUpAt = performance.now();
+      if (
+        shards.length === EVENT_STREAMS.length + 1 &&
+        shards.every((shard) => shard.streams.every((stream) => stream.lag === 0)) &&
+        committed >= events
+      )
+        caughtUpAt = performance.now();
       else await new Promise((resolveWait) => setTimeout(resolveWait, 100));
     }
-    if (firstCommitAt === null || caughtUpAt === null) throw new Error(`the bridge did not bridge ${events} events within 15 minutes`);
+    if (firstCommitAt === null || caughtUpAt === null)
+      throw new Error(`the bridge did not bridge ${events} events within 15 minutes`);
     const bridgeMs = caughtUpAt - firstCommitAt;
     const cpuAtCaughtUp = cpuSeconds(pid);
-    const cores = cpuAtFirstCommit ? (cpuAtCaughtUp.machineTotal - cpuAtFirstCommit.machineTotal) / (bridgeMs / 1000) : 0;
+    const cores = cpuAtFirstCommit
+      ? (cpuAtCaughtUp.machineTotal - cpuAtFirstCommit.machineTotal) / (bridgeMs / 1000)
+      : 0;
     const loadCpu = cpuAtFirstCommit
       ? {
           bridgeCoresUsed: Number(((cpuAtCaughtUp.process - cpuAtFirstCommit.process) / (bridgeMs / 1000)).toFixed(2)),
-          machineCoresBusy: Number(((cpuAtCaughtUp.machineBusy - cpuAtFirstCommit.machineBusy) / (bridgeMs / 1000)).toFixed(2)),
+          machineCoresBusy: Number(
+            ((cpuAtCaughtUp.machineBusy - cpuAtFirstCommit.machineBusy) / (bridgeMs / 1000)).toFixed(2),
+          ),
           machineCores: Math.round(cores),
         }
       : null;
     const statusAfterLoad = await statusOf(connection);
     const memoryAfterLoad = statusAfterLoad?.memory;
     // Idle: V8 gives memory back only after a while without work.
-    await new Promise((resolveWait) => setTimeout(resolveWait, Number(process.env.BENCH_BRIDGE_IDLE_SECONDS ?? 30) * 1_000));
+    await new Promise((resolveWait) =>
+      setTimeout(resolveWait, Number(process.env.BENCH_BRIDGE_IDLE_SECONDS ?? 30) * 1_000),
+    );
     const memoryIdleKiB = readMemoryKiB(pid);
     const rssIdle = memoryIdleKiB.rss / 1024;
     const rssIdleAnonymous = memoryIdleKiB.anon / 1024;
@@ -212,8 +283,20 @@ export async function run(): Promise<Record<string, unknown>> {
     const memoryIdle = (await statusOf(connection))?.memory;
 
     // Latency at a steady rate: agents' outboxes -> JetStream -> bridge -> a read_committed reader.
-    const reader = new Consumer({ clientId: "bench-latency", groupId: `bench-latency-${Date.now()}`, bootstrapBrokers: [kafka.bootstrap], isolationLevel: FetchIsolationLevels.READ_COMMITTED, autocommit: false });
-    const stream = await reader.consume({ topics: ["machine-telemetry", "machine-events"], mode: MessagesStreamModes.LATEST, isolationLevel: FetchIsolationLevels.READ_COMMITTED, autocommit: false, maxWaitTime: 50 });
+    const reader = new Consumer({
+      clientId: "bench-latency",
+      groupId: `bench-latency-${Date.now()}`,
+      bootstrapBrokers: [kafka.bootstrap],
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      autocommit: false,
+    });
+    const stream = await reader.consume({
+      topics: ["machine-telemetry", "machine-events"],
+      mode: MessagesStreamModes.LATEST,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      autocommit: false,
+      maxWaitTime: 50,
+    });
     const latencies: number[] = [];
     const measuring = (async () => {
       for await (const message of stream) {
@@ -234,7 +317,8 @@ export async function run(): Promise<Record<string, unknown>> {
     const emittedForLatency = fleet.emitted.length;
     await fleet.drained(60_000);
     const until = Date.now() + 60_000;
-    while (latencies.length < emittedForLatency && Date.now() < until) await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+    while (latencies.length < emittedForLatency && Date.now() < until)
+      await new Promise((resolveWait) => setTimeout(resolveWait, 200));
     await stream.close();
     await measuring.catch(() => undefined);
     await reader.close();
@@ -259,7 +343,8 @@ export async function run(): Promise<Record<string, unknown>> {
       bridgeToSmallerBaseline: Number((bridgePerSecond / smaller).toFixed(2)),
       goal: 0.5,
       cpuDuringLoad: loadCpu,
-      transactionsCommitted: statusAfterLoad?.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) ?? null,
+      transactionsCommitted:
+        statusAfterLoad?.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) ?? null,
       bridgeRssMaxMb: Math.round(rssMax),
       bridgeRssIdleMb: Math.round(rssIdle),
       bridgeRssIdleAnonymousMb: Math.round(rssIdleAnonymous),

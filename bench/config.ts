@@ -49,7 +49,10 @@ export async function run(): Promise<Record<string, unknown>> {
       const applied = new Promise<ConfigStatus>((resolve) => (resolveApplied = resolve));
       const began = performance.now();
       await kv.put("machine.bench", JSON.stringify({ heartbeatSeconds: 10 + (index % 50) }));
-      const status = await Promise.race([applied, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no status within 10 s")), 10_000))]);
+      const status = await Promise.race([
+        applied,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no status within 10 s")), 10_000)),
+      ]);
       if (status.status !== "APPLIED") throw new Error(`push ${index}: ${status.status} ${status.error}`);
       latencies.push(performance.now() - began);
     }

@@ -6,7 +6,14 @@ import { createFleet, type Fleet, type FleetEvent, type FleetSummary } from "../
  * over the IPC channel by bench/fleet.ts; sends the fleet's events back in batches.
  */
 export type ShardCommand =
-  | { readonly type: "start"; readonly count: number; readonly firstIndex: number; readonly server: string; readonly dataDir: string; readonly startConcurrency: number }
+  | {
+      readonly type: "start";
+      readonly count: number;
+      readonly firstIndex: number;
+      readonly server: string;
+      readonly dataDir: string;
+      readonly startConcurrency: number;
+    }
   | { readonly type: "summary"; readonly requestId: number }
   | { readonly type: "stop" };
 

@@ -1,24 +1,24 @@
-import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { ensureNatsServer } from "../scripts/nats-server-runtime.ts";
 import { AGENT_CONFIG_BUCKET, CONFIG_DEFAULTS_KEY } from "../src/contracts/index.ts";
 import type { FleetEvent, FleetSummary } from "../src/simulator/index.ts";
 import { simulatedMachineId } from "../src/simulator/index.ts";
 import { TOOL_SCRIPT, toolZip } from "../test/fixtures/tools/tool-kit.ts";
-import { freeLoopbackPort, startNatsServer, type NatsServerHandle } from "../test/helpers/nats-server.ts";
+import { freeLoopbackPort, type NatsServerHandle, startNatsServer } from "../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
-import { ensureNatsServer } from "../scripts/nats-server-runtime.ts";
 import type { ShardCommand, ShardReply } from "./fleet-shard.ts";
-import { CLOCK_TICKS_PER_SECOND as TICKS_PER_SECOND, readCpuTicks, readMemoryKiB } from "./proc-stats.ts";
+import { readCpuTicks, readMemoryKiB, CLOCK_TICKS_PER_SECOND as TICKS_PER_SECOND } from "./proc-stats.ts";
 import { quantileOfSorted } from "./quantile.ts";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * The platform at fleet scale: N simulated agents (src/simulator, each made by createAgent with its
@@ -61,19 +61,29 @@ class PhaseTimeout extends Error {
   }
 }
 
-
 /** `work`, or a PhaseTimeout after `seconds` (the timer is cleared either way). */
 async function withDeadline<T>(work: Promise<T>, what: string, seconds: number, detail: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new PhaseTimeout(what, seconds, detail())), seconds * 1000)))]);
+    return await Promise.race([
+      work,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new PhaseTimeout(what, seconds, detail())), seconds * 1000)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }
 }
 
 /** Polls `check` until it holds or `seconds` pass; `detail` says how far it got. */
-async function until(what: string, seconds: number, check: () => Promise<boolean> | boolean, detail: () => string, intervalMs = 250): Promise<void> {
+async function until(
+  what: string,
+  seconds: number,
+  check: () => Promise<boolean> | boolean,
+  detail: () => string,
+  intervalMs = 250,
+): Promise<void> {
   const deadline = performance.now() + seconds * 1000;
   while (!(await check())) {
     if (performance.now() > deadline) throw new PhaseTimeout(what, seconds, detail());
@@ -95,11 +105,19 @@ function openFileLimits(): { soft: number; hard: number } {
   return { soft: Number(match?.[1] ?? 1024), hard: Number(match?.[2] ?? 1024) };
 }
 
-function quantiles(values: readonly number[]): { p50: number; p90: number; p99: number; max: number; min: number } | null {
+function quantiles(
+  values: readonly number[],
+): { p50: number; p90: number; p99: number; max: number; min: number } | null {
   if (values.length === 0) return null;
   const sorted = values.toSorted((a, b) => a - b);
   const at = (q: number): number => Math.round(quantileOfSorted(sorted, q) ?? 0);
-  return { min: Math.round(sorted[0] ?? 0), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: Math.round(sorted.at(-1) ?? 0) };
+  return {
+    min: Math.round(sorted[0] ?? 0),
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: Math.round(sorted.at(-1) ?? 0),
+  };
 }
 
 /** How many values fall in each whole second from `originMs`: the shape of a storm. */
@@ -120,7 +138,11 @@ async function serverWarnings(logFile: string): Promise<Record<string, number>> 
   for (const line of text.split("\n")) {
     const warning = /\[(WRN|ERR)\] (.*)$/.exec(line);
     if (!warning) continue;
-    const kind = `${warning[1]} ${(warning[2] ?? "").replace(/^[\d.:]+ - (cid|rid|lid):\d+ - ("[^"]*" - )?/, "").replace(/[\d.]+(ms|s|µs)?/g, "N")}`.slice(0, 160);
+    const kind =
+      `${warning[1]} ${(warning[2] ?? "").replace(/^[\d.:]+ - (cid|rid|lid):\d+ - ("[^"]*" - )?/, "").replace(/[\d.]+(ms|s|µs)?/g, "N")}`.slice(
+        0,
+        160,
+      );
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
   }
   return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).slice(0, 8));
@@ -134,8 +156,14 @@ interface Shard {
   stop(): void;
 }
 
-function startShard(command: Extract<ShardCommand, { type: "start" }>, onEvents: (events: readonly FleetEvent[]) => void): Shard {
-  const child = fork(SHARD_SCRIPT, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, MALLOC_ARENA_MAX: "2" } });
+function startShard(
+  command: Extract<ShardCommand, { type: "start" }>,
+  onEvents: (events: readonly FleetEvent[]) => void,
+): Shard {
+  const child = fork(SHARD_SCRIPT, [], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env: { ...process.env, MALLOC_ARENA_MAX: "2" },
+  });
   let requestId = 0;
   const waiting = new Map<number, (summary: FleetSummary) => void>();
   let startedResolve: () => void = () => undefined;
@@ -194,7 +222,11 @@ async function runSize(agents: number, environment: Environment): Promise<Record
   // the helper's pipe, thousands of warnings a second (slow read loops under load) block the
   // server's log lock, and with it every connection that logs (a 5,000-agent run stalled so).
   const server: NatsServerHandle = await startNatsServer({
-    configLines: [`http: "127.0.0.1:${monitorPort}"`, "max_connections: 1000000", `log_file: "${join(logDir, "nats-server.log")}"`],
+    configLines: [
+      `http: "127.0.0.1:${monitorPort}"`,
+      "max_connections: 1000000",
+      `log_file: "${join(logDir, "nats-server.log")}"`,
+    ],
     // A restart recovers every consumer before the port opens: minutes, with tens of thousands.
     startTimeoutMs: phaseSeconds * 1000,
   });
@@ -234,7 +266,8 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     operator.subscribe("machine.*.config.status", {
       callback: (_error, message) => {
         const body = message.json<{ revision: number; status: string }>();
-        if (body.revision === configRevision && body.status === "APPLIED") appliedAt.set(message.subject.split(".")[1] as string, Date.now());
+        if (body.revision === configRevision && body.status === "APPLIED")
+          appliedAt.set(message.subject.split(".")[1] as string, Date.now());
       },
     });
     operator.subscribe("machine.*.tool-installation.status", {
@@ -257,7 +290,9 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       const firstIndex = index * environment.agentsPerShard;
       const count = Math.min(environment.agentsPerShard, agents - firstIndex);
       const startConcurrency = Math.max(1, Math.floor(environment.startConcurrency / shardCount));
-      shards.push(startShard({ type: "start", count, firstIndex, server: server.url, dataDir: root, startConcurrency }, onEvents));
+      shards.push(
+        startShard({ type: "start", count, firstIndex, server: server.url, dataDir: root, startConcurrency }, onEvents),
+      );
     }
     result.shards = shardCount;
     const shardBaselineKiB = await (async () => {
@@ -265,13 +300,33 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       await sleep(300);
       return shards.reduce((sum, shard) => sum + procStat(shard.child.pid as number).rssKiB, 0);
     })();
-    await withDeadline(Promise.all(shards.map((shard) => shard.started)), "starting every agent", phaseSeconds, () => `${connectedAt.size} of ${agents} connected`);
-    await until("every agent connected", phaseSeconds, () => connectedAt.size === agents, () => `${connectedAt.size} of ${agents}`);
+    await withDeadline(
+      Promise.all(shards.map((shard) => shard.started)),
+      "starting every agent",
+      phaseSeconds,
+      () => `${connectedAt.size} of ${agents} connected`,
+    );
+    await until(
+      "every agent connected",
+      phaseSeconds,
+      () => connectedAt.size === agents,
+      () => `${connectedAt.size} of ${agents}`,
+    );
     const connectTimes = [...connectedAt.values()].map((at) => at - startedAtMs);
-    result.connect = { allConnectedMs: Math.max(...connectTimes), sinceStartMs: quantiles(connectTimes), agentsPerSecond: Math.round(agents / (Math.max(...connectTimes) / 1000)) };
+    result.connect = {
+      allConnectedMs: Math.max(...connectTimes),
+      sinceStartMs: quantiles(connectTimes),
+      agentsPerSecond: Math.round(agents / (Math.max(...connectTimes) / 1000)),
+    };
     const wantedConsumers = agents * CONSUMERS_PER_AGENT;
     let consumers = 0;
-    await until("every agent's consumers bound", phaseSeconds, async () => (consumers = (await manager.getAccountInfo()).consumers) >= wantedConsumers, () => `${consumers} of ${wantedConsumers}`, 1_000);
+    await until(
+      "every agent's consumers bound",
+      phaseSeconds,
+      async () => (consumers = (await manager.getAccountInfo()).consumers) >= wantedConsumers,
+      () => `${consumers} of ${wantedConsumers}`,
+      1_000,
+    );
     result.readyMs = Date.now() - startedAtMs;
 
     phase = "idle";
@@ -285,7 +340,10 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     const dataKiB = Number(execFileSync("du", ["-sk", root], { encoding: "utf8" }).split("\t")[0]);
     const cpuPercent = (ticks: number): number => Number(((ticks / TICKS_PER_SECOND / idleSeconds) * 100).toFixed(2));
     const serverIdleCpu = cpuPercent(idleAfter.server.ticks - idleBefore.server.ticks);
-    const fleetIdleCpu = cpuPercent(idleAfter.shards.reduce((sum, stat) => sum + stat.ticks, 0) - idleBefore.shards.reduce((sum, stat) => sum + stat.ticks, 0));
+    const fleetIdleCpu = cpuPercent(
+      idleAfter.shards.reduce((sum, stat) => sum + stat.ticks, 0) -
+        idleBefore.shards.reduce((sum, stat) => sum + stat.ticks, 0),
+    );
     const perThousand = (value: number): number => Number(((value * 1000) / agents).toFixed(2));
     result.memory = {
       fleetRssKiB,
@@ -307,20 +365,40 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     };
 
     /** CPU seconds the fleet's shards and the server spent from `before` to now (the server's own since its start when it restarted). */
-    const cpuSince = (before: { shards: number; server: number }): { fleetCpuSeconds: number; serverCpuSeconds: number } => ({
-      fleetCpuSeconds: Number(((shardPids.reduce((sum, pid) => sum + procStat(pid).ticks, 0) - before.shards) / TICKS_PER_SECOND).toFixed(2)),
+    const cpuSince = (before: {
+      shards: number;
+      server: number;
+    }): { fleetCpuSeconds: number; serverCpuSeconds: number } => ({
+      fleetCpuSeconds: Number(
+        ((shardPids.reduce((sum, pid) => sum + procStat(pid).ticks, 0) - before.shards) / TICKS_PER_SECOND).toFixed(2),
+      ),
       serverCpuSeconds: Number(((procStat(server.pid as number).ticks - before.server) / TICKS_PER_SECOND).toFixed(2)),
     });
-    const cpuNow = (): { shards: number; server: number } => ({ shards: shardPids.reduce((sum, pid) => sum + procStat(pid).ticks, 0), server: procStat(server.pid as number).ticks });
+    const cpuNow = (): { shards: number; server: number } => ({
+      shards: shardPids.reduce((sum, pid) => sum + procStat(pid).ticks, 0),
+      server: procStat(server.pid as number).ticks,
+    });
 
     phase = "config fan-out";
     const fanOutCpu = cpuNow();
     const putAtMs = Date.now();
-    configRevision = await new Kvm(operator).open(AGENT_CONFIG_BUCKET).then((kv) => kv.put(CONFIG_DEFAULTS_KEY, JSON.stringify({ heartbeatSeconds: 59 })));
-    await until("every agent reported APPLIED", phaseSeconds, () => appliedAt.size === agents, () => `${appliedAt.size} of ${agents}`);
+    configRevision = await new Kvm(operator)
+      .open(AGENT_CONFIG_BUCKET)
+      .then((kv) => kv.put(CONFIG_DEFAULTS_KEY, JSON.stringify({ heartbeatSeconds: 59 })));
+    await until(
+      "every agent reported APPLIED",
+      phaseSeconds,
+      () => appliedAt.size === agents,
+      () => `${appliedAt.size} of ${agents}`,
+    );
     const applyTimes = [...appliedAt.values()].map((at) => at - putAtMs);
     // CPU beside the time: a fleet in one process applies one agent at a time, each device would apply alone.
-    result.configFanOut = { revision: configRevision, allAppliedMs: Math.max(...applyTimes), perAgentMs: quantiles(applyTimes), ...cpuSince(fanOutCpu) };
+    result.configFanOut = {
+      revision: configRevision,
+      allAppliedMs: Math.max(...applyTimes),
+      perAgentMs: quantiles(applyTimes),
+      ...cpuSince(fanOutCpu),
+    };
 
     phase = "reconnect storm";
     reconnectedAt = new Map();
@@ -328,10 +406,21 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     const stormStartMs = Date.now();
     await server.restart();
     const serverUpMs = Date.now();
-    await until("every agent reconnected", phaseSeconds, () => reconnectedAt.size === agents, () => `${reconnectedAt.size} of ${agents}`);
+    await until(
+      "every agent reconnected",
+      phaseSeconds,
+      () => reconnectedAt.size === agents,
+      () => `${reconnectedAt.size} of ${agents}`,
+    );
     const allBackMs = Math.max(...reconnectedAt.values());
     let summary = await fleetSummary();
-    await until("every outbox drained", phaseSeconds, async () => (summary = await fleetSummary()).outboxPending === 0, () => `${summary.agentsWithPending} agents still hold ${summary.outboxPending} events`, 1_000);
+    await until(
+      "every outbox drained",
+      phaseSeconds,
+      async () => (summary = await fleetSummary()).outboxPending === 0,
+      () => `${summary.agentsWithPending} agents still hold ${summary.outboxPending} events`,
+      1_000,
+    );
     const drainedMs = Date.now();
     const stormServer = procStat(server.pid as number);
     const sinceUp = [...reconnectedAt.values()].map((at) => at - serverUpMs);
@@ -342,7 +431,13 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       reconnectAfterServerUpMs: quantiles(sinceUp),
       reconnectsPerSecondAfterServerUp: perSecond(sinceUp),
       // The new server process's CPU from its start until the fleet was back and drained.
-      server: { cpuSeconds: Number((stormServer.ticks / TICKS_PER_SECOND).toFixed(2)), cpuPercentOverStorm: Number(((stormServer.ticks / TICKS_PER_SECOND / ((drainedMs - serverUpMs) / 1000)) * 100).toFixed(1)), rssKiB: stormServer.rssKiB },
+      server: {
+        cpuSeconds: Number((stormServer.ticks / TICKS_PER_SECOND).toFixed(2)),
+        cpuPercentOverStorm: Number(
+          ((stormServer.ticks / TICKS_PER_SECOND / ((drainedMs - serverUpMs) / 1000)) * 100).toFixed(1),
+        ),
+        rssKiB: stormServer.rssKiB,
+      },
       fleetCpuSeconds: cpuSince({ shards: stormFleetTicks, server: 0 }).fleetCpuSeconds,
     };
 
@@ -360,7 +455,17 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       toolId: `${TOOL_ID}-id`,
       toolType: "BENCH",
       version: "1.0.0",
-      downloadConfigurations: [{ os: "linux", fileName: `${TOOL_ID}.zip`, agentFileName: "bin/tool.sh", link: `nats-obj://tools/${TOOL_ID}.zip`, sha256: createHash("sha256").update(archive).digest("hex"), size: archive.length, installationType: "STANDARD" }],
+      downloadConfigurations: [
+        {
+          os: "linux",
+          fileName: `${TOOL_ID}.zip`,
+          agentFileName: "bin/tool.sh",
+          link: `nats-obj://tools/${TOOL_ID}.zip`,
+          sha256: createHash("sha256").update(archive).digest("hex"),
+          size: archive.length,
+          installationType: "STANDARD",
+        },
+      ],
       assets: [],
       installationCommandArgs: ["install", "1.0.0"],
       toolAgentIdCommandArgs: ["id"],
@@ -371,16 +476,24 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     const publishStartMs = Date.now();
     // Published as the platform would, one command per machine, a bounded number in flight.
     let nextIndex = 0;
-    await Promise.all(Array.from({ length: 256 }, async () => {
-      while (nextIndex < agents) {
-        const index = nextIndex++;
-        await js.publish(`machine.${simulatedMachineId(index)}.tool-installation`, command);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 256 }, async () => {
+        while (nextIndex < agents) {
+          const index = nextIndex++;
+          await js.publish(`machine.${simulatedMachineId(index)}.tool-installation`, command);
+        }
+      }),
+    );
     const publishedMs = Date.now() - publishStartMs;
-    await until("every agent reported INSTALLED", phaseSeconds, () => installedAt.size === agents, () => `${installedAt.size} of ${agents}`);
+    await until(
+      "every agent reported INSTALLED",
+      phaseSeconds,
+      () => installedAt.size === agents,
+      () => `${installedAt.size} of ${agents}`,
+    );
     const installTimes = [...installedAt.values()].map((at) => at - publishStartMs);
-    const between = (from: Map<string, number>, to: Map<string, number>): number[] => [...to].flatMap(([machineId, at]) => (from.has(machineId) ? [at - (from.get(machineId) as number)] : []));
+    const between = (from: Map<string, number>, to: Map<string, number>): number[] =>
+      [...to].flatMap(([machineId, at]) => (from.has(machineId) ? [at - (from.get(machineId) as number)] : []));
     result.toolInstall = {
       link: "nats-obj (object store)",
       archiveBytes: archive.length,
@@ -395,7 +508,11 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     phase = "done";
   } catch (error) {
     const serverNow = server.pid === undefined ? null : procStat(server.pid);
-    result.failed = { phase, reason: error instanceof Error ? error.message : String(error), serverRssKiB: serverNow?.rssKiB ?? null };
+    result.failed = {
+      phase,
+      reason: error instanceof Error ? error.message : String(error),
+      serverRssKiB: serverNow?.rssKiB ?? null,
+    };
   } finally {
     const stopStartedMs = Date.now();
     for (const shard of shards) shard.stop();
@@ -438,25 +555,43 @@ export async function run(): Promise<Record<string, unknown>> {
       continue;
     }
     // Memory the last size needed per agent (fleet, server and data dir), scaled up, must be free now.
-    const last = runs.at(-1) as { agents: number; memory?: { fleetRssKiB: number; dataDirKiBPerAgent: number }; idle?: { server: { rssKiB: number } } } | undefined;
+    const last = runs.at(-1) as
+      | {
+          agents: number;
+          memory?: { fleetRssKiB: number; dataDirKiBPerAgent: number };
+          idle?: { server: { rssKiB: number } };
+        }
+      | undefined;
     if (last?.memory && last.idle) {
-      const perAgentKiB = (last.memory.fleetRssKiB + last.idle.server.rssKiB) / last.agents + (dataRoot === "/dev/shm" ? last.memory.dataDirKiBPerAgent : 0);
+      const perAgentKiB =
+        (last.memory.fleetRssKiB + last.idle.server.rssKiB) / last.agents +
+        (dataRoot === "/dev/shm" ? last.memory.dataDirKiBPerAgent : 0);
       const neededKiB = Math.round(perAgentKiB * agents * 1.25);
       const availableKiB = memAvailableKiB() - MEMORY_RESERVE_KIB;
       if (neededKiB > availableKiB) {
-        runs.push({ agents, skipped: `would need about ${Math.round(neededKiB / 1024)} MiB (from ${last.agents} agents, +25%); ${Math.round(availableKiB / 1024)} MiB available` });
+        runs.push({
+          agents,
+          skipped: `would need about ${Math.round(neededKiB / 1024)} MiB (from ${last.agents} agents, +25%); ${Math.round(availableKiB / 1024)} MiB available`,
+        });
         stopReason = `a smaller fleet already would not fit in memory`;
         continue;
       }
     }
     const began = performance.now();
-    const toolLimit = agents > toolMaxAgents ? `more than BENCH_FLEET_TOOL_MAX_AGENTS=${toolMaxAgents} agents: every simulated install runs its commands and scans /proc from one process` : null;
-    const figures = await runSize(agents, { ...environment, skipToolInstall: environment.skipToolInstall ?? toolLimit });
+    const toolLimit =
+      agents > toolMaxAgents
+        ? `more than BENCH_FLEET_TOOL_MAX_AGENTS=${toolMaxAgents} agents: every simulated install runs its commands and scans /proc from one process`
+        : null;
+    const figures = await runSize(agents, {
+      ...environment,
+      skipToolInstall: environment.skipToolInstall ?? toolLimit,
+    });
     runs.push({ ...figures, wallSeconds: Math.round((performance.now() - began) / 1000) });
     console.error(JSON.stringify(runs.at(-1)));
     const failed = figures.failed as { phase: string; reason: string } | undefined;
     // The tool install comes last: a fleet too slow at it is still measured at the rest when larger.
-    if (failed?.phase === "tool install") environment = { ...environment, skipToolInstall: `${agents} agents did not finish it: ${failed.reason}` };
+    if (failed?.phase === "tool install")
+      environment = { ...environment, skipToolInstall: `${agents} agents did not finish it: ${failed.reason}` };
     else if (failed) stopReason = `${agents} agents failed in phase "${failed.phase}": ${failed.reason}`;
   }
   return {

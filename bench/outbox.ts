@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders } from "@nats-io/transport-node";
 import { eventHeaderEntries } from "../src/contracts/index.ts";
-import { openOutbox, type OutboxEntryInput } from "../src/outbox/index.ts";
+import { type OutboxEntryInput, openOutbox } from "../src/outbox/index.ts";
 import { systemClock } from "../src/runtime/clock.ts";
 import { silentLogger } from "../src/runtime/logger.ts";
 import { createJetStreamPublisher } from "../src/transport/jetstream-publisher.ts";
@@ -22,7 +22,8 @@ const perSecond = (count: number, ms: number): number => Math.round((count / ms)
 
 async function dirBytes(dir: string, prefix: string): Promise<number> {
   let total = 0;
-  for (const suffix of ["", "-wal", "-shm"]) total += (await stat(join(dir, prefix + suffix)).catch(() => ({ size: 0 }))).size;
+  for (const suffix of ["", "-wal", "-shm"])
+    total += (await stat(join(dir, prefix + suffix)).catch(() => ({ size: 0 }))).size;
   return total;
 }
 
@@ -40,8 +41,15 @@ export async function run(): Promise<Record<string, unknown>> {
   const connection = await connect({ servers: server.url });
   try {
     const manager = await jetstreamManager(connection);
-    await manager.streams.add({ name: "TELEMETRY", subjects: ["machine.*.telemetry"], storage: "file", duplicate_window: 120_000_000_000 });
-    const events: OutboxEntryInput[] = Array.from({ length: count }, (_, index) => testEvent(index, { bodyBytes: 1_000 }));
+    await manager.streams.add({
+      name: "TELEMETRY",
+      subjects: ["machine.*.telemetry"],
+      storage: "file",
+      duplicate_window: 120_000_000_000,
+    });
+    const events: OutboxEntryInput[] = Array.from({ length: count }, (_, index) =>
+      testEvent(index, { bodyBytes: 1_000 }),
+    );
 
     const single = openOutbox({ dataDir: join(root, "single"), clock: systemClock, logger: silentLogger() });
     const singleMs = await timed(() => {
@@ -49,13 +57,23 @@ export async function run(): Promise<Record<string, unknown>> {
     });
     await single.stop();
 
-    const fullSingle = openOutbox({ dataDir: join(root, "full"), clock: systemClock, logger: silentLogger(), durability: "full" });
+    const fullSingle = openOutbox({
+      dataDir: join(root, "full"),
+      clock: systemClock,
+      logger: silentLogger(),
+      durability: "full",
+    });
     const fullSingleMs = await timed(() => {
       for (const event of events.slice(0, fullCount)) fullSingle.append(event);
     });
     await fullSingle.stop();
 
-    const batched = openOutbox({ dataDir: join(root, "batched"), clock: systemClock, logger: silentLogger(), maxBytes: 1024 ** 3 });
+    const batched = openOutbox({
+      dataDir: join(root, "batched"),
+      clock: systemClock,
+      logger: silentLogger(),
+      maxBytes: 1024 ** 3,
+    });
     const batchedMs = await timed(() => {
       for (let offset = 0; offset < count; offset += 500) batched.appendBatch(events.slice(offset, offset + 500));
     });
@@ -76,8 +94,15 @@ export async function run(): Promise<Record<string, unknown>> {
       for (const event of events) {
         sequence += 1;
         const eventHeaders = natsHeaders();
-        for (const [header, value] of eventHeaderEntries({ ...event.metadata, eventId: `${event.metadata.eventId}-raw`, sequence })) eventHeaders.set(header, value);
-        window.push(js.publish(event.subject, event.payload, { msgID: `${event.metadata.eventId}-raw`, headers: eventHeaders }));
+        for (const [header, value] of eventHeaderEntries({
+          ...event.metadata,
+          eventId: `${event.metadata.eventId}-raw`,
+          sequence,
+        }))
+          eventHeaders.set(header, value);
+        window.push(
+          js.publish(event.subject, event.payload, { msgID: `${event.metadata.eventId}-raw`, headers: eventHeaders }),
+        );
         if (window.length >= 128) await window.shift();
       }
       await Promise.all(window);

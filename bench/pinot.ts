@@ -1,13 +1,14 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "@nats-io/transport-node";
 import { Consumer, FetchIsolationLevels, MessagesStreamModes } from "@platformatic/kafka";
 import { ensureTopics } from "../src/bridge/kafka/topics.ts";
 import { loadBridgeSettings } from "../src/bridge/settings/load-bridge-settings.ts";
-import { EventType, type ClientConnectionEvent } from "../src/contracts/index.ts";
+import { type ClientConnectionEvent, EventType } from "../src/contracts/index.ts";
 import { silentLogger } from "../src/runtime/logger.ts";
-import { startSimulatedFleet, telemetrySample, type SimulatedFleet } from "../test/fixtures/bridge/simulated-fleet.ts";
+import { type SimulatedFleet, startSimulatedFleet, telemetrySample } from "../test/fixtures/bridge/simulated-fleet.ts";
 import { runBridgeCli, startBridgeProcess } from "../test/helpers/bridge-process.ts";
 import { startKafkaBroker } from "../test/helpers/kafka-broker.ts";
 import { startNatsServer } from "../test/helpers/nats-server.ts";
@@ -15,7 +16,6 @@ import { startPinotCluster } from "../test/helpers/pinot-cluster.ts";
 import { queryCount, querySql } from "../test/helpers/pinot-query.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
 import { quantileOfSorted } from "./quantile.ts";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * Emit-to-queryable latency on this machine: how long after an agent's outbox takes an event
@@ -37,7 +37,8 @@ export const name = "pinot";
 const PROBE_TIMEOUT_MS = 30_000;
 /** Each probe pair starts at least this long after the previous one, so the probes span the load. */
 const PROBE_SPACING_MS = 300;
-const percentile = (sorted: readonly number[], fraction: number): number | null => quantileOfSorted(sorted, fraction) ?? null;
+const percentile = (sorted: readonly number[], fraction: number): number | null =>
+  quantileOfSorted(sorted, fraction) ?? null;
 
 interface ProbeTimes {
   readonly kafkaMs: number | null;
@@ -46,10 +47,15 @@ interface ProbeTimes {
 
 function summary(probes: readonly ProbeTimes[]): Record<string, number | null> {
   const sortedOf = (pick: (probe: ProbeTimes) => number | null): number[] =>
-    probes.map(pick).filter((value): value is number => value !== null).sort((a, b) => a - b);
+    probes
+      .map(pick)
+      .filter((value): value is number => value !== null)
+      .sort((a, b) => a - b);
   const pinot = sortedOf((probe) => probe.pinotMs);
   const kafka = sortedOf((probe) => probe.kafkaMs);
-  const pinotShare = sortedOf((probe) => (probe.pinotMs !== null && probe.kafkaMs !== null ? probe.pinotMs - probe.kafkaMs : null));
+  const pinotShare = sortedOf((probe) =>
+    probe.pinotMs !== null && probe.kafkaMs !== null ? probe.pinotMs - probe.kafkaMs : null,
+  );
   const p50 = percentile(pinot, 0.5);
   const kafkaP50 = percentile(kafka, 0.5);
   return {
@@ -63,7 +69,8 @@ function summary(probes: readonly ProbeTimes[]): Record<string, number | null> {
     baselineEmitToKafkaP99Ms: percentile(kafka, 0.99),
     pinotShareP50Ms: percentile(pinotShare, 0.5),
     pinotShareP99Ms: percentile(pinotShare, 0.99),
-    queryableToKafkaP50Ratio: p50 !== null && kafkaP50 !== null && kafkaP50 > 0 ? Number((p50 / kafkaP50).toFixed(2)) : null,
+    queryableToKafkaP50Ratio:
+      p50 !== null && kafkaP50 !== null && kafkaP50 > 0 ? Number((p50 / kafkaP50).toFixed(2)) : null,
   };
 }
 
@@ -108,14 +115,33 @@ export async function run(): Promise<Record<string, unknown>> {
 
     // The baseline: the moment a read_committed reader sees each probe's record in Kafka.
     const seenInKafka = new Map<string, number>();
-    const reader = new Consumer({ clientId: "bench-pinot", groupId: `bench-pinot-${Date.now()}`, bootstrapBrokers: [kafka.bootstrap], isolationLevel: FetchIsolationLevels.READ_COMMITTED, autocommit: false });
-    const stream = await reader.consume({ topics: ["machine-telemetry", "devices-topic"], mode: MessagesStreamModes.LATEST, isolationLevel: FetchIsolationLevels.READ_COMMITTED, autocommit: false, maxWaitTime: 20 });
+    const reader = new Consumer({
+      clientId: "bench-pinot",
+      groupId: `bench-pinot-${Date.now()}`,
+      bootstrapBrokers: [kafka.bootstrap],
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      autocommit: false,
+    });
+    const stream = await reader.consume({
+      topics: ["machine-telemetry", "devices-topic"],
+      mode: MessagesStreamModes.LATEST,
+      isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+      autocommit: false,
+      maxWaitTime: 20,
+    });
     const watching = (async () => {
       for await (const message of stream) {
         const machineId = message.key?.toString() ?? "";
         if (!machineId.startsWith("probe-") || !message.value) continue;
-        const value = JSON.parse(message.value.toString()) as { eventId?: string; status?: string; ingestionTime?: number };
-        const key = message.topic === "devices-topic" ? `${machineId}:${value.status}:${value.ingestionTime}` : String(value.eventId);
+        const value = JSON.parse(message.value.toString()) as {
+          eventId?: string;
+          status?: string;
+          ingestionTime?: number;
+        };
+        const key =
+          message.topic === "devices-topic"
+            ? `${machineId}:${value.status}:${value.ingestionTime}`
+            : String(value.eventId);
         if (!seenInKafka.has(key)) seenInKafka.set(key, Date.now());
       }
     })();
@@ -123,7 +149,12 @@ export async function run(): Promise<Record<string, unknown>> {
     load = await startSimulatedFleet({ connection, machines, prefix: "load" });
     probe = await startSimulatedFleet({ connection, machines: 1, prefix: "probe" });
     const probeMachine = probe.machineIds[0] as string;
-    const connectionEvent = (type: "CONNECT" | "DISCONNECT"): ClientConnectionEvent => ({ timestamp: new Date().toISOString(), client: { name: probeMachine }, type, server: nats.url });
+    const connectionEvent = (type: "CONNECT" | "DISCONNECT"): ClientConnectionEvent => ({
+      timestamp: new Date().toISOString(),
+      client: { name: probeMachine },
+      type,
+      server: nats.url,
+    });
     await probe.emitEvent(probeMachine, EventType.clientConnection, connectionEvent("CONNECT"));
 
     // The steady load, all along the probes.
@@ -137,9 +168,22 @@ export async function run(): Promise<Record<string, unknown>> {
         await sleep(Math.max(0, 100 - (Date.now() - tick)));
       }
     })();
-    const warmed = await timeUntil(async () => (await queryCount(pinot.brokerUrl, "SELECT COUNT(*) FROM machine_telemetry")) > 0, Date.now(), 200);
-    if (warmed === null) throw new Error(`no telemetry row queryable in Pinot within ${PROBE_TIMEOUT_MS} ms of the load starting\n${bridge.output().slice(-2_000)}`);
-    await timeUntil(async () => (await querySql(pinot.brokerUrl, `SELECT status FROM devices WHERE machineId = '${probeMachine}'`)).rows[0]?.[0] === "ONLINE", Date.now(), 200);
+    const warmed = await timeUntil(
+      async () => (await queryCount(pinot.brokerUrl, "SELECT COUNT(*) FROM machine_telemetry")) > 0,
+      Date.now(),
+      200,
+    );
+    if (warmed === null)
+      throw new Error(
+        `no telemetry row queryable in Pinot within ${PROBE_TIMEOUT_MS} ms of the load starting\n${bridge.output().slice(-2_000)}`,
+      );
+    await timeUntil(
+      async () =>
+        (await querySql(pinot.brokerUrl, `SELECT status FROM devices WHERE machineId = '${probeMachine}'`))
+          .rows[0]?.[0] === "ONLINE",
+      Date.now(),
+      200,
+    );
 
     const telemetryProbes: ProbeTimes[] = [];
     const statusProbes: ProbeTimes[] = [];
@@ -150,7 +194,13 @@ export async function run(): Promise<Record<string, unknown>> {
       const nextProbeAt = sentAt + PROBE_SPACING_MS;
       await probe.emitEvent(probeMachine, EventType.telemetry, telemetrySample(probeMachine, index));
       const eventId = probe.emitted[probe.emitted.length - 1]?.eventId as string;
-      const pinotMs = await timeUntil(async () => (await queryCount(pinot.brokerUrl, `SELECT COUNT(*) FROM machine_telemetry WHERE eventId = '${eventId}'`)) === 1, sentAt, pollMs);
+      const pinotMs = await timeUntil(
+        async () =>
+          (await queryCount(pinot.brokerUrl, `SELECT COUNT(*) FROM machine_telemetry WHERE eventId = '${eventId}'`)) ===
+          1,
+        sentAt,
+        pollMs,
+      );
       const seen = seenInKafka.get(eventId);
       telemetryProbes.push({ pinotMs, kafkaMs: seen === undefined ? null : seen - sentAt });
 
@@ -158,9 +208,21 @@ export async function run(): Promise<Record<string, unknown>> {
       online = !online;
       const expected = online ? "ONLINE" : "OFFLINE";
       const changedAt = Date.now();
-      await probe.emitEvent(probeMachine, EventType.clientConnection, connectionEvent(online ? "CONNECT" : "DISCONNECT"));
-      const statusMs = await timeUntil(async () => (await querySql(pinot.brokerUrl, `SELECT status FROM devices WHERE machineId = '${probeMachine}'`)).rows[0]?.[0] === expected, changedAt, pollMs);
-      const rowSeen = [...seenInKafka].filter(([key, at]) => key.startsWith(`${probeMachine}:${expected}:`) && at >= changedAt).map(([, at]) => at);
+      await probe.emitEvent(
+        probeMachine,
+        EventType.clientConnection,
+        connectionEvent(online ? "CONNECT" : "DISCONNECT"),
+      );
+      const statusMs = await timeUntil(
+        async () =>
+          (await querySql(pinot.brokerUrl, `SELECT status FROM devices WHERE machineId = '${probeMachine}'`))
+            .rows[0]?.[0] === expected,
+        changedAt,
+        pollMs,
+      );
+      const rowSeen = [...seenInKafka]
+        .filter(([key, at]) => key.startsWith(`${probeMachine}:${expected}:`) && at >= changedAt)
+        .map(([, at]) => at);
       statusProbes.push({ pinotMs: statusMs, kafkaMs: rowSeen.length > 0 ? Math.min(...rowSeen) - changedAt : null });
       await sleep(Math.max(0, nextProbeAt - Date.now()));
     }

@@ -39,7 +39,10 @@ export function parseCpuTicks(stat: string, source = "stat"): number {
   const nameEnd = stat.lastIndexOf(") ");
   if (nameEnd < 0) throw new Error(`proc-stats: no command name in ${source}`);
   // From field 3 (state) on: utime and stime are fields 14 and 15.
-  const fields = stat.slice(nameEnd + 2).trim().split(" ");
+  const fields = stat
+    .slice(nameEnd + 2)
+    .trim()
+    .split(" ");
   const ticks = (field: string | undefined, name: string): number => {
     if (field === undefined || !/^\d+$/.test(field)) throw new Error(`proc-stats: no ${name} in ${source}`);
     return Number(field);

@@ -27,10 +27,14 @@ function refuse(line) {
 }
 
 if (older(process.versions.node, minimum)) {
-  refuse(`needs Node ${minimum} or newer, and this is Node ${process.versions.node}; npm start and npm run agent in a checkout use the project's pinned Node (run npm install first), or install the packaged edge-agent`);
+  refuse(
+    `needs Node ${minimum} or newer, and this is Node ${process.versions.node}; npm start and npm run agent in a checkout use the project's pinned Node (run npm install first), or install the packaged edge-agent`,
+  );
 }
 // Node runs TypeScript by stripping its types, which it refuses to do under node_modules.
 if (root.split(sep).includes("node_modules")) {
-  refuse(`cannot run from ${root}: Node does not run TypeScript inside node_modules; install a checkout linked instead (npm install -g /path/to/edge-agent, or npm link in it), or install the packaged edge-agent`);
+  refuse(
+    `cannot run from ${root}: Node does not run TypeScript inside node_modules; install a checkout linked instead (npm install -g /path/to/edge-agent, or npm link in it), or install the packaged edge-agent`,
+  );
 }
 await import(pathToFileURL(join(root, "src", "cli", "main.ts")).href);

@@ -41,7 +41,9 @@ async function main(): Promise<number> {
   const selected = process.argv.slice(2);
   const unknown = selected.filter((name) => !scenarios.some((scenario) => scenario.name === name));
   if (unknown.length > 0) {
-    console.error(`unknown scenario ${unknown.join(", ")}; known: ${scenarios.map((scenario) => scenario.name).join(", ")}`);
+    console.error(
+      `unknown scenario ${unknown.join(", ")}; known: ${scenarios.map((scenario) => scenario.name).join(", ")}`,
+    );
     return 2;
   }
   const lines: Line[] = [];
@@ -57,7 +59,12 @@ async function main(): Promise<number> {
       try {
         line = { ...base, ...(await scenario.run()), seconds: Math.round((performance.now() - startedMs) / 1000) };
       } catch (error) {
-        line = { ...base, ...empty, seconds: Math.round((performance.now() - startedMs) / 1000), error: error instanceof Error ? error.message : String(error) };
+        line = {
+          ...base,
+          ...empty,
+          seconds: Math.round((performance.now() - startedMs) / 1000),
+          error: error instanceof Error ? error.message : String(error),
+        };
       }
     }
     lines.push(line);
@@ -73,11 +80,25 @@ async function main(): Promise<number> {
     events: ran.reduce((sum, line) => sum + line.events, 0),
     errors: ran.filter((line) => line.error).length,
   };
-  console.log(`TOTAL: cases ${total.cases}, survived ${total.survived}, lost ${total.lost}, duplicated ${total.duplicated}, reused sequence numbers ${total.reusedSequences}, events checked ${total.events}, errors ${total.errors}`);
+  console.log(
+    `TOTAL: cases ${total.cases}, survived ${total.survived}, lost ${total.lost}, duplicated ${total.duplicated}, reused sequence numbers ${total.reusedSequences}, events checked ${total.events}, errors ${total.errors}`,
+  );
   const outDir = join(import.meta.dirname, "results");
   await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, "faults.json"), JSON.stringify({ startedAt: new Date().toISOString(), seed, node: process.version, total, scenarios: lines }, null, 2) + "\n");
-  const clean = total.lost === 0 && total.duplicated === 0 && total.reusedSequences === 0 && total.errors === 0 && total.survived === total.cases;
+  await writeFile(
+    join(outDir, "faults.json"),
+    JSON.stringify(
+      { startedAt: new Date().toISOString(), seed, node: process.version, total, scenarios: lines },
+      null,
+      2,
+    ) + "\n",
+  );
+  const clean =
+    total.lost === 0 &&
+    total.duplicated === 0 &&
+    total.reusedSequences === 0 &&
+    total.errors === 0 &&
+    total.survived === total.cases;
   return clean ? 0 : 1;
 }
 

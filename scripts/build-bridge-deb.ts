@@ -29,7 +29,11 @@ export async function buildBridgeDeb(options: DebBuildOptions = {}): Promise<str
       depends: ["passwd"],
       files: [
         { source: binary, target: "usr/bin/edge-bridge", mode: 0o755 },
-        { source: join(root, "service-units/edge-bridge.service"), target: "lib/systemd/system/edge-bridge.service", mode: 0o644 },
+        {
+          source: join(root, "service-units/edge-bridge.service"),
+          target: "lib/systemd/system/edge-bridge.service",
+          mode: 0o644,
+        },
         { source: join(root, "README.md"), target: "usr/share/doc/edge-bridge/README.md", mode: 0o644 },
       ],
       copyright: debianCopyright({

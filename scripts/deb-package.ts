@@ -64,14 +64,19 @@ const MAINTAINER_SCRIPTS = ["postinst", "prerm", "postrm"] as const;
  */
 export function relativeLinks(markdown: string): string[] {
   const links = [...markdown.matchAll(/\]\(([^)\s]+)\)/g)].map((match) => match[1] ?? "");
-  return links.filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target) && !target.startsWith("#")).map((target) => target.replace(/#.*$/, ""));
+  return links
+    .filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target) && !target.startsWith("#"))
+    .map((target) => target.replace(/#.*$/, ""));
 }
 
 export function assertDocLinksShipped(deb: Pick<DebPackage, "name" | "files">): void {
   const shipped = new Set(deb.files.map((file) => file.target));
   for (const doc of deb.files.filter((file) => file.target.endsWith(".md"))) {
-    const broken = relativeLinks(readFileSync(doc.source, "utf8")).filter((target) => !shipped.has(posix.normalize(posix.join(posix.dirname(doc.target), target))));
-    if (broken.length > 0) throw new Error(`${doc.source} links to ${broken.join(", ")}, which the ${deb.name} package does not ship`);
+    const broken = relativeLinks(readFileSync(doc.source, "utf8")).filter(
+      (target) => !shipped.has(posix.normalize(posix.join(posix.dirname(doc.target), target))),
+    );
+    if (broken.length > 0)
+      throw new Error(`${doc.source} links to ${broken.join(", ")}, which the ${deb.name} package does not ship`);
   }
 }
 
@@ -102,7 +107,10 @@ function readAr(archive: Buffer): ArMember[] {
 function writeAr(members: readonly ArMember[]): Buffer {
   const parts: Buffer[] = [Buffer.from(AR_MAGIC, "latin1")];
   for (const member of members) {
-    parts.push(Buffer.from(`${member.name.padEnd(16)}${member.header}${String(member.data.length).padEnd(10)}\`\n`, "latin1"), member.data);
+    parts.push(
+      Buffer.from(`${member.name.padEnd(16)}${member.header}${String(member.data.length).padEnd(10)}\`\n`, "latin1"),
+      member.data,
+    );
     if (member.data.length % 2 === 1) parts.push(Buffer.from("\n"));
   }
   return Buffer.concat(parts);
@@ -127,12 +135,16 @@ export function buildDebPackage(deb: DebPackage, options: DebBuildOptions = {}):
       chmodSync(destination, file.mode);
     };
     for (const file of deb.files) place(file);
-    for (const script of MAINTAINER_SCRIPTS) place({ source: join(deb.maintainerScripts, script), target: `DEBIAN/${script}`, mode: 0o755 });
+    for (const script of MAINTAINER_SCRIPTS)
+      place({ source: join(deb.maintainerScripts, script), target: `DEBIAN/${script}`, mode: 0o755 });
     const copyright = join(stage, "usr/share/doc", deb.name, "copyright");
     mkdirSync(dirname(copyright), { recursive: true, mode: 0o755 });
     writeFileSync(copyright, deb.copyright, { mode: 0o644 });
 
-    const installedKiB = [...deb.files.map((file) => statSync(file.source).size), Buffer.byteLength(deb.copyright)].reduce((total, size) => total + Math.ceil(size / 1024), 0);
+    const installedKiB = [
+      ...deb.files.map((file) => statSync(file.source).size),
+      Buffer.byteLength(deb.copyright),
+    ].reduce((total, size) => total + Math.ceil(size / 1024), 0);
     writeFileSync(
       join(stage, "DEBIAN/control"),
       [
@@ -150,16 +162,22 @@ export function buildDebPackage(deb: DebPackage, options: DebBuildOptions = {}):
       ].join("\n"),
     );
     mkdirSync(outputDir, { recursive: true });
-    execFileSync("dpkg-deb", ["--root-owner-group", "-Znone", "--build", stage, uncompressed], { stdio: ["ignore", "ignore", "inherit"] });
-    const compress = (data: Buffer, args: readonly string[]): Buffer => execFileSync("xz", [...args, "--stdout"], { input: data, maxBuffer: 1024 * 1024 * 1024 });
+    execFileSync("dpkg-deb", ["--root-owner-group", "-Znone", "--build", stage, uncompressed], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const compress = (data: Buffer, args: readonly string[]): Buffer =>
+      execFileSync("xz", [...args, "--stdout"], { input: data, maxBuffer: 1024 * 1024 * 1024 });
     const members = readAr(readFileSync(uncompressed)).map((member) => {
-      if (member.name === "control.tar") return { ...member, name: "control.tar.xz", data: compress(member.data, ["--format=xz", "--check=crc64"]) };
-      if (member.name === "data.tar") return { ...member, name: "data.tar.xz", data: compress(member.data, DATA_XZ_ARGS) };
+      if (member.name === "control.tar")
+        return { ...member, name: "control.tar.xz", data: compress(member.data, ["--format=xz", "--check=crc64"]) };
+      if (member.name === "data.tar")
+        return { ...member, name: "data.tar.xz", data: compress(member.data, DATA_XZ_ARGS) };
       return member;
     });
     writeFileSync(partial, writeAr(members));
     // dpkg-deb reads it back whole: a package it cannot read is never left in place.
-    for (const check of ["--info", "--fsys-tarfile"]) execFileSync("dpkg-deb", [check, partial], { stdio: ["ignore", "ignore", "inherit"] });
+    for (const check of ["--info", "--fsys-tarfile"])
+      execFileSync("dpkg-deb", [check, partial], { stdio: ["ignore", "ignore", "inherit"] });
     renameSync(partial, output);
   } finally {
     for (const leftover of [stage, uncompressed, partial]) rmSync(leftover, { recursive: true, force: true });

@@ -7,7 +7,7 @@
  * Run as a script (`node scripts/kafka-runtime.ts`) it resolves and prints the directory.
  */
 import { join } from "node:path";
-import { ensureMavenRuntime, mavenRuntimeDir, resolveFromCommandLine, type MavenRuntime } from "./maven-runtime.ts";
+import { ensureMavenRuntime, type MavenRuntime, mavenRuntimeDir, resolveFromCommandLine } from "./maven-runtime.ts";
 
 /** Names the cache directory: keep it equal to `kafka.version` in scripts/kafka-runtime/pom.xml. */
 export const KAFKA_VERSION = "4.4.0";

@@ -65,7 +65,9 @@ async function onPath(command: string): Promise<boolean> {
 
 async function requireTool(command: "java" | "mvn", neededBy: string): Promise<void> {
   if (await onPath(command)) return;
-  throw new MavenRuntimeToolMissingError(`\`${command}\` is not on the PATH: ${neededBy} needs it (Debian: apt-get install ${TOOL_PACKAGES[command]})`);
+  throw new MavenRuntimeToolMissingError(
+    `\`${command}\` is not on the PATH: ${neededBy} needs it (Debian: apt-get install ${TOOL_PACKAGES[command]})`,
+  );
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -106,7 +108,15 @@ export async function ensureMavenRuntime(runtime: MavenRuntime): Promise<string>
   // Same parent as the final directory, so the rename below is atomic.
   const staging = await mkdtemp(`${runtime.dir}.partial-`);
   try {
-    await runMaven(["-q", "-B", "-f", runtime.pomPath, "dependency:copy-dependencies", `-DoutputDirectory=${join(staging, "libs")}`, "-DincludeScope=runtime"]);
+    await runMaven([
+      "-q",
+      "-B",
+      "-f",
+      runtime.pomPath,
+      "dependency:copy-dependencies",
+      `-DoutputDirectory=${join(staging, "libs")}`,
+      "-DincludeScope=runtime",
+    ]);
     await writeFile(join(staging, "log4j2.properties"), LOG4J2_PROPERTIES);
     try {
       await rename(staging, runtime.dir);

@@ -57,17 +57,20 @@ export function selectedNatsServerVersion(env: NodeJS.ProcessEnv = process.env):
   return env.EDGE_NATS_SERVER_VERSION || NATS_SERVER_RELEASES.current.version;
 }
 
-const exists = (path: string): Promise<boolean> => access(path).then(
-  () => true,
-  () => false,
-);
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 function run(command: string, args: readonly string[], cwd?: string): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     execFile(command, [...args], { cwd, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (!error) return resolvePromise(stdout);
       const output = `${stdout}${stderr}`.trim().slice(-4096);
-      reject(new NatsServerRuntimeError(`${command} ${args.join(" ")} failed (${error.message.split("\n")[0]})\n${output}`));
+      reject(
+        new NatsServerRuntimeError(`${command} ${args.join(" ")} failed (${error.message.split("\n")[0]})\n${output}`),
+      );
     });
   });
 }
@@ -76,7 +79,9 @@ function run(command: string, args: readonly string[], cwd?: string): Promise<st
  * The Debian mirror URI this machine's apt uses for its main suites (not the security archive).
  * Reads deb822 `.sources` files first, then the one-line `sources.list` format.
  */
-export function debianMirrorFrom(files: ReadonlyArray<{ readonly name: string; readonly text: string }>): string | null {
+export function debianMirrorFrom(
+  files: ReadonlyArray<{ readonly name: string; readonly text: string }>,
+): string | null {
   for (const file of files.filter((entry) => entry.name.endsWith(".sources"))) {
     for (const stanza of file.text.split(/\n\s*\n/)) {
       const field = (name: string): string | undefined =>
@@ -106,13 +111,16 @@ async function machineMirror(): Promise<string> {
   const files: Array<{ name: string; text: string }> = [];
   const partsDir = "/etc/apt/sources.list.d";
   for (const name of await readdir(partsDir).catch(() => [] as string[])) {
-    if (name.endsWith(".sources") || name.endsWith(".list")) files.push({ name, text: await readFile(join(partsDir, name), "utf8") });
+    if (name.endsWith(".sources") || name.endsWith(".list"))
+      files.push({ name, text: await readFile(join(partsDir, name), "utf8") });
   }
   const main = await readFile("/etc/apt/sources.list", "utf8").catch(() => null);
   if (main !== null) files.push({ name: "sources.list", text: main });
   const mirror = debianMirrorFrom(files);
   if (!mirror) {
-    throw new NatsServerRuntimeError("no Debian mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list: nats-server is taken from Debian's package");
+    throw new NatsServerRuntimeError(
+      "no Debian mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list: nats-server is taken from Debian's package",
+    );
   }
   return mirror;
 }
@@ -127,19 +135,27 @@ async function privateApt(): Promise<{ dir: string; options: string[] }> {
   const sourcesList = join(dir, "sources.list");
   await writeFile(sourcesList, suites.map((suite) => `deb ${mirror} ${suite} main\n`).join(""));
   const options = [
-    "-o", `Dir::Etc::sourcelist=${sourcesList}`,
-    "-o", "Dir::Etc::sourceparts=-",
-    "-o", `Dir::State::Lists=${join(dir, "lists")}`,
-    "-o", `Dir::Cache=${join(dir, "cache")}`,
-    "-o", "APT::Get::List-Cleanup=0",
-    "-o", "Debug::NoLocking=1",
+    "-o",
+    `Dir::Etc::sourcelist=${sourcesList}`,
+    "-o",
+    "Dir::Etc::sourceparts=-",
+    "-o",
+    `Dir::State::Lists=${join(dir, "lists")}`,
+    "-o",
+    `Dir::Cache=${join(dir, "cache")}`,
+    "-o",
+    "APT::Get::List-Cleanup=0",
+    "-o",
+    "Debug::NoLocking=1",
   ];
   return { dir, options };
 }
 
 /** The Debian version string of the package carrying `version` upstream (any Debian revision). */
 function debianVersionOf(policyOutput: string, version: string): string | null {
-  const candidates = [...policyOutput.matchAll(/^\s*(?:\*\*\*\s+)?(\S+)\s+\d+\s*$/gm)].map((match) => match[1] as string);
+  const candidates = [...policyOutput.matchAll(/^\s*(?:\*\*\*\s+)?(\S+)\s+\d+\s*$/gm)].map(
+    (match) => match[1] as string,
+  );
   return candidates.find((candidate) => candidate.replace(/^\d+:/, "").split("-")[0] === version) ?? null;
 }
 
@@ -148,7 +164,9 @@ export async function ensureNatsServer(version: string = selectedNatsServerVersi
   const binary = natsServerBinaryPath(version);
   if (await exists(binary)) return binary;
   if (!KNOWN.some((release) => release.version === version)) {
-    throw new NatsServerRuntimeError(`nats-server ${version} is not one this project fetches (${KNOWN.map((release) => release.version).join(", ")})`);
+    throw new NatsServerRuntimeError(
+      `nats-server ${version} is not one this project fetches (${KNOWN.map((release) => release.version).join(", ")})`,
+    );
   }
   const apt = await privateApt();
   let policy = await run("apt-cache", [...apt.options, "policy", "nats-server"]).catch(() => "");
@@ -172,13 +190,21 @@ export async function ensureNatsServer(version: string = selectedNatsServerVersi
     await rm(join(staging, "root"), { recursive: true, force: true });
     await rm(join(staging, deb), { force: true });
     const printed = await run(join(staging, "nats-server"), ["--version"]);
-    if (!printed.includes(`v${version}`)) throw new NatsServerRuntimeError(`the unpacked nats-server says ${printed.trim()}, not v${version}`);
+    if (!printed.includes(`v${version}`))
+      throw new NatsServerRuntimeError(`the unpacked nats-server says ${printed.trim()}, not v${version}`);
     try {
       await rename(staging, target);
     } catch (error) {
       // Another process finished first: its directory is as complete as ours.
       const code = (error as NodeJS.ErrnoException).code;
-      if ((code !== "ENOTEMPTY" && code !== "EEXIST") || !(await stat(target).then((s) => s.isDirectory(), () => false))) throw error;
+      if (
+        (code !== "ENOTEMPTY" && code !== "EEXIST") ||
+        !(await stat(target).then(
+          (s) => s.isDirectory(),
+          () => false,
+        ))
+      )
+        throw error;
     }
     return binary;
   } finally {

@@ -12,7 +12,7 @@
  * Run as a script (`node scripts/pinot-runtime.ts`) it resolves and prints the directory.
  */
 import { join } from "node:path";
-import { ensureMavenRuntime, mavenRuntimeDir, resolveFromCommandLine, type MavenRuntime } from "./maven-runtime.ts";
+import { ensureMavenRuntime, type MavenRuntime, mavenRuntimeDir, resolveFromCommandLine } from "./maven-runtime.ts";
 
 /** Names the cache directory: keep it equal to `pinot.version` in scripts/pinot-runtime/pom.xml. */
 export const PINOT_VERSION = "0.11.0";

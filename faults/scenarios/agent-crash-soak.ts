@@ -5,7 +5,7 @@ import { startNatsServer } from "../../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../../test/helpers/streams.ts";
 import { AgentFleet } from "../support/agent-fleet.ts";
 import { accountFor } from "../support/ledger.ts";
-import { seededRandom, sleep, type FaultScenario, type ScenarioResult } from "../support/scenario.ts";
+import { type FaultScenario, type ScenarioResult, seededRandom, sleep } from "../support/scenario.ts";
 import { storedEvents } from "../support/stored-events.ts";
 
 /**
@@ -21,11 +21,16 @@ export function agentCrashSoak(options: { agents: number; durationMs: number; se
       const random = seededRandom(options.seed);
       const server = await startNatsServer();
       const observer = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-      const fleet = new AgentFleet(() => ({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_TELEMETRY_SCHEDULE: "* * * * * *", EDGE_AGENT_HEARTBEAT_SECONDS: "1" }));
+      const fleet = new AgentFleet(() => ({
+        EDGE_AGENT_NATS_URL: server.url,
+        EDGE_AGENT_TELEMETRY_SCHEDULE: "* * * * * *",
+        EDGE_AGENT_HEARTBEAT_SECONDS: "1",
+      }));
       const roots: string[] = [];
       try {
         await createPlatformStreams(observer);
-        for (let index = 1; index <= options.agents; index++) roots.push(dirname((await fleet.start(`soak-${index}`)).dataDir));
+        for (let index = 1; index <= options.agents; index++)
+          roots.push(dirname((await fleet.start(`soak-${index}`)).dataDir));
         let agentKills = 0;
         let brokerKills = 0;
         const until = Date.now() + options.durationMs;
@@ -54,7 +59,13 @@ export function agentCrashSoak(options: { agents: number; durationMs: number; se
           duplicated: ledger.duplicated,
           reusedSequences: ledger.reusedSequences,
           events: ledger.stored,
-          details: { agentKills, brokerKills, lastHandedOut: Object.fromEntries(lastHandedOut), failures, missingExamples: ledger.missingExamples },
+          details: {
+            agentKills,
+            brokerKills,
+            lastHandedOut: Object.fromEntries(lastHandedOut),
+            failures,
+            missingExamples: ledger.missingExamples,
+          },
         };
       } finally {
         await fleet.dispose();

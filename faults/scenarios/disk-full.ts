@@ -8,7 +8,7 @@ import { PLATFORM_STREAMS } from "../../src/contracts/index.ts";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
 import { AgentFleet } from "../support/agent-fleet.ts";
 import { accountFor } from "../support/ledger.ts";
-import { sleep, type FaultScenario, type ScenarioResult } from "../support/scenario.ts";
+import { type FaultScenario, type ScenarioResult, sleep } from "../support/scenario.ts";
 import { storedEvents } from "../support/stored-events.ts";
 
 const MACHINE = "diskfull-1";
@@ -34,7 +34,12 @@ async function fillUp(path: string): Promise<number> {
   return written;
 }
 
-async function deliveredThrough(observer: NatsConnection, machineId: string, sequence: number, deadlineMs: number): Promise<boolean> {
+async function deliveredThrough(
+  observer: NatsConnection,
+  machineId: string,
+  sequence: number,
+  deadlineMs: number,
+): Promise<boolean> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
     const stored = await storedEvents(observer);
@@ -53,7 +58,12 @@ export function diskFull(options: { tmpfsMb: number; phaseMs: number }): FaultSc
   return {
     name: "disk-full",
     summary: `data dir on a ${options.tmpfsMb} MB tmpfs filled up; broker restarted and agent killed -9 while full`,
-    unavailable: () => (process.platform !== "linux" ? "needs Linux (tmpfs)" : process.getuid?.() !== 0 ? "needs root to mount a tmpfs" : null),
+    unavailable: () =>
+      process.platform !== "linux"
+        ? "needs Linux (tmpfs)"
+        : process.getuid?.() !== 0
+          ? "needs root to mount a tmpfs"
+          : null,
     async run(): Promise<ScenarioResult> {
       const root = await mkdtemp(join(tmpdir(), "edge-faults-disk-"));
       const mountPoint = join(root, "data");
@@ -63,14 +73,23 @@ export function diskFull(options: { tmpfsMb: number; phaseMs: number }): FaultSc
       execFileSync("mount", ["-t", "tmpfs", "-o", `size=${options.tmpfsMb}m`, "tmpfs", mountPoint]);
       const server = await startNatsServer();
       const observer = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-      const fleet = new AgentFleet(() => ({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_TELEMETRY_SCHEDULE: "* * * * * *", EDGE_AGENT_HEARTBEAT_SECONDS: "1" }));
+      const fleet = new AgentFleet(() => ({
+        EDGE_AGENT_NATS_URL: server.url,
+        EDGE_AGENT_TELEMETRY_SCHEDULE: "* * * * * *",
+        EDGE_AGENT_HEARTBEAT_SECONDS: "1",
+      }));
       const dirs = { dataDir: join(mountPoint, "agent"), configDir };
       const filler = join(mountPoint, "filler");
       const checks: Record<string, boolean> = {};
       try {
         const manager = await jetstreamManager(observer);
         for (const stream of PLATFORM_STREAMS) {
-          await manager.streams.add({ name: stream.name, subjects: [...stream.subjects], storage: "file", duplicate_window: DUPLICATE_WINDOW_MS * 1_000_000 });
+          await manager.streams.add({
+            name: stream.name,
+            subjects: [...stream.subjects],
+            storage: "file",
+            duplicate_window: DUPLICATE_WINDOW_MS * 1_000_000,
+          });
         }
         await fleet.start(MACHINE, dirs);
         await sleep(options.phaseMs);
@@ -85,10 +104,16 @@ export function diskFull(options: { tmpfsMb: number; phaseMs: number }): FaultSc
         await server.start();
         // Long enough for several duplicate windows: an acked batch published again would be stored again.
         await sleep(Math.max(options.phaseMs, 3 * DUPLICATE_WINDOW_MS));
-        checks["answers after the broker is back, disk still full"] = (await fleet.outboxOf(observer, MACHINE)) !== null;
+        checks["answers after the broker is back, disk still full"] =
+          (await fleet.outboxOf(observer, MACHINE)) !== null;
         // Events the full disk would not take are held in memory, and must reach the platform anyway.
         const heldBefore = (await fleet.outboxOf(observer, MACHINE))?.lastSequence ?? 0;
-        checks["delivers what it holds in memory, disk still full"] = await deliveredThrough(observer, MACHINE, heldBefore, 30_000);
+        checks["delivers what it holds in memory, disk still full"] = await deliveredThrough(
+          observer,
+          MACHINE,
+          heldBefore,
+          30_000,
+        );
 
         const beforeCrash = await fleet.outboxOf(observer, MACHINE);
         await fleet.crashAndRestart(MACHINE);
@@ -118,7 +143,16 @@ export function diskFull(options: { tmpfsMb: number; phaseMs: number }): FaultSc
           duplicated: ledger.duplicated,
           reusedSequences: ledger.reusedSequences,
           events: ledger.stored,
-          details: { filledBytes, checks, heldInMemoryAtKill: beforeCrash?.heldInMemory ?? null, declaredSkip: skip, missingInDeclaredSkip: declaredGap, lastHandedOut: Object.fromEntries(lastHandedOut), missingExamples: ledger.missingExamples, failures: fleet.unexpectedExits },
+          details: {
+            filledBytes,
+            checks,
+            heldInMemoryAtKill: beforeCrash?.heldInMemory ?? null,
+            declaredSkip: skip,
+            missingInDeclaredSkip: declaredGap,
+            lastHandedOut: Object.fromEntries(lastHandedOut),
+            missingExamples: ledger.missingExamples,
+            failures: fleet.unexpectedExits,
+          },
         };
       } finally {
         await fleet.dispose();

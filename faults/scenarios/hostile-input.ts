@@ -3,16 +3,16 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, EventHeader } from "../../src/contracts/index.ts";
-import { runCli, type AgentProcess } from "../../test/helpers/agent-process.ts";
-import { startNatsServer } from "../../test/helpers/nats-server.ts";
-import { readStream } from "../../test/helpers/stream-reader.ts";
 import { tarGzBomb, zipBomb } from "../../test/fixtures/tools/bombs.ts";
 import { startFileServer, TOOL_SCRIPT, toolZip } from "../../test/fixtures/tools/tool-kit.ts";
+import { type AgentProcess, runCli } from "../../test/helpers/agent-process.ts";
+import { startNatsServer } from "../../test/helpers/nats-server.ts";
+import { readStream } from "../../test/helpers/stream-reader.ts";
 import { AgentFleet } from "../support/agent-fleet.ts";
 import { accountFor } from "../support/ledger.ts";
-import { sleep, type FaultScenario, type ScenarioResult } from "../support/scenario.ts";
+import { type FaultScenario, type ScenarioResult, sleep } from "../support/scenario.ts";
 import { storedEvents } from "../support/stored-events.ts";
 
 const MACHINE = "hostile-1";
@@ -30,7 +30,9 @@ interface CaseContext {
 }
 
 /** What a hostile input must lead to: a status that refuses it, or just a settled message. */
-type Expectation = { readonly status: "FAILED" | "REJECTED"; readonly stream: "TOOL_STATUS" | "CONFIG_STATUS" } | { readonly settled: { readonly stream: string; readonly consumer: string } };
+type Expectation =
+  | { readonly status: "FAILED" | "REJECTED"; readonly stream: "TOOL_STATUS" | "CONFIG_STATUS" }
+  | { readonly settled: { readonly stream: string; readonly consumer: string } };
 
 export interface HostileCase {
   readonly name: string;
@@ -40,7 +42,13 @@ export interface HostileCase {
 
 const toolConsumer = { stream: "TOOL_INSTALLATION", consumer: `machine_${MACHINE}_tool-installation_consumer` };
 
-async function publishCommand(context: CaseContext, subject: string, body: string | Uint8Array, caseId: string, extraHeaders: Record<string, string> = {}): Promise<void> {
+async function publishCommand(
+  context: CaseContext,
+  subject: string,
+  body: string | Uint8Array,
+  caseId: string,
+  extraHeaders: Record<string, string> = {},
+): Promise<void> {
   const headers = natsHeaders();
   headers.set(EventHeader.eventId, caseId);
   for (const [name, value] of Object.entries(extraHeaders)) headers.set(name, value);
@@ -48,18 +56,37 @@ async function publishCommand(context: CaseContext, subject: string, body: strin
 }
 
 const install = (toolAgentId: string, downloadConfigurations: unknown[], extra: Record<string, unknown> = {}): string =>
-  JSON.stringify({ toolAgentId, version: "1.0.0", downloadConfigurations, installationCommandArgs: ["install", "1.0.0"], ...extra });
+  JSON.stringify({
+    toolAgentId,
+    version: "1.0.0",
+    downloadConfigurations,
+    installationCommandArgs: ["install", "1.0.0"],
+    ...extra,
+  });
 
 const GIB = 1024 ** 3;
 
 /** An archive bomb made on the fly (a few MB on disk), served with its true checksum: only unpacking can refuse it. */
-async function sendBomb(context: CaseContext, caseId: string, toolAgentId: string, extension: string, make: (path: string) => Promise<void>): Promise<void> {
+async function sendBomb(
+  context: CaseContext,
+  caseId: string,
+  toolAgentId: string,
+  extension: string,
+  make: (path: string) => Promise<void>,
+): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "edge-faults-bomb-"));
   try {
     const path = join(dir, `bomb.${extension}`);
     await make(path);
     const served = context.files.add(`${toolAgentId}.${extension}`, await readFile(path));
-    await publishCommand(context, `machine.${MACHINE}.tool-installation`, install(toolAgentId, [{ os: "linux", agentFileName: "zeros.bin", link: served.url, sha256: served.sha256, size: served.size }]), caseId);
+    await publishCommand(
+      context,
+      `machine.${MACHINE}.tool-installation`,
+      install(toolAgentId, [
+        { os: "linux", agentFileName: "zeros.bin", link: served.url, sha256: served.sha256, size: served.size },
+      ]),
+      caseId,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -74,14 +101,30 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   },
   {
     name: "tool install: wrong schema",
-    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, JSON.stringify({ toolAgentId: "schema-tool", downloadConfigurations: "nope" }), id),
+    send: (context, id) =>
+      publishCommand(
+        context,
+        `machine.${MACHINE}.tool-installation`,
+        JSON.stringify({ toolAgentId: "schema-tool", downloadConfigurations: "nope" }),
+        id,
+      ),
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
     name: "tool install: wrong checksum",
     async send(context, id) {
-      const served = context.files.add("checksum.zip", await toolZip({ "tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
-      await publishCommand(context, `machine.${MACHINE}.tool-installation`, install("checksum-tool", [{ os: "linux", agentFileName: "tool.sh", link: served.url, sha256: "0".repeat(64), size: served.size }]), id);
+      const served = context.files.add(
+        "checksum.zip",
+        await toolZip({ "tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }),
+      );
+      await publishCommand(
+        context,
+        `machine.${MACHINE}.tool-installation`,
+        install("checksum-tool", [
+          { os: "linux", agentFileName: "tool.sh", link: served.url, sha256: "0".repeat(64), size: served.size },
+        ]),
+        id,
+      );
     },
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
@@ -89,7 +132,20 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     name: "tool install: hostile path in agentFileName",
     async send(context, id) {
       const served = context.files.add("path.zip", await toolZip({ "tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
-      await publishCommand(context, `machine.${MACHINE}.tool-installation`, install("path-tool", [{ os: "linux", agentFileName: "../../../../tmp/edge-faults-evil", link: served.url, sha256: served.sha256, size: served.size }]), id);
+      await publishCommand(
+        context,
+        `machine.${MACHINE}.tool-installation`,
+        install("path-tool", [
+          {
+            os: "linux",
+            agentFileName: "../../../../tmp/edge-faults-evil",
+            link: served.url,
+            sha256: served.sha256,
+            size: served.size,
+          },
+        ]),
+        id,
+      );
     },
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
@@ -97,23 +153,52 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     name: "tool install: zip entry climbing out (zip slip)",
     async send(context, id) {
       // Zip writers refuse such names, so one of the same length is swapped in, in place.
-      const archive = await toolZip({ "xx/escaped.sh": { data: TOOL_SCRIPT, mode: 0o100755 }, "tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
-      const served = context.files.add("slip.zip", Buffer.from(archive.toString("latin1").replaceAll("xx/escaped.sh", "../escaped.sh"), "latin1"));
-      await publishCommand(context, `machine.${MACHINE}.tool-installation`, install("slip-tool", [{ os: "linux", agentFileName: "tool.sh", link: served.url, sha256: served.sha256, size: served.size }]), id);
+      const archive = await toolZip({
+        "xx/escaped.sh": { data: TOOL_SCRIPT, mode: 0o100755 },
+        "tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 },
+      });
+      const served = context.files.add(
+        "slip.zip",
+        Buffer.from(archive.toString("latin1").replaceAll("xx/escaped.sh", "../escaped.sh"), "latin1"),
+      );
+      await publishCommand(
+        context,
+        `machine.${MACHINE}.tool-installation`,
+        install("slip-tool", [
+          { os: "linux", agentFileName: "tool.sh", link: served.url, sha256: served.sha256, size: served.size },
+        ]),
+        id,
+      );
     },
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
     name: "tool install: download larger than declared",
     async send(context, id) {
-      const served = context.files.add("big.zip", await toolZip({ "tool.sh": { data: TOOL_SCRIPT + "#".repeat(200_000), mode: 0o100755 } }));
-      await publishCommand(context, `machine.${MACHINE}.tool-installation`, install("size-tool", [{ os: "linux", agentFileName: "tool.sh", link: served.url, sha256: served.sha256, size: 1_000 }]), id);
+      const served = context.files.add(
+        "big.zip",
+        await toolZip({ "tool.sh": { data: TOOL_SCRIPT + "#".repeat(200_000), mode: 0o100755 } }),
+      );
+      await publishCommand(
+        context,
+        `machine.${MACHINE}.tool-installation`,
+        install("size-tool", [
+          { os: "linux", agentFileName: "tool.sh", link: served.url, sha256: served.sha256, size: 1_000 },
+        ]),
+        id,
+      );
     },
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
     name: "tool install: 900 KB of junk fields",
-    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, install("junk-tool", [], { installationCommandArgs: "x".repeat(900_000) }), id),
+    send: (context, id) =>
+      publishCommand(
+        context,
+        `machine.${MACHINE}.tool-installation`,
+        install("junk-tool", [], { installationCommandArgs: "x".repeat(900_000) }),
+        id,
+      ),
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
@@ -123,7 +208,8 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   },
   {
     name: "tool install: tar.gz bomb, 2 GiB at 230:1",
-    send: (context, id) => sendBomb(context, id, "bomb-speckled", "tar.gz", (path) => tarGzBomb(path, 2 * GIB, "speckled")),
+    send: (context, id) =>
+      sendBomb(context, id, "bomb-speckled", "tar.gz", (path) => tarGzBomb(path, 2 * GIB, "speckled")),
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
@@ -133,24 +219,34 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   },
   {
     name: "tool install: 300-character toolAgentId",
-    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, install("t".repeat(300), []), id),
+    send: (context, id) =>
+      publishCommand(context, `machine.${MACHINE}.tool-installation`, install("t".repeat(300), []), id),
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
     name: "tool install: 900 KB invalid toolAgentId echoed",
-    send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, install("../".repeat(300_000), []), id),
+    send: (context, id) =>
+      publishCommand(context, `machine.${MACHINE}.tool-installation`, install("../".repeat(300_000), []), id),
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
     name: "config push: malformed",
-    send: (context, id) => publishCommand(context, `machine.${MACHINE}.download-configuration`, JSON.stringify({ os: 42 }), id),
+    send: (context, id) =>
+      publishCommand(context, `machine.${MACHINE}.download-configuration`, JSON.stringify({ os: 42 }), id),
     expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
   },
   {
     name: "config push: hostile file name",
     async send(context, id) {
       const served = context.files.add("evil.txt", Buffer.from("evil"));
-      await publishCommand(context, `machine.${MACHINE}.download-configuration`, JSON.stringify([{ os: "linux", agentFileName: "../../etc/evil", link: served.url, sha256: served.sha256, size: served.size }]), id);
+      await publishCommand(
+        context,
+        `machine.${MACHINE}.download-configuration`,
+        JSON.stringify([
+          { os: "linux", agentFileName: "../../etc/evil", link: served.url, sha256: served.sha256, size: served.size },
+        ]),
+        id,
+      );
     },
     expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
   },
@@ -175,29 +271,47 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     name: "remote config: wrong types",
     async send(context) {
       const kv = await new Kvm(context.operator).open(AGENT_CONFIG_BUCKET);
-      await kv.put(`machine.${MACHINE}`, JSON.stringify({ revision: 1, heartbeatSeconds: "soon", telemetrySchedule: 5 }));
+      await kv.put(
+        `machine.${MACHINE}`,
+        JSON.stringify({ revision: 1, heartbeatSeconds: "soon", telemetrySchedule: 5 }),
+      );
     },
     expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
   },
 ];
 
-async function outcomeOf(context: CaseContext, hostile: HostileCase, caseId: string, statusesBefore: number, deadlineMs: number): Promise<string | null> {
+async function outcomeOf(
+  context: CaseContext,
+  hostile: HostileCase,
+  caseId: string,
+  statusesBefore: number,
+  deadlineMs: number,
+): Promise<string | null> {
   const until = Date.now() + deadlineMs;
   const expectation = hostile.expect;
   for (;;) {
-    if (context.agent.child.exitCode !== null || context.agent.child.signalCode !== null) return `the agent died: ${context.agent.output().slice(-400)}`;
+    if (context.agent.child.exitCode !== null || context.agent.child.signalCode !== null)
+      return `the agent died: ${context.agent.output().slice(-400)}`;
     if ("settled" in expectation) {
-      const info = await (await jetstreamManager(context.operator)).consumers.info(expectation.settled.stream, expectation.settled.consumer).catch(() => null);
+      const info = await (await jetstreamManager(context.operator)).consumers
+        .info(expectation.settled.stream, expectation.settled.consumer)
+        .catch(() => null);
       if (info && info.num_pending === 0 && info.num_ack_pending === 0) return null;
     } else {
       const statuses = await readStream(context.operator, expectation.stream);
       const ours = statuses.filter((message) => message.headers[EventHeader.causationId] === caseId);
       // KV documents carry no event id: their status is the newest one after the put.
       const candidates = ours.length > 0 ? ours : statuses.slice(statusesBefore);
-      const body = candidates.map((message) => message.body as { state?: string; status?: string; error?: string | null }).find((candidate) => (candidate.state ?? candidate.status) === expectation.status);
-      if (body) return (body.error ?? "").length > MAX_ECHOED_ERROR ? `the error echoes ${body.error?.length} characters of input` : null;
+      const body = candidates
+        .map((message) => message.body as { state?: string; status?: string; error?: string | null })
+        .find((candidate) => (candidate.state ?? candidate.status) === expectation.status);
+      if (body)
+        return (body.error ?? "").length > MAX_ECHOED_ERROR
+          ? `the error echoes ${body.error?.length} characters of input`
+          : null;
     }
-    if (Date.now() > until) return `no ${"settled" in expectation ? "settlement" : expectation.status + " status"} within ${deadlineMs} ms`;
+    if (Date.now() > until)
+      return `no ${"settled" in expectation ? "settlement" : expectation.status + " status"} within ${deadlineMs} ms`;
     await sleep(250);
   }
 }
@@ -242,13 +356,20 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
         }
         const rssMb = await peakRssMb(agent.child.pid);
         // Bombs refused while memory balloons would still be a defect (it was 1.2-2.35 GB).
-        if (rssMb !== null && rssMb > PEAK_RSS_BOUND_MB) failures.push({ case: "peak memory over the whole table", problem: `${rssMb} MB, over ${PEAK_RSS_BOUND_MB} MB` });
+        if (rssMb !== null && rssMb > PEAK_RSS_BOUND_MB)
+          failures.push({
+            case: "peak memory over the whole table",
+            problem: `${rssMb} MB, over ${PEAK_RSS_BOUND_MB} MB`,
+          });
         const lastHandedOut = await fleet.settled(operator, 30_000);
         const unclean = await fleet.stopAll();
         const ledger = accountFor(await storedEvents(operator), { lastHandedOut });
         return {
           cases: table.length,
-          survived: unclean.length > 0 || rssMb === null || rssMb > PEAK_RSS_BOUND_MB ? Math.min(survived, table.length - 1) : survived,
+          survived:
+            unclean.length > 0 || rssMb === null || rssMb > PEAK_RSS_BOUND_MB
+              ? Math.min(survived, table.length - 1)
+              : survived,
           lost: ledger.lost,
           duplicated: ledger.duplicated,
           reusedSequences: ledger.reusedSequences,

@@ -6,7 +6,7 @@ import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../../test/helpers/streams.ts";
 import { accountFor } from "../support/ledger.ts";
-import { seededRandom, sleep, type FaultScenario, type ScenarioResult } from "../support/scenario.ts";
+import { type FaultScenario, type ScenarioResult, seededRandom, sleep } from "../support/scenario.ts";
 import { storedEvents } from "../support/stored-events.ts";
 
 const OUTBOX_PROCESS = resolve(import.meta.dirname, "../../test/fixtures/outbox/outbox-process.ts");
@@ -15,7 +15,12 @@ const OUTBOX_PROCESS = resolve(import.meta.dirname, "../../test/fixtures/outbox/
  * Volume: 20,000 events in a device outbox, drained by a process killed -9 at random points, with
  * the broker itself killed -9 and restarted every few rounds. Every event must be stored once.
  */
-export function outboxCrashSoak(options: { events: number; maxRounds: number; deadlineMs: number; seed: number }): FaultScenario {
+export function outboxCrashSoak(options: {
+  events: number;
+  maxRounds: number;
+  deadlineMs: number;
+  seed: number;
+}): FaultScenario {
   return {
     name: "outbox-crash-soak",
     summary: `${options.events} events drained through kill -9 of the draining process and of nats-server`,
@@ -28,9 +33,13 @@ export function outboxCrashSoak(options: { events: number; maxRounds: number; de
         await createPlatformStreams(observer);
         const runOutbox = (args: string[]) => {
           const child = spawn(process.execPath, [OUTBOX_PROCESS, ...args], { stdio: "ignore" });
-          return { kill: () => child.kill("SIGKILL"), exited: new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code))) };
+          return {
+            kill: () => child.kill("SIGKILL"),
+            exited: new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code))),
+          };
         };
-        if ((await runOutbox(["fill", dataDir, String(options.events)]).exited) !== 0) throw new Error("could not fill the outbox");
+        if ((await runOutbox(["fill", dataDir, String(options.events)]).exited) !== 0)
+          throw new Error("could not fill the outbox");
 
         const until = Date.now() + options.deadlineMs;
         let processKills = 0;
@@ -38,7 +47,10 @@ export function outboxCrashSoak(options: { events: number; maxRounds: number; de
         let drained = false;
         for (let round = 1; round <= options.maxRounds && Date.now() < until && !drained; round++) {
           const drain = runOutbox(["drain", dataDir, server.url]);
-          const outcome = await Promise.race([drain.exited.then((code) => ({ code })), sleep(150 + random() * 600).then(() => null)]);
+          const outcome = await Promise.race([
+            drain.exited.then((code) => ({ code })),
+            sleep(150 + random() * 600).then(() => null),
+          ]);
           if (outcome?.code === 0) {
             drained = true;
             break;
@@ -55,7 +67,10 @@ export function outboxCrashSoak(options: { events: number; maxRounds: number; de
         // The last run is left alone to finish.
         if (!drained) {
           const last = runOutbox(["drain", dataDir, server.url]);
-          const code = await Promise.race([last.exited, sleep(Math.max(30_000, until - Date.now())).then(() => "timeout" as const)]);
+          const code = await Promise.race([
+            last.exited,
+            sleep(Math.max(30_000, until - Date.now())).then(() => "timeout" as const),
+          ]);
           if (code === "timeout") last.kill();
           drained = code === 0;
         }

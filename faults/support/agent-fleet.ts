@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { OutboxStats } from "../../src/outbox/types.ts";
-import { startAgentProcess, type AgentProcess } from "../../test/helpers/agent-process.ts";
+import { type AgentProcess, startAgentProcess } from "../../test/helpers/agent-process.ts";
 import { sleep } from "./scenario.ts";
 
 /** Real `edge-agent run` processes, each on its own data dir, that a scenario kills and restarts. */
@@ -20,11 +20,16 @@ export class AgentFleet {
   }
 
   async start(machineId: string, dirs?: { dataDir: string; configDir: string }): Promise<AgentProcess> {
-    const agent = await startAgentProcess({ EDGE_AGENT_MACHINE_ID: machineId, EDGE_AGENT_LOG_LEVEL: "warn", ...this.env(machineId) }, dirs);
+    const agent = await startAgentProcess(
+      { EDGE_AGENT_MACHINE_ID: machineId, EDGE_AGENT_LOG_LEVEL: "warn", ...this.env(machineId) },
+      dirs,
+    );
     this.agents.set(machineId, agent);
     void agent.exited.then((exit) => {
       if (this.agents.get(machineId) === agent) {
-        this.unexpectedExits.push(`${machineId} exited by itself (${JSON.stringify(exit)}): ${agent.output().slice(-600)}`);
+        this.unexpectedExits.push(
+          `${machineId} exited by itself (${JSON.stringify(exit)}): ${agent.output().slice(-600)}`,
+        );
       }
     });
     return agent;
@@ -66,7 +71,8 @@ export class AgentFleet {
           last.set(machineId, outbox.lastSequence);
           break;
         }
-        if (Date.now() > until) throw new Error(`${machineId} did not deliver everything in time: ${JSON.stringify(outbox)}`);
+        if (Date.now() > until)
+          throw new Error(`${machineId} did not deliver everything in time: ${JSON.stringify(outbox)}`);
         await sleep(200);
       }
     }

@@ -61,5 +61,12 @@ export function accountFor(events: readonly StoredEvent[], expectations: LedgerE
       if (examples.length < 10) examples.push(sequence);
     }
   }
-  return { stored: events.length, distinctEvents: copiesOfEvent.size, duplicated, reusedSequences, lost, missingExamples };
+  return {
+    stored: events.length,
+    distinctEvents: copiesOfEvent.size,
+    duplicated,
+    reusedSequences,
+    lost,
+    missingExamples,
+  };
 }

@@ -1,4 +1,4 @@
-import { DeliverPolicy, jetstream, jetstreamManager, JetStreamApiError } from "@nats-io/jetstream";
+import { DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { EventHeader, PLATFORM_STREAMS } from "../../src/contracts/index.ts";
 import type { StoredEvent } from "./ledger.ts";
@@ -7,7 +7,10 @@ import type { StoredEvent } from "./ledger.ts";
  * Every outbox event the platform's streams hold (those carrying `X-Sequence`), read with an
  * ordered consumer per stream: tens of thousands in a second or two, bounded by `deadlineMs`.
  */
-export async function storedEvents(connection: NatsConnection, options: { deadlineMs?: number } = {}): Promise<StoredEvent[]> {
+export async function storedEvents(
+  connection: NatsConnection,
+  options: { deadlineMs?: number } = {},
+): Promise<StoredEvent[]> {
   const manager = await jetstreamManager(connection);
   const client = jetstream(connection);
   const until = Date.now() + (options.deadlineMs ?? 60_000);

@@ -21,18 +21,32 @@ export interface CapabilityWiring {
  * The agent's capabilities, one line each, in start order (they stop in the reverse order).
  * Adding a capability: a folder with its factory, and one line here.
  */
-export function agentCapabilities(wiring: CapabilityWiring): Array<{ readonly name: string; readonly create: CapabilityFactory }> {
+export function agentCapabilities(
+  wiring: CapabilityWiring,
+): Array<{ readonly name: string; readonly create: CapabilityFactory }> {
   const { uninstall } = wiring;
   return [
     // Before telemetry and tools: a version on trial arms its health gate first.
-    { name: "update", create: selfUpdateCapability({ requestRestart: wiring.requestRestart, childEnvironment: wiring.childEnvironment }) },
-    { name: "telemetry", create: wiring.telemetry ? telemetryCapability({ inventoryCommand: wiring.inventoryCommand }) : () => null },
+    {
+      name: "update",
+      create: selfUpdateCapability({
+        requestRestart: wiring.requestRestart,
+        childEnvironment: wiring.childEnvironment,
+      }),
+    },
+    {
+      name: "telemetry",
+      create: wiring.telemetry ? telemetryCapability({ inventoryCommand: wiring.inventoryCommand }) : () => null,
+    },
     // The last good remote configuration, before the link can bring newer revisions.
     { name: "remote-config", create: remoteConfigCapability },
     { name: "config-push", create: configPushCapability },
     { name: "tools", create: toolsCapability },
     // Without an uninstall, nothing could remove the agent: the command is not listened for.
-    { name: "uninstall", create: uninstall ? remoteUninstallCapability({ uninstall, outboxDrained: wiring.outboxDrained }) : () => null },
+    {
+      name: "uninstall",
+      create: uninstall ? remoteUninstallCapability({ uninstall, outboxDrained: wiring.outboxDrained }) : () => null,
+    },
     // Last: its endpoints are everyone's.
     { name: "rpc", create: rpcCapability },
   ];

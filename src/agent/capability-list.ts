@@ -44,7 +44,9 @@ export class CapabilityList {
 
   /** Stop steps, last started first. */
   stopSteps(): ShutdownStep[] {
-    return [...this.#capabilities].reverse().map((capability) => ({ name: capability.name, stop: async () => void (await capability.stop?.()) }));
+    return [...this.#capabilities]
+      .reverse()
+      .map((capability) => ({ name: capability.name, stop: async () => void (await capability.stop?.()) }));
   }
 
   /** Every capability's status now (waiting for those that read it from disk). */
@@ -65,7 +67,9 @@ export class CapabilityList {
     for (const capability of this.#capabilities) {
       const status = capability.status?.();
       if (status instanceof Promise) {
-        status.then((value: unknown) => this.#lastStatus.set(capability.name, value)).catch((error: unknown) => this.#failed(capability.name, error));
+        status
+          .then((value: unknown) => this.#lastStatus.set(capability.name, value))
+          .catch((error: unknown) => this.#failed(capability.name, error));
       } else if (status !== undefined) this.#lastStatus.set(capability.name, status);
     }
     return Object.fromEntries(this.#lastStatus);

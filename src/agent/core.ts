@@ -1,6 +1,6 @@
 import type { Capability } from "../capability/capability.ts";
 import type { Outbox } from "../outbox/index.ts";
-import { sleepOn, type Clock } from "../runtime/clock.ts";
+import { type Clock, sleepOn } from "../runtime/clock.ts";
 import type { LoggerFamily } from "../runtime/logger.ts";
 import type { AgentStatus } from "./status.ts";
 
@@ -24,7 +24,11 @@ export function agentCoreCapability(options: {
     appliers: [
       {
         name: "outbox",
-        apply: (next) => options.outbox.updateLimits({ maxBytes: next.outbox?.maxBytes, maxAgeMs: next.outbox?.maxAgeSeconds === undefined ? undefined : next.outbox.maxAgeSeconds * 1000 }),
+        apply: (next) =>
+          options.outbox.updateLimits({
+            maxBytes: next.outbox?.maxBytes,
+            maxAgeMs: next.outbox?.maxAgeSeconds === undefined ? undefined : next.outbox.maxAgeSeconds * 1000,
+          }),
       },
       {
         name: "log-level",
@@ -34,7 +38,16 @@ export function agentCoreCapability(options: {
       },
     ],
     rpcEndpoints: [
-      { name: "health", handle: () => ({ status: "ok", machineId, version, connection: options.linkState(), uptimeSeconds: options.uptimeSeconds() }) },
+      {
+        name: "health",
+        handle: () => ({
+          status: "ok",
+          machineId,
+          version,
+          connection: options.linkState(),
+          uptimeSeconds: options.uptimeSeconds(),
+        }),
+      },
       { name: "status", handle: () => options.status() },
     ],
   };

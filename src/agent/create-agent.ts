@@ -1,30 +1,35 @@
 import { hostname as osHostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { GatheredContributions, type CapabilityContext } from "../capability/capability.ts";
+import { type CapabilityContext, GatheredContributions } from "../capability/capability.ts";
 import { machineSubjects } from "../contracts/index.ts";
-import { createOutboxEventSink } from "../events/outbox-event-sink.ts";
 import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
+import { createOutboxEventSink } from "../events/outbox-event-sink.ts";
 import { resolveMachineId } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
 import { lifecycleCapability } from "../lifecycle/capability.ts";
 import { openOutbox } from "../outbox/index.ts";
 import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
-import { sleepOn, type Clock } from "../runtime/clock.ts";
+import { type Clock, sleepOn } from "../runtime/clock.ts";
 import { createLoggerFamily, type Logger } from "../runtime/logger.ts";
 import { runShutdownSteps } from "../runtime/ordered-shutdown.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import type { Settings } from "../settings/index.ts";
-import { buildConnectionOptions, DEFAULT_LINK_TUNING, jitteredBackoff, type LinkTuning } from "../transport/connection-options.ts";
+import {
+  buildConnectionOptions,
+  DEFAULT_LINK_TUNING,
+  jitteredBackoff,
+  type LinkTuning,
+} from "../transport/connection-options.ts";
 import { createJetStreamPublisher } from "../transport/jetstream-publisher.ts";
-import { createNatsLink, defaultConnectionFactory, type ConnectionFactory } from "../transport/link.ts";
-import type { UninstallAgent } from "../uninstall/capability.ts";
+import { type ConnectionFactory, createNatsLink, defaultConnectionFactory } from "../transport/link.ts";
 import { createCommandTrust } from "../trust/index.ts";
+import type { UninstallAgent } from "../uninstall/capability.ts";
 import { agentCapabilities } from "./capabilities.ts";
 import { CapabilityList } from "./capability-list.ts";
 import { agentCoreCapability, outboxDrained } from "./core.ts";
-import { createErrorLog, createStatusAssembly, LinkRecord, type AgentStatus } from "./status.ts";
-import { startStatusFile, type StatusFileWriter } from "./status-file.ts";
+import { type AgentStatus, createErrorLog, createStatusAssembly, LinkRecord } from "./status.ts";
+import { type StatusFileWriter, startStatusFile } from "./status-file.ts";
 
 /** Everything an agent needs from its surroundings, injected so one process can host thousands. */
 export interface AgentDependencies {
@@ -101,7 +106,13 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     maxAgeMs: settings.outbox.maxAgeSeconds * 1000,
     durability: settings.outbox.durability,
   });
-  const sink = createOutboxEventSink({ machineId, subjects, clock, outbox, ...(deps.onEventStored ? { afterAppend: deps.onEventStored } : {}) });
+  const sink = createOutboxEventSink({
+    machineId,
+    subjects,
+    clock,
+    outbox,
+    ...(deps.onEventStored ? { afterAppend: deps.onEventStored } : {}),
+  });
   // One gate for everything signed, with one set of accepted-serial marks in the data dir.
   const trust = createCommandTrust({ publicKey: settings.configSigningKey, dataDir: settings.dataDir, clock, logger });
   const contributions = new GatheredContributions();
@@ -141,7 +152,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const linkUp = async (server: string, connection: NatsConnection, reconnected: boolean): Promise<void> => {
     linkRecord.up(server, reconnected);
     // The endpoints first (briefly): whoever sees this agent's events can ask it at once.
-    await Promise.race([capabilities.attachAll({ connection, server, reconnected }), sleepOn(clock, ATTACH_BEFORE_DRAIN_MS)]);
+    await Promise.race([
+      capabilities.attachAll({ connection, server, reconnected }),
+      sleepOn(clock, ATTACH_BEFORE_DRAIN_MS),
+    ]);
     if (!drainStarted) outbox.start(createJetStreamPublisher(jetstream(connection)));
     else outbox.wake();
     drainStarted = true;
@@ -183,8 +197,23 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     capabilities,
   });
 
-  const core = agentCoreCapability({ machineId, version: AGENT_VERSION, outbox, loggers, linkState: () => link.state, uptimeSeconds: status.uptimeSeconds, status: status.current });
-  const wiring = { telemetry: deps.telemetry !== false, inventoryCommand: deps.inventoryCommand, requestRestart: deps.requestRestart, childEnvironment: deps.childEnvironment, uninstall: deps.uninstall, outboxDrained: outboxDrained(outbox, clock) };
+  const core = agentCoreCapability({
+    machineId,
+    version: AGENT_VERSION,
+    outbox,
+    loggers,
+    linkState: () => link.state,
+    uptimeSeconds: status.uptimeSeconds,
+    status: status.current,
+  });
+  const wiring = {
+    telemetry: deps.telemetry !== false,
+    inventoryCommand: deps.inventoryCommand,
+    requestRestart: deps.requestRestart,
+    childEnvironment: deps.childEnvironment,
+    uninstall: deps.uninstall,
+    outboxDrained: outboxDrained(outbox, clock),
+  };
   capabilities.add(core, lifecycle);
   for (const { name, create } of agentCapabilities(wiring)) {
     const capability = create(contextFor(name));
@@ -201,10 +230,20 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     async start() {
       // The status file being replaced when the last run was killed leaves its sibling behind.
       await removeAbandonedTemporaries(settings.dataDir).catch((error: unknown) => recordError("data-dir", error));
-      logger.info({ version: AGENT_VERSION, natsServers: settings.natsServers, dataDir: settings.dataDir }, "edge-agent starting");
+      logger.info(
+        { version: AGENT_VERSION, natsServers: settings.natsServers, dataDir: settings.dataDir },
+        "edge-agent starting",
+      );
       await capabilities.startAll();
       link.start();
-      if (deps.writeStatusFile) statusFile = await startStatusFile({ dataDir: settings.dataDir, clock, logger, current: status.current, recordError });
+      if (deps.writeStatusFile)
+        statusFile = await startStatusFile({
+          dataDir: settings.dataDir,
+          clock,
+          logger,
+          current: status.current,
+          recordError,
+        });
     },
     async stop(timeoutMs = 4_000) {
       // The order matters: commands stop before the outbox closes (their results go through it),
@@ -212,7 +251,11 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       const linkBudgetMs = 250;
       const startedMs = clock.monotonicMs();
       await runShutdownSteps(
-        [...capabilities.stopSteps(), { name: "outbox", stop: () => outbox.stop() }, { name: "status file", stop: async () => void (await statusFile?.stop()) }],
+        [
+          ...capabilities.stopSteps(),
+          { name: "outbox", stop: () => outbox.stop() },
+          { name: "status file", stop: async () => void (await statusFile?.stop()) },
+        ],
         { budgetMs: Math.max(0, timeoutMs - linkBudgetMs), clock, logger },
       );
       await link.close(Math.max(linkBudgetMs, timeoutMs - (clock.monotonicMs() - startedMs)));

@@ -1,7 +1,7 @@
-import { timersOf, type Clock } from "../runtime/clock.ts";
+import { type Clock, timersOf } from "../runtime/clock.ts";
 import { FaultLatch } from "../runtime/fault-latch.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { STATUS_FILE_INTERVAL_MS, writeStatusFile, type AgentStatus } from "./status.ts";
+import { type AgentStatus, STATUS_FILE_INTERVAL_MS, writeStatusFile } from "./status.ts";
 
 export interface StatusFileWriter {
   /** Stops the timer and writes the file a last time. */
@@ -26,7 +26,11 @@ export async function startStatusFile(options: {
       fault.recover("the status file is written again");
     } catch (error) {
       options.recordError("status-file", error);
-      fault.fail("cannot write the status file", error, "`edge-agent status` shows the last one written, and how old it is; writing is retried");
+      fault.fail(
+        "cannot write the status file",
+        error,
+        "`edge-agent status` shows the last one written, and how old it is; writing is retried",
+      );
     }
   };
   await refresh();

@@ -107,7 +107,12 @@ export function createStatusAssembly(options: {
     pid: options.pid,
     startedAt: new Date(startedAtMs).toISOString(),
     uptimeSeconds: uptimeSeconds(),
-    connection: { state: options.link.state, server: linkRecord.server, reconnects: linkRecord.reconnects, lastError: options.link.lastError },
+    connection: {
+      state: options.link.state,
+      server: linkRecord.server,
+      reconnects: linkRecord.reconnects,
+      lastError: options.link.lastError,
+    },
     heartbeatSeconds: options.heartbeatSeconds(),
     outbox: options.outboxStats(),
     lastErrors: options.errors.list(),

@@ -1,13 +1,13 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { NatsConnection } from "@nats-io/transport-node";
 import type { Service } from "@nats-io/services";
-import { DEVICE_STATE_STREAMS, parseMachineEventSubject, PLATFORM_STREAMS } from "../contracts/index.ts";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { DEVICE_STATE_STREAMS, PLATFORM_STREAMS, parseMachineEventSubject } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { buildConnectionOptions, jitteredBackoff } from "../transport/connection-options.ts";
-import { createNatsLink, defaultConnectionFactory, type ConnectionFactory, type NatsLink } from "../transport/link.ts";
+import { type ConnectionFactory, createNatsLink, defaultConnectionFactory, type NatsLink } from "../transport/link.ts";
 import { DeviceStore } from "./devices/device-store.ts";
 import { DEVICES_SHARD, DevicesProcessor } from "./devices/devices-processor.ts";
 import { ensurePresenceStream, presenceStreamNames } from "./devices/presence.ts";
@@ -15,8 +15,8 @@ import { kafkaClientOptions } from "./kafka/kafka-client-options.ts";
 import { classifyKafkaError, describeKafkaError } from "./kafka/kafka-errors.ts";
 import { ProducerThread, ThreadedWriter } from "./kafka/threaded-writer.ts";
 import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
-import { tooLargeDeadLetter, type RouterOptions } from "./records/event-router.ts";
-import { shardStatus, startBridgeService, type BridgeStatus } from "./service/bridge-status.ts";
+import { type RouterOptions, tooLargeDeadLetter } from "./records/event-router.ts";
+import { type BridgeStatus, shardStatus, startBridgeService } from "./service/bridge-status.ts";
 import type { BridgeSettings } from "./settings/bridge-settings.ts";
 import { EventStreamProcessor } from "./shards/event-stream-processor.ts";
 import { ShardLeases } from "./shards/shard-leases.ts";
@@ -75,7 +75,11 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     reportFatal(error);
   };
 
-  const openLink = (name: string, endpoint: Parameters<typeof buildConnectionOptions>[0], onConnected: (connection: NatsConnection) => void): NatsLink => {
+  const openLink = (
+    name: string,
+    endpoint: Parameters<typeof buildConnectionOptions>[0],
+    onConnected: (connection: NatsConnection) => void,
+  ): NatsLink => {
     const backoff = jitteredBackoff({ baseMs: 500, maxMs: 30_000 });
     return createNatsLink({
       connectionOptions: () => buildConnectionOptions(endpoint, name, backoff),
@@ -97,10 +101,15 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   let connectionReady: (connection: NatsConnection) => void = () => undefined;
   const connected = new Promise<NatsConnection>((resolve) => (connectionReady = resolve));
   const link = openLink(`edge-bridge-${settings.instanceId}`, settings, (connection) => connectionReady(connection));
-  const systemEndpoint = settings.systemAccount.natsServers ? { ...settings.systemAccount, natsServers: settings.systemAccount.natsServers } : null;
-  const systemLink = systemEndpoint ? openLink(`edge-bridge-${settings.instanceId}-system`, systemEndpoint, () => undefined) : null;
+  const systemEndpoint = settings.systemAccount.natsServers
+    ? { ...settings.systemAccount, natsServers: settings.systemAccount.natsServers }
+    : null;
+  const systemLink = systemEndpoint
+    ? openLink(`edge-bridge-${settings.instanceId}-system`, systemEndpoint, () => undefined)
+    : null;
 
-  const consumerName = (shard: string) => (_stream: string) => (shard === DEVICES_SHARD ? `${settings.group}-devices` : settings.group);
+  const consumerName = (shard: string) => (_stream: string) =>
+    shard === DEVICES_SHARD ? `${settings.group}-devices` : settings.group;
   const runners = new Map<string, ShardRunner>();
   // Every shard's producer in one thread beside this one (kafka/producer-thread.ts).
   const producerThread = new ProducerThread();
@@ -112,9 +121,14 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const processorFor = (shard: string): ShardProcessor =>
     shard === DEVICES_SHARD
       ? new DevicesProcessor({
-          store: async () => DeviceStore.open(link.connection as NatsConnection, `${settings.group}-devices`, logger.child({ shard })),
+          store: async () =>
+            DeviceStore.open(link.connection as NatsConnection, `${settings.group}-devices`, logger.child({ shard })),
           devicesTopic: settings.topics.devices,
-          rowContext: { tenantId: settings.tenantId ?? null, organizationId: settings.organizationId ?? null, organizationTag: settings.organizationTag },
+          rowContext: {
+            tenantId: settings.tenantId ?? null,
+            organizationId: settings.organizationId ?? null,
+            organizationTag: settings.organizationTag,
+          },
           connectionsStream: DEVICE_STATE_STREAMS.connections,
           inventoryStream: DEVICE_STATE_STREAMS.inventory,
           presence,
@@ -124,7 +138,12 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
           clock,
           logger: logger.child({ shard }),
         })
-      : new EventStreamProcessor({ stream: shard, router, checkpointTopic: settings.topics.checkpoint, logger: logger.child({ shard }) });
+      : new EventStreamProcessor({
+          stream: shard,
+          router,
+          checkpointTopic: settings.topics.checkpoint,
+          logger: logger.child({ shard }),
+        });
 
   const runnerFor = (shard: string, connection: NatsConnection): ShardRunner => {
     let runner = runners.get(shard);
@@ -134,7 +153,13 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         connection,
         kafkaClientOptions: clientOptions(`${shard.toLowerCase()}`),
         newWriter: () =>
-          new ThreadedWriter({ thread: producerThread, kafka: settings.kafka, clientIdSuffix: shard.toLowerCase(), transactionalId: `${settings.group}-${shard}`, limitOf: (topic) => limits.forTopic(topic) }),
+          new ThreadedWriter({
+            thread: producerThread,
+            kafka: settings.kafka,
+            clientIdSuffix: shard.toLowerCase(),
+            transactionalId: `${settings.group}-${shard}`,
+            limitOf: (topic) => limits.forTopic(topic),
+          }),
         checkpointTopic: settings.topics.checkpoint,
         transactionalId: `${settings.group}-${shard}`,
         consumerName: consumerName(shard),
@@ -153,7 +178,9 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
 
   const status = async (): Promise<BridgeStatus> => {
     const connection = link.connection;
-    const shards = await Promise.all([...runners.values()].map((runner) => shardStatus(connection, runner.stats(), consumerName(runner.name))));
+    const shards = await Promise.all(
+      [...runners.values()].map((runner) => shardStatus(connection, runner.stats(), consumerName(runner.name))),
+    );
     return {
       instanceId: settings.instanceId,
       group: settings.group,
@@ -161,7 +188,10 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       pid: deps.pid,
       startedAt,
       reportedAt: new Date(clock.now()).toISOString(),
-      nats: { connected: link.state === "connected", server: connection && !connection.isClosed() ? connection.getServer() : null },
+      nats: {
+        connected: link.state === "connected",
+        server: connection && !connection.isClosed() ? connection.getServer() : null,
+      },
       kafkaBrokers: settings.kafka.brokers,
       liveInstances: leases?.liveInstances ?? 0,
       shardsHeld: leases?.heldShards ?? [],
@@ -174,7 +204,11 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const writeStatusFile = async (): Promise<void> => {
     try {
       await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
-      await writeFileAtomic(join(settings.dataDir, BRIDGE_STATUS_FILE), `${JSON.stringify(await status(), null, 2)}\n`, 0o600);
+      await writeFileAtomic(
+        join(settings.dataDir, BRIDGE_STATUS_FILE),
+        `${JSON.stringify(await status(), null, 2)}\n`,
+        0o600,
+      );
     } catch (error) {
       logger.warn({ err: error }, "cannot write the status file");
     }
@@ -192,7 +226,11 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       } catch (error) {
         if (error instanceof TopicSetupError || classifyKafkaError(error) === "fatal") throw error;
         const reason = describeKafkaError(error);
-        if (reason !== lastReason) logger.warn({ reason, brokers: settings.kafka.brokers }, "cannot reach Kafka to set up topics yet; retrying (events wait in NATS)");
+        if (reason !== lastReason)
+          logger.warn(
+            { reason, brokers: settings.kafka.brokers },
+            "cannot reach Kafka to set up topics yet; retrying (events wait in NATS)",
+          );
         lastReason = reason;
         await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
       }
@@ -205,11 +243,20 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     async start() {
       link.start();
       systemLink?.start();
-      logger.info({ group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers }, "edge-bridge starting");
+      logger.info(
+        { group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers },
+        "edge-bridge starting",
+      );
       const connection = await connected;
       await setUpKafka();
       await ensurePresenceStream(connection, presence);
-      service = await startBridgeService({ connection, group: settings.group, instanceId: settings.instanceId, version: deps.version, status });
+      service = await startBridgeService({
+        connection,
+        group: settings.group,
+        instanceId: settings.instanceId,
+        version: deps.version,
+        status,
+      });
       leases = new ShardLeases({
         connection,
         bucket: `${settings.group}-leases`,
@@ -226,7 +273,13 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       });
       await leases.start();
       // A topic's max.message.bytes may be changed while we run.
-      limitsTimer = setInterval(() => void limits.refresh(settings).catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits")), 60_000);
+      limitsTimer = setInterval(
+        () =>
+          void limits
+            .refresh(settings)
+            .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits")),
+        60_000,
+      );
       limitsTimer.unref();
       if (deps.writeStatusFile) {
         await writeStatusFile();
@@ -240,7 +293,9 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       if (limitsTimer) clearInterval(limitsTimer);
       const deadline = clock.monotonicMs() + timeoutMs;
       await leases?.stop();
-      await Promise.all([...runners.values()].map((runner) => runner.stop(Math.max(500, deadline - clock.monotonicMs() - 1_000))));
+      await Promise.all(
+        [...runners.values()].map((runner) => runner.stop(Math.max(500, deadline - clock.monotonicMs() - 1_000))),
+      );
       if (deps.writeStatusFile) await writeStatusFile();
       await producerThread.stop();
       await service?.stop().catch(() => undefined);

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
-import { SETTING_SPECS, type FlagValues } from "../settings/index.ts";
-import type { CommandSpec, FlagSpec } from "./command-spec.ts";
 import { didYouMean } from "../runtime/closest-match.ts";
+import { type FlagValues, SETTING_SPECS } from "../settings/index.ts";
+import type { CommandSpec, FlagSpec } from "./command-spec.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** `--help` and `-h`: every command takes them, and does nothing else when given them. */
@@ -14,7 +14,12 @@ export function settingsFlagsOf(command: CommandSpec): Record<string, FlagSpec> 
   const flags: Record<string, FlagSpec> = {};
   for (const spec of SETTING_SPECS) {
     if (!spec.flag || (command.settingsFlags !== "all" && !command.settingsFlags.includes(spec.flag))) continue;
-    flags[spec.flag] = { type: "string", ...(spec.kind === "tags" ? { multiple: true } : {}), ...(spec.valueName ? { valueName: spec.valueName } : {}), help: spec.help ?? spec.path };
+    flags[spec.flag] = {
+      type: "string",
+      ...(spec.kind === "tags" ? { multiple: true } : {}),
+      ...(spec.valueName ? { valueName: spec.valueName } : {}),
+      help: spec.help ?? spec.path,
+    };
   }
   return flags;
 }
@@ -24,18 +29,28 @@ export function flagsOf(command: CommandSpec): Record<string, FlagSpec> {
   return { ...settingsFlagsOf(command), ...command.flags, help: HELP_FLAG };
 }
 
-export type ParsedCommandLine = { readonly help: true } | { readonly help: false; readonly flags: FlagValues; readonly positionals: readonly string[] };
+export type ParsedCommandLine =
+  | { readonly help: true }
+  | { readonly help: false; readonly flags: FlagValues; readonly positionals: readonly string[] };
 
 /**
  * Reads one command's arguments (`args`: those after its name). `--help` wins over everything
  * else; an option the command does not take is refused with the closest one it does, or with the
  * commands that take it.
  */
-export function parseCommandLine(command: CommandSpec, args: readonly string[], allCommands: readonly CommandSpec[]): ParsedCommandLine {
+export function parseCommandLine(
+  command: CommandSpec,
+  args: readonly string[],
+  allCommands: readonly CommandSpec[],
+): ParsedCommandLine {
   const flags = flagsOf(command);
   const options: ParseOptions = {};
   for (const [name, flag] of Object.entries(flags)) {
-    options[name] = { type: flag.type, ...(flag.multiple ? { multiple: true } : {}), ...(flag.short ? { short: flag.short } : {}) };
+    options[name] = {
+      type: flag.type,
+      ...(flag.multiple ? { multiple: true } : {}),
+      ...(flag.short ? { short: flag.short } : {}),
+    };
   }
   // Loosely first: to see --help before anything can fail, and to name unknown options our way.
   const { tokens } = parseArgs({ args: [...args], options, strict: false, allowPositionals: true, tokens: true });
@@ -44,19 +59,34 @@ export function parseCommandLine(command: CommandSpec, args: readonly string[], 
     if (token.kind !== "option" || token.name in flags) continue;
     const others = allCommands.filter((other) => token.name in flagsOf(other)).map((other) => other.name);
     const known = Object.keys(flags).map((name) => `--${name}`);
-    const hint = others.length > 0 ? ` (${others.join(", ")} take${others.length === 1 ? "s" : ""} it)` : didYouMean(`--${token.name}`, known);
-    throw new CommandError(`${command.name} has no option ${token.rawName}${hint} (edge-agent ${command.name} --help lists its options)`, ExitCode.badSettings);
+    const hint =
+      others.length > 0
+        ? ` (${others.join(", ")} take${others.length === 1 ? "s" : ""} it)`
+        : didYouMean(`--${token.name}`, known);
+    throw new CommandError(
+      `${command.name} has no option ${token.rawName}${hint} (edge-agent ${command.name} --help lists its options)`,
+      ExitCode.badSettings,
+    );
   }
   let parsed: { values: FlagValues; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true }) as { values: FlagValues; positionals: string[] };
+    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true }) as {
+      values: FlagValues;
+      positionals: string[];
+    };
   } catch (error) {
     // parseArgs's own lines, for a missing value or a value given to a switch, are clear enough.
     throw new CommandError(`${command.name}: ${(error as Error).message}`, ExitCode.badSettings);
   }
   if (parsed.positionals.length > command.maxPositionals) {
-    const extra = parsed.positionals.slice(command.maxPositionals).map((word) => JSON.stringify(word)).join(" ");
-    throw new CommandError(`${command.name} takes ${command.maxPositionals === 0 ? "no arguments" : `at most ${command.maxPositionals}`} but got ${extra} too (usage: edge-agent ${[command.name, command.usage].filter((part) => part !== "").join(" ")})`, ExitCode.badSettings);
+    const extra = parsed.positionals
+      .slice(command.maxPositionals)
+      .map((word) => JSON.stringify(word))
+      .join(" ");
+    throw new CommandError(
+      `${command.name} takes ${command.maxPositionals === 0 ? "no arguments" : `at most ${command.maxPositionals}`} but got ${extra} too (usage: edge-agent ${[command.name, command.usage].filter((part) => part !== "").join(" ")})`,
+      ExitCode.badSettings,
+    );
   }
   return { help: false, flags: parsed.values, positionals: parsed.positionals };
 }

@@ -13,12 +13,23 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "run",
     summary: "run the agent (the daemon; the service manager starts this)",
     usage: "[settings options]",
-    description: "Runs until SIGTERM or SIGINT. Works offline: events wait in the outbox of the data dir until the server takes them.",
+    description:
+      "Runs until SIGTERM or SIGINT. Works offline: events wait in the outbox of the data dir until the server takes them.",
     flags: {},
     settingsFlags: "all",
     maxPositionals: 0,
-    examples: ["edge-agent run --nats-url nats://127.0.0.1:4222 --log-level debug", "EDGE_AGENT_NATS_URL=tls://nats.example:4222 edge-agent run"],
-    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings, ExitCode.dataDirInUse, ExitCode.restart, ExitCode.uninstalled],
+    examples: [
+      "edge-agent run --nats-url nats://127.0.0.1:4222 --log-level debug",
+      "EDGE_AGENT_NATS_URL=tls://nats.example:4222 edge-agent run",
+    ],
+    exitCodes: [
+      ExitCode.ok,
+      ExitCode.failure,
+      ExitCode.badSettings,
+      ExitCode.dataDirInUse,
+      ExitCode.restart,
+      ExitCode.uninstalled,
+    ],
     async run(context) {
       const { runDaemon } = await import("./run-command.ts");
       await runDaemon(context.settings(), context.args);
@@ -40,31 +51,67 @@ export const COMMANDS: readonly CommandSpec[] = [
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
       const { statusCommand } = await import("./status-command.ts");
-      return statusCommand(context.settings(), { json: context.flags.json === true, dataDirGiven: dataDirGiven(context), host: context.host, env: context.env }, context.print);
+      return statusCommand(
+        context.settings(),
+        {
+          json: context.flags.json === true,
+          dataDirGiven: dataDirGiven(context),
+          host: context.host,
+          env: context.env,
+        },
+        context.print,
+      );
     },
   },
   {
     name: "enroll",
     summary: "write the settings file for a server and test the link",
-    usage: "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] [--machine-id ID] [--tag k=v ...]",
+    usage:
+      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] [--machine-id ID] [--tag k=v ...]",
     description: [
       "Checks everything first, then tests the link with the new settings, and writes the settings file",
       "(0600; secret files copied beside it) only when the link works: a failed test leaves the old file as it was.",
     ].join("\n"),
     flags: {
       server: { type: "string", valueName: "URL", help: "NATS server URL(s), comma-separated (required)" },
-      creds: { type: "string", valueName: "FILE", help: "NATS .creds file to copy into the config dir (same as --creds-file)" },
-      "skip-link-test": { type: "boolean", help: "write the settings without testing the link (e.g. the server is not up yet)" },
+      creds: {
+        type: "string",
+        valueName: "FILE",
+        help: "NATS .creds file to copy into the config dir (same as --creds-file)",
+      },
+      "skip-link-test": {
+        type: "boolean",
+        help: "write the settings without testing the link (e.g. the server is not up yet)",
+      },
     },
-    settingsFlags: ["machine-id", "token", "user", "password", "creds-file", "nkey-seed-file", "tls-ca", "tls-cert", "tls-key", "tag", "config-dir"],
+    settingsFlags: [
+      "machine-id",
+      "token",
+      "user",
+      "password",
+      "creds-file",
+      "nkey-seed-file",
+      "tls-ca",
+      "tls-cert",
+      "tls-key",
+      "tag",
+      "config-dir",
+    ],
     maxPositionals: 0,
-    examples: ["sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --tag site=lab", "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --config-dir /tmp/agent/config"],
+    examples: [
+      "sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --tag site=lab",
+      "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --config-dir /tmp/agent/config",
+    ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
       const { enroll } = await import("./enroll-command.ts");
       const { defaultDirectories } = await import("../settings/index.ts");
       const configFlag = context.flags["config-dir"];
-      const configDir = typeof configFlag === "string" ? configFlag : (context.env.EDGE_AGENT_CONFIG_DIR ?? defaultDirectories(context.host.platform, context.env, context.host.privileged).configDir);
+      const configDir =
+        typeof configFlag === "string"
+          ? configFlag
+          : (context.env.EDGE_AGENT_CONFIG_DIR ??
+            defaultDirectories(context.host.platform, context.env, context.host.privileged).configDir);
       await enroll(context.flags, configDir, context.host, context.print);
       return ExitCode.ok;
     },
@@ -74,18 +121,27 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "get, set, unset, push or delete the remote configuration (agent-config KV bucket)",
     usage: "get | set KEY VALUE | unset KEY | push FILE.json | delete  [--machine ID] [--signing-seed-file F]",
     description: [
-      "No --machine: the fleet-wide \"defaults\" key. KEY is a setting a remote document may change (dotted for nested ones):",
+      'No --machine: the fleet-wide "defaults" key. KEY is a setting a remote document may change (dotted for nested ones):',
       "heartbeatSeconds, telemetrySchedule, inventorySchedule, logLevel, tags, outbox.maxBytes, outbox.maxAgeSeconds,",
-      "toolPolicy.allowMissingChecksum. VALUE is JSON when it parses (2, true, {\"a\":\"b\"}), else text; tags take k=v[,k=v].",
+      'toolPolicy.allowMissingChecksum. VALUE is JSON when it parses (2, true, {"a":"b"}), else text; tags take k=v[,k=v].',
       "An unknown key is refused (exit 2), as every agent would refuse it.",
     ].join("\n"),
     flags: {
       machine: { type: "string", valueName: "ID", help: "the machine's own key instead of the fleet-wide defaults" },
-      "signing-seed-file": { type: "string", valueName: "FILE", help: "NKey seed to sign the document with (agents with configSigningKey need it)" },
+      "signing-seed-file": {
+        type: "string",
+        valueName: "FILE",
+        help: "NKey seed to sign the document with (agents with configSigningKey need it)",
+      },
     },
     settingsFlags: "all",
     maxPositionals: 3,
-    examples: ["edge-agent config set --machine m1 heartbeatSeconds 30", "edge-agent config set tags site=lab,rack=4", "edge-agent config unset --machine m1 logLevel", "edge-agent config get --machine m1"],
+    examples: [
+      "edge-agent config set --machine m1 heartbeatSeconds 30",
+      "edge-agent config set tags site=lab,rack=4",
+      "edge-agent config unset --machine m1 logLevel",
+      "edge-agent config get --machine m1",
+    ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
       const { configCommand } = await import("./config-command.ts");
@@ -101,18 +157,36 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...(["install-service", "uninstall-service"] as const).map(
     (name): CommandSpec => ({
       name,
-      summary: name === "install-service" ? "register this single executable as a systemd service" : "remove the systemd service this executable registered",
+      summary:
+        name === "install-service"
+          ? "register this single executable as a systemd service"
+          : "remove the systemd service this executable registered",
       usage: name === "install-service" ? "[--copy-to DIR] [settings options]" : "[settings options]",
       description: [
         "For the single executable without a package (dist/edge-agent-linux-x64); the .deb and .rpm do this themselves. Needs root.",
         ...(name === "install-service"
-          ? ["Refuses (exit 2), before changing anything, an executable the service user cannot start (a directory it cannot", "enter, a file it cannot execute, a path the unit hides: /root, /home, /tmp); --copy-to installs a copy there first."]
+          ? [
+              "Refuses (exit 2), before changing anything, an executable the service user cannot start (a directory it cannot",
+              "enter, a file it cannot execute, a path the unit hides: /root, /home, /tmp); --copy-to installs a copy there first.",
+            ]
           : []),
       ].join("\n"),
-      flags: name === "install-service" ? { "copy-to": { type: "string", valueName: "DIR", help: "copy the executable to DIR/edge-agent (e.g. /usr/local/bin) and register the copy" } } : {},
+      flags:
+        name === "install-service"
+          ? {
+              "copy-to": {
+                type: "string",
+                valueName: "DIR",
+                help: "copy the executable to DIR/edge-agent (e.g. /usr/local/bin) and register the copy",
+              },
+            }
+          : {},
       settingsFlags: "all",
       maxPositionals: 0,
-      examples: name === "install-service" ? [`sudo ./edge-agent-linux-x64 ${name} --copy-to /usr/local/bin`] : [`sudo ./edge-agent-linux-x64 ${name}`],
+      examples:
+        name === "install-service"
+          ? [`sudo ./edge-agent-linux-x64 ${name} --copy-to /usr/local/bin`]
+          : [`sudo ./edge-agent-linux-x64 ${name}`],
       exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
       async run(context) {
         const service = await import("../service/install-service.ts");
@@ -120,14 +194,29 @@ export const COMMANDS: readonly CommandSpec[] = [
         const settings = context.settings();
         // A single executable is its own program; from sources the service would start a bare node.
         const { isSea } = await import("node:sea");
-        if (!isSea()) throw new CommandError(`${name} registers the single executable; build it with npm run package and run dist/edge-agent-linux-x64 ${name}`, ExitCode.badSettings);
-        const layout = { ...service.defaultServiceLayout(process.execPath), configDir: settings.configDir, dataDir: settings.dataDir };
+        if (!isSea())
+          throw new CommandError(
+            `${name} registers the single executable; build it with npm run package and run dist/edge-agent-linux-x64 ${name}`,
+            ExitCode.badSettings,
+          );
+        const layout = {
+          ...service.defaultServiceLayout(process.execPath),
+          configDir: settings.configDir,
+          dataDir: settings.dataDir,
+        };
         if (name === "install-service") {
           const copyTo = context.flags["copy-to"];
           // An unreachable executable is a usage error: the cure is a copy (--copy-to), exit 2.
-          await service.installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, { platform: context.host.platform, ...(typeof copyTo === "string" ? { copyTo } : {}) }).catch((error: unknown) => {
-            throw error instanceof service.ExecutableUnreachableError ? new CommandError(error.message, ExitCode.badSettings) : error;
-          });
+          await service
+            .installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, {
+              platform: context.host.platform,
+              ...(typeof copyTo === "string" ? { copyTo } : {}),
+            })
+            .catch((error: unknown) => {
+              throw error instanceof service.ExecutableUnreachableError
+                ? new CommandError(error.message, ExitCode.badSettings)
+                : error;
+            });
         } else await service.uninstallService(layout, context.print);
         return ExitCode.ok;
       },
@@ -137,7 +226,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "dev-setup",
     summary: "create the platform's JetStream streams and KV bucket on a server (development and tests)",
     usage: "[settings options]",
-    description: "Idempotent: existing streams get the wanted subjects and keep their data. Production platforms create these themselves.",
+    description:
+      "Idempotent: existing streams get the wanted subjects and keep their data. Production platforms create these themselves.",
     flags: {},
     settingsFlags: "all",
     maxPositionals: 0,
@@ -161,18 +251,41 @@ export const COMMANDS: readonly CommandSpec[] = [
       "Reads the data dir's outbox read-only: safe while the agent runs (run it as the agent's user, or sudo).",
     ].join("\n"),
     flags: {
-      follow: { type: "boolean", help: "keep printing events as they are stored and sent, until Ctrl-C (SIGINT) or SIGTERM" },
-      subject: { type: "string", multiple: true, valueName: "PATTERN", help: "only events whose subject matches (NATS wildcards: * one token, > the rest); repeatable" },
-      json: { type: "boolean", help: "one JSON object per line: time, state, sequence, type, subject, bytes, eventId, settledAt, reason, summary" },
+      follow: {
+        type: "boolean",
+        help: "keep printing events as they are stored and sent, until Ctrl-C (SIGINT) or SIGTERM",
+      },
+      subject: {
+        type: "string",
+        multiple: true,
+        valueName: "PATTERN",
+        help: "only events whose subject matches (NATS wildcards: * one token, > the rest); repeatable",
+      },
+      json: {
+        type: "boolean",
+        help: "one JSON object per line: time, state, sequence, type, subject, bytes, eventId, settledAt, reason, summary",
+      },
     },
     settingsFlags: "all",
     maxPositionals: 0,
-    examples: ["sudo edge-agent events", "edge-agent events --follow --subject 'machine.*.telemetry'", "edge-agent events --json --subject 'machine.*.config.status' | jq ."],
+    examples: [
+      "sudo edge-agent events",
+      "edge-agent events --follow --subject 'machine.*.telemetry'",
+      "edge-agent events --json --subject 'machine.*.config.status' | jq .",
+    ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
       const { eventsCommand } = await import("./events-command.ts");
       const subjects = context.flags.subject;
-      return eventsCommand(context.settings(), { follow: context.flags.follow === true, json: context.flags.json === true, subjects: Array.isArray(subjects) ? subjects.map(String) : [] }, context.print);
+      return eventsCommand(
+        context.settings(),
+        {
+          follow: context.flags.follow === true,
+          json: context.flags.json === true,
+          subjects: Array.isArray(subjects) ? subjects.map(String) : [],
+        },
+        context.print,
+      );
     },
   },
   {
@@ -197,7 +310,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: { json: { type: "boolean", help: "one JSON object per check: {check, verdict, reason, action}" } },
     settingsFlags: "all",
     maxPositionals: 0,
-    examples: ["sudo edge-agent doctor", "edge-agent doctor --nats-url nats://nats.example:4222 --creds-file ./machine.creds"],
+    examples: [
+      "sudo edge-agent doctor",
+      "edge-agent doctor --nats-url nats://nats.example:4222 --creds-file ./machine.creds",
+    ],
     exitCodes: [ExitCode.ok, ExitCode.failure],
     async run(context) {
       const { doctorCommand } = await import("./doctor-command.ts");
@@ -216,8 +332,17 @@ export const COMMANDS: readonly CommandSpec[] = [
     ].join("\n"),
     flags: {
       agents: { type: "string", valueName: "N", help: "how many agents (required)" },
-      server: { type: "string", valueName: "URL[,URL]", help: "the NATS server(s) (or --nats-url / EDGE_AGENT_NATS_URL)" },
-      "start-concurrency": { type: "string", valueName: "N", help: "agents connecting at once: bounds the connect storm", default: "50" },
+      server: {
+        type: "string",
+        valueName: "URL[,URL]",
+        help: "the NATS server(s) (or --nats-url / EDGE_AGENT_NATS_URL)",
+      },
+      "start-concurrency": {
+        type: "string",
+        valueName: "N",
+        help: "agents connecting at once: bounds the connect storm",
+        default: "50",
+      },
       "stagger-ms": { type: "string", valueName: "N", help: "pause after each agent's start in a slot", default: "0" },
     },
     settingsFlags: "all",
@@ -227,7 +352,13 @@ export const COMMANDS: readonly CommandSpec[] = [
     async run(context) {
       const { simulateCommand } = await import("./simulate-command.ts");
       const { loadSettings } = await import("../settings/index.ts");
-      const { server, agents, "data-dir": dataDir, "start-concurrency": startConcurrency, "stagger-ms": staggerMs } = context.flags;
+      const {
+        server,
+        agents,
+        "data-dir": dataDir,
+        "start-concurrency": startConcurrency,
+        "stagger-ms": staggerMs,
+      } = context.flags;
       // --server is the fleet's server: the same as --nats-url for every agent.
       const flags = { ...context.flags, ...(typeof server === "string" ? { "nats-url": server } : {}) };
       await simulateCommand(loadSettings({ env: context.env, flags, ...context.host }).settings, {
@@ -243,7 +374,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "permissions",
     summary: "print the NATS permission set for a machine's identity",
     usage: "MACHINE_ID [--inbox-prefix P] [--json]",
-    description: "Prints the nats-server user block and the JWT user claims; --json prints nats-server's permissions object only.",
+    description:
+      "Prints the nats-server user block and the JWT user claims; --json prints nats-server's permissions object only.",
     flags: { json: { type: "boolean", help: "nats-server's permissions object only, as JSON" } },
     settingsFlags: ["inbox-prefix"],
     maxPositionals: 1,
@@ -252,7 +384,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     async run(context) {
       const { permissionsCommand } = await import("./permissions-command.ts");
       const inboxPrefix = context.flags["inbox-prefix"];
-      permissionsCommand(context.positionals, { json: context.flags.json === true, ...(typeof inboxPrefix === "string" ? { inboxPrefix } : {}) }, context.print);
+      permissionsCommand(
+        context.positionals,
+        { json: context.flags.json === true, ...(typeof inboxPrefix === "string" ? { inboxPrefix } : {}) },
+        context.print,
+      );
       return ExitCode.ok;
     },
   },

@@ -1,5 +1,14 @@
 import { readFile } from "node:fs/promises";
-import { configDelete, configGet, configPush, configSet, configUnset, ConfigRejectedError, settingPathProblem, settingValue } from "../config/index.ts";
+import {
+  ConfigRejectedError,
+  configDelete,
+  configGet,
+  configPush,
+  configSet,
+  configUnset,
+  settingPathProblem,
+  settingValue,
+} from "../config/index.ts";
 import { SETTING_SPECS, type Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
@@ -31,15 +40,24 @@ function assertKnownKey(path: string): void {
   const problem = settingPathProblem(path);
   if (problem === null) return;
   if (LOCAL_ONLY.has(path)) {
-    throw new CommandError(`${JSON.stringify(path)} is a local setting of each machine (its settings.json or environment): remote configuration cannot change it; ${problem}`, ExitCode.badSettings);
+    throw new CommandError(
+      `${JSON.stringify(path)} is a local setting of each machine (its settings.json or environment): remote configuration cannot change it; ${problem}`,
+      ExitCode.badSettings,
+    );
   }
   throw new CommandError(problem, ExitCode.badSettings);
 }
 
 /** `edge-agent config get|set|unset|push|delete`: read and write the agent-config KV keys on EDGE_AGENT_NATS_URL. */
-export async function configCommand(settings: Settings, args: readonly string[], flags: { machine?: string; signingSeedFile?: string }, print: (line: string) => void): Promise<void> {
+export async function configCommand(
+  settings: Settings,
+  args: readonly string[],
+  flags: { machine?: string; signingSeedFile?: string },
+  print: (line: string) => void,
+): Promise<void> {
   const [action, ...rest] = args;
-  if (action === undefined || !(action in ARGUMENT_COUNTS) || rest.length !== ARGUMENT_COUNTS[action as Action]) throw new CommandError(USAGE, ExitCode.badSettings);
+  if (action === undefined || !(action in ARGUMENT_COUNTS) || rest.length !== ARGUMENT_COUNTS[action as Action])
+    throw new CommandError(USAGE, ExitCode.badSettings);
   const target = flags.machine ? { machineId: flags.machine } : {};
   if (action === "set" || action === "unset") assertKnownKey(rest[0] as string);
   let document: unknown;
@@ -64,10 +82,12 @@ export async function configCommand(settings: Settings, args: readonly string[],
       }
       let written: { key: string; revision: number } | null;
       if (action === "delete") written = await configDelete(connection, target, signing);
-      else if (action === "set") written = await configSet(connection, target, rest[0] as string, rest[1] as string, signing);
+      else if (action === "set")
+        written = await configSet(connection, target, rest[0] as string, rest[1] as string, signing);
       else if (action === "unset") written = await configUnset(connection, target, rest[0] as string, signing);
       else written = await configPush(connection, target, document, signing);
-      if (written === null) print(`${rest[0]} is not set in ${flags.machine ? `machine.${flags.machine}` : "defaults"}: nothing written`);
+      if (written === null)
+        print(`${rest[0]} is not set in ${flags.machine ? `machine.${flags.machine}` : "defaults"}: nothing written`);
       else print(`${written.key}: revision ${written.revision}${seed ? " (signed)" : ""}`);
     } finally {
       await connection.close();

@@ -1,4 +1,4 @@
-import { jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { AGENT_CONFIG_BUCKET, PLATFORM_STREAMS, STREAM_DUPLICATE_WINDOW_MS } from "../contracts/index.ts";
 import type { Settings } from "../settings/index.ts";
@@ -15,10 +15,18 @@ export async function devSetup(settings: Settings, report: (line: string) => voi
   try {
     const manager = await jetstreamManager(connection);
     for (const stream of PLATFORM_STREAMS) {
-      const config = { name: stream.name, subjects: [...stream.subjects], storage: "file" as const, duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS) };
+      const config = {
+        name: stream.name,
+        subjects: [...stream.subjects],
+        storage: "file" as const,
+        duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS),
+      };
       try {
         await manager.streams.info(stream.name);
-        await manager.streams.update(stream.name, { subjects: config.subjects, duplicate_window: config.duplicate_window });
+        await manager.streams.update(stream.name, {
+          subjects: config.subjects,
+          duplicate_window: config.duplicate_window,
+        });
         report(`stream ${stream.name}: up to date`);
       } catch (error) {
         if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound) throw error;

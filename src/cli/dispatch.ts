@@ -1,14 +1,14 @@
-import { loadSettings, SettingsError, type Settings } from "../settings/index.ts";
-import { MachineIdError } from "../identity/machine-id.ts";
 import { ReservedMachineIdError, UnsafeSubjectTokenError } from "../contracts/index.ts";
+import { MachineIdError } from "../identity/machine-id.ts";
 import { InboxPrefixError } from "../identity/permissions.ts";
+import { didYouMean } from "../runtime/closest-match.ts";
+import { loadSettings, type Settings, SettingsError } from "../settings/index.ts";
 import { parseCommandLine } from "./command-line.ts";
 import type { CommandSpec } from "./command-spec.ts";
 import { COMMANDS } from "./commands.ts";
-import { didYouMean } from "../runtime/closest-match.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { commandHelp, overallHelp } from "./help.ts";
-import { processHost, type ProcessHost } from "./process-host.ts";
+import { type ProcessHost, processHost } from "./process-host.ts";
 
 export interface CommandLineIo {
   readonly env: NodeJS.ProcessEnv;
@@ -19,18 +19,30 @@ export interface CommandLineIo {
 function findCommand(name: string, commands: readonly CommandSpec[]): CommandSpec {
   const command = commands.find((candidate) => candidate.name === name);
   if (command) return command;
-  const hint = didYouMean(name, commands.map((candidate) => candidate.name), (word) => `"${word}"`);
-  throw new CommandError(`unknown command ${JSON.stringify(name)}${hint} (edge-agent --help lists the commands)`, ExitCode.badSettings);
+  const hint = didYouMean(
+    name,
+    commands.map((candidate) => candidate.name),
+    (word) => `"${word}"`,
+  );
+  throw new CommandError(
+    `unknown command ${JSON.stringify(name)}${hint} (edge-agent --help lists the commands)`,
+    ExitCode.badSettings,
+  );
 }
 
 /**
  * `edge-agent <args>`: finds the command, prints its help when asked (and does nothing else), or
  * runs it. Answers the exit code; errors are thrown (see `exitCodeFor`).
  */
-export async function runCommandLine(args: readonly string[], io: CommandLineIo, commands: readonly CommandSpec[] = COMMANDS): Promise<number> {
+export async function runCommandLine(
+  args: readonly string[],
+  io: CommandLineIo,
+  commands: readonly CommandSpec[] = COMMANDS,
+): Promise<number> {
   const print = (text: string): void => io.stdout(`${text}\n`);
   const [first, ...rest] = args;
-  if (first === undefined) throw new CommandError("no command given (edge-agent --help lists the commands)", ExitCode.badSettings);
+  if (first === undefined)
+    throw new CommandError("no command given (edge-agent --help lists the commands)", ExitCode.badSettings);
   if (first === "--help" || first === "-h") {
     print(overallHelp(commands, io.host, io.env));
     return ExitCode.ok;
@@ -40,7 +52,11 @@ export async function runCommandLine(args: readonly string[], io: CommandLineIo,
     else print(commandHelp(findCommand(rest[0] as string, commands), io.host, io.env));
     return ExitCode.ok;
   }
-  if (first.startsWith("-")) throw new CommandError(`the command comes first: edge-agent <command> ${first} ... (edge-agent --help lists the commands)`, ExitCode.badSettings);
+  if (first.startsWith("-"))
+    throw new CommandError(
+      `the command comes first: edge-agent <command> ${first} ... (edge-agent --help lists the commands)`,
+      ExitCode.badSettings,
+    );
   const command = findCommand(first, commands);
   const parsed = parseCommandLine(command, rest, commands);
   if (parsed.help) {
@@ -61,7 +77,13 @@ export async function runCommandLine(args: readonly string[], io: CommandLineIo,
 
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CommandError) return error.exitCode;
-  if (error instanceof SettingsError || error instanceof UnsafeSubjectTokenError || error instanceof ReservedMachineIdError || error instanceof InboxPrefixError) return ExitCode.badSettings;
+  if (
+    error instanceof SettingsError ||
+    error instanceof UnsafeSubjectTokenError ||
+    error instanceof ReservedMachineIdError ||
+    error instanceof InboxPrefixError
+  )
+    return ExitCode.badSettings;
   if (error instanceof MachineIdError) return ExitCode.failure;
   return ExitCode.failure;
 }

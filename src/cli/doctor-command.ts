@@ -5,10 +5,10 @@ import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM } from "../contracts/index.ts"
 import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
 import type { Settings } from "../settings/index.ts";
-import { fail, formatCheck, pass, warn, type CheckResult } from "./doctor/check-result.ts";
+import { type CheckResult, fail, formatCheck, pass, warn } from "./doctor/check-result.ts";
 import { judgeClockSkew } from "./doctor/clock-skew.ts";
 import { dataDirChecks } from "./doctor/local-checks.ts";
-import { hostAndPort, probeAgentRights, tcpReachable, type Probe } from "./doctor/server-probes.ts";
+import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./doctor/server-probes.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 
@@ -31,7 +31,8 @@ function authKind(settings: Settings): string {
   return "no credentials";
 }
 
-const grant = (machineId: string): string => `grant the set \`edge-agent permissions ${machineId}\` prints (nats-server users block, or JWT claims with --json)`;
+const grant = (machineId: string): string =>
+  `grant the set \`edge-agent permissions ${machineId}\` prints (nats-server users block, or JWT claims with --json)`;
 
 function describeProbe(probe: Probe): string {
   return `${probe.operation} ${probe.subject}`;
@@ -44,13 +45,26 @@ function judgeProbes(probes: readonly Probe[], machineId: string): CheckResult[]
   for (const probe of probes) {
     if (probe.outcome.kind !== "no-stream") continue;
     const stream = probe.outcome.stream;
-    missing.add(stream === AGENT_CONFIG_STREAM ? `key-value bucket ${AGENT_CONFIG_BUCKET}` : (stream ?? `a stream for ${probe.subject}`));
+    missing.add(
+      stream === AGENT_CONFIG_STREAM
+        ? `key-value bucket ${AGENT_CONFIG_BUCKET}`
+        : (stream ?? `a stream for ${probe.subject}`),
+    );
   }
-  const present = new Set(probes.flatMap((probe) => (probe.outcome.kind === "allowed" && probe.outcome.stream ? [probe.outcome.stream] : [])));
+  const present = new Set(
+    probes.flatMap((probe) => (probe.outcome.kind === "allowed" && probe.outcome.stream ? [probe.outcome.stream] : [])),
+  );
   results.push(
     missing.size > 0
-      ? fail("streams", `missing: ${[...missing].join(", ")} (events wait on the device, commands never come)`, "create them with `edge-agent dev-setup` (development and tests); in production the platform keeps them")
-      : pass("streams", `${present.size} streams answer for this machine's subjects (${[...present].sort().join(", ")})`),
+      ? fail(
+          "streams",
+          `missing: ${[...missing].join(", ")} (events wait on the device, commands never come)`,
+          "create them with `edge-agent dev-setup` (development and tests); in production the platform keeps them",
+        )
+      : pass(
+          "streams",
+          `${present.size} streams answer for this machine's subjects (${[...present].sort().join(", ")})`,
+        ),
   );
   const features = [...new Set(probes.map((probe) => probe.feature))];
   for (const feature of features) {
@@ -61,10 +75,19 @@ function judgeProbes(probes: readonly Probe[], machineId: string): CheckResult[]
     if (denied.length > 0) {
       results.push(fail(check, `denied: ${denied.map(describeProbe).join("; ")}`, grant(machineId)));
     } else if (unanswered.length > 0) {
-      const details = unanswered.map((probe) => `${describeProbe(probe)} (${probe.outcome.kind === "no-answer" ? probe.outcome.detail : ""})`);
-      results.push(warn(check, `no answer: ${details.join("; ")}`, "check the server's JetStream (and that the stream allows direct get), then run doctor again"));
+      const details = unanswered.map(
+        (probe) => `${describeProbe(probe)} (${probe.outcome.kind === "no-answer" ? probe.outcome.detail : ""})`,
+      );
+      results.push(
+        warn(
+          check,
+          `no answer: ${details.join("; ")}`,
+          "check the server's JetStream (and that the stream allows direct get), then run doctor again",
+        ),
+      );
     } else {
-      const count = (operation: Probe["operation"]): number => mine.filter((probe) => probe.operation === operation).length;
+      const count = (operation: Probe["operation"]): number =>
+        mine.filter((probe) => probe.operation === operation).length;
       results.push(pass(check, `allowed: ${count("publish")} to publish, ${count("subscribe")} to subscribe`));
     }
   }
@@ -86,12 +109,23 @@ async function serverChecks(settings: Settings, machineId: string | null): Promi
   );
   const unreachable = reach.filter((entry) => entry.problem !== null);
   const listing = unreachable.map((entry) => `${entry.server} (${entry.problem})`).join(", ");
-  const fixReach = "check the server URL (EDGE_AGENT_NATS_URL / --nats-url), that nats-server runs there, and the firewall";
+  const fixReach =
+    "check the server URL (EDGE_AGENT_NATS_URL / --nats-url), that nats-server runs there, and the firewall";
   if (unreachable.length === reach.length) {
-    results.push(fail("server reachable", `no server answers: ${listing}`, `${fixReach}; the checks that need the server did not run`));
+    results.push(
+      fail(
+        "server reachable",
+        `no server answers: ${listing}`,
+        `${fixReach}; the checks that need the server did not run`,
+      ),
+    );
     return results;
   }
-  results.push(unreachable.length > 0 ? warn("server reachable", `some servers do not answer: ${listing}`, fixReach) : pass("server reachable", `a TCP connection opens to ${settings.natsServers.join(", ")}`));
+  results.push(
+    unreachable.length > 0
+      ? warn("server reachable", `some servers do not answer: ${listing}`, fixReach)
+      : pass("server reachable", `a TCP connection opens to ${settings.natsServers.join(", ")}`),
+  );
 
   let connection: NatsConnection;
   try {
@@ -99,19 +133,41 @@ async function serverChecks(settings: Settings, machineId: string | null): Promi
     connection = await connectOnce(settings, `${machineId ?? "edge-agent"}-doctor`, 3_000, inboxPrefix);
   } catch (error) {
     const message = describeConnectError(error);
-    const refused = /authori[sz]ation|authentication|auth(entication)? (violation|expired|failed)|user.*(denied|invalid)/i.test(message);
+    const refused =
+      /authori[sz]ation|authentication|auth(entication)? (violation|expired|failed)|user.*(denied|invalid)/i.test(
+        message,
+      );
     results.push(
       refused
-        ? fail("auth", `the server refused ${authKind(settings)}: ${message}`, "check the credentials (EDGE_AGENT_NATS_USER/PASSWORD, TOKEN, NKEY_FILE, CREDS_FILE), or enroll again")
-        : fail("auth", `the NATS handshake failed: ${message}`, "check TLS settings (EDGE_AGENT_TLS_*) and the URL scheme (nats, tls, ws, wss)"),
+        ? fail(
+            "auth",
+            `the server refused ${authKind(settings)}: ${message}`,
+            "check the credentials (EDGE_AGENT_NATS_USER/PASSWORD, TOKEN, NKEY_FILE, CREDS_FILE), or enroll again",
+          )
+        : fail(
+            "auth",
+            `the NATS handshake failed: ${message}`,
+            "check TLS settings (EDGE_AGENT_TLS_*) and the URL scheme (nats, tls, ws, wss)",
+          ),
     );
     return results;
   }
   try {
     const info = connection.info;
-    results.push(pass("auth", `the server accepted ${authKind(settings)} (nats-server ${info?.version ?? "?"} at ${connection.getServer()})`));
+    results.push(
+      pass(
+        "auth",
+        `the server accepted ${authKind(settings)} (nats-server ${info?.version ?? "?"} at ${connection.getServer()})`,
+      ),
+    );
     if (info && info.jetstream !== true) {
-      results.push(fail("jetstream", "JetStream is not enabled for this account on the server: events cannot be stored, commands never come", "start nats-server with -js (or enable JetStream for the account)"));
+      results.push(
+        fail(
+          "jetstream",
+          "JetStream is not enabled for this account on the server: events cannot be stored, commands never come",
+          "start nats-server with -js (or enable JetStream for the account)",
+        ),
+      );
       return results;
     }
     if (!machineId) return results;
@@ -139,14 +195,26 @@ export async function runDoctor(loadSettings: () => Settings): Promise<CheckResu
   try {
     settings = loadSettings();
   } catch (error) {
-    return [fail("settings", describeConnectError(error), "fix that setting (settings.json, EDGE_AGENT_* or the flag; see README, Configuration); the other checks need valid settings")];
+    return [
+      fail(
+        "settings",
+        describeConnectError(error),
+        "fix that setting (settings.json, EDGE_AGENT_* or the flag; see README, Configuration); the other checks need valid settings",
+      ),
+    ];
   }
-  const results: CheckResult[] = [pass("settings", `valid: servers ${settings.natsServers.join(", ")}, data dir ${settings.dataDir}`)];
+  const results: CheckResult[] = [
+    pass("settings", `valid: servers ${settings.natsServers.join(", ")}, data dir ${settings.dataDir}`),
+  ];
   const machineId = await knownMachineId(settings);
   results.push(
     machineId
       ? pass("machine id", machineId)
-      : warn("machine id", "none yet: the agent makes one on its first run, so streams and permissions were not checked", "set EDGE_AGENT_MACHINE_ID (or enroll --machine-id), or run the agent once, then doctor again"),
+      : warn(
+          "machine id",
+          "none yet: the agent makes one on its first run, so streams and permissions were not checked",
+          "set EDGE_AGENT_MACHINE_ID (or enroll --machine-id), or run the agent once, then doctor again",
+        ),
   );
   results.push(...(await dataDirChecks(settings)));
   results.push(...(await serverChecks(settings, machineId)));
@@ -154,7 +222,11 @@ export async function runDoctor(loadSettings: () => Settings): Promise<CheckResu
 }
 
 /** `edge-agent doctor`: prints each verdict; 1 when any check failed. */
-export async function doctorCommand(loadSettings: () => Settings, options: { json: boolean }, write: (line: string) => void): Promise<number> {
+export async function doctorCommand(
+  loadSettings: () => Settings,
+  options: { json: boolean },
+  write: (line: string) => void,
+): Promise<number> {
   const results = await runDoctor(loadSettings);
   for (const result of results) write(options.json ? JSON.stringify(result) : formatCheck(result));
   return results.some((result) => result.verdict === "FAIL") ? ExitCode.failure : ExitCode.ok;

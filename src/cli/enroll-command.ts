@@ -1,5 +1,5 @@
-import { planEnrollment, writeEnrollment, SettingsError } from "../settings/index.ts";
 import type { FlagValues } from "../settings/index.ts";
+import { planEnrollment, SettingsError, writeEnrollment } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 import type { ProcessHost } from "./process-host.ts";
@@ -26,12 +26,19 @@ function tags(flags: FlagValues): Record<string, string> {
  * [--machine-id ID] [--tag k=v ...]`: checks everything, proves the link works with the new
  * settings, and only then writes them: a failed test leaves a working settings file as it was.
  */
-export async function enroll(flags: FlagValues, configDir: string, host: ProcessHost, report: (line: string) => void): Promise<void> {
+export async function enroll(
+  flags: FlagValues,
+  configDir: string,
+  host: ProcessHost,
+  report: (line: string) => void,
+): Promise<void> {
   const server = text(flags, "server");
-  if (!server) throw new CommandError("enroll needs --server URL (e.g. --server tls://nats.example:4222)", ExitCode.badSettings);
+  if (!server)
+    throw new CommandError("enroll needs --server URL (e.g. --server tls://nats.example:4222)", ExitCode.badSettings);
   const creds = text(flags, "creds");
   const credsFile = text(flags, "creds-file");
-  if (creds !== undefined && credsFile !== undefined) throw new SettingsError("--creds/--creds-file", "give the creds file once");
+  if (creds !== undefined && credsFile !== undefined)
+    throw new SettingsError("--creds/--creds-file", "give the creds file once");
   const plan = await planEnrollment(configDir, {
     server,
     machineId: text(flags, "machine-id"),
@@ -50,9 +57,14 @@ export async function enroll(flags: FlagValues, configDir: string, host: Process
   });
   if (flags["skip-link-test"] !== true) {
     const settings = plan.settingsBeforeCopy;
-    const connection = await connectOnce(settings, settings.machineId ?? "edge-agent-enroll").catch((error: unknown) => {
-      throw new CommandError(`the link test failed, nothing written (${plan.settingsFile} is as it was): ${(error as Error).message}; fix it, or write the settings anyway with --skip-link-test`, ExitCode.failure);
-    });
+    const connection = await connectOnce(settings, settings.machineId ?? "edge-agent-enroll").catch(
+      (error: unknown) => {
+        throw new CommandError(
+          `the link test failed, nothing written (${plan.settingsFile} is as it was): ${(error as Error).message}; fix it, or write the settings anyway with --skip-link-test`,
+          ExitCode.failure,
+        );
+      },
+    );
     try {
       await connection.flush();
       report(`link OK: connected to ${connection.getServer()}`);

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { OutboxNotFoundError, OutboxReader, type OutboxListingEntry } from "../outbox/index.ts";
+import { type OutboxListingEntry, OutboxNotFoundError, OutboxReader } from "../outbox/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
-import { anySubjectMatcher, SubjectPatternError, type SubjectMatcher } from "./subject-pattern.ts";
+import { anySubjectMatcher, type SubjectMatcher, SubjectPatternError } from "./subject-pattern.ts";
 
 export interface EventsOptions {
   readonly follow: boolean;
@@ -27,7 +27,12 @@ interface Cursors {
  * Prints the outbox of `dataDir`: the sent events it remembers, its dead letters, then what is
  * pending; with `follow`, then each event newly stored or settled, until `stop` aborts.
  */
-export async function listEvents(dataDir: string, options: EventsOptions, write: (line: string) => void, stop: AbortSignal): Promise<void> {
+export async function listEvents(
+  dataDir: string,
+  options: EventsOptions,
+  write: (line: string) => void,
+  stop: AbortSignal,
+): Promise<void> {
   let matches: SubjectMatcher;
   try {
     matches = anySubjectMatcher(options.subjects);
@@ -64,7 +69,11 @@ export async function listEvents(dataDir: string, options: EventsOptions, write:
 }
 
 /** Every entry past the cursor, page by page (bounded: each page moves the cursor through a finite table). */
-function drain(next: (cursor: number) => { entries: OutboxListingEntry[]; cursor: number }, cursors: Cursors, which: keyof Cursors): OutboxListingEntry[] {
+function drain(
+  next: (cursor: number) => { entries: OutboxListingEntry[]; cursor: number },
+  cursors: Cursors,
+  which: keyof Cursors,
+): OutboxListingEntry[] {
   const all: OutboxListingEntry[] = [];
   for (;;) {
     const page = next(cursors[which]);
@@ -75,7 +84,11 @@ function drain(next: (cursor: number) => { entries: OutboxListingEntry[]; cursor
 }
 
 /** `edge-agent events`: resolves the data dir, stops --follow on SIGINT or SIGTERM. */
-export async function eventsCommand(settings: Settings, options: EventsOptions, write: (line: string) => void): Promise<number> {
+export async function eventsCommand(
+  settings: Settings,
+  options: EventsOptions,
+  write: (line: string) => void,
+): Promise<number> {
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once("SIGINT", onSignal);

@@ -2,9 +2,15 @@ import { randomUUID } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { isSea } from "node:sea";
 import type { Logger } from "../runtime/logger.ts";
-import { abandonActive, decideLaunch, rollBackTrial, type LaunchContext } from "../update/launch-decision.ts";
+import { abandonActive, decideLaunch, type LaunchContext, rollBackTrial } from "../update/launch-decision.ts";
+import {
+  type InstalledBinary,
+  readUpdateState,
+  type UpdateState,
+  updatePaths,
+  writeUpdateState,
+} from "../update/update-state.ts";
 import { replaceProcess } from "./replace-process.ts";
-import { readUpdateState, updatePaths, writeUpdateState, type InstalledBinary, type UpdateState } from "../update/update-state.ts";
 
 /**
  * Set by a launcher for the version it starts: holds the launcher's own command line (JSON), so
@@ -31,7 +37,8 @@ export function launcherCommand(env: NodeJS.ProcessEnv = process.env): string[] 
   if (raw) {
     try {
       const parsed: unknown = JSON.parse(raw);
-      if (Array.isArray(parsed) && parsed.length > 0 && parsed.every((part) => typeof part === "string")) return parsed as string[];
+      if (Array.isArray(parsed) && parsed.length > 0 && parsed.every((part) => typeof part === "string"))
+        return parsed as string[];
     } catch {
       // Not ours: fall through to our own command.
     }
@@ -52,7 +59,8 @@ export interface LaunchOptions {
 async function binaryProblem(binary: InstalledBinary): Promise<string | null> {
   try {
     const info = await stat(binary.path);
-    if (info.size !== binary.size) return `${binary.path} is ${info.size} bytes, not the ${binary.size} it had when verified`;
+    if (info.size !== binary.size)
+      return `${binary.path} is ${info.size} bytes, not the ${binary.size} it had when verified`;
     return null;
   } catch (error) {
     return `cannot use ${binary.path}: ${(error as Error).message}`;
@@ -69,7 +77,11 @@ export async function launchInstalledVersion(options: LaunchOptions): Promise<vo
   if (process.env[LAUNCHER_ENV]) return;
   const { logger } = options;
   const paths = updatePaths(options.dataDir);
-  const context: LaunchContext = { selfVersion: options.selfVersion, nowMs: (options.now ?? Date.now)(), newId: randomUUID };
+  const context: LaunchContext = {
+    selfVersion: options.selfVersion,
+    nowMs: (options.now ?? Date.now)(),
+    newId: randomUUID,
+  };
   const exec = options.exec ?? replaceProcess;
   let state: UpdateState;
   try {
@@ -98,7 +110,10 @@ export async function launchInstalledVersion(options: LaunchOptions): Promise<vo
     const { binary } = decision;
     let problem = await binaryProblem(binary);
     if (!problem) {
-      logger.info({ version: binary.version, path: binary.path, trial: decision.trial }, "starting the installed update");
+      logger.info(
+        { version: binary.version, path: binary.path, trial: decision.trial },
+        "starting the installed update",
+      );
       try {
         await exec(binary.path, options.args, { ...process.env, [LAUNCHER_ENV]: JSON.stringify(ownCommand()) });
       } catch (error) {
@@ -108,6 +123,7 @@ export async function launchInstalledVersion(options: LaunchOptions): Promise<vo
     // exec only comes back when it failed; the fallback text is for a replacement that breaks that.
     const reason = problem ?? `${binary.path} returned instead of running`;
     logger.error({ version: binary.version, problem: reason }, "the installed update cannot run: rolling back");
-    if (!(await save(decision.trial ? rollBackTrial(state, reason, context) : abandonActive(state, reason, context)))) return;
+    if (!(await save(decision.trial ? rollBackTrial(state, reason, context) : abandonActive(state, reason, context))))
+      return;
   }
 }

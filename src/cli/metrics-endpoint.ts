@@ -1,6 +1,6 @@
-import { createAgentMetrics, startMetricsServer, type MetricsServer } from "../metrics/index.ts";
 import type { AgentStatus } from "../agent/status.ts";
 import type { OutgoingEvent } from "../events/event-sink.ts";
+import { createAgentMetrics, type MetricsServer, startMetricsServer } from "../metrics/index.ts";
 import { systemClock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { parseMetricsListen, SettingsError } from "../settings/index.ts";

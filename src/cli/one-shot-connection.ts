@@ -1,11 +1,16 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
 import { buildConnectionOptions } from "../transport/connection-options.ts";
 import { defaultConnectionFactory } from "../transport/link.ts";
+import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** A short-lived connection for operator commands: one try, a short timeout, a clear error. */
-export async function connectOnce(settings: NatsEndpoint, name: string, timeoutMs = 3_000, extra: { inboxPrefix?: string } = {}): Promise<NatsConnection> {
+export async function connectOnce(
+  settings: NatsEndpoint,
+  name: string,
+  timeoutMs = 3_000,
+  extra: { inboxPrefix?: string } = {},
+): Promise<NatsConnection> {
   const options = {
     ...buildConnectionOptions(settings, name, { delay: () => 0, dialing: () => undefined }),
     ...(extra.inboxPrefix ? { inboxPrefix: extra.inboxPrefix } : {}),
@@ -16,6 +21,9 @@ export async function connectOnce(settings: NatsEndpoint, name: string, timeoutM
   try {
     return await defaultConnectionFactory(options);
   } catch (error) {
-    throw new CommandError(`cannot reach NATS at ${settings.natsServers.join(", ")}: ${(error as Error).message}`, ExitCode.failure);
+    throw new CommandError(
+      `cannot reach NATS at ${settings.natsServers.join(", ")}: ${(error as Error).message}`,
+      ExitCode.failure,
+    );
   }
 }

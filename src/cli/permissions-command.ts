@@ -7,10 +7,17 @@ const USAGE = "usage: edge-agent permissions <machineId> [--inbox-prefix PREFIX]
  * `edge-agent permissions <machineId>`: the exact NATS permission set the platform gives a machine's
  * identity. With `--json`, only nats-server's permissions object (for `authorization.users[].permissions`).
  */
-export function permissionsCommand(args: readonly string[], flags: { json: boolean; inboxPrefix?: string }, print: (text: string) => void): void {
+export function permissionsCommand(
+  args: readonly string[],
+  flags: { json: boolean; inboxPrefix?: string },
+  print: (text: string) => void,
+): void {
   if (args.length !== 1) throw new CommandError(USAGE, ExitCode.badSettings);
   const machineId = args[0] as string;
-  const permissions = agentPermissions(machineId, flags.inboxPrefix === undefined ? {} : { inboxPrefix: flags.inboxPrefix });
+  const permissions = agentPermissions(
+    machineId,
+    flags.inboxPrefix === undefined ? {} : { inboxPrefix: flags.inboxPrefix },
+  );
   if (flags.json) {
     print(JSON.stringify(permissions, null, 2));
     return;
@@ -33,7 +40,7 @@ export function permissionsCommand(args: readonly string[], flags: { json: boole
       "}",
       "",
       "# Decentralized auth (operator / account / user JWT): the permission claims of the machine's user JWT",
-      "# (its \"nats\" object holds them; the account signs it; the agent reads the .creds file: EDGE_AGENT_NATS_CREDS_FILE).",
+      '# (its "nats" object holds them; the account signs it; the agent reads the .creds file: EDGE_AGENT_NATS_CREDS_FILE).',
       "# Such a JWT is 6-8 KB and travels in CONNECT: the servers need max_control_line: 16384 (the default is 4 KB).",
       JSON.stringify(toJwtPermissions(permissions), null, 2),
     ].join("\n"),

@@ -1,14 +1,14 @@
 import { createAgent } from "../agent/create-agent.ts";
 import { systemClock } from "../runtime/clock.ts";
-import { DataDirLockedError, lockDataDir, type DataDirLock } from "../runtime/data-dir-lock.ts";
+import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
 import { createLogger } from "../runtime/logger.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
-import type { Settings } from "../settings/index.ts";
-import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "./launcher.ts";
-import { replaceProcess } from "./replace-process.ts";
 import { defaultServiceLayout } from "../service/install-service.ts";
 import { removeAgent, wasUninstalled } from "../service/remote-uninstall.ts";
+import type { Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
+import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "./launcher.ts";
+import { replaceProcess } from "./replace-process.ts";
 
 /** How long SIGTERM may take before the process leaves anyway (systemd waits 90 s; we promise 5). */
 const SHUTDOWN_DEADLINE_MS = 5_000;
@@ -22,7 +22,10 @@ export const SUPERVISED_ENV = "EDGE_AGENT_SUPERVISED";
 export async function runDaemon(settings: Settings, args: readonly string[]): Promise<never> {
   const logger = createLogger({ level: settings.logLevel });
   if (await wasUninstalled(settings.dataDir)) {
-    logger.warn({ dataDir: settings.dataDir }, "edge-agent was uninstalled remotely: not starting (remove the package, or the marker file, to go on)");
+    logger.warn(
+      { dataDir: settings.dataDir },
+      "edge-agent was uninstalled remotely: not starting (remove the package, or the marker file, to go on)",
+    );
     process.exit(ExitCode.uninstalled);
   }
   // One agent per data dir, before anything in it is touched (the launcher counts trial starts
@@ -77,10 +80,12 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
       lock.release();
       if (process.env[SUPERVISED_ENV] === "1") process.exit(ExitCode.restart);
       const [file, ...launcherArgs] = launcherCommand();
-      await replaceProcess(file ?? process.execPath, [...launcherArgs, ...args], environmentWithoutLauncher()).catch((error: unknown) => {
-        logger.fatal({ err: error }, "cannot start again: exiting");
-        process.exit(ExitCode.restart);
-      });
+      await replaceProcess(file ?? process.execPath, [...launcherArgs, ...args], environmentWithoutLauncher()).catch(
+        (error: unknown) => {
+          logger.fatal({ err: error }, "cannot start again: exiting");
+          process.exit(ExitCode.restart);
+        },
+      );
     });
   };
   // A verified remote uninstall: the agent stops, removes itself, and leaves with the code that
@@ -89,7 +94,11 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     if (stoppingSinceMs !== null) return;
     logger.warn({ reason }, "uninstalling edge-agent");
     stopThen(async () => {
-      const layout = { ...defaultServiceLayout(process.execPath), configDir: settings.configDir, dataDir: settings.dataDir };
+      const layout = {
+        ...defaultServiceLayout(process.execPath),
+        configDir: settings.configDir,
+        dataDir: settings.dataDir,
+      };
       const how = await removeAgent(layout, systemClock);
       logger.warn({ how }, "edge-agent uninstalled");
       lock.release();
@@ -97,7 +106,10 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     });
   };
   // Off unless asked for: then only is the metrics code (and prom-client) loaded.
-  const metrics = settings.metricsListen === undefined ? null : (await import("./metrics-endpoint.ts")).metricsEndpoint(settings.metricsListen, logger);
+  const metrics =
+    settings.metricsListen === undefined
+      ? null
+      : (await import("./metrics-endpoint.ts")).metricsEndpoint(settings.metricsListen, logger);
   const agent = await createAgent(settings, {
     clock: systemClock,
     logger,

@@ -1,5 +1,5 @@
-import { createLogger } from "../runtime/logger.ts";
 import { DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
+import { createLogger } from "../runtime/logger.ts";
 import type { Settings } from "../settings/index.ts";
 import { createFleet } from "../simulator/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
@@ -20,12 +20,16 @@ export interface SimulateOptions {
 
 function wholeNumber(flag: string, value: string | undefined, fallback: number | null, minimum: number): number {
   if (value === undefined) {
-    if (fallback === null) throw new CommandError(`simulate needs --${flag} (see edge-agent simulate --help)`, ExitCode.badSettings);
+    if (fallback === null)
+      throw new CommandError(`simulate needs --${flag} (see edge-agent simulate --help)`, ExitCode.badSettings);
     return fallback;
   }
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < minimum) {
-    throw new CommandError(`--${flag} must be a whole number of at least ${minimum} (got ${JSON.stringify(value)})`, ExitCode.badSettings);
+    throw new CommandError(
+      `--${flag} must be a whole number of at least ${minimum} (got ${JSON.stringify(value)})`,
+      ExitCode.badSettings,
+    );
   }
   return parsed;
 }
@@ -35,7 +39,8 @@ export async function simulateCommand(settings: Settings, options: SimulateOptio
   const count = wholeNumber("agents", options.agents, null, 1);
   const startConcurrency = wholeNumber("start-concurrency", options.startConcurrency, 50, 1);
   const staggerMs = wholeNumber("stagger-ms", options.staggerMs, 0, 0);
-  if (options.dataDir === undefined) throw new CommandError(`simulate needs --data-dir (see edge-agent simulate --help)`, ExitCode.badSettings);
+  if (options.dataDir === undefined)
+    throw new CommandError(`simulate needs --data-dir (see edge-agent simulate --help)`, ExitCode.badSettings);
   const dataDir = options.dataDir;
   const logger = createLogger({ level: settings.logLevel, fields: { component: "simulator" } });
   let lock;
@@ -45,7 +50,15 @@ export async function simulateCommand(settings: Settings, options: SimulateOptio
     if (error instanceof DataDirLockedError) throw new CommandError(error.message, ExitCode.dataDirInUse);
     throw error;
   }
-  const fleet = createFleet({ count, server: settings.natsServers, dataDir, settings, logger, startConcurrency, staggerMs });
+  const fleet = createFleet({
+    count,
+    server: settings.natsServers,
+    dataDir,
+    settings,
+    logger,
+    startConcurrency,
+    staggerMs,
+  });
 
   let stoppingSinceMs: number | null = null;
   const stopped = new Promise<void>((resolve, reject) => {
@@ -64,7 +77,10 @@ export async function simulateCommand(settings: Settings, options: SimulateOptio
   });
 
   const startedMs = performance.now();
-  logger.info({ agents: count, servers: settings.natsServers, dataDir, startConcurrency, staggerMs }, "starting the simulated fleet");
+  logger.info(
+    { agents: count, servers: settings.natsServers, dataDir, startConcurrency, staggerMs },
+    "starting the simulated fleet",
+  );
   // Also what keeps the process alive until the fleet stops: the agents' timers never do (runtime/clock.ts).
   const summary = setInterval(() => logger.info(fleet.summary(), "simulated fleet"), SUMMARY_INTERVAL_MS);
   try {

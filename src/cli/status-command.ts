@@ -1,12 +1,12 @@
 import { constants } from "node:fs";
 import { access, readFile, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
+import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/status.ts";
 import { machineSubjects } from "../contracts/index.ts";
-import { readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS, type AgentStatus } from "../agent/status.ts";
-import { NO_STREAM_REASON } from "../outbox/types.ts";
-import { readLockHolder } from "../runtime/data-dir-lock.ts";
 import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
+import { NO_STREAM_REASON } from "../outbox/types.ts";
+import { readLockHolder } from "../runtime/data-dir-lock.ts";
 import { defaultDirectories, type Settings } from "../settings/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
@@ -71,14 +71,17 @@ export function agentStopped(facts: LocalFileFacts, intervalMs = STATUS_FILE_INT
  * Says why the local status file is old, when it is: the agent is not running, or it runs and
  * cannot write the file (a full disk, most often). Null while the file is current.
  */
-export function staleFileWarning(facts: Pick<LocalFileFacts, "ageSeconds" | "agentPid" | "freeBytes">, intervalMs = STATUS_FILE_INTERVAL_MS): string | null {
+export function staleFileWarning(
+  facts: Pick<LocalFileFacts, "ageSeconds" | "agentPid" | "freeBytes">,
+  intervalMs = STATUS_FILE_INTERVAL_MS,
+): string | null {
   if (facts.ageSeconds * 1000 <= STALE_INTERVALS * intervalMs) return null;
   const age = `the status file is ${formatDuration(facts.ageSeconds)} old (the agent rewrites it every ${formatDuration(intervalMs / 1000)})`;
   if (facts.agentPid === null) return `${age}: no agent runs on this data dir; this is what it knew when it stopped`;
   const why =
     facts.freeBytes !== null && facts.freeBytes < NEARLY_FULL_BYTES
       ? `: the data dir's file system is full (ENOSPC, ${formatBytes(facts.freeBytes)} free)`
-      : " (see its log: \"cannot write the status file\")";
+      : ' (see its log: "cannot write the status file")';
   return `${age}: the agent (pid ${facts.agentPid}) runs but cannot write it${why}; what follows is stale`;
 }
 
@@ -117,7 +120,11 @@ export interface DataDirChoice {
  */
 export async function chooseStatusDataDir(
   ownDataDir: string,
-  options: { readonly dataDirGiven: boolean; readonly systemDataDir: string; readonly probe?: (path: string) => Promise<Presence> },
+  options: {
+    readonly dataDirGiven: boolean;
+    readonly systemDataDir: string;
+    readonly probe?: (path: string) => Promise<Presence>;
+  },
 ): Promise<DataDirChoice> {
   const probe = options.probe ?? presenceOf;
   if (options.dataDirGiven || ownDataDir === options.systemDataDir) return { dataDir: ownDataDir };
@@ -126,27 +133,41 @@ export async function chooseStatusDataDir(
   const system = await probe(join(options.systemDataDir, STATUS_FILE));
   const systemDir = await probe(options.systemDataDir);
   if (system === "readable") {
-    return { dataDir: options.systemDataDir, note: `the system agent's (your own data dir ${ownDataDir} has no agent state)` };
+    return {
+      dataDir: options.systemDataDir,
+      note: `the system agent's (your own data dir ${ownDataDir} has no agent state)`,
+    };
   }
   if (system === "unreadable" || (system === "absent" && systemDir === "unreadable")) {
-    throw new CommandError(`the system agent's state in ${options.systemDataDir} is readable by its own user only: run sudo edge-agent status (your own data dir ${ownDataDir} has no agent state)`, ExitCode.failure);
+    throw new CommandError(
+      `the system agent's state in ${options.systemDataDir} is readable by its own user only: run sudo edge-agent status (your own data dir ${ownDataDir} has no agent state)`,
+      ExitCode.failure,
+    );
   }
   return { dataDir: ownDataDir };
 }
 
 /** Asks the running agent over NATS; falls back to the status file the daemon keeps. */
-export async function fetchStatus(settings: Settings, choice: DataDirChoice = { dataDir: settings.dataDir }): Promise<StatusReport> {
+export async function fetchStatus(
+  settings: Settings,
+  choice: DataDirChoice = { dataDir: settings.dataDir },
+): Promise<StatusReport> {
   const { dataDir } = choice;
   const located = { dataDir, ...(choice.note ? { note: choice.note } : {}) };
   const machineId = await knownMachineId({ ...settings, dataDir });
   if (!machineId) {
-    throw new CommandError(`no machine id: the agent has never run with data dir ${dataDir} (set EDGE_AGENT_MACHINE_ID or run the agent once; the packaged service's: sudo edge-agent status)`, ExitCode.failure);
+    throw new CommandError(
+      `no machine id: the agent has never run with data dir ${dataDir} (set EDGE_AGENT_MACHINE_ID or run the agent once; the packaged service's: sudo edge-agent status)`,
+      ExitCode.failure,
+    );
   }
   let liveError: string;
   try {
     // Under the machine's own identity the reply can only land in its own inbox prefix. That
     // identity may not publish to its rpc subjects (see permissions.ts): then the file answers.
-    const connection = await connectOnce(settings, `${machineId}-status`, 2_000, { inboxPrefix: inboxPrefixOf(machineId, settings.inboxPrefix) });
+    const connection = await connectOnce(settings, `${machineId}-status`, 2_000, {
+      inboxPrefix: inboxPrefixOf(machineId, settings.inboxPrefix),
+    });
     try {
       const reply = await connection.request(machineSubjects(machineId).rpcStatus, "", { timeout: 2_000 });
       return { source: "live", running: true, stoppedSince: null, ...located, status: reply.json<AgentStatus>() };
@@ -157,14 +178,35 @@ export async function fetchStatus(settings: Settings, choice: DataDirChoice = { 
     liveError = (error as Error).message;
   }
   const local = await readStatusFile(dataDir);
-  if (!local) throw new CommandError(`agent not reachable (${liveError}) and no local status file in ${dataDir}`, ExitCode.failure);
+  if (!local)
+    throw new CommandError(
+      `agent not reachable (${liveError}) and no local status file in ${dataDir}`,
+      ExitCode.failure,
+    );
   const { modifiedMs, ...facts } = await localFileFacts(dataDir, local.pid);
   const stopped = agentStopped(facts);
-  return { source: "local-file", running: !stopped, stoppedSince: stopped ? new Date(modifiedMs).toISOString() : null, ...located, status: local, liveError, localFile: facts };
+  return {
+    source: "local-file",
+    running: !stopped,
+    stoppedSince: stopped ? new Date(modifiedMs).toISOString() : null,
+    ...located,
+    status: local,
+    liveError,
+    localFile: facts,
+  };
 }
 
 /** `edge-agent status`: prints the report; 0 while an agent runs, 1 when none does. */
-export async function statusCommand(settings: Settings, options: { readonly json: boolean; readonly dataDirGiven: boolean; readonly host: ProcessHost; readonly env: NodeJS.ProcessEnv }, print: (text: string) => void): Promise<number> {
+export async function statusCommand(
+  settings: Settings,
+  options: {
+    readonly json: boolean;
+    readonly dataDirGiven: boolean;
+    readonly host: ProcessHost;
+    readonly env: NodeJS.ProcessEnv;
+  },
+  print: (text: string) => void,
+): Promise<number> {
   // The system agent's data dir on this platform, whoever asks.
   const systemDataDir = defaultDirectories(options.host.platform, options.env, true).dataDir;
   const choice = await chooseStatusDataDir(settings.dataDir, { dataDirGiven: options.dataDirGiven, systemDataDir });
@@ -180,7 +222,12 @@ function formatBytes(bytes: number): string {
 }
 
 function formatDuration(seconds: number): string {
-  const units: Array<[string, number]> = [["d", 86_400], ["h", 3_600], ["m", 60], ["s", 1]];
+  const units: Array<[string, number]> = [
+    ["d", 86_400],
+    ["h", 3_600],
+    ["m", 60],
+    ["s", 1],
+  ];
   const parts: string[] = [];
   let rest = Math.max(0, Math.round(seconds));
   for (const [unit, size] of units) {
@@ -192,23 +239,32 @@ function formatDuration(seconds: number): string {
   return parts.slice(0, 2).join(" ");
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === "object" && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
 
 /** `key value, key value` for a capability nobody wrote a line for: readable, never raw JSON. */
 function describeFields(detail: unknown, prefix = ""): string {
-  if (!isRecord(detail)) return Array.isArray(detail) ? detail.map((entry) => describeFields(entry)).join("; ") : String(detail);
+  if (!isRecord(detail))
+    return Array.isArray(detail) ? detail.map((entry) => describeFields(entry)).join("; ") : String(detail);
   return Object.entries(detail)
     .filter(([, value]) => value !== null && value !== undefined)
-    .map(([key, value]) => (isRecord(value) ? describeFields(value, `${prefix}${key}.`) : `${prefix}${key} ${Array.isArray(value) ? value.join(",") : String(value)}`))
+    .map(([key, value]) =>
+      isRecord(value)
+        ? describeFields(value, `${prefix}${key}.`)
+        : `${prefix}${key} ${Array.isArray(value) ? value.join(",") : String(value)}`,
+    )
     .filter((part) => part !== "")
     .join(", ");
 }
 
 function configLines(detail: Record<string, unknown>): string[] {
   const lastStatus = isRecord(detail.lastStatus) ? detail.lastStatus : null;
-  const last = lastStatus ? `; last change: revision ${String(lastStatus.revision)} ${String(lastStatus.status)} at ${String(lastStatus.timestamp)}${lastStatus.error ? `: ${String(lastStatus.error)}` : ""}` : "; no remote change yet";
+  const last = lastStatus
+    ? `; last change: revision ${String(lastStatus.revision)} ${String(lastStatus.status)} at ${String(lastStatus.timestamp)}${lastStatus.error ? `: ${String(lastStatus.error)}` : ""}`
+    : "; no remote change yet";
   const lines = [`  config:     running revision ${String(detail.revision ?? 0)}${last}`];
-  if (detail.watchProblem) lines.push(`              not following the agent-config bucket: ${String(detail.watchProblem)}`);
+  if (detail.watchProblem)
+    lines.push(`              not following the agent-config bucket: ${String(detail.watchProblem)}`);
   return lines;
 }
 
@@ -258,21 +314,38 @@ export function formatStatus(report: StatusReport): string {
   if (outbox.deliveryProblem) lines.push(deliveryLine(outbox.deliveryProblem));
   if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
   if (outbox.sequenceSkip) {
-    lines.push(`  sequence:   started after ${outbox.sequenceSkip.through}, past numbers ${outbox.sequenceSkip.after + 1}-${outbox.sequenceSkip.through} reserved by a run that crashed (events held only in memory then are lost)`);
+    lines.push(
+      `  sequence:   started after ${outbox.sequenceSkip.through}, past numbers ${outbox.sequenceSkip.after + 1}-${outbox.sequenceSkip.through} reserved by a run that crashed (events held only in memory then are lost)`,
+    );
   }
   for (const [name, detail] of Object.entries(status.capabilities)) {
     if (name === "tools" && Array.isArray(detail)) {
       lines.push(`  tools:      ${detail.length === 0 ? "none" : ""}`);
-      for (const tool of detail as Array<{ toolAgentId: string; version: string | null; state: string; error: string | null; agentToolId: string | null }>) {
-        lines.push(`    ${tool.toolAgentId} ${tool.version ?? "?"} ${tool.state}${tool.agentToolId ? ` (id ${tool.agentToolId})` : ""}${tool.error ? `: ${tool.error}` : ""}`);
+      for (const tool of detail as Array<{
+        toolAgentId: string;
+        version: string | null;
+        state: string;
+        error: string | null;
+        agentToolId: string | null;
+      }>) {
+        lines.push(
+          `    ${tool.toolAgentId} ${tool.version ?? "?"} ${tool.state}${tool.agentToolId ? ` (id ${tool.agentToolId})` : ""}${tool.error ? `: ${tool.error}` : ""}`,
+        );
       }
       continue;
     }
     if (name === "update" && isRecord(detail) && "runningVersion" in detail) {
-      const update = detail as { runningVersion: string; active: string | null; trial: { version: string; startedAt: string } | null; restartPending: boolean };
+      const update = detail as {
+        runningVersion: string;
+        active: string | null;
+        trial: { version: string; startedAt: string } | null;
+        restartPending: boolean;
+      };
       const installed = update.active ? `installed update ${update.active}` : "the packaged binary";
       const trial = update.trial ? `; on trial: ${update.trial.version} since ${update.trial.startedAt}` : "";
-      lines.push(`  update:     running ${update.runningVersion} (${installed})${trial}${update.restartPending ? "; restarting into it" : ""}`);
+      lines.push(
+        `  update:     running ${update.runningVersion} (${installed})${trial}${update.restartPending ? "; restarting into it" : ""}`,
+      );
       continue;
     }
     if (name === "config" && isRecord(detail)) {

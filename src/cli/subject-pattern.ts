@@ -17,7 +17,8 @@ export function subjectMatcher(pattern: string): SubjectMatcher {
   if (tokens.some((token) => token === "")) throw new SubjectPatternError(pattern, "has an empty token");
   if (tokens.some((token) => /\s/.test(token))) throw new SubjectPatternError(pattern, "contains whitespace");
   const tail = tokens.indexOf(">");
-  if (tail !== -1 && tail !== tokens.length - 1) throw new SubjectPatternError(pattern, "has '>' before its last token");
+  if (tail !== -1 && tail !== tokens.length - 1)
+    throw new SubjectPatternError(pattern, "has '>' before its last token");
   return (subject) => {
     const parts = subject.split(".");
     for (let index = 0; index < tokens.length; index++) {

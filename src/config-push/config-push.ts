@@ -5,17 +5,26 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import * as z from "zod";
 import type { CapabilityFactory, PushedFileTarget } from "../capability/capability.ts";
 import { DownloadConfiguration, EventType, fleetSubjects, machineConsumers, type OsName } from "../contracts/index.ts";
-import { download, DownloadError } from "../download/index.ts";
+import { DownloadError, download } from "../download/index.ts";
 import type { OutgoingEvent } from "../events/event-sink.ts";
 import { echoInput } from "../runtime/echo.ts";
 import { osNameOf } from "../runtime/host.ts";
-import { createCommandRunner, done, reject, retryWithBackoff, type CommandOutcome } from "../transport/command-runner.ts";
+import {
+  type CommandOutcome,
+  createCommandRunner,
+  done,
+  reject,
+  retryWithBackoff,
+} from "../transport/command-runner.ts";
 
 /**
  * A pushed list, bare (OpenFrame's shape) or wrapped as `{downloadConfigurations}`; a signed push
  * is the wrapped form, with the claims beside the list.
  */
-const PushedList = z.union([z.array(DownloadConfiguration), z.object({ downloadConfigurations: z.array(DownloadConfiguration) }).transform((body) => body.downloadConfigurations)]);
+const PushedList = z.union([
+  z.array(DownloadConfiguration),
+  z.object({ downloadConfigurations: z.array(DownloadConfiguration) }).transform((body) => body.downloadConfigurations),
+]);
 type PushedList = z.infer<typeof PushedList>;
 
 /** What a push may download; `allowMissingChecksum` follows the live tool policy. */
@@ -44,13 +53,22 @@ export const configPushCapability: CapabilityFactory = (context) => {
 
   const configStatus = (status: "APPLIED" | "REJECTED", error: string | null): OutgoingEvent => {
     if (error) logger.warn({ error }, "pushed configuration refused");
-    return { type: EventType.configStatus, body: { revision: null, status, error, timestamp: new Date(clock.now()).toISOString() } };
+    return {
+      type: EventType.configStatus,
+      body: { revision: null, status, error, timestamp: new Date(clock.now()).toISOString() },
+    };
   };
   const refuse = (reason: string): CommandOutcome => reject(reason, configStatus("REJECTED", reason));
 
-  const targetFor = (name: string): PushedFileTarget | null => context.contributions.pushedFileTargets.find((target) => target.accepts(name)) ?? null;
+  const targetFor = (name: string): PushedFileTarget | null =>
+    context.contributions.pushedFileTargets.find((target) => target.accepts(name)) ?? null;
 
-  const apply = async (list: PushedList, subject: string, signal: AbortSignal, causationId: string): Promise<CommandOutcome> => {
+  const apply = async (
+    list: PushedList,
+    subject: string,
+    signal: AbortSignal,
+    causationId: string,
+  ): Promise<CommandOutcome> => {
     const entry = list.find((candidate) => candidate.os === os);
     if (!entry?.link) {
       // A fleet-wide push may simply not be for this OS; one addressed to this machine must be.
@@ -58,10 +76,16 @@ export const configPushCapability: CapabilityFactory = (context) => {
       const reason = `the push has no ${entry ? "link" : "entry"} for ${os}`;
       return done(configStatus("REJECTED", reason));
     }
-    if (context.trust.signing && !entry.sha256) return refuse(`the push names no sha256 for ${os}: with signing on, only a file the signed push vouches for is used`);
+    if (context.trust.signing && !entry.sha256)
+      return refuse(
+        `the push names no sha256 for ${os}: with signing on, only a file the signed push vouches for is used`,
+      );
     const name = entry.agentFileName ?? entry.fileName ?? "";
     const target = targetFor(name);
-    if (!target) return refuse(`agentFileName ${echoInput(name)} must be <toolAgentId>/<path> for a tool's file, or a .json agent configuration`);
+    if (!target)
+      return refuse(
+        `agentFileName ${echoInput(name)} must be <toolAgentId>/<path> for a tool's file, or a .json agent configuration`,
+      );
     await mkdir(downloadsDir, { recursive: true, mode: 0o700 });
     let file: string;
     try {
@@ -99,7 +123,10 @@ export const configPushCapability: CapabilityFactory = (context) => {
   const { downloadConfiguration, downloadConfigurationAll } = machineConsumers(context.machineId);
   const runner = createCommandRunner<PushedList>({
     // One filter each (nats-server 2.9).
-    sources: [downloadConfiguration, downloadConfigurationAll].map((binding) => ({ binding, deliverPolicy: DeliverPolicy.LastPerSubject })),
+    sources: [downloadConfiguration, downloadConfigurationAll].map((binding) => ({
+      binding,
+      deliverPolicy: DeliverPolicy.LastPerSubject,
+    })),
     sink: context.sink,
     logger,
     clock: context.clock,
@@ -123,7 +150,8 @@ export const configPushCapability: CapabilityFactory = (context) => {
       {
         name: "push-policy",
         apply: (next) => {
-          policy.allowMissingChecksum = next.toolPolicy?.allowMissingChecksum ?? settings.toolPolicy.allowMissingChecksum;
+          policy.allowMissingChecksum =
+            next.toolPolicy?.allowMissingChecksum ?? settings.toolPolicy.allowMissingChecksum;
         },
       },
     ],

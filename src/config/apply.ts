@@ -11,7 +11,12 @@ export type ApplyOutcome = { readonly status: "APPLIED" } | { readonly status: "
  * All or nothing: every component takes `next`, or every component that already changed (and the
  * one that failed, which may have half-changed) is given `previous` back, newest first.
  */
-export async function applyToComponents(components: readonly ConfigurableComponent[], next: AgentConfiguration, previous: AgentConfiguration, logger: Logger): Promise<ApplyOutcome> {
+export async function applyToComponents(
+  components: readonly ConfigurableComponent[],
+  next: AgentConfiguration,
+  previous: AgentConfiguration,
+  logger: Logger,
+): Promise<ApplyOutcome> {
   const touched: ConfigurableComponent[] = [];
   for (const component of components) {
     touched.push(component);

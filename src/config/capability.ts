@@ -40,8 +40,14 @@ export const remoteConfigCapability: CapabilityFactory = (context) => {
     start: () => remoteConfig.start(),
     attach: ({ connection }) => remoteConfig.attach(connection),
     stop: () => remoteConfig.stop(),
-    status: () => ({ revision: remoteConfig.current().revision, lastStatus: remoteConfig.lastStatus(), watchProblem: remoteConfig.watchProblem() }),
-    rpcEndpoints: [{ name: "config", handle: () => ({ running: remoteConfig.current(), lastStatus: remoteConfig.lastStatus() }) }],
+    status: () => ({
+      revision: remoteConfig.current().revision,
+      lastStatus: remoteConfig.lastStatus(),
+      watchProblem: remoteConfig.watchProblem(),
+    }),
+    rpcEndpoints: [
+      { name: "config", handle: () => ({ running: remoteConfig.current(), lastStatus: remoteConfig.lastStatus() }) },
+    ],
     pushedFileTargets: [
       {
         name: "agent configuration",

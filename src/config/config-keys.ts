@@ -1,6 +1,11 @@
-import { DeliverPolicy, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { DeliverPolicy, type JsMsg, jetstreamManager } from "@nats-io/jetstream";
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
-import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM, configKeySubject, type ConsumerBinding } from "../contracts/index.ts";
+import {
+  AGENT_CONFIG_BUCKET,
+  AGENT_CONFIG_STREAM,
+  type ConsumerBinding,
+  configKeySubject,
+} from "../contracts/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
@@ -47,7 +52,8 @@ function operationOf(headers: MsgHdrs | undefined): string {
  * too. Null for an ordinary value.
  */
 export function serverReplyProblem(copiedHeaders: boolean, value: Uint8Array): string | null {
-  if (copiedHeaders) return "is a copy of another stored message (a server's answer sent to this key), not a value put here";
+  if (copiedHeaders)
+    return "is a copy of another stored message (a server's answer sent to this key), not a value put here";
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder().decode(value));
@@ -58,15 +64,36 @@ export function serverReplyProblem(copiedHeaders: boolean, value: Uint8Array): s
   const fields = body as Record<string, unknown>;
   const keys = Object.keys(fields);
   const apiResponse = typeof fields.type === "string" && fields.type.startsWith("io.nats.");
-  const publishAck = typeof fields.stream === "string" && typeof fields.seq === "number" && keys.every((key) => ["stream", "seq", "duplicate", "domain"].includes(key));
-  const apiError = typeof fields.error === "object" && fields.error !== null && "err_code" in fields.error && keys.every((key) => ["error", "type", "stream"].includes(key));
-  return apiResponse || publishAck || apiError ? "is a NATS server's answer (a publish ack or API response) sent to this key, not a value put here" : null;
+  const publishAck =
+    typeof fields.stream === "string" &&
+    typeof fields.seq === "number" &&
+    keys.every((key) => ["stream", "seq", "duplicate", "domain"].includes(key));
+  const apiError =
+    typeof fields.error === "object" &&
+    fields.error !== null &&
+    "err_code" in fields.error &&
+    keys.every((key) => ["error", "type", "stream"].includes(key));
+  return apiResponse || publishAck || apiError
+    ? "is a NATS server's answer (a publish ack or API response) sent to this key, not a value put here"
+    : null;
 }
 
-function entry(key: string, revision: number, headers: MsgHdrs | undefined, value: Uint8Array, copiedHeaders: boolean): ConfigEntry {
+function entry(
+  key: string,
+  revision: number,
+  headers: MsgHdrs | undefined,
+  value: Uint8Array,
+  copiedHeaders: boolean,
+): ConfigEntry {
   const operation = operationOf(headers);
   const problem = serverReplyProblem(copiedHeaders, value);
-  return { key, revision, operation, value, refusal: problem ? `${AGENT_CONFIG_BUCKET}/${key} revision ${revision} ${problem}` : null };
+  return {
+    key,
+    revision,
+    operation,
+    value,
+    refusal: problem ? `${AGENT_CONFIG_BUCKET}/${key} revision ${revision} ${problem}` : null,
+  };
 }
 
 /** The current value of one key (null when it has none), by direct get with the key in the subject. */

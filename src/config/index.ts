@@ -1,8 +1,18 @@
-export { createRemoteConfig, type RemoteConfig, type RemoteConfigOptions } from "./remote-config.ts";
-export { applyToComponents, type ConfigurableComponent, type ApplyOutcome } from "./apply.ts";
-export { configDelete, configGet, configPush, configSet, configUnset, parseCliValue, settingValue, type ConfigTarget, type SigningOptions } from "./operator.ts";
-export { ConfigRejectedError, validateDocument } from "./validate.ts";
-export { readConfigEntry, type ConfigEntryMeaning } from "./kv-entry.ts";
+export { type ApplyOutcome, applyToComponents, type ConfigurableComponent } from "./apply.ts";
 export type { ConfigEntry } from "./config-keys.ts";
+export { type ConfigEntryMeaning, readConfigEntry } from "./kv-entry.ts";
 export { LAST_GOOD_FILE } from "./last-good-store.ts";
+export {
+  type ConfigTarget,
+  configDelete,
+  configGet,
+  configPush,
+  configSet,
+  configUnset,
+  parseCliValue,
+  type SigningOptions,
+  settingValue,
+} from "./operator.ts";
+export { createRemoteConfig, type RemoteConfig, type RemoteConfigOptions } from "./remote-config.ts";
 export { CONFIG_SETTING_PATHS, settingPathProblem, unknownSettingProblem } from "./setting-paths.ts";
+export { ConfigRejectedError, validateDocument } from "./validate.ts";

@@ -1,10 +1,11 @@
 import { AGENT_CONFIG_BUCKET } from "../contracts/index.ts";
-import { kvScope, type CommandTrust } from "../trust/index.ts";
+import { type CommandTrust, kvScope } from "../trust/index.ts";
 import type { ConfigEntry } from "./config-keys.ts";
 import { ConfigRejectedError, validateDocument, withoutClaims } from "./validate.ts";
 
-
-export type ConfigEntryMeaning = { readonly kind: "settings"; readonly document: Record<string, unknown> } | { readonly kind: "deleted" };
+export type ConfigEntryMeaning =
+  | { readonly kind: "settings"; readonly document: Record<string, unknown> }
+  | { readonly kind: "deleted" };
 
 /**
  * What one KV entry asks for: new settings for its key, or the key's removal. Throws
@@ -23,11 +24,15 @@ export async function readConfigEntry(entry: ConfigEntry, trust: CommandTrust): 
     case "DEL":
     case "PURGE":
       if (trust.signing) {
-        throw new ConfigRejectedError(`${where}: an unsigned ${entry.operation} is refused while signing is on; remove settings by putting a signed tombstone {"deleted": true, "scope", "serial"}`);
+        throw new ConfigRejectedError(
+          `${where}: an unsigned ${entry.operation} is refused while signing is on; remove settings by putting a signed tombstone {"deleted": true, "scope", "serial"}`,
+        );
       }
       return { kind: "deleted" };
     default:
-      throw new ConfigRejectedError(`${where}: unknown KV-Operation ${JSON.stringify(entry.operation.slice(0, 32))}: only PUT, DEL and PURGE mean anything`);
+      throw new ConfigRejectedError(
+        `${where}: unknown KV-Operation ${JSON.stringify(entry.operation.slice(0, 32))}: only PUT, DEL and PURGE mean anything`,
+      );
   }
   let raw: unknown;
   try {
@@ -36,17 +41,25 @@ export async function readConfigEntry(entry: ConfigEntry, trust: CommandTrust): 
     throw new ConfigRejectedError(`${where}: not JSON (${(error as Error).message})`);
   }
   // The KV revision is the stream sequence: a re-put of the same document is a new revision.
-  const admission = await trust.admit(raw, { scope: kvScope(entry.key), ref: `KV_${AGENT_CONFIG_BUCKET}:${entry.revision}` });
+  const admission = await trust.admit(raw, {
+    scope: kvScope(entry.key),
+    ref: `KV_${AGENT_CONFIG_BUCKET}:${entry.revision}`,
+  });
   // Refused for good, or its mark could not be written: either way nothing changes.
   if (!admission.admitted) throw new ConfigRejectedError(`${where}: ${admission.error}`);
   if (isTombstone(raw)) {
     const extra = Object.keys(withoutClaims(raw)).filter((field) => field !== "deleted");
-    if (extra.length > 0) throw new ConfigRejectedError(`${where}: a tombstone ({"deleted": true}) carries no settings, but this one has ${extra.join(", ")}`);
+    if (extra.length > 0)
+      throw new ConfigRejectedError(
+        `${where}: a tombstone ({"deleted": true}) carries no settings, but this one has ${extra.join(", ")}`,
+      );
     return { kind: "deleted" };
   }
   return { kind: "settings", document: validateDocument(raw, where) };
 }
 
 function isTombstone(raw: unknown): raw is Record<string, unknown> & { deleted: true } {
-  return raw !== null && typeof raw === "object" && !Array.isArray(raw) && (raw as { deleted?: unknown }).deleted === true;
+  return (
+    raw !== null && typeof raw === "object" && !Array.isArray(raw) && (raw as { deleted?: unknown }).deleted === true
+  );
 }

@@ -1,12 +1,15 @@
 import { join } from "node:path";
 import * as z from "zod";
-import type { Logger } from "../runtime/logger.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 import { readJsonStateFile } from "../runtime/json-state-file.ts";
+import type { Logger } from "../runtime/logger.ts";
 
 export const LAST_GOOD_FILE = "remote-config.json";
 
-const StoredDocument = z.object({ revision: z.number().int().nonnegative(), document: z.record(z.string(), z.unknown()) });
+const StoredDocument = z.object({
+  revision: z.number().int().nonnegative(),
+  document: z.record(z.string(), z.unknown()),
+});
 
 /**
  * What was applied: the two remote documents as they were (not merged with the local settings, so
@@ -25,7 +28,11 @@ export type LastGoodConfiguration = z.infer<typeof LastGoodConfiguration>;
  * The last remote configuration that applied cleanly, kept in the config dir (write, fsync,
  * rename) so a restart while offline runs on it. A damaged file is set aside, never trusted.
  */
-export function lastGoodStore(configDir: string, logger: Logger, now: () => number): {
+export function lastGoodStore(
+  configDir: string,
+  logger: Logger,
+  now: () => number,
+): {
   load(): Promise<LastGoodConfiguration | null>;
   save(configuration: LastGoodConfiguration): Promise<void>;
 } {
@@ -36,12 +43,18 @@ export function lastGoodStore(configDir: string, logger: Logger, now: () => numb
       try {
         stored = await readJsonStateFile(path, LastGoodConfiguration, now);
       } catch (error) {
-        logger.error({ err: error, path }, "cannot read the last good remote configuration; starting from local settings");
+        logger.error(
+          { err: error, path },
+          "cannot read the last good remote configuration; starting from local settings",
+        );
         return null;
       }
       if (stored.kind === "valid") return stored.value;
       if (stored.kind === "damaged") {
-        logger.error({ err: stored.error, setAside: stored.setAside }, "the last good remote configuration is damaged: set aside, starting from local settings");
+        logger.error(
+          { err: stored.error, setAside: stored.setAside },
+          "the last good remote configuration is damaged: set aside, starting from local settings",
+        );
       }
       return null;
     },

@@ -1,5 +1,7 @@
 /** Deep merge for configuration documents: objects merge key by key, anything else replaces. */
-export function mergeDocuments(...documents: ReadonlyArray<Record<string, unknown> | undefined>): Record<string, unknown> {
+export function mergeDocuments(
+  ...documents: ReadonlyArray<Record<string, unknown> | undefined>
+): Record<string, unknown> {
   const result: Record<string, unknown> = {};
   for (const document of documents) {
     if (!document) continue;

@@ -1,10 +1,10 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, CONFIG_DEFAULTS_KEY, configKeyForMachine } from "../contracts/index.ts";
+import { SettingsError } from "../settings/errors.ts";
+import { parseTags } from "../settings/layers.ts";
 import { kvScope, signCommand } from "../trust/index.ts";
 import { isPlainObject } from "./merge.ts";
-import { parseTags } from "../settings/layers.ts";
-import { SettingsError } from "../settings/errors.ts";
 import { settingPathProblem } from "./setting-paths.ts";
 import { ConfigRejectedError, validateDocument, withoutClaims } from "./validate.ts";
 
@@ -16,14 +16,18 @@ export interface ConfigTarget {
   readonly machineId?: string;
 }
 
-const keyOf = (target: ConfigTarget): string => (target.machineId ? configKeyForMachine(target.machineId) : CONFIG_DEFAULTS_KEY);
+const keyOf = (target: ConfigTarget): string =>
+  target.machineId ? configKeyForMachine(target.machineId) : CONFIG_DEFAULTS_KEY;
 
 async function bucket(connection: NatsConnection) {
   // Operators may create it: `create` opens an existing bucket as it is.
   return new Kvm(connection).create(AGENT_CONFIG_BUCKET, { history: 10 });
 }
 
-export async function configGet(connection: NatsConnection, target: ConfigTarget): Promise<{ key: string; revision: number; document: unknown } | null> {
+export async function configGet(
+  connection: NatsConnection,
+  target: ConfigTarget,
+): Promise<{ key: string; revision: number; document: unknown } | null> {
   const kv = await bucket(connection);
   const entry = await kv.get(keyOf(target));
   if (!entry || entry.operation !== "PUT") return null;
@@ -49,7 +53,11 @@ export function settingValue(path: string, raw: string): unknown {
   try {
     return parseTags(value.split(","), "tags");
   } catch (error) {
-    throw new ConfigRejectedError(error instanceof SettingsError ? `tags: ${JSON.stringify(value)} must be key=value[,key=value] or a JSON object` : (error as Error).message);
+    throw new ConfigRejectedError(
+      error instanceof SettingsError
+        ? `tags: ${JSON.stringify(value)} must be key=value[,key=value] or a JSON object`
+        : (error as Error).message,
+    );
   }
 }
 
@@ -83,14 +91,30 @@ async function nextSerial(kv: Awaited<ReturnType<typeof bucket>>, key: string, n
   return Math.max(now(), stored + 1);
 }
 
-async function putSigned(connection: NatsConnection, key: string, document: Record<string, unknown>, options: SigningOptions): Promise<{ key: string; revision: number }> {
+async function putSigned(
+  connection: NatsConnection,
+  key: string,
+  document: Record<string, unknown>,
+  options: SigningOptions,
+): Promise<{ key: string; revision: number }> {
   const kv = await bucket(connection);
-  const stored = options.signingSeed ? signCommand(document, { scope: kvScope(key), serial: await nextSerial(kv, key, options.now ?? Date.now) }, options.signingSeed) : document;
+  const stored = options.signingSeed
+    ? signCommand(
+        document,
+        { scope: kvScope(key), serial: await nextSerial(kv, key, options.now ?? Date.now) },
+        options.signingSeed,
+      )
+    : document;
   const revision = await kv.put(key, JSON.stringify(stored));
   return { key, revision };
 }
 
-export async function configPush(connection: NatsConnection, target: ConfigTarget, document: unknown, options: SigningOptions = {}): Promise<{ key: string; revision: number }> {
+export async function configPush(
+  connection: NatsConnection,
+  target: ConfigTarget,
+  document: unknown,
+  options: SigningOptions = {},
+): Promise<{ key: string; revision: number }> {
   const key = keyOf(target);
   // Refuse here what every agent would refuse: better one error for the operator than a fleet of REJECTED.
   return putSigned(connection, key, validateDocument(document, key), options);
@@ -100,7 +124,11 @@ export async function configPush(connection: NatsConnection, target: ConfigTarge
  * Removes the key's settings. Signed, it puts a tombstone `{deleted: true, scope, serial}` (an
  * agent with signing on refuses a bare DEL); unsigned, it deletes the key.
  */
-export async function configDelete(connection: NatsConnection, target: ConfigTarget, options: SigningOptions = {}): Promise<{ key: string; revision: number }> {
+export async function configDelete(
+  connection: NatsConnection,
+  target: ConfigTarget,
+  options: SigningOptions = {},
+): Promise<{ key: string; revision: number }> {
   const key = keyOf(target);
   if (options.signingSeed) return putSigned(connection, key, { deleted: true }, options);
   const kv = await bucket(connection);
@@ -115,7 +143,13 @@ async function currentDocument(connection: NatsConnection, target: ConfigTarget)
 }
 
 /** Sets one setting (a dotted path such as `outbox.maxBytes`) in the key's document. */
-export async function configSet(connection: NatsConnection, target: ConfigTarget, path: string, rawValue: string, options: SigningOptions = {}): Promise<{ key: string; revision: number }> {
+export async function configSet(
+  connection: NatsConnection,
+  target: ConfigTarget,
+  path: string,
+  rawValue: string,
+  options: SigningOptions = {},
+): Promise<{ key: string; revision: number }> {
   assertSettingPath(path);
   const value = settingValue(path, rawValue);
   const document = await currentDocument(connection, target);
@@ -133,7 +167,12 @@ export async function configSet(connection: NatsConnection, target: ConfigTarget
  * Removes one setting from the key's document (the next one down applies again: the defaults
  * key, else the machine's own settings). Null when the document did not set it: nothing is written.
  */
-export async function configUnset(connection: NatsConnection, target: ConfigTarget, path: string, options: SigningOptions = {}): Promise<{ key: string; revision: number } | null> {
+export async function configUnset(
+  connection: NatsConnection,
+  target: ConfigTarget,
+  path: string,
+  options: SigningOptions = {},
+): Promise<{ key: string; revision: number } | null> {
   assertSettingPath(path);
   const document = await currentDocument(connection, target);
   const parts = path.split(".");

@@ -1,18 +1,27 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import * as z from "zod";
-import { AGENT_CONFIG_BUCKET, AgentConfiguration, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventType, machineConsumers, type ConfigStatus, type ConsumerBinding } from "../contracts/index.ts";
+import {
+  AGENT_CONFIG_BUCKET,
+  AgentConfiguration,
+  CONFIG_DEFAULTS_KEY,
+  type ConfigStatus,
+  type ConsumerBinding,
+  configKeyForMachine,
+  EventType,
+  machineConsumers,
+} from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
-import { sleepOn, type Clock } from "../runtime/clock.ts";
+import { jitteredBackoff } from "../runtime/backoff.ts";
+import { type Clock, sleepOn } from "../runtime/clock.ts";
+import { describeIssues, truncateInput } from "../runtime/echo.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
-import { describeIssues, truncateInput } from "../runtime/echo.ts";
-import { jitteredBackoff } from "../runtime/backoff.ts";
 import type { DurableConsumer } from "../transport/durable-consumer.ts";
 import type { CommandTrust } from "../trust/index.ts";
-import { readConfigKey, watchConfigKey, type ConfigEntry } from "./config-keys.ts";
 import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
+import { type ConfigEntry, readConfigKey, watchConfigKey } from "./config-keys.ts";
 import { readConfigEntry } from "./kv-entry.ts";
-import { lastGoodStore, type LastGoodConfiguration } from "./last-good-store.ts";
+import { type LastGoodConfiguration, lastGoodStore } from "./last-good-store.ts";
 import { mergeDocuments } from "./merge.ts";
 import { validateDocument, withoutClaims } from "./validate.ts";
 
@@ -68,7 +77,10 @@ interface SlotValue {
 export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   const { logger, clock, sink, machineId } = options;
   const keys: Record<Slot, string> = { defaults: CONFIG_DEFAULTS_KEY, machine: configKeyForMachine(machineId) };
-  const consumerOf: Record<Slot, ConsumerBinding> = { defaults: machineConsumers(machineId).configDefaults, machine: machineConsumers(machineId).configMachine };
+  const consumerOf: Record<Slot, ConsumerBinding> = {
+    defaults: machineConsumers(machineId).configDefaults,
+    machine: machineConsumers(machineId).configMachine,
+  };
   const store = lastGoodStore(options.configDir, logger, () => clock.now());
   const slots: Record<Slot, SlotValue | null> = { defaults: null, machine: null };
   /** The newest KV revision looked at per key, accepted or not: nothing is judged twice. */
@@ -86,16 +98,33 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   const watchers: DurableConsumer[] = [];
   let watchProblem: string | null = null;
 
-  const report = async (revision: number, outcome: ConfigStatus["status"], error?: string, causationId?: string): Promise<ConfigStatus> => {
+  const report = async (
+    revision: number,
+    outcome: ConfigStatus["status"],
+    error?: string,
+    causationId?: string,
+  ): Promise<ConfigStatus> => {
     status = { revision, status: outcome, error: error ?? null, timestamp: new Date(clock.now()).toISOString() };
     if (outcome === "APPLIED") logger.info({ revision }, "remote configuration applied");
-    else logger.warn({ revision, status: outcome, error }, `remote configuration ${outcome === "REJECTED" ? "rejected" : "rolled back"}`);
-    await sink.emit({ type: EventType.configStatus, body: status, ...(causationId ? { causationId } : {}) }).catch((emitError: unknown) => logger.error({ err: emitError }, "cannot store the config status"));
+    else
+      logger.warn(
+        { revision, status: outcome, error },
+        `remote configuration ${outcome === "REJECTED" ? "rejected" : "rolled back"}`,
+      );
+    await sink
+      .emit({ type: EventType.configStatus, body: status, ...(causationId ? { causationId } : {}) })
+      .catch((emitError: unknown) => logger.error({ err: emitError }, "cannot store the config status"));
     return status;
   };
 
-  const effective = (revision: number, documents: ReadonlyArray<Record<string, unknown> | undefined>): AgentConfiguration =>
-    AgentConfiguration.parse({ ...mergeDocuments(options.baseline as unknown as Record<string, unknown>, ...documents), revision });
+  const effective = (
+    revision: number,
+    documents: ReadonlyArray<Record<string, unknown> | undefined>,
+  ): AgentConfiguration =>
+    AgentConfiguration.parse({
+      ...mergeDocuments(options.baseline as unknown as Record<string, unknown>, ...documents),
+      revision,
+    });
 
   /** Applies defaults and machine documents as they stand; `revision` is what triggered it (reported). */
   const applyEffective = async (revision: number, persist: boolean, causationId?: string): Promise<ConfigStatus> => {
@@ -105,7 +134,8 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       next = effective(revision, [slots.defaults?.document, slots.machine?.document]);
     } catch (error) {
       // Each document may be valid and the merge not (tags from both keys and the local settings together).
-      const reason = error instanceof z.ZodError ? describeIssues(error.issues) : truncateInput((error as Error).message, 2_000);
+      const reason =
+        error instanceof z.ZodError ? describeIssues(error.issues) : truncateInput((error as Error).message, 2_000);
       return report(revision, "REJECTED", `the merged configuration is invalid: ${reason}`, causationId);
     }
     const outcome = await applyToComponents(options.components, next, applied, logger);
@@ -113,8 +143,20 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     applied = next;
     appliedFrom = from;
     if (persist) {
-      const record: LastGoodConfiguration = { revision, defaults: slots.defaults, machine: slots.machine, pushedRevision };
-      await store.save(record).catch((error: unknown) => logger.error({ err: error }, "cannot persist the applied configuration; it runs, but a restart offline will not have it"));
+      const record: LastGoodConfiguration = {
+        revision,
+        defaults: slots.defaults,
+        machine: slots.machine,
+        pushedRevision,
+      };
+      await store
+        .save(record)
+        .catch((error: unknown) =>
+          logger.error(
+            { err: error },
+            "cannot persist the applied configuration; it runs, but a restart offline will not have it",
+          ),
+        );
     }
     return report(revision, "APPLIED", undefined, causationId);
   };
@@ -142,7 +184,10 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
     let lastReason: string | null = null;
     for (;;) {
       try {
-        const [defaults, machine] = await Promise.all([readConfigKey(connection, keys.defaults), readConfigKey(connection, keys.machine)]);
+        const [defaults, machine] = await Promise.all([
+          readConfigKey(connection, keys.defaults),
+          readConfigKey(connection, keys.machine),
+        ]);
         watchProblem = null;
         return { defaults, machine };
       } catch (error) {
@@ -152,7 +197,11 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         watchProblem = reason;
         // Once per kind of trouble at warn level; the retries themselves only at debug. The agent
         // needs no right to create the bucket: the platform (or dev-setup) does, with direct gets allowed.
-        if (reason !== lastReason) logger.warn({ reason }, `cannot read the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`);
+        if (reason !== lastReason)
+          logger.warn(
+            { reason },
+            `cannot read the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`,
+          );
         else logger.debug({ reason, retryInMs: delay }, `still cannot read the ${AGENT_CONFIG_BUCKET} bucket`);
         lastReason = reason;
         await sleepOn(clock, delay, stopping.signal);
@@ -191,7 +240,16 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         await serialized(() => takeCurrent(defaults, machine));
         if (stopped) return;
         for (const slot of ["defaults", "machine"] as const) {
-          watchers.push(watchConfigKey({ connection, key: keys[slot], binding: consumerOf[slot], logger, clock, onEntry: (entry) => serialized(() => take(slot, entry)) }));
+          watchers.push(
+            watchConfigKey({
+              connection,
+              key: keys[slot],
+              binding: consumerOf[slot],
+              logger,
+              clock,
+              onEntry: (entry) => serialized(() => take(slot, entry)),
+            }),
+          );
         }
       })().catch((error: unknown) => {
         if (!stopped) logger.error({ err: error }, "remote configuration watch ended");
@@ -210,9 +268,20 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       return serialized(async () => {
         const claimed = (document as { revision?: unknown } | null)?.revision;
         if (typeof claimed !== "number" || !Number.isInteger(claimed) || claimed < 1) {
-          return report(pushedRevision, "REJECTED", "a pushed configuration needs a whole-number revision of 1 or more", causationId);
+          return report(
+            pushedRevision,
+            "REJECTED",
+            "a pushed configuration needs a whole-number revision of 1 or more",
+            causationId,
+          );
         }
-        if (claimed <= pushedRevision) return report(claimed, "REJECTED", `revision ${claimed} is not newer than the last pushed revision ${pushedRevision}`, causationId);
+        if (claimed <= pushedRevision)
+          return report(
+            claimed,
+            "REJECTED",
+            `revision ${claimed} is not newer than the last pushed revision ${pushedRevision}`,
+            causationId,
+          );
         let valid: Record<string, unknown>;
         try {
           valid = validateDocument(document, `pushed configuration revision ${claimed}`);

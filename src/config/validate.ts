@@ -17,7 +17,8 @@ export class ConfigRejectedError extends Error {
  * scope, serial) is the trust gate's call, made before this; the claims are dropped here.
  */
 export function validateDocument(raw: unknown, where: string): Record<string, unknown> {
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigRejectedError(`${where}: must be a JSON object`);
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw))
+    throw new ConfigRejectedError(`${where}: must be a JSON object`);
   const document = raw as Record<string, unknown>;
   // Refused, not skipped: a misspelt setting applied as "nothing changed" would be reported APPLIED.
   const unknown = unknownSettingProblem(document);
@@ -30,7 +31,8 @@ export function validateDocument(raw: unknown, where: string): Record<string, un
   }
   for (const key of ["telemetrySchedule", "inventorySchedule"] as const) {
     const expression = parsed.data[key];
-    if (expression !== undefined && !isValidCron(expression)) throw new ConfigRejectedError(`${where}: ${key}: ${echoInput(expression)} is not a cron expression`);
+    if (expression !== undefined && !isValidCron(expression))
+      throw new ConfigRejectedError(`${where}: ${key}: ${echoInput(expression)} is not a cron expression`);
   }
   return withoutClaims(document);
 }

@@ -1,4 +1,11 @@
-import { AGENT_CONFIG_STREAM, assertMachineId, CONFIG_DEFAULTS_KEY, configKeyForMachine, configKeySubject, fleetSubjects } from "./subjects.ts";
+import {
+  AGENT_CONFIG_STREAM,
+  assertMachineId,
+  CONFIG_DEFAULTS_KEY,
+  configKeyForMachine,
+  configKeySubject,
+  fleetSubjects,
+} from "./subjects.ts";
 
 /**
  * The JetStream consumers an agent reads its commands through. Each is durable, named after the
@@ -53,7 +60,11 @@ export function legacyUpdateConsumerName(machineId: string, toolAgentId: string)
 export function machineConsumers(machineId: string): MachineConsumers {
   const id = assertMachineId(machineId);
   const base = `machine.${id}`;
-  const bind = (stream: string, purpose: string, filterSubject: string): ConsumerBinding => ({ stream, name: consumerName(id, purpose), filterSubject });
+  const bind = (stream: string, purpose: string, filterSubject: string): ConsumerBinding => ({
+    stream,
+    name: consumerName(id, purpose),
+    filterSubject,
+  });
   return {
     toolInstallation: bind(COMMAND_STREAMS.toolInstallation, "tool-installation", `${base}.tool-installation`),
     toolUninstall: bind(COMMAND_STREAMS.toolInstallation, "tool-uninstall", `${base}.tool-uninstall`),
@@ -62,7 +73,11 @@ export function machineConsumers(machineId: string): MachineConsumers {
     clientUpdateAll: bind(COMMAND_STREAMS.clientUpdate, "client-update-all", fleetSubjects.clientUpdate),
     clientUninstall: bind(COMMAND_STREAMS.clientUninstall, "client-uninstall", `${base}.client-uninstall`),
     downloadConfiguration: bind(COMMAND_STREAMS.configPush, "download-configuration", `${base}.download-configuration`),
-    downloadConfigurationAll: bind(COMMAND_STREAMS.configPush, "download-configuration-all", fleetSubjects.downloadConfiguration),
+    downloadConfigurationAll: bind(
+      COMMAND_STREAMS.configPush,
+      "download-configuration-all",
+      fleetSubjects.downloadConfiguration,
+    ),
     configMachine: bind(AGENT_CONFIG_STREAM, "config", configKeySubject(configKeyForMachine(id))),
     configDefaults: bind(AGENT_CONFIG_STREAM, "config-defaults", configKeySubject(CONFIG_DEFAULTS_KEY)),
   };

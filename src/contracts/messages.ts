@@ -21,7 +21,10 @@ export const InstallationType = z.enum(["STANDARD", "GUI_APP", "SERVICE"]);
 export const SessionType = z.enum(["SERVICE", "CONSOLE", "USER"]);
 export const AssetSource = z.enum(["ARTIFACTORY", "TOOL_API", "GITHUB"]);
 
-const stringList = z.array(z.string()).nullish().transform((list) => list ?? []);
+const stringList = z
+  .array(z.string())
+  .nullish()
+  .transform((list) => list ?? []);
 
 export const InstalledAgentMessage = z.object({
   machineId: z.string().min(1),
@@ -96,12 +99,18 @@ export const ToolInstallationMessage = z.object({
   version: z.string().nullish(),
   sessionType: SessionType.nullish(),
   downloadConfigurations: downloadConfigurationList,
-  assets: z.array(Asset).nullish().transform((list) => list ?? []),
+  assets: z
+    .array(Asset)
+    .nullish()
+    .transform((list) => list ?? []),
   installationCommandArgs: stringList,
   runCommandArgs: stringList,
   toolAgentIdCommandArgs: stringList,
   uninstallationCommandArgs: stringList,
-  reinstall: z.boolean().nullish().transform((flag) => flag ?? false),
+  reinstall: z
+    .boolean()
+    .nullish()
+    .transform((flag) => flag ?? false),
 });
 export type ToolInstallationMessage = z.infer<typeof ToolInstallationMessage>;
 
@@ -118,13 +127,7 @@ export const MachinePinotMessage = z.object({
 });
 export type MachinePinotMessage = z.infer<typeof MachinePinotMessage>;
 
-export const ToolInstallationState = z.enum([
-  "DOWNLOADING",
-  "INSTALLING",
-  "INSTALLED",
-  "FAILED",
-  "UNINSTALLED",
-]);
+export const ToolInstallationState = z.enum(["DOWNLOADING", "INSTALLING", "INSTALLED", "FAILED", "UNINSTALLED"]);
 export const ToolInstallationStatus = z.object({
   toolAgentId: z.string().min(1),
   toolId: z.string().nullish(),
@@ -230,14 +233,19 @@ const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8");
 export const Tags = z.record(z.string(), z.string()).superRefine((tags, context) => {
   const entries = Object.entries(tags);
   const fail = (message: string): void => context.addIssue({ code: "custom", message });
-  if (entries.length > TAG_LIMITS.maxTags) return fail(`${entries.length} tags, at most ${TAG_LIMITS.maxTags} are allowed`);
+  if (entries.length > TAG_LIMITS.maxTags)
+    return fail(`${entries.length} tags, at most ${TAG_LIMITS.maxTags} are allowed`);
   let total = 0;
   for (const [key, value] of entries) {
     const keyBytes = utf8Bytes(key);
     const valueBytes = utf8Bytes(value);
     if (keyBytes === 0) return fail("a tag key may not be empty");
-    if (keyBytes > TAG_LIMITS.maxKeyBytes) return fail(`tag key ${JSON.stringify(key.slice(0, 32))}… is ${keyBytes} bytes, at most ${TAG_LIMITS.maxKeyBytes}`);
-    if (valueBytes > TAG_LIMITS.maxValueBytes) return fail(`tag ${JSON.stringify(key)} has a value of ${valueBytes} bytes, at most ${TAG_LIMITS.maxValueBytes}`);
+    if (keyBytes > TAG_LIMITS.maxKeyBytes)
+      return fail(
+        `tag key ${JSON.stringify(key.slice(0, 32))}… is ${keyBytes} bytes, at most ${TAG_LIMITS.maxKeyBytes}`,
+      );
+    if (valueBytes > TAG_LIMITS.maxValueBytes)
+      return fail(`tag ${JSON.stringify(key)} has a value of ${valueBytes} bytes, at most ${TAG_LIMITS.maxValueBytes}`);
     total += keyBytes + valueBytes;
   }
   if (total > TAG_LIMITS.maxTotalBytes) fail(`tags take ${total} bytes in all, at most ${TAG_LIMITS.maxTotalBytes}`);

@@ -33,7 +33,9 @@ export class ReservedMachineIdError extends Error {
   readonly code = "EDGE_RESERVED_MACHINE_ID";
   readonly value: string;
   constructor(value: string) {
-    super(`machineId ${JSON.stringify(value)} is reserved: machine.${value}.* subjects are fleet-wide; give the machine another id`);
+    super(
+      `machineId ${JSON.stringify(value)} is reserved: machine.${value}.* subjects are fleet-wide; give the machine another id`,
+    );
     this.name = "ReservedMachineIdError";
     this.value = value;
   }
@@ -119,7 +121,14 @@ export const fleetSubjects = {
   /** The tool a `machine.all.tool.{toolAgentId}.update` subject names, or null for any other subject. */
   toolOfUpdate(subject: string): string | null {
     const tokens = subject.split(".");
-    if (tokens.length !== 5 || tokens[0] !== "machine" || tokens[1] !== "all" || tokens[2] !== "tool" || tokens[4] !== "update") return null;
+    if (
+      tokens.length !== 5 ||
+      tokens[0] !== "machine" ||
+      tokens[1] !== "all" ||
+      tokens[2] !== "tool" ||
+      tokens[4] !== "update"
+    )
+      return null;
     const toolAgentId = tokens[3] as string;
     return isSafeToken(toolAgentId) ? toolAgentId : null;
   },
@@ -150,7 +159,8 @@ export function defaultInboxPrefix(machineId: string): string {
 
 /** Why `prefix` cannot be an agent's inbox prefix, or null when it can. */
 export function inboxPrefixProblem(prefix: string): string | null {
-  if (!prefix.split(".").every(isSafeToken)) return "must be dot-separated tokens of letters, digits, '_' or '-' (no wildcards)";
+  if (!prefix.split(".").every(isSafeToken))
+    return "must be dot-separated tokens of letters, digits, '_' or '-' (no wildcards)";
   if (prefix === SHARED_INBOX_PREFIX || prefix.startsWith(`${SHARED_INBOX_PREFIX}.`)) {
     return `must not be the shared ${SHARED_INBOX_PREFIX} (every client's replies land there); the default is ${SHARED_INBOX_PREFIX}_<machineId>`;
   }

@@ -4,7 +4,12 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Clock } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
-import { chunksUntilAborted, DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS, TransferWatchdog } from "./transfer-watchdog.ts";
+import {
+  chunksUntilAborted,
+  DEFAULT_DOWNLOAD_DEADLINE_MS,
+  DEFAULT_STALL_TIMEOUT_MS,
+  TransferWatchdog,
+} from "./transfer-watchdog.ts";
 
 /** Why a download failed, and whether trying again later can help. */
 export class DownloadError extends Error {
@@ -56,10 +61,18 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
   const link = echoInput(request.link);
   const expectedSha = request.sha256?.toLowerCase() ?? null;
   if (expectedSha === null && !request.allowMissingChecksum) {
-    throw new DownloadError("EDGE_DOWNLOAD_NO_CHECKSUM", `no sha256 given for ${link}, and the tool policy requires one`, false);
+    throw new DownloadError(
+      "EDGE_DOWNLOAD_NO_CHECKSUM",
+      `no sha256 given for ${link}, and the tool policy requires one`,
+      false,
+    );
   }
   if (request.size !== null && request.size !== undefined && request.size > request.maxBytes) {
-    throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is ${request.size} bytes, over the ${request.maxBytes}-byte limit`, false);
+    throw new DownloadError(
+      "EDGE_DOWNLOAD_TOO_LARGE",
+      `${link} is ${request.size} bytes, over the ${request.maxBytes}-byte limit`,
+      false,
+    );
   }
   let url: URL;
   try {
@@ -76,9 +89,20 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
   // Whatever the transfer threw once the watchdog fired, the watchdog's reason is the real one.
   const tripped = (error: unknown): unknown => {
     const trip = watchdog.trip;
-    if (trip === "stalled") return new DownloadError("EDGE_DOWNLOAD_STALLED", `${link}: no data for ${request.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS} ms`, true);
-    if (trip === "deadline") return new DownloadError("EDGE_DOWNLOAD_DEADLINE", `${link}: not done after ${request.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS} ms`, true);
-    if (trip === "aborted") return new DownloadError("EDGE_DOWNLOAD_ABORTED", `${link}: download aborted (the agent is stopping)`, true);
+    if (trip === "stalled")
+      return new DownloadError(
+        "EDGE_DOWNLOAD_STALLED",
+        `${link}: no data for ${request.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS} ms`,
+        true,
+      );
+    if (trip === "deadline")
+      return new DownloadError(
+        "EDGE_DOWNLOAD_DEADLINE",
+        `${link}: not done after ${request.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS} ms`,
+        true,
+      );
+    if (trip === "aborted")
+      return new DownloadError("EDGE_DOWNLOAD_ABORTED", `${link}: download aborted (the agent is stopping)`, true);
     return error;
   };
   try {
@@ -96,7 +120,13 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
   }
 }
 
-async function receive(source: Source, link: string, expectedSha: string | null, request: DownloadRequest, watchdog: TransferWatchdog): Promise<DownloadedFile> {
+async function receive(
+  source: Source,
+  link: string,
+  expectedSha: string | null,
+  request: DownloadRequest,
+  watchdog: TransferWatchdog,
+): Promise<DownloadedFile> {
   const path = join(request.directory, `.download-${randomBytes(8).toString("hex")}.part`);
   const file = await open(path, "wx", 0o600);
   const hash = createHash("sha256");
@@ -105,9 +135,14 @@ async function receive(source: Source, link: string, expectedSha: string | null,
     for await (const chunk of chunksUntilAborted(source.body, watchdog.signal)) {
       watchdog.progress();
       size += chunk.byteLength;
-      if (size > request.maxBytes) throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is over the ${request.maxBytes}-byte limit`, false);
+      if (size > request.maxBytes)
+        throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is over the ${request.maxBytes}-byte limit`, false);
       if (request.size !== null && request.size !== undefined && size > request.size) {
-        throw new DownloadError("EDGE_DOWNLOAD_SIZE_MISMATCH", `${link} is larger than the promised ${request.size} bytes`, false);
+        throw new DownloadError(
+          "EDGE_DOWNLOAD_SIZE_MISMATCH",
+          `${link} is larger than the promised ${request.size} bytes`,
+          false,
+        );
       }
       hash.update(chunk);
       await file.write(chunk);
@@ -127,8 +162,13 @@ async function receive(source: Source, link: string, expectedSha: string | null,
     await rm(path, { force: true });
     throw new DownloadError(code, message, false);
   };
-  if (request.size !== null && request.size !== undefined && size !== request.size) await refuse("EDGE_DOWNLOAD_SIZE_MISMATCH", `${link} is ${size} bytes, not the promised ${request.size}`);
-  if (expectedSha !== null && sha256 !== expectedSha) await refuse("EDGE_DOWNLOAD_CHECKSUM_MISMATCH", `${link}: sha256 ${sha256} does not match the promised ${expectedSha}`);
+  if (request.size !== null && request.size !== undefined && size !== request.size)
+    await refuse("EDGE_DOWNLOAD_SIZE_MISMATCH", `${link} is ${size} bytes, not the promised ${request.size}`);
+  if (expectedSha !== null && sha256 !== expectedSha)
+    await refuse(
+      "EDGE_DOWNLOAD_CHECKSUM_MISMATCH",
+      `${link}: sha256 ${sha256} does not match the promised ${expectedSha}`,
+    );
   return { path, size, sha256 };
 }
 
@@ -165,15 +205,21 @@ async function openSource(url: URL, link: string, request: DownloadRequest, sign
     const declared = Number(response.headers.get("content-length") ?? Number.NaN);
     if (Number.isFinite(declared) && declared > request.maxBytes) {
       await response.body.cancel().catch(() => undefined);
-      throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is ${declared} bytes, over the ${request.maxBytes}-byte limit`, false);
+      throw new DownloadError(
+        "EDGE_DOWNLOAD_TOO_LARGE",
+        `${link} is ${declared} bytes, over the ${request.maxBytes}-byte limit`,
+        false,
+      );
     }
     return { body: response.body, finished: async () => null };
   }
   if (url.protocol === "nats-obj:") {
-    if (!request.connection) throw new DownloadError("EDGE_DOWNLOAD_OFFLINE", `${link} needs the NATS link, which is down`, true);
+    if (!request.connection)
+      throw new DownloadError("EDGE_DOWNLOAD_OFFLINE", `${link} needs the NATS link, which is down`, true);
     const bucket = decodeURIComponent(url.hostname);
     const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
-    if (!bucket || !name) throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link}: expected nats-obj://BUCKET/NAME`, false);
+    if (!bucket || !name)
+      throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link}: expected nats-obj://BUCKET/NAME`, false);
     let result;
     try {
       const { Objm } = await import("@nats-io/obj");
@@ -183,7 +229,12 @@ async function openSource(url: URL, link: string, request: DownloadRequest, sign
       throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true);
     }
     if (!result) throw new DownloadError("EDGE_DOWNLOAD_NOT_FOUND", `${link}: no such object`, false);
-    if (result.info.size > request.maxBytes) throw new DownloadError("EDGE_DOWNLOAD_TOO_LARGE", `${link} is ${result.info.size} bytes, over the ${request.maxBytes}-byte limit`, false);
+    if (result.info.size > request.maxBytes)
+      throw new DownloadError(
+        "EDGE_DOWNLOAD_TOO_LARGE",
+        `${link} is ${result.info.size} bytes, over the ${request.maxBytes}-byte limit`,
+        false,
+      );
     const objectResult = result;
     return { body: objectResult.data, finished: () => objectResult.error };
   }

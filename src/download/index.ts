@@ -1,2 +1,2 @@
-export { download, DownloadError, type DownloadRequest, type DownloadedFile } from "./downloader.ts";
+export { DownloadError, type DownloadedFile, type DownloadRequest, download } from "./downloader.ts";
 export { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "./transfer-watchdog.ts";

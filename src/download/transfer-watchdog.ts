@@ -1,4 +1,4 @@
-import { timersOf, type Cancel, type Clock, type Timers } from "../runtime/clock.ts";
+import { type Cancel, type Clock, type Timers, timersOf } from "../runtime/clock.ts";
 
 /** Defaults for every download: a link that goes quiet, or crawls on forever, is given up on. */
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
@@ -64,7 +64,10 @@ export class TransferWatchdog {
  * The chunks of a web stream, given up at once when `signal` aborts, whether or not the stream
  * itself listens to it (an object store's does not).
  */
-export async function* chunksUntilAborted(stream: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+export async function* chunksUntilAborted(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array> {
   const reader = stream.getReader();
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {

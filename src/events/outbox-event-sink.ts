@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { eventClassOf, subjectFor, SCHEMA_VERSION, type MachineSubjects } from "../contracts/index.ts";
+import { eventClassOf, type MachineSubjects, SCHEMA_VERSION, subjectFor } from "../contracts/index.ts";
 import type { OutboxEntryInput, StoredOutboxEntry } from "../outbox/types.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { EmittedEvent, EventSink, OutgoingEvent } from "./event-sink.ts";

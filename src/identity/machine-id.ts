@@ -30,8 +30,12 @@ export async function resolveMachineId(configured: string | undefined, dataDir: 
     }
   }
   if (stored !== undefined) {
-    if (!isSafeToken(stored)) throw new MachineIdError(`${path} holds ${JSON.stringify(stored)}, which is not a safe machine id`);
-    if (isReservedMachineId(stored)) throw new MachineIdError(`${path} holds ${JSON.stringify(stored)}, which is reserved for fleet-wide subjects (machine.all.*)`);
+    if (!isSafeToken(stored))
+      throw new MachineIdError(`${path} holds ${JSON.stringify(stored)}, which is not a safe machine id`);
+    if (isReservedMachineId(stored))
+      throw new MachineIdError(
+        `${path} holds ${JSON.stringify(stored)}, which is reserved for fleet-wide subjects (machine.all.*)`,
+      );
     return stored;
   }
   const generated = randomUUID();

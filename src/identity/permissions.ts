@@ -2,6 +2,7 @@ import {
   AGENT_CONFIG_STREAM,
   assertMachineId,
   CONFIG_DEFAULTS_KEY,
+  type ConsumerBinding,
   configKeyForMachine,
   configKeySubject,
   defaultInboxPrefix,
@@ -12,7 +13,6 @@ import {
   SERVICE_NAME,
   SHARED_INBOX_PREFIX,
   subjectFor,
-  type ConsumerBinding,
 } from "../contracts/index.ts";
 
 /**
@@ -88,11 +88,17 @@ export function agentPermissions(machineId: string, options: { inboxPrefix?: str
   const subjects = machineSubjects(id);
   const events = [...Object.values(EventType).map((type) => subjectFor(subjects, type)), subjects.heartbeat];
   const consumers = Object.values(machineConsumers(id)).flatMap(consumerRights);
-  const configReads = [CONFIG_DEFAULTS_KEY, configKeyForMachine(id)].map((key) => `${JS_API}.DIRECT.GET.${AGENT_CONFIG_STREAM}.${configKeySubject(key)}`);
+  const configReads = [CONFIG_DEFAULTS_KEY, configKeyForMachine(id)].map(
+    (key) => `${JS_API}.DIRECT.GET.${AGENT_CONFIG_STREAM}.${configKeySubject(key)}`,
+  );
   const rpc = [subjects.rpcHealth, subjects.rpcStatus, subjects.rpcCollect, subjects.rpcConfig];
   // The micro service answers discovery for all services, for its name, and for its instance id
   // (a generated one, hence the last `*`; nats.js does not let us choose it).
-  const discovery = ["PING", "INFO", "STATS"].flatMap((verb) => [`$SRV.${verb}`, `$SRV.${verb}.${SERVICE_NAME}`, `$SRV.${verb}.${SERVICE_NAME}.*`]);
+  const discovery = ["PING", "INFO", "STATS"].flatMap((verb) => [
+    `$SRV.${verb}`,
+    `$SRV.${verb}.${SERVICE_NAME}`,
+    `$SRV.${verb}.${SERVICE_NAME}.*`,
+  ]);
   return {
     publish: {
       allow: [...events, ...consumers, ...configReads],

@@ -40,10 +40,12 @@ export function lifecycleCapability(context: CapabilityContext, options: { hostn
     },
   });
   // The outbox refuses an event only when its storage is broken: the agent runs on, and says so.
-  const startEventFailed = (what: string) => (error: unknown): void => {
-    context.recordError("outbox", error);
-    logger.error({ err: error }, `cannot store the ${what}`);
-  };
+  const startEventFailed =
+    (what: string) =>
+    (error: unknown): void => {
+      context.recordError("outbox", error);
+      logger.error({ err: error }, `cannot store the ${what}`);
+    };
 
   return {
     name: "lifecycle",
@@ -52,7 +54,9 @@ export function lifecycleCapability(context: CapabilityContext, options: { hostn
     },
     setHeartbeatSeconds: (seconds) => heartbeat.setIntervalSeconds(seconds),
     async start() {
-      await sink.emit({ type: EventType.installedAgent, body: { machineId, agentType: AGENT_TYPE, version: AGENT_VERSION } }).catch(startEventFailed("installed-agent announcement"));
+      await sink
+        .emit({ type: EventType.installedAgent, body: { machineId, agentType: AGENT_TYPE, version: AGENT_VERSION } })
+        .catch(startEventFailed("installed-agent announcement"));
       await hostnameReporter.check().catch(startEventFailed("hostname"));
       // Ticks run offline too: they keep the hostname check current.
       heartbeat.start();
@@ -72,7 +76,8 @@ export function lifecycleCapability(context: CapabilityContext, options: { hostn
       {
         name: "heartbeat",
         apply: (next) => {
-          if (next.heartbeatSeconds !== undefined && next.heartbeatSeconds !== heartbeat.intervalSeconds) heartbeat.setIntervalSeconds(next.heartbeatSeconds);
+          if (next.heartbeatSeconds !== undefined && next.heartbeatSeconds !== heartbeat.intervalSeconds)
+            heartbeat.setIntervalSeconds(next.heartbeatSeconds);
         },
       },
     ],

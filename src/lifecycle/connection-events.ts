@@ -1,4 +1,4 @@
-import { EventType, type ClientConnectionEvent, type ConnectionEventType } from "../contracts/index.ts";
+import { type ClientConnectionEvent, type ConnectionEventType, EventType } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
@@ -14,7 +14,12 @@ export interface ConnectionEventRecorder {
   reconnected(server: string): void;
 }
 
-export function createConnectionEventRecorder(options: { machineId: string; sink: EventSink; clock: Clock; logger: Logger }): ConnectionEventRecorder {
+export function createConnectionEventRecorder(options: {
+  machineId: string;
+  sink: EventSink;
+  clock: Clock;
+  logger: Logger;
+}): ConnectionEventRecorder {
   const { machineId, sink, clock, logger } = options;
   let disconnectedAt: string | undefined;
 

@@ -1,4 +1,4 @@
-import { systemTimers, type Cancel, type Timers } from "../runtime/clock.ts";
+import { type Cancel, systemTimers, type Timers } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 /**
@@ -65,7 +65,8 @@ export function createHeartbeat(options: {
       cancelTimer = undefined;
     },
     setIntervalSeconds(seconds) {
-      if (!Number.isInteger(seconds) || seconds < 1) throw new RangeError(`heartbeat interval must be a whole number of seconds >= 1, got ${seconds}`);
+      if (!Number.isInteger(seconds) || seconds < 1)
+        throw new RangeError(`heartbeat interval must be a whole number of seconds >= 1, got ${seconds}`);
       intervalSeconds = seconds;
       if (running) schedule();
     },

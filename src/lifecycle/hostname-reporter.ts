@@ -3,7 +3,9 @@ import type { EventSink } from "../events/event-sink.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 /** Sends `{hostname}` at start and whenever the machine's name changes. */
-export function createHostnameReporter(options: { sink: EventSink; hostname: () => string; logger: Logger }): { check(): Promise<void> } {
+export function createHostnameReporter(options: { sink: EventSink; hostname: () => string; logger: Logger }): {
+  check(): Promise<void>;
+} {
   let lastReported: string | undefined;
   return {
     async check() {

@@ -26,24 +26,61 @@ export interface AgentMetrics {
 export function createAgentMetrics(options: { clock: Clock }): AgentMetrics {
   const registry = new Registry();
   const registers = [registry];
-  const gauge = (name: string, help: string, labelNames: readonly string[] = []): Gauge => new Gauge({ name, help, labelNames, registers });
-  const counter = (name: string, help: string, labelNames: readonly string[] = []): Counter => new Counter({ name, help, labelNames, registers });
+  const gauge = (name: string, help: string, labelNames: readonly string[] = []): Gauge =>
+    new Gauge({ name, help, labelNames, registers });
+  const counter = (name: string, help: string, labelNames: readonly string[] = []): Counter =>
+    new Counter({ name, help, labelNames, registers });
 
   const info = gauge("edge_agent_info", "Always 1; the labels say which agent this is.", ["version", "machine_id"]);
-  const pending = gauge("edge_agent_outbox_pending_events", "Events stored on the device, waiting for JetStream's ack.");
-  const pendingBytes = gauge("edge_agent_outbox_pending_bytes", "Bytes of the pending events (as the outbox counts them against its limit).");
-  const oldestAge = gauge("edge_agent_outbox_oldest_pending_age_seconds", "Age of the oldest pending event; 0 when none waits.");
-  const heldInMemory = gauge("edge_agent_outbox_held_in_memory_events", "Events kept only in memory because the outbox database cannot be written.");
+  const pending = gauge(
+    "edge_agent_outbox_pending_events",
+    "Events stored on the device, waiting for JetStream's ack.",
+  );
+  const pendingBytes = gauge(
+    "edge_agent_outbox_pending_bytes",
+    "Bytes of the pending events (as the outbox counts them against its limit).",
+  );
+  const oldestAge = gauge(
+    "edge_agent_outbox_oldest_pending_age_seconds",
+    "Age of the oldest pending event; 0 when none waits.",
+  );
+  const heldInMemory = gauge(
+    "edge_agent_outbox_held_in_memory_events",
+    "Events kept only in memory because the outbox database cannot be written.",
+  );
   const lastSequence = gauge("edge_agent_outbox_last_sequence", "The device sequence number of the newest event.");
-  const delivered = counter("edge_agent_outbox_delivered_total", "Events JetStream acknowledged (kept across restarts).");
-  const evicted = counter("edge_agent_outbox_evicted_total", "Events the outbox dropped because it was full or they were too old, by class.", ["class"]);
-  const deadLetters = counter("edge_agent_outbox_dead_letters_total", "Events JetStream refused for good, kept on the device as dead letters.");
-  const outboxError = gauge("edge_agent_outbox_storage_fault", "1 while the outbox cannot use its database (see edge-agent status).");
+  const delivered = counter(
+    "edge_agent_outbox_delivered_total",
+    "Events JetStream acknowledged (kept across restarts).",
+  );
+  const evicted = counter(
+    "edge_agent_outbox_evicted_total",
+    "Events the outbox dropped because it was full or they were too old, by class.",
+    ["class"],
+  );
+  const deadLetters = counter(
+    "edge_agent_outbox_dead_letters_total",
+    "Events JetStream refused for good, kept on the device as dead letters.",
+  );
+  const outboxError = gauge(
+    "edge_agent_outbox_storage_fault",
+    "1 while the outbox cannot use its database (see edge-agent status).",
+  );
   const linkState = gauge("edge_agent_link_state", "1 for the NATS link's current state, 0 for the others.", ["state"]);
-  const reconnects = counter("edge_agent_link_reconnects_total", "Times the NATS link came back after a disconnect, since the agent started.");
+  const reconnects = counter(
+    "edge_agent_link_reconnects_total",
+    "Times the NATS link came back after a disconnect, since the agent started.",
+  );
   const uptime = gauge("edge_agent_uptime_seconds", "Seconds since the agent started.");
-  const lastTelemetry = gauge("edge_agent_last_telemetry_timestamp_seconds", "When the last telemetry sample was stored for sending (Unix time); 0 before the first.");
-  const outcomes = counter("edge_agent_command_outcomes_total", "Commands from the platform by kind and the outcome they reported.", ["command", "outcome"]);
+  const lastTelemetry = gauge(
+    "edge_agent_last_telemetry_timestamp_seconds",
+    "When the last telemetry sample was stored for sending (Unix time); 0 before the first.",
+  );
+  const outcomes = counter(
+    "edge_agent_command_outcomes_total",
+    "Commands from the platform by kind and the outcome they reported.",
+    ["command", "outcome"],
+  );
   let identity: string | null = null;
 
   const mirror = (metric: Counter, value: number, labels?: Record<string, string>): void => {

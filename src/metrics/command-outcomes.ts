@@ -10,7 +10,11 @@ export interface CommandOutcome {
 }
 
 /** Tool states that end a command; DOWNLOADING and INSTALLING are steps on the way. */
-const FINAL_TOOL_STATES: ReadonlySet<string> = new Set<string>([ToolInstallationState.enum.INSTALLED, ToolInstallationState.enum.FAILED, ToolInstallationState.enum.UNINSTALLED]);
+const FINAL_TOOL_STATES: ReadonlySet<string> = new Set<string>([
+  ToolInstallationState.enum.INSTALLED,
+  ToolInstallationState.enum.FAILED,
+  ToolInstallationState.enum.UNINSTALLED,
+]);
 
 /**
  * The outcome a result event reports, or null for any other event (and for a tool's progress).
@@ -20,7 +24,9 @@ const FINAL_TOOL_STATES: ReadonlySet<string> = new Set<string>([ToolInstallation
 export function commandOutcomeOf(event: OutgoingEvent): CommandOutcome | null {
   switch (event.type) {
     case EventType.toolInstallationStatus:
-      return FINAL_TOOL_STATES.has(event.body.state) ? { command: "tool", outcome: event.body.state.toLowerCase() } : null;
+      return FINAL_TOOL_STATES.has(event.body.state)
+        ? { command: "tool", outcome: event.body.state.toLowerCase() }
+        : null;
     case EventType.configStatus:
       return { command: "config", outcome: event.body.status.toLowerCase() };
     case EventType.clientUpdateStatus:

@@ -1,3 +1,3 @@
-export { createAgentMetrics, type AgentMetrics } from "./agent-metrics.ts";
-export { commandOutcomeOf, type CommandOutcome } from "./command-outcomes.ts";
-export { startMetricsServer, type MetricsServer } from "./metrics-server.ts";
+export { type AgentMetrics, createAgentMetrics } from "./agent-metrics.ts";
+export { type CommandOutcome, commandOutcomeOf } from "./command-outcomes.ts";
+export { type MetricsServer, startMetricsServer } from "./metrics-server.ts";

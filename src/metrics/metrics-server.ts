@@ -14,7 +14,12 @@ export interface MetricsServer {
  * Serves `GET /metrics` in Prometheus' text format on a loopback address (the settings refuse
  * any other). Each scrape reads the agent's status once; anything else gets 404.
  */
-export async function startMetricsServer(listen: MetricsListen, metrics: AgentMetrics, status: () => AgentStatus, logger: Logger): Promise<MetricsServer> {
+export async function startMetricsServer(
+  listen: MetricsListen,
+  metrics: AgentMetrics,
+  status: () => AgentStatus,
+  logger: Logger,
+): Promise<MetricsServer> {
   const server: Server = createServer((request, response) => {
     if (request.method !== "GET" || (request.url ?? "").split("?")[0] !== "/metrics") {
       response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
@@ -24,7 +29,9 @@ export async function startMetricsServer(listen: MetricsListen, metrics: AgentMe
       (text) => response.writeHead(200, { "content-type": metrics.contentType }).end(text),
       (error: unknown) => {
         logger.error({ err: error }, "cannot render the metrics");
-        response.writeHead(500, { "content-type": "text/plain" }).end("cannot render the metrics (see the agent's log)\n");
+        response
+          .writeHead(500, { "content-type": "text/plain" })
+          .end("cannot render the metrics (see the agent's log)\n");
       },
     );
   });
@@ -39,7 +46,10 @@ export async function startMetricsServer(listen: MetricsListen, metrics: AgentMe
   });
   const bound = server.address();
   const port = typeof bound === "object" && bound !== null ? bound.port : listen.port;
-  logger.info({ metrics: `http://${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${port}/metrics` }, "serving Prometheus metrics");
+  logger.info(
+    { metrics: `http://${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${port}/metrics` },
+    "serving Prometheus metrics",
+  );
   return {
     address: { host: listen.host, port },
     close: () =>

@@ -1,7 +1,7 @@
 import { eventHeaderEntries } from "../contracts/index.ts";
+import { jitteredBackoff } from "../runtime/backoff.ts";
 import { systemTimers, type Timers } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { jitteredBackoff } from "../runtime/backoff.ts";
 import type { EventPublisher, PublishOutcome, StoredOutboxEntry } from "./types.ts";
 
 /**
@@ -12,7 +12,10 @@ import type { EventPublisher, PublishOutcome, StoredOutboxEntry } from "./types.
  */
 export interface DrainSource {
   nextBatch(limit: number): StoredOutboxEntry[];
-  settle(delivered: readonly StoredOutboxEntry[], rejected: ReadonlyArray<{ entry: StoredOutboxEntry; reason: string }>): void;
+  settle(
+    delivered: readonly StoredOutboxEntry[],
+    rejected: ReadonlyArray<{ entry: StoredOutboxEntry; reason: string }>,
+  ): void;
 }
 
 export interface Drainer {
@@ -102,13 +105,20 @@ export function startDrainer(options: {
       if (result.kind === "acked") delivered.push(entry);
       else if (result.kind === "rejected") {
         rejected.push({ entry, reason: result.reason });
-        logger.error({ sequence: entry.sequence, subject: entry.subject, eventId: entry.metadata.eventId, reason: result.reason }, "event refused for good: moved to dead letters");
+        logger.error(
+          { sequence: entry.sequence, subject: entry.subject, eventId: entry.metadata.eventId, reason: result.reason },
+          "event refused for good: moved to dead letters",
+        );
       } else retryReason ??= result.reason;
     });
     source.settle(delivered, rejected);
     if (retryReason !== null) {
       // Warn once per kind of trouble, not once per retry: a day offline is one line, not thousands.
-      if (retryReason !== lastWarnedReason) logger.warn({ reason: retryReason, pending: batch.length - delivered.length }, "events not delivered yet; they stay in the outbox and are retried");
+      if (retryReason !== lastWarnedReason)
+        logger.warn(
+          { reason: retryReason, pending: batch.length - delivered.length },
+          "events not delivered yet; they stay in the outbox and are retried",
+        );
       else logger.debug({ reason: retryReason }, "publish to be retried");
       lastWarnedReason = retryReason;
       return "retry";

@@ -1,5 +1,12 @@
-export * from "./types.ts";
-export { openOutbox, OutboxRefusedError, OUTBOX_FILE, SEQUENCE_FLOOR_FILE, type Outbox, type OutboxOptions } from "./outbox.ts";
+export {
+  OUTBOX_FILE,
+  type Outbox,
+  type OutboxOptions,
+  OutboxRefusedError,
+  openOutbox,
+  SEQUENCE_FLOOR_FILE,
+} from "./outbox.ts";
+export { type OutboxListingEntry, OutboxNotFoundError, OutboxReader } from "./outbox-reader.ts";
 export { SequenceFloorError } from "./sequence-floor.ts";
-export { RECENTLY_SENT_LIMIT, type Durability } from "./sqlite-store.ts";
-export { OutboxReader, OutboxNotFoundError, type OutboxListingEntry } from "./outbox-reader.ts";
+export { type Durability, RECENTLY_SENT_LIMIT } from "./sqlite-store.ts";
+export * from "./types.ts";

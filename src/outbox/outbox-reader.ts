@@ -64,7 +64,8 @@ export class OutboxReader {
     if (!existsSync(path)) throw new OutboxNotFoundError(path);
     this.#db = new DatabaseSync(path, { readOnly: true, timeout: 2_000 });
     // An outbox last written by an older agent has no record of sent events yet.
-    const hasSent = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sent_events'").get() !== undefined;
+    const hasSent =
+      this.#db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sent_events'").get() !== undefined;
     this.#sent = hasSent
       ? this.#db.prepare(
           "SELECT sent_id AS cursor, sequence, subject, metadata, summary, body_bytes, created_at_ms, sent_at_ms AS settled_at_ms, NULL AS reason FROM sent_events WHERE sent_id > ? ORDER BY sent_id LIMIT ?",
@@ -108,9 +109,17 @@ export class OutboxReader {
   }
 }
 
-function page(statement: StatementSync, state: OutboxListingEntry["state"], cursor: number, limit: number): { entries: OutboxListingEntry[]; cursor: number } {
+function page(
+  statement: StatementSync,
+  state: OutboxListingEntry["state"],
+  cursor: number,
+  limit: number,
+): { entries: OutboxListingEntry[]; cursor: number } {
   const rows = statement.all(cursor, limit) as unknown as Row[];
-  return { entries: rows.map((row) => toListing(state, row)), cursor: rows.length === 0 ? cursor : Number(rows[rows.length - 1]?.cursor) };
+  return {
+    entries: rows.map((row) => toListing(state, row)),
+    cursor: rows.length === 0 ? cursor : Number(rows[rows.length - 1]?.cursor),
+  };
 }
 
 function toListing(state: OutboxListingEntry["state"], row: Row): OutboxListingEntry {
@@ -133,7 +142,10 @@ function toListing(state: OutboxListingEntry["state"], row: Row): OutboxListingE
 function parseMetadata(text: string): { eventType: string; eventId: string } {
   try {
     const parsed = JSON.parse(text) as { eventType?: unknown; eventId?: unknown };
-    return { eventType: typeof parsed.eventType === "string" ? parsed.eventType : "?", eventId: typeof parsed.eventId === "string" ? parsed.eventId : "?" };
+    return {
+      eventType: typeof parsed.eventType === "string" ? parsed.eventType : "?",
+      eventId: typeof parsed.eventId === "string" ? parsed.eventId : "?",
+    };
   } catch {
     return { eventType: "?", eventId: "?" };
   }

@@ -1,16 +1,16 @@
 import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
-import { damagedFileName } from "../runtime/json-state-file.ts";
+import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
 import { FaultLatch } from "../runtime/fault-latch.ts";
+import { damagedFileName } from "../runtime/json-state-file.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { makePrivateDir } from "../runtime/private-file.ts";
-import { sqliteResultCode, SqliteResult } from "../runtime/sqlite-errors.ts";
-import { startDrainer, type Drainer, type DrainSource } from "./drainer.ts";
+import { SqliteResult, sqliteResultCode } from "../runtime/sqlite-errors.ts";
+import { type Drainer, type DrainSource, startDrainer } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
 import { readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
 import { SettleBacklog } from "./settle-backlog.ts";
-import { OutboxStore, sizeOf, type CounterName, type Durability } from "./sqlite-store.ts";
+import { type CounterName, type Durability, OutboxStore, sizeOf } from "./sqlite-store.ts";
 import type { EventPublisher, OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
 
 export const OUTBOX_FILE = "outbox.db";
@@ -58,7 +58,10 @@ export interface Outbox {
 export class OutboxRefusedError extends Error {
   readonly code = "EDGE_OUTBOX_REFUSED";
   constructor(count: number, cause: unknown) {
-    super(`outbox refused ${count} event(s): no sequence number can be made safe from reuse (${cause instanceof Error ? cause.message : String(cause)})`, { cause });
+    super(
+      `outbox refused ${count} event(s): no sequence number can be made safe from reuse (${cause instanceof Error ? cause.message : String(cause)})`,
+      { cause },
+    );
     this.name = "OutboxRefusedError";
   }
 }
@@ -98,7 +101,13 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const backlog = new SettleBacklog();
 
   let store: OutboxStore | null = null;
-  const counters: Record<CounterName, number> = { last_sequence: 0, delivered: 0, evicted_telemetry: 0, evicted_state: 0, dead_letters: 0 };
+  const counters: Record<CounterName, number> = {
+    last_sequence: 0,
+    delivered: 0,
+    evicted_telemetry: 0,
+    evicted_state: 0,
+    dead_letters: 0,
+  };
   /** Counters moved in memory that the database has not been told yet. */
   let countersDirty = false;
   /** Stored events not settled yet (the backlog's are settled). */
@@ -115,7 +124,10 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const setAside = (reason: unknown): void => {
     const aside = damagedFileName(path, () => clock.now());
     for (const suffix of ["", "-wal", "-shm"]) if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
-    logger.error({ err: reason, setAside: aside }, "outbox database is damaged: set aside for inspection, starting a new one");
+    logger.error(
+      { err: reason, setAside: aside },
+      "outbox database is damaged: set aside for inspection, starting a new one",
+    );
   };
 
   /** Stored events the last run saw settled but could not delete: settled now, deleted when the disk allows. */
@@ -147,7 +159,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
         opened = new OutboxStore(path, durability);
       }
       const stored = opened.readCounters();
-      for (const name of Object.keys(counters) as CounterName[]) counters[name] = Math.max(counters[name], stored[name]);
+      for (const name of Object.keys(counters) as CounterName[])
+        counters[name] = Math.max(counters[name], stored[name]);
       const totals = opened.pendingTotals();
       pendingCount = totals.count;
       pendingBytes = totals.bytes;
@@ -163,7 +176,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const isOpen = (): boolean => store !== null || tryOpen() !== "unavailable";
 
   const noteStorageWorked = (): void => {
-    if (store && held.count === 0 && backlog.size === 0) storage.recover("outbox storage is writable again: nothing is left only in memory");
+    if (store && held.count === 0 && backlog.size === 0)
+      storage.recover("outbox storage is writable again: nothing is left only in memory");
   };
 
   /** The oldest stored events not settled yet, at most `limit`. */
@@ -194,7 +208,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
   /** The highest sequence up to which every event has left the outbox; null when the database cannot tell. */
   const settledThrough = (): number | null => {
     if (!store) return null;
-    const firsts = [unsettledStored(store, 1)[0]?.sequence, held.firstSequence, backlog.lowestRejected()].filter((sequence) => typeof sequence === "number");
+    const firsts = [unsettledStored(store, 1)[0]?.sequence, held.firstSequence, backlog.lowestRejected()].filter(
+      (sequence) => typeof sequence === "number",
+    );
     return firsts.length === 0 ? counters.last_sequence : Math.min(...firsts) - 1;
   };
 
@@ -218,11 +234,17 @@ export function openOutbox(options: OutboxOptions): Outbox {
     }
   };
 
-  const evict = (victims: ReadonlyArray<{ sequence: number; eventClass: "telemetry" | "state"; sizeBytes: number }>, why: string): void => {
+  const evict = (
+    victims: ReadonlyArray<{ sequence: number; eventClass: "telemetry" | "state"; sizeBytes: number }>,
+    why: string,
+  ): void => {
     if (!store || victims.length === 0) return;
     const next = { ...counters };
     for (const victim of victims) next[victim.eventClass === "telemetry" ? "evicted_telemetry" : "evicted_state"] += 1;
-    store.evict(victims.map((victim) => victim.sequence), next);
+    store.evict(
+      victims.map((victim) => victim.sequence),
+      next,
+    );
     counters.evicted_telemetry = next.evicted_telemetry;
     counters.evicted_state = next.evicted_state;
     pendingCount -= victims.length;
@@ -329,7 +351,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
       refuse("outbox cannot reserve sequence numbers", error);
     }
     const createdAtMs = clock.now();
-    const entries = inputs.map((input, index): StoredOutboxEntry => ({ ...input, sequence: before + index + 1, createdAtMs }));
+    const entries = inputs.map(
+      (input, index): StoredOutboxEntry => ({ ...input, sequence: before + index + 1, createdAtMs }),
+    );
     counters.last_sequence = before + inputs.length;
     let stored = false;
     if (held.count === 0 && store) {
@@ -362,12 +386,19 @@ export function openOutbox(options: OutboxOptions): Outbox {
     const known = Math.max(databaseLastSequence, lastRun.record?.base ?? lastRun.legacyFloor ?? 0);
     if (counters.last_sequence > known) {
       sequenceSkip = { after: known, through: counters.last_sequence };
-      logger.warn({ from: known, to: counters.last_sequence }, "outbox sequence continues past what the last run reserved: it may have lost events (a crash while events were only in memory, a power cut, or a lost database)");
+      logger.warn(
+        { from: known, to: counters.last_sequence },
+        "outbox sequence continues past what the last run reserved: it may have lost events (a crash while events were only in memory, a power cut, or a lost database)",
+      );
     }
     try {
       floor.begin(counters.last_sequence);
     } catch (error) {
-      storage.fail("outbox cannot write the sequence floor", error, "events are refused until it can: a number that could be reused is never handed out");
+      storage.fail(
+        "outbox cannot write the sequence floor",
+        error,
+        "events are refused until it can: a number that could be reused is never handed out",
+      );
     }
     persistBacklog();
     sweepExpired();
@@ -428,7 +459,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
         storedOldest = null;
       }
       const heldOldest = held.oldestCreatedAtMs;
-      const oldest = storedOldest === null ? heldOldest : heldOldest === null ? storedOldest : Math.min(storedOldest, heldOldest);
+      const oldest =
+        storedOldest === null ? heldOldest : heldOldest === null ? storedOldest : Math.min(storedOldest, heldOldest);
       return {
         pendingCount: pendingCount + held.count,
         pendingBytes: pendingBytes + held.bytes,
@@ -458,8 +490,16 @@ export function openOutbox(options: OutboxOptions): Outbox {
       await drainer?.stop();
       drainer = null;
       retryStorage();
-      if (held.count > 0) logger.error({ lost: held.count, firstSequence: held.firstSequence }, "outbox stopping with events it could not store: they are lost (their numbers are never reused)");
-      if (backlog.size > 0) logger.warn({ settled: backlog.size }, "outbox stopping before the database took every delivery: the next start skips them");
+      if (held.count > 0)
+        logger.error(
+          { lost: held.count, firstSequence: held.firstSequence },
+          "outbox stopping with events it could not store: they are lost (their numbers are never reused)",
+        );
+      if (backlog.size > 0)
+        logger.warn(
+          { settled: backlog.size },
+          "outbox stopping before the database took every delivery: the next start skips them",
+        );
       let through = 0;
       try {
         through = settledThrough() ?? 0;
@@ -469,7 +509,10 @@ export function openOutbox(options: OutboxOptions): Outbox {
       try {
         floor.close(counters.last_sequence, through);
       } catch (error) {
-        logger.error({ err: error }, "outbox cannot write the sequence floor at stop: the next start leaves a gap in the sequence");
+        logger.error(
+          { err: error },
+          "outbox cannot write the sequence floor at stop: the next start leaves a gap in the sequence",
+        );
       }
       store?.close();
       store = null;

@@ -59,7 +59,12 @@ export class SequenceFloor {
     if (record) {
       this.#generation = record.generation;
       this.#durable = record;
-      this.#wanted = { base: record.base, reserved: record.reserved, state: record.state, settledThrough: record.settledThrough };
+      this.#wanted = {
+        base: record.base,
+        reserved: record.reserved,
+        state: record.state,
+        settledThrough: record.settledThrough,
+      };
       return { record, legacyFloor: null };
     }
     // Before this format the file held one number, rewritten every 10,000 sequences.
@@ -100,7 +105,12 @@ export class SequenceFloor {
   /** A clean stop: `last` is exactly the last number used. Throws when the file cannot be written. */
   close(last: number, settledThrough: number): void {
     try {
-      this.#commit({ base: last, reserved: Math.max(this.#wanted.reserved, last), state: "clean", settledThrough: Math.max(this.#wanted.settledThrough, settledThrough) });
+      this.#commit({
+        base: last,
+        reserved: Math.max(this.#wanted.reserved, last),
+        state: "clean",
+        settledThrough: Math.max(this.#wanted.settledThrough, settledThrough),
+      });
     } finally {
       if (this.#fd !== null) closeSync(this.#fd);
       this.#fd = null;
@@ -114,7 +124,8 @@ export class SequenceFloor {
     const slot = Buffer.alloc(SequenceFloor.SLOT_BYTES);
     slot.write(formatSlot(record), "latin1");
     try {
-      if (writeSync(fd, slot, 0, slot.length, (record.generation % 2) * SequenceFloor.SLOT_BYTES) !== slot.length) throw new Error("short write");
+      if (writeSync(fd, slot, 0, slot.length, (record.generation % 2) * SequenceFloor.SLOT_BYTES) !== slot.length)
+        throw new Error("short write");
       fdatasyncSync(fd);
     } catch (error) {
       throw new SequenceFloorError(`cannot write the sequence floor ${this.#path}`, error);
@@ -135,7 +146,8 @@ export class SequenceFloor {
     } catch (error) {
       if (this.#fd !== null) closeSync(this.#fd);
       this.#fd = null;
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw new SequenceFloorError(`cannot open the sequence floor ${this.#path}`, error);
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+        throw new SequenceFloorError(`cannot open the sequence floor ${this.#path}`, error);
     }
     try {
       const fd = openSync(this.#path, "wx+", 0o600);
@@ -205,10 +217,15 @@ export function restartSequence(facts: RestartFacts): number {
     // After a crash the database holds every number used only if none was held in memory, and no
     // committed write can have been lost: an fsync per commit, or the machine did not go down.
     const databaseHasEveryNumber =
-      record.state === "running" && facts.database === "kept" && (facts.durability === "full" || (facts.bootId !== null && facts.bootId === record.bootId));
+      record.state === "running" &&
+      facts.database === "kept" &&
+      (facts.durability === "full" || (facts.bootId !== null && facts.bootId === record.bootId));
     return Math.max(databaseLastSequence, databaseHasEveryNumber ? record.base : record.reserved);
   }
-  if (facts.legacyFloor !== null) return facts.database === "kept" ? Math.max(databaseLastSequence, facts.legacyFloor) : facts.legacyFloor + LEGACY_STRIDE;
+  if (facts.legacyFloor !== null)
+    return facts.database === "kept"
+      ? Math.max(databaseLastSequence, facts.legacyFloor)
+      : facts.legacyFloor + LEGACY_STRIDE;
   return databaseLastSequence;
 }
 

@@ -98,11 +98,17 @@ export class OutboxStore {
     this.#insert = this.#db.prepare(
       "INSERT INTO events (sequence, subject, event_class, metadata, payload, created_at_ms, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
-    this.#setCounter = this.#db.prepare("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value");
+    this.#setCounter = this.#db.prepare(
+      "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+    );
     this.#deleteOne = this.#db.prepare("DELETE FROM events WHERE sequence = ?");
     this.#selectBatch = this.#db.prepare("SELECT * FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?");
-    this.#oldestOfClass = this.#db.prepare("SELECT sequence, size_bytes FROM events WHERE event_class = ? ORDER BY sequence LIMIT ?");
-    this.#expired = this.#db.prepare("SELECT sequence, event_class, size_bytes FROM events WHERE created_at_ms < ? ORDER BY sequence LIMIT 1000");
+    this.#oldestOfClass = this.#db.prepare(
+      "SELECT sequence, size_bytes FROM events WHERE event_class = ? ORDER BY sequence LIMIT ?",
+    );
+    this.#expired = this.#db.prepare(
+      "SELECT sequence, event_class, size_bytes FROM events WHERE created_at_ms < ? ORDER BY sequence LIMIT 1000",
+    );
     this.#insertDeadLetter = this.#db.prepare(
       "INSERT OR REPLACE INTO dead_letters (sequence, subject, metadata, payload, created_at_ms, failed_at_ms, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
@@ -112,18 +118,23 @@ export class OutboxStore {
       `INSERT INTO sent_events (sequence, subject, metadata, summary, body_bytes, created_at_ms, sent_at_ms)
        SELECT sequence, subject, metadata, substr(CAST(payload AS TEXT), 1, ${SENT_SUMMARY_CHARS}), length(payload), created_at_ms, ? FROM events WHERE sequence = ?`,
     );
-    this.#pruneSent = this.#db.prepare(`DELETE FROM sent_events WHERE sent_id <= (SELECT max(sent_id) FROM sent_events) - ${RECENTLY_SENT_LIMIT}`);
+    this.#pruneSent = this.#db.prepare(
+      `DELETE FROM sent_events WHERE sent_id <= (SELECT max(sent_id) FROM sent_events) - ${RECENTLY_SENT_LIMIT}`,
+    );
   }
 
   readCounters(): Record<CounterName, number> {
     const rows = this.#db.prepare("SELECT name, value FROM counters").all() as Array<{ name: string; value: number }>;
     const counters = Object.fromEntries(COUNTERS.map((name) => [name, 0])) as Record<CounterName, number>;
-    for (const row of rows) if ((COUNTERS as readonly string[]).includes(row.name)) counters[row.name as CounterName] = Number(row.value);
+    for (const row of rows)
+      if ((COUNTERS as readonly string[]).includes(row.name)) counters[row.name as CounterName] = Number(row.value);
     return counters;
   }
 
   pendingTotals(): { count: number; bytes: number } {
-    const row = this.#db.prepare("SELECT count(*) AS count, coalesce(sum(size_bytes), 0) AS bytes FROM events").get() as { count: number; bytes: number };
+    const row = this.#db
+      .prepare("SELECT count(*) AS count, coalesce(sum(size_bytes), 0) AS bytes FROM events")
+      .get() as { count: number; bytes: number };
     return { count: Number(row.count), bytes: Number(row.bytes) };
   }
 
@@ -131,7 +142,15 @@ export class OutboxStore {
   insert(entries: readonly StoredOutboxEntry[], lastSequence: number): void {
     this.#transaction(() => {
       for (const entry of entries) {
-        this.#insert.run(entry.sequence, entry.subject, CLASS_CODE[entry.eventClass], JSON.stringify(entry.metadata), entry.payload, entry.createdAtMs, sizeOf(entry));
+        this.#insert.run(
+          entry.sequence,
+          entry.subject,
+          CLASS_CODE[entry.eventClass],
+          JSON.stringify(entry.metadata),
+          entry.payload,
+          entry.createdAtMs,
+          sizeOf(entry),
+        );
       }
       this.#setCounter.run("last_sequence", lastSequence);
     });
@@ -147,7 +166,12 @@ export class OutboxStore {
    * dead-letters rejected ones (stored or not: a refused event that never reached the database is
    * kept as a dead letter too), and moves the counters, in one transaction.
    */
-  settle(delivered: readonly number[], rejected: readonly Rejection[], counters: Record<CounterName, number>, settledAtMs: number): void {
+  settle(
+    delivered: readonly number[],
+    rejected: readonly Rejection[],
+    counters: Record<CounterName, number>,
+    settledAtMs: number,
+  ): void {
     this.#transaction(() => {
       for (const sequence of delivered) {
         this.#recordSent.run(settledAtMs, sequence);
@@ -155,33 +179,48 @@ export class OutboxStore {
       }
       if (delivered.length > 0) this.#pruneSent.run();
       for (const { entry, reason, failedAtMs } of rejected) {
-        this.#insertDeadLetter.run(entry.sequence, entry.subject, JSON.stringify(entry.metadata), entry.payload, entry.createdAtMs, failedAtMs, reason);
+        this.#insertDeadLetter.run(
+          entry.sequence,
+          entry.subject,
+          JSON.stringify(entry.metadata),
+          entry.payload,
+          entry.createdAtMs,
+          failedAtMs,
+          reason,
+        );
         this.#deleteOne.run(entry.sequence);
       }
-      for (const name of ["delivered", "dead_letters", "evicted_telemetry", "evicted_state"] as const) this.#setCounter.run(name, counters[name]);
+      for (const name of ["delivered", "dead_letters", "evicted_telemetry", "evicted_state"] as const)
+        this.#setCounter.run(name, counters[name]);
     });
   }
 
   /** Stored events up to `sequence`, oldest first (sequence and size only). */
   sequencesThrough(sequence: number): Array<{ sequence: number; sizeBytes: number }> {
-    return (this.#db.prepare("SELECT sequence, size_bytes FROM events WHERE sequence <= ? ORDER BY sequence").all(sequence) as Array<{ sequence: number; size_bytes: number }>).map(
-      (row) => ({ sequence: Number(row.sequence), sizeBytes: Number(row.size_bytes) }),
-    );
+    return (
+      this.#db
+        .prepare("SELECT sequence, size_bytes FROM events WHERE sequence <= ? ORDER BY sequence")
+        .all(sequence) as Array<{ sequence: number; size_bytes: number }>
+    ).map((row) => ({ sequence: Number(row.sequence), sizeBytes: Number(row.size_bytes) }));
   }
 
   oldestOfClass(eventClass: EventClass, limit: number): Array<{ sequence: number; sizeBytes: number }> {
-    return (this.#oldestOfClass.all(CLASS_CODE[eventClass], limit) as Array<{ sequence: number; size_bytes: number }>).map((row) => ({
+    return (
+      this.#oldestOfClass.all(CLASS_CODE[eventClass], limit) as Array<{ sequence: number; size_bytes: number }>
+    ).map((row) => ({
       sequence: Number(row.sequence),
       sizeBytes: Number(row.size_bytes),
     }));
   }
 
   expiredBefore(cutoffMs: number): Array<{ sequence: number; eventClass: EventClass; sizeBytes: number }> {
-    return (this.#expired.all(cutoffMs) as Array<{ sequence: number; event_class: number; size_bytes: number }>).map((row) => ({
-      sequence: Number(row.sequence),
-      eventClass: CLASS_OF_CODE[row.event_class] ?? "state",
-      sizeBytes: Number(row.size_bytes),
-    }));
+    return (this.#expired.all(cutoffMs) as Array<{ sequence: number; event_class: number; size_bytes: number }>).map(
+      (row) => ({
+        sequence: Number(row.sequence),
+        eventClass: CLASS_OF_CODE[row.event_class] ?? "state",
+        sizeBytes: Number(row.size_bytes),
+      }),
+    );
   }
 
   evict(sequences: readonly number[], counters: Record<CounterName, number>): void {

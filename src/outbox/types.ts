@@ -37,5 +37,5 @@ export interface OutboxStats {
   readonly deliveryProblem: string | null;
 }
 
-export { NO_STREAM_REASON } from "../transport/jetstream-publisher.ts";
 export type { EventPublisher, PublishOutcome } from "../transport/jetstream-publisher.ts";
+export { NO_STREAM_REASON } from "../transport/jetstream-publisher.ts";

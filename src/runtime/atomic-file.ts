@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync } from "node:fs";
-import { open, readdir, rename, mkdir, rm } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { POSIX_FILE_SYSTEM } from "./host.ts";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "./private-file.ts";
@@ -12,7 +12,11 @@ import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "./private-file.ts";
  * When writing or renaming fails (a full disk, most often), the sibling is removed: a caller
  * that retries every few seconds must not leave a file behind each time.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number = PRIVATE_FILE_MODE): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode: number = PRIVATE_FILE_MODE,
+): Promise<void> {
   const directory = dirname(path);
   await mkdir(directory, { recursive: true, mode: PRIVATE_DIR_MODE });
   // Unique per write: two writers of the same file must never share a temporary.

@@ -15,7 +15,11 @@ export interface ReconnectBackoff {
   reset(): void;
 }
 
-export function jitteredBackoff(options: { baseMs: number; maxMs: number; random?: () => number }): ReconnectBackoff & { next(): number } {
+export function jitteredBackoff(options: {
+  baseMs: number;
+  maxMs: number;
+  random?: () => number;
+}): ReconnectBackoff & { next(): number } {
   let attempt = 0;
   const random = options.random ?? Math.random;
   const draw = (): number => {

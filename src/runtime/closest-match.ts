@@ -9,7 +9,10 @@ export function closestMatch(typed: string, candidates: readonly string[]): stri
   let best: { candidate: string; distance: number } | null = null;
   for (const candidate of candidates) {
     const lower = candidate.toLowerCase();
-    const affix = lower.startsWith(word) || word.startsWith(lower) ? Math.min(1, Math.abs(lower.length - word.length)) : Number.POSITIVE_INFINITY;
+    const affix =
+      lower.startsWith(word) || word.startsWith(lower)
+        ? Math.min(1, Math.abs(lower.length - word.length))
+        : Number.POSITIVE_INFINITY;
     const distance = Math.min(editDistance(word, lower), word.length >= 3 ? affix : Number.POSITIVE_INFINITY);
     if (best === null || distance < best.distance) best = { candidate, distance };
   }
@@ -23,13 +26,16 @@ export function closestMatch(typed: string, candidates: readonly string[]): stri
 export function editDistance(a: string, b: string): number {
   const rows = a.length + 1;
   const columns = b.length + 1;
-  const table: number[][] = Array.from({ length: rows }, (_, row) => Array.from({ length: columns }, (_, column) => (row === 0 ? column : column === 0 ? row : 0)));
+  const table: number[][] = Array.from({ length: rows }, (_, row) =>
+    Array.from({ length: columns }, (_, column) => (row === 0 ? column : column === 0 ? row : 0)),
+  );
   const at = (row: number, column: number): number => table[row]?.[column] ?? Number.POSITIVE_INFINITY;
   for (let row = 1; row < rows; row++) {
     for (let column = 1; column < columns; column++) {
       const cost = a[row - 1] === b[column - 1] ? 0 : 1;
       let value = Math.min(at(row - 1, column) + 1, at(row, column - 1) + 1, at(row - 1, column - 1) + cost);
-      if (row > 1 && column > 1 && a[row - 1] === b[column - 2] && a[row - 2] === b[column - 1]) value = Math.min(value, at(row - 2, column - 2) + 1);
+      if (row > 1 && column > 1 && a[row - 1] === b[column - 2] && a[row - 2] === b[column - 1])
+        value = Math.min(value, at(row - 2, column - 2) + 1);
       (table[row] as number[])[column] = value;
     }
   }
@@ -37,7 +43,11 @@ export function editDistance(a: string, b: string): number {
 }
 
 /** `: did you mean "x"?` for an error line, or nothing when no known word is close. */
-export function didYouMean(typed: string, candidates: readonly string[], quote: (word: string) => string = (word) => word): string {
+export function didYouMean(
+  typed: string,
+  candidates: readonly string[],
+  quote: (word: string) => string = (word) => word,
+): string {
   const match = closestMatch(typed, candidates);
   return match === null ? "" : `: did you mean ${quote(match)}?`;
 }

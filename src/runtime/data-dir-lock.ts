@@ -2,7 +2,7 @@ import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from 
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { ensurePrivateFile, makePrivateDir, PRIVATE_FILE_MODE } from "./private-file.ts";
-import { sqliteResultCode, SqliteResult } from "./sqlite-errors.ts";
+import { SqliteResult, sqliteResultCode } from "./sqlite-errors.ts";
 
 export const LOCK_FILE = "agent.lock";
 export const PID_FILE = "agent.pid";
@@ -15,7 +15,9 @@ export class DataDirLockedError extends Error {
   readonly code = "EDGE_DATA_DIR_LOCKED";
   readonly holderPid: number | null;
   constructor(dataDir: string, holderPid: number | null) {
-    super(`data dir ${dataDir} is in use by another edge-agent (${holderPid === null ? "pid not known" : `pid ${holderPid}`}): two agents must not share one data dir`);
+    super(
+      `data dir ${dataDir} is in use by another edge-agent (${holderPid === null ? "pid not known" : `pid ${holderPid}`}): two agents must not share one data dir`,
+    );
     this.name = "DataDirLockedError";
     this.holderPid = holderPid;
   }

@@ -43,7 +43,14 @@ export class FaultLatch {
   /** The fault is over: one line saying so (nothing when there was no fault). */
   recover(message: string): void {
     if (this.#sinceMs === null) return;
-    this.#logger.info({ faultSeconds: Math.round((this.#clock.now() - this.#sinceMs) / 1000), repeats: this.#repeats, lastError: this.#message }, message);
+    this.#logger.info(
+      {
+        faultSeconds: Math.round((this.#clock.now() - this.#sinceMs) / 1000),
+        repeats: this.#repeats,
+        lastError: this.#message,
+      },
+      message,
+    );
     this.#sinceMs = null;
     this.#message = null;
   }

@@ -13,7 +13,11 @@ export type JsonStateFile<T> =
  * next write starts clean and the evidence stays; what to do then is the caller's (each store says
  * why its choice is safe). Errors reading the file itself (permissions, EIO) are thrown.
  */
-export async function readJsonStateFile<T>(path: string, schema: z.ZodType<T>, now: () => number): Promise<JsonStateFile<T>> {
+export async function readJsonStateFile<T>(
+  path: string,
+  schema: z.ZodType<T>,
+  now: () => number,
+): Promise<JsonStateFile<T>> {
   let text: string;
   try {
     text = await readFile(path, "utf8");

@@ -1,4 +1,4 @@
-import { timersOf, type Cancel, type Clock } from "./clock.ts";
+import { type Cancel, type Clock, timersOf } from "./clock.ts";
 import type { Logger } from "./logger.ts";
 
 /** One thing to stop, named for the log line an operator reads when it hangs. */
@@ -14,7 +14,10 @@ export interface ShutdownStep {
  * the process from exiting 0 when it was asked to stop. The budget is shared, so the whole
  * shutdown takes at most `budgetMs` plus the last step's own settling.
  */
-export async function runShutdownSteps(steps: readonly ShutdownStep[], options: { budgetMs: number; clock: Clock; logger: Logger }): Promise<{ late: string[]; failed: string[] }> {
+export async function runShutdownSteps(
+  steps: readonly ShutdownStep[],
+  options: { budgetMs: number; clock: Clock; logger: Logger },
+): Promise<{ late: string[]; failed: string[] }> {
   const { clock } = options;
   const deadline = clock.monotonicMs() + options.budgetMs;
   const late: string[] = [];

@@ -34,7 +34,8 @@ export function pathsHiddenByUnit(unit: string): Array<{ readonly path: string; 
   // read-only leaves them visible; yes and tmpfs make them empty or inaccessible.
   const protectHome = /^ProtectHome=(yes|true|tmpfs)$/m.exec(unit)?.[0];
   if (protectHome) for (const path of ["/home", "/root", "/run/user"]) hidden.push({ path, directive: protectHome });
-  if (/^PrivateTmp=(yes|true)$/m.test(unit)) for (const path of ["/tmp", "/var/tmp"]) hidden.push({ path, directive: "PrivateTmp=yes" });
+  if (/^PrivateTmp=(yes|true)$/m.test(unit))
+    for (const path of ["/tmp", "/var/tmp"]) hidden.push({ path, directive: "PrivateTmp=yes" });
   return hidden;
 }
 
@@ -52,18 +53,33 @@ const octal = (mode: number): string => mode.toString(8).padStart(4, "0");
  * Whether `account` can start the last entry of `chain` (root first) under a unit hiding `hidden`.
  * The reason names the first path in the way and why.
  */
-export function executableReachability(chain: readonly PathEntry[], account: ServiceAccount, hidden: ReturnType<typeof pathsHiddenByUnit> = []): Reachability {
+export function executableReachability(
+  chain: readonly PathEntry[],
+  account: ServiceAccount,
+  hidden: ReturnType<typeof pathsHiddenByUnit> = [],
+): Reachability {
   const executable = chain.at(-1);
-  if (!executable || executable.isDirectory) return { reachable: false, reason: `${executable?.path ?? "the executable"} is not a file` };
+  if (!executable || executable.isDirectory)
+    return { reachable: false, reason: `${executable?.path ?? "the executable"} is not a file` };
   const hiding = hidden.find(({ path }) => executable.path === path || executable.path.startsWith(`${path}/`));
-  if (hiding) return { reachable: false, reason: `${executable.path} is under ${hiding.path}, which the unit's ${hiding.directive} hides from the service` };
+  if (hiding)
+    return {
+      reachable: false,
+      reason: `${executable.path} is under ${hiding.path}, which the unit's ${hiding.directive} hides from the service`,
+    };
   for (const entry of chain.slice(0, -1)) {
     if (!permits(entry, account, 0o1)) {
-      return { reachable: false, reason: `${entry.path} (mode ${octal(entry.mode)}, owner ${entry.uid}:${entry.gid}) cannot be entered by the service user ${account.name}` };
+      return {
+        reachable: false,
+        reason: `${entry.path} (mode ${octal(entry.mode)}, owner ${entry.uid}:${entry.gid}) cannot be entered by the service user ${account.name}`,
+      };
     }
   }
   if (!permits(executable, account, 0o1)) {
-    return { reachable: false, reason: `${executable.path} (mode ${octal(executable.mode)}, owner ${executable.uid}:${executable.gid}) is not executable by the service user ${account.name}` };
+    return {
+      reachable: false,
+      reason: `${executable.path} (mode ${octal(executable.mode)}, owner ${executable.uid}:${executable.gid}) is not executable by the service user ${account.name}`,
+    };
   }
   return { reachable: true };
 }

@@ -4,7 +4,12 @@ import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { collectPathEntries, executableReachability, pathsHiddenByUnit, type ServiceAccount } from "./executable-reachability.ts";
+import {
+  collectPathEntries,
+  executableReachability,
+  pathsHiddenByUnit,
+  type ServiceAccount,
+} from "./executable-reachability.ts";
 
 const run = promisify(execFile);
 
@@ -34,7 +39,10 @@ export class ExecutableUnreachableError extends ServiceInstallError {
 
 /** The account the unit runs as (uid undefined when it does not exist yet: install-service creates it). */
 export async function lookUpServiceAccount(name = "edge-agent"): Promise<ServiceAccount> {
-  const uid = await run("id", ["-u", name]).then((result) => Number(result.stdout.trim()), () => undefined);
+  const uid = await run("id", ["-u", name]).then(
+    (result) => Number(result.stdout.trim()),
+    () => undefined,
+  );
   if (uid === undefined) return { name, uid, gids: [] };
   const groups = await run("id", ["-G", name]);
   return { name, uid, gids: groups.stdout.trim().split(/\s+/).map(Number) };
@@ -92,10 +100,23 @@ export function unitFor(template: string, layout: ServiceLayout): string {
 }
 
 async function ensureServiceUser(): Promise<void> {
-  const exists = await run("getent", ["passwd", "edge-agent"]).then(() => true, () => false);
+  const exists = await run("getent", ["passwd", "edge-agent"]).then(
+    () => true,
+    () => false,
+  );
   if (exists) return;
   await run("groupadd", ["--system", "edge-agent"]).catch(() => undefined);
-  await run("useradd", ["--system", "--gid", "edge-agent", "--home-dir", "/var/lib/edge-agent", "--no-create-home", "--shell", "/usr/sbin/nologin", "edge-agent"]);
+  await run("useradd", [
+    "--system",
+    "--gid",
+    "edge-agent",
+    "--home-dir",
+    "/var/lib/edge-agent",
+    "--no-create-home",
+    "--shell",
+    "/usr/sbin/nologin",
+    "edge-agent",
+  ]);
 }
 
 export interface InstallServiceOptions {
@@ -115,18 +136,31 @@ export interface InstallServiceOptions {
  * Refuses (ExecutableUnreachableError), before it changes anything, when the service user could
  * not start the executable where it is.
  */
-export async function installService(template: string, requested: ServiceLayout, report: (line: string) => void, options: InstallServiceOptions): Promise<void> {
-  if (options.platform !== "linux") throw new ServiceInstallError(`install-service supports Linux (systemd); on ${options.platform} use the package (.msi on Windows, the launchd plist on macOS)`);
+export async function installService(
+  template: string,
+  requested: ServiceLayout,
+  report: (line: string) => void,
+  options: InstallServiceOptions,
+): Promise<void> {
+  if (options.platform !== "linux")
+    throw new ServiceInstallError(
+      `install-service supports Linux (systemd); on ${options.platform} use the package (.msi on Windows, the launchd plist on macOS)`,
+    );
   let layout = requested;
   if (options.copyTo !== undefined) {
     layout = { ...layout, executable: await copyExecutable(layout.executable, options.copyTo) };
     report(`copied ${requested.executable} to ${layout.executable}`);
   }
-  const reachability = executableReachability(await collectPathEntries(layout.executable), options.account ?? (await lookUpServiceAccount()), pathsHiddenByUnit(template));
+  const reachability = executableReachability(
+    await collectPathEntries(layout.executable),
+    options.account ?? (await lookUpServiceAccount()),
+    pathsHiddenByUnit(template),
+  );
   if (!reachability.reachable) throw new ExecutableUnreachableError(layout.executable, reachability.reason);
   if (options.manageUser !== false) {
     await ensureServiceUser();
-    for (const dir of [layout.configDir, layout.dataDir]) await run("install", ["-d", "-o", "edge-agent", "-g", "edge-agent", "-m", "0750", dir]);
+    for (const dir of [layout.configDir, layout.dataDir])
+      await run("install", ["-d", "-o", "edge-agent", "-g", "edge-agent", "-m", "0750", dir]);
   } else {
     for (const dir of [layout.configDir, layout.dataDir]) await mkdir(dir, { recursive: true, mode: 0o750 });
   }
@@ -145,10 +179,19 @@ export async function installService(template: string, requested: ServiceLayout,
 /** `edge-agent uninstall-service`: stops and removes the unit; settings and state stay (remove them by hand). */
 export async function uninstallService(layout: ServiceLayout, report: (line: string) => void): Promise<void> {
   if (layout.systemdRunning) {
-    await run("systemctl", ["disable", "--now", "edge-agent.service"]).catch((error: unknown) => report(`systemctl disable: ${(error as Error).message.split("\n")[0]}`));
+    await run("systemctl", ["disable", "--now", "edge-agent.service"]).catch((error: unknown) =>
+      report(`systemctl disable: ${(error as Error).message.split("\n")[0]}`),
+    );
   }
-  const present = await readFile(layout.unitPath, "utf8").then(() => true, () => false);
+  const present = await readFile(layout.unitPath, "utf8").then(
+    () => true,
+    () => false,
+  );
   await rm(layout.unitPath, { force: true });
   if (layout.systemdRunning) await run("systemctl", ["daemon-reload"]).catch(() => undefined);
-  report(present ? `removed ${layout.unitPath}; ${layout.configDir} and ${layout.dataDir} are kept` : "no unit was installed");
+  report(
+    present
+      ? `removed ${layout.unitPath}; ${layout.configDir} and ${layout.dataDir} are kept`
+      : "no unit was installed",
+  );
 }

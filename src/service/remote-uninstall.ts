@@ -43,9 +43,21 @@ export function removalScript(layout: ServiceLayout): string {
  * Resolves with what was done; the caller then leaves with `ExitCode.uninstalled`. The marker holds
  * when it was written, by `clock`.
  */
-export async function removeAgent(layout: ServiceLayout, clock: Clock, run: CommandRunner = runCommand): Promise<"removed-by-systemd" | "data-removed"> {
+export async function removeAgent(
+  layout: ServiceLayout,
+  clock: Clock,
+  run: CommandRunner = runCommand,
+): Promise<"removed-by-systemd" | "data-removed"> {
   if (layout.systemdRunning) {
-    const scheduled = await run("systemd-run", ["--no-block", "--collect", "--unit", "edge-agent-remote-uninstall", "/bin/sh", "-c", removalScript(layout)]).then(
+    const scheduled = await run("systemd-run", [
+      "--no-block",
+      "--collect",
+      "--unit",
+      "edge-agent-remote-uninstall",
+      "/bin/sh",
+      "-c",
+      removalScript(layout),
+    ]).then(
       () => true,
       () => false,
     );
@@ -53,7 +65,11 @@ export async function removeAgent(layout: ServiceLayout, clock: Clock, run: Comm
   }
   await emptyDirectory(layout.configDir);
   await emptyDirectory(layout.dataDir);
-  await writeFile(join(layout.dataDir, UNINSTALLED_MARKER), `${new Date(clock.now()).toISOString()} remote uninstall\n`, { mode: 0o640 });
+  await writeFile(
+    join(layout.dataDir, UNINSTALLED_MARKER),
+    `${new Date(clock.now()).toISOString()} remote uninstall\n`,
+    { mode: 0o640 },
+  );
   return "data-removed";
 }
 

@@ -10,7 +10,11 @@ export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
  * hand, so `npm start` works without root and never half-writes into /etc. `privileged` is the
  * caller's to say (the CLI asks the process): Windows always gets the system paths.
  */
-export function defaultDirectories(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, privileged: boolean): { configDir: string; dataDir: string } {
+export function defaultDirectories(
+  platform: NodeJS.Platform,
+  env: NodeJS.ProcessEnv,
+  privileged: boolean,
+): { configDir: string; dataDir: string } {
   if (!privileged && platform !== "win32") {
     const home = env.HOME ?? homedir();
     return {

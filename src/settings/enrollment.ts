@@ -1,13 +1,13 @@
 import { readFileSync } from "node:fs";
-import { chown, copyFile, chmod, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, chown, copyFile, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
 import { SettingsError } from "./errors.ts";
 import { readJsonSettingsFile } from "./layers.ts";
 import { loadSettings, SETTINGS_FILE_NAME } from "./load.ts";
-import { openSettingsStore } from "./settings-store.ts";
 import { parseServerList } from "./nats-url.ts";
 import type { Settings } from "./settings.ts";
+import { openSettingsStore } from "./settings-store.ts";
 
 export interface EnrollmentRequest {
   readonly server: string;
@@ -87,26 +87,43 @@ async function giveToConfigDirOwner(path: string, plan: EnrollmentPlan): Promise
 export async function planEnrollment(configDir: string, request: EnrollmentRequest): Promise<EnrollmentPlan> {
   const servers = parseServerList(request.server, "--server");
   if (request.machineId !== undefined && !isSafeToken(request.machineId)) {
-    throw new SettingsError("--machine-id", "must be letters, digits, '_' or '-' only (it becomes a NATS subject token)");
+    throw new SettingsError(
+      "--machine-id",
+      "must be letters, digits, '_' or '-' only (it becomes a NATS subject token)",
+    );
   }
   if (request.machineId !== undefined && isReservedMachineId(request.machineId)) {
-    throw new SettingsError("--machine-id", `${JSON.stringify(request.machineId)} is reserved: machine.${request.machineId}.* subjects are fleet-wide`);
+    throw new SettingsError(
+      "--machine-id",
+      `${JSON.stringify(request.machineId)} is reserved: machine.${request.machineId}.* subjects are fleet-wide`,
+    );
   }
   const credsFlag = request.credsFlag ?? "--creds";
-  const methods = [request.credsFile, request.token, request.user, request.nkeySeedFile].filter((value) => value !== undefined);
-  if (methods.length > 1) throw new SettingsError(`${credsFlag}/--token/--user/--nkey-seed-file`, "give one way to authenticate");
-  if (request.password !== undefined && request.user === undefined) throw new SettingsError("--password", "a password needs --user");
-  if (request.user !== undefined && request.password === undefined) throw new SettingsError("--user", "a user needs --password");
+  const methods = [request.credsFile, request.token, request.user, request.nkeySeedFile].filter(
+    (value) => value !== undefined,
+  );
+  if (methods.length > 1)
+    throw new SettingsError(`${credsFlag}/--token/--user/--nkey-seed-file`, "give one way to authenticate");
+  if (request.password !== undefined && request.user === undefined)
+    throw new SettingsError("--password", "a password needs --user");
+  if (request.user !== undefined && request.password === undefined)
+    throw new SettingsError("--user", "a user needs --password");
 
   const secrets: SecretCopy[] = [];
-  if (request.credsFile !== undefined) secrets.push({ source: request.credsFile, target: join(configDir, "nats.creds"), flag: credsFlag });
-  if (request.nkeySeedFile !== undefined) secrets.push({ source: request.nkeySeedFile, target: join(configDir, "nkey.seed"), flag: "--nkey-seed-file" });
+  if (request.credsFile !== undefined)
+    secrets.push({ source: request.credsFile, target: join(configDir, "nats.creds"), flag: credsFlag });
+  if (request.nkeySeedFile !== undefined)
+    secrets.push({ source: request.nkeySeedFile, target: join(configDir, "nkey.seed"), flag: "--nkey-seed-file" });
   const tls: Record<string, string> = {};
   if (request.tlsCaFile !== undefined) tls.caFile = request.tlsCaFile;
   if (request.tlsCertFile !== undefined) tls.certFile = request.tlsCertFile;
   if (request.tlsKeyFile !== undefined) tls.keyFile = request.tlsKeyFile;
   for (const secret of secrets) await assertReadable(secret.source, secret.flag);
-  for (const [key, flag] of [["caFile", "--tls-ca"], ["certFile", "--tls-cert"], ["keyFile", "--tls-key"]] as const) {
+  for (const [key, flag] of [
+    ["caFile", "--tls-ca"],
+    ["certFile", "--tls-cert"],
+    ["keyFile", "--tls-key"],
+  ] as const) {
     if (tls[key] !== undefined) await assertReadable(tls[key], flag);
   }
 
@@ -123,16 +140,32 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
   for (const secret of secrets) auth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.target;
   if (Object.keys(tls).length > 0) document.tls = tls;
   if (request.machineId !== undefined) document.machineId = request.machineId;
-  if (Object.keys(request.tags).length > 0) document.tags = { ...((existing.tags as Record<string, string> | undefined) ?? {}), ...request.tags };
+  if (Object.keys(request.tags).length > 0)
+    document.tags = { ...((existing.tags as Record<string, string> | undefined) ?? {}), ...request.tags };
 
   // Through the same path the daemon reads, so enrollment never writes a file it would refuse.
-  const settingsOf = (settingsDocument: Record<string, unknown>): Settings => loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: configDir }, platform: request.platform, privileged: request.privileged, settingsDocument }).settings;
+  const settingsOf = (settingsDocument: Record<string, unknown>): Settings =>
+    loadSettings({
+      env: { EDGE_AGENT_CONFIG_DIR: configDir },
+      platform: request.platform,
+      privileged: request.privileged,
+      settingsDocument,
+    }).settings;
   const settings = settingsOf(document);
   const sourceAuth = { ...auth };
-  for (const secret of secrets) sourceAuth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.source;
+  for (const secret of secrets)
+    sourceAuth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.source;
   // Privileged means root on POSIX; Windows (no uid, no chown) is privileged too and chowns nothing.
   const chownToConfigDirOwner = request.privileged && request.platform !== "win32";
-  return { configDir, settingsFile, document, secrets, settings, settingsBeforeCopy: settingsOf({ ...document, auth: sourceAuth }), chownToConfigDirOwner };
+  return {
+    configDir,
+    settingsFile,
+    document,
+    secrets,
+    settings,
+    settingsBeforeCopy: settingsOf({ ...document, auth: sourceAuth }),
+    chownToConfigDirOwner,
+  };
 }
 
 /** Copies the plan's secrets in and replaces the settings file (atomically; 0600). */

@@ -48,7 +48,8 @@ function parseTextValue(spec: SettingSpec, raw: string | readonly string[], labe
       layer.set(spec.path, { value: text, label });
       return;
     case "int": {
-      if (!/^\s*\d+\s*$/.test(text)) throw new SettingsError(label, `must be a whole number (got ${JSON.stringify(text)})`);
+      if (!/^\s*\d+\s*$/.test(text))
+        throw new SettingsError(label, `must be a whole number (got ${JSON.stringify(text)})`);
       layer.set(spec.path, { value: Number.parseInt(text, 10), label });
       return;
     }
@@ -64,7 +65,13 @@ function parseTextValue(spec: SettingSpec, raw: string | readonly string[], labe
       setServers(spec, parseServerList(text, label), label, layer);
       return;
     case "list":
-      layer.set(spec.path, { value: text.split(",").map((entry) => entry.trim()).filter((entry) => entry !== ""), label });
+      layer.set(spec.path, {
+        value: text
+          .split(",")
+          .map((entry) => entry.trim())
+          .filter((entry) => entry !== ""),
+        label,
+      });
       return;
     case "tags": {
       const pairs = Array.isArray(raw) ? raw : text.split(",");
@@ -74,7 +81,12 @@ function parseTextValue(spec: SettingSpec, raw: string | readonly string[], labe
   }
 }
 
-function setServers(spec: SettingSpec, parsed: ReturnType<typeof parseServerList>, label: string, layer: SettingsLayer): void {
+function setServers(
+  spec: SettingSpec,
+  parsed: ReturnType<typeof parseServerList>,
+  label: string,
+  layer: SettingsLayer,
+): void {
   layer.set(spec.path, { value: parsed.servers, label });
   const prefix = spec.authPrefix ?? "";
   // Credentials written into the URL only fill what this same source does not say explicitly.
@@ -112,7 +124,9 @@ export function environmentLayer(specs: readonly SettingSpec[], env: NodeJS.Proc
 export type FlagValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
 
 /** The flags `parseArgs` should accept for these settings. */
-export function settingsFlagOptionsOf(specs: readonly SettingSpec[]): Record<string, { type: "string"; multiple?: boolean }> {
+export function settingsFlagOptionsOf(
+  specs: readonly SettingSpec[],
+): Record<string, { type: "string"; multiple?: boolean }> {
   const options: Record<string, { type: "string"; multiple?: boolean }> = {};
   for (const spec of specs) {
     if (spec.flag) options[spec.flag] = spec.kind === "tags" ? { type: "string", multiple: true } : { type: "string" };
@@ -138,7 +152,12 @@ export function flagLayer(specs: readonly SettingSpec[], flags: FlagValues): Set
  * Record-valued settings (`tags`) are taken whole. An unknown key is refused rather than silently
  * ignored: it is almost always a typo.
  */
-export function fileLayer(specs: readonly SettingSpec[], document: Record<string, unknown>, fileName: string, urlKeys: Readonly<Record<string, string>> = {}): SettingsLayer {
+export function fileLayer(
+  specs: readonly SettingSpec[],
+  document: Record<string, unknown>,
+  fileName: string,
+  urlKeys: Readonly<Record<string, string>> = {},
+): SettingsLayer {
   const layer: SettingsLayer = new Map();
   const byPath = new Map(specs.map((spec) => [spec.path, spec]));
   const visit = (value: unknown, path: string): void => {

@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { validate as isValidCron } from "node-cron";
+import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
 import { defaultSettings } from "./defaults.ts";
 import { SettingsError } from "./errors.ts";
-import { Settings } from "./settings.ts";
-import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
 import { mergeLayers, readJsonSettingsFile, resolveSettings } from "./layers.ts";
-import { environmentLayer, fileLayer, flagLayer, type FlagValues, type SettingsLayer } from "./sources.ts";
+import { Settings } from "./settings.ts";
+import { environmentLayer, type FlagValues, fileLayer, flagLayer, type SettingsLayer } from "./sources.ts";
 
 export const SETTINGS_FILE_NAME = "settings.json";
 
@@ -27,7 +27,10 @@ export interface LoadedSettings {
   readonly settingsFile: string | null;
 }
 
-function readSettingsFile(configDir: string, given?: Record<string, unknown>): { layer: SettingsLayer; path: string | null } {
+function readSettingsFile(
+  configDir: string,
+  given?: Record<string, unknown>,
+): { layer: SettingsLayer; path: string | null } {
   const path = join(configDir, SETTINGS_FILE_NAME);
   const document = given ?? readJsonSettingsFile(path, (file) => readFileSync(file, "utf8"));
   return document === null ? { layer: new Map(), path: null } : { layer: fileLayer(document, path), path };
@@ -44,7 +47,10 @@ export function loadSettings(input: LoadSettingsInput): LoadedSettings {
   const { settings, labelOf } = resolveSettings(Settings, defaults, mergeLayers([file.layer, env, flags]));
   for (const path of ["telemetrySchedule", "inventorySchedule"] as const) {
     if (!isValidCron(settings[path])) {
-      throw new SettingsError(labelOf(path), `${JSON.stringify(settings[path])} is not a cron expression (e.g. "0 * * * * *": seconds field allowed)`);
+      throw new SettingsError(
+        labelOf(path),
+        `${JSON.stringify(settings[path])} is not a cron expression (e.g. "0 * * * * *": seconds field allowed)`,
+      );
     }
   }
   assertCompleteNatsEndpoint(settings, labelOf);
@@ -52,11 +58,19 @@ export function loadSettings(input: LoadSettingsInput): LoadedSettings {
 }
 
 /** What the schema cannot say about a NATS endpoint: a password needs a user, a cert needs its key. */
-export function assertCompleteNatsEndpoint(endpoint: Pick<NatsEndpoint, "auth" | "tls">, labelOf: (path: string) => string, prefix = ""): void {
+export function assertCompleteNatsEndpoint(
+  endpoint: Pick<NatsEndpoint, "auth" | "tls">,
+  labelOf: (path: string) => string,
+  prefix = "",
+): void {
   const { auth, tls } = endpoint;
   if (auth.password !== undefined && auth.user === undefined) {
     throw new SettingsError(labelOf(`${prefix}auth.password`), "a password needs a user");
   }
   const tlsGiven = [tls.certFile, tls.keyFile].filter((file) => file !== undefined).length;
-  if (tlsGiven === 1) throw new SettingsError(labelOf(`${prefix}${tls.certFile ? "tls.certFile" : "tls.keyFile"}`), "a TLS client certificate needs both the cert and the key file");
+  if (tlsGiven === 1)
+    throw new SettingsError(
+      labelOf(`${prefix}${tls.certFile ? "tls.certFile" : "tls.keyFile"}`),
+      "a TLS client certificate needs both the cert and the key file",
+    );
 }

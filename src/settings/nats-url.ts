@@ -31,7 +31,10 @@ export function parseServerList(raw: string, setting: string): ParsedServerList 
       throw new SettingsError(setting, `${JSON.stringify(entry)} is not a URL (expected e.g. nats://host:4222)`);
     }
     if (!SCHEMES.has(url.protocol)) {
-      throw new SettingsError(setting, `${JSON.stringify(entry)} has scheme ${url.protocol.slice(0, -1)}; use nats, tls, ws or wss`);
+      throw new SettingsError(
+        setting,
+        `${JSON.stringify(entry)} has scheme ${url.protocol.slice(0, -1)}; use nats, tls, ws or wss`,
+      );
     }
     if (url.hostname === "") throw new SettingsError(setting, `${JSON.stringify(entry)} has no host`);
     if (url.username !== "") {

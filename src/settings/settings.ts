@@ -1,6 +1,12 @@
 import * as z from "zod";
+import {
+  inboxPrefixProblem,
+  isReservedMachineId,
+  isSafeToken,
+  RESERVED_MACHINE_IDS,
+  Tags,
+} from "../contracts/index.ts";
 import { parseMetricsListen } from "./metrics-listen.ts";
-import { inboxPrefixProblem, isReservedMachineId, isSafeToken, RESERVED_MACHINE_IDS, Tags } from "../contracts/index.ts";
 
 /** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -13,7 +19,10 @@ export const Settings = z.object({
   machineId: z
     .string()
     .refine(isSafeToken, "must be letters, digits, '_' or '-' only (it becomes a NATS subject token)")
-    .refine((id) => !isReservedMachineId(id), `must not be ${RESERVED_MACHINE_IDS.map((id) => JSON.stringify(id)).join(" or ")}: machine.all.* subjects are fleet-wide`)
+    .refine(
+      (id) => !isReservedMachineId(id),
+      `must not be ${RESERVED_MACHINE_IDS.map((id) => JSON.stringify(id)).join(" or ")}: machine.all.* subjects are fleet-wide`,
+    )
     .optional(),
   /**
    * Where replies to the agent's requests land (every request, JetStream API call, consumer and KV

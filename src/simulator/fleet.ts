@@ -1,11 +1,11 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { createAgent, type Agent } from "../agent/create-agent.ts";
+import { type Agent, createAgent } from "../agent/create-agent.ts";
 import type { AgentStatus } from "../agent/status.ts";
-import { sleepOn, systemClock, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
-import { silentLogger, type Logger } from "../runtime/logger.ts";
+import { type Cancel, type Clock, sleepOn, systemClock, timersOf } from "../runtime/clock.ts";
+import { type Logger, silentLogger } from "../runtime/logger.ts";
 import { defaultSettings, type Settings } from "../settings/index.ts";
 import type { LinkTuning } from "../transport/connection-options.ts";
-import { defaultConnectionFactory, type ConnectionFactory } from "../transport/link.ts";
+import { type ConnectionFactory, defaultConnectionFactory } from "../transport/link.ts";
 import { simulatedAgentSettings, simulatedMachineId } from "./simulated-identity.ts";
 
 /** What a fleet reports as it happens; `atMs` is the wall clock (epoch ms), comparable across processes. */
@@ -86,9 +86,16 @@ export class FleetStartError extends Error {
 }
 
 /** The settings a fleet starts from when none are given: the agent's defaults, pointed at `server`. */
-export function fleetSettingsTemplate(server: string | readonly string[], logLevel: Settings["logLevel"] = "info"): Settings {
+export function fleetSettingsTemplate(
+  server: string | readonly string[],
+  logLevel: Settings["logLevel"] = "info",
+): Settings {
   // The directories are replaced per agent: the platform and home given here never matter.
-  return { ...defaultSettings("linux", {}, false), natsServers: typeof server === "string" ? [server] : [...server], logLevel };
+  return {
+    ...defaultSettings("linux", {}, false),
+    natsServers: typeof server === "string" ? [server] : [...server],
+    logLevel,
+  };
 }
 
 /** Runs `work(index)` for 0..count-1, at most `concurrency` at once; stops taking more after the first failure. */
@@ -140,15 +147,17 @@ export function createFleet(options: FleetOptions): Fleet {
   const emit = (event: FleetEvent): void => options.onEvent?.(event);
 
   /** The agent's own connection factory: the same connection, watched for the fleet's events. */
-  const watchedFactory = (machineId: string): ConnectionFactory => async (connectionOptions) => {
-    const connection = await baseFactory(connectionOptions);
-    const entry = byId.get(machineId);
-    if (entry) entry.connected = true;
-    emit({ type: "connected", machineId, atMs: clock.now() });
-    firstConnect.get(machineId)?.();
-    void followStatus(machineId, connection);
-    return connection;
-  };
+  const watchedFactory =
+    (machineId: string): ConnectionFactory =>
+    async (connectionOptions) => {
+      const connection = await baseFactory(connectionOptions);
+      const entry = byId.get(machineId);
+      if (entry) entry.connected = true;
+      emit({ type: "connected", machineId, atMs: clock.now() });
+      firstConnect.get(machineId)?.();
+      void followStatus(machineId, connection);
+      return connection;
+    };
 
   const followStatus = async (machineId: string, connection: NatsConnection): Promise<void> => {
     for await (const status of connection.status()) {
@@ -190,7 +199,10 @@ export function createFleet(options: FleetOptions): Fleet {
     }
     // A bounded connect storm: this slot takes the next agent once this one is in, or after a while.
     let stopWaiting: Cancel = () => undefined;
-    await Promise.race([connectedPromise, new Promise<void>((resolve) => (stopWaiting = timersOf(clock).after(options.connectWaitMs ?? 30_000, resolve)))]);
+    await Promise.race([
+      connectedPromise,
+      new Promise<void>((resolve) => (stopWaiting = timersOf(clock).after(options.connectWaitMs ?? 30_000, resolve))),
+    ]);
     stopWaiting();
     firstConnect.delete(machineId);
     if (options.staggerMs) await sleepOn(clock, options.staggerMs);
@@ -215,11 +227,13 @@ export function createFleet(options: FleetOptions): Fleet {
     agents,
     agent: (machineId) => byId.get(machineId),
     start() {
-      starting ??= forEachBounded(options.count, options.startConcurrency ?? 50, startOne, () => stopping).catch(async (error: unknown) => {
-        stopping = true;
-        await stopAll(4_000);
-        throw error;
-      });
+      starting ??= forEachBounded(options.count, options.startConcurrency ?? 50, startOne, () => stopping).catch(
+        async (error: unknown) => {
+          stopping = true;
+          await stopAll(4_000);
+          throw error;
+        },
+      );
       return starting;
     },
     async stop(timeoutMs = 4_000) {

@@ -3,7 +3,10 @@ import type { Clock } from "../runtime/clock.ts";
 import type { Collector } from "./collector.ts";
 
 /** The agent's own footprint, and its outbox depth. */
-export function agentCollectors(options: { clock: Clock; outboxGauge?: (() => OutboxCounts | null) | undefined }): Collector[] {
+export function agentCollectors(options: {
+  clock: Clock;
+  outboxGauge?: (() => OutboxCounts | null) | undefined;
+}): Collector[] {
   let previous: { atMs: number; cpu: NodeJS.CpuUsage } | null = null;
   const self: Collector = {
     name: "agent",
@@ -28,7 +31,9 @@ export function agentCollectors(options: { clock: Clock; outboxGauge?: (() => Ou
       const stats = options.outboxGauge?.() ?? null;
       if (!stats) return { outbox: null };
       const { pendingCount, pendingBytes, oldestPendingAgeMs, evictedTelemetry, evictedState, deadLetters } = stats;
-      return { outbox: { pendingCount, pendingBytes, oldestPendingAgeMs, evictedTelemetry, evictedState, deadLetters } };
+      return {
+        outbox: { pendingCount, pendingBytes, oldestPendingAgeMs, evictedTelemetry, evictedState, deadLetters },
+      };
     },
   };
   return [self, outbox];

@@ -29,7 +29,12 @@ export function telemetryCapability(options: { inventoryCommand?: readonly strin
       appliers: [
         {
           name: "telemetry",
-          apply: (next) => telemetry.reconfigure({ telemetrySchedule: next.telemetrySchedule, inventorySchedule: next.inventorySchedule, tags: next.tags }),
+          apply: (next) =>
+            telemetry.reconfigure({
+              telemetrySchedule: next.telemetrySchedule,
+              inventorySchedule: next.inventorySchedule,
+              tags: next.tags,
+            }),
         },
       ],
       rpcEndpoints: [{ name: "collect", handle: () => telemetry.collectNow() }],

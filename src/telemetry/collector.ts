@@ -2,7 +2,9 @@ import type { TelemetrySample } from "../contracts/index.ts";
 import type { Cancel, Timers } from "../runtime/clock.ts";
 
 /** The part of a sample one collector fills in. */
-export type SamplePart = Partial<Omit<TelemetrySample, "machineId" | "timestamp" | "errors" | "tagKeyValues" | "agent">> & {
+export type SamplePart = Partial<
+  Omit<TelemetrySample, "machineId" | "timestamp" | "errors" | "tagKeyValues" | "agent">
+> & {
   agent?: TelemetrySample["agent"];
 };
 

@@ -8,7 +8,8 @@ export interface SoftwarePackage {
   readonly version: string;
 }
 
-const byName = (a: SoftwarePackage, b: SoftwarePackage): number => a.name.localeCompare(b.name) || a.version.localeCompare(b.version);
+const byName = (a: SoftwarePackage, b: SoftwarePackage): number =>
+  a.name.localeCompare(b.name) || a.version.localeCompare(b.version);
 
 /** Deduplicated and sorted, so the same machine hashes the same way every time. */
 function normalized(list: readonly SoftwarePackage[]): SoftwarePackage[] {
@@ -53,7 +54,8 @@ export function parseWindowsUninstallKeys(stdout: string): SoftwarePackage[] {
       flush();
       continue;
     }
-    const value = /^\s+(\S[^\t]*?)\s{2,}REG_\w+\s{2,}(.*)$/.exec(rawLine) ?? /^\s+(\S+)\s+REG_\w+\s+(.*)$/.exec(rawLine);
+    const value =
+      /^\s+(\S[^\t]*?)\s{2,}REG_\w+\s{2,}(.*)$/.exec(rawLine) ?? /^\s+(\S+)\s+REG_\w+\s+(.*)$/.exec(rawLine);
     if (!value) continue;
     const [, key = "", data = ""] = value;
     if (key === "DisplayName") current.name = data.trim();
@@ -88,10 +90,14 @@ export async function installedSoftware(platform: NodeJS.Platform): Promise<Soft
   const options = { timeout: 60_000, maxBuffer: 64 * 1024 * 1024, windowsHide: true };
   if (platform === "linux") {
     try {
-      return parseTabSeparatedPackages((await run("dpkg-query", ["-W", "-f=${Package}\t${Version}\n"], options)).stdout);
+      return parseTabSeparatedPackages(
+        (await run("dpkg-query", ["-W", "-f=${Package}\t${Version}\n"], options)).stdout,
+      );
     } catch (dpkgError) {
       try {
-        return parseTabSeparatedPackages((await run("rpm", ["-qa", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\n"], options)).stdout);
+        return parseTabSeparatedPackages(
+          (await run("rpm", ["-qa", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\n"], options)).stdout,
+        );
       } catch {
         throw new Error(`no package manager answered (dpkg-query: ${(dpkgError as Error).message.split("\n")[0]})`);
       }
@@ -100,12 +106,19 @@ export async function installedSoftware(platform: NodeJS.Platform): Promise<Soft
   if (platform === "win32") {
     const outputs = await Promise.all(
       // The 32-bit view is missing on 32-bit Windows: that is not an error.
-      UNINSTALL_KEYS.map((key, index) => run("reg", ["query", key, "/s"], options).then((result) => result.stdout, (error: unknown) => (index === 0 ? Promise.reject(error) : ""))),
+      UNINSTALL_KEYS.map((key, index) =>
+        run("reg", ["query", key, "/s"], options).then(
+          (result) => result.stdout,
+          (error: unknown) => (index === 0 ? Promise.reject(error) : ""),
+        ),
+      ),
     );
     return normalized(outputs.flatMap((stdout) => parseWindowsUninstallKeys(stdout)));
   }
   if (platform === "darwin") {
-    return parseMacApplications((await run("system_profiler", ["SPApplicationsDataType", "-json", "-detailLevel", "mini"], options)).stdout);
+    return parseMacApplications(
+      (await run("system_profiler", ["SPApplicationsDataType", "-json", "-detailLevel", "mini"], options)).stdout,
+    );
   }
   return [];
 }

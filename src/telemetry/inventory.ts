@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { hostname as osHostname } from "node:os";
-import { tagNameOf, type Inventory, type MachineInventory } from "../contracts/index.ts";
+import { type Inventory, type MachineInventory, tagNameOf } from "../contracts/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { installedSoftware } from "./installed-software.ts";
 
@@ -69,17 +69,52 @@ export async function collectMachineInventory(platform: NodeJS.Platform): Promis
     osType: osTypeOf(platform),
     deviceType: deviceTypeOf(chassis?.type ?? "", system?.virtual ?? false),
     hostname: os?.hostname || osHostname(),
-    system: system ? { manufacturer: system.manufacturer, model: system.model, serial: system.serial, uuid: system.uuid, virtual: system.virtual } : null,
+    system: system
+      ? {
+          manufacturer: system.manufacturer,
+          model: system.model,
+          serial: system.serial,
+          uuid: system.uuid,
+          virtual: system.virtual,
+        }
+      : null,
     bios: bios ? { vendor: bios.vendor, version: bios.version, releaseDate: bios.releaseDate } : null,
     os: os ? { platform: os.platform, distro: os.distro, release: os.release, kernel: os.kernel, arch: os.arch } : null,
-    cpu: cpu ? { manufacturer: cpu.manufacturer, brand: cpu.brand, cores: cpu.cores, physicalCores: cpu.physicalCores, speedGHz: cpu.speed } : null,
-    memory: mem
-      ? { totalBytes: mem.total, modules: memLayout.map((module) => ({ sizeBytes: module.size, type: module.type, clockSpeedMHz: module.clockSpeed ?? null })) }
+    cpu: cpu
+      ? {
+          manufacturer: cpu.manufacturer,
+          brand: cpu.brand,
+          cores: cpu.cores,
+          physicalCores: cpu.physicalCores,
+          speedGHz: cpu.speed,
+        }
       : null,
-    disks: disks.map((disk) => ({ device: disk.device, type: disk.type, name: disk.name, sizeBytes: disk.size, serial: disk.serialNum })),
+    memory: mem
+      ? {
+          totalBytes: mem.total,
+          modules: memLayout.map((module) => ({
+            sizeBytes: module.size,
+            type: module.type,
+            clockSpeedMHz: module.clockSpeed ?? null,
+          })),
+        }
+      : null,
+    disks: disks.map((disk) => ({
+      device: disk.device,
+      type: disk.type,
+      name: disk.name,
+      sizeBytes: disk.size,
+      serial: disk.serialNum,
+    })),
     networkInterfaces: interfaces
       .filter((entry) => !entry.internal)
-      .map((entry) => ({ name: entry.iface, mac: entry.mac, ipv4: entry.ip4, ipv6: entry.ip6, virtual: entry.virtual })),
+      .map((entry) => ({
+        name: entry.iface,
+        mac: entry.mac,
+        ipv4: entry.ip4,
+        ipv6: entry.ip6,
+        virtual: entry.virtual,
+      })),
     software,
     errors,
   };
@@ -93,8 +128,15 @@ export function assembleInventory(machine: MachineInventory, request: InventoryR
     tags: request.tagKeyValues.map(tagNameOf),
     tagKeyValues: request.tagKeyValues,
   };
-  return { machineId: request.machineId, timestamp: new Date(request.clock.now()).toISOString(), hash: inventoryHash(body), ...body, errors };
+  return {
+    machineId: request.machineId,
+    timestamp: new Date(request.clock.now()).toISOString(),
+    hash: inventoryHash(body),
+    ...body,
+    errors,
+  };
 }
 
 /** In this process: systeminformation stays loaded afterwards (about 3 MB). */
-export const collectInventory: InventoryCollector = async (request) => assembleInventory(await collectMachineInventory(request.platform), request);
+export const collectInventory: InventoryCollector = async (request) =>
+  assembleInventory(await collectMachineInventory(request.platform), request);

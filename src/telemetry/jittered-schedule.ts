@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { validate } from "node-cron";
-import { systemTimers, type Cancel, type Timers } from "../runtime/clock.ts";
+import { type Cancel, systemTimers, type Timers } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
 
 export class InvalidScheduleError extends Error {
@@ -80,7 +80,9 @@ export function startJitteredSchedule(options: {
       options.onSkip?.("missed");
     },
   });
-  const offsetMs = options.offsetMs ?? (options.jitter ? jitterOffsetMs(options.jitter.key, Math.min(options.jitter.maxMs, schedule.intervalMs / 2)) : 0);
+  const offsetMs =
+    options.offsetMs ??
+    (options.jitter ? jitterOffsetMs(options.jitter.key, Math.min(options.jitter.maxMs, schedule.intervalMs / 2)) : 0);
   return {
     counters,
     offsetMs,

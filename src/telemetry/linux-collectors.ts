@@ -2,7 +2,10 @@ import { readdir, readFile, statfs } from "node:fs/promises";
 import type { Clock } from "../runtime/clock.ts";
 import type { Collector, SamplePart } from "./collector.ts";
 import {
+  type CpuTimes,
   cpuPercent,
+  type DiskCounters,
+  type InterfaceCounters,
   parseDiskstats,
   parseLoadAvg,
   parseMeminfo,
@@ -11,9 +14,6 @@ import {
   parseProcStat,
   perSecond,
   SECTOR_BYTES,
-  type CpuTimes,
-  type DiskCounters,
-  type InterfaceCounters,
 } from "./proc-parsers.ts";
 
 /** Where /proc lives: injectable so tests can point collectors at fixture files. */
@@ -65,7 +65,13 @@ export function linuxCollectors(options: LinuxCollectorOptions): Collector[] {
             const stats = await statfs(mount);
             const totalBytes = stats.blocks * stats.bsize;
             if (totalBytes === 0) return null;
-            return { mount, fsType, totalBytes, usedBytes: (stats.blocks - stats.bfree) * stats.bsize, availableBytes: stats.bavail * stats.bsize };
+            return {
+              mount,
+              fsType,
+              totalBytes,
+              usedBytes: (stats.blocks - stats.bfree) * stats.bsize,
+              availableBytes: stats.bavail * stats.bsize,
+            };
           } catch {
             return null;
           }

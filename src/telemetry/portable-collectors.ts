@@ -1,7 +1,7 @@
 import { cpus, freemem, loadavg, totalmem, uptime } from "node:os";
 import type { Clock } from "../runtime/clock.ts";
 import type { Collector } from "./collector.ts";
-import { cpuPercent, type CpuTimes } from "./proc-parsers.ts";
+import { type CpuTimes, cpuPercent } from "./proc-parsers.ts";
 
 /**
  * Collectors for Windows and macOS. CPU, load, memory and uptime come from Node's `os` module
@@ -15,7 +15,8 @@ export function portableCollectors(options: { clock: Clock }): Collector[] {
       return { busy: total - times.idle, total };
     });
   let previousCores: CpuTimes[] | null = null;
-  const sum = (cores: CpuTimes[]): CpuTimes => cores.reduce((all, core) => ({ busy: all.busy + core.busy, total: all.total + core.total }), { busy: 0, total: 0 });
+  const sum = (cores: CpuTimes[]): CpuTimes =>
+    cores.reduce((all, core) => ({ busy: all.busy + core.busy, total: all.total + core.total }), { busy: 0, total: 0 });
 
   const cpu: Collector = {
     name: "cpu",
@@ -40,7 +41,13 @@ export function portableCollectors(options: { clock: Clock }): Collector[] {
       const availableBytes = freemem();
       return {
         load: { one, five, fifteen },
-        memory: { totalBytes, availableBytes, usedBytes: totalBytes - availableBytes, swapTotalBytes: 0, swapUsedBytes: 0 },
+        memory: {
+          totalBytes,
+          availableBytes,
+          usedBytes: totalBytes - availableBytes,
+          swapTotalBytes: 0,
+          swapUsedBytes: 0,
+        },
         uptimeSeconds: uptime(),
       };
     },
@@ -51,7 +58,13 @@ export function portableCollectors(options: { clock: Clock }): Collector[] {
       const si = await import("systeminformation");
       const entries = await si.fsSize();
       return {
-        filesystems: entries.map((entry) => ({ mount: entry.mount, fsType: entry.type, totalBytes: entry.size, usedBytes: entry.used, availableBytes: entry.available })),
+        filesystems: entries.map((entry) => ({
+          mount: entry.mount,
+          fsType: entry.type,
+          totalBytes: entry.size,
+          usedBytes: entry.used,
+          availableBytes: entry.available,
+        })),
       };
     },
   };

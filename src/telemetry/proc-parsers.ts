@@ -47,7 +47,13 @@ export function parseLoadAvg(text: string): { one: number; five: number; fifteen
   return { one: Number(one), five: Number(five), fifteen: Number(fifteen) };
 }
 
-export function parseMeminfo(text: string): { totalBytes: number; usedBytes: number; availableBytes: number; swapTotalBytes: number; swapUsedBytes: number } {
+export function parseMeminfo(text: string): {
+  totalBytes: number;
+  usedBytes: number;
+  availableBytes: number;
+  swapTotalBytes: number;
+  swapUsedBytes: number;
+} {
   const kib = new Map<string, number>();
   for (const line of text.split("\n")) {
     const match = /^(\w+):\s+(\d+)/.exec(line);
@@ -55,7 +61,9 @@ export function parseMeminfo(text: string): { totalBytes: number; usedBytes: num
   }
   const bytes = (key: string): number => (kib.get(key) ?? 0) * 1024;
   const totalBytes = bytes("MemTotal");
-  const availableBytes = kib.has("MemAvailable") ? bytes("MemAvailable") : bytes("MemFree") + bytes("Buffers") + bytes("Cached");
+  const availableBytes = kib.has("MemAvailable")
+    ? bytes("MemAvailable")
+    : bytes("MemFree") + bytes("Buffers") + bytes("Cached");
   const swapTotalBytes = bytes("SwapTotal");
   return {
     totalBytes,
@@ -83,7 +91,11 @@ export function parseNetDev(text: string): Map<string, InterfaceCounters> {
     if (separator < 0) continue;
     const name = line.slice(0, separator).trim();
     if (name === "lo") continue;
-    const fields = line.slice(separator + 1).trim().split(/\s+/).map(Number);
+    const fields = line
+      .slice(separator + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     result.set(name, {
       rxBytes: fields[0] ?? 0,
       rxErrors: fields[2] ?? 0,
@@ -113,7 +125,12 @@ export function parseDiskstats(text: string): Map<string, DiskCounters> {
     // Partitions: sda1, vda2, nvme0n1p1, mmcblk0p1.
     if (/^(sd|vd|xvd|hd)[a-z]+\d+$/.test(name) || /^(nvme\d+n\d+|mmcblk\d+)p\d+$/.test(name)) continue;
     const values = fields.slice(3).map(Number);
-    const counters = { reads: values[0] ?? 0, readSectors: values[2] ?? 0, writes: values[4] ?? 0, writeSectors: values[6] ?? 0 };
+    const counters = {
+      reads: values[0] ?? 0,
+      readSectors: values[2] ?? 0,
+      writes: values[4] ?? 0,
+      writeSectors: values[6] ?? 0,
+    };
     if (counters.reads === 0 && counters.writes === 0) continue;
     result.set(name, counters);
   }
@@ -130,7 +147,8 @@ export function perSecond(previous: number, current: number, seconds: number): n
 
 /** /proc/mounts: real, local filesystems worth reporting (no pseudo or network filesystems). */
 export function parseMounts(text: string): Array<{ mount: string; fsType: string }> {
-  const pseudo = /^(proc|sysfs|devtmpfs|devpts|tmpfs|cgroup2?|securityfs|pstore|bpf|debugfs|tracefs|configfs|fusectl|mqueue|hugetlbfs|autofs|binfmt_misc|squashfs|nsfs|ramfs|rpc_pipefs|efivarfs|selinuxfs|fuse\..*|nfs4?|cifs|smb3|sshfs|9p|ceph|glusterfs)$/;
+  const pseudo =
+    /^(proc|sysfs|devtmpfs|devpts|tmpfs|cgroup2?|securityfs|pstore|bpf|debugfs|tracefs|configfs|fusectl|mqueue|hugetlbfs|autofs|binfmt_misc|squashfs|nsfs|ramfs|rpc_pipefs|efivarfs|selinuxfs|fuse\..*|nfs4?|cifs|smb3|sshfs|9p|ceph|glusterfs)$/;
   const seen = new Set<string>();
   const mounts: Array<{ mount: string; fsType: string }> = [];
   for (const line of text.split("\n")) {

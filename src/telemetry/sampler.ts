@@ -1,19 +1,29 @@
 import type { TelemetrySample } from "../contracts/index.ts";
-import { timersOf, type Clock } from "../runtime/clock.ts";
-import { collectWithTimeout, type Collector } from "./collector.ts";
+import { type Clock, timersOf } from "../runtime/clock.ts";
+import { type Collector, collectWithTimeout } from "./collector.ts";
 
 /**
  * Runs every collector at once, each with its own deadline, and assembles one sample. A collector
  * that throws or hangs is named in `errors`; its part stays empty and the others are unaffected.
  */
-export function createSampler(options: { machineId: string; clock: Clock; collectors: readonly Collector[]; timeoutMs: number; tagKeyValues: () => string[] }): {
+export function createSampler(options: {
+  machineId: string;
+  clock: Clock;
+  collectors: readonly Collector[];
+  timeoutMs: number;
+  tagKeyValues: () => string[];
+}): {
   sample(): Promise<TelemetrySample>;
 } {
   let lastSampleAtMs: number | null = null;
   return {
     async sample() {
       const startedAtMs = options.clock.monotonicMs();
-      const settled = await Promise.allSettled(options.collectors.map((collector) => collectWithTimeout(collector, options.timeoutMs, timersOf(options.clock))));
+      const settled = await Promise.allSettled(
+        options.collectors.map((collector) =>
+          collectWithTimeout(collector, options.timeoutMs, timersOf(options.clock)),
+        ),
+      );
       const sample: TelemetrySample = {
         machineId: options.machineId,
         timestamp: new Date(options.clock.now()).toISOString(),
@@ -35,7 +45,11 @@ export function createSampler(options: { machineId: string; clock: Clock; collec
       settled.forEach((result, index) => {
         const collector = options.collectors[index] as Collector;
         if (result.status === "fulfilled") Object.assign(sample, result.value);
-        else sample.errors.push({ collector: collector.name, message: result.reason instanceof Error ? result.reason.message : String(result.reason) });
+        else
+          sample.errors.push({
+            collector: collector.name,
+            message: result.reason instanceof Error ? result.reason.message : String(result.reason),
+          });
       });
       return sample;
     },

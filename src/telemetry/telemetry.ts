@@ -1,12 +1,18 @@
-import { EventType, tagKeyValuesOf, type Inventory, type OutboxGauge, type TelemetrySample } from "../contracts/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
 import type { OutboxCounts } from "../capability/capability.ts";
-import { timersOf, type Clock } from "../runtime/clock.ts";
+import {
+  EventType,
+  type Inventory,
+  type OutboxGauge,
+  type TelemetrySample,
+  tagKeyValuesOf,
+} from "../contracts/index.ts";
+import type { EventSink } from "../events/event-sink.ts";
+import { type Clock, timersOf } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { agentCollectors } from "./agent-collectors.ts";
 import type { Collector } from "./collector.ts";
 import { collectInventory, type InventoryCollector } from "./inventory.ts";
-import { startJitteredSchedule, validateCronExpression, type JitteredSchedule } from "./jittered-schedule.ts";
+import { type JitteredSchedule, startJitteredSchedule, validateCronExpression } from "./jittered-schedule.ts";
 import { linuxCollectors } from "./linux-collectors.ts";
 import { portableCollectors } from "./portable-collectors.ts";
 import { createSampler } from "./sampler.ts";
@@ -48,7 +54,11 @@ export interface Telemetry {
   /** A fresh sample, not emitted (for `rpc.collect`). */
   collectNow(): Promise<TelemetrySample>;
   /** Takes new schedules or tags live; a bad cron expression throws and changes nothing. */
-  reconfigure(next: { telemetrySchedule?: string; inventorySchedule?: string; tags?: Readonly<Record<string, string>> }): void;
+  reconfigure(next: {
+    telemetrySchedule?: string;
+    inventorySchedule?: string;
+    tags?: Readonly<Record<string, string>>;
+  }): void;
   stats(): TelemetryStats;
 }
 
@@ -64,7 +74,13 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
     ...(platform === "linux" ? linuxCollectors({ clock }) : portableCollectors({ clock })),
     ...agentCollectors({ clock, outboxGauge: options.outboxGauge }),
   ];
-  const sampler = createSampler({ machineId, clock, collectors, timeoutMs: options.collectorTimeoutMs ?? 10_000, tagKeyValues });
+  const sampler = createSampler({
+    machineId,
+    clock,
+    collectors,
+    timeoutMs: options.collectorTimeoutMs ?? 10_000,
+    tagKeyValues,
+  });
   const gatherInventory = options.collectInventory ?? collectInventory;
   const jitter = { key: machineId, maxMs: options.jitterMs ?? 30_000 };
 
@@ -104,7 +120,8 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       if (!force && !stale && lastInventory?.hash === inventory.hash) return;
       await sink.emit({ type: EventType.inventory, body: inventory });
       inventoriesSent += 1;
-      if (lastInventory && lastInventory.hash !== inventory.hash) logger.info({ hash: inventory.hash }, "inventory changed");
+      if (lastInventory && lastInventory.hash !== inventory.hash)
+        logger.info({ hash: inventory.hash }, "inventory changed");
       lastInventory = { hash: inventory.hash, sentAtMs: clock.now() };
     } catch (error) {
       fail("inventory failed", error);
@@ -112,20 +129,40 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   };
 
   const onSkip = (reason: "overlap" | "missed"): void => {
-    logger.warn({ reason }, reason === "overlap" ? "telemetry run skipped: the previous one is still going" : "telemetry run missed: the process was too busy to fire on time");
+    logger.warn(
+      { reason },
+      reason === "overlap"
+        ? "telemetry run skipped: the previous one is still going"
+        : "telemetry run missed: the process was too busy to fire on time",
+    );
   };
 
   const schedule = (): void => {
     telemetryTask?.stop();
     inventoryTask?.stop();
-    telemetryTask = startJitteredSchedule({ expression: telemetrySchedule, jitter, work: emitSample, onSkip, timers: timersOf(clock) });
-    inventoryTask = startJitteredSchedule({ expression: inventorySchedule, jitter, work: () => checkInventory(false), onSkip, timers: timersOf(clock) });
+    telemetryTask = startJitteredSchedule({
+      expression: telemetrySchedule,
+      jitter,
+      work: emitSample,
+      onSkip,
+      timers: timersOf(clock),
+    });
+    inventoryTask = startJitteredSchedule({
+      expression: inventorySchedule,
+      jitter,
+      work: () => checkInventory(false),
+      onSkip,
+      timers: timersOf(clock),
+    });
   };
 
   const retire = (): void => {
     for (const task of [telemetryTask, inventoryTask]) {
       if (!task) continue;
-      retired = { skippedOverlaps: retired.skippedOverlaps + task.counters.skippedOverlaps, missedRuns: retired.missedRuns + task.counters.missedRuns };
+      retired = {
+        skippedOverlaps: retired.skippedOverlaps + task.counters.skippedOverlaps,
+        missedRuns: retired.missedRuns + task.counters.missedRuns,
+      };
       task.stop();
     }
     telemetryTask = null;

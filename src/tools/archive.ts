@@ -42,9 +42,11 @@ export function assertContainedPath(entryPath: string): string {
   if (unified === "" || isAbsolute(unified) || /^[a-zA-Z]:/.test(unified) || unified.startsWith("/")) {
     throw new HostileArchiveError(`archive entry ${echoInput(entryPath)} has an absolute path`);
   }
-  if (unified.split("/").includes("..")) throw new HostileArchiveError(`archive entry ${echoInput(entryPath)} climbs out of its folder ('..')`);
+  if (unified.split("/").includes(".."))
+    throw new HostileArchiveError(`archive entry ${echoInput(entryPath)} climbs out of its folder ('..')`);
   const normalized = normalize(unified);
-  if (normalized.startsWith(`..${sep}`) || normalized === "..") throw new HostileArchiveError(`archive entry ${echoInput(entryPath)} climbs out of its folder`);
+  if (normalized.startsWith(`..${sep}`) || normalized === "..")
+    throw new HostileArchiveError(`archive entry ${echoInput(entryPath)} climbs out of its folder`);
   return normalized;
 }
 
@@ -58,14 +60,21 @@ const fileModeOf = (mode: number): number => (mode & 0o111 ? 0o755 : 0o644);
  * disk's free space above `limits.reserveFreeBytes`. On any refusal (or `signal`) it stops at
  * once and removes what it wrote, leaving `destination` as it found it.
  */
-export async function extractArchive(file: string, destination: string, kind: Exclude<ArchiveKind, "none">, limits: UnpackLimits, signal?: AbortSignal): Promise<void> {
+export async function extractArchive(
+  file: string,
+  destination: string,
+  kind: Exclude<ArchiveKind, "none">,
+  limits: UnpackLimits,
+  signal?: AbortSignal,
+): Promise<void> {
   const before = new Set(await readdir(destination));
   try {
     const budget = await UnpackBudget.open(limits, destination);
     const target = (entryPath: string): string => {
       const contained = assertContainedPath(entryPath);
       // The names already there (the download itself) are not the archive's to replace.
-      if (before.has(contained.split(sep)[0] as string)) throw new HostileArchiveError(`archive entry ${echoInput(entryPath)} would replace a file the agent put there`);
+      if (before.has(contained.split(sep)[0] as string))
+        throw new HostileArchiveError(`archive entry ${echoInput(entryPath)} would replace a file the agent put there`);
       return join(destination, contained);
     };
     if (kind === "zip") await extractZip(file, target, budget, signal);
@@ -117,7 +126,12 @@ function asArchiveError(error: Error, what: string, signal: AbortSignal | undefi
   return new HostileArchiveError(`unreadable ${what}: ${echoInput(error.message)}`);
 }
 
-async function extractTarGz(file: string, target: (entryPath: string) => string, budget: UnpackBudget, signal: AbortSignal | undefined): Promise<void> {
+async function extractTarGz(
+  file: string,
+  target: (entryPath: string) => string,
+  budget: UnpackBudget,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   // Loaded when a tool is installed, not at start: an idle agent should not carry archive code.
   const { Parser } = await import("tar");
   const writer = new EntryWriter(budget);
@@ -136,7 +150,9 @@ async function extractTarGz(file: string, target: (entryPath: string) => string,
   // The parser hands entries over one at a time: the next only once this one's data is consumed.
   let entries: Promise<void> = Promise.resolve();
   parser.on("entry", (entry: ReadEntry) => {
-    entries = entries.then(() => (failure ? undefined : unpackTarEntry(entry, target, budget, writer, failed).catch(fail)));
+    entries = entries.then(() =>
+      failure ? undefined : unpackTarEntry(entry, target, budget, writer, failed).catch(fail),
+    );
   });
 
   // The gzip layer is ours, not the parser's: node's gunzip stream hands out small chunks and
@@ -149,7 +165,8 @@ async function extractTarGz(file: string, target: (entryPath: string) => string,
       let first = true;
       for await (const chunk of tar) {
         if (failure) throw failure;
-        if (first && isCompressed(chunk)) throw new HostileArchiveError("the tar.gz holds another compressed layer, not a tar");
+        if (first && isCompressed(chunk))
+          throw new HostileArchiveError("the tar.gz holds another compressed layer, not a tar");
         first = false;
         if (!parser.write(chunk)) await Promise.race([once(parser, "drain"), failed]);
       }
@@ -164,7 +181,13 @@ async function extractTarGz(file: string, target: (entryPath: string) => string,
   if (failure) throw asArchiveError(failure, "tar.gz", signal);
 }
 
-async function unpackTarEntry(entry: ReadEntry, target: (entryPath: string) => string, budget: UnpackBudget, writer: EntryWriter, failed: Promise<never>): Promise<void> {
+async function unpackTarEntry(
+  entry: ReadEntry,
+  target: (entryPath: string) => string,
+  budget: UnpackBudget,
+  writer: EntryWriter,
+  failed: Promise<never>,
+): Promise<void> {
   budget.countEntry();
   const path = target(entry.path);
   if (entry.type === "Directory") {
@@ -173,7 +196,9 @@ async function unpackTarEntry(entry: ReadEntry, target: (entryPath: string) => s
     return;
   }
   if (entry.type !== "File" && entry.type !== "OldFile" && entry.type !== "ContiguousFile") {
-    throw new HostileArchiveError(`archive entry ${echoInput(entry.path)} is a ${entry.type}; tool archives may hold only files and folders`);
+    throw new HostileArchiveError(
+      `archive entry ${echoInput(entry.path)} is a ${entry.type}; tool archives may hold only files and folders`,
+    );
   }
   // The header's size refuses a bomb before a byte of it is written; the bytes are counted anyway.
   await budget.checkDeclared(budget.writtenBytes + entry.size);
@@ -202,7 +227,11 @@ function openZipFile(file: string): Promise<ZipFile> {
   return import("yauzl").then(
     ({ open: openZip }) =>
       new Promise((resolve, reject) =>
-        openZip(file, { lazyEntries: true, autoClose: true, strictFileNames: true, validateEntrySizes: true }, (error, zip) => (error || !zip ? reject(error ?? new Error("cannot open zip")) : resolve(zip))),
+        openZip(
+          file,
+          { lazyEntries: true, autoClose: true, strictFileNames: true, validateEntrySizes: true },
+          (error, zip) => (error || !zip ? reject(error ?? new Error("cannot open zip")) : resolve(zip)),
+        ),
       ),
   );
 }
@@ -227,10 +256,18 @@ async function walkZip(file: string, visit: (entry: Entry, zip: ZipFile) => Prom
 function checkZipEntry(entry: Entry): void {
   assertContainedPath(entry.fileName);
   const type = (entry.externalFileAttributes >>> 16) & 0o170000;
-  if (type === 0o120000) throw new HostileArchiveError(`archive entry ${echoInput(entry.fileName)} is a symbolic link; tool archives may hold only files and folders`);
+  if (type === 0o120000)
+    throw new HostileArchiveError(
+      `archive entry ${echoInput(entry.fileName)} is a symbolic link; tool archives may hold only files and folders`,
+    );
 }
 
-async function extractZip(file: string, target: (entryPath: string) => string, budget: UnpackBudget, signal: AbortSignal | undefined): Promise<void> {
+async function extractZip(
+  file: string,
+  target: (entryPath: string) => string,
+  budget: UnpackBudget,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   // First the central directory: every entry checked, and the sizes it declares refused up front.
   let declared = 0;
   await walkZip(file, async (entry) => {
@@ -249,7 +286,11 @@ async function extractZip(file: string, target: (entryPath: string) => string, b
       await mkdir(path, { recursive: true });
       return;
     }
-    const data = await new Promise<NodeJS.ReadableStream>((resolve, reject) => zip.openReadStream(entry, (error, stream) => (error || !stream ? reject(error ?? new Error("no stream")) : resolve(stream))));
+    const data = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+      zip.openReadStream(entry, (error, stream) =>
+        error || !stream ? reject(error ?? new Error("no stream")) : resolve(stream),
+      ),
+    );
     const out = await writer.open(path, (entry.externalFileAttributes >>> 16) & 0o777);
     try {
       for await (const chunk of data as AsyncIterable<Buffer>) {

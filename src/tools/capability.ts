@@ -17,7 +17,10 @@ export const toolsCapability: CapabilityFactory = (context) => {
     platform: context.platform,
     serverUrl: settings.natsServers[0] ?? "",
     policy: settings.toolPolicy,
-    download: { stallTimeoutMs: settings.toolPolicy.downloadStallSeconds * 1000, deadlineMs: settings.toolPolicy.downloadDeadlineSeconds * 1000 },
+    download: {
+      stallTimeoutMs: settings.toolPolicy.downloadStallSeconds * 1000,
+      deadlineMs: settings.toolPolicy.downloadDeadlineSeconds * 1000,
+    },
     // What the outbox may grow to stays free: unpacking a tool never takes the outbox's room.
     diskReserveBytes: settings.outbox.maxBytes,
     trust: context.trust,
@@ -28,11 +31,21 @@ export const toolsCapability: CapabilityFactory = (context) => {
     start: () => tools.start().catch((error: unknown) => context.recordError("tools", error)),
     attach: ({ connection }) => tools.attach(connection),
     stop: () => tools.stop(),
-    status: async () => (await tools.list()).map(({ toolAgentId, version, state, error, agentToolId }) => ({ toolAgentId, version, state, error, agentToolId })),
+    status: async () =>
+      (await tools.list()).map(({ toolAgentId, version, state, error, agentToolId }) => ({
+        toolAgentId,
+        version,
+        state,
+        error,
+        agentToolId,
+      })),
     appliers: [
       {
         name: "tool-policy",
-        apply: (next) => tools.updatePolicy({ allowMissingChecksum: next.toolPolicy?.allowMissingChecksum ?? settings.toolPolicy.allowMissingChecksum }),
+        apply: (next) =>
+          tools.updatePolicy({
+            allowMissingChecksum: next.toolPolicy?.allowMissingChecksum ?? settings.toolPolicy.allowMissingChecksum,
+          }),
       },
     ],
     pushedFileTargets: [
@@ -42,7 +55,10 @@ export const toolsCapability: CapabilityFactory = (context) => {
         accepts: (name) => /^[^/]+\/./.test(name),
         async receive(file, entry) {
           const [toolAgentId = "", ...rest] = (entry.agentFileName ?? entry.fileName ?? "").split("/");
-          await tools.writeFile({ toolAgentId, relativePath: rest.join("/"), serviceName: entry.serviceName ?? null }, file);
+          await tools.writeFile(
+            { toolAgentId, relativePath: rest.join("/"), serviceName: entry.serviceName ?? null },
+            file,
+          );
           return "applied";
         },
       },

@@ -9,7 +9,8 @@ export const MAX_TOOL_AGENT_ID_CHARS = 128;
 
 /** Why a well-formed tool command's toolAgentId cannot be taken, fit for a status and a log line; null when it can. */
 export function toolAgentIdRefusal(toolAgentId: string): string | null {
-  if (toolAgentId.length > MAX_TOOL_AGENT_ID_CHARS) return `toolAgentId is ${toolAgentId.length} characters long, over the ${MAX_TOOL_AGENT_ID_CHARS} allowed`;
+  if (toolAgentId.length > MAX_TOOL_AGENT_ID_CHARS)
+    return `toolAgentId is ${toolAgentId.length} characters long, over the ${MAX_TOOL_AGENT_ID_CHARS} allowed`;
   if (!isSafeToken(toolAgentId)) return `toolAgentId ${echoInput(toolAgentId)} is not a safe name`;
   return null;
 }

@@ -3,10 +3,16 @@ import { chmod, copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, OsName, ToolInstallationMessage } from "../contracts/index.ts";
-import { download, DownloadError } from "../download/index.ts";
+import { DownloadError, download } from "../download/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
-import { archiveKindOf, assertContainedPath, extractArchive, HostileArchiveError, UnpackLimitError } from "./archive.ts";
+import {
+  archiveKindOf,
+  assertContainedPath,
+  extractArchive,
+  HostileArchiveError,
+  UnpackLimitError,
+} from "./archive.ts";
 import { resolvePlaceholders, UnresolvedPlaceholderError } from "./placeholders.ts";
 import { runToolCommand, ToolCommandError } from "./run-command.ts";
 
@@ -27,7 +33,11 @@ export interface InstallContext {
   readonly machineId: string;
   readonly serverUrl: string;
   readonly connection: NatsConnection | null;
-  readonly policy: { readonly allowMissingChecksum: boolean; readonly maxDownloadBytes: number; readonly maxUnpackedBytes: number };
+  readonly policy: {
+    readonly allowMissingChecksum: boolean;
+    readonly maxDownloadBytes: number;
+    readonly maxUnpackedBytes: number;
+  };
   /** Free space an unpack must leave on the tools' disk (the outbox shares it). */
   readonly diskReserveBytes: number;
   readonly download: { readonly stallTimeoutMs: number; readonly deadlineMs: number };
@@ -59,19 +69,35 @@ function forThisOs(configurations: readonly DownloadConfiguration[], os: OsName,
  * set aside, if any, comes back. Otherwise a set-aside version only comes back when nothing
  * replaced it.
  */
-export async function recoverToolDir(toolsDir: string, toolAgentId: string, interruptedWhileInstalling = false): Promise<void> {
+export async function recoverToolDir(
+  toolsDir: string,
+  toolAgentId: string,
+  interruptedWhileInstalling = false,
+): Promise<void> {
   const toolDir = toolDirOf(toolsDir, toolAgentId);
   const staging = `${toolDir}.staging`;
   const previous = `${toolDir}.previous`;
   await rm(staging, { recursive: true, force: true });
   if (interruptedWhileInstalling) await rm(toolDir, { recursive: true, force: true });
-  const hasCurrent = await stat(toolDir).then(() => true, () => false);
-  const hasPrevious = await stat(previous).then(() => true, () => false);
+  const hasCurrent = await stat(toolDir).then(
+    () => true,
+    () => false,
+  );
+  const hasPrevious = await stat(previous).then(
+    () => true,
+    () => false,
+  );
   if (hasPrevious && !hasCurrent) await rename(previous, toolDir);
   else if (hasPrevious) await rm(previous, { recursive: true, force: true });
 }
 
-async function fetchInto(configuration: DownloadConfiguration, folder: string, fileName: string, context: InstallContext, what: string): Promise<string> {
+async function fetchInto(
+  configuration: DownloadConfiguration,
+  folder: string,
+  fileName: string,
+  context: InstallContext,
+  what: string,
+): Promise<string> {
   let file;
   try {
     file = await download({
@@ -110,24 +136,47 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
   await mkdir(staging, { recursive: true, mode: 0o700 });
   try {
     const main = forThisOs(message.downloadConfigurations, context.os, `tool ${message.toolAgentId}`);
-    const downloaded = await fetchInto(main, staging, `.download-${randomBytes(4).toString("hex")}`, context, `tool ${message.toolAgentId}`);
+    const downloaded = await fetchInto(
+      main,
+      staging,
+      `.download-${randomBytes(4).toString("hex")}`,
+      context,
+      `tool ${message.toolAgentId}`,
+    );
     const kind = await archiveKindOf(downloaded);
     let mainFile: string;
     try {
       if (kind === "none") {
-        mainFile = assertContainedPath(main.agentFileName ?? main.fileName ?? basename(new URL(main.link as string).pathname));
+        mainFile = assertContainedPath(
+          main.agentFileName ?? main.fileName ?? basename(new URL(main.link as string).pathname),
+        );
         await mkdir(join(staging, mainFile, ".."), { recursive: true });
         await rename(downloaded, join(staging, mainFile));
       } else {
-        await extractArchive(downloaded, staging, kind, { maxBytes: context.policy.maxUnpackedBytes, reserveFreeBytes: context.diskReserveBytes }, context.signal);
+        await extractArchive(
+          downloaded,
+          staging,
+          kind,
+          { maxBytes: context.policy.maxUnpackedBytes, reserveFreeBytes: context.diskReserveBytes },
+          context.signal,
+        );
         await rm(downloaded);
-        if (!main.agentFileName) throw new ToolInstallError(`tool ${message.toolAgentId}: the archive needs an agentFileName to say which file is the tool`, false);
+        if (!main.agentFileName)
+          throw new ToolInstallError(
+            `tool ${message.toolAgentId}: the archive needs an agentFileName to say which file is the tool`,
+            false,
+          );
         mainFile = assertContainedPath(main.agentFileName);
         const found = await stat(join(staging, mainFile)).catch(() => null);
-        if (!found?.isFile()) throw new ToolInstallError(`tool ${message.toolAgentId}: ${echoInput(mainFile)} is not in the archive`, false);
+        if (!found?.isFile())
+          throw new ToolInstallError(
+            `tool ${message.toolAgentId}: ${echoInput(mainFile)} is not in the archive`,
+            false,
+          );
       }
     } catch (error) {
-      if (error instanceof HostileArchiveError || error instanceof UnpackLimitError) throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+      if (error instanceof HostileArchiveError || error instanceof UnpackLimitError)
+        throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
       throw error;
     }
     if (context.os !== "windows") await chmod(join(staging, mainFile), 0o755);
@@ -135,46 +184,80 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
     const assetPaths: Record<string, string> = {};
     for (const asset of message.assets) {
       const configuration = forThisOs(asset.downloadConfigurations, context.os, `asset ${echoInput(asset.id)}`);
-      const name = assertContainedPath(asset.localFilenameConfiguration.find((entry) => entry.os === context.os)?.filename ?? configuration.fileName ?? asset.id);
+      const name = assertContainedPath(
+        asset.localFilenameConfiguration.find((entry) => entry.os === context.os)?.filename ??
+          configuration.fileName ??
+          asset.id,
+      );
       await mkdir(join(staging, "assets"), { recursive: true });
-      const placed = await fetchInto(configuration, join(staging, "assets"), name, context, `asset ${echoInput(asset.id)}`);
+      const placed = await fetchInto(
+        configuration,
+        join(staging, "assets"),
+        name,
+        context,
+        `asset ${echoInput(asset.id)}`,
+      );
       if (asset.executable && context.os !== "windows") await chmod(placed, 0o755);
       assetPaths[asset.id] = join(toolDir, "assets", name);
     }
-    const args = resolvePlaceholders(message.installationCommandArgs, { machineId: context.machineId, serverUrl: context.serverUrl, toolPath: toolDir, assetPaths });
+    const args = resolvePlaceholders(message.installationCommandArgs, {
+      machineId: context.machineId,
+      serverUrl: context.serverUrl,
+      toolPath: toolDir,
+      assetPaths,
+    });
 
     await context.onInstalling();
-    const hadPrevious = await stat(toolDir).then(() => true, () => false);
+    const hadPrevious = await stat(toolDir).then(
+      () => true,
+      () => false,
+    );
     if (hadPrevious) await rename(toolDir, previous);
     await rename(staging, toolDir);
     try {
-      if (args.length > 0) await runToolCommand(join(toolDir, mainFile), args, { cwd: toolDir, timeoutMs: context.commandTimeoutMs });
+      if (args.length > 0)
+        await runToolCommand(join(toolDir, mainFile), args, { cwd: toolDir, timeoutMs: context.commandTimeoutMs });
       await context.verify?.(main);
     } catch (error) {
       await rm(toolDir, { recursive: true, force: true });
       if (hadPrevious) await rename(previous, toolDir);
-      if (error instanceof ToolCommandError) throw new ToolInstallError(`tool ${message.toolAgentId}: install command failed: ${error.message}`, false);
+      if (error instanceof ToolCommandError)
+        throw new ToolInstallError(`tool ${message.toolAgentId}: install command failed: ${error.message}`, false);
       throw error;
     }
     await rm(previous, { recursive: true, force: true });
     return mainFile;
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
-    if (error instanceof UnresolvedPlaceholderError) throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+    if (error instanceof UnresolvedPlaceholderError)
+      throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
     throw error;
   }
 }
 
 /** Runs the tool's uninstall command (if any), then removes its folder. */
-export async function uninstallTool(message: ToolInstallationMessage, mainFile: string | null, context: Pick<InstallContext, "toolsDir" | "machineId" | "serverUrl" | "commandTimeoutMs">): Promise<void> {
+export async function uninstallTool(
+  message: ToolInstallationMessage,
+  mainFile: string | null,
+  context: Pick<InstallContext, "toolsDir" | "machineId" | "serverUrl" | "commandTimeoutMs">,
+): Promise<void> {
   const toolDir = toolDirOf(context.toolsDir, message.toolAgentId);
-  const present = await stat(toolDir).then(() => true, () => false);
+  const present = await stat(toolDir).then(
+    () => true,
+    () => false,
+  );
   if (present && mainFile && message.uninstallationCommandArgs.length > 0) {
-    const args = resolvePlaceholders(message.uninstallationCommandArgs, { machineId: context.machineId, serverUrl: context.serverUrl, toolPath: toolDir, assetPaths: {} });
+    const args = resolvePlaceholders(message.uninstallationCommandArgs, {
+      machineId: context.machineId,
+      serverUrl: context.serverUrl,
+      toolPath: toolDir,
+      assetPaths: {},
+    });
     try {
       await runToolCommand(join(toolDir, mainFile), args, { cwd: toolDir, timeoutMs: context.commandTimeoutMs });
     } catch (error) {
-      if (error instanceof ToolCommandError) throw new ToolInstallError(`tool ${message.toolAgentId}: uninstall command failed: ${error.message}`, false);
+      if (error instanceof ToolCommandError)
+        throw new ToolInstallError(`tool ${message.toolAgentId}: uninstall command failed: ${error.message}`, false);
       throw error;
     }
   }

@@ -1,5 +1,5 @@
 import { access, writeFile } from "node:fs/promises";
-import { jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { COMMAND_STREAMS, isSafeToken, legacyUpdateConsumerName } from "../contracts/index.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -32,7 +32,14 @@ export async function removeLegacyUpdateConsumers(options: {
 }): Promise<void> {
   const marker = legacyUpdateConsumersMarker(options.toolsDir);
   // No tool was ever installed here: no old consumer either.
-  if (options.toolAgentIds.length === 0 || (await access(marker).then(() => true, () => false))) return;
+  if (
+    options.toolAgentIds.length === 0 ||
+    (await access(marker).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return;
   const manager = await jetstreamManager(options.connection, { checkAPI: false });
   for (const toolAgentId of options.toolAgentIds.filter(isSafeToken)) {
     const name = legacyUpdateConsumerName(options.machineId, toolAgentId);
@@ -40,13 +47,21 @@ export async function removeLegacyUpdateConsumers(options: {
       await manager.consumers.delete(COMMAND_STREAMS.toolUpdate, name);
       options.logger.info({ consumer: name }, "removed the old per-tool update consumer");
     } catch (error) {
-      const gone = error instanceof JetStreamApiError && (error.code === JetStreamApiCodes.ConsumerNotFound || error.code === JetStreamApiCodes.StreamNotFound);
+      const gone =
+        error instanceof JetStreamApiError &&
+        (error.code === JetStreamApiCodes.ConsumerNotFound || error.code === JetStreamApiCodes.StreamNotFound);
       if (gone) continue;
       if (isPermissionDenied(error)) {
-        options.logger.info({ consumer: name }, "not allowed to remove the old per-tool update consumers; the platform removes them");
+        options.logger.info(
+          { consumer: name },
+          "not allowed to remove the old per-tool update consumers; the platform removes them",
+        );
         break;
       }
-      options.logger.warn({ err: error, consumer: name }, "cannot remove the old per-tool update consumer now; trying again at the next start");
+      options.logger.warn(
+        { err: error, consumer: name },
+        "cannot remove the old per-tool update consumer now; trying again at the next start",
+      );
       return;
     }
   }

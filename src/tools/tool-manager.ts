@@ -1,35 +1,40 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { ToolConnectionMessage } from "../contracts/index.ts";
 import {
   EventType,
   fleetSubjects,
+  type InstalledAgentMessage,
   isSafeToken,
   machineConsumers,
   machineSubjects,
   ToolInstallationMessage,
-  type InstalledAgentMessage,
   type ToolInstallationStatus,
 } from "../contracts/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
-import { sleepOn, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
+import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
 import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
+import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
 import { truncateInput } from "../runtime/echo.ts";
-import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
 import { osNameOf } from "../runtime/host.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
-import { createCommandRunner, done, reject, retryAfter, retryWithBackoff, type CommandOutcome } from "../transport/command-runner.ts";
-import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
+import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
+import type { Logger } from "../runtime/logger.ts";
+import {
+  type CommandOutcome,
+  createCommandRunner,
+  done,
+  reject,
+  retryAfter,
+  retryWithBackoff,
+} from "../transport/command-runner.ts";
 import type { CommandTrust } from "../trust/index.ts";
-import { installTool, recoverToolDir, ToolInstallError, uninstallTool } from "./installer.ts";
-import { rememberCommand, toolStore, type ToolRecord } from "./tool-state.ts";
+import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
-import { placeToolFile, toolDirOf } from "./installer.ts";
+import { installTool, placeToolFile, recoverToolDir, ToolInstallError, toolDirOf, uninstallTool } from "./installer.ts";
 import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
 import { runToolCommand } from "./run-command.ts";
-import { serviceStateReader, type ServiceState } from "./service-state.ts";
-import type { ToolConnectionMessage } from "../contracts/index.ts";
-import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
+import { type ServiceState, serviceStateReader } from "./service-state.ts";
+import { rememberCommand, type ToolRecord, toolStore } from "./tool-state.ts";
 
 export interface ToolPolicy {
   readonly allowMissingChecksum: boolean;
@@ -88,7 +93,10 @@ export interface ToolManager {
    * Puts a pushed file into an installed tool's folder (atomically: copied beside, then renamed),
    * and restarts the tool's service when one is named. Throws a clear error when it cannot.
    */
-  writeFile(target: { toolAgentId: string; relativePath: string; serviceName: string | null }, sourceFile: string): Promise<void>;
+  writeFile(
+    target: { toolAgentId: string; relativePath: string; serviceName: string | null },
+    sourceFile: string,
+  ): Promise<void>;
 }
 
 /**
@@ -120,8 +128,13 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   const stopping = new AbortController();
 
   // Cut to fit: a status is one small message, whatever the command that caused it carried.
-  const statusBody = (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null): ToolInstallationStatus => {
-    const field = (value: string | null | undefined): string | null => (value === null || value === undefined ? null : truncateInput(value, 256));
+  const statusBody = (
+    message: ToolInstallationMessage,
+    state: ToolInstallationStatus["state"],
+    error: string | null,
+  ): ToolInstallationStatus => {
+    const field = (value: string | null | undefined): string | null =>
+      value === null || value === undefined ? null : truncateInput(value, 256);
     return {
       toolAgentId: field(message.toolAgentId) as string,
       toolId: field(message.toolId),
@@ -132,12 +145,24 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       timestamp: new Date(clock.now()).toISOString(),
     };
   };
-  const report = async (message: ToolInstallationMessage, state: ToolInstallationStatus["state"], error: string | null, causationId: string): Promise<void> => {
+  const report = async (
+    message: ToolInstallationMessage,
+    state: ToolInstallationStatus["state"],
+    error: string | null,
+    causationId: string,
+  ): Promise<void> => {
     await sink.emit({ type: EventType.toolInstallationStatus, body: statusBody(message, state, error), causationId });
   };
 
   /** `commandId`: the command whose work this record finishes, remembered to recognise it again. */
-  const save = (message: ToolInstallationMessage, state: ToolRecord["state"], error: string | null, mainFile: string | null, previous: ToolRecord | null, commandId: string | null = null): Promise<void> =>
+  const save = (
+    message: ToolInstallationMessage,
+    state: ToolRecord["state"],
+    error: string | null,
+    mainFile: string | null,
+    previous: ToolRecord | null,
+    commandId: string | null = null,
+  ): Promise<void> =>
     store.write({
       toolAgentId: message.toolAgentId,
       version: message.version ?? null,
@@ -154,7 +179,10 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   /** True (and logged) when `current` says this command's work already finished. */
   const alreadyHandled = (current: ToolRecord | null, causationId: string): boolean => {
     if (!current?.commandIds.includes(causationId)) return false;
-    logger.info({ toolAgentId: current.toolAgentId, causationId }, "command delivered again after its work finished: acknowledged without doing it twice");
+    logger.info(
+      { toolAgentId: current.toolAgentId, causationId },
+      "command delivered again after its work finished: acknowledged without doing it twice",
+    );
     return true;
   };
 
@@ -162,7 +190,10 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     const current = await store.read(message.toolAgentId);
     if (alreadyHandled(current, causationId)) return;
     if (current?.state === "INSTALLED" && current.version === (message.version ?? null) && !message.reinstall) {
-      logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool already installed at this version");
+      logger.info(
+        { toolAgentId: message.toolAgentId, version: message.version },
+        "tool already installed at this version",
+      );
       await store.write({ ...current, commandIds: rememberCommand(current.commandIds, causationId) });
       await report(message, "INSTALLED", null, causationId);
       return;
@@ -178,7 +209,10 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         connection,
         policy: { ...policy, maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES },
         diskReserveBytes: options.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES,
-        download: { stallTimeoutMs: options.download?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, deadlineMs: options.download?.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS },
+        download: {
+          stallTimeoutMs: options.download?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+          deadlineMs: options.download?.deadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS,
+        },
         clock,
         signal: stopping.signal,
         commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
@@ -190,10 +224,17 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
             const state = await serviceState(serviceName);
             if (state === "active") return;
             if (state === "unknown") {
-              logger.warn({ toolAgentId: message.toolAgentId, serviceName }, "cannot check the tool's service here (no service manager); installed without that check");
+              logger.warn(
+                { toolAgentId: message.toolAgentId, serviceName },
+                "cannot check the tool's service here (no service manager); installed without that check",
+              );
               return;
             }
-            if (clock.monotonicMs() > deadline) throw new ToolInstallError(`tool ${message.toolAgentId}: service ${serviceName} is not running after install`, false);
+            if (clock.monotonicMs() > deadline)
+              throw new ToolInstallError(
+                `tool ${message.toolAgentId}: service ${serviceName} is not running after install`,
+                false,
+              );
             await sleepOn(clock, 500);
           }
         },
@@ -204,7 +245,11 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       });
       await save(message, "INSTALLED", null, mainFile, current, causationId);
       await report(message, "INSTALLED", null, causationId);
-      const announcement: InstalledAgentMessage = { machineId, agentType: message.toolAgentId, version: message.version ?? "unknown" };
+      const announcement: InstalledAgentMessage = {
+        machineId,
+        agentType: message.toolAgentId,
+        version: message.version ?? "unknown",
+      };
       await sink.emit({ type: EventType.installedAgent, body: announcement, ...(causationId ? { causationId } : {}) });
       logger.info({ toolAgentId: message.toolAgentId, version: message.version }, "tool installed");
       // Its id and liveness right away, not at the next round (queued behind this install's lock).
@@ -219,7 +264,12 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         // A failed update leaves the working version in place: the record keeps saying so.
         if (current?.state === "INSTALLED") {
           const version = truncateInput(message.version ?? "?");
-          await store.write({ ...current, error: `update to ${version} failed: ${reason}`, updatedAt: new Date(clock.now()).toISOString(), commandIds: rememberCommand(current.commandIds, causationId) });
+          await store.write({
+            ...current,
+            error: `update to ${version} failed: ${reason}`,
+            updatedAt: new Date(clock.now()).toISOString(),
+            commandIds: rememberCommand(current.commandIds, causationId),
+          });
         } else await save(message, "FAILED", reason, null, current, causationId);
         await report(message, "FAILED", reason, causationId);
       }
@@ -231,12 +281,22 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     const current = await store.read(message.toolAgentId);
     if (alreadyHandled(current, causationId)) return;
     const known = current?.message ?? message;
-    await uninstallTool({ ...known, uninstallationCommandArgs: message.uninstallationCommandArgs.length > 0 ? message.uninstallationCommandArgs : known.uninstallationCommandArgs }, current?.mainFile ?? null, {
-      toolsDir: options.toolsDir,
-      machineId,
-      serverUrl: options.serverUrl,
-      commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
-    });
+    await uninstallTool(
+      {
+        ...known,
+        uninstallationCommandArgs:
+          message.uninstallationCommandArgs.length > 0
+            ? message.uninstallationCommandArgs
+            : known.uninstallationCommandArgs,
+      },
+      current?.mainFile ?? null,
+      {
+        toolsDir: options.toolsDir,
+        machineId,
+        serverUrl: options.serverUrl,
+        commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
+      },
+    );
     await save(known, "UNINSTALLED", null, null, current, causationId);
     await report(known, "UNINSTALLED", null, causationId);
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
@@ -259,7 +319,20 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
 
   const refusedStatus = (toolAgentId: string, reason: string): OutgoingEvent => ({
     type: EventType.toolInstallationStatus,
-    body: statusBody({ toolAgentId, downloadConfigurations: [], assets: [], installationCommandArgs: [], runCommandArgs: [], toolAgentIdCommandArgs: [], uninstallationCommandArgs: [], reinstall: false }, "FAILED", reason),
+    body: statusBody(
+      {
+        toolAgentId,
+        downloadConfigurations: [],
+        assets: [],
+        installationCommandArgs: [],
+        runCommandArgs: [],
+        toolAgentIdCommandArgs: [],
+        uninstallationCommandArgs: [],
+        reinstall: false,
+      },
+      "FAILED",
+      reason,
+    ),
   });
 
   const runner = createCommandRunner<ToolInstallationMessage>({
@@ -285,8 +358,14 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         const refusal = toolAgentIdRefusal(message.toolAgentId);
         if (refusal) return { reason: refusal, report: true };
         // The subject says which machines it concerns (those with that tool): a body naming another tool would reach all.
-        if (delivery.stream === bindings.toolUpdate.stream && fleetSubjects.toolOfUpdate(delivery.subject) !== message.toolAgentId) {
-          return { reason: `tool update on ${delivery.subject} names another tool (${message.toolAgentId})`, report: false };
+        if (
+          delivery.stream === bindings.toolUpdate.stream &&
+          fleetSubjects.toolOfUpdate(delivery.subject) !== message.toolAgentId
+        ) {
+          return {
+            reason: `tool update on ${delivery.subject} names another tool (${message.toolAgentId})`,
+            report: false,
+          };
         }
         return null;
       },
@@ -370,11 +449,15 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     async start() {
       // A state file being replaced when the agent was killed leaves its sibling behind.
       const abandoned = await removeAbandonedTemporaries(options.toolsDir);
-      if (abandoned.length > 0) logger.info({ removed: abandoned }, "removed half-written tool records left by a crash");
+      if (abandoned.length > 0)
+        logger.info({ removed: abandoned }, "removed half-written tool records left by a crash");
       for (const record of await store.list()) {
         if (record.state !== "DOWNLOADING" && record.state !== "INSTALLING") continue;
         await recoverToolDir(options.toolsDir, record.toolAgentId, record.state === "INSTALLING");
-        logger.warn({ toolAgentId: record.toolAgentId, state: record.state }, "tool install was cut short; cleaned up, it resumes when the platform redelivers it");
+        logger.warn(
+          { toolAgentId: record.toolAgentId, state: record.state },
+          "tool install was cut short; cleaned up, it resumes when the platform redelivers it",
+        );
       }
       scheduleCheck(0);
     },
@@ -385,7 +468,16 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       runner.attach(nc);
       void store
         .list()
-        .then((records) => removeLegacyUpdateConsumers({ connection: nc, machineId, toolAgentIds: records.map((record) => record.toolAgentId), toolsDir: options.toolsDir, logger, clock }))
+        .then((records) =>
+          removeLegacyUpdateConsumers({
+            connection: nc,
+            machineId,
+            toolAgentIds: records.map((record) => record.toolAgentId),
+            toolsDir: options.toolsDir,
+            logger,
+            clock,
+          }),
+        )
         .catch((error: unknown) => logger.warn({ err: error }, "cannot check for old per-tool update consumers"));
     },
     async stop() {
@@ -398,12 +490,13 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     },
     list: () => store.list(),
     writeFile(target, sourceFile) {
-      if (!isSafeToken(target.toolAgentId)) return Promise.reject(new Error(`${JSON.stringify(target.toolAgentId)} is not a tool name`));
+      if (!isSafeToken(target.toolAgentId))
+        return Promise.reject(new Error(`${JSON.stringify(target.toolAgentId)} is not a tool name`));
       return withToolLock(target.toolAgentId, async () => {
         const record = await store.read(target.toolAgentId);
         if (record?.state !== "INSTALLED") throw new Error(`tool ${target.toolAgentId} is not installed here`);
         await placeToolFile(toolDirOf(options.toolsDir, target.toolAgentId), target.relativePath, sourceFile);
-        if (target.serviceName && (platform) === "linux") {
+        if (target.serviceName && platform === "linux") {
           await runToolCommand("systemctl", ["restart", target.serviceName], { cwd: "/", timeoutMs: 60_000 });
         }
       });

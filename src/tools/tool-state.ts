@@ -1,7 +1,7 @@
-import { readFile, readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod";
-import { ToolInstallationMessage, ToolInstallationState, ToolConnectionState } from "../contracts/index.ts";
+import { ToolConnectionState, ToolInstallationMessage, ToolInstallationState } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 
 /** What the agent knows of one tool, persisted beside (not inside) its folder. */
@@ -59,7 +59,11 @@ export function toolStore(toolsDir: string): {
       } catch {
         return [];
       }
-      const records = await Promise.all(names.filter((name) => name.endsWith(STATE_SUFFIX)).map((name) => read(name.slice(0, -STATE_SUFFIX.length)).catch(() => null)));
+      const records = await Promise.all(
+        names
+          .filter((name) => name.endsWith(STATE_SUFFIX))
+          .map((name) => read(name.slice(0, -STATE_SUFFIX.length)).catch(() => null)),
+      );
       return records.filter((record) => record !== null);
     },
   };

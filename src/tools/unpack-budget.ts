@@ -59,7 +59,11 @@ export class UnpackBudget {
   countEntry(): void {
     this.#entries += 1;
     const maxEntries = this.#limits.maxEntries ?? DEFAULT_MAX_ENTRIES;
-    if (this.#entries > maxEntries) throw new UnpackLimitError("EDGE_UNPACK_TOO_MANY_ENTRIES", `archive holds more than ${maxEntries} files and folders`);
+    if (this.#entries > maxEntries)
+      throw new UnpackLimitError(
+        "EDGE_UNPACK_TOO_MANY_ENTRIES",
+        `archive holds more than ${maxEntries} files and folders`,
+      );
   }
 
   /** Refuses up front what an archive says it holds (zip central directory, a tar header). */
@@ -81,7 +85,10 @@ export class UnpackBudget {
 
   #refuseOverLimit(totalBytes: number): void {
     if (totalBytes > this.#limits.maxBytes) {
-      throw new UnpackLimitError("EDGE_UNPACK_TOO_LARGE", `archive unpacks to more than ${this.#limits.maxBytes} bytes (the tools' maxUnpackedBytes limit)`);
+      throw new UnpackLimitError(
+        "EDGE_UNPACK_TOO_LARGE",
+        `archive unpacks to more than ${this.#limits.maxBytes} bytes (the tools' maxUnpackedBytes limit)`,
+      );
     }
   }
 

@@ -1,15 +1,15 @@
 import { DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { z } from "zod";
-import { EventHeader, type ConsumerBinding } from "../contracts/index.ts";
+import { type ConsumerBinding, EventHeader } from "../contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
 import { retryDelayMs } from "../runtime/backoff.ts";
-import { timersOf, type Clock } from "../runtime/clock.ts";
+import { type Clock, timersOf } from "../runtime/clock.ts";
 import { describeIssues, truncateInput } from "../runtime/echo.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { arrivalOf, TRUST_RETRY_MS, type CommandTrust } from "../trust/index.ts";
+import { arrivalOf, type CommandTrust, TRUST_RETRY_MS } from "../trust/index.ts";
 import { consumeDurable, type DurableConsumer } from "./durable-consumer.ts";
-import { HeldMessages, type HeldMessage, type Settlement } from "./held-messages.ts";
+import { type HeldMessage, HeldMessages, type Settlement } from "./held-messages.ts";
 
 /**
  * How a command's work ended, as the handler says it:
@@ -29,12 +29,17 @@ export const done = (result?: OutgoingEvent): CommandOutcome => (result ? { kind
  * Done, and `next` runs once the command is settled (its result stored and the message acked):
  * for work that ends this agent (an uninstall), which must not start before the platform's copy is.
  */
-export const doneThen = (result: OutgoingEvent, next: () => Promise<void>): CommandOutcome => ({ kind: "done", result, afterSettled: next });
+export const doneThen = (result: OutgoingEvent, next: () => Promise<void>): CommandOutcome => ({
+  kind: "done",
+  result,
+  afterSettled: next,
+});
 /** Delivered again after `afterMs` (0: at once, e.g. work cut short by a stop). */
 export const retryAfter = (afterMs: number): CommandOutcome => ({ kind: "retry", afterMs });
 /** Delivered again after 5 s doubling per delivery, at most 5 min (runtime/backoff.ts). */
 export const retryWithBackoff = (): CommandOutcome => ({ kind: "retry", afterMs: "backoff" });
-export const reject = (reason: string, result?: OutgoingEvent): CommandOutcome => (result ? { kind: "reject", reason, result } : { kind: "reject", reason });
+export const reject = (reason: string, result?: OutgoingEvent): CommandOutcome =>
+  result ? { kind: "reject", reason, result } : { kind: "reject", reason };
 
 /** One delivery of a command, as a handler sees it. */
 export interface CommandDelivery {
@@ -125,7 +130,8 @@ export function createCommandRunner<Command>(options: CommandRunnerOptions<Comma
         const delayMs = outcome.afterMs === "backoff" ? retryDelayMs(work.deliveryCount) : outcome.afterMs;
         settlement = delayMs > 0 ? { kind: "nak", delayMs } : { kind: "nak" };
       } else {
-        if (outcome.kind === "reject") logger.error({ causationId, reason: outcome.reason }, `${handler.what} refused: terminated`);
+        if (outcome.kind === "reject")
+          logger.error({ causationId, reason: outcome.reason }, `${handler.what} refused: terminated`);
         await store(outcome.result, causationId);
         settlement = { kind: outcome.kind === "done" ? "ack" : "term" };
       }
@@ -137,7 +143,11 @@ export function createCommandRunner<Command>(options: CommandRunnerOptions<Comma
     work.settle(settlement);
     if (outcome.kind === "done" && outcome.afterSettled && settlement.kind === "ack") {
       // Not awaited: that work may stop this agent, and stopping waits for the command in hand.
-      void outcome.afterSettled().catch((error: unknown) => logger.error({ err: error, causationId }, `the work after a ${handler.what} failed`));
+      void outcome
+        .afterSettled()
+        .catch((error: unknown) =>
+          logger.error({ err: error, causationId }, `the work after a ${handler.what} failed`),
+        );
     }
   };
 
@@ -146,10 +156,16 @@ export function createCommandRunner<Command>(options: CommandRunnerOptions<Comma
       return await handler.handle(command, delivery);
     } catch (error) {
       if (stopping.signal.aborted) {
-        logger.info({ causationId: delivery.causationId }, `${handler.what} cut short by the stop; the server delivers it again`);
+        logger.info(
+          { causationId: delivery.causationId },
+          `${handler.what} cut short by the stop; the server delivers it again`,
+        );
         return retryAfter(0);
       }
-      logger.error({ err: error, causationId: delivery.causationId }, `${handler.what} failed unexpectedly; it is delivered again`);
+      logger.error(
+        { err: error, causationId: delivery.causationId },
+        `${handler.what} failed unexpectedly; it is delivered again`,
+      );
       return retryWithBackoff();
     }
   };
@@ -167,10 +183,15 @@ export function createCommandRunner<Command>(options: CommandRunnerOptions<Comma
       return refuse(`malformed ${handler.what}: ${(error as Error).message}`, undefined);
     }
     if (options.requireSignature && !options.trust?.signing) {
-      return refuse(`${handler.what} refused: this agent has no configSigningKey, and this command is taken only signed`, raw);
+      return refuse(
+        `${handler.what} refused: this agent has no configSigningKey, and this command is taken only signed`,
+        raw,
+      );
     }
     // Before the body is judged: a replayed or moved command must not even be weighed on its merits.
-    const admission = options.trust ? await options.trust.admit(raw, arrivalOf(message)) : ({ admitted: true } as const);
+    const admission = options.trust
+      ? await options.trust.admit(raw, arrivalOf(message))
+      : ({ admitted: true } as const);
     if (!admission.admitted) {
       if (admission.retryLater) return retryAfter(TRUST_RETRY_MS);
       return refuse(`${handler.what} refused: ${admission.error}`, raw);
@@ -208,7 +229,10 @@ export function createCommandRunner<Command>(options: CommandRunnerOptions<Comma
     };
     const whole = async (): Promise<void> => {
       const admitted = await admit(message, delivery).catch((error: unknown): CommandOutcome => {
-        logger.error({ err: error, causationId: delivery.causationId }, `cannot weigh a ${handler.what}; it is delivered again`);
+        logger.error(
+          { err: error, causationId: delivery.causationId },
+          `cannot weigh a ${handler.what}; it is delivered again`,
+        );
         return retryWithBackoff();
       });
       const outcome = "command" in admitted ? await run(admitted.command, delivery) : admitted;

@@ -1,5 +1,10 @@
 import { readFileSync } from "node:fs";
-import { credsAuthenticator, nkeyAuthenticator, type Authenticator, type ConnectionOptions } from "@nats-io/transport-node";
+import {
+  type Authenticator,
+  type ConnectionOptions,
+  credsAuthenticator,
+  nkeyAuthenticator,
+} from "@nats-io/transport-node";
 import type { ReconnectBackoff } from "../runtime/backoff.ts";
 import type { NatsEndpoint } from "./nats-endpoint.ts";
 
@@ -48,18 +53,29 @@ export function buildConnectionOptions(
   }
   if (auth.nkeySeedFile) {
     const seedFile = auth.nkeySeedFile;
-    const readSeed = (): Uint8Array => new TextEncoder().encode(new TextDecoder().decode(readSecretFile(seedFile, "NKey seed")).trim());
+    const readSeed = (): Uint8Array =>
+      new TextEncoder().encode(new TextDecoder().decode(readSecretFile(seedFile, "NKey seed")).trim());
     readSeed();
     authenticators.push((nonce) => nkeyAuthenticator(readSeed())(nonce));
   }
-  const useTls = tls.caFile !== undefined || tls.certFile !== undefined || settings.natsServers.some((url) => url.startsWith("tls://"));
+  const useTls =
+    tls.caFile !== undefined ||
+    tls.certFile !== undefined ||
+    settings.natsServers.some((url) => url.startsWith("tls://"));
   return {
     servers: [...settings.natsServers],
     name: connectionName,
     ...(auth.user !== undefined ? { user: auth.user, pass: auth.password ?? "" } : {}),
     ...(auth.token !== undefined ? { token: auth.token } : {}),
     ...(authenticators.length > 0 ? { authenticator: authenticators } : {}),
-    ...(useTls ? { tls: { ...(tls.caFile ? { caFile: tls.caFile } : {}), ...(tls.certFile ? { certFile: tls.certFile, keyFile: tls.keyFile } : {}) } } : {}),
+    ...(useTls
+      ? {
+          tls: {
+            ...(tls.caFile ? { caFile: tls.caFile } : {}),
+            ...(tls.certFile ? { certFile: tls.certFile, keyFile: tls.keyFile } : {}),
+          },
+        }
+      : {}),
     // Forever: an edge machine may be offline for days and must come back by itself.
     maxReconnectAttempts: -1,
     // The first connection is retried by our link (it reports why each try failed); after that,

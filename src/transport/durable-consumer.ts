@@ -1,8 +1,16 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { sleepOn, type Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../runtime/backoff.ts";
+import { type Clock, sleepOn } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
 
 export interface DurableConsumerOptions {
   readonly connection: NatsConnection;
@@ -60,7 +68,9 @@ export function consumeDurable(options: DurableConsumerOptions): DurableConsumer
             ack_wait: ackWaitMs * 1_000_000,
           });
         }
-        const messages = await (await jetstream(options.connection).consumers.get(stream, name)).consume({ max_messages: 4 });
+        const messages = await (await jetstream(options.connection).consumers.get(stream, name)).consume({
+          max_messages: 4,
+        });
         stopMessages = () => void messages.stop();
         if (stopped) messages.stop();
         logger.info({ consumer: name, stream }, "listening");

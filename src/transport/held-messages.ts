@@ -3,7 +3,10 @@ import type { Cancel, Timers } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 /** How the work on a held message ended. */
-export type Settlement = { readonly kind: "ack" } | { readonly kind: "nak"; readonly delayMs?: number } | { readonly kind: "term" };
+export type Settlement =
+  | { readonly kind: "ack" }
+  | { readonly kind: "nak"; readonly delayMs?: number }
+  | { readonly kind: "term" };
 
 /** A message taken from a consumer whose work goes on after the consumer's handler returned. */
 export interface HeldMessage {
@@ -67,7 +70,10 @@ export class HeldMessages {
     const existing = this.#held.get(key);
     if (existing) {
       existing.message = message;
-      this.#logger.info({ stream: message.info.stream, seq: message.seq, deliveryCount: message.info.deliveryCount }, "message delivered again while its work goes on: the work continues once");
+      this.#logger.info(
+        { stream: message.info.stream, seq: message.seq, deliveryCount: message.info.deliveryCount },
+        "message delivered again while its work goes on: the work continues once",
+      );
       this.#beat(message);
       return null;
     }

@@ -14,7 +14,12 @@ export type PublishOutcome =
 
 /** Publishing as the outbox's drainer sees it: one message, and what became of it. */
 export interface EventPublisher {
-  publish(subject: string, payload: Uint8Array, headers: ReadonlyArray<readonly [string, string]>, msgId: string): Promise<PublishOutcome>;
+  publish(
+    subject: string,
+    payload: Uint8Array,
+    headers: ReadonlyArray<readonly [string, string]>,
+    msgId: string,
+  ): Promise<PublishOutcome>;
 }
 
 /** JetStream API errors that will never succeed on retry: the server refuses the message itself. */
@@ -30,14 +35,18 @@ const PERMANENT_API_CODES = new Set([
  */
 export function classifyPublishError(error: unknown): PublishOutcome {
   const reason = error instanceof Error ? error.message : String(error);
-  if (error instanceof natsErrors.PermissionViolationError) return { kind: "rejected", reason: `permission denied: ${reason}` };
-  if (error instanceof natsErrors.InvalidSubjectError) return { kind: "rejected", reason: `invalid subject: ${reason}` };
-  if (error instanceof natsErrors.InvalidArgumentError && /max_payload/i.test(reason)) return { kind: "rejected", reason: `payload larger than the server's max_payload: ${reason}` };
+  if (error instanceof natsErrors.PermissionViolationError)
+    return { kind: "rejected", reason: `permission denied: ${reason}` };
+  if (error instanceof natsErrors.InvalidSubjectError)
+    return { kind: "rejected", reason: `invalid subject: ${reason}` };
+  if (error instanceof natsErrors.InvalidArgumentError && /max_payload/i.test(reason))
+    return { kind: "rejected", reason: `payload larger than the server's max_payload: ${reason}` };
   if (error instanceof JetStreamApiError && PERMANENT_API_CODES.has(error.code)) return { kind: "rejected", reason };
   // nats.js reports a publish nobody stored (no stream for the subject) as "JetStream not enabled",
   // caused by a no-responders RequestError.
   const cause = error instanceof Error ? error.cause : undefined;
-  if (cause instanceof natsErrors.RequestError && cause.isNoResponders()) return { kind: "retry", reason: NO_STREAM_REASON };
+  if (cause instanceof natsErrors.RequestError && cause.isNoResponders())
+    return { kind: "retry", reason: NO_STREAM_REASON };
   return { kind: "retry", reason };
 }
 

@@ -1,6 +1,6 @@
-import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { wsconnect } from "@nats-io/nats-core";
-import { sleepOn, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
+import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/transport-node";
+import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
 import { createLogThrottle } from "../runtime/log-throttle.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { usesWebSocket } from "./nats-endpoint.ts";
@@ -73,7 +73,10 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
       switch (status.type) {
         case "disconnect":
           state = "disconnected";
-          logger.warn({ server: status.server }, "disconnected from NATS; events are kept on the device until the link is back");
+          logger.warn(
+            { server: status.server },
+            "disconnected from NATS; events are kept on the device until the link is back",
+          );
           observer.disconnected(status.server, "connection lost");
           break;
         case "reconnect":
@@ -111,13 +114,19 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
   const connectUntilConnected = async (): Promise<NatsConnection | null> => {
     let announced = false;
     let attempt = 0;
-    const failureLines = createLogThrottle({ intervalMs: options.failureLogIntervalMs ?? 30_000, nowMs: () => options.clock.monotonicMs() });
+    const failureLines = createLogThrottle({
+      intervalMs: options.failureLogIntervalMs ?? 30_000,
+      nowMs: () => options.clock.monotonicMs(),
+    });
     while (!closing) {
       attempt += 1;
       try {
         const connectionOptions = options.connectionOptions();
         if (!announced) {
-          logger.info({ servers: connectionOptions.servers }, "connecting to NATS (work goes on offline meanwhile; it keeps trying)");
+          logger.info(
+            { servers: connectionOptions.servers },
+            "connecting to NATS (work goes on offline meanwhile; it keeps trying)",
+          );
           announced = true;
         }
         return await options.factory(connectionOptions);
@@ -129,10 +138,17 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
         if (reason !== lastError) {
           failureLines.reset();
           failureLines.take();
-          logger.error({ reason, attempt, retryInMs: delayMs }, "NATS connection failed; retrying (the reason is in `edge-agent status`)");
+          logger.error(
+            { reason, attempt, retryInMs: delayMs },
+            "NATS connection failed; retrying (the reason is in `edge-agent status`)",
+          );
         } else {
           const { log, suppressed } = failureLines.take();
-          if (log) logger.warn({ reason, attempt, failedSinceLastLine: suppressed + 1, retryInMs: delayMs }, "NATS connection still failing; retrying");
+          if (log)
+            logger.warn(
+              { reason, attempt, failedSinceLastLine: suppressed + 1, retryInMs: delayMs },
+              "NATS connection still failing; retrying",
+            );
           else logger.debug({ reason, attempt, retryInMs: delayMs }, "NATS connection still failing; retrying");
         }
         lastError = reason;
@@ -188,7 +204,9 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
         return;
       }
       let cancelTimeout: Cancel = () => undefined;
-      const timeout = new Promise<"timeout">((resolve) => (cancelTimeout = timersOf(options.clock).after(timeoutMs, () => resolve("timeout"))));
+      const timeout = new Promise<"timeout">(
+        (resolve) => (cancelTimeout = timersOf(options.clock).after(timeoutMs, () => resolve("timeout"))),
+      );
       const drained = nc.isClosed() ? Promise.resolve() : nc.drain().catch(() => nc.close());
       const outcome = await Promise.race([drained, timeout]);
       cancelTimeout();

@@ -1,17 +1,17 @@
 import {
   AckPolicy,
+  type ConsumerMessages,
   DeliverPolicy,
-  jetstream,
-  jetstreamManager,
   JetStreamApiCodes,
   JetStreamApiError,
-  type ConsumerMessages,
   type JsMsg,
+  jetstream,
+  jetstreamManager,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { sleepOn, timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
 import { jitteredBackoff } from "../runtime/backoff.ts";
+import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
+import type { Logger } from "../runtime/logger.ts";
 
 const ACK = new TextEncoder().encode("+ACK");
 
@@ -126,7 +126,10 @@ export class OrderedStreamSource {
     this.#trustFirst = true;
     const generation = ++this.#generation;
     this.#pump = this.#run(generation);
-    this.#stopHealthChecks = timersOf(this.#options.clock).every(this.#options.healthCheckMs ?? 15_000, () => void this.#checkHealth(generation));
+    this.#stopHealthChecks = timersOf(this.#options.clock).every(
+      this.#options.healthCheckMs ?? 15_000,
+      () => void this.#checkHealth(generation),
+    );
   }
 
   /** Up to `max` messages, in stream order, without waiting. */
@@ -159,7 +162,8 @@ export class OrderedStreamSource {
    */
   ackTaken(sequence: number): void {
     let last: { ackTo: string } | undefined;
-    while (this.#unacked.length > 0 && (this.#unacked[0] as { sequence: number }).sequence <= sequence) last = this.#unacked.shift();
+    while (this.#unacked.length > 0 && (this.#unacked[0] as { sequence: number }).sequence <= sequence)
+      last = this.#unacked.shift();
     if (!last) return;
     try {
       // What JsMsg.ack() sends: the consumer (ack policy all) takes it for everything up to here.
@@ -186,8 +190,14 @@ export class OrderedStreamSource {
     while (!this.#stopped && generation === this.#generation) {
       try {
         await this.#recreateConsumer(this.#expected);
-        const consumer = await jetstream(this.#options.connection).consumers.get(this.stream, this.#options.consumerName);
-        const messages = await consumer.consume({ max_messages: Math.min(this.#capacity, 1_000), abort_on_missing_resource: true });
+        const consumer = await jetstream(this.#options.connection).consumers.get(
+          this.stream,
+          this.#options.consumerName,
+        );
+        const messages = await consumer.consume({
+          max_messages: Math.min(this.#capacity, 1_000),
+          abort_on_missing_resource: true,
+        });
         this.#messages = messages;
         if (generation !== this.#generation) {
           messages.stop();
@@ -219,14 +229,20 @@ export class OrderedStreamSource {
         continue;
       }
       if (!this.#trustFirst && sequence > this.#expected) {
-        this.#logger.info({ expected: this.#expected, got: sequence }, "gap in delivery (a redelivery is due or messages are gone): reading again from the expected sequence");
+        this.#logger.info(
+          { expected: this.#expected, got: sequence },
+          "gap in delivery (a redelivery is due or messages are gone): reading again from the expected sequence",
+        );
         messages.stop();
         return "reposition";
       }
       if (this.#trustFirst && sequence > this.#expected) {
         const missing = sequence - this.#expected;
         this.#counters.missingFromStream += missing;
-        this.#logger.warn({ from: this.#expected, to: sequence - 1, missing }, "messages were gone from the stream before they could be read (expired or deleted)");
+        this.#logger.warn(
+          { from: this.#expected, to: sequence - 1, missing },
+          "messages were gone from the stream before they could be read (expired or deleted)",
+        );
       }
       this.#trustFirst = false;
       this.#expected = sequence + 1;
@@ -251,7 +267,9 @@ export class OrderedStreamSource {
     await manager.consumers.add(this.stream, {
       durable_name: this.#options.consumerName,
       ack_policy: AckPolicy.All,
-      ...(fromSequence <= 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence }),
+      ...(fromSequence <= 1
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence }),
       ack_wait: (this.#options.ackWaitMs ?? 60_000) * 1_000_000,
       max_ack_pending: this.#options.maxAckPending ?? this.#capacity * 3,
       max_deliver: -1,
@@ -267,8 +285,14 @@ export class OrderedStreamSource {
       const manager = await jetstreamManager(this.#options.connection);
       await manager.consumers.info(this.stream, this.#options.consumerName);
     } catch (error) {
-      if (error instanceof JetStreamApiError && (error.code === JetStreamApiCodes.ConsumerNotFound || error.code === JetStreamApiCodes.StreamNotFound)) {
-        this.#logger.warn({ reason: error.message }, "the consumer is gone (deleted, or the server lost it): making it again");
+      if (
+        error instanceof JetStreamApiError &&
+        (error.code === JetStreamApiCodes.ConsumerNotFound || error.code === JetStreamApiCodes.StreamNotFound)
+      ) {
+        this.#logger.warn(
+          { reason: error.message },
+          "the consumer is gone (deleted, or the server lost it): making it again",
+        );
         // Ends the current iterator; the pump makes the consumer again at the expected sequence.
         this.#messages?.stop(error);
       }
@@ -279,7 +303,8 @@ export class OrderedStreamSource {
 /** Where a message's ack goes: its reply subject (nats.js has it on the message, not in the JsMsg type). */
 function ackSubjectOf(raw: JsMsg): string {
   const reply = (raw as JsMsg & { readonly reply?: unknown }).reply;
-  if (typeof reply !== "string" || reply === "") throw new Error(`stream message ${raw.seq} has no reply subject to ack on`);
+  if (typeof reply !== "string" || reply === "")
+    throw new Error(`stream message ${raw.seq} has no reply subject to ack on`);
   return reply;
 }
 

@@ -6,7 +6,11 @@ import { PermissionViolationError } from "@nats-io/nats-core";
  * RequestError.
  */
 export function isPermissionDenied(error: unknown): boolean {
-  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 4; current = current.cause, depth++) {
+  for (
+    let current: unknown = error, depth = 0;
+    current instanceof Error && depth < 4;
+    current = current.cause, depth++
+  ) {
     if (current instanceof PermissionViolationError) return true;
   }
   return false;

@@ -1,6 +1,6 @@
+import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
-import { SERVICE_NAME, type MachineSubjects } from "../contracts/index.ts";
+import { type MachineSubjects, SERVICE_NAME } from "../contracts/index.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 /** One request/reply endpoint, `machine.{id}.rpc.<name>`: takes the request body (may be empty), returns a JSON-able reply. */
@@ -31,7 +31,12 @@ export async function startRpcService(options: {
     // Replies go to the one agent that owns the subject: no queue group sharing across machines.
     queue: "",
   });
-  const subjectOf = { health: subjects.rpcHealth, status: subjects.rpcStatus, collect: subjects.rpcCollect, config: subjects.rpcConfig } as const;
+  const subjectOf = {
+    health: subjects.rpcHealth,
+    status: subjects.rpcStatus,
+    collect: subjects.rpcCollect,
+    config: subjects.rpcConfig,
+  } as const;
   for (const { name, handle } of options.endpoints) {
     const subject = subjectOf[name];
     service.addEndpoint(name, {

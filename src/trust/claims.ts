@@ -46,7 +46,11 @@ export interface HighWaterMark {
 export const kvScope = (key: string): string => `kv:${key}`;
 
 /** Where a JetStream message arrived (structural: any message with a subject, sequence and stream). */
-export const arrivalOf = (message: { readonly subject: string; readonly seq: number; readonly info: { readonly stream: string } }): Arrival => ({
+export const arrivalOf = (message: {
+  readonly subject: string;
+  readonly seq: number;
+  readonly info: { readonly stream: string };
+}): Arrival => ({
   scope: message.subject,
   ref: `${message.info.stream}:${message.seq}`,
 });
@@ -55,7 +59,11 @@ export const arrivalOf = (message: { readonly subject: string; readonly seq: num
  * The platform's side: signs `body` for `scope` with the next `serial` of that scope. The claims
  * sit beside the body's own fields, and the signature covers them all.
  */
-export function signCommand<T extends Record<string, unknown>>(body: T, claims: { scope: string; serial: number }, seed: Uint8Array): T & SignedClaims {
+export function signCommand<T extends Record<string, unknown>>(
+  body: T,
+  claims: { scope: string; serial: number },
+  seed: Uint8Array,
+): T & SignedClaims {
   const { signature: _old, ...unsigned } = body;
   return signDocument({ ...unsigned, scope: claims.scope, serial: claims.serial }, seed) as unknown as T & SignedClaims;
 }
@@ -66,9 +74,17 @@ export function signCommand<T extends Record<string, unknown>>(body: T, claims: 
  * returns the claims to record. The signature is checked before the claims are read, so nothing
  * unsigned can raise or probe a mark.
  */
-export function judgeCommand(document: unknown, arrival: Arrival, publicKey: string, mark: HighWaterMark | undefined): HighWaterMark {
+export function judgeCommand(
+  document: unknown,
+  arrival: Arrival,
+  publicKey: string,
+  mark: HighWaterMark | undefined,
+): HighWaterMark {
   if (document === null || typeof document !== "object" || Array.isArray(document)) {
-    throw new UntrustedCommandError(UntrustedReason.unsigned, `not signed (${Array.isArray(document) ? "a bare list" : "not a JSON object"}), and a signing key is configured`);
+    throw new UntrustedCommandError(
+      UntrustedReason.unsigned,
+      `not signed (${Array.isArray(document) ? "a bare list" : "not a JSON object"}), and a signing key is configured`,
+    );
   }
   const fields = document as Record<string, unknown>;
   if (typeof fields.signature !== "string" || fields.signature === "") {
@@ -78,21 +94,36 @@ export function judgeCommand(document: unknown, arrival: Arrival, publicKey: str
   try {
     valid = hasValidSignature(fields, fields.signature, publicKey);
   } catch {
-    throw new UntrustedCommandError(UntrustedReason.badSignature, `the configured signing key ${JSON.stringify(publicKey.slice(0, 8))}… is not an NKey public key: nothing signed can be checked`);
+    throw new UntrustedCommandError(
+      UntrustedReason.badSignature,
+      `the configured signing key ${JSON.stringify(publicKey.slice(0, 8))}… is not an NKey public key: nothing signed can be checked`,
+    );
   }
   if (!valid) {
-    throw new UntrustedCommandError(UntrustedReason.badSignature, `the signature does not match the configured key ${publicKey.slice(0, 8)}…, or the document was changed after signing`);
+    throw new UntrustedCommandError(
+      UntrustedReason.badSignature,
+      `the signature does not match the configured key ${publicKey.slice(0, 8)}…, or the document was changed after signing`,
+    );
   }
   const claims = SignedClaims.safeParse(fields);
   if (!claims.success) {
-    throw new UntrustedCommandError(UntrustedReason.noClaims, "signed without a valid scope and serial: the signature must cover where it applies and a rising serial");
+    throw new UntrustedCommandError(
+      UntrustedReason.noClaims,
+      "signed without a valid scope and serial: the signature must cover where it applies and a rising serial",
+    );
   }
   const { scope, serial } = claims.data;
   if (scope !== arrival.scope) {
-    throw new UntrustedCommandError(UntrustedReason.wrongScope, `signed for ${JSON.stringify(scope)}, but it arrived on ${JSON.stringify(arrival.scope)}`);
+    throw new UntrustedCommandError(
+      UntrustedReason.wrongScope,
+      `signed for ${JSON.stringify(scope)}, but it arrived on ${JSON.stringify(arrival.scope)}`,
+    );
   }
   if (mark && (serial < mark.serial || (serial === mark.serial && arrival.ref !== mark.ref))) {
-    throw new UntrustedCommandError(UntrustedReason.replayed, `serial ${serial} is not newer than serial ${mark.serial} already accepted for ${scope}: an old or replayed document`);
+    throw new UntrustedCommandError(
+      UntrustedReason.replayed,
+      `serial ${serial} is not newer than serial ${mark.serial} already accepted for ${scope}: an old or replayed document`,
+    );
   }
   return { serial, ref: arrival.ref };
 }

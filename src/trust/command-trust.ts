@@ -2,7 +2,7 @@ import { fromPublic } from "@nats-io/nkeys";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
-import { judgeCommand, UntrustedCommandError, type Arrival } from "./claims.ts";
+import { type Arrival, judgeCommand, UntrustedCommandError } from "./claims.ts";
 import { highWaterStore, type StoredMarks } from "./high-water-store.ts";
 
 export class TrustStoreError extends Error {
@@ -69,7 +69,11 @@ const isPublicKey = (key: string): boolean => {
 export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
   const { publicKey } = options;
   if (!publicKey) return { signing: false, admit: async () => ({ admitted: true, serial: null }) };
-  if (!isPublicKey(publicKey)) options.logger.error({ configSigningKey: publicKey }, "configSigningKey is not an NKey public key: every signed document will be refused");
+  if (!isPublicKey(publicKey))
+    options.logger.error(
+      { configSigningKey: publicKey },
+      "configSigningKey is not an NKey public key: every signed document will be refused",
+    );
   const store = highWaterStore(options.dataDir, options.logger, () => options.clock.now());
   let marks: StoredMarks["marks"] | null = null;
   // Judge and record in one step per document: two documents of one scope can never both pass.
@@ -80,7 +84,9 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
       try {
         marks = await store.load();
       } catch (error) {
-        throw new TrustStoreError(`cannot read the accepted-serial marks: ${(error as Error).message}`, { cause: error });
+        throw new TrustStoreError(`cannot read the accepted-serial marks: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
     }
     const mark = judgeCommand(document, arrival, publicKey, marks[arrival.scope]);
@@ -88,7 +94,10 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
     try {
       await store.save(next);
     } catch (error) {
-      throw new TrustStoreError(`cannot record serial ${mark.serial} for ${arrival.scope}: ${(error as Error).message}`, { cause: error });
+      throw new TrustStoreError(
+        `cannot record serial ${mark.serial} for ${arrival.scope}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     marks = next;
     return mark.serial;
@@ -102,8 +111,17 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
           return { admitted: true, serial: await accept(document, arrival) };
         } catch (error) {
           if (!(error instanceof UntrustedCommandError) && !(error instanceof TrustStoreError)) throw error;
-          if (error instanceof TrustStoreError) options.logger.error({ err: error, scope: arrival.scope }, "cannot keep the accepted-serial marks; the command waits");
-          return { admitted: false, code: error.code, error: `${error.message} (${error.code})`, retryLater: error instanceof TrustStoreError };
+          if (error instanceof TrustStoreError)
+            options.logger.error(
+              { err: error, scope: arrival.scope },
+              "cannot keep the accepted-serial marks; the command waits",
+            );
+          return {
+            admitted: false,
+            code: error.code,
+            error: `${error.message} (${error.code})`,
+            retryLater: error instanceof TrustStoreError,
+          };
         }
       });
     },

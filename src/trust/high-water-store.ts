@@ -19,7 +19,11 @@ export type StoredMarks = z.infer<typeof StoredMarks>;
  * A damaged file is set aside and the marks start empty: whoever can damage it can also replace the
  * agent, and refusing every signed command forever would cut the machine off from its platform.
  */
-export function highWaterStore(dataDir: string, logger: Logger, now: () => number): {
+export function highWaterStore(
+  dataDir: string,
+  logger: Logger,
+  now: () => number,
+): {
   load(): Promise<StoredMarks["marks"]>;
   save(marks: StoredMarks["marks"]): Promise<void>;
 } {
@@ -29,7 +33,10 @@ export function highWaterStore(dataDir: string, logger: Logger, now: () => numbe
       const stored = await readJsonStateFile(path, StoredMarks, now);
       if (stored.kind === "valid") return stored.value.marks;
       if (stored.kind === "damaged") {
-        logger.error({ err: stored.error, setAside: stored.setAside }, "the accepted-serial marks are damaged: set aside; older signed documents may be accepted again until newer ones arrive");
+        logger.error(
+          { err: stored.error, setAside: stored.setAside },
+          "the accepted-serial marks are damaged: set aside; older signed documents may be accepted again until newer ones arrive",
+        );
       }
       return {};
     },

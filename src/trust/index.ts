@@ -1,4 +1,20 @@
-export { arrivalOf, judgeCommand, kvScope, signCommand, UntrustedCommandError, UntrustedReason, type Arrival, type HighWaterMark } from "./claims.ts";
-export { createCommandTrust, TRUST_RETRY_MS, TrustStoreError, type Admission, type CommandTrust, type CommandTrustOptions } from "./command-trust.ts";
+export {
+  type Arrival,
+  arrivalOf,
+  type HighWaterMark,
+  judgeCommand,
+  kvScope,
+  signCommand,
+  UntrustedCommandError,
+  UntrustedReason,
+} from "./claims.ts";
+export {
+  type Admission,
+  type CommandTrust,
+  type CommandTrustOptions,
+  createCommandTrust,
+  TRUST_RETRY_MS,
+  TrustStoreError,
+} from "./command-trust.ts";
 export { HIGH_WATER_FILE } from "./high-water-store.ts";
 export { signDocument } from "./signature.ts";

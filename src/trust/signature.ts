@@ -10,7 +10,10 @@ function signedBytes(document: Record<string, unknown>): Uint8Array {
 }
 
 /** Signs with an NKey seed (e.g. `SU...`, `SA...`, `SO...`); the signature is base64. */
-export function signDocument<T extends Record<string, unknown>>(document: T, seed: Uint8Array): T & { signature: string } {
+export function signDocument<T extends Record<string, unknown>>(
+  document: T,
+  seed: Uint8Array,
+): T & { signature: string } {
   const key = fromSeed(seed);
   return { ...document, signature: Buffer.from(key.sign(signedBytes(document))).toString("base64") };
 }

@@ -1,6 +1,6 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { CapabilityFactory } from "../capability/capability.ts";
-import { ClientUninstallMessage, EventType, machineConsumers, type ClientUninstallState } from "../contracts/index.ts";
+import { ClientUninstallMessage, type ClientUninstallState, EventType, machineConsumers } from "../contracts/index.ts";
 import type { OutgoingEvent } from "../events/event-sink.ts";
 import { createCommandRunner, doneThen } from "../transport/command-runner.ts";
 
@@ -50,12 +50,16 @@ export function remoteUninstallCapability(options: RemoteUninstallOptions): Capa
         schema: ClientUninstallMessage,
         rejection: (reason) => status("REJECTED", reason),
         async handle(command, delivery) {
-          logger.warn({ causationId: delivery.causationId, issuedAt: command.issuedAt }, "verified remote uninstall: reporting it, then removing the agent");
+          logger.warn(
+            { causationId: delivery.causationId, issuedAt: command.issuedAt },
+            "verified remote uninstall: reporting it, then removing the agent",
+          );
           return doneThen(status("UNINSTALLING", null), async () => {
             if (uninstalling) return;
             uninstalling = true;
             const delivered = await options.outboxDrained(options.reportTimeoutMs ?? 10_000);
-            if (!delivered) logger.warn("the uninstall report is not delivered yet; uninstalling anyway (it stays in the outbox)");
+            if (!delivered)
+              logger.warn("the uninstall report is not delivered yet; uninstalling anyway (it stays in the outbox)");
             await options.uninstall(`remote uninstall ${delivery.causationId}`);
           });
         },

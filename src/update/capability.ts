@@ -7,7 +7,10 @@ import { createSelfUpdater } from "./self-updater.ts";
  * Self-update. `requestRestart` stops the agent and starts it again through the service manager
  * (the daemon gives one); without it, updates are refused (nothing could start the new version).
  */
-export function selfUpdateCapability(options: { requestRestart?: ((reason: string) => void) | undefined; childEnvironment?: NodeJS.ProcessEnv | undefined }): CapabilityFactory {
+export function selfUpdateCapability(options: {
+  requestRestart?: ((reason: string) => void) | undefined;
+  childEnvironment?: NodeJS.ProcessEnv | undefined;
+}): CapabilityFactory {
   return (context) => {
     const updater = createSelfUpdater({
       machineId: context.machineId,
@@ -22,10 +25,12 @@ export function selfUpdateCapability(options: { requestRestart?: ((reason: strin
       ...(options.requestRestart ? { requestRestart: options.requestRestart } : {}),
       childEnvironment: options.childEnvironment,
     });
-    const failed = (what: string) => (error: unknown): void => {
-      context.recordError("update", error);
-      context.logger.error({ err: error }, what);
-    };
+    const failed =
+      (what: string) =>
+      (error: unknown): void => {
+        context.recordError("update", error);
+        context.logger.error({ err: error }, what);
+      };
     return {
       name: "update",
       start: () => updater.start().catch(failed("self-update state unusable; updates may fail until it is fixed")),

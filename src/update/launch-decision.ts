@@ -11,8 +11,16 @@ export const MAX_TRIAL_LAUNCHES = 3;
 /** Rolled-back versions remembered (newest kept): enough to stop a broadcast loop, never unbounded. */
 export const MAX_ROLLED_BACK_REMEMBERED = 20;
 
-function remember(list: UpdateState["rolledBack"], version: string, reason: string, nowMs: number): UpdateState["rolledBack"] {
-  return [...list.filter((entry) => entry.version !== version), { version, at: new Date(nowMs).toISOString(), reason }].slice(-MAX_ROLLED_BACK_REMEMBERED);
+function remember(
+  list: UpdateState["rolledBack"],
+  version: string,
+  reason: string,
+  nowMs: number,
+): UpdateState["rolledBack"] {
+  return [
+    ...list.filter((entry) => entry.version !== version),
+    { version, at: new Date(nowMs).toISOString(), reason },
+  ].slice(-MAX_ROLLED_BACK_REMEMBERED);
 }
 
 export type LaunchDecision =
@@ -26,8 +34,19 @@ export interface LaunchContext {
   readonly newId: () => string;
 }
 
-function report(context: LaunchContext, version: string, runningVersion: string, state: ClientUpdateState, error: string | null, causationId: string | null): PendingReport {
-  return { eventId: context.newId(), causationId, body: { version, runningVersion, state, error, timestamp: new Date(context.nowMs).toISOString() } };
+function report(
+  context: LaunchContext,
+  version: string,
+  runningVersion: string,
+  state: ClientUpdateState,
+  error: string | null,
+  causationId: string | null,
+): PendingReport {
+  return {
+    eventId: context.newId(),
+    causationId,
+    body: { version, runningVersion, state, error, timestamp: new Date(context.nowMs).toISOString() },
+  };
 }
 
 /** The trial failed: back to the version before it (or the packaged binary), never to try it by broadcast again. */
@@ -40,7 +59,10 @@ export function rollBackTrial(state: UpdateState, reason: string, context: Launc
     active: back,
     trial: null,
     rolledBack: remember(state.rolledBack, trial.version, reason, context.nowMs),
-    pendingReports: [...state.pendingReports, report(context, trial.version, back?.version ?? context.selfVersion, "ROLLED_BACK", reason, trial.causationId)],
+    pendingReports: [
+      ...state.pendingReports,
+      report(context, trial.version, back?.version ?? context.selfVersion, "ROLLED_BACK", reason, trial.causationId),
+    ],
   };
 }
 
@@ -52,7 +74,10 @@ export function abandonActive(state: UpdateState, reason: string, context: Launc
     ...state,
     active: null,
     rolledBack: remember(state.rolledBack, active.version, reason, context.nowMs),
-    pendingReports: [...state.pendingReports, report(context, active.version, context.selfVersion, "ROLLED_BACK", reason, null)],
+    pendingReports: [
+      ...state.pendingReports,
+      report(context, active.version, context.selfVersion, "ROLLED_BACK", reason, null),
+    ],
   };
 }
 
@@ -66,7 +91,10 @@ export function promoteTrial(state: UpdateState, context: LaunchContext): Update
     active: binary,
     trial: null,
     rolledBack: state.rolledBack.filter((entry) => entry.version !== trial.version),
-    pendingReports: [...state.pendingReports, report(context, trial.version, trial.version, "UPDATED", null, trial.causationId)],
+    pendingReports: [
+      ...state.pendingReports,
+      report(context, trial.version, trial.version, "UPDATED", null, trial.causationId),
+    ],
   };
 }
 
@@ -81,9 +109,17 @@ export function decideLaunch(state: UpdateState, context: LaunchContext): Launch
   if (trial) {
     const elapsedMs = context.nowMs - Date.parse(trial.startedAt);
     if (elapsedMs > HEALTH_WINDOW_MS) {
-      next = rollBackTrial(next, `version ${trial.version} did not report healthy within ${HEALTH_WINDOW_MS / 1000} s`, context);
+      next = rollBackTrial(
+        next,
+        `version ${trial.version} did not report healthy within ${HEALTH_WINDOW_MS / 1000} s`,
+        context,
+      );
     } else if (trial.launches >= MAX_TRIAL_LAUNCHES) {
-      next = rollBackTrial(next, `version ${trial.version} stopped ${trial.launches} times before reporting healthy`, context);
+      next = rollBackTrial(
+        next,
+        `version ${trial.version} stopped ${trial.launches} times before reporting healthy`,
+        context,
+      );
     } else if (semverLte(trial.version, context.selfVersion)) {
       // A package upgrade overtook the update: the packaged binary is at least as new.
       next = { ...next, trial: null };
@@ -93,7 +129,8 @@ export function decideLaunch(state: UpdateState, context: LaunchContext): Launch
     }
   }
   const active = next.active;
-  if (active && semverGt(active.version, context.selfVersion)) return { kind: "exec", binary: active, trial: false, state: next };
+  if (active && semverGt(active.version, context.selfVersion))
+    return { kind: "exec", binary: active, trial: false, state: next };
   if (active) next = { ...next, active: null };
   return { kind: "run-here", state: next };
 }

@@ -7,17 +7,44 @@ import type { NatsConnection } from "@nats-io/transport-node";
 // One function each, not the whole package: `semver` loads its 47 modules (~2 MB resident) for these.
 import semverEq from "semver/functions/eq.js";
 import semverLt from "semver/functions/lt.js";
-import { ClientUpdateMessage, EventType, fleetSubjects, machineConsumers, machineSubjects, type ClientUpdateState, type ClientUpdateStatus, type DownloadConfiguration, type OsName } from "../contracts/index.ts";
-import { download, DownloadError } from "../download/index.ts";
+import {
+  ClientUpdateMessage,
+  type ClientUpdateState,
+  type ClientUpdateStatus,
+  type DownloadConfiguration,
+  EventType,
+  fleetSubjects,
+  machineConsumers,
+  machineSubjects,
+  type OsName,
+} from "../contracts/index.ts";
+import { DownloadError, download } from "../download/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import { timersOf, type Cancel, type Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
 import { setAsideDamagedFile } from "../runtime/json-state-file.ts";
+import type { Logger } from "../runtime/logger.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
-import { createCommandRunner, done, reject, retryAfter, retryWithBackoff, type CommandDelivery, type CommandOutcome } from "../transport/command-runner.ts";
+import {
+  type CommandDelivery,
+  type CommandOutcome,
+  createCommandRunner,
+  done,
+  reject,
+  retryAfter,
+  retryWithBackoff,
+} from "../transport/command-runner.ts";
 import type { CommandTrust } from "../trust/index.ts";
-import { HEALTH_WINDOW_MS, promoteTrial, type LaunchContext } from "./launch-decision.ts";
-import { binaryPathFor, EMPTY_UPDATE_STATE, readUpdateState, updatePaths, UpdateStateError, writeUpdateState, type InstalledBinary, type UpdateState } from "./update-state.ts";
+import { HEALTH_WINDOW_MS, type LaunchContext, promoteTrial } from "./launch-decision.ts";
+import {
+  binaryPathFor,
+  EMPTY_UPDATE_STATE,
+  type InstalledBinary,
+  readUpdateState,
+  type UpdateState,
+  UpdateStateError,
+  updatePaths,
+  writeUpdateState,
+} from "./update-state.ts";
 
 /** An agent binary is about 115 MiB; this leaves room for growth and refuses anything absurd. */
 export const MAX_AGENT_BINARY_BYTES = 512 * 1024 * 1024;
@@ -34,7 +61,11 @@ const ARCH_ALIASES: Readonly<Record<string, readonly string[]>> = {
  * The entry for this OS; when there are several (one per architecture), the one whose name or
  * link names this machine's architecture. DownloadConfiguration has no architecture field.
  */
-export function pickBinaryFor(list: readonly DownloadConfiguration[], os: OsName, arch: string): DownloadConfiguration | null {
+export function pickBinaryFor(
+  list: readonly DownloadConfiguration[],
+  os: OsName,
+  arch: string,
+): DownloadConfiguration | null {
   const forOs = list.filter((entry) => entry.os === os && entry.link);
   if (forOs.length <= 1) return forOs[0] ?? null;
   const mentions = (entry: DownloadConfiguration, names: readonly string[]): boolean => {
@@ -115,8 +146,16 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   const sendPendingReports = async (): Promise<void> => {
     let state = await readUpdateState(paths);
     for (const pending of state.pendingReports) {
-      await options.sink.emit({ type: EventType.clientUpdateStatus, body: pending.body, eventId: pending.eventId, ...(pending.causationId ? { causationId: pending.causationId } : {}) });
-      logger.info({ version: pending.body.version, state: pending.body.state, error: pending.body.error }, "self-update outcome");
+      await options.sink.emit({
+        type: EventType.clientUpdateStatus,
+        body: pending.body,
+        eventId: pending.eventId,
+        ...(pending.causationId ? { causationId: pending.causationId } : {}),
+      });
+      logger.info(
+        { version: pending.body.version, state: pending.body.state, error: pending.body.error },
+        "self-update outcome",
+      );
       state = { ...state, pendingReports: state.pendingReports.filter((each) => each.eventId !== pending.eventId) };
       // Written after each one: a crash re-sends at most one report, with the same event id.
       await writeUpdateState(paths, state);
@@ -126,14 +165,33 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
 
   /** Removes versions nothing points at, and partial downloads a crash left. */
   const prune = async (state: UpdateState): Promise<void> => {
-    const keep = new Set([state.active?.version, state.trial?.version, state.trial?.previous?.version].filter((version): version is string => typeof version === "string"));
+    const keep = new Set(
+      [state.active?.version, state.trial?.version, state.trial?.previous?.version].filter(
+        (version): version is string => typeof version === "string",
+      ),
+    );
     await rm(paths.stagingDir, { recursive: true, force: true });
     const entries = await readdir(paths.versionsDir).catch(() => [] as string[]);
-    await Promise.all(entries.filter((entry) => !keep.has(entry)).map((entry) => rm(dirname(binaryPathFor(paths, entry)), { recursive: true, force: true })));
+    await Promise.all(
+      entries
+        .filter((entry) => !keep.has(entry))
+        .map((entry) => rm(dirname(binaryPathFor(paths, entry)), { recursive: true, force: true })),
+    );
   };
 
-  const report = async (version: string, state: ClientUpdateState, error: string | null, causationId: string): Promise<void> => {
-    const body: ClientUpdateStatus = { version, runningVersion, state, error, timestamp: new Date(clock.now()).toISOString() };
+  const report = async (
+    version: string,
+    state: ClientUpdateState,
+    error: string | null,
+    causationId: string,
+  ): Promise<void> => {
+    const body: ClientUpdateStatus = {
+      version,
+      runningVersion,
+      state,
+      error,
+      timestamp: new Date(clock.now()).toISOString(),
+    };
     if (error) logger.warn({ version, state, error }, "self-update refused or failed");
     await options.sink.emit({ type: EventType.clientUpdateStatus, body, causationId });
   };
@@ -142,30 +200,63 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
 
   const smokeTest = (binary: string, expectedVersion: string): Promise<string | null> =>
     new Promise((resolve) => {
-      execFile(binary, ["version"], { timeout: SMOKE_TEST_TIMEOUT_MS, ...(options.childEnvironment ? { env: { ...options.childEnvironment } } : {}), encoding: "utf8" }, (error, stdout, stderr) => {
-        if (error) return resolve(`the new binary does not run here: ${error.message}${stderr ? ` (${stderr.trim().slice(0, 200)})` : ""}`);
-        const reported = stdout.trim();
-        resolve(reported === expectedVersion ? null : `the new binary says it is version ${JSON.stringify(reported.slice(0, 64))}, not ${expectedVersion}`);
-      });
+      execFile(
+        binary,
+        ["version"],
+        {
+          timeout: SMOKE_TEST_TIMEOUT_MS,
+          ...(options.childEnvironment ? { env: { ...options.childEnvironment } } : {}),
+          encoding: "utf8",
+        },
+        (error, stdout, stderr) => {
+          if (error)
+            return resolve(
+              `the new binary does not run here: ${error.message}${stderr ? ` (${stderr.trim().slice(0, 200)})` : ""}`,
+            );
+          const reported = stdout.trim();
+          resolve(
+            reported === expectedVersion
+              ? null
+              : `the new binary says it is version ${JSON.stringify(reported.slice(0, 64))}, not ${expectedVersion}`,
+          );
+        },
+      );
     });
 
   const ensureRoom = async (bytes: number): Promise<string | null> => {
     await mkdir(paths.stagingDir, { recursive: true, mode: 0o700 });
     const info = await statfs(paths.stagingDir);
     const free = info.bavail * info.bsize;
-    return free < bytes + DISK_HEADROOM_BYTES ? `not enough disk space for the update: ${bytes} bytes plus ${DISK_HEADROOM_BYTES} spare needed, ${free} free` : null;
+    return free < bytes + DISK_HEADROOM_BYTES
+      ? `not enough disk space for the update: ${bytes} bytes plus ${DISK_HEADROOM_BYTES} spare needed, ${free} free`
+      : null;
   };
 
   const refusal = (version: string, state: ClientUpdateState, error: string): OutgoingEvent => {
     logger.warn({ version, state, error }, "self-update refused or failed");
-    return { type: EventType.clientUpdateStatus, body: { version, runningVersion, state, error, timestamp: new Date(clock.now()).toISOString() } };
+    return {
+      type: EventType.clientUpdateStatus,
+      body: { version, runningVersion, state, error, timestamp: new Date(clock.now()).toISOString() },
+    };
   };
 
   /** Downloads, checks and stages `target`; a refusal or a retry when it cannot. */
-  const stage = async (target: string, entry: DownloadConfiguration & { link: string; sha256: string }): Promise<InstalledBinary | CommandOutcome> => {
+  const stage = async (
+    target: string,
+    entry: DownloadConfiguration & { link: string; sha256: string },
+  ): Promise<InstalledBinary | CommandOutcome> => {
     logger.info({ version: target, link: entry.link }, "downloading the update");
     try {
-      const file = await download({ link: entry.link, sha256: entry.sha256, size: entry.size, maxBytes: MAX_AGENT_BINARY_BYTES, allowMissingChecksum: false, directory: paths.stagingDir, clock, connection });
+      const file = await download({
+        link: entry.link,
+        sha256: entry.sha256,
+        size: entry.size,
+        maxBytes: MAX_AGENT_BINARY_BYTES,
+        allowMissingChecksum: false,
+        directory: paths.stagingDir,
+        clock,
+        connection,
+      });
       const finalPath = binaryPathFor(paths, target);
       await rm(dirname(finalPath), { recursive: true, force: true });
       await mkdir(dirname(finalPath), { recursive: true, mode: 0o700 });
@@ -180,7 +271,10 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       return { version: target, path: finalPath, sha256: file.sha256, size: file.size };
     } catch (error) {
       if (error instanceof DownloadError && error.retryable) {
-        logger.warn({ version: target, reason: error.message }, "update download failed; the server will send it again");
+        logger.warn(
+          { version: target, reason: error.message },
+          "update download failed; the server will send it again",
+        );
         return retryWithBackoff();
       }
       return reject((error as Error).message, refusal(target, "FAILED", (error as Error).message));
@@ -195,16 +289,31 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       return done();
     }
     // Refused on its merits (acked, not terminated): the command itself was sound.
-    if (semverLt(target, runningVersion)) return done(refusal(target, "REJECTED", `version ${target} is older than the running ${runningVersion}: downgrades are refused`));
-    if (!requestRestart) return done(refusal(target, "REJECTED", "this agent cannot restart itself (it is not the edge-agent daemon)"));
+    if (semverLt(target, runningVersion))
+      return done(
+        refusal(
+          target,
+          "REJECTED",
+          `version ${target} is older than the running ${runningVersion}: downgrades are refused`,
+        ),
+      );
+    if (!requestRestart)
+      return done(refusal(target, "REJECTED", "this agent cannot restart itself (it is not the edge-agent daemon)"));
     const state = await queue.run(() => readUpdateState(paths));
     const rolledBack = state.rolledBack.find((entry) => entry.version === target);
     if (rolledBack && delivery.subject === fleetSubjects.clientUpdate) {
-      return done(refusal(target, "REJECTED", `version ${target} was rolled back here at ${rolledBack.at} (${rolledBack.reason}); send it to ${subjects.clientUpdate} to try it again`));
+      return done(
+        refusal(
+          target,
+          "REJECTED",
+          `version ${target} was rolled back here at ${rolledBack.at} (${rolledBack.reason}); send it to ${subjects.clientUpdate} to try it again`,
+        ),
+      );
     }
     if (state.trial && !isTrialOfThisVersion(state)) return retryAfter(30_000);
     const entry = pickBinaryFor(message.downloadConfigurations, options.os, options.arch);
-    if (!entry?.link) return done(refusal(target, "REJECTED", `the update has no binary for ${options.os}/${options.arch}`));
+    if (!entry?.link)
+      return done(refusal(target, "REJECTED", `the update has no binary for ${options.os}/${options.arch}`));
     if (!entry.sha256) {
       const reason = "the update's binary has no sha256: an agent binary is never installed unchecked";
       return reject(reason, refusal(target, "REJECTED", reason));
@@ -217,7 +326,17 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       const current = await readUpdateState(paths);
       // What runs now is the fallback: an installed version, or (null) the packaged binary.
       const previous = current.active?.version === runningVersion ? current.active : null;
-      const next: UpdateState = { ...current, trial: { ...staged, startedAt: new Date(clock.now()).toISOString(), launches: 0, previous, fromVersion: runningVersion, causationId: delivery.causationId } };
+      const next: UpdateState = {
+        ...current,
+        trial: {
+          ...staged,
+          startedAt: new Date(clock.now()).toISOString(),
+          launches: 0,
+          previous,
+          fromVersion: runningVersion,
+          causationId: delivery.causationId,
+        },
+      };
       await writeUpdateState(paths, next);
       updateView(next);
     });
@@ -232,7 +351,11 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   // Names and filters from contracts/consumers.ts: the machine's permission set is built from the same.
   const { clientUpdate, clientUpdateAll } = machineConsumers(machineId);
   const runner = createCommandRunner<ClientUpdateMessage>({
-    sources: [clientUpdate, clientUpdateAll].map((binding) => ({ binding, deliverPolicy: DeliverPolicy.LastPerSubject, ackWaitMs: 120_000 })),
+    sources: [clientUpdate, clientUpdateAll].map((binding) => ({
+      binding,
+      deliverPolicy: DeliverPolicy.LastPerSubject,
+      ackWaitMs: 120_000,
+    })),
     sink: options.sink,
     logger,
     trust: options.trust,
@@ -244,7 +367,11 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       notNow: () => (restartPending ? 30_000 : null),
       rejection(reason, raw) {
         const claimed = typeof raw === "object" && raw !== null ? (raw as { version?: unknown }).version : undefined;
-        return refusal(typeof claimed === "string" && claimed !== "" ? claimed.slice(0, 64) : "unknown", "REJECTED", reason);
+        return refusal(
+          typeof claimed === "string" && claimed !== "" ? claimed.slice(0, 64) : "unknown",
+          "REJECTED",
+          reason,
+        );
       },
       handle: update,
     },
@@ -269,9 +396,15 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
         // The launcher rolls back a trial that outlives its window; this makes sure one that hangs
         // (not connecting, not crashing) ends, so the launcher gets to do that.
         const remainingMs = Math.max(0, Date.parse(state.trial.startedAt) + HEALTH_WINDOW_MS - clock.now());
-        logger.info({ version: runningVersion, remainingMs }, "running a new version on trial: it must connect to be kept");
+        logger.info(
+          { version: runningVersion, remainingMs },
+          "running a new version on trial: it must connect to be kept",
+        );
         cancelHealthGate = timersOf(clock).after(remainingMs, () => {
-          logger.error({ version: runningVersion }, "this version did not report healthy in time: restarting so it is rolled back");
+          logger.error(
+            { version: runningVersion },
+            "this version did not report healthy in time: restarting so it is rolled back",
+          );
           restartPending = true;
           options.requestRestart?.("health window passed");
         });

@@ -1,7 +1,7 @@
-import type { OsName } from "../contracts/index.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod";
+import type { OsName } from "../contracts/index.ts";
 import { ClientUpdateStatus } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 import { describeIssues } from "../runtime/echo.ts";
@@ -64,7 +64,13 @@ export interface UpdatePaths {
 
 export function updatePaths(dataDir: string, os: OsName = "linux"): UpdatePaths {
   const root = join(dataDir, "update");
-  return { root, binaryName: os === "windows" ? "edge-agent.exe" : "edge-agent", stateFile: join(root, "state.json"), versionsDir: join(root, "versions"), stagingDir: join(root, "staging") };
+  return {
+    root,
+    binaryName: os === "windows" ? "edge-agent.exe" : "edge-agent",
+    stateFile: join(root, "state.json"),
+    versionsDir: join(root, "versions"),
+    stagingDir: join(root, "staging"),
+  };
 }
 
 export function binaryPathFor(paths: UpdatePaths, version: string): string {
@@ -95,7 +101,10 @@ export async function readUpdateState(paths: UpdatePaths): Promise<UpdateState> 
     throw new UpdateStateError(`${paths.stateFile} is not JSON: ${(error as Error).message}`);
   }
   const result = UpdateState.safeParse(parsed);
-  if (!result.success) throw new UpdateStateError(`${paths.stateFile} is not a valid update state: ${describeIssues(result.error.issues)}`);
+  if (!result.success)
+    throw new UpdateStateError(
+      `${paths.stateFile} is not a valid update state: ${describeIssues(result.error.issues)}`,
+    );
   return result.data;
 }
 

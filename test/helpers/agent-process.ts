@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -30,9 +30,17 @@ export interface CliResult {
  * operator runs it. The bound is for a command that hangs, not a speed limit: in CI, beside the
  * package builds, `dev-setup` (16 stream creations) once took over 20 s.
  */
-export async function runScript(script: string, args: readonly string[], env: Record<string, string>, timeoutMs = 45_000): Promise<CliResult> {
+export async function runScript(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  timeoutMs = 45_000,
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [script, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -54,12 +62,21 @@ export function runCli(args: readonly string[], env: Record<string, string>, tim
 }
 
 /** Starts `edge-agent run` as a real child process with its own data and config dirs. */
-export async function startAgentProcess(env: Record<string, string>, dirs?: { dataDir: string; configDir: string }): Promise<AgentProcess> {
+export async function startAgentProcess(
+  env: Record<string, string>,
+  dirs?: { dataDir: string; configDir: string },
+): Promise<AgentProcess> {
   const root = dirs ? undefined : await mkdtemp(join(tmpdir(), "edge-agent-daemon-"));
   const dataDir = dirs?.dataDir ?? join(root as string, "data");
   const configDir = dirs?.configDir ?? join(root as string, "config");
   const child = spawn(process.execPath, [CLI, "run"], {
-    env: { ...process.env, EDGE_AGENT_DATA_DIR: dataDir, EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_LOG_LEVEL: "debug", ...env },
+    env: {
+      ...process.env,
+      EDGE_AGENT_DATA_DIR: dataDir,
+      EDGE_AGENT_CONFIG_DIR: configDir,
+      EDGE_AGENT_LOG_LEVEL: "debug",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -1,15 +1,18 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type CliResult, runScript } from "./agent-process.ts";
 import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
-
-import { runScript, type CliResult } from "./agent-process.ts";
 
 const BRIDGE_CLI = resolve(import.meta.dirname, "../../src/bridge/cli/main.ts");
 
 /** Runs one `edge-bridge` command (e.g. `pinot-setup`) to completion, as an operator runs it. */
-export function runBridgeCli(args: readonly string[], env: Record<string, string>, timeoutMs = 20_000): Promise<CliResult> {
+export function runBridgeCli(
+  args: readonly string[],
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+): Promise<CliResult> {
   return runScript(BRIDGE_CLI, args, env, timeoutMs);
 }
 
@@ -27,12 +30,23 @@ export interface BridgeProcess {
  * Starts `edge-bridge run` as a real child process with its own data and config dirs: from the
  * sources, or a built executable (`executable`).
  */
-export async function startBridgeProcess(env: Record<string, string>, options: { command?: string; executable?: string } = {}): Promise<BridgeProcess> {
+export async function startBridgeProcess(
+  env: Record<string, string>,
+  options: { command?: string; executable?: string } = {},
+): Promise<BridgeProcess> {
   const root = await mkdtemp(join(tmpdir(), "edge-bridge-test-"));
   const dataDir = join(root, "data");
-  const [file, args] = options.executable ? [options.executable, [options.command ?? "run"]] : [process.execPath, [BRIDGE_CLI, options.command ?? "run"]];
+  const [file, args] = options.executable
+    ? [options.executable, [options.command ?? "run"]]
+    : [process.execPath, [BRIDGE_CLI, options.command ?? "run"]];
   const child = spawn(file, args, {
-    env: { ...process.env, EDGE_BRIDGE_DATA_DIR: dataDir, EDGE_BRIDGE_CONFIG_DIR: join(root, "config"), EDGE_BRIDGE_LOG_LEVEL: "info", ...env },
+    env: {
+      ...process.env,
+      EDGE_BRIDGE_DATA_DIR: dataDir,
+      EDGE_BRIDGE_CONFIG_DIR: join(root, "config"),
+      EDGE_BRIDGE_LOG_LEVEL: "info",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -43,7 +57,9 @@ export async function startBridgeProcess(env: Record<string, string>, options: {
   };
   child.stdout?.on("data", append);
   child.stderr?.on("data", append);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => child.once("exit", (code, signal) => resolveExit({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) =>
+    child.once("exit", (code, signal) => resolveExit({ code, signal })),
+  );
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
   return {
     child,

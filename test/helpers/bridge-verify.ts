@@ -1,9 +1,9 @@
-import type { NatsConnection } from "@nats-io/transport-node";
 import { Svcm } from "@nats-io/services";
-import { DEFAULT_TOPICS } from "../../src/contracts/index.ts";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../../src/bridge/service/bridge-status.ts";
+import { DEFAULT_TOPICS } from "../../src/contracts/index.ts";
 import type { EmittedRecord } from "../fixtures/bridge/simulated-fleet.ts";
-import { readTopic, type ReadRecord } from "./kafka-topic-reader.ts";
+import { type ReadRecord, readTopic } from "./kafka-topic-reader.ts";
 
 /** Every instance's status, over `$SRV.STATS.edge-bridge`. */
 export async function bridgeStatuses(connection: NatsConnection, group = "edge-bridge"): Promise<BridgeStatus[]> {
@@ -27,15 +27,21 @@ export async function transactionsCommittedBy(connection: NatsConnection, pid: n
   return own ? own.shards.reduce((total, shard) => total + shard.transactionsCommitted, 0) : 0;
 }
 
-export async function waitForCaughtUp(connection: NatsConnection, options: { shards: number; timeoutMs: number; group?: string }): Promise<void> {
+export async function waitForCaughtUp(
+  connection: NatsConnection,
+  options: { shards: number; timeoutMs: number; group?: string },
+): Promise<void> {
   const until = Date.now() + options.timeoutMs;
   let calmRounds = 0;
   let last = "";
   while (Date.now() < until) {
     const statuses = await bridgeStatuses(connection, options.group).catch(() => []);
-    const shards = statuses.flatMap((status) => status.shards.filter((shard) => status.shardsHeld.includes(shard.shard)));
+    const shards = statuses.flatMap((status) =>
+      status.shards.filter((shard) => status.shardsHeld.includes(shard.shard)),
+    );
     const running = shards.filter((shard) => shard.state === "running");
-    const caughtUp = running.length >= options.shards && running.every((shard) => shard.streams.every((stream) => stream.lag === 0));
+    const caughtUp =
+      running.length >= options.shards && running.every((shard) => shard.streams.every((stream) => stream.lag === 0));
     last = JSON.stringify(shards.map((shard) => [shard.shard, shard.state, shard.streams.map((stream) => stream.lag)]));
     calmRounds = caughtUp ? calmRounds + 1 : 0;
     if (calmRounds >= 2) return;
@@ -81,15 +87,22 @@ export interface ExactlyOnceReport {
 export function checkExactlyOnce(emitted: readonly EmittedRecord[], everything: BridgeOutput): ExactlyOnceReport {
   // Only the records of these machines: a test file's earlier tests share the topics.
   const machines = new Set(emitted.map((event) => event.machineId));
-  const mine = (records: readonly ReadRecord[]): ReadRecord[] => records.filter((record) => record.keyText !== null && machines.has(record.keyText));
-  const output = { telemetry: mine(everything.telemetry), events: mine(everything.events), inventory: mine(everything.inventory) };
+  const mine = (records: readonly ReadRecord[]): ReadRecord[] =>
+    records.filter((record) => record.keyText !== null && machines.has(record.keyText));
+  const output = {
+    telemetry: mine(everything.telemetry),
+    events: mine(everything.events),
+    inventory: mine(everything.inventory),
+  };
   const records = [...output.telemetry, ...output.events, ...output.inventory];
   const seen = new Map<string, number>();
   for (const record of records) {
     const eventId = (record.json as { eventId?: string } | null)?.eventId;
     if (eventId) seen.set(eventId, (seen.get(eventId) ?? 0) + 1);
   }
-  const missing = emitted.filter((event) => !seen.has(event.eventId)).map((event) => `${event.machineId}#${event.sequence} ${event.type}`);
+  const missing = emitted
+    .filter((event) => !seen.has(event.eventId))
+    .map((event) => `${event.machineId}#${event.sequence} ${event.type}`);
   const duplicated = [...seen].filter(([, count]) => count > 1).map(([eventId, count]) => `${eventId} x${count}`);
   // Per machine and stream, a partition holds the events in stream order, which for an agent that
   // lost nothing in transit is also its own sequence order.
@@ -104,11 +117,20 @@ export function checkExactlyOnce(emitted: readonly EmittedRecord[], everything: 
       const deviceSequence = Number(record.header("X-Sequence"));
       const previousStream = lastStreamSequence.get(key);
       const previousDevice = lastDeviceSequence.get(key);
-      if (previousStream !== undefined && streamSequence <= previousStream) orderViolations.push(`${key}: stream sequence ${streamSequence} after ${previousStream}`);
-      if (previousDevice !== undefined && deviceSequence <= previousDevice) sequenceViolations.push(`${key}: device sequence ${deviceSequence} after ${previousDevice}`);
+      if (previousStream !== undefined && streamSequence <= previousStream)
+        orderViolations.push(`${key}: stream sequence ${streamSequence} after ${previousStream}`);
+      if (previousDevice !== undefined && deviceSequence <= previousDevice)
+        sequenceViolations.push(`${key}: device sequence ${deviceSequence} after ${previousDevice}`);
       lastStreamSequence.set(key, streamSequence);
       lastDeviceSequence.set(key, deviceSequence);
     }
   }
-  return { emitted: emitted.length, delivered: records.length, missing, duplicated, orderViolations, sequenceViolations };
+  return {
+    emitted: emitted.length,
+    delivered: records.length,
+    missing,
+    duplicated,
+    orderViolations,
+    sequenceViolations,
+  };
 }

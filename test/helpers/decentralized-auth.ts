@@ -1,4 +1,13 @@
-import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds, type Permissions } from "@nats-io/jwt";
+import {
+  createAccount,
+  createOperator,
+  createUser,
+  encodeAccount,
+  encodeOperator,
+  encodeUser,
+  fmtCreds,
+  type Permissions,
+} from "@nats-io/jwt";
 
 /**
  * Decentralized (JWT) auth for a test server, minted in the test: an operator, a system account,
@@ -20,7 +29,12 @@ export async function mintDecentralizedAuth(): Promise<DecentralizedAuth> {
   const unlimited = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
   const operatorJwt = await encodeOperator("edge-test-operator", operator, { system_account: system.getPublicKey() });
   const systemJwt = await encodeAccount("SYS", system, { limits: unlimited }, { signer: operator });
-  const accountJwt = await encodeAccount("EDGE", account, { limits: { ...unlimited, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } }, { signer: operator });
+  const accountJwt = await encodeAccount(
+    "EDGE",
+    account,
+    { limits: { ...unlimited, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } },
+    { signer: operator },
+  );
   return {
     configLines: [
       `operator: ${operatorJwt}`,

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -96,7 +96,12 @@ async function runKafkaTool(classpath: string, mainClass: string, args: readonly
       [...JVM_FLAGS, "-cp", classpath, mainClass, ...args],
       { timeout: START_TIMEOUT_MS, killSignal: "SIGKILL" },
       (error, stdout, stderr) => {
-        if (error) reject(new Error(`${mainClass} ${args.join(" ")} failed (${error.signal ?? `exit ${error.code}`})\n${stdout}${stderr}`));
+        if (error)
+          reject(
+            new Error(
+              `${mainClass} ${args.join(" ")} failed (${error.signal ?? `exit ${error.code}`})\n${stdout}${stderr}`,
+            ),
+          );
         else resolvePromise(stdout);
       },
     );
@@ -105,7 +110,8 @@ async function runKafkaTool(classpath: string, mainClass: string, args: readonly
 }
 
 function checkCredential(what: string, value: string): void {
-  if (!CREDENTIAL.test(value)) throw new Error(`kafka-broker: unsupported characters in SASL ${what} ${JSON.stringify(value)}`);
+  if (!CREDENTIAL.test(value))
+    throw new Error(`kafka-broker: unsupported characters in SASL ${what} ${JSON.stringify(value)}`);
 }
 
 interface Listeners {
@@ -114,7 +120,12 @@ interface Listeners {
   readonly probeSasl: SASLOptions | undefined;
 }
 
-function listenerProperties(port: number, controllerPort: number, internalPort: number, sasl: KafkaSaslOptions | undefined): Listeners {
+function listenerProperties(
+  port: number,
+  controllerPort: number,
+  internalPort: number,
+  sasl: KafkaSaslOptions | undefined,
+): Listeners {
   const controller = `CONTROLLER://127.0.0.1:${controllerPort}`;
   if (!sasl) {
     return {
@@ -156,7 +167,9 @@ function listenerProperties(port: number, controllerPort: number, internalPort: 
   ];
   if (plainUsers.length > 0) {
     const users = plainUsers.map(([user, password]) => `user_${user}="${password}"`).join(" ");
-    lines.push(`listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${users};`);
+    lines.push(
+      `listener.name.client.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${users};`,
+    );
   }
   for (const mechanism of scramMechanisms) {
     lines.push(
@@ -262,7 +275,11 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
   };
 
   try {
-    const [port, controllerPort, internalPort] = await Promise.all([freeLoopbackPort(), freeLoopbackPort(), freeLoopbackPort()]);
+    const [port, controllerPort, internalPort] = await Promise.all([
+      freeLoopbackPort(),
+      freeLoopbackPort(),
+      freeLoopbackPort(),
+    ]);
     if (port === undefined || controllerPort === undefined || internalPort === undefined) throw new Error("no port");
     const bootstrap = `127.0.0.1:${port}`;
     const logDir = join(dir, "logs");
@@ -296,7 +313,8 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
       for (;;) {
         if (failure) throw new Error(`kafka broker ${failure}`);
         if ((await portAccepts(port)) && (await answersMetadata(bootstrap, listeners.probeSasl))) return;
-        if (Date.now() > until) throw new Error(`kafka broker did not answer on ${bootstrap} within ${START_TIMEOUT_MS} ms`);
+        if (Date.now() > until)
+          throw new Error(`kafka broker did not answer on ${bootstrap} within ${START_TIMEOUT_MS} ms`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     };

@@ -1,5 +1,9 @@
 import type { BaseOptions } from "@platformatic/kafka";
-import { partitionCount, readCommittedPartition, type CommittedRecord } from "../../src/bridge/kafka/committed-reader.ts";
+import {
+  type CommittedRecord,
+  partitionCount,
+  readCommittedPartition,
+} from "../../src/bridge/kafka/committed-reader.ts";
 
 export interface ReadRecord extends CommittedRecord {
   readonly partition: number;
@@ -26,7 +30,13 @@ export async function readTopic(bootstrap: string, topic: string): Promise<ReadR
       } catch {
         json = null;
       }
-      records.push({ ...record, partition, keyText: record.key?.toString("utf8") ?? null, json, header: (name) => record.headers.find(([key]) => key === name)?.[1] });
+      records.push({
+        ...record,
+        partition,
+        keyText: record.key?.toString("utf8") ?? null,
+        json,
+        header: (name) => record.headers.find(([key]) => key === name)?.[1],
+      });
     });
   }
   return records;

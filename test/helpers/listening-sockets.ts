@@ -85,7 +85,12 @@ export function parseListeningSockets(
     if (state !== LISTEN_STATE || (inodes && !inodes.has(inode))) continue;
     const [addressHex = "", portHex = ""] = local.split(":");
     const bytes = addressBytes(addressHex, littleEndian);
-    sockets.push({ address: formatAddress(bytes), port: Number.parseInt(portHex, 16), loopback: isLoopback(bytes), inode });
+    sockets.push({
+      address: formatAddress(bytes),
+      port: Number.parseInt(portHex, 16),
+      loopback: isLoopback(bytes),
+      inode,
+    });
   }
   return sockets;
 }

@@ -42,7 +42,8 @@ export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Manua
       for (let fired = 0; fired < 100_000; fired++) {
         let nextId: number | null = null;
         let next: { atMs: number; everyMs: number | null; callback: () => void } | null = null;
-        for (const [id, timer] of due) if (timer.atMs <= until && (next === null || timer.atMs < next.atMs)) [nextId, next] = [id, timer];
+        for (const [id, timer] of due)
+          if (timer.atMs <= until && (next === null || timer.atMs < next.atMs)) [nextId, next] = [id, timer];
         if (next === null || nextId === null) break;
         nowMs = next.atMs;
         if (next.everyMs === null) due.delete(nextId);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
@@ -91,7 +91,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const storeDir = join(dir, "jetstream");
   const configPath = join(dir, "server.conf");
   const writeConfig = (configLines: readonly string[]): Promise<void> =>
-    writeFile(configPath, [`listen: "127.0.0.1:${port}"`, `jetstream { store_dir: "${storeDir}" }`, ...configLines].join("\n") + "\n");
+    writeFile(
+      configPath,
+      [`listen: "127.0.0.1:${port}"`, `jetstream { store_dir: "${storeDir}" }`, ...configLines].join("\n") + "\n",
+    );
   await writeConfig(options.configLines ?? []);
   let child: ChildProcess | undefined;
   let output = "";

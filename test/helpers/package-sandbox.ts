@@ -10,7 +10,7 @@
  * it with nsenter. /run is empty inside, so maintainer scripts see no systemd and start no service.
  * The network is the machine's: a server on loopback is reachable from inside.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { type ChildProcess, execFileSync, type SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,7 +32,10 @@ export interface PackageSandbox {
  * The environment of commands run inside: not the test's, whose TMPDIR and PATH name directories of
  * the host that the sandbox's fresh /tmp does not have.
  */
-export const SANDBOX_ENV: NodeJS.ProcessEnv = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
+export const SANDBOX_ENV: NodeJS.ProcessEnv = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  LANG: "C.UTF-8",
+};
 
 /**
  * Mounts the overlay in the new namespace and execs the holder chrooted into it. $1 is the mount
@@ -59,31 +62,68 @@ export function packageSandboxUnavailable(): string | undefined {
   // The overlay covers the root file system only: a separately mounted /usr would be missing in it.
   const probe = spawnSync(
     "unshare",
-    ["--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs probe /mnt && mkdir /mnt/u /mnt/w /mnt/m && mount -t overlay overlay -o lowerdir=/,upperdir=/mnt/u,workdir=/mnt/w /mnt/m && test -x /mnt/m/usr/bin/dpkg"],
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      "mount -t tmpfs probe /mnt && mkdir /mnt/u /mnt/w /mnt/m && mount -t overlay overlay -o lowerdir=/,upperdir=/mnt/u,workdir=/mnt/w /mnt/m && test -x /mnt/m/usr/bin/dpkg",
+    ],
     { encoding: "utf8", timeout: 10_000 },
   );
-  if (probe.status !== 0) return `cannot mount an overlay of / (with /usr on it) in a private mount namespace here: ${probe.stderr.trim() || `exit ${probe.status}`}`;
+  if (probe.status !== 0)
+    return `cannot mount an overlay of / (with /usr on it) in a private mount namespace here: ${probe.stderr.trim() || `exit ${probe.status}`}`;
   return undefined;
 }
 
 export async function openPackageSandbox(): Promise<PackageSandbox> {
   const mountPoint = mkdtempSync(join(tmpdir(), "edge-agent-package-sandbox-"));
   // --pdeathsig: if this test process dies, the holder goes too, and the namespace with it.
-  const holder = spawn("setpriv", ["--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", SETUP, "sandbox", mountPoint], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const holder = spawn(
+    "setpriv",
+    [
+      "--pdeathsig",
+      "KILL",
+      "--",
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "--",
+      "sh",
+      "-c",
+      SETUP,
+      "sandbox",
+      mountPoint,
+    ],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let output = "";
   holder.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const holderExited = new Promise<void>((resolve) => holder.once("exit", () => resolve()));
   await new Promise<void>((resolve, reject) => {
     holder.stdout?.on("data", (chunk: Buffer) => (chunk.toString().includes("ready") ? resolve() : undefined));
-    holder.once("exit", (code) => reject(new Error(`the package sandbox did not start (exit ${code}): ${output.trim()}`)));
+    holder.once("exit", (code) =>
+      reject(new Error(`the package sandbox did not start (exit ${code}): ${output.trim()}`)),
+    );
   }).catch((error: unknown) => {
     rmSync(mountPoint, { recursive: true, force: true });
     throw error;
   });
   const pid = holder.pid as number;
-  const enter = (command: string, args: readonly string[]): string[] => ["--target", String(pid), "--mount", "--root", "--wd", "--", command, ...args];
+  const enter = (command: string, args: readonly string[]): string[] => [
+    "--target",
+    String(pid),
+    "--mount",
+    "--root",
+    "--wd",
+    "--",
+    command,
+    ...args,
+  ];
   const namespace = readlinkSync(`/proc/${pid}/ns/mnt`);
 
   /** Processes in the sandbox's mount namespace other than the holder (what a test left running). */
@@ -101,7 +141,12 @@ export async function openPackageSandbox(): Promise<PackageSandbox> {
 
   return {
     hostPath: (path) => `/proc/${pid}/root${path.startsWith("/") ? path : `/${path}`}`,
-    run: (command, args) => execFileSync("nsenter", enter(command, args), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: SANDBOX_ENV }),
+    run: (command, args) =>
+      execFileSync("nsenter", enter(command, args), {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        env: SANDBOX_ENV,
+      }),
     status: (command, args) => spawnSync("nsenter", enter(command, args), { stdio: "ignore", env: SANDBOX_ENV }).status,
     spawn: (command, args, options = {}) => spawn("nsenter", enter(command, args), { env: SANDBOX_ENV, ...options }),
     async dispose() {

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PINOT_RUNTIME_SOURCES, ensurePinotRuntime } from "../../scripts/pinot-runtime.ts";
+import { ensurePinotRuntime, PINOT_RUNTIME_SOURCES } from "../../scripts/pinot-runtime.ts";
 import { freeLoopbackPort } from "./nats-server.ts";
 
 /**
@@ -97,7 +97,13 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
   try {
     const ports: number[] = [];
     for (let index = 0; index < 5; index += 1) ports.push(await freeLoopbackPort());
-    const [zkPort, controllerPort, brokerPort, serverNettyPort, serverAdminPort] = ports as [number, number, number, number, number];
+    const [zkPort, controllerPort, brokerPort, serverNettyPort, serverAdminPort] = ports as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const started = Date.now();
     const proc = spawn(
       "java",
@@ -136,7 +142,10 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
         (await answersOk(`http://127.0.0.1:${serverAdminPort}/health`)) &&
         (await listsInstances(controllerUrl, instances));
       if (ready) break;
-      if (Date.now() > until) throw new Error(`pinot cluster not ready within ${START_TIMEOUT_MS} ms (zk ${zkPort}, server netty ${serverNettyPort})\n${output}`);
+      if (Date.now() > until)
+        throw new Error(
+          `pinot cluster not ready within ${START_TIMEOUT_MS} ms (zk ${zkPort}, server netty ${serverNettyPort})\n${output}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     return {

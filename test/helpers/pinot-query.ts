@@ -12,14 +12,19 @@ export async function querySql(brokerUrl: string, sql: string): Promise<PinotRes
     signal: AbortSignal.timeout(10_000),
   });
   const text = await response.text();
-  let answer: { resultTable?: { dataSchema: { columnNames: string[] }; rows: unknown[][] }; exceptions?: Array<{ errorCode: number; message: string }> };
+  let answer: {
+    resultTable?: { dataSchema: { columnNames: string[] }; rows: unknown[][] };
+    exceptions?: Array<{ errorCode: number; message: string }>;
+  };
   try {
     answer = JSON.parse(text) as typeof answer;
   } catch {
     throw new Error(`pinot answered ${sql} with ${response.status} ${text.slice(0, 500)}`);
   }
   if (!response.ok || (answer.exceptions?.length ?? 0) > 0 || !answer.resultTable) {
-    throw new Error(`pinot refused ${sql}: ${response.status} ${JSON.stringify(answer.exceptions ?? answer).slice(0, 500)}`);
+    throw new Error(
+      `pinot refused ${sql}: ${response.status} ${JSON.stringify(answer.exceptions ?? answer).slice(0, 500)}`,
+    );
   }
   return { columns: answer.resultTable.dataSchema.columnNames, rows: answer.resultTable.rows };
 }

@@ -9,7 +9,11 @@ import { signCommand } from "../../src/trust/index.ts";
 export interface TestSigner {
   readonly publicKey: string;
   readonly seed: Uint8Array;
-  sign<T extends Record<string, unknown>>(scope: string, serial: number, body: T): T & { scope: string; serial: number; signature: string };
+  sign<T extends Record<string, unknown>>(
+    scope: string,
+    serial: number,
+    body: T,
+  ): T & { scope: string; serial: number; signature: string };
 }
 
 export function createSigner(): TestSigner {

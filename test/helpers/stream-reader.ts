@@ -1,4 +1,4 @@
-import { jetstreamManager, JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 export interface StoredMessage {

@@ -6,7 +6,12 @@ import { PLATFORM_STREAMS, STREAM_DUPLICATE_WINDOW_MS } from "../../src/contract
 export async function createPlatformStreams(connection: NatsConnection): Promise<void> {
   const manager = await jetstreamManager(connection);
   for (const stream of PLATFORM_STREAMS) {
-    await manager.streams.add({ name: stream.name, subjects: [...stream.subjects], storage: "file", duplicate_window: STREAM_DUPLICATE_WINDOW_MS * 1_000_000 });
+    await manager.streams.add({
+      name: stream.name,
+      subjects: [...stream.subjects],
+      storage: "file",
+      duplicate_window: STREAM_DUPLICATE_WINDOW_MS * 1_000_000,
+    });
   }
 }
 

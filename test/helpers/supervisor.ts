@@ -10,10 +10,12 @@ export interface Supervised<P> {
   stop(): Promise<void>;
 }
 
-export function supervise<P extends { exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stop(signal?: NodeJS.Signals): Promise<unknown> }>(
-  start: () => Promise<P>,
-  options: { restartDelayMs?: number; maxStarts?: number } = {},
-): Promise<Supervised<P>> {
+export function supervise<
+  P extends {
+    exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+    stop(signal?: NodeJS.Signals): Promise<unknown>;
+  },
+>(start: () => Promise<P>, options: { restartDelayMs?: number; maxStarts?: number } = {}): Promise<Supervised<P>> {
   const restartDelayMs = options.restartDelayMs ?? 200;
   const maxStarts = options.maxStarts ?? 10;
   const exits: Array<number | string> = [];

@@ -23,7 +23,9 @@ export class LeakedTempFilesError extends Error {
       byPrefix.set(prefix, (byPrefix.get(prefix) ?? 0) + 1);
     }
     const counted = [...byPrefix].map(([prefix, count]) => `${prefix} x${count}`).join(", ");
-    super(`the tests left ${leftovers.length} entr${leftovers.length === 1 ? "y" : "ies"} in the temp dir (${counted}): remove them in afterEach/afterAll`);
+    super(
+      `the tests left ${leftovers.length} entr${leftovers.length === 1 ? "y" : "ies"} in the temp dir (${counted}): remove them in afterEach/afterAll`,
+    );
     this.name = "LeakedTempFilesError";
   }
 }

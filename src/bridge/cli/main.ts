@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { SettingsError } from "../../settings/errors.ts";
-import { AGENT_VERSION } from "../../runtime/version.ts";
 import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
 import { processHost } from "../../cli/process-host.ts";
-import { bridgeFlagOptions, loadBridgeSettings } from "../settings/load-bridge-settings.ts";
+import { AGENT_VERSION } from "../../runtime/version.ts";
+import { SettingsError } from "../../settings/errors.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { bridgeFlagOptions, loadBridgeSettings } from "../settings/load-bridge-settings.ts";
 
 const USAGE = `usage: edge-bridge [command] [options]
 
@@ -67,14 +67,20 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     case "pinot-setup": {
       const { controller, "pinot-kafka-brokers": pinotKafkaBrokers, ...settingFlags } = values;
-      if (!controller) throw new CommandError("pinot-setup needs --controller URL (the Pinot controller)", ExitCode.badSettings);
+      if (!controller)
+        throw new CommandError("pinot-setup needs --controller URL (the Pinot controller)", ExitCode.badSettings);
       const { runPinotSetup } = await import("../pinot/pinot-setup.ts");
       const actions = await runPinotSetup(settingsFrom(settingFlags), {
         controllerUrl: controller,
         ...(pinotKafkaBrokers ? { kafkaBrokersForPinot: pinotKafkaBrokers } : {}),
       });
       for (const action of actions) {
-        const line = action.kind === "unchanged" ? `unchanged ${action.what} ${action.name}` : action.kind === "update-table" ? `update-table ${action.name} (${action.because} differs)` : `${action.kind} ${action.name}`;
+        const line =
+          action.kind === "unchanged"
+            ? `unchanged ${action.what} ${action.name}`
+            : action.kind === "update-table"
+              ? `update-table ${action.name} (${action.because} differs)`
+              : `${action.kind} ${action.name}`;
         process.stdout.write(`${line}\n`);
       }
       return ExitCode.ok;
@@ -93,7 +99,8 @@ async function main(argv: readonly string[]): Promise<number> {
 function exitCodeFor(error: unknown): number {
   if (error instanceof CommandError) return error.exitCode;
   if (error instanceof SettingsError) return ExitCode.badSettings;
-  if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) return ExitCode.badSettings;
+  if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS"))
+    return ExitCode.badSettings;
   return ExitCode.failure;
 }
 

@@ -1,14 +1,14 @@
 import { hostname } from "node:os";
+import { ExitCode } from "../../cli/exit-codes.ts";
+import { processAlive } from "../../cli/process-alive.ts";
 import { systemClock } from "../../runtime/clock.ts";
 import { createLogger } from "../../runtime/logger.ts";
 import { AGENT_VERSION } from "../../runtime/version.ts";
-import { ExitCode } from "../../cli/exit-codes.ts";
-import { processAlive } from "../../cli/process-alive.ts";
-import { describeKafkaError } from "../kafka/kafka-errors.ts";
 import { createBridge } from "../bridge.ts";
+import { describeKafkaError } from "../kafka/kafka-errors.ts";
 import { TopicSetupError } from "../kafka/topics.ts";
-import { InstanceIdInUseError } from "../shards/shard-leases.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { InstanceIdInUseError } from "../shards/shard-leases.ts";
 
 /** SIGTERM to exit: the open transactions commit or abort, leases go back, within this. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -25,7 +25,13 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
     processAlive,
     memory: () => {
       const usage = process.memoryUsage();
-      return { rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, heapTotalBytes: usage.heapTotal, externalBytes: usage.external, arrayBuffersBytes: usage.arrayBuffers };
+      return {
+        rssBytes: usage.rss,
+        heapUsedBytes: usage.heapUsed,
+        heapTotalBytes: usage.heapTotal,
+        externalBytes: usage.external,
+        arrayBuffersBytes: usage.arrayBuffers,
+      };
     },
     writeStatusFile: true,
   });
@@ -69,7 +75,10 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
     process.on("uncaughtException", (error) => {
-      logger.fatal({ err: error }, "uncaught exception: exiting so the service manager restarts the bridge (Kafka and NATS keep the state)");
+      logger.fatal(
+        { err: error },
+        "uncaught exception: exiting so the service manager restarts the bridge (Kafka and NATS keep the state)",
+      );
       resolve(ExitCode.failure);
     });
     process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled promise rejection"));
@@ -81,7 +90,11 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
       process.stderr.write(`edge-bridge: cannot start: ${describeKafkaError(error)}\n`);
       logger.fatal({ err: error }, "cannot start");
       // A setting only the operator can fix (a topic that must be compacted, an instance id in use): 2.
-      stopThen(error instanceof InstanceIdInUseError || error instanceof TopicSetupError ? ExitCode.badSettings : ExitCode.failure);
+      stopThen(
+        error instanceof InstanceIdInUseError || error instanceof TopicSetupError
+          ? ExitCode.badSettings
+          : ExitCode.failure,
+      );
     });
   }).finally(() => clearInterval(keepAlive));
 }

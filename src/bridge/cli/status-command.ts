@@ -20,12 +20,19 @@ export async function fetchBridgeStatus(settings: BridgeSettings): Promise<Bridg
     const connection = await connectOnce(settings, `edge-bridge-status-${process.pid}`, 2_000);
     try {
       const instances: BridgeStatus[] = [];
-      const replies = await new Svcm(connection).client({ strategy: "timer", maxWait: 1_500 }).stats(BRIDGE_SERVICE_NAME);
+      const replies = await new Svcm(connection)
+        .client({ strategy: "timer", maxWait: 1_500 })
+        .stats(BRIDGE_SERVICE_NAME);
       for await (const reply of replies) {
         const data = reply.endpoints?.[0]?.data as BridgeStatus | undefined;
         if (data && data.group === settings.group) instances.push(data);
       }
-      if (instances.length > 0) return { source: "live", instances: instances.sort((a, b) => a.instanceId.localeCompare(b.instanceId)), problem: null };
+      if (instances.length > 0)
+        return {
+          source: "live",
+          instances: instances.sort((a, b) => a.instanceId.localeCompare(b.instanceId)),
+          problem: null,
+        };
       problem = `no edge-bridge instance of group ${settings.group} answered on ${settings.natsServers.join(", ")}`;
     } finally {
       await connection.close();
@@ -37,7 +44,11 @@ export async function fetchBridgeStatus(settings: BridgeSettings): Promise<Bridg
   try {
     const [text, info] = await Promise.all([readFile(file, "utf8"), stat(file)]);
     const status = JSON.parse(text) as BridgeStatus;
-    return { source: "file", instances: [status], problem: `${problem}; showing ${file}, written ${Math.round((Date.now() - info.mtimeMs) / 1000)} s ago` };
+    return {
+      source: "file",
+      instances: [status],
+      problem: `${problem}; showing ${file}, written ${Math.round((Date.now() - info.mtimeMs) / 1000)} s ago`,
+    };
   } catch {
     return { source: "none", instances: [], problem };
   }
@@ -47,15 +58,25 @@ export function formatBridgeStatus(report: BridgeStatusReport): string {
   const lines: string[] = [];
   if (report.problem) lines.push(`note: ${report.problem}`);
   for (const instance of report.instances) {
-    lines.push(`instance ${instance.instanceId} (group ${instance.group}, version ${instance.version}, pid ${instance.pid}, since ${instance.startedAt})`);
-    lines.push(`  nats: ${instance.nats.connected ? `connected to ${instance.nats.server ?? "?"}` : "not connected"}; kafka: ${instance.kafkaBrokers.join(", ")}; instances in group: ${instance.liveInstances}`);
-    lines.push(`  memory: ${Math.round(instance.memory.rssBytes / 1048576)} MB resident, heap ${Math.round(instance.memory.heapUsedBytes / 1048576)} MB, buffers ${Math.round(instance.memory.arrayBuffersBytes / 1048576)} MB`);
+    lines.push(
+      `instance ${instance.instanceId} (group ${instance.group}, version ${instance.version}, pid ${instance.pid}, since ${instance.startedAt})`,
+    );
+    lines.push(
+      `  nats: ${instance.nats.connected ? `connected to ${instance.nats.server ?? "?"}` : "not connected"}; kafka: ${instance.kafkaBrokers.join(", ")}; instances in group: ${instance.liveInstances}`,
+    );
+    lines.push(
+      `  memory: ${Math.round(instance.memory.rssBytes / 1048576)} MB resident, heap ${Math.round(instance.memory.heapUsedBytes / 1048576)} MB, buffers ${Math.round(instance.memory.arrayBuffersBytes / 1048576)} MB`,
+    );
     if (instance.fatal) lines.push(`  STOPPED: ${instance.fatal}`);
     for (const shard of instance.shards) {
-      lines.push(`  shard ${shard.shard}: ${shard.state}; ${shard.produced} produced, ${shard.deadLetters} dead letters, ${shard.duplicatesDropped} duplicates dropped; ${shard.transactionsCommitted} transactions committed, ${shard.transactionsAborted} aborted; last commit ${shard.lastCommitAt ?? "never"}`);
+      lines.push(
+        `  shard ${shard.shard}: ${shard.state}; ${shard.produced} produced, ${shard.deadLetters} dead letters, ${shard.duplicatesDropped} duplicates dropped; ${shard.transactionsCommitted} transactions committed, ${shard.transactionsAborted} aborted; last commit ${shard.lastCommitAt ?? "never"}`,
+      );
       if (shard.lastError) lines.push(`    last error: ${shard.lastError}`);
       for (const stream of shard.streams) {
-        lines.push(`    ${stream.stream}: at ${stream.committedSequence} of ${stream.lastSequence ?? "?"} (lag ${stream.lag ?? "?"}), pending ${stream.pending ?? "?"}, ack pending ${stream.ackPending ?? "?"}, redelivered ${stream.redelivered ?? "?"}`);
+        lines.push(
+          `    ${stream.stream}: at ${stream.committedSequence} of ${stream.lastSequence ?? "?"} (lag ${stream.lag ?? "?"}), pending ${stream.pending ?? "?"}, ack pending ${stream.ackPending ?? "?"}, redelivered ${stream.redelivered ?? "?"}`,
+        );
       }
     }
   }

@@ -18,7 +18,13 @@ import { MachinePinotMessage, tagValueIn } from "../../contracts/index.ts";
 export const DeviceStatus = z.enum(["ONLINE", "OFFLINE"]);
 export type DeviceStatus = z.infer<typeof DeviceStatus>;
 
-export const StatusReason = z.enum(["connection-event", "heartbeat", "missed-heartbeats", "server-connect", "server-disconnect"]);
+export const StatusReason = z.enum([
+  "connection-event",
+  "heartbeat",
+  "missed-heartbeats",
+  "server-connect",
+  "server-disconnect",
+]);
 export type StatusReason = z.infer<typeof StatusReason>;
 
 export const DeviceState = z.object({
@@ -61,7 +67,13 @@ export function newDeviceState(machineId: string): DeviceState {
 
 /** Something that says what a machine is or whether it is there. */
 export type DeviceSignal =
-  | { readonly kind: "status"; readonly status: DeviceStatus; readonly atMs: number; readonly reason: StatusReason; readonly heartbeatSeconds?: number | null }
+  | {
+      readonly kind: "status";
+      readonly status: DeviceStatus;
+      readonly atMs: number;
+      readonly reason: StatusReason;
+      readonly heartbeatSeconds?: number | null;
+    }
   | {
       readonly kind: "inventory";
       readonly osType: string;
@@ -77,7 +89,13 @@ export function applySignal(state: DeviceState, signal: DeviceSignal): DeviceSta
   if (signal.kind === "status") {
     if (state.statusAtMs !== null && signal.atMs < state.statusAtMs) return state;
     const heartbeatSeconds = signal.heartbeatSeconds ?? state.heartbeatSeconds;
-    if (state.status === signal.status && state.statusAtMs === signal.atMs && state.statusReason === signal.reason && state.heartbeatSeconds === heartbeatSeconds) return state;
+    if (
+      state.status === signal.status &&
+      state.statusAtMs === signal.atMs &&
+      state.statusReason === signal.reason &&
+      state.heartbeatSeconds === heartbeatSeconds
+    )
+      return state;
     return { ...state, status: signal.status, statusAtMs: signal.atMs, statusReason: signal.reason, heartbeatSeconds };
   }
   const newer =
@@ -117,7 +135,10 @@ export function rowFields(state: DeviceState, context: RowContext): Omit<Machine
   };
 }
 
-export function sameRow(a: Omit<MachinePinotMessage, "ingestionTime">, b: Omit<MachinePinotMessage, "ingestionTime"> | null): boolean {
+export function sameRow(
+  a: Omit<MachinePinotMessage, "ingestionTime">,
+  b: Omit<MachinePinotMessage, "ingestionTime"> | null,
+): boolean {
   if (b === null) return false;
   return (
     a.tenantId === b.tenantId &&
@@ -132,7 +153,10 @@ export function sameRow(a: Omit<MachinePinotMessage, "ingestionTime">, b: Omit<M
 }
 
 /** Whether the transaction at `positions` is known committed: the checkpoint reached every one. */
-export function coveredBy(positions: Readonly<Record<string, number>>, committed: Readonly<Record<string, number>>): boolean {
+export function coveredBy(
+  positions: Readonly<Record<string, number>>,
+  committed: Readonly<Record<string, number>>,
+): boolean {
   return Object.entries(positions).every(([stream, sequence]) => (committed[stream] ?? -1) >= sequence);
 }
 
@@ -148,7 +172,12 @@ export interface BatchPositionsView {
  * signal's time); the last row again, unchanged, when the transaction that wrote it is not
  * covered by the checkpoint (it may have been aborted); else none.
  */
-export function nextDeviceState(before: DeviceState, signals: readonly DeviceSignal[], positions: BatchPositionsView, context: RowContext): { state: DeviceState; row: MachinePinotMessage | null } {
+export function nextDeviceState(
+  before: DeviceState,
+  signals: readonly DeviceSignal[],
+  positions: BatchPositionsView,
+  context: RowContext,
+): { state: DeviceState; row: MachinePinotMessage | null } {
   let state = before;
   let latestAtMs = 0;
   for (const signal of signals) {
@@ -157,7 +186,10 @@ export function nextDeviceState(before: DeviceState, signals: readonly DeviceSig
   }
   const fields = rowFields(state, context);
   if (!sameRow(fields, before.lastRow)) {
-    const row: MachinePinotMessage = { ...fields, ingestionTime: Math.max((before.lastRow?.ingestionTime ?? 0) + 1, latestAtMs) };
+    const row: MachinePinotMessage = {
+      ...fields,
+      ingestionTime: Math.max((before.lastRow?.ingestionTime ?? 0) + 1, latestAtMs),
+    };
     return { state: { ...state, lastRow: row, pending: { positions: { ...positions.afterBatch } } }, row };
   }
   if (before.pending !== null && before.lastRow !== null && !coveredBy(before.pending.positions, positions.committed)) {

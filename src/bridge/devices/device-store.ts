@@ -1,4 +1,4 @@
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../runtime/logger.ts";
 import { DeviceState, newDeviceState } from "./device-state.ts";
@@ -64,7 +64,10 @@ export class DeviceStore {
     }
     if (!parsed?.success || parsed.data.machineId !== machineId) {
       // A value we cannot read is replaced by the next write (at its revision), never trusted.
-      this.#logger.warn({ machineId, revision: entry.revision }, "device state in the bucket is not readable; starting it afresh");
+      this.#logger.warn(
+        { machineId, revision: entry.revision },
+        "device state in the bucket is not readable; starting it afresh",
+      );
       return { state: newDeviceState(machineId), revision: entry.revision };
     }
     return { state: parsed.data, revision: entry.revision };
@@ -74,12 +77,13 @@ export class DeviceStore {
   async write(state: DeviceState, revision: number): Promise<number> {
     const payload = JSON.stringify(state);
     try {
-      return revision === 0 ? await this.#kv.create(state.machineId, payload) : await this.#kv.update(state.machineId, payload, revision);
+      return revision === 0
+        ? await this.#kv.create(state.machineId, payload)
+        : await this.#kv.update(state.machineId, payload, revision);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (/wrong last sequence|key exists/i.test(message)) throw new DeviceStoreConflictError(state.machineId);
       throw error;
     }
   }
-
 }

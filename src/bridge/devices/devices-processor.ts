@@ -5,15 +5,15 @@ import {
   EventHeader,
   Inventory,
   MACHINE_PINOT_MESSAGE_TYPE_ID,
-  parseMachineEventSubject,
   type MachinePinotMessage,
+  parseMachineEventSubject,
 } from "../../contracts/index.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
-import { headerValue, textOf, type OutputRecord, type SourceMessage } from "../records/source-message.ts";
+import { headerValue, type OutputRecord, type SourceMessage, textOf } from "../records/source-message.ts";
 import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "../shards/shard-processor.ts";
-import { nextDeviceState, type DeviceSignal, type DeviceStatus, type RowContext } from "./device-state.ts";
-import { DeviceStoreConflictError, type DeviceStore, type StoredDevice } from "./device-store.ts";
+import { type DeviceSignal, type DeviceStatus, nextDeviceState, type RowContext } from "./device-state.ts";
+import { type DeviceStore, DeviceStoreConflictError, type StoredDevice } from "./device-store.ts";
 import { machineOfPresenceSubject, PresenceMonitor, PresenceSignal, type PresenceStreamNames } from "./presence.ts";
 
 export const DEVICES_SHARD = "devices";
@@ -81,9 +81,14 @@ export class DevicesProcessor implements ShardProcessor {
       clock: this.#options.clock,
       logger: this.#logger,
     });
-    const online = [...this.#devices.values()].filter((device) => device.state.status === "ONLINE").map((device) => ({ machineId: device.state.machineId, heartbeatSeconds: device.state.heartbeatSeconds }));
+    const online = [...this.#devices.values()]
+      .filter((device) => device.state.status === "ONLINE")
+      .map((device) => ({ machineId: device.state.machineId, heartbeatSeconds: device.state.heartbeatSeconds }));
     this.#monitor.start(online);
-    this.#logger.info({ devices: this.#devices.size, online: online.length }, "devices loaded; presence is watched from here");
+    this.#logger.info(
+      { devices: this.#devices.size, online: online.length },
+      "devices loaded; presence is watched from here",
+    );
   }
 
   async prepare(messages: readonly SourceMessage[], positions: BatchPositions): Promise<PreparedBatch> {
@@ -118,7 +123,10 @@ export class DevicesProcessor implements ShardProcessor {
             return;
           } catch (error) {
             if (!(error instanceof DeviceStoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
-            this.#logger.warn({ machineId }, "device state changed under us (a previous owner still writing?): reading it again");
+            this.#logger.warn(
+              { machineId },
+              "device state changed under us (a previous owner still writing?): reading it again",
+            );
             rows.delete(machineId);
             this.#devices.set(machineId, await store.get(machineId));
           }
@@ -183,7 +191,18 @@ export class DevicesProcessor implements ShardProcessor {
       const sequenceText = headerValue(message, EventHeader.sequence);
       const sequence = sequenceText !== undefined && /^\d+$/.test(sequenceText) ? Number(sequenceText) : null;
       const { osType, deviceType, tags, tagKeyValues } = parsed.data;
-      return { machineId: route.machineId, signal: { kind: "inventory", osType, deviceType, tags, tagKeyValues, sequence, atMs: Math.min(Date.parse(parsed.data.timestamp), message.storedAtMs) } };
+      return {
+        machineId: route.machineId,
+        signal: {
+          kind: "inventory",
+          osType,
+          deviceType,
+          tags,
+          tagKeyValues,
+          sequence,
+          atMs: Math.min(Date.parse(parsed.data.timestamp), message.storedAtMs),
+        },
+      };
     }
     return null;
   }

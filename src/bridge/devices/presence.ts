@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import * as z from "zod";
 import { HeartbeatMessage, isSafeToken, STREAM_DUPLICATE_WINDOW_MS } from "../../contracts/index.ts";
@@ -65,7 +65,9 @@ export interface PresenceMonitorOptions {
   readonly systemConnection: NatsConnection | null;
   readonly names: PresenceStreamNames;
   /** What the devices shard holds of a machine (undefined: a machine it does not know). */
-  readonly deviceOf: (machineId: string) => { readonly status: DeviceStatus | null; readonly heartbeatSeconds: number | null } | undefined;
+  readonly deviceOf: (
+    machineId: string,
+  ) => { readonly status: DeviceStatus | null; readonly heartbeatSeconds: number | null } | undefined;
   readonly defaultHeartbeatSeconds: number;
   readonly missedHeartbeats: number;
   readonly clock: Clock;
@@ -105,12 +107,21 @@ export class PresenceMonitor {
 
   start(online: ReadonlyArray<{ machineId: string; heartbeatSeconds: number | null }>): void {
     const now = this.#options.clock.now();
-    for (const machine of online) this.#seen.set(machine.machineId, { atMs: now, intervalMs: this.#intervalMs(machine.heartbeatSeconds) });
+    for (const machine of online)
+      this.#seen.set(machine.machineId, { atMs: now, intervalMs: this.#intervalMs(machine.heartbeatSeconds) });
     const { connection, systemConnection } = this.#options;
-    this.#subscriptions.push(connection.subscribe("machine.*.heartbeat", { callback: (error, message) => void (error === null && this.#heartbeat(message.subject, message.data)) }));
+    this.#subscriptions.push(
+      connection.subscribe("machine.*.heartbeat", {
+        callback: (error, message) => void (error === null && this.#heartbeat(message.subject, message.data)),
+      }),
+    );
     if (systemConnection) {
       for (const kind of ["CONNECT", "DISCONNECT"] as const) {
-        this.#subscriptions.push(systemConnection.subscribe(`$SYS.ACCOUNT.*.${kind}`, { callback: (error, message) => void (error === null && this.#serverEvent(kind, message.data)) }));
+        this.#subscriptions.push(
+          systemConnection.subscribe(`$SYS.ACCOUNT.*.${kind}`, {
+            callback: (error, message) => void (error === null && this.#serverEvent(kind, message.data)),
+          }),
+        );
       }
     }
     this.#timer = setInterval(() => this.#expire(), 1_000);
@@ -143,18 +154,24 @@ export class PresenceMonitor {
     if (!machineId || machineId === "all") return;
     let heartbeatSeconds: number | null = null;
     try {
-      const parsed = HeartbeatMessage.safeParse(data.length === 0 ? {} : JSON.parse(Buffer.from(data).toString("utf8")));
+      const parsed = HeartbeatMessage.safeParse(
+        data.length === 0 ? {} : JSON.parse(Buffer.from(data).toString("utf8")),
+      );
       heartbeatSeconds = parsed.success ? (parsed.data.intervalSeconds ?? null) : null;
     } catch {
       heartbeatSeconds = null;
     }
     const now = this.#options.clock.now();
     const intervalMs = this.#intervalMs(heartbeatSeconds);
-    if (this.#seen.get(machineId)?.intervalMs !== intervalMs) this.#options.logger.debug({ machineId, heartbeatSeconds }, "heartbeats from a machine, at this interval");
+    if (this.#seen.get(machineId)?.intervalMs !== intervalMs)
+      this.#options.logger.debug({ machineId, heartbeatSeconds }, "heartbeats from a machine, at this interval");
     this.#seen.set(machineId, { atMs: now, intervalMs });
     // Also when the shard does not know the machine's own interval yet (ONLINE from a CONNECT
     // event): after a takeover the next judge needs it.
-    const intervalUnknown = heartbeatSeconds !== null && this.#options.deviceOf(machineId)?.heartbeatSeconds !== heartbeatSeconds && this.#signalled.get(machineId) === undefined;
+    const intervalUnknown =
+      heartbeatSeconds !== null &&
+      this.#options.deviceOf(machineId)?.heartbeatSeconds !== heartbeatSeconds &&
+      this.#signalled.get(machineId) === undefined;
     if (this.#believed(machineId) !== "ONLINE" || intervalUnknown || this.#stale(machineId, "ONLINE", now)) {
       this.#signal(machineId, { status: "ONLINE", atMs: now, reason: "heartbeat", heartbeatSeconds });
     }
@@ -173,7 +190,10 @@ export class PresenceMonitor {
     const parsedTime = typeof event.timestamp === "string" ? Date.parse(event.timestamp) : Number.NaN;
     const atMs = Number.isNaN(parsedTime) ? this.#options.clock.now() : parsedTime;
     if (kind === "CONNECT") {
-      this.#seen.set(machineId, { atMs: this.#options.clock.now(), intervalMs: this.#seen.get(machineId)?.intervalMs ?? this.#intervalMs(null) });
+      this.#seen.set(machineId, {
+        atMs: this.#options.clock.now(),
+        intervalMs: this.#seen.get(machineId)?.intervalMs ?? this.#intervalMs(null),
+      });
       this.#signal(machineId, { status: "ONLINE", atMs, reason: "server-connect" });
     } else {
       this.#seen.delete(machineId);
@@ -186,7 +206,8 @@ export class PresenceMonitor {
     for (const [machineId, seen] of this.#seen) {
       if (now - seen.atMs <= this.#options.missedHeartbeats * seen.intervalMs) continue;
       this.#seen.delete(machineId);
-      if (this.#believed(machineId) === "ONLINE") this.#signal(machineId, { status: "OFFLINE", atMs: now, reason: "missed-heartbeats" });
+      if (this.#believed(machineId) === "ONLINE")
+        this.#signal(machineId, { status: "OFFLINE", atMs: now, reason: "missed-heartbeats" });
     }
   }
 
@@ -205,7 +226,12 @@ export class PresenceMonitor {
   /** A signal the shard has still not taken in after a few seconds is sent again. */
   #stale(machineId: string, status: DeviceStatus, now: number): boolean {
     const last = this.#signalled.get(machineId);
-    return last !== undefined && last.status === status && this.#options.deviceOf(machineId)?.status !== status && now - last.atMs > 10_000;
+    return (
+      last !== undefined &&
+      last.status === status &&
+      this.#options.deviceOf(machineId)?.status !== status &&
+      now - last.atMs > 10_000
+    );
   }
 
   #signal(machineId: string, signal: PresenceSignal): void {
@@ -223,7 +249,11 @@ export class PresenceMonitor {
         // Forget it, so the next heartbeat or expiry check signals again.
         if (this.#signalled.get(machineId)?.status === signal.status) this.#signalled.delete(machineId);
         const reason = error instanceof Error ? error.message : String(error);
-        if (reason !== this.#lastFailure) this.#options.logger.warn({ reason, machineId }, "cannot publish a presence signal; it is sent again on the next heartbeat or check");
+        if (reason !== this.#lastFailure)
+          this.#options.logger.warn(
+            { reason, machineId },
+            "cannot publish a presence signal; it is sent again on the next heartbeat or check",
+          );
         this.#lastFailure = reason;
       });
   }

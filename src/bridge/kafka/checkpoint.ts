@@ -1,5 +1,5 @@
-import * as z from "zod";
 import type { BaseOptions } from "@platformatic/kafka";
+import * as z from "zod";
 import type { OutputRecord } from "../records/source-message.ts";
 import { readCommittedPartition } from "./committed-reader.ts";
 import { withDeadline } from "./deadline.ts";
@@ -27,11 +27,21 @@ export const checkpointKey = (shard: string): string => `${CHECKPOINT_KEY_PREFIX
 export const stateKey = (kind: string, shard: string, id: string): string => `${kind}/${shard}/${id}`;
 
 export function checkpointRecord(topic: string, value: CheckpointValue): OutputRecord {
-  return { topic, key: Buffer.from(checkpointKey(value.shard)), value: Buffer.from(JSON.stringify(value)), headers: new Map() };
+  return {
+    topic,
+    key: Buffer.from(checkpointKey(value.shard)),
+    value: Buffer.from(JSON.stringify(value)),
+    headers: new Map(),
+  };
 }
 
 export function stateRecord(topic: string, kind: string, shard: string, id: string, value: unknown): OutputRecord {
-  return { topic, key: Buffer.from(stateKey(kind, shard, id)), value: Buffer.from(JSON.stringify(value)), headers: new Map() };
+  return {
+    topic,
+    key: Buffer.from(stateKey(kind, shard, id)),
+    value: Buffer.from(JSON.stringify(value)),
+    headers: new Map(),
+  };
 }
 
 export interface LoadedShardState {
@@ -45,23 +55,31 @@ export interface LoadedShardState {
  * producer fenced any previous owner, so no transaction of this shard is still open: what is read
  * is final. The topic is compacted, so this reads roughly one record per key.
  */
-export async function loadShardState(clientOptions: BaseOptions, topic: string, shard: string): Promise<LoadedShardState> {
+export async function loadShardState(
+  clientOptions: BaseOptions,
+  topic: string,
+  shard: string,
+): Promise<LoadedShardState> {
   let checkpoint: CheckpointValue | null = null;
   const states = new Map<string, unknown>();
   const ownKey = checkpointKey(shard);
-  await withDeadline(readCommittedPartition(clientOptions, topic, 0, 0n, (record) => {
-    const key = record.key?.toString("utf8");
-    if (key === undefined) return;
-    if (key === ownKey) {
-      if (record.value === null) return;
-      checkpoint = CheckpointValue.parse(JSON.parse(record.value.toString("utf8")));
-      return;
-    }
-    const [kind, recordShard, ...rest] = key.split("/");
-    if (recordShard !== shard || kind === undefined || kind === "checkpoint" || rest.length === 0) return;
-    const id = `${kind}/${rest.join("/")}`;
-    if (record.value === null) states.delete(id);
-    else states.set(id, JSON.parse(record.value.toString("utf8")) as unknown);
-  }), 60_000, `reading the checkpoint of shard ${shard}`);
+  await withDeadline(
+    readCommittedPartition(clientOptions, topic, 0, 0n, (record) => {
+      const key = record.key?.toString("utf8");
+      if (key === undefined) return;
+      if (key === ownKey) {
+        if (record.value === null) return;
+        checkpoint = CheckpointValue.parse(JSON.parse(record.value.toString("utf8")));
+        return;
+      }
+      const [kind, recordShard, ...rest] = key.split("/");
+      if (recordShard !== shard || kind === undefined || kind === "checkpoint" || rest.length === 0) return;
+      const id = `${kind}/${rest.join("/")}`;
+      if (record.value === null) states.delete(id);
+      else states.set(id, JSON.parse(record.value.toString("utf8")) as unknown);
+    }),
+    60_000,
+    `reading the checkpoint of shard ${shard}`,
+  );
   return { checkpoint, states };
 }

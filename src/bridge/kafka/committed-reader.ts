@@ -1,4 +1,11 @@
-import { Consumer, FetchIsolationLevels, IS_CONTROL, IS_TRANSACTIONAL, type BaseOptions, type KafkaRecord } from "@platformatic/kafka";
+import {
+  type BaseOptions,
+  Consumer,
+  FetchIsolationLevels,
+  IS_CONTROL,
+  IS_TRANSACTIONAL,
+  type KafkaRecord,
+} from "@platformatic/kafka";
 
 /** One committed record of a partition, as read back. */
 export interface CommittedRecord {
@@ -40,12 +47,18 @@ export async function readCommittedPartition(
   fromOffset: bigint,
   onRecord: (record: CommittedRecord) => void,
 ): Promise<{ nextOffset: bigint }> {
-  const consumer = new Consumer({ ...clientOptions, groupId: `${clientOptions.clientId}-reader`, autocommit: false, isolationLevel: FetchIsolationLevels.READ_COMMITTED });
+  const consumer = new Consumer({
+    ...clientOptions,
+    groupId: `${clientOptions.clientId}-reader`,
+    autocommit: false,
+    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+  });
   try {
     const metadata = await consumer.metadata({ topics: [topic], forceUpdate: true });
     const topicMetadata = metadata.topics.get(topic);
     const leader = topicMetadata?.partitions[partition]?.leader;
-    if (!topicMetadata || leader === undefined) throw new Error(`topic ${topic} partition ${partition} is not known to the cluster`);
+    if (!topicMetadata || leader === undefined)
+      throw new Error(`topic ${topic} partition ${partition} is not known to the cluster`);
     let offset = fromOffset;
     let readEnd: bigint | null = null;
     let waitingSinceMs: number | null = null;
@@ -56,7 +69,20 @@ export async function readCommittedPartition(
         node: leader,
         maxWaitTime: 100,
         isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-        topics: [{ topicId: topicMetadata.id, partitions: [{ partition, fetchOffset: offset, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: 8 * 1024 * 1024 }] }],
+        topics: [
+          {
+            topicId: topicMetadata.id,
+            partitions: [
+              {
+                partition,
+                fetchOffset: offset,
+                currentLeaderEpoch: -1,
+                lastFetchedEpoch: -1,
+                partitionMaxBytes: 8 * 1024 * 1024,
+              },
+            ],
+          },
+        ],
       });
       const partitionResponse = response.responses[0]?.partitions.find((entry) => entry.partitionIndex === partition);
       // Nothing returned yet below the end (a fetch that waited with nothing new may name no partition
@@ -65,17 +91,24 @@ export async function readCommittedPartition(
       const keepWaiting = (): void => {
         waitingSinceMs ??= performance.now();
         if (performance.now() - waitingSinceMs > OPEN_TRANSACTIONS_WAIT_MS) {
-          throw new Error(`${topic} partition ${partition}: nothing readable at offset ${offset} below ${readEnd ?? "its end"} for ${OPEN_TRANSACTIONS_WAIT_MS} ms (a transaction left open?)`);
+          throw new Error(
+            `${topic} partition ${partition}: nothing readable at offset ${offset} below ${readEnd ?? "its end"} for ${OPEN_TRANSACTIONS_WAIT_MS} ms (a transaction left open?)`,
+          );
         }
       };
       if (!partitionResponse) {
         keepWaiting();
         continue;
       }
-      if (partitionResponse.errorCode !== 0) throw new Error(`fetching ${topic} partition ${partition} failed with error code ${partitionResponse.errorCode}`);
+      if (partitionResponse.errorCode !== 0)
+        throw new Error(
+          `fetching ${topic} partition ${partition} failed with error code ${partitionResponse.errorCode}`,
+        );
       readEnd ??= partitionResponse.highWatermark;
       if (offset < partitionResponse.logStartOffset) offset = partitionResponse.logStartOffset;
-      pendingAborts = [...pendingAborts, ...(partitionResponse.abortedTransactions ?? [])].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1));
+      pendingAborts = [...pendingAborts, ...(partitionResponse.abortedTransactions ?? [])].sort((a, b) =>
+        a.firstOffset < b.firstOffset ? -1 : 1,
+      );
       const batches = partitionResponse.records ?? [];
       if (batches.length === 0 && offset < readEnd) {
         keepWaiting();
@@ -91,7 +124,8 @@ export async function readCommittedPartition(
         const transactional = (batch.attributes & IS_TRANSACTIONAL) !== 0;
         if ((batch.attributes & IS_CONTROL) !== 0) {
           const marker = batch.records[0]?.key;
-          if (marker && marker.length >= 4 && marker.readInt16BE(2) === CONTROL_ABORT) abortedProducers.delete(batch.producerId);
+          if (marker && marker.length >= 4 && marker.readInt16BE(2) === CONTROL_ABORT)
+            abortedProducers.delete(batch.producerId);
         } else if (!(transactional && abortedProducers.has(batch.producerId))) {
           for (const record of batch.records) {
             const recordOffset = batch.firstOffset + BigInt(record.offsetDelta);

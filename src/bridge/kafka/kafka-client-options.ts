@@ -19,7 +19,12 @@ function readSecret(path: string, what: string): string {
 }
 
 /** Calls the transaction coordinator answers with "busy, try again" in the normal course of things. */
-const COORDINATOR_OPERATIONS = new Set(["addPartitionsToTransaction", "findCoordinator", "initProducerId", "endTransaction"]);
+const COORDINATOR_OPERATIONS = new Set([
+  "addPartitionsToTransaction",
+  "findCoordinator",
+  "initProducerId",
+  "endTransaction",
+]);
 
 /**
  * How long the client waits before trying a call again. A transaction's partitions are added right
@@ -39,13 +44,19 @@ export const transactionAwareRetryDelay: RetryDelayGetter = (_client, operationI
  */
 export function kafkaClientOptions(kafka: BridgeSettings["kafka"], clientIdSuffix: string): BaseOptions {
   const { sasl, tls } = kafka;
-  const password = sasl.passwordFile !== undefined ? readSecret(sasl.passwordFile, "Kafka SASL password").trim() : sasl.password;
+  const password =
+    sasl.passwordFile !== undefined ? readSecret(sasl.passwordFile, "Kafka SASL password").trim() : sasl.password;
   const tlsOptions =
     tls.enabled || tls.caFile !== undefined || tls.certFile !== undefined
       ? {
           tls: {
             ...(tls.caFile ? { ca: readSecret(tls.caFile, "Kafka TLS CA") } : {}),
-            ...(tls.certFile && tls.keyFile ? { cert: readSecret(tls.certFile, "Kafka TLS certificate"), key: readSecret(tls.keyFile, "Kafka TLS key") } : {}),
+            ...(tls.certFile && tls.keyFile
+              ? {
+                  cert: readSecret(tls.certFile, "Kafka TLS certificate"),
+                  key: readSecret(tls.keyFile, "Kafka TLS key"),
+                }
+              : {}),
           },
           ...(tls.serverName ? { tlsServerName: tls.serverName } : {}),
         }
@@ -57,7 +68,9 @@ export function kafkaClientOptions(kafka: BridgeSettings["kafka"], clientIdSuffi
     connectTimeout: 10_000,
     retries: 3,
     retryDelay: transactionAwareRetryDelay,
-    ...(sasl.mechanism ? { sasl: { mechanism: sasl.mechanism, username: sasl.username ?? "", password: password ?? "" } } : {}),
+    ...(sasl.mechanism
+      ? { sasl: { mechanism: sasl.mechanism, username: sasl.username ?? "", password: password ?? "" } }
+      : {}),
     ...tlsOptions,
   };
 }

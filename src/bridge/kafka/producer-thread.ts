@@ -11,8 +11,21 @@ import { TransactionalWriter } from "./transactional-writer.ts";
  * records) instead of after it. The main thread talks to it through ThreadedWriter.
  */
 export type ProducerRequest =
-  | { readonly op: "open"; readonly requestId: number; readonly writerId: number; readonly kafka: BridgeSettings["kafka"]; readonly clientIdSuffix: string; readonly transactionalId: string }
-  | { readonly op: "write"; readonly requestId: number; readonly writerId: number; readonly frame: ArrayBuffer; readonly limits: Readonly<Record<string, number>> }
+  | {
+      readonly op: "open";
+      readonly requestId: number;
+      readonly writerId: number;
+      readonly kafka: BridgeSettings["kafka"];
+      readonly clientIdSuffix: string;
+      readonly transactionalId: string;
+    }
+  | {
+      readonly op: "write";
+      readonly requestId: number;
+      readonly writerId: number;
+      readonly frame: ArrayBuffer;
+      readonly limits: Readonly<Record<string, number>>;
+    }
   | { readonly op: "close"; readonly requestId: number; readonly writerId: number };
 
 export type ProducerReply =
@@ -29,7 +42,12 @@ if (parentPort) {
   const writers = new Map<number, Hosted>();
   const reply = (message: ProducerReply): void => port.postMessage(message);
   const fail = (requestId: number, error: unknown): void =>
-    reply({ requestId, ok: false, message: error instanceof Error ? error.message : String(error), ids: [...kafkaErrorIds(error)] });
+    reply({
+      requestId,
+      ok: false,
+      message: error instanceof Error ? error.message : String(error),
+      ids: [...kafkaErrorIds(error)],
+    });
 
   port.on("message", (request: ProducerRequest) => {
     void (async () => {
@@ -38,7 +56,11 @@ if (parentPort) {
           case "open": {
             const hosted: Hosted = {
               limits: {},
-              writer: new TransactionalWriter(kafkaClientOptions(request.kafka, request.clientIdSuffix), request.transactionalId, (topic) => hosted.limits[topic] ?? 1_000_000),
+              writer: new TransactionalWriter(
+                kafkaClientOptions(request.kafka, request.clientIdSuffix),
+                request.transactionalId,
+                (topic) => hosted.limits[topic] ?? 1_000_000,
+              ),
             };
             writers.set(request.writerId, hosted);
             await hosted.writer.open();

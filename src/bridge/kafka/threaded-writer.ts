@@ -96,7 +96,13 @@ export class ThreadedWriter implements TransactionWriter {
   readonly #clientIdSuffix: string;
   readonly #limitOf: (topic: string) => number;
 
-  constructor(options: { thread: ProducerThread; kafka: BridgeSettings["kafka"]; clientIdSuffix: string; transactionalId: string; limitOf: (topic: string) => number }) {
+  constructor(options: {
+    thread: ProducerThread;
+    kafka: BridgeSettings["kafka"];
+    clientIdSuffix: string;
+    transactionalId: string;
+    limitOf: (topic: string) => number;
+  }) {
     this.transactionalId = options.transactionalId;
     this.#thread = options.thread;
     this.#writerId = options.thread.newWriterId();
@@ -106,7 +112,14 @@ export class ThreadedWriter implements TransactionWriter {
   }
 
   async open(): Promise<void> {
-    const request = this.#thread.request((requestId) => ({ op: "open", requestId, writerId: this.#writerId, kafka: this.#kafka, clientIdSuffix: this.#clientIdSuffix, transactionalId: this.transactionalId }));
+    const request = this.#thread.request((requestId) => ({
+      op: "open",
+      requestId,
+      writerId: this.#writerId,
+      kafka: this.#kafka,
+      clientIdSuffix: this.#clientIdSuffix,
+      transactionalId: this.transactionalId,
+    }));
     await withDeadline(request, DEADLINE_MS, `registering transactional id ${this.transactionalId}`);
   }
 
@@ -114,11 +127,18 @@ export class ThreadedWriter implements TransactionWriter {
     const limits: Record<string, number> = {};
     for (const record of records) limits[record.topic] ??= this.#limitOf(record.topic);
     const frame = encodeRecords(records);
-    const request = this.#thread.request((requestId) => ({ op: "write", requestId, writerId: this.#writerId, frame, limits }), [frame]);
+    const request = this.#thread.request(
+      (requestId) => ({ op: "write", requestId, writerId: this.#writerId, frame, limits }),
+      [frame],
+    );
     await withDeadline(request, DEADLINE_MS, `a transaction of ${records.length} records`);
   }
 
   async close(): Promise<void> {
-    await withDeadline(this.#thread.request((requestId) => ({ op: "close", requestId, writerId: this.#writerId })), 6_000, "closing the producer").catch(() => undefined);
+    await withDeadline(
+      this.#thread.request((requestId) => ({ op: "close", requestId, writerId: this.#writerId })),
+      6_000,
+      "closing the producer",
+    ).catch(() => undefined);
   }
 }

@@ -35,7 +35,12 @@ export function topicPlans(settings: BridgeSettings): TopicPlan[] {
     { role: "inventory", partitions, configs: { "cleanup.policy": "compact" } },
     { role: "deadLetter", partitions: 1, configs: {} },
     // One partition: a takeover reads it whole. Short segments, so compaction keeps it small.
-    { role: "checkpoint", partitions: 1, configs: { "cleanup.policy": "compact", "segment.ms": String(3_600_000), "min.cleanable.dirty.ratio": "0.1" }, required: { "cleanup.policy": "compact" } },
+    {
+      role: "checkpoint",
+      partitions: 1,
+      configs: { "cleanup.policy": "compact", "segment.ms": String(3_600_000), "min.cleanable.dirty.ratio": "0.1" },
+      required: { "cleanup.policy": "compact" },
+    },
   ];
 }
 
@@ -67,11 +72,21 @@ async function ensureTopicsNow(settings: BridgeSettings, logger: Logger): Promis
         continue;
       }
       if (!plan.required) continue;
-      const [description] = await admin.describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: Object.keys(plan.required) }] });
+      const [description] = await admin.describeConfigs({
+        resources: [
+          {
+            resourceType: ConfigResourceTypes.TOPIC,
+            resourceName: name,
+            configurationKeys: Object.keys(plan.required),
+          },
+        ],
+      });
       for (const [key, wanted] of Object.entries(plan.required)) {
         const actual = description?.configs.find((config) => config.name === key)?.value ?? null;
         if (!actual?.split(",").includes(wanted)) {
-          throw new TopicSetupError(`topic ${name} (${plan.role}) has ${key}=${actual ?? "(unset)"}; it must be ${wanted}: change it (kafka-configs --alter) or name another topic with EDGE_BRIDGE_TOPIC_${plan.role.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`);
+          throw new TopicSetupError(
+            `topic ${name} (${plan.role}) has ${key}=${actual ?? "(unset)"}; it must be ${wanted}: change it (kafka-configs --alter) or name another topic with EDGE_BRIDGE_TOPIC_${plan.role.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`,
+          );
         }
       }
     }
@@ -109,11 +124,18 @@ export class TopicLimits {
     const admin = new Admin(kafkaClientOptions(settings.kafka, "admin"));
     try {
       const names = Object.values(settings.topics);
-      const descriptions = await admin.describeConfigs({ resources: names.map((name) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: name, configurationKeys: ["max.message.bytes"] })) });
+      const descriptions = await admin.describeConfigs({
+        resources: names.map((name) => ({
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: name,
+          configurationKeys: ["max.message.bytes"],
+        })),
+      });
       const limits = new Map<string, number>();
       for (const description of descriptions) {
         const value = Number(description.configs.find((config) => config.name === "max.message.bytes")?.value);
-        if (Number.isFinite(value) && value > 0) limits.set(description.resourceName, Math.min(this.#maxRecordBytes, value - BATCH_OVERHEAD_BYTES));
+        if (Number.isFinite(value) && value > 0)
+          limits.set(description.resourceName, Math.min(this.#maxRecordBytes, value - BATCH_OVERHEAD_BYTES));
       }
       this.#limits = limits;
     } finally {

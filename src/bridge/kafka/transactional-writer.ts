@@ -1,5 +1,11 @@
-import { compatibilityPartitioner, Producer, ProduceAcks, type BaseOptions, type MessageToProduce } from "@platformatic/kafka";
-import { recordSize, type OutputRecord } from "../records/source-message.ts";
+import {
+  type BaseOptions,
+  compatibilityPartitioner,
+  type MessageToProduce,
+  ProduceAcks,
+  Producer,
+} from "@platformatic/kafka";
+import { type OutputRecord, recordSize } from "../records/source-message.ts";
 import { withDeadline } from "./deadline.ts";
 
 /** At most this many bytes per produce request inside a transaction: every partition batch stays under the broker's message.max.bytes. */
@@ -57,7 +63,11 @@ export class TransactionalWriter implements TransactionWriter {
 
   /** Fences earlier producers of this id. The transaction it starts is used by the first write. */
   async open(): Promise<void> {
-    this.#open = await withDeadline(this.#producer.beginTransaction(), TRANSACTION_DEADLINE_MS, `registering transactional id ${this.transactionalId}`);
+    this.#open = await withDeadline(
+      this.#producer.beginTransaction(),
+      TRANSACTION_DEADLINE_MS,
+      `registering transactional id ${this.transactionalId}`,
+    );
   }
 
   /** Commits the records as one transaction, or throws; after a throw, close this writer and open a new one. */
@@ -86,7 +96,12 @@ export class TransactionalWriter implements TransactionWriter {
 }
 
 function toMessage(record: OutputRecord): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
-  return { topic: record.topic, ...(record.key ? { key: record.key } : {}), value: record.value, headers: record.headers };
+  return {
+    topic: record.topic,
+    ...(record.key ? { key: record.key } : {}),
+    value: record.value,
+    headers: record.headers,
+  };
 }
 
 /**

@@ -55,7 +55,8 @@ LIMIT 1000`;
  * has no row here; compare with `devices` for those.
  */
 export const configRevisionNotApplied = (revision: number): string => {
-  if (!Number.isSafeInteger(revision) || revision < 0) throw new Error(`a revision is a non-negative integer, not ${revision}`);
+  if (!Number.isSafeInteger(revision) || revision < 0)
+    throw new Error(`a revision is a non-negative integer, not ${revision}`);
   const rev = "JSON_EXTRACT_SCALAR(body, '$.revision', 'LONG', -1)";
   const status = "JSON_EXTRACT_SCALAR(body, '$.status', 'STRING', '')";
   const applied = `MAX(CASE WHEN ${status} = 'APPLIED' THEN ${rev} ELSE -1 END)`;

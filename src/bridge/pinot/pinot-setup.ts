@@ -2,7 +2,7 @@ import { Admin } from "@platformatic/kafka";
 import { kafkaClientOptions } from "../kafka/kafka-client-options.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
 import { planPinotSetup, type SetupAction } from "./setup-plan.ts";
-import { pinotTableDefinitions, type JsonObject, type PinotTableDefinition } from "./table-definitions.ts";
+import { type JsonObject, type PinotTableDefinition, pinotTableDefinitions } from "./table-definitions.ts";
 
 /**
  * `edge-bridge pinot-setup --controller URL`: creates or updates the schemas and REALTIME tables of
@@ -31,7 +31,12 @@ export interface PinotSetupOptions {
   readonly kafkaBrokersForPinot?: string;
 }
 
-async function controllerRequest(base: string, method: string, path: string, body?: JsonObject): Promise<JsonObject | undefined> {
+async function controllerRequest(
+  base: string,
+  method: string,
+  path: string,
+  body?: JsonObject,
+): Promise<JsonObject | undefined> {
   const response = await fetch(new URL(path, base), {
     method,
     // Creating a REALTIME table waits for its consuming segments: over 30 s on a 2-core test machine.
@@ -75,25 +80,35 @@ function definitionsFor(settings: BridgeSettings, options: PinotSetupOptions): P
 export async function runPinotSetup(settings: BridgeSettings, options: PinotSetupOptions): Promise<SetupAction[]> {
   const base = options.controllerUrl.endsWith("/") ? options.controllerUrl : `${options.controllerUrl}/`;
   const definitions = definitionsFor(settings, options);
-  const partitions = await topicPartitions(settings, definitions.map((definition) => settings.topics[definition.topicRole]));
+  const partitions = await topicPartitions(
+    settings,
+    definitions.map((definition) => settings.topics[definition.topicRole]),
+  );
   const planned: { definition: PinotTableDefinition; actions: readonly SetupAction[] }[] = [];
   const refusals: string[] = [];
   for (const definition of definitions) {
     const schema = await controllerRequest(base, "GET", `schemas/${definition.name}`);
     const tables = await controllerRequest(base, "GET", `tables/${definition.name}?type=realtime`);
     const table = tables?.REALTIME as JsonObject | undefined;
-    const plan = planPinotSetup(definition, { schema, table, topicPartitions: partitions.get(settings.topics[definition.topicRole]) });
+    const plan = planPinotSetup(definition, {
+      schema,
+      table,
+      topicPartitions: partitions.get(settings.topics[definition.topicRole]),
+    });
     if (plan.ok) planned.push({ definition, actions: plan.actions });
     else refusals.push(plan.refusal);
   }
-  if (refusals.length > 0) throw new PinotSetupRefusedError(`pinot-setup refused, nothing changed:\n${refusals.join("\n")}`);
+  if (refusals.length > 0)
+    throw new PinotSetupRefusedError(`pinot-setup refused, nothing changed:\n${refusals.join("\n")}`);
   const done: SetupAction[] = [];
   for (const { definition, actions } of planned) {
     for (const action of actions) {
       if (action.kind === "create-schema") await controllerRequest(base, "POST", "schemas", definition.schema);
-      if (action.kind === "update-schema") await controllerRequest(base, "PUT", `schemas/${definition.name}`, definition.schema);
+      if (action.kind === "update-schema")
+        await controllerRequest(base, "PUT", `schemas/${definition.name}`, definition.schema);
       if (action.kind === "create-table") await controllerRequest(base, "POST", "tables", definition.table);
-      if (action.kind === "update-table") await controllerRequest(base, "PUT", `tables/${definition.name}`, definition.table);
+      if (action.kind === "update-table")
+        await controllerRequest(base, "PUT", `tables/${definition.name}`, definition.table);
       done.push(action);
     }
   }

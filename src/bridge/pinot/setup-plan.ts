@@ -16,7 +16,9 @@ export type SetupAction =
   | { readonly kind: "update-table"; readonly name: string; readonly because: string }
   | { readonly kind: "unchanged"; readonly name: string; readonly what: "schema" | "table" };
 
-export type SetupPlan = { readonly ok: true; readonly actions: readonly SetupAction[] } | { readonly ok: false; readonly refusal: string };
+export type SetupPlan =
+  | { readonly ok: true; readonly actions: readonly SetupAction[] }
+  | { readonly ok: false; readonly refusal: string };
 
 export interface CurrentState {
   /** The schema as GET /schemas/{name} returns it; undefined when absent. */
@@ -60,9 +62,14 @@ function objectAt(root: JsonObject, ...path: string[]): JsonObject | undefined {
  * defaults and may turn numbers into strings, so scalars compare by their text).
  */
 export function containsAll(actual: JsonValue | undefined, desired: JsonValue): boolean {
-  if (desired === null || typeof desired !== "object") return actual !== undefined && actual !== null && String(actual) === String(desired);
+  if (desired === null || typeof desired !== "object")
+    return actual !== undefined && actual !== null && String(actual) === String(desired);
   if (Array.isArray(desired)) {
-    return Array.isArray(actual) && actual.length === desired.length && desired.every((item, index) => containsAll(actual[index], item));
+    return (
+      Array.isArray(actual) &&
+      actual.length === desired.length &&
+      desired.every((item, index) => containsAll(actual[index], item))
+    );
   }
   if (actual === null || typeof actual !== "object" || Array.isArray(actual)) return false;
   return Object.entries(desired).every(([key, value]) => containsAll(actual[key], value));
@@ -70,8 +77,10 @@ export function containsAll(actual: JsonValue | undefined, desired: JsonValue): 
 
 /** The path of the first member `desired` states that `actual` does not hold (as `containsAll` judges), or null. */
 export function firstDifference(actual: JsonValue | undefined, desired: JsonValue, path = ""): string | null {
-  if (desired === null || typeof desired !== "object" || Array.isArray(desired)) return containsAll(actual, desired) ? null : path || "(root)";
-  if (actual === null || actual === undefined || typeof actual !== "object" || Array.isArray(actual)) return path || "(root)";
+  if (desired === null || typeof desired !== "object" || Array.isArray(desired))
+    return containsAll(actual, desired) ? null : path || "(root)";
+  if (actual === null || actual === undefined || typeof actual !== "object" || Array.isArray(actual))
+    return path || "(root)";
   for (const [key, value] of Object.entries(desired)) {
     const found = firstDifference(actual[key], value, path ? `${path}.${key}` : key);
     if (found) return found;
@@ -89,7 +98,8 @@ function schemaRefusal(name: string, current: JsonObject, desired: JsonObject): 
   const desiredColumns = columnsOf(desired);
   for (const [column, shape] of columnsOf(current)) {
     const wanted = desiredColumns.get(column);
-    if (!wanted) return `schema ${name}: column ${column} is in Pinot but not here; Pinot cannot drop a column in place`;
+    if (!wanted)
+      return `schema ${name}: column ${column} is in Pinot but not here; Pinot cannot drop a column in place`;
     if (wanted.dataType !== shape.dataType || wanted.singleValue !== shape.singleValue) {
       const describe = (value: ColumnShape): string => `${value.dataType}${value.singleValue ? "" : "[]"}`;
       return `schema ${name}: column ${column} is ${describe(shape)} in Pinot, ${describe(wanted)} here; Pinot cannot change a column's type in place`;
@@ -113,8 +123,12 @@ function tableRefusal(name: string, current: JsonObject, desired: JsonObject): s
     ["dedupConfig", current.dedupConfig, desired.dedupConfig],
   ];
   for (const [what, actual, wanted] of fixed) {
-    const same = wanted === undefined ? actual === undefined || containsAll(actual, { mode: "NONE" }) || containsAll(actual, { dedupEnabled: false }) : containsAll(actual, wanted);
-    if (!same) return `table ${name}: ${what} is ${JSON.stringify(actual ?? null)} in Pinot, ${JSON.stringify(wanted ?? null)} here; Pinot cannot change it in place`;
+    const same =
+      wanted === undefined
+        ? actual === undefined || containsAll(actual, { mode: "NONE" }) || containsAll(actual, { dedupEnabled: false })
+        : containsAll(actual, wanted);
+    if (!same)
+      return `table ${name}: ${what} is ${JSON.stringify(actual ?? null)} in Pinot, ${JSON.stringify(wanted ?? null)} here; Pinot cannot change it in place`;
   }
   const topic = (table: JsonObject): string | undefined => {
     const value = objectAt(table, "tableIndexConfig", "streamConfigs")?.["stream.kafka.topic.name"];
@@ -134,7 +148,10 @@ export function planPinotSetup(definition: PinotTableDefinition, current: Curren
   const expected = partitionsOf(table);
   const topic = String(objectAt(table, "tableIndexConfig", "streamConfigs")?.["stream.kafka.topic.name"]);
   if (current.topicPartitions === undefined) {
-    return { ok: false, refusal: `table ${name}: topic ${topic} does not exist (start the bridge once, or create it with ${expected} partitions)` };
+    return {
+      ok: false,
+      refusal: `table ${name}: topic ${topic} does not exist (start the bridge once, or create it with ${expected} partitions)`,
+    };
   }
   if (expected !== undefined && current.topicPartitions !== expected) {
     return {
@@ -157,7 +174,11 @@ export function planPinotSetup(definition: PinotTableDefinition, current: Curren
     // Pinot stores the name with its type (`devices_REALTIME`); the rest compares as written.
     const { tableName: _name, ...comparable } = table;
     const difference = firstDifference(current.table, comparable);
-    actions.push(difference === null ? { kind: "unchanged", name, what: "table" } : { kind: "update-table", name, because: difference });
+    actions.push(
+      difference === null
+        ? { kind: "unchanged", name, what: "table" }
+        : { kind: "update-table", name, because: difference },
+    );
   }
   return { ok: true, actions };
 }

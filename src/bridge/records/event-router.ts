@@ -1,25 +1,35 @@
 import {
   BridgeHeader,
+  type DeadLetterKind,
   EVENT_BODY_SCHEMAS,
+  type EventEnvelope,
   EventHeader,
   EventType,
   machineIdOfSubject,
   parseMachineEventSubject,
   TelemetrySample,
-  type DeadLetterKind,
-  type EventEnvelope,
   type TopicRole,
 } from "../../contracts/index.ts";
 import { bridgedHeaders } from "./kafka-headers.ts";
-import { headerValue, textOf, recordSize, type OutputRecord, type SourceMessage } from "./source-message.ts";
+import { headerValue, type OutputRecord, recordSize, type SourceMessage, textOf } from "./source-message.ts";
 import { telemetryRowOf } from "./telemetry-row.ts";
 
 export type TopicNames = Readonly<Record<TopicRole, string>>;
 
 /** What becomes of one stream message. */
 export type Routed =
-  | { readonly kind: "record"; readonly record: OutputRecord; readonly machineId: string; readonly sequence: number | null }
-  | { readonly kind: "dead-letter"; readonly record: OutputRecord; readonly reason: string; readonly deadLetterKind: DeadLetterKind };
+  | {
+      readonly kind: "record";
+      readonly record: OutputRecord;
+      readonly machineId: string;
+      readonly sequence: number | null;
+    }
+  | {
+      readonly kind: "dead-letter";
+      readonly record: OutputRecord;
+      readonly reason: string;
+      readonly deadLetterKind: DeadLetterKind;
+    };
 
 /** The identity of an event, whoever published it: ours carry headers, a stock publisher may not. */
 export interface EventIdentity {
@@ -35,13 +45,20 @@ export function identityOf(message: SourceMessage): EventIdentity | null {
   const route = parseMachineEventSubject(message.subject);
   if (!route) return null;
   const sequenceText = headerValue(message, EventHeader.sequence);
-  const sequence = sequenceText !== undefined && /^\d+$/.test(sequenceText) && Number(sequenceText) > 0 ? Number(sequenceText) : null;
+  const sequence =
+    sequenceText !== undefined && /^\d+$/.test(sequenceText) && Number(sequenceText) > 0 ? Number(sequenceText) : null;
   const headerTime = headerValue(message, EventHeader.timestamp);
-  const timestamp = headerTime !== undefined && !Number.isNaN(Date.parse(headerTime)) ? new Date(Date.parse(headerTime)).toISOString() : new Date(message.storedAtMs).toISOString();
+  const timestamp =
+    headerTime !== undefined && !Number.isNaN(Date.parse(headerTime))
+      ? new Date(Date.parse(headerTime)).toISOString()
+      : new Date(message.storedAtMs).toISOString();
   return {
     machineId: route.machineId,
     eventType: route.eventType,
-    eventId: headerValue(message, EventHeader.eventId) ?? headerValue(message, EventHeader.msgId) ?? `${message.stream}:${message.streamSequence}`,
+    eventId:
+      headerValue(message, EventHeader.eventId) ??
+      headerValue(message, EventHeader.msgId) ??
+      `${message.stream}:${message.streamSequence}`,
     sequence,
     timestamp,
   };
@@ -75,18 +92,37 @@ const TOPIC_OF_TYPE: Readonly<Record<EventType, TopicRole>> = {
  */
 export function routeMessage(message: SourceMessage, options: RouterOptions): Routed {
   const identity = identityOf(message);
-  if (!identity) return deadLetter(message, options, "unknown-subject", `no event is published on ${message.subject}`, machineIdOfSubject(message.subject));
+  if (!identity)
+    return deadLetter(
+      message,
+      options,
+      "unknown-subject",
+      `no event is published on ${message.subject}`,
+      machineIdOfSubject(message.subject),
+    );
   let body: unknown;
   try {
     body = JSON.parse(textOf(message.data));
   } catch (error) {
-    return deadLetter(message, options, "not-json", `the body is not JSON: ${(error as Error).message}`, identity.machineId);
+    return deadLetter(
+      message,
+      options,
+      "not-json",
+      `the body is not JSON: ${(error as Error).message}`,
+      identity.machineId,
+    );
   }
   const parsed = EVENT_BODY_SCHEMAS[identity.eventType].safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
-    return deadLetter(message, options, "wrong-schema", `not a valid ${identity.eventType} body: ${where}${issue?.message ?? "invalid"}`, identity.machineId);
+    return deadLetter(
+      message,
+      options,
+      "wrong-schema",
+      `not a valid ${identity.eventType} body: ${where}${issue?.message ?? "invalid"}`,
+      identity.machineId,
+    );
   }
   const topicRole = TOPIC_OF_TYPE[identity.eventType];
   const value =
@@ -102,7 +138,13 @@ export function routeMessage(message: SourceMessage, options: RouterOptions): Ro
   const size = recordSize(record);
   const limit = options.maxRecordBytes(record.topic);
   if (size > limit) {
-    return deadLetter(message, options, "too-large", `the ${topicRole} record would be ${size} bytes, over the ${limit}-byte limit for topic ${record.topic}`, identity.machineId);
+    return deadLetter(
+      message,
+      options,
+      "too-large",
+      `the ${topicRole} record would be ${size} bytes, over the ${limit}-byte limit for topic ${record.topic}`,
+      identity.machineId,
+    );
   }
   return { kind: "record", record, machineId: identity.machineId, sequence: identity.sequence };
 }
@@ -123,19 +165,37 @@ function envelopeOf(message: SourceMessage, identity: EventIdentity, body: unkno
   };
 }
 
-function deadLetter(message: SourceMessage, options: RouterOptions, kind: DeadLetterKind, reason: string, machineId: string | null): Routed {
+function deadLetter(
+  message: SourceMessage,
+  options: RouterOptions,
+  kind: DeadLetterKind,
+  reason: string,
+  machineId: string | null,
+): Routed {
   const headers = bridgedHeaders(message, [
     [BridgeHeader.error, reason],
     [BridgeHeader.errorKind, kind],
   ]);
-  const withData: OutputRecord = { topic: options.topics.deadLetter, key: machineId === null ? undefined : Buffer.from(machineId), value: Buffer.from(message.data), headers };
+  const withData: OutputRecord = {
+    topic: options.topics.deadLetter,
+    key: machineId === null ? undefined : Buffer.from(machineId),
+    value: Buffer.from(message.data),
+    headers,
+  };
   // A dead letter too large to write keeps its headers and reason; the event stays in the stream.
-  const record = recordSize(withData) <= options.maxRecordBytes(withData.topic) ? withData : { ...withData, value: Buffer.alloc(0) };
+  const record =
+    recordSize(withData) <= options.maxRecordBytes(withData.topic) ? withData : { ...withData, value: Buffer.alloc(0) };
   return { kind: "dead-letter", record, reason, deadLetterKind: kind };
 }
 
 /** The dead letter of an event the broker refused as too large: headers and reason, no body. */
 export function tooLargeDeadLetter(message: SourceMessage, options: RouterOptions, reason: string): OutputRecord {
-  const routed = deadLetter(message, { ...options, maxRecordBytes: () => 0 }, "too-large", reason, machineIdOfSubject(message.subject));
+  const routed = deadLetter(
+    message,
+    { ...options, maxRecordBytes: () => 0 },
+    "too-large",
+    reason,
+    machineIdOfSubject(message.subject),
+  );
   return routed.record;
 }

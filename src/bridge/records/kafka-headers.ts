@@ -6,7 +6,10 @@ import type { SourceMessage } from "./source-message.ts";
  * where it came from: `nats-stream`, `nats-stream-seq`, `nats-subject`. Extra entries (a dead
  * letter's reason, the OpenFrame type id) come last.
  */
-export function bridgedHeaders(message: SourceMessage, extra: ReadonlyArray<readonly [string, string]> = []): Map<Buffer, Buffer> {
+export function bridgedHeaders(
+  message: SourceMessage,
+  extra: ReadonlyArray<readonly [string, string]> = [],
+): Map<Buffer, Buffer> {
   const headers = new Map<Buffer, Buffer>();
   // Names are few and repeat on every record: their encoding is cached (and only read, never
   // changed). A name this record already has gets a copy, or the Map would fold the two into one.

@@ -3,10 +3,15 @@ import type { TelemetryRow, TelemetrySample } from "../../contracts/index.ts";
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
 
 /** Flattens one sample into the columns of `machine-telemetry` (see TelemetryRow). */
-export function telemetryRowOf(sample: TelemetrySample, identity: { eventId: string; machineId: string; sequence: number | null }): TelemetryRow {
+export function telemetryRowOf(
+  sample: TelemetrySample,
+  identity: { eventId: string; machineId: string; sequence: number | null },
+): TelemetryRow {
   const { memory, load, cpu } = sample;
   const filesystemTotalBytes = sum(sample.filesystems.map((filesystem) => filesystem.totalBytes));
-  const usedPercents = sample.filesystems.filter((filesystem) => filesystem.totalBytes > 0).map((filesystem) => (100 * filesystem.usedBytes) / filesystem.totalBytes);
+  const usedPercents = sample.filesystems
+    .filter((filesystem) => filesystem.totalBytes > 0)
+    .map((filesystem) => (100 * filesystem.usedBytes) / filesystem.totalBytes);
   return {
     eventId: identity.eventId,
     machineId: identity.machineId,

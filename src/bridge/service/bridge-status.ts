@@ -1,6 +1,6 @@
 import { jetstreamManager } from "@nats-io/jetstream";
+import { type Service, Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Svcm, type Service } from "@nats-io/services";
 import type { ShardStats } from "../shards/shard-runner.ts";
 
 export const BRIDGE_SERVICE_NAME = "edge-bridge";
@@ -39,11 +39,21 @@ export interface BridgeStatus {
   readonly shardsHeld: readonly string[];
   readonly shards: readonly ShardStatus[];
   readonly fatal: string | null;
-  readonly memory: { readonly rssBytes: number; readonly heapUsedBytes: number; readonly heapTotalBytes: number; readonly externalBytes: number; readonly arrayBuffersBytes: number };
+  readonly memory: {
+    readonly rssBytes: number;
+    readonly heapUsedBytes: number;
+    readonly heapTotalBytes: number;
+    readonly externalBytes: number;
+    readonly arrayBuffersBytes: number;
+  };
 }
 
 /** Adds the consumer and stream figures (asked of the server) to a shard's own counters. */
-export async function shardStatus(connection: NatsConnection | null, stats: ShardStats, consumerName: (stream: string) => string): Promise<ShardStatus> {
+export async function shardStatus(
+  connection: NatsConnection | null,
+  stats: ShardStats,
+  consumerName: (stream: string) => string,
+): Promise<ShardStatus> {
   const manager = connection && !connection.isClosed() ? await jetstreamManager(connection).catch(() => null) : null;
   const streams = await Promise.all(
     Object.entries(stats.streams).map(async ([stream, streamStats]): Promise<StreamStatus> => {
@@ -95,7 +105,9 @@ export async function startBridgeService(options: {
       options
         .status()
         .then((status) => message.respond(JSON.stringify(status)))
-        .catch((failure: unknown) => message.respondError(500, failure instanceof Error ? failure.message : String(failure)));
+        .catch((failure: unknown) =>
+          message.respondError(500, failure instanceof Error ? failure.message : String(failure)),
+        );
     },
   });
   return service;

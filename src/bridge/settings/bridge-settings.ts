@@ -21,7 +21,11 @@ const NatsAuth = z.object({
   nkeySeedFile: z.string().optional(),
   credsFile: z.string().optional(),
 });
-const NatsTls = z.object({ caFile: z.string().optional(), certFile: z.string().optional(), keyFile: z.string().optional() });
+const NatsTls = z.object({
+  caFile: z.string().optional(),
+  certFile: z.string().optional(),
+  keyFile: z.string().optional(),
+});
 
 export const KafkaSaslMechanism = z.enum(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
 
@@ -62,9 +66,18 @@ export const BridgeSettings = z.object({
     /** Partitions of the topics the bridge creates (existing topics keep theirs). */
     partitions: z.number().int().min(1).max(10_000),
     /** Replication of the topics it creates; -1 takes the broker's default.replication.factor. */
-    replicationFactor: z.number().int().min(-1).max(100).refine((factor) => factor !== 0, "must be -1 (broker default) or at least 1"),
+    replicationFactor: z
+      .number()
+      .int()
+      .min(-1)
+      .max(100)
+      .refine((factor) => factor !== 0, "must be -1 (broker default) or at least 1"),
     /** A record larger than this goes to the dead-letter topic (keep it under the broker's message.max.bytes). */
-    maxRecordBytes: z.number().int().min(1_024).max(64 * 1024 * 1024),
+    maxRecordBytes: z
+      .number()
+      .int()
+      .min(1_024)
+      .max(64 * 1024 * 1024),
   }),
   topics: z.object({
     devices: z.string().min(1),
@@ -95,7 +108,11 @@ export const BridgeSettings = z.object({
 });
 export type BridgeSettings = z.infer<typeof BridgeSettings>;
 
-export function defaultBridgeDirectories(privileged: boolean, env: NodeJS.ProcessEnv, home: string): { configDir: string; dataDir: string } {
+export function defaultBridgeDirectories(
+  privileged: boolean,
+  env: NodeJS.ProcessEnv,
+  home: string,
+): { configDir: string; dataDir: string } {
   if (privileged) return { configDir: "/etc/edge-bridge", dataDir: "/var/lib/edge-bridge" };
   return {
     configDir: `${env.XDG_CONFIG_HOME ?? `${home}/.config`}/edge-bridge`,
@@ -109,10 +126,17 @@ export function defaultBridgeDirectories(privileged: boolean, env: NodeJS.Proces
  * on one host need ids of their own (EDGE_BRIDGE_INSTANCE_ID); the second is refused otherwise.
  */
 export function defaultInstanceId(): string {
-  return hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 60) || "edge-bridge";
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9_-]/g, "-")
+      .slice(0, 60) || "edge-bridge"
+  );
 }
 
-export function defaultBridgeSettings(directories: { configDir: string; dataDir: string }): z.input<typeof BridgeSettings> {
+export function defaultBridgeSettings(directories: {
+  configDir: string;
+  dataDir: string;
+}): z.input<typeof BridgeSettings> {
   return {
     natsServers: ["nats://127.0.0.1:4222"],
     auth: {},

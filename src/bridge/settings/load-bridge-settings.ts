@@ -2,14 +2,30 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { SettingsError } from "../../settings/errors.ts";
-import { environmentLayer, fileLayer, flagLayer, mergeLayers, readJsonSettingsFile, resolveSettings, settingsFlagOptionsOf, type FlagValues, type SettingSpec } from "../../settings/layers.ts";
+import {
+  environmentLayer,
+  type FlagValues,
+  fileLayer,
+  flagLayer,
+  mergeLayers,
+  readJsonSettingsFile,
+  resolveSettings,
+  type SettingSpec,
+  settingsFlagOptionsOf,
+} from "../../settings/layers.ts";
 import { assertCompleteNatsEndpoint } from "../../settings/load.ts";
 import { BridgeSettings, defaultBridgeDirectories, defaultBridgeSettings } from "./bridge-settings.ts";
 
 export const BRIDGE_SETTINGS_FILE_NAME = "settings.json";
 
 const PREFIX = "EDGE_BRIDGE_";
-const spec = (path: string, envName: string, kind: SettingSpec["kind"], flag?: string, extra: Partial<SettingSpec> = {}): SettingSpec => ({
+const spec = (
+  path: string,
+  envName: string,
+  kind: SettingSpec["kind"],
+  flag?: string,
+  extra: Partial<SettingSpec> = {},
+): SettingSpec => ({
   path,
   env: [`${PREFIX}${envName}`, ...(extra.env ?? [])],
   kind,
@@ -84,7 +100,10 @@ export interface LoadBridgeSettingsInput {
 }
 
 /** Resolves the bridge's settings: defaults < settings file < environment < flags; a bad value throws SettingsError. */
-export function loadBridgeSettings(input: LoadBridgeSettingsInput): { settings: BridgeSettings; settingsFile: string | null } {
+export function loadBridgeSettings(input: LoadBridgeSettingsInput): {
+  settings: BridgeSettings;
+  settingsFile: string | null;
+} {
   const env = environmentLayer(BRIDGE_SETTING_SPECS, input.env);
   const flags = flagLayer(BRIDGE_SETTING_SPECS, input.flags ?? {});
   // A replication factor of -1 reads as text, so "-1" is not taken for a flag.
@@ -92,31 +111,57 @@ export function loadBridgeSettings(input: LoadBridgeSettingsInput): { settings: 
     const factor = layer.get("kafka.replicationFactor");
     if (factor !== undefined) {
       const text = String(factor.value).trim();
-      if (!/^-?\d+$/.test(text)) throw new SettingsError(factor.label, `must be a whole number, or -1 for the broker's default (got ${JSON.stringify(text)})`);
+      if (!/^-?\d+$/.test(text))
+        throw new SettingsError(
+          factor.label,
+          `must be a whole number, or -1 for the broker's default (got ${JSON.stringify(text)})`,
+        );
       layer.set("kafka.replicationFactor", { value: Number(text), label: factor.label });
     }
   }
-  const defaults = defaultBridgeSettings(defaultBridgeDirectories(input.privileged, input.env, input.env.HOME ?? homedir()));
+  const defaults = defaultBridgeSettings(
+    defaultBridgeDirectories(input.privileged, input.env, input.env.HOME ?? homedir()),
+  );
   const configDir = String(flags.get("configDir")?.value ?? env.get("configDir")?.value ?? defaults.configDir);
   const path = join(configDir, BRIDGE_SETTINGS_FILE_NAME);
   const document = readJsonSettingsFile(path, (file) => readFileSync(file, "utf8"));
-  const file = document === null ? new Map() : fileLayer(BRIDGE_SETTING_SPECS, document, path, { natsUrl: "natsServers" });
+  const file =
+    document === null ? new Map() : fileLayer(BRIDGE_SETTING_SPECS, document, path, { natsUrl: "natsServers" });
 
   const { settings, labelOf } = resolveSettings(BridgeSettings, defaults, mergeLayers([file, env, flags]));
   assertCompleteNatsEndpoint(settings, labelOf);
   assertCompleteNatsEndpoint(settings.systemAccount, labelOf, "systemAccount.");
   const { sasl, tls } = settings.kafka;
-  if (sasl.mechanism === undefined && (sasl.username !== undefined || sasl.password !== undefined || sasl.passwordFile !== undefined)) {
-    throw new SettingsError(labelOf("kafka.sasl.username"), "Kafka SASL credentials need a mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)");
+  if (
+    sasl.mechanism === undefined &&
+    (sasl.username !== undefined || sasl.password !== undefined || sasl.passwordFile !== undefined)
+  ) {
+    throw new SettingsError(
+      labelOf("kafka.sasl.username"),
+      "Kafka SASL credentials need a mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)",
+    );
   }
-  if (sasl.mechanism !== undefined && (sasl.username === undefined || (sasl.password === undefined && sasl.passwordFile === undefined))) {
-    throw new SettingsError(labelOf("kafka.sasl.mechanism"), `SASL ${sasl.mechanism} needs a username and a password (or a password file)`);
+  if (
+    sasl.mechanism !== undefined &&
+    (sasl.username === undefined || (sasl.password === undefined && sasl.passwordFile === undefined))
+  ) {
+    throw new SettingsError(
+      labelOf("kafka.sasl.mechanism"),
+      `SASL ${sasl.mechanism} needs a username and a password (or a password file)`,
+    );
   }
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
-    throw new SettingsError(labelOf(tls.certFile ? "kafka.tls.certFile" : "kafka.tls.keyFile"), "a Kafka TLS client certificate needs both the cert and the key file");
+    throw new SettingsError(
+      labelOf(tls.certFile ? "kafka.tls.certFile" : "kafka.tls.keyFile"),
+      "a Kafka TLS client certificate needs both the cert and the key file",
+    );
   }
   const names = Object.entries(settings.topics);
   const clash = names.find(([role, name]) => names.some(([otherRole, other]) => otherRole !== role && other === name));
-  if (clash) throw new SettingsError(labelOf(`topics.${clash[0]}`), `topic ${JSON.stringify(clash[1])} is used for two purposes; each needs its own topic`);
+  if (clash)
+    throw new SettingsError(
+      labelOf(`topics.${clash[0]}`),
+      `topic ${JSON.stringify(clash[1])} is used for two purposes; each needs its own topic`,
+    );
   return { settings, settingsFile: document === null ? null : path };
 }

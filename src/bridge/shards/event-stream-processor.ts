@@ -1,9 +1,9 @@
-import { stateRecord } from "../kafka/checkpoint.ts";
+import type { Logger } from "../../runtime/logger.ts";
 import { SequenceWindow, type SequenceWindowSnapshot } from "../dedupe/sequence-window.ts";
-import { routeMessage, type RouterOptions } from "../records/event-router.ts";
+import { stateRecord } from "../kafka/checkpoint.ts";
+import { type RouterOptions, routeMessage } from "../records/event-router.ts";
 import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
 import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "./shard-processor.ts";
-import type { Logger } from "../../runtime/logger.ts";
 
 const WINDOW_KIND = "dedupe";
 
@@ -52,17 +52,31 @@ export class EventStreamProcessor implements ShardProcessor {
       const routed = routeMessage(message, this.#router);
       if (routed.kind === "dead-letter") {
         deadLetters++;
-        this.#logger.warn({ subject: message.subject, streamSequence: message.streamSequence, reason: routed.reason, kind: routed.deadLetterKind }, "event sent to the dead-letter topic");
+        this.#logger.warn(
+          {
+            subject: message.subject,
+            streamSequence: message.streamSequence,
+            reason: routed.reason,
+            kind: routed.deadLetterKind,
+          },
+          "event sent to the dead-letter topic",
+        );
         records.push(routed.record);
         continue;
       }
       if (routed.sequence !== null) {
-        const window = touched.get(routed.machineId) ?? (this.#uncommitted.get(routed.machineId) ?? this.#windows.get(routed.machineId))?.clone() ?? new SequenceWindow();
+        const window =
+          touched.get(routed.machineId) ??
+          (this.#uncommitted.get(routed.machineId) ?? this.#windows.get(routed.machineId))?.clone() ??
+          new SequenceWindow();
         touched.set(routed.machineId, window);
         const verdict = window.verdict(routed.sequence);
         if (verdict === "duplicate") {
           duplicatesDropped++;
-          this.#logger.info({ machineId: routed.machineId, sequence: routed.sequence, streamSequence: message.streamSequence }, "dropped a copy of an event already bridged (stored again after the stream's duplicate window)");
+          this.#logger.info(
+            { machineId: routed.machineId, sequence: routed.sequence, streamSequence: message.streamSequence },
+            "dropped a copy of an event already bridged (stored again after the stream's duplicate window)",
+          );
           continue;
         }
         if (verdict === "too-old") unverifiableSequences++;
@@ -70,7 +84,9 @@ export class EventStreamProcessor implements ShardProcessor {
       }
       records.push(routed.record);
     }
-    const stateRecords = [...touched].map(([machineId, window]) => stateRecord(this.#checkpointTopic, WINDOW_KIND, this.name, machineId, window.snapshot()));
+    const stateRecords = [...touched].map(([machineId, window]) =>
+      stateRecord(this.#checkpointTopic, WINDOW_KIND, this.name, machineId, window.snapshot()),
+    );
     for (const [machineId, window] of touched) this.#uncommitted.set(machineId, window);
     return {
       records,

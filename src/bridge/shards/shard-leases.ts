@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Clock } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
@@ -26,7 +26,9 @@ export interface ShardLeasesOptions {
 export class InstanceIdInUseError extends Error {
   readonly code = "EDGE_BRIDGE_INSTANCE_ID_IN_USE";
   constructor(instanceId: string, holder: string) {
-    super(`instance id ${instanceId} is in use by a running bridge (${holder}); give each instance its own EDGE_BRIDGE_INSTANCE_ID`);
+    super(
+      `instance id ${instanceId} is in use by a running bridge (${holder}); give each instance its own EDGE_BRIDGE_INSTANCE_ID`,
+    );
     this.name = "InstanceIdInUseError";
   }
 }
@@ -93,14 +95,20 @@ export class ShardLeases {
   }
 
   async start(): Promise<void> {
-    const kv = await new Kvm(this.#options.connection).create(this.#options.bucket, { history: 1, ttl: this.#options.leaseMs });
+    const kv = await new Kvm(this.#options.connection).create(this.#options.bucket, {
+      history: 1,
+      ttl: this.#options.leaseMs,
+    });
     this.#kv = kv;
     await this.#refuseDuplicateInstance(kv);
     await this.#reclaimOwnLeases(kv);
     await this.#tick();
-    this.#timer = setInterval(() => {
-      this.#ticking ??= this.#tick().finally(() => (this.#ticking = null));
-    }, Math.max(500, Math.floor(this.#options.leaseMs / 3)));
+    this.#timer = setInterval(
+      () => {
+        this.#ticking ??= this.#tick().finally(() => (this.#ticking = null));
+      },
+      Math.max(500, Math.floor(this.#options.leaseMs / 3)),
+    );
     this.#timer.unref();
   }
 
@@ -108,7 +116,9 @@ export class ShardLeases {
   async stop(): Promise<void> {
     // No more taking or balancing; renewals go on until every shard has stopped.
     this.#stopped = true;
-    await Promise.all(this.heldShards.filter((shard) => !this.#releasing.has(shard)).map((shard) => this.#release(shard)));
+    await Promise.all(
+      this.heldShards.filter((shard) => !this.#releasing.has(shard)).map((shard) => this.#release(shard)),
+    );
     while (this.#releasing.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
     if (this.#timer) clearInterval(this.#timer);
     await this.#ticking;
@@ -129,7 +139,12 @@ export class ShardLeases {
       previous = {};
     }
     // Restarted on the same host (the usual case): its process is gone, nothing to wait for.
-    if (previous.host === this.#options.host && typeof previous.pid === "number" && !this.#options.processAlive(previous.pid)) return;
+    if (
+      previous.host === this.#options.host &&
+      typeof previous.pid === "number" &&
+      !this.#options.processAlive(previous.pid)
+    )
+      return;
     await new Promise((resolve) => setTimeout(resolve, Math.floor(this.#options.leaseMs / 3) + 500));
     const after = await kv.get(this.#instanceKey());
     if (after && after.operation === "PUT" && after.revision !== before.revision) {
@@ -200,7 +215,10 @@ export class ShardLeases {
       // the group settles at floor or ceiling each (4/3/3 for ten shards on three instances).
       const shed = Math.max(mine.length - ceiling, mine.length > floor && others.some((held) => held < floor) ? 1 : 0);
       for (const shard of mine.slice(mine.length - shed)) {
-        this.#options.logger.info({ shard, liveInstances: this.#liveInstances, floor, ceiling }, "handing a shard over to balance the group");
+        this.#options.logger.info(
+          { shard, liveInstances: this.#liveInstances, floor, ceiling },
+          "handing a shard over to balance the group",
+        );
         this.#releaseInBackground(shard);
       }
       for (const shard of ranked) {
@@ -212,7 +230,8 @@ export class ShardLeases {
       this.#lastProblem = null;
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      if (reason !== this.#lastProblem) this.#options.logger.warn({ reason }, "cannot renew or take leases right now; retrying");
+      if (reason !== this.#lastProblem)
+        this.#options.logger.warn({ reason }, "cannot renew or take leases right now; retrying");
       this.#lastProblem = reason;
       // A lease not renewed in time is lost: stop those shards before someone else takes them.
       for (const shard of this.heldShards) if (!this.holds(shard)) await this.#lose(shard, "not renewed in time");
@@ -236,7 +255,8 @@ export class ShardLeases {
       held.renewedAtMs = sentAt;
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      if (/wrong last sequence|key not found|no message found/i.test(reason)) await this.#lose(shard, "the lease expired and was taken");
+      if (/wrong last sequence|key not found|no message found/i.test(reason))
+        await this.#lose(shard, "the lease expired and was taken");
       else throw error;
     }
   }
@@ -279,11 +299,15 @@ export class ShardLeases {
   }
 
   #leaseValue(): string {
-    return JSON.stringify({ instanceId: this.#options.instanceId, at: new Date(this.#options.clock.now()).toISOString() });
+    return JSON.stringify({
+      instanceId: this.#options.instanceId,
+      at: new Date(this.#options.clock.now()).toISOString(),
+    });
   }
 
   #ranked(): string[] {
-    const score = (shard: string): string => createHash("sha256").update(`${shard}\u0000${this.#options.instanceId}`).digest("hex");
+    const score = (shard: string): string =>
+      createHash("sha256").update(`${shard}\u0000${this.#options.instanceId}`).digest("hex");
     return [...this.#options.shards].sort((a, b) => (score(a) < score(b) ? 1 : -1));
   }
 }

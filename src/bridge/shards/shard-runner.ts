@@ -1,11 +1,11 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { BaseOptions } from "@platformatic/kafka";
+import { jitteredBackoff } from "../../runtime/backoff.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
-import { jitteredBackoff } from "../../runtime/backoff.ts";
 import { OrderedStreamSource, type SourceCounters } from "../../transport/ordered-stream-source.ts";
-import { checkpointRecord, loadShardState, type CheckpointValue } from "../kafka/checkpoint.ts";
+import { type CheckpointValue, checkpointRecord, loadShardState } from "../kafka/checkpoint.ts";
 import { classifyKafkaError, describeKafkaError } from "../kafka/kafka-errors.ts";
 import type { TransactionWriter } from "../kafka/transactional-writer.ts";
 import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
@@ -102,7 +102,15 @@ export class ShardRunner {
   #stopSignal = new AbortController();
   #running: Promise<void> | null = null;
   #state: ShardState = "stopped";
-  #counters = { produced: 0, deadLetters: 0, duplicatesDropped: 0, unverifiableSequences: 0, transactionsCommitted: 0, transactionsAborted: 0, takeovers: 0 };
+  #counters = {
+    produced: 0,
+    deadLetters: 0,
+    duplicatesDropped: 0,
+    unverifiableSequences: 0,
+    transactionsCommitted: 0,
+    transactionsAborted: 0,
+    takeovers: 0,
+  };
   #retiredSourceCounters = new Map<string, SourceCounters>();
   #lastCommitAt: string | null = null;
   #lastError: string | null = null;
@@ -136,9 +144,15 @@ export class ShardRunner {
     this.#stopSignal.abort();
     const running = this.#running;
     if (!running) return;
-    const timedOut = await Promise.race([running.then(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(true), timeoutMs).unref())]);
+    const timedOut = await Promise.race([
+      running.then(() => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), timeoutMs).unref()),
+    ]);
     if (timedOut) {
-      this.#logger.warn({ timeoutMs }, "the open transaction did not finish in time; closing the producer (the broker aborts it, the batch is read again)");
+      this.#logger.warn(
+        { timeoutMs },
+        "the open transaction did not finish in time; closing the producer (the broker aborts it, the batch is read again)",
+      );
       await this.#writer?.close();
       await running.catch(() => undefined);
     }
@@ -149,7 +163,11 @@ export class ShardRunner {
     for (const stream of this.#processor.streams) {
       const source = this.#sources.get(stream);
       const live = source?.counters ?? { redeliveriesDropped: 0, missingFromStream: 0, repositions: 0 };
-      const retired = this.#retiredSourceCounters.get(stream) ?? { redeliveriesDropped: 0, missingFromStream: 0, repositions: 0 };
+      const retired = this.#retiredSourceCounters.get(stream) ?? {
+        redeliveriesDropped: 0,
+        missingFromStream: 0,
+        repositions: 0,
+      };
       streams[stream] = {
         committedSequence: this.#committed[stream] ?? 0,
         buffered: source?.buffered ?? 0,
@@ -198,14 +216,17 @@ export class ShardRunner {
         }
         this.#state = "retrying";
         // One line per kind of trouble, not one per retry: a Kafka outage is one warning.
-        if (reason !== lastLogged) this.#logger.warn({ reason, kind }, "cannot bridge right now; nothing is acked until Kafka has it, retrying");
+        if (reason !== lastLogged)
+          this.#logger.warn({ reason, kind }, "cannot bridge right now; nothing is acked until Kafka has it, retrying");
         lastLogged = reason;
         await this.#sleep(backoff.next());
       } finally {
         await this.#teardown();
       }
     }
-    await this.#processor.release().catch((error: unknown) => this.#logger.warn({ err: error }, "processor did not release cleanly"));
+    await this.#processor
+      .release()
+      .catch((error: unknown) => this.#logger.warn({ err: error }, "processor did not release cleanly"));
   }
 
   async #takeover(): Promise<void> {
@@ -224,14 +245,21 @@ export class ShardRunner {
       const position = loaded.checkpoint?.positions[stream];
       let after = position?.sequence ?? 0;
       if (position && position.streamCreated !== info.created) {
-        this.#logger.warn({ stream, checkpoint: position, created: info.created }, "the stream was made again since the checkpoint: reading it from its start");
+        this.#logger.warn(
+          { stream, checkpoint: position, created: info.created },
+          "the stream was made again since the checkpoint: reading it from its start",
+        );
         after = 0;
       }
       this.#committed[stream] = after;
       this.#streamCreated[stream] = info.created;
     }
     this.#transactions = loaded.checkpoint?.transaction ?? 0;
-    await this.#processor.takeover({ checkpoint: loaded.checkpoint, states: loaded.states, connection: this.#options.connection });
+    await this.#processor.takeover({
+      checkpoint: loaded.checkpoint,
+      states: loaded.states,
+      connection: this.#options.connection,
+    });
     for (const stream of this.#processor.streams) {
       const source = new OrderedStreamSource({
         connection: this.#options.connection,
@@ -246,7 +274,10 @@ export class ShardRunner {
       this.#sources.set(stream, source);
       await source.startAfter(this.#committed[stream] ?? 0);
     }
-    this.#logger.info({ positions: this.#committed, transactionalId: this.#options.transactionalId }, "shard taken over: bridging from the committed checkpoint");
+    this.#logger.info(
+      { positions: this.#committed, transactionalId: this.#options.transactionalId },
+      "shard taken over: bridging from the committed checkpoint",
+    );
   }
 
   /**
@@ -283,7 +314,13 @@ export class ShardRunner {
         if (inFlight !== null && (await settle()) === "redone") batch = await this.#prepare(messages, this.#committed);
         const writer = this.#writer;
         if (!writer) throw new Error("no producer");
-        inFlight = { batch, outcome: writer.write(batch.records).then(() => null, (error: unknown) => error ?? new Error("transaction failed")) };
+        inFlight = {
+          batch,
+          outcome: writer.write(batch.records).then(
+            () => null,
+            (error: unknown) => error ?? new Error("transaction failed"),
+          ),
+        };
       }
     } finally {
       // Stopping: the open transaction commits or fails before the shard lets go.
@@ -299,7 +336,10 @@ export class ShardRunner {
       const waiting = new AbortController();
       const onStop = (): void => waiting.abort();
       this.#stopSignal.signal.addEventListener("abort", onStop, { once: true });
-      await Promise.race([...sources.map((source) => source.waitForMessage(waiting.signal)), ...(inFlight ? [inFlight] : [])]);
+      await Promise.race([
+        ...sources.map((source) => source.waitForMessage(waiting.signal)),
+        ...(inFlight ? [inFlight] : []),
+      ]);
       waiting.abort();
       this.#stopSignal.signal.removeEventListener("abort", onStop);
       if (this.#stopping || buffered() === 0) return [];
@@ -312,14 +352,23 @@ export class ShardRunner {
   }
 
   /** A batch's records, state and checkpoint, prepared on top of `base` (the positions before it). */
-  async #prepare(messages: readonly SourceMessage[], base: Readonly<Record<string, number>>): Promise<PreparedTransaction> {
+  async #prepare(
+    messages: readonly SourceMessage[],
+    base: Readonly<Record<string, number>>,
+  ): Promise<PreparedTransaction> {
     const afterBatch = { ...base };
-    for (const message of messages) afterBatch[message.stream] = Math.max(afterBatch[message.stream] ?? 0, message.streamSequence);
+    for (const message of messages)
+      afterBatch[message.stream] = Math.max(afterBatch[message.stream] ?? 0, message.streamSequence);
     const prepared = await this.#processor.prepare(messages, { committed: this.#committed, afterBatch });
     this.#transactions++;
     const checkpoint: CheckpointValue = {
       shard: this.name,
-      positions: Object.fromEntries(Object.entries(afterBatch).map(([stream, sequence]) => [stream, { sequence, streamCreated: this.#streamCreated[stream] ?? "" }])),
+      positions: Object.fromEntries(
+        Object.entries(afterBatch).map(([stream, sequence]) => [
+          stream,
+          { sequence, streamCreated: this.#streamCreated[stream] ?? "" },
+        ]),
+      ),
       transaction: this.#transactions,
       committedAt: new Date().toISOString(),
     };
@@ -328,7 +377,11 @@ export class ShardRunner {
       afterBatch,
       prepared,
       checkpoint,
-      records: [...prepared.records, ...prepared.stateRecords, checkpointRecord(this.#options.checkpointTopic, checkpoint)],
+      records: [
+        ...prepared.records,
+        ...prepared.stateRecords,
+        checkpointRecord(this.#options.checkpointTopic, checkpoint),
+      ],
     };
   }
 
@@ -373,16 +426,27 @@ export class ShardRunner {
       return;
     }
     const message = messages[0] as SourceMessage;
-    this.#logger.warn({ subject: message.subject, streamSequence: message.streamSequence, reason }, "the broker refused an event as too large: it goes to the dead-letter topic");
+    this.#logger.warn(
+      { subject: message.subject, streamSequence: message.streamSequence, reason },
+      "the broker refused an event as too large: it goes to the dead-letter topic",
+    );
     const afterBatch = { ...this.#committed, [message.stream]: message.streamSequence };
     this.#transactions++;
     const checkpoint: CheckpointValue = {
       shard: this.name,
-      positions: Object.fromEntries(Object.entries(afterBatch).map(([stream, sequence]) => [stream, { sequence, streamCreated: this.#streamCreated[stream] ?? "" }])),
+      positions: Object.fromEntries(
+        Object.entries(afterBatch).map(([stream, sequence]) => [
+          stream,
+          { sequence, streamCreated: this.#streamCreated[stream] ?? "" },
+        ]),
+      ),
       transaction: this.#transactions,
       committedAt: new Date().toISOString(),
     };
-    await this.#writer?.write([this.#options.tooLargeDeadLetter(message, reason), checkpointRecord(this.#options.checkpointTopic, checkpoint)]);
+    await this.#writer?.write([
+      this.#options.tooLargeDeadLetter(message, reason),
+      checkpointRecord(this.#options.checkpointTopic, checkpoint),
+    ]);
     this.#committed = afterBatch;
     this.#counters.transactionsCommitted++;
     this.#counters.deadLetters++;
@@ -393,7 +457,11 @@ export class ShardRunner {
     this.#sources = new Map();
     await Promise.all(sources.map((source) => source.stop()));
     for (const source of sources) {
-      const retired = this.#retiredSourceCounters.get(source.stream) ?? { redeliveriesDropped: 0, missingFromStream: 0, repositions: 0 };
+      const retired = this.#retiredSourceCounters.get(source.stream) ?? {
+        redeliveriesDropped: 0,
+        missingFromStream: 0,
+        repositions: 0,
+      };
       const { counters } = source;
       this.#retiredSourceCounters.set(source.stream, {
         redeliveriesDropped: retired.redeliveriesDropped + counters.redeliveriesDropped,

@@ -10,8 +10,18 @@ export interface CheckResult {
 }
 
 export const pass = (check: string, reason: string): CheckResult => ({ check, verdict: "PASS", reason });
-export const warn = (check: string, reason: string, action: string): CheckResult => ({ check, verdict: "WARN", reason, action });
-export const fail = (check: string, reason: string, action: string): CheckResult => ({ check, verdict: "FAIL", reason, action });
+export const warn = (check: string, reason: string, action: string): CheckResult => ({
+  check,
+  verdict: "WARN",
+  reason,
+  action,
+});
+export const fail = (check: string, reason: string, action: string): CheckResult => ({
+  check,
+  verdict: "FAIL",
+  reason,
+  action,
+});
 
 export function formatCheck(result: CheckResult): string {
   const line = `${result.verdict}  ${result.check.padEnd(30)}  ${result.reason}`;

@@ -1,4 +1,4 @@
-import { fail, pass, warn, type CheckResult } from "./check-result.ts";
+import { type CheckResult, fail, pass, warn } from "./check-result.ts";
 
 /** A time the server stamped on an answer, and the local clock around the request that got it. */
 export interface ServerTimeSample {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { stat, statfs, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Settings } from "../../settings/index.ts";
-import { fail, pass, warn, type CheckResult } from "./check-result.ts";
+import { type CheckResult, fail, pass, warn } from "./check-result.ts";
 
 /**
  * Below this the agent cannot be trusted to start and buffer: a few hours of telemetry offline
@@ -54,17 +54,29 @@ export async function dataDirChecks(settings: Settings): Promise<CheckResult[]> 
   const existing = await nearestExisting(dataDir);
   if (existing !== dataDir) {
     const problem = await tryWrite(existing);
-    if (problem) return [fail("data dir", `${dataDir} does not exist and cannot be created: ${existing} is not writable by ${asUser()} (${problem})`, fixAccess)];
+    if (problem)
+      return [
+        fail(
+          "data dir",
+          `${dataDir} does not exist and cannot be created: ${existing} is not writable by ${asUser()} (${problem})`,
+          fixAccess,
+        ),
+      ];
     results.push(pass("data dir", `${dataDir} does not exist yet; the agent creates it (${existing} is writable)`));
   } else {
     const info = await stat(dataDir);
-    if (!info.isDirectory()) return [fail("data dir", `${dataDir} is not a directory`, "remove it or point EDGE_AGENT_DATA_DIR elsewhere")];
+    if (!info.isDirectory())
+      return [fail("data dir", `${dataDir} is not a directory`, "remove it or point EDGE_AGENT_DATA_DIR elsewhere")];
     const problem = await tryWrite(dataDir);
     if (problem) return [fail("data dir", `${dataDir} is not writable by ${asUser()} (${problem})`, fixAccess)];
     results.push(
       (info.mode & 0o077) === 0
         ? pass("data dir", `${dataDir} is writable and private (mode ${(info.mode & 0o777).toString(8)})`)
-        : warn("data dir", `${dataDir} is writable but open to others (mode ${(info.mode & 0o777).toString(8)}); it holds the outbox and inventory`, `chmod 700 ${dataDir}`),
+        : warn(
+            "data dir",
+            `${dataDir} is writable but open to others (mode ${(info.mode & 0o777).toString(8)}); it holds the outbox and inventory`,
+            `chmod 700 ${dataDir}`,
+          ),
     );
   }
   const space = await statfs(existing).catch(() => null);
@@ -75,7 +87,13 @@ export async function dataDirChecks(settings: Settings): Promise<CheckResult[]> 
   const free = space.bavail * space.bsize;
   const outboxLimit = settings.outbox.maxBytes;
   if (free < MIN_FREE_BYTES) {
-    results.push(fail("free space", `${formatBytes(free)} free for the data dir: too little to buffer events (needs ${formatBytes(MIN_FREE_BYTES)} at least)`, "free space on that file system or move the data dir"));
+    results.push(
+      fail(
+        "free space",
+        `${formatBytes(free)} free for the data dir: too little to buffer events (needs ${formatBytes(MIN_FREE_BYTES)} at least)`,
+        "free space on that file system or move the data dir",
+      ),
+    );
   } else if (free < outboxLimit) {
     results.push(
       warn(
@@ -85,7 +103,9 @@ export async function dataDirChecks(settings: Settings): Promise<CheckResult[]> 
       ),
     );
   } else {
-    results.push(pass("free space", `${formatBytes(free)} free (the outbox may take up to ${formatBytes(outboxLimit)})`));
+    results.push(
+      pass("free space", `${formatBytes(free)} free (the outbox may take up to ${formatBytes(outboxLimit)})`),
+    );
   }
   return results;
 }

@@ -1,7 +1,18 @@
 import { connect as tcpConnect } from "node:net";
-import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { NoRespondersError, TimeoutError } from "@nats-io/nats-core";
-import { AGENT_CONFIG_STREAM, CONFIG_DEFAULTS_KEY, configKeyForMachine, configKeySubject, EventType, machineConsumers, machineSubjects, PLATFORM_STREAMS, SERVICE_NAME, subjectFor } from "../../contracts/index.ts";
+import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import {
+  AGENT_CONFIG_STREAM,
+  CONFIG_DEFAULTS_KEY,
+  configKeyForMachine,
+  configKeySubject,
+  EventType,
+  machineConsumers,
+  machineSubjects,
+  PLATFORM_STREAMS,
+  SERVICE_NAME,
+  subjectFor,
+} from "../../contracts/index.ts";
 import { isPermissionDenied } from "../../transport/permission-denied.ts";
 import { subjectMatcher } from "../subject-pattern.ts";
 import type { ServerTimeSample } from "./clock-skew.ts";
@@ -53,7 +64,10 @@ export function tcpReachable(host: string, port: number, timeoutMs = PROBE_TIMEO
 export function hostAndPort(server: string): { host: string; port: number } {
   const url = new URL(server);
   const defaults: Record<string, number> = { "nats:": 4222, "tls:": 4222, "ws:": 80, "wss:": 443 };
-  return { host: url.hostname.replace(/^\[|\]$/g, ""), port: url.port === "" ? (defaults[url.protocol] ?? 4222) : Number(url.port) };
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ""),
+    port: url.port === "" ? (defaults[url.protocol] ?? 4222) : Number(url.port),
+  };
 }
 
 interface JsApiAnswer {
@@ -63,10 +77,18 @@ interface JsApiAnswer {
 }
 
 /** A request's fate: the answer's JSON, or why there was none. */
-async function ask(connection: NatsConnection, subject: string, body: string, headers?: ReturnType<typeof natsHeaders>): Promise<{ answer: JsApiAnswer; sentMs: number; receivedMs: number } | ProbeOutcome> {
+async function ask(
+  connection: NatsConnection,
+  subject: string,
+  body: string,
+  headers?: ReturnType<typeof natsHeaders>,
+): Promise<{ answer: JsApiAnswer; sentMs: number; receivedMs: number } | ProbeOutcome> {
   const sentMs = Date.now();
   try {
-    const reply = await connection.request(subject, body, { timeout: PROBE_TIMEOUT_MS, ...(headers ? { headers } : {}) });
+    const reply = await connection.request(subject, body, {
+      timeout: PROBE_TIMEOUT_MS,
+      ...(headers ? { headers } : {}),
+    });
     const receivedMs = Date.now();
     let answer: JsApiAnswer = {};
     try {
@@ -84,7 +106,11 @@ async function ask(connection: NatsConnection, subject: string, body: string, he
 }
 
 function causedBy(error: unknown, type: abstract new (...args: never[]) => Error): boolean {
-  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 4; current = (current as Error).cause, depth++) {
+  for (
+    let current: unknown = error, depth = 0;
+    current instanceof Error && depth < 4;
+    current = (current as Error).cause, depth++
+  ) {
     if (current instanceof type) return true;
   }
   return false;
@@ -105,16 +131,24 @@ async function probeEventPublish(connection: NatsConnection, subject: string): P
   headers.set("Nats-Expected-Stream", NO_SUCH_STREAM);
   const result = await ask(connection, subject, "", headers);
   const base = { feature: "events", operation: "publish", subject } as const;
-  if ("kind" in result) return { ...base, outcome: result.kind === "no-stream" ? { kind: "no-stream", ...optionalStream(streamFor(subject)) } : result };
+  if ("kind" in result)
+    return {
+      ...base,
+      outcome: result.kind === "no-stream" ? { kind: "no-stream", ...optionalStream(streamFor(subject)) } : result,
+    };
   const code = result.answer.error?.err_code;
-  if (code === JS_STREAM_MISMATCH) return { ...base, outcome: { kind: "allowed", ...optionalStream(result.answer.stream) } };
+  if (code === JS_STREAM_MISMATCH)
+    return { ...base, outcome: { kind: "allowed", ...optionalStream(result.answer.stream) } };
   return { ...base, outcome: { kind: "no-answer", detail: `unexpected answer ${JSON.stringify(result.answer)}` } };
 }
 
 const optionalStream = (stream: string | undefined): { stream?: string } => (stream === undefined ? {} : { stream });
 
 /** Reads each probe's answer for the server's time (`ts`, nats-server 2.10+). */
-function serverTimeOf(result: { answer: JsApiAnswer; sentMs: number; receivedMs: number }, source: string): ServerTimeSample | null {
+function serverTimeOf(
+  result: { answer: JsApiAnswer; sentMs: number; receivedMs: number },
+  source: string,
+): ServerTimeSample | null {
   const serverMs = result.answer.ts === undefined ? Number.NaN : Date.parse(result.answer.ts);
   return Number.isFinite(serverMs) ? { serverMs, sentMs: result.sentMs, receivedMs: result.receivedMs, source } : null;
 }
@@ -144,7 +178,11 @@ async function probeSubscribe(connection: NatsConnection, feature: Probe["featur
  * the heartbeat (a probe would be a beat), taking the next message of a consumer and acking
  * (either would take a real command), answering requests (`allow_responses`).
  */
-export async function probeAgentRights(connection: NatsConnection, machineId: string, inboxPrefix: string): Promise<ProbeReport> {
+export async function probeAgentRights(
+  connection: NatsConnection,
+  machineId: string,
+  inboxPrefix: string,
+): Promise<ProbeReport> {
   const subjects = machineSubjects(machineId);
   const serverTimes: ServerTimeSample[] = [];
 
@@ -159,9 +197,16 @@ export async function probeAgentRights(connection: NatsConnection, machineId: st
       const sample = serverTimeOf(result, `the answer to ${subject}`);
       if (sample) serverTimes.push(sample);
       const code = result.answer.error?.err_code;
-      if (code === JS_STREAM_NOT_FOUND) return { feature, operation: "publish", subject, outcome: { kind: "no-stream", stream: binding.stream } };
-      if (code === undefined || code === JS_CONSUMER_NOT_FOUND) return { feature, operation: "publish", subject, outcome: { kind: "allowed", stream: binding.stream } };
-      return { feature, operation: "publish", subject, outcome: { kind: "no-answer", detail: result.answer.error?.description ?? `error ${code}` } };
+      if (code === JS_STREAM_NOT_FOUND)
+        return { feature, operation: "publish", subject, outcome: { kind: "no-stream", stream: binding.stream } };
+      if (code === undefined || code === JS_CONSUMER_NOT_FOUND)
+        return { feature, operation: "publish", subject, outcome: { kind: "allowed", stream: binding.stream } };
+      return {
+        feature,
+        operation: "publish",
+        subject,
+        outcome: { kind: "no-answer", detail: result.answer.error?.description ?? `error ${code}` },
+      };
     };
     // An empty request is refused by JetStream (it names no stream): an answer proves the right, and nothing is created.
     const create = async (): Promise<Probe> => {
@@ -175,17 +220,45 @@ export async function probeAgentRights(connection: NatsConnection, machineId: st
   const configRead = async (key: string, bucketMissing: boolean): Promise<Probe> => {
     const subject = `$JS.API.DIRECT.GET.${AGENT_CONFIG_STREAM}.${configKeySubject(key)}`;
     // Without the bucket nobody answers (nats-server 2.9 lets the request time out): the streams check says why.
-    if (bucketMissing) return { feature: "remote config", operation: "publish", subject, outcome: { kind: "no-stream", stream: AGENT_CONFIG_STREAM } };
+    if (bucketMissing)
+      return {
+        feature: "remote config",
+        operation: "publish",
+        subject,
+        outcome: { kind: "no-stream", stream: AGENT_CONFIG_STREAM },
+      };
     const result = await ask(connection, subject, "");
-    return { feature: "remote config", operation: "publish", subject, outcome: "kind" in result ? result : { kind: "allowed" } };
+    return {
+      feature: "remote config",
+      operation: "publish",
+      subject,
+      outcome: "kind" in result ? result : { kind: "allowed" },
+    };
   };
 
-  const rpc = [subjects.rpcHealth, subjects.rpcStatus, subjects.rpcCollect, subjects.rpcConfig, ...["PING", "INFO", "STATS"].flatMap((verb) => [`$SRV.${verb}`, `$SRV.${verb}.${SERVICE_NAME}`, `$SRV.${verb}.${SERVICE_NAME}.*`])];
-  const subscriptions = [probeSubscribe(connection, "inbox", `${inboxPrefix}.>`), ...rpc.map((subject) => probeSubscribe(connection, "rpc and discovery", subject))];
+  const rpc = [
+    subjects.rpcHealth,
+    subjects.rpcStatus,
+    subjects.rpcCollect,
+    subjects.rpcConfig,
+    ...["PING", "INFO", "STATS"].flatMap((verb) => [
+      `$SRV.${verb}`,
+      `$SRV.${verb}.${SERVICE_NAME}`,
+      `$SRV.${verb}.${SERVICE_NAME}.*`,
+    ]),
+  ];
+  const subscriptions = [
+    probeSubscribe(connection, "inbox", `${inboxPrefix}.>`),
+    ...rpc.map((subject) => probeSubscribe(connection, "rpc and discovery", subject)),
+  ];
 
   const answered = await Promise.all([...events, ...consumers, ...subscriptions]);
-  const bucketMissing = answered.some((probe) => probe.outcome.kind === "no-stream" && probe.outcome.stream === AGENT_CONFIG_STREAM);
-  const configReads = await Promise.all([CONFIG_DEFAULTS_KEY, configKeyForMachine(machineId)].map((key) => configRead(key, bucketMissing)));
+  const bucketMissing = answered.some(
+    (probe) => probe.outcome.kind === "no-stream" && probe.outcome.stream === AGENT_CONFIG_STREAM,
+  );
+  const configReads = await Promise.all(
+    [CONFIG_DEFAULTS_KEY, configKeyForMachine(machineId)].map((key) => configRead(key, bucketMissing)),
+  );
   const probes = [...answered, ...configReads];
 
   // An identity with more rights (an operator's) may ask for a stream's info, which carries the time too.

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
+import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
 import { freeLoopbackPort } from "../../helpers/nats-server.ts";
 import { canMountTmpfs, mountTmpfs, TMPFS_SKIP_REASON, type TmpfsHandle } from "../../helpers/tmpfs.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -13,13 +13,19 @@ async function offlineEnv(machineId: string): Promise<Record<string, string>> {
 }
 
 const started = (agent: AgentProcess): Promise<unknown> =>
-  waitFor("the agent to start", () => agent.logs().some((line) => line["msg"] === "edge-agent starting") || agent.child.exitCode !== null);
+  waitFor(
+    "the agent to start",
+    () => agent.logs().some((line) => line["msg"] === "edge-agent starting") || agent.child.exitCode !== null,
+  );
 
 describe("the data dir of `edge-agent run`", () => {
   const agents: AgentProcess[] = [];
   const roots: string[] = [];
   let tmpfs: TmpfsHandle | null = null;
-  const dirs = (root: string): { dataDir: string; configDir: string } => ({ dataDir: join(root, "data"), configDir: join(root, "config") });
+  const dirs = (root: string): { dataDir: string; configDir: string } => ({
+    dataDir: join(root, "data"),
+    configDir: join(root, "config"),
+  });
 
   afterEach(async () => {
     for (const agent of agents.splice(0)) await agent.dispose();
@@ -50,7 +56,11 @@ describe("the data dir of `edge-agent run`", () => {
     await started(third);
     expect(third.child.exitCode).toBeNull();
     // `status` only reads: it works beside the running agent and takes nothing.
-    const status = await runCli(["status", "--json"], { ...env, EDGE_AGENT_DATA_DIR: third.dataDir, EDGE_AGENT_CONFIG_DIR: third.configDir });
+    const status = await runCli(["status", "--json"], {
+      ...env,
+      EDGE_AGENT_DATA_DIR: third.dataDir,
+      EDGE_AGENT_CONFIG_DIR: third.configDir,
+    });
     expect(status.code, status.stderr).toBe(0);
     expect(third.child.exitCode).toBeNull();
 
@@ -63,30 +73,43 @@ describe("the data dir of `edge-agent run`", () => {
     expect(fourth.child.exitCode).toBeNull();
   });
 
-  it.skipIf(!canMountTmpfs())(`on a full disk: \`status\` says the file is stale and why, and no temporary files pile up (${TMPFS_SKIP_REASON})`, async () => {
-    tmpfs = mountTmpfs(4 * 1024 * 1024);
-    const root = (tmpfs as TmpfsHandle).dir;
-    const env = await offlineEnv("full-1");
-    const agent = await startAgentProcess(env, dirs(root));
-    agents.push(agent);
-    await waitFor("the first status file", () => existsSync(join(agent.dataDir, "status.json")));
-    tmpfs?.fill();
-    const writeFailures = (level: string): number =>
-      agent.logs().filter((line) => line["level"] === level && String(line["msg"]).startsWith("cannot write the status file")).length;
-    await waitFor("a failed status write", () => writeFailures("error") > 0, 25_000);
+  it.skipIf(!canMountTmpfs())(
+    `on a full disk: \`status\` says the file is stale and why, and no temporary files pile up (${TMPFS_SKIP_REASON})`,
+    async () => {
+      tmpfs = mountTmpfs(4 * 1024 * 1024);
+      const root = (tmpfs as TmpfsHandle).dir;
+      const env = await offlineEnv("full-1");
+      const agent = await startAgentProcess(env, dirs(root));
+      agents.push(agent);
+      await waitFor("the first status file", () => existsSync(join(agent.dataDir, "status.json")));
+      tmpfs?.fill();
+      const writeFailures = (level: string): number =>
+        agent
+          .logs()
+          .filter((line) => line["level"] === level && String(line["msg"]).startsWith("cannot write the status file"))
+          .length;
+      await waitFor("a failed status write", () => writeFailures("error") > 0, 25_000);
 
-    // As if it had failed for two minutes (setting the time needs no free space).
-    const twoMinutesAgo = new Date(Date.now() - 120_000);
-    utimesSync(join(agent.dataDir, "status.json"), twoMinutesAgo, twoMinutesAgo);
-    const status = await runCli(["status"], { ...env, EDGE_AGENT_DATA_DIR: agent.dataDir, EDGE_AGENT_CONFIG_DIR: agent.configDir });
-    expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout).toMatch(
-      new RegExp(`warning: {4}the status file is 2m( \\ds)? old \\(the agent rewrites it every 10s\\): the agent \\(pid ${agent.child.pid}\\) runs but cannot write it: the data dir's file system is full \\(ENOSPC`),
-    );
+      // As if it had failed for two minutes (setting the time needs no free space).
+      const twoMinutesAgo = new Date(Date.now() - 120_000);
+      utimesSync(join(agent.dataDir, "status.json"), twoMinutesAgo, twoMinutesAgo);
+      const status = await runCli(["status"], {
+        ...env,
+        EDGE_AGENT_DATA_DIR: agent.dataDir,
+        EDGE_AGENT_CONFIG_DIR: agent.configDir,
+      });
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(
+        new RegExp(
+          `warning: {4}the status file is 2m( \\ds)? old \\(the agent rewrites it every 10s\\): the agent \\(pid ${agent.child.pid}\\) runs but cannot write it: the data dir's file system is full \\(ENOSPC`,
+        ),
+      );
 
-    // Retried every 10 s: one error line when it started, the repeats only at debug level.
-    await waitFor("a second failed status write", () => writeFailures("debug") > 0, 25_000);
-    expect(writeFailures("error")).toBe(1);
-    expect(readdirSync(agent.dataDir).filter((name) => name.endsWith(".tmp"))).toEqual([]);
-  }, 60_000);
+      // Retried every 10 s: one error line when it started, the repeats only at debug level.
+      await waitFor("a second failed status write", () => writeFailures("debug") > 0, 25_000);
+      expect(writeFailures("error")).toBe(1);
+      expect(readdirSync(agent.dataDir).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+    },
+    60_000,
+  );
 });

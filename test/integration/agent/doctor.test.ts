@@ -6,7 +6,7 @@ import { connect } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { agentPermissions, type NatsServerPermissions } from "../../../src/identity/permissions.ts";
 import { runCli } from "../../helpers/agent-process.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 
 interface Verdict {
   readonly check: string;
@@ -21,7 +21,8 @@ const verdicts = (stdout: string): Verdict[] =>
     .filter((line) => line.startsWith("{"))
     .map((line) => JSON.parse(line) as Verdict);
 
-const byCheck = (list: readonly Verdict[], check: string): Verdict | undefined => list.find((entry) => entry.check === check);
+const byCheck = (list: readonly Verdict[], check: string): Verdict | undefined =>
+  list.find((entry) => entry.check === check);
 
 describe("edge-agent doctor against a real nats-server", () => {
   let server: NatsServerHandle | undefined;
@@ -37,7 +38,12 @@ describe("edge-agent doctor against a real nats-server", () => {
   });
 
   const doctor = (env: Record<string, string>, json = true) =>
-    runCli(["doctor", ...(json ? ["--json"] : [])], { EDGE_AGENT_DATA_DIR: join(root, "data"), EDGE_AGENT_CONFIG_DIR: join(root, "config"), EDGE_AGENT_MACHINE_ID: "doc-1", ...env });
+    runCli(["doctor", ...(json ? ["--json"] : [])], {
+      EDGE_AGENT_DATA_DIR: join(root, "data"),
+      EDGE_AGENT_CONFIG_DIR: join(root, "config"),
+      EDGE_AGENT_MACHINE_ID: "doc-1",
+      ...env,
+    });
 
   it("passes every check on a server with the platform's streams, and changes nothing there", async () => {
     server = await startNatsServer();
@@ -46,7 +52,20 @@ describe("edge-agent doctor against a real nats-server", () => {
     expect(result.code, result.stdout + result.stderr).toBe(0);
     const list = verdicts(result.stdout);
     expect(list.filter((entry) => entry.verdict === "FAIL")).toEqual([]);
-    for (const check of ["settings", "machine id", "data dir", "free space", "server reachable", "auth", "streams", "permissions: events", "permissions: commands", "permissions: remote config", "permissions: rpc and discovery", "permissions: inbox"]) {
+    for (const check of [
+      "settings",
+      "machine id",
+      "data dir",
+      "free space",
+      "server reachable",
+      "auth",
+      "streams",
+      "permissions: events",
+      "permissions: commands",
+      "permissions: remote config",
+      "permissions: rpc and discovery",
+      "permissions: inbox",
+    ]) {
       expect(byCheck(list, check)?.verdict, check).toBe("PASS");
     }
     // nats-server 2.9 puts no time in JetStream answers: the check says it cannot measure, and why.
@@ -81,20 +100,35 @@ describe("edge-agent doctor against a real nats-server", () => {
     const unreachable = await doctor({ EDGE_AGENT_NATS_URL: server.url });
     expect(unreachable.code).toBe(1);
     const list = verdicts(unreachable.stdout);
-    expect(byCheck(list, "server reachable")).toMatchObject({ verdict: "FAIL", reason: expect.stringContaining("ECONNREFUSED") });
+    expect(byCheck(list, "server reachable")).toMatchObject({
+      verdict: "FAIL",
+      reason: expect.stringContaining("ECONNREFUSED"),
+    });
     expect(byCheck(list, "auth")).toBeUndefined();
 
     const invalid = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_HEARTBEAT_SECONDS: "often" });
     expect(invalid.code).toBe(1);
-    expect(verdicts(invalid.stdout)).toEqual([expect.objectContaining({ check: "settings", verdict: "FAIL", reason: expect.stringContaining("EDGE_AGENT_HEARTBEAT_SECONDS") })]);
+    expect(verdicts(invalid.stdout)).toEqual([
+      expect.objectContaining({
+        check: "settings",
+        verdict: "FAIL",
+        reason: expect.stringContaining("EDGE_AGENT_HEARTBEAT_SECONDS"),
+      }),
+    ]);
   });
 
   it("under least-privilege users: passes with the full set, and names the permission a restricted user lacks", async () => {
     const full = agentPermissions("doc-1");
     const lacking: NatsServerPermissions = {
       ...full,
-      publish: { ...full.publish, allow: full.publish.allow.filter((subject) => subject !== "machine.doc-1.telemetry") },
-      subscribe: { ...full.subscribe, allow: full.subscribe.allow.filter((subject) => subject !== "machine.doc-1.rpc.status") },
+      publish: {
+        ...full.publish,
+        allow: full.publish.allow.filter((subject) => subject !== "machine.doc-1.telemetry"),
+      },
+      subscribe: {
+        ...full.subscribe,
+        allow: full.subscribe.allow.filter((subject) => subject !== "machine.doc-1.rpc.status"),
+      },
     };
     const users = [
       "{ user: admin, password: admin }",
@@ -102,21 +136,55 @@ describe("edge-agent doctor against a real nats-server", () => {
       `{ user: "lacking", password: "p2", permissions: ${JSON.stringify(lacking)} }`,
     ];
     server = await startNatsServer({ configLines: [`authorization { users: [ ${users.join(", ")} ] }`] });
-    expect((await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_USER: "admin", EDGE_AGENT_NATS_PASSWORD: "admin" })).code).toBe(0);
+    expect(
+      (
+        await runCli(["dev-setup"], {
+          EDGE_AGENT_NATS_URL: server.url,
+          EDGE_AGENT_NATS_USER: "admin",
+          EDGE_AGENT_NATS_PASSWORD: "admin",
+        })
+      ).code,
+    ).toBe(0);
 
-    const allowed = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_USER: "full", EDGE_AGENT_NATS_PASSWORD: "p1" });
+    const allowed = await doctor({
+      EDGE_AGENT_NATS_URL: server.url,
+      EDGE_AGENT_NATS_USER: "full",
+      EDGE_AGENT_NATS_PASSWORD: "p1",
+    });
     expect(allowed.code, allowed.stdout).toBe(0);
-    expect(verdicts(allowed.stdout).filter((entry) => entry.check.startsWith("permissions")).map((entry) => entry.verdict)).toEqual(["PASS", "PASS", "PASS", "PASS", "PASS"]);
+    expect(
+      verdicts(allowed.stdout)
+        .filter((entry) => entry.check.startsWith("permissions"))
+        .map((entry) => entry.verdict),
+    ).toEqual(["PASS", "PASS", "PASS", "PASS", "PASS"]);
 
-    const restricted = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_USER: "lacking", EDGE_AGENT_NATS_PASSWORD: "p2" });
+    const restricted = await doctor({
+      EDGE_AGENT_NATS_URL: server.url,
+      EDGE_AGENT_NATS_USER: "lacking",
+      EDGE_AGENT_NATS_PASSWORD: "p2",
+    });
     expect(restricted.code).toBe(1);
     const list = verdicts(restricted.stdout);
-    expect(byCheck(list, "permissions: events")).toMatchObject({ verdict: "FAIL", reason: "denied: publish machine.doc-1.telemetry", action: expect.stringContaining("edge-agent permissions doc-1") });
-    expect(byCheck(list, "permissions: rpc and discovery")).toMatchObject({ verdict: "FAIL", reason: "denied: subscribe machine.doc-1.rpc.status" });
+    expect(byCheck(list, "permissions: events")).toMatchObject({
+      verdict: "FAIL",
+      reason: "denied: publish machine.doc-1.telemetry",
+      action: expect.stringContaining("edge-agent permissions doc-1"),
+    });
+    expect(byCheck(list, "permissions: rpc and discovery")).toMatchObject({
+      verdict: "FAIL",
+      reason: "denied: subscribe machine.doc-1.rpc.status",
+    });
     expect(byCheck(list, "permissions: commands")?.verdict).toBe("PASS");
 
-    const wrongPassword = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_USER: "full", EDGE_AGENT_NATS_PASSWORD: "nope" });
+    const wrongPassword = await doctor({
+      EDGE_AGENT_NATS_URL: server.url,
+      EDGE_AGENT_NATS_USER: "full",
+      EDGE_AGENT_NATS_PASSWORD: "nope",
+    });
     expect(wrongPassword.code).toBe(1);
-    expect(byCheck(verdicts(wrongPassword.stdout), "auth")).toMatchObject({ verdict: "FAIL", reason: expect.stringContaining("refused user full") });
+    expect(byCheck(verdicts(wrongPassword.stdout), "auth")).toMatchObject({
+      verdict: "FAIL",
+      reason: expect.stringContaining("refused user full"),
+    });
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../../helpers/agent-process.ts";
-import { freeLoopbackPort, startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { freeLoopbackPort, type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 
 describe("edge-agent enroll", () => {
   let server: NatsServerHandle;
@@ -19,24 +19,53 @@ describe("edge-agent enroll", () => {
   });
 
   it("writes the settings file, proves the link with the given token, and the daemon's settings read it back", async () => {
-    const result = await runCli(["enroll", "--server", server.url, "--token", "s3cret", "--machine-id", "enrolled-1", "--tag", "site=lab", "--config-dir", configDir], {});
+    const result = await runCli(
+      [
+        "enroll",
+        "--server",
+        server.url,
+        "--token",
+        "s3cret",
+        "--machine-id",
+        "enrolled-1",
+        "--tag",
+        "site=lab",
+        "--config-dir",
+        configDir,
+      ],
+      {},
+    );
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/link OK: connected to 127\.0\.0\.1:\d+/);
     const file = join(configDir, "settings.json");
     expect((await stat(file)).mode & 0o777).toBe(0o600);
-    expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ natsUrl: server.url, machineId: "enrolled-1", auth: { token: "s3cret" }, tags: { site: "lab" } });
+    expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({
+      natsUrl: server.url,
+      machineId: "enrolled-1",
+      auth: { token: "s3cret" },
+      tags: { site: "lab" },
+    });
   });
 
   it("keeps a working settings file when the link test fails (exit 1), and refuses a bad server (exit 2)", async () => {
-    const working = await runCli(["enroll", "--server", server.url, "--token", "s3cret", "--config-dir", configDir], {});
+    const working = await runCli(
+      ["enroll", "--server", server.url, "--token", "s3cret", "--config-dir", configDir],
+      {},
+    );
     expect(working.code, working.stderr).toBe(0);
     const file = join(configDir, "settings.json");
     const before = await readFile(file, "utf8");
 
-    const wrongToken = await runCli(["enroll", "--server", server.url, "--token", "nope", "--config-dir", configDir], {});
+    const wrongToken = await runCli(
+      ["enroll", "--server", server.url, "--token", "nope", "--config-dir", configDir],
+      {},
+    );
     expect(wrongToken.code).toBe(1);
     expect(wrongToken.stderr).toMatch(/the link test failed, nothing written .*settings\.json is as it was/);
-    const unreachable = await runCli(["enroll", "--server", `nats://127.0.0.1:${await freeLoopbackPort()}`, "--config-dir", configDir], {});
+    const unreachable = await runCli(
+      ["enroll", "--server", `nats://127.0.0.1:${await freeLoopbackPort()}`, "--config-dir", configDir],
+      {},
+    );
     expect(unreachable.code).toBe(1);
     expect(await readFile(file, "utf8")).toBe(before);
 
@@ -47,7 +76,10 @@ describe("edge-agent enroll", () => {
 
   it("checks everything before writing: a missing creds file under the flag given, a user without a password", async () => {
     const fresh = join(configDir, "fresh");
-    const missing = await runCli(["enroll", "--server", server.url, "--creds-file", "/nonexistent/agent.creds", "--config-dir", fresh], {});
+    const missing = await runCli(
+      ["enroll", "--server", server.url, "--creds-file", "/nonexistent/agent.creds", "--config-dir", fresh],
+      {},
+    );
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/invalid setting --creds-file: cannot read \/nonexistent\/agent\.creds/);
     const noPassword = await runCli(["enroll", "--server", server.url, "--user", "u", "--config-dir", fresh], {});

@@ -4,12 +4,12 @@ import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createAgent, type Agent } from "../../../src/agent/create-agent.ts";
+import { type Agent, createAgent } from "../../../src/agent/create-agent.ts";
 import { ClientUninstallStatus, EventHeader, machineConsumers } from "../../../src/contracts/index.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { loadSettings } from "../../../src/settings/index.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createSigner, type TestSigner } from "../../helpers/signing.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
@@ -45,7 +45,15 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
     await agent.start();
     // Its consumer takes only commands stored from its creation on: wait for it before sending.
     const { stream, name } = machineConsumers("u1").clientUninstall;
-    await waitFor("the uninstall consumer", async () => (await jetstreamManager(operator)).consumers.info(stream, name).then(() => true, () => false), 15_000);
+    await waitFor(
+      "the uninstall consumer",
+      async () =>
+        (await jetstreamManager(operator)).consumers.info(stream, name).then(
+          () => true,
+          () => false,
+        ),
+      15_000,
+    );
   };
   const publish = async (body: unknown, eventId: string): Promise<void> => {
     const commandHeaders = headers();
@@ -53,7 +61,10 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
     await jetstream(operator).publish(SUBJECT, JSON.stringify(body), { headers: commandHeaders });
   };
   const statuses = async (): Promise<Array<ClientUninstallStatus & { causationId: string | undefined }>> =>
-    (await readStream(operator, "CLIENT_UNINSTALL_STATUS")).map((message) => ({ ...ClientUninstallStatus.parse(message.body), causationId: message.headers[EventHeader.causationId] }));
+    (await readStream(operator, "CLIENT_UNINSTALL_STATUS")).map((message) => ({
+      ...ClientUninstallStatus.parse(message.body),
+      causationId: message.headers[EventHeader.causationId],
+    }));
 
   beforeEach(async () => {
     server = await startNatsServer();
@@ -76,13 +87,19 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
     await startAgent(platform.publicKey);
     await publish({ issuedAt: new Date().toISOString() }, "unsigned");
     await waitFor("the unsigned command refused", async () => (await statuses()).length === 1);
-    expect((await statuses())[0]).toMatchObject({ state: "REJECTED", error: expect.stringMatching(/client-uninstall refused: not signed.*EDGE_TRUST_UNSIGNED/) });
+    expect((await statuses())[0]).toMatchObject({
+      state: "REJECTED",
+      error: expect.stringMatching(/client-uninstall refused: not signed.*EDGE_TRUST_UNSIGNED/),
+    });
     expect(uninstalls).toEqual([]);
 
     // Signed for another machine's subject: refused too.
     await publish(platform.sign("machine.u2.client-uninstall", 1, { issuedAt: new Date().toISOString() }), "moved");
     await waitFor("the moved command refused", async () => (await statuses()).length === 2);
-    expect((await statuses())[1]).toMatchObject({ state: "REJECTED", error: expect.stringMatching(/EDGE_TRUST_WRONG_SCOPE/) });
+    expect((await statuses())[1]).toMatchObject({
+      state: "REJECTED",
+      error: expect.stringMatching(/EDGE_TRUST_WRONG_SCOPE/),
+    });
     expect(uninstalls).toEqual([]);
 
     const signed = platform.sign(SUBJECT, 1, { issuedAt: new Date().toISOString() });
@@ -96,7 +113,11 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
     // The same signed command again (a new message id, the same serial): a replay.
     await publish(signed, "replayed");
     await waitFor("the replay refused", async () => (await statuses()).length === 4);
-    expect((await statuses())[3]).toMatchObject({ state: "REJECTED", error: expect.stringMatching(/serial 1 is not newer .*EDGE_TRUST_REPLAYED/), causationId: "replayed" });
+    expect((await statuses())[3]).toMatchObject({
+      state: "REJECTED",
+      error: expect.stringMatching(/serial 1 is not newer .*EDGE_TRUST_REPLAYED/),
+      causationId: "replayed",
+    });
     expect(uninstalls).toHaveLength(1);
   });
 
@@ -115,7 +136,11 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
     await startAgent(null);
     await publish(platform.sign(SUBJECT, 1, { issuedAt: new Date().toISOString() }), "no-key");
     await waitFor("the command refused", async () => (await statuses()).length === 1);
-    expect((await statuses())[0]).toMatchObject({ state: "REJECTED", error: expect.stringMatching(/no configSigningKey/), causationId: "no-key" });
+    expect((await statuses())[0]).toMatchObject({
+      state: "REJECTED",
+      error: expect.stringMatching(/no configSigningKey/),
+      causationId: "no-key",
+    });
     expect(uninstalls).toEqual([]);
   });
 });

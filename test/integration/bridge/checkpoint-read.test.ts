@@ -1,8 +1,13 @@
 import { Admin, Producer, stringSerializers } from "@platformatic/kafka";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkpointKey, checkpointRecord, loadShardState, type CheckpointValue } from "../../../src/bridge/kafka/checkpoint.ts";
+import {
+  type CheckpointValue,
+  checkpointKey,
+  checkpointRecord,
+  loadShardState,
+} from "../../../src/bridge/kafka/checkpoint.ts";
 import { TransactionalWriter } from "../../../src/bridge/kafka/transactional-writer.ts";
-import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
+import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 
 const TOPIC = "edge-bridge-checkpoints";
 
@@ -13,7 +18,12 @@ describe("a shard's checkpoint read back on takeover", () => {
   beforeAll(async () => {
     kafka = await startKafkaBroker();
     const admin = new Admin(options());
-    await admin.createTopics({ topics: [TOPIC], partitions: 1, replicas: 1, configs: [{ name: "cleanup.policy", value: "compact" }] });
+    await admin.createTopics({
+      topics: [TOPIC],
+      partitions: 1,
+      replicas: 1,
+      configs: [{ name: "cleanup.policy", value: "compact" }],
+    });
     await admin.close();
   }, 120_000);
 
@@ -34,19 +44,35 @@ describe("a shard's checkpoint read back on takeover", () => {
     await shardA.write([checkpointRecord(TOPIC, checkpoint("a", 100, 1))]);
 
     // Shard b (another owner, alive) opens a transaction on the same one-partition topic and keeps it open.
-    const shardB = new Producer({ ...options(), transactionalId: "test-shard-b", idempotent: true, producerId: -1n, producerEpoch: -1, acks: -1, serializers: stringSerializers });
+    const shardB = new Producer({
+      ...options(),
+      transactionalId: "test-shard-b",
+      idempotent: true,
+      producerId: -1n,
+      producerEpoch: -1,
+      acks: -1,
+      serializers: stringSerializers,
+    });
     const open = await shardB.beginTransaction();
-    await open.send({ messages: [{ topic: TOPIC, key: checkpointKey("b"), value: JSON.stringify(checkpoint("b", 7, 1)) }] });
+    await open.send({
+      messages: [{ topic: TOPIC, key: checkpointKey("b"), value: JSON.stringify(checkpoint("b", 7, 1)) }],
+    });
 
     // Shard a commits again after it: its newest checkpoint sits behind b's open transaction.
     await shardA.write([checkpointRecord(TOPIC, checkpoint("a", 200, 2))]);
     await shardA.close();
 
     // b commits a moment later, as a live owner does; the read must wait for it, not stop before it.
-    const committed = new Promise<void>((resolve, reject) => setTimeout(() => void open.commit().then(resolve, reject), 1_500));
+    const committed = new Promise<void>((resolve, reject) =>
+      setTimeout(() => void open.commit().then(resolve, reject), 1_500),
+    );
     const loaded = await loadShardState(options(), TOPIC, "a");
     await committed;
     await shardB.close();
-    expect(loaded.checkpoint).toMatchObject({ shard: "a", transaction: 2, positions: { TELEMETRY: { sequence: 200 } } });
+    expect(loaded.checkpoint).toMatchObject({
+      shard: "a",
+      transaction: 2,
+      positions: { TELEMETRY: { sequence: 200 } },
+    });
   }, 120_000);
 });

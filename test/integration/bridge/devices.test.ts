@@ -6,16 +6,26 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EVENT_STREAMS } from "../../../src/bridge/bridge.ts";
 import type { DeviceState } from "../../../src/bridge/devices/device-state.ts";
 import { DEFAULT_TOPICS, MachinePinotMessage } from "../../../src/contracts/index.ts";
-import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
-import { startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
+import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
+import { type BridgeProcess, startBridgeProcess } from "../../helpers/bridge-process.ts";
 import { bridgeStatuses } from "../../helpers/bridge-verify.ts";
-import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
-import { readTopic, type ReadRecord } from "../../helpers/kafka-topic-reader.ts";
-import { APP_AND_SYSTEM_ACCOUNTS, startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
+import { type ReadRecord, readTopic } from "../../helpers/kafka-topic-reader.ts";
+import { APP_AND_SYSTEM_ACCOUNTS, type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const SHARDS = EVENT_STREAMS.length + 1;
-const NINE_FIELDS = ["tenantId", "machineId", "organizationId", "deviceType", "status", "osType", "tags", "tagKeyValues", "ingestionTime"];
+const NINE_FIELDS = [
+  "tenantId",
+  "machineId",
+  "organizationId",
+  "deviceType",
+  "status",
+  "osType",
+  "tags",
+  "tagKeyValues",
+  "ingestionTime",
+];
 
 /**
  * devices-topic from real agents: OpenFrame's MachinePinotMessage rows, ONLINE/OFFLINE from
@@ -31,7 +41,13 @@ describe("edge-bridge: devices-topic from real agents", () => {
   const bridges: BridgeProcess[] = [];
 
   const startAgent = async (machineId: string, env: Record<string, string> = {}): Promise<AgentProcess> => {
-    const agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: appUrl, EDGE_AGENT_MACHINE_ID: machineId, EDGE_AGENT_HEARTBEAT_SECONDS: "1", EDGE_AGENT_LOG_LEVEL: "info", ...env });
+    const agent = await startAgentProcess({
+      EDGE_AGENT_NATS_URL: appUrl,
+      EDGE_AGENT_MACHINE_ID: machineId,
+      EDGE_AGENT_HEARTBEAT_SECONDS: "1",
+      EDGE_AGENT_LOG_LEVEL: "info",
+      ...env,
+    });
     agents.push(agent);
     return agent;
   };
@@ -49,7 +65,8 @@ describe("edge-bridge: devices-topic from real agents", () => {
     bridges.push(bridge);
     return bridge;
   };
-  const rows = async (machineId: string): Promise<ReadRecord[]> => (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.devices)).filter((record) => record.keyText === machineId);
+  const rows = async (machineId: string): Promise<ReadRecord[]> =>
+    (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.devices)).filter((record) => record.keyText === machineId);
   const lastRow = async (machineId: string): Promise<MachinePinotMessage | undefined> => {
     const all = await rows(machineId);
     return all.length === 0 ? undefined : MachinePinotMessage.parse(all[all.length - 1]?.json);
@@ -68,10 +85,28 @@ describe("edge-bridge: devices-topic from real agents", () => {
       const message = await manager.streams.getMessage("EDGE_BRIDGE_PRESENCE", { seq }).catch(() => null);
       if (message) signals.push(`${message.subject}=${message.string()}`);
     }
-    const logs = bridges.map((bridge) => bridge.output().split("\n").filter((line) => line.includes('"shard":"devices"') || line.includes("presence") || line.includes('"warn"') || line.includes('"error"')).slice(-25).join("\n"));
+    const logs = bridges.map((bridge) =>
+      bridge
+        .output()
+        .split("\n")
+        .filter(
+          (line) =>
+            line.includes('"shard":"devices"') ||
+            line.includes("presence") ||
+            line.includes('"warn"') ||
+            line.includes('"error"'),
+        )
+        .slice(-25)
+        .join("\n"),
+    );
     return `\nstate: ${JSON.stringify(await deviceState(machineId))}\npresence signals: ${signals.join(" ")}\nrows: ${JSON.stringify((await rows(machineId)).map((record) => record.json))}\nbridge logs:\n${logs.join("\n---\n")}`;
   };
-  const waitForRow = async (machineId: string, what: string, check: (row: MachinePinotMessage | undefined) => boolean, timeoutMs: number): Promise<void> => {
+  const waitForRow = async (
+    machineId: string,
+    what: string,
+    check: (row: MachinePinotMessage | undefined) => boolean,
+    timeoutMs: number,
+  ): Promise<void> => {
     await waitFor(what, async () => check(await lastRow(machineId)), timeoutMs).catch(async (error: unknown) => {
       throw new Error(`${(error as Error).message}${await diagnose(machineId)}`);
     });
@@ -103,16 +138,30 @@ describe("edge-bridge: devices-topic from real agents", () => {
     const plain = await startAgent("dev-plain", { EDGE_AGENT_TAGS: "site=edge" });
 
     for (const machineId of ["dev-acme", "dev-plain"]) {
-      await waitFor(`${machineId} ONLINE with its inventory`, async () => {
-        const row = await lastRow(machineId);
-        return row?.status === "ONLINE" && row.osType === "LINUX" && row;
-      }, 60_000);
+      await waitFor(
+        `${machineId} ONLINE with its inventory`,
+        async () => {
+          const row = await lastRow(machineId);
+          return row?.status === "ONLINE" && row.osType === "LINUX" && row;
+        },
+        60_000,
+      );
     }
     const acme = await rows("dev-acme");
     const newest = acme[acme.length - 1] as ReadRecord;
     expect(Object.keys(newest.json as object)).toEqual(NINE_FIELDS);
-    expect(newest.json).toMatchObject({ tenantId: "tenant-1", machineId: "dev-acme", organizationId: "acme", status: "ONLINE", osType: "LINUX", tags: ["organization", "site"], tagKeyValues: ["organization:acme", "site:lab"] });
-    expect(["DESKTOP", "LAPTOP", "SERVER", "VIRTUAL_MACHINE", "OTHER"]).toContain((newest.json as MachinePinotMessage).deviceType);
+    expect(newest.json).toMatchObject({
+      tenantId: "tenant-1",
+      machineId: "dev-acme",
+      organizationId: "acme",
+      status: "ONLINE",
+      osType: "LINUX",
+      tags: ["organization", "site"],
+      tagKeyValues: ["organization:acme", "site:lab"],
+    });
+    expect(["DESKTOP", "LAPTOP", "SERVER", "VIRTUAL_MACHINE", "OTHER"]).toContain(
+      (newest.json as MachinePinotMessage).deviceType,
+    );
     expect(newest.header("__TypeId__")).toBe("com.openframe.kafka.model.MachinePinotMessage");
     // The partition Kafka's Java producer would pick (checked against Java itself in kafka-broker.test.ts).
     expect(newest.partition).toBe((murmur2(Buffer.from("dev-acme")) & 0x7fffffff) % 3);
@@ -124,21 +173,38 @@ describe("edge-bridge: devices-topic from real agents", () => {
 
     // Killed without a word, once the bridge has its heartbeats (and so its 1 s interval): OFFLINE
     // once three are missed; the other stays ONLINE.
-    await waitFor("dev-plain's interval known", async () => (await deviceState("dev-plain"))?.heartbeatSeconds === 1, 30_000);
+    await waitFor(
+      "dev-plain's interval known",
+      async () => (await deviceState("dev-plain"))?.heartbeatSeconds === 1,
+      30_000,
+    );
     await plain.stop("SIGKILL");
     await waitForRow("dev-plain", "dev-plain OFFLINE", (row) => row?.status === "OFFLINE", 30_000);
     expect((await deviceState("dev-plain"))?.statusReason).toBe("missed-heartbeats");
-    expect((await rows("dev-acme")).map((record) => (record.json as MachinePinotMessage).status)).not.toContain("OFFLINE");
+    expect((await rows("dev-acme")).map((record) => (record.json as MachinePinotMessage).status)).not.toContain(
+      "OFFLINE",
+    );
 
     // Back: ONLINE again.
     await startAgent("dev-plain", { EDGE_AGENT_TAGS: "site=edge" });
     await waitForRow("dev-plain", "dev-plain ONLINE again", (row) => row?.status === "ONLINE", 30_000);
 
     // New tags by remote configuration reach devices-topic at once (the agent sends its inventory on a tag change).
-    const set = await runCli(["config", "set", "--machine", "dev-acme", "tags", JSON.stringify({ organization: "globex", site: "lab" })], { EDGE_AGENT_NATS_URL: appUrl });
+    const set = await runCli(
+      ["config", "set", "--machine", "dev-acme", "tags", JSON.stringify({ organization: "globex", site: "lab" })],
+      { EDGE_AGENT_NATS_URL: appUrl },
+    );
     expect(set.code, set.stderr).toBe(0);
-    await waitFor("dev-acme's new organization", async () => (await lastRow("dev-acme"))?.organizationId === "globex", 30_000);
-    expect(await lastRow("dev-acme")).toMatchObject({ tags: ["organization", "site"], tagKeyValues: ["organization:globex", "site:lab"], status: "ONLINE" });
+    await waitFor(
+      "dev-acme's new organization",
+      async () => (await lastRow("dev-acme"))?.organizationId === "globex",
+      30_000,
+    );
+    expect(await lastRow("dev-acme")).toMatchObject({
+      tags: ["organization", "site"],
+      tagKeyValues: ["organization:globex", "site:lab"],
+      status: "ONLINE",
+    });
   }, 180_000);
 
   it("with a system-account connection, marks a machine OFFLINE from the server's own DISCONNECT, long before its heartbeats are missed", async () => {
@@ -156,25 +222,46 @@ describe("edge-bridge: devices-topic from real agents", () => {
     const second = await startBridge("devices-y");
     await startAgent("dev-live");
     const doomed = await startAgent("dev-doomed");
-    for (const machineId of ["dev-live", "dev-doomed"]) await waitFor(`${machineId} ONLINE`, async () => (await lastRow(machineId))?.status === "ONLINE", 60_000);
+    for (const machineId of ["dev-live", "dev-doomed"])
+      await waitFor(`${machineId} ONLINE`, async () => (await lastRow(machineId))?.status === "ONLINE", 60_000);
     // The interval is in the shared state, so the next judge knows it after a takeover.
-    for (const machineId of ["dev-live", "dev-doomed"]) await waitFor(`${machineId}'s interval known`, async () => (await deviceState(machineId))?.heartbeatSeconds === 1, 30_000);
-    const statuses = await waitFor("both instances with shards", async () => {
-      const found = await bridgeStatuses(observer);
-      return found.length === 2 && found.reduce((total, status) => total + status.shardsHeld.length, 0) === SHARDS && found;
-    }, 60_000);
+    for (const machineId of ["dev-live", "dev-doomed"])
+      await waitFor(
+        `${machineId}'s interval known`,
+        async () => (await deviceState(machineId))?.heartbeatSeconds === 1,
+        30_000,
+      );
+    const statuses = await waitFor(
+      "both instances with shards",
+      async () => {
+        const found = await bridgeStatuses(observer);
+        return (
+          found.length === 2 && found.reduce((total, status) => total + status.shardsHeld.length, 0) === SHARDS && found
+        );
+      },
+      60_000,
+    );
     const judge = statuses.find((status) => status.shardsHeld.includes("devices"));
     const [dying, surviving] = judge?.instanceId === "devices-x" ? [first, second] : [second, first];
     const liveRowsBefore = (await rows("dev-live")).length;
 
     await dying.stop("SIGKILL");
     await doomed.stop("SIGKILL");
-    await waitFor("the survivor judges presence now", async () => (await bridgeStatuses(observer)).some((status) => status.pid === surviving.child.pid && status.shardsHeld.includes("devices")), 30_000);
+    await waitFor(
+      "the survivor judges presence now",
+      async () =>
+        (await bridgeStatuses(observer)).some(
+          (status) => status.pid === surviving.child.pid && status.shardsHeld.includes("devices"),
+        ),
+      30_000,
+    );
     await waitForRow("dev-doomed", "dev-doomed OFFLINE", (row) => row?.status === "OFFLINE", 30_000);
     // A few heartbeat intervals more: a new owner gives live machines a full grace period, no false OFFLINE.
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     const liveRows = await rows("dev-live");
-    expect(liveRows.slice(liveRowsBefore).map((record) => (record.json as MachinePinotMessage).status)).not.toContain("OFFLINE");
+    expect(liveRows.slice(liveRowsBefore).map((record) => (record.json as MachinePinotMessage).status)).not.toContain(
+      "OFFLINE",
+    );
     expect((await lastRow("dev-live"))?.status).toBe("ONLINE");
   }, 180_000);
 });

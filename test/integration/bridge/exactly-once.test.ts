@@ -1,12 +1,12 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EVENT_STREAMS } from "../../../src/bridge/bridge.ts";
-import { startSimulatedFleet, type SimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
+import { type SimulatedFleet, startSimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
 import { runCli } from "../../helpers/agent-process.ts";
-import { startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
+import { type BridgeProcess, startBridgeProcess } from "../../helpers/bridge-process.ts";
 import { bridgeStatuses, checkExactlyOnce, readBridgeOutput, waitForCaughtUp } from "../../helpers/bridge-verify.ts";
-import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const SHARDS = EVENT_STREAMS.length + 1;
@@ -69,7 +69,11 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
       // A backlog before it starts, and more arriving while it works: the kill hits a busy bridge.
       await fleet.emit(500);
       const bridge = await startBridge("kill-test");
-      const before = await waitFor(`round ${round}: the bridge commits`, async () => (await committedBy(bridge)) || false, 60_000);
+      const before = await waitFor(
+        `round ${round}: the bridge commits`,
+        async () => (await committedBy(bridge)) || false,
+        60_000,
+      );
       const emitting = fleet.emit(500);
       await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 300)));
       // Still committing just before the kill (each status read takes most of a second).
@@ -115,7 +119,11 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000 });
     const report = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
     expect(report.emitted).toBeGreaterThan(6_000);
-    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({ missing: [], duplicated: [], order: [] });
+    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({
+      missing: [],
+      duplicated: [],
+      order: [],
+    });
     expect(report.delivered).toBe(report.emitted);
   }, 300_000);
 
@@ -131,7 +139,11 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
     await fleet.drained(60_000);
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000 });
     const report = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
-    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({ missing: [], duplicated: [], order: [] });
+    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({
+      missing: [],
+      duplicated: [],
+      order: [],
+    });
     expect(report.delivered).toBe(5_000);
   }, 300_000);
 
@@ -140,18 +152,34 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
     const first = await startBridge("scale-a");
     await startBridge("scale-b");
     await fleet.emit(3_000);
-    await waitFor("two instances sharing the shards", async () => {
-      const statuses = await bridgeStatuses(observer);
-      return statuses.length === 2 && statuses.every((status) => status.shardsHeld.length >= 4) && statuses.reduce((total, status) => total + status.shardsHeld.length, 0) === SHARDS;
-    }, 60_000);
+    await waitFor(
+      "two instances sharing the shards",
+      async () => {
+        const statuses = await bridgeStatuses(observer);
+        return (
+          statuses.length === 2 &&
+          statuses.every((status) => status.shardsHeld.length >= 4) &&
+          statuses.reduce((total, status) => total + status.shardsHeld.length, 0) === SHARDS
+        );
+      },
+      60_000,
+    );
     await startBridge("scale-c");
     const emitting = fleet.emit(4_000);
     // A shard moves only between two of its transactions, while 4,000 events flow: on a loaded
     // 2-core machine (Kafka, three bridges and the fleet) that took over a minute once.
-    await waitFor("three instances sharing the shards", async () => {
-      const statuses = await bridgeStatuses(observer);
-      return statuses.length === 3 && statuses.every((status) => status.shardsHeld.length >= 3) && statuses.reduce((total, status) => total + status.shardsHeld.length, 0) === SHARDS;
-    }, 120_000);
+    await waitFor(
+      "three instances sharing the shards",
+      async () => {
+        const statuses = await bridgeStatuses(observer);
+        return (
+          statuses.length === 3 &&
+          statuses.every((status) => status.shardsHeld.length >= 3) &&
+          statuses.reduce((total, status) => total + status.shardsHeld.length, 0) === SHARDS
+        );
+      },
+      120_000,
+    );
     // The first instance dies without a word: its leases expire and the others take its shards.
     await first.stop("SIGKILL");
     await emitting;

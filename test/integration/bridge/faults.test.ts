@@ -2,25 +2,35 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { Admin } from "@platformatic/kafka";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EVENT_STREAMS } from "../../../src/bridge/bridge.ts";
 import { BridgeHeader, DEFAULT_TOPICS, EventHeader } from "../../../src/contracts/index.ts";
-import { inventoryOf, startSimulatedFleet, telemetrySample, type SimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
+import {
+  inventoryOf,
+  type SimulatedFleet,
+  startSimulatedFleet,
+  telemetrySample,
+} from "../../fixtures/bridge/simulated-fleet.ts";
 import { runCli } from "../../helpers/agent-process.ts";
-import { startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
+import { type BridgeProcess, startBridgeProcess } from "../../helpers/bridge-process.ts";
 import { bridgeStatuses, checkExactlyOnce, readBridgeOutput, waitForCaughtUp } from "../../helpers/bridge-verify.ts";
-import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
+import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { readTopic } from "../../helpers/kafka-topic-reader.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const SHARDS = EVENT_STREAMS.length + 1;
 const BRIDGE_CLI = resolve(import.meta.dirname, "../../../src/bridge/cli/main.ts");
 
 /** An event published the way an agent's outbox publishes it, with our headers. */
-async function publishEvent(connection: NatsConnection, subject: string, body: string, meta: { eventId: string; sequence: number; msgId?: string; extraHeaders?: Array<[string, string]> }): Promise<void> {
+async function publishEvent(
+  connection: NatsConnection,
+  subject: string,
+  body: string,
+  meta: { eventId: string; sequence: number; msgId?: string; extraHeaders?: Array<[string, string]> },
+): Promise<void> {
   const headers = natsHeaders();
   headers.set(EventHeader.eventId, meta.eventId);
   headers.set(EventHeader.eventType, subject.split(".").slice(2).join("."));
@@ -79,20 +89,47 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     const telemetryStream = await manager.streams.info("TELEMETRY");
     await manager.streams.update("TELEMETRY", { subjects: [...telemetryStream.config.subjects, "machine.*.mystery"] });
     await startBridge();
-    await publishEvent(observer, "machine.poison-1.telemetry", "{not json", { eventId: "poison-not-json", sequence: 1, extraHeaders: [["X-Custom", "one"], ["X-Custom", "two"]] });
-    await publishEvent(observer, "machine.poison-1.telemetry", JSON.stringify({ machineId: "poison-1", cpu: "hot" }), { eventId: "poison-schema", sequence: 2 });
-    await publishEvent(observer, "machine.poison-1.mystery", JSON.stringify({ hello: "world" }), { eventId: "poison-subject", sequence: 3 });
-    await publishEvent(observer, "machine.poison-1.telemetry", JSON.stringify(telemetrySample("poison-1", 4)), { eventId: "after-poison", sequence: 4 });
+    await publishEvent(observer, "machine.poison-1.telemetry", "{not json", {
+      eventId: "poison-not-json",
+      sequence: 1,
+      extraHeaders: [
+        ["X-Custom", "one"],
+        ["X-Custom", "two"],
+      ],
+    });
+    await publishEvent(observer, "machine.poison-1.telemetry", JSON.stringify({ machineId: "poison-1", cpu: "hot" }), {
+      eventId: "poison-schema",
+      sequence: 2,
+    });
+    await publishEvent(observer, "machine.poison-1.mystery", JSON.stringify({ hello: "world" }), {
+      eventId: "poison-subject",
+      sequence: 3,
+    });
+    await publishEvent(observer, "machine.poison-1.telemetry", JSON.stringify(telemetrySample("poison-1", 4)), {
+      eventId: "after-poison",
+      sequence: 4,
+    });
 
-    const deadLetters = await waitFor("three dead letters", async () => {
-      const records = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.deadLetter)).filter((record) => record.keyText === "poison-1");
-      return records.length >= 3 && records;
-    }, 60_000);
+    const deadLetters = await waitFor(
+      "three dead letters",
+      async () => {
+        const records = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.deadLetter)).filter(
+          (record) => record.keyText === "poison-1",
+        );
+        return records.length >= 3 && records;
+      },
+      60_000,
+    );
     const byEvent = new Map(deadLetters.map((record) => [record.header(EventHeader.eventId), record]));
     expect(byEvent.get("poison-not-json")?.header(BridgeHeader.errorKind)).toBe("not-json");
     expect(byEvent.get("poison-not-json")?.value?.toString()).toBe("{not json");
     // Every value of a repeated header, in order.
-    expect(byEvent.get("poison-not-json")?.headers.filter(([name]) => name === "X-Custom").map(([, value]) => value)).toEqual(["one", "two"]);
+    expect(
+      byEvent
+        .get("poison-not-json")
+        ?.headers.filter(([name]) => name === "X-Custom")
+        .map(([, value]) => value),
+    ).toEqual(["one", "two"]);
     expect(byEvent.get("poison-schema")?.header(BridgeHeader.errorKind)).toBe("wrong-schema");
     expect(byEvent.get("poison-schema")?.header(BridgeHeader.error)).toMatch(/not a valid telemetry body/);
     expect(byEvent.get("poison-subject")?.header(BridgeHeader.errorKind)).toBe("unknown-subject");
@@ -100,7 +137,14 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     expect(byEvent.get("poison-subject")?.header(BridgeHeader.stream)).toBe("TELEMETRY");
 
     // Not blocked: the good event after the poison arrives, and the stream is fully acked.
-    await waitFor("the event after the poison", async () => (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.telemetry)).some((record) => (record.json as { eventId?: string }).eventId === "after-poison"), 30_000);
+    await waitFor(
+      "the event after the poison",
+      async () =>
+        (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.telemetry)).some(
+          (record) => (record.json as { eventId?: string }).eventId === "after-poison",
+        ),
+      30_000,
+    );
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 30_000 });
     const status = (await bridgeStatuses(observer))[0];
     expect(status?.shards.find((shard) => shard.shard === "TELEMETRY")?.deadLetters).toBe(3);
@@ -112,20 +156,35 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     const body = JSON.stringify({ hostname: "dup.example" });
     await publishEvent(observer, "machine.dup-1.hostname", body, { eventId: "dup-event", sequence: 7 });
     // What a lost ack and a return after the window leaves: the same event, stored a second time.
-    await publishEvent(observer, "machine.dup-1.hostname", body, { eventId: "dup-event", sequence: 7, msgId: "dup-event-after-window" });
-    await publishEvent(observer, "machine.dup-1.hostname", JSON.stringify({ hostname: "next.example" }), { eventId: "dup-next", sequence: 8 });
+    await publishEvent(observer, "machine.dup-1.hostname", body, {
+      eventId: "dup-event",
+      sequence: 7,
+      msgId: "dup-event-after-window",
+    });
+    await publishEvent(observer, "machine.dup-1.hostname", JSON.stringify({ hostname: "next.example" }), {
+      eventId: "dup-next",
+      sequence: 8,
+    });
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
-    const events = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.events)).filter((record) => record.keyText === "dup-1");
+    const events = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.events)).filter(
+      (record) => record.keyText === "dup-1",
+    );
     expect(events.map((record) => (record.json as { eventId: string }).eventId)).toEqual(["dup-event", "dup-next"]);
     const shard = (await bridgeStatuses(observer))[0]?.shards.find((entry) => entry.shard === "MACHINE_HOSTNAME");
     expect(shard?.duplicatesDropped).toBe(1);
 
     // The window is in Kafka with the output: a bridge started afresh still knows the copy.
     await bridges.splice(0)[0]?.dispose();
-    await publishEvent(observer, "machine.dup-1.hostname", body, { eventId: "dup-event", sequence: 7, msgId: "dup-event-much-later" });
+    await publishEvent(observer, "machine.dup-1.hostname", body, {
+      eventId: "dup-event",
+      sequence: 7,
+      msgId: "dup-event-much-later",
+    });
     await startBridge();
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
-    const after = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.events)).filter((record) => record.keyText === "dup-1");
+    const after = (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.events)).filter(
+      (record) => record.keyText === "dup-1",
+    );
     expect(after).toHaveLength(2);
   }, 120_000);
 
@@ -149,7 +208,11 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     fleet = await startSimulatedFleet({ connection: observer, machines: 5, prefix: "sigterm" });
     const bridge = await startBridge();
     await fleet.emit(500);
-    await waitFor("bridging", async () => ((await bridgeStatuses(observer))[0]?.shards.some((shard) => shard.transactionsCommitted > 0) ?? false), 60_000);
+    await waitFor(
+      "bridging",
+      async () => (await bridgeStatuses(observer))[0]?.shards.some((shard) => shard.transactionsCommitted > 0) ?? false,
+      60_000,
+    );
     const emitting = fleet.emit(2_000);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const signalledAt = Date.now();
@@ -169,15 +232,31 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
     const status = async (env: Record<string, string>): Promise<{ code: number | null; stdout: string }> =>
       new Promise((resolve) => {
-        execFile(process.execPath, [BRIDGE_CLI, "status", ...(env.JSON ? ["--json"] : [])], { env: { ...process.env, EDGE_BRIDGE_DATA_DIR: bridge.dataDir, ...env } }, (error, stdout) => resolve({ code: error ? (error.code as number) : 0, stdout }));
+        execFile(
+          process.execPath,
+          [BRIDGE_CLI, "status", ...(env.JSON ? ["--json"] : [])],
+          { env: { ...process.env, EDGE_BRIDGE_DATA_DIR: bridge.dataDir, ...env } },
+          (error, stdout) => resolve({ code: error ? (error.code as number) : 0, stdout }),
+        );
       });
     const live = await status({ EDGE_BRIDGE_NATS_URL: nats.url, JSON: "1" });
     expect(live.code).toBe(0);
-    const report = JSON.parse(live.stdout) as { source: string; instances: Array<{ instanceId: string; shards: Array<{ shard: string; state: string; streams: Array<{ stream: string; lag: number }> }> }> };
+    const report = JSON.parse(live.stdout) as {
+      source: string;
+      instances: Array<{
+        instanceId: string;
+        shards: Array<{ shard: string; state: string; streams: Array<{ stream: string; lag: number }> }>;
+      }>;
+    };
     expect(report.source).toBe("live");
     expect(report.instances[0]?.instanceId).toBe("faults");
-    expect(report.instances[0]?.shards.map((shard) => shard.shard).sort()).toEqual([...EVENT_STREAMS, "devices"].sort());
-    expect(report.instances[0]?.shards.find((shard) => shard.shard === "TELEMETRY")?.streams[0]).toMatchObject({ stream: "TELEMETRY", lag: 0 });
+    expect(report.instances[0]?.shards.map((shard) => shard.shard).sort()).toEqual(
+      [...EVENT_STREAMS, "devices"].sort(),
+    );
+    expect(report.instances[0]?.shards.find((shard) => shard.shard === "TELEMETRY")?.streams[0]).toMatchObject({
+      stream: "TELEMETRY",
+      lag: 0,
+    });
     const human = await status({ EDGE_BRIDGE_NATS_URL: nats.url });
     expect(human.stdout).toMatch(/^instance faults \(group edge-bridge/m);
     expect(human.stdout).toMatch(/^ {2}shard TELEMETRY: running; \d+ produced/m);
@@ -191,14 +270,38 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
 
   it("puts a record over its topic's size limit (the broker's max.message.bytes) into the dead-letter topic, body kept where that topic takes it", async () => {
     // A group of its own on topics of its own: it bridges the streams from their start.
-    const topics = { devices: "big-devices", telemetry: "big-telemetry", events: "big-events", inventory: "big-inventory", deadLetter: "big-dead-letter", checkpoint: "big-checkpoints" };
+    const topics = {
+      devices: "big-devices",
+      telemetry: "big-telemetry",
+      events: "big-events",
+      inventory: "big-inventory",
+      deadLetter: "big-dead-letter",
+      checkpoint: "big-checkpoints",
+    };
     const admin = new Admin({ clientId: "test-admin", bootstrapBrokers: [kafka.bootstrap] });
     // The broker takes at most 8 KiB on the inventory topic; our own limit is the default 1 MB.
-    await admin.createTopics({ topics: [topics.inventory], partitions: 3, replicas: 1, configs: [{ name: "max.message.bytes", value: "8192" }, { name: "cleanup.policy", value: "compact" }] });
+    await admin.createTopics({
+      topics: [topics.inventory],
+      partitions: 3,
+      replicas: 1,
+      configs: [
+        { name: "max.message.bytes", value: "8192" },
+        { name: "cleanup.policy", value: "compact" },
+      ],
+    });
     await admin.close();
-    const huge = { ...inventoryOf("big-1"), software: Array.from({ length: 400 }, (_, index) => ({ name: `package-${index}`, version: "1.0.0" })) };
-    await publishEvent(observer, "machine.big-1.inventory", JSON.stringify(huge), { eventId: "too-big-for-broker", sequence: 1 });
-    await publishEvent(observer, "machine.big-1.inventory", JSON.stringify(inventoryOf("big-1")), { eventId: "fits", sequence: 2 });
+    const huge = {
+      ...inventoryOf("big-1"),
+      software: Array.from({ length: 400 }, (_, index) => ({ name: `package-${index}`, version: "1.0.0" })),
+    };
+    await publishEvent(observer, "machine.big-1.inventory", JSON.stringify(huge), {
+      eventId: "too-big-for-broker",
+      sequence: 1,
+    });
+    await publishEvent(observer, "machine.big-1.inventory", JSON.stringify(inventoryOf("big-1")), {
+      eventId: "fits",
+      sequence: 2,
+    });
     await startBridge({
       EDGE_BRIDGE_GROUP: "big",
       EDGE_BRIDGE_INSTANCE_ID: "big",
@@ -209,19 +312,31 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
       EDGE_BRIDGE_TOPIC_DEAD_LETTER: topics.deadLetter,
       EDGE_BRIDGE_TOPIC_CHECKPOINT: topics.checkpoint,
     });
-    const deadLetters = await waitFor("the oversized inventory as a dead letter", async () => {
-      const records = (await readTopic(kafka.bootstrap, topics.deadLetter)).filter((record) => record.keyText === "big-1");
-      return records.length > 0 && records;
-    }, 60_000);
+    const deadLetters = await waitFor(
+      "the oversized inventory as a dead letter",
+      async () => {
+        const records = (await readTopic(kafka.bootstrap, topics.deadLetter)).filter(
+          (record) => record.keyText === "big-1",
+        );
+        return records.length > 0 && records;
+      },
+      60_000,
+    );
     expect(deadLetters).toHaveLength(1);
     expect(deadLetters[0]?.header(EventHeader.eventId)).toBe("too-big-for-broker");
     expect(deadLetters[0]?.header(BridgeHeader.errorKind)).toBe("too-large");
     expect(deadLetters[0]?.header(BridgeHeader.error)).toMatch(/over the \d+-byte limit for topic big-inventory/);
     expect(JSON.parse(deadLetters[0]?.value?.toString() ?? "null")).toEqual(huge);
-    const inventories = await waitFor("the inventory that fits", async () => {
-      const records = (await readTopic(kafka.bootstrap, topics.inventory)).filter((record) => record.keyText === "big-1");
-      return records.length > 0 && records;
-    }, 30_000);
+    const inventories = await waitFor(
+      "the inventory that fits",
+      async () => {
+        const records = (await readTopic(kafka.bootstrap, topics.inventory)).filter(
+          (record) => record.keyText === "big-1",
+        );
+        return records.length > 0 && records;
+      },
+      30_000,
+    );
     expect(inventories.map((record) => (record.json as { eventId: string }).eventId)).toEqual(["fits"]);
   }, 120_000);
 });

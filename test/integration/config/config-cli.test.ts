@@ -5,8 +5,8 @@ import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConfigStatus } from "../../../src/contracts/index.ts";
-import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -42,7 +42,9 @@ describe("`edge-agent config` keys, and the agent's side of them", () => {
   it("refuses an unknown key with the closest one (exit 2), and a local-only one as such; nothing is written", async () => {
     const typo = await runCli(["config", "set", "--machine", "m1", "heartbeatSecs", "5"], env);
     expect(typo.code).toBe(2);
-    expect(typo.stderr).toMatch(/^edge-agent: unknown setting "heartbeatSecs": did you mean "heartbeatSeconds"\? \(settings: /);
+    expect(typo.stderr).toMatch(
+      /^edge-agent: unknown setting "heartbeatSecs": did you mean "heartbeatSeconds"\? \(settings: /,
+    );
     const local = await runCli(["config", "set", "natsUrl", "nats://elsewhere:4222"], env);
     expect(local.code).toBe(2);
     expect(local.stderr).toMatch(/"natsUrl" is a local setting of each machine/);
@@ -79,11 +81,24 @@ describe("`edge-agent config` keys, and the agent's side of them", () => {
     await waitFor("connected", () => running.logs().some((line) => line["msg"] === "connected to NATS"), 20_000);
     const kv = await new Kvm(observer).open("agent-config");
     await kv.put("machine.cfg-1", JSON.stringify({ heartbeatSecs: 5 }));
-    const rejected = await waitFor("config.status REJECTED", async () =>
-      (await readStream(observer, "CONFIG_STATUS")).map((message) => ConfigStatus.parse(message.body)).find((body) => body.status === "REJECTED"),
-    20_000);
+    const rejected = await waitFor(
+      "config.status REJECTED",
+      async () =>
+        (await readStream(observer, "CONFIG_STATUS"))
+          .map((message) => ConfigStatus.parse(message.body))
+          .find((body) => body.status === "REJECTED"),
+      20_000,
+    );
     expect(rejected.error).toMatch(/unknown setting "heartbeatSecs": did you mean "heartbeatSeconds"\?/);
-    const status = await runCli(["status", "--json"], { ...env, EDGE_AGENT_MACHINE_ID: "cfg-1", EDGE_AGENT_DATA_DIR: running.dataDir, EDGE_AGENT_CONFIG_DIR: running.configDir });
-    expect(JSON.parse(status.stdout).status).toMatchObject({ heartbeatSeconds: 60, capabilities: { config: { lastStatus: { status: "REJECTED" } } } });
+    const status = await runCli(["status", "--json"], {
+      ...env,
+      EDGE_AGENT_MACHINE_ID: "cfg-1",
+      EDGE_AGENT_DATA_DIR: running.dataDir,
+      EDGE_AGENT_CONFIG_DIR: running.configDir,
+    });
+    expect(JSON.parse(status.stdout).status).toMatchObject({
+      heartbeatSeconds: 60,
+      capabilities: { config: { lastStatus: { status: "REJECTED" } } },
+    });
   }, 60_000);
 });

@@ -1,20 +1,31 @@
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { configSet, createRemoteConfig, LAST_GOOD_FILE, type ConfigurableComponent, type RemoteConfig } from "../../../src/config/index.ts";
+import {
+  type ConfigurableComponent,
+  configSet,
+  createRemoteConfig,
+  LAST_GOOD_FILE,
+  type RemoteConfig,
+} from "../../../src/config/index.ts";
 import type { AgentConfiguration, ConfigStatus } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { createCommandTrust, signDocument } from "../../../src/trust/index.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createSigner } from "../../helpers/signing.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
-const baseline: AgentConfiguration = { revision: 0, heartbeatSeconds: 60, telemetrySchedule: "0 * * * * *", tags: { site: "local" } };
+const baseline: AgentConfiguration = {
+  revision: 0,
+  heartbeatSeconds: 60,
+  telemetrySchedule: "0 * * * * *",
+  tags: { site: "local" },
+};
 
 describe("remote configuration over a real JetStream KV bucket", () => {
   let server: NatsServerHandle;
@@ -27,14 +38,18 @@ describe("remote configuration over a real JetStream KV bucket", () => {
   let heartbeatSeconds: number;
   let failTelemetry: boolean;
 
-  const statuses = (): ConfigStatus[] => events.filter((event) => event.type === "config.status").map((event) => event.body as ConfigStatus);
-  const sink: EventSink = { emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }) };
+  const statuses = (): ConfigStatus[] =>
+    events.filter((event) => event.type === "config.status").map((event) => event.body as ConfigStatus);
+  const sink: EventSink = {
+    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+  };
   const components: ConfigurableComponent[] = [
     { name: "heartbeat", apply: (next) => void (heartbeatSeconds = next.heartbeatSeconds ?? heartbeatSeconds) },
     {
       name: "telemetry",
       apply: (next) => {
-        if (failTelemetry && next.telemetrySchedule === "*/5 * * * * *") throw new Error("collector refused the schedule");
+        if (failTelemetry && next.telemetrySchedule === "*/5 * * * * *")
+          throw new Error("collector refused the schedule");
       },
     },
   ];
@@ -47,7 +62,12 @@ describe("remote configuration over a real JetStream KV bucket", () => {
       sink,
       components,
       baseline,
-      trust: createCommandTrust({ publicKey: signingPublicKey, dataDir: configDir, clock: systemClock, logger: silentLogger() }),
+      trust: createCommandTrust({
+        publicKey: signingPublicKey,
+        dataDir: configDir,
+        clock: systemClock,
+        logger: silentLogger(),
+      }),
       ...(tuning ? { retry: tuning.retry } : {}),
     });
 
@@ -107,7 +127,8 @@ describe("remote configuration over a real JetStream KV bucket", () => {
   });
 
   it("rejects tags that are each within bounds but too many bytes once defaults and machine merge", async () => {
-    const tags = (prefix: string): Record<string, string> => Object.fromEntries(Array.from({ length: 25 }, (_, index) => [`${prefix}${index}`, "v".repeat(100)]));
+    const tags = (prefix: string): Record<string, string> =>
+      Object.fromEntries(Array.from({ length: 25 }, (_, index) => [`${prefix}${index}`, "v".repeat(100)]));
     remote = makeRemote();
     await remote.start();
     remote.attach(agentConnection);
@@ -115,7 +136,12 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     await waitFor("the defaults", () => statuses().length === 1);
     await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 3, tags: tags("m") }));
     await waitFor("the merge refused", () => statuses().length === 2);
-    expect(statuses()[1]).toMatchObject({ status: "REJECTED", error: expect.stringMatching(/^the merged configuration is invalid: tags: tags take \d+ bytes in all, at most 4096$/) });
+    expect(statuses()[1]).toMatchObject({
+      status: "REJECTED",
+      error: expect.stringMatching(
+        /^the merged configuration is invalid: tags: tags take \d+ bytes in all, at most 4096$/,
+      ),
+    });
     expect(heartbeatSeconds).toBe(60);
   });
 
@@ -159,11 +185,19 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     ];
     await agentConnection.close();
     await operator.close();
-    await server.reload(users(`, permissions: { publish: { deny: ["$JS.API.STREAM.MSG.GET.>", "$JS.API.DIRECT.GET.>"] } }`));
+    await server.reload(
+      users(`, permissions: { publish: { deny: ["$JS.API.STREAM.MSG.GET.>", "$JS.API.DIRECT.GET.>"] } }`),
+    );
     operator = await connect({ servers: server.url, user: "admin", pass: "admin" });
     kv = await new Kvm(operator).open("agent-config");
     await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 13 }));
-    agentConnection = await connect({ servers: server.url, user: "agent", pass: "agent", maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    agentConnection = await connect({
+      servers: server.url,
+      user: "agent",
+      pass: "agent",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 100,
+    });
 
     remote = makeRemote(undefined, { retry: { baseMs: 100, maxMs: 400 } });
     await remote.start();

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
-import { createServer, type Server } from "node:http";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Objm } from "@nats-io/obj";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { download, DownloadError, type DownloadRequest } from "../../../src/download/index.ts";
+import { DownloadError, type DownloadRequest, download } from "../../../src/download/index.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { manualClock, settle } from "../../helpers/manual-clock.ts";
 import { startNatsServer } from "../../helpers/nats-server.ts";
@@ -68,7 +68,16 @@ describe("download", () => {
     await rm(directory, { recursive: true, force: true });
   });
 
-  const request = (overrides: Partial<DownloadRequest>): DownloadRequest => ({ link: `${base}/tool.bin`, sha256: sha, size: payload.length, maxBytes: 1 << 20, allowMissingChecksum: false, directory, clock: systemClock, ...overrides });
+  const request = (overrides: Partial<DownloadRequest>): DownloadRequest => ({
+    link: `${base}/tool.bin`,
+    sha256: sha,
+    size: payload.length,
+    maxBytes: 1 << 20,
+    allowMissingChecksum: false,
+    directory,
+    clock: systemClock,
+    ...overrides,
+  });
   const failure = async (overrides: Partial<DownloadRequest>): Promise<DownloadError> => {
     const error = await download(request(overrides)).then(
       () => new Error("expected a failure"),
@@ -92,7 +101,11 @@ describe("download", () => {
     [{ size: payload.length + 1 }, "EDGE_DOWNLOAD_SIZE_MISMATCH", false],
     [{ size: payload.length - 1 }, "EDGE_DOWNLOAD_SIZE_MISMATCH", false],
     [{ maxBytes: 1_000, size: null }, "EDGE_DOWNLOAD_TOO_LARGE", false],
-    [{ link: "/endless", sha256: null, size: null, allowMissingChecksum: true, maxBytes: 1 << 20 }, "EDGE_DOWNLOAD_TOO_LARGE", false],
+    [
+      { link: "/endless", sha256: null, size: null, allowMissingChecksum: true, maxBytes: 1 << 20 },
+      "EDGE_DOWNLOAD_TOO_LARGE",
+      false,
+    ],
     [{ sha256: null }, "EDGE_DOWNLOAD_NO_CHECKSUM", false],
     [{ link: "/missing" }, "EDGE_DOWNLOAD_HTTP", false],
     [{ link: "/busy" }, "EDGE_DOWNLOAD_HTTP", true],
@@ -109,17 +122,34 @@ describe("download", () => {
   it.each<[string, Partial<DownloadRequest>, string]>([
     ["answers, then sends nothing", { link: "/headers-then-nothing", stallTimeoutMs: 500 }, "EDGE_DOWNLOAD_STALLED"],
     ["never answers", { link: "/silent", stallTimeoutMs: 500 }, "EDGE_DOWNLOAD_STALLED"],
-    ["trickles forever", { link: "/trickle", stallTimeoutMs: 500, deadlineMs: 1_500, size: null, sha256: null, allowMissingChecksum: true }, "EDGE_DOWNLOAD_DEADLINE"],
-  ])("gives up on a link that %s (%j) with a retryable error, and leaves nothing behind", async (_what, overrides, code) => {
-    const error = await failure({ ...overrides, link: `${base}${overrides.link}` });
-    expect(error.code).toBe(code);
-    expect(error.retryable).toBe(true);
-  }, 20_000);
+    [
+      "trickles forever",
+      {
+        link: "/trickle",
+        stallTimeoutMs: 500,
+        deadlineMs: 1_500,
+        size: null,
+        sha256: null,
+        allowMissingChecksum: true,
+      },
+      "EDGE_DOWNLOAD_DEADLINE",
+    ],
+  ])(
+    "gives up on a link that %s (%j) with a retryable error, and leaves nothing behind",
+    async (_what, overrides, code) => {
+      const error = await failure({ ...overrides, link: `${base}${overrides.link}` });
+      expect(error.code).toBe(code);
+      expect(error.retryable).toBe(true);
+    },
+    20_000,
+  );
 
   it("gives up on a stalled link when the injected clock passes the stall timeout, not before", async () => {
     const clock = manualClock();
     let settled = false;
-    const stalled = failure({ link: `${base}/headers-then-nothing`, clock, stallTimeoutMs: 300_000 }).finally(() => (settled = true));
+    const stalled = failure({ link: `${base}/headers-then-nothing`, clock, stallTimeoutMs: 300_000 }).finally(
+      () => (settled = true),
+    );
     // The stall and deadline (10 min by default) timers are the manual clock's; no byte will come.
     await waitFor("the download's timers on the manual clock", () => clock.pending === 2);
     await settle();

@@ -3,24 +3,24 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   Admin,
   AuthenticationError,
   Consumer,
+  compatibilityPartitioner,
   FetchIsolationLevels,
+  type Message,
   MessagesStreamModes,
+  murmur2,
   Producer,
   ProtocolError,
-  compatibilityPartitioner,
-  murmur2,
+  type SASLOptions,
   stringDeserializers,
   stringSerializers,
-  type Message,
-  type SASLOptions,
 } from "@platformatic/kafka";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureKafkaRuntime } from "../../../scripts/kafka-runtime.ts";
-import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
+import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 type StringMessage = Message<string, string, string, string>;
@@ -28,7 +28,11 @@ type IsolationLevel = (typeof FetchIsolationLevels)[keyof typeof FetchIsolationL
 
 const BROKER_START_TIMEOUT_MS = 90_000;
 
-function clientOptions(bootstrap: string, clientId: string, sasl?: SASLOptions): { clientId: string; bootstrapBrokers: string[]; sasl?: SASLOptions } {
+function clientOptions(
+  bootstrap: string,
+  clientId: string,
+  sasl?: SASLOptions,
+): { clientId: string; bootstrapBrokers: string[]; sasl?: SASLOptions } {
   return { clientId, bootstrapBrokers: [bootstrap], ...(sasl ? { sasl } : {}) };
 }
 
@@ -64,7 +68,12 @@ function transactionalProducer(bootstrap: string, transactionalId: string): Prod
  * the last stable offset). "Up to" is judged by the stream's fetch position, which also moves past
  * transaction markers, so a partition ending in a marker is still read to its end without sleeping.
  */
-async function readTopic(bootstrap: string, topic: string, isolationLevel: IsolationLevel, sasl?: SASLOptions): Promise<StringMessage[]> {
+async function readTopic(
+  bootstrap: string,
+  topic: string,
+  isolationLevel: IsolationLevel,
+  sasl?: SASLOptions,
+): Promise<StringMessage[]> {
   const consumer = new Consumer({
     ...clientOptions(bootstrap, "test-reader", sasl),
     groupId: `reader-${randomUUID()}`,
@@ -84,7 +93,8 @@ async function readTopic(bootstrap: string, topic: string, isolationLevel: Isola
     const messages: StringMessage[] = [];
     stream.on("data", (message) => messages.push(message));
     const caughtUp = (): boolean =>
-      stream.readableLength === 0 && ends.every((end, partition) => (stream.offsetsToFetch.get(`${topic}:${partition}`) ?? 0n) >= end);
+      stream.readableLength === 0 &&
+      ends.every((end, partition) => (stream.offsetsToFetch.get(`${topic}:${partition}`) ?? 0n) >= end);
     await waitFor(`reading ${topic} up to offsets ${ends.join(",")}`, caughtUp, 20_000, 20);
     await stream.close();
     return messages;
@@ -96,7 +106,10 @@ async function readTopic(bootstrap: string, topic: string, isolationLevel: Isola
 /** The error and everything it wraps (`cause`, and `errors` of an AggregateError). */
 function errorChain(error: unknown): unknown[] {
   if (!(error instanceof Error)) return [error];
-  const nested = [...(error instanceof AggregateError ? (error.errors as unknown[]) : []), ...(error.cause === undefined ? [] : [error.cause])];
+  const nested = [
+    ...(error instanceof AggregateError ? (error.errors as unknown[]) : []),
+    ...(error.cause === undefined ? [] : [error.cause]),
+  ];
   return [error, ...nested.flatMap(errorChain)];
 }
 
@@ -125,7 +138,10 @@ public class Murmur {
 `;
 
 /** Runs Murmur.java as a single-file source program against Kafka's jars; keys go through a UTF-8 file, not argv (locale). */
-async function javaPartitions(keys: readonly string[], partitions: number): Promise<Array<{ hash: number; partition: number }>> {
+async function javaPartitions(
+  keys: readonly string[],
+  partitions: number,
+): Promise<Array<{ hash: number; partition: number }>> {
   const dir = await mkdtemp(join(tmpdir(), "edge-kafka-murmur-"));
   try {
     const classpath = join(await ensureKafkaRuntime(), "libs", "*");
@@ -134,7 +150,15 @@ async function javaPartitions(keys: readonly string[], partitions: number): Prom
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile(
         "java",
-        ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", classpath, join(dir, "Murmur.java"), String(partitions), join(dir, "keys.txt")],
+        [
+          "-XX:+UseSerialGC",
+          "-XX:TieredStopAtLevel=1",
+          "-cp",
+          classpath,
+          join(dir, "Murmur.java"),
+          String(partitions),
+          join(dir, "keys.txt"),
+        ],
         { timeout: 60_000 },
         (error, out, err) => (error ? reject(new Error(`Murmur.java failed: ${error.message}\n${err}`)) : resolve(out)),
       ),
@@ -192,7 +216,10 @@ describe("kafka broker harness: a real Apache Kafka 4.4.0 on loopback", () => {
     expect(readCommitted[0]?.key).toBe("k1");
     expect(readCommitted[0]?.headers.get("origin")).toBe("test");
     // The aborted record is in the log: only the isolation level hides it.
-    expect(values(await readTopic(broker.bootstrap, topic, FetchIsolationLevels.READ_UNCOMMITTED))).toEqual(["committed", "aborted"]);
+    expect(values(await readTopic(broker.bootstrap, topic, FetchIsolationLevels.READ_UNCOMMITTED))).toEqual([
+      "committed",
+      "aborted",
+    ]);
   });
 
   it("a second producer with the same transactionalId fences the first", async () => {
@@ -205,7 +232,9 @@ describe("kafka broker harness: a real Apache Kafka 4.4.0 on loopback", () => {
       await zombieTransaction.send({ messages: [{ topic, key: "k", value: "zombie-before" }] });
 
       const successorTransaction = await successor.beginTransaction();
-      await expect(zombieTransaction.send({ messages: [{ topic, key: "k", value: "zombie-after" }] })).rejects.toThrow();
+      await expect(
+        zombieTransaction.send({ messages: [{ topic, key: "k", value: "zombie-after" }] }),
+      ).rejects.toThrow();
       await expect(zombieTransaction.commit()).rejects.toThrow();
       await successorTransaction.send({ messages: [{ topic, key: "k", value: "successor" }] });
       await successorTransaction.commit();
@@ -213,7 +242,9 @@ describe("kafka broker harness: a real Apache Kafka 4.4.0 on loopback", () => {
       await zombie.close(true).catch(() => undefined);
       await successor.close();
     }
-    expect(values(await readTopic(broker.bootstrap, topic, FetchIsolationLevels.READ_COMMITTED))).toEqual(["successor"]);
+    expect(values(await readTopic(broker.bootstrap, topic, FetchIsolationLevels.READ_COMMITTED))).toEqual([
+      "successor",
+    ]);
   });
 
   it("keeps committed records across restart() and across kill() + start()", async () => {
@@ -264,7 +295,10 @@ describe("kafka broker harness: a real Apache Kafka 4.4.0 on loopback", () => {
     const landed = await readTopic(broker.bootstrap, topic, FetchIsolationLevels.READ_UNCOMMITTED);
     expect(landed).toHaveLength(keys.length);
     for (const message of landed) {
-      expect({ key: message.key, partition: message.partition }).toEqual({ key: message.key, partition: javaPartitionOf.get(message.key) });
+      expect({ key: message.key, partition: message.partition }).toEqual({
+        key: message.key,
+        partition: javaPartitionOf.get(message.key),
+      });
     }
     // All three partitions are used, so the comparison above is not vacuous.
     expect(new Set(landed.map((message) => message.partition)).size).toBe(partitions);
@@ -278,7 +312,10 @@ describe("kafka broker harness: SASL (PLAIN and SCRAM-SHA-256)", () => {
 
   beforeAll(async () => {
     broker = await startKafkaBroker({
-      sasl: { plain: { alice: "alice-secret" }, scram: [{ user: "bob", password: "bob-secret", mechanism: "SCRAM-SHA-256" }] },
+      sasl: {
+        plain: { alice: "alice-secret" },
+        scram: [{ user: "bob", password: "bob-secret", mechanism: "SCRAM-SHA-256" }],
+      },
     });
   }, BROKER_START_TIMEOUT_MS);
 
@@ -290,7 +327,11 @@ describe("kafka broker harness: SASL (PLAIN and SCRAM-SHA-256)", () => {
     const topic = "sasl";
     await createTopic(broker.bootstrap, topic, 1, plain);
     for (const sasl of [plain, scram]) {
-      const producer = new Producer({ ...clientOptions(broker.bootstrap, `producer-${sasl.mechanism}`, sasl), acks: -1, serializers: stringSerializers });
+      const producer = new Producer({
+        ...clientOptions(broker.bootstrap, `producer-${sasl.mechanism}`, sasl),
+        acks: -1,
+        serializers: stringSerializers,
+      });
       try {
         await producer.send({ messages: [{ topic, key: sasl.mechanism, value: `from ${sasl.mechanism}` }] });
       } finally {
@@ -307,7 +348,10 @@ describe("kafka broker harness: SASL (PLAIN and SCRAM-SHA-256)", () => {
 
   it("refuses a wrong password with an authentication error", async () => {
     for (const sasl of [plain, scram]) {
-      const admin = new Admin({ ...clientOptions(broker.bootstrap, "wrong-password", { ...sasl, password: "wrong" }), retries: 0 });
+      const admin = new Admin({
+        ...clientOptions(broker.bootstrap, "wrong-password", { ...sasl, password: "wrong" }),
+        retries: 0,
+      });
       try {
         const error = await admin.listTopics().then(
           () => undefined,
@@ -315,8 +359,14 @@ describe("kafka broker harness: SASL (PLAIN and SCRAM-SHA-256)", () => {
         );
         expect(error, sasl.mechanism).toBeInstanceOf(Error);
         const chain = errorChain(error);
-        expect(chain.some((cause) => cause instanceof AuthenticationError), sasl.mechanism).toBe(true);
-        expect(chain.some((cause) => cause instanceof ProtocolError && cause.apiId === "SASL_AUTHENTICATION_FAILED"), sasl.mechanism).toBe(true);
+        expect(
+          chain.some((cause) => cause instanceof AuthenticationError),
+          sasl.mechanism,
+        ).toBe(true);
+        expect(
+          chain.some((cause) => cause instanceof ProtocolError && cause.apiId === "SASL_AUTHENTICATION_FAILED"),
+          sasl.mechanism,
+        ).toBe(true);
       } finally {
         await admin.close();
       }
@@ -324,7 +374,11 @@ describe("kafka broker harness: SASL (PLAIN and SCRAM-SHA-256)", () => {
   });
 
   it("serves no one on the SASL listener without credentials", async () => {
-    const admin = new Admin({ ...clientOptions(broker.bootstrap, "no-credentials"), retries: 0, requestTimeout: 3_000 });
+    const admin = new Admin({
+      ...clientOptions(broker.bootstrap, "no-credentials"),
+      retries: 0,
+      requestTimeout: 3_000,
+    });
     try {
       await expect(admin.listTopics()).rejects.toThrow();
     } finally {

@@ -5,12 +5,12 @@ import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openOutbox, type Outbox } from "../../../src/outbox/index.ts";
+import { type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { createJetStreamPublisher } from "../../../src/transport/jetstream-publisher.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams, streamSequences } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -46,7 +46,8 @@ describe("outbox delivery to a real JetStream", () => {
 
   it("keeps events appended with no server, and delivers them in order, each once, when it appears", async () => {
     outbox = openOutbox({ dataDir, clock: systemClock, logger: silentLogger() });
-    for (let index = 0; index < 300; index++) outbox.append(testEvent(index, { eventClass: index % 3 === 0 ? "state" : "telemetry" }));
+    for (let index = 0; index < 300; index++)
+      outbox.append(testEvent(index, { eventClass: index % 3 === 0 ? "state" : "telemetry" }));
     expect(outbox.stats().pendingCount).toBe(300);
 
     await start();
@@ -65,10 +66,16 @@ describe("outbox delivery to a real JetStream", () => {
     await start();
     outbox = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), batchSize: 200 });
     const total = 5_000;
-    for (let offset = 0; offset < total; offset += 500) outbox.appendBatch(Array.from({ length: 500 }, (_, index) => testEvent(offset + index)));
+    for (let offset = 0; offset < total; offset += 500)
+      outbox.appendBatch(Array.from({ length: 500 }, (_, index) => testEvent(offset + index)));
     outbox.start(createJetStreamPublisher(jetstream(connection), { timeoutMs: 2_000 }));
     const running = outbox;
-    await waitFor("part of the drain", () => running.stats().deliveredCount > 0 && running.stats().pendingCount > 0, 20_000, 5);
+    await waitFor(
+      "part of the drain",
+      () => running.stats().deliveredCount > 0 && running.stats().pendingCount > 0,
+      20_000,
+      5,
+    );
     await server.kill();
     await new Promise((resolveDelay) => setTimeout(resolveDelay, 500));
     await server.start();
@@ -101,7 +108,11 @@ describe("outbox delivery to a real JetStream", () => {
     outbox.start(createJetStreamPublisher(jetstream(connection), { timeoutMs: 1_000 }));
     await new Promise((resolveDelay) => setTimeout(resolveDelay, 1_000));
     expect(outbox.stats()).toMatchObject({ pendingCount: 10, deadLetters: 0 });
-    await manager.streams.add({ name: "TELEMETRY", subjects: ["machine.*.telemetry"], duplicate_window: 120_000_000_000 });
+    await manager.streams.add({
+      name: "TELEMETRY",
+      subjects: ["machine.*.telemetry"],
+      duplicate_window: 120_000_000_000,
+    });
     outbox.wake();
     const running = outbox;
     await waitFor("delivery after the stream appears", () => running.stats().pendingCount === 0, 20_000);
@@ -114,7 +125,10 @@ describe("outbox delivery to a real JetStream", () => {
     const rounds = Number(process.env.OUTBOX_KILL_ROUNDS ?? 10);
     const run = (args: string[]): { kill: () => void; exited: Promise<number | null> } => {
       const child = spawn(process.execPath, [FIXTURE, ...args], { stdio: ["ignore", "ignore", "inherit"] });
-      return { kill: () => child.kill("SIGKILL"), exited: new Promise((resolveExit) => child.once("exit", (code) => resolveExit(code))) };
+      return {
+        kill: () => child.kill("SIGKILL"),
+        exited: new Promise((resolveExit) => child.once("exit", (code) => resolveExit(code))),
+      };
     };
     expect(await run(["fill", dataDir, String(total)]).exited).toBe(0);
 

@@ -1,15 +1,15 @@
 import { spawn } from "node:child_process";
+import { resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
-import { resolve } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { openOutbox, type EventPublisher, type Outbox, type OutboxStats } from "../../../src/outbox/index.ts";
+import { type EventPublisher, type Outbox, type OutboxStats, openOutbox } from "../../../src/outbox/index.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { canMountTmpfs, mountTmpfs, TMPFS_SKIP_REASON, type TmpfsHandle } from "../../helpers/tmpfs.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -23,7 +23,8 @@ function capturingLogger(): { logger: pino.Logger; lines: Array<{ level: number;
   const lines: Array<{ level: number; msg: string }> = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line) as { level: number; msg: string });
+      for (const line of chunk.toString().split("\n").filter(Boolean))
+        lines.push(JSON.parse(line) as { level: number; msg: string });
       done();
     },
   });
@@ -45,21 +46,27 @@ function startOutboxAgent(dataDir: string, url: string) {
   let logs = "";
   child.stderr.on("data", (chunk: Buffer) => (logs += chunk.toString()));
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
-  const ask = async <T,>(command: string): Promise<T> => {
+  const ask = async <T>(command: string): Promise<T> => {
     child.stdin.write(`${command}\n`);
-    const line = answers.shift() ?? (await new Promise<string>((done, fail) => {
-      const timer = setTimeout(() => fail(new Error(`no answer to ${command}: ${logs.slice(-2_000)}`)), 10_000);
-      waiting.push((answer) => {
-        clearTimeout(timer);
-        done(answer);
-      });
-    }));
+    const line =
+      answers.shift() ??
+      (await new Promise<string>((done, fail) => {
+        const timer = setTimeout(() => fail(new Error(`no answer to ${command}: ${logs.slice(-2_000)}`)), 10_000);
+        waiting.push((answer) => {
+          clearTimeout(timer);
+          done(answer);
+        });
+      }));
     return JSON.parse(line) as T;
   };
   const fixture = {
-    emit: async (count: number) => (await ask<{ emitted: Array<{ sequence: number; eventId: string }> }>(`emit ${count}`)).emitted,
+    emit: async (count: number) =>
+      (await ask<{ emitted: Array<{ sequence: number; eventId: string }> }>(`emit ${count}`)).emitted,
     stats: () => ask<OutboxStats>("stats"),
-    errorLines: () => logs.split("\n").filter((line) => line.startsWith("{") && (JSON.parse(line) as { level: string }).level === "error"),
+    errorLines: () =>
+      logs
+        .split("\n")
+        .filter((line) => line.startsWith("{") && (JSON.parse(line) as { level: string }).level === "error"),
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       await exited;
@@ -132,7 +139,12 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
       observer = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
       const manager = await jetstreamManager(observer);
       // A short duplicate window: a copy published again after it would be stored twice.
-      await manager.streams.add({ name: "TELEMETRY", subjects: ["machine.*.telemetry"], storage: "file", duplicate_window: DUPLICATE_WINDOW_MS * 1_000_000 });
+      await manager.streams.add({
+        name: "TELEMETRY",
+        subjects: ["machine.*.telemetry"],
+        storage: "file",
+        duplicate_window: DUPLICATE_WINDOW_MS * 1_000_000,
+      });
     });
     afterAll(async () => {
       await observer?.close();
@@ -156,8 +168,16 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
       const second = startOutboxAgent(dataDir, server.url);
       await server.start();
       const secondRun = await second.emit(10);
-      await waitFor("the second run to deliver everything", async () => (await second.stats()).pendingCount === 0, 30_000);
-      expect(await second.stats()).toMatchObject({ deliveredCount: 40, heldInMemory: 0, lastError: expect.stringMatching(/full/) });
+      await waitFor(
+        "the second run to deliver everything",
+        async () => (await second.stats()).pendingCount === 0,
+        30_000,
+      );
+      expect(await second.stats()).toMatchObject({
+        deliveredCount: 40,
+        heldInMemory: 0,
+        lastError: expect.stringMatching(/full/),
+      });
       await sleep(DUPLICATE_WINDOW_MS + 500);
       expect(second.errorLines()).toHaveLength(1);
       await second.kill();
@@ -179,7 +199,9 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
       // The 20 lost with the first run leave a gap; no number of theirs is ever handed out again.
       const lostMax = Math.max(...lost.map((event) => event.sequence));
       expect(secondRun.every((event) => event.sequence > lostMax)).toBe(true);
-      expect(Math.min(...thirdRun.map((event) => event.sequence))).toBeGreaterThan(Math.max(...secondRun.map((event) => event.sequence)));
+      expect(Math.min(...thirdRun.map((event) => event.sequence))).toBeGreaterThan(
+        Math.max(...secondRun.map((event) => event.sequence)),
+      );
     }, 60_000);
   });
 });

@@ -3,8 +3,12 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PINOT_RUNTIME_SOURCES, ensurePinotRuntime } from "../../../scripts/pinot-runtime.ts";
-import { pinotTableDefinitions, type JsonObject, type PinotTableDefinition } from "../../../src/bridge/pinot/table-definitions.ts";
+import { ensurePinotRuntime, PINOT_RUNTIME_SOURCES } from "../../../scripts/pinot-runtime.ts";
+import {
+  type JsonObject,
+  type PinotTableDefinition,
+  pinotTableDefinitions,
+} from "../../../src/bridge/pinot/table-definitions.ts";
 
 /**
  * Every schema and table config in pinot/ passes Pinot's own validator (ValidatePinotConfigs.java:
@@ -19,7 +23,9 @@ interface ValidatorRun {
 let runtimeDir = "";
 let workDir = "";
 
-async function validate(definitions: readonly { name: string; schema: JsonObject; table: JsonObject }[]): Promise<ValidatorRun> {
+async function validate(
+  definitions: readonly { name: string; schema: JsonObject; table: JsonObject }[],
+): Promise<ValidatorRun> {
   const args: string[] = [];
   for (const definition of definitions) {
     const schemaPath = join(workDir, `${definition.name}-${args.length}.schema.json`);
@@ -76,13 +82,19 @@ describe("pinot/ schemas and table configs", () => {
 
   it("covers every file in pinot/", async () => {
     const files = (await readdir(join(PINOT_RUNTIME_SOURCES, "..", "..", "pinot"))).sort();
-    const expected = rendered().flatMap((definition) => [`${definition.name}.schema.json`, `${definition.name}.table.json`]).sort();
+    const expected = rendered()
+      .flatMap((definition) => [`${definition.name}.schema.json`, `${definition.name}.table.json`])
+      .sort();
     expect(files).toEqual(expected);
   });
 
   it("are all valid by Pinot's own validator", async () => {
     const run = await validate(rendered());
-    expect(run.lines).toEqual(["VALID devices_REALTIME", "VALID machine_telemetry_REALTIME", "VALID machine_events_REALTIME"]);
+    expect(run.lines).toEqual([
+      "VALID devices_REALTIME",
+      "VALID machine_telemetry_REALTIME",
+      "VALID machine_events_REALTIME",
+    ]);
     expect(run.exitCode).toBe(0);
   }, 120_000);
 
@@ -100,13 +112,24 @@ describe("pinot/ schemas and table configs", () => {
 
   it("refuses broken ones, each with Pinot's reason", async () => {
     const devices = byName("devices");
-    const withoutPrimaryKey = { ...devices, name: "no-primary-key", schema: { ...devices.schema, primaryKeyColumns: [] } };
-    const wrongRouting = { ...devices, name: "wrong-routing", table: { ...devices.table, routing: { instanceSelectorType: "balanced" } } };
+    const withoutPrimaryKey = {
+      ...devices,
+      name: "no-primary-key",
+      schema: { ...devices.schema, primaryKeyColumns: [] },
+    };
+    const wrongRouting = {
+      ...devices,
+      name: "wrong-routing",
+      table: { ...devices.table, routing: { instanceSelectorType: "balanced" } },
+    };
     const telemetry = byName("machine_telemetry");
     const indexOnMissingColumn = {
       ...telemetry,
       name: "missing-column",
-      table: { ...telemetry.table, tableIndexConfig: { ...(telemetry.table.tableIndexConfig as JsonObject), invertedIndexColumns: ["hostname"] } },
+      table: {
+        ...telemetry.table,
+        tableIndexConfig: { ...(telemetry.table.tableIndexConfig as JsonObject), invertedIndexColumns: ["hostname"] },
+      },
     };
     const run = await validate([withoutPrimaryKey, wrongRouting, indexOnMissingColumn]);
     expect(run.exitCode).toBe(1);

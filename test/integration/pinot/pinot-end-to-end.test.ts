@@ -4,17 +4,17 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTopics } from "../../../src/bridge/kafka/topics.ts";
-import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
 import * as operatorQueries from "../../../src/bridge/pinot/operator-queries.ts";
+import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
 import { EventType } from "../../../src/contracts/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { startSimulatedFleet, type SimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
-import { runBridgeCli, startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
+import { type SimulatedFleet, startSimulatedFleet } from "../../fixtures/bridge/simulated-fleet.ts";
+import { type BridgeProcess, runBridgeCli, startBridgeProcess } from "../../helpers/bridge-process.ts";
 import { transactionsCommittedBy } from "../../helpers/bridge-verify.ts";
-import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
-import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-cluster.ts";
-import { queryCount, querySql, resultRecords, type PinotResult } from "../../helpers/pinot-query.ts";
+import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { type PinotClusterHandle, startPinotCluster } from "../../helpers/pinot-cluster.ts";
+import { type PinotResult, queryCount, querySql, resultRecords } from "../../helpers/pinot-query.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -27,7 +27,9 @@ const SETTLE_MS = 5_000;
 
 /** A result as a compact text table: a header line, then one line per row, cells joined by " | ". */
 function textTable(result: PinotResult): string {
-  return [result.columns, ...result.rows].map((row) => row.map((cell) => (Array.isArray(cell) ? cell.join(",") : String(cell))).join(" | ")).join("\n");
+  return [result.columns, ...result.rows]
+    .map((row) => row.map((cell) => (Array.isArray(cell) ? cell.join(",") : String(cell))).join(" | "))
+    .join("\n");
 }
 
 /** Pinot's PERCENTILE: the value at index floor(n * p / 100) of the sorted values. */
@@ -81,8 +83,12 @@ describe("edge-bridge into a real Pinot: end to end", () => {
   const committedBy = (bridge: BridgeProcess): Promise<number> => transactionsCommittedBy(observer, bridge.child.pid);
   /** Segments of a table its server serves as ONLINE (committed), not CONSUMING. */
   const committedSegments = async (table: string): Promise<string[]> => {
-    const view = (await (await fetch(`${pinot.controllerUrl}/tables/${table}/externalview`)).json()) as { REALTIME?: Record<string, Record<string, string>> };
-    return Object.entries(view.REALTIME ?? {}).filter(([, replicas]) => Object.values(replicas).includes("ONLINE")).map(([segment]) => segment);
+    const view = (await (await fetch(`${pinot.controllerUrl}/tables/${table}/externalview`)).json()) as {
+      REALTIME?: Record<string, Record<string, string>>;
+    };
+    return Object.entries(view.REALTIME ?? {})
+      .filter(([, replicas]) => Object.values(replicas).includes("ONLINE"))
+      .map(([segment]) => segment);
   };
   const count = (sql: string): Promise<number> => queryCount(pinot.brokerUrl, sql);
 
@@ -96,22 +102,33 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     return { telemetry, events };
   };
   const eventCountsInPinot = async (): Promise<Record<string, number>> => {
-    const result = await querySql(pinot.brokerUrl, "SELECT eventType, COUNT(*) FROM machine_events GROUP BY eventType LIMIT 100");
+    const result = await querySql(
+      pinot.brokerUrl,
+      "SELECT eventType, COUNT(*) FROM machine_events GROUP BY eventType LIMIT 100",
+    );
     return Object.fromEntries(result.rows.map(([eventType, rows]) => [String(eventType), Number(rows)]));
   };
-  const total = (counts: Record<string, number>): number => Object.values(counts).reduce((sum, value) => sum + value, 0);
+  const total = (counts: Record<string, number>): number =>
+    Object.values(counts).reduce((sum, value) => sum + value, 0);
 
   /** Waits until Pinot holds at least what was sent, then for SETTLE_MS more, and returns what it holds then. */
   const settledCounts = async (): Promise<{ telemetry: number; events: Record<string, number> }> => {
     const expected = expectedCounts();
     await waitFor(
       "Pinot to hold every row sent",
-      async () => (await count("SELECT COUNT(*) FROM machine_telemetry")) >= expected.telemetry && total(await eventCountsInPinot()) >= total(expected.events),
+      async () =>
+        (await count("SELECT COUNT(*) FROM machine_telemetry")) >= expected.telemetry &&
+        total(await eventCountsInPinot()) >= total(expected.events),
       QUERYABLE_TIMEOUT_MS,
       1_000,
     ).catch(async (error: unknown) => {
-      const held = { telemetry: await count("SELECT COUNT(*) FROM machine_telemetry").catch(String), events: await eventCountsInPinot().catch(String) };
-      throw new Error(`${(error as Error).message}\nexpected ${JSON.stringify(expected)}\nheld ${JSON.stringify(held)}\n${pinot.output()}`);
+      const held = {
+        telemetry: await count("SELECT COUNT(*) FROM machine_telemetry").catch(String),
+        events: await eventCountsInPinot().catch(String),
+      };
+      throw new Error(
+        `${(error as Error).message}\nexpected ${JSON.stringify(expected)}\nheld ${JSON.stringify(held)}\n${pinot.output()}`,
+      );
     });
     await new Promise((resolveSettle) => setTimeout(resolveSettle, SETTLE_MS));
     return { telemetry: await count("SELECT COUNT(*) FROM machine_telemetry"), events: await eventCountsInPinot() };
@@ -126,11 +143,17 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     await ensureTopics(loadBridgeSettings({ env, flags: {}, privileged: false }).settings, silentLogger());
     const setup = await runBridgeCli(["pinot-setup", "--controller", pinot.controllerUrl], env, 240_000);
     expect(setup.code, `${setup.stdout}\n${setup.stderr}`).toBe(0);
-    fleet = await startSimulatedFleet({ connection: observer, machines: MACHINES, prefix: "pinot", inventoryTags: tagsOf });
+    fleet = await startSimulatedFleet({
+      connection: observer,
+      machines: MACHINES,
+      prefix: "pinot",
+      inventoryTags: tagsOf,
+    });
     // The agents' heartbeats, as core NATS messages; a silenced machine stops beating.
     heartbeats = setInterval(() => {
       for (const machineId of fleet.machineIds) {
-        if (!silenced.has(machineId)) observer.publish(`machine.${machineId}.heartbeat`, JSON.stringify({ intervalSeconds: 1 }));
+        if (!silenced.has(machineId))
+          observer.publish(`machine.${machineId}.heartbeat`, JSON.stringify({ intervalSeconds: 1 }));
       }
     }, 1_000);
   }, 300_000);
@@ -151,7 +174,12 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     const emittedAt = Date.now();
     // 50 events per machine: 36 telemetry samples, two RECONNECTs and two inventories each.
     await fleet.emit(50 * MACHINES);
-    await waitFor("the first telemetry row queryable", async () => (await count("SELECT COUNT(*) FROM machine_telemetry")) > 0, QUERYABLE_TIMEOUT_MS, 200);
+    await waitFor(
+      "the first telemetry row queryable",
+      async () => (await count("SELECT COUNT(*) FROM machine_telemetry")) > 0,
+      QUERYABLE_TIMEOUT_MS,
+      200,
+    );
     // A note for the reader, not an assertion: how long the whole path takes on this machine.
     console.info(`pinot-end-to-end: emit to first telemetry row queryable: ${Date.now() - emittedAt} ms`);
     await fleet.drained(60_000);
@@ -164,13 +192,18 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     // machine_events' time column is the bridge's ISO 8601 string: a range over it finds every row.
     const since = new Date(emittedAt - 60_000).toISOString();
     // A part the device could not read is null in Pinot, not 0 (nullHandlingEnabled).
-    expect(await count("SELECT COUNT(*) FROM machine_telemetry WHERE outboxOldestPendingAgeMs IS NULL")).toBe(expected.telemetry);
-    expect(await count(`SELECT COUNT(*) FROM machine_events WHERE "timestamp" >= '${since}'`)).toBe(total(expected.events));
+    expect(await count("SELECT COUNT(*) FROM machine_telemetry WHERE outboxOldestPendingAgeMs IS NULL")).toBe(
+      expected.telemetry,
+    );
+    expect(await count(`SELECT COUNT(*) FROM machine_events WHERE "timestamp" >= '${since}'`)).toBe(
+      total(expected.events),
+    );
 
     const devices = await waitFor(
       "one devices row per machine, with its inventory",
       async () => {
-        const sql = "SELECT machineId, tenantId, organizationId, status, osType, deviceType, tags, tagKeyValues FROM devices LIMIT 1000";
+        const sql =
+          "SELECT machineId, tenantId, organizationId, status, osType, deviceType, tags, tagKeyValues FROM devices LIMIT 1000";
         const result = await querySql(pinot.brokerUrl, sql);
         const rows = resultRecords(result);
         return rows.length === MACHINES && rows.every((row) => row.osType === "LINUX") && rows;
@@ -189,7 +222,8 @@ describe("edge-bridge into a real Pinot: end to end", () => {
         deviceType: "SERVER",
         // Pinot 0.11 has no empty multi-value: a machine without tags reads as its default null value, ["null"].
         tags: Object.keys(tags).length > 0 ? Object.keys(tags) : ["null"],
-        tagKeyValues: Object.keys(tags).length > 0 ? Object.entries(tags).map(([key, value]) => `${key}:${value}`) : ["null"],
+        tagKeyValues:
+          Object.keys(tags).length > 0 ? Object.entries(tags).map(([key, value]) => `${key}:${value}`) : ["null"],
       });
     }
     const untagged = fleet.machineIds.filter((machineId) => Object.keys(tagsOf(machineId)).length === 0).length;
@@ -203,7 +237,12 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     const running = bridges[bridges.length - 1] as BridgeProcess;
     const before = await committedBy(running);
     const emitting = fleet.emit(100 * MACHINES);
-    await waitFor("the bridge commits part of the second batch", async () => (await committedBy(running)) > before, 60_000, 200);
+    await waitFor(
+      "the bridge commits part of the second batch",
+      async () => (await committedBy(running)) > before,
+      60_000,
+      200,
+    );
     await running.stop("SIGKILL");
     await emitting;
     // More while it is down: they wait in JetStream.
@@ -221,15 +260,25 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     // Sealed segments: Pinot parses the time columns, builds the segments and keeps its dedup and
     // upsert metadata across the new consuming segments; still no row more, no row less.
     for (const table of TABLES) {
-      const response = await fetch(`${pinot.controllerUrl}/tables/${table}/forceCommit`, { method: "POST", signal: AbortSignal.timeout(60_000) });
+      const response = await fetch(`${pinot.controllerUrl}/tables/${table}/forceCommit`, {
+        method: "POST",
+        signal: AbortSignal.timeout(60_000),
+      });
       expect(response.ok, await response.text()).toBe(true);
     }
     for (const table of TABLES) {
-      await waitFor(`${table}'s first segments committed`, async () => (await committedSegments(table)).length >= 3, QUERYABLE_TIMEOUT_MS, 1_000);
+      await waitFor(
+        `${table}'s first segments committed`,
+        async () => (await committedSegments(table)).length >= 3,
+        QUERYABLE_TIMEOUT_MS,
+        1_000,
+      );
     }
     // Building a segment parses its time column (for events, `yyyy-MM-dd'T'HH:mm:ss.SSSZ` against what the bridge writes).
     for (const segment of await committedSegments("machine_events")) {
-      const metadata = (await (await fetch(`${pinot.controllerUrl}/segments/machine_events/${segment}/metadata`)).json()) as Record<string, unknown>;
+      const metadata = (await (
+        await fetch(`${pinot.controllerUrl}/segments/machine_events/${segment}/metadata`)
+      ).json()) as Record<string, unknown>;
       const endMs = Number(metadata["segment.end.time"]);
       expect(endMs, JSON.stringify(metadata)).toBeGreaterThan(Date.now() - 15 * 60_000);
       expect(endMs).toBeLessThanOrEqual(Date.now());
@@ -258,7 +307,14 @@ describe("edge-bridge into a real Pinot: end to end", () => {
   }, 120_000);
 
   it("the operator queries (README) answer what the fleet sent", async () => {
-    const [quiet, refused, behind, failedA, failedB, installed] = fleet.machineIds as [string, string, string, string, string, string];
+    const [quiet, refused, behind, failedA, failedB, installed] = fleet.machineIds as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     // A configuration revision pushed after the mix's (whose highest is 177): applied everywhere but on
     // two machines, one of which turned it down and one of which never answered.
     const pushed = 5_000;
@@ -266,10 +322,19 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     for (const machineId of fleet.machineIds) {
       if (machineId === behind) continue;
       const status = machineId === refused ? "REJECTED" : "APPLIED";
-      await fleet.emitEvent(machineId, EventType.configStatus, { revision: pushed, status, ...(status === "REJECTED" ? { error: "schema" } : {}), timestamp: timestamp() });
+      await fleet.emitEvent(machineId, EventType.configStatus, {
+        revision: pushed,
+        status,
+        ...(status === "REJECTED" ? { error: "schema" } : {}),
+        timestamp: timestamp(),
+      });
     }
     // Tool installations: two failed, one made it.
-    for (const [machineId, state] of [[failedA, "FAILED"], [failedB, "FAILED"], [installed, "INSTALLED"]] as const) {
+    for (const [machineId, state] of [
+      [failedA, "FAILED"],
+      [failedB, "FAILED"],
+      [installed, "INSTALLED"],
+    ] as const) {
       await fleet.emitEvent(machineId, EventType.toolInstallationStatus, {
         toolAgentId: `agent-${machineId}`,
         toolType: "MESHCENTRAL",
@@ -308,7 +373,9 @@ describe("edge-bridge into a real Pinot: end to end", () => {
     const p95Rows = records(p95);
     expect(p95Rows.map((row) => row.machineId).sort()).toEqual([...fleet.machineIds].sort());
     for (const row of p95Rows) {
-      const samples = fleet.emitted.filter((record) => record.machineId === row.machineId && record.type === EventType.telemetry).length;
+      const samples = fleet.emitted.filter(
+        (record) => record.machineId === row.machineId && record.type === EventType.telemetry,
+      ).length;
       const sent: number[] = [];
       for (let index = 0; sent.length < samples; index++) if (index % 20 < 13) sent.push(index % 100);
       expect(row, JSON.stringify(row)).toMatchObject({ samples, cpuP95: pinotPercentile(sent, 95) });
@@ -316,18 +383,28 @@ describe("edge-bridge into a real Pinot: end to end", () => {
 
     // (4) Tool installations that failed today.
     const failed = await run("failedToolInstallationsToday", operatorQueries.failedToolInstallationsToday);
-    expect(records(failed).map((row) => row.machineId).sort()).toEqual([failedA, failedB].sort());
-    expect(records(failed).every((row) => row.toolType === "MESHCENTRAL" && row.error === "download refused: 403")).toBe(true);
+    expect(
+      records(failed)
+        .map((row) => row.machineId)
+        .sort(),
+    ).toEqual([failedA, failedB].sort());
+    expect(
+      records(failed).every((row) => row.toolType === "MESHCENTRAL" && row.error === "download refused: 403"),
+    ).toBe(true);
 
     // (5) The revision pushed, not applied fleet-wide: the machine that refused it, the one that never answered.
-    const notApplied = await run(`configRevisionNotApplied(${pushed})`, operatorQueries.configRevisionNotApplied(pushed));
+    const notApplied = await run(
+      `configRevisionNotApplied(${pushed})`,
+      operatorQueries.configRevisionNotApplied(pushed),
+    );
     expect(records(notApplied)).toEqual([
       { machineId: refused, appliedRevision: 177, lastReportedRevision: pushed, lastRefusedRevision: pushed },
       { machineId: behind, appliedRevision: 177, lastReportedRevision: 177, lastRefusedRevision: -1 },
     ]);
 
     if (process.env.PINOT_QUERY_OUTPUT === "1") {
-      for (const [name, result] of outputs) console.info(`-- ${name}: ${result.rows.length} rows\n${textTable(result)}\n`);
+      for (const [name, result] of outputs)
+        console.info(`-- ${name}: ${result.rows.length} rows\n${textTable(result)}\n`);
     }
   }, 180_000);
 });

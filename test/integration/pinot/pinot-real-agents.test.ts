@@ -9,12 +9,12 @@ import { ensureTopics } from "../../../src/bridge/kafka/topics.ts";
 import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
 import { EventHeader, EventType } from "../../../src/contracts/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
-import { runBridgeCli, startBridgeProcess, type BridgeProcess } from "../../helpers/bridge-process.ts";
+import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
+import { type BridgeProcess, runBridgeCli, startBridgeProcess } from "../../helpers/bridge-process.ts";
 import { bridgeStatuses, transactionsCommittedBy } from "../../helpers/bridge-verify.ts";
-import { startKafkaBroker, type KafkaBrokerHandle } from "../../helpers/kafka-broker.ts";
-import { APP_AND_SYSTEM_ACCOUNTS, startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
-import { startPinotCluster, type PinotClusterHandle } from "../../helpers/pinot-cluster.ts";
+import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
+import { APP_AND_SYSTEM_ACCOUNTS, type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { type PinotClusterHandle, startPinotCluster } from "../../helpers/pinot-cluster.ts";
 import { queryCount, querySql, resultRecords } from "../../helpers/pinot-query.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -29,7 +29,8 @@ const SETTLE_MS = 5_000;
 
 const machineIdOf = (index: number): string => `pinot-agent-${String(index).padStart(3, "0")}`;
 /** Even agents belong to acme (their organization tag), odd ones only say their site. */
-const tagsOf = (index: number): Record<string, string> => (index % 2 === 0 ? { organization: "acme", site: "lab" } : { site: "edge" });
+const tagsOf = (index: number): Record<string, string> =>
+  index % 2 === 0 ? { organization: "acme", site: "lab" } : { site: "edge" };
 
 interface SentEvents {
   readonly telemetry: ReadonlySet<string>;
@@ -77,7 +78,10 @@ describe("real agents into a real Pinot", () => {
   const count = (sql: string): Promise<number> => queryCount(pinot.brokerUrl, sql);
   const inList = `(${machineIds.map((machineId) => `'${machineId}'`).join(", ")})`;
   const devices = async (): Promise<Map<string, Record<string, unknown>>> => {
-    const result = await querySql(pinot.brokerUrl, `SELECT machineId, status, osType, tags, tagKeyValues, organizationId, ingestionTime FROM devices LIMIT 1000`);
+    const result = await querySql(
+      pinot.brokerUrl,
+      `SELECT machineId, status, osType, tags, tagKeyValues, organizationId, ingestionTime FROM devices LIMIT 1000`,
+    );
     return new Map(resultRecords(result).map((row) => [String(row.machineId), row]));
   };
 
@@ -98,18 +102,31 @@ describe("real agents into a real Pinot", () => {
     return { telemetry, events };
   };
   const eventIdsIn = async (table: string): Promise<string[]> => {
-    const result = await querySql(pinot.brokerUrl, `SELECT eventId FROM ${table} WHERE machineId IN ${inList} LIMIT 1000000`);
+    const result = await querySql(
+      pinot.brokerUrl,
+      `SELECT eventId FROM ${table} WHERE machineId IN ${inList} LIMIT 1000000`,
+    );
     return result.rows.map((row) => String(row[0]));
   };
 
   beforeAll(async () => {
     const configLines = [...APP_AND_SYSTEM_ACCOUNTS];
-    [nats, kafka, pinot] = await Promise.all([startNatsServer({ configLines }), startKafkaBroker(), startPinotCluster()]);
+    [nats, kafka, pinot] = await Promise.all([
+      startNatsServer({ configLines }),
+      startKafkaBroker(),
+      startPinotCluster(),
+    ]);
     appUrl = `nats://app:app@127.0.0.1:${nats.port}`;
     systemUrl = `nats://sys:sys@127.0.0.1:${nats.port}`;
     const streams = await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: appUrl });
     expect(streams.code, streams.stderr).toBe(0);
-    observer = await connect({ servers: `nats://127.0.0.1:${nats.port}`, user: "app", pass: "app", maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    observer = await connect({
+      servers: `nats://127.0.0.1:${nats.port}`,
+      user: "app",
+      pass: "app",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 200,
+    });
     settingsDir = await mkdtemp(join(tmpdir(), "edge-bridge-pinot-agents-"));
     const env = { ...bridgeEnv(), EDGE_BRIDGE_DATA_DIR: settingsDir, EDGE_BRIDGE_CONFIG_DIR: settingsDir };
     await ensureTopics(loadBridgeSettings({ env, flags: {}, privileged: false }).settings, silentLogger());
@@ -134,7 +151,9 @@ describe("real agents into a real Pinot", () => {
         await startAgentProcess({
           EDGE_AGENT_NATS_URL: appUrl,
           EDGE_AGENT_MACHINE_ID: machineId,
-          EDGE_AGENT_TAGS: Object.entries(tagsOf(index)).map(([key, value]) => `${key}=${value}`).join(","),
+          EDGE_AGENT_TAGS: Object.entries(tagsOf(index))
+            .map(([key, value]) => `${key}=${value}`)
+            .join(","),
           EDGE_AGENT_HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS),
           // A sample every 2 s (cron with seconds), so the stream is steady while the bridge dies.
           EDGE_AGENT_TELEMETRY_SCHEDULE: "*/2 * * * * *",
@@ -148,7 +167,11 @@ describe("real agents into a real Pinot", () => {
       "every agent ONLINE in devices with its inventory",
       async () => {
         const rows = await devices().catch(() => new Map<string, Record<string, unknown>>());
-        return machineIds.every((machineId) => rows.get(machineId)?.status === "ONLINE" && rows.get(machineId)?.osType === "LINUX") && rows;
+        return (
+          machineIds.every(
+            (machineId) => rows.get(machineId)?.status === "ONLINE" && rows.get(machineId)?.osType === "LINUX",
+          ) && rows
+        );
       },
       QUERYABLE_TIMEOUT_MS,
       1_000,
@@ -167,16 +190,26 @@ describe("real agents into a real Pinot", () => {
     // kill -9 of the bridge while the agents keep sending; a new one takes over from the checkpoint.
     const first = bridges[0] as BridgeProcess;
     const before = await committedBy(first);
-    await waitFor("the bridge commits more of the agents' stream", async () => (await committedBy(first)) > before + 5, 60_000, 200);
+    await waitFor(
+      "the bridge commits more of the agents' stream",
+      async () => (await committedBy(first)) > before + 5,
+      60_000,
+      200,
+    );
     await first.stop("SIGKILL");
     await new Promise((resolveWait) => setTimeout(resolveWait, 3_000));
     const second = await startBridge();
     // The new owner of the devices shard gives every machine a full grace period when it takes over:
     // freeze the agent only once it judges, so its clock starts at a heartbeat it saw.
-    await waitFor("the new bridge holds the devices shard", async () => {
-      const statuses = await bridgeStatuses(observer).catch(() => []);
-      return statuses.find((status) => status.pid === second.child.pid)?.shardsHeld.includes(DEVICES_SHARD) === true;
-    }, 60_000, 200);
+    await waitFor(
+      "the new bridge holds the devices shard",
+      async () => {
+        const statuses = await bridgeStatuses(observer).catch(() => []);
+        return statuses.find((status) => status.pid === second.child.pid)?.shardsHeld.includes(DEVICES_SHARD) === true;
+      },
+      60_000,
+      200,
+    );
 
     // Frozen: the process is stopped, its TCP connection stays open, the server notices nothing.
     const frozenIndex = 1;
@@ -204,7 +237,9 @@ describe("real agents into a real Pinot", () => {
     // The bridge stamps the OFFLINE row with the moment it judged: after 3 missed intervals since the
     // last heartbeat, never before, and at its next 1 s check after that (a second more of slack).
     const judgedAfterMs = Number(frozenRow.ingestionTime) - lastHeartbeatMs;
-    console.info(`pinot-real-agents: frozen agent judged OFFLINE ${judgedAfterMs} ms after its last heartbeat (${MISSED_HEARTBEATS} x ${HEARTBEAT_SECONDS} s)`);
+    console.info(
+      `pinot-real-agents: frozen agent judged OFFLINE ${judgedAfterMs} ms after its last heartbeat (${MISSED_HEARTBEATS} x ${HEARTBEAT_SECONDS} s)`,
+    );
     expect(judgedAfterMs).toBeGreaterThanOrEqual(MISSED_HEARTBEATS * HEARTBEAT_SECONDS * 1_000 - 50);
     expect(judgedAfterMs).toBeLessThanOrEqual((MISSED_HEARTBEATS + 1) * HEARTBEAT_SECONDS * 1_000);
 
@@ -212,15 +247,27 @@ describe("real agents into a real Pinot", () => {
     const killedIndex = 2;
     const killed = machineIdOf(killedIndex);
     await (agents[killedIndex] as AgentProcess).stop("SIGKILL");
-    await waitFor(`${killed} OFFLINE in devices`, async () => (await devices()).get(killed)?.status === "OFFLINE", QUERYABLE_TIMEOUT_MS, 500);
+    await waitFor(
+      `${killed} OFFLINE in devices`,
+      async () => (await devices()).get(killed)?.status === "OFFLINE",
+      QUERYABLE_TIMEOUT_MS,
+      500,
+    );
     const statuses = await devices();
-    expect(machineIds.filter((machineId) => statuses.get(machineId)?.status !== "ONLINE").sort()).toEqual([frozen, killed].sort());
+    expect(machineIds.filter((machineId) => statuses.get(machineId)?.status !== "ONLINE").sort()).toEqual(
+      [frozen, killed].sort(),
+    );
 
     // The rest stop cleanly (the frozen one thawed first, so it leaves like the others); then what
     // JetStream holds from them is what they sent (an event still in an outbox was not sent yet).
     (agents[frozenIndex] as AgentProcess).child.kill("SIGCONT");
-    const exits = await Promise.all(agents.filter((_, index) => index !== killedIndex).map((agent) => agent.stop("SIGTERM")));
-    expect(exits.every((exit) => exit.code === 0), JSON.stringify(exits)).toBe(true);
+    const exits = await Promise.all(
+      agents.filter((_, index) => index !== killedIndex).map((agent) => agent.stop("SIGTERM")),
+    );
+    expect(
+      exits.every((exit) => exit.code === 0),
+      JSON.stringify(exits),
+    ).toBe(true);
     const sent = await sentEvents();
     expect(sent.telemetry.size).toBeGreaterThan(AGENTS * 5);
 
@@ -232,7 +279,9 @@ describe("real agents into a real Pinot", () => {
       QUERYABLE_TIMEOUT_MS,
       1_000,
     ).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}\nsent ${sent.telemetry.size} telemetry, ${sent.events.size} events\n${pinot.output()}`);
+      throw new Error(
+        `${(error as Error).message}\nsent ${sent.telemetry.size} telemetry, ${sent.events.size} events\n${pinot.output()}`,
+      );
     });
     await new Promise((resolveSettle) => setTimeout(resolveSettle, SETTLE_MS));
     // Exactly the event ids sent, each once: no row lost, none added by the kill -9.
@@ -242,11 +291,20 @@ describe("real agents into a real Pinot", () => {
     expect(new Set(telemetryRows)).toEqual(sent.telemetry);
     expect(eventRows.length).toBe(sent.events.size);
     expect(new Set(eventRows)).toEqual(sent.events);
-    const byType = resultRecords(await querySql(pinot.brokerUrl, `SELECT eventType, COUNT(*) AS sent FROM machine_events WHERE machineId IN ${inList} GROUP BY eventType LIMIT 100`));
+    const byType = resultRecords(
+      await querySql(
+        pinot.brokerUrl,
+        `SELECT eventType, COUNT(*) AS sent FROM machine_events WHERE machineId IN ${inList} GROUP BY eventType LIMIT 100`,
+      ),
+    );
     console.info(`pinot-real-agents: ${sent.telemetry.size} telemetry rows, events by type ${JSON.stringify(byType)}`);
     // Every agent announced itself and reported its connection.
     for (const eventType of [EventType.installedAgent, EventType.clientConnection]) {
-      expect(await count(`SELECT COUNT(DISTINCT machineId) FROM machine_events WHERE eventType = '${eventType}' AND machineId IN ${inList}`)).toBe(AGENTS);
+      expect(
+        await count(
+          `SELECT COUNT(DISTINCT machineId) FROM machine_events WHERE eventType = '${eventType}' AND machineId IN ${inList}`,
+        ),
+      ).toBe(AGENTS);
     }
   }, 600_000);
 });

@@ -3,27 +3,34 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import { PermissionViolationError } from "@nats-io/nats-core";
-import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { ClientUpdateStatus, ConfigStatus, machineConsumers, ToolInstallationStatus } from "../../../src/contracts/index.ts";
-import { toJwtPermissions, type NatsServerPermissions } from "../../../src/identity/permissions.ts";
+import {
+  ClientUpdateStatus,
+  ConfigStatus,
+  machineConsumers,
+  ToolInstallationStatus,
+} from "../../../src/contracts/index.ts";
+import { type NatsServerPermissions, toJwtPermissions } from "../../../src/identity/permissions.ts";
 import { isPermissionDenied } from "../../../src/transport/permission-denied.ts";
-import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
+import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
+import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
 import { mintDecentralizedAuth } from "../../helpers/decentralized-auth.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
-import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
 
 const A = "m-a";
 const B = "m-b";
 const MACHINES = [A, B] as const;
 /** A stand-in agent binary for the self-update: answers `version`; run, it notes its machine and idles. */
 const fakeAgent = (version: string, marker: string): Buffer =>
-  Buffer.from(`#!/bin/sh\nif [ "$1" = version ]; then echo ${version}; exit 0; fi\necho "$EDGE_AGENT_MACHINE_ID" >> ${marker}\nexec sleep 60\n`);
+  Buffer.from(
+    `#!/bin/sh\nif [ "$1" = version ]; then echo ${version}; exit 0; fi\necho "$EDGE_AGENT_MACHINE_ID" >> ${marker}\nexec sleep 60\n`,
+  );
 
 type AuthMode = "user/password" | "creds (JWT)";
 
@@ -35,12 +42,18 @@ interface Identities {
   connectAs(machineId: string): Promise<NatsConnection>;
 }
 
-async function startServer(mode: AuthMode, permissionsOf: Readonly<Record<string, NatsServerPermissions>>, dir: string): Promise<Identities> {
+async function startServer(
+  mode: AuthMode,
+  permissionsOf: Readonly<Record<string, NatsServerPermissions>>,
+  dir: string,
+): Promise<Identities> {
   if (mode === "user/password") {
     const users = [
       "{ user: admin, password: admin }",
       // The --json output goes into the server config as it is.
-      ...MACHINES.map((id) => `{ user: "${id}", password: "secret-${id}", permissions: ${JSON.stringify(permissionsOf[id])} }`),
+      ...MACHINES.map(
+        (id) => `{ user: "${id}", password: "secret-${id}", permissions: ${JSON.stringify(permissionsOf[id])} }`,
+      ),
     ];
     const server = await startNatsServer({ configLines: [`authorization { users: [ ${users.join(", ")} ] }`] });
     return {
@@ -57,7 +70,11 @@ async function startServer(mode: AuthMode, permissionsOf: Readonly<Record<string
     const claims = permissionsOf[id] ? toJwtPermissions(permissionsOf[id]) : undefined;
     const text = await auth.userCreds(
       id,
-      claims && { pub: { allow: [...claims.pub.allow], deny: [...claims.pub.deny] }, sub: { allow: [...claims.sub.allow], deny: [...claims.sub.deny] }, resp: { ...claims.resp } },
+      claims && {
+        pub: { allow: [...claims.pub.allow], deny: [...claims.pub.deny] },
+        sub: { allow: [...claims.sub.allow], deny: [...claims.sub.deny] },
+        resp: { ...claims.resp },
+      },
     );
     const file = join(dir, `${id}.creds`);
     await writeFile(file, text, { mode: 0o600 });
@@ -85,7 +102,10 @@ async function publishDenied(connection: NatsConnection, subject: string, body =
 /** True when the server refused this identity the subscription. */
 async function subscribeDenied(connection: NatsConnection, subject: string): Promise<boolean> {
   const subscription = connection.subscribe(subject);
-  const outcome = await Promise.race([subscription.closed, new Promise<"open">((resolve) => setTimeout(() => resolve("open"), 3_000))]);
+  const outcome = await Promise.race([
+    subscription.closed,
+    new Promise<"open">((resolve) => setTimeout(() => resolve("open"), 3_000)),
+  ]);
   if (outcome === "open") subscription.unsubscribe();
   return outcome instanceof PermissionViolationError;
 }
@@ -123,56 +143,111 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
     const kv: KV = await new Kvm(admin).create("agent-config", { history: 10 });
     files = await startFileServer();
     for (const id of MACHINES) {
-      agents.push(await startAgentProcess({ EDGE_AGENT_NATS_URL: ids.server.url, EDGE_AGENT_MACHINE_ID: id, ...ids.agentEnv(id) }));
+      agents.push(
+        await startAgentProcess({
+          EDGE_AGENT_NATS_URL: ids.server.url,
+          EDGE_AGENT_MACHINE_ID: id,
+          ...ids.agentEnv(id),
+        }),
+      );
     }
     const js = jetstream(admin);
-    const bodies = async <T,>(stream: string, subject: string): Promise<T[]> => (await readStream(admin, stream)).filter((message) => message.subject === subject).map((message) => message.body as T);
-    const rpc = async <T,>(id: string, endpoint: string): Promise<T> => (await admin.request(`machine.${id}.rpc.${endpoint}`, "", { timeout: 3_000 })).json<T>();
-    const running = async (id: string): Promise<Record<string, unknown>> => (await rpc<{ running: Record<string, unknown> }>(id, "config")).running;
+    const bodies = async <T>(stream: string, subject: string): Promise<T[]> =>
+      (await readStream(admin, stream))
+        .filter((message) => message.subject === subject)
+        .map((message) => message.body as T);
+    const rpc = async <T>(id: string, endpoint: string): Promise<T> =>
+      (await admin.request(`machine.${id}.rpc.${endpoint}`, "", { timeout: 3_000 })).json<T>();
+    const running = async (id: string): Promise<Record<string, unknown>> =>
+      (await rpc<{ running: Record<string, unknown> }>(id, "config")).running;
 
     // --- Every feature works under the set. ---
     // Events through the outbox (JetStream publish acks come back on the machine's own inbox prefix).
-    for (const id of MACHINES) await waitFor(`${id}'s installed-agent event`, async () => (await bodies("INSTALLED_AGENTS", `machine.${id}.installed-agent`)).length > 0, 20_000);
+    for (const id of MACHINES)
+      await waitFor(
+        `${id}'s installed-agent event`,
+        async () => (await bodies("INSTALLED_AGENTS", `machine.${id}.installed-agent`)).length > 0,
+        20_000,
+      );
     // Request/reply: the reply goes to the platform's inbox, which the machine may answer and not read.
-    for (const id of MACHINES) expect(await rpc<{ status: string; machineId: string }>(id, "health")).toMatchObject({ status: "ok", machineId: id });
+    for (const id of MACHINES)
+      expect(await rpc<{ status: string; machineId: string }>(id, "health")).toMatchObject({
+        status: "ok",
+        machineId: id,
+      });
     // The publish acks came back (on the machine's own inbox prefix): the outbox counts them delivered.
     for (const id of MACHINES) {
-      await waitFor(`${id}'s outbox acked`, async () => (await rpc<{ outbox: { deliveredCount: number; pendingCount: number } }>(id, "status")).outbox.deliveredCount > 0);
+      await waitFor(
+        `${id}'s outbox acked`,
+        async () =>
+          (await rpc<{ outbox: { deliveredCount: number; pendingCount: number } }>(id, "status")).outbox
+            .deliveredCount > 0,
+      );
     }
 
     // Remote configuration: both keys, read by direct get and followed by the machine's own consumers.
     await kv.put("defaults", JSON.stringify({ tags: { fleet: "blue" } }));
     await kv.put(`machine.${A}`, JSON.stringify({ heartbeatSeconds: 7 }));
     await kv.put(`machine.${B}`, JSON.stringify({ heartbeatSeconds: 9 }));
-    await waitFor("A's configuration", async () => (await running(A)).heartbeatSeconds === 7 && ((await running(A)).tags as Record<string, string>).fleet === "blue");
-    await waitFor("B's configuration", async () => (await running(B)).heartbeatSeconds === 9 && ((await running(B)).tags as Record<string, string>).fleet === "blue");
+    await waitFor(
+      "A's configuration",
+      async () =>
+        (await running(A)).heartbeatSeconds === 7 &&
+        ((await running(A)).tags as Record<string, string>).fleet === "blue",
+    );
+    await waitFor(
+      "B's configuration",
+      async () =>
+        (await running(B)).heartbeatSeconds === 9 &&
+        ((await running(B)).tags as Record<string, string>).fleet === "blue",
+    );
 
     // Tool install (per machine), then one fleet-wide update for every machine that has the tool.
     const zip = files.add("probe.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     const tool = (version: string): Record<string, unknown> => ({
       toolAgentId: "probe",
       version,
-      downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: zip.url, sha256: zip.sha256, size: zip.size }],
+      downloadConfigurations: [
+        { os: "linux", agentFileName: "bin/tool.sh", link: zip.url, sha256: zip.sha256, size: zip.size },
+      ],
       installationCommandArgs: ["install", version],
     });
-    const toolState = async (id: string): Promise<ToolInstallationStatus | undefined> => (await bodies<ToolInstallationStatus>("TOOL_STATUS", `machine.${id}.tool-installation.status`)).at(-1);
+    const toolState = async (id: string): Promise<ToolInstallationStatus | undefined> =>
+      (await bodies<ToolInstallationStatus>("TOOL_STATUS", `machine.${id}.tool-installation.status`)).at(-1);
     for (const id of MACHINES) await js.publish(`machine.${id}.tool-installation`, JSON.stringify(tool("1.0.0")));
-    for (const id of MACHINES) await waitFor(`${id}: tool installed`, async () => (await toolState(id))?.state === "INSTALLED", 20_000);
+    for (const id of MACHINES)
+      await waitFor(`${id}: tool installed`, async () => (await toolState(id))?.state === "INSTALLED", 20_000);
     await js.publish("machine.all.tool.probe.update", JSON.stringify(tool("2.0.0")));
-    for (const id of MACHINES) await waitFor(`${id}: tool updated`, async () => (await toolState(id))?.version === "2.0.0" && (await toolState(id))?.state === "INSTALLED", 20_000);
+    for (const id of MACHINES)
+      await waitFor(
+        `${id}: tool updated`,
+        async () => (await toolState(id))?.version === "2.0.0" && (await toolState(id))?.state === "INSTALLED",
+        20_000,
+      );
 
     // Config push (a configuration document as a file), on the machine's own subject.
     const document = files.add("agent.json", Buffer.from(JSON.stringify({ revision: 1, heartbeatSeconds: 11 })));
-    await js.publish(`machine.${A}.download-configuration`, JSON.stringify([{ os: "linux", fileName: "agent.json", link: document.url, sha256: document.sha256, size: document.size }]));
+    await js.publish(
+      `machine.${A}.download-configuration`,
+      JSON.stringify([
+        { os: "linux", fileName: "agent.json", link: document.url, sha256: document.sha256, size: document.size },
+      ]),
+    );
     await waitFor("A's pushed configuration", async () => (await running(A)).heartbeatSeconds === 11);
 
     // Self-update commands reach the machine's own consumer (a downgrade is refused and reported).
     await js.publish(`machine.${A}.client-update`, JSON.stringify({ version: "0.0.1", downloadConfigurations: [] }));
-    await waitFor("A's update refusal", async () => (await bodies<ClientUpdateStatus>("CLIENT_UPDATE_STATUS", `machine.${A}.client-update.status`)).some((status) => status.state === "REJECTED"));
+    await waitFor("A's update refusal", async () =>
+      (await bodies<ClientUpdateStatus>("CLIENT_UPDATE_STATUS", `machine.${A}.client-update.status`)).some(
+        (status) => status.state === "REJECTED",
+      ),
+    );
 
     // Each machine made exactly its own consumers, and nothing else exists on the streams.
     const manager = await jetstreamManager(admin);
-    const expected = MACHINES.flatMap((id) => Object.values(machineConsumers(id)).map((binding) => `${binding.stream}/${binding.name}`)).sort();
+    const expected = MACHINES.flatMap((id) =>
+      Object.values(machineConsumers(id)).map((binding) => `${binding.stream}/${binding.name}`),
+    ).sort();
     const made: string[] = [];
     for (const stream of new Set(Object.values(machineConsumers(A)).map((binding) => binding.stream))) {
       for await (const consumer of manager.consumers.list(stream)) made.push(`${stream}/${consumer.name}`);
@@ -217,31 +292,72 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       "$JS.API.STREAM.CREATE.TOOL_INSTALLATION",
       "$JS.API.STREAM.DELETE.TOOL_INSTALLATION",
     ];
-    for (const subject of deniedPublishes) expect(await publishDenied(a, subject, JSON.stringify({ last_by_subj: `$KV.agent-config.machine.${B}` })), `publish ${subject}`).toBe(true);
-    const deniedSubscriptions = [`machine.${B}.tool-installation`, `machine.${B}.rpc.health`, "machine.*.rpc.health", "_INBOX.>", `_INBOX_${B}.>`, `$KV.agent-config.machine.${B}`, "$KV.>", "$JS.ACK.>", "machine.>"];
-    for (const subject of deniedSubscriptions) expect(await subscribeDenied(a, subject), `subscribe ${subject}`).toBe(true);
+    for (const subject of deniedPublishes)
+      expect(
+        await publishDenied(a, subject, JSON.stringify({ last_by_subj: `$KV.agent-config.machine.${B}` })),
+        `publish ${subject}`,
+      ).toBe(true);
+    const deniedSubscriptions = [
+      `machine.${B}.tool-installation`,
+      `machine.${B}.rpc.health`,
+      "machine.*.rpc.health",
+      "_INBOX.>",
+      `_INBOX_${B}.>`,
+      `$KV.agent-config.machine.${B}`,
+      "$KV.>",
+      "$JS.ACK.>",
+      "machine.>",
+    ];
+    for (const subject of deniedSubscriptions)
+      expect(await subscribeDenied(a, subject), `subscribe ${subject}`).toBe(true);
     // With the filter pinned in the subject, a body naming B's subject is refused by the server.
     const mismatched = await a.request(
       `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${machineConsumers(A).toolInstallation.name}.machine.${A}.tool-installation`,
-      JSON.stringify({ stream_name: "TOOL_INSTALLATION", config: { durable_name: machineConsumers(A).toolInstallation.name, filter_subject: `machine.${B}.tool-installation`, ack_policy: AckPolicy.Explicit } }),
+      JSON.stringify({
+        stream_name: "TOOL_INSTALLATION",
+        config: {
+          durable_name: machineConsumers(A).toolInstallation.name,
+          filter_subject: `machine.${B}.tool-installation`,
+          ack_policy: AckPolicy.Explicit,
+        },
+      }),
       { timeout: 3_000 },
     );
     expect(mismatched.json<{ error?: { err_code: number } }>().error?.err_code).toBe(10131);
     // The client libraries' own ways fail the same way.
-    await expect((await new Kvm(a).open("agent-config")).watch({ key: `machine.${B}` })).rejects.toSatisfy(isPermissionDenied);
+    await expect((await new Kvm(a).open("agent-config")).watch({ key: `machine.${B}` })).rejects.toSatisfy(
+      isPermissionDenied,
+    );
     // What A may do still works for A: its own key, by the subject form.
-    const own = await (await jetstreamManager(a, { checkAPI: false })).direct.getMessage("KV_agent-config", { last_by_subj: `$KV.agent-config.machine.${A}` });
+    const own = await (await jetstreamManager(a, { checkAPI: false })).direct.getMessage("KV_agent-config", {
+      last_by_subj: `$KV.agent-config.machine.${A}`,
+    });
     expect(own?.json<{ heartbeatSeconds: number }>().heartbeatSeconds).toBe(7);
 
     // nats-server does not check reply subjects: A can make the server answer into B's key. B
     // refuses such revisions (a copy of A's own key, a publish ack) and keeps its configuration.
-    a.publish(`$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.machine.${A}`, "", { reply: `$KV.agent-config.machine.${B}` });
+    a.publish(`$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.machine.${A}`, "", {
+      reply: `$KV.agent-config.machine.${B}`,
+    });
     a.publish(`machine.${A}.telemetry`, "{}", { reply: `$KV.agent-config.machine.${B}` });
     await a.flush();
-    await waitFor("B's refusals", async () => (await bodies<ConfigStatus>("CONFIG_STATUS", `machine.${B}.config.status`)).filter((status) => status.status === "REJECTED").length === 2);
-    const refusals = (await bodies<ConfigStatus>("CONFIG_STATUS", `machine.${B}.config.status`)).filter((status) => status.status === "REJECTED").map((status) => status.error);
+    await waitFor(
+      "B's refusals",
+      async () =>
+        (await bodies<ConfigStatus>("CONFIG_STATUS", `machine.${B}.config.status`)).filter(
+          (status) => status.status === "REJECTED",
+        ).length === 2,
+    );
+    const refusals = (await bodies<ConfigStatus>("CONFIG_STATUS", `machine.${B}.config.status`))
+      .filter((status) => status.status === "REJECTED")
+      .map((status) => status.error);
     // The server answers the two in either order.
-    expect(refusals).toEqual(expect.arrayContaining([expect.stringMatching(/is a copy of another stored message/), expect.stringMatching(/is a NATS server's answer/)]));
+    expect(refusals).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/is a copy of another stored message/),
+        expect.stringMatching(/is a NATS server's answer/),
+      ]),
+    );
     expect(await running(B)).toMatchObject({ heartbeatSeconds: 9 });
 
     // The agents themselves never hit a permission they lack.
@@ -250,8 +366,20 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
     // Self-update, fleet-wide: both machines take it from their own consumer and start the new version.
     const marker = join(dir, "trials");
     const binary = files.add("agent-9.2.0", fakeAgent("9.2.0", marker));
-    await js.publish("machine.all.client-update", JSON.stringify({ version: "9.2.0", downloadConfigurations: [{ os: "linux", link: binary.url, sha256: binary.sha256 }] }));
-    await waitFor("the new version running on both machines", () => existsSync(marker) && readFileSync(marker, "utf8").split("\n").filter(Boolean).sort().join() === [...MACHINES].sort().join(), 30_000);
+    await js.publish(
+      "machine.all.client-update",
+      JSON.stringify({
+        version: "9.2.0",
+        downloadConfigurations: [{ os: "linux", link: binary.url, sha256: binary.sha256 }],
+      }),
+    );
+    await waitFor(
+      "the new version running on both machines",
+      () =>
+        existsSync(marker) &&
+        readFileSync(marker, "utf8").split("\n").filter(Boolean).sort().join() === [...MACHINES].sort().join(),
+      30_000,
+    );
     for (const agent of agents) expect(agent.output()).not.toMatch(/Permissions Violation/);
   }, 90_000);
 });

@@ -2,13 +2,19 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { Kvm, type KV } from "@nats-io/kv";
+import { type KV, Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT_CONFIG_BUCKET, CONFIG_DEFAULTS_KEY, configKeyForMachine, EventHeader, PLATFORM_STREAMS } from "../../../src/contracts/index.ts";
+import {
+  AGENT_CONFIG_BUCKET,
+  CONFIG_DEFAULTS_KEY,
+  configKeyForMachine,
+  EventHeader,
+  PLATFORM_STREAMS,
+} from "../../../src/contracts/index.ts";
 import { createLogger, type Logger } from "../../../src/runtime/logger.ts";
-import { startFleet, type Fleet } from "../../../src/simulator/index.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type Fleet, startFleet } from "../../../src/simulator/index.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { readStream, type StoredMessage } from "../../helpers/stream-reader.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -35,10 +41,16 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
 
   /** Every agent's revision and status as the agent itself says. */
   const configOf = (machineId: string): { revision: number; status: string | undefined } => {
-    const config = fleet.status(machineId)?.capabilities.config as { revision: number; lastStatus: { status: string } | null };
+    const config = fleet.status(machineId)?.capabilities.config as {
+      revision: number;
+      lastStatus: { status: string } | null;
+    };
     return { revision: config.revision, status: config.lastStatus?.status };
   };
-  const everyAgentApplied = (revision: number): boolean => fleet.agents.every((entry) => configOf(entry.machineId).revision === revision && configOf(entry.machineId).status === "APPLIED");
+  const everyAgentApplied = (revision: number): boolean =>
+    fleet.agents.every(
+      (entry) => configOf(entry.machineId).revision === revision && configOf(entry.machineId).status === "APPLIED",
+    );
 
   beforeAll(async () => {
     server = await startNatsServer();
@@ -49,7 +61,8 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
     // One root logger for the whole fleet, as the simulator has: each agent logs through a child.
     const destination = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split("\n")) if (line.startsWith("{")) lines.push(JSON.parse(line) as LogLine);
+        for (const line of chunk.toString().split("\n"))
+          if (line.startsWith("{")) lines.push(JSON.parse(line) as LogLine);
         done();
       },
     });
@@ -73,25 +86,42 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
       expect(entry.dataDir).toBe(join(root, entry.machineId));
       expect(fleet.status(entry.machineId)?.machineId).toBe(entry.machineId);
     }
-    expect(ids.toSorted()).toEqual(Array.from({ length: AGENTS }, (_, index) => `sim-${String(index).padStart(6, "0")}`));
+    expect(ids.toSorted()).toEqual(
+      Array.from({ length: AGENTS }, (_, index) => `sim-${String(index).padStart(6, "0")}`),
+    );
   });
 
   it("lands a machine's configuration and log level on that machine only; a defaults change reaches all", async () => {
     const own = await kv.put(configKeyForMachine(TARGET), JSON.stringify({ logLevel: "error", heartbeatSeconds: 17 }));
-    await waitFor("the target applied its own configuration", () => configOf(TARGET).revision === own && configOf(TARGET).status === "APPLIED");
+    await waitFor(
+      "the target applied its own configuration",
+      () => configOf(TARGET).revision === own && configOf(TARGET).status === "APPLIED",
+    );
     // The fleet's shared logger keeps its level: the target's level is its own.
     expect(logger.level).toBe("info");
-    for (const entry of fleet.agents) if (entry.machineId !== TARGET) expect(configOf(entry.machineId)).toEqual({ revision: 0, status: undefined });
+    for (const entry of fleet.agents)
+      if (entry.machineId !== TARGET) expect(configOf(entry.machineId)).toEqual({ revision: 0, status: undefined });
 
     // Every agent logs its reconnect at info: all do but the target, whose level is now error.
     const linesBeforeRestart = lines.length;
     await server.restart();
-    await waitFor("every agent reconnected", () => fleet.agents.every((entry) => (fleet.status(entry.machineId)?.connection.reconnects ?? 0) >= 1 && entry.connected), 60_000);
+    await waitFor(
+      "every agent reconnected",
+      () =>
+        fleet.agents.every(
+          (entry) => (fleet.status(entry.machineId)?.connection.reconnects ?? 0) >= 1 && entry.connected,
+        ),
+      60_000,
+    );
     const since = lines.slice(linesBeforeRestart);
     for (const entry of fleet.agents) {
-      expect(since.filter((line) => line.machineId === entry.machineId && line.msg === "reconnected to NATS")).toHaveLength(entry.machineId === TARGET ? 0 : 1);
+      expect(
+        since.filter((line) => line.machineId === entry.machineId && line.msg === "reconnected to NATS"),
+      ).toHaveLength(entry.machineId === TARGET ? 0 : 1);
     }
-    expect(since.filter((line) => line.machineId === TARGET && line.level !== "error" && line.level !== "fatal")).toEqual([]);
+    expect(
+      since.filter((line) => line.machineId === TARGET && line.level !== "error" && line.level !== "fatal"),
+    ).toEqual([]);
 
     // The operator's own connection went down with the server too, and may still be waiting to
     // reconnect (the client waits 2 s between attempts; the agents' links retry sooner): a put made
@@ -106,7 +136,11 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
     for (const entry of fleet.agents) {
       expect(fleet.status(entry.machineId)?.heartbeatSeconds).toBe(entry.machineId === TARGET ? 17 : 45);
     }
-    const appliedLogs = (machineId: string): number => lines.filter((line) => line.machineId === machineId && line.msg === "remote configuration applied" && line.revision === defaults).length;
+    const appliedLogs = (machineId: string): number =>
+      lines.filter(
+        (line) =>
+          line.machineId === machineId && line.msg === "remote configuration applied" && line.revision === defaults,
+      ).length;
     for (const entry of fleet.agents) expect(appliedLogs(entry.machineId)).toBe(entry.machineId === TARGET ? 0 : 1);
   });
 
@@ -123,15 +157,22 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
     }
     expect([...byMachine.keys()].toSorted()).toEqual(fleet.agents.map((entry) => entry.machineId).toSorted());
     for (const [machineId, own] of byMachine) {
-      const ofType = (type: string): StoredMessage[] => own.filter((message) => message.headers[EventHeader.eventType] === type);
-      expect(ofType("installed-agent").map((message) => message.body)).toEqual([{ machineId, agentType: "edge-agent", version: expect.any(String) }]);
+      const ofType = (type: string): StoredMessage[] =>
+        own.filter((message) => message.headers[EventHeader.eventType] === type);
+      expect(ofType("installed-agent").map((message) => message.body)).toEqual([
+        { machineId, agentType: "edge-agent", version: expect.any(String) },
+      ]);
       expect(ofType("hostname").map((message) => message.body)).toEqual([{ hostname: `${machineId}.simulated` }]);
-      const connectionEvents = ofType("client-connection").map((message) => message.body as { type: string; client: { name: string } });
+      const connectionEvents = ofType("client-connection").map(
+        (message) => message.body as { type: string; client: { name: string } },
+      );
       expect(connectionEvents.map((event) => event.type).toSorted()).toEqual(["CONNECT", "DISCONNECT", "RECONNECT"]);
       expect(new Set(connectionEvents.map((event) => event.client.name))).toEqual(new Set([machineId]));
       // The target applied its own key and the defaults; every other agent only the defaults.
       expect(ofType("config.status")).toHaveLength(machineId === TARGET ? 2 : 1);
-      expect(own.map((message) => Number(message.headers[EventHeader.sequence])).toSorted((a, b) => a - b)).toEqual(Array.from({ length: own.length }, (_, index) => index + 1));
+      expect(own.map((message) => Number(message.headers[EventHeader.sequence])).toSorted((a, b) => a - b)).toEqual(
+        Array.from({ length: own.length }, (_, index) => index + 1),
+      );
     }
   });
 });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { freeLoopbackPort, startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { freeLoopbackPort, type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -21,23 +21,39 @@ describe("edge-agent simulate", () => {
   const connectionNames = async (): Promise<string[]> => {
     const response = await fetch(`http://127.0.0.1:${monitorPort}/connz?limit=1000`);
     const body = (await response.json()) as { connections?: Array<{ name?: string }> };
-    return (body.connections ?? []).map((connection) => connection.name ?? "").filter((name) => name.startsWith("sim-"));
+    return (body.connections ?? [])
+      .map((connection) => connection.name ?? "")
+      .filter((name) => name.startsWith("sim-"));
   };
 
   /** Runs the simulator until it has `count` connections, then SIGTERMs it; returns its exit and the names it connected with. */
-  const runUntilConnectedThenTerm = async (count: number): Promise<{ code: number | null; names: string[]; output: string }> => {
-    const child = spawn(process.execPath, [CLI, "simulate", "--agents", String(count), "--server", server.url, "--data-dir", root], { stdio: ["ignore", "pipe", "pipe"] });
+  const runUntilConnectedThenTerm = async (
+    count: number,
+  ): Promise<{ code: number | null; names: string[]; output: string }> => {
+    const child = spawn(
+      process.execPath,
+      [CLI, "simulate", "--agents", String(count), "--server", server.url, "--data-dir", root],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code)));
     try {
-      const names = await waitFor(`${count} simulated connections`, async () => {
-        const now = await connectionNames();
-        return now.length === count ? now.toSorted() : undefined;
-      }, 60_000, 200);
+      const names = await waitFor(
+        `${count} simulated connections`,
+        async () => {
+          const now = await connectionNames();
+          return now.length === count ? now.toSorted() : undefined;
+        },
+        60_000,
+        200,
+      );
       child.kill("SIGTERM");
-      const code = await Promise.race([exited, new Promise<"late">((resolveLate) => setTimeout(() => resolveLate("late"), EXIT_DEADLINE_MS))]);
+      const code = await Promise.race([
+        exited,
+        new Promise<"late">((resolveLate) => setTimeout(() => resolveLate("late"), EXIT_DEADLINE_MS)),
+      ]);
       if (code === "late") throw new Error(`simulate did not exit within ${EXIT_DEADLINE_MS} ms of SIGTERM\n${output}`);
       return { code, names, output };
     } finally {
@@ -75,13 +91,24 @@ describe("edge-agent simulate", () => {
   it("refuses to run without --agents or --data-dir, with a clear reason and exit 2", async () => {
     const run = (args: string[]): Promise<{ code: number | null; stderr: string }> =>
       new Promise((resolveRun) => {
-        const child = spawn(process.execPath, [CLI, "simulate", "--server", server.url, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+        const child = spawn(process.execPath, [CLI, "simulate", "--server", server.url, ...args], {
+          stdio: ["ignore", "ignore", "pipe"],
+        });
         let stderr = "";
         child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
         child.once("exit", (code) => resolveRun({ code, stderr }));
       });
-    expect(await run(["--data-dir", root])).toMatchObject({ code: 2, stderr: expect.stringMatching(/simulate needs --agents/) });
-    expect(await run(["--agents", "3"])).toMatchObject({ code: 2, stderr: expect.stringMatching(/simulate needs --data-dir/) });
-    expect(await run(["--agents", "0", "--data-dir", root])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--agents must be a whole number of at least 1/) });
+    expect(await run(["--data-dir", root])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/simulate needs --agents/),
+    });
+    expect(await run(["--agents", "3"])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/simulate needs --data-dir/),
+    });
+    expect(await run(["--agents", "0", "--data-dir", root])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--agents must be a whole number of at least 1/),
+    });
   });
 });

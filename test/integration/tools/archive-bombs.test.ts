@@ -20,12 +20,23 @@ interface ChildOutcome {
 }
 
 /** Unpacks in a child process of its own, whose peak memory is then the unpack's alone. */
-function unpackInChild(archive: string, destination: string, kind: "zip" | "tar.gz", maxBytes: number, reserveFreeBytes = 0): Promise<ChildOutcome> {
+function unpackInChild(
+  archive: string,
+  destination: string,
+  kind: "zip" | "tar.gz",
+  maxBytes: number,
+  reserveFreeBytes = 0,
+): Promise<ChildOutcome> {
   return new Promise((resolvePromise, reject) => {
-    execFile(process.execPath, [CHILD, archive, destination, kind, String(maxBytes), String(reserveFreeBytes)], { timeout: 120_000 }, (error, stdout, stderr) => {
-      if (error) return reject(new Error(`unpack child failed: ${error.message}\n${stderr}`));
-      resolvePromise(JSON.parse(stdout.trim().split("\n").at(-1) as string) as ChildOutcome);
-    });
+    execFile(
+      process.execPath,
+      [CHILD, archive, destination, kind, String(maxBytes), String(reserveFreeBytes)],
+      { timeout: 120_000 },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`unpack child failed: ${error.message}\n${stderr}`));
+        resolvePromise(JSON.parse(stdout.trim().split("\n").at(-1) as string) as ChildOutcome);
+      },
+    );
   });
 }
 
@@ -53,16 +64,20 @@ describe("archive bombs are refused while streaming, with bounded memory", () =>
     ["a tar.gz of 1 GiB of zeros", "zerosTar", "tar.gz"],
     ["a tar.gz of 1 GiB of speckled zeros (under node-tar's own 1000:1 ratio check)", "speckledTar", "tar.gz"],
     ["a zip of 1 GiB of zeros", "zerosZip", "zip"],
-  ] as const)("refuses %s over the 64 MiB limit, leaves nothing behind, and never holds it in memory", async (_what, bomb, kind) => {
-    const out = await fresh();
-    // What is already in the folder (the download itself) stays.
-    await writeFile(join(out, ".download-1234"), "the archive");
-    const outcome = await unpackInChild(bombs[bomb] as string, out, kind, 64 * MiB);
-    expect(outcome).toMatchObject({ ok: false, name: "UnpackLimitError", code: "EDGE_UNPACK_TOO_LARGE" });
-    expect(outcome.message).toMatch(/unpacks to more than 67108864 bytes/);
-    expect(outcome.peakRssBytes).toBeLessThan(PEAK_RSS_BOUND);
-    expect(await readdir(out)).toEqual([".download-1234"]);
-  }, 120_000);
+  ] as const)(
+    "refuses %s over the 64 MiB limit, leaves nothing behind, and never holds it in memory",
+    async (_what, bomb, kind) => {
+      const out = await fresh();
+      // What is already in the folder (the download itself) stays.
+      await writeFile(join(out, ".download-1234"), "the archive");
+      const outcome = await unpackInChild(bombs[bomb] as string, out, kind, 64 * MiB);
+      expect(outcome).toMatchObject({ ok: false, name: "UnpackLimitError", code: "EDGE_UNPACK_TOO_LARGE" });
+      expect(outcome.message).toMatch(/unpacks to more than 67108864 bytes/);
+      expect(outcome.peakRssBytes).toBeLessThan(PEAK_RSS_BOUND);
+      expect(await readdir(out)).toEqual([".download-1234"]);
+    },
+    120_000,
+  );
 
   it("streams a 1 GiB tar.gz to disk with bounded memory when the limit allows it (nothing is held whole)", async () => {
     const out = await fresh();
@@ -79,14 +94,18 @@ describe("archive bombs are refused while streaming, with bounded memory", () =>
   it.each([
     ["tar.gz", "zerosTar"],
     ["zip", "zerosZip"],
-  ] as const)("refuses a %s that would leave less than the reserve free on the disk", async (kind, bomb) => {
-    const out = await fresh();
-    const info = await statfs(out);
-    const free = info.bavail * info.bsize;
-    // Room for 2 MiB above the reserve, whatever else the machine writes meanwhile.
-    const outcome = await unpackInChild(bombs[bomb] as string, out, kind, 2 * GiB, free - 2 * MiB);
-    expect(outcome).toMatchObject({ ok: false, name: "UnpackLimitError", code: "EDGE_UNPACK_NO_SPACE" });
-    expect(outcome.message).toMatch(/not enough free disk to unpack/);
-    expect(await readdir(out)).toEqual([]);
-  }, 120_000);
+  ] as const)(
+    "refuses a %s that would leave less than the reserve free on the disk",
+    async (kind, bomb) => {
+      const out = await fresh();
+      const info = await statfs(out);
+      const free = info.bavail * info.bsize;
+      // Room for 2 MiB above the reserve, whatever else the machine writes meanwhile.
+      const outcome = await unpackInChild(bombs[bomb] as string, out, kind, 2 * GiB, free - 2 * MiB);
+      expect(outcome).toMatchObject({ ok: false, name: "UnpackLimitError", code: "EDGE_UNPACK_NO_SPACE" });
+      expect(outcome.message).toMatch(/not enough free disk to unpack/);
+      expect(await readdir(out)).toEqual([]);
+    },
+    120_000,
+  );
 });

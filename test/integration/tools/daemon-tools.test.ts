@@ -3,11 +3,11 @@ import { join } from "node:path";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
+import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
-import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
 
 describe("the daemon installs tools", () => {
   let server: NatsServerHandle;
@@ -50,20 +50,38 @@ describe("the daemon installs tools", () => {
       JSON.stringify({
         toolAgentId: "slowpoke",
         version: "1.0.0",
-        downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, size: served.size }],
+        downloadConfigurations: [
+          { os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, size: served.size },
+        ],
         installationCommandArgs: ["slow", "1.0.0", "4"],
       }),
     );
-    await waitFor("the install to be under way", () => existsSync(join(toolsDir, "slowpoke.state.json")) && readFileSync(join(toolsDir, "slowpoke.state.json"), "utf8").includes('"INSTALLING"'), 20_000, 20);
+    await waitFor(
+      "the install to be under way",
+      () =>
+        existsSync(join(toolsDir, "slowpoke.state.json")) &&
+        readFileSync(join(toolsDir, "slowpoke.state.json"), "utf8").includes('"INSTALLING"'),
+      20_000,
+      20,
+    );
     await agent.stop("SIGKILL");
 
     agent = await startAgentProcess(env, { dataDir, configDir });
-    await waitFor("the redelivered install to finish", () => existsSync(join(toolsDir, "slowpoke.state.json")) && readFileSync(join(toolsDir, "slowpoke.state.json"), "utf8").includes('"INSTALLED"'), 40_000, 100);
+    await waitFor(
+      "the redelivered install to finish",
+      () =>
+        existsSync(join(toolsDir, "slowpoke.state.json")) &&
+        readFileSync(join(toolsDir, "slowpoke.state.json"), "utf8").includes('"INSTALLED"'),
+      40_000,
+      100,
+    );
     expect(readFileSync(join(toolsDir, "slowpoke", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
     expect(readdirSync(toolsDir).sort()).toEqual(["slowpoke", "slowpoke.state.json"]);
 
     const statuses = await waitFor("the INSTALLED status in the stream", async () => {
-      const stored = (await readStream(operator, "TOOL_STATUS")).map((message) => (message.body as { state: string }).state);
+      const stored = (await readStream(operator, "TOOL_STATUS")).map(
+        (message) => (message.body as { state: string }).state,
+      );
       return stored.includes("INSTALLED") ? stored : undefined;
     });
     expect(statuses[0]).toBe("DOWNLOADING");
@@ -81,7 +99,15 @@ describe("the daemon installs tools", () => {
       JSON.stringify({
         toolAgentId: "hangs",
         version: "1.0.0",
-        downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: hanging.served.url, sha256: hanging.served.sha256, size: hanging.served.size }],
+        downloadConfigurations: [
+          {
+            os: "linux",
+            agentFileName: "bin/tool.sh",
+            link: hanging.served.url,
+            sha256: hanging.served.sha256,
+            size: hanging.served.size,
+          },
+        ],
       }),
     );
     await waitFor("the download to hang", () => hanging.requests === 1, 20_000);

@@ -12,7 +12,7 @@ import { silentLogger } from "../../../src/runtime/logger.ts";
 import { createToolManager, type ToolManager } from "../../../src/tools/index.ts";
 import { createCommandTrust } from "../../../src/trust/index.ts";
 import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createSigner, type TestSigner } from "../../helpers/signing.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -27,8 +27,13 @@ describe("tool commands with signing on", () => {
   let manager: ToolManager;
   let platform: TestSigner;
 
-  const sink: EventSink = { emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }) };
-  const statuses = (): ToolInstallationStatus[] => events.filter((event) => event.type === "tool-installation.status").map((event) => event.body as ToolInstallationStatus);
+  const sink: EventSink = {
+    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+  };
+  const statuses = (): ToolInstallationStatus[] =>
+    events
+      .filter((event) => event.type === "tool-installation.status")
+      .map((event) => event.body as ToolInstallationStatus);
   const publish = async (subject: string, body: unknown): Promise<void> => {
     await jetstream(operator).publish(subject, JSON.stringify(body));
   };
@@ -50,7 +55,12 @@ describe("tool commands with signing on", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
-      trust: createCommandTrust({ publicKey: platform.publicKey, dataDir: root, clock: systemClock, logger: silentLogger() }),
+      trust: createCommandTrust({
+        publicKey: platform.publicKey,
+        dataDir: root,
+        clock: systemClock,
+        logger: silentLogger(),
+      }),
     });
     await manager.start();
     manager.attach(agentLink);

@@ -1,20 +1,20 @@
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { Writable } from "node:stream";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { AckPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
 import type { ToolConnectionMessage, ToolInstallationStatus } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
 import { createToolManager, type ToolManager, type ToolManagerOptions } from "../../../src/tools/index.ts";
 import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-consumers.ts";
-import { startFileServer, TOOL_SCRIPT, toolTarGz, toolZip, type ServedFile } from "../../fixtures/tools/tool-kit.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type ServedFile, startFileServer, TOOL_SCRIPT, toolTarGz, toolZip } from "../../fixtures/tools/tool-kit.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -27,15 +27,34 @@ describe("tool installation from JetStream", () => {
   let events: OutgoingEvent[];
   let manager: ToolManager;
 
-  const sink: EventSink = { emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }) };
+  const sink: EventSink = {
+    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+  };
   const statesOf = (toolAgentId: string): string[] =>
-    events.filter((event) => event.type === "tool-installation.status" && (event.body as ToolInstallationStatus).toolAgentId === toolAgentId).map((event) => (event.body as ToolInstallationStatus).state);
+    events
+      .filter(
+        (event) =>
+          event.type === "tool-installation.status" &&
+          (event.body as ToolInstallationStatus).toolAgentId === toolAgentId,
+      )
+      .map((event) => (event.body as ToolInstallationStatus).state);
   const lastStatus = (toolAgentId: string): ToolInstallationStatus | undefined =>
-    events.filter((event) => event.type === "tool-installation.status" && (event.body as ToolInstallationStatus).toolAgentId === toolAgentId).map((event) => event.body as ToolInstallationStatus).at(-1);
+    events
+      .filter(
+        (event) =>
+          event.type === "tool-installation.status" &&
+          (event.body as ToolInstallationStatus).toolAgentId === toolAgentId,
+      )
+      .map((event) => event.body as ToolInstallationStatus)
+      .at(-1);
   const push = async (subject: "tool-installation" | "tool-uninstall", body: unknown): Promise<void> => {
     await jetstream(operator).publish(`machine.m1.${subject}`, JSON.stringify(body));
   };
-  const message = (toolAgentId: string, served: ServedFile, overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
+  const message = (
+    toolAgentId: string,
+    served: ServedFile,
+    overrides: Record<string, unknown> = {},
+  ): Record<string, unknown> => ({
     toolAgentId,
     toolId: `${toolAgentId}-id`,
     toolType: "TEST",
@@ -43,7 +62,15 @@ describe("tool installation from JetStream", () => {
     sessionType: "SERVICE",
     downloadConfigurations: [
       { os: "WINDOWS", link: "https://example.invalid/tool.exe", fileName: "tool.exe" },
-      { os: "linux", fileName: "tool.zip", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, size: served.size, installationType: "STANDARD" },
+      {
+        os: "linux",
+        fileName: "tool.zip",
+        agentFileName: "bin/tool.sh",
+        link: served.url,
+        sha256: served.sha256,
+        size: served.size,
+        installationType: "STANDARD",
+      },
     ],
     assets: [],
     installationCommandArgs: ["install", "1.0.0"],
@@ -74,7 +101,17 @@ describe("tool installation from JetStream", () => {
         });
       }
     }
-    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 }, ...overrides });
+    manager = createToolManager({
+      machineId: "m1",
+      toolsDir,
+      checkIntervalMs: 200,
+      clock: systemClock,
+      logger: silentLogger(),
+      sink,
+      serverUrl: server.url,
+      policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      ...overrides,
+    });
     await manager.start();
     manager.attach(agentLink);
   };
@@ -87,7 +124,16 @@ describe("tool installation from JetStream", () => {
     files = await startFileServer();
     toolsDir = join(await mkdtemp(join(tmpdir(), "edge-agent-tools-")), "tools");
     events = [];
-    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock: systemClock, logger: process.env.TOOLS_DEBUG ? createLogger({ level: "debug" }) : silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
+    manager = createToolManager({
+      machineId: "m1",
+      toolsDir,
+      checkIntervalMs: 200,
+      clock: systemClock,
+      logger: process.env.TOOLS_DEBUG ? createLogger({ level: "debug" }) : silentLogger(),
+      sink,
+      serverUrl: server.url,
+      policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+    });
     await manager.start();
     manager.attach(agentLink);
   });
@@ -102,12 +148,19 @@ describe("tool installation from JetStream", () => {
   });
 
   it("installs from a zip, reports each step, announces the tool, acks; then skips, reinstalls, updates and uninstalls", async () => {
-    const v1 = files.add("tool-v1.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 }, "README": { data: "doc" } }));
+    const v1 = files.add(
+      "tool-v1.zip",
+      await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 }, README: { data: "doc" } }),
+    );
     await push("tool-installation", message("probe", v1));
     await waitFor("INSTALLED", () => lastStatus("probe")?.state === "INSTALLED");
     expect(statesOf("probe")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
     expect(readFileSync(join(toolsDir, "probe", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
-    expect(events.find((event) => event.type === "installed-agent")?.body).toEqual({ machineId: "m1", agentType: "probe", version: "1.0.0" });
+    expect(events.find((event) => event.type === "installed-agent")?.body).toEqual({
+      machineId: "m1",
+      agentType: "probe",
+      version: "1.0.0",
+    });
     await waitFor("the ack", async () => (await pending()) === 0);
 
     // The same version again: acked as INSTALLED with no work.
@@ -119,9 +172,21 @@ describe("tool installation from JetStream", () => {
     await waitFor("reinstalled", () => statesOf("probe").length === 7);
 
     const v2 = files.add("tool-v2.tar.gz", await toolTarGz({ "bin/tool.sh": TOOL_SCRIPT }));
-    await push("tool-installation", message("probe", v2, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"], downloadConfigurations: [{ os: "LINUX", agentFileName: "bin/tool.sh", link: v2.url, sha256: v2.sha256, size: v2.size }] }));
+    await push(
+      "tool-installation",
+      message("probe", v2, {
+        version: "2.0.0",
+        installationCommandArgs: ["install", "2.0.0"],
+        downloadConfigurations: [
+          { os: "LINUX", agentFileName: "bin/tool.sh", link: v2.url, sha256: v2.sha256, size: v2.size },
+        ],
+      }),
+    );
     // INSTALLED comes after the old version's folder is gone; the marker alone appears before that.
-    await waitFor("updated", () => lastStatus("probe")?.state === "INSTALLED" && lastStatus("probe")?.version === "2.0.0");
+    await waitFor(
+      "updated",
+      () => lastStatus("probe")?.state === "INSTALLED" && lastStatus("probe")?.version === "2.0.0",
+    );
     expect(readFileSync(join(toolsDir, "probe", "bin", "marker"), "utf8")).toBe("installed 2.0.0\n");
     expect(readdirSync(toolsDir).sort()).toEqual(["probe", "probe.state.json"]);
 
@@ -133,23 +198,60 @@ describe("tool installation from JetStream", () => {
   });
 
   it.each([
-    ["a checksum mismatch", async (served: ServedFile) => ({ downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: "0".repeat(64) }] }), /sha256 .* does not match/],
-    ["no checksum (policy requires one)", async (served: ServedFile) => ({ downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url }] }), /requires one/],
-    ["a missing link", async () => ({ downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh" }] }), /no link for linux/],
-    ["no download for this OS", async () => ({ downloadConfigurations: [{ os: "macos", link: "https://example.invalid/x" }] }), /no download for linux/],
-    ["an unresolvable placeholder", async () => ({ installationCommandArgs: ["install", "${client.password}"] }), /placeholder \$\{client.password\}/],
-    ["a failing install command", async () => ({ installationCommandArgs: ["fail"] }), /install command failed: .*exited with 3: boom: cannot install/],
-  ])("refuses %s with a clear FAILED reason, terminates the message, and leaves nothing behind", async (_what, overrides, reason) => {
-    const served = files.add("ok.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
-    await push("tool-installation", message("bad", served, await overrides(served)));
-    await waitFor("FAILED", () => lastStatus("bad")?.state === "FAILED");
-    expect(lastStatus("bad")?.error).toMatch(reason);
-    await waitFor("the message to be settled", async () => (await pending()) === 0);
-    expect(readdirSync(toolsDir)).toEqual(["bad.state.json"]);
-  });
+    [
+      "a checksum mismatch",
+      async (served: ServedFile) => ({
+        downloadConfigurations: [
+          { os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: "0".repeat(64) },
+        ],
+      }),
+      /sha256 .* does not match/,
+    ],
+    [
+      "no checksum (policy requires one)",
+      async (served: ServedFile) => ({
+        downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url }],
+      }),
+      /requires one/,
+    ],
+    [
+      "a missing link",
+      async () => ({ downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh" }] }),
+      /no link for linux/,
+    ],
+    [
+      "no download for this OS",
+      async () => ({ downloadConfigurations: [{ os: "macos", link: "https://example.invalid/x" }] }),
+      /no download for linux/,
+    ],
+    [
+      "an unresolvable placeholder",
+      async () => ({ installationCommandArgs: ["install", "${client.password}"] }),
+      /placeholder \$\{client.password\}/,
+    ],
+    [
+      "a failing install command",
+      async () => ({ installationCommandArgs: ["fail"] }),
+      /install command failed: .*exited with 3: boom: cannot install/,
+    ],
+  ])(
+    "refuses %s with a clear FAILED reason, terminates the message, and leaves nothing behind",
+    async (_what, overrides, reason) => {
+      const served = files.add("ok.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+      await push("tool-installation", message("bad", served, await overrides(served)));
+      await waitFor("FAILED", () => lastStatus("bad")?.state === "FAILED");
+      expect(lastStatus("bad")?.error).toMatch(reason);
+      await waitFor("the message to be settled", async () => (await pending()) === 0);
+      expect(readdirSync(toolsDir)).toEqual(["bad.state.json"]);
+    },
+  );
 
   it.each([
-    ["zip", async () => toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT }, "../../escaped.sh": { data: "x" } }).catch(() => null)],
+    [
+      "zip",
+      async () =>
+        toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT }, "../../escaped.sh": { data: "x" } }).catch(() => null),
+    ],
     ["tar.gz", async () => toolTarGz({ "evil.sh": "x" }, ["../evil.sh"], "sub")],
   ])("refuses a %s whose entries climb out of the tool folder", async (_kind, build) => {
     const archive = await build();
@@ -176,7 +278,8 @@ describe("tool installation from JetStream", () => {
     const served = files.add("live.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     await push("tool-installation", message("live", served));
     await waitFor("INSTALLED", () => lastStatus("live")?.state === "INSTALLED");
-    const connections = (): ToolConnectionMessage[] => events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
+    const connections = (): ToolConnectionMessage[] =>
+      events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
     await waitFor("a first report", () => connections().length >= 1);
     expect(connections()[0]).toMatchObject({ toolType: "TEST", agentToolId: "tool-id-123", state: "DISCONNECTED" });
 
@@ -189,13 +292,21 @@ describe("tool installation from JetStream", () => {
     await waitFor("DISCONNECTED again", () => connections().at(-1)?.state === "DISCONNECTED");
     // Only changes are reported between the hourly ones.
     expect(connections().map((connection) => connection.state)).toEqual(["DISCONNECTED", "CONNECTED", "DISCONNECTED"]);
-    expect((await manager.list()).find((tool) => tool.toolAgentId === "live")).toMatchObject({ agentToolId: "tool-id-123", connection: "DISCONNECTED" });
+    expect((await manager.list()).find((tool) => tool.toolAgentId === "live")).toMatchObject({
+      agentToolId: "tool-id-123",
+      connection: "DISCONNECTED",
+    });
   });
 
   it("takes fleet-wide updates (machine.all.tool.{id}.update) through one consumer per machine, for installed tools only", async () => {
     const manager_ = await jetstreamManager(operator);
     // One consumer for every tool, named by the machine's template: a fixed permission covers it.
-    await waitFor("the update consumer", async () => (await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer")).config.filter_subject === "machine.all.tool.*.update");
+    await waitFor(
+      "the update consumer",
+      async () =>
+        (await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer")).config.filter_subject ===
+        "machine.all.tool.*.update",
+    );
     const updatesPending = async (): Promise<number> => {
       const info = await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer");
       return info.num_ack_pending + info.num_pending;
@@ -211,18 +322,27 @@ describe("tool installation from JetStream", () => {
     const v2 = message("upd", v1, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"] });
     await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(v2));
     // The marker is written by the install command, before the status: wait for the status itself.
-    await waitFor("v2 INSTALLED", () => lastStatus("upd")?.state === "INSTALLED" && lastStatus("upd")?.version === "2.0.0");
+    await waitFor(
+      "v2 INSTALLED",
+      () => lastStatus("upd")?.state === "INSTALLED" && lastStatus("upd")?.version === "2.0.0",
+    );
     expect(readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8")).toBe("installed 2.0.0\n");
 
     // A body naming another tool than its subject would reach machines without that tool: refused.
-    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(message("other", v1, { version: "9.0.0" })));
+    await jetstream(operator).publish(
+      "machine.all.tool.upd.update",
+      JSON.stringify(message("other", v1, { version: "9.0.0" })),
+    );
     await waitFor("the mismatched update to be settled", async () => (await updatesPending()) === 0);
     expect(statesOf("other")).toEqual([]);
 
     await push("tool-uninstall", { toolAgentId: "upd" });
     await waitFor("UNINSTALLED", () => lastStatus("upd")?.state === "UNINSTALLED");
     const removedAt = statesOf("upd").length;
-    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(message("upd", v1, { version: "3.0.0" })));
+    await jetstream(operator).publish(
+      "machine.all.tool.upd.update",
+      JSON.stringify(message("upd", v1, { version: "3.0.0" })),
+    );
     await waitFor("the update after removal to be settled", async () => (await updatesPending()) === 0);
     expect(statesOf("upd").length).toBe(removedAt);
   });
@@ -234,11 +354,24 @@ describe("tool installation from JetStream", () => {
     await waitFor("INSTALLED", () => lastStatus("old")?.state === "INSTALLED");
     await manager.stop();
     // What an earlier version left on the server for the installed tool; this start is the first since.
-    await manager_.consumers.add("TOOL_UPDATE", { durable_name: "machine_m1_tool_old_update_consumer", filter_subject: "machine.all.tool.old.update", ack_policy: AckPolicy.Explicit });
+    await manager_.consumers.add("TOOL_UPDATE", {
+      durable_name: "machine_m1_tool_old_update_consumer",
+      filter_subject: "machine.all.tool.old.update",
+      ack_policy: AckPolicy.Explicit,
+    });
     expect(existsSync(legacyUpdateConsumersMarker(toolsDir))).toBe(false);
     // Real timers, and a wall clock of its own: the marker's time must be the injected one.
     const clock = { ...systemClock, now: () => Date.parse("2031-02-03T04:05:06Z") };
-    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, clock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
+    manager = createToolManager({
+      machineId: "m1",
+      toolsDir,
+      checkIntervalMs: 200,
+      clock,
+      logger: silentLogger(),
+      sink,
+      serverUrl: server.url,
+      policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+    });
     await manager.start();
     manager.attach(agentLink);
     await waitFor("the old consumer to be gone", async () => {
@@ -256,17 +389,42 @@ describe("tool installation from JetStream", () => {
   it("installs a SERVICE tool only once its service runs, and restores the old version when it does not come up", async () => {
     await manager.stop();
     const running = new Set<string>();
-    manager = createToolManager({ machineId: "m1", toolsDir, checkIntervalMs: 200, serviceStartTimeoutMs: 1_000, serviceState: async (name) => (running.has(name) ? "active" : "inactive"), clock: systemClock, logger: silentLogger(), sink, serverUrl: server.url, policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 } });
+    manager = createToolManager({
+      machineId: "m1",
+      toolsDir,
+      checkIntervalMs: 200,
+      serviceStartTimeoutMs: 1_000,
+      serviceState: async (name) => (running.has(name) ? "active" : "inactive"),
+      clock: systemClock,
+      logger: silentLogger(),
+      sink,
+      serverUrl: server.url,
+      policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+    });
     await manager.start();
     manager.attach(agentLink);
     const served = files.add("svc.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     const asService = (version: string): Record<string, unknown> =>
-      message("svc", served, { version, installationCommandArgs: ["install", version], downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, installationType: "SERVICE", serviceName: "svc-agent" }] });
+      message("svc", served, {
+        version,
+        installationCommandArgs: ["install", version],
+        downloadConfigurations: [
+          {
+            os: "linux",
+            agentFileName: "bin/tool.sh",
+            link: served.url,
+            sha256: served.sha256,
+            installationType: "SERVICE",
+            serviceName: "svc-agent",
+          },
+        ],
+      });
 
     running.add("svc-agent");
     await push("tool-installation", asService("1.0.0"));
     await waitFor("INSTALLED", () => lastStatus("svc")?.state === "INSTALLED");
-    const connections = (): ToolConnectionMessage[] => events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
+    const connections = (): ToolConnectionMessage[] =>
+      events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
     await waitFor("CONNECTED (the service runs)", () => connections().at(-1)?.state === "CONNECTED");
 
     running.delete("svc-agent");
@@ -274,7 +432,11 @@ describe("tool installation from JetStream", () => {
     await waitFor("FAILED", () => lastStatus("svc")?.state === "FAILED");
     expect(lastStatus("svc")?.error).toMatch(/service svc-agent is not running after install/);
     expect(readFileSync(join(toolsDir, "svc", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
-    expect((await manager.list()).find((tool) => tool.toolAgentId === "svc")).toMatchObject({ state: "INSTALLED", version: "1.0.0", error: expect.stringMatching(/update to 2.0.0 failed/) });
+    expect((await manager.list()).find((tool) => tool.toolAgentId === "svc")).toMatchObject({
+      state: "INSTALLED",
+      version: "1.0.0",
+      error: expect.stringMatching(/update to 2.0.0 failed/),
+    });
   });
 
   it("terminates a malformed message after reporting it", async () => {
@@ -293,7 +455,10 @@ describe("tool installation from JetStream", () => {
     await push("tool-installation", message("stuck", hanging.served));
     await push("tool-installation", message("other", quick));
 
-    await waitFor("the other tool INSTALLED while the first one's link hangs", () => lastStatus("other")?.state === "INSTALLED");
+    await waitFor(
+      "the other tool INSTALLED while the first one's link hangs",
+      () => lastStatus("other")?.state === "INSTALLED",
+    );
     expect(statesOf("stuck")).toEqual(["DOWNLOADING"]);
     // Three ack waits pass while the first download hangs.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
@@ -312,7 +477,13 @@ describe("tool installation from JetStream", () => {
     await restartManager({ download: { stallTimeoutMs: 500 } });
     const hanging = files.addHeld("never.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     await push("tool-installation", message("never", hanging.served));
-    await waitFor("the stalled download to be given up (naked for a retry)", () => hanging.requests === 1 && readFileSync(join(toolsDir, "never.state.json"), "utf8").includes('"DOWNLOADING"') && !existsSync(join(toolsDir, "never.staging")));
+    await waitFor(
+      "the stalled download to be given up (naked for a retry)",
+      () =>
+        hanging.requests === 1 &&
+        readFileSync(join(toolsDir, "never.state.json"), "utf8").includes('"DOWNLOADING"') &&
+        !existsSync(join(toolsDir, "never.staging")),
+    );
     expect(statesOf("never")).toEqual(["DOWNLOADING"]);
   });
 
@@ -330,13 +501,23 @@ describe("tool installation from JetStream", () => {
     // The same command again (the platform sent it twice), though it asks to reinstall.
     await publish("copy-2");
     const jsm = await jetstreamManager(operator);
-    await waitFor("the copy to be taken and acked", async () => (await jsm.consumers.info("TOOL_INSTALLATION", "machine_m1_tool-installation_consumer")).ack_floor.stream_seq === 2);
+    await waitFor(
+      "the copy to be taken and acked",
+      async () =>
+        (await jsm.consumers.info("TOOL_INSTALLATION", "machine_m1_tool-installation_consumer")).ack_floor
+          .stream_seq === 2,
+    );
     expect(statesOf("once")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
   });
 
   it("refuses an archive that unpacks to more than maxUnpackedBytes, with a clear FAILED reason and no leftovers", async () => {
-    await restartManager({ policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20, maxUnpackedBytes: 1 << 20 } });
-    const served = files.add("fat.tar.gz", await toolTarGz({ "bin/tool.sh": TOOL_SCRIPT, "data.bin": "x".repeat(2 << 20) }));
+    await restartManager({
+      policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20, maxUnpackedBytes: 1 << 20 },
+    });
+    const served = files.add(
+      "fat.tar.gz",
+      await toolTarGz({ "bin/tool.sh": TOOL_SCRIPT, "data.bin": "x".repeat(2 << 20) }),
+    );
     await push("tool-installation", message("fat", served));
     await waitFor("FAILED", () => lastStatus("fat")?.state === "FAILED");
     expect(lastStatus("fat")?.error).toMatch(/unpacks to more than 1048576 bytes/);
@@ -348,7 +529,9 @@ describe("tool installation from JetStream", () => {
     const longId = "t".repeat(300);
     const served = files.add("long.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     await push("tool-installation", message(longId, served));
-    const failed = await waitFor("FAILED", () => events.map((event) => event.body as ToolInstallationStatus).find((body) => body.state === "FAILED"));
+    const failed = await waitFor("FAILED", () =>
+      events.map((event) => event.body as ToolInstallationStatus).find((body) => body.state === "FAILED"),
+    );
     expect(failed.error).toMatch(/toolAgentId is 300 characters long, over the 128 allowed/);
     expect(failed.toolAgentId.startsWith("t".repeat(128))).toBe(true);
     expect(failed.toolAgentId.length).toBeLessThan(160);
@@ -358,21 +541,40 @@ describe("tool installation from JetStream", () => {
   });
 
   it.each([
-    ["a 900 kB unsafe toolAgentId", (served: ServedFile) => message(`bad id ${"x".repeat(900_000)}`, served, { toolId: "t1" }), "bad id"],
-    ["a 900 kB link", () => message("badlink", { url: `not a link ${"x".repeat(900_000)}`, sha256: "0".repeat(64), size: 1 }), "badlink"],
-    ["50 000 invalid assets", (served: ServedFile) => message("assets", served, { assets: Array.from({ length: 50_000 }, () => ({})) }), "assets"],
+    [
+      "a 900 kB unsafe toolAgentId",
+      (served: ServedFile) => message(`bad id ${"x".repeat(900_000)}`, served, { toolId: "t1" }),
+      "bad id",
+    ],
+    [
+      "a 900 kB link",
+      () => message("badlink", { url: `not a link ${"x".repeat(900_000)}`, sha256: "0".repeat(64), size: 1 }),
+      "badlink",
+    ],
+    [
+      "50 000 invalid assets",
+      (served: ServedFile) => message("assets", served, { assets: Array.from({ length: 50_000 }, () => ({})) }),
+      "assets",
+    ],
   ])("echoes only the start of %s into the FAILED status and the log", async (_what, build, idStart) => {
     const lines: string[] = [];
     const destination = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        lines.push(...chunk.toString().split("\n").filter((line) => line !== ""));
+        lines.push(
+          ...chunk
+            .toString()
+            .split("\n")
+            .filter((line) => line !== ""),
+        );
         done();
       },
     });
     await restartManager({ logger: createLogger({ level: "info", destination }) });
     const served = files.add("echo.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     await push("tool-installation", build(served));
-    const failed = await waitFor("FAILED", () => events.map((event) => event.body as ToolInstallationStatus).find((body) => body.state === "FAILED"));
+    const failed = await waitFor("FAILED", () =>
+      events.map((event) => event.body as ToolInstallationStatus).find((body) => body.state === "FAILED"),
+    );
     expect(failed.toolAgentId.startsWith(idStart)).toBe(true);
     expect(failed.toolAgentId.length).toBeLessThan(300);
     expect(failed.error?.length).toBeLessThan(1_000);

@@ -6,8 +6,14 @@ import { EventHeader, EventType } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { createCommandRunner, done, reject, retryAfter, type CommandRunner } from "../../../src/transport/command-runner.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import {
+  type CommandRunner,
+  createCommandRunner,
+  done,
+  reject,
+  retryAfter,
+} from "../../../src/transport/command-runner.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const Command = z.object({ step: z.enum(["done", "retry-once", "reject", "throw-once"]) });
@@ -23,7 +29,10 @@ describe("the command runner", () => {
       return { eventId: `e${stored.length}`, sequence: stored.length };
     },
   };
-  const status = (error: string | null): OutgoingEvent => ({ type: EventType.configStatus, body: { revision: null, status: error ? "REJECTED" : "APPLIED", error, timestamp: "2026-11-22T10:00:00Z" } });
+  const status = (error: string | null): OutgoingEvent => ({
+    type: EventType.configStatus,
+    body: { revision: null, status: error ? "REJECTED" : "APPLIED", error, timestamp: "2026-11-22T10:00:00Z" },
+  });
   const deliveries = new Map<string, number>();
 
   const pending = async (): Promise<number> => {
@@ -78,7 +87,9 @@ describe("the command runner", () => {
     await send("c-not-json", "{");
     await waitFor("five results", () => stored.length === 5);
     await waitFor("every command settled", async () => (await pending()) === 0);
-    const byCause = Object.fromEntries(stored.map((event) => [event.causationId, event.type === EventType.configStatus ? event.body.error : "?"]));
+    const byCause = Object.fromEntries(
+      stored.map((event) => [event.causationId, event.type === EventType.configStatus ? event.body.error : "?"]),
+    );
     expect(byCause).toEqual({
       "c-done": null,
       "c-retry": null,

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { consumeDurable, type DurableConsumer } from "../../../src/transport/durable-consumer.ts";
 import { manualClock, settle } from "../../helpers/manual-clock.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 describe("durable consumer retries on the injected clock", () => {
@@ -54,7 +54,15 @@ describe("durable consumer retries on the injected clock", () => {
 
   it("cuts a retry wait short when stopped: nothing stays scheduled on the clock", async () => {
     const clock = manualClock();
-    consumer = consumeDurable({ connection, stream: "NONE", name: "worker", filterSubject: "none.one", logger: silentLogger(), clock, handle: async () => undefined });
+    consumer = consumeDurable({
+      connection,
+      stream: "NONE",
+      name: "worker",
+      filterSubject: "none.one",
+      logger: silentLogger(),
+      clock,
+      handle: async () => undefined,
+    });
     await waitFor("the retry wait on the manual clock", () => clock.pending === 1);
     await consumer.stop();
     consumer = null;

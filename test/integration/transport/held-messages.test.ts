@@ -1,10 +1,10 @@
-import { AckPolicy, jetstream, jetstreamManager, type Consumer } from "@nats-io/jetstream";
+import { AckPolicy, type Consumer, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { systemTimers } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { HeldMessages } from "../../../src/transport/held-messages.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 describe("held messages (work that outlives the consumer's handler)", () => {
@@ -12,7 +12,8 @@ describe("held messages (work that outlives the consumer's handler)", () => {
   let connection: NatsConnection;
   let consumer: Consumer;
 
-  const ackPending = async (): Promise<number> => (await (await jetstreamManager(connection)).consumers.info("HELD", "worker")).num_ack_pending;
+  const ackPending = async (): Promise<number> =>
+    (await (await jetstreamManager(connection)).consumers.info("HELD", "worker")).num_ack_pending;
 
   beforeEach(async () => {
     server = await startNatsServer();
@@ -20,7 +21,11 @@ describe("held messages (work that outlives the consumer's handler)", () => {
     const jsm = await jetstreamManager(connection);
     await jsm.streams.add({ name: "HELD", subjects: ["held.>"] });
     // A 1 s ack wait, so a redelivery happens within the test.
-    await jsm.consumers.add("HELD", { durable_name: "worker", ack_policy: AckPolicy.Explicit, ack_wait: 1_000_000_000 });
+    await jsm.consumers.add("HELD", {
+      durable_name: "worker",
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: 1_000_000_000,
+    });
     consumer = await jetstream(connection).consumers.get("HELD", "worker");
     await jetstream(connection).publish("held.command", "install");
   });

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { OrderedStreamSource } from "../../../src/transport/ordered-stream-source.ts";
 import { manualClock, settle } from "../../helpers/manual-clock.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 /** Far longer than the test runs: only the manual clock can bring a health check. */
@@ -31,7 +31,14 @@ describe("ordered stream source on the injected clock", () => {
 
   it("retries a missing stream only when the injected clock moves, and checks its consumer on the clock's timers", async () => {
     const clock = manualClock();
-    source = new OrderedStreamSource({ connection, stream: "EVENTS", consumerName: "reader", logger: silentLogger(), clock, healthCheckMs: HEALTH_CHECK_MS });
+    source = new OrderedStreamSource({
+      connection,
+      stream: "EVENTS",
+      consumerName: "reader",
+      logger: silentLogger(),
+      clock,
+      healthCheckMs: HEALTH_CHECK_MS,
+    });
     await source.startAfter(0);
     // The health checks and the backoff after "stream not found": both on the manual clock.
     await waitFor("the retry wait on the manual clock", () => source?.lastProblem !== null && clock.pending === 2);
@@ -48,7 +55,9 @@ describe("ordered stream source on the injected clock", () => {
     const watcher = await connect({ servers: server.url });
     try {
       let infoRequests = 0;
-      const requests = watcher.subscribe("$JS.API.CONSUMER.INFO.EVENTS.reader", { callback: () => void (infoRequests += 1) });
+      const requests = watcher.subscribe("$JS.API.CONSUMER.INFO.EVENTS.reader", {
+        callback: () => void (infoRequests += 1),
+      });
       await watcher.flush();
       await settle();
       expect(infoRequests).toBe(0);

@@ -8,16 +8,17 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
 import { AGENT_VERSION } from "../../../src/runtime/version.ts";
 import { readUpdateState, updatePaths } from "../../../src/update/update-state.ts";
-import { runCli, startAgentProcess, type AgentProcess } from "../../helpers/agent-process.ts";
-import { startNatsServer, type NatsServerHandle } from "../../helpers/nats-server.ts";
-import { readStream } from "../../helpers/stream-reader.ts";
-import { createSigner } from "../../helpers/signing.ts";
-import { supervise, type Supervised } from "../../helpers/supervisor.ts";
-import { waitFor } from "../../helpers/wait-for.ts";
 import { startFileServer } from "../../fixtures/tools/tool-kit.ts";
+import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { createSigner } from "../../helpers/signing.ts";
+import { readStream } from "../../helpers/stream-reader.ts";
+import { type Supervised, supervise } from "../../helpers/supervisor.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 /** A stand-in agent binary: answers `version` like the real one, and fails (or idles) when run. */
-const fakeAgent = (version: string, whenRun: string): Buffer => Buffer.from(`#!/bin/sh\nif [ "$1" = version ]; then echo ${version}; exit 0; fi\n${whenRun}\n`);
+const fakeAgent = (version: string, whenRun: string): Buffer =>
+  Buffer.from(`#!/bin/sh\nif [ "$1" = version ]; then echo ${version}; exit 0; fi\n${whenRun}\n`);
 
 describe("self-update of a running agent (from sources; the packaged swap is in packaging/)", () => {
   let server: NatsServerHandle;
@@ -27,8 +28,10 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
   let dirs: { dataDir: string; configDir: string };
   let agents: Supervised<AgentProcess> | null = null;
 
-  const statuses = async (): Promise<ClientUpdateStatus[]> => (await readStream(operator, "CLIENT_UPDATE_STATUS")).map((message) => ClientUpdateStatus.parse(message.body));
-  const announcements = async (): Promise<InstalledAgentMessage[]> => (await readStream(operator, "INSTALLED_AGENTS")).map((message) => InstalledAgentMessage.parse(message.body));
+  const statuses = async (): Promise<ClientUpdateStatus[]> =>
+    (await readStream(operator, "CLIENT_UPDATE_STATUS")).map((message) => ClientUpdateStatus.parse(message.body));
+  const announcements = async (): Promise<InstalledAgentMessage[]> =>
+    (await readStream(operator, "INSTALLED_AGENTS")).map((message) => InstalledAgentMessage.parse(message.body));
   const update = async (subject: string, body: unknown): Promise<void> => {
     await jetstream(operator).publish(subject, JSON.stringify(body));
   };
@@ -39,11 +42,22 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
    */
   const listening = async (): Promise<void> => {
     const manager = await jetstreamManager(operator);
-    await waitFor("the client-update consumers", async () => {
-      const names = ["machine_u1_client-update_consumer", "machine_u1_client-update-all_consumer"];
-      const found = await Promise.all(names.map((name) => manager.consumers.info("CLIENT_UPDATE", name).then(() => true, () => false)));
-      return found.every(Boolean);
-    }, 20_000);
+    await waitFor(
+      "the client-update consumers",
+      async () => {
+        const names = ["machine_u1_client-update_consumer", "machine_u1_client-update-all_consumer"];
+        const found = await Promise.all(
+          names.map((name) =>
+            manager.consumers.info("CLIENT_UPDATE", name).then(
+              () => true,
+              () => false,
+            ),
+          ),
+        );
+        return found.every(Boolean);
+      },
+      20_000,
+    );
   };
   const nthStatus = (count: number) => async (): Promise<ClientUpdateStatus[] | undefined> => {
     const all = await statuses();
@@ -73,14 +87,32 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
     await listening();
     const good = files.add("agent-9.0.0", fakeAgent("9.0.0", "exit 1"));
-    await update("machine.u1.client-update", { version: "0.0.1", downloadConfigurations: [{ os: "linux", link: good.url, sha256: good.sha256, size: good.size }] });
-    await update("machine.u1.client-update", { version: AGENT_VERSION, downloadConfigurations: [{ os: "linux", link: good.url, sha256: good.sha256 }] });
+    await update("machine.u1.client-update", {
+      version: "0.0.1",
+      downloadConfigurations: [{ os: "linux", link: good.url, sha256: good.sha256, size: good.size }],
+    });
+    await update("machine.u1.client-update", {
+      version: AGENT_VERSION,
+      downloadConfigurations: [{ os: "linux", link: good.url, sha256: good.sha256 }],
+    });
     await update("machine.u1.client-update", { version: "../../etc", downloadConfigurations: [] });
-    await update("machine.u1.client-update", { version: "9.0.0", downloadConfigurations: [{ os: "windows", link: good.url, sha256: good.sha256 }] });
-    await update("machine.u1.client-update", { version: "9.0.0", downloadConfigurations: [{ os: "linux", link: good.url }] });
-    await update("machine.u1.client-update", { version: "9.0.0", downloadConfigurations: [{ os: "linux", link: good.url, sha256: "e".repeat(64) }] });
+    await update("machine.u1.client-update", {
+      version: "9.0.0",
+      downloadConfigurations: [{ os: "windows", link: good.url, sha256: good.sha256 }],
+    });
+    await update("machine.u1.client-update", {
+      version: "9.0.0",
+      downloadConfigurations: [{ os: "linux", link: good.url }],
+    });
+    await update("machine.u1.client-update", {
+      version: "9.0.0",
+      downloadConfigurations: [{ os: "linux", link: good.url, sha256: "e".repeat(64) }],
+    });
     const liar = files.add("agent-liar", fakeAgent("8.0.0", "exit 1"));
-    await update("machine.u1.client-update", { version: "9.0.0", downloadConfigurations: [{ os: "linux", link: liar.url, sha256: liar.sha256 }] });
+    await update("machine.u1.client-update", {
+      version: "9.0.0",
+      downloadConfigurations: [{ os: "linux", link: liar.url, sha256: liar.sha256 }],
+    });
 
     const seen = await waitFor("six refusals", nthStatus(6), 30_000);
     expect(seen.map((status) => [status.state, status.error])).toEqual([
@@ -102,7 +134,10 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
     await listening();
     const broken = files.add("agent-9.1.0", fakeAgent("9.1.0", 'echo "9.1.0 cannot start" >&2; exit 1'));
-    await update("machine.u1.client-update", { version: "v9.1.0", downloadConfigurations: [{ os: "linux", link: broken.url, sha256: broken.sha256, size: broken.size }] });
+    await update("machine.u1.client-update", {
+      version: "v9.1.0",
+      downloadConfigurations: [{ os: "linux", link: broken.url, sha256: broken.sha256, size: broken.size }],
+    });
 
     const seen = await waitFor("RESTARTING, then ROLLED_BACK", nthStatus(2), 45_000);
     expect(seen.map((status) => [status.version, status.runningVersion, status.state])).toEqual([
@@ -115,19 +150,39 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     await waitFor("the packaged version announced again", async () => (await announcements()).length >= 2, 20_000);
     expect((await announcements()).every((announcement) => announcement.version === AGENT_VERSION)).toBe(true);
     const state = await readUpdateState(updatePaths(dirs.dataDir));
-    expect(state).toMatchObject({ active: null, trial: null, pendingReports: [], rolledBack: [expect.objectContaining({ version: "9.1.0" })] });
+    expect(state).toMatchObject({
+      active: null,
+      trial: null,
+      pendingReports: [],
+      rolledBack: [expect.objectContaining({ version: "9.1.0" })],
+    });
     // Its folder is gone once the agent is back.
-    await waitFor("the failed version removed", () => !existsSync(join(updatePaths(dirs.dataDir).versionsDir, "9.1.0")), 10_000);
+    await waitFor(
+      "the failed version removed",
+      () => !existsSync(join(updatePaths(dirs.dataDir).versionsDir, "9.1.0")),
+      10_000,
+    );
 
     // A fleet-wide broadcast does not try it again; one addressed to this machine would.
-    await update("machine.all.client-update", { version: "9.1.0", downloadConfigurations: [{ os: "linux", link: broken.url, sha256: broken.sha256 }] });
+    await update("machine.all.client-update", {
+      version: "9.1.0",
+      downloadConfigurations: [{ os: "linux", link: broken.url, sha256: broken.sha256 }],
+    });
     const after = await waitFor("the refusal", nthStatus(3), 20_000);
-    expect(after[2]).toMatchObject({ state: "REJECTED", error: expect.stringMatching(/was rolled back here .*send it to machine\.u1\.client-update/) });
+    expect(after[2]).toMatchObject({
+      state: "REJECTED",
+      error: expect.stringMatching(/was rolled back here .*send it to machine\.u1\.client-update/),
+    });
   });
 
   it("with signing on, processes a signed command once, and refuses it replayed, moved to this machine from another or the fleet, or unsigned", async () => {
     const platform = createSigner();
-    agents = await supervise(() => startAgentProcess({ ...env(), EDGE_AGENT_SUPERVISED: "1", EDGE_AGENT_CONFIG_SIGNING_KEY: platform.publicKey }, dirs));
+    agents = await supervise(() =>
+      startAgentProcess(
+        { ...env(), EDGE_AGENT_SUPERVISED: "1", EDGE_AGENT_CONFIG_SIGNING_KEY: platform.publicKey },
+        dirs,
+      ),
+    );
     await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
     await listening();
     // A binary that fails its check: processing it shows as FAILED, and nothing restarts.
@@ -143,8 +198,18 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     const seen = await waitFor("four refusals", nthStatus(5), 30_000);
     expect(seen.map((status) => [status.state, status.error])).toEqual([
       ["FAILED", 'the new binary says it is version "8.0.0", not 9.0.0'],
-      ["REJECTED", expect.stringMatching(/serial 1 is not newer than serial 1 already accepted for machine\.u1\.client-update.*EDGE_TRUST_REPLAYED/)],
-      ["REJECTED", expect.stringMatching(/signed for "machine\.u2\.client-update", but it arrived on "machine\.u1\.client-update".*EDGE_TRUST_WRONG_SCOPE/)],
+      [
+        "REJECTED",
+        expect.stringMatching(
+          /serial 1 is not newer than serial 1 already accepted for machine\.u1\.client-update.*EDGE_TRUST_REPLAYED/,
+        ),
+      ],
+      [
+        "REJECTED",
+        expect.stringMatching(
+          /signed for "machine\.u2\.client-update", but it arrived on "machine\.u1\.client-update".*EDGE_TRUST_WRONG_SCOPE/,
+        ),
+      ],
       ["REJECTED", expect.stringMatching(/signed for "machine\.all\.client-update".*EDGE_TRUST_WRONG_SCOPE/)],
       ["REJECTED", expect.stringMatching(/not signed.*EDGE_TRUST_UNSIGNED/)],
     ]);
@@ -153,7 +218,12 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     await update("machine.all.client-update", platform.sign("machine.all.client-update", 1, body));
     await waitFor("the fleet command processed", nthStatus(6), 30_000);
     await agents.stop();
-    agents = await supervise(() => startAgentProcess({ ...env(), EDGE_AGENT_SUPERVISED: "1", EDGE_AGENT_CONFIG_SIGNING_KEY: platform.publicKey }, dirs));
+    agents = await supervise(() =>
+      startAgentProcess(
+        { ...env(), EDGE_AGENT_SUPERVISED: "1", EDGE_AGENT_CONFIG_SIGNING_KEY: platform.publicKey },
+        dirs,
+      ),
+    );
     await update("machine.all.client-update", platform.sign("machine.all.client-update", 1, body));
     const after = await waitFor("the fleet replay refused", nthStatus(7), 30_000);
     expect(after.slice(5).map((status) => [status.state, status.error])).toEqual([
@@ -170,7 +240,10 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     agents = await supervise(async () => agent, { maxStarts: 1 });
     await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
     await listening();
-    await update("machine.u1.client-update", { version: "9.2.0", downloadConfigurations: [{ os: "linux", link: idle.url, sha256: idle.sha256 }] });
+    await update("machine.u1.client-update", {
+      version: "9.2.0",
+      downloadConfigurations: [{ os: "linux", link: idle.url, sha256: idle.sha256 }],
+    });
     await waitFor("the trial running", () => existsSync(marker), 30_000);
     // Same process: exec, not a child; the launcher handed on its arguments.
     expect(agent.child.exitCode).toBeNull();

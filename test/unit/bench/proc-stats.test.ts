@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { parseCpuTicks, parseMachineCpuTicks, parseMemoryKiB, readCpuTicks, readMemoryKiB } from "../../../bench/proc-stats.ts";
+import {
+  parseCpuTicks,
+  parseMachineCpuTicks,
+  parseMemoryKiB,
+  readCpuTicks,
+  readMemoryKiB,
+} from "../../../bench/proc-stats.ts";
 
 const STATUS = `Name:\tnode
 Umask:\t0022
@@ -42,14 +48,20 @@ describe("parseCpuTicks", () => {
 
   it("refuses a text that is not a stat line", () => {
     expect(() => parseCpuTicks("4212 (node)")).toThrow(/no command name/);
-    expect(() => parseCpuTicks("4212 (node) S 1 2", "/proc/4212/stat")).toThrow("proc-stats: no utime in /proc/4212/stat");
+    expect(() => parseCpuTicks("4212 (node) S 1 2", "/proc/4212/stat")).toThrow(
+      "proc-stats: no utime in /proc/4212/stat",
+    );
   });
 });
 
 describe("parseMachineCpuTicks", () => {
   it("counts idle and iowait as not busy", () => {
-    const stat = "cpu  3004931 0 1123207 4187663 22719 0 47876 0 0 0\ncpu0 1488413 0 550822 2126240 6160 0 22150 0 0 0\n";
-    expect(parseMachineCpuTicks(stat)).toEqual({ busy: 3004931 + 1123207 + 47876, total: 3004931 + 1123207 + 4187663 + 22719 + 47876 });
+    const stat =
+      "cpu  3004931 0 1123207 4187663 22719 0 47876 0 0 0\ncpu0 1488413 0 550822 2126240 6160 0 22150 0 0 0\n";
+    expect(parseMachineCpuTicks(stat)).toEqual({
+      busy: 3004931 + 1123207 + 47876,
+      total: 3004931 + 1123207 + 4187663 + 22719 + 47876,
+    });
   });
 });
 

@@ -5,12 +5,20 @@ import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-set
 import { SettingsError } from "../../../src/settings/errors.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 
-const load = (env: Record<string, string>, flags: Record<string, string> = {}) => loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: scratchDir("eb-"), ...env }, flags, privileged: true }).settings;
+const load = (env: Record<string, string>, flags: Record<string, string> = {}) =>
+  loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: scratchDir("eb-"), ...env }, flags, privileged: true }).settings;
 
 describe("bridge settings", () => {
   it("has defaults an operator can start from: OpenFrame's devices-topic, the local NATS and Kafka, system paths as root", () => {
     const settings = loadBridgeSettings({ env: {}, privileged: true }).settings;
-    expect(settings.topics).toEqual({ devices: "devices-topic", telemetry: "machine-telemetry", events: "machine-events", inventory: "machine-inventory", deadLetter: "edge-bridge-dead-letter", checkpoint: "edge-bridge-checkpoints" });
+    expect(settings.topics).toEqual({
+      devices: "devices-topic",
+      telemetry: "machine-telemetry",
+      events: "machine-events",
+      inventory: "machine-inventory",
+      deadLetter: "edge-bridge-dead-letter",
+      checkpoint: "edge-bridge-checkpoints",
+    });
     expect(settings.natsServers).toEqual(["nats://127.0.0.1:4222"]);
     expect(settings.kafka.brokers).toEqual(["127.0.0.1:9092"]);
     expect(settings.dataDir).toBe("/var/lib/edge-bridge");
@@ -19,14 +27,36 @@ describe("bridge settings", () => {
 
   it("resolves defaults < file < EDGE_BRIDGE_* environment < flags", () => {
     const configDir = scratchDir("eb-");
-    writeFileSync(join(configDir, "settings.json"), JSON.stringify({ natsUrl: "nats://file:4222", kafka: { brokers: ["file:9092"], partitions: 6 }, tenantId: "from-file" }));
+    writeFileSync(
+      join(configDir, "settings.json"),
+      JSON.stringify({
+        natsUrl: "nats://file:4222",
+        kafka: { brokers: ["file:9092"], partitions: 6 },
+        tenantId: "from-file",
+      }),
+    );
     const fromFile = loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: configDir }, privileged: false }).settings;
-    expect(fromFile).toMatchObject({ natsServers: ["nats://file:4222"], kafka: { brokers: ["file:9092"], partitions: 6 }, tenantId: "from-file" });
-    const fromEnv = loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: configDir, EDGE_BRIDGE_KAFKA_BROKERS: "a:9092, b:9093", EDGE_BRIDGE_NATS_URL: "nats://u:p@env:4222" }, privileged: false }).settings;
+    expect(fromFile).toMatchObject({
+      natsServers: ["nats://file:4222"],
+      kafka: { brokers: ["file:9092"], partitions: 6 },
+      tenantId: "from-file",
+    });
+    const fromEnv = loadBridgeSettings({
+      env: {
+        EDGE_BRIDGE_CONFIG_DIR: configDir,
+        EDGE_BRIDGE_KAFKA_BROKERS: "a:9092, b:9093",
+        EDGE_BRIDGE_NATS_URL: "nats://u:p@env:4222",
+      },
+      privileged: false,
+    }).settings;
     expect(fromEnv.kafka.brokers).toEqual(["a:9092", "b:9093"]);
     expect(fromEnv.natsServers).toEqual(["nats://env:4222"]);
     expect(fromEnv.auth).toMatchObject({ user: "u", password: "p" });
-    const fromFlags = loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: configDir, EDGE_BRIDGE_KAFKA_BROKERS: "a:9092" }, flags: { "kafka-brokers": "flag:9092", "tenant-id": "t-flag" }, privileged: false }).settings;
+    const fromFlags = loadBridgeSettings({
+      env: { EDGE_BRIDGE_CONFIG_DIR: configDir, EDGE_BRIDGE_KAFKA_BROKERS: "a:9092" },
+      flags: { "kafka-brokers": "flag:9092", "tenant-id": "t-flag" },
+      privileged: false,
+    }).settings;
     expect(fromFlags.kafka.brokers).toEqual(["flag:9092"]);
     expect(fromFlags.tenantId).toBe("t-flag");
   });
@@ -41,19 +71,42 @@ describe("bridge settings", () => {
       EDGE_BRIDGE_SYSTEM_NATS_URL: "nats://sys:s3cret@127.0.0.1:4222",
       EDGE_BRIDGE_TOPIC_DEVICES: "tenant-a-devices",
     });
-    expect(settings.kafka.sasl).toEqual({ mechanism: "SCRAM-SHA-512", username: "bridge", passwordFile: "/run/secrets/kafka" });
+    expect(settings.kafka.sasl).toEqual({
+      mechanism: "SCRAM-SHA-512",
+      username: "bridge",
+      passwordFile: "/run/secrets/kafka",
+    });
     expect(settings.kafka.tls.enabled).toBe(true);
     expect(settings.kafka.replicationFactor).toBe(3);
-    expect(settings.systemAccount).toMatchObject({ natsServers: ["nats://127.0.0.1:4222"], auth: { user: "sys", password: "s3cret" } });
+    expect(settings.systemAccount).toMatchObject({
+      natsServers: ["nats://127.0.0.1:4222"],
+      auth: { user: "sys", password: "s3cret" },
+    });
     expect(settings.topics.devices).toBe("tenant-a-devices");
   });
 
   it("refuses a bad value with one line naming the setting as it was written", () => {
     const refusals: Array<[Record<string, string>, RegExp]> = [
-      [{ EDGE_BRIDGE_KAFKA_BROKERS: "kafka.example" }, /^invalid setting EDGE_BRIDGE_KAFKA_BROKERS: each broker must be host:port/],
-      [{ EDGE_BRIDGE_KAFKA_PARTITIONS: "three" }, /^invalid setting EDGE_BRIDGE_KAFKA_PARTITIONS: must be a whole number/],
-      [{ EDGE_BRIDGE_KAFKA_REPLICATION_FACTOR: "0" }, /^invalid setting EDGE_BRIDGE_KAFKA_REPLICATION_FACTOR: must be -1 \(broker default\) or at least 1/],
-      [{ EDGE_BRIDGE_KAFKA_SASL_MECHANISM: "GSSAPI", EDGE_BRIDGE_KAFKA_SASL_USERNAME: "u", EDGE_BRIDGE_KAFKA_SASL_PASSWORD: "p" }, /^invalid setting EDGE_BRIDGE_KAFKA_SASL_MECHANISM/],
+      [
+        { EDGE_BRIDGE_KAFKA_BROKERS: "kafka.example" },
+        /^invalid setting EDGE_BRIDGE_KAFKA_BROKERS: each broker must be host:port/,
+      ],
+      [
+        { EDGE_BRIDGE_KAFKA_PARTITIONS: "three" },
+        /^invalid setting EDGE_BRIDGE_KAFKA_PARTITIONS: must be a whole number/,
+      ],
+      [
+        { EDGE_BRIDGE_KAFKA_REPLICATION_FACTOR: "0" },
+        /^invalid setting EDGE_BRIDGE_KAFKA_REPLICATION_FACTOR: must be -1 \(broker default\) or at least 1/,
+      ],
+      [
+        {
+          EDGE_BRIDGE_KAFKA_SASL_MECHANISM: "GSSAPI",
+          EDGE_BRIDGE_KAFKA_SASL_USERNAME: "u",
+          EDGE_BRIDGE_KAFKA_SASL_PASSWORD: "p",
+        },
+        /^invalid setting EDGE_BRIDGE_KAFKA_SASL_MECHANISM/,
+      ],
       [{ EDGE_BRIDGE_KAFKA_SASL_MECHANISM: "PLAIN" }, /needs a username and a password/],
       [{ EDGE_BRIDGE_KAFKA_SASL_USERNAME: "u" }, /need a mechanism/],
       [{ EDGE_BRIDGE_TOPIC_EVENTS: "devices-topic" }, /is used for two purposes/],
@@ -69,6 +122,8 @@ describe("bridge settings", () => {
   it("refuses an unknown key in the settings file", () => {
     const configDir = scratchDir("eb-");
     writeFileSync(join(configDir, "settings.json"), JSON.stringify({ kafka: { broker: ["x:1"] } }));
-    expect(() => loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: configDir }, privileged: true })).toThrow(/kafka.broker: is not a known setting/);
+    expect(() => loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: configDir }, privileged: true })).toThrow(
+      /kafka.broker: is not a known setting/,
+    );
   });
 });

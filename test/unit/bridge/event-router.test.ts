@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { routeMessage, type RouterOptions } from "../../../src/bridge/records/event-router.ts";
+import { type RouterOptions, routeMessage } from "../../../src/bridge/records/event-router.ts";
 import type { SourceMessage } from "../../../src/bridge/records/source-message.ts";
 import { DEFAULT_TOPICS, EventEnvelope, TelemetryRow } from "../../../src/contracts/index.ts";
 import { telemetrySample } from "../../fixtures/bridge/simulated-fleet.ts";
@@ -12,16 +12,32 @@ function message(subject: string, body: unknown, headers: Array<[string, string]
     streamSequence: 42,
     subject,
     data: Buffer.from(typeof body === "string" ? body : JSON.stringify(body)),
-    headers: [["X-Event-ID", "e-1"], ["X-Sequence", "7"], ["X-Timestamp", "2026-11-30T10:00:00.000Z"], ["X-Correlation-ID", "c-1"], ["X-Causation-ID", "cmd-1"], ["X-Schema-Version", "1"], ...headers],
+    headers: [
+      ["X-Event-ID", "e-1"],
+      ["X-Sequence", "7"],
+      ["X-Timestamp", "2026-11-30T10:00:00.000Z"],
+      ["X-Correlation-ID", "c-1"],
+      ["X-Causation-ID", "cmd-1"],
+      ["X-Schema-Version", "1"],
+      ...headers,
+    ],
     storedAtMs: Date.parse("2026-11-30T10:00:01.000Z"),
   };
 }
 
-const headersOf = (record: { headers: Map<Buffer, Buffer> }): Array<[string, string]> => [...record.headers].map(([key, value]) => [key.toString(), value.toString()]);
+const headersOf = (record: { headers: Map<Buffer, Buffer> }): Array<[string, string]> =>
+  [...record.headers].map(([key, value]) => [key.toString(), value.toString()]);
 
 describe("routeMessage", () => {
   it("makes an envelope of an event, keyed by the machine of the subject (not the header or body), with every header and where it came from", () => {
-    const routed = routeMessage(message("machine.m-1.config.status", { revision: 3, status: "APPLIED", timestamp: "2026-11-30T10:00:00Z" }, [["X-Machine-ID", "someone-else"], ["X-Custom", "a"], ["X-Custom", "b"]]), options);
+    const routed = routeMessage(
+      message("machine.m-1.config.status", { revision: 3, status: "APPLIED", timestamp: "2026-11-30T10:00:00Z" }, [
+        ["X-Machine-ID", "someone-else"],
+        ["X-Custom", "a"],
+        ["X-Custom", "b"],
+      ]),
+      options,
+    );
     if (routed.kind !== "record") throw new Error(routed.reason);
     expect(routed.record.topic).toBe("machine-events");
     expect(routed.record.key?.toString()).toBe("m-1");
@@ -38,8 +54,15 @@ describe("routeMessage", () => {
       body: { revision: 3, status: "APPLIED", timestamp: "2026-11-30T10:00:00Z" },
     });
     const headers = headersOf(routed.record);
-    expect(headers.filter(([name]) => name === "X-Custom")).toEqual([["X-Custom", "a"], ["X-Custom", "b"]]);
-    expect(headers.slice(-3)).toEqual([["nats-stream", "S"], ["nats-stream-seq", "42"], ["nats-subject", "machine.m-1.config.status"]]);
+    expect(headers.filter(([name]) => name === "X-Custom")).toEqual([
+      ["X-Custom", "a"],
+      ["X-Custom", "b"],
+    ]);
+    expect(headers.slice(-3)).toEqual([
+      ["nats-stream", "S"],
+      ["nats-stream-seq", "42"],
+      ["nats-subject", "machine.m-1.config.status"],
+    ]);
   });
 
   it("flattens a telemetry sample into one row of the telemetry topic", () => {
@@ -47,7 +70,18 @@ describe("routeMessage", () => {
     if (routed.kind !== "record") throw new Error(routed.reason);
     expect(routed.record.topic).toBe("machine-telemetry");
     const row = TelemetryRow.parse(JSON.parse(routed.record.value.toString()));
-    expect(row).toMatchObject({ eventId: "e-1", machineId: "m-1", sequence: 7, cpuTotalPercent: 5, cpuCores: 2, memoryUsedPercent: 25.0000000625, filesystemMaxUsedPercent: 40, networkRxBytesPerSecond: 1_000, tagKeyValues: ["site:lab"], collectorErrors: 0 });
+    expect(row).toMatchObject({
+      eventId: "e-1",
+      machineId: "m-1",
+      sequence: 7,
+      cpuTotalPercent: 5,
+      cpuCores: 2,
+      memoryUsedPercent: 25.0000000625,
+      filesystemMaxUsedPercent: 40,
+      networkRxBytesPerSecond: 1_000,
+      tagKeyValues: ["site:lab"],
+      collectorErrors: 0,
+    });
     expect(row.timestampMs).toBe(Date.parse(row.timestamp));
   });
 
@@ -55,15 +89,28 @@ describe("routeMessage", () => {
     const bare: SourceMessage = { ...message("machine.m-2.hostname", { hostname: "h" }), headers: [] };
     const routed = routeMessage(bare, options);
     if (routed.kind !== "record") throw new Error(routed.reason);
-    expect(JSON.parse(routed.record.value.toString())).toMatchObject({ eventId: "S:42", sequence: null, timestamp: "2026-11-30T10:00:01.000Z", correlationId: null });
+    expect(JSON.parse(routed.record.value.toString())).toMatchObject({
+      eventId: "S:42",
+      sequence: null,
+      timestamp: "2026-11-30T10:00:01.000Z",
+      correlationId: null,
+    });
   });
 
   it("sends what cannot be read to the dead-letter topic, by kind, with the reason beside the original headers", () => {
     const cases: Array<[SourceMessage, string, RegExp]> = [
       [message("machine.m-1.telemetry", "{oops"), "not-json", /not JSON/],
       [message("machine.m-1.telemetry", { machineId: "m-1" }), "wrong-schema", /not a valid telemetry body: timestamp/],
-      [message("machine.m-1.weather", { sunny: true }), "unknown-subject", /no event is published on machine.m-1.weather/],
-      [message("machine.m-1.hostname", { hostname: "x".repeat(200_000) }), "too-large", /over the 100000-byte limit for topic machine-events/],
+      [
+        message("machine.m-1.weather", { sunny: true }),
+        "unknown-subject",
+        /no event is published on machine.m-1.weather/,
+      ],
+      [
+        message("machine.m-1.hostname", { hostname: "x".repeat(200_000) }),
+        "too-large",
+        /over the 100000-byte limit for topic machine-events/,
+      ],
     ];
     for (const [input, kind, reason] of cases) {
       const routed = routeMessage(input, options);

@@ -11,7 +11,13 @@ describe("classifyKafkaError", () => {
     expect(classifyKafkaError(response("MESSAGE_TOO_LARGE"))).toBe("too-large");
     expect(classifyKafkaError(response("TOPIC_AUTHORIZATION_FAILED"))).toBe("fatal");
     expect(classifyKafkaError(response("TRANSACTIONAL_ID_AUTHORIZATION_FAILED"))).toBe("fatal");
-    expect(classifyKafkaError(new NetworkError("boom", { cause: new AuthenticationError("SASL failed", { cause: new ProtocolError("SASL_AUTHENTICATION_FAILED") }) }))).toBe("fatal");
+    expect(
+      classifyKafkaError(
+        new NetworkError("boom", {
+          cause: new AuthenticationError("SASL failed", { cause: new ProtocolError("SASL_AUTHENTICATION_FAILED") }),
+        }),
+      ),
+    ).toBe("fatal");
     expect(classifyKafkaError(response("NOT_LEADER_OR_FOLLOWER"))).toBe("retriable");
     expect(classifyKafkaError(new NetworkError("Connection closed"))).toBe("retriable");
     expect(classifyKafkaError(new Error("anything else"))).toBe("retriable");

@@ -12,11 +12,21 @@ describe("record frames (the batch handed to the producer thread)", () => {
     const records: OutputRecord[] = [
       { topic: "machine-telemetry", key: Buffer.from("m-1"), value: Buffer.from('{"a":1}'), headers },
       { topic: "edge-bridge-dead-letter", key: undefined, value: Buffer.alloc(0), headers: new Map() },
-      { topic: "machine-telemetry", key: Buffer.from("ünïcode-☃"), value: Buffer.alloc(70_000, 7), headers: new Map([[Buffer.from("k"), Buffer.from("v")]]) },
+      {
+        topic: "machine-telemetry",
+        key: Buffer.from("ünïcode-☃"),
+        value: Buffer.alloc(70_000, 7),
+        headers: new Map([[Buffer.from("k"), Buffer.from("v")]]),
+      },
     ];
     const decoded = decodeRecords(encodeRecords(records));
     const plain = (list: readonly OutputRecord[]) =>
-      list.map((record) => ({ topic: record.topic, key: record.key?.toString("hex") ?? null, value: record.value.toString("hex"), headers: [...record.headers].map(([name, value]) => [name.toString(), value.toString()]) }));
+      list.map((record) => ({
+        topic: record.topic,
+        key: record.key?.toString("hex") ?? null,
+        value: record.value.toString("hex"),
+        headers: [...record.headers].map(([name, value]) => [name.toString(), value.toString()]),
+      }));
     expect(plain(decoded)).toEqual(plain(records));
   });
 

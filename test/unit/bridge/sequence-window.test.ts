@@ -5,7 +5,13 @@ describe("SequenceWindow", () => {
   it("tells a copy from a first delivery, also out of order and after a snapshot", () => {
     const window = new SequenceWindow();
     for (const sequence of [1, 2, 3, 5, 8]) window.record(sequence);
-    expect([1, 2, 3, 5, 8].map((sequence) => window.verdict(sequence))).toEqual(["duplicate", "duplicate", "duplicate", "duplicate", "duplicate"]);
+    expect([1, 2, 3, 5, 8].map((sequence) => window.verdict(sequence))).toEqual([
+      "duplicate",
+      "duplicate",
+      "duplicate",
+      "duplicate",
+      "duplicate",
+    ]);
     // 4, 6 and 7 never came: a late first delivery is new, not a copy.
     expect([4, 6, 7, 9].map((sequence) => window.verdict(sequence))).toEqual(["new", "new", "new", "new"]);
     window.record(6);

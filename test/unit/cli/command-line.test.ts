@@ -16,10 +16,16 @@ const command = (name: string) => {
 };
 
 /** Runs the command line in this process; a command's `run` would fail the test, so help must not reach it. */
-async function runLine(args: string[]): Promise<{ code: number; stdout: string } | { error: string; exitCode: number }> {
+async function runLine(
+  args: string[],
+): Promise<{ code: number; stdout: string } | { error: string; exitCode: number }> {
   let stdout = "";
   try {
-    const code = await runCommandLine(args, { env: { HOME: "/home/someone" }, host: linuxUser, stdout: (text) => void (stdout += text) });
+    const code = await runCommandLine(args, {
+      env: { HOME: "/home/someone" },
+      host: linuxUser,
+      stdout: (text) => void (stdout += text),
+    });
     return { code, stdout };
   } catch (error) {
     return { error: (error as Error).message, exitCode: (error as { exitCode: number }).exitCode };
@@ -42,7 +48,11 @@ describe("edge-agent's command line", () => {
       const guarded = { ...spec, run: () => Promise.reject(new Error(`${spec.name} ran`)) };
       for (const flag of ["--help", "-h"]) {
         let stdout = "";
-        const code = await runCommandLine([spec.name, flag], { env: {}, host: linuxUser, stdout: (text) => void (stdout += text) }, [guarded]);
+        const code = await runCommandLine(
+          [spec.name, flag],
+          { env: {}, host: linuxUser, stdout: (text) => void (stdout += text) },
+          [guarded],
+        );
         expect(code).toBe(0);
         expect(stdout).toContain(`usage: edge-agent ${spec.name}`);
       }
@@ -56,9 +66,12 @@ describe("edge-agent's command line", () => {
     const help = commandHelp(command("status"), linuxUser, { HOME: "/home/someone" });
     expect(help).toContain("  --json                      one JSON object, for scripts");
     // The default for whoever asks: root gets the system's data dir, a user their own.
-    const dataDirLine = (dataDir: string): string => `--data-dir DIR              outbox, status file, machine id and state (default ${dataDir}) [EDGE_AGENT_DATA_DIR]`;
+    const dataDirLine = (dataDir: string): string =>
+      `--data-dir DIR              outbox, status file, machine id and state (default ${dataDir}) [EDGE_AGENT_DATA_DIR]`;
     expect(help).toContain(dataDirLine("/home/someone/.local/state/edge-agent"));
-    expect(commandHelp(command("status"), { platform: "linux", privileged: true }, { HOME: "/home/someone" })).toContain(dataDirLine("/var/lib/edge-agent"));
+    expect(
+      commandHelp(command("status"), { platform: "linux", privileged: true }, { HOME: "/home/someone" }),
+    ).toContain(dataDirLine("/var/lib/edge-agent"));
     expect(help).toContain("--heartbeat-seconds N       seconds between heartbeats (default 60)");
     expect(help).toMatch(/examples:\n {2}sudo edge-agent status\n/);
     expect(help).toMatch(/exit codes:\n {2}0 {3}done\n {2}1 {3}failed .*the agent is not running\n {2}2 {3}bad usage/);
@@ -80,17 +93,41 @@ describe("edge-agent's command line", () => {
     }
     for (const spec of SETTING_SPECS) expect(help).toContain(spec.env[0]);
     expect(await runLine(["help"])).toMatchObject({ code: 0 });
-    expect(await runLine(["help", "config"])).toMatchObject({ code: 0, stdout: expect.stringContaining("usage: edge-agent config get | set KEY VALUE | unset KEY") });
+    expect(await runLine(["help", "config"])).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining("usage: edge-agent config get | set KEY VALUE | unset KEY"),
+    });
   });
 
   it("an unknown command or option gets a short 'did you mean' (exit 2)", async () => {
-    expect(await runLine(["stauts"])).toEqual({ error: 'unknown command "stauts": did you mean "status"? (edge-agent --help lists the commands)', exitCode: 2 });
-    expect(await runLine(["frobnicate"])).toEqual({ error: 'unknown command "frobnicate" (edge-agent --help lists the commands)', exitCode: 2 });
-    expect(await runLine(["status", "--jsn"])).toEqual({ error: "status has no option --jsn: did you mean --json? (edge-agent status --help lists its options)", exitCode: 2 });
-    expect(await runLine(["status", "--skip-link-test"])).toEqual({ error: "status has no option --skip-link-test (enroll takes it) (edge-agent status --help lists its options)", exitCode: 2 });
-    expect(await runLine(["version", "now"])).toEqual({ error: 'version takes no arguments but got "now" too (usage: edge-agent version)', exitCode: 2 });
-    expect(await runLine([])).toEqual({ error: "no command given (edge-agent --help lists the commands)", exitCode: 2 });
-    expect(await runLine(["--json", "status"])).toMatchObject({ exitCode: 2, error: expect.stringContaining("the command comes first") });
+    expect(await runLine(["stauts"])).toEqual({
+      error: 'unknown command "stauts": did you mean "status"? (edge-agent --help lists the commands)',
+      exitCode: 2,
+    });
+    expect(await runLine(["frobnicate"])).toEqual({
+      error: 'unknown command "frobnicate" (edge-agent --help lists the commands)',
+      exitCode: 2,
+    });
+    expect(await runLine(["status", "--jsn"])).toEqual({
+      error: "status has no option --jsn: did you mean --json? (edge-agent status --help lists its options)",
+      exitCode: 2,
+    });
+    expect(await runLine(["status", "--skip-link-test"])).toEqual({
+      error: "status has no option --skip-link-test (enroll takes it) (edge-agent status --help lists its options)",
+      exitCode: 2,
+    });
+    expect(await runLine(["version", "now"])).toEqual({
+      error: 'version takes no arguments but got "now" too (usage: edge-agent version)',
+      exitCode: 2,
+    });
+    expect(await runLine([])).toEqual({
+      error: "no command given (edge-agent --help lists the commands)",
+      exitCode: 2,
+    });
+    expect(await runLine(["--json", "status"])).toMatchObject({
+      exitCode: 2,
+      error: expect.stringContaining("the command comes first"),
+    });
     for (const result of [await runLine(["stauts"]), await runLine(["status", "--jsn"])]) {
       const message = "error" in result ? result.error : "";
       // Balanced quotes: parseArgs's own unknown-option line had an unbalanced one.

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { AgentStatus } from "../../../src/agent/status.ts";
-import { agentStopped, chooseStatusDataDir, formatStatus, staleFileWarning, type Presence, type StatusReport } from "../../../src/cli/status-command.ts";
+import {
+  agentStopped,
+  chooseStatusDataDir,
+  formatStatus,
+  type Presence,
+  type StatusReport,
+  staleFileWarning,
+} from "../../../src/cli/status-command.ts";
 import { NO_STREAM_REASON } from "../../../src/outbox/types.ts";
 
 const status = (update: unknown, extra: Partial<AgentStatus> = {}): AgentStatus => ({
@@ -11,19 +18,51 @@ const status = (update: unknown, extra: Partial<AgentStatus> = {}): AgentStatus 
   uptimeSeconds: 90,
   connection: { state: "connected", server: "nats://127.0.0.1:4222", reconnects: 0 },
   heartbeatSeconds: 60,
-  outbox: { pendingCount: 0, pendingBytes: 0, oldestPendingAgeMs: null, lastSequence: 7, deliveredCount: 7, evictedTelemetry: 0, evictedState: 0, deadLetters: 0, heldInMemory: 0, sequenceSkip: null, lastError: null, deliveryProblem: null },
+  outbox: {
+    pendingCount: 0,
+    pendingBytes: 0,
+    oldestPendingAgeMs: null,
+    lastSequence: 7,
+    deliveredCount: 7,
+    evictedTelemetry: 0,
+    evictedState: 0,
+    deadLetters: 0,
+    heldInMemory: 0,
+    sequenceSkip: null,
+    lastError: null,
+    deliveryProblem: null,
+  },
   lastErrors: [],
   capabilities: { update },
   writtenAt: "2026-11-23T10:01:30.000Z",
   ...extra,
 });
-const live = (agentStatus: AgentStatus): StatusReport => ({ source: "live", running: true, stoppedSince: null, dataDir: "/var/lib/edge-agent", status: agentStatus });
+const live = (agentStatus: AgentStatus): StatusReport => ({
+  source: "live",
+  running: true,
+  stoppedSince: null,
+  dataDir: "/var/lib/edge-agent",
+  status: agentStatus,
+});
 
 describe("edge-agent status, for a person", () => {
   it("says which binary runs: the packaged one, or an installed update, and a trial in progress", () => {
-    expect(formatStatus(live(status({ runningVersion: "1.2.0", active: null, trial: null, restartPending: false })))).toContain("  update:     running 1.2.0 (the packaged binary)");
-    const onTrial = formatStatus(live(status({ runningVersion: "1.2.0", active: "1.2.0", trial: { version: "1.3.0", startedAt: "2026-11-23T10:01:00.000Z" }, restartPending: true })));
-    expect(onTrial).toContain("  update:     running 1.2.0 (installed update 1.2.0); on trial: 1.3.0 since 2026-11-23T10:01:00.000Z; restarting into it");
+    expect(
+      formatStatus(live(status({ runningVersion: "1.2.0", active: null, trial: null, restartPending: false }))),
+    ).toContain("  update:     running 1.2.0 (the packaged binary)");
+    const onTrial = formatStatus(
+      live(
+        status({
+          runningVersion: "1.2.0",
+          active: "1.2.0",
+          trial: { version: "1.3.0", startedAt: "2026-11-23T10:01:00.000Z" },
+          restartPending: true,
+        }),
+      ),
+    );
+    expect(onTrial).toContain(
+      "  update:     running 1.2.0 (installed update 1.2.0); on trial: 1.3.0 since 2026-11-23T10:01:00.000Z; restarting into it",
+    );
   });
 
   it("says when the local status file is stale, and why: no agent, or an agent that cannot write it (a full disk)", () => {
@@ -32,11 +71,21 @@ describe("edge-agent status, for a person", () => {
     expect(staleFileWarning({ ...current, ageSeconds: 125 })).toBe(
       "the status file is 2m 5s old (the agent rewrites it every 10s): the agent (pid 4242) runs but cannot write it: the data dir's file system is full (ENOSPC, 0 B free); what follows is stale",
     );
-    expect(staleFileWarning({ ageSeconds: 125, agentPid: 4242, freeBytes: 50 * 1024 * 1024 })).toContain('runs but cannot write it (see its log: "cannot write the status file")');
+    expect(staleFileWarning({ ageSeconds: 125, agentPid: 4242, freeBytes: 50 * 1024 * 1024 })).toContain(
+      'runs but cannot write it (see its log: "cannot write the status file")',
+    );
     expect(staleFileWarning({ ageSeconds: 3_600, agentPid: null, freeBytes: 0 })).toBe(
       "the status file is 1h old (the agent rewrites it every 10s): no agent runs on this data dir; this is what it knew when it stopped",
     );
-    const shown = formatStatus({ source: "local-file", running: true, stoppedSince: null, dataDir: "/d", liveError: "connection refused", status: status(null), localFile: { ...current, ageSeconds: 125 } });
+    const shown = formatStatus({
+      source: "local-file",
+      running: true,
+      stoppedSince: null,
+      dataDir: "/d",
+      liveError: "connection refused",
+      status: status(null),
+      localFile: { ...current, ageSeconds: 125 },
+    });
     expect(shown.split("\n")[2]).toMatch(/^ {2}warning: {4}the status file is 2m 5s old/);
   });
 
@@ -64,7 +113,9 @@ describe("edge-agent status, for a person", () => {
     });
     const lines = shown.split("\n");
     expect(lines[0]).toBe("edge-agent 1.2.0  machine m1  not running since 2026-11-23T10:01:31.000Z");
-    expect(lines[2]).toBe("  last run:   pid 42, started 2026-11-23T10:00:00.000Z, up 1m 30s; its link was connected to nats://127.0.0.1:4222");
+    expect(lines[2]).toBe(
+      "  last run:   pid 42, started 2026-11-23T10:00:00.000Z, up 1m 30s; its link was connected to nats://127.0.0.1:4222",
+    );
     expect(shown).not.toMatch(/connection: connected|uptime:/);
   });
 
@@ -73,14 +124,25 @@ describe("edge-agent status, for a person", () => {
       live(
         status(null, {
           capabilities: {
-            config: { revision: 12, lastStatus: { revision: 12, status: "REJECTED", error: 'unknown setting "heartbeatSecs"', timestamp: "2026-11-23T10:01:00.000Z" }, watchProblem: null },
+            config: {
+              revision: 12,
+              lastStatus: {
+                revision: 12,
+                status: "REJECTED",
+                error: 'unknown setting "heartbeatSecs"',
+                timestamp: "2026-11-23T10:01:00.000Z",
+              },
+              watchProblem: null,
+            },
             telemetry: { samples: 30, inventoriesSent: 1, skippedOverlaps: 0, missedRuns: 2, lastError: null },
             extra: { mode: "fast", limits: { low: 1 } },
           },
         }),
       ),
     );
-    expect(shown).toContain('  config:     running revision 12; last change: revision 12 REJECTED at 2026-11-23T10:01:00.000Z: unknown setting "heartbeatSecs"');
+    expect(shown).toContain(
+      '  config:     running revision 12; last change: revision 12 REJECTED at 2026-11-23T10:01:00.000Z: unknown setting "heartbeatSecs"',
+    );
     expect(shown).toContain("  telemetry:  30 samples, 1 inventory sent, 2 runs missed, 0 skipped (still busy)");
     expect(shown).toContain("  extra:      mode fast, limits.low 1");
     expect(shown).not.toMatch(/[{}]/);
@@ -88,20 +150,33 @@ describe("edge-agent status, for a person", () => {
 
   it("when events wait because the server has no streams, says so and names dev-setup", () => {
     const waiting = status(null);
-    const shown = formatStatus(live({ ...waiting, outbox: { ...waiting.outbox, pendingCount: 3, deliveryProblem: NO_STREAM_REASON } }));
-    expect(shown).toContain("  delivery:   events wait in the outbox: the server has no stream for them (or JetStream is off); create the streams with edge-agent dev-setup");
+    const shown = formatStatus(
+      live({ ...waiting, outbox: { ...waiting.outbox, pendingCount: 3, deliveryProblem: NO_STREAM_REASON } }),
+    );
+    expect(shown).toContain(
+      "  delivery:   events wait in the outbox: the server has no stream for them (or JetStream is off); create the streams with edge-agent dev-setup",
+    );
     const other = formatStatus(live({ ...waiting, outbox: { ...waiting.outbox, deliveryProblem: "timeout" } }));
     expect(other).toContain("  delivery:   events wait in the outbox: timeout");
   });
 });
 
 describe("which data dir `status` reads", () => {
-  const probeOf = (map: Record<string, Presence>) => async (path: string): Promise<Presence> => map[path] ?? "absent";
+  const probeOf =
+    (map: Record<string, Presence>) =>
+    async (path: string): Promise<Presence> =>
+      map[path] ?? "absent";
   const own = "/home/u/.local/state/edge-agent";
   const system = "/var/lib/edge-agent";
 
   it("an ordinary user with no agent state of their own gets the system agent's, when readable", async () => {
-    expect(await chooseStatusDataDir(own, { dataDirGiven: false, systemDataDir: system, probe: probeOf({ [`${system}/status.json`]: "readable", [system]: "readable" }) })).toEqual({
+    expect(
+      await chooseStatusDataDir(own, {
+        dataDirGiven: false,
+        systemDataDir: system,
+        probe: probeOf({ [`${system}/status.json`]: "readable", [system]: "readable" }),
+      }),
+    ).toEqual({
       dataDir: system,
       note: `the system agent's (your own data dir ${own} has no agent state)`,
     });
@@ -117,8 +192,18 @@ describe("which data dir `status` reads", () => {
 
   it("keeps their own data dir when it has agent state, when one was given, or when there is no system agent", async () => {
     const everything = probeOf({ [`${own}/machine-id`]: "readable", [`${system}/status.json`]: "readable" });
-    expect(await chooseStatusDataDir(own, { dataDirGiven: false, systemDataDir: system, probe: everything })).toEqual({ dataDir: own });
-    expect(await chooseStatusDataDir(own, { dataDirGiven: true, systemDataDir: system, probe: probeOf({ [`${system}/status.json`]: "readable" }) })).toEqual({ dataDir: own });
-    expect(await chooseStatusDataDir(own, { dataDirGiven: false, systemDataDir: system, probe: probeOf({}) })).toEqual({ dataDir: own });
+    expect(await chooseStatusDataDir(own, { dataDirGiven: false, systemDataDir: system, probe: everything })).toEqual({
+      dataDir: own,
+    });
+    expect(
+      await chooseStatusDataDir(own, {
+        dataDirGiven: true,
+        systemDataDir: system,
+        probe: probeOf({ [`${system}/status.json`]: "readable" }),
+      }),
+    ).toEqual({ dataDir: own });
+    expect(await chooseStatusDataDir(own, { dataDirGiven: false, systemDataDir: system, probe: probeOf({}) })).toEqual({
+      dataDir: own,
+    });
   });
 });

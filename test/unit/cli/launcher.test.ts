@@ -2,9 +2,16 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createLogger } from "../../../src/runtime/logger.ts";
 import { LAUNCHER_ENV, launchInstalledVersion } from "../../../src/cli/launcher.ts";
-import { binaryPathFor, readUpdateState, updatePaths, writeUpdateState, EMPTY_UPDATE_STATE, type UpdateState } from "../../../src/update/update-state.ts";
+import { createLogger } from "../../../src/runtime/logger.ts";
+import {
+  binaryPathFor,
+  EMPTY_UPDATE_STATE,
+  readUpdateState,
+  type UpdateState,
+  updatePaths,
+  writeUpdateState,
+} from "../../../src/update/update-state.ts";
 
 const logger = createLogger({ level: "silent" });
 let dataDir: string;
@@ -23,7 +30,17 @@ async function stageTrial(version: string, contents = "binary"): Promise<UpdateS
   await writeFile(path, contents, { mode: 0o755 });
   const state: UpdateState = {
     ...EMPTY_UPDATE_STATE,
-    trial: { version, path, sha256: "b".repeat(64), size: Buffer.byteLength(contents), startedAt: new Date(NOW).toISOString(), launches: 0, previous: null, fromVersion: "1.0.0", causationId: null },
+    trial: {
+      version,
+      path,
+      sha256: "b".repeat(64),
+      size: Buffer.byteLength(contents),
+      startedAt: new Date(NOW).toISOString(),
+      launches: 0,
+      previous: null,
+      fromVersion: "1.0.0",
+      causationId: null,
+    },
   };
   await writeUpdateState(paths, state);
   return state;
@@ -57,7 +74,14 @@ describe("the launcher in `edge-agent run`", () => {
 
   it("rolls back at once when the trial cannot even start (wrong format), and runs the packaged binary", async () => {
     await stageTrial("1.1.0");
-    await launchInstalledVersion({ dataDir, selfVersion: "1.0.0", args: ["run"], logger, now: () => NOW + 1_000, exec: () => Promise.reject(new Error("ENOEXEC, Exec format error")) });
+    await launchInstalledVersion({
+      dataDir,
+      selfVersion: "1.0.0",
+      args: ["run"],
+      logger,
+      now: () => NOW + 1_000,
+      exec: () => Promise.reject(new Error("ENOEXEC, Exec format error")),
+    });
     const state = await readUpdateState(updatePaths(dataDir));
     expect(state.trial).toBeNull();
     expect(state.rolledBack[0]?.reason).toMatch(/Exec format error/);
@@ -68,15 +92,30 @@ describe("the launcher in `edge-agent run`", () => {
     await stageTrial("1.1.0");
     await writeFile(binaryPathFor(updatePaths(dataDir), "1.1.0"), "tampered with, longer");
     let ran = false;
-    await launchInstalledVersion({ dataDir, selfVersion: "1.0.0", args: ["run"], logger, now: () => NOW + 1_000, exec: () => ((ran = true), new Promise<never>(() => undefined)) });
+    await launchInstalledVersion({
+      dataDir,
+      selfVersion: "1.0.0",
+      args: ["run"],
+      logger,
+      now: () => NOW + 1_000,
+      exec: () => ((ran = true), new Promise<never>(() => undefined)),
+    });
     expect(ran).toBe(false);
-    expect((await readUpdateState(updatePaths(dataDir))).rolledBack[0]?.reason).toMatch(/not the 6 it had when verified/);
+    expect((await readUpdateState(updatePaths(dataDir))).rolledBack[0]?.reason).toMatch(
+      /not the 6 it had when verified/,
+    );
   });
 
   it("runs the packaged binary when the update state is damaged, and leaves the file for a person to read", async () => {
     await mkdir(updatePaths(dataDir).root, { recursive: true });
     await writeFile(updatePaths(dataDir).stateFile, "{ not json");
-    await launchInstalledVersion({ dataDir, selfVersion: "1.0.0", args: ["run"], logger, exec: () => Promise.reject(new Error("must not run")) });
+    await launchInstalledVersion({
+      dataDir,
+      selfVersion: "1.0.0",
+      args: ["run"],
+      logger,
+      exec: () => Promise.reject(new Error("must not run")),
+    });
     expect(await readFile(updatePaths(dataDir).stateFile, "utf8")).toBe("{ not json");
   });
 
@@ -84,7 +123,13 @@ describe("the launcher in `edge-agent run`", () => {
     await stageTrial("1.1.0");
     process.env[LAUNCHER_ENV] = JSON.stringify(["/usr/bin/edge-agent"]);
     try {
-      await launchInstalledVersion({ dataDir, selfVersion: "1.1.0", args: ["run"], logger, exec: () => Promise.reject(new Error("must not run")) });
+      await launchInstalledVersion({
+        dataDir,
+        selfVersion: "1.1.0",
+        args: ["run"],
+        logger,
+        exec: () => Promise.reject(new Error("must not run")),
+      });
     } finally {
       delete process.env[LAUNCHER_ENV];
     }

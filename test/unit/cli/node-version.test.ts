@@ -8,7 +8,9 @@ describe("the Node version check of `node src/cli/main.ts`", () => {
     expect(nodeVersionProblem("20.20.2", "24.0.0")).toBe(
       "edge-agent needs Node 24.0.0 or newer, and this is Node 20.20.2; npm start and npm run agent use the project's pinned Node (run npm install first), or install the packaged edge-agent",
     );
-    expect(nodeVersionProblem("v23.11.0", "24.0.0")).toMatch(/^edge-agent needs Node 24\.0\.0 or newer, and this is Node 23\.11\.0;/);
+    expect(nodeVersionProblem("v23.11.0", "24.0.0")).toMatch(
+      /^edge-agent needs Node 24\.0\.0 or newer, and this is Node 23\.11\.0;/,
+    );
     expect(nodeVersionProblem("24.0.0", "24.1.0")).not.toBeNull();
     expect(nodeVersionProblem("24.1.0", "24.0.9")).toBeNull();
     expect(nodeVersionProblem("24.0.0", "24.0.0")).toBeNull();
@@ -17,7 +19,11 @@ describe("the Node version check of `node src/cli/main.ts`", () => {
   });
 
   it("needs what package.json's engines say", () => {
-    const engines = (JSON.parse(readFileSync(resolve(import.meta.dirname, "../../../package.json"), "utf8")) as { engines: { node: string } }).engines.node;
+    const engines = (
+      JSON.parse(readFileSync(resolve(import.meta.dirname, "../../../package.json"), "utf8")) as {
+        engines: { node: string };
+      }
+    ).engines.node;
     expect(engines).toBe(`>=${MINIMUM_NODE_VERSION.replace(/\.0\.0$/, "")}`);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { anySubjectMatcher, subjectMatcher, SubjectPatternError } from "../../../src/cli/subject-pattern.ts";
+import { anySubjectMatcher, SubjectPatternError, subjectMatcher } from "../../../src/cli/subject-pattern.ts";
 
 describe("NATS subject patterns", () => {
   it.each([

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
   ClientConnectionEvent,
+  ConfigStatus,
   DownloadConfiguration,
   InstalledAgentMessage,
   MachinePinotMessage,
   ToolConnectionMessage,
   ToolInstallationMessage,
-  ConfigStatus,
   ToolInstallationStatus,
 } from "../../../src/contracts/index.ts";
 
@@ -41,7 +41,9 @@ describe("ToolInstallationMessage", () => {
     const message = ToolInstallationMessage.parse(JSON.parse(jacksonToolInstallation));
     expect(message.downloadConfigurations.map((config) => config.os)).toEqual(["windows", "linux"]);
     expect(message.downloadConfigurations[1]?.agentFileName).toBe("meshagent");
-    expect(message.downloadConfigurations[1]?.sha256).toBe("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+    expect(message.downloadConfigurations[1]?.sha256).toBe(
+      "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+    );
     expect(message.runCommandArgs).toEqual([]);
     expect(message.reinstall).toBe(false);
     expect(message.assets[0]?.localFilenameConfiguration[0]?.os).toBe("linux");
@@ -72,23 +74,57 @@ describe("messages the agent sends", () => {
   });
 
   it("round-trips ClientConnectionEvent, and a stock OpenFrame body without our additions still reads", () => {
-    const ours = { timestamp: "2026-11-22T10:00:00.000Z", client: { name: "m-1" }, type: "DISCONNECT", server: "nats://h:4222", reason: "connection lost" };
+    const ours = {
+      timestamp: "2026-11-22T10:00:00.000Z",
+      client: { name: "m-1" },
+      type: "DISCONNECT",
+      server: "nats://h:4222",
+      reason: "connection lost",
+    };
     expect(ClientConnectionEvent.parse(ours)).toEqual(ours);
-    expect(ClientConnectionEvent.parse({ timestamp: "2026-11-22T10:00:00Z", client: { name: "m-1" } }).client.name).toBe("m-1");
+    expect(
+      ClientConnectionEvent.parse({ timestamp: "2026-11-22T10:00:00Z", client: { name: "m-1" } }).client.name,
+    ).toBe("m-1");
     expect(ClientConnectionEvent.safeParse({ timestamp: "yesterday", client: { name: "m-1" } }).success).toBe(false);
     expect(ClientConnectionEvent.safeParse({ ...ours, type: "HELLO" }).success).toBe(false);
   });
 
   it("reads ToolConnectionMessage with and without our optional fields", () => {
     expect(ToolConnectionMessage.parse({ toolType: "MESHCENTRAL", agentToolId: "node//abc" }).state).toBeUndefined();
-    expect(ToolConnectionMessage.parse({ toolType: "MESHCENTRAL", agentToolId: "x", state: "CONNECTED", checkedAt: "2026-11-22T10:00:00Z", detail: null }).state).toBe("CONNECTED");
+    expect(
+      ToolConnectionMessage.parse({
+        toolType: "MESHCENTRAL",
+        agentToolId: "x",
+        state: "CONNECTED",
+        checkedAt: "2026-11-22T10:00:00Z",
+        detail: null,
+      }).state,
+    ).toBe("CONNECTED");
   });
 
   it("validates MachinePinotMessage, ToolInstallationStatus and ConfigStatus", () => {
-    const pinot = MachinePinotMessage.parse({ tenantId: null, machineId: "m-1", organizationId: "o", deviceType: "DESKTOP", status: "ONLINE", osType: "LINUX", tags: null, tagKeyValues: ["site:lab"], ingestionTime: 1_763_800_000_000 });
+    const pinot = MachinePinotMessage.parse({
+      tenantId: null,
+      machineId: "m-1",
+      organizationId: "o",
+      deviceType: "DESKTOP",
+      status: "ONLINE",
+      osType: "LINUX",
+      tags: null,
+      tagKeyValues: ["site:lab"],
+      ingestionTime: 1_763_800_000_000,
+    });
     expect(pinot.tags).toEqual([]);
-    expect(ToolInstallationStatus.safeParse({ toolAgentId: "t", state: "INSTALLED", timestamp: "2026-11-22T10:00:00Z" }).success).toBe(true);
-    expect(ToolInstallationStatus.safeParse({ toolAgentId: "t", state: "DONE", timestamp: "2026-11-22T10:00:00Z" }).success).toBe(false);
-    expect(ConfigStatus.safeParse({ revision: 3, status: "ROLLED_BACK", error: "boom", timestamp: "2026-11-22T10:00:00Z" }).success).toBe(true);
+    expect(
+      ToolInstallationStatus.safeParse({ toolAgentId: "t", state: "INSTALLED", timestamp: "2026-11-22T10:00:00Z" })
+        .success,
+    ).toBe(true);
+    expect(
+      ToolInstallationStatus.safeParse({ toolAgentId: "t", state: "DONE", timestamp: "2026-11-22T10:00:00Z" }).success,
+    ).toBe(false);
+    expect(
+      ConfigStatus.safeParse({ revision: 3, status: "ROLLED_BACK", error: "boom", timestamp: "2026-11-22T10:00:00Z" })
+        .success,
+    ).toBe(true);
   });
 });

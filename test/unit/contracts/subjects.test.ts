@@ -38,15 +38,26 @@ describe("subjects", () => {
         return null;
       })();
       expect(error).toBeInstanceOf(ReservedMachineIdError);
-      expect(error).toMatchObject({ code: "EDGE_RESERVED_MACHINE_ID", message: expect.stringMatching(/"all" is reserved: machine.all.\* subjects are fleet-wide/) });
+      expect(error).toMatchObject({
+        code: "EDGE_RESERVED_MACHINE_ID",
+        message: expect.stringMatching(/"all" is reserved: machine.all.\* subjects are fleet-wide/),
+      });
     }
     expect(machineSubjects("All").heartbeat).toBe("machine.All.heartbeat");
   });
 
   it("names each machine's consumers by one template, each bound to one filter", () => {
     const consumers = machineConsumers("m1");
-    expect(consumers.toolUpdate).toEqual({ stream: "TOOL_UPDATE", name: "machine_m1_tool-update_consumer", filterSubject: "machine.all.tool.*.update" });
-    expect(consumers.configMachine).toEqual({ stream: "KV_agent-config", name: "machine_m1_config_consumer", filterSubject: "$KV.agent-config.machine.m1" });
+    expect(consumers.toolUpdate).toEqual({
+      stream: "TOOL_UPDATE",
+      name: "machine_m1_tool-update_consumer",
+      filterSubject: "machine.all.tool.*.update",
+    });
+    expect(consumers.configMachine).toEqual({
+      stream: "KV_agent-config",
+      name: "machine_m1_config_consumer",
+      filterSubject: "$KV.agent-config.machine.m1",
+    });
     expect(consumers.toolInstallation.name).toBe(machineSubjects("m1").toolInstallationConsumer);
     // No purpose holds '_': ids may, and the names of two machines must never coincide.
     for (const binding of Object.values(consumers)) expect(binding.name).toMatch(/^machine_m1_[a-z-]+_consumer$/);
@@ -56,26 +67,42 @@ describe("subjects", () => {
   });
 
   it("lists streams whose subjects never overlap (JetStream refuses overlaps)", () => {
-    const all = PLATFORM_STREAMS.flatMap((stream) => stream.subjects.map((subject) => ({ stream: stream.name, subject })));
+    const all = PLATFORM_STREAMS.flatMap((stream) =>
+      stream.subjects.map((subject) => ({ stream: stream.name, subject })),
+    );
     const overlaps = (a: string, b: string): boolean => {
       const left = a.split(".");
       const right = b.split(".");
       if (left.length !== right.length) return false;
       return left.every((token, index) => token === "*" || right[index] === "*" || token === right[index]);
     };
-    for (const a of all) for (const b of all) if (a !== b && a.stream !== b.stream) expect(overlaps(a.subject, b.subject), `${a.subject} vs ${b.subject}`).toBe(false);
+    for (const a of all)
+      for (const b of all)
+        if (a !== b && a.stream !== b.stream)
+          expect(overlaps(a.subject, b.subject), `${a.subject} vs ${b.subject}`).toBe(false);
   });
 });
 
 describe("event headers", () => {
   it("carries every DESIGN.md header, with Nats-Msg-Id equal to the event id", () => {
     const headers = new Map(
-      eventHeaderEntries({ eventId: "e1", eventType: "hostname", machineId: "m1", timestamp: "t", correlationId: "c1", causationId: "cmd-9", schemaVersion: "1", sequence: 7 }),
+      eventHeaderEntries({
+        eventId: "e1",
+        eventType: "hostname",
+        machineId: "m1",
+        timestamp: "t",
+        correlationId: "c1",
+        causationId: "cmd-9",
+        schemaVersion: "1",
+        sequence: 7,
+      }),
     );
     expect(headers.get("Nats-Msg-Id")).toBe("e1");
     expect(headers.get("X-Event-ID")).toBe("e1");
     expect(headers.get("X-Sequence")).toBe("7");
     expect(headers.get("X-Causation-ID")).toBe("cmd-9");
-    expect([...headers.keys()]).toEqual(expect.arrayContaining(["X-Event-Type", "X-Machine-ID", "X-Timestamp", "X-Correlation-ID", "X-Schema-Version"]));
+    expect([...headers.keys()]).toEqual(
+      expect.arrayContaining(["X-Event-Type", "X-Machine-ID", "X-Timestamp", "X-Correlation-ID", "X-Schema-Version"]),
+    );
   });
 });

@@ -20,12 +20,21 @@ describe("EventSink.emit typing", () => {
     await sink.emit({ type: EventType.hostname, body: { hostname: "h1" } });
     // @ts-expect-error a hostname event's body has `hostname`, not `name`
     await sink.emit({ type: EventType.hostname, body: { name: "h1" } });
-    // @ts-expect-error a config status's `status` is one of APPLIED, REJECTED, ROLLED_BACK
-    await sink.emit({ type: EventType.configStatus, body: { revision: 1, status: "DONE", error: null, timestamp: "2024-01-01T00:00:00Z" } });
+    await sink.emit({
+      type: EventType.configStatus,
+      // @ts-expect-error a config status's `status` is one of APPLIED, REJECTED, ROLLED_BACK
+      body: { revision: 1, status: "DONE", error: null, timestamp: "2024-01-01T00:00:00Z" },
+    });
     // @ts-expect-error the body of one type is not the body of another
     await sink.emit({ type: EventType.clientUpdateStatus, body: { hostname: "h1" } });
     // @ts-expect-error an unknown body is not a body of any type
     await sink.emit({ type: EventType.telemetry, body: JSON.parse("{}") as unknown });
-    expect(emitted.map((event) => event.type)).toEqual([EventType.hostname, EventType.hostname, EventType.configStatus, EventType.clientUpdateStatus, EventType.telemetry]);
+    expect(emitted.map((event) => event.type)).toEqual([
+      EventType.hostname,
+      EventType.hostname,
+      EventType.configStatus,
+      EventType.clientUpdateStatus,
+      EventType.telemetry,
+    ]);
   });
 });

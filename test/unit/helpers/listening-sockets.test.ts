@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { listeningSocketsOf, parseListeningSockets } from "../../helpers/listening-sockets.ts";
 
@@ -21,7 +21,9 @@ const TCP6 = `  sl  local_address                         remote_address        
 `;
 
 const summary = (table: string, inodes?: ReadonlySet<string>) =>
-  parseListeningSockets(table, inodes, true).map(({ address, port, loopback }) => `${address} ${port} ${loopback ? "loopback" : "exposed"}`);
+  parseListeningSockets(table, inodes, true).map(
+    ({ address, port, loopback }) => `${address} ${port} ${loopback ? "loopback" : "exposed"}`,
+  );
 
 describe("parseListeningSockets", () => {
   it("decodes the IPv4 LISTEN rows and tells loopback from the rest", () => {
@@ -29,7 +31,12 @@ describe("parseListeningSockets", () => {
   });
 
   it("decodes the IPv6 LISTEN rows: the wildcard, ::1, IPv4-mapped loopback, a link-local address", () => {
-    expect(summary(TCP6)).toEqual([":: 8080 exposed", "::1 8081 loopback", "::ffff:127.0.0.1 43185 loopback", "fe80::1 8082 exposed"]);
+    expect(summary(TCP6)).toEqual([
+      ":: 8080 exposed",
+      "::1 8081 loopback",
+      "::ffff:127.0.0.1 43185 loopback",
+      "fe80::1 8082 exposed",
+    ]);
   });
 
   it("keeps only the rows whose inode is given", () => {
@@ -37,11 +44,15 @@ describe("parseListeningSockets", () => {
   });
 
   it("reads the words in the byte order they were printed in", () => {
-    expect(parseListeningSockets(TCP, new Set(["2653649"]), false).map(({ address }) => address)).toEqual(["1.0.0.127"]);
+    expect(parseListeningSockets(TCP, new Set(["2653649"]), false).map(({ address }) => address)).toEqual([
+      "1.0.0.127",
+    ]);
   });
 
   it("refuses an address that is not /proc's hex", () => {
-    expect(() => parseListeningSockets(`header\n 0: 7F00:0050 00000000:0000 0A 0 0 0 0 0 5\n`)).toThrow(/not a \/proc\/net\/tcp address/);
+    expect(() => parseListeningSockets(`header\n 0: 7F00:0050 00000000:0000 0A 0 0 0 0 0 5\n`)).toThrow(
+      /not a \/proc\/net\/tcp address/,
+    );
   });
 });
 
@@ -55,7 +66,9 @@ describe("listeningSocketsOf", () => {
     try {
       const { port } = server.address() as AddressInfo;
       const sockets = await listeningSocketsOf(process.pid);
-      expect(sockets.filter((socket) => socket.port === port)).toMatchObject([{ address: "127.0.0.1", loopback: true }]);
+      expect(sockets.filter((socket) => socket.port === port)).toMatchObject([
+        { address: "127.0.0.1", loopback: true },
+      ]);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }

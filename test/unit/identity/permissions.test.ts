@@ -1,7 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { machineConsumers, machineSubjects, ReservedMachineIdError, UnsafeSubjectTokenError } from "../../../src/contracts/index.ts";
 import { permissionsCommand } from "../../../src/cli/permissions-command.ts";
-import { agentPermissions, InboxPrefixError, inboxPrefixOf, toJwtPermissions, type NatsServerPermissions } from "../../../src/identity/permissions.ts";
+import {
+  machineConsumers,
+  machineSubjects,
+  ReservedMachineIdError,
+  UnsafeSubjectTokenError,
+} from "../../../src/contracts/index.ts";
+import {
+  agentPermissions,
+  InboxPrefixError,
+  inboxPrefixOf,
+  type NatsServerPermissions,
+  toJwtPermissions,
+} from "../../../src/identity/permissions.ts";
 
 /** Whether some subject matches both patterns (NATS wildcards: `*` one token, `>` the rest). */
 function overlaps(left: string, right: string): boolean {
@@ -17,26 +28,33 @@ function overlaps(left: string, right: string): boolean {
   return true;
 }
 
-const allowed = (permissions: NatsServerPermissions): string[] => [...permissions.publish.allow, ...permissions.subscribe.allow];
+const allowed = (permissions: NatsServerPermissions): string[] => [
+  ...permissions.publish.allow,
+  ...permissions.subscribe.allow,
+];
 
 describe("agentPermissions", () => {
   const a = agentPermissions("m-a");
 
   it("lets a machine publish its own events, read its own keys and run its own consumers, by exact names", () => {
-    expect(a.publish.allow).toEqual(expect.arrayContaining([
-      "machine.m-a.telemetry",
-      "machine.m-a.heartbeat",
-      "machine.m-a.tool-installation.status",
-      "machine.m-a.config.status",
-      "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.machine.m-a",
-      "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.defaults",
-      "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer.machine.m-a.tool-installation",
-      "$JS.API.CONSUMER.CREATE.TOOL_UPDATE.machine_m-a_tool-update_consumer.machine.all.tool.*.update",
-      "$JS.API.CONSUMER.CREATE.KV_agent-config.machine_m-a_config_consumer.$KV.agent-config.machine.m-a",
-      "$JS.API.CONSUMER.MSG.NEXT.CLIENT_UPDATE.machine_m-a_client-update-all_consumer",
-      "$JS.ACK.CONFIG_PUSH.machine_m-a_download-configuration_consumer.>",
-    ]));
-    expect(a.subscribe.allow).toEqual(expect.arrayContaining(["_INBOX_m-a.>", "machine.m-a.rpc.health", "$SRV.PING.edge-agent"]));
+    expect(a.publish.allow).toEqual(
+      expect.arrayContaining([
+        "machine.m-a.telemetry",
+        "machine.m-a.heartbeat",
+        "machine.m-a.tool-installation.status",
+        "machine.m-a.config.status",
+        "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.machine.m-a",
+        "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.defaults",
+        "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer.machine.m-a.tool-installation",
+        "$JS.API.CONSUMER.CREATE.TOOL_UPDATE.machine_m-a_tool-update_consumer.machine.all.tool.*.update",
+        "$JS.API.CONSUMER.CREATE.KV_agent-config.machine_m-a_config_consumer.$KV.agent-config.machine.m-a",
+        "$JS.API.CONSUMER.MSG.NEXT.CLIENT_UPDATE.machine_m-a_client-update-all_consumer",
+        "$JS.ACK.CONFIG_PUSH.machine_m-a_download-configuration_consumer.>",
+      ]),
+    );
+    expect(a.subscribe.allow).toEqual(
+      expect.arrayContaining(["_INBOX_m-a.>", "machine.m-a.rpc.health", "$SRV.PING.edge-agent"]),
+    );
     expect(a.allow_responses).toEqual({ max: 1, expires: "1m" });
   });
 
@@ -59,13 +77,23 @@ describe("agentPermissions", () => {
       "$JS.API.INFO",
       "_INBOX.abc",
     ];
-    for (const subject of forbidden) expect(a.publish.allow.filter((pattern) => overlaps(pattern, subject)), subject).toEqual([]);
-    expect(a.subscribe.allow.filter((pattern) => overlaps(pattern, "_INBOX.abc.1") || overlaps(pattern, "$KV.agent-config.defaults"))).toEqual([]);
+    for (const subject of forbidden)
+      expect(
+        a.publish.allow.filter((pattern) => overlaps(pattern, subject)),
+        subject,
+      ).toEqual([]);
+    expect(
+      a.subscribe.allow.filter(
+        (pattern) => overlaps(pattern, "_INBOX.abc.1") || overlaps(pattern, "$KV.agent-config.defaults"),
+      ),
+    ).toEqual([]);
     expect(a.publish.deny).toEqual(expect.arrayContaining(["machine.all.>", "$KV.>"]));
   });
 
   it("never lets a machine publish where it subscribes (a message to itself would let it answer to any reply subject)", () => {
-    for (const publish of a.publish.allow) for (const subscribe of a.subscribe.allow) expect(overlaps(publish, subscribe), `${publish} / ${subscribe}`).toBe(false);
+    for (const publish of a.publish.allow)
+      for (const subscribe of a.subscribe.allow)
+        expect(overlaps(publish, subscribe), `${publish} / ${subscribe}`).toBe(false);
   });
 
   it.each([
@@ -79,10 +107,16 @@ describe("agentPermissions", () => {
     const one = agentPermissions(first);
     const other = agentPermissions(second);
     // What both may do by design: read the same fleet-wide stream subjects through their own consumers, and the discovery subjects.
-    const sharedByDesign = (pattern: string): boolean => pattern.startsWith("$SRV.") || pattern === "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.defaults";
-    const theirs = [...allowed(other), ...Object.values(machineSubjects(second)), ...Object.values(machineConsumers(second)).map((binding) => binding.name)];
+    const sharedByDesign = (pattern: string): boolean =>
+      pattern.startsWith("$SRV.") || pattern === "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.defaults";
+    const theirs = [
+      ...allowed(other),
+      ...Object.values(machineSubjects(second)),
+      ...Object.values(machineConsumers(second)).map((binding) => binding.name),
+    ];
     for (const mine of allowed(one).filter((pattern) => !sharedByDesign(pattern))) {
-      for (const pattern of theirs.filter((each) => !sharedByDesign(each))) expect(overlaps(mine, pattern), `${first}: ${mine} / ${second}: ${pattern}`).toBe(false);
+      for (const pattern of theirs.filter((each) => !sharedByDesign(each)))
+        expect(overlaps(mine, pattern), `${first}: ${mine} / ${second}: ${pattern}`).toBe(false);
     }
   });
 
@@ -117,6 +151,8 @@ describe("agentPermissions", () => {
     expect(text).toContain('"site.m-a.>"');
     expect(text).toContain('"resp": {');
     expect(text).toMatch(/max_control_line/);
-    expect(() => permissionsCommand([], { json: true }, () => undefined)).toThrow(/usage: edge-agent permissions <machineId>/);
+    expect(() => permissionsCommand([], { json: true }, () => undefined)).toThrow(
+      /usage: edge-agent permissions <machineId>/,
+    );
   });
 });

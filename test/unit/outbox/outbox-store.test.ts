@@ -1,12 +1,12 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { openOutbox, type Outbox } from "../../../src/outbox/index.ts";
+import { type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import type { Clock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
-import { waitFor } from "../../helpers/wait-for.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 function fakeClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Clock & { advance(ms: number): void } {
   let nowMs = startMs;
@@ -38,7 +38,8 @@ describe("outbox storage", () => {
     const dataDir = scratchDir("ea-outbox-");
     const outbox = make(dataDir, { maxBytes: 20_000 });
     for (let index = 0; index < 10; index++) outbox.append(testEvent(index, { eventClass: "state", bodyBytes: 500 }));
-    for (let index = 0; index < 60; index++) outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
+    for (let index = 0; index < 60; index++)
+      outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
     const stats = outbox.stats();
     expect(stats.pendingBytes).toBeLessThanOrEqual(20_000);
     expect(stats.evictedState).toBe(0);
@@ -70,7 +71,8 @@ describe("outbox storage", () => {
     const clock = fakeClock();
     const dataDir = scratchDir("ea-outbox-");
     const outbox = make(dataDir, { maxAgeMs: 60_000, clock });
-    for (let index = 0; index < 10; index++) outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
+    for (let index = 0; index < 10; index++)
+      outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
     const tried: number[] = [];
     outbox.start({
       publish: async (_subject, _payload, headers) => {

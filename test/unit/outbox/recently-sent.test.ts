@@ -19,7 +19,11 @@ describe("the outbox's record of recently sent events", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "ea-sent-"));
     dirs.push(dataDir);
     const store = new OutboxStore(join(dataDir, OUTBOX_FILE), "normal");
-    const entries: StoredOutboxEntry[] = Array.from({ length: count }, (_, index) => ({ ...testEvent(index), sequence: index + 1, createdAtMs: 1_000 + index }));
+    const entries: StoredOutboxEntry[] = Array.from({ length: count }, (_, index) => ({
+      ...testEvent(index),
+      sequence: index + 1,
+      createdAtMs: 1_000 + index,
+    }));
     store.insert(entries, count);
     return { store, dataDir };
   };
@@ -28,13 +32,25 @@ describe("the outbox's record of recently sent events", () => {
     const total = RECENTLY_SENT_LIMIT + 150;
     const { store, dataDir } = storeWith(total);
     // Settled out of order, as a retried batch is: 2..total first, 1 last.
-    store.settle(Array.from({ length: total - 1 }, (_, index) => index + 2), [], noCounters, 5_000);
+    store.settle(
+      Array.from({ length: total - 1 }, (_, index) => index + 2),
+      [],
+      noCounters,
+      5_000,
+    );
     store.settle([1], [], noCounters, 6_000);
     const reader = new OutboxReader(dataDir);
     try {
       const sent = reader.sentAfter(0, 10_000).entries;
       expect(sent).toHaveLength(RECENTLY_SENT_LIMIT);
-      expect(sent.at(-1)).toMatchObject({ state: "sent", sequence: 1, settledAtMs: 6_000, createdAtMs: 1_000, eventType: "telemetry", subject: "machine.m1.telemetry" });
+      expect(sent.at(-1)).toMatchObject({
+        state: "sent",
+        sequence: 1,
+        settledAtMs: 6_000,
+        createdAtMs: 1_000,
+        eventType: "telemetry",
+        subject: "machine.m1.telemetry",
+      });
       expect(sent[0]?.sequence).toBe(total - RECENTLY_SENT_LIMIT + 2);
       expect(sent[0]?.summary.startsWith('{"index":')).toBe(true);
       expect(reader.pendingAfter(0, 10).entries).toEqual([]);
@@ -50,7 +66,11 @@ describe("the outbox's record of recently sent events", () => {
     store.settle([1], [{ entry: refused, reason: "permissions violation", failedAtMs: 7_000 }], noCounters, 5_000);
     const reader = new OutboxReader(dataDir);
     try {
-      const listed = reader.consistently(() => [...reader.sentAfter(0, 10).entries, ...reader.deadLettersAfter(0, 10).entries, ...reader.pendingAfter(0, 10).entries]);
+      const listed = reader.consistently(() => [
+        ...reader.sentAfter(0, 10).entries,
+        ...reader.deadLettersAfter(0, 10).entries,
+        ...reader.pendingAfter(0, 10).entries,
+      ]);
       expect(listed.map((entry) => [entry.state, entry.sequence])).toEqual([
         ["sent", 1],
         ["dead-letter", 3],

@@ -1,14 +1,26 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { openOutbox, type Outbox } from "../../../src/outbox/index.ts";
-import { restartSequence, SequenceFloor, type FloorRecord, type RestartFacts } from "../../../src/outbox/sequence-floor.ts";
+import { type Outbox, openOutbox } from "../../../src/outbox/index.ts";
+import {
+  type FloorRecord,
+  type RestartFacts,
+  restartSequence,
+  SequenceFloor,
+} from "../../../src/outbox/sequence-floor.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 
-const record = (state: FloorRecord["state"], bootId: string | null = "boot-1"): FloorRecord => ({ generation: 7, base: 100, reserved: 1_100, state, settledThrough: 0, bootId });
+const record = (state: FloorRecord["state"], bootId: string | null = "boot-1"): FloorRecord => ({
+  generation: 7,
+  base: 100,
+  reserved: 1_100,
+  state,
+  settledThrough: 0,
+  bootId,
+});
 const facts = (change: Partial<RestartFacts>): RestartFacts => ({
   record: null,
   legacyFloor: null,
@@ -31,8 +43,12 @@ describe("where the sequence continues after a stop or a crash", () => {
     expect(restartSequence(facts({ record: record("running"), bootId: "boot-2", durability: "full" }))).toBe(150);
     expect(restartSequence(facts({ record: record("running", null), bootId: null }))).toBe(1_100);
     // The database is gone or cannot be opened: only the floor tells.
-    expect(restartSequence(facts({ record: record("running"), database: "lost", databaseLastSequence: 0 }))).toBe(1_100);
-    expect(restartSequence(facts({ record: record("running"), database: "unavailable", databaseLastSequence: 0 }))).toBe(1_100);
+    expect(restartSequence(facts({ record: record("running"), database: "lost", databaseLastSequence: 0 }))).toBe(
+      1_100,
+    );
+    expect(
+      restartSequence(facts({ record: record("running"), database: "unavailable", databaseLastSequence: 0 })),
+    ).toBe(1_100);
     // The file of earlier versions held one number, rewritten every 10,000.
     expect(restartSequence(facts({ legacyFloor: 120 }))).toBe(150);
     expect(restartSequence(facts({ legacyFloor: 120, database: "lost", databaseLastSequence: 0 }))).toBe(10_120);
@@ -74,7 +90,10 @@ describe("the sequence floor file", () => {
     expect(outbox.append(testEvent(0)).sequence).toBe(30_001);
     await outbox.stop();
     expect(statSync(join(dataDir, "outbox.sequence")).size).toBe(2 * SequenceFloor.SLOT_BYTES);
-    expect(new SequenceFloor(join(dataDir, "outbox.sequence"), null).read().record).toMatchObject({ state: "clean", base: 30_001 });
+    expect(new SequenceFloor(join(dataDir, "outbox.sequence"), null).read().record).toMatchObject({
+      state: "clean",
+      base: 30_001,
+    });
   });
 
   it("never hands out again the numbers of events that were only in memory when the process died", async () => {

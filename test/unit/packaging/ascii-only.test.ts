@@ -15,6 +15,12 @@ describe("asciiOnly: the single executable's bundle in ASCII", () => {
     const escaped = asciiOnly(source);
     expect(/[^\x00-\x7f]/.test(escaped)).toBe(false);
     expect(runInNewContext(escaped)).toEqual(runInNewContext(source));
-    expect(runInNewContext(escaped)).toEqual({ label: "µs °C — 日本 🚀", template: "µs °C — 日本 🚀 ✓", unit: "µs", degrees: "21", cafe: "ok" });
+    expect(runInNewContext(escaped)).toEqual({
+      label: "µs °C — 日本 🚀",
+      template: "µs °C — 日本 🚀 ✓",
+      unit: "µs",
+      degrees: "21",
+      cafe: "ok",
+    });
   });
 });

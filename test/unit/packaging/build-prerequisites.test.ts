@@ -3,7 +3,12 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BUILD_TOOLS, findMissingTools, MissingBuildToolError, requireBuildTools } from "../../../scripts/build-prerequisites.ts";
+import {
+  BUILD_TOOLS,
+  findMissingTools,
+  MissingBuildToolError,
+  requireBuildTools,
+} from "../../../scripts/build-prerequisites.ts";
 
 const scriptsDir = new URL("../../../scripts/", import.meta.url).pathname;
 const scratchDirs: string[] = [];
@@ -40,7 +45,9 @@ describe("build prerequisites", () => {
     const notExecutable = pathWith({ strip: { executable: false } });
     const withDirectory = pathWith({});
     mkdirSync(join(withDirectory, "strip"));
-    expect(findMissingTools([BUILD_TOOLS.strip], [notExecutable, withDirectory].join(delimiter))).toEqual([BUILD_TOOLS.strip]);
+    expect(findMissingTools([BUILD_TOOLS.strip], [notExecutable, withDirectory].join(delimiter))).toEqual([
+      BUILD_TOOLS.strip,
+    ]);
   });
 
   it("names all missing tools at once, each package once", () => {
@@ -61,12 +68,22 @@ describe("build prerequisites", () => {
   it.each([
     ["build-prerequisites.ts", "npm run package: missing build tools: strip (Debian package binutils"],
     ["build-sea.ts", "build-sea: missing build tool: strip (Debian package binutils, for the single executable)"],
-    ["build-deb.ts", "build-deb: missing build tools: dpkg-deb (Debian package dpkg, for the .deb), xz (Debian package xz-utils"],
+    [
+      "build-deb.ts",
+      "build-deb: missing build tools: dpkg-deb (Debian package dpkg, for the .deb), xz (Debian package xz-utils",
+    ],
     ["build-bridge-deb.ts", "build-bridge-deb: missing build tools: dpkg-deb (Debian package dpkg"],
-    ["build-rpm.ts", "build-rpm: missing build tool: rpmbuild (Debian package rpm, for the .rpm); install with: apt-get install rpm"],
+    [
+      "build-rpm.ts",
+      "build-rpm: missing build tool: rpmbuild (Debian package rpm, for the .rpm); install with: apt-get install rpm",
+    ],
     ["build-msi.ts", "build-msi: missing build tools: wixl (Debian package wixl"],
   ])("%s exits 1 with one line naming the missing tool, no stack trace", (script, expected) => {
-    const run = spawnSync(process.execPath, [join(scriptsDir, script)], { env: { PATH: pathWith({}) }, encoding: "utf8", timeout: 30_000 });
+    const run = spawnSync(process.execPath, [join(scriptsDir, script)], {
+      env: { PATH: pathWith({}) },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
     expect(run.status, run.stderr).toBe(1);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);

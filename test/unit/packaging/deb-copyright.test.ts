@@ -6,11 +6,31 @@ import { assertDocLinksShipped, relativeLinks } from "../../../scripts/deb-packa
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 
 const contents: ExecutableContents = {
-  node: { name: "Node.js", version: "26.10.0", license: "MIT", licenseText: "Copyright Node.js contributors.\n\nPermission is hereby granted...\n" },
+  node: {
+    name: "Node.js",
+    version: "26.10.0",
+    license: "MIT",
+    licenseText: "Copyright Node.js contributors.\n\nPermission is hereby granted...\n",
+  },
   packages: [
-    { name: "@nats-io/nats-core", version: "3.4.0", license: "Apache-2.0", licenseText: "Apache License\nVersion 2.0\n" },
-    { name: "semver", version: "7.8.6", license: "ISC", licenseText: "The ISC License\r\n\r\n  Copyright (c) Isaac Z. Schlueter\r\n" },
-    { name: "zod", version: "4.6.7", license: "MIT", licenseText: "MIT License\n\nCopyright (c) 2025 Colin McDonnell\n" },
+    {
+      name: "@nats-io/nats-core",
+      version: "3.4.0",
+      license: "Apache-2.0",
+      licenseText: "Apache License\nVersion 2.0\n",
+    },
+    {
+      name: "semver",
+      version: "7.8.6",
+      license: "ISC",
+      licenseText: "The ISC License\r\n\r\n  Copyright (c) Isaac Z. Schlueter\r\n",
+    },
+    {
+      name: "zod",
+      version: "4.6.7",
+      license: "MIT",
+      licenseText: "MIT License\n\nCopyright (c) 2025 Colin McDonnell\n",
+    },
   ],
 };
 
@@ -66,7 +86,8 @@ describe("the .deb's copyright file", () => {
 
 describe("relative links of a shipped Markdown document", () => {
   it("are the links that are neither URLs nor anchors, without their fragment", () => {
-    const markdown = "See [design](../shared/DESIGN.md), [the unit](service-units/edge-agent.service#L3), [NATS](https://nats.io), [below](#troubleshooting) and [mail](mailto:a@b).";
+    const markdown =
+      "See [design](../shared/DESIGN.md), [the unit](service-units/edge-agent.service#L3), [NATS](https://nats.io), [below](#troubleshooting) and [mail](mailto:a@b).";
     expect(relativeLinks(markdown)).toEqual(["../shared/DESIGN.md", "service-units/edge-agent.service"]);
   });
 
@@ -76,7 +97,14 @@ describe("relative links of a shipped Markdown document", () => {
     writeFileSync(readme, "Contracts: [design](DESIGN.md); units: [unit](../../../../lib/systemd/system/x.service)\n");
     const doc = { source: readme, target: "usr/share/doc/x/README.md", mode: 0o644 };
     const unit = { source: readme, target: "lib/systemd/system/x.service", mode: 0o644 };
-    expect(() => assertDocLinksShipped({ name: "x", files: [doc, unit] })).toThrow(`${readme} links to DESIGN.md, which the x package does not ship`);
-    expect(() => assertDocLinksShipped({ name: "x", files: [doc, unit, { source: readme, target: "usr/share/doc/x/DESIGN.md", mode: 0o644 }] })).not.toThrow();
+    expect(() => assertDocLinksShipped({ name: "x", files: [doc, unit] })).toThrow(
+      `${readme} links to DESIGN.md, which the x package does not ship`,
+    );
+    expect(() =>
+      assertDocLinksShipped({
+        name: "x",
+        files: [doc, unit, { source: readme, target: "usr/share/doc/x/DESIGN.md", mode: 0o644 }],
+      }),
+    ).not.toThrow();
   });
 });

@@ -17,7 +17,9 @@ describe("the agent executable's V8 flags", () => {
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/tool`;
       const script = `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(typeof WebAssembly + " " + t))`;
-      const { stdout } = await promisify(execFile)(process.execPath, [...SEA_EXEC_ARGV, "-e", script], { timeout: 30_000 });
+      const { stdout } = await promisify(execFile)(process.execPath, [...SEA_EXEC_ARGV, "-e", script], {
+        timeout: 30_000,
+      });
       expect(stdout).toBe("object tool bytes");
     } finally {
       server.close();

@@ -8,7 +8,12 @@ describe("timers and schedules run on the injected clock", () => {
   it("beats the heartbeat as the clock moves, at a new interval at once, and never after it stops", () => {
     const clock = manualClock();
     let beats = 0;
-    const heartbeat = createHeartbeat({ intervalSeconds: 10, logger: silentLogger(), timers: clock.timers, beat: () => (beats += 1) > 0 });
+    const heartbeat = createHeartbeat({
+      intervalSeconds: 10,
+      logger: silentLogger(),
+      timers: clock.timers,
+      beat: () => (beats += 1) > 0,
+    });
     heartbeat.start();
     expect(beats).toBe(1);
     clock.advance(35_000);

@@ -11,7 +11,10 @@ describe("echoing input back", () => {
   });
 
   it("lists a few validation issues in one short line, however many there are", () => {
-    const issues = Array.from({ length: 50_000 }, (_, index) => ({ path: ["assets", index, "id"], message: `Invalid input ${"q".repeat(1_000)}` }));
+    const issues = Array.from({ length: 50_000 }, (_, index) => ({
+      path: ["assets", index, "id"],
+      message: `Invalid input ${"q".repeat(1_000)}`,
+    }));
     const line = describeIssues(issues);
     expect(line).toMatch(/^assets\.0\.id: Invalid input q+…\(\d+ more chars\); assets\.1\.id/);
     expect(line.length).toBeLessThanOrEqual(700);

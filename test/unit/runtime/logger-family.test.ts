@@ -5,7 +5,10 @@ import { createLogger, createLoggerFamily } from "../../../src/runtime/logger.ts
 describe("one agent's loggers", () => {
   it("takes a level for its own root and children only: the shared parent and another agent keep theirs", () => {
     const lines: string[] = [];
-    const shared = createLogger({ level: "info", destination: new Writable({ write: (chunk, _encoding, done) => void (lines.push(String(chunk)), done()) }) });
+    const shared = createLogger({
+      level: "info",
+      destination: new Writable({ write: (chunk, _encoding, done) => void (lines.push(String(chunk)), done()) }),
+    });
     const agentA = createLoggerFamily(shared.child({ machineId: "a" }));
     const agentB = createLoggerFamily(shared.child({ machineId: "b" }));
     const toolsA = agentA.child({ component: "tools" });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { runShutdownSteps } from "../../../src/runtime/ordered-shutdown.ts";
 import { createLogger } from "../../../src/runtime/logger.ts";
+import { runShutdownSteps } from "../../../src/runtime/ordered-shutdown.ts";
 import { manualClock, settle } from "../../helpers/manual-clock.ts";
 
 describe("runShutdownSteps", () => {

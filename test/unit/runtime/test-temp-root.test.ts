@@ -15,7 +15,8 @@ describe("the test run's temp root", () => {
     setup();
     const root = tmpdir();
     expect(root).not.toBe(runTmpdir);
-    for (const name of ["ea-archive-AbC123", "ea-archive-XyZ789", "edge-agent-nats-Q1w2E3"]) mkdirSync(join(root, name));
+    for (const name of ["ea-archive-AbC123", "ea-archive-XyZ789", "edge-agent-nats-Q1w2E3"])
+      mkdirSync(join(root, name));
     writeFileSync(join(root, "ea-archive-AbC123", "tool.zip"), "x");
     expect(() => teardown()).toThrow(LeakedTempFilesError);
     expect(existsSync(root)).toBe(false);
@@ -24,7 +25,9 @@ describe("the test run's temp root", () => {
     setup();
     const again = tmpdir();
     mkdirSync(join(again, "ea-zip-Abcdef"));
-    expect(() => teardown()).toThrow("the tests left 1 entry in the temp dir (ea-zip-* x1): remove them in afterEach/afterAll");
+    expect(() => teardown()).toThrow(
+      "the tests left 1 entry in the temp dir (ea-zip-* x1): remove them in afterEach/afterAll",
+    );
   });
 
   it("passes when the tests cleaned up", () => {

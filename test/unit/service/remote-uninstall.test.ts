@@ -4,7 +4,12 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import type { ServiceLayout } from "../../../src/service/install-service.ts";
-import { removalScript, removeAgent, UNINSTALLED_MARKER, wasUninstalled } from "../../../src/service/remote-uninstall.ts";
+import {
+  removalScript,
+  removeAgent,
+  UNINSTALLED_MARKER,
+  wasUninstalled,
+} from "../../../src/service/remote-uninstall.ts";
 import { manualClock } from "../../helpers/manual-clock.ts";
 
 describe("removing the agent after a verified remote uninstall", () => {
@@ -15,7 +20,13 @@ describe("removing the agent after a verified remote uninstall", () => {
   const layoutIn = (systemdRunning: boolean): ServiceLayout => {
     const root = mkdtempSync(join(tmpdir(), "ea-uninstall-"));
     roots.push(root);
-    const layout = { unitPath: join(root, "unit", "edge-agent.service"), executable: "/usr/bin/edge-agent", configDir: join(root, "etc"), dataDir: join(root, "var"), systemdRunning };
+    const layout = {
+      unitPath: join(root, "unit", "edge-agent.service"),
+      executable: "/usr/bin/edge-agent",
+      configDir: join(root, "etc"),
+      dataDir: join(root, "var"),
+      systemdRunning,
+    };
     for (const dir of [layout.configDir, layout.dataDir]) mkdirSync(dir, { recursive: true });
     writeFileSync(join(layout.configDir, "settings.json"), "{}");
     mkdirSync(join(layout.dataDir, "tools"));
@@ -26,7 +37,9 @@ describe("removing the agent after a verified remote uninstall", () => {
   it("hands the removal to systemd as a unit of its own when it may: the package, else the unit, then settings and data", async () => {
     const layout = layoutIn(true);
     const ran: Array<[string, readonly string[]]> = [];
-    expect(await removeAgent(layout, systemClock, async (file, args) => void ran.push([file, args]))).toBe("removed-by-systemd");
+    expect(await removeAgent(layout, systemClock, async (file, args) => void ran.push([file, args]))).toBe(
+      "removed-by-systemd",
+    );
     expect(ran).toHaveLength(1);
     expect(ran[0]?.[0]).toBe("systemd-run");
     expect(ran[0]?.[1].slice(0, 4)).toEqual(["--no-block", "--collect", "--unit", "edge-agent-remote-uninstall"]);
@@ -51,12 +64,20 @@ describe("removing the agent after a verified remote uninstall", () => {
     expect(readdirSync(layout.configDir)).toEqual([]);
     expect(readdirSync(layout.dataDir)).toEqual([UNINSTALLED_MARKER]);
     // Stamped by the injected clock, not the machine's.
-    expect(readFileSync(join(layout.dataDir, UNINSTALLED_MARKER), "utf8")).toBe("2031-02-03T04:05:06.000Z remote uninstall\n");
+    expect(readFileSync(join(layout.dataDir, UNINSTALLED_MARKER), "utf8")).toBe(
+      "2031-02-03T04:05:06.000Z remote uninstall\n",
+    );
     expect(await wasUninstalled(layout.dataDir)).toBe(true);
   });
 
   it("quotes paths for the shell", () => {
-    const layout = { unitPath: "/tmp/it's.service", executable: "x", configDir: "/etc/a b", dataDir: "/var/c", systemdRunning: true };
+    const layout = {
+      unitPath: "/tmp/it's.service",
+      executable: "x",
+      configDir: "/etc/a b",
+      dataDir: "/var/c",
+      systemdRunning: true,
+    };
     expect(removalScript(layout)).toContain(`rm -f '/tmp/it'\\''s.service'`);
     expect(removalScript(layout)).toContain(`rm -rf '/etc/a b' '/var/c'`);
   });

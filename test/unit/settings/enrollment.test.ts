@@ -1,52 +1,80 @@
 import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { planEnrollment, SettingsError, writeEnrollment, type EnrollmentRequest } from "../../../src/settings/index.ts";
+import { type EnrollmentRequest, planEnrollment, SettingsError, writeEnrollment } from "../../../src/settings/index.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 
 const fresh = (): string => scratchDir("ea-enroll-");
 /** An ordinary user enrolling on Linux, unless a test says otherwise. */
 const linuxUser = { platform: "linux", privileged: false } as const;
-type Request = Omit<EnrollmentRequest, "platform" | "privileged"> & Partial<Pick<EnrollmentRequest, "platform" | "privileged">>;
-const enroll = async (configDir: string, request: Request) => writeEnrollment(await planEnrollment(configDir, { ...linuxUser, ...request }));
+type Request = Omit<EnrollmentRequest, "platform" | "privileged"> &
+  Partial<Pick<EnrollmentRequest, "platform" | "privileged">>;
+const enroll = async (configDir: string, request: Request) =>
+  writeEnrollment(await planEnrollment(configDir, { ...linuxUser, ...request }));
 
 describe("enrollment", () => {
   it("writes server, machine id, tags and credentials into a 0600 settings file the daemon accepts", async () => {
     const configDir = fresh();
     const credsSource = join(fresh(), "user.creds");
     writeFileSync(credsSource, "-----BEGIN NATS USER JWT-----\n...\n");
-    const result = await enroll(configDir, { server: "tls://nats.example:4443", machineId: "pc-7", credsFile: credsSource, tags: { site: "lab" } });
+    const result = await enroll(configDir, {
+      server: "tls://nats.example:4443",
+      machineId: "pc-7",
+      credsFile: credsSource,
+      tags: { site: "lab" },
+    });
 
     expect(statSync(result.settingsFile).mode & 0o777).toBe(0o600);
     expect(statSync(join(configDir, "nats.creds")).mode & 0o777).toBe(0o600);
-    expect(result.settings).toMatchObject({ natsServers: ["tls://nats.example:4443"], machineId: "pc-7", tags: { site: "lab" }, auth: { credsFile: join(configDir, "nats.creds") } });
-    expect(JSON.parse(readFileSync(result.settingsFile, "utf8"))).toMatchObject({ natsUrl: "tls://nats.example:4443", machineId: "pc-7" });
+    expect(result.settings).toMatchObject({
+      natsServers: ["tls://nats.example:4443"],
+      machineId: "pc-7",
+      tags: { site: "lab" },
+      auth: { credsFile: join(configDir, "nats.creds") },
+    });
+    expect(JSON.parse(readFileSync(result.settingsFile, "utf8"))).toMatchObject({
+      natsUrl: "tls://nats.example:4443",
+      machineId: "pc-7",
+    });
   });
 
   it("plans without writing anything: the link test uses the secrets where they are, the file names their copies", async () => {
     const configDir = join(fresh(), "config");
     const credsSource = join(fresh(), "user.creds");
     writeFileSync(credsSource, "jwt");
-    const plan = await planEnrollment(configDir, { server: "nats://h:4222", credsFile: credsSource, tags: {}, ...linuxUser });
+    const plan = await planEnrollment(configDir, {
+      server: "nats://h:4222",
+      credsFile: credsSource,
+      tags: {},
+      ...linuxUser,
+    });
     expect(existsSync(configDir)).toBe(false);
     expect(plan.settingsBeforeCopy.auth.credsFile).toBe(credsSource);
     expect(plan.settings.auth.credsFile).toBe(join(configDir, "nats.creds"));
   });
 
   // Root enrolls for a service that runs as its own user: only the privilege it is told gives the files away.
-  it.skipIf(process.getuid?.() !== 0)("gives the files to the config dir's owner when told it runs privileged, not otherwise", async () => {
-    const serviceUid = 4242;
-    for (const privileged of [true, false]) {
-      const configDir = fresh();
-      chownSync(configDir, serviceUid, serviceUid);
-      const credsSource = join(fresh(), "user.creds");
-      writeFileSync(credsSource, "jwt");
-      const result = await enroll(configDir, { server: "nats://h:4222", credsFile: credsSource, tags: {}, privileged });
-      const owner = privileged ? serviceUid : 0;
-      expect(statSync(result.settingsFile).uid).toBe(owner);
-      expect(statSync(join(configDir, "nats.creds")).uid).toBe(owner);
-    }
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    "gives the files to the config dir's owner when told it runs privileged, not otherwise",
+    async () => {
+      const serviceUid = 4242;
+      for (const privileged of [true, false]) {
+        const configDir = fresh();
+        chownSync(configDir, serviceUid, serviceUid);
+        const credsSource = join(fresh(), "user.creds");
+        writeFileSync(credsSource, "jwt");
+        const result = await enroll(configDir, {
+          server: "nats://h:4222",
+          credsFile: credsSource,
+          tags: {},
+          privileged,
+        });
+        const owner = privileged ? serviceUid : 0;
+        expect(statSync(result.settingsFile).uid).toBe(owner);
+        expect(statSync(join(configDir, "nats.creds")).uid).toBe(owner);
+      }
+    },
+  );
 
   it("keeps other settings, and replaces the whole auth block on re-enrollment", async () => {
     const configDir = fresh();

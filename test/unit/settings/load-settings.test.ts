@@ -25,16 +25,28 @@ function settingsError(run: () => unknown): SettingsError {
 
 describe("loadSettings", () => {
   it("uses per-user directories when an ordinary user runs it, system ones for the service", () => {
-    const user = loadSettings({ env: { HOME: "/home/ann", XDG_STATE_HOME: "/home/ann/state" }, platform: "linux", privileged: false }).settings;
+    const user = loadSettings({
+      env: { HOME: "/home/ann", XDG_STATE_HOME: "/home/ann/state" },
+      platform: "linux",
+      privileged: false,
+    }).settings;
     expect(user.configDir).toBe("/home/ann/.config/edge-agent");
     expect(user.dataDir).toBe("/home/ann/state/edge-agent");
-    const windows = loadSettings({ env: { ProgramData: "D:\\PD", EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") }, platform: "win32", privileged: true }).settings;
+    const windows = loadSettings({
+      env: { ProgramData: "D:\\PD", EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") },
+      platform: "win32",
+      privileged: true,
+    }).settings;
     expect(windows.dataDir).toMatch(/edge-agent.data$/);
   });
 
   it("takes the platform and privilege it is given, whatever this process runs on and as", () => {
     const dataDirFor = (platform: NodeJS.Platform, privileged: boolean): string =>
-      loadSettings({ env: { HOME: "/home/ann", ProgramData: "D:\\PD", EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") }, platform, privileged }).settings.dataDir;
+      loadSettings({
+        env: { HOME: "/home/ann", ProgramData: "D:\\PD", EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") },
+        platform,
+        privileged,
+      }).settings.dataDir;
     expect(dataDirFor("linux", true)).toBe("/var/lib/edge-agent");
     expect(dataDirFor("linux", false)).toBe("/home/ann/.local/state/edge-agent");
     expect(dataDirFor("darwin", true)).toBe("/Library/Application Support/edge-agent/data");
@@ -44,7 +56,11 @@ describe("loadSettings", () => {
   });
 
   it("has sane defaults for a Linux service with nothing configured", () => {
-    const { settings } = loadSettings({ env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") }, platform: "linux", privileged: true });
+    const { settings } = loadSettings({
+      env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-") },
+      platform: "linux",
+      privileged: true,
+    });
     expect(settings.natsServers).toEqual(["nats://127.0.0.1:4222"]);
     expect(settings.dataDir).toBe("/var/lib/edge-agent");
     expect(settings.heartbeatSeconds).toBe(60);
@@ -53,37 +69,79 @@ describe("loadSettings", () => {
   });
 
   it("layers defaults < settings file < environment < flags", () => {
-    const configDir = configDirWith({ heartbeatSeconds: 30, logLevel: "debug", natsUrl: "nats://file:4222", tags: { site: "lab" } });
+    const configDir = configDirWith({
+      heartbeatSeconds: 30,
+      logLevel: "debug",
+      natsUrl: "nats://file:4222",
+      tags: { site: "lab" },
+    });
     const fromFile = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: configDir } }).settings;
-    expect(fromFile).toMatchObject({ heartbeatSeconds: 30, logLevel: "debug", natsServers: ["nats://file:4222"], tags: { site: "lab" } });
+    expect(fromFile).toMatchObject({
+      heartbeatSeconds: 30,
+      logLevel: "debug",
+      natsServers: ["nats://file:4222"],
+      tags: { site: "lab" },
+    });
 
-    const fromEnv = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" } }).settings;
+    const fromEnv = loadSettings({
+      ...linuxUser,
+      env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" },
+    }).settings;
     expect(fromEnv.heartbeatSeconds).toBe(15);
     expect(fromEnv.logLevel).toBe("debug");
 
-    const fromFlags = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" }, flags: { "heartbeat-seconds": "5", tag: ["a=1", "b=2"] } }).settings;
+    const fromFlags = loadSettings({
+      ...linuxUser,
+      env: { EDGE_AGENT_CONFIG_DIR: configDir, EDGE_AGENT_HEARTBEAT_SECONDS: "15" },
+      flags: { "heartbeat-seconds": "5", tag: ["a=1", "b=2"] },
+    }).settings;
     expect(fromFlags.heartbeatSeconds).toBe(5);
     expect(fromFlags.tags).toEqual({ a: "1", b: "2" });
   });
 
   it("takes a comma-separated server list and lifts credentials out of the URLs", () => {
     const dir = scratchDir("ea-");
-    const { settings } = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "nats://alice:s%40cret@a.example:4222, tls://b.example:4443,c.example" } });
+    const { settings } = loadSettings({
+      ...linuxUser,
+      env: {
+        EDGE_AGENT_CONFIG_DIR: dir,
+        EDGE_AGENT_NATS_URL: "nats://alice:s%40cret@a.example:4222, tls://b.example:4443,c.example",
+      },
+    });
     expect(settings.natsServers).toEqual(["nats://a.example:4222", "tls://b.example:4443", "nats://c.example"]);
     expect(settings.auth).toEqual({ user: "alice", password: "s@cret" });
 
-    const token = loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "wss://tok3n@edge.example/ws/nats" } }).settings;
+    const token = loadSettings({
+      ...linuxUser,
+      env: { EDGE_AGENT_CONFIG_DIR: dir, EDGE_AGENT_NATS_URL: "wss://tok3n@edge.example/ws/nats" },
+    }).settings;
     expect(token.auth.token).toBe("tok3n");
     expect(token.natsServers).toEqual(["wss://edge.example/ws/nats"]);
   });
 
   it("honours the standard NATS_* names as fallbacks, below our own names", () => {
     const dir = scratchDir("ea-");
-    const env = { EDGE_AGENT_CONFIG_DIR: dir, NATS_URL: "nats://std:4222", NATS_USER: "u", NATS_PASSWORD: "p", NATS_CREDS: "/x.creds", NATS_NKEY: "/seed.nk", NATS_TOKEN: "t" };
+    const env = {
+      EDGE_AGENT_CONFIG_DIR: dir,
+      NATS_URL: "nats://std:4222",
+      NATS_USER: "u",
+      NATS_PASSWORD: "p",
+      NATS_CREDS: "/x.creds",
+      NATS_NKEY: "/seed.nk",
+      NATS_TOKEN: "t",
+    };
     const { settings } = loadSettings({ ...linuxUser, env });
     expect(settings.natsServers).toEqual(["nats://std:4222"]);
-    expect(settings.auth).toEqual({ user: "u", password: "p", credsFile: "/x.creds", nkeySeedFile: "/seed.nk", token: "t" });
-    expect(loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_NATS_URL: "nats://ours:4222" } }).settings.natsServers).toEqual(["nats://ours:4222"]);
+    expect(settings.auth).toEqual({
+      user: "u",
+      password: "p",
+      credsFile: "/x.creds",
+      nkeySeedFile: "/seed.nk",
+      token: "t",
+    });
+    expect(
+      loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_NATS_URL: "nats://ours:4222" } }).settings.natsServers,
+    ).toEqual(["nats://ours:4222"]);
   });
 
   it.each([
@@ -101,7 +159,9 @@ describe("loadSettings", () => {
     [{ EDGE_AGENT_TAGS: "novalue" }, "EDGE_AGENT_TAGS"],
     [{ EDGE_AGENT_NATS_PASSWORD: "p" }, "EDGE_AGENT_NATS_PASSWORD"],
   ])("refuses %j naming %s", (env, setting) => {
-    const error = settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...env } }));
+    const error = settingsError(() =>
+      loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...env } }),
+    );
     expect(error.setting).toBe(setting);
     expect(error.message).toMatch(new RegExp(`^invalid setting ${setting}: `));
     expect(error.message).not.toContain("\n");
@@ -109,22 +169,34 @@ describe("loadSettings", () => {
 
   it("names the file key for a bad value or an unknown key in the settings file", () => {
     const dir = configDirWith({ outbox: { maxBytes: -5 } });
-    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).setting).toBe(`${join(dir, "settings.json")} outbox.maxBytes`);
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).setting).toBe(
+      `${join(dir, "settings.json")} outbox.maxBytes`,
+    );
     const typo = configDirWith({ heartbeatSecs: 5 });
-    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: typo } })).message).toMatch(/heartbeatSecs: is not a known setting/);
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: typo } })).message).toMatch(
+      /heartbeatSecs: is not a known setting/,
+    );
   });
 
   it("says why 'all' is no machine id, and takes an inbox prefix from the file, the environment or a flag", () => {
     const env = { EDGE_AGENT_CONFIG_DIR: configDirWith({ inboxPrefix: "_INBOX_file" }) };
-    expect(settingsError(() => loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_MACHINE_ID: "all" } })).message).toMatch(/must not be "all": machine.all.\* subjects are fleet-wide/);
+    expect(
+      settingsError(() => loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_MACHINE_ID: "all" } })).message,
+    ).toMatch(/must not be "all": machine.all.\* subjects are fleet-wide/);
     expect(loadSettings({ ...linuxUser, env }).settings.inboxPrefix).toBe("_INBOX_file");
-    expect(loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_INBOX_PREFIX: "_INBOX_env" } }).settings.inboxPrefix).toBe("_INBOX_env");
-    expect(loadSettings({ ...linuxUser, env, flags: { "inbox-prefix": "site.m1" } }).settings.inboxPrefix).toBe("site.m1");
+    expect(
+      loadSettings({ ...linuxUser, env: { ...env, EDGE_AGENT_INBOX_PREFIX: "_INBOX_env" } }).settings.inboxPrefix,
+    ).toBe("_INBOX_env");
+    expect(loadSettings({ ...linuxUser, env, flags: { "inbox-prefix": "site.m1" } }).settings.inboxPrefix).toBe(
+      "site.m1",
+    );
   });
 
   it("refuses an unreadable settings file instead of wiping it", () => {
     const dir = scratchDir("ea-");
     writeFileSync(join(dir, "settings.json"), "{ not json");
-    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toMatch(/cannot be read/);
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toMatch(
+      /cannot be read/,
+    );
   });
 });

@@ -24,8 +24,22 @@ describe("metricsListen", () => {
   });
 
   it("is off by default and refused by the settings with the name the operator used", () => {
-    expect(loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" } }).settings.metricsListen).toBeUndefined();
-    expect(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" }, flags: { "metrics-listen": "0.0.0.0:1" } })).toThrow(SettingsError);
-    expect(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" }, flags: { "metrics-listen": "0.0.0.0:1" } })).toThrow(/--metrics-listen/);
+    expect(
+      loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" } }).settings.metricsListen,
+    ).toBeUndefined();
+    expect(() =>
+      loadSettings({
+        ...linuxUser,
+        env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" },
+        flags: { "metrics-listen": "0.0.0.0:1" },
+      }),
+    ).toThrow(SettingsError);
+    expect(() =>
+      loadSettings({
+        ...linuxUser,
+        env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent" },
+        flags: { "metrics-listen": "0.0.0.0:1" },
+      }),
+    ).toThrow(/--metrics-listen/);
   });
 });

@@ -11,7 +11,14 @@ describe("fleet pacing on the injected clock", () => {
   it("starts the next agent when the fleet's clock passes the connect wait of one that cannot connect", async () => {
     const clock = manualClock();
     // Nothing listens on port 1 of loopback: every connect is refused at once.
-    const fleet = createFleet({ count: 2, server: "nats://127.0.0.1:1", dataDir: scratchDir("ea-fleet-"), clock, startConcurrency: 1, connectWaitMs: CONNECT_WAIT_MS });
+    const fleet = createFleet({
+      count: 2,
+      server: "nats://127.0.0.1:1",
+      dataDir: scratchDir("ea-fleet-"),
+      clock,
+      startConcurrency: 1,
+      connectWaitMs: CONNECT_WAIT_MS,
+    });
     let started = false;
     const starting = fleet.start().then(() => (started = true));
     try {
@@ -26,10 +33,15 @@ describe("fleet pacing on the injected clock", () => {
       // Stopping waits on the same clock (shutdown budgets, the outbox's last drain): move it along.
       let stopped = false;
       const stopping = fleet.stop(1_000).finally(() => (stopped = true));
-      await waitFor("the fleet stopped", () => {
-        clock.advance(100);
-        return stopped;
-      }, 15_000, 10);
+      await waitFor(
+        "the fleet stopped",
+        () => {
+          clock.advance(100);
+          return stopped;
+        },
+        15_000,
+        10,
+      );
       await stopping;
       await starting;
     }

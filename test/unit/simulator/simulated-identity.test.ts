@@ -11,9 +11,18 @@ describe("simulated identities", () => {
   });
 
   it("gives each agent its own data and config dirs under the root, and never a shared inbox prefix", () => {
-    const template = { ...fleetSettingsTemplate("nats://127.0.0.1:4222"), inboxPrefix: "shared.inbox", machineId: "template" };
+    const template = {
+      ...fleetSettingsTemplate("nats://127.0.0.1:4222"),
+      inboxPrefix: "shared.inbox",
+      machineId: "template",
+    };
     const settings = simulatedAgentSettings(template, "/fleet", 7);
-    expect(settings).toMatchObject({ machineId: "sim-000007", dataDir: join("/fleet", "sim-000007"), configDir: join("/fleet", "sim-000007", "config"), natsServers: ["nats://127.0.0.1:4222"] });
+    expect(settings).toMatchObject({
+      machineId: "sim-000007",
+      dataDir: join("/fleet", "sim-000007"),
+      configDir: join("/fleet", "sim-000007", "config"),
+      natsServers: ["nats://127.0.0.1:4222"],
+    });
     expect(settings.inboxPrefix).toBeUndefined();
     expect(template.inboxPrefix).toBe("shared.inbox");
   });

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { parseMacApplications, parseTabSeparatedPackages, parseWindowsUninstallKeys } from "../../../src/telemetry/installed-software.ts";
+import {
+  parseMacApplications,
+  parseTabSeparatedPackages,
+  parseWindowsUninstallKeys,
+} from "../../../src/telemetry/installed-software.ts";
 
 // The shape `reg query ... /s` prints (four-space separators, CRLF), trimmed to what matters.
 const REG_OUTPUT = [
@@ -34,7 +38,14 @@ describe("installed software, from each platform's own records", () => {
   });
 
   it("reads macOS' application list, and refuses output that is not one", () => {
-    const json = JSON.stringify({ SPApplicationsDataType: [{ _name: "Safari", version: "17.2", path: "/Applications/Safari.app" }, { _name: "Helper" }, { version: "1" }, { _name: "Safari", version: "17.2" }] });
+    const json = JSON.stringify({
+      SPApplicationsDataType: [
+        { _name: "Safari", version: "17.2", path: "/Applications/Safari.app" },
+        { _name: "Helper" },
+        { version: "1" },
+        { _name: "Safari", version: "17.2" },
+      ],
+    });
     expect(parseMacApplications(json)).toEqual([
       { name: "Helper", version: "" },
       { name: "Safari", version: "17.2" },
@@ -43,7 +54,9 @@ describe("installed software, from each platform's own records", () => {
   });
 
   it("reads dpkg and rpm lists the same way, sorted and without duplicates", () => {
-    expect(parseTabSeparatedPackages("zlib1g\t1:1.2.13\nbash\t5.2.15-2\n\nbash\t5.2.15-2\nnot a package line\n")).toEqual([
+    expect(
+      parseTabSeparatedPackages("zlib1g\t1:1.2.13\nbash\t5.2.15-2\n\nbash\t5.2.15-2\nnot a package line\n"),
+    ).toEqual([
       { name: "bash", version: "5.2.15-2" },
       { name: "zlib1g", version: "1:1.2.13" },
     ]);

@@ -1,10 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { cpuPercent, parseDiskstats, parseLoadAvg, parseMeminfo, parseMounts, parseNetDev, parseProcStat, perSecond } from "../../../src/telemetry/proc-parsers.ts";
+import {
+  cpuPercent,
+  parseDiskstats,
+  parseLoadAvg,
+  parseMeminfo,
+  parseMounts,
+  parseNetDev,
+  parseProcStat,
+  perSecond,
+} from "../../../src/telemetry/proc-parsers.ts";
 
 describe("/proc parsers", () => {
   it("computes CPU busy percent from two /proc/stat readings, total and per core", () => {
-    const before = parseProcStat("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 50 0 50 400 0 0 0 0 0 0\ncpu1 50 0 50 400 0 0 0 0 0 0\nprocs_running 3\n");
-    const after = parseProcStat("cpu  150 0 150 900 0 0 0 0 0 0\ncpu0 100 0 100 400 0 0 0 0 0 0\ncpu1 50 0 50 500 0 0 0 0 0 0\n");
+    const before = parseProcStat(
+      "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 50 0 50 400 0 0 0 0 0 0\ncpu1 50 0 50 400 0 0 0 0 0 0\nprocs_running 3\n",
+    );
+    const after = parseProcStat(
+      "cpu  150 0 150 900 0 0 0 0 0 0\ncpu0 100 0 100 400 0 0 0 0 0 0\ncpu1 50 0 50 500 0 0 0 0 0 0\n",
+    );
     expect(cpuPercent(before.total, after.total)).toBe(50);
     expect(after.cores.map((core, index) => cpuPercent(before.cores[index] ?? core, core))).toEqual([100, 0]);
     expect(before.processesRunning).toBe(3);
@@ -19,13 +32,24 @@ describe("/proc parsers", () => {
 
   it("reads load averages and memory, with used = total - available", () => {
     expect(parseLoadAvg("0.51 0.45 0.26 1/93 11346\n")).toEqual({ one: 0.51, five: 0.45, fifteen: 0.26 });
-    const memory = parseMeminfo("MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 600 kB\nSwapTotal: 200 kB\nSwapFree: 50 kB\n");
-    expect(memory).toEqual({ totalBytes: 1_024_000, availableBytes: 614_400, usedBytes: 409_600, swapTotalBytes: 204_800, swapUsedBytes: 153_600 });
+    const memory = parseMeminfo(
+      "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 600 kB\nSwapTotal: 200 kB\nSwapFree: 50 kB\n",
+    );
+    expect(memory).toEqual({
+      totalBytes: 1_024_000,
+      availableBytes: 614_400,
+      usedBytes: 409_600,
+      swapTotalBytes: 204_800,
+      swapUsedBytes: 153_600,
+    });
   });
 
   it("turns network counters into per-second rates and leaves loopback out", () => {
-    const header = "Inter-|   Receive\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
-    const before = parseNetDev(`${header}    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0\n  eth0: 1000 10 1 2 0 0 0 0 5000 20 0 1 0 0 0 0\n`);
+    const header =
+      "Inter-|   Receive\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n";
+    const before = parseNetDev(
+      `${header}    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0\n  eth0: 1000 10 1 2 0 0 0 0 5000 20 0 1 0 0 0 0\n`,
+    );
     const after = parseNetDev(`${header}  eth0: 3000 30 3 2 0 0 0 0 5500 25 0 1 0 0 0 0\n`);
     expect([...before.keys()]).toEqual(["eth0"]);
     const [a, b] = [before.get("eth0"), after.get("eth0")];

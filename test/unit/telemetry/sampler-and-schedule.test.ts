@@ -1,27 +1,47 @@
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Inventory, TelemetrySample } from "../../../src/contracts/index.ts";
+import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { createSampler } from "../../../src/telemetry/sampler.ts";
-import { createTelemetry, jitterOffsetMs, validateCronExpression, InvalidScheduleError, type Collector } from "../../../src/telemetry/index.ts";
+import {
+  type Collector,
+  createTelemetry,
+  InvalidScheduleError,
+  jitterOffsetMs,
+  validateCronExpression,
+} from "../../../src/telemetry/index.ts";
 import { startJitteredSchedule } from "../../../src/telemetry/jittered-schedule.ts";
-import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
-import type { Inventory, TelemetrySample } from "../../../src/contracts/index.ts";
+import { createSampler } from "../../../src/telemetry/sampler.ts";
 import { manualClock, settle } from "../../helpers/manual-clock.ts";
 
 const recordingSink = (): EventSink & { events: OutgoingEvent[] } => {
   const events: OutgoingEvent[] = [];
-  return { events, emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }) };
+  return {
+    events,
+    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+  };
 };
 
 describe("sampler", () => {
   it("reports a hanging collector once the injected clock passes its deadline, a throwing one in errors, and still fills in the others", async () => {
     const hanging: Collector = { name: "hangs", collect: () => new Promise(() => undefined) };
-    const throwing: Collector = { name: "throws", collect: async () => { throw new Error("boom"); } };
+    const throwing: Collector = {
+      name: "throws",
+      collect: async () => {
+        throw new Error("boom");
+      },
+    };
     const fine: Collector = { name: "load", collect: async () => ({ load: { one: 1, five: 2, fifteen: 3 } }) };
     const clock = manualClock();
     // The deadline is the injected clock's: far longer than the test runs, reached only by moving it.
-    const sampler = createSampler({ machineId: "m1", clock, collectors: [hanging, throwing, fine], timeoutMs: 600_000, tagKeyValues: () => ["site:lab"] });
+    const sampler = createSampler({
+      machineId: "m1",
+      clock,
+      collectors: [hanging, throwing, fine],
+      timeoutMs: 600_000,
+      tagKeyValues: () => ["site:lab"],
+    });
     let sampled: TelemetrySample | null = null;
     void sampler.sample().then((sample) => (sampled = sample));
     await settle();
@@ -57,8 +77,16 @@ describe("jitter and schedule", () => {
   });
 
   it("never jitters more than half the interval", () => {
-    const everySecond = startJitteredSchedule({ expression: "* * * * * *", jitter: { key: "machine-7", maxMs: 30_000 }, work: async () => undefined });
-    const everyMinute = startJitteredSchedule({ expression: "0 * * * * *", jitter: { key: "machine-7", maxMs: 30_000 }, work: async () => undefined });
+    const everySecond = startJitteredSchedule({
+      expression: "* * * * * *",
+      jitter: { key: "machine-7", maxMs: 30_000 },
+      work: async () => undefined,
+    });
+    const everyMinute = startJitteredSchedule({
+      expression: "0 * * * * *",
+      jitter: { key: "machine-7", maxMs: 30_000 },
+      work: async () => undefined,
+    });
     everySecond.stop();
     everyMinute.stop();
     expect(everySecond.offsetMs).toBeLessThan(500);
@@ -83,7 +111,10 @@ describe("jitter and schedule", () => {
     expect(schedule.counters.skippedOverlaps).toBe(1);
     release?.();
     await vi.advanceTimersByTimeAsync(10_000);
-    expect(startedAt.map((ms) => new Date(ms).toISOString())).toEqual(["2026-11-22T10:00:12.500Z", "2026-11-22T10:00:32.500Z"]);
+    expect(startedAt.map((ms) => new Date(ms).toISOString())).toEqual([
+      "2026-11-22T10:00:12.500Z",
+      "2026-11-22T10:00:32.500Z",
+    ]);
     schedule.stop();
   });
 
@@ -107,14 +138,16 @@ describe("inventory", () => {
       jitterMs: 0,
       collectors: [],
       platform: "linux",
-      collectInventory: async () => ({ hash } as unknown as Inventory),
+      collectInventory: async () => ({ hash }) as unknown as Inventory,
     });
     await telemetry.start();
     await vi.waitFor(() => expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(1));
     await new Promise((resolve) => setTimeout(resolve, 2_200));
     expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(1);
     hash = "b".repeat(64);
-    await vi.waitFor(() => expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(2), { timeout: 3_000 });
+    await vi.waitFor(() => expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(2), {
+      timeout: 3_000,
+    });
     telemetry.stop();
     expect(telemetry.stats().inventoriesSent).toBe(2);
   });
@@ -132,10 +165,15 @@ describe("inventory", () => {
       collectors: [],
       platform: "linux",
       // The hash covers the tags, as the real inventory's does.
-      collectInventory: async ({ tagKeyValues }) => ({ hash: createHash("sha256").update(tagKeyValues.join(",")).digest("hex"), tagKeyValues }) as unknown as Inventory,
+      collectInventory: async ({ tagKeyValues }) =>
+        ({
+          hash: createHash("sha256").update(tagKeyValues.join(",")).digest("hex"),
+          tagKeyValues,
+        }) as unknown as Inventory,
     });
     await telemetry.start();
-    const inventories = (): Inventory[] => sink.events.filter((event) => event.type === "inventory").map((event) => event.body as Inventory);
+    const inventories = (): Inventory[] =>
+      sink.events.filter((event) => event.type === "inventory").map((event) => event.body as Inventory);
     await vi.waitFor(() => expect(inventories()).toHaveLength(1));
     telemetry.reconfigure({ tags: {} });
     telemetry.reconfigure({ tags: { site: "lab" } });
@@ -145,7 +183,17 @@ describe("inventory", () => {
   });
 
   it("takes a new schedule live and refuses a bad one without changing anything", async () => {
-    const telemetry = createTelemetry({ machineId: "m1", clock: systemClock, logger: silentLogger(), sink: recordingSink(), telemetrySchedule: "0 * * * * *", inventorySchedule: "0 0 * * * *", collectors: [], platform: "linux", collectInventory: async () => ({ hash: "c".repeat(64) } as unknown as Inventory) });
+    const telemetry = createTelemetry({
+      machineId: "m1",
+      clock: systemClock,
+      logger: silentLogger(),
+      sink: recordingSink(),
+      telemetrySchedule: "0 * * * * *",
+      inventorySchedule: "0 0 * * * *",
+      collectors: [],
+      platform: "linux",
+      collectInventory: async () => ({ hash: "c".repeat(64) }) as unknown as Inventory,
+    });
     await telemetry.start();
     expect(() => telemetry.reconfigure({ telemetrySchedule: "nonsense" })).toThrow(InvalidScheduleError);
     expect(() => telemetry.reconfigure({ telemetrySchedule: "*/5 * * * * *", tags: { site: "lab" } })).not.toThrow();

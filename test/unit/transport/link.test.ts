@@ -1,8 +1,8 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { createNatsLink, type ConnectionFactory, type NatsLinkOptions } from "../../../src/transport/link.ts";
-import { manualClock, settle, type ManualClock } from "../../helpers/manual-clock.ts";
+import { type ConnectionFactory, createNatsLink, type NatsLinkOptions } from "../../../src/transport/link.ts";
+import { type ManualClock, manualClock, settle } from "../../helpers/manual-clock.ts";
 
 /** Far longer than a test runs: only the manual clock can bring it. */
 const LONG_MS = 600_000;
@@ -15,7 +15,12 @@ function linkOn(clock: ManualClock, factory: ConnectionFactory): ReturnType<type
     clock,
     resetBackoff: () => undefined,
     nextRetryDelayMs: () => LONG_MS,
-    observer: { connected: () => undefined, disconnected: () => undefined, reconnected: () => undefined, lost: () => undefined },
+    observer: {
+      connected: () => undefined,
+      disconnected: () => undefined,
+      reconnected: () => undefined,
+      lost: () => undefined,
+    },
   };
   return createNatsLink(options);
 }

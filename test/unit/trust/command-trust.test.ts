@@ -3,9 +3,18 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { silentLogger } from "../../../src/runtime/logger.ts";
 import type { Clock } from "../../../src/runtime/clock.ts";
-import { createCommandTrust, HIGH_WATER_FILE, judgeCommand, signDocument, UntrustedCommandError, UntrustedReason, type Arrival, type CommandTrust } from "../../../src/trust/index.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import {
+  type Arrival,
+  type CommandTrust,
+  createCommandTrust,
+  HIGH_WATER_FILE,
+  judgeCommand,
+  signDocument,
+  UntrustedCommandError,
+  UntrustedReason,
+} from "../../../src/trust/index.ts";
 import { createSigner } from "../../helpers/signing.ts";
 
 const fixedClock: Clock = { now: () => Date.parse("2026-11-30T12:00:00Z"), monotonicMs: () => 0 };
@@ -28,46 +37,109 @@ describe("judgeCommand: may this document act where it arrived?", () => {
 
   it("trusts a document signed for this scope with a serial newer than the mark", () => {
     const document = platform.sign(scope, 7, { version: "2.0.0" });
-    expect(judgeCommand(document, at(scope, "CLIENT_UPDATE:9"), platform.publicKey, undefined)).toEqual({ serial: 7, ref: "CLIENT_UPDATE:9" });
-    expect(judgeCommand(document, at(scope, "CLIENT_UPDATE:9"), platform.publicKey, { serial: 6, ref: "CLIENT_UPDATE:3" })).toEqual({ serial: 7, ref: "CLIENT_UPDATE:9" });
+    expect(judgeCommand(document, at(scope, "CLIENT_UPDATE:9"), platform.publicKey, undefined)).toEqual({
+      serial: 7,
+      ref: "CLIENT_UPDATE:9",
+    });
+    expect(
+      judgeCommand(document, at(scope, "CLIENT_UPDATE:9"), platform.publicKey, { serial: 6, ref: "CLIENT_UPDATE:3" }),
+    ).toEqual({ serial: 7, ref: "CLIENT_UPDATE:9" });
   });
 
   it("refuses anything unsigned while signing is on: no signature, a bare list, not an object", () => {
-    expect(codeOf(() => judgeCommand({ version: "2.0.0" }, at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.unsigned);
-    expect(codeOf(() => judgeCommand([{ os: "linux" }], at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.unsigned);
+    expect(codeOf(() => judgeCommand({ version: "2.0.0" }, at(scope), platform.publicKey, undefined))).toBe(
+      UntrustedReason.unsigned,
+    );
+    expect(codeOf(() => judgeCommand([{ os: "linux" }], at(scope), platform.publicKey, undefined))).toBe(
+      UntrustedReason.unsigned,
+    );
     expect(codeOf(() => judgeCommand(null, at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.unsigned);
-    expect(codeOf(() => judgeCommand({ version: "2.0.0", signature: "" }, at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.unsigned);
+    expect(
+      codeOf(() => judgeCommand({ version: "2.0.0", signature: "" }, at(scope), platform.publicKey, undefined)),
+    ).toBe(UntrustedReason.unsigned);
   });
 
   it("refuses another key's signature, a tampered body, tampered claims and a garbled signature", () => {
-    expect(codeOf(() => judgeCommand(stranger.sign(scope, 1, { version: "2.0.0" }), at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.badSignature);
+    expect(
+      codeOf(() =>
+        judgeCommand(stranger.sign(scope, 1, { version: "2.0.0" }), at(scope), platform.publicKey, undefined),
+      ),
+    ).toBe(UntrustedReason.badSignature);
     const signed = platform.sign(scope, 1, { version: "2.0.0" });
-    expect(codeOf(() => judgeCommand({ ...signed, version: "6.6.6" }, at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.badSignature);
-    expect(codeOf(() => judgeCommand({ ...signed, scope: "machine.m2.client-update" }, at("machine.m2.client-update"), platform.publicKey, undefined))).toBe(UntrustedReason.badSignature);
-    expect(codeOf(() => judgeCommand({ ...signed, serial: 99 }, at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.badSignature);
-    expect(codeOf(() => judgeCommand({ ...signed, signature: "bm90IGEgc2lnbmF0dXJl" }, at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.badSignature);
+    expect(codeOf(() => judgeCommand({ ...signed, version: "6.6.6" }, at(scope), platform.publicKey, undefined))).toBe(
+      UntrustedReason.badSignature,
+    );
+    expect(
+      codeOf(() =>
+        judgeCommand(
+          { ...signed, scope: "machine.m2.client-update" },
+          at("machine.m2.client-update"),
+          platform.publicKey,
+          undefined,
+        ),
+      ),
+    ).toBe(UntrustedReason.badSignature);
+    expect(codeOf(() => judgeCommand({ ...signed, serial: 99 }, at(scope), platform.publicKey, undefined))).toBe(
+      UntrustedReason.badSignature,
+    );
+    expect(
+      codeOf(() =>
+        judgeCommand({ ...signed, signature: "bm90IGEgc2lnbmF0dXJl" }, at(scope), platform.publicKey, undefined),
+      ),
+    ).toBe(UntrustedReason.badSignature);
   });
 
   it("refuses a valid signature that binds no scope and serial (the old format)", () => {
-    expect(codeOf(() => judgeCommand(signDocument({ version: "2.0.0" }, platform.seed), at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.noClaims);
-    expect(codeOf(() => judgeCommand(platform.sign(scope, 0, {}), at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.noClaims);
-    expect(codeOf(() => judgeCommand(platform.sign(scope, 1.5, {}), at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.noClaims);
+    expect(
+      codeOf(() =>
+        judgeCommand(signDocument({ version: "2.0.0" }, platform.seed), at(scope), platform.publicKey, undefined),
+      ),
+    ).toBe(UntrustedReason.noClaims);
+    expect(codeOf(() => judgeCommand(platform.sign(scope, 0, {}), at(scope), platform.publicKey, undefined))).toBe(
+      UntrustedReason.noClaims,
+    );
+    expect(codeOf(() => judgeCommand(platform.sign(scope, 1.5, {}), at(scope), platform.publicKey, undefined))).toBe(
+      UntrustedReason.noClaims,
+    );
   });
 
   it("refuses a document signed for another scope: another machine, the fleet, another command, a KV key", () => {
-    for (const signedFor of ["machine.m2.client-update", "machine.all.client-update", "machine.m1.tool-installation", "kv:machine.m1"]) {
-      expect(codeOf(() => judgeCommand(platform.sign(signedFor, 5, { version: "2.0.0" }), at(scope), platform.publicKey, undefined))).toBe(UntrustedReason.wrongScope);
+    for (const signedFor of [
+      "machine.m2.client-update",
+      "machine.all.client-update",
+      "machine.m1.tool-installation",
+      "kv:machine.m1",
+    ]) {
+      expect(
+        codeOf(() =>
+          judgeCommand(platform.sign(signedFor, 5, { version: "2.0.0" }), at(scope), platform.publicKey, undefined),
+        ),
+      ).toBe(UntrustedReason.wrongScope);
     }
-    expect(codeOf(() => judgeCommand(platform.sign("kv:machine.m2", 5, {}), at("kv:machine.m1"), platform.publicKey, undefined))).toBe(UntrustedReason.wrongScope);
-    expect(codeOf(() => judgeCommand(platform.sign("kv:machine.m1", 5, {}), at("kv:defaults"), platform.publicKey, undefined))).toBe(UntrustedReason.wrongScope);
+    expect(
+      codeOf(() =>
+        judgeCommand(platform.sign("kv:machine.m2", 5, {}), at("kv:machine.m1"), platform.publicKey, undefined),
+      ),
+    ).toBe(UntrustedReason.wrongScope);
+    expect(
+      codeOf(() =>
+        judgeCommand(platform.sign("kv:machine.m1", 5, {}), at("kv:defaults"), platform.publicKey, undefined),
+      ),
+    ).toBe(UntrustedReason.wrongScope);
   });
 
   it("refuses an older serial, and the same serial again unless it is the same stored message redelivered", () => {
     const mark = { serial: 5, ref: "CLIENT_UPDATE:10" };
-    expect(codeOf(() => judgeCommand(platform.sign(scope, 4, {}), at(scope, "CLIENT_UPDATE:11"), platform.publicKey, mark))).toBe(UntrustedReason.replayed);
-    expect(codeOf(() => judgeCommand(platform.sign(scope, 5, {}), at(scope, "CLIENT_UPDATE:11"), platform.publicKey, mark))).toBe(UntrustedReason.replayed);
+    expect(
+      codeOf(() => judgeCommand(platform.sign(scope, 4, {}), at(scope, "CLIENT_UPDATE:11"), platform.publicKey, mark)),
+    ).toBe(UntrustedReason.replayed);
+    expect(
+      codeOf(() => judgeCommand(platform.sign(scope, 5, {}), at(scope, "CLIENT_UPDATE:11"), platform.publicKey, mark)),
+    ).toBe(UntrustedReason.replayed);
     // A nak or a crash brings the very same stored message back: that is not a replay.
-    expect(judgeCommand(platform.sign(scope, 5, {}), at(scope, "CLIENT_UPDATE:10"), platform.publicKey, mark)).toEqual(mark);
+    expect(judgeCommand(platform.sign(scope, 5, {}), at(scope, "CLIENT_UPDATE:10"), platform.publicKey, mark)).toEqual(
+      mark,
+    );
   });
 
   it("refuses everything, clearly, when the configured key is not a public key", () => {
@@ -87,7 +159,8 @@ describe("judgeCommand: may this document act where it arrived?", () => {
 describe("createCommandTrust: the gate and its durable marks", () => {
   const platform = createSigner();
   let dataDir: string;
-  const gate = (publicKey: string | undefined): CommandTrust => createCommandTrust({ publicKey, dataDir, clock: fixedClock, logger: silentLogger() });
+  const gate = (publicKey: string | undefined): CommandTrust =>
+    createCommandTrust({ publicKey, dataDir, clock: fixedClock, logger: silentLogger() });
 
   beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "edge-agent-trust-"));
@@ -105,30 +178,60 @@ describe("createCommandTrust: the gate and its durable marks", () => {
 
   it("keeps marks per scope across a restart (in a 0600 file), so a replay after a restart is still refused", async () => {
     const first = gate(platform.publicKey);
-    expect(await first.admit(platform.sign("kv:defaults", 10, {}), at("kv:defaults", "KV:1"))).toEqual({ admitted: true, serial: 10 });
-    expect(await first.admit(platform.sign("machine.m1.client-update", 3, {}), at("machine.m1.client-update", "CU:1"))).toEqual({ admitted: true, serial: 3 });
+    expect(await first.admit(platform.sign("kv:defaults", 10, {}), at("kv:defaults", "KV:1"))).toEqual({
+      admitted: true,
+      serial: 10,
+    });
+    expect(
+      await first.admit(platform.sign("machine.m1.client-update", 3, {}), at("machine.m1.client-update", "CU:1")),
+    ).toEqual({ admitted: true, serial: 3 });
     const stored = JSON.parse(await readFile(join(dataDir, HIGH_WATER_FILE), "utf8"));
     expect(stored.marks["kv:defaults"]).toEqual({ serial: 10, ref: "KV:1", acceptedAt: "2026-11-30T12:00:00.000Z" });
 
     const restarted = gate(platform.publicKey);
-    expect(await restarted.admit(platform.sign("kv:defaults", 10, {}), at("kv:defaults", "KV:2"))).toMatchObject({ admitted: false, code: UntrustedReason.replayed, retryLater: false });
-    expect(await restarted.admit(platform.sign("kv:defaults", 9, {}), at("kv:defaults", "KV:3"))).toMatchObject({ admitted: false, code: UntrustedReason.replayed });
+    expect(await restarted.admit(platform.sign("kv:defaults", 10, {}), at("kv:defaults", "KV:2"))).toMatchObject({
+      admitted: false,
+      code: UntrustedReason.replayed,
+      retryLater: false,
+    });
+    expect(await restarted.admit(platform.sign("kv:defaults", 9, {}), at("kv:defaults", "KV:3"))).toMatchObject({
+      admitted: false,
+      code: UntrustedReason.replayed,
+    });
     // Marks are per scope: serial 4 is new for the other one.
-    expect(await restarted.admit(platform.sign("machine.m1.client-update", 4, {}), at("machine.m1.client-update", "CU:2"))).toEqual({ admitted: true, serial: 4 });
+    expect(
+      await restarted.admit(platform.sign("machine.m1.client-update", 4, {}), at("machine.m1.client-update", "CU:2")),
+    ).toEqual({ admitted: true, serial: 4 });
     expect((statSync(join(dataDir, HIGH_WATER_FILE)).mode & 0o777).toString(8)).toBe("600");
   });
 
   it("gives a refusal its code and reason, and never raises a mark for a refused document", async () => {
     const trust = gate(platform.publicKey);
     const refused = await trust.admit(platform.sign("kv:machine.m2", 50, {}), at("kv:machine.m1"));
-    expect(refused).toEqual({ admitted: false, code: UntrustedReason.wrongScope, error: expect.stringMatching(/signed for "kv:machine.m2", but it arrived on "kv:machine.m1" \(EDGE_TRUST_WRONG_SCOPE\)/), retryLater: false });
-    expect(await trust.admit({ heartbeatSeconds: 1 }, at("kv:machine.m1"))).toMatchObject({ admitted: false, code: UntrustedReason.unsigned });
-    expect(await trust.admit(platform.sign("kv:machine.m1", 2, {}), at("kv:machine.m1"))).toEqual({ admitted: true, serial: 2 });
+    expect(refused).toEqual({
+      admitted: false,
+      code: UntrustedReason.wrongScope,
+      error: expect.stringMatching(
+        /signed for "kv:machine.m2", but it arrived on "kv:machine.m1" \(EDGE_TRUST_WRONG_SCOPE\)/,
+      ),
+      retryLater: false,
+    });
+    expect(await trust.admit({ heartbeatSeconds: 1 }, at("kv:machine.m1"))).toMatchObject({
+      admitted: false,
+      code: UntrustedReason.unsigned,
+    });
+    expect(await trust.admit(platform.sign("kv:machine.m1", 2, {}), at("kv:machine.m1"))).toEqual({
+      admitted: true,
+      serial: 2,
+    });
   });
 
   it("admits one of two documents judged at once for a scope, never both", async () => {
     const trust = gate(platform.publicKey);
-    const results = await Promise.all([trust.admit(platform.sign("s", 3, {}), at("s", "A:1")), trust.admit(platform.sign("s", 3, {}), at("s", "A:2"))]);
+    const results = await Promise.all([
+      trust.admit(platform.sign("s", 3, {}), at("s", "A:1")),
+      trust.admit(platform.sign("s", 3, {}), at("s", "A:2")),
+    ]);
     expect(results.filter((result) => result.admitted)).toHaveLength(1);
   });
 
@@ -138,7 +241,11 @@ describe("createCommandTrust: the gate and its durable marks", () => {
     // A file where the marks' folder should be: no write can succeed, whoever runs the test.
     await rm(join(dataDir, "trust"), { recursive: true });
     await writeFile(join(dataDir, "trust"), "");
-    expect(await trust.admit(platform.sign("s", 2, {}), at("s", "A:2"))).toMatchObject({ admitted: false, code: "EDGE_TRUST_STORE", retryLater: true });
+    expect(await trust.admit(platform.sign("s", 2, {}), at("s", "A:2"))).toMatchObject({
+      admitted: false,
+      code: "EDGE_TRUST_STORE",
+      retryLater: true,
+    });
     await rm(join(dataDir, "trust"));
     // Not recorded in memory either: the same document is admitted once the disk takes it.
     expect(await trust.admit(platform.sign("s", 2, {}), at("s", "A:2"))).toEqual({ admitted: true, serial: 2 });
@@ -147,7 +254,12 @@ describe("createCommandTrust: the gate and its durable marks", () => {
   it("sets a damaged marks file aside and starts again from no marks", async () => {
     await mkdir(join(dataDir, "trust"));
     await writeFile(join(dataDir, HIGH_WATER_FILE), "{ damaged");
-    expect(await gate(platform.publicKey).admit(platform.sign("s", 1, {}), at("s"))).toEqual({ admitted: true, serial: 1 });
-    expect((await readdir(join(dataDir, "trust"))).some((name) => name.startsWith("high-water.json.corrupt-"))).toBe(true);
+    expect(await gate(platform.publicKey).admit(platform.sign("s", 1, {}), at("s"))).toEqual({
+      admitted: true,
+      serial: 1,
+    });
+    expect((await readdir(join(dataDir, "trust"))).some((name) => name.startsWith("high-water.json.corrupt-"))).toBe(
+      true,
+    );
   });
 });

@@ -1,15 +1,38 @@
 import { describe, expect, it } from "vitest";
-import { decideLaunch, HEALTH_WINDOW_MS, MAX_ROLLED_BACK_REMEMBERED, MAX_TRIAL_LAUNCHES, promoteTrial, type LaunchContext } from "../../../src/update/launch-decision.ts";
+import {
+  decideLaunch,
+  HEALTH_WINDOW_MS,
+  type LaunchContext,
+  MAX_ROLLED_BACK_REMEMBERED,
+  MAX_TRIAL_LAUNCHES,
+  promoteTrial,
+} from "../../../src/update/launch-decision.ts";
 import { EMPTY_UPDATE_STATE, type InstalledBinary, type UpdateState } from "../../../src/update/update-state.ts";
 
 const committedAt = Date.parse("2026-11-23T10:00:00.000Z");
 let ids = 0;
-const at = (offsetMs: number, selfVersion = "1.0.0"): LaunchContext => ({ selfVersion, nowMs: committedAt + offsetMs, newId: () => `id-${(ids += 1)}` });
-const binary = (version: string): InstalledBinary => ({ version, path: `/var/lib/edge-agent/update/versions/${version}/edge-agent`, sha256: "a".repeat(64), size: 1000 });
+const at = (offsetMs: number, selfVersion = "1.0.0"): LaunchContext => ({
+  selfVersion,
+  nowMs: committedAt + offsetMs,
+  newId: () => `id-${(ids += 1)}`,
+});
+const binary = (version: string): InstalledBinary => ({
+  version,
+  path: `/var/lib/edge-agent/update/versions/${version}/edge-agent`,
+  sha256: "a".repeat(64),
+  size: 1000,
+});
 const withTrial = (version: string, launches: number, previous: InstalledBinary | null = null): UpdateState => ({
   ...EMPTY_UPDATE_STATE,
   active: previous,
-  trial: { ...binary(version), startedAt: new Date(committedAt).toISOString(), launches, previous, fromVersion: previous?.version ?? "1.0.0", causationId: "cmd-1" },
+  trial: {
+    ...binary(version),
+    startedAt: new Date(committedAt).toISOString(),
+    launches,
+    previous,
+    fromVersion: previous?.version ?? "1.0.0",
+    causationId: "cmd-1",
+  },
 });
 
 describe("what the packaged binary runs when the service manager starts it", () => {
@@ -31,9 +54,17 @@ describe("what the packaged binary runs when the service manager starts it", () 
     expect(decision.kind).toBe("run-here");
     expect(decision.state.trial).toBeNull();
     expect(decision.state.active).toBeNull();
-    expect(decision.state.rolledBack).toEqual([expect.objectContaining({ version: "1.1.0", reason: expect.stringMatching(/did not report healthy within 90 s/) })]);
+    expect(decision.state.rolledBack).toEqual([
+      expect.objectContaining({
+        version: "1.1.0",
+        reason: expect.stringMatching(/did not report healthy within 90 s/),
+      }),
+    ]);
     expect(decision.state.pendingReports).toEqual([
-      expect.objectContaining({ causationId: "cmd-1", body: expect.objectContaining({ version: "1.1.0", runningVersion: "1.0.0", state: "ROLLED_BACK" }) }),
+      expect.objectContaining({
+        causationId: "cmd-1",
+        body: expect.objectContaining({ version: "1.1.0", runningVersion: "1.0.0", state: "ROLLED_BACK" }),
+      }),
     ]);
   });
 
@@ -50,7 +81,11 @@ describe("what the packaged binary runs when the service manager starts it", () 
     expect(decision.binary.version).toBe("1.1.0");
     expect(decision.trial).toBe(false);
     expect(decision.state.active?.version).toBe("1.1.0");
-    expect(decision.state.pendingReports[0]?.body).toMatchObject({ version: "1.2.0", runningVersion: "1.1.0", state: "ROLLED_BACK" });
+    expect(decision.state.pendingReports[0]?.body).toMatchObject({
+      version: "1.2.0",
+      runningVersion: "1.1.0",
+      state: "ROLLED_BACK",
+    });
   });
 
   it("runs the active version while it is newer than the package, and drops it once a package upgrade catches up", () => {
@@ -62,15 +97,30 @@ describe("what the packaged binary runs when the service manager starts it", () 
   });
 
   it("promotes a healthy trial to the active version and reports UPDATED for its command", () => {
-    const promoted = promoteTrial({ ...withTrial("1.1.0", 1), rolledBack: [{ version: "1.1.0", at: new Date(committedAt).toISOString(), reason: "earlier" }] }, at(10_000));
+    const promoted = promoteTrial(
+      {
+        ...withTrial("1.1.0", 1),
+        rolledBack: [{ version: "1.1.0", at: new Date(committedAt).toISOString(), reason: "earlier" }],
+      },
+      at(10_000),
+    );
     expect(promoted.active).toEqual(binary("1.1.0"));
     expect(promoted.trial).toBeNull();
     expect(promoted.rolledBack).toEqual([]);
-    expect(promoted.pendingReports).toEqual([expect.objectContaining({ causationId: "cmd-1", body: expect.objectContaining({ version: "1.1.0", state: "UPDATED" }) })]);
+    expect(promoted.pendingReports).toEqual([
+      expect.objectContaining({
+        causationId: "cmd-1",
+        body: expect.objectContaining({ version: "1.1.0", state: "UPDATED" }),
+      }),
+    ]);
   });
 
   it("remembers the newest rolled-back versions only, so the state file stays small", () => {
-    const old = Array.from({ length: MAX_ROLLED_BACK_REMEMBERED }, (_, index) => ({ version: `0.0.${index}`, at: new Date(committedAt).toISOString(), reason: "old" }));
+    const old = Array.from({ length: MAX_ROLLED_BACK_REMEMBERED }, (_, index) => ({
+      version: `0.0.${index}`,
+      at: new Date(committedAt).toISOString(),
+      reason: "old",
+    }));
     const decision = decideLaunch({ ...withTrial("1.1.0", MAX_TRIAL_LAUNCHES), rolledBack: old }, at(5_000));
     expect(decision.state.rolledBack).toHaveLength(MAX_ROLLED_BACK_REMEMBERED);
     expect(decision.state.rolledBack.at(-1)?.version).toBe("1.1.0");
