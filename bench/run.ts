@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     const startedAt = new Date().toISOString();
     const result = await bench.run();
     const record = { benchmark: bench.name, startedAt, node: process.version, ...result };
-    await writeFile(join(outDir, `${bench.name}.json`), JSON.stringify(record, null, 2) + "\n");
+    await writeFile(join(outDir, `${bench.name}.json`), `${JSON.stringify(record, null, 2)}\n`);
     console.log(JSON.stringify(record));
   }
 }

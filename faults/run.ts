@@ -12,7 +12,7 @@ import type { FaultScenario, ScenarioResult } from "./support/scenario.ts";
  * and exits 1 when anything was lost, duplicated, numbered twice, or a case was not survived.
  * `FAULTS_SEED` repeats a run's random choices.
  */
-const seed = Number(process.env["FAULTS_SEED"] ?? Date.now() % 100_000);
+const seed = Number(process.env.FAULTS_SEED ?? Date.now() % 100_000);
 
 const scenarios: FaultScenario[] = [
   outboxCrashSoak({ events: 20_000, maxRounds: 40, deadlineMs: 120_000, seed }),
@@ -87,11 +87,11 @@ async function main(): Promise<number> {
   await mkdir(outDir, { recursive: true });
   await writeFile(
     join(outDir, "faults.json"),
-    JSON.stringify(
+    `${JSON.stringify(
       { startedAt: new Date().toISOString(), seed, node: process.version, total, scenarios: lines },
       null,
       2,
-    ) + "\n",
+    )}\n`,
   );
   const clean =
     total.lost === 0 &&

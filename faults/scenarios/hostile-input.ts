@@ -311,7 +311,7 @@ async function outcomeOf(
           : null;
     }
     if (Date.now() > until)
-      return `no ${"settled" in expectation ? "settlement" : expectation.status + " status"} within ${deadlineMs} ms`;
+      return `no ${"settled" in expectation ? "settlement" : `${expectation.status} status`} within ${deadlineMs} ms`;
     await sleep(250);
   }
 }

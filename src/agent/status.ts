@@ -32,7 +32,7 @@ export const STATUS_FILE_INTERVAL_MS = 10_000;
 
 /** The daemon leaves its status here every `STATUS_FILE_INTERVAL_MS`, so `status` works with no link. */
 export async function writeStatusFile(dataDir: string, status: AgentStatus): Promise<void> {
-  await writeFileAtomic(join(dataDir, STATUS_FILE), JSON.stringify(status, null, 2) + "\n");
+  await writeFileAtomic(join(dataDir, STATUS_FILE), `${JSON.stringify(status, null, 2)}\n`);
 }
 
 export async function readStatusFile(dataDir: string): Promise<AgentStatus | null> {

@@ -10,7 +10,7 @@ function text(flags: FlagValues, name: string): string | undefined {
 }
 
 function tags(flags: FlagValues): Record<string, string> {
-  const raw = flags["tag"];
+  const raw = flags.tag;
   const result: Record<string, string> = {};
   for (const pair of Array.isArray(raw) ? raw : []) {
     if (typeof pair !== "string") continue;

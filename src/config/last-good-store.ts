@@ -59,7 +59,7 @@ export function lastGoodStore(
       return null;
     },
     async save(configuration) {
-      await writeFileAtomic(path, JSON.stringify(configuration, null, 2) + "\n", 0o600);
+      await writeFileAtomic(path, `${JSON.stringify(configuration, null, 2)}\n`, 0o600);
     },
   };
 }

@@ -30,7 +30,7 @@ export async function configGet(
 ): Promise<{ key: string; revision: number; document: unknown } | null> {
   const kv = await bucket(connection);
   const entry = await kv.get(keyOf(target));
-  if (!entry || entry.operation !== "PUT") return null;
+  if (entry?.operation !== "PUT") return null;
   return { key: entry.key, revision: entry.revision, document: entry.json<unknown>() };
 }
 

@@ -401,7 +401,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       if (record.state !== "INSTALLED" || stopped) continue;
       await withToolLock(record.toolAgentId, async () => {
         const current = await store.read(record.toolAgentId);
-        if (!current || current.state !== "INSTALLED") return;
+        if (current?.state !== "INSTALLED") return;
         const toolDir = toolDirOf(options.toolsDir, current.toolAgentId);
         let agentToolId = current.agentToolId;
         if (agentToolId === null) {

@@ -51,7 +51,7 @@ export function toolStore(toolsDir: string): {
   };
   return {
     read,
-    write: (record) => writeFileAtomic(pathOf(record.toolAgentId), JSON.stringify(record, null, 2) + "\n", 0o600),
+    write: (record) => writeFileAtomic(pathOf(record.toolAgentId), `${JSON.stringify(record, null, 2)}\n`, 0o600),
     async list() {
       let names: string[];
       try {

@@ -63,7 +63,7 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
   const { logger, observer } = options;
   let state: LinkState = "connecting";
   let connection: NatsConnection | null = null;
-  let connecting: Promise<void> | null = null;
+  let started = false;
   let closing = false;
   let lastError: string | null = null;
   const closed = new AbortController();
@@ -193,7 +193,9 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
       return lastError;
     },
     start() {
-      connecting ??= connectInBackground().catch(() => undefined);
+      if (started) return;
+      started = true;
+      void connectInBackground().catch(() => undefined);
     },
     async close(timeoutMs) {
       closing = true;

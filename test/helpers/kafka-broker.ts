@@ -290,7 +290,7 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
       ...listeners.lines,
       ...Object.entries(options.properties ?? {}).map(([key, value]) => `${key}=${value}`),
     ];
-    await writeFile(configPath, properties.join("\n") + "\n");
+    await writeFile(configPath, `${properties.join("\n")}\n`);
     const scramArgs = (options.sasl?.scram ?? []).flatMap(({ user, password, mechanism }) => [
       "--add-scram",
       `${mechanism}=[name=${user},password=${password}]`,

@@ -93,7 +93,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const writeConfig = (configLines: readonly string[]): Promise<void> =>
     writeFile(
       configPath,
-      [`listen: "127.0.0.1:${port}"`, `jetstream { store_dir: "${storeDir}" }`, ...configLines].join("\n") + "\n",
+      `${[`listen: "127.0.0.1:${port}"`, `jetstream { store_dir: "${storeDir}" }`, ...configLines].join("\n")}\n`,
     );
   await writeConfig(options.configLines ?? []);
   let child: ChildProcess | undefined;

@@ -7,7 +7,7 @@ import {
   EventType,
   machineIdOfSubject,
   parseMachineEventSubject,
-  TelemetrySample,
+  type TelemetrySample,
   type TopicRole,
 } from "../../contracts/index.ts";
 import { bridgedHeaders } from "./kafka-headers.ts";

@@ -131,7 +131,7 @@ export class ShardLeases {
    */
   async #refuseDuplicateInstance(kv: KV): Promise<void> {
     const before = await kv.get(this.#instanceKey());
-    if (!before || before.operation !== "PUT") return;
+    if (before?.operation !== "PUT") return;
     let previous: Partial<InstanceRecord> = {};
     try {
       previous = before.json<InstanceRecord>();
@@ -157,7 +157,7 @@ export class ShardLeases {
   async #reclaimOwnLeases(kv: KV): Promise<void> {
     for (const shard of this.#options.shards) {
       const entry = await kv.get(this.#leaseKey(shard));
-      if (!entry || entry.operation !== "PUT") continue;
+      if (entry?.operation !== "PUT") continue;
       let holder: string | undefined;
       try {
         holder = entry.json<{ instanceId?: string }>().instanceId;

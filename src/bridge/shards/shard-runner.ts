@@ -338,7 +338,7 @@ export class ShardRunner {
       this.#stopSignal.signal.addEventListener("abort", onStop, { once: true });
       await Promise.race([
         ...sources.map((source) => source.waitForMessage(waiting.signal)),
-        ...(inFlight ? [inFlight] : []),
+        ...(inFlight !== null ? [inFlight] : []),
       ]);
       waiting.abort();
       this.#stopSignal.signal.removeEventListener("abort", onStop);

@@ -89,7 +89,7 @@ describe("edge-agent run against a real nats-server", () => {
     const pings = [];
     for await (const ping of await new Svcm(observer).client({ strategy: "timer", maxWait: 1_000 }).ping("edge-agent"))
       pings.push(ping);
-    expect(pings.map((ping) => ping.metadata?.["machineId"])).toContain("it-1");
+    expect(pings.map((ping) => ping.metadata?.machineId)).toContain("it-1");
 
     const health = (await observer.request("machine.it-1.rpc.health", "", { timeout: 3_000 })).json<{
       status: string;
@@ -109,7 +109,7 @@ describe("edge-agent run against a real nats-server", () => {
 
     const exit = await agent.stop("SIGTERM");
     expect(exit).toEqual({ code: 0, signal: null });
-    expect(agent.logs().some((line) => line["msg"] === "edge-agent stopped")).toBe(true);
+    expect(agent.logs().some((line) => line.msg === "edge-agent stopped")).toBe(true);
   });
 
   it("records DISCONNECT while the server is down and delivers it, then RECONNECT, once the server is back", async () => {
@@ -119,7 +119,7 @@ describe("edge-agent run against a real nats-server", () => {
     await server.kill();
     const running = agent;
     await waitFor("the agent to log the disconnect", () =>
-      running.logs().some((line) => String(line["msg"]).startsWith("disconnected from NATS")),
+      running.logs().some((line) => String(line.msg).startsWith("disconnected from NATS")),
     );
     await server.start();
 
@@ -145,7 +145,7 @@ describe("edge-agent run against a real nats-server", () => {
     agent = await startAgentProcess({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "it-3" });
     const offlineAgent = agent;
     await waitFor("the offline start to be logged", () =>
-      offlineAgent.logs().some((line) => String(line["msg"]).startsWith("connecting to NATS")),
+      offlineAgent.logs().some((line) => String(line.msg).startsWith("connecting to NATS")),
     );
     const status = await waitFor("a local status answer", async () => {
       const result = await runCli(["status", "--json"], {

@@ -15,7 +15,7 @@ async function offlineEnv(machineId: string): Promise<Record<string, string>> {
 const started = (agent: AgentProcess): Promise<unknown> =>
   waitFor(
     "the agent to start",
-    () => agent.logs().some((line) => line["msg"] === "edge-agent starting") || agent.child.exitCode !== null,
+    () => agent.logs().some((line) => line.msg === "edge-agent starting") || agent.child.exitCode !== null,
   );
 
 describe("the data dir of `edge-agent run`", () => {
@@ -86,7 +86,7 @@ describe("the data dir of `edge-agent run`", () => {
       const writeFailures = (level: string): number =>
         agent
           .logs()
-          .filter((line) => line["level"] === level && String(line["msg"]).startsWith("cannot write the status file"))
+          .filter((line) => line.level === level && String(line.msg).startsWith("cannot write the status file"))
           .length;
       await waitFor("a failed status write", () => writeFailures("error") > 0, 25_000);
 

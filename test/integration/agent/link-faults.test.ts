@@ -62,7 +62,7 @@ describe("the agent's link under refusals", () => {
     expect(refusal.status.connection.lastError).toMatch(/authorization/i);
     await waitFor(
       "a second refused attempt",
-      async () => running.logs().filter((line) => /refused|retry/i.test(String(line["msg"]))).length >= 2,
+      async () => running.logs().filter((line) => /refused|retry/i.test(String(line.msg))).length >= 2,
       30_000,
     );
     expect(running.output()).not.toContain("will not be retried");

@@ -174,8 +174,8 @@ describe("edge-agent for an operator", () => {
         .logs()
         .filter(
           (line) =>
-            String(line["msg"]).startsWith("NATS connection") &&
-            (line["level"] === "error" || line["level"] === "warn"),
+            String(line.msg).startsWith("NATS connection") &&
+            (line.level === "error" || line.level === "warn"),
         );
     // The first failure at once; the same failure again after the 30 s interval, with the count.
     const lines = await waitFor(
@@ -194,12 +194,12 @@ describe("edge-agent for an operator", () => {
       reason: "connection refused",
       msg: "NATS connection still failing; retrying",
     });
-    expect(Number(lines[1]?.["failedSinceLastLine"])).toBeGreaterThanOrEqual(1);
+    expect(Number(lines[1]?.failedSinceLastLine)).toBeGreaterThanOrEqual(1);
     // Every attempt is still there at debug level.
     expect(
       agent
         .logs()
-        .filter((line) => line["level"] === "debug" && line["msg"] === "NATS connection still failing; retrying")
+        .filter((line) => line.level === "debug" && line.msg === "NATS connection still failing; retrying")
         .length,
     ).toBeGreaterThanOrEqual(1);
   }, 75_000);

@@ -78,7 +78,7 @@ describe("`edge-agent config` keys, and the agent's side of them", () => {
   it("the agent reports REJECTED for a document with an unknown key written by anyone, and keeps what it runs", async () => {
     agent = await startAgentProcess({ ...env, EDGE_AGENT_MACHINE_ID: "cfg-1" });
     const running = agent;
-    await waitFor("connected", () => running.logs().some((line) => line["msg"] === "connected to NATS"), 20_000);
+    await waitFor("connected", () => running.logs().some((line) => line.msg === "connected to NATS"), 20_000);
     const kv = await new Kvm(observer).open("agent-config");
     await kv.put("machine.cfg-1", JSON.stringify({ heartbeatSecs: 5 }));
     const rejected = await waitFor(

@@ -146,7 +146,7 @@ async function javaPartitions(
   try {
     const classpath = join(await ensureKafkaRuntime(), "libs", "*");
     await writeFile(join(dir, "Murmur.java"), MURMUR_JAVA);
-    await writeFile(join(dir, "keys.txt"), keys.join("\n") + "\n");
+    await writeFile(join(dir, "keys.txt"), `${keys.join("\n")}\n`);
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile(
         "java",

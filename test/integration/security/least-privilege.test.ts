@@ -8,10 +8,10 @@ import { PermissionViolationError } from "@nats-io/nats-core";
 import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  ClientUpdateStatus,
-  ConfigStatus,
+  type ClientUpdateStatus,
+  type ConfigStatus,
   machineConsumers,
-  ToolInstallationStatus,
+  type ToolInstallationStatus,
 } from "../../../src/contracts/index.ts";
 import { type NatsServerPermissions, toJwtPermissions } from "../../../src/identity/permissions.ts";
 import { isPermissionDenied } from "../../../src/transport/permission-denied.ts";

@@ -147,7 +147,7 @@ describe("agentPermissions", () => {
     expect(JSON.parse(printed[0] as string)).toEqual(a);
     permissionsCommand(["m-a"], { json: false, inboxPrefix: "site.m-a" }, (text) => printed.push(text));
     const text = printed[1] as string;
-    expect(text).toMatch(/authorization \{\n  users: \[\n    \{\n      user: "m-a"/);
+    expect(text).toMatch(/authorization \{\n {2}users: \[\n {4}\{\n {6}user: "m-a"/);
     expect(text).toContain('"site.m-a.>"');
     expect(text).toContain('"resp": {');
     expect(text).toMatch(/max_control_line/);
