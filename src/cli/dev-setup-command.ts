@@ -1,10 +1,8 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { AGENT_CONFIG_BUCKET, PLATFORM_STREAMS, STREAM_DUPLICATE_WINDOW_MS } from "../contracts/index.ts";
+import { AGENT_CONFIG_BUCKET, PLATFORM_STREAMS, wantedStreamConfig } from "../contracts/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { connectOnce } from "./one-shot-connection.ts";
-
-const nanos = (ms: number): number => ms * 1_000_000;
 
 /**
  * Creates every stream of DESIGN.md and the `agent-config` bucket, idempotently: an existing
@@ -14,19 +12,14 @@ export async function devSetup(settings: Settings, report: (line: string) => voi
   const connection = await connectOnce(settings, "edge-agent-dev-setup");
   try {
     const manager = await jetstreamManager(connection);
+    const version = connection.info?.version ?? "2.10.0";
     for (const stream of PLATFORM_STREAMS) {
-      const config = {
-        name: stream.name,
-        subjects: [...stream.subjects],
-        storage: "file" as const,
-        duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS),
-      };
+      const { subjects, ...wanted } = wantedStreamConfig(stream, version);
+      const config = { ...wanted, subjects: [...subjects] };
       try {
         await manager.streams.info(stream.name);
-        await manager.streams.update(stream.name, {
-          subjects: config.subjects,
-          duplicate_window: config.duplicate_window,
-        });
+        const { name: _name, storage: _storage, ...changeable } = config;
+        await manager.streams.update(stream.name, changeable);
         report(`stream ${stream.name}: up to date`);
       } catch (error) {
         if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound) throw error;

@@ -4,16 +4,22 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { AckPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ToolConnectionMessage, ToolInstallationStatus } from "../../../src/contracts/index.ts";
+import {
+  machineFeeds,
+  type ToolConnectionMessage,
+  type ToolInstallationStatus,
+  toolUpdateFeed,
+} from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
 import { createToolManager, type ToolManager, type ToolManagerOptions } from "../../../src/tools/index.ts";
 import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-consumers.ts";
 import { type ServedFile, startFileServer, TOOL_SCRIPT, toolTarGz, toolZip } from "../../fixtures/tools/tool-kit.ts";
+import { startTestCommands, type TestCommands } from "../../helpers/command-desk.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -26,6 +32,8 @@ describe("tool installation from JetStream", () => {
   let toolsDir: string;
   let events: OutgoingEvent[];
   let manager: ToolManager;
+  let commands: TestCommands;
+  const feeds = machineFeeds("m1");
 
   const sink: EventSink = {
     emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
@@ -79,28 +87,33 @@ describe("tool installation from JetStream", () => {
     reinstall: false,
     ...overrides,
   });
-  const pending = async (): Promise<number> => {
-    const manager = await jetstreamManager(operator);
-    let total = 0;
-    for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) {
-      const info = await manager.consumers.info("TOOL_INSTALLATION", name);
-      total += info.num_ack_pending + info.num_pending;
-    }
-    return total;
-  };
+  /** Every tool command published so far is read and settled. */
+  const settled = async (): Promise<boolean> =>
+    (await commands.caughtUp(operator, feeds.toolInstallation)) &&
+    (await commands.caughtUp(operator, feeds.toolUninstall));
 
-  /** Replaces the manager with one made with `overrides`; `freshConsumers` drops the old consumers (they keep their ack wait). */
-  const restartManager = async (overrides: Partial<ToolManagerOptions>, freshConsumers = false): Promise<void> => {
+  /** A fresh command side for the agent (the same data dir when `restart`), as a start of the agent makes. */
+  const startCommands = async (dataDir?: string, logger?: ToolManagerOptions["logger"]): Promise<void> => {
+    commands = await startTestCommands({
+      machineId: "m1",
+      onResult: (event) => events.push(event),
+      ...(dataDir ? { dataDir } : {}),
+      ...(logger ? { logger } : {}),
+    });
+  };
+  const attachAll = async (): Promise<void> => {
+    await manager.start();
+    manager.attach(agentLink);
+    commands.attach(agentLink);
+  };
+  let commandsDir: string;
+
+  /** Replaces the manager (and the agent's command side, on the same data dir) with one made with `overrides`. */
+  const restartManager = async (overrides: Partial<ToolManagerOptions>): Promise<void> => {
     await manager.stop();
-    if (freshConsumers) {
-      const jsm = await jetstreamManager(operator);
-      // The stopped manager may not have made them yet (consumers are made once the link is taken).
-      for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) {
-        await jsm.consumers.delete("TOOL_INSTALLATION", name).catch((error: unknown) => {
-          if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
-        });
-      }
-    }
+    await commands.stop({ keepDataDir: true });
+    // The agent's loggers are one family: the command pipeline logs where the manager does.
+    await startCommands(commandsDir, overrides.logger);
     manager = createToolManager({
       machineId: "m1",
       toolsDir,
@@ -110,10 +123,10 @@ describe("tool installation from JetStream", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      commands: commands.commands,
       ...overrides,
     });
-    await manager.start();
-    manager.attach(agentLink);
+    await attachAll();
   };
 
   beforeEach(async () => {
@@ -124,6 +137,8 @@ describe("tool installation from JetStream", () => {
     files = await startFileServer();
     toolsDir = join(await mkdtemp(join(tmpdir(), "edge-agent-tools-")), "tools");
     events = [];
+    commandsDir = await mkdtemp(join(tmpdir(), "edge-agent-tool-commands-"));
+    await startCommands(commandsDir);
     manager = createToolManager({
       machineId: "m1",
       toolsDir,
@@ -133,13 +148,15 @@ describe("tool installation from JetStream", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      commands: commands.commands,
     });
-    await manager.start();
-    manager.attach(agentLink);
+    await attachAll();
   });
 
   afterEach(async () => {
     await manager.stop();
+    await commands.stop();
+    await rm(commandsDir, { recursive: true, force: true });
     await agentLink.close();
     await operator.close();
     await files.close();
@@ -147,7 +164,7 @@ describe("tool installation from JetStream", () => {
     await rm(join(toolsDir, ".."), { recursive: true, force: true });
   });
 
-  it("installs from a zip, reports each step, announces the tool, acks; then skips, reinstalls, updates and uninstalls", async () => {
+  it("installs from a zip, reports each step, announces the tool, settles; then skips, reinstalls, updates and uninstalls", async () => {
     const v1 = files.add(
       "tool-v1.zip",
       await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 }, README: { data: "doc" } }),
@@ -161,9 +178,9 @@ describe("tool installation from JetStream", () => {
       agentType: "probe",
       version: "1.0.0",
     });
-    await waitFor("the ack", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
 
-    // The same version again: acked as INSTALLED with no work.
+    // The same version again: INSTALLED with no work.
     await push("tool-installation", message("probe", v1));
     await waitFor("second INSTALLED", () => statesOf("probe").length === 4);
     expect(statesOf("probe").at(-1)).toBe("INSTALLED");
@@ -235,13 +252,13 @@ describe("tool installation from JetStream", () => {
       /install command failed: .*exited with 3: boom: cannot install/,
     ],
   ])(
-    "refuses %s with a clear FAILED reason, terminates the message, and leaves nothing behind",
+    "refuses %s with a clear FAILED reason, settles the command, and leaves nothing behind",
     async (_what, overrides, reason) => {
       const served = files.add("ok.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
       await push("tool-installation", message("bad", served, await overrides(served)));
       await waitFor("FAILED", () => lastStatus("bad")?.state === "FAILED");
       expect(lastStatus("bad")?.error).toMatch(reason);
-      await waitFor("the message to be settled", async () => (await pending()) === 0);
+      await waitFor("the command to be settled", settled);
       expect(readdirSync(toolsDir)).toEqual(["bad.state.json"]);
     },
   );
@@ -298,27 +315,22 @@ describe("tool installation from JetStream", () => {
     });
   });
 
-  it("takes fleet-wide updates (machine.all.tool.{id}.update) through one consumer per machine, for installed tools only", async () => {
+  it("takes fleet-wide updates (machine.all.tool.{id}.update) of installed tools only, with no consumer on the server", async () => {
     const manager_ = await jetstreamManager(operator);
-    // One consumer for every tool, named by the machine's template: a fixed permission covers it.
-    await waitFor(
-      "the update consumer",
-      async () =>
-        (await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer")).config.filter_subject ===
-        "machine.all.tool.*.update",
-    );
-    const updatesPending = async (): Promise<number> => {
-      const info = await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer");
-      return info.num_ack_pending + info.num_pending;
-    };
+    const consumersOnServer = async (): Promise<number> =>
+      (await manager_.streams.info("TOOL_UPDATE")).state.consumer_count;
+    const updateFeed = toolUpdateFeed("upd");
     const v1 = files.add("u1.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
-    // Not installed here: acked, not installed.
-    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(message("upd", v1)));
-    await waitFor("the update for a tool not installed to be settled", async () => (await updatesPending()) === 0);
-    expect(statesOf("upd")).toEqual([]);
+    // Published before the tool is installed here: not for this installation (its feed starts after it).
+    await jetstream(operator).publish(
+      "machine.all.tool.upd.update",
+      JSON.stringify(message("upd", v1, { version: "0.9.0" })),
+    );
 
     await push("tool-installation", message("upd", v1));
     await waitFor("INSTALLED", () => lastStatus("upd")?.state === "INSTALLED");
+    await waitFor("the update feed read", () => commands.caughtUp(operator, updateFeed));
+    expect(statesOf("upd")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
     const v2 = message("upd", v1, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"] });
     await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(v2));
     // The marker is written by the install command, before the status: wait for the status itself.
@@ -327,13 +339,14 @@ describe("tool installation from JetStream", () => {
       () => lastStatus("upd")?.state === "INSTALLED" && lastStatus("upd")?.version === "2.0.0",
     );
     expect(readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8")).toBe("installed 2.0.0\n");
+    expect(await consumersOnServer()).toBe(0);
 
     // A body naming another tool than its subject would reach machines without that tool: refused.
     await jetstream(operator).publish(
       "machine.all.tool.upd.update",
       JSON.stringify(message("other", v1, { version: "9.0.0" })),
     );
-    await waitFor("the mismatched update to be settled", async () => (await updatesPending()) === 0);
+    await waitFor("the mismatched update to be settled", () => commands.caughtUp(operator, updateFeed));
     expect(statesOf("other")).toEqual([]);
 
     await push("tool-uninstall", { toolAgentId: "upd" });
@@ -343,8 +356,13 @@ describe("tool installation from JetStream", () => {
       "machine.all.tool.upd.update",
       JSON.stringify(message("upd", v1, { version: "3.0.0" })),
     );
-    await waitFor("the update after removal to be settled", async () => (await updatesPending()) === 0);
+    // Word of another tool's command after it: by the time that one is done, an update feed still
+    // followed would have been checked first (one check at a time, in the order the word came).
+    const later = files.add("later.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("later", later));
+    await waitFor("the later tool INSTALLED", () => lastStatus("later")?.state === "INSTALLED");
     expect(statesOf("upd").length).toBe(removedAt);
+    expect(await consumersOnServer()).toBe(0);
   });
 
   it("removes the per-tool update consumers earlier versions made, once", async () => {
@@ -371,6 +389,7 @@ describe("tool installation from JetStream", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      commands: commands.commands,
     });
     await manager.start();
     manager.attach(agentLink);
@@ -400,6 +419,7 @@ describe("tool installation from JetStream", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      commands: commands.commands,
     });
     await manager.start();
     manager.attach(agentLink);
@@ -439,16 +459,15 @@ describe("tool installation from JetStream", () => {
     });
   });
 
-  it("terminates a malformed message after reporting it", async () => {
+  it("settles a malformed message after reporting it", async () => {
     await push("tool-installation", { toolAgentId: "odd", downloadConfigurations: [{ os: "beos" }] });
     await push("tool-installation", "{not json");
     await waitFor("FAILED", () => lastStatus("odd")?.state === "FAILED");
     expect(lastStatus("odd")?.error).toMatch(/malformed tool command/);
-    await waitFor("both settled", async () => (await pending()) === 0);
+    await waitFor("both settled", settled);
   });
-  it("installs another tool while one tool's link hangs, and each exactly once though the hang outlasts the ack wait", async () => {
-    // A 1 s ack wait: the hang below lasts several, as a 300 s hang outlasts the usual 60 s.
-    await restartManager({ ackWaitMs: 1_000, download: { stallTimeoutMs: 30_000 } }, true);
+  it("installs another tool while one tool's link hangs, and each exactly once", async () => {
+    await restartManager({ download: { stallTimeoutMs: 30_000 } });
     const zip = await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
     const hanging = files.addHeld("hanging.zip", zip);
     const quick = files.add("quick.zip", zip);
@@ -460,17 +479,12 @@ describe("tool installation from JetStream", () => {
       () => lastStatus("other")?.state === "INSTALLED",
     );
     expect(statesOf("stuck")).toEqual(["DOWNLOADING"]);
-    // Three ack waits pass while the first download hangs.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
     hanging.release();
     await waitFor("the first tool INSTALLED once its link answers", () => lastStatus("stuck")?.state === "INSTALLED");
-    await waitFor("both settled", async () => (await pending()) === 0);
-    // Another ack wait, for any copy delivered again to show up.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await waitFor("both settled", settled);
     expect(statesOf("stuck")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
     expect(statesOf("other")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
     expect(hanging.requests).toBe(1);
-    expect(await pending()).toBe(0);
   }, 60_000);
 
   it("gives up a download whose link hangs after the stall timeout, to be retried later", async () => {
@@ -487,7 +501,7 @@ describe("tool installation from JetStream", () => {
     expect(statesOf("never")).toEqual(["DOWNLOADING"]);
   });
 
-  it("acks a command delivered again after its work finished (same event id) without doing it twice", async () => {
+  it("takes a command the platform stored twice (same event id) without doing it twice", async () => {
     const served = files.add("once.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     const body = JSON.stringify(message("once", served, { reinstall: true }));
     const publish = async (msgID: string): Promise<void> => {
@@ -497,16 +511,10 @@ describe("tool installation from JetStream", () => {
     };
     await publish("copy-1");
     await waitFor("INSTALLED", () => lastStatus("once")?.state === "INSTALLED");
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     // The same command again (the platform sent it twice), though it asks to reinstall.
     await publish("copy-2");
-    const jsm = await jetstreamManager(operator);
-    await waitFor(
-      "the copy to be taken and acked",
-      async () =>
-        (await jsm.consumers.info("TOOL_INSTALLATION", "machine_m1_tool-installation_consumer")).ack_floor
-          .stream_seq === 2,
-    );
+    await waitFor("the copy to be taken and settled", settled);
     expect(statesOf("once")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
   });
 
@@ -521,7 +529,7 @@ describe("tool installation from JetStream", () => {
     await push("tool-installation", message("fat", served));
     await waitFor("FAILED", () => lastStatus("fat")?.state === "FAILED");
     expect(lastStatus("fat")?.error).toMatch(/unpacks to more than 1048576 bytes/);
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     expect(readdirSync(toolsDir)).toEqual(["fat.state.json"]);
   });
 
@@ -535,7 +543,7 @@ describe("tool installation from JetStream", () => {
     expect(failed.error).toMatch(/toolAgentId is 300 characters long, over the 128 allowed/);
     expect(failed.toolAgentId.startsWith("t".repeat(128))).toBe(true);
     expect(failed.toolAgentId.length).toBeLessThan(160);
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     // Refused before anything was written.
     expect(existsSync(toolsDir) ? readdirSync(toolsDir) : []).toEqual([]);
   });
@@ -578,7 +586,7 @@ describe("tool installation from JetStream", () => {
     expect(failed.toolAgentId.startsWith(idStart)).toBe(true);
     expect(failed.toolAgentId.length).toBeLessThan(300);
     expect(failed.error?.length).toBeLessThan(1_000);
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     expect(lines.length).toBeGreaterThan(0);
     expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(4_000);
   });
