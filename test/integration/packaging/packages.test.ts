@@ -188,9 +188,10 @@ describe.skipIf(sandboxUnavailable !== undefined)(
         return {
           child,
           exited,
-          stop: async (signal: NodeJS.Signals = "SIGTERM") => (
-            child.exitCode === null && child.signalCode === null && child.kill(signal), exited
-          ),
+          stop: async (signal: NodeJS.Signals = "SIGTERM") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            return exited;
+          },
         };
       };
       const executableOf = (pid: number | undefined): string => sandbox.run("readlink", [`/proc/${pid}/exe`]).trim();
