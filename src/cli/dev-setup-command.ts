@@ -5,7 +5,7 @@ import type { Settings } from "../settings/index.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 
 /**
- * Creates every stream of DESIGN.md and the `agent-config` bucket, idempotently: an existing
+ * Creates every stream of docs/DESIGN.md and the `agent-config` bucket, idempotently: an existing
  * stream is updated to the wanted subjects, never deleted, so its data stays.
  */
 export async function devSetup(settings: Settings, report: (line: string) => void): Promise<void> {

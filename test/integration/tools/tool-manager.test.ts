@@ -36,7 +36,10 @@ describe("tool installation from JetStream", () => {
   const feeds = machineFeeds("m1");
 
   const sink: EventSink = {
-    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+    emit: async (event) => {
+      events.push(event);
+      return { eventId: String(events.length), sequence: events.length };
+    },
   };
   const statesOf = (toolAgentId: string): string[] =>
     events
