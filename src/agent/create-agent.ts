@@ -218,6 +218,23 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     link,
     linkRecord,
     heartbeatSeconds: () => lifecycle.heartbeatSeconds,
+    commands: () => {
+      const reading = commands.status();
+      let counts = { pending: 0, running: 0 };
+      try {
+        counts = outbox.commands.counts();
+      } catch {
+        // The database cannot be read now: the outbox's own status says why.
+      }
+      return {
+        trust: trust.mode,
+        feeds: reading.feeds,
+        lastCheckedAt: reading.lastCheckedAtMs === null ? null : new Date(reading.lastCheckedAtMs).toISOString(),
+        problem: reading.problem,
+        pending: counts.pending,
+        running: counts.running,
+      };
+    },
     capabilities,
   });
 

@@ -262,7 +262,7 @@ export class CommandRunner implements CommandDesk {
     const spec = route.spec;
     const rejection = (reason: string, raw: unknown): CommandOutcome => {
       const cut = truncateInput(reason, 2_000);
-      const result = "handler" in spec ? spec.handler.rejection(cut, raw) : spec.rowHandler.interruption(cut, row);
+      const result = "handler" in spec ? spec.handler.rejection(cut, raw) : spec.rowHandler.refusal(cut, row);
       return reject(cut, result ?? undefined);
     };
     const expiresAtMs = expiryOf(row.headers, row.storedAtMs);
@@ -390,7 +390,7 @@ export class CommandRunner implements CommandDesk {
         }
         result = spec.handler.rejection(`${spec.handler.what} ${reason}`, raw);
       } else {
-        result = spec.rowHandler.interruption(`${spec.rowHandler.what} ${reason}`, row);
+        result = spec.rowHandler.refusal(`${spec.rowHandler.what} ${reason}`, row);
       }
     }
     const causationId = this.#delivery(row, route).causationId;

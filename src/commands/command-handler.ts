@@ -68,8 +68,8 @@ export interface CommandHandler<Command> {
 export interface RowHandler {
   readonly what: string;
   handle(row: CommandRow, delivery: CommandDelivery): Promise<CommandOutcome>;
-  /** The result that reports a row cut short by a crash; null reports none. */
-  interruption(reason: string, row: CommandRow): OutgoingEvent | null;
+  /** The result that reports a row refused before it reached `handle` (expired, a copied answer, cut short by a crash); null reports none. */
+  refusal(reason: string, row: CommandRow): OutgoingEvent | null;
 }
 
 /** What one capability takes from the inbox, and how. */

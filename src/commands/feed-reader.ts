@@ -4,7 +4,7 @@ import type { CommandInbox } from "../outbox/index.ts";
 import { jitteredBackoff } from "../runtime/backoff.ts";
 import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { readAfter, readNewest, type StoredCommandMessage } from "../transport/stream-reads.ts";
+import { readAfter, readNewest, type StoredCommandMessage, StreamUnavailableError } from "../transport/stream-reads.ts";
 
 export interface FeedReaderOptions {
   readonly inbox: Pick<CommandInbox, "position" | "accept">;
@@ -26,9 +26,9 @@ export interface FeedReaderOptions {
 
 export interface FeedReaderStatus {
   readonly feeds: number;
-  /** When every feed was last checked without a fault (epoch ms), null before. */
+  /** When every feed due was last checked, faults or not (epoch ms), null before. */
   readonly lastCheckedAtMs: number | null;
-  /** Why commands cannot be read right now, null when they can. */
+  /** Which feeds cannot be read right now, and why; null when all can. */
   readonly problem: string | null;
 }
 
@@ -63,24 +63,18 @@ export class FeedReader {
   #connection: NatsConnection | null = null;
   /** Between a link's attach and its detach: checks run only then (offline, nothing is worth a try). */
   #online = false;
-  readonly #retry;
+  /** Feeds that cannot be read now, with why and when to try again. */
+  readonly #faults = new Map<string, { reason: string; readonly backoff: { next(): number } }>();
   #subscriptions: Subscription[] = [];
   #running: Promise<void> | null = null;
   #periodic: Cancel | null = null;
   #stopped = false;
-  #problem: string | null = null;
-  #lastProblemLogged: string | null = null;
   #lastCheckedAtMs: number | null = null;
 
   constructor(options: FeedReaderOptions) {
     this.#options = options;
     this.#logger = options.logger;
     this.#timers = timersOf(options.clock);
-    this.#retry = jitteredBackoff({
-      baseMs: options.retry?.baseMs ?? 2_000,
-      maxMs: options.retry?.maxMs ?? 60_000,
-      ...(options.random ? { random: options.random } : {}),
-    });
   }
 
   /** Starts reading a feed (at once when connected). */
@@ -133,7 +127,12 @@ export class FeedReader {
   }
 
   status(): FeedReaderStatus {
-    return { feeds: this.#feeds.size, lastCheckedAtMs: this.#lastCheckedAtMs, problem: this.#problem };
+    const faults = [...this.#faults].map(([key, fault]) => `${key}: ${fault.reason}`);
+    return {
+      feeds: this.#feeds.size,
+      lastCheckedAtMs: this.#lastCheckedAtMs,
+      problem: faults.length === 0 ? null : faults.join("; "),
+    };
   }
 
   #schedulePeriodic(): Cancel {
@@ -181,7 +180,10 @@ export class FeedReader {
   async #drain(): Promise<void> {
     while (!this.#stopped && this.#online && this.#connection) {
       const key = [...this.#due][0];
-      if (key === undefined) return;
+      if (key === undefined) {
+        this.#lastCheckedAtMs = this.#options.clock.now();
+        return;
+      }
       this.#due.delete(key);
       const feed = this.#feeds.get(key);
       if (!feed) continue;
@@ -194,10 +196,10 @@ export class FeedReader {
       try {
         const more = await this.#check(this.#connection, feed);
         if (more) this.#due.add(key);
-        this.#cleared();
+        this.#cleared(feed);
       } catch (error) {
+        // One feed's trouble (a stream the platform has not made) never holds the others up.
         this.#failed(feed, error);
-        return;
       }
     }
   }
@@ -257,12 +259,11 @@ export class FeedReader {
     return more;
   }
 
-  #cleared(): void {
-    if (this.#due.size === 0) this.#lastCheckedAtMs = this.#options.clock.now();
-    if (this.#problem !== null) this.#logger.info({ was: this.#problem }, "commands can be read again");
-    this.#problem = null;
-    this.#retry.reset();
-    this.#lastProblemLogged = null;
+  #cleared(feed: CommandFeed): void {
+    const fault = this.#faults.get(feed.key);
+    if (!fault) return;
+    this.#faults.delete(feed.key);
+    this.#logger.info({ feed: feed.key, was: fault.reason }, "commands of this feed can be read again");
   }
 
   #failed(feed: CommandFeed, error: unknown): void {
@@ -272,20 +273,31 @@ export class FeedReader {
       return;
     }
     const reason = error instanceof Error ? error.message : String(error);
-    this.#problem = `${feed.stream} (${feed.subject}): ${reason}`;
-    // Once per kind of trouble at warn; the retries themselves at debug.
-    if (reason !== this.#lastProblemLogged) {
-      this.#logger.warn({ feed: feed.key, stream: feed.stream, err: error }, "cannot read commands yet; trying again");
+    const missing = error instanceof StreamUnavailableError;
+    let fault = this.#faults.get(feed.key);
+    if (!fault) {
+      fault = {
+        reason,
+        backoff: jitteredBackoff({
+          baseMs: this.#options.retry?.baseMs ?? 2_000,
+          // A stream the platform has not made is looked for again at the periodic check's pace.
+          maxMs: missing ? (this.#options.checkEveryMs ?? 600_000) : (this.#options.retry?.maxMs ?? 60_000),
+          ...(this.#options.random ? { random: this.#options.random } : {}),
+        }),
+      };
+      this.#faults.set(feed.key, fault);
+      this.#logger.warn(
+        { feed: feed.key, stream: feed.stream, err: error },
+        missing
+          ? "a command stream is not there: this feed is read once it is"
+          : "cannot read commands yet; trying again",
+      );
+    } else if (fault.reason !== reason) {
+      fault.reason = reason;
+      this.#logger.warn({ feed: feed.key, stream: feed.stream, err: error }, "still cannot read commands");
     } else {
       this.#logger.debug({ feed: feed.key, reason }, "still cannot read commands");
     }
-    this.#lastProblemLogged = reason;
-    // Everything still due waits for the next try, with this feed first (its order is kept).
-    this.#due.add(feed.key);
-    const retryMs = this.#retry.next();
-    for (const key of [...this.#due]) {
-      this.#due.delete(key);
-      this.#schedule(key, retryMs);
-    }
+    this.#schedule(feed.key, fault.backoff.next());
   }
 }

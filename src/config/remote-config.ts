@@ -50,8 +50,8 @@ export interface RemoteConfig {
    * applied; the outcome is the `config.status` stored with it.
    */
   takeRevision(row: CommandRow): Promise<CommandOutcome>;
-  /** The status that reports a revision a crash cut short. */
-  interruption(reason: string, row: CommandRow): OutgoingEvent;
+  /** The status that reports a revision refused before it was read (expired, a copied answer, cut short by a crash). */
+  refusal(reason: string, row: CommandRow): OutgoingEvent;
   /**
    * A configuration document pushed as a file (DownloadConfiguration): validated and applied as a
    * put to this machine's key would be. Pushed documents carry their own `revision`, which must
@@ -186,7 +186,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         });
       });
     },
-    interruption: (reason, row) => statusEvent(judged(row.streamSequence, "REJECTED", reason)),
+    refusal: (reason, row) => statusEvent(judged(row.streamSequence, "REJECTED", reason)),
     applyPushed(document, causationId) {
       return queue.run(async () => {
         const report = async (body: ConfigStatus): Promise<ConfigStatus> => {
@@ -244,7 +244,7 @@ export function remoteConfigRoute(machineId: string, remoteConfig: RemoteConfig)
     rowHandler: {
       what: "remote configuration",
       handle: (row) => remoteConfig.takeRevision(row),
-      interruption: (reason, row) => remoteConfig.interruption(reason, row),
+      refusal: (reason, row) => remoteConfig.refusal(reason, row),
     },
   };
 }

@@ -7,6 +7,7 @@ import {
   jetstream,
   jetstreamManager,
 } from "@nats-io/jetstream";
+import { NoRespondersError } from "@nats-io/nats-core";
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 
 /**
@@ -58,8 +59,12 @@ async function managerOf(connection: NatsConnection, timeoutMs: number): Promise
   return jetstreamManager(connection, { checkAPI: false, timeout: timeoutMs });
 }
 
+/** No responder: nats.js wraps it in a RequestError, its cause. */
 function isNoResponders(error: unknown): boolean {
-  return (error as { code?: unknown })?.code === "503" || (error as { name?: unknown })?.name === "NoRespondersError";
+  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof NoRespondersError) return true;
+  }
+  return false;
 }
 
 /** The newest message stored under `subject`, or null when the stream holds none. */
