@@ -38,6 +38,12 @@ export const BridgeSettings = z.object({
    * the fastest word that a machine went away. Optional: heartbeats decide without it.
    */
   systemAccount: z.object({ natsServers: z.array(z.string()).min(1).optional(), auth: NatsAuth, tls: NatsTls }),
+  /**
+   * $SYS CONNECT/DISCONNECT are taken for the machine named by the connection name instead of the
+   * authenticated identity: for development setups where agents share one NATS user. Anyone who
+   * can connect can then move any machine's presence; the bridge warns at start.
+   */
+  trustConnectionNames: z.boolean(),
   /** Names this bridge's consumers, transactional ids, buckets and presence stream: two groups never meet. */
   group: safeToken("group"),
   /** This process among the group's instances (leases name it). */
@@ -142,6 +148,7 @@ export function defaultBridgeSettings(directories: {
     auth: {},
     tls: {},
     systemAccount: { auth: {}, tls: {} },
+    trustConnectionNames: false,
     group: "edge-bridge",
     instanceId: defaultInstanceId(),
     ...directories,

@@ -126,4 +126,10 @@ describe("bridge settings", () => {
       /kafka.broker: is not a known setting/,
     );
   });
+
+  it("follows authenticated identities for presence unless told to trust connection names", () => {
+    expect(load({}).trustConnectionNames).toBe(false);
+    expect(load({ EDGE_BRIDGE_TRUST_CONNECTION_NAMES: "true" }).trustConnectionNames).toBe(true);
+    expect(() => load({ EDGE_BRIDGE_TRUST_CONNECTION_NAMES: "maybe" })).toThrow(/must be true or false/);
+  });
 });
