@@ -17,7 +17,7 @@ import { ProducerThread, ThreadedWriter } from "./kafka/threaded-writer.ts";
 import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "./records/event-router.ts";
 import { type BridgeStatus, shardStatus, startBridgeService } from "./service/bridge-status.ts";
-import type { BridgeSettings } from "./settings/bridge-settings.ts";
+import { type BridgeSettings, devicesTenantId } from "./settings/bridge-settings.ts";
 import { EventStreamProcessor } from "./shards/event-stream-processor.ts";
 import { ShardLeases } from "./shards/shard-leases.ts";
 import type { ShardProcessor } from "./shards/shard-processor.ts";
@@ -125,7 +125,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
             DeviceStore.open(link.connection as NatsConnection, `${settings.group}-devices`, logger.child({ shard })),
           devicesTopic: settings.topics.devices,
           rowContext: {
-            tenantId: settings.tenantId ?? null,
+            tenantId: devicesTenantId(settings),
             organizationId: settings.organizationId ?? null,
             organizationTag: settings.organizationTag,
           },

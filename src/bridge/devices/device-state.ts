@@ -25,6 +25,8 @@ export const StatusReason = z.enum([
   "missed-heartbeats",
   "server-connect",
   "server-disconnect",
+  /** An inventory the machine published: it was connected when the stream stored it. */
+  "inventory",
 ]);
 export type StatusReason = z.infer<typeof StatusReason>;
 

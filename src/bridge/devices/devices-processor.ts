@@ -234,6 +234,9 @@ export class DevicesProcessor implements ShardProcessor {
             sequence,
             atMs: Math.min(Date.parse(parsed.data.timestamp), message.storedAtMs),
           },
+          // The machine published it over its own connection, so it was ONLINE when the stream
+          // stored it: a machine whose inventory comes before any status has a row with one.
+          { kind: "status", status: "ONLINE", atMs: message.storedAtMs, reason: "inventory" },
         ],
       };
     }

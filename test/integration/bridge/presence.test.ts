@@ -1,10 +1,24 @@
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import {
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  headers as natsHeaders,
+} from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import type { DeviceState } from "../../../src/bridge/devices/device-state.ts";
 import { type PresenceSignal, presenceStreamNames } from "../../../src/bridge/devices/presence.ts";
-import type { MachinePinotMessage } from "../../../src/contracts/index.ts";
+import {
+  EventType,
+  eventHeaderEntries,
+  type MachinePinotMessage,
+  machineSubjects,
+  SCHEMA_VERSION,
+  subjectFor,
+} from "../../../src/contracts/index.ts";
+import { inventoryOf } from "../../fixtures/bridge/simulated-fleet.ts";
 import { mintDecentralizedAuth } from "../../helpers/decentralized-auth.ts";
 import { type DevicesHarness, startDevicesHarness } from "../../helpers/devices-harness.ts";
 import { type ManualClock, manualClock } from "../../helpers/manual-clock.ts";
@@ -240,5 +254,29 @@ describe("presence: time and identity", () => {
     await machine.close();
     await lastSignalIs("m1", "OFFLINE", "server-disconnect");
     expect(statusesOf(await harness.batch())).toEqual(["m1:OFFLINE"]);
+  });
+
+  it("gives a machine whose inventory comes before any status a first row that says ONLINE, never status null", async () => {
+    await start();
+    const headers = natsHeaders();
+    for (const [name, value] of eventHeaderEntries({
+      eventId: "inventory-1",
+      eventType: EventType.inventory,
+      machineId: "m9",
+      timestamp: new Date().toISOString(),
+      correlationId: "inventory-1",
+      schemaVersion: SCHEMA_VERSION,
+      sequence: 1,
+    }))
+      headers.set(name, value);
+    await jetstream(app).publish(
+      subjectFor(machineSubjects("m9"), EventType.inventory),
+      JSON.stringify(inventoryOf("m9", { site: "lab" })),
+      { headers },
+    );
+    const rows = await harness.batch();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ machineId: "m9", status: "ONLINE", osType: "LINUX", tagKeyValues: ["site:lab"] });
+    expect((await stateOf("m9"))?.statusReason).toBe("inventory");
   });
 });
