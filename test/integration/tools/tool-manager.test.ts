@@ -13,6 +13,7 @@ import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
 import { createToolManager, type ToolManager, type ToolManagerOptions } from "../../../src/tools/index.ts";
 import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-consumers.ts";
+import { lyingZip } from "../../fixtures/tools/bombs.ts";
 import { type ServedFile, startFileServer, TOOL_SCRIPT, toolTarGz, toolZip } from "../../fixtures/tools/tool-kit.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
@@ -523,6 +524,29 @@ describe("tool installation from JetStream", () => {
     expect(lastStatus("fat")?.error).toMatch(/unpacks to more than 1048576 bytes/);
     await waitFor("settled", async () => (await pending()) === 0);
     expect(readdirSync(toolsDir)).toEqual(["fat.state.json"]);
+  });
+
+  it("reports FAILED for a zip whose entry declares 1,000 bytes and inflates to 100 MB (checksum and size true)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "edge-agent-lying-"));
+    try {
+      await lyingZip(join(dir, "lying.zip"), 1_000, 100_000_000);
+      const served = files.add("lying.zip", readFileSync(join(dir, "lying.zip")));
+      await push(
+        "tool-installation",
+        message("liar", served, {
+          downloadConfigurations: [
+            { os: "linux", agentFileName: "zeros.bin", link: served.url, sha256: served.sha256, size: served.size },
+          ],
+        }),
+      );
+      await waitFor("FAILED", () => lastStatus("liar")?.state === "FAILED");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(lastStatus("liar")?.error).toMatch(/unreadable zip: .*too many bytes in the stream. expected 1000/);
+    expect(statesOf("liar")).toEqual(["DOWNLOADING", "FAILED"]);
+    await waitFor("settled", async () => (await pending()) === 0);
+    expect(readdirSync(toolsDir)).toEqual(["liar.state.json"]);
   });
 
   it("reports FAILED for a command whose toolAgentId is too long, naming the id cut short", async () => {
