@@ -7,7 +7,7 @@ import { planStreams, type WantedStream } from "./stream-plan.ts";
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
-/** The streams of DESIGN.md, as dev-setup wants them. */
+/** The streams of docs/DESIGN.md, as dev-setup wants them. */
 export function wantedStreams(): WantedStream[] {
   return PLATFORM_STREAMS.map((stream) => ({
     name: stream.name,
@@ -18,7 +18,7 @@ export function wantedStreams(): WantedStream[] {
 }
 
 /**
- * Creates the streams of DESIGN.md and the `agent-config` bucket, and only ever adds to what a
+ * Creates the streams of docs/DESIGN.md and the `agent-config` bucket, and only ever adds to what a
  * server already has (stream-plan.ts): a stream another platform made keeps its subjects and
  * limits, gains the subjects the agent needs, and nothing is deleted. Prints one line per stream
  * saying what it changed.

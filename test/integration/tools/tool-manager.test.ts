@@ -29,7 +29,10 @@ describe("tool installation from JetStream", () => {
   let manager: ToolManager;
 
   const sink: EventSink = {
-    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+    emit: async (event) => {
+      events.push(event);
+      return { eventId: String(events.length), sequence: events.length };
+    },
   };
   /** The statuses of the commands on a tool: its liveness reports (with `connection`) left out. */
   const commandStatusesOf = (toolAgentId: string): ToolInstallationStatus[] =>
