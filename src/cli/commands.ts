@@ -227,7 +227,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "create the platform's JetStream streams and KV bucket on a server (development and tests)",
     usage: "[settings options]",
     description: [
-      "Idempotent: existing streams get the wanted subjects and keep their data. Production platforms create these themselves.",
+      "Only ever adds: an existing stream keeps its subjects, limits and data, and gains the subjects it lacks; no limit is",
+      "lowered; each line printed says what changed. Production platforms create these themselves.",
       "With --device-view-user (the account layout of `edge-agent accounts`), it also makes the device view's",
       "mirrors, connected as that user of the DEVICE_VIEW account.",
     ].join("\n"),

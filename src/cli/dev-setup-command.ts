@@ -1,34 +1,42 @@
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { AGENT_CONFIG_BUCKET, PLATFORM_STREAMS, wantedStreamConfig } from "../contracts/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { connectOnce } from "./one-shot-connection.ts";
+import { planStreams, type WantedStream } from "./stream-plan.ts";
+
+/** The streams of docs/DESIGN.md, as dev-setup wants them on a server of this version. */
+export function wantedStreams(serverVersion: string): WantedStream[] {
+  return PLATFORM_STREAMS.map((stream) => {
+    const { subjects, storage, ...rest } = wantedStreamConfig(stream, serverVersion);
+    return { ...rest, subjects: [...subjects], storage: storage as StreamConfig["storage"] };
+  });
+}
 
 /**
- * Creates every stream of docs/DESIGN.md and the `agent-config` bucket, idempotently: an existing
- * stream is updated to the wanted subjects, never deleted, so its data stays.
+ * Creates the streams of docs/DESIGN.md and the `agent-config` bucket, and only ever adds to what a
+ * server already has (stream-plan.ts): a stream another platform made keeps its subjects and
+ * limits, gains the subjects the agent needs, and nothing is deleted. Prints one line per stream
+ * saying what it changed.
  */
 export async function devSetup(settings: Settings, report: (line: string) => void): Promise<void> {
   const connection = await connectOnce(settings, "edge-agent-dev-setup");
   try {
     const manager = await jetstreamManager(connection);
+    const existing: StreamConfig[] = [];
+    for await (const info of manager.streams.list()) existing.push(info.config);
     const version = connection.info?.version ?? "2.10.0";
-    for (const stream of PLATFORM_STREAMS) {
-      const { subjects, ...wanted } = wantedStreamConfig(stream, version);
-      const config = { ...wanted, subjects: [...subjects] };
-      try {
-        await manager.streams.info(stream.name);
-        const { name: _name, storage: _storage, ...changeable } = config;
-        await manager.streams.update(stream.name, changeable);
-        report(`stream ${stream.name}: up to date`);
-      } catch (error) {
-        if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound) throw error;
-        await manager.streams.add(config);
-        report(`stream ${stream.name}: created`);
-      }
+    for (const plan of planStreams(wantedStreams(version), existing)) {
+      if (plan.action === "create") await manager.streams.add({ ...plan.config, name: plan.name });
+      else if (plan.action === "update") await manager.streams.update(plan.name, plan.config);
+      const what = plan.changes.length > 0 ? plan.changes.join("; ") : "up to date, unchanged";
+      report(`stream ${plan.name}: ${what}`);
+      for (const note of plan.notes) report(`stream ${plan.name}: ${note}`);
     }
+    const bucketStream = `KV_${AGENT_CONFIG_BUCKET}`;
+    const bucketExisted = existing.some((stream) => stream.name === bucketStream);
     await new Kvm(connection).create(AGENT_CONFIG_BUCKET, { history: 10 });
-    report(`key-value bucket ${AGENT_CONFIG_BUCKET}: ready`);
+    report(`key-value bucket ${AGENT_CONFIG_BUCKET}: ${bucketExisted ? "already there, unchanged" : "created"}`);
   } finally {
     await connection.close();
   }

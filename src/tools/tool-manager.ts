@@ -7,10 +7,8 @@ import {
   retryAfter,
   retryWithBackoff,
 } from "../commands/command-handler.ts";
-import type { ToolConnectionMessage } from "../contracts/index.ts";
 import {
   EventType,
-  fleetSubjects,
   type InstalledAgentMessage,
   isSafeToken,
   machineFeeds,
@@ -30,11 +28,15 @@ import type { Logger } from "../runtime/logger.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
+import { connectionReports } from "./connection-report.ts";
 import { installTool, placeToolFile, recoverToolDir, ToolInstallError, toolDirOf, uninstallTool } from "./installer.ts";
 import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
 import { runToolCommand } from "./run-command.ts";
 import { type ServiceState, serviceStateReader } from "./service-state.ts";
 import { rememberCommand, type ToolRecord, toolStore } from "./tool-state.ts";
+import { toolStatusBody } from "./tool-status.ts";
+import type { FleetToolUpdate } from "./tool-update.ts";
+import { toolUpdateHandler } from "./update-handler.ts";
 
 export interface ToolPolicy {
   readonly allowMissingChecksum: boolean;
@@ -42,9 +44,6 @@ export interface ToolPolicy {
   /** Most bytes one tool's archive may unpack to (default 64 MiB). */
   readonly maxUnpackedBytes?: number;
 }
-
-/** Whether a command came through an installed tool's fleet-wide update feed (contracts: toolUpdateFeed). */
-const isUpdateFeed = (feedKey: string): boolean => feedKey.startsWith("tool-update:");
 
 export const DEFAULT_MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
 /** Free space unpacking leaves on the tools' disk by default: the outbox's own default room. */
@@ -129,24 +128,11 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   /** Aborts downloads and unpacks in progress when the agent stops. */
   const stopping = new AbortController();
 
-  // Cut to fit: a status is one small message, whatever the command that caused it carried.
   const statusBody = (
     message: ToolInstallationMessage,
     state: ToolInstallationStatus["state"],
     error: string | null,
-  ): ToolInstallationStatus => {
-    const field = (value: string | null | undefined): string | null =>
-      value === null || value === undefined ? null : truncateInput(value, 256);
-    return {
-      toolAgentId: field(message.toolAgentId) as string,
-      toolId: field(message.toolId),
-      toolType: field(message.toolType),
-      version: field(message.version),
-      state,
-      error: error === null ? null : truncateInput(error, 2_000),
-      timestamp: new Date(clock.now()).toISOString(),
-    };
-  };
+  ): ToolInstallationStatus => toolStatusBody(message, state, error, new Date(clock.now()).toISOString());
   const report = async (
     message: ToolInstallationMessage,
     state: ToolInstallationStatus["state"],
@@ -188,10 +174,44 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     return true;
   };
 
-  const install = async (message: ToolInstallationMessage, causationId: string): Promise<void> => {
-    const current = await store.read(message.toolAgentId);
+  /**
+   * Reports a command on a tool FAILED for good. A failed update leaves the working version in
+   * place: its record keeps saying INSTALLED, with the failure as its error.
+   */
+  const recordFailure = async (
+    message: ToolInstallationMessage,
+    current: ToolRecord | null,
+    reason: string,
+    causationId: string,
+  ): Promise<void> => {
+    if (current?.state === "INSTALLED") {
+      const version = truncateInput(message.version ?? "?");
+      await store.write({
+        ...current,
+        error: `update to ${version} failed: ${reason}`,
+        updatedAt: new Date(clock.now()).toISOString(),
+        commandIds: rememberCommand(current.commandIds, causationId),
+      });
+    } else await save(message, "FAILED", reason, null, current, causationId);
+    await report(message, "FAILED", reason, causationId);
+  };
+
+  /** `evenIfInstalled`: the work is done though this version is installed (an update of its assets). */
+  const install = async (
+    incoming: ToolInstallationMessage,
+    causationId: string,
+    evenIfInstalled = false,
+  ): Promise<void> => {
+    const current = await store.read(incoming.toolAgentId);
     if (alreadyHandled(current, causationId)) return;
-    if (current?.state === "INSTALLED" && current.version === (message.version ?? null) && !message.reinstall) {
+    // The tool stays the type it was installed as, whatever a later command leaves out.
+    const message = incoming.toolType ? incoming : { ...incoming, toolType: current?.message.toolType ?? null };
+    if (
+      current?.state === "INSTALLED" &&
+      current.version === (message.version ?? null) &&
+      !message.reinstall &&
+      !evenIfInstalled
+    ) {
       logger.info(
         { toolAgentId: message.toolAgentId, version: message.version },
         "tool already installed at this version",
@@ -246,7 +266,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         },
       });
       await save(message, "INSTALLED", null, mainFile, current, causationId);
-      route.addFeed(toolUpdateFeed(message.toolAgentId));
+      updateRoute.addFeed(toolUpdateFeed(message.toolAgentId));
       await report(message, "INSTALLED", null, causationId);
       const announcement: InstalledAgentMessage = {
         machineId,
@@ -263,19 +283,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       const reason = error instanceof Error ? error.message : String(error);
       // A retry comes back through redelivery; the platform sees FAILED only when it is final.
       // Cut short by a stop, the record stays DOWNLOADING: the next start cleans up after it.
-      if (!retryable) {
-        // A failed update leaves the working version in place: the record keeps saying so.
-        if (current?.state === "INSTALLED") {
-          const version = truncateInput(message.version ?? "?");
-          await store.write({
-            ...current,
-            error: `update to ${version} failed: ${reason}`,
-            updatedAt: new Date(clock.now()).toISOString(),
-            commandIds: rememberCommand(current.commandIds, causationId),
-          });
-        } else await save(message, "FAILED", reason, null, current, causationId);
-        await report(message, "FAILED", reason, causationId);
-      }
+      if (!retryable) await recordFailure(message, current, reason, causationId);
       throw error;
     }
   };
@@ -301,7 +309,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       },
     );
     await save(known, "UNINSTALLED", null, null, current, causationId);
-    route.removeFeed(toolUpdateFeed(message.toolAgentId).key);
+    updateRoute.removeFeed(toolUpdateFeed(message.toolAgentId).key);
     await report(known, "UNINSTALLED", null, causationId);
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
   };
@@ -340,7 +348,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   });
 
   const route = options.commands.route<ToolInstallationMessage>({
-    // Fleet-wide updates come through one feed per installed tool (added and removed with the tool).
+    // Fleet-wide updates have a route of their own (below), with one feed per installed tool.
     feeds: [feeds.toolInstallation, feeds.toolUninstall],
     ...(options.trust ? { trust: options.trust } : {}),
     // Several tools side by side (the keyed queue keeps one tool's commands in order).
@@ -348,17 +356,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     handler: {
       what: "tool command",
       schema: ToolInstallationMessage,
-      refusalOf(message, delivery) {
+      refusalOf(message) {
         const refusal = toolAgentIdRefusal(message.toolAgentId);
-        if (refusal) return { reason: refusal, report: true };
-        // The subject says which machines it concerns (those with that tool): a body naming another tool would reach all.
-        if (isUpdateFeed(delivery.feed) && fleetSubjects.toolOfUpdate(delivery.subject) !== message.toolAgentId) {
-          return {
-            reason: `tool update on ${delivery.subject} names another tool (${message.toolAgentId})`,
-            report: false,
-          };
-        }
-        return null;
+        return refusal ? { reason: refusal, report: true } : null;
       },
       rejection(reason, raw) {
         const toolAgentId = reportedToolAgentId(raw);
@@ -366,19 +366,32 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       },
       async handle(message, delivery) {
         const uninstalling = delivery.subject === subjects.toolUninstall;
-        const fleetUpdate = isUpdateFeed(delivery.feed);
         return withToolLock(message.toolAgentId, async () => {
-          // Fleet-wide updates concern only machines that have the tool (judged under the tool's lock,
-          // after any install or removal of it in progress).
-          if (fleetUpdate && (await store.read(message.toolAgentId))?.state !== "INSTALLED") {
-            logger.debug({ toolAgentId: message.toolAgentId }, "update for a tool not installed here: acked");
-            return done();
-          }
           await (uninstalling ? uninstall(message, delivery.causationId) : install(message, delivery.causationId));
           return done();
         }).catch((error: unknown) => outcomeOfFailure(error, message.toolAgentId, uninstalling));
       },
     },
+  });
+
+  // Fleet-wide updates of every tool (OpenFrame's ToolAgentUpdateMessage), through one consumer of
+  // this machine's, so an update published while it was offline still arrives.
+  // One feed per installed tool (contracts: toolUpdateFeed), added when it is installed, removed with it.
+  const updateRoute = options.commands.route<FleetToolUpdate>({
+    feeds: [],
+    ...(options.trust ? { trust: options.trust } : {}),
+    parallel: 16,
+    handler: toolUpdateHandler(
+      {
+        read: (toolAgentId) => store.read(toolAgentId),
+        underLock: withToolLock,
+        alreadyHandled,
+        install: (message, causationId) => install(message, causationId, true),
+        fail: recordFailure,
+        outcomeOfFailure: (error, toolAgentId) => outcomeOfFailure(error, toolAgentId, false),
+      },
+      logger,
+    ),
   });
 
   /** Last reported liveness per tool, and when: a change goes out at once, the same state hourly. */
@@ -406,16 +419,16 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
           await store.write({ ...current, agentToolId, connection: liveness.state });
         }
         const last = reported.get(current.toolAgentId);
-        if (last && last.state === liveness.state && clock.now() - last.atMs < 3_600_000) return;
-        const body: ToolConnectionMessage = {
-          toolType: current.message.toolType ?? current.toolAgentId,
-          agentToolId: agentToolId ?? current.toolAgentId,
-          state: liveness.state,
-          checkedAt: new Date(clock.now()).toISOString(),
-          detail: liveness.detail,
-        };
-        await sink.emit({ type: EventType.toolConnection, body });
-        reported.set(current.toolAgentId, { state: liveness.state, atMs: clock.now() });
+        if (last && last.state === liveness.state && clock.monotonicMs() - last.atMs < 3_600_000) return;
+        const reports = connectionReports(current, liveness, agentToolId, new Date(clock.now()).toISOString());
+        await sink.emit({ type: EventType.toolInstallationStatus, body: reports.status });
+        if (reports.connection) await sink.emit({ type: EventType.toolConnection, body: reports.connection });
+        else if (reports.withheld)
+          logger.warn(
+            { toolAgentId: current.toolAgentId },
+            `tool runs, but OpenFrame is not told (no tool-connection message): ${reports.withheld}`,
+          );
+        reported.set(current.toolAgentId, { state: liveness.state, atMs: clock.monotonicMs() });
       });
     }
   };
@@ -444,7 +457,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         logger.info({ removed: abandoned }, "removed half-written tool records left by a crash");
       for (const record of await store.list()) {
         // Each installed tool's fleet-wide updates (a failed update leaves the tool INSTALLED).
-        if (record.state === "INSTALLED") route.addFeed(toolUpdateFeed(record.toolAgentId));
+        if (record.state === "INSTALLED") updateRoute.addFeed(toolUpdateFeed(record.toolAgentId));
         if (record.state !== "DOWNLOADING" && record.state !== "INSTALLING") continue;
         await recoverToolDir(options.toolsDir, record.toolAgentId, record.state === "INSTALLING");
         logger.warn(
@@ -477,7 +490,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       cancelCheck?.();
       // Downloads and unpacks in progress end now (SIGTERM must not wait on a link that hangs).
       stopping.abort(new Error("the agent is stopping"));
-      await route.stop();
+      await Promise.all([route.stop(), updateRoute.stop()]);
       await queue.idle();
     },
     list: () => store.list(),
