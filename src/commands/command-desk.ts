@@ -60,6 +60,11 @@ const decoder = new TextDecoder();
 const FLEET_SUBJECT = /^machine\.all\.|^\$KV\.[^.]+\.defaults$/;
 /** How often a settlement the disk refused is tried again. */
 const SETTLE_RETRY_MS = 5_000;
+/**
+ * A look at the inbox this often whatever happened: a retry is stored for a wall-clock time (it
+ * survives a restart), so a wall clock set back would otherwise leave it waiting for the next wake.
+ */
+const SWEEP_MS = 60_000;
 /** Headers the server puts on an answer it sends (a direct get); a stored command never carries them itself. */
 const SERVER_ANSWER_HEADERS = ["Nats-Stream", "Nats-Subject", "Nats-Sequence", "Nats-Time-Stamp"];
 
@@ -83,6 +88,7 @@ export class CommandRunner implements CommandDesk {
   #again = false;
   #started = false;
   #settleRetry: Cancel | null = null;
+  #sweep: Cancel | null = null;
 
   constructor(options: CommandDeskOptions) {
     this.#options = options;
@@ -137,6 +143,7 @@ export class CommandRunner implements CommandDesk {
       this.#logger.error({ err: error }, "cannot read the commands an earlier run left unfinished; trying later");
       this.#wakeIn(SETTLE_RETRY_MS);
     }
+    this.#sweep = this.#timers.every(SWEEP_MS, () => this.wake());
     this.wake();
   }
 
@@ -165,6 +172,7 @@ export class CommandRunner implements CommandDesk {
     for (const cancel of this.#wakeTimers) cancel();
     this.#wakeTimers.clear();
     this.#settleRetry?.();
+    this.#sweep?.();
     await Promise.allSettled(this.#routes.flatMap((route) => [...route.working]));
   }
 
