@@ -44,6 +44,8 @@ export interface NatsServerHandle {
 }
 
 export interface NatsServerOptions {
+  /** Which release to run (one scripts/nats-server-runtime.ts fetches); default: `EDGE_NATS_SERVER_VERSION`, else the current one. */
+  readonly version?: string;
   /** Extra lines for the server config file (e.g. `max_payload: 4096`, an `authorization` block). */
   readonly configLines?: readonly string[];
   /** How long a start may take to open the port (default 10 s); a server recovering many JetStream assets needs more. */
@@ -128,7 +130,7 @@ async function untilListening(
 const FIRST_START_ATTEMPTS = 3;
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
-  const version = selectedNatsServerVersion();
+  const version = options.version ?? selectedNatsServerVersion();
   const binary = await ensureNatsServer(version);
   const dir = await mkdtemp(join(tmpdir(), "edge-agent-nats-"));
   let claim: PortClaim = await claimLoopbackPort();
