@@ -77,6 +77,8 @@ describe("CommandRunner: takes stored commands and settles each with its result"
       return work(command);
     },
   });
+  /** The `error` of the n-th result stored (a config status here). */
+  const errorOf = (index: number): string => (results[index]?.body as { error?: string } | undefined)?.error ?? "";
   /** Lets the runner's promise chains run (it awaits nothing the test does not control). */
   const settle = async (): Promise<void> => {
     for (let round = 0; round < 20; round++) await new Promise((resolve) => setImmediate(resolve));
@@ -123,7 +125,7 @@ describe("CommandRunner: takes stored commands and settles each with its result"
     runner.start();
     await settle();
     expect(handled).toEqual([]);
-    expect((results[0]?.body as { error: string }).error).toMatch(/expired at 2026-11-22T10:00:30.000Z .*Nats-TTL/);
+    expect(errorOf(0)).toMatch(/expired at 2026-11-22T10:00:30.000Z .*Nats-TTL/);
   });
 
   it("refuses a copy of a server's answer stored where a command belongs", async () => {
@@ -133,7 +135,7 @@ describe("CommandRunner: takes stored commands and settles each with its result"
     runner.start();
     await settle();
     expect(handled).toEqual([]);
-    expect((results[0]?.body as { error: string }).error).toMatch(/a copy of a server's answer/);
+    expect(errorOf(0)).toMatch(/a copy of a server's answer/);
   });
 
   it("waits out a retry on the clock, taking what comes after it meanwhile", async () => {
