@@ -4,15 +4,16 @@ import type { Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DEVICE_STATE_STREAMS, PLATFORM_STREAMS, parseMachineEventSubject } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { buildConnectionOptions, jitteredBackoff } from "../transport/connection-options.ts";
 import { type ConnectionFactory, createNatsLink, defaultConnectionFactory, type NatsLink } from "../transport/link.ts";
 import { DeviceStore } from "./devices/device-store.ts";
 import { DEVICES_SHARD, DevicesProcessor } from "./devices/devices-processor.ts";
 import { ensurePresenceStream, presenceStreamNames } from "./devices/presence.ts";
-import { kafkaClientOptions } from "./kafka/kafka-client-options.ts";
+import { kafkaClientOptions } from "./kafka/client/index.ts";
 import { classifyKafkaError, describeKafkaError } from "./kafka/kafka-errors.ts";
+import { KafkaHealth } from "./kafka/kafka-health.ts";
 import { ProducerThread, ThreadedWriter } from "./kafka/threaded-writer.ts";
 import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "./records/event-router.ts";
@@ -22,6 +23,7 @@ import { EventStreamProcessor } from "./shards/event-stream-processor.ts";
 import { ShardLeases } from "./shards/shard-leases.ts";
 import type { ShardProcessor } from "./shards/shard-processor.ts";
 import { ShardRunner } from "./shards/shard-runner.ts";
+import { KafkaShardStateStore } from "./state/shard-state-store.ts";
 
 /** The streams agents publish their events on: every platform stream whose subjects are `machine.*.<event type>`. */
 export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream) =>
@@ -29,6 +31,9 @@ export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream)
 ).map((stream) => stream.name);
 
 export const BRIDGE_STATUS_FILE = "status.json";
+
+/** Every shard a bridge group runs: one per event stream, and the devices shard. */
+export const SHARDS: readonly string[] = [...EVENT_STREAMS, DEVICES_SHARD];
 
 export interface BridgeDeps {
   readonly clock: Clock;
@@ -67,6 +72,12 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const limits = new TopicLimits(settings.kafka.maxRecordBytes);
   const router: RouterOptions = { topics: settings.topics, maxRecordBytes: (topic) => limits.forTopic(topic) };
   const clientOptions = (suffix: string) => () => kafkaClientOptions(settings.kafka, suffix);
+  const kafkaHealth = new KafkaHealth({
+    clock,
+    logger,
+    brokers: settings.kafka.brokers,
+    warnAfterMs: settings.kafkaUnreachableWarningSeconds * 1_000,
+  });
   let reportFatal: (error: unknown) => void = () => undefined;
   const fatal = new Promise<unknown>((resolve) => (reportFatal = resolve));
   let fatalReason: string | null = null;
@@ -115,8 +126,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const producerThread = new ProducerThread();
   let leases: ShardLeases | null = null;
   let service: Service | null = null;
-  let statusTimer: NodeJS.Timeout | null = null;
-  let limitsTimer: NodeJS.Timeout | null = null;
+  let stopStatusTimer: Cancel | null = null;
+  let stopLimitsTimer: Cancel | null = null;
 
   const processorFor = (shard: string): ShardProcessor =>
     shard === DEVICES_SHARD
@@ -141,8 +152,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       : new EventStreamProcessor({
           stream: shard,
           router,
-          checkpointTopic: settings.topics.checkpoint,
           logger: logger.child({ shard }),
+          windowIdleMs: settings.dedupeWindowIdleDays * 24 * 3_600_000,
         });
 
   const runnerFor = (shard: string, connection: NatsConnection): ShardRunner => {
@@ -151,7 +162,12 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       runner = new ShardRunner({
         processor: processorFor(shard),
         connection,
-        kafkaClientOptions: clientOptions(`${shard.toLowerCase()}`),
+        state: new KafkaShardStateStore({
+          shard,
+          checkpointTopic: settings.topics.checkpoint,
+          replicas: settings.kafka.replicationFactor,
+          clientOptions: clientOptions(shard.toLowerCase()),
+        }),
         newWriter: () =>
           new ThreadedWriter({
             thread: producerThread,
@@ -160,7 +176,6 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
             transactionalId: `${settings.group}-${shard}`,
             limitOf: (topic) => limits.forTopic(topic),
           }),
-        checkpointTopic: settings.topics.checkpoint,
         transactionalId: `${settings.group}-${shard}`,
         consumerName: consumerName(shard),
         maxEvents: settings.batch.maxEvents,
@@ -170,6 +185,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         stillOwned: () => leases?.holds(shard) ?? false,
         onFatal,
         tooLargeDeadLetter: (message, reason) => tooLargeDeadLetter(message, router, reason),
+        kafkaHealth,
       });
       runners.set(shard, runner);
     }
@@ -193,6 +209,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         server: connection && !connection.isClosed() ? connection.getServer() : null,
       },
       kafkaBrokers: settings.kafka.brokers,
+      kafka: kafkaHealth.status(),
       liveInstances: leases?.liveInstances ?? 0,
       shardsHeld: leases?.heldShards ?? [],
       shards: shards.sort((a, b) => a.shard.localeCompare(b.shard)),
@@ -220,7 +237,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     let lastReason: string | null = null;
     for (;;) {
       try {
-        await ensureTopics(settings, logger);
+        await kafkaHealth.track(ensureTopics(settings, logger, SHARDS));
         await limits.refresh(settings);
         return;
       } catch (error) {
@@ -232,7 +249,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
             "cannot reach Kafka to set up topics yet; retrying (events wait in NATS)",
           );
         lastReason = reason;
-        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
+        await sleepOn(clock, backoff.next());
       }
     }
   };
@@ -243,6 +260,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     async start() {
       link.start();
       systemLink?.start();
+      kafkaHealth.start();
       logger.info(
         { group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers },
         "edge-bridge starting",
@@ -264,7 +282,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         pid: deps.pid,
         host: deps.host,
         processAlive: deps.processAlive,
-        shards: [...EVENT_STREAMS, DEVICES_SHARD],
+        shards: [...SHARDS],
         leaseMs: settings.leaseSeconds * 1_000,
         clock,
         logger,
@@ -273,24 +291,22 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       });
       await leases.start();
       // A topic's max.message.bytes may be changed while we run.
-      limitsTimer = setInterval(
+      stopLimitsTimer = timersOf(clock).every(
+        60_000,
         () =>
           void limits
             .refresh(settings)
             .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits")),
-        60_000,
       );
-      limitsTimer.unref();
       if (deps.writeStatusFile) {
         await writeStatusFile();
-        statusTimer = setInterval(() => void writeStatusFile(), 5_000);
-        statusTimer.unref();
+        stopStatusTimer = timersOf(clock).every(5_000, () => void writeStatusFile());
       }
       logger.info({ shards: leases.heldShards, liveInstances: leases.liveInstances }, "edge-bridge running");
     },
     async stop(timeoutMs) {
-      if (statusTimer) clearInterval(statusTimer);
-      if (limitsTimer) clearInterval(limitsTimer);
+      stopStatusTimer?.();
+      stopLimitsTimer?.();
       const deadline = clock.monotonicMs() + timeoutMs;
       await leases?.stop();
       await Promise.all(
@@ -301,6 +317,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       await service?.stop().catch(() => undefined);
       await systemLink?.close(1_000);
       await link.close(Math.max(500, Math.min(2_000, deadline - clock.monotonicMs())));
+      kafkaHealth.stop();
     },
   };
 }

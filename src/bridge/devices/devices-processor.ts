@@ -136,7 +136,7 @@ export class DevicesProcessor implements ShardProcessor {
     const records = [...rows.values()].map((row) => this.#record(row));
     return {
       records,
-      stateRecords: [],
+      stateChanges: [],
       counts: { produced: records.length, deadLetters: 0, duplicatesDropped: 0, unverifiableSequences: 0 },
       committed: () => {
         this.#rowsWritten += records.length;

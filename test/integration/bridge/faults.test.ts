@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
-import { Admin } from "@platformatic/kafka";
+import { Admin, ConfigResourceTypes, IncrementalAlterConfigOperationTypes } from "@platformatic/kafka";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EVENT_STREAMS } from "../../../src/bridge/bridge.ts";
 import { BridgeHeader, DEFAULT_TOPICS, EventHeader } from "../../../src/contracts/index.ts";
@@ -339,4 +339,78 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     );
     expect(inventories.map((record) => (record.json as { eventId: string }).eventId)).toEqual(["fits"]);
   }, 120_000);
+
+  it("an event the broker itself refuses as too large (its topic's limit lowered while the bridge runs) becomes a dead letter; the rest go through once", async () => {
+    const topics = {
+      devices: "shrunk-devices",
+      telemetry: "shrunk-telemetry",
+      events: "shrunk-events",
+      inventory: "shrunk-inventory",
+      deadLetter: "shrunk-dead-letter",
+      checkpoint: "shrunk-checkpoints",
+    };
+    await startBridge({
+      EDGE_BRIDGE_GROUP: "shrunk",
+      EDGE_BRIDGE_INSTANCE_ID: "shrunk",
+      EDGE_BRIDGE_TOPIC_DEVICES: topics.devices,
+      EDGE_BRIDGE_TOPIC_TELEMETRY: topics.telemetry,
+      EDGE_BRIDGE_TOPIC_EVENTS: topics.events,
+      EDGE_BRIDGE_TOPIC_INVENTORY: topics.inventory,
+      EDGE_BRIDGE_TOPIC_DEAD_LETTER: topics.deadLetter,
+      EDGE_BRIDGE_TOPIC_CHECKPOINT: topics.checkpoint,
+    });
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000, group: "shrunk" });
+    // The bridge read the topic's limit at start (1 MB); it is lowered under it now.
+    const admin = new Admin({ clientId: "test-admin", bootstrapBrokers: [kafka.bootstrap] });
+    await admin.incrementalAlterConfigs({
+      resources: [
+        {
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: topics.inventory,
+          configs: [
+            { name: "max.message.bytes", configOperation: IncrementalAlterConfigOperationTypes.SET, value: "8192" },
+          ],
+        },
+      ],
+    });
+    await admin.close();
+    const huge = {
+      ...inventoryOf("shrunk-1"),
+      software: Array.from({ length: 400 }, (_, index) => ({ name: `package-${index}`, version: "1.0.0" })),
+    };
+    await publishEvent(observer, "machine.shrunk-1.inventory", JSON.stringify(inventoryOf("shrunk-1")), {
+      eventId: "shrunk-before",
+      sequence: 1,
+    });
+    await publishEvent(observer, "machine.shrunk-1.inventory", JSON.stringify(huge), {
+      eventId: "shrunk-too-big",
+      sequence: 2,
+    });
+    await publishEvent(observer, "machine.shrunk-1.inventory", JSON.stringify(inventoryOf("shrunk-1")), {
+      eventId: "shrunk-after",
+      sequence: 3,
+    });
+    const deadLetters = await waitFor(
+      "the refused inventory as a dead letter",
+      async () => {
+        const records = (await readTopic(kafka.bootstrap, topics.deadLetter)).filter(
+          (record) => record.keyText === "shrunk-1",
+        );
+        return records.length > 0 && records;
+      },
+      60_000,
+    );
+    expect(deadLetters.map((record) => record.header(EventHeader.eventId))).toEqual(["shrunk-too-big"]);
+    expect(deadLetters[0]?.header(BridgeHeader.errorKind)).toBe("too-large");
+    // The broker's own answer, not the bridge's pre-check.
+    expect(deadLetters[0]?.header(BridgeHeader.error)).toMatch(/MESSAGE_TOO_LARGE/);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000, group: "shrunk" });
+    const inventories = (await readTopic(kafka.bootstrap, topics.inventory)).filter(
+      (record) => record.keyText === "shrunk-1",
+    );
+    expect(inventories.map((record) => (record.json as { eventId: string }).eventId)).toEqual([
+      "shrunk-before",
+      "shrunk-after",
+    ]);
+  }, 180_000);
 });
