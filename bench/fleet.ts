@@ -323,7 +323,10 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     await until(
       "every agent's consumers bound",
       phaseSeconds,
-      async () => (consumers = (await manager.getAccountInfo()).consumers) >= wantedConsumers,
+      async () => {
+        consumers = (await manager.getAccountInfo()).consumers;
+        return consumers >= wantedConsumers;
+      },
       () => `${consumers} of ${wantedConsumers}`,
       1_000,
     );
@@ -417,7 +420,10 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     await until(
       "every outbox drained",
       phaseSeconds,
-      async () => (summary = await fleetSummary()).outboxPending === 0,
+      async () => {
+        summary = await fleetSummary();
+        return summary.outboxPending === 0;
+      },
       () => `${summary.agentsWithPending} agents still hold ${summary.outboxPending} events`,
       1_000,
     );

@@ -35,6 +35,8 @@ export async function buildBridgeDeb(options: DebBuildOptions = {}): Promise<str
           mode: 0o644,
         },
         { source: join(root, "README.md"), target: "usr/share/doc/edge-bridge/README.md", mode: 0o644 },
+        // The README links to the design: shipped at the same place relative to it as in the repository.
+        { source: join(root, "docs/DESIGN.md"), target: "usr/share/doc/edge-bridge/docs/DESIGN.md", mode: 0o644 },
       ],
       copyright: debianCopyright({
         packageName: "edge-bridge",

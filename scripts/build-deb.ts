@@ -31,6 +31,8 @@ export async function buildDeb(options: DebBuildOptions = {}): Promise<string> {
           mode: 0o644,
         },
         { source: join(root, "README.md"), target: "usr/share/doc/edge-agent/README.md", mode: 0o644 },
+        // The README links to the design: shipped at the same place relative to it as in the repository.
+        { source: join(root, "docs/DESIGN.md"), target: "usr/share/doc/edge-agent/docs/DESIGN.md", mode: 0o644 },
       ],
       copyright: debianCopyright({
         packageName: "edge-agent",

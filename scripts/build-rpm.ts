@@ -1,6 +1,6 @@
 /**
  * Builds dist/edge-agent-<version>-1.x86_64.rpm with rpmbuild (Debian package `rpm`) from the
- * single executable, the systemd unit and installer/rpm/edge-agent.spec.
+ * single executable, the systemd unit, README.md and docs/DESIGN.md, and installer/rpm/edge-agent.spec.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
@@ -35,6 +35,8 @@ export async function buildRpm(): Promise<string> {
       `edge_unit ${join(root, "service-units/edge-agent.service")}`,
       "--define",
       `edge_readme ${join(root, "README.md")}`,
+      "--define",
+      `edge_design ${join(root, "docs/DESIGN.md")}`,
       join(root, "installer/rpm/edge-agent.spec"),
     ],
     { stdio: "inherit" },

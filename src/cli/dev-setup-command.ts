@@ -7,7 +7,7 @@ import { connectOnce } from "./one-shot-connection.ts";
 const nanos = (ms: number): number => ms * 1_000_000;
 
 /**
- * Creates every stream of DESIGN.md and the `agent-config` bucket, idempotently: an existing
+ * Creates every stream of docs/DESIGN.md and the `agent-config` bucket, idempotently: an existing
  * stream is updated to the wanted subjects, never deleted, so its data stays.
  */
 export async function devSetup(settings: Settings, report: (line: string) => void): Promise<void> {

@@ -1,7 +1,7 @@
 import * as z from "zod";
 
 /**
- * What the companion bridge writes into Kafka (DESIGN.md, "The companion bridge"): the record
+ * What the companion bridge writes into Kafka (docs/DESIGN.md, "The companion bridge"): the record
  * shapes downstream readers (Pinot, analytics jobs) rely on. Every record is JSON, keyed by the
  * machine id as a plain UTF-8 string, so every producer of a topic partitions it alike.
  */
@@ -43,7 +43,7 @@ export const EventEnvelope = z.object({
   eventId: z.string().min(1),
   eventType: z.string().min(1),
   machineId: z.string().min(1),
-  /** The device's own gap-free sequence (X-Sequence); null for a publisher that sends none. */
+  /** The device's own sequence (X-Sequence: never reused, gaps declared); null for a publisher that sends none. */
   sequence: z.number().int().positive().nullable(),
   /** When the event happened, by the device's clock (X-Timestamp; else when the stream stored it). */
   timestamp: z.iso.datetime({ offset: true }),

@@ -1,7 +1,7 @@
 import * as z from "zod";
 
 /**
- * Wire schemas of every message in DESIGN.md. Each schema is the single source of the
+ * Wire schemas of every message in docs/DESIGN.md. Each schema is the single source of the
  * TypeScript type (inferred below), and the only place a wire shape is written down.
  *
  * OpenFrame's Java services read and write these with Jackson, which writes `null` for absent
@@ -208,8 +208,8 @@ export const ClientUninstallStatus = z.object({
 export type ClientUninstallStatus = z.infer<typeof ClientUninstallStatus>;
 
 /**
- * What a signed document or command claims about itself, covered by its `signature` (DESIGN.md,
- * "Signatures"): where it may be used, and its place in that scope's rising order. A deletion of
+ * What a signed document or command claims about itself, covered by its `signature`
+ * (docs/DESIGN.md, "Commands and signatures"): where it may be used, and its place in that scope's rising order. A deletion of
  * a remote configuration key is a signed document too: `{deleted: true, scope, serial, signature}`.
  */
 export const SignedClaims = z.object({

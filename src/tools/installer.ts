@@ -3,7 +3,7 @@ import { chmod, copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, OsName, ToolInstallationMessage } from "../contracts/index.ts";
-import { DownloadError, download } from "../download/index.ts";
+import { DownloadError, type DownloadedFile, download } from "../download/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
 import {
@@ -98,7 +98,7 @@ async function fetchInto(
   context: InstallContext,
   what: string,
 ): Promise<string> {
-  let file;
+  let file: DownloadedFile;
   try {
     file = await download({
       link: configuration.link as string,

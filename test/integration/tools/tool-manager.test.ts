@@ -28,7 +28,10 @@ describe("tool installation from JetStream", () => {
   let manager: ToolManager;
 
   const sink: EventSink = {
-    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+    emit: async (event) => {
+      events.push(event);
+      return { eventId: String(events.length), sequence: events.length };
+    },
   };
   const statesOf = (toolAgentId: string): string[] =>
     events
