@@ -81,8 +81,8 @@ export interface ExactlyOnceReport {
 }
 
 /**
- * Every emitted event in Kafka exactly once (by event id), and per machine and source stream the
- * device's sequence rising in partition order.
+ * Every emitted event in Kafka exactly once (by event id), and per machine, outbox life
+ * (X-Outbox-ID) and source stream the device's sequence rising in partition order.
  */
 export function checkExactlyOnce(emitted: readonly EmittedRecord[], everything: BridgeOutput): ExactlyOnceReport {
   // Only the records of these machines: a test file's earlier tests share the topics.
@@ -112,7 +112,7 @@ export function checkExactlyOnce(emitted: readonly EmittedRecord[], everything: 
     const lastStreamSequence = new Map<string, number>();
     const lastDeviceSequence = new Map<string, number>();
     for (const record of [...topic].sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : 1))) {
-      const key = `${record.partition}/${record.keyText}/${record.header("nats-stream")}`;
+      const key = `${record.partition}/${record.keyText}/${record.header("X-Outbox-ID")}/${record.header("nats-stream")}`;
       const streamSequence = Number(record.header("nats-stream-seq"));
       const deviceSequence = Number(record.header("X-Sequence"));
       const previousStream = lastStreamSequence.get(key);

@@ -195,4 +195,31 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
     expect(report.sequenceViolations).toEqual([]);
     expect(report.delivered).toBe(10_000);
   }, 300_000);
+
+  it("a machine reinstalled with the same id (a new outbox numbering from 1): every event of its second life arrives, and a control machine loses none", async () => {
+    fleet = await startSimulatedFleet({ connection: observer, machines: 2, prefix: "reimage" });
+    await startBridge("reimage");
+    // 1,500 events each, then the first machine is reimaged and sends 1,500 more, numbered from 1 again.
+    await fleet.emit(3_000);
+    await fleet.drained(60_000);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000 });
+    await fleet.reinstall("reimage-000");
+    await fleet.emit(3_000);
+    await fleet.drained(60_000);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000 });
+    const secondLife = fleet.emitted.slice(3_000).filter((event) => event.machineId === "reimage-000");
+    expect(secondLife[0]?.sequence).toBe(1);
+    const report = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
+    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({
+      missing: [],
+      duplicated: [],
+      order: [],
+    });
+    expect(report.delivered).toBe(6_000);
+    expect(report.sequenceViolations).toEqual([]);
+    const statuses = await bridgeStatuses(observer);
+    expect(
+      statuses.flatMap((status) => status.shards).reduce((total, shard) => total + shard.duplicatesDropped, 0),
+    ).toBe(0);
+  }, 300_000);
 });
