@@ -272,8 +272,9 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     });
     operator.subscribe("machine.*.tool-installation.status", {
       callback: (_error, message) => {
-        const body = message.json<{ toolAgentId: string; state: string }>();
-        if (body.toolAgentId !== TOOL_ID) return;
+        const body = message.json<{ toolAgentId: string; state: string; connection?: string | null }>();
+        // A liveness report (connection set) is no step of the install.
+        if (body.toolAgentId !== TOOL_ID || body.connection) return;
         const machineId = message.subject.split(".")[1] as string;
         if (body.state === "INSTALLED") installedAt.set(machineId, Date.now());
         else if (body.state === "INSTALLING") installingAt.set(machineId, Date.now());

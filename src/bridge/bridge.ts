@@ -18,7 +18,7 @@ import { ProducerThread, ThreadedWriter } from "./kafka/threaded-writer.ts";
 import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "./records/event-router.ts";
 import { type BridgeStatus, shardStatus, startBridgeService } from "./service/bridge-status.ts";
-import type { BridgeSettings } from "./settings/bridge-settings.ts";
+import { type BridgeSettings, devicesTenantId } from "./settings/bridge-settings.ts";
 import { EventStreamProcessor } from "./shards/event-stream-processor.ts";
 import { ShardLeases } from "./shards/shard-leases.ts";
 import type { ShardProcessor } from "./shards/shard-processor.ts";
@@ -126,8 +126,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const producerThread = new ProducerThread();
   let leases: ShardLeases | null = null;
   let service: Service | null = null;
-  let stopStatusTimer: Cancel | null = null;
-  let stopLimitsTimer: Cancel | null = null;
+  let stopStatusFile: Cancel | null = null;
+  let stopLimitsRefresh: Cancel | null = null;
 
   const processorFor = (shard: string): ShardProcessor =>
     shard === DEVICES_SHARD
@@ -136,7 +136,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
             DeviceStore.open(link.connection as NatsConnection, `${settings.group}-devices`, logger.child({ shard })),
           devicesTopic: settings.topics.devices,
           rowContext: {
-            tenantId: settings.tenantId ?? null,
+            tenantId: devicesTenantId(settings),
             organizationId: settings.organizationId ?? null,
             organizationTag: settings.organizationTag,
           },
@@ -146,6 +146,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
           systemConnection: () => systemLink?.connection ?? null,
           defaultHeartbeatSeconds: settings.heartbeatSeconds,
           missedHeartbeats: settings.missedHeartbeats,
+          identity: { trustConnectionNames: settings.trustConnectionNames },
           clock,
           logger: logger.child({ shard }),
         })
@@ -265,6 +266,11 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         { group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers },
         "edge-bridge starting",
       );
+      if (settings.trustConnectionNames)
+        logger.warn(
+          { setting: "trustConnectionNames" },
+          "presence follows the connection names clients choose, not their authenticated identity: any client that can connect can move any machine's status; for development setups where agents share one NATS user only",
+        );
       const connection = await connected;
       await setUpKafka();
       await ensurePresenceStream(connection, presence);
@@ -291,7 +297,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       });
       await leases.start();
       // A topic's max.message.bytes may be changed while we run.
-      stopLimitsTimer = timersOf(clock).every(
+      stopLimitsRefresh = timersOf(clock).every(
         60_000,
         () =>
           void limits
@@ -300,13 +306,13 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       );
       if (deps.writeStatusFile) {
         await writeStatusFile();
-        stopStatusTimer = timersOf(clock).every(5_000, () => void writeStatusFile());
+        stopStatusFile = timersOf(clock).every(5_000, () => void writeStatusFile());
       }
       logger.info({ shards: leases.heldShards, liveInstances: leases.liveInstances }, "edge-bridge running");
     },
     async stop(timeoutMs) {
-      stopStatusTimer?.();
-      stopLimitsTimer?.();
+      stopStatusFile?.();
+      stopLimitsRefresh?.();
       const deadline = clock.monotonicMs() + timeoutMs;
       await leases?.stop();
       await Promise.all(

@@ -17,7 +17,11 @@ export const DEFAULT_TOPICS = {
 } as const;
 export type TopicRole = keyof typeof DEFAULT_TOPICS;
 
-/** Headers the bridge adds to every record, besides a copy of every header the event carried. */
+/**
+ * Headers the bridge adds to every record, besides a copy of every header the event carried.
+ * Reserved: a header of one of these names (in any case) that a publisher set is never copied;
+ * the record carries only the bridge's own.
+ */
 export const BridgeHeader = {
   stream: "nats-stream",
   streamSequence: "nats-stream-seq",
@@ -31,8 +35,12 @@ export const BridgeHeader = {
 
 export const MACHINE_PINOT_MESSAGE_TYPE_ID = "com.openframe.kafka.model.MachinePinotMessage";
 
-/** Why an event went to the dead-letter topic instead of its own. */
-export const DeadLetterKind = z.enum(["not-json", "wrong-schema", "unknown-subject", "too-large"]);
+/**
+ * Why an event went to the dead-letter topic instead of its own. `unattributed`: stored on a
+ * machine's subject but not that machine's event (no `X-Machine-ID`, or another machine's): such
+ * a dead letter has no key.
+ */
+export const DeadLetterKind = z.enum(["not-json", "wrong-schema", "unknown-subject", "too-large", "unattributed"]);
 export type DeadLetterKind = z.infer<typeof DeadLetterKind>;
 
 /**

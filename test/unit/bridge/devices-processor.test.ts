@@ -32,7 +32,8 @@ describe("the devices shard's state (a real nats-server)", () => {
   const stored = (machineId: string, online: boolean): DeviceState => ({
     ...newDeviceState(machineId),
     status: online ? "ONLINE" : "OFFLINE",
-    statusAtMs: 1,
+    // Later than the inventory below: the row keeps the status the bucket held.
+    statusAtMs: Date.now() + 3_600_000,
     statusReason: "heartbeat",
     heartbeatSeconds: online ? 30 : null,
     osType: "LINUX",
@@ -57,6 +58,7 @@ describe("the devices shard's state (a real nats-server)", () => {
       systemConnection: () => null,
       defaultHeartbeatSeconds: 60,
       missedHeartbeats: 3,
+      identity: { trustConnectionNames: false },
       clock: systemClock,
       logger: silentLogger(),
     });
@@ -68,7 +70,10 @@ describe("the devices shard's state (a real nats-server)", () => {
       streamSequence: 1,
       subject: "machine.m-7.inventory",
       data: new TextEncoder().encode(JSON.stringify(inventoryOf("m-7", { site: "new" }))),
-      headers: [["X-Sequence", "5"]],
+      headers: [
+        ["X-Machine-ID", "m-7"],
+        ["X-Sequence", "5"],
+      ],
       storedAtMs: Date.now(),
     };
     const batch = await processor.prepare([inventory], {
