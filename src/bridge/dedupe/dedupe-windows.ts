@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { type SequenceVerdict, SequenceWindow, SequenceWindowSnapshot } from "./sequence-window.ts";
+import { runsAreWellFormed, SEQUENCE_WINDOW_SHAPE, type SequenceVerdict, SequenceWindow } from "./sequence-window.ts";
 
 /**
  * A shard's dedupe windows, one per outbox life: the key is `<machineId>/<outboxId>` (outbox id
@@ -18,18 +18,13 @@ import { type SequenceVerdict, SequenceWindow, SequenceWindowSnapshot } from "./
  * prepared before it and not yet committed; `commit` makes a draft's windows the committed ones,
  * `discardUncommitted` forgets every draft (their transactions failed).
  */
-const windowShape = {
-  high: SequenceWindowSnapshot.shape.high,
-  runs: SequenceWindowSnapshot.shape.runs,
-  /** Stream time (epoch ms) of the newest event that touched the window. */
-  lastAtMs: z.number().int().nonnegative(),
-};
 export const DedupeWindowRecord = z
-  .object(windowShape)
-  .refine(
-    (record) => SequenceWindowSnapshot.safeParse({ high: record.high, runs: record.runs }).success,
-    "runs must be ascending, apart, and not above high",
-  );
+  .object({
+    ...SEQUENCE_WINDOW_SHAPE,
+    /** Stream time (epoch ms) of the newest event that touched the window. */
+    lastAtMs: z.number().int().nonnegative(),
+  })
+  .refine(({ high, runs }) => runsAreWellFormed(high, runs), "runs must be ascending, apart, and not above high");
 export type DedupeWindowRecord = z.infer<typeof DedupeWindowRecord>;
 
 export const DEFAULT_WINDOW_IDLE_MS = 8 * 24 * 3600 * 1000;

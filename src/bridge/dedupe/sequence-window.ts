@@ -20,22 +20,27 @@ export type SequenceVerdict = "new" | "duplicate" | "too-old";
 
 const Sequence = z.number().int().positive();
 
+/** Runs ascending, apart (a gap between two), none above `high`: what a window's runs always are. */
+export function runsAreWellFormed(high: number, runs: ReadonlyArray<readonly [number, number]>): boolean {
+  let previousTo = -1;
+  for (const [from, to] of runs) {
+    if (from > to || to > high || from <= previousTo + 1) return false;
+    previousTo = to;
+  }
+  return true;
+}
+
+export const SEQUENCE_WINDOW_SHAPE = {
+  /** The highest sequence seen. */
+  high: Sequence,
+  /** The runs of seen sequences within (high - WIDTH, high]. */
+  runs: z.array(z.tuple([Sequence, Sequence])).max(SEQUENCE_WINDOW_WIDTH),
+};
+
 /** A window as written to the shard's state topic. */
 export const SequenceWindowSnapshot = z
-  .object({
-    /** The highest sequence seen. */
-    high: Sequence,
-    /** The runs of seen sequences within (high - WIDTH, high]. */
-    runs: z.array(z.tuple([Sequence, Sequence])).max(SEQUENCE_WINDOW_WIDTH),
-  })
-  .refine(
-    ({ high, runs }) =>
-      runs.every(
-        ([from, to], index) =>
-          from <= to && to <= high && (index === 0 || from > (runs[index - 1] as [number, number])[1] + 1),
-      ),
-    "runs must be ascending, apart, and not above high",
-  );
+  .object(SEQUENCE_WINDOW_SHAPE)
+  .refine(({ high, runs }) => runsAreWellFormed(high, runs), "runs must be ascending, apart, and not above high");
 export type SequenceWindowSnapshot = z.infer<typeof SequenceWindowSnapshot>;
 
 export class SequenceWindow {
