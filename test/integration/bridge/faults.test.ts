@@ -6,6 +6,7 @@ import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/t
 import { Admin, ConfigResourceTypes, IncrementalAlterConfigOperationTypes } from "@platformatic/kafka";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EVENT_STREAMS } from "../../../src/bridge/bridge.ts";
+import { TransactionalProducer } from "../../../src/bridge/kafka/client/index.ts";
 import { BridgeHeader, DEFAULT_TOPICS, EventHeader } from "../../../src/contracts/index.ts";
 import {
   inventoryOf,
@@ -412,5 +413,88 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
       "shrunk-before",
       "shrunk-after",
     ]);
+  }, 180_000);
+
+  it("upgrading from the shared checkpoint topic: a shard's state moves into its own topic, bridging on from the old checkpoint with the old windows, and the old topic is told where it went", async () => {
+    const topics = {
+      devices: "upgrade-devices",
+      telemetry: "upgrade-telemetry",
+      events: "upgrade-events",
+      inventory: "upgrade-inventory",
+      deadLetter: "upgrade-dead-letter",
+      checkpoint: "upgrade-checkpoints",
+    };
+    // What a bridge of the layout before left: events 1 and 2 of up-1 bridged, their window, one shared topic.
+    const hostname = (name: string) => JSON.stringify({ hostname: `${name}.example` });
+    await publishEvent(observer, "machine.up-1.hostname", hostname("one"), { eventId: "up-1-one", sequence: 1 });
+    await publishEvent(observer, "machine.up-1.hostname", hostname("two"), { eventId: "up-1-two", sequence: 2 });
+    const manager = await jetstreamManager(observer);
+    const stream = await manager.streams.info("MACHINE_HOSTNAME");
+    const ring = Buffer.alloc(128);
+    ring.writeUInt8(0b110, 0);
+    const admin = new Admin({ clientId: "test-admin", bootstrapBrokers: [kafka.bootstrap] });
+    await admin.createTopics({
+      topics: [topics.checkpoint],
+      partitions: 1,
+      replicas: 1,
+      configs: [{ name: "cleanup.policy", value: "compact" }],
+    });
+    await admin.close();
+    const legacy = new TransactionalProducer(
+      { clientId: "legacy-bridge", bootstrapBrokers: [kafka.bootstrap] },
+      "upgrade-MACHINE_HOSTNAME",
+      () => 1_000_000,
+    );
+    await legacy.open();
+    const legacyRecord = (key: string, value: unknown) => ({
+      topic: topics.checkpoint,
+      key: Buffer.from(key),
+      value: Buffer.from(JSON.stringify(value)),
+      headers: new Map(),
+    });
+    await legacy.write(
+      [
+        legacyRecord("dedupe/MACHINE_HOSTNAME/up-1", { high: 2, seen: ring.toString("base64") }),
+        legacyRecord("checkpoint/MACHINE_HOSTNAME", {
+          shard: "MACHINE_HOSTNAME",
+          positions: { MACHINE_HOSTNAME: { sequence: stream.state.last_seq, streamCreated: stream.created } },
+          transaction: 7,
+          committedAt: new Date().toISOString(),
+        }),
+      ],
+      Date.now(),
+    );
+    await legacy.close();
+    // A copy of event 2 stored again after the duplicate window (an agent of before: no X-Outbox-ID), then event 3.
+    await publishEvent(observer, "machine.up-1.hostname", hostname("two"), {
+      eventId: "up-1-two",
+      sequence: 2,
+      msgId: "up-1-two-again",
+    });
+    await publishEvent(observer, "machine.up-1.hostname", hostname("three"), { eventId: "up-1-three", sequence: 3 });
+    await startBridge({
+      EDGE_BRIDGE_GROUP: "upgrade",
+      EDGE_BRIDGE_INSTANCE_ID: "upgrade",
+      EDGE_BRIDGE_TOPIC_DEVICES: topics.devices,
+      EDGE_BRIDGE_TOPIC_TELEMETRY: topics.telemetry,
+      EDGE_BRIDGE_TOPIC_EVENTS: topics.events,
+      EDGE_BRIDGE_TOPIC_INVENTORY: topics.inventory,
+      EDGE_BRIDGE_TOPIC_DEAD_LETTER: topics.deadLetter,
+      EDGE_BRIDGE_TOPIC_CHECKPOINT: topics.checkpoint,
+    });
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 90_000, group: "upgrade" });
+    const upEvents = (await readTopic(kafka.bootstrap, topics.events)).filter((record) => record.keyText === "up-1");
+    expect(upEvents.map((record) => (record.json as { eventId: string }).eventId)).toEqual(["up-1-three"]);
+    const shard = (await bridgeStatuses(observer, "upgrade"))[0]?.shards.find(
+      (entry) => entry.shard === "MACHINE_HOSTNAME",
+    );
+    expect(shard?.duplicatesDropped).toBe(1);
+    // The shard's own topic holds its checkpoint and the old window (outbox id ""); the old topic, where it went.
+    const own = await readTopic(kafka.bootstrap, `${topics.checkpoint}.MACHINE_HOSTNAME`);
+    expect(own.map((record) => record.keyText)).toEqual(expect.arrayContaining(["checkpoint", "dedupe/up-1/"]));
+    const old = (await readTopic(kafka.bootstrap, topics.checkpoint)).filter(
+      (record) => record.keyText === "checkpoint/MACHINE_HOSTNAME",
+    );
+    expect(old.at(-1)?.json).toEqual({ movedTo: `${topics.checkpoint}.MACHINE_HOSTNAME`, shard: "MACHINE_HOSTNAME" });
   }, 180_000);
 });
