@@ -105,7 +105,9 @@ export class KafkaShardStateStore implements ShardStateStore {
     if (own.checkpoint !== null || !topics.has(this.#legacyTopic)) return own;
     const legacy: LegacyShardState = await readLegacyShardState(clientOptions, this.#legacyTopic, this.#shard);
     if (legacy.kind === "moved") throw new CheckpointLostError(this.#shard, this.topic, this.#legacyTopic);
-    if (legacy.kind === "none") return own;
+    // Nothing of this shard there either: its first transaction still writes a checkpoint of its
+    // own (and the marker), or every takeover of a quiet shard would read the shared topic again.
+    if (legacy.kind === "none") return { ...own, migratedFrom: this.#legacyTopic };
     return {
       checkpoint: legacy.checkpoint,
       states: legacy.states,

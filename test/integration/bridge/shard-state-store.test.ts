@@ -163,6 +163,10 @@ describe("a shard's state read back at takeover (its own topic; the legacy share
       if (read.key?.toString() === "checkpoint/TELEMETRY") legacyValues.push(JSON.parse(String(read.value)));
     });
     expect(legacyValues.at(-1)).toEqual({ movedTo: store.topic, shard: "TELEMETRY" });
+    // A shard the shared topic knows nothing of moves too (an empty state), so it is read there once only.
+    const quiet = await storeOf(legacyTopic, "INVENTORY").load();
+    expect(quiet).toMatchObject({ checkpoint: null, migratedFrom: legacyTopic });
+    expect(quiet.states.size).toBe(0);
 
     // The shard's own topic loses its state (deleted by hand): the shard does not start from the stream's beginning.
     const cleaner = new Admin(options());
