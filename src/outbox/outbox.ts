@@ -9,7 +9,7 @@ import { SqliteResult, sqliteResultCode } from "../runtime/sqlite-errors.ts";
 import { type CommandInbox, createCommandInbox } from "./command-inbox.ts";
 import { type Drainer, type DrainSource, startDrainer } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
-import { readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
+import { outboxIdFor, readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
 import { SettleBacklog } from "./settle-backlog.ts";
 import { type CounterName, type Durability, OutboxStore, sizeOf } from "./sqlite-store.ts";
 import type { EventPublisher, OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
@@ -439,10 +439,13 @@ export function openOutbox(options: OutboxOptions): Outbox {
   });
 
   let sequenceSkip: OutboxStats["sequenceSkip"] = null;
+  /** The outbox life this run numbers in (X-Outbox-ID on every event). */
+  let outboxId = "";
   const start = (): void => {
     const fate = tryOpen();
     const databaseLastSequence = counters.last_sequence;
     counters.last_sequence = restartSequence({ ...lastRun, database: fate, databaseLastSequence, bootId, durability });
+    outboxId = outboxIdFor(lastRun.record, counters.last_sequence);
     const known = Math.max(databaseLastSequence, lastRun.record?.base ?? lastRun.legacyFloor ?? 0);
     if (counters.last_sequence > known) {
       sequenceSkip = { after: known, through: counters.last_sequence };
@@ -452,7 +455,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       );
     }
     try {
-      floor.begin(counters.last_sequence);
+      floor.begin(counters.last_sequence, outboxId);
     } catch (error) {
       storage.fail(
         "outbox cannot write the sequence floor",
@@ -539,7 +542,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     },
     start(publisher) {
       if (drainer) return;
-      drainer = startDrainer({ source, publisher, logger, batchSize, maxInFlight, timers });
+      drainer = startDrainer({ source, publisher, logger, batchSize, maxInFlight, timers, outboxId });
     },
     wake() {
       drainer?.wake();

@@ -13,6 +13,8 @@ export interface CommittedRecord {
   readonly key: Buffer | null;
   readonly value: Buffer | null;
   readonly headers: ReadonlyArray<readonly [string, string]>;
+  /** The record's timestamp (epoch ms), as the producer set it. */
+  readonly timestampMs: number;
 }
 
 const CONTROL_ABORT = 0;
@@ -130,7 +132,13 @@ export async function readCommittedPartition(
           for (const record of batch.records) {
             const recordOffset = batch.firstOffset + BigInt(record.offsetDelta);
             if (recordOffset < offset || recordOffset >= readEnd) continue;
-            onRecord({ offset: recordOffset, key: record.key, value: record.value, headers: headersOf(record) });
+            onRecord({
+              offset: recordOffset,
+              key: record.key,
+              value: record.value,
+              headers: headersOf(record),
+              timestampMs: Number(batch.firstTimestamp + record.timestampDelta),
+            });
           }
         }
         offset = batchEnd + 1n;
