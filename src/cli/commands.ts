@@ -67,7 +67,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "enroll",
     summary: "write the settings file for a server and test the link",
     usage:
-      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] [--machine-id ID] [--tag k=v ...]",
+      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] (--config-signing-key KEY | --allow-unsigned) [--machine-id ID] [--tag k=v ...]",
     description: [
       "Checks everything first, then tests the link with the new settings, and writes the settings file",
       "(0600; secret files copied beside it) only when the link works: a failed test leaves the old file as it was.",
@@ -83,6 +83,10 @@ export const COMMANDS: readonly CommandSpec[] = [
         type: "boolean",
         help: "write the settings without testing the link (e.g. the server is not up yet)",
       },
+      "allow-unsigned": {
+        type: "boolean",
+        help: "DEVELOPMENT ONLY: enroll without a signing key; the agent then takes unsigned commands",
+      },
     },
     settingsFlags: [
       "machine-id",
@@ -96,11 +100,12 @@ export const COMMANDS: readonly CommandSpec[] = [
       "tls-key",
       "tag",
       "config-dir",
+      "config-signing-key",
     ],
     maxPositionals: 0,
     examples: [
-      "sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --tag site=lab",
-      "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --config-dir /tmp/agent/config",
+      "sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --config-signing-key UD...",
+      "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --allow-unsigned --config-dir /tmp/agent/config",
     ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
