@@ -53,6 +53,8 @@ export async function enroll(
     tlsCertFile: text(flags, "tls-cert"),
     tlsKeyFile: text(flags, "tls-key"),
     tags: tags(flags),
+    ...(text(flags, "config-signing-key") !== undefined ? { configSigningKey: text(flags, "config-signing-key") } : {}),
+    ...(flags["allow-unsigned"] === true ? { allowUnsigned: true } : {}),
     managementPlatform: text(flags, "platform"),
     allowedDownloadHosts: text(flags, "allowed-download-hosts"),
     openframeSecretFile: text(flags, "openframe-secret-file"),

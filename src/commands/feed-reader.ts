@@ -7,7 +7,7 @@ import type { Logger } from "../runtime/logger.ts";
 import { readAfter, readNewest, type StoredCommandMessage, StreamUnavailableError } from "../transport/stream-reads.ts";
 
 export interface FeedReaderOptions {
-  readonly inbox: Pick<CommandInbox, "position" | "accept">;
+  readonly inbox: Pick<CommandInbox, "position" | "accept" | "streamRecreated">;
   /** The machine's catch-up consumer name (contracts: catchUpConsumerName). */
   readonly consumerName: string;
   readonly clock: Clock;
@@ -214,7 +214,10 @@ export class FeedReader {
         inbox.accept(feed.key, [], newest?.streamSequence ?? 0);
         return false;
       }
-      if (feed.start === "newest" && newest) return this.#take(feed, [newest], false);
+      if (feed.start === "newest" && newest) {
+        this.#take(feed, [newest]);
+        return false;
+      }
       position = 0;
     }
     if (!newest || newest.streamSequence === position) return false;
@@ -224,10 +227,13 @@ export class FeedReader {
         { feed: feed.key, stream: feed.stream, position, newest: newest.streamSequence },
         "the command stream's newest message is older than this machine's position: the stream was recreated; reading it afresh",
       );
-      if (feed.mode === "latest") return this.#take(feed, [newest], false);
+      inbox.streamRecreated(feed.stream);
       position = 0;
     }
-    if (feed.mode === "latest") return this.#take(feed, [newest], false);
+    if (feed.mode === "latest") {
+      this.#take(feed, [newest]);
+      return false;
+    }
     for (let read = 0; read < MAX_READS_PER_CHECK; read++) {
       const { messages, remaining } = await readAfter(connection, {
         stream: feed.stream,
@@ -238,16 +244,16 @@ export class FeedReader {
       });
       const last = messages.at(-1);
       if (!last) return false;
-      this.#take(feed, messages, false);
+      this.#take(feed, messages);
       position = last.streamSequence;
       if (remaining === 0) return false;
     }
     return true;
   }
 
-  #take(feed: CommandFeed, messages: readonly StoredCommandMessage[], more: boolean): boolean {
+  #take(feed: CommandFeed, messages: readonly StoredCommandMessage[]): void {
     const last = messages.at(-1);
-    if (!last) return more;
+    if (!last) return;
     const added = this.#options.inbox.accept(feed.key, messages, last.streamSequence);
     if (added > 0) {
       this.#logger.info(
@@ -256,7 +262,6 @@ export class FeedReader {
       );
       this.#options.onAccepted();
     }
-    return more;
   }
 
   #cleared(feed: CommandFeed): void {

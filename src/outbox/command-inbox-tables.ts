@@ -218,6 +218,11 @@ export class CommandInboxTables {
     this.#prune.run();
   }
 
+  /** Forgets the settled commands of a stream made anew: its new messages reuse their sequences. */
+  forgetSettled(stream: string): void {
+    this.#db.prepare("DELETE FROM commands WHERE stream = ? AND state = 'settled'").run(stream);
+  }
+
   /** Whether the feed holds a message of the same stream newer than `streamSequence` (it supersedes it). */
   newerInFeed(feed: string, stream: string, streamSequence: number): boolean {
     return this.#newerInFeed.get(feed, stream, streamSequence) !== undefined;

@@ -18,6 +18,8 @@ export interface CommandInbox {
   position(feed: string): number | null;
   /** Stores messages taken from a feed and moves its position, in one transaction; returns how many were new. */
   accept(feed: string, messages: readonly InboxMessage[], position: number): number;
+  /** A stream was made anew: its settled commands are forgotten (its new messages reuse their sequences). */
+  streamRecreated(stream: string): void;
   /** Pending commands whose wait is over, oldest first. */
   ready(limit: number): CommandRow[];
   /** Commands a crash, kill -9 or power loss cut short in an earlier run (never run again: reported). */
@@ -55,6 +57,10 @@ export function createCommandInbox(access: CommandInboxAccess): CommandInbox {
         added = open.commands.accept(feed, messages, position, clock.now());
       });
       return added;
+    },
+    streamRecreated(stream) {
+      const open = access.tables();
+      open.transaction(() => open.commands.forgetSettled(stream));
     },
     ready: (limit) => access.tables().commands.ready(clock.now(), limit),
     interrupted: () => access.tables().commands.inState("interrupted"),
