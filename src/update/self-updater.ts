@@ -157,15 +157,13 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   const queue = new SerialQueue();
   const serialized = <T>(work: () => Promise<T>): Promise<T> => queue.run(work);
   const updateView = (state: UpdateState): void => {
+    const installed = state.active ?? state.trial;
     view = {
       runningVersion,
       active: state.active?.version ?? null,
       trial: state.trial ? { version: state.trial.version, startedAt: state.trial.startedAt } : null,
       restartPending,
-      download: (() => {
-        const binary = state.active ?? state.trial;
-        return binary ? downloadRecordOf(binary) : null;
-      })(),
+      download: installed ? downloadRecordOf(installed) : null,
     };
   };
 
