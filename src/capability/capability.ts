@@ -1,5 +1,4 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { CommandDesk } from "../commands/command-handler.ts";
 import type { AgentConfiguration, DownloadConfiguration, MachineSubjects, OutboxGauge } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -7,6 +6,7 @@ import type { Logger } from "../runtime/logger.ts";
 import type { Settings } from "../settings/index.ts";
 import type { RpcEndpointHandler } from "../transport/rpc-service.ts";
 import type { CommandTrust } from "../trust/index.ts";
+import type { CommandDesk } from "./command-handler.ts";
 
 /** The outbox gauge's counts: what the outbox says of itself, without whom and when. */
 export type OutboxCounts = Omit<OutboxGauge, "machineId" | "timestamp">;

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import * as z from "zod";
 import type { CapabilityFactory, PushedFileTarget } from "../capability/capability.ts";
-import { type CommandOutcome, done, reject, retryWithBackoff } from "../commands/command-handler.ts";
+import { type CommandOutcome, done, reject, retryWithBackoff } from "../capability/command-handler.ts";
 import { DownloadConfiguration, EventType, fleetSubjects, machineFeeds, type OsName } from "../contracts/index.ts";
 import { DownloadError, download } from "../download/index.ts";
 import type { OutgoingEvent } from "../events/event-sink.ts";

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { type CommandOutcome, type CommandRoute, doneThen } from "../commands/command-handler.ts";
+import { type CommandOutcome, type CommandRoute, doneThen } from "../capability/command-handler.ts";
 import {
   AgentConfiguration,
   CONFIG_DEFAULTS_KEY,

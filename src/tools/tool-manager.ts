@@ -6,7 +6,7 @@ import {
   reject,
   retryAfter,
   retryWithBackoff,
-} from "../commands/command-handler.ts";
+} from "../capability/command-handler.ts";
 import {
   type DownloadRecord,
   EventType,

@@ -1,4 +1,4 @@
-import { type CommandHandler, type CommandOutcome, done, reject } from "../commands/command-handler.ts";
+import { type CommandHandler, type CommandOutcome, done, reject } from "../capability/command-handler.ts";
 import { fleetSubjects, ToolAgentUpdateMessage, type ToolInstallationMessage } from "../contracts/index.ts";
 import { describeIssues, truncateInput } from "../runtime/echo.ts";
 import type { Logger } from "../runtime/logger.ts";

@@ -1,5 +1,5 @@
 import type { CapabilityFactory } from "../capability/capability.ts";
-import { doneThen } from "../commands/command-handler.ts";
+import { doneThen } from "../capability/command-handler.ts";
 import { ClientUninstallMessage, type ClientUninstallState, EventType, machineFeeds } from "../contracts/index.ts";
 import type { OutgoingEvent } from "../events/event-sink.ts";
 import { conventionsOf } from "../settings/index.ts";

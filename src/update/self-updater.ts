@@ -14,7 +14,7 @@ import {
   reject,
   retryAfter,
   retryWithBackoff,
-} from "../commands/command-handler.ts";
+} from "../capability/command-handler.ts";
 import {
   ClientUpdateMessage,
   type ClientUpdateState,
