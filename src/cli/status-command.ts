@@ -5,9 +5,9 @@ import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS 
 import { type DownloadRecord, machineSubjects } from "../contracts/index.ts";
 import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
-import { NO_STREAM_REASON } from "../outbox/types.ts";
 import { readLockHolder } from "../runtime/data-dir-lock.ts";
 import { defaultDirectories, type Settings } from "../settings/index.ts";
+import { NO_STREAM_REASON } from "../transport/jetstream-publisher.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 import { processAlive } from "./process-alive.ts";

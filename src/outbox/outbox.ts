@@ -9,10 +9,11 @@ import { SqliteResult, sqliteResultCode } from "../runtime/sqlite-errors.ts";
 import { type CommandInbox, createCommandInbox } from "./command-inbox.ts";
 import { type Drainer, type DrainSource, startDrainer } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
+import type { EventPublisher } from "./publisher.ts";
 import { outboxIdFor, readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
 import { SettleBacklog } from "./settle-backlog.ts";
 import { type CounterName, type Durability, OutboxStore, sizeOf } from "./sqlite-store.ts";
-import type { EventPublisher, OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
+import type { OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
 
 export const OUTBOX_FILE = "outbox.db";
 export const SEQUENCE_FLOOR_FILE = "outbox.sequence";
