@@ -1,8 +1,7 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, CONFIG_DEFAULTS_KEY, configKeyForMachine } from "../contracts/index.ts";
-import { SettingsError } from "../settings/errors.ts";
-import { parseTags } from "../settings/layers.ts";
+import { parseTags, SettingsError } from "../settings-kit/index.ts";
 import { kvScope, signCommand } from "../trust/index.ts";
 import { isPlainObject } from "./merge.ts";
 import { settingPathProblem } from "./setting-paths.ts";

@@ -3,10 +3,8 @@ import { chmod, chown, copyFile, mkdir, readFile, rename, rm, stat } from "node:
 import { join } from "node:path";
 import { fromPublic } from "@nats-io/nkeys";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
-import { SettingsError } from "./errors.ts";
-import { readJsonSettingsFile } from "./layers.ts";
+import { parseServerList, readJsonSettingsFile, SettingsError } from "../settings-kit/index.ts";
 import { loadSettings, SETTINGS_FILE_NAME } from "./load.ts";
-import { parseServerList } from "./nats-url.ts";
 import type { Settings } from "./settings.ts";
 import { openSettingsStore } from "./settings-store.ts";
 

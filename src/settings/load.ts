@@ -1,10 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { validate as isValidCron } from "node-cron";
+import { mergeLayers, readJsonSettingsFile, resolveSettings, SettingsError } from "../settings-kit/index.ts";
 import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
 import { defaultSettings, withPlatformDefaults } from "./defaults.ts";
-import { SettingsError } from "./errors.ts";
-import { mergeLayers, readJsonSettingsFile, resolveSettings } from "./layers.ts";
 import { ManagementPlatform, Settings } from "./settings.ts";
 import { environmentLayer, type FlagValues, fileLayer, flagLayer, type SettingsLayer } from "./sources.ts";
 

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
 import { processHost } from "../../cli/process-host.ts";
 import { AGENT_VERSION } from "../../runtime/version.ts";
-import { SettingsError } from "../../settings/errors.ts";
+import { SettingsError } from "../../settings-kit/index.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
 import { bridgeFlagOptions, loadBridgeSettings } from "../settings/load-bridge-settings.ts";
 

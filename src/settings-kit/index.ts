@@ -1,0 +1,3 @@
+export * from "./errors.ts";
+export * from "./layers.ts";
+export * from "./nats-url.ts";
