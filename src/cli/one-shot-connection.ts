@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { NatsEndpoint } from "../settings-kit/index.ts";
 import { buildConnectionOptions } from "../transport/connection-options.ts";
 import { defaultConnectionFactory } from "../transport/link.ts";
-import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** A short-lived connection for operator commands: one try, a short timeout, a clear error. */

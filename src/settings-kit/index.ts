@@ -1,3 +1,4 @@
 export * from "./errors.ts";
 export * from "./layers.ts";
+export * from "./nats-endpoint.ts";
 export * from "./nats-url.ts";

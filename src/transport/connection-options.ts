@@ -6,7 +6,7 @@ import {
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
 import type { ReconnectBackoff } from "../runtime/backoff.ts";
-import type { NatsEndpoint } from "./nats-endpoint.ts";
+import type { NatsEndpoint } from "../settings-kit/index.ts";
 
 export { jitteredBackoff, type ReconnectBackoff } from "../runtime/backoff.ts";
 

@@ -3,7 +3,7 @@ import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/t
 import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
 import { createLogThrottle } from "../runtime/log-throttle.ts";
 import type { Logger } from "../runtime/logger.ts";
-import { usesWebSocket } from "./nats-endpoint.ts";
+import { usesWebSocket } from "../settings-kit/index.ts";
 
 /** Opens a connection; injected so tests and a fleet simulator can wrap or count connections. */
 export type ConnectionFactory = (options: ConnectionOptions) => Promise<NatsConnection>;

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { assertCompleteNatsEndpoint } from "../../settings/load.ts";
 import {
+  assertCompleteNatsEndpoint,
   environmentLayer,
   type FlagValues,
   fileLayer,
