@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
 import { didYouMean } from "../runtime/closest-match.ts";
 import { type FlagValues, SETTING_SPECS } from "../settings/index.ts";
 import type { CommandSpec, FlagSpec } from "./command-spec.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** `--help` and `-h`: every command takes them, and does nothing else when given them. */
 export const HELP_FLAG: FlagSpec = { type: "boolean", short: "h", help: "print this help and do nothing else" };

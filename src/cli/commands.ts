@@ -1,7 +1,7 @@
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
 import type { FlagValues } from "../settings/index.ts";
 import type { CommandContext, CommandSpec } from "./command-spec.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /**
  * Every `edge-agent` command. Adding one is adding an entry here: `--help`, the command list,
@@ -259,7 +259,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       await devSetup(settings, context.print);
       const user = context.flags["device-view-user"];
       if (typeof user === "string") {
-        const { connectOnce } = await import("./one-shot-connection.ts");
+        const { connectOnce } = await import("../cli-kit/index.ts");
         const { setUpDeviceView } = await import("./device-view-setup.ts");
         const password = context.flags["device-view-password"];
         const asViewer = {

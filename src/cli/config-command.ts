@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { CommandError, connectOnce, ExitCode } from "../cli-kit/index.ts";
 import {
   ConfigRejectedError,
   configDelete,
@@ -10,8 +11,6 @@ import {
   settingValue,
 } from "../config/index.ts";
 import { SETTING_SPECS, type Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
 
 const USAGE = `usage: edge-agent config get [--machine ID]
        edge-agent config set [--machine ID] KEY VALUE [--signing-seed-file F]

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { connectOnce, ExitCode } from "../cli-kit/index.ts";
 import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM } from "../contracts/index.ts";
 import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
@@ -17,8 +18,6 @@ import {
 import { dataDirChecks } from "./doctor/local-checks.ts";
 import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./doctor/server-probes.ts";
 import { judgeServerVersion } from "./doctor/server-version.ts";
-import { ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
 
 /** The id the agent runs under, without making one: from the settings, else the one it generated. */
 async function knownMachineId(settings: Settings): Promise<string | null> {

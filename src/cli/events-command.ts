@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
 import { type OutboxListingEntry, OutboxNotFoundError, OutboxReader } from "../outbox/index.ts";
 import type { Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 import { anySubjectMatcher, type SubjectMatcher, SubjectPatternError } from "./subject-pattern.ts";
 
 export interface EventsOptions {

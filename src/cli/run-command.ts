@@ -1,4 +1,5 @@
 import { createAgent } from "../agent/create-agent.ts";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
 import { createLogger } from "../runtime/logger.ts";
@@ -6,7 +7,6 @@ import { AGENT_VERSION } from "../runtime/version.ts";
 import { defaultServiceLayout } from "../service/install-service.ts";
 import { removeAgent, wasUninstalled } from "../service/remote-uninstall.ts";
 import type { Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "./launcher.ts";
 import { replaceProcess } from "./replace-process.ts";
 

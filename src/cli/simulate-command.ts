@@ -1,8 +1,8 @@
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
 import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
 import { createLogger } from "../runtime/logger.ts";
 import type { Settings } from "../settings/index.ts";
 import { createFleet } from "../simulator/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** How often the fleet's connected count and outbox backlog are logged. */
 const SUMMARY_INTERVAL_MS = 60_000;

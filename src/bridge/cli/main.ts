@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
-import { processHost } from "../../cli/process-host.ts";
+import { CommandError, ExitCode, processHost } from "../../cli-kit/index.ts";
 import { AGENT_VERSION } from "../../runtime/version.ts";
 import { SettingsError } from "../../settings-kit/index.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";

@@ -1,6 +1,5 @@
 import { hostname } from "node:os";
-import { ExitCode } from "../../cli/exit-codes.ts";
-import { processAlive } from "../../cli/process-alive.ts";
+import { ExitCode, processAlive } from "../../cli-kit/index.ts";
 import { systemClock } from "../../runtime/clock.ts";
 import { createLogger } from "../../runtime/logger.ts";
 import { AGENT_VERSION } from "../../runtime/version.ts";

@@ -1,7 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Svcm } from "@nats-io/services";
-import { connectOnce } from "../../cli/one-shot-connection.ts";
+import { connectOnce } from "../../cli-kit/index.ts";
 import { BRIDGE_STATUS_FILE } from "../bridge.ts";
 import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../service/bridge-status.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";

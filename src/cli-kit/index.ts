@@ -1,0 +1,4 @@
+export * from "./exit-codes.ts";
+export * from "./one-shot-connection.ts";
+export * from "./process-alive.ts";
+export * from "./process-host.ts";
