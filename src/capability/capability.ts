@@ -1,10 +1,9 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { AgentConfiguration, DownloadConfiguration, MachineSubjects, OutboxGauge } from "../contracts/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { EventSink } from "../events/index.ts";
+import type { Clock, Logger } from "../runtime/index.ts";
 import type { Settings } from "../settings/index.ts";
-import type { RpcEndpointHandler } from "../transport/rpc-service.ts";
+import type { RpcEndpointHandler } from "../transport/index.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import type { CommandDesk } from "./command-handler.ts";
 

@@ -1,5 +1,5 @@
-import { type Clock, timersOf } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Clock, timersOf } from "../runtime/index.ts";
 import { ExitCode } from "./exit-codes.ts";
 
 /**

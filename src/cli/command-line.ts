@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { CommandError, ExitCode } from "../cli-kit/index.ts";
-import { didYouMean } from "../runtime/closest-match.ts";
+import { didYouMean } from "../runtime/index.ts";
 import { type FlagValues, SETTING_SPECS } from "../settings/index.ts";
 import type { CommandSpec, FlagSpec } from "./command-spec.ts";
 

@@ -1,5 +1,5 @@
 import { CommandError, ExitCode } from "../cli-kit/index.ts";
-import { AGENT_VERSION } from "../runtime/version.ts";
+import { AGENT_VERSION } from "../runtime/index.ts";
 import type { FlagValues } from "../settings/index.ts";
 import type { CommandContext, CommandSpec } from "./command-spec.ts";
 
@@ -200,7 +200,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
       async run(context) {
         const service = await import("../service/install-service.ts");
-        const { SYSTEMD_UNIT_TEMPLATE } = await import("../service/unit-template.ts");
+        const { SYSTEMD_UNIT_TEMPLATE } = await import("../service/index.ts");
         const settings = context.settings();
         // A single executable is its own program; from sources the service would start a bare node.
         const { isSea } = await import("node:sea");
@@ -458,7 +458,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ["edge-agent inventory"],
     exitCodes: [ExitCode.ok, ExitCode.failure],
     async run(context) {
-      const { collectMachineInventory } = await import("../telemetry/inventory.ts");
+      const { collectMachineInventory } = await import("../telemetry/index.ts");
       const inventory = await collectMachineInventory(context.host.platform);
       context.print(context.flags.json === true ? JSON.stringify(inventory) : JSON.stringify(inventory, null, 2));
       return ExitCode.ok;

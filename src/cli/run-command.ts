@@ -1,11 +1,14 @@
-import { createAgent } from "../agent/create-agent.ts";
+import { createAgent } from "../agent/index.ts";
 import { CommandError, ExitCode, GracefulStop } from "../cli-kit/index.ts";
-import { systemClock } from "../runtime/clock.ts";
-import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
-import { createLogger } from "../runtime/logger.ts";
-import { AGENT_VERSION } from "../runtime/version.ts";
-import { defaultServiceLayout } from "../service/install-service.ts";
-import { removeAgent, wasUninstalled } from "../service/remote-uninstall.ts";
+import {
+  AGENT_VERSION,
+  createLogger,
+  type DataDirLock,
+  DataDirLockedError,
+  lockDataDir,
+  systemClock,
+} from "../runtime/index.ts";
+import { defaultServiceLayout, removeAgent, wasUninstalled } from "../service/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "./launcher.ts";
 import { replaceProcess } from "./replace-process.ts";

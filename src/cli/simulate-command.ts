@@ -1,6 +1,5 @@
 import { CommandError, ExitCode } from "../cli-kit/index.ts";
-import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
-import { createLogger } from "../runtime/logger.ts";
+import { createLogger, type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { createFleet } from "../simulator/index.ts";
 

@@ -1,15 +1,14 @@
 import { constants } from "node:fs";
 import { access, readFile, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
-import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/status.ts";
+import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/index.ts";
 import type { ProcessHost } from "../cli-kit/index.ts";
 import { CommandError, connectOnce, ExitCode, processAlive } from "../cli-kit/index.ts";
 import { type DownloadRecord, machineSubjects } from "../contracts/index.ts";
-import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
-import { inboxPrefixOf } from "../identity/permissions.ts";
-import { readLockHolder } from "../runtime/data-dir-lock.ts";
+import { inboxPrefixOf, MACHINE_ID_FILE } from "../identity/index.ts";
+import { readLockHolder } from "../runtime/index.ts";
 import { defaultDirectories, type Settings } from "../settings/index.ts";
-import { NO_STREAM_REASON } from "../transport/jetstream-publisher.ts";
+import { NO_STREAM_REASON } from "../transport/index.ts";
 
 export interface StatusReport {
   readonly source: "live" | "local-file";

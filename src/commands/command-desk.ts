@@ -7,14 +7,12 @@ import {
   reject,
   retryAfter,
   retryWithBackoff,
-} from "../capability/command-handler.ts";
+} from "../capability/index.ts";
 import { type CommandFeed, EventHeader } from "../contracts/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
+import type { OutgoingEvent } from "../events/index.ts";
 import type { CommandInbox, CommandRow, OutboxEntryInput } from "../outbox/index.ts";
-import { retryDelayMs } from "../runtime/backoff.ts";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import { describeIssues, truncateInput } from "../runtime/echo.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Cancel, type Clock, describeIssues, retryDelayMs, timersOf, truncateInput } from "../runtime/index.ts";
 import { TRUST_RETRY_MS } from "../trust/index.ts";
 import { AnswerLimiter } from "./answer-limiter.ts";
 import type { FeedReader } from "./feed-reader.ts";

@@ -1,6 +1,6 @@
 import { validate as isValidCron } from "node-cron";
 import { AgentConfiguration, SIGNED_CLAIM_FIELDS } from "../contracts/index.ts";
-import { echoInput } from "../runtime/echo.ts";
+import { echoInput } from "../runtime/index.ts";
 import { unknownSettingProblem } from "./setting-paths.ts";
 
 export class ConfigRejectedError extends Error {

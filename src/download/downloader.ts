@@ -3,9 +3,8 @@ import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ObjectResult } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Clock } from "../runtime/clock.ts";
-import { echoInput } from "../runtime/echo.ts";
-import { type HostPattern, hostPatternsOf } from "../runtime/host-pattern.ts";
+import type { Clock } from "../runtime/index.ts";
+import { echoInput, type HostPattern, hostPatternsOf } from "../runtime/index.ts";
 import {
   chunksUntilAborted,
   DEFAULT_DOWNLOAD_DEADLINE_MS,

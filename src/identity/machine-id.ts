@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import { writeFileAtomic } from "../runtime/index.ts";
 
 export const MACHINE_ID_FILE = "machine-id";
 

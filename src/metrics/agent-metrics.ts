@@ -1,9 +1,9 @@
 import { Counter, Gauge, Registry } from "prom-client";
 import { EventType } from "../contracts/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
+import type { OutgoingEvent } from "../events/index.ts";
 import type { OutboxStats } from "../outbox/index.ts";
-import type { Clock } from "../runtime/clock.ts";
-import type { LinkState } from "../transport/link.ts";
+import type { Clock } from "../runtime/index.ts";
+import type { LinkState } from "../transport/index.ts";
 import { commandOutcomeOf } from "./command-outcomes.ts";
 
 const LINK_STATES: readonly LinkState[] = ["connecting", "connected", "disconnected", "closed"];

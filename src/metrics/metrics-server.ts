@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
 import type { MetricsListen } from "../settings/index.ts";
 import type { AgentMetrics, MetricsStatus } from "./agent-metrics.ts";
 

@@ -1,7 +1,6 @@
 import { eventHeaderEntries } from "../contracts/index.ts";
-import { jitteredBackoff } from "../runtime/backoff.ts";
-import { systemTimers, type Timers } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { jitteredBackoff, systemTimers, type Timers } from "../runtime/index.ts";
 import type { EventPublisher, PublishOutcome } from "./publisher.ts";
 import type { StoredOutboxEntry } from "./types.ts";
 

@@ -1,11 +1,16 @@
 import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import { FaultLatch } from "../runtime/fault-latch.ts";
-import { damagedFileName } from "../runtime/json-state-file.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { makePrivateDir } from "../runtime/private-file.ts";
-import { SqliteResult, sqliteResultCode } from "../runtime/sqlite-errors.ts";
+import type { Logger } from "../runtime/index.ts";
+import {
+  type Cancel,
+  type Clock,
+  damagedFileName,
+  FaultLatch,
+  makePrivateDir,
+  SqliteResult,
+  sqliteResultCode,
+  timersOf,
+} from "../runtime/index.ts";
 import { type CommandInbox, createCommandInbox } from "./command-inbox.ts";
 import { type Drainer, type DrainSource, startDrainer } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";

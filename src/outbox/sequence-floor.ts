@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { crc32 } from "node:zlib";
-import { syncDirectorySync } from "../runtime/atomic-file.ts";
+import { syncDirectorySync } from "../runtime/index.ts";
 import type { Durability } from "./sqlite-store.ts";
 
 /**

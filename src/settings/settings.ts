@@ -6,8 +6,7 @@ import {
   RESERVED_MACHINE_IDS,
   Tags,
 } from "../contracts/index.ts";
-import { parseHostPattern } from "../runtime/host-pattern.ts";
-import { LOG_LEVELS } from "../runtime/logger.ts";
+import { LOG_LEVELS, parseHostPattern } from "../runtime/index.ts";
 import { parseMetricsListen } from "./metrics-listen.ts";
 
 export const OutboxDurability = z.enum(["full", "normal"]);

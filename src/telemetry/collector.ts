@@ -1,5 +1,5 @@
 import type { TelemetrySample } from "../contracts/index.ts";
-import type { Cancel, Timers } from "../runtime/clock.ts";
+import type { Cancel, Timers } from "../runtime/index.ts";
 
 /** The part of a sample one collector fills in. */
 export type SamplePart = Partial<

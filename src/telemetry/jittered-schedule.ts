@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { validate } from "node-cron";
-import { type Cancel, systemTimers, type Timers } from "../runtime/clock.ts";
-import { echoInput } from "../runtime/echo.ts";
+import { type Cancel, echoInput, systemTimers, type Timers } from "../runtime/index.ts";
 
 export class InvalidScheduleError extends Error {
   readonly code = "EDGE_INVALID_SCHEDULE";

@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import type { ReadEntry } from "tar";
 import type { Entry, ZipFile } from "yauzl";
-import { echoInput } from "../runtime/echo.ts";
+import { echoInput } from "../runtime/index.ts";
 import { UnpackBudget, UnpackLimitError, type UnpackLimits } from "./unpack-budget.ts";
 
 export { UnpackLimitError, type UnpackLimits } from "./unpack-budget.ts";

@@ -4,10 +4,16 @@ import { basename, dirname, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, DownloadRecord, OsName, ToolInstallationMessage } from "../contracts/index.ts";
 import { DownloadError, type DownloadedFile, download } from "../download/index.ts";
-import type { Clock } from "../runtime/clock.ts";
-import { echoInput, truncateInput } from "../runtime/echo.ts";
-import { assertSafeExecutableLocation, UnsafeExecutableLocationError } from "../runtime/executable-location.ts";
-import { LinkInPathError, linkFreeDirectory, placeFileWithoutLinks } from "../runtime/link-free-path.ts";
+import type { Clock } from "../runtime/index.ts";
+import {
+  assertSafeExecutableLocation,
+  echoInput,
+  LinkInPathError,
+  linkFreeDirectory,
+  placeFileWithoutLinks,
+  truncateInput,
+  UnsafeExecutableLocationError,
+} from "../runtime/index.ts";
 import {
   archiveKindOf,
   assertContainedPath,

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { truncateInput } from "../runtime/echo.ts";
+import { truncateInput } from "../runtime/index.ts";
 
 /** A `${...}` in a tool's arguments that this agent cannot fill: installing with it would be a guess. */
 export class UnresolvedPlaceholderError extends Error {

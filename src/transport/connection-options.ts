@@ -5,10 +5,10 @@ import {
   credsAuthenticator,
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
-import type { ReconnectBackoff } from "../runtime/backoff.ts";
+import type { ReconnectBackoff } from "../runtime/index.ts";
 import type { NatsEndpoint } from "../settings-kit/index.ts";
 
-export { jitteredBackoff, type ReconnectBackoff } from "../runtime/backoff.ts";
+export { jitteredBackoff, type ReconnectBackoff } from "../runtime/index.ts";
 
 export class CredentialFileError extends Error {
   readonly code = "EDGE_CREDENTIAL_FILE";

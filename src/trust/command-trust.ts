@@ -1,7 +1,6 @@
 import { fromPublic } from "@nats-io/nkeys";
-import type { Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { SerialQueue } from "../runtime/serial-queue.ts";
+import type { Clock, Logger } from "../runtime/index.ts";
+import { SerialQueue } from "../runtime/index.ts";
 import { type Arrival, judgeCommand, UntrustedCommandError, UntrustedReason } from "./claims.ts";
 import { highWaterStore, type TrustMarks } from "./high-water-store.ts";
 

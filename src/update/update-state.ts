@@ -3,8 +3,7 @@ import { join } from "node:path";
 import * as z from "zod";
 import type { OsName } from "../contracts/index.ts";
 import { ClientUpdateStatus } from "../contracts/index.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import { describeIssues } from "../runtime/echo.ts";
+import { describeIssues, writeFileAtomic } from "../runtime/index.ts";
 
 /**
  * What the device knows about its own binaries, in `<dataDir>/update/state.json`. The packaged

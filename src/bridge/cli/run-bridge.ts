@@ -1,13 +1,10 @@
 import { hostname } from "node:os";
 import { ExitCode, GracefulStop, processAlive } from "../../cli-kit/index.ts";
-import { systemClock } from "../../runtime/clock.ts";
-import { createLogger } from "../../runtime/logger.ts";
-import { AGENT_VERSION } from "../../runtime/version.ts";
-import { createBridge } from "../bridge.ts";
-import { describeKafkaError } from "../kafka/kafka-errors.ts";
-import { TopicSetupError } from "../kafka/topics.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
-import { InstanceIdInUseError } from "../shards/shard-leases.ts";
+import { AGENT_VERSION, createLogger, systemClock } from "../../runtime/index.ts";
+import { createBridge } from "../index.ts";
+import { describeKafkaError, TopicSetupError } from "../kafka/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
+import { InstanceIdInUseError } from "../shards/index.ts";
 import { guardProcess } from "./process-guards.ts";
 
 /** SIGTERM to exit: the open transactions commit or abort, leases go back, within this. */

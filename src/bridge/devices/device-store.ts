@@ -1,7 +1,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Logger } from "../../runtime/logger.ts";
+import type { Logger } from "../../runtime/index.ts";
 import { DeviceState, newDeviceState } from "./device-state.ts";
 
 export interface StoredDevice {

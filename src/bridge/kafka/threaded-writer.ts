@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
-import type { OutputRecord } from "../records/source-message.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import type { OutputRecord } from "../records/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 import { withDeadline } from "./deadline.ts";
 import type { ProducerReply, ProducerRequest } from "./producer-thread.ts";
 import { encodeRecords } from "./record-frames.ts";

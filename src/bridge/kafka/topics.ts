@@ -1,7 +1,7 @@
 import type { TopicRole } from "../../contracts/index.ts";
-import type { Logger } from "../../runtime/logger.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
-import { shardStateTopic, shardStateTopicSpec } from "../state/shard-state-store.ts";
+import type { Logger } from "../../runtime/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
+import { shardStateTopic, shardStateTopicSpec } from "../state/index.ts";
 import { type KafkaAdmin, kafkaClientOptions, type TopicSpec, withKafkaAdmin } from "./client/index.ts";
 import { withDeadline } from "./deadline.ts";
 

@@ -1,5 +1,5 @@
-import { kafkaClientOptions, withKafkaAdmin } from "../kafka/client/index.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { kafkaClientOptions, withKafkaAdmin } from "../kafka/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 import { planPinotSetup, type SetupAction } from "./setup-plan.ts";
 import { type JsonObject, type PinotTableDefinition, pinotTableDefinitions } from "./table-definitions.ts";
 

@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type Cancel, type Clock, sleepOn, timersOf } from "../../runtime/clock.ts";
-import type { Logger } from "../../runtime/logger.ts";
-import { isRevisionConflict } from "../../transport/kv-errors.ts";
+import type { Logger } from "../../runtime/index.ts";
+import { type Cancel, type Clock, sleepOn, timersOf } from "../../runtime/index.ts";
+import { isRevisionConflict } from "../../transport/index.ts";
 
 export interface ShardLeasesOptions {
   readonly connection: NatsConnection;

@@ -1,7 +1,6 @@
-import type { TopicSpec } from "../kafka/client/admin.ts";
-import { type KafkaClientOptions, readCommittedPartition, withKafkaAdmin } from "../kafka/client/index.ts";
-import { withDeadline } from "../kafka/deadline.ts";
-import type { OutputRecord } from "../records/source-message.ts";
+import type { TopicSpec } from "../kafka/index.ts";
+import { type KafkaClientOptions, readCommittedPartition, withDeadline, withKafkaAdmin } from "../kafka/index.ts";
+import type { OutputRecord } from "../records/index.ts";
 import {
   CHECKPOINT_KEY,
   CheckpointLostError,

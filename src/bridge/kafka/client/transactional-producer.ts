@@ -5,7 +5,7 @@ import {
   ProduceAcks,
   Producer,
 } from "@platformatic/kafka";
-import { type OutputRecord, recordSize } from "../../records/source-message.ts";
+import { type OutputRecord, recordSize } from "../../records/index.ts";
 import { withDeadline } from "../deadline.ts";
 import type { TransactionWriter } from "../transaction-writer.ts";
 

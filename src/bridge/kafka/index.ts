@@ -1,0 +1,13 @@
+export {
+  type KafkaClientOptions,
+  kafkaClientOptions,
+  readCommittedPartition,
+  type TopicSpec,
+  withKafkaAdmin,
+} from "./client/index.ts";
+export { withDeadline } from "./deadline.ts";
+export { classifyKafkaError, describeKafkaError } from "./kafka-errors.ts";
+export { KafkaHealth, type KafkaHealthStatus } from "./kafka-health.ts";
+export { ProducerThread, ThreadedWriter } from "./threaded-writer.ts";
+export { ensureTopics, TopicLimits, TopicSetupError } from "./topics.ts";
+export type { TransactionWriter } from "./transaction-writer.ts";

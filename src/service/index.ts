@@ -1,0 +1,3 @@
+export { defaultServiceLayout } from "./install-service.ts";
+export { removeAgent, wasUninstalled } from "./remote-uninstall.ts";
+export { SYSTEMD_UNIT_TEMPLATE } from "./unit-template.ts";
