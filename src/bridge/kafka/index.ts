@@ -9,5 +9,5 @@ export { withDeadline } from "./deadline.ts";
 export { classifyKafkaError, describeKafkaError } from "./kafka-errors.ts";
 export { KafkaHealth, type KafkaHealthStatus } from "./kafka-health.ts";
 export { ProducerThread, ThreadedWriter } from "./threaded-writer.ts";
-export { ensureTopics, TopicLimits, TopicSetupError } from "./topics.ts";
+export { ensureTopics, shardStateTopic, shardStateTopicSpec, TopicLimits, TopicSetupError } from "./topics.ts";
 export type { TransactionWriter } from "./transaction-writer.ts";

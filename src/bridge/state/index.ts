@@ -3,6 +3,4 @@ export {
   KafkaShardStateStore,
   type LoadedShardState,
   type ShardStateStore,
-  shardStateTopic,
-  shardStateTopicSpec,
 } from "./shard-state-store.ts";
