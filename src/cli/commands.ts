@@ -199,8 +199,7 @@ export const COMMANDS: readonly CommandSpec[] = [
           : [`sudo ./edge-agent-linux-x64 ${name}`],
       exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
       async run(context) {
-        const service = await import("../service/install-service.ts");
-        const { SYSTEMD_UNIT_TEMPLATE } = await import("../service/index.ts");
+        const service = await import("../service/index.ts");
         const settings = context.settings();
         // A single executable is its own program; from sources the service would start a bare node.
         const { isSea } = await import("node:sea");
@@ -218,7 +217,7 @@ export const COMMANDS: readonly CommandSpec[] = [
           const copyTo = context.flags["copy-to"];
           // An unreachable executable is a usage error: the cure is a copy (--copy-to), exit 2.
           await service
-            .installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, {
+            .installService(service.SYSTEMD_UNIT_TEMPLATE, layout, context.print, {
               platform: context.host.platform,
               ...(typeof copyTo === "string" ? { copyTo } : {}),
             })
