@@ -9,6 +9,7 @@ import { requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { ensureBridgeExecutable, packageVersion } from "./build-sea.ts";
 import { debianCopyright, type ExecutableContents } from "./deb-copyright.ts";
 import { buildDebPackage, DEB_BUILD_TOOLS, type DebBuildOptions } from "./deb-package.ts";
+import { documentationFiles } from "./package-docs.ts";
 
 const root = resolve(import.meta.dirname, "..");
 
@@ -34,7 +35,7 @@ export async function buildBridgeDeb(options: DebBuildOptions = {}): Promise<str
           target: "lib/systemd/system/edge-bridge.service",
           mode: 0o644,
         },
-        { source: join(root, "README.md"), target: "usr/share/doc/edge-bridge/README.md", mode: 0o644 },
+        ...documentationFiles("edge-bridge"),
       ],
       copyright: debianCopyright({
         packageName: "edge-bridge",

@@ -8,6 +8,7 @@ import { requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
 import { debianCopyright, type ExecutableContents } from "./deb-copyright.ts";
 import { buildDebPackage, DEB_BUILD_TOOLS, type DebBuildOptions } from "./deb-package.ts";
+import { documentationFiles } from "./package-docs.ts";
 
 const root = resolve(import.meta.dirname, "..");
 
@@ -30,7 +31,7 @@ export async function buildDeb(options: DebBuildOptions = {}): Promise<string> {
           target: "lib/systemd/system/edge-agent.service",
           mode: 0o644,
         },
-        { source: join(root, "README.md"), target: "usr/share/doc/edge-agent/README.md", mode: 0o644 },
+        ...documentationFiles("edge-agent"),
       ],
       copyright: debianCopyright({
         packageName: "edge-agent",

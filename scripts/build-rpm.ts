@@ -7,6 +7,7 @@ import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BUILD_TOOLS, requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
+import { DOCS_DIR } from "./package-docs.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
@@ -35,6 +36,8 @@ export async function buildRpm(): Promise<string> {
       `edge_unit ${join(root, "service-units/edge-agent.service")}`,
       "--define",
       `edge_readme ${join(root, "README.md")}`,
+      "--define",
+      `edge_docs ${DOCS_DIR}`,
       join(root, "installer/rpm/edge-agent.spec"),
     ],
     { stdio: "inherit" },

@@ -23,6 +23,7 @@ import {
 } from "../../../scripts/build-sea.ts";
 import type { ExecutableContents } from "../../../scripts/deb-copyright.ts";
 import { relativeLinks } from "../../../scripts/deb-package.ts";
+import { documentationFiles } from "../../../scripts/package-docs.ts";
 import { DEFAULT_TOPICS, EventHeader, EventType, machineSubjects } from "../../../src/contracts/index.ts";
 import { createOutboxEventSink } from "../../../src/events/outbox-event-sink.ts";
 import { openOutbox } from "../../../src/outbox/index.ts";
@@ -150,12 +151,15 @@ describe.skipIf(!has("dpkg-deb"))(
         .map((line) => line.split(/\s+/))
         .filter((columns) => !columns[0]?.startsWith("d"))
         .map((columns) => `${columns[0]} ${columns[1]} ${columns.at(-1)}`);
-      expect(files).toEqual([
-        "-rw-r--r-- root/root ./lib/systemd/system/edge-bridge.service",
-        "-rwxr-xr-x root/root ./usr/bin/edge-bridge",
-        "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/README.md",
-        "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/copyright",
-      ]);
+      const pages = documentationFiles("edge-bridge").map((file) => `-rw-r--r-- root/root ./${file.target}`);
+      expect([...files].sort()).toEqual(
+        [
+          "-rw-r--r-- root/root ./lib/systemd/system/edge-bridge.service",
+          "-rwxr-xr-x root/root ./usr/bin/edge-bridge",
+          "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/copyright",
+          ...pages,
+        ].sort(),
+      );
       const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
       expect(readFileSync(join(unpacked, "usr/share/doc/edge-bridge/README.md"), "utf8")).toBe(readme);
       // Every relative link of the shipped README names a file shipped beside it.
