@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freeLoopbackPort } from "../../scripts/local-services/loopback.ts";
+import { natsServerConfig, waitForNatsServer } from "../../scripts/local-services/nats-server-process.ts";
 import { ensureNatsServer, selectedNatsServerVersion } from "../../scripts/nats-server-runtime.ts";
 import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
 
@@ -53,35 +54,7 @@ export const APP_AND_SYSTEM_ACCOUNTS: readonly string[] = [
   "system_account: SYS",
 ];
 
-export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      if (address === null || typeof address === "string") return reject(new Error("no port"));
-      server.close(() => resolve(address.port));
-    });
-  });
-}
-
-async function waitForPort(port: number, deadlineMs: number): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = tcpConnect({ port, host: "127.0.0.1" });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > until) throw new Error(`nats-server did not open port ${port} within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { freeLoopbackPort } from "../../scripts/local-services/loopback.ts";
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
   const version = selectedNatsServerVersion();
@@ -91,10 +64,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const storeDir = join(dir, "jetstream");
   const configPath = join(dir, "server.conf");
   const writeConfig = (configLines: readonly string[]): Promise<void> =>
-    writeFile(
-      configPath,
-      `${[`listen: "127.0.0.1:${port}"`, `jetstream { store_dir: "${storeDir}" }`, ...configLines].join("\n")}\n`,
-    );
+    writeFile(configPath, natsServerConfig(port, storeDir, configLines));
   await writeConfig(options.configLines ?? []);
   let child: ChildProcess | undefined;
   let output = "";
@@ -109,7 +79,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       if (child === proc) child = undefined;
     });
     try {
-      await waitForPort(port, options.startTimeoutMs ?? 10_000);
+      await waitForNatsServer(port, options.startTimeoutMs ?? 10_000);
     } catch (error) {
       throw new Error(`${(error as Error).message}\n${output}`);
     }
