@@ -10,6 +10,8 @@ import {
 /** One committed record of a partition, as read back. */
 export interface CommittedRecord {
   readonly offset: bigint;
+  /** The record's timestamp (ms since the epoch): the producer's, or the broker's append time. */
+  readonly timestamp: bigint;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
   readonly headers: ReadonlyArray<readonly [string, string]>;
@@ -130,7 +132,13 @@ export async function readCommittedPartition(
           for (const record of batch.records) {
             const recordOffset = batch.firstOffset + BigInt(record.offsetDelta);
             if (recordOffset < offset || recordOffset >= readEnd) continue;
-            onRecord({ offset: recordOffset, key: record.key, value: record.value, headers: headersOf(record) });
+            onRecord({
+              offset: recordOffset,
+              timestamp: batch.firstTimestamp + record.timestampDelta,
+              key: record.key,
+              value: record.value,
+              headers: headersOf(record),
+            });
           }
         }
         offset = batchEnd + 1n;
