@@ -272,8 +272,9 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     });
     operator.subscribe("machine.*.tool-installation.status", {
       callback: (_error, message) => {
-        const body = message.json<{ toolAgentId: string; state: string }>();
-        if (body.toolAgentId !== TOOL_ID) return;
+        const body = message.json<{ toolAgentId: string; state: string; connection?: string | null }>();
+        // A liveness report (connection set) is no step of the install.
+        if (body.toolAgentId !== TOOL_ID || body.connection) return;
         const machineId = message.subject.split(".")[1] as string;
         if (body.state === "INSTALLED") installedAt.set(machineId, Date.now());
         else if (body.state === "INSTALLING") installingAt.set(machineId, Date.now());
@@ -323,7 +324,10 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     await until(
       "every agent's consumers bound",
       phaseSeconds,
-      async () => (consumers = (await manager.getAccountInfo()).consumers) >= wantedConsumers,
+      async () => {
+        consumers = (await manager.getAccountInfo()).consumers;
+        return consumers >= wantedConsumers;
+      },
       () => `${consumers} of ${wantedConsumers}`,
       1_000,
     );
@@ -417,7 +421,10 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     await until(
       "every outbox drained",
       phaseSeconds,
-      async () => (summary = await fleetSummary()).outboxPending === 0,
+      async () => {
+        summary = await fleetSummary();
+        return summary.outboxPending === 0;
+      },
       () => `${summary.agentsWithPending} agents still hold ${summary.outboxPending} events`,
       1_000,
     );

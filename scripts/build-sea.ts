@@ -54,7 +54,11 @@ export const SEA_EXEC_ARGV = [
  * means the same character in a string, a template, a regular expression and an identifier.
  */
 export function asciiOnly(source: string): string {
-  return source.replace(/[^\x00-\x7f]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  // Every UTF-16 code unit above U+007F (no `u` flag: each half of a surrogate pair is escaped on its own).
+  return source.replace(
+    /[\u0080-\uffff]/g,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** The version every artifact carries: package.json's. */

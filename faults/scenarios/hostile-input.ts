@@ -1,11 +1,11 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, EventHeader } from "../../src/contracts/index.ts";
-import { tarGzBomb, zipBomb } from "../../test/fixtures/tools/bombs.ts";
+import { lyingZip, tarGzBomb, zipBomb } from "../../test/fixtures/tools/bombs.ts";
 import { startFileServer, TOOL_SCRIPT, toolZip } from "../../test/fixtures/tools/tool-kit.ts";
 import { type AgentProcess, runCli } from "../../test/helpers/agent-process.ts";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
@@ -38,6 +38,8 @@ export interface HostileCase {
   readonly name: string;
   send(context: CaseContext, caseId: string): Promise<void>;
   readonly expect: Expectation;
+  /** Once the expectation is met: what else must hold (e.g. nothing written outside), or the problem. */
+  verify?(context: CaseContext): Promise<string | null>;
 }
 
 const toolConsumer = { stream: "TOOL_INSTALLATION", consumer: `machine_${MACHINE}_tool-installation_consumer` };
@@ -91,6 +93,15 @@ async function sendBomb(
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** Where the symlink case's tool links its `out` folder: beside the agent's data dir, removed with it. */
+const outsideOf = (context: CaseContext): string => join(dirname(context.agent.dataDir), "outside-symtool");
+
+/** A tool whose installer links a folder of its own elsewhere (`bin/out -> $2`), as real tools do. */
+const LINKING_TOOL = `#!/bin/sh
+here="$(cd "$(dirname "$0")" && pwd)"
+mkdir -p "$2" && ln -s "$2" "$here/out"
+`;
 
 /** The table: every kind of bad input the platform (or someone holding its credentials) could send. */
 export const HOSTILE_CASES: readonly HostileCase[] = [
@@ -218,6 +229,11 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     expect: { status: "FAILED", stream: "TOOL_STATUS" },
   },
   {
+    name: "tool install: zip entry declaring 1,000 bytes that inflates to 100 MB",
+    send: (context, id) => sendBomb(context, id, "lying-zip", "zip", (path) => lyingZip(path, 1_000, 100_000_000)),
+    expect: { status: "FAILED", stream: "TOOL_STATUS" },
+  },
+  {
     name: "tool install: 300-character toolAgentId",
     send: (context, id) =>
       publishCommand(context, `machine.${MACHINE}.tool-installation`, install("t".repeat(300), []), id),
@@ -249,6 +265,55 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
       );
     },
     expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
+  },
+  {
+    name: "config push: file through a link the tool's installer made",
+    async send(context, id) {
+      const tool = context.files.add(
+        "symtool.zip",
+        await toolZip({ "bin/tool.sh": { data: LINKING_TOOL, mode: 0o100755 } }),
+      );
+      await publishCommand(
+        context,
+        `machine.${MACHINE}.tool-installation`,
+        install(
+          "symtool",
+          [{ os: "linux", agentFileName: "bin/tool.sh", link: tool.url, sha256: tool.sha256, size: tool.size }],
+          { installationCommandArgs: ["install", outsideOf(context)] },
+        ),
+        `${id}-install`,
+      );
+      await waitUntil(
+        async () =>
+          (await readStream(context.operator, "TOOL_STATUS")).some(
+            (message) =>
+              message.headers[EventHeader.causationId] === `${id}-install` &&
+              (message.body as { state?: string }).state === "INSTALLED",
+          ),
+        30_000,
+        "the linking tool was not installed in time",
+      );
+      const payload = context.files.add("pwned.txt", Buffer.from("pwned\n"));
+      await publishCommand(
+        context,
+        `machine.${MACHINE}.download-configuration`,
+        JSON.stringify([
+          {
+            os: "linux",
+            agentFileName: "symtool/bin/out/pwned.txt",
+            link: payload.url,
+            sha256: payload.sha256,
+            size: payload.size,
+          },
+        ]),
+        id,
+      );
+    },
+    expect: { status: "REJECTED", stream: "CONFIG_STATUS" },
+    async verify(context) {
+      const written = await readdir(outsideOf(context)).catch(() => []);
+      return written.length === 0 ? null : `written outside the tool's folder: ${written.join(", ")}`;
+    },
   },
   {
     name: "remote config: not JSON in KV",
@@ -328,7 +393,7 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
   const table = options.cases ?? HOSTILE_CASES;
   return {
     name: "hostile-input",
-    summary: `${table.length} kinds of bad input to a real agent: malformed, wrong checksum, hostile paths, archive bombs, oversized`,
+    summary: `${table.length} kinds of bad input to a real agent: malformed, wrong checksum, hostile paths, archive bombs, a lying zip, a push through a link, oversized`,
     async run(): Promise<ScenarioResult> {
       const server = await startNatsServer();
       const operator = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
@@ -349,8 +414,15 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
           const caseId = `hostile-${index}-${Date.now()}`;
           const stream = "stream" in hostile.expect ? hostile.expect.stream : null;
           const before = stream ? (await readStream(operator, stream)).length : 0;
-          await hostile.send(context, caseId);
-          const problem = await outcomeOf(context, hostile, caseId, before, options.caseDeadlineMs);
+          const sendProblem = await hostile.send(context, caseId).then(
+            () => null,
+            (error: unknown) => `could not be sent: ${error instanceof Error ? error.message : String(error)}`,
+          );
+          const problem =
+            sendProblem ??
+            (await outcomeOf(context, hostile, caseId, before, options.caseDeadlineMs)) ??
+            (await hostile.verify?.(context)) ??
+            null;
           if (problem) failures.push({ case: hostile.name, problem });
           else survived += 1;
         }
@@ -387,10 +459,14 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
   };
 }
 
-async function waitUntil(check: () => Promise<boolean>, deadlineMs: number): Promise<void> {
+async function waitUntil(
+  check: () => Promise<boolean>,
+  deadlineMs: number,
+  failure = "the agent did not start in time",
+): Promise<void> {
   const until = Date.now() + deadlineMs;
   while (!(await check())) {
-    if (Date.now() > until) throw new Error("the agent did not start in time");
+    if (Date.now() > until) throw new Error(failure);
     await sleep(200);
   }
 }

@@ -37,9 +37,15 @@ export function accountFor(events: readonly StoredEvent[], expectations: LedgerE
   for (const event of events) {
     copiesOfEvent.set(event.eventId, (copiesOfEvent.get(event.eventId) ?? 0) + 1);
     let sequences = byMachine.get(event.machineId);
-    if (!sequences) byMachine.set(event.machineId, (sequences = new Map()));
+    if (!sequences) {
+      sequences = new Map();
+      byMachine.set(event.machineId, sequences);
+    }
     let ids = sequences.get(event.sequence);
-    if (!ids) sequences.set(event.sequence, (ids = new Set()));
+    if (!ids) {
+      ids = new Set();
+      sequences.set(event.sequence, ids);
+    }
     ids.add(event.eventId);
   }
   let duplicated = 0;
@@ -57,7 +63,8 @@ export function accountFor(events: readonly StoredEvent[], expectations: LedgerE
     for (let sequence = 1; sequence <= highest; sequence++) {
       if (sequences.has(sequence) || skipped?.has(sequence)) continue;
       lost += 1;
-      const examples = (missingExamples[machineId] ??= []);
+      const examples = missingExamples[machineId] ?? [];
+      missingExamples[machineId] = examples;
       if (examples.length < 10) examples.push(sequence);
     }
   }

@@ -28,7 +28,10 @@ export interface ScenarioResult {
 /** A pseudo-random sequence from a seed: a run can be repeated exactly (`FAULTS_SEED`). */
 export function seededRandom(seed: number): () => number {
   let state = seed % 2147483647 || 1;
-  return () => (state = (state * 16807) % 2147483647) / 2147483647;
+  return () => {
+    state = (state * 16807) % 2147483647;
+    return state / 2147483647;
+  };
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

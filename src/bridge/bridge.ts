@@ -4,7 +4,7 @@ import type { Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DEVICE_STATE_STREAMS, PLATFORM_STREAMS, parseMachineEventSubject } from "../contracts/index.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import type { Clock } from "../runtime/clock.ts";
+import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { buildConnectionOptions, jitteredBackoff } from "../transport/connection-options.ts";
 import { type ConnectionFactory, createNatsLink, defaultConnectionFactory, type NatsLink } from "../transport/link.ts";
@@ -17,7 +17,7 @@ import { ProducerThread, ThreadedWriter } from "./kafka/threaded-writer.ts";
 import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "./records/event-router.ts";
 import { type BridgeStatus, shardStatus, startBridgeService } from "./service/bridge-status.ts";
-import type { BridgeSettings } from "./settings/bridge-settings.ts";
+import { type BridgeSettings, devicesTenantId } from "./settings/bridge-settings.ts";
 import { EventStreamProcessor } from "./shards/event-stream-processor.ts";
 import { ShardLeases } from "./shards/shard-leases.ts";
 import type { ShardProcessor } from "./shards/shard-processor.ts";
@@ -115,8 +115,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const producerThread = new ProducerThread();
   let leases: ShardLeases | null = null;
   let service: Service | null = null;
-  let statusTimer: NodeJS.Timeout | null = null;
-  let limitsTimer: NodeJS.Timeout | null = null;
+  let stopStatusFile: Cancel | null = null;
+  let stopLimitsRefresh: Cancel | null = null;
 
   const processorFor = (shard: string): ShardProcessor =>
     shard === DEVICES_SHARD
@@ -125,7 +125,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
             DeviceStore.open(link.connection as NatsConnection, `${settings.group}-devices`, logger.child({ shard })),
           devicesTopic: settings.topics.devices,
           rowContext: {
-            tenantId: settings.tenantId ?? null,
+            tenantId: devicesTenantId(settings),
             organizationId: settings.organizationId ?? null,
             organizationTag: settings.organizationTag,
           },
@@ -135,6 +135,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
           systemConnection: () => systemLink?.connection ?? null,
           defaultHeartbeatSeconds: settings.heartbeatSeconds,
           missedHeartbeats: settings.missedHeartbeats,
+          identity: { trustConnectionNames: settings.trustConnectionNames },
           clock,
           logger: logger.child({ shard }),
         })
@@ -232,7 +233,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
             "cannot reach Kafka to set up topics yet; retrying (events wait in NATS)",
           );
         lastReason = reason;
-        await new Promise((resolve) => setTimeout(resolve, backoff.next()).unref());
+        await sleepOn(clock, backoff.next());
       }
     }
   };
@@ -247,6 +248,11 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         { group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers },
         "edge-bridge starting",
       );
+      if (settings.trustConnectionNames)
+        logger.warn(
+          { setting: "trustConnectionNames" },
+          "presence follows the connection names clients choose, not their authenticated identity: any client that can connect can move any machine's status; for development setups where agents share one NATS user only",
+        );
       const connection = await connected;
       await setUpKafka();
       await ensurePresenceStream(connection, presence);
@@ -273,24 +279,22 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       });
       await leases.start();
       // A topic's max.message.bytes may be changed while we run.
-      limitsTimer = setInterval(
+      stopLimitsRefresh = timersOf(clock).every(
+        60_000,
         () =>
           void limits
             .refresh(settings)
             .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits")),
-        60_000,
       );
-      limitsTimer.unref();
       if (deps.writeStatusFile) {
         await writeStatusFile();
-        statusTimer = setInterval(() => void writeStatusFile(), 5_000);
-        statusTimer.unref();
+        stopStatusFile = timersOf(clock).every(5_000, () => void writeStatusFile());
       }
       logger.info({ shards: leases.heldShards, liveInstances: leases.liveInstances }, "edge-bridge running");
     },
     async stop(timeoutMs) {
-      if (statusTimer) clearInterval(statusTimer);
-      if (limitsTimer) clearInterval(limitsTimer);
+      stopStatusFile?.();
+      stopLimitsRefresh?.();
       const deadline = clock.monotonicMs() + timeoutMs;
       await leases?.stop();
       await Promise.all(

@@ -227,7 +227,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "create the platform's JetStream streams and KV bucket on a server (development and tests)",
     usage: "[settings options]",
     description:
-      "Idempotent: existing streams get the wanted subjects and keep their data. Production platforms create these themselves.",
+      "Only ever adds: an existing stream keeps its subjects, limits and data, and gains the subjects it lacks; no limit is lowered; each line printed says what changed. Production platforms create these themselves.",
     flags: {},
     settingsFlags: "all",
     maxPositionals: 0,

@@ -1,41 +1,45 @@
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { AGENT_CONFIG_BUCKET, PLATFORM_STREAMS, STREAM_DUPLICATE_WINDOW_MS } from "../contracts/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { connectOnce } from "./one-shot-connection.ts";
+import { planStreams, type WantedStream } from "./stream-plan.ts";
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
+/** The streams of docs/DESIGN.md, as dev-setup wants them. */
+export function wantedStreams(): WantedStream[] {
+  return PLATFORM_STREAMS.map((stream) => ({
+    name: stream.name,
+    subjects: [...stream.subjects],
+    storage: "file" as StreamConfig["storage"],
+    duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS),
+  }));
+}
+
 /**
- * Creates every stream of DESIGN.md and the `agent-config` bucket, idempotently: an existing
- * stream is updated to the wanted subjects, never deleted, so its data stays.
+ * Creates the streams of docs/DESIGN.md and the `agent-config` bucket, and only ever adds to what a
+ * server already has (stream-plan.ts): a stream another platform made keeps its subjects and
+ * limits, gains the subjects the agent needs, and nothing is deleted. Prints one line per stream
+ * saying what it changed.
  */
 export async function devSetup(settings: Settings, report: (line: string) => void): Promise<void> {
   const connection = await connectOnce(settings, "edge-agent-dev-setup");
   try {
     const manager = await jetstreamManager(connection);
-    for (const stream of PLATFORM_STREAMS) {
-      const config = {
-        name: stream.name,
-        subjects: [...stream.subjects],
-        storage: "file" as const,
-        duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS),
-      };
-      try {
-        await manager.streams.info(stream.name);
-        await manager.streams.update(stream.name, {
-          subjects: config.subjects,
-          duplicate_window: config.duplicate_window,
-        });
-        report(`stream ${stream.name}: up to date`);
-      } catch (error) {
-        if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound) throw error;
-        await manager.streams.add(config);
-        report(`stream ${stream.name}: created`);
-      }
+    const existing: StreamConfig[] = [];
+    for await (const info of manager.streams.list()) existing.push(info.config);
+    for (const plan of planStreams(wantedStreams(), existing)) {
+      if (plan.action === "create") await manager.streams.add({ ...plan.config, name: plan.name });
+      else if (plan.action === "update") await manager.streams.update(plan.name, plan.config);
+      const what = plan.changes.length > 0 ? plan.changes.join("; ") : "up to date, unchanged";
+      report(`stream ${plan.name}: ${what}`);
+      for (const note of plan.notes) report(`stream ${plan.name}: ${note}`);
     }
+    const bucketStream = `KV_${AGENT_CONFIG_BUCKET}`;
+    const bucketExisted = existing.some((stream) => stream.name === bucketStream);
     await new Kvm(connection).create(AGENT_CONFIG_BUCKET, { history: 10 });
-    report(`key-value bucket ${AGENT_CONFIG_BUCKET}: ready`);
+    report(`key-value bucket ${AGENT_CONFIG_BUCKET}: ${bucketExisted ? "already there, unchanged" : "created"}`);
   } finally {
     await connection.close();
   }

@@ -9,6 +9,7 @@ import { type CheckResult, fail, formatCheck, pass, warn } from "./doctor/check-
 import { judgeClockSkew } from "./doctor/clock-skew.ts";
 import { dataDirChecks } from "./doctor/local-checks.ts";
 import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./doctor/server-probes.ts";
+import { judgeServerVersion } from "./doctor/server-version.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 
@@ -160,6 +161,8 @@ async function serverChecks(settings: Settings, machineId: string | null): Promi
         `the server accepted ${authKind(settings)} (nats-server ${info?.version ?? "?"} at ${connection.getServer()})`,
       ),
     );
+    // From the connection's INFO: the server says its version when a client connects.
+    results.push(judgeServerVersion(info?.version));
     if (info && info.jetstream !== true) {
       results.push(
         fail(

@@ -1,4 +1,4 @@
-import { DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
+import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
 import { createLogger } from "../runtime/logger.ts";
 import type { Settings } from "../settings/index.ts";
 import { createFleet } from "../simulator/index.ts";
@@ -43,7 +43,7 @@ export async function simulateCommand(settings: Settings, options: SimulateOptio
     throw new CommandError(`simulate needs --data-dir (see edge-agent simulate --help)`, ExitCode.badSettings);
   const dataDir = options.dataDir;
   const logger = createLogger({ level: settings.logLevel, fields: { component: "simulator" } });
-  let lock;
+  let lock: DataDirLock;
   try {
     lock = lockDataDir(dataDir, process.pid);
   } catch (error) {

@@ -36,3 +36,33 @@ export function anySubjectMatcher(patterns: readonly string[]): SubjectMatcher {
   const matchers = patterns.map(subjectMatcher);
   return (subject) => matchers.some((matches) => matches(subject));
 }
+
+/** Whether some subject matches both patterns (JetStream refuses two streams whose subjects overlap). */
+export function patternsOverlap(first: string, second: string): boolean {
+  const a = first.split(".");
+  const b = second.split(".");
+  for (let index = 0; index < Math.max(a.length, b.length); index++) {
+    const left = a[index];
+    const right = b[index];
+    // `>` takes one or more tokens: the other pattern must still have one here.
+    if (left === ">") return right !== undefined;
+    if (right === ">") return left !== undefined;
+    if (left === undefined || right === undefined) return false;
+    if (left !== "*" && right !== "*" && left !== right) return false;
+  }
+  return true;
+}
+
+/** Whether every subject `inner` matches, `outer` matches too (`machine.*.tool.*.update` covers `machine.all.tool.*.update`). */
+export function patternCovers(outer: string, inner: string): boolean {
+  const a = outer.split(".");
+  const b = inner.split(".");
+  for (let index = 0; index < Math.max(a.length, b.length); index++) {
+    const wide = a[index];
+    const narrow = b[index];
+    if (wide === ">") return narrow !== undefined;
+    if (wide === undefined || narrow === undefined || narrow === ">") return false;
+    if (wide !== "*" && (narrow === "*" || wide !== narrow)) return false;
+  }
+  return true;
+}

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import * as z from "zod";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import { readJsonStateFile } from "../runtime/json-state-file.ts";
+import { type JsonStateFile, readJsonStateFile } from "../runtime/json-state-file.ts";
 import type { Logger } from "../runtime/logger.ts";
 
 export const LAST_GOOD_FILE = "remote-config.json";
@@ -39,7 +39,7 @@ export function lastGoodStore(
   const path = join(configDir, LAST_GOOD_FILE);
   return {
     async load() {
-      let stored;
+      let stored: JsonStateFile<LastGoodConfiguration>;
       try {
         stored = await readJsonStateFile(path, LastGoodConfiguration, now);
       } catch (error) {

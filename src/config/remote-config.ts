@@ -20,7 +20,7 @@ import type { DurableConsumer } from "../transport/durable-consumer.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
 import { type ConfigEntry, readConfigKey, watchConfigKey } from "./config-keys.ts";
-import { readConfigEntry } from "./kv-entry.ts";
+import { type ConfigEntryMeaning, readConfigEntry } from "./kv-entry.ts";
 import { type LastGoodConfiguration, lastGoodStore } from "./last-good-store.ts";
 import { mergeDocuments } from "./merge.ts";
 import { validateDocument, withoutClaims } from "./validate.ts";
@@ -165,7 +165,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   const take = async (slot: Slot, entry: ConfigEntry, applyNow = true): Promise<void> => {
     if (entry.revision <= Math.max(seen[slot], slots[slot]?.revision ?? 0)) return;
     seen[slot] = entry.revision;
-    let meaning;
+    let meaning: ConfigEntryMeaning;
     try {
       meaning = await readConfigEntry(entry, options.trust);
     } catch (error) {

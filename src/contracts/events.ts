@@ -2,7 +2,7 @@ import type { MachineSubjects } from "./subjects.ts";
 
 /**
  * How an event is treated when the outbox is full: telemetry goes first, state events last
- * (DESIGN.md, "Delivery guarantee").
+ * (docs/DESIGN.md, "Delivery guarantee").
  */
 export type EventClass = "telemetry" | "state";
 

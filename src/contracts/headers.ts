@@ -1,4 +1,4 @@
-/** Header names carried by every published event (DESIGN.md, "Headers on every published event"). */
+/** Header names carried by every published event (docs/DESIGN.md, "Headers on every published event"). */
 export const EventHeader = {
   /** JetStream's own de-duplication key: equal to the event id. */
   msgId: "Nats-Msg-Id",
@@ -9,7 +9,7 @@ export const EventHeader = {
   correlationId: "X-Correlation-ID",
   causationId: "X-Causation-ID",
   schemaVersion: "X-Schema-Version",
-  /** The device's own gap-free sequence, on outbox events only. */
+  /** The device's own sequence, on outbox events only: never reused; its gaps are declared (docs/DESIGN.md). */
   sequence: "X-Sequence",
 } as const;
 

@@ -1,7 +1,7 @@
 import * as z from "zod";
 
 /**
- * What the companion bridge writes into Kafka (DESIGN.md, "The companion bridge"): the record
+ * What the companion bridge writes into Kafka (docs/DESIGN.md, "The companion bridge"): the record
  * shapes downstream readers (Pinot, analytics jobs) rely on. Every record is JSON, keyed by the
  * machine id as a plain UTF-8 string, so every producer of a topic partitions it alike.
  */
@@ -17,7 +17,11 @@ export const DEFAULT_TOPICS = {
 } as const;
 export type TopicRole = keyof typeof DEFAULT_TOPICS;
 
-/** Headers the bridge adds to every record, besides a copy of every header the event carried. */
+/**
+ * Headers the bridge adds to every record, besides a copy of every header the event carried.
+ * Reserved: a header of one of these names (in any case) that a publisher set is never copied;
+ * the record carries only the bridge's own.
+ */
 export const BridgeHeader = {
   stream: "nats-stream",
   streamSequence: "nats-stream-seq",
@@ -31,8 +35,12 @@ export const BridgeHeader = {
 
 export const MACHINE_PINOT_MESSAGE_TYPE_ID = "com.openframe.kafka.model.MachinePinotMessage";
 
-/** Why an event went to the dead-letter topic instead of its own. */
-export const DeadLetterKind = z.enum(["not-json", "wrong-schema", "unknown-subject", "too-large"]);
+/**
+ * Why an event went to the dead-letter topic instead of its own. `unattributed`: stored on a
+ * machine's subject but not that machine's event (no `X-Machine-ID`, or another machine's): such
+ * a dead letter has no key.
+ */
+export const DeadLetterKind = z.enum(["not-json", "wrong-schema", "unknown-subject", "too-large", "unattributed"]);
 export type DeadLetterKind = z.infer<typeof DeadLetterKind>;
 
 /**
@@ -43,7 +51,7 @@ export const EventEnvelope = z.object({
   eventId: z.string().min(1),
   eventType: z.string().min(1),
   machineId: z.string().min(1),
-  /** The device's own gap-free sequence (X-Sequence); null for a publisher that sends none. */
+  /** The device's own sequence (X-Sequence: never reused, gaps declared); null for a publisher that sends none. */
   sequence: z.number().int().positive().nullable(),
   /** When the event happened, by the device's clock (X-Timestamp; else when the stream stored it). */
   timestamp: z.iso.datetime({ offset: true }),

@@ -1,7 +1,7 @@
 import * as z from "zod";
 
 /**
- * Wire schemas of every message in DESIGN.md. Each schema is the single source of the
+ * Wire schemas of every message in docs/DESIGN.md. Each schema is the single source of the
  * TypeScript type (inferred below), and the only place a wire shape is written down.
  *
  * OpenFrame's Java services read and write these with Jackson, which writes `null` for absent
@@ -46,11 +46,37 @@ export const ClientConnectionEvent = z.object({
 });
 export type ClientConnectionEvent = z.infer<typeof ClientConnectionEvent>;
 
+/** Whether an installed tool runs, as the agent last saw it. */
 export const ToolConnectionState = z.enum(["CONNECTED", "DISCONNECTED", "UNKNOWN"]);
+export type ToolConnectionState = z.infer<typeof ToolConnectionState>;
+
+/**
+ * OpenFrame's `ToolType`: the only tool types its services take. They read a tool connection's
+ * `toolType` with `ToolType.valueOf(toolType.toUpperCase())` and leave a message with any other
+ * value unacknowledged, to be delivered again and again.
+ */
+export const OPENFRAME_TOOL_TYPES = ["MESHCENTRAL", "FLEET_MDM", "OPENFRAME_RMM"] as const;
+
+/** The tool type as OpenFrame names it (case aside), or null when OpenFrame knows no such type. */
+export function openFrameToolType(toolType: string | null | undefined): string | null {
+  if (!toolType) return null;
+  return (OPENFRAME_TOOL_TYPES as readonly string[]).includes(toolType.toUpperCase()) ? toolType : null;
+}
+
+/**
+ * OpenFrame records the tool CONNECTED on every one of these it reads, whatever else it says: so
+ * it is sent only for a tool that runs (`state` is CONNECTED when present), and only with a type
+ * OpenFrame knows. A tool's loss of connection goes on its tool status instead (`connection`).
+ */
 export const ToolConnectionMessage = z.object({
-  toolType: z.string().min(1),
+  toolType: z
+    .string()
+    .min(1)
+    .refine((toolType) => openFrameToolType(toolType) !== null, {
+      message: `toolType must be one of OpenFrame's tool types (${OPENFRAME_TOOL_TYPES.join(", ")})`,
+    }),
   agentToolId: z.string().min(1),
-  state: ToolConnectionState.nullish(),
+  state: z.literal("CONNECTED").nullish(),
   checkedAt: isoTimestamp.nullish(),
   detail: z.string().nullish(),
 });
@@ -114,6 +140,34 @@ export const ToolInstallationMessage = z.object({
 });
 export type ToolInstallationMessage = z.infer<typeof ToolInstallationMessage>;
 
+/** One asset's new version in a fleet-wide tool update, named by the id it was installed with. */
+export const AssetUpdate = z.object({
+  assetId: z.string().min(1),
+  /** An asset without a version is left as installed (as OpenFrame's own client does). */
+  version: z.string().nullish(),
+  executable: z.boolean().nullish(),
+  downloadConfigurations: downloadConfigurationList,
+});
+export type AssetUpdate = z.infer<typeof AssetUpdate>;
+
+/**
+ * OpenFrame's fleet-wide tool update (its `ToolAgentUpdateMessage`), on
+ * `machine.all.tool.{toolAgentId}.update`. It carries only what changes: the tool's new version
+ * and downloads, and assets by `assetId`; the tool's type, ids, arguments and file names stay as
+ * installed (tools/tool-update.ts).
+ */
+export const ToolAgentUpdateMessage = z.object({
+  toolAgentId: z.string().min(1),
+  version: z.string().min(1),
+  sessionType: SessionType.nullish(),
+  downloadConfigurations: downloadConfigurationList,
+  assets: z
+    .array(AssetUpdate)
+    .nullish()
+    .transform((list) => list ?? []),
+});
+export type ToolAgentUpdateMessage = z.infer<typeof ToolAgentUpdateMessage>;
+
 export const MachinePinotMessage = z.object({
   tenantId: z.string().nullish(),
   machineId: z.string().min(1),
@@ -128,6 +182,10 @@ export const MachinePinotMessage = z.object({
 export type MachinePinotMessage = z.infer<typeof MachinePinotMessage>;
 
 export const ToolInstallationState = z.enum(["DOWNLOADING", "INSTALLING", "INSTALLED", "FAILED", "UNINSTALLED"]);
+/**
+ * A tool command's result or step; or, with `connection` set, an installed tool's liveness (on
+ * start, on change and hourly), which no command result carries.
+ */
 export const ToolInstallationStatus = z.object({
   toolAgentId: z.string().min(1),
   toolId: z.string().nullish(),
@@ -136,6 +194,9 @@ export const ToolInstallationStatus = z.object({
   state: ToolInstallationState,
   error: z.string().nullish(),
   timestamp: isoTimestamp,
+  connection: ToolConnectionState.nullish(),
+  /** What the liveness check saw (`service x is not active`, `process 123 runs from ...`). */
+  connectionDetail: z.string().nullish(),
 });
 export type ToolInstallationStatus = z.infer<typeof ToolInstallationStatus>;
 
@@ -208,8 +269,8 @@ export const ClientUninstallStatus = z.object({
 export type ClientUninstallStatus = z.infer<typeof ClientUninstallStatus>;
 
 /**
- * What a signed document or command claims about itself, covered by its `signature` (DESIGN.md,
- * "Signatures"): where it may be used, and its place in that scope's rising order. A deletion of
+ * What a signed document or command claims about itself, covered by its `signature`
+ * (docs/DESIGN.md, "Commands and signatures"): where it may be used, and its place in that scope's rising order. A deletion of
  * a remote configuration key is a signed document too: `{deleted: true, scope, serial, signature}`.
  */
 export const SignedClaims = z.object({

@@ -1,5 +1,5 @@
 /**
- * The JetStream streams the platform keeps (DESIGN.md). The agent never creates them in
+ * The JetStream streams the platform keeps (docs/DESIGN.md). The agent never creates them in
  * production; `edge-agent dev-setup` does, for development and tests. Subjects never overlap
  * across streams: JetStream refuses that.
  */
@@ -29,5 +29,5 @@ export const PLATFORM_STREAMS: readonly StreamDefinition[] = [
 /** The event streams the bridge reads device state from (names above). */
 export const DEVICE_STATE_STREAMS = { connections: "CLIENT_CONNECTIONS", inventory: "INVENTORY" } as const;
 
-/** Two minutes at least, per DESIGN.md, so a redelivery after a reconnect is still deduplicated. */
+/** Two minutes at least, per docs/DESIGN.md, so a redelivery after a reconnect is still deduplicated. */
 export const STREAM_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;

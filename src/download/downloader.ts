@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { ObjectResult } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Clock } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
@@ -220,7 +221,7 @@ async function openSource(url: URL, link: string, request: DownloadRequest, sign
     const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
     if (!bucket || !name)
       throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link}: expected nats-obj://BUCKET/NAME`, false);
-    let result;
+    let result: ObjectResult | null;
     try {
       const { Objm } = await import("@nats-io/obj");
       const connection = request.connection;

@@ -23,9 +23,14 @@ export function createConnectionEventRecorder(options: {
   const { machineId, sink, clock, logger } = options;
   let disconnectedAt: string | undefined;
 
-  const record = (type: ConnectionEventType, server: string, extra: Partial<ClientConnectionEvent>): void => {
+  const record = (
+    type: ConnectionEventType,
+    server: string,
+    extra: Partial<ClientConnectionEvent>,
+    timestamp: string = new Date(clock.now()).toISOString(),
+  ): void => {
     const body: ClientConnectionEvent = {
-      timestamp: new Date(clock.now()).toISOString(),
+      timestamp,
       client: { name: machineId },
       type,
       server,
@@ -41,8 +46,10 @@ export function createConnectionEventRecorder(options: {
       record("CONNECT", server, {});
     },
     disconnected(server, reason) {
-      disconnectedAt = new Date(clock.now()).toISOString();
-      record("DISCONNECT", server, { reason });
+      // Read once: RECONNECT's disconnectedAt must be exactly this DISCONNECT's timestamp.
+      const at = new Date(clock.now()).toISOString();
+      disconnectedAt = at;
+      record("DISCONNECT", server, { reason }, at);
     },
     reconnected(server) {
       record("RECONNECT", server, disconnectedAt ? { disconnectedAt } : {});

@@ -24,7 +24,8 @@ const FINAL_TOOL_STATES: ReadonlySet<string> = new Set<string>([
 export function commandOutcomeOf(event: OutgoingEvent): CommandOutcome | null {
   switch (event.type) {
     case EventType.toolInstallationStatus:
-      return FINAL_TOOL_STATES.has(event.body.state)
+      // A liveness report (connection set) ends no command.
+      return FINAL_TOOL_STATES.has(event.body.state) && !event.body.connection
         ? { command: "tool", outcome: event.body.state.toLowerCase() }
         : null;
     case EventType.configStatus:

@@ -14,7 +14,7 @@ export const rpcCapability: CapabilityFactory = (context) => {
   return {
     name: "rpc",
     async attach({ connection }) {
-      if (service) return;
+      if (service !== null) return;
       service = startRpcService({
         connection,
         machineId: context.machineId,

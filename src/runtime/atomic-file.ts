@@ -58,7 +58,8 @@ export async function removeAbandonedTemporaries(directory: string): Promise<str
   return abandoned;
 }
 
-async function syncDirectory(directory: string): Promise<void> {
+/** Makes a file's creation (or a rename) in `directory` survive a power cut. */
+export async function syncDirectory(directory: string): Promise<void> {
   // Windows cannot open a directory for fsync; there the rename is as durable as it gets.
   if (!POSIX_FILE_SYSTEM) return;
   const handle = await open(directory, "r");

@@ -27,9 +27,15 @@ export interface Timers {
 
 /** Time as the agent sees it: injected everywhere so tests can drive it. */
 export interface Clock {
-  /** Wall-clock milliseconds since the epoch. */
+  /**
+   * Wall-clock milliseconds since the epoch: for stamping what happened, never for deciding when
+   * something is due. The host's clock may be stepped back or forward at any moment.
+   */
   now(): number;
-  /** Monotonic milliseconds, for measuring durations. */
+  /**
+   * Monotonic milliseconds (from an arbitrary origin): never steps with the host's clock. Every
+   * duration, lease, timeout and expiry is measured on it, as the timers are.
+   */
   monotonicMs(): number;
   /** The clock's timers; a clock without its own runs on the real ones (`systemTimers`). */
   readonly timers?: Timers;

@@ -165,9 +165,13 @@ export function fileLayer(
     const serversPath = urlKeys[path] ?? (byPath.get(path)?.kind === "servers" ? path : undefined);
     const serversSpec = serversPath === undefined ? undefined : byPath.get(serversPath);
     if (serversSpec) {
-      if (typeof value === "string") return setServers(serversSpec, parseServerList(value, label), label, layer);
+      if (typeof value === "string") {
+        setServers(serversSpec, parseServerList(value, label), label, layer);
+        return;
+      }
       if (Array.isArray(value) && value.every((entry) => typeof entry === "string")) {
-        return setServers(serversSpec, parseServerList(value.join(","), label), label, layer);
+        setServers(serversSpec, parseServerList(value.join(","), label), label, layer);
+        return;
       }
       throw new SettingsError(label, "must be a URL string or a list of them");
     }

@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Agent, createAgent } from "../agent/create-agent.ts";
 import type { AgentStatus } from "../agent/status.ts";
-import { type Cancel, type Clock, sleepOn, systemClock, timersOf } from "../runtime/clock.ts";
+import { type Cancel, type Clock, systemClock, timersOf } from "../runtime/clock.ts";
 import { type Logger, silentLogger } from "../runtime/logger.ts";
 import { defaultSettings, type Settings } from "../settings/index.ts";
 import type { LinkTuning } from "../transport/connection-options.ts";
@@ -10,6 +10,8 @@ import { simulatedAgentSettings, simulatedMachineId } from "./simulated-identity
 
 /** What a fleet reports as it happens; `atMs` is the wall clock (epoch ms), comparable across processes. */
 export type FleetEvent =
+  /** The agent is started (connected or still trying); its start slot now waits for its first connect. */
+  | { readonly type: "started"; readonly machineId: string; readonly atMs: number }
   | { readonly type: "connected"; readonly machineId: string; readonly atMs: number }
   | { readonly type: "disconnected"; readonly machineId: string; readonly atMs: number }
   | { readonly type: "reconnected"; readonly machineId: string; readonly atMs: number };
@@ -65,7 +67,10 @@ export interface Fleet {
   agent(machineId: string): SimulatedAgent | undefined;
   /** Starts every agent, `startConcurrency` at a time; resolves once all are started (connected or still trying). */
   start(): Promise<void>;
-  /** Stops starting new agents and stops every started one cleanly (outboxes closed, links drained). */
+  /**
+   * Stops starting new agents and stops every started one cleanly (outboxes closed, links drained).
+   * A start slot waiting for a connect or a stagger gives up its wait at once.
+   */
   stop(timeoutMs?: number): Promise<void>;
   summary(): FleetSummary;
   status(machineId: string): AgentStatus | undefined;
@@ -141,10 +146,30 @@ export function createFleet(options: FleetOptions): Fleet {
   const byId = new Map<string, SimulatedAgent & { connected: boolean }>();
   const firstConnect = new Map<string, () => void>();
   let stopping = false;
+  // Ends every start slot's wait (connect wait, stagger) when the fleet stops.
+  const halt = new AbortController();
   let starting: Promise<void> | null = null;
   let stopped: Promise<void> | null = null;
 
   const emit = (event: FleetEvent): void => options.onEvent?.(event);
+
+  /**
+   * A start slot's pause: ends after `delayMs` on the fleet's clock, when `until` settles, or when
+   * the fleet stops, whichever comes first, and leaves no timer or listener behind.
+   */
+  const slotPause = (delayMs: number, until?: Promise<void>): Promise<void> =>
+    new Promise((resolve) => {
+      if (halt.signal.aborted) return resolve();
+      let cancelTimer: Cancel = () => undefined;
+      const end = (): void => {
+        cancelTimer();
+        halt.signal.removeEventListener("abort", end);
+        resolve();
+      };
+      halt.signal.addEventListener("abort", end, { once: true });
+      cancelTimer = timersOf(clock).after(delayMs, end);
+      void until?.then(end);
+    });
 
   /** The agent's own connection factory: the same connection, watched for the fleet's events. */
   const watchedFactory =
@@ -195,17 +220,16 @@ export function createFleet(options: FleetOptions): Fleet {
       byId.set(machineId, entry);
       await agent.start();
     } catch (error) {
+      // Nothing else is started: the other slots stop waiting for theirs.
+      halt.abort();
       throw new FleetStartError(machineId, agents.length, error);
     }
     // A bounded connect storm: this slot takes the next agent once this one is in, or after a while.
-    let stopWaiting: Cancel = () => undefined;
-    await Promise.race([
-      connectedPromise,
-      new Promise<void>((resolve) => (stopWaiting = timersOf(clock).after(options.connectWaitMs ?? 30_000, resolve))),
-    ]);
-    stopWaiting();
+    const connectWait = slotPause(options.connectWaitMs ?? 30_000, connectedPromise);
+    emit({ type: "started", machineId, atMs: clock.now() });
+    await connectWait;
     firstConnect.delete(machineId);
-    if (options.staggerMs) await sleepOn(clock, options.staggerMs);
+    if (options.staggerMs) await slotPause(options.staggerMs);
   };
 
   /** Once: a failed start has already stopped those it started when `stop` comes. */
@@ -238,6 +262,7 @@ export function createFleet(options: FleetOptions): Fleet {
     },
     async stop(timeoutMs = 4_000) {
       stopping = true;
+      halt.abort();
       await starting?.catch(() => undefined);
       await stopAll(timeoutMs);
     },

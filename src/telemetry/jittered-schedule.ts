@@ -48,6 +48,7 @@ export function startJitteredSchedule(options: {
   offsetMs?: number;
   /** The machine's offset inside a window of at most `maxMs`, and never more than half the interval. */
   jitter?: { key: string; maxMs: number };
+  /** Never rejects: a run logs its own failure (both of telemetry's do); the schedule only counts runs. */
   work: () => Promise<void>;
   onSkip?: (reason: "overlap" | "missed") => void;
   /** Default: the real timers. */
@@ -69,7 +70,7 @@ export function startJitteredSchedule(options: {
       const cancel = timers.after(offsetMs, () => {
         pending.delete(cancel);
         counters.runs += 1;
-        options.work().finally(() => {
+        void options.work().finally(() => {
           running = false;
         });
       });

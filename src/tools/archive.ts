@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rm } from "node:fs/promises";
 import { dirname, isAbsolute, join, normalize, sep } from "node:path";
+import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import type { ReadEntry } from "tar";
@@ -262,6 +263,25 @@ function checkZipEntry(entry: Entry): void {
     );
 }
 
+/**
+ * An entry's data, whose failures reach whoever reads it. yauzl's stream inflates as soon as it
+ * exists and checks the sizes the central directory declares as it goes: an entry that inflates
+ * past its declared size fails on the first chunk, before any reader is attached, and an `error`
+ * event nobody listens to ends the process. So the stream is piped at once, in yauzl's callback,
+ * into one that carries the failure to the reader.
+ */
+function openZipEntry(zip: ZipFile, entry: Entry): Promise<Readable> {
+  return new Promise((resolve, reject) =>
+    zip.openReadStream(entry, (error, stream) => {
+      if (error || !stream) return reject(error ?? new Error("no data stream for the entry"));
+      const guarded = new PassThrough();
+      // The failure is the reader's to see (pipeline destroys `guarded` with it), not this promise's.
+      pipeline(stream, guarded).catch(() => undefined);
+      resolve(guarded);
+    }),
+  );
+}
+
 async function extractZip(
   file: string,
   target: (entryPath: string) => string,
@@ -286,13 +306,9 @@ async function extractZip(
       await mkdir(path, { recursive: true });
       return;
     }
-    const data = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
-      zip.openReadStream(entry, (error, stream) =>
-        error || !stream ? reject(error ?? new Error("no stream")) : resolve(stream),
-      ),
-    );
     const out = await writer.open(path, (entry.externalFileAttributes >>> 16) & 0o777);
     try {
+      const data = await openZipEntry(zip, entry);
       for await (const chunk of data as AsyncIterable<Buffer>) {
         signal?.throwIfAborted();
         await out.write(chunk);

@@ -1,11 +1,11 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ToolConnectionMessage } from "../contracts/index.ts";
+import type { ToolConnectionState } from "../contracts/index.ts";
 import { runToolCommand } from "./run-command.ts";
 import type { ServiceState } from "./service-state.ts";
 import type { ToolRecord } from "./tool-state.ts";
 
-export type LivenessState = NonNullable<ToolConnectionMessage["state"]>;
+export type LivenessState = ToolConnectionState;
 
 /** Whether a tool is running: its service (SERVICE tools) or else any process started from its folder. */
 export async function checkToolAlive(

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { chmod, copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, OsName, ToolInstallationMessage } from "../contracts/index.ts";
-import { DownloadError, download } from "../download/index.ts";
+import { DownloadError, type DownloadedFile, download } from "../download/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { echoInput } from "../runtime/echo.ts";
+import { LinkInPathError, linkFreeDirectory, placeFileWithoutLinks } from "../runtime/link-free-path.ts";
 import {
   archiveKindOf,
   assertContainedPath,
@@ -20,8 +21,8 @@ import { runToolCommand, ToolCommandError } from "./run-command.ts";
 export class ToolInstallError extends Error {
   readonly code = "EDGE_TOOL_INSTALL";
   readonly retryable: boolean;
-  constructor(message: string, retryable: boolean) {
-    super(message);
+  constructor(message: string, retryable: boolean, options?: ErrorOptions) {
+    super(message, options);
     this.name = "ToolInstallError";
     this.retryable = retryable;
   }
@@ -98,7 +99,7 @@ async function fetchInto(
   context: InstallContext,
   what: string,
 ): Promise<string> {
-  let file;
+  let file: DownloadedFile;
   try {
     file = await download({
       link: configuration.link as string,
@@ -133,7 +134,9 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
   const staging = `${toolDir}.staging`;
   const previous = `${toolDir}.previous`;
   await recoverToolDir(context.toolsDir, message.toolAgentId);
-  await mkdir(staging, { recursive: true, mode: 0o700 });
+  await mkdir(context.toolsDir, { recursive: true, mode: 0o700 });
+  // Not recursive: whatever stands where the staging folder goes (a link made since) is refused, not written through.
+  await mkdir(staging, { mode: 0o700 });
   try {
     const main = forThisOs(message.downloadConfigurations, context.os, `tool ${message.toolAgentId}`);
     const downloaded = await fetchInto(
@@ -150,7 +153,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
         mainFile = assertContainedPath(
           main.agentFileName ?? main.fileName ?? basename(new URL(main.link as string).pathname),
         );
-        await mkdir(join(staging, mainFile, ".."), { recursive: true });
+        await linkFreeDirectory(staging, dirname(mainFile));
         await rename(downloaded, join(staging, mainFile));
       } else {
         await extractArchive(
@@ -189,7 +192,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
           configuration.fileName ??
           asset.id,
       );
-      await mkdir(join(staging, "assets"), { recursive: true });
+      await linkFreeDirectory(staging, join("assets", dirname(name)));
       const placed = await fetchInto(
         configuration,
         join(staging, "assets"),
@@ -265,17 +268,24 @@ export async function uninstallTool(
   await rm(`${toolDir}.previous`, { recursive: true, force: true });
 }
 
-/** Copies `sourceFile` to `<toolDir>/<relativePath>` through a temporary sibling and a rename. */
+/**
+ * Copies `sourceFile` to `<toolDir>/<relativePath>` through a temporary sibling and a rename,
+ * never through a symbolic link: a tool's installer may have linked a folder of its own elsewhere.
+ */
 export async function placeToolFile(toolDir: string, relativePath: string, sourceFile: string): Promise<void> {
   let contained: string;
   try {
     contained = assertContainedPath(relativePath);
   } catch (error) {
-    throw new ToolInstallError(`pushed file path refused: ${(error as Error).message}`, false);
+    throw new ToolInstallError(`pushed file path refused: ${(error as Error).message}`, false, { cause: error });
   }
-  const target = join(toolDir, contained);
-  await mkdir(join(target, ".."), { recursive: true });
-  const temporary = `${target}.${randomBytes(4).toString("hex")}.tmp`;
-  await copyFile(sourceFile, temporary);
-  await rename(temporary, target);
+  try {
+    await placeFileWithoutLinks(toolDir, contained, sourceFile);
+  } catch (error) {
+    if (error instanceof LinkInPathError)
+      throw new ToolInstallError(`pushed file ${echoInput(relativePath)} refused: ${error.message}`, false, {
+        cause: error,
+      });
+    throw error;
+  }
 }

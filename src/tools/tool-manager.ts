@@ -1,9 +1,7 @@
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { ToolConnectionMessage } from "../contracts/index.ts";
 import {
   EventType,
-  fleetSubjects,
   type InstalledAgentMessage,
   isSafeToken,
   machineConsumers,
@@ -30,11 +28,15 @@ import {
 import type { CommandTrust } from "../trust/index.ts";
 import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
+import { connectionReports } from "./connection-report.ts";
 import { installTool, placeToolFile, recoverToolDir, ToolInstallError, toolDirOf, uninstallTool } from "./installer.ts";
 import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
 import { runToolCommand } from "./run-command.ts";
 import { type ServiceState, serviceStateReader } from "./service-state.ts";
 import { rememberCommand, type ToolRecord, toolStore } from "./tool-state.ts";
+import { toolStatusBody } from "./tool-status.ts";
+import type { FleetToolUpdate } from "./tool-update.ts";
+import { toolUpdateHandler } from "./update-handler.ts";
 
 export interface ToolPolicy {
   readonly allowMissingChecksum: boolean;
@@ -127,24 +129,11 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   /** Aborts downloads and unpacks in progress when the agent stops. */
   const stopping = new AbortController();
 
-  // Cut to fit: a status is one small message, whatever the command that caused it carried.
   const statusBody = (
     message: ToolInstallationMessage,
     state: ToolInstallationStatus["state"],
     error: string | null,
-  ): ToolInstallationStatus => {
-    const field = (value: string | null | undefined): string | null =>
-      value === null || value === undefined ? null : truncateInput(value, 256);
-    return {
-      toolAgentId: field(message.toolAgentId) as string,
-      toolId: field(message.toolId),
-      toolType: field(message.toolType),
-      version: field(message.version),
-      state,
-      error: error === null ? null : truncateInput(error, 2_000),
-      timestamp: new Date(clock.now()).toISOString(),
-    };
-  };
+  ): ToolInstallationStatus => toolStatusBody(message, state, error, new Date(clock.now()).toISOString());
   const report = async (
     message: ToolInstallationMessage,
     state: ToolInstallationStatus["state"],
@@ -186,10 +175,44 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     return true;
   };
 
-  const install = async (message: ToolInstallationMessage, causationId: string): Promise<void> => {
-    const current = await store.read(message.toolAgentId);
+  /**
+   * Reports a command on a tool FAILED for good. A failed update leaves the working version in
+   * place: its record keeps saying INSTALLED, with the failure as its error.
+   */
+  const recordFailure = async (
+    message: ToolInstallationMessage,
+    current: ToolRecord | null,
+    reason: string,
+    causationId: string,
+  ): Promise<void> => {
+    if (current?.state === "INSTALLED") {
+      const version = truncateInput(message.version ?? "?");
+      await store.write({
+        ...current,
+        error: `update to ${version} failed: ${reason}`,
+        updatedAt: new Date(clock.now()).toISOString(),
+        commandIds: rememberCommand(current.commandIds, causationId),
+      });
+    } else await save(message, "FAILED", reason, null, current, causationId);
+    await report(message, "FAILED", reason, causationId);
+  };
+
+  /** `evenIfInstalled`: the work is done though this version is installed (an update of its assets). */
+  const install = async (
+    incoming: ToolInstallationMessage,
+    causationId: string,
+    evenIfInstalled = false,
+  ): Promise<void> => {
+    const current = await store.read(incoming.toolAgentId);
     if (alreadyHandled(current, causationId)) return;
-    if (current?.state === "INSTALLED" && current.version === (message.version ?? null) && !message.reinstall) {
+    // The tool stays the type it was installed as, whatever a later command leaves out.
+    const message = incoming.toolType ? incoming : { ...incoming, toolType: current?.message.toolType ?? null };
+    if (
+      current?.state === "INSTALLED" &&
+      current.version === (message.version ?? null) &&
+      !message.reinstall &&
+      !evenIfInstalled
+    ) {
       logger.info(
         { toolAgentId: message.toolAgentId, version: message.version },
         "tool already installed at this version",
@@ -260,19 +283,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       const reason = error instanceof Error ? error.message : String(error);
       // A retry comes back through redelivery; the platform sees FAILED only when it is final.
       // Cut short by a stop, the record stays DOWNLOADING: the next start cleans up after it.
-      if (!retryable) {
-        // A failed update leaves the working version in place: the record keeps saying so.
-        if (current?.state === "INSTALLED") {
-          const version = truncateInput(message.version ?? "?");
-          await store.write({
-            ...current,
-            error: `update to ${version} failed: ${reason}`,
-            updatedAt: new Date(clock.now()).toISOString(),
-            commandIds: rememberCommand(current.commandIds, causationId),
-          });
-        } else await save(message, "FAILED", reason, null, current, causationId);
-        await report(message, "FAILED", reason, causationId);
-      }
+      if (!retryable) await recordFailure(message, current, reason, causationId);
       throw error;
     }
   };
@@ -341,9 +352,6 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       // the same the machine's permission set names.
       { binding: bindings.toolInstallation, ackWaitMs },
       { binding: bindings.toolUninstall, ackWaitMs },
-      // Fleet-wide updates of every tool, through one consumer of this machine's, so an update
-      // published while it was offline still arrives; those for tools it lacks are acked unread.
-      { binding: bindings.toolUpdate, deliverPolicy: DeliverPolicy.New, ackWaitMs },
     ],
     sink,
     logger,
@@ -354,20 +362,9 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     handler: {
       what: "tool command",
       schema: ToolInstallationMessage,
-      refusalOf(message, delivery) {
+      refusalOf(message) {
         const refusal = toolAgentIdRefusal(message.toolAgentId);
-        if (refusal) return { reason: refusal, report: true };
-        // The subject says which machines it concerns (those with that tool): a body naming another tool would reach all.
-        if (
-          delivery.stream === bindings.toolUpdate.stream &&
-          fleetSubjects.toolOfUpdate(delivery.subject) !== message.toolAgentId
-        ) {
-          return {
-            reason: `tool update on ${delivery.subject} names another tool (${message.toolAgentId})`,
-            report: false,
-          };
-        }
-        return null;
+        return refusal ? { reason: refusal, report: true } : null;
       },
       rejection(reason, raw) {
         const toolAgentId = reportedToolAgentId(raw);
@@ -375,19 +372,34 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       },
       async handle(message, delivery) {
         const uninstalling = delivery.subject === subjects.toolUninstall;
-        const fleetUpdate = delivery.stream === bindings.toolUpdate.stream;
         return withToolLock(message.toolAgentId, async () => {
-          // Fleet-wide updates concern only machines that have the tool (judged under the tool's lock,
-          // after any install or removal of it in progress).
-          if (fleetUpdate && (await store.read(message.toolAgentId))?.state !== "INSTALLED") {
-            logger.debug({ toolAgentId: message.toolAgentId }, "update for a tool not installed here: acked");
-            return done();
-          }
           await (uninstalling ? uninstall(message, delivery.causationId) : install(message, delivery.causationId));
           return done();
         }).catch((error: unknown) => outcomeOfFailure(error, message.toolAgentId, uninstalling));
       },
     },
+  });
+
+  // Fleet-wide updates of every tool (OpenFrame's ToolAgentUpdateMessage), through one consumer of
+  // this machine's, so an update published while it was offline still arrives.
+  const updateRunner = createCommandRunner<FleetToolUpdate>({
+    sources: [{ binding: bindings.toolUpdate, deliverPolicy: DeliverPolicy.New, ackWaitMs }],
+    sink,
+    logger,
+    ...(options.trust ? { trust: options.trust } : {}),
+    parallel: 16,
+    clock,
+    handler: toolUpdateHandler(
+      {
+        read: (toolAgentId) => store.read(toolAgentId),
+        underLock: withToolLock,
+        alreadyHandled,
+        install: (message, causationId) => install(message, causationId, true),
+        fail: recordFailure,
+        outcomeOfFailure: (error, toolAgentId) => outcomeOfFailure(error, toolAgentId, false),
+      },
+      logger,
+    ),
   });
 
   /** Last reported liveness per tool, and when: a change goes out at once, the same state hourly. */
@@ -415,16 +427,16 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
           await store.write({ ...current, agentToolId, connection: liveness.state });
         }
         const last = reported.get(current.toolAgentId);
-        if (last && last.state === liveness.state && clock.now() - last.atMs < 3_600_000) return;
-        const body: ToolConnectionMessage = {
-          toolType: current.message.toolType ?? current.toolAgentId,
-          agentToolId: agentToolId ?? current.toolAgentId,
-          state: liveness.state,
-          checkedAt: new Date(clock.now()).toISOString(),
-          detail: liveness.detail,
-        };
-        await sink.emit({ type: EventType.toolConnection, body });
-        reported.set(current.toolAgentId, { state: liveness.state, atMs: clock.now() });
+        if (last && last.state === liveness.state && clock.monotonicMs() - last.atMs < 3_600_000) return;
+        const reports = connectionReports(current, liveness, agentToolId, new Date(clock.now()).toISOString());
+        await sink.emit({ type: EventType.toolInstallationStatus, body: reports.status });
+        if (reports.connection) await sink.emit({ type: EventType.toolConnection, body: reports.connection });
+        else if (reports.withheld)
+          logger.warn(
+            { toolAgentId: current.toolAgentId },
+            `tool runs, but OpenFrame is not told (no tool-connection message): ${reports.withheld}`,
+          );
+        reported.set(current.toolAgentId, { state: liveness.state, atMs: clock.monotonicMs() });
       });
     }
   };
@@ -466,6 +478,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       if (attached || stopped) return;
       attached = true;
       runner.attach(nc);
+      updateRunner.attach(nc);
       void store
         .list()
         .then((records) =>
@@ -485,7 +498,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       cancelCheck?.();
       // Downloads and unpacks in progress end now (SIGTERM must not wait on a link that hangs).
       stopping.abort(new Error("the agent is stopping"));
-      await runner.stop();
+      await Promise.all([runner.stop(), updateRunner.stop()]);
       await queue.idle();
     },
     list: () => store.list(),

@@ -1,5 +1,6 @@
 import {
   AckPolicy,
+  type ConsumerInfo,
   DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
@@ -55,7 +56,7 @@ export function consumeDurable(options: DurableConsumerOptions): DurableConsumer
       try {
         // No account-info check ($JS.API.INFO): a least-privilege identity has no right to it.
         const manager = await jetstreamManager(options.connection, { checkAPI: false });
-        let info;
+        let info: ConsumerInfo;
         try {
           info = await manager.consumers.info(stream, name);
         } catch (error) {

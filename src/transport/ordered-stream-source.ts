@@ -12,6 +12,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jitteredBackoff } from "../runtime/backoff.ts";
 import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { DeliveryOrder } from "./delivery-order.ts";
 
 const ACK = new TextEncoder().encode("+ACK");
 
@@ -65,11 +66,11 @@ export interface SourceCounters {
  * Guarantee: `take()` hands out each stream sequence at most once and never one before a lower one
  * still to come. JetStream itself redelivers out of order (after an ack wait, after a server
  * restart dropped what was in flight), so the source checks each sequence against the next one it
- * expects: a lower one is a copy and is dropped; a higher one is a gap, and the source makes its
- * consumer again at the expected sequence. A new consumer delivers in stream order, so the first
- * message it gives is the next one that exists: anything skipped was gone from the stream, and is
- * counted. A consumer deleted under the source (a server restarted without it) is made again the
- * same way: nothing stalls silently.
+ * expects (delivery-order.ts): a lower one is a copy and is dropped; a higher one is a gap, and
+ * the source makes its consumer again at the expected sequence. A new consumer delivers in stream
+ * order, so the first message it gives is the next one that exists: anything skipped was gone
+ * from the stream, and is counted. A consumer deleted under the source (a server restarted
+ * without it) is made again the same way: nothing stalls silently.
  */
 export class OrderedStreamSource {
   readonly stream: string;
@@ -81,9 +82,7 @@ export class OrderedStreamSource {
    * not kept (it holds the parsed headers and a view into the socket's buffer), only our copy.
    */
   #buffer: Array<{ message: StreamMessage; ackTo: string }> = [];
-  /** The next sequence to accept; `trustFrom` after a (re)positioning, where the first message sets it. */
-  #expected = 1;
-  #trustFirst = true;
+  #order = new DeliveryOrder();
   #messages: ConsumerMessages | null = null;
   #stopped = true;
   #generation = 0;
@@ -122,8 +121,7 @@ export class OrderedStreamSource {
     await this.stop();
     this.#stopped = false;
     this.#buffer = [];
-    this.#expected = sequence + 1;
-    this.#trustFirst = true;
+    this.#order = new DeliveryOrder(sequence);
     const generation = ++this.#generation;
     this.#pump = this.#run(generation);
     this.#stopHealthChecks = timersOf(this.#options.clock).every(
@@ -189,7 +187,7 @@ export class OrderedStreamSource {
     const backoff = jitteredBackoff({ baseMs: 500, maxMs: 15_000 });
     while (!this.#stopped && generation === this.#generation) {
       try {
-        await this.#recreateConsumer(this.#expected);
+        await this.#recreateConsumer(this.#order.expected);
         const consumer = await jetstream(this.#options.connection).consumers.get(
           this.stream,
           this.#options.consumerName,
@@ -224,28 +222,27 @@ export class OrderedStreamSource {
     for await (const raw of messages) {
       if (generation !== this.#generation) return "stopped";
       const sequence = raw.seq;
-      if (!this.#trustFirst && sequence < this.#expected) {
+      const expected = this.#order.expected;
+      const admission = this.#order.admit(sequence);
+      if (admission.kind === "copy") {
         this.#counters.redeliveriesDropped++;
         continue;
       }
-      if (!this.#trustFirst && sequence > this.#expected) {
+      if (admission.kind === "gap") {
         this.#logger.info(
-          { expected: this.#expected, got: sequence },
+          { expected, got: sequence },
           "gap in delivery (a redelivery is due or messages are gone): reading again from the expected sequence",
         );
         messages.stop();
         return "reposition";
       }
-      if (this.#trustFirst && sequence > this.#expected) {
-        const missing = sequence - this.#expected;
-        this.#counters.missingFromStream += missing;
+      if (admission.missingBefore > 0) {
+        this.#counters.missingFromStream += admission.missingBefore;
         this.#logger.warn(
-          { from: this.#expected, to: sequence - 1, missing },
+          { from: expected, to: sequence - 1, missing: admission.missingBefore },
           "messages were gone from the stream before they could be read (expired or deleted)",
         );
       }
-      this.#trustFirst = false;
-      this.#expected = sequence + 1;
       this.#buffer.push({ message: toStreamMessage(this.stream, raw), ackTo: ackSubjectOf(raw) });
       for (const wake of this.#waiters.splice(0)) wake();
       while (this.#buffer.length >= this.#capacity && !this.#stopped && generation === this.#generation) {
@@ -276,7 +273,7 @@ export class OrderedStreamSource {
     });
     // Acks to the consumer this one replaces would go nowhere.
     this.#unacked = [];
-    this.#trustFirst = true;
+    this.#order.repositioned();
   }
 
   async #checkHealth(generation: number): Promise<void> {

@@ -20,6 +20,8 @@ export interface DecentralizedAuth {
   readonly configLines: readonly string[];
   /** A `.creds` file's text for a user of the account; without permissions, the user may do anything. */
   userCreds(name: string, permissions?: Partial<Permissions>): Promise<string>;
+  /** A `.creds` file's text for a user of the system account (sees the server's $SYS events). */
+  systemUserCreds(name: string): Promise<string>;
 }
 
 export async function mintDecentralizedAuth(): Promise<DecentralizedAuth> {
@@ -48,6 +50,11 @@ export async function mintDecentralizedAuth(): Promise<DecentralizedAuth> {
     async userCreds(name, permissions = {}) {
       const user = createUser();
       const jwt = await encodeUser(name, user, account, permissions);
+      return new TextDecoder().decode(fmtCreds(jwt, user));
+    },
+    async systemUserCreds(name) {
+      const user = createUser();
+      const jwt = await encodeUser(name, user, system);
       return new TextDecoder().decode(fmtCreds(jwt, user));
     },
   };

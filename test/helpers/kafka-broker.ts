@@ -14,9 +14,11 @@ import {
   kafkaServerProperties,
   killOnProcessExit,
 } from "../../scripts/local-services/kafka-broker-process.ts";
-import { freeLoopbackPort, portAccepts } from "../../scripts/local-services/loopback.ts";
+import { portAccepts } from "../../scripts/local-services/loopback.ts";
 
 export type { KafkaSaslOptions, KafkaScramUser } from "../../scripts/local-services/kafka-broker-process.ts";
+
+import { freeLoopbackPort } from "./nats-server.ts";
 
 /**
  * Starts a real Apache Kafka broker (scripts/kafka-runtime.ts) as its own JVM on loopback: one KRaft

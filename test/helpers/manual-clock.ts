@@ -5,6 +5,11 @@ export interface ManualClock extends Clock {
   readonly timers: Timers;
   /** Moves time forward, firing every timer that falls due on the way (bounded: 100 000 fires). */
   advance(ms: number): void;
+  /**
+   * The host's clock stepped (an operator, NTP): wall time jumps by `deltaMs` (negative: back);
+   * monotonic time and the timers, which run on it, do not move.
+   */
+  shiftWallClock(deltaMs: number): void;
   /** Fires one tick of every cron schedule running now (a cron tick is the test's to choose). */
   tickCron(): void;
   /** Timers and schedules waiting. */
@@ -12,7 +17,9 @@ export interface ManualClock extends Clock {
 }
 
 export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): ManualClock {
+  /** Monotonic time: what timers run on. Wall time is this plus the steps the test made. */
   let nowMs = startMs;
+  let wallOffsetMs = 0;
   let nextId = 0;
   const due = new Map<number, { atMs: number; everyMs: number | null; callback: () => void }>();
   const crons = new Set<{ onTick: () => void }>();
@@ -31,7 +38,7 @@ export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Manua
     },
   };
   return {
-    now: () => nowMs,
+    now: () => nowMs + wallOffsetMs,
     monotonicMs: () => nowMs,
     timers,
     get pending() {
@@ -51,6 +58,9 @@ export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Manua
         next.callback();
       }
       nowMs = until;
+    },
+    shiftWallClock(deltaMs) {
+      wallOffsetMs += deltaMs;
     },
     tickCron() {
       for (const entry of [...crons]) entry.onTick();

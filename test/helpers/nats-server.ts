@@ -1,11 +1,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freeLoopbackPort } from "../../scripts/local-services/loopback.ts";
-import { natsServerConfig, waitForNatsServer } from "../../scripts/local-services/nats-server-process.ts";
+import { natsServerConfig } from "../../scripts/local-services/nats-server-process.ts";
 import { ensureNatsServer, selectedNatsServerVersion } from "../../scripts/nats-server-runtime.ts";
 import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
+import { listeningSocketsOf } from "./listening-sockets.ts";
+import { claimLoopbackPort, type PortClaim } from "./loopback-ports.ts";
+
+export { freeLoopbackPort } from "./loopback-ports.ts";
 
 /**
  * Starts a real `nats-server -js` on a free loopback port with its own store directory: the
@@ -13,6 +17,11 @@ import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
  * picks another supported one, e.g. 2.10.27).
  * Each test gets its own server; `restart()` keeps the port and the JetStream store, so a test
  * can kill the broker and bring the same one back.
+ *
+ * Guarantee: once `startNatsServer`, `start()` or `restart()` resolves, the port is listened on by
+ * this handle's own nats-server process (read from /proc), never by another that happens to hold
+ * it. The port stays claimed (loopback-ports.ts) from the first start to `dispose()`, so no other
+ * test's server is given it while this one is down.
  */
 export interface NatsServerHandle {
   readonly url: string;
@@ -36,6 +45,8 @@ export interface NatsServerHandle {
 }
 
 export interface NatsServerOptions {
+  /** Which release to run (one scripts/nats-server-runtime.ts fetches); default: `EDGE_NATS_SERVER_VERSION`, else the current one. */
+  readonly version?: string;
   /** Extra lines for the server config file (e.g. `max_payload: 4096`, an `authorization` block). */
   readonly configLines?: readonly string[];
   /** How long a start may take to open the port (default 10 s); a server recovering many JetStream assets needs more. */
@@ -54,20 +65,84 @@ export const APP_AND_SYSTEM_ACCOUNTS: readonly string[] = [
   "system_account: SYS",
 ];
 
-export { freeLoopbackPort } from "../../scripts/local-services/loopback.ts";
+/** Thrown when a nats-server does not come up; the message carries the end of its output. */
+export class NatsServerStartError extends Error {
+  readonly code = "EDGE_TEST_NATS_SERVER_START";
+  override readonly name = "NatsServerStartError";
+  /** Its process ended without listening because another process holds its port. */
+  readonly portTaken: boolean;
+  constructor(message: string, portTaken: boolean) {
+    super(message);
+    this.portTaken = portTaken;
+  }
+}
+
+/** Whether this process could bind `port` on loopback now (as nats-server would, address reuse on). */
+function portBindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.unref();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Waits until `proc` itself listens on `port`. A connect to the port would not tell: another
+ * process may hold it, and then nats-server exits ("address already in use") while the port answers.
+ */
+async function untilListening(
+  proc: ChildProcess,
+  port: number,
+  deadlineMs: number,
+  output: () => string,
+): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  let exit: string | null = null;
+  const exited = (code: number | null, signal: NodeJS.Signals | null): void => {
+    exit = signal ?? `code ${code}`;
+  };
+  // "close", not "exit": by then its last words ("address already in use") are in the output.
+  proc.once("close", exited);
+  try {
+    for (;;) {
+      if (exit !== null) {
+        const portTaken = !(await portBindable(port));
+        const why = portTaken ? `port ${port} is held by another process` : `it exited (${exit})`;
+        throw new NatsServerStartError(`nats-server did not start: ${why}\n${output()}`, portTaken);
+      }
+      const pid = proc.pid;
+      // The process may end between two reads of /proc: the next turn sees its exit.
+      const sockets = pid === undefined ? [] : await listeningSocketsOf(pid).catch(() => []);
+      if (sockets.some((socket) => socket.port === port)) return;
+      if (Date.now() > until)
+        throw new NatsServerStartError(
+          `nats-server did not listen on port ${port} within ${deadlineMs} ms\n${output()}`,
+          false,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    proc.off("close", exited);
+  }
+}
+
+/** A first start whose port turns out taken moves to another port: nobody knows this one yet. */
+const FIRST_START_ATTEMPTS = 3;
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerHandle> {
-  const version = selectedNatsServerVersion();
+  const version = options.version ?? selectedNatsServerVersion();
   const binary = await ensureNatsServer(version);
   const dir = await mkdtemp(join(tmpdir(), "edge-agent-nats-"));
-  const port = await freeLoopbackPort();
+  let claim: PortClaim = await claimLoopbackPort();
   const storeDir = join(dir, "jetstream");
   const configPath = join(dir, "server.conf");
-  const writeConfig = (configLines: readonly string[]): Promise<void> =>
-    writeFile(configPath, natsServerConfig(port, storeDir, configLines));
-  await writeConfig(options.configLines ?? []);
+  let configLines = options.configLines ?? [];
+  const writeConfig = (): Promise<void> => writeFile(configPath, natsServerConfig(claim.port, storeDir, configLines));
   let child: ChildProcess | undefined;
   let output = "";
+  // Set while this handle ends its own process: any other exit is a crash worth telling.
+  let ending = false;
 
   const start = async (): Promise<void> => {
     if (child) return;
@@ -75,26 +150,61 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     child = proc;
     proc.stdout?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8192)));
     proc.stderr?.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8192)));
-    proc.once("exit", () => {
-      if (child === proc) child = undefined;
+    let up = false;
+    proc.once("exit", (code, signal) => {
+      if (child !== proc) return;
+      child = undefined;
+      // Told once its output is complete: a test that then meets "connection refused" knows why.
+      if (up && !ending)
+        proc.once("close", () =>
+          console.warn(`nats-server on port ${claim.port} exited by itself (${signal ?? `code ${code}`})\n${output}`),
+        );
     });
     try {
-      await waitForNatsServer(port, options.startTimeoutMs ?? 10_000);
+      await untilListening(proc, claim.port, options.startTimeoutMs ?? 10_000, () => output);
+      up = true;
     } catch (error) {
-      throw new Error(`${(error as Error).message}\n${output}`);
+      await terminate("SIGKILL");
+      throw error;
     }
   };
 
   const terminate = async (signal: NodeJS.Signals): Promise<void> => {
     const proc = child;
     if (!proc) return;
-    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-    proc.kill(signal);
-    await exited;
+    ending = true;
+    try {
+      const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+      proc.kill(signal);
+      await exited;
+    } finally {
+      ending = false;
+    }
     child = undefined;
   };
 
-  await start();
+  const firstStart = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      await writeConfig();
+      try {
+        return await start();
+      } catch (error) {
+        if (!(error instanceof NatsServerStartError && error.portTaken) || attempt === FIRST_START_ATTEMPTS)
+          throw error;
+        await claim.release();
+        claim = await claimLoopbackPort();
+        output = "";
+      }
+    }
+  };
+  try {
+    await firstStart();
+  } catch (error) {
+    await claim.release();
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const port = claim.port;
   return {
     url: `nats://127.0.0.1:${port}`,
     version,
@@ -110,8 +220,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await terminate("SIGTERM");
       await start();
     },
-    async reload(configLines) {
-      await writeConfig(configLines);
+    async reload(lines) {
+      configLines = lines;
+      await writeConfig();
       const reloadsBefore = output.split("Reloaded server configuration").length;
       child?.kill("SIGHUP");
       const until = Date.now() + 10_000;
@@ -123,6 +234,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     dispose: disposeAtFileEnd(async () => {
       await terminate("SIGKILL");
       await rm(dir, { recursive: true, force: true });
+      await claim.release();
     }),
   };
 }

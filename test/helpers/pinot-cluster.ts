@@ -3,7 +3,6 @@ import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freeLoopbackPort } from "../../scripts/local-services/loopback.ts";
 import {
   PINOT_START_TIMEOUT_MS,
   type PinotPorts,
@@ -12,6 +11,8 @@ import {
   pinotReady,
 } from "../../scripts/local-services/pinot-cluster-process.ts";
 import { ensurePinotRuntime } from "../../scripts/pinot-runtime.ts";
+
+import { freeLoopbackPort } from "./nats-server.ts";
 
 /**
  * Starts a real Apache Pinot cluster (scripts/pinot-runtime.ts) as one JVM on loopback:

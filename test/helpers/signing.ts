@@ -3,8 +3,8 @@ import { signCommand } from "../../src/trust/index.ts";
 
 /**
  * The platform's side of signed configuration and commands, for tests: a fresh NKey pair, and
- * `sign(scope, serial, body)` giving the body with `scope`, `serial` and `signature` (DESIGN.md,
- * "Signatures"). The agent is started with `publicKey` as `configSigningKey`.
+ * `sign(scope, serial, body)` giving the body with `scope`, `serial` and `signature` (docs/DESIGN.md,
+ * "Commands and signatures"). The agent is started with `publicKey` as `configSigningKey`.
  */
 export interface TestSigner {
   readonly publicKey: string;

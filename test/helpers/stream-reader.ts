@@ -1,4 +1,4 @@
-import { JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiError, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 export interface StoredMessage {
@@ -11,7 +11,7 @@ export interface StoredMessage {
 /** Every message a stream holds now, oldest first, with headers and parsed JSON bodies. */
 export async function readStream(connection: NatsConnection, stream: string): Promise<StoredMessage[]> {
   const manager = await jetstreamManager(connection);
-  let info;
+  let info: StreamInfo;
   try {
     info = await manager.streams.info(stream);
   } catch (error) {

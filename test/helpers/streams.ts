@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PLATFORM_STREAMS, STREAM_DUPLICATE_WINDOW_MS } from "../../src/contracts/index.ts";
 
-/** Creates the DESIGN.md streams on a test server (what `edge-agent dev-setup` does). */
+/** Creates the docs/DESIGN.md streams on a test server (what `edge-agent dev-setup` does). */
 export async function createPlatformStreams(connection: NatsConnection): Promise<void> {
   const manager = await jetstreamManager(connection);
   for (const stream of PLATFORM_STREAMS) {

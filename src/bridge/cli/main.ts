@@ -31,7 +31,8 @@ options (each also EDGE_BRIDGE_* in the environment, or a key of settings.json; 
   --tls-ca F --tls-cert F --tls-key F   --system-nats-url URL --system-creds-file F
   --kafka-brokers HOST:PORT[,...]  --kafka-client-id ID  --kafka-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512
   --kafka-sasl-username U  --kafka-sasl-password-file F  --kafka-tls-ca F --kafka-tls-cert F --kafka-tls-key F
-  --kafka-partitions N  --tenant-id ID  --organization-id ID  --group NAME  --instance-id ID
+  --kafka-partitions N  --platform edge|openframe  --tenant-id ID  --organization-id ID  --group NAME
+  --instance-id ID
   --data-dir DIR  --config-dir DIR  --log-level LEVEL
 
 exit codes: 0 stopped cleanly, 1 a runtime failure (Kafka refuses the bridge for good), 2 a bad setting`;

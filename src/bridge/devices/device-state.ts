@@ -7,8 +7,9 @@ import { MachinePinotMessage, tagValueIn } from "../../contracts/index.ts";
  *
  * Every field has its own ordering, so applying a signal twice, or two signals in either order,
  * ends in the same state:
- * - status: the newest by time (`statusAtMs`): a device's DISCONNECT that arrives late, after its
- *   heartbeats came back, is older than them and changes nothing;
+ * - status: the newest by time (`statusAtMs`, the NATS server's clock, see devices-processor.ts):
+ *   a device's DISCONNECT that arrives late, after its heartbeats came back, is older than them and
+ *   changes nothing;
  * - inventory fields: the newest by the device's own sequence (X-Sequence), else by time.
  *
  * `lastRow` is the last devices-topic row written for the machine, and `pending` says which
@@ -24,6 +25,8 @@ export const StatusReason = z.enum([
   "missed-heartbeats",
   "server-connect",
   "server-disconnect",
+  /** An inventory the machine published: it was connected when the stream stored it. */
+  "inventory",
 ]);
 export type StatusReason = z.infer<typeof StatusReason>;
 

@@ -10,8 +10,10 @@ import {
 } from "../../contracts/index.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
+import { provenanceOf } from "../records/provenance.ts";
 import { headerValue, type OutputRecord, type SourceMessage, textOf } from "../records/source-message.ts";
 import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "../shards/shard-processor.ts";
+import type { ClientIdentityRule } from "./client-identity.ts";
 import { type DeviceSignal, type DeviceStatus, nextDeviceState, type RowContext } from "./device-state.ts";
 import { type DeviceStore, DeviceStoreConflictError, type StoredDevice } from "./device-store.ts";
 import { machineOfPresenceSubject, PresenceMonitor, PresenceSignal, type PresenceStreamNames } from "./presence.ts";
@@ -28,6 +30,8 @@ export interface DevicesProcessorOptions {
   readonly systemConnection: () => NatsConnection | null;
   readonly defaultHeartbeatSeconds: number;
   readonly missedHeartbeats: number;
+  /** Who a $SYS advisory is about (presence.ts). */
+  readonly identity: ClientIdentityRule;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -47,6 +51,11 @@ const MAX_CONFLICT_RETRIES = 5;
  * as it was (same ingestionTime). If it did commit, the checkpoint covers it and nothing is
  * written twice. A row's ingestionTime is above the machine's previous one, so Pinot's FULL
  * upsert (comparison column ingestionTime) always keeps the newest state.
+ *
+ * Time: every signal's time comes from the NATS server's clock (when its stream stored it, or the
+ * server's own event time, whichever is earlier), a device's own clock only ever lowering it; the
+ * bridge host's clock never enters a row. Provenance: an event on a machine's subject counts only
+ * when it is that machine's (records/provenance.ts); anything else is ignored and logged.
  */
 export class DevicesProcessor implements ShardProcessor {
   readonly name = DEVICES_SHARD;
@@ -59,6 +68,7 @@ export class DevicesProcessor implements ShardProcessor {
   #devices = new Map<string, StoredDevice>();
   #monitor: PresenceMonitor | null = null;
   #ignored = 0;
+  #unattributed = 0;
   #rowsWritten = 0;
 
   constructor(options: DevicesProcessorOptions) {
@@ -78,6 +88,7 @@ export class DevicesProcessor implements ShardProcessor {
       deviceOf: (machineId) => this.#devices.get(machineId)?.state,
       defaultHeartbeatSeconds: this.#options.defaultHeartbeatSeconds,
       missedHeartbeats: this.#options.missedHeartbeats,
+      identity: this.#options.identity,
       clock: this.#options.clock,
       logger: this.#logger,
     });
@@ -96,13 +107,13 @@ export class DevicesProcessor implements ShardProcessor {
     if (!store) throw new Error("devices shard not taken over");
     const signals = new Map<string, DeviceSignal[]>();
     for (const message of messages) {
-      const read = this.#signalOf(message);
+      const read = this.#signalsOf(message);
       if (!read) {
         this.#ignored++;
         continue;
       }
       const list = signals.get(read.machineId) ?? [];
-      list.push(read.signal);
+      list.push(...read.signals);
       signals.set(read.machineId, list);
     }
     const rows = new Map<string, MachinePinotMessage>();
@@ -157,11 +168,12 @@ export class DevicesProcessor implements ShardProcessor {
       devicesOnline: devices.filter((device) => device.state.status === "ONLINE").length,
       rowsWritten: this.#rowsWritten,
       signalsIgnored: this.#ignored,
+      signalsUnattributed: this.#unattributed,
       presenceSignalsPublished: this.#monitor?.signalsPublished ?? 0,
     };
   }
 
-  #signalOf(message: SourceMessage): { machineId: string; signal: DeviceSignal } | null {
+  #signalsOf(message: SourceMessage): { machineId: string; signals: DeviceSignal[] } | null {
     let body: unknown;
     try {
       body = JSON.parse(textOf(message.data));
@@ -172,10 +184,29 @@ export class DevicesProcessor implements ShardProcessor {
       const machineId = machineOfPresenceSubject(this.#options.presence, message.subject);
       const parsed = PresenceSignal.safeParse(body);
       if (!machineId || !parsed.success) return null;
-      return { machineId, signal: { kind: "status", ...parsed.data } };
+      const { status, reason, serverAtMs, heartbeatSeconds } = parsed.data;
+      // The server's clock orders it: its own time of the event if it gave one, else when the
+      // presence stream stored the signal. Never the bridge host's clock (atMs), which may step.
+      const atMs =
+        serverAtMs === null || serverAtMs === undefined ? message.storedAtMs : Math.min(serverAtMs, message.storedAtMs);
+      return { machineId, signals: [{ kind: "status", status, atMs, reason, heartbeatSeconds }] };
     }
     const route = parseMachineEventSubject(message.subject);
     if (!route) return null;
+    const provenance = provenanceOf(message, route.machineId);
+    if (provenance.kind !== "machine") {
+      this.#unattributed++;
+      this.#logger.warn(
+        {
+          subject: message.subject,
+          stream: message.stream,
+          streamSequence: message.streamSequence,
+          reason: provenance.reason,
+        },
+        "ignored a message that is not the event of the machine its subject names",
+      );
+      return null;
+    }
     if (route.eventType === "client-connection") {
       const parsed = ClientConnectionEvent.safeParse(body);
       if (!parsed.success) return null;
@@ -183,7 +214,7 @@ export class DevicesProcessor implements ShardProcessor {
       // The device's clock, but never later than the stream stored it: a clock running ahead
       // must not make a status outlive the server's own later word.
       const atMs = Math.min(Date.parse(parsed.data.timestamp), message.storedAtMs);
-      return { machineId: route.machineId, signal: { kind: "status", status, atMs, reason: "connection-event" } };
+      return { machineId: route.machineId, signals: [{ kind: "status", status, atMs, reason: "connection-event" }] };
     }
     if (route.eventType === "inventory") {
       const parsed = Inventory.safeParse(body);
@@ -193,15 +224,20 @@ export class DevicesProcessor implements ShardProcessor {
       const { osType, deviceType, tags, tagKeyValues } = parsed.data;
       return {
         machineId: route.machineId,
-        signal: {
-          kind: "inventory",
-          osType,
-          deviceType,
-          tags,
-          tagKeyValues,
-          sequence,
-          atMs: Math.min(Date.parse(parsed.data.timestamp), message.storedAtMs),
-        },
+        signals: [
+          {
+            kind: "inventory",
+            osType,
+            deviceType,
+            tags,
+            tagKeyValues,
+            sequence,
+            atMs: Math.min(Date.parse(parsed.data.timestamp), message.storedAtMs),
+          },
+          // The machine published it over its own connection, so it was ONLINE when the stream
+          // stored it: a machine whose inventory comes before any status has a row with one.
+          { kind: "status", status: "ONLINE", atMs: message.storedAtMs, reason: "inventory" },
+        ],
       };
     }
     return null;

@@ -1,9 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import * as z from "zod";
 import { HeartbeatMessage, isSafeToken, STREAM_DUPLICATE_WINDOW_MS } from "../../contracts/index.ts";
-import type { Clock } from "../../runtime/clock.ts";
+import { type Cancel, type Clock, timersOf } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
+import { type ClientIdentityRule, machineOfClientEvent, parseServerClientEvent } from "./client-identity.ts";
 import { DeviceStatus, StatusReason } from "./device-state.ts";
 
 /**
@@ -11,10 +13,17 @@ import { DeviceStatus, StatusReason } from "./device-state.ts";
  * absence, and the server's own $SYS CONNECT/DISCONNECT). They are published into a stream of the
  * bridge's own and read back by the devices shard like any device event, so a status change the
  * bridge noticed is committed to Kafka exactly once, with a position, even across a crash.
+ *
+ * Time: a signal is ordered against a machine's other signals by the NATS server's clock, never
+ * the bridge host's: by the time the server gives its own event, else by when the presence stream
+ * stored the signal (devices-processor.ts). A step of the bridge host's clock moves nothing.
  */
 export const PresenceSignal = z.object({
   status: DeviceStatus,
+  /** When the bridge noticed, by its host's clock: for people reading the stream, never for ordering. */
   atMs: z.number().int(),
+  /** The server's own time of the event (a $SYS advisory's timestamp), when there is one. */
+  serverAtMs: z.number().int().nullish(),
   reason: StatusReason,
   heartbeatSeconds: z.number().int().positive().nullish(),
 });
@@ -55,6 +64,7 @@ export async function ensurePresenceStream(connection: NatsConnection, names: Pr
 const HEARTBEAT_SUBJECT = /^machine\.([A-Za-z0-9_-]+)\.heartbeat$/;
 
 interface Seen {
+  /** Monotonic time of the last sign of life. */
   atMs: number;
   intervalMs: number;
 }
@@ -70,6 +80,9 @@ export interface PresenceMonitorOptions {
   ) => { readonly status: DeviceStatus | null; readonly heartbeatSeconds: number | null } | undefined;
   readonly defaultHeartbeatSeconds: number;
   readonly missedHeartbeats: number;
+  /** Who a $SYS advisory is about: the authenticated identity, or (by an explicit setting) the connection name. */
+  readonly identity: ClientIdentityRule;
+  /** Silence is measured on its monotonic time; its expiry checks run on its timers. */
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -82,14 +95,18 @@ export interface PresenceMonitorOptions {
  * shard runs, so one instance judges presence at a time. After a takeover every machine the shard
  * holds ONLINE gets a full grace period from that moment: a new owner never marks a machine
  * OFFLINE for heartbeats it was not there to see.
+ *
+ * Who: a heartbeat is about the machine its subject names (only that machine's identity may
+ * publish it); a $SYS advisory is about the machine its authenticated identity is named after
+ * (client-identity.ts), never the connection name a client chose, unless the rule says so.
  */
 export class PresenceMonitor {
   readonly #options: PresenceMonitorOptions;
   readonly #seen = new Map<string, Seen>();
-  /** The last status signalled per machine and when, so one change is one signal. */
+  /** The last status signalled per machine and when (monotonic), so one change is one signal. */
   readonly #signalled = new Map<string, { status: DeviceStatus; atMs: number }>();
   readonly #subscriptions: Subscription[] = [];
-  #timer: NodeJS.Timeout | null = null;
+  #cancelExpiry: Cancel | null = null;
   #signalsPublished = 0;
   #lastFailure: string | null = null;
 
@@ -106,7 +123,7 @@ export class PresenceMonitor {
   }
 
   start(online: ReadonlyArray<{ machineId: string; heartbeatSeconds: number | null }>): void {
-    const now = this.#options.clock.now();
+    const now = this.#options.clock.monotonicMs();
     for (const machine of online)
       this.#seen.set(machine.machineId, { atMs: now, intervalMs: this.#intervalMs(machine.heartbeatSeconds) });
     const { connection, systemConnection } = this.#options;
@@ -124,8 +141,7 @@ export class PresenceMonitor {
         );
       }
     }
-    this.#timer = setInterval(() => this.#expire(), 1_000);
-    this.#timer.unref();
+    this.#cancelExpiry = timersOf(this.#options.clock).every(1_000, () => this.#expire());
   }
 
   /**
@@ -134,13 +150,16 @@ export class PresenceMonitor {
    */
   watch(machineId: string, heartbeatSeconds: number | null): void {
     if (this.#seen.has(machineId)) return;
-    this.#seen.set(machineId, { atMs: this.#options.clock.now(), intervalMs: this.#intervalMs(heartbeatSeconds) });
+    this.#seen.set(machineId, {
+      atMs: this.#options.clock.monotonicMs(),
+      intervalMs: this.#intervalMs(heartbeatSeconds),
+    });
   }
 
   stop(): void {
     for (const subscription of this.#subscriptions.splice(0)) subscription.unsubscribe();
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#cancelExpiry?.();
+    this.#cancelExpiry = null;
     this.#seen.clear();
     this.#signalled.clear();
   }
@@ -161,7 +180,7 @@ export class PresenceMonitor {
     } catch {
       heartbeatSeconds = null;
     }
-    const now = this.#options.clock.now();
+    const now = this.#options.clock.monotonicMs();
     const intervalMs = this.#intervalMs(heartbeatSeconds);
     if (this.#seen.get(machineId)?.intervalMs !== intervalMs)
       this.#options.logger.debug({ machineId, heartbeatSeconds }, "heartbeats from a machine, at this interval");
@@ -173,41 +192,37 @@ export class PresenceMonitor {
       this.#options.deviceOf(machineId)?.heartbeatSeconds !== heartbeatSeconds &&
       this.#signalled.get(machineId) === undefined;
     if (this.#believed(machineId) !== "ONLINE" || intervalUnknown || this.#stale(machineId, "ONLINE", now)) {
-      this.#signal(machineId, { status: "ONLINE", atMs: now, reason: "heartbeat", heartbeatSeconds });
+      this.#signal(machineId, { status: "ONLINE", reason: "heartbeat", heartbeatSeconds });
     }
   }
 
   #serverEvent(kind: "CONNECT" | "DISCONNECT", data: Uint8Array): void {
-    let event: { client?: { name?: unknown }; timestamp?: unknown };
-    try {
-      event = JSON.parse(Buffer.from(data).toString("utf8")) as typeof event;
-    } catch {
-      return;
-    }
-    const machineId = typeof event.client?.name === "string" ? event.client.name : null;
+    const event = parseServerClientEvent(data);
+    if (!event) return;
+    const machineId = machineOfClientEvent(event, this.#options.identity);
     // Only machines the shard knows: other clients (operators, the bridge itself) are not devices.
-    if (!machineId || !isSafeToken(machineId) || this.#options.deviceOf(machineId) === undefined) return;
-    const parsedTime = typeof event.timestamp === "string" ? Date.parse(event.timestamp) : Number.NaN;
-    const atMs = Number.isNaN(parsedTime) ? this.#options.clock.now() : parsedTime;
+    if (machineId === null || this.#options.deviceOf(machineId) === undefined) return;
+    const serverTime = event.timestamp === undefined ? Number.NaN : Date.parse(event.timestamp);
+    const serverAtMs = Number.isNaN(serverTime) ? null : serverTime;
     if (kind === "CONNECT") {
       this.#seen.set(machineId, {
-        atMs: this.#options.clock.now(),
+        atMs: this.#options.clock.monotonicMs(),
         intervalMs: this.#seen.get(machineId)?.intervalMs ?? this.#intervalMs(null),
       });
-      this.#signal(machineId, { status: "ONLINE", atMs, reason: "server-connect" });
+      this.#signal(machineId, { status: "ONLINE", serverAtMs, reason: "server-connect" });
     } else {
       this.#seen.delete(machineId);
-      this.#signal(machineId, { status: "OFFLINE", atMs, reason: "server-disconnect" });
+      this.#signal(machineId, { status: "OFFLINE", serverAtMs, reason: "server-disconnect" });
     }
   }
 
   #expire(): void {
-    const now = this.#options.clock.now();
+    const now = this.#options.clock.monotonicMs();
     for (const [machineId, seen] of this.#seen) {
       if (now - seen.atMs <= this.#options.missedHeartbeats * seen.intervalMs) continue;
       this.#seen.delete(machineId);
       if (this.#believed(machineId) === "ONLINE")
-        this.#signal(machineId, { status: "OFFLINE", atMs: now, reason: "missed-heartbeats" });
+        this.#signal(machineId, { status: "OFFLINE", reason: "missed-heartbeats" });
     }
   }
 
@@ -234,12 +249,14 @@ export class PresenceMonitor {
     );
   }
 
-  #signal(machineId: string, signal: PresenceSignal): void {
-    this.#signalled.set(machineId, { status: signal.status, atMs: this.#options.clock.now() });
+  #signal(machineId: string, observed: Omit<PresenceSignal, "atMs">): void {
+    const signal: PresenceSignal = { ...observed, atMs: this.#options.clock.now() };
+    this.#signalled.set(machineId, { status: signal.status, atMs: this.#options.clock.monotonicMs() });
     this.#options.logger.debug({ machineId, status: signal.status, reason: signal.reason }, "presence signal");
     const subject = `${this.#options.names.subjectPrefix}.${machineId}`;
     jetstream(this.#options.connection)
-      .publish(subject, JSON.stringify(signal), { msgID: `${machineId}-${signal.status}-${signal.atMs}` })
+      // One id per signal: a publish the client retries is stored once.
+      .publish(subject, JSON.stringify(signal), { msgID: `${machineId}-${signal.status}-${randomUUID()}` })
       .then(() => {
         this.#signalsPublished++;
         if (this.#lastFailure !== null) this.#options.logger.info("presence signals are published again");

@@ -11,6 +11,7 @@ import {
   type TopicRole,
 } from "../../contracts/index.ts";
 import { bridgedHeaders } from "./kafka-headers.ts";
+import { provenanceOf } from "./provenance.ts";
 import { headerValue, type OutputRecord, recordSize, type SourceMessage, textOf } from "./source-message.ts";
 import { telemetryRowOf } from "./telemetry-row.ts";
 
@@ -84,11 +85,19 @@ const TOPIC_OF_TYPE: Readonly<Record<EventType, TopicRole>> = {
   [EventType.outboxGauge]: "events",
 };
 
+/** The machine a message may be keyed to: its subject's, when the message is that machine's event (provenance.ts). */
+function attributedMachineOf(message: SourceMessage): string | null {
+  const machineId = machineIdOfSubject(message.subject);
+  return machineId !== null && provenanceOf(message, machineId).kind === "machine" ? machineId : null;
+}
+
 /**
  * Turns a stream message into its Kafka record: telemetry samples into flat rows, inventories into
  * envelopes on their compacted topic, every other event into an envelope. A message that cannot
  * be read (not JSON, wrong schema, a subject no event has) or that would not fit becomes a dead
- * letter carrying the reason and every original header: acked, counted, never blocking.
+ * letter carrying the reason and every original header: acked, counted, never blocking. One that
+ * is not the event of the machine its subject names (provenance.ts) becomes an unattributed dead
+ * letter: no key, never counted or deduplicated as that machine's.
  */
 export function routeMessage(message: SourceMessage, options: RouterOptions): Routed {
   const identity = identityOf(message);
@@ -98,8 +107,10 @@ export function routeMessage(message: SourceMessage, options: RouterOptions): Ro
       options,
       "unknown-subject",
       `no event is published on ${message.subject}`,
-      machineIdOfSubject(message.subject),
+      attributedMachineOf(message),
     );
+  const provenance = provenanceOf(message, identity.machineId);
+  if (provenance.kind === "unattributed") return deadLetter(message, options, "unattributed", provenance.reason, null);
   let body: unknown;
   try {
     body = JSON.parse(textOf(message.data));
@@ -195,7 +206,7 @@ export function tooLargeDeadLetter(message: SourceMessage, options: RouterOption
     { ...options, maxRecordBytes: () => 0 },
     "too-large",
     reason,
-    machineIdOfSubject(message.subject),
+    attributedMachineOf(message),
   );
   return routed.record;
 }

@@ -1,10 +1,19 @@
 import { BridgeHeader } from "../../contracts/index.ts";
 import type { SourceMessage } from "./source-message.ts";
 
+/** The bridge's own header names (BridgeHeader), lower-cased: a publisher's header by one of them is dropped. */
+const RESERVED_NAMES = new Set(Object.values(BridgeHeader).map((name) => name.toLowerCase()));
+
+export function isReservedHeader(name: string): boolean {
+  return RESERVED_NAMES.has(name.toLowerCase());
+}
+
 /**
  * Every header the event carried, every value of it (nats-kafka copies only the first), plus
  * where it came from: `nats-stream`, `nats-stream-seq`, `nats-subject`. Extra entries (a dead
- * letter's reason, the OpenFrame type id) come last.
+ * letter's reason, the OpenFrame type id) come last. The bridge's own names are reserved: a
+ * publisher's `nats-subject` or `__TypeId__` (which picks the class a Java reader builds) is never
+ * copied, so each of them on a record is the bridge's, once.
  */
 export function bridgedHeaders(
   message: SourceMessage,
@@ -17,7 +26,7 @@ export function bridgedHeaders(
     const key = encodedName(name);
     headers.set(headers.has(key) ? Buffer.from(key) : key, Buffer.from(value));
   };
-  for (const [name, value] of message.headers) add(name, value);
+  for (const [name, value] of message.headers) if (!isReservedHeader(name)) add(name, value);
   add(BridgeHeader.stream, message.stream);
   add(BridgeHeader.streamSequence, String(message.streamSequence));
   add(BridgeHeader.subject, message.subject);

@@ -29,6 +29,16 @@ const NatsTls = z.object({
 
 export const KafkaSaslMechanism = z.enum(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
 
+/**
+ * Whose conventions the bridge follows where they differ from our stricter defaults: `edge` (ours)
+ * or `openframe` (OpenFrame's platform reads the devices rows: its default tenant `oss`).
+ */
+export const BridgePlatform = z.enum(["edge", "openframe"]);
+export type BridgePlatform = z.infer<typeof BridgePlatform>;
+
+/** OpenFrame's own default tenant: every one of its Pinot queries filters on it. */
+export const OPENFRAME_DEFAULT_TENANT = "oss";
+
 export const BridgeSettings = z.object({
   natsServers: z.array(z.string()).min(1),
   auth: NatsAuth,
@@ -38,6 +48,13 @@ export const BridgeSettings = z.object({
    * the fastest word that a machine went away. Optional: heartbeats decide without it.
    */
   systemAccount: z.object({ natsServers: z.array(z.string()).min(1).optional(), auth: NatsAuth, tls: NatsTls }),
+  /**
+   * $SYS CONNECT/DISCONNECT are taken for the machine named by the connection name instead of the
+   * authenticated identity: for development setups where agents share one NATS user. Anyone who
+   * can connect can then move any machine's presence; the bridge warns at start.
+   */
+  trustConnectionNames: z.boolean(),
+  platform: BridgePlatform,
   /** Names this bridge's consumers, transactional ids, buckets and presence stream: two groups never meet. */
   group: safeToken("group"),
   /** This process among the group's instances (leases name it). */
@@ -87,7 +104,7 @@ export const BridgeSettings = z.object({
     deadLetter: z.string().min(1),
     checkpoint: z.string().min(1),
   }),
-  /** OpenFrame's tenant this fleet belongs to: `tenantId` of every devices row. */
+  /** OpenFrame's tenant this fleet belongs to: `tenantId` of every devices row (see devicesTenantId). */
   tenantId: z.string().optional(),
   /** `organizationId` of a devices row when the machine has no organization tag. */
   organizationId: z.string().optional(),
@@ -107,6 +124,11 @@ export const BridgeSettings = z.object({
   leaseSeconds: z.number().int().min(3).max(600),
 });
 export type BridgeSettings = z.infer<typeof BridgeSettings>;
+
+/** `tenantId` of the devices rows: the setting, else OpenFrame's default tenant under its conventions, else none. */
+export function devicesTenantId(settings: Pick<BridgeSettings, "tenantId" | "platform">): string | null {
+  return settings.tenantId ?? (settings.platform === "openframe" ? OPENFRAME_DEFAULT_TENANT : null);
+}
 
 export function defaultBridgeDirectories(
   privileged: boolean,
@@ -142,6 +164,8 @@ export function defaultBridgeSettings(directories: {
     auth: {},
     tls: {},
     systemAccount: { auth: {}, tls: {} },
+    trustConnectionNames: false,
+    platform: "edge",
     group: "edge-bridge",
     instanceId: defaultInstanceId(),
     ...directories,

@@ -53,6 +53,8 @@ export const BRIDGE_SETTING_SPECS: readonly SettingSpec[] = [
   spec("systemAccount.tls.caFile", "SYSTEM_TLS_CA_FILE", "string"),
   spec("systemAccount.tls.certFile", "SYSTEM_TLS_CERT_FILE", "string"),
   spec("systemAccount.tls.keyFile", "SYSTEM_TLS_KEY_FILE", "string"),
+  spec("trustConnectionNames", "TRUST_CONNECTION_NAMES", "bool"),
+  spec("platform", "PLATFORM", "string", "platform"),
   spec("group", "GROUP", "string", "group"),
   spec("instanceId", "INSTANCE_ID", "string", "instance-id"),
   spec("dataDir", "DATA_DIR", "string", "data-dir"),

@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Clock } from "../../runtime/clock.ts";
+import { type Cancel, type Clock, sleepOn, timersOf } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
+import { isRevisionConflict } from "../../transport/kv-errors.ts";
 
 export interface ShardLeasesOptions {
   readonly connection: NatsConnection;
@@ -15,11 +16,15 @@ export interface ShardLeasesOptions {
   readonly processAlive: (pid: number) => boolean;
   readonly shards: readonly string[];
   readonly leaseMs: number;
+  /** Leases are judged on its monotonic time and renewed on its timers: a step of the host's clock changes nothing. */
   readonly clock: Clock;
   readonly logger: Logger;
   /** The shard is ours: start it. */
   readonly acquired: (shard: string) => void;
-  /** The shard is no longer ours (or must be handed over): stop it; resolves once it stopped. */
+  /**
+   * The shard is no longer ours (or must be handed over): stop it; resolves once it stopped. It may
+   * take a while (an open transaction finishes): renewals of the other leases never wait for it.
+   */
   readonly lost: (shard: string) => Promise<void>;
 }
 
@@ -45,7 +50,10 @@ interface InstanceRecord {
 
 interface Held {
   revision: number;
-  /** When the last renewal was sent (local clock): the lease is surely ours until this + leaseMs. */
+  /**
+   * When the last renewal that succeeded was sent, on the monotonic clock: the server's expiry
+   * counts from a moment after it, so the lease is surely ours until this + leaseMs.
+   */
   renewedAtMs: number;
 }
 
@@ -62,16 +70,26 @@ interface Held {
  * shards by hash(shard, instance)), so instances mostly want different shards and converge
  * without talking to each other. One with more than its share hands the extra ones over
  * gracefully: it stops them (finishing the open transaction) and deletes their keys.
+ *
+ * Time: whether a lease is still ours is measured on the monotonic clock, and ticks run on the
+ * clock's timers, so stepping the host's clock neither keeps a lost lease nor drops a held one.
+ * Ticks are serialized, and nothing in a tick waits for a shard to stop: a lost shard is stopped
+ * beside the ticks (and not taken again until it has), so one slow stop cannot starve the
+ * renewals of the others.
  */
 export class ShardLeases {
   readonly #options: ShardLeasesOptions;
   readonly #held = new Map<string, Held>();
-  readonly #releasing = new Set<string>();
+  /** Shards being handed over: still held and renewed until their runner stopped, then deleted. */
+  readonly #releasing = new Map<string, Promise<void>>();
+  /** Shards lost (expired or taken): their runner stopping. Not taken again before it has. */
+  readonly #stopping = new Map<string, Promise<void>>();
   #kv: KV | null = null;
-  #timer: NodeJS.Timeout | null = null;
+  #cancelTicks: Cancel | null = null;
   #ticking: Promise<void> | null = null;
   #stopped = false;
   #liveInstances = 1;
+  #rounds = 0;
   #lastProblem: string | null = null;
   /** Tells this process from an earlier one with the same instance id. */
   readonly #nonce = randomUUID();
@@ -88,10 +106,15 @@ export class ShardLeases {
     return this.#liveInstances;
   }
 
+  /** Lease rounds finished (each renews, balances and takes), whether they succeeded or not. */
+  get rounds(): number {
+    return this.#rounds;
+  }
+
   /** Whether the lease is surely still ours (renewed within the lease time). */
   holds(shard: string): boolean {
     const held = this.#held.get(shard);
-    return held !== undefined && this.#options.clock.now() - held.renewedAtMs < this.#options.leaseMs;
+    return held !== undefined && this.#options.clock.monotonicMs() - held.renewedAtMs < this.#options.leaseMs;
   }
 
   async start(): Promise<void> {
@@ -103,24 +126,26 @@ export class ShardLeases {
     await this.#refuseDuplicateInstance(kv);
     await this.#reclaimOwnLeases(kv);
     await this.#tick();
-    this.#timer = setInterval(
-      () => {
-        this.#ticking ??= this.#tick().finally(() => (this.#ticking = null));
-      },
+    this.#cancelTicks = timersOf(this.#options.clock).every(
       Math.max(500, Math.floor(this.#options.leaseMs / 3)),
+      () => {
+        this.#ticking ??= this.#tick().finally(() => {
+          this.#ticking = null;
+        });
+      },
     );
-    this.#timer.unref();
   }
 
   /** Stops every shard and gives its lease back at once, so another instance need not wait for it to expire. */
   async stop(): Promise<void> {
     // No more taking or balancing; renewals go on until every shard has stopped.
     this.#stopped = true;
-    await Promise.all(
-      this.heldShards.filter((shard) => !this.#releasing.has(shard)).map((shard) => this.#release(shard)),
-    );
-    while (this.#releasing.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
-    if (this.#timer) clearInterval(this.#timer);
+    for (const shard of this.#active()) this.#releaseInBackground(shard);
+    // A renewal may still find a lease lost meanwhile: its stop joins the wait.
+    while (this.#releasing.size > 0 || this.#stopping.size > 0)
+      await Promise.all([...this.#releasing.values(), ...this.#stopping.values()]);
+    this.#cancelTicks?.();
+    this.#cancelTicks = null;
     await this.#ticking;
     await this.#kv?.delete(this.#instanceKey()).catch(() => undefined);
   }
@@ -145,7 +170,7 @@ export class ShardLeases {
       !this.#options.processAlive(previous.pid)
     )
       return;
-    await new Promise((resolve) => setTimeout(resolve, Math.floor(this.#options.leaseMs / 3) + 500));
+    await sleepOn(this.#options.clock, Math.floor(this.#options.leaseMs / 3) + 500);
     const after = await kv.get(this.#instanceKey());
     if (after && after.operation === "PUT" && after.revision !== before.revision) {
       const holder = after.json<InstanceRecord>();
@@ -165,14 +190,16 @@ export class ShardLeases {
         holder = undefined;
       }
       if (holder !== this.#options.instanceId) continue;
-      const sentAt = this.#options.clock.now();
+      const sentAt = this.#options.clock.monotonicMs();
       try {
         const revision = await kv.update(this.#leaseKey(shard), this.#leaseValue(), entry.revision);
         this.#held.set(shard, { revision, renewedAtMs: sentAt });
         this.#options.logger.info({ shard }, "took back a shard this instance held before it restarted");
         this.#options.acquired(shard);
-      } catch {
+      } catch (error) {
         // Expired or taken meanwhile: the normal round decides.
+        if (!isRevisionConflict(error))
+          this.#options.logger.warn({ shard, err: error }, "cannot take back a shard held before the restart yet");
       }
     }
   }
@@ -182,6 +209,14 @@ export class ShardLeases {
   }
 
   async #tick(): Promise<void> {
+    try {
+      await this.#round();
+    } finally {
+      this.#rounds++;
+    }
+  }
+
+  async #round(): Promise<void> {
     const kv = this.#kv;
     if (!kv) return;
     if (this.#stopped) {
@@ -223,7 +258,7 @@ export class ShardLeases {
       }
       for (const shard of ranked) {
         if (this.#active().length >= ceiling || this.#stopped || shed > 0) break;
-        if (this.#held.has(shard)) continue;
+        if (this.#held.has(shard) || this.#stopping.has(shard)) continue;
         await this.#tryAcquire(kv, shard);
       }
       if (this.#lastProblem !== null) this.#options.logger.info("leases are renewed again");
@@ -234,7 +269,8 @@ export class ShardLeases {
         this.#options.logger.warn({ reason }, "cannot renew or take leases right now; retrying");
       this.#lastProblem = reason;
       // A lease not renewed in time is lost: stop those shards before someone else takes them.
-      for (const shard of this.heldShards) if (!this.holds(shard)) await this.#lose(shard, "not renewed in time");
+      for (const [shard, held] of [...this.#held])
+        if (!this.holds(shard)) this.#lose(shard, held, "not renewed in time");
     }
   }
 
@@ -249,41 +285,52 @@ export class ShardLeases {
   }
 
   async #renew(kv: KV, shard: string, held: Held): Promise<void> {
-    const sentAt = this.#options.clock.now();
+    const sentAt = this.#options.clock.monotonicMs();
     try {
       held.revision = await kv.update(this.#leaseKey(shard), this.#leaseValue(), held.revision);
       held.renewedAtMs = sentAt;
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      if (/wrong last sequence|key not found|no message found/i.test(reason))
-        await this.#lose(shard, "the lease expired and was taken");
+      // The key is not at our revision: it expired (and may have been taken), so it is not ours.
+      if (isRevisionConflict(error)) this.#lose(shard, held, "the lease expired and was taken");
       else throw error;
     }
   }
 
   /** Stops the shard (its open transaction finishes) while its lease is still renewed, then gives the lease back. */
   #releaseInBackground(shard: string): void {
-    this.#releasing.add(shard);
-    void this.#release(shard).finally(() => this.#releasing.delete(shard));
+    if (this.#releasing.has(shard)) return;
+    const releasing = this.#release(shard)
+      .catch((error: unknown) => this.#options.logger.warn({ shard, err: error }, "shard did not hand over cleanly"))
+      .finally(() => this.#releasing.delete(shard));
+    this.#releasing.set(shard, releasing);
   }
 
   async #tryAcquire(kv: KV, shard: string): Promise<void> {
-    const sentAt = this.#options.clock.now();
+    const sentAt = this.#options.clock.monotonicMs();
     try {
       const revision = await kv.create(this.#leaseKey(shard), this.#leaseValue());
       this.#held.set(shard, { revision, renewedAtMs: sentAt });
       this.#options.logger.info({ shard }, "took shard");
       this.#options.acquired(shard);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      if (!/wrong last sequence|key exists/i.test(reason)) throw error;
+      // Someone else holds it.
+      if (!isRevisionConflict(error)) throw error;
     }
   }
 
-  async #lose(shard: string, why: string): Promise<void> {
+  /** The lease is no longer ours: the shard stops beside the ticks, which go on renewing the others. */
+  #lose(shard: string, held: Held, why: string): void {
+    // Already lost, or held anew since this renewal went out.
+    if (this.#held.get(shard) !== held) return;
     this.#held.delete(shard);
     this.#options.logger.warn({ shard, why }, "lost shard");
-    await this.#options.lost(shard);
+    // Being handed over: its stop is under way already.
+    if (this.#releasing.has(shard)) return;
+    const stopping = this.#options
+      .lost(shard)
+      .catch((error: unknown) => this.#options.logger.warn({ shard, err: error }, "lost shard did not stop cleanly"))
+      .finally(() => this.#stopping.delete(shard));
+    this.#stopping.set(shard, stopping);
   }
 
   async #release(shard: string): Promise<void> {

@@ -86,8 +86,7 @@ describe("the data dir of `edge-agent run`", () => {
       const writeFailures = (level: string): number =>
         agent
           .logs()
-          .filter((line) => line.level === level && String(line.msg).startsWith("cannot write the status file"))
-          .length;
+          .filter((line) => line.level === level && String(line.msg).startsWith("cannot write the status file")).length;
       await waitFor("a failed status write", () => writeFailures("error") > 0, 25_000);
 
       // As if it had failed for two minutes (setting the time needs no free space).

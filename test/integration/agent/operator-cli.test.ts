@@ -173,9 +173,7 @@ describe("edge-agent for an operator", () => {
       agent
         .logs()
         .filter(
-          (line) =>
-            String(line.msg).startsWith("NATS connection") &&
-            (line.level === "error" || line.level === "warn"),
+          (line) => String(line.msg).startsWith("NATS connection") && (line.level === "error" || line.level === "warn"),
         );
     // The first failure at once; the same failure again after the 30 s interval, with the count.
     const lines = await waitFor(
@@ -197,9 +195,7 @@ describe("edge-agent for an operator", () => {
     expect(Number(lines[1]?.failedSinceLastLine)).toBeGreaterThanOrEqual(1);
     // Every attempt is still there at debug level.
     expect(
-      agent
-        .logs()
-        .filter((line) => line.level === "debug" && line.msg === "NATS connection still failing; retrying")
+      agent.logs().filter((line) => line.level === "debug" && line.msg === "NATS connection still failing; retrying")
         .length,
     ).toBeGreaterThanOrEqual(1);
   }, 75_000);

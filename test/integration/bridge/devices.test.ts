@@ -11,7 +11,7 @@ import { type BridgeProcess, startBridgeProcess } from "../../helpers/bridge-pro
 import { bridgeStatuses } from "../../helpers/bridge-verify.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { type ReadRecord, readTopic } from "../../helpers/kafka-topic-reader.ts";
-import { APP_AND_SYSTEM_ACCOUNTS, type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 const SHARDS = EVENT_STREAMS.length + 1;
@@ -28,6 +28,23 @@ const NINE_FIELDS = [
 ];
 
 /**
+ * Two accounts, as a platform runs them: SYS (its connections see the server's $SYS events) and
+ * APP, where the bridges and most agents share the user `app`, and two machines have identities of
+ * their own, named after their machine ids, as the platform gives them; `intruder` is someone else.
+ */
+const ACCOUNTS = [
+  "accounts {",
+  "  SYS: { users: [{ user: sys, password: sys }] }",
+  "  APP: { jetstream: enabled, users: [",
+  "    { user: app, password: app }",
+  "    { user: dev-sys, password: dev-sys }",
+  "    { user: intruder, password: intruder }",
+  "  ] }",
+  "}",
+  "system_account: SYS",
+];
+
+/**
  * devices-topic from real agents: OpenFrame's MachinePinotMessage rows, ONLINE/OFFLINE from
  * connection events, heartbeats and the server's own $SYS events, tags and OS from inventories.
  */
@@ -37,6 +54,7 @@ describe("edge-bridge: devices-topic from real agents", () => {
   let observer: NatsConnection;
   let appUrl: string;
   let systemUrl: string;
+  let natsPort: number;
   const agents: AgentProcess[] = [];
   const bridges: BridgeProcess[] = [];
 
@@ -113,8 +131,8 @@ describe("edge-bridge: devices-topic from real agents", () => {
   };
 
   beforeAll(async () => {
-    const configLines = [...APP_AND_SYSTEM_ACCOUNTS];
-    [nats, kafka] = await Promise.all([startNatsServer({ configLines }), startKafkaBroker()]);
+    [nats, kafka] = await Promise.all([startNatsServer({ configLines: ACCOUNTS }), startKafkaBroker()]);
+    natsPort = nats.port;
     appUrl = `nats://app:app@127.0.0.1:${nats.port}`;
     systemUrl = `nats://sys:sys@127.0.0.1:${nats.port}`;
     const setup = await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: appUrl });
@@ -207,14 +225,44 @@ describe("edge-bridge: devices-topic from real agents", () => {
     });
   }, 180_000);
 
-  it("with a system-account connection, marks a machine OFFLINE from the server's own DISCONNECT, long before its heartbeats are missed", async () => {
+  it("with a system-account connection, marks a machine OFFLINE from the server's own DISCONNECT of its identity, long before its heartbeats are missed; a client merely naming itself after it moves nothing", async () => {
     await startBridge("devices-sys", { EDGE_BRIDGE_SYSTEM_NATS_URL: systemUrl });
-    // A 20 s heartbeat: missing three would take a minute.
-    const agent = await startAgent("dev-sys", { EDGE_AGENT_HEARTBEAT_SECONDS: "20" });
+    // Its own NATS identity, and a 20 s heartbeat: missing three would take a minute.
+    const agent = await startAgent("dev-sys", {
+      EDGE_AGENT_HEARTBEAT_SECONDS: "20",
+      EDGE_AGENT_NATS_URL: `nats://dev-sys:dev-sys@127.0.0.1:${natsPort}`,
+    });
     await waitFor("dev-sys ONLINE", async () => (await lastRow("dev-sys"))?.status === "ONLINE", 60_000);
+    const rowsBefore = (await rows("dev-sys")).length;
+    for (let round = 0; round < 5; round++) {
+      const impostor = await connect({
+        servers: `nats://127.0.0.1:${natsPort}`,
+        user: "intruder",
+        pass: "intruder",
+        name: "dev-sys",
+      });
+      await impostor.close();
+    }
     await agent.stop("SIGKILL");
     await waitForRow("dev-sys", "dev-sys OFFLINE", (row) => row?.status === "OFFLINE", 20_000);
     expect((await deviceState("dev-sys"))?.statusReason).toBe("server-disconnect");
+    // The impostor's connects and disconnects came first, and made no row.
+    expect(
+      (await rows("dev-sys")).slice(rowsBefore).map((record) => (record.json as MachinePinotMessage).status),
+    ).toEqual(["OFFLINE"]);
+  }, 120_000);
+
+  it("trusts connection names only when told to, for agents sharing one user, and says so at start", async () => {
+    const bridge = await startBridge("devices-names", {
+      EDGE_BRIDGE_SYSTEM_NATS_URL: systemUrl,
+      EDGE_BRIDGE_TRUST_CONNECTION_NAMES: "true",
+    });
+    await waitFor("the warning", () => bridge.output().includes('"setting":"trustConnectionNames"'), 30_000);
+    const agent = await startAgent("dev-shared", { EDGE_AGENT_HEARTBEAT_SECONDS: "20" });
+    await waitFor("dev-shared ONLINE", async () => (await lastRow("dev-shared"))?.status === "ONLINE", 60_000);
+    await agent.stop("SIGKILL");
+    await waitForRow("dev-shared", "dev-shared OFFLINE", (row) => row?.status === "OFFLINE", 20_000);
+    expect((await deviceState("dev-shared"))?.statusReason).toBe("server-disconnect");
   }, 120_000);
 
   it("with two bridge instances, the one judging presence dies: the other takes over, live machines stay ONLINE, a dead one still goes OFFLINE", async () => {

@@ -66,6 +66,7 @@ describe("edge-bridge: Kafka with SASL", () => {
       );
       bridges.push(bridge);
       const headers = natsHeaders();
+      headers.set(EventHeader.machineId, "sasl-1");
       headers.set(EventHeader.eventId, "sasl-event");
       headers.set(EventHeader.sequence, "1");
       await jetstream(observer).publish("machine.sasl-1.hostname", JSON.stringify({ hostname: "sasl.example" }), {

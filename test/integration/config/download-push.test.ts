@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -7,6 +7,7 @@ import { ConfigStatus } from "../../../src/contracts/index.ts";
 import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
 import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { scratchDir } from "../../helpers/scratch-dir.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -114,5 +115,54 @@ describe("DownloadConfiguration pushes to a running agent", () => {
     expect(refused[0]?.error).toMatch(/climbs out of its folder/);
     expect(refused[1]?.error).toMatch(/tool absent is not installed here/);
     expect(existsSync(join(agent.dataDir, "escape.ini"))).toBe(false);
+  });
+
+  it("refuses a pushed file whose path passes through a link the tool's installer made, naming the link", async () => {
+    const outside = scratchDir("ea-outside-");
+    // The installer links a folder of its own elsewhere, as real tools do with logs or caches.
+    const linkingTool = `#!/bin/sh
+here="$(cd "$(dirname "$0")" && pwd)"
+ln -s "$2" "$here/out"
+`;
+    const tool = files.add("linking.zip", await toolZip({ "bin/tool.sh": { data: linkingTool, mode: 0o100755 } }));
+    await jetstream(operator).publish(
+      "machine.p1.tool-installation",
+      JSON.stringify({
+        toolAgentId: "symtool",
+        version: "1",
+        downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: tool.url, sha256: tool.sha256 }],
+        installationCommandArgs: ["install", outside],
+      }),
+    );
+    const toolDir = join(agent.dataDir, "tools", "symtool");
+    await waitFor("the tool and its link", () => existsSync(join(toolDir, "bin", "out")), 20_000);
+    await waitFor(
+      "INSTALLED",
+      async () =>
+        (await readStream(operator, "TOOL_STATUS")).some(
+          (message) => (message.body as { state?: string }).state === "INSTALLED",
+        ),
+      20_000,
+    );
+
+    const payload = files.add("pwned.txt", Buffer.from("pwned\n"));
+    await push("machine.p1.download-configuration", [
+      { os: "linux", agentFileName: "symtool/bin/out/pwned.txt", link: payload.url, sha256: payload.sha256 },
+    ]);
+    await push("machine.p1.download-configuration", [
+      { os: "linux", agentFileName: "symtool/bin/out", link: payload.url, sha256: payload.sha256 },
+    ]);
+    const refused = await waitFor(
+      "two refusals",
+      async () => {
+        const rejected = (await statuses()).filter((status) => status.status === "REJECTED");
+        return rejected.length >= 2 ? rejected : undefined;
+      },
+      20_000,
+    );
+    for (const status of refused)
+      expect(status.error).toMatch(/"bin\/out" is a symbolic link .*: files are never written through a link/);
+    expect(readdirSync(outside)).toEqual([]);
+    expect(lstatSync(join(toolDir, "bin", "out")).isSymbolicLink()).toBe(true);
   });
 });

@@ -41,10 +41,18 @@ describe("remote configuration over a real JetStream KV bucket", () => {
   const statuses = (): ConfigStatus[] =>
     events.filter((event) => event.type === "config.status").map((event) => event.body as ConfigStatus);
   const sink: EventSink = {
-    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+    emit: async (event) => {
+      events.push(event);
+      return { eventId: String(events.length), sequence: events.length };
+    },
   };
   const components: ConfigurableComponent[] = [
-    { name: "heartbeat", apply: (next) => void (heartbeatSeconds = next.heartbeatSeconds ?? heartbeatSeconds) },
+    {
+      name: "heartbeat",
+      apply: (next) => {
+        heartbeatSeconds = next.heartbeatSeconds ?? heartbeatSeconds;
+      },
+    },
     {
       name: "telemetry",
       apply: (next) => {

@@ -139,7 +139,7 @@ describe.skipIf(!has("dpkg-deb"))(
       }
     });
 
-    it("holds the executable, the unit, the README and the copyright file, owned by root, with their modes", () => {
+    it("holds the executable, the unit, the README, the design and the copyright file, owned by root, with their modes", () => {
       const field = (name: string): string => execFileSync("dpkg-deb", ["-f", deb, name], { encoding: "utf8" }).trim();
       const fields = ["Package", "Version", "Architecture", "Depends"].map(field);
       expect(fields).toEqual(["edge-bridge", packageVersion(), "amd64", "passwd"]);
@@ -162,7 +162,10 @@ describe.skipIf(!has("dpkg-deb"))(
       );
       const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
       expect(readFileSync(join(unpacked, "usr/share/doc/edge-bridge/README.md"), "utf8")).toBe(readme);
-      // Every relative link of the shipped README names a file shipped beside it.
+      const design = readFileSync(new URL("../../../docs/DESIGN.md", import.meta.url), "utf8");
+      expect(readFileSync(join(unpacked, "usr/share/doc/edge-bridge/docs/DESIGN.md"), "utf8")).toBe(design);
+      // Every relative link of the shipped README names a file shipped beside it (the design among them).
+      expect(relativeLinks(readme)).toContain("docs/DESIGN.md");
       for (const target of relativeLinks(readme))
         expect(existsSync(join(unpacked, "usr/share/doc/edge-bridge", target)), target).toBe(true);
     });

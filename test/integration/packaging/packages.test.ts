@@ -11,6 +11,7 @@ import { buildMsi } from "../../../scripts/build-msi.ts";
 import { buildRpm } from "../../../scripts/build-rpm.ts";
 import { buildSingleExecutable } from "../../../scripts/build-sea.ts";
 import { relativeLinks } from "../../../scripts/deb-package.ts";
+import { documentationFiles } from "../../../scripts/package-docs.ts";
 import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
 import { startFileServer } from "../../fixtures/tools/tool-kit.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
@@ -117,6 +118,8 @@ describe.skipIf(sandboxUnavailable !== undefined)(
         expect(copyright).toContain(`${line}\n`);
       expect(copyright).toMatch(/^License: BlueOak-1\.0\.0\n tar 7\.5\.23:\n \.\n # Blue Oak Model License/m);
       const readme = readFileSync(sandbox.hostPath("/usr/share/doc/edge-agent/README.md"), "utf8");
+      // The design the README points to is shipped where its link leads.
+      expect(relativeLinks(readme)).toContain("docs/DESIGN.md");
       for (const target of relativeLinks(readme))
         expect(exists(`/usr/share/doc/edge-agent/${target}`), target).toBe(true);
     });
@@ -188,9 +191,10 @@ describe.skipIf(sandboxUnavailable !== undefined)(
         return {
           child,
           exited,
-          stop: async (signal: NodeJS.Signals = "SIGTERM") => (
-            child.exitCode === null && child.signalCode === null && child.kill(signal), exited
-          ),
+          stop: async (signal: NodeJS.Signals = "SIGTERM") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            return exited;
+          },
         };
       };
       const executableOf = (pid: number | undefined): string => sandbox.run("readlink", [`/proc/${pid}/exe`]).trim();
@@ -264,14 +268,17 @@ const has = (command: string): boolean => {
 };
 
 describe.skipIf(!has("rpmbuild"))("the .rpm package (needs rpmbuild; scripts/test.sh installs it)", () => {
-  it("holds the executable and the unit, and its scripts make the user and clean up on erase", async () => {
+  it("holds the executable, the unit, the README and the design, and its scripts make the user and clean up on erase", async () => {
     const rpm = await buildRpm();
     const files = execFileSync("rpm", ["-qlp", rpm], { encoding: "utf8" }).trim().split("\n");
-    expect(files).toEqual([
-      "/usr/bin/edge-agent",
-      "/usr/lib/systemd/system/edge-agent.service",
-      "/usr/share/doc/edge-agent/README.md",
-    ]);
+    expect(files).toEqual(
+      [
+        "/usr/bin/edge-agent",
+        "/usr/lib/systemd/system/edge-agent.service",
+        "/usr/share/doc/edge-agent/docs",
+        ...documentationFiles("edge-agent").map((file) => `/${file.target}`),
+      ].sort(),
+    );
     const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
       version: string;
     };

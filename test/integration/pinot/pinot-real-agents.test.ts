@@ -13,7 +13,7 @@ import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agen
 import { type BridgeProcess, runBridgeCli, startBridgeProcess } from "../../helpers/bridge-process.ts";
 import { bridgeStatuses, transactionsCommittedBy } from "../../helpers/bridge-verify.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
-import { APP_AND_SYSTEM_ACCOUNTS, type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { type PinotClusterHandle, startPinotCluster } from "../../helpers/pinot-cluster.ts";
 import { queryCount, querySql, resultRecords } from "../../helpers/pinot-query.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
@@ -110,7 +110,18 @@ describe("real agents into a real Pinot", () => {
   };
 
   beforeAll(async () => {
-    const configLines = [...APP_AND_SYSTEM_ACCOUNTS];
+    // As a platform runs it: the system account, and in APP the bridge's user and one identity per
+    // machine, named after its machine id (the server's DISCONNECT of a machine names that identity).
+    const configLines = [
+      "accounts {",
+      "  SYS: { users: [{ user: sys, password: sys }] }",
+      "  APP: { jetstream: enabled, users: [",
+      "    { user: app, password: app }",
+      ...machineIds.map((machineId) => `    { user: ${machineId}, password: ${machineId} }`),
+      "  ] }",
+      "}",
+      "system_account: SYS",
+    ];
     [nats, kafka, pinot] = await Promise.all([
       startNatsServer({ configLines }),
       startKafkaBroker(),
@@ -149,7 +160,7 @@ describe("real agents into a real Pinot", () => {
     for (const [index, machineId] of machineIds.entries()) {
       agents.push(
         await startAgentProcess({
-          EDGE_AGENT_NATS_URL: appUrl,
+          EDGE_AGENT_NATS_URL: `nats://${machineId}:${machineId}@127.0.0.1:${nats.port}`,
           EDGE_AGENT_MACHINE_ID: machineId,
           EDGE_AGENT_TAGS: Object.entries(tagsOf(index))
             .map(([key, value]) => `${key}=${value}`)

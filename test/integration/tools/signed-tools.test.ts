@@ -28,7 +28,10 @@ describe("tool commands with signing on", () => {
   let platform: TestSigner;
 
   const sink: EventSink = {
-    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+    emit: async (event) => {
+      events.push(event);
+      return { eventId: String(events.length), sequence: events.length };
+    },
   };
   const statuses = (): ToolInstallationStatus[] =>
     events

@@ -13,6 +13,7 @@ import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
 import { createToolManager, type ToolManager, type ToolManagerOptions } from "../../../src/tools/index.ts";
 import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-consumers.ts";
+import { lyingZip } from "../../fixtures/tools/bombs.ts";
 import { type ServedFile, startFileServer, TOOL_SCRIPT, toolTarGz, toolZip } from "../../fixtures/tools/tool-kit.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
@@ -28,25 +29,19 @@ describe("tool installation from JetStream", () => {
   let manager: ToolManager;
 
   const sink: EventSink = {
-    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+    emit: async (event) => {
+      events.push(event);
+      return { eventId: String(events.length), sequence: events.length };
+    },
   };
-  const statesOf = (toolAgentId: string): string[] =>
+  /** The statuses of the commands on a tool: its liveness reports (with `connection`) left out. */
+  const commandStatusesOf = (toolAgentId: string): ToolInstallationStatus[] =>
     events
-      .filter(
-        (event) =>
-          event.type === "tool-installation.status" &&
-          (event.body as ToolInstallationStatus).toolAgentId === toolAgentId,
-      )
-      .map((event) => (event.body as ToolInstallationStatus).state);
-  const lastStatus = (toolAgentId: string): ToolInstallationStatus | undefined =>
-    events
-      .filter(
-        (event) =>
-          event.type === "tool-installation.status" &&
-          (event.body as ToolInstallationStatus).toolAgentId === toolAgentId,
-      )
+      .filter((event) => event.type === "tool-installation.status")
       .map((event) => event.body as ToolInstallationStatus)
-      .at(-1);
+      .filter((body) => body.toolAgentId === toolAgentId && !body.connection);
+  const statesOf = (toolAgentId: string): string[] => commandStatusesOf(toolAgentId).map((body) => body.state);
+  const lastStatus = (toolAgentId: string): ToolInstallationStatus | undefined => commandStatusesOf(toolAgentId).at(-1);
   const push = async (subject: "tool-installation" | "tool-uninstall", body: unknown): Promise<void> => {
     await jetstream(operator).publish(`machine.m1.${subject}`, JSON.stringify(body));
   };
@@ -57,7 +52,7 @@ describe("tool installation from JetStream", () => {
   ): Record<string, unknown> => ({
     toolAgentId,
     toolId: `${toolAgentId}-id`,
-    toolType: "TEST",
+    toolType: "MESHCENTRAL",
     version: "1.0.0",
     sessionType: "SERVICE",
     downloadConfigurations: [
@@ -274,76 +269,209 @@ describe("tool installation from JetStream", () => {
     expect(readdirSync(toolsDir).sort()).toEqual(["keep", "keep.state.json"]);
   });
 
-  it("reports the tool's id and whether it runs: CONNECTED while its process lives, DISCONNECTED once it stops", async () => {
+  const connections = (): ToolConnectionMessage[] =>
+    events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
+  /** The liveness reports on the tool status stream (those with `connection`). */
+  const livenessOf = (toolAgentId: string): ToolInstallationStatus[] =>
+    events
+      .filter((event) => event.type === "tool-installation.status")
+      .map((event) => event.body as ToolInstallationStatus)
+      .filter((body) => body.toolAgentId === toolAgentId && body.connection);
+
+  it("reports the tool's id and whether it runs: OpenFrame is told only while it runs, our tool status every change", async () => {
     const served = files.add("live.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     await push("tool-installation", message("live", served));
     await waitFor("INSTALLED", () => lastStatus("live")?.state === "INSTALLED");
-    const connections = (): ToolConnectionMessage[] =>
-      events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
-    await waitFor("a first report", () => connections().length >= 1);
-    expect(connections()[0]).toMatchObject({ toolType: "TEST", agentToolId: "tool-id-123", state: "DISCONNECTED" });
+    await waitFor("a first liveness report", () => livenessOf("live").length >= 1);
+    expect(livenessOf("live")[0]).toMatchObject({
+      toolAgentId: "live",
+      toolType: "MESHCENTRAL",
+      state: "INSTALLED",
+      connection: "DISCONNECTED",
+      connectionDetail: expect.stringMatching(/^no process runs from /),
+    });
+    // OpenFrame records CONNECTED on every tool-connection message: none for a tool that does not run.
+    expect(connections()).toEqual([]);
 
     const running = spawn(join(toolsDir, "live", "bin", "tool.sh"), ["run"], { stdio: "ignore" });
     try {
-      await waitFor("CONNECTED", () => connections().at(-1)?.state === "CONNECTED");
+      await waitFor("CONNECTED", () => connections().length === 1);
     } finally {
       running.kill("SIGKILL");
     }
-    await waitFor("DISCONNECTED again", () => connections().at(-1)?.state === "DISCONNECTED");
-    // Only changes are reported between the hourly ones.
-    expect(connections().map((connection) => connection.state)).toEqual(["DISCONNECTED", "CONNECTED", "DISCONNECTED"]);
+    expect(connections()[0]).toMatchObject({ toolType: "MESHCENTRAL", agentToolId: "tool-id-123", state: "CONNECTED" });
+    await waitFor("DISCONNECTED again", () => livenessOf("live").at(-1)?.connection === "DISCONNECTED");
+    // Only changes are reported between the hourly ones; the loss of connection only on our own stream.
+    expect(livenessOf("live").map((status) => status.connection)).toEqual([
+      "DISCONNECTED",
+      "CONNECTED",
+      "DISCONNECTED",
+    ]);
+    expect(connections().map((connection) => connection.state)).toEqual(["CONNECTED"]);
     expect((await manager.list()).find((tool) => tool.toolAgentId === "live")).toMatchObject({
       agentToolId: "tool-id-123",
       connection: "DISCONNECTED",
     });
+    expect(statesOf("live")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
   });
 
-  it("takes fleet-wide updates (machine.all.tool.{id}.update) through one consumer per machine, for installed tools only", async () => {
-    const manager_ = await jetstreamManager(operator);
+  it("never tells OpenFrame of a tool whose type it does not know, and never names the type after the tool's id", async () => {
+    const served = files.add("odd.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("oddtype", served, { toolType: "CUSTOM_THING" }));
+    await push("tool-installation", message("notype", served, { toolType: null }));
+    await waitFor(
+      "both INSTALLED",
+      () => lastStatus("oddtype")?.state === "INSTALLED" && lastStatus("notype")?.state === "INSTALLED",
+    );
+    const running = [
+      spawn(join(toolsDir, "oddtype", "bin", "tool.sh"), ["run"], { stdio: "ignore" }),
+      spawn(join(toolsDir, "notype", "bin", "tool.sh"), ["run"], { stdio: "ignore" }),
+    ];
+    try {
+      await waitFor(
+        "both seen running",
+        () =>
+          livenessOf("oddtype").at(-1)?.connection === "CONNECTED" &&
+          livenessOf("notype").at(-1)?.connection === "CONNECTED",
+      );
+    } finally {
+      for (const child of running) child.kill("SIGKILL");
+    }
+    expect(connections()).toEqual([]);
+  });
+
+  it("applies OpenFrame's fleet tool update (ToolAgentUpdateMessage) to installed tools only: version, assets by assetId, type and arguments kept across a restart", async () => {
+    const jsm = await jetstreamManager(operator);
     // One consumer for every tool, named by the machine's template: a fixed permission covers it.
     await waitFor(
       "the update consumer",
       async () =>
-        (await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer")).config.filter_subject ===
+        (await jsm.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer")).config.filter_subject ===
         "machine.all.tool.*.update",
     );
     const updatesPending = async (): Promise<number> => {
-      const info = await manager_.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer");
+      const info = await jsm.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer");
       return info.num_ack_pending + info.num_pending;
     };
-    const v1 = files.add("u1.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
-    // Not installed here: acked, not installed.
-    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(message("upd", v1)));
-    await waitFor("the update for a tool not installed to be settled", async () => (await updatesPending()) === 0);
+    const toolOf = async (version: string): Promise<ServedFile> =>
+      files.add(
+        `upd-${version}.zip`,
+        await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 }, VERSION: { data: version } }),
+      );
+    const v1 = await toolOf("1.0.0");
+    const v2 = await toolOf("2.0.0");
+    const settings = (version: string): ServedFile =>
+      files.add(`settings-${version}.json`, Buffer.from(`cfg ${version}`));
+    // As OpenFrame's Jackson writes it: every field present, absent ones null.
+    const download = (served: ServedFile, agentFileName: string | null) => ({
+      os: "LINUX",
+      fileName: null,
+      agentFileName,
+      link: served.url,
+      installationType: "STANDARD",
+      bundleId: null,
+      serviceName: null,
+      sha256: served.sha256,
+    });
+    const update = (version: string, tool: ServedFile, assets: unknown[] | null): string =>
+      JSON.stringify({
+        toolAgentId: "upd",
+        version,
+        sessionType: "SERVICE",
+        downloadConfigurations: [download(tool, "bin/tool.sh")],
+        assets,
+      });
+    const asset = (version: string) => ({
+      assetId: "cfg",
+      version,
+      executable: false,
+      downloadConfigurations: [{ ...download(settings(version), null), fileName: "settings.json" }],
+    });
+    const settled = (what: string) => waitFor(what, async () => (await updatesPending()) === 0);
+
+    // Not installed here: acked, nothing done, nothing said.
+    await jetstream(operator).publish("machine.all.tool.upd.update", update("2.0.0", v2, [asset("2")]));
+    await settled("the update for a tool not installed to be settled");
     expect(statesOf("upd")).toEqual([]);
 
-    await push("tool-installation", message("upd", v1));
+    const cfg1 = settings("1");
+    await push(
+      "tool-installation",
+      message("upd", v1, {
+        assets: [
+          {
+            id: "cfg",
+            version: "1",
+            downloadConfigurations: [{ os: "linux", fileName: "settings.json", link: cfg1.url, sha256: cfg1.sha256 }],
+          },
+        ],
+      }),
+    );
     await waitFor("INSTALLED", () => lastStatus("upd")?.state === "INSTALLED");
-    const v2 = message("upd", v1, { version: "2.0.0", installationCommandArgs: ["install", "2.0.0"] });
-    await jetstream(operator).publish("machine.all.tool.upd.update", JSON.stringify(v2));
-    // The marker is written by the install command, before the status: wait for the status itself.
+    const assetFile = join(toolsDir, "upd", "assets", "settings.json");
+    expect(readFileSync(assetFile, "utf8")).toBe("cfg 1");
+
+    // A new version and a new asset version, as OpenFrame's ToolAgentUpdateUpdatePublisher sends them.
+    await jetstream(operator).publish("machine.all.tool.upd.update", update("2.0.0", v2, [asset("2")]));
     await waitFor(
-      "v2 INSTALLED",
+      "2.0.0 INSTALLED",
       () => lastStatus("upd")?.state === "INSTALLED" && lastStatus("upd")?.version === "2.0.0",
     );
-    expect(readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8")).toBe("installed 2.0.0\n");
+    expect(readFileSync(join(toolsDir, "upd", "VERSION"), "utf8")).toBe("2.0.0");
+    expect(readFileSync(assetFile, "utf8")).toBe("cfg 2");
+    // The update carries no type and no arguments: those it was installed with are kept.
+    expect(lastStatus("upd")).toMatchObject({ toolType: "MESHCENTRAL", toolId: "upd-id" });
+    expect(readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
+    await settled("the update to be settled");
 
-    // A body naming another tool than its subject would reach machines without that tool: refused.
+    // Only the asset changes: applied though the tool's version is the same.
+    const installedBefore = statesOf("upd").length;
+    await jetstream(operator).publish("machine.all.tool.upd.update", update("2.0.0", v2, [asset("3")]));
+    await waitFor("the asset update", () => statesOf("upd").length === installedBefore + 3);
+    expect(readFileSync(assetFile, "utf8")).toBe("cfg 3");
+    await settled("the asset update to be settled");
+    // The same versions again: nothing to do, nothing said.
+    await jetstream(operator).publish("machine.all.tool.upd.update", update("2.0.0", v2, [asset("3")]));
+    await settled("the same update to be settled");
+    expect(statesOf("upd").length).toBe(installedBefore + 3);
+
+    // A malformed update is reported FAILED by a machine that has the tool; the tool stays.
     await jetstream(operator).publish(
       "machine.all.tool.upd.update",
-      JSON.stringify(message("other", v1, { version: "9.0.0" })),
+      JSON.stringify({ toolAgentId: "upd", version: "4.0.0", assets: [{ version: "4" }] }),
     );
-    await waitFor("the mismatched update to be settled", async () => (await updatesPending()) === 0);
+    await waitFor("FAILED", () => lastStatus("upd")?.state === "FAILED");
+    expect(lastStatus("upd")?.error).toMatch(/malformed tool update: assets\.0\.assetId/);
+    // A body naming another tool than its subject would reach machines without that tool: refused unreported.
+    await jetstream(operator).publish(
+      "machine.all.tool.upd.update",
+      JSON.stringify({ toolAgentId: "other", version: "9" }),
+    );
+    await settled("the mismatched update to be settled");
     expect(statesOf("other")).toEqual([]);
+
+    // After a restart the tool is still what it was installed as: its connection report says so.
+    await restartManager({});
+    expect((await manager.list()).find((tool) => tool.toolAgentId === "upd")).toMatchObject({
+      state: "INSTALLED",
+      version: "2.0.0",
+      message: { toolType: "MESHCENTRAL", assets: [{ id: "cfg", version: "3" }] },
+    });
+    const running = spawn(join(toolsDir, "upd", "bin", "tool.sh"), ["run"], { stdio: "ignore" });
+    try {
+      await waitFor("the tool's connection", () =>
+        connections().some((connection) => connection.agentToolId === "tool-id-123"),
+      );
+    } finally {
+      running.kill("SIGKILL");
+    }
+    expect(connections().map((connection) => connection.toolType)).toEqual(["MESHCENTRAL"]);
 
     await push("tool-uninstall", { toolAgentId: "upd" });
     await waitFor("UNINSTALLED", () => lastStatus("upd")?.state === "UNINSTALLED");
     const removedAt = statesOf("upd").length;
-    await jetstream(operator).publish(
-      "machine.all.tool.upd.update",
-      JSON.stringify(message("upd", v1, { version: "3.0.0" })),
-    );
-    await waitFor("the update after removal to be settled", async () => (await updatesPending()) === 0);
+    await jetstream(operator).publish("machine.all.tool.upd.update", update("3.0.0", v2, null));
+    await settled("the update after removal to be settled");
     expect(statesOf("upd").length).toBe(removedAt);
   });
 
@@ -423,8 +551,6 @@ describe("tool installation from JetStream", () => {
     running.add("svc-agent");
     await push("tool-installation", asService("1.0.0"));
     await waitFor("INSTALLED", () => lastStatus("svc")?.state === "INSTALLED");
-    const connections = (): ToolConnectionMessage[] =>
-      events.filter((event) => event.type === "tool-connection").map((event) => event.body as ToolConnectionMessage);
     await waitFor("CONNECTED (the service runs)", () => connections().at(-1)?.state === "CONNECTED");
 
     running.delete("svc-agent");
@@ -523,6 +649,29 @@ describe("tool installation from JetStream", () => {
     expect(lastStatus("fat")?.error).toMatch(/unpacks to more than 1048576 bytes/);
     await waitFor("settled", async () => (await pending()) === 0);
     expect(readdirSync(toolsDir)).toEqual(["fat.state.json"]);
+  });
+
+  it("reports FAILED for a zip whose entry declares 1,000 bytes and inflates to 100 MB (checksum and size true)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "edge-agent-lying-"));
+    try {
+      await lyingZip(join(dir, "lying.zip"), 1_000, 100_000_000);
+      const served = files.add("lying.zip", readFileSync(join(dir, "lying.zip")));
+      await push(
+        "tool-installation",
+        message("liar", served, {
+          downloadConfigurations: [
+            { os: "linux", agentFileName: "zeros.bin", link: served.url, sha256: served.sha256, size: served.size },
+          ],
+        }),
+      );
+      await waitFor("FAILED", () => lastStatus("liar")?.state === "FAILED");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(lastStatus("liar")?.error).toMatch(/unreadable zip: .*too many bytes in the stream. expected 1000/);
+    expect(statesOf("liar")).toEqual(["DOWNLOADING", "FAILED"]);
+    await waitFor("settled", async () => (await pending()) === 0);
+    expect(readdirSync(toolsDir)).toEqual(["liar.state.json"]);
   });
 
   it("reports FAILED for a command whose toolAgentId is too long, naming the id cut short", async () => {

@@ -56,7 +56,9 @@ describe("ordered stream source on the injected clock", () => {
     try {
       let infoRequests = 0;
       const requests = watcher.subscribe("$JS.API.CONSUMER.INFO.EVENTS.reader", {
-        callback: () => void (infoRequests += 1),
+        callback: () => {
+          infoRequests += 1;
+        },
       });
       await watcher.flush();
       await settle();

@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { devicesTenantId } from "../../../src/bridge/settings/bridge-settings.ts";
 import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
 import { SettingsError } from "../../../src/settings/errors.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
@@ -125,5 +126,21 @@ describe("bridge settings", () => {
     expect(() => loadBridgeSettings({ env: { EDGE_BRIDGE_CONFIG_DIR: configDir }, privileged: true })).toThrow(
       /kafka.broker: is not a known setting/,
     );
+  });
+
+  it("under OpenFrame's conventions (platform openframe), devices rows carry OpenFrame's default tenant oss unless a tenant is set; ours carry none", () => {
+    expect(load({}).platform).toBe("edge");
+    expect(devicesTenantId(load({}))).toBeNull();
+    expect(devicesTenantId(load({ EDGE_BRIDGE_PLATFORM: "openframe" }))).toBe("oss");
+    expect(devicesTenantId(load({}, { platform: "openframe" }))).toBe("oss");
+    expect(devicesTenantId(load({ EDGE_BRIDGE_PLATFORM: "openframe", EDGE_BRIDGE_TENANT_ID: "acme" }))).toBe("acme");
+    expect(devicesTenantId(load({ EDGE_BRIDGE_TENANT_ID: "acme" }))).toBe("acme");
+    expect(() => load({ EDGE_BRIDGE_PLATFORM: "openfrme" })).toThrow(/^invalid setting EDGE_BRIDGE_PLATFORM/);
+  });
+
+  it("follows authenticated identities for presence unless told to trust connection names", () => {
+    expect(load({}).trustConnectionNames).toBe(false);
+    expect(load({ EDGE_BRIDGE_TRUST_CONNECTION_NAMES: "true" }).trustConnectionNames).toBe(true);
+    expect(() => load({ EDGE_BRIDGE_TRUST_CONNECTION_NAMES: "maybe" })).toThrow(/must be true or false/);
   });
 });

@@ -128,4 +128,26 @@ describe("device state", () => {
     expect(coveredBy({ A: 5, B: 2 }, { A: 4, B: 3 })).toBe(false);
     expect(coveredBy({ A: 5 }, {})).toBe(false);
   });
+
+  it("ends in the same state whatever order a machine's signals arrive in, an inventory's ONLINE among them", () => {
+    const signals: DeviceSignal[] = [
+      { kind: "status", status: "ONLINE", atMs: 1_000, reason: "connection-event" },
+      { kind: "status", status: "OFFLINE", atMs: 2_000, reason: "server-disconnect" },
+      inventory(3, { site: "a" }, 2_500),
+      { kind: "status", status: "ONLINE", atMs: 2_600, reason: "inventory" },
+      { kind: "status", status: "OFFLINE", atMs: 1_500, reason: "connection-event" },
+    ];
+    const permutations = (items: readonly DeviceSignal[]): DeviceSignal[][] =>
+      items.length <= 1
+        ? [[...items]]
+        : items.flatMap((item, index) =>
+            permutations([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]),
+          );
+    const ends = new Set(
+      permutations(signals).map((order) => JSON.stringify(order.reduce(applySignal, newDeviceState("m1")))),
+    );
+    expect(ends.size).toBe(1);
+    const state = JSON.parse([...ends][0] as string);
+    expect(state).toMatchObject({ status: "ONLINE", statusReason: "inventory", statusAtMs: 2_600 });
+  });
 });

@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { type RouterOptions, routeMessage } from "../../../src/bridge/records/event-router.ts";
+import { type RouterOptions, routeMessage, tooLargeDeadLetter } from "../../../src/bridge/records/event-router.ts";
 import type { SourceMessage } from "../../../src/bridge/records/source-message.ts";
 import { DEFAULT_TOPICS, EventEnvelope, TelemetryRow } from "../../../src/contracts/index.ts";
 import { telemetrySample } from "../../fixtures/bridge/simulated-fleet.ts";
 
 const options: RouterOptions = { topics: DEFAULT_TOPICS, maxRecordBytes: () => 100_000 };
 
+/** A machine's event as its agent publishes it: X-Machine-ID names the machine of the subject. */
 function message(subject: string, body: unknown, headers: Array<[string, string]> = []): SourceMessage {
   return {
     stream: "S",
@@ -13,6 +14,7 @@ function message(subject: string, body: unknown, headers: Array<[string, string]
     subject,
     data: Buffer.from(typeof body === "string" ? body : JSON.stringify(body)),
     headers: [
+      ["X-Machine-ID", subject.split(".")[1] ?? ""],
       ["X-Event-ID", "e-1"],
       ["X-Sequence", "7"],
       ["X-Timestamp", "2026-11-30T10:00:00.000Z"],
@@ -29,13 +31,16 @@ const headersOf = (record: { headers: Map<Buffer, Buffer> }): Array<[string, str
   [...record.headers].map(([key, value]) => [key.toString(), value.toString()]);
 
 describe("routeMessage", () => {
-  it("makes an envelope of an event, keyed by the machine of the subject (not the header or body), with every header and where it came from", () => {
+  it("makes an envelope of an event, keyed by the machine of the subject (not the body), with every header and where it came from", () => {
     const routed = routeMessage(
-      message("machine.m-1.config.status", { revision: 3, status: "APPLIED", timestamp: "2026-11-30T10:00:00Z" }, [
-        ["X-Machine-ID", "someone-else"],
-        ["X-Custom", "a"],
-        ["X-Custom", "b"],
-      ]),
+      message(
+        "machine.m-1.config.status",
+        { revision: 3, status: "APPLIED", timestamp: "2026-11-30T10:00:00Z", machineId: "someone-else" },
+        [
+          ["X-Custom", "a"],
+          ["X-Custom", "b"],
+        ],
+      ),
       options,
     );
     if (routed.kind !== "record") throw new Error(routed.reason);
@@ -51,7 +56,7 @@ describe("routeMessage", () => {
       causationId: "cmd-1",
       schemaVersion: "1",
       subject: "machine.m-1.config.status",
-      body: { revision: 3, status: "APPLIED", timestamp: "2026-11-30T10:00:00Z" },
+      body: { revision: 3, status: "APPLIED", timestamp: "2026-11-30T10:00:00Z", machineId: "someone-else" },
     });
     const headers = headersOf(routed.record);
     expect(headers.filter(([name]) => name === "X-Custom")).toEqual([
@@ -85,8 +90,11 @@ describe("routeMessage", () => {
     expect(row.timestampMs).toBe(Date.parse(row.timestamp));
   });
 
-  it("keeps a stable identity for a publisher that sends no headers: the stream position and the time it was stored", () => {
-    const bare: SourceMessage = { ...message("machine.m-2.hostname", { hostname: "h" }), headers: [] };
+  it("keeps a stable identity for a publisher that sends no other header than its machine: the stream position and the time it was stored", () => {
+    const bare: SourceMessage = {
+      ...message("machine.m-2.hostname", { hostname: "h" }),
+      headers: [["X-Machine-ID", "m-2"]],
+    };
     const routed = routeMessage(bare, options);
     if (routed.kind !== "record") throw new Error(routed.reason);
     expect(JSON.parse(routed.record.value.toString())).toMatchObject({
@@ -124,5 +132,73 @@ describe("routeMessage", () => {
       expect(headers).toContainEqual(["X-Event-ID", "e-1"]);
       expect(headers).toContainEqual(["edge-bridge-error-kind", kind]);
     }
+  });
+
+  it("keeps its own headers its own: a publisher's nats-subject, nats-stream, nats-stream-seq or __TypeId__ (any case) is never copied", () => {
+    const forged = message("machine.m-1.hostname", { hostname: "h" }, [
+      ["nats-subject", "machine.victim.hostname"],
+      ["NATS-Stream", "OTHER"],
+      ["nats-stream-seq", "1"],
+      ["__TypeId__", "com.example.Gadget"],
+      ["edge-bridge-error-kind", "not-json"],
+    ]);
+    const routed = routeMessage(forged, options);
+    if (routed.kind !== "record") throw new Error(routed.reason);
+    const headers = headersOf(routed.record);
+    const reserved = headers.filter(([name]) =>
+      ["nats-subject", "nats-stream", "nats-stream-seq", "__typeid__", "edge-bridge-error-kind"].includes(
+        name.toLowerCase(),
+      ),
+    );
+    expect(reserved).toEqual([
+      ["nats-stream", "S"],
+      ["nats-stream-seq", "42"],
+      ["nats-subject", "machine.m-1.hostname"],
+    ]);
+    // A dead letter's reason is the bridge's too.
+    const poison = routeMessage({ ...forged, data: Buffer.from("{oops") }, options);
+    expect(headersOf(poison.record).filter(([name]) => name === "edge-bridge-error-kind")).toEqual([
+      ["edge-bridge-error-kind", "not-json"],
+    ]);
+    expect(headersOf(poison.record).filter(([name]) => name === "nats-subject")).toEqual([
+      ["nats-subject", "machine.m-1.hostname"],
+    ]);
+  });
+
+  it("never keys or counts as a machine's what is not its event: no X-Machine-ID (a stored publish ack), another machine's, or two", () => {
+    const ack: SourceMessage = {
+      stream: "TELEMETRY",
+      streamSequence: 9,
+      subject: "machine.victim.telemetry",
+      data: Buffer.from(JSON.stringify({ stream: "TELEMETRY", seq: 8 })),
+      headers: [],
+      storedAtMs: Date.parse("2026-11-30T10:00:01.000Z"),
+    };
+    const cases: Array<[SourceMessage, RegExp]> = [
+      [ack, /no X-Machine-ID header: not an event of machine victim/],
+      [
+        message("machine.victim.telemetry", telemetrySample("victim", 1), [["X-Machine-ID", "intruder"]]),
+        /X-Machine-ID "victim, intruder" does not name machine victim/,
+      ],
+      [
+        {
+          ...message("machine.victim.telemetry", telemetrySample("victim", 1)),
+          headers: [["X-Machine-ID", "intruder"]],
+        },
+        /X-Machine-ID "intruder" does not name machine victim/,
+      ],
+    ];
+    for (const [input, reason] of cases) {
+      const routed = routeMessage(input, options);
+      if (routed.kind !== "dead-letter") throw new Error(`${input.subject} was taken as victim's`);
+      expect(routed.deadLetterKind).toBe("unattributed");
+      expect(routed.reason).toMatch(reason);
+      expect(routed.record.topic).toBe("edge-bridge-dead-letter");
+      expect(routed.record.key).toBeUndefined();
+      expect(headersOf(routed.record)).toContainEqual(["edge-bridge-error-kind", "unattributed"]);
+    }
+    // Not keyed to the subject's machine either when it is too large for the broker.
+    expect(tooLargeDeadLetter(ack, options, "too large").key).toBeUndefined();
+    expect(tooLargeDeadLetter(message("machine.m-1.telemetry", {}), options, "too large").key?.toString()).toBe("m-1");
   });
 });

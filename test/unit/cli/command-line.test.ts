@@ -24,7 +24,9 @@ async function runLine(
     const code = await runCommandLine(args, {
       env: { HOME: "/home/someone" },
       host: linuxUser,
-      stdout: (text) => void (stdout += text),
+      stdout: (text) => {
+        stdout += text;
+      },
     });
     return { code, stdout };
   } catch (error) {
@@ -50,7 +52,13 @@ describe("edge-agent's command line", () => {
         let stdout = "";
         const code = await runCommandLine(
           [spec.name, flag],
-          { env: {}, host: linuxUser, stdout: (text) => void (stdout += text) },
+          {
+            env: {},
+            host: linuxUser,
+            stdout: (text) => {
+              stdout += text;
+            },
+          },
           [guarded],
         );
         expect(code).toBe(0);

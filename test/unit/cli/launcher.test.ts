@@ -98,7 +98,10 @@ describe("the launcher in `edge-agent run`", () => {
       args: ["run"],
       logger,
       now: () => NOW + 1_000,
-      exec: () => ((ran = true), new Promise<never>(() => undefined)),
+      exec: () => {
+        ran = true;
+        return new Promise<never>(() => undefined);
+      },
     });
     expect(ran).toBe(false);
     expect((await readUpdateState(updatePaths(dataDir))).rolledBack[0]?.reason).toMatch(

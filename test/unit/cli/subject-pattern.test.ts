@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { anySubjectMatcher, SubjectPatternError, subjectMatcher } from "../../../src/cli/subject-pattern.ts";
+import {
+  anySubjectMatcher,
+  patternCovers,
+  patternsOverlap,
+  SubjectPatternError,
+  subjectMatcher,
+} from "../../../src/cli/subject-pattern.ts";
 
 describe("NATS subject patterns", () => {
   it.each([
@@ -21,5 +27,25 @@ describe("NATS subject patterns", () => {
     expect(() => subjectMatcher("machine..telemetry")).toThrow(/empty token/);
     expect(anySubjectMatcher([])("anything")).toBe(true);
     expect(anySubjectMatcher(["a.b", "c.>"])("c.d.e")).toBe(true);
+  });
+});
+
+describe("how two subject patterns relate", () => {
+  it.each([
+    ["machine.*.tool.*.update", "machine.all.tool.*.update", true, true],
+    ["machine.all.tool.*.update", "machine.*.tool.*.update", true, false],
+    ["machine.*.installed-agent", "user.*.installed-agent", false, false],
+    ["machine.>", "machine.m1.telemetry", true, true],
+    ["machine.>", "machine", false, false],
+    ["machine.*", "machine.>", true, false],
+    ["machine.>", "machine.*", true, true],
+    ["machine.*.telemetry", "machine.*.telemetry", true, true],
+    ["machine.*.telemetry", "machine.*.telemetry.x", false, false],
+    ["machine.m1.*", "machine.*.telemetry", true, false],
+    ["$KV.agent-config.>", "machine.>", false, false],
+  ])("%s and %s: overlap %s, the first covers the second %s", (first, second, overlap, covers) => {
+    expect(patternsOverlap(first, second)).toBe(overlap);
+    expect(patternsOverlap(second, first)).toBe(overlap);
+    expect(patternCovers(first, second)).toBe(covers);
   });
 });

@@ -5,6 +5,8 @@ import {
   DownloadConfiguration,
   InstalledAgentMessage,
   MachinePinotMessage,
+  openFrameToolType,
+  ToolAgentUpdateMessage,
   ToolConnectionMessage,
   ToolInstallationMessage,
   ToolInstallationStatus,
@@ -66,6 +68,41 @@ describe("ToolInstallationMessage", () => {
   });
 });
 
+// OpenFrame's ToolAgentUpdateMessage as its publisher writes it (Jackson: nulls present, the
+// asset's `executable` a primitive boolean, the download's link already resolved for the version).
+const jacksonToolUpdate = `{
+  "toolAgentId": "fleetmdm-agent",
+  "version": "4.2.0",
+  "sessionType": "SERVICE",
+  "downloadConfigurations": [
+    {"os": "linux", "fileName": "orbit.tar.gz", "agentFileName": "orbit", "link": "https://example.test/orbit-4.2.0.tar.gz",
+     "installationType": "SERVICE", "bundleId": null, "serviceName": "orbit"}
+  ],
+  "assets": [
+    {"assetId": "osquery", "version": "5.1.0", "executable": true,
+     "downloadConfigurations": [{"os": "LINUX", "fileName": null, "agentFileName": "osqueryd",
+       "link": "https://example.test/osqueryd", "installationType": "STANDARD", "bundleId": null, "serviceName": null}]},
+    {"assetId": "notes", "version": null, "executable": false, "downloadConfigurations": null}
+  ]
+}`;
+
+describe("ToolAgentUpdateMessage", () => {
+  it("reads OpenFrame's fleet tool update: assets by assetId, nulls as empty lists", () => {
+    const update = ToolAgentUpdateMessage.parse(JSON.parse(jacksonToolUpdate));
+    expect(update.assets.map((asset) => asset.assetId)).toEqual(["osquery", "notes"]);
+    expect(update.assets[0]?.downloadConfigurations[0]?.os).toBe("linux");
+    expect(update.assets[1]?.downloadConfigurations).toEqual([]);
+    expect(ToolAgentUpdateMessage.parse({ toolAgentId: "t", version: "1", assets: null }).assets).toEqual([]);
+  });
+
+  it("needs a toolAgentId, a version, and an assetId on every asset", () => {
+    expect(ToolAgentUpdateMessage.safeParse({ toolAgentId: "t" }).success).toBe(false);
+    const withoutAssetId = JSON.parse(jacksonToolUpdate);
+    delete withoutAssetId.assets[0].assetId;
+    expect(() => ToolAgentUpdateMessage.parse(withoutAssetId)).toThrow(/assetId/);
+  });
+});
+
 describe("messages the agent sends", () => {
   it("round-trips InstalledAgentMessage with exactly OpenFrame's field names", () => {
     const body = { machineId: "m-1", agentType: "edge-agent", version: "0.1.0" };
@@ -87,6 +124,19 @@ describe("messages the agent sends", () => {
     ).toBe("m-1");
     expect(ClientConnectionEvent.safeParse({ timestamp: "yesterday", client: { name: "m-1" } }).success).toBe(false);
     expect(ClientConnectionEvent.safeParse({ ...ours, type: "HELLO" }).success).toBe(false);
+  });
+
+  it("takes in ToolConnectionMessage only OpenFrame's tool types (any case) and only CONNECTED", () => {
+    for (const toolType of ["MESHCENTRAL", "fleet_mdm", "OpenFrame_RMM"])
+      expect(ToolConnectionMessage.safeParse({ toolType, agentToolId: "x" }).success).toBe(true);
+    for (const toolType of ["meshcentral-agent", "TEST", "fleet-mdm", ""])
+      expect(ToolConnectionMessage.safeParse({ toolType, agentToolId: "x" }).success).toBe(false);
+    expect(
+      ToolConnectionMessage.safeParse({ toolType: "MESHCENTRAL", agentToolId: "x", state: "DISCONNECTED" }).success,
+    ).toBe(false);
+    expect(openFrameToolType("fleet_mdm")).toBe("fleet_mdm");
+    expect(openFrameToolType("my-tool")).toBeNull();
+    expect(openFrameToolType(null)).toBeNull();
   });
 
   it("reads ToolConnectionMessage with and without our optional fields", () => {

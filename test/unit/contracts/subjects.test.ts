@@ -12,7 +12,7 @@ import {
 } from "../../../src/contracts/index.ts";
 
 describe("subjects", () => {
-  it("builds the machine's subjects as DESIGN.md names them", () => {
+  it("builds the machine's subjects as docs/DESIGN.md names them", () => {
     const subjects = machineSubjects("m-1_A");
     expect(subjects.installedAgent).toBe("machine.m-1_A.installed-agent");
     expect(subjects.clientConnection).toBe("machine.m-1_A.client-connection");
@@ -84,7 +84,7 @@ describe("subjects", () => {
 });
 
 describe("event headers", () => {
-  it("carries every DESIGN.md header, with Nats-Msg-Id equal to the event id", () => {
+  it("carries every docs/DESIGN.md header, with Nats-Msg-Id equal to the event id", () => {
     const headers = new Map(
       eventHeaderEntries({
         eventId: "e1",

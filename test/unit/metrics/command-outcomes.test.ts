@@ -16,6 +16,13 @@ describe("command outcomes from result events", () => {
         body: { toolAgentId: "t", state: "DOWNLOADING", timestamp: "x" },
       }),
     ).toBeNull();
+    // An installed tool's liveness report is no command's outcome.
+    expect(
+      commandOutcomeOf({
+        type: EventType.toolInstallationStatus,
+        body: { toolAgentId: "t", state: "INSTALLED", timestamp: "x", connection: "DISCONNECTED" },
+      }),
+    ).toBeNull();
     expect(commandOutcomeOf({ type: EventType.configStatus, body: { status: "ROLLED_BACK", timestamp: "x" } })).toEqual(
       { command: "config", outcome: "rolled_back" },
     );

@@ -87,8 +87,8 @@ describe("the .deb's copyright file", () => {
 describe("relative links of a shipped Markdown document", () => {
   it("are the links that are neither URLs nor anchors, without their fragment", () => {
     const markdown =
-      "See [design](../shared/DESIGN.md), [the unit](service-units/edge-agent.service#L3), [NATS](https://nats.io), [below](#troubleshooting) and [mail](mailto:a@b).";
-    expect(relativeLinks(markdown)).toEqual(["../shared/DESIGN.md", "service-units/edge-agent.service"]);
+      "See [design](docs/DESIGN.md#layers), [the unit](service-units/edge-agent.service#L3), [NATS](https://nats.io), [below](#troubleshooting) and [mail](mailto:a@b).";
+    expect(relativeLinks(markdown)).toEqual(["docs/DESIGN.md", "service-units/edge-agent.service"]);
   });
 
   it("must name files the package ships beside the document, or the build refuses", () => {

@@ -12,7 +12,10 @@ describe("timers and schedules run on the injected clock", () => {
       intervalSeconds: 10,
       logger: silentLogger(),
       timers: clock.timers,
-      beat: () => (beats += 1) > 0,
+      beat: () => {
+        beats += 1;
+        return true;
+      },
     });
     heartbeat.start();
     expect(beats).toBe(1);

@@ -7,7 +7,12 @@ describe("one agent's loggers", () => {
     const lines: string[] = [];
     const shared = createLogger({
       level: "info",
-      destination: new Writable({ write: (chunk, _encoding, done) => void (lines.push(String(chunk)), done()) }),
+      destination: new Writable({
+        write: (chunk, _encoding, done) => {
+          lines.push(String(chunk));
+          done();
+        },
+      }),
     });
     const agentA = createLoggerFamily(shared.child({ machineId: "a" }));
     const agentB = createLoggerFamily(shared.child({ machineId: "b" }));

@@ -19,7 +19,10 @@ const recordingSink = (): EventSink & { events: OutgoingEvent[] } => {
   const events: OutgoingEvent[] = [];
   return {
     events,
-    emit: async (event) => (events.push(event), { eventId: String(events.length), sequence: events.length }),
+    emit: async (event) => {
+      events.push(event);
+      return { eventId: String(events.length), sequence: events.length };
+    },
   };
 };
 

@@ -17,7 +17,10 @@ describe("jitteredBackoff", () => {
 
   it("spreads a fleet: delays for the same attempt differ across agents", () => {
     let seed = 1;
-    const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const random = (): number => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
     const delays = new Set(
       Array.from({ length: 50 }, () => jitteredBackoff({ baseMs: 1_000, maxMs: 30_000, random }).next()),
     );

@@ -36,11 +36,12 @@ function connectionThatNeverDrains(): { connection: NatsConnection; closedByLink
     getServer: () => "127.0.0.1:4222",
     isClosed: () => closed,
     drain: () => never,
-    close: async () => void (closed = true),
-    closed: () => never,
-    status: async function* () {
-      await never;
+    close: async () => {
+      closed = true;
     },
+    closed: () => never,
+    // A status stream that never says anything: its first `next()` never settles.
+    status: () => ({ [Symbol.asyncIterator]: () => ({ next: () => never }) }),
   };
   return { connection: connection as unknown as NatsConnection, closedByLink: () => closed };
 }

@@ -14,7 +14,10 @@ let ids = 0;
 const at = (offsetMs: number, selfVersion = "1.0.0"): LaunchContext => ({
   selfVersion,
   nowMs: committedAt + offsetMs,
-  newId: () => `id-${(ids += 1)}`,
+  newId: () => {
+    ids += 1;
+    return `id-${ids}`;
+  },
 });
 const binary = (version: string): InstalledBinary => ({
   version,
