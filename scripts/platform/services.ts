@@ -197,6 +197,8 @@ export function bridgeEnvironment(state: PlatformState, ports: PlatformPorts): R
     EDGE_BRIDGE_SYSTEM_NATS_URL: `nats://${SYSTEM_USER.user}:${SYSTEM_USER.password}@127.0.0.1:${ports.nats}`,
     EDGE_BRIDGE_KAFKA_BROKERS: `127.0.0.1:${ports.kafka}`,
     EDGE_BRIDGE_INSTANCE_ID: "platform",
+    // The agents here share one NATS user: the server cannot tell them apart, their connection names can.
+    EDGE_BRIDGE_TRUST_CONNECTION_NAMES: "true",
     EDGE_BRIDGE_DATA_DIR: state.path("bridge", "data"),
     EDGE_BRIDGE_CONFIG_DIR: state.path("bridge", "config"),
   };
