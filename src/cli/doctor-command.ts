@@ -1,8 +1,5 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM } from "../contracts/index.ts";
-import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
 import type { Settings } from "../settings/index.ts";
 import { type CheckResult, fail, formatCheck, pass, warn } from "./doctor/check-result.ts";
@@ -12,16 +9,7 @@ import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./docto
 import { judgeServerVersion } from "./doctor/server-version.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
-
-/** The id the agent runs under, without making one: from the settings, else the one it generated. */
-async function knownMachineId(settings: Settings): Promise<string | null> {
-  if (settings.machineId) return settings.machineId;
-  try {
-    return (await readFile(join(settings.dataDir, MACHINE_ID_FILE), "utf8")).trim() || null;
-  } catch {
-    return null;
-  }
-}
+import { knownMachineId } from "./running-agent.ts";
 
 function authKind(settings: Settings): string {
   const { auth } = settings;
@@ -209,10 +197,11 @@ export async function runDoctor(loadSettings: () => Settings): Promise<CheckResu
   const results: CheckResult[] = [
     pass("settings", `valid: servers ${settings.natsServers.join(", ")}, data dir ${settings.dataDir}`),
   ];
-  const machineId = await knownMachineId(settings);
+  const known = await knownMachineId(settings);
+  const machineId = known?.machineId ?? null;
   results.push(
-    machineId
-      ? pass("machine id", machineId)
+    known
+      ? pass("machine id", known.note ? `${known.machineId}, ${known.note}` : known.machineId)
       : warn(
           "machine id",
           "none yet: the agent makes one on its first run, so streams and permissions were not checked",

@@ -1,3 +1,4 @@
+import { isSea } from "node:sea";
 import { createAgent } from "../agent/create-agent.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
@@ -131,6 +132,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     childEnvironment: environmentWithoutLauncher(),
     uninstall,
     inventoryCommand: ownCommand(),
+    runningFrom: isSea() ? "executable" : "sources",
     ...(metrics ? { onEventStored: metrics.observeEvent } : {}),
   });
   await metrics?.serve(() => agent.status());
