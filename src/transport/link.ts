@@ -3,6 +3,7 @@ import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/t
 import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
 import { createLogThrottle } from "../runtime/log-throttle.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { serverUnreachable } from "./connect-failure.ts";
 import { usesWebSocket } from "./nats-endpoint.ts";
 
 /** Opens a connection; injected so tests and a fleet simulator can wrap or count connections. */
@@ -138,7 +139,9 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
         if (reason !== lastError) {
           failureLines.reset();
           failureLines.take();
-          logger.error(
+          // No server answering is the expected offline case (warn); a server that refused is not.
+          const level = serverUnreachable(error) ? "warn" : "error";
+          logger[level](
             { reason, attempt, retryInMs: delayMs },
             "NATS connection failed; retrying (the reason is in `edge-agent status`)",
           );
