@@ -117,6 +117,8 @@ describe.skipIf(sandboxUnavailable !== undefined)(
       ])
         expect(copyright).toContain(`${line}\n`);
       expect(copyright).toMatch(/^License: BlueOak-1\.0\.0\n tar 7\.5\.23:\n \.\n # Blue Oak Model License/m);
+      // md5sums: dpkg can check every installed file against the package.
+      expect(sandbox.run("dpkg", ["--verify", "edge-agent"])).toBe("");
       const readme = readFileSync(sandbox.hostPath("/usr/share/doc/edge-agent/README.md"), "utf8");
       // The design the README points to is shipped where its link leads.
       expect(relativeLinks(readme)).toContain("docs/DESIGN.md");
