@@ -1,13 +1,15 @@
+import { AuthorizationError } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM } from "../contracts/index.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
-import type { Settings } from "../settings/index.ts";
+import { SETTING_SPECS, type Settings } from "../settings/index.ts";
+import { CredentialFileError } from "../transport/connection-options.ts";
 import { type CheckResult, fail, formatCheck, pass, warn } from "./doctor/check-result.ts";
 import { judgeClockSkew } from "./doctor/clock-skew.ts";
 import { dataDirChecks } from "./doctor/local-checks.ts";
 import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./doctor/server-probes.ts";
 import { judgeServerVersion } from "./doctor/server-version.ts";
-import { ExitCode } from "./exit-codes.ts";
+import { CommandError, ExitCode } from "./exit-codes.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 import { knownMachineId } from "./running-agent.ts";
 
@@ -87,6 +89,38 @@ function describeConnectError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Where an operator sets an agent setting: its variable, its flag and its settings.json key. */
+function whereToSet(settingPath: string): string {
+  const spec = SETTING_SPECS.find((each) => each.path === settingPath);
+  if (!spec) return `settings.json ${settingPath}`;
+  return [spec.env[0], spec.flag ? `--${spec.flag}` : null, `settings.json ${settingPath}`]
+    .filter((each) => each !== null)
+    .join(", ");
+}
+
+/** The auth check when no connection could be made: what failed, decided on the errors' classes. */
+function connectFailure(error: unknown, settings: Settings): CheckResult {
+  const cause = error instanceof CommandError && error.cause !== undefined ? error.cause : error;
+  if (cause instanceof CredentialFileError)
+    return fail(
+      "auth",
+      `cannot read the file ${cause.settingPath} names, ${cause.file}: ${cause.reason}`,
+      `put the file there (readable by the agent's user), or point the setting at it: ${whereToSet(cause.settingPath)}`,
+    );
+  const message = describeConnectError(error);
+  if (cause instanceof AuthorizationError)
+    return fail(
+      "auth",
+      `the server refused ${authKind(settings)}: ${message}`,
+      "check the credentials (EDGE_AGENT_NATS_USER/PASSWORD, TOKEN, NKEY_FILE, CREDS_FILE), or enroll again",
+    );
+  return fail(
+    "auth",
+    `the NATS handshake failed: ${message}`,
+    "check the TLS settings (EDGE_AGENT_TLS_CA_FILE, _TLS_CERT_FILE, _TLS_KEY_FILE) and the URL scheme (nats, tls, ws, wss)",
+  );
+}
+
 /** Every check that needs the server, in order; stops at the first that leaves nothing to check. */
 async function serverChecks(settings: Settings, machineId: string | null): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
@@ -121,24 +155,7 @@ async function serverChecks(settings: Settings, machineId: string | null): Promi
     const inboxPrefix = machineId ? { inboxPrefix: inboxPrefixOf(machineId, settings.inboxPrefix) } : {};
     connection = await connectOnce(settings, `${machineId ?? "edge-agent"}-doctor`, 3_000, inboxPrefix);
   } catch (error) {
-    const message = describeConnectError(error);
-    const refused =
-      /authori[sz]ation|authentication|auth(entication)? (violation|expired|failed)|user.*(denied|invalid)/i.test(
-        message,
-      );
-    results.push(
-      refused
-        ? fail(
-            "auth",
-            `the server refused ${authKind(settings)}: ${message}`,
-            "check the credentials (EDGE_AGENT_NATS_USER/PASSWORD, TOKEN, NKEY_FILE, CREDS_FILE), or enroll again",
-          )
-        : fail(
-            "auth",
-            `the NATS handshake failed: ${message}`,
-            "check TLS settings (EDGE_AGENT_TLS_*) and the URL scheme (nats, tls, ws, wss)",
-          ),
-    );
+    results.push(connectFailure(error, settings));
     return results;
   }
   try {

@@ -138,6 +138,20 @@ describe("edge-agent doctor against a real nats-server", () => {
     ]);
   });
 
+  it("names the credentials file that is missing and the setting that names it, not TLS", async () => {
+    server = await startNatsServer();
+    const missing = join(root, "nowhere", "machine.creds");
+    const result = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_CREDS_FILE: missing });
+    expect(result.code).toBe(1);
+    expect(byCheck(verdicts(result.stdout), "auth")).toEqual({
+      check: "auth",
+      verdict: "FAIL",
+      reason: `cannot read the file auth.credsFile names, ${missing}: no such file`,
+      action:
+        "put the file there (readable by the agent's user), or point the setting at it: EDGE_AGENT_NATS_CREDS_FILE, --creds-file, settings.json auth.credsFile",
+    });
+  });
+
   it("under least-privilege users: passes with the full set, and names the permission a restricted user lacks", async () => {
     const full = agentPermissions("doc-1");
     const lacking: NatsServerPermissions = {
