@@ -9,6 +9,7 @@ export {
   configPush,
   configSet,
   configUnset,
+  documentSetting,
   parseCliValue,
   type SigningOptions,
   settingValue,
