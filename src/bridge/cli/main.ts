@@ -70,7 +70,8 @@ async function main(argv: readonly string[]): Promise<number> {
       const { fetchBridgeStatus, formatBridgeStatus } = await import("./status-command.ts");
       const report = await fetchBridgeStatus(settingsFrom(values));
       process.stdout.write(`${values.json ? JSON.stringify(report, null, 2) : formatBridgeStatus(report)}\n`);
-      return report.source === "none" ? ExitCode.failure : ExitCode.ok;
+      // As the agent's status: 0 while an instance runs, 1 when none does.
+      return report.running ? ExitCode.ok : ExitCode.failure;
     }
     case "pinot-setup": {
       const { controller, "pinot-kafka-brokers": pinotKafkaBrokers, ...settingFlags } = values;
