@@ -244,10 +244,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     async start() {
       link.start();
       systemLink?.start();
-      logger.info(
-        { group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers },
-        "edge-bridge starting",
-      );
+      logger.info({ group: settings.group, brokers: settings.kafka.brokers }, "edge-bridge starting");
       if (settings.trustConnectionNames)
         logger.warn(
           { setting: "trustConnectionNames" },
