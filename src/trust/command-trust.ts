@@ -1,5 +1,6 @@
 import { fromPublic } from "@nats-io/nkeys";
 import type { Clock } from "../runtime/clock.ts";
+import { withErrorCodes } from "../runtime/error-code.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
 import { type Arrival, judgeCommand, UntrustedCommandError } from "./claims.ts";
@@ -119,7 +120,7 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
           return {
             admitted: false,
             code: error.code,
-            error: `${error.message} (${error.code})`,
+            error: withErrorCodes(error.message, [error.code]),
             retryLater: error instanceof TrustStoreError,
           };
         }
