@@ -126,8 +126,18 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       revision,
     });
 
-  /** Applies defaults and machine documents as they stand; `revision` is what triggered it (reported). */
-  const applyEffective = async (revision: number, persist: boolean, causationId?: string): Promise<ConfigStatus> => {
+  /**
+   * Applies defaults and machine documents as they stand; `revision` is what triggered it (reported).
+   * `restored`: the last good documents from disk, applied again at start. Their APPLIED was
+   * reported when they were first applied, so it is not sent again (a revision is reported applied
+   * once); a refusal now is news, and is reported.
+   */
+  const applyEffective = async (
+    revision: number,
+    persist: boolean,
+    causationId?: string,
+    restored = false,
+  ): Promise<ConfigStatus> => {
     const from = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
     let next: AgentConfiguration;
     try {
@@ -157,6 +167,10 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
             "cannot persist the applied configuration; it runs, but a restart offline will not have it",
           ),
         );
+    }
+    if (restored) {
+      status = { revision, status: "APPLIED", error: null, timestamp: new Date(clock.now()).toISOString() };
+      return status;
     }
     return report(revision, "APPLIED", undefined, causationId);
   };
@@ -228,7 +242,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       pushedRevision = lastGood.pushedRevision;
       seen.defaults = lastGood.defaults?.revision ?? 0;
       seen.machine = lastGood.machine?.revision ?? 0;
-      const outcome = await serialized(() => applyEffective(lastGood.revision, false));
+      const outcome = await serialized(() => applyEffective(lastGood.revision, false, undefined, true));
       logger.info({ revision: lastGood.revision, status: outcome.status }, "last good remote configuration from disk");
     },
     attach(connection) {

@@ -231,10 +231,19 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     expect(JSON.parse(await readFile(join(configDir, LAST_GOOD_FILE), "utf8"))).toMatchObject({ revision });
 
     heartbeatSeconds = 60;
+    const reportedBefore = statuses().length;
     remote = makeRemote();
     await remote.start(); // never attached: offline
     expect(heartbeatSeconds).toBe(4);
     expect(remote.current().revision).toBe(revision);
+    // Applied again from disk, but reported APPLIED once only: when it was first applied.
+    expect(statuses().slice(reportedBefore)).toEqual([]);
+    expect(statuses().filter((status) => status.revision === revision && status.status === "APPLIED")).toHaveLength(1);
+    // Its link back, the same revision is not reported again either.
+    remote.attach(agentConnection);
+    await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "5");
+    await waitFor("the next revision", () => heartbeatSeconds === 5);
+    expect(statuses().filter((status) => status.revision === revision)).toHaveLength(1);
     await remote.stop();
 
     await writeFile(join(configDir, LAST_GOOD_FILE), "{ damaged");
