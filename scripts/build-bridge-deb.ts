@@ -15,7 +15,7 @@ const root = resolve(import.meta.dirname, "..");
 
 export async function buildBridgeDeb(options: DebBuildOptions = {}): Promise<string> {
   requireBuildTools(DEB_BUILD_TOOLS);
-  const { binary, contents } = await ensureBridgeExecutable();
+  const { binary, contents } = await ensureBridgeExecutable(options.outputDir);
   return buildDebPackage(
     {
       name: "edge-bridge",

@@ -15,7 +15,8 @@ const root = resolve(import.meta.dirname, "..");
 export async function buildDeb(options: DebBuildOptions = {}): Promise<string> {
   requireBuildTools(DEB_BUILD_TOOLS);
   const { description } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { description: string };
-  const { binary, contents } = await ensureSingleExecutable();
+  // The executable built beside the package (a test's directory), else dist/'s.
+  const { binary, contents } = await ensureSingleExecutable(options.outputDir);
   return buildDebPackage(
     {
       name: "edge-agent",

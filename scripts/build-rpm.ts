@@ -12,11 +12,17 @@ import { DOCS_DIR } from "./package-docs.ts";
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 
-export async function buildRpm(): Promise<string> {
+export interface RpmBuildOptions {
+  /** Where the .rpm (and its build tree) go; dist/ unless given (a test builds into its own directory). */
+  readonly outputDir?: string;
+}
+
+export async function buildRpm(options: RpmBuildOptions = {}): Promise<string> {
   requireBuildTools([BUILD_TOOLS.rpmbuild]);
+  const outputDir = options.outputDir ?? dist;
   const version = packageVersion();
-  const { binary } = await ensureSingleExecutable();
-  const top = join(dist, "rpmbuild");
+  const { binary } = await ensureSingleExecutable(options.outputDir);
+  const top = join(outputDir, "rpmbuild");
   rmSync(top, { recursive: true, force: true });
   mkdirSync(top, { recursive: true });
   execFileSync(
@@ -28,6 +34,9 @@ export async function buildRpm(): Promise<string> {
       "x86_64",
       "--define",
       `_topdir ${top}`,
+      // Debian's rpm keeps its database in ~/.rpmdb by default: a build leaves nothing in the home dir.
+      "--define",
+      `_dbpath ${join(top, "rpmdb")}`,
       "--define",
       `edge_version ${version}`,
       "--define",
@@ -45,8 +54,9 @@ export async function buildRpm(): Promise<string> {
   const built = join(top, "RPMS", "x86_64");
   const name = readdirSync(built).find((file) => file.endsWith(".rpm"));
   if (!name) throw new Error(`rpmbuild wrote no package into ${built}`);
-  const rpm = join(dist, name);
+  const rpm = join(outputDir, name);
   renameSync(join(built, name), rpm);
+  rmSync(top, { recursive: true, force: true });
   console.log(`built ${rpm} (${(statSync(rpm).size / 1024 / 1024).toFixed(1)} MiB)`);
   return rpm;
 }

@@ -113,11 +113,10 @@ describe.skipIf(!has("dpkg-deb"))(
     // Minutes on a busy two-core machine: two executables and the .deb's xz at 9e.
     beforeAll(async () => {
       scratch = mkdtempSync(join(tmpdir(), "edge-bridge-package-"));
-      // The agent's executable is reused when dist/ has one: every build of it refuses to bundle the
-      // Kafka client, and its own tests rebuild it. The bridge is built from these sources, and the
-      // .deb from that build.
-      agent = await ensureSingleExecutable();
-      bridge = await buildBridgeExecutable();
+      // Both executables are built into this test's own directory, never dist/; the .deb from that
+      // build. Every build of the agent's refuses to bundle the Kafka client.
+      agent = await ensureSingleExecutable(scratch);
+      bridge = await buildBridgeExecutable({ outputDir: scratch });
       // Into this run's own directory: a concurrent run builds its own.
       deb = await buildBridgeDeb({ outputDir: scratch });
       unpacked = join(scratch, "deb");

@@ -25,10 +25,15 @@ import { readStream } from "../../helpers/stream-reader.ts";
 import { supervise } from "../../helpers/supervisor.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
-// One build of the single executable serves every package below (they run in this one file, in order).
+// One build of the single executable serves every package below (they run in this one file, in order),
+// in this file's own directory: test builds never go into dist/, where the release packages are.
+const buildDir = mkdtempSync(join(tmpdir(), "edge-agent-build-"));
 beforeAll(async () => {
-  await buildSingleExecutable();
+  await buildSingleExecutable({ outputDir: buildDir });
 }, 120_000);
+afterAll(() => {
+  rmSync(buildDir, { recursive: true, force: true });
+});
 
 const sandboxUnavailable = packageSandboxUnavailable();
 if (sandboxUnavailable) console.warn(`the .deb install test is skipped: the package sandbox ${sandboxUnavailable}`);
@@ -46,7 +51,6 @@ const AGENT_ENV = {
 describe.skipIf(sandboxUnavailable !== undefined)(
   `the .deb package, installed into a throwaway copy of this machine${sandboxUnavailable ? ` (skipped: ${sandboxUnavailable})` : ""}`,
   () => {
-    let scratch: string;
     let deb: string;
     let sandbox: PackageSandbox;
     let server: NatsServerHandle;
@@ -56,9 +60,8 @@ describe.skipIf(sandboxUnavailable !== undefined)(
 
     // Minutes on a busy two-core machine: the .deb's xz at 9e.
     beforeAll(async () => {
-      scratch = mkdtempSync(join(tmpdir(), "edge-agent-deb-test-"));
       // Its own .deb: a concurrent run builds its own, never this one.
-      deb = await buildDeb({ outputDir: scratch });
+      deb = await buildDeb({ outputDir: buildDir });
       sandbox = await openPackageSandbox();
       // A fresh machine: the copy starts as this one is, and an edge-agent installed here for
       // real (its package, user, settings, state) is removed from the copy only.
@@ -79,7 +82,6 @@ describe.skipIf(sandboxUnavailable !== undefined)(
       await observer?.close();
       await server?.dispose();
       await sandbox?.dispose();
-      if (scratch) rmSync(scratch, { recursive: true, force: true });
     });
 
     it("installs the binary, the unit, the service user and tight directories", () => {
@@ -152,7 +154,7 @@ describe.skipIf(sandboxUnavailable !== undefined)(
       const packaged = sandbox.run("/usr/bin/edge-agent", ["version"]).trim();
       const newerVersion = semver.inc(packaged, "minor") as string;
       const brokenVersion = semver.inc(packaged, "major") as string;
-      const newer = (await buildSingleExecutable({ version: newerVersion })).binary;
+      const newer = (await buildSingleExecutable({ version: newerVersion, outputDir: buildDir })).binary;
       const files = await startFileServer();
       const newerFile = files.add("edge-agent-newer", readFileSync(newer));
       const brokenFile = files.add(
@@ -271,8 +273,11 @@ const has = (command: string): boolean => {
 
 describe.skipIf(!has("rpmbuild"))("the .rpm package (needs rpmbuild; scripts/test.sh installs it)", () => {
   it("holds the executable, the unit, the README and the design, and its scripts make the user and clean up on erase", async () => {
-    const rpm = await buildRpm();
-    const files = execFileSync("rpm", ["-qlp", rpm], { encoding: "utf8" }).trim().split("\n");
+    const rpm = await buildRpm({ outputDir: buildDir });
+    // Debian's rpm opens its database in ~/.rpmdb unless told where: a test leaves nothing in the home dir.
+    const rpmQuery = (args: readonly string[]): string =>
+      execFileSync("rpm", ["--dbpath", join(buildDir, "rpmdb"), ...args], { encoding: "utf8" });
+    const files = rpmQuery(["-qlp", rpm]).trim().split("\n");
     expect(files).toEqual(
       [
         "/usr/bin/edge-agent",
@@ -284,10 +289,8 @@ describe.skipIf(!has("rpmbuild"))("the .rpm package (needs rpmbuild; scripts/tes
     const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
       version: string;
     };
-    expect(execFileSync("rpm", ["-qp", "--queryformat", "%{NAME} %{VERSION} %{ARCH}", rpm], { encoding: "utf8" })).toBe(
-      `edge-agent ${version} x86_64`,
-    );
-    const scripts = execFileSync("rpm", ["-qp", "--scripts", rpm], { encoding: "utf8" });
+    expect(rpmQuery(["-qp", "--queryformat", "%{NAME} %{VERSION} %{ARCH}", rpm])).toBe(`edge-agent ${version} x86_64`);
+    const scripts = rpmQuery(["-qp", "--scripts", rpm]);
     expect(scripts).toMatch(/useradd --system --gid edge-agent/);
     expect(scripts).toMatch(/install -d -o edge-agent -g edge-agent -m 0750 \/etc\/edge-agent \/var\/lib\/edge-agent/);
     expect(scripts).toMatch(/if \[ -d \/run\/systemd\/system \]/);
@@ -299,7 +302,7 @@ describe.skipIf(!has("wixl") || !has("msiinfo"))(
   "the Windows .msi (needs wixl and msiinfo; scripts/test.sh installs them)",
   () => {
     it("installs the executable and WinSW with its XML, and registers and starts the edge-agent service", async () => {
-      const msi = await buildMsi();
+      const msi = await buildMsi({ outputDir: buildDir });
       const table = (name: string): string[][] =>
         execFileSync("msiinfo", ["export", msi, name], { encoding: "utf8" })
           .trim()
