@@ -6,8 +6,7 @@ import { Svcm } from "@nats-io/services";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { Consumer, FetchIsolationLevels, MessagesStreamModes } from "@platformatic/kafka";
 import { EVENT_STREAMS } from "../src/bridge/bridge.ts";
-import { kafkaClientOptions } from "../src/bridge/kafka/kafka-client-options.ts";
-import { TransactionalWriter } from "../src/bridge/kafka/transactional-writer.ts";
+import { kafkaClientOptions, TransactionalProducer } from "../src/bridge/kafka/client/index.ts";
 import { routeMessage } from "../src/bridge/records/event-router.ts";
 import type { OutputRecord, SourceMessage } from "../src/bridge/records/source-message.ts";
 import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../src/bridge/service/bridge-status.ts";
@@ -133,15 +132,15 @@ async function rawTransactionalProduce(bootstrap: string, messages: readonly Sou
     ...kafkaClientOptions(rawKafkaSettings(bootstrap), `bench-raw-${stream}`),
   });
   const writers = [...byStream.keys()].map(
-    (stream) => new TransactionalWriter(clientOptions(stream), `bench-raw-${stream}`, () => 1_000_000),
+    (stream) => new TransactionalProducer(clientOptions(stream), `bench-raw-${stream}`, () => 1_000_000),
   );
   await Promise.all(writers.map((writer) => writer.open()));
   const began = performance.now();
   await Promise.all(
     [...byStream.values()].map(async (records, index) => {
-      const writer = writers[index] as TransactionalWriter;
+      const writer = writers[index] as TransactionalProducer;
       for (let offset = 0; offset < records.length; offset += BATCH)
-        await writer.write(records.slice(offset, offset + BATCH));
+        await writer.write(records.slice(offset, offset + BATCH), Date.now());
     }),
   );
   const ms = performance.now() - began;

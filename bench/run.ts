@@ -17,6 +17,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   telemetry: () => import("./telemetry.ts"),
   config: () => import("./config.ts"),
   bridge: () => import("./bridge.ts"),
+  "bridge-state": () => import("./bridge-state.ts"),
   pinot: () => import("./pinot.ts"),
   fleet: () => import("./fleet.ts"),
 };

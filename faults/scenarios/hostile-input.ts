@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, EventHeader } from "../../src/contracts/index.ts";
@@ -32,7 +32,8 @@ interface CaseContext {
 /** What a hostile input must lead to: a status that refuses it, or just a settled message. */
 type Expectation =
   | { readonly status: "FAILED" | "REJECTED"; readonly stream: "TOOL_STATUS" | "CONFIG_STATUS" }
-  | { readonly settled: { readonly stream: string; readonly consumer: string } };
+  /** Read and settled by the agent with nothing to report (its status: no command pending or running, feeds read since). */
+  | { readonly settled: true };
 
 export interface HostileCase {
   readonly name: string;
@@ -41,8 +42,6 @@ export interface HostileCase {
   /** Once the expectation is met: what else must hold (e.g. nothing written outside), or the problem. */
   verify?(context: CaseContext): Promise<string | null>;
 }
-
-const toolConsumer = { stream: "TOOL_INSTALLATION", consumer: `machine_${MACHINE}_tool-installation_consumer` };
 
 async function publishCommand(
   context: CaseContext,
@@ -108,7 +107,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   {
     name: "tool install: not JSON",
     send: (context, id) => publishCommand(context, `machine.${MACHINE}.tool-installation`, "{not json", id),
-    expect: { settled: toolConsumer },
+    expect: { settled: true },
   },
   {
     name: "tool install: wrong schema",
@@ -351,6 +350,7 @@ async function outcomeOf(
   caseId: string,
   statusesBefore: number,
   deadlineMs: number,
+  sentAtMs: number,
 ): Promise<string | null> {
   const until = Date.now() + deadlineMs;
   const expectation = hostile.expect;
@@ -358,10 +358,19 @@ async function outcomeOf(
     if (context.agent.child.exitCode !== null || context.agent.child.signalCode !== null)
       return `the agent died: ${context.agent.output().slice(-400)}`;
     if ("settled" in expectation) {
-      const info = await (await jetstreamManager(context.operator)).consumers
-        .info(expectation.settled.stream, expectation.settled.consumer)
+      const reply = await context.operator
+        .request(`machine.${MACHINE}.rpc.status`, "", { timeout: 3_000 })
         .catch(() => null);
-      if (info && info.num_pending === 0 && info.num_ack_pending === 0) return null;
+      const commands = reply?.json<{ commands?: { pending: number; running: number; lastCheckedAt: string | null } }>()
+        .commands;
+      if (
+        commands &&
+        commands.pending === 0 &&
+        commands.running === 0 &&
+        commands.lastCheckedAt !== null &&
+        Date.parse(commands.lastCheckedAt) > sentAtMs
+      )
+        return null;
     } else {
       const statuses = await readStream(context.operator, expectation.stream);
       const ours = statuses.filter((message) => message.headers[EventHeader.causationId] === caseId);
@@ -414,13 +423,14 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
           const caseId = `hostile-${index}-${Date.now()}`;
           const stream = "stream" in hostile.expect ? hostile.expect.stream : null;
           const before = stream ? (await readStream(operator, stream)).length : 0;
+          const sentAtMs = Date.now();
           const sendProblem = await hostile.send(context, caseId).then(
             () => null,
             (error: unknown) => `could not be sent: ${error instanceof Error ? error.message : String(error)}`,
           );
           const problem =
             sendProblem ??
-            (await outcomeOf(context, hostile, caseId, before, options.caseDeadlineMs)) ??
+            (await outcomeOf(context, hostile, caseId, before, options.caseDeadlineMs, sentAtMs)) ??
             (await hostile.verify?.(context)) ??
             null;
           if (problem) failures.push({ case: hostile.name, problem });

@@ -252,6 +252,9 @@ export function startAgent(state: PlatformState, ports: PlatformPorts, machineId
       EDGE_AGENT_MACHINE_ID: machineId,
       EDGE_AGENT_CONFIG_DIR: state.path("agents", machineId, "config"),
       EDGE_AGENT_TAGS: "site=local",
+      // A development platform: no signing key, so the agents take unsigned configuration and
+      // commands (config set works as is), and say so at every start.
+      EDGE_AGENT_ALLOW_UNSIGNED: "true",
     }),
     cwd: root,
     logFile: logFile(state, `agent-${machineId}`),

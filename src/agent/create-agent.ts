@@ -2,9 +2,10 @@ import { hostname as osHostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type CapabilityContext, GatheredContributions } from "../capability/capability.ts";
+import { AgentCommands } from "../commands/agent-commands.ts";
 import { machineSubjects } from "../contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import { createOutboxEventSink } from "../events/outbox-event-sink.ts";
+import { createOutboxEventSink, encodeEvent } from "../events/outbox-event-sink.ts";
 import { resolveMachineId } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
 import { lifecycleCapability } from "../lifecycle/capability.ts";
@@ -70,6 +71,8 @@ export interface AgentDependencies {
   readonly runningFrom?: "executable" | "sources";
   /** Told of every event once it is in the outbox (the metrics count command outcomes this way). */
   readonly onEventStored?: (event: OutgoingEvent) => void;
+  /** How often every command feed is checked besides hints and reconnects (default 10 min). */
+  readonly commandCheckEveryMs?: number;
 }
 
 /** How long the outbox waits for the capabilities to take a new link before it sends (at most). */
@@ -116,7 +119,25 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     ...(deps.onEventStored ? { afterAppend: deps.onEventStored } : {}),
   });
   // One gate for everything signed, with one set of accepted-serial marks in the data dir.
-  const trust = createCommandTrust({ publicKey: settings.configSigningKey, dataDir: settings.dataDir, clock, logger });
+  const trust = createCommandTrust({
+    publicKey: settings.configSigningKey,
+    allowUnsigned: settings.allowUnsigned,
+    dataDir: settings.dataDir,
+    clock,
+    logger,
+  });
+  const commands = new AgentCommands({
+    machineId,
+    inbox: outbox.commands,
+    encode: (event) => {
+      const { eventId: _eventId, ...entry } = encodeEvent(event, { machineId, subjects, clock });
+      return entry;
+    },
+    ...(deps.onEventStored ? { stored: deps.onEventStored } : {}),
+    clock,
+    logger: loggers.child({ component: "commands" }),
+    ...(deps.commandCheckEveryMs === undefined ? {} : { checkEveryMs: deps.commandCheckEveryMs }),
+  });
   const contributions = new GatheredContributions();
   const contextFor = (component: string): CapabilityContext => ({
     machineId,
@@ -126,6 +147,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     logger: loggers.child({ component }),
     sink,
     trust,
+    commands,
     platform: deps.platform ?? "linux",
     arch: deps.arch ?? "x64",
     contributions,
@@ -155,6 +177,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const linkUp = async (server: string, connection: NatsConnection, reconnected: boolean): Promise<void> => {
     linkRecord.up(server, reconnected);
     void statusFile?.refresh();
+    commands.attach(connection);
     // The endpoints first (briefly): whoever sees this agent's events can ask it at once.
     await Promise.race([
       capabilities.attachAll({ connection, server, reconnected }),
@@ -177,6 +200,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       disconnected(server, reason) {
         linkRecord.down();
         void statusFile?.refresh();
+        commands.detach();
         recordError("link", `disconnected from ${server}: ${reason}`);
         capabilities.detachAll(server, reason);
       },
@@ -199,6 +223,23 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     link,
     linkRecord,
     heartbeatSeconds: () => lifecycle.heartbeatSeconds,
+    commands: () => {
+      const reading = commands.status();
+      let counts = { pending: 0, running: 0 };
+      try {
+        counts = outbox.commands.counts();
+      } catch {
+        // The database cannot be read now: the outbox's own status says why.
+      }
+      return {
+        trust: trust.mode,
+        feeds: reading.feeds,
+        lastCheckedAt: reading.lastCheckedAtMs === null ? null : new Date(reading.lastCheckedAtMs).toISOString(),
+        problem: reading.problem,
+        pending: counts.pending,
+        running: counts.running,
+      };
+    },
     capabilities,
   });
 
@@ -227,6 +268,19 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   }
   contributions.gather(capabilities.all);
 
+  /** Loud at every start: how this agent takes commands, when that is not "signed". */
+  const reportTrustMode = (): void => {
+    if (trust.mode === "unsigned") {
+      logger.warn(
+        "DEVELOPMENT MODE: allowUnsigned is set and there is no configSigningKey, so this agent takes UNSIGNED commands and configuration; never run a production machine like this",
+      );
+    } else if (trust.mode === "refused") {
+      logger.error(
+        "no configSigningKey: this agent refuses every command and remote configuration (reported REJECTED/FAILED); give it the platform's key, or set allowUnsigned for development",
+      );
+    }
+  };
+
   return {
     machineId,
     sink,
@@ -240,6 +294,8 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         "edge-agent starting",
       );
       await capabilities.startAll();
+      reportTrustMode();
+      commands.start();
       // Before the link: its first change of state must find the file's writer to rewrite it.
       if (deps.writeStatusFile)
         statusFile = await startStatusFile({
@@ -259,6 +315,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       await runShutdownSteps(
         [
           ...capabilities.stopSteps(),
+          { name: "commands", stop: () => commands.stop() },
           { name: "outbox", stop: () => outbox.stop() },
           { name: "status file", stop: async () => void (await statusFile?.stop()) },
         ],

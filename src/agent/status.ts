@@ -21,9 +21,24 @@ export interface AgentStatus {
   };
   readonly heartbeatSeconds: number;
   readonly outbox: OutboxStats;
+  /** How the agent reads and takes commands (src/commands/). */
+  readonly commands: CommandsStatus;
   readonly lastErrors: ReadonlyArray<{ readonly at: string; readonly source: string; readonly message: string }>;
   readonly capabilities: Readonly<Record<string, unknown>>;
   readonly writtenAt: string;
+}
+
+export interface CommandsStatus {
+  /** `signed`; `unsigned` (allowUnsigned, development); `refused` (no key: every command refused). */
+  readonly trust: "signed" | "unsigned" | "refused";
+  readonly feeds: number;
+  /** When every feed was last read without a fault, null before. */
+  readonly lastCheckedAt: string | null;
+  /** Why commands cannot be read right now, null when they can. */
+  readonly problem: string | null;
+  /** Commands stored and waiting, and being worked on. */
+  readonly pending: number;
+  readonly running: number;
 }
 
 export const STATUS_FILE = "status.json";
@@ -97,6 +112,7 @@ export function createStatusAssembly(options: {
   link: { readonly state: LinkState; readonly lastError: string | null };
   linkRecord: LinkRecord;
   heartbeatSeconds: () => number;
+  commands: () => CommandsStatus;
   capabilities: { statuses(): Promise<Record<string, unknown>>; statusesNow(): Record<string, unknown> };
 }): StatusAssembly {
   const { clock, startedAtMs, linkRecord } = options;
@@ -115,6 +131,7 @@ export function createStatusAssembly(options: {
     },
     heartbeatSeconds: options.heartbeatSeconds(),
     outbox: options.outboxStats(),
+    commands: options.commands(),
     lastErrors: options.errors.list(),
     capabilities,
     writtenAt: new Date(clock.now()).toISOString(),

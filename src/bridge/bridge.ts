@@ -11,8 +11,9 @@ import { type ConnectionFactory, createNatsLink, defaultConnectionFactory, type 
 import { DeviceStore } from "./devices/device-store.ts";
 import { DEVICES_SHARD, DevicesProcessor } from "./devices/devices-processor.ts";
 import { ensurePresenceStream, presenceStreamNames } from "./devices/presence.ts";
-import { kafkaClientOptions } from "./kafka/kafka-client-options.ts";
+import { kafkaClientOptions } from "./kafka/client/index.ts";
 import { classifyKafkaError, describeKafkaError } from "./kafka/kafka-errors.ts";
+import { KafkaHealth } from "./kafka/kafka-health.ts";
 import { ProducerThread, ThreadedWriter } from "./kafka/threaded-writer.ts";
 import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "./records/event-router.ts";
@@ -22,6 +23,7 @@ import { EventStreamProcessor } from "./shards/event-stream-processor.ts";
 import { ShardLeases } from "./shards/shard-leases.ts";
 import type { ShardProcessor } from "./shards/shard-processor.ts";
 import { ShardRunner } from "./shards/shard-runner.ts";
+import { KafkaShardStateStore } from "./state/shard-state-store.ts";
 
 /** The streams agents publish their events on: every platform stream whose subjects are `machine.*.<event type>`. */
 export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream) =>
@@ -29,6 +31,9 @@ export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream)
 ).map((stream) => stream.name);
 
 export const BRIDGE_STATUS_FILE = "status.json";
+
+/** Every shard a bridge group runs: one per event stream, and the devices shard. */
+export const SHARDS: readonly string[] = [...EVENT_STREAMS, DEVICES_SHARD];
 
 export interface BridgeDeps {
   readonly clock: Clock;
@@ -67,6 +72,12 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const limits = new TopicLimits(settings.kafka.maxRecordBytes);
   const router: RouterOptions = { topics: settings.topics, maxRecordBytes: (topic) => limits.forTopic(topic) };
   const clientOptions = (suffix: string) => () => kafkaClientOptions(settings.kafka, suffix);
+  const kafkaHealth = new KafkaHealth({
+    clock,
+    logger,
+    brokers: settings.kafka.brokers,
+    warnAfterMs: settings.kafkaUnreachableWarningSeconds * 1_000,
+  });
   let reportFatal: (error: unknown) => void = () => undefined;
   const fatal = new Promise<unknown>((resolve) => (reportFatal = resolve));
   let fatalReason: string | null = null;
@@ -142,8 +153,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       : new EventStreamProcessor({
           stream: shard,
           router,
-          checkpointTopic: settings.topics.checkpoint,
           logger: logger.child({ shard }),
+          windowIdleMs: settings.dedupeWindowIdleDays * 24 * 3_600_000,
         });
 
   const runnerFor = (shard: string, connection: NatsConnection): ShardRunner => {
@@ -152,7 +163,12 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       runner = new ShardRunner({
         processor: processorFor(shard),
         connection,
-        kafkaClientOptions: clientOptions(`${shard.toLowerCase()}`),
+        state: new KafkaShardStateStore({
+          shard,
+          checkpointTopic: settings.topics.checkpoint,
+          replicas: settings.kafka.replicationFactor,
+          clientOptions: clientOptions(shard.toLowerCase()),
+        }),
         newWriter: () =>
           new ThreadedWriter({
             thread: producerThread,
@@ -161,7 +177,6 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
             transactionalId: `${settings.group}-${shard}`,
             limitOf: (topic) => limits.forTopic(topic),
           }),
-        checkpointTopic: settings.topics.checkpoint,
         transactionalId: `${settings.group}-${shard}`,
         consumerName: consumerName(shard),
         maxEvents: settings.batch.maxEvents,
@@ -171,6 +186,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         stillOwned: () => leases?.holds(shard) ?? false,
         onFatal,
         tooLargeDeadLetter: (message, reason) => tooLargeDeadLetter(message, router, reason),
+        kafkaHealth,
       });
       runners.set(shard, runner);
     }
@@ -194,6 +210,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         server: connection && !connection.isClosed() ? connection.getServer() : null,
       },
       kafkaBrokers: settings.kafka.brokers,
+      kafka: kafkaHealth.status(),
       liveInstances: leases?.liveInstances ?? 0,
       shardsHeld: leases?.heldShards ?? [],
       shards: shards.sort((a, b) => a.shard.localeCompare(b.shard)),
@@ -221,7 +238,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     let lastReason: string | null = null;
     for (;;) {
       try {
-        await ensureTopics(settings, logger);
+        await kafkaHealth.track(ensureTopics(settings, logger, SHARDS));
         await limits.refresh(settings);
         return;
       } catch (error) {
@@ -244,6 +261,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     async start() {
       link.start();
       systemLink?.start();
+      kafkaHealth.start();
       logger.info({ group: settings.group, brokers: settings.kafka.brokers }, "edge-bridge starting");
       if (settings.trustConnectionNames)
         logger.warn(
@@ -267,7 +285,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         pid: deps.pid,
         host: deps.host,
         processAlive: deps.processAlive,
-        shards: [...EVENT_STREAMS, DEVICES_SHARD],
+        shards: [...SHARDS],
         leaseMs: settings.leaseSeconds * 1_000,
         clock,
         logger,
@@ -302,6 +320,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       await service?.stop().catch(() => undefined);
       await systemLink?.close(1_000);
       await link.close(Math.max(500, Math.min(2_000, deadline - clock.monotonicMs())));
+      kafkaHealth.stop();
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { CommandDesk } from "../commands/command-handler.ts";
 import type { AgentConfiguration, DownloadConfiguration, MachineSubjects, OutboxGauge } from "../contracts/index.ts";
 import type { EventSink } from "../events/event-sink.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -87,6 +88,8 @@ export interface CapabilityContext {
   readonly logger: Logger;
   readonly sink: EventSink;
   readonly trust: CommandTrust;
+  /** Where the capability registers the platform commands it takes (src/commands/). */
+  readonly commands: CommandDesk;
   readonly platform: NodeJS.Platform;
   readonly arch: string;
   readonly contributions: Contributions;

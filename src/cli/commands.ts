@@ -67,7 +67,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "enroll",
     summary: "write the settings file for a server and test the link",
     usage:
-      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] [--machine-id ID] [--tag k=v ...]",
+      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] (--config-signing-key KEY | --allow-unsigned) [--machine-id ID] [--tag k=v ...]",
     description: [
       "Checks everything first, then tests the link with the new settings, and writes the settings file",
       "(0600; secret files copied beside it) only when the link works: a failed test leaves the old file as it was.",
@@ -83,6 +83,10 @@ export const COMMANDS: readonly CommandSpec[] = [
         type: "boolean",
         help: "write the settings without testing the link (e.g. the server is not up yet)",
       },
+      "allow-unsigned": {
+        type: "boolean",
+        help: "DEVELOPMENT ONLY: enroll without a signing key; the agent then takes unsigned commands",
+      },
     },
     settingsFlags: [
       "machine-id",
@@ -96,11 +100,12 @@ export const COMMANDS: readonly CommandSpec[] = [
       "tls-key",
       "tag",
       "config-dir",
+      "config-signing-key",
     ],
     maxPositionals: 0,
     examples: [
-      "sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --tag site=lab",
-      "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --config-dir /tmp/agent/config",
+      "sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --config-signing-key UD...",
+      "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --allow-unsigned --config-dir /tmp/agent/config",
     ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
@@ -226,16 +231,43 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "dev-setup",
     summary: "create the platform's JetStream streams and KV bucket on a server (development and tests)",
     usage: "[settings options]",
-    description:
-      "Only ever adds: an existing stream keeps its subjects, limits and data, and gains the subjects it lacks; no limit is lowered; each line printed says what changed. Production platforms create these themselves.",
-    flags: {},
+    description: [
+      "Only ever adds: an existing stream keeps its subjects, limits and data, and gains the subjects it lacks; no limit is",
+      "lowered; each line printed says what changed. Production platforms create these themselves.",
+      "With --device-view-user (the account layout of `edge-agent accounts`), it also makes the device view's",
+      "mirrors, connected as that user of the DEVICE_VIEW account.",
+    ].join("\n"),
+    flags: {
+      "device-view-user": { type: "string", help: "user of the DEVICE_VIEW account that makes its mirrors" },
+      "device-view-password": { type: "string", help: "that user's password" },
+    },
     settingsFlags: "all",
     maxPositionals: 0,
-    examples: ["edge-agent dev-setup --nats-url nats://127.0.0.1:4222"],
+    examples: [
+      "edge-agent dev-setup --nats-url nats://127.0.0.1:4222",
+      "edge-agent dev-setup --nats-user admin --nats-password pw --device-view-user view --device-view-password pw2",
+    ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
       const { devSetup } = await import("./dev-setup-command.ts");
-      await devSetup(context.settings(), context.print);
+      const settings = context.settings();
+      await devSetup(settings, context.print);
+      const user = context.flags["device-view-user"];
+      if (typeof user === "string") {
+        const { connectOnce } = await import("./one-shot-connection.ts");
+        const { setUpDeviceView } = await import("./device-view-setup.ts");
+        const password = context.flags["device-view-password"];
+        const asViewer = {
+          ...settings,
+          auth: { user, ...(typeof password === "string" ? { password } : {}) },
+        };
+        const connection = await connectOnce(asViewer, "edge-agent-dev-setup-device-view");
+        try {
+          await setUpDeviceView(connection, context.print);
+        } finally {
+          await connection.close();
+        }
+      }
       return ExitCode.ok;
     },
   },
@@ -367,6 +399,25 @@ export const COMMANDS: readonly CommandSpec[] = [
         startConcurrency: typeof startConcurrency === "string" ? startConcurrency : undefined,
         staggerMs: typeof staggerMs === "string" ? staggerMs : undefined,
       });
+      return ExitCode.ok;
+    },
+  },
+  {
+    name: "accounts",
+    summary: "print the nats-server accounts of the account layout, with these machines' users",
+    usage: "MACHINE_ID [MACHINE_ID ...]",
+    description: [
+      "The layout that keeps every answer a machine's request gets out of every stream: the platform in one",
+      "account, read-only mirrors of the commands in a second, the machines in a third (docs/DESIGN.md, Accounts).",
+    ].join("\n"),
+    flags: {},
+    settingsFlags: [],
+    maxPositionals: Number.POSITIVE_INFINITY,
+    examples: ["edge-agent accounts m1 m2"],
+    exitCodes: [ExitCode.ok, ExitCode.badSettings],
+    async run(context) {
+      const { accountsCommand } = await import("./accounts-command.ts");
+      accountsCommand(context.positionals, context.print);
       return ExitCode.ok;
     },
   },

@@ -1,20 +1,16 @@
 import { jetstreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { AGENT_CONFIG_BUCKET, PLATFORM_STREAMS, STREAM_DUPLICATE_WINDOW_MS } from "../contracts/index.ts";
+import { AGENT_CONFIG_BUCKET, PLATFORM_STREAMS, wantedStreamConfig } from "../contracts/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { connectOnce } from "./one-shot-connection.ts";
 import { planStreams, type WantedStream } from "./stream-plan.ts";
 
-const nanos = (ms: number): number => ms * 1_000_000;
-
-/** The streams of docs/DESIGN.md, as dev-setup wants them. */
-export function wantedStreams(): WantedStream[] {
-  return PLATFORM_STREAMS.map((stream) => ({
-    name: stream.name,
-    subjects: [...stream.subjects],
-    storage: "file" as StreamConfig["storage"],
-    duplicate_window: nanos(STREAM_DUPLICATE_WINDOW_MS),
-  }));
+/** The streams of docs/DESIGN.md, as dev-setup wants them on a server of this version. */
+export function wantedStreams(serverVersion: string): WantedStream[] {
+  return PLATFORM_STREAMS.map((stream) => {
+    const { subjects, storage, ...rest } = wantedStreamConfig(stream, serverVersion);
+    return { ...rest, subjects: [...subjects], storage: storage as StreamConfig["storage"] };
+  });
 }
 
 /**
@@ -29,7 +25,8 @@ export async function devSetup(settings: Settings, report: (line: string) => voi
     const manager = await jetstreamManager(connection);
     const existing: StreamConfig[] = [];
     for await (const info of manager.streams.list()) existing.push(info.config);
-    for (const plan of planStreams(wantedStreams(), existing)) {
+    const version = connection.info?.version ?? "2.10.0";
+    for (const plan of planStreams(wantedStreams(version), existing)) {
       if (plan.action === "create") await manager.streams.add({ ...plan.config, name: plan.name });
       else if (plan.action === "update") await manager.streams.update(plan.name, plan.config);
       const what = plan.changes.length > 0 ? plan.changes.join("; ") : "up to date, unchanged";

@@ -225,9 +225,26 @@ export async function runDoctor(loadSettings: () => Settings): Promise<CheckResu
           "set EDGE_AGENT_MACHINE_ID (or enroll --machine-id), or run the agent once, then doctor again",
         ),
   );
+  results.push(signingCheck(settings));
   results.push(...(await dataDirChecks(settings)));
   results.push(...(await serverChecks(settings, machineId)));
   return results;
+}
+
+/** How the agent will take commands: a WARN in development mode, a FAIL when it will take none. */
+export function signingCheck(settings: Pick<Settings, "configSigningKey" | "allowUnsigned">): CheckResult {
+  if (settings.configSigningKey) return pass("signing", "commands and configuration are taken signed only");
+  if (settings.allowUnsigned)
+    return warn(
+      "signing",
+      "DEVELOPMENT MODE: no configSigningKey and allowUnsigned set: unsigned commands and configuration are taken",
+      "set configSigningKey (enroll --config-signing-key) before this machine is in production",
+    );
+  return fail(
+    "signing",
+    "no configSigningKey: every command and remote configuration is refused",
+    "give the agent the platform's signing key (enroll --config-signing-key), or set allowUnsigned for development",
+  );
 }
 
 /** `edge-agent doctor`: prints each verdict; 1 when any check failed. */

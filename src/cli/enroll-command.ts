@@ -52,6 +52,8 @@ export async function enroll(
     tlsCertFile: text(flags, "tls-cert"),
     tlsKeyFile: text(flags, "tls-key"),
     tags: tags(flags),
+    ...(text(flags, "config-signing-key") !== undefined ? { configSigningKey: text(flags, "config-signing-key") } : {}),
+    ...(flags["allow-unsigned"] === true ? { allowUnsigned: true } : {}),
     platform: host.platform,
     privileged: host.privileged,
   });

@@ -266,8 +266,23 @@ function configLines(detail: Record<string, unknown>): string[] {
     ? `; last change: revision ${String(lastStatus.revision)} ${String(lastStatus.status)} at ${String(lastStatus.timestamp)}${lastStatus.error ? `: ${String(lastStatus.error)}` : ""}`
     : "; no remote change yet";
   const lines = [`  config:     running revision ${String(detail.revision ?? 0)}${last}`];
-  if (detail.watchProblem)
-    lines.push(`              not following the agent-config bucket: ${String(detail.watchProblem)}`);
+  return lines;
+}
+
+/** How the agent takes commands: loud when it is anything but signed. */
+export function commandLines(commands: AgentStatus["commands"] | undefined): string[] {
+  if (!commands) return [];
+  const trust =
+    commands.trust === "signed"
+      ? "signed only"
+      : commands.trust === "unsigned"
+        ? "UNSIGNED ACCEPTED (allowUnsigned: development only; never run a production machine like this)"
+        : "ALL REFUSED: no configSigningKey (give the agent the platform's key, or allowUnsigned for development)";
+  const read = commands.lastCheckedAt === null ? "not read yet" : `read ${commands.lastCheckedAt}`;
+  const lines = [
+    `  commands:   ${trust}; ${commands.feeds} feeds ${read}; ${commands.pending} pending, ${commands.running} running`,
+  ];
+  if (commands.problem) lines.push(`              cannot read: ${commands.problem}`);
   return lines;
 }
 
@@ -337,6 +352,7 @@ export function formatStatus(report: StatusReport): string {
   );
   if (outbox.deliveryProblem) lines.push(deliveryLine(outbox.deliveryProblem, status.connection.state));
   if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
+  lines.push(...commandLines(status.commands));
   if (outbox.sequenceSkip) {
     lines.push(
       `  sequence:   started after ${outbox.sequenceSkip.through}, past numbers ${outbox.sequenceSkip.after + 1}-${outbox.sequenceSkip.through} reserved by a run that crashed (events held only in memory then are lost)`,

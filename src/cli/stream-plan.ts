@@ -9,7 +9,7 @@ import { patternCovers, patternsOverlap } from "./subject-pattern.ts";
  * - A missing stream is created as wanted (minus any subject another stream already captures).
  * - An existing stream keeps every subject it has; a wanted subject it does not cover is added.
  * - Limits are never lowered: each ends at the more permissive of the two (unlimited wins).
- * - `allow_direct` is switched on when wanted; never off.
+ * - `allow_direct` and `allow_msg_ttl` are switched on when wanted; never off.
  * - Anything else wanted that differs (storage, retention, replicas, ...) is left as the stream
  *   has it, and said.
  */
@@ -31,7 +31,7 @@ const LIMITS = ["max_age", "max_bytes", "max_msgs", "max_msg_size", "max_msgs_pe
 type LimitField = (typeof LIMITS)[number];
 /** JetStream's duplicate window when a stream says 0: two minutes. */
 const DEFAULT_DUPLICATE_WINDOW_NS = 120_000_000_000;
-const HANDLED = new Set<string>(["name", "subjects", "duplicate_window", "allow_direct", ...LIMITS]);
+const HANDLED = new Set<string>(["name", "subjects", "duplicate_window", "allow_direct", "allow_msg_ttl", ...LIMITS]);
 
 const isUnlimited = (value: number | undefined): boolean => value === undefined || value <= 0;
 
@@ -115,9 +115,11 @@ function planUpdate(wanted: WantedStream, current: StreamConfig, existing: reado
       );
   }
 
-  if (wanted.allow_direct === true && current.allow_direct !== true) {
-    config.allow_direct = true;
-    changes.push("allow_direct switched on");
+  for (const flag of ["allow_direct", "allow_msg_ttl"] as const) {
+    if (wanted[flag] === true && current[flag] !== true) {
+      config[flag] = true;
+      changes.push(`${flag} switched on`);
+    }
   }
 
   for (const [field, value] of Object.entries(wanted)) {

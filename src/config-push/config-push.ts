@@ -1,21 +1,14 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import * as z from "zod";
 import type { CapabilityFactory, PushedFileTarget } from "../capability/capability.ts";
-import { DownloadConfiguration, EventType, fleetSubjects, machineConsumers, type OsName } from "../contracts/index.ts";
+import { type CommandOutcome, done, reject, retryWithBackoff } from "../commands/command-handler.ts";
+import { DownloadConfiguration, EventType, fleetSubjects, machineFeeds, type OsName } from "../contracts/index.ts";
 import { DownloadError, download } from "../download/index.ts";
 import type { OutgoingEvent } from "../events/event-sink.ts";
 import { echoInput } from "../runtime/echo.ts";
 import { osNameOf } from "../runtime/host.ts";
-import {
-  type CommandOutcome,
-  createCommandRunner,
-  done,
-  reject,
-  retryWithBackoff,
-} from "../transport/command-runner.ts";
 
 /**
  * A pushed list, bare (OpenFrame's shape) or wrapped as `{downloadConfigurations}`; a signed push
@@ -120,16 +113,10 @@ export const configPushCapability: CapabilityFactory = (context) => {
     }
   };
 
-  const { downloadConfiguration, downloadConfigurationAll } = machineConsumers(context.machineId);
-  const runner = createCommandRunner<PushedList>({
-    // One filter each (nats-server 2.9).
-    sources: [downloadConfiguration, downloadConfigurationAll].map((binding) => ({
-      binding,
-      deliverPolicy: DeliverPolicy.LastPerSubject,
-    })),
-    sink: context.sink,
-    logger,
-    clock: context.clock,
+  const { downloadConfiguration, downloadConfigurationAll } = machineFeeds(context.machineId);
+  const route = context.commands.route<PushedList>({
+    // The machine's own pushes are a queue (every file arrives); the fleet's only ever give the newest.
+    feeds: [downloadConfiguration, downloadConfigurationAll],
     trust: context.trust,
     handler: {
       what: "download-configuration push",
@@ -143,9 +130,8 @@ export const configPushCapability: CapabilityFactory = (context) => {
     name: "config-push",
     attach({ connection: nc }) {
       connection = nc;
-      runner.attach(nc);
     },
-    stop: () => runner.stop(),
+    stop: () => route.stop(),
     appliers: [
       {
         name: "push-policy",

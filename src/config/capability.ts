@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { CapabilityFactory } from "../capability/capability.ts";
 import type { AgentConfiguration } from "../contracts/index.ts";
 import type { Settings } from "../settings/index.ts";
-import { createRemoteConfig } from "./remote-config.ts";
+import { createRemoteConfig, remoteConfigRoute } from "./remote-config.ts";
 
 /** The local settings as a configuration: remote documents are merged over it. */
 function baselineOf(settings: Settings): AgentConfiguration {
@@ -34,16 +34,18 @@ export const remoteConfigCapability: CapabilityFactory = (context) => {
     baseline: baselineOf(context.settings),
     trust: context.trust,
   });
+  const route = context.commands.route(remoteConfigRoute(context.machineId, remoteConfig));
   return {
     name: "config",
     // The last good remote configuration first, so the link can only bring newer revisions.
     start: () => remoteConfig.start(),
-    attach: ({ connection }) => remoteConfig.attach(connection),
-    stop: () => remoteConfig.stop(),
+    stop: async () => {
+      await route.stop();
+      await remoteConfig.stop();
+    },
     status: () => ({
       revision: remoteConfig.current().revision,
       lastStatus: remoteConfig.lastStatus(),
-      watchProblem: remoteConfig.watchProblem(),
     }),
     rpcEndpoints: [
       { name: "config", handle: () => ({ running: remoteConfig.current(), lastStatus: remoteConfig.lastStatus() }) },

@@ -1,28 +1,17 @@
-import { DeliverPolicy, type JsMsg, jetstreamManager } from "@nats-io/jetstream";
-import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
-import {
-  AGENT_CONFIG_BUCKET,
-  AGENT_CONFIG_STREAM,
-  type ConsumerBinding,
-  configKeySubject,
-} from "../contracts/index.ts";
-import type { Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { consumeDurable, type DurableConsumer } from "../transport/durable-consumer.ts";
+import { AGENT_CONFIG_BUCKET } from "../contracts/index.ts";
+import type { CommandRow } from "../outbox/index.ts";
 
 /**
- * Reads the `agent-config` keys of one machine in ways a subject permission confines to those keys,
- * instead of a KV watcher (its consumers have generated names, so allowing them would let a machine
- * make one on any key) or a KV get in the form that carries the key in the request body:
- * - the current value: a direct get by subject, `$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.<key>`
- *   (the bucket must allow direct gets, as buckets made by nats.js and `nats kv add` on 2.9+ do);
- * - changes: the bucket's stream through a durable consumer of the machine's own name, whose filter
- *   is the key's subject (contracts/consumers.ts).
+ * The `agent-config` keys of one machine (`defaults` and `machine.{id}`) are two `latest` command
+ * feeds (contracts/command-feeds.ts): read by a direct get with the key in the subject, so a subject
+ * permission confines the machine to its own keys, never a KV watcher (its consumers have generated
+ * names) nor a KV get with the key in the request body.
  *
  * One more guard: nats-server does not check reply subjects against permissions, so any client may
  * ask the server to send its answer (a direct get of a key it may read, a publish ack) to
- * `$KV.agent-config.<another key>`, and the bucket stores that answer as a revision of that key. Such
- * a revision is refused here, not applied: see `serverReplyProblem`.
+ * `$KV.agent-config.<another key>`, and in a one-account layout the bucket stores that answer as a
+ * revision of that key. Such a revision is refused here, not applied: see `serverReplyProblem` (and
+ * the command runner, which refuses a copy of a direct get's answer before this).
  */
 
 export interface ConfigEntry {
@@ -36,14 +25,8 @@ export interface ConfigEntry {
   readonly refusal: string | null;
 }
 
+/** Told apart as published: an operation nobody defined is refused by the reader, not taken as a put. */
 const KV_OPERATION = "KV-Operation";
-/** Headers the server puts on a direct get answer and on nothing a client publishes. */
-const SERVER_ANSWER_HEADER = "Nats-Subject";
-
-function operationOf(headers: MsgHdrs | undefined): string {
-  // Told apart as published: an operation nobody defined is refused by the reader, not taken as a put.
-  return headers?.get(KV_OPERATION) || "PUT";
-}
 
 /**
  * Why a stored revision is a server's answer sent here rather than a put: `copiedHeaders` says
@@ -78,64 +61,15 @@ export function serverReplyProblem(copiedHeaders: boolean, value: Uint8Array): s
     : null;
 }
 
-function entry(
-  key: string,
-  revision: number,
-  headers: MsgHdrs | undefined,
-  value: Uint8Array,
-  copiedHeaders: boolean,
-): ConfigEntry {
-  const operation = operationOf(headers);
-  const problem = serverReplyProblem(copiedHeaders, value);
+/** A stored revision of a key, as the inbox holds it (the runner already refused server answers copied here). */
+export function configEntryOfRow(key: string, row: CommandRow): ConfigEntry {
+  const operation = row.headers[KV_OPERATION]?.at(-1) || "PUT";
+  const problem = serverReplyProblem(false, row.body);
   return {
     key,
-    revision,
+    revision: row.streamSequence,
     operation,
-    value,
-    refusal: problem ? `${AGENT_CONFIG_BUCKET}/${key} revision ${revision} ${problem}` : null,
+    value: row.body,
+    refusal: problem ? `${AGENT_CONFIG_BUCKET}/${key} revision ${row.streamSequence} ${problem}` : null,
   };
-}
-
-/** The current value of one key (null when it has none), by direct get with the key in the subject. */
-export async function readConfigKey(connection: NatsConnection, key: string): Promise<ConfigEntry | null> {
-  const manager = await jetstreamManager(connection, { checkAPI: false });
-  const stored = await manager.direct.getMessage(AGENT_CONFIG_STREAM, { last_by_subj: configKeySubject(key) });
-  if (!stored) return null;
-  // The answer carries the server's own Nats-Subject; a second one was stored with the message.
-  const copied = stored.header.values(SERVER_ANSWER_HEADER).length > 1;
-  return entry(key, stored.seq, stored.header, stored.data, copied);
-}
-
-/** A delivered revision of a key (its headers are the stored message's own). */
-export function configEntryOf(key: string, message: JsMsg): ConfigEntry {
-  return entry(key, message.seq, message.headers, message.data, message.headers?.has(SERVER_ANSWER_HEADER) ?? false);
-}
-
-/** Every new revision of one key, through the machine's own durable consumer on the bucket's stream. */
-export function watchConfigKey(options: {
-  readonly connection: NatsConnection;
-  readonly key: string;
-  readonly binding: ConsumerBinding;
-  readonly logger: Logger;
-  readonly clock: Clock;
-  readonly onEntry: (entry: ConfigEntry) => Promise<void>;
-}): DurableConsumer {
-  const { key, logger } = options;
-  return consumeDurable({
-    connection: options.connection,
-    ...options.binding,
-    // Made once: the key's last value, then every change; the agent skips revisions it has seen.
-    deliverPolicy: DeliverPolicy.LastPerSubject,
-    logger,
-    clock: options.clock,
-    handle: async (message) => {
-      try {
-        await options.onEntry(configEntryOf(key, message));
-      } catch (error) {
-        // Reading it again would fail the same way: the outcome is in the log and config.status.
-        logger.error({ err: error, key, revision: message.seq }, "cannot take a configuration revision");
-      }
-      message.ack();
-    },
-  });
 }

@@ -14,6 +14,11 @@ export {
   type SigningOptions,
   settingValue,
 } from "./operator.ts";
-export { createRemoteConfig, type RemoteConfig, type RemoteConfigOptions } from "./remote-config.ts";
+export {
+  createRemoteConfig,
+  type RemoteConfig,
+  type RemoteConfigOptions,
+  remoteConfigRoute,
+} from "./remote-config.ts";
 export { CONFIG_SETTING_PATHS, settingPathProblem, unknownSettingProblem } from "./setting-paths.ts";
 export { ConfigRejectedError, validateDocument } from "./validate.ts";

@@ -3,9 +3,10 @@ import { type CommandTrust, kvScope } from "../trust/index.ts";
 import type { ConfigEntry } from "./config-keys.ts";
 import { ConfigRejectedError, validateDocument, withoutClaims } from "./validate.ts";
 
+/** `serial`: what the trust gate admitted it with (signed), finished once its status is stored. */
 export type ConfigEntryMeaning =
-  | { readonly kind: "settings"; readonly document: Record<string, unknown> }
-  | { readonly kind: "deleted" };
+  | { readonly kind: "settings"; readonly document: Record<string, unknown>; readonly serial: number | null }
+  | { readonly kind: "deleted"; readonly serial: number | null };
 
 /**
  * What one KV entry asks for: new settings for its key, or the key's removal. Throws
@@ -28,7 +29,7 @@ export async function readConfigEntry(entry: ConfigEntry, trust: CommandTrust): 
           `${where}: an unsigned ${entry.operation} is refused while signing is on; remove settings by putting a signed tombstone {"deleted": true, "scope", "serial"}`,
         );
       }
-      return { kind: "deleted" };
+      return { kind: "deleted", serial: null };
     default:
       throw new ConfigRejectedError(
         `${where}: unknown KV-Operation ${JSON.stringify(entry.operation.slice(0, 32))}: only PUT, DEL and PURGE mean anything`,
@@ -53,9 +54,9 @@ export async function readConfigEntry(entry: ConfigEntry, trust: CommandTrust): 
       throw new ConfigRejectedError(
         `${where}: a tombstone ({"deleted": true}) carries no settings, but this one has ${extra.join(", ")}`,
       );
-    return { kind: "deleted" };
+    return { kind: "deleted", serial: admission.serial };
   }
-  return { kind: "settings", document: validateDocument(raw, where) };
+  return { kind: "settings", document: validateDocument(raw, where), serial: admission.serial };
 }
 
 function isTombstone(raw: unknown): raw is Record<string, unknown> & { deleted: true } {

@@ -1,26 +1,23 @@
-import type { NatsConnection } from "@nats-io/transport-node";
 import * as z from "zod";
+import { type CommandOutcome, type CommandRoute, doneThen } from "../commands/command-handler.ts";
 import {
-  AGENT_CONFIG_BUCKET,
   AgentConfiguration,
   CONFIG_DEFAULTS_KEY,
   type ConfigStatus,
-  type ConsumerBinding,
   configKeyForMachine,
   EventType,
-  machineConsumers,
+  machineFeeds,
 } from "../contracts/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
-import { jitteredBackoff } from "../runtime/backoff.ts";
-import { type Clock, sleepOn } from "../runtime/clock.ts";
+import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
+import type { CommandRow } from "../outbox/index.ts";
+import type { Clock } from "../runtime/clock.ts";
 import { describeIssues, truncateInput } from "../runtime/echo.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
-import type { DurableConsumer } from "../transport/durable-consumer.ts";
-import type { CommandTrust } from "../trust/index.ts";
+import { type CommandTrust, kvScope } from "../trust/index.ts";
 import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
-import { type ConfigEntry, readConfigKey, watchConfigKey } from "./config-keys.ts";
-import { type ConfigEntryMeaning, readConfigEntry } from "./kv-entry.ts";
+import { configEntryOfRow } from "./config-keys.ts";
+import { readConfigEntry } from "./kv-entry.ts";
 import { type LastGoodConfiguration, lastGoodStore } from "./last-good-store.ts";
 import { mergeDocuments } from "./merge.ts";
 import { validateDocument, withoutClaims } from "./validate.ts";
@@ -30,6 +27,7 @@ export interface RemoteConfigOptions {
   readonly configDir: string;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Where pushed documents report (a KV revision's status is stored with its command instead). */
   readonly sink: EventSink;
   readonly components: readonly ConfigurableComponent[];
   /**
@@ -37,8 +35,6 @@ export interface RemoteConfigOptions {
    * Pushed documents are checked by the push listener (their push is what is signed).
    */
   readonly trust: CommandTrust;
-  /** Retry delays when the bucket cannot be followed (default 1 s doubling to 60 s). */
-  readonly retry?: { readonly baseMs: number; readonly maxMs: number };
   /** The local settings as a configuration: what every remote document is merged over. */
   readonly baseline: AgentConfiguration;
 }
@@ -46,13 +42,16 @@ export interface RemoteConfigOptions {
 export interface RemoteConfig {
   /** Applies the last good configuration kept on disk (works offline). */
   start(): Promise<void>;
-  /** The link is up: follow the KV keys from now on, retrying whatever fails (once; later calls do nothing). */
-  attach(connection: NatsConnection): void;
   stop(): Promise<void>;
   current(): AgentConfiguration;
   lastStatus(): ConfigStatus | null;
-  /** Why the KV keys are not being followed right now (e.g. a permission denied), or null. */
-  watchProblem(): string | null;
+  /**
+   * One stored revision of `defaults` or `machine.{id}` (a command feed's row): judged, merged,
+   * applied; the outcome is the `config.status` stored with it.
+   */
+  takeRevision(row: CommandRow): Promise<CommandOutcome>;
+  /** The status that reports a revision refused before it was read (expired, a copied answer, cut short by a crash). */
+  refusal(reason: string, row: CommandRow): OutgoingEvent;
   /**
    * A configuration document pushed as a file (DownloadConfiguration): validated and applied as a
    * put to this machine's key would be. Pushed documents carry their own `revision`, which must
@@ -70,40 +69,26 @@ interface SlotValue {
 /**
  * Remote configuration from the JetStream KV bucket `agent-config`: keys `defaults` and
  * `machine.{id}`, merged machine over defaults over the local settings. Revisions are the bucket's
- * own (a put to either key raises it), so the effective revision is the higher of the two and a
- * revision is never applied twice. Every outcome is reported on `config.status`. The keys are read
- * only in ways the machine's permissions confine to its own keys (config-keys.ts).
+ * own (a put to either key raises it), so the effective revision is the one that triggered the
+ * apply; each revision reaches this once, through the agent's command inbox (two `latest` feeds),
+ * so none is applied twice, and a restart does not report again what it applied before.
  */
 export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
   const { logger, clock, sink, machineId } = options;
-  const keys: Record<Slot, string> = { defaults: CONFIG_DEFAULTS_KEY, machine: configKeyForMachine(machineId) };
-  const consumerOf: Record<Slot, ConsumerBinding> = {
-    defaults: machineConsumers(machineId).configDefaults,
-    machine: machineConsumers(machineId).configMachine,
+  const feeds = machineFeeds(machineId);
+  const slotOfFeed: Record<string, Slot> = {
+    [feeds.configDefaults.key]: "defaults",
+    [feeds.configMachine.key]: "machine",
   };
+  const keys: Record<Slot, string> = { defaults: CONFIG_DEFAULTS_KEY, machine: configKeyForMachine(machineId) };
   const store = lastGoodStore(options.configDir, logger, () => clock.now());
   const slots: Record<Slot, SlotValue | null> = { defaults: null, machine: null };
-  /** The newest KV revision looked at per key, accepted or not: nothing is judged twice. */
-  const seen: Record<Slot, number> = { defaults: 0, machine: 0 };
   let applied: AgentConfiguration = options.baseline;
-  /** The slot revisions (and pushed revision) of what runs: the same set is never applied twice. */
-  let appliedFrom = { defaults: 0, machine: 0 };
   let pushedRevision = 0;
   let status: ConfigStatus | null = null;
   const queue = new SerialQueue();
-  let stopped = false;
-  /** Cuts a wait for the bucket short when the agent stops. */
-  const stopping = new AbortController();
-  let attached = false;
-  const watchers: DurableConsumer[] = [];
-  let watchProblem: string | null = null;
 
-  const report = async (
-    revision: number,
-    outcome: ConfigStatus["status"],
-    error?: string,
-    causationId?: string,
-  ): Promise<ConfigStatus> => {
+  const judged = (revision: number, outcome: ConfigStatus["status"], error?: string): ConfigStatus => {
     status = { revision, status: outcome, error: error ?? null, timestamp: new Date(clock.now()).toISOString() };
     if (outcome === "APPLIED") logger.info({ revision }, "remote configuration applied");
     else
@@ -111,11 +96,9 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         { revision, status: outcome, error },
         `remote configuration ${outcome === "REJECTED" ? "rejected" : "rolled back"}`,
       );
-    await sink
-      .emit({ type: EventType.configStatus, body: status, ...(causationId ? { causationId } : {}) })
-      .catch((emitError: unknown) => logger.error({ err: emitError }, "cannot store the config status"));
     return status;
   };
+  const statusEvent = (body: ConfigStatus): OutgoingEvent => ({ type: EventType.configStatus, body });
 
   const effective = (
     revision: number,
@@ -126,19 +109,8 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       revision,
     });
 
-  /**
-   * Applies defaults and machine documents as they stand; `revision` is what triggered it (reported).
-   * `restored`: the last good documents from disk, applied again at start. Their APPLIED was
-   * reported when they were first applied, so it is not sent again (a revision is reported applied
-   * once); a refusal now is news, and is reported.
-   */
-  const applyEffective = async (
-    revision: number,
-    persist: boolean,
-    causationId?: string,
-    restored = false,
-  ): Promise<ConfigStatus> => {
-    const from = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
+  /** Applies defaults and machine documents as they stand; `revision` is what triggered it (reported). */
+  const applyEffective = async (revision: number, persist: boolean): Promise<ConfigStatus> => {
     let next: AgentConfiguration;
     try {
       next = effective(revision, [slots.defaults?.document, slots.machine?.document]);
@@ -146,12 +118,11 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       // Each document may be valid and the merge not (tags from both keys and the local settings together).
       const reason =
         error instanceof z.ZodError ? describeIssues(error.issues) : truncateInput((error as Error).message, 2_000);
-      return report(revision, "REJECTED", `the merged configuration is invalid: ${reason}`, causationId);
+      return judged(revision, "REJECTED", `the merged configuration is invalid: ${reason}`);
     }
     const outcome = await applyToComponents(options.components, next, applied, logger);
-    if (outcome.status === "ROLLED_BACK") return report(revision, "ROLLED_BACK", outcome.error, causationId);
+    if (outcome.status === "ROLLED_BACK") return judged(revision, "ROLLED_BACK", outcome.error);
     applied = next;
-    appliedFrom = from;
     if (persist) {
       const record: LastGoodConfiguration = {
         revision,
@@ -168,69 +139,26 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
           ),
         );
     }
-    if (restored) {
-      status = { revision, status: "APPLIED", error: null, timestamp: new Date(clock.now()).toISOString() };
-      return status;
-    }
-    return report(revision, "APPLIED", undefined, causationId);
+    return judged(revision, "APPLIED");
   };
 
-  /** One KV entry for one slot: judged first; a refused one changes nothing (the old one stays). */
-  const take = async (slot: Slot, entry: ConfigEntry, applyNow = true): Promise<void> => {
-    if (entry.revision <= Math.max(seen[slot], slots[slot]?.revision ?? 0)) return;
-    seen[slot] = entry.revision;
-    let meaning: ConfigEntryMeaning;
+  /**
+   * One KV revision for one slot: judged first; a refused one changes nothing (the old one stays).
+   * Also says which signed serial was admitted (to finish once its status is stored).
+   */
+  const take = async (slot: Slot, row: CommandRow): Promise<{ status: ConfigStatus; serial: number | null }> => {
+    const entry = configEntryOfRow(keys[slot], row);
+    const previous = slots[slot];
+    let meaning: Awaited<ReturnType<typeof readConfigEntry>>;
     try {
       meaning = await readConfigEntry(entry, options.trust);
     } catch (error) {
-      await report(entry.revision, "REJECTED", (error as Error).message);
-      return;
+      return { status: judged(entry.revision, "REJECTED", (error as Error).message), serial: null };
     }
     slots[slot] = { revision: entry.revision, document: meaning.kind === "deleted" ? {} : meaning.document };
-    if (applyNow) await applyEffective(entry.revision, true);
-  };
-
-  const serialized = <T>(work: () => Promise<T>): Promise<T> => queue.run(work);
-
-  /** Both keys' current values; waits (retrying with backoff) for a bucket that does not exist yet or a read denied. */
-  const readBoth = async (connection: NatsConnection): Promise<Record<Slot, ConfigEntry | null>> => {
-    const backoff = jitteredBackoff(options.retry ?? { baseMs: 1_000, maxMs: 60_000 });
-    let lastReason: string | null = null;
-    for (;;) {
-      try {
-        const [defaults, machine] = await Promise.all([
-          readConfigKey(connection, keys.defaults),
-          readConfigKey(connection, keys.machine),
-        ]);
-        watchProblem = null;
-        return { defaults, machine };
-      } catch (error) {
-        if (stopped) throw error;
-        const delay = backoff.next();
-        const reason = error instanceof Error ? error.message : String(error);
-        watchProblem = reason;
-        // Once per kind of trouble at warn level; the retries themselves only at debug. The agent
-        // needs no right to create the bucket: the platform (or dev-setup) does, with direct gets allowed.
-        if (reason !== lastReason)
-          logger.warn(
-            { reason },
-            `cannot read the ${AGENT_CONFIG_BUCKET} bucket; remote configuration waits for it and retries`,
-          );
-        else logger.debug({ reason, retryInMs: delay }, `still cannot read the ${AGENT_CONFIG_BUCKET} bucket`);
-        lastReason = reason;
-        await sleepOn(clock, delay, stopping.signal);
-      }
-    }
-  };
-
-  /** Both current values at once, applied once; only what differs from what already runs. */
-  const takeCurrent = async (defaults: ConfigEntry | null, machine: ConfigEntry | null): Promise<void> => {
-    if (defaults) await take("defaults", defaults, false);
-    if (machine) await take("machine", machine, false);
-    const current = { defaults: slots.defaults?.revision ?? 0, machine: slots.machine?.revision ?? 0 };
-    if (current.defaults !== appliedFrom.defaults || current.machine !== appliedFrom.machine) {
-      await applyEffective(Math.max(current.defaults, current.machine), true);
-    }
+    const outcome = await applyEffective(entry.revision, true);
+    if (outcome.status !== "APPLIED") slots[slot] = previous;
+    return { status: outcome, serial: meaning.serial };
   };
 
   return {
@@ -240,80 +168,83 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
       slots.defaults = lastGood.defaults;
       slots.machine = lastGood.machine;
       pushedRevision = lastGood.pushedRevision;
-      seen.defaults = lastGood.defaults?.revision ?? 0;
-      seen.machine = lastGood.machine?.revision ?? 0;
-      const outcome = await serialized(() => applyEffective(lastGood.revision, false, undefined, true));
+      const outcome = await queue.run(() => applyEffective(lastGood.revision, false));
       logger.info({ revision: lastGood.revision, status: outcome.status }, "last good remote configuration from disk");
     },
-    attach(connection) {
-      if (attached || stopped) return;
-      attached = true;
-      void (async () => {
-        // Both current values first, applied once; the consumers then bring only what is newer.
-        const { defaults, machine } = await readBoth(connection);
-        await serialized(() => takeCurrent(defaults, machine));
-        if (stopped) return;
-        for (const slot of ["defaults", "machine"] as const) {
-          watchers.push(
-            watchConfigKey({
-              connection,
-              key: keys[slot],
-              binding: consumerOf[slot],
-              logger,
-              clock,
-              onEntry: (entry) => serialized(() => take(slot, entry)),
-            }),
-          );
-        }
-      })().catch((error: unknown) => {
-        if (!stopped) logger.error({ err: error }, "remote configuration watch ended");
-      });
-    },
     async stop() {
-      stopped = true;
-      stopping.abort();
-      await Promise.all(watchers.map((watcher) => watcher.stop()));
       await queue.idle();
     },
     current: () => applied,
     lastStatus: () => status,
-    watchProblem: () => watchProblem,
+    takeRevision(row) {
+      return queue.run(async () => {
+        const slot = slotOfFeed[row.feed] ?? "machine";
+        const { status: outcome, serial } = await take(slot, row);
+        // Finished once the status is stored with it: a crash before leaves it open, taken again (never as a replay).
+        return doneThen(statusEvent(outcome), async () => {
+          if (serial !== null) await options.trust.finish(kvScope(keys[slot]), serial);
+        });
+      });
+    },
+    refusal: (reason, row) => statusEvent(judged(row.streamSequence, "REJECTED", reason)),
     applyPushed(document, causationId) {
-      return serialized(async () => {
+      return queue.run(async () => {
+        const report = async (body: ConfigStatus): Promise<ConfigStatus> => {
+          await sink
+            .emit({ ...statusEvent(body), ...(causationId ? { causationId } : {}) })
+            .catch((emitError: unknown) => logger.error({ err: emitError }, "cannot store the config status"));
+          return body;
+        };
         const claimed = (document as { revision?: unknown } | null)?.revision;
         if (typeof claimed !== "number" || !Number.isInteger(claimed) || claimed < 1) {
           return report(
-            pushedRevision,
-            "REJECTED",
-            "a pushed configuration needs a whole-number revision of 1 or more",
-            causationId,
+            judged(pushedRevision, "REJECTED", "a pushed configuration needs a whole-number revision of 1 or more"),
           );
         }
         if (claimed <= pushedRevision)
           return report(
-            claimed,
-            "REJECTED",
-            `revision ${claimed} is not newer than the last pushed revision ${pushedRevision}`,
-            causationId,
+            judged(
+              claimed,
+              "REJECTED",
+              `revision ${claimed} is not newer than the last pushed revision ${pushedRevision}`,
+            ),
           );
         let valid: Record<string, unknown>;
         try {
           valid = validateDocument(document, `pushed configuration revision ${claimed}`);
         } catch (error) {
-          return report(claimed, "REJECTED", (error as Error).message, causationId);
+          return report(judged(claimed, "REJECTED", (error as Error).message));
         }
         const { revision: _ownRevision, ...settings } = withoutClaims(valid);
         const previousMachine = slots.machine;
         const previousPushed = pushedRevision;
         slots.machine = { revision: slots.machine?.revision ?? 0, document: settings };
         pushedRevision = claimed;
-        const outcome = await applyEffective(claimed, true, causationId);
+        const outcome = await applyEffective(claimed, true);
         if (outcome.status !== "APPLIED") {
           slots.machine = previousMachine;
           pushedRevision = previousPushed;
         }
-        return outcome;
+        return report(outcome);
       });
+    },
+  };
+}
+
+/**
+ * The route that brings the machine's two configuration keys to `remoteConfig`: two `latest` feeds;
+ * applying a configuration again is harmless (the same revision, the same settings), so one a crash
+ * cut short is applied once more rather than left unapplied until the next change.
+ */
+export function remoteConfigRoute(machineId: string, remoteConfig: RemoteConfig): CommandRoute<never> {
+  const feeds = machineFeeds(machineId);
+  return {
+    feeds: [feeds.configDefaults, feeds.configMachine],
+    interrupted: "retry-once",
+    rowHandler: {
+      what: "remote configuration",
+      handle: (row) => remoteConfig.takeRevision(row),
+      refusal: (reason, row) => remoteConfig.refusal(reason, row),
     },
   };
 }

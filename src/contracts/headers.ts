@@ -11,6 +11,12 @@ export const EventHeader = {
   schemaVersion: "X-Schema-Version",
   /** The device's own sequence, on outbox events only: never reused; its gaps are declared (docs/DESIGN.md). */
   sequence: "X-Sequence",
+  /**
+   * The outbox life the sequence belongs to, on outbox events only: a random id made whenever the
+   * outbox numbers from 1 again (a reinstall, or the database and the sequence floor both lost).
+   * (machine, outbox id, sequence) names an event for good; the sequence alone does not.
+   */
+  outboxId: "X-Outbox-ID",
 } as const;
 
 export const SCHEMA_VERSION = "1";
@@ -25,6 +31,7 @@ export interface EventMetadata {
   readonly causationId?: string | undefined;
   readonly schemaVersion: string;
   readonly sequence?: number | undefined;
+  readonly outboxId?: string | undefined;
 }
 
 export function eventHeaderEntries(meta: EventMetadata): Array<[string, string]> {
@@ -39,5 +46,6 @@ export function eventHeaderEntries(meta: EventMetadata): Array<[string, string]>
   ];
   if (meta.causationId) entries.push([EventHeader.causationId, meta.causationId]);
   if (meta.sequence !== undefined) entries.push([EventHeader.sequence, String(meta.sequence)]);
+  if (meta.outboxId !== undefined) entries.push([EventHeader.outboxId, meta.outboxId]);
   return entries;
 }

@@ -278,11 +278,16 @@ export const SignedClaims = z.object({
   scope: z.string().min(1).max(256),
   /** Rises with every document of the scope (the platform may use its clock in milliseconds). */
   serial: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /**
+   * When the document stops being valid (ISO-8601): a command taken after that is refused, whatever
+   * else holds. Optional; the platform's signing tool sets one on every command.
+   */
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
   /** base64 Ed25519 over the canonical JSON of the whole document without `signature`. */
   signature: z.string().min(1),
 });
 export type SignedClaims = z.infer<typeof SignedClaims>;
-export const SIGNED_CLAIM_FIELDS = ["scope", "serial", "signature"] as const;
+export const SIGNED_CLAIM_FIELDS = ["scope", "serial", "expiresAt", "signature"] as const;
 
 /**
  * How far `tags` may go: every tag travels in every telemetry sample and inventory, so an

@@ -6,22 +6,37 @@
 export interface StreamDefinition {
   readonly name: string;
   readonly subjects: readonly string[];
+  /**
+   * Commands from the platform (read by agents): such a stream allows per-message TTL (`Nats-TTL`,
+   * nats-server 2.11+), so a command can expire before a machine long offline takes it, and in the
+   * account layout it is mirrored into the account devices read from (DESIGN, "Accounts").
+   */
+  readonly commands?: true;
 }
 
+/** The streams agents read commands from (also the names of their mirrors in the device-view account). */
+export const COMMAND_STREAMS = {
+  toolInstallation: "TOOL_INSTALLATION",
+  toolUpdate: "TOOL_UPDATE",
+  clientUpdate: "CLIENT_UPDATE",
+  configPush: "CONFIG_PUSH",
+  clientUninstall: "CLIENT_UNINSTALL",
+} as const;
+
 export const PLATFORM_STREAMS: readonly StreamDefinition[] = [
-  { name: "TOOL_INSTALLATION", subjects: ["machine.*.tool-installation", "machine.*.tool-uninstall"] },
+  { name: "TOOL_INSTALLATION", subjects: ["machine.*.tool-installation", "machine.*.tool-uninstall"], commands: true },
   { name: "TOOL_CONNECTIONS", subjects: ["machine.*.tool-connection"] },
   { name: "INSTALLED_AGENTS", subjects: ["machine.*.installed-agent"] },
-  { name: "CLIENT_UPDATE", subjects: ["machine.*.client-update"] },
-  { name: "CLIENT_UNINSTALL", subjects: ["machine.*.client-uninstall"] },
-  { name: "TOOL_UPDATE", subjects: ["machine.all.tool.*.update"] },
+  { name: "CLIENT_UPDATE", subjects: ["machine.*.client-update"], commands: true },
+  { name: "CLIENT_UNINSTALL", subjects: ["machine.*.client-uninstall"], commands: true },
+  { name: "TOOL_UPDATE", subjects: ["machine.all.tool.*.update"], commands: true },
   { name: "MACHINE_HOSTNAME", subjects: ["machine.*.hostname"] },
   { name: "CLIENT_CONNECTIONS", subjects: ["machine.*.client-connection"] },
   { name: "TELEMETRY", subjects: ["machine.*.telemetry", "machine.*.outbox"] },
   { name: "INVENTORY", subjects: ["machine.*.inventory"] },
   { name: "TOOL_STATUS", subjects: ["machine.*.tool-installation.status"] },
   { name: "CONFIG_STATUS", subjects: ["machine.*.config.status"] },
-  { name: "CONFIG_PUSH", subjects: ["machine.*.download-configuration"] },
+  { name: "CONFIG_PUSH", subjects: ["machine.*.download-configuration"], commands: true },
   { name: "CLIENT_UPDATE_STATUS", subjects: ["machine.*.client-update.status"] },
   { name: "CLIENT_UNINSTALL_STATUS", subjects: ["machine.*.client-uninstall.status"] },
 ];
@@ -31,3 +46,32 @@ export const DEVICE_STATE_STREAMS = { connections: "CLIENT_CONNECTIONS", invento
 
 /** Two minutes at least, per docs/DESIGN.md, so a redelivery after a reconnect is still deduplicated. */
 export const STREAM_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
+
+/** What a stream of ours is made with (dev-setup and the tests), as nats-server's StreamConfig fields. */
+export interface WantedStreamConfig {
+  readonly name: string;
+  readonly subjects: readonly string[];
+  readonly storage: "file";
+  readonly duplicate_window: number;
+  /** Command streams: their newest message per subject is read by direct get (command-feeds.ts). */
+  readonly allow_direct?: true;
+  /** Command streams on nats-server 2.11+: a command may carry its own `Nats-TTL`. */
+  readonly allow_msg_ttl?: true;
+}
+
+/** Whether a nats-server version (e.g. "2.15.1") honours per-message TTL (2.11 and later). */
+export function supportsMessageTtl(serverVersion: string): boolean {
+  const [major = 0, minor = 0] = serverVersion.split(".").map((part) => Number.parseInt(part, 10));
+  return major > 2 || (major === 2 && minor >= 11);
+}
+
+export function wantedStreamConfig(stream: StreamDefinition, serverVersion: string): WantedStreamConfig {
+  return {
+    name: stream.name,
+    subjects: [...stream.subjects],
+    storage: "file",
+    duplicate_window: STREAM_DUPLICATE_WINDOW_MS * 1_000_000,
+    ...(stream.commands ? { allow_direct: true as const } : {}),
+    ...(stream.commands && supportsMessageTtl(serverVersion) ? { allow_msg_ttl: true as const } : {}),
+  };
+}

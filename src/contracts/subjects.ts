@@ -76,7 +76,6 @@ export interface MachineSubjects {
   readonly rpcStatus: string;
   readonly rpcCollect: string;
   readonly rpcConfig: string;
-  readonly toolInstallationConsumer: string;
 }
 
 export function machineSubjects(machineId: string): MachineSubjects {
@@ -104,8 +103,6 @@ export function machineSubjects(machineId: string): MachineSubjects {
     rpcStatus: `${base}.rpc.status`,
     rpcCollect: `${base}.rpc.collect`,
     rpcConfig: `${base}.rpc.config`,
-    // The same name as machineConsumers(id).toolInstallation.name (contracts/consumers.ts).
-    toolInstallationConsumer: `machine_${id}_tool-installation_consumer`,
   };
 }
 

@@ -1,14 +1,14 @@
 import {
-  AGENT_CONFIG_STREAM,
   assertMachineId,
-  CONFIG_DEFAULTS_KEY,
-  type ConsumerBinding,
-  configKeyForMachine,
-  configKeySubject,
+  COMMAND_STREAMS,
+  catchUpConsumerName,
   defaultInboxPrefix,
   EventType,
+  fleetSubjects,
+  hintSubjects,
   inboxPrefixProblem,
-  machineConsumers,
+  legacyMachineConsumers,
+  machineFeeds,
   machineSubjects,
   SERVICE_NAME,
   SHARED_INBOX_PREFIX,
@@ -18,21 +18,27 @@ import {
 /**
  * The least-privilege NATS permission set of one machine: everything the agent does, and nothing
  * that touches another machine. Built only from the contracts the agent itself uses (subjects,
- * consumers, the KV bucket), so it cannot drift from what the agent sends and reads.
+ * command feeds, the KV bucket), so it cannot drift from what the agent sends and reads.
  *
  * What it allows, and why that is all:
  * - publish its own events (`machine.{id}.<event>`, the heartbeat): never a command subject, never
- *   `machine.all.>`, never a subject it subscribes to (with `allow_responses`, a message to itself
- *   with a chosen reply subject would let it answer anywhere);
- * - its own consumers, by name: info, create (only in the `CONSUMER.CREATE.<stream>.<name>.<filter>`
- *   form, which pins the filter: nats-server refuses a body whose name or filter differs), pull the
- *   next messages, ack; never delete, never list, never another name;
- * - its own KV keys by direct get in the form that names the key in the subject
- *   (`DIRECT.GET.KV_agent-config.$KV.agent-config.<key>`); never the form with the key in the body,
- *   never a write (`$KV.>`), never a KV watcher (it needs consumers of generated names);
+ *   `machine.all.>`, never `$KV.>`;
+ * - read its command feeds (contracts/command-feeds.ts): the newest message of each feed's subject
+ *   by direct get with the subject in the request's subject (`DIRECT.GET.<stream>.<subject>`; the
+ *   server refuses a body there), which no other subject can be read through; and, for its own
+ *   queue feeds only, a catch-up consumer of its one name, created only in the
+ *   `CONSUMER.CREATE.<stream>.<name>.<subject>` form (which pins the filter), read, and deleted.
+ *   Fleet-wide subjects get no consumer right at all, so no machine can read, or copy, an old
+ *   fleet-wide message;
+ * - once, on upgrade: read and delete the durable consumers earlier versions kept for it (by name);
  * - subscribe to its own inbox prefix (every reply, JetStream API answer and delivery lands there),
- *   its rpc endpoints and the `$SRV` discovery subjects of the `edge-agent` service;
+ *   its rpc endpoints, the `$SRV` discovery subjects of the `edge-agent` service, and the subjects
+ *   of its feeds (word of a new command: a hint it checks, never trusts);
  * - answer requests it received (`allow_responses`): rpc replies go to the caller's inbox.
+ *
+ * nats-server does not check reply subjects against permissions: what a machine's requests are
+ * answered on is its own choice. The account layout (identity/account-layout.ts) is what keeps such
+ * answers out of every stream; in one account, signing is (DESIGN, "Trust").
  *
  * Not covered here: `nats-obj://` downloads (an object store read needs consumers of generated
  * names on `OBJ_<bucket>`); a site that uses them grants those rights itself.
@@ -72,14 +78,25 @@ export function inboxPrefixOf(machineId: string, configured?: string): string {
 const RESPONSE_WINDOW = { max: 1, expires: "1m", ttlNanos: 60_000_000_000 } as const;
 const JS_API = "$JS.API";
 
-function consumerRights(binding: ConsumerBinding): string[] {
-  const { stream, name, filterSubject } = binding;
-  return [
-    `${JS_API}.CONSUMER.INFO.${stream}.${name}`,
-    `${JS_API}.CONSUMER.CREATE.${stream}.${name}.${filterSubject}`,
-    `${JS_API}.CONSUMER.MSG.NEXT.${stream}.${name}`,
-    `$JS.ACK.${stream}.${name}.>`,
+/** The JetStream API subjects a machine's command reading uses (feeds, catch-ups, the upgrade takeover). */
+export function commandReadRights(machineId: string): string[] {
+  const feeds = Object.values(machineFeeds(machineId));
+  const reader = catchUpConsumerName(machineId);
+  const directGets = [
+    ...feeds.map((feed) => `${JS_API}.DIRECT.GET.${feed.stream}.${feed.subject}`),
+    `${JS_API}.DIRECT.GET.${COMMAND_STREAMS.toolUpdate}.${fleetSubjects.toolUpdates}`,
   ];
+  const queues = feeds.filter((feed) => feed.mode === "queue");
+  const catchUps = [
+    ...queues.map((feed) => `${JS_API}.CONSUMER.CREATE.${feed.stream}.${reader}.${feed.subject}`),
+    ...[...new Set(queues.map((feed) => feed.stream))].flatMap((stream) =>
+      ["INFO", "MSG.NEXT", "DELETE"].map((verb) => `${JS_API}.CONSUMER.${verb}.${stream}.${reader}`),
+    ),
+  ];
+  const takeover = legacyMachineConsumers(machineId).flatMap(({ stream, name }) =>
+    ["INFO", "DELETE"].map((verb) => `${JS_API}.CONSUMER.${verb}.${stream}.${name}`),
+  );
+  return [...directGets, ...catchUps, ...takeover];
 }
 
 export function agentPermissions(machineId: string, options: { inboxPrefix?: string } = {}): NatsServerPermissions {
@@ -87,10 +104,6 @@ export function agentPermissions(machineId: string, options: { inboxPrefix?: str
   const inboxPrefix = inboxPrefixOf(id, options.inboxPrefix);
   const subjects = machineSubjects(id);
   const events = [...Object.values(EventType).map((type) => subjectFor(subjects, type)), subjects.heartbeat];
-  const consumers = Object.values(machineConsumers(id)).flatMap(consumerRights);
-  const configReads = [CONFIG_DEFAULTS_KEY, configKeyForMachine(id)].map(
-    (key) => `${JS_API}.DIRECT.GET.${AGENT_CONFIG_STREAM}.${configKeySubject(key)}`,
-  );
   const rpc = [subjects.rpcHealth, subjects.rpcStatus, subjects.rpcCollect, subjects.rpcConfig];
   // The micro service answers discovery for all services, for its name, and for its instance id
   // (a generated one, hence the last `*`; nats.js does not let us choose it).
@@ -101,13 +114,13 @@ export function agentPermissions(machineId: string, options: { inboxPrefix?: str
   ]);
   return {
     publish: {
-      allow: [...events, ...consumers, ...configReads],
+      allow: [...events, ...commandReadRights(id)],
       // Nothing above matches these; they stay denied even if a site adds a broader allow.
       deny: ["machine.all.>", "$KV.>", `${SHARED_INBOX_PREFIX}.>`],
     },
     subscribe: {
-      allow: [`${inboxPrefix}.>`, ...rpc, ...discovery],
-      deny: [`${SHARED_INBOX_PREFIX}.>`, "$KV.>"],
+      allow: [`${inboxPrefix}.>`, ...rpc, ...discovery, ...hintSubjects(machineFeeds(id))],
+      deny: [`${SHARED_INBOX_PREFIX}.>`],
     },
     allow_responses: { max: RESPONSE_WINDOW.max, expires: RESPONSE_WINDOW.expires },
   };

@@ -46,6 +46,8 @@ export function startDrainer(options: {
   idlePollMs?: number;
   /** Default: the real timers. */
   timers?: Timers;
+  /** The outbox life the events' sequences belong to (X-Outbox-ID). */
+  outboxId: string;
 }): Drainer {
   const timers = options.timers ?? systemTimers;
   const { source, publisher, logger } = options;
@@ -77,7 +79,7 @@ export function startDrainer(options: {
     });
 
   const publishOne = async (entry: StoredOutboxEntry): Promise<PublishOutcome> => {
-    const headers = eventHeaderEntries({ ...entry.metadata, sequence: entry.sequence });
+    const headers = eventHeaderEntries({ ...entry.metadata, sequence: entry.sequence, outboxId: options.outboxId });
     try {
       return await publisher.publish(entry.subject, entry.payload, headers, entry.metadata.eventId);
     } catch (error) {

@@ -1,8 +1,10 @@
+export type { CommandInbox, CommandRow, CommandState, InboxMessage } from "./command-inbox.ts";
 export {
   OUTBOX_FILE,
   type Outbox,
   type OutboxOptions,
   OutboxRefusedError,
+  OutboxStorageUnavailableError,
   openOutbox,
   SEQUENCE_FLOOR_FILE,
 } from "./outbox.ts";

@@ -6,9 +6,10 @@ import { damagedFileName } from "../runtime/json-state-file.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { makePrivateDir } from "../runtime/private-file.ts";
 import { SqliteResult, sqliteResultCode } from "../runtime/sqlite-errors.ts";
+import { type CommandInbox, createCommandInbox } from "./command-inbox.ts";
 import { type Drainer, type DrainSource, startDrainer } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
-import { readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
+import { outboxIdFor, readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
 import { SettleBacklog } from "./settle-backlog.ts";
 import { type CounterName, type Durability, OutboxStore, sizeOf } from "./sqlite-store.ts";
 import type { EventPublisher, OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
@@ -52,6 +53,17 @@ export interface Outbox {
   /** Stops delivery (in-flight publishes settle first) and closes the database. */
   stop(): Promise<void>;
   updateLimits(limits: { maxBytes?: number; maxAgeMs?: number }): void;
+  /** The commands read from the platform, kept in this same database (command-inbox.ts). */
+  readonly commands: CommandInbox;
+}
+
+/** The database cannot be written right now (a full or failing disk): what needed it waits and is tried again. */
+export class OutboxStorageUnavailableError extends Error {
+  readonly code = "EDGE_OUTBOX_STORAGE_UNAVAILABLE";
+  constructor(reason: string) {
+    super(`the outbox database cannot be written now: ${reason}`);
+    this.name = "OutboxStorageUnavailableError";
+  }
 }
 
 /** The event was not accepted: it has no sequence number and is not in the outbox. */
@@ -101,6 +113,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const backlog = new SettleBacklog();
 
   let store: OutboxStore | null = null;
+  let openedOnce = false;
   const counters: Record<CounterName, number> = {
     last_sequence: 0,
     delivered: 0,
@@ -158,6 +171,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
         fate = "lost";
         opened = new OutboxStore(path, durability);
       }
+      // Commands the last run left running were cut short by a crash: once per run, before any runs again.
+      if (!openedOnce) opened.commands.markInterrupted();
+      openedOnce = true;
       const stored = opened.readCounters();
       for (const name of Object.keys(counters) as CounterName[])
         counters[name] = Math.max(counters[name], stored[name]);
@@ -284,10 +300,10 @@ export function openOutbox(options: OutboxOptions): Outbox {
     }
   };
 
-  const write = (entries: StoredOutboxEntry[]): void => {
+  const write = (entries: StoredOutboxEntry[], alsoInTransaction?: () => void): void => {
     const open = store as OutboxStore;
     makeRoom(entries.reduce((sum, entry) => sum + sizeOf(entry), 0));
-    open.insert(entries, counters.last_sequence);
+    open.insert(entries, counters.last_sequence, alsoInTransaction);
     pendingCount += entries.length;
     pendingBytes += entries.reduce((sum, entry) => sum + sizeOf(entry), 0);
     try {
@@ -378,11 +394,58 @@ export function openOutbox(options: OutboxOptions): Outbox {
     return entries;
   };
 
+  /**
+   * Appends `inputs` only if the database takes them now (never held in memory), with `also` in the
+   * same transaction: a command's result and its settlement are stored together or not at all.
+   * Throws `OutboxStorageUnavailableError` (or the database's error) when they cannot be.
+   */
+  const appendDurablyWith = (
+    inputs: readonly OutboxEntryInput[],
+    also: (open: OutboxStore) => void,
+  ): StoredOutboxEntry[] => {
+    if (!isOpen() || held.count > 0 || !store) {
+      throw new OutboxStorageUnavailableError(storage.message ?? "events are held in memory until the disk takes them");
+    }
+    const open = store;
+    if (inputs.length === 0) {
+      open.transaction(() => also(open));
+      return [];
+    }
+    const before = counters.last_sequence;
+    floor.cover(before + inputs.length);
+    const createdAtMs = clock.now();
+    const entries = inputs.map(
+      (input, index): StoredOutboxEntry => ({ ...input, sequence: before + index + 1, createdAtMs }),
+    );
+    counters.last_sequence = before + inputs.length;
+    try {
+      write(entries, () => also(open));
+    } catch (error) {
+      // Nobody has seen these numbers: they are handed out again, to the next event accepted.
+      counters.last_sequence = before;
+      throw error;
+    }
+    noteStorageWorked();
+    drainer?.notify();
+    return entries;
+  };
+  const commands = createCommandInbox({
+    tables: () => {
+      if (!isOpen() || !store) throw new OutboxStorageUnavailableError(storage.message ?? "the database is not open");
+      return store;
+    },
+    appendDurablyWith,
+    clock,
+  });
+
   let sequenceSkip: OutboxStats["sequenceSkip"] = null;
+  /** The outbox life this run numbers in (X-Outbox-ID on every event). */
+  let outboxId = "";
   const start = (): void => {
     const fate = tryOpen();
     const databaseLastSequence = counters.last_sequence;
     counters.last_sequence = restartSequence({ ...lastRun, database: fate, databaseLastSequence, bootId, durability });
+    outboxId = outboxIdFor(lastRun.record, counters.last_sequence);
     const known = Math.max(databaseLastSequence, lastRun.record?.base ?? lastRun.legacyFloor ?? 0);
     if (counters.last_sequence > known) {
       sequenceSkip = { after: known, through: counters.last_sequence };
@@ -392,7 +455,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       );
     }
     try {
-      floor.begin(counters.last_sequence);
+      floor.begin(counters.last_sequence, outboxId);
     } catch (error) {
       storage.fail(
         "outbox cannot write the sequence floor",
@@ -445,6 +508,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   };
 
   return {
+    commands,
     append(input) {
       return appendEntries([input])[0] as StoredOutboxEntry;
     },
@@ -478,7 +542,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     },
     start(publisher) {
       if (drainer) return;
-      drainer = startDrainer({ source, publisher, logger, batchSize, maxInFlight, timers });
+      drainer = startDrainer({ source, publisher, logger, batchSize, maxInFlight, timers, outboxId });
     },
     wake() {
       drainer?.wake();

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { crc32 } from "node:zlib";
@@ -21,6 +22,10 @@ import type { Durability } from "./sqlite-store.ts";
  * memory, and the same boot or `full` durability, so no committed write was lost); otherwise past
  * the whole reservation, leaving a gap (allowed, and the truth: events may have been lost).
  *
+ * The file also names the outbox life the numbers belong to (`outboxId`, see `outboxIdFor`): a
+ * sequence is unique only within one life, so (machine, outbox id, sequence) is what names an
+ * event for good.
+ *
  * If even this file cannot be written (it cannot be created on a full disk at the very first
  * start, or the disk fails with EIO or goes read-only), no number can be made safe, and the event
  * is refused with `OutboxRefusedError` rather than given a number that could be reused: an event
@@ -37,7 +42,13 @@ export class SequenceFloor {
   /** What the file says durably now (null until the first write or read). */
   #durable: FloorRecord | null = null;
   /** What it should say: each write puts all of it. */
-  #wanted: Omit<FloorRecord, "generation" | "bootId"> = { base: 0, reserved: 0, state: "running", settledThrough: 0 };
+  #wanted: Omit<FloorRecord, "generation" | "bootId"> = {
+    base: 0,
+    reserved: 0,
+    state: "running",
+    settledThrough: 0,
+    outboxId: null,
+  };
 
   constructor(path: string, bootId: string | null) {
     this.#path = path;
@@ -64,6 +75,7 @@ export class SequenceFloor {
         reserved: record.reserved,
         state: record.state,
         settledThrough: record.settledThrough,
+        outboxId: record.outboxId,
       };
       return { record, legacyFloor: null };
     }
@@ -76,9 +88,12 @@ export class SequenceFloor {
     return this.#wanted.settledThrough;
   }
 
-  /** Starts a run at `sequence` (the last number used): reserves the first block. Throws when the file cannot be written. */
-  begin(sequence: number): void {
-    this.#wanted = { ...this.#wanted, base: sequence, reserved: sequence, state: "running" };
+  /**
+   * Starts a run at `sequence` (the last number used) in the outbox life `outboxId`: reserves the
+   * first block. Throws when the file cannot be written (the id is written with the next write).
+   */
+  begin(sequence: number, outboxId: string): void {
+    this.#wanted = { ...this.#wanted, base: sequence, reserved: sequence, state: "running", outboxId };
     this.#durable = null;
     this.cover(sequence);
   }
@@ -184,6 +199,8 @@ export interface FloorRecord {
   readonly settledThrough: number;
   /** The boot the record was written in (Linux), to tell a crash of the agent from one of the machine. */
   readonly bootId: string | null;
+  /** The outbox life these numbers belong to (null: written by a version before outbox ids). */
+  readonly outboxId: string | null;
 }
 
 /** Named, with a code an operator can search for. */
@@ -229,6 +246,18 @@ export function restartSequence(facts: RestartFacts): number {
   return databaseLastSequence;
 }
 
+/**
+ * The outbox life a run numbers in: the one the floor names while the numbering goes on, and a new
+ * random one whenever it starts again from 1 (a reinstall, or the database and the floor both
+ * lost), so a machine's second life is never taken for its first. A new one is also made when the
+ * floor names none (the first start after an upgrade, or a floor lost while the database was
+ * kept): a life changing while numbering goes on costs at most a late copy being bridged twice,
+ * never an event.
+ */
+export function outboxIdFor(record: FloorRecord | null, restartAt: number, newId: () => string = randomUUID): string {
+  return restartAt > 0 && record?.outboxId ? record.outboxId : newId();
+}
+
 /** Linux's id of this boot; null elsewhere (a crash then counts as one that may have lost writes). */
 export function readBootId(): string | null {
   try {
@@ -239,6 +268,8 @@ export function readBootId(): string | null {
 }
 
 const SLOT_TAG = "edge-agent-sequence-floor v2";
+/** What an outbox id may be: a header value and part of the bridge's state keys. */
+const OUTBOX_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 function formatSlot(record: FloorRecord): string {
   const body = JSON.stringify(record);
@@ -257,7 +288,11 @@ function parseSlot(slot: Buffer): FloorRecord | null {
     const numbers = [parsed.generation, parsed.base, parsed.reserved, parsed.settledThrough];
     if (!numbers.every((value) => Number.isSafeInteger(value) && (value as number) >= 0)) return null;
     if (parsed.state !== "clean" && parsed.state !== "running" && parsed.state !== "holding") return null;
-    return { ...(parsed as FloorRecord), bootId: typeof parsed.bootId === "string" ? parsed.bootId : null };
+    return {
+      ...(parsed as FloorRecord),
+      bootId: typeof parsed.bootId === "string" ? parsed.bootId : null,
+      outboxId: typeof parsed.outboxId === "string" && OUTBOX_ID.test(parsed.outboxId) ? parsed.outboxId : null,
+    };
   } catch {
     return null;
   }

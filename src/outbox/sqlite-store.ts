@@ -1,6 +1,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { EventClass, EventMetadata } from "../contracts/index.ts";
 import { ensurePrivateFile } from "../runtime/private-file.ts";
+import { CommandInboxTables } from "./command-inbox-tables.ts";
 import type { Rejection } from "./settle-backlog.ts";
 import type { StoredOutboxEntry } from "./types.ts";
 
@@ -46,6 +47,8 @@ export const COUNTERS = ["last_sequence", "delivered", "evicted_telemetry", "evi
 export type CounterName = (typeof COUNTERS)[number];
 
 export class OutboxStore {
+  /** The command inbox's tables, in this same database (command-inbox-tables.ts says why). */
+  readonly commands: CommandInboxTables;
   readonly #db: DatabaseSync;
   readonly #insert: StatementSync;
   readonly #setCounter: StatementSync;
@@ -61,6 +64,11 @@ export class OutboxStore {
     ensurePrivateFile(path);
     this.#db = new DatabaseSync(path, { timeout: 2_000 });
     this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${durability === "full" ? "FULL" : "NORMAL"};`);
+    const tables = new Set(
+      (this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map(
+        (row) => row.name,
+      ),
+    );
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS events (
         sequence INTEGER PRIMARY KEY,
@@ -93,8 +101,11 @@ export class OutboxStore {
         sent_at_ms INTEGER NOT NULL
       );
     `);
+    this.#db.exec(CommandInboxTables.schema);
     // Fail now, on open, if the file is not a database: the caller sets it aside.
     this.#db.prepare("SELECT count(*) FROM events").get();
+    // A database an earlier version wrote (events, but no inbox): its durable consumers are to be taken over.
+    this.commands = new CommandInboxTables(this.#db, tables.has("events") && !tables.has("commands"));
     this.#insert = this.#db.prepare(
       "INSERT INTO events (sequence, subject, event_class, metadata, payload, created_at_ms, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
@@ -138,9 +149,13 @@ export class OutboxStore {
     return { count: Number(row.count), bytes: Number(row.bytes) };
   }
 
-  /** Inserts entries whose sequences are already assigned, and moves the sequence counter, atomically. */
-  insert(entries: readonly StoredOutboxEntry[], lastSequence: number): void {
+  /**
+   * Inserts entries whose sequences are already assigned, and moves the sequence counter, atomically;
+   * `alsoInTransaction` (a command's settlement) commits or fails with them.
+   */
+  insert(entries: readonly StoredOutboxEntry[], lastSequence: number, alsoInTransaction?: () => void): void {
     this.#transaction(() => {
+      alsoInTransaction?.();
       for (const entry of entries) {
         this.#insert.run(
           entry.sequence,
@@ -237,6 +252,11 @@ export class OutboxStore {
 
   close(): void {
     if (this.#db.isOpen) this.#db.close();
+  }
+
+  /** Runs `work` in one write transaction (the command inbox's changes that come with no event). */
+  transaction(work: () => void): void {
+    this.#transaction(work);
   }
 
   #transaction(work: () => void): void {

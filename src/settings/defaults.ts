@@ -58,5 +58,6 @@ export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEn
       downloadStallSeconds: 30,
       downloadDeadlineSeconds: 600,
     },
+    allowUnsigned: false,
   };
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { fromPublic } from "@nats-io/nkeys";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
 import { SettingsError } from "./errors.ts";
 import { readJsonSettingsFile } from "./layers.ts";
@@ -23,6 +24,10 @@ export interface EnrollmentRequest {
   readonly tlsCertFile?: string;
   readonly tlsKeyFile?: string;
   readonly tags: Readonly<Record<string, string>>;
+  /** The platform's NKey public key every command and configuration must be signed with. */
+  readonly configSigningKey?: string;
+  /** Development only: enroll without a signing key, taking unsigned commands. */
+  readonly allowUnsigned?: boolean;
   /** The enrolling host's platform: its default paths go into the checked settings. */
   readonly platform: NodeJS.Platform;
   /** Root (or Windows): system paths by default; on POSIX, the files written go to the config dir's owner. */
@@ -58,6 +63,15 @@ export interface EnrollmentResult {
   readonly settings: Settings;
 }
 
+function isNkeyPublicKey(key: string): boolean {
+  try {
+    fromPublic(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Refuses now a file the agent could not read later, under the flag the operator wrote. */
 async function assertReadable(path: string, flag: string): Promise<void> {
   try {
@@ -76,6 +90,35 @@ async function giveToConfigDirOwner(path: string, plan: EnrollmentPlan): Promise
   if (!plan.chownToConfigDirOwner) return;
   const owner = await stat(plan.configDir);
   if (owner.uid !== 0) await chown(path, owner.uid, owner.gid);
+}
+
+/**
+ * Signing cannot be skipped by accident: a production enrollment names the platform's signing key
+ * (or keeps the one the settings file already has); enrolling without one takes an explicit
+ * `--allow-unsigned`, for development.
+ */
+function signingOf(request: EnrollmentRequest, existing: Record<string, unknown>): Record<string, unknown> {
+  if (request.configSigningKey !== undefined && request.allowUnsigned === true) {
+    throw new SettingsError(
+      "--config-signing-key/--allow-unsigned",
+      "give one: a signing key, or unsigned (development)",
+    );
+  }
+  if (request.configSigningKey !== undefined) {
+    if (!isNkeyPublicKey(request.configSigningKey)) {
+      throw new SettingsError(
+        "--config-signing-key",
+        "must be the platform's NKey public key (it starts with a letter such as A, O or U and is 56 characters long)",
+      );
+    }
+    return { configSigningKey: request.configSigningKey, allowUnsigned: false };
+  }
+  if (request.allowUnsigned === true) return { allowUnsigned: true };
+  if (typeof existing.configSigningKey === "string" && existing.configSigningKey !== "") return {};
+  throw new SettingsError(
+    "--config-signing-key",
+    "a production machine needs the platform's signing key (an NKey public key): without one it takes no command; for development, enroll with --allow-unsigned",
+  );
 }
 
 /**
@@ -140,6 +183,7 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
   for (const secret of secrets) auth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.target;
   if (Object.keys(tls).length > 0) document.tls = tls;
   if (request.machineId !== undefined) document.machineId = request.machineId;
+  Object.assign(document, signingOf(request, existing));
   if (Object.keys(request.tags).length > 0)
     document.tags = { ...((existing.tags as Record<string, string> | undefined) ?? {}), ...request.tags };
 

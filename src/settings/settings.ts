@@ -81,8 +81,13 @@ export const Settings = z.object({
       if (typeof parsed === "string") context.addIssue({ code: "custom", message: parsed });
     })
     .optional(),
-  /** NKey public key that must have signed every remote configuration document, when set. */
+  /** NKey public key that must have signed every remote configuration document and command. */
   configSigningKey: z.string().optional(),
+  /**
+   * Development only: without a signing key, take unsigned commands and configuration. Off, an agent
+   * without a key refuses them all (and says so at every start, in `status` and in `doctor`).
+   */
+  allowUnsigned: z.boolean(),
 });
 export type Settings = z.infer<typeof Settings>;
 

@@ -205,6 +205,14 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     help: "a download not done in this long is given up",
   },
   {
+    path: "allowUnsigned",
+    env: ["EDGE_AGENT_ALLOW_UNSIGNED"],
+    flag: "allow-unsigned",
+    kind: "bool",
+    valueName: "BOOL",
+    help: "DEVELOPMENT ONLY: without a configSigningKey, take unsigned commands and configuration (otherwise all are refused)",
+  },
+  {
     path: "configSigningKey",
     env: ["EDGE_AGENT_CONFIG_SIGNING_KEY"],
     flag: "config-signing-key",

@@ -100,6 +100,9 @@ export function fleetSettingsTemplate(
     ...defaultSettings("linux", {}, false),
     natsServers: typeof server === "string" ? [server] : [...server],
     logLevel,
+    // A simulated fleet stands in for machines of a development platform, which sends unsigned
+    // commands; give it settings with a configSigningKey to simulate a signed one.
+    allowUnsigned: true,
   };
 }
 

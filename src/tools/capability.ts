@@ -24,6 +24,7 @@ export const toolsCapability: CapabilityFactory = (context) => {
     // What the outbox may grow to stays free: unpacking a tool never takes the outbox's room.
     diskReserveBytes: settings.outbox.maxBytes,
     trust: context.trust,
+    commands: context.commands,
   });
   return {
     name: "tools",

@@ -1,7 +1,7 @@
 import { access, writeFile } from "node:fs/promises";
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { COMMAND_STREAMS, isSafeToken, legacyUpdateConsumerName } from "../contracts/index.ts";
+import { isSafeToken, legacyToolUpdateConsumer } from "../contracts/index.ts";
 import type { Clock } from "../runtime/clock.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { isPermissionDenied } from "../transport/permission-denied.ts";
@@ -15,9 +15,9 @@ export function legacyUpdateConsumersMarker(toolsDir: string): string {
 }
 
 /**
- * Earlier versions read tool updates through one durable consumer per installed tool; one consumer
- * per machine (`machine_{id}_tool-update_consumer`) replaces them, because a permission set can name
- * it. The old ones would keep collecting updates nobody reads: delete them, once. An identity with
+ * Versions before the last read tool updates through one durable consumer per installed tool
+ * (`machine_{id}_tool_{toolAgentId}_update_consumer`); this one reads them without any (one feed per
+ * installed tool). The old ones would keep collecting updates nobody reads: delete them, once. An identity with
  * least privilege may not (their names fit no template): then the platform removes them, and the
  * agent does not ask again. A transient failure (offline, timeout) is tried again at the next start.
  */
@@ -42,9 +42,9 @@ export async function removeLegacyUpdateConsumers(options: {
     return;
   const manager = await jetstreamManager(options.connection, { checkAPI: false });
   for (const toolAgentId of options.toolAgentIds.filter(isSafeToken)) {
-    const name = legacyUpdateConsumerName(options.machineId, toolAgentId);
+    const { stream, name } = legacyToolUpdateConsumer(options.machineId, toolAgentId);
     try {
-      await manager.consumers.delete(COMMAND_STREAMS.toolUpdate, name);
+      await manager.consumers.delete(stream, name);
       options.logger.info({ consumer: name }, "removed the old per-tool update consumer");
     } catch (error) {
       const gone =

@@ -1,13 +1,21 @@
-import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  type CommandDesk,
+  type CommandOutcome,
+  done,
+  reject,
+  retryAfter,
+  retryWithBackoff,
+} from "../commands/command-handler.ts";
 import {
   EventType,
   type InstalledAgentMessage,
   isSafeToken,
-  machineConsumers,
+  machineFeeds,
   machineSubjects,
   ToolInstallationMessage,
   type ToolInstallationStatus,
+  toolUpdateFeed,
 } from "../contracts/index.ts";
 import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
@@ -17,14 +25,6 @@ import { truncateInput } from "../runtime/echo.ts";
 import { osNameOf } from "../runtime/host.ts";
 import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
 import type { Logger } from "../runtime/logger.ts";
-import {
-  type CommandOutcome,
-  createCommandRunner,
-  done,
-  reject,
-  retryAfter,
-  retryWithBackoff,
-} from "../transport/command-runner.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
@@ -62,8 +62,6 @@ export interface ToolManagerOptions {
   /** The OS the tools are for (default linux; the agent gives its host's). */
   readonly platform?: NodeJS.Platform;
   readonly commandTimeoutMs?: number;
-  /** Ack wait for consumers the agent creates (default 60 s); installs in progress keep it alive. */
-  readonly ackWaitMs?: number;
   /** How often each installed tool is checked (default 60 s); a change is reported at once, and every tool hourly. */
   readonly checkIntervalMs?: number;
   /** Whether a service runs; default: systemd where it runs, else "unknown" (nothing to check with). */
@@ -81,12 +79,14 @@ export interface ToolManagerOptions {
    * serial (a replayed or moved one is refused FAILED). Default: nothing checked.
    */
   readonly trust?: CommandTrust;
+  /** Where tool commands are taken from (the agent's command desk). */
+  readonly commands: CommandDesk;
 }
 
 export interface ToolManager {
   /** Cleans up installs cut short by a crash, and starts watching installed tools. */
   start(): Promise<void>;
-  /** The link is up: bind the durable consumer (once; it follows reconnects itself). */
+  /** The link is up: earlier versions' per-tool update consumers are removed (once). */
   attach(connection: NatsConnection): void;
   stop(): Promise<void>;
   list(): Promise<ToolRecord[]>;
@@ -121,9 +121,8 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   let connection: NatsConnection | null = null;
   let stopped = false;
   let attached = false;
-  const ackWaitMs = options.ackWaitMs ?? 60_000;
   const serviceState = options.serviceState ?? serviceStateReader(platform);
-  const bindings = machineConsumers(machineId);
+  const feeds = machineFeeds(machineId);
   const queue = new KeyedSerialQueue(options.maxParallelInstalls ?? 3);
   const withToolLock = <T>(toolAgentId: string, work: () => Promise<T>): Promise<T> => queue.run(toolAgentId, work);
   /** Aborts downloads and unpacks in progress when the agent stops. */
@@ -267,6 +266,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         },
       });
       await save(message, "INSTALLED", null, mainFile, current, causationId);
+      updateRoute.addFeed(toolUpdateFeed(message.toolAgentId));
       await report(message, "INSTALLED", null, causationId);
       const announcement: InstalledAgentMessage = {
         machineId,
@@ -309,6 +309,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       },
     );
     await save(known, "UNINSTALLED", null, null, current, causationId);
+    updateRoute.removeFeed(toolUpdateFeed(message.toolAgentId).key);
     await report(known, "UNINSTALLED", null, causationId);
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
   };
@@ -316,7 +317,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
   /** What the consumer's redelivery should do with a command whose work threw. */
   const outcomeOfFailure = (error: unknown, toolAgentId: string, uninstalling: boolean): CommandOutcome => {
     if (stopping.signal.aborted) {
-      logger.info({ toolAgentId }, "tool work cut short by the stop; the server delivers it again");
+      logger.info({ toolAgentId }, "tool work cut short by the stop; taken again at the next start");
       return retryAfter(0);
     }
     if (error instanceof ToolInstallError && error.retryable) {
@@ -346,19 +347,12 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     ),
   });
 
-  const runner = createCommandRunner<ToolInstallationMessage>({
-    sources: [
-      // One consumer per subject: nats-server 2.9 takes one filter. Names from contracts/consumers.ts,
-      // the same the machine's permission set names.
-      { binding: bindings.toolInstallation, ackWaitMs },
-      { binding: bindings.toolUninstall, ackWaitMs },
-    ],
-    sink,
-    logger,
+  const route = options.commands.route<ToolInstallationMessage>({
+    // Fleet-wide updates have a route of their own (below), with one feed per installed tool.
+    feeds: [feeds.toolInstallation, feeds.toolUninstall],
     ...(options.trust ? { trust: options.trust } : {}),
     // Several tools side by side (the keyed queue keeps one tool's commands in order).
     parallel: 16,
-    clock,
     handler: {
       what: "tool command",
       schema: ToolInstallationMessage,
@@ -382,13 +376,11 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
 
   // Fleet-wide updates of every tool (OpenFrame's ToolAgentUpdateMessage), through one consumer of
   // this machine's, so an update published while it was offline still arrives.
-  const updateRunner = createCommandRunner<FleetToolUpdate>({
-    sources: [{ binding: bindings.toolUpdate, deliverPolicy: DeliverPolicy.New, ackWaitMs }],
-    sink,
-    logger,
+  // One feed per installed tool (contracts: toolUpdateFeed), added when it is installed, removed with it.
+  const updateRoute = options.commands.route<FleetToolUpdate>({
+    feeds: [],
     ...(options.trust ? { trust: options.trust } : {}),
     parallel: 16,
-    clock,
     handler: toolUpdateHandler(
       {
         read: (toolAgentId) => store.read(toolAgentId),
@@ -464,11 +456,13 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       if (abandoned.length > 0)
         logger.info({ removed: abandoned }, "removed half-written tool records left by a crash");
       for (const record of await store.list()) {
+        // Each installed tool's fleet-wide updates (a failed update leaves the tool INSTALLED).
+        if (record.state === "INSTALLED") updateRoute.addFeed(toolUpdateFeed(record.toolAgentId));
         if (record.state !== "DOWNLOADING" && record.state !== "INSTALLING") continue;
         await recoverToolDir(options.toolsDir, record.toolAgentId, record.state === "INSTALLING");
         logger.warn(
           { toolAgentId: record.toolAgentId, state: record.state },
-          "tool install was cut short; cleaned up, it resumes when the platform redelivers it",
+          "tool install was cut short; cleaned up (a command cut short by a crash is reported FAILED; one cut short by a stop is taken again)",
         );
       }
       scheduleCheck(0);
@@ -477,8 +471,6 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       connection = nc;
       if (attached || stopped) return;
       attached = true;
-      runner.attach(nc);
-      updateRunner.attach(nc);
       void store
         .list()
         .then((records) =>
@@ -498,7 +490,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       cancelCheck?.();
       // Downloads and unpacks in progress end now (SIGTERM must not wait on a link that hangs).
       stopping.abort(new Error("the agent is stopping"));
-      await Promise.all([runner.stop(), updateRunner.stop()]);
+      await Promise.all([route.stop(), updateRoute.stop()]);
       await queue.idle();
     },
     list: () => store.list(),

@@ -11,8 +11,12 @@ export const UntrustedReason = {
   noClaims: "EDGE_TRUST_NO_CLAIMS",
   /** Signed for somewhere else: another key, another machine, the fleet, another kind of command. */
   wrongScope: "EDGE_TRUST_WRONG_SCOPE",
-  /** Not newer than what this machine already accepted for the scope: an old or replayed document. */
+  /** The same signed command stored again at another place, or older than one already finished on its scope. */
   replayed: "EDGE_TRUST_REPLAYED",
+  /** Signed with an `expiresAt` that has passed. */
+  expired: "EDGE_TRUST_EXPIRED",
+  /** No signing key is configured and unsigned commands are not allowed (`allowUnsigned`). */
+  noKey: "EDGE_TRUST_NO_KEY",
 } as const;
 export type UntrustedReason = (typeof UntrustedReason)[keyof typeof UntrustedReason];
 
@@ -26,8 +30,8 @@ export class UntrustedCommandError extends Error {
 }
 
 /**
- * Where a document arrived: its scope, and which stored message carried it. A redelivery of the
- * same stored message (after a nak or a crash) is not a replay; the same document stored again is.
+ * Where a document arrived: its scope, and which stored message carried it. The same stored message
+ * taken again (a retry, a run cut short) is not a replay; the same document stored again is.
  */
 export interface Arrival {
   /** `kv:<key>` for an `agent-config` key; for a command, the subject it came on. */
@@ -36,24 +40,19 @@ export interface Arrival {
   readonly ref: string;
 }
 
-/** The newest serial accepted for a scope, and which stored message brought it. */
-export interface HighWaterMark {
-  readonly serial: number;
-  readonly ref: string;
+/**
+ * What a machine knows of one scope: the newest serial whose command FINISHED there (nothing older
+ * is taken again), and the commands taken but not finished yet, by serial, with the stored message
+ * each came from. A command is identified by its serial: run side by side, retried after a failure
+ * or a stop, a command is never its own replay; only another copy of it, or an old one, is.
+ */
+export interface ScopeMarks {
+  readonly finished: number;
+  readonly open: Readonly<Record<string, { readonly ref: string; readonly acceptedAt: string }>>;
 }
 
 /** The scope of an `agent-config` key: `kv:defaults`, `kv:machine.<id>`. */
 export const kvScope = (key: string): string => `kv:${key}`;
-
-/** Where a JetStream message arrived (structural: any message with a subject, sequence and stream). */
-export const arrivalOf = (message: {
-  readonly subject: string;
-  readonly seq: number;
-  readonly info: { readonly stream: string };
-}): Arrival => ({
-  scope: message.subject,
-  ref: `${message.info.stream}:${message.seq}`,
-});
 
 /**
  * The platform's side: signs `body` for `scope` with the next `serial` of that scope. The claims
@@ -61,25 +60,28 @@ export const arrivalOf = (message: {
  */
 export function signCommand<T extends Record<string, unknown>>(
   body: T,
-  claims: { scope: string; serial: number },
+  claims: { scope: string; serial: number; expiresAt?: string },
   seed: Uint8Array,
 ): T & SignedClaims {
   const { signature: _old, ...unsigned } = body;
-  return signDocument({ ...unsigned, scope: claims.scope, serial: claims.serial }, seed) as unknown as T & SignedClaims;
+  const expiry = claims.expiresAt === undefined ? {} : { expiresAt: claims.expiresAt };
+  return signDocument({ ...unsigned, scope: claims.scope, serial: claims.serial, ...expiry }, seed) as unknown as T &
+    SignedClaims;
 }
 
 /**
  * Decides whether a document may act where it arrived, as a pure function of the document, the
- * key and the mark so far (the store keeps marks; this only judges). Throws UntrustedCommandError;
- * returns the claims to record. The signature is checked before the claims are read, so nothing
+ * key, what the machine knows of the scope, and the time. Throws UntrustedCommandError; returns
+ * the serial to record as open. The signature is checked before the claims are read, so nothing
  * unsigned can raise or probe a mark.
  */
 export function judgeCommand(
   document: unknown,
   arrival: Arrival,
   publicKey: string,
-  mark: HighWaterMark | undefined,
-): HighWaterMark {
+  marks: ScopeMarks | undefined,
+  nowMs: number,
+): { readonly serial: number } {
   if (document === null || typeof document !== "object" || Array.isArray(document)) {
     throw new UntrustedCommandError(
       UntrustedReason.unsigned,
@@ -112,18 +114,29 @@ export function judgeCommand(
       "signed without a valid scope and serial: the signature must cover where it applies and a rising serial",
     );
   }
-  const { scope, serial } = claims.data;
+  const { scope, serial, expiresAt } = claims.data;
   if (scope !== arrival.scope) {
     throw new UntrustedCommandError(
       UntrustedReason.wrongScope,
       `signed for ${JSON.stringify(scope)}, but it arrived on ${JSON.stringify(arrival.scope)}`,
     );
   }
-  if (mark && (serial < mark.serial || (serial === mark.serial && arrival.ref !== mark.ref))) {
+  if (expiresAt !== undefined && Date.parse(expiresAt) <= nowMs) {
+    throw new UntrustedCommandError(UntrustedReason.expired, `signed to expire at ${expiresAt}, which has passed`);
+  }
+  const open = marks?.open[String(serial)];
+  if (open !== undefined) {
+    if (open.ref === arrival.ref) return { serial };
     throw new UntrustedCommandError(
       UntrustedReason.replayed,
-      `serial ${serial} is not newer than serial ${mark.serial} already accepted for ${scope}: an old or replayed document`,
+      `serial ${serial} for ${scope} was already taken from ${open.ref}: this copy at ${arrival.ref} is a replay`,
     );
   }
-  return { serial, ref: arrival.ref };
+  if (marks && serial <= marks.finished) {
+    throw new UntrustedCommandError(
+      UntrustedReason.replayed,
+      `serial ${serial} is not newer than serial ${marks.finished} already finished for ${scope}: an old or replayed document`,
+    );
+  }
+  return { serial };
 }

@@ -3,8 +3,8 @@ import type { Clock } from "../runtime/clock.ts";
 import { withErrorCodes } from "../runtime/error-code.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
-import { type Arrival, judgeCommand, UntrustedCommandError } from "./claims.ts";
-import { highWaterStore, type StoredMarks } from "./high-water-store.ts";
+import { type Arrival, judgeCommand, UntrustedCommandError, UntrustedReason } from "./claims.ts";
+import { highWaterStore, type TrustMarks } from "./high-water-store.ts";
 
 export class TrustStoreError extends Error {
   readonly code = "EDGE_TRUST_STORE";
@@ -42,17 +42,24 @@ export type Admission =
 export interface CommandTrust {
   /** Whether a signing key is configured: then nothing unsigned may change anything. */
   readonly signing: boolean;
+  /** How the agent takes what it is sent: `signed`, `unsigned` (allowed for development), or `refused` (no key, not allowed). */
+  readonly mode: "signed" | "unsigned" | "refused";
   /**
-   * Checks the signature, the scope and that the serial is newer than any accepted for the scope,
-   * and records the serial durably before answering yes: nothing a document does can come before
-   * its mark is on disk. Without a signing key it admits everything and records nothing.
+   * Checks the signature, the scope, the expiry and that the command is neither a copy of one
+   * taken elsewhere nor older than one finished on its scope, and records it as open durably before
+   * answering yes: nothing a document does can come before its mark is on disk. Without a signing
+   * key it admits everything when unsigned commands are allowed, and refuses everything otherwise.
    */
   admit(document: unknown, arrival: Arrival): Promise<Admission>;
+  /** The command admitted with `serial` on `scope` is settled: nothing older is taken there again. */
+  finish(scope: string, serial: number): Promise<void>;
 }
 
 export interface CommandTrustOptions {
-  /** NKey public key (`configSigningKey`); unset: signatures are not required. */
+  /** NKey public key (`configSigningKey`); unset: see `allowUnsigned`. */
   readonly publicKey?: string | undefined;
+  /** Without a key, take unsigned commands (development only); otherwise refuse them all. */
+  readonly allowUnsigned?: boolean;
   readonly dataDir: string;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -67,45 +74,94 @@ const isPublicKey = (key: string): boolean => {
   }
 };
 
+/** Open marks older than this are dropped at load: a command that never finished in a month will not. */
+const OPEN_MARK_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
+
 export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
   const { publicKey } = options;
-  if (!publicKey) return { signing: false, admit: async () => ({ admitted: true, serial: null }) };
+  if (!publicKey) {
+    if (options.allowUnsigned) {
+      return {
+        signing: false,
+        mode: "unsigned",
+        admit: async () => ({ admitted: true, serial: null }),
+        finish: async () => undefined,
+      };
+    }
+    const refusal = new UntrustedCommandError(
+      UntrustedReason.noKey,
+      "this agent has no configSigningKey, so it takes no command or configuration: give it the platform's signing key (enroll --config-signing-key), or set allowUnsigned for development",
+    );
+    return {
+      signing: false,
+      mode: "refused",
+      admit: async () => ({
+        admitted: false,
+        code: refusal.code,
+        error: `${refusal.message} (${refusal.code})`,
+        retryLater: false,
+      }),
+      finish: async () => undefined,
+    };
+  }
   if (!isPublicKey(publicKey))
     options.logger.error(
       { configSigningKey: publicKey },
       "configSigningKey is not an NKey public key: every signed document will be refused",
     );
   const store = highWaterStore(options.dataDir, options.logger, () => options.clock.now());
-  let marks: StoredMarks["marks"] | null = null;
+  let marks: TrustMarks | null = null;
   // Judge and record in one step per document: two documents of one scope can never both pass.
   const queue = new SerialQueue();
+  const nowIso = (): string => new Date(options.clock.now()).toISOString();
 
-  const accept = async (document: unknown, arrival: Arrival): Promise<number> => {
-    if (marks === null) {
-      try {
-        marks = await store.load();
-      } catch (error) {
-        throw new TrustStoreError(`cannot read the accepted-serial marks: ${(error as Error).message}`, {
-          cause: error,
-        });
-      }
+  const loaded = async (): Promise<TrustMarks> => {
+    if (marks !== null) return marks;
+    try {
+      const stored = await store.load();
+      const oldest = options.clock.now() - OPEN_MARK_MAX_AGE_MS;
+      marks = Object.fromEntries(
+        Object.entries(stored).map(([scope, mark]) => [
+          scope,
+          {
+            finished: mark.finished,
+            open: Object.fromEntries(
+              Object.entries(mark.open).filter(([, open]) => Date.parse(open.acceptedAt) >= oldest),
+            ),
+          },
+        ]),
+      );
+      return marks;
+    } catch (error) {
+      throw new TrustStoreError(`cannot read the accepted-serial marks: ${(error as Error).message}`, { cause: error });
     }
-    const mark = judgeCommand(document, arrival, publicKey, marks[arrival.scope]);
-    const next = { ...marks, [arrival.scope]: { ...mark, acceptedAt: new Date(options.clock.now()).toISOString() } };
+  };
+
+  const save = async (next: TrustMarks, what: string): Promise<void> => {
     try {
       await store.save(next);
     } catch (error) {
-      throw new TrustStoreError(
-        `cannot record serial ${mark.serial} for ${arrival.scope}: ${(error as Error).message}`,
-        { cause: error },
-      );
+      throw new TrustStoreError(`cannot record ${what}: ${(error as Error).message}`, { cause: error });
     }
     marks = next;
-    return mark.serial;
+  };
+
+  const accept = async (document: unknown, arrival: Arrival): Promise<number> => {
+    const current = await loaded();
+    const scopeMarks = current[arrival.scope];
+    const { serial } = judgeCommand(document, arrival, publicKey, scopeMarks, options.clock.now());
+    if (scopeMarks?.open[String(serial)]?.ref === arrival.ref) return serial;
+    const open = { ...scopeMarks?.open, [String(serial)]: { ref: arrival.ref, acceptedAt: nowIso() } };
+    await save(
+      { ...current, [arrival.scope]: { finished: scopeMarks?.finished ?? 0, open } },
+      `serial ${serial} for ${arrival.scope}`,
+    );
+    return serial;
   };
 
   return {
     signing: true,
+    mode: "signed",
     admit(document, arrival) {
       return queue.run(async (): Promise<Admission> => {
         try {
@@ -124,6 +180,15 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
             retryLater: error instanceof TrustStoreError,
           };
         }
+      });
+    },
+    finish(scope, serial) {
+      return queue.run(async () => {
+        const current = await loaded();
+        const scopeMarks = current[scope];
+        const { [String(serial)]: _finished, ...open } = scopeMarks?.open ?? {};
+        const finished = Math.max(scopeMarks?.finished ?? 0, serial);
+        await save({ ...current, [scope]: { finished, open } }, `serial ${serial} finished for ${scope}`);
       });
     },
   };

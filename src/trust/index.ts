@@ -1,9 +1,8 @@
 export {
   type Arrival,
-  arrivalOf,
-  type HighWaterMark,
   judgeCommand,
   kvScope,
+  type ScopeMarks,
   signCommand,
   UntrustedCommandError,
   UntrustedReason,

@@ -1,8 +1,7 @@
-import { DeliverPolicy } from "@nats-io/jetstream";
 import type { CapabilityFactory } from "../capability/capability.ts";
-import { ClientUninstallMessage, type ClientUninstallState, EventType, machineConsumers } from "../contracts/index.ts";
+import { doneThen } from "../commands/command-handler.ts";
+import { ClientUninstallMessage, type ClientUninstallState, EventType, machineFeeds } from "../contracts/index.ts";
 import type { OutgoingEvent } from "../events/event-sink.ts";
-import { createCommandRunner, doneThen } from "../transport/command-runner.ts";
 
 /** Removes the agent from this machine (the daemon's: service and package; a library user's: its own). */
 export type UninstallAgent = (reason: string) => Promise<void>;
@@ -19,8 +18,8 @@ export interface RemoteUninstallOptions {
 }
 
 /**
- * Remote uninstall on `machine.{id}.client-uninstall` (stream CLIENT_UNINSTALL, consumer
- * `machine_{id}_client-uninstall_consumer`). Taken only signed, whatever the agent's settings:
+ * Remote uninstall on `machine.{id}.client-uninstall` (stream CLIENT_UNINSTALL, the machine's
+ * `client-uninstall` feed). Taken only signed, whatever the agent's settings:
  * without a configSigningKey every uninstall is refused. A command signed for this exact subject
  * with a serial above every one accepted before is reported UNINSTALLING on
  * `machine.{id}.client-uninstall.status`, acked, and then the agent is removed (once); anything
@@ -34,15 +33,12 @@ export function remoteUninstallCapability(options: RemoteUninstallOptions): Capa
       type: EventType.clientUninstallStatus,
       body: { state, error, timestamp: new Date(clock.now()).toISOString() },
     });
-    const runner = createCommandRunner<ClientUninstallMessage>({
-      // Only commands stored after this machine's consumer first existed: an uninstall sent while
-      // the machine was offline still arrives (the durable consumer keeps its place), but one left
-      // in the stream for an earlier installation under the same machine id never removes a fresh
-      // one (its trust marks start empty, so the old serial would pass).
-      sources: [{ binding: machineConsumers(context.machineId).clientUninstall, deliverPolicy: DeliverPolicy.New }],
-      sink: context.sink,
-      logger,
-      clock,
+    const route = context.commands.route<ClientUninstallMessage>({
+      // Only commands stored after this installation first read the feed (it starts "next"): an
+      // uninstall sent while the machine was offline still arrives (the feed keeps its position),
+      // but one left in the stream for an earlier installation under the same machine id never
+      // removes a fresh one (its trust marks start empty, so the old serial would pass).
+      feeds: [machineFeeds(context.machineId).clientUninstall],
       trust: context.trust,
       requireSignature: true,
       handler: {
@@ -67,8 +63,7 @@ export function remoteUninstallCapability(options: RemoteUninstallOptions): Capa
     });
     return {
       name: "uninstall",
-      attach: ({ connection }) => runner.attach(connection),
-      stop: () => runner.stop(),
+      stop: () => route.stop(),
       status: () => ({ uninstalling }),
     };
   };

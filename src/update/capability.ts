@@ -24,6 +24,7 @@ export function selfUpdateCapability(options: {
       logger: context.logger,
       sink: context.sink,
       trust: context.trust,
+      commands: context.commands,
       ...(options.requestRestart ? { requestRestart: options.requestRestart } : {}),
       childEnvironment: options.childEnvironment,
     });

@@ -2,11 +2,19 @@ import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmod, mkdir, readdir, rename, rm, statfs } from "node:fs/promises";
 import { dirname } from "node:path";
-import { DeliverPolicy } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 // One function each, not the whole package: `semver` loads its 47 modules (~2 MB resident) for these.
 import semverEq from "semver/functions/eq.js";
 import semverLt from "semver/functions/lt.js";
+import {
+  type CommandDelivery,
+  type CommandDesk,
+  type CommandOutcome,
+  done,
+  reject,
+  retryAfter,
+  retryWithBackoff,
+} from "../commands/command-handler.ts";
 import {
   ClientUpdateMessage,
   type ClientUpdateState,
@@ -14,7 +22,7 @@ import {
   type DownloadConfiguration,
   EventType,
   fleetSubjects,
-  machineConsumers,
+  machineFeeds,
   machineSubjects,
   type OsName,
 } from "../contracts/index.ts";
@@ -24,15 +32,6 @@ import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
 import { setAsideDamagedFile } from "../runtime/json-state-file.ts";
 import type { Logger } from "../runtime/logger.ts";
 import { SerialQueue } from "../runtime/serial-queue.ts";
-import {
-  type CommandDelivery,
-  type CommandOutcome,
-  createCommandRunner,
-  done,
-  reject,
-  retryAfter,
-  retryWithBackoff,
-} from "../transport/command-runner.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { HEALTH_WINDOW_MS, type LaunchContext, promoteTrial } from "./launch-decision.ts";
 import {
@@ -89,6 +88,8 @@ export interface SelfUpdaterOptions {
    * machine's, or the fleet's) with a rising serial: a replayed or moved command is refused.
    */
   readonly trust: CommandTrust;
+  /** Where the update commands are taken from (the agent's command desk). */
+  readonly commands: CommandDesk;
   /**
    * Stops the agent and starts it again through the service manager (the daemon provides it).
    * Without it the agent refuses updates: nothing could start the new version.
@@ -116,7 +117,7 @@ export interface SelfUpdater {
 
 /**
  * Self-update on `machine.{id}.client-update` and `machine.all.client-update` (stream
- * CLIENT_UPDATE, one durable consumer each): refuse downgrades, download this OS's binary and
+ * CLIENT_UPDATE, the machine's two `latest` feeds: an update superseded while offline is never taken): refuse downgrades, download this OS's binary and
  * verify its size and sha256, check that it runs, stage it as a trial in its own folder, and
  * restart through the service manager. The launcher (launcher.ts) runs the trial; the trial
  * becomes the active version once it is connected, and is rolled back if it is not within 90 s.
@@ -348,23 +349,17 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     return done();
   };
 
-  // Names and filters from contracts/consumers.ts: the machine's permission set is built from the same.
-  const { clientUpdate, clientUpdateAll } = machineConsumers(machineId);
-  const runner = createCommandRunner<ClientUpdateMessage>({
-    sources: [clientUpdate, clientUpdateAll].map((binding) => ({
-      binding,
-      deliverPolicy: DeliverPolicy.LastPerSubject,
-      ackWaitMs: 120_000,
-    })),
-    sink: options.sink,
-    logger,
+  // Feeds from contracts/command-feeds.ts: the machine's permission set is built from the same.
+  const { clientUpdate, clientUpdateAll } = machineFeeds(machineId);
+  const route = options.commands.route<ClientUpdateMessage>({
+    feeds: [clientUpdate, clientUpdateAll],
     trust: options.trust,
-    clock,
     handler: {
       what: "client-update",
       schema: ClientUpdateMessage,
-      // The next version takes it (and, being newer, will most likely ignore it).
-      notNow: () => (restartPending ? 30_000 : null),
+      // The next version takes it (and, being newer, will most likely ignore it). A version on trial
+      // takes none before the link made it the active one.
+      notNow: () => (restartPending ? 30_000 : connection === null ? 5_000 : null),
       rejection(reason, raw) {
         const claimed = typeof raw === "object" && raw !== null ? (raw as { version?: unknown }).version : undefined;
         return refusal(
@@ -422,13 +417,11 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
         logger.info({ version: runningVersion }, "new version is healthy: it is the active version now");
       });
       await serialized(sendPendingReports);
-      if (connection) return;
-      connection = nc;
-      runner.attach(nc);
+      connection ??= nc;
     },
     async stop() {
       cancelHealthGate?.();
-      await runner.stop();
+      await route.stop();
       await queue.idle();
     },
     status: () => view,

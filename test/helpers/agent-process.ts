@@ -75,6 +75,8 @@ export async function startAgentProcess(
       EDGE_AGENT_DATA_DIR: dataDir,
       EDGE_AGENT_CONFIG_DIR: configDir,
       EDGE_AGENT_LOG_LEVEL: "debug",
+      // The tests' platform sends unsigned commands; a test of signing sets a key (or "0" here).
+      EDGE_AGENT_ALLOW_UNSIGNED: "1",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

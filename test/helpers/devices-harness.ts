@@ -104,7 +104,7 @@ export async function startDevicesHarness(options: {
       for (const message of messages)
         afterBatch[message.stream] = Math.max(afterBatch[message.stream] ?? 0, message.streamSequence);
       const prepared = await processor.prepare(messages, { committed, afterBatch });
-      const rows = prepared.records.map((record) => MachinePinotMessage.parse(JSON.parse(record.value.toString())));
+      const rows = prepared.records.map((record) => MachinePinotMessage.parse(JSON.parse(String(record.value))));
       if (batchOptions.commit === false) {
         await takeover();
         return rows;

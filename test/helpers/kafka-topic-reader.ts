@@ -1,9 +1,5 @@
 import type { BaseOptions } from "@platformatic/kafka";
-import {
-  type CommittedRecord,
-  partitionCount,
-  readCommittedPartition,
-} from "../../src/bridge/kafka/committed-reader.ts";
+import { type CommittedRecord, partitionCount, readCommittedPartition } from "../../src/bridge/kafka/client/index.ts";
 
 export interface ReadRecord extends CommittedRecord {
   readonly partition: number;

@@ -1,17 +1,14 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { PLATFORM_STREAMS, STREAM_DUPLICATE_WINDOW_MS } from "../../src/contracts/index.ts";
+import { PLATFORM_STREAMS, wantedStreamConfig } from "../../src/contracts/index.ts";
 
 /** Creates the docs/DESIGN.md streams on a test server (what `edge-agent dev-setup` does). */
 export async function createPlatformStreams(connection: NatsConnection): Promise<void> {
   const manager = await jetstreamManager(connection);
+  const version = connection.info?.version ?? "2.10.0";
   for (const stream of PLATFORM_STREAMS) {
-    await manager.streams.add({
-      name: stream.name,
-      subjects: [...stream.subjects],
-      storage: "file",
-      duplicate_window: STREAM_DUPLICATE_WINDOW_MS * 1_000_000,
-    });
+    const { subjects, ...config } = wantedStreamConfig(stream, version);
+    await manager.streams.add({ ...config, subjects: [...subjects] });
   }
 }
 

@@ -9,6 +9,7 @@ import { describeKafkaError } from "../kafka/kafka-errors.ts";
 import { TopicSetupError } from "../kafka/topics.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
 import { InstanceIdInUseError } from "../shards/shard-leases.ts";
+import { guardProcess } from "./process-guards.ts";
 
 /** SIGTERM to exit: the open transactions commit or abort, leases go back, within this. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -74,14 +75,10 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
-    process.on("uncaughtException", (error) => {
-      logger.fatal(
-        { err: error },
-        "uncaught exception: exiting so the service manager restarts the bridge (Kafka and NATS keep the state)",
-      );
-      resolve(ExitCode.failure);
+    guardProcess(process, logger, {
+      stop: () => stopThen(ExitCode.failure),
+      leaveNow: () => resolve(ExitCode.failure),
     });
-    process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled promise rejection"));
     void bridge.fatal.then((error) => {
       process.stderr.write(`edge-bridge: Kafka refuses the bridge: ${describeKafkaError(error)}\n`);
       stopThen(ExitCode.failure);

@@ -105,6 +105,8 @@ export function formatBridgeStatus(report: BridgeStatusReport): string {
     lines.push(
       `  memory: ${Math.round(instance.memory.rssBytes / 1048576)} MB resident, heap ${Math.round(instance.memory.heapUsedBytes / 1048576)} MB, buffers ${Math.round(instance.memory.arrayBuffersBytes / 1048576)} MB`,
     );
+    // A status file left by an older version has no `kafka`.
+    if (instance.kafka?.problem) lines.push(`  KAFKA: ${instance.kafka.problem}`);
     if (instance.fatal) lines.push(`  STOPPED: ${instance.fatal}`);
     for (const shard of instance.shards) {
       lines.push(

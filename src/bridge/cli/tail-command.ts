@@ -1,6 +1,6 @@
 import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
 import { didYouMean } from "../../runtime/closest-match.ts";
-import { kafkaClientOptions } from "../kafka/kafka-client-options.ts";
+import { kafkaClientOptions } from "../kafka/client/index.ts";
 import { TopicNotFoundError, tailTopic } from "../kafka/topic-tail.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
 

@@ -1,4 +1,5 @@
-import { type KV, Kvm } from "@nats-io/kv";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../runtime/logger.ts";
 import { DeviceState, newDeviceState } from "./device-state.ts";
@@ -12,12 +13,21 @@ export interface StoredDevice {
 export class DeviceStoreConflictError extends Error {
   readonly code = "EDGE_BRIDGE_DEVICE_CONFLICT";
   readonly machineId: string;
-  constructor(machineId: string) {
-    super(`device ${machineId} was changed by someone else meanwhile`);
+  constructor(machineId: string, cause: unknown) {
+    super(`device ${machineId} was changed by someone else meanwhile`, { cause });
     this.name = "DeviceStoreConflictError";
     this.machineId = machineId;
   }
 }
+
+/** What the store needs of a KV bucket (so a test can hand it one that fails as it wants). */
+export type DeviceBucket = Pick<KV, "get" | "create" | "update" | "watch" | "status">;
+
+/** The server refused a compare-and-set: the key is not at the revision the write named. */
+const CONFLICT_CODES: ReadonlySet<number> = new Set([
+  JetStreamApiCodes.StreamWrongLastSequence,
+  JetStreamApiCodes.StreamWrongLastSequenceUnknown,
+]);
 
 /**
  * Per-device state in a JetStream KV bucket, written by compare-and-set only: a write names the
@@ -25,10 +35,10 @@ export class DeviceStoreConflictError extends Error {
  * owner of the devices shard that has not noticed it lost it yet).
  */
 export class DeviceStore {
-  readonly #kv: KV;
+  readonly #kv: DeviceBucket;
   readonly #logger: Logger;
 
-  private constructor(kv: KV, logger: Logger) {
+  constructor(kv: DeviceBucket, logger: Logger) {
     this.#kv = kv;
     this.#logger = logger;
   }
@@ -39,38 +49,40 @@ export class DeviceStore {
     return new DeviceStore(kv, logger);
   }
 
-  async loadAll(): Promise<Map<string, StoredDevice>> {
-    const keys: string[] = [];
-    for await (const key of await this.#kv.keys()) keys.push(key);
-    const devices = new Map<string, StoredDevice>();
-    for (let start = 0; start < keys.length; start += 256) {
-      const chunk = keys.slice(start, start + 256);
-      const loaded = await Promise.all(chunk.map(async (key) => [key, await this.get(key)] as const));
-      for (const [key, stored] of loaded) devices.set(key, stored);
+  /**
+   * Every stored device, in one pass over the bucket's newest values (not one request per key),
+   * handed to `onDevice` as read; stops early when `signal` aborts. Devices written meanwhile may
+   * come too, newer or older than what the caller already holds: the caller keeps what it has.
+   */
+  async scan(onDevice: (device: StoredDevice) => void, signal: AbortSignal): Promise<number> {
+    if ((await this.#kv.status()).values === 0 || signal.aborted) return 0;
+    // Deletes come too: the last of the newest values may be one, and it is the one that says "done".
+    const watcher = await this.#kv.watch();
+    const stop = (): void => watcher.stop();
+    signal.addEventListener("abort", stop, { once: true });
+    let read = 0;
+    try {
+      for await (const entry of watcher) {
+        const device = this.#deviceOf(entry);
+        if (device) {
+          read++;
+          onDevice(device);
+        }
+        // The newest values come first; `delta` counts what is left of them.
+        if (entry.delta === 0) break;
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+      watcher.stop();
     }
-    return devices;
+    return read;
   }
 
   /** The stored state, or a fresh one at the key's revision (absent, deleted, or unreadable). */
   async get(machineId: string): Promise<StoredDevice> {
     const entry = await this.#kv.get(machineId);
     if (!entry) return { state: newDeviceState(machineId), revision: 0 };
-    if (entry.operation !== "PUT") return { state: newDeviceState(machineId), revision: entry.revision };
-    let parsed: ReturnType<typeof DeviceState.safeParse> | null = null;
-    try {
-      parsed = DeviceState.safeParse(entry.json());
-    } catch {
-      parsed = null;
-    }
-    if (!parsed?.success || parsed.data.machineId !== machineId) {
-      // A value we cannot read is replaced by the next write (at its revision), never trusted.
-      this.#logger.warn(
-        { machineId, revision: entry.revision },
-        "device state in the bucket is not readable; starting it afresh",
-      );
-      return { state: newDeviceState(machineId), revision: entry.revision };
-    }
-    return { state: parsed.data, revision: entry.revision };
+    return this.#deviceOf(entry) ?? { state: newDeviceState(machineId), revision: entry.revision };
   }
 
   /** Writes at `revision` (0: only if absent). Returns the new revision; throws DeviceStoreConflictError on a conflict. */
@@ -81,9 +93,28 @@ export class DeviceStore {
         ? await this.#kv.create(state.machineId, payload)
         : await this.#kv.update(state.machineId, payload, revision);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (/wrong last sequence|key exists/i.test(message)) throw new DeviceStoreConflictError(state.machineId);
+      if (error instanceof JetStreamApiError && CONFLICT_CODES.has(error.code))
+        throw new DeviceStoreConflictError(state.machineId, error);
       throw error;
     }
+  }
+
+  /** A readable stored state, or null (deleted, or not a device state: replaced by the next write, never trusted). */
+  #deviceOf(entry: KvEntry): StoredDevice | null {
+    if (entry.operation !== "PUT") return null;
+    let parsed: ReturnType<typeof DeviceState.safeParse> | null = null;
+    try {
+      parsed = DeviceState.safeParse(entry.json());
+    } catch {
+      parsed = null;
+    }
+    if (!parsed?.success || parsed.data.machineId !== entry.key) {
+      this.#logger.warn(
+        { machineId: entry.key, revision: entry.revision },
+        "device state in the bucket is not readable; starting it afresh",
+      );
+      return null;
+    }
+    return { state: parsed.data, revision: entry.revision };
   }
 }

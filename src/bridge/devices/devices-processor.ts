@@ -37,6 +37,14 @@ export interface DevicesProcessorOptions {
 }
 
 const MAX_CONFLICT_RETRIES = 5;
+/** Full device states kept between batches (the rest are read from the bucket when a signal comes). */
+const DEVICE_CACHE_LIMIT = 10_000;
+
+/** What presence needs of every known device: held for the whole fleet, a few dozen bytes each. */
+interface PresenceView {
+  readonly status: StoredDevice["state"]["status"];
+  readonly heartbeatSeconds: number | null;
+}
 
 /**
  * The devices shard: turns connection events, inventories and presence signals into OpenFrame's
@@ -56,6 +64,12 @@ const MAX_CONFLICT_RETRIES = 5;
  * server's own event time, whichever is earlier), a device's own clock only ever lowering it; the
  * bridge host's clock never enters a row. Provenance: an event on a machine's subject counts only
  * when it is that machine's (records/provenance.ts); anything else is ignored and logged.
+ *
+ * Loaded lazily, so a takeover does not grow with the fleet: a device's full state is read from
+ * the bucket when a signal for it comes (the newest DEVICE_CACHE_LIMIT stay in memory), and what
+ * presence needs of every device (status, heartbeat interval) is read in one pass over the bucket
+ * after the takeover, in the background. Presence is judged from the end of that pass, with the
+ * full grace period it always gives after a takeover.
  */
 export class DevicesProcessor implements ShardProcessor {
   readonly name = DEVICES_SHARD;
@@ -65,8 +79,12 @@ export class DevicesProcessor implements ShardProcessor {
   readonly #options: DevicesProcessorOptions;
   readonly #logger: Logger;
   #store: DeviceStore | null = null;
+  /** Least recently used first. */
   #devices = new Map<string, StoredDevice>();
+  #presence = new Map<string, PresenceView>();
   #monitor: PresenceMonitor | null = null;
+  #warmUp: AbortController | null = null;
+  #warmUpDone = false;
   #ignored = 0;
   #unattributed = 0;
   #rowsWritten = 0;
@@ -78,28 +96,56 @@ export class DevicesProcessor implements ShardProcessor {
   }
 
   async takeover(context: TakeoverContext): Promise<void> {
-    this.#monitor?.stop();
-    this.#store = await this.#options.store();
-    this.#devices = await this.#store.loadAll();
-    this.#monitor = new PresenceMonitor({
+    this.#stopPresence();
+    const store = await this.#options.store();
+    this.#store = store;
+    this.#devices = new Map();
+    this.#presence = new Map();
+    this.#warmUpDone = false;
+    const warmUp = new AbortController();
+    this.#warmUp = warmUp;
+    const monitor = new PresenceMonitor({
       connection: context.connection,
       systemConnection: this.#options.systemConnection(),
       names: this.#options.presence,
-      deviceOf: (machineId) => this.#devices.get(machineId)?.state,
+      deviceOf: (machineId) => this.#presence.get(machineId),
       defaultHeartbeatSeconds: this.#options.defaultHeartbeatSeconds,
       missedHeartbeats: this.#options.missedHeartbeats,
       identity: this.#options.identity,
       clock: this.#options.clock,
       logger: this.#logger,
     });
-    const online = [...this.#devices.values()]
-      .filter((device) => device.state.status === "ONLINE")
-      .map((device) => ({ machineId: device.state.machineId, heartbeatSeconds: device.state.heartbeatSeconds }));
-    this.#monitor.start(online);
-    this.#logger.info(
-      { devices: this.#devices.size, online: online.length },
-      "devices loaded; presence is watched from here",
-    );
+    this.#monitor = monitor;
+    const began = this.#options.clock.monotonicMs();
+    void store
+      .scan((device) => {
+        // What a batch wrote meanwhile is newer than what the pass read.
+        if (!this.#presence.has(device.state.machineId)) this.#presence.set(device.state.machineId, viewOf(device));
+      }, warmUp.signal)
+      .then(() => {
+        if (warmUp.signal.aborted) return;
+        this.#warmUpDone = true;
+        const online = [...this.#presence]
+          .filter(([, device]) => device.status === "ONLINE")
+          .map(([machineId, device]) => ({ machineId, heartbeatSeconds: device.heartbeatSeconds }));
+        monitor.start(online);
+        this.#logger.info(
+          {
+            devices: this.#presence.size,
+            online: online.length,
+            readMs: Math.round(this.#options.clock.monotonicMs() - began),
+          },
+          "devices read; presence is watched from here",
+        );
+      })
+      .catch((error: unknown) => {
+        if (warmUp.signal.aborted) return;
+        // Presence waits for the next takeover; device events go on being bridged meanwhile.
+        this.#logger.error(
+          { err: error },
+          "cannot read the devices bucket: presence is not judged until the shard is taken over again",
+        );
+      });
   }
 
   async prepare(messages: readonly SourceMessage[], positions: BatchPositions): Promise<PreparedBatch> {
@@ -124,12 +170,12 @@ export class DevicesProcessor implements ShardProcessor {
           const outcome = nextDeviceState(stored.state, machineSignals, positions, this.#options.rowContext);
           if (outcome.row) rows.set(machineId, outcome.row);
           if (outcome.state === stored.state) {
-            this.#devices.set(machineId, stored);
+            this.#remember(stored);
             return;
           }
           try {
             const revision = await store.write(outcome.state, stored.revision);
-            this.#devices.set(machineId, { state: outcome.state, revision });
+            this.#remember({ state: outcome.state, revision });
             if (outcome.state.status === "ONLINE") this.#monitor?.watch(machineId, outcome.state.heartbeatSeconds);
             return;
           } catch (error) {
@@ -139,7 +185,7 @@ export class DevicesProcessor implements ShardProcessor {
               "device state changed under us (a previous owner still writing?): reading it again",
             );
             rows.delete(machineId);
-            this.#devices.set(machineId, await store.get(machineId));
+            this.#remember(await store.get(machineId));
           }
         }
       }),
@@ -147,7 +193,7 @@ export class DevicesProcessor implements ShardProcessor {
     const records = [...rows.values()].map((row) => this.#record(row));
     return {
       records,
-      stateRecords: [],
+      stateChanges: [],
       counts: { produced: records.length, deadLetters: 0, duplicatesDropped: 0, unverifiableSequences: 0 },
       committed: () => {
         this.#rowsWritten += records.length;
@@ -156,21 +202,43 @@ export class DevicesProcessor implements ShardProcessor {
   }
 
   async release(): Promise<void> {
-    this.#monitor?.stop();
-    this.#monitor = null;
+    this.#stopPresence();
     this.#devices = new Map();
+    this.#presence = new Map();
   }
 
   stats(): Record<string, number> {
-    const devices = [...this.#devices.values()];
+    let online = 0;
+    for (const device of this.#presence.values()) if (device.status === "ONLINE") online++;
     return {
-      devicesKnown: devices.length,
-      devicesOnline: devices.filter((device) => device.state.status === "ONLINE").length,
+      devicesKnown: this.#presence.size,
+      devicesOnline: online,
+      devicesInMemory: this.#devices.size,
+      devicesRead: this.#warmUpDone ? 1 : 0,
       rowsWritten: this.#rowsWritten,
       signalsIgnored: this.#ignored,
       signalsUnattributed: this.#unattributed,
       presenceSignalsPublished: this.#monitor?.signalsPublished ?? 0,
     };
+  }
+
+  /** A device's state as now stored: the newest used, what presence sees of it updated. */
+  #remember(device: StoredDevice): void {
+    const { machineId } = device.state;
+    this.#devices.delete(machineId);
+    this.#devices.set(machineId, device);
+    if (this.#devices.size > DEVICE_CACHE_LIMIT) {
+      const oldest = this.#devices.keys().next();
+      if (!oldest.done) this.#devices.delete(oldest.value);
+    }
+    if (device.revision > 0) this.#presence.set(machineId, viewOf(device));
+  }
+
+  #stopPresence(): void {
+    this.#warmUp?.abort();
+    this.#warmUp = null;
+    this.#monitor?.stop();
+    this.#monitor = null;
   }
 
   #signalsOf(message: SourceMessage): { machineId: string; signals: DeviceSignal[] } | null {
@@ -262,4 +330,8 @@ export class DevicesProcessor implements ShardProcessor {
       headers: new Map([[Buffer.from(BridgeHeader.typeId), Buffer.from(MACHINE_PINOT_MESSAGE_TYPE_ID)]]),
     };
   }
+}
+
+function viewOf(device: StoredDevice): PresenceView {
+  return { status: device.state.status, heartbeatSeconds: device.state.heartbeatSeconds };
 }

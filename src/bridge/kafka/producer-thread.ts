@@ -1,9 +1,8 @@
 import { parentPort } from "node:worker_threads";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
-import { kafkaClientOptions } from "./kafka-client-options.ts";
+import { kafkaClientOptions, TransactionalProducer } from "./client/index.ts";
 import { kafkaErrorIds } from "./kafka-errors.ts";
 import { decodeRecords } from "./record-frames.ts";
-import { TransactionalWriter } from "./transactional-writer.ts";
 
 /**
  * The producer thread: every shard's transactional producer lives here, so the Kafka client's work
@@ -25,6 +24,8 @@ export type ProducerRequest =
       readonly writerId: number;
       readonly frame: ArrayBuffer;
       readonly limits: Readonly<Record<string, number>>;
+      /** The records' timestamp (the shard's clock). */
+      readonly timestampMs: number;
     }
   | { readonly op: "close"; readonly requestId: number; readonly writerId: number };
 
@@ -33,7 +34,7 @@ export type ProducerReply =
   | { readonly requestId: number; readonly ok: false; readonly message: string; readonly ids: readonly string[] };
 
 interface Hosted {
-  readonly writer: TransactionalWriter;
+  readonly writer: TransactionalProducer;
   limits: Readonly<Record<string, number>>;
 }
 
@@ -56,7 +57,7 @@ if (parentPort) {
           case "open": {
             const hosted: Hosted = {
               limits: {},
-              writer: new TransactionalWriter(
+              writer: new TransactionalProducer(
                 kafkaClientOptions(request.kafka, request.clientIdSuffix),
                 request.transactionalId,
                 (topic) => hosted.limits[topic] ?? 1_000_000,
@@ -70,7 +71,7 @@ if (parentPort) {
             const hosted = writers.get(request.writerId);
             if (!hosted) throw new Error(`no producer ${request.writerId} in the producer thread`);
             hosted.limits = request.limits;
-            await hosted.writer.write(decodeRecords(request.frame));
+            await hosted.writer.write(decodeRecords(request.frame), request.timestampMs);
             break;
           }
           case "close": {

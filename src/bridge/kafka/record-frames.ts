@@ -4,7 +4,7 @@ import type { OutputRecord } from "../records/source-message.ts";
  * A batch of records as one ArrayBuffer, so it crosses to the producer thread by transfer (no
  * copy, no structured clone of thousands of small Buffers). Layout, little-endian:
  *   u32 records, u16 topics, topics: (u16 length, utf-8)...
- *   per record: u16 topic index, i32 key length (-1: no key), key, u32 value length, value,
+ *   per record: u16 topic index, i32 key length (-1: no key), key, i32 value length (-1: null), value,
  *               u16 headers, headers: (u16 name length, name, u32 value length, value)...
  * Decoding gives Buffers that are views into the frame: the thread reads them where they are.
  */
@@ -13,7 +13,7 @@ export function encodeRecords(records: readonly OutputRecord[]): ArrayBuffer {
   const topicBytes = topics.map((topic) => Buffer.from(topic));
   let size = 4 + 2 + topicBytes.reduce((total, bytes) => total + 2 + bytes.length, 0);
   for (const record of records) {
-    size += 2 + 4 + (record.key?.length ?? 0) + 4 + record.value.length + 2;
+    size += 2 + 4 + (record.key?.length ?? 0) + 4 + (record.value?.length ?? 0) + 2;
     for (const [name, value] of record.headers) size += 2 + name.length + 4 + value.length;
   }
   const frame = new ArrayBuffer(size);
@@ -49,8 +49,14 @@ export function encodeRecords(records: readonly OutputRecord[]): ArrayBuffer {
       view.setInt32(offset, -1, true);
       offset += 4;
     }
-    u32(record.value.length);
-    put(record.value);
+    if (record.value) {
+      view.setInt32(offset, record.value.length, true);
+      offset += 4;
+      put(record.value);
+    } else {
+      view.setInt32(offset, -1, true);
+      offset += 4;
+    }
     u16(record.headers.size);
     for (const [name, value] of record.headers) {
       u16(name.length);
@@ -89,7 +95,9 @@ export function decodeRecords(frame: ArrayBuffer): OutputRecord[] {
     const keyLength = view.getInt32(offset, true);
     offset += 4;
     const key = keyLength >= 0 ? take(keyLength) : undefined;
-    const value = take(u32());
+    const valueLength = view.getInt32(offset, true);
+    offset += 4;
+    const value = valueLength >= 0 ? take(valueLength) : null;
     const headers = new Map<Buffer, Buffer>();
     for (let header = u16(); header > 0; header--) {
       const name = take(u16());

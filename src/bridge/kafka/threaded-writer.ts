@@ -4,7 +4,7 @@ import type { BridgeSettings } from "../settings/bridge-settings.ts";
 import { withDeadline } from "./deadline.ts";
 import type { ProducerReply, ProducerRequest } from "./producer-thread.ts";
 import { encodeRecords } from "./record-frames.ts";
-import type { TransactionWriter } from "./transactional-writer.ts";
+import type { TransactionWriter } from "./transaction-writer.ts";
 
 /** The name the single executable carries the producer thread's code under (a SEA asset). */
 export const PRODUCER_THREAD_ASSET = "producer-thread.cjs";
@@ -85,7 +85,7 @@ const DEADLINE_MS = 35_000;
 
 /**
  * A shard's transactional producer, run in the producer thread: the same open / write / close as
- * TransactionalWriter, each bounded by a deadline here too (a thread that stopped answering is a
+ * TransactionalProducer, each bounded by a deadline here too (a thread that stopped answering is a
  * Kafka failure like any other: the shard closes this writer and takes over again).
  */
 export class ThreadedWriter implements TransactionWriter {
@@ -123,12 +123,12 @@ export class ThreadedWriter implements TransactionWriter {
     await withDeadline(request, DEADLINE_MS, `registering transactional id ${this.transactionalId}`);
   }
 
-  async write(records: readonly OutputRecord[]): Promise<void> {
+  async write(records: readonly OutputRecord[], timestampMs: number): Promise<void> {
     const limits: Record<string, number> = {};
     for (const record of records) limits[record.topic] ??= this.#limitOf(record.topic);
     const frame = encodeRecords(records);
     const request = this.#thread.request(
-      (requestId) => ({ op: "write", requestId, writerId: this.#writerId, frame, limits }),
+      (requestId) => ({ op: "write", requestId, writerId: this.#writerId, frame, limits, timestampMs }),
       [frame],
     );
     await withDeadline(request, DEADLINE_MS, `a transaction of ${records.length} records`);

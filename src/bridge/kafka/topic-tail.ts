@@ -1,5 +1,10 @@
-import { Admin, type BaseOptions } from "@platformatic/kafka";
-import { type CommittedRecord, partitionCount, readCommittedPartition } from "./committed-reader.ts";
+import {
+  type CommittedRecord,
+  type KafkaClientOptions,
+  partitionCount,
+  readCommittedPartition,
+  withKafkaAdmin,
+} from "./client/index.ts";
 
 /**
  * What `edge-bridge tail` prints for one record: a JSON line. Headers keep every value (a header the
@@ -35,7 +40,7 @@ export function tailLine(topic: string, partition: number, record: CommittedReco
     topic,
     partition,
     offset: record.offset.toString(),
-    timestamp: new Date(Number(record.timestamp)).toISOString(),
+    timestamp: new Date(record.timestampMs).toISOString(),
     key: record.key?.toString("utf8") ?? null,
     headers,
     ...value,
@@ -83,20 +88,15 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
  * the reader has no consumer group of its own.
  */
 export async function tailTopic(
-  clientOptions: BaseOptions,
+  clientOptions: KafkaClientOptions,
   topic: string,
   options: TailOptions,
   onLine: (line: TailLine) => void,
 ): Promise<void> {
   // Asked first: the client answers a metadata request for a missing topic with an error that only
   // its message names.
-  const admin = new Admin(clientOptions);
-  try {
-    if (!(await admin.listTopics()).includes(topic))
-      throw new TopicNotFoundError(`topic ${JSON.stringify(topic)} does not exist`);
-  } finally {
-    await admin.close().catch(() => undefined);
-  }
+  if (!(await withKafkaAdmin(clientOptions, (admin) => admin.listTopics())).has(topic))
+    throw new TopicNotFoundError(`topic ${JSON.stringify(topic)} does not exist`);
   const partitions = await partitionCount(clientOptions, topic);
   const next: bigint[] = Array.from({ length: partitions }, () => 0n);
   const read = async (partition: number, print: boolean): Promise<boolean> => {

@@ -1,9 +1,9 @@
-import { Admin, ConfigResourceTypes } from "@platformatic/kafka";
 import type { TopicRole } from "../../contracts/index.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { shardStateTopic, shardStateTopicSpec } from "../state/shard-state-store.ts";
+import { type KafkaAdmin, kafkaClientOptions, type TopicSpec, withKafkaAdmin } from "./client/index.ts";
 import { withDeadline } from "./deadline.ts";
-import { kafkaClientOptions } from "./kafka-client-options.ts";
 
 export class TopicSetupError extends Error {
   readonly code = "EDGE_BRIDGE_TOPIC_SETUP";
@@ -14,84 +14,87 @@ export class TopicSetupError extends Error {
 }
 
 interface TopicPlan {
-  readonly role: TopicRole;
-  readonly partitions: number;
-  readonly configs: Readonly<Record<string, string>>;
+  readonly spec: TopicSpec;
+  /** Which setting names the topic, for the error that says how to name another. */
+  readonly setting: string;
   /** A setting the topic must have even when someone else created it. */
   readonly required?: Readonly<Record<string, string>>;
 }
 
+const settingOfRole = (role: TopicRole): string =>
+  `EDGE_BRIDGE_TOPIC_${role.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
+
 /**
- * The topics the bridge writes, and how it creates the ones that are missing. The checkpoint
- * topic must be compacted: it is where the bridge remembers how far it got, and a topic that
- * deletes old records would one day forget a quiet stream's position and bridge it all again.
+ * The topics the bridge writes, and how it creates the ones that are missing. Each shard's state
+ * topic (state/shard-state-store.ts) must be compacted: it is where the shard remembers how far it
+ * got, and a topic that deletes old records would one day forget a quiet stream's position and
+ * bridge it all again. The `checkpoint` setting names their common prefix (and the legacy shared
+ * topic, which is no longer created: only read once, to move a shard's state out of it).
  */
-export function topicPlans(settings: BridgeSettings): TopicPlan[] {
-  const partitions = settings.kafka.partitions;
+export function topicPlans(settings: BridgeSettings, shards: readonly string[]): TopicPlan[] {
+  const { partitions, replicationFactor: replicas } = settings.kafka;
+  const output = (role: Exclude<TopicRole, "checkpoint">, topicPartitions: number, configs = {}): TopicPlan => ({
+    spec: { name: settings.topics[role], partitions: topicPartitions, replicas, configs },
+    setting: settingOfRole(role),
+  });
   return [
-    { role: "devices", partitions, configs: {} },
-    { role: "telemetry", partitions, configs: {} },
-    { role: "events", partitions, configs: {} },
-    { role: "inventory", partitions, configs: { "cleanup.policy": "compact" } },
-    { role: "deadLetter", partitions: 1, configs: {} },
-    // One partition: a takeover reads it whole. Short segments, so compaction keeps it small.
-    {
-      role: "checkpoint",
-      partitions: 1,
-      configs: { "cleanup.policy": "compact", "segment.ms": String(3_600_000), "min.cleanable.dirty.ratio": "0.1" },
-      required: { "cleanup.policy": "compact" },
-    },
+    output("devices", partitions),
+    output("telemetry", partitions),
+    output("events", partitions),
+    output("inventory", partitions, { "cleanup.policy": "compact" }),
+    output("deadLetter", 1),
+    ...shards.map(
+      (shard): TopicPlan => ({
+        spec: shardStateTopicSpec(shardStateTopic(settings.topics.checkpoint, shard), replicas),
+        setting: settingOfRole("checkpoint"),
+        required: { "cleanup.policy": "compact" },
+      }),
+    ),
   ];
 }
 
 /** Creates what is missing, checks what must hold of what exists. Idempotent. */
-export async function ensureTopics(settings: BridgeSettings, logger: Logger): Promise<void> {
-  await withDeadline(ensureTopicsNow(settings, logger), 60_000, "setting up topics");
+/** `shards`: the shards whose state topics to make (none: the output topics only). */
+export async function ensureTopics(
+  settings: BridgeSettings,
+  logger: Logger,
+  shards: readonly string[] = [],
+): Promise<void> {
+  await withDeadline(
+    withKafkaAdmin(kafkaClientOptions(settings.kafka, "admin"), (admin) =>
+      ensureTopicsWith(admin, topicPlans(settings, shards), logger),
+    ),
+    60_000,
+    "setting up topics",
+  );
 }
 
-async function ensureTopicsNow(settings: BridgeSettings, logger: Logger): Promise<void> {
-  const admin = new Admin(kafkaClientOptions(settings.kafka, "admin"));
-  try {
-    const existing = new Set(await admin.listTopics());
-    for (const plan of topicPlans(settings)) {
-      const name = settings.topics[plan.role];
-      if (!existing.has(name)) {
-        try {
-          await admin.createTopics({
-            topics: [name],
-            partitions: plan.partitions,
-            replicas: settings.kafka.replicationFactor,
-            configs: Object.entries(plan.configs).map(([configName, value]) => ({ name: configName, value })),
-          });
-          logger.info({ topic: name, role: plan.role, partitions: plan.partitions }, "created topic");
-        } catch (error) {
-          // Another instance may have created it at the same moment.
-          const again = new Set(await admin.listTopics());
-          if (!again.has(name)) throw error;
-        }
-        continue;
-      }
-      if (!plan.required) continue;
-      const [description] = await admin.describeConfigs({
-        resources: [
-          {
-            resourceType: ConfigResourceTypes.TOPIC,
-            resourceName: name,
-            configurationKeys: Object.keys(plan.required),
-          },
-        ],
-      });
-      for (const [key, wanted] of Object.entries(plan.required)) {
-        const actual = description?.configs.find((config) => config.name === key)?.value ?? null;
-        if (!actual?.split(",").includes(wanted)) {
-          throw new TopicSetupError(
-            `topic ${name} (${plan.role}) has ${key}=${actual ?? "(unset)"}; it must be ${wanted}: change it (kafka-configs --alter) or name another topic with EDGE_BRIDGE_TOPIC_${plan.role.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`,
-          );
-        }
+async function ensureTopicsWith(admin: KafkaAdmin, plans: readonly TopicPlan[], logger: Logger): Promise<void> {
+  const existing = await admin.listTopics();
+  const toCheck: TopicPlan[] = [];
+  for (const plan of plans) {
+    if (!existing.has(plan.spec.name)) {
+      if ((await admin.createTopic(plan.spec)) === "created")
+        logger.info({ topic: plan.spec.name, partitions: plan.spec.partitions }, "created topic");
+      continue;
+    }
+    if (plan.required) toCheck.push(plan);
+  }
+  if (toCheck.length === 0) return;
+  const keys = [...new Set(toCheck.flatMap((plan) => Object.keys(plan.required ?? {})))];
+  const configs = await admin.topicConfigs(
+    toCheck.map((plan) => plan.spec.name),
+    keys,
+  );
+  for (const plan of toCheck) {
+    for (const [key, wanted] of Object.entries(plan.required ?? {})) {
+      const actual = configs.get(plan.spec.name)?.get(key) ?? null;
+      if (!actual?.split(",").includes(wanted)) {
+        throw new TopicSetupError(
+          `topic ${plan.spec.name} has ${key}=${actual ?? "(unset)"}; it must be ${wanted}: change it (kafka-configs --alter) or name another topic with ${plan.setting}`,
+        );
       }
     }
-  } finally {
-    await admin.close().catch(() => undefined);
   }
 }
 
@@ -117,29 +120,20 @@ export class TopicLimits {
   }
 
   async refresh(settings: BridgeSettings): Promise<void> {
-    await withDeadline(this.#refresh(settings), 30_000, "reading topic limits");
-  }
-
-  async #refresh(settings: BridgeSettings): Promise<void> {
-    const admin = new Admin(kafkaClientOptions(settings.kafka, "admin"));
-    try {
-      const names = Object.values(settings.topics);
-      const descriptions = await admin.describeConfigs({
-        resources: names.map((name) => ({
-          resourceType: ConfigResourceTypes.TOPIC,
-          resourceName: name,
-          configurationKeys: ["max.message.bytes"],
-        })),
-      });
-      const limits = new Map<string, number>();
-      for (const description of descriptions) {
-        const value = Number(description.configs.find((config) => config.name === "max.message.bytes")?.value);
-        if (Number.isFinite(value) && value > 0)
-          limits.set(description.resourceName, Math.min(this.#maxRecordBytes, value - BATCH_OVERHEAD_BYTES));
-      }
-      this.#limits = limits;
-    } finally {
-      await admin.close().catch(() => undefined);
-    }
+    await withDeadline(
+      withKafkaAdmin(kafkaClientOptions(settings.kafka, "admin"), async (admin) => {
+        const { checkpoint: _prefix, ...outputTopics } = settings.topics;
+        const configs = await admin.topicConfigs(Object.values(outputTopics), ["max.message.bytes"]);
+        const limits = new Map<string, number>();
+        for (const [topic, values] of configs) {
+          const value = Number(values.get("max.message.bytes"));
+          if (Number.isFinite(value) && value > 0)
+            limits.set(topic, Math.min(this.#maxRecordBytes, value - BATCH_OVERHEAD_BYTES));
+        }
+        this.#limits = limits;
+      }),
+      30_000,
+      "reading topic limits",
+    );
   }
 }

@@ -1,5 +1,4 @@
-import { Admin } from "@platformatic/kafka";
-import { kafkaClientOptions } from "../kafka/kafka-client-options.ts";
+import { kafkaClientOptions, withKafkaAdmin } from "../kafka/client/index.ts";
 import type { BridgeSettings } from "../settings/bridge-settings.ts";
 import { planPinotSetup, type SetupAction } from "./setup-plan.ts";
 import { type JsonObject, type PinotTableDefinition, pinotTableDefinitions } from "./table-definitions.ts";
@@ -50,21 +49,7 @@ async function controllerRequest(
 }
 
 async function topicPartitions(settings: BridgeSettings, topics: readonly string[]): Promise<Map<string, number>> {
-  const admin = new Admin(kafkaClientOptions(settings.kafka, "pinot-setup"));
-  try {
-    const existing = new Set(await admin.listTopics());
-    const present = topics.filter((topic) => existing.has(topic));
-    const counts = new Map<string, number>();
-    if (present.length === 0) return counts;
-    const metadata = await admin.metadata({ topics: present, forceUpdate: true });
-    for (const topic of present) {
-      const count = metadata.topics.get(topic)?.partitionsCount;
-      if (count !== undefined) counts.set(topic, count);
-    }
-    return counts;
-  } finally {
-    await admin.close().catch(() => undefined);
-  }
+  return withKafkaAdmin(kafkaClientOptions(settings.kafka, "pinot-setup"), (admin) => admin.partitionCounts(topics));
 }
 
 function definitionsFor(settings: BridgeSettings, options: PinotSetupOptions): PinotTableDefinition[] {

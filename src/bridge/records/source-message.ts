@@ -12,13 +12,14 @@ export function headerValue(message: SourceMessage, name: string): string | unde
 export interface OutputRecord {
   readonly topic: string;
   readonly key: Buffer | undefined;
-  readonly value: Buffer;
+  /** null: a tombstone (compaction deletes the key). */
+  readonly value: Buffer | null;
   /** Distinct Buffer keys, so a header name may repeat, as Kafka allows. */
   readonly headers: Map<Buffer, Buffer>;
 }
 
 export function recordSize(record: OutputRecord): number {
-  let size = (record.key?.length ?? 0) + record.value.length;
+  let size = (record.key?.length ?? 0) + (record.value?.length ?? 0);
   for (const [key, value] of record.headers) size += key.length + value.length;
   return size;
 }

@@ -1,6 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { type Service, Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { KafkaHealthStatus } from "../kafka/kafka-health.ts";
 import type { ShardStats } from "../shards/shard-runner.ts";
 
 export const BRIDGE_SERVICE_NAME = "edge-bridge";
@@ -35,6 +36,8 @@ export interface BridgeStatus {
   readonly reportedAt: string;
   readonly nats: { readonly connected: boolean; readonly server: string | null };
   readonly kafkaBrokers: readonly string[];
+  /** Whether Kafka answers, and what is wrong when it does not (or refuses the records' timestamps). */
+  readonly kafka: KafkaHealthStatus;
   readonly liveInstances: number;
   readonly shardsHeld: readonly string[];
   readonly shards: readonly ShardStatus[];

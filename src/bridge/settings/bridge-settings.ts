@@ -122,6 +122,14 @@ export const BridgeSettings = z.object({
   }),
   /** How long a dead instance keeps its shards before another takes them over. */
   leaseSeconds: z.number().int().min(3).max(600),
+  /**
+   * A dedupe window no event touched for this long (stream time) is evicted. Keep it above the
+   * fleet's outbox maximum age (7 days by default): a copy arriving later than this is bridged
+   * again (docs/bridge.md, "State topics").
+   */
+  dedupeWindowIdleDays: z.number().int().min(1).max(3_650),
+  /** Kafka not answering (or only failing) for this long is logged as a warning, and again once it is back. */
+  kafkaUnreachableWarningSeconds: z.number().int().min(1).max(3_600),
 });
 export type BridgeSettings = z.infer<typeof BridgeSettings>;
 
@@ -185,5 +193,7 @@ export function defaultBridgeSettings(directories: {
     missedHeartbeats: 3,
     batch: { maxEvents: 1_000, lingerMs: 5 },
     leaseSeconds: 15,
+    dedupeWindowIdleDays: 8,
+    kafkaUnreachableWarningSeconds: 5,
   };
 }

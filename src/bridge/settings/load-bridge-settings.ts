@@ -88,6 +88,8 @@ export const BRIDGE_SETTING_SPECS: readonly SettingSpec[] = [
   spec("batch.maxEvents", "BATCH_MAX_EVENTS", "int"),
   spec("batch.lingerMs", "BATCH_LINGER_MS", "int"),
   spec("leaseSeconds", "LEASE_SECONDS", "int"),
+  spec("dedupeWindowIdleDays", "DEDUPE_WINDOW_IDLE_DAYS", "int"),
+  spec("kafkaUnreachableWarningSeconds", "KAFKA_UNREACHABLE_WARNING_SECONDS", "int"),
 ];
 
 export function bridgeFlagOptions(): Record<string, { type: "string"; multiple?: boolean }> {

@@ -1,50 +1,70 @@
+import { EventHeader, isSafeToken } from "../../contracts/index.ts";
 import type { Logger } from "../../runtime/logger.ts";
-import { SequenceWindow, type SequenceWindowSnapshot } from "../dedupe/sequence-window.ts";
-import { stateRecord } from "../kafka/checkpoint.ts";
+import {
+  DedupeWindowRecord,
+  DedupeWindows,
+  lifeKeyOfState,
+  outboxLifeKey,
+  windowStateKey,
+} from "../dedupe/dedupe-windows.ts";
 import { type RouterOptions, routeMessage } from "../records/event-router.ts";
-import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
+import { headerValue, type OutputRecord, type SourceMessage } from "../records/source-message.ts";
 import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "./shard-processor.ts";
 
-const WINDOW_KIND = "dedupe";
+/** At most this long, an X-Outbox-ID is taken as one (a random UUID is 36). */
+const MAX_OUTBOX_ID_LENGTH = 64;
 
 /**
  * Bridges one event stream into its topics (see records/event-router.ts), dropping the copies an
- * agent published again after JetStream's duplicate window: per machine, a window of the sequence
- * numbers already bridged (dedupe/sequence-window.ts). The windows a batch changed are written
- * with the batch, so after any crash or takeover they match exactly what Kafka holds.
+ * agent published again after JetStream's duplicate window: per outbox life (machine and
+ * X-Outbox-ID), a window of the sequence numbers already bridged (dedupe/dedupe-windows.ts). The
+ * windows a batch changed are written with the batch, so after any crash or takeover they match
+ * exactly what Kafka holds.
  */
 export class EventStreamProcessor implements ShardProcessor {
   readonly name: string;
   readonly streams: readonly string[];
   readonly #router: RouterOptions;
-  readonly #checkpointTopic: string;
   readonly #logger: Logger;
   readonly preparesAhead = true;
-  #windows = new Map<string, SequenceWindow>();
-  /** Windows of batches prepared but not yet committed, newest first in effect (later batches replace). */
-  #uncommitted = new Map<string, SequenceWindow>();
+  readonly #windows: DedupeWindows;
+  #unreadableStates = 0;
+  #windowsEvicted = 0;
 
-  constructor(options: { stream: string; router: RouterOptions; checkpointTopic: string; logger: Logger }) {
+  constructor(options: { stream: string; router: RouterOptions; logger: Logger; windowIdleMs?: number }) {
     this.name = options.stream;
     this.streams = [options.stream];
     this.#router = options.router;
-    this.#checkpointTopic = options.checkpointTopic;
     this.#logger = options.logger;
+    this.#windows = new DedupeWindows(options.windowIdleMs === undefined ? {} : { idleMs: options.windowIdleMs });
   }
 
   async takeover(context: TakeoverContext): Promise<void> {
-    this.#windows = new Map();
-    this.#uncommitted = new Map();
-    for (const [id, value] of context.states) {
-      const [kind, machineId] = splitStateId(id);
-      if (kind !== WINDOW_KIND || machineId === null) continue;
-      this.#windows.set(machineId, new SequenceWindow(value as SequenceWindowSnapshot));
+    const windows: Array<[string, DedupeWindowRecord]> = [];
+    let unreadable: string | null = null;
+    let unreadableCount = 0;
+    for (const [key, value] of context.states) {
+      const lifeKey = lifeKeyOfState(key);
+      if (lifeKey === null) continue;
+      const parsed = DedupeWindowRecord.safeParse(value);
+      if (parsed.success) windows.push([lifeKey, parsed.data]);
+      else {
+        unreadable ??= key;
+        unreadableCount++;
+      }
     }
+    this.#windows.load(windows);
+    this.#unreadableStates += unreadableCount;
+    if (unreadableCount > 0)
+      this.#logger.warn(
+        { unreadable: unreadableCount, firstKey: unreadable },
+        "dedupe windows in the state topic that cannot be read were skipped: those outboxes start with an empty window (a late copy of their events may be bridged twice, none is lost)",
+      );
   }
 
   async prepare(messages: readonly SourceMessage[], _positions: BatchPositions): Promise<PreparedBatch> {
     const records: OutputRecord[] = [];
-    const touched = new Map<string, SequenceWindow>();
+    const draft = this.#windows.draft();
     let deadLetters = 0;
     let duplicatesDropped = 0;
     let unverifiableSequences = 0;
@@ -65,58 +85,57 @@ export class EventStreamProcessor implements ShardProcessor {
         continue;
       }
       if (routed.sequence !== null) {
-        const window =
-          touched.get(routed.machineId) ??
-          (this.#uncommitted.get(routed.machineId) ?? this.#windows.get(routed.machineId))?.clone() ??
-          new SequenceWindow();
-        touched.set(routed.machineId, window);
-        const verdict = window.verdict(routed.sequence);
+        const outboxId = outboxIdOf(message);
+        const verdict = draft.judge(outboxLifeKey(routed.machineId, outboxId), routed.sequence, message.storedAtMs);
         if (verdict === "duplicate") {
           duplicatesDropped++;
           this.#logger.info(
-            { machineId: routed.machineId, sequence: routed.sequence, streamSequence: message.streamSequence },
+            {
+              machineId: routed.machineId,
+              outboxId,
+              sequence: routed.sequence,
+              streamSequence: message.streamSequence,
+            },
             "dropped a copy of an event already bridged (stored again after the stream's duplicate window)",
           );
           continue;
         }
         if (verdict === "too-old") unverifiableSequences++;
-        window.record(routed.sequence);
       }
       records.push(routed.record);
     }
-    const stateRecords = [...touched].map(([machineId, window]) =>
-      stateRecord(this.#checkpointTopic, WINDOW_KIND, this.name, machineId, window.snapshot()),
-    );
-    for (const [machineId, window] of touched) this.#uncommitted.set(machineId, window);
+    const evicted = draft.evictIdle();
+    const stateChanges = draft.changes().map((change) => ({ key: windowStateKey(change.key), value: change.value }));
     return {
       records,
-      stateRecords,
+      stateChanges,
       counts: { produced: records.length - deadLetters, deadLetters, duplicatesDropped, unverifiableSequences },
       committed: () => {
-        for (const [machineId, window] of touched) {
-          this.#windows.set(machineId, window);
-          // A later batch's own window for the machine (prepared on top of this one) stays.
-          if (this.#uncommitted.get(machineId) === window) this.#uncommitted.delete(machineId);
-        }
+        this.#windows.commit(draft);
+        this.#windowsEvicted += evicted;
       },
     };
   }
 
   discardUncommitted(): void {
-    this.#uncommitted = new Map();
+    this.#windows.discardUncommitted();
   }
 
   async release(): Promise<void> {
-    this.#windows = new Map();
-    this.#uncommitted = new Map();
+    this.#windows.clear();
   }
 
   stats(): Record<string, number> {
-    return { machinesTracked: this.#windows.size };
+    return {
+      windowsTracked: this.#windows.size,
+      windowsEvicted: this.#windowsEvicted,
+      unreadableStates: this.#unreadableStates,
+    };
   }
 }
 
-export function splitStateId(id: string): [string, string | null] {
-  const slash = id.indexOf("/");
-  return slash < 0 ? [id, null] : [id.slice(0, slash), id.slice(slash + 1)];
+/** The event's X-Outbox-ID when it is a well-formed one; null otherwise (an agent from before it). */
+function outboxIdOf(message: SourceMessage): string | null {
+  const value = headerValue(message, EventHeader.outboxId);
+  return value !== undefined && value.length <= MAX_OUTBOX_ID_LENGTH && isSafeToken(value) ? value : null;
 }

@@ -1,11 +1,14 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { CheckpointValue } from "../kafka/checkpoint.ts";
 import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
+import type { CheckpointValue, StateChange } from "../state/checkpoint.ts";
 
 /** What a processor knows when a shard is taken over: its committed position and state, from Kafka. */
 export interface TakeoverContext {
   readonly checkpoint: CheckpointValue | null;
-  /** This shard's state records (`<kind>/<id>` -> value), as last committed. */
+  /**
+   * This shard's state records (key -> value), as last committed: parsed JSON, not yet
+   * validated (the processor that owns a kind validates it, and skips what it cannot read).
+   */
   readonly states: ReadonlyMap<string, unknown>;
   readonly connection: NatsConnection;
 }
@@ -27,8 +30,8 @@ export interface BatchCounts {
 export interface PreparedBatch {
   /** Output records, in the order they must be written. */
   readonly records: readonly OutputRecord[];
-  /** This shard's state records (written to the checkpoint topic in the same transaction). */
-  readonly stateRecords: readonly OutputRecord[];
+  /** Changes to this shard's state records (written to its state topic in the same transaction). */
+  readonly stateChanges: readonly StateChange[];
   readonly counts: BatchCounts;
   /** The transaction committed: make the batch's state the processor's own. */
   committed(): void;

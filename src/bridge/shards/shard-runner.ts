@@ -1,17 +1,18 @@
-import { jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { BaseOptions } from "@platformatic/kafka";
 import { jitteredBackoff } from "../../runtime/backoff.ts";
-import type { Clock } from "../../runtime/clock.ts";
+import { type Clock, sleepOn } from "../../runtime/clock.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import { OrderedStreamSource, type SourceCounters } from "../../transport/ordered-stream-source.ts";
-import { type CheckpointValue, checkpointRecord, loadShardState } from "../kafka/checkpoint.ts";
 import { classifyKafkaError, describeKafkaError } from "../kafka/kafka-errors.ts";
-import type { TransactionWriter } from "../kafka/transactional-writer.ts";
+import type { KafkaHealth } from "../kafka/kafka-health.ts";
+import type { TransactionWriter } from "../kafka/transaction-writer.ts";
 import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
+import type { CheckpointValue } from "../state/checkpoint.ts";
+import type { LoadedShardState, ShardStateStore } from "../state/shard-state-store.ts";
 import type { PreparedBatch, ShardProcessor } from "./shard-processor.ts";
 
-export type ShardState = "starting" | "running" | "retrying" | "stopped";
+export type ShardState = "starting" | "running" | "retrying" | "waiting-for-stream" | "stopped";
 
 /** A batch made into one transaction's records, with what the shard adopts once it commits. */
 interface PreparedTransaction {
@@ -45,6 +46,9 @@ export interface ShardStats {
   readonly transactionsCommitted: number;
   readonly transactionsAborted: number;
   readonly takeovers: number;
+  /** How long the last takeover took to read the shard's state, and how many bytes it read. */
+  readonly lastTakeoverMs: number | null;
+  readonly lastTakeoverBytes: number | null;
   readonly lastCommitAt: string | null;
   readonly lastError: string | null;
   readonly streams: Readonly<Record<string, StreamStats>>;
@@ -54,16 +58,16 @@ export interface ShardStats {
 export interface ShardRunnerOptions {
   readonly processor: ShardProcessor;
   readonly connection: NatsConnection;
-  readonly kafkaClientOptions: () => BaseOptions;
   /** A new (not yet opened) transactional producer for the shard's transactional id. */
   readonly newWriter: () => TransactionWriter;
-  readonly checkpointTopic: string;
+  /** Where the shard's checkpoint and state live (state/shard-state-store.ts). */
+  readonly state: ShardStateStore;
   readonly transactionalId: string;
   readonly consumerName: (stream: string) => string;
   readonly maxEvents: number;
   readonly lingerMs: number;
   readonly logger: Logger;
-  /** What the stream sources' health checks and retries run on. */
+  /** Every wait of the shard (backoff, linger, the stop deadline) and the records' timestamps. */
   readonly clock: Clock;
   /** Whether this instance still holds the shard's lease (a fenced producer may only go on if so). */
   readonly stillOwned: () => boolean;
@@ -71,7 +75,32 @@ export interface ShardRunnerOptions {
   readonly onFatal: (error: unknown) => void;
   /** How the dead letter of a message too large for the broker looks (its topic, no body). */
   readonly tooLargeDeadLetter: (message: SourceMessage, reason: string) => OutputRecord;
+  /** Told of every Kafka call, so an outage is reported once for the bridge (kafka/kafka-health.ts). */
+  readonly kafkaHealth?: KafkaHealth;
+  /** How often a stream that does not exist is looked for again. Default 30 s. */
+  readonly streamRetryMs?: number;
 }
+
+/** The broker refused a transaction as too large: its events go again in smaller ones. */
+class BatchTooLargeError extends Error {
+  readonly code = "EDGE_BRIDGE_BATCH_TOO_LARGE";
+  readonly messages: readonly SourceMessage[];
+  readonly reason: string;
+  constructor(messages: readonly SourceMessage[], reason: string, cause: unknown) {
+    super(`the broker refused a transaction of ${messages.length} events as too large: ${reason}`, { cause });
+    this.name = "BatchTooLargeError";
+    this.messages = messages;
+    this.reason = reason;
+  }
+}
+
+/** While narrowing down a too-large batch: transactions of at most `maxEvents`, until `until` is committed. */
+interface BatchCap {
+  readonly maxEvents: number;
+  readonly until: Readonly<Record<string, number>>;
+}
+
+const DEFAULT_STREAM_RETRY_MS = 30_000;
 
 /**
  * Runs one shard: its transactional producer, its stream consumers and its processor.
@@ -85,14 +114,18 @@ export interface ShardRunnerOptions {
  * position past it, or in neither, and then read again. Per stream, messages reach Kafka in
  * stream order (batches are sequential), so a machine's events keep their order in a partition.
  *
- * Any failure of the path (Kafka or NATS down, a commit whose outcome is unknown) ends in a new
- * takeover after a backoff: fence, read the checkpoint, position. A fenced producer means another
- * owner took over, unless we still hold the lease (the broker aborted a slow transaction).
+ * Any failure of the path (Kafka or NATS down, a commit whose outcome is unknown, a transaction
+ * the broker refused as too large) ends in a new takeover: fence, read the checkpoint, position.
+ * Nothing is ever written after a fencing without reading the checkpoint first, so an owner that
+ * lost the shard for a moment never writes on top of what its successor committed. A fenced
+ * producer means another owner took over, unless we still hold the lease (the broker aborted a
+ * slow transaction). A stream that does not exist is waited for without touching Kafka.
  */
 export class ShardRunner {
   readonly #options: ShardRunnerOptions;
   readonly #logger: Logger;
   readonly #processor: ShardProcessor;
+  readonly #clock: Clock;
   #writer: TransactionWriter | null = null;
   #sources = new Map<string, OrderedStreamSource>();
   #committed: Record<string, number> = {};
@@ -114,10 +147,17 @@ export class ShardRunner {
   #retiredSourceCounters = new Map<string, SourceCounters>();
   #lastCommitAt: string | null = null;
   #lastError: string | null = null;
+  #lastTakeover: { ms: number; bytes: number } | null = null;
+  /** The streams found missing at the last look (null: all exist), so the wait is logged once. */
+  #missingStreams: string | null = null;
+  #cap: BatchCap | null = null;
+  /** The one event the broker refused on its own: it becomes a dead letter when it comes again. */
+  #refused: { stream: string; streamSequence: number; reason: string } | null = null;
 
   constructor(options: ShardRunnerOptions) {
     this.#options = options;
     this.#processor = options.processor;
+    this.#clock = options.clock;
     this.#logger = options.logger.child({ shard: options.processor.name });
   }
 
@@ -144,10 +184,7 @@ export class ShardRunner {
     this.#stopSignal.abort();
     const running = this.#running;
     if (!running) return;
-    const timedOut = await Promise.race([
-      running.then(() => false),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), timeoutMs).unref()),
-    ]);
+    const timedOut = await Promise.race([running.then(() => false), sleepOn(this.#clock, timeoutMs).then(() => true)]);
     if (timedOut) {
       this.#logger.warn(
         { timeoutMs },
@@ -181,6 +218,8 @@ export class ShardRunner {
       state: this.#state,
       transactionalId: this.#options.transactionalId,
       ...this.#counters,
+      lastTakeoverMs: this.#lastTakeover?.ms ?? null,
+      lastTakeoverBytes: this.#lastTakeover?.bytes ?? null,
       lastCommitAt: this.#lastCommitAt,
       lastError: this.#lastError,
       streams,
@@ -194,14 +233,20 @@ export class ShardRunner {
     let lastLogged: string | null = null;
     while (!this.#stopping) {
       try {
-        this.#state = "starting";
-        await this.#takeover();
+        if (this.#missingStreams === null) this.#state = "starting";
+        const created = await this.#streamsCreated();
+        if (created === null) continue;
+        await this.#takeover(created);
         this.#state = "running";
         if (lastLogged !== null) this.#logger.info("bridging again");
         lastLogged = null;
         await this.#pump(() => backoff.reset());
       } catch (error) {
         if (this.#stopping) break;
+        if (error instanceof BatchTooLargeError) {
+          this.#narrowDown(error);
+          continue;
+        }
         const kind = classifyKafkaError(error);
         const reason = describeKafkaError(error);
         this.#lastError = reason;
@@ -229,30 +274,65 @@ export class ShardRunner {
       .catch((error: unknown) => this.#logger.warn({ err: error }, "processor did not release cleanly"));
   }
 
-  async #takeover(): Promise<void> {
+  /**
+   * When each of the shard's streams was made, or null after waiting a while because one does not
+   * exist: a shard whose stream is missing neither fences nor reads Kafka until it appears.
+   */
+  async #streamsCreated(): Promise<Record<string, string> | null> {
+    const manager = await jetstreamManager(this.#options.connection);
+    const created: Record<string, string> = {};
+    const missing: string[] = [];
+    for (const stream of this.#processor.streams) {
+      try {
+        created[stream] = (await manager.streams.info(stream)).created;
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.StreamNotFound) throw error;
+        missing.push(stream);
+      }
+    }
+    if (missing.length === 0) {
+      if (this.#missingStreams !== null)
+        this.#logger.info({ streams: this.#processor.streams }, "the stream exists now");
+      this.#missingStreams = null;
+      return created;
+    }
+    const names = missing.join(", ");
+    const retryMs = this.#options.streamRetryMs ?? DEFAULT_STREAM_RETRY_MS;
+    if (this.#missingStreams !== names)
+      this.#logger.warn(
+        { streams: missing, retrySeconds: Math.round(retryMs / 1_000) },
+        "the shard's stream does not exist: nothing to bridge until it is made (edge-agent dev-setup, or the platform); looked for again periodically",
+      );
+    this.#missingStreams = names;
+    this.#state = "waiting-for-stream";
+    this.#lastError = `stream ${names} does not exist`;
+    await this.#sleep(retryMs);
+    return null;
+  }
+
+  async #takeover(created: Readonly<Record<string, string>>): Promise<void> {
     this.#counters.takeovers++;
-    const clientOptions = this.#options.kafkaClientOptions();
+    const began = this.#clock.monotonicMs();
     const writer = this.#options.newWriter();
     this.#writer = writer;
     // Fences every earlier producer of this shard: from here, what Kafka holds is final.
-    await writer.open();
-    const loaded = await loadShardState(clientOptions, this.#options.checkpointTopic, this.name);
-    const manager = await jetstreamManager(this.#options.connection);
+    await this.#kafka(writer.open());
+    const loaded = await this.#kafka(this.#options.state.load());
     this.#committed = {};
     this.#streamCreated = {};
     for (const stream of this.#processor.streams) {
-      const info = await manager.streams.info(stream);
+      const streamCreated = created[stream] as string;
       const position = loaded.checkpoint?.positions[stream];
       let after = position?.sequence ?? 0;
-      if (position && position.streamCreated !== info.created) {
+      if (position && position.streamCreated !== streamCreated) {
         this.#logger.warn(
-          { stream, checkpoint: position, created: info.created },
+          { stream, checkpoint: position, created: streamCreated },
           "the stream was made again since the checkpoint: reading it from its start",
         );
         after = 0;
       }
       this.#committed[stream] = after;
-      this.#streamCreated[stream] = info.created;
+      this.#streamCreated[stream] = streamCreated;
     }
     this.#transactions = loaded.checkpoint?.transaction ?? 0;
     await this.#processor.takeover({
@@ -260,13 +340,20 @@ export class ShardRunner {
       states: loaded.states,
       connection: this.#options.connection,
     });
+    if (loaded.unreadable > 0)
+      this.#logger.warn(
+        { unreadable: loaded.unreadable, stateTopic: this.#options.state.topic },
+        "state records that are not JSON were skipped (each is one dedupe window forgotten: a late copy may be bridged twice, none is lost)",
+      );
+    if (loaded.migratedFrom !== null) await this.#moveState(loaded);
+    this.#lastTakeover = { ms: Math.round(this.#clock.monotonicMs() - began), bytes: loaded.bytesRead };
     for (const stream of this.#processor.streams) {
       const source = new OrderedStreamSource({
         connection: this.#options.connection,
         stream,
         consumerName: this.#options.consumerName(stream),
         logger: this.#logger,
-        clock: this.#options.clock,
+        clock: this.#clock,
         // One batch waiting, one being prepared, one committing: what a shard holds at most.
         bufferMessages: this.#options.maxEvents,
         maxAckPending: 3 * this.#options.maxEvents,
@@ -275,8 +362,33 @@ export class ShardRunner {
       await source.startAfter(this.#committed[stream] ?? 0);
     }
     this.#logger.info(
-      { positions: this.#committed, transactionalId: this.#options.transactionalId },
+      {
+        positions: this.#committed,
+        transactionalId: this.#options.transactionalId,
+        stateTopic: this.#options.state.topic,
+        stateRecords: loaded.states.size,
+        stateBytesRead: loaded.bytesRead,
+        takeoverMs: this.#lastTakeover.ms,
+      },
       "shard taken over: bridging from the committed checkpoint",
+    );
+  }
+
+  /** The shard's state came from the legacy shared topic: its first transaction writes it all into its own. */
+  async #moveState(loaded: LoadedShardState): Promise<void> {
+    const checkpoint = this.#checkpointAt(this.#committed);
+    await this.#kafka(
+      (this.#writer as TransactionWriter).write(
+        this.#options.state.migrationRecords(loaded, checkpoint),
+        this.#clock.now(),
+      ),
+      "transaction",
+    );
+    this.#counters.transactionsCommitted++;
+    this.#lastCommitAt = checkpoint.committedAt;
+    this.#logger.info(
+      { from: loaded.migratedFrom, to: this.#options.state.topic, stateRecords: loaded.states.size },
+      "moved the shard's state from the shared legacy topic into its own state topic",
     );
   }
 
@@ -288,35 +400,43 @@ export class ShardRunner {
    */
   async #pump(onProgress: () => void): Promise<void> {
     let inFlight: InFlight | null = null;
-    const settle = async (): Promise<"committed" | "redone"> => {
+    const settle = async (): Promise<void> => {
       const current = inFlight as InFlight;
       inFlight = null;
       const failure = await current.outcome;
       if (failure === null) {
         this.#adopt(current.batch);
         onProgress();
-        return "committed";
+        return;
       }
       this.#counters.transactionsAborted++;
-      if (classifyKafkaError(failure) !== "too-large") throw failure;
       this.#processor.discardUncommitted?.();
-      await this.#commitSmaller(current.batch.messages, describeKafkaError(failure));
-      return "redone";
+      if (classifyKafkaError(failure) === "too-large")
+        throw new BatchTooLargeError(current.batch.messages, describeKafkaError(failure), failure);
+      throw failure;
     };
     try {
       while (!this.#stopping) {
         const messages = await this.#collect(inFlight?.outcome ?? null);
+        // Stopping: what is in flight is settled (and its failure said) below.
+        if (this.#stopping) break;
         if (inFlight !== null && (messages.length === 0 || !this.#processor.preparesAhead)) await settle();
         if (messages.length === 0) continue;
-        let batch = await this.#prepare(messages, inFlight?.batch.afterBatch ?? this.#committed);
-        // The one before must have committed before this one is written; if it had to be redone
-        // in smaller parts, this one is prepared again on what they committed.
-        if (inFlight !== null && (await settle()) === "redone") batch = await this.#prepare(messages, this.#committed);
+        const refused = this.#refused;
+        const first = messages[0] as SourceMessage;
+        if (refused && first.stream === refused.stream && first.streamSequence === refused.streamSequence) {
+          if (inFlight !== null) await settle();
+          await this.#deadLetterRefused(first, refused.reason);
+          continue;
+        }
+        const batch = await this.#prepare(messages, inFlight?.batch.afterBatch ?? this.#committed);
+        // The one before must have committed before this one is written.
+        if (inFlight !== null) await settle();
         const writer = this.#writer;
         if (!writer) throw new Error("no producer");
         inFlight = {
           batch,
-          outcome: writer.write(batch.records).then(
+          outcome: this.#kafka(writer.write(batch.records, this.#clock.now()), "transaction").then(
             () => null,
             (error: unknown) => error ?? new Error("transaction failed"),
           ),
@@ -324,7 +444,13 @@ export class ShardRunner {
       }
     } finally {
       // Stopping: the open transaction commits or fails before the shard lets go.
-      if (inFlight !== null) await settle().catch(() => undefined);
+      if (inFlight !== null)
+        await settle().catch((error: unknown) =>
+          this.#logger.warn(
+            { reason: describeKafkaError(error), kind: classifyKafkaError(error) },
+            "the last transaction did not commit while the shard stopped: its events are read again by the shard's next owner",
+          ),
+        );
     }
   }
 
@@ -332,6 +458,7 @@ export class ShardRunner {
   async #collect(inFlight: Promise<unknown> | null): Promise<SourceMessage[]> {
     const sources = [...this.#sources.values()];
     const buffered = (): number => sources.reduce((total, source) => total + source.buffered, 0);
+    const maxEvents = this.#cap?.maxEvents ?? this.#options.maxEvents;
     if (buffered() === 0) {
       const waiting = new AbortController();
       const onStop = (): void => waiting.abort();
@@ -343,10 +470,10 @@ export class ShardRunner {
       waiting.abort();
       this.#stopSignal.signal.removeEventListener("abort", onStop);
       if (this.#stopping || buffered() === 0) return [];
-      if (this.#options.lingerMs > 0 && buffered() < this.#options.maxEvents) await this.#sleep(this.#options.lingerMs);
+      if (this.#options.lingerMs > 0 && buffered() < maxEvents) await this.#sleep(this.#options.lingerMs);
     }
     const batch: SourceMessage[] = [];
-    for (const source of sources) batch.push(...source.take(this.#options.maxEvents - batch.length));
+    for (const source of sources) batch.push(...source.take(maxEvents - batch.length));
     // The source never hands out what the checkpoint covers; this guards the guarantee anyway.
     return batch.filter((message) => message.streamSequence > (this.#committed[message.stream] ?? 0));
   }
@@ -360,96 +487,94 @@ export class ShardRunner {
     for (const message of messages)
       afterBatch[message.stream] = Math.max(afterBatch[message.stream] ?? 0, message.streamSequence);
     const prepared = await this.#processor.prepare(messages, { committed: this.#committed, afterBatch });
-    this.#transactions++;
-    const checkpoint: CheckpointValue = {
-      shard: this.name,
-      positions: Object.fromEntries(
-        Object.entries(afterBatch).map(([stream, sequence]) => [
-          stream,
-          { sequence, streamCreated: this.#streamCreated[stream] ?? "" },
-        ]),
-      ),
-      transaction: this.#transactions,
-      committedAt: new Date().toISOString(),
-    };
+    const checkpoint = this.#checkpointAt(afterBatch);
     return {
       messages,
       afterBatch,
       prepared,
       checkpoint,
-      records: [
-        ...prepared.records,
-        ...prepared.stateRecords,
-        checkpointRecord(this.#options.checkpointTopic, checkpoint),
-      ],
+      records: [...prepared.records, ...this.#options.state.records(checkpoint, prepared.stateChanges)],
     };
   }
 
-  /** The transaction committed: its positions, state and counts are the shard's; NATS may forget what it covers. */
-  #adopt(batch: PreparedTransaction): void {
-    this.#committed = batch.afterBatch;
-    batch.prepared.committed();
-    this.#counters.transactionsCommitted++;
-    this.#counters.produced += batch.prepared.counts.produced;
-    this.#counters.deadLetters += batch.prepared.counts.deadLetters;
-    this.#counters.duplicatesDropped += batch.prepared.counts.duplicatesDropped;
-    this.#counters.unverifiableSequences += batch.prepared.counts.unverifiableSequences;
-    this.#lastCommitAt = batch.checkpoint.committedAt;
-    this.#lastError = null;
-    for (const source of this.#sources.values()) source.ackTaken(batch.afterBatch[source.stream] ?? 0);
-  }
-
-  /** Writes one batch now (no transaction in flight) and adopts it. */
-  async #commitNow(messages: readonly SourceMessage[]): Promise<void> {
-    const batch = await this.#prepare(messages, this.#committed);
-    try {
-      await (this.#writer as TransactionWriter).write(batch.records);
-    } catch (error) {
-      this.#counters.transactionsAborted++;
-      if (classifyKafkaError(error) !== "too-large") throw error;
-      this.#processor.discardUncommitted?.();
-      await this.#commitSmaller(messages, describeKafkaError(error));
-      return;
-    }
-    this.#adopt(batch);
-  }
-
-  /**
-   * The broker refused the batch as too large (its limit is below our maxRecordBytes): halves it
-   * until the one message at fault is alone, and makes that one a dead letter.
-   */
-  async #commitSmaller(messages: readonly SourceMessage[], reason: string): Promise<void> {
-    if (messages.length > 1) {
-      const half = Math.ceil(messages.length / 2);
-      await this.#commitNow(messages.slice(0, half));
-      await this.#commitNow(messages.slice(half));
-      return;
-    }
-    const message = messages[0] as SourceMessage;
-    this.#logger.warn(
-      { subject: message.subject, streamSequence: message.streamSequence, reason },
-      "the broker refused an event as too large: it goes to the dead-letter topic",
-    );
-    const afterBatch = { ...this.#committed, [message.stream]: message.streamSequence };
+  #checkpointAt(positions: Readonly<Record<string, number>>): CheckpointValue {
     this.#transactions++;
-    const checkpoint: CheckpointValue = {
+    return {
       shard: this.name,
       positions: Object.fromEntries(
-        Object.entries(afterBatch).map(([stream, sequence]) => [
+        Object.entries(positions).map(([stream, sequence]) => [
           stream,
           { sequence, streamCreated: this.#streamCreated[stream] ?? "" },
         ]),
       ),
       transaction: this.#transactions,
-      committedAt: new Date().toISOString(),
+      committedAt: new Date(this.#clock.now()).toISOString(),
     };
-    await this.#writer?.write([
-      this.#options.tooLargeDeadLetter(message, reason),
-      checkpointRecord(this.#options.checkpointTopic, checkpoint),
-    ]);
-    this.#committed = afterBatch;
+  }
+
+  /** The transaction committed: its positions, state and counts are the shard's; NATS may forget what it covers. */
+  #adopt(batch: PreparedTransaction): void {
+    batch.prepared.committed();
+    this.#counters.produced += batch.prepared.counts.produced;
+    this.#counters.deadLetters += batch.prepared.counts.deadLetters;
+    this.#counters.duplicatesDropped += batch.prepared.counts.duplicatesDropped;
+    this.#counters.unverifiableSequences += batch.prepared.counts.unverifiableSequences;
+    this.#adoptPositions(batch.afterBatch, batch.checkpoint.committedAt);
+  }
+
+  #adoptPositions(afterBatch: Readonly<Record<string, number>>, committedAt: string): void {
+    this.#committed = { ...afterBatch };
     this.#counters.transactionsCommitted++;
+    this.#lastCommitAt = committedAt;
+    this.#lastError = null;
+    for (const source of this.#sources.values()) source.ackTaken(afterBatch[source.stream] ?? 0);
+    const cap = this.#cap;
+    if (cap && Object.entries(cap.until).every(([stream, sequence]) => (this.#committed[stream] ?? 0) >= sequence)) {
+      this.#cap = null;
+      this.#logger.info("past the events of the refused transaction: transactions are full-sized again");
+    }
+  }
+
+  /**
+   * The broker refused a transaction as too large (a topic's limit below what we knew of it):
+   * the shard is taken over again and the same events go in transactions half the size, until
+   * the one event at fault is alone; that one becomes a dead letter.
+   */
+  #narrowDown(error: BatchTooLargeError): void {
+    const until: Record<string, number> = { ...this.#cap?.until };
+    for (const message of error.messages)
+      until[message.stream] = Math.max(until[message.stream] ?? 0, message.streamSequence);
+    const [only] = error.messages;
+    if (error.messages.length === 1 && only) {
+      this.#refused = { stream: only.stream, streamSequence: only.streamSequence, reason: error.reason };
+      this.#cap = { maxEvents: 1, until };
+      return;
+    }
+    const maxEvents = Math.ceil(error.messages.length / 2);
+    this.#cap = { maxEvents, until };
+    this.#logger.warn(
+      { events: error.messages.length, nextTransactionEvents: maxEvents, reason: error.reason },
+      "the broker refused a transaction as too large: its events go again in smaller transactions, to find the one at fault",
+    );
+  }
+
+  async #deadLetterRefused(message: SourceMessage, reason: string): Promise<void> {
+    this.#logger.warn(
+      { subject: message.subject, streamSequence: message.streamSequence, reason },
+      "the broker refused an event as too large: it goes to the dead-letter topic",
+    );
+    const afterBatch = { ...this.#committed, [message.stream]: message.streamSequence };
+    const checkpoint = this.#checkpointAt(afterBatch);
+    const records = [this.#options.tooLargeDeadLetter(message, reason), ...this.#options.state.records(checkpoint, [])];
+    await this.#kafka((this.#writer as TransactionWriter).write(records, this.#clock.now()), "transaction");
+    this.#refused = null;
     this.#counters.deadLetters++;
+    this.#adoptPositions(afterBatch, checkpoint.committedAt);
+  }
+
+  /** A Kafka call, told to the bridge's Kafka health. */
+  #kafka<T>(work: Promise<T>, kind: "transaction" | "call" = "call"): Promise<T> {
+    return this.#options.kafkaHealth ? this.#options.kafkaHealth.track(work, kind) : work;
   }
 
   async #teardown(): Promise<void> {
@@ -469,19 +594,12 @@ export class ShardRunner {
         repositions: retired.repositions + counters.repositions,
       });
     }
+    this.#processor.discardUncommitted?.();
     await this.#writer?.close();
     this.#writer = null;
   }
 
   #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#stopSignal.signal.aborted) return resolve();
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#stopSignal.signal.addEventListener("abort", done, { once: true });
-    });
+    return sleepOn(this.#clock, ms, this.#stopSignal.signal);
   }
 }

@@ -3,11 +3,10 @@ import { NoRespondersError, TimeoutError } from "@nats-io/nats-core";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import {
   AGENT_CONFIG_STREAM,
-  CONFIG_DEFAULTS_KEY,
-  configKeyForMachine,
-  configKeySubject,
+  type CommandFeed,
+  catchUpConsumerName,
   EventType,
-  machineConsumers,
+  machineFeeds,
   machineSubjects,
   PLATFORM_STREAMS,
   SERVICE_NAME,
@@ -188,53 +187,55 @@ export async function probeAgentRights(
 
   const events = Object.values(EventType).map((type) => probeEventPublish(connection, subjectFor(subjects, type)));
 
-  const consumers = Object.values(machineConsumers(machineId)).flatMap((binding) => {
-    const feature = binding.stream === AGENT_CONFIG_STREAM ? "remote config" : "commands";
-    const info = async (): Promise<Probe> => {
-      const subject = `$JS.API.CONSUMER.INFO.${binding.stream}.${binding.name}`;
-      const result = await ask(connection, subject, "");
-      if ("kind" in result) return { feature, operation: "publish", subject, outcome: result };
-      const sample = serverTimeOf(result, `the answer to ${subject}`);
-      if (sample) serverTimes.push(sample);
-      const code = result.answer.error?.err_code;
-      if (code === JS_STREAM_NOT_FOUND)
-        return { feature, operation: "publish", subject, outcome: { kind: "no-stream", stream: binding.stream } };
-      if (code === undefined || code === JS_CONSUMER_NOT_FOUND)
-        return { feature, operation: "publish", subject, outcome: { kind: "allowed", stream: binding.stream } };
-      return {
-        feature,
-        operation: "publish",
-        subject,
-        outcome: { kind: "no-answer", detail: result.answer.error?.description ?? `error ${code}` },
-      };
-    };
-    // An empty request is refused by JetStream (it names no stream): an answer proves the right, and nothing is created.
-    const create = async (): Promise<Probe> => {
-      const subject = `$JS.API.CONSUMER.CREATE.${binding.stream}.${binding.name}.${binding.filterSubject}`;
-      const result = await ask(connection, subject, "{}");
-      return { feature, operation: "publish", subject, outcome: "kind" in result ? result : { kind: "allowed" } };
-    };
-    return [info(), create()];
-  });
-
-  const configRead = async (key: string, bucketMissing: boolean): Promise<Probe> => {
-    const subject = `$JS.API.DIRECT.GET.${AGENT_CONFIG_STREAM}.${configKeySubject(key)}`;
-    // Without the bucket nobody answers (nats-server 2.9 lets the request time out): the streams check says why.
-    if (bucketMissing)
-      return {
-        feature: "remote config",
-        operation: "publish",
-        subject,
-        outcome: { kind: "no-stream", stream: AGENT_CONFIG_STREAM },
-      };
+  const feeds = Object.values(machineFeeds(machineId));
+  const featureOf = (feed: CommandFeed): Probe["feature"] =>
+    feed.stream === AGENT_CONFIG_STREAM ? "remote config" : "commands";
+  // A direct get of the feed's newest message: answered (a message, or 404 none) proves the right; no
+  // responder means the stream is missing (or does not allow direct gets).
+  const feedReads = feeds.map(async (feed): Promise<Probe> => {
+    const subject = `$JS.API.DIRECT.GET.${feed.stream}.${feed.subject}`;
     const result = await ask(connection, subject, "");
-    return {
-      feature: "remote config",
-      operation: "publish",
-      subject,
-      outcome: "kind" in result ? result : { kind: "allowed" },
-    };
-  };
+    const outcome: ProbeOutcome =
+      "kind" in result
+        ? result.kind === "no-stream"
+          ? { kind: "no-stream", stream: feed.stream }
+          : result
+        : { kind: "allowed", stream: feed.stream };
+    return { feature: featureOf(feed), operation: "publish", subject, outcome };
+  });
+  // A catch-up consumer's info (not found is an answer: the right is there) and creation with an empty
+  // body (refused by JetStream, which names no stream in it: nothing is created).
+  const reader = catchUpConsumerName(machineId);
+  const catchUps = feeds
+    .filter((feed) => feed.mode === "queue")
+    .flatMap((feed) => {
+      const info = async (): Promise<Probe> => {
+        const subject = `$JS.API.CONSUMER.INFO.${feed.stream}.${reader}`;
+        const result = await ask(connection, subject, "");
+        if ("kind" in result) return { feature: "commands", operation: "publish", subject, outcome: result };
+        const sample = serverTimeOf(result, `the answer to ${subject}`);
+        if (sample) serverTimes.push(sample);
+        const code = result.answer.error?.err_code;
+        const outcome: ProbeOutcome =
+          code === JS_STREAM_NOT_FOUND
+            ? { kind: "no-stream", stream: feed.stream }
+            : code === undefined || code === JS_CONSUMER_NOT_FOUND
+              ? { kind: "allowed", stream: feed.stream }
+              : { kind: "no-answer", detail: result.answer.error?.description ?? `error ${code}` };
+        return { feature: "commands", operation: "publish", subject, outcome };
+      };
+      const create = async (): Promise<Probe> => {
+        const subject = `$JS.API.CONSUMER.CREATE.${feed.stream}.${reader}.${feed.subject}`;
+        const result = await ask(connection, subject, "{}");
+        return {
+          feature: "commands",
+          operation: "publish",
+          subject,
+          outcome: "kind" in result ? result : { kind: "allowed" },
+        };
+      };
+      return [info(), create()];
+    });
 
   const rpc = [
     subjects.rpcHealth,
@@ -250,16 +251,10 @@ export async function probeAgentRights(
   const subscriptions = [
     probeSubscribe(connection, "inbox", `${inboxPrefix}.>`),
     ...rpc.map((subject) => probeSubscribe(connection, "rpc and discovery", subject)),
+    ...feeds.map((feed) => probeSubscribe(connection, featureOf(feed), feed.subject)),
   ];
 
-  const answered = await Promise.all([...events, ...consumers, ...subscriptions]);
-  const bucketMissing = answered.some(
-    (probe) => probe.outcome.kind === "no-stream" && probe.outcome.stream === AGENT_CONFIG_STREAM,
-  );
-  const configReads = await Promise.all(
-    [CONFIG_DEFAULTS_KEY, configKeyForMachine(machineId)].map((key) => configRead(key, bucketMissing)),
-  );
-  const probes = [...answered, ...configReads];
+  const probes = await Promise.all([...events, ...feedReads, ...catchUps, ...subscriptions]);
 
   // An identity with more rights (an operator's) may ask for a stream's info, which carries the time too.
   if (serverTimes.length === 0) {

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { PLATFORM_STREAMS } from "../../../src/contracts/index.ts";
+import { PLATFORM_STREAMS, supportsMessageTtl } from "../../../src/contracts/index.ts";
 import { OPENFRAME_STREAMS } from "../../fixtures/openframe/streams.ts";
 import { runCli } from "../../helpers/agent-process.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
@@ -45,14 +45,18 @@ describe("edge-agent dev-setup on a server another platform set up", () => {
     const setup = await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url });
     expect(setup.code, setup.stderr).toBe(0);
     const lines = setup.stdout.trim().split("\n");
-    expect(lines).toContain("stream TOOL_UPDATE: up to date, unchanged");
+    // The command streams let agents read their newest message by direct get (and, 2.11+, carry a TTL).
+    const ttl = supportsMessageTtl(server.version) ? "; allow_msg_ttl switched on" : "";
+    expect(lines).toContain(`stream TOOL_UPDATE: allow_direct switched on${ttl}`);
     expect(lines).toContain("stream INSTALLED_AGENTS: up to date, unchanged");
-    expect(lines).toContain("stream TOOL_INSTALLATION: duplicate_window raised from 30 s to 120 s");
+    expect(lines).toContain(
+      `stream TOOL_INSTALLATION: duplicate_window raised from 30 s to 120 s; allow_direct switched on${ttl}`,
+    );
     expect(lines).toContain("stream TELEMETRY: created with subjects machine.*.telemetry, machine.*.outbox");
     expect(lines).toContain("key-value bucket agent-config: created");
 
     const configOf = async (name: string) => (await manager.streams.info(name)).config;
-    expect((await configOf("TOOL_UPDATE")).subjects).toEqual(["machine.*.tool.*.update"]);
+    expect(await configOf("TOOL_UPDATE")).toMatchObject({ subjects: ["machine.*.tool.*.update"], allow_direct: true });
     expect(await configOf("INSTALLED_AGENTS")).toMatchObject({
       subjects: ["machine.*.installed-agent", "user.*.installed-agent"],
       max_age: 30 * 86_400 * SECOND_NS,

@@ -8,6 +8,7 @@ import { NATS_SERVER_RELEASES } from "../../../scripts/nats-server-runtime.ts";
 import { agentPermissions, type NatsServerPermissions } from "../../../src/identity/permissions.ts";
 import { runCli } from "../../helpers/agent-process.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { createSigner } from "../../helpers/signing.ts";
 
 interface Verdict {
   readonly check: string;
@@ -24,6 +25,9 @@ const verdicts = (stdout: string): Verdict[] =>
 
 const byCheck = (list: readonly Verdict[], check: string): Verdict | undefined =>
   list.find((entry) => entry.check === check);
+
+/** A platform's public key, so the signing check passes where it is not the point. */
+const SIGNING_KEY = createSigner().publicKey;
 
 describe("edge-agent doctor against a real nats-server", () => {
   let server: NatsServerHandle | undefined;
@@ -43,6 +47,7 @@ describe("edge-agent doctor against a real nats-server", () => {
       EDGE_AGENT_DATA_DIR: join(root, "data"),
       EDGE_AGENT_CONFIG_DIR: join(root, "config"),
       EDGE_AGENT_MACHINE_ID: "doc-1",
+      EDGE_AGENT_CONFIG_SIGNING_KEY: SIGNING_KEY,
       ...env,
     });
 
@@ -75,6 +80,7 @@ describe("edge-agent doctor against a real nats-server", () => {
     for (const check of [
       "settings",
       "machine id",
+      "signing",
       "data dir",
       "free space",
       "server reachable",
@@ -102,6 +108,24 @@ describe("edge-agent doctor against a real nats-server", () => {
 
     const human = await doctor({ EDGE_AGENT_NATS_URL: server.url }, false);
     expect(human.stdout).toMatch(/^PASS {2}streams {25}\S/m);
+  });
+
+  it("says how commands are taken: signed, development mode (WARN, loudly), or none at all (FAIL)", async () => {
+    server = await startNatsServer();
+    expect((await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url })).code).toBe(0);
+    const signing = async (env: Record<string, string>) =>
+      byCheck(verdicts((await doctor({ EDGE_AGENT_NATS_URL: server?.url ?? "", ...env })).stdout), "signing");
+    expect(await signing({})).toMatchObject({ verdict: "PASS" });
+    expect(await signing({ EDGE_AGENT_CONFIG_SIGNING_KEY: "", EDGE_AGENT_ALLOW_UNSIGNED: "1" })).toMatchObject({
+      verdict: "WARN",
+      reason: expect.stringMatching(/^DEVELOPMENT MODE/),
+    });
+    const none = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_CONFIG_SIGNING_KEY: "" });
+    expect(none.code).toBe(1);
+    expect(byCheck(verdicts(none.stdout), "signing")).toMatchObject({
+      verdict: "FAIL",
+      reason: expect.stringMatching(/every command and remote configuration is refused/),
+    });
   });
 
   it("fails the streams check without the streams, and names dev-setup", async () => {

@@ -98,7 +98,7 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
 
   it("Kafka stopped for 60 s, then back: nothing acked that Kafka did not take, 0 lost, 0 duplicated", async () => {
     fleet = await startSimulatedFleet({ connection: observer, machines: 10, prefix: "kafka-down" });
-    await startBridge("kafka-down");
+    const bridge = await startBridge("kafka-down");
     await fleet.emit(1_000);
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000 });
     await kafka.stop();
@@ -109,14 +109,32 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
     await fleet.drained(30_000);
-    const during = (await bridgeStatuses(observer))[0]?.shards.find((shard) => shard.shard === "TELEMETRY");
+    const statusDuring = (await bridgeStatuses(observer))[0];
+    const during = statusDuring?.shards.find((shard) => shard.shard === "TELEMETRY");
     await kafka.start();
     // It noticed (and said why), rather than hanging on a broker that went away.
     expect(["retrying", "starting"]).toContain(during?.state);
     expect(during?.lastError).toBeTruthy();
+    // An operator saw it as it happened: one warning for the bridge, and the status says so.
+    expect(statusDuring?.kafka).toMatchObject({
+      reachable: false,
+      problem: expect.stringMatching(/^Kafka unreachable for \d+ s/),
+    });
+    const said = (text: string) => bridge.logs().filter((line) => String(line.msg).startsWith(text));
+    expect(said("Kafka has not answered the bridge for a while")).toEqual([
+      expect.objectContaining({ level: "warn", brokers: [kafka.bootstrap] }),
+    ]);
     await fleet.emit(500);
     await fleet.drained(30_000);
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000 });
+    expect(said("Kafka is reachable again")).toEqual([
+      expect.objectContaining({ level: "warn", unreachableSeconds: expect.any(Number) }),
+    ]);
+    expect((await bridgeStatuses(observer))[0]?.kafka).toEqual({
+      reachable: true,
+      unreachableSince: null,
+      problem: null,
+    });
     const report = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
     expect(report.emitted).toBeGreaterThan(6_000);
     expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({
@@ -194,5 +212,32 @@ describe("edge-bridge: exactly once into Kafka under faults", () => {
     expect(report.orderViolations).toEqual([]);
     expect(report.sequenceViolations).toEqual([]);
     expect(report.delivered).toBe(10_000);
+  }, 300_000);
+
+  it("a machine reinstalled with the same id (a new outbox numbering from 1): every event of its second life arrives, and a control machine loses none", async () => {
+    fleet = await startSimulatedFleet({ connection: observer, machines: 2, prefix: "reimage" });
+    await startBridge("reimage");
+    // 1,500 events each, then the first machine is reimaged and sends 1,500 more, numbered from 1 again.
+    await fleet.emit(3_000);
+    await fleet.drained(60_000);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000 });
+    await fleet.reinstall("reimage-000");
+    await fleet.emit(3_000);
+    await fleet.drained(60_000);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000 });
+    const secondLife = fleet.emitted.slice(3_000).filter((event) => event.machineId === "reimage-000");
+    expect(secondLife[0]?.sequence).toBe(1);
+    const report = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
+    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({
+      missing: [],
+      duplicated: [],
+      order: [],
+    });
+    expect(report.delivered).toBe(6_000);
+    expect(report.sequenceViolations).toEqual([]);
+    const statuses = await bridgeStatuses(observer);
+    expect(
+      statuses.flatMap((status) => status.shards).reduce((total, shard) => total + shard.duplicatesDropped, 0),
+    ).toBe(0);
   }, 300_000);
 });

@@ -3,9 +3,10 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
-import { Admin } from "@platformatic/kafka";
+import { Admin, ConfigResourceTypes, IncrementalAlterConfigOperationTypes } from "@platformatic/kafka";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EVENT_STREAMS } from "../../../src/bridge/bridge.ts";
+import { TransactionalProducer } from "../../../src/bridge/kafka/client/index.ts";
 import { BridgeHeader, DEFAULT_TOPICS, EventHeader } from "../../../src/contracts/index.ts";
 import {
   inventoryOf,
@@ -339,4 +340,161 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     );
     expect(inventories.map((record) => (record.json as { eventId: string }).eventId)).toEqual(["fits"]);
   }, 120_000);
+
+  it("an event the broker itself refuses as too large (its topic's limit lowered while the bridge runs) becomes a dead letter; the rest go through once", async () => {
+    const topics = {
+      devices: "shrunk-devices",
+      telemetry: "shrunk-telemetry",
+      events: "shrunk-events",
+      inventory: "shrunk-inventory",
+      deadLetter: "shrunk-dead-letter",
+      checkpoint: "shrunk-checkpoints",
+    };
+    await startBridge({
+      EDGE_BRIDGE_GROUP: "shrunk",
+      EDGE_BRIDGE_INSTANCE_ID: "shrunk",
+      EDGE_BRIDGE_TOPIC_DEVICES: topics.devices,
+      EDGE_BRIDGE_TOPIC_TELEMETRY: topics.telemetry,
+      EDGE_BRIDGE_TOPIC_EVENTS: topics.events,
+      EDGE_BRIDGE_TOPIC_INVENTORY: topics.inventory,
+      EDGE_BRIDGE_TOPIC_DEAD_LETTER: topics.deadLetter,
+      EDGE_BRIDGE_TOPIC_CHECKPOINT: topics.checkpoint,
+    });
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000, group: "shrunk" });
+    // The bridge read the topic's limit at start (1 MB); it is lowered under it now.
+    const admin = new Admin({ clientId: "test-admin", bootstrapBrokers: [kafka.bootstrap] });
+    await admin.incrementalAlterConfigs({
+      resources: [
+        {
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: topics.inventory,
+          configs: [
+            { name: "max.message.bytes", configOperation: IncrementalAlterConfigOperationTypes.SET, value: "8192" },
+          ],
+        },
+      ],
+    });
+    await admin.close();
+    const huge = {
+      ...inventoryOf("shrunk-1"),
+      software: Array.from({ length: 400 }, (_, index) => ({ name: `package-${index}`, version: "1.0.0" })),
+    };
+    await publishEvent(observer, "machine.shrunk-1.inventory", JSON.stringify(inventoryOf("shrunk-1")), {
+      eventId: "shrunk-before",
+      sequence: 1,
+    });
+    await publishEvent(observer, "machine.shrunk-1.inventory", JSON.stringify(huge), {
+      eventId: "shrunk-too-big",
+      sequence: 2,
+    });
+    await publishEvent(observer, "machine.shrunk-1.inventory", JSON.stringify(inventoryOf("shrunk-1")), {
+      eventId: "shrunk-after",
+      sequence: 3,
+    });
+    const deadLetters = await waitFor(
+      "the refused inventory as a dead letter",
+      async () => {
+        const records = (await readTopic(kafka.bootstrap, topics.deadLetter)).filter(
+          (record) => record.keyText === "shrunk-1",
+        );
+        return records.length > 0 && records;
+      },
+      60_000,
+    );
+    expect(deadLetters.map((record) => record.header(EventHeader.eventId))).toEqual(["shrunk-too-big"]);
+    expect(deadLetters[0]?.header(BridgeHeader.errorKind)).toBe("too-large");
+    // The broker's own answer, not the bridge's pre-check.
+    expect(deadLetters[0]?.header(BridgeHeader.error)).toMatch(/MESSAGE_TOO_LARGE/);
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 60_000, group: "shrunk" });
+    const inventories = (await readTopic(kafka.bootstrap, topics.inventory)).filter(
+      (record) => record.keyText === "shrunk-1",
+    );
+    expect(inventories.map((record) => (record.json as { eventId: string }).eventId)).toEqual([
+      "shrunk-before",
+      "shrunk-after",
+    ]);
+  }, 180_000);
+
+  it("upgrading from the shared checkpoint topic: a shard's state moves into its own topic, bridging on from the old checkpoint with the old windows, and the old topic is told where it went", async () => {
+    const topics = {
+      devices: "upgrade-devices",
+      telemetry: "upgrade-telemetry",
+      events: "upgrade-events",
+      inventory: "upgrade-inventory",
+      deadLetter: "upgrade-dead-letter",
+      checkpoint: "upgrade-checkpoints",
+    };
+    // What a bridge of the layout before left: events 1 and 2 of up-1 bridged, their window, one shared topic.
+    const hostname = (name: string) => JSON.stringify({ hostname: `${name}.example` });
+    await publishEvent(observer, "machine.up-1.hostname", hostname("one"), { eventId: "up-1-one", sequence: 1 });
+    await publishEvent(observer, "machine.up-1.hostname", hostname("two"), { eventId: "up-1-two", sequence: 2 });
+    const manager = await jetstreamManager(observer);
+    const stream = await manager.streams.info("MACHINE_HOSTNAME");
+    const ring = Buffer.alloc(128);
+    ring.writeUInt8(0b110, 0);
+    const admin = new Admin({ clientId: "test-admin", bootstrapBrokers: [kafka.bootstrap] });
+    await admin.createTopics({
+      topics: [topics.checkpoint],
+      partitions: 1,
+      replicas: 1,
+      configs: [{ name: "cleanup.policy", value: "compact" }],
+    });
+    await admin.close();
+    const legacy = new TransactionalProducer(
+      { clientId: "legacy-bridge", bootstrapBrokers: [kafka.bootstrap] },
+      "upgrade-MACHINE_HOSTNAME",
+      () => 1_000_000,
+    );
+    await legacy.open();
+    const legacyRecord = (key: string, value: unknown) => ({
+      topic: topics.checkpoint,
+      key: Buffer.from(key),
+      value: Buffer.from(JSON.stringify(value)),
+      headers: new Map(),
+    });
+    await legacy.write(
+      [
+        legacyRecord("dedupe/MACHINE_HOSTNAME/up-1", { high: 2, seen: ring.toString("base64") }),
+        legacyRecord("checkpoint/MACHINE_HOSTNAME", {
+          shard: "MACHINE_HOSTNAME",
+          positions: { MACHINE_HOSTNAME: { sequence: stream.state.last_seq, streamCreated: stream.created } },
+          transaction: 7,
+          committedAt: new Date().toISOString(),
+        }),
+      ],
+      Date.now(),
+    );
+    await legacy.close();
+    // A copy of event 2 stored again after the duplicate window (an agent of before: no X-Outbox-ID), then event 3.
+    await publishEvent(observer, "machine.up-1.hostname", hostname("two"), {
+      eventId: "up-1-two",
+      sequence: 2,
+      msgId: "up-1-two-again",
+    });
+    await publishEvent(observer, "machine.up-1.hostname", hostname("three"), { eventId: "up-1-three", sequence: 3 });
+    await startBridge({
+      EDGE_BRIDGE_GROUP: "upgrade",
+      EDGE_BRIDGE_INSTANCE_ID: "upgrade",
+      EDGE_BRIDGE_TOPIC_DEVICES: topics.devices,
+      EDGE_BRIDGE_TOPIC_TELEMETRY: topics.telemetry,
+      EDGE_BRIDGE_TOPIC_EVENTS: topics.events,
+      EDGE_BRIDGE_TOPIC_INVENTORY: topics.inventory,
+      EDGE_BRIDGE_TOPIC_DEAD_LETTER: topics.deadLetter,
+      EDGE_BRIDGE_TOPIC_CHECKPOINT: topics.checkpoint,
+    });
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 90_000, group: "upgrade" });
+    const upEvents = (await readTopic(kafka.bootstrap, topics.events)).filter((record) => record.keyText === "up-1");
+    expect(upEvents.map((record) => (record.json as { eventId: string }).eventId)).toEqual(["up-1-three"]);
+    const shard = (await bridgeStatuses(observer, "upgrade"))[0]?.shards.find(
+      (entry) => entry.shard === "MACHINE_HOSTNAME",
+    );
+    expect(shard?.duplicatesDropped).toBe(1);
+    // The shard's own topic holds its checkpoint and the old window (outbox id ""); the old topic, where it went.
+    const own = await readTopic(kafka.bootstrap, `${topics.checkpoint}.MACHINE_HOSTNAME`);
+    expect(own.map((record) => record.keyText)).toEqual(expect.arrayContaining(["checkpoint", "dedupe/up-1/"]));
+    const old = (await readTopic(kafka.bootstrap, topics.checkpoint)).filter(
+      (record) => record.keyText === "checkpoint/MACHINE_HOSTNAME",
+    );
+    expect(old.at(-1)?.json).toEqual({ movedTo: `${topics.checkpoint}.MACHINE_HOSTNAME`, shard: "MACHINE_HOSTNAME" });
+  }, 180_000);
 });

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { readCommittedPartition } from "../../../src/bridge/kafka/committed-reader.ts";
+import { readCommittedPartition } from "../../../src/bridge/kafka/client/index.ts";
 import { DEFAULT_TOPICS, EventHeader } from "../../../src/contracts/index.ts";
 import { runCli } from "../../helpers/agent-process.ts";
 import { type BridgeProcess, startBridgeProcess } from "../../helpers/bridge-process.ts";

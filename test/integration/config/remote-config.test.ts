@@ -10,12 +10,14 @@ import {
   createRemoteConfig,
   LAST_GOOD_FILE,
   type RemoteConfig,
+  remoteConfigRoute,
 } from "../../../src/config/index.ts";
 import type { AgentConfiguration, ConfigStatus } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { createCommandTrust, signDocument } from "../../../src/trust/index.ts";
+import { startTestCommands, type TestCommands } from "../../helpers/command-desk.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createSigner } from "../../helpers/signing.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -34,6 +36,9 @@ describe("remote configuration over a real JetStream KV bucket", () => {
   let kv: KV;
   let configDir: string;
   let remote: RemoteConfig | undefined;
+  /** The agent's command side (its inbox lives in `commandsDir`, kept across the agent's restarts). */
+  let commands: TestCommands | undefined;
+  let commandsDir: string;
   let events: OutgoingEvent[];
   let heartbeatSeconds: number;
   let failTelemetry: boolean;
@@ -61,8 +66,19 @@ describe("remote configuration over a real JetStream KV bucket", () => {
       },
     },
   ];
-  const makeRemote = (signingPublicKey?: string, tuning?: { retry: { baseMs: number; maxMs: number } }): RemoteConfig =>
-    createRemoteConfig({
+  /** An agent's remote configuration and command side, started (offline: never attached). */
+  const makeRemote = async (
+    signingPublicKey?: string,
+    retry?: { baseMs: number; maxMs: number },
+  ): Promise<RemoteConfig> => {
+    commands = await startTestCommands({
+      machineId: "m1",
+      dataDir: commandsDir,
+      onResult: (event) => events.push(event),
+      checkEveryMs: 60_000,
+      ...(retry ? { retry } : {}),
+    });
+    const made = createRemoteConfig({
       machineId: "m1",
       configDir,
       clock: systemClock,
@@ -72,12 +88,23 @@ describe("remote configuration over a real JetStream KV bucket", () => {
       baseline,
       trust: createCommandTrust({
         publicKey: signingPublicKey,
+        allowUnsigned: true,
         dataDir: configDir,
         clock: systemClock,
         logger: silentLogger(),
       }),
-      ...(tuning ? { retry: tuning.retry } : {}),
     });
+    commands.commands.route(remoteConfigRoute("m1", made));
+    await made.start();
+    return made;
+  };
+  /** The link is up: the agent reads its configuration keys. */
+  const attach = (): void => commands?.attach(agentConnection);
+  const stopRemote = async (): Promise<void> => {
+    await commands?.stop({ keepDataDir: true });
+    await remote?.stop();
+    commands = undefined;
+  };
 
   beforeEach(async () => {
     server = await startNatsServer();
@@ -85,14 +112,16 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     agentConnection = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     kv = await new Kvm(operator).create("agent-config", { history: 10 });
     configDir = await mkdtemp(join(tmpdir(), "edge-agent-config-"));
+    commandsDir = await mkdtemp(join(tmpdir(), "edge-agent-config-commands-"));
     events = [];
     heartbeatSeconds = 60;
     failTelemetry = false;
   });
 
   afterEach(async () => {
-    await remote?.stop();
+    await stopRemote();
     remote = undefined;
+    await rm(commandsDir, { recursive: true, force: true });
     await agentConnection.close();
     await operator.close();
     await server.dispose();
@@ -101,9 +130,8 @@ describe("remote configuration over a real JetStream KV bucket", () => {
 
   it("applies a push live, machine over defaults, reports APPLIED, and never applies a revision twice", async () => {
     await kv.put("defaults", JSON.stringify({ heartbeatSeconds: 30, tags: { fleet: "a" } }));
-    remote = makeRemote();
-    await remote.start();
-    remote.attach(agentConnection);
+    remote = await makeRemote();
+    attach();
     await waitFor("the defaults", () => heartbeatSeconds === 30);
 
     const { revision } = await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "2");
@@ -119,9 +147,8 @@ describe("remote configuration over a real JetStream KV bucket", () => {
   });
 
   it("rejects an invalid document and keeps running the old one", async () => {
-    remote = makeRemote();
-    await remote.start();
-    remote.attach(agentConnection);
+    remote = await makeRemote();
+    attach();
     await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "5");
     await waitFor("the first revision", () => heartbeatSeconds === 5);
     const bad = await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: -1 }));
@@ -137,9 +164,8 @@ describe("remote configuration over a real JetStream KV bucket", () => {
   it("rejects tags that are each within bounds but too many bytes once defaults and machine merge", async () => {
     const tags = (prefix: string): Record<string, string> =>
       Object.fromEntries(Array.from({ length: 25 }, (_, index) => [`${prefix}${index}`, "v".repeat(100)]));
-    remote = makeRemote();
-    await remote.start();
-    remote.attach(agentConnection);
+    remote = await makeRemote();
+    attach();
     await kv.put("defaults", JSON.stringify({ tags: tags("d") }));
     await waitFor("the defaults", () => statuses().length === 1);
     await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 3, tags: tags("m") }));
@@ -155,9 +181,8 @@ describe("remote configuration over a real JetStream KV bucket", () => {
 
   it("rolls every component back when one refuses, and reports ROLLED_BACK", async () => {
     failTelemetry = true;
-    remote = makeRemote();
-    await remote.start();
-    remote.attach(agentConnection);
+    remote = await makeRemote();
+    attach();
     await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 7, telemetrySchedule: "*/5 * * * * *" }));
     await waitFor("the outcome", () => statuses().length === 1);
     expect(statuses()[0]).toMatchObject({ status: "ROLLED_BACK", error: "telemetry: collector refused the schedule" });
@@ -168,12 +193,13 @@ describe("remote configuration over a real JetStream KV bucket", () => {
   it("with a signing key, applies a correctly signed document and rejects unsigned, wrongly signed or scope-less ones", async () => {
     const trusted = createSigner();
     const stranger = createSigner();
-    remote = makeRemote(trusted.publicKey);
-    await remote.start();
-    remote.attach(agentConnection);
+    remote = await makeRemote(trusted.publicKey);
+    attach();
+    // One at a time: a key is a `latest` feed, so revisions put faster than it is read are superseded.
     await kv.put("machine.m1", JSON.stringify({ heartbeatSeconds: 9 }));
     await waitFor("the first rejection", () => statuses().length === 1);
     await kv.put("machine.m1", JSON.stringify(stranger.sign("kv:machine.m1", 1, { heartbeatSeconds: 10 })));
+    await waitFor("the second rejection", () => statuses().length === 2);
     // Signed by the right key, but binding nothing: the old format, replayable anywhere.
     await kv.put("machine.m1", JSON.stringify(signDocument({ heartbeatSeconds: 12 }, trusted.seed)));
     await waitFor("three rejections", () => statuses().filter((status) => status.status === "REJECTED").length === 3);
@@ -207,57 +233,48 @@ describe("remote configuration over a real JetStream KV bucket", () => {
       reconnectTimeWait: 100,
     });
 
-    remote = makeRemote(undefined, { retry: { baseMs: 100, maxMs: 400 } });
-    await remote.start();
-    remote.attach(agentConnection);
-    await waitFor("the denied read reported", () => remote?.watchProblem()?.includes("Permissions Violation"));
+    remote = await makeRemote(undefined, { baseMs: 100, maxMs: 400 });
+    attach();
+    await waitFor("the denied read reported", () =>
+      commands?.commands.status().problem?.includes("Permissions Violation"),
+    );
     expect(heartbeatSeconds).toBe(60);
 
     await server.reload(users(""));
     await waitFor("the configuration, without a restart", () => heartbeatSeconds === 13);
-    await waitFor("the problem cleared", () => remote?.watchProblem() === null);
+    await waitFor("the problem cleared", () => commands?.commands.status().problem === null);
     // The status is sent once the components took the configuration: a moment after the change shows.
     await waitFor("APPLIED reported", () => statuses().length > 0);
     expect(statuses()).toEqual([expect.objectContaining({ status: "APPLIED" })]);
   });
 
   it("keeps the last good revision across a restart with no server, and sets a damaged file aside", async () => {
-    remote = makeRemote();
-    await remote.start();
-    remote.attach(agentConnection);
+    remote = await makeRemote();
+    attach();
     const { revision } = await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "4");
     await waitFor("applied", () => heartbeatSeconds === 4);
-    await remote.stop();
+    await stopRemote();
     expect(JSON.parse(await readFile(join(configDir, LAST_GOOD_FILE), "utf8"))).toMatchObject({ revision });
 
     heartbeatSeconds = 60;
     const reportedBefore = statuses().length;
-    remote = makeRemote();
-    await remote.start(); // never attached: offline
+    remote = await makeRemote(); // never attached: offline
     expect(heartbeatSeconds).toBe(4);
     expect(remote.current().revision).toBe(revision);
-    // Applied again from disk, but reported APPLIED once only: when it was first applied.
+    // Put back in force from disk, but reported APPLIED once only: when it was first applied.
     expect(statuses().slice(reportedBefore)).toEqual([]);
-    expect(statuses().filter((status) => status.revision === revision && status.status === "APPLIED")).toHaveLength(1);
-    // Its link back, the same revision is not reported again either.
-    remote.attach(agentConnection);
-    await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "5");
-    await waitFor("the next revision", () => heartbeatSeconds === 5);
-    expect(statuses().filter((status) => status.revision === revision)).toHaveLength(1);
-    await remote.stop();
+    await stopRemote();
 
     await writeFile(join(configDir, LAST_GOOD_FILE), "{ damaged");
     heartbeatSeconds = 60;
-    remote = makeRemote();
-    await remote.start();
+    remote = await makeRemote();
     expect(heartbeatSeconds).toBe(60);
     expect((await readdir(configDir)).some((name) => name.startsWith(`${LAST_GOOD_FILE}.corrupt-`))).toBe(true);
   });
 
   it("applies what was pushed while the agent was offline once its link is back", async () => {
-    remote = makeRemote();
-    await remote.start();
-    remote.attach(agentConnection);
+    remote = await makeRemote();
+    attach();
     await configSet(operator, { machineId: "m1" }, "heartbeatSeconds", "3");
     await waitFor("first", () => heartbeatSeconds === 3);
 
@@ -271,14 +288,13 @@ describe("remote configuration over a real JetStream KV bucket", () => {
 
     // An agent that was not running at all: it starts on its last good revision, then the link
     // brings the one pushed meanwhile.
-    await remote.stop();
+    await stopRemote();
     const later = await connect({ servers: server.url });
     await configSet(later, { machineId: "m1" }, "heartbeatSeconds", "6");
     await later.close();
-    remote = makeRemote();
-    await remote.start();
+    remote = await makeRemote();
     expect(heartbeatSeconds).toBe(8);
-    remote.attach(agentConnection);
+    attach();
     await waitFor("the revision pushed while it was stopped", () => heartbeatSeconds === 6);
   });
 });

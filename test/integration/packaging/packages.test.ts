@@ -43,6 +43,8 @@ const AGENT_ENV = {
   EDGE_AGENT_MACHINE_ID: "pkg-1",
   EDGE_AGENT_CONFIG_DIR: "/etc/edge-agent",
   EDGE_AGENT_DATA_DIR: "/var/lib/edge-agent",
+  // The test plays a development platform, which sends unsigned commands.
+  EDGE_AGENT_ALLOW_UNSIGNED: "1",
 };
 
 // Installing a package changes a machine: it is installed into a throwaway overlay of this one

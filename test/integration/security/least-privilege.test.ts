@@ -9,8 +9,10 @@ import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnectio
 import { afterEach, describe, expect, it } from "vitest";
 import {
   type ClientUpdateStatus,
+  COMMAND_STREAMS,
   type ConfigStatus,
-  machineConsumers,
+  catchUpConsumerName,
+  legacyMachineConsumers,
   type ToolInstallationStatus,
 } from "../../../src/contracts/index.ts";
 import { type NatsServerPermissions, toJwtPermissions } from "../../../src/identity/permissions.ts";
@@ -185,7 +187,7 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       );
     }
 
-    // Remote configuration: both keys, read by direct get and followed by the machine's own consumers.
+    // Remote configuration: both keys, read by direct get (a put is heard of on the key's subject).
     await kv.put("defaults", JSON.stringify({ tags: { fleet: "blue" } }));
     await kv.put(`machine.${A}`, JSON.stringify({ heartbeatSeconds: 7 }));
     await kv.put(`machine.${B}`, JSON.stringify({ heartbeatSeconds: 9 }));
@@ -235,7 +237,7 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
     );
     await waitFor("A's pushed configuration", async () => (await running(A)).heartbeatSeconds === 11);
 
-    // Self-update commands reach the machine's own consumer (a downgrade is refused and reported).
+    // Self-update commands reach the machine (a downgrade is refused and reported).
     await js.publish(`machine.${A}.client-update`, JSON.stringify({ version: "0.0.1", downloadConfigurations: [] }));
     await waitFor("A's update refusal", async () =>
       (await bodies<ClientUpdateStatus>("CLIENT_UPDATE_STATUS", `machine.${A}.client-update.status`)).some(
@@ -243,21 +245,22 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       ),
     );
 
-    // Each machine made exactly its own consumers, and nothing else exists on the streams.
+    // No consumer is kept on the server for any machine: catch-ups remove theirs when done.
     const manager = await jetstreamManager(admin);
-    const expected = MACHINES.flatMap((id) =>
-      Object.values(machineConsumers(id)).map((binding) => `${binding.stream}/${binding.name}`),
-    ).sort();
-    const made: string[] = [];
-    for (const stream of new Set(Object.values(machineConsumers(A)).map((binding) => binding.stream))) {
-      for await (const consumer of manager.consumers.list(stream)) made.push(`${stream}/${consumer.name}`);
-    }
-    expect(made.sort()).toEqual(expected);
+    const consumersLeft = async (): Promise<string[]> => {
+      const names: string[] = [];
+      for (const stream of [...Object.values(COMMAND_STREAMS), "KV_agent-config"])
+        for await (const consumer of manager.consumers.list(stream)) names.push(`${stream}/${consumer.name}`);
+      return names;
+    };
+    expect(await consumersLeft()).toEqual([]);
 
     // --- A can do nothing as, or to, B. ---
     const a = await ids.connectAs(A);
     connections.push(a);
-    const bConsumer = machineConsumers(B).toolInstallation.name;
+    const bReader = catchUpConsumerName(B);
+    const aReader = catchUpConsumerName(A);
+    const bLegacy = legacyMachineConsumers(B)[0]?.name ?? "";
     const deniedPublishes = [
       // B's events, B's commands, fleet-wide commands.
       `machine.${B}.telemetry`,
@@ -273,21 +276,30 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       "$JS.API.STREAM.MSG.GET.KV_agent-config",
       `$KV.agent-config.machine.${B}`,
       `$KV.agent-config.machine.${A}`,
-      // B's consumers: info, create (every form), delete, pull, ack; and listing anyone's.
-      `$JS.API.CONSUMER.INFO.TOOL_INSTALLATION.${bConsumer}`,
-      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${bConsumer}.machine.${B}.tool-installation`,
-      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${bConsumer}`,
-      `$JS.API.CONSUMER.DURABLE.CREATE.TOOL_INSTALLATION.${bConsumer}`,
+      // B's commands: its newest message, its catch-up consumer (info, create in every form, delete,
+      // pull, ack), its earlier version's consumers; and listing anyone's.
+      `$JS.API.DIRECT.GET.TOOL_INSTALLATION.machine.${B}.tool-installation`,
+      "$JS.API.DIRECT.GET.TOOL_INSTALLATION",
+      `$JS.API.CONSUMER.INFO.TOOL_INSTALLATION.${bReader}`,
+      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${bReader}.machine.${B}.tool-installation`,
+      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${bReader}`,
+      `$JS.API.CONSUMER.DURABLE.CREATE.TOOL_INSTALLATION.${bReader}`,
       "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION",
-      `$JS.API.CONSUMER.DELETE.TOOL_INSTALLATION.${bConsumer}`,
-      `$JS.API.CONSUMER.MSG.NEXT.TOOL_INSTALLATION.${bConsumer}`,
-      `$JS.ACK.TOOL_INSTALLATION.${bConsumer}.1.1.1.0.0`,
-      `$JS.API.CONSUMER.INFO.KV_agent-config.${machineConsumers(B).configMachine.name}`,
+      `$JS.API.CONSUMER.DELETE.TOOL_INSTALLATION.${bReader}`,
+      `$JS.API.CONSUMER.MSG.NEXT.TOOL_INSTALLATION.${bReader}`,
+      `$JS.ACK.TOOL_INSTALLATION.${bReader}.1.1.1.0.0`,
+      `$JS.API.CONSUMER.INFO.TOOL_INSTALLATION.${bLegacy}`,
+      `$JS.API.CONSUMER.DELETE.TOOL_INSTALLATION.${bLegacy}`,
       "$JS.API.CONSUMER.LIST.TOOL_INSTALLATION",
-      // Its own consumer name with B's filter; a watcher on B's key; its own consumers deleted.
-      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${machineConsumers(A).toolInstallation.name}.machine.${B}.tool-installation`,
+      // Its own consumer name with B's filter, or on a fleet-wide subject (an old fleet-wide message
+      // could then be read, and copied); a watcher on B's key; its own name in the unpinned forms.
+      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${aReader}.machine.${B}.tool-installation`,
+      `$JS.API.CONSUMER.CREATE.CLIENT_UPDATE.${aReader}.machine.all.client-update`,
+      `$JS.API.CONSUMER.CREATE.TOOL_UPDATE.${aReader}.machine.all.tool.probe.update`,
+      `$JS.API.CONSUMER.CREATE.KV_agent-config.${aReader}.$KV.agent-config.defaults`,
+      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${aReader}`,
+      `$JS.API.CONSUMER.DURABLE.CREATE.TOOL_INSTALLATION.${aReader}`,
       `$JS.API.CONSUMER.CREATE.KV_agent-config.KV_WATCHER_x.$KV.agent-config.machine.${B}`,
-      `$JS.API.CONSUMER.DELETE.TOOL_INSTALLATION.${machineConsumers(A).toolInstallation.name}`,
       // Streams are the platform's.
       "$JS.API.STREAM.CREATE.TOOL_INSTALLATION",
       "$JS.API.STREAM.DELETE.TOOL_INSTALLATION",
@@ -312,11 +324,11 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       expect(await subscribeDenied(a, subject), `subscribe ${subject}`).toBe(true);
     // With the filter pinned in the subject, a body naming B's subject is refused by the server.
     const mismatched = await a.request(
-      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${machineConsumers(A).toolInstallation.name}.machine.${A}.tool-installation`,
+      `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${aReader}.machine.${A}.tool-installation`,
       JSON.stringify({
         stream_name: "TOOL_INSTALLATION",
         config: {
-          durable_name: machineConsumers(A).toolInstallation.name,
+          name: aReader,
           filter_subject: `machine.${B}.tool-installation`,
           ack_policy: AckPolicy.Explicit,
         },
@@ -334,36 +346,32 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
     });
     expect(own?.json<{ heartbeatSeconds: number }>().heartbeatSeconds).toBe(7);
 
-    // nats-server does not check reply subjects: A can make the server answer into B's key. B
-    // refuses such revisions (a copy of A's own key, a publish ack) and keeps its configuration.
+    // nats-server does not check reply subjects: in one account, A can make the server answer into
+    // B's key. B refuses such revisions (a copy of A's own key, a publish ack) and keeps its
+    // configuration. (The account layout keeps such answers out of every stream: accounts test.)
+    const refusalsOfB = async (): Promise<Array<string | null | undefined>> =>
+      (await bodies<ConfigStatus>("CONFIG_STATUS", `machine.${B}.config.status`))
+        .filter((status) => status.status === "REJECTED")
+        .map((status) => status.error);
     a.publish(`$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.machine.${A}`, "", {
       reply: `$KV.agent-config.machine.${B}`,
     });
+    await a.flush();
+    // One at a time: the key is a `latest` feed, and a newer revision would supersede this one unread.
+    await waitFor("B's first refusal", async () => (await refusalsOfB()).length === 1);
     a.publish(`machine.${A}.telemetry`, "{}", { reply: `$KV.agent-config.machine.${B}` });
     await a.flush();
-    await waitFor(
-      "B's refusals",
-      async () =>
-        (await bodies<ConfigStatus>("CONFIG_STATUS", `machine.${B}.config.status`)).filter(
-          (status) => status.status === "REJECTED",
-        ).length === 2,
-    );
-    const refusals = (await bodies<ConfigStatus>("CONFIG_STATUS", `machine.${B}.config.status`))
-      .filter((status) => status.status === "REJECTED")
-      .map((status) => status.error);
-    // The server answers the two in either order.
-    expect(refusals).toEqual(
-      expect.arrayContaining([
-        expect.stringMatching(/is a copy of another stored message/),
-        expect.stringMatching(/is a NATS server's answer/),
-      ]),
-    );
+    await waitFor("B's second refusal", async () => (await refusalsOfB()).length === 2);
+    expect(await refusalsOfB()).toEqual([
+      expect.stringMatching(/is a copy of a server's answer/),
+      expect.stringMatching(/is a NATS server's answer/),
+    ]);
     expect(await running(B)).toMatchObject({ heartbeatSeconds: 9 });
 
     // The agents themselves never hit a permission they lack.
     for (const agent of agents) expect(agent.output()).not.toMatch(/Permissions Violation/);
 
-    // Self-update, fleet-wide: both machines take it from their own consumer and start the new version.
+    // Self-update, fleet-wide: both machines take it (the newest on the fleet's subject) and start the new version.
     const marker = join(dir, "trials");
     const binary = files.add("agent-9.2.0", fakeAgent("9.2.0", marker));
     await js.publish(
@@ -381,5 +389,6 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       30_000,
     );
     for (const agent of agents) expect(agent.output()).not.toMatch(/Permissions Violation/);
+    expect(await consumersLeft()).toEqual([]);
   }, 90_000);
 });

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
@@ -20,15 +20,6 @@ describe("the daemon installs tools", () => {
     expect((await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url })).code).toBe(0);
     operator = await connect({ servers: server.url });
     files = await startFileServer();
-    // As a platform may: the install consumer made ahead, with a short ack wait so a crashed
-    // install is redelivered within the test.
-    await (await jetstreamManager(operator)).consumers.add("TOOL_INSTALLATION", {
-      durable_name: "machine_t1_tool-installation_consumer",
-      filter_subject: "machine.t1.tool-installation",
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: 3_000_000_000,
-    });
   });
 
   afterEach(async () => {
@@ -39,23 +30,26 @@ describe("the daemon installs tools", () => {
     await server.dispose();
   });
 
-  it("finishes an install cut by kill -9 once the message is redelivered, with no leftovers, and status lists the tool", async () => {
+  it("reports an install cut by kill -9 FAILED after the restart and never runs it again; sent again, it installs", async () => {
     const served = files.add("slow.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     const env = { EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "t1" };
     agent = await startAgentProcess(env);
     const { dataDir, configDir } = agent;
     const toolsDir = join(dataDir, "tools");
-    await jetstream(operator).publish(
-      "machine.t1.tool-installation",
-      JSON.stringify({
-        toolAgentId: "slowpoke",
-        version: "1.0.0",
-        downloadConfigurations: [
-          { os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, size: served.size },
-        ],
-        installationCommandArgs: ["slow", "1.0.0", "4"],
-      }),
-    );
+    const install = JSON.stringify({
+      toolAgentId: "slowpoke",
+      version: "1.0.0",
+      downloadConfigurations: [
+        { os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256, size: served.size },
+      ],
+      installationCommandArgs: ["slow", "1.0.0", "4"],
+    });
+    // The install's own reports (the tool's liveness reports carry a `connection` besides).
+    const states = async (): Promise<Array<{ state: string; error: string | null }>> =>
+      (await readStream(operator, "TOOL_STATUS"))
+        .map((message) => message.body as { state: string; error: string | null; connection?: string | null })
+        .filter((body) => body.connection === undefined || body.connection === null);
+    await jetstream(operator).publish("machine.t1.tool-installation", install);
     await waitFor(
       "the install to be under way",
       () =>
@@ -64,11 +58,22 @@ describe("the daemon installs tools", () => {
       20_000,
       20,
     );
+    // Killed between applying the command and recording that it was: the next start does not apply
+    // it again (a command that crashed the agent must not crash it for ever); it says so instead.
     await agent.stop("SIGKILL");
-
     agent = await startAgentProcess(env, { dataDir, configDir });
+    const failed = await waitFor("the interrupted install reported", async () =>
+      (await states()).find((status) => status.state === "FAILED"),
+    );
+    expect(failed.error).toMatch(/interrupted: the agent stopped unexpectedly .* it is not run again/);
+    // Cleaned up: nothing of the cut install is left, and nothing was installed.
+    await waitFor("the cut install cleaned up", () => !existsSync(join(toolsDir, "slowpoke")));
+    expect(readFileSync(join(toolsDir, "slowpoke.state.json"), "utf8")).not.toMatch(/"INSTALLED"/);
+
+    // The platform sends it again: it installs, once.
+    await jetstream(operator).publish("machine.t1.tool-installation", install);
     await waitFor(
-      "the redelivered install to finish",
+      "the install sent again to finish",
       () =>
         existsSync(join(toolsDir, "slowpoke.state.json")) &&
         readFileSync(join(toolsDir, "slowpoke.state.json"), "utf8").includes('"INSTALLED"'),
@@ -77,16 +82,16 @@ describe("the daemon installs tools", () => {
     );
     expect(readFileSync(join(toolsDir, "slowpoke", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
     expect(readdirSync(toolsDir).sort()).toEqual(["slowpoke", "slowpoke.state.json"]);
-
-    const statuses = await waitFor("the INSTALLED status in the stream", async () => {
-      const stored = (await readStream(operator, "TOOL_STATUS")).map(
-        (message) => (message.body as { state: string }).state,
-      );
-      return stored.includes("INSTALLED") ? stored : undefined;
-    });
-    expect(statuses[0]).toBe("DOWNLOADING");
     const announced = await readStream(operator, "INSTALLED_AGENTS");
     expect(announced.map((message) => (message.body as { agentType: string }).agentType)).toContain("slowpoke");
+    expect((await states()).map((status) => status.state)).toEqual([
+      "DOWNLOADING",
+      "INSTALLING",
+      "FAILED",
+      "DOWNLOADING",
+      "INSTALLING",
+      "INSTALLED",
+    ]);
 
     const status = await runCli(["status"], { ...env, EDGE_AGENT_DATA_DIR: dataDir, EDGE_AGENT_CONFIG_DIR: configDir });
     expect(status.stdout).toMatch(/slowpoke 1\.0\.0 INSTALLED/);

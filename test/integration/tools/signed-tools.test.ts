@@ -12,6 +12,7 @@ import { silentLogger } from "../../../src/runtime/logger.ts";
 import { createToolManager, type ToolManager } from "../../../src/tools/index.ts";
 import { createCommandTrust } from "../../../src/trust/index.ts";
 import { startFileServer, TOOL_SCRIPT, toolZip } from "../../fixtures/tools/tool-kit.ts";
+import { startTestCommands, type TestCommands } from "../../helpers/command-desk.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createSigner, type TestSigner } from "../../helpers/signing.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
@@ -25,6 +26,7 @@ describe("tool commands with signing on", () => {
   let root: string;
   let events: OutgoingEvent[];
   let manager: ToolManager;
+  let commands: TestCommands;
   let platform: TestSigner;
 
   const sink: EventSink = {
@@ -50,6 +52,16 @@ describe("tool commands with signing on", () => {
     root = await mkdtemp(join(tmpdir(), "edge-agent-signed-tools-"));
     events = [];
     platform = createSigner();
+    await startAgent();
+  });
+
+  /** The agent's tool manager and command side on `root` (again: a restart keeps both). */
+  const startAgent = async (): Promise<void> => {
+    commands = await startTestCommands({
+      machineId: "m1",
+      dataDir: join(root, "commands"),
+      onResult: (event) => events.push(event),
+    });
     manager = createToolManager({
       machineId: "m1",
       toolsDir: join(root, "tools"),
@@ -64,13 +76,19 @@ describe("tool commands with signing on", () => {
         clock: systemClock,
         logger: silentLogger(),
       }),
+      commands: commands.commands,
     });
     await manager.start();
     manager.attach(agentLink);
-  });
+    commands.attach(agentLink);
+  };
+  const stopAgent = async (): Promise<void> => {
+    await manager.stop();
+    await commands.stop();
+  };
 
   afterEach(async () => {
-    await manager.stop();
+    await stopAgent();
     await agentLink.close();
     await operator.close();
     await files.close();
@@ -111,5 +129,46 @@ describe("tool commands with signing on", () => {
     // A signed uninstall for this machine's uninstall subject works.
     await publish("machine.m1.tool-uninstall", platform.sign("machine.m1.tool-uninstall", 1, { toolAgentId: "probe" }));
     await waitFor("UNINSTALLED", () => statuses().at(-1)?.state === "UNINSTALLED");
+  });
+
+  const installOf = (toolAgentId: string, served: { url: string; sha256: string }): Record<string, unknown> => ({
+    toolAgentId,
+    version: "1.0.0",
+    downloadConfigurations: [{ os: "linux", agentFileName: "bin/tool.sh", link: served.url, sha256: served.sha256 }],
+    installationCommandArgs: ["install", "1.0.0"],
+  });
+  const stateOf = (toolAgentId: string): string | undefined =>
+    statuses()
+      .filter((status) => status.toolAgentId === toolAgentId)
+      .at(-1)?.state;
+
+  it("retries a signed command whose download failed once, though a newer one on its subject finished meanwhile", async () => {
+    const zip = await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
+    const flaky = files.addFailingFirst("flaky.zip", zip, 1);
+    const steady = files.add("steady.zip", zip);
+    const subject = "machine.m1.tool-installation";
+    await publish(subject, platform.sign(subject, 1, installOf("first", flaky)));
+    await publish(subject, platform.sign(subject, 2, installOf("second", steady)));
+    await waitFor("the newer one INSTALLED", () => stateOf("second") === "INSTALLED");
+    // The older one's retry (after its HTTP 503) is the same command taken again, not a replay.
+    await waitFor("the older one INSTALLED on its retry", () => stateOf("first") === "INSTALLED", 30_000);
+    expect(statuses().filter((status) => status.error?.includes("EDGE_TRUST_REPLAYED"))).toEqual([]);
+  }, 45_000);
+
+  it("takes signed commands a stop cut short again at the next start, whatever finished beside them", async () => {
+    const zip = await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
+    const hanging = files.addHeld("hanging.zip", zip);
+    const quick = files.add("quick.zip", zip);
+    const subject = "machine.m1.tool-installation";
+    await publish(subject, platform.sign(subject, 3, installOf("slow", hanging.served)));
+    await publish(subject, platform.sign(subject, 4, installOf("fast", quick)));
+    await waitFor("the newer one INSTALLED", () => stateOf("fast") === "INSTALLED");
+    await waitFor("the older one downloading", () => hanging.requests === 1);
+    // SIGTERM while the older one downloads: its work is cut short, and taken again after the start.
+    await stopAgent();
+    hanging.release();
+    await startAgent();
+    await waitFor("the older one INSTALLED after the restart", () => stateOf("slow") === "INSTALLED");
+    expect(statuses().filter((status) => status.error?.includes("EDGE_TRUST_REPLAYED"))).toEqual([]);
   });
 });

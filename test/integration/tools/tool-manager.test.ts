@@ -4,10 +4,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import { AckPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ToolConnectionMessage, ToolInstallationStatus } from "../../../src/contracts/index.ts";
+import {
+  machineFeeds,
+  type ToolConnectionMessage,
+  type ToolInstallationStatus,
+  toolUpdateFeed,
+} from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { createLogger, silentLogger } from "../../../src/runtime/logger.ts";
@@ -15,6 +20,7 @@ import { createToolManager, type ToolManager, type ToolManagerOptions } from "..
 import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-consumers.ts";
 import { lyingZip } from "../../fixtures/tools/bombs.ts";
 import { type ServedFile, startFileServer, TOOL_SCRIPT, toolTarGz, toolZip } from "../../fixtures/tools/tool-kit.ts";
+import { startTestCommands, type TestCommands } from "../../helpers/command-desk.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -27,6 +33,9 @@ describe("tool installation from JetStream", () => {
   let toolsDir: string;
   let events: OutgoingEvent[];
   let manager: ToolManager;
+  let commands: TestCommands;
+  let commandsDir: string;
+  const feeds = machineFeeds("m1");
 
   const sink: EventSink = {
     emit: async (event) => {
@@ -74,28 +83,32 @@ describe("tool installation from JetStream", () => {
     reinstall: false,
     ...overrides,
   });
-  const pending = async (): Promise<number> => {
-    const manager = await jetstreamManager(operator);
-    let total = 0;
-    for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) {
-      const info = await manager.consumers.info("TOOL_INSTALLATION", name);
-      total += info.num_ack_pending + info.num_pending;
-    }
-    return total;
+  /** Every tool command published so far is read and settled. */
+  const settled = async (): Promise<boolean> =>
+    (await commands.caughtUp(operator, feeds.toolInstallation)) &&
+    (await commands.caughtUp(operator, feeds.toolUninstall));
+
+  /** A fresh command side for the agent (on the same data dir: a restart), as a start of the agent makes. */
+  const startCommands = async (logger?: ToolManagerOptions["logger"]): Promise<void> => {
+    commands = await startTestCommands({
+      machineId: "m1",
+      dataDir: commandsDir,
+      onResult: (event) => events.push(event),
+      ...(logger ? { logger } : {}),
+    });
+  };
+  const attachAll = async (): Promise<void> => {
+    await manager.start();
+    manager.attach(agentLink);
+    commands.attach(agentLink);
   };
 
-  /** Replaces the manager with one made with `overrides`; `freshConsumers` drops the old consumers (they keep their ack wait). */
-  const restartManager = async (overrides: Partial<ToolManagerOptions>, freshConsumers = false): Promise<void> => {
+  /** Replaces the manager (and the agent's command side, on the same data dir) with one made with `overrides`. */
+  const restartManager = async (overrides: Partial<ToolManagerOptions>): Promise<void> => {
     await manager.stop();
-    if (freshConsumers) {
-      const jsm = await jetstreamManager(operator);
-      // The stopped manager may not have made them yet (consumers are made once the link is taken).
-      for (const name of ["machine_m1_tool-installation_consumer", "machine_m1_tool-uninstall_consumer"]) {
-        await jsm.consumers.delete("TOOL_INSTALLATION", name).catch((error: unknown) => {
-          if (!(error instanceof JetStreamApiError) || error.code !== JetStreamApiCodes.ConsumerNotFound) throw error;
-        });
-      }
-    }
+    await commands.stop({ keepDataDir: true });
+    // The agent's loggers are one family: the command pipeline logs where the manager does.
+    await startCommands(overrides.logger);
     manager = createToolManager({
       machineId: "m1",
       toolsDir,
@@ -105,10 +118,10 @@ describe("tool installation from JetStream", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      commands: commands.commands,
       ...overrides,
     });
-    await manager.start();
-    manager.attach(agentLink);
+    await attachAll();
   };
 
   beforeEach(async () => {
@@ -119,6 +132,8 @@ describe("tool installation from JetStream", () => {
     files = await startFileServer();
     toolsDir = join(await mkdtemp(join(tmpdir(), "edge-agent-tools-")), "tools");
     events = [];
+    commandsDir = await mkdtemp(join(tmpdir(), "edge-agent-tool-commands-"));
+    await startCommands();
     manager = createToolManager({
       machineId: "m1",
       toolsDir,
@@ -128,13 +143,15 @@ describe("tool installation from JetStream", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      commands: commands.commands,
     });
-    await manager.start();
-    manager.attach(agentLink);
+    await attachAll();
   });
 
   afterEach(async () => {
     await manager.stop();
+    await commands.stop();
+    await rm(commandsDir, { recursive: true, force: true });
     await agentLink.close();
     await operator.close();
     await files.close();
@@ -156,7 +173,7 @@ describe("tool installation from JetStream", () => {
       agentType: "probe",
       version: "1.0.0",
     });
-    await waitFor("the ack", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
 
     // The same version again: acked as INSTALLED with no work.
     await push("tool-installation", message("probe", v1));
@@ -236,7 +253,7 @@ describe("tool installation from JetStream", () => {
       await push("tool-installation", message("bad", served, await overrides(served)));
       await waitFor("FAILED", () => lastStatus("bad")?.state === "FAILED");
       expect(lastStatus("bad")?.error).toMatch(reason);
-      await waitFor("the message to be settled", async () => (await pending()) === 0);
+      await waitFor("the command to be settled", settled);
       expect(readdirSync(toolsDir)).toEqual(["bad.state.json"]);
     },
   );
@@ -340,19 +357,10 @@ describe("tool installation from JetStream", () => {
     expect(connections()).toEqual([]);
   });
 
-  it("applies OpenFrame's fleet tool update (ToolAgentUpdateMessage) to installed tools only: version, assets by assetId, type and arguments kept across a restart", async () => {
+  it("applies OpenFrame's fleet tool update (ToolAgentUpdateMessage) to installed tools only, with no consumer on the server: version, assets by assetId, type and arguments kept across a restart", async () => {
     const jsm = await jetstreamManager(operator);
-    // One consumer for every tool, named by the machine's template: a fixed permission covers it.
-    await waitFor(
-      "the update consumer",
-      async () =>
-        (await jsm.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer")).config.filter_subject ===
-        "machine.all.tool.*.update",
-    );
-    const updatesPending = async (): Promise<number> => {
-      const info = await jsm.consumers.info("TOOL_UPDATE", "machine_m1_tool-update_consumer");
-      return info.num_ack_pending + info.num_pending;
-    };
+    const consumersOnServer = async (): Promise<number> => (await jsm.streams.info("TOOL_UPDATE")).state.consumer_count;
+    const updateFeed = toolUpdateFeed("upd");
     const toolOf = async (version: string): Promise<ServedFile> =>
       files.add(
         `upd-${version}.zip`,
@@ -387,12 +395,10 @@ describe("tool installation from JetStream", () => {
       executable: false,
       downloadConfigurations: [{ ...download(settings(version), null), fileName: "settings.json" }],
     });
-    const settled = (what: string) => waitFor(what, async () => (await updatesPending()) === 0);
+    const updateSettled = (what: string) => waitFor(what, () => commands.caughtUp(operator, updateFeed));
 
-    // Not installed here: acked, nothing done, nothing said.
-    await jetstream(operator).publish("machine.all.tool.upd.update", update("2.0.0", v2, [asset("2")]));
-    await settled("the update for a tool not installed to be settled");
-    expect(statesOf("upd")).toEqual([]);
+    // Published before the tool is installed here: not for this installation (its feed starts after it).
+    await jetstream(operator).publish("machine.all.tool.upd.update", update("0.9.0", v2, [asset("0")]));
 
     const cfg1 = settings("1");
     await push(
@@ -408,6 +414,8 @@ describe("tool installation from JetStream", () => {
       }),
     );
     await waitFor("INSTALLED", () => lastStatus("upd")?.state === "INSTALLED");
+    await updateSettled("the update feed read");
+    expect(lastStatus("upd")?.version).toBe("1.0.0");
     const assetFile = join(toolsDir, "upd", "assets", "settings.json");
     expect(readFileSync(assetFile, "utf8")).toBe("cfg 1");
 
@@ -422,17 +430,17 @@ describe("tool installation from JetStream", () => {
     // The update carries no type and no arguments: those it was installed with are kept.
     expect(lastStatus("upd")).toMatchObject({ toolType: "MESHCENTRAL", toolId: "upd-id" });
     expect(readFileSync(join(toolsDir, "upd", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
-    await settled("the update to be settled");
+    await updateSettled("the update to be settled");
 
     // Only the asset changes: applied though the tool's version is the same.
     const installedBefore = statesOf("upd").length;
     await jetstream(operator).publish("machine.all.tool.upd.update", update("2.0.0", v2, [asset("3")]));
     await waitFor("the asset update", () => statesOf("upd").length === installedBefore + 3);
     expect(readFileSync(assetFile, "utf8")).toBe("cfg 3");
-    await settled("the asset update to be settled");
+    await updateSettled("the asset update to be settled");
     // The same versions again: nothing to do, nothing said.
     await jetstream(operator).publish("machine.all.tool.upd.update", update("2.0.0", v2, [asset("3")]));
-    await settled("the same update to be settled");
+    await updateSettled("the same update to be settled");
     expect(statesOf("upd").length).toBe(installedBefore + 3);
 
     // A malformed update is reported FAILED by a machine that has the tool; the tool stays.
@@ -447,7 +455,7 @@ describe("tool installation from JetStream", () => {
       "machine.all.tool.upd.update",
       JSON.stringify({ toolAgentId: "other", version: "9" }),
     );
-    await settled("the mismatched update to be settled");
+    await updateSettled("the mismatched update to be settled");
     expect(statesOf("other")).toEqual([]);
 
     // After a restart the tool is still what it was installed as: its connection report says so.
@@ -471,8 +479,13 @@ describe("tool installation from JetStream", () => {
     await waitFor("UNINSTALLED", () => lastStatus("upd")?.state === "UNINSTALLED");
     const removedAt = statesOf("upd").length;
     await jetstream(operator).publish("machine.all.tool.upd.update", update("3.0.0", v2, null));
-    await settled("the update after removal to be settled");
+    // Word of another tool's command after it: by the time that one is done, an update feed still
+    // followed would have been checked first (one check at a time, in the order the word came).
+    const later = files.add("later.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
+    await push("tool-installation", message("later", later));
+    await waitFor("the later tool INSTALLED", () => lastStatus("later")?.state === "INSTALLED");
     expect(statesOf("upd").length).toBe(removedAt);
+    expect(await consumersOnServer()).toBe(0);
   });
 
   it("removes the per-tool update consumers earlier versions made, once", async () => {
@@ -499,6 +512,7 @@ describe("tool installation from JetStream", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      commands: commands.commands,
     });
     await manager.start();
     manager.attach(agentLink);
@@ -528,6 +542,7 @@ describe("tool installation from JetStream", () => {
       sink,
       serverUrl: server.url,
       policy: { allowMissingChecksum: false, maxDownloadBytes: 1 << 20 },
+      commands: commands.commands,
     });
     await manager.start();
     manager.attach(agentLink);
@@ -565,16 +580,15 @@ describe("tool installation from JetStream", () => {
     });
   });
 
-  it("terminates a malformed message after reporting it", async () => {
+  it("settles a malformed message after reporting it", async () => {
     await push("tool-installation", { toolAgentId: "odd", downloadConfigurations: [{ os: "beos" }] });
     await push("tool-installation", "{not json");
     await waitFor("FAILED", () => lastStatus("odd")?.state === "FAILED");
     expect(lastStatus("odd")?.error).toMatch(/malformed tool command/);
-    await waitFor("both settled", async () => (await pending()) === 0);
+    await waitFor("both settled", settled);
   });
-  it("installs another tool while one tool's link hangs, and each exactly once though the hang outlasts the ack wait", async () => {
-    // A 1 s ack wait: the hang below lasts several, as a 300 s hang outlasts the usual 60 s.
-    await restartManager({ ackWaitMs: 1_000, download: { stallTimeoutMs: 30_000 } }, true);
+  it("installs another tool while one tool's link hangs, and each exactly once", async () => {
+    await restartManager({ download: { stallTimeoutMs: 30_000 } });
     const zip = await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
     const hanging = files.addHeld("hanging.zip", zip);
     const quick = files.add("quick.zip", zip);
@@ -586,17 +600,12 @@ describe("tool installation from JetStream", () => {
       () => lastStatus("other")?.state === "INSTALLED",
     );
     expect(statesOf("stuck")).toEqual(["DOWNLOADING"]);
-    // Three ack waits pass while the first download hangs.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
     hanging.release();
     await waitFor("the first tool INSTALLED once its link answers", () => lastStatus("stuck")?.state === "INSTALLED");
-    await waitFor("both settled", async () => (await pending()) === 0);
-    // Another ack wait, for any copy delivered again to show up.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await waitFor("both settled", settled);
     expect(statesOf("stuck")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
     expect(statesOf("other")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
     expect(hanging.requests).toBe(1);
-    expect(await pending()).toBe(0);
   }, 60_000);
 
   it("gives up a download whose link hangs after the stall timeout, to be retried later", async () => {
@@ -613,7 +622,7 @@ describe("tool installation from JetStream", () => {
     expect(statesOf("never")).toEqual(["DOWNLOADING"]);
   });
 
-  it("acks a command delivered again after its work finished (same event id) without doing it twice", async () => {
+  it("takes a command the platform stored twice (same event id) without doing it twice", async () => {
     const served = files.add("once.zip", await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } }));
     const body = JSON.stringify(message("once", served, { reinstall: true }));
     const publish = async (msgID: string): Promise<void> => {
@@ -623,16 +632,10 @@ describe("tool installation from JetStream", () => {
     };
     await publish("copy-1");
     await waitFor("INSTALLED", () => lastStatus("once")?.state === "INSTALLED");
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     // The same command again (the platform sent it twice), though it asks to reinstall.
     await publish("copy-2");
-    const jsm = await jetstreamManager(operator);
-    await waitFor(
-      "the copy to be taken and acked",
-      async () =>
-        (await jsm.consumers.info("TOOL_INSTALLATION", "machine_m1_tool-installation_consumer")).ack_floor
-          .stream_seq === 2,
-    );
+    await waitFor("the copy to be taken and settled", settled);
     expect(statesOf("once")).toEqual(["DOWNLOADING", "INSTALLING", "INSTALLED"]);
   });
 
@@ -647,7 +650,7 @@ describe("tool installation from JetStream", () => {
     await push("tool-installation", message("fat", served));
     await waitFor("FAILED", () => lastStatus("fat")?.state === "FAILED");
     expect(lastStatus("fat")?.error).toMatch(/unpacks to more than 1048576 bytes/);
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     expect(readdirSync(toolsDir)).toEqual(["fat.state.json"]);
   });
 
@@ -670,7 +673,7 @@ describe("tool installation from JetStream", () => {
     }
     expect(lastStatus("liar")?.error).toMatch(/unreadable zip: .*too many bytes in the stream. expected 1000/);
     expect(statesOf("liar")).toEqual(["DOWNLOADING", "FAILED"]);
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     expect(readdirSync(toolsDir)).toEqual(["liar.state.json"]);
   });
 
@@ -684,7 +687,7 @@ describe("tool installation from JetStream", () => {
     expect(failed.error).toMatch(/toolAgentId is 300 characters long, over the 128 allowed/);
     expect(failed.toolAgentId.startsWith("t".repeat(128))).toBe(true);
     expect(failed.toolAgentId.length).toBeLessThan(160);
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     // Refused before anything was written.
     expect(existsSync(toolsDir) ? readdirSync(toolsDir) : []).toEqual([]);
   });
@@ -727,7 +730,7 @@ describe("tool installation from JetStream", () => {
     expect(failed.toolAgentId.startsWith(idStart)).toBe(true);
     expect(failed.toolAgentId.length).toBeLessThan(300);
     expect(failed.error?.length).toBeLessThan(1_000);
-    await waitFor("settled", async () => (await pending()) === 0);
+    await waitFor("settled", settled);
     expect(lines.length).toBeGreaterThan(0);
     expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(4_000);
   });

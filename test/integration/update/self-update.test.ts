@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
@@ -10,6 +10,7 @@ import { AGENT_VERSION } from "../../../src/runtime/version.ts";
 import { readUpdateState, updatePaths } from "../../../src/update/update-state.ts";
 import { startFileServer } from "../../fixtures/tools/tool-kit.ts";
 import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
+import { waitForFeedsRead } from "../../helpers/feeds-read.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createSigner } from "../../helpers/signing.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
@@ -37,27 +38,18 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
   };
   const env = (): Record<string, string> => ({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_MACHINE_ID: "u1" });
   /**
-   * The consumers start from the last command of their subject (a machine that was offline gets
-   * the latest one only): a test that sends several waits until the agent listens.
+   * The update feeds give the newest command of their subject (a machine that was offline gets the
+   * latest one only): a test that sends several waits until the agent has read them once.
    */
-  const listening = async (): Promise<void> => {
-    const manager = await jetstreamManager(operator);
-    await waitFor(
-      "the client-update consumers",
-      async () => {
-        const names = ["machine_u1_client-update_consumer", "machine_u1_client-update-all_consumer"];
-        const found = await Promise.all(
-          names.map((name) =>
-            manager.consumers.info("CLIENT_UPDATE", name).then(
-              () => true,
-              () => false,
-            ),
-          ),
-        );
-        return found.every(Boolean);
-      },
-      20_000,
-    );
+  const listening = (): Promise<void> => waitForFeedsRead(operator, "u1");
+  /**
+   * One command on a `latest` feed, then its status: sent faster than the agent reads, a newer one
+   * would supersede it unread (that is what the feed promises a machine that was away).
+   */
+  const updateAndWait = async (subject: string, body: unknown): Promise<void> => {
+    const before = (await statuses()).length;
+    await update(subject, body);
+    await waitFor(`status ${before + 1}`, nthStatus(before + 1), 30_000);
   };
   const nthStatus = (count: number) => async (): Promise<ClientUpdateStatus[] | undefined> => {
     const all = await statuses();
@@ -87,29 +79,30 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
     await listening();
     const good = files.add("agent-9.0.0", fakeAgent("9.0.0", "exit 1"));
-    await update("machine.u1.client-update", {
+    await updateAndWait("machine.u1.client-update", {
       version: "0.0.1",
       downloadConfigurations: [{ os: "linux", link: good.url, sha256: good.sha256, size: good.size }],
     });
+    // The same version as running: ignored, no status (the next one's status shows it was read).
     await update("machine.u1.client-update", {
       version: AGENT_VERSION,
       downloadConfigurations: [{ os: "linux", link: good.url, sha256: good.sha256 }],
     });
-    await update("machine.u1.client-update", { version: "../../etc", downloadConfigurations: [] });
-    await update("machine.u1.client-update", {
+    await updateAndWait("machine.u1.client-update", { version: "../../etc", downloadConfigurations: [] });
+    await updateAndWait("machine.u1.client-update", {
       version: "9.0.0",
       downloadConfigurations: [{ os: "windows", link: good.url, sha256: good.sha256 }],
     });
-    await update("machine.u1.client-update", {
+    await updateAndWait("machine.u1.client-update", {
       version: "9.0.0",
       downloadConfigurations: [{ os: "linux", link: good.url }],
     });
-    await update("machine.u1.client-update", {
+    await updateAndWait("machine.u1.client-update", {
       version: "9.0.0",
       downloadConfigurations: [{ os: "linux", link: good.url, sha256: "e".repeat(64) }],
     });
     const liar = files.add("agent-liar", fakeAgent("8.0.0", "exit 1"));
-    await update("machine.u1.client-update", {
+    await updateAndWait("machine.u1.client-update", {
       version: "9.0.0",
       downloadConfigurations: [{ os: "linux", link: liar.url, sha256: liar.sha256 }],
     });
@@ -191,17 +184,17 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
     const forThisMachine = platform.sign("machine.u1.client-update", 1, body);
     await update("machine.u1.client-update", forThisMachine);
     await waitFor("the signed command processed", nthStatus(1), 30_000);
-    await update("machine.u1.client-update", forThisMachine);
-    await update("machine.u1.client-update", platform.sign("machine.u2.client-update", 2, body));
-    await update("machine.u1.client-update", platform.sign("machine.all.client-update", 2, body));
-    await update("machine.u1.client-update", body);
+    await updateAndWait("machine.u1.client-update", forThisMachine);
+    await updateAndWait("machine.u1.client-update", platform.sign("machine.u2.client-update", 2, body));
+    await updateAndWait("machine.u1.client-update", platform.sign("machine.all.client-update", 2, body));
+    await updateAndWait("machine.u1.client-update", body);
     const seen = await waitFor("four refusals", nthStatus(5), 30_000);
     expect(seen.map((status) => [status.state, status.error])).toEqual([
       ["FAILED", 'the new binary says it is version "8.0.0", not 9.0.0'],
       [
         "REJECTED",
         expect.stringMatching(
-          /serial 1 is not newer than serial 1 already accepted for machine\.u1\.client-update.*EDGE_TRUST_REPLAYED/,
+          /serial 1 is not newer than serial 1 already finished for machine\.u1\.client-update.*EDGE_TRUST_REPLAYED/,
         ),
       ],
       [

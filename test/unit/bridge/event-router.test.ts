@@ -46,7 +46,7 @@ describe("routeMessage", () => {
     if (routed.kind !== "record") throw new Error(routed.reason);
     expect(routed.record.topic).toBe("machine-events");
     expect(routed.record.key?.toString()).toBe("m-1");
-    expect(EventEnvelope.parse(JSON.parse(routed.record.value.toString()))).toEqual({
+    expect(EventEnvelope.parse(JSON.parse(String(routed.record.value)))).toEqual({
       eventId: "e-1",
       eventType: "config.status",
       machineId: "m-1",
@@ -74,7 +74,7 @@ describe("routeMessage", () => {
     const routed = routeMessage(message("machine.m-1.telemetry", telemetrySample("m-1", 5)), options);
     if (routed.kind !== "record") throw new Error(routed.reason);
     expect(routed.record.topic).toBe("machine-telemetry");
-    const row = TelemetryRow.parse(JSON.parse(routed.record.value.toString()));
+    const row = TelemetryRow.parse(JSON.parse(String(routed.record.value)));
     expect(row).toMatchObject({
       eventId: "e-1",
       machineId: "m-1",
@@ -97,7 +97,7 @@ describe("routeMessage", () => {
     };
     const routed = routeMessage(bare, options);
     if (routed.kind !== "record") throw new Error(routed.reason);
-    expect(JSON.parse(routed.record.value.toString())).toMatchObject({
+    expect(JSON.parse(String(routed.record.value))).toMatchObject({
       eventId: "S:42",
       sequence: null,
       timestamp: "2026-11-30T10:00:01.000Z",

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { SEQUENCE_WINDOW_WIDTH, SequenceWindow } from "../../../src/bridge/dedupe/sequence-window.ts";
+import {
+  SEQUENCE_WINDOW_WIDTH,
+  SequenceWindow,
+  windowFromLegacyRing,
+} from "../../../src/bridge/dedupe/sequence-window.ts";
 
 describe("SequenceWindow", () => {
   it("tells a copy from a first delivery, also out of order and after a snapshot", () => {
@@ -43,5 +47,39 @@ describe("SequenceWindow", () => {
     batch.record(2);
     expect(window.verdict(2)).toBe("new");
     expect(batch.verdict(2)).toBe("duplicate");
+  });
+
+  it("keeps what it saw as runs: one for an outbox delivering in order, a few bytes however wide the window", () => {
+    const window = new SequenceWindow();
+    for (let sequence = 1; sequence <= 5_000; sequence++) window.record(sequence);
+    expect(window.snapshot()).toEqual({ high: 5_000, runs: [[5_000 - SEQUENCE_WINDOW_WIDTH + 1, 5_000]] });
+    const gappy = new SequenceWindow();
+    for (const sequence of [3, 1, 7, 2, 5, 6]) gappy.record(sequence);
+    expect(gappy.snapshot()).toEqual({
+      high: 7,
+      runs: [
+        [1, 3],
+        [5, 7],
+      ],
+    });
+    gappy.record(4);
+    expect(gappy.snapshot()).toEqual({ high: 7, runs: [[1, 7]] });
+  });
+
+  it("reads the bit ring of the layout before runs", () => {
+    const bits = Buffer.alloc(SEQUENCE_WINDOW_WIDTH / 8);
+    for (const sequence of [2_000, 2_001, 2_003]) {
+      const bit = sequence % SEQUENCE_WINDOW_WIDTH;
+      bits.writeUInt8(bits.readUInt8(bit >> 3) | (1 << (bit & 7)), bit >> 3);
+    }
+    const window = windowFromLegacyRing({ high: 2_003, seen: bits.toString("base64") });
+    expect(window.snapshot()).toEqual({
+      high: 2_003,
+      runs: [
+        [2_000, 2_001],
+        [2_003, 2_003],
+      ],
+    });
+    expect(windowFromLegacyRing({ high: 5, seen: "bad" }).high).toBe(0);
   });
 });

@@ -12,13 +12,25 @@ const planFor = (plans: StreamPlan[], name: string): StreamPlan => {
 };
 
 describe("planning streams: only ever add to what a server has", () => {
-  it("on OpenFrame's 7 streams, keeps their wider subjects, changes none of them, and creates ours", () => {
+  it("on OpenFrame's 7 streams, keeps their wider subjects, only lets the command streams answer direct gets and TTLs, and creates ours", () => {
     const existing = OPENFRAME_STREAMS.map((stream) => asServerReports({ ...stream, subjects: [...stream.subjects] }));
-    const plans = planStreams(wantedStreams(), existing);
-    // machine.*.tool.*.update already covers machine.all.tool.*.update: nothing to add, nothing narrowed.
-    expect(planFor(plans, "TOOL_UPDATE")).toMatchObject({ action: "keep", config: {}, changes: [], notes: [] });
+    const plans = planStreams(wantedStreams("2.15.1"), existing);
+    // machine.*.tool.*.update already covers machine.all.tool.*.update: nothing to add, nothing narrowed;
+    // agents read its newest message by direct get, and a command may carry its own TTL.
+    expect(planFor(plans, "TOOL_UPDATE")).toMatchObject({
+      action: "update",
+      config: { allow_direct: true, allow_msg_ttl: true },
+      changes: ["allow_direct switched on", "allow_msg_ttl switched on"],
+      notes: [],
+    });
     expect(planFor(plans, "INSTALLED_AGENTS")).toMatchObject({ action: "keep", config: {} });
-    for (const stream of OPENFRAME_STREAMS) expect(planFor(plans, stream.name).action).toBe("keep");
+    const commandStreams = new Set(PLATFORM_STREAMS.filter((stream) => stream.commands).map((stream) => stream.name));
+    for (const stream of OPENFRAME_STREAMS)
+      expect(planFor(plans, stream.name).action).toBe(commandStreams.has(stream.name) ? "update" : "keep");
+    // On 2.10, which has no per-message TTL, only direct gets are switched on.
+    expect(planFor(planStreams(wantedStreams("2.10.27"), existing), "TOOL_UPDATE").changes).toEqual([
+      "allow_direct switched on",
+    ]);
     const created = plans.filter((plan) => plan.action === "create").map((plan) => plan.name);
     expect(created.sort()).toEqual(
       PLATFORM_STREAMS.map((stream) => stream.name)
@@ -33,7 +45,7 @@ describe("planning streams: only ever add to what a server has", () => {
 
   it("adds a missing subject and keeps the ones there", () => {
     const existing = [asServerReports({ name: "INSTALLED_AGENTS", subjects: ["user.*.installed-agent"] })];
-    const plan = planFor(planStreams(wantedStreams(), existing), "INSTALLED_AGENTS");
+    const plan = planFor(planStreams(wantedStreams("2.15.1"), existing), "INSTALLED_AGENTS");
     expect(plan.action).toBe("update");
     expect(plan.config).toEqual({ subjects: ["user.*.installed-agent", "machine.*.installed-agent"] });
     expect(plan.changes).toEqual(["subjects added: machine.*.installed-agent (kept: user.*.installed-agent)"]);

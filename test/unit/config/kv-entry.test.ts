@@ -43,7 +43,7 @@ describe("what an agent-config KV entry means", () => {
   beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "edge-agent-kv-entry-"));
     signed = createCommandTrust({ publicKey: platform.publicKey, dataDir, clock: systemClock, logger: silentLogger() });
-    unsigned = createCommandTrust({ dataDir, clock: systemClock, logger: silentLogger() });
+    unsigned = createCommandTrust({ allowUnsigned: true, dataDir, clock: systemClock, logger: silentLogger() });
   });
   afterEach(async () => {
     await rm(dataDir, { recursive: true, force: true });
@@ -52,7 +52,7 @@ describe("what an agent-config KV entry means", () => {
   it("a signed put for its key is settings, without the claims", async () => {
     expect(
       await readConfigEntry(put("machine.m1", 4, platform.sign("kv:machine.m1", 1, { heartbeatSeconds: 5 })), signed),
-    ).toEqual({ kind: "settings", document: { heartbeatSeconds: 5 } });
+    ).toEqual({ kind: "settings", document: { heartbeatSeconds: 5 }, serial: 1 });
   });
 
   it("with signing on, refuses an unsigned put, a bare DEL or PURGE, and a put signed for another key", async () => {
@@ -68,10 +68,12 @@ describe("what an agent-config KV entry means", () => {
     ).toMatch(/EDGE_TRUST_WRONG_SCOPE/);
   });
 
-  it("refuses an old signed document put again after a newer one", async () => {
+  it("refuses an old signed document put again after a newer one finished", async () => {
     const older = platform.sign("kv:machine.m1", 1, { heartbeatSeconds: 5 });
     await readConfigEntry(put("machine.m1", 1, older), signed);
+    await signed.finish("kv:machine.m1", 1);
     await readConfigEntry(put("machine.m1", 2, platform.sign("kv:machine.m1", 2, { heartbeatSeconds: 6 })), signed);
+    await signed.finish("kv:machine.m1", 2);
     expect(await refusal(put("machine.m1", 3, older), signed)).toMatch(
       /serial 1 is not newer than serial 2 .*EDGE_TRUST_REPLAYED/,
     );
@@ -80,7 +82,7 @@ describe("what an agent-config KV entry means", () => {
   it("a signed tombstone removes the key's settings; one that carries settings too is refused", async () => {
     expect(
       await readConfigEntry(put("machine.m1", 8, platform.sign("kv:machine.m1", 3, { deleted: true })), signed),
-    ).toEqual({ kind: "deleted" });
+    ).toEqual({ kind: "deleted", serial: 3 });
     expect(
       await refusal(
         put("machine.m1", 9, platform.sign("kv:machine.m1", 4, { deleted: true, heartbeatSeconds: 1 })),
@@ -96,13 +98,14 @@ describe("what an agent-config KV entry means", () => {
     expect(await refusal(marker("machine.m1", 12, "ERASE-ALL"), unsigned)).toMatch(/unknown KV-Operation "ERASE-ALL"/);
   });
 
-  it("without signing, behaves as before: unsigned puts apply, DEL and PURGE remove the key", async () => {
+  it("without signing (allowUnsigned), unsigned puts apply, DEL and PURGE remove the key", async () => {
     expect(await readConfigEntry(put("defaults", 1, { heartbeatSeconds: 5 }), unsigned)).toEqual({
       kind: "settings",
       document: { heartbeatSeconds: 5 },
+      serial: null,
     });
-    expect(await readConfigEntry(marker("defaults", 2, "DEL"), unsigned)).toEqual({ kind: "deleted" });
-    expect(await readConfigEntry(marker("defaults", 3, "PURGE"), unsigned)).toEqual({ kind: "deleted" });
+    expect(await readConfigEntry(marker("defaults", 2, "DEL"), unsigned)).toEqual({ kind: "deleted", serial: null });
+    expect(await readConfigEntry(marker("defaults", 3, "PURGE"), unsigned)).toEqual({ kind: "deleted", serial: null });
     expect(await refusal(put("defaults", 4, { heartbeatSeconds: -1 }), unsigned)).toMatch(/heartbeatSeconds/);
   });
 });

@@ -1,13 +1,16 @@
 import { describe, expect, it } from "vitest";
 import {
+  catchUpConsumerName,
   configKeyForMachine,
   defaultInboxPrefix,
   eventHeaderEntries,
   fleetSubjects,
-  machineConsumers,
+  legacyMachineConsumers,
+  machineFeeds,
   machineSubjects,
   PLATFORM_STREAMS,
   ReservedMachineIdError,
+  toolUpdateFeed,
   UnsafeSubjectTokenError,
 } from "../../../src/contracts/index.ts";
 
@@ -18,7 +21,6 @@ describe("subjects", () => {
     expect(subjects.clientConnection).toBe("machine.m-1_A.client-connection");
     expect(subjects.toolInstallationStatus).toBe("machine.m-1_A.tool-installation.status");
     expect(subjects.rpcHealth).toBe("machine.m-1_A.rpc.health");
-    expect(subjects.toolInstallationConsumer).toBe("machine_m-1_A_tool-installation_consumer");
     expect(fleetSubjects.toolUpdate("mesh")).toBe("machine.all.tool.mesh.update");
   });
 
@@ -28,7 +30,7 @@ describe("subjects", () => {
   });
 
   it("refuses the fleet-wide id 'all' wherever a machine id becomes a subject, with a named error", () => {
-    for (const build of [machineSubjects, machineConsumers, configKeyForMachine, defaultInboxPrefix]) {
+    for (const build of [machineSubjects, machineFeeds, catchUpConsumerName, configKeyForMachine, defaultInboxPrefix]) {
       const error = (() => {
         try {
           build("all");
@@ -46,21 +48,33 @@ describe("subjects", () => {
     expect(machineSubjects("All").heartbeat).toBe("machine.All.heartbeat");
   });
 
-  it("names each machine's consumers by one template, each bound to one filter", () => {
-    const consumers = machineConsumers("m1");
-    expect(consumers.toolUpdate).toEqual({
-      stream: "TOOL_UPDATE",
-      name: "machine_m1_tool-update_consumer",
-      filterSubject: "machine.all.tool.*.update",
+  it("reads each machine's commands through feeds of its own subjects, and only its own subjects as queues", () => {
+    const feeds = machineFeeds("m1");
+    expect(feeds.toolInstallation).toEqual({
+      key: "tool-installation",
+      stream: "TOOL_INSTALLATION",
+      subject: "machine.m1.tool-installation",
+      mode: "queue",
+      start: "first",
     });
-    expect(consumers.configMachine).toEqual({
+    expect(feeds.configDefaults).toMatchObject({
       stream: "KV_agent-config",
-      name: "machine_m1_config_consumer",
-      filterSubject: "$KV.agent-config.machine.m1",
+      subject: "$KV.agent-config.defaults",
+      mode: "latest",
     });
-    expect(consumers.toolInstallation.name).toBe(machineSubjects("m1").toolInstallationConsumer);
-    // No purpose holds '_': ids may, and the names of two machines must never coincide.
-    for (const binding of Object.values(consumers)) expect(binding.name).toMatch(/^machine_m1_[a-z-]+_consumer$/);
+    expect(toolUpdateFeed("mesh")).toEqual({
+      key: "tool-update:mesh",
+      stream: "TOOL_UPDATE",
+      subject: "machine.all.tool.mesh.update",
+      mode: "latest",
+      start: "next",
+    });
+    for (const feed of Object.values(feeds).filter((each) => each.mode === "queue"))
+      expect(feed.subject.startsWith("machine.m1.")).toBe(true);
+    expect(new Set(Object.values(feeds).map((feed) => feed.key)).size).toBe(Object.values(feeds).length);
+    // Earlier versions' names (taken over once) end in _consumer, the catch-up's in _reader: none equals another's.
+    expect(catchUpConsumerName("m1")).toBe("machine_m1_reader");
+    for (const consumer of legacyMachineConsumers("m1")) expect(consumer.name).toMatch(/^machine_m1_[a-z-]+_consumer$/);
     expect(fleetSubjects.toolOfUpdate("machine.all.tool.mesh.update")).toBe("mesh");
     expect(fleetSubjects.toolOfUpdate("machine.all.tool.mesh.other")).toBeNull();
     expect(fleetSubjects.toolOfUpdate("machine.m1.tool-installation")).toBeNull();

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { permissionsCommand } from "../../../src/cli/permissions-command.ts";
 import {
-  machineConsumers,
+  catchUpConsumerName,
+  legacyMachineConsumers,
   machineSubjects,
   ReservedMachineIdError,
   UnsafeSubjectTokenError,
@@ -36,29 +37,44 @@ const allowed = (permissions: NatsServerPermissions): string[] => [
 describe("agentPermissions", () => {
   const a = agentPermissions("m-a");
 
-  it("lets a machine publish its own events, read its own keys and run its own consumers, by exact names", () => {
+  it("lets a machine publish its own events and read its own command feeds, by exact subjects and names", () => {
     expect(a.publish.allow).toEqual(
       expect.arrayContaining([
         "machine.m-a.telemetry",
         "machine.m-a.heartbeat",
         "machine.m-a.tool-installation.status",
         "machine.m-a.config.status",
+        // The newest message of each feed: the subject in the request's subject.
         "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.machine.m-a",
         "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.defaults",
-        "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer.machine.m-a.tool-installation",
-        "$JS.API.CONSUMER.CREATE.TOOL_UPDATE.machine_m-a_tool-update_consumer.machine.all.tool.*.update",
-        "$JS.API.CONSUMER.CREATE.KV_agent-config.machine_m-a_config_consumer.$KV.agent-config.machine.m-a",
-        "$JS.API.CONSUMER.MSG.NEXT.CLIENT_UPDATE.machine_m-a_client-update-all_consumer",
-        "$JS.ACK.CONFIG_PUSH.machine_m-a_download-configuration_consumer.>",
+        "$JS.API.DIRECT.GET.TOOL_INSTALLATION.machine.m-a.tool-installation",
+        "$JS.API.DIRECT.GET.CLIENT_UPDATE.machine.all.client-update",
+        "$JS.API.DIRECT.GET.TOOL_UPDATE.machine.all.tool.*.update",
+        // A catch-up of its own queues: one name, the filter pinned by the create subject.
+        "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m-a_reader.machine.m-a.tool-installation",
+        "$JS.API.CONSUMER.CREATE.CONFIG_PUSH.machine_m-a_reader.machine.m-a.download-configuration",
+        "$JS.API.CONSUMER.MSG.NEXT.TOOL_INSTALLATION.machine_m-a_reader",
+        "$JS.API.CONSUMER.DELETE.CLIENT_UNINSTALL.machine_m-a_reader",
+        // Once, on upgrade: an earlier version's durable consumers, taken over and removed.
+        "$JS.API.CONSUMER.INFO.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer",
+        "$JS.API.CONSUMER.DELETE.KV_agent-config.machine_m-a_config_consumer",
       ]),
     );
     expect(a.subscribe.allow).toEqual(
-      expect.arrayContaining(["_INBOX_m-a.>", "machine.m-a.rpc.health", "$SRV.PING.edge-agent"]),
+      expect.arrayContaining([
+        "_INBOX_m-a.>",
+        "machine.m-a.rpc.health",
+        "$SRV.PING.edge-agent",
+        // Word of a new command on its feeds (a hint, checked against the stream).
+        "machine.m-a.tool-installation",
+        "machine.all.client-update",
+        "$KV.agent-config.machine.m-a",
+      ]),
     );
     expect(a.allow_responses).toEqual({ max: 1, expires: "1m" });
   });
 
-  it("grants no command subject, no fleet-wide publish, no KV write, no key-in-body read and no other consumer right", () => {
+  it("grants no command publish, no fleet-wide publish, no KV write, no key-in-body read, no consumer on a fleet-wide subject and no other consumer right", () => {
     const forbidden = [
       "machine.m-a.tool-installation",
       "machine.m-a.client-update",
@@ -66,15 +82,22 @@ describe("agentPermissions", () => {
       "machine.all.tool.x.update",
       "$KV.agent-config.machine.m-a",
       "$JS.API.DIRECT.GET.KV_agent-config",
+      "$JS.API.DIRECT.GET.TOOL_INSTALLATION.machine.m-b.tool-installation",
       "$JS.API.STREAM.MSG.GET.KV_agent-config",
       "$JS.API.STREAM.CREATE.TOOL_UPDATE",
-      "$JS.API.CONSUMER.DELETE.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer",
       "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION",
-      "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer",
-      "$JS.API.CONSUMER.DURABLE.CREATE.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer",
+      "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m-a_reader",
+      "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m-a_reader.machine.m-b.tool-installation",
+      "$JS.API.CONSUMER.CREATE.CLIENT_UPDATE.machine_m-a_reader.machine.all.client-update",
+      "$JS.API.CONSUMER.CREATE.TOOL_UPDATE.machine_m-a_reader.machine.all.tool.x.update",
+      "$JS.API.CONSUMER.CREATE.KV_agent-config.machine_m-a_reader.$KV.agent-config.defaults",
+      "$JS.API.CONSUMER.CREATE.CONFIG_PUSH.machine_m-a_reader.machine.all.download-configuration",
+      "$JS.API.CONSUMER.DURABLE.CREATE.TOOL_INSTALLATION.machine_m-a_reader",
+      "$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer.machine.m-a.tool-installation",
       "$JS.API.CONSUMER.CREATE.KV_agent-config.KV_WATCHER_x.$KV.agent-config.machine.m-a",
       "$JS.API.CONSUMER.LIST.TOOL_INSTALLATION",
       "$JS.API.INFO",
+      "$JS.ACK.TOOL_INSTALLATION.machine_m-a_reader.1.1.1.1.0",
       "_INBOX.abc",
     ];
     for (const subject of forbidden)
@@ -84,7 +107,10 @@ describe("agentPermissions", () => {
       ).toEqual([]);
     expect(
       a.subscribe.allow.filter(
-        (pattern) => overlaps(pattern, "_INBOX.abc.1") || overlaps(pattern, "$KV.agent-config.defaults"),
+        (pattern) =>
+          overlaps(pattern, "_INBOX.abc.1") ||
+          overlaps(pattern, "$KV.agent-config.machine.m-b") ||
+          overlaps(pattern, "machine.m-b.tool-installation"),
       ),
     ).toEqual([]);
     expect(a.publish.deny).toEqual(expect.arrayContaining(["machine.all.>", "$KV.>"]));
@@ -106,13 +132,21 @@ describe("agentPermissions", () => {
   ])("shares nothing between %s and %s but fleet-wide reads and service discovery", (first, second) => {
     const one = agentPermissions(first);
     const other = agentPermissions(second);
-    // What both may do by design: read the same fleet-wide stream subjects through their own consumers, and the discovery subjects.
+    // What both may do by design: read the newest fleet-wide messages (and hear of new ones), and discovery.
+    const fleetWide = [
+      "machine.all.client-update",
+      "machine.all.download-configuration",
+      "machine.all.tool.*.update",
+      "$KV.agent-config.defaults",
+    ];
     const sharedByDesign = (pattern: string): boolean =>
-      pattern.startsWith("$SRV.") || pattern === "$JS.API.DIRECT.GET.KV_agent-config.$KV.agent-config.defaults";
+      pattern.startsWith("$SRV.") ||
+      fleetWide.some((subject) => pattern === subject || pattern.endsWith(`.${subject}`));
     const theirs = [
       ...allowed(other),
       ...Object.values(machineSubjects(second)),
-      ...Object.values(machineConsumers(second)).map((binding) => binding.name),
+      catchUpConsumerName(second),
+      ...legacyMachineConsumers(second).map((consumer) => consumer.name),
     ];
     for (const mine of allowed(one).filter((pattern) => !sharedByDesign(pattern))) {
       for (const pattern of theirs.filter((each) => !sharedByDesign(each)))

@@ -4,10 +4,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import {
   type FloorRecord,
+  outboxIdFor,
   type RestartFacts,
   restartSequence,
   SequenceFloor,
 } from "../../../src/outbox/sequence-floor.ts";
+import type { EventPublisher } from "../../../src/outbox/types.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
@@ -20,6 +22,7 @@ const record = (state: FloorRecord["state"], bootId: string | null = "boot-1"): 
   state,
   settledThrough: 0,
   bootId,
+  outboxId: "life-1",
 });
 const facts = (change: Partial<RestartFacts>): RestartFacts => ({
   record: null,
@@ -64,7 +67,7 @@ describe("the sequence floor file", () => {
   it("is written in place at a fixed size, and a torn write leaves the previous record", () => {
     const path = join(scratchDir("ea-floor-"), "outbox.sequence");
     const floor = new SequenceFloor(path, "boot-1");
-    floor.begin(0);
+    floor.begin(0, "life-1");
     floor.cover(SequenceFloor.BLOCK + 5);
     expect(statSync(path).size).toBe(2 * SequenceFloor.SLOT_BYTES);
     const good = new SequenceFloor(path, "boot-1").read().record;
@@ -126,5 +129,48 @@ describe("the sequence floor file", () => {
     const third = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-2" });
     open.push(third);
     expect(third.append(testEvent(4)).sequence).toBeGreaterThan(4 + SequenceFloor.BLOCK - 1);
+  });
+
+  it("names the outbox life (X-Outbox-ID on every event): kept while numbering goes on, a new one when it starts from 1 again", async () => {
+    const headersSeen: string[] = [];
+    const publisher: EventPublisher = {
+      async publish(_subject, _payload, headers) {
+        headersSeen.push(headers.find(([name]) => name === "X-Outbox-ID")?.[1] ?? "none");
+        return { kind: "acked", streamSequence: headersSeen.length, duplicate: false };
+      },
+    };
+    const lifeOf = async (dataDir: string, index: number): Promise<{ id: string; sequence: number }> => {
+      const outbox = openOutbox({ dataDir, clock: systemClock, logger: silentLogger(), bootId: "boot-1" });
+      const before = headersSeen.length;
+      const { sequence } = outbox.append(testEvent(index));
+      outbox.start(publisher);
+      for (let wait = 0; wait < 200 && headersSeen.length === before; wait++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      await outbox.stop();
+      return { id: headersSeen.at(-1) as string, sequence };
+    };
+    const dataDir = scratchDir("ea-floor-");
+    const first = await lifeOf(dataDir, 0);
+    expect(first).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), sequence: 1 });
+    // A restart, and even a lost database: the floor keeps the numbering, and the life with it.
+    expect(await lifeOf(dataDir, 1)).toEqual({ id: first.id, sequence: 2 });
+    rmSync(join(dataDir, "outbox.db"));
+    const afterLostDatabase = await lifeOf(dataDir, 2);
+    expect(afterLostDatabase.id).toBe(first.id);
+    expect(afterLostDatabase.sequence).toBeGreaterThan(2);
+    // A reinstall: nothing left, numbering from 1 again, and a life of its own.
+    rmSync(dataDir, { recursive: true });
+    mkdirSync(dataDir);
+    const reinstalled = await lifeOf(dataDir, 3);
+    expect(reinstalled.sequence).toBe(1);
+    expect(reinstalled.id).not.toBe(first.id);
+  });
+
+  it("outboxIdFor: the floor's id while numbers go on; a new id from 1, or when the floor names none", () => {
+    const made = (): string => "new-life";
+    expect(outboxIdFor(record("clean"), 150, made)).toBe("life-1");
+    expect(outboxIdFor(record("clean"), 0, made)).toBe("new-life");
+    expect(outboxIdFor({ ...record("clean"), outboxId: null }, 150, made)).toBe("new-life");
+    expect(outboxIdFor(null, 150, made)).toBe("new-life");
   });
 });

@@ -3,14 +3,16 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type EnrollmentRequest, planEnrollment, SettingsError, writeEnrollment } from "../../../src/settings/index.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
+import { createSigner } from "../../helpers/signing.ts";
 
 const fresh = (): string => scratchDir("ea-enroll-");
 /** An ordinary user enrolling on Linux, unless a test says otherwise. */
 const linuxUser = { platform: "linux", privileged: false } as const;
 type Request = Omit<EnrollmentRequest, "platform" | "privileged"> &
   Partial<Pick<EnrollmentRequest, "platform" | "privileged">>;
+/** Enrolled for development (unsigned) unless a test names a signing key or says otherwise. */
 const enroll = async (configDir: string, request: Request) =>
-  writeEnrollment(await planEnrollment(configDir, { ...linuxUser, ...request }));
+  writeEnrollment(await planEnrollment(configDir, { ...linuxUser, allowUnsigned: true, ...request }));
 
 describe("enrollment", () => {
   it("writes server, machine id, tags and credentials into a 0600 settings file the daemon accepts", async () => {
@@ -46,6 +48,7 @@ describe("enrollment", () => {
       server: "nats://h:4222",
       credsFile: credsSource,
       tags: {},
+      allowUnsigned: true,
       ...linuxUser,
     });
     expect(existsSync(configDir)).toBe(false);
@@ -102,5 +105,56 @@ describe("enrollment", () => {
     expect(error).toBeInstanceOf(SettingsError);
     expect((error as SettingsError).setting).toBe(setting);
     expect(existsSync(configDir)).toBe(false);
+  });
+
+  it("needs the platform's signing key, or an explicit --allow-unsigned for development", async () => {
+    const signingKey = createSigner().publicKey;
+    const refused = await enroll(fresh(), {
+      server: "nats://h:4222",
+      token: "t",
+      tags: {},
+      allowUnsigned: undefined,
+    }).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(SettingsError);
+    expect((refused as SettingsError).message).toMatch(
+      /--config-signing-key.*needs the platform's signing key.*--allow-unsigned/,
+    );
+
+    const signedDir = fresh();
+    const signed = await enroll(signedDir, {
+      server: "nats://h:4222",
+      token: "t",
+      tags: {},
+      allowUnsigned: undefined,
+      configSigningKey: signingKey,
+    });
+    expect(signed.settings).toMatchObject({ configSigningKey: signingKey, allowUnsigned: false });
+    // Enrolling again without naming it keeps the key the file has.
+    const again = await enroll(signedDir, {
+      server: "nats://other:4222",
+      token: "t",
+      tags: {},
+      allowUnsigned: undefined,
+    });
+    expect(again.settings.configSigningKey).toBe(signingKey);
+
+    expect((await enroll(fresh(), { server: "nats://h:4222", token: "t", tags: {} })).settings.allowUnsigned).toBe(
+      true,
+    );
+    await expect(
+      enroll(fresh(), {
+        server: "nats://h:4222",
+        token: "t",
+        tags: {},
+        configSigningKey: "not-a-key",
+        allowUnsigned: undefined,
+      }),
+    ).rejects.toThrow(/--config-signing-key.*NKey public key/);
+    await expect(
+      enroll(fresh(), { server: "nats://h:4222", token: "t", tags: {}, configSigningKey: signingKey }),
+    ).rejects.toThrow(/give one: a signing key, or unsigned/);
   });
 });

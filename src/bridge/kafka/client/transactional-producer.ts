@@ -5,22 +5,24 @@ import {
   ProduceAcks,
   Producer,
 } from "@platformatic/kafka";
-import { type OutputRecord, recordSize } from "../records/source-message.ts";
-import { withDeadline } from "./deadline.ts";
+import { type OutputRecord, recordSize } from "../../records/source-message.ts";
+import { withDeadline } from "../deadline.ts";
+import type { TransactionWriter } from "../transaction-writer.ts";
 
 /** At most this many bytes per produce request inside a transaction: every partition batch stays under the broker's message.max.bytes. */
 const MAX_SEND_BYTES = 512 * 1024;
 /** A transaction (or the fencing at open) that takes longer than this failed: Kafka is away or stuck. */
 const TRANSACTION_DEADLINE_MS = 30_000;
+/** How long a failed transaction's abort may take before the producer is given up anyway. */
+const ABORT_DEADLINE_MS = 5_000;
 
-/** What a shard writes its transactions with: in this thread (TransactionalWriter) or the producer thread (ThreadedWriter). */
-export interface TransactionWriter {
-  readonly transactionalId: string;
-  /** Fences earlier producers of the id; resolves once this one is the only one that can commit. */
-  open(): Promise<void>;
-  /** One transaction, committed, or a throw (then close this writer and open a new one). */
-  write(records: readonly OutputRecord[]): Promise<void>;
-  close(): Promise<void>;
+/** A write on a producer whose transaction failed: it must be closed and the shard taken over again. */
+export class SpentProducerError extends Error {
+  readonly code = "EDGE_BRIDGE_PRODUCER_SPENT";
+  constructor(transactionalId: string) {
+    super(`the producer of ${transactionalId} failed a transaction and cannot write again: take the shard over anew`);
+    this.name = "SpentProducerError";
+  }
 }
 
 /**
@@ -32,13 +34,20 @@ export interface TransactionWriter {
  * Records are sent with the Java-compatible murmur2 partitioner (key = machine id), so a Java
  * producer of the same topic (OpenFrame's devices-topic) puts a machine on the same partition,
  * which Pinot's upsert needs.
+ *
+ * After a failed transaction the producer is spent (SpentProducerError): the client numbers a
+ * refused batch's records all the same, so its next transaction on that partition would be
+ * refused as OUT_OF_ORDER_SEQUENCE_NUMBER however the failed one ended (the Kafka client
+ * conformance test pins this). The failed transaction is aborted, and waited for, before the
+ * failure is reported, so the broker does not hold the partitions' stable offset back until its
+ * transaction timeout.
  */
-export class TransactionalWriter implements TransactionWriter {
+export class TransactionalProducer implements TransactionWriter {
   readonly transactionalId: string;
   readonly #producer: Producer;
-  #open: Awaited<ReturnType<Producer["beginTransaction"]>> | null = null;
-
   readonly #limitOf: (topic: string) => number;
+  #open: Awaited<ReturnType<Producer["beginTransaction"]>> | null = null;
+  #spent = false;
 
   /** `limitOf`: the most bytes of one topic's records a single produce request may carry. */
   constructor(clientOptions: BaseOptions, transactionalId: string, limitOf: (topic: string) => number) {
@@ -70,22 +79,35 @@ export class TransactionalWriter implements TransactionWriter {
     );
   }
 
-  /** Commits the records as one transaction, or throws; after a throw, close this writer and open a new one. */
-  async write(records: readonly OutputRecord[]): Promise<void> {
-    await withDeadline(this.#write(records), TRANSACTION_DEADLINE_MS, `a transaction of ${records.length} records`);
+  /** Commits the records as one transaction, or throws; after a throw, close this producer and open a new one. */
+  async write(records: readonly OutputRecord[], timestampMs: number): Promise<void> {
+    if (this.#spent) throw new SpentProducerError(this.transactionalId);
+    try {
+      await withDeadline(
+        this.#write(records, BigInt(Math.trunc(timestampMs))),
+        TRANSACTION_DEADLINE_MS,
+        `a transaction of ${records.length} records`,
+      );
+    } catch (error) {
+      this.#spent = true;
+      throw error;
+    }
   }
 
-  async #write(records: readonly OutputRecord[]): Promise<void> {
+  async #write(records: readonly OutputRecord[], timestamp: bigint): Promise<void> {
     const transaction = this.#open ?? (await this.#producer.beginTransaction());
     this.#open = null;
     try {
       for (const chunk of chunksOf(records, this.#limitOf)) {
-        await transaction.send({ messages: chunk.map(toMessage) });
+        await transaction.send({ messages: chunk.map((record) => toMessage(record, timestamp)) });
       }
       await transaction.commit();
     } catch (error) {
-      // The transaction is dead either way; the broker aborts it when the next owner (maybe us) fences it.
-      void transaction.abort().catch(() => undefined);
+      // Ended now rather than at the broker's transaction timeout; if even that fails, the next
+      // owner's fencing (maybe ours) aborts it.
+      await withDeadline(transaction.abort(), ABORT_DEADLINE_MS, "aborting a failed transaction").catch(
+        () => undefined,
+      );
       throw error;
     }
   }
@@ -95,12 +117,15 @@ export class TransactionalWriter implements TransactionWriter {
   }
 }
 
-function toMessage(record: OutputRecord): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
+function toMessage(record: OutputRecord, timestamp: bigint): MessageToProduce<Buffer, Buffer, Buffer, Buffer> {
   return {
     topic: record.topic,
     ...(record.key ? { key: record.key } : {}),
-    value: record.value,
+    // The library's types want a Buffer, but it writes null as Kafka's null value: a tombstone
+    // (the Kafka client conformance test pins this).
+    value: record.value as Buffer,
     headers: record.headers,
+    timestamp,
   };
 }
 

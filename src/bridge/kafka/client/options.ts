@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { BaseOptions, RetryDelayGetter } from "@platformatic/kafka";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import type { BridgeSettings } from "../../settings/bridge-settings.ts";
 
 export class KafkaSecretFileError extends Error {
   readonly code = "EDGE_BRIDGE_KAFKA_SECRET_FILE";

@@ -10,11 +10,11 @@ import {
 /** One committed record of a partition, as read back. */
 export interface CommittedRecord {
   readonly offset: bigint;
-  /** The record's timestamp (ms since the epoch): the producer's, or the broker's append time. */
-  readonly timestamp: bigint;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
   readonly headers: ReadonlyArray<readonly [string, string]>;
+  /** The record's timestamp (epoch ms), as the producer set it. */
+  readonly timestampMs: number;
 }
 
 const CONTROL_ABORT = 0;
@@ -134,10 +134,10 @@ export async function readCommittedPartition(
             if (recordOffset < offset || recordOffset >= readEnd) continue;
             onRecord({
               offset: recordOffset,
-              timestamp: batch.firstTimestamp + record.timestampDelta,
               key: record.key,
               value: record.value,
               headers: headersOf(record),
+              timestampMs: Number(batch.firstTimestamp + record.timestampDelta),
             });
           }
         }

@@ -1,0 +1,225 @@
+import type { TopicSpec } from "../kafka/client/admin.ts";
+import { type KafkaClientOptions, readCommittedPartition, withKafkaAdmin } from "../kafka/client/index.ts";
+import { withDeadline } from "../kafka/deadline.ts";
+import type { OutputRecord } from "../records/source-message.ts";
+import {
+  CHECKPOINT_KEY,
+  CheckpointLostError,
+  CheckpointUnreadableError,
+  CheckpointValue,
+  type StateChange,
+} from "./checkpoint.ts";
+import { type LegacyShardState, legacyMovedMarker, readLegacyShardState } from "./legacy-checkpoints.ts";
+
+/** What a takeover reads back: the newest committed checkpoint and state records of one shard. */
+export interface LoadedShardState {
+  readonly checkpoint: CheckpointValue | null;
+  /** State key -> its newest committed value, parsed JSON (the processor that owns the kind validates it). */
+  readonly states: ReadonlyMap<string, unknown>;
+  /** State records that were not JSON: skipped (each is one window forgotten, never a position). */
+  readonly unreadable: number;
+  /** Bytes of keys and values read (what a takeover costs). */
+  readonly bytesRead: number;
+  /** The legacy shared topic this state was read from: the first transaction moves it into the shard's own topic. */
+  readonly migratedFrom: string | null;
+}
+
+/** Where a shard keeps its checkpoint and state, and how they are written. */
+export interface ShardStateStore {
+  readonly topic: string;
+  /** Reads the shard's state back; called after the shard's producer fenced every earlier one. */
+  load(): Promise<LoadedShardState>;
+  /** The records of one transaction's state: the changes, then the checkpoint. */
+  records(checkpoint: CheckpointValue, changes: readonly StateChange[]): OutputRecord[];
+  /** The first transaction after a migration: all of the state, the checkpoint, and the legacy topic told. */
+  migrationRecords(loaded: LoadedShardState, checkpoint: CheckpointValue): OutputRecord[];
+}
+
+/** A shard's own state topic: `<checkpoint topic>.<shard>`, e.g. edge-bridge-checkpoints.TELEMETRY. */
+export function shardStateTopic(checkpointTopic: string, shard: string): string {
+  return `${checkpointTopic}.${shard}`;
+}
+
+/**
+ * How a shard's state topic is made: one partition (one writer, one reader), compacted (a key's
+ * newest value is all a takeover needs), and small segments cleaned early, so what a takeover
+ * reads stays close to one record per key (the live windows and the checkpoint) instead of
+ * everything written since the last clean.
+ */
+export function shardStateTopicSpec(name: string, replicas: number): TopicSpec {
+  return {
+    name,
+    partitions: 1,
+    replicas,
+    configs: {
+      "cleanup.policy": "compact",
+      "segment.bytes": String(16 * 1024 * 1024),
+      "segment.ms": String(10 * 60_000),
+      "min.cleanable.dirty.ratio": "0.1",
+      "max.compaction.lag.ms": String(60 * 60_000),
+      "delete.retention.ms": String(60 * 60_000),
+    },
+  };
+}
+
+const LOAD_DEADLINE_MS = 60_000;
+
+/**
+ * The Kafka state store: every shard's checkpoint and state records in a topic of its own, so a
+ * takeover reads only its own shard's state, and no other shard's open transaction can hold its
+ * read back. A shard whose topic holds no checkpoint yet is looked up once in the legacy topic
+ * (every shard's state in one, before this layout) and moved (legacy-checkpoints.ts).
+ */
+export class KafkaShardStateStore implements ShardStateStore {
+  readonly topic: string;
+  readonly #shard: string;
+  readonly #legacyTopic: string;
+  readonly #replicas: number;
+  readonly #clientOptions: () => KafkaClientOptions;
+
+  constructor(options: {
+    shard: string;
+    checkpointTopic: string;
+    replicas: number;
+    clientOptions: () => KafkaClientOptions;
+  }) {
+    this.#shard = options.shard;
+    this.topic = shardStateTopic(options.checkpointTopic, options.shard);
+    this.#legacyTopic = options.checkpointTopic;
+    this.#replicas = options.replicas;
+    this.#clientOptions = options.clientOptions;
+  }
+
+  async load(): Promise<LoadedShardState> {
+    return withDeadline(this.#load(), LOAD_DEADLINE_MS, `reading the state of shard ${this.#shard}`);
+  }
+
+  async #load(): Promise<LoadedShardState> {
+    const clientOptions = this.#clientOptions();
+    const topics = await withKafkaAdmin(clientOptions, async (admin) => {
+      const existing = await admin.listTopics();
+      if (!existing.has(this.topic)) await admin.createTopic(shardStateTopicSpec(this.topic, this.#replicas));
+      return existing;
+    });
+    const own = await this.#readOwn(clientOptions);
+    if (own.checkpoint !== null || !topics.has(this.#legacyTopic)) return own;
+    const legacy: LegacyShardState = await readLegacyShardState(clientOptions, this.#legacyTopic, this.#shard);
+    if (legacy.kind === "moved") throw new CheckpointLostError(this.#shard, this.topic, this.#legacyTopic);
+    // Nothing of this shard there either: its first transaction still writes a checkpoint of its
+    // own (and the marker), or every takeover of a quiet shard would read the shared topic again.
+    if (legacy.kind === "none") return { ...own, migratedFrom: this.#legacyTopic };
+    return {
+      checkpoint: legacy.checkpoint,
+      states: legacy.states,
+      unreadable: legacy.unreadable,
+      bytesRead: own.bytesRead + legacy.bytesRead,
+      migratedFrom: this.#legacyTopic,
+    };
+  }
+
+  async #readOwn(clientOptions: KafkaClientOptions): Promise<LoadedShardState> {
+    const reader = new ShardStateReader(this.topic, this.#shard);
+    await readCommittedPartition(clientOptions, this.topic, 0, 0n, (record) => reader.add(record));
+    return reader.finish();
+  }
+
+  records(checkpoint: CheckpointValue, changes: readonly StateChange[]): OutputRecord[] {
+    return stateRecords(this.topic, checkpoint, changes);
+  }
+
+  migrationRecords(loaded: LoadedShardState, checkpoint: CheckpointValue): OutputRecord[] {
+    const records = stateRecords(
+      this.topic,
+      checkpoint,
+      [...loaded.states].map(([key, value]) => ({ key, value })),
+    );
+    if (loaded.migratedFrom !== null) records.push(legacyMovedMarker(loaded.migratedFrom, this.#shard, this.topic));
+    return records;
+  }
+}
+
+/** One transaction's state records for a shard's topic: the changes, then the checkpoint. */
+export function stateRecords(
+  topic: string,
+  checkpoint: CheckpointValue,
+  changes: readonly StateChange[],
+): OutputRecord[] {
+  const record = (key: string, value: unknown): OutputRecord => ({
+    topic,
+    key: Buffer.from(key),
+    // null: a tombstone, and compaction removes the key.
+    value: value === null ? null : Buffer.from(JSON.stringify(value)),
+    headers: new Map(),
+  });
+  const records = changes.map((change) => record(change.key, change.value));
+  records.push(record(CHECKPOINT_KEY, checkpoint));
+  return records;
+}
+
+/**
+ * A shard's state as its topic's committed records (in offset order) say: the newest value of
+ * each key. Only those are parsed; a state record that is not JSON is counted and skipped (each
+ * is one dedupe window forgotten); a checkpoint that cannot be read is refused
+ * (CheckpointUnreadableError), never taken for none.
+ */
+export class ShardStateReader {
+  readonly #topic: string;
+  readonly #shard: string;
+  /** Each key's newest value, in the order keys were last written (what eviction goes by). */
+  readonly #newest = new Map<string, Buffer | null>();
+  #bytesRead = 0;
+
+  constructor(topic: string, shard: string) {
+    this.#topic = topic;
+    this.#shard = shard;
+  }
+
+  add(record: { readonly key: Buffer | null; readonly value: Buffer | null }): void {
+    this.#bytesRead += (record.key?.length ?? 0) + (record.value?.length ?? 0);
+    if (record.key === null) return;
+    // Keys are ASCII (safe tokens and the kinds' prefixes): latin1 decodes them fastest.
+    const key = record.key.toString("latin1");
+    this.#newest.delete(key);
+    this.#newest.set(key, record.value);
+  }
+
+  finish(): LoadedShardState {
+    let checkpoint: CheckpointValue | null = null;
+    const states = new Map<string, unknown>();
+    let unreadable = 0;
+    for (const [key, value] of this.#newest) {
+      if (key === CHECKPOINT_KEY) {
+        checkpoint = value === null ? null : parseCheckpoint(value, this.#topic, this.#shard);
+        continue;
+      }
+      if (value === null) continue;
+      try {
+        states.set(key, JSON.parse(value.toString("utf8")) as unknown);
+      } catch {
+        unreadable++;
+      }
+    }
+    return { checkpoint, states, unreadable, bytesRead: this.#bytesRead, migratedFrom: null };
+  }
+}
+
+function parseCheckpoint(value: Buffer, topic: string, shard: string): CheckpointValue {
+  let json: unknown;
+  try {
+    json = JSON.parse(value.toString("utf8"));
+  } catch (error) {
+    throw new CheckpointUnreadableError(topic, "not JSON", error);
+  }
+  const parsed = CheckpointValue.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new CheckpointUnreadableError(
+      topic,
+      `${issue?.path.join(".") || "value"}: ${issue?.message ?? "invalid"}`,
+      parsed.error,
+    );
+  }
+  if (parsed.data.shard !== shard)
+    throw new CheckpointUnreadableError(topic, `it belongs to shard ${parsed.data.shard}, not ${shard}`);
+  return parsed.data;
+}

@@ -1,0 +1,210 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import * as z from "zod";
+import { CommandRunner } from "../../../src/commands/command-desk.ts";
+import { type CommandHandler, done, reject, retryAfter } from "../../../src/commands/command-handler.ts";
+import { type CommandFeed, machineSubjects } from "../../../src/contracts/index.ts";
+import type { OutgoingEvent } from "../../../src/events/event-sink.ts";
+import { encodeEvent } from "../../../src/events/outbox-event-sink.ts";
+import { type InboxMessage, type Outbox, openOutbox } from "../../../src/outbox/index.ts";
+import { silentLogger } from "../../../src/runtime/logger.ts";
+import { type ManualClock, manualClock } from "../../helpers/manual-clock.ts";
+
+const Command = z.object({ name: z.string() });
+type Command = z.infer<typeof Command>;
+
+const queue: CommandFeed = { key: "q", stream: "S", subject: "machine.m1.q", mode: "queue", start: "first" };
+const latest: CommandFeed = { key: "l", stream: "S", subject: "machine.all.l", mode: "latest", start: "newest" };
+
+const message = (
+  feed: CommandFeed,
+  seq: number,
+  body: unknown,
+  headers: Record<string, string[]> = {},
+): InboxMessage => ({
+  stream: feed.stream,
+  streamSequence: seq,
+  subject: feed.subject,
+  headers,
+  body: new TextEncoder().encode(typeof body === "string" ? body : JSON.stringify(body)),
+  storedAtMs: Date.parse("2026-11-22T10:00:00Z"),
+});
+const reportOf = (reason: string): OutgoingEvent => ({
+  type: "config.status",
+  body: { revision: 0, status: "REJECTED", error: reason, timestamp: "2026-11-22T10:00:00.000Z" },
+});
+
+/**
+ * The runner against a real inbox (the outbox's SQLite database in a temp dir) and a manual clock:
+ * what it takes, in which order, how it settles, and what it does with what it must not run.
+ */
+describe("CommandRunner: takes stored commands and settles each with its result", () => {
+  let dataDir: string;
+  let clock: ManualClock;
+  let outbox: Outbox;
+  let runner: CommandRunner;
+  let results: OutgoingEvent[];
+  let handled: string[];
+
+  const open = (): void => {
+    outbox = openOutbox({ dataDir, clock, logger: silentLogger() });
+    runner = new CommandRunner({
+      inbox: outbox.commands,
+      reader: { addFeed: () => undefined, removeFeed: () => undefined },
+      encode: (event) => {
+        const { eventId: _id, ...entry } = encodeEvent(event, {
+          machineId: "m1",
+          subjects: machineSubjects("m1"),
+          clock,
+        });
+        return entry;
+      },
+      stored: (event) => results.push(event),
+      clock,
+      logger: silentLogger(),
+    });
+  };
+  const handler = (
+    work: (command: Command) => ReturnType<CommandHandler<Command>["handle"]>,
+  ): CommandHandler<Command> => ({
+    what: "test command",
+    schema: Command,
+    rejection: (reason) => reportOf(reason),
+    handle: async (command) => {
+      handled.push(command.name);
+      return work(command);
+    },
+  });
+  /** The `error` of the n-th result stored (a config status here). */
+  const errorOf = (index: number): string => (results[index]?.body as { error?: string } | undefined)?.error ?? "";
+  /** Lets the runner's promise chains run (it awaits nothing the test does not control). */
+  const settle = async (): Promise<void> => {
+    for (let round = 0; round < 20; round++) await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "edge-agent-runner-"));
+    clock = manualClock();
+    results = [];
+    handled = [];
+    open();
+  });
+  afterEach(async () => {
+    await runner.stop();
+    await outbox.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("takes a queue in order, one at a time, and settles each with its result in the outbox", async () => {
+    runner.route({ feeds: [queue], handler: handler(async (command) => done(reportOf(command.name))) });
+    outbox.commands.accept("q", [message(queue, 1, { name: "a" }), message(queue, 2, { name: "b" })], 2);
+    runner.start();
+    await settle();
+    expect(handled).toEqual(["a", "b"]);
+    expect(results.map((event) => (event.body as { error: string }).error)).toEqual(["a", "b"]);
+    expect(outbox.commands.counts()).toEqual({ pending: 0, running: 0, interrupted: 0 });
+    // The results are in the outbox, stored with their command's causation id.
+    expect(outbox.stats().pendingCount).toBe(2);
+  });
+
+  it("takes only the newest of a latest feed: an older one stored behind it is settled unread", async () => {
+    runner.route({ feeds: [latest], handler: handler(async () => done()) });
+    outbox.commands.accept("l", [message(latest, 3, { name: "old" })], 3);
+    outbox.commands.accept("l", [message(latest, 7, { name: "new" })], 7);
+    runner.start();
+    await settle();
+    expect(handled).toEqual(["new"]);
+  });
+
+  it("refuses a command whose Nats-TTL passed before it could be taken, with a report", async () => {
+    runner.route({ feeds: [queue], handler: handler(async () => done()) });
+    outbox.commands.accept("q", [message(queue, 1, { name: "late" }, { "Nats-TTL": ["30s"] })], 1);
+    clock.advance(31_000);
+    runner.start();
+    await settle();
+    expect(handled).toEqual([]);
+    expect(errorOf(0)).toMatch(/expired at 2026-11-22T10:00:30.000Z .*Nats-TTL/);
+  });
+
+  it("refuses a copy of a server's answer stored where a command belongs", async () => {
+    runner.route({ feeds: [queue], handler: handler(async () => done()) });
+    const copy = { "Nats-Subject": ["machine.m2.q", "machine.m1.q"], "Nats-Sequence": ["4", "9"] };
+    outbox.commands.accept("q", [message(queue, 9, { name: "copied" }, copy)], 9);
+    runner.start();
+    await settle();
+    expect(handled).toEqual([]);
+    expect(errorOf(0)).toMatch(/a copy of a server's answer/);
+  });
+
+  it("waits out a retry on the clock, taking what comes after it meanwhile", async () => {
+    let attempts = 0;
+    runner.route({
+      feeds: [queue],
+      handler: handler(async (command) => (command.name === "flaky" && attempts++ === 0 ? retryAfter(60_000) : done())),
+    });
+    outbox.commands.accept("q", [message(queue, 1, { name: "flaky" }), message(queue, 2, { name: "next" })], 2);
+    runner.start();
+    await settle();
+    expect(handled).toEqual(["flaky", "next"]);
+    clock.advance(59_000);
+    await settle();
+    expect(handled).toEqual(["flaky", "next"]);
+    clock.advance(1_000);
+    await settle();
+    expect(handled).toEqual(["flaky", "next", "flaky"]);
+  });
+
+  it("answers the fleet's junk once per subject and reason an hour, however many copies come", async () => {
+    const fleet: CommandFeed = { ...latest, key: "f", mode: "queue", start: "first" };
+    runner.route({ feeds: [fleet], handler: handler(async () => done()) });
+    for (let seq = 1; seq <= 5; seq++)
+      outbox.commands.accept("f", [message(fleet, seq, `{"stream":"X","seq":${seq}`)], seq);
+    runner.start();
+    await settle();
+    expect(results).toHaveLength(1);
+    clock.advance(3_600_000);
+    outbox.commands.accept("f", [message(fleet, 6, '{"stream":"X","seq":6')], 6);
+    runner.wake();
+    await settle();
+    expect(results).toHaveLength(2);
+    expect(outbox.commands.counts().pending).toBe(0);
+  });
+
+  it("reports a command a crash cut short and never runs it again; a route that may redo its work runs it once more", async () => {
+    const redo: CommandFeed = { ...queue, key: "r", subject: "machine.m1.r" };
+    runner.route({ feeds: [queue], handler: handler(() => new Promise(() => undefined)) });
+    runner.route({ feeds: [redo], interrupted: "retry-once", handler: handler(() => new Promise(() => undefined)) });
+    outbox.commands.accept("q", [message(queue, 1, { name: "crashes" })], 1);
+    outbox.commands.accept("r", [message(redo, 2, { name: "redone" })], 2);
+    runner.start();
+    await settle();
+    expect(outbox.commands.counts().running).toBe(2);
+    // The process dies here: nothing settles; the next run opens the same database.
+    outbox = openOutbox({ dataDir, clock, logger: silentLogger() });
+    handled = [];
+    open();
+    runner.route({ feeds: [queue], handler: handler(async () => done()) });
+    runner.route({ feeds: [redo], interrupted: "retry-once", handler: handler(async () => done()) });
+    runner.start();
+    await settle();
+    expect(handled).toEqual(["redone"]);
+    expect(results.map((event) => (event.body as { error: string }).error)).toEqual([
+      expect.stringMatching(/interrupted: the agent stopped unexpectedly .* it is not run again/),
+    ]);
+    expect(outbox.commands.counts()).toEqual({ pending: 0, running: 0, interrupted: 0 });
+  });
+
+  it("keeps a refusal's result and its settlement together: a malformed command is reported, never run", async () => {
+    runner.route({ feeds: [queue], handler: handler(async () => reject("never")) });
+    outbox.commands.accept("q", [message(queue, 1, "{not json"), message(queue, 2, { other: 1 })], 2);
+    runner.start();
+    await settle();
+    expect(handled).toEqual([]);
+    expect(results.map((event) => (event.body as { error: string }).error)).toEqual([
+      expect.stringMatching(/^malformed test command: /),
+      expect.stringMatching(/^malformed test command: name/),
+    ]);
+  });
+});
