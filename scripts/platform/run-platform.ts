@@ -81,7 +81,15 @@ export class LocalPlatform {
 
   /** Runs until a signal (exit 0) or a failure (exit 1); everything it started is stopped either way. */
   async run(): Promise<number> {
-    const lock = this.state.lock();
+    let lock: { release(): void };
+    try {
+      lock = this.state.lock();
+    } catch (error) {
+      // Another platform runs on this state dir: one line, nothing touched.
+      this.progress.line(`edge platform: ${error instanceof Error ? error.message : String(error)}`);
+      this.progress.stop();
+      return 1;
+    }
     try {
       await this.start();
       const failure = await this.watch();

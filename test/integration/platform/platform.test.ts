@@ -94,6 +94,11 @@ describe("npm run platform: the whole data path on this machine in one command",
         .map((line) => JSON.parse(line) as { key: string; value: { machineId: string } });
       expect(records.some((record) => record.key === "local-1" && record.value.machineId === "local-1")).toBe(true);
 
+      // One platform per state dir: a second is refused, in one line, touching nothing.
+      const second = startPlatform(stateDir);
+      expect(await second.exited).toBe(1);
+      expect(second.output()).toMatch(/edge platform: another npm run platform \(pid \d+\) uses /);
+
       run.npm.kill("SIGINT");
       expect(await run.exited, run.output()).toBe(0);
       expect(run.output()).toContain("The platform stopped.");
