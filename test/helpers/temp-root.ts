@@ -9,7 +9,7 @@
  * release packages are: a path of those that appears during the run, or a file of dist/ that a test
  * added or changed, fails it too.
  */
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -76,6 +76,13 @@ export function writtenOutside(
   return [...created, ...built].sort();
 }
 
+/**
+ * The run's shared build directory, inside its temp root: the single executables and packages the
+ * packaging tests build, made once per run (from this run's sources) whichever test file needs them
+ * first, and removed with the root. Its path is in EDGE_TEST_BUILD_DIR (test/helpers/test-builds.ts).
+ */
+export const TEST_BUILDS = "edge-agent-test-builds";
+
 let runRoot: string | undefined;
 let outerTmpdir: string | undefined;
 let outside: { paths: string[]; existing: Set<string>; dist: Map<string, number> } | undefined;
@@ -93,6 +100,9 @@ export function setup(): void {
   // Like /tmp: a test may drop privileges and still need a temp dir of its own.
   chmodSync(runRoot, 0o1777);
   process.env.TMPDIR = runRoot;
+  const builds = join(runRoot, TEST_BUILDS);
+  mkdirSync(builds);
+  process.env.EDGE_TEST_BUILD_DIR = builds;
 }
 
 export function teardown(): void {
@@ -101,6 +111,8 @@ export function teardown(): void {
   runRoot = undefined;
   if (outerTmpdir === undefined) delete process.env.TMPDIR;
   else process.env.TMPDIR = outerTmpdir;
+  delete process.env.EDGE_TEST_BUILD_DIR;
+  rmSync(join(root, TEST_BUILDS), { recursive: true, force: true });
   const leftovers = leftoversIn(root);
   rmSync(root, { recursive: true, force: true });
   if (leftovers.length > 0) throw new LeakedTempFilesError(leftovers);

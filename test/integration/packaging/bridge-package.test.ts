@@ -34,6 +34,7 @@ import { runCli } from "../../helpers/agent-process.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { readTopic } from "../../helpers/kafka-topic-reader.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { testBuildDir } from "../../helpers/test-builds.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 /**
@@ -113,12 +114,12 @@ describe.skipIf(!has("dpkg-deb"))(
     // Minutes on a busy two-core machine: two executables and the .deb's xz at 9e.
     beforeAll(async () => {
       scratch = mkdtempSync(join(tmpdir(), "edge-bridge-package-"));
-      // Both executables are built into this test's own directory, never dist/; the .deb from that
-      // build. Every build of the agent's refuses to bundle the Kafka client.
-      agent = await ensureSingleExecutable(scratch);
-      bridge = await buildBridgeExecutable({ outputDir: scratch });
-      // Into this run's own directory: a concurrent run builds its own.
-      deb = await buildBridgeDeb({ outputDir: scratch });
+      // Both executables are the run's own builds (test/helpers/test-builds.ts), never dist/'s: the
+      // agent's is the one the agent's package test uses (every build of it refuses to bundle the
+      // Kafka client); the bridge's is built here, and the .deb from it.
+      agent = await ensureSingleExecutable(testBuildDir());
+      bridge = await buildBridgeExecutable({ outputDir: testBuildDir() });
+      deb = await buildBridgeDeb({ outputDir: testBuildDir() });
       unpacked = join(scratch, "deb");
       execFileSync("dpkg-deb", ["-R", deb, unpacked]);
       binary = join(unpacked, "usr/bin/edge-bridge");

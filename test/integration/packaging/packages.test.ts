@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -9,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb } from "../../../scripts/build-deb.ts";
 import { buildMsi } from "../../../scripts/build-msi.ts";
 import { buildRpm } from "../../../scripts/build-rpm.ts";
-import { buildSingleExecutable } from "../../../scripts/build-sea.ts";
+import { buildSingleExecutable, ensureSingleExecutable } from "../../../scripts/build-sea.ts";
 import { relativeLinks } from "../../../scripts/deb-package.ts";
 import { documentationFiles } from "../../../scripts/package-docs.ts";
 import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
@@ -23,17 +22,15 @@ import {
 } from "../../helpers/package-sandbox.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { supervise } from "../../helpers/supervisor.ts";
+import { testBuildDir } from "../../helpers/test-builds.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
-// One build of the single executable serves every package below (they run in this one file, in order),
-// in this file's own directory: test builds never go into dist/, where the release packages are.
-const buildDir = mkdtempSync(join(tmpdir(), "edge-agent-build-"));
+// One build of the single executable serves every package below and the bridge's package test, in
+// the run's build directory: test builds never go into dist/, where the release packages are.
+const buildDir = testBuildDir();
 beforeAll(async () => {
-  await buildSingleExecutable({ outputDir: buildDir });
-}, 120_000);
-afterAll(() => {
-  rmSync(buildDir, { recursive: true, force: true });
-});
+  await ensureSingleExecutable(buildDir);
+}, 600_000);
 
 const sandboxUnavailable = packageSandboxUnavailable();
 if (sandboxUnavailable) console.warn(`the .deb install test is skipped: the package sandbox ${sandboxUnavailable}`);
