@@ -15,7 +15,7 @@ import { type Clock, sleepOn } from "../runtime/clock.ts";
 import { createLoggerFamily, type Logger } from "../runtime/logger.ts";
 import { runShutdownSteps } from "../runtime/ordered-shutdown.ts";
 import { AGENT_VERSION } from "../runtime/version.ts";
-import type { Settings } from "../settings/index.ts";
+import { conventionsOf, type Settings } from "../settings/index.ts";
 import {
   buildConnectionOptions,
   DEFAULT_LINK_TUNING,
@@ -212,6 +212,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       },
     },
   });
+  const conventions = conventionsOf(settings);
   const status = createStatusAssembly({
     machineId,
     version: AGENT_VERSION,
@@ -240,6 +241,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         running: counts.running,
       };
     },
+    conventions,
     capabilities,
   });
 
@@ -268,9 +270,13 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   }
   contributions.gather(capabilities.all);
 
-  /** Loud at every start: how this agent takes commands, when that is not "signed". */
+  /** Loud at every start: how this agent takes commands, when that is not "signed", and what the platform's conventions change. */
   const reportTrustMode = (): void => {
-    if (trust.mode === "unsigned") {
+    if (trust.mode === "unsigned" && settings.platform === "openframe") {
+      logger.warn(
+        "OpenFrame's conventions (platform openframe): no configSigningKey, so this agent takes UNSIGNED commands and configuration, as OpenFrame sends them. Safe only in the account layout (edge-agent accounts): in one account any machine can make the server store a copy of its own old command on another machine's subject",
+      );
+    } else if (trust.mode === "unsigned") {
       logger.warn(
         "DEVELOPMENT MODE: allowUnsigned is set and there is no configSigningKey, so this agent takes UNSIGNED commands and configuration; never run a production machine like this",
       );
@@ -279,6 +285,17 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         "no configSigningKey: this agent refuses every command and remote configuration (reported REJECTED/FAILED); give it the platform's key, or set allowUnsigned for development",
       );
     }
+    const { allowed, hosts } = conventions.downloadsWithoutChecksum;
+    if (allowed && hosts.length === 0)
+      logger.warn(
+        { platform: settings.platform },
+        "downloads without a sha256 are allowed, but no host may serve them: every such tool, push or update is refused until toolPolicy.allowedDownloadHosts (EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS) names the hosts",
+      );
+    else if (allowed)
+      logger.info(
+        { platform: settings.platform, allowedDownloadHosts: hosts },
+        "downloads without a sha256 are taken over HTTPS from the allowed hosts only; the size and sha256 received are reported",
+      );
   };
 
   return {

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { OutboxStats } from "../outbox/types.ts";
 import { writeFileAtomic } from "../runtime/atomic-file.ts";
 import type { Clock } from "../runtime/clock.ts";
+import type { PlatformConventions } from "../settings/index.ts";
 import type { LinkState } from "../transport/link.ts";
 
 /** What `rpc.status`, `edge-agent status` and the local status file report. */
@@ -23,6 +24,8 @@ export interface AgentStatus {
   readonly outbox: OutboxStats;
   /** How the agent reads and takes commands (src/commands/). */
   readonly commands: CommandsStatus;
+  /** Whose conventions it follows (setting `platform`): commands, downloads, uninstalls. Older agents' files lack it. */
+  readonly platform?: PlatformConventions;
   readonly lastErrors: ReadonlyArray<{ readonly at: string; readonly source: string; readonly message: string }>;
   readonly capabilities: Readonly<Record<string, unknown>>;
   readonly writtenAt: string;
@@ -113,6 +116,7 @@ export function createStatusAssembly(options: {
   linkRecord: LinkRecord;
   heartbeatSeconds: () => number;
   commands: () => CommandsStatus;
+  conventions: PlatformConventions;
   capabilities: { statuses(): Promise<Record<string, unknown>>; statusesNow(): Record<string, unknown> };
 }): StatusAssembly {
   const { clock, startedAtMs, linkRecord } = options;
@@ -132,6 +136,7 @@ export function createStatusAssembly(options: {
     heartbeatSeconds: options.heartbeatSeconds(),
     outbox: options.outboxStats(),
     commands: options.commands(),
+    platform: options.conventions,
     lastErrors: options.errors.list(),
     capabilities,
     writtenAt: new Date(clock.now()).toISOString(),

@@ -67,7 +67,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "enroll",
     summary: "write the settings file for a server and test the link",
     usage:
-      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] (--config-signing-key KEY | --allow-unsigned) [--machine-id ID] [--tag k=v ...]",
+      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] (--config-signing-key KEY | --allow-unsigned | --platform openframe ...) [--machine-id ID] [--tag k=v ...]",
     description: [
       "Checks everything first, then tests the link with the new settings, and writes the settings file",
       "(0600; secret files copied beside it) only when the link works: a failed test leaves the old file as it was.",
@@ -99,12 +99,17 @@ export const COMMANDS: readonly CommandSpec[] = [
       "tls-cert",
       "tls-key",
       "tag",
+      "platform",
+      "allowed-download-hosts",
+      "openframe-secret-file",
+      "openframe-token-path",
       "config-dir",
       "config-signing-key",
     ],
     maxPositionals: 0,
     examples: [
       "sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --config-signing-key UD...",
+      "sudo edge-agent enroll --server tls://openframe.example:443 --creds ./m.creds --platform openframe --allowed-download-hosts github.com,release-assets.githubusercontent.com --openframe-secret-file ./openframe.secret",
       "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --allow-unsigned --config-dir /tmp/agent/config",
     ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],

@@ -6,6 +6,13 @@ import { SETTING_SPECS, type Settings } from "../settings/index.ts";
 import { CredentialFileError } from "../transport/connection-options.ts";
 import { type CheckResult, fail, formatCheck, pass, warn } from "./doctor/check-result.ts";
 import { judgeClockSkew } from "./doctor/clock-skew.ts";
+import {
+  downloadsCheck,
+  openframeArgumentChecks,
+  platformCheck,
+  programLocationCheck,
+  uninstallCheck,
+} from "./doctor/conventions-checks.ts";
 import { dataDirChecks } from "./doctor/local-checks.ts";
 import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./doctor/server-probes.ts";
 import { judgeServerVersion } from "./doctor/server-version.ts";
@@ -225,15 +232,23 @@ export async function runDoctor(loadSettings: () => Settings): Promise<CheckResu
           "set EDGE_AGENT_MACHINE_ID (or enroll --machine-id), or run the agent once, then doctor again",
         ),
   );
-  results.push(signingCheck(settings));
+  results.push(platformCheck(settings), signingCheck(settings), downloadsCheck(settings), uninstallCheck(settings));
+  results.push(...(await openframeArgumentChecks(settings)));
   results.push(...(await dataDirChecks(settings)));
+  results.push(await programLocationCheck(settings));
   results.push(...(await serverChecks(settings, machineId)));
   return results;
 }
 
 /** How the agent will take commands: a WARN in development mode, a FAIL when it will take none. */
-export function signingCheck(settings: Pick<Settings, "configSigningKey" | "allowUnsigned">): CheckResult {
+export function signingCheck(settings: Pick<Settings, "configSigningKey" | "allowUnsigned" | "platform">): CheckResult {
   if (settings.configSigningKey) return pass("signing", "commands and configuration are taken signed only");
+  if (settings.allowUnsigned && settings.platform === "openframe")
+    return warn(
+      "signing",
+      "no configSigningKey: unsigned commands and configuration are taken, as OpenFrame sends them (platform openframe)",
+      "keep this machine in the account layout (edge-agent accounts <id>; docs/openframe.md): in one account any machine can make the server store a copy of its own old command on another machine's subject",
+    );
   if (settings.allowUnsigned)
     return warn(
       "signing",

@@ -23,7 +23,8 @@ function tags(flags: FlagValues): Record<string, string> {
 
 /**
  * `edge-agent enroll --server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F]
- * [--machine-id ID] [--tag k=v ...]`: checks everything, proves the link works with the new
+ * [--machine-id ID] [--tag k=v ...] [--platform openframe --allowed-download-hosts H,... --openframe-secret-file F
+ * --openframe-token-path P]`: checks everything, proves the link works with the new
  * settings, and only then writes them: a failed test leaves a working settings file as it was.
  */
 export async function enroll(
@@ -54,6 +55,10 @@ export async function enroll(
     tags: tags(flags),
     ...(text(flags, "config-signing-key") !== undefined ? { configSigningKey: text(flags, "config-signing-key") } : {}),
     ...(flags["allow-unsigned"] === true ? { allowUnsigned: true } : {}),
+    managementPlatform: text(flags, "platform"),
+    allowedDownloadHosts: text(flags, "allowed-download-hosts"),
+    openframeSecretFile: text(flags, "openframe-secret-file"),
+    openframeTokenPath: text(flags, "openframe-token-path"),
     platform: host.platform,
     privileged: host.privileged,
   });

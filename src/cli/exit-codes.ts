@@ -19,7 +19,7 @@ export const EXIT_CODE_MEANINGS: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.badSettings]: "bad usage or a bad setting: fix the command line or the settings",
   [ExitCode.dataDirInUse]: "another edge-agent holds the data dir",
   [ExitCode.restart]: "stopped to be started again (a self-update); the service manager restarts it",
-  [ExitCode.uninstalled]: "uninstalled by a signed remote command; the service manager must not restart it",
+  [ExitCode.uninstalled]: "uninstalled by a remote command; the service manager must not restart it",
 };
 
 /** Thrown by a command to end with a given exit code and one line for the operator. */

@@ -2,7 +2,7 @@ import { constants } from "node:fs";
 import { access, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/status.ts";
-import { machineSubjects } from "../contracts/index.ts";
+import { type DownloadRecord, machineSubjects } from "../contracts/index.ts";
 import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
 import { inboxPrefixOf } from "../identity/permissions.ts";
 import { NO_STREAM_REASON } from "../outbox/types.ts";
@@ -270,13 +270,20 @@ function configLines(detail: Record<string, unknown>): string[] {
 }
 
 /** How the agent takes commands: loud when it is anything but signed. */
-export function commandLines(commands: AgentStatus["commands"] | undefined): string[] {
+export function commandLines(
+  commands: AgentStatus["commands"] | undefined,
+  platform: AgentStatus["platform"] = undefined,
+): string[] {
   if (!commands) return [];
+  const unsigned =
+    platform?.platform === "openframe"
+      ? "UNSIGNED ACCEPTED (platform openframe: OpenFrame signs no command; safe only in the account layout)"
+      : "UNSIGNED ACCEPTED (allowUnsigned: development only; never run a production machine like this)";
   const trust =
     commands.trust === "signed"
       ? "signed only"
       : commands.trust === "unsigned"
-        ? "UNSIGNED ACCEPTED (allowUnsigned: development only; never run a production machine like this)"
+        ? unsigned
         : "ALL REFUSED: no configSigningKey (give the agent the platform's key, or allowUnsigned for development)";
   const read = commands.lastCheckedAt === null ? "not read yet" : `read ${commands.lastCheckedAt}`;
   const lines = [
@@ -284,6 +291,28 @@ export function commandLines(commands: AgentStatus["commands"] | undefined): str
   ];
   if (commands.problem) lines.push(`              cannot read: ${commands.problem}`);
   return lines;
+}
+
+/** Whose conventions the agent follows, and what they make of downloads and the uninstall: loud where they loosen ours. */
+export function platformLines(platform: AgentStatus["platform"]): string[] {
+  if (!platform) return [];
+  const { allowed, hosts } = platform.downloadsWithoutChecksum;
+  const downloads = !allowed
+    ? "every download needs a sha256"
+    : hosts.length > 0
+      ? `downloads without a sha256 taken over HTTPS from ${hosts.join(", ")} (their sha256 reported)`
+      : "downloads without a sha256 allowed, but NO HOST may serve them: all refused (set allowedDownloadHosts)";
+  const uninstall =
+    platform.uninstall === "unsigned"
+      ? "UNSIGNED UNINSTALL ACCEPTED (allowUnsignedUninstall: safe only in the account layout)"
+      : "uninstall signed only";
+  const name = platform.platform === "openframe" ? "openframe (OpenFrame's conventions)" : "edge";
+  return [`  platform:   ${name}; ${downloads}; ${uninstall}`];
+}
+
+/** The files of an installed tool or update taken without a sha256: what arrived, for a person to compare. */
+function uncheckedDownloadText(download: DownloadRecord): string {
+  return `${download.file} taken without a sha256: ${download.size} bytes, sha256 ${download.sha256}`;
 }
 
 function telemetryLine(detail: Record<string, unknown>): string {
@@ -352,7 +381,7 @@ export function formatStatus(report: StatusReport): string {
   );
   if (outbox.deliveryProblem) lines.push(deliveryLine(outbox.deliveryProblem, status.connection.state));
   if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
-  lines.push(...commandLines(status.commands));
+  lines.push(...commandLines(status.commands, status.platform), ...platformLines(status.platform));
   if (outbox.sequenceSkip) {
     lines.push(
       `  sequence:   started after ${outbox.sequenceSkip.through}, past numbers ${outbox.sequenceSkip.after + 1}-${outbox.sequenceSkip.through} reserved by a run that crashed (events held only in memory then are lost)`,
@@ -367,10 +396,13 @@ export function formatStatus(report: StatusReport): string {
         state: string;
         error: string | null;
         agentToolId: string | null;
+        downloads?: DownloadRecord[];
       }>) {
         lines.push(
           `    ${tool.toolAgentId} ${tool.version ?? "?"} ${tool.state}${tool.agentToolId ? ` (id ${tool.agentToolId})` : ""}${tool.error ? `: ${tool.error}` : ""}`,
         );
+        for (const download of tool.downloads ?? [])
+          if (!download.verified) lines.push(`      ${uncheckedDownloadText(download)}`);
       }
       continue;
     }
@@ -381,6 +413,7 @@ export function formatStatus(report: StatusReport): string {
         trial: { version: string; startedAt: string } | null;
         restartPending: boolean;
         runningFrom?: "executable" | "sources";
+        download?: DownloadRecord | null;
       };
       const installed = update.active
         ? `installed update ${update.active}`
@@ -391,6 +424,8 @@ export function formatStatus(report: StatusReport): string {
       lines.push(
         `  update:     running ${update.runningVersion} (${installed})${trial}${update.restartPending ? "; restarting into it" : ""}`,
       );
+      if (update.download && !update.download.verified)
+        lines.push(`              ${uncheckedDownloadText(update.download)}`);
       continue;
     }
     if (name === "config" && isRecord(detail)) {

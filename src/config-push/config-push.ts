@@ -23,6 +23,7 @@ type PushedList = z.infer<typeof PushedList>;
 /** What a push may download; `allowMissingChecksum` follows the live tool policy. */
 interface PushPolicy {
   allowMissingChecksum: boolean;
+  readonly allowedDownloadHosts: readonly string[];
   readonly maxDownloadBytes: number;
   readonly downloadStallSeconds: number;
   readonly downloadDeadlineSeconds: number;
@@ -89,6 +90,7 @@ export const configPushCapability: CapabilityFactory = (context) => {
           size: entry.size,
           maxBytes: policy.maxDownloadBytes,
           allowMissingChecksum: policy.allowMissingChecksum,
+          allowedHosts: policy.allowedDownloadHosts,
           directory: downloadsDir,
           clock,
           connection,

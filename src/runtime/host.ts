@@ -13,9 +13,16 @@ export function osNameOf(platform: NodeJS.Platform): OsName {
 }
 
 /**
- * Whether the file system this process writes on is POSIX (modes, fsync on a directory). The one
- * process read outside src/cli/, on purpose: file helpers act on the real disk, so they ask the real
- * OS. A simulated Windows agent on Linux still writes Linux files; its `Host.platform` must not decide
- * whether a directory is fsynced or a mode narrowed.
+ * Whether the file system this process writes on is POSIX (modes, fsync on a directory). With
+ * PROCESS_UID below, the one process read outside src/cli/, on purpose: file helpers act on the
+ * real disk, so they ask the real OS. A simulated Windows agent on Linux still writes Linux files;
+ * its `Host.platform` must not decide whether a directory is fsynced or a mode narrowed.
  */
 export const POSIX_FILE_SYSTEM = process.platform !== "win32";
+
+/**
+ * The user this process runs as (null where there are no uids): whose files and folders, beside
+ * root's, a program the agent runs may sit in (executable-location.ts). Read here for the same
+ * reason: the disk's owners are the real OS's.
+ */
+export const PROCESS_UID: number | null = typeof process.getuid === "function" ? process.getuid() : null;

@@ -28,6 +28,14 @@ export interface EnrollmentRequest {
   readonly configSigningKey?: string;
   /** Development only: enroll without a signing key, taking unsigned commands. */
   readonly allowUnsigned?: boolean;
+  /** `--platform`: whose conventions the agent follows (`edge` or `openframe`). */
+  readonly managementPlatform?: string;
+  /** `--allowed-download-hosts`: comma-separated hosts a download without a sha256 may come from. */
+  readonly allowedDownloadHosts?: string;
+  /** `--openframe-secret-file`: copied beside the settings (0600) as `openframe.secret`. */
+  readonly openframeSecretFile?: string;
+  /** `--openframe-token-path`: written as it is (a path OpenFrame's tools read, not a secret). */
+  readonly openframeTokenPath?: string;
   /** The enrolling host's platform: its default paths go into the checked settings. */
   readonly platform: NodeJS.Platform;
   /** Root (or Windows): system paths by default; on POSIX, the files written go to the config dir's owner. */
@@ -115,9 +123,11 @@ function signingOf(request: EnrollmentRequest, existing: Record<string, unknown>
   }
   if (request.allowUnsigned === true) return { allowUnsigned: true };
   if (typeof existing.configSigningKey === "string" && existing.configSigningKey !== "") return {};
+  // OpenFrame signs nothing: choosing its conventions is the explicit choice of unsigned commands.
+  if ((request.managementPlatform ?? existing.platform) === "openframe") return {};
   throw new SettingsError(
     "--config-signing-key",
-    "a production machine needs the platform's signing key (an NKey public key): without one it takes no command; for development, enroll with --allow-unsigned",
+    "a production machine needs the platform's signing key (an NKey public key): without one it takes no command; for development, enroll with --allow-unsigned; under OpenFrame, which signs nothing, with --platform openframe",
   );
 }
 
@@ -157,6 +167,12 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
     secrets.push({ source: request.credsFile, target: join(configDir, "nats.creds"), flag: credsFlag });
   if (request.nkeySeedFile !== undefined)
     secrets.push({ source: request.nkeySeedFile, target: join(configDir, "nkey.seed"), flag: "--nkey-seed-file" });
+  if (request.openframeSecretFile !== undefined)
+    secrets.push({
+      source: request.openframeSecretFile,
+      target: join(configDir, "openframe.secret"),
+      flag: "--openframe-secret-file",
+    });
   const tls: Record<string, string> = {};
   if (request.tlsCaFile !== undefined) tls.caFile = request.tlsCaFile;
   if (request.tlsCertFile !== undefined) tls.certFile = request.tlsCertFile;
@@ -180,7 +196,27 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
   const settingsFile = join(configDir, SETTINGS_FILE_NAME);
   const existing = readJsonSettingsFile(settingsFile, (path) => readFileSync(path, "utf8")) ?? {};
   const document: Record<string, unknown> = { ...existing, natsUrl: servers.servers.join(","), auth };
-  for (const secret of secrets) auth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.target;
+  const openframe: Record<string, string> = { ...((existing.openframe as Record<string, string> | undefined) ?? {}) };
+  /** Where the settings name a secret file: the copy in the config dir, or (for the link test) the source. */
+  const placeSecrets = (into: Record<string, string>, intoOpenframe: Record<string, string>, copied: boolean): void => {
+    for (const secret of secrets) {
+      const path = copied ? secret.target : secret.source;
+      if (secret.flag === "--openframe-secret-file") intoOpenframe.secretFile = path;
+      else into[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = path;
+    }
+  };
+  placeSecrets(auth, openframe, true);
+  if (request.openframeTokenPath !== undefined) openframe.tokenPath = request.openframeTokenPath;
+  if (Object.keys(openframe).length > 0) document.openframe = openframe;
+  if (request.managementPlatform !== undefined) document.platform = request.managementPlatform;
+  if (request.allowedDownloadHosts !== undefined)
+    document.toolPolicy = {
+      ...((existing.toolPolicy as Record<string, unknown> | undefined) ?? {}),
+      allowedDownloadHosts: request.allowedDownloadHosts
+        .split(",")
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ""),
+    };
   if (Object.keys(tls).length > 0) document.tls = tls;
   if (request.machineId !== undefined) document.machineId = request.machineId;
   Object.assign(document, signingOf(request, existing));
@@ -197,8 +233,8 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
     }).settings;
   const settings = settingsOf(document);
   const sourceAuth = { ...auth };
-  for (const secret of secrets)
-    sourceAuth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.source;
+  const sourceOpenframe = { ...openframe };
+  placeSecrets(sourceAuth, sourceOpenframe, false);
   // Privileged means root on POSIX; Windows (no uid, no chown) is privileged too and chowns nothing.
   const chownToConfigDirOwner = request.privileged && request.platform !== "win32";
   return {
@@ -207,7 +243,11 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
     document,
     secrets,
     settings,
-    settingsBeforeCopy: settingsOf({ ...document, auth: sourceAuth }),
+    settingsBeforeCopy: settingsOf({
+      ...document,
+      auth: sourceAuth,
+      ...(Object.keys(sourceOpenframe).length > 0 ? { openframe: sourceOpenframe } : {}),
+    }),
     chownToConfigDirOwner,
   };
 }

@@ -1,3 +1,4 @@
+export * from "./conventions.ts";
 export * from "./defaults.ts";
 export * from "./enrollment.ts";
 export * from "./errors.ts";

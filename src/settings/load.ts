@@ -2,10 +2,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { validate as isValidCron } from "node-cron";
 import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
-import { defaultSettings } from "./defaults.ts";
+import { defaultSettings, withPlatformDefaults } from "./defaults.ts";
 import { SettingsError } from "./errors.ts";
 import { mergeLayers, readJsonSettingsFile, resolveSettings } from "./layers.ts";
-import { Settings } from "./settings.ts";
+import { ManagementPlatform, Settings } from "./settings.ts";
 import { environmentLayer, type FlagValues, fileLayer, flagLayer, type SettingsLayer } from "./sources.ts";
 
 export const SETTINGS_FILE_NAME = "settings.json";
@@ -44,7 +44,14 @@ export function loadSettings(input: LoadSettingsInput): LoadedSettings {
   const configDir = String(flags.get("configDir")?.value ?? env.get("configDir")?.value ?? defaults.configDir);
   const file = readSettingsFile(configDir, input.settingsDocument);
 
-  const { settings, labelOf } = resolveSettings(Settings, defaults, mergeLayers([file.layer, env, flags]));
+  const merged = mergeLayers([file.layer, env, flags]);
+  // The platform's conventions change defaults only: a value a layer gives still wins over them.
+  const platform = ManagementPlatform.safeParse(merged.get("platform")?.value ?? defaults.platform);
+  const { settings, labelOf } = resolveSettings(
+    Settings,
+    platform.success ? withPlatformDefaults(defaults, platform.data) : defaults,
+    merged,
+  );
   for (const path of ["telemetrySchedule", "inventorySchedule"] as const) {
     if (!isValidCron(settings[path])) {
       throw new SettingsError(

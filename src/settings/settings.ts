@@ -6,12 +6,27 @@ import {
   RESERVED_MACHINE_IDS,
   Tags,
 } from "../contracts/index.ts";
+import { parseHostPattern } from "../runtime/host-pattern.ts";
 import { parseMetricsListen } from "./metrics-listen.ts";
 
 /** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export const OutboxDurability = z.enum(["full", "normal"]);
+
+/**
+ * Whose conventions the agent follows where they differ from our stricter defaults: `edge` (ours)
+ * or `openframe` (OpenFrame's platform, unchanged, manages it: it signs no command and its downloads
+ * carry no sha256). The same setting, names and meaning as the bridge's `platform`. What each
+ * changes is in defaults.ts (`withPlatformDefaults`).
+ */
+export const ManagementPlatform = z.enum(["edge", "openframe"]);
+export type ManagementPlatform = z.infer<typeof ManagementPlatform>;
+
+const DownloadHostEntry = z.string().superRefine((entry, context) => {
+  const parsed = parseHostPattern(entry);
+  if (typeof parsed === "string") context.addIssue({ code: "custom", message: parsed });
+});
 
 export const Settings = z.object({
   /** NATS server URLs, already stripped of any credentials written into them. */
@@ -60,8 +75,16 @@ export const Settings = z.object({
   }),
   /** Bounded like a remote document's: every tag goes into every sample. */
   tags: Tags,
+  platform: ManagementPlatform,
   toolPolicy: z.object({
+    /**
+     * Downloads without a sha256 (tools, pushes, self-updates) are taken, under the rules of
+     * src/download/unchecked-policy.ts: HTTPS only, from `allowedDownloadHosts` only, size bounded,
+     * what was received recorded and reported. Off: a sha256 is required.
+     */
     allowMissingChecksum: z.boolean(),
+    /** Hosts (`name`, `*.domain`, `:port`) a download without a sha256 may come from, redirects included. */
+    allowedDownloadHosts: z.array(DownloadHostEntry),
     maxDownloadBytes: z.number().int().positive(),
     /** Most bytes one tool's archive may unpack to; free disk (above the outbox's room) bounds it too. */
     maxUnpackedBytes: z.number().int().positive(),
@@ -88,6 +111,20 @@ export const Settings = z.object({
    * without a key refuses them all (and says so at every start, in `status` and in `doctor`).
    */
   allowUnsigned: z.boolean(),
+  /**
+   * Take an unsigned remote uninstall (OpenFrame's `{issuedAt}`) when unsigned commands are taken.
+   * Safe only where no one but the platform can make the server store a message on a machine's
+   * `client-uninstall` subject: the account layout (DESIGN, "Accounts"). Off by default, under
+   * every platform.
+   */
+  allowUnsignedUninstall: z.boolean(),
+  /** What OpenFrame's tool arguments `${client.openframeSecret}` and `${client.openframeTokenPath}` stand for. */
+  openframe: z.object({
+    /** A file (0600) holding the secret; read at each use, never logged. */
+    secretFile: z.string().min(1).optional(),
+    /** The path given to tools as `${client.openframeTokenPath}` (the token file OpenFrame's tools read). */
+    tokenPath: z.string().min(1).optional(),
+  }),
 });
 export type Settings = z.infer<typeof Settings>;
 

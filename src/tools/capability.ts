@@ -17,6 +17,7 @@ export const toolsCapability: CapabilityFactory = (context) => {
     platform: context.platform,
     serverUrl: settings.natsServers[0] ?? "",
     policy: settings.toolPolicy,
+    openframe: settings.openframe,
     download: {
       stallTimeoutMs: settings.toolPolicy.downloadStallSeconds * 1000,
       deadlineMs: settings.toolPolicy.downloadDeadlineSeconds * 1000,
@@ -33,12 +34,13 @@ export const toolsCapability: CapabilityFactory = (context) => {
     attach: ({ connection }) => tools.attach(connection),
     stop: () => tools.stop(),
     status: async () =>
-      (await tools.list()).map(({ toolAgentId, version, state, error, agentToolId }) => ({
+      (await tools.list()).map(({ toolAgentId, version, state, error, agentToolId, downloads }) => ({
         toolAgentId,
         version,
         state,
         error,
         agentToolId,
+        downloads,
       })),
     appliers: [
       {

@@ -8,6 +8,7 @@ import {
   retryWithBackoff,
 } from "../commands/command-handler.ts";
 import {
+  type DownloadRecord,
   EventType,
   type InstalledAgentMessage,
   isSafeToken,
@@ -31,6 +32,7 @@ import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
 import { connectionReports } from "./connection-report.ts";
 import { installTool, placeToolFile, recoverToolDir, ToolInstallError, toolDirOf, uninstallTool } from "./installer.ts";
 import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
+import type { OpenFrameArguments } from "./placeholders.ts";
 import { runToolCommand } from "./run-command.ts";
 import { type ServiceState, serviceStateReader } from "./service-state.ts";
 import { rememberCommand, type ToolRecord, toolStore } from "./tool-state.ts";
@@ -39,7 +41,10 @@ import type { FleetToolUpdate } from "./tool-update.ts";
 import { toolUpdateHandler } from "./update-handler.ts";
 
 export interface ToolPolicy {
+  /** Take downloads without a sha256 (HTTPS from `allowedDownloadHosts` only: download/unchecked-policy.ts). */
   readonly allowMissingChecksum: boolean;
+  /** Hosts a download without a sha256 may come from (default none). */
+  readonly allowedDownloadHosts?: readonly string[];
   readonly maxDownloadBytes: number;
   /** Most bytes one tool's archive may unpack to (default 64 MiB). */
   readonly maxUnpackedBytes?: number;
@@ -58,6 +63,8 @@ export interface ToolManagerOptions {
   readonly sink: EventSink;
   /** For the `${client.serverUrl}` placeholder. */
   readonly serverUrl: string;
+  /** For OpenFrame's `${client.openframeSecret}` and `${client.openframeTokenPath}` (settings `openframe.*`). */
+  readonly openframe?: OpenFrameArguments;
   readonly policy: ToolPolicy;
   /** The OS the tools are for (default linux; the agent gives its host's). */
   readonly platform?: NodeJS.Platform;
@@ -132,14 +139,20 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     message: ToolInstallationMessage,
     state: ToolInstallationStatus["state"],
     error: string | null,
-  ): ToolInstallationStatus => toolStatusBody(message, state, error, new Date(clock.now()).toISOString());
+    downloads?: readonly DownloadRecord[],
+  ): ToolInstallationStatus => toolStatusBody(message, state, error, new Date(clock.now()).toISOString(), downloads);
   const report = async (
     message: ToolInstallationMessage,
     state: ToolInstallationStatus["state"],
     error: string | null,
     causationId: string,
+    downloads?: readonly DownloadRecord[],
   ): Promise<void> => {
-    await sink.emit({ type: EventType.toolInstallationStatus, body: statusBody(message, state, error), causationId });
+    await sink.emit({
+      type: EventType.toolInstallationStatus,
+      body: statusBody(message, state, error, downloads),
+      causationId,
+    });
   };
 
   /** `commandId`: the command whose work this record finishes, remembered to recognise it again. */
@@ -150,6 +163,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     mainFile: string | null,
     previous: ToolRecord | null,
     commandId: string | null = null,
+    downloads: readonly DownloadRecord[] | null = null,
   ): Promise<void> =>
     store.write({
       toolAgentId: message.toolAgentId,
@@ -162,6 +176,8 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       agentToolId: previous?.agentToolId ?? null,
       connection: previous?.connection ?? null,
       commandIds: rememberCommand(previous?.commandIds ?? [], commandId),
+      // What is installed: the files of the version that last finished installing.
+      downloads: downloads ? [...downloads] : (previous?.downloads ?? []),
     });
 
   /** True (and logged) when `current` says this command's work already finished. */
@@ -223,13 +239,19 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     await save(message, "DOWNLOADING", null, current?.mainFile ?? null, current);
     await report(message, "DOWNLOADING", null, causationId);
     try {
-      const mainFile = await installTool(message, {
+      const installed = await installTool(message, {
         toolsDir: options.toolsDir,
         os,
         machineId,
         serverUrl: options.serverUrl,
         connection,
-        policy: { ...policy, maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES },
+        policy: {
+          allowMissingChecksum: policy.allowMissingChecksum,
+          allowedDownloadHosts: policy.allowedDownloadHosts ?? [],
+          maxDownloadBytes: policy.maxDownloadBytes,
+          maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES,
+        },
+        ...(options.openframe ? { openframe: options.openframe } : {}),
         diskReserveBytes: options.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES,
         download: {
           stallTimeoutMs: options.download?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
@@ -265,9 +287,15 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
           await report(message, "INSTALLING", null, causationId);
         },
       });
-      await save(message, "INSTALLED", null, mainFile, current, causationId);
+      await save(message, "INSTALLED", null, installed.mainFile, current, causationId, installed.downloads);
       updateRoute.addFeed(toolUpdateFeed(message.toolAgentId));
-      await report(message, "INSTALLED", null, causationId);
+      await report(message, "INSTALLED", null, causationId, installed.downloads);
+      const unverified = installed.downloads.filter((file) => !file.verified);
+      if (unverified.length > 0)
+        logger.warn(
+          { toolAgentId: message.toolAgentId, unverified },
+          "tool installed from downloads without a sha256 (allowed host, HTTPS): the sha256 received is reported",
+        );
       const announcement: InstalledAgentMessage = {
         machineId,
         agentType: message.toolAgentId,
@@ -306,6 +334,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         machineId,
         serverUrl: options.serverUrl,
         commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
+        ...(options.openframe ? { openframe: options.openframe } : {}),
       },
     );
     await save(known, "UNINSTALLED", null, null, current, causationId);

@@ -27,6 +27,10 @@ export function selfUpdateCapability(options: {
       commands: context.commands,
       ...(options.requestRestart ? { requestRestart: options.requestRestart } : {}),
       childEnvironment: options.childEnvironment,
+      checksumPolicy: {
+        allowMissingChecksum: context.settings.toolPolicy.allowMissingChecksum,
+        allowedDownloadHosts: context.settings.toolPolicy.allowedDownloadHosts,
+      },
     });
     const failed =
       (what: string) =>
@@ -41,6 +45,15 @@ export function selfUpdateCapability(options: {
       attach: ({ connection }) => void updater.linkUp(connection).catch(failed("self-update could not take the link")),
       stop: () => updater.stop(),
       status: () => ({ ...updater.status(), runningFrom: options.runningFrom ?? "executable" }),
+      appliers: [
+        {
+          name: "update-checksum-policy",
+          apply: (next) =>
+            updater.updateChecksumPolicy(
+              next.toolPolicy?.allowMissingChecksum ?? context.settings.toolPolicy.allowMissingChecksum,
+            ),
+        },
+      ],
     };
   };
 }

@@ -16,8 +16,13 @@ const isoTimestamp = z.iso.datetime({ offset: true });
 export const InstalledBinary = z.object({
   version: z.string().min(1),
   path: z.string().min(1),
+  /** Of the bytes received (and checked again by size before each launch). */
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   size: z.number().int().nonnegative(),
+  /** Where it was downloaded from (absent in states written before it was kept). */
+  link: z.string().optional(),
+  /** False when it was taken without a sha256 (toolPolicy.allowMissingChecksum); absent: checked. */
+  verified: z.boolean().optional(),
 });
 export type InstalledBinary = z.infer<typeof InstalledBinary>;
 

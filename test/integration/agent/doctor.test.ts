@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -80,8 +80,12 @@ describe("edge-agent doctor against a real nats-server", () => {
     for (const check of [
       "settings",
       "machine id",
+      "platform",
       "signing",
+      "downloads",
+      "uninstall",
       "data dir",
+      "program location",
       "free space",
       "server reachable",
       "auth",
@@ -125,6 +129,69 @@ describe("edge-agent doctor against a real nats-server", () => {
     expect(byCheck(verdicts(none.stdout), "signing")).toMatchObject({
       verdict: "FAIL",
       reason: expect.stringMatching(/every command and remote configuration is refused/),
+    });
+  });
+
+  it("under OpenFrame's conventions, says what they loosen and what is missing, and checks where programs would run", async () => {
+    server = await startNatsServer();
+    expect((await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url })).code).toBe(0);
+    const openframe = {
+      EDGE_AGENT_NATS_URL: server.url,
+      EDGE_AGENT_CONFIG_SIGNING_KEY: "",
+      EDGE_AGENT_PLATFORM: "openframe",
+    };
+    const bare = verdicts((await doctor(openframe)).stdout);
+    expect(byCheck(bare, "platform")).toMatchObject({ verdict: "PASS", reason: expect.stringMatching(/^openframe: /) });
+    expect(byCheck(bare, "signing")).toMatchObject({
+      verdict: "WARN",
+      reason: expect.stringMatching(/unsigned commands and configuration are taken, as OpenFrame sends them/),
+      action: expect.stringMatching(/account layout/),
+    });
+    expect(byCheck(bare, "downloads")).toMatchObject({
+      verdict: "WARN",
+      reason: expect.stringMatching(/allowed, but no host may serve them/),
+      action: expect.stringMatching(/EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS/),
+    });
+    expect(byCheck(bare, "uninstall")).toMatchObject({ verdict: "PASS", reason: expect.stringMatching(/only signed/) });
+    expect(byCheck(bare, "openframe secret")).toMatchObject({ verdict: "WARN" });
+    expect(byCheck(bare, "openframe token path")).toMatchObject({ verdict: "WARN" });
+
+    const secretFile = join(root, "openframe.secret");
+    await writeFile(secretFile, "s3cret\n", { mode: 0o600 });
+    const complete = verdicts(
+      (
+        await doctor({
+          ...openframe,
+          EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "github.com,release-assets.githubusercontent.com",
+          EDGE_AGENT_ALLOW_UNSIGNED_UNINSTALL: "1",
+          EDGE_AGENT_OPENFRAME_SECRET_FILE: secretFile,
+          EDGE_AGENT_OPENFRAME_TOKEN_PATH: "/var/lib/openframe/shared_token.enc",
+        })
+      ).stdout,
+    );
+    expect(byCheck(complete, "downloads")).toMatchObject({
+      verdict: "PASS",
+      reason: expect.stringMatching(/over HTTPS from github\.com, release-assets\.githubusercontent\.com only/),
+    });
+    expect(byCheck(complete, "uninstall")).toMatchObject({
+      verdict: "WARN",
+      reason: expect.stringMatching(/^UNSIGNED remote uninstall accepted/),
+    });
+    expect(byCheck(complete, "openframe secret")?.verdict).toBe("PASS");
+    expect(byCheck(complete, "openframe token path")?.verdict).toBe("PASS");
+    expect(JSON.stringify(complete)).not.toContain("s3cret");
+
+    // A data dir another user could change: no tool or update would ever run from it.
+    const open = join(root, "open");
+    await mkdir(join(open, "data"), { recursive: true });
+    await chmod(open, 0o777);
+    const unsafe = await doctor({ ...openframe, EDGE_AGENT_DATA_DIR: join(open, "data") });
+    expect(unsafe.code).toBe(1);
+    expect(byCheck(verdicts(unsafe.stdout), "program location")).toMatchObject({
+      verdict: "FAIL",
+      reason: expect.stringMatching(
+        /tools and self-updates are refused .*open is writable by other users \(mode 0777\)/,
+      ),
     });
   });
 

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -67,6 +67,43 @@ describe("edge-agent enroll", () => {
       configSigningKey: key,
       allowUnsigned: false,
     });
+  });
+
+  it("enrolls a machine of an OpenFrame platform: its conventions, download hosts, token path, and the secret copied 0600", async () => {
+    const secretSource = join(configDir, "given.secret");
+    await writeFile(secretSource, "0123456789abcdef\n", { mode: 0o600 });
+    const result = await runCli(
+      [
+        "enroll",
+        "--server",
+        server.url,
+        "--token",
+        "s3cret",
+        "--platform",
+        "openframe",
+        "--allowed-download-hosts",
+        "github.com,*.githubusercontent.com",
+        "--openframe-secret-file",
+        secretSource,
+        "--openframe-token-path",
+        "/var/lib/openframe/shared_token.enc",
+        "--config-dir",
+        configDir,
+      ],
+      {},
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(configDir, "settings.json"), "utf8"))).toEqual(
+      expect.objectContaining({
+        platform: "openframe",
+        toolPolicy: { allowedDownloadHosts: ["github.com", "*.githubusercontent.com"] },
+        openframe: {
+          secretFile: join(configDir, "openframe.secret"),
+          tokenPath: "/var/lib/openframe/shared_token.enc",
+        },
+      }),
+    );
+    expect((await stat(join(configDir, "openframe.secret"))).mode & 0o777).toBe(0o600);
   });
 
   it("keeps a working settings file when the link test fails (exit 1), and refuses a bad server (exit 2)", async () => {

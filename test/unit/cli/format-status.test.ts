@@ -166,6 +166,79 @@ describe("edge-agent status, for a person", () => {
     expect(shown).not.toMatch(/[{}]/);
   });
 
+  it("says whose conventions it follows, loudly where they loosen ours, and what came without a sha256", () => {
+    const sha = "ab".repeat(32);
+    const shown = formatStatus(
+      live(
+        status(
+          {
+            runningVersion: "1.2.0",
+            active: "1.3.0",
+            trial: null,
+            restartPending: false,
+            download: { file: "edge-agent", link: "https://h/a", size: 10, sha256: sha, verified: false },
+          },
+          {
+            commands: { trust: "unsigned", feeds: 9, lastCheckedAt: null, problem: null, pending: 0, running: 0 },
+            platform: {
+              platform: "openframe",
+              commands: "unsigned",
+              downloadsWithoutChecksum: { allowed: true, hosts: ["github.com", "*.githubusercontent.com"] },
+              uninstall: "unsigned",
+              openframeArguments: { secretFile: null, tokenPath: null },
+            },
+            capabilities: {
+              update: {
+                runningVersion: "1.2.0",
+                active: "1.3.0",
+                trial: null,
+                restartPending: false,
+                download: { file: "edge-agent", link: "https://h/a", size: 10, sha256: sha, verified: false },
+              },
+              tools: [
+                {
+                  toolAgentId: "fleet",
+                  version: "4.1",
+                  state: "INSTALLED",
+                  error: null,
+                  agentToolId: null,
+                  downloads: [
+                    { file: "tool", link: "https://h/f", size: 2048, sha256: sha, verified: false },
+                    { file: "asset:osqueryd", link: "https://h/o", size: 9, sha256: sha, verified: true },
+                  ],
+                },
+              ],
+            },
+          },
+        ),
+      ),
+    );
+    expect(shown).toContain(
+      "  commands:   UNSIGNED ACCEPTED (platform openframe: OpenFrame signs no command; safe only in the account layout)",
+    );
+    expect(shown).toContain(
+      "  platform:   openframe (OpenFrame's conventions); downloads without a sha256 taken over HTTPS from github.com, *.githubusercontent.com (their sha256 reported); UNSIGNED UNINSTALL ACCEPTED (allowUnsignedUninstall: safe only in the account layout)",
+    );
+    expect(shown).toContain(`      tool taken without a sha256: 2048 bytes, sha256 ${sha}`);
+    expect(shown).not.toContain("asset:osqueryd taken");
+    expect(shown).toContain(`              edge-agent taken without a sha256: 10 bytes, sha256 ${sha}`);
+
+    const ours = formatStatus(
+      live(
+        status(null, {
+          platform: {
+            platform: "edge",
+            commands: "signed",
+            downloadsWithoutChecksum: { allowed: false, hosts: [] },
+            uninstall: "signed",
+            openframeArguments: { secretFile: null, tokenPath: null },
+          },
+        }),
+      ),
+    );
+    expect(ours).toContain("  platform:   edge; every download needs a sha256; uninstall signed only");
+  });
+
   it("when events wait because the server has no streams, says so and names dev-setup", () => {
     const waiting = status(null);
     const shown = formatStatus(

@@ -40,6 +40,49 @@ describe("enrollment", () => {
     });
   });
 
+  it("writes OpenFrame's conventions: the platform, the allowed download hosts, the token path, and the secret copied 0600", async () => {
+    const configDir = fresh();
+    const secretSource = join(fresh(), "openframe.secret");
+    writeFileSync(secretSource, "0123456789abcdef0123456789abcdef\n");
+    const plan = await planEnrollment(configDir, {
+      ...linuxUser,
+      server: "tls://openframe.example:443",
+      token: "t",
+      tags: {},
+      managementPlatform: "openframe",
+      allowedDownloadHosts: "github.com, *.githubusercontent.com",
+      openframeSecretFile: secretSource,
+      openframeTokenPath: "/var/lib/openframe/shared_token.enc",
+    });
+    // The link test reads the secret where it is; the file written names its copy.
+    expect(plan.settingsBeforeCopy.openframe.secretFile).toBe(secretSource);
+    const result = await writeEnrollment(plan);
+    expect(result.settings).toMatchObject({
+      platform: "openframe",
+      allowUnsigned: true,
+      toolPolicy: { allowMissingChecksum: true, allowedDownloadHosts: ["github.com", "*.githubusercontent.com"] },
+      openframe: { secretFile: join(configDir, "openframe.secret"), tokenPath: "/var/lib/openframe/shared_token.enc" },
+    });
+    expect(statSync(join(configDir, "openframe.secret")).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(configDir, "openframe.secret"), "utf8")).toBe(readFileSync(secretSource, "utf8"));
+    await expect(
+      planEnrollment(fresh(), {
+        ...linuxUser,
+        server: "nats://h:4222",
+        tags: {},
+        allowUnsigned: true,
+        managementPlatform: "openfram",
+      }),
+    ).rejects.toThrow(/platform: must be one of edge or openframe \(got "openfram"\)/);
+    // Only OpenFrame's conventions stand in for --allow-unsigned: OpenFrame signs nothing.
+    await expect(
+      planEnrollment(fresh(), { ...linuxUser, server: "nats://h:4222", tags: {}, managementPlatform: "edge" }),
+    ).rejects.toMatchObject({ setting: "--config-signing-key" });
+    await expect(
+      planEnrollment(fresh(), { ...linuxUser, server: "nats://h:4222", tags: {}, openframeSecretFile: "/nonexistent" }),
+    ).rejects.toMatchObject({ setting: "--openframe-secret-file" });
+  });
+
   it("plans without writing anything: the link test uses the secrets where they are, the file names their copies", async () => {
     const configDir = join(fresh(), "config");
     const credsSource = join(fresh(), "user.creds");

@@ -234,4 +234,77 @@ describe("loadSettings", () => {
       /cannot be read/,
     );
   });
+
+  describe("platform: whose conventions (edge, or openframe)", () => {
+    const load = (env: NodeJS.ProcessEnv, flags = {}) =>
+      loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...env }, flags }).settings;
+
+    it("under edge: signed commands and a sha256 on every download; no unsigned uninstall", () => {
+      expect(load({})).toMatchObject({
+        platform: "edge",
+        allowUnsigned: false,
+        allowUnsignedUninstall: false,
+        toolPolicy: { allowMissingChecksum: false, allowedDownloadHosts: [] },
+        openframe: {},
+      });
+    });
+
+    it("under openframe: unsigned commands and downloads without a sha256 by default; hosts and the unsigned uninstall never implied", () => {
+      for (const settings of [
+        load({ EDGE_AGENT_PLATFORM: "openframe" }),
+        load({}, { platform: "openframe" }),
+        loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: configDirWith({ platform: "openframe" }) } })
+          .settings,
+      ]) {
+        expect(settings).toMatchObject({
+          platform: "openframe",
+          allowUnsigned: true,
+          allowUnsignedUninstall: false,
+          toolPolicy: { allowMissingChecksum: true, allowedDownloadHosts: [] },
+        });
+      }
+    });
+
+    it("under openframe, a value the operator gives still wins over the platform's default", () => {
+      const settings = load({
+        EDGE_AGENT_PLATFORM: "openframe",
+        EDGE_AGENT_ALLOW_UNSIGNED: "false",
+        EDGE_AGENT_ALLOW_MISSING_CHECKSUM: "0",
+        EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "github.com, *.githubusercontent.com,assets.example:8443",
+        EDGE_AGENT_ALLOW_UNSIGNED_UNINSTALL: "true",
+        EDGE_AGENT_OPENFRAME_SECRET_FILE: "/etc/edge-agent/openframe.secret",
+        EDGE_AGENT_OPENFRAME_TOKEN_PATH: "/var/lib/openframe/shared_token.enc",
+      });
+      expect(settings).toMatchObject({
+        allowUnsigned: false,
+        allowUnsignedUninstall: true,
+        toolPolicy: {
+          allowMissingChecksum: false,
+          allowedDownloadHosts: ["github.com", "*.githubusercontent.com", "assets.example:8443"],
+        },
+        openframe: {
+          secretFile: "/etc/edge-agent/openframe.secret",
+          tokenPath: "/var/lib/openframe/shared_token.enc",
+        },
+      });
+    });
+
+    it.each([
+      [
+        { EDGE_AGENT_PLATFORM: "OpenFrame2" },
+        "EDGE_AGENT_PLATFORM",
+        /must be one of edge or openframe \(got "OpenFrame2"\)/,
+      ],
+      [
+        { EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "github.com,https://evil.example/x" },
+        "EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS",
+        /"https:\/\/evil.example\/x" is not a host/,
+      ],
+      [{ EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "*.com" }, "EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS", /below a top-level one/],
+    ])("refuses %j naming %s", (env, setting, message) => {
+      const error = settingsError(() => load(env));
+      expect(error.setting).toBe(setting);
+      expect(error.message).toMatch(message);
+    });
+  });
 });
