@@ -5,7 +5,7 @@ import { inboxPrefixOf } from "../identity/permissions.ts";
 import { SETTING_SPECS, type Settings } from "../settings/index.ts";
 import { CredentialFileError } from "../transport/connection-options.ts";
 import { type CheckResult, fail, formatCheck, pass, warn } from "./doctor/check-result.ts";
-import { judgeClockSkew } from "./doctor/clock-skew.ts";
+import { clockSkewUnmeasured, judgeClockSkew } from "./doctor/clock-skew.ts";
 import {
   downloadsCheck,
   openframeArgumentChecks,
@@ -189,15 +189,7 @@ async function serverChecks(settings: Settings, machineId: string | null): Promi
     const report = await probeAgentRights(connection, machineId, inboxPrefixOf(machineId, settings.inboxPrefix));
     results.push(...judgeProbes(report.probes, machineId));
     const sample = report.serverTimes[0];
-    results.push(
-      sample
-        ? judgeClockSkew(sample)
-        : warn(
-            "clock skew",
-            `cannot measure: nats-server ${info?.version ?? "?"} put no time in its JetStream API answers (2.10 and later do, in consumer and stream info)`,
-            "make sure the clock is synchronised (timedatectl: 'System clock synchronized: yes')",
-          ),
-    );
+    results.push(sample ? judgeClockSkew(sample) : clockSkewUnmeasured(info?.version));
   } finally {
     await connection.close();
   }

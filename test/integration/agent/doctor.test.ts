@@ -204,6 +204,11 @@ describe("edge-agent doctor against a real nats-server", () => {
     expect(streams?.reason).toContain("TELEMETRY");
     expect(streams?.reason).toContain("key-value bucket agent-config");
     expect(streams?.action).toContain("edge-agent dev-setup");
+    // Nothing stamped with the server's time came back: the check says why, not that the server is old.
+    const skew = byCheck(verdicts(result.stdout), "clock skew");
+    expect(skew?.verdict).toBe("WARN");
+    expect(skew?.reason).toMatch(/no JetStream answer to this identity carried the server's time .*streams/);
+    expect(skew?.reason).not.toContain("2.10 and later");
   });
 
   it("fails when the server cannot be reached, and when the settings are invalid", async () => {
