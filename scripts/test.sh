@@ -3,6 +3,8 @@
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# npm on Node 22 or later keeps a compile cache in the machine's temp dir: the run leaves nothing there.
+export NODE_DISABLE_COMPILE_CACHE=1
 
 # Debian packages the tests use: strip (binutils) for the single executable; dpkg-deb's xz; systemd-analyze to verify the unit;
 # runuser (util-linux) and useradd (passwd) for the package test; rpmbuild (rpm), wixl and msiinfo

@@ -13,6 +13,8 @@ export interface CapabilityWiring {
   readonly inventoryCommand?: readonly string[] | undefined;
   readonly requestRestart?: ((reason: string) => void) | undefined;
   readonly childEnvironment?: NodeJS.ProcessEnv | undefined;
+  /** What runs this agent: the single executable, or the sources with Node (a checkout). */
+  readonly runningFrom?: "executable" | "sources" | undefined;
   readonly uninstall?: UninstallAgent | undefined;
   readonly outboxDrained: (timeoutMs: number) => Promise<boolean>;
 }
@@ -32,6 +34,7 @@ export function agentCapabilities(
       create: selfUpdateCapability({
         requestRestart: wiring.requestRestart,
         childEnvironment: wiring.childEnvironment,
+        runningFrom: wiring.runningFrom,
       }),
     },
     {

@@ -72,6 +72,8 @@ export interface AgentDependencies {
    * --json`) so their memory never stays in this process. Default: in this process.
    */
   readonly inventoryCommand?: readonly string[];
+  /** What runs this agent, for its status: the single executable (default) or the sources with Node. */
+  readonly runningFrom?: "executable" | "sources";
   /** Told of every event once it is in the outbox (the metrics count command outcomes this way). */
   readonly onEventStored?: (event: OutgoingEvent) => void;
   /** How often every command feed is checked besides hints and reconnects (default 10 min). */
@@ -176,8 +178,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const inboxPrefix = inboxPrefixOf(machineId, settings.inboxPrefix);
   const linkRecord = new LinkRecord();
   let drainStarted = false;
+  let statusFile: StatusFileWriter | null = null;
   const linkUp = async (server: string, connection: NatsConnection, reconnected: boolean): Promise<void> => {
     linkRecord.up(server, reconnected);
+    void statusFile?.refresh();
     commands.attach(connection);
     // The endpoints first (briefly): whoever sees this agent's events can ask it at once.
     await Promise.race([
@@ -200,6 +204,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       reconnected: (server, connection) => void linkUp(server, connection, true),
       disconnected(server, reason) {
         linkRecord.down();
+        void statusFile?.refresh();
         commands.detach();
         recordError("link", `disconnected from ${server}: ${reason}`);
         capabilities.detachAll(server, reason);
@@ -259,6 +264,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     inventoryCommand: deps.inventoryCommand,
     requestRestart: deps.requestRestart,
     childEnvironment: deps.childEnvironment,
+    runningFrom: deps.runningFrom,
     uninstall: deps.uninstall,
     outboxDrained: outboxDrained(outbox, clock),
   };
@@ -297,7 +303,6 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       );
   };
 
-  let statusFile: StatusFileWriter | null = null;
   return {
     machineId,
     sink,
@@ -313,7 +318,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       await capabilities.startAll();
       reportTrustMode();
       commands.start();
-      link.start();
+      // Before the link: its first change of state must find the file's writer to rewrite it.
       if (deps.writeStatusFile)
         statusFile = await startStatusFile({
           dataDir: settings.dataDir,
@@ -322,6 +327,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
           current: status.current,
           recordError,
         });
+      link.start();
     },
     async stop(timeoutMs = 4_000) {
       // The order matters: commands stop before the outbox closes (their results go through it),

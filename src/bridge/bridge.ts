@@ -274,10 +274,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       link.start();
       systemLink?.start();
       kafkaHealth.start();
-      logger.info(
-        { group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers },
-        "edge-bridge starting",
-      );
+      logger.info({ group: settings.group, brokers: settings.kafka.brokers }, "edge-bridge starting");
       if (settings.trustConnectionNames)
         logger.warn(
           { setting: "trustConnectionNames" },

@@ -26,8 +26,8 @@ export const EXIT_CODE_MEANINGS: Readonly<Record<ExitCodeValue, string>> = {
 export class CommandError extends Error {
   readonly code = "EDGE_COMMAND";
   readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
-    super(message);
+  constructor(message: string, exitCode: number, options?: ErrorOptions) {
+    super(message, options);
     this.name = "CommandError";
     this.exitCode = exitCode;
   }

@@ -23,6 +23,7 @@ export async function connectOnce(
     throw new CommandError(
       `cannot reach NATS at ${settings.natsServers.join(", ")}: ${(error as Error).message}`,
       ExitCode.failure,
+      { cause: error },
     );
   }
 }

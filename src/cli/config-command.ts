@@ -7,8 +7,10 @@ import {
   configPush,
   configSet,
   configUnset,
+  documentSetting,
   settingPathProblem,
   settingValue,
+  validateDocument,
 } from "../config/index.ts";
 import { SETTING_SPECS, type Settings } from "../settings/index.ts";
 
@@ -58,6 +60,7 @@ export async function configCommand(
   if (action === undefined || !(action in ARGUMENT_COUNTS) || rest.length !== ARGUMENT_COUNTS[action as Action])
     throw new CommandError(USAGE, ExitCode.badSettings);
   const target = flags.machine ? { machineId: flags.machine } : {};
+  const keyName = flags.machine ? `machine.${flags.machine}` : "defaults";
   if (action === "set" || action === "unset") assertKnownKey(rest[0] as string);
   let document: unknown;
   if (action === "push") {
@@ -68,8 +71,12 @@ export async function configCommand(
     }
   }
   try {
-    // The value too is checked before connecting: a bad one is the operator's to fix, not the link's.
-    if (action === "set") settingValue(rest[0] as string, rest[1] as string);
+    // The value too is checked before connecting, as every agent would check it: a bad one is the
+    // operator's to fix, not the link's.
+    if (action === "set") {
+      const path = rest[0] as string;
+      validateDocument(documentSetting(path, settingValue(path, rest[1] as string)), keyName);
+    }
     const seed = await readSeed(flags.signingSeedFile);
     const signing = seed ? { signingSeed: seed } : {};
     const connection = await connectOnce(settings, "edge-agent-config");
@@ -85,8 +92,7 @@ export async function configCommand(
         written = await configSet(connection, target, rest[0] as string, rest[1] as string, signing);
       else if (action === "unset") written = await configUnset(connection, target, rest[0] as string, signing);
       else written = await configPush(connection, target, document, signing);
-      if (written === null)
-        print(`${rest[0]} is not set in ${flags.machine ? `machine.${flags.machine}` : "defaults"}: nothing written`);
+      if (written === null) print(`${rest[0]} is not set in ${keyName}: nothing written`);
       else print(`${written.key}: revision ${written.revision}${seed ? " (signed)" : ""}`);
     } finally {
       await connection.close();

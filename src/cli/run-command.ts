@@ -1,3 +1,4 @@
+import { isSea } from "node:sea";
 import { createAgent } from "../agent/index.ts";
 import { CommandError, ExitCode, GracefulStop } from "../cli-kit/index.ts";
 import {
@@ -43,6 +44,16 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     }
   };
   let lock = takeLock();
+  // A signal while the agent is still being made is kept and acted on once it can stop cleanly,
+  // instead of ending the process half-started. One listener for the whole run: removing a
+  // signal's last listener closes Node's watcher, and a signal already caught for it is lost.
+  let earlySignal: NodeJS.Signals | null = null;
+  let onSignal = (signal: NodeJS.Signals): void => {
+    earlySignal ??= signal;
+  };
+  const signalListener = (signal: NodeJS.Signals): void => onSignal(signal);
+  process.on("SIGTERM", signalListener);
+  process.on("SIGINT", signalListener);
   let handedOver = false;
   await launchInstalledVersion({
     dataDir: settings.dataDir,
@@ -118,6 +129,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     childEnvironment: environmentWithoutLauncher(),
     uninstall,
     inventoryCommand: ownCommand(),
+    runningFrom: isSea() ? "executable" : "sources",
     ...(metrics ? { onEventStored: metrics.observeEvent } : {}),
   });
   await metrics?.serve(() => agent.status());
@@ -126,8 +138,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     lock.release();
     process.exit(0);
   });
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
+  onSignal = shutdown;
   process.on("uncaughtException", (error) => {
     // The service manager restarts us; the outbox keeps everything already accepted.
     logger.fatal({ err: error }, "uncaught exception: exiting so the service manager restarts the agent");
@@ -138,6 +149,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
   });
 
   await agent.start();
+  if (earlySignal !== null) shutdown(earlySignal);
   // The daemon lives until a signal ends it.
   return new Promise<never>(() => {
     setInterval(() => undefined, 1 << 30);

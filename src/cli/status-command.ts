@@ -1,14 +1,14 @@
 import { constants } from "node:fs";
-import { access, readFile, stat, statfs } from "node:fs/promises";
+import { access, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/index.ts";
-import type { ProcessHost } from "../cli-kit/index.ts";
-import { CommandError, connectOnce, ExitCode, processAlive } from "../cli-kit/index.ts";
+import { CommandError, connectOnce, ExitCode, type ProcessHost, processAlive } from "../cli-kit/index.ts";
 import { type DownloadRecord, machineSubjects } from "../contracts/index.ts";
 import { inboxPrefixOf, MACHINE_ID_FILE } from "../identity/index.ts";
 import { readLockHolder } from "../runtime/index.ts";
 import { defaultDirectories, type Settings } from "../settings/index.ts";
 import { NO_STREAM_REASON } from "../transport/index.ts";
+import { knownMachineId } from "./running-agent.ts";
 
 export interface StatusReport {
   readonly source: "live" | "local-file";
@@ -19,6 +19,8 @@ export interface StatusReport {
   readonly dataDir: string;
   /** Why this data dir and not the one the settings name (the system agent's, read by an ordinary user). */
   readonly note?: string;
+  /** Set when the running agent uses another machine id than these settings name: it is the one asked. */
+  readonly machineIdNote?: string;
   readonly status: AgentStatus;
   readonly liveError?: string;
   /** With the local file: what tells whether it is current. */
@@ -82,16 +84,6 @@ export function staleFileWarning(
   return `${age}: the agent (pid ${facts.agentPid}) runs but cannot write it${why}; what follows is stale`;
 }
 
-/** The id the agent runs under: from settings, the generated-id file, or the status file it left. */
-async function knownMachineId(settings: Settings): Promise<string | null> {
-  if (settings.machineId) return settings.machineId;
-  try {
-    return (await readFile(join(settings.dataDir, MACHINE_ID_FILE), "utf8")).trim();
-  } catch {
-    return (await readStatusFile(settings.dataDir).catch(() => null))?.machineId ?? null;
-  }
-}
-
 export type Presence = "readable" | "unreadable" | "absent";
 
 async function presenceOf(path: string): Promise<Presence> {
@@ -151,13 +143,15 @@ export async function fetchStatus(
 ): Promise<StatusReport> {
   const { dataDir } = choice;
   const located = { dataDir, ...(choice.note ? { note: choice.note } : {}) };
-  const machineId = await knownMachineId({ ...settings, dataDir });
-  if (!machineId) {
+  const known = await knownMachineId({ ...settings, dataDir }, { includeLastRun: true });
+  if (!known) {
     throw new CommandError(
       `no machine id: the agent has never run with data dir ${dataDir} (set EDGE_AGENT_MACHINE_ID or run the agent once; the packaged service's: sudo edge-agent status)`,
       ExitCode.failure,
     );
   }
+  const { machineId } = known;
+  const noted = known.note ? { machineIdNote: known.note } : {};
   let liveError: string;
   try {
     // Under the machine's own identity the reply can only land in its own inbox prefix. That
@@ -167,7 +161,14 @@ export async function fetchStatus(
     });
     try {
       const reply = await connection.request(machineSubjects(machineId).rpcStatus, "", { timeout: 2_000 });
-      return { source: "live", running: true, stoppedSince: null, ...located, status: reply.json<AgentStatus>() };
+      return {
+        source: "live",
+        running: true,
+        stoppedSince: null,
+        ...located,
+        ...noted,
+        status: reply.json<AgentStatus>(),
+      };
     } finally {
       await connection.close();
     }
@@ -187,6 +188,7 @@ export async function fetchStatus(
     running: !stopped,
     stoppedSince: stopped ? new Date(modifiedMs).toISOString() : null,
     ...located,
+    ...noted,
     status: local,
     liveError,
     localFile: facts,
@@ -311,17 +313,37 @@ function uncheckedDownloadText(download: DownloadRecord): string {
 
 function telemetryLine(detail: Record<string, unknown>): string {
   const count = (key: string): number => (typeof detail[key] === "number" ? detail[key] : 0);
-  const inventories = count("inventoriesSent");
-  const line = `  telemetry:  ${count("samples")} samples, ${inventories} ${inventories === 1 ? "inventory" : "inventories"} sent, ${count("missedRuns")} runs missed, ${count("skippedOverlaps")} skipped (still busy)`;
+  const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+  // Taken into the outbox: whether they reached the platform is the outbox's "delivered".
+  const parts = [
+    `${plural(count("samples"), "sample", "samples")} and ${plural(count("inventoriesSent"), "inventory", "inventories")} taken into the outbox`,
+  ];
+  if (count("missedRuns") > 0)
+    parts.push(`${plural(count("missedRuns"), "run", "runs")} missed (the event loop was busy at the time)`);
+  if (count("skippedOverlaps") > 0)
+    parts.push(`${plural(count("skippedOverlaps"), "run", "runs")} skipped (the one before had not finished)`);
+  const line = `  telemetry:  ${parts.join("; ")}`;
   return detail.lastError ? `${line}; last error: ${String(detail.lastError)}` : line;
 }
 
-/** What waiting events wait for, and what to do when it is the missing streams. */
-export function deliveryLine(problem: string): string {
+/**
+ * What waiting events wait for: the link while it is down (the last publish error is then only
+ * how it went down), else the problem the outbox met, with what to do when it is missing streams.
+ */
+export function deliveryLine(problem: string, connectionState?: string): string {
+  if (connectionState !== undefined && connectionState !== "connected") {
+    return `  delivery:   events wait in the outbox until the NATS link is up (it is ${connectionState}; last publish error: ${problem})`;
+  }
   if (problem === NO_STREAM_REASON) {
     return "  delivery:   events wait in the outbox: the server has no stream for them (or JetStream is off); create the streams with edge-agent dev-setup (development), or have the platform create them";
   }
   return `  delivery:   events wait in the outbox: ${problem}`;
+}
+
+/** How long the oldest waiting event has waited; "?" when events wait but the outbox could not say. */
+function oldestLine(pendingCount: number, oldestPendingAgeMs: number | null): string {
+  if (oldestPendingAgeMs !== null) return formatDuration(oldestPendingAgeMs / 1000);
+  return pendingCount === 0 ? "-" : "? (the outbox could not be read)";
 }
 
 export function formatStatus(report: StatusReport): string {
@@ -336,6 +358,7 @@ export function formatStatus(report: StatusReport): string {
           ? "  source:     live answer from the running agent"
           : `  source:     local status file written ${status.writtenAt} (agent not reachable: ${report.liveError ?? "unknown"})`,
         ...(report.note ? [`  data dir:   ${report.dataDir}, ${report.note}`] : []),
+        ...(report.machineIdNote ? [`  machine id: ${report.machineIdNote}`] : []),
         ...(staleWarning ? [`  warning:    ${staleWarning}`] : []),
         `  connection: ${status.connection.state}${status.connection.server ? ` to ${status.connection.server}` : ""} (reconnects: ${status.connection.reconnects})`,
         ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
@@ -349,10 +372,10 @@ export function formatStatus(report: StatusReport): string {
         ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
       ];
   lines.push(
-    `  outbox:     ${outbox.pendingCount} pending (${formatBytes(outbox.pendingBytes)}), oldest ${outbox.oldestPendingAgeMs === null ? "-" : formatDuration(outbox.oldestPendingAgeMs / 1000)}, last sequence ${outbox.lastSequence}, delivered ${outbox.deliveredCount}`,
+    `  outbox:     ${outbox.pendingCount} pending (${formatBytes(outbox.pendingBytes)}), oldest ${oldestLine(outbox.pendingCount, outbox.oldestPendingAgeMs)}, last sequence ${outbox.lastSequence}, delivered ${outbox.deliveredCount}`,
     `              evicted ${outbox.evictedTelemetry} telemetry / ${outbox.evictedState} state, dead letters ${outbox.deadLetters}${outbox.heldInMemory > 0 ? `, ${outbox.heldInMemory} held in memory` : ""}`,
   );
-  if (outbox.deliveryProblem) lines.push(deliveryLine(outbox.deliveryProblem));
+  if (outbox.deliveryProblem) lines.push(deliveryLine(outbox.deliveryProblem, status.connection.state));
   if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
   lines.push(...commandLines(status.commands, status.platform), ...platformLines(status.platform));
   if (outbox.sequenceSkip) {
@@ -385,9 +408,14 @@ export function formatStatus(report: StatusReport): string {
         active: string | null;
         trial: { version: string; startedAt: string } | null;
         restartPending: boolean;
+        runningFrom?: "executable" | "sources";
         download?: DownloadRecord | null;
       };
-      const installed = update.active ? `installed update ${update.active}` : "the packaged binary";
+      const installed = update.active
+        ? `installed update ${update.active}`
+        : update.runningFrom === "sources"
+          ? "from the sources, with Node: a checkout"
+          : "the packaged binary";
       const trial = update.trial ? `; on trial: ${update.trial.version} since ${update.trial.startedAt}` : "";
       lines.push(
         `  update:     running ${update.runningVersion} (${installed})${trial}${update.restartPending ? "; restarting into it" : ""}`,

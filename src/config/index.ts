@@ -10,6 +10,7 @@ export {
   configPush,
   configSet,
   configUnset,
+  documentSetting,
   parseCliValue,
   type SigningOptions,
   settingValue,

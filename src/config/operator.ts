@@ -60,6 +60,20 @@ export function settingValue(path: string, raw: string): unknown {
   }
 }
 
+/** `{a: {b: value}}` for the path `a.b`: what `config set a.b value` writes, alone. */
+export function documentSetting(path: string, value: unknown): Record<string, unknown> {
+  const document: Record<string, unknown> = {};
+  const parts = path.split(".");
+  let node = document;
+  for (const part of parts.slice(0, -1)) {
+    const child: Record<string, unknown> = {};
+    node[part] = child;
+    node = child;
+  }
+  node[parts[parts.length - 1] as string] = value;
+  return document;
+}
+
 function assertSettingPath(path: string): void {
   const problem = settingPathProblem(path);
   if (problem !== null) throw new ConfigRejectedError(problem);

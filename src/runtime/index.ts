@@ -4,6 +4,7 @@ export { type Cancel, type Clock, sleepOn, systemClock, systemTimers, type Timer
 export { closestMatch, didYouMean } from "./closest-match.ts";
 export { type DataDirLock, DataDirLockedError, lockDataDir, readLockHolder } from "./data-dir-lock.ts";
 export { describeIssues, echoInput, truncateInput } from "./echo.ts";
+export { withErrorCodes } from "./error-code.ts";
 export {
   assertSafeExecutableLocation,
   executableLocationProblem,

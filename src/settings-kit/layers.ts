@@ -1,6 +1,8 @@
 import type { z } from "zod";
+import { didYouMean } from "../runtime/index.ts";
 import { SettingsError } from "./errors.ts";
 import { parseServerList } from "./nats-url.ts";
+import { describeIssue, schemaAt, valueAt } from "./setting-problem.ts";
 
 /**
  * The settings machinery both programs share (the agent, `EDGE_AGENT_*`, and the companion bridge,
@@ -48,7 +50,8 @@ function parseTextValue(spec: SettingSpec, raw: string | readonly string[], labe
       layer.set(spec.path, { value: text, label });
       return;
     case "int": {
-      if (!/^\s*\d+\s*$/.test(text))
+      // A negative number is a whole number too: the schema says which range it must be in.
+      if (!/^\s*-?\d+\s*$/.test(text))
         throw new SettingsError(label, `must be a whole number (got ${JSON.stringify(text)})`);
       layer.set(spec.path, { value: Number.parseInt(text, 10), label });
       return;
@@ -160,6 +163,9 @@ export function fileLayer(
 ): SettingsLayer {
   const layer: SettingsLayer = new Map();
   const byPath = new Map(specs.map((spec) => [spec.path, spec]));
+  const knownKeys = [...specs.map((spec) => spec.path), ...Object.keys(urlKeys)];
+  const unknown = (label: string, path: string): SettingsError =>
+    new SettingsError(label, `is not a known setting${didYouMean(path, knownKeys, (key) => JSON.stringify(key))}`);
   const visit = (value: unknown, path: string): void => {
     const label = `${fileName} ${path}`;
     const serversPath = urlKeys[path] ?? (byPath.get(path)?.kind === "servers" ? path : undefined);
@@ -181,11 +187,11 @@ export function fileLayer(
     }
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
       const known = specs.some((spec) => spec.path.startsWith(`${path}.`));
-      if (!known) throw new SettingsError(label, "is not a known setting");
+      if (!known) throw unknown(label, path);
       for (const [key, child] of Object.entries(value)) visit(child, `${path}.${key}`);
       return;
     }
-    throw new SettingsError(label, "is not a known setting");
+    throw unknown(label, path);
   };
   for (const [key, value] of Object.entries(document)) {
     if (key.startsWith("__")) continue;
@@ -237,7 +243,10 @@ export function resolveSettings<Schema extends z.ZodType>(
         break;
       }
     }
-    throw new SettingsError(setting, issue?.message ?? "is invalid");
+    throw new SettingsError(
+      setting,
+      issue ? describeIssue(issue, valueAt(candidate, issue.path), schemaAt(schema, issue.path)) : "is invalid",
+    );
   }
   return { settings: parsed.data, labelOf };
 }

@@ -29,7 +29,7 @@ export const toolsCapability: CapabilityFactory = (context) => {
   });
   return {
     name: "tools",
-    // Installs cut short by a crash are cleaned up before the platform redelivers them.
+    // Installs cut short are cleaned up here; the command desk reports one a crash cut short FAILED, never run again.
     start: () => tools.start().catch((error: unknown) => context.recordError("tools", error)),
     attach: ({ connection }) => tools.attach(connection),
     stop: () => tools.stop(),

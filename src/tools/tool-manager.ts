@@ -190,7 +190,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     if (!current?.commandIds.includes(causationId)) return false;
     logger.info(
       { toolAgentId: current.toolAgentId, causationId },
-      "command delivered again after its work finished: acknowledged without doing it twice",
+      "command stored again after its work finished: settled without doing it twice",
     );
     return true;
   };
@@ -314,7 +314,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     } catch (error) {
       const retryable = (error instanceof ToolInstallError && error.retryable) || stopping.signal.aborted;
       const reason = error instanceof Error ? error.message : String(error);
-      // A retry comes back through redelivery; the platform sees FAILED only when it is final.
+      // A retryable failure is taken again from the inbox; the platform sees FAILED only when it is final.
       // Cut short by a stop, the record stays DOWNLOADING: the next start cleans up after it.
       if (!retryable) await recordFailure(message, current, reason, causationId);
       throw error;
@@ -348,7 +348,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
   };
 
-  /** What the consumer's redelivery should do with a command whose work threw. */
+  /** What the command desk does next with a command whose work threw: take it again later, or settle it. */
   const outcomeOfFailure = (error: unknown, toolAgentId: string, uninstalling: boolean): CommandOutcome => {
     if (stopping.signal.aborted) {
       logger.info({ toolAgentId }, "tool work cut short by the stop; taken again at the next start");

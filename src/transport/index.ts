@@ -1,4 +1,9 @@
-export { buildConnectionOptions, DEFAULT_LINK_TUNING, type LinkTuning } from "./connection-options.ts";
+export {
+  buildConnectionOptions,
+  CredentialFileError,
+  DEFAULT_LINK_TUNING,
+  type LinkTuning,
+} from "./connection-options.ts";
 export { createJetStreamPublisher, NO_STREAM_REASON } from "./jetstream-publisher.ts";
 export { isRevisionConflict } from "./kv-errors.ts";
 export {

@@ -1,6 +1,6 @@
 import { fromPublic } from "@nats-io/nkeys";
 import type { Clock, Logger } from "../runtime/index.ts";
-import { SerialQueue } from "../runtime/index.ts";
+import { SerialQueue, withErrorCodes } from "../runtime/index.ts";
 import { type Arrival, judgeCommand, UntrustedCommandError, UntrustedReason } from "./claims.ts";
 import { highWaterStore, type TrustMarks } from "./high-water-store.ts";
 
@@ -174,7 +174,7 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
           return {
             admitted: false,
             code: error.code,
-            error: `${error.message} (${error.code})`,
+            error: withErrorCodes(error.message, [error.code]),
             retryLater: error instanceof TrustStoreError,
           };
         }

@@ -9,6 +9,8 @@ import { createSelfUpdater } from "./self-updater.ts";
 export function selfUpdateCapability(options: {
   requestRestart?: ((reason: string) => void) | undefined;
   childEnvironment?: NodeJS.ProcessEnv | undefined;
+  /** What runs this agent (status says it): the single executable unless told it is the sources. */
+  runningFrom?: "executable" | "sources" | undefined;
 }): CapabilityFactory {
   return (context) => {
     const updater = createSelfUpdater({
@@ -41,7 +43,7 @@ export function selfUpdateCapability(options: {
       // Connected is what "healthy" means for a version on trial after a self-update.
       attach: ({ connection }) => void updater.linkUp(connection).catch(failed("self-update could not take the link")),
       stop: () => updater.stop(),
-      status: () => updater.status(),
+      status: () => ({ ...updater.status(), runningFrom: options.runningFrom ?? "executable" }),
       appliers: [
         {
           name: "update-checksum-policy",

@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { natsServerConfig } from "../../scripts/local-services/nats-server-process.ts";
 import { ensureNatsServer, selectedNatsServerVersion } from "../../scripts/nats-server-runtime.ts";
 import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
 import { listeningSocketsOf } from "./listening-sockets.ts";
@@ -137,11 +138,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const storeDir = join(dir, "jetstream");
   const configPath = join(dir, "server.conf");
   let configLines = options.configLines ?? [];
-  const writeConfig = (): Promise<void> =>
-    writeFile(
-      configPath,
-      `${[`listen: "127.0.0.1:${claim.port}"`, `jetstream { store_dir: "${storeDir}" }`, ...configLines].join("\n")}\n`,
-    );
+  const writeConfig = (): Promise<void> => writeFile(configPath, natsServerConfig(claim.port, storeDir, configLines));
   let child: ChildProcess | undefined;
   let output = "";
   // Set while this handle ends its own process: any other exit is a crash worth telling.

@@ -204,6 +204,11 @@ describe("edge-agent doctor against a real nats-server", () => {
     expect(streams?.reason).toContain("TELEMETRY");
     expect(streams?.reason).toContain("key-value bucket agent-config");
     expect(streams?.action).toContain("edge-agent dev-setup");
+    // Nothing stamped with the server's time came back: the check says why, not that the server is old.
+    const skew = byCheck(verdicts(result.stdout), "clock skew");
+    expect(skew?.verdict).toBe("WARN");
+    expect(skew?.reason).toMatch(/no JetStream answer to this identity carried the server's time .*streams/);
+    expect(skew?.reason).not.toContain("2.10 and later");
   });
 
   it("fails when the server cannot be reached, and when the settings are invalid", async () => {
@@ -227,6 +232,20 @@ describe("edge-agent doctor against a real nats-server", () => {
         reason: expect.stringContaining("EDGE_AGENT_HEARTBEAT_SECONDS"),
       }),
     ]);
+  });
+
+  it("names the credentials file that is missing and the setting that names it, not TLS", async () => {
+    server = await startNatsServer();
+    const missing = join(root, "nowhere", "machine.creds");
+    const result = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_CREDS_FILE: missing });
+    expect(result.code).toBe(1);
+    expect(byCheck(verdicts(result.stdout), "auth")).toEqual({
+      check: "auth",
+      verdict: "FAIL",
+      reason: `cannot read the file auth.credsFile names, ${missing}: no such file`,
+      action:
+        "put the file there (readable by the agent's user), or point the setting at it: EDGE_AGENT_NATS_CREDS_FILE, --creds-file, settings.json auth.credsFile",
+    });
   });
 
   it("under least-privilege users: passes with the full set, and names the permission a restricted user lacks", async () => {

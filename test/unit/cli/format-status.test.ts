@@ -58,6 +58,13 @@ describe("edge-agent status, for a person", () => {
     expect(
       formatStatus(live(status({ runningVersion: "1.2.0", active: null, trial: null, restartPending: false }))),
     ).toContain("  update:     running 1.2.0 (the packaged binary)");
+    expect(
+      formatStatus(
+        live(
+          status({ runningVersion: "1.2.0", active: null, trial: null, restartPending: false, runningFrom: "sources" }),
+        ),
+      ),
+    ).toContain("  update:     running 1.2.0 (from the sources, with Node: a checkout)");
     const onTrial = formatStatus(
       live(
         status({
@@ -151,7 +158,10 @@ describe("edge-agent status, for a person", () => {
     expect(shown).toContain(
       '  config:     running revision 12; last change: revision 12 REJECTED at 2026-11-23T10:01:00.000Z: unknown setting "heartbeatSecs"',
     );
-    expect(shown).toContain("  telemetry:  30 samples, 1 inventory sent, 2 runs missed, 0 skipped (still busy)");
+    expect(shown).toContain(
+      "  telemetry:  30 samples and 1 inventory taken into the outbox; 2 runs missed (the event loop was busy at the time)",
+    );
+    expect(shown).not.toContain("skipped");
     expect(shown).toContain("  extra:      mode fast, limits.low 1");
     expect(shown).not.toMatch(/[{}]/);
   });
@@ -239,6 +249,38 @@ describe("edge-agent status, for a person", () => {
     );
     const other = formatStatus(live({ ...waiting, outbox: { ...waiting.outbox, deliveryProblem: "timeout" } }));
     expect(other).toContain("  delivery:   events wait in the outbox: timeout");
+  });
+
+  it("while the link is down, says events wait for the link, not for the last publish error", () => {
+    const offline = status(null, {
+      connection: { state: "disconnected", server: null, reconnects: 1 },
+    });
+    const shown = formatStatus(
+      live({
+        ...offline,
+        outbox: { ...offline.outbox, pendingCount: 4, oldestPendingAgeMs: 65_000, deliveryProblem: "timeout" },
+      }),
+    );
+    expect(shown).toContain(
+      "  delivery:   events wait in the outbox until the NATS link is up (it is disconnected; last publish error: timeout)",
+    );
+    expect(shown).toContain("4 pending (0 B), oldest 1m 5s");
+  });
+
+  it("never shows a dash for the oldest event while events wait", () => {
+    const waiting = status(null);
+    expect(formatStatus(live({ ...waiting, outbox: { ...waiting.outbox, pendingCount: 14 } }))).toContain(
+      "14 pending (0 B), oldest ? (the outbox could not be read)",
+    );
+    expect(formatStatus(live(waiting))).toContain("0 pending (0 B), oldest -");
+  });
+
+  it("names the running agent's machine id when the settings name another", () => {
+    const shown = formatStatus({
+      ...live(status(null)),
+      machineIdNote: "the running agent's machine id (these settings say old-id)",
+    });
+    expect(shown).toContain("  machine id: the running agent's machine id (these settings say old-id)");
   });
 });
 

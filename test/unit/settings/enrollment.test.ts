@@ -73,7 +73,7 @@ describe("enrollment", () => {
         allowUnsigned: true,
         managementPlatform: "openfram",
       }),
-    ).rejects.toThrow(/platform: .*expected one of "edge"\|"openframe"/);
+    ).rejects.toThrow(/platform: must be one of edge or openframe \(got "openfram"\)/);
     // Only OpenFrame's conventions stand in for --allow-unsigned: OpenFrame signs nothing.
     await expect(
       planEnrollment(fresh(), { ...linuxUser, server: "nats://h:4222", tags: {}, managementPlatform: "edge" }),

@@ -178,6 +178,41 @@ describe("loadSettings", () => {
     );
   });
 
+  it("says what is wrong the same way for the environment, a flag and the settings file, with the value given", () => {
+    const problemOf = (input: Parameters<typeof loadSettings>[0]): string =>
+      settingsError(() => loadSettings(input)).message;
+    const env = (extra: Record<string, string>) => ({
+      ...linuxUser,
+      env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...extra },
+    });
+    expect(problemOf(env({ EDGE_AGENT_LOG_LEVEL: "verbose" }))).toBe(
+      'invalid setting EDGE_AGENT_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace or silent (got "verbose")',
+    );
+    expect(problemOf(env({ EDGE_AGENT_LOG_LEVEL: "0" }))).toBe(
+      'invalid setting EDGE_AGENT_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace or silent (got "0")',
+    );
+    expect(problemOf(env({ EDGE_AGENT_HEARTBEAT_SECONDS: "ten" }))).toBe(
+      'invalid setting EDGE_AGENT_HEARTBEAT_SECONDS: must be a whole number (got "ten")',
+    );
+    expect(problemOf(env({ EDGE_AGENT_HEARTBEAT_SECONDS: "-5" }))).toBe(
+      "invalid setting EDGE_AGENT_HEARTBEAT_SECONDS: must be at least 1 (got -5)",
+    );
+    expect(problemOf({ ...env({}), flags: { "heartbeat-seconds": "0" } })).toBe(
+      "invalid setting --heartbeat-seconds: must be at least 1 (got 0)",
+    );
+    const dir = configDirWith({ heartbeatSeconds: "ten" });
+    expect(problemOf({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).toBe(
+      `invalid setting ${join(dir, "settings.json")} heartbeatSeconds: must be a whole number (got "ten")`,
+    );
+  });
+
+  it("names the closest known key for an unknown one in the settings file, as flags do", () => {
+    const dir = configDirWith({ heartbeatSecs: 5 });
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toBe(
+      `invalid setting ${join(dir, "settings.json")} heartbeatSecs: is not a known setting: did you mean "heartbeatSeconds"?`,
+    );
+  });
+
   it("says why 'all' is no machine id, and takes an inbox prefix from the file, the environment or a flag", () => {
     const env = { EDGE_AGENT_CONFIG_DIR: configDirWith({ inboxPrefix: "_INBOX_file" }) };
     expect(
@@ -255,7 +290,11 @@ describe("loadSettings", () => {
     });
 
     it.each([
-      [{ EDGE_AGENT_PLATFORM: "OpenFrame2" }, "EDGE_AGENT_PLATFORM", /expected one of "edge"\|"openframe"/],
+      [
+        { EDGE_AGENT_PLATFORM: "OpenFrame2" },
+        "EDGE_AGENT_PLATFORM",
+        /must be one of edge or openframe \(got "OpenFrame2"\)/,
+      ],
       [
         { EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "github.com,https://evil.example/x" },
         "EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS",

@@ -288,7 +288,7 @@ describe("createCommandTrust: the gate and its durable marks", () => {
       admitted: false,
       code: UntrustedReason.wrongScope,
       error: expect.stringMatching(
-        /signed for "kv:machine.m2", but it arrived on "kv:machine.m1" \(EDGE_TRUST_WRONG_SCOPE\)/,
+        /signed for "kv:machine.m2", but it arrived on "kv:machine.m1" \[error code EDGE_TRUST_WRONG_SCOPE\]/,
       ),
       retryLater: false,
     });
