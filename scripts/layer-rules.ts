@@ -40,6 +40,7 @@ export const AGENT_ROWS: readonly (readonly string[])[] = [
   ["settings-kit"],
   ["runtime"],
   ["contracts"],
+  ["errors"],
 ];
 
 /** The bridge's column (src/bridge/ itself is `bridge`), top to bottom. */
@@ -55,7 +56,7 @@ export const BRIDGE_ROWS: readonly (readonly string[])[] = [
 ];
 
 /** The agent's rows the bridge may import (below all of its own); cli-kit only from bridge/cli. */
-export const SHARED_WITH_BRIDGE: readonly string[] = ["transport", "settings-kit", "runtime", "contracts"];
+export const SHARED_WITH_BRIDGE: readonly string[] = ["transport", "settings-kit", "runtime", "contracts", "errors"];
 
 const PROCESS_READERS = new Set(["cli", "cli-kit", "bridge/cli"]);
 /** Library files that read the process itself, each for a reason DESIGN gives. */

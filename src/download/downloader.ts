@@ -3,6 +3,7 @@ import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ObjectResult } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { EdgeError } from "../errors/index.ts";
 import type { Clock } from "../runtime/index.ts";
 import { echoInput, type HostPattern, hostPatternsOf } from "../runtime/index.ts";
 import {
@@ -14,7 +15,7 @@ import {
 import { uncheckedUrlRefusal } from "./unchecked-policy.ts";
 
 /** Why a download failed, and whether trying again later can help. */
-export class DownloadError extends Error {
+export class DownloadError extends EdgeError {
   readonly code: string;
   readonly retryable: boolean;
   constructor(code: string, message: string, retryable: boolean) {

@@ -2,11 +2,12 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
+import { EdgeError } from "../errors/index.ts";
 import { writeFileAtomic } from "../runtime/index.ts";
 
 export const MACHINE_ID_FILE = "machine-id";
 
-export class MachineIdError extends Error {
+export class MachineIdError extends EdgeError {
   readonly code = "EDGE_MACHINE_ID";
   constructor(message: string) {
     super(message);

@@ -1,5 +1,6 @@
 import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
+import { EdgeError } from "../errors/index.ts";
 import type { Logger } from "../runtime/index.ts";
 import {
   type Cancel,
@@ -64,7 +65,7 @@ export interface Outbox {
 }
 
 /** The database cannot be written right now (a full or failing disk): what needed it waits and is tried again. */
-export class OutboxStorageUnavailableError extends Error {
+export class OutboxStorageUnavailableError extends EdgeError {
   readonly code = "EDGE_OUTBOX_STORAGE_UNAVAILABLE";
   constructor(reason: string) {
     super(`the outbox database cannot be written now: ${reason}`);
@@ -73,7 +74,7 @@ export class OutboxStorageUnavailableError extends Error {
 }
 
 /** The event was not accepted: it has no sequence number and is not in the outbox. */
-export class OutboxRefusedError extends Error {
+export class OutboxRefusedError extends EdgeError {
   readonly code = "EDGE_OUTBOX_REFUSED";
   constructor(count: number, cause: unknown) {
     super(

@@ -1,6 +1,7 @@
 import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { EdgeError } from "../errors/index.ts";
 import { ensurePrivateFile, makePrivateDir, PRIVATE_FILE_MODE } from "./private-file.ts";
 import { SqliteResult, sqliteResultCode } from "./sqlite-errors.ts";
 
@@ -11,7 +12,7 @@ export const PID_FILE = "agent.pid";
 const PID_FILE_BYTES = 16;
 
 /** Another process holds the data dir. */
-export class DataDirLockedError extends Error {
+export class DataDirLockedError extends EdgeError {
   readonly code = "EDGE_DATA_DIR_LOCKED";
   readonly holderPid: number | null;
   constructor(dataDir: string, holderPid: number | null) {

@@ -1,5 +1,7 @@
+import { EdgeError } from "../errors/index.ts";
+
 /** A setting that cannot be used. `setting` names it the way the operator wrote it. */
-export class SettingsError extends Error {
+export class SettingsError extends EdgeError {
   readonly code = "EDGE_BAD_SETTING";
   readonly setting: string;
   constructor(setting: string, problem: string) {

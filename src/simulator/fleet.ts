@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { AgentStatus } from "../agent/index.ts";
 import { type Agent, createAgent } from "../agent/index.ts";
+import { EdgeError } from "../errors/index.ts";
 import { type Cancel, type Clock, type Logger, silentLogger, systemClock, timersOf } from "../runtime/index.ts";
 import { defaultSettings, type Settings } from "../settings/index.ts";
 import type { LinkTuning } from "../transport/index.ts";
@@ -76,7 +77,7 @@ export interface Fleet {
 }
 
 /** An agent of the fleet could not be made or started: nothing else is started, and those started are stopped. */
-export class FleetStartError extends Error {
+export class FleetStartError extends EdgeError {
   readonly code = "EDGE_FLEET_START";
   readonly machineId: string;
   readonly started: number;

@@ -1,4 +1,5 @@
 import type { TelemetrySample } from "../contracts/index.ts";
+import { EdgeError } from "../errors/index.ts";
 import type { Cancel, Timers } from "../runtime/index.ts";
 
 /** The part of a sample one collector fills in. */
@@ -17,7 +18,7 @@ export interface Collector {
   collect(): Promise<SamplePart>;
 }
 
-export class CollectorTimeoutError extends Error {
+export class CollectorTimeoutError extends EdgeError {
   readonly code = "EDGE_COLLECTOR_TIMEOUT";
   constructor(collector: string, timeoutMs: number) {
     super(`${collector} did not finish within ${timeoutMs} ms`);

@@ -4,6 +4,7 @@ import { basename, dirname, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, DownloadRecord, OsName, ToolInstallationMessage } from "../contracts/index.ts";
 import { DownloadError, type DownloadedFile, download } from "../download/index.ts";
+import { EdgeError } from "../errors/index.ts";
 import type { Clock } from "../runtime/index.ts";
 import {
   assertSafeExecutableLocation,
@@ -31,7 +32,7 @@ import {
 import { runToolCommand, ToolCommandError } from "./run-command.ts";
 
 /** A failure of one install, and whether the same message may succeed later (nak) or never (term). */
-export class ToolInstallError extends Error {
+export class ToolInstallError extends EdgeError {
   readonly code = "EDGE_TOOL_INSTALL";
   readonly retryable: boolean;
   constructor(message: string, retryable: boolean, options?: ErrorOptions) {

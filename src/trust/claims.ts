@@ -1,4 +1,5 @@
 import { SignedClaims } from "../contracts/index.ts";
+import { EdgeError } from "../errors/index.ts";
 import { hasValidSignature, signDocument } from "./signature.ts";
 
 /** Why a document was not trusted; each has its own code an operator can search for. */
@@ -20,7 +21,7 @@ export const UntrustedReason = {
 } as const;
 export type UntrustedReason = (typeof UntrustedReason)[keyof typeof UntrustedReason];
 
-export class UntrustedCommandError extends Error {
+export class UntrustedCommandError extends EdgeError {
   readonly code: UntrustedReason;
   constructor(code: UntrustedReason, message: string) {
     super(message);

@@ -1,10 +1,11 @@
 import { fromPublic } from "@nats-io/nkeys";
+import { EdgeError } from "../errors/index.ts";
 import type { Clock, Logger } from "../runtime/index.ts";
 import { SerialQueue, withErrorCodes } from "../runtime/index.ts";
 import { type Arrival, judgeCommand, UntrustedCommandError, UntrustedReason } from "./claims.ts";
 import { highWaterStore, type TrustMarks } from "./high-water-store.ts";
 
-export class TrustStoreError extends Error {
+export class TrustStoreError extends EdgeError {
   readonly code = "EDGE_TRUST_STORE";
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

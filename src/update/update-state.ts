@@ -3,6 +3,7 @@ import { join } from "node:path";
 import * as z from "zod";
 import type { OsName } from "../contracts/index.ts";
 import { ClientUpdateStatus } from "../contracts/index.ts";
+import { EdgeError } from "../errors/index.ts";
 import { describeIssues, writeFileAtomic } from "../runtime/index.ts";
 
 /**
@@ -81,7 +82,7 @@ export function binaryPathFor(paths: UpdatePaths, version: string): string {
   return join(paths.versionsDir, version, paths.binaryName);
 }
 
-export class UpdateStateError extends Error {
+export class UpdateStateError extends EdgeError {
   readonly code = "EDGE_UPDATE_STATE";
   constructor(message: string) {
     super(message);

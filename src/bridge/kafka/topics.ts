@@ -1,10 +1,11 @@
 import type { TopicRole } from "../../contracts/index.ts";
+import { EdgeError } from "../../errors/index.ts";
 import type { Logger } from "../../runtime/index.ts";
 import type { BridgeSettings } from "../settings/index.ts";
 import { type KafkaAdmin, kafkaClientOptions, type TopicSpec, withKafkaAdmin } from "./client/index.ts";
 import { withDeadline } from "./deadline.ts";
 
-export class TopicSetupError extends Error {
+export class TopicSetupError extends EdgeError {
   readonly code = "EDGE_BRIDGE_TOPIC_SETUP";
   constructor(message: string) {
     super(message);

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { EdgeError } from "../../errors/index.ts";
 import type { Logger } from "../../runtime/index.ts";
 import { type Cancel, type Clock, sleepOn, timersOf } from "../../runtime/index.ts";
 import { isRevisionConflict } from "../../transport/index.ts";
@@ -28,7 +29,7 @@ export interface ShardLeasesOptions {
   readonly lost: (shard: string) => Promise<void>;
 }
 
-export class InstanceIdInUseError extends Error {
+export class InstanceIdInUseError extends EdgeError {
   readonly code = "EDGE_BRIDGE_INSTANCE_ID_IN_USE";
   constructor(instanceId: string, holder: string) {
     super(

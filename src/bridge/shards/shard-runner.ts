@@ -1,5 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { EdgeError } from "../../errors/index.ts";
 import type { Logger } from "../../runtime/index.ts";
 import { type Clock, jitteredBackoff, sleepOn } from "../../runtime/index.ts";
 import type { KafkaHealth, TransactionWriter } from "../kafka/index.ts";
@@ -79,7 +80,7 @@ export interface ShardRunnerOptions {
 }
 
 /** The broker refused a transaction as too large: its events go again in smaller ones. */
-class BatchTooLargeError extends Error {
+class BatchTooLargeError extends EdgeError {
   readonly code = "EDGE_BRIDGE_BATCH_TOO_LARGE";
   readonly messages: readonly SourceMessage[];
   readonly reason: string;

@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
 import type { BaseOptions, RetryDelayGetter } from "@platformatic/kafka";
+import { EdgeError } from "../../../errors/index.ts";
 import type { BridgeSettings } from "../../settings/index.ts";
 
-export class KafkaSecretFileError extends Error {
+export class KafkaSecretFileError extends EdgeError {
   readonly code = "EDGE_BRIDGE_KAFKA_SECRET_FILE";
   constructor(message: string) {
     super(message);
