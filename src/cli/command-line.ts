@@ -96,7 +96,7 @@ export function parseCommandLine(
     parsed = { values: unshieldFlags(raw.values), positionals: raw.positionals.map(unshield) };
   } catch (error) {
     // parseArgs's own lines, for a missing value or a value given to a switch, are clear enough.
-    throw new CommandError(`${command.name}: ${(error as Error).message}`, ExitCode.badSettings);
+    throw new CommandError(`${command.name}: ${(error as Error).message}`, ExitCode.badSettings, { cause: error });
   }
   if (parsed.positionals.length > command.maxPositionals) {
     const extra = parsed.positionals

@@ -32,7 +32,9 @@ async function readSeed(path: string | undefined): Promise<Uint8Array | undefine
   try {
     return new TextEncoder().encode((await readFile(path, "utf8")).trim());
   } catch (error) {
-    throw new CommandError(`cannot read the signing seed ${path}: ${(error as Error).message}`, ExitCode.badSettings);
+    throw new CommandError(`cannot read the signing seed ${path}: ${(error as Error).message}`, ExitCode.badSettings, {
+      cause: error,
+    });
   }
 }
 
@@ -67,7 +69,9 @@ export async function configCommand(
     try {
       document = JSON.parse(await readFile(rest[0] as string, "utf8"));
     } catch (error) {
-      throw new CommandError(`cannot read ${rest[0]} as JSON: ${(error as Error).message}`, ExitCode.badSettings);
+      throw new CommandError(`cannot read ${rest[0]} as JSON: ${(error as Error).message}`, ExitCode.badSettings, {
+        cause: error,
+      });
     }
   }
   try {
@@ -98,7 +102,8 @@ export async function configCommand(
       await connection.close();
     }
   } catch (error) {
-    if (error instanceof ConfigRejectedError) throw new CommandError(error.message, ExitCode.badSettings);
+    if (error instanceof ConfigRejectedError)
+      throw new CommandError(error.message, ExitCode.badSettings, { cause: error });
     throw error;
   }
 }

@@ -37,14 +37,15 @@ export async function listEvents(
   try {
     matches = anySubjectMatcher(options.subjects);
   } catch (error) {
-    if (error instanceof SubjectPatternError) throw new CommandError(error.message, ExitCode.badSettings);
+    if (error instanceof SubjectPatternError)
+      throw new CommandError(error.message, ExitCode.badSettings, { cause: error });
     throw error;
   }
   let reader: OutboxReader;
   try {
     reader = new OutboxReader(dataDir);
   } catch (error) {
-    if (error instanceof OutboxNotFoundError) throw new CommandError(error.message, ExitCode.failure);
+    if (error instanceof OutboxNotFoundError) throw new CommandError(error.message, ExitCode.failure, { cause: error });
     throw error;
   }
   const format = options.json ? formatJson : formatLine;

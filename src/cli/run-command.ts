@@ -39,7 +39,8 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     try {
       return lockDataDir(settings.dataDir, process.pid);
     } catch (error) {
-      if (error instanceof DataDirLockedError) throw new CommandError(error.message, ExitCode.dataDirInUse);
+      if (error instanceof DataDirLockedError)
+        throw new CommandError(error.message, ExitCode.dataDirInUse, { cause: error });
       throw error;
     }
   };

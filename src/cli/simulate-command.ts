@@ -46,7 +46,8 @@ export async function simulateCommand(settings: Settings, options: SimulateOptio
   try {
     lock = lockDataDir(dataDir, process.pid);
   } catch (error) {
-    if (error instanceof DataDirLockedError) throw new CommandError(error.message, ExitCode.dataDirInUse);
+    if (error instanceof DataDirLockedError)
+      throw new CommandError(error.message, ExitCode.dataDirInUse, { cause: error });
     throw error;
   }
   const fleet = createFleet({

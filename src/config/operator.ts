@@ -56,6 +56,7 @@ export function settingValue(path: string, raw: string): unknown {
       error instanceof SettingsError
         ? `tags: ${JSON.stringify(value)} must be key=value[,key=value] or a JSON object`
         : (error as Error).message,
+      { cause: error },
     );
   }
 }

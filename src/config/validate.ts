@@ -7,8 +7,8 @@ import { unknownSettingProblem } from "./setting-paths.ts";
 
 export class ConfigRejectedError extends EdgeError {
   readonly code = "EDGE_CONFIG_REJECTED";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "ConfigRejectedError";
   }
 }

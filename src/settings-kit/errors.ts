@@ -4,8 +4,8 @@ import { EdgeError } from "../errors/index.ts";
 export class SettingsError extends EdgeError {
   readonly code = "EDGE_BAD_SETTING";
   readonly setting: string;
-  constructor(setting: string, problem: string) {
-    super(`invalid setting ${setting}: ${problem}`);
+  constructor(setting: string, problem: string, options?: { readonly cause?: unknown }) {
+    super(`invalid setting ${setting}: ${problem}`, options);
     this.name = "SettingsError";
     this.setting = setting;
   }

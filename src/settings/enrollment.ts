@@ -83,7 +83,7 @@ async function assertReadable(path: string, flag: string): Promise<void> {
   try {
     await readFile(path);
   } catch (error) {
-    throw new SettingsError(flag, `cannot read ${path}: ${(error as Error).message}`);
+    throw new SettingsError(flag, `cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -263,7 +263,9 @@ export async function writeEnrollment(plan: EnrollmentPlan): Promise<EnrollmentR
       await rename(partial, secret.target);
     } catch (error) {
       await rm(partial, { force: true });
-      throw new SettingsError(secret.flag, `cannot copy ${secret.source}: ${(error as Error).message}`);
+      throw new SettingsError(secret.flag, `cannot copy ${secret.source}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     copiedSecrets.push(secret.target);
   }

@@ -16,8 +16,8 @@ export { UnpackLimitError, type UnpackLimits } from "./unpack-budget.ts";
 /** An archive that would write outside its folder, or holds what a tool archive never should. */
 export class HostileArchiveError extends EdgeError {
   readonly code = "EDGE_HOSTILE_ARCHIVE";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "HostileArchiveError";
   }
 }

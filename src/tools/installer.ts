@@ -139,7 +139,8 @@ async function fetchInto(
       ...(context.signal ? { signal: context.signal } : {}),
     });
   } catch (error) {
-    if (error instanceof DownloadError) throw new ToolInstallError(`${what}: ${error.message}`, error.retryable);
+    if (error instanceof DownloadError)
+      throw new ToolInstallError(`${what}: ${error.message}`, error.retryable, { cause: error });
     throw error;
   }
   const target = join(folder, fileName);
@@ -177,6 +178,8 @@ async function runInstalledTool(
   } catch (error) {
     if (error instanceof UnsafeExecutableLocationError)
       throw new ToolInstallError(`${options.what}: ${error.message} (${error.code})`, false, { cause: error });
+    // The one error of ours that drops its cause: the tool's own words may hold the OpenFrame
+    // secret, and a logged cause would print them (only the scrubbed copy below goes on).
     if (error instanceof ToolCommandError)
       throw new ToolInstallError(`${options.what} failed: ${withoutSecret(error.message, options.secret)}`, false);
     throw error;
@@ -244,7 +247,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
       }
     } catch (error) {
       if (error instanceof HostileArchiveError || error instanceof UnpackLimitError)
-        throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+        throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false, { cause: error });
       throw error;
     }
     if (context.os !== "windows") await chmod(join(staging, mainFile), 0o755);
@@ -305,7 +308,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
     if (error instanceof UnresolvedPlaceholderError)
-      throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+      throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false, { cause: error });
     throw error;
   }
 }

@@ -23,8 +23,8 @@ export type UntrustedReason = (typeof UntrustedReason)[keyof typeof UntrustedRea
 
 export class UntrustedCommandError extends EdgeError {
   readonly code: UntrustedReason;
-  constructor(code: UntrustedReason, message: string) {
-    super(message);
+  constructor(code: UntrustedReason, message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "UntrustedCommandError";
     this.code = code;
   }
@@ -96,10 +96,11 @@ export function judgeCommand(
   let valid: boolean;
   try {
     valid = hasValidSignature(fields, fields.signature, publicKey);
-  } catch {
+  } catch (error) {
     throw new UntrustedCommandError(
       UntrustedReason.badSignature,
       `the configured signing key ${JSON.stringify(publicKey.slice(0, 8))}… is not an NKey public key: nothing signed can be checked`,
+      { cause: error },
     );
   }
   if (!valid) {

@@ -28,6 +28,7 @@ export async function tailCommand(
       throw new CommandError(
         `${error.message} on ${settings.kafka.brokers.join(",")}${didYouMean(topic, topics, (name) => JSON.stringify(name))} (the bridge's topics: ${topics.join(", ")})`,
         ExitCode.badSettings,
+        { cause: error },
       );
     throw error;
   }

@@ -3,6 +3,7 @@ import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { EdgeError } from "../../../src/errors/index.ts";
+import { readJsonSettingsFile, SettingsError } from "../../../src/settings-kit/index.ts";
 
 const SRC = join(import.meta.dirname, "../../../src");
 
@@ -38,6 +39,20 @@ describe("EdgeError: one base for every error of ours", () => {
     expect(wrapped.name).toBe("ProbeError");
     expect(wrapped.code).toBe("EDGE_PROBE");
     expect(Object.hasOwn(new ProbeError("alone"), "cause")).toBe(false);
+  });
+
+  it("an error made from another keeps it as its cause: a settings file that is not JSON keeps the parser's error", () => {
+    const failure = (() => {
+      try {
+        readJsonSettingsFile("settings.json", () => "{ not json");
+      } catch (error) {
+        return error;
+      }
+      return null;
+    })();
+    expect(failure).toBeInstanceOf(SettingsError);
+    expect((failure as SettingsError).code).toBe("EDGE_BAD_SETTING");
+    expect((failure as SettingsError).cause).toBeInstanceOf(SyntaxError);
   });
 
   it("no class of src/ extends a built-in error: every error class derives from EdgeError", () => {
