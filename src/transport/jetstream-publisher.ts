@@ -22,7 +22,10 @@ export function classifyPublishError(error: unknown): PublishOutcome {
     return { kind: "rejected", reason: `permission denied: ${reason}` };
   if (error instanceof natsErrors.InvalidSubjectError)
     return { kind: "rejected", reason: `invalid subject: ${reason}` };
-  if (error instanceof natsErrors.InvalidArgumentError && /max_payload/i.test(reason))
+  // On our publishes (a timeout of at least 1 ms, no reply subject) nats.js refuses an argument for
+  // one thing only: a message larger than the server's max_payload (pinned by the outbox's delivery
+  // test against a real server). Decided on the class, never on its words.
+  if (error instanceof natsErrors.InvalidArgumentError)
     return { kind: "rejected", reason: `payload larger than the server's max_payload: ${reason}` };
   if (error instanceof JetStreamApiError && PERMANENT_API_CODES.has(error.code)) return { kind: "rejected", reason };
   // nats.js reports a publish nobody stored (no stream for the subject) as "JetStream not enabled",
