@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { layerOverrides, sourceFolders } from "../../../scripts/layer-rules.ts";
@@ -19,6 +19,7 @@ interface Finding {
 function lint(files: Record<string, string>): Finding[] {
   const project = scratchDir("edge-layer-rules-");
   copyFileSync(join(ROOT, "biome.json"), join(project, "biome.json"));
+  cpSync(join(ROOT, "biome-plugins"), join(project, "biome-plugins"), { recursive: true });
   for (const [path, source] of Object.entries(files)) {
     mkdirSync(dirname(join(project, path)), { recursive: true });
     writeFileSync(join(project, path), source);
@@ -44,7 +45,7 @@ function lint(files: Record<string, string>): Finding[] {
   }));
 }
 
-describe("the layers of docs/DESIGN.md, as biome.json checks them (npm run lint)", () => {
+describe("the layers of docs/DESIGN.md and its rules on errors, as biome.json checks them (npm run lint)", () => {
   it("biome.json holds the rules scripts/layer-rules.ts makes of the rows, one per folder of src/ (a new folder must be given its row)", () => {
     const config = JSON.parse(readFileSync(join(ROOT, "biome.json"), "utf8")) as { overrides: unknown[] };
     const folders = sourceFolders();
@@ -114,5 +115,26 @@ describe("the layers of docs/DESIGN.md, as biome.json checks them (npm run lint)
         'import { Producer } from "@platformatic/kafka";\nexport const x = Producer;\n',
     });
     expect(findings).toEqual([]);
+  });
+
+  it("refuses a decision on an error's message text (its class or code decides), and lets other messages be", () => {
+    const findings = lint({
+      "src/transport/decides.ts": [
+        "export function permanent(error: Error, reason: string): boolean {",
+        '  if (error.message.includes("max_payload")) return true;',
+        "  if (/max_payload/i.test((error as Error).message)) return true;",
+        '  return error.message === "payload too large" || reason.length > 0;',
+        "}",
+        "",
+      ].join("\n"),
+      "src/tools/reads.ts":
+        'export const x = (record: { message: { version: string } }, error: Error) => [record.message.version === "1", error.message.length];\n',
+    });
+    expect(findings.map(({ path, line, rule }) => `${path}:${line} ${rule}`)).toEqual([
+      "src/transport/decides.ts:2 plugin",
+      "src/transport/decides.ts:3 plugin",
+      "src/transport/decides.ts:4 plugin",
+    ]);
+    expect(findings[0]?.message).toContain("a decision on an error's message text");
   });
 });
