@@ -39,7 +39,7 @@ export async function run(): Promise<Record<string, unknown>> {
     logger: silentLogger(),
     baseline: { revision: 0, heartbeatSeconds: 60 },
     trust: createCommandTrust({ allowUnsigned: true, dataDir: configDir, clock: systemClock, logger: silentLogger() }),
-    components: [{ name: "heartbeat", apply: () => undefined }],
+    components: () => [{ name: "heartbeat", apply: () => undefined }],
     sink: { emit: async () => ({ eventId: "", sequence: 0 }) },
   });
   commands.commands.route(remoteConfigRoute("bench", remote));

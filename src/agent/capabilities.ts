@@ -1,4 +1,4 @@
-import type { CapabilityFactory } from "../capability/index.ts";
+import type { CapabilityDefinition } from "../capability/index.ts";
 import { remoteConfigCapability } from "../config/index.ts";
 import { configPushCapability } from "../config-push/index.ts";
 import { rpcCapability } from "../rpc/index.ts";
@@ -20,37 +20,27 @@ export interface CapabilityWiring {
 }
 
 /**
- * The agent's capabilities, one line each, in start order (they stop in the reverse order).
- * Adding a capability: a folder with its factory, and one line here.
+ * The agent's capabilities, one line each, in start order (they stop in the reverse order); each
+ * declares the settings it reads (src/capability/capability.ts). Adding a capability: a folder
+ * exporting its definition, and one line here.
  */
-export function agentCapabilities(
-  wiring: CapabilityWiring,
-): Array<{ readonly name: string; readonly create: CapabilityFactory }> {
+export function agentCapabilities(wiring: CapabilityWiring): CapabilityDefinition[] {
   const { uninstall } = wiring;
   return [
     // Before telemetry and tools: a version on trial arms its health gate first.
-    {
-      name: "update",
-      create: selfUpdateCapability({
-        requestRestart: wiring.requestRestart,
-        childEnvironment: wiring.childEnvironment,
-        runningFrom: wiring.runningFrom,
-      }),
-    },
-    {
-      name: "telemetry",
-      create: wiring.telemetry ? telemetryCapability({ inventoryCommand: wiring.inventoryCommand }) : () => null,
-    },
+    selfUpdateCapability({
+      requestRestart: wiring.requestRestart,
+      childEnvironment: wiring.childEnvironment,
+      runningFrom: wiring.runningFrom,
+    }),
+    ...(wiring.telemetry ? [telemetryCapability({ inventoryCommand: wiring.inventoryCommand })] : []),
     // The last good remote configuration, before the link can bring newer revisions.
-    { name: "remote-config", create: remoteConfigCapability },
-    { name: "config-push", create: configPushCapability },
-    { name: "tools", create: toolsCapability },
+    remoteConfigCapability,
+    configPushCapability,
+    toolsCapability,
     // Without an uninstall, nothing could remove the agent: the command is not listened for.
-    {
-      name: "uninstall",
-      create: uninstall ? remoteUninstallCapability({ uninstall, outboxDrained: wiring.outboxDrained }) : () => null,
-    },
+    ...(uninstall ? [remoteUninstallCapability({ uninstall, outboxDrained: wiring.outboxDrained })] : []),
     // Last: its endpoints are everyone's.
-    { name: "rpc", create: rpcCapability },
+    rpcCapability,
   ];
 }

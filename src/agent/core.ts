@@ -20,7 +20,6 @@ export function agentCoreCapability(options: {
 }): Capability {
   const { machineId, version } = options;
   return {
-    name: "agent",
     appliers: [
       {
         name: "outbox",

@@ -1,7 +1,13 @@
 import { hostname as osHostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type CapabilityContext, GatheredContributions } from "../capability/index.ts";
+import {
+  type Capability,
+  type CapabilityDefinition,
+  type CapabilitySetting,
+  ResolvedContributions,
+  settingsSlice,
+} from "../capability/index.ts";
 import { AgentCommands } from "../commands/index.ts";
 import { machineSubjects } from "../contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/index.ts";
@@ -143,32 +149,36 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     logger: loggers.child({ component: "commands" }),
     ...(deps.commandCheckEveryMs === undefined ? {} : { checkEveryMs: deps.commandCheckEveryMs }),
   });
-  const contributions = new GatheredContributions();
-  const contextFor = (component: string): CapabilityContext => ({
-    machineId,
-    subjects,
-    settings,
-    clock,
-    logger: loggers.child({ component }),
-    sink,
-    trust,
-    commands,
-    platform: deps.platform ?? "linux",
-    arch: deps.arch ?? "x64",
-    contributions,
-    readOutboxGauge: () => {
-      const { lastError: _storageError, deliveryProblem: _deliveryProblem, ...counts } = outbox.stats();
-      return counts;
-    },
-    recordError,
-  });
+  const contributions = new ResolvedContributions();
+  /** A capability made with its own slice of the settings, and the agent's plumbing. */
+  const make = <Setting extends CapabilitySetting, Made extends Capability>(
+    definition: CapabilityDefinition<Setting, Made>,
+  ): Made =>
+    definition.create({
+      machineId,
+      subjects,
+      settings: settingsSlice(settings, definition.settings, definition.name),
+      clock,
+      logger: loggers.child({ component: definition.name }),
+      sink,
+      trust,
+      commands,
+      platform: deps.platform ?? "linux",
+      arch: deps.arch ?? "x64",
+      contributions: () => contributions.read(),
+      readOutboxGauge: () => {
+        const { lastError: _storageError, deliveryProblem: _deliveryProblem, ...counts } = outbox.stats();
+        return counts;
+      },
+      recordError,
+    });
   const capabilities = new CapabilityList({
     failed: (capability, error) => {
       recordError(capability, error);
       logger.error({ err: error, capability }, "a capability failed");
     },
   });
-  const lifecycle = lifecycleCapability(contextFor("lifecycle"), { hostname: deps.hostname ?? osHostname });
+  const lifecycle = make(lifecycleCapability({ hostname: deps.hostname ?? osHostname }));
 
   const backoff = jitteredBackoff({
     baseMs: (deps.linkTuning ?? DEFAULT_LINK_TUNING).reconnectBaseMs,
@@ -268,12 +278,11 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     uninstall: deps.uninstall,
     outboxDrained: outboxDrained(outbox, clock),
   };
-  capabilities.add(core, lifecycle);
-  for (const { name, create } of agentCapabilities(wiring)) {
-    const capability = create(contextFor(name));
-    if (capability) capabilities.add(capability);
-  }
-  contributions.gather(capabilities.all);
+  capabilities.add("agent", core);
+  capabilities.add("lifecycle", lifecycle);
+  for (const definition of agentCapabilities(wiring)) capabilities.add(definition.name, make(definition));
+  // Every capability is made: what they offer each other is fixed before any of them starts.
+  contributions.resolve(capabilities.all);
 
   /** Loud at every start: how this agent takes commands, when that is not "signed", and what the platform's conventions change. */
   const reportTrustMode = (): void => {

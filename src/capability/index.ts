@@ -1,12 +1,21 @@
 export {
+  AGENT_ONLY_SETTINGS,
+  type AgentOnlySetting,
   type Capability,
   type CapabilityContext,
-  type CapabilityFactory,
+  type CapabilityDefinition,
+  type CapabilitySetting,
+  CapabilityWiringError,
   type ConfigApplier,
-  GatheredContributions,
+  type Contributions,
+  defineCapability,
   type LinkUp,
   type OutboxCounts,
   type PushedFileTarget,
+  ResolvedContributions,
+  type RpcEndpoint,
+  type SettingsSlice,
+  settingsSlice,
 } from "./capability.ts";
 export {
   type CommandDelivery,

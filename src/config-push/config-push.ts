@@ -2,8 +2,8 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import * as z from "zod";
-import type { CapabilityFactory, PushedFileTarget } from "../capability/index.ts";
-import { type CommandOutcome, done, reject, retryWithBackoff } from "../capability/index.ts";
+import type { Capability, CapabilityContext, PushedFileTarget } from "../capability/index.ts";
+import { type CommandOutcome, defineCapability, done, reject, retryWithBackoff } from "../capability/index.ts";
 import { DownloadConfiguration, EventType, fleetSubjects, machineFeeds, type OsName } from "../contracts/index.ts";
 import { DownloadError, download } from "../download/index.ts";
 import type { OutgoingEvent } from "../events/index.ts";
@@ -37,7 +37,13 @@ interface PushPolicy {
  * A pushed configuration document needs no signature of its own: with signing on, the signed push
  * names its sha256, so only that exact file is applied, and it could not act from the KV bucket.
  */
-export const configPushCapability: CapabilityFactory = (context) => {
+export const configPushCapability = defineCapability({
+  name: "config-push",
+  settings: ["dataDir", "toolPolicy"],
+  create: (context) => createConfigPush(context),
+});
+
+function createConfigPush(context: CapabilityContext<"dataDir" | "toolPolicy">): Capability {
   const { logger, clock, settings } = context;
   const os: OsName = osNameOf(context.platform);
   const downloadsDir = join(settings.dataDir, "downloads");
@@ -54,7 +60,7 @@ export const configPushCapability: CapabilityFactory = (context) => {
   const refuse = (reason: string): CommandOutcome => reject(reason, configStatus("REJECTED", reason));
 
   const targetFor = (name: string): PushedFileTarget | null =>
-    context.contributions.pushedFileTargets.find((target) => target.accepts(name)) ?? null;
+    context.contributions().pushedFileTargets.find((target) => target.accepts(name)) ?? null;
 
   const apply = async (
     list: PushedList,
@@ -128,7 +134,6 @@ export const configPushCapability: CapabilityFactory = (context) => {
   });
 
   return {
-    name: "config-push",
     attach({ connection: nc }) {
       connection = nc;
     },
@@ -143,4 +148,4 @@ export const configPushCapability: CapabilityFactory = (context) => {
       },
     ],
   };
-};
+}

@@ -27,7 +27,8 @@ export interface RemoteConfigOptions {
   readonly logger: Logger;
   /** Where pushed documents report (a KV revision's status is stored with its command instead). */
   readonly sink: EventSink;
-  readonly components: readonly ConfigurableComponent[];
+  /** The parts that take live settings, read at each apply (every capability's appliers). */
+  readonly components: () => readonly ConfigurableComponent[];
   /**
    * Signature, scope (`kv:<key>`) and serial of every KV document, when a signing key is set.
    * Pushed documents are checked by the push listener (their push is what is signed).
@@ -118,7 +119,7 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
         error instanceof z.ZodError ? describeIssues(error.issues) : truncateInput((error as Error).message, 2_000);
       return judged(revision, "REJECTED", `the merged configuration is invalid: ${reason}`);
     }
-    const outcome = await applyToComponents(options.components, next, applied, logger);
+    const outcome = await applyToComponents(options.components(), next, applied, logger);
     if (outcome.status === "ROLLED_BACK") return judged(revision, "ROLLED_BACK", outcome.error);
     applied = next;
     if (persist) {

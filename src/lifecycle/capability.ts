@@ -1,5 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Capability, CapabilityContext } from "../capability/index.ts";
+import { type Capability, type CapabilityContext, defineCapability } from "../capability/index.ts";
 import { EventType, type HeartbeatMessage } from "../contracts/index.ts";
 import { AGENT_TYPE, AGENT_VERSION, timersOf } from "../runtime/index.ts";
 import { createConnectionEventRecorder } from "./connection-events.ts";
@@ -16,9 +16,21 @@ const encoder = new TextEncoder();
 /**
  * The agent's life as the platform sees it: the installed-agent announcement at every start,
  * CONNECT / DISCONNECT / RECONNECT events, the heartbeat (core NATS, never buffered) and the
- * hostname, checked at start and on every heartbeat tick (connected or not).
+ * hostname (`hostname`: the host's, or a simulated one), checked at start and on every heartbeat
+ * tick (connected or not).
  */
-export function lifecycleCapability(context: CapabilityContext, options: { hostname: () => string }): Lifecycle {
+export function lifecycleCapability(options: { hostname: () => string }) {
+  return defineCapability({
+    name: "lifecycle",
+    settings: ["heartbeatSeconds"],
+    create: (context) => createLifecycle(context, options),
+  });
+}
+
+function createLifecycle(
+  context: CapabilityContext<"heartbeatSeconds">,
+  options: { hostname: () => string },
+): Lifecycle {
   const { machineId, sink, logger, subjects } = context;
   const connectionEvents = createConnectionEventRecorder({ machineId, sink, clock: context.clock, logger });
   const hostnameReporter = createHostnameReporter({ sink, hostname: options.hostname, logger });
@@ -47,7 +59,6 @@ export function lifecycleCapability(context: CapabilityContext, options: { hostn
     };
 
   return {
-    name: "lifecycle",
     get heartbeatSeconds() {
       return heartbeat.intervalSeconds;
     },

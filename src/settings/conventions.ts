@@ -24,6 +24,14 @@ export function commandTrustModeOf(settings: Pick<Settings, "configSigningKey" |
   return settings.allowUnsigned ? "unsigned" : "refused";
 }
 
+/**
+ * Whether a remote uninstall may come unsigned: with `allowUnsignedUninstall` and unsigned commands
+ * taken. With a key everything must be signed; refusing everything, nothing is taken.
+ */
+export function uninstallTrustOf(allowUnsignedUninstall: boolean, commands: CommandTrustMode): "signed" | "unsigned" {
+  return allowUnsignedUninstall && commands === "unsigned" ? "unsigned" : "signed";
+}
+
 export function conventionsOf(
   settings: Pick<
     Settings,
@@ -38,8 +46,7 @@ export function conventionsOf(
       allowed: settings.toolPolicy.allowMissingChecksum,
       hosts: [...settings.toolPolicy.allowedDownloadHosts],
     },
-    // With a key everything must be signed; refusing everything, nothing is taken.
-    uninstall: settings.allowUnsignedUninstall && commands === "unsigned" ? "unsigned" : "signed",
+    uninstall: uninstallTrustOf(settings.allowUnsignedUninstall, commands),
     openframeArguments: {
       secretFile: settings.openframe.secretFile ?? null,
       tokenPath: settings.openframe.tokenPath ?? null,

@@ -1,12 +1,20 @@
 import { join } from "node:path";
-import type { CapabilityFactory } from "../capability/index.ts";
+import { type Capability, type CapabilityContext, defineCapability } from "../capability/index.ts";
 import { createToolManager } from "./tool-manager.ts";
 
 /**
  * The platform's tools: installed, updated and removed on its commands, watched while installed,
  * and the files pushed into their folders.
  */
-export const toolsCapability: CapabilityFactory = (context) => {
+export const toolsCapability = defineCapability({
+  name: "tools",
+  settings: ["dataDir", "natsServers", "toolPolicy", "openframe", "outbox"],
+  create: (context) => createTools(context),
+});
+
+function createTools(
+  context: CapabilityContext<"dataDir" | "natsServers" | "toolPolicy" | "openframe" | "outbox">,
+): Capability {
   const { settings } = context;
   const tools = createToolManager({
     machineId: context.machineId,
@@ -28,7 +36,6 @@ export const toolsCapability: CapabilityFactory = (context) => {
     commands: context.commands,
   });
   return {
-    name: "tools",
     // Installs cut short are cleaned up here; the command desk reports one a crash cut short FAILED, never run again.
     start: () => tools.start().catch((error: unknown) => context.recordError("tools", error)),
     attach: ({ connection }) => tools.attach(connection),
@@ -67,4 +74,4 @@ export const toolsCapability: CapabilityFactory = (context) => {
       },
     ],
   };
-};
+}

@@ -84,7 +84,7 @@ describe("remote configuration over a real JetStream KV bucket", () => {
       clock: systemClock,
       logger: silentLogger(),
       sink,
-      components,
+      components: () => components,
       baseline,
       trust: createCommandTrust({
         publicKey: signingPublicKey,
