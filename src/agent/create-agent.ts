@@ -1,46 +1,27 @@
 import { hostname as osHostname } from "node:os";
-import { jetstream } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
-import {
-  type Capability,
-  type CapabilityDefinition,
-  type CapabilitySetting,
-  ResolvedContributions,
-  settingsSlice,
-} from "../capability/index.ts";
-import { AgentCommands } from "../commands/index.ts";
 import { machineSubjects } from "../contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../events/index.ts";
-import { createOutboxEventSink, encodeEvent } from "../events/index.ts";
-import { inboxPrefixOf, resolveMachineId } from "../identity/index.ts";
+import { resolveMachineId } from "../identity/index.ts";
 import { lifecycleCapability } from "../lifecycle/index.ts";
-import { openOutbox } from "../outbox/index.ts";
 import {
   AGENT_VERSION,
   type Clock,
   createLoggerFamily,
-  jitteredBackoff,
   type Logger,
   removeAbandonedTemporaries,
   runShutdownSteps,
-  sleepOn,
 } from "../runtime/index.ts";
 import { conventionsOf, type Settings } from "../settings/index.ts";
-import {
-  buildConnectionOptions,
-  type ConnectionFactory,
-  createJetStreamPublisher,
-  createNatsLink,
-  DEFAULT_LINK_TUNING,
-  defaultConnectionFactory,
-  type LinkTuning,
-} from "../transport/index.ts";
-import { createCommandTrust } from "../trust/index.ts";
+import type { ConnectionFactory, LinkTuning } from "../transport/index.ts";
 import type { UninstallAgent } from "../uninstall/index.ts";
+import { AgentLink } from "./agent-link.ts";
 import { agentCapabilities } from "./capabilities.ts";
 import { CapabilityList } from "./capability-list.ts";
+import { CapabilityMaker } from "./capability-maker.ts";
 import { agentCoreCapability, outboxDrained } from "./core.ts";
-import { type AgentStatus, createErrorLog, createStatusAssembly, LinkRecord } from "./status.ts";
+import { commandsStatusOf, openPlumbing } from "./plumbing.ts";
+import { announceConventions } from "./start-announcement.ts";
+import { type AgentStatus, createErrorLog, createStatusAssembly } from "./status.ts";
 import { type StatusFileWriter, startStatusFile } from "./status-file.ts";
 
 /** Everything an agent needs from its surroundings, injected so one process can host thousands. */
@@ -86,9 +67,6 @@ export interface AgentDependencies {
   readonly commandCheckEveryMs?: number;
 }
 
-/** How long the outbox waits for the capabilities to take a new link before it sends (at most). */
-const ATTACH_BEFORE_DRAIN_MS = 2_000;
-
 export interface Agent {
   readonly machineId: string;
   readonly sink: EventSink;
@@ -114,119 +92,49 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const recordError = (source: string, error: unknown): void => {
     errors.record(new Date(clock.now()).toISOString(), source, error instanceof Error ? error.message : String(error));
   };
-  const outbox = openOutbox({
-    dataDir: settings.dataDir,
-    clock,
-    logger: loggers.child({ component: "outbox" }),
-    maxBytes: settings.outbox.maxBytes,
-    maxAgeMs: settings.outbox.maxAgeSeconds * 1000,
-    durability: settings.outbox.durability,
-  });
-  const sink = createOutboxEventSink({
+  const plumbing = openPlumbing({
+    settings,
     machineId,
     subjects,
     clock,
-    outbox,
-    ...(deps.onEventStored ? { afterAppend: deps.onEventStored } : {}),
+    loggers,
+    onEventStored: deps.onEventStored,
+    commandCheckEveryMs: deps.commandCheckEveryMs,
   });
-  // One gate for everything signed, with one set of accepted-serial marks in the data dir.
-  const trust = createCommandTrust({
-    publicKey: settings.configSigningKey,
-    allowUnsigned: settings.allowUnsigned,
-    dataDir: settings.dataDir,
-    clock,
-    logger,
-  });
-  const commands = new AgentCommands({
-    machineId,
-    inbox: outbox.commands,
-    encode: (event) => {
-      const { eventId: _eventId, ...entry } = encodeEvent(event, { machineId, subjects, clock });
-      return entry;
-    },
-    ...(deps.onEventStored ? { stored: deps.onEventStored } : {}),
-    clock,
-    logger: loggers.child({ component: "commands" }),
-    ...(deps.commandCheckEveryMs === undefined ? {} : { checkEveryMs: deps.commandCheckEveryMs }),
-  });
-  const contributions = new ResolvedContributions();
-  /** A capability made with its own slice of the settings, and the agent's plumbing. */
-  const make = <Setting extends CapabilitySetting, Made extends Capability>(
-    definition: CapabilityDefinition<Setting, Made>,
-  ): Made =>
-    definition.create({
-      machineId,
-      subjects,
-      settings: settingsSlice(settings, definition.settings, definition.name),
-      clock,
-      logger: loggers.child({ component: definition.name }),
-      sink,
-      trust,
-      commands,
-      platform: deps.platform ?? "linux",
-      arch: deps.arch ?? "x64",
-      contributions: () => contributions.read(),
-      readOutboxGauge: () => {
-        const { lastError: _storageError, deliveryProblem: _deliveryProblem, ...counts } = outbox.stats();
-        return counts;
-      },
-      recordError,
-    });
+  const { outbox, commands } = plumbing;
   const capabilities = new CapabilityList({
     failed: (capability, error) => {
       recordError(capability, error);
       logger.error({ err: error, capability }, "a capability failed");
     },
   });
-  const lifecycle = make(lifecycleCapability({ hostname: deps.hostname ?? osHostname }));
-
-  const backoff = jitteredBackoff({
-    baseMs: (deps.linkTuning ?? DEFAULT_LINK_TUNING).reconnectBaseMs,
-    maxMs: (deps.linkTuning ?? DEFAULT_LINK_TUNING).reconnectMaxMs,
-  });
-  // Every request, JetStream call and delivery of this agent is answered here, never on the shared _INBOX.
-  const inboxPrefix = inboxPrefixOf(machineId, settings.inboxPrefix);
-  const linkRecord = new LinkRecord();
-  let drainStarted = false;
   let statusFile: StatusFileWriter | null = null;
-  const linkUp = async (server: string, connection: NatsConnection, reconnected: boolean): Promise<void> => {
-    linkRecord.up(server, reconnected);
-    void statusFile?.refresh();
-    commands.attach(connection);
-    // The endpoints first (briefly): whoever sees this agent's events can ask it at once.
-    await Promise.race([
-      capabilities.attachAll({ connection, server, reconnected }),
-      sleepOn(clock, ATTACH_BEFORE_DRAIN_MS),
-    ]);
-    if (!drainStarted) outbox.start(createJetStreamPublisher(jetstream(connection)));
-    else outbox.wake();
-    drainStarted = true;
-  };
-  const link = createNatsLink({
-    connectionOptions: () => ({ ...buildConnectionOptions(settings, machineId, backoff), inboxPrefix }),
-    factory: deps.connectionFactory ?? defaultConnectionFactory,
-    logger,
+  const link = new AgentLink({
+    settings,
+    machineId,
     clock,
-    resetBackoff: () => backoff.reset(),
-    nextRetryDelayMs: () => backoff.next(),
-    observer: {
-      connected: (server, connection) => void linkUp(server, connection, false),
-      reconnected: (server, connection) => void linkUp(server, connection, true),
-      disconnected(server, reason) {
-        linkRecord.down();
-        void statusFile?.refresh();
-        commands.detach();
-        recordError("link", `disconnected from ${server}: ${reason}`);
-        capabilities.detachAll(server, reason);
-      },
-      lost(reason) {
-        recordError("link", `connection closed for good: ${reason}`);
-        // Everything bound to the old connection is gone: starting afresh is the simple, safe way.
-        if (deps.requestRestart) deps.requestRestart(`NATS connection closed for good: ${reason}`);
-        else logger.error({ reason }, "NATS connection closed for good and nothing can restart the agent");
-      },
-    },
+    logger,
+    connectionFactory: deps.connectionFactory,
+    linkTuning: deps.linkTuning,
+    requestRestart: deps.requestRestart,
+    commands,
+    capabilities,
+    outbox,
+    changed: () => void statusFile?.refresh(),
+    recordError,
   });
+  const maker = new CapabilityMaker({
+    settings,
+    machineId,
+    subjects,
+    clock,
+    loggers,
+    plumbing,
+    platform: deps.platform ?? "linux",
+    arch: deps.arch ?? "x64",
+    recordError,
+  });
+  const lifecycle = maker.make(lifecycleCapability({ hostname: deps.hostname ?? osHostname }));
   const conventions = conventionsOf(settings);
   const status = createStatusAssembly({
     machineId,
@@ -237,29 +145,12 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     errors,
     outboxStats: () => outbox.stats(),
     link,
-    linkRecord,
+    linkRecord: link.record,
     heartbeatSeconds: () => lifecycle.heartbeatSeconds,
-    commands: () => {
-      const reading = commands.status();
-      let counts = { pending: 0, running: 0 };
-      try {
-        counts = outbox.commands.counts();
-      } catch {
-        // The database cannot be read now: the outbox's own status says why.
-      }
-      return {
-        trust: trust.mode,
-        feeds: reading.feeds,
-        lastCheckedAt: reading.lastCheckedAtMs === null ? null : new Date(reading.lastCheckedAtMs).toISOString(),
-        problem: reading.problem,
-        pending: counts.pending,
-        running: counts.running,
-      };
-    },
+    commands: () => commandsStatusOf(plumbing),
     conventions,
     capabilities,
   });
-
   const core = agentCoreCapability({
     machineId,
     version: AGENT_VERSION,
@@ -269,7 +160,9 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     uptimeSeconds: status.uptimeSeconds,
     status: status.current,
   });
-  const wiring = {
+  capabilities.add("agent", core);
+  capabilities.add("lifecycle", lifecycle);
+  const listed = agentCapabilities({
     telemetry: deps.telemetry !== false,
     inventoryCommand: deps.inventoryCommand,
     requestRestart: deps.requestRestart,
@@ -277,44 +170,13 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     runningFrom: deps.runningFrom,
     uninstall: deps.uninstall,
     outboxDrained: outboxDrained(outbox, clock),
-  };
-  capabilities.add("agent", core);
-  capabilities.add("lifecycle", lifecycle);
-  for (const definition of agentCapabilities(wiring)) capabilities.add(definition.name, make(definition));
-  // Every capability is made: what they offer each other is fixed before any of them starts.
-  contributions.resolve(capabilities.all);
-
-  /** Loud at every start: how this agent takes commands, when that is not "signed", and what the platform's conventions change. */
-  const reportTrustMode = (): void => {
-    if (trust.mode === "unsigned" && settings.platform === "openframe") {
-      logger.warn(
-        "OpenFrame's conventions (platform openframe): no configSigningKey, so this agent takes UNSIGNED commands and configuration, as OpenFrame sends them. Safe only in the account layout (edge-agent accounts): in one account any machine can make the server store a copy of its own old command on another machine's subject",
-      );
-    } else if (trust.mode === "unsigned") {
-      logger.warn(
-        "DEVELOPMENT MODE: allowUnsigned is set and there is no configSigningKey, so this agent takes UNSIGNED commands and configuration; never run a production machine like this",
-      );
-    } else if (trust.mode === "refused") {
-      logger.error(
-        "no configSigningKey: this agent refuses every command and remote configuration (reported REJECTED/FAILED); give it the platform's key, or set allowUnsigned for development",
-      );
-    }
-    const { allowed, hosts } = conventions.downloadsWithoutChecksum;
-    if (allowed && hosts.length === 0)
-      logger.warn(
-        { platform: settings.platform },
-        "downloads without a sha256 are allowed, but no host may serve them: every such tool, push or update is refused until toolPolicy.allowedDownloadHosts (EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS) names the hosts",
-      );
-    else if (allowed)
-      logger.info(
-        { platform: settings.platform, allowedDownloadHosts: hosts },
-        "downloads without a sha256 are taken over HTTPS from the allowed hosts only; the size and sha256 received are reported",
-      );
-  };
+  });
+  for (const definition of listed) capabilities.add(definition.name, maker.make(definition));
+  maker.resolve(capabilities.all);
 
   return {
     machineId,
-    sink,
+    sink: plumbing.sink,
     status: () => status.snapshot(),
     setHeartbeatSeconds: (seconds) => lifecycle.setHeartbeatSeconds(seconds),
     async start() {
@@ -325,7 +187,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         "edge-agent starting",
       );
       await capabilities.startAll();
-      reportTrustMode();
+      announceConventions(logger, plumbing.trust.mode, conventions);
       commands.start();
       // Before the link: its first change of state must find the file's writer to rewrite it.
       if (deps.writeStatusFile)
