@@ -1,3 +1,4 @@
 export { toolsCapability } from "./capability.ts";
-export { createToolManager, type ToolManager, type ToolManagerOptions, type ToolPolicy } from "./tool-manager.ts";
+export type { ToolPolicy } from "./tool-commands.ts";
+export { createToolManager, type ToolManager, type ToolManagerOptions } from "./tool-manager.ts";
 export type { ToolRecord } from "./tool-state.ts";
