@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { DownloadConfiguration } from "../../../src/contracts/index.ts";
-import { pickBinaryFor } from "../../../src/update/self-updater.ts";
+import { pickBinaryFor } from "../../../src/update/client-update-handler.ts";
 
 const entry = (os: "linux" | "windows" | "macos", name: string): DownloadConfiguration => ({
   os,
