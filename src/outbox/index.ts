@@ -1,13 +1,7 @@
 export type { CommandInbox, CommandRow, CommandState, InboxMessage } from "./command-inbox.ts";
-export {
-  OUTBOX_FILE,
-  type Outbox,
-  type OutboxOptions,
-  OutboxRefusedError,
-  OutboxStorageUnavailableError,
-  openOutbox,
-  SEQUENCE_FLOOR_FILE,
-} from "./outbox.ts";
+export { OutboxRefusedError, OutboxStorageUnavailableError } from "./intake.ts";
+export { SEQUENCE_FLOOR_FILE } from "./numbering.ts";
+export { OUTBOX_FILE, type Outbox, type OutboxOptions, openOutbox } from "./outbox.ts";
 export { type OutboxListingEntry, OutboxNotFoundError, OutboxReader } from "./outbox-reader.ts";
 export type { EventPublisher, PublishOutcome } from "./publisher.ts";
 export { SequenceFloorError } from "./sequence-floor.ts";
