@@ -1,48 +1,24 @@
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import type { Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { DEVICE_STATE_STREAMS, PLATFORM_STREAMS, parseMachineEventSubject } from "../contracts/index.ts";
+import { PLATFORM_STREAMS, parseMachineEventSubject } from "../contracts/index.ts";
 import type { Logger } from "../runtime/index.ts";
-import { type Cancel, type Clock, jitteredBackoff, sleepOn, timersOf, writeFileAtomic } from "../runtime/index.ts";
-import {
-  buildConnectionOptions,
-  type ConnectionFactory,
-  createNatsLink,
-  defaultConnectionFactory,
-  type NatsLink,
-} from "../transport/index.ts";
-import {
-  DEVICES_SHARD,
-  DeviceStore,
-  DevicesProcessor,
-  ensurePresenceStream,
-  presenceStreamNames,
-} from "./devices/index.ts";
-import {
-  classifyKafkaError,
-  describeKafkaError,
-  ensureTopics,
-  KafkaHealth,
-  kafkaClientOptions,
-  ProducerThread,
-  ThreadedWriter,
-  TopicLimits,
-  TopicSetupError,
-} from "./kafka/index.ts";
-import { type RouterOptions, tooLargeDeadLetter } from "./records/index.ts";
-import { type BridgeStatus, shardStatus, startBridgeService } from "./service/index.ts";
-import { type BridgeSettings, devicesTenantId } from "./settings/index.ts";
-import type { ShardProcessor } from "./shards/index.ts";
-import { EventStreamProcessor, ShardLeases, ShardRunner } from "./shards/index.ts";
-import { KafkaShardStateStore } from "./state/index.ts";
+import { type Cancel, type Clock, timersOf } from "../runtime/index.ts";
+import { type ConnectionFactory, defaultConnectionFactory } from "../transport/index.ts";
+import { openBridgeLink } from "./bridge-link.ts";
+import { DEVICES_SHARD, ensurePresenceStream, presenceStreamNames } from "./devices/index.ts";
+import { describeKafkaError, KafkaHealth, ProducerThread, TopicLimits } from "./kafka/index.ts";
+import { setUpKafka } from "./kafka-setup.ts";
+import type { RouterOptions } from "./records/index.ts";
+import { type BridgeStatus, startBridgeService } from "./service/index.ts";
+import type { BridgeSettings } from "./settings/index.ts";
+import { ShardRunners } from "./shard-runners.ts";
+import { ShardLeases } from "./shards/index.ts";
+import { bridgeStatusOf, writeBridgeStatusFile } from "./status-report.ts";
 
 /** The streams agents publish their events on: every platform stream whose subjects are `machine.*.<event type>`. */
 export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream) =>
   stream.subjects.every((subject) => parseMachineEventSubject(subject.replace("*", "x")) !== null),
 ).map((stream) => stream.name);
-
-export const BRIDGE_STATUS_FILE = "status.json";
 
 /** Every shard a bridge group runs: one per event stream, and the devices shard. */
 export const SHARDS: readonly string[] = [...EVENT_STREAMS, DEVICES_SHARD];
@@ -83,7 +59,6 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   const presence = presenceStreamNames(settings.group);
   const limits = new TopicLimits(settings.kafka.maxRecordBytes);
   const router: RouterOptions = { topics: settings.topics, maxRecordBytes: (topic) => limits.forTopic(topic) };
-  const clientOptions = (suffix: string) => () => kafkaClientOptions(settings.kafka, suffix);
   const kafkaHealth = new KafkaHealth({
     clock,
     logger,
@@ -100,26 +75,9 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
 
   const openLink = (
     name: string,
-    endpoint: Parameters<typeof buildConnectionOptions>[0],
-    onConnected: (connection: NatsConnection) => void,
-  ): NatsLink => {
-    const backoff = jitteredBackoff({ baseMs: 500, maxMs: 30_000 });
-    return createNatsLink({
-      connectionOptions: () => buildConnectionOptions(endpoint, name, backoff),
-      factory,
-      logger: logger.child({ link: name }),
-      clock,
-      resetBackoff: () => backoff.reset(),
-      nextRetryDelayMs: () => backoff.next(),
-      observer: {
-        connected: (_server, connection) => onConnected(connection),
-        disconnected: () => undefined,
-        reconnected: () => undefined,
-        // Consumers, leases and the service are bound to the connection: the service manager starts us afresh.
-        lost: (reason) => onFatal(new Error(`NATS connection ${name} closed for good: ${reason}`)),
-      },
-    });
-  };
+    endpoint: Parameters<typeof openBridgeLink>[0]["endpoint"],
+    connected: (connection: NatsConnection) => void,
+  ) => openBridgeLink({ name, endpoint, factory, clock, logger, connected, lost: onFatal });
 
   let connectionReady: (connection: NatsConnection) => void = () => undefined;
   const connected = new Promise<NatsConnection>((resolve) => (connectionReady = resolve));
@@ -131,141 +89,42 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     ? openLink(`edge-bridge-${settings.instanceId}-system`, systemEndpoint, () => undefined)
     : null;
 
-  const consumerName = (shard: string) => (_stream: string) =>
-    shard === DEVICES_SHARD ? `${settings.group}-devices` : settings.group;
-  const runners = new Map<string, ShardRunner>();
   // Every shard's producer in one thread beside this one (kafka/producer-thread.ts).
   const producerThread = new ProducerThread();
   let leases: ShardLeases | null = null;
   let service: Service | null = null;
   let stopStatusFile: Cancel | null = null;
   let stopLimitsRefresh: Cancel | null = null;
+  const runners = new ShardRunners({
+    settings,
+    link,
+    systemLink,
+    presence,
+    router,
+    limits,
+    producerThread,
+    kafkaHealth,
+    stillOwned: (shard) => leases?.holds(shard) ?? false,
+    onFatal,
+    clock,
+    logger,
+  });
 
-  const processorFor = (shard: string): ShardProcessor =>
-    shard === DEVICES_SHARD
-      ? new DevicesProcessor({
-          store: async () =>
-            DeviceStore.open(link.connection as NatsConnection, `${settings.group}-devices`, logger.child({ shard })),
-          devicesTopic: settings.topics.devices,
-          rowContext: {
-            tenantId: devicesTenantId(settings),
-            organizationId: settings.organizationId ?? null,
-            organizationTag: settings.organizationTag,
-          },
-          connectionsStream: DEVICE_STATE_STREAMS.connections,
-          inventoryStream: DEVICE_STATE_STREAMS.inventory,
-          presence,
-          systemConnection: () => systemLink?.connection ?? null,
-          defaultHeartbeatSeconds: settings.heartbeatSeconds,
-          missedHeartbeats: settings.missedHeartbeats,
-          identity: { trustConnectionNames: settings.trustConnectionNames },
-          clock,
-          logger: logger.child({ shard }),
-        })
-      : new EventStreamProcessor({
-          stream: shard,
-          router,
-          logger: logger.child({ shard }),
-          windowIdleMs: settings.dedupeWindowIdleDays * 24 * 3_600_000,
-        });
-
-  const runnerFor = (shard: string, connection: NatsConnection): ShardRunner => {
-    let runner = runners.get(shard);
-    if (!runner) {
-      runner = new ShardRunner({
-        processor: processorFor(shard),
-        connection,
-        state: new KafkaShardStateStore({
-          shard,
-          checkpointTopic: settings.topics.checkpoint,
-          replicas: settings.kafka.replicationFactor,
-          clientOptions: clientOptions(shard.toLowerCase()),
-        }),
-        newWriter: () =>
-          new ThreadedWriter({
-            thread: producerThread,
-            kafka: settings.kafka,
-            clientIdSuffix: shard.toLowerCase(),
-            transactionalId: `${settings.group}-${shard}`,
-            limitOf: (topic) => limits.forTopic(topic),
-          }),
-        transactionalId: `${settings.group}-${shard}`,
-        consumerName: consumerName(shard),
-        maxEvents: settings.batch.maxEvents,
-        lingerMs: settings.batch.lingerMs,
-        logger,
-        clock,
-        stillOwned: () => leases?.holds(shard) ?? false,
-        onFatal,
-        tooLargeDeadLetter: (message, reason) => tooLargeDeadLetter(message, router, reason),
-        kafkaHealth,
-      });
-      runners.set(shard, runner);
-    }
-    return runner;
-  };
-
-  const status = async (): Promise<BridgeStatus> => {
-    const connection = link.connection;
-    const shards = await Promise.all(
-      [...runners.values()].map((runner) => shardStatus(connection, runner.stats(), consumerName(runner.name))),
-    );
-    return {
-      instanceId: settings.instanceId,
-      group: settings.group,
+  const status = (): Promise<BridgeStatus> =>
+    bridgeStatusOf({
+      settings,
       version: deps.version,
       pid: deps.pid,
       startedAt,
-      reportedAt: new Date(clock.now()).toISOString(),
-      nats: {
-        connected: link.state === "connected",
-        server: connection && !connection.isClosed() ? connection.getServer() : null,
-      },
-      kafkaBrokers: settings.kafka.brokers,
-      kafka: kafkaHealth.status(),
-      liveInstances: leases?.liveInstances ?? 0,
-      shardsHeld: leases?.heldShards ?? [],
-      shards: shards.sort((a, b) => a.shard.localeCompare(b.shard)),
-      fatal: fatalReason,
-      memory: deps.memory(),
-    };
-  };
-
-  const writeStatusFile = async (): Promise<void> => {
-    try {
-      await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
-      await writeFileAtomic(
-        join(settings.dataDir, BRIDGE_STATUS_FILE),
-        `${JSON.stringify(await status(), null, 2)}\n`,
-        0o600,
-      );
-    } catch (error) {
-      logger.warn({ err: error }, "cannot write the status file");
-    }
-  };
-
-  /** Topics first: a bridge that cannot write Kafka waits here (NATS keeps the events meanwhile). */
-  const setUpKafka = async (): Promise<void> => {
-    const backoff = jitteredBackoff({ baseMs: 1_000, maxMs: 30_000 });
-    let lastReason: string | null = null;
-    for (;;) {
-      try {
-        await kafkaHealth.track(ensureTopics(settings, logger, SHARDS));
-        await limits.refresh(settings);
-        return;
-      } catch (error) {
-        if (error instanceof TopicSetupError || classifyKafkaError(error) === "fatal") throw error;
-        const reason = describeKafkaError(error);
-        if (reason !== lastReason)
-          logger.warn(
-            { reason, brokers: settings.kafka.brokers },
-            "cannot reach Kafka to set up topics yet; retrying (events wait in NATS)",
-          );
-        lastReason = reason;
-        await sleepOn(clock, backoff.next());
-      }
-    }
-  };
+      clock,
+      link,
+      runners,
+      kafkaHealth,
+      memory: deps.memory,
+      leases: () => leases,
+      fatalReason: () => fatalReason,
+    });
+  const writeStatusFile = (): Promise<void> => writeBridgeStatusFile(settings.dataDir, status, logger);
 
   return {
     fatal,
@@ -281,7 +140,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
           "presence follows the connection names clients choose, not their authenticated identity: any client that can connect can move any machine's status; for development setups where agents share one NATS user only",
         );
       const connection = await connected;
-      await setUpKafka();
+      // Topics first: a bridge that cannot write Kafka waits here (NATS keeps the events meanwhile).
+      await setUpKafka({ settings, shards: SHARDS, limits, kafkaHealth, clock, logger });
       await ensurePresenceStream(connection, presence);
       service = await startBridgeService({
         connection,
@@ -301,7 +161,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         leaseMs: settings.leaseSeconds * 1_000,
         clock,
         logger,
-        acquired: (shard) => runnerFor(shard, connection).start(),
+        acquired: (shard) => runners.runnerFor(shard, connection).start(),
         lost: async (shard) => runners.get(shard)?.stop(7_000),
       });
       await leases.start();
@@ -324,9 +184,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       stopLimitsRefresh?.();
       const deadline = clock.monotonicMs() + timeoutMs;
       await leases?.stop();
-      await Promise.all(
-        [...runners.values()].map((runner) => runner.stop(Math.max(500, deadline - clock.monotonicMs() - 1_000))),
-      );
+      await runners.stopAll(() => Math.max(500, deadline - clock.monotonicMs() - 1_000));
       if (deps.writeStatusFile) await writeStatusFile();
       await producerThread.stop();
       await service?.stop().catch(() => undefined);

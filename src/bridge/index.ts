@@ -1,1 +1,2 @@
-export { BRIDGE_STATUS_FILE, createBridge } from "./bridge.ts";
+export { createBridge } from "./bridge.ts";
+export { BRIDGE_STATUS_FILE } from "./status-report.ts";
