@@ -10,7 +10,7 @@ import type { OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { encodeEvent } from "../../../src/events/outbox-event-sink.ts";
 import { type InboxMessage, type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { type ManualClock, manualClock } from "../../helpers/manual-clock.ts";
+import { type ManualClock, manualClock, settle as settleTurns } from "../../helpers/manual-clock.ts";
 
 const Command = z.object({ name: z.string() });
 type Command = z.infer<typeof Command>;
@@ -80,9 +80,7 @@ describe("CommandRunner: takes stored commands and settles each with its result"
   /** The `error` of the n-th result stored (a config status here). */
   const errorOf = (index: number): string => (results[index]?.body as { error?: string } | undefined)?.error ?? "";
   /** Lets the runner's promise chains run (it awaits nothing the test does not control). */
-  const settle = async (): Promise<void> => {
-    for (let round = 0; round < 20; round++) await new Promise((resolve) => setImmediate(resolve));
-  };
+  const settle = (): Promise<void> => settleTurns(20);
 
   beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "edge-agent-runner-"));
