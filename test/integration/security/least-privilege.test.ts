@@ -101,15 +101,18 @@ async function publishDenied(connection: NatsConnection, subject: string, body =
   }
 }
 
-/** True when the server refused this identity the subscription. */
+/**
+ * True when the server refused this identity the subscription. The server handles the SUB before the
+ * PING of a flush and answers in that order: a refusal (-ERR) has closed the subscription by the PONG.
+ */
 async function subscribeDenied(connection: NatsConnection, subject: string): Promise<boolean> {
   const subscription = connection.subscribe(subject);
-  const outcome = await Promise.race([
-    subscription.closed,
-    new Promise<"open">((resolve) => setTimeout(() => resolve("open"), 3_000)),
-  ]);
-  if (outcome === "open") subscription.unsubscribe();
-  return outcome instanceof PermissionViolationError;
+  await connection.flush();
+  if (!subscription.isClosed()) {
+    subscription.unsubscribe();
+    return false;
+  }
+  return (await subscription.closed) instanceof PermissionViolationError;
 }
 
 describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two machines on one server, %s", (mode) => {
@@ -322,6 +325,8 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
     ];
     for (const subject of deniedSubscriptions)
       expect(await subscribeDenied(a, subject), `subscribe ${subject}`).toBe(true);
+    // Its own inbox it may read: the check above tells a refusal from a subscription that stands.
+    expect(await subscribeDenied(a, `_INBOX_${A}.probe`)).toBe(false);
     // With the filter pinned in the subject, a body naming B's subject is refused by the server.
     const mismatched = await a.request(
       `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${aReader}.machine.${A}.tool-installation`,
