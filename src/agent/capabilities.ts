@@ -1,11 +1,11 @@
-import type { CapabilityFactory } from "../capability/capability.ts";
-import { remoteConfigCapability } from "../config/capability.ts";
-import { configPushCapability } from "../config-push/config-push.ts";
-import { rpcCapability } from "../rpc/capability.ts";
-import { telemetryCapability } from "../telemetry/capability.ts";
-import { toolsCapability } from "../tools/capability.ts";
-import { remoteUninstallCapability, type UninstallAgent } from "../uninstall/capability.ts";
-import { selfUpdateCapability } from "../update/capability.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
+import { remoteConfigCapability } from "../config/index.ts";
+import { configPushCapability } from "../config-push/index.ts";
+import { rpcCapability } from "../rpc/index.ts";
+import { telemetryCapability } from "../telemetry/index.ts";
+import { toolsCapability } from "../tools/index.ts";
+import { remoteUninstallCapability, type UninstallAgent } from "../uninstall/index.ts";
+import { selfUpdateCapability } from "../update/index.ts";
 
 /** What the list below needs from the agent's dependencies and its outbox. */
 export interface CapabilityWiring {

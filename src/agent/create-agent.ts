@@ -1,31 +1,36 @@
 import { hostname as osHostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type CapabilityContext, GatheredContributions } from "../capability/capability.ts";
-import { AgentCommands } from "../commands/agent-commands.ts";
+import { type CapabilityContext, GatheredContributions } from "../capability/index.ts";
+import { AgentCommands } from "../commands/index.ts";
 import { machineSubjects } from "../contracts/index.ts";
-import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import { createOutboxEventSink, encodeEvent } from "../events/outbox-event-sink.ts";
-import { resolveMachineId } from "../identity/machine-id.ts";
-import { inboxPrefixOf } from "../identity/permissions.ts";
-import { lifecycleCapability } from "../lifecycle/capability.ts";
+import type { EventSink, OutgoingEvent } from "../events/index.ts";
+import { createOutboxEventSink, encodeEvent } from "../events/index.ts";
+import { inboxPrefixOf, resolveMachineId } from "../identity/index.ts";
+import { lifecycleCapability } from "../lifecycle/index.ts";
 import { openOutbox } from "../outbox/index.ts";
-import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
-import { type Clock, sleepOn } from "../runtime/clock.ts";
-import { createLoggerFamily, type Logger } from "../runtime/logger.ts";
-import { runShutdownSteps } from "../runtime/ordered-shutdown.ts";
-import { AGENT_VERSION } from "../runtime/version.ts";
+import {
+  AGENT_VERSION,
+  type Clock,
+  createLoggerFamily,
+  jitteredBackoff,
+  type Logger,
+  removeAbandonedTemporaries,
+  runShutdownSteps,
+  sleepOn,
+} from "../runtime/index.ts";
 import { conventionsOf, type Settings } from "../settings/index.ts";
 import {
   buildConnectionOptions,
+  type ConnectionFactory,
+  createJetStreamPublisher,
+  createNatsLink,
   DEFAULT_LINK_TUNING,
-  jitteredBackoff,
+  defaultConnectionFactory,
   type LinkTuning,
-} from "../transport/connection-options.ts";
-import { createJetStreamPublisher } from "../transport/jetstream-publisher.ts";
-import { type ConnectionFactory, createNatsLink, defaultConnectionFactory } from "../transport/link.ts";
+} from "../transport/index.ts";
 import { createCommandTrust } from "../trust/index.ts";
-import type { UninstallAgent } from "../uninstall/capability.ts";
+import type { UninstallAgent } from "../uninstall/index.ts";
 import { agentCapabilities } from "./capabilities.ts";
 import { CapabilityList } from "./capability-list.ts";
 import { agentCoreCapability, outboxDrained } from "./core.ts";

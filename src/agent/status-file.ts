@@ -1,6 +1,5 @@
-import { type Clock, timersOf } from "../runtime/clock.ts";
-import { FaultLatch } from "../runtime/fault-latch.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Clock, FaultLatch, timersOf } from "../runtime/index.ts";
 import { type AgentStatus, STATUS_FILE_INTERVAL_MS, writeStatusFile } from "./status.ts";
 
 export interface StatusFileWriter {

@@ -1,10 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { OutboxStats } from "../outbox/types.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import type { Clock } from "../runtime/clock.ts";
+import type { OutboxStats } from "../outbox/index.ts";
+import type { Clock } from "../runtime/index.ts";
+import { writeFileAtomic } from "../runtime/index.ts";
 import type { PlatformConventions } from "../settings/index.ts";
-import type { LinkState } from "../transport/link.ts";
+import type { LinkState } from "../transport/index.ts";
 
 /** What `rpc.status`, `edge-agent status` and the local status file report. */
 export interface AgentStatus {

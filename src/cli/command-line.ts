@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
-import { didYouMean } from "../runtime/closest-match.ts";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
+import { didYouMean } from "../runtime/index.ts";
 import { type FlagValues, SETTING_SPECS } from "../settings/index.ts";
 import type { CommandSpec, FlagSpec } from "./command-spec.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** `--help` and `-h`: every command takes them, and does nothing else when given them. */
 export const HELP_FLAG: FlagSpec = { type: "boolean", short: "h", help: "print this help and do nothing else" };
@@ -96,7 +96,7 @@ export function parseCommandLine(
     parsed = { values: unshieldFlags(raw.values), positionals: raw.positionals.map(unshield) };
   } catch (error) {
     // parseArgs's own lines, for a missing value or a value given to a switch, are clear enough.
-    throw new CommandError(`${command.name}: ${(error as Error).message}`, ExitCode.badSettings);
+    throw new CommandError(`${command.name}: ${(error as Error).message}`, ExitCode.badSettings, { cause: error });
   }
   if (parsed.positionals.length > command.maxPositionals) {
     const extra = parsed.positionals

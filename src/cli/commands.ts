@@ -1,7 +1,7 @@
-import { AGENT_VERSION } from "../runtime/version.ts";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
+import { AGENT_VERSION } from "../runtime/index.ts";
 import type { FlagValues } from "../settings/index.ts";
 import type { CommandContext, CommandSpec } from "./command-spec.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /**
  * Every `edge-agent` command. Adding one is adding an entry here: `--help`, the command list,
@@ -199,8 +199,7 @@ export const COMMANDS: readonly CommandSpec[] = [
           : [`sudo ./edge-agent-linux-x64 ${name}`],
       exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
       async run(context) {
-        const service = await import("../service/install-service.ts");
-        const { SYSTEMD_UNIT_TEMPLATE } = await import("../service/unit-template.ts");
+        const service = await import("../service/index.ts");
         const settings = context.settings();
         // A single executable is its own program; from sources the service would start a bare node.
         const { isSea } = await import("node:sea");
@@ -218,7 +217,7 @@ export const COMMANDS: readonly CommandSpec[] = [
           const copyTo = context.flags["copy-to"];
           // An unreachable executable is a usage error: the cure is a copy (--copy-to), exit 2.
           await service
-            .installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, {
+            .installService(service.SYSTEMD_UNIT_TEMPLATE, layout, context.print, {
               platform: context.host.platform,
               ...(typeof copyTo === "string" ? { copyTo } : {}),
             })
@@ -259,7 +258,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       await devSetup(settings, context.print);
       const user = context.flags["device-view-user"];
       if (typeof user === "string") {
-        const { connectOnce } = await import("./one-shot-connection.ts");
+        const { connectOnce } = await import("../cli-kit/index.ts");
         const { setUpDeviceView } = await import("./device-view-setup.ts");
         const password = context.flags["device-view-password"];
         const asViewer = {
@@ -458,7 +457,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ["edge-agent inventory"],
     exitCodes: [ExitCode.ok, ExitCode.failure],
     async run(context) {
-      const { collectMachineInventory } = await import("../telemetry/inventory.ts");
+      const { collectMachineInventory } = await import("../telemetry/index.ts");
       const inventory = await collectMachineInventory(context.host.platform);
       context.print(context.flags.json === true ? JSON.stringify(inventory) : JSON.stringify(inventory, null, 2));
       return ExitCode.ok;

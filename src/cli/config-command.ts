@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { CommandError, connectOnce, ExitCode } from "../cli-kit/index.ts";
 import {
   ConfigRejectedError,
   configDelete,
@@ -12,8 +13,6 @@ import {
   validateDocument,
 } from "../config/index.ts";
 import { SETTING_SPECS, type Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
 
 const USAGE = `usage: edge-agent config get [--machine ID]
        edge-agent config set [--machine ID] KEY VALUE [--signing-seed-file F]
@@ -33,7 +32,9 @@ async function readSeed(path: string | undefined): Promise<Uint8Array | undefine
   try {
     return new TextEncoder().encode((await readFile(path, "utf8")).trim());
   } catch (error) {
-    throw new CommandError(`cannot read the signing seed ${path}: ${(error as Error).message}`, ExitCode.badSettings);
+    throw new CommandError(`cannot read the signing seed ${path}: ${(error as Error).message}`, ExitCode.badSettings, {
+      cause: error,
+    });
   }
 }
 
@@ -68,7 +69,9 @@ export async function configCommand(
     try {
       document = JSON.parse(await readFile(rest[0] as string, "utf8"));
     } catch (error) {
-      throw new CommandError(`cannot read ${rest[0]} as JSON: ${(error as Error).message}`, ExitCode.badSettings);
+      throw new CommandError(`cannot read ${rest[0]} as JSON: ${(error as Error).message}`, ExitCode.badSettings, {
+        cause: error,
+      });
     }
   }
   try {
@@ -99,7 +102,8 @@ export async function configCommand(
       await connection.close();
     }
   } catch (error) {
-    if (error instanceof ConfigRejectedError) throw new CommandError(error.message, ExitCode.badSettings);
+    if (error instanceof ConfigRejectedError)
+      throw new CommandError(error.message, ExitCode.badSettings, { cause: error });
     throw error;
   }
 }

@@ -1,9 +1,10 @@
 import { AuthorizationError } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { CommandError, connectOnce, ExitCode } from "../cli-kit/index.ts";
 import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM } from "../contracts/index.ts";
-import { inboxPrefixOf } from "../identity/permissions.ts";
+import { inboxPrefixOf } from "../identity/index.ts";
 import { SETTING_SPECS, type Settings } from "../settings/index.ts";
-import { CredentialFileError } from "../transport/connection-options.ts";
+import { CredentialFileError } from "../transport/index.ts";
 import { type CheckResult, fail, formatCheck, pass, warn } from "./doctor/check-result.ts";
 import { clockSkewUnmeasured, judgeClockSkew } from "./doctor/clock-skew.ts";
 import {
@@ -16,8 +17,6 @@ import {
 import { dataDirChecks } from "./doctor/local-checks.ts";
 import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./doctor/server-probes.ts";
 import { judgeServerVersion } from "./doctor/server-version.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
 import { knownMachineId } from "./running-agent.ts";
 
 function authKind(settings: Settings): string {

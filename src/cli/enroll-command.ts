@@ -1,8 +1,7 @@
+import type { ProcessHost } from "../cli-kit/index.ts";
+import { CommandError, connectOnce, ExitCode } from "../cli-kit/index.ts";
 import type { FlagValues } from "../settings/index.ts";
 import { planEnrollment, SettingsError, writeEnrollment } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
-import type { ProcessHost } from "./process-host.ts";
 
 function text(flags: FlagValues, name: string): string | undefined {
   const value = flags[name];

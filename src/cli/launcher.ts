@@ -1,16 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { isSea } from "node:sea";
-import { executableLocationProblem } from "../runtime/executable-location.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { abandonActive, decideLaunch, type LaunchContext, rollBackTrial } from "../update/launch-decision.ts";
+import type { Logger } from "../runtime/index.ts";
+import { executableLocationProblem } from "../runtime/index.ts";
 import {
+  abandonActive,
+  decideLaunch,
   type InstalledBinary,
+  type LaunchContext,
   readUpdateState,
+  rollBackTrial,
   type UpdateState,
   updatePaths,
   writeUpdateState,
-} from "../update/update-state.ts";
+} from "../update/index.ts";
 import { replaceProcess } from "./replace-process.ts";
 
 /**

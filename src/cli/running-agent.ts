@@ -1,10 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readStatusFile } from "../agent/status.ts";
-import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
-import { readLockHolder } from "../runtime/data-dir-lock.ts";
+import { readStatusFile } from "../agent/index.ts";
+import { processAlive } from "../cli-kit/index.ts";
+import { MACHINE_ID_FILE } from "../identity/index.ts";
+import { readLockHolder } from "../runtime/index.ts";
 import type { Settings } from "../settings/index.ts";
-import { processAlive } from "./process-alive.ts";
 
 /**
  * The machine id of the agent running on `dataDir`, as that agent says: the one in the status file it

@@ -1,17 +1,13 @@
 import { constants } from "node:fs";
 import { access, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
-import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/status.ts";
+import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/index.ts";
+import { CommandError, connectOnce, ExitCode, type ProcessHost, processAlive } from "../cli-kit/index.ts";
 import { type DownloadRecord, machineSubjects } from "../contracts/index.ts";
-import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
-import { inboxPrefixOf } from "../identity/permissions.ts";
-import { NO_STREAM_REASON } from "../outbox/types.ts";
-import { readLockHolder } from "../runtime/data-dir-lock.ts";
+import { inboxPrefixOf, MACHINE_ID_FILE } from "../identity/index.ts";
+import { readLockHolder } from "../runtime/index.ts";
 import { defaultDirectories, type Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
-import { processAlive } from "./process-alive.ts";
-import type { ProcessHost } from "./process-host.ts";
+import { NO_STREAM_REASON } from "../transport/index.ts";
 import { knownMachineId } from "./running-agent.ts";
 
 export interface StatusReport {

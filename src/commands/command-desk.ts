@@ -1,12 +1,3 @@
-import { type CommandFeed, EventHeader } from "../contracts/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
-import type { CommandInbox, CommandRow, OutboxEntryInput } from "../outbox/index.ts";
-import { retryDelayMs } from "../runtime/backoff.ts";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import { describeIssues, truncateInput } from "../runtime/echo.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { TRUST_RETRY_MS } from "../trust/index.ts";
-import { AnswerLimiter } from "./answer-limiter.ts";
 import {
   type CommandDelivery,
   type CommandDesk,
@@ -16,7 +7,14 @@ import {
   reject,
   retryAfter,
   retryWithBackoff,
-} from "./command-handler.ts";
+} from "../capability/index.ts";
+import { type CommandFeed, EventHeader } from "../contracts/index.ts";
+import type { OutgoingEvent } from "../events/index.ts";
+import type { CommandInbox, CommandRow, OutboxEntryInput } from "../outbox/index.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Cancel, type Clock, describeIssues, retryDelayMs, timersOf, truncateInput } from "../runtime/index.ts";
+import { TRUST_RETRY_MS } from "../trust/index.ts";
+import { AnswerLimiter } from "./answer-limiter.ts";
 import type { FeedReader } from "./feed-reader.ts";
 import { expiryOf } from "./message-ttl.ts";
 

@@ -1,10 +1,9 @@
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { CommandFeed } from "../contracts/index.ts";
 import type { CommandInbox } from "../outbox/index.ts";
-import { jitteredBackoff } from "../runtime/backoff.ts";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { readAfter, readNewest, type StoredCommandMessage, StreamUnavailableError } from "../transport/stream-reads.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Cancel, type Clock, jitteredBackoff, timersOf } from "../runtime/index.ts";
+import { readAfter, readNewest, type StoredCommandMessage, StreamUnavailableError } from "../transport/index.ts";
 
 export interface FeedReaderOptions {
   readonly inbox: Pick<CommandInbox, "position" | "accept" | "streamRecreated">;

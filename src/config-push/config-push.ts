@@ -2,13 +2,12 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import * as z from "zod";
-import type { CapabilityFactory, PushedFileTarget } from "../capability/capability.ts";
-import { type CommandOutcome, done, reject, retryWithBackoff } from "../commands/command-handler.ts";
+import type { CapabilityFactory, PushedFileTarget } from "../capability/index.ts";
+import { type CommandOutcome, done, reject, retryWithBackoff } from "../capability/index.ts";
 import { DownloadConfiguration, EventType, fleetSubjects, machineFeeds, type OsName } from "../contracts/index.ts";
 import { DownloadError, download } from "../download/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
-import { echoInput } from "../runtime/echo.ts";
-import { osNameOf } from "../runtime/host.ts";
+import type { OutgoingEvent } from "../events/index.ts";
+import { echoInput, osNameOf } from "../runtime/index.ts";
 
 /**
  * A pushed list, bare (OpenFrame's shape) or wrapped as `{downloadConfigurations}`; a signed push

@@ -1,13 +1,14 @@
 import { validate as isValidCron } from "node-cron";
 import { AgentConfiguration, SIGNED_CLAIM_FIELDS } from "../contracts/index.ts";
-import { echoInput } from "../runtime/echo.ts";
-import { describeIssue, schemaAt, valueAt } from "../settings/setting-problem.ts";
+import { EdgeError } from "../errors/index.ts";
+import { echoInput } from "../runtime/index.ts";
+import { describeIssue, schemaAt, valueAt } from "../settings-kit/index.ts";
 import { unknownSettingProblem } from "./setting-paths.ts";
 
-export class ConfigRejectedError extends Error {
+export class ConfigRejectedError extends EdgeError {
   readonly code = "EDGE_CONFIG_REJECTED";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "ConfigRejectedError";
   }
 }

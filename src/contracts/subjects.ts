@@ -1,3 +1,5 @@
+import { EdgeError } from "../errors/index.ts";
+
 /**
  * Subject builders. Every token that goes into a subject is checked here, so a machine id such as
  * `a.b`, `*` or `>` can never widen a subscription or publish into another machine's space.
@@ -5,7 +7,7 @@
 
 const SAFE_TOKEN = /^[A-Za-z0-9_-]+$/;
 
-export class UnsafeSubjectTokenError extends Error {
+export class UnsafeSubjectTokenError extends EdgeError {
   readonly code = "EDGE_UNSAFE_SUBJECT_TOKEN";
   readonly what: string;
   readonly value: string;
@@ -29,7 +31,7 @@ export function assertSafeToken(what: string, value: string): string {
 /** Machine ids that name fleet-wide subjects (`machine.all.*`): a machine under one would read and answer the fleet's. */
 export const RESERVED_MACHINE_IDS: readonly string[] = ["all"];
 
-export class ReservedMachineIdError extends Error {
+export class ReservedMachineIdError extends EdgeError {
   readonly code = "EDGE_RESERVED_MACHINE_ID";
   readonly value: string;
   constructor(value: string) {

@@ -3,9 +3,9 @@ import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ObjectResult } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Clock } from "../runtime/clock.ts";
-import { echoInput } from "../runtime/echo.ts";
-import { type HostPattern, hostPatternsOf } from "../runtime/host-pattern.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { Clock } from "../runtime/index.ts";
+import { echoInput, type HostPattern, hostPatternsOf } from "../runtime/index.ts";
 import {
   chunksUntilAborted,
   DEFAULT_DOWNLOAD_DEADLINE_MS,
@@ -15,11 +15,11 @@ import {
 import { uncheckedUrlRefusal } from "./unchecked-policy.ts";
 
 /** Why a download failed, and whether trying again later can help. */
-export class DownloadError extends Error {
+export class DownloadError extends EdgeError {
   readonly code: string;
   readonly retryable: boolean;
-  constructor(code: string, message: string, retryable: boolean) {
-    super(message);
+  constructor(code: string, message: string, retryable: boolean, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "DownloadError";
     this.code = code;
     this.retryable = retryable;
@@ -103,8 +103,8 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
   let url: URL;
   try {
     url = new URL(request.link);
-  } catch {
-    throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link} is not a URL`, false);
+  } catch (error) {
+    throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link} is not a URL`, false, { cause: error });
   }
   const watchdog = new TransferWatchdog({
     clock: request.clock,
@@ -180,7 +180,9 @@ async function receive(
     await file.close().catch(() => undefined);
     await rm(path, { force: true });
     if (error instanceof DownloadError || watchdog.trip) throw error;
-    throw new DownloadError("EDGE_DOWNLOAD_INTERRUPTED", `${link}: ${(error as Error).message}`, true);
+    throw new DownloadError("EDGE_DOWNLOAD_INTERRUPTED", `${link}: ${(error as Error).message}`, true, {
+      cause: error,
+    });
   }
   await file.close();
   const sha256 = hash.digest("hex");
@@ -238,7 +240,9 @@ async function fetchFollowing(
     try {
       response = await fetch(current, { redirect: "manual", signal });
     } catch (error) {
-      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true);
+      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true, {
+        cause: error,
+      });
     }
     if (!REDIRECT_STATUSES.has(response.status)) return response;
     await response.body?.cancel().catch(() => undefined);
@@ -249,11 +253,12 @@ async function fetchFollowing(
       throw new DownloadError("EDGE_DOWNLOAD_REDIRECTS", `${link}: more than ${MAX_REDIRECTS} redirects`, false);
     try {
       current = new URL(location, current);
-    } catch {
+    } catch (error) {
       throw new DownloadError(
         "EDGE_DOWNLOAD_BAD_LINK",
         `${link}: redirected to ${echoInput(location)}, not a URL`,
         false,
+        { cause: error },
       );
     }
     if (current.protocol !== "http:" && current.protocol !== "https:")
@@ -305,7 +310,9 @@ async function openSource(
       const connection = request.connection;
       result = await unlessAborted((async () => (await new Objm(connection).open(bucket)).get(name))(), signal);
     } catch (error) {
-      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true);
+      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true, {
+        cause: error,
+      });
     }
     if (!result) throw new DownloadError("EDGE_DOWNLOAD_NOT_FOUND", `${link}: no such object`, false);
     if (result.info.size > request.maxBytes)

@@ -1,5 +1,4 @@
-import { echoInput } from "../runtime/echo.ts";
-import { type HostPattern, hostAllowed } from "../runtime/host-pattern.ts";
+import { echoInput, type HostPattern, hostAllowed } from "../runtime/index.ts";
 
 /**
  * The rules a download without a sha256 is taken under (`toolPolicy.allowMissingChecksum`, on by

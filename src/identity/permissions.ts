@@ -14,6 +14,7 @@ import {
   SHARED_INBOX_PREFIX,
   subjectFor,
 } from "../contracts/index.ts";
+import { EdgeError } from "../errors/index.ts";
 
 /**
  * The least-privilege NATS permission set of one machine: everything the agent does, and nothing
@@ -58,7 +59,7 @@ export interface JwtUserPermissions {
   readonly resp: { readonly max: number; readonly ttl: number };
 }
 
-export class InboxPrefixError extends Error {
+export class InboxPrefixError extends EdgeError {
   readonly code = "EDGE_BAD_INBOX_PREFIX";
   constructor(prefix: string, problem: string) {
     super(`inbox prefix ${JSON.stringify(prefix)} ${problem}`);

@@ -1,4 +1,4 @@
-import type { Clock } from "../runtime/clock.ts";
+import type { Clock } from "../runtime/index.ts";
 import type { CommandRow, InboxMessage } from "./command-inbox-tables.ts";
 import type { OutboxStore } from "./sqlite-store.ts";
 import type { OutboxEntryInput, StoredOutboxEntry } from "./types.ts";

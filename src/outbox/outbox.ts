@@ -1,18 +1,25 @@
 import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import { FaultLatch } from "../runtime/fault-latch.ts";
-import { damagedFileName } from "../runtime/json-state-file.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { makePrivateDir } from "../runtime/private-file.ts";
-import { SqliteResult, sqliteResultCode } from "../runtime/sqlite-errors.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { Logger } from "../runtime/index.ts";
+import {
+  type Cancel,
+  type Clock,
+  damagedFileName,
+  FaultLatch,
+  makePrivateDir,
+  SqliteResult,
+  sqliteResultCode,
+  timersOf,
+} from "../runtime/index.ts";
 import { type CommandInbox, createCommandInbox } from "./command-inbox.ts";
 import { type Drainer, type DrainSource, startDrainer } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
+import type { EventPublisher } from "./publisher.ts";
 import { outboxIdFor, readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
 import { SettleBacklog } from "./settle-backlog.ts";
 import { type CounterName, type Durability, OutboxStore, sizeOf } from "./sqlite-store.ts";
-import type { EventPublisher, OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
+import type { OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
 
 export const OUTBOX_FILE = "outbox.db";
 export const SEQUENCE_FLOOR_FILE = "outbox.sequence";
@@ -58,7 +65,7 @@ export interface Outbox {
 }
 
 /** The database cannot be written right now (a full or failing disk): what needed it waits and is tried again. */
-export class OutboxStorageUnavailableError extends Error {
+export class OutboxStorageUnavailableError extends EdgeError {
   readonly code = "EDGE_OUTBOX_STORAGE_UNAVAILABLE";
   constructor(reason: string) {
     super(`the outbox database cannot be written now: ${reason}`);
@@ -67,7 +74,7 @@ export class OutboxStorageUnavailableError extends Error {
 }
 
 /** The event was not accepted: it has no sequence number and is not in the outbox. */
-export class OutboxRefusedError extends Error {
+export class OutboxRefusedError extends EdgeError {
   readonly code = "EDGE_OUTBOX_REFUSED";
   constructor(count: number, cause: unknown) {
     super(

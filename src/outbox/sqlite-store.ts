@@ -1,6 +1,6 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { EventClass, EventMetadata } from "../contracts/index.ts";
-import { ensurePrivateFile } from "../runtime/private-file.ts";
+import { ensurePrivateFile } from "../runtime/index.ts";
 import { CommandInboxTables } from "./command-inbox-tables.ts";
 import type { Rejection } from "./settle-backlog.ts";
 import type { StoredOutboxEntry } from "./types.ts";

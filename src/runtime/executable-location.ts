@@ -1,10 +1,11 @@
 import type { Stats } from "node:fs";
 import { lstat, realpath } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { EdgeError } from "../errors/index.ts";
 import { POSIX_FILE_SYSTEM, PROCESS_UID } from "./host.ts";
 
 /** A program the agent was about to run sits where another user could have changed it. */
-export class UnsafeExecutableLocationError extends Error {
+export class UnsafeExecutableLocationError extends EdgeError {
   readonly code = "EDGE_UNSAFE_EXECUTABLE_LOCATION";
   readonly path: string;
   constructor(path: string, problem: string) {

@@ -2,6 +2,16 @@ import { type LevelWithSilent, type Logger, pino } from "pino";
 
 export type { Logger };
 export type LogLevel = LevelWithSilent;
+/** The levels a setting may name (both programs' `logLevel`). */
+export const LOG_LEVELS = [
+  "fatal",
+  "error",
+  "warn",
+  "info",
+  "debug",
+  "trace",
+  "silent",
+] as const satisfies readonly LogLevel[];
 
 /**
  * JSON lines on stdout, one event per line, so journald and the Windows event log capture them

@@ -3,10 +3,8 @@ import { chmod, chown, copyFile, mkdir, readFile, rename, rm, stat } from "node:
 import { join } from "node:path";
 import { fromPublic } from "@nats-io/nkeys";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
-import { SettingsError } from "./errors.ts";
-import { readJsonSettingsFile } from "./layers.ts";
+import { parseServerList, readJsonSettingsFile, SettingsError } from "../settings-kit/index.ts";
 import { loadSettings, SETTINGS_FILE_NAME } from "./load.ts";
-import { parseServerList } from "./nats-url.ts";
 import type { Settings } from "./settings.ts";
 import { openSettingsStore } from "./settings-store.ts";
 
@@ -85,7 +83,7 @@ async function assertReadable(path: string, flag: string): Promise<void> {
   try {
     await readFile(path);
   } catch (error) {
-    throw new SettingsError(flag, `cannot read ${path}: ${(error as Error).message}`);
+    throw new SettingsError(flag, `cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -265,7 +263,9 @@ export async function writeEnrollment(plan: EnrollmentPlan): Promise<EnrollmentR
       await rename(partial, secret.target);
     } catch (error) {
       await rm(partial, { force: true });
-      throw new SettingsError(secret.flag, `cannot copy ${secret.source}: ${(error as Error).message}`);
+      throw new SettingsError(secret.flag, `cannot copy ${secret.source}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     copiedSecrets.push(secret.target);
   }

@@ -1,10 +1,14 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { validate as isValidCron } from "node-cron";
-import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
+import {
+  assertCompleteNatsEndpoint,
+  mergeLayers,
+  readJsonSettingsFile,
+  resolveSettings,
+  SettingsError,
+} from "../settings-kit/index.ts";
 import { defaultSettings, withPlatformDefaults } from "./defaults.ts";
-import { SettingsError } from "./errors.ts";
-import { mergeLayers, readJsonSettingsFile, resolveSettings } from "./layers.ts";
 import { ManagementPlatform, Settings } from "./settings.ts";
 import { environmentLayer, type FlagValues, fileLayer, flagLayer, type SettingsLayer } from "./sources.ts";
 
@@ -62,22 +66,4 @@ export function loadSettings(input: LoadSettingsInput): LoadedSettings {
   }
   assertCompleteNatsEndpoint(settings, labelOf);
   return { settings, settingsFile: file.path };
-}
-
-/** What the schema cannot say about a NATS endpoint: a password needs a user, a cert needs its key. */
-export function assertCompleteNatsEndpoint(
-  endpoint: Pick<NatsEndpoint, "auth" | "tls">,
-  labelOf: (path: string) => string,
-  prefix = "",
-): void {
-  const { auth, tls } = endpoint;
-  if (auth.password !== undefined && auth.user === undefined) {
-    throw new SettingsError(labelOf(`${prefix}auth.password`), "a password needs a user");
-  }
-  const tlsGiven = [tls.certFile, tls.keyFile].filter((file) => file !== undefined).length;
-  if (tlsGiven === 1)
-    throw new SettingsError(
-      labelOf(`${prefix}${tls.certFile ? "tls.certFile" : "tls.keyFile"}`),
-      "a TLS client certificate needs both the cert and the key file",
-    );
 }

@@ -6,11 +6,8 @@ import {
   RESERVED_MACHINE_IDS,
   Tags,
 } from "../contracts/index.ts";
-import { parseHostPattern } from "../runtime/host-pattern.ts";
+import { LOG_LEVELS, parseHostPattern } from "../runtime/index.ts";
 import { parseMetricsListen } from "./metrics-listen.ts";
-
-/** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export const OutboxDurability = z.enum(["full", "normal"]);
 
@@ -28,6 +25,7 @@ const DownloadHostEntry = z.string().superRefine((entry, context) => {
   if (typeof parsed === "string") context.addIssue({ code: "custom", message: parsed });
 });
 
+/** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
 export const Settings = z.object({
   /** NATS server URLs, already stripped of any credentials written into them. */
   natsServers: z.array(z.string()).min(1),

@@ -6,9 +6,9 @@ import {
   type SettingSpec,
   type SettingsLayer,
   settingsFlagOptionsOf,
-} from "./layers.ts";
+} from "../settings-kit/index.ts";
 
-export type { FlagValues, SettingsLayer, SourcedValue } from "./layers.ts";
+export type { FlagValues, SettingsLayer, SourcedValue } from "../settings-kit/index.ts";
 
 /** The agent's settings: environment names, flags and value kinds (README, "Configuration"). */
 export const SETTING_SPECS: readonly SettingSpec[] = [

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { CapabilityFactory } from "../capability/capability.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
 import { createToolManager } from "./tool-manager.ts";
 
 /**

@@ -4,10 +4,17 @@ import { basename, dirname, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DownloadConfiguration, DownloadRecord, OsName, ToolInstallationMessage } from "../contracts/index.ts";
 import { DownloadError, type DownloadedFile, download } from "../download/index.ts";
-import type { Clock } from "../runtime/clock.ts";
-import { echoInput, truncateInput } from "../runtime/echo.ts";
-import { assertSafeExecutableLocation, UnsafeExecutableLocationError } from "../runtime/executable-location.ts";
-import { LinkInPathError, linkFreeDirectory, placeFileWithoutLinks } from "../runtime/link-free-path.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { Clock } from "../runtime/index.ts";
+import {
+  assertSafeExecutableLocation,
+  echoInput,
+  LinkInPathError,
+  linkFreeDirectory,
+  placeFileWithoutLinks,
+  truncateInput,
+  UnsafeExecutableLocationError,
+} from "../runtime/index.ts";
 import {
   archiveKindOf,
   assertContainedPath,
@@ -25,7 +32,7 @@ import {
 import { runToolCommand, ToolCommandError } from "./run-command.ts";
 
 /** A failure of one install, and whether the same message may succeed later (nak) or never (term). */
-export class ToolInstallError extends Error {
+export class ToolInstallError extends EdgeError {
   readonly code = "EDGE_TOOL_INSTALL";
   readonly retryable: boolean;
   constructor(message: string, retryable: boolean, options?: ErrorOptions) {
@@ -132,7 +139,8 @@ async function fetchInto(
       ...(context.signal ? { signal: context.signal } : {}),
     });
   } catch (error) {
-    if (error instanceof DownloadError) throw new ToolInstallError(`${what}: ${error.message}`, error.retryable);
+    if (error instanceof DownloadError)
+      throw new ToolInstallError(`${what}: ${error.message}`, error.retryable, { cause: error });
     throw error;
   }
   const target = join(folder, fileName);
@@ -170,6 +178,8 @@ async function runInstalledTool(
   } catch (error) {
     if (error instanceof UnsafeExecutableLocationError)
       throw new ToolInstallError(`${options.what}: ${error.message} (${error.code})`, false, { cause: error });
+    // The one error of ours that drops its cause: the tool's own words may hold the OpenFrame
+    // secret, and a logged cause would print them (only the scrubbed copy below goes on).
     if (error instanceof ToolCommandError)
       throw new ToolInstallError(`${options.what} failed: ${withoutSecret(error.message, options.secret)}`, false);
     throw error;
@@ -237,7 +247,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
       }
     } catch (error) {
       if (error instanceof HostileArchiveError || error instanceof UnpackLimitError)
-        throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+        throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false, { cause: error });
       throw error;
     }
     if (context.os !== "windows") await chmod(join(staging, mainFile), 0o755);
@@ -298,7 +308,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
     if (error instanceof UnresolvedPlaceholderError)
-      throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+      throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false, { cause: error });
     throw error;
   }
 }

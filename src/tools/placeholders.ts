@@ -1,8 +1,9 @@
 import { readFile } from "node:fs/promises";
-import { truncateInput } from "../runtime/echo.ts";
+import { EdgeError } from "../errors/index.ts";
+import { truncateInput } from "../runtime/index.ts";
 
 /** A `${...}` in a tool's arguments that this agent cannot fill: installing with it would be a guess. */
-export class UnresolvedPlaceholderError extends Error {
+export class UnresolvedPlaceholderError extends EdgeError {
   readonly code = "EDGE_UNRESOLVED_PLACEHOLDER";
   constructor(placeholder: string, why = "cannot be resolved", options?: ErrorOptions) {
     super(`argument placeholder \${${truncateInput(placeholder)}} ${why}`, options);

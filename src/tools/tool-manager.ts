@@ -6,7 +6,7 @@ import {
   reject,
   retryAfter,
   retryWithBackoff,
-} from "../commands/command-handler.ts";
+} from "../capability/index.ts";
 import {
   type DownloadRecord,
   EventType,
@@ -19,13 +19,18 @@ import {
   toolUpdateFeed,
 } from "../contracts/index.ts";
 import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
-import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
-import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
-import { truncateInput } from "../runtime/echo.ts";
-import { osNameOf } from "../runtime/host.ts";
-import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { EventSink, OutgoingEvent } from "../events/index.ts";
+import type { Logger } from "../runtime/index.ts";
+import {
+  type Cancel,
+  type Clock,
+  KeyedSerialQueue,
+  osNameOf,
+  removeAbandonedTemporaries,
+  sleepOn,
+  timersOf,
+  truncateInput,
+} from "../runtime/index.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";

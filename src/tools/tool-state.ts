@@ -7,7 +7,7 @@ import {
   ToolInstallationMessage,
   ToolInstallationState,
 } from "../contracts/index.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import { writeFileAtomic } from "../runtime/index.ts";
 
 /** What the agent knows of one tool, persisted beside (not inside) its folder. */
 export const ToolRecord = z.object({

@@ -1,5 +1,5 @@
 import type { DownloadRecord, ToolInstallationMessage, ToolInstallationStatus } from "../contracts/index.ts";
-import { truncateInput } from "../runtime/echo.ts";
+import { truncateInput } from "../runtime/index.ts";
 
 /**
  * A tool status naming the tool as `message` does. Cut to fit: a status is one small message,

@@ -5,13 +5,14 @@ import {
   credsAuthenticator,
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
-import type { ReconnectBackoff } from "../runtime/backoff.ts";
-import type { NatsEndpoint } from "./nats-endpoint.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { ReconnectBackoff } from "../runtime/index.ts";
+import type { NatsEndpoint } from "../settings-kit/index.ts";
 
-export { jitteredBackoff, type ReconnectBackoff } from "../runtime/backoff.ts";
+export { jitteredBackoff, type ReconnectBackoff } from "../runtime/index.ts";
 
 /** A credentials or NKey seed file the settings name cannot be read: `settingPath` says which setting. */
-export class CredentialFileError extends Error {
+export class CredentialFileError extends EdgeError {
   readonly code = "EDGE_CREDENTIAL_FILE";
   readonly file: string;
   /** The setting that names the file (`auth.credsFile`, `auth.nkeySeedFile`). */

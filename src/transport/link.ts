@@ -1,10 +1,9 @@
 import { wsconnect } from "@nats-io/nats-core";
 import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/transport-node";
-import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
-import { createLogThrottle } from "../runtime/log-throttle.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Cancel, type Clock, createLogThrottle, sleepOn, timersOf } from "../runtime/index.ts";
+import { usesWebSocket } from "../settings-kit/index.ts";
 import { serverUnreachable } from "./connect-failure.ts";
-import { usesWebSocket } from "./nats-endpoint.ts";
 
 /** Opens a connection; injected so tests and a fleet simulator can wrap or count connections. */
 export type ConnectionFactory = (options: ConnectionOptions) => Promise<NatsConnection>;

@@ -9,6 +9,7 @@ import {
 } from "@nats-io/jetstream";
 import { NoRespondersError } from "@nats-io/nats-core";
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import { EdgeError } from "../errors/index.ts";
 
 /**
  * The two ways an agent reads a command stream, both scoped by the request's SUBJECT to what the
@@ -32,7 +33,7 @@ export interface StoredCommandMessage {
 }
 
 /** The server has no such stream, or it does not answer direct gets: the platform has not set it up. */
-export class StreamUnavailableError extends Error {
+export class StreamUnavailableError extends EdgeError {
   readonly code = "EDGE_STREAM_UNAVAILABLE";
   constructor(stream: string, detail: string, options?: { cause?: unknown }) {
     super(

@@ -1,7 +1,7 @@
-import type { CapabilityFactory } from "../capability/capability.ts";
-import { doneThen } from "../commands/command-handler.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
+import { doneThen } from "../capability/index.ts";
 import { ClientUninstallMessage, type ClientUninstallState, EventType, machineFeeds } from "../contracts/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
+import type { OutgoingEvent } from "../events/index.ts";
 import { conventionsOf } from "../settings/index.ts";
 
 /** Removes the agent from this machine (the daemon's: service and package; a library user's: its own). */

@@ -1,6 +1,5 @@
-import type { CapabilityFactory } from "../capability/capability.ts";
-import { osNameOf } from "../runtime/host.ts";
-import { AGENT_VERSION } from "../runtime/version.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
+import { AGENT_VERSION, osNameOf } from "../runtime/index.ts";
 import { createSelfUpdater } from "./self-updater.ts";
 
 /**

@@ -14,7 +14,7 @@ import {
   reject,
   retryAfter,
   retryWithBackoff,
-} from "../commands/command-handler.ts";
+} from "../capability/index.ts";
 import {
   ClientUpdateMessage,
   type ClientUpdateState,
@@ -28,13 +28,17 @@ import {
   type OsName,
 } from "../contracts/index.ts";
 import { DownloadError, download, isPolicyRefusal } from "../download/index.ts";
-import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import { truncateInput } from "../runtime/echo.ts";
-import { executableLocationProblem } from "../runtime/executable-location.ts";
-import { setAsideDamagedFile } from "../runtime/json-state-file.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { SerialQueue } from "../runtime/serial-queue.ts";
+import type { EventSink, OutgoingEvent } from "../events/index.ts";
+import type { Logger } from "../runtime/index.ts";
+import {
+  type Cancel,
+  type Clock,
+  executableLocationProblem,
+  SerialQueue,
+  setAsideDamagedFile,
+  timersOf,
+  truncateInput,
+} from "../runtime/index.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { downloadRecordOf, HEALTH_WINDOW_MS, type LaunchContext, promoteTrial } from "./launch-decision.ts";
 import {

@@ -3,8 +3,8 @@ import { join } from "node:path";
 import * as z from "zod";
 import type { OsName } from "../contracts/index.ts";
 import { ClientUpdateStatus } from "../contracts/index.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import { describeIssues } from "../runtime/echo.ts";
+import { EdgeError } from "../errors/index.ts";
+import { describeIssues, writeFileAtomic } from "../runtime/index.ts";
 
 /**
  * What the device knows about its own binaries, in `<dataDir>/update/state.json`. The packaged
@@ -82,10 +82,10 @@ export function binaryPathFor(paths: UpdatePaths, version: string): string {
   return join(paths.versionsDir, version, paths.binaryName);
 }
 
-export class UpdateStateError extends Error {
+export class UpdateStateError extends EdgeError {
   readonly code = "EDGE_UPDATE_STATE";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "UpdateStateError";
   }
 }
@@ -97,13 +97,13 @@ export async function readUpdateState(paths: UpdatePaths): Promise<UpdateState> 
     text = await readFile(paths.stateFile, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return EMPTY_UPDATE_STATE;
-    throw new UpdateStateError(`cannot read ${paths.stateFile}: ${(error as Error).message}`);
+    throw new UpdateStateError(`cannot read ${paths.stateFile}: ${(error as Error).message}`, { cause: error });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new UpdateStateError(`${paths.stateFile} is not JSON: ${(error as Error).message}`);
+    throw new UpdateStateError(`${paths.stateFile} is not JSON: ${(error as Error).message}`, { cause: error });
   }
   const result = UpdateState.safeParse(parsed);
   if (!result.success)

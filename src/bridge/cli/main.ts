@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
-import { processHost } from "../../cli/process-host.ts";
-import { AGENT_VERSION } from "../../runtime/version.ts";
-import { SettingsError } from "../../settings/errors.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
-import { bridgeFlagOptions, loadBridgeSettings } from "../settings/load-bridge-settings.ts";
+import { CommandError, ExitCode, processHost } from "../../cli-kit/index.ts";
+import { AGENT_VERSION } from "../../runtime/index.ts";
+import { SettingsError } from "../../settings-kit/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
+import { bridgeFlagOptions, loadBridgeSettings } from "../settings/index.ts";
 
 const USAGE = `usage: edge-bridge [command] [options]
 
@@ -77,7 +76,7 @@ async function main(argv: readonly string[]): Promise<number> {
       const { controller, "pinot-kafka-brokers": pinotKafkaBrokers, ...settingFlags } = values;
       if (!controller)
         throw new CommandError("pinot-setup needs --controller URL (the Pinot controller)", ExitCode.badSettings);
-      const { runPinotSetup } = await import("../pinot/pinot-setup.ts");
+      const { runPinotSetup } = await import("../pinot/index.ts");
       const actions = await runPinotSetup(settingsFrom(settingFlags), {
         controllerUrl: controller,
         ...(pinotKafkaBrokers ? { kafkaBrokersForPinot: pinotKafkaBrokers } : {}),

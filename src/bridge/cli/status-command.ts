@@ -2,12 +2,10 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { NoRespondersError } from "@nats-io/nats-core";
 import { Svcm } from "@nats-io/services";
-import { CommandError } from "../../cli/exit-codes.ts";
-import { connectOnce } from "../../cli/one-shot-connection.ts";
-import { processAlive } from "../../cli/process-alive.ts";
-import { BRIDGE_STATUS_FILE } from "../bridge.ts";
-import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../service/bridge-status.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { CommandError, connectOnce, processAlive } from "../../cli-kit/index.ts";
+import { BRIDGE_STATUS_FILE } from "../index.ts";
+import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../service/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 
 export interface BridgeStatusReport {
   /** live: answered over NATS now; file: this machine's instance's last status file; none: neither. */

@@ -1,8 +1,7 @@
-import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
-import { didYouMean } from "../../runtime/closest-match.ts";
-import { kafkaClientOptions } from "../kafka/client/index.ts";
-import { TopicNotFoundError, tailTopic } from "../kafka/topic-tail.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { CommandError, ExitCode } from "../../cli-kit/index.ts";
+import { didYouMean } from "../../runtime/index.ts";
+import { kafkaClientOptions, TopicNotFoundError, tailTopic } from "../kafka/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 
 /**
  * `edge-bridge tail <topic> [--follow | --from-end]`: what the bridge wrote to a Kafka topic, as
@@ -29,6 +28,7 @@ export async function tailCommand(
       throw new CommandError(
         `${error.message} on ${settings.kafka.brokers.join(",")}${didYouMean(topic, topics, (name) => JSON.stringify(name))} (the bridge's topics: ${topics.join(", ")})`,
         ExitCode.badSettings,
+        { cause: error },
       );
     throw error;
   }

@@ -1,4 +1,4 @@
-import { withErrorCodes } from "../../runtime/error-code.ts";
+import { withErrorCodes } from "../../runtime/index.ts";
 
 /**
  * What a Kafka failure means for the bridge. Every client error is one of:

@@ -1,3 +1,4 @@
+import { EdgeError } from "../../errors/index.ts";
 import {
   type CommittedRecord,
   type KafkaClientOptions,
@@ -48,7 +49,7 @@ export function tailLine(topic: string, partition: number, record: CommittedReco
 }
 
 /** The topic has no partition: it does not exist (the message names the ones that do, when known). */
-export class TopicNotFoundError extends Error {
+export class TopicNotFoundError extends EdgeError {
   readonly code = "EDGE_BRIDGE_TOPIC_NOT_FOUND";
   constructor(message: string) {
     super(message);

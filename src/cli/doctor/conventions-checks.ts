@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { folderLocationProblem } from "../../runtime/executable-location.ts";
+import { folderLocationProblem } from "../../runtime/index.ts";
 import { conventionsOf, type Settings } from "../../settings/index.ts";
 import { type CheckResult, fail, pass, warn } from "./check-result.ts";
 

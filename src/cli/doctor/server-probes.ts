@@ -12,7 +12,7 @@ import {
   SERVICE_NAME,
   subjectFor,
 } from "../../contracts/index.ts";
-import { isPermissionDenied } from "../../transport/permission-denied.ts";
+import { isPermissionDenied } from "../../transport/index.ts";
 import { subjectMatcher } from "../subject-pattern.ts";
 import type { ServerTimeSample } from "./clock-skew.ts";
 

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { processAlive } from "../../../src/cli/process-alive.ts";
+import { processAlive } from "../../../src/cli-kit/process-alive.ts";
 import { lockDataDir, readLockHolder } from "../../../src/runtime/data-dir-lock.ts";
 import { freeLoopbackPort } from "../../helpers/nats-server.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";

@@ -1,13 +1,14 @@
 import { Admin, Producer, stringSerializers } from "@platformatic/kafka";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readCommittedPartition, TransactionalProducer } from "../../../src/bridge/kafka/client/index.ts";
+import { shardStateTopic } from "../../../src/bridge/kafka/topics.ts";
 import type { OutputRecord } from "../../../src/bridge/records/source-message.ts";
 import {
   CheckpointLostError,
   CheckpointUnreadableError,
   type CheckpointValue,
 } from "../../../src/bridge/state/checkpoint.ts";
-import { KafkaShardStateStore, shardStateTopic } from "../../../src/bridge/state/shard-state-store.ts";
+import { KafkaShardStateStore } from "../../../src/bridge/state/shard-state-store.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 

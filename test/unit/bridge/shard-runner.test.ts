@@ -2,11 +2,11 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { KafkaHealth } from "../../../src/bridge/kafka/kafka-health.ts";
+import { shardStateTopic } from "../../../src/bridge/kafka/topics.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "../../../src/bridge/records/event-router.ts";
 import type { OutputRecord } from "../../../src/bridge/records/source-message.ts";
 import { EventStreamProcessor } from "../../../src/bridge/shards/event-stream-processor.ts";
 import { ShardRunner } from "../../../src/bridge/shards/shard-runner.ts";
-import { shardStateTopic } from "../../../src/bridge/state/shard-state-store.ts";
 import {
   BridgeHeader,
   DEFAULT_TOPICS,

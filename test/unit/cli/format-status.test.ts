@@ -8,7 +8,7 @@ import {
   type StatusReport,
   staleFileWarning,
 } from "../../../src/cli/status-command.ts";
-import { NO_STREAM_REASON } from "../../../src/outbox/types.ts";
+import { NO_STREAM_REASON } from "../../../src/transport/jetstream-publisher.ts";
 
 const status = (update: unknown, extra: Partial<AgentStatus> = {}): AgentStatus => ({
   machineId: "m1",

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import type { EventPublisher } from "../../../src/outbox/index.ts";
 import { type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import {
   type FloorRecord,
@@ -9,7 +10,6 @@ import {
   restartSequence,
   SequenceFloor,
 } from "../../../src/outbox/sequence-floor.ts";
-import type { EventPublisher } from "../../../src/outbox/types.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import type { CommandFeed } from "../contracts/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
+import type { OutgoingEvent } from "../events/index.ts";
 import type { CommandRow } from "../outbox/index.ts";
 import type { CommandTrust } from "../trust/index.ts";
 

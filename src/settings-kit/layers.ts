@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { didYouMean } from "../runtime/closest-match.ts";
+import { didYouMean } from "../runtime/index.ts";
 import { SettingsError } from "./errors.ts";
 import { parseServerList } from "./nats-url.ts";
 import { describeIssue, schemaAt, valueAt } from "./setting-problem.ts";
@@ -262,13 +262,13 @@ export function readJsonSettingsFile(path: string, read: (path: string) => strin
     text = read(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new SettingsError(path, `cannot be read: ${(error as Error).message}`);
+    throw new SettingsError(path, `cannot be read: ${(error as Error).message}`, { cause: error });
   }
   let document: unknown;
   try {
     document = JSON.parse(text);
   } catch (error) {
-    throw new SettingsError(path, `cannot be read: not valid JSON (${(error as Error).message})`);
+    throw new SettingsError(path, `cannot be read: not valid JSON (${(error as Error).message})`, { cause: error });
   }
   if (document === null || typeof document !== "object" || Array.isArray(document)) {
     throw new SettingsError(path, "cannot be read: it must hold a JSON object");

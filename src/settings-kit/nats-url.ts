@@ -27,8 +27,10 @@ export function parseServerList(raw: string, setting: string): ParsedServerList 
     let url: URL;
     try {
       url = new URL(withScheme);
-    } catch {
-      throw new SettingsError(setting, `${JSON.stringify(entry)} is not a URL (expected e.g. nats://host:4222)`);
+    } catch (error) {
+      throw new SettingsError(setting, `${JSON.stringify(entry)} is not a URL (expected e.g. nats://host:4222)`, {
+        cause: error,
+      });
     }
     if (!SCHEMES.has(url.protocol)) {
       throw new SettingsError(

@@ -9,9 +9,8 @@ import {
   jetstreamManager,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jitteredBackoff } from "../runtime/backoff.ts";
-import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../../runtime/index.ts";
+import { type Cancel, type Clock, jitteredBackoff, sleepOn, timersOf } from "../../runtime/index.ts";
 import { DeliveryOrder } from "./delivery-order.ts";
 
 const ACK = new TextEncoder().encode("+ACK");

@@ -1,3 +1,5 @@
+import { SettingsError } from "./errors.ts";
+
 /**
  * Where and how to reach NATS: the part of a program's settings the link needs. The agent and the
  * companion bridge both hand theirs over in this shape, so both share one link and one auth code.
@@ -21,4 +23,22 @@ export interface NatsEndpoint {
 
 export function usesWebSocket(servers: readonly string[]): boolean {
   return servers.some((server) => server.startsWith("ws://") || server.startsWith("wss://"));
+}
+
+/** What the schema cannot say about a NATS endpoint: a password needs a user, a cert needs its key. */
+export function assertCompleteNatsEndpoint(
+  endpoint: Pick<NatsEndpoint, "auth" | "tls">,
+  labelOf: (path: string) => string,
+  prefix = "",
+): void {
+  const { auth, tls } = endpoint;
+  if (auth.password !== undefined && auth.user === undefined) {
+    throw new SettingsError(labelOf(`${prefix}auth.password`), "a password needs a user");
+  }
+  const tlsGiven = [tls.certFile, tls.keyFile].filter((file) => file !== undefined).length;
+  if (tlsGiven === 1)
+    throw new SettingsError(
+      labelOf(`${prefix}${tls.certFile ? "tls.certFile" : "tls.keyFile"}`),
+      "a TLS client certificate needs both the cert and the key file",
+    );
 }

@@ -1,8 +1,8 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { OrderedStreamSource } from "../../../src/bridge/source/ordered-stream-source.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { OrderedStreamSource } from "../../../src/transport/ordered-stream-source.ts";
 import { manualClock, settle } from "../../helpers/manual-clock.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";

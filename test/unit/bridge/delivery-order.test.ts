@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Admission, DeliveryOrder } from "../../../src/transport/delivery-order.ts";
+import { type Admission, DeliveryOrder } from "../../../src/bridge/source/delivery-order.ts";
 
 const admitAll = (order: DeliveryOrder, sequences: readonly number[]): Admission["kind"][] =>
   sequences.map((sequence) => order.admit(sequence).kind);

@@ -1,7 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { buildConnectionOptions } from "../transport/connection-options.ts";
-import { defaultConnectionFactory } from "../transport/link.ts";
-import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
+import type { NatsEndpoint } from "../settings-kit/index.ts";
+import { buildConnectionOptions, defaultConnectionFactory } from "../transport/index.ts";
 import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** A short-lived connection for operator commands: one try, a short timeout, a clear error. */

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { echoInput } from "../runtime/echo.ts";
+import { echoInput } from "../runtime/index.ts";
 
 /**
  * One way of saying what is wrong with a setting's value, whoever read it: the settings file, the

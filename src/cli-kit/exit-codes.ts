@@ -1,3 +1,5 @@
+import { EdgeError } from "../errors/index.ts";
+
 export const ExitCode = {
   ok: 0,
   failure: 1,
@@ -23,7 +25,7 @@ export const EXIT_CODE_MEANINGS: Readonly<Record<ExitCodeValue, string>> = {
 };
 
 /** Thrown by a command to end with a given exit code and one line for the operator. */
-export class CommandError extends Error {
+export class CommandError extends EdgeError {
   readonly code = "EDGE_COMMAND";
   readonly exitCode: number;
   constructor(message: string, exitCode: number, options?: ErrorOptions) {
