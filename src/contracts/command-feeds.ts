@@ -19,10 +19,16 @@ import {
  * - `latest` feeds only ever give their newest message (a direct get by subject): a message that
  *   was superseded while the machine was away is never taken.
  *
- * Only a machine's OWN subjects are queue feeds: fleet-wide subjects (`machine.all.*`, the config
- * defaults) are read by direct get alone, so no machine can read, and so copy, an old fleet-wide message.
+ * - `sequence` feeds are read message by message too, by direct gets from the position on
+ *   (`next_by_subj`): no consumer at all. That request can name any message of its stream, so only a
+ *   stream holding nothing but fleet-wide subjects is read this way (FLEET_TASKS).
+ *
+ * Only a machine's OWN subjects are queue feeds. Fleet-wide subjects (`machine.all.*`, the config
+ * defaults) are read by direct get alone: newest only, except the fleet's tasks, which are work to do
+ * in order (DESIGN, "Remote tasks"); a copy of an old one that a machine makes the server store is
+ * refused as a server's answer.
  */
-export type FeedMode = "queue" | "latest";
+export type FeedMode = "queue" | "latest" | "sequence";
 
 /**
  * Where a machine that never read a feed begins: at the first message stored (`first`), at the
@@ -116,6 +122,42 @@ export function machineFeeds(machineId: string): MachineFeeds {
       "latest",
       "newest",
     ),
+  };
+}
+
+export interface TaskFeeds {
+  readonly task: CommandFeed;
+  readonly taskCancel: CommandFeed;
+  readonly fleetTask: CommandFeed;
+  readonly fleetTaskCancel: CommandFeed;
+}
+
+/** Where a machine reads its tasks (DESIGN, "Remote tasks"): from the first read on, never older ones. */
+export function taskFeeds(machineId: string): TaskFeeds {
+  const base = `machine.${assertMachineId(machineId)}`;
+  return {
+    task: { key: "task", stream: COMMAND_STREAMS.tasks, subject: `${base}.task`, mode: "queue", start: "next" },
+    taskCancel: {
+      key: "task-cancel",
+      stream: COMMAND_STREAMS.tasks,
+      subject: `${base}.task.cancel`,
+      mode: "queue",
+      start: "next",
+    },
+    fleetTask: {
+      key: "fleet-task",
+      stream: COMMAND_STREAMS.fleetTasks,
+      subject: fleetSubjects.task,
+      mode: "sequence",
+      start: "next",
+    },
+    fleetTaskCancel: {
+      key: "fleet-task-cancel",
+      stream: COMMAND_STREAMS.fleetTasks,
+      subject: fleetSubjects.taskCancel,
+      mode: "sequence",
+      start: "next",
+    },
   };
 }
 
