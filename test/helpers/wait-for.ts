@@ -8,6 +8,7 @@
  * - `withDeadline`: bound a promise that might never settle.
  * - `quietFor`: prove that something does NOT happen, where nothing positive can show it.
  * - `holdFor`: keep a state for a while because the duration is the scenario itself.
+ * - `repeatEvery`: an input that comes on a period (a simulated device's heartbeat).
  */
 
 /** A wait ran past its bound: what was waited for did not happen (or a promise never settled). */
@@ -82,4 +83,14 @@ export function quietFor(ms: number, why: string): Promise<void> {
  */
 export function holdFor(ms: number, why: string): Promise<void> {
   return pause(checkedDuration(ms, "holdFor", why));
+}
+
+/**
+ * Runs `action` every `ms` until the returned function is called: an input that comes on a period
+ * because the system under test expects it to (a simulated device's heartbeat), never a poll (that
+ * is `waitFor`).
+ */
+export function repeatEvery(ms: number, why: string, action: () => void): () => void {
+  const timer = setInterval(action, checkedDuration(ms, "repeatEvery", why));
+  return () => clearInterval(timer);
 }
