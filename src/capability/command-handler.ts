@@ -43,8 +43,18 @@ export interface CommandDelivery {
   readonly attempt: number;
   /** The command's event id (`X-Event-ID`), else `<stream>:<seq>`: every result carries it. */
   readonly causationId: string;
+  /** When the message's own `Nats-TTL` ends (epoch ms), null when it has none. */
+  readonly expiresAtMs: number | null;
   /** Aborted when the agent stops: long work (a download) ends, and is taken again at the next start. */
   readonly signal: AbortSignal;
+}
+
+/** Why a command is refused before its handler ran, as `rejection` is told. */
+export interface RefusalContext {
+  /** `interrupted`: its work began in an earlier run, which a crash, kill -9 or power loss cut short. */
+  readonly kind: "refused" | "interrupted";
+  /** The command's event id, as `CommandDelivery.causationId`. */
+  readonly causationId: string;
 }
 
 export interface CommandHandler<Command> {
@@ -58,7 +68,7 @@ export interface CommandHandler<Command> {
   /** The work. A throw is retried with backoff (at once when the agent is stopping). */
   handle(command: Command, delivery: CommandDelivery): Promise<CommandOutcome>;
   /** The result that reports a refusal (malformed, untrusted, expired, interrupted), given the raw body; null reports none. */
-  rejection(reason: string, raw: unknown): OutgoingEvent | null;
+  rejection(reason: string, raw: unknown, context: RefusalContext): OutgoingEvent | null;
 }
 
 /**
@@ -98,6 +108,8 @@ export interface CommandRouteHandle {
   removeFeed(key: string): void;
   /** Stops taking commands and aborts the work in progress (taken again at the next start). */
   stop(): Promise<void>;
+  /** Its commands stored and not begun yet (waiting their turn, or a retry); 0 when the inbox cannot be read. */
+  waiting(): number;
 }
 
 /** Where capabilities register the commands they take (one per agent, src/commands/command-desk.ts). */

@@ -125,6 +125,14 @@ export class CommandRunner implements CommandDesk {
         route.stopping.abort(new Error("the agent is stopping"));
         await Promise.allSettled([...route.working]);
       },
+      waiting: () => {
+        try {
+          return this.#options.inbox.pendingIn([...route.feeds.keys()]);
+        } catch {
+          // The database cannot be read now: the outbox's own status says why.
+          return 0;
+        }
+      },
     };
   }
 
@@ -231,6 +239,7 @@ export class CommandRunner implements CommandDesk {
       attempt: row.attempts + 1,
       // The stream's own name: two command streams may share a sequence number.
       causationId: row.headers[EventHeader.eventId]?.at(-1) || `${row.stream}:${row.streamSequence}`,
+      expiresAtMs: expiryOf(row.headers, row.storedAtMs),
       signal: route?.stopping.signal ?? this.#stopping.signal,
     };
   }
@@ -268,10 +277,13 @@ export class CommandRunner implements CommandDesk {
     const spec = route.spec;
     const rejection = (reason: string, raw: unknown): CommandOutcome => {
       const cut = truncateInput(reason, 2_000);
-      const result = "handler" in spec ? spec.handler.rejection(cut, raw) : spec.rowHandler.refusal(cut, row);
+      const result =
+        "handler" in spec
+          ? spec.handler.rejection(cut, raw, { kind: "refused", causationId: delivery.causationId })
+          : spec.rowHandler.refusal(cut, row);
       return reject(cut, result ?? undefined);
     };
-    const expiresAtMs = expiryOf(row.headers, row.storedAtMs);
+    const { expiresAtMs } = delivery;
     if (expiresAtMs !== null && expiresAtMs <= this.#options.clock.now()) {
       return rejection(
         `${route.what} expired at ${new Date(expiresAtMs).toISOString()} before it could be taken (Nats-TTL)`,
@@ -385,6 +397,7 @@ export class CommandRunner implements CommandDesk {
       return;
     }
     let result: OutgoingEvent | null = null;
+    const causationId = this.#delivery(row, route).causationId;
     if (route) {
       const spec = route.spec;
       if ("handler" in spec) {
@@ -394,12 +407,11 @@ export class CommandRunner implements CommandDesk {
         } catch {
           raw = null;
         }
-        result = spec.handler.rejection(`${spec.handler.what} ${reason}`, raw);
+        result = spec.handler.rejection(`${spec.handler.what} ${reason}`, raw, { kind: "interrupted", causationId });
       } else {
         result = spec.rowHandler.refusal(`${spec.rowHandler.what} ${reason}`, row);
       }
     }
-    const causationId = this.#delivery(row, route).causationId;
     this.#logger.error({ causationId, feed: row.feed, attempts: row.attempts }, `command ${reason}`);
     const event = result ? { ...result, causationId } : null;
     this.#options.inbox.settle(row.id, "interrupted", event ? this.#options.encode(event) : null);

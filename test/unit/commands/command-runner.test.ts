@@ -207,4 +207,62 @@ describe("CommandRunner: takes stored commands and settles each with its result"
       expect.stringMatching(/^malformed test command: name/),
     ]);
   });
+
+  it("tells a handler its message's Nats-TTL expiry, and a refusal's report whether a crash cut the command short", async () => {
+    const expiries: Array<number | null> = [];
+    const refusals: Array<{ kind: string; causationId: string }> = [];
+    const watching = (work: () => Promise<ReturnType<typeof done>>): CommandHandler<Command> => ({
+      what: "test command",
+      schema: Command,
+      rejection: (reason, _raw, context) => {
+        refusals.push(context);
+        return reportOf(reason);
+      },
+      handle: async (_command, delivery) => {
+        expiries.push(delivery.expiresAtMs);
+        return work();
+      },
+    });
+    runner.route({ feeds: [queue], handler: watching(() => new Promise(() => undefined)) });
+    outbox.commands.accept("q", [message(queue, 1, { name: "ttl" }, { "Nats-TTL": ["1h"] })], 1);
+    runner.start();
+    await settle();
+    expect(expiries).toEqual([Date.parse("2026-11-22T11:00:00Z")]);
+    outbox = openOutbox({ dataDir, clock, logger: silentLogger() });
+    open();
+    runner.route({ feeds: [queue], handler: watching(async () => done()) });
+    outbox.commands.accept("q", [message(queue, 2, "{not json")], 2);
+    runner.start();
+    await settle();
+    expect(refusals).toEqual([
+      { kind: "interrupted", causationId: "S:1" },
+      { kind: "refused", causationId: "S:2" },
+    ]);
+  });
+
+  it("says how many of a route's commands wait their turn", async () => {
+    const hold: Array<() => void> = [];
+    const route = runner.route({
+      feeds: [queue],
+      handler: handler(() => new Promise((resolve) => hold.push(() => resolve(done())))),
+    });
+    const other = runner.route({ feeds: [latest], handler: handler(async () => done()) });
+    outbox.commands.accept(
+      "q",
+      [1, 2, 3].map((seq) => message(queue, seq, { name: `n${seq}` })),
+      3,
+    );
+    runner.start();
+    await settle();
+    expect(route.waiting()).toBe(2);
+    expect(other.waiting()).toBe(0);
+    hold.shift()?.();
+    await settle();
+    expect(route.waiting()).toBe(1);
+    for (const release of hold.splice(0)) release();
+    await settle();
+    hold.shift()?.();
+    await settle();
+    expect(route.waiting()).toBe(0);
+  });
 });
