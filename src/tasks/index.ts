@@ -1,0 +1,1 @@
+export { type TasksCapabilityOptions, tasksCapability } from "./capability.ts";

@@ -1,0 +1,68 @@
+import { execFile } from "node:child_process";
+import { platform as hostPlatform } from "node:os";
+import type { TaskProcessSpec } from "./process-tree.ts";
+
+/** The program that confines a task (bubblewrap): looked up on the PATH of the task's environment. */
+export const BWRAP = "bwrap";
+
+/**
+ * The arguments that run `spec` confined (`tasks.confine: working-dir`): the whole file system
+ * read-only (/tmp too: a private one would hide a working dir or a script under it), but the
+ * working dir, writable, as itself, where TMPDIR points (unless the task sets its own); a /dev and
+ * /proc of its own, in a PID namespace of its own (when its first process ends, every process in it
+ * is killed by the kernel, a daemon included), ended too if the agent dies.
+ */
+export function confinedSpec(spec: TaskProcessSpec, taskEnv: Readonly<Record<string, string>> = {}): TaskProcessSpec {
+  return {
+    ...spec,
+    env: { ...spec.env, TMPDIR: taskEnv.TMPDIR ?? spec.cwd },
+    file: BWRAP,
+    args: [
+      "--ro-bind",
+      "/",
+      "/",
+      "--dev",
+      "/dev",
+      "--proc",
+      "/proc",
+      "--bind",
+      spec.cwd,
+      spec.cwd,
+      "--unshare-pid",
+      "--die-with-parent",
+      "--new-session",
+      "--chdir",
+      spec.cwd,
+      "--",
+      spec.file,
+      ...spec.args,
+    ],
+  };
+}
+
+/**
+ * Why confined tasks cannot run on this machine, or null when they can: tried once for real (a
+ * sandbox running `true`), as no configuration file tells whether user namespaces are allowed.
+ */
+export function confinementProblem(env: Readonly<Record<string, string>>): Promise<string | null> {
+  if (hostPlatform() !== "linux")
+    return Promise.resolve(
+      `tasks.confine working-dir needs Linux's bubblewrap (bwrap); this machine runs ${hostPlatform()}`,
+    );
+  // `true` writes nothing: its working dir can be /.
+  const probe = confinedSpec({ file: "true", args: [], cwd: "/", env });
+  return new Promise((resolve) => {
+    execFile(probe.file, [...probe.args], { env: { ...env }, timeout: 10_000 }, (error, _stdout, stderr) => {
+      if (!error) return resolve(null);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT")
+        return resolve(
+          "tasks.confine working-dir needs bubblewrap (bwrap), which is not installed (apt install bubblewrap)",
+        );
+      const said = stderr.trim().split("\n").at(-1) ?? "";
+      resolve(
+        `tasks.confine working-dir: bubblewrap cannot make a sandbox here (${said || error.message}); user namespaces may be off`,
+      );
+    });
+  });
+}
