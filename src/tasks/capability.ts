@@ -5,7 +5,7 @@ import { taskFeeds } from "../contracts/index.ts";
 import type { TaskLedger } from "../outbox/index.ts";
 import { type Clock, type Logger, PROCESS_UID } from "../runtime/index.ts";
 import { cancelHandler } from "./cancel-handler.ts";
-import { processesWithMarker } from "./marker-scan.ts";
+import { taskProcesses } from "./marker-scan.ts";
 import { stopProcessTree } from "./process-tree.ts";
 import { RunningTasks } from "./running-tasks.ts";
 import { confinementProblem } from "./sandbox.ts";
@@ -19,9 +19,6 @@ export interface TasksCapabilityOptions {
   readonly ledger: TaskLedger;
   /** The environment tasks start from (the agent's; its own variables are taken out). Default: none but PATH's usual folders. */
   readonly environment?: Readonly<Record<string, string | undefined>> | undefined;
-  /** SIGTERM to SIGKILL (default 5 s) and the same when the agent stops (default 2 s): tests shorten them. */
-  readonly graceMs?: number;
-  readonly stopGraceMs?: number;
 }
 
 /** Without an environment from its host, a task still finds the usual programs. */
@@ -66,8 +63,6 @@ export function tasksCapability(options: TasksCapabilityOptions): CapabilityFact
         confinable = problem === null;
         return problem;
       },
-      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
-      ...(options.stopGraceMs === undefined ? {} : { stopGraceMs: options.stopGraceMs }),
     });
     const cancels = context.commands.route({
       feeds: [feeds.taskCancel, feeds.fleetTaskCancel],
@@ -89,7 +84,7 @@ export function tasksCapability(options: TasksCapabilityOptions): CapabilityFact
         // Before any task can start: no task of this run has a folder yet.
         await removeTaskFolders(settings.dataDir).catch((error: unknown) => context.recordError("tasks", error));
         // In the background: stopping what a crash left running may take a grace period.
-        void stopLeftovers(options.ledger, clock, logger, options.graceMs).catch((error: unknown) =>
+        void stopLeftovers(options.ledger, clock, logger).catch((error: unknown) =>
           context.recordError("tasks", error),
         );
       },
@@ -140,16 +135,16 @@ async function removeTaskFolders(dataDir: string): Promise<void> {
  * After a crash: every process a task of the last run left (found by its marker) is stopped. The
  * tasks themselves are reported FAILED by the command desk, never run again.
  */
-async function stopLeftovers(ledger: TaskLedger, clock: Clock, logger: Logger, graceMs = TASK_GRACE_MS): Promise<void> {
+async function stopLeftovers(ledger: TaskLedger, clock: Clock, logger: Logger): Promise<void> {
   for (const record of ledger.withMarkers()) {
     const marker = record.marker as string;
-    const left = await processesWithMarker(marker, { uid: PROCESS_UID });
+    const left = (await taskProcesses({ marker, group: null, uid: PROCESS_UID })) ?? [];
     if (left.length > 0) {
       logger.warn(
         { taskId: record.taskId, processes: left },
         "processes of a task the last run was running when it ended unexpectedly: stopping them",
       );
-      await stopProcessTree({ pid: null, marker, graceMs, clock });
+      await stopProcessTree({ pid: null, marker, graceMs: TASK_GRACE_MS, clock });
     }
     ledger.setMarker(record.taskId, null);
   }

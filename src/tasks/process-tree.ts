@@ -1,8 +1,8 @@
 import { type ChildProcessByStdio, execFile, spawn } from "node:child_process";
 import { platform as hostPlatform } from "node:os";
 import type { Readable } from "node:stream";
-import { type Clock, PROCESS_UID, type SignalOutcome, signalProcess, sleepOn } from "../runtime/index.ts";
-import { processesWithMarker } from "./marker-scan.ts";
+import { type Clock, PROCESS_UID, signalProcess, sleepOn } from "../runtime/index.ts";
+import { taskProcesses } from "./marker-scan.ts";
 
 /** What runs: the program (argv[0], or an interpreter, or bwrap) and its arguments, never through a shell. */
 export interface TaskProcessSpec {
@@ -39,9 +39,6 @@ export interface TreeStopOptions {
   /** Between SIGTERM and SIGKILL. */
   readonly graceMs: number;
   readonly clock: Clock;
-  /** Stand-ins for tests; by default the real OS's. */
-  readonly signal?: (pid: number, signal: NodeJS.Signals | 0) => SignalOutcome;
-  readonly findMarked?: (marker: string) => Promise<number[]>;
 }
 
 export interface TreeStopReport {
@@ -61,21 +58,23 @@ const AFTER_KILL_MS = 2_000;
 /**
  * Stops every process of a task: its process group and every process of the agent's user that
  * carries its marker (one that left the group), SIGTERM, then, those still there after `graceMs`,
- * SIGKILL. Resolves once none is left or, after SIGKILL, a last short wait. On Windows, the tree of
- * the first process (`taskkill /T`), without and then with `/F`; on macOS, the group only (no
- * process table to read environments from).
+ * SIGKILL. Resolves once none is left or, after SIGKILL, a last short wait. On Linux what is left is
+ * read from the process table (a zombie, ended but not reaped yet, is not left); on macOS only the
+ * group is signalled and watched (no table to read environments from); on Windows, the tree of the
+ * first process (`taskkill /T`), without and then with `/F`.
  */
 export async function stopProcessTree(options: TreeStopOptions): Promise<TreeStopReport> {
   if (hostPlatform() === "win32") return stopWindowsTree(options);
-  const signal = options.signal ?? signalProcess;
-  const findMarked = options.findMarked ?? ((marker: string) => processesWithMarker(marker, { uid: PROCESS_UID }));
   const { clock, pid } = options;
   const present = async (): Promise<number[]> => {
-    const group = pid === null || signal(-pid, 0) === "gone" ? [] : [-pid];
-    return [...group, ...(await findMarked(options.marker))];
+    const listed = await taskProcesses({ marker: options.marker, group: pid, uid: PROCESS_UID });
+    if (listed !== null) return listed;
+    return pid === null || signalProcess(-pid, 0) === "gone" ? [] : [-pid];
   };
   const sendAll = (targets: readonly number[], name: NodeJS.Signals): void => {
-    for (const target of targets) signal(target, name);
+    // The group as a whole too: a member started between the look and the signal gets it.
+    if (pid !== null) signalProcess(-pid, name);
+    for (const target of targets) signalProcess(target, name);
   };
   const waitGone = async (budgetMs: number): Promise<number[]> => {
     const until = clock.monotonicMs() + budgetMs;
@@ -91,11 +90,9 @@ export async function stopProcessTree(options: TreeStopOptions): Promise<TreeSto
   sendAll(first, "SIGTERM");
   const stubborn = await waitGone(options.graceMs);
   if (stubborn.length === 0) return { terminated: first.length, killed: 0, survivors: 0 };
-  // Looked for again: a process may have started, or left the group, during the grace.
-  const toKill = await present();
-  sendAll(toKill, "SIGKILL");
+  sendAll(stubborn, "SIGKILL");
   const survivors = await waitGone(AFTER_KILL_MS);
-  return { terminated: first.length, killed: toKill.length, survivors: survivors.length };
+  return { terminated: first.length, killed: stubborn.length, survivors: survivors.length };
 }
 
 async function stopWindowsTree(options: TreeStopOptions): Promise<TreeStopReport> {
@@ -104,10 +101,9 @@ async function stopWindowsTree(options: TreeStopOptions): Promise<TreeStopReport
       const args = ["/PID", String(options.pid), "/T", ...(force ? ["/F"] : [])];
       execFile("taskkill", args, { windowsHide: true }, (error) => resolve(error === null));
     });
-  const signal = options.signal ?? signalProcess;
   const { pid } = options;
   if (pid === null) return { terminated: 0, killed: 0, survivors: 0 };
-  const alive = (): boolean => signal(pid, 0) !== "gone";
+  const alive = (): boolean => signalProcess(pid, 0) !== "gone";
   if (!alive()) return { terminated: 0, killed: 0, survivors: 0 };
   await taskkill(false);
   const until = options.clock.monotonicMs() + options.graceMs;

@@ -42,9 +42,6 @@ export interface TaskHandlerOptions {
   readonly environment: Readonly<Record<string, string | undefined>>;
   /** Why confined tasks cannot run here, or null (asked only under `tasks.confine: working-dir`). */
   readonly confinementProblem: () => Promise<string | null>;
-  /** Overrides for tests: SIGTERM to SIGKILL, and the same when the agent stops. */
-  readonly graceMs?: number;
-  readonly stopGraceMs?: number;
 }
 
 /** What a task asks, as one hash: the same task sent again (its expiry and signature aside) hashes the same. */
@@ -95,8 +92,6 @@ export function taskHandler(options: TaskHandlerOptions): CommandHandler<TaskCom
           causationId: delivery.causationId,
         }),
       noteMarker: (value) => options.ledger.setMarker(taskId, value),
-      ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
-      ...(options.stopGraceMs === undefined ? {} : { stopGraceMs: options.stopGraceMs }),
     });
     // Registered before anything is awaited: a cancel from now on reaches it.
     options.running.add(taskId, taskRun);

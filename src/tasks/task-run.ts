@@ -17,12 +17,6 @@ export interface TaskRunOptions {
   readonly sendChunk: (chunk: TaskOutputChunk) => Promise<unknown>;
   /** Notes (durably) that processes carrying the marker may run, and, with null, that none does any more. */
   readonly noteMarker: (marker: string | null) => void;
-  /** SIGTERM to SIGKILL after a timeout, a cancel, or leftovers once the task ended (default 5 s). */
-  readonly graceMs?: number;
-  /** The same when the agent stops: short enough for its result to be stored within the stop's deadline (default 2 s). */
-  readonly stopGraceMs?: number;
-  /** Stand-in for stopping the tree (tests). */
-  readonly stopTree?: typeof stopProcessTree;
 }
 
 /** Why a task ended before its process did. */
@@ -158,10 +152,11 @@ export class TaskRun {
     this.#interrupt = null;
     const stopping = ending.kind === "agent-stop";
     // What is left of the tree (everything, when it was interrupted; a daemon it started, when it exited).
-    const report = await (this.#options.stopTree ?? stopProcessTree)({
+    const report = await stopProcessTree({
       pid: child.pid as number,
       marker: this.#options.marker,
-      graceMs: stopping ? (this.#options.stopGraceMs ?? AGENT_STOP_GRACE_MS) : (this.#options.graceMs ?? TASK_GRACE_MS),
+      // At an agent stop, short enough for the result to be stored within the stop's deadline.
+      graceMs: stopping ? AGENT_STOP_GRACE_MS : TASK_GRACE_MS,
       clock,
     });
     if (report.terminated > 0)
