@@ -13,7 +13,17 @@ import type { CommandTrust } from "../trust/index.ts";
 export type CommandOutcome =
   | { readonly kind: "done"; readonly result?: OutgoingEvent; readonly afterSettled?: () => Promise<void> }
   | { readonly kind: "retry"; readonly afterMs: number | "backoff" }
-  | { readonly kind: "reject"; readonly reason: string; readonly result?: OutgoingEvent };
+  | {
+      readonly kind: "reject";
+      readonly reason: string;
+      readonly result?: OutgoingEvent;
+      /**
+       * A refused fleet-wide command is answered once per subject and key an hour: by default the
+       * key is the reason's kind (its numbers aside), so junk copies are answered once; a refusal
+       * of one command's own (a task's, by its id) gives its own key, and each is answered.
+       */
+      readonly answerKey?: string;
+    };
 
 export const done = (result?: OutgoingEvent): CommandOutcome => (result ? { kind: "done", result } : { kind: "done" });
 /**
@@ -29,8 +39,12 @@ export const doneThen = (result: OutgoingEvent, next: () => Promise<void>): Comm
 export const retryAfter = (afterMs: number): CommandOutcome => ({ kind: "retry", afterMs });
 /** Taken again after 5 s doubling per attempt, at most 5 min (runtime/backoff.ts). */
 export const retryWithBackoff = (): CommandOutcome => ({ kind: "retry", afterMs: "backoff" });
-export const reject = (reason: string, result?: OutgoingEvent): CommandOutcome =>
-  result ? { kind: "reject", reason, result } : { kind: "reject", reason };
+export const reject = (reason: string, result?: OutgoingEvent, options?: { answerKey: string }): CommandOutcome => ({
+  kind: "reject",
+  reason,
+  ...(result ? { result } : {}),
+  ...(options ? { answerKey: options.answerKey } : {}),
+});
 
 /** One attempt at a command, as a handler sees it. */
 export interface CommandDelivery {

@@ -14,7 +14,7 @@ import type { CommandInbox, CommandRow, OutboxEntryInput } from "../outbox/index
 import type { Logger } from "../runtime/index.ts";
 import { type Cancel, type Clock, describeIssues, retryDelayMs, timersOf, truncateInput } from "../runtime/index.ts";
 import { TRUST_RETRY_MS } from "../trust/index.ts";
-import { AnswerLimiter } from "./answer-limiter.ts";
+import { AnswerLimiter, reasonKind } from "./answer-limiter.ts";
 import type { FeedReader } from "./feed-reader.ts";
 import { expiryOf } from "./message-ttl.ts";
 
@@ -345,7 +345,7 @@ export class CommandRunner implements CommandDesk {
         if (
           result &&
           FLEET_SUBJECT.test(row.subject) &&
-          !this.#limiter.mayAnswer(row.subject, outcome.reason, clock.now())
+          !this.#limiter.mayAnswer(row.subject, outcome.answerKey ?? reasonKind(outcome.reason), clock.now())
         ) {
           this.#logger.debug(
             { causationId, subject: row.subject },

@@ -60,10 +60,12 @@ function taskSha256(command: TaskCommandTaken): string {
 export function taskHandler(options: TaskHandlerOptions): CommandHandler<TaskCommandTaken> {
   const { clock, logger, settings } = options;
   const nowIso = (): string => new Date(clock.now()).toISOString();
+  // Each task refused is answered, a fleet task too (not only the first of the hour that shares its reason).
   const refuse = (command: TaskCommandTaken, reason: string, delivery: CommandDelivery): CommandOutcome =>
     reject(
-      `task refused: ${reason}`,
+      `task ${command.taskId} refused: ${reason}`,
       taskResultEvent(endWithoutRun(command.taskId, "REJECTED", reason, nowIso()), delivery),
+      { answerKey: `task ${command.taskId}` },
     );
 
   /** Runs a recorded task to its end; its result is stored by the desk, and its folder removed after. */

@@ -242,13 +242,16 @@ describe("remote tasks on an agent (in process, a real nats-server)", () => {
     expect((await endOf("wd-ok")).result).toMatchObject({ status: "SUCCEEDED", lastLines: { stdout: [allowed] } });
   });
 
-  it("refuses every task when tasks are turned off, naming tasks.enabled", async () => {
+  it("refuses every task when tasks are turned off, naming tasks.enabled: each fleet task answered, not only the hour's first", async () => {
     await startAgent({ EDGE_AGENT_TASKS_ENABLED: "false" });
     await publishTask(operator, TASK, task("off-1", sh("true")));
-    expect((await endOf("off-1")).result).toMatchObject({
-      status: "REJECTED",
-      error: expect.stringContaining("tasks.enabled is false"),
-    });
+    await publishTask(operator, "machine.all.fleet-task", task("off-fleet-1", sh("true")));
+    await publishTask(operator, "machine.all.fleet-task", task("off-fleet-2", sh("true")));
+    for (const taskId of ["off-1", "off-fleet-1", "off-fleet-2"])
+      expect((await endOf(taskId)).result).toMatchObject({
+        status: "REJECTED",
+        error: "tasks are turned off on this machine (tasks.enabled is false)",
+      });
   });
 
   it("refuses a huge argv or environment, naming the bound", async () => {

@@ -172,6 +172,25 @@ describe("CommandRunner: takes stored commands and settles each with its result"
     expect(outbox.commands.counts().pending).toBe(0);
   });
 
+  it("answers each fleet-wide refusal that names its own key (a task's, by its id)", async () => {
+    const fleet: CommandFeed = { ...latest, key: "f", mode: "queue", start: "first" };
+    runner.route({
+      feeds: [fleet],
+      handler: handler(async (command) =>
+        reject(`task ${command.name} refused: off`, reportOf(command.name), { answerKey: command.name }),
+      ),
+    });
+    outbox.commands.accept(
+      "f",
+      [1, 2, 3].map((seq) => message(fleet, seq, { name: `task-${seq}` })),
+      3,
+    );
+    outbox.commands.accept("f", [message(fleet, 4, { name: "task-1" })], 4);
+    runner.start();
+    await settle();
+    expect(results.map((event) => (event.body as { error: string }).error)).toEqual(["task-1", "task-2", "task-3"]);
+  });
+
   it("reports a command a crash cut short and never runs it again; a route that may redo its work runs it once more", async () => {
     const redo: CommandFeed = { ...queue, key: "r", subject: "machine.m1.r" };
     runner.route({ feeds: [queue], handler: handler(() => new Promise(() => undefined)) });
