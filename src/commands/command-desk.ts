@@ -55,6 +55,15 @@ interface PendingSettlement {
 }
 
 const decoder = new TextDecoder();
+
+/** A stored body as JSON, or null when it is none. */
+function parsedOrNull(body: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(body));
+  } catch {
+    return null;
+  }
+}
 const FLEET_SUBJECT = /^machine\.all\.|^\$KV\.[^.]+\.defaults$/;
 /** How often a settlement the disk refused is tried again. */
 const SETTLE_RETRY_MS = 5_000;
@@ -285,9 +294,10 @@ export class CommandRunner implements CommandDesk {
     };
     const { expiresAtMs } = delivery;
     if (expiresAtMs !== null && expiresAtMs <= this.#options.clock.now()) {
+      // The platform's own command, only late: its report may name what it was (a task's id).
       return rejection(
         `${route.what} expired at ${new Date(expiresAtMs).toISOString()} before it could be taken (Nats-TTL)`,
-        null,
+        parsedOrNull(row.body),
       );
     }
     if (this.#options.inbox.superseded(row) && route.feeds.get(row.feed)?.mode === "latest") {
@@ -401,13 +411,10 @@ export class CommandRunner implements CommandDesk {
     if (route) {
       const spec = route.spec;
       if ("handler" in spec) {
-        let raw: unknown = null;
-        try {
-          raw = JSON.parse(decoder.decode(row.body));
-        } catch {
-          raw = null;
-        }
-        result = spec.handler.rejection(`${spec.handler.what} ${reason}`, raw, { kind: "interrupted", causationId });
+        result = spec.handler.rejection(`${spec.handler.what} ${reason}`, parsedOrNull(row.body), {
+          kind: "interrupted",
+          causationId,
+        });
       } else {
         result = spec.rowHandler.refusal(`${spec.rowHandler.what} ${reason}`, row);
       }

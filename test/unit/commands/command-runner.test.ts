@@ -118,14 +118,25 @@ describe("CommandRunner: takes stored commands and settles each with its result"
     expect(handled).toEqual(["new"]);
   });
 
-  it("refuses a command whose Nats-TTL passed before it could be taken, with a report", async () => {
-    runner.route({ feeds: [queue], handler: handler(async () => done()) });
+  it("refuses a command whose Nats-TTL passed before it could be taken, with a report that may name it", async () => {
+    const raws: unknown[] = [];
+    runner.route({
+      feeds: [queue],
+      handler: {
+        ...handler(async () => done()),
+        rejection: (reason, raw) => {
+          raws.push(raw);
+          return reportOf(reason);
+        },
+      },
+    });
     outbox.commands.accept("q", [message(queue, 1, { name: "late" }, { "Nats-TTL": ["30s"] })], 1);
     clock.advance(31_000);
     runner.start();
     await settle();
     expect(handled).toEqual([]);
     expect(errorOf(0)).toMatch(/expired at 2026-11-22T10:00:30.000Z .*Nats-TTL/);
+    expect(raws).toEqual([{ name: "late" }]);
   });
 
   it("refuses a copy of a server's answer stored where a command belongs", async () => {
