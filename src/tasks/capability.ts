@@ -8,7 +8,7 @@ import { cancelHandler } from "./cancel-handler.ts";
 import { taskProcesses } from "./marker-scan.ts";
 import { stopProcessTree } from "./process-tree.ts";
 import { RunningTasks } from "./running-tasks.ts";
-import { confinementProblem } from "./sandbox.ts";
+import { SandboxCheck } from "./sandbox.ts";
 import { taskHandler } from "./task-handler.ts";
 import { TASK_GRACE_MS } from "./task-run.ts";
 import { taskTrust } from "./task-trust.ts";
@@ -38,7 +38,8 @@ export function tasksCapability(options: TasksCapabilityOptions): CapabilityFact
     const trust = taskTrust(context.trust, taskSettings.allowUnsigned);
     const running = new RunningTasks();
     let tags: Readonly<Record<string, string>> = settings.tags;
-    let confinable = false;
+    const environment = options.environment ?? FALLBACK_ENVIRONMENT;
+    const sandbox = new SandboxCheck(environment);
     const handler = taskHandler({
       dataDir: settings.dataDir,
       settings: taskSettings,
@@ -49,20 +50,8 @@ export function tasksCapability(options: TasksCapabilityOptions): CapabilityFact
       ledger: options.ledger,
       running,
       tags: () => tags,
-      environment: options.environment ?? FALLBACK_ENVIRONMENT,
-      // A sandbox that worked once works: a failure is tried again at the next confined task.
-      confinementProblem: async () => {
-        if (confinable) return null;
-        const problem = await confinementProblem(
-          Object.fromEntries(
-            Object.entries(options.environment ?? FALLBACK_ENVIRONMENT).filter(
-              (entry): entry is [string, string] => entry[1] !== undefined,
-            ),
-          ),
-        );
-        confinable = problem === null;
-        return problem;
-      },
+      environment,
+      confinementProblem: () => sandbox.problem(),
     });
     const cancels = context.commands.route({
       feeds: [feeds.taskCancel, feeds.fleetTaskCancel],

@@ -41,10 +41,31 @@ export function confinedSpec(spec: TaskProcessSpec, taskEnv: Readonly<Record<str
 }
 
 /**
- * Why confined tasks cannot run on this machine, or null when they can: tried once for real (a
- * sandbox running `true`), as no configuration file tells whether user namespaces are allowed.
+ * Why confined tasks cannot run on this machine, or null when they can: tried for real (a sandbox
+ * running `true`), as no configuration file tells whether user namespaces are allowed. A sandbox
+ * that worked once is taken to work; a failure is tried again at the next confined task (bwrap
+ * installed meanwhile, namespaces allowed).
  */
-export function confinementProblem(env: Readonly<Record<string, string>>): Promise<string | null> {
+export class SandboxCheck {
+  readonly #env: Record<string, string>;
+  #works = false;
+
+  /** `env`: the environment tasks start from (its PATH finds bwrap). */
+  constructor(env: Readonly<Record<string, string | undefined>>) {
+    this.#env = Object.fromEntries(
+      Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+    );
+  }
+
+  async problem(): Promise<string | null> {
+    if (this.#works) return null;
+    const problem = await sandboxProblem(this.#env);
+    this.#works = problem === null;
+    return problem;
+  }
+}
+
+function sandboxProblem(env: Readonly<Record<string, string>>): Promise<string | null> {
   if (hostPlatform() !== "linux")
     return Promise.resolve(
       `tasks.confine working-dir needs Linux's bubblewrap (bwrap); this machine runs ${hostPlatform()}`,
@@ -52,7 +73,7 @@ export function confinementProblem(env: Readonly<Record<string, string>>): Promi
   // `true` writes nothing: its working dir can be /.
   const probe = confinedSpec({ file: "true", args: [], cwd: "/", env });
   return new Promise((resolve) => {
-    execFile(probe.file, [...probe.args], { env: { ...env }, timeout: 10_000 }, (error, _stdout, stderr) => {
+    execFile(probe.file, [...probe.args], { env: { ...probe.env }, timeout: 10_000 }, (error, _stdout, stderr) => {
       if (!error) return resolve(null);
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOENT")
