@@ -423,6 +423,19 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       expect.stringMatching(/is a NATS server's answer/),
     ]);
     expect(await running(B)).toMatchObject({ heartbeatSeconds: 9 });
+    // The fleet's tasks are the one fleet-wide stream a machine may read any message of (in order,
+    // by a direct get in the body): A can have the server store a copy of an old one on the fleet's
+    // subject. B refuses it as a copy (without a task id: it is no task), and runs nothing again.
+    a.publish(`$JS.API.DIRECT.GET.${COMMAND_STREAMS.fleetTasks}`, JSON.stringify({ seq: 1 }), {
+      reply: "machine.all.fleet-task",
+    });
+    await a.flush();
+    await waitFor("B's refusal of the copied fleet task", async () =>
+      (await results(B)).some((end) => end.status === "REJECTED" && end.taskId === null),
+    );
+    expect((await results(B)).filter((end) => end.taskId === "fleet-1").map((end) => end.status)).toEqual([
+      "SUCCEEDED",
+    ]);
 
     // The agents themselves never hit a permission they lack.
     for (const agent of agents) expect(agent.output()).not.toMatch(/Permissions Violation/);
