@@ -40,7 +40,11 @@ export async function chooseWorkingDir(
   if (!isAbsolute(requested)) return { refusal: `workingDir ${named} is not an absolute path` };
   const real = await resolved(requested);
   if (real === null) return { refusal: `workingDir ${named} does not exist on this machine` };
-  if (!(await stat(real)).isDirectory()) return { refusal: `workingDir ${named} is not a folder` };
+  const isFolder = await stat(real).then(
+    (found) => found.isDirectory(),
+    () => false,
+  );
+  if (!isFolder) return { refusal: `workingDir ${named} is not a folder this agent can use` };
   const dataDir = (await resolved(options.dataDir)) ?? options.dataDir;
   if (within(join(dataDir, TASKS_FOLDER), real))
     return { refusal: `workingDir ${named} is inside ${join(options.dataDir, TASKS_FOLDER)}, the tasks' own folders` };

@@ -1,4 +1,4 @@
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { TaskCommand } from "../../../src/contracts/index.ts";
@@ -70,6 +70,8 @@ describe("a task's working dir", () => {
     expect(await choose(allowed)).toEqual({ path: allowed });
     expect(await choose("work")).toEqual({ refusal: 'workingDir "work" is not an absolute path' });
     expect(await choose(join(root, "missing"))).toMatchObject({ refusal: expect.stringMatching(/does not exist/) });
+    writeFileSync(join(dataDir, "a-file"), "");
+    expect(await choose(join(dataDir, "a-file"))).toMatchObject({ refusal: expect.stringMatching(/is not a folder/) });
     expect(await choose(join(dataDir, "tasks", "other"))).toMatchObject({
       refusal: expect.stringMatching(/the tasks' own folders/),
     });
