@@ -42,6 +42,7 @@ export function tasksCapability(options: TasksCapabilityOptions): CapabilityFact
     const sandbox = new SandboxCheck(environment);
     const handler = taskHandler({
       dataDir: settings.dataDir,
+      hiddenWhenConfined: [settings.configDir, settings.dataDir],
       settings: taskSettings,
       platform: context.platform,
       clock,

@@ -8,11 +8,19 @@ export const BWRAP = "bwrap";
 /**
  * The arguments that run `spec` confined (`tasks.confine: working-dir`): the whole file system
  * read-only (/tmp too: a private one would hide a working dir or a script under it), but the
- * working dir, writable, as itself, where TMPDIR points (unless the task sets its own); a /dev and
- * /proc of its own, in a PID namespace of its own (when its first process ends, every process in it
- * is killed by the kernel, a daemon included), ended too if the agent dies.
+ * working dir, writable, as itself, where TMPDIR points (unless the task sets its own); `hidden`
+ * folders (the agent's own config and data: its credentials, settings, outbox and trust marks) are
+ * empty in there, but for the working dir and the `readable` ones (the task's own folder, which holds
+ * its script) shown inside them; a /dev and /proc of its own, in a PID
+ * namespace of its own (when its first process ends, every process in it is killed by the kernel, a
+ * daemon included), ended too if the agent dies. Each hidden folder must exist (bwrap cannot make a
+ * mount point on the read-only root).
  */
-export function confinedSpec(spec: TaskProcessSpec, taskEnv: Readonly<Record<string, string>> = {}): TaskProcessSpec {
+export function confinedSpec(
+  spec: TaskProcessSpec,
+  taskEnv: Readonly<Record<string, string>> = {},
+  folders: { readonly hidden?: readonly string[]; readonly readable?: readonly string[] } = {},
+): TaskProcessSpec {
   return {
     ...spec,
     env: { ...spec.env, TMPDIR: taskEnv.TMPDIR ?? spec.cwd },
@@ -25,6 +33,8 @@ export function confinedSpec(spec: TaskProcessSpec, taskEnv: Readonly<Record<str
       "/dev",
       "--proc",
       "/proc",
+      ...(folders.hidden ?? []).flatMap((folder) => ["--tmpfs", folder]),
+      ...(folders.readable ?? []).flatMap((folder) => ["--ro-bind", folder, folder]),
       "--bind",
       spec.cwd,
       spec.cwd,

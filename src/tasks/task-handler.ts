@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import * as z from "zod";
 import {
@@ -29,6 +30,8 @@ export type TaskCommandTaken = z.infer<typeof TaskCommandTaken>;
 
 export interface TaskHandlerOptions {
   readonly dataDir: string;
+  /** What a confined task must not read: the agent's config and data dirs (credentials, settings, outbox). */
+  readonly hiddenWhenConfined: readonly string[];
   readonly settings: TaskSettings;
   readonly platform: NodeJS.Platform;
   readonly clock: Clock;
@@ -79,7 +82,9 @@ export function taskHandler(options: TaskHandlerOptions): CommandHandler<TaskCom
         await mkdir(folder, { recursive: true, mode: 0o700 });
         const env = taskEnvironment(options.environment, command, marker);
         const spec = await launchSpec(command, { cwd, folder }, env);
-        return settings.confine === "working-dir" ? confinedSpec(spec, command.env) : spec;
+        if (settings.confine !== "working-dir") return spec;
+        const hidden = options.hiddenWhenConfined.filter((folder) => existsSync(folder));
+        return confinedSpec(spec, command.env, { hidden, readable: folder === cwd ? [] : [folder] });
       },
       marker,
       timeoutMs: command.timeoutSeconds * 1000,

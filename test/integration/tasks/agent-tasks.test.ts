@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -391,6 +391,32 @@ describe("remote tasks on an agent (in process, a real nats-server)", () => {
     });
     expect(end.result.lastLines.stderr.join("\n")).toMatch(/Read-only file system[\s\S]*cannot write outside/);
     expect(existsSync(outside)).toBe(false);
+  });
+
+  it("hides the agent's own config and data from a confined task, and still runs its script from a working dir elsewhere", async () => {
+    const configDir = join(root, MACHINE, "config");
+    const dataDir = join(root, MACHINE, "data");
+    const allowed = join(root, "work");
+    await mkdir(configDir, { recursive: true });
+    await mkdir(allowed);
+    await writeFile(join(configDir, "machine.creds"), "-----BEGIN NATS USER JWT-----\nsecret\n");
+    await startAgent({ EDGE_AGENT_TASKS_CONFINE: "working-dir", EDGE_AGENT_TASKS_ALLOWED_WORKING_DIRS: allowed });
+    const script = [
+      `if cat "${join(configDir, "machine.creds")}" 2>/dev/null; then echo "read the credentials"; exit 9; fi`,
+      `echo "config: $(ls -A "${configDir}" | tr '\\n' ' ')"`,
+      `echo "data: $(ls -A "${dataDir}" | tr '\\n' ' ')"`,
+      "echo here > here.txt && pwd",
+    ].join("\n");
+    // The script lives in the task's folder under the (hidden) data dir; the working dir is elsewhere.
+    await publishTask(operator, TASK, task("confined-2", sh(script), { workingDir: allowed }));
+    const end = await endOf("confined-2");
+    expect(end.result).toMatchObject({
+      status: "SUCCEEDED",
+      lastLines: { stdout: ["config: ", "data: tasks ", allowed] },
+    });
+    expect(readFileSync(join(allowed, "here.txt"), "utf8")).toBe("here\n");
+    // Outside the sandbox nothing was touched.
+    expect(readFileSync(join(configDir, "machine.creds"), "utf8")).toContain("secret");
   });
 
   it("refuses a confined task where no sandbox can be made, naming why, never running it unconfined", async () => {
