@@ -1,1 +1,2 @@
 export { type TasksCapabilityOptions, tasksCapability } from "./capability.ts";
+export { SandboxCheck } from "./sandbox.ts";

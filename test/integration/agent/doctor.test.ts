@@ -86,6 +86,7 @@ describe("edge-agent doctor against a real nats-server", () => {
       "uninstall",
       "data dir",
       "program location",
+      "tasks",
       "free space",
       "server reachable",
       "auth",
