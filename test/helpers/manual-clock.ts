@@ -4,7 +4,7 @@ import { type Cancel, type Clock, type CronSchedule, systemClock, type Timers } 
  * How tests fake time: the code under test takes a `Clock` (src/runtime/clock.ts), and a test gives
  * it one of these. `manualClock()` when the test moves time itself; `fixedWallClock()` when the code
  * must run on real timers (reconnects, retries against real servers) but stamp a time the test knows.
- * vitest's fake timers are not used (the guard in test/unit/helpers/test-time-guard.test.ts says so).
+ * vitest's fake timers are not used (biome-plugins/test-time.grit refuses them).
  */
 
 /** A clock whose time moves only when the test says: timers fire in due order as it advances. */

@@ -1,7 +1,7 @@
 /**
- * Every way a test or a fault scenario lets real time pass, in one place (the guard in
- * test/unit/helpers/test-time.test.ts keeps raw timers out of every other file under test/ and
- * faults/). Time the code under test reads comes from its injected clock: `manualClock()`
+ * Every way a test or a fault scenario lets real time pass, in one place (biome-plugins/test-time.grit,
+ * checked by test/unit/helpers/test-time-guard.test.ts, keeps raw timers out of every other file under
+ * test/ and faults/). Time the code under test reads comes from its injected clock: `manualClock()`
  * (manual-clock.ts) when the test moves it.
  *
  * - `waitFor`: wait for something to happen (a bounded poll: the bound only fails a test that hangs).
