@@ -170,6 +170,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     runningFrom: deps.runningFrom,
     uninstall: deps.uninstall,
     outboxDrained: outboxDrained(outbox, clock),
+    taskLedger: outbox.tasks,
   });
   for (const definition of listed) capabilities.add(definition.name, maker.make(definition));
   maker.resolve(capabilities.all);

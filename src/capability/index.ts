@@ -26,6 +26,7 @@ export {
   type CommandRouteHandle,
   done,
   doneThen,
+  type RefusalContext,
   reject,
   retryAfter,
   retryWithBackoff,

@@ -11,7 +11,8 @@ import { OutboxTally } from "./outbox-tally.ts";
 import type { EventPublisher } from "./publisher.ts";
 import { OutboxRetention } from "./retention.ts";
 import { readBootId } from "./sequence-floor.ts";
-import type { Durability } from "./sqlite-store.ts";
+import type { Durability, OutboxStore } from "./sqlite-store.ts";
+import { createTaskLedger, type TaskLedger } from "./task-ledger.ts";
 import type { OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
 
 export const OUTBOX_FILE = "outbox.db";
@@ -54,6 +55,8 @@ export interface Outbox {
   updateLimits(limits: { maxBytes?: number; maxAgeMs?: number }): void;
   /** The commands read from the platform, kept in this same database (command-inbox.ts). */
   readonly commands: CommandInbox;
+  /** The remote tasks taken on this machine, and cancels kept for tasks to come (task-ledger.ts). */
+  readonly tasks: TaskLedger;
 }
 
 const AGE_SWEEP_MS = 60_000;
@@ -130,15 +133,17 @@ export function openOutbox(options: OutboxOptions): Outbox {
     intake.flushHeld();
     if (held.count > 0 || delivery.backlogSize > 0 || tally.countersDirty) database.retryLater();
   };
+  const openTables = (): OutboxStore => {
+    const store = database.ensureOpen();
+    if (!store) throw new OutboxStorageUnavailableError(database.problem ?? "the database is not open");
+    return store;
+  };
   const commands = createCommandInbox({
-    tables: () => {
-      const store = database.ensureOpen();
-      if (!store) throw new OutboxStorageUnavailableError(database.problem ?? "the database is not open");
-      return store;
-    },
+    tables: openTables,
     appendDurablyWith: (inputs, also) => intake.appendDurablyWith(inputs, also),
     clock,
   });
+  const tasks = createTaskLedger({ tables: openTables, clock });
 
   numbering.begin(database.open(), (error) =>
     database.fail(
@@ -153,6 +158,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   return {
     commands,
+    tasks,
     append: (input) => intake.append([input])[0] as StoredOutboxEntry,
     appendBatch: (inputs) => intake.append(inputs),
     stats() {
