@@ -18,7 +18,7 @@ import { configEntryOfRow } from "./config-keys.ts";
 import { readConfigEntry } from "./kv-entry.ts";
 import { type LastGoodConfiguration, lastGoodStore } from "./last-good-store.ts";
 import { mergeDocuments } from "./merge.ts";
-import { validateDocument, withoutClaims } from "./validate.ts";
+import { judgePushedDocument } from "./pushed-document.ts";
 
 export interface RemoteConfigOptions {
   readonly machineId: string;
@@ -194,32 +194,13 @@ export function createRemoteConfig(options: RemoteConfigOptions): RemoteConfig {
             .catch((emitError: unknown) => logger.error({ err: emitError }, "cannot store the config status"));
           return body;
         };
-        const claimed = (document as { revision?: unknown } | null)?.revision;
-        if (typeof claimed !== "number" || !Number.isInteger(claimed) || claimed < 1) {
-          return report(
-            judged(pushedRevision, "REJECTED", "a pushed configuration needs a whole-number revision of 1 or more"),
-          );
-        }
-        if (claimed <= pushedRevision)
-          return report(
-            judged(
-              claimed,
-              "REJECTED",
-              `revision ${claimed} is not newer than the last pushed revision ${pushedRevision}`,
-            ),
-          );
-        let valid: Record<string, unknown>;
-        try {
-          valid = validateDocument(document, `pushed configuration revision ${claimed}`);
-        } catch (error) {
-          return report(judged(claimed, "REJECTED", (error as Error).message));
-        }
-        const { revision: _ownRevision, ...settings } = withoutClaims(valid);
+        const judgement = judgePushedDocument(document, pushedRevision);
+        if (judgement.kind === "refuse") return report(judged(judgement.revision, "REJECTED", judgement.reason));
         const previousMachine = slots.machine;
         const previousPushed = pushedRevision;
-        slots.machine = { revision: slots.machine?.revision ?? 0, document: settings };
-        pushedRevision = claimed;
-        const outcome = await applyEffective(claimed, true);
+        slots.machine = { revision: slots.machine?.revision ?? 0, document: judgement.settings };
+        pushedRevision = judgement.revision;
+        const outcome = await applyEffective(judgement.revision, true);
         if (outcome.status !== "APPLIED") {
           slots.machine = previousMachine;
           pushedRevision = previousPushed;
