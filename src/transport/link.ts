@@ -1,9 +1,9 @@
 import { wsconnect } from "@nats-io/nats-core";
 import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../runtime/index.ts";
-import { type Cancel, type Clock, createLogThrottle, sleepOn, timersOf } from "../runtime/index.ts";
+import { type Cancel, type Clock, timersOf } from "../runtime/index.ts";
 import { usesWebSocket } from "../settings-kit/index.ts";
-import { serverUnreachable } from "./connect-failure.ts";
+import { connectUntilConnected, describeFailure } from "./first-connect.ts";
 
 /** Opens a connection; injected so tests and a fleet simulator can wrap or count connections. */
 export type ConnectionFactory = (options: ConnectionOptions) => Promise<NatsConnection>;
@@ -55,10 +55,6 @@ export interface NatsLinkOptions {
   readonly failureLogIntervalMs?: number;
 }
 
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 export function createNatsLink(options: NatsLinkOptions): NatsLink {
   const { logger, observer } = options;
   let state: LinkState = "connecting";
@@ -93,7 +89,7 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
         case "error":
           // A refused credential on a reconnect lands here: nats.js keeps trying (ignoreAuthErrorAbort)
           // and reads the credential files again on each try, so a rotation is picked up.
-          lastError = describe(status.error);
+          lastError = describeFailure(status.error);
           logger.error({ err: status.error }, "NATS server reported an error");
           break;
         case "staleConnection":
@@ -105,63 +101,15 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
     }
   };
 
-  /**
-   * The first connection, tried until it works or the link is closed. Every failure is retried,
-   * refused credentials included: a credential rotation or a permission fixed on the server must
-   * bring a fleet back without anyone restarting it. The options are built again on each try, so a
-   * credentials file replaced meanwhile is read afresh.
-   */
-  const connectUntilConnected = async (): Promise<NatsConnection | null> => {
-    let announced = false;
-    let attempt = 0;
-    const failureLines = createLogThrottle({
-      intervalMs: options.failureLogIntervalMs ?? 30_000,
-      nowMs: () => options.clock.monotonicMs(),
-    });
-    while (!closing) {
-      attempt += 1;
-      try {
-        const connectionOptions = options.connectionOptions();
-        if (!announced) {
-          logger.info(
-            { servers: connectionOptions.servers },
-            "connecting to NATS (work goes on offline meanwhile; it keeps trying)",
-          );
-          announced = true;
-        }
-        return await options.factory(connectionOptions);
-      } catch (error) {
-        const reason = describe(error);
-        const delayMs = options.nextRetryDelayMs();
-        // A new reason is worth a line at once; the same one, offline for days, a warn line at most
-        // every interval, with how many attempts failed meanwhile (the rest at debug level).
-        if (reason !== lastError) {
-          failureLines.reset();
-          failureLines.take();
-          // No server answering is the expected offline case (warn); a server that refused is not.
-          const level = serverUnreachable(error) ? "warn" : "error";
-          logger[level](
-            { reason, attempt, retryInMs: delayMs },
-            "NATS connection failed; retrying (the reason is in `edge-agent status`)",
-          );
-        } else {
-          const { log, suppressed } = failureLines.take();
-          if (log)
-            logger.warn(
-              { reason, attempt, failedSinceLastLine: suppressed + 1, retryInMs: delayMs },
-              "NATS connection still failing; retrying",
-            );
-          else logger.debug({ reason, attempt, retryInMs: delayMs }, "NATS connection still failing; retrying");
-        }
-        lastError = reason;
-        await sleepOn(options.clock, delayMs, closed.signal);
-      }
-    }
-    return null;
-  };
-
   const connectInBackground = async (): Promise<void> => {
-    const nc = await connectUntilConnected();
+    const nc = await connectUntilConnected(options, {
+      closing: () => closing,
+      closed: closed.signal,
+      lastError: () => lastError,
+      failed: (reason) => {
+        lastError = reason;
+      },
+    });
     if (nc === null) return;
     if (closing) {
       await nc.close();
@@ -177,7 +125,7 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
     void nc.closed().then((error) => {
       state = "closed";
       if (closing) return;
-      lastError = error ? describe(error) : "the connection closed";
+      lastError = error ? describeFailure(error) : "the connection closed";
       logger.error({ reason: lastError }, "NATS connection closed for good");
       observer.lost(lastError);
     });
