@@ -195,6 +195,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       reconnected: (server, connection) => void linkUp(server, connection, true),
       disconnected(server, reason) {
         linkRecord.down();
+        outbox.hold();
         commands.detach();
         recordError("link", `disconnected from ${server}: ${reason}`);
         capabilities.detachAll(server, reason);

@@ -48,6 +48,8 @@ export interface Outbox {
   stats(): OutboxStats;
   /** Starts delivering through `publisher`, in the background. */
   start(publisher: EventPublisher): void;
+  /** The link is down: deliver nothing until `wake` (drainer.ts says why). */
+  hold(): void;
   /** The link is back: retry now. */
   wake(): void;
   /** Stops delivery (in-flight publishes settle first) and closes the database. */
@@ -543,6 +545,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
     start(publisher) {
       if (drainer) return;
       drainer = startDrainer({ source, publisher, logger, batchSize, maxInFlight, timers, outboxId });
+    },
+    hold() {
+      drainer?.hold();
     },
     wake() {
       drainer?.wake();
