@@ -29,7 +29,7 @@ import type { UninstallAgent } from "../uninstall/capability.ts";
 import { agentCapabilities } from "./capabilities.ts";
 import { CapabilityList } from "./capability-list.ts";
 import { agentCoreCapability, outboxDrained } from "./core.ts";
-import { type AgentStatus, createErrorLog, createStatusAssembly, LinkRecord } from "./status.ts";
+import { type AgentProgress, type AgentStatus, createErrorLog, createStatusAssembly, LinkRecord } from "./status.ts";
 import { type StatusFileWriter, startStatusFile } from "./status-file.ts";
 
 /** Everything an agent needs from its surroundings, injected so one process can host thousands. */
@@ -83,6 +83,8 @@ export interface Agent {
   /** Stops every part and drains the link; resolves within about `timeoutMs`. */
   stop(timeoutMs?: number): Promise<void>;
   status(): AgentStatus;
+  /** A few figures of the status, cheaply (status.ts: AgentProgress). */
+  progress(): AgentProgress;
   setHeartbeatSeconds(seconds: number): void;
 }
 
@@ -281,6 +283,15 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     machineId,
     sink,
     status: () => status.snapshot(),
+    progress() {
+      const reading = commands.status();
+      return {
+        linkState: link.state,
+        outboxPending: outbox.pendingCount(),
+        commandsReadAtMs: reading.lastCheckedAtMs,
+        commandsProblem: reading.problem,
+      };
+    },
     setHeartbeatSeconds: (seconds) => lifecycle.setHeartbeatSeconds(seconds),
     async start() {
       // The status file being replaced when the last run was killed leaves its sibling behind.

@@ -46,6 +46,8 @@ export interface Outbox {
   /** Accepts several events in one transaction (one sync under "full" durability). */
   appendBatch(inputs: readonly OutboxEntryInput[]): StoredOutboxEntry[];
   stats(): OutboxStats;
+  /** `stats().pendingCount` without reading the database: for callers that poll many outboxes. */
+  pendingCount(): number;
   /** Starts delivering through `publisher`, in the background. */
   start(publisher: EventPublisher): void;
   /** The link is down: deliver nothing until `wake` (drainer.ts says why). */
@@ -546,6 +548,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       if (drainer) return;
       drainer = startDrainer({ source, publisher, logger, batchSize, maxInFlight, timers, outboxId });
     },
+    pendingCount: () => pendingCount + held.count,
     hold() {
       drainer?.hold();
     },
