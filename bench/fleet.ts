@@ -30,6 +30,7 @@ import {
   CLOCK_TICKS_PER_SECOND as TICKS_PER_SECOND,
 } from "./proc-stats.ts";
 import { quantileOfSorted } from "./quantile.ts";
+import { restartTimeline, serverWarnings } from "./server-log.ts";
 
 /**
  * The platform at fleet scale: N simulated agents (src/simulator, each made by createAgent with its
@@ -146,23 +147,6 @@ function perSecond(values: readonly number[]): number[] {
     counts[second] = (counts[second] ?? 0) + 1;
   }
   return counts;
-}
-
-/** The server's warnings by kind (digits and client ids stripped), most frequent first: what it struggled with. */
-async function serverWarnings(logFile: string): Promise<Record<string, number>> {
-  const text = await readFile(logFile, "utf8").catch(() => "");
-  const counts = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const warning = /\[(WRN|ERR)\] (.*)$/.exec(line);
-    if (!warning) continue;
-    const kind =
-      `${warning[1]} ${(warning[2] ?? "").replace(/^[\d.:]+ - (cid|rid|lid):\d+ - ("[^"]*" - )?/, "").replace(/[\d.]+(ms|s|µs)?/g, "N")}`.slice(
-        0,
-        160,
-      );
-    counts.set(kind, (counts.get(kind) ?? 0) + 1);
-  }
-  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).slice(0, 8));
 }
 
 interface Shard {
@@ -706,7 +690,10 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     await advisories.close().catch(() => undefined);
     await operator.close().catch(() => undefined);
     await server.dispose();
-    result.serverWarnings = await serverWarnings(join(logDir, "nats-server.log"));
+    const serverLog = await readFile(join(logDir, "nats-server.log"), "utf8").catch(() => "");
+    result.serverWarnings = serverWarnings(serverLog);
+    // The reconnect storm's restart as the server itself logged it.
+    result.serverRestart = restartTimeline(serverLog);
     await rm(root, { recursive: true, force: true });
     await rm(logDir, { recursive: true, force: true });
   }
