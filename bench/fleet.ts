@@ -22,7 +22,7 @@ import {
 } from "../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
 import type { ShardCommand, ShardReply } from "./fleet-shard.ts";
-import { ApiLimitAdvisories, readJsz, sampleJetStreamPeaks } from "./jetstream-watch.ts";
+import { ApiLimitAdvisories, closedConnectionReasons, readJsz, sampleJetStreamPeaks } from "./jetstream-watch.ts";
 import {
   readCpuTicks,
   readMachineCpuTicks,
@@ -594,6 +594,8 @@ async function runSize(agents: number, environment: Environment): Promise<Record
         consumersMax: stormPeaks.consumersMax,
         jszSamples: stormPeaks.samples,
       },
+      // Connections the restarted server closed before the fleet was back: dials that failed after it was up.
+      closedConnections: await closedConnectionReasons(monitorUrl).catch((error: unknown) => String(error)),
     };
     loadAverage.storm = oneDecimal(loadavg());
 

@@ -130,3 +130,21 @@ export function sampleJetStreamPeaks(monitorUrl: string, intervalMs = 250): { st
     },
   };
 }
+
+/**
+ * Why the server closed connections, by reason, from `/connz?state=closed` (the server keeps the
+ * last 10,000 by default, since its start): in a reconnect storm, the dials that did not make it.
+ */
+export async function closedConnectionReasons(monitorUrl: string): Promise<Record<string, number>> {
+  const response = await fetch(`${monitorUrl}/connz?state=closed&limit=100000`, {
+    signal: AbortSignal.timeout(JSZ_TIMEOUT_MS),
+  });
+  if (!response.ok) throw new Error(`${monitorUrl}/connz answered ${response.status}`);
+  const body = (await response.json()) as { connections?: Array<{ reason?: string }> };
+  const counts: Record<string, number> = {};
+  for (const connection of body.connections ?? []) {
+    const reason = connection.reason ?? "unknown";
+    counts[reason] = (counts[reason] ?? 0) + 1;
+  }
+  return counts;
+}
