@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -51,7 +51,8 @@ import { restartTimeline, serverWarnings } from "./server-log.ts";
  * of agents measures that disk, not the agents; every real device has its own).
  * BENCH_FLEET_IDLE_SECONDS (default 30), BENCH_FLEET_PHASE_SECONDS (default 900: bound on each
  * phase), BENCH_FLEET_START_CONCURRENCY (default 100 agents connecting at once, fleet-wide),
- * BENCH_FLEET_TOOL_MAX_AGENTS (default 1000): larger fleets leave the tool install out. Each
+ * BENCH_FLEET_TOOL_MAX_AGENTS (default 1000): larger fleets leave the tool install out.
+ * BENCH_FLEET_KEEP_SERVER_LOG: a directory where each size's nats-server log is kept. Each
  * simulated install runs its tool's commands and then checks the tool's liveness by reading every
  * process's command line in /proc, all from one process on two cores: beyond a thousand agents that
  * measures this machine's process table, not the platform.
@@ -210,6 +211,8 @@ interface Environment {
   readonly phaseSeconds: number;
   readonly startConcurrency: number;
   readonly agentsPerShard: number;
+  /** Where to keep each size's server log (BENCH_FLEET_KEEP_SERVER_LOG), or null. */
+  readonly keepServerLogDir: string | null;
   /** Why this size leaves the tool install out (a smaller fleet did not finish it in time). */
   readonly skipToolInstall: string | null;
 }
@@ -693,6 +696,8 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     await operator.close().catch(() => undefined);
     await server.dispose();
     const serverLog = await readFile(join(logDir, "nats-server.log"), "utf8").catch(() => "");
+    if (environment.keepServerLogDir)
+      await writeFile(join(environment.keepServerLogDir, `nats-server-${agents}.log`), serverLog);
     result.serverWarnings = serverWarnings(serverLog);
     // The reconnect storm's restart as the server itself logged it.
     result.serverRestart = restartTimeline(serverLog);
@@ -713,6 +718,7 @@ export async function run(): Promise<Record<string, unknown>> {
     startConcurrency: Number(process.env.BENCH_FLEET_START_CONCURRENCY ?? 100),
     agentsPerShard: Math.floor((limits.soft - FD_RESERVE) / FDS_PER_AGENT),
     skipToolInstall: null,
+    keepServerLogDir: process.env.BENCH_FLEET_KEEP_SERVER_LOG ?? null,
   };
   const toolMaxAgents = Number(process.env.BENCH_FLEET_TOOL_MAX_AGENTS ?? 1000);
   const natsVersion = execFileSync(await ensureNatsServer(), ["--version"], { encoding: "utf8" }).trim();
