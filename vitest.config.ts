@@ -1,5 +1,10 @@
+import { resolve } from "node:path";
 import { defineConfig } from "vitest/config";
 import { SummaryReporter } from "./test/helpers/summary-reporter.ts";
+
+// vitest keeps an API token under XDG_DATA_HOME (~/.local/share by default), read right after this
+// file: a test run leaves nothing in the home dir. Nothing of ours reads XDG_DATA_HOME.
+process.env.XDG_DATA_HOME = resolve(import.meta.dirname, "node_modules", ".cache");
 
 export default defineConfig({
   test: {

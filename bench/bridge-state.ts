@@ -13,15 +13,11 @@ import {
   readCommittedPartition,
   TransactionalProducer,
 } from "../src/bridge/kafka/client/index.ts";
+import { shardStateTopic, shardStateTopicSpec } from "../src/bridge/kafka/topics.ts";
 import type { OutputRecord } from "../src/bridge/records/source-message.ts";
 import { EventStreamProcessor } from "../src/bridge/shards/event-stream-processor.ts";
 import type { CheckpointValue } from "../src/bridge/state/checkpoint.ts";
-import {
-  KafkaShardStateStore,
-  shardStateTopic,
-  shardStateTopicSpec,
-  stateRecords,
-} from "../src/bridge/state/shard-state-store.ts";
+import { KafkaShardStateStore, stateRecords } from "../src/bridge/state/shard-state-store.ts";
 import { DEFAULT_TOPICS } from "../src/contracts/index.ts";
 import { systemClock } from "../src/runtime/clock.ts";
 import { silentLogger } from "../src/runtime/logger.ts";

@@ -9,12 +9,13 @@ import { requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { ensureBridgeExecutable, packageVersion } from "./build-sea.ts";
 import { debianCopyright, type ExecutableContents } from "./deb-copyright.ts";
 import { buildDebPackage, DEB_BUILD_TOOLS, type DebBuildOptions } from "./deb-package.ts";
+import { documentationFiles } from "./package-docs.ts";
 
 const root = resolve(import.meta.dirname, "..");
 
 export async function buildBridgeDeb(options: DebBuildOptions = {}): Promise<string> {
   requireBuildTools(DEB_BUILD_TOOLS);
-  const { binary, contents } = await ensureBridgeExecutable();
+  const { binary, contents } = await ensureBridgeExecutable(options.outputDir);
   return buildDebPackage(
     {
       name: "edge-bridge",
@@ -34,9 +35,7 @@ export async function buildBridgeDeb(options: DebBuildOptions = {}): Promise<str
           target: "lib/systemd/system/edge-bridge.service",
           mode: 0o644,
         },
-        { source: join(root, "README.md"), target: "usr/share/doc/edge-bridge/README.md", mode: 0o644 },
-        // The README links to the design: shipped at the same place relative to it as in the repository.
-        { source: join(root, "docs/DESIGN.md"), target: "usr/share/doc/edge-bridge/docs/DESIGN.md", mode: 0o644 },
+        ...documentationFiles("edge-bridge"),
       ],
       copyright: debianCopyright({
         packageName: "edge-bridge",

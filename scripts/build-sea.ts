@@ -81,6 +81,8 @@ export interface SingleExecutableOptions {
    * test needs a newer agent than the packaged one.
    */
   readonly version?: string;
+  /** Where the files go; dist/ unless given (a test builds into its own directory, never dist/). */
+  readonly outputDir?: string;
 }
 
 /** What differs between the programs; everything else is the one recipe in `buildExecutable`. */
@@ -151,17 +153,19 @@ const BRIDGE: ExecutableSpec = {
   workerAssets: [{ asset: "producer-thread.cjs", entryPoint: "src/bridge/kafka/producer-thread.ts" }],
 };
 
-function distFiles(spec: ExecutableSpec): SingleExecutable {
+function builtFiles(spec: ExecutableSpec, outputDir: string): SingleExecutable {
   return {
-    binary: join(dist, `${spec.name}-linux-x64`),
-    bundle: join(dist, `${spec.name}.cjs`),
-    contents: join(dist, `${spec.name}.licenses.json`),
+    binary: join(outputDir, `${spec.name}-linux-x64`),
+    bundle: join(outputDir, `${spec.name}.cjs`),
+    contents: join(outputDir, `${spec.name}.licenses.json`),
   };
 }
 
-async function ensureExecutable(spec: ExecutableSpec): Promise<SingleExecutable> {
-  const files = distFiles(spec);
-  return [files.binary, files.bundle, files.contents].every((file) => existsSync(file)) ? files : buildExecutable(spec);
+async function ensureExecutable(spec: ExecutableSpec, outputDir: string = dist): Promise<SingleExecutable> {
+  const files = builtFiles(spec, outputDir);
+  return [files.binary, files.bundle, files.contents].every((file) => existsSync(file))
+    ? files
+    : buildExecutable(spec, { outputDir });
 }
 
 /** A plugin that gives package.json another version, for a build as that version. */
@@ -189,18 +193,22 @@ function versionOverride(version: string | undefined): Plugin {
  */
 async function buildExecutable(spec: ExecutableSpec, options: SingleExecutableOptions = {}): Promise<SingleExecutable> {
   requireBuildTools([BUILD_TOOLS.strip]);
-  mkdirSync(dist, { recursive: true });
+  const outputDir = options.outputDir ?? dist;
+  mkdirSync(outputDir, { recursive: true });
   const suffix = options.version ? `-${options.version}` : "";
-  const bundle = join(dist, `${spec.name}${suffix}.cjs`);
-  const binary = join(dist, `${spec.name}-linux-x64${suffix}`);
-  const contents = join(dist, `${spec.name}${suffix}.licenses.json`);
+  const bundle = join(outputDir, `${spec.name}${suffix}.cjs`);
+  const binary = join(outputDir, `${spec.name}-linux-x64${suffix}`);
+  const contents = join(outputDir, `${spec.name}${suffix}.licenses.json`);
   const scratch = `${process.pid}-${randomUUID().slice(0, 8)}.partial`;
   const partialBundle = `${bundle}.${scratch}`;
   const partialBinary = `${binary}.${scratch}`;
   const partialContents = `${contents}.${scratch}`;
-  const strippedBase = join(dist, `node-base.${scratch}`);
-  const seaConfig = join(dist, `sea-config-${spec.name}.${scratch}.json`);
-  const assetFiles = spec.workerAssets.map((worker) => ({ ...worker, file: join(dist, `${worker.asset}.${scratch}`) }));
+  const strippedBase = join(outputDir, `node-base.${scratch}`);
+  const seaConfig = join(outputDir, `sea-config-${spec.name}.${scratch}.json`);
+  const assetFiles = spec.workerAssets.map((worker) => ({
+    ...worker,
+    file: join(outputDir, `${worker.asset}.${scratch}`),
+  }));
   try {
     const bundleOf = (entryPoint: string, outfile: string) =>
       build({
@@ -302,9 +310,9 @@ export async function buildSingleExecutable(options: SingleExecutableOptions = {
   return buildExecutable(AGENT, options);
 }
 
-/** The agent's executable and bundle, built once: the package builders share them. */
-export async function ensureSingleExecutable(): Promise<SingleExecutable> {
-  return ensureExecutable(AGENT);
+/** The agent's executable and bundle, built once (in `outputDir`, dist/ by default): the package builders share them. */
+export async function ensureSingleExecutable(outputDir?: string): Promise<SingleExecutable> {
+  return ensureExecutable(AGENT, outputDir);
 }
 
 /** Builds the bridge's executable, dist/edge-bridge-linux-x64. */
@@ -312,9 +320,9 @@ export async function buildBridgeExecutable(options: SingleExecutableOptions = {
   return buildExecutable(BRIDGE, options);
 }
 
-/** The bridge's executable and bundle, built once: its package builder shares them. */
-export async function ensureBridgeExecutable(): Promise<SingleExecutable> {
-  return ensureExecutable(BRIDGE);
+/** The bridge's executable and bundle, built once (in `outputDir`, dist/ by default): its package builder shares them. */
+export async function ensureBridgeExecutable(outputDir?: string): Promise<SingleExecutable> {
+  return ensureExecutable(BRIDGE, outputDir);
 }
 
 if (import.meta.main) {

@@ -10,8 +10,18 @@
  * chain). The agent's: 26.8 MiB with dpkg-deb -Zxz, 25.5 MiB so (README, "Installing it").
  */
 import { execFileSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createHash, randomUUID } from "node:crypto";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, posix, resolve } from "node:path";
 import { BUILD_TOOLS, requireBuildTools } from "./build-prerequisites.ts";
 
@@ -116,6 +126,29 @@ function writeAr(members: readonly ArMember[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/**
+ * DEBIAN/md5sums: one line per file the package installs (`<md5>  <path without leading slash>`),
+ * what `dpkg --verify` checks an installed package against.
+ */
+export function md5sumsOf(stage: string): string {
+  const lines: string[] = [];
+  const visit = (relative: string): void => {
+    for (const entry of readdirSync(join(stage, relative), { withFileTypes: true })) {
+      const path = relative === "" ? entry.name : `${relative}/${entry.name}`;
+      if (path === "DEBIAN") continue;
+      if (entry.isDirectory()) visit(path);
+      else if (entry.isFile())
+        lines.push(
+          `${createHash("md5")
+            .update(readFileSync(join(stage, path)))
+            .digest("hex")}  ${path}`,
+        );
+    }
+  };
+  visit("");
+  return lines.sort((a, b) => (a.slice(34) < b.slice(34) ? -1 : 1)).join("\n") + (lines.length > 0 ? "\n" : "");
+}
+
 /** Builds <outputDir>/<name>_<version>_amd64.deb and returns its path. */
 export function buildDebPackage(deb: DebPackage, options: DebBuildOptions = {}): string {
   requireBuildTools(DEB_BUILD_TOOLS);
@@ -124,9 +157,11 @@ export function buildDebPackage(deb: DebPackage, options: DebBuildOptions = {}):
   const output = join(outputDir, `${deb.name}_${deb.version}_amd64.deb`);
   // A stage and file names of this build's own: two builds at once (two test runs) never share one.
   const scratch = `${process.pid}-${randomUUID().slice(0, 8)}`;
-  const stage = join(dist, "deb-root", `${deb.name}.${scratch}`);
+  // Staged beside the package being built: a build into another directory (a test's) leaves dist/ alone.
+  const stage = join(outputDir, `.deb-root-${deb.name}.${scratch}`);
   const uncompressed = `${output}.${scratch}.uncompressed`;
   const partial = `${output}.${scratch}.partial`;
+  mkdirSync(outputDir, { recursive: true });
   try {
     const place = (file: DebFile): void => {
       const destination = join(stage, file.target);
@@ -141,6 +176,7 @@ export function buildDebPackage(deb: DebPackage, options: DebBuildOptions = {}):
     mkdirSync(dirname(copyright), { recursive: true, mode: 0o755 });
     writeFileSync(copyright, deb.copyright, { mode: 0o644 });
 
+    writeFileSync(join(stage, "DEBIAN/md5sums"), md5sumsOf(stage), { mode: 0o644 });
     const installedKiB = [
       ...deb.files.map((file) => statSync(file.source).size),
       Buffer.byteLength(deb.copyright),
@@ -161,7 +197,6 @@ export function buildDebPackage(deb: DebPackage, options: DebBuildOptions = {}):
         "",
       ].join("\n"),
     );
-    mkdirSync(outputDir, { recursive: true });
     execFileSync("dpkg-deb", ["--root-owner-group", "-Znone", "--build", stage, uncompressed], {
       stdio: ["ignore", "ignore", "inherit"],
     });

@@ -1,5 +1,6 @@
 /**
- * The runtime of a real Apache Kafka broker for the integration tests (test/helpers/kafka-broker.ts):
+ * The runtime of a real Apache Kafka broker for the integration tests and `npm run platform`
+ * (scripts/local-services/kafka-broker-process.ts):
  * the jars of `org.apache.kafka:kafka_2.13` and its runtime closure, resolved by Maven from
  * scripts/kafka-runtime/pom.xml into node_modules/.cache/edge-kafka-<version>/ (scripts/maven-runtime.ts
  * says how, and what it guarantees).

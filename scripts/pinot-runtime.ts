@@ -1,5 +1,6 @@
 /**
- * The runtime of a real Apache Pinot cluster for the integration tests (test/helpers/pinot-cluster.ts)
+ * The runtime of a real Apache Pinot cluster for the integration tests and `npm run platform`
+ * (scripts/local-services/pinot-cluster-process.ts)
  * and of Pinot's own config validator (test/integration/pinot/pinot-configs.test.ts): the jars of
  * `org.apache.pinot:pinot-tools` and `pinot-kafka-2.0` and their runtime closure, resolved by Maven from
  * scripts/pinot-runtime/pom.xml into node_modules/.cache/edge-pinot-<version>/ (scripts/maven-runtime.ts

@@ -13,8 +13,8 @@ import org.apache.zookeeper.server.ServerConfig;
 import org.apache.zookeeper.server.ZooKeeperServerMain;
 
 /**
- * A whole Pinot cluster in one JVM, for the integration tests (test/helpers/pinot-cluster.ts): ZooKeeper,
- * then controller, broker and server. Run as a single-file program against the runtime's jars:
+ * A whole Pinot cluster in one JVM, for the integration tests and `npm run platform`
+ * (scripts/local-services/pinot-cluster-process.ts): ZooKeeper, then controller, broker and server. Run as a single-file program against the runtime's jars:
  * `java -cp 'libs/*' PinotCluster.java <args>`.
  *
  * Every listener binds 127.0.0.1 but one (test/integration/pinot/pinot-setup.test.ts checks): Pinot's
@@ -84,6 +84,8 @@ public final class PinotCluster {
     server.put("pinot.server.adminapi.access.protocols.http.host", HOST);
     server.put("pinot.server.adminapi.access.protocols.http.port", args[5]);
     server.put("pinot.server.grpc.enable", "false");
+    // One machine: its start is checked every second (Pinot's default, 10 s, adds up to 10 s to a start).
+    server.put("pinot.server.startup.serviceStatusCheckIntervalMs", "1000");
     server.put("pinot.server.instance.dataDir", new File(dataDir, "server/index").getPath());
     server.put("pinot.server.instance.segmentTarDir", new File(dataDir, "server/segmentTar").getPath());
 

@@ -1,11 +1,13 @@
-import type { CapabilityFactory } from "../capability/capability.ts";
-import { remoteConfigCapability } from "../config/capability.ts";
-import { configPushCapability } from "../config-push/config-push.ts";
-import { rpcCapability } from "../rpc/capability.ts";
-import { telemetryCapability } from "../telemetry/capability.ts";
-import { toolsCapability } from "../tools/capability.ts";
-import { remoteUninstallCapability, type UninstallAgent } from "../uninstall/capability.ts";
-import { selfUpdateCapability } from "../update/capability.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
+import { remoteConfigCapability } from "../config/index.ts";
+import { configPushCapability } from "../config-push/index.ts";
+import type { TaskLedger } from "../outbox/index.ts";
+import { rpcCapability } from "../rpc/index.ts";
+import { tasksCapability } from "../tasks/index.ts";
+import { telemetryCapability } from "../telemetry/index.ts";
+import { toolsCapability } from "../tools/index.ts";
+import { remoteUninstallCapability, type UninstallAgent } from "../uninstall/index.ts";
+import { selfUpdateCapability } from "../update/index.ts";
 
 /** What the list below needs from the agent's dependencies and its outbox. */
 export interface CapabilityWiring {
@@ -13,8 +15,12 @@ export interface CapabilityWiring {
   readonly inventoryCommand?: readonly string[] | undefined;
   readonly requestRestart?: ((reason: string) => void) | undefined;
   readonly childEnvironment?: NodeJS.ProcessEnv | undefined;
+  /** What runs this agent: the single executable, or the sources with Node (a checkout). */
+  readonly runningFrom?: "executable" | "sources" | undefined;
   readonly uninstall?: UninstallAgent | undefined;
   readonly outboxDrained: (timeoutMs: number) => Promise<boolean>;
+  /** The remote tasks' record in the outbox's database. */
+  readonly taskLedger: TaskLedger;
 }
 
 /**
@@ -32,6 +38,7 @@ export function agentCapabilities(
       create: selfUpdateCapability({
         requestRestart: wiring.requestRestart,
         childEnvironment: wiring.childEnvironment,
+        runningFrom: wiring.runningFrom,
       }),
     },
     {
@@ -46,6 +53,10 @@ export function agentCapabilities(
     {
       name: "uninstall",
       create: uninstall ? remoteUninstallCapability({ uninstall, outboxDrained: wiring.outboxDrained }) : () => null,
+    },
+    {
+      name: "tasks",
+      create: tasksCapability({ ledger: wiring.taskLedger, environment: wiring.childEnvironment }),
     },
     // Last: its endpoints are everyone's.
     { name: "rpc", create: rpcCapability },

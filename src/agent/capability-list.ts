@@ -1,5 +1,5 @@
-import type { Capability, LinkUp } from "../capability/capability.ts";
-import type { ShutdownStep } from "../runtime/ordered-shutdown.ts";
+import type { Capability, LinkUp } from "../capability/index.ts";
+import type { ShutdownStep } from "../runtime/index.ts";
 
 /**
  * The agent's capabilities in start order, and the loops over them: the only place that calls

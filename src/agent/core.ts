@@ -1,7 +1,7 @@
-import type { Capability } from "../capability/capability.ts";
+import type { Capability } from "../capability/index.ts";
 import type { Outbox } from "../outbox/index.ts";
-import { type Clock, sleepOn } from "../runtime/clock.ts";
-import type { LoggerFamily } from "../runtime/logger.ts";
+import type { LoggerFamily } from "../runtime/index.ts";
+import { type Clock, sleepOn } from "../runtime/index.ts";
 import type { AgentStatus } from "./status.ts";
 
 /**

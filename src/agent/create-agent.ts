@@ -1,31 +1,36 @@
 import { hostname as osHostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type CapabilityContext, GatheredContributions } from "../capability/capability.ts";
-import { AgentCommands } from "../commands/agent-commands.ts";
+import { type CapabilityContext, GatheredContributions } from "../capability/index.ts";
+import { AgentCommands } from "../commands/index.ts";
 import { machineSubjects } from "../contracts/index.ts";
-import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import { createOutboxEventSink, encodeEvent } from "../events/outbox-event-sink.ts";
-import { resolveMachineId } from "../identity/machine-id.ts";
-import { inboxPrefixOf } from "../identity/permissions.ts";
-import { lifecycleCapability } from "../lifecycle/capability.ts";
+import type { EventSink, OutgoingEvent } from "../events/index.ts";
+import { createOutboxEventSink, encodeEvent } from "../events/index.ts";
+import { inboxPrefixOf, resolveMachineId } from "../identity/index.ts";
+import { lifecycleCapability } from "../lifecycle/index.ts";
 import { openOutbox } from "../outbox/index.ts";
-import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
-import { type Clock, sleepOn } from "../runtime/clock.ts";
-import { createLoggerFamily, type Logger } from "../runtime/logger.ts";
-import { runShutdownSteps } from "../runtime/ordered-shutdown.ts";
-import { AGENT_VERSION } from "../runtime/version.ts";
-import type { Settings } from "../settings/index.ts";
+import {
+  AGENT_VERSION,
+  type Clock,
+  createLoggerFamily,
+  jitteredBackoff,
+  type Logger,
+  removeAbandonedTemporaries,
+  runShutdownSteps,
+  sleepOn,
+} from "../runtime/index.ts";
+import { conventionsOf, type Settings } from "../settings/index.ts";
 import {
   buildConnectionOptions,
+  type ConnectionFactory,
+  createJetStreamPublisher,
+  createNatsLink,
   DEFAULT_LINK_TUNING,
-  jitteredBackoff,
+  defaultConnectionFactory,
   type LinkTuning,
-} from "../transport/connection-options.ts";
-import { createJetStreamPublisher } from "../transport/jetstream-publisher.ts";
-import { type ConnectionFactory, createNatsLink, defaultConnectionFactory } from "../transport/link.ts";
+} from "../transport/index.ts";
 import { createCommandTrust } from "../trust/index.ts";
-import type { UninstallAgent } from "../uninstall/capability.ts";
+import type { UninstallAgent } from "../uninstall/index.ts";
 import { agentCapabilities } from "./capabilities.ts";
 import { CapabilityList } from "./capability-list.ts";
 import { agentCoreCapability, outboxDrained } from "./core.ts";
@@ -67,6 +72,8 @@ export interface AgentDependencies {
    * --json`) so their memory never stays in this process. Default: in this process.
    */
   readonly inventoryCommand?: readonly string[];
+  /** What runs this agent, for its status: the single executable (default) or the sources with Node. */
+  readonly runningFrom?: "executable" | "sources";
   /** Told of every event once it is in the outbox (the metrics count command outcomes this way). */
   readonly onEventStored?: (event: OutgoingEvent) => void;
   /** How often every command feed is checked besides hints and reconnects (default 10 min). */
@@ -173,8 +180,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   const inboxPrefix = inboxPrefixOf(machineId, settings.inboxPrefix);
   const linkRecord = new LinkRecord();
   let drainStarted = false;
+  let statusFile: StatusFileWriter | null = null;
   const linkUp = async (server: string, connection: NatsConnection, reconnected: boolean): Promise<void> => {
     linkRecord.up(server, reconnected);
+    void statusFile?.refresh();
     commands.attach(connection);
     // The endpoints first (briefly): whoever sees this agent's events can ask it at once.
     await Promise.race([
@@ -198,6 +207,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       disconnected(server, reason) {
         linkRecord.down();
         outbox.hold();
+        void statusFile?.refresh();
         commands.detach();
         recordError("link", `disconnected from ${server}: ${reason}`);
         capabilities.detachAll(server, reason);
@@ -210,6 +220,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       },
     },
   });
+  const conventions = conventionsOf(settings);
   const status = createStatusAssembly({
     machineId,
     version: AGENT_VERSION,
@@ -238,6 +249,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         running: counts.running,
       };
     },
+    conventions,
     capabilities,
   });
 
@@ -255,8 +267,10 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     inventoryCommand: deps.inventoryCommand,
     requestRestart: deps.requestRestart,
     childEnvironment: deps.childEnvironment,
+    runningFrom: deps.runningFrom,
     uninstall: deps.uninstall,
     outboxDrained: outboxDrained(outbox, clock),
+    taskLedger: outbox.tasks,
   };
   capabilities.add(core, lifecycle);
   for (const { name, create } of agentCapabilities(wiring)) {
@@ -265,9 +279,13 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
   }
   contributions.gather(capabilities.all);
 
-  /** Loud at every start: how this agent takes commands, when that is not "signed". */
+  /** Loud at every start: how this agent takes commands, when that is not "signed", and what the platform's conventions change. */
   const reportTrustMode = (): void => {
-    if (trust.mode === "unsigned") {
+    if (trust.mode === "unsigned" && settings.platform === "openframe") {
+      logger.warn(
+        "OpenFrame's conventions (platform openframe): no configSigningKey, so this agent takes UNSIGNED commands and configuration, as OpenFrame sends them. Safe only in the account layout (edge-agent accounts): in one account any machine can make the server store a copy of its own old command on another machine's subject",
+      );
+    } else if (trust.mode === "unsigned") {
       logger.warn(
         "DEVELOPMENT MODE: allowUnsigned is set and there is no configSigningKey, so this agent takes UNSIGNED commands and configuration; never run a production machine like this",
       );
@@ -276,9 +294,19 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
         "no configSigningKey: this agent refuses every command and remote configuration (reported REJECTED/FAILED); give it the platform's key, or set allowUnsigned for development",
       );
     }
+    const { allowed, hosts } = conventions.downloadsWithoutChecksum;
+    if (allowed && hosts.length === 0)
+      logger.warn(
+        { platform: settings.platform },
+        "downloads without a sha256 are allowed, but no host may serve them: every such tool, push or update is refused until toolPolicy.allowedDownloadHosts (EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS) names the hosts",
+      );
+    else if (allowed)
+      logger.info(
+        { platform: settings.platform, allowedDownloadHosts: hosts },
+        "downloads without a sha256 are taken over HTTPS from the allowed hosts only; the size and sha256 received are reported",
+      );
   };
 
-  let statusFile: StatusFileWriter | null = null;
   return {
     machineId,
     sink,
@@ -303,7 +331,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
       await capabilities.startAll();
       reportTrustMode();
       commands.start();
-      link.start();
+      // Before the link: its first change of state must find the file's writer to rewrite it.
       if (deps.writeStatusFile)
         statusFile = await startStatusFile({
           dataDir: settings.dataDir,
@@ -312,6 +340,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
           current: status.current,
           recordError,
         });
+      link.start();
     },
     async stop(timeoutMs = 4_000) {
       // The order matters: commands stop before the outbox closes (their results go through it),

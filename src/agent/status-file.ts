@@ -1,9 +1,10 @@
-import { type Clock, timersOf } from "../runtime/clock.ts";
-import { FaultLatch } from "../runtime/fault-latch.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Clock, FaultLatch, timersOf } from "../runtime/index.ts";
 import { type AgentStatus, STATUS_FILE_INTERVAL_MS, writeStatusFile } from "./status.ts";
 
 export interface StatusFileWriter {
+  /** Writes the file now (the link came up or went down: `status` must not say the old state for 10 s). */
+  refresh(): Promise<void>;
   /** Stops the timer and writes the file a last time. */
   stop(): Promise<void>;
 }
@@ -36,6 +37,7 @@ export async function startStatusFile(options: {
   await refresh();
   const cancel = timersOf(options.clock).every(STATUS_FILE_INTERVAL_MS, () => void refresh());
   return {
+    refresh,
     async stop() {
       cancel();
       await refresh();

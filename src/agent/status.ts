@@ -1,9 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { OutboxStats } from "../outbox/types.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import type { Clock } from "../runtime/clock.ts";
-import type { LinkState } from "../transport/link.ts";
+import type { OutboxStats } from "../outbox/index.ts";
+import type { Clock } from "../runtime/index.ts";
+import { writeFileAtomic } from "../runtime/index.ts";
+import type { PlatformConventions } from "../settings/index.ts";
+import type { LinkState } from "../transport/index.ts";
 
 /** What `rpc.status`, `edge-agent status` and the local status file report. */
 export interface AgentStatus {
@@ -23,6 +24,8 @@ export interface AgentStatus {
   readonly outbox: OutboxStats;
   /** How the agent reads and takes commands (src/commands/). */
   readonly commands: CommandsStatus;
+  /** Whose conventions it follows (setting `platform`): commands, downloads, uninstalls. Older agents' files lack it. */
+  readonly platform?: PlatformConventions;
   readonly lastErrors: ReadonlyArray<{ readonly at: string; readonly source: string; readonly message: string }>;
   readonly capabilities: Readonly<Record<string, unknown>>;
   readonly writtenAt: string;
@@ -127,6 +130,7 @@ export function createStatusAssembly(options: {
   linkRecord: LinkRecord;
   heartbeatSeconds: () => number;
   commands: () => CommandsStatus;
+  conventions: PlatformConventions;
   capabilities: { statuses(): Promise<Record<string, unknown>>; statusesNow(): Record<string, unknown> };
 }): StatusAssembly {
   const { clock, startedAtMs, linkRecord } = options;
@@ -146,6 +150,7 @@ export function createStatusAssembly(options: {
     heartbeatSeconds: options.heartbeatSeconds(),
     outbox: options.outboxStats(),
     commands: options.commands(),
+    platform: options.conventions,
     lastErrors: options.errors.list(),
     capabilities,
     writtenAt: new Date(clock.now()).toISOString(),

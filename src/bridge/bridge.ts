@@ -3,27 +3,39 @@ import { join } from "node:path";
 import type { Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DEVICE_STATE_STREAMS, PLATFORM_STREAMS, parseMachineEventSubject } from "../contracts/index.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { buildConnectionOptions, jitteredBackoff } from "../transport/connection-options.ts";
-import { type ConnectionFactory, createNatsLink, defaultConnectionFactory, type NatsLink } from "../transport/link.ts";
-import { DeviceStore } from "./devices/device-store.ts";
-import { DEVICES_SHARD, DevicesProcessor } from "./devices/devices-processor.ts";
-import { ensurePresenceStream, presenceStreamNames } from "./devices/presence.ts";
-import { kafkaClientOptions } from "./kafka/client/index.ts";
-import { classifyKafkaError, describeKafkaError } from "./kafka/kafka-errors.ts";
-import { KafkaHealth } from "./kafka/kafka-health.ts";
-import { ProducerThread, ThreadedWriter } from "./kafka/threaded-writer.ts";
-import { ensureTopics, TopicLimits, TopicSetupError } from "./kafka/topics.ts";
-import { type RouterOptions, tooLargeDeadLetter } from "./records/event-router.ts";
-import { type BridgeStatus, shardStatus, startBridgeService } from "./service/bridge-status.ts";
-import { type BridgeSettings, devicesTenantId } from "./settings/bridge-settings.ts";
-import { EventStreamProcessor } from "./shards/event-stream-processor.ts";
-import { ShardLeases } from "./shards/shard-leases.ts";
-import type { ShardProcessor } from "./shards/shard-processor.ts";
-import { ShardRunner } from "./shards/shard-runner.ts";
-import { KafkaShardStateStore } from "./state/shard-state-store.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Cancel, type Clock, jitteredBackoff, sleepOn, timersOf, writeFileAtomic } from "../runtime/index.ts";
+import {
+  buildConnectionOptions,
+  type ConnectionFactory,
+  createNatsLink,
+  defaultConnectionFactory,
+  type NatsLink,
+} from "../transport/index.ts";
+import {
+  DEVICES_SHARD,
+  DeviceStore,
+  DevicesProcessor,
+  ensurePresenceStream,
+  presenceStreamNames,
+} from "./devices/index.ts";
+import {
+  classifyKafkaError,
+  describeKafkaError,
+  ensureTopics,
+  KafkaHealth,
+  kafkaClientOptions,
+  ProducerThread,
+  ThreadedWriter,
+  TopicLimits,
+  TopicSetupError,
+} from "./kafka/index.ts";
+import { type RouterOptions, tooLargeDeadLetter } from "./records/index.ts";
+import { type BridgeStatus, shardStatus, startBridgeService } from "./service/index.ts";
+import { type BridgeSettings, devicesTenantId } from "./settings/index.ts";
+import type { ShardProcessor } from "./shards/index.ts";
+import { EventStreamProcessor, ShardLeases, ShardRunner } from "./shards/index.ts";
+import { KafkaShardStateStore } from "./state/index.ts";
 
 /** The streams agents publish their events on: every platform stream whose subjects are `machine.*.<event type>`. */
 export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream) =>
@@ -262,10 +274,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       link.start();
       systemLink?.start();
       kafkaHealth.start();
-      logger.info(
-        { group: settings.group, instanceId: settings.instanceId, brokers: settings.kafka.brokers },
-        "edge-bridge starting",
-      );
+      logger.info({ group: settings.group, brokers: settings.kafka.brokers }, "edge-bridge starting");
       if (settings.trustConnectionNames)
         logger.warn(
           { setting: "trustConnectionNames" },

@@ -1,12 +1,11 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { CommandDesk } from "../commands/command-handler.ts";
 import type { AgentConfiguration, DownloadConfiguration, MachineSubjects, OutboxGauge } from "../contracts/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { EventSink } from "../events/index.ts";
+import type { Clock, Logger } from "../runtime/index.ts";
 import type { Settings } from "../settings/index.ts";
-import type { RpcEndpointHandler } from "../transport/rpc-service.ts";
+import type { RpcEndpointHandler } from "../transport/index.ts";
 import type { CommandTrust } from "../trust/index.ts";
+import type { CommandDesk } from "./command-handler.ts";
 
 /** The outbox gauge's counts: what the outbox says of itself, without whom and when. */
 export type OutboxCounts = Omit<OutboxGauge, "machineId" | "timestamp">;

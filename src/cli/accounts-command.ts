@@ -1,6 +1,5 @@
-import { ACCOUNTS, accountLayoutConfig } from "../identity/account-layout.ts";
-import { agentPermissions } from "../identity/permissions.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
+import { ACCOUNTS, accountLayoutConfig, agentPermissions } from "../identity/index.ts";
 
 const USAGE = "usage: edge-agent accounts MACHINE_ID [MACHINE_ID ...]";
 

@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
-import { didYouMean } from "../runtime/closest-match.ts";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
+import { didYouMean } from "../runtime/index.ts";
 import { type FlagValues, SETTING_SPECS } from "../settings/index.ts";
 import type { CommandSpec, FlagSpec } from "./command-spec.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** `--help` and `-h`: every command takes them, and does nothing else when given them. */
 export const HELP_FLAG: FlagSpec = { type: "boolean", short: "h", help: "print this help and do nothing else" };
@@ -29,6 +29,24 @@ export function flagsOf(command: CommandSpec): Record<string, FlagSpec> {
   return { ...settingsFlagsOf(command), ...command.flags, help: HELP_FLAG };
 }
 
+/** A negative number is a value (`config set heartbeatSeconds -5`), never an option: no option is a digit. */
+const NEGATIVE_NUMBER = /^-\d+(\.\d+)?$/;
+/** What a negative number stands in as while parseArgs reads the line (it takes any `-x` for an option). */
+const NEGATIVE_MARK = "\u0000";
+const shield = (word: string): string => (NEGATIVE_NUMBER.test(word) ? `${NEGATIVE_MARK}${word}` : word);
+const unshield = (word: string): string => (word.startsWith(NEGATIVE_MARK) ? word.slice(NEGATIVE_MARK.length) : word);
+
+function unshieldFlags(values: FlagValues): FlagValues {
+  const restored: FlagValues = {};
+  for (const [name, value] of Object.entries(values)) {
+    if (typeof value === "string") restored[name] = unshield(value);
+    else if (Array.isArray(value) && value.every((entry) => typeof entry === "string"))
+      restored[name] = (value as string[]).map(unshield);
+    else restored[name] = value;
+  }
+  return restored;
+}
+
 export type ParsedCommandLine =
   | { readonly help: true }
   | { readonly help: false; readonly flags: FlagValues; readonly positionals: readonly string[] };
@@ -44,6 +62,7 @@ export function parseCommandLine(
   allCommands: readonly CommandSpec[],
 ): ParsedCommandLine {
   const flags = flagsOf(command);
+  const words = args.map(shield);
   const options: ParseOptions = {};
   for (const [name, flag] of Object.entries(flags)) {
     options[name] = {
@@ -53,7 +72,7 @@ export function parseCommandLine(
     };
   }
   // Loosely first: to see --help before anything can fail, and to name unknown options our way.
-  const { tokens } = parseArgs({ args: [...args], options, strict: false, allowPositionals: true, tokens: true });
+  const { tokens } = parseArgs({ args: words, options, strict: false, allowPositionals: true, tokens: true });
   if (tokens.some((token) => token.kind === "option" && token.name === "help")) return { help: true };
   for (const token of tokens) {
     if (token.kind !== "option" || token.name in flags) continue;
@@ -70,13 +89,14 @@ export function parseCommandLine(
   }
   let parsed: { values: FlagValues; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: true }) as {
+    const raw = parseArgs({ args: words, options, strict: true, allowPositionals: true }) as {
       values: FlagValues;
       positionals: string[];
     };
+    parsed = { values: unshieldFlags(raw.values), positionals: raw.positionals.map(unshield) };
   } catch (error) {
     // parseArgs's own lines, for a missing value or a value given to a switch, are clear enough.
-    throw new CommandError(`${command.name}: ${(error as Error).message}`, ExitCode.badSettings);
+    throw new CommandError(`${command.name}: ${(error as Error).message}`, ExitCode.badSettings, { cause: error });
   }
   if (parsed.positionals.length > command.maxPositionals) {
     const extra = parsed.positionals

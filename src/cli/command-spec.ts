@@ -1,6 +1,5 @@
+import type { ExitCodeValue, ProcessHost } from "../cli-kit/index.ts";
 import type { FlagValues, Settings } from "../settings/index.ts";
-import type { ExitCodeValue } from "./exit-codes.ts";
-import type { ProcessHost } from "./process-host.ts";
 
 /** One flag a command takes of its own (the settings flags are described by the settings). */
 export interface FlagSpec {

@@ -1,7 +1,7 @@
-import { AGENT_VERSION } from "../runtime/version.ts";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
+import { AGENT_VERSION } from "../runtime/index.ts";
 import type { FlagValues } from "../settings/index.ts";
 import type { CommandContext, CommandSpec } from "./command-spec.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /**
  * Every `edge-agent` command. Adding one is adding an entry here: `--help`, the command list,
@@ -67,7 +67,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "enroll",
     summary: "write the settings file for a server and test the link",
     usage:
-      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] [--machine-id ID] [--tag k=v ...]",
+      "--server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F] (--config-signing-key KEY | --allow-unsigned | --platform openframe ...) [--machine-id ID] [--tag k=v ...]",
     description: [
       "Checks everything first, then tests the link with the new settings, and writes the settings file",
       "(0600; secret files copied beside it) only when the link works: a failed test leaves the old file as it was.",
@@ -83,6 +83,10 @@ export const COMMANDS: readonly CommandSpec[] = [
         type: "boolean",
         help: "write the settings without testing the link (e.g. the server is not up yet)",
       },
+      "allow-unsigned": {
+        type: "boolean",
+        help: "DEVELOPMENT ONLY: enroll without a signing key; the agent then takes unsigned commands",
+      },
     },
     settingsFlags: [
       "machine-id",
@@ -95,12 +99,18 @@ export const COMMANDS: readonly CommandSpec[] = [
       "tls-cert",
       "tls-key",
       "tag",
+      "platform",
+      "allowed-download-hosts",
+      "openframe-secret-file",
+      "openframe-token-path",
       "config-dir",
+      "config-signing-key",
     ],
     maxPositionals: 0,
     examples: [
-      "sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --tag site=lab",
-      "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --config-dir /tmp/agent/config",
+      "sudo edge-agent enroll --server tls://nats.example:4222 --creds ./machine.creds --config-signing-key UD...",
+      "sudo edge-agent enroll --server tls://openframe.example:443 --creds ./m.creds --platform openframe --allowed-download-hosts github.com,release-assets.githubusercontent.com --openframe-secret-file ./openframe.secret",
+      "edge-agent enroll --server nats://127.0.0.1:4222 --token s3cret --allow-unsigned --config-dir /tmp/agent/config",
     ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
@@ -189,8 +199,7 @@ export const COMMANDS: readonly CommandSpec[] = [
           : [`sudo ./edge-agent-linux-x64 ${name}`],
       exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
       async run(context) {
-        const service = await import("../service/install-service.ts");
-        const { SYSTEMD_UNIT_TEMPLATE } = await import("../service/unit-template.ts");
+        const service = await import("../service/index.ts");
         const settings = context.settings();
         // A single executable is its own program; from sources the service would start a bare node.
         const { isSea } = await import("node:sea");
@@ -208,7 +217,7 @@ export const COMMANDS: readonly CommandSpec[] = [
           const copyTo = context.flags["copy-to"];
           // An unreachable executable is a usage error: the cure is a copy (--copy-to), exit 2.
           await service
-            .installService(SYSTEMD_UNIT_TEMPLATE, layout, context.print, {
+            .installService(service.SYSTEMD_UNIT_TEMPLATE, layout, context.print, {
               platform: context.host.platform,
               ...(typeof copyTo === "string" ? { copyTo } : {}),
             })
@@ -249,7 +258,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       await devSetup(settings, context.print);
       const user = context.flags["device-view-user"];
       if (typeof user === "string") {
-        const { connectOnce } = await import("./one-shot-connection.ts");
+        const { connectOnce } = await import("../cli-kit/index.ts");
         const { setUpDeviceView } = await import("./device-view-setup.ts");
         const password = context.flags["device-view-password"];
         const asViewer = {
@@ -448,7 +457,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ["edge-agent inventory"],
     exitCodes: [ExitCode.ok, ExitCode.failure],
     async run(context) {
-      const { collectMachineInventory } = await import("../telemetry/inventory.ts");
+      const { collectMachineInventory } = await import("../telemetry/index.ts");
       const inventory = await collectMachineInventory(context.host.platform);
       context.print(context.flags.json === true ? JSON.stringify(inventory) : JSON.stringify(inventory, null, 2));
       return ExitCode.ok;

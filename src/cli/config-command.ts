@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { CommandError, connectOnce, ExitCode } from "../cli-kit/index.ts";
 import {
   ConfigRejectedError,
   configDelete,
@@ -6,12 +7,12 @@ import {
   configPush,
   configSet,
   configUnset,
+  documentSetting,
   settingPathProblem,
   settingValue,
+  validateDocument,
 } from "../config/index.ts";
 import { SETTING_SPECS, type Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
 
 const USAGE = `usage: edge-agent config get [--machine ID]
        edge-agent config set [--machine ID] KEY VALUE [--signing-seed-file F]
@@ -31,7 +32,9 @@ async function readSeed(path: string | undefined): Promise<Uint8Array | undefine
   try {
     return new TextEncoder().encode((await readFile(path, "utf8")).trim());
   } catch (error) {
-    throw new CommandError(`cannot read the signing seed ${path}: ${(error as Error).message}`, ExitCode.badSettings);
+    throw new CommandError(`cannot read the signing seed ${path}: ${(error as Error).message}`, ExitCode.badSettings, {
+      cause: error,
+    });
   }
 }
 
@@ -59,18 +62,25 @@ export async function configCommand(
   if (action === undefined || !(action in ARGUMENT_COUNTS) || rest.length !== ARGUMENT_COUNTS[action as Action])
     throw new CommandError(USAGE, ExitCode.badSettings);
   const target = flags.machine ? { machineId: flags.machine } : {};
+  const keyName = flags.machine ? `machine.${flags.machine}` : "defaults";
   if (action === "set" || action === "unset") assertKnownKey(rest[0] as string);
   let document: unknown;
   if (action === "push") {
     try {
       document = JSON.parse(await readFile(rest[0] as string, "utf8"));
     } catch (error) {
-      throw new CommandError(`cannot read ${rest[0]} as JSON: ${(error as Error).message}`, ExitCode.badSettings);
+      throw new CommandError(`cannot read ${rest[0]} as JSON: ${(error as Error).message}`, ExitCode.badSettings, {
+        cause: error,
+      });
     }
   }
   try {
-    // The value too is checked before connecting: a bad one is the operator's to fix, not the link's.
-    if (action === "set") settingValue(rest[0] as string, rest[1] as string);
+    // The value too is checked before connecting, as every agent would check it: a bad one is the
+    // operator's to fix, not the link's.
+    if (action === "set") {
+      const path = rest[0] as string;
+      validateDocument(documentSetting(path, settingValue(path, rest[1] as string)), keyName);
+    }
     const seed = await readSeed(flags.signingSeedFile);
     const signing = seed ? { signingSeed: seed } : {};
     const connection = await connectOnce(settings, "edge-agent-config");
@@ -86,14 +96,14 @@ export async function configCommand(
         written = await configSet(connection, target, rest[0] as string, rest[1] as string, signing);
       else if (action === "unset") written = await configUnset(connection, target, rest[0] as string, signing);
       else written = await configPush(connection, target, document, signing);
-      if (written === null)
-        print(`${rest[0]} is not set in ${flags.machine ? `machine.${flags.machine}` : "defaults"}: nothing written`);
+      if (written === null) print(`${rest[0]} is not set in ${keyName}: nothing written`);
       else print(`${written.key}: revision ${written.revision}${seed ? " (signed)" : ""}`);
     } finally {
       await connection.close();
     }
   } catch (error) {
-    if (error instanceof ConfigRejectedError) throw new CommandError(error.message, ExitCode.badSettings);
+    if (error instanceof ConfigRejectedError)
+      throw new CommandError(error.message, ExitCode.badSettings, { cause: error });
     throw error;
   }
 }

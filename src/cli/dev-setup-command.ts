@@ -1,8 +1,8 @@
 import { jetstreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { connectOnce } from "../cli-kit/index.ts";
 import { AGENT_CONFIG_BUCKET, PLATFORM_STREAMS, wantedStreamConfig } from "../contracts/index.ts";
 import type { Settings } from "../settings/index.ts";
-import { connectOnce } from "./one-shot-connection.ts";
 import { planStreams, type WantedStream } from "./stream-plan.ts";
 
 /** The streams of docs/DESIGN.md, as dev-setup wants them on a server of this version. */

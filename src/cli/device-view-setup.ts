@@ -1,6 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { MIRROR_DELIVER_PREFIX, mirroredStreams, PLATFORM_API_PREFIX } from "../identity/account-layout.ts";
+import { MIRROR_DELIVER_PREFIX, mirroredStreams, PLATFORM_API_PREFIX } from "../identity/index.ts";
 
 /**
  * Makes, in the account layout's DEVICE_VIEW account (identity/account-layout.ts), a mirror of each

@@ -1,14 +1,12 @@
+import { CommandError, ExitCode, type ProcessHost, processHost } from "../cli-kit/index.ts";
 import { ReservedMachineIdError, UnsafeSubjectTokenError } from "../contracts/index.ts";
-import { MachineIdError } from "../identity/machine-id.ts";
-import { InboxPrefixError } from "../identity/permissions.ts";
-import { didYouMean } from "../runtime/closest-match.ts";
+import { InboxPrefixError, MachineIdError } from "../identity/index.ts";
+import { didYouMean } from "../runtime/index.ts";
 import { loadSettings, type Settings, SettingsError } from "../settings/index.ts";
 import { parseCommandLine } from "./command-line.ts";
 import type { CommandSpec } from "./command-spec.ts";
 import { COMMANDS } from "./commands.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 import { commandHelp, overallHelp } from "./help.ts";
-import { type ProcessHost, processHost } from "./process-host.ts";
 
 export interface CommandLineIo {
   readonly env: NodeJS.ProcessEnv;

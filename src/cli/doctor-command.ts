@@ -1,27 +1,24 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { AuthorizationError } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { CommandError, connectOnce, ExitCode } from "../cli-kit/index.ts";
 import { AGENT_CONFIG_BUCKET, AGENT_CONFIG_STREAM } from "../contracts/index.ts";
-import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
-import { inboxPrefixOf } from "../identity/permissions.ts";
-import type { Settings } from "../settings/index.ts";
+import { inboxPrefixOf } from "../identity/index.ts";
+import { SETTING_SPECS, type Settings } from "../settings/index.ts";
+import { CredentialFileError } from "../transport/index.ts";
 import { type CheckResult, fail, formatCheck, pass, warn } from "./doctor/check-result.ts";
-import { judgeClockSkew } from "./doctor/clock-skew.ts";
+import { clockSkewUnmeasured, judgeClockSkew } from "./doctor/clock-skew.ts";
+import {
+  downloadsCheck,
+  openframeArgumentChecks,
+  platformCheck,
+  programLocationCheck,
+  uninstallCheck,
+} from "./doctor/conventions-checks.ts";
 import { dataDirChecks } from "./doctor/local-checks.ts";
 import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./doctor/server-probes.ts";
 import { judgeServerVersion } from "./doctor/server-version.ts";
-import { ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
-
-/** The id the agent runs under, without making one: from the settings, else the one it generated. */
-async function knownMachineId(settings: Settings): Promise<string | null> {
-  if (settings.machineId) return settings.machineId;
-  try {
-    return (await readFile(join(settings.dataDir, MACHINE_ID_FILE), "utf8")).trim() || null;
-  } catch {
-    return null;
-  }
-}
+import { tasksCheck } from "./doctor/tasks-check.ts";
+import { knownMachineId } from "./running-agent.ts";
 
 function authKind(settings: Settings): string {
   const { auth } = settings;
@@ -99,6 +96,38 @@ function describeConnectError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Where an operator sets an agent setting: its variable, its flag and its settings.json key. */
+function whereToSet(settingPath: string): string {
+  const spec = SETTING_SPECS.find((each) => each.path === settingPath);
+  if (!spec) return `settings.json ${settingPath}`;
+  return [spec.env[0], spec.flag ? `--${spec.flag}` : null, `settings.json ${settingPath}`]
+    .filter((each) => each !== null)
+    .join(", ");
+}
+
+/** The auth check when no connection could be made: what failed, decided on the errors' classes. */
+function connectFailure(error: unknown, settings: Settings): CheckResult {
+  const cause = error instanceof CommandError && error.cause !== undefined ? error.cause : error;
+  if (cause instanceof CredentialFileError)
+    return fail(
+      "auth",
+      `cannot read the file ${cause.settingPath} names, ${cause.file}: ${cause.reason}`,
+      `put the file there (readable by the agent's user), or point the setting at it: ${whereToSet(cause.settingPath)}`,
+    );
+  const message = describeConnectError(error);
+  if (cause instanceof AuthorizationError)
+    return fail(
+      "auth",
+      `the server refused ${authKind(settings)}: ${message}`,
+      "check the credentials (EDGE_AGENT_NATS_USER/PASSWORD, TOKEN, NKEY_FILE, CREDS_FILE), or enroll again",
+    );
+  return fail(
+    "auth",
+    `the NATS handshake failed: ${message}`,
+    "check the TLS settings (EDGE_AGENT_TLS_CA_FILE, _TLS_CERT_FILE, _TLS_KEY_FILE) and the URL scheme (nats, tls, ws, wss)",
+  );
+}
+
 /** Every check that needs the server, in order; stops at the first that leaves nothing to check. */
 async function serverChecks(settings: Settings, machineId: string | null): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
@@ -133,24 +162,7 @@ async function serverChecks(settings: Settings, machineId: string | null): Promi
     const inboxPrefix = machineId ? { inboxPrefix: inboxPrefixOf(machineId, settings.inboxPrefix) } : {};
     connection = await connectOnce(settings, `${machineId ?? "edge-agent"}-doctor`, 3_000, inboxPrefix);
   } catch (error) {
-    const message = describeConnectError(error);
-    const refused =
-      /authori[sz]ation|authentication|auth(entication)? (violation|expired|failed)|user.*(denied|invalid)/i.test(
-        message,
-      );
-    results.push(
-      refused
-        ? fail(
-            "auth",
-            `the server refused ${authKind(settings)}: ${message}`,
-            "check the credentials (EDGE_AGENT_NATS_USER/PASSWORD, TOKEN, NKEY_FILE, CREDS_FILE), or enroll again",
-          )
-        : fail(
-            "auth",
-            `the NATS handshake failed: ${message}`,
-            "check TLS settings (EDGE_AGENT_TLS_*) and the URL scheme (nats, tls, ws, wss)",
-          ),
-    );
+    results.push(connectFailure(error, settings));
     return results;
   }
   try {
@@ -177,15 +189,7 @@ async function serverChecks(settings: Settings, machineId: string | null): Promi
     const report = await probeAgentRights(connection, machineId, inboxPrefixOf(machineId, settings.inboxPrefix));
     results.push(...judgeProbes(report.probes, machineId));
     const sample = report.serverTimes[0];
-    results.push(
-      sample
-        ? judgeClockSkew(sample)
-        : warn(
-            "clock skew",
-            `cannot measure: nats-server ${info?.version ?? "?"} put no time in its JetStream API answers (2.10 and later do, in consumer and stream info)`,
-            "make sure the clock is synchronised (timedatectl: 'System clock synchronized: yes')",
-          ),
-    );
+    results.push(sample ? judgeClockSkew(sample) : clockSkewUnmeasured(info?.version));
   } finally {
     await connection.close();
   }
@@ -209,25 +213,35 @@ export async function runDoctor(loadSettings: () => Settings): Promise<CheckResu
   const results: CheckResult[] = [
     pass("settings", `valid: servers ${settings.natsServers.join(", ")}, data dir ${settings.dataDir}`),
   ];
-  const machineId = await knownMachineId(settings);
+  const known = await knownMachineId(settings);
+  const machineId = known?.machineId ?? null;
   results.push(
-    machineId
-      ? pass("machine id", machineId)
+    known
+      ? pass("machine id", known.note ? `${known.machineId}, ${known.note}` : known.machineId)
       : warn(
           "machine id",
           "none yet: the agent makes one on its first run, so streams and permissions were not checked",
           "set EDGE_AGENT_MACHINE_ID (or enroll --machine-id), or run the agent once, then doctor again",
         ),
   );
-  results.push(signingCheck(settings));
+  results.push(platformCheck(settings), signingCheck(settings), downloadsCheck(settings), uninstallCheck(settings));
+  results.push(...(await openframeArgumentChecks(settings)));
   results.push(...(await dataDirChecks(settings)));
+  results.push(await programLocationCheck(settings));
+  results.push(await tasksCheck(settings, process.env));
   results.push(...(await serverChecks(settings, machineId)));
   return results;
 }
 
 /** How the agent will take commands: a WARN in development mode, a FAIL when it will take none. */
-export function signingCheck(settings: Pick<Settings, "configSigningKey" | "allowUnsigned">): CheckResult {
+export function signingCheck(settings: Pick<Settings, "configSigningKey" | "allowUnsigned" | "platform">): CheckResult {
   if (settings.configSigningKey) return pass("signing", "commands and configuration are taken signed only");
+  if (settings.allowUnsigned && settings.platform === "openframe")
+    return warn(
+      "signing",
+      "no configSigningKey: unsigned commands and configuration are taken, as OpenFrame sends them (platform openframe)",
+      "keep this machine in the account layout (edge-agent accounts <id>; docs/openframe.md): in one account any machine can make the server store a copy of its own old command on another machine's subject",
+    );
   if (settings.allowUnsigned)
     return warn(
       "signing",

@@ -1,8 +1,7 @@
+import type { ProcessHost } from "../cli-kit/index.ts";
+import { CommandError, connectOnce, ExitCode } from "../cli-kit/index.ts";
 import type { FlagValues } from "../settings/index.ts";
 import { planEnrollment, SettingsError, writeEnrollment } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
-import type { ProcessHost } from "./process-host.ts";
 
 function text(flags: FlagValues, name: string): string | undefined {
   const value = flags[name];
@@ -23,7 +22,8 @@ function tags(flags: FlagValues): Record<string, string> {
 
 /**
  * `edge-agent enroll --server URL [--creds FILE | --token T | --user U --password P | --nkey-seed-file F]
- * [--machine-id ID] [--tag k=v ...]`: checks everything, proves the link works with the new
+ * [--machine-id ID] [--tag k=v ...] [--platform openframe --allowed-download-hosts H,... --openframe-secret-file F
+ * --openframe-token-path P]`: checks everything, proves the link works with the new
  * settings, and only then writes them: a failed test leaves a working settings file as it was.
  */
 export async function enroll(
@@ -52,6 +52,12 @@ export async function enroll(
     tlsCertFile: text(flags, "tls-cert"),
     tlsKeyFile: text(flags, "tls-key"),
     tags: tags(flags),
+    ...(text(flags, "config-signing-key") !== undefined ? { configSigningKey: text(flags, "config-signing-key") } : {}),
+    ...(flags["allow-unsigned"] === true ? { allowUnsigned: true } : {}),
+    managementPlatform: text(flags, "platform"),
+    allowedDownloadHosts: text(flags, "allowed-download-hosts"),
+    openframeSecretFile: text(flags, "openframe-secret-file"),
+    openframeTokenPath: text(flags, "openframe-token-path"),
     platform: host.platform,
     privileged: host.privileged,
   });

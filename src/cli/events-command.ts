@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
 import { type OutboxListingEntry, OutboxNotFoundError, OutboxReader } from "../outbox/index.ts";
 import type { Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 import { anySubjectMatcher, type SubjectMatcher, SubjectPatternError } from "./subject-pattern.ts";
 
 export interface EventsOptions {
@@ -37,14 +37,15 @@ export async function listEvents(
   try {
     matches = anySubjectMatcher(options.subjects);
   } catch (error) {
-    if (error instanceof SubjectPatternError) throw new CommandError(error.message, ExitCode.badSettings);
+    if (error instanceof SubjectPatternError)
+      throw new CommandError(error.message, ExitCode.badSettings, { cause: error });
     throw error;
   }
   let reader: OutboxReader;
   try {
     reader = new OutboxReader(dataDir);
   } catch (error) {
-    if (error instanceof OutboxNotFoundError) throw new CommandError(error.message, ExitCode.failure);
+    if (error instanceof OutboxNotFoundError) throw new CommandError(error.message, ExitCode.failure, { cause: error });
     throw error;
   }
   const format = options.json ? formatJson : formatLine;

@@ -1,8 +1,8 @@
+import type { ProcessHost } from "../cli-kit/index.ts";
+import { EXIT_CODE_MEANINGS, type ExitCodeValue } from "../cli-kit/index.ts";
 import { defaultSettings, SETTING_SPECS, type SettingSpec } from "../settings/index.ts";
 import { HELP_FLAG } from "./command-line.ts";
 import type { CommandSpec, FlagSpec } from "./command-spec.ts";
-import { EXIT_CODE_MEANINGS, type ExitCodeValue } from "./exit-codes.ts";
-import type { ProcessHost } from "./process-host.ts";
 
 const FLAG_COLUMN = 30;
 

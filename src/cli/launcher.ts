@@ -1,15 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { isSea } from "node:sea";
-import type { Logger } from "../runtime/logger.ts";
-import { abandonActive, decideLaunch, type LaunchContext, rollBackTrial } from "../update/launch-decision.ts";
+import type { Logger } from "../runtime/index.ts";
+import { executableLocationProblem } from "../runtime/index.ts";
 import {
+  abandonActive,
+  decideLaunch,
   type InstalledBinary,
+  type LaunchContext,
   readUpdateState,
+  rollBackTrial,
   type UpdateState,
   updatePaths,
   writeUpdateState,
-} from "../update/update-state.ts";
+} from "../update/index.ts";
 import { replaceProcess } from "./replace-process.ts";
 
 /**
@@ -61,7 +65,8 @@ async function binaryProblem(binary: InstalledBinary): Promise<string | null> {
     const info = await stat(binary.path);
     if (info.size !== binary.size)
       return `${binary.path} is ${info.size} bytes, not the ${binary.size} it had when verified`;
-    return null;
+    // Where another user could have swapped it since it was staged, it is not run.
+    return await executableLocationProblem(binary.path);
   } catch (error) {
     return `cannot use ${binary.path}: ${(error as Error).message}`;
   }

@@ -1,8 +1,8 @@
-import type { AgentStatus } from "../agent/status.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
+import type { AgentStatus } from "../agent/index.ts";
+import type { OutgoingEvent } from "../events/index.ts";
 import { createAgentMetrics, type MetricsServer, startMetricsServer } from "../metrics/index.ts";
-import { systemClock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { systemClock } from "../runtime/index.ts";
 import { parseMetricsListen, SettingsError } from "../settings/index.ts";
 
 export interface MetricsEndpoint {

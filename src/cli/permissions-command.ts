@@ -1,5 +1,5 @@
-import { agentPermissions, inboxPrefixOf, toJwtPermissions } from "../identity/permissions.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
+import { agentPermissions, inboxPrefixOf, toJwtPermissions } from "../identity/index.ts";
 
 const USAGE = "usage: edge-agent permissions <machineId> [--inbox-prefix PREFIX] [--json]";
 

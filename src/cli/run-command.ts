@@ -1,12 +1,16 @@
-import { createAgent } from "../agent/create-agent.ts";
-import { systemClock } from "../runtime/clock.ts";
-import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
-import { createLogger } from "../runtime/logger.ts";
-import { AGENT_VERSION } from "../runtime/version.ts";
-import { defaultServiceLayout } from "../service/install-service.ts";
-import { removeAgent, wasUninstalled } from "../service/remote-uninstall.ts";
+import { isSea } from "node:sea";
+import { createAgent } from "../agent/index.ts";
+import { CommandError, ExitCode, GracefulStop } from "../cli-kit/index.ts";
+import {
+  AGENT_VERSION,
+  createLogger,
+  type DataDirLock,
+  DataDirLockedError,
+  lockDataDir,
+  systemClock,
+} from "../runtime/index.ts";
+import { defaultServiceLayout, removeAgent, wasUninstalled } from "../service/index.ts";
 import type { Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "./launcher.ts";
 import { replaceProcess } from "./replace-process.ts";
 
@@ -35,11 +39,22 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     try {
       return lockDataDir(settings.dataDir, process.pid);
     } catch (error) {
-      if (error instanceof DataDirLockedError) throw new CommandError(error.message, ExitCode.dataDirInUse);
+      if (error instanceof DataDirLockedError)
+        throw new CommandError(error.message, ExitCode.dataDirInUse, { cause: error });
       throw error;
     }
   };
   let lock = takeLock();
+  // A signal while the agent is still being made is kept and acted on once it can stop cleanly,
+  // instead of ending the process half-started. One listener for the whole run: removing a
+  // signal's last listener closes Node's watcher, and a signal already caught for it is lost.
+  let earlySignal: NodeJS.Signals | null = null;
+  let onSignal = (signal: NodeJS.Signals): void => {
+    earlySignal ??= signal;
+  };
+  const signalListener = (signal: NodeJS.Signals): void => onSignal(signal);
+  process.on("SIGTERM", signalListener);
+  process.on("SIGINT", signalListener);
   let handedOver = false;
   await launchInstalledVersion({
     dataDir: settings.dataDir,
@@ -55,28 +70,22 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
   // The update could not start: this binary runs the agent after all.
   if (handedOver) lock = takeLock();
 
-  let stoppingSinceMs: number | null = null;
-  /** Stops the agent once, then leaves the way `leave` says (or with 1 when stopping fails or hangs). */
-  const stopThen = (leave: () => Promise<void> | void): void => {
-    stoppingSinceMs = performance.now();
-    const forced = setTimeout(() => {
-      logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, "shutdown took too long: leaving now");
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS);
-    forced.unref();
-    void metrics?.close();
-    agent
-      .stop(SHUTDOWN_DEADLINE_MS - 1_000)
-      .then(leave)
-      .catch((error: unknown) => {
-        logger.error({ err: error }, "error while stopping");
-        process.exit(1);
-      });
-  };
+  /** Stops the agent once, then leaves the way `then` says (or with 1 when stopping fails or hangs). */
+  const graceful = new GracefulStop({
+    logger,
+    program: "edge-agent",
+    deadlineMs: SHUTDOWN_DEADLINE_MS,
+    clock: systemClock,
+    stop: () => {
+      void metrics?.close();
+      return agent.stop(SHUTDOWN_DEADLINE_MS - 1_000);
+    },
+    leave: (code) => process.exit(code),
+  });
   const restart = (reason: string): void => {
-    if (stoppingSinceMs !== null) return;
+    if (graceful.stopping) return;
     logger.info({ reason }, "restarting edge-agent");
-    stopThen(async () => {
+    graceful.stopThen(async () => {
       lock.release();
       if (process.env[SUPERVISED_ENV] === "1") process.exit(ExitCode.restart);
       const [file, ...launcherArgs] = launcherCommand();
@@ -91,9 +100,9 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
   // A verified remote uninstall: the agent stops, removes itself, and leaves with the code that
   // keeps the service manager from starting it again.
   const uninstall = async (reason: string): Promise<void> => {
-    if (stoppingSinceMs !== null) return;
+    if (graceful.stopping) return;
     logger.warn({ reason }, "uninstalling edge-agent");
-    stopThen(async () => {
+    graceful.stopThen(async () => {
       const layout = {
         ...defaultServiceLayout(process.execPath),
         configDir: settings.configDir,
@@ -121,26 +130,16 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
     childEnvironment: environmentWithoutLauncher(),
     uninstall,
     inventoryCommand: ownCommand(),
+    runningFrom: isSea() ? "executable" : "sources",
     ...(metrics ? { onEventStored: metrics.observeEvent } : {}),
   });
   await metrics?.serve(() => agent.status());
 
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (stoppingSinceMs !== null) {
-      // `conf`'s atomic writer (when-exit) re-raises the signal it intercepted, at once: only a
-      // signal that comes later is an operator insisting.
-      if (performance.now() - stoppingSinceMs < 1_000) return;
-      logger.warn({ signal }, "second signal while stopping: leaving now");
-      process.exit(1);
-    }
-    logger.info({ signal }, "stopping edge-agent");
-    stopThen(() => {
-      lock.release();
-      process.exit(0);
-    });
-  };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
+  const shutdown = graceful.onSignal(() => {
+    lock.release();
+    process.exit(0);
+  });
+  onSignal = shutdown;
   process.on("uncaughtException", (error) => {
     // The service manager restarts us; the outbox keeps everything already accepted.
     logger.fatal({ err: error }, "uncaught exception: exiting so the service manager restarts the agent");
@@ -151,6 +150,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
   });
 
   await agent.start();
+  if (earlySignal !== null) shutdown(earlySignal);
   // The daemon lives until a signal ends it.
   return new Promise<never>(() => {
     setInterval(() => undefined, 1 << 30);

@@ -1,8 +1,7 @@
-import { type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/data-dir-lock.ts";
-import { createLogger } from "../runtime/logger.ts";
+import { CommandError, ExitCode } from "../cli-kit/index.ts";
+import { createLogger, type DataDirLock, DataDirLockedError, lockDataDir } from "../runtime/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { createFleet } from "../simulator/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
 
 /** How often the fleet's connected count and outbox backlog are logged. */
 const SUMMARY_INTERVAL_MS = 60_000;
@@ -47,7 +46,8 @@ export async function simulateCommand(settings: Settings, options: SimulateOptio
   try {
     lock = lockDataDir(dataDir, process.pid);
   } catch (error) {
-    if (error instanceof DataDirLockedError) throw new CommandError(error.message, ExitCode.dataDirInUse);
+    if (error instanceof DataDirLockedError)
+      throw new CommandError(error.message, ExitCode.dataDirInUse, { cause: error });
     throw error;
   }
   const fleet = createFleet({

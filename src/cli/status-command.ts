@@ -1,17 +1,14 @@
 import { constants } from "node:fs";
-import { access, readFile, stat, statfs } from "node:fs/promises";
+import { access, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
-import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/status.ts";
-import { machineSubjects } from "../contracts/index.ts";
-import { MACHINE_ID_FILE } from "../identity/machine-id.ts";
-import { inboxPrefixOf } from "../identity/permissions.ts";
-import { NO_STREAM_REASON } from "../outbox/types.ts";
-import { readLockHolder } from "../runtime/data-dir-lock.ts";
+import { type AgentStatus, readStatusFile, STATUS_FILE, STATUS_FILE_INTERVAL_MS } from "../agent/index.ts";
+import { CommandError, connectOnce, ExitCode, type ProcessHost, processAlive } from "../cli-kit/index.ts";
+import { type DownloadRecord, machineSubjects } from "../contracts/index.ts";
+import { inboxPrefixOf, MACHINE_ID_FILE } from "../identity/index.ts";
+import { readLockHolder } from "../runtime/index.ts";
 import { defaultDirectories, type Settings } from "../settings/index.ts";
-import { CommandError, ExitCode } from "./exit-codes.ts";
-import { connectOnce } from "./one-shot-connection.ts";
-import { processAlive } from "./process-alive.ts";
-import type { ProcessHost } from "./process-host.ts";
+import { NO_STREAM_REASON } from "../transport/index.ts";
+import { knownMachineId } from "./running-agent.ts";
 
 export interface StatusReport {
   readonly source: "live" | "local-file";
@@ -22,6 +19,8 @@ export interface StatusReport {
   readonly dataDir: string;
   /** Why this data dir and not the one the settings name (the system agent's, read by an ordinary user). */
   readonly note?: string;
+  /** Set when the running agent uses another machine id than these settings name: it is the one asked. */
+  readonly machineIdNote?: string;
   readonly status: AgentStatus;
   readonly liveError?: string;
   /** With the local file: what tells whether it is current. */
@@ -85,16 +84,6 @@ export function staleFileWarning(
   return `${age}: the agent (pid ${facts.agentPid}) runs but cannot write it${why}; what follows is stale`;
 }
 
-/** The id the agent runs under: from settings, the generated-id file, or the status file it left. */
-async function knownMachineId(settings: Settings): Promise<string | null> {
-  if (settings.machineId) return settings.machineId;
-  try {
-    return (await readFile(join(settings.dataDir, MACHINE_ID_FILE), "utf8")).trim();
-  } catch {
-    return (await readStatusFile(settings.dataDir).catch(() => null))?.machineId ?? null;
-  }
-}
-
 export type Presence = "readable" | "unreadable" | "absent";
 
 async function presenceOf(path: string): Promise<Presence> {
@@ -154,13 +143,15 @@ export async function fetchStatus(
 ): Promise<StatusReport> {
   const { dataDir } = choice;
   const located = { dataDir, ...(choice.note ? { note: choice.note } : {}) };
-  const machineId = await knownMachineId({ ...settings, dataDir });
-  if (!machineId) {
+  const known = await knownMachineId({ ...settings, dataDir }, { includeLastRun: true });
+  if (!known) {
     throw new CommandError(
       `no machine id: the agent has never run with data dir ${dataDir} (set EDGE_AGENT_MACHINE_ID or run the agent once; the packaged service's: sudo edge-agent status)`,
       ExitCode.failure,
     );
   }
+  const { machineId } = known;
+  const noted = known.note ? { machineIdNote: known.note } : {};
   let liveError: string;
   try {
     // Under the machine's own identity the reply can only land in its own inbox prefix. That
@@ -170,7 +161,14 @@ export async function fetchStatus(
     });
     try {
       const reply = await connection.request(machineSubjects(machineId).rpcStatus, "", { timeout: 2_000 });
-      return { source: "live", running: true, stoppedSince: null, ...located, status: reply.json<AgentStatus>() };
+      return {
+        source: "live",
+        running: true,
+        stoppedSince: null,
+        ...located,
+        ...noted,
+        status: reply.json<AgentStatus>(),
+      };
     } finally {
       await connection.close();
     }
@@ -190,6 +188,7 @@ export async function fetchStatus(
     running: !stopped,
     stoppedSince: stopped ? new Date(modifiedMs).toISOString() : null,
     ...located,
+    ...noted,
     status: local,
     liveError,
     localFile: facts,
@@ -267,13 +266,20 @@ function configLines(detail: Record<string, unknown>): string[] {
 }
 
 /** How the agent takes commands: loud when it is anything but signed. */
-export function commandLines(commands: AgentStatus["commands"] | undefined): string[] {
+export function commandLines(
+  commands: AgentStatus["commands"] | undefined,
+  platform: AgentStatus["platform"] = undefined,
+): string[] {
   if (!commands) return [];
+  const unsigned =
+    platform?.platform === "openframe"
+      ? "UNSIGNED ACCEPTED (platform openframe: OpenFrame signs no command; safe only in the account layout)"
+      : "UNSIGNED ACCEPTED (allowUnsigned: development only; never run a production machine like this)";
   const trust =
     commands.trust === "signed"
       ? "signed only"
       : commands.trust === "unsigned"
-        ? "UNSIGNED ACCEPTED (allowUnsigned: development only; never run a production machine like this)"
+        ? unsigned
         : "ALL REFUSED: no configSigningKey (give the agent the platform's key, or allowUnsigned for development)";
   const read = commands.lastCheckedAt === null ? "not read yet" : `read ${commands.lastCheckedAt}`;
   const lines = [
@@ -283,19 +289,81 @@ export function commandLines(commands: AgentStatus["commands"] | undefined): str
   return lines;
 }
 
+/** Whose conventions the agent follows, and what they make of downloads and the uninstall: loud where they loosen ours. */
+export function platformLines(platform: AgentStatus["platform"]): string[] {
+  if (!platform) return [];
+  const { allowed, hosts } = platform.downloadsWithoutChecksum;
+  const downloads = !allowed
+    ? "every download needs a sha256"
+    : hosts.length > 0
+      ? `downloads without a sha256 taken over HTTPS from ${hosts.join(", ")} (their sha256 reported)`
+      : "downloads without a sha256 allowed, but NO HOST may serve them: all refused (set allowedDownloadHosts)";
+  const uninstall =
+    platform.uninstall === "unsigned"
+      ? "UNSIGNED UNINSTALL ACCEPTED (allowUnsignedUninstall: safe only in the account layout)"
+      : "uninstall signed only";
+  const name = platform.platform === "openframe" ? "openframe (OpenFrame's conventions)" : "edge";
+  return [`  platform:   ${name}; ${downloads}; ${uninstall}`];
+}
+
+/** The files of an installed tool or update taken without a sha256: what arrived, for a person to compare. */
+function uncheckedDownloadText(download: DownloadRecord): string {
+  return `${download.file} taken without a sha256: ${download.size} bytes, sha256 ${download.sha256}`;
+}
+
 function telemetryLine(detail: Record<string, unknown>): string {
   const count = (key: string): number => (typeof detail[key] === "number" ? detail[key] : 0);
-  const inventories = count("inventoriesSent");
-  const line = `  telemetry:  ${count("samples")} samples, ${inventories} ${inventories === 1 ? "inventory" : "inventories"} sent, ${count("missedRuns")} runs missed, ${count("skippedOverlaps")} skipped (still busy)`;
+  const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+  // Taken into the outbox: whether they reached the platform is the outbox's "delivered".
+  const parts = [
+    `${plural(count("samples"), "sample", "samples")} and ${plural(count("inventoriesSent"), "inventory", "inventories")} taken into the outbox`,
+  ];
+  if (count("missedRuns") > 0)
+    parts.push(`${plural(count("missedRuns"), "run", "runs")} missed (the event loop was busy at the time)`);
+  if (count("skippedOverlaps") > 0)
+    parts.push(`${plural(count("skippedOverlaps"), "run", "runs")} skipped (the one before had not finished)`);
+  const line = `  telemetry:  ${parts.join("; ")}`;
   return detail.lastError ? `${line}; last error: ${String(detail.lastError)}` : line;
 }
 
-/** What waiting events wait for, and what to do when it is the missing streams. */
-export function deliveryLine(problem: string): string {
+/** Remote tasks: how they are taken (loud when unsigned), what runs now (id, pid, since) and how many wait. */
+export function taskLines(detail: Record<string, unknown>): string[] {
+  const running = (detail.running as Array<{ taskId: string; pid: number | null; since: string | null }>) ?? [];
+  const accepts =
+    detail.enabled === false
+      ? "turned off (tasks.enabled false): every task refused"
+      : detail.accepts === "signed"
+        ? "signed only"
+        : detail.accepts === "unsigned"
+          ? "UNSIGNED TASKS RUN (tasks.allowUnsigned: development only)"
+          : "ALL REFUSED: no configSigningKey (tasks.allowUnsigned would take unsigned ones, for development)";
+  const confine = detail.confine === "working-dir" ? "confined to their working dir" : "not confined";
+  const lines = [
+    `  tasks:      ${accepts}; ${confine}; ${running.length} running, ${String(detail.queued ?? 0)} queued (at most ${String(detail.maxConcurrent ?? "?")} at once)`,
+  ];
+  for (const task of running)
+    lines.push(`    ${task.taskId} pid ${task.pid ?? "(starting)"}${task.since ? ` since ${task.since}` : ""}`);
+  return lines;
+}
+
+/**
+ * What waiting events wait for: the link while it is down (the last publish error is then only
+ * how it went down), else the problem the outbox met, with what to do when it is missing streams.
+ */
+export function deliveryLine(problem: string, connectionState?: string): string {
+  if (connectionState !== undefined && connectionState !== "connected") {
+    return `  delivery:   events wait in the outbox until the NATS link is up (it is ${connectionState}; last publish error: ${problem})`;
+  }
   if (problem === NO_STREAM_REASON) {
     return "  delivery:   events wait in the outbox: the server has no stream for them (or JetStream is off); create the streams with edge-agent dev-setup (development), or have the platform create them";
   }
   return `  delivery:   events wait in the outbox: ${problem}`;
+}
+
+/** How long the oldest waiting event has waited; "?" when events wait but the outbox could not say. */
+function oldestLine(pendingCount: number, oldestPendingAgeMs: number | null): string {
+  if (oldestPendingAgeMs !== null) return formatDuration(oldestPendingAgeMs / 1000);
+  return pendingCount === 0 ? "-" : "? (the outbox could not be read)";
 }
 
 export function formatStatus(report: StatusReport): string {
@@ -310,6 +378,7 @@ export function formatStatus(report: StatusReport): string {
           ? "  source:     live answer from the running agent"
           : `  source:     local status file written ${status.writtenAt} (agent not reachable: ${report.liveError ?? "unknown"})`,
         ...(report.note ? [`  data dir:   ${report.dataDir}, ${report.note}`] : []),
+        ...(report.machineIdNote ? [`  machine id: ${report.machineIdNote}`] : []),
         ...(staleWarning ? [`  warning:    ${staleWarning}`] : []),
         `  connection: ${status.connection.state}${status.connection.server ? ` to ${status.connection.server}` : ""} (reconnects: ${status.connection.reconnects})`,
         ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
@@ -323,12 +392,12 @@ export function formatStatus(report: StatusReport): string {
         ...(status.connection.lastError ? [`  link error: ${status.connection.lastError}`] : []),
       ];
   lines.push(
-    `  outbox:     ${outbox.pendingCount} pending (${formatBytes(outbox.pendingBytes)}), oldest ${outbox.oldestPendingAgeMs === null ? "-" : formatDuration(outbox.oldestPendingAgeMs / 1000)}, last sequence ${outbox.lastSequence}, delivered ${outbox.deliveredCount}`,
+    `  outbox:     ${outbox.pendingCount} pending (${formatBytes(outbox.pendingBytes)}), oldest ${oldestLine(outbox.pendingCount, outbox.oldestPendingAgeMs)}, last sequence ${outbox.lastSequence}, delivered ${outbox.deliveredCount}`,
     `              evicted ${outbox.evictedTelemetry} telemetry / ${outbox.evictedState} state, dead letters ${outbox.deadLetters}${outbox.heldInMemory > 0 ? `, ${outbox.heldInMemory} held in memory` : ""}`,
   );
-  if (outbox.deliveryProblem) lines.push(deliveryLine(outbox.deliveryProblem));
+  if (outbox.deliveryProblem) lines.push(deliveryLine(outbox.deliveryProblem, status.connection.state));
   if (outbox.lastError) lines.push(`  outbox error: ${outbox.lastError}`);
-  lines.push(...commandLines(status.commands));
+  lines.push(...commandLines(status.commands, status.platform), ...platformLines(status.platform));
   if (outbox.sequenceSkip) {
     lines.push(
       `  sequence:   started after ${outbox.sequenceSkip.through}, past numbers ${outbox.sequenceSkip.after + 1}-${outbox.sequenceSkip.through} reserved by a run that crashed (events held only in memory then are lost)`,
@@ -343,10 +412,13 @@ export function formatStatus(report: StatusReport): string {
         state: string;
         error: string | null;
         agentToolId: string | null;
+        downloads?: DownloadRecord[];
       }>) {
         lines.push(
           `    ${tool.toolAgentId} ${tool.version ?? "?"} ${tool.state}${tool.agentToolId ? ` (id ${tool.agentToolId})` : ""}${tool.error ? `: ${tool.error}` : ""}`,
         );
+        for (const download of tool.downloads ?? [])
+          if (!download.verified) lines.push(`      ${uncheckedDownloadText(download)}`);
       }
       continue;
     }
@@ -356,12 +428,20 @@ export function formatStatus(report: StatusReport): string {
         active: string | null;
         trial: { version: string; startedAt: string } | null;
         restartPending: boolean;
+        runningFrom?: "executable" | "sources";
+        download?: DownloadRecord | null;
       };
-      const installed = update.active ? `installed update ${update.active}` : "the packaged binary";
+      const installed = update.active
+        ? `installed update ${update.active}`
+        : update.runningFrom === "sources"
+          ? "from the sources, with Node: a checkout"
+          : "the packaged binary";
       const trial = update.trial ? `; on trial: ${update.trial.version} since ${update.trial.startedAt}` : "";
       lines.push(
         `  update:     running ${update.runningVersion} (${installed})${trial}${update.restartPending ? "; restarting into it" : ""}`,
       );
+      if (update.download && !update.download.verified)
+        lines.push(`              ${uncheckedDownloadText(update.download)}`);
       continue;
     }
     if (name === "config" && isRecord(detail)) {
@@ -370,6 +450,10 @@ export function formatStatus(report: StatusReport): string {
     }
     if (name === "telemetry" && isRecord(detail)) {
       lines.push(telemetryLine(detail));
+      continue;
+    }
+    if (name === "tasks" && isRecord(detail) && Array.isArray(detail.running)) {
+      lines.push(...taskLines(detail));
       continue;
     }
     lines.push(`  ${`${name}:`.padEnd(11)} ${describeFields(detail) || "-"}`);

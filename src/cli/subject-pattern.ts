@@ -1,8 +1,10 @@
+import { EdgeError } from "../errors/index.ts";
+
 /**
  * NATS subject patterns, as an operator writes them for a filter: tokens separated by `.`, where
  * `*` matches exactly one token and `>` (last token only) matches one or more.
  */
-export class SubjectPatternError extends Error {
+export class SubjectPatternError extends EdgeError {
   readonly code = "EDGE_BAD_SUBJECT_PATTERN";
   constructor(pattern: string, problem: string) {
     super(`subject pattern ${JSON.stringify(pattern)} ${problem} (e.g. machine.*.telemetry or machine.>)`);

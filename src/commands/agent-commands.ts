@@ -1,11 +1,11 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { catchUpConsumerName, hintSubjects, machineFeeds } from "../contracts/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
+import type { CommandDesk, CommandRoute, CommandRouteHandle } from "../capability/index.ts";
+import { catchUpConsumerName, hintSubjects } from "../contracts/index.ts";
+import type { OutgoingEvent } from "../events/index.ts";
 import type { CommandInbox, OutboxEntryInput } from "../outbox/index.ts";
-import { type Clock, sleepOn } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Clock, sleepOn } from "../runtime/index.ts";
 import { CommandRunner } from "./command-desk.ts";
-import type { CommandDesk, CommandRoute, CommandRouteHandle } from "./command-handler.ts";
 import { FeedReader, type FeedReaderStatus } from "./feed-reader.ts";
 import { takeOverLegacyConsumers } from "./legacy-consumers.ts";
 
@@ -62,7 +62,7 @@ export class AgentCommands implements CommandDesk {
       clock: options.clock,
       logger,
     });
-    this.#hints = hintSubjects(machineFeeds(options.machineId));
+    this.#hints = hintSubjects(options.machineId);
   }
 
   route<Command>(route: CommandRoute<Command>): CommandRouteHandle {

@@ -1,13 +1,18 @@
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { CommandFeed } from "../contracts/index.ts";
 import type { CommandInbox } from "../outbox/index.ts";
-import { jitteredBackoff } from "../runtime/backoff.ts";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { readAfter, readNewest, type StoredCommandMessage, StreamUnavailableError } from "../transport/stream-reads.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Cancel, type Clock, jitteredBackoff, timersOf } from "../runtime/index.ts";
+import {
+  readAfter,
+  readNewest,
+  readNextAfter,
+  type StoredCommandMessage,
+  StreamUnavailableError,
+} from "../transport/index.ts";
 
 export interface FeedReaderOptions {
-  readonly inbox: Pick<CommandInbox, "position" | "accept">;
+  readonly inbox: Pick<CommandInbox, "position" | "accept" | "streamRecreated">;
   /** The machine's catch-up consumer name (contracts: catchUpConsumerName). */
   readonly consumerName: string;
   readonly clock: Clock;
@@ -38,6 +43,8 @@ const HINT_RECHECK_MS = [1_000, 5_000] as const;
 const MIN_CHECK_SPACING_MS = 250;
 /** Catch-up reads per feed check; the rest follows at the next check, soon after. */
 const MAX_READS_PER_CHECK = 16;
+/** Direct gets per check of a `sequence` feed (one message each); the rest follows at the next check. */
+const MAX_SEQUENCE_READS_PER_CHECK = 64;
 
 /**
  * Reads the machine's command feeds (contracts/command-feeds.ts) into the durable inbox, keeping
@@ -45,7 +52,8 @@ const MAX_READS_PER_CHECK = 16;
  * - each check asks the newest message of the feed's subject (a direct get: no consumer, and no
  *   JetStream API request either) and compares it with the feed's position in the inbox;
  * - a `latest` feed takes that newest message; a `queue` feed reads what it missed through a
- *   catch-up consumer that lives for that read only;
+ *   catch-up consumer that lives for that read only; a `sequence` feed reads it message by message,
+ *   by direct gets of the next message after its position (no consumer at all);
  * - checks run on every (re)connect, every `checkEveryMs`, and when a message on one of the feed
  *   subjects is seen on the wire. That message is only a HINT: nothing of it is used (a machine can
  *   make the server send anything there), only what the stream holds is read.
@@ -214,7 +222,10 @@ export class FeedReader {
         inbox.accept(feed.key, [], newest?.streamSequence ?? 0);
         return false;
       }
-      if (feed.start === "newest" && newest) return this.#take(feed, [newest], false);
+      if (feed.start === "newest" && newest) {
+        this.#take(feed, [newest]);
+        return false;
+      }
       position = 0;
     }
     if (!newest || newest.streamSequence === position) return false;
@@ -224,10 +235,14 @@ export class FeedReader {
         { feed: feed.key, stream: feed.stream, position, newest: newest.streamSequence },
         "the command stream's newest message is older than this machine's position: the stream was recreated; reading it afresh",
       );
-      if (feed.mode === "latest") return this.#take(feed, [newest], false);
+      inbox.streamRecreated(feed.stream);
       position = 0;
     }
-    if (feed.mode === "latest") return this.#take(feed, [newest], false);
+    if (feed.mode === "latest") {
+      this.#take(feed, [newest]);
+      return false;
+    }
+    if (feed.mode === "sequence") return this.#readSequence(connection, feed, position, newest.streamSequence);
     for (let read = 0; read < MAX_READS_PER_CHECK; read++) {
       const { messages, remaining } = await readAfter(connection, {
         stream: feed.stream,
@@ -238,16 +253,38 @@ export class FeedReader {
       });
       const last = messages.at(-1);
       if (!last) return false;
-      this.#take(feed, messages, false);
+      this.#take(feed, messages);
       position = last.streamSequence;
       if (remaining === 0) return false;
     }
     return true;
   }
 
-  #take(feed: CommandFeed, messages: readonly StoredCommandMessage[], more: boolean): boolean {
+  /**
+   * Every message after `position` up to `newest`, one direct get each, each stored (with the
+   * position past it) before the next is asked; true when more remain than one check reads.
+   */
+  async #readSequence(
+    connection: NatsConnection,
+    feed: CommandFeed,
+    position: number,
+    newest: number,
+  ): Promise<boolean> {
+    let after = position;
+    for (let read = 0; read < MAX_SEQUENCE_READS_PER_CHECK; read++) {
+      const message = await readNextAfter(connection, feed.stream, feed.subject, after);
+      // Gone meanwhile (its TTL, the stream's limits): nothing newer is left to take.
+      if (!message) return false;
+      this.#take(feed, [message]);
+      after = message.streamSequence;
+      if (after >= newest) return false;
+    }
+    return true;
+  }
+
+  #take(feed: CommandFeed, messages: readonly StoredCommandMessage[]): void {
     const last = messages.at(-1);
-    if (!last) return more;
+    if (!last) return;
     const added = this.#options.inbox.accept(feed.key, messages, last.streamSequence);
     if (added > 0) {
       this.#logger.info(
@@ -256,7 +293,6 @@ export class FeedReader {
       );
       this.#options.onAccepted();
     }
-    return more;
   }
 
   #cleared(feed: CommandFeed): void {

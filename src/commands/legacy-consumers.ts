@@ -2,8 +2,8 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type LegacyConsumer, legacyMachineConsumers } from "../contracts/index.ts";
 import type { CommandInbox } from "../outbox/index.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { isPermissionDenied } from "../transport/permission-denied.ts";
+import type { Logger } from "../runtime/index.ts";
+import { isPermissionDenied } from "../transport/index.ts";
 
 /** The position key that records the takeover as done (in the inbox's positions table, never a feed's). */
 export const LEGACY_TAKEOVER_KEY = "legacy-consumers-taken-over";

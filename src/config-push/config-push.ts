@@ -2,13 +2,12 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import * as z from "zod";
-import type { CapabilityFactory, PushedFileTarget } from "../capability/capability.ts";
-import { type CommandOutcome, done, reject, retryWithBackoff } from "../commands/command-handler.ts";
+import type { CapabilityFactory, PushedFileTarget } from "../capability/index.ts";
+import { type CommandOutcome, done, reject, retryWithBackoff } from "../capability/index.ts";
 import { DownloadConfiguration, EventType, fleetSubjects, machineFeeds, type OsName } from "../contracts/index.ts";
 import { DownloadError, download } from "../download/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
-import { echoInput } from "../runtime/echo.ts";
-import { osNameOf } from "../runtime/host.ts";
+import type { OutgoingEvent } from "../events/index.ts";
+import { echoInput, osNameOf } from "../runtime/index.ts";
 
 /**
  * A pushed list, bare (OpenFrame's shape) or wrapped as `{downloadConfigurations}`; a signed push
@@ -23,6 +22,7 @@ type PushedList = z.infer<typeof PushedList>;
 /** What a push may download; `allowMissingChecksum` follows the live tool policy. */
 interface PushPolicy {
   allowMissingChecksum: boolean;
+  readonly allowedDownloadHosts: readonly string[];
   readonly maxDownloadBytes: number;
   readonly downloadStallSeconds: number;
   readonly downloadDeadlineSeconds: number;
@@ -89,6 +89,7 @@ export const configPushCapability: CapabilityFactory = (context) => {
           size: entry.size,
           maxBytes: policy.maxDownloadBytes,
           allowMissingChecksum: policy.allowMissingChecksum,
+          allowedHosts: policy.allowedDownloadHosts,
           directory: downloadsDir,
           clock,
           connection,

@@ -1,6 +1,6 @@
-import type { ConfigApplier } from "../capability/capability.ts";
+import type { ConfigApplier } from "../capability/index.ts";
 import type { AgentConfiguration } from "../contracts/index.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
 
 /** A part of the agent that takes live settings: each capability declares its own (capability.ts). */
 export type ConfigurableComponent = ConfigApplier;

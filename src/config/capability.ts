@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import type { CapabilityFactory } from "../capability/capability.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
 import type { AgentConfiguration } from "../contracts/index.ts";
 import type { Settings } from "../settings/index.ts";
 import { createRemoteConfig, remoteConfigRoute } from "./remote-config.ts";

@@ -1,4 +1,5 @@
 export { type ApplyOutcome, applyToComponents, type ConfigurableComponent } from "./apply.ts";
+export { remoteConfigCapability } from "./capability.ts";
 export type { ConfigEntry } from "./config-keys.ts";
 export { type ConfigEntryMeaning, readConfigEntry } from "./kv-entry.ts";
 export { LAST_GOOD_FILE } from "./last-good-store.ts";
@@ -9,6 +10,7 @@ export {
   configPush,
   configSet,
   configUnset,
+  documentSetting,
   parseCliValue,
   type SigningOptions,
   settingValue,

@@ -39,7 +39,7 @@ export async function readConfigEntry(entry: ConfigEntry, trust: CommandTrust): 
   try {
     raw = JSON.parse(new TextDecoder().decode(entry.value));
   } catch (error) {
-    throw new ConfigRejectedError(`${where}: not JSON (${(error as Error).message})`);
+    throw new ConfigRejectedError(`${where}: not JSON (${(error as Error).message})`, { cause: error });
   }
   // The KV revision is the stream sequence: a re-put of the same document is a new revision.
   const admission = await trust.admit(raw, {

@@ -1,8 +1,7 @@
 import { join } from "node:path";
 import * as z from "zod";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import { type JsonStateFile, readJsonStateFile } from "../runtime/json-state-file.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type JsonStateFile, readJsonStateFile, writeFileAtomic } from "../runtime/index.ts";
 
 export const LAST_GOOD_FILE = "remote-config.json";
 

@@ -1,8 +1,7 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { AGENT_CONFIG_BUCKET, CONFIG_DEFAULTS_KEY, configKeyForMachine } from "../contracts/index.ts";
-import { SettingsError } from "../settings/errors.ts";
-import { parseTags } from "../settings/layers.ts";
+import { parseTags, SettingsError } from "../settings-kit/index.ts";
 import { kvScope, signCommand } from "../trust/index.ts";
 import { isPlainObject } from "./merge.ts";
 import { settingPathProblem } from "./setting-paths.ts";
@@ -57,8 +56,23 @@ export function settingValue(path: string, raw: string): unknown {
       error instanceof SettingsError
         ? `tags: ${JSON.stringify(value)} must be key=value[,key=value] or a JSON object`
         : (error as Error).message,
+      { cause: error },
     );
   }
+}
+
+/** `{a: {b: value}}` for the path `a.b`: what `config set a.b value` writes, alone. */
+export function documentSetting(path: string, value: unknown): Record<string, unknown> {
+  const document: Record<string, unknown> = {};
+  const parts = path.split(".");
+  let node = document;
+  for (const part of parts.slice(0, -1)) {
+    const child: Record<string, unknown> = {};
+    node[part] = child;
+    node = child;
+  }
+  node[parts[parts.length - 1] as string] = value;
+  return document;
 }
 
 function assertSettingPath(path: string): void {

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { type CommandOutcome, type CommandRoute, doneThen } from "../commands/command-handler.ts";
+import { type CommandOutcome, type CommandRoute, doneThen } from "../capability/index.ts";
 import {
   AgentConfiguration,
   CONFIG_DEFAULTS_KEY,
@@ -8,12 +8,10 @@ import {
   EventType,
   machineFeeds,
 } from "../contracts/index.ts";
-import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
+import type { EventSink, OutgoingEvent } from "../events/index.ts";
 import type { CommandRow } from "../outbox/index.ts";
-import type { Clock } from "../runtime/clock.ts";
-import { describeIssues, truncateInput } from "../runtime/echo.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { SerialQueue } from "../runtime/serial-queue.ts";
+import type { Clock, Logger } from "../runtime/index.ts";
+import { describeIssues, SerialQueue, truncateInput } from "../runtime/index.ts";
 import { type CommandTrust, kvScope } from "../trust/index.ts";
 import { applyToComponents, type ConfigurableComponent } from "./apply.ts";
 import { configEntryOfRow } from "./config-keys.ts";

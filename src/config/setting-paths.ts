@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { AgentConfiguration, SIGNED_CLAIM_FIELDS } from "../contracts/index.ts";
-import { closestMatch } from "../runtime/closest-match.ts";
+import { closestMatch } from "../runtime/index.ts";
 import { isPlainObject } from "./merge.ts";
 
 /** Fields of a document that are not settings: its own revision (pushed files) and the signature's claims. */

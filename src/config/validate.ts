@@ -1,12 +1,14 @@
 import { validate as isValidCron } from "node-cron";
 import { AgentConfiguration, SIGNED_CLAIM_FIELDS } from "../contracts/index.ts";
-import { echoInput } from "../runtime/echo.ts";
+import { EdgeError } from "../errors/index.ts";
+import { echoInput } from "../runtime/index.ts";
+import { describeIssue, schemaAt, valueAt } from "../settings-kit/index.ts";
 import { unknownSettingProblem } from "./setting-paths.ts";
 
-export class ConfigRejectedError extends Error {
+export class ConfigRejectedError extends EdgeError {
   readonly code = "EDGE_CONFIG_REJECTED";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "ConfigRejectedError";
   }
 }
@@ -27,7 +29,10 @@ export function validateDocument(raw: unknown, where: string): Record<string, un
   const parsed = AgentConfiguration.safeParse({ revision: 0, ...document });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ConfigRejectedError(`${where}: ${issue?.path.join(".") || "document"}: ${issue?.message ?? "invalid"}`);
+    const problem = issue
+      ? describeIssue(issue, valueAt(document, issue.path), schemaAt(AgentConfiguration, issue.path))
+      : "is invalid";
+    throw new ConfigRejectedError(`${where}: invalid setting ${issue?.path.join(".") || "document"}: ${problem}`);
   }
   for (const key of ["telemetrySchedule", "inventorySchedule"] as const) {
     const expression = parsed.data[key];

@@ -19,10 +19,16 @@ import {
  * - `latest` feeds only ever give their newest message (a direct get by subject): a message that
  *   was superseded while the machine was away is never taken.
  *
- * Only a machine's OWN subjects are queue feeds: fleet-wide subjects (`machine.all.*`, the config
- * defaults) are read by direct get alone, so no machine can read, and so copy, an old fleet-wide message.
+ * - `sequence` feeds are read message by message too, by direct gets from the position on
+ *   (`next_by_subj`): no consumer at all. That request can name any message of its stream, so only a
+ *   stream holding nothing but fleet-wide subjects is read this way (FLEET_TASKS).
+ *
+ * Only a machine's OWN subjects are queue feeds. Fleet-wide subjects (`machine.all.*`, the config
+ * defaults) are read by direct get alone: newest only, except the fleet's tasks, which are work to do
+ * in order (DESIGN, "Remote tasks"); a copy of an old one that a machine makes the server store is
+ * refused as a server's answer.
  */
-export type FeedMode = "queue" | "latest";
+export type FeedMode = "queue" | "latest" | "sequence";
 
 /**
  * Where a machine that never read a feed begins: at the first message stored (`first`), at the
@@ -119,6 +125,42 @@ export function machineFeeds(machineId: string): MachineFeeds {
   };
 }
 
+export interface TaskFeeds {
+  readonly task: CommandFeed;
+  readonly taskCancel: CommandFeed;
+  readonly fleetTask: CommandFeed;
+  readonly fleetTaskCancel: CommandFeed;
+}
+
+/** Where a machine reads its tasks (DESIGN, "Remote tasks"): from the first read on, never older ones. */
+export function taskFeeds(machineId: string): TaskFeeds {
+  const base = `machine.${assertMachineId(machineId)}`;
+  return {
+    task: { key: "task", stream: COMMAND_STREAMS.tasks, subject: `${base}.task`, mode: "queue", start: "next" },
+    taskCancel: {
+      key: "task-cancel",
+      stream: COMMAND_STREAMS.tasks,
+      subject: `${base}.task.cancel`,
+      mode: "queue",
+      start: "next",
+    },
+    fleetTask: {
+      key: "fleet-task",
+      stream: COMMAND_STREAMS.fleetTasks,
+      subject: fleetSubjects.task,
+      mode: "sequence",
+      start: "next",
+    },
+    fleetTaskCancel: {
+      key: "fleet-task-cancel",
+      stream: COMMAND_STREAMS.fleetTasks,
+      subject: fleetSubjects.taskCancel,
+      mode: "sequence",
+      start: "next",
+    },
+  };
+}
+
 /**
  * The fleet-wide update feed of one installed tool. It starts after the newest update stored when
  * the tool is installed: updates published before that are not for this installation.
@@ -143,9 +185,14 @@ export function catchUpConsumerName(machineId: string): string {
   return `machine_${assertMachineId(machineId)}_reader`;
 }
 
+/** Every feed a machine reads from its first start: its commands and its tasks (a tool's update feed comes with the tool). */
+export function agentFeeds(machineId: string): CommandFeed[] {
+  return [...Object.values(machineFeeds(machineId)), ...Object.values(taskFeeds(machineId))];
+}
+
 /** The subjects an agent listens on for word of a new command (a hint only: what it reads is checked). */
-export function hintSubjects(feeds: MachineFeeds): string[] {
-  return [...Object.values(feeds).map((feed) => feed.subject), fleetSubjects.toolUpdates];
+export function hintSubjects(machineId: string): string[] {
+  return [...agentFeeds(machineId).map((feed) => feed.subject), fleetSubjects.toolUpdates];
 }
 
 /** Whether `subject` may be read as a queue by a machine: only its own subjects. */

@@ -10,6 +10,7 @@ import {
   ToolConnectionMessage,
   ToolInstallationStatus,
 } from "./messages.ts";
+import { TaskOutputChunk, TaskResult } from "./tasks.ts";
 import { Inventory, OutboxGauge, TelemetrySample } from "./telemetry.ts";
 
 /** The schema of each event type's body: what a reader of `machine.{id}.<type>` validates against. */
@@ -24,6 +25,8 @@ export const EVENT_BODY_SCHEMAS = {
   [EventType.configStatus]: ConfigStatus,
   [EventType.clientUpdateStatus]: ClientUpdateStatus,
   [EventType.clientUninstallStatus]: ClientUninstallStatus,
+  [EventType.taskOutput]: TaskOutputChunk,
+  [EventType.taskResult]: TaskResult,
   [EventType.outboxGauge]: OutboxGauge,
 } as const satisfies Readonly<Record<EventType, z.ZodType>>;
 

@@ -18,11 +18,19 @@ export const EventType = {
   configStatus: "config.status",
   clientUpdateStatus: "client-update.status",
   clientUninstallStatus: "client-uninstall.status",
+  taskOutput: "task.output",
+  taskResult: "task.result",
   outboxGauge: "outbox",
 } as const;
 export type EventType = (typeof EventType)[keyof typeof EventType];
 
-const TELEMETRY_TYPES: ReadonlySet<string> = new Set([EventType.telemetry, EventType.inventory, EventType.outboxGauge]);
+/** A task's output chunks go before state when the outbox is full: its result keeps the last lines and says what was lost. */
+const TELEMETRY_TYPES: ReadonlySet<string> = new Set([
+  EventType.telemetry,
+  EventType.inventory,
+  EventType.outboxGauge,
+  EventType.taskOutput,
+]);
 
 export function eventClassOf(type: string): EventClass {
   return TELEMETRY_TYPES.has(type) ? "telemetry" : "state";
@@ -39,6 +47,8 @@ const SUBJECT_OF_TYPE: Readonly<Record<EventType, keyof MachineSubjects>> = {
   [EventType.configStatus]: "configStatus",
   [EventType.clientUpdateStatus]: "clientUpdateStatus",
   [EventType.clientUninstallStatus]: "clientUninstallStatus",
+  [EventType.taskOutput]: "taskOutput",
+  [EventType.taskResult]: "taskResult",
   [EventType.outboxGauge]: "outboxGauge",
 };
 

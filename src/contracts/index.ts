@@ -8,4 +8,5 @@ export * from "./messages.ts";
 export * from "./streams.ts";
 export * from "./subjects.ts";
 export * from "./tags.ts";
+export * from "./tasks.ts";
 export * from "./telemetry.ts";

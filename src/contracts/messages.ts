@@ -181,6 +181,24 @@ export const MachinePinotMessage = z.object({
 });
 export type MachinePinotMessage = z.infer<typeof MachinePinotMessage>;
 
+/**
+ * A file the agent downloaded, as it arrived (ours): reported with a tool's INSTALLED and a
+ * self-update's RESTARTING and UPDATED, so the platform knows what runs and can see a file taken
+ * without a sha256 change under an unchanged link.
+ */
+export const DownloadRecord = z.object({
+  /** Which file: `tool` (the tool's own download), `asset:<assetId>`, or `edge-agent` (a self-update). */
+  file: z.string().min(1),
+  link: z.string(),
+  /** Bytes received. */
+  size: z.number().int().nonnegative(),
+  /** sha256 (hex) of the bytes received. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** True: it matched the sha256 the command gave; false: taken without one (toolPolicy.allowMissingChecksum). */
+  verified: z.boolean(),
+});
+export type DownloadRecord = z.infer<typeof DownloadRecord>;
+
 export const ToolInstallationState = z.enum(["DOWNLOADING", "INSTALLING", "INSTALLED", "FAILED", "UNINSTALLED"]);
 /**
  * A tool command's result or step; or, with `connection` set, an installed tool's liveness (on
@@ -197,6 +215,8 @@ export const ToolInstallationStatus = z.object({
   connection: ToolConnectionState.nullish(),
   /** What the liveness check saw (`service x is not active`, `process 123 runs from ...`). */
   connectionDetail: z.string().nullish(),
+  /** On an install's or update's INSTALLED: every file it downloaded, as received. */
+  downloads: z.array(DownloadRecord).nullish(),
 });
 export type ToolInstallationStatus = z.infer<typeof ToolInstallationStatus>;
 
@@ -248,6 +268,8 @@ export const ClientUpdateStatus = z.object({
   state: ClientUpdateState,
   error: z.string().nullish(),
   timestamp: isoTimestamp,
+  /** On RESTARTING and UPDATED: the new binary as it was received. */
+  download: DownloadRecord.nullish(),
 });
 export type ClientUpdateStatus = z.infer<typeof ClientUpdateStatus>;
 

@@ -21,6 +21,8 @@ export const COMMAND_STREAMS = {
   clientUpdate: "CLIENT_UPDATE",
   configPush: "CONFIG_PUSH",
   clientUninstall: "CLIENT_UNINSTALL",
+  tasks: "TASKS",
+  fleetTasks: "FLEET_TASKS",
 } as const;
 
 export const PLATFORM_STREAMS: readonly StreamDefinition[] = [
@@ -39,6 +41,11 @@ export const PLATFORM_STREAMS: readonly StreamDefinition[] = [
   { name: "CONFIG_PUSH", subjects: ["machine.*.download-configuration"], commands: true },
   { name: "CLIENT_UPDATE_STATUS", subjects: ["machine.*.client-update.status"] },
   { name: "CLIENT_UNINSTALL_STATUS", subjects: ["machine.*.client-uninstall.status"] },
+  { name: "TASKS", subjects: ["machine.*.task", "machine.*.task.cancel"], commands: true },
+  // Only fleet-wide subjects: agents read it in order by direct get, which can ask for any message of a stream.
+  { name: "FLEET_TASKS", subjects: ["machine.all.fleet-task", "machine.all.fleet-task.cancel"], commands: true },
+  { name: "TASK_OUTPUT", subjects: ["machine.*.task.output"] },
+  { name: "TASK_RESULTS", subjects: ["machine.*.task.result"] },
 ];
 
 /** The event streams the bridge reads device state from (names above). */

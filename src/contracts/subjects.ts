@@ -1,3 +1,5 @@
+import { EdgeError } from "../errors/index.ts";
+
 /**
  * Subject builders. Every token that goes into a subject is checked here, so a machine id such as
  * `a.b`, `*` or `>` can never widen a subscription or publish into another machine's space.
@@ -5,7 +7,7 @@
 
 const SAFE_TOKEN = /^[A-Za-z0-9_-]+$/;
 
-export class UnsafeSubjectTokenError extends Error {
+export class UnsafeSubjectTokenError extends EdgeError {
   readonly code = "EDGE_UNSAFE_SUBJECT_TOKEN";
   readonly what: string;
   readonly value: string;
@@ -29,7 +31,7 @@ export function assertSafeToken(what: string, value: string): string {
 /** Machine ids that name fleet-wide subjects (`machine.all.*`): a machine under one would read and answer the fleet's. */
 export const RESERVED_MACHINE_IDS: readonly string[] = ["all"];
 
-export class ReservedMachineIdError extends Error {
+export class ReservedMachineIdError extends EdgeError {
   readonly code = "EDGE_RESERVED_MACHINE_ID";
   readonly value: string;
   constructor(value: string) {
@@ -65,6 +67,8 @@ export interface MachineSubjects {
   readonly configStatus: string;
   readonly clientUpdateStatus: string;
   readonly clientUninstallStatus: string;
+  readonly taskOutput: string;
+  readonly taskResult: string;
   readonly outboxGauge: string;
   /** Platform -> agent. */
   readonly toolInstallation: string;
@@ -72,6 +76,8 @@ export interface MachineSubjects {
   readonly clientUpdate: string;
   readonly clientUninstall: string;
   readonly downloadConfiguration: string;
+  readonly task: string;
+  readonly taskCancel: string;
   readonly rpcHealth: string;
   readonly rpcStatus: string;
   readonly rpcCollect: string;
@@ -93,12 +99,16 @@ export function machineSubjects(machineId: string): MachineSubjects {
     configStatus: `${base}.config.status`,
     clientUpdateStatus: `${base}.client-update.status`,
     clientUninstallStatus: `${base}.client-uninstall.status`,
+    taskOutput: `${base}.task.output`,
+    taskResult: `${base}.task.result`,
     outboxGauge: `${base}.outbox`,
     toolInstallation: `${base}.tool-installation`,
     toolUninstall: `${base}.tool-uninstall`,
     clientUpdate: `${base}.client-update`,
     clientUninstall: `${base}.client-uninstall`,
     downloadConfiguration: `${base}.download-configuration`,
+    task: `${base}.task`,
+    taskCancel: `${base}.task.cancel`,
     rpcHealth: `${base}.rpc.health`,
     rpcStatus: `${base}.rpc.status`,
     rpcCollect: `${base}.rpc.collect`,
@@ -110,6 +120,12 @@ export function machineSubjects(machineId: string): MachineSubjects {
 export const fleetSubjects = {
   clientUpdate: "machine.all.client-update",
   downloadConfiguration: "machine.all.download-configuration",
+  /**
+   * Fleet-wide tasks and their cancels: not `machine.all.task`, which `machine.*.task` (the stream of
+   * every machine's own tasks) would capture; they have a stream of their own (FLEET_TASKS).
+   */
+  task: "machine.all.fleet-task",
+  taskCancel: "machine.all.fleet-task.cancel",
   /** Every tool's update: one filter, so one consumer per machine covers every tool it has. */
   toolUpdates: "machine.all.tool.*.update",
   toolUpdate(toolAgentId: string): string {

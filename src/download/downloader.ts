@@ -3,21 +3,23 @@ import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { ObjectResult } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Clock } from "../runtime/clock.ts";
-import { echoInput } from "../runtime/echo.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { Clock } from "../runtime/index.ts";
+import { echoInput, type HostPattern, hostPatternsOf } from "../runtime/index.ts";
 import {
   chunksUntilAborted,
   DEFAULT_DOWNLOAD_DEADLINE_MS,
   DEFAULT_STALL_TIMEOUT_MS,
   TransferWatchdog,
 } from "./transfer-watchdog.ts";
+import { uncheckedUrlRefusal } from "./unchecked-policy.ts";
 
 /** Why a download failed, and whether trying again later can help. */
-export class DownloadError extends Error {
+export class DownloadError extends EdgeError {
   readonly code: string;
   readonly retryable: boolean;
-  constructor(code: string, message: string, retryable: boolean) {
-    super(message);
+  constructor(code: string, message: string, retryable: boolean, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "DownloadError";
     this.code = code;
     this.retryable = retryable;
@@ -32,7 +34,10 @@ export interface DownloadRequest {
   /** Expected size in bytes, when known. */
   readonly size?: number | null | undefined;
   readonly maxBytes: number;
+  /** Take a download without a sha256, under the rules of unchecked-policy.ts. */
   readonly allowMissingChecksum: boolean;
+  /** Hosts a download without a sha256 may come from (the link and every redirect): `toolPolicy.allowedDownloadHosts`. */
+  readonly allowedHosts: readonly string[];
   /** Where the temporary file goes: on the same file system as its final place, so a rename is atomic. */
   readonly directory: string;
   /** The stall and deadline timers run on it. */
@@ -50,9 +55,27 @@ export interface DownloadRequest {
 export interface DownloadedFile {
   /** A temporary file in `directory`: the caller renames it into place or removes it. */
   readonly path: string;
+  /** What arrived: its size and sha256, whatever was promised. */
   readonly size: number;
   readonly sha256: string;
+  /** True when it matched a sha256 the sender gave; false when it was taken without one. */
+  readonly verified: boolean;
 }
+
+const POLICY_REFUSALS = new Set([
+  "EDGE_DOWNLOAD_NO_CHECKSUM",
+  "EDGE_DOWNLOAD_NOT_HTTPS",
+  "EDGE_DOWNLOAD_HOST_NOT_ALLOWED",
+]);
+
+/** Whether `error` is this agent's rule refusing the link (no sha256, not HTTPS, a host not allowed), not a failure of it. */
+export function isPolicyRefusal(error: unknown): boolean {
+  return error instanceof DownloadError && POLICY_REFUSALS.has(error.code);
+}
+
+/** Redirects followed at most before a download is refused (fetch's own limit is 20). */
+export const MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Streams a file to disk while hashing and counting it; refuses it (and leaves nothing behind)
@@ -64,10 +87,12 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
   if (expectedSha === null && !request.allowMissingChecksum) {
     throw new DownloadError(
       "EDGE_DOWNLOAD_NO_CHECKSUM",
-      `no sha256 given for ${link}, and the tool policy requires one`,
+      `no sha256 given for ${link}, and this agent requires one (toolPolicy.allowMissingChecksum is off)`,
       false,
     );
   }
+  // Null when a sha256 binds the file: then any http(s) hop may serve it.
+  const unchecked = expectedSha === null ? hostPatternsOf(request.allowedHosts) : null;
   if (request.size !== null && request.size !== undefined && request.size > request.maxBytes) {
     throw new DownloadError(
       "EDGE_DOWNLOAD_TOO_LARGE",
@@ -78,8 +103,8 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
   let url: URL;
   try {
     url = new URL(request.link);
-  } catch {
-    throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link} is not a URL`, false);
+  } catch (error) {
+    throw new DownloadError("EDGE_DOWNLOAD_BAD_LINK", `${link} is not a URL`, false, { cause: error });
   }
   const watchdog = new TransferWatchdog({
     clock: request.clock,
@@ -109,7 +134,7 @@ export async function download(request: DownloadRequest): Promise<DownloadedFile
   try {
     let source: Source;
     try {
-      source = await openSource(url, link, request, watchdog.signal);
+      source = await openSource(url, link, request, unchecked, watchdog.signal);
     } catch (error) {
       throw tripped(error);
     }
@@ -155,7 +180,9 @@ async function receive(
     await file.close().catch(() => undefined);
     await rm(path, { force: true });
     if (error instanceof DownloadError || watchdog.trip) throw error;
-    throw new DownloadError("EDGE_DOWNLOAD_INTERRUPTED", `${link}: ${(error as Error).message}`, true);
+    throw new DownloadError("EDGE_DOWNLOAD_INTERRUPTED", `${link}: ${(error as Error).message}`, true, {
+      cause: error,
+    });
   }
   await file.close();
   const sha256 = hash.digest("hex");
@@ -170,7 +197,7 @@ async function receive(
       "EDGE_DOWNLOAD_CHECKSUM_MISMATCH",
       `${link}: sha256 ${sha256} does not match the promised ${expectedSha}`,
     );
-  return { path, size, sha256 };
+  return { path, size, sha256, verified: expectedSha !== null };
 }
 
 interface Source {
@@ -189,14 +216,69 @@ function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-async function openSource(url: URL, link: string, request: DownloadRequest, signal: AbortSignal): Promise<Source> {
-  if (url.protocol === "http:" || url.protocol === "https:") {
+/** Refuses `url` when the download has no sha256 and the unchecked-download rules do not allow it. */
+function checkUnchecked(url: URL, link: string, unchecked: readonly HostPattern[] | null): void {
+  if (unchecked === null) return;
+  const refusal = uncheckedUrlRefusal(url, unchecked, link);
+  if (refusal) throw new DownloadError(refusal.code, refusal.message, false);
+}
+
+/**
+ * The response at the end of `url`'s redirects, each hop checked before it is asked: a download
+ * without a sha256 never touches a host (or plain HTTP) the rules do not allow, even in passing.
+ */
+async function fetchFollowing(
+  url: URL,
+  link: string,
+  unchecked: readonly HostPattern[] | null,
+  signal: AbortSignal,
+): Promise<Response> {
+  let current = url;
+  for (let hop = 0; ; hop += 1) {
+    checkUnchecked(current, link, unchecked);
     let response: Response;
     try {
-      response = await fetch(url, { redirect: "follow", signal });
+      response = await fetch(current, { redirect: "manual", signal });
     } catch (error) {
-      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true);
+      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true, {
+        cause: error,
+      });
     }
+    if (!REDIRECT_STATUSES.has(response.status)) return response;
+    await response.body?.cancel().catch(() => undefined);
+    const location = response.headers.get("location");
+    if (!location)
+      throw new DownloadError("EDGE_DOWNLOAD_HTTP", `${link}: HTTP ${response.status} without a Location`, false);
+    if (hop >= MAX_REDIRECTS)
+      throw new DownloadError("EDGE_DOWNLOAD_REDIRECTS", `${link}: more than ${MAX_REDIRECTS} redirects`, false);
+    try {
+      current = new URL(location, current);
+    } catch (error) {
+      throw new DownloadError(
+        "EDGE_DOWNLOAD_BAD_LINK",
+        `${link}: redirected to ${echoInput(location)}, not a URL`,
+        false,
+        { cause: error },
+      );
+    }
+    if (current.protocol !== "http:" && current.protocol !== "https:")
+      throw new DownloadError(
+        "EDGE_DOWNLOAD_BAD_LINK",
+        `${link}: redirected to ${echoInput(current.href)}: only http and https are followed`,
+        false,
+      );
+  }
+}
+
+async function openSource(
+  url: URL,
+  link: string,
+  request: DownloadRequest,
+  unchecked: readonly HostPattern[] | null,
+  signal: AbortSignal,
+): Promise<Source> {
+  if (url.protocol === "http:" || url.protocol === "https:") {
+    const response = await fetchFollowing(url, link, unchecked, signal);
     if (!response.ok || !response.body) {
       await response.body?.cancel().catch(() => undefined);
       // 5xx, 408 and 429 are the server's passing trouble; other refusals will not change by waiting.
@@ -215,6 +297,7 @@ async function openSource(url: URL, link: string, request: DownloadRequest, sign
     return { body: response.body, finished: async () => null };
   }
   if (url.protocol === "nats-obj:") {
+    checkUnchecked(url, link, unchecked);
     if (!request.connection)
       throw new DownloadError("EDGE_DOWNLOAD_OFFLINE", `${link} needs the NATS link, which is down`, true);
     const bucket = decodeURIComponent(url.hostname);
@@ -227,7 +310,9 @@ async function openSource(url: URL, link: string, request: DownloadRequest, sign
       const connection = request.connection;
       result = await unlessAborted((async () => (await new Objm(connection).open(bucket)).get(name))(), signal);
     } catch (error) {
-      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true);
+      throw new DownloadError("EDGE_DOWNLOAD_UNREACHABLE", `${link}: ${(error as Error).message}`, true, {
+        cause: error,
+      });
     }
     if (!result) throw new DownloadError("EDGE_DOWNLOAD_NOT_FOUND", `${link}: no such object`, false);
     if (result.info.size > request.maxBytes)

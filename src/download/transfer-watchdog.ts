@@ -1,4 +1,4 @@
-import { type Cancel, type Clock, type Timers, timersOf } from "../runtime/clock.ts";
+import { type Cancel, type Clock, type Timers, timersOf } from "../runtime/index.ts";
 
 /** Defaults for every download: a link that goes quiet, or crawls on forever, is given up on. */
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;

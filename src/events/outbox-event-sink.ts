@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { eventClassOf, type MachineSubjects, SCHEMA_VERSION, subjectFor } from "../contracts/index.ts";
-import type { OutboxEntryInput, StoredOutboxEntry } from "../outbox/types.ts";
-import type { Clock } from "../runtime/clock.ts";
+import type { OutboxEntryInput, StoredOutboxEntry } from "../outbox/index.ts";
+import type { Clock } from "../runtime/index.ts";
 import type { EmittedEvent, EventSink, OutgoingEvent } from "./event-sink.ts";
 
 /** The part of the outbox the sink needs: a durable append. */

@@ -2,14 +2,15 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import { EdgeError } from "../errors/index.ts";
+import { writeFileAtomic } from "../runtime/index.ts";
 
 export const MACHINE_ID_FILE = "machine-id";
 
-export class MachineIdError extends Error {
+export class MachineIdError extends EdgeError {
   readonly code = "EDGE_MACHINE_ID";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "MachineIdError";
   }
 }
@@ -26,7 +27,7 @@ export async function resolveMachineId(configured: string | undefined, dataDir: 
     stored = (await readFile(path, "utf8")).trim();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw new MachineIdError(`cannot read ${path}: ${(error as Error).message}`);
+      throw new MachineIdError(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
     }
   }
   if (stored !== undefined) {
@@ -42,7 +43,9 @@ export async function resolveMachineId(configured: string | undefined, dataDir: 
   try {
     await writeFileAtomic(path, `${generated}\n`);
   } catch (error) {
-    throw new MachineIdError(`cannot persist a new machine id in ${path}: ${(error as Error).message}`);
+    throw new MachineIdError(`cannot persist a new machine id in ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   return generated;
 }

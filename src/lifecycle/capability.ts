@@ -1,8 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Capability, CapabilityContext } from "../capability/capability.ts";
+import type { Capability, CapabilityContext } from "../capability/index.ts";
 import { EventType, type HeartbeatMessage } from "../contracts/index.ts";
-import { timersOf } from "../runtime/clock.ts";
-import { AGENT_TYPE, AGENT_VERSION } from "../runtime/version.ts";
+import { AGENT_TYPE, AGENT_VERSION, timersOf } from "../runtime/index.ts";
 import { createConnectionEventRecorder } from "./connection-events.ts";
 import { createHeartbeat } from "./heartbeat.ts";
 import { createHostnameReporter } from "./hostname-reporter.ts";

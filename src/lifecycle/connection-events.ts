@@ -1,7 +1,6 @@
 import { type ClientConnectionEvent, type ConnectionEventType, EventType } from "../contracts/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { EventSink } from "../events/index.ts";
+import type { Clock, Logger } from "../runtime/index.ts";
 
 /**
  * Records CONNECT / DISCONNECT / RECONNECT as `ClientConnectionEvent`s the moment they happen.

@@ -1,5 +1,5 @@
-import { type Cancel, systemTimers, type Timers } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Cancel, systemTimers, type Timers } from "../runtime/index.ts";
 
 /**
  * Presence: `{}` on `machine.{id}.heartbeat` over core NATS every interval while connected.

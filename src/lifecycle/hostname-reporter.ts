@@ -1,6 +1,6 @@
 import { EventType, type HostnameMessage } from "../contracts/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { EventSink } from "../events/index.ts";
+import type { Logger } from "../runtime/index.ts";
 
 /** Sends `{hostname}` at start and whenever the machine's name changes. */
 export function createHostnameReporter(options: { sink: EventSink; hostname: () => string; logger: Logger }): {

@@ -1,18 +1,27 @@
 import { Counter, Gauge, Registry } from "prom-client";
-import type { AgentStatus } from "../agent/status.ts";
 import { EventType } from "../contracts/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
-import type { Clock } from "../runtime/clock.ts";
-import type { LinkState } from "../transport/link.ts";
+import type { OutgoingEvent } from "../events/index.ts";
+import type { OutboxStats } from "../outbox/index.ts";
+import type { Clock } from "../runtime/index.ts";
+import type { LinkState } from "../transport/index.ts";
 import { commandOutcomeOf } from "./command-outcomes.ts";
 
 const LINK_STATES: readonly LinkState[] = ["connecting", "connected", "disconnected", "closed"];
+
+/** What the metrics read of the agent's status at a scrape (the agent's `AgentStatus` has it all). */
+export interface MetricsStatus {
+  readonly machineId: string;
+  readonly version: string;
+  readonly uptimeSeconds: number;
+  readonly connection: { readonly state: LinkState; readonly reconnects: number };
+  readonly outbox: OutboxStats;
+}
 
 export interface AgentMetrics {
   /** Counts what the metrics learn from events: command outcomes, the last telemetry sample. */
   observeEvent(event: OutgoingEvent): void;
   /** The exposition text, from the agent's status read now. */
-  render(status: AgentStatus): Promise<string>;
+  render(status: MetricsStatus): Promise<string>;
   readonly contentType: string;
 }
 

@@ -1,5 +1,5 @@
 import { EventType, ToolInstallationState } from "../contracts/index.ts";
-import type { OutgoingEvent } from "../events/event-sink.ts";
+import type { OutgoingEvent } from "../events/index.ts";
 
 /** What a command from the platform came to, as its result event says. */
 export interface CommandOutcome {

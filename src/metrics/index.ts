@@ -1,3 +1,3 @@
-export { type AgentMetrics, createAgentMetrics } from "./agent-metrics.ts";
+export { type AgentMetrics, createAgentMetrics, type MetricsStatus } from "./agent-metrics.ts";
 export { type CommandOutcome, commandOutcomeOf } from "./command-outcomes.ts";
 export { type MetricsServer, startMetricsServer } from "./metrics-server.ts";

@@ -1,8 +1,7 @@
 import { createServer, type Server } from "node:http";
-import type { AgentStatus } from "../agent/status.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
 import type { MetricsListen } from "../settings/index.ts";
-import type { AgentMetrics } from "./agent-metrics.ts";
+import type { AgentMetrics, MetricsStatus } from "./agent-metrics.ts";
 
 export interface MetricsServer {
   /** Where it listens (the port the system gave, when asked for 0). */
@@ -17,7 +16,7 @@ export interface MetricsServer {
 export async function startMetricsServer(
   listen: MetricsListen,
   metrics: AgentMetrics,
-  status: () => AgentStatus,
+  status: () => MetricsStatus,
   logger: Logger,
 ): Promise<MetricsServer> {
   const server: Server = createServer((request, response) => {

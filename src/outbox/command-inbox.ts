@@ -1,4 +1,4 @@
-import type { Clock } from "../runtime/clock.ts";
+import type { Clock } from "../runtime/index.ts";
 import type { CommandRow, InboxMessage } from "./command-inbox-tables.ts";
 import type { OutboxStore } from "./sqlite-store.ts";
 import type { OutboxEntryInput, StoredOutboxEntry } from "./types.ts";
@@ -18,6 +18,8 @@ export interface CommandInbox {
   position(feed: string): number | null;
   /** Stores messages taken from a feed and moves its position, in one transaction; returns how many were new. */
   accept(feed: string, messages: readonly InboxMessage[], position: number): number;
+  /** A stream was made anew: its settled commands are forgotten (its new messages reuse their sequences). */
+  streamRecreated(stream: string): void;
   /** Pending commands whose wait is over, oldest first. */
   ready(limit: number): CommandRow[];
   /** Commands a crash, kill -9 or power loss cut short in an earlier run (never run again: reported). */
@@ -32,6 +34,8 @@ export interface CommandInbox {
   superseded(row: CommandRow): boolean;
   /** How many commands wait, run, or were cut short and not reported yet. */
   counts(): { pending: number; running: number; interrupted: number };
+  /** How many commands of these feeds wait (stored, not begun). */
+  pendingIn(feeds: readonly string[]): number;
   /** Whether this database was written by a version that read commands through durable consumers. */
   upgradedFromConsumers(): boolean;
 }
@@ -56,6 +60,10 @@ export function createCommandInbox(access: CommandInboxAccess): CommandInbox {
       });
       return added;
     },
+    streamRecreated(stream) {
+      const open = access.tables();
+      open.transaction(() => open.commands.forgetSettled(stream));
+    },
     ready: (limit) => access.tables().commands.ready(clock.now(), limit),
     interrupted: () => access.tables().commands.inState("interrupted"),
     begin(id) {
@@ -75,5 +83,6 @@ export function createCommandInbox(access: CommandInboxAccess): CommandInbox {
     superseded: (row) => access.tables().commands.newerInFeed(row.feed, row.stream, row.streamSequence),
     upgradedFromConsumers: () => access.tables().commands.predatesInbox,
     counts: () => access.tables().commands.counts(),
+    pendingIn: (feeds) => access.tables().commands.pendingIn(feeds),
   };
 }

@@ -1,8 +1,8 @@
 import { eventHeaderEntries } from "../contracts/index.ts";
-import { jitteredBackoff } from "../runtime/backoff.ts";
-import { systemTimers, type Timers } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
-import type { EventPublisher, PublishOutcome, StoredOutboxEntry } from "./types.ts";
+import type { Logger } from "../runtime/index.ts";
+import { jitteredBackoff, systemTimers, type Timers } from "../runtime/index.ts";
+import type { EventPublisher, PublishOutcome } from "./publisher.ts";
+import type { StoredOutboxEntry } from "./types.ts";
 
 /**
  * What the drainer needs of the store: the oldest pending events, and a way to settle results.

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { EdgeError } from "../errors/index.ts";
 import { OUTBOX_FILE } from "./outbox.ts";
 import { SENT_SUMMARY_CHARS } from "./sqlite-store.ts";
 
@@ -22,7 +23,7 @@ export interface OutboxListingEntry {
   readonly reason: string | null;
 }
 
-export class OutboxNotFoundError extends Error {
+export class OutboxNotFoundError extends EdgeError {
   readonly code = "EDGE_NO_OUTBOX";
   constructor(path: string) {
     super(`no outbox at ${path}: the agent has not run with this data dir (or it is not readable by this user)`);

@@ -1,18 +1,26 @@
 import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import { FaultLatch } from "../runtime/fault-latch.ts";
-import { damagedFileName } from "../runtime/json-state-file.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { makePrivateDir } from "../runtime/private-file.ts";
-import { SqliteResult, sqliteResultCode } from "../runtime/sqlite-errors.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { Logger } from "../runtime/index.ts";
+import {
+  type Cancel,
+  type Clock,
+  damagedFileName,
+  FaultLatch,
+  makePrivateDir,
+  SqliteResult,
+  sqliteResultCode,
+  timersOf,
+} from "../runtime/index.ts";
 import { type CommandInbox, createCommandInbox } from "./command-inbox.ts";
 import { type Drainer, type DrainSource, startDrainer } from "./drainer.ts";
 import { HeldEvents } from "./held-events.ts";
+import type { EventPublisher } from "./publisher.ts";
 import { outboxIdFor, readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
 import { SettleBacklog } from "./settle-backlog.ts";
 import { type CounterName, type Durability, OutboxStore, sizeOf } from "./sqlite-store.ts";
-import type { EventPublisher, OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
+import { createTaskLedger, type TaskLedger } from "./task-ledger.ts";
+import type { OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
 
 export const OUTBOX_FILE = "outbox.db";
 export const SEQUENCE_FLOOR_FILE = "outbox.sequence";
@@ -59,10 +67,12 @@ export interface Outbox {
   updateLimits(limits: { maxBytes?: number; maxAgeMs?: number }): void;
   /** The commands read from the platform, kept in this same database (command-inbox.ts). */
   readonly commands: CommandInbox;
+  /** The remote tasks taken on this machine, and cancels kept for tasks to come (task-ledger.ts). */
+  readonly tasks: TaskLedger;
 }
 
 /** The database cannot be written right now (a full or failing disk): what needed it waits and is tried again. */
-export class OutboxStorageUnavailableError extends Error {
+export class OutboxStorageUnavailableError extends EdgeError {
   readonly code = "EDGE_OUTBOX_STORAGE_UNAVAILABLE";
   constructor(reason: string) {
     super(`the outbox database cannot be written now: ${reason}`);
@@ -71,7 +81,7 @@ export class OutboxStorageUnavailableError extends Error {
 }
 
 /** The event was not accepted: it has no sequence number and is not in the outbox. */
-export class OutboxRefusedError extends Error {
+export class OutboxRefusedError extends EdgeError {
   readonly code = "EDGE_OUTBOX_REFUSED";
   constructor(count: number, cause: unknown) {
     super(
@@ -433,14 +443,12 @@ export function openOutbox(options: OutboxOptions): Outbox {
     drainer?.notify();
     return entries;
   };
-  const commands = createCommandInbox({
-    tables: () => {
-      if (!isOpen() || !store) throw new OutboxStorageUnavailableError(storage.message ?? "the database is not open");
-      return store;
-    },
-    appendDurablyWith,
-    clock,
-  });
+  const openTables = (): OutboxStore => {
+    if (!isOpen() || !store) throw new OutboxStorageUnavailableError(storage.message ?? "the database is not open");
+    return store;
+  };
+  const commands = createCommandInbox({ tables: openTables, appendDurablyWith, clock });
+  const tasks = createTaskLedger({ tables: openTables, clock });
 
   let sequenceSkip: OutboxStats["sequenceSkip"] = null;
   /** The outbox life this run numbers in (X-Outbox-ID on every event). */
@@ -513,6 +521,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   return {
     commands,
+    tasks,
     append(input) {
       return appendEntries([input])[0] as StoredOutboxEntry;
     },

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { closeSync, fdatasyncSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { crc32 } from "node:zlib";
-import { syncDirectorySync } from "../runtime/atomic-file.ts";
+import { EdgeError } from "../errors/index.ts";
+import { syncDirectorySync } from "../runtime/index.ts";
 import type { Durability } from "./sqlite-store.ts";
 
 /**
@@ -204,7 +205,7 @@ export interface FloorRecord {
 }
 
 /** Named, with a code an operator can search for. */
-export class SequenceFloorError extends Error {
+export class SequenceFloorError extends EdgeError {
   readonly code = "EDGE_OUTBOX_SEQUENCE_FLOOR";
   constructor(message: string, cause: unknown) {
     super(`${message}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });

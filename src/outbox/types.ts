@@ -33,9 +33,6 @@ export interface OutboxStats {
   /** Set when this run started past numbers an earlier run reserved (a crash that may have lost events). */
   readonly sequenceSkip: { readonly after: number; readonly through: number } | null;
   readonly lastError: string | null;
-  /** Why stored events wait instead of going out (e.g. `NO_STREAM_REASON`), until they go out again. */
+  /** Why stored events wait instead of going out (e.g. transport's `NO_STREAM_REASON`), until they go out again. */
   readonly deliveryProblem: string | null;
 }
-
-export type { EventPublisher, PublishOutcome } from "../transport/jetstream-publisher.ts";
-export { NO_STREAM_REASON } from "../transport/jetstream-publisher.ts";

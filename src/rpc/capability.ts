@@ -1,7 +1,7 @@
 import type { Service } from "@nats-io/services";
-import type { CapabilityFactory } from "../capability/capability.ts";
-import { AGENT_VERSION } from "../runtime/version.ts";
-import { startRpcService } from "../transport/rpc-service.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
+import { AGENT_VERSION } from "../runtime/index.ts";
+import { startRpcService } from "../transport/index.ts";
 
 /**
  * Request/reply: the `edge-agent` micro service with the endpoints the capabilities declare

@@ -1,6 +1,7 @@
 import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { EdgeError } from "../errors/index.ts";
 import { ensurePrivateFile, makePrivateDir, PRIVATE_FILE_MODE } from "./private-file.ts";
 import { SqliteResult, sqliteResultCode } from "./sqlite-errors.ts";
 
@@ -11,12 +12,13 @@ export const PID_FILE = "agent.pid";
 const PID_FILE_BYTES = 16;
 
 /** Another process holds the data dir. */
-export class DataDirLockedError extends Error {
+export class DataDirLockedError extends EdgeError {
   readonly code = "EDGE_DATA_DIR_LOCKED";
   readonly holderPid: number | null;
-  constructor(dataDir: string, holderPid: number | null) {
+  constructor(dataDir: string, holderPid: number | null, options?: { readonly cause?: unknown }) {
     super(
       `data dir ${dataDir} is in use by another edge-agent (${holderPid === null ? "pid not known" : `pid ${holderPid}`}): two agents must not share one data dir`,
+      options,
     );
     this.name = "DataDirLockedError";
     this.holderPid = holderPid;
@@ -47,7 +49,8 @@ export function lockDataDir(dataDir: string, pid: number): DataDirLock {
     database.exec("BEGIN EXCLUSIVE");
   } catch (error) {
     database.close();
-    if (sqliteResultCode(error) === SqliteResult.busy) throw new DataDirLockedError(dataDir, readLockHolder(dataDir));
+    if (sqliteResultCode(error) === SqliteResult.busy)
+      throw new DataDirLockedError(dataDir, readLockHolder(dataDir), { cause: error });
     throw error;
   }
   const pidPath = join(dataDir, PID_FILE);

@@ -3,6 +3,7 @@ import { constants, type Stats } from "node:fs";
 import { lstat, mkdir, open, readlink, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { EdgeError } from "../errors/index.ts";
 import { syncDirectory } from "./atomic-file.ts";
 import { echoInput } from "./echo.ts";
 import { PRIVATE_FILE_MODE } from "./private-file.ts";
@@ -11,7 +12,7 @@ import { PRIVATE_FILE_MODE } from "./private-file.ts";
  * A path the agent was asked to write that passes through a symbolic link, or through something
  * that is not a folder. `link` is the offending part, relative to the folder written into.
  */
-export class LinkInPathError extends Error {
+export class LinkInPathError extends EdgeError {
   readonly code = "EDGE_PATH_THROUGH_LINK";
   readonly link: string;
   constructor(message: string, link: string) {

@@ -2,6 +2,16 @@ import { type LevelWithSilent, type Logger, pino } from "pino";
 
 export type { Logger };
 export type LogLevel = LevelWithSilent;
+/** The levels a setting may name (both programs' `logLevel`). */
+export const LOG_LEVELS = [
+  "fatal",
+  "error",
+  "warn",
+  "info",
+  "debug",
+  "trace",
+  "silent",
+] as const satisfies readonly LogLevel[];
 
 /**
  * JSON lines on stdout, one event per line, so journald and the Windows event log capture them
@@ -14,12 +24,23 @@ export function createLogger(options: {
   destination?: NodeJS.WritableStream;
 }): Logger {
   const base = { ...(options.machineId ? { machineId: options.machineId } : {}), ...options.fields };
+  const baseKeys = Object.keys(base);
   return pino(
     {
       level: options.level,
       base,
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: {
+        level: (label) => ({ level: label }),
+        // Every line is valid JSON with unique keys: a field the line repeats from the base (its
+        // instance id, its machine id) is written once, by the base.
+        log: (object) => {
+          if (!baseKeys.some((key) => key in object)) return object;
+          const rest = { ...object };
+          for (const key of baseKeys) delete rest[key];
+          return rest;
+        },
+      },
     },
     // A synchronous destination: a daemon killed mid-write must not lose the line that says why.
     options.destination ?? pino.destination({ dest: 1, sync: true }),

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { EdgeError } from "../errors/index.ts";
 import {
   collectPathEntries,
   executableReachability,
@@ -13,7 +14,7 @@ import {
 
 const run = promisify(execFile);
 
-export class ServiceInstallError extends Error {
+export class ServiceInstallError extends EdgeError {
   readonly code: string = "EDGE_SERVICE_INSTALL";
   constructor(message: string) {
     super(message);

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { Clock } from "../runtime/clock.ts";
+import type { Clock } from "../runtime/index.ts";
 import type { ServiceLayout } from "./install-service.ts";
 
 /**

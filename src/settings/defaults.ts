@@ -1,6 +1,6 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
-import type { Settings } from "./settings.ts";
+import type { ManagementPlatform, Settings } from "./settings.ts";
 
 /** Where a server-less install looks first: a NATS server on this machine's loopback. */
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
@@ -50,8 +50,10 @@ export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEn
     tls: {},
     outbox: { maxBytes: 256 * 1024 * 1024, maxAgeSeconds: 7 * 24 * 3600, durability: "normal" },
     tags: {},
+    platform: "edge",
     toolPolicy: {
       allowMissingChecksum: false,
+      allowedDownloadHosts: [],
       maxDownloadBytes: 1024 * 1024 * 1024,
       // Tools are agents of a few MB; a bomb's gigabytes are refused long before the disk fills.
       maxUnpackedBytes: 64 * 1024 * 1024,
@@ -59,5 +61,33 @@ export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEn
       downloadDeadlineSeconds: 600,
     },
     allowUnsigned: false,
+    allowUnsignedUninstall: false,
+    tasks: {
+      enabled: true,
+      allowUnsigned: false,
+      allowedInterpreters: platform === "win32" ? ["powershell", "cmd"] : ["sh", "bash"],
+      allowArgv: true,
+      allowedWorkingDirs: [],
+      confine: "none",
+      maxConcurrent: 2,
+    },
+    openframe: {},
+  };
+}
+
+/**
+ * The defaults under a platform's conventions. `openframe`: OpenFrame signs no command, so unsigned
+ * ones are taken (`allowUnsigned`), and its downloads carry no sha256, so they are taken under the
+ * unchecked-download rules (`toolPolicy.allowMissingChecksum`). Only defaults: a value the operator
+ * gives wins. Not changed: the hosts such downloads may come from (always given explicitly), the
+ * unsigned uninstall and unsigned tasks (always off unless set).
+ */
+export function withPlatformDefaults(defaults: Settings, platform: ManagementPlatform): Settings {
+  if (platform === "edge") return { ...defaults, platform };
+  return {
+    ...defaults,
+    platform,
+    allowUnsigned: true,
+    toolPolicy: { ...defaults.toolPolicy, allowMissingChecksum: true },
   };
 }

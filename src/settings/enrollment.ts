@@ -1,11 +1,10 @@
 import { readFileSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { fromPublic } from "@nats-io/nkeys";
 import { isReservedMachineId, isSafeToken } from "../contracts/index.ts";
-import { SettingsError } from "./errors.ts";
-import { readJsonSettingsFile } from "./layers.ts";
+import { parseServerList, readJsonSettingsFile, SettingsError } from "../settings-kit/index.ts";
 import { loadSettings, SETTINGS_FILE_NAME } from "./load.ts";
-import { parseServerList } from "./nats-url.ts";
 import type { Settings } from "./settings.ts";
 import { openSettingsStore } from "./settings-store.ts";
 
@@ -23,6 +22,18 @@ export interface EnrollmentRequest {
   readonly tlsCertFile?: string;
   readonly tlsKeyFile?: string;
   readonly tags: Readonly<Record<string, string>>;
+  /** The platform's NKey public key every command and configuration must be signed with. */
+  readonly configSigningKey?: string;
+  /** Development only: enroll without a signing key, taking unsigned commands. */
+  readonly allowUnsigned?: boolean;
+  /** `--platform`: whose conventions the agent follows (`edge` or `openframe`). */
+  readonly managementPlatform?: string;
+  /** `--allowed-download-hosts`: comma-separated hosts a download without a sha256 may come from. */
+  readonly allowedDownloadHosts?: string;
+  /** `--openframe-secret-file`: copied beside the settings (0600) as `openframe.secret`. */
+  readonly openframeSecretFile?: string;
+  /** `--openframe-token-path`: written as it is (a path OpenFrame's tools read, not a secret). */
+  readonly openframeTokenPath?: string;
   /** The enrolling host's platform: its default paths go into the checked settings. */
   readonly platform: NodeJS.Platform;
   /** Root (or Windows): system paths by default; on POSIX, the files written go to the config dir's owner. */
@@ -58,12 +69,21 @@ export interface EnrollmentResult {
   readonly settings: Settings;
 }
 
+function isNkeyPublicKey(key: string): boolean {
+  try {
+    fromPublic(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Refuses now a file the agent could not read later, under the flag the operator wrote. */
 async function assertReadable(path: string, flag: string): Promise<void> {
   try {
     await readFile(path);
   } catch (error) {
-    throw new SettingsError(flag, `cannot read ${path}: ${(error as Error).message}`);
+    throw new SettingsError(flag, `cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -76,6 +96,37 @@ async function giveToConfigDirOwner(path: string, plan: EnrollmentPlan): Promise
   if (!plan.chownToConfigDirOwner) return;
   const owner = await stat(plan.configDir);
   if (owner.uid !== 0) await chown(path, owner.uid, owner.gid);
+}
+
+/**
+ * Signing cannot be skipped by accident: a production enrollment names the platform's signing key
+ * (or keeps the one the settings file already has); enrolling without one takes an explicit
+ * `--allow-unsigned`, for development.
+ */
+function signingOf(request: EnrollmentRequest, existing: Record<string, unknown>): Record<string, unknown> {
+  if (request.configSigningKey !== undefined && request.allowUnsigned === true) {
+    throw new SettingsError(
+      "--config-signing-key/--allow-unsigned",
+      "give one: a signing key, or unsigned (development)",
+    );
+  }
+  if (request.configSigningKey !== undefined) {
+    if (!isNkeyPublicKey(request.configSigningKey)) {
+      throw new SettingsError(
+        "--config-signing-key",
+        "must be the platform's NKey public key (it starts with a letter such as A, O or U and is 56 characters long)",
+      );
+    }
+    return { configSigningKey: request.configSigningKey, allowUnsigned: false };
+  }
+  if (request.allowUnsigned === true) return { allowUnsigned: true };
+  if (typeof existing.configSigningKey === "string" && existing.configSigningKey !== "") return {};
+  // OpenFrame signs nothing: choosing its conventions is the explicit choice of unsigned commands.
+  if ((request.managementPlatform ?? existing.platform) === "openframe") return {};
+  throw new SettingsError(
+    "--config-signing-key",
+    "a production machine needs the platform's signing key (an NKey public key): without one it takes no command; for development, enroll with --allow-unsigned; under OpenFrame, which signs nothing, with --platform openframe",
+  );
 }
 
 /**
@@ -114,6 +165,12 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
     secrets.push({ source: request.credsFile, target: join(configDir, "nats.creds"), flag: credsFlag });
   if (request.nkeySeedFile !== undefined)
     secrets.push({ source: request.nkeySeedFile, target: join(configDir, "nkey.seed"), flag: "--nkey-seed-file" });
+  if (request.openframeSecretFile !== undefined)
+    secrets.push({
+      source: request.openframeSecretFile,
+      target: join(configDir, "openframe.secret"),
+      flag: "--openframe-secret-file",
+    });
   const tls: Record<string, string> = {};
   if (request.tlsCaFile !== undefined) tls.caFile = request.tlsCaFile;
   if (request.tlsCertFile !== undefined) tls.certFile = request.tlsCertFile;
@@ -137,9 +194,30 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
   const settingsFile = join(configDir, SETTINGS_FILE_NAME);
   const existing = readJsonSettingsFile(settingsFile, (path) => readFileSync(path, "utf8")) ?? {};
   const document: Record<string, unknown> = { ...existing, natsUrl: servers.servers.join(","), auth };
-  for (const secret of secrets) auth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.target;
+  const openframe: Record<string, string> = { ...((existing.openframe as Record<string, string> | undefined) ?? {}) };
+  /** Where the settings name a secret file: the copy in the config dir, or (for the link test) the source. */
+  const placeSecrets = (into: Record<string, string>, intoOpenframe: Record<string, string>, copied: boolean): void => {
+    for (const secret of secrets) {
+      const path = copied ? secret.target : secret.source;
+      if (secret.flag === "--openframe-secret-file") intoOpenframe.secretFile = path;
+      else into[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = path;
+    }
+  };
+  placeSecrets(auth, openframe, true);
+  if (request.openframeTokenPath !== undefined) openframe.tokenPath = request.openframeTokenPath;
+  if (Object.keys(openframe).length > 0) document.openframe = openframe;
+  if (request.managementPlatform !== undefined) document.platform = request.managementPlatform;
+  if (request.allowedDownloadHosts !== undefined)
+    document.toolPolicy = {
+      ...((existing.toolPolicy as Record<string, unknown> | undefined) ?? {}),
+      allowedDownloadHosts: request.allowedDownloadHosts
+        .split(",")
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ""),
+    };
   if (Object.keys(tls).length > 0) document.tls = tls;
   if (request.machineId !== undefined) document.machineId = request.machineId;
+  Object.assign(document, signingOf(request, existing));
   if (Object.keys(request.tags).length > 0)
     document.tags = { ...((existing.tags as Record<string, string> | undefined) ?? {}), ...request.tags };
 
@@ -153,8 +231,8 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
     }).settings;
   const settings = settingsOf(document);
   const sourceAuth = { ...auth };
-  for (const secret of secrets)
-    sourceAuth[secret.flag === "--nkey-seed-file" ? "nkeySeedFile" : "credsFile"] = secret.source;
+  const sourceOpenframe = { ...openframe };
+  placeSecrets(sourceAuth, sourceOpenframe, false);
   // Privileged means root on POSIX; Windows (no uid, no chown) is privileged too and chowns nothing.
   const chownToConfigDirOwner = request.privileged && request.platform !== "win32";
   return {
@@ -163,7 +241,11 @@ export async function planEnrollment(configDir: string, request: EnrollmentReque
     document,
     secrets,
     settings,
-    settingsBeforeCopy: settingsOf({ ...document, auth: sourceAuth }),
+    settingsBeforeCopy: settingsOf({
+      ...document,
+      auth: sourceAuth,
+      ...(Object.keys(sourceOpenframe).length > 0 ? { openframe: sourceOpenframe } : {}),
+    }),
     chownToConfigDirOwner,
   };
 }
@@ -181,7 +263,9 @@ export async function writeEnrollment(plan: EnrollmentPlan): Promise<EnrollmentR
       await rename(partial, secret.target);
     } catch (error) {
       await rm(partial, { force: true });
-      throw new SettingsError(secret.flag, `cannot copy ${secret.source}: ${(error as Error).message}`);
+      throw new SettingsError(secret.flag, `cannot copy ${secret.source}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     copiedSecrets.push(secret.target);
   }

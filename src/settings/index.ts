@@ -1,7 +1,7 @@
+export { type SettingSpec, SettingsError } from "../settings-kit/index.ts";
+export * from "./conventions.ts";
 export * from "./defaults.ts";
 export * from "./enrollment.ts";
-export * from "./errors.ts";
-export type { SettingSpec } from "./layers.ts";
 export * from "./load.ts";
 export { METRICS_LISTEN_EXAMPLE, type MetricsListen, parseMetricsListen } from "./metrics-listen.ts";
 export * from "./settings.ts";

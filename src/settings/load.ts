@@ -1,11 +1,15 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { validate as isValidCron } from "node-cron";
-import type { NatsEndpoint } from "../transport/nats-endpoint.ts";
-import { defaultSettings } from "./defaults.ts";
-import { SettingsError } from "./errors.ts";
-import { mergeLayers, readJsonSettingsFile, resolveSettings } from "./layers.ts";
-import { Settings } from "./settings.ts";
+import {
+  assertCompleteNatsEndpoint,
+  mergeLayers,
+  readJsonSettingsFile,
+  resolveSettings,
+  SettingsError,
+} from "../settings-kit/index.ts";
+import { defaultSettings, withPlatformDefaults } from "./defaults.ts";
+import { ManagementPlatform, Settings } from "./settings.ts";
 import { environmentLayer, type FlagValues, fileLayer, flagLayer, type SettingsLayer } from "./sources.ts";
 
 export const SETTINGS_FILE_NAME = "settings.json";
@@ -44,7 +48,14 @@ export function loadSettings(input: LoadSettingsInput): LoadedSettings {
   const configDir = String(flags.get("configDir")?.value ?? env.get("configDir")?.value ?? defaults.configDir);
   const file = readSettingsFile(configDir, input.settingsDocument);
 
-  const { settings, labelOf } = resolveSettings(Settings, defaults, mergeLayers([file.layer, env, flags]));
+  const merged = mergeLayers([file.layer, env, flags]);
+  // The platform's conventions change defaults only: a value a layer gives still wins over them.
+  const platform = ManagementPlatform.safeParse(merged.get("platform")?.value ?? defaults.platform);
+  const { settings, labelOf } = resolveSettings(
+    Settings,
+    platform.success ? withPlatformDefaults(defaults, platform.data) : defaults,
+    merged,
+  );
   for (const path of ["telemetrySchedule", "inventorySchedule"] as const) {
     if (!isValidCron(settings[path])) {
       throw new SettingsError(
@@ -55,22 +66,4 @@ export function loadSettings(input: LoadSettingsInput): LoadedSettings {
   }
   assertCompleteNatsEndpoint(settings, labelOf);
   return { settings, settingsFile: file.path };
-}
-
-/** What the schema cannot say about a NATS endpoint: a password needs a user, a cert needs its key. */
-export function assertCompleteNatsEndpoint(
-  endpoint: Pick<NatsEndpoint, "auth" | "tls">,
-  labelOf: (path: string) => string,
-  prefix = "",
-): void {
-  const { auth, tls } = endpoint;
-  if (auth.password !== undefined && auth.user === undefined) {
-    throw new SettingsError(labelOf(`${prefix}auth.password`), "a password needs a user");
-  }
-  const tlsGiven = [tls.certFile, tls.keyFile].filter((file) => file !== undefined).length;
-  if (tlsGiven === 1)
-    throw new SettingsError(
-      labelOf(`${prefix}${tls.certFile ? "tls.certFile" : "tls.keyFile"}`),
-      "a TLS client certificate needs both the cert and the key file",
-    );
 }

@@ -1,3 +1,4 @@
+import { posix, win32 } from "node:path";
 import * as z from "zod";
 import {
   inboxPrefixProblem,
@@ -5,14 +6,59 @@ import {
   isSafeToken,
   RESERVED_MACHINE_IDS,
   Tags,
+  TaskInterpreter,
 } from "../contracts/index.ts";
+import { LOG_LEVELS, parseHostPattern } from "../runtime/index.ts";
 import { parseMetricsListen } from "./metrics-listen.ts";
-
-/** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export const OutboxDurability = z.enum(["full", "normal"]);
 
+/**
+ * Whose conventions the agent follows where they differ from our stricter defaults: `edge` (ours)
+ * or `openframe` (OpenFrame's platform, unchanged, manages it: it signs no command and its downloads
+ * carry no sha256). The same setting, names and meaning as the bridge's `platform`. What each
+ * changes is in defaults.ts (`withPlatformDefaults`).
+ */
+export const ManagementPlatform = z.enum(["edge", "openframe"]);
+export type ManagementPlatform = z.infer<typeof ManagementPlatform>;
+
+const DownloadHostEntry = z.string().superRefine((entry, context) => {
+  const parsed = parseHostPattern(entry);
+  if (typeof parsed === "string") context.addIssue({ code: "custom", message: parsed });
+});
+
+/** Where remote tasks may run (docs/tasks.md): `working-dir` sandboxes a task to write only its working dir. */
+export const TaskConfinement = z.enum(["none", "working-dir"]);
+export type TaskConfinement = z.infer<typeof TaskConfinement>;
+
+const AbsoluteFolder = z
+  .string()
+  .min(1)
+  .refine((path) => posix.isAbsolute(path) || win32.isAbsolute(path), "must be an absolute path");
+
+/**
+ * Remote tasks (DESIGN, "Remote tasks"): this machine's own policy, never changed remotely. Signed
+ * tasks are taken like every command; unsigned ones only with `allowUnsigned` here, never because
+ * the agent's own `allowUnsigned` or a platform's conventions take unsigned commands.
+ */
+export const TaskSettings = z.object({
+  /** False: every task is refused (REJECTED, naming this setting). */
+  enabled: z.boolean(),
+  /** Development only: without a configSigningKey, take unsigned tasks. */
+  allowUnsigned: z.boolean(),
+  /** The interpreters a script may name (default the OS's two). */
+  allowedInterpreters: z.array(TaskInterpreter),
+  /** Whether a program with its arguments (`{argv}`, no shell) may run. */
+  allowArgv: z.boolean(),
+  /** Folders besides the data dir a task's `workingDir` may be under (links resolved). */
+  allowedWorkingDirs: z.array(AbsoluteFolder),
+  confine: TaskConfinement,
+  /** Tasks run side by side at most; the others wait, in order. */
+  maxConcurrent: z.number().int().min(1).max(64),
+});
+export type TaskSettings = z.infer<typeof TaskSettings>;
+
+/** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
 export const Settings = z.object({
   /** NATS server URLs, already stripped of any credentials written into them. */
   natsServers: z.array(z.string()).min(1),
@@ -60,8 +106,16 @@ export const Settings = z.object({
   }),
   /** Bounded like a remote document's: every tag goes into every sample. */
   tags: Tags,
+  platform: ManagementPlatform,
   toolPolicy: z.object({
+    /**
+     * Downloads without a sha256 (tools, pushes, self-updates) are taken, under the rules of
+     * src/download/unchecked-policy.ts: HTTPS only, from `allowedDownloadHosts` only, size bounded,
+     * what was received recorded and reported. Off: a sha256 is required.
+     */
     allowMissingChecksum: z.boolean(),
+    /** Hosts (`name`, `*.domain`, `:port`) a download without a sha256 may come from, redirects included. */
+    allowedDownloadHosts: z.array(DownloadHostEntry),
     maxDownloadBytes: z.number().int().positive(),
     /** Most bytes one tool's archive may unpack to; free disk (above the outbox's room) bounds it too. */
     maxUnpackedBytes: z.number().int().positive(),
@@ -88,6 +142,21 @@ export const Settings = z.object({
    * without a key refuses them all (and says so at every start, in `status` and in `doctor`).
    */
   allowUnsigned: z.boolean(),
+  /**
+   * Take an unsigned remote uninstall (OpenFrame's `{issuedAt}`) when unsigned commands are taken.
+   * Safe only where no one but the platform can make the server store a message on a machine's
+   * `client-uninstall` subject: the account layout (DESIGN, "Accounts"). Off by default, under
+   * every platform.
+   */
+  allowUnsignedUninstall: z.boolean(),
+  tasks: TaskSettings,
+  /** What OpenFrame's tool arguments `${client.openframeSecret}` and `${client.openframeTokenPath}` stand for. */
+  openframe: z.object({
+    /** A file (0600) holding the secret; read at each use, never logged. */
+    secretFile: z.string().min(1).optional(),
+    /** The path given to tools as `${client.openframeTokenPath}` (the token file OpenFrame's tools read). */
+    tokenPath: z.string().min(1).optional(),
+  }),
 });
 export type Settings = z.infer<typeof Settings>;
 

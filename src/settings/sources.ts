@@ -6,9 +6,9 @@ import {
   type SettingSpec,
   type SettingsLayer,
   settingsFlagOptionsOf,
-} from "./layers.ts";
+} from "../settings-kit/index.ts";
 
-export type { FlagValues, SettingsLayer, SourcedValue } from "./layers.ts";
+export type { FlagValues, SettingsLayer, SourcedValue } from "../settings-kit/index.ts";
 
 /** The agent's settings: environment names, flags and value kinds (README, "Configuration"). */
 export const SETTING_SPECS: readonly SettingSpec[] = [
@@ -170,11 +170,27 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     help: "full (fsync every event) or normal",
   },
   {
+    path: "platform",
+    env: ["EDGE_AGENT_PLATFORM"],
+    flag: "platform",
+    kind: "string",
+    valueName: "NAME",
+    help: "edge, or openframe: OpenFrame's conventions where they differ from ours (unsigned commands taken, downloads without a sha256 taken from the allowed hosts); docs/openframe.md",
+  },
+  {
     path: "toolPolicy.allowMissingChecksum",
     env: ["EDGE_AGENT_ALLOW_MISSING_CHECKSUM"],
     kind: "bool",
     valueName: "BOOL",
-    help: "install tools whose download has no sha256",
+    help: "take downloads without a sha256 (tools, pushes, self-updates): HTTPS from the allowed download hosts only, size and sha256 seen reported (default true under --platform openframe)",
+  },
+  {
+    path: "toolPolicy.allowedDownloadHosts",
+    env: ["EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS"],
+    flag: "allowed-download-hosts",
+    kind: "list",
+    valueName: "HOST[,HOST]",
+    help: "hosts a download without a sha256 may come from, redirects included (name, *.domain, optional :port; none by default, under every platform)",
   },
   {
     path: "toolPolicy.maxDownloadBytes",
@@ -211,6 +227,79 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     kind: "bool",
     valueName: "BOOL",
     help: "DEVELOPMENT ONLY: without a configSigningKey, take unsigned commands and configuration (otherwise all are refused)",
+  },
+  {
+    path: "allowUnsignedUninstall",
+    env: ["EDGE_AGENT_ALLOW_UNSIGNED_UNINSTALL"],
+    flag: "allow-unsigned-uninstall",
+    kind: "bool",
+    valueName: "BOOL",
+    help: "take an UNSIGNED remote uninstall (OpenFrame's) when unsigned commands are taken; safe only if no one but the platform can make the server store a message on machine.<id>.client-uninstall, which holds only in the account layout (edge-agent accounts): in one account any machine can make the server store a copy of its own old command on another machine's subject. Off by default, under every platform",
+  },
+  {
+    path: "tasks.enabled",
+    env: ["EDGE_AGENT_TASKS_ENABLED"],
+    kind: "bool",
+    valueName: "BOOL",
+    help: "run remote tasks (false: every task is refused, naming this setting)",
+  },
+  {
+    path: "tasks.allowUnsigned",
+    env: ["EDGE_AGENT_TASKS_ALLOW_UNSIGNED"],
+    kind: "bool",
+    valueName: "BOOL",
+    help: "DEVELOPMENT ONLY: without a configSigningKey, run UNSIGNED remote tasks; never implied by allowUnsigned or --platform openframe",
+  },
+  {
+    path: "tasks.allowedInterpreters",
+    env: ["EDGE_AGENT_TASKS_ALLOWED_INTERPRETERS"],
+    kind: "list",
+    valueName: "NAME[,NAME]",
+    help: "interpreters a task's script may name: sh, bash (Linux, macOS), powershell, cmd (Windows); default the OS's two",
+  },
+  {
+    path: "tasks.allowArgv",
+    env: ["EDGE_AGENT_TASKS_ALLOW_ARGV"],
+    kind: "bool",
+    valueName: "BOOL",
+    help: "run tasks given as a program and its arguments (no shell)",
+  },
+  {
+    path: "tasks.allowedWorkingDirs",
+    env: ["EDGE_AGENT_TASKS_ALLOWED_WORKING_DIRS"],
+    kind: "list",
+    valueName: "DIR[,DIR]",
+    help: "absolute folders, besides the data dir, a task's workingDir may be under (none by default)",
+  },
+  {
+    path: "tasks.confine",
+    env: ["EDGE_AGENT_TASKS_CONFINE"],
+    kind: "string",
+    valueName: "MODE",
+    help: "none, or working-dir: a task may write only its working dir (Linux, with bubblewrap; elsewhere tasks are refused)",
+  },
+  {
+    path: "tasks.maxConcurrent",
+    env: ["EDGE_AGENT_TASKS_MAX_CONCURRENT"],
+    kind: "int",
+    valueName: "N",
+    help: "tasks run side by side at most (the others wait, in order)",
+  },
+  {
+    path: "openframe.secretFile",
+    env: ["EDGE_AGENT_OPENFRAME_SECRET_FILE"],
+    flag: "openframe-secret-file",
+    kind: "string",
+    valueName: "FILE",
+    help: "file (0600) whose content OpenFrame's tool argument ${client.openframeSecret} stands for; read at each use, never logged",
+  },
+  {
+    path: "openframe.tokenPath",
+    env: ["EDGE_AGENT_OPENFRAME_TOKEN_PATH"],
+    flag: "openframe-token-path",
+    kind: "string",
+    valueName: "PATH",
+    help: "the path OpenFrame's tool argument ${client.openframeTokenPath} stands for (the token file its tools read)",
   },
   {
     path: "configSigningKey",

@@ -1,11 +1,11 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type Agent, createAgent } from "../agent/create-agent.ts";
-import type { AgentStatus } from "../agent/status.ts";
-import { type Cancel, type Clock, systemClock, timersOf } from "../runtime/clock.ts";
-import { type Logger, silentLogger } from "../runtime/logger.ts";
+import type { AgentStatus } from "../agent/index.ts";
+import { type Agent, createAgent } from "../agent/index.ts";
+import { EdgeError } from "../errors/index.ts";
+import { type Cancel, type Clock, type Logger, silentLogger, systemClock, timersOf } from "../runtime/index.ts";
 import { defaultSettings, type Settings } from "../settings/index.ts";
-import type { LinkTuning } from "../transport/connection-options.ts";
-import { type ConnectionFactory, defaultConnectionFactory } from "../transport/link.ts";
+import type { LinkTuning } from "../transport/index.ts";
+import { type ConnectionFactory, defaultConnectionFactory } from "../transport/index.ts";
 import { simulatedAgentSettings, simulatedMachineId } from "./simulated-identity.ts";
 
 /** What a fleet reports as it happens; `atMs` is the wall clock (epoch ms), comparable across processes. */
@@ -88,7 +88,7 @@ export interface Fleet {
 }
 
 /** An agent of the fleet could not be made or started: nothing else is started, and those started are stopped. */
-export class FleetStartError extends Error {
+export class FleetStartError extends EdgeError {
   readonly code = "EDGE_FLEET_START";
   readonly machineId: string;
   readonly started: number;

@@ -1,5 +1,5 @@
-import type { OutboxCounts } from "../capability/capability.ts";
-import type { Clock } from "../runtime/clock.ts";
+import type { OutboxCounts } from "../capability/index.ts";
+import type { Clock } from "../runtime/index.ts";
 import type { Collector } from "./collector.ts";
 
 /** The agent's own footprint, and its outbox depth. */

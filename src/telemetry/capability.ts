@@ -1,4 +1,4 @@
-import type { CapabilityFactory } from "../capability/capability.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
 import { childInventoryCollector } from "./inventory-child.ts";
 import { createTelemetry } from "./telemetry.ts";
 

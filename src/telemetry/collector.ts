@@ -1,5 +1,6 @@
 import type { TelemetrySample } from "../contracts/index.ts";
-import type { Cancel, Timers } from "../runtime/clock.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { Cancel, Timers } from "../runtime/index.ts";
 
 /** The part of a sample one collector fills in. */
 export type SamplePart = Partial<
@@ -17,7 +18,7 @@ export interface Collector {
   collect(): Promise<SamplePart>;
 }
 
-export class CollectorTimeoutError extends Error {
+export class CollectorTimeoutError extends EdgeError {
   readonly code = "EDGE_COLLECTOR_TIMEOUT";
   constructor(collector: string, timeoutMs: number) {
     super(`${collector} did not finish within ${timeoutMs} ms`);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { hostname as osHostname } from "node:os";
 import { type Inventory, type MachineInventory, tagNameOf } from "../contracts/index.ts";
-import type { Clock } from "../runtime/clock.ts";
+import type { Clock } from "../runtime/index.ts";
 import { installedSoftware } from "./installed-software.ts";
 
 type InventoryBody = Omit<Inventory, "machineId" | "timestamp" | "hash" | "errors">;

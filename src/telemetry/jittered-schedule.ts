@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { validate } from "node-cron";
-import { type Cancel, systemTimers, type Timers } from "../runtime/clock.ts";
-import { echoInput } from "../runtime/echo.ts";
+import { EdgeError } from "../errors/index.ts";
+import { type Cancel, echoInput, systemTimers, type Timers } from "../runtime/index.ts";
 
-export class InvalidScheduleError extends Error {
+export class InvalidScheduleError extends EdgeError {
   readonly code = "EDGE_INVALID_SCHEDULE";
   constructor(expression: string) {
     super(`${echoInput(expression)} is not a cron expression (e.g. "0 * * * * *": seconds field allowed)`);

@@ -1,5 +1,5 @@
 import { readdir, readFile, statfs } from "node:fs/promises";
-import type { Clock } from "../runtime/clock.ts";
+import type { Clock } from "../runtime/index.ts";
 import type { Collector, SamplePart } from "./collector.ts";
 import {
   type CpuTimes,

@@ -1,5 +1,5 @@
 import { cpus, freemem, loadavg, totalmem, uptime } from "node:os";
-import type { Clock } from "../runtime/clock.ts";
+import type { Clock } from "../runtime/index.ts";
 import type { Collector } from "./collector.ts";
 import { type CpuTimes, cpuPercent } from "./proc-parsers.ts";
 

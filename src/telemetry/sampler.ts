@@ -1,5 +1,5 @@
 import type { TelemetrySample } from "../contracts/index.ts";
-import { type Clock, timersOf } from "../runtime/clock.ts";
+import { type Clock, timersOf } from "../runtime/index.ts";
 import { type Collector, collectWithTimeout } from "./collector.ts";
 
 /**

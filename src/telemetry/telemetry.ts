@@ -1,4 +1,4 @@
-import type { OutboxCounts } from "../capability/capability.ts";
+import type { OutboxCounts } from "../capability/index.ts";
 import {
   EventType,
   type Inventory,
@@ -6,9 +6,9 @@ import {
   type TelemetrySample,
   tagKeyValuesOf,
 } from "../contracts/index.ts";
-import type { EventSink } from "../events/event-sink.ts";
-import { type Clock, timersOf } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { EventSink } from "../events/index.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Clock, timersOf } from "../runtime/index.ts";
 import { agentCollectors } from "./agent-collectors.ts";
 import type { Collector } from "./collector.ts";
 import { collectInventory, type InventoryCollector } from "./inventory.ts";

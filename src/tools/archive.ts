@@ -7,16 +7,17 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import type { ReadEntry } from "tar";
 import type { Entry, ZipFile } from "yauzl";
-import { echoInput } from "../runtime/echo.ts";
+import { EdgeError } from "../errors/index.ts";
+import { echoInput } from "../runtime/index.ts";
 import { UnpackBudget, UnpackLimitError, type UnpackLimits } from "./unpack-budget.ts";
 
 export { UnpackLimitError, type UnpackLimits } from "./unpack-budget.ts";
 
 /** An archive that would write outside its folder, or holds what a tool archive never should. */
-export class HostileArchiveError extends Error {
+export class HostileArchiveError extends EdgeError {
   readonly code = "EDGE_HOSTILE_ARCHIVE";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "HostileArchiveError";
   }
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { CapabilityFactory } from "../capability/capability.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
 import { createToolManager } from "./tool-manager.ts";
 
 /**
@@ -17,6 +17,7 @@ export const toolsCapability: CapabilityFactory = (context) => {
     platform: context.platform,
     serverUrl: settings.natsServers[0] ?? "",
     policy: settings.toolPolicy,
+    openframe: settings.openframe,
     download: {
       stallTimeoutMs: settings.toolPolicy.downloadStallSeconds * 1000,
       deadlineMs: settings.toolPolicy.downloadDeadlineSeconds * 1000,
@@ -28,17 +29,18 @@ export const toolsCapability: CapabilityFactory = (context) => {
   });
   return {
     name: "tools",
-    // Installs cut short by a crash are cleaned up before the platform redelivers them.
+    // Installs cut short are cleaned up here; the command desk reports one a crash cut short FAILED, never run again.
     start: () => tools.start().catch((error: unknown) => context.recordError("tools", error)),
     attach: ({ connection }) => tools.attach(connection),
     stop: () => tools.stop(),
     status: async () =>
-      (await tools.list()).map(({ toolAgentId, version, state, error, agentToolId }) => ({
+      (await tools.list()).map(({ toolAgentId, version, state, error, agentToolId, downloads }) => ({
         toolAgentId,
         version,
         state,
         error,
         agentToolId,
+        downloads,
       })),
     appliers: [
       {

@@ -1,5 +1,5 @@
 import { isSafeToken } from "../contracts/index.ts";
-import { echoInput, truncateInput } from "../runtime/echo.ts";
+import { echoInput, truncateInput } from "../runtime/index.ts";
 
 /**
  * Longest toolAgentId taken: it names a folder, a state file (`<id>.state.json`, within the

@@ -1,5 +1,5 @@
 import { openFrameToolType, type ToolConnectionMessage, type ToolInstallationStatus } from "../contracts/index.ts";
-import { echoInput } from "../runtime/echo.ts";
+import { echoInput } from "../runtime/index.ts";
 import type { LivenessState } from "./connection-monitor.ts";
 import type { ToolRecord } from "./tool-state.ts";
 import { toolStatusBody } from "./tool-status.ts";

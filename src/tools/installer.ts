@@ -2,11 +2,19 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { DownloadConfiguration, OsName, ToolInstallationMessage } from "../contracts/index.ts";
+import type { DownloadConfiguration, DownloadRecord, OsName, ToolInstallationMessage } from "../contracts/index.ts";
 import { DownloadError, type DownloadedFile, download } from "../download/index.ts";
-import type { Clock } from "../runtime/clock.ts";
-import { echoInput } from "../runtime/echo.ts";
-import { LinkInPathError, linkFreeDirectory, placeFileWithoutLinks } from "../runtime/link-free-path.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { Clock } from "../runtime/index.ts";
+import {
+  assertSafeExecutableLocation,
+  echoInput,
+  LinkInPathError,
+  linkFreeDirectory,
+  placeFileWithoutLinks,
+  truncateInput,
+  UnsafeExecutableLocationError,
+} from "../runtime/index.ts";
 import {
   archiveKindOf,
   assertContainedPath,
@@ -14,11 +22,17 @@ import {
   HostileArchiveError,
   UnpackLimitError,
 } from "./archive.ts";
-import { resolvePlaceholders, UnresolvedPlaceholderError } from "./placeholders.ts";
+import {
+  type OpenFrameArguments,
+  readOpenFrameSecret,
+  resolvePlaceholders,
+  UnresolvedPlaceholderError,
+  withoutSecret,
+} from "./placeholders.ts";
 import { runToolCommand, ToolCommandError } from "./run-command.ts";
 
 /** A failure of one install, and whether the same message may succeed later (nak) or never (term). */
-export class ToolInstallError extends Error {
+export class ToolInstallError extends EdgeError {
   readonly code = "EDGE_TOOL_INSTALL";
   readonly retryable: boolean;
   constructor(message: string, retryable: boolean, options?: ErrorOptions) {
@@ -36,9 +50,13 @@ export interface InstallContext {
   readonly connection: NatsConnection | null;
   readonly policy: {
     readonly allowMissingChecksum: boolean;
+    /** Hosts a download without a sha256 may come from. */
+    readonly allowedDownloadHosts: readonly string[];
     readonly maxDownloadBytes: number;
     readonly maxUnpackedBytes: number;
   };
+  /** What OpenFrame's `${client.openframeSecret}` and `${client.openframeTokenPath}` stand for. */
+  readonly openframe?: OpenFrameArguments;
   /** Free space an unpack must leave on the tools' disk (the outbox shares it). */
   readonly diskReserveBytes: number;
   readonly download: { readonly stallTimeoutMs: number; readonly deadlineMs: number };
@@ -92,21 +110,27 @@ export async function recoverToolDir(
   else if (hasPrevious) await rm(previous, { recursive: true, force: true });
 }
 
+/** What a link is recorded as in a status: the platform's own text, cut to a status's size. */
+const LINK_RECORDED_CHARS = 512;
+
 async function fetchInto(
   configuration: DownloadConfiguration,
   folder: string,
   fileName: string,
   context: InstallContext,
   what: string,
-): Promise<string> {
+  recordAs: string,
+): Promise<{ path: string; record: DownloadRecord }> {
   let file: DownloadedFile;
+  const link = configuration.link as string;
   try {
     file = await download({
-      link: configuration.link as string,
+      link,
       sha256: configuration.sha256,
       size: configuration.size,
       maxBytes: context.policy.maxDownloadBytes,
       allowMissingChecksum: context.policy.allowMissingChecksum,
+      allowedHosts: context.policy.allowedDownloadHosts,
       directory: folder,
       clock: context.clock,
       connection: context.connection,
@@ -115,12 +139,51 @@ async function fetchInto(
       ...(context.signal ? { signal: context.signal } : {}),
     });
   } catch (error) {
-    if (error instanceof DownloadError) throw new ToolInstallError(`${what}: ${error.message}`, error.retryable);
+    if (error instanceof DownloadError)
+      throw new ToolInstallError(`${what}: ${error.message}`, error.retryable, { cause: error });
     throw error;
   }
   const target = join(folder, fileName);
   await rename(file.path, target);
-  return target;
+  return {
+    path: target,
+    record: {
+      file: recordAs,
+      link: truncateInput(link, LINK_RECORDED_CHARS),
+      size: file.size,
+      sha256: file.sha256,
+      verified: file.verified,
+    },
+  };
+}
+
+/** What an install leaves: the tool's main file (relative to its folder) and every file downloaded. */
+export interface InstalledTool {
+  readonly mainFile: string;
+  readonly downloads: DownloadRecord[];
+}
+
+/**
+ * Runs one of the tool's commands: only from a place no other user could have changed it in, and
+ * with the OpenFrame secret (when an argument carried it) kept out of the error it may end with.
+ */
+async function runInstalledTool(
+  file: string,
+  args: readonly string[],
+  options: { cwd: string; timeoutMs: number; secret: string | undefined; what: string },
+): Promise<void> {
+  try {
+    await assertSafeExecutableLocation(file);
+    await runToolCommand(file, args, { cwd: options.cwd, timeoutMs: options.timeoutMs });
+  } catch (error) {
+    if (error instanceof UnsafeExecutableLocationError)
+      throw new ToolInstallError(`${options.what}: ${error.message} (${error.code})`, false, { cause: error });
+    // The one error of ours that drops its cause: the tool's own words may hold the OpenFrame
+    // secret, and a logged cause would print them (only the scrubbed copy below goes on).
+    if (error instanceof ToolCommandError)
+      throw new ToolInstallError(`${options.what} failed: ${withoutSecret(error.message, options.secret)}`, false);
+    throw error;
+  }
 }
 
 /**
@@ -129,7 +192,7 @@ async function fetchInto(
  * run. If that fails the new folder goes and the old one comes back: a failed install leaves no
  * half-installed files. Returns the main file's path relative to the tool folder.
  */
-export async function installTool(message: ToolInstallationMessage, context: InstallContext): Promise<string> {
+export async function installTool(message: ToolInstallationMessage, context: InstallContext): Promise<InstalledTool> {
   const toolDir = toolDirOf(context.toolsDir, message.toolAgentId);
   const staging = `${toolDir}.staging`;
   const previous = `${toolDir}.previous`;
@@ -139,13 +202,18 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
   await mkdir(staging, { mode: 0o700 });
   try {
     const main = forThisOs(message.downloadConfigurations, context.os, `tool ${message.toolAgentId}`);
-    const downloaded = await fetchInto(
+    // Refused before anything is downloaded: a tool whose arguments cannot be filled never installs.
+    const secret = await readOpenFrameSecret(message.installationCommandArgs, context.openframe);
+    const fetched = await fetchInto(
       main,
       staging,
       `.download-${randomBytes(4).toString("hex")}`,
       context,
       `tool ${message.toolAgentId}`,
+      "tool",
     );
+    const downloaded = fetched.path;
+    const downloads: DownloadRecord[] = [fetched.record];
     const kind = await archiveKindOf(downloaded);
     let mainFile: string;
     try {
@@ -179,7 +247,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
       }
     } catch (error) {
       if (error instanceof HostileArchiveError || error instanceof UnpackLimitError)
-        throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+        throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false, { cause: error });
       throw error;
     }
     if (context.os !== "windows") await chmod(join(staging, mainFile), 0o755);
@@ -193,13 +261,15 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
           asset.id,
       );
       await linkFreeDirectory(staging, join("assets", dirname(name)));
-      const placed = await fetchInto(
+      const { path: placed, record } = await fetchInto(
         configuration,
         join(staging, "assets"),
         name,
         context,
         `asset ${echoInput(asset.id)}`,
+        `asset:${truncateInput(asset.id)}`,
       );
+      downloads.push(record);
       if (asset.executable && context.os !== "windows") await chmod(placed, 0o755);
       assetPaths[asset.id] = join(toolDir, "assets", name);
     }
@@ -208,6 +278,8 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
       serverUrl: context.serverUrl,
       toolPath: toolDir,
       assetPaths,
+      ...(context.openframe ? { openframe: context.openframe } : {}),
+      openframeSecret: secret,
     });
 
     await context.onInstalling();
@@ -219,21 +291,24 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
     await rename(staging, toolDir);
     try {
       if (args.length > 0)
-        await runToolCommand(join(toolDir, mainFile), args, { cwd: toolDir, timeoutMs: context.commandTimeoutMs });
+        await runInstalledTool(join(toolDir, mainFile), args, {
+          cwd: toolDir,
+          timeoutMs: context.commandTimeoutMs,
+          secret,
+          what: `tool ${message.toolAgentId}: install command`,
+        });
       await context.verify?.(main);
     } catch (error) {
       await rm(toolDir, { recursive: true, force: true });
       if (hadPrevious) await rename(previous, toolDir);
-      if (error instanceof ToolCommandError)
-        throw new ToolInstallError(`tool ${message.toolAgentId}: install command failed: ${error.message}`, false);
       throw error;
     }
     await rm(previous, { recursive: true, force: true });
-    return mainFile;
+    return { mainFile, downloads };
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
     if (error instanceof UnresolvedPlaceholderError)
-      throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false);
+      throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false, { cause: error });
     throw error;
   }
 }
@@ -242,7 +317,7 @@ export async function installTool(message: ToolInstallationMessage, context: Ins
 export async function uninstallTool(
   message: ToolInstallationMessage,
   mainFile: string | null,
-  context: Pick<InstallContext, "toolsDir" | "machineId" | "serverUrl" | "commandTimeoutMs">,
+  context: Pick<InstallContext, "toolsDir" | "machineId" | "serverUrl" | "commandTimeoutMs" | "openframe">,
 ): Promise<void> {
   const toolDir = toolDirOf(context.toolsDir, message.toolAgentId);
   const present = await stat(toolDir).then(
@@ -250,19 +325,29 @@ export async function uninstallTool(
     () => false,
   );
   if (present && mainFile && message.uninstallationCommandArgs.length > 0) {
-    const args = resolvePlaceholders(message.uninstallationCommandArgs, {
-      machineId: context.machineId,
-      serverUrl: context.serverUrl,
-      toolPath: toolDir,
-      assetPaths: {},
-    });
+    let args: string[];
+    let secret: string | undefined;
     try {
-      await runToolCommand(join(toolDir, mainFile), args, { cwd: toolDir, timeoutMs: context.commandTimeoutMs });
+      secret = await readOpenFrameSecret(message.uninstallationCommandArgs, context.openframe);
+      args = resolvePlaceholders(message.uninstallationCommandArgs, {
+        machineId: context.machineId,
+        serverUrl: context.serverUrl,
+        toolPath: toolDir,
+        assetPaths: {},
+        ...(context.openframe ? { openframe: context.openframe } : {}),
+        openframeSecret: secret,
+      });
     } catch (error) {
-      if (error instanceof ToolCommandError)
-        throw new ToolInstallError(`tool ${message.toolAgentId}: uninstall command failed: ${error.message}`, false);
+      if (error instanceof UnresolvedPlaceholderError)
+        throw new ToolInstallError(`tool ${message.toolAgentId}: ${error.message}`, false, { cause: error });
       throw error;
     }
+    await runInstalledTool(join(toolDir, mainFile), args, {
+      cwd: toolDir,
+      timeoutMs: context.commandTimeoutMs,
+      secret,
+      what: `tool ${message.toolAgentId}: uninstall command`,
+    });
   }
   await rm(toolDir, { recursive: true, force: true });
   await rm(`${toolDir}.previous`, { recursive: true, force: true });

@@ -2,9 +2,8 @@ import { access, writeFile } from "node:fs/promises";
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { isSafeToken, legacyToolUpdateConsumer } from "../contracts/index.ts";
-import type { Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { isPermissionDenied } from "../transport/permission-denied.ts";
+import type { Clock, Logger } from "../runtime/index.ts";
+import { isPermissionDenied } from "../transport/index.ts";
 
 /**
  * Written once the old consumers were dealt with, so a later start does not ask again: beside the

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
+import { EdgeError } from "../errors/index.ts";
 
-export class ToolCommandError extends Error {
+export class ToolCommandError extends EdgeError {
   readonly code = "EDGE_TOOL_COMMAND";
   constructor(message: string) {
     super(message);

@@ -6,8 +6,9 @@ import {
   reject,
   retryAfter,
   retryWithBackoff,
-} from "../commands/command-handler.ts";
+} from "../capability/index.ts";
 import {
+  type DownloadRecord,
   EventType,
   type InstalledAgentMessage,
   isSafeToken,
@@ -18,19 +19,25 @@ import {
   toolUpdateFeed,
 } from "../contracts/index.ts";
 import { DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_STALL_TIMEOUT_MS } from "../download/index.ts";
-import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import { removeAbandonedTemporaries } from "../runtime/atomic-file.ts";
-import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
-import { truncateInput } from "../runtime/echo.ts";
-import { osNameOf } from "../runtime/host.ts";
-import { KeyedSerialQueue } from "../runtime/keyed-queue.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { EventSink, OutgoingEvent } from "../events/index.ts";
+import type { Logger } from "../runtime/index.ts";
+import {
+  type Cancel,
+  type Clock,
+  KeyedSerialQueue,
+  osNameOf,
+  removeAbandonedTemporaries,
+  sleepOn,
+  timersOf,
+  truncateInput,
+} from "../runtime/index.ts";
 import type { CommandTrust } from "../trust/index.ts";
 import { reportedToolAgentId, toolAgentIdRefusal } from "./command-refusal.ts";
 import { checkToolAlive, readAgentToolId } from "./connection-monitor.ts";
 import { connectionReports } from "./connection-report.ts";
 import { installTool, placeToolFile, recoverToolDir, ToolInstallError, toolDirOf, uninstallTool } from "./installer.ts";
 import { removeLegacyUpdateConsumers } from "./legacy-update-consumers.ts";
+import type { OpenFrameArguments } from "./placeholders.ts";
 import { runToolCommand } from "./run-command.ts";
 import { type ServiceState, serviceStateReader } from "./service-state.ts";
 import { rememberCommand, type ToolRecord, toolStore } from "./tool-state.ts";
@@ -39,7 +46,10 @@ import type { FleetToolUpdate } from "./tool-update.ts";
 import { toolUpdateHandler } from "./update-handler.ts";
 
 export interface ToolPolicy {
+  /** Take downloads without a sha256 (HTTPS from `allowedDownloadHosts` only: download/unchecked-policy.ts). */
   readonly allowMissingChecksum: boolean;
+  /** Hosts a download without a sha256 may come from (default none). */
+  readonly allowedDownloadHosts?: readonly string[];
   readonly maxDownloadBytes: number;
   /** Most bytes one tool's archive may unpack to (default 64 MiB). */
   readonly maxUnpackedBytes?: number;
@@ -58,6 +68,8 @@ export interface ToolManagerOptions {
   readonly sink: EventSink;
   /** For the `${client.serverUrl}` placeholder. */
   readonly serverUrl: string;
+  /** For OpenFrame's `${client.openframeSecret}` and `${client.openframeTokenPath}` (settings `openframe.*`). */
+  readonly openframe?: OpenFrameArguments;
   readonly policy: ToolPolicy;
   /** The OS the tools are for (default linux; the agent gives its host's). */
   readonly platform?: NodeJS.Platform;
@@ -132,14 +144,20 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     message: ToolInstallationMessage,
     state: ToolInstallationStatus["state"],
     error: string | null,
-  ): ToolInstallationStatus => toolStatusBody(message, state, error, new Date(clock.now()).toISOString());
+    downloads?: readonly DownloadRecord[],
+  ): ToolInstallationStatus => toolStatusBody(message, state, error, new Date(clock.now()).toISOString(), downloads);
   const report = async (
     message: ToolInstallationMessage,
     state: ToolInstallationStatus["state"],
     error: string | null,
     causationId: string,
+    downloads?: readonly DownloadRecord[],
   ): Promise<void> => {
-    await sink.emit({ type: EventType.toolInstallationStatus, body: statusBody(message, state, error), causationId });
+    await sink.emit({
+      type: EventType.toolInstallationStatus,
+      body: statusBody(message, state, error, downloads),
+      causationId,
+    });
   };
 
   /** `commandId`: the command whose work this record finishes, remembered to recognise it again. */
@@ -150,6 +168,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     mainFile: string | null,
     previous: ToolRecord | null,
     commandId: string | null = null,
+    downloads: readonly DownloadRecord[] | null = null,
   ): Promise<void> =>
     store.write({
       toolAgentId: message.toolAgentId,
@@ -162,6 +181,8 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
       agentToolId: previous?.agentToolId ?? null,
       connection: previous?.connection ?? null,
       commandIds: rememberCommand(previous?.commandIds ?? [], commandId),
+      // What is installed: the files of the version that last finished installing.
+      downloads: downloads ? [...downloads] : (previous?.downloads ?? []),
     });
 
   /** True (and logged) when `current` says this command's work already finished. */
@@ -169,7 +190,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     if (!current?.commandIds.includes(causationId)) return false;
     logger.info(
       { toolAgentId: current.toolAgentId, causationId },
-      "command delivered again after its work finished: acknowledged without doing it twice",
+      "command stored again after its work finished: settled without doing it twice",
     );
     return true;
   };
@@ -223,13 +244,19 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     await save(message, "DOWNLOADING", null, current?.mainFile ?? null, current);
     await report(message, "DOWNLOADING", null, causationId);
     try {
-      const mainFile = await installTool(message, {
+      const installed = await installTool(message, {
         toolsDir: options.toolsDir,
         os,
         machineId,
         serverUrl: options.serverUrl,
         connection,
-        policy: { ...policy, maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES },
+        policy: {
+          allowMissingChecksum: policy.allowMissingChecksum,
+          allowedDownloadHosts: policy.allowedDownloadHosts ?? [],
+          maxDownloadBytes: policy.maxDownloadBytes,
+          maxUnpackedBytes: policy.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES,
+        },
+        ...(options.openframe ? { openframe: options.openframe } : {}),
         diskReserveBytes: options.diskReserveBytes ?? DEFAULT_DISK_RESERVE_BYTES,
         download: {
           stallTimeoutMs: options.download?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
@@ -265,9 +292,15 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
           await report(message, "INSTALLING", null, causationId);
         },
       });
-      await save(message, "INSTALLED", null, mainFile, current, causationId);
+      await save(message, "INSTALLED", null, installed.mainFile, current, causationId, installed.downloads);
       updateRoute.addFeed(toolUpdateFeed(message.toolAgentId));
-      await report(message, "INSTALLED", null, causationId);
+      await report(message, "INSTALLED", null, causationId, installed.downloads);
+      const unverified = installed.downloads.filter((file) => !file.verified);
+      if (unverified.length > 0)
+        logger.warn(
+          { toolAgentId: message.toolAgentId, unverified },
+          "tool installed from downloads without a sha256 (allowed host, HTTPS): the sha256 received is reported",
+        );
       const announcement: InstalledAgentMessage = {
         machineId,
         agentType: message.toolAgentId,
@@ -281,7 +314,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     } catch (error) {
       const retryable = (error instanceof ToolInstallError && error.retryable) || stopping.signal.aborted;
       const reason = error instanceof Error ? error.message : String(error);
-      // A retry comes back through redelivery; the platform sees FAILED only when it is final.
+      // A retryable failure is taken again from the inbox; the platform sees FAILED only when it is final.
       // Cut short by a stop, the record stays DOWNLOADING: the next start cleans up after it.
       if (!retryable) await recordFailure(message, current, reason, causationId);
       throw error;
@@ -306,6 +339,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
         machineId,
         serverUrl: options.serverUrl,
         commandTimeoutMs: options.commandTimeoutMs ?? 10 * 60_000,
+        ...(options.openframe ? { openframe: options.openframe } : {}),
       },
     );
     await save(known, "UNINSTALLED", null, null, current, causationId);
@@ -314,7 +348,7 @@ export function createToolManager(options: ToolManagerOptions): ToolManager {
     logger.info({ toolAgentId: message.toolAgentId }, "tool uninstalled");
   };
 
-  /** What the consumer's redelivery should do with a command whose work threw. */
+  /** What the command desk does next with a command whose work threw: take it again later, or settle it. */
   const outcomeOfFailure = (error: unknown, toolAgentId: string, uninstalling: boolean): CommandOutcome => {
     if (stopping.signal.aborted) {
       logger.info({ toolAgentId }, "tool work cut short by the stop; taken again at the next start");

@@ -1,8 +1,13 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as z from "zod";
-import { ToolConnectionState, ToolInstallationMessage, ToolInstallationState } from "../contracts/index.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
+import {
+  DownloadRecord,
+  ToolConnectionState,
+  ToolInstallationMessage,
+  ToolInstallationState,
+} from "../contracts/index.ts";
+import { writeFileAtomic } from "../runtime/index.ts";
 
 /** What the agent knows of one tool, persisted beside (not inside) its folder. */
 export const ToolRecord = z.object({
@@ -22,6 +27,8 @@ export const ToolRecord = z.object({
    * server delivers again (its ack was lost) is recognised and acked without doing the work twice.
    */
   commandIds: z.array(z.string()).default([]),
+  /** The files the installed version was made of, as they arrived (size, sha256, whether one was promised). */
+  downloads: z.array(DownloadRecord).default([]),
 });
 export type ToolRecord = z.infer<typeof ToolRecord>;
 

@@ -1,5 +1,5 @@
-import type { ToolInstallationMessage, ToolInstallationStatus } from "../contracts/index.ts";
-import { truncateInput } from "../runtime/echo.ts";
+import type { DownloadRecord, ToolInstallationMessage, ToolInstallationStatus } from "../contracts/index.ts";
+import { truncateInput } from "../runtime/index.ts";
 
 /**
  * A tool status naming the tool as `message` does. Cut to fit: a status is one small message,
@@ -10,6 +10,7 @@ export function toolStatusBody(
   state: ToolInstallationStatus["state"],
   error: string | null,
   timestamp: string,
+  downloads?: readonly DownloadRecord[],
 ): ToolInstallationStatus {
   const field = (value: string | null | undefined): string | null =>
     value === null || value === undefined ? null : truncateInput(value, 256);
@@ -21,5 +22,6 @@ export function toolStatusBody(
     state,
     error: error === null ? null : truncateInput(error, 2_000),
     timestamp,
+    ...(downloads && downloads.length > 0 ? { downloads: [...downloads] } : {}),
   };
 }

@@ -1,7 +1,8 @@
 import { statfs } from "node:fs/promises";
+import { EdgeError } from "../errors/index.ts";
 
 /** An unpack that would write more than it may: too large, too many entries, or no room on the disk. */
-export class UnpackLimitError extends Error {
+export class UnpackLimitError extends EdgeError {
   readonly code: "EDGE_UNPACK_TOO_LARGE" | "EDGE_UNPACK_NO_SPACE" | "EDGE_UNPACK_TOO_MANY_ENTRIES";
   constructor(code: UnpackLimitError["code"], message: string) {
     super(message);

@@ -1,7 +1,7 @@
-import { type CommandHandler, type CommandOutcome, done, reject } from "../commands/command-handler.ts";
+import { type CommandHandler, type CommandOutcome, done, reject } from "../capability/index.ts";
 import { fleetSubjects, ToolAgentUpdateMessage, type ToolInstallationMessage } from "../contracts/index.ts";
-import { describeIssues, truncateInput } from "../runtime/echo.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { describeIssues, truncateInput } from "../runtime/index.ts";
 import { toolAgentIdRefusal } from "./command-refusal.ts";
 import type { ToolRecord } from "./tool-state.ts";
 import { FleetToolUpdate, planToolUpdate } from "./tool-update.ts";

@@ -5,24 +5,35 @@ import {
   credsAuthenticator,
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
-import type { ReconnectBackoff } from "../runtime/backoff.ts";
-import type { NatsEndpoint } from "./nats-endpoint.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { ReconnectBackoff } from "../runtime/index.ts";
+import type { NatsEndpoint } from "../settings-kit/index.ts";
 
-export { jitteredBackoff, type ReconnectBackoff } from "../runtime/backoff.ts";
+export { jitteredBackoff, type ReconnectBackoff } from "../runtime/index.ts";
 
-export class CredentialFileError extends Error {
+/** A credentials or NKey seed file the settings name cannot be read: `settingPath` says which setting. */
+export class CredentialFileError extends EdgeError {
   readonly code = "EDGE_CREDENTIAL_FILE";
-  constructor(message: string) {
-    super(message);
+  readonly file: string;
+  /** The setting that names the file (`auth.credsFile`, `auth.nkeySeedFile`). */
+  readonly settingPath: string;
+  /** Why it cannot be read (`no such file`, or the system's words). */
+  readonly reason: string;
+  constructor(file: string, what: string, settingPath: string, cause: unknown) {
+    const reason = (cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (cause as Error).message;
+    super(`cannot read the ${what} file ${file} (setting ${settingPath}): ${reason}`, { cause });
     this.name = "CredentialFileError";
+    this.file = file;
+    this.settingPath = settingPath;
+    this.reason = reason;
   }
 }
 
-function readSecretFile(path: string, what: string): Uint8Array {
+function readSecretFile(path: string, what: string, settingPath: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (error) {
-    throw new CredentialFileError(`cannot read the ${what} file ${path}: ${(error as Error).message}`);
+    throw new CredentialFileError(path, what, settingPath, error);
   }
 }
 
@@ -48,13 +59,16 @@ export function buildConnectionOptions(
   // every handshake, so credentials the platform rotates on disk are taken on the next reconnect.
   if (auth.credsFile) {
     const credsFile = auth.credsFile;
-    readSecretFile(credsFile, "NATS credentials");
-    authenticators.push((nonce) => credsAuthenticator(readSecretFile(credsFile, "NATS credentials"))(nonce));
+    const readCreds = (): Uint8Array => readSecretFile(credsFile, "NATS credentials", "auth.credsFile");
+    readCreds();
+    authenticators.push((nonce) => credsAuthenticator(readCreds())(nonce));
   }
   if (auth.nkeySeedFile) {
     const seedFile = auth.nkeySeedFile;
     const readSeed = (): Uint8Array =>
-      new TextEncoder().encode(new TextDecoder().decode(readSecretFile(seedFile, "NKey seed")).trim());
+      new TextEncoder().encode(
+        new TextDecoder().decode(readSecretFile(seedFile, "NKey seed", "auth.nkeySeedFile")).trim(),
+      );
     readSeed();
     authenticators.push((nonce) => nkeyAuthenticator(readSeed())(nonce));
   }

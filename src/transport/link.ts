@@ -1,9 +1,9 @@
 import { wsconnect } from "@nats-io/nats-core";
 import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/transport-node";
-import { type Cancel, type Clock, sleepOn, timersOf } from "../runtime/clock.ts";
-import { createLogThrottle } from "../runtime/log-throttle.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { usesWebSocket } from "./nats-endpoint.ts";
+import type { Logger } from "../runtime/index.ts";
+import { type Cancel, type Clock, createLogThrottle, sleepOn, timersOf } from "../runtime/index.ts";
+import { usesWebSocket } from "../settings-kit/index.ts";
+import { serverUnreachable } from "./connect-failure.ts";
 
 /** Opens a connection; injected so tests and a fleet simulator can wrap or count connections. */
 export type ConnectionFactory = (options: ConnectionOptions) => Promise<NatsConnection>;
@@ -138,7 +138,9 @@ export function createNatsLink(options: NatsLinkOptions): NatsLink {
         if (reason !== lastError) {
           failureLines.reset();
           failureLines.take();
-          logger.error(
+          // No server answering is the expected offline case (warn); a server that refused is not.
+          const level = serverUnreachable(error) ? "warn" : "error";
+          logger[level](
             { reason, attempt, retryInMs: delayMs },
             "NATS connection failed; retrying (the reason is in `edge-agent status`)",
           );

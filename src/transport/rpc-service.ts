@@ -1,7 +1,7 @@
 import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type MachineSubjects, SERVICE_NAME } from "../contracts/index.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
 
 /** One request/reply endpoint, `machine.{id}.rpc.<name>`: takes the request body (may be empty), returns a JSON-able reply. */
 export interface RpcEndpointHandler {

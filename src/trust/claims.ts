@@ -1,4 +1,5 @@
 import { SignedClaims } from "../contracts/index.ts";
+import { EdgeError } from "../errors/index.ts";
 import { hasValidSignature, signDocument } from "./signature.ts";
 
 /** Why a document was not trusted; each has its own code an operator can search for. */
@@ -20,10 +21,10 @@ export const UntrustedReason = {
 } as const;
 export type UntrustedReason = (typeof UntrustedReason)[keyof typeof UntrustedReason];
 
-export class UntrustedCommandError extends Error {
+export class UntrustedCommandError extends EdgeError {
   readonly code: UntrustedReason;
-  constructor(code: UntrustedReason, message: string) {
-    super(message);
+  constructor(code: UntrustedReason, message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "UntrustedCommandError";
     this.code = code;
   }
@@ -95,10 +96,11 @@ export function judgeCommand(
   let valid: boolean;
   try {
     valid = hasValidSignature(fields, fields.signature, publicKey);
-  } catch {
+  } catch (error) {
     throw new UntrustedCommandError(
       UntrustedReason.badSignature,
       `the configured signing key ${JSON.stringify(publicKey.slice(0, 8))}… is not an NKey public key: nothing signed can be checked`,
+      { cause: error },
     );
   }
   if (!valid) {

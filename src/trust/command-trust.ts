@@ -1,11 +1,11 @@
 import { fromPublic } from "@nats-io/nkeys";
-import type { Clock } from "../runtime/clock.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { SerialQueue } from "../runtime/serial-queue.ts";
+import { EdgeError } from "../errors/index.ts";
+import type { Clock, Logger } from "../runtime/index.ts";
+import { SerialQueue, withErrorCodes } from "../runtime/index.ts";
 import { type Arrival, judgeCommand, UntrustedCommandError, UntrustedReason } from "./claims.ts";
 import { highWaterStore, type TrustMarks } from "./high-water-store.ts";
 
-export class TrustStoreError extends Error {
+export class TrustStoreError extends EdgeError {
   readonly code = "EDGE_TRUST_STORE";
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -175,7 +175,7 @@ export function createCommandTrust(options: CommandTrustOptions): CommandTrust {
           return {
             admitted: false,
             code: error.code,
-            error: `${error.message} (${error.code})`,
+            error: withErrorCodes(error.message, [error.code]),
             retryLater: error instanceof TrustStoreError,
           };
         }

@@ -1,8 +1,7 @@
 import { join } from "node:path";
 import * as z from "zod";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import { readJsonStateFile } from "../runtime/json-state-file.ts";
-import type { Logger } from "../runtime/logger.ts";
+import type { Logger } from "../runtime/index.ts";
+import { readJsonStateFile, writeFileAtomic } from "../runtime/index.ts";
 import type { ScopeMarks } from "./claims.ts";
 
 export const HIGH_WATER_FILE = join("trust", "high-water.json");

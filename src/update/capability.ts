@@ -1,6 +1,5 @@
-import type { CapabilityFactory } from "../capability/capability.ts";
-import { osNameOf } from "../runtime/host.ts";
-import { AGENT_VERSION } from "../runtime/version.ts";
+import type { CapabilityFactory } from "../capability/index.ts";
+import { AGENT_VERSION, osNameOf } from "../runtime/index.ts";
 import { createSelfUpdater } from "./self-updater.ts";
 
 /**
@@ -10,6 +9,8 @@ import { createSelfUpdater } from "./self-updater.ts";
 export function selfUpdateCapability(options: {
   requestRestart?: ((reason: string) => void) | undefined;
   childEnvironment?: NodeJS.ProcessEnv | undefined;
+  /** What runs this agent (status says it): the single executable unless told it is the sources. */
+  runningFrom?: "executable" | "sources" | undefined;
 }): CapabilityFactory {
   return (context) => {
     const updater = createSelfUpdater({
@@ -25,6 +26,10 @@ export function selfUpdateCapability(options: {
       commands: context.commands,
       ...(options.requestRestart ? { requestRestart: options.requestRestart } : {}),
       childEnvironment: options.childEnvironment,
+      checksumPolicy: {
+        allowMissingChecksum: context.settings.toolPolicy.allowMissingChecksum,
+        allowedDownloadHosts: context.settings.toolPolicy.allowedDownloadHosts,
+      },
     });
     const failed =
       (what: string) =>
@@ -38,7 +43,16 @@ export function selfUpdateCapability(options: {
       // Connected is what "healthy" means for a version on trial after a self-update.
       attach: ({ connection }) => void updater.linkUp(connection).catch(failed("self-update could not take the link")),
       stop: () => updater.stop(),
-      status: () => updater.status(),
+      status: () => ({ ...updater.status(), runningFrom: options.runningFrom ?? "executable" }),
+      appliers: [
+        {
+          name: "update-checksum-policy",
+          apply: (next) =>
+            updater.updateChecksumPolicy(
+              next.toolPolicy?.allowMissingChecksum ?? context.settings.toolPolicy.allowMissingChecksum,
+            ),
+        },
+      ],
     };
   };
 }

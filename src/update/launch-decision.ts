@@ -1,7 +1,7 @@
 // One function each, not the whole package: `semver` loads its 47 modules (~2 MB resident) for these.
 import semverGt from "semver/functions/gt.js";
 import semverLte from "semver/functions/lte.js";
-import type { ClientUpdateState } from "../contracts/index.ts";
+import type { ClientUpdateState, DownloadRecord } from "../contracts/index.ts";
 import type { InstalledBinary, PendingReport, UpdateState } from "./update-state.ts";
 
 /** A new version must report healthy within this long after it was committed, or it is rolled back. */
@@ -41,11 +41,32 @@ function report(
   state: ClientUpdateState,
   error: string | null,
   causationId: string | null,
+  binary?: InstalledBinary,
 ): PendingReport {
+  const download = binary ? downloadRecordOf(binary) : null;
   return {
     eventId: context.newId(),
     causationId,
-    body: { version, runningVersion, state, error, timestamp: new Date(context.nowMs).toISOString() },
+    body: {
+      version,
+      runningVersion,
+      state,
+      error,
+      timestamp: new Date(context.nowMs).toISOString(),
+      ...(download ? { download } : {}),
+    },
+  };
+}
+
+/** How an installed binary is reported: as it was received (unknown for one staged before links were kept). */
+export function downloadRecordOf(binary: InstalledBinary): DownloadRecord | null {
+  if (binary.link === undefined) return null;
+  return {
+    file: "edge-agent",
+    link: binary.link,
+    size: binary.size,
+    sha256: binary.sha256,
+    verified: binary.verified ?? true,
   };
 }
 
@@ -85,7 +106,14 @@ export function abandonActive(state: UpdateState, reason: string, context: Launc
 export function promoteTrial(state: UpdateState, context: LaunchContext): UpdateState {
   const trial = state.trial;
   if (!trial) return state;
-  const binary: InstalledBinary = { version: trial.version, path: trial.path, sha256: trial.sha256, size: trial.size };
+  const binary: InstalledBinary = {
+    version: trial.version,
+    path: trial.path,
+    sha256: trial.sha256,
+    size: trial.size,
+    ...(trial.link === undefined ? {} : { link: trial.link }),
+    ...(trial.verified === undefined ? {} : { verified: trial.verified }),
+  };
   return {
     ...state,
     active: binary,
@@ -93,7 +121,7 @@ export function promoteTrial(state: UpdateState, context: LaunchContext): Update
     rolledBack: state.rolledBack.filter((entry) => entry.version !== trial.version),
     pendingReports: [
       ...state.pendingReports,
-      report(context, trial.version, trial.version, "UPDATED", null, trial.causationId),
+      report(context, trial.version, trial.version, "UPDATED", null, trial.causationId, binary),
     ],
   };
 }

@@ -14,26 +14,33 @@ import {
   reject,
   retryAfter,
   retryWithBackoff,
-} from "../commands/command-handler.ts";
+} from "../capability/index.ts";
 import {
   ClientUpdateMessage,
   type ClientUpdateState,
   type ClientUpdateStatus,
   type DownloadConfiguration,
+  type DownloadRecord,
   EventType,
   fleetSubjects,
   machineFeeds,
   machineSubjects,
   type OsName,
 } from "../contracts/index.ts";
-import { DownloadError, download } from "../download/index.ts";
-import type { EventSink, OutgoingEvent } from "../events/event-sink.ts";
-import { type Cancel, type Clock, timersOf } from "../runtime/clock.ts";
-import { setAsideDamagedFile } from "../runtime/json-state-file.ts";
-import type { Logger } from "../runtime/logger.ts";
-import { SerialQueue } from "../runtime/serial-queue.ts";
+import { DownloadError, download, isPolicyRefusal } from "../download/index.ts";
+import type { EventSink, OutgoingEvent } from "../events/index.ts";
+import type { Logger } from "../runtime/index.ts";
+import {
+  type Cancel,
+  type Clock,
+  executableLocationProblem,
+  SerialQueue,
+  setAsideDamagedFile,
+  timersOf,
+  truncateInput,
+} from "../runtime/index.ts";
 import type { CommandTrust } from "../trust/index.ts";
-import { HEALTH_WINDOW_MS, type LaunchContext, promoteTrial } from "./launch-decision.ts";
+import { downloadRecordOf, HEALTH_WINDOW_MS, type LaunchContext, promoteTrial } from "./launch-decision.ts";
 import {
   binaryPathFor,
   EMPTY_UPDATE_STATE,
@@ -97,6 +104,16 @@ export interface SelfUpdaterOptions {
   readonly requestRestart?: (reason: string) => void;
   /** The environment the new binary's check runs in (the daemon's, without its launcher's mark); default inherited. */
   readonly childEnvironment?: NodeJS.ProcessEnv | undefined;
+  /**
+   * Whether a binary without a sha256 is taken, and from which hosts (the tool policy's rules,
+   * download/unchecked-policy.ts). Default: a sha256 is required.
+   */
+  readonly checksumPolicy?: SelfUpdateChecksumPolicy;
+}
+
+export interface SelfUpdateChecksumPolicy {
+  readonly allowMissingChecksum: boolean;
+  readonly allowedDownloadHosts: readonly string[];
 }
 
 export interface UpdateStatusView {
@@ -104,6 +121,8 @@ export interface UpdateStatusView {
   readonly active: string | null;
   readonly trial: { version: string; startedAt: string } | null;
   readonly restartPending: boolean;
+  /** The active (else the trial's) binary as it was received, when known. */
+  readonly download?: DownloadRecord | null;
 }
 
 export interface SelfUpdater {
@@ -113,6 +132,8 @@ export interface SelfUpdater {
   linkUp(connection: NatsConnection): Promise<void>;
   stop(): Promise<void>;
   status(): UpdateStatusView;
+  /** The remote configuration changed `toolPolicy.allowMissingChecksum`: from the next update. */
+  updateChecksumPolicy(allowMissingChecksum: boolean): void;
 }
 
 /**
@@ -129,18 +150,24 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   let connection: NatsConnection | null = null;
   let restartPending = false;
   let cancelHealthGate: Cancel | undefined;
-  let view: UpdateStatusView = { runningVersion, active: null, trial: null, restartPending: false };
+  let view: UpdateStatusView = { runningVersion, active: null, trial: null, restartPending: false, download: null };
+  let checksumPolicy: SelfUpdateChecksumPolicy = options.checksumPolicy ?? {
+    allowMissingChecksum: false,
+    allowedDownloadHosts: [],
+  };
   const context = (): LaunchContext => ({ selfVersion: runningVersion, nowMs: clock.now(), newId: randomUUID });
 
   // One writer of the state file at a time: two consumers and the health gate share it.
   const queue = new SerialQueue();
   const serialized = <T>(work: () => Promise<T>): Promise<T> => queue.run(work);
   const updateView = (state: UpdateState): void => {
+    const installed = state.active ?? state.trial;
     view = {
       runningVersion,
       active: state.active?.version ?? null,
       trial: state.trial ? { version: state.trial.version, startedAt: state.trial.startedAt } : null,
       restartPending,
+      download: installed ? downloadRecordOf(installed) : null,
     };
   };
 
@@ -185,6 +212,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     state: ClientUpdateState,
     error: string | null,
     causationId: string,
+    download: DownloadRecord | null = null,
   ): Promise<void> => {
     const body: ClientUpdateStatus = {
       version,
@@ -192,6 +220,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       state,
       error,
       timestamp: new Date(clock.now()).toISOString(),
+      ...(download ? { download } : {}),
     };
     if (error) logger.warn({ version, state, error }, "self-update refused or failed");
     await options.sink.emit({ type: EventType.clientUpdateStatus, body, causationId });
@@ -244,7 +273,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
   /** Downloads, checks and stages `target`; a refusal or a retry when it cannot. */
   const stage = async (
     target: string,
-    entry: DownloadConfiguration & { link: string; sha256: string },
+    entry: DownloadConfiguration & { link: string },
   ): Promise<InstalledBinary | CommandOutcome> => {
     logger.info({ version: target, link: entry.link }, "downloading the update");
     try {
@@ -253,7 +282,8 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
         sha256: entry.sha256,
         size: entry.size,
         maxBytes: MAX_AGENT_BINARY_BYTES,
-        allowMissingChecksum: false,
+        allowMissingChecksum: checksumPolicy.allowMissingChecksum,
+        allowedHosts: checksumPolicy.allowedDownloadHosts,
         directory: paths.stagingDir,
         clock,
         connection,
@@ -264,12 +294,26 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       // Run by the agent's own user only (the launcher is the agent).
       await chmod(file.path, 0o700);
       await rename(file.path, finalPath);
-      const problem = await smokeTest(finalPath, target);
+      // The launcher checks this again before every start of it.
+      const unsafe = await executableLocationProblem(finalPath);
+      const problem = unsafe ? `the new binary is not run: ${unsafe}` : await smokeTest(finalPath, target);
       if (problem) {
         await rm(dirname(finalPath), { recursive: true, force: true });
         return reject(problem, refusal(target, "FAILED", problem));
       }
-      return { version: target, path: finalPath, sha256: file.sha256, size: file.size };
+      if (!file.verified)
+        logger.warn(
+          { version: target, link: entry.link, sha256: file.sha256, size: file.size },
+          "update taken without a sha256 (allowed host, HTTPS): the sha256 received is reported",
+        );
+      return {
+        version: target,
+        path: finalPath,
+        sha256: file.sha256,
+        size: file.size,
+        link: truncateInput(entry.link, 512),
+        verified: file.verified,
+      };
     } catch (error) {
       if (error instanceof DownloadError && error.retryable) {
         logger.warn(
@@ -278,7 +322,9 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
         );
         return retryWithBackoff();
       }
-      return reject((error as Error).message, refusal(target, "FAILED", (error as Error).message));
+      const reason = (error as Error).message;
+      // The link broke a rule of this agent's (no sha256, not HTTPS, a host not allowed): refused, not failed.
+      return reject(reason, refusal(target, isPolicyRefusal(error) ? "REJECTED" : "FAILED", reason));
     }
   };
 
@@ -315,13 +361,14 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     const entry = pickBinaryFor(message.downloadConfigurations, options.os, options.arch);
     if (!entry?.link)
       return done(refusal(target, "REJECTED", `the update has no binary for ${options.os}/${options.arch}`));
-    if (!entry.sha256) {
-      const reason = "the update's binary has no sha256: an agent binary is never installed unchecked";
+    if (!entry.sha256 && !checksumPolicy.allowMissingChecksum) {
+      const reason =
+        "the update's binary has no sha256, and this agent requires one (toolPolicy.allowMissingChecksum is off)";
       return reject(reason, refusal(target, "REJECTED", reason));
     }
     const noRoom = await ensureRoom(entry.size ?? MAX_AGENT_BINARY_BYTES / 4);
     if (noRoom) return reject(noRoom, refusal(target, "FAILED", noRoom));
-    const staged = await stage(target, { ...entry, link: entry.link, sha256: entry.sha256 });
+    const staged = await stage(target, { ...entry, link: entry.link });
     if ("kind" in staged) return staged;
     await queue.run(async () => {
       const current = await readUpdateState(paths);
@@ -343,7 +390,7 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
     });
     restartPending = true;
     view = { ...view, restartPending };
-    await report(target, "RESTARTING", null, delivery.causationId);
+    await report(target, "RESTARTING", null, delivery.causationId, downloadRecordOf(staged));
     logger.info({ from: runningVersion, to: target }, "update staged: restarting into it");
     requestRestart(`update to ${target}`);
     return done();
@@ -425,5 +472,8 @@ export function createSelfUpdater(options: SelfUpdaterOptions): SelfUpdater {
       await queue.idle();
     },
     status: () => view,
+    updateChecksumPolicy(allowMissingChecksum) {
+      checksumPolicy = { ...checksumPolicy, allowMissingChecksum };
+    },
   };
 }

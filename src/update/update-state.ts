@@ -3,8 +3,8 @@ import { join } from "node:path";
 import * as z from "zod";
 import type { OsName } from "../contracts/index.ts";
 import { ClientUpdateStatus } from "../contracts/index.ts";
-import { writeFileAtomic } from "../runtime/atomic-file.ts";
-import { describeIssues } from "../runtime/echo.ts";
+import { EdgeError } from "../errors/index.ts";
+import { describeIssues, writeFileAtomic } from "../runtime/index.ts";
 
 /**
  * What the device knows about its own binaries, in `<dataDir>/update/state.json`. The packaged
@@ -16,8 +16,13 @@ const isoTimestamp = z.iso.datetime({ offset: true });
 export const InstalledBinary = z.object({
   version: z.string().min(1),
   path: z.string().min(1),
+  /** Of the bytes received (and checked again by size before each launch). */
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   size: z.number().int().nonnegative(),
+  /** Where it was downloaded from (absent in states written before it was kept). */
+  link: z.string().optional(),
+  /** False when it was taken without a sha256 (toolPolicy.allowMissingChecksum); absent: checked. */
+  verified: z.boolean().optional(),
 });
 export type InstalledBinary = z.infer<typeof InstalledBinary>;
 
@@ -77,10 +82,10 @@ export function binaryPathFor(paths: UpdatePaths, version: string): string {
   return join(paths.versionsDir, version, paths.binaryName);
 }
 
-export class UpdateStateError extends Error {
+export class UpdateStateError extends EdgeError {
   readonly code = "EDGE_UPDATE_STATE";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "UpdateStateError";
   }
 }
@@ -92,13 +97,13 @@ export async function readUpdateState(paths: UpdatePaths): Promise<UpdateState> 
     text = await readFile(paths.stateFile, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return EMPTY_UPDATE_STATE;
-    throw new UpdateStateError(`cannot read ${paths.stateFile}: ${(error as Error).message}`);
+    throw new UpdateStateError(`cannot read ${paths.stateFile}: ${(error as Error).message}`, { cause: error });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new UpdateStateError(`${paths.stateFile} is not JSON: ${(error as Error).message}`);
+    throw new UpdateStateError(`${paths.stateFile} is not JSON: ${(error as Error).message}`, { cause: error });
   }
   const result = UpdateState.safeParse(parsed);
   if (!result.success)

@@ -5,10 +5,10 @@ import { DeviceStore } from "../../src/bridge/devices/device-store.ts";
 import { DevicesProcessor } from "../../src/bridge/devices/devices-processor.ts";
 import { ensurePresenceStream, presenceStreamNames } from "../../src/bridge/devices/presence.ts";
 import type { SourceMessage } from "../../src/bridge/records/source-message.ts";
+import { OrderedStreamSource } from "../../src/bridge/source/ordered-stream-source.ts";
 import { DEVICE_STATE_STREAMS, MachinePinotMessage } from "../../src/contracts/index.ts";
 import type { Clock } from "../../src/runtime/clock.ts";
 import { type Logger, silentLogger } from "../../src/runtime/logger.ts";
-import { OrderedStreamSource } from "../../src/transport/ordered-stream-source.ts";
 import { waitFor } from "./wait-for.ts";
 
 /**

@@ -3,8 +3,17 @@ import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensurePinotRuntime, PINOT_RUNTIME_SOURCES } from "../../scripts/pinot-runtime.ts";
+import {
+  PINOT_START_TIMEOUT_MS,
+  type PinotPorts,
+  pinotClusterArgs,
+  pinotEndpoints,
+  pinotReady,
+} from "../../scripts/local-services/pinot-cluster-process.ts";
+import { ensurePinotRuntime } from "../../scripts/pinot-runtime.ts";
+
 import { freeLoopbackPort } from "./nats-server.ts";
+import { waitFor } from "./wait-for.ts";
 
 /**
  * Starts a real Apache Pinot cluster (scripts/pinot-runtime.ts) as one JVM on loopback:
@@ -36,30 +45,7 @@ export interface PinotClusterHandle {
   output(): string;
 }
 
-/** A cluster that never comes up is given up on after this long; a normal start takes ~16 s. */
-const START_TIMEOUT_MS = 120_000;
 const OUTPUT_LIMIT = 16 * 1024;
-const JVM_FLAGS = ["-Xms256m", "-Xmx1g", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"];
-
-async function answersOk(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-    return response.ok && (await response.text()).trim() === "OK";
-  } catch {
-    return false;
-  }
-}
-
-async function listsInstances(controllerUrl: string, expected: readonly string[]): Promise<boolean> {
-  try {
-    const response = await fetch(`${controllerUrl}/instances`, { signal: AbortSignal.timeout(2_000) });
-    if (!response.ok) return false;
-    const { instances } = (await response.json()) as { instances?: string[] };
-    return expected.every((instance) => instances?.includes(instance));
-  } catch {
-    return false;
-  }
-}
 
 async function javaTmpdir(dir: string): Promise<string> {
   const javaTmp = join(dir, "java-tmp");
@@ -95,31 +81,18 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
   };
 
   try {
-    const ports: number[] = [];
-    for (let index = 0; index < 5; index += 1) ports.push(await freeLoopbackPort());
-    const [zkPort, controllerPort, brokerPort, serverNettyPort, serverAdminPort] = ports as [
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
+    const ports: PinotPorts = {
+      zooKeeper: await freeLoopbackPort(),
+      controller: await freeLoopbackPort(),
+      broker: await freeLoopbackPort(),
+      serverQuery: await freeLoopbackPort(),
+      serverAdmin: await freeLoopbackPort(),
+    };
     const started = Date.now();
-    const proc = spawn(
-      "java",
-      [
-        ...JVM_FLAGS,
-        `-Dlog4j2.configurationFile=${join(runtimeDir, "log4j2.properties")}`,
-        // Pinot's own temp files go with the cluster's dir, not into /tmp.
-        `-Djava.io.tmpdir=${await javaTmpdir(dir)}`,
-        "-cp",
-        join(runtimeDir, "libs", "*"),
-        join(PINOT_RUNTIME_SOURCES, "PinotCluster.java"),
-        join(dir, "data"),
-        ...ports.map(String),
-      ],
-      { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const proc = spawn("java", pinotClusterArgs(runtimeDir, join(dir, "data"), ports, await javaTmpdir(dir)), {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     child = proc;
     proc.stdout?.on("data", append);
     proc.stderr?.on("data", append);
@@ -130,30 +103,22 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
     });
     proc.once("error", (error) => (failure ??= `could not be started: ${error.message}`));
 
-    const controllerUrl = `http://127.0.0.1:${controllerPort}`;
-    const brokerUrl = `http://127.0.0.1:${brokerPort}`;
-    const instances = [`Broker_127.0.0.1_${brokerPort}`, `Server_127.0.0.1_${serverNettyPort}`];
-    const until = started + START_TIMEOUT_MS;
-    for (;;) {
-      if (failure) throw new Error(`pinot cluster ${failure}\n${output}`);
-      const ready =
-        (await answersOk(`${controllerUrl}/health`)) &&
-        (await answersOk(`${brokerUrl}/health`)) &&
-        (await answersOk(`http://127.0.0.1:${serverAdminPort}/health`)) &&
-        (await listsInstances(controllerUrl, instances));
-      if (ready) break;
-      if (Date.now() > until)
-        throw new Error(
-          `pinot cluster not ready within ${START_TIMEOUT_MS} ms (zk ${zkPort}, server netty ${serverNettyPort})\n${output}`,
-        );
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    const endpoints = pinotEndpoints(ports);
+    const outcome = await waitFor(
+      `the pinot cluster to be ready (zk ${ports.zooKeeper}, server netty ${ports.serverQuery})`,
+      async () => failure ?? ((await pinotReady(endpoints)) && "ready"),
+      PINOT_START_TIMEOUT_MS - (Date.now() - started),
+      250,
+    ).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\n${output}`, { cause: error });
+    });
+    if (outcome !== "ready") throw new Error(`pinot cluster ${outcome}\n${output}`);
     return {
-      controllerUrl,
-      brokerUrl,
+      controllerUrl: endpoints.controllerUrl,
+      brokerUrl: endpoints.brokerUrl,
       startMs: Date.now() - started,
       pid: proc.pid ?? -1,
-      serverQueryPort: serverNettyPort,
+      serverQueryPort: ports.serverQuery,
       async dispose() {
         await kill();
         await rm(dir, { recursive: true, force: true });

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { CommandError, ExitCode } from "../../cli/exit-codes.ts";
-import { processHost } from "../../cli/process-host.ts";
-import { AGENT_VERSION } from "../../runtime/version.ts";
-import { SettingsError } from "../../settings/errors.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
-import { bridgeFlagOptions, loadBridgeSettings } from "../settings/load-bridge-settings.ts";
+import { CommandError, ExitCode, processHost } from "../../cli-kit/index.ts";
+import { AGENT_VERSION } from "../../runtime/index.ts";
+import { SettingsError } from "../../settings-kit/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
+import { bridgeFlagOptions, loadBridgeSettings } from "../settings/index.ts";
 
 const USAGE = `usage: edge-bridge [command] [options]
 
@@ -20,6 +19,10 @@ commands:
             upsert/dedup, topic, partitions) or a topic's partition count differs from kafka.partitions
   status    every running instance of this group and its shards (asks over NATS; else reads the
             local status file); --json for scripts
+  tail TOPIC [--follow | --from-end]
+            what the bridge wrote to a Kafka topic, as read_committed readers see it: one JSON line
+            per record (key, partition, offset, timestamp, headers, value), from the beginning to
+            the end; --follow keeps reading new ones, --from-end prints only new ones (Ctrl-C stops)
   version   print the version
 
 options (each also EDGE_BRIDGE_* in the environment, or a key of settings.json; see README.md):
@@ -48,6 +51,8 @@ async function main(argv: readonly string[]): Promise<number> {
       help: { type: "boolean", short: "h" },
       controller: { type: "string" },
       "pinot-kafka-brokers": { type: "string" },
+      follow: { type: "boolean", short: "f" },
+      "from-end": { type: "boolean" },
     },
   });
   if (values.help) {
@@ -64,13 +69,14 @@ async function main(argv: readonly string[]): Promise<number> {
       const { fetchBridgeStatus, formatBridgeStatus } = await import("./status-command.ts");
       const report = await fetchBridgeStatus(settingsFrom(values));
       process.stdout.write(`${values.json ? JSON.stringify(report, null, 2) : formatBridgeStatus(report)}\n`);
-      return report.source === "none" ? ExitCode.failure : ExitCode.ok;
+      // As the agent's status: 0 while an instance runs, 1 when none does.
+      return report.running ? ExitCode.ok : ExitCode.failure;
     }
     case "pinot-setup": {
       const { controller, "pinot-kafka-brokers": pinotKafkaBrokers, ...settingFlags } = values;
       if (!controller)
         throw new CommandError("pinot-setup needs --controller URL (the Pinot controller)", ExitCode.badSettings);
-      const { runPinotSetup } = await import("../pinot/pinot-setup.ts");
+      const { runPinotSetup } = await import("../pinot/index.ts");
       const actions = await runPinotSetup(settingsFrom(settingFlags), {
         controllerUrl: controller,
         ...(pinotKafkaBrokers ? { kafkaBrokersForPinot: pinotKafkaBrokers } : {}),
@@ -84,6 +90,25 @@ async function main(argv: readonly string[]): Promise<number> {
               : `${action.kind} ${action.name}`;
         process.stdout.write(`${line}\n`);
       }
+      return ExitCode.ok;
+    }
+    case "tail": {
+      const { tailCommand } = await import("./tail-command.ts");
+      const { follow, "from-end": fromEnd, ...settingFlags } = values;
+      const stop = new AbortController();
+      const onSignal = (): void => stop.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      // A reader that went away (`| head`) ends the command, quietly.
+      process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+        if (error.code === "EPIPE") process.exit(ExitCode.ok);
+      });
+      await tailCommand(
+        settingsFrom(settingFlags),
+        positionals[1],
+        { follow: follow === true, fromEnd: fromEnd === true, signal: stop.signal },
+        (line) => process.stdout.write(`${line}\n`),
+      );
       return ExitCode.ok;
     }
     case "version":

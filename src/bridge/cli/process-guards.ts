@@ -1,4 +1,4 @@
-import type { Logger } from "../../runtime/logger.ts";
+import type { Logger } from "../../runtime/index.ts";
 
 /** The process events the guards listen to (the process itself; an EventEmitter in tests). */
 export interface ProcessEventSource {

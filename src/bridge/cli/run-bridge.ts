@@ -1,14 +1,10 @@
 import { hostname } from "node:os";
-import { ExitCode } from "../../cli/exit-codes.ts";
-import { processAlive } from "../../cli/process-alive.ts";
-import { systemClock } from "../../runtime/clock.ts";
-import { createLogger } from "../../runtime/logger.ts";
-import { AGENT_VERSION } from "../../runtime/version.ts";
-import { createBridge } from "../bridge.ts";
-import { describeKafkaError } from "../kafka/kafka-errors.ts";
-import { TopicSetupError } from "../kafka/topics.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
-import { InstanceIdInUseError } from "../shards/shard-leases.ts";
+import { ExitCode, GracefulStop, processAlive } from "../../cli-kit/index.ts";
+import { AGENT_VERSION, createLogger, systemClock } from "../../runtime/index.ts";
+import { createBridge } from "../index.ts";
+import { describeKafkaError, TopicSetupError } from "../kafka/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
+import { InstanceIdInUseError } from "../shards/index.ts";
 import { guardProcess } from "./process-guards.ts";
 
 /** SIGTERM to exit: the open transactions commit or abort, leases go back, within this. */
@@ -41,38 +37,20 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
   // still out of reach: this one does, until the bridge has stopped.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   return new Promise<number>((resolve) => {
-    let stoppingSinceMs: number | null = null;
-    const stopThen = (code: number): void => {
-      if (stoppingSinceMs !== null) return;
-      stoppingSinceMs = performance.now();
-      const forced = setTimeout(() => {
-        logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, "shutdown took too long: leaving now");
-        resolve(ExitCode.failure);
-      }, SHUTDOWN_DEADLINE_MS);
-      forced.unref();
-      bridge
-        .stop(SHUTDOWN_DEADLINE_MS - 1_500)
-        .then(() => {
-          logger.info("edge-bridge stopped");
-          resolve(code);
-        })
-        .catch((error: unknown) => {
-          logger.error({ err: error }, "error while stopping");
-          resolve(ExitCode.failure);
-        });
+    const graceful = new GracefulStop({
+      logger,
+      program: "edge-bridge",
+      deadlineMs: SHUTDOWN_DEADLINE_MS,
+      clock: systemClock,
+      stop: () => bridge.stop(SHUTDOWN_DEADLINE_MS - 1_500),
+      leave: resolve,
+    });
+    const stoppedWith = (code: number) => (): void => {
+      logger.info("edge-bridge stopped");
+      resolve(code);
     };
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stoppingSinceMs !== null) {
-        // One kill often arrives twice (to the process and to its group, as `timeout` sends it):
-        // only a signal that comes later is an operator insisting.
-        if (performance.now() - stoppingSinceMs < 1_000) return;
-        logger.warn({ signal }, "second signal while stopping: leaving now");
-        resolve(ExitCode.failure);
-        return;
-      }
-      logger.info({ signal }, "stopping edge-bridge");
-      stopThen(ExitCode.ok);
-    };
+    const stopThen = (code: number): void => graceful.stopThen(stoppedWith(code));
+    const onSignal = graceful.onSignal(stoppedWith(ExitCode.ok));
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
     guardProcess(process, logger, {

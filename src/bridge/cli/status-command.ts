@@ -1,21 +1,35 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { NoRespondersError } from "@nats-io/nats-core";
 import { Svcm } from "@nats-io/services";
-import { connectOnce } from "../../cli/one-shot-connection.ts";
-import { BRIDGE_STATUS_FILE } from "../bridge.ts";
-import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../service/bridge-status.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { CommandError, connectOnce, processAlive } from "../../cli-kit/index.ts";
+import { BRIDGE_STATUS_FILE } from "../index.ts";
+import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../service/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 
 export interface BridgeStatusReport {
   /** live: answered over NATS now; file: this machine's instance's last status file; none: neither. */
   readonly source: "live" | "file" | "none";
+  /** Whether an instance runs: one answered, or the status file's writer is still alive. */
+  readonly running: boolean;
+  /** With the file of an instance that no longer runs: when it last wrote it. */
+  readonly stoppedSince: string | null;
   readonly instances: readonly BridgeStatus[];
   readonly problem: string | null;
 }
 
+/** Why no instance answered, in an operator's words: decided on the errors' classes, never their text. */
+function whyNoAnswer(error: unknown, settings: BridgeSettings): string {
+  const servers = settings.natsServers.join(", ");
+  if (error instanceof NoRespondersError || (error instanceof Error && error.cause instanceof NoRespondersError))
+    return `no edge-bridge instance answered on ${servers}`;
+  if (error instanceof CommandError) return error.message;
+  return `asking the instances on ${servers} failed: ${error instanceof Error ? error.message : String(error)}`;
+}
+
 /** Every instance of the group, asked over `$SRV.STATS.edge-bridge`; else the local status file. */
 export async function fetchBridgeStatus(settings: BridgeSettings): Promise<BridgeStatusReport> {
-  let problem: string | null = null;
+  let problem: string;
   try {
     const connection = await connectOnce(settings, `edge-bridge-status-${process.pid}`, 2_000);
     try {
@@ -30,6 +44,8 @@ export async function fetchBridgeStatus(settings: BridgeSettings): Promise<Bridg
       if (instances.length > 0)
         return {
           source: "live",
+          running: true,
+          stoppedSince: null,
           instances: instances.sort((a, b) => a.instanceId.localeCompare(b.instanceId)),
           problem: null,
         };
@@ -38,26 +54,46 @@ export async function fetchBridgeStatus(settings: BridgeSettings): Promise<Bridg
       await connection.close();
     }
   } catch (error) {
-    problem = error instanceof Error ? error.message : String(error);
+    problem = whyNoAnswer(error, settings);
   }
   const file = join(settings.dataDir, BRIDGE_STATUS_FILE);
+  let status: BridgeStatus;
+  let writtenMs: number;
   try {
     const [text, info] = await Promise.all([readFile(file, "utf8"), stat(file)]);
-    const status = JSON.parse(text) as BridgeStatus;
-    return {
-      source: "file",
-      instances: [status],
-      problem: `${problem}; showing ${file}, written ${Math.round((Date.now() - info.mtimeMs) / 1000)} s ago`,
-    };
+    status = JSON.parse(text) as BridgeStatus;
+    writtenMs = info.mtimeMs;
   } catch {
-    return { source: "none", instances: [], problem };
+    return { source: "none", running: false, stoppedSince: null, instances: [], problem };
   }
+  const ageSeconds = Math.round((Date.now() - writtenMs) / 1000);
+  const running = Number.isSafeInteger(status.pid) && status.pid > 0 && processAlive(status.pid);
+  return {
+    source: "file",
+    running,
+    stoppedSince: running ? null : new Date(writtenMs).toISOString(),
+    instances: [status],
+    problem: running
+      ? `${problem}; the instance on this machine (pid ${status.pid}) runs but did not answer: showing ${file}, written ${ageSeconds} s ago`
+      : `${problem}; no instance runs on this machine: showing what the last one left in ${file}`,
+  };
 }
 
 export function formatBridgeStatus(report: BridgeStatusReport): string {
   const lines: string[] = [];
   if (report.problem) lines.push(`note: ${report.problem}`);
+  const stopped = report.source === "file" && !report.running;
   for (const instance of report.instances) {
+    if (stopped) {
+      lines.push(
+        `instance ${instance.instanceId} (group ${instance.group}, version ${instance.version}) not running since ${report.stoppedSince}`,
+      );
+      lines.push(
+        `  last run: pid ${instance.pid}, started ${instance.startedAt}; its NATS link was ${instance.nats.connected ? `up to ${instance.nats.server ?? "?"}` : "down"}; kafka: ${instance.kafkaBrokers.join(", ")}`,
+      );
+      if (instance.fatal) lines.push(`  it stopped because: ${instance.fatal}`);
+      continue;
+    }
     lines.push(
       `instance ${instance.instanceId} (group ${instance.group}, version ${instance.version}, pid ${instance.pid}, since ${instance.startedAt})`,
     );

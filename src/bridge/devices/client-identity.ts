@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { isSafeToken } from "../../contracts/index.ts";
-import { textOf } from "../records/source-message.ts";
+import { textOf } from "../records/index.ts";
 
 /**
  * The parts presence reads of nats-server's own client advisories (`$SYS.ACCOUNT.<account>.CONNECT`

@@ -1,7 +1,8 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Logger } from "../../runtime/logger.ts";
+import { EdgeError } from "../../errors/index.ts";
+import type { Logger } from "../../runtime/index.ts";
 import { DeviceState, newDeviceState } from "./device-state.ts";
 
 export interface StoredDevice {
@@ -10,7 +11,7 @@ export interface StoredDevice {
   readonly revision: number;
 }
 
-export class DeviceStoreConflictError extends Error {
+export class DeviceStoreConflictError extends EdgeError {
   readonly code = "EDGE_BRIDGE_DEVICE_CONFLICT";
   readonly machineId: string;
   constructor(machineId: string, cause: unknown) {

@@ -8,11 +8,9 @@ import {
   type MachinePinotMessage,
   parseMachineEventSubject,
 } from "../../contracts/index.ts";
-import type { Clock } from "../../runtime/clock.ts";
-import type { Logger } from "../../runtime/logger.ts";
-import { provenanceOf } from "../records/provenance.ts";
-import { headerValue, type OutputRecord, type SourceMessage, textOf } from "../records/source-message.ts";
-import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "../shards/shard-processor.ts";
+import type { Clock, Logger } from "../../runtime/index.ts";
+import { headerValue, type OutputRecord, provenanceOf, type SourceMessage, textOf } from "../records/index.ts";
+import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "../shards/index.ts";
 import type { ClientIdentityRule } from "./client-identity.ts";
 import { type DeviceSignal, type DeviceStatus, nextDeviceState, type RowContext } from "./device-state.ts";
 import { type DeviceStore, DeviceStoreConflictError, type StoredDevice } from "./device-store.ts";

@@ -3,8 +3,8 @@ import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } fro
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import * as z from "zod";
 import { HeartbeatMessage, isSafeToken, STREAM_DUPLICATE_WINDOW_MS } from "../../contracts/index.ts";
-import { type Cancel, type Clock, timersOf } from "../../runtime/clock.ts";
-import type { Logger } from "../../runtime/logger.ts";
+import type { Logger } from "../../runtime/index.ts";
+import { type Cancel, type Clock, timersOf } from "../../runtime/index.ts";
 import { type ClientIdentityRule, machineOfClientEvent, parseServerClientEvent } from "./client-identity.ts";
 import { DeviceStatus, StatusReason } from "./device-state.ts";
 

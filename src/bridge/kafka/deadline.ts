@@ -1,5 +1,7 @@
+import { EdgeError } from "../../errors/index.ts";
+
 /** A Kafka call that did not answer in time: treated like any passing failure (back off, take over again). */
-export class KafkaDeadlineError extends Error {
+export class KafkaDeadlineError extends EdgeError {
   readonly code = "EDGE_BRIDGE_KAFKA_DEADLINE";
   constructor(what: string, ms: number) {
     super(`${what} did not finish within ${ms} ms (Kafka unreachable or too slow)`);

@@ -1,3 +1,5 @@
+import { withErrorCodes } from "../../runtime/index.ts";
+
 /**
  * What a Kafka failure means for the bridge. Every client error is one of:
  * - `fenced`: another producer took this transactional id (a new owner of the shard), or the
@@ -65,6 +67,11 @@ export function classifyKafkaError(error: unknown): KafkaFailureKind {
 /** One line for the log: the client's message and the broker's error ids. */
 export function describeKafkaError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
+  // The client library's own codes (PLT_KFK_*) say nothing an operator can act on.
   const ids = [...kafkaErrorIds(error)].filter((id) => !id.startsWith("PLT_KFK_"));
-  return ids.length > 0 ? `${message} (${ids.join(", ")})` : message;
+  return withErrorCodes(
+    message,
+    ids.filter((id) => id.startsWith("EDGE_")),
+    { name: "Kafka", ids: ids.filter((id) => !id.startsWith("EDGE_")) },
+  );
 }

@@ -1,5 +1,5 @@
-import { type Cancel, type Clock, timersOf } from "../../runtime/clock.ts";
-import type { Logger } from "../../runtime/logger.ts";
+import type { Logger } from "../../runtime/index.ts";
+import { type Cancel, type Clock, timersOf } from "../../runtime/index.ts";
 import { classifyKafkaError, describeKafkaError, kafkaErrorIds } from "./kafka-errors.ts";
 
 /** What the bridge's status says of Kafka. */

@@ -1,5 +1,5 @@
 import { parentPort } from "node:worker_threads";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 import { kafkaClientOptions, TransactionalProducer } from "./client/index.ts";
 import { kafkaErrorIds } from "./kafka-errors.ts";
 import { decodeRecords } from "./record-frames.ts";

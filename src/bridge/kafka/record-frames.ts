@@ -1,4 +1,4 @@
-import type { OutputRecord } from "../records/source-message.ts";
+import type { OutputRecord } from "../records/index.ts";
 
 /**
  * A batch of records as one ArrayBuffer, so it crosses to the producer thread by transfer (no

@@ -1,6 +1,7 @@
 import { Worker } from "node:worker_threads";
-import type { OutputRecord } from "../records/source-message.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { EdgeError } from "../../errors/index.ts";
+import type { OutputRecord } from "../records/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 import { withDeadline } from "./deadline.ts";
 import type { ProducerReply, ProducerRequest } from "./producer-thread.ts";
 import { encodeRecords } from "./record-frames.ts";
@@ -10,7 +11,7 @@ import type { TransactionWriter } from "./transaction-writer.ts";
 export const PRODUCER_THREAD_ASSET = "producer-thread.cjs";
 
 /** A failure the producer thread reported: the broker's error ids survive the crossing, so it is classified as any other. */
-export class KafkaThreadError extends Error {
+export class KafkaThreadError extends EdgeError {
   readonly code: string;
   readonly errors: ReadonlyArray<{ readonly apiId: string }>;
   constructor(message: string, ids: readonly string[]) {

@@ -1,11 +1,11 @@
 import type { TopicRole } from "../../contracts/index.ts";
-import type { Logger } from "../../runtime/logger.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
-import { shardStateTopic, shardStateTopicSpec } from "../state/shard-state-store.ts";
+import { EdgeError } from "../../errors/index.ts";
+import type { Logger } from "../../runtime/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 import { type KafkaAdmin, kafkaClientOptions, type TopicSpec, withKafkaAdmin } from "./client/index.ts";
 import { withDeadline } from "./deadline.ts";
 
-export class TopicSetupError extends Error {
+export class TopicSetupError extends EdgeError {
   readonly code = "EDGE_BRIDGE_TOPIC_SETUP";
   constructor(message: string) {
     super(message);
@@ -21,14 +21,41 @@ interface TopicPlan {
   readonly required?: Readonly<Record<string, string>>;
 }
 
+/** A shard's own state topic: `<checkpoint topic>.<shard>`, e.g. edge-bridge-checkpoints.TELEMETRY. */
+export function shardStateTopic(checkpointTopic: string, shard: string): string {
+  return `${checkpointTopic}.${shard}`;
+}
+
+/**
+ * How a shard's state topic is made: one partition (one writer, one reader), compacted (a key's
+ * newest value is all a takeover needs), and small segments cleaned early, so what a takeover
+ * reads stays close to one record per key (the live windows and the checkpoint) instead of
+ * everything written since the last clean.
+ */
+export function shardStateTopicSpec(name: string, replicas: number): TopicSpec {
+  return {
+    name,
+    partitions: 1,
+    replicas,
+    configs: {
+      "cleanup.policy": "compact",
+      "segment.bytes": String(16 * 1024 * 1024),
+      "segment.ms": String(10 * 60_000),
+      "min.cleanable.dirty.ratio": "0.1",
+      "max.compaction.lag.ms": String(60 * 60_000),
+      "delete.retention.ms": String(60 * 60_000),
+    },
+  };
+}
+
 const settingOfRole = (role: TopicRole): string =>
   `EDGE_BRIDGE_TOPIC_${role.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()}`;
 
 /**
  * The topics the bridge writes, and how it creates the ones that are missing. Each shard's state
- * topic (state/shard-state-store.ts) must be compacted: it is where the shard remembers how far it
- * got, and a topic that deletes old records would one day forget a quiet stream's position and
- * bridge it all again. The `checkpoint` setting names their common prefix (and the legacy shared
+ * topic (shardStateTopic above; state/shard-state-store.ts writes it) must be compacted: it is
+ * where the shard remembers how far it got, and a topic that deletes old records would one day
+ * forget a quiet stream's position and bridge it all again. The `checkpoint` setting names their common prefix (and the legacy shared
  * topic, which is no longer created: only read once, to move a shard's state out of it).
  */
 export function topicPlans(settings: BridgeSettings, shards: readonly string[]): TopicPlan[] {

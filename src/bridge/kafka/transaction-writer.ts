@@ -1,4 +1,4 @@
-import type { OutputRecord } from "../records/source-message.ts";
+import type { OutputRecord } from "../records/index.ts";
 
 /**
  * What a shard writes its transactions with: in this thread (kafka/client's TransactionalProducer)

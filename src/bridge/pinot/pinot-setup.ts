@@ -1,5 +1,6 @@
-import { kafkaClientOptions, withKafkaAdmin } from "../kafka/client/index.ts";
-import type { BridgeSettings } from "../settings/bridge-settings.ts";
+import { EdgeError } from "../../errors/index.ts";
+import { kafkaClientOptions, withKafkaAdmin } from "../kafka/index.ts";
+import type { BridgeSettings } from "../settings/index.ts";
 import { planPinotSetup, type SetupAction } from "./setup-plan.ts";
 import { type JsonObject, type PinotTableDefinition, pinotTableDefinitions } from "./table-definitions.ts";
 
@@ -8,7 +9,7 @@ import { type JsonObject, type PinotTableDefinition, pinotTableDefinitions } fro
  * pinot/ through the controller's REST API, idempotently (a second run changes nothing). Every table is
  * planned first (setup-plan.ts); when any plan is refused nothing at all is changed.
  */
-export class PinotSetupRefusedError extends Error {
+export class PinotSetupRefusedError extends EdgeError {
   readonly code = "EDGE_BRIDGE_PINOT_SETUP_REFUSED";
   constructor(message: string) {
     super(message);
@@ -16,7 +17,7 @@ export class PinotSetupRefusedError extends Error {
   }
 }
 
-export class PinotControllerError extends Error {
+export class PinotControllerError extends EdgeError {
   readonly code = "EDGE_BRIDGE_PINOT_CONTROLLER";
   constructor(message: string) {
     super(message);

@@ -4,6 +4,7 @@ import eventsSchema from "../../../pinot/machine_events.schema.json" with { type
 import eventsTable from "../../../pinot/machine_events.table.json" with { type: "json" };
 import telemetrySchema from "../../../pinot/machine_telemetry.schema.json" with { type: "json" };
 import telemetryTable from "../../../pinot/machine_telemetry.table.json" with { type: "json" };
+import { EdgeError } from "../../errors/index.ts";
 
 /**
  * The Pinot schemas and REALTIME tables the bridge's topics feed (the JSON files in `pinot/`), rendered
@@ -32,7 +33,7 @@ export interface PinotTableDefinition {
   readonly table: JsonObject;
 }
 
-export class PinotTemplateError extends Error {
+export class PinotTemplateError extends EdgeError {
   readonly code = "EDGE_BRIDGE_PINOT_TEMPLATE";
   constructor(message: string) {
     super(message);

@@ -82,6 +82,8 @@ const TOPIC_OF_TYPE: Readonly<Record<EventType, TopicRole>> = {
   [EventType.configStatus]: "events",
   [EventType.clientUpdateStatus]: "events",
   [EventType.clientUninstallStatus]: "events",
+  [EventType.taskOutput]: "events",
+  [EventType.taskResult]: "events",
   [EventType.outboxGauge]: "events",
 };
 

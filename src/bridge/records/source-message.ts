@@ -1,4 +1,4 @@
-import type { StreamMessage } from "../../transport/ordered-stream-source.ts";
+import type { StreamMessage } from "../source/index.ts";
 
 /** One event as the bridge reads it from a JetStream stream (pure data: records are built without a server). */
 export type SourceMessage = StreamMessage;

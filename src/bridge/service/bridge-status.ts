@@ -1,8 +1,8 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { type Service, Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { KafkaHealthStatus } from "../kafka/kafka-health.ts";
-import type { ShardStats } from "../shards/shard-runner.ts";
+import type { KafkaHealthStatus } from "../kafka/index.ts";
+import type { ShardStats } from "../shards/index.ts";
 
 export const BRIDGE_SERVICE_NAME = "edge-bridge";
 

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import * as z from "zod";
 import { DEFAULT_TOPICS, isSafeToken } from "../../contracts/index.ts";
-import { LOG_LEVELS } from "../../settings/settings.ts";
+import { LOG_LEVELS } from "../../runtime/index.ts";
 
 /**
  * The companion bridge's settings, resolved like the agent's: defaults < `settings.json` in the

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { SettingsError } from "../../settings/errors.ts";
 import {
+  assertCompleteNatsEndpoint,
   environmentLayer,
   type FlagValues,
   fileLayer,
@@ -11,9 +11,9 @@ import {
   readJsonSettingsFile,
   resolveSettings,
   type SettingSpec,
+  SettingsError,
   settingsFlagOptionsOf,
-} from "../../settings/layers.ts";
-import { assertCompleteNatsEndpoint } from "../../settings/load.ts";
+} from "../../settings-kit/index.ts";
 import { BridgeSettings, defaultBridgeDirectories, defaultBridgeSettings } from "./bridge-settings.ts";
 
 export const BRIDGE_SETTINGS_FILE_NAME = "settings.json";

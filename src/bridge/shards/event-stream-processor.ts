@@ -1,14 +1,13 @@
 import { EventHeader, isSafeToken } from "../../contracts/index.ts";
-import type { Logger } from "../../runtime/logger.ts";
+import type { Logger } from "../../runtime/index.ts";
+import { DedupeWindowRecord, DedupeWindows, lifeKeyOfState, outboxLifeKey, windowStateKey } from "../dedupe/index.ts";
 import {
-  DedupeWindowRecord,
-  DedupeWindows,
-  lifeKeyOfState,
-  outboxLifeKey,
-  windowStateKey,
-} from "../dedupe/dedupe-windows.ts";
-import { type RouterOptions, routeMessage } from "../records/event-router.ts";
-import { headerValue, type OutputRecord, type SourceMessage } from "../records/source-message.ts";
+  headerValue,
+  type OutputRecord,
+  type RouterOptions,
+  routeMessage,
+  type SourceMessage,
+} from "../records/index.ts";
 import type { BatchPositions, PreparedBatch, ShardProcessor, TakeoverContext } from "./shard-processor.ts";
 
 /** At most this long, an X-Outbox-ID is taken as one (a random UUID is 36). */

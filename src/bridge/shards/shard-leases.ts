@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from "node:crypto";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type Cancel, type Clock, sleepOn, timersOf } from "../../runtime/clock.ts";
-import type { Logger } from "../../runtime/logger.ts";
-import { isRevisionConflict } from "../../transport/kv-errors.ts";
+import { EdgeError } from "../../errors/index.ts";
+import type { Logger } from "../../runtime/index.ts";
+import { type Cancel, type Clock, sleepOn, timersOf } from "../../runtime/index.ts";
+import { isRevisionConflict } from "../../transport/index.ts";
 
 export interface ShardLeasesOptions {
   readonly connection: NatsConnection;
@@ -28,7 +29,7 @@ export interface ShardLeasesOptions {
   readonly lost: (shard: string) => Promise<void>;
 }
 
-export class InstanceIdInUseError extends Error {
+export class InstanceIdInUseError extends EdgeError {
   readonly code = "EDGE_BRIDGE_INSTANCE_ID_IN_USE";
   constructor(instanceId: string, holder: string) {
     super(

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
-import type { CheckpointValue, StateChange } from "../state/checkpoint.ts";
+import type { OutputRecord, SourceMessage } from "../records/index.ts";
+import type { CheckpointValue, StateChange } from "../state/index.ts";
 
 /** What a processor knows when a shard is taken over: its committed position and state, from Kafka. */
 export interface TakeoverContext {

@@ -1,15 +1,13 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jitteredBackoff } from "../../runtime/backoff.ts";
-import { type Clock, sleepOn } from "../../runtime/clock.ts";
-import type { Logger } from "../../runtime/logger.ts";
-import { OrderedStreamSource, type SourceCounters } from "../../transport/ordered-stream-source.ts";
-import { classifyKafkaError, describeKafkaError } from "../kafka/kafka-errors.ts";
-import type { KafkaHealth } from "../kafka/kafka-health.ts";
-import type { TransactionWriter } from "../kafka/transaction-writer.ts";
-import type { OutputRecord, SourceMessage } from "../records/source-message.ts";
-import type { CheckpointValue } from "../state/checkpoint.ts";
-import type { LoadedShardState, ShardStateStore } from "../state/shard-state-store.ts";
+import { EdgeError } from "../../errors/index.ts";
+import type { Logger } from "../../runtime/index.ts";
+import { type Clock, jitteredBackoff, sleepOn } from "../../runtime/index.ts";
+import type { KafkaHealth, TransactionWriter } from "../kafka/index.ts";
+import { classifyKafkaError, describeKafkaError } from "../kafka/index.ts";
+import type { OutputRecord, SourceMessage } from "../records/index.ts";
+import { OrderedStreamSource, type SourceCounters } from "../source/index.ts";
+import type { CheckpointValue, LoadedShardState, ShardStateStore } from "../state/index.ts";
 import type { PreparedBatch, ShardProcessor } from "./shard-processor.ts";
 
 export type ShardState = "starting" | "running" | "retrying" | "waiting-for-stream" | "stopped";
@@ -82,7 +80,7 @@ export interface ShardRunnerOptions {
 }
 
 /** The broker refused a transaction as too large: its events go again in smaller ones. */
-class BatchTooLargeError extends Error {
+class BatchTooLargeError extends EdgeError {
   readonly code = "EDGE_BRIDGE_BATCH_TOO_LARGE";
   readonly messages: readonly SourceMessage[];
   readonly reason: string;

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { EdgeError } from "../../errors/index.ts";
 
 /**
  * How far a shard has bridged each of its streams, written in the same Kafka transaction as the
@@ -27,7 +28,7 @@ export interface StateChange {
 export const CHECKPOINT_KEY = "checkpoint";
 
 /** A shard's checkpoint could not be read back: bridging on would duplicate or skip, so the shard does not. */
-export class CheckpointUnreadableError extends Error {
+export class CheckpointUnreadableError extends EdgeError {
   readonly code = "EDGE_BRIDGE_CHECKPOINT_UNREADABLE";
   constructor(topic: string, detail: string, cause?: unknown) {
     super(
@@ -42,7 +43,7 @@ export class CheckpointUnreadableError extends Error {
  * The shard's state was migrated out of the legacy shared topic, and its own topic has since lost
  * it (deleted, or emptied): the shard does not start from the stream's beginning on its own.
  */
-export class CheckpointLostError extends Error {
+export class CheckpointLostError extends EdgeError {
   readonly code = "EDGE_BRIDGE_CHECKPOINT_LOST";
   constructor(shard: string, topic: string, legacyTopic: string) {
     super(

@@ -1,8 +1,7 @@
 import * as z from "zod";
-import { outboxLifeKey, windowStateKey } from "../dedupe/dedupe-windows.ts";
-import { LegacyRingSnapshot, windowFromLegacyRing } from "../dedupe/sequence-window.ts";
-import { type KafkaClientOptions, readCommittedPartition } from "../kafka/client/index.ts";
-import type { OutputRecord } from "../records/source-message.ts";
+import { LegacyRingSnapshot, outboxLifeKey, windowFromLegacyRing, windowStateKey } from "../dedupe/index.ts";
+import { type KafkaClientOptions, readCommittedPartition } from "../kafka/index.ts";
+import type { OutputRecord } from "../records/index.ts";
 import { CheckpointUnreadableError, CheckpointValue } from "./checkpoint.ts";
 
 /**

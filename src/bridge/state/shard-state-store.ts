@@ -1,7 +1,12 @@
-import type { TopicSpec } from "../kafka/client/admin.ts";
-import { type KafkaClientOptions, readCommittedPartition, withKafkaAdmin } from "../kafka/client/index.ts";
-import { withDeadline } from "../kafka/deadline.ts";
-import type { OutputRecord } from "../records/source-message.ts";
+import {
+  type KafkaClientOptions,
+  readCommittedPartition,
+  shardStateTopic,
+  shardStateTopicSpec,
+  withDeadline,
+  withKafkaAdmin,
+} from "../kafka/index.ts";
+import type { OutputRecord } from "../records/index.ts";
 import {
   CHECKPOINT_KEY,
   CheckpointLostError,
@@ -33,33 +38,6 @@ export interface ShardStateStore {
   records(checkpoint: CheckpointValue, changes: readonly StateChange[]): OutputRecord[];
   /** The first transaction after a migration: all of the state, the checkpoint, and the legacy topic told. */
   migrationRecords(loaded: LoadedShardState, checkpoint: CheckpointValue): OutputRecord[];
-}
-
-/** A shard's own state topic: `<checkpoint topic>.<shard>`, e.g. edge-bridge-checkpoints.TELEMETRY. */
-export function shardStateTopic(checkpointTopic: string, shard: string): string {
-  return `${checkpointTopic}.${shard}`;
-}
-
-/**
- * How a shard's state topic is made: one partition (one writer, one reader), compacted (a key's
- * newest value is all a takeover needs), and small segments cleaned early, so what a takeover
- * reads stays close to one record per key (the live windows and the checkpoint) instead of
- * everything written since the last clean.
- */
-export function shardStateTopicSpec(name: string, replicas: number): TopicSpec {
-  return {
-    name,
-    partitions: 1,
-    replicas,
-    configs: {
-      "cleanup.policy": "compact",
-      "segment.bytes": String(16 * 1024 * 1024),
-      "segment.ms": String(10 * 60_000),
-      "min.cleanable.dirty.ratio": "0.1",
-      "max.compaction.lag.ms": String(60 * 60_000),
-      "delete.retention.ms": String(60 * 60_000),
-    },
-  };
 }
 
 const LOAD_DEADLINE_MS = 60_000;

@@ -39,3 +39,16 @@ export function judgeClockSkew(sample: ServerTimeSample): CheckResult {
   if (beyondMs >= SKEW_WARN_MS) return warn(CHECK, reason, fix);
   return pass(CHECK, reason);
 }
+
+/**
+ * No answer this identity could get carried the server's time. Every supported server stamps
+ * stream and consumer info, so the likely cause is that the streams it asks about are missing
+ * (the streams check says which) or that it may ask for none.
+ */
+export function clockSkewUnmeasured(serverVersion: string | undefined): CheckResult {
+  return warn(
+    CHECK,
+    `cannot measure: no JetStream answer to this identity carried the server's time (nats-server ${serverVersion ?? "?"} stamps stream and consumer info; are the streams there?)`,
+    "make sure the clock is synchronised (timedatectl: 'System clock synchronized: yes')",
+  );
+}

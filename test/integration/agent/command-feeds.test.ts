@@ -204,4 +204,30 @@ describe("how an agent reads its commands: no consumer kept on the server, nothi
     );
     expect(await consumersOnServer()).toEqual([`CLIENT_UNINSTALL/machine_${MACHINE}_client-uninstall_consumer`]);
   }, 60_000);
+
+  it("reads a command stream the platform made anew (its sequences starting again) from its start", async () => {
+    await startAgent();
+    await waitFor("the first read of its feeds", () => agent?.status().commands.lastCheckedAt !== null);
+    const js = jetstream(operator);
+    for (const name of ["one", "two", "three"]) {
+      await js.publish(`machine.${MACHINE}.tool-installation`, await installOf(name));
+      await waitFor(`${name} installed`, async () =>
+        (await toolStatuses()).some((status) => status.toolAgentId === name && status.state === "INSTALLED"),
+      );
+    }
+    // The platform deletes the stream and makes it again: sequences start at 1 once more.
+    const manager = await jetstreamManager(operator);
+    const { config } = await manager.streams.info(COMMAND_STREAMS.toolInstallation);
+    await manager.streams.delete(COMMAND_STREAMS.toolInstallation);
+    await manager.streams.add(config);
+    await js.publish(`machine.${MACHINE}.tool-installation`, await installOf("after-recreate"));
+    await waitFor(
+      "the command in the new stream taken",
+      async () =>
+        (await toolStatuses()).some(
+          (status) => status.toolAgentId === "after-recreate" && status.state === "INSTALLED",
+        ),
+      20_000,
+    );
+  }, 60_000);
 });

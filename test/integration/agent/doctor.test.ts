@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -80,8 +80,13 @@ describe("edge-agent doctor against a real nats-server", () => {
     for (const check of [
       "settings",
       "machine id",
+      "platform",
       "signing",
+      "downloads",
+      "uninstall",
       "data dir",
+      "program location",
+      "tasks",
       "free space",
       "server reachable",
       "auth",
@@ -128,6 +133,69 @@ describe("edge-agent doctor against a real nats-server", () => {
     });
   });
 
+  it("under OpenFrame's conventions, says what they loosen and what is missing, and checks where programs would run", async () => {
+    server = await startNatsServer();
+    expect((await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url })).code).toBe(0);
+    const openframe = {
+      EDGE_AGENT_NATS_URL: server.url,
+      EDGE_AGENT_CONFIG_SIGNING_KEY: "",
+      EDGE_AGENT_PLATFORM: "openframe",
+    };
+    const bare = verdicts((await doctor(openframe)).stdout);
+    expect(byCheck(bare, "platform")).toMatchObject({ verdict: "PASS", reason: expect.stringMatching(/^openframe: /) });
+    expect(byCheck(bare, "signing")).toMatchObject({
+      verdict: "WARN",
+      reason: expect.stringMatching(/unsigned commands and configuration are taken, as OpenFrame sends them/),
+      action: expect.stringMatching(/account layout/),
+    });
+    expect(byCheck(bare, "downloads")).toMatchObject({
+      verdict: "WARN",
+      reason: expect.stringMatching(/allowed, but no host may serve them/),
+      action: expect.stringMatching(/EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS/),
+    });
+    expect(byCheck(bare, "uninstall")).toMatchObject({ verdict: "PASS", reason: expect.stringMatching(/only signed/) });
+    expect(byCheck(bare, "openframe secret")).toMatchObject({ verdict: "WARN" });
+    expect(byCheck(bare, "openframe token path")).toMatchObject({ verdict: "WARN" });
+
+    const secretFile = join(root, "openframe.secret");
+    await writeFile(secretFile, "s3cret\n", { mode: 0o600 });
+    const complete = verdicts(
+      (
+        await doctor({
+          ...openframe,
+          EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "github.com,release-assets.githubusercontent.com",
+          EDGE_AGENT_ALLOW_UNSIGNED_UNINSTALL: "1",
+          EDGE_AGENT_OPENFRAME_SECRET_FILE: secretFile,
+          EDGE_AGENT_OPENFRAME_TOKEN_PATH: "/var/lib/openframe/shared_token.enc",
+        })
+      ).stdout,
+    );
+    expect(byCheck(complete, "downloads")).toMatchObject({
+      verdict: "PASS",
+      reason: expect.stringMatching(/over HTTPS from github\.com, release-assets\.githubusercontent\.com only/),
+    });
+    expect(byCheck(complete, "uninstall")).toMatchObject({
+      verdict: "WARN",
+      reason: expect.stringMatching(/^UNSIGNED remote uninstall accepted/),
+    });
+    expect(byCheck(complete, "openframe secret")?.verdict).toBe("PASS");
+    expect(byCheck(complete, "openframe token path")?.verdict).toBe("PASS");
+    expect(JSON.stringify(complete)).not.toContain("s3cret");
+
+    // A data dir another user could change: no tool or update would ever run from it.
+    const open = join(root, "open");
+    await mkdir(join(open, "data"), { recursive: true });
+    await chmod(open, 0o777);
+    const unsafe = await doctor({ ...openframe, EDGE_AGENT_DATA_DIR: join(open, "data") });
+    expect(unsafe.code).toBe(1);
+    expect(byCheck(verdicts(unsafe.stdout), "program location")).toMatchObject({
+      verdict: "FAIL",
+      reason: expect.stringMatching(
+        /tools and self-updates are refused .*open is writable by other users \(mode 0777\)/,
+      ),
+    });
+  });
+
   it("fails the streams check without the streams, and names dev-setup", async () => {
     server = await startNatsServer();
     const result = await doctor({ EDGE_AGENT_NATS_URL: server.url });
@@ -137,6 +205,11 @@ describe("edge-agent doctor against a real nats-server", () => {
     expect(streams?.reason).toContain("TELEMETRY");
     expect(streams?.reason).toContain("key-value bucket agent-config");
     expect(streams?.action).toContain("edge-agent dev-setup");
+    // Nothing stamped with the server's time came back: the check says why, not that the server is old.
+    const skew = byCheck(verdicts(result.stdout), "clock skew");
+    expect(skew?.verdict).toBe("WARN");
+    expect(skew?.reason).toMatch(/no JetStream answer to this identity carried the server's time .*streams/);
+    expect(skew?.reason).not.toContain("2.10 and later");
   });
 
   it("fails when the server cannot be reached, and when the settings are invalid", async () => {
@@ -162,13 +235,30 @@ describe("edge-agent doctor against a real nats-server", () => {
     ]);
   });
 
+  it("names the credentials file that is missing and the setting that names it, not TLS", async () => {
+    server = await startNatsServer();
+    const missing = join(root, "nowhere", "machine.creds");
+    const result = await doctor({ EDGE_AGENT_NATS_URL: server.url, EDGE_AGENT_NATS_CREDS_FILE: missing });
+    expect(result.code).toBe(1);
+    expect(byCheck(verdicts(result.stdout), "auth")).toEqual({
+      check: "auth",
+      verdict: "FAIL",
+      reason: `cannot read the file auth.credsFile names, ${missing}: no such file`,
+      action:
+        "put the file there (readable by the agent's user), or point the setting at it: EDGE_AGENT_NATS_CREDS_FILE, --creds-file, settings.json auth.credsFile",
+    });
+  });
+
   it("under least-privilege users: passes with the full set, and names the permission a restricted user lacks", async () => {
     const full = agentPermissions("doc-1");
     const lacking: NatsServerPermissions = {
       ...full,
       publish: {
         ...full.publish,
-        allow: full.publish.allow.filter((subject) => subject !== "machine.doc-1.telemetry"),
+        // An event, and the fleet's tasks read in order (a site that copied an older set lacks it).
+        allow: full.publish.allow.filter(
+          (subject) => subject !== "machine.doc-1.telemetry" && subject !== "$JS.API.DIRECT.GET.FLEET_TASKS",
+        ),
       },
       subscribe: {
         ...full.subscribe,
@@ -219,7 +309,11 @@ describe("edge-agent doctor against a real nats-server", () => {
       verdict: "FAIL",
       reason: "denied: subscribe machine.doc-1.rpc.status",
     });
-    expect(byCheck(list, "permissions: commands")?.verdict).toBe("PASS");
+    expect(byCheck(list, "permissions: commands")).toMatchObject({
+      verdict: "FAIL",
+      reason: "denied: publish $JS.API.DIRECT.GET.FLEET_TASKS",
+    });
+    expect(byCheck(list, "permissions: remote config")?.verdict).toBe("PASS");
 
     const wrongPassword = await doctor({
       EDGE_AGENT_NATS_URL: server.url,

@@ -25,7 +25,7 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
   let agent: Agent | null = null;
   let uninstalls: string[];
 
-  const startAgent = async (signingKey: string | null): Promise<void> => {
+  const startAgent = async (signingKey: string | null, extraEnv: NodeJS.ProcessEnv = {}): Promise<void> => {
     const env: NodeJS.ProcessEnv = {
       EDGE_AGENT_NATS_URL: server.url,
       EDGE_AGENT_MACHINE_ID: "u1",
@@ -33,6 +33,7 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
       EDGE_AGENT_CONFIG_DIR: join(root, "config"),
       // Without a key, unsigned commands are allowed (development): an uninstall is still never taken unsigned.
       ...(signingKey ? { EDGE_AGENT_CONFIG_SIGNING_KEY: signingKey } : { EDGE_AGENT_ALLOW_UNSIGNED: "1" }),
+      ...extraEnv,
     };
     const { settings } = loadSettings({ env, platform: "linux", privileged: false });
     agent = await createAgent(settings, {
@@ -134,5 +135,58 @@ describe("remote uninstall (machine.{id}.client-uninstall)", () => {
       causationId: "no-key",
     });
     expect(uninstalls).toEqual([]);
+  });
+
+  describe("OpenFrame's unsigned {issuedAt} (allowUnsignedUninstall)", () => {
+    /** OpenFrame's uninstall as its publisher makes it: `{issuedAt}`, an ISO instant with nanoseconds, nothing signed. */
+    const openFrameUninstall = (): { issuedAt: string } => ({
+      issuedAt: new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1456789Z"),
+    });
+
+    it("is refused under platform openframe unless allowUnsignedUninstall is set too", async () => {
+      await startAgent(null, { EDGE_AGENT_PLATFORM: "openframe", EDGE_AGENT_ALLOW_UNSIGNED: "" });
+      expect(agent?.status().capabilities.uninstall).toEqual({ uninstalling: false, accepts: "signed" });
+      await publish(openFrameUninstall(), "openframe-default");
+      await waitFor("the command refused", async () => (await statuses()).length === 1);
+      expect((await statuses())[0]).toMatchObject({
+        state: "REJECTED",
+        error: expect.stringMatching(/this command is taken only signed/),
+        causationId: "openframe-default",
+      });
+      expect(uninstalls).toEqual([]);
+    });
+
+    it("is taken when set, with unsigned commands taken: reported, then the agent removed; one without issuedAt is refused", async () => {
+      await startAgent(null, { EDGE_AGENT_PLATFORM: "openframe", EDGE_AGENT_ALLOW_UNSIGNED_UNINSTALL: "true" });
+      expect(agent?.status().capabilities.uninstall).toEqual({ uninstalling: false, accepts: "unsigned" });
+      expect(agent?.status().platform?.uninstall).toBe("unsigned");
+      // What a server's answer stored on the subject looks like (a publish ack): no issuedAt, never an uninstall.
+      await publish({ stream: "CLIENT_UNINSTALL", seq: 7 }, "not-a-command");
+      await waitFor("the answer refused", async () => (await statuses()).length === 1);
+      expect((await statuses())[0]).toMatchObject({
+        state: "REJECTED",
+        error: expect.stringMatching(/an unsigned uninstall must say when it was issued \(issuedAt\)/),
+      });
+      expect(uninstalls).toEqual([]);
+
+      await publish(openFrameUninstall(), "openframe");
+      await waitFor("the uninstall", () => uninstalls.length === 1);
+      expect((await statuses())[1]).toMatchObject({ state: "UNINSTALLING", error: null, causationId: "openframe" });
+    });
+
+    it("has no effect with a signing key: an uninstall must then be signed, like every command", async () => {
+      await startAgent(platform.publicKey, {
+        EDGE_AGENT_PLATFORM: "openframe",
+        EDGE_AGENT_ALLOW_UNSIGNED_UNINSTALL: "true",
+      });
+      expect(agent?.status().capabilities.uninstall).toEqual({ uninstalling: false, accepts: "signed" });
+      await publish(openFrameUninstall(), "unsigned-with-key");
+      await waitFor("the command refused", async () => (await statuses()).length === 1);
+      expect((await statuses())[0]).toMatchObject({
+        state: "REJECTED",
+        error: expect.stringMatching(/EDGE_TRUST_UNSIGNED/),
+      });
+      expect(uninstalls).toEqual([]);
+    });
   });
 });

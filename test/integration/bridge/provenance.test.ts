@@ -4,6 +4,7 @@ import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/t
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Routed, type RouterOptions, routeMessage } from "../../../src/bridge/records/event-router.ts";
 import type { SourceMessage } from "../../../src/bridge/records/source-message.ts";
+import { OrderedStreamSource } from "../../../src/bridge/source/ordered-stream-source.ts";
 import {
   DEFAULT_TOPICS,
   EventType,
@@ -14,7 +15,6 @@ import {
 } from "../../../src/contracts/index.ts";
 import { agentPermissions } from "../../../src/identity/permissions.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { OrderedStreamSource } from "../../../src/transport/ordered-stream-source.ts";
 import { inventoryOf, telemetrySample } from "../../fixtures/bridge/simulated-fleet.ts";
 import { type DevicesHarness, startDevicesHarness } from "../../helpers/devices-harness.ts";
 import { manualClock } from "../../helpers/manual-clock.ts";

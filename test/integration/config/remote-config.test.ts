@@ -257,9 +257,12 @@ describe("remote configuration over a real JetStream KV bucket", () => {
     expect(JSON.parse(await readFile(join(configDir, LAST_GOOD_FILE), "utf8"))).toMatchObject({ revision });
 
     heartbeatSeconds = 60;
+    const reportedBefore = statuses().length;
     remote = await makeRemote(); // never attached: offline
     expect(heartbeatSeconds).toBe(4);
     expect(remote.current().revision).toBe(revision);
+    // Put back in force from disk, but reported APPLIED once only: when it was first applied.
+    expect(statuses().slice(reportedBefore)).toEqual([]);
     await stopRemote();
 
     await writeFile(join(configDir, LAST_GOOD_FILE), "{ damaged");

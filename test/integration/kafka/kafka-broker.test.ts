@@ -90,14 +90,18 @@ async function readTopic(
       autocommit: false,
       maxWaitTime: 200,
     });
-    const messages: StringMessage[] = [];
-    stream.on("data", (message) => messages.push(message));
+    // Keyed by position: a group rebalance on a loaded machine makes the stream fetch a partition
+    // again from the start, and a record read twice is still one record of the topic.
+    const byPosition = new Map<string, StringMessage>();
+    stream.on("data", (message) => byPosition.set(`${message.partition}:${message.offset}`, message));
     const caughtUp = (): boolean =>
       stream.readableLength === 0 &&
       ends.every((end, partition) => (stream.offsetsToFetch.get(`${topic}:${partition}`) ?? 0n) >= end);
     await waitFor(`reading ${topic} up to offsets ${ends.join(",")}`, caughtUp, 20_000, 20);
     await stream.close();
-    return messages;
+    return [...byPosition.values()].sort((a, b) =>
+      a.partition === b.partition ? Number(a.offset - b.offset) : a.partition - b.partition,
+    );
   } finally {
     await consumer.close(true);
   }

@@ -23,6 +23,7 @@ import {
 } from "../../../scripts/build-sea.ts";
 import type { ExecutableContents } from "../../../scripts/deb-copyright.ts";
 import { relativeLinks } from "../../../scripts/deb-package.ts";
+import { documentationFiles } from "../../../scripts/package-docs.ts";
 import { DEFAULT_TOPICS, EventHeader, EventType, machineSubjects } from "../../../src/contracts/index.ts";
 import { createOutboxEventSink } from "../../../src/events/outbox-event-sink.ts";
 import { openOutbox } from "../../../src/outbox/index.ts";
@@ -33,6 +34,7 @@ import { runCli } from "../../helpers/agent-process.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { readTopic } from "../../helpers/kafka-topic-reader.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
+import { testBuildDir } from "../../helpers/test-builds.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 /**
@@ -112,13 +114,12 @@ describe.skipIf(!has("dpkg-deb"))(
     // Minutes on a busy two-core machine: two executables and the .deb's xz at 9e.
     beforeAll(async () => {
       scratch = mkdtempSync(join(tmpdir(), "edge-bridge-package-"));
-      // The agent's executable is reused when dist/ has one: every build of it refuses to bundle the
-      // Kafka client, and its own tests rebuild it. The bridge is built from these sources, and the
-      // .deb from that build.
-      agent = await ensureSingleExecutable();
-      bridge = await buildBridgeExecutable();
-      // Into this run's own directory: a concurrent run builds its own.
-      deb = await buildBridgeDeb({ outputDir: scratch });
+      // Both executables are the run's own builds (test/helpers/test-builds.ts), never dist/'s: the
+      // agent's is the one the agent's package test uses (every build of it refuses to bundle the
+      // Kafka client); the bridge's is built here, and the .deb from it.
+      agent = await ensureSingleExecutable(testBuildDir());
+      bridge = await buildBridgeExecutable({ outputDir: testBuildDir() });
+      deb = await buildBridgeDeb({ outputDir: testBuildDir() });
       unpacked = join(scratch, "deb");
       execFileSync("dpkg-deb", ["-R", deb, unpacked]);
       binary = join(unpacked, "usr/bin/edge-bridge");
@@ -150,13 +151,15 @@ describe.skipIf(!has("dpkg-deb"))(
         .map((line) => line.split(/\s+/))
         .filter((columns) => !columns[0]?.startsWith("d"))
         .map((columns) => `${columns[0]} ${columns[1]} ${columns.at(-1)}`);
-      expect(files).toEqual([
-        "-rw-r--r-- root/root ./lib/systemd/system/edge-bridge.service",
-        "-rwxr-xr-x root/root ./usr/bin/edge-bridge",
-        "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/README.md",
-        "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/copyright",
-        "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/docs/DESIGN.md",
-      ]);
+      const pages = documentationFiles("edge-bridge").map((file) => `-rw-r--r-- root/root ./${file.target}`);
+      expect([...files].sort()).toEqual(
+        [
+          "-rw-r--r-- root/root ./lib/systemd/system/edge-bridge.service",
+          "-rwxr-xr-x root/root ./usr/bin/edge-bridge",
+          "-rw-r--r-- root/root ./usr/share/doc/edge-bridge/copyright",
+          ...pages,
+        ].sort(),
+      );
       const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
       expect(readFileSync(join(unpacked, "usr/share/doc/edge-bridge/README.md"), "utf8")).toBe(readme);
       const design = readFileSync(new URL("../../../docs/DESIGN.md", import.meta.url), "utf8");
@@ -421,11 +424,11 @@ describe.skipIf(!has("dpkg-deb"))(
         // The config dir is only read.
         expect(readdirSync(configDir)).toEqual([]);
 
-        const stopAskedAt = performance.now();
         child.kill("SIGTERM");
         const exit = await exited;
+        // Within its shutdown deadline: past it the bridge says so and exits 1.
         expect(exit, output).toEqual({ code: 0, signal: null });
-        expect(performance.now() - stopAskedAt).toBeLessThan(10_000);
+        expect(output).not.toContain("shutdown took too long");
       }, 120_000);
     });
   },

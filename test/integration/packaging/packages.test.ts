@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -9,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDeb } from "../../../scripts/build-deb.ts";
 import { buildMsi } from "../../../scripts/build-msi.ts";
 import { buildRpm } from "../../../scripts/build-rpm.ts";
-import { buildSingleExecutable } from "../../../scripts/build-sea.ts";
+import { buildSingleExecutable, ensureSingleExecutable } from "../../../scripts/build-sea.ts";
 import { relativeLinks } from "../../../scripts/deb-package.ts";
+import { documentationFiles } from "../../../scripts/package-docs.ts";
 import { ClientUpdateStatus, InstalledAgentMessage } from "../../../src/contracts/index.ts";
 import { startFileServer } from "../../fixtures/tools/tool-kit.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
@@ -22,12 +22,15 @@ import {
 } from "../../helpers/package-sandbox.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { supervise } from "../../helpers/supervisor.ts";
+import { testBuildDir } from "../../helpers/test-builds.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
-// One build of the single executable serves every package below (they run in this one file, in order).
+// One build of the single executable serves every package below and the bridge's package test, in
+// the run's build directory: test builds never go into dist/, where the release packages are.
+const buildDir = testBuildDir();
 beforeAll(async () => {
-  await buildSingleExecutable();
-}, 120_000);
+  await ensureSingleExecutable(buildDir);
+}, 600_000);
 
 const sandboxUnavailable = packageSandboxUnavailable();
 if (sandboxUnavailable) console.warn(`the .deb install test is skipped: the package sandbox ${sandboxUnavailable}`);
@@ -47,7 +50,6 @@ const AGENT_ENV = {
 describe.skipIf(sandboxUnavailable !== undefined)(
   `the .deb package, installed into a throwaway copy of this machine${sandboxUnavailable ? ` (skipped: ${sandboxUnavailable})` : ""}`,
   () => {
-    let scratch: string;
     let deb: string;
     let sandbox: PackageSandbox;
     let server: NatsServerHandle;
@@ -57,9 +59,8 @@ describe.skipIf(sandboxUnavailable !== undefined)(
 
     // Minutes on a busy two-core machine: the .deb's xz at 9e.
     beforeAll(async () => {
-      scratch = mkdtempSync(join(tmpdir(), "edge-agent-deb-test-"));
       // Its own .deb: a concurrent run builds its own, never this one.
-      deb = await buildDeb({ outputDir: scratch });
+      deb = await buildDeb({ outputDir: buildDir });
       sandbox = await openPackageSandbox();
       // A fresh machine: the copy starts as this one is, and an edge-agent installed here for
       // real (its package, user, settings, state) is removed from the copy only.
@@ -80,7 +81,6 @@ describe.skipIf(sandboxUnavailable !== undefined)(
       await observer?.close();
       await server?.dispose();
       await sandbox?.dispose();
-      if (scratch) rmSync(scratch, { recursive: true, force: true });
     });
 
     it("installs the binary, the unit, the service user and tight directories", () => {
@@ -118,6 +118,8 @@ describe.skipIf(sandboxUnavailable !== undefined)(
       ])
         expect(copyright).toContain(`${line}\n`);
       expect(copyright).toMatch(/^License: BlueOak-1\.0\.0\n tar 7\.5\.23:\n \.\n # Blue Oak Model License/m);
+      // md5sums: dpkg can check every installed file against the package.
+      expect(sandbox.run("dpkg", ["--verify", "edge-agent"])).toBe("");
       const readme = readFileSync(sandbox.hostPath("/usr/share/doc/edge-agent/README.md"), "utf8");
       // The design the README points to is shipped where its link leads.
       expect(relativeLinks(readme)).toContain("docs/DESIGN.md");
@@ -151,7 +153,7 @@ describe.skipIf(sandboxUnavailable !== undefined)(
       const packaged = sandbox.run("/usr/bin/edge-agent", ["version"]).trim();
       const newerVersion = semver.inc(packaged, "minor") as string;
       const brokenVersion = semver.inc(packaged, "major") as string;
-      const newer = (await buildSingleExecutable({ version: newerVersion })).binary;
+      const newer = (await buildSingleExecutable({ version: newerVersion, outputDir: buildDir })).binary;
       const files = await startFileServer();
       const newerFile = files.add("edge-agent-newer", readFileSync(newer));
       const brokenFile = files.add(
@@ -270,21 +272,24 @@ const has = (command: string): boolean => {
 
 describe.skipIf(!has("rpmbuild"))("the .rpm package (needs rpmbuild; scripts/test.sh installs it)", () => {
   it("holds the executable, the unit, the README and the design, and its scripts make the user and clean up on erase", async () => {
-    const rpm = await buildRpm();
-    const files = execFileSync("rpm", ["-qlp", rpm], { encoding: "utf8" }).trim().split("\n");
-    expect(files).toEqual([
-      "/usr/bin/edge-agent",
-      "/usr/lib/systemd/system/edge-agent.service",
-      "/usr/share/doc/edge-agent/README.md",
-      "/usr/share/doc/edge-agent/docs/DESIGN.md",
-    ]);
+    const rpm = await buildRpm({ outputDir: buildDir });
+    // Debian's rpm opens its database in ~/.rpmdb unless told where: a test leaves nothing in the home dir.
+    const rpmQuery = (args: readonly string[]): string =>
+      execFileSync("rpm", ["--dbpath", join(buildDir, "rpmdb"), ...args], { encoding: "utf8" });
+    const files = rpmQuery(["-qlp", rpm]).trim().split("\n");
+    expect(files).toEqual(
+      [
+        "/usr/bin/edge-agent",
+        "/usr/lib/systemd/system/edge-agent.service",
+        "/usr/share/doc/edge-agent/docs",
+        ...documentationFiles("edge-agent").map((file) => `/${file.target}`),
+      ].sort(),
+    );
     const { version } = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
       version: string;
     };
-    expect(execFileSync("rpm", ["-qp", "--queryformat", "%{NAME} %{VERSION} %{ARCH}", rpm], { encoding: "utf8" })).toBe(
-      `edge-agent ${version} x86_64`,
-    );
-    const scripts = execFileSync("rpm", ["-qp", "--scripts", rpm], { encoding: "utf8" });
+    expect(rpmQuery(["-qp", "--queryformat", "%{NAME} %{VERSION} %{ARCH}", rpm])).toBe(`edge-agent ${version} x86_64`);
+    const scripts = rpmQuery(["-qp", "--scripts", rpm]);
     expect(scripts).toMatch(/useradd --system --gid edge-agent/);
     expect(scripts).toMatch(/install -d -o edge-agent -g edge-agent -m 0750 \/etc\/edge-agent \/var\/lib\/edge-agent/);
     expect(scripts).toMatch(/if \[ -d \/run\/systemd\/system \]/);
@@ -296,7 +301,7 @@ describe.skipIf(!has("wixl") || !has("msiinfo"))(
   "the Windows .msi (needs wixl and msiinfo; scripts/test.sh installs them)",
   () => {
     it("installs the executable and WinSW with its XML, and registers and starts the edge-agent service", async () => {
-      const msi = await buildMsi();
+      const msi = await buildMsi({ outputDir: buildDir });
       const table = (name: string): string[][] =>
         execFileSync("msiinfo", ["export", msi, name], { encoding: "utf8" })
           .trim()

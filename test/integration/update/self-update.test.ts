@@ -11,6 +11,7 @@ import { readUpdateState, updatePaths } from "../../../src/update/update-state.t
 import { startFileServer } from "../../fixtures/tools/tool-kit.ts";
 import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
 import { waitForFeedsRead } from "../../helpers/feeds-read.ts";
+import { startHttpsFileServer } from "../../helpers/https-file-server.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createSigner } from "../../helpers/signing.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
@@ -112,7 +113,7 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
       ["REJECTED", expect.stringMatching(/0\.0\.1 is older than the running .*downgrades are refused/)],
       ["REJECTED", expect.stringMatching(/version must be semver/)],
       ["REJECTED", "the update has no binary for linux/x64"],
-      ["REJECTED", expect.stringMatching(/has no sha256/)],
+      ["REJECTED", expect.stringMatching(/has no sha256, and this agent requires one/)],
       ["FAILED", expect.stringMatching(/does not match the promised e{64}/)],
       ["FAILED", 'the new binary says it is version "8.0.0", not 9.0.0'],
     ]);
@@ -166,6 +167,60 @@ describe("self-update of a running agent (from sources; the packaged swap is in 
       state: "REJECTED",
       error: expect.stringMatching(/was rolled back here .*send it to machine\.u1\.client-update/),
     });
+  });
+
+  it("under OpenFrame's conventions, takes a binary without a sha256 from an allowed HTTPS host only, and reports the sha256 it received", async () => {
+    const https = await startHttpsFileServer();
+    try {
+      agents = await supervise(() =>
+        startAgentProcess(
+          {
+            ...env(),
+            EDGE_AGENT_SUPERVISED: "1",
+            EDGE_AGENT_PLATFORM: "openframe",
+            EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "127.0.0.1",
+            // The test's own certificate authority, for this agent process only.
+            NODE_EXTRA_CA_CERTS: https.caFile,
+          },
+          dirs,
+        ),
+      );
+      await waitFor("the announcement", async () => (await announcements()).length > 0, 20_000);
+      await listening();
+      const overHttp = files.add("agent-9.3.0", fakeAgent("9.3.0", "exit 1"));
+      const served = https.add("agent-9.3.0", fakeAgent("9.3.0", "exit 1"));
+      // OpenFrame's update: a version and its downloads, no sha256.
+      await updateAndWait("machine.u1.client-update", {
+        version: "9.3.0",
+        downloadConfigurations: [{ os: "linux", fileName: "edge-agent", link: overHttp.url }],
+      });
+      await updateAndWait("machine.u1.client-update", {
+        version: "9.3.0",
+        downloadConfigurations: [{ os: "linux", fileName: "edge-agent", link: served.urlByName }],
+      });
+      await update("machine.u1.client-update", {
+        version: "9.3.0",
+        downloadConfigurations: [{ os: "linux", fileName: "edge-agent", link: served.url }],
+      });
+
+      const seen = await waitFor("two refusals, then RESTARTING and ROLLED_BACK", nthStatus(4), 60_000);
+      expect(seen.map((status) => [status.state, status.error])).toEqual([
+        ["REJECTED", expect.stringMatching(/has no sha256, and a download without one is taken over HTTPS only/)],
+        ["REJECTED", expect.stringMatching(/"localhost:\d+" is not one of the hosts allowed/)],
+        ["RESTARTING", null],
+        ["ROLLED_BACK", expect.stringMatching(/stopped 3 times before reporting healthy/)],
+      ]);
+      // What it ran, as received: the platform can tell a changed file under the same link.
+      expect(seen[2]?.download).toEqual({
+        file: "edge-agent",
+        link: served.url,
+        size: served.size,
+        sha256: served.sha256,
+        verified: false,
+      });
+    } finally {
+      await https.close();
+    }
   });
 
   it("with signing on, processes a signed command once, and refuses it replayed, moved to this machine from another or the fleet, or unsigned", async () => {

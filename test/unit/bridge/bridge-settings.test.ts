@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { devicesTenantId } from "../../../src/bridge/settings/bridge-settings.ts";
 import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
-import { SettingsError } from "../../../src/settings/errors.ts";
+import { SettingsError } from "../../../src/settings-kit/errors.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 
 const load = (env: Record<string, string>, flags: Record<string, string> = {}) =>

@@ -24,7 +24,18 @@ describe("classifyKafkaError", () => {
     expect(ResponseError.code).toBe("PLT_KFK_RESPONSE");
   });
 
-  it("describes an error in one line with the broker's ids", () => {
-    expect(describeKafkaError(response("PRODUCER_FENCED"))).toBe("Received response with error (PRODUCER_FENCED)");
+  it("describes an error in one line, our codes and the broker's ids each named so neither reads like a setting", () => {
+    expect(describeKafkaError(response("PRODUCER_FENCED"))).toBe(
+      "Received response with error [Kafka: PRODUCER_FENCED]",
+    );
+    const deadline = Object.assign(new Error("no answer from Kafka within 30000 ms"), {
+      code: "EDGE_BRIDGE_KAFKA_DEADLINE",
+    });
+    const wrapped = Object.assign(new Error("a transaction failed", { cause: deadline }), {
+      code: "EDGE_BRIDGE_KAFKA",
+    });
+    expect(describeKafkaError(wrapped)).toBe(
+      "a transaction failed [error codes EDGE_BRIDGE_KAFKA, EDGE_BRIDGE_KAFKA_DEADLINE]",
+    );
   });
 });

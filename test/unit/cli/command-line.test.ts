@@ -144,6 +144,23 @@ describe("edge-agent's command line", () => {
     }
   });
 
+  it("config set says what is wrong with a value as start-up does, before connecting; a negative number is a value", async () => {
+    // Nothing listens on port 1: a value refused here was never sent anywhere.
+    const configSet = (value: string) =>
+      runLine(["config", "set", "--nats-url", "nats://127.0.0.1:1", "heartbeatSeconds", value]);
+    expect(await configSet("ten")).toEqual({
+      error: 'defaults: invalid setting heartbeatSeconds: must be a whole number (got "ten")',
+      exitCode: 2,
+    });
+    expect(await configSet("-5")).toEqual({
+      error: "defaults: invalid setting heartbeatSeconds: must be at least 1 (got -5)",
+      exitCode: 2,
+    });
+    expect(parseCommandLine(command("config"), ["set", "--machine", "m1", "heartbeatSeconds", "-5"], COMMANDS)).toEqual(
+      { help: false, flags: { machine: "m1" }, positionals: ["set", "heartbeatSeconds", "-5"] },
+    );
+  });
+
   it("every command has a unique name, a summary, examples and exit codes", () => {
     expect(new Set(COMMANDS.map((spec) => spec.name)).size).toBe(COMMANDS.length);
     for (const spec of COMMANDS) {

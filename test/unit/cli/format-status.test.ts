@@ -8,7 +8,7 @@ import {
   type StatusReport,
   staleFileWarning,
 } from "../../../src/cli/status-command.ts";
-import { NO_STREAM_REASON } from "../../../src/outbox/types.ts";
+import { NO_STREAM_REASON } from "../../../src/transport/jetstream-publisher.ts";
 
 const status = (update: unknown, extra: Partial<AgentStatus> = {}): AgentStatus => ({
   machineId: "m1",
@@ -58,6 +58,13 @@ describe("edge-agent status, for a person", () => {
     expect(
       formatStatus(live(status({ runningVersion: "1.2.0", active: null, trial: null, restartPending: false }))),
     ).toContain("  update:     running 1.2.0 (the packaged binary)");
+    expect(
+      formatStatus(
+        live(
+          status({ runningVersion: "1.2.0", active: null, trial: null, restartPending: false, runningFrom: "sources" }),
+        ),
+      ),
+    ).toContain("  update:     running 1.2.0 (from the sources, with Node: a checkout)");
     const onTrial = formatStatus(
       live(
         status({
@@ -151,9 +158,85 @@ describe("edge-agent status, for a person", () => {
     expect(shown).toContain(
       '  config:     running revision 12; last change: revision 12 REJECTED at 2026-11-23T10:01:00.000Z: unknown setting "heartbeatSecs"',
     );
-    expect(shown).toContain("  telemetry:  30 samples, 1 inventory sent, 2 runs missed, 0 skipped (still busy)");
+    expect(shown).toContain(
+      "  telemetry:  30 samples and 1 inventory taken into the outbox; 2 runs missed (the event loop was busy at the time)",
+    );
+    expect(shown).not.toContain("skipped");
     expect(shown).toContain("  extra:      mode fast, limits.low 1");
     expect(shown).not.toMatch(/[{}]/);
+  });
+
+  it("says whose conventions it follows, loudly where they loosen ours, and what came without a sha256", () => {
+    const sha = "ab".repeat(32);
+    const shown = formatStatus(
+      live(
+        status(
+          {
+            runningVersion: "1.2.0",
+            active: "1.3.0",
+            trial: null,
+            restartPending: false,
+            download: { file: "edge-agent", link: "https://h/a", size: 10, sha256: sha, verified: false },
+          },
+          {
+            commands: { trust: "unsigned", feeds: 9, lastCheckedAt: null, problem: null, pending: 0, running: 0 },
+            platform: {
+              platform: "openframe",
+              commands: "unsigned",
+              downloadsWithoutChecksum: { allowed: true, hosts: ["github.com", "*.githubusercontent.com"] },
+              uninstall: "unsigned",
+              openframeArguments: { secretFile: null, tokenPath: null },
+            },
+            capabilities: {
+              update: {
+                runningVersion: "1.2.0",
+                active: "1.3.0",
+                trial: null,
+                restartPending: false,
+                download: { file: "edge-agent", link: "https://h/a", size: 10, sha256: sha, verified: false },
+              },
+              tools: [
+                {
+                  toolAgentId: "fleet",
+                  version: "4.1",
+                  state: "INSTALLED",
+                  error: null,
+                  agentToolId: null,
+                  downloads: [
+                    { file: "tool", link: "https://h/f", size: 2048, sha256: sha, verified: false },
+                    { file: "asset:osqueryd", link: "https://h/o", size: 9, sha256: sha, verified: true },
+                  ],
+                },
+              ],
+            },
+          },
+        ),
+      ),
+    );
+    expect(shown).toContain(
+      "  commands:   UNSIGNED ACCEPTED (platform openframe: OpenFrame signs no command; safe only in the account layout)",
+    );
+    expect(shown).toContain(
+      "  platform:   openframe (OpenFrame's conventions); downloads without a sha256 taken over HTTPS from github.com, *.githubusercontent.com (their sha256 reported); UNSIGNED UNINSTALL ACCEPTED (allowUnsignedUninstall: safe only in the account layout)",
+    );
+    expect(shown).toContain(`      tool taken without a sha256: 2048 bytes, sha256 ${sha}`);
+    expect(shown).not.toContain("asset:osqueryd taken");
+    expect(shown).toContain(`              edge-agent taken without a sha256: 10 bytes, sha256 ${sha}`);
+
+    const ours = formatStatus(
+      live(
+        status(null, {
+          platform: {
+            platform: "edge",
+            commands: "signed",
+            downloadsWithoutChecksum: { allowed: false, hosts: [] },
+            uninstall: "signed",
+            openframeArguments: { secretFile: null, tokenPath: null },
+          },
+        }),
+      ),
+    );
+    expect(ours).toContain("  platform:   edge; every download needs a sha256; uninstall signed only");
   });
 
   it("when events wait because the server has no streams, says so and names dev-setup", () => {
@@ -166,6 +249,38 @@ describe("edge-agent status, for a person", () => {
     );
     const other = formatStatus(live({ ...waiting, outbox: { ...waiting.outbox, deliveryProblem: "timeout" } }));
     expect(other).toContain("  delivery:   events wait in the outbox: timeout");
+  });
+
+  it("while the link is down, says events wait for the link, not for the last publish error", () => {
+    const offline = status(null, {
+      connection: { state: "disconnected", server: null, reconnects: 1 },
+    });
+    const shown = formatStatus(
+      live({
+        ...offline,
+        outbox: { ...offline.outbox, pendingCount: 4, oldestPendingAgeMs: 65_000, deliveryProblem: "timeout" },
+      }),
+    );
+    expect(shown).toContain(
+      "  delivery:   events wait in the outbox until the NATS link is up (it is disconnected; last publish error: timeout)",
+    );
+    expect(shown).toContain("4 pending (0 B), oldest 1m 5s");
+  });
+
+  it("never shows a dash for the oldest event while events wait", () => {
+    const waiting = status(null);
+    expect(formatStatus(live({ ...waiting, outbox: { ...waiting.outbox, pendingCount: 14 } }))).toContain(
+      "14 pending (0 B), oldest ? (the outbox could not be read)",
+    );
+    expect(formatStatus(live(waiting))).toContain("0 pending (0 B), oldest -");
+  });
+
+  it("names the running agent's machine id when the settings name another", () => {
+    const shown = formatStatus({
+      ...live(status(null)),
+      machineIdNote: "the running agent's machine id (these settings say old-id)",
+    });
+    expect(shown).toContain("  machine id: the running agent's machine id (these settings say old-id)");
   });
 });
 
@@ -213,5 +328,28 @@ describe("which data dir `status` reads", () => {
     expect(await chooseStatusDataDir(own, { dataDirGiven: false, systemDataDir: system, probe: probeOf({}) })).toEqual({
       dataDir: own,
     });
+  });
+
+  it("lists the remote tasks running (id, pid, since) and how many wait, and says loudly when unsigned ones run", () => {
+    const tasks = {
+      accepts: "unsigned",
+      enabled: true,
+      confine: "working-dir",
+      maxConcurrent: 2,
+      running: [
+        { taskId: "backup-7", pid: 4242, since: "2026-11-23T10:00:30.000Z" },
+        { taskId: "inventory-2", pid: null, since: null },
+      ],
+      queued: 3,
+    };
+    const shown = formatStatus(live(status(null, { capabilities: { tasks } })));
+    expect(shown).toContain(
+      "  tasks:      UNSIGNED TASKS RUN (tasks.allowUnsigned: development only); confined to their working dir; 2 running, 3 queued (at most 2 at once)\n    backup-7 pid 4242 since 2026-11-23T10:00:30.000Z\n    inventory-2 pid (starting)",
+    );
+    expect(
+      formatStatus(
+        live(status(null, { capabilities: { tasks: { ...tasks, accepts: "signed", running: [], queued: 0 } } })),
+      ),
+    ).toContain("  tasks:      signed only; confined to their working dir; 0 running, 0 queued (at most 2 at once)");
   });
 });

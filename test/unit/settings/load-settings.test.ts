@@ -178,6 +178,41 @@ describe("loadSettings", () => {
     );
   });
 
+  it("says what is wrong the same way for the environment, a flag and the settings file, with the value given", () => {
+    const problemOf = (input: Parameters<typeof loadSettings>[0]): string =>
+      settingsError(() => loadSettings(input)).message;
+    const env = (extra: Record<string, string>) => ({
+      ...linuxUser,
+      env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...extra },
+    });
+    expect(problemOf(env({ EDGE_AGENT_LOG_LEVEL: "verbose" }))).toBe(
+      'invalid setting EDGE_AGENT_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace or silent (got "verbose")',
+    );
+    expect(problemOf(env({ EDGE_AGENT_LOG_LEVEL: "0" }))).toBe(
+      'invalid setting EDGE_AGENT_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace or silent (got "0")',
+    );
+    expect(problemOf(env({ EDGE_AGENT_HEARTBEAT_SECONDS: "ten" }))).toBe(
+      'invalid setting EDGE_AGENT_HEARTBEAT_SECONDS: must be a whole number (got "ten")',
+    );
+    expect(problemOf(env({ EDGE_AGENT_HEARTBEAT_SECONDS: "-5" }))).toBe(
+      "invalid setting EDGE_AGENT_HEARTBEAT_SECONDS: must be at least 1 (got -5)",
+    );
+    expect(problemOf({ ...env({}), flags: { "heartbeat-seconds": "0" } })).toBe(
+      "invalid setting --heartbeat-seconds: must be at least 1 (got 0)",
+    );
+    const dir = configDirWith({ heartbeatSeconds: "ten" });
+    expect(problemOf({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).toBe(
+      `invalid setting ${join(dir, "settings.json")} heartbeatSeconds: must be a whole number (got "ten")`,
+    );
+  });
+
+  it("names the closest known key for an unknown one in the settings file, as flags do", () => {
+    const dir = configDirWith({ heartbeatSecs: 5 });
+    expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toBe(
+      `invalid setting ${join(dir, "settings.json")} heartbeatSecs: is not a known setting: did you mean "heartbeatSeconds"?`,
+    );
+  });
+
   it("says why 'all' is no machine id, and takes an inbox prefix from the file, the environment or a flag", () => {
     const env = { EDGE_AGENT_CONFIG_DIR: configDirWith({ inboxPrefix: "_INBOX_file" }) };
     expect(
@@ -198,5 +233,161 @@ describe("loadSettings", () => {
     expect(settingsError(() => loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: dir } })).message).toMatch(
       /cannot be read/,
     );
+  });
+
+  describe("platform: whose conventions (edge, or openframe)", () => {
+    const load = (env: NodeJS.ProcessEnv, flags = {}) =>
+      loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: scratchDir("ea-"), ...env }, flags }).settings;
+
+    it("under edge: signed commands and a sha256 on every download; no unsigned uninstall", () => {
+      expect(load({})).toMatchObject({
+        platform: "edge",
+        allowUnsigned: false,
+        allowUnsignedUninstall: false,
+        toolPolicy: { allowMissingChecksum: false, allowedDownloadHosts: [] },
+        openframe: {},
+      });
+    });
+
+    it("under openframe: unsigned commands and downloads without a sha256 by default; hosts and the unsigned uninstall never implied", () => {
+      for (const settings of [
+        load({ EDGE_AGENT_PLATFORM: "openframe" }),
+        load({}, { platform: "openframe" }),
+        loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: configDirWith({ platform: "openframe" }) } })
+          .settings,
+      ]) {
+        expect(settings).toMatchObject({
+          platform: "openframe",
+          allowUnsigned: true,
+          allowUnsignedUninstall: false,
+          toolPolicy: { allowMissingChecksum: true, allowedDownloadHosts: [] },
+        });
+      }
+    });
+
+    it("under openframe, a value the operator gives still wins over the platform's default", () => {
+      const settings = load({
+        EDGE_AGENT_PLATFORM: "openframe",
+        EDGE_AGENT_ALLOW_UNSIGNED: "false",
+        EDGE_AGENT_ALLOW_MISSING_CHECKSUM: "0",
+        EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "github.com, *.githubusercontent.com,assets.example:8443",
+        EDGE_AGENT_ALLOW_UNSIGNED_UNINSTALL: "true",
+        EDGE_AGENT_OPENFRAME_SECRET_FILE: "/etc/edge-agent/openframe.secret",
+        EDGE_AGENT_OPENFRAME_TOKEN_PATH: "/var/lib/openframe/shared_token.enc",
+      });
+      expect(settings).toMatchObject({
+        allowUnsigned: false,
+        allowUnsignedUninstall: true,
+        toolPolicy: {
+          allowMissingChecksum: false,
+          allowedDownloadHosts: ["github.com", "*.githubusercontent.com", "assets.example:8443"],
+        },
+        openframe: {
+          secretFile: "/etc/edge-agent/openframe.secret",
+          tokenPath: "/var/lib/openframe/shared_token.enc",
+        },
+      });
+    });
+
+    it.each([
+      [
+        { EDGE_AGENT_PLATFORM: "OpenFrame2" },
+        "EDGE_AGENT_PLATFORM",
+        /must be one of edge or openframe \(got "OpenFrame2"\)/,
+      ],
+      [
+        { EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "github.com,https://evil.example/x" },
+        "EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS",
+        /"https:\/\/evil.example\/x" is not a host/,
+      ],
+      [{ EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS: "*.com" }, "EDGE_AGENT_ALLOWED_DOWNLOAD_HOSTS", /below a top-level one/],
+    ])("refuses %j naming %s", (env, setting, message) => {
+      const error = settingsError(() => load(env));
+      expect(error.setting).toBe(setting);
+      expect(error.message).toMatch(message);
+    });
+  });
+});
+
+describe("tasks: this machine's own policy for remote tasks", () => {
+  const load = (env: NodeJS.ProcessEnv, platform: NodeJS.Platform = "linux") =>
+    loadSettings({
+      env: { EDGE_AGENT_CONFIG_DIR: scratchDir("edge-agent-settings-"), ...env },
+      platform,
+      privileged: false,
+    }).settings;
+
+  it("runs tasks, signed only, either of the OS's two interpreters or a program, anywhere under the data dir, unconfined, two at a time", () => {
+    expect(load({}).tasks).toEqual({
+      enabled: true,
+      allowUnsigned: false,
+      allowedInterpreters: ["sh", "bash"],
+      allowArgv: true,
+      allowedWorkingDirs: [],
+      confine: "none",
+      maxConcurrent: 2,
+    });
+    expect(load({}, "win32").tasks.allowedInterpreters).toEqual(["powershell", "cmd"]);
+  });
+
+  it("never takes unsigned tasks because commands are taken unsigned: not by allowUnsigned, not under OpenFrame's conventions", () => {
+    expect(load({ EDGE_AGENT_ALLOW_UNSIGNED: "1" }).tasks.allowUnsigned).toBe(false);
+    expect(load({ EDGE_AGENT_PLATFORM: "openframe" })).toMatchObject({
+      allowUnsigned: true,
+      tasks: { allowUnsigned: false },
+    });
+    expect(load({ EDGE_AGENT_TASKS_ALLOW_UNSIGNED: "yes" }).tasks.allowUnsigned).toBe(true);
+  });
+
+  it("takes every setting from the environment and the settings file", () => {
+    expect(
+      load({
+        EDGE_AGENT_TASKS_ENABLED: "false",
+        EDGE_AGENT_TASKS_ALLOWED_INTERPRETERS: "bash",
+        EDGE_AGENT_TASKS_ALLOW_ARGV: "0",
+        EDGE_AGENT_TASKS_ALLOWED_WORKING_DIRS: "/srv/jobs, /opt/scripts",
+        EDGE_AGENT_TASKS_CONFINE: "working-dir",
+        EDGE_AGENT_TASKS_MAX_CONCURRENT: "8",
+      }).tasks,
+    ).toEqual({
+      enabled: false,
+      allowUnsigned: false,
+      allowedInterpreters: ["bash"],
+      allowArgv: false,
+      allowedWorkingDirs: ["/srv/jobs", "/opt/scripts"],
+      confine: "working-dir",
+      maxConcurrent: 8,
+    });
+    const fromFile = loadSettings({
+      env: {
+        EDGE_AGENT_CONFIG_DIR: configDirWith({ tasks: { confine: "working-dir", allowedWorkingDirs: ["/srv"] } }),
+      },
+      ...linuxUser,
+    }).settings.tasks;
+    expect(fromFile).toMatchObject({ confine: "working-dir", allowedWorkingDirs: ["/srv"], maxConcurrent: 2 });
+  });
+
+  it.each([
+    [
+      { EDGE_AGENT_TASKS_CONFINE: "chroot" },
+      "EDGE_AGENT_TASKS_CONFINE",
+      'must be one of none or working-dir (got "chroot")',
+    ],
+    [
+      { EDGE_AGENT_TASKS_ALLOWED_INTERPRETERS: "sh,zsh" },
+      "EDGE_AGENT_TASKS_ALLOWED_INTERPRETERS",
+      'must be one of sh, bash, powershell or cmd (got "zsh")',
+    ],
+    [
+      { EDGE_AGENT_TASKS_ALLOWED_WORKING_DIRS: "jobs" },
+      "EDGE_AGENT_TASKS_ALLOWED_WORKING_DIRS",
+      "must be an absolute path",
+    ],
+    [{ EDGE_AGENT_TASKS_MAX_CONCURRENT: "0" }, "EDGE_AGENT_TASKS_MAX_CONCURRENT", "must be at least 1 (got 0)"],
+    [{ EDGE_AGENT_TASKS_ENABLED: "maybe" }, "EDGE_AGENT_TASKS_ENABLED", 'must be true or false (got "maybe")'],
+  ])("refuses %j naming %s", (env, setting, message) => {
+    const error = settingsError(() => load(env));
+    expect(error.setting).toBe(setting);
+    expect(error.message).toContain(message);
   });
 });

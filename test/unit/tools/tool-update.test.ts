@@ -130,6 +130,7 @@ describe("how an installed tool's liveness is reported", () => {
     agentToolId: null,
     connection: null,
     commandIds: [],
+    downloads: [],
   });
   const at = "2026-12-07T10:00:00.000Z";
 

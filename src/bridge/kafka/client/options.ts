@@ -1,11 +1,12 @@
 import { readFileSync } from "node:fs";
 import type { BaseOptions, RetryDelayGetter } from "@platformatic/kafka";
-import type { BridgeSettings } from "../../settings/bridge-settings.ts";
+import { EdgeError } from "../../../errors/index.ts";
+import type { BridgeSettings } from "../../settings/index.ts";
 
-export class KafkaSecretFileError extends Error {
+export class KafkaSecretFileError extends EdgeError {
   readonly code = "EDGE_BRIDGE_KAFKA_SECRET_FILE";
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
     this.name = "KafkaSecretFileError";
   }
 }
@@ -14,7 +15,9 @@ function readSecret(path: string, what: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (error) {
-    throw new KafkaSecretFileError(`cannot read the ${what} file ${path}: ${(error as Error).message}`);
+    throw new KafkaSecretFileError(`cannot read the ${what} file ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

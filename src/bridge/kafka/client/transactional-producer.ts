@@ -5,7 +5,8 @@ import {
   ProduceAcks,
   Producer,
 } from "@platformatic/kafka";
-import { type OutputRecord, recordSize } from "../../records/source-message.ts";
+import { EdgeError } from "../../../errors/index.ts";
+import { type OutputRecord, recordSize } from "../../records/index.ts";
 import { withDeadline } from "../deadline.ts";
 import type { TransactionWriter } from "../transaction-writer.ts";
 
@@ -17,7 +18,7 @@ const TRANSACTION_DEADLINE_MS = 30_000;
 const ABORT_DEADLINE_MS = 5_000;
 
 /** A write on a producer whose transaction failed: it must be closed and the shard taken over again. */
-export class SpentProducerError extends Error {
+export class SpentProducerError extends EdgeError {
   readonly code = "EDGE_BRIDGE_PRODUCER_SPENT";
   constructor(transactionalId: string) {
     super(`the producer of ${transactionalId} failed a transaction and cannot write again: take the shard over anew`);

@@ -1,0 +1,1 @@
+export { BRIDGE_STATUS_FILE, createBridge } from "./bridge.ts";

@@ -1,0 +1,1 @@
+export { runPinotSetup } from "./pinot-setup.ts";

@@ -1,0 +1,1 @@
+export { BRIDGE_SERVICE_NAME, type BridgeStatus, shardStatus, startBridgeService } from "./bridge-status.ts";

@@ -1,0 +1,6 @@
+export type { CheckpointValue, StateChange } from "./checkpoint.ts";
+export {
+  KafkaShardStateStore,
+  type LoadedShardState,
+  type ShardStateStore,
+} from "./shard-state-store.ts";

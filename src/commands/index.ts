@@ -1,0 +1,1 @@
+export { AgentCommands } from "./agent-commands.ts";

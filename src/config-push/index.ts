@@ -1,0 +1,1 @@
+export { configPushCapability } from "./config-push.ts";

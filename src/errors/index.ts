@@ -1,0 +1,1 @@
+export { EdgeError } from "./edge-error.ts";

@@ -1,0 +1,1 @@
+export { lifecycleCapability } from "./capability.ts";

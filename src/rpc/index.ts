@@ -1,0 +1,1 @@
+export { rpcCapability } from "./capability.ts";

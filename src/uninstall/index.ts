@@ -1,0 +1,1 @@
+export { remoteUninstallCapability, type UninstallAgent } from "./capability.ts";
