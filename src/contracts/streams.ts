@@ -51,6 +51,9 @@ export const PLATFORM_STREAMS: readonly StreamDefinition[] = [
 /** The event streams the bridge reads device state from (names above). */
 export const DEVICE_STATE_STREAMS = { connections: "CLIENT_CONNECTIONS", inventory: "INVENTORY" } as const;
 
+/** The streams of the machines' task output and ends (names above): what `edge-agent task` follows. */
+export const TASK_EVENT_STREAMS = { output: "TASK_OUTPUT", results: "TASK_RESULTS" } as const;
+
 /** Two minutes at least, per docs/DESIGN.md, so a redelivery after a reconnect is still deduplicated. */
 export const STREAM_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
 
