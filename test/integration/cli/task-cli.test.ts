@@ -2,9 +2,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { createUser } from "@nats-io/nkeys";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { supportsMessageTtl } from "../../../src/contracts/index.ts";
 import { judgeCommand } from "../../../src/trust/index.ts";
 import { FakeTaskMachine } from "../../fixtures/tasks/fake-task-agent.ts";
 import { runCli } from "../../helpers/agent-process.ts";
@@ -73,6 +75,21 @@ describe("edge-agent task: the operator's side, against a real nats-server", () 
     await connection?.close();
     await server?.dispose();
     rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it("dev-setup made the task streams: TASK_OUTPUT keeps a week of output, TASK_RESULTS and the task commands keep theirs", async () => {
+    const manager = await jetstreamManager(connection);
+    const week = 7 * 24 * 3_600 * 1_000_000_000;
+    expect((await manager.streams.info("TASK_OUTPUT")).config).toMatchObject({
+      subjects: ["machine.*.task.output"],
+      max_age: week,
+    });
+    for (const stream of ["TASK_RESULTS", "TASKS", "FLEET_TASKS"])
+      expect((await manager.streams.info(stream)).config.max_age).toBe(0);
+    expect((await manager.streams.info("TASKS")).config).toMatchObject({
+      allow_direct: true,
+      ...(supportsMessageTtl(server.version) ? { allow_msg_ttl: true } : {}),
+    });
   });
 
   it("one machine: sends the signed task with its TTL, prints its output live (stdout and stderr apart), then its end, and exits with its exit code", async () => {
