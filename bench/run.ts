@@ -20,6 +20,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   "bridge-state": () => import("./bridge-state.ts"),
   pinot: () => import("./pinot.ts"),
   fleet: () => import("./fleet.ts"),
+  tasks: () => import("./tasks.ts"),
 };
 
 async function main(): Promise<void> {
