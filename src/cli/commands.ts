@@ -2,6 +2,7 @@ import { CommandError, ExitCode } from "../cli-kit/index.ts";
 import { AGENT_VERSION } from "../runtime/index.ts";
 import type { FlagValues } from "../settings/index.ts";
 import type { CommandContext, CommandSpec } from "./command-spec.ts";
+import { TASK_CONNECTION_FLAGS } from "./task/task-flags.ts";
 
 /**
  * Every `edge-agent` command. Adding one is adding an entry here: `--help`, the command list,
@@ -248,19 +249,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       "no-follow": { type: "boolean", help: "run: send it, print its id, and return" },
       json: { type: "boolean", help: "one JSON object a line (run: sent, output, gap, result, summary)" },
     },
-    settingsFlags: [
-      "nats-url",
-      "user",
-      "password",
-      "token",
-      "nkey-seed-file",
-      "creds-file",
-      "tls-ca",
-      "tls-cert",
-      "tls-key",
-      "inbox-prefix",
-      "config-dir",
-    ],
+    settingsFlags: TASK_CONNECTION_FLAGS,
     maxPositionals: Number.POSITIVE_INFINITY,
     examples: [
       "edge-agent task run --machine m1 -- uptime",

@@ -27,6 +27,8 @@ export async function readWindow(
     readonly sinceMs: number;
     readonly keepNewest: number;
     readonly headerName: string;
+    /** Only these are kept (the rest is read and dropped): what a listing needs of a large window. */
+    readonly select?: (message: WindowMessage) => boolean;
   },
 ): Promise<{ messages: WindowMessage[]; dropped: number }> {
   const info = await manager.consumers.add(window.stream, {
@@ -49,7 +51,9 @@ export async function readWindow(
       for await (const message of batch) {
         got += 1;
         read += 1;
-        kept.push(windowMessageOf(message, window.headerName));
+        const taken = windowMessageOf(message, window.headerName);
+        if (window.select && !window.select(taken)) continue;
+        kept.push(taken);
         // Keep only the newest: drop the oldest in blocks, so the copy costs little.
         if (kept.length >= window.keepNewest * 2) kept.splice(0, kept.length - window.keepNewest);
       }

@@ -6,8 +6,9 @@ import type { Clock } from "../../runtime/index.ts";
 import type { FlagValues } from "../../settings/index.ts";
 import type { NatsEndpoint } from "../../settings-kit/index.ts";
 import { cancelTask } from "./task-cancel.ts";
+import { TASK_ACTION_FLAGS, TASK_CONNECTION_FLAGS } from "./task-flags.ts";
 import { formatTaskJson, formatTaskTable, listTasks } from "./task-list.ts";
-import { DEFAULT_TTL_MS, planRun, type RunInput, targetOf } from "./task-plan.ts";
+import { DEFAULT_TTL_MS, planRun, type RunInput } from "./task-plan.ts";
 import { runTask } from "./task-run.ts";
 import { machineTarget, type TaskTarget } from "./task-target.ts";
 import { parseDuration } from "./task-units.ts";
@@ -87,24 +88,9 @@ async function readScript(path: string): Promise<{ path: string; text: string }>
 }
 
 /** Flags that belong to another action, refused by name rather than ignored. */
-function refuseForeignFlags(action: string, flags: FlagValues, allowed: readonly string[]): void {
-  const connection = new Set([
-    "nats-url",
-    "user",
-    "password",
-    "token",
-    "nkey-seed-file",
-    "creds-file",
-    "tls-ca",
-    "tls-cert",
-    "tls-key",
-    "inbox-prefix",
-    "config-dir",
-    "log-level",
-  ]);
-  const foreign = Object.keys(flags).filter(
-    (name) => flags[name] !== undefined && !connection.has(name) && !allowed.includes(name),
-  );
+function refuseForeignFlags(action: keyof typeof TASK_ACTION_FLAGS, flags: FlagValues): void {
+  const allowed = new Set([...TASK_CONNECTION_FLAGS, ...TASK_ACTION_FLAGS[action]]);
+  const foreign = Object.keys(flags).filter((name) => flags[name] !== undefined && !allowed.has(name));
   if (foreign.length > 0)
     throw new CommandError(
       `task ${action} takes no ${foreign.map((name) => `--${name}`).join(", ")} (edge-agent task --help says which action takes which)`,
@@ -121,24 +107,7 @@ export async function taskCommand(
   const [action, ...rest] = input.words;
   const { flags } = input;
   if (action === "run") {
-    refuseForeignFlags("run", flags, [
-      "machine",
-      "tag",
-      "all",
-      "timeout",
-      "ttl",
-      "wait",
-      "max-output",
-      "env",
-      "workdir",
-      "task-id",
-      "requested-by",
-      "script",
-      "interpreter",
-      "signing-seed-file",
-      "no-follow",
-      "json",
-    ]);
+    refuseForeignFlags("run", flags);
     if (rest.length > 0)
       throw new CommandError(
         `task run: the program and its arguments go after --: edge-agent task run --machine m1 -- ${rest.join(" ")}`,
@@ -179,7 +148,7 @@ export async function taskCommand(
   if (input.argv.length > 0)
     throw new CommandError(`task ${action ?? ""}: nothing goes after --`, ExitCode.badSettings);
   if (action === "cancel") {
-    refuseForeignFlags("cancel", flags, ["machine", "fleet", "reason", "ttl", "signing-seed-file", "json"]);
+    refuseForeignFlags("cancel", flags);
     const [taskId, ...extra] = rest;
     if (taskId === undefined || extra.length > 0)
       throw new CommandError(
@@ -214,11 +183,11 @@ export async function taskCommand(
     );
   }
   if (action === "list") {
-    refuseForeignFlags("list", flags, ["machine", "since", "json"]);
+    refuseForeignFlags("list", flags);
     if (rest.length > 0)
       throw new CommandError(`task list takes no arguments, got ${rest.join(" ")}`, ExitCode.badSettings);
     const machine = text(flags, "machine");
-    if (machine !== undefined) targetOf({ machine, tags: [], all: false });
+    if (machine !== undefined) machineTarget(machine);
     const since = text(flags, "since");
     const sinceMs = io.clock.now() - (since === undefined ? DEFAULT_SINCE_MS : parseDuration(since, "--since"));
     const listing = await withConnection(settings, false, (connection) =>

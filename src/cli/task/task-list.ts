@@ -69,13 +69,19 @@ export async function listTasks(connection: NatsConnection, options: ListOptions
   const js = jetstream(connection);
   await streamHeads(manager, [COMMAND_STREAMS.tasks, COMMAND_STREAMS.fleetTasks, TASK_EVENT_STREAMS.results]);
   const own = options.machineId === null ? null : machineSubjects(options.machineId);
-  const window = (stream: string, subjects: string[], keepNewest: number) =>
+  const window = (
+    stream: string,
+    subjects: string[],
+    keepNewest: number,
+    select?: (message: WindowMessage) => boolean,
+  ) =>
     readWindow(manager, js, {
       stream,
       subjects,
       sinceMs: options.sinceMs,
       keepNewest,
       headerName: EventHeader.machineId,
+      ...(select ? { select } : {}),
     });
   const machineTasks = await window(
     COMMAND_STREAMS.tasks,
@@ -86,11 +92,6 @@ export async function listTasks(connection: NatsConnection, options: ListOptions
     COMMAND_STREAMS.fleetTasks,
     [fleetSubjects.task, fleetSubjects.taskCancel],
     options.limit * 2,
-  );
-  const results = await window(
-    TASK_EVENT_STREAMS.results,
-    [own?.taskResult ?? "machine.*.task.result"],
-    Number.MAX_SAFE_INTEGER,
   );
 
   let unreadable = 0;
@@ -130,6 +131,17 @@ export async function listTasks(connection: NatsConnection, options: ListOptions
     const task = tasks.get(key);
     if (task) tasks.set(key, { ...task, cancelRequested: true });
   }
+  // Only the ends of the tasks listed are kept: a fleet's window may hold far more.
+  const listedIds = new Set([...tasks.values()].map((task) => task.taskId));
+  const results = await window(
+    TASK_EVENT_STREAMS.results,
+    [own?.taskResult ?? "machine.*.task.result"],
+    Number.MAX_SAFE_INTEGER,
+    (message) => {
+      const taskId = (message.body as { taskId?: unknown } | undefined)?.taskId;
+      return typeof taskId !== "string" || listedIds.has(taskId);
+    },
+  );
   unreadable += joinEnds(tasks, results.messages);
   const ordered = [...tasks.values()]
     .filter((task) => options.machineId === null || task.machineId !== null || task.ends.length > 0)
@@ -211,7 +223,7 @@ export function formatTaskTable(listing: TaskListing, since: string): string[] {
   ]);
   const header = ["SENT (UTC)", "TASK", "TARGET", "RUN", "END"];
   const widths = header.map((title, column) =>
-    Math.min(48, Math.max(title.length, ...rows.map((row) => (row[column] as string).length))),
+    Math.min(60, Math.max(title.length, ...rows.map((row) => (row[column] as string).length))),
   );
   const line = (cells: readonly string[]): string =>
     cells
