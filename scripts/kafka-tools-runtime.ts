@@ -3,7 +3,7 @@
  * `org.apache.kafka:kafka-tools` and its runtime closure, resolved by Maven from
  * scripts/kafka-tools-runtime/pom.xml into node_modules/.cache/edge-kafka-tools-<version>/
  * (scripts/maven-runtime.ts says how, and what it guarantees). The exactly-once tests read Kafka
- * back with its console consumer (read_committed): a reader we did not write.
+ * back with its own Java consumer (read_committed, test/helpers/kafka-reader/): a reader we did not write.
  *
  * Run as a script (`node scripts/kafka-tools-runtime.ts`) it resolves and prints the directory.
  */
@@ -17,7 +17,7 @@ export const KAFKA_TOOLS_RUNTIME_DIR = mavenRuntimeDir(`edge-kafka-tools-${KAFKA
 const KAFKA_TOOLS_RUNTIME: MavenRuntime = {
   dir: KAFKA_TOOLS_RUNTIME_DIR,
   pomPath: join(import.meta.dirname, "kafka-tools-runtime", "pom.xml"),
-  neededBy: "Kafka's console consumer, which the exactly-once tests read Kafka back with",
+  neededBy: "Kafka's Java consumer, which the exactly-once tests read Kafka back with",
 };
 
 /** Returns the directory holding `libs/*.jar` and `log4j2.properties`, resolving them only when missing. */

@@ -38,7 +38,7 @@ node_modules/.bin/node scripts/nats-server-runtime.ts
 # The Kafka broker's jars (node_modules/.cache, wiped by npm ci; Maven's ~/.m2 keeps the download), resolved
 # once here rather than inside a test's timeout. Run with the pinned Node: the machine's own may not run .ts.
 node_modules/.bin/node scripts/kafka-runtime.ts
-# Kafka's own console consumer, the read_committed oracle of the exactly-once tests (scripts/kafka-tools-runtime.ts).
+# Kafka's own Java consumer, the read_committed oracle of the exactly-once tests (scripts/kafka-tools-runtime.ts).
 node_modules/.bin/node scripts/kafka-tools-runtime.ts
 # The same for Apache Pinot (0.11.0, the newest whose pinot-tools Maven Central serves): its validator checks pinot/.
 node_modules/.bin/node scripts/pinot-runtime.ts

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { BRIDGE_SERVICE_NAME, type BridgeStatus } from "../../src/bridge/service/bridge-status.ts";
 import { DEFAULT_TOPICS } from "../../src/contracts/index.ts";
 import type { EmittedRecord } from "../fixtures/bridge/simulated-fleet.ts";
-import { readTopicWithConsoleConsumer } from "./kafka-console-reader.ts";
+import { readTopicWithKafkaConsumer } from "./kafka-oracle-reader.ts";
 import type { ReadRecord } from "./kafka-topic-reader.ts";
 
 /** Every instance's status, over `$SRV.STATS.edge-bridge`. */
@@ -60,17 +60,17 @@ export interface BridgeOutput {
 }
 
 /**
- * What the bridge wrote, as Kafka's own console consumer reads it in read_committed mode (a reader
- * we did not write: test/helpers/kafka-console-reader.ts), so an exactly-once test does not judge
+ * What the bridge wrote, as Kafka's own Java consumer reads it in read_committed mode (a reader
+ * we did not write: test/helpers/kafka-oracle-reader.ts), so an exactly-once test does not judge
  * the bridge with the bridge's own aborted-transaction filter.
  */
 export async function readBridgeOutput(bootstrap: string): Promise<BridgeOutput> {
   const [telemetry, events, inventory, deadLetters, devices] = await Promise.all([
-    readTopicWithConsoleConsumer(bootstrap, DEFAULT_TOPICS.telemetry),
-    readTopicWithConsoleConsumer(bootstrap, DEFAULT_TOPICS.events),
-    readTopicWithConsoleConsumer(bootstrap, DEFAULT_TOPICS.inventory),
-    readTopicWithConsoleConsumer(bootstrap, DEFAULT_TOPICS.deadLetter),
-    readTopicWithConsoleConsumer(bootstrap, DEFAULT_TOPICS.devices),
+    readTopicWithKafkaConsumer(bootstrap, DEFAULT_TOPICS.telemetry),
+    readTopicWithKafkaConsumer(bootstrap, DEFAULT_TOPICS.events),
+    readTopicWithKafkaConsumer(bootstrap, DEFAULT_TOPICS.inventory),
+    readTopicWithKafkaConsumer(bootstrap, DEFAULT_TOPICS.deadLetter),
+    readTopicWithKafkaConsumer(bootstrap, DEFAULT_TOPICS.devices),
   ]);
   return { telemetry, events, inventory, deadLetters, devices };
 }

@@ -2,12 +2,12 @@ import { compatibilityPartitioner, ProduceAcks, Producer } from "@platformatic/k
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KafkaAdmin } from "../../../src/bridge/kafka/client/index.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
-import { readTopicWithConsoleConsumer } from "../../helpers/kafka-console-reader.ts";
+import { readTopicWithKafkaConsumer } from "../../helpers/kafka-oracle-reader.ts";
 import { type ReadRecord, readTopic } from "../../helpers/kafka-topic-reader.ts";
 
 /**
  * The bridge's committed reader (src/bridge/kafka/client/committed-reader.ts: it drops aborted
- * transactions itself, which the client library does not) against Kafka's own console consumer
+ * transactions itself, which the client library does not) against Kafka's own Java consumer
  * in read_committed mode, on a topic where two producers' committed and aborted transactions
  * interleave over three partitions: they must read the very same records.
  */
@@ -74,7 +74,7 @@ describe("the committed reader reads what Kafka's own read_committed consumer re
         headers: record.headers.map(([name, value]) => `${name}=${value}`),
       }));
     const ours = plain(await readTopic(kafka.bootstrap, topic));
-    const theirs = plain(await readTopicWithConsoleConsumer(kafka.bootstrap, topic));
+    const theirs = plain(await readTopicWithKafkaConsumer(kafka.bootstrap, topic));
     expect(ours).toEqual(theirs);
     // Some aborted, some committed: the comparison means something.
     const rounds = new Set(theirs.map((record) => (JSON.parse(record.value ?? "{}") as { round: number }).round));
