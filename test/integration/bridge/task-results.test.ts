@@ -7,7 +7,7 @@ import { runCli } from "../../helpers/agent-process.ts";
 import { type BridgeProcess, startBridgeProcess } from "../../helpers/bridge-process.ts";
 import { transactionsCommittedBy, waitForCaughtUp } from "../../helpers/bridge-verify.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
-import { readTopicWithConsoleConsumer } from "../../helpers/kafka-console-reader.ts";
+import { readTopicWithKafkaConsumer } from "../../helpers/kafka-oracle-reader.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -18,7 +18,7 @@ const STATUSES: readonly TaskStatus[] = ["SUCCEEDED", "FAILED", "TIMED_OUT", "CA
 /**
  * Task ends into Kafka: their own topic (machine-task-results), one flat row each, keyed by the
  * machine, exactly once across a kill -9 of the bridge while it commits; output chunks stay in
- * NATS. Read back with Kafka's own console consumer (read_committed), not the bridge's reader.
+ * NATS. Read back with Kafka's own Java consumer (read_committed), not the bridge's reader.
  */
 describe("edge-bridge: task ends into machine-task-results, exactly once", () => {
   let nats: NatsServerHandle;
@@ -95,7 +95,7 @@ describe("edge-bridge: task ends into machine-task-results, exactly once", () =>
     await startBridge();
     await waitForCaughtUp(observer, { shards: EVENT_STREAMS.length + 1, timeoutMs: 120_000 });
 
-    const records = await readTopicWithConsoleConsumer(kafka.bootstrap, DEFAULT_TOPICS.taskResults);
+    const records = await readTopicWithKafkaConsumer(kafka.bootstrap, DEFAULT_TOPICS.taskResults);
     const seen = new Map<string, number>();
     for (const record of records) {
       const row = TaskResultRow.parse(record.json);
@@ -121,7 +121,7 @@ describe("edge-bridge: task ends into machine-task-results, exactly once", () =>
     // Output stays in NATS: no chunk is in any topic the bridge writes.
     const elsewhere = await Promise.all(
       [DEFAULT_TOPICS.events, DEFAULT_TOPICS.deadLetter].map((topic) =>
-        readTopicWithConsoleConsumer(kafka.bootstrap, topic),
+        readTopicWithKafkaConsumer(kafka.bootstrap, topic),
       ),
     );
     const chunkIds = new Set(chunks);
