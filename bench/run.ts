@@ -19,6 +19,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   bridge: () => import("./bridge.ts"),
   "bridge-state": () => import("./bridge-state.ts"),
   pinot: () => import("./pinot.ts"),
+  presence: () => import("./presence.ts"),
   fleet: () => import("./fleet.ts"),
   tasks: () => import("./tasks.ts"),
 };

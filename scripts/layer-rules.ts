@@ -31,7 +31,7 @@ export const AGENT_ROWS: readonly (readonly string[])[] = [
   ["cli-kit"],
   ["simulator", "service"],
   ["agent"],
-  ["lifecycle", "telemetry", "config", "config-push", "tools", "update", "uninstall", "rpc", "metrics"],
+  ["lifecycle", "telemetry", "config", "config-push", "tools", "update", "uninstall", "tasks", "rpc", "metrics"],
   ["commands"],
   ["capability"],
   ["events"],

@@ -8,8 +8,9 @@ export NODE_DISABLE_COMPILE_CACHE=1
 
 # Debian packages the tests use: strip (binutils) for the single executable; dpkg-deb's xz; systemd-analyze to verify the unit;
 # runuser (util-linux) and useradd (passwd) for the package test; rpmbuild (rpm), wixl and msiinfo
-# (wixl, msitools) to build and inspect the .rpm and .msi.
-APT_PACKAGES=(binutils xz-utils systemd util-linux passwd rpm msitools wixl)
+# (wixl, msitools) to build and inspect the .rpm and .msi; bubblewrap (bwrap) for remote tasks confined to
+# their working dir (tasks.confine working-dir), which the tasks' tests run for real.
+APT_PACKAGES=(binutils xz-utils systemd util-linux passwd rpm msitools wixl bubblewrap)
 # Java and Maven for the Kafka integration tests: a real Apache Kafka broker runs as its own JVM, its
 # jars resolved by Maven (scripts/kafka-runtime.ts). A JDK or Maven may come from outside apt (a
 # tarball, SDKMAN), so these two are looked up on the PATH rather than in dpkg.

@@ -3,9 +3,10 @@ import { dirname } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../../test/helpers/streams.ts";
+import { holdFor } from "../../test/helpers/wait-for.ts";
 import { AgentFleet } from "../support/agent-fleet.ts";
 import { accountFor } from "../support/ledger.ts";
-import { type FaultScenario, type ScenarioResult, seededRandom, sleep } from "../support/scenario.ts";
+import { type FaultScenario, type ScenarioResult, seededRandom } from "../support/scenario.ts";
 import { storedEvents } from "../support/stored-events.ts";
 
 /**
@@ -35,10 +36,10 @@ export function agentCrashSoak(options: { agents: number; durationMs: number; se
         let brokerKills = 0;
         const until = Date.now() + options.durationMs;
         while (Date.now() < until) {
-          await sleep(2_000 + random() * 3_000);
+          await holdFor(2_000 + random() * 3_000, "the soak's next fault comes 2-5 s after the last");
           if (random() < 0.25) {
             await server.kill();
-            await sleep(500 + random() * 2_000);
+            await holdFor(500 + random() * 2_000, "nats-server stays down 0.5-2.5 s");
             await server.start();
             brokerKills += 1;
           } else {

@@ -6,9 +6,10 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { PLATFORM_STREAMS } from "../../src/contracts/index.ts";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
+import { holdFor, waitFor } from "../../test/helpers/wait-for.ts";
 import { AgentFleet } from "../support/agent-fleet.ts";
 import { accountFor } from "../support/ledger.ts";
-import { type FaultScenario, type ScenarioResult, sleep } from "../support/scenario.ts";
+import type { FaultScenario, ScenarioResult } from "../support/scenario.ts";
 import { storedEvents } from "../support/stored-events.ts";
 
 const MACHINE = "diskfull-1";
@@ -40,13 +41,16 @@ async function deliveredThrough(
   sequence: number,
   deadlineMs: number,
 ): Promise<boolean> {
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    const stored = await storedEvents(observer);
-    if (stored.some((event) => event.machineId === machineId && event.sequence >= sequence)) return true;
-    await sleep(500);
-  }
-  return false;
+  return waitFor(
+    `${machineId}'s events through ${sequence}`,
+    async () =>
+      (await storedEvents(observer)).some((event) => event.machineId === machineId && event.sequence >= sequence),
+    deadlineMs,
+    500,
+  ).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -92,18 +96,21 @@ export function diskFull(options: { tmpfsMb: number; phaseMs: number }): FaultSc
           });
         }
         await fleet.start(MACHINE, dirs);
-        await sleep(options.phaseMs);
+        await holdFor(options.phaseMs, "the agent samples every second with the broker up");
         // Broker away first, so events wait in the database when the disk fills: delivering them
         // later means settling them on a disk that cannot take the change.
         await server.kill();
-        await sleep(options.phaseMs);
+        await holdFor(options.phaseMs, "events pile up in the database while the broker is away");
         const filledBytes = await fillUp(filler);
-        await sleep(options.phaseMs);
+        await holdFor(options.phaseMs, "the agent runs with the disk full and no broker");
         checks["keeps running with the disk full and no broker"] = fleet.agent(MACHINE).child.exitCode === null;
 
         await server.start();
         // Long enough for several duplicate windows: an acked batch published again would be stored again.
-        await sleep(Math.max(options.phaseMs, 3 * DUPLICATE_WINDOW_MS));
+        await holdFor(
+          Math.max(options.phaseMs, 3 * DUPLICATE_WINDOW_MS),
+          "past several duplicate windows with the disk full: an acked batch sent again would be stored again",
+        );
         checks["answers after the broker is back, disk still full"] =
           (await fleet.outboxOf(observer, MACHINE)) !== null;
         // Events the full disk would not take are held in memory, and must reach the platform anyway.
@@ -117,8 +124,12 @@ export function diskFull(options: { tmpfsMb: number; phaseMs: number }): FaultSc
 
         const beforeCrash = await fleet.outboxOf(observer, MACHINE);
         await fleet.crashAndRestart(MACHINE);
-        await sleep(options.phaseMs);
-        const afterCrash = await fleet.outboxOf(observer, MACHINE);
+        const afterCrash = await waitFor(
+          "the agent to answer again after kill -9",
+          () => fleet.outboxOf(observer, MACHINE).then((outbox) => outbox ?? undefined),
+          Math.max(options.phaseMs, 30_000),
+          200,
+        ).catch(() => null);
         checks["starts again after kill -9 with the disk full"] = afterCrash !== null;
         // Events held only in memory die with the process (the disk would not take them): the new
         // run declares the numbers it jumps over, so they are told apart from a loss in transit.

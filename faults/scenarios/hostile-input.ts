@@ -10,9 +10,10 @@ import { startFileServer, TOOL_SCRIPT, toolZip } from "../../test/fixtures/tools
 import { type AgentProcess, runCli } from "../../test/helpers/agent-process.ts";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
 import { readStream } from "../../test/helpers/stream-reader.ts";
+import { waitFor } from "../../test/helpers/wait-for.ts";
 import { AgentFleet } from "../support/agent-fleet.ts";
 import { accountFor } from "../support/ledger.ts";
-import { type FaultScenario, type ScenarioResult, sleep } from "../support/scenario.ts";
+import type { FaultScenario, ScenarioResult } from "../support/scenario.ts";
 import { storedEvents } from "../support/stored-events.ts";
 
 const MACHINE = "hostile-1";
@@ -282,7 +283,8 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
         ),
         `${id}-install`,
       );
-      await waitUntil(
+      await waitFor(
+        "the linking tool to be installed",
         async () =>
           (await readStream(context.operator, "TOOL_STATUS")).some(
             (message) =>
@@ -290,7 +292,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
               (message.body as { state?: string }).state === "INSTALLED",
           ),
         30_000,
-        "the linking tool was not installed in time",
+        200,
       );
       const payload = context.files.add("pwned.txt", Buffer.from("pwned\n"));
       await publishCommand(
@@ -352,26 +354,27 @@ async function outcomeOf(
   deadlineMs: number,
   sentAtMs: number,
 ): Promise<string | null> {
-  const until = Date.now() + deadlineMs;
   const expectation = hostile.expect;
-  for (;;) {
-    if (context.agent.child.exitCode !== null || context.agent.child.signalCode !== null)
-      return `the agent died: ${context.agent.output().slice(-400)}`;
-    if ("settled" in expectation) {
-      const reply = await context.operator
-        .request(`machine.${MACHINE}.rpc.status`, "", { timeout: 3_000 })
-        .catch(() => null);
-      const commands = reply?.json<{ commands?: { pending: number; running: number; lastCheckedAt: string | null } }>()
-        .commands;
-      if (
-        commands &&
-        commands.pending === 0 &&
-        commands.running === 0 &&
-        commands.lastCheckedAt !== null &&
-        Date.parse(commands.lastCheckedAt) > sentAtMs
-      )
-        return null;
-    } else {
+  const outcome = await waitFor(
+    `${hostile.name}: the agent's answer`,
+    async (): Promise<{ problem: string | null } | undefined> => {
+      if (context.agent.child.exitCode !== null || context.agent.child.signalCode !== null)
+        return { problem: `the agent died: ${context.agent.output().slice(-400)}` };
+      if ("settled" in expectation) {
+        const reply = await context.operator
+          .request(`machine.${MACHINE}.rpc.status`, "", { timeout: 3_000 })
+          .catch(() => null);
+        const commands = reply?.json<{
+          commands?: { pending: number; running: number; lastCheckedAt: string | null };
+        }>().commands;
+        const settled =
+          commands &&
+          commands.pending === 0 &&
+          commands.running === 0 &&
+          commands.lastCheckedAt !== null &&
+          Date.parse(commands.lastCheckedAt) > sentAtMs;
+        return settled ? { problem: null } : undefined;
+      }
       const statuses = await readStream(context.operator, expectation.stream);
       const ours = statuses.filter((message) => message.headers[EventHeader.causationId] === caseId);
       // KV documents carry no event id: their status is the newest one after the put.
@@ -379,15 +382,20 @@ async function outcomeOf(
       const body = candidates
         .map((message) => message.body as { state?: string; status?: string; error?: string | null })
         .find((candidate) => (candidate.state ?? candidate.status) === expectation.status);
-      if (body)
-        return (body.error ?? "").length > MAX_ECHOED_ERROR
-          ? `the error echoes ${body.error?.length} characters of input`
-          : null;
-    }
-    if (Date.now() > until)
-      return `no ${"settled" in expectation ? "settlement" : `${expectation.status} status`} within ${deadlineMs} ms`;
-    await sleep(250);
-  }
+      if (!body) return undefined;
+      return {
+        problem:
+          (body.error ?? "").length > MAX_ECHOED_ERROR
+            ? `the error echoes ${body.error?.length} characters of input`
+            : null,
+      };
+    },
+    deadlineMs,
+    250,
+  ).catch(() => ({
+    problem: `no ${"settled" in expectation ? "settlement" : `${expectation.status} status`} within ${deadlineMs} ms`,
+  }));
+  return outcome.problem;
 }
 
 async function peakRssMb(pid: number | undefined): Promise<number | null> {
@@ -416,7 +424,12 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
         root = dirname(agent.dataDir);
         const context: CaseContext = { operator, files, agent };
         // Commands are only taken once the agent listens: wait for its announcement.
-        await waitUntil(async () => (await readStream(operator, "INSTALLED_AGENTS")).length > 0, 30_000);
+        await waitFor(
+          "the agent's announcement (it listens)",
+          async () => (await readStream(operator, "INSTALLED_AGENTS")).length > 0,
+          30_000,
+          200,
+        );
         const failures: Array<{ case: string; problem: string }> = [];
         let survived = 0;
         for (const [index, hostile] of table.entries()) {
@@ -467,16 +480,4 @@ export function hostileInput(options: { cases?: readonly HostileCase[]; caseDead
       }
     },
   };
-}
-
-async function waitUntil(
-  check: () => Promise<boolean>,
-  deadlineMs: number,
-  failure = "the agent did not start in time",
-): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(failure);
-    await sleep(200);
-  }
 }

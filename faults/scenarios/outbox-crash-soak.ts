@@ -5,8 +5,9 @@ import { join, resolve } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../../test/helpers/streams.ts";
+import { holdFor, withDeadline } from "../../test/helpers/wait-for.ts";
 import { accountFor } from "../support/ledger.ts";
-import { type FaultScenario, type ScenarioResult, seededRandom, sleep } from "../support/scenario.ts";
+import { type FaultScenario, type ScenarioResult, seededRandom } from "../support/scenario.ts";
 import { storedEvents } from "../support/stored-events.ts";
 
 const OUTBOX_PROCESS = resolve(import.meta.dirname, "../../test/fixtures/outbox/outbox-process.ts");
@@ -49,7 +50,7 @@ export function outboxCrashSoak(options: {
           const drain = runOutbox(["drain", dataDir, server.url]);
           const outcome = await Promise.race([
             drain.exited.then((code) => ({ code })),
-            sleep(150 + random() * 600).then(() => null),
+            holdFor(150 + random() * 600, "a drain is killed -9 at a random point of its work").then(() => null),
           ]);
           if (outcome?.code === 0) {
             drained = true;
@@ -67,10 +68,9 @@ export function outboxCrashSoak(options: {
         // The last run is left alone to finish.
         if (!drained) {
           const last = runOutbox(["drain", dataDir, server.url]);
-          const code = await Promise.race([
-            last.exited,
-            sleep(Math.max(30_000, until - Date.now())).then(() => "timeout" as const),
-          ]);
+          const code = await withDeadline("the last drain", last.exited, Math.max(30_000, until - Date.now())).catch(
+            () => "timeout" as const,
+          );
           if (code === "timeout") last.kill();
           drained = code === 0;
         }

@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { OutboxStats } from "../../src/outbox/types.ts";
 import { type AgentProcess, startAgentProcess } from "../../test/helpers/agent-process.ts";
-import { sleep } from "./scenario.ts";
+import { waitFor } from "../../test/helpers/wait-for.ts";
 
 /** Real `edge-agent run` processes, each on its own data dir, that a scenario kills and restarts. */
 export class AgentFleet {
@@ -65,16 +65,19 @@ export class AgentFleet {
     const until = Date.now() + deadlineMs;
     const last = new Map<string, number>();
     for (const machineId of this.machineIds) {
-      for (;;) {
-        const outbox = await this.outboxOf(observer, machineId);
-        if (outbox && outbox.pendingCount === 0 && outbox.heldInMemory === 0) {
-          last.set(machineId, outbox.lastSequence);
-          break;
-        }
-        if (Date.now() > until)
-          throw new Error(`${machineId} did not deliver everything in time: ${JSON.stringify(outbox)}`);
-        await sleep(200);
-      }
+      let seen: OutboxStats | null = null;
+      const delivered = await waitFor(
+        `${machineId} to deliver everything`,
+        async () => {
+          seen = await this.outboxOf(observer, machineId);
+          return seen !== null && seen.pendingCount === 0 && seen.heldInMemory === 0 ? seen : undefined;
+        },
+        Math.max(0, until - Date.now()),
+        200,
+      ).catch((error: unknown) => {
+        throw new Error(`${machineId} did not deliver everything in time: ${JSON.stringify(seen)}`, { cause: error });
+      });
+      last.set(machineId, delivered.lastSequence);
     }
     return last;
   }

@@ -33,5 +33,3 @@ export function seededRandom(seed: number): () => number {
     return state / 2147483647;
   };
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,7 +1,9 @@
 import type { CapabilityFactory } from "../capability/index.ts";
 import { remoteConfigCapability } from "../config/index.ts";
 import { configPushCapability } from "../config-push/index.ts";
+import type { TaskLedger } from "../outbox/index.ts";
 import { rpcCapability } from "../rpc/index.ts";
+import { tasksCapability } from "../tasks/index.ts";
 import { telemetryCapability } from "../telemetry/index.ts";
 import { toolsCapability } from "../tools/index.ts";
 import { remoteUninstallCapability, type UninstallAgent } from "../uninstall/index.ts";
@@ -17,6 +19,8 @@ export interface CapabilityWiring {
   readonly runningFrom?: "executable" | "sources" | undefined;
   readonly uninstall?: UninstallAgent | undefined;
   readonly outboxDrained: (timeoutMs: number) => Promise<boolean>;
+  /** The remote tasks' record in the outbox's database. */
+  readonly taskLedger: TaskLedger;
 }
 
 /**
@@ -49,6 +53,10 @@ export function agentCapabilities(
     {
       name: "uninstall",
       create: uninstall ? remoteUninstallCapability({ uninstall, outboxDrained: wiring.outboxDrained }) : () => null,
+    },
+    {
+      name: "tasks",
+      create: tasksCapability({ ledger: wiring.taskLedger, environment: wiring.childEnvironment }),
     },
     // Last: its endpoints are everyone's.
     { name: "rpc", create: rpcCapability },

@@ -267,6 +267,7 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     runningFrom: deps.runningFrom,
     uninstall: deps.uninstall,
     outboxDrained: outboxDrained(outbox, clock),
+    taskLedger: outbox.tasks,
   };
   capabilities.add(core, lifecycle);
   for (const { name, create } of agentCapabilities(wiring)) {

@@ -13,7 +13,17 @@ import type { CommandTrust } from "../trust/index.ts";
 export type CommandOutcome =
   | { readonly kind: "done"; readonly result?: OutgoingEvent; readonly afterSettled?: () => Promise<void> }
   | { readonly kind: "retry"; readonly afterMs: number | "backoff" }
-  | { readonly kind: "reject"; readonly reason: string; readonly result?: OutgoingEvent };
+  | {
+      readonly kind: "reject";
+      readonly reason: string;
+      readonly result?: OutgoingEvent;
+      /**
+       * A refused fleet-wide command is answered once per subject and key an hour: by default the
+       * key is the reason's kind (its numbers aside), so junk copies are answered once; a refusal
+       * of one command's own (a task's, by its id) gives its own key, and each is answered.
+       */
+      readonly answerKey?: string;
+    };
 
 export const done = (result?: OutgoingEvent): CommandOutcome => (result ? { kind: "done", result } : { kind: "done" });
 /**
@@ -29,8 +39,12 @@ export const doneThen = (result: OutgoingEvent, next: () => Promise<void>): Comm
 export const retryAfter = (afterMs: number): CommandOutcome => ({ kind: "retry", afterMs });
 /** Taken again after 5 s doubling per attempt, at most 5 min (runtime/backoff.ts). */
 export const retryWithBackoff = (): CommandOutcome => ({ kind: "retry", afterMs: "backoff" });
-export const reject = (reason: string, result?: OutgoingEvent): CommandOutcome =>
-  result ? { kind: "reject", reason, result } : { kind: "reject", reason };
+export const reject = (reason: string, result?: OutgoingEvent, options?: { answerKey: string }): CommandOutcome => ({
+  kind: "reject",
+  reason,
+  ...(result ? { result } : {}),
+  ...(options ? { answerKey: options.answerKey } : {}),
+});
 
 /** One attempt at a command, as a handler sees it. */
 export interface CommandDelivery {
@@ -43,8 +57,18 @@ export interface CommandDelivery {
   readonly attempt: number;
   /** The command's event id (`X-Event-ID`), else `<stream>:<seq>`: every result carries it. */
   readonly causationId: string;
+  /** When the message's own `Nats-TTL` ends (epoch ms), null when it has none. */
+  readonly expiresAtMs: number | null;
   /** Aborted when the agent stops: long work (a download) ends, and is taken again at the next start. */
   readonly signal: AbortSignal;
+}
+
+/** Why a command is refused before its handler ran, as `rejection` is told. */
+export interface RefusalContext {
+  /** `interrupted`: its work began in an earlier run, which a crash, kill -9 or power loss cut short. */
+  readonly kind: "refused" | "interrupted";
+  /** The command's event id, as `CommandDelivery.causationId`. */
+  readonly causationId: string;
 }
 
 export interface CommandHandler<Command> {
@@ -58,7 +82,7 @@ export interface CommandHandler<Command> {
   /** The work. A throw is retried with backoff (at once when the agent is stopping). */
   handle(command: Command, delivery: CommandDelivery): Promise<CommandOutcome>;
   /** The result that reports a refusal (malformed, untrusted, expired, interrupted), given the raw body; null reports none. */
-  rejection(reason: string, raw: unknown): OutgoingEvent | null;
+  rejection(reason: string, raw: unknown, context: RefusalContext): OutgoingEvent | null;
 }
 
 /**
@@ -98,6 +122,8 @@ export interface CommandRouteHandle {
   removeFeed(key: string): void;
   /** Stops taking commands and aborts the work in progress (taken again at the next start). */
   stop(): Promise<void>;
+  /** Its commands stored and not begun yet (waiting their turn, or a retry); 0 when the inbox cannot be read. */
+  waiting(): number;
 }
 
 /** Where capabilities register the commands they take (one per agent, src/commands/command-desk.ts). */

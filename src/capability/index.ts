@@ -17,6 +17,7 @@ export {
   type CommandRouteHandle,
   done,
   doneThen,
+  type RefusalContext,
   reject,
   retryAfter,
   retryWithBackoff,

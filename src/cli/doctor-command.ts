@@ -17,6 +17,7 @@ import {
 import { dataDirChecks } from "./doctor/local-checks.ts";
 import { hostAndPort, type Probe, probeAgentRights, tcpReachable } from "./doctor/server-probes.ts";
 import { judgeServerVersion } from "./doctor/server-version.ts";
+import { tasksCheck } from "./doctor/tasks-check.ts";
 import { knownMachineId } from "./running-agent.ts";
 
 function authKind(settings: Settings): string {
@@ -227,6 +228,7 @@ export async function runDoctor(loadSettings: () => Settings): Promise<CheckResu
   results.push(...(await openframeArgumentChecks(settings)));
   results.push(...(await dataDirChecks(settings)));
   results.push(await programLocationCheck(settings));
+  results.push(await tasksCheck(settings, process.env));
   results.push(...(await serverChecks(settings, machineId)));
   return results;
 }

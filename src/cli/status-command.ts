@@ -326,6 +326,26 @@ function telemetryLine(detail: Record<string, unknown>): string {
   return detail.lastError ? `${line}; last error: ${String(detail.lastError)}` : line;
 }
 
+/** Remote tasks: how they are taken (loud when unsigned), what runs now (id, pid, since) and how many wait. */
+export function taskLines(detail: Record<string, unknown>): string[] {
+  const running = (detail.running as Array<{ taskId: string; pid: number | null; since: string | null }>) ?? [];
+  const accepts =
+    detail.enabled === false
+      ? "turned off (tasks.enabled false): every task refused"
+      : detail.accepts === "signed"
+        ? "signed only"
+        : detail.accepts === "unsigned"
+          ? "UNSIGNED TASKS RUN (tasks.allowUnsigned: development only)"
+          : "ALL REFUSED: no configSigningKey (tasks.allowUnsigned would take unsigned ones, for development)";
+  const confine = detail.confine === "working-dir" ? "confined to their working dir" : "not confined";
+  const lines = [
+    `  tasks:      ${accepts}; ${confine}; ${running.length} running, ${String(detail.queued ?? 0)} queued (at most ${String(detail.maxConcurrent ?? "?")} at once)`,
+  ];
+  for (const task of running)
+    lines.push(`    ${task.taskId} pid ${task.pid ?? "(starting)"}${task.since ? ` since ${task.since}` : ""}`);
+  return lines;
+}
+
 /**
  * What waiting events wait for: the link while it is down (the last publish error is then only
  * how it went down), else the problem the outbox met, with what to do when it is missing streams.
@@ -430,6 +450,10 @@ export function formatStatus(report: StatusReport): string {
     }
     if (name === "telemetry" && isRecord(detail)) {
       lines.push(telemetryLine(detail));
+      continue;
+    }
+    if (name === "tasks" && isRecord(detail) && Array.isArray(detail.running)) {
+      lines.push(...taskLines(detail));
       continue;
     }
     lines.push(`  ${`${name}:`.padEnd(11)} ${describeFields(detail) || "-"}`);

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { CommandDesk, CommandRoute, CommandRouteHandle } from "../capability/index.ts";
-import { catchUpConsumerName, hintSubjects, machineFeeds } from "../contracts/index.ts";
+import { catchUpConsumerName, hintSubjects } from "../contracts/index.ts";
 import type { OutgoingEvent } from "../events/index.ts";
 import type { CommandInbox, OutboxEntryInput } from "../outbox/index.ts";
 import type { Logger } from "../runtime/index.ts";
@@ -62,7 +62,7 @@ export class AgentCommands implements CommandDesk {
       clock: options.clock,
       logger,
     });
-    this.#hints = hintSubjects(machineFeeds(options.machineId));
+    this.#hints = hintSubjects(options.machineId);
   }
 
   route<Command>(route: CommandRoute<Command>): CommandRouteHandle {

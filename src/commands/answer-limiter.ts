@@ -12,13 +12,17 @@ export class AnswerLimiter {
     this.#intervalMs = intervalMs;
   }
 
-  /** Whether to answer now; records the answer when it says yes. */
-  mayAnswer(subject: string, reason: string, nowMs: number): boolean {
+  /** Whether to answer a refusal of `kind` on `subject` now; records the answer when it says yes. */
+  mayAnswer(subject: string, kind: string, nowMs: number): boolean {
     for (const [key, atMs] of this.#lastAnswered) if (nowMs - atMs >= this.#intervalMs) this.#lastAnswered.delete(key);
-    // Numbers (sequences, serials, sizes) differ from one junk message to the next; the kind of reason does not.
-    const key = `${subject}\u0000${reason.replace(/\d+/g, "#")}`;
+    const key = `${subject}\u0000${kind}`;
     if (this.#lastAnswered.has(key)) return false;
     this.#lastAnswered.set(key, nowMs);
     return true;
   }
+}
+
+/** A refusal's kind: numbers (sequences, serials, sizes) differ from one junk message to the next; the kind does not. */
+export function reasonKind(reason: string): string {
+  return reason.replace(/\d+/g, "#");
 }

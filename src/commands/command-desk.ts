@@ -14,7 +14,7 @@ import type { CommandInbox, CommandRow, OutboxEntryInput } from "../outbox/index
 import type { Logger } from "../runtime/index.ts";
 import { type Cancel, type Clock, describeIssues, retryDelayMs, timersOf, truncateInput } from "../runtime/index.ts";
 import { TRUST_RETRY_MS } from "../trust/index.ts";
-import { AnswerLimiter } from "./answer-limiter.ts";
+import { AnswerLimiter, reasonKind } from "./answer-limiter.ts";
 import type { FeedReader } from "./feed-reader.ts";
 import { expiryOf } from "./message-ttl.ts";
 
@@ -55,6 +55,15 @@ interface PendingSettlement {
 }
 
 const decoder = new TextDecoder();
+
+/** A stored body as JSON, or null when it is none. */
+function parsedOrNull(body: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(body));
+  } catch {
+    return null;
+  }
+}
 const FLEET_SUBJECT = /^machine\.all\.|^\$KV\.[^.]+\.defaults$/;
 /** How often a settlement the disk refused is tried again. */
 const SETTLE_RETRY_MS = 5_000;
@@ -124,6 +133,14 @@ export class CommandRunner implements CommandDesk {
         route.stopped = true;
         route.stopping.abort(new Error("the agent is stopping"));
         await Promise.allSettled([...route.working]);
+      },
+      waiting: () => {
+        try {
+          return this.#options.inbox.pendingIn([...route.feeds.keys()]);
+        } catch {
+          // The database cannot be read now: the outbox's own status says why.
+          return 0;
+        }
       },
     };
   }
@@ -231,6 +248,7 @@ export class CommandRunner implements CommandDesk {
       attempt: row.attempts + 1,
       // The stream's own name: two command streams may share a sequence number.
       causationId: row.headers[EventHeader.eventId]?.at(-1) || `${row.stream}:${row.streamSequence}`,
+      expiresAtMs: expiryOf(row.headers, row.storedAtMs),
       signal: route?.stopping.signal ?? this.#stopping.signal,
     };
   }
@@ -268,14 +286,18 @@ export class CommandRunner implements CommandDesk {
     const spec = route.spec;
     const rejection = (reason: string, raw: unknown): CommandOutcome => {
       const cut = truncateInput(reason, 2_000);
-      const result = "handler" in spec ? spec.handler.rejection(cut, raw) : spec.rowHandler.refusal(cut, row);
+      const result =
+        "handler" in spec
+          ? spec.handler.rejection(cut, raw, { kind: "refused", causationId: delivery.causationId })
+          : spec.rowHandler.refusal(cut, row);
       return reject(cut, result ?? undefined);
     };
-    const expiresAtMs = expiryOf(row.headers, row.storedAtMs);
+    const { expiresAtMs } = delivery;
     if (expiresAtMs !== null && expiresAtMs <= this.#options.clock.now()) {
+      // The platform's own command, only late: its report may name what it was (a task's id).
       return rejection(
         `${route.what} expired at ${new Date(expiresAtMs).toISOString()} before it could be taken (Nats-TTL)`,
-        null,
+        parsedOrNull(row.body),
       );
     }
     if (this.#options.inbox.superseded(row) && route.feeds.get(row.feed)?.mode === "latest") {
@@ -333,7 +355,7 @@ export class CommandRunner implements CommandDesk {
         if (
           result &&
           FLEET_SUBJECT.test(row.subject) &&
-          !this.#limiter.mayAnswer(row.subject, outcome.reason, clock.now())
+          !this.#limiter.mayAnswer(row.subject, outcome.answerKey ?? reasonKind(outcome.reason), clock.now())
         ) {
           this.#logger.debug(
             { causationId, subject: row.subject },
@@ -385,21 +407,18 @@ export class CommandRunner implements CommandDesk {
       return;
     }
     let result: OutgoingEvent | null = null;
+    const causationId = this.#delivery(row, route).causationId;
     if (route) {
       const spec = route.spec;
       if ("handler" in spec) {
-        let raw: unknown = null;
-        try {
-          raw = JSON.parse(decoder.decode(row.body));
-        } catch {
-          raw = null;
-        }
-        result = spec.handler.rejection(`${spec.handler.what} ${reason}`, raw);
+        result = spec.handler.rejection(`${spec.handler.what} ${reason}`, parsedOrNull(row.body), {
+          kind: "interrupted",
+          causationId,
+        });
       } else {
         result = spec.rowHandler.refusal(`${spec.rowHandler.what} ${reason}`, row);
       }
     }
-    const causationId = this.#delivery(row, route).causationId;
     this.#logger.error({ causationId, feed: row.feed, attempts: row.attempts }, `command ${reason}`);
     const event = result ? { ...result, causationId } : null;
     this.#options.inbox.settle(row.id, "interrupted", event ? this.#options.encode(event) : null);

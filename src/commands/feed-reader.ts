@@ -3,7 +3,13 @@ import type { CommandFeed } from "../contracts/index.ts";
 import type { CommandInbox } from "../outbox/index.ts";
 import type { Logger } from "../runtime/index.ts";
 import { type Cancel, type Clock, jitteredBackoff, timersOf } from "../runtime/index.ts";
-import { readAfter, readNewest, type StoredCommandMessage, StreamUnavailableError } from "../transport/index.ts";
+import {
+  readAfter,
+  readNewest,
+  readNextAfter,
+  type StoredCommandMessage,
+  StreamUnavailableError,
+} from "../transport/index.ts";
 
 export interface FeedReaderOptions {
   readonly inbox: Pick<CommandInbox, "position" | "accept" | "streamRecreated">;
@@ -37,6 +43,8 @@ const HINT_RECHECK_MS = [1_000, 5_000] as const;
 const MIN_CHECK_SPACING_MS = 250;
 /** Catch-up reads per feed check; the rest follows at the next check, soon after. */
 const MAX_READS_PER_CHECK = 16;
+/** Direct gets per check of a `sequence` feed (one message each); the rest follows at the next check. */
+const MAX_SEQUENCE_READS_PER_CHECK = 64;
 
 /**
  * Reads the machine's command feeds (contracts/command-feeds.ts) into the durable inbox, keeping
@@ -44,7 +52,8 @@ const MAX_READS_PER_CHECK = 16;
  * - each check asks the newest message of the feed's subject (a direct get: no consumer, and no
  *   JetStream API request either) and compares it with the feed's position in the inbox;
  * - a `latest` feed takes that newest message; a `queue` feed reads what it missed through a
- *   catch-up consumer that lives for that read only;
+ *   catch-up consumer that lives for that read only; a `sequence` feed reads it message by message,
+ *   by direct gets of the next message after its position (no consumer at all);
  * - checks run on every (re)connect, every `checkEveryMs`, and when a message on one of the feed
  *   subjects is seen on the wire. That message is only a HINT: nothing of it is used (a machine can
  *   make the server send anything there), only what the stream holds is read.
@@ -233,6 +242,7 @@ export class FeedReader {
       this.#take(feed, [newest]);
       return false;
     }
+    if (feed.mode === "sequence") return this.#readSequence(connection, feed, position, newest.streamSequence);
     for (let read = 0; read < MAX_READS_PER_CHECK; read++) {
       const { messages, remaining } = await readAfter(connection, {
         stream: feed.stream,
@@ -246,6 +256,28 @@ export class FeedReader {
       this.#take(feed, messages);
       position = last.streamSequence;
       if (remaining === 0) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Every message after `position` up to `newest`, one direct get each, each stored (with the
+   * position past it) before the next is asked; true when more remain than one check reads.
+   */
+  async #readSequence(
+    connection: NatsConnection,
+    feed: CommandFeed,
+    position: number,
+    newest: number,
+  ): Promise<boolean> {
+    let after = position;
+    for (let read = 0; read < MAX_SEQUENCE_READS_PER_CHECK; read++) {
+      const message = await readNextAfter(connection, feed.stream, feed.subject, after);
+      // Gone meanwhile (its TTL, the stream's limits): nothing newer is left to take.
+      if (!message) return false;
+      this.#take(feed, [message]);
+      after = message.streamSequence;
+      if (after >= newest) return false;
     }
     return true;
   }

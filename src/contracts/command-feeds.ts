@@ -185,9 +185,14 @@ export function catchUpConsumerName(machineId: string): string {
   return `machine_${assertMachineId(machineId)}_reader`;
 }
 
+/** Every feed a machine reads from its first start: its commands and its tasks (a tool's update feed comes with the tool). */
+export function agentFeeds(machineId: string): CommandFeed[] {
+  return [...Object.values(machineFeeds(machineId)), ...Object.values(taskFeeds(machineId))];
+}
+
 /** The subjects an agent listens on for word of a new command (a hint only: what it reads is checked). */
-export function hintSubjects(feeds: MachineFeeds): string[] {
-  return [...Object.values(feeds).map((feed) => feed.subject), fleetSubjects.toolUpdates];
+export function hintSubjects(machineId: string): string[] {
+  return [...agentFeeds(machineId).map((feed) => feed.subject), fleetSubjects.toolUpdates];
 }
 
 /** Whether `subject` may be read as a queue by a machine: only its own subjects. */

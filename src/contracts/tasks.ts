@@ -56,21 +56,42 @@ const Argv = z
       context.addIssue({ code: "custom", message: "an argument contains a NUL byte" });
   });
 
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
+
+/**
+ * A refused `run` says what is wrong with the form it has (`{argv}` or `{script}`), never only
+ * "invalid input": a bound passed is named.
+ */
+function runProblem(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code !== "invalid_union") return undefined;
+  const input = issue.input;
+  const branch = isObject(input) ? ("argv" in input ? 0 : "script" in input ? 1 : -1) : -1;
+  const problems = branch === -1 ? undefined : issue.errors[branch];
+  if (!problems || problems.length === 0) return "must be {argv: [program, ...arguments]} or {script, interpreter}";
+  return problems
+    .map((problem) => `${problem.path.length > 0 ? `${problem.path.join(".")}: ` : ""}${problem.message}`)
+    .join("; ");
+}
+
 /** What to run: a program and its arguments (no shell), or a script given to an interpreter. */
-export const TaskRun = z.union([
-  z.object({ argv: Argv }).strict(),
-  z
-    .object({
-      script: z
-        .string()
-        .min(1)
-        .refine((script) => utf8Bytes(script) <= TASK_LIMITS.maxScriptBytes, {
-          message: `a script is at most ${TASK_LIMITS.maxScriptBytes} bytes`,
-        }),
-      interpreter: TaskInterpreter,
-    })
-    .strict(),
-]);
+export const TaskRun = z.union(
+  [
+    z.object({ argv: Argv }).strict(),
+    z
+      .object({
+        script: z
+          .string()
+          .min(1)
+          .refine((script) => utf8Bytes(script) <= TASK_LIMITS.maxScriptBytes, {
+            message: `a script is at most ${TASK_LIMITS.maxScriptBytes} bytes`,
+          }),
+        interpreter: TaskInterpreter,
+      })
+      .strict(),
+  ],
+  { error: runProblem },
+);
 export type TaskRun = z.infer<typeof TaskRun>;
 
 /** Variables added to the agent's own environment for the task. `EDGE_` names are the agent's. */

@@ -1,4 +1,5 @@
 import {
+  agentFeeds,
   assertMachineId,
   COMMAND_STREAMS,
   catchUpConsumerName,
@@ -8,8 +9,8 @@ import {
   hintSubjects,
   inboxPrefixProblem,
   legacyMachineConsumers,
-  machineFeeds,
   machineSubjects,
+  PLATFORM_STREAMS,
   SERVICE_NAME,
   SHARED_INBOX_PREFIX,
   subjectFor,
@@ -30,7 +31,9 @@ import { EdgeError } from "../errors/index.ts";
  *   queue feeds only, a catch-up consumer of its one name, created only in the
  *   `CONSUMER.CREATE.<stream>.<name>.<subject>` form (which pins the filter), read, and deleted.
  *   Fleet-wide subjects get no consumer right at all, so no machine can read, or copy, an old
- *   fleet-wide message;
+ *   fleet-wide message; the one exception is FLEET_TASKS, the fleet's tasks, read in order by a
+ *   direct get in the request's body (`DIRECT.GET.FLEET_TASKS`), which can name any message of that
+ *   stream: it holds nothing but fleet-wide tasks, and a copy of one stored elsewhere is refused;
  * - once, on upgrade: read and delete the durable consumers earlier versions kept for it (by name);
  * - subscribe to its own inbox prefix (every reply, JetStream API answer and delivery lands there),
  *   its rpc endpoints, the `$SRV` discovery subjects of the `edge-agent` service, and the subjects
@@ -79,13 +82,26 @@ export function inboxPrefixOf(machineId: string, configured?: string): string {
 const RESPONSE_WINDOW = { max: 1, expires: "1m", ttlNanos: 60_000_000_000 } as const;
 const JS_API = "$JS.API";
 
+/**
+ * A stream read by direct gets in the request's body (a `sequence` feed): the right covers every
+ * message of the stream, so the stream must hold nothing but fleet-wide subjects.
+ */
+function bodyFormStream(stream: string): string {
+  const subjects = PLATFORM_STREAMS.find((each) => each.name === stream)?.subjects ?? [];
+  if (subjects.length === 0 || !subjects.every((subject) => subject.startsWith("machine.all.")))
+    throw new Error(`stream ${stream} is read in order by direct get, so it must hold only machine.all.* subjects`);
+  return `${JS_API}.DIRECT.GET.${stream}`;
+}
+
 /** The JetStream API subjects a machine's command reading uses (feeds, catch-ups, the upgrade takeover). */
 export function commandReadRights(machineId: string): string[] {
-  const feeds = Object.values(machineFeeds(machineId));
+  const feeds = agentFeeds(machineId);
   const reader = catchUpConsumerName(machineId);
   const directGets = [
     ...feeds.map((feed) => `${JS_API}.DIRECT.GET.${feed.stream}.${feed.subject}`),
     `${JS_API}.DIRECT.GET.${COMMAND_STREAMS.toolUpdate}.${fleetSubjects.toolUpdates}`,
+    // The next message after a position, asked in the body (`next_by_subj`): fleet tasks, read in order.
+    ...new Set(feeds.filter((feed) => feed.mode === "sequence").map((feed) => bodyFormStream(feed.stream))),
   ];
   const queues = feeds.filter((feed) => feed.mode === "queue");
   const catchUps = [
@@ -120,7 +136,7 @@ export function agentPermissions(machineId: string, options: { inboxPrefix?: str
       deny: ["machine.all.>", "$KV.>", `${SHARED_INBOX_PREFIX}.>`],
     },
     subscribe: {
-      allow: [`${inboxPrefix}.>`, ...rpc, ...discovery, ...hintSubjects(machineFeeds(id))],
+      allow: [`${inboxPrefix}.>`, ...rpc, ...discovery, ...hintSubjects(id)],
       deny: [`${SHARED_INBOX_PREFIX}.>`],
     },
     allow_responses: { max: RESPONSE_WINDOW.max, expires: RESPONSE_WINDOW.expires },

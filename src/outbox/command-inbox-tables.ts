@@ -91,6 +91,7 @@ export class CommandInboxTables {
   readonly #prune: StatementSync;
   readonly #byState: StatementSync;
   readonly #newerInFeed: StatementSync;
+  readonly #pendingIn: StatementSync;
 
   static readonly schema = `
     CREATE TABLE IF NOT EXISTS command_positions (
@@ -148,6 +149,9 @@ export class CommandInboxTables {
     );
     this.#byState = db.prepare("SELECT * FROM commands WHERE state = ? ORDER BY id");
     this.#newerInFeed = db.prepare("SELECT 1 FROM commands WHERE feed = ? AND stream = ? AND stream_seq > ? LIMIT 1");
+    this.#pendingIn = db.prepare(
+      "SELECT count(*) AS n FROM commands WHERE state = 'pending' AND feed IN (SELECT value FROM json_each(?))",
+    );
   }
 
   /** Rows a crash left running: they become `interrupted` (their runner reports them, once). */
@@ -203,6 +207,11 @@ export class CommandInboxTables {
       .all() as Array<{ state: string; n: number }>;
     const count = (state: string): number => Number(rows.find((row) => row.state === state)?.n ?? 0);
     return { pending: count("pending"), running: count("running"), interrupted: count("interrupted") };
+  }
+
+  pendingIn(feeds: readonly string[]): number {
+    const row = this.#pendingIn.get(JSON.stringify(feeds)) as { n: number };
+    return Number(row.n);
   }
 
   start(id: number): void {

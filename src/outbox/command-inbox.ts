@@ -34,6 +34,8 @@ export interface CommandInbox {
   superseded(row: CommandRow): boolean;
   /** How many commands wait, run, or were cut short and not reported yet. */
   counts(): { pending: number; running: number; interrupted: number };
+  /** How many commands of these feeds wait (stored, not begun). */
+  pendingIn(feeds: readonly string[]): number;
   /** Whether this database was written by a version that read commands through durable consumers. */
   upgradedFromConsumers(): boolean;
 }
@@ -81,5 +83,6 @@ export function createCommandInbox(access: CommandInboxAccess): CommandInbox {
     superseded: (row) => access.tables().commands.newerInFeed(row.feed, row.stream, row.streamSequence),
     upgradedFromConsumers: () => access.tables().commands.predatesInbox,
     counts: () => access.tables().commands.counts(),
+    pendingIn: (feeds) => access.tables().commands.pendingIn(feeds),
   };
 }

@@ -12,4 +12,5 @@ export { type OutboxListingEntry, OutboxNotFoundError, OutboxReader } from "./ou
 export type { EventPublisher, PublishOutcome } from "./publisher.ts";
 export { SequenceFloorError } from "./sequence-floor.ts";
 export { type Durability, RECENTLY_SENT_LIMIT } from "./sqlite-store.ts";
+export type { KeptCancel, TaskLedger, TaskRecording, TaskRunRecord } from "./task-ledger.ts";
 export * from "./types.ts";

@@ -19,6 +19,7 @@ import type { EventPublisher } from "./publisher.ts";
 import { outboxIdFor, readBootId, restartSequence, SequenceFloor } from "./sequence-floor.ts";
 import { SettleBacklog } from "./settle-backlog.ts";
 import { type CounterName, type Durability, OutboxStore, sizeOf } from "./sqlite-store.ts";
+import { createTaskLedger, type TaskLedger } from "./task-ledger.ts";
 import type { OutboxEntryInput, OutboxStats, StoredOutboxEntry } from "./types.ts";
 
 export const OUTBOX_FILE = "outbox.db";
@@ -62,6 +63,8 @@ export interface Outbox {
   updateLimits(limits: { maxBytes?: number; maxAgeMs?: number }): void;
   /** The commands read from the platform, kept in this same database (command-inbox.ts). */
   readonly commands: CommandInbox;
+  /** The remote tasks taken on this machine, and cancels kept for tasks to come (task-ledger.ts). */
+  readonly tasks: TaskLedger;
 }
 
 /** The database cannot be written right now (a full or failing disk): what needed it waits and is tried again. */
@@ -436,14 +439,12 @@ export function openOutbox(options: OutboxOptions): Outbox {
     drainer?.notify();
     return entries;
   };
-  const commands = createCommandInbox({
-    tables: () => {
-      if (!isOpen() || !store) throw new OutboxStorageUnavailableError(storage.message ?? "the database is not open");
-      return store;
-    },
-    appendDurablyWith,
-    clock,
-  });
+  const openTables = (): OutboxStore => {
+    if (!isOpen() || !store) throw new OutboxStorageUnavailableError(storage.message ?? "the database is not open");
+    return store;
+  };
+  const commands = createCommandInbox({ tables: openTables, appendDurablyWith, clock });
+  const tasks = createTaskLedger({ tables: openTables, clock });
 
   let sequenceSkip: OutboxStats["sequenceSkip"] = null;
   /** The outbox life this run numbers in (X-Outbox-ID on every event). */
@@ -516,6 +517,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   return {
     commands,
+    tasks,
     append(input) {
       return appendEntries([input])[0] as StoredOutboxEntry;
     },

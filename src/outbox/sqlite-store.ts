@@ -3,6 +3,7 @@ import type { EventClass, EventMetadata } from "../contracts/index.ts";
 import { ensurePrivateFile } from "../runtime/index.ts";
 import { CommandInboxTables } from "./command-inbox-tables.ts";
 import type { Rejection } from "./settle-backlog.ts";
+import { TaskLedgerTables } from "./task-ledger-tables.ts";
 import type { StoredOutboxEntry } from "./types.ts";
 
 /**
@@ -49,6 +50,8 @@ export type CounterName = (typeof COUNTERS)[number];
 export class OutboxStore {
   /** The command inbox's tables, in this same database (command-inbox-tables.ts says why). */
   readonly commands: CommandInboxTables;
+  /** The remote tasks' ids and early cancels, in this same database (task-ledger-tables.ts). */
+  readonly tasks: TaskLedgerTables;
   readonly #db: DatabaseSync;
   readonly #insert: StatementSync;
   readonly #setCounter: StatementSync;
@@ -102,10 +105,12 @@ export class OutboxStore {
       );
     `);
     this.#db.exec(CommandInboxTables.schema);
+    this.#db.exec(TaskLedgerTables.schema);
     // Fail now, on open, if the file is not a database: the caller sets it aside.
     this.#db.prepare("SELECT count(*) FROM events").get();
     // A database an earlier version wrote (events, but no inbox): its durable consumers are to be taken over.
     this.commands = new CommandInboxTables(this.#db, tables.has("events") && !tables.has("commands"));
+    this.tasks = new TaskLedgerTables(this.#db);
     this.#insert = this.#db.prepare(
       "INSERT INTO events (sequence, subject, event_class, metadata, payload, created_at_ms, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );

@@ -14,8 +14,8 @@ export function osNameOf(platform: NodeJS.Platform): OsName {
 
 /**
  * Whether the file system this process writes on is POSIX (modes, fsync on a directory). With
- * PROCESS_UID below, the one process read outside src/cli/, on purpose: file helpers act on the
- * real disk, so they ask the real OS. A simulated Windows agent on Linux still writes Linux files;
+ * PROCESS_UID and signalProcess below, the one process read outside src/cli/, on purpose: file
+ * helpers act on the real disk, and remote tasks run real processes, so they ask the real OS. A simulated Windows agent on Linux still writes Linux files;
  * its `Host.platform` must not decide whether a directory is fsynced or a mode narrowed.
  */
 export const POSIX_FILE_SYSTEM = process.platform !== "win32";
@@ -26,3 +26,21 @@ export const POSIX_FILE_SYSTEM = process.platform !== "win32";
  * reason: the disk's owners are the real OS's.
  */
 export const PROCESS_UID: number | null = typeof process.getuid === "function" ? process.getuid() : null;
+
+/** What became of a signal sent: delivered, no such process (or group), or one of another user's. */
+export type SignalOutcome = "sent" | "gone" | "not-permitted";
+
+/**
+ * Sends `signal` (0: only asks whether it exists) to a process, or with a negative pid to a whole
+ * process group: what stops a remote task's process tree, which `ChildProcess.kill` cannot name.
+ * Read here for the reason above: a task's processes are the real OS's, whatever OS an agent
+ * poses as.
+ */
+export function signalProcess(pid: number, signal: NodeJS.Signals | 0): SignalOutcome {
+  try {
+    process.kill(pid, signal);
+    return "sent";
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM" ? "not-permitted" : "gone";
+  }
+}

@@ -12,7 +12,7 @@ export {
   UnsafeExecutableLocationError,
 } from "./executable-location.ts";
 export { FaultLatch } from "./fault-latch.ts";
-export { osNameOf } from "./host.ts";
+export { osNameOf, PROCESS_UID, type SignalOutcome, signalProcess } from "./host.ts";
 export { type HostPattern, hostAllowed, hostPatternsOf, parseHostPattern } from "./host-pattern.ts";
 export { damagedFileName, type JsonStateFile, readJsonStateFile, setAsideDamagedFile } from "./json-state-file.ts";
 export { KeyedSerialQueue } from "./keyed-queue.ts";

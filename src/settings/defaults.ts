@@ -62,6 +62,15 @@ export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEn
     },
     allowUnsigned: false,
     allowUnsignedUninstall: false,
+    tasks: {
+      enabled: true,
+      allowUnsigned: false,
+      allowedInterpreters: platform === "win32" ? ["powershell", "cmd"] : ["sh", "bash"],
+      allowArgv: true,
+      allowedWorkingDirs: [],
+      confine: "none",
+      maxConcurrent: 2,
+    },
     openframe: {},
   };
 }
@@ -70,8 +79,8 @@ export function defaultSettings(platform: NodeJS.Platform, env: NodeJS.ProcessEn
  * The defaults under a platform's conventions. `openframe`: OpenFrame signs no command, so unsigned
  * ones are taken (`allowUnsigned`), and its downloads carry no sha256, so they are taken under the
  * unchecked-download rules (`toolPolicy.allowMissingChecksum`). Only defaults: a value the operator
- * gives wins. Not changed: the hosts such downloads may come from (always given explicitly) and the
- * unsigned uninstall (always off unless set).
+ * gives wins. Not changed: the hosts such downloads may come from (always given explicitly), the
+ * unsigned uninstall and unsigned tasks (always off unless set).
  */
 export function withPlatformDefaults(defaults: Settings, platform: ManagementPlatform): Settings {
   if (platform === "edge") return { ...defaults, platform };

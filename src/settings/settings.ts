@@ -1,3 +1,4 @@
+import { posix, win32 } from "node:path";
 import * as z from "zod";
 import {
   inboxPrefixProblem,
@@ -5,6 +6,7 @@ import {
   isSafeToken,
   RESERVED_MACHINE_IDS,
   Tags,
+  TaskInterpreter,
 } from "../contracts/index.ts";
 import { LOG_LEVELS, parseHostPattern } from "../runtime/index.ts";
 import { parseMetricsListen } from "./metrics-listen.ts";
@@ -24,6 +26,37 @@ const DownloadHostEntry = z.string().superRefine((entry, context) => {
   const parsed = parseHostPattern(entry);
   if (typeof parsed === "string") context.addIssue({ code: "custom", message: parsed });
 });
+
+/** Where remote tasks may run (docs/tasks.md): `working-dir` sandboxes a task to write only its working dir. */
+export const TaskConfinement = z.enum(["none", "working-dir"]);
+export type TaskConfinement = z.infer<typeof TaskConfinement>;
+
+const AbsoluteFolder = z
+  .string()
+  .min(1)
+  .refine((path) => posix.isAbsolute(path) || win32.isAbsolute(path), "must be an absolute path");
+
+/**
+ * Remote tasks (DESIGN, "Remote tasks"): this machine's own policy, never changed remotely. Signed
+ * tasks are taken like every command; unsigned ones only with `allowUnsigned` here, never because
+ * the agent's own `allowUnsigned` or a platform's conventions take unsigned commands.
+ */
+export const TaskSettings = z.object({
+  /** False: every task is refused (REJECTED, naming this setting). */
+  enabled: z.boolean(),
+  /** Development only: without a configSigningKey, take unsigned tasks. */
+  allowUnsigned: z.boolean(),
+  /** The interpreters a script may name (default the OS's two). */
+  allowedInterpreters: z.array(TaskInterpreter),
+  /** Whether a program with its arguments (`{argv}`, no shell) may run. */
+  allowArgv: z.boolean(),
+  /** Folders besides the data dir a task's `workingDir` may be under (links resolved). */
+  allowedWorkingDirs: z.array(AbsoluteFolder),
+  confine: TaskConfinement,
+  /** Tasks run side by side at most; the others wait, in order. */
+  maxConcurrent: z.number().int().min(1).max(64),
+});
+export type TaskSettings = z.infer<typeof TaskSettings>;
 
 /** The one resolved settings object the agent runs on (defaults < config file < environment < flags). */
 export const Settings = z.object({
@@ -116,6 +149,7 @@ export const Settings = z.object({
    * every platform.
    */
   allowUnsignedUninstall: z.boolean(),
+  tasks: TaskSettings,
   /** What OpenFrame's tool arguments `${client.openframeSecret}` and `${client.openframeTokenPath}` stand for. */
   openframe: z.object({
     /** A file (0600) holding the secret; read at each use, never logged. */

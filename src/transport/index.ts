@@ -15,4 +15,10 @@ export {
 } from "./link.ts";
 export { isPermissionDenied } from "./permission-denied.ts";
 export { type RpcEndpointHandler, startRpcService } from "./rpc-service.ts";
-export { readAfter, readNewest, type StoredCommandMessage, StreamUnavailableError } from "./stream-reads.ts";
+export {
+  readAfter,
+  readNewest,
+  readNextAfter,
+  type StoredCommandMessage,
+  StreamUnavailableError,
+} from "./stream-reads.ts";

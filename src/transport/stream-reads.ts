@@ -1,6 +1,7 @@
 import {
   AckPolicy,
   DeliverPolicy,
+  type DirectMsgRequest,
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
@@ -12,8 +13,8 @@ import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import { EdgeError } from "../errors/index.ts";
 
 /**
- * The two ways an agent reads a command stream, both scoped by the request's SUBJECT to what the
- * machine's permission set names (so `edge-agent permissions` stays exact):
+ * The ways an agent reads a command stream. The first two are scoped by the request's SUBJECT to
+ * what the machine's permission set names (so `edge-agent permissions` stays exact):
  * - the newest message of one subject: a direct get with the subject appended
  *   (`$JS.API.DIRECT.GET.<stream>.<subject>`; the server refuses a body there, so no other subject
  *   and no older message can be asked for);
@@ -21,6 +22,10 @@ import { EdgeError } from "../errors/index.ts";
  *   with the subject in the create request's subject (which pins the filter), in memory, one
  *   replica, without acks, removed after the read (and dropped by the server after
  *   `inactive_threshold` if the agent dies first). Nothing of it outlives the catch-up.
+ * The third is not: the next message of a subject after a sequence, by a direct get whose request
+ * is in its BODY (`$JS.API.DIRECT.GET.<stream>`, `{seq, next_by_subj}`). A permission cannot narrow
+ * a body, so that request can ask for any message of the stream: it is used only on a stream that
+ * holds nothing but fleet-wide subjects (FLEET_TASKS), where every message is every machine's to read.
  */
 
 export interface StoredCommandMessage {
@@ -69,16 +74,40 @@ function isNoResponders(error: unknown): boolean {
 }
 
 /** The newest message stored under `subject`, or null when the stream holds none. */
-export async function readNewest(
+export function readNewest(
   connection: NatsConnection,
   stream: string,
   subject: string,
   timeoutMs = 5_000,
 ): Promise<StoredCommandMessage | null> {
+  // nats.js puts a `last_by_subj` request in the subject, never in the body.
+  return directGet(connection, stream, { last_by_subj: subject }, timeoutMs);
+}
+
+/**
+ * The first message stored under `subject` after `afterSequence`, or null when there is none: a
+ * direct get in the request's body, no consumer (see above for the one stream it may be used on).
+ */
+export function readNextAfter(
+  connection: NatsConnection,
+  stream: string,
+  subject: string,
+  afterSequence: number,
+  timeoutMs = 5_000,
+): Promise<StoredCommandMessage | null> {
+  return directGet(connection, stream, { seq: afterSequence + 1, next_by_subj: subject }, timeoutMs);
+}
+
+async function directGet(
+  connection: NatsConnection,
+  stream: string,
+  query: DirectMsgRequest,
+  timeoutMs: number,
+): Promise<StoredCommandMessage | null> {
   const manager = await managerOf(connection, timeoutMs);
   let message: Awaited<ReturnType<JetStreamManager["direct"]["getMessage"]>>;
   try {
-    message = await manager.direct.getMessage(stream, { last_by_subj: subject });
+    message = await manager.direct.getMessage(stream, query);
   } catch (error) {
     if (isNoResponders(error)) throw new StreamUnavailableError(stream, "no direct get answers", { cause: error });
     throw error;

@@ -5,6 +5,7 @@ import { DEFAULT_TOPICS } from "../../src/contracts/index.ts";
 import type { EmittedRecord } from "../fixtures/bridge/simulated-fleet.ts";
 import { readTopicWithKafkaConsumer } from "./kafka-oracle-reader.ts";
 import type { ReadRecord } from "./kafka-topic-reader.ts";
+import { waitFor } from "./wait-for.ts";
 
 /** Every instance's status, over `$SRV.STATS.edge-bridge`. */
 export async function bridgeStatuses(connection: NatsConnection, group = "edge-bridge"): Promise<BridgeStatus[]> {
@@ -32,23 +33,29 @@ export async function waitForCaughtUp(
   connection: NatsConnection,
   options: { shards: number; timeoutMs: number; group?: string },
 ): Promise<void> {
-  const until = Date.now() + options.timeoutMs;
   let calmRounds = 0;
   let last = "";
-  while (Date.now() < until) {
-    const statuses = await bridgeStatuses(connection, options.group).catch(() => []);
-    const shards = statuses.flatMap((status) =>
-      status.shards.filter((shard) => status.shardsHeld.includes(shard.shard)),
-    );
-    const running = shards.filter((shard) => shard.state === "running");
-    const caughtUp =
-      running.length >= options.shards && running.every((shard) => shard.streams.every((stream) => stream.lag === 0));
-    last = JSON.stringify(shards.map((shard) => [shard.shard, shard.state, shard.streams.map((stream) => stream.lag)]));
-    calmRounds = caughtUp ? calmRounds + 1 : 0;
-    if (calmRounds >= 2) return;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new Error(`the bridge did not catch up within ${options.timeoutMs} ms: ${last}`);
+  await waitFor(
+    "the bridge to catch up",
+    async () => {
+      const statuses = await bridgeStatuses(connection, options.group).catch(() => []);
+      const shards = statuses.flatMap((status) =>
+        status.shards.filter((shard) => status.shardsHeld.includes(shard.shard)),
+      );
+      const running = shards.filter((shard) => shard.state === "running");
+      const caughtUp =
+        running.length >= options.shards && running.every((shard) => shard.streams.every((stream) => stream.lag === 0));
+      last = JSON.stringify(
+        shards.map((shard) => [shard.shard, shard.state, shard.streams.map((stream) => stream.lag)]),
+      );
+      calmRounds = caughtUp ? calmRounds + 1 : 0;
+      return calmRounds >= 2;
+    },
+    options.timeoutMs,
+    500,
+  ).catch((error: unknown) => {
+    throw new Error(`the bridge did not catch up within ${options.timeoutMs} ms: ${last}`, { cause: error });
+  });
 }
 
 export interface BridgeOutput {

@@ -19,6 +19,7 @@ import { portAccepts } from "../../scripts/local-services/loopback.ts";
 export type { KafkaSaslOptions, KafkaScramUser } from "../../scripts/local-services/kafka-broker-process.ts";
 
 import { freeLoopbackPort } from "./nats-server.ts";
+import { waitFor, withDeadline } from "./wait-for.ts";
 
 /**
  * Starts a real Apache Kafka broker (scripts/kafka-runtime.ts) as its own JVM on loopback: one KRaft
@@ -90,12 +91,11 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
     if (!proc) return;
     const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
     proc.kill(signal);
-    const escalate = setTimeout(() => {
+    await withDeadline(`the broker's exit after ${signal}`, exited, STOP_TIMEOUT_MS).catch(() => {
       append(`\n[kafka-broker] no exit ${STOP_TIMEOUT_MS} ms after ${signal}: SIGKILL\n`);
       proc.kill("SIGKILL");
-    }, STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(escalate);
+      return exited;
+    });
     if (child === proc) child = undefined;
   };
 
@@ -122,17 +122,18 @@ export async function startKafkaBroker(options: KafkaBrokerOptions = {}): Promis
     await formatKafkaStorage(runtimeDir, configPath, options.sasl?.scram);
 
     const waitUntilReady = async (proc: ChildProcess): Promise<void> => {
-      const until = Date.now() + KAFKA_START_TIMEOUT_MS;
       let failure: string | undefined;
       proc.once("exit", (code, signal) => (failure ??= `exited during startup (${signal ?? `code ${code}`})`));
       proc.once("error", (error) => (failure ??= `could not be started: ${error.message}`));
-      for (;;) {
-        if (failure) throw new Error(`kafka broker ${failure}`);
-        if ((await portAccepts(port)) && (await kafkaAnswersMetadata(bootstrap, listeners.probeSasl))) return;
-        if (Date.now() > until)
-          throw new Error(`kafka broker did not answer on ${bootstrap} within ${KAFKA_START_TIMEOUT_MS} ms`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      const outcome = await waitFor(
+        `the kafka broker to answer on ${bootstrap}`,
+        async () =>
+          failure ??
+          ((await portAccepts(port)) && (await kafkaAnswersMetadata(bootstrap, listeners.probeSasl)) && "ready"),
+        KAFKA_START_TIMEOUT_MS,
+        100,
+      );
+      if (outcome !== "ready") throw new Error(`kafka broker ${outcome}`);
     };
 
     const start = async (): Promise<void> => {

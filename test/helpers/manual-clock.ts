@@ -1,4 +1,11 @@
-import type { Cancel, Clock, CronSchedule, Timers } from "../../src/runtime/clock.ts";
+import { type Cancel, type Clock, type CronSchedule, systemClock, type Timers } from "../../src/runtime/clock.ts";
+
+/**
+ * How tests fake time: the code under test takes a `Clock` (src/runtime/clock.ts), and a test gives
+ * it one of these. `manualClock()` when the test moves time itself; `fixedWallClock()` when the code
+ * must run on real timers (reconnects, retries against real servers) but stamp a time the test knows.
+ * vitest's fake timers are not used (biome-plugins/test-time.grit refuses them).
+ */
 
 /** A clock whose time moves only when the test says: timers fire in due order as it advances. */
 export interface ManualClock extends Clock {
@@ -14,17 +21,27 @@ export interface ManualClock extends Clock {
   tickCron(): void;
   /** Timers and schedules waiting. */
   readonly pending: number;
+  /** Timers set so far (each `after` and `every`): code that re-arms a timer shows it here. */
+  readonly armed: number;
 }
 
-export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): ManualClock {
+export function manualClock(
+  startMs = Date.parse("2026-11-22T10:00:00Z"),
+  options: {
+    /** Each reading (now, monotonicMs) first moves time this far: a busy machine between two reads. */
+    readonly stepPerReadMs?: number;
+  } = {},
+): ManualClock {
   /** Monotonic time: what timers run on. Wall time is this plus the steps the test made. */
   let nowMs = startMs;
   let wallOffsetMs = 0;
   let nextId = 0;
+  let armed = 0;
   const due = new Map<number, { atMs: number; everyMs: number | null; callback: () => void }>();
   const crons = new Set<{ onTick: () => void }>();
   const schedule = (delayMs: number, everyMs: number | null, callback: () => void): Cancel => {
     const id = nextId++;
+    armed += 1;
     due.set(id, { atMs: nowMs + Math.max(0, delayMs), everyMs, callback });
     return () => void due.delete(id);
   };
@@ -37,12 +54,22 @@ export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Manua
       return { intervalMs: 60_000, stop: () => void crons.delete(entry) };
     },
   };
-  return {
-    now: () => nowMs + wallOffsetMs,
-    monotonicMs: () => nowMs,
+  const stepPerReadMs = options.stepPerReadMs ?? 0;
+  const clock: ManualClock = {
+    now() {
+      if (stepPerReadMs > 0) clock.advance(stepPerReadMs);
+      return nowMs + wallOffsetMs;
+    },
+    monotonicMs() {
+      if (stepPerReadMs > 0) clock.advance(stepPerReadMs);
+      return nowMs;
+    },
     timers,
     get pending() {
       return due.size + crons.size;
+    },
+    get armed() {
+      return armed;
     },
     advance(ms) {
       const until = nowMs + ms;
@@ -66,6 +93,12 @@ export function manualClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Manua
       for (const entry of [...crons]) entry.onTick();
     },
   };
+  return clock;
+}
+
+/** The system's monotonic time and timers, and a wall clock that stands at `wallMs`. */
+export function fixedWallClock(wallMs: number): Clock {
+  return { ...systemClock, now: () => wallMs };
 }
 
 /**

@@ -8,6 +8,7 @@ import { ensureNatsServer, selectedNatsServerVersion } from "../../scripts/nats-
 import { disposeAtFileEnd } from "./dispose-at-file-end.ts";
 import { listeningSocketsOf } from "./listening-sockets.ts";
 import { claimLoopbackPort, type PortClaim } from "./loopback-ports.ts";
+import { waitFor } from "./wait-for.ts";
 
 export { freeLoopbackPort } from "./loopback-ports.ts";
 
@@ -71,8 +72,8 @@ export class NatsServerStartError extends Error {
   override readonly name = "NatsServerStartError";
   /** Its process ended without listening because another process holds its port. */
   readonly portTaken: boolean;
-  constructor(message: string, portTaken: boolean) {
-    super(message);
+  constructor(message: string, portTaken: boolean, options?: { cause?: unknown }) {
+    super(message, options);
     this.portTaken = portTaken;
   }
 }
@@ -97,7 +98,6 @@ async function untilListening(
   deadlineMs: number,
   output: () => string,
 ): Promise<void> {
-  const until = Date.now() + deadlineMs;
   let exit: string | null = null;
   const exited = (code: number | null, signal: NodeJS.Signals | null): void => {
     exit = signal ?? `code ${code}`;
@@ -105,22 +105,30 @@ async function untilListening(
   // "close", not "exit": by then its last words ("address already in use") are in the output.
   proc.once("close", exited);
   try {
-    for (;;) {
-      if (exit !== null) {
-        const portTaken = !(await portBindable(port));
-        const why = portTaken ? `port ${port} is held by another process` : `it exited (${exit})`;
-        throw new NatsServerStartError(`nats-server did not start: ${why}\n${output()}`, portTaken);
-      }
-      const pid = proc.pid;
-      // The process may end between two reads of /proc: the next turn sees its exit.
-      const sockets = pid === undefined ? [] : await listeningSocketsOf(pid).catch(() => []);
-      if (sockets.some((socket) => socket.port === port)) return;
-      if (Date.now() > until)
-        throw new NatsServerStartError(
-          `nats-server did not listen on port ${port} within ${deadlineMs} ms\n${output()}`,
-          false,
-        );
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    const outcome = await waitFor(
+      `nats-server to listen on port ${port}`,
+      async (): Promise<{ exited: string } | "listening" | undefined> => {
+        if (exit !== null) return { exited: exit };
+        const pid = proc.pid;
+        // The process may end between two reads of /proc: the next turn sees its exit.
+        const sockets = pid === undefined ? [] : await listeningSocketsOf(pid).catch(() => []);
+        return sockets.some((socket) => socket.port === port) ? "listening" : undefined;
+      },
+      deadlineMs,
+      50,
+    ).catch((error: unknown) => {
+      throw new NatsServerStartError(
+        `nats-server did not listen on port ${port} within ${deadlineMs} ms\n${output()}`,
+        false,
+        {
+          cause: error,
+        },
+      );
+    });
+    if (outcome !== "listening") {
+      const portTaken = !(await portBindable(port));
+      const why = portTaken ? `port ${port} is held by another process` : `it exited (${outcome.exited})`;
+      throw new NatsServerStartError(`nats-server did not start: ${why}\n${output()}`, portTaken);
     }
   } finally {
     proc.off("close", exited);
@@ -225,11 +233,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await writeConfig();
       const reloadsBefore = output.split("Reloaded server configuration").length;
       child?.kill("SIGHUP");
-      const until = Date.now() + 10_000;
-      while (output.split("Reloaded server configuration").length === reloadsBefore) {
-        if (Date.now() > until) throw new Error(`nats-server did not reload its config within 10 s\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitFor(
+        "nats-server to reload its config",
+        () => output.split("Reloaded server configuration").length > reloadsBefore,
+        10_000,
+        50,
+      ).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}\n${output}`, { cause: error });
+      });
     },
     dispose: disposeAtFileEnd(async () => {
       await terminate("SIGKILL");

@@ -14,6 +14,7 @@ import { type ChildProcess, execFileSync, type SpawnOptions, spawn, spawnSync } 
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "./wait-for.ts";
 
 export interface PackageSandbox {
   /** The host path of a path inside the sandbox (through /proc/<holder>/root), to read or write it. */
@@ -150,19 +151,23 @@ export async function openPackageSandbox(): Promise<PackageSandbox> {
     status: (command, args) => spawnSync("nsenter", enter(command, args), { stdio: "ignore", env: SANDBOX_ENV }).status,
     spawn: (command, args, options = {}) => spawn("nsenter", enter(command, args), { env: SANDBOX_ENV, ...options }),
     async dispose() {
-      // Bounded: a process that survives SIGKILL ten times over is a kernel matter, not ours.
-      for (let round = 0; round < 10; round++) {
-        const left = inside();
-        if (left.length === 0) break;
-        for (const leftover of left) {
-          try {
-            process.kill(leftover, "SIGKILL");
-          } catch {
-            // gone already
+      // Bounded: a process that survives SIGKILL for a second is a kernel matter, not ours.
+      await waitFor(
+        "the sandbox's processes to end",
+        () => {
+          const left = inside();
+          for (const leftover of left) {
+            try {
+              process.kill(leftover, "SIGKILL");
+            } catch {
+              // gone already
+            }
           }
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+          return left.length === 0;
+        },
+        1_000,
+        100,
+      ).catch(() => undefined);
       if (holder.exitCode === null && holder.signalCode === null) holder.kill("SIGKILL");
       await holderExited;
       rmSync(mountPoint, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import {
 import { ensurePinotRuntime } from "../../scripts/pinot-runtime.ts";
 
 import { freeLoopbackPort } from "./nats-server.ts";
+import { waitFor } from "./wait-for.ts";
 
 /**
  * Starts a real Apache Pinot cluster (scripts/pinot-runtime.ts) as one JVM on loopback:
@@ -103,16 +104,15 @@ export async function startPinotCluster(): Promise<PinotClusterHandle> {
     proc.once("error", (error) => (failure ??= `could not be started: ${error.message}`));
 
     const endpoints = pinotEndpoints(ports);
-    const until = started + PINOT_START_TIMEOUT_MS;
-    for (;;) {
-      if (failure) throw new Error(`pinot cluster ${failure}\n${output}`);
-      if (await pinotReady(endpoints)) break;
-      if (Date.now() > until)
-        throw new Error(
-          `pinot cluster not ready within ${PINOT_START_TIMEOUT_MS} ms (zk ${ports.zooKeeper}, server netty ${ports.serverQuery})\n${output}`,
-        );
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    const outcome = await waitFor(
+      `the pinot cluster to be ready (zk ${ports.zooKeeper}, server netty ${ports.serverQuery})`,
+      async () => failure ?? ((await pinotReady(endpoints)) && "ready"),
+      PINOT_START_TIMEOUT_MS - (Date.now() - started),
+      250,
+    ).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\n${output}`, { cause: error });
+    });
+    if (outcome !== "ready") throw new Error(`pinot cluster ${outcome}\n${output}`);
     return {
       controllerUrl: endpoints.controllerUrl,
       brokerUrl: endpoints.brokerUrl,

@@ -1,3 +1,5 @@
+import { holdFor } from "./wait-for.ts";
+
 /**
  * Plays the service manager (systemd's Restart=always) for a test: starts a process, and starts
  * it again each time it exits, a little later, until stopped or out of restarts.
@@ -26,7 +28,7 @@ export function supervise<
     void process.exited.then(async ({ code, signal }) => {
       exits.push(code ?? signal ?? "unknown");
       if (stopped || starts >= maxStarts) return;
-      await new Promise((resolve) => setTimeout(resolve, restartDelayMs));
+      await holdFor(restartDelayMs, "the service manager's delay before a restart (systemd's RestartSec)");
       if (stopped) return;
       starts += 1;
       const next = await start();

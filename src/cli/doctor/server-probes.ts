@@ -3,10 +3,10 @@ import { NoRespondersError, TimeoutError } from "@nats-io/nats-core";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import {
   AGENT_CONFIG_STREAM,
+  agentFeeds,
   type CommandFeed,
   catchUpConsumerName,
   EventType,
-  machineFeeds,
   machineSubjects,
   PLATFORM_STREAMS,
   SERVICE_NAME,
@@ -187,7 +187,7 @@ export async function probeAgentRights(
 
   const events = Object.values(EventType).map((type) => probeEventPublish(connection, subjectFor(subjects, type)));
 
-  const feeds = Object.values(machineFeeds(machineId));
+  const feeds = agentFeeds(machineId);
   const featureOf = (feed: CommandFeed): Probe["feature"] =>
     feed.stream === AGENT_CONFIG_STREAM ? "remote config" : "commands";
   // A direct get of the feed's newest message: answered (a message, or 404 none) proves the right; no
@@ -202,6 +202,20 @@ export async function probeAgentRights(
           : result
         : { kind: "allowed", stream: feed.stream };
     return { feature: featureOf(feed), operation: "publish", subject, outcome };
+  });
+  // A sequence feed's read of the next message, asked in the body: any answer (a message, or 404 none).
+  const sequenceReads = [
+    ...new Map(feeds.filter((feed) => feed.mode === "sequence").map((feed) => [feed.stream, feed])),
+  ].map(async ([stream, feed]): Promise<Probe> => {
+    const subject = `$JS.API.DIRECT.GET.${stream}`;
+    const result = await ask(connection, subject, JSON.stringify({ seq: 1, next_by_subj: feed.subject }));
+    const outcome: ProbeOutcome =
+      "kind" in result
+        ? result.kind === "no-stream"
+          ? { kind: "no-stream", stream }
+          : result
+        : { kind: "allowed", stream };
+    return { feature: "commands", operation: "publish", subject, outcome };
   });
   // A catch-up consumer's info (not found is an answer: the right is there) and creation with an empty
   // body (refused by JetStream, which names no stream in it: nothing is created).
@@ -254,7 +268,7 @@ export async function probeAgentRights(
     ...feeds.map((feed) => probeSubscribe(connection, featureOf(feed), feed.subject)),
   ];
 
-  const probes = await Promise.all([...events, ...feedReads, ...catchUps, ...subscriptions]);
+  const probes = await Promise.all([...events, ...feedReads, ...sequenceReads, ...catchUps, ...subscriptions]);
 
   // An identity with more rights (an operator's) may ask for a stream's info, which carries the time too.
   if (serverTimes.length === 0) {

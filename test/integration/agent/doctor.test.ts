@@ -86,6 +86,7 @@ describe("edge-agent doctor against a real nats-server", () => {
       "uninstall",
       "data dir",
       "program location",
+      "tasks",
       "free space",
       "server reachable",
       "auth",
@@ -254,7 +255,10 @@ describe("edge-agent doctor against a real nats-server", () => {
       ...full,
       publish: {
         ...full.publish,
-        allow: full.publish.allow.filter((subject) => subject !== "machine.doc-1.telemetry"),
+        // An event, and the fleet's tasks read in order (a site that copied an older set lacks it).
+        allow: full.publish.allow.filter(
+          (subject) => subject !== "machine.doc-1.telemetry" && subject !== "$JS.API.DIRECT.GET.FLEET_TASKS",
+        ),
       },
       subscribe: {
         ...full.subscribe,
@@ -305,7 +309,11 @@ describe("edge-agent doctor against a real nats-server", () => {
       verdict: "FAIL",
       reason: "denied: subscribe machine.doc-1.rpc.status",
     });
-    expect(byCheck(list, "permissions: commands")?.verdict).toBe("PASS");
+    expect(byCheck(list, "permissions: commands")).toMatchObject({
+      verdict: "FAIL",
+      reason: "denied: publish $JS.API.DIRECT.GET.FLEET_TASKS",
+    });
+    expect(byCheck(list, "permissions: remote config")?.verdict).toBe("PASS");
 
     const wrongPassword = await doctor({
       EDGE_AGENT_NATS_URL: server.url,

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createUser } from "@nats-io/nkeys";
 import { afterEach, describe, expect, it } from "vitest";
+import { AGENT_CONFIG_STREAM, COMMAND_STREAMS } from "../../../src/contracts/index.ts";
 import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -10,6 +11,27 @@ import { waitFor } from "../../helpers/wait-for.ts";
 interface LocalStatus {
   readonly source: string;
   readonly status: { readonly connection: { readonly state: string; readonly lastError?: string | null } };
+}
+
+/** The feeds an agent reads from its start (a tool's update feed only once the tool is installed). */
+const FEEDS_AT_START = [
+  COMMAND_STREAMS.toolInstallation,
+  COMMAND_STREAMS.clientUpdate,
+  COMMAND_STREAMS.configPush,
+  COMMAND_STREAMS.clientUninstall,
+  AGENT_CONFIG_STREAM,
+];
+
+/**
+ * Every loop that talks to the server has failed at least once: the outbox kept its events, each
+ * command feed (remote config among them) said it cannot read yet.
+ */
+function everyLoopFailedOnce(running: AgentProcess): boolean {
+  const warnings = running.logs().filter((line) => line.level === "warn");
+  const feedsWarned = new Set(
+    warnings.filter((line) => line.component === "commands").map((line) => String(line.stream)),
+  );
+  return warnings.some((line) => line.component === "outbox") && FEEDS_AT_START.every((feed) => feedsWarned.has(feed));
 }
 
 describe("the agent's link under refusals", () => {
@@ -90,8 +112,7 @@ describe("the agent's link under refusals", () => {
       async () => (await localStatus(running))?.status.connection.state === "connected",
       30_000,
     );
-    // Let the outbox, remote config and consumers each hit their missing stream at least once.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await waitFor("the outbox and every command feed to meet their missing stream", () => everyLoopFailedOnce(running));
     expect(await running.stop("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(running.output()).not.toContain("shutdown took too long");
   });
@@ -115,7 +136,16 @@ describe("the agent's link under refusals", () => {
       async () => (await localStatus(running))?.status.connection.state === "connected",
       30_000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await waitFor("the outbox, every command feed and a second heartbeat to be refused", () => {
+      const heartbeatsRefused = running
+        .logs()
+        .filter((line) =>
+          String((line.err as { message?: unknown } | undefined)?.message).endsWith(
+            'Permissions Violation for Publish to "machine.link-3.heartbeat"',
+          ),
+        );
+      return heartbeatsRefused.length >= 2 && everyLoopFailedOnce(running);
+    });
     expect(await running.stop("SIGTERM")).toEqual({ code: 0, signal: null });
     expect(running.output()).not.toContain("shutdown took too long");
   });

@@ -304,8 +304,18 @@ describe("edge-bridge: devices-topic from real agents", () => {
       30_000,
     );
     await waitForRow("dev-doomed", "dev-doomed OFFLINE", (row) => row?.status === "OFFLINE", 30_000);
-    // A few heartbeat intervals more: a new owner gives live machines a full grace period, no false OFFLINE.
-    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    // A new owner gives live machines a full grace period: no false OFFLINE. The marker: a machine
+    // that comes and goes silent after the takeover. Its OFFLINE row is written after a pass that
+    // judged dev-live too, and readable only once every row written before it is.
+    const marker = await startAgent("dev-marker");
+    await waitFor(
+      "dev-marker's interval known",
+      async () => (await deviceState("dev-marker"))?.heartbeatSeconds === 1,
+      30_000,
+    );
+    await marker.stop("SIGKILL");
+    await waitForRow("dev-marker", "dev-marker OFFLINE", (row) => row?.status === "OFFLINE", 30_000);
+    expect((await deviceState("dev-marker"))?.statusReason).toBe("missed-heartbeats");
     const liveRows = await rows("dev-live");
     expect(liveRows.slice(liveRowsBefore).map((record) => (record.json as MachinePinotMessage).status)).not.toContain(
       "OFFLINE",

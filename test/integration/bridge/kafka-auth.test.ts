@@ -10,7 +10,7 @@ import { runCli } from "../../helpers/agent-process.ts";
 import { type BridgeProcess, startBridgeProcess } from "../../helpers/bridge-process.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
-import { waitFor } from "../../helpers/wait-for.ts";
+import { waitFor, withDeadline } from "../../helpers/wait-for.ts";
 
 /** SASL against a broker that requires it: the bridge works with good credentials and stops, saying why, with bad ones. */
 describe("edge-bridge: Kafka with SASL", () => {
@@ -109,11 +109,8 @@ describe("edge-bridge: Kafka with SASL", () => {
       }),
     );
     bridges.push(bridge);
-    const exit = await Promise.race([
-      bridge.exited,
-      new Promise<null>((resolve) => setTimeout(() => resolve(null), 60_000)),
-    ]);
-    expect(exit?.code).toBe(1);
+    const exit = await withDeadline("the bridge's exit", bridge.exited, 60_000);
+    expect(exit.code).toBe(1);
     const stderrLine = bridge
       .output()
       .split("\n")

@@ -10,7 +10,7 @@ import {
 } from "../../../src/bridge/state/checkpoint.ts";
 import { KafkaShardStateStore } from "../../../src/bridge/state/shard-state-store.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
-import { waitFor } from "../../helpers/wait-for.ts";
+import { quietFor, waitFor } from "../../helpers/wait-for.ts";
 
 const checkpoint = (shard: string, sequence: number, transaction: number): CheckpointValue => ({
   shard,
@@ -129,12 +129,14 @@ describe("a shard's state read back at takeover (its own topic; the legacy share
     });
     // ...while ours commits its newest checkpoint behind it.
     await commit("legacy-a", [record(legacyTopic, "checkpoint/TELEMETRY", checkpoint("TELEMETRY", 200, 2))]);
-    const committed = new Promise<void>((resolve, reject) =>
-      setTimeout(() => void open.commit().then(resolve, reject), 1_500),
-    );
     const store = storeOf(legacyTopic, "TELEMETRY");
-    const loaded = await store.load();
-    await committed;
+    let loadEnded = false;
+    const loading = store.load().finally(() => (loadEnded = true));
+    // Nothing shows a reader waiting at the open transaction's first record but that it has not returned.
+    await quietFor(1_500, "the load stays behind the other shard's open transaction");
+    expect(loadEnded).toBe(false);
+    await open.commit();
+    const loaded = await loading;
     await other.close();
     expect(loaded.migratedFrom).toBe(legacyTopic);
     expect(loaded.checkpoint).toMatchObject({ transaction: 2, positions: { TELEMETRY: { sequence: 200 } } });

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Objm } from "@nats-io/obj";
@@ -20,9 +20,14 @@ describe("download", () => {
   let server: Server;
   let base: string;
   let directory: string;
+  /** Requests the server has taken, by path. */
+  const requestsFor = new Map<string, number>();
+  /** The response to the last request for /trickle: the test sends its bytes, one at a time. */
+  let trickling: ServerResponse | undefined;
 
   beforeAll(async () => {
     server = createServer((request, response) => {
+      requestsFor.set(request.url ?? "", (requestsFor.get(request.url ?? "") ?? 0) + 1);
       if (request.url === "/tool.bin") return void response.end(payload);
       if (request.url === "/busy") return void response.writeHead(503).end();
       if (request.url === "/moved") return void response.writeHead(302, { location: "/tool.bin" }).end();
@@ -35,17 +40,20 @@ describe("download", () => {
       }
       if (request.url === "/silent") return; // accepts the request and never answers it
       if (request.url === "/trickle") {
-        // Never stalls, never finishes: a byte every 50 ms.
+        // Never stalls, never finishes: a byte whenever the test says.
         response.writeHead(200);
-        const interval = setInterval(() => response.write("x"), 50);
-        response.on("close", () => clearInterval(interval));
+        response.flushHeaders();
+        trickling = response;
         return;
       }
       if (request.url === "/endless") {
-        // Never says how long it is, and would never stop.
+        // Never says how long it is, and would never stop: as fast as the client reads.
         response.writeHead(200);
-        const interval = setInterval(() => response.write(Buffer.alloc(64 * 1024)), 1);
-        response.on("close", () => clearInterval(interval));
+        const pour = (): void => {
+          while (!response.destroyed && response.write(Buffer.alloc(64 * 1024)));
+        };
+        response.on("drain", pour);
+        pour();
         return;
       }
       response.writeHead(404).end();
@@ -123,17 +131,6 @@ describe("download", () => {
   it.each<[string, Partial<DownloadRequest>, string]>([
     ["answers, then sends nothing", { link: "/headers-then-nothing", stallTimeoutMs: 500 }, "EDGE_DOWNLOAD_STALLED"],
     ["never answers", { link: "/silent", stallTimeoutMs: 500 }, "EDGE_DOWNLOAD_STALLED"],
-    [
-      "trickles forever",
-      {
-        link: "/trickle",
-        stallTimeoutMs: 500,
-        deadlineMs: 1_500,
-        size: null,
-        sha256: "0".repeat(64),
-      },
-      "EDGE_DOWNLOAD_DEADLINE",
-    ],
   ])(
     "gives up on a link that %s (%j) with a retryable error, and leaves nothing behind",
     async (_what, overrides, code) => {
@@ -161,10 +158,36 @@ describe("download", () => {
     expect(clock.pending).toBe(0);
   });
 
+  it("gives up on a link that trickles forever at the deadline on the injected clock, though no byte is ever late", async () => {
+    const clock = manualClock();
+    trickling = undefined;
+    const trickle = failure({
+      link: `${base}/trickle`,
+      clock,
+      stallTimeoutMs: 500,
+      deadlineMs: 1_500,
+      size: null,
+      sha256: "0".repeat(64),
+    });
+    const response = await waitFor("the request for /trickle", () => trickling);
+    // A byte every 400 ms of the clock, each before the stall timeout: only the deadline can end it.
+    for (let step = 0; step < 4; step++) {
+      const armed = clock.armed;
+      response.write("x");
+      // The download re-arms its stall timer for each byte it receives.
+      await waitFor(`byte ${step + 1} received`, () => clock.armed > armed);
+      clock.advance(400);
+    }
+    expect((await trickle).code).toBe("EDGE_DOWNLOAD_DEADLINE");
+    expect(clock.pending).toBe(0);
+  });
+
   it("aborts a download in progress at once when its signal aborts (the agent is stopping)", async () => {
     const stopping = new AbortController();
+    const asked = requestsFor.get("/headers-then-nothing") ?? 0;
     const aborted = failure({ link: `${base}/headers-then-nothing`, signal: stopping.signal });
-    setTimeout(() => stopping.abort(), 200);
+    await waitFor("the request to reach the server", () => (requestsFor.get("/headers-then-nothing") ?? 0) > asked);
+    stopping.abort();
     const error = await aborted;
     expect(error.code).toBe("EDGE_DOWNLOAD_ABORTED");
     // Not the platform's fault: the command is tried again by the next run.

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { createJetStreamPublisher } from "../../../src/transport/jetstream-publisher.ts";
+import { createJetStreamPublisher, NO_STREAM_REASON } from "../../../src/transport/jetstream-publisher.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams, streamSequences } from "../../helpers/streams.ts";
@@ -77,7 +77,8 @@ describe("outbox delivery to a real JetStream", () => {
       5,
     );
     await server.kill();
-    await new Promise((resolveDelay) => setTimeout(resolveDelay, 500));
+    // Back once the outbox has met the broker's absence (a publish failed), not after a guess at it.
+    await waitFor("the outbox to see the broker gone", () => running.stats().deliveryProblem !== null, 20_000, 5);
     await server.start();
     outbox.wake();
     await waitFor("the outbox to empty", () => running.stats().pendingCount === 0, 60_000);
@@ -106,7 +107,9 @@ describe("outbox delivery to a real JetStream", () => {
     outbox = openOutbox({ dataDir, clock: systemClock, logger: silentLogger() });
     for (let index = 0; index < 10; index++) outbox.append(testEvent(index));
     outbox.start(createJetStreamPublisher(jetstream(connection), { timeoutMs: 1_000 }));
-    await new Promise((resolveDelay) => setTimeout(resolveDelay, 1_000));
+    const waiting = outbox;
+    // The server answered "no stream": the events wait, and say why.
+    await waitFor("the outbox to find no stream", () => waiting.stats().deliveryProblem === NO_STREAM_REASON);
     expect(outbox.stats()).toMatchObject({ pendingCount: 10, deadLetters: 0 });
     await manager.streams.add({
       name: "TELEMETRY",

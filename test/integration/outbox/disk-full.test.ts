@@ -9,14 +9,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type EventPublisher, type Outbox, type OutboxStats, openOutbox } from "../../../src/outbox/index.ts";
 import { systemClock } from "../../../src/runtime/clock.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
+import { manualClock, settle } from "../../helpers/manual-clock.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { canMountTmpfs, mountTmpfs, TMPFS_SKIP_REASON, type TmpfsHandle } from "../../helpers/tmpfs.ts";
-import { waitFor } from "../../helpers/wait-for.ts";
+import { quietFor, waitFor, withDeadline } from "../../helpers/wait-for.ts";
 
 const FIXTURE = resolve(import.meta.dirname, "../../fixtures/outbox/outbox-agent.ts");
 const DUPLICATE_WINDOW_MS = 2_000;
-const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
 
 /** A logger whose JSON lines land in `lines`. */
 function capturingLogger(): { logger: pino.Logger; lines: Array<{ level: number; msg: string }> } {
@@ -50,13 +50,11 @@ function startOutboxAgent(dataDir: string, url: string) {
     child.stdin.write(`${command}\n`);
     const line =
       answers.shift() ??
-      (await new Promise<string>((done, fail) => {
-        const timer = setTimeout(() => fail(new Error(`no answer to ${command}: ${logs.slice(-2_000)}`)), 10_000);
-        waiting.push((answer) => {
-          clearTimeout(timer);
-          done(answer);
-        });
-      }));
+      (await withDeadline(`an answer to ${command}`, new Promise<string>((done) => waiting.push(done)), 10_000).catch(
+        (error: unknown) => {
+          throw new Error(`${(error as Error).message}: ${logs.slice(-2_000)}`, { cause: error });
+        },
+      ));
     return JSON.parse(line) as T;
   };
   const fixture = {
@@ -93,7 +91,8 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
   it("delivers events held in memory while the disk is full, publishes each acked event once, and logs the fault once", async () => {
     const dataDir = `${tmpfs.dir}/in-process`;
     const { logger, lines } = capturingLogger();
-    const outbox = openOutbox({ dataDir, clock: systemClock, logger, storageRetryMs: 20 });
+    const clock = manualClock();
+    const outbox = openOutbox({ dataDir, clock, logger, storageRetryMs: 20 });
     open.push(outbox);
     const stored = outbox.appendBatch(Array.from({ length: 20 }, (_, index) => testEvent(index)));
     tmpfs.fill();
@@ -112,7 +111,8 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
     // Many storage retries and drain rounds later, still once each.
     for (let round = 0; round < 10; round++) {
       outbox.wake();
-      await sleep(30);
+      clock.advance(20);
+      await settle();
     }
     expect([...published.values()].every((count) => count === 1)).toBe(true);
     expect([...published.keys()].sort()).toEqual([...stored, ...held].map((entry) => entry.metadata.eventId).sort());
@@ -121,7 +121,9 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
     expect(lines.filter((line) => line.level >= 50)).toHaveLength(1);
 
     tmpfs.free();
-    await waitFor("the disk to take the deletions", () => outbox.stats().lastError === null);
+    // The next storage retry finds room for the deletions.
+    clock.advance(20);
+    expect(outbox.stats().lastError).toBeNull();
     expect(lines.filter((line) => line.msg.startsWith("outbox storage is writable again"))).toHaveLength(1);
     await outbox.stop();
     // Nothing is left to send again after a restart.
@@ -178,7 +180,10 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
         heldInMemory: 0,
         lastError: expect.stringMatching(/full/),
       });
-      await sleep(DUPLICATE_WINDOW_MS + 500);
+      await quietFor(
+        DUPLICATE_WINDOW_MS + 500,
+        "past the stream's duplicate window: an acked event sent again now would be stored twice",
+      );
       expect(second.errorLines()).toHaveLength(1);
       await second.kill();
 
@@ -187,7 +192,9 @@ describe.skipIf(!canMountTmpfs())(`the outbox on a full disk (${TMPFS_SKIP_REASO
       const third = startOutboxAgent(dataDir, server.url);
       const thirdRun = await third.emit(5);
       await waitFor("the third run to deliver", async () => (await third.stats()).pendingCount === 0, 30_000);
-      await sleep(500);
+      // A later round delivers one more: whatever the rounds before it would have sent again is stored by now.
+      thirdRun.push(...(await third.emit(1)));
+      await waitFor("the third run's marker", async () => (await third.stats()).pendingCount === 0, 30_000);
       await third.kill();
 
       const messages = await readStream(observer, "TELEMETRY");

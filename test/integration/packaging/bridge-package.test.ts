@@ -424,11 +424,11 @@ describe.skipIf(!has("dpkg-deb"))(
         // The config dir is only read.
         expect(readdirSync(configDir)).toEqual([]);
 
-        const stopAskedAt = performance.now();
         child.kill("SIGTERM");
         const exit = await exited;
+        // Within its shutdown deadline: past it the bridge says so and exits 1.
         expect(exit, output).toEqual({ code: 0, signal: null });
-        expect(performance.now() - stopAskedAt).toBeLessThan(10_000);
+        expect(output).not.toContain("shutdown took too long");
       }, 120_000);
     });
   },

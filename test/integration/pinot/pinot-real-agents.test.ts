@@ -1,21 +1,24 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EVENT_STREAMS } from "../../../src/bridge/bridge.ts";
+import type { DeviceState } from "../../../src/bridge/devices/device-state.ts";
 import { DEVICES_SHARD } from "../../../src/bridge/devices/devices-processor.ts";
 import { ensureTopics } from "../../../src/bridge/kafka/topics.ts";
 import { loadBridgeSettings } from "../../../src/bridge/settings/load-bridge-settings.ts";
-import { EventHeader, EventType } from "../../../src/contracts/index.ts";
+import { DEFAULT_TOPICS, EventHeader, EventType } from "../../../src/contracts/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { type AgentProcess, runCli, startAgentProcess } from "../../helpers/agent-process.ts";
 import { type BridgeProcess, runBridgeCli, startBridgeProcess } from "../../helpers/bridge-process.ts";
-import { bridgeStatuses, transactionsCommittedBy } from "../../helpers/bridge-verify.ts";
+import { bridgeStatuses, transactionsCommittedBy, waitForCaughtUp } from "../../helpers/bridge-verify.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { type PinotClusterHandle, startPinotCluster } from "../../helpers/pinot-cluster.ts";
-import { queryCount, querySql, resultRecords } from "../../helpers/pinot-query.ts";
+import { pinotConsumedAll, queryCount, querySql, resultRecords } from "../../helpers/pinot-query.ts";
 import { readStream } from "../../helpers/stream-reader.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -24,8 +27,6 @@ const HEARTBEAT_SECONDS = 2;
 const MISSED_HEARTBEATS = 3;
 /** How long rows already in Kafka may take to become queryable; only bounds a failing test. */
 const QUERYABLE_TIMEOUT_MS = 120_000;
-/** Counts must stay put this long once reached: a duplicate arriving late would show here. */
-const SETTLE_MS = 5_000;
 
 const machineIdOf = (index: number): string => `pinot-agent-${String(index).padStart(3, "0")}`;
 /** Even agents belong to acme (their organization tag), odd ones only say their site. */
@@ -85,6 +86,11 @@ describe("real agents into a real Pinot", () => {
     return new Map(resultRecords(result).map((row) => [String(row.machineId), row]));
   };
 
+  /** What the bridge holds of a machine (its devices bucket). */
+  const deviceState = async (machineId: string): Promise<DeviceState | null> => {
+    const entry = await (await new Kvm(observer).open("edge-bridge-devices")).get(machineId);
+    return entry?.operation === "PUT" ? entry.json<DeviceState>() : null;
+  };
   /** Every event the agents got into JetStream, by the Pinot table it belongs in. */
   const sentEvents = async (): Promise<SentEvents> => {
     const telemetry = new Set<string>();
@@ -155,7 +161,7 @@ describe("real agents into a real Pinot", () => {
     if (settingsDir) await rm(settingsDir, { recursive: true, force: true });
   });
 
-  it("20 agents: devices shows each one's status, osType and tags; a frozen agent turns OFFLINE within 3 heartbeats, a killed one at its DISCONNECT; rows exact after a bridge kill -9", async () => {
+  it("20 agents: devices shows each one's status, osType and tags; a frozen agent turns OFFLINE from missed heartbeats, a killed one at its DISCONNECT; rows exact after a bridge kill -9", async () => {
     await startBridge();
     for (const [index, machineId] of machineIds.entries()) {
       agents.push(
@@ -208,7 +214,16 @@ describe("real agents into a real Pinot", () => {
       200,
     );
     await first.stop("SIGKILL");
-    await new Promise((resolveWait) => setTimeout(resolveWait, 3_000));
+    // The agents keep sending with no bridge: a round of samples from each waits for the next one.
+    const telemetryStored = async (): Promise<number> =>
+      (await (await jetstreamManager(observer)).streams.info("TELEMETRY")).state.last_seq;
+    const storedAtKill = await telemetryStored();
+    await waitFor(
+      "a round of samples sent while no bridge runs",
+      async () => (await telemetryStored()) >= storedAtKill + AGENTS,
+      60_000,
+      200,
+    );
     const second = await startBridge();
     // The new owner of the devices shard gives every machine a full grace period when it takes over:
     // freeze the agent only once it judges, so its clock starts at a heartbeat it saw.
@@ -225,34 +240,24 @@ describe("real agents into a real Pinot", () => {
     // Frozen: the process is stopped, its TCP connection stays open, the server notices nothing.
     const frozenIndex = 1;
     const frozen = machineIdOf(frozenIndex);
-    let lastHeartbeatMs = 0;
     let heartbeatsSeen = 0;
     const heartbeats: Subscription = observer.subscribe(`machine.${frozen}.heartbeat`, {
-      callback: () => {
-        lastHeartbeatMs = Date.now();
-        heartbeatsSeen++;
-      },
+      callback: () => void heartbeatsSeen++,
     });
     await waitFor(`two heartbeats from ${frozen}`, () => heartbeatsSeen >= 2, 30_000);
     (agents[frozenIndex] as AgentProcess).child.kill("SIGSTOP");
-    const frozenRow = await waitFor(
+    await waitFor(
       `${frozen} OFFLINE in devices`,
-      async () => {
-        const row = (await devices()).get(frozen);
-        return row?.status === "OFFLINE" && row;
-      },
+      async () => (await devices()).get(frozen)?.status === "OFFLINE",
       QUERYABLE_TIMEOUT_MS,
       500,
     );
     heartbeats.unsubscribe();
-    // The bridge stamps the OFFLINE row with the moment it judged: after 3 missed intervals since the
-    // last heartbeat, never before, and at its next 1 s check after that (a second more of slack).
-    const judgedAfterMs = Number(frozenRow.ingestionTime) - lastHeartbeatMs;
-    console.info(
-      `pinot-real-agents: frozen agent judged OFFLINE ${judgedAfterMs} ms after its last heartbeat (${MISSED_HEARTBEATS} x ${HEARTBEAT_SECONDS} s)`,
-    );
-    expect(judgedAfterMs).toBeGreaterThanOrEqual(MISSED_HEARTBEATS * HEARTBEAT_SECONDS * 1_000 - 50);
-    expect(judgedAfterMs).toBeLessThanOrEqual((MISSED_HEARTBEATS + 1) * HEARTBEAT_SECONDS * 1_000);
+    // From its missed heartbeats: its connection is open, the server saw no DISCONNECT. When the
+    // bridge judges (after the silence, by its next check) is pinned on a manual clock in
+    // test/integration/bridge/presence.test.ts; how long it takes on a real one is a benchmark
+    // (npm run bench -- presence).
+    expect((await deviceState(frozen))?.statusReason).toBe("missed-heartbeats");
 
     // Killed: the kernel closes its socket, the server publishes DISCONNECT, the row follows.
     const killedIndex = 2;
@@ -294,7 +299,16 @@ describe("real agents into a real Pinot", () => {
         `${(error as Error).message}\nsent ${sent.telemetry.size} telemetry, ${sent.events.size} events\n${pinot.output()}`,
       );
     });
-    await new Promise((resolveSettle) => setTimeout(resolveSettle, SETTLE_MS));
+    // Final once the bridge has nothing left to write and Pinot has consumed all it wrote: no row can come later.
+    await waitForCaughtUp(observer, { shards: EVENT_STREAMS.length + 1, timeoutMs: 60_000 });
+    await waitFor(
+      "Pinot to consume every record committed to its topics",
+      async () =>
+        (await pinotConsumedAll(pinot.controllerUrl, "machine_telemetry", kafka.bootstrap, DEFAULT_TOPICS.telemetry)) &&
+        (await pinotConsumedAll(pinot.controllerUrl, "machine_events", kafka.bootstrap, DEFAULT_TOPICS.events)),
+      QUERYABLE_TIMEOUT_MS,
+      1_000,
+    );
     // Exactly the event ids sent, each once: no row lost, none added by the kill -9.
     const telemetryRows = await eventIdsIn("machine_telemetry");
     const eventRows = await eventIdsIn("machine_events");

@@ -1,12 +1,14 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AGENT_CONFIG_BUCKET,
   type ConfigStatus,
   machineSubjects,
   PLATFORM_STREAMS,
+  type TaskOutputChunk,
+  type TaskResult,
   type ToolInstallationStatus,
 } from "../../../src/contracts/index.ts";
 import { mirroredStreams } from "../../../src/identity/account-layout.ts";
@@ -60,7 +62,8 @@ describe("the account layout: the platform, the device view, the machines", () =
     connections.push(admin);
     const kv: KV = await new Kvm(admin).open(AGENT_CONFIG_BUCKET);
     files = await startFileServer();
-    for (const id of [A, B]) agents.push(await startAgentProcess(layout.agentEnv(id)));
+    for (const id of [A, B])
+      agents.push(await startAgentProcess({ ...layout.agentEnv(id), EDGE_AGENT_TASKS_ALLOW_UNSIGNED: "1" }));
     const bodies = async <T>(stream: string, subject: string): Promise<T[]> =>
       (await readStream(admin, stream))
         .filter((message) => message.subject === subject)
@@ -107,6 +110,38 @@ describe("the account layout: the platform, the device view, the machines", () =
     await waitFor("A's tool installed", async () => (await toolState())?.state === "INSTALLED", 20_000);
     await js.publish("machine.all.tool.probe.update", tool("2.0.0"));
     await waitFor("A's tool updated", async () => (await toolState())?.version === "2.0.0", 20_000);
+
+    // Tasks: A's own (a catch-up on its TASKS mirror), then the fleet's, read in order by a direct get
+    // in the request's body, answered by the FLEET_TASKS mirror through DEVICES' import.
+    const taskHeaders = headers();
+    taskHeaders.set("Nats-TTL", "1h");
+    const ends = async (id: string): Promise<TaskResult[]> =>
+      bodies<TaskResult>("TASK_RESULTS", `machine.${id}.task.result`);
+    await js.publish(
+      `machine.${A}.task`,
+      JSON.stringify({ taskId: "own-1", run: { argv: ["echo", "own"] }, timeoutSeconds: 30 }),
+      { headers: taskHeaders },
+    );
+    await waitFor("A's own task", async () => (await ends(A)).some((end) => end.status === "SUCCEEDED"), 20_000);
+    for (const taskId of ["fleet-1", "fleet-2"])
+      await js.publish(
+        "machine.all.fleet-task",
+        JSON.stringify({ taskId, run: { argv: ["echo", taskId] }, timeoutSeconds: 30 }),
+        { headers: taskHeaders },
+      );
+    for (const id of [A, B])
+      await waitFor(
+        `${id}'s fleet tasks`,
+        async () => (await ends(id)).filter((end) => end.taskId?.startsWith("fleet-")).length === 2,
+        20_000,
+      );
+    expect((await ends(B)).map((end) => [end.taskId, end.status])).toEqual([
+      ["fleet-1", "SUCCEEDED"],
+      ["fleet-2", "SUCCEEDED"],
+    ]);
+    expect(
+      (await bodies<TaskOutputChunk>("TASK_OUTPUT", `machine.${B}.task.output`)).map((chunk) => chunk.data),
+    ).toEqual(["fleet-1\n", "fleet-2\n"]);
     for (const agent of agents) expect(agent.output()).not.toMatch(/Permissions Violation/);
   }, 90_000);
 
@@ -174,6 +209,9 @@ describe("the account layout: the platform, the device view, the machines", () =
           `TOOL_INSTALLATION machine.${B}.tool-installation`,
           `KV_agent-config $KV.agent-config.machine.${B}`,
           "CLIENT_UPDATE machine.all.client-update",
+          `TASKS machine.${B}.task`,
+          // Any of the fleet's tasks, copied onto the fleet's subject: refused as a copy by every machine.
+          "FLEET_TASKS machine.all.fleet-task",
         ]),
       );
     } finally {
@@ -261,6 +299,9 @@ async function attackWithEveryRight(
         if (deleteOwn) await ask(deleteOwn, "");
         if (create) await ask(create, consumerBody(create, null));
         a.publish(subject, JSON.stringify({ batch: 5, no_wait: true }), { reply: target });
+      } else if (/^\$JS\.API\.DIRECT\.GET\.[^.]+$/.test(subject)) {
+        // A direct get in the body (the fleet's tasks): asking for a message stored there.
+        a.publish(subject, JSON.stringify({ seq: 1 }), { reply: target });
       } else {
         a.publish(subject, "{}", { reply: target });
         if (subject.startsWith(`machine.${A}.`)) ownEvents.set(subject, (ownEvents.get(subject) ?? 0) + 1);

@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { PermissionViolationError } from "@nats-io/nats-core";
-import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import {
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  headers,
+  type MsgHdrs,
+  type NatsConnection,
+} from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   type ClientUpdateStatus,
@@ -13,6 +20,8 @@ import {
   type ConfigStatus,
   catchUpConsumerName,
   legacyMachineConsumers,
+  type TaskOutputChunk,
+  type TaskResult,
   type ToolInstallationStatus,
 } from "../../../src/contracts/index.ts";
 import { type NatsServerPermissions, toJwtPermissions } from "../../../src/identity/permissions.ts";
@@ -101,15 +110,18 @@ async function publishDenied(connection: NatsConnection, subject: string, body =
   }
 }
 
-/** True when the server refused this identity the subscription. */
+/**
+ * True when the server refused this identity the subscription. The server handles the SUB before the
+ * PING of a flush and answers in that order: a refusal (-ERR) has closed the subscription by the PONG.
+ */
 async function subscribeDenied(connection: NatsConnection, subject: string): Promise<boolean> {
   const subscription = connection.subscribe(subject);
-  const outcome = await Promise.race([
-    subscription.closed,
-    new Promise<"open">((resolve) => setTimeout(() => resolve("open"), 3_000)),
-  ]);
-  if (outcome === "open") subscription.unsubscribe();
-  return outcome instanceof PermissionViolationError;
+  await connection.flush();
+  if (!subscription.isClosed()) {
+    subscription.unsubscribe();
+    return false;
+  }
+  return (await subscription.closed) instanceof PermissionViolationError;
 }
 
 describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two machines on one server, %s", (mode) => {
@@ -149,6 +161,7 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
         await startAgentProcess({
           EDGE_AGENT_NATS_URL: ids.server.url,
           EDGE_AGENT_MACHINE_ID: id,
+          EDGE_AGENT_TASKS_ALLOW_UNSIGNED: "1",
           ...ids.agentEnv(id),
         }),
       );
@@ -245,6 +258,36 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       ),
     );
 
+    // Remote tasks: A's own (a queue feed: a catch-up on TASKS), then the fleet's (read in order by a
+    // direct get in the request's body): output chunks and results published on their own subjects.
+    const taskHeaders = (): MsgHdrs => {
+      const ttl = headers();
+      ttl.set("Nats-TTL", "1h");
+      return ttl;
+    };
+    const results = async (id: string): Promise<TaskResult[]> =>
+      bodies<TaskResult>("TASK_RESULTS", `machine.${id}.task.result`);
+    await js.publish(
+      `machine.${A}.task`,
+      JSON.stringify({ taskId: "own-1", run: { script: "echo own", interpreter: "sh" }, timeoutSeconds: 30 }),
+      { headers: taskHeaders() },
+    );
+    await js.publish(
+      "machine.all.fleet-task",
+      JSON.stringify({ taskId: "fleet-1", run: { argv: ["echo", "fleet"] }, timeoutSeconds: 30 }),
+      { headers: taskHeaders() },
+    );
+    await waitFor("A's own task", async () => (await results(A)).some((end) => end.taskId === "own-1"));
+    for (const id of MACHINES)
+      await waitFor(`${id}'s fleet task`, async () => (await results(id)).some((end) => end.taskId === "fleet-1"));
+    for (const id of MACHINES)
+      expect((await results(id)).map((end) => end.status)).toEqual(
+        id === A ? ["SUCCEEDED", "SUCCEEDED"] : ["SUCCEEDED"],
+      );
+    expect(
+      (await bodies<TaskOutputChunk>("TASK_OUTPUT", `machine.${B}.task.output`)).map((chunk) => chunk.data),
+    ).toEqual(["fleet\n"]);
+
     // No consumer is kept on the server for any machine: catch-ups remove theirs when done.
     const manager = await jetstreamManager(admin);
     const consumersLeft = async (): Promise<string[]> => {
@@ -300,6 +343,20 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${aReader}`,
       `$JS.API.CONSUMER.DURABLE.CREATE.TOOL_INSTALLATION.${aReader}`,
       `$JS.API.CONSUMER.CREATE.KV_agent-config.KV_WATCHER_x.$KV.agent-config.machine.${B}`,
+      // B's tasks and their ends; a task or a cancel of its own or the fleet's; B's tasks read in any
+      // form; any task stream read by body but the fleet's; a consumer on the fleet's tasks.
+      `machine.${B}.task`,
+      `machine.${A}.task`,
+      `machine.${A}.task.cancel`,
+      "machine.all.fleet-task",
+      "machine.all.fleet-task.cancel",
+      `machine.${B}.task.result`,
+      `machine.${B}.task.output`,
+      `$JS.API.DIRECT.GET.TASKS.machine.${B}.task`,
+      "$JS.API.DIRECT.GET.TASKS",
+      `$JS.API.CONSUMER.CREATE.TASKS.${aReader}.machine.${B}.task`,
+      `$JS.API.CONSUMER.CREATE.TASKS.${bReader}.machine.${B}.task.cancel`,
+      `$JS.API.CONSUMER.CREATE.FLEET_TASKS.${aReader}.machine.all.fleet-task`,
       // Streams are the platform's.
       "$JS.API.STREAM.CREATE.TOOL_INSTALLATION",
       "$JS.API.STREAM.DELETE.TOOL_INSTALLATION",
@@ -311,6 +368,8 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       ).toBe(true);
     const deniedSubscriptions = [
       `machine.${B}.tool-installation`,
+      `machine.${B}.task`,
+      `machine.${B}.task.result`,
       `machine.${B}.rpc.health`,
       "machine.*.rpc.health",
       "_INBOX.>",
@@ -322,6 +381,8 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
     ];
     for (const subject of deniedSubscriptions)
       expect(await subscribeDenied(a, subject), `subscribe ${subject}`).toBe(true);
+    // Its own inbox it may read: the check above tells a refusal from a subscription that stands.
+    expect(await subscribeDenied(a, `_INBOX_${A}.probe`)).toBe(false);
     // With the filter pinned in the subject, a body naming B's subject is refused by the server.
     const mismatched = await a.request(
       `$JS.API.CONSUMER.CREATE.TOOL_INSTALLATION.${aReader}.machine.${A}.tool-installation`,
@@ -367,6 +428,19 @@ describe.each<AuthMode>(["user/password", "creds (JWT)"])("least privilege, two 
       expect.stringMatching(/is a NATS server's answer/),
     ]);
     expect(await running(B)).toMatchObject({ heartbeatSeconds: 9 });
+    // The fleet's tasks are the one fleet-wide stream a machine may read any message of (in order,
+    // by a direct get in the body): A can have the server store a copy of an old one on the fleet's
+    // subject. B refuses it as a copy (without a task id: it is no task), and runs nothing again.
+    a.publish(`$JS.API.DIRECT.GET.${COMMAND_STREAMS.fleetTasks}`, JSON.stringify({ seq: 1 }), {
+      reply: "machine.all.fleet-task",
+    });
+    await a.flush();
+    await waitFor("B's refusal of the copied fleet task", async () =>
+      (await results(B)).some((end) => end.status === "REJECTED" && end.taskId === null),
+    );
+    expect((await results(B)).filter((end) => end.taskId === "fleet-1").map((end) => end.status)).toEqual([
+      "SUCCEEDED",
+    ]);
 
     // The agents themselves never hit a permission they lack.
     for (const agent of agents) expect(agent.output()).not.toMatch(/Permissions Violation/);

@@ -6,7 +6,7 @@ import { connect } from "@nats-io/transport-node";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { freeLoopbackPort, type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
-import { waitFor } from "../../helpers/wait-for.ts";
+import { waitFor, withDeadline } from "../../helpers/wait-for.ts";
 
 const CLI = resolve(import.meta.dirname, "../../../src/cli/main.ts");
 /** Only bounds a failing test: stopping five agents takes well under a second. */
@@ -50,11 +50,11 @@ describe("edge-agent simulate", () => {
         200,
       );
       child.kill("SIGTERM");
-      const code = await Promise.race([
-        exited,
-        new Promise<"late">((resolveLate) => setTimeout(() => resolveLate("late"), EXIT_DEADLINE_MS)),
-      ]);
-      if (code === "late") throw new Error(`simulate did not exit within ${EXIT_DEADLINE_MS} ms of SIGTERM\n${output}`);
+      const code = await withDeadline("simulate's exit after SIGTERM", exited, EXIT_DEADLINE_MS).catch(
+        (error: unknown) => {
+          throw new Error(`${(error as Error).message}\n${output}`, { cause: error });
+        },
+      );
       return { code, names, output };
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");

@@ -21,6 +21,7 @@ import { legacyUpdateConsumersMarker } from "../../../src/tools/legacy-update-co
 import { lyingZip } from "../../fixtures/tools/bombs.ts";
 import { type ServedFile, startFileServer, TOOL_SCRIPT, toolTarGz, toolZip } from "../../fixtures/tools/tool-kit.ts";
 import { startTestCommands, type TestCommands } from "../../helpers/command-desk.ts";
+import { fixedWallClock } from "../../helpers/manual-clock.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { createPlatformStreams } from "../../helpers/streams.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
@@ -502,7 +503,7 @@ describe("tool installation from JetStream", () => {
     });
     expect(existsSync(legacyUpdateConsumersMarker(toolsDir))).toBe(false);
     // Real timers, and a wall clock of its own: the marker's time must be the injected one.
-    const clock = { ...systemClock, now: () => Date.parse("2031-02-03T04:05:06Z") };
+    const clock = fixedWallClock(Date.parse("2031-02-03T04:05:06Z"));
     manager = createToolManager({
       machineId: "m1",
       toolsDir,

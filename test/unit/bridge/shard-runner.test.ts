@@ -14,10 +14,11 @@ import {
   eventHeaderEntries,
   SCHEMA_VERSION,
 } from "../../../src/contracts/index.ts";
-import { type Clock, systemTimers } from "../../../src/runtime/clock.ts";
+import type { Clock } from "../../../src/runtime/clock.ts";
 import { InMemoryKafka, kafkaError } from "../../fixtures/bridge/in-memory-kafka.ts";
 import { telemetrySample } from "../../fixtures/bridge/simulated-fleet.ts";
 import { type CapturedLog, captureLog } from "../../helpers/log-capture.ts";
+import { fixedWallClock } from "../../helpers/manual-clock.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -27,7 +28,7 @@ const CHECKPOINT_TOPIC = "test-checkpoints";
 const router: RouterOptions = { topics: DEFAULT_TOPICS, maxRecordBytes: () => 1_000_000 };
 /** The shard's wall clock: every record it writes carries this time. */
 const SHARD_NOW = Date.parse("2026-12-01T10:00:00.000Z");
-const clock: Clock = { now: () => SHARD_NOW, monotonicMs: () => performance.now(), timers: systemTimers };
+const clock: Clock = fixedWallClock(SHARD_NOW);
 
 /** How many times each event id reached the telemetry topic. */
 function deliveries(kafka: InMemoryKafka): Map<string, number> {

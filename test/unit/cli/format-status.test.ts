@@ -329,4 +329,27 @@ describe("which data dir `status` reads", () => {
       dataDir: own,
     });
   });
+
+  it("lists the remote tasks running (id, pid, since) and how many wait, and says loudly when unsigned ones run", () => {
+    const tasks = {
+      accepts: "unsigned",
+      enabled: true,
+      confine: "working-dir",
+      maxConcurrent: 2,
+      running: [
+        { taskId: "backup-7", pid: 4242, since: "2026-11-23T10:00:30.000Z" },
+        { taskId: "inventory-2", pid: null, since: null },
+      ],
+      queued: 3,
+    };
+    const shown = formatStatus(live(status(null, { capabilities: { tasks } })));
+    expect(shown).toContain(
+      "  tasks:      UNSIGNED TASKS RUN (tasks.allowUnsigned: development only); confined to their working dir; 2 running, 3 queued (at most 2 at once)\n    backup-7 pid 4242 since 2026-11-23T10:00:30.000Z\n    inventory-2 pid (starting)",
+    );
+    expect(
+      formatStatus(
+        live(status(null, { capabilities: { tasks: { ...tasks, accepts: "signed", running: [], queued: 0 } } })),
+      ),
+    ).toContain("  tasks:      signed only; confined to their working dir; 0 running, 0 queued (at most 2 at once)");
+  });
 });

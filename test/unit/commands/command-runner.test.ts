@@ -10,7 +10,7 @@ import type { OutgoingEvent } from "../../../src/events/event-sink.ts";
 import { encodeEvent } from "../../../src/events/outbox-event-sink.ts";
 import { type InboxMessage, type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
-import { type ManualClock, manualClock } from "../../helpers/manual-clock.ts";
+import { type ManualClock, manualClock, settle as settleTurns } from "../../helpers/manual-clock.ts";
 
 const Command = z.object({ name: z.string() });
 type Command = z.infer<typeof Command>;
@@ -80,9 +80,7 @@ describe("CommandRunner: takes stored commands and settles each with its result"
   /** The `error` of the n-th result stored (a config status here). */
   const errorOf = (index: number): string => (results[index]?.body as { error?: string } | undefined)?.error ?? "";
   /** Lets the runner's promise chains run (it awaits nothing the test does not control). */
-  const settle = async (): Promise<void> => {
-    for (let round = 0; round < 20; round++) await new Promise((resolve) => setImmediate(resolve));
-  };
+  const settle = (): Promise<void> => settleTurns(20);
 
   beforeEach(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "edge-agent-runner-"));
@@ -118,14 +116,25 @@ describe("CommandRunner: takes stored commands and settles each with its result"
     expect(handled).toEqual(["new"]);
   });
 
-  it("refuses a command whose Nats-TTL passed before it could be taken, with a report", async () => {
-    runner.route({ feeds: [queue], handler: handler(async () => done()) });
+  it("refuses a command whose Nats-TTL passed before it could be taken, with a report that may name it", async () => {
+    const raws: unknown[] = [];
+    runner.route({
+      feeds: [queue],
+      handler: {
+        ...handler(async () => done()),
+        rejection: (reason, raw) => {
+          raws.push(raw);
+          return reportOf(reason);
+        },
+      },
+    });
     outbox.commands.accept("q", [message(queue, 1, { name: "late" }, { "Nats-TTL": ["30s"] })], 1);
     clock.advance(31_000);
     runner.start();
     await settle();
     expect(handled).toEqual([]);
     expect(errorOf(0)).toMatch(/expired at 2026-11-22T10:00:30.000Z .*Nats-TTL/);
+    expect(raws).toEqual([{ name: "late" }]);
   });
 
   it("refuses a copy of a server's answer stored where a command belongs", async () => {
@@ -172,6 +181,25 @@ describe("CommandRunner: takes stored commands and settles each with its result"
     expect(outbox.commands.counts().pending).toBe(0);
   });
 
+  it("answers each fleet-wide refusal that names its own key (a task's, by its id)", async () => {
+    const fleet: CommandFeed = { ...latest, key: "f", mode: "queue", start: "first" };
+    runner.route({
+      feeds: [fleet],
+      handler: handler(async (command) =>
+        reject(`task ${command.name} refused: off`, reportOf(command.name), { answerKey: command.name }),
+      ),
+    });
+    outbox.commands.accept(
+      "f",
+      [1, 2, 3].map((seq) => message(fleet, seq, { name: `task-${seq}` })),
+      3,
+    );
+    outbox.commands.accept("f", [message(fleet, 4, { name: "task-1" })], 4);
+    runner.start();
+    await settle();
+    expect(results.map((event) => (event.body as { error: string }).error)).toEqual(["task-1", "task-2", "task-3"]);
+  });
+
   it("reports a command a crash cut short and never runs it again; a route that may redo its work runs it once more", async () => {
     const redo: CommandFeed = { ...queue, key: "r", subject: "machine.m1.r" };
     runner.route({ feeds: [queue], handler: handler(() => new Promise(() => undefined)) });
@@ -206,5 +234,63 @@ describe("CommandRunner: takes stored commands and settles each with its result"
       expect.stringMatching(/^malformed test command: /),
       expect.stringMatching(/^malformed test command: name/),
     ]);
+  });
+
+  it("tells a handler its message's Nats-TTL expiry, and a refusal's report whether a crash cut the command short", async () => {
+    const expiries: Array<number | null> = [];
+    const refusals: Array<{ kind: string; causationId: string }> = [];
+    const watching = (work: () => Promise<ReturnType<typeof done>>): CommandHandler<Command> => ({
+      what: "test command",
+      schema: Command,
+      rejection: (reason, _raw, context) => {
+        refusals.push(context);
+        return reportOf(reason);
+      },
+      handle: async (_command, delivery) => {
+        expiries.push(delivery.expiresAtMs);
+        return work();
+      },
+    });
+    runner.route({ feeds: [queue], handler: watching(() => new Promise(() => undefined)) });
+    outbox.commands.accept("q", [message(queue, 1, { name: "ttl" }, { "Nats-TTL": ["1h"] })], 1);
+    runner.start();
+    await settle();
+    expect(expiries).toEqual([Date.parse("2026-11-22T11:00:00Z")]);
+    outbox = openOutbox({ dataDir, clock, logger: silentLogger() });
+    open();
+    runner.route({ feeds: [queue], handler: watching(async () => done()) });
+    outbox.commands.accept("q", [message(queue, 2, "{not json")], 2);
+    runner.start();
+    await settle();
+    expect(refusals).toEqual([
+      { kind: "interrupted", causationId: "S:1" },
+      { kind: "refused", causationId: "S:2" },
+    ]);
+  });
+
+  it("says how many of a route's commands wait their turn", async () => {
+    const hold: Array<() => void> = [];
+    const route = runner.route({
+      feeds: [queue],
+      handler: handler(() => new Promise((resolve) => hold.push(() => resolve(done())))),
+    });
+    const other = runner.route({ feeds: [latest], handler: handler(async () => done()) });
+    outbox.commands.accept(
+      "q",
+      [1, 2, 3].map((seq) => message(queue, seq, { name: `n${seq}` })),
+      3,
+    );
+    runner.start();
+    await settle();
+    expect(route.waiting()).toBe(2);
+    expect(other.waiting()).toBe(0);
+    hold.shift()?.();
+    await settle();
+    expect(route.waiting()).toBe(1);
+    for (const release of hold.splice(0)) release();
+    await settle();
+    hold.shift()?.();
+    await settle();
+    expect(route.waiting()).toBe(0);
   });
 });

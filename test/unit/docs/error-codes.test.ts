@@ -11,6 +11,8 @@ const NOT_CODES = new Set([
   ...[...SETTING_SPECS, ...BRIDGE_SETTING_SPECS].flatMap((spec) => spec.env),
   "EDGE_AGENT_LAUNCHER",
   "EDGE_AGENT_SUPERVISED",
+  // The marker every process of a remote task carries.
+  "EDGE_TASK_ID",
   "EDGE_AGENT_DOCTOR_PROBE",
   "EDGE_BRIDGE_",
 ]);

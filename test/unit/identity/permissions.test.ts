@@ -4,6 +4,7 @@ import {
   catchUpConsumerName,
   legacyMachineConsumers,
   machineSubjects,
+  PLATFORM_STREAMS,
   ReservedMachineIdError,
   UnsafeSubjectTokenError,
 } from "../../../src/contracts/index.ts";
@@ -58,6 +59,17 @@ describe("agentPermissions", () => {
         // Once, on upgrade: an earlier version's durable consumers, taken over and removed.
         "$JS.API.CONSUMER.INFO.TOOL_INSTALLATION.machine_m-a_tool-installation_consumer",
         "$JS.API.CONSUMER.DELETE.KV_agent-config.machine_m-a_config_consumer",
+        // Remote tasks: its output and its ends; its own tasks and cancels as queues; the fleet's in order.
+        "machine.m-a.task.output",
+        "machine.m-a.task.result",
+        "$JS.API.DIRECT.GET.TASKS.machine.m-a.task",
+        "$JS.API.DIRECT.GET.TASKS.machine.m-a.task.cancel",
+        "$JS.API.CONSUMER.CREATE.TASKS.machine_m-a_reader.machine.m-a.task",
+        "$JS.API.CONSUMER.CREATE.TASKS.machine_m-a_reader.machine.m-a.task.cancel",
+        "$JS.API.CONSUMER.MSG.NEXT.TASKS.machine_m-a_reader",
+        "$JS.API.DIRECT.GET.FLEET_TASKS.machine.all.fleet-task",
+        "$JS.API.DIRECT.GET.FLEET_TASKS.machine.all.fleet-task.cancel",
+        "$JS.API.DIRECT.GET.FLEET_TASKS",
       ]),
     );
     expect(a.subscribe.allow).toEqual(
@@ -69,14 +81,27 @@ describe("agentPermissions", () => {
         "machine.m-a.tool-installation",
         "machine.all.client-update",
         "$KV.agent-config.machine.m-a",
+        "machine.m-a.task",
+        "machine.m-a.task.cancel",
+        "machine.all.fleet-task",
+        "machine.all.fleet-task.cancel",
       ]),
     );
     expect(a.allow_responses).toEqual({ max: 1, expires: "1m" });
   });
 
-  it("grants no command publish, no fleet-wide publish, no KV write, no key-in-body read, no consumer on a fleet-wide subject and no other consumer right", () => {
+  it("grants no command publish, no fleet-wide publish, no KV write, no key-in-body read (but the fleet's tasks), no consumer on a fleet-wide subject and no other consumer right", () => {
     const forbidden = [
       "machine.m-a.tool-installation",
+      "machine.m-a.task",
+      "machine.m-a.task.cancel",
+      "machine.all.fleet-task",
+      "machine.m-b.task.result",
+      "$JS.API.DIRECT.GET.TASKS",
+      "$JS.API.DIRECT.GET.TASKS.machine.m-b.task",
+      "$JS.API.DIRECT.GET.CLIENT_UPDATE",
+      "$JS.API.CONSUMER.CREATE.FLEET_TASKS.machine_m-a_reader.machine.all.fleet-task",
+      "$JS.API.CONSUMER.CREATE.TASKS.machine_m-a_reader.machine.m-b.task",
       "machine.m-a.client-update",
       "machine.all.client-update",
       "machine.all.tool.x.update",
@@ -100,6 +125,14 @@ describe("agentPermissions", () => {
       "$JS.ACK.TOOL_INSTALLATION.machine_m-a_reader.1.1.1.1.0",
       "_INBOX.abc",
     ];
+    // The one read whose body names the message: on a stream of the fleet's tasks only.
+    for (const pattern of a.publish.allow.filter((each) => /^\$JS\.API\.DIRECT\.GET\.[^.]+$/.test(each))) {
+      const stream = PLATFORM_STREAMS.find((each) => each.name === pattern.split(".")[4]);
+      expect(
+        stream?.subjects.every((subject) => subject.startsWith("machine.all.")),
+        pattern,
+      ).toBe(true);
+    }
     for (const subject of forbidden)
       expect(
         a.publish.allow.filter((pattern) => overlaps(pattern, subject)),
@@ -138,9 +171,12 @@ describe("agentPermissions", () => {
       "machine.all.download-configuration",
       "machine.all.tool.*.update",
       "$KV.agent-config.defaults",
+      "machine.all.fleet-task",
+      "machine.all.fleet-task.cancel",
     ];
     const sharedByDesign = (pattern: string): boolean =>
       pattern.startsWith("$SRV.") ||
+      pattern === "$JS.API.DIRECT.GET.FLEET_TASKS" ||
       fleetWide.some((subject) => pattern === subject || pattern.endsWith(`.${subject}`));
     const theirs = [
       ...allowed(other),

@@ -4,12 +4,10 @@ import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts
 import { createConnectionEventRecorder } from "../../../src/lifecycle/connection-events.ts";
 import type { Clock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
+import { manualClock } from "../../helpers/manual-clock.ts";
 
 /** A clock a millisecond later at every reading: a busy machine between two reads of the time. */
-function tickingClock(startMs: number): Clock {
-  let nowMs = startMs;
-  return { now: () => nowMs++, monotonicMs: () => nowMs++ };
-}
+const tickingClock = (startMs: number): Clock => manualClock(startMs, { stepPerReadMs: 1 });
 
 function recordingSink(): EventSink & { readonly bodies: ClientConnectionEvent[] } {
   const bodies: ClientConnectionEvent[] = [];

@@ -5,18 +5,14 @@ import { type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import type { Clock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
+import { manualClock, settle } from "../../helpers/manual-clock.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
-
-function fakeClock(startMs = Date.parse("2026-11-22T10:00:00Z")): Clock & { advance(ms: number): void } {
-  let nowMs = startMs;
-  return { now: () => nowMs, monotonicMs: () => nowMs, advance: (ms) => (nowMs += ms) };
-}
 
 describe("outbox storage", () => {
   const open: Outbox[] = [];
   const make = (dataDir: string, options: { maxBytes?: number; maxAgeMs?: number; clock?: Clock } = {}): Outbox => {
-    const outbox = openOutbox({ dataDir, clock: options.clock ?? fakeClock(), logger: silentLogger(), ...options });
+    const outbox = openOutbox({ dataDir, clock: options.clock ?? manualClock(), logger: silentLogger(), ...options });
     open.push(outbox);
     return outbox;
   };
@@ -56,7 +52,7 @@ describe("outbox storage", () => {
   });
 
   it("evicts events older than the maximum age, and applies a smaller limit live", () => {
-    const clock = fakeClock();
+    const clock = manualClock();
     const outbox = make(scratchDir("ea-outbox-"), { maxAgeMs: 60_000, clock });
     outbox.append(testEvent(0));
     clock.advance(61_000);
@@ -68,7 +64,7 @@ describe("outbox storage", () => {
   });
 
   it("evicts a batch the drainer tried and must retry while offline: it is not held in flight until the link is back", async () => {
-    const clock = fakeClock();
+    const clock = manualClock();
     const dataDir = scratchDir("ea-outbox-");
     const outbox = make(dataDir, { maxAgeMs: 60_000, clock });
     for (let index = 0; index < 10; index++)
@@ -82,7 +78,7 @@ describe("outbox storage", () => {
     });
     await waitFor("the drainer to try the whole batch", () => tried.length >= 10);
     // The batch's outcomes are settled right after its last publish answers.
-    await new Promise((resolve) => setImmediate(resolve));
+    await settle();
     outbox.updateLimits({ maxBytes: 2_000 });
     const limited = outbox.stats();
     expect(limited.pendingBytes).toBeLessThanOrEqual(2_000);
@@ -117,14 +113,19 @@ describe("outbox storage", () => {
     // this works as root too, where permissions would not stop us).
     const blocker = join(dataDir, "outbox.db");
     mkdirSync(blocker);
-    const outbox = openOutbox({ dataDir, clock: fakeClock(), logger: silentLogger(), storageRetryMs: 50 });
+    const clock = manualClock();
+    const outbox = openOutbox({ dataDir, clock, logger: silentLogger(), storageRetryMs: 50 });
     open.push(outbox);
     expect(() => outbox.appendBatch([testEvent(0), testEvent(1)])).not.toThrow();
     expect(outbox.stats()).toMatchObject({ pendingCount: 2, heldInMemory: 2, lastSequence: 2 });
     expect(outbox.stats().lastError).toMatch(/cannot open the database/);
 
     rmSync(blocker, { recursive: true });
-    await waitFor("held events to reach the disk", () => outbox.stats().heldInMemory === 0);
+    clock.advance(49);
+    expect(outbox.stats().heldInMemory).toBe(2);
+    // The next storage retry finds the disk back.
+    clock.advance(1);
+    expect(outbox.stats().heldInMemory).toBe(0);
     expect(outbox.stats()).toMatchObject({ pendingCount: 2, lastError: null });
     expect(outbox.append(testEvent(2)).sequence).toBe(3);
     expect(existsSync(blocker)).toBe(true);

@@ -14,6 +14,7 @@ import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const record = (state: FloorRecord["state"], bootId: string | null = "boot-1"): FloorRecord => ({
   generation: 7,
@@ -144,8 +145,7 @@ describe("the sequence floor file", () => {
       const before = headersSeen.length;
       const { sequence } = outbox.append(testEvent(index));
       outbox.start(publisher);
-      for (let wait = 0; wait < 200 && headersSeen.length === before; wait++)
-        await new Promise((resolve) => setTimeout(resolve, 10));
+      await waitFor("the event published", () => headersSeen.length > before, 15_000, 10);
       await outbox.stop();
       return { id: headersSeen.at(-1) as string, sequence };
     };

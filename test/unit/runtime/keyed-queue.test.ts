@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { KeyedSerialQueue } from "../../../src/runtime/keyed-queue.ts";
+import { settle } from "../../helpers/manual-clock.ts";
 
 describe("KeyedSerialQueue", () => {
   /** A job that runs until released, recording when it starts. */
@@ -15,8 +16,6 @@ describe("KeyedSerialQueue", () => {
       release: () => release(),
     };
   };
-  const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
-
   it("runs one job at a time per key, in order, while other keys go on", async () => {
     const queue = new KeyedSerialQueue(3);
     const log: string[] = [];

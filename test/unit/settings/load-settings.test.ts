@@ -308,3 +308,86 @@ describe("loadSettings", () => {
     });
   });
 });
+
+describe("tasks: this machine's own policy for remote tasks", () => {
+  const load = (env: NodeJS.ProcessEnv, platform: NodeJS.Platform = "linux") =>
+    loadSettings({
+      env: { EDGE_AGENT_CONFIG_DIR: scratchDir("edge-agent-settings-"), ...env },
+      platform,
+      privileged: false,
+    }).settings;
+
+  it("runs tasks, signed only, either of the OS's two interpreters or a program, anywhere under the data dir, unconfined, two at a time", () => {
+    expect(load({}).tasks).toEqual({
+      enabled: true,
+      allowUnsigned: false,
+      allowedInterpreters: ["sh", "bash"],
+      allowArgv: true,
+      allowedWorkingDirs: [],
+      confine: "none",
+      maxConcurrent: 2,
+    });
+    expect(load({}, "win32").tasks.allowedInterpreters).toEqual(["powershell", "cmd"]);
+  });
+
+  it("never takes unsigned tasks because commands are taken unsigned: not by allowUnsigned, not under OpenFrame's conventions", () => {
+    expect(load({ EDGE_AGENT_ALLOW_UNSIGNED: "1" }).tasks.allowUnsigned).toBe(false);
+    expect(load({ EDGE_AGENT_PLATFORM: "openframe" })).toMatchObject({
+      allowUnsigned: true,
+      tasks: { allowUnsigned: false },
+    });
+    expect(load({ EDGE_AGENT_TASKS_ALLOW_UNSIGNED: "yes" }).tasks.allowUnsigned).toBe(true);
+  });
+
+  it("takes every setting from the environment and the settings file", () => {
+    expect(
+      load({
+        EDGE_AGENT_TASKS_ENABLED: "false",
+        EDGE_AGENT_TASKS_ALLOWED_INTERPRETERS: "bash",
+        EDGE_AGENT_TASKS_ALLOW_ARGV: "0",
+        EDGE_AGENT_TASKS_ALLOWED_WORKING_DIRS: "/srv/jobs, /opt/scripts",
+        EDGE_AGENT_TASKS_CONFINE: "working-dir",
+        EDGE_AGENT_TASKS_MAX_CONCURRENT: "8",
+      }).tasks,
+    ).toEqual({
+      enabled: false,
+      allowUnsigned: false,
+      allowedInterpreters: ["bash"],
+      allowArgv: false,
+      allowedWorkingDirs: ["/srv/jobs", "/opt/scripts"],
+      confine: "working-dir",
+      maxConcurrent: 8,
+    });
+    const fromFile = loadSettings({
+      env: {
+        EDGE_AGENT_CONFIG_DIR: configDirWith({ tasks: { confine: "working-dir", allowedWorkingDirs: ["/srv"] } }),
+      },
+      ...linuxUser,
+    }).settings.tasks;
+    expect(fromFile).toMatchObject({ confine: "working-dir", allowedWorkingDirs: ["/srv"], maxConcurrent: 2 });
+  });
+
+  it.each([
+    [
+      { EDGE_AGENT_TASKS_CONFINE: "chroot" },
+      "EDGE_AGENT_TASKS_CONFINE",
+      'must be one of none or working-dir (got "chroot")',
+    ],
+    [
+      { EDGE_AGENT_TASKS_ALLOWED_INTERPRETERS: "sh,zsh" },
+      "EDGE_AGENT_TASKS_ALLOWED_INTERPRETERS",
+      'must be one of sh, bash, powershell or cmd (got "zsh")',
+    ],
+    [
+      { EDGE_AGENT_TASKS_ALLOWED_WORKING_DIRS: "jobs" },
+      "EDGE_AGENT_TASKS_ALLOWED_WORKING_DIRS",
+      "must be an absolute path",
+    ],
+    [{ EDGE_AGENT_TASKS_MAX_CONCURRENT: "0" }, "EDGE_AGENT_TASKS_MAX_CONCURRENT", "must be at least 1 (got 0)"],
+    [{ EDGE_AGENT_TASKS_ENABLED: "maybe" }, "EDGE_AGENT_TASKS_ENABLED", 'must be true or false (got "maybe")'],
+  ])("refuses %j naming %s", (env, setting, message) => {
+    const error = settingsError(() => load(env));
+    expect(error.setting).toBe(setting);
+    expect(error.message).toContain(message);
+  });
+});

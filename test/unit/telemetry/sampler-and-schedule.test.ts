@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Inventory, TelemetrySample } from "../../../src/contracts/index.ts";
 import type { EventSink, OutgoingEvent } from "../../../src/events/event-sink.ts";
-import { systemClock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import {
   type Collector,
@@ -13,7 +12,8 @@ import {
 } from "../../../src/telemetry/index.ts";
 import { startJitteredSchedule } from "../../../src/telemetry/jittered-schedule.ts";
 import { createSampler } from "../../../src/telemetry/sampler.ts";
-import { manualClock, settle } from "../../helpers/manual-clock.ts";
+import { type ManualClock, manualClock, settle } from "../../helpers/manual-clock.ts";
+import { waitFor } from "../../helpers/wait-for.ts";
 
 const recordingSink = (): EventSink & { events: OutgoingEvent[] } => {
   const events: OutgoingEvent[] = [];
@@ -67,8 +67,6 @@ describe("sampler", () => {
 });
 
 describe("jitter and schedule", () => {
-  afterEach(() => vi.useRealTimers());
-
   it("gives each machine a fixed offset inside the window, spread across a fleet", () => {
     const offsets = Array.from({ length: 1_000 }, (_, index) => jitterOffsetMs(`machine-${index}`, 30_000));
     expect(offsets.every((offset) => offset >= 0 && offset < 30_000)).toBe(true);
@@ -96,44 +94,28 @@ describe("jitter and schedule", () => {
     expect(everyMinute.offsetMs).toBe(jitterOffsetMs("machine-7", 30_000));
   });
 
-  it("runs each tick's work at tick + offset on a fake clock, and skips (and counts) a tick while the last run is still going", async () => {
-    vi.useFakeTimers({ now: new Date("2026-11-22T10:00:00.000Z") });
-    const startedAt: number[] = [];
-    let release: (() => void) | undefined;
-    const schedule = startJitteredSchedule({
-      expression: "*/10 * * * * *",
-      offsetMs: 2_500,
-      work: () => {
-        startedAt.push(Date.now());
-        return new Promise<void>((resolve) => (release = resolve));
-      },
-    });
-    await vi.advanceTimersByTimeAsync(13_000);
-    expect(startedAt.map((ms) => new Date(ms).toISOString())).toEqual(["2026-11-22T10:00:12.500Z"]);
-    await vi.advanceTimersByTimeAsync(10_000); // the 10:00:20 tick finds the run still going
-    expect(schedule.counters.skippedOverlaps).toBe(1);
-    release?.();
-    await vi.advanceTimersByTimeAsync(10_000);
-    expect(startedAt.map((ms) => new Date(ms).toISOString())).toEqual([
-      "2026-11-22T10:00:12.500Z",
-      "2026-11-22T10:00:32.500Z",
-    ]);
-    schedule.stop();
-  });
-
   it("refuses a bad cron expression with a named error", () => {
     expect(() => validateCronExpression("every minute")).toThrow(InvalidScheduleError);
     expect(() => validateCronExpression("*/5 * * * * *")).not.toThrow();
   });
 });
 
+/** One tick of every cron schedule on `clock`, and the work due right after it (no jitter) started. */
+async function scheduledTick(clock: ManualClock): Promise<void> {
+  clock.tickCron();
+  clock.advance(0);
+  await settle();
+}
+
 describe("inventory", () => {
   it("sends the inventory at start, not again while unchanged, and again when it changes", async () => {
     let hash = "a".repeat(64);
+    let checks = 0;
+    const clock = manualClock();
     const sink = recordingSink();
     const telemetry = createTelemetry({
       machineId: "m1",
-      clock: systemClock,
+      clock,
       logger: silentLogger(),
       sink,
       telemetrySchedule: "0 0 0 1 1 *",
@@ -141,25 +123,33 @@ describe("inventory", () => {
       jitterMs: 0,
       collectors: [],
       platform: "linux",
-      collectInventory: async () => ({ hash }) as unknown as Inventory,
+      collectInventory: async () => {
+        checks += 1;
+        return { hash } as unknown as Inventory;
+      },
     });
+    const inventories = (): OutgoingEvent[] => sink.events.filter((event) => event.type === "inventory");
     await telemetry.start();
-    await vi.waitFor(() => expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(1));
-    await new Promise((resolve) => setTimeout(resolve, 2_200));
-    expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(1);
+    await waitFor("the inventory at start", () => inventories().length === 1);
+    // Two scheduled checks find it unchanged: each ran (counted), neither sent it again.
+    await scheduledTick(clock);
+    await scheduledTick(clock);
+    await waitFor("two scheduled checks", () => checks === 3);
+    await settle();
+    expect(inventories()).toHaveLength(1);
     hash = "b".repeat(64);
-    await vi.waitFor(() => expect(sink.events.filter((event) => event.type === "inventory")).toHaveLength(2), {
-      timeout: 3_000,
-    });
+    await scheduledTick(clock);
+    await waitFor("the changed inventory", () => inventories().length === 2);
     telemetry.stop();
     expect(telemetry.stats().inventoriesSent).toBe(2);
+    expect(clock.pending).toBe(0);
   });
 
   it("sends the inventory at once when the tags change, so new tags reach the platform without waiting for the schedule", async () => {
     const sink = recordingSink();
     const telemetry = createTelemetry({
       machineId: "m1",
-      clock: systemClock,
+      clock: manualClock(),
       logger: silentLogger(),
       sink,
       telemetrySchedule: "0 0 0 1 1 *",
@@ -177,10 +167,10 @@ describe("inventory", () => {
     await telemetry.start();
     const inventories = (): Inventory[] =>
       sink.events.filter((event) => event.type === "inventory").map((event) => event.body as Inventory);
-    await vi.waitFor(() => expect(inventories()).toHaveLength(1));
+    await waitFor("the inventory at start", () => inventories().length === 1);
     telemetry.reconfigure({ tags: {} });
     telemetry.reconfigure({ tags: { site: "lab" } });
-    await vi.waitFor(() => expect(inventories()).toHaveLength(2));
+    await waitFor("the inventory with the new tags", () => inventories().length === 2);
     expect(inventories()[1]?.tagKeyValues).toEqual(["site:lab"]);
     telemetry.stop();
   });
@@ -188,7 +178,7 @@ describe("inventory", () => {
   it("takes a new schedule live and refuses a bad one without changing anything", async () => {
     const telemetry = createTelemetry({
       machineId: "m1",
-      clock: systemClock,
+      clock: manualClock(),
       logger: silentLogger(),
       sink: recordingSink(),
       telemetrySchedule: "0 * * * * *",

@@ -3,7 +3,6 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Clock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import {
   type Arrival,
@@ -16,9 +15,10 @@ import {
   UntrustedCommandError,
   UntrustedReason,
 } from "../../../src/trust/index.ts";
+import { manualClock } from "../../helpers/manual-clock.ts";
 import { createSigner } from "../../helpers/signing.ts";
 
-const fixedClock: Clock = { now: () => Date.parse("2026-11-30T12:00:00Z"), monotonicMs: () => 0 };
+const fixedClock = manualClock(Date.parse("2026-11-30T12:00:00Z"));
 const at = (scope: string, ref = `STREAM:${scope.length}`): Arrival => ({ scope, ref });
 const NOW = fixedClock.now();
 

@@ -1,0 +1,2 @@
+export { type TasksCapabilityOptions, tasksCapability } from "./capability.ts";
+export { SandboxCheck } from "./sandbox.ts";
