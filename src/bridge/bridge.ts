@@ -2,7 +2,12 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { DEVICE_STATE_STREAMS, PLATFORM_STREAMS, parseMachineEventSubject } from "../contracts/index.ts";
+import {
+  DEVICE_STATE_STREAMS,
+  PLATFORM_STREAMS,
+  parseMachineEventSubject,
+  TASK_EVENT_STREAMS,
+} from "../contracts/index.ts";
 import type { Logger } from "../runtime/index.ts";
 import { type Cancel, type Clock, jitteredBackoff, sleepOn, timersOf, writeFileAtomic } from "../runtime/index.ts";
 import {
@@ -37,9 +42,17 @@ import type { ShardProcessor } from "./shards/index.ts";
 import { EventStreamProcessor, ShardLeases, ShardRunner } from "./shards/index.ts";
 import { KafkaShardStateStore } from "./state/index.ts";
 
+/**
+ * Event streams the bridge leaves in NATS: a task's output is for following it live, and its end
+ * (bridged) keeps the last lines and says what was cut (DESIGN, "Remote tasks").
+ */
+const LEFT_IN_NATS: ReadonlySet<string> = new Set([TASK_EVENT_STREAMS.output]);
+
 /** The streams agents publish their events on: every platform stream whose subjects are `machine.*.<event type>`. */
-export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream) =>
-  stream.subjects.every((subject) => parseMachineEventSubject(subject.replace("*", "x")) !== null),
+export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter(
+  (stream) =>
+    !LEFT_IN_NATS.has(stream.name) &&
+    stream.subjects.every((subject) => parseMachineEventSubject(subject.replace("*", "x")) !== null),
 ).map((stream) => stream.name);
 
 export const BRIDGE_STATUS_FILE = "status.json";
