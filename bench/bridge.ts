@@ -113,6 +113,7 @@ async function rawTransactionalProduce(bootstrap: string, messages: readonly Sou
     telemetry: "raw-telemetry",
     events: "raw-events",
     inventory: "raw-inventory",
+    taskResults: "raw-task-results",
     deadLetter: "raw-dead-letter",
     checkpoint: "raw-checkpoint",
   };

@@ -1,11 +1,11 @@
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -14,28 +14,45 @@ import { AGENT_CONFIG_BUCKET, CONFIG_DEFAULTS_KEY } from "../src/contracts/index
 import type { FleetEvent, FleetSummary } from "../src/simulator/index.ts";
 import { simulatedMachineId } from "../src/simulator/index.ts";
 import { TOOL_SCRIPT, toolZip } from "../test/fixtures/tools/tool-kit.ts";
-import { freeLoopbackPort, type NatsServerHandle, startNatsServer } from "../test/helpers/nats-server.ts";
+import {
+  APP_AND_SYSTEM_ACCOUNTS,
+  freeLoopbackPort,
+  type NatsServerHandle,
+  startNatsServer,
+} from "../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
 import type { ShardCommand, ShardReply } from "./fleet-shard.ts";
-import { readCpuTicks, readMemoryKiB, CLOCK_TICKS_PER_SECOND as TICKS_PER_SECOND } from "./proc-stats.ts";
+import { ApiLimitAdvisories, closedConnectionReasons, readJsz, sampleJetStreamPeaks } from "./jetstream-watch.ts";
+import {
+  readCpuTicks,
+  readMachineCpuTicks,
+  readMemoryKiB,
+  CLOCK_TICKS_PER_SECOND as TICKS_PER_SECOND,
+} from "./proc-stats.ts";
 import { quantileOfSorted } from "./quantile.ts";
+import { restartTimeline, serverWarnings } from "./server-log.ts";
 
 /**
  * The platform at fleet scale: N simulated agents (src/simulator, each made by createAgent with its
  * own identity, outbox and connection) against one nats-server in its own process, for each N of
- * BENCH_FLEET_SIZES (default 1000,2000,5000,10000). Per N: memory per agent, time until all are
- * connected, a `defaults` change until every agent reported APPLIED, a server restart until every
- * agent is back and every outbox drained (with the server's CPU and the spread of reconnect times),
- * the server's CPU and memory per 1,000 idle agents, and a fleet-wide tool install until every
- * INSTALLED (the tool served from a NATS object store). The fleet runs in shards of as many agents
- * as one process's file descriptors allow. A larger N is skipped, with the reason, when the one
- * before failed a phase or the memory it would need is not available.
+ * BENCH_FLEET_SIZES (default 1000,5000,10000). Per N: memory per agent, time until all are
+ * connected and until every agent has read its command feeds once (its own `commands.lastCheckedAt`),
+ * the server's CPU and memory per 1,000 idle agents and the JetStream consumers it holds for them,
+ * a `defaults` change until every agent reported APPLIED, a server restart until every agent is
+ * back, its outbox drained and its feeds read again (with the server's CPU, the spread of reconnect
+ * times and the JetStream API requests in flight), a fleet-wide tool install until every INSTALLED
+ * (the tool served from a NATS object store), and the consumers left once every agent has stopped.
+ * JetStream API requests (`/jsz`) and API limit advisories (`$JS.EVENT.ADVISORY.API.LIMIT_REACHED`,
+ * from the system account: bench/jetstream-watch.ts) are counted per phase. The fleet runs in shards
+ * of as many agents as one process's file descriptors allow. A larger N is skipped, with the reason,
+ * when the one before failed a phase or the memory it would need is not available.
  *
  * BENCH_FLEET_DATA_DIR: the agents' data (default /dev/shm: one shared disk fsyncing for thousands
  * of agents measures that disk, not the agents; every real device has its own).
  * BENCH_FLEET_IDLE_SECONDS (default 30), BENCH_FLEET_PHASE_SECONDS (default 900: bound on each
  * phase), BENCH_FLEET_START_CONCURRENCY (default 100 agents connecting at once, fleet-wide),
- * BENCH_FLEET_TOOL_MAX_AGENTS (default 1000): larger fleets leave the tool install out. Each
+ * BENCH_FLEET_TOOL_MAX_AGENTS (default 1000): larger fleets leave the tool install out.
+ * BENCH_FLEET_KEEP_SERVER_LOG: a directory where each size's nats-server log is kept. Each
  * simulated install runs its tool's commands and then checks the tool's liveness by reading every
  * process's command line in /proc, all from one process on two cores: beyond a thousand agents that
  * measures this machine's process table, not the platform.
@@ -47,8 +64,10 @@ const SHARD_SCRIPT = resolve(import.meta.dirname, "fleet-shard.ts");
 const FDS_PER_AGENT = 6;
 /** Descriptors a shard keeps for Node itself and its IPC channel. */
 const FD_RESERVE = 512;
-/** Each agent binds this many durable consumers (src/contracts/consumers.ts). */
-const CONSUMERS_PER_AGENT = 9;
+/** The server's auth timeout in the bench (see runSize). */
+const AUTH_TIMEOUT_SECONDS = 30;
+/** How long a catch-up consumer an agent could not remove outlives it (src/transport/stream-reads.ts), plus slack. */
+const CATCH_UP_CONSUMER_GONE_SECONDS = 45;
 const TOOL_ID = "fleet-probe";
 /** Memory kept free when deciding whether a larger fleet fits. */
 const MEMORY_RESERVE_KIB = 2 * 1024 * 1024;
@@ -131,23 +150,6 @@ function perSecond(values: readonly number[]): number[] {
   return counts;
 }
 
-/** The server's warnings by kind (digits and client ids stripped), most frequent first: what it struggled with. */
-async function serverWarnings(logFile: string): Promise<Record<string, number>> {
-  const text = await readFile(logFile, "utf8").catch(() => "");
-  const counts = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const warning = /\[(WRN|ERR)\] (.*)$/.exec(line);
-    if (!warning) continue;
-    const kind =
-      `${warning[1]} ${(warning[2] ?? "").replace(/^[\d.:]+ - (cid|rid|lid):\d+ - ("[^"]*" - )?/, "").replace(/[\d.]+(ms|s|µs)?/g, "N")}`.slice(
-        0,
-        160,
-      );
-    counts.set(kind, (counts.get(kind) ?? 0) + 1);
-  }
-  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).slice(0, 8));
-}
-
 interface Shard {
   readonly child: ChildProcess;
   readonly started: Promise<void>;
@@ -209,9 +211,44 @@ interface Environment {
   readonly phaseSeconds: number;
   readonly startConcurrency: number;
   readonly agentsPerShard: number;
+  /** Where to keep each size's server log (BENCH_FLEET_KEEP_SERVER_LOG), or null. */
+  readonly keepServerLogDir: string | null;
   /** Why this size leaves the tool install out (a smaller fleet did not finish it in time). */
   readonly skipToolInstall: string | null;
 }
+
+/** Consumers per stream, the streams that have any: whose they are (a command stream's, an object store's...). */
+async function consumersByStream(manager: JetStreamManager): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for await (const stream of manager.streams.list()) {
+    if (stream.state.consumer_count > 0) counts[stream.config.name] = stream.state.consumer_count;
+  }
+  return counts;
+}
+
+/**
+ * The JetStream consumers the server holds once every agent has stopped (account info): the goal is
+ * none. A catch-up consumer an agent could not remove goes after its inactive threshold: waited for.
+ */
+async function consumersAfterStop(operator: NatsConnection): Promise<{
+  consumersAtStop: number;
+  byStreamAtStop: Record<string, number>;
+  consumersLeft: number;
+  waitedMs: number;
+}> {
+  const manager = await jetstreamManager(operator);
+  const consumersAtStop = (await manager.getAccountInfo()).consumers;
+  const byStreamAtStop = await consumersByStream(manager);
+  const began = performance.now();
+  let consumersLeft = consumersAtStop;
+  while (consumersLeft > 0 && performance.now() - began < CATCH_UP_CONSUMER_GONE_SECONDS * 1000) {
+    await sleep(1_000);
+    consumersLeft = (await manager.getAccountInfo()).consumers;
+  }
+  return { consumersAtStop, byStreamAtStop, consumersLeft, waitedMs: Math.round(performance.now() - began) };
+}
+
+const oneDecimal = (values: readonly number[]): number[] => values.map((value) => Number(value.toFixed(1)));
 
 /** One fleet size, start to stop. Returns its figures, and the phase that failed if one did. */
 async function runSize(agents: number, environment: Environment): Promise<Record<string, unknown>> {
@@ -221,18 +258,36 @@ async function runSize(agents: number, environment: Environment): Promise<Record
   // Limits raised so the fleet, not a default, is what is measured. The log goes to a file: through
   // the helper's pipe, thousands of warnings a second (slow read loops under load) block the
   // server's log lock, and with it every connection that logs (a 5,000-agent run stalled so).
+  // A system account with a user, so the API limit advisories (published there) can be counted; the
+  // agents and the operator connect without credentials into APP. Accounts with users make the
+  // server close a connection that has not sent CONNECT within its auth timeout (2 s by default):
+  // a shard whose thousands of agents reconnect at once answers its INFO late, where a device
+  // answers its own at once, so the bench gives it AUTH_TIMEOUT_SECONDS.
   const server: NatsServerHandle = await startNatsServer({
     configLines: [
       `http: "127.0.0.1:${monitorPort}"`,
       "max_connections: 1000000",
       `log_file: "${join(logDir, "nats-server.log")}"`,
+      ...APP_AND_SYSTEM_ACCOUNTS,
+      "no_auth_user: app",
+      `authorization { timeout: ${AUTH_TIMEOUT_SECONDS} }`,
     ],
-    // A restart recovers every consumer before the port opens: minutes, with tens of thousands.
+    // A restart recovers every JetStream asset before the port opens: minutes, with tens of thousands.
     startTimeoutMs: phaseSeconds * 1000,
   });
+  const monitorUrl = `http://127.0.0.1:${monitorPort}`;
   const root = await mkdtemp(join(environment.dataRoot, "edge-agent-fleet-"));
-  const operator: NatsConnection = await connect({ servers: server.url, name: "bench-operator" });
+  // Back soon after a restart, whatever its length: the platform's subscriptions count statuses.
+  const operator: NatsConnection = await connect({
+    servers: server.url,
+    name: "bench-operator",
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  });
+  const advisories = await ApiLimitAdvisories.open(server.url, "sys", "sys");
   const result: Record<string, unknown> = { agents };
+  const loadAverage: Record<string, number[]> = { start: oneDecimal(loadavg()) };
+  result.loadAverage = loadAverage;
   const shards: Shard[] = [];
   const connectedAt = new Map<string, number>();
   let reconnectedAt = new Map<string, number>();
@@ -255,9 +310,64 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       connected: sum.connected + part.connected,
       outboxPending: sum.outboxPending + part.outboxPending,
       agentsWithPending: sum.agentsWithPending + part.agentsWithPending,
+      feedsRead: sum.feedsRead + part.feedsRead,
+      feedsReadLatestAtMs:
+        sum.feedsReadLatestAtMs === null || part.feedsReadLatestAtMs === null
+          ? (sum.feedsReadLatestAtMs ?? part.feedsReadLatestAtMs)
+          : Math.max(sum.feedsReadLatestAtMs, part.feedsReadLatestAtMs),
+      agentsWithCommandProblems: sum.agentsWithCommandProblems + part.agentsWithCommandProblems,
     }));
   };
+  /** Waits until every agent has read all its command feeds since it last (re)connected; the latest of those reads. */
+  const untilFeedsRead = async (what: string): Promise<FleetSummary> => {
+    let summary = await fleetSummary();
+    await until(
+      what,
+      phaseSeconds,
+      async () => {
+        summary = await fleetSummary();
+        return summary.feedsRead === agents;
+      },
+      () =>
+        `${summary.feedsRead} of ${agents} read their feeds; ${summary.agentsWithCommandProblems} say a feed cannot be read`,
+      500,
+    );
+    return summary;
+  };
+  /** JetStream API requests and limit advisories from a mark on (the API counters restart with the server process). */
+  const jetStreamMark = async (): Promise<{
+    apiTotal: number;
+    apiErrors: number;
+    advisories: ReturnType<ApiLimitAdvisories["total"]>;
+  }> => {
+    const figures = await readJsz(monitorUrl);
+    return { apiTotal: figures.apiTotal, apiErrors: figures.apiErrors, advisories: advisories.total() };
+  };
+  const jetStreamSince = async (mark: Awaited<ReturnType<typeof jetStreamMark>>): Promise<Record<string, number>> => {
+    const figures = await readJsz(monitorUrl);
+    const since = advisories.since(mark.advisories);
+    return {
+      apiRequests: figures.apiTotal - mark.apiTotal,
+      apiErrors: figures.apiErrors - mark.apiErrors,
+      apiLimitAdvisories: since.advisories,
+      apiRequestsDropped: since.droppedRequests,
+      consumersNow: figures.consumers,
+    };
+  };
   let phase = "setup";
+  const runStartedMs = performance.now();
+  /** One line per phase on stderr: a run of many minutes says where it is. */
+  const enter = (next: string): void => {
+    phase = next;
+    console.error(
+      JSON.stringify({
+        agents,
+        phase,
+        atSeconds: Math.round((performance.now() - runStartedMs) / 1000),
+        loadavg: loadavg()[0],
+      }),
+    );
+  };
   try {
     await createPlatformStreams(operator);
     await new Kvm(operator).create(AGENT_CONFIG_BUCKET, { history: 10 });
@@ -283,8 +393,9 @@ async function runSize(agents: number, environment: Environment): Promise<Record
     });
     await operator.flush();
     const serverBaseline = procStat(server.pid as number);
+    const startMark = await jetStreamMark();
 
-    phase = "connect";
+    enter("connect");
     const shardCount = Math.ceil(agents / environment.agentsPerShard);
     const startedAtMs = Date.now();
     for (let index = 0; index < shardCount; index++) {
@@ -319,34 +430,49 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       sinceStartMs: quantiles(connectTimes),
       agentsPerSecond: Math.round(agents / (Math.max(...connectTimes) / 1000)),
     };
-    const wantedConsumers = agents * CONSUMERS_PER_AGENT;
-    let consumers = 0;
-    await until(
-      "every agent's consumers bound",
-      phaseSeconds,
-      async () => {
-        consumers = (await manager.getAccountInfo()).consumers;
-        return consumers >= wantedConsumers;
-      },
-      () => `${consumers} of ${wantedConsumers}`,
-      1_000,
-    );
-    result.readyMs = Date.now() - startedAtMs;
+    loadAverage.connected = oneDecimal(loadavg());
 
-    phase = "idle";
-    // Start-up work (consumers, first events) over: what follows is the steady state.
+    enter("feeds read");
+    const firstRead = await untilFeedsRead("every agent read its command feeds");
+    result.feedsRead = {
+      // The latest first read of the fleet (an upper bound: a later check of an agent counts too).
+      allReadMs: (firstRead.feedsReadLatestAtMs ?? Date.now()) - startedAtMs,
+      ...(await jetStreamSince(startMark)),
+    };
+
+    enter("idle");
+    // Start-up work (first reads, first events) over: what follows is the steady state.
     await sleep(5_000);
     const shardPids = shards.map((shard) => shard.child.pid as number);
-    const idleBefore = { server: procStat(server.pid as number), shards: shardPids.map(procStat) };
+    const idleMark = await jetStreamMark();
+    const consumersOnlineAtStart = (await manager.getAccountInfo()).consumers;
+    const idleBefore = {
+      server: procStat(server.pid as number),
+      shards: shardPids.map(procStat),
+      machine: readMachineCpuTicks(),
+    };
     await sleep(idleSeconds * 1000);
-    const idleAfter = { server: procStat(server.pid as number), shards: shardPids.map(procStat) };
+    const idleAfter = {
+      server: procStat(server.pid as number),
+      shards: shardPids.map(procStat),
+      machine: readMachineCpuTicks(),
+    };
+    const consumersOnlineAtEnd = (await manager.getAccountInfo()).consumers;
+    loadAverage.idle = oneDecimal(loadavg());
     const fleetRssKiB = idleAfter.shards.reduce((sum, stat) => sum + stat.rssKiB, 0);
     const dataKiB = Number(execFileSync("du", ["-sk", root], { encoding: "utf8" }).split("\t")[0]);
     const cpuPercent = (ticks: number): number => Number(((ticks / TICKS_PER_SECOND / idleSeconds) * 100).toFixed(2));
     const serverIdleCpu = cpuPercent(idleAfter.server.ticks - idleBefore.server.ticks);
-    const fleetIdleCpu = cpuPercent(
+    const fleetIdleTicks =
       idleAfter.shards.reduce((sum, stat) => sum + stat.ticks, 0) -
-        idleBefore.shards.reduce((sum, stat) => sum + stat.ticks, 0),
+      idleBefore.shards.reduce((sum, stat) => sum + stat.ticks, 0);
+    const fleetIdleCpu = cpuPercent(fleetIdleTicks);
+    // Everything else on the machine meanwhile (other developers' work, this driver): how disturbed the figures are.
+    const othersIdleCpu = cpuPercent(
+      idleAfter.machine.busy -
+        idleBefore.machine.busy -
+        (idleAfter.server.ticks - idleBefore.server.ticks) -
+        fleetIdleTicks,
     );
     const perThousand = (value: number): number => Number(((value * 1000) / agents).toFixed(2));
     result.memory = {
@@ -363,9 +489,12 @@ async function runSize(agents: number, environment: Environment): Promise<Record
         rssKiBPer1000Agents: Math.round(((idleAfter.server.rssKiB - serverBaseline.rssKiB) * 1000) / agents),
         cpuPercent: serverIdleCpu,
         cpuPercentPer1000Agents: perThousand(serverIdleCpu),
-        consumers,
+        // JetStream consumers on the server with every agent online and idle (account info), at the idle's start and end.
+        consumersOnline: [consumersOnlineAtStart, consumersOnlineAtEnd],
       },
       fleet: { cpuPercent: fleetIdleCpu, cpuPercentPer1000Agents: perThousand(fleetIdleCpu) },
+      othersOnTheMachineCpuPercent: othersIdleCpu,
+      jetStream: await jetStreamSince(idleMark),
     };
 
     /** CPU seconds the fleet's shards and the server spent from `before` to now (the server's own since its start when it restarted). */
@@ -383,8 +512,9 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       server: procStat(server.pid as number).ticks,
     });
 
-    phase = "config fan-out";
+    enter("config fan-out");
     const fanOutCpu = cpuNow();
+    const fanOutMark = await jetStreamMark();
     const putAtMs = Date.now();
     configRevision = await new Kvm(operator)
       .open(AGENT_CONFIG_BUCKET)
@@ -402,11 +532,16 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       allAppliedMs: Math.max(...applyTimes),
       perAgentMs: quantiles(applyTimes),
       ...cpuSince(fanOutCpu),
+      jetStream: await jetStreamSince(fanOutMark),
     };
+    loadAverage.fanOut = oneDecimal(loadavg());
 
-    phase = "reconnect storm";
+    enter("reconnect storm");
     reconnectedAt = new Map();
     const stormFleetTicks = cpuNow().shards;
+    // The new server process counts its API requests from 0.
+    const stormMark = { apiTotal: 0, apiErrors: 0, advisories: advisories.total() };
+    const peaks = sampleJetStreamPeaks(monitorUrl);
     const stormStartMs = Date.now();
     await server.restart();
     const serverUpMs = Date.now();
@@ -417,43 +552,62 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       () => `${reconnectedAt.size} of ${agents}`,
     );
     const allBackMs = Math.max(...reconnectedAt.values());
+    // Back, drained AND its feeds read again: each condition's first poll that saw it hold, for the whole fleet.
     let summary = await fleetSummary();
+    let drainedMs: number | null = null;
+    let feedsReadMs: number | null = null;
     await until(
-      "every outbox drained",
+      "every outbox drained and every agent's feeds read again",
       phaseSeconds,
       async () => {
         summary = await fleetSummary();
-        return summary.outboxPending === 0;
+        if (drainedMs === null && summary.outboxPending === 0) drainedMs = Date.now();
+        if (feedsReadMs === null && summary.feedsRead === agents)
+          feedsReadMs = summary.feedsReadLatestAtMs ?? Date.now();
+        return drainedMs !== null && feedsReadMs !== null;
       },
-      () => `${summary.agentsWithPending} agents still hold ${summary.outboxPending} events`,
-      1_000,
+      () =>
+        `${summary.agentsWithPending} agents still hold ${summary.outboxPending} events; ${summary.feedsRead} of ${agents} read their feeds`,
+      500,
     );
-    const drainedMs = Date.now();
+    const readyMs = Math.max(allBackMs, drainedMs ?? 0, feedsReadMs ?? 0);
     const stormServer = procStat(server.pid as number);
+    const stormPeaks = await peaks.stop();
     const sinceUp = [...reconnectedAt.values()].map((at) => at - serverUpMs);
     result.reconnectStorm = {
       serverRestartMs: serverUpMs - stormStartMs,
       allReconnectedAfterRestartMs: allBackMs - stormStartMs,
-      allDrainedAfterRestartMs: drainedMs - stormStartMs,
+      allDrainedAfterRestartMs: (drainedMs ?? readyMs) - stormStartMs,
+      allFeedsReadAfterRestartMs: (feedsReadMs ?? readyMs) - stormStartMs,
+      allBackDrainedAndReadAfterRestartMs: readyMs - stormStartMs,
       reconnectAfterServerUpMs: quantiles(sinceUp),
       reconnectsPerSecondAfterServerUp: perSecond(sinceUp),
-      // The new server process's CPU from its start until the fleet was back and drained.
+      // The new server process's CPU from its start until the fleet was back, drained and read.
       server: {
         cpuSeconds: Number((stormServer.ticks / TICKS_PER_SECOND).toFixed(2)),
         cpuPercentOverStorm: Number(
-          ((stormServer.ticks / TICKS_PER_SECOND / ((drainedMs - serverUpMs) / 1000)) * 100).toFixed(1),
+          ((stormServer.ticks / TICKS_PER_SECOND / (Math.max(1, readyMs - serverUpMs) / 1000)) * 100).toFixed(1),
         ),
         rssKiB: stormServer.rssKiB,
       },
       fleetCpuSeconds: cpuSince({ shards: stormFleetTicks, server: 0 }).fleetCpuSeconds,
+      jetStream: {
+        ...(await jetStreamSince(stormMark)),
+        apiInflightMax: stormPeaks.apiInflightMax,
+        consumersMax: stormPeaks.consumersMax,
+        jszSamples: stormPeaks.samples,
+      },
+      // Connections the restarted server closed before the fleet was back: dials that failed after it was up.
+      closedConnections: await closedConnectionReasons(monitorUrl).catch((error: unknown) => String(error)),
     };
+    loadAverage.storm = oneDecimal(loadavg());
 
     if (environment.skipToolInstall) {
       result.toolInstall = { skipped: environment.skipToolInstall };
-      phase = "done";
+      enter("done");
       return result;
     }
-    phase = "tool install";
+    enter("tool install");
     const archive = await toolZip({ "bin/tool.sh": { data: TOOL_SCRIPT, mode: 0o100755 } });
     const store = await new Objm(operator).create("tools");
     await store.putBlob({ name: `${TOOL_ID}.zip` }, new Uint8Array(archive));
@@ -480,6 +634,7 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       reinstall: false,
     });
     const js = jetstream(operator);
+    const installMark = await jetStreamMark();
     const publishStartMs = Date.now();
     // Published as the platform would, one command per machine, a bounded number in flight.
     let nextIndex = 0;
@@ -511,8 +666,9 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       commandToDownloadingMs: quantiles([...downloadingAt.values()].map((at) => at - publishStartMs)),
       downloadingToInstallingMs: quantiles(between(downloadingAt, installingAt)),
       installingToInstalledMs: quantiles(between(installingAt, installedAt)),
+      jetStream: await jetStreamSince(installMark),
     };
-    phase = "done";
+    enter("done");
   } catch (error) {
     const serverNow = server.pid === undefined ? null : procStat(server.pid);
     result.failed = {
@@ -531,9 +687,20 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       for (const shard of shards) shard.child.kill("SIGKILL");
       result.stopNote = `${(error as Error).message}: killed`;
     }
+    result.afterStop = await consumersAfterStop(operator).catch((error: unknown) => ({
+      error: error instanceof Error ? error.message : String(error),
+    }));
+    result.apiLimitAdvisoriesWholeRun = advisories.total();
+    loadAverage.end = oneDecimal(loadavg());
+    await advisories.close().catch(() => undefined);
     await operator.close().catch(() => undefined);
     await server.dispose();
-    result.serverWarnings = await serverWarnings(join(logDir, "nats-server.log"));
+    const serverLog = await readFile(join(logDir, "nats-server.log"), "utf8").catch(() => "");
+    if (environment.keepServerLogDir)
+      await writeFile(join(environment.keepServerLogDir, `nats-server-${agents}.log`), serverLog);
+    result.serverWarnings = serverWarnings(serverLog);
+    // The reconnect storm's restart as the server itself logged it.
+    result.serverRestart = restartTimeline(serverLog);
     await rm(root, { recursive: true, force: true });
     await rm(logDir, { recursive: true, force: true });
   }
@@ -541,7 +708,7 @@ async function runSize(agents: number, environment: Environment): Promise<Record
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const sizes = (process.env.BENCH_FLEET_SIZES ?? "1000,2000,5000,10000").split(",").map(Number);
+  const sizes = (process.env.BENCH_FLEET_SIZES ?? "1000,5000,10000").split(",").map(Number);
   const dataRoot = process.env.BENCH_FLEET_DATA_DIR ?? (existsSync("/dev/shm") ? "/dev/shm" : tmpdir());
   const limits = openFileLimits();
   let environment: Environment = {
@@ -551,6 +718,7 @@ export async function run(): Promise<Record<string, unknown>> {
     startConcurrency: Number(process.env.BENCH_FLEET_START_CONCURRENCY ?? 100),
     agentsPerShard: Math.floor((limits.soft - FD_RESERVE) / FDS_PER_AGENT),
     skipToolInstall: null,
+    keepServerLogDir: process.env.BENCH_FLEET_KEEP_SERVER_LOG ?? null,
   };
   const toolMaxAgents = Number(process.env.BENCH_FLEET_TOOL_MAX_AGENTS ?? 1000);
   const natsVersion = execFileSync(await ensureNatsServer(), ["--version"], { encoding: "utf8" }).trim();
@@ -610,6 +778,8 @@ export async function run(): Promise<Record<string, unknown>> {
       note: "2 cores shared with other workers during the run: CPU figures are upper bounds, times include their load",
     },
     natsServer: natsVersion,
+    // Accounts APP (agents, operator; no_auth_user) and SYS (the advisories); the auth timeout raised (runSize says why).
+    serverAuthTimeoutSeconds: AUTH_TIMEOUT_SECONDS,
     dataRoot,
     agentsPerShard: environment.agentsPerShard,
     phaseSeconds: environment.phaseSeconds,

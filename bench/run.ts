@@ -21,6 +21,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   pinot: () => import("./pinot.ts"),
   presence: () => import("./presence.ts"),
   fleet: () => import("./fleet.ts"),
+  tasks: () => import("./tasks.ts"),
 };
 
 async function main(): Promise<void> {

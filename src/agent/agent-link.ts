@@ -33,7 +33,7 @@ export interface AgentLinkOptions {
   readonly requestRestart?: ((reason: string) => void) | undefined;
   readonly commands: { attach(connection: NatsConnection): void; detach(): void };
   readonly capabilities: { attachAll(link: LinkUp): Promise<void>; detachAll(server: string, reason: string): void };
-  readonly outbox: Pick<Outbox, "start" | "wake">;
+  readonly outbox: Pick<Outbox, "start" | "hold" | "wake">;
   /** The link came up or went down (the status file says so at once). */
   readonly changed: () => void;
   readonly recordError: (source: string, error: unknown) => void;
@@ -41,8 +41,8 @@ export interface AgentLinkOptions {
 
 /**
  * One agent's NATS link and what each of its changes sets going: the command feeds and every
- * capability take a new link first (briefly), then the outbox sends; a link lost for good restarts
- * the agent.
+ * capability take a new link first (briefly), then the outbox sends; a link down holds the outbox;
+ * a link lost for good restarts the agent.
  */
 export class AgentLink {
   readonly record = new LinkRecord();
@@ -107,6 +107,8 @@ export class AgentLink {
 
   #down(server: string, reason: string): void {
     this.record.down();
+    // Nothing published while the link is down would arrive (drainer.ts says why): wait for #up.
+    this.#options.outbox.hold();
     this.#options.changed();
     this.#options.commands.detach();
     this.#options.recordError("link", `disconnected from ${server}: ${reason}`);

@@ -21,7 +21,7 @@ import { CapabilityMaker } from "./capability-maker.ts";
 import { agentCoreCapability, outboxDrained } from "./core.ts";
 import { commandsStatusOf, openPlumbing } from "./plumbing.ts";
 import { announceConventions } from "./start-announcement.ts";
-import { type AgentStatus, createErrorLog, createStatusAssembly } from "./status.ts";
+import { type AgentProgress, type AgentStatus, createErrorLog, createStatusAssembly } from "./status.ts";
 import { type StatusFileWriter, startStatusFile } from "./status-file.ts";
 
 /** Everything an agent needs from its surroundings, injected so one process can host thousands. */
@@ -74,6 +74,8 @@ export interface Agent {
   /** Stops every part and drains the link; resolves within about `timeoutMs`. */
   stop(timeoutMs?: number): Promise<void>;
   status(): AgentStatus;
+  /** A few figures of the status, cheaply (status.ts: AgentProgress). */
+  progress(): AgentProgress;
   setHeartbeatSeconds(seconds: number): void;
 }
 
@@ -179,6 +181,15 @@ export async function createAgent(settings: Settings, deps: AgentDependencies): 
     machineId,
     sink: plumbing.sink,
     status: () => status.snapshot(),
+    progress() {
+      const reading = commands.status();
+      return {
+        linkState: link.state,
+        outboxPending: outbox.pendingCount(),
+        commandsReadAtMs: reading.lastCheckedAtMs,
+        commandsProblem: reading.problem,
+      };
+    },
     setHeartbeatSeconds: (seconds) => lifecycle.setHeartbeatSeconds(seconds),
     async start() {
       // The status file being replaced when the last run was killed leaves its sibling behind.

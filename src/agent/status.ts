@@ -35,13 +35,27 @@ export interface CommandsStatus {
   /** `signed`; `unsigned` (allowUnsigned, development); `refused` (no key: every command refused). */
   readonly trust: "signed" | "unsigned" | "refused";
   readonly feeds: number;
-  /** When every feed was last read without a fault, null before. */
+  /** When every feed due was last read, faults or not (`problem` says which cannot be read), null before. */
   readonly lastCheckedAt: string | null;
   /** Why commands cannot be read right now, null when they can. */
   readonly problem: string | null;
   /** Commands stored and waiting, and being worked on. */
   readonly pending: number;
   readonly running: number;
+}
+
+/**
+ * The little of an agent's status that can be read at once, with no database query and no
+ * capability asked: what a process polling thousands of agents (the fleet simulator) reads.
+ */
+export interface AgentProgress {
+  readonly linkState: LinkState;
+  /** `outbox.pendingCount` of the full status. */
+  readonly outboxPending: number;
+  /** When every command feed was last read (epoch ms), null before: `commands.lastCheckedAt`. */
+  readonly commandsReadAtMs: number | null;
+  /** `commands.problem`. */
+  readonly commandsProblem: string | null;
 }
 
 export const STATUS_FILE = "status.json";

@@ -1,6 +1,6 @@
 import type { Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { PLATFORM_STREAMS, parseMachineEventSubject } from "../contracts/index.ts";
+import { PLATFORM_STREAMS, parseMachineEventSubject, TASK_EVENT_STREAMS } from "../contracts/index.ts";
 import type { Logger } from "../runtime/index.ts";
 import { type Cancel, type Clock, timersOf } from "../runtime/index.ts";
 import { type ConnectionFactory, defaultConnectionFactory } from "../transport/index.ts";
@@ -15,9 +15,17 @@ import { ShardRunners } from "./shard-runners.ts";
 import { ShardLeases } from "./shards/index.ts";
 import { bridgeStatusOf, writeBridgeStatusFile } from "./status-report.ts";
 
+/**
+ * Event streams the bridge leaves in NATS: a task's output is for following it live, and its end
+ * (bridged) keeps the last lines and says what was cut (DESIGN, "Remote tasks").
+ */
+const LEFT_IN_NATS: ReadonlySet<string> = new Set([TASK_EVENT_STREAMS.output]);
+
 /** The streams agents publish their events on: every platform stream whose subjects are `machine.*.<event type>`. */
-export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter((stream) =>
-  stream.subjects.every((subject) => parseMachineEventSubject(subject.replace("*", "x")) !== null),
+export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter(
+  (stream) =>
+    !LEFT_IN_NATS.has(stream.name) &&
+    stream.subjects.every((subject) => parseMachineEventSubject(subject.replace("*", "x")) !== null),
 ).map((stream) => stream.name);
 
 /** Every shard a bridge group runs: one per event stream, and the devices shard. */

@@ -9,6 +9,10 @@ export const ExitCode = {
   dataDirInUse: 3,
   /** The agent stopped to be started again (a self-update): the service manager restarts it. */
   restart: 75,
+  /** `task run`: no end came while following (as timeout(1) says it). */
+  noResult: 124,
+  /** `task run`: following stopped by Ctrl-C before the end came (128 + SIGINT). */
+  interrupted: 130,
   /** Uninstalled remotely (src/service/remote-uninstall.ts): the service manager must not restart it. */
   uninstalled: 78,
 } as const;
@@ -21,6 +25,8 @@ export const EXIT_CODE_MEANINGS: Readonly<Record<ExitCodeValue, string>> = {
   [ExitCode.badSettings]: "bad usage or a bad setting: fix the command line or the settings",
   [ExitCode.dataDirInUse]: "another edge-agent holds the data dir",
   [ExitCode.restart]: "stopped to be started again (a self-update); the service manager restarts it",
+  [ExitCode.noResult]: "no end of the task came while following (it may still wait for its machine, or run)",
+  [ExitCode.interrupted]: "stopped following (Ctrl-C) before the task's end came; the task goes on",
   [ExitCode.uninstalled]: "uninstalled by a remote command; the service manager must not restart it",
 };
 

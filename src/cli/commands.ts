@@ -2,6 +2,7 @@ import { CommandError, ExitCode } from "../cli-kit/index.ts";
 import { AGENT_VERSION } from "../runtime/index.ts";
 import type { FlagValues } from "../settings/index.ts";
 import type { CommandContext, CommandSpec } from "./command-spec.ts";
+import { TASK_CONNECTION_FLAGS } from "./task/task-flags.ts";
 
 /**
  * Every `edge-agent` command. Adding one is adding an entry here: `--help`, the command list,
@@ -162,6 +163,139 @@ export const COMMANDS: readonly CommandSpec[] = [
       };
       await configCommand(context.settings(), context.positionals, options, context.print);
       return ExitCode.ok;
+    },
+  },
+  {
+    name: "task",
+    summary: "run a program or script on machines and follow its output live; cancel or list tasks",
+    usage:
+      "run (--machine ID | --tag k=v ... | --all) [options] -- PROGRAM [ARGS...] | run ... --script FILE | cancel TASK_ID (--machine ID | --fleet) | list [--machine ID] [--since 24h]",
+    description: [
+      "run: sends the task (signed with --signing-seed-file: scope = its subject, serial = now in ms, expiresAt = now + --ttl;",
+      "Nats-TTL = --ttl) and follows it: the output as the machine sends it (stdout to stdout, stderr to stderr; with several",
+      "machines each line is prefixed [machine]), a gap in it said as such, then each machine's end on stderr. Ctrl-C stops",
+      "following, not the task. One machine: exits with the task's own exit code (1 for an end without one: REJECTED,",
+      "TIMED_OUT, CANCELLED, a signal), 124 when no end came while following. --tag/--all: follows until Ctrl-C or --wait,",
+      "then a summary (SUCCEEDED / FAILED / ... / silent: sent output, no end); exit 0 only when every end was SUCCEEDED.",
+      "Without --wait it follows until no machine could still end the task (its ttl and timeout passed, plus 60 s).",
+      "cancel: stops the task (its whole process tree); one not started yet ends CANCELLED when it comes.",
+      "list: the tasks sent in the window (TASKS, FLEET_TASKS) with each machine's end (TASK_RESULTS).",
+      "Needs the task streams (edge-agent dev-setup) and an identity that may publish machine.*.task and create",
+      "consumers on TASK_OUTPUT and TASK_RESULTS (the platform's, not a machine's).",
+    ].join("\n"),
+    flags: {
+      machine: {
+        type: "string",
+        valueName: "ID",
+        help: "one machine (run, cancel); list: its tasks and the fleet tasks it ended",
+      },
+      tag: {
+        type: "string",
+        multiple: true,
+        valueName: "k=v",
+        help: "run: every machine whose tags match (repeatable: all must match); the machines decide",
+      },
+      all: { type: "boolean", help: "run: every machine" },
+      fleet: { type: "boolean", help: "cancel: a task sent with --tag or --all" },
+      timeout: {
+        type: "string",
+        valueName: "DURATION",
+        help: "run: stop the task after this (seconds, or 90s, 10m, 2h; at most 24h)",
+        default: "300",
+      },
+      ttl: {
+        type: "string",
+        valueName: "DURATION",
+        help: "run, cancel: how long it may wait for an offline machine",
+        default: "1h",
+      },
+      wait: { type: "string", valueName: "DURATION", help: "run: follow this long at most" },
+      "max-output": {
+        type: "string",
+        valueName: "BYTES",
+        help: "run: output kept and sent, the rest counted (64KiB, 1MiB; at most 16MiB)",
+        default: "1MiB",
+      },
+      env: {
+        type: "string",
+        multiple: true,
+        valueName: "K=V",
+        help: "run: an environment variable for the task (repeatable)",
+      },
+      workdir: {
+        type: "string",
+        valueName: "DIR",
+        help: "run: where it runs (absolute; the agent's policy must allow it)",
+      },
+      script: { type: "string", valueName: "FILE", help: "run: a script to send instead of a program after --" },
+      interpreter: {
+        type: "string",
+        valueName: "NAME",
+        help: "run: sh, bash, powershell or cmd (default: the script's #! line or extension, else sh)",
+      },
+      "task-id": { type: "string", valueName: "ID", help: "run: the task's id (default: a fresh one, printed)" },
+      "requested-by": {
+        type: "string",
+        valueName: "NAME",
+        help: "run: who asked, for the record (default: user@host)",
+      },
+      reason: { type: "string", valueName: "TEXT", help: "cancel: why, for the record" },
+      since: { type: "string", valueName: "DURATION", help: "list: tasks sent this long ago at most", default: "24h" },
+      "signing-seed-file": {
+        type: "string",
+        valueName: "FILE",
+        help: "NKey seed to sign with (agents with configSigningKey take only signed tasks)",
+      },
+      "no-follow": { type: "boolean", help: "run: send it, print its id, and return" },
+      json: { type: "boolean", help: "one JSON object a line (run: sent, output, gap, result, summary)" },
+    },
+    settingsFlags: TASK_CONNECTION_FLAGS,
+    maxPositionals: Number.POSITIVE_INFINITY,
+    examples: [
+      "edge-agent task run --machine m1 -- uptime",
+      "edge-agent task run --tag site=lab --wait 2m --signing-seed-file ./ops.seed --script ./check.sh",
+      "edge-agent task cancel 20261207-101500-3f9a1c2e --machine m1",
+      "edge-agent task list --since 2h",
+    ],
+    exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings, ExitCode.noResult, ExitCode.interrupted],
+    async run(context) {
+      const { taskCommand } = await import("./task/task-command.ts");
+      const { userInfo, hostname } = await import("node:os");
+      const { systemClock } = await import("../runtime/index.ts");
+      const dash = context.args.indexOf("--");
+      const argv = dash === -1 ? [] : context.args.slice(dash + 1);
+      const words = context.positionals.slice(0, context.positionals.length - argv.length);
+      let user: string;
+      try {
+        user = userInfo().username;
+      } catch {
+        user = context.env.USER ?? "unknown";
+      }
+      const stop = new AbortController();
+      const onSignal = (): void => stop.abort();
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      // --tag is this command's selector, not the agent's own tags setting of the same flag.
+      const { tag: _selector, ...settingsFlags } = context.flags;
+      const { loadSettings } = await import("../settings/index.ts");
+      try {
+        return await taskCommand(
+          () => loadSettings({ env: context.env, flags: settingsFlags, ...context.host }).settings,
+          { words, argv, flags: context.flags },
+          {
+            out: {
+              stdout: (text) => void process.stdout.write(text),
+              stderr: (text) => void process.stderr.write(text),
+            },
+            clock: systemClock,
+            stop: stop.signal,
+            operator: `${user}@${hostname()}`,
+          },
+        );
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+      }
     },
   },
   ...(["install-service", "uninstall-service"] as const).map(

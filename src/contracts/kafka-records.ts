@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { TaskStatus } from "./tasks.ts";
 
 /**
  * What the companion bridge writes into Kafka (docs/DESIGN.md, "The companion bridge"): the record
@@ -12,6 +13,7 @@ export const DEFAULT_TOPICS = {
   telemetry: "machine-telemetry",
   events: "machine-events",
   inventory: "machine-inventory",
+  taskResults: "machine-task-results",
   deadLetter: "edge-bridge-dead-letter",
   checkpoint: "edge-bridge-checkpoints",
 } as const;
@@ -106,3 +108,39 @@ export const TelemetryRow = z.object({
   collectorErrors: z.number().int(),
 });
 export type TelemetryRow = z.infer<typeof TelemetryRow>;
+
+/**
+ * `machine-task-results`: one flat row per task end (TaskResult, `machine.{id}.task.result`), so
+ * "which machines failed task X and why" is one query. The time columns are epoch milliseconds
+ * beside their ISO forms; a part the machine did not say (no start, no exit code) is null.
+ */
+export const TaskResultRow = z.object({
+  eventId: z.string().min(1),
+  machineId: z.string().min(1),
+  sequence: z.number().int().positive().nullable(),
+  /** When the end was reported, by the device's clock (X-Timestamp; else when the stream stored it). */
+  timestamp: z.iso.datetime({ offset: true }),
+  /** The task command's event id (X-Causation-ID): which sending of the task this end answers. */
+  causationId: z.string().nullable(),
+  correlationId: z.string().nullable(),
+  /** Null only for a malformed task that named none (REJECTED). */
+  taskId: z.string().nullable(),
+  status: TaskStatus,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  error: z.string().nullable(),
+  startedAt: z.iso.datetime({ offset: true }).nullable(),
+  startedAtMs: z.number().int().nullable(),
+  finishedAt: z.iso.datetime({ offset: true }),
+  /** The table's time column. */
+  finishedAtMs: z.number().int(),
+  durationMs: z.number().int().nullable(),
+  stdoutBytes: z.number().int().nonnegative(),
+  stderrBytes: z.number().int().nonnegative(),
+  truncated: z.boolean(),
+  chunks: z.number().int().nonnegative(),
+  /** The last lines of each stream as the end carried them, joined with newlines. */
+  lastStdout: z.string(),
+  lastStderr: z.string(),
+});
+export type TaskResultRow = z.infer<typeof TaskResultRow>;

@@ -12,6 +12,8 @@ export interface StreamDefinition {
    * account layout it is mirrored into the account devices read from (DESIGN, "Accounts").
    */
   readonly commands?: true;
+  /** The oldest message it keeps, in seconds (JetStream's `max_age`); none: kept until the platform removes it. */
+  readonly maxAgeSeconds?: number;
 }
 
 /** The streams agents read commands from (also the names of their mirrors in the device-view account). */
@@ -44,12 +46,16 @@ export const PLATFORM_STREAMS: readonly StreamDefinition[] = [
   { name: "TASKS", subjects: ["machine.*.task", "machine.*.task.cancel"], commands: true },
   // Only fleet-wide subjects: agents read it in order by direct get, which can ask for any message of a stream.
   { name: "FLEET_TASKS", subjects: ["machine.all.fleet-task", "machine.all.fleet-task.cancel"], commands: true },
-  { name: "TASK_OUTPUT", subjects: ["machine.*.task.output"] },
+  // Output is for following a task live, not a record (its end is): a week, never bridged to Kafka.
+  { name: "TASK_OUTPUT", subjects: ["machine.*.task.output"], maxAgeSeconds: 7 * 24 * 3_600 },
   { name: "TASK_RESULTS", subjects: ["machine.*.task.result"] },
 ];
 
 /** The event streams the bridge reads device state from (names above). */
 export const DEVICE_STATE_STREAMS = { connections: "CLIENT_CONNECTIONS", inventory: "INVENTORY" } as const;
+
+/** The streams of the machines' task output and ends (names above): what `edge-agent task` follows. */
+export const TASK_EVENT_STREAMS = { output: "TASK_OUTPUT", results: "TASK_RESULTS" } as const;
 
 /** Two minutes at least, per docs/DESIGN.md, so a redelivery after a reconnect is still deduplicated. */
 export const STREAM_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
@@ -64,6 +70,8 @@ export interface WantedStreamConfig {
   readonly allow_direct?: true;
   /** Command streams on nats-server 2.11+: a command may carry its own `Nats-TTL`. */
   readonly allow_msg_ttl?: true;
+  /** Nanoseconds; only on streams that keep their messages for a while (StreamDefinition.maxAgeSeconds). */
+  readonly max_age?: number;
 }
 
 /** Whether a nats-server version (e.g. "2.15.1") honours per-message TTL (2.11 and later). */
@@ -80,5 +88,6 @@ export function wantedStreamConfig(stream: StreamDefinition, serverVersion: stri
     duplicate_window: STREAM_DUPLICATE_WINDOW_MS * 1_000_000,
     ...(stream.commands ? { allow_direct: true as const } : {}),
     ...(stream.commands && supportsMessageTtl(serverVersion) ? { allow_msg_ttl: true as const } : {}),
+    ...(stream.maxAgeSeconds !== undefined ? { max_age: stream.maxAgeSeconds * 1_000_000_000 } : {}),
   };
 }

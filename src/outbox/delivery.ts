@@ -89,7 +89,12 @@ export class OutboxDelivery implements DrainSource {
     this.#drainer?.notify();
   }
 
-  /** The link is back: retry now. */
+  /** The link is down: publish nothing until `wake` (drainer.ts says why). */
+  hold(): void {
+    this.#drainer?.hold();
+  }
+
+  /** The link is back: retry now (ends a hold). */
   wake(): void {
     this.#drainer?.wake();
   }

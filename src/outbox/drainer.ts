@@ -21,7 +21,13 @@ export interface DrainSource {
 export interface Drainer {
   /** New events were stored: look now if idle (a backoff after a failure is not cut short). */
   notify(): void;
-  /** The link is back: retry now and start the backoff over. */
+  /**
+   * The link is down: publish nothing until `wake`. nats.js drops what is published while it
+   * reconnects (it empties its outbound buffer at every dial), so such a publish is only an ack
+   * awaited until its timeout, and every event behind it waits that long after the link is back.
+   */
+  hold(): void;
+  /** The link is back: retry now and start the backoff over (ends a hold). */
   wake(): void;
   /** Why the last publish has to be retried (no stream, disconnected...), until events go out again. */
   readonly retryReason: string | null;
@@ -55,6 +61,7 @@ export function startDrainer(options: {
   // before it stores again; a long backoff would only delay delivery once it can.
   const backoff = jitteredBackoff({ baseMs: 250, maxMs: 5_000 });
   let running = true;
+  let held = false;
   let wakeUp: (() => void) | null = null;
   let idle = false;
   let pendingSignal = false;
@@ -132,6 +139,11 @@ export function startDrainer(options: {
 
   const loop = async (): Promise<void> => {
     while (running) {
+      if (held) {
+        // Only `wake` (or `stop`) ends a hold; the timer just bounds each wait.
+        await sleep(options.idlePollMs ?? 30_000, false);
+        continue;
+      }
       let batch: StoredOutboxEntry[];
       try {
         batch = source.nextBatch(options.batchSize);
@@ -165,7 +177,11 @@ export function startDrainer(options: {
       if (wakeUp && idle) wakeUp();
       else pendingSignal = true;
     },
+    hold() {
+      held = true;
+    },
     wake() {
+      held = false;
       backoff.reset();
       if (wakeUp) wakeUp();
       else pendingSignal = true;

@@ -46,8 +46,12 @@ export interface Outbox {
   /** Accepts several events in one transaction (one sync under "full" durability). */
   appendBatch(inputs: readonly OutboxEntryInput[]): StoredOutboxEntry[];
   stats(): OutboxStats;
+  /** `stats().pendingCount` without reading the database: for callers that poll many outboxes. */
+  pendingCount(): number;
   /** Starts delivering through `publisher`, in the background. */
   start(publisher: EventPublisher): void;
+  /** The link is down: deliver nothing until `wake` (drainer.ts says why). */
+  hold(): void;
   /** The link is back: retry now. */
   wake(): void;
   /** Stops delivery (in-flight publishes settle first) and closes the database. */
@@ -188,6 +192,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
       };
     },
     start: (publisher) => delivery.start(publisher, numbering.outboxId),
+    pendingCount: () => tally.pendingCount + held.count,
+    hold: () => delivery.hold(),
     wake: () => delivery.wake(),
     async stop() {
       database.stopRetrying();

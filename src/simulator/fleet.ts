@@ -51,6 +51,8 @@ export interface SimulatedAgent {
   readonly agent: Agent;
   /** Whether its link is up now (from its connection's own status events). */
   readonly connected: boolean;
+  /** When its link last came up, first connect or reconnect (the fleet's clock, epoch ms); null before. */
+  readonly connectedAtMs: number | null;
 }
 
 export interface FleetSummary {
@@ -60,6 +62,14 @@ export interface FleetSummary {
   /** Events stored and not yet acknowledged by JetStream, over every agent. */
   readonly outboxPending: number;
   readonly agentsWithPending: number;
+  /**
+   * Agents connected now that have read every command feed since they last connected or
+   * reconnected (each agent's own `commands.lastCheckedAt`), and the latest of those reads (epoch ms).
+   */
+  readonly feedsRead: number;
+  readonly feedsReadLatestAtMs: number | null;
+  /** Agents that say some command feed cannot be read now (`commands.problem`). */
+  readonly agentsWithCommandProblems: number;
 }
 
 export interface Fleet {
@@ -72,6 +82,7 @@ export interface Fleet {
    * A start slot waiting for a connect or a stagger gives up its wait at once.
    */
   stop(timeoutMs?: number): Promise<void>;
+  /** Read from each agent's `progress()`: cheap enough to poll a fleet of thousands every second. */
   summary(): FleetSummary;
   status(machineId: string): AgentStatus | undefined;
 }
@@ -145,8 +156,9 @@ export function createFleet(options: FleetOptions): Fleet {
   const level = options.logger ? (options.logger.level as Settings["logLevel"]) : "silent";
   const template = { ...(options.settings ?? fleetSettingsTemplate(servers, level)), natsServers: servers };
   const baseFactory = options.connectionFactory ?? defaultConnectionFactory;
-  const agents: Array<SimulatedAgent & { connected: boolean }> = [];
-  const byId = new Map<string, SimulatedAgent & { connected: boolean }>();
+  type Entry = SimulatedAgent & { connected: boolean; connectedAtMs: number | null };
+  const agents: Entry[] = [];
+  const byId = new Map<string, Entry>();
   const firstConnect = new Map<string, () => void>();
   let stopping = false;
   // Ends every start slot's wait (connect wait, stagger) when the fleet stops.
@@ -179,9 +191,13 @@ export function createFleet(options: FleetOptions): Fleet {
     (machineId: string): ConnectionFactory =>
     async (connectionOptions) => {
       const connection = await baseFactory(connectionOptions);
+      const atMs = clock.now();
       const entry = byId.get(machineId);
-      if (entry) entry.connected = true;
-      emit({ type: "connected", machineId, atMs: clock.now() });
+      if (entry) {
+        entry.connected = true;
+        entry.connectedAtMs = atMs;
+      }
+      emit({ type: "connected", machineId, atMs });
       firstConnect.get(machineId)?.();
       void followStatus(machineId, connection);
       return connection;
@@ -194,8 +210,12 @@ export function createFleet(options: FleetOptions): Fleet {
         if (entry) entry.connected = false;
         emit({ type: "disconnected", machineId, atMs: clock.now() });
       } else if (status.type === "reconnect") {
-        if (entry) entry.connected = true;
-        emit({ type: "reconnected", machineId, atMs: clock.now() });
+        const atMs = clock.now();
+        if (entry) {
+          entry.connected = true;
+          entry.connectedAtMs = atMs;
+        }
+        emit({ type: "reconnected", machineId, atMs });
       }
     }
   };
@@ -218,7 +238,14 @@ export function createFleet(options: FleetOptions): Fleet {
         connectionFactory: watchedFactory(machineId),
         ...(options.linkTuning ? { linkTuning: options.linkTuning } : {}),
       });
-      const entry = { index, machineId, dataDir: settings.dataDir, agent, connected: false };
+      const entry: Entry = {
+        index,
+        machineId,
+        dataDir: settings.dataDir,
+        agent,
+        connected: false,
+        connectedAtMs: null,
+      };
       agents.push(entry);
       byId.set(machineId, entry);
       await agent.start();
@@ -273,13 +300,33 @@ export function createFleet(options: FleetOptions): Fleet {
       let connected = 0;
       let outboxPending = 0;
       let agentsWithPending = 0;
+      let feedsRead = 0;
+      let feedsReadLatestAtMs: number | null = null;
+      let agentsWithCommandProblems = 0;
       for (const entry of agents) {
-        if (entry.connected) connected += 1;
-        const pending = entry.agent.status().outbox.pendingCount;
-        outboxPending += pending;
-        if (pending > 0) agentsWithPending += 1;
+        const progress = entry.agent.progress();
+        outboxPending += progress.outboxPending;
+        if (progress.outboxPending > 0) agentsWithPending += 1;
+        if (progress.commandsProblem !== null) agentsWithCommandProblems += 1;
+        if (!entry.connected) continue;
+        connected += 1;
+        // A read needs the link: one at or after the latest connect was made on it.
+        const readAtMs = progress.commandsReadAtMs;
+        if (readAtMs !== null && entry.connectedAtMs !== null && readAtMs >= entry.connectedAtMs) {
+          feedsRead += 1;
+          feedsReadLatestAtMs = Math.max(feedsReadLatestAtMs ?? readAtMs, readAtMs);
+        }
       }
-      return { count: options.count, started: agents.length, connected, outboxPending, agentsWithPending };
+      return {
+        count: options.count,
+        started: agents.length,
+        connected,
+        outboxPending,
+        agentsWithPending,
+        feedsRead,
+        feedsReadLatestAtMs,
+        agentsWithCommandProblems,
+      };
     },
     status: (machineId) => byId.get(machineId)?.agent.status(),
   };

@@ -69,6 +69,7 @@ export function topicPlans(settings: BridgeSettings, shards: readonly string[]):
     output("telemetry", partitions),
     output("events", partitions),
     output("inventory", partitions, { "cleanup.policy": "compact" }),
+    output("taskResults", partitions),
     output("deadLetter", 1),
     ...shards.map(
       (shard): TopicPlan => ({

@@ -69,3 +69,24 @@ HAVING ${applied} < ${revision}
 ORDER BY machineId
 LIMIT 1000`;
 };
+
+/**
+ * Which machines did not succeed at task `taskId`, and why: each machine's end (one per machine and
+ * task: the agent reports it once, and `task_results` drops a copy by its eventId), with the exit
+ * code or signal, the agent's reason, and the last lines the task wrote on stderr.
+ */
+export const machinesThatFailedTask = (
+  taskId: string,
+): string => `SELECT machineId, status, exitCode, signal, error, lastStderr, durationMs, finishedAt
+FROM task_results
+WHERE taskId = ${literal(taskId)} AND status <> 'SUCCEEDED'
+ORDER BY machineId
+LIMIT 1000`;
+
+/** How task `taskId` ended across the fleet: machines per status. */
+export const taskOutcomes = (taskId: string): string => `SELECT status, COUNT(*) AS machines
+FROM task_results
+WHERE taskId = ${literal(taskId)}
+GROUP BY status
+ORDER BY COUNT(*) DESC
+LIMIT 10`;

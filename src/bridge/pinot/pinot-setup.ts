@@ -55,7 +55,12 @@ async function topicPartitions(settings: BridgeSettings, topics: readonly string
 
 function definitionsFor(settings: BridgeSettings, options: PinotSetupOptions): PinotTableDefinition[] {
   return pinotTableDefinitions({
-    topics: { devices: settings.topics.devices, telemetry: settings.topics.telemetry, events: settings.topics.events },
+    topics: {
+      devices: settings.topics.devices,
+      telemetry: settings.topics.telemetry,
+      events: settings.topics.events,
+      taskResults: settings.topics.taskResults,
+    },
     kafkaBrokers: options.kafkaBrokersForPinot ?? settings.kafka.brokers.join(","),
     partitions: settings.kafka.partitions,
     replication: 1,

@@ -7,12 +7,14 @@ import {
   EventType,
   machineIdOfSubject,
   parseMachineEventSubject,
+  type TaskResult,
   type TelemetrySample,
   type TopicRole,
 } from "../../contracts/index.ts";
 import { bridgedHeaders } from "./kafka-headers.ts";
 import { provenanceOf } from "./provenance.ts";
 import { headerValue, type OutputRecord, recordSize, type SourceMessage, textOf } from "./source-message.ts";
+import { taskResultRowOf } from "./task-result-row.ts";
 import { telemetryRowOf } from "./telemetry-row.ts";
 
 export type TopicNames = Readonly<Record<TopicRole, string>>;
@@ -82,8 +84,9 @@ const TOPIC_OF_TYPE: Readonly<Record<EventType, TopicRole>> = {
   [EventType.configStatus]: "events",
   [EventType.clientUpdateStatus]: "events",
   [EventType.clientUninstallStatus]: "events",
+  // Never read: TASK_OUTPUT is left in NATS (bridge.ts, EVENT_STREAMS; DESIGN, "Remote tasks").
   [EventType.taskOutput]: "events",
-  [EventType.taskResult]: "events",
+  [EventType.taskResult]: "taskResults",
   [EventType.outboxGauge]: "events",
 };
 
@@ -94,8 +97,8 @@ function attributedMachineOf(message: SourceMessage): string | null {
 }
 
 /**
- * Turns a stream message into its Kafka record: telemetry samples into flat rows, inventories into
- * envelopes on their compacted topic, every other event into an envelope. A message that cannot
+ * Turns a stream message into its Kafka record: telemetry samples and task ends into flat rows,
+ * inventories into envelopes on their compacted topic, every other event into an envelope. A message that cannot
  * be read (not JSON, wrong schema, a subject no event has) or that would not fit becomes a dead
  * letter carrying the reason and every original header: acked, counted, never blocking. One that
  * is not the event of the machine its subject names (provenance.ts) becomes an unattributed dead
@@ -141,7 +144,13 @@ export function routeMessage(message: SourceMessage, options: RouterOptions): Ro
   const value =
     identity.eventType === EventType.telemetry
       ? telemetryRowOf(parsed.data as TelemetrySample, identity)
-      : envelopeOf(message, identity, body);
+      : identity.eventType === EventType.taskResult
+        ? taskResultRowOf(parsed.data as TaskResult, {
+            ...identity,
+            causationId: headerValue(message, EventHeader.causationId) ?? null,
+            correlationId: headerValue(message, EventHeader.correlationId) ?? null,
+          })
+        : envelopeOf(message, identity, body);
   const record: OutputRecord = {
     topic: options.topics[topicRole],
     key: Buffer.from(identity.machineId),

@@ -101,6 +101,7 @@ export const BridgeSettings = z.object({
     telemetry: z.string().min(1),
     events: z.string().min(1),
     inventory: z.string().min(1),
+    taskResults: z.string().min(1),
     deadLetter: z.string().min(1),
     checkpoint: z.string().min(1),
   }),

@@ -78,6 +78,7 @@ export const BRIDGE_SETTING_SPECS: readonly SettingSpec[] = [
   spec("topics.telemetry", "TOPIC_TELEMETRY", "string"),
   spec("topics.events", "TOPIC_EVENTS", "string"),
   spec("topics.inventory", "TOPIC_INVENTORY", "string"),
+  spec("topics.taskResults", "TOPIC_TASK_RESULTS", "string"),
   spec("topics.deadLetter", "TOPIC_DEAD_LETTER", "string"),
   spec("topics.checkpoint", "TOPIC_CHECKPOINT", "string"),
   spec("tenantId", "TENANT_ID", "string", "tenant-id"),

@@ -87,6 +87,51 @@ describe("outbox delivery to a real JetStream", () => {
     expect([...sequences].sort((a, b) => a - b)).toEqual(range(total));
   });
 
+  /** Resolves at the connection's next status of `type` (nats.js's own events). */
+  const nextStatus = async (type: "disconnect" | "reconnect"): Promise<void> => {
+    for await (const status of connection.status()) if (status.type === type) return;
+  };
+
+  it("pins nats.js: a JetStream publish made while the client reconnects is dropped, its ack awaited until the timeout", async () => {
+    await start();
+    const down = nextStatus("disconnect");
+    await server.stop();
+    await down;
+    const js = jetstream(connection);
+    const lost = js.publish("machine.m1.telemetry", "made while reconnecting", { timeout: 2_000 }).then(
+      () => "acked",
+      (error: unknown) => (error instanceof Error ? error.message : String(error)),
+    );
+    const back = nextStatus("reconnect");
+    await server.start();
+    await back;
+    // nats.js empties its outbound buffer at every dial: the message never reached the server.
+    expect(await lost).toMatch(/timeout/i);
+    expect(await streamSequences(connection, "TELEMETRY")).toEqual([]);
+  });
+
+  it("holds delivery while the link is down: an event stored then goes out once the link is back, not after a publish timeout", async () => {
+    await start();
+    outbox = openOutbox({ dataDir, clock: systemClock, logger: silentLogger() });
+    // Were the event published while the link is down, its ack would be awaited this long: longer than the wait below.
+    outbox.start(createJetStreamPublisher(jetstream(connection), { timeoutMs: 60_000 }));
+    outbox.append(testEvent(0));
+    const running = outbox;
+    await waitFor("the first event delivered", () => running.stats().deliveredCount === 1);
+    const down = nextStatus("disconnect");
+    await server.stop();
+    await down;
+    // What the agent does on its link's events (agent/agent-link.ts).
+    running.hold();
+    running.append(testEvent(1));
+    const back = nextStatus("reconnect");
+    await server.start();
+    await back;
+    running.wake();
+    await waitFor("the event stored while offline delivered", () => running.stats().pendingCount === 0, 30_000);
+    expect(await streamSequences(connection, "TELEMETRY")).toEqual([1, 2]);
+  });
+
   it("moves a poison event (over the server's max_payload) to dead letters and delivers the rest", async () => {
     await start(["max_payload: 4096"]);
     outbox = openOutbox({ dataDir, clock: systemClock, logger: silentLogger() });

@@ -59,7 +59,12 @@ async function validate(
 
 const rendered = (): PinotTableDefinition[] =>
   pinotTableDefinitions({
-    topics: { devices: "devices-topic", telemetry: "machine-telemetry", events: "machine-events" },
+    topics: {
+      devices: "devices-topic",
+      telemetry: "machine-telemetry",
+      events: "machine-events",
+      taskResults: "machine-task-results",
+    },
     kafkaBrokers: "127.0.0.1:9092",
     partitions: 3,
     replication: 1,
@@ -94,6 +99,7 @@ describe("pinot/ schemas and table configs", () => {
       "VALID devices_REALTIME",
       "VALID machine_telemetry_REALTIME",
       "VALID machine_events_REALTIME",
+      "VALID task_results_REALTIME",
     ]);
     expect(run.exitCode).toBe(0);
   }, 120_000);
@@ -108,6 +114,8 @@ describe("pinot/ schemas and table configs", () => {
     expect(byName("devices").schema.primaryKeyColumns).toEqual(["machineId"]);
     expect(byName("machine_telemetry").schema.primaryKeyColumns).toEqual(["eventId"]);
     expect(byName("machine_events").schema.primaryKeyColumns).toEqual(["eventId"]);
+    expect(byName("task_results").schema.primaryKeyColumns).toEqual(["eventId"]);
+    expect(byName("task_results").table.dedupConfig).toEqual({ dedupEnabled: true, hashFunction: "NONE" });
   });
 
   it("refuses broken ones, each with Pinot's reason", async () => {

@@ -64,12 +64,12 @@ describe("edge-bridge pinot-setup against a real Pinot and Kafka", () => {
   it("creates the schemas and tables, changes nothing when run again, and refuses a partition count the topics do not have", async () => {
     const first = await pinotSetup(env, pinot.controllerUrl);
     expect(first.code, `${first.stdout}\n${first.stderr}\n${pinot.output()}`).toBe(0);
-    for (const table of ["devices", "machine_telemetry", "machine_events"]) {
+    for (const table of ["devices", "machine_telemetry", "machine_events", "task_results"]) {
       expect(first.stdout).toContain(`create-schema ${table}`);
       expect(first.stdout).toContain(`create-table ${table}`);
     }
     const tables = (await (await fetch(`${pinot.controllerUrl}/tables`)).json()) as { tables: string[] };
-    expect([...tables.tables].sort()).toEqual(["devices", "machine_events", "machine_telemetry"]);
+    expect([...tables.tables].sort()).toEqual(["devices", "machine_events", "machine_telemetry", "task_results"]);
     const devices = (await (await fetch(`${pinot.controllerUrl}/tables/devices?type=realtime`)).json()) as {
       REALTIME: { upsertConfig: { mode: string; comparisonColumn?: string } };
     };

@@ -69,6 +69,9 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
     logger = createLogger({ level: "info", destination });
     fleet = await startFleet({ count: AGENTS, server: server.url, dataDir: root, logger, startConcurrency: 25 });
     await waitFor("every agent connected", () => fleet.summary().connected === AGENTS, 60_000);
+    // The fleet's word that every agent read its command feeds, as the benchmark waits for it.
+    await waitFor("every agent read its command feeds", () => fleet.summary().feedsRead === AGENTS, 60_000);
+    expect(fleet.summary().agentsWithCommandProblems).toBe(0);
   }, 120_000);
 
   afterAll(async () => {
@@ -104,6 +107,7 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
 
     // Every agent logs its reconnect at info: all do but the target, whose level is now error.
     const linesBeforeRestart = lines.length;
+    const restartedAtMs = Date.now();
     await server.restart();
     await waitFor(
       "every agent reconnected",
@@ -113,6 +117,9 @@ describe(`a simulated fleet of ${AGENTS} agents in one process`, () => {
         ),
       60_000,
     );
+    // Counted from each agent's own reconnect: the reads before the restart no longer count.
+    await waitFor("every agent read its command feeds again", () => fleet.summary().feedsRead === AGENTS, 60_000);
+    expect(fleet.summary().feedsReadLatestAtMs).toBeGreaterThan(restartedAtMs);
     const since = lines.slice(linesBeforeRestart);
     for (const entry of fleet.agents) {
       expect(

@@ -17,6 +17,7 @@ describe("bridge settings", () => {
       telemetry: "machine-telemetry",
       events: "machine-events",
       inventory: "machine-inventory",
+      taskResults: "machine-task-results",
       deadLetter: "edge-bridge-dead-letter",
       checkpoint: "edge-bridge-checkpoints",
     });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type RouterOptions, routeMessage, tooLargeDeadLetter } from "../../../src/bridge/records/event-router.ts";
 import type { SourceMessage } from "../../../src/bridge/records/source-message.ts";
-import { DEFAULT_TOPICS, EventEnvelope, TelemetryRow } from "../../../src/contracts/index.ts";
+import { DEFAULT_TOPICS, EventEnvelope, TaskResultRow, TelemetryRow } from "../../../src/contracts/index.ts";
 import { telemetrySample } from "../../fixtures/bridge/simulated-fleet.ts";
 
 const options: RouterOptions = { topics: DEFAULT_TOPICS, maxRecordBytes: () => 100_000 };
@@ -68,6 +68,53 @@ describe("routeMessage", () => {
       ["nats-stream-seq", "42"],
       ["nats-subject", "machine.m-1.config.status"],
     ]);
+  });
+
+  it("flattens a task's end into one row of the task results topic, with the task command it answers", () => {
+    const end = {
+      taskId: "t-7",
+      status: "FAILED",
+      exitCode: 2,
+      signal: null,
+      error: null,
+      startedAt: "2026-11-30T09:59:58.000Z",
+      finishedAt: "2026-11-30T10:00:00.500Z",
+      durationMs: 2_500,
+      bytesSeen: { stdout: 10, stderr: 2_000_000 },
+      truncated: true,
+      chunks: 64,
+      lastLines: { stdout: ["done"], stderr: ["disk full", "giving up"] },
+    };
+    const routed = routeMessage(message("machine.m-1.task.result", end), options);
+    if (routed.kind !== "record") throw new Error(routed.reason);
+    expect(routed.record.topic).toBe("machine-task-results");
+    expect(routed.record.key?.toString()).toBe("m-1");
+    expect(TaskResultRow.parse(JSON.parse(String(routed.record.value)))).toEqual({
+      eventId: "e-1",
+      machineId: "m-1",
+      sequence: 7,
+      timestamp: "2026-11-30T10:00:00.000Z",
+      causationId: "cmd-1",
+      correlationId: "c-1",
+      taskId: "t-7",
+      status: "FAILED",
+      exitCode: 2,
+      signal: null,
+      error: null,
+      startedAt: "2026-11-30T09:59:58.000Z",
+      startedAtMs: Date.parse("2026-11-30T09:59:58.000Z"),
+      finishedAt: "2026-11-30T10:00:00.500Z",
+      finishedAtMs: Date.parse("2026-11-30T10:00:00.500Z"),
+      durationMs: 2_500,
+      stdoutBytes: 10,
+      stderrBytes: 2_000_000,
+      truncated: true,
+      chunks: 64,
+      lastStdout: "done",
+      lastStderr: "disk full\ngiving up",
+    });
+    const malformed = routeMessage(message("machine.m-1.task.result", { ...end, status: "DONE" }), options);
+    expect(malformed).toMatchObject({ kind: "dead-letter", deadLetterKind: "wrong-schema" });
   });
 
   it("flattens a telemetry sample into one row of the telemetry topic", () => {

@@ -7,7 +7,12 @@ import {
 } from "../../../src/bridge/pinot/table-definitions.ts";
 
 const definitions = pinotTableDefinitions({
-  topics: { devices: "devices-topic", telemetry: "machine-telemetry", events: "machine-events" },
+  topics: {
+    devices: "devices-topic",
+    telemetry: "machine-telemetry",
+    events: "machine-events",
+    taskResults: "machine-task-results",
+  },
   kafkaBrokers: "127.0.0.1:9092",
   partitions: 3,
   replication: 1,
@@ -112,7 +117,7 @@ describe("planPinotSetup", () => {
       refusal: expect.stringContaining("reads topic old-devices"),
     });
     const repartitioned = pinotTableDefinitions({
-      ...{ topics: { devices: "devices-topic", telemetry: "t", events: "e" } },
+      ...{ topics: { devices: "devices-topic", telemetry: "t", events: "e", taskResults: "r" } },
       kafkaBrokers: "b",
       partitions: 6,
       replication: 1,

@@ -80,6 +80,13 @@ describe("fleet pacing on the injected clock", () => {
     await starting;
     // The slot gave up its wait: the second agent was never made.
     expect(fleet.agents.map((entry) => entry.machineId)).toEqual([simulatedMachineId(0)]);
-    expect(fleet.summary()).toMatchObject({ count: 2, started: 1, connected: 0 });
+    // Never connected: it has read no command feed.
+    expect(fleet.summary()).toMatchObject({
+      count: 2,
+      started: 1,
+      connected: 0,
+      feedsRead: 0,
+      feedsReadLatestAtMs: null,
+    });
   });
 });
