@@ -6,6 +6,7 @@ import { type Cancel, type Clock, type Logger, silentLogger, systemClock, timers
 import { defaultSettings, type Settings } from "../settings/index.ts";
 import type { LinkTuning } from "../transport/index.ts";
 import { type ConnectionFactory, defaultConnectionFactory } from "../transport/index.ts";
+import { type FleetSummary, summarizeFleet } from "./fleet-summary.ts";
 import { simulatedAgentSettings, simulatedMachineId } from "./simulated-identity.ts";
 
 /** What a fleet reports as it happens; `atMs` is the wall clock (epoch ms), comparable across processes. */
@@ -53,23 +54,6 @@ export interface SimulatedAgent {
   readonly connected: boolean;
   /** When its link last came up, first connect or reconnect (the fleet's clock, epoch ms); null before. */
   readonly connectedAtMs: number | null;
-}
-
-export interface FleetSummary {
-  readonly count: number;
-  readonly started: number;
-  readonly connected: number;
-  /** Events stored and not yet acknowledged by JetStream, over every agent. */
-  readonly outboxPending: number;
-  readonly agentsWithPending: number;
-  /**
-   * Agents connected now that have read every command feed since they last connected or
-   * reconnected (each agent's own `commands.lastCheckedAt`), and the latest of those reads (epoch ms).
-   */
-  readonly feedsRead: number;
-  readonly feedsReadLatestAtMs: number | null;
-  /** Agents that say some command feed cannot be read now (`commands.problem`). */
-  readonly agentsWithCommandProblems: number;
 }
 
 export interface Fleet {
@@ -296,38 +280,7 @@ export function createFleet(options: FleetOptions): Fleet {
       await starting?.catch(() => undefined);
       await stopAll(timeoutMs);
     },
-    summary() {
-      let connected = 0;
-      let outboxPending = 0;
-      let agentsWithPending = 0;
-      let feedsRead = 0;
-      let feedsReadLatestAtMs: number | null = null;
-      let agentsWithCommandProblems = 0;
-      for (const entry of agents) {
-        const progress = entry.agent.progress();
-        outboxPending += progress.outboxPending;
-        if (progress.outboxPending > 0) agentsWithPending += 1;
-        if (progress.commandsProblem !== null) agentsWithCommandProblems += 1;
-        if (!entry.connected) continue;
-        connected += 1;
-        // A read needs the link: one at or after the latest connect was made on it.
-        const readAtMs = progress.commandsReadAtMs;
-        if (readAtMs !== null && entry.connectedAtMs !== null && readAtMs >= entry.connectedAtMs) {
-          feedsRead += 1;
-          feedsReadLatestAtMs = Math.max(feedsReadLatestAtMs ?? readAtMs, readAtMs);
-        }
-      }
-      return {
-        count: options.count,
-        started: agents.length,
-        connected,
-        outboxPending,
-        agentsWithPending,
-        feedsRead,
-        feedsReadLatestAtMs,
-        agentsWithCommandProblems,
-      };
-    },
+    summary: () => summarizeFleet(options.count, agents),
     status: (machineId) => byId.get(machineId)?.agent.status(),
   };
 }
