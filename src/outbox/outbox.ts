@@ -198,6 +198,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     async stop() {
       database.stopRetrying();
       stopSweeping();
+      retention.flushLog();
       await delivery.stop();
       retryStorage();
       if (held.count > 0)

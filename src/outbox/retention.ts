@@ -1,4 +1,5 @@
 import type { Clock, Logger } from "../runtime/index.ts";
+import { EvictionLog } from "./eviction-log.ts";
 import type { OutboxDatabase } from "./outbox-database.ts";
 import { OutboxTally } from "./outbox-tally.ts";
 
@@ -12,7 +13,8 @@ interface Victim {
  * What the outbox keeps while events cannot leave: at most `maxBytes` (past it the oldest telemetry
  * goes first, then the oldest state event) and nothing older than `maxAgeMs`; every eviction is
  * counted and logged. An event being published or already settled is never evicted (its outcome
- * must find it). Both limits are live settings.
+ * must find it). Both limits are live settings. Evictions are logged per reason at most every 30 s
+ * (eviction-log.ts).
  */
 export class OutboxRetention {
   readonly #database: OutboxDatabase;
@@ -20,7 +22,7 @@ export class OutboxRetention {
   /** Whether an event is being published or settled: not to be evicted. */
   readonly #busyOrSettled: (sequence: number) => boolean;
   readonly #clock: Clock;
-  readonly #logger: Logger;
+  readonly #log: EvictionLog;
   #maxBytes: number;
   #maxAgeMs: number;
 
@@ -37,7 +39,7 @@ export class OutboxRetention {
     this.#tally = options.tally;
     this.#busyOrSettled = options.busyOrSettled;
     this.#clock = options.clock;
-    this.#logger = options.logger;
+    this.#log = new EvictionLog(options.clock, options.logger);
     this.#maxBytes = options.maxBytes;
     this.#maxAgeMs = options.maxAgeMs;
   }
@@ -110,6 +112,14 @@ export class OutboxRetention {
       victims.length,
       victims.reduce((sum, victim) => sum + victim.sizeBytes, 0),
     );
-    this.#logger.warn({ evicted: victims.length, why, firstSequence: victims[0]?.sequence }, "outbox evicted events");
+    this.#log.evicted(
+      why,
+      victims.map((victim) => victim.sequence),
+    );
+  }
+
+  /** Says the evictions not yet logged (the outbox stops). */
+  flushLog(): void {
+    this.#log.flush();
   }
 }

@@ -5,13 +5,17 @@ import { type Outbox, openOutbox } from "../../../src/outbox/index.ts";
 import type { Clock } from "../../../src/runtime/clock.ts";
 import { silentLogger } from "../../../src/runtime/logger.ts";
 import { testEvent } from "../../fixtures/outbox/test-events.ts";
+import { captureLog } from "../../helpers/log-capture.ts";
 import { manualClock, settle } from "../../helpers/manual-clock.ts";
 import { scratchDir } from "../../helpers/scratch-dir.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
 describe("outbox storage", () => {
   const open: Outbox[] = [];
-  const make = (dataDir: string, options: { maxBytes?: number; maxAgeMs?: number; clock?: Clock } = {}): Outbox => {
+  const make = (
+    dataDir: string,
+    options: { maxBytes?: number; maxAgeMs?: number; clock?: Clock; logger?: ReturnType<typeof silentLogger> } = {},
+  ): Outbox => {
     const outbox = openOutbox({ dataDir, clock: options.clock ?? manualClock(), logger: silentLogger(), ...options });
     open.push(outbox);
     return outbox;
@@ -49,6 +53,46 @@ describe("outbox storage", () => {
     expect(later.evictedTelemetry).toBe(60);
     expect(later.evictedState).toBeGreaterThan(0);
     expect(later.pendingCount + later.evictedTelemetry + later.evictedState).toBe(110);
+  });
+
+  it("says evictions in a line per reason at most every 30 s, adding up what it held back, and the rest at stop", async () => {
+    const clock = manualClock();
+    const log = captureLog("warn");
+    const outbox = make(scratchDir("ea-outbox-"), { maxBytes: 10_000, clock, logger: log.logger });
+    const evictionLines = () =>
+      log.matching("outbox evicted events").map(({ evicted, why, firstSequence, lastSequence }) => ({
+        evicted,
+        why,
+        firstSequence,
+        lastSequence,
+      }));
+    // A flood into a full outbox evicts at (almost) every append: 200 appends, not 180 lines.
+    for (let index = 0; index < 200; index++)
+      outbox.append(testEvent(index, { eventClass: "telemetry", bodyBytes: 500 }));
+    const evictedInFlood = outbox.stats().evictedTelemetry;
+    expect(evictedInFlood).toBeGreaterThan(150);
+    expect(evictionLines()).toEqual([{ evicted: 1, why: "outbox full", firstSequence: 1, lastSequence: 1 }]);
+
+    clock.advance(30_000);
+    expect(evictionLines()).toHaveLength(2);
+    expect(evictionLines()[1]).toEqual({
+      evicted: evictedInFlood - 1,
+      why: "outbox full",
+      firstSequence: 2,
+      lastSequence: evictedInFlood,
+    });
+
+    // An interval past the last line, the next eviction is said at once; one held back, at stop.
+    clock.advance(30_000);
+    outbox.append(testEvent(200, { eventClass: "telemetry", bodyBytes: 500 }));
+    outbox.append(testEvent(201, { eventClass: "telemetry", bodyBytes: 500 }));
+    expect(evictionLines()).toHaveLength(3);
+    await outbox.stop();
+    open.splice(open.indexOf(outbox), 1);
+    expect(evictionLines().slice(2)).toEqual([
+      { evicted: 1, why: "outbox full", firstSequence: evictedInFlood + 1, lastSequence: evictedInFlood + 1 },
+      { evicted: 1, why: "outbox full", firstSequence: evictedInFlood + 2, lastSequence: evictedInFlood + 2 },
+    ]);
   });
 
   it("evicts events older than the maximum age, and applies a smaller limit live", () => {
