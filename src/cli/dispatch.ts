@@ -1,4 +1,4 @@
-import { CommandError, ExitCode, type ProcessHost, processHost } from "../cli-kit/index.ts";
+import { CommandError, ExitCode, exitWhenWritten, type ProcessHost, processHost } from "../cli-kit/index.ts";
 import { ReservedMachineIdError, UnsafeSubjectTokenError } from "../contracts/index.ts";
 import { InboxPrefixError, MachineIdError } from "../identity/index.ts";
 import { didYouMean } from "../runtime/index.ts";
@@ -86,13 +86,13 @@ export function exitCodeFor(error: unknown): number {
   return ExitCode.failure;
 }
 
-/** The whole program: runs the command line and exits with its code, one line on stderr on error. */
+/** The whole program: runs the command line and exits with its code once its output is out, one line on stderr on error. */
 export function main(args: readonly string[]): void {
   runCommandLine(args, { env: process.env, host: processHost, stdout: (text) => void process.stdout.write(text) }).then(
-    (code) => process.exit(code),
+    (code) => exitWhenWritten(code),
     (error: unknown) => {
       process.stderr.write(`edge-agent: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exit(exitCodeFor(error));
+      exitWhenWritten(exitCodeFor(error));
     },
   );
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { CommandError, ExitCode, processHost } from "../../cli-kit/index.ts";
+import { CommandError, ExitCode, exitWhenWritten, processHost } from "../../cli-kit/index.ts";
 import { AGENT_VERSION } from "../../runtime/index.ts";
 import { SettingsError } from "../../settings-kit/index.ts";
 import type { BridgeSettings } from "../settings/index.ts";
@@ -131,9 +131,9 @@ function exitCodeFor(error: unknown): number {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenWritten(code),
   (error: unknown) => {
     process.stderr.write(`edge-bridge: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(exitCodeFor(error));
+    exitWhenWritten(exitCodeFor(error));
   },
 );
