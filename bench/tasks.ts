@@ -76,6 +76,13 @@ function startCli(args: readonly string[], env: Record<string, string>): Cli {
     for (const line of parts) lines.push({ line, atMs });
     for (const wake of waiters.splice(0)) wake();
   });
+  // The process may exit before its last lines are read from the pipe: a line is missing only
+  // once its stdout has ended, not once it has exited.
+  let stdoutEnded = false;
+  child.stdout?.on("end", () => {
+    stdoutEnded = true;
+    for (const wake of waiters.splice(0)) wake();
+  });
   const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
   return {
     child,
@@ -88,7 +95,7 @@ function startCli(args: readonly string[], env: Record<string, string>): Cli {
       for (;;) {
         for (; from < lines.length; from++)
           if (match((lines[from] as { line: string }).line)) return lines[from] as { line: string; atMs: number };
-        if (Date.now() > deadline || child.exitCode !== null)
+        if (Date.now() > deadline || stdoutEnded)
           throw new Error(`no such line from ${args.join(" ")} within ${timeoutMs} ms: ${stderr.slice(-500)}`);
         await new Promise<void>((wake) => {
           waiters.push(wake);
