@@ -1,3 +1,4 @@
+import { loadSettings } from "../src/settings/index.ts";
 import { createFleet, type Fleet, type FleetEvent, type FleetSummary } from "../src/simulator/index.ts";
 
 /**
@@ -13,6 +14,11 @@ export type ShardCommand =
       readonly server: string;
       readonly dataDir: string;
       readonly startConcurrency: number;
+      /**
+       * Settings every agent starts from, as the agent's EDGE_AGENT_* environment (loadSettings reads
+       * it as the daemon would); none: the simulator's own defaults.
+       */
+      readonly settingsEnv?: Readonly<Record<string, string>>;
     }
   | { readonly type: "summary"; readonly requestId: number }
   | { readonly type: "stop" };
@@ -39,13 +45,18 @@ const flusher = setInterval(flush, FLUSH_EVERY_MS);
 
 process.on("message", (command: ShardCommand) => {
   switch (command.type) {
-    case "start":
-      fleet = createFleet({ ...command, onEvent: (event) => pending.push(event) });
+    case "start": {
+      const { settingsEnv, ...options } = command;
+      const settings = settingsEnv
+        ? loadSettings({ env: { ...settingsEnv }, platform: "linux", privileged: false }).settings
+        : undefined;
+      fleet = createFleet({ ...options, ...(settings ? { settings } : {}), onEvent: (event) => pending.push(event) });
       fleet.start().then(
         () => send({ type: "started" }),
         (error: unknown) => send({ type: "failed", message: error instanceof Error ? error.message : String(error) }),
       );
       break;
+    }
     case "summary":
       if (fleet) send({ type: "summary", requestId: command.requestId, summary: fleet.summary() });
       break;

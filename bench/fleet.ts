@@ -150,7 +150,8 @@ function perSecond(values: readonly number[]): number[] {
   return counts;
 }
 
-interface Shard {
+/** One process of simulated agents (bench/fleet-shard.ts), driven over IPC. */
+export interface Shard {
   readonly child: ChildProcess;
   readonly started: Promise<void>;
   readonly stopped: Promise<void>;
@@ -158,7 +159,7 @@ interface Shard {
   stop(): void;
 }
 
-function startShard(
+export function startShard(
   command: Extract<ShardCommand, { type: "start" }>,
   onEvents: (events: readonly FleetEvent[]) => void,
 ): Shard {

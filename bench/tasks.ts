@@ -15,12 +15,13 @@ import {
   TaskCommand,
   type TaskResult,
 } from "../src/contracts/index.ts";
-import { loadSettings } from "../src/settings/index.ts";
-import { simulatedMachineId, startFleet } from "../src/simulator/index.ts";
+import { simulatedMachineId } from "../src/simulator/index.ts";
 import { FakeTaskMachine } from "../test/fixtures/tasks/fake-task-agent.ts";
 import { type AgentProcess, startAgentProcess } from "../test/helpers/agent-process.ts";
+import { waitForFeedsRead } from "../test/helpers/feeds-read.ts";
 import { type NatsServerHandle, startNatsServer } from "../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
+import { type Shard, startShard } from "./fleet.ts";
 import { readMemoryKiB } from "./proc-stats.ts";
 import { quantileOfSorted } from "./quantile.ts";
 
@@ -32,8 +33,8 @@ import { quantileOfSorted } from "./quantile.ts";
  *   same print of a local `sh` read over a pipe (the goal: under 300 ms). Beside it, the operator's
  *   part alone: a chunk handed to JetStream by a machine until `task run` prints it.
  *   BENCH_TASKS_ROUNDS (default 20) tasks, one at a time.
- * - fleetEnds: BENCH_TASKS_FLEET (default 1,000) simulated agents (src/simulator, in this process,
- *   data in /dev/shm) run `true` as one fleet task: every end printed by `task run --all`, each
+ * - fleetEnds: BENCH_TASKS_FLEET (default 1,000) simulated agents (src/simulator, in processes of
+ *   100, data in /dev/shm) run `true` as one fleet task: every end printed by `task run --all`, each
  *   timed from the task's `sent` line (p50, p99), against the same task on one of them alone. Beside
  *   it, the operator's part alone: the same number of ends published at once on the wire.
  * - floodMemory: a task writes 256 MiB (`yes`) with --max-output 16 MiB on a real agent whose outbox
@@ -256,10 +257,16 @@ const agentEnv = (server: NatsServerHandle, machineId: string, extra: Record<str
  * moment `task run` printed it (the agent's read of the pipe, its chunking, outbox and publish
  * included). Null when the agent runs no tasks (no end within a minute).
  */
-async function agentFirstChunkDelays(server: NatsServerHandle, rounds: number): Promise<number[] | null> {
+async function agentFirstChunkDelays(
+  server: NatsServerHandle,
+  connection: NatsConnection,
+  rounds: number,
+): Promise<number[] | null> {
   const agent = await startAgentProcess(agentEnv(server, "bench-agent"));
   const delays: number[] = [];
   try {
+    // A task feed starts with what comes next: a task sent before the agent's first read is not its to run.
+    await waitForFeedsRead(connection, "bench-agent");
     for (let round = 0; round < rounds; round++) {
       const cli = startCli(
         ["task", "run", "--machine", "bench-agent", "--wait", "60s", "--", "sh", "-c", "date +%s%N"],
@@ -282,36 +289,72 @@ async function agentFirstChunkDelays(server: NatsServerHandle, rounds: number): 
   return delays;
 }
 
+/** Agents per simulated-fleet process: fork() from a process of thousands of agents (1 GB) costs about 144 ms a spawn. */
+const AGENTS_PER_SHARD = 100;
+
+/** The summaries of every shard, added up: agents connected, and agents that have read their command feeds once. */
+async function fleetProgress(shards: readonly Shard[]): Promise<{ connected: number; feedsRead: number }> {
+  const summaries = await Promise.all(shards.map((shard) => shard.summary()));
+  return {
+    connected: summaries.reduce((sum, summary) => sum + summary.connected, 0),
+    feedsRead: summaries.reduce((sum, summary) => sum + summary.feedsRead, 0),
+  };
+}
+
 /**
- * `count` simulated agents (src/simulator, in this process) run `true` as one fleet task: every end
- * printed by `task run --all`, each timed from the task's `sent` line; against the same task on one
- * of them alone, in the same run. Null when the agents run no tasks.
+ * `count` simulated agents (src/simulator, in processes of AGENTS_PER_SHARD, as bench/fleet.ts runs
+ * them: a task's process is forked from its agent's, and fork() grows with the forking process's
+ * memory) run `true` as one fleet task: every end printed by `task run --all`, each timed from the
+ * task's `sent` line; against the same task on one of them alone, in the same run. The task goes
+ * out once every agent has read its feeds (a task feed starts with what comes next). Null when the
+ * agents run no tasks.
  */
 async function simulatedFleetEnds(
   server: NatsServerHandle,
   count: number,
-): Promise<{ baselineOneMachineMs: number; delays: number[]; ends: number; connectedMs: number } | null> {
+): Promise<{ baselineOneMachineMs: number; delays: number[]; ends: number; feedsReadAfterMs: number } | null> {
   const root = await mkdtemp(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "edge-bench-tasks-fleet-"));
-  const settings = loadSettings({
-    env: {
-      EDGE_AGENT_NATS_URL: server.url,
-      EDGE_AGENT_CONFIG_DIR: root,
-      EDGE_AGENT_DATA_DIR: root,
-      EDGE_AGENT_TASKS_ALLOW_UNSIGNED: "1",
-      EDGE_AGENT_ALLOW_UNSIGNED: "1",
-      EDGE_AGENT_LOG_LEVEL: "warn",
-    },
-    platform: "linux",
-    privileged: false,
-  }).settings;
+  const settingsEnv = {
+    EDGE_AGENT_NATS_URL: server.url,
+    EDGE_AGENT_CONFIG_DIR: root,
+    EDGE_AGENT_DATA_DIR: root,
+    EDGE_AGENT_TASKS_ALLOW_UNSIGNED: "1",
+    EDGE_AGENT_ALLOW_UNSIGNED: "1",
+    EDGE_AGENT_LOG_LEVEL: "warn",
+  };
   const startedMs = performance.now();
-  const fleet = await startFleet({ count, server: server.url, dataDir: root, settings, startConcurrency: 100 });
+  const shards: Shard[] = [];
+  for (let firstIndex = 0; firstIndex < count; firstIndex += AGENTS_PER_SHARD) {
+    const shardSize = Math.min(AGENTS_PER_SHARD, count - firstIndex);
+    // Fleet-wide pacing as in bench/fleet.ts: 100 agents connecting at once, shared by the shards.
+    const startConcurrency = Math.max(1, Math.round((100 * shardSize) / count));
+    shards.push(
+      startShard(
+        {
+          type: "start",
+          count: shardSize,
+          firstIndex,
+          server: server.url,
+          dataDir: root,
+          startConcurrency,
+          settingsEnv,
+        },
+        () => undefined,
+      ),
+    );
+  }
   try {
-    for (let waited = 0; fleet.summary().connected < count; waited += 500) {
-      if (waited > 300_000) throw new Error(`${fleet.summary().connected} of ${count} agents connected in 300 s`);
+    await Promise.all(shards.map((shard) => shard.started));
+    for (let waited = 0; ; waited += 500) {
+      const progress = await fleetProgress(shards);
+      if (progress.feedsRead >= count) break;
+      if (waited > 300_000)
+        throw new Error(
+          `${progress.connected} of ${count} agents connected, ${progress.feedsRead} read their feeds, in 300 s`,
+        );
       await sleep(500);
     }
-    const connectedMs = performance.now() - startedMs;
+    const feedsReadAfterMs = performance.now() - startedMs;
     const timeToEnd = async (args: string[], ends: number): Promise<number[] | null> => {
       const cli = startCli(["task", "run", ...args, "--json", "--", "true"], { EDGE_AGENT_NATS_URL: server.url });
       const sent = await cli.stdoutLine((line) => line.includes('"type":"sent"'), 60_000);
@@ -335,9 +378,10 @@ async function simulatedFleetEnds(
     if (!alone) return null;
     const delays = await timeToEnd(["--all", "--wait", "10m"], count);
     if (!delays) throw new Error(`not every one of ${count} agents reported the fleet task's end within 10 minutes`);
-    return { baselineOneMachineMs: alone[0] as number, delays, ends: delays.length, connectedMs };
+    return { baselineOneMachineMs: alone[0] as number, delays, ends: delays.length, feedsReadAfterMs };
   } finally {
-    await fleet.stop();
+    for (const shard of shards) shard.stop();
+    await Promise.all(shards.map((shard) => shard.stopped));
     await rm(root, { recursive: true, force: true });
   }
 }
@@ -384,7 +428,11 @@ async function sampled(
  * `offline`: the server is stopped once the task printed its first line and started again after
  * the flood, so the chunks can only go to the outbox (which evicts them first when full).
  */
-async function agentFloodMemory(server: NatsServerHandle, offline: boolean): Promise<FloodFigures | null> {
+async function agentFloodMemory(
+  server: NatsServerHandle,
+  connection: NatsConnection,
+  offline: boolean,
+): Promise<FloodFigures | null> {
   const outputBytes = 256 * MIB;
   const maxOutputBytes = 16 * MIB;
   const outboxMaxBytes = 8 * MIB;
@@ -393,6 +441,7 @@ async function agentFloodMemory(server: NatsServerHandle, offline: boolean): Pro
     agentEnv(server, machineId, { EDGE_AGENT_OUTBOX_MAX_BYTES: String(outboxMaxBytes) }),
   );
   try {
+    await waitForFeedsRead(connection, machineId);
     const idle: number[] = [];
     for (let index = 0; index < 40; index++) {
       idle.push(readMemoryKiB(agent.child.pid as number).rss);
@@ -458,14 +507,14 @@ export async function run(): Promise<Record<string, unknown>> {
     await createPlatformStreams(connection);
     const local = percentiles(await localPipeDelays(rounds));
     const overTheWire = percentiles(await firstChunkDelays(server, connection, rounds));
-    const fromAgent = await agentFirstChunkDelays(server, rounds);
+    const fromAgent = await agentFirstChunkDelays(server, connection, rounds);
     const agentFirst = fromAgent ? percentiles(fromAgent) : null;
     const wireFleet = await fleetEndDelays(server, connection, fleetSize);
     const wireEnds = percentiles(wireFleet.delays);
     const simulated = await simulatedFleetEnds(server, fleetSize);
     const simulatedEnds = simulated ? percentiles(simulated.delays) : null;
-    const flood = await agentFloodMemory(server, false);
-    const floodOffline = flood ? await agentFloodMemory(server, true) : null;
+    const flood = await agentFloodMemory(server, connection, false);
+    const floodOffline = flood ? await agentFloodMemory(server, connection, true) : null;
     return {
       unit: "ms",
       firstChunk: {
@@ -481,7 +530,7 @@ export async function run(): Promise<Record<string, unknown>> {
         ? {
             machines: fleetSize,
             simulatedAgents: true,
-            connectedAfterMs: Math.round(simulated.connectedMs),
+            feedsReadAfterMs: Math.round(simulated.feedsReadAfterMs),
             endsPrinted: simulated.ends,
             sentToEndPrinted: simulatedEnds,
             baselineOneMachineMs: round1(simulated.baselineOneMachineMs),
