@@ -35,7 +35,7 @@ import { restartTimeline, serverWarnings } from "./server-log.ts";
 /**
  * The platform at fleet scale: N simulated agents (src/simulator, each made by createAgent with its
  * own identity, outbox and connection) against one nats-server in its own process, for each N of
- * BENCH_FLEET_SIZES (default 1000,5000,10000). Per N: memory per agent, time until all are
+ * BENCH_FLEET_SIZES (default 1000,5000,10000,20000). Per N: memory per agent, time until all are
  * connected and until every agent has read its command feeds once (its own `commands.lastCheckedAt`),
  * the server's CPU and memory per 1,000 idle agents and the JetStream consumers it holds for them,
  * a `defaults` change until every agent reported APPLIED, a server restart until every agent is
@@ -45,7 +45,8 @@ import { restartTimeline, serverWarnings } from "./server-log.ts";
  * JetStream API requests (`/jsz`) and API limit advisories (`$JS.EVENT.ADVISORY.API.LIMIT_REACHED`,
  * from the system account: bench/jetstream-watch.ts) are counted per phase. The fleet runs in shards
  * of as many agents as one process's file descriptors allow. A larger N is skipped, with the reason,
- * when the one before failed a phase or the memory it would need is not available.
+ * when the one before failed a phase, the memory it would need is not available, or nats-server could
+ * not open a descriptor per connection within this machine's limit.
  *
  * BENCH_FLEET_DATA_DIR: the agents' data (default /dev/shm: one shared disk fsyncing for thousands
  * of agents measures that disk, not the agents; every real device has its own).
@@ -69,6 +70,8 @@ const AUTH_TIMEOUT_SECONDS = 30;
 /** How long a catch-up consumer an agent could not remove outlives it (src/transport/stream-reads.ts), plus slack. */
 const CATCH_UP_CONSUMER_GONE_SECONDS = 45;
 const TOOL_ID = "fleet-probe";
+/** Descriptors nats-server keeps besides its clients: listeners, JetStream's stream and consumer files, logs. */
+const SERVER_FD_RESERVE = 256;
 /** Memory kept free when deciding whether a larger fleet fits. */
 const MEMORY_RESERVE_KIB = 2 * 1024 * 1024;
 
@@ -709,7 +712,7 @@ async function runSize(agents: number, environment: Environment): Promise<Record
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const sizes = (process.env.BENCH_FLEET_SIZES ?? "1000,5000,10000").split(",").map(Number);
+  const sizes = (process.env.BENCH_FLEET_SIZES ?? "1000,5000,10000,20000").split(",").map(Number);
   const dataRoot = process.env.BENCH_FLEET_DATA_DIR ?? (existsSync("/dev/shm") ? "/dev/shm" : tmpdir());
   const limits = openFileLimits();
   let environment: Environment = {
@@ -728,6 +731,16 @@ export async function run(): Promise<Record<string, unknown>> {
   for (const agents of sizes) {
     if (stopReason) {
       runs.push({ agents, skipped: stopReason });
+      continue;
+    }
+    // nats-server holds one descriptor per client connection and inherits this process's limit: past
+    // it, it refuses connections ("accept4: too many open files") and the fleet never finishes connecting.
+    if (agents + SERVER_FD_RESERVE > limits.hard) {
+      runs.push({
+        agents,
+        skipped: `nats-server would need ${agents + SERVER_FD_RESERVE} file descriptors (a connection each, plus ${SERVER_FD_RESERVE} of its own); this machine's limit is ${limits.hard} (hard: raising it needs CAP_SYS_RESOURCE)`,
+      });
+      stopReason = "a smaller fleet already needs more file descriptors than nats-server may open here";
       continue;
     }
     // Memory the last size needed per agent (fleet, server and data dir), scaled up, must be free now.
