@@ -14,9 +14,12 @@ const BATCH = 1_000;
 
 /**
  * Every message a stream stored on `subjects` from `sinceMs` (the server's storage time) up to
- * the moment of the call, oldest first, at most `keepNewest` of them (the newest). An ephemeral
- * consumer of our own says how many there are before the first is read, so the read ends when
- * they are in, never on a wait; it is deleted after (and would go by itself 30 s after its last use).
+ * the moment of the call, oldest first, at most `keepNewest` of them (the newest). Each subject is
+ * read by an ephemeral consumer of our own filtered to it alone, which says how many there are
+ * before the first is read, so the read ends when they are in, never on a wait; it is deleted after
+ * (and would go by itself 30 s after its last use). One subject per consumer because nats-server
+ * 2.10 counts a consumer of several filter subjects short when it starts at a time (2.10.27 said 1
+ * of a task and its cancel, and the cancel was never read); 2.11 and later count it right.
  */
 export async function readWindow(
   manager: JetStreamManager,
@@ -31,11 +34,37 @@ export async function readWindow(
     readonly select?: (message: WindowMessage) => boolean;
   },
 ): Promise<{ messages: WindowMessage[]; dropped: number }> {
+  const kept: WindowMessage[] = [];
+  let read = 0;
+  for (const subject of new Set(window.subjects)) {
+    const ofSubject = await readSubject(manager, js, { ...window, subject });
+    read += ofSubject.read;
+    kept.push(...ofSubject.kept);
+  }
+  // Each subject kept its own newest; the window's newest are among them.
+  kept.sort((a, b) => a.sequence - b.sequence);
+  const dropped = Math.max(0, read - window.keepNewest);
+  return { messages: kept.slice(-window.keepNewest), dropped };
+}
+
+/** One subject of a window: its newest `keepNewest` selected messages, and how many were read. */
+async function readSubject(
+  manager: JetStreamManager,
+  js: JetStreamClient,
+  window: {
+    readonly stream: string;
+    readonly subject: string;
+    readonly sinceMs: number;
+    readonly keepNewest: number;
+    readonly headerName: string;
+    readonly select?: (message: WindowMessage) => boolean;
+  },
+): Promise<{ kept: WindowMessage[]; read: number }> {
   const info = await manager.consumers.add(window.stream, {
     ack_policy: AckPolicy.None,
     deliver_policy: DeliverPolicy.StartTime,
     opt_start_time: new Date(window.sinceMs).toISOString(),
-    filter_subjects: [...window.subjects],
+    filter_subject: window.subject,
     mem_storage: true,
     num_replicas: 1,
     inactive_threshold: nanos(30_000),
@@ -63,8 +92,7 @@ export async function readWindow(
   } finally {
     await manager.consumers.delete(window.stream, info.name).catch(() => undefined);
   }
-  const dropped = Math.max(0, read - window.keepNewest);
-  return { messages: kept.slice(-window.keepNewest), dropped };
+  return { kept: kept.slice(-window.keepNewest), read };
 }
 
 function windowMessageOf(message: JsMsg, headerName: string): WindowMessage {
