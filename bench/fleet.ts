@@ -209,6 +209,24 @@ export function startShard(
   };
 }
 
+/** The whole fleet's summary: every shard's, added up. */
+export async function fleetSummaryOf(shards: readonly Shard[]): Promise<FleetSummary> {
+  const parts = await Promise.all(shards.map((shard) => shard.summary()));
+  return parts.reduce((sum, part) => ({
+    count: sum.count + part.count,
+    started: sum.started + part.started,
+    connected: sum.connected + part.connected,
+    outboxPending: sum.outboxPending + part.outboxPending,
+    agentsWithPending: sum.agentsWithPending + part.agentsWithPending,
+    feedsRead: sum.feedsRead + part.feedsRead,
+    feedsReadLatestAtMs:
+      sum.feedsReadLatestAtMs === null || part.feedsReadLatestAtMs === null
+        ? (sum.feedsReadLatestAtMs ?? part.feedsReadLatestAtMs)
+        : Math.max(sum.feedsReadLatestAtMs, part.feedsReadLatestAtMs),
+    agentsWithCommandProblems: sum.agentsWithCommandProblems + part.agentsWithCommandProblems,
+  }));
+}
+
 interface Environment {
   readonly dataRoot: string;
   readonly idleSeconds: number;
@@ -306,22 +324,7 @@ async function runSize(agents: number, environment: Environment): Promise<Record
       else if (event.type === "reconnected") reconnectedAt.set(event.machineId, event.atMs);
     }
   };
-  const fleetSummary = async (): Promise<FleetSummary> => {
-    const parts = await Promise.all(shards.map((shard) => shard.summary()));
-    return parts.reduce((sum, part) => ({
-      count: sum.count + part.count,
-      started: sum.started + part.started,
-      connected: sum.connected + part.connected,
-      outboxPending: sum.outboxPending + part.outboxPending,
-      agentsWithPending: sum.agentsWithPending + part.agentsWithPending,
-      feedsRead: sum.feedsRead + part.feedsRead,
-      feedsReadLatestAtMs:
-        sum.feedsReadLatestAtMs === null || part.feedsReadLatestAtMs === null
-          ? (sum.feedsReadLatestAtMs ?? part.feedsReadLatestAtMs)
-          : Math.max(sum.feedsReadLatestAtMs, part.feedsReadLatestAtMs),
-      agentsWithCommandProblems: sum.agentsWithCommandProblems + part.agentsWithCommandProblems,
-    }));
-  };
+  const fleetSummary = (): Promise<FleetSummary> => fleetSummaryOf(shards);
   /** Waits until every agent has read all its command feeds since it last (re)connected; the latest of those reads. */
   const untilFeedsRead = async (what: string): Promise<FleetSummary> => {
     let summary = await fleetSummary();

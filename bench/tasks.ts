@@ -21,7 +21,7 @@ import { type AgentProcess, startAgentProcess } from "../test/helpers/agent-proc
 import { waitForFeedsRead } from "../test/helpers/feeds-read.ts";
 import { type NatsServerHandle, startNatsServer } from "../test/helpers/nats-server.ts";
 import { createPlatformStreams } from "../test/helpers/streams.ts";
-import { type Shard, startShard } from "./fleet.ts";
+import { fleetSummaryOf, type Shard, startShard } from "./fleet.ts";
 import { readMemoryKiB } from "./proc-stats.ts";
 import { quantileOfSorted } from "./quantile.ts";
 
@@ -292,15 +292,6 @@ async function agentFirstChunkDelays(
 /** Agents per simulated-fleet process: fork() from a process of thousands of agents (1 GB) costs about 144 ms a spawn. */
 const AGENTS_PER_SHARD = 100;
 
-/** The summaries of every shard, added up: agents connected, and agents that have read their command feeds once. */
-async function fleetProgress(shards: readonly Shard[]): Promise<{ connected: number; feedsRead: number }> {
-  const summaries = await Promise.all(shards.map((shard) => shard.summary()));
-  return {
-    connected: summaries.reduce((sum, summary) => sum + summary.connected, 0),
-    feedsRead: summaries.reduce((sum, summary) => sum + summary.feedsRead, 0),
-  };
-}
-
 /**
  * `count` simulated agents (src/simulator, in processes of AGENTS_PER_SHARD, as bench/fleet.ts runs
  * them: a task's process is forked from its agent's, and fork() grows with the forking process's
@@ -346,7 +337,7 @@ async function simulatedFleetEnds(
   try {
     await Promise.all(shards.map((shard) => shard.started));
     for (let waited = 0; ; waited += 500) {
-      const progress = await fleetProgress(shards);
+      const progress = await fleetSummaryOf(shards);
       if (progress.feedsRead >= count) break;
       if (waited > 300_000)
         throw new Error(
