@@ -108,15 +108,21 @@ export function checkExactlyOnce(emitted: readonly EmittedRecord[], everything: 
     inventory: mine(everything.inventory),
   };
   const records = [...output.telemetry, ...output.events, ...output.inventory];
-  const seen = new Map<string, number>();
+  // Each event id, with where each of its copies is: a duplicate names them, so a failure says whether
+  // one stored message was bridged twice (the same stream sequence) or the stream held two copies.
+  const seen = new Map<string, string[]>();
   for (const record of records) {
     const eventId = (record.json as { eventId?: string } | null)?.eventId;
-    if (eventId) seen.set(eventId, (seen.get(eventId) ?? 0) + 1);
+    if (!eventId) continue;
+    const where = `p${record.partition}@${record.offset} ${record.header("nats-stream")}#${record.header("nats-stream-seq")}`;
+    seen.set(eventId, [...(seen.get(eventId) ?? []), where]);
   }
   const missing = emitted
     .filter((event) => !seen.has(event.eventId))
     .map((event) => `${event.machineId}#${event.sequence} ${event.type}`);
-  const duplicated = [...seen].filter(([, count]) => count > 1).map(([eventId, count]) => `${eventId} x${count}`);
+  const duplicated = [...seen]
+    .filter(([, copies]) => copies.length > 1)
+    .map(([eventId, copies]) => `${eventId} x${copies.length} (${copies.join(", ")})`);
   // Per machine and stream, a partition holds the events in stream order, which for an agent that
   // lost nothing in transit is also its own sequence order.
   const orderViolations: string[] = [];
