@@ -45,6 +45,9 @@ export async function startBridgeProcess(
       EDGE_BRIDGE_DATA_DIR: dataDir,
       EDGE_BRIDGE_CONFIG_DIR: join(root, "config"),
       EDGE_BRIDGE_LOG_LEVEL: "info",
+      // Metrics are on by default at one fixed port: bridges of tests running side by side would
+      // fight over it. A test of the metrics gives its own port.
+      EDGE_BRIDGE_METRICS_LISTEN: "off",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
