@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { ExitCode, GracefulStop, processAlive } from "../../cli-kit/index.ts";
 import { parseMetricsListen } from "../../metrics-kit/index.ts";
-import { AGENT_VERSION, createLogger, systemClock } from "../../runtime/index.ts";
+import { AGENT_VERSION, createLogger, fullGarbageCollector, systemClock } from "../../runtime/index.ts";
 import { createBridge } from "../index.ts";
 import { describeKafkaError, TopicSetupError } from "../kafka/index.ts";
 import type { BridgeSettings } from "../settings/index.ts";
@@ -32,6 +32,7 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
       };
     },
     writeStatusFile: true,
+    collectGarbage: fullGarbageCollector(),
   });
   // Off (`off`) means the metrics code and prom-client are never loaded. The settings refused a bad address.
   const listen = parseMetricsListen(settings.metricsListen);
