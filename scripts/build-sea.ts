@@ -23,6 +23,7 @@ import {
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { build, type Plugin } from "esbuild";
+import { BRIDGE_EXEC_ARGV } from "./bridge-exec-argv.ts";
 import { BUILD_TOOLS, requireBuildTools, runBuildScript } from "./build-prerequisites.ts";
 import { bundledPackages, type ExecutableContents, nodeWork } from "./deb-copyright.ts";
 
@@ -140,9 +141,8 @@ const AGENT: ExecutableSpec = {
 const BRIDGE: ExecutableSpec = {
   name: "edge-bridge",
   entryPoint: "src/bridge/cli/main.ts",
-  // V8's default young generation: a server moving thousands of events a second would spend its
-  // time in scavenges with the agent's 1 MiB.
-  execArgv: [],
+  // scripts/bridge-exec-argv.ts says which and why; the benchmark runs the sources with them too.
+  execArgv: BRIDGE_EXEC_ARGV,
   // @platformatic/kafka's optional dependencies, both loaded through createRequire() in a try:
   // @node-rs/crc32 (native; without it crc32c is the WASM one, inlined above) and protobufjs (only
   // for Protobuf schemas of a schema registry, which the bridge does not use).

@@ -37,7 +37,7 @@ export const AGENT_ROWS: readonly (readonly string[])[] = [
   ["events"],
   ["transport", "trust", "identity", "download", "settings"],
   ["outbox"],
-  ["settings-kit"],
+  ["settings-kit", "metrics-kit"],
   ["runtime"],
   ["contracts"],
   ["errors"],
@@ -47,6 +47,7 @@ export const AGENT_ROWS: readonly (readonly string[])[] = [
 export const BRIDGE_ROWS: readonly (readonly string[])[] = [
   ["bridge/cli"],
   ["bridge"],
+  ["bridge/metrics"],
   ["bridge/devices", "bridge/service", "bridge/pinot"],
   ["bridge/shards"],
   ["bridge/state"],
@@ -56,7 +57,14 @@ export const BRIDGE_ROWS: readonly (readonly string[])[] = [
 ];
 
 /** The agent's rows the bridge may import (below all of its own); cli-kit only from bridge/cli. */
-export const SHARED_WITH_BRIDGE: readonly string[] = ["transport", "settings-kit", "runtime", "contracts", "errors"];
+export const SHARED_WITH_BRIDGE: readonly string[] = [
+  "transport",
+  "settings-kit",
+  "metrics-kit",
+  "runtime",
+  "contracts",
+  "errors",
+];
 
 const PROCESS_READERS = new Set(["cli", "cli-kit", "bridge/cli"]);
 /** Library files that read the process itself, each for a reason DESIGN gives. */

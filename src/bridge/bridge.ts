@@ -2,7 +2,7 @@ import type { Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PLATFORM_STREAMS, parseMachineEventSubject, TASK_EVENT_STREAMS } from "../contracts/index.ts";
 import type { Logger } from "../runtime/index.ts";
-import { type Cancel, type Clock, timersOf } from "../runtime/index.ts";
+import { type Cancel, type Clock, timersOf, watchForIdle } from "../runtime/index.ts";
 import { type ConnectionFactory, defaultConnectionFactory } from "../transport/index.ts";
 import { openBridgeLink } from "./bridge-link.ts";
 import { DEVICES_SHARD, ensurePresenceStream, presenceStreamNames } from "./devices/index.ts";
@@ -43,7 +43,16 @@ export interface BridgeDeps {
   readonly connectionFactory?: ConnectionFactory;
   /** Leave a status file in the data dir every few seconds (the daemon does; tests may not). */
   readonly writeStatusFile?: boolean;
+  /**
+   * A full garbage collection of this thread (runtime/full-gc.ts): given, the bridge collects its
+   * threads' garbage once whenever its shards go quiet after work (the daemon gives it; V8 keeps a
+   * backlog's garbage, hundreds of MB, for as long as nothing allocates).
+   */
+  readonly collectGarbage?: () => void;
 }
+
+/** How long the shards must have committed nothing, after work, before the garbage is collected. */
+const IDLE_PERIOD_MS = 10_000;
 
 export interface Bridge {
   /** Connects, sets up topics and streams, and starts taking shards; resolves once it took part. */
@@ -103,6 +112,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   let service: Service | null = null;
   let stopStatusFile: Cancel | null = null;
   let stopLimitsRefresh: Cancel | null = null;
+  let stopIdleWatch: Cancel | null = null;
   const runners = new ShardRunners({
     settings,
     link,
@@ -181,6 +191,23 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
             .refresh(settings)
             .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits")),
       );
+      const { collectGarbage } = deps;
+      if (collectGarbage)
+        stopIdleWatch = watchForIdle({
+          clock,
+          periodMs: IDLE_PERIOD_MS,
+          progress: () =>
+            runners.all.reduce((total, runner) => {
+              const stats = runner.stats();
+              return total + stats.transactionsCommitted + stats.transactionsAborted + stats.duplicatesDropped;
+            }, 0),
+          onIdle: () => {
+            collectGarbage();
+            void producerThread
+              .collectGarbage()
+              .catch((error: unknown) => logger.debug({ err: error }, "cannot collect the producer thread's garbage"));
+          },
+        });
       if (deps.writeStatusFile) {
         await writeStatusFile();
         stopStatusFile = timersOf(clock).every(5_000, () => void writeStatusFile());
@@ -190,6 +217,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     async stop(timeoutMs) {
       stopStatusFile?.();
       stopLimitsRefresh?.();
+      stopIdleWatch?.();
       const deadline = clock.monotonicMs() + timeoutMs;
       await leases?.stop();
       await runners.stopAll(() => Math.max(500, deadline - clock.monotonicMs() - 1_000));

@@ -1,6 +1,7 @@
 import type { AgentStatus } from "../agent/index.ts";
 import type { OutgoingEvent } from "../events/index.ts";
-import { createAgentMetrics, type MetricsServer, startMetricsServer } from "../metrics/index.ts";
+import { createAgentMetrics } from "../metrics/index.ts";
+import { type MetricsServer, startMetricsServer } from "../metrics-kit/index.ts";
 import type { Logger } from "../runtime/index.ts";
 import { systemClock } from "../runtime/index.ts";
 import { parseMetricsListen, SettingsError } from "../settings/index.ts";
@@ -19,15 +20,17 @@ export interface MetricsEndpoint {
  */
 export function metricsEndpoint(metricsListen: string, logger: Logger): MetricsEndpoint {
   const listen = parseMetricsListen(metricsListen);
-  // The settings refused this already; a second look costs nothing and keeps the type honest.
+  // The settings refused this already (and `off` never gets here); a second look keeps the type honest.
   if (typeof listen === "string") throw new SettingsError("metricsListen", listen);
+  if (listen === null) throw new SettingsError("metricsListen", "is off: no endpoint to serve");
   const metrics = createAgentMetrics({ clock: systemClock });
   let server: MetricsServer | null = null;
   return {
     observeEvent: (event) => metrics.observeEvent(event),
     async serve(status) {
       try {
-        server = await startMetricsServer(listen, metrics, status, logger);
+        const source = { contentType: metrics.contentType, render: () => metrics.render(status()) };
+        server = await startMetricsServer(listen, source, logger);
       } catch (error) {
         logger.error({ err: error, metricsListen }, "cannot serve metrics: the agent runs without them");
       }

@@ -10,7 +10,7 @@ import {
   systemClock,
 } from "../runtime/index.ts";
 import { defaultServiceLayout, removeAgent, wasUninstalled } from "../service/index.ts";
-import type { Settings } from "../settings/index.ts";
+import { METRICS_OFF, type Settings } from "../settings/index.ts";
 import { environmentWithoutLauncher, launcherCommand, launchInstalledVersion, ownCommand } from "./launcher.ts";
 import { replaceProcess } from "./replace-process.ts";
 
@@ -116,7 +116,7 @@ export async function runDaemon(settings: Settings, args: readonly string[]): Pr
   };
   // Off unless asked for: then only is the metrics code (and prom-client) loaded.
   const metrics =
-    settings.metricsListen === undefined
+    settings.metricsListen === undefined || settings.metricsListen.trim() === METRICS_OFF
       ? null
       : (await import("./metrics-endpoint.ts")).metricsEndpoint(settings.metricsListen, logger);
   const agent = await createAgent(settings, {

@@ -1,3 +1,2 @@
 export { type AgentMetrics, createAgentMetrics, type MetricsStatus } from "./agent-metrics.ts";
 export { type CommandOutcome, commandOutcomeOf } from "./command-outcomes.ts";
-export { type MetricsServer, startMetricsServer } from "./metrics-server.ts";

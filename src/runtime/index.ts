@@ -12,8 +12,10 @@ export {
   UnsafeExecutableLocationError,
 } from "./executable-location.ts";
 export { FaultLatch } from "./fault-latch.ts";
+export { fullGarbageCollector } from "./full-gc.ts";
 export { osNameOf, PROCESS_UID, type SignalOutcome, signalProcess } from "./host.ts";
 export { type HostPattern, hostAllowed, hostPatternsOf, parseHostPattern } from "./host-pattern.ts";
+export { watchForIdle } from "./idle-watch.ts";
 export { damagedFileName, type JsonStateFile, readJsonStateFile, setAsideDamagedFile } from "./json-state-file.ts";
 export { KeyedSerialQueue } from "./keyed-queue.ts";
 export { LinkInPathError, linkFreeDirectory, placeFileWithoutLinks } from "./link-free-path.ts";

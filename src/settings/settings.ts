@@ -8,8 +8,8 @@ import {
   Tags,
   TaskInterpreter,
 } from "../contracts/index.ts";
+import { parseMetricsListen } from "../metrics-kit/index.ts";
 import { LOG_LEVELS, parseHostPattern } from "../runtime/index.ts";
-import { parseMetricsListen } from "./metrics-listen.ts";
 
 export const OutboxDurability = z.enum(["full", "normal"]);
 
@@ -125,8 +125,8 @@ export const Settings = z.object({
     downloadDeadlineSeconds: z.number().int().positive(),
   }),
   /**
-   * Where the Prometheus metrics endpoint listens (`127.0.0.1:9464`); off when absent. Loopback
-   * only: see metrics-listen.ts.
+   * Where the Prometheus metrics endpoint listens (`127.0.0.1:9464`); off when absent or `off`.
+   * Loopback only: see metrics-kit/metrics-listen.ts.
    */
   metricsListen: z
     .string()

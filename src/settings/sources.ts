@@ -315,7 +315,7 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     flag: "metrics-listen",
     kind: "string",
     valueName: "127.0.0.1:PORT",
-    help: "serve Prometheus metrics at http://<address>/metrics (loopback IP only; off by default)",
+    help: "serve Prometheus metrics at http://<address>/metrics (loopback IP only; off by default, and with off)",
   },
   {
     path: "tags",

@@ -28,23 +28,27 @@ export interface BridgeProcess {
 
 /**
  * Starts `edge-bridge run` as a real child process with its own data and config dirs: from the
- * sources, or a built executable (`executable`).
+ * sources (under `node` with `nodeArgs`, e.g. the flags the executable has baked in), or a built
+ * executable (`executable`).
  */
 export async function startBridgeProcess(
   env: Record<string, string>,
-  options: { command?: string; executable?: string } = {},
+  options: { command?: string; executable?: string; nodeArgs?: readonly string[] } = {},
 ): Promise<BridgeProcess> {
   const root = await mkdtemp(join(tmpdir(), "edge-bridge-test-"));
   const dataDir = join(root, "data");
   const [file, args] = options.executable
     ? [options.executable, [options.command ?? "run"]]
-    : [process.execPath, [BRIDGE_CLI, options.command ?? "run"]];
+    : [process.execPath, [...(options.nodeArgs ?? []), BRIDGE_CLI, options.command ?? "run"]];
   const child = spawn(file, args, {
     env: {
       ...process.env,
       EDGE_BRIDGE_DATA_DIR: dataDir,
       EDGE_BRIDGE_CONFIG_DIR: join(root, "config"),
       EDGE_BRIDGE_LOG_LEVEL: "info",
+      // Metrics are on by default at one fixed port: bridges of tests running side by side would
+      // fight over it. A test of the metrics gives its own port.
+      EDGE_BRIDGE_METRICS_LISTEN: "off",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -31,7 +31,7 @@ options (each also EDGE_BRIDGE_* in the environment, or a key of settings.json; 
   --kafka-brokers HOST:PORT[,...]  --kafka-client-id ID  --kafka-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512
   --kafka-sasl-username U  --kafka-sasl-password-file F  --kafka-tls-ca F --kafka-tls-cert F --kafka-tls-key F
   --kafka-partitions N  --platform edge|openframe  --tenant-id ID  --organization-id ID  --group NAME
-  --instance-id ID
+  --instance-id ID  --metrics-listen 127.0.0.1:PORT|off (default 127.0.0.1:9465)
   --data-dir DIR  --config-dir DIR  --log-level LEVEL
 
 exit codes: 0 stopped cleanly, 1 a runtime failure (Kafka refuses the bridge for good), 2 a bad setting`;

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { ExitCode, GracefulStop, processAlive } from "../../cli-kit/index.ts";
-import { AGENT_VERSION, createLogger, systemClock } from "../../runtime/index.ts";
+import { parseMetricsListen } from "../../metrics-kit/index.ts";
+import { AGENT_VERSION, createLogger, fullGarbageCollector, systemClock } from "../../runtime/index.ts";
 import { createBridge } from "../index.ts";
 import { describeKafkaError, TopicSetupError } from "../kafka/index.ts";
 import type { BridgeSettings } from "../settings/index.ts";
@@ -31,7 +32,14 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
       };
     },
     writeStatusFile: true,
+    collectGarbage: fullGarbageCollector(),
   });
+  // Off (`off`) means the metrics code and prom-client are never loaded. The settings refused a bad address.
+  const listen = parseMetricsListen(settings.metricsListen);
+  const metrics =
+    listen === null || typeof listen === "string"
+      ? null
+      : await (await import("./metrics-endpoint.ts")).serveBridgeMetrics(listen, bridge.status, logger);
 
   // The bridge's own timers never hold the process (runtime/clock.ts), not even while NATS is
   // still out of reach: this one does, until the bridge has stopped.
@@ -42,7 +50,8 @@ export async function runBridge(settings: BridgeSettings): Promise<number> {
       program: "edge-bridge",
       deadlineMs: SHUTDOWN_DEADLINE_MS,
       clock: systemClock,
-      stop: () => bridge.stop(SHUTDOWN_DEADLINE_MS - 1_500),
+      // The endpoint answers until the shards have stopped: a scrape then still sees the last commits.
+      stop: () => bridge.stop(SHUTDOWN_DEADLINE_MS - 1_500).finally(() => metrics?.close()),
       leave: resolve,
     });
     const stoppedWith = (code: number) => (): void => {

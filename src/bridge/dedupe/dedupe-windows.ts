@@ -88,7 +88,11 @@ export class DedupeWindows {
   commit(draft: WindowDraft): void {
     const index = this.#pending.indexOf(draft);
     if (index < 0) return;
-    this.#pending.splice(0, index + 1);
+    const committed = this.#pending.splice(0, index + 1);
+    // A draft made while these were pending holds them: now they are in #committed, it must let
+    // go, or each draft keeps the one before it and a bridge under load keeps every batch's windows.
+    draft.forgetCommitted(committed);
+    for (const pending of this.#pending) pending.forgetCommitted(committed);
     for (const [key, entry] of draft.touched) {
       this.#committed.delete(key);
       this.#committed.set(key, entry);
@@ -128,7 +132,7 @@ export class WindowDraft {
   readonly evicted = new Set<string>();
   readonly #windows: DedupeWindows;
   /** Uncommitted drafts before this one, oldest first. */
-  readonly #before: readonly WindowDraft[];
+  #before: readonly WindowDraft[];
   #newestAtMs: number;
 
   constructor(windows: DedupeWindows, before: readonly WindowDraft[]) {
@@ -139,6 +143,11 @@ export class WindowDraft {
 
   get newestAtMs(): number {
     return this.#newestAtMs;
+  }
+
+  /** @internal for DedupeWindows: these drafts committed, their windows are now the committed ones. */
+  forgetCommitted(committed: readonly WindowDraft[]): void {
+    this.#before = this.#before.filter((draft) => !committed.includes(draft));
   }
 
   /**

@@ -1,4 +1,5 @@
 import { parentPort } from "node:worker_threads";
+import { fullGarbageCollector } from "../../runtime/index.ts";
 import type { BridgeSettings } from "../settings/index.ts";
 import { kafkaClientOptions, TransactionalProducer } from "./client/index.ts";
 import { kafkaErrorIds } from "./kafka-errors.ts";
@@ -27,7 +28,9 @@ export type ProducerRequest =
       /** The records' timestamp (the shard's clock). */
       readonly timestampMs: number;
     }
-  | { readonly op: "close"; readonly requestId: number; readonly writerId: number };
+  | { readonly op: "close"; readonly requestId: number; readonly writerId: number }
+  /** The bridge went idle: collect this thread's garbage now (see runtime/full-gc.ts). */
+  | { readonly op: "collect-garbage"; readonly requestId: number };
 
 export type ProducerReply =
   | { readonly requestId: number; readonly ok: true }
@@ -41,6 +44,7 @@ interface Hosted {
 if (parentPort) {
   const port = parentPort;
   const writers = new Map<number, Hosted>();
+  let collectGarbage: (() => void) | null = null;
   const reply = (message: ProducerReply): void => port.postMessage(message);
   const fail = (requestId: number, error: unknown): void =>
     reply({
@@ -72,6 +76,11 @@ if (parentPort) {
             if (!hosted) throw new Error(`no producer ${request.writerId} in the producer thread`);
             hosted.limits = request.limits;
             await hosted.writer.write(decodeRecords(request.frame), request.timestampMs);
+            break;
+          }
+          case "collect-garbage": {
+            collectGarbage ??= fullGarbageCollector();
+            collectGarbage();
             break;
           }
           case "close": {

@@ -41,6 +41,12 @@ export class ProducerThread {
     });
   }
 
+  /** A full garbage collection in the thread, if it runs (none is started for it). */
+  async collectGarbage(): Promise<void> {
+    if (!this.#worker) return;
+    await this.request((requestId) => ({ op: "collect-garbage", requestId }));
+  }
+
   newWriterId(): number {
     return this.#nextId++;
   }

@@ -1,1 +1,7 @@
-export { BRIDGE_SERVICE_NAME, type BridgeStatus, shardStatus, startBridgeService } from "./bridge-status.ts";
+export {
+  BRIDGE_SERVICE_NAME,
+  type BridgeStatus,
+  type ShardStatus,
+  shardStatus,
+  startBridgeService,
+} from "./bridge-status.ts";

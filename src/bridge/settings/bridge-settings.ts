@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import * as z from "zod";
 import { DEFAULT_TOPICS, isSafeToken } from "../../contracts/index.ts";
+import { parseMetricsListen } from "../../metrics-kit/index.ts";
 import { LOG_LEVELS } from "../../runtime/index.ts";
 
 /**
@@ -131,6 +132,14 @@ export const BridgeSettings = z.object({
   dedupeWindowIdleDays: z.number().int().min(1).max(3_650),
   /** Kafka not answering (or only failing) for this long is logged as a warning, and again once it is back. */
   kafkaUnreachableWarningSeconds: z.number().int().min(1).max(3_600),
+  /**
+   * Where the Prometheus metrics endpoint listens, or `off`. On by default (an operator of a
+   * Kafka pipeline expects its figures), on loopback only: see metrics-kit/metrics-listen.ts.
+   */
+  metricsListen: z.string().superRefine((text, context) => {
+    const parsed = parseMetricsListen(text);
+    if (typeof parsed === "string") context.addIssue({ code: "custom", message: parsed });
+  }),
 });
 export type BridgeSettings = z.infer<typeof BridgeSettings>;
 
@@ -196,5 +205,7 @@ export function defaultBridgeSettings(directories: {
     leaseSeconds: 15,
     dedupeWindowIdleDays: 8,
     kafkaUnreachableWarningSeconds: 5,
+    // The agent's example port is 9464: one more, so both can run on one machine.
+    metricsListen: "127.0.0.1:9465",
   };
 }

@@ -91,6 +91,7 @@ export const BRIDGE_SETTING_SPECS: readonly SettingSpec[] = [
   spec("leaseSeconds", "LEASE_SECONDS", "int"),
   spec("dedupeWindowIdleDays", "DEDUPE_WINDOW_IDLE_DAYS", "int"),
   spec("kafkaUnreachableWarningSeconds", "KAFKA_UNREACHABLE_WARNING_SECONDS", "int"),
+  spec("metricsListen", "METRICS_LISTEN", "string", "metrics-listen"),
 ];
 
 export function bridgeFlagOptions(): Record<string, { type: "string"; multiple?: boolean }> {

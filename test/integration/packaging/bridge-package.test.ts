@@ -273,6 +273,7 @@ describe.skipIf(!has("dpkg-deb"))(
           "EDGE_BRIDGE_CONFIG_DIR=/etc/edge-bridge",
           "EDGE_BRIDGE_DATA_DIR=/var/lib/edge-bridge",
           "MALLOC_ARENA_MAX=2",
+          "MALLOC_MMAP_THRESHOLD_=32768",
         ],
         EnvironmentFile: ["-/etc/default/edge-bridge"],
         ReadWritePaths: ["/var/lib/edge-bridge"],

@@ -27,6 +27,16 @@ describe("bridge settings", () => {
     expect(settings.kafka.replicationFactor).toBe(-1);
   });
 
+  it("serves metrics on loopback by default; `off` turns them off; any other address is refused with the setting's name", () => {
+    expect(load({}).metricsListen).toBe("127.0.0.1:9465");
+    expect(load({ EDGE_BRIDGE_METRICS_LISTEN: "off" }).metricsListen).toBe("off");
+    expect(load({}, { "metrics-listen": "[::1]:9999" }).metricsListen).toBe("[::1]:9999");
+    expect(() => load({ EDGE_BRIDGE_METRICS_LISTEN: "0.0.0.0:9465" })).toThrow(SettingsError);
+    expect(() => load({ EDGE_BRIDGE_METRICS_LISTEN: "0.0.0.0:9465" })).toThrow(
+      /EDGE_BRIDGE_METRICS_LISTEN.*not a loopback IP/,
+    );
+  });
+
   it("resolves defaults < file < EDGE_BRIDGE_* environment < flags", () => {
     const configDir = scratchDir("eb-");
     writeFileSync(

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { DedupeWindowRecord, DedupeWindows, outboxLifeKey } from "../../../src/bridge/dedupe/dedupe-windows.ts";
+import {
+  DedupeWindowRecord,
+  DedupeWindows,
+  outboxLifeKey,
+  type WindowDraft,
+} from "../../../src/bridge/dedupe/dedupe-windows.ts";
+import { fullGarbageCollector } from "../../../src/runtime/full-gc.ts";
 
 const DAY = 24 * 3_600_000;
 
@@ -32,6 +38,25 @@ describe("DedupeWindows", () => {
     expect(again.judge(key, 1, 1)).toBe("new");
     windows.commit(again);
     expect(windows.draft().judge(key, 1, 1)).toBe("duplicate");
+  });
+
+  it("a committed draft is let go, even when each batch was prepared while the one before committed (a bridge under load)", async () => {
+    const windows = new DedupeWindows();
+    const key = outboxLifeKey("m-1", "a");
+    let open = windows.draft();
+    open.judge(key, 1, 1);
+    // A WeakRef is kept alive until the end of the job that made it.
+    const first = await Promise.resolve(new WeakRef(open));
+    for (let sequence = 2; sequence <= 50; sequence++) {
+      const next: WindowDraft = windows.draft();
+      expect(next.judge(key, sequence, 1)).toBe("new");
+      windows.commit(open);
+      open = next;
+    }
+    expect(open.judge(key, 1, 1)).toBe("duplicate");
+    await new Promise((resolve) => setImmediate(resolve));
+    fullGarbageCollector()();
+    expect(first.deref()).toBeUndefined();
   });
 
   it("evicts windows idle for longer than the idle time of stream time, with tombstones; a copy arriving after that is bridged again (the stated fallback)", () => {

@@ -12,6 +12,14 @@ describe("metricsListen", () => {
     expect(parseMetricsListen(text)).toEqual(expected);
   });
 
+  it("takes off as no endpoint", () => {
+    expect(parseMetricsListen("off")).toBeNull();
+    expect(
+      loadSettings({ ...linuxUser, env: { EDGE_AGENT_CONFIG_DIR: "/nonexistent", EDGE_AGENT_METRICS_LISTEN: "off" } })
+        .settings.metricsListen,
+    ).toBe("off");
+  });
+
   it.each([
     ["0.0.0.0:9464", "is not a loopback IP"],
     ["10.0.0.1:9464", "is not a loopback IP"],

@@ -1,7 +1,12 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "../runtime/index.ts";
-import type { MetricsListen } from "../settings/index.ts";
-import type { AgentMetrics, MetricsStatus } from "./agent-metrics.ts";
+import type { MetricsListen } from "./metrics-listen.ts";
+
+/** What an endpoint serves: the exposition text, made fresh at each scrape. */
+export interface MetricsSource {
+  readonly contentType: string;
+  render(): Promise<string>;
+}
 
 export interface MetricsServer {
   /** Where it listens (the port the system gave, when asked for 0). */
@@ -11,12 +16,11 @@ export interface MetricsServer {
 
 /**
  * Serves `GET /metrics` in Prometheus' text format on a loopback address (the settings refuse
- * any other). Each scrape reads the agent's status once; anything else gets 404.
+ * any other); anything else gets 404. The agent and the bridge each hand it their own metrics.
  */
 export async function startMetricsServer(
   listen: MetricsListen,
-  metrics: AgentMetrics,
-  status: () => MetricsStatus,
+  source: MetricsSource,
   logger: Logger,
 ): Promise<MetricsServer> {
   const server: Server = createServer((request, response) => {
@@ -24,17 +28,15 @@ export async function startMetricsServer(
       response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
       return;
     }
-    metrics.render(status()).then(
-      (text) => response.writeHead(200, { "content-type": metrics.contentType }).end(text),
+    source.render().then(
+      (text) => response.writeHead(200, { "content-type": source.contentType }).end(text),
       (error: unknown) => {
         logger.error({ err: error }, "cannot render the metrics");
-        response
-          .writeHead(500, { "content-type": "text/plain" })
-          .end("cannot render the metrics (see the agent's log)\n");
+        response.writeHead(500, { "content-type": "text/plain" }).end("cannot render the metrics (see the log)\n");
       },
     );
   });
-  // A scraper that keeps its connection open must not hold the agent's shutdown.
+  // A scraper that keeps its connection open must not hold the process's shutdown.
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -1,0 +1,1 @@
+export { type BridgeMetrics, createBridgeMetrics } from "./bridge-metrics.ts";
