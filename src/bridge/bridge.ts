@@ -215,14 +215,23 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         lost: async (shard) => runners.get(shard)?.stop(7_000),
       });
       await leases.start();
-      // A topic's max.message.bytes may be changed while we run.
-      stopLimitsRefresh = timersOf(clock).every(
-        60_000,
-        () =>
-          void limits
-            .refresh(settings)
-            .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits")),
-      );
+      // A topic's max.message.bytes may be changed while we run, and the stream partitioned.
+      let partitionsSaid = plan.partitions;
+      stopLimitsRefresh = timersOf(clock).every(60_000, () => {
+        void limits
+          .refresh(settings)
+          .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits"));
+        void partitionsOfStream(connection)
+          .then((partitions) => {
+            if (partitions === partitionsSaid) return;
+            partitionsSaid = partitions;
+            logger.warn(
+              { stream: PARTITIONED_STREAM, partitions, running: plan.partitions },
+              "the stream's partitioning changed since this instance started: restart it to bridge the new partitions (their events wait in NATS meanwhile)",
+            );
+          })
+          .catch((error: unknown) => logger.debug({ err: error }, "cannot read the stream's partitioning"));
+      });
       if (deps.writeStatusFile) {
         await writeStatusFile();
         stopStatusFile = timersOf(clock).every(5_000, () => void writeStatusFile());

@@ -122,7 +122,7 @@ export class OrderedStreamSource {
     await this.stop();
     this.#stopped = false;
     this.#buffer = [];
-    this.#order = new DeliveryOrder(sequence);
+    this.#order = new DeliveryOrder(sequence, { filtered: this.#options.filterSubject !== undefined });
     const generation = ++this.#generation;
     this.#pump = this.#run(generation);
     this.#stopHealthChecks = timersOf(this.#options.clock).every(
@@ -224,7 +224,7 @@ export class OrderedStreamSource {
       if (generation !== this.#generation) return "stopped";
       const sequence = raw.seq;
       const expected = this.#order.expected;
-      const admission = this.#order.admit(sequence);
+      const admission = this.#order.admit(sequence, raw.info.deliverySequence);
       if (admission.kind === "copy") {
         this.#counters.redeliveriesDropped++;
         continue;
