@@ -81,7 +81,7 @@ describe("edge-bridge: a partitioned telemetry stream", () => {
     await nats?.dispose();
   });
 
-  it("two instances share the partitions: each runs two, every event exactly once, per-machine order kept", async () => {
+  it("two instances share the partitions: each runs two, every event exactly once, per-machine order kept; one killed, the other takes its partitions", async () => {
     expect(await devSetup(PARTITIONS)).toContain("stream TELEMETRY: created with subjects");
     fleet = await startSimulatedFleet({ connection: observer, machines: 20, prefix: "share" });
     const [first, second] = [await startBridge("share", "share-a"), await startBridge("share", "share-b")];
@@ -118,7 +118,26 @@ describe("edge-bridge: a partitioned telemetry stream", () => {
     expect(publishedSubjectsOnly(output, fleet.machineIds)).toEqual([]);
     // Nothing a partition read became a dead letter (its stored subjects were understood).
     expect(output.deadLetters.filter((record) => record.keyText?.startsWith("share") ?? false)).toEqual([]);
-  }, 400_000);
+
+    // One killed while the load goes on: the other takes its partitions over, still exactly once, in order.
+    const emitting = fleet.emit(3_000);
+    await first.stop("SIGKILL");
+    await emitting;
+    await fleet.drained(60_000);
+    await waitFor(
+      "the survivor running all four partitions",
+      async () => (await bridgeStatuses(observer, "share"))[0]?.shardsHeld.filter(isPartition).length === PARTITIONS,
+      90_000,
+    );
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 120_000, group: "share" });
+    const after = checkExactlyOnce(fleet.emitted, await readBridgeOutput(kafka.bootstrap));
+    expect({ missing: after.missing, duplicated: after.duplicated, order: after.orderViolations }).toEqual({
+      missing: [],
+      duplicated: [],
+      order: [],
+    });
+    expect(after.delivered).toBe(9_000);
+  }, 500_000);
 
   it("partitioning a stream that holds an unbridged backlog: the backlog first, then the partitions; exactly once, order kept", async () => {
     expect(await devSetup(0)).toContain(
