@@ -49,7 +49,7 @@ const percentile = (sorted: readonly number[], fraction: number): number =>
 /** The bridge's own default batch: the raw baseline writes transactions of the same size. */
 const BATCH = defaultBridgeSettings({ configDir: "", dataDir: "" }).batch.maxEvents;
 
-async function preload(connection: NatsConnection, events: number, machines: number): Promise<void> {
+export async function preload(connection: NatsConnection, events: number, machines: number): Promise<void> {
   const js = jetstream(connection);
   const inFlight: Array<Promise<unknown>> = [];
   const encoder = new TextEncoder();
@@ -81,7 +81,7 @@ async function preload(connection: NatsConnection, events: number, machines: num
 }
 
 /** (a): every stream read to its end at once, one pull consumer each, no acks. */
-async function rawPullConsume(
+export async function rawPullConsume(
   connection: NatsConnection,
   keep: boolean,
 ): Promise<{ ms: number; messages: SourceMessage[] }> {

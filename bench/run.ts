@@ -17,6 +17,7 @@ const available: Record<string, () => Promise<BenchModule>> = {
   telemetry: () => import("./telemetry.ts"),
   config: () => import("./config.ts"),
   bridge: () => import("./bridge.ts"),
+  "bridge-partitions": () => import("./bridge-partitions.ts"),
   "bridge-state": () => import("./bridge-state.ts"),
   pinot: () => import("./pinot.ts"),
   presence: () => import("./presence.ts"),

@@ -1,6 +1,11 @@
 import type { Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { PLATFORM_STREAMS, parseMachineEventSubject, TASK_EVENT_STREAMS } from "../contracts/index.ts";
+import {
+  PARTITIONED_STREAM,
+  PLATFORM_STREAMS,
+  parseMachineEventSubject,
+  TASK_EVENT_STREAMS,
+} from "../contracts/index.ts";
 import type { Logger } from "../runtime/index.ts";
 import { type Cancel, type Clock, timersOf, watchForIdle } from "../runtime/index.ts";
 import { type ConnectionFactory, defaultConnectionFactory } from "../transport/index.ts";
@@ -11,6 +16,7 @@ import { setUpKafka } from "./kafka-setup.ts";
 import type { RouterOptions } from "./records/index.ts";
 import { type BridgeStatus, startBridgeService } from "./service/index.ts";
 import type { BridgeSettings } from "./settings/index.ts";
+import { type EventShard, eventShards, partitionsOfStream } from "./shard-plan.ts";
 import { ShardRunners } from "./shard-runners.ts";
 import { ShardLeases } from "./shards/index.ts";
 import { bridgeStatusOf, writeBridgeStatusFile } from "./status-report.ts";
@@ -28,8 +34,33 @@ export const EVENT_STREAMS: readonly string[] = PLATFORM_STREAMS.filter(
     stream.subjects.every((subject) => parseMachineEventSubject(subject.replace("*", "x")) !== null),
 ).map((stream) => stream.name);
 
-/** Every shard a bridge group runs: one per event stream, and the devices shard. */
-export const SHARDS: readonly string[] = [...EVENT_STREAMS, DEVICES_SHARD];
+/** The shards a bridge group runs: each event shard (shard-plan.ts), and the devices shard. */
+export interface ShardPlan {
+  readonly shards: readonly string[];
+  readonly eventShards: ReadonlyMap<string, EventShard>;
+  /** TELEMETRY's partitions (0: unpartitioned), as the stream said when the bridge started. */
+  readonly partitions: number;
+}
+
+export function shardPlan(partitions: number): ShardPlan {
+  const events = eventShards(EVENT_STREAMS, partitions);
+  return {
+    shards: [...events.map((event) => event.shard), DEVICES_SHARD],
+    eventShards: new Map(events.map((event) => [event.shard, event])),
+    partitions,
+  };
+}
+
+/**
+ * Which shards the leases balance apart (shards/shard-leases.ts): the partitions of a stream are
+ * spread evenly over the instances, whatever the other shards do, since they carry its load.
+ */
+export function balanceClassOf(plan: ShardPlan): (shard: string) => string {
+  return (shard) => {
+    const event = plan.eventShards.get(shard);
+    return event && event.predecessor !== null ? `${event.stream}-partitions` : "";
+  };
+}
 
 export interface BridgeDeps {
   readonly clock: Clock;
@@ -66,8 +97,9 @@ export interface Bridge {
 
 /**
  * The companion bridge: NATS JetStream -> Kafka, exactly once (shards/shard-runner.ts says how).
- * One shard per event stream, plus the devices shard (devices/devices-processor.ts); the
- * instances of a group share the shards through leases (shards/shard-leases.ts).
+ * One shard per event stream, one per partition of a partitioned stream (shard-plan.ts), plus the
+ * devices shard (devices/devices-processor.ts); the instances of a group share the shards through
+ * leases (shards/shard-leases.ts).
  */
 export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge {
   const { logger, clock } = deps;
@@ -113,6 +145,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
   let stopStatusFile: Cancel | null = null;
   let stopLimitsRefresh: Cancel | null = null;
   let stopIdleWatch: Cancel | null = null;
+  // Until the bridge starts and reads TELEMETRY's partitioning.
+  let plan = shardPlan(0);
   const runners = new ShardRunners({
     settings,
     link,
@@ -124,6 +158,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
     kafkaHealth,
     stillOwned: (shard) => leases?.holds(shard) ?? false,
     onFatal,
+    eventShard: (shard) => plan.eventShards.get(shard),
     clock,
     logger,
   });
@@ -158,8 +193,14 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
           "presence follows the connection names clients choose, not their authenticated identity: any client that can connect can move any machine's status; for development setups where agents share one NATS user only",
         );
       const connection = await connected;
+      plan = shardPlan(await partitionsOfStream(connection));
+      if (plan.partitions > 0)
+        logger.info(
+          { stream: PARTITIONED_STREAM, partitions: plan.partitions },
+          "the stream is partitioned: a shard per partition",
+        );
       // Topics first: a bridge that cannot write Kafka waits here (NATS keeps the events meanwhile).
-      await setUpKafka({ settings, shards: SHARDS, limits, kafkaHealth, clock, logger });
+      await setUpKafka({ settings, shards: plan.shards, limits, kafkaHealth, clock, logger });
       await ensurePresenceStream(connection, presence);
       service = await startBridgeService({
         connection,
@@ -175,7 +216,8 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         pid: deps.pid,
         host: deps.host,
         processAlive: deps.processAlive,
-        shards: [...SHARDS],
+        shards: [...plan.shards],
+        balanceClassOf: balanceClassOf(plan),
         leaseMs: settings.leaseSeconds * 1_000,
         clock,
         logger,
@@ -183,14 +225,23 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         lost: async (shard) => runners.get(shard)?.stop(7_000),
       });
       await leases.start();
-      // A topic's max.message.bytes may be changed while we run.
-      stopLimitsRefresh = timersOf(clock).every(
-        60_000,
-        () =>
-          void limits
-            .refresh(settings)
-            .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits")),
-      );
+      // A topic's max.message.bytes may be changed while we run, and the stream partitioned.
+      let partitionsSaid = plan.partitions;
+      stopLimitsRefresh = timersOf(clock).every(60_000, () => {
+        void limits
+          .refresh(settings)
+          .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits"));
+        void partitionsOfStream(connection)
+          .then((partitions) => {
+            if (partitions === partitionsSaid) return;
+            partitionsSaid = partitions;
+            logger.warn(
+              { stream: PARTITIONED_STREAM, partitions, running: plan.partitions },
+              "the stream's partitioning changed since this instance started: restart it to bridge the new partitions (their events wait in NATS meanwhile)",
+            );
+          })
+          .catch((error: unknown) => logger.debug({ err: error }, "cannot read the stream's partitioning"));
+      });
       const { collectGarbage } = deps;
       if (collectGarbage)
         stopIdleWatch = watchForIdle({

@@ -12,6 +12,7 @@ import {
 } from "./kafka/index.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "./records/index.ts";
 import { type BridgeSettings, devicesTenantId } from "./settings/index.ts";
+import { type EventShard, unpartitionedEnd } from "./shard-plan.ts";
 import type { ShardProcessor } from "./shards/index.ts";
 import { EventStreamProcessor, ShardRunner } from "./shards/index.ts";
 import { KafkaShardStateStore } from "./state/index.ts";
@@ -32,6 +33,8 @@ export interface ShardRunnersOptions {
   readonly stillOwned: (shard: string) => boolean;
   /** Kafka refused the bridge for good. */
   readonly onFatal: (error: unknown) => void;
+  /** What an event shard reads (shard-plan.ts); undefined for the devices shard. */
+  readonly eventShard: (shard: string) => EventShard | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -58,10 +61,20 @@ export class ShardRunners {
     return this.#runners.get(shard);
   }
 
-  /** Each shard's durable consumer name, on each stream it reads. */
+  /** Each shard's durable consumer name, on each stream it reads: a partition's has its own. */
   consumerName(shard: string): (stream: string) => string {
     const { group } = this.#options.settings;
-    return (_stream) => (shard === DEVICES_SHARD ? `${group}-devices` : group);
+    if (shard === DEVICES_SHARD) return () => `${group}-devices`;
+    const event = this.#options.eventShard(shard);
+    const name =
+      event && event.shard !== event.stream ? `${group}-${event.shard.slice(event.stream.length + 1)}` : group;
+    return () => name;
+  }
+
+  /** The subjects each stream's consumer of `shard` reads (a partition); undefined: all of it. */
+  filterSubject(shard: string): (stream: string) => string | undefined {
+    const filter = this.#options.eventShard(shard)?.filterSubject;
+    return () => filter;
   }
 
   /** `shard`'s runner, made on `connection` the first time. */
@@ -81,6 +94,8 @@ export class ShardRunners {
 
   #make(shard: string, connection: NatsConnection): ShardRunner {
     const { settings, router, limits, producerThread, clock, logger } = this.#options;
+    const event = this.#options.eventShard(shard);
+    const predecessor = event?.predecessor ?? null;
     return new ShardRunner({
       processor: this.#processorFor(shard),
       connection,
@@ -89,6 +104,15 @@ export class ShardRunners {
         checkpointTopic: settings.topics.checkpoint,
         replicas: settings.kafka.replicationFactor,
         clientOptions: () => kafkaClientOptions(settings.kafka, shard.toLowerCase()),
+        ...(event && predecessor !== null
+          ? {
+              predecessor: {
+                shard: predecessor,
+                stream: event.stream,
+                unpartitionedEnd: () => unpartitionedEnd(connection, event.stream),
+              },
+            }
+          : {}),
       }),
       newWriter: () =>
         new ThreadedWriter({
@@ -100,6 +124,7 @@ export class ShardRunners {
         }),
       transactionalId: `${settings.group}-${shard}`,
       consumerName: this.consumerName(shard),
+      filterSubject: this.filterSubject(shard),
       maxEvents: settings.batch.maxEvents,
       lingerMs: settings.batch.lingerMs,
       logger,
@@ -113,9 +138,12 @@ export class ShardRunners {
 
   #processorFor(shard: string): ShardProcessor {
     const { settings, link, systemLink, presence, router, clock, logger } = this.#options;
-    if (shard !== DEVICES_SHARD)
+    const event = this.#options.eventShard(shard);
+    if (event)
       return new EventStreamProcessor({
-        stream: shard,
+        stream: event.stream,
+        name: shard,
+        partitions: event.partitions,
         router,
         logger: logger.child({ shard }),
         windowIdleMs: settings.dedupeWindowIdleDays * 24 * 3_600_000,

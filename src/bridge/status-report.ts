@@ -32,7 +32,9 @@ export async function bridgeStatusOf(sources: BridgeStatusSources): Promise<Brid
   const connection = link.connection;
   const leases = sources.leases();
   const shards = await Promise.all(
-    runners.all.map((runner) => shardStatus(connection, runner.stats(), runners.consumerName(runner.name))),
+    runners.all.map((runner) =>
+      shardStatus(connection, runner.stats(), runners.consumerName(runner.name), runners.filterSubject(runner.name)),
+    ),
   );
   return {
     instanceId: settings.instanceId,

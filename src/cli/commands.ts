@@ -374,8 +374,17 @@ export const COMMANDS: readonly CommandSpec[] = [
       "lowered; each line printed says what changed. Production platforms create these themselves.",
       "With --device-view-user (the account layout of `edge-agent accounts`), it also makes the device view's",
       "mirrors, connected as that user of the DEVICE_VIEW account.",
+      "--telemetry-partitions N partitions TELEMETRY so several bridge instances share it (default 0: unpartitioned);",
+      "an existing unpartitioned TELEMETRY is partitioned (its stored messages are bridged first), an existing",
+      'partition count is never changed (docs/bridge.md, "Partitioned telemetry").',
     ].join("\n"),
     flags: {
+      "telemetry-partitions": {
+        type: "string",
+        valueName: "N",
+        help: "partitions of the TELEMETRY stream (0: none; at most 64)",
+        default: "0",
+      },
       "device-view-user": { type: "string", help: "user of the DEVICE_VIEW account that makes its mirrors" },
       "device-view-password": { type: "string", help: "that user's password" },
     },
@@ -383,13 +392,17 @@ export const COMMANDS: readonly CommandSpec[] = [
     maxPositionals: 0,
     examples: [
       "edge-agent dev-setup --nats-url nats://127.0.0.1:4222",
+      "edge-agent dev-setup --nats-url nats://127.0.0.1:4222 --telemetry-partitions 8",
       "edge-agent dev-setup --nats-user admin --nats-password pw --device-view-user view --device-view-password pw2",
     ],
     exitCodes: [ExitCode.ok, ExitCode.failure, ExitCode.badSettings],
     async run(context) {
-      const { devSetup } = await import("./dev-setup-command.ts");
+      const { devSetup, parseTelemetryPartitions } = await import("./dev-setup-command.ts");
       const settings = context.settings();
-      await devSetup(settings, context.print);
+      const partitionsFlag = context.flags["telemetry-partitions"];
+      await devSetup(settings, context.print, {
+        telemetryPartitions: parseTelemetryPartitions(typeof partitionsFlag === "string" ? partitionsFlag : undefined),
+      });
       const user = context.flags["device-view-user"];
       if (typeof user === "string") {
         const { connectOnce } = await import("../cli-kit/index.ts");

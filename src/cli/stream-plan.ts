@@ -1,4 +1,5 @@
 import type { StreamConfig } from "@nats-io/jetstream";
+import { partitionsOfTransform } from "../contracts/index.ts";
 import { patternCovers, patternsOverlap } from "./subject-pattern.ts";
 
 /**
@@ -10,6 +11,10 @@ import { patternCovers, patternsOverlap } from "./subject-pattern.ts";
  * - An existing stream keeps every subject it has; a wanted subject it does not cover is added.
  * - Limits are never lowered: each ends at the more permissive of the two (unlimited wins).
  * - `allow_direct` and `allow_msg_ttl` are switched on when wanted; never off.
+ * - A wanted partitioning (`subject_transform`, contracts/partitions.ts) is set on a stream that has
+ *   none: what it stored before keeps its subjects, and the bridge bridges that first. A stream
+ *   partitioned already keeps its count (changing it is a migration of its own, docs/bridge.md),
+ *   and a stream is never unpartitioned.
  * - Anything else wanted that differs (storage, retention, replicas, ...) is left as the stream
  *   has it, and said.
  */
@@ -31,7 +36,15 @@ const LIMITS = ["max_age", "max_bytes", "max_msgs", "max_msg_size", "max_msgs_pe
 type LimitField = (typeof LIMITS)[number];
 /** JetStream's duplicate window when a stream says 0: two minutes. */
 const DEFAULT_DUPLICATE_WINDOW_NS = 120_000_000_000;
-const HANDLED = new Set<string>(["name", "subjects", "duplicate_window", "allow_direct", "allow_msg_ttl", ...LIMITS]);
+const HANDLED = new Set<string>([
+  "name",
+  "subjects",
+  "duplicate_window",
+  "allow_direct",
+  "allow_msg_ttl",
+  "subject_transform",
+  ...LIMITS,
+]);
 
 const isUnlimited = (value: number | undefined): boolean => value === undefined || value <= 0;
 
@@ -68,11 +81,15 @@ function planCreate(wanted: WantedStream, existing: readonly StreamConfig[]): St
   );
   if (subjects.length === 0)
     return { name: wanted.name, action: "keep", config: {}, changes: [], notes: [...notes, "not created"] };
+  const partitions = partitionsOfTransform(wanted.subject_transform) ?? 0;
   return {
     name: wanted.name,
     action: "create",
     config: { ...wanted, subjects },
-    changes: [`created with subjects ${subjects.join(", ")}`],
+    changes: [
+      `created with subjects ${subjects.join(", ")}`,
+      ...(partitions > 0 ? [`partitioned into ${partitions}`] : []),
+    ],
     notes,
   };
 }
@@ -122,6 +139,8 @@ function planUpdate(wanted: WantedStream, current: StreamConfig, existing: reado
     }
   }
 
+  planPartitions(wanted, current, config, changes, notes);
+
   for (const [field, value] of Object.entries(wanted)) {
     if (HANDLED.has(field)) continue;
     const have = (current as Record<string, unknown>)[field];
@@ -130,6 +149,35 @@ function planUpdate(wanted: WantedStream, current: StreamConfig, existing: reado
   }
 
   return { name: wanted.name, action: changes.length > 0 ? "update" : "keep", config, changes, notes };
+}
+
+/** A partitioning is only ever added to a stream that has none (see the list at the top). */
+function planPartitions(
+  wanted: WantedStream,
+  current: StreamConfig,
+  config: Partial<StreamConfig>,
+  changes: string[],
+  notes: string[],
+): void {
+  const want = partitionsOfTransform(wanted.subject_transform) ?? 0;
+  const have = partitionsOfTransform(current.subject_transform);
+  if (have === want) return;
+  if (have === 0) {
+    config.subject_transform = wanted.subject_transform;
+    changes.push(
+      `partitioned into ${want} (messages stored before keep their subjects; the bridge bridges them before any partition)`,
+    );
+    return;
+  }
+  if (have === null)
+    notes.push(
+      `its subject_transform ${JSON.stringify(current.subject_transform)} is not a partitioning of ours: left as it is (edge-bridge refuses to bridge it)`,
+    );
+  else if (want === 0) notes.push(`partitioned into ${have}: left as it is (dev-setup never unpartitions a stream)`);
+  else
+    notes.push(
+      `partitioned into ${have}, ${want} wanted: left as it is (changing the count is a migration, docs/bridge.md "Partitioned telemetry")`,
+    );
 }
 
 /** What to do to each wanted stream, given every stream the server already has. */

@@ -5,6 +5,7 @@ export * from "./headers.ts";
 export * from "./kafka-records.ts";
 export * from "./legacy-consumers.ts";
 export * from "./messages.ts";
+export * from "./partitions.ts";
 export * from "./streams.ts";
 export * from "./subjects.ts";
 export * from "./tags.ts";

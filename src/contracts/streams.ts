@@ -1,3 +1,5 @@
+import { PARTITIONED_STREAM, partitionTransform, type SubjectTransform } from "./partitions.ts";
+
 /**
  * The JetStream streams the platform keeps (docs/DESIGN.md). The agent never creates them in
  * production; `edge-agent dev-setup` does, for development and tests. Subjects never overlap
@@ -72,6 +74,13 @@ export interface WantedStreamConfig {
   readonly allow_msg_ttl?: true;
   /** Nanoseconds; only on streams that keep their messages for a while (StreamDefinition.maxAgeSeconds). */
   readonly max_age?: number;
+  /** TELEMETRY when partitioned (partitions.ts): where the server stores each machine's events. */
+  readonly subject_transform?: SubjectTransform;
+}
+
+export interface WantedStreamOptions {
+  /** TELEMETRY's partitions (partitions.ts); 0 or 1: unpartitioned. Default 0. */
+  readonly telemetryPartitions?: number;
 }
 
 /** Whether a nats-server version (e.g. "2.15.1") honours per-message TTL (2.11 and later). */
@@ -80,7 +89,12 @@ export function supportsMessageTtl(serverVersion: string): boolean {
   return major > 2 || (major === 2 && minor >= 11);
 }
 
-export function wantedStreamConfig(stream: StreamDefinition, serverVersion: string): WantedStreamConfig {
+export function wantedStreamConfig(
+  stream: StreamDefinition,
+  serverVersion: string,
+  options: WantedStreamOptions = {},
+): WantedStreamConfig {
+  const partitions = options.telemetryPartitions ?? 0;
   return {
     name: stream.name,
     subjects: [...stream.subjects],
@@ -89,5 +103,8 @@ export function wantedStreamConfig(stream: StreamDefinition, serverVersion: stri
     ...(stream.commands ? { allow_direct: true as const } : {}),
     ...(stream.commands && supportsMessageTtl(serverVersion) ? { allow_msg_ttl: true as const } : {}),
     ...(stream.maxAgeSeconds !== undefined ? { max_age: stream.maxAgeSeconds * 1_000_000_000 } : {}),
+    ...(stream.name === PARTITIONED_STREAM && partitions >= 2
+      ? { subject_transform: partitionTransform(partitions) }
+      : {}),
   };
 }

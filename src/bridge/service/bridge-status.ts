@@ -1,4 +1,4 @@
-import { jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { type Service, Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { KafkaHealthStatus } from "../kafka/index.ts";
@@ -56,13 +56,19 @@ export async function shardStatus(
   connection: NatsConnection | null,
   stats: ShardStats,
   consumerName: (stream: string) => string,
+  /** The subjects the shard reads of each stream (a partition), undefined: all of it. */
+  filterSubject: (stream: string) => string | undefined = () => undefined,
 ): Promise<ShardStatus> {
   const manager = connection && !connection.isClosed() ? await jetstreamManager(connection).catch(() => null) : null;
   const streams = await Promise.all(
     Object.entries(stats.streams).map(async ([stream, streamStats]): Promise<StreamStatus> => {
       const consumer = manager ? await manager.consumers.info(stream, consumerName(stream)).catch(() => null) : null;
-      const info = manager ? await manager.streams.info(stream).catch(() => null) : null;
-      const lastSequence = info?.state.last_seq ?? null;
+      const filter = filterSubject(stream);
+      const lastSequence = manager
+        ? filter === undefined
+          ? ((await manager.streams.info(stream).catch(() => null))?.state.last_seq ?? null)
+          : await lastSequenceOf(manager, stream, filter)
+        : null;
       return {
         stream,
         committedSequence: streamStats.committedSequence,
@@ -78,6 +84,15 @@ export async function shardStatus(
     }),
   );
   return { ...stats, streams };
+}
+
+/** The last sequence stored under `filter` (0: none), or null when the server does not say. */
+async function lastSequenceOf(manager: JetStreamManager, stream: string, filter: string): Promise<number | null> {
+  try {
+    return (await manager.streams.getMessage(stream, { last_by_subj: filter }))?.seq ?? 0;
+  } catch (error) {
+    return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound ? 0 : null;
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { EventHeader, isSafeToken } from "../../contracts/index.ts";
+import { EventHeader, isSafeToken, publishedSubjectOf } from "../../contracts/index.ts";
 import type { Logger } from "../../runtime/index.ts";
 import { DedupeWindowRecord, DedupeWindows, lifeKeyOfState, outboxLifeKey, windowStateKey } from "../dedupe/index.ts";
 import {
@@ -30,9 +30,21 @@ export class EventStreamProcessor implements ShardProcessor {
   #unreadableStates = 0;
   #windowsEvicted = 0;
 
-  constructor(options: { stream: string; router: RouterOptions; logger: Logger; windowIdleMs?: number }) {
-    this.name = options.stream;
+  /** The stream's partition count when it stores messages under partitioned subjects (contracts/partitions.ts); else 0. */
+  readonly #partitions: number;
+
+  constructor(options: {
+    stream: string;
+    /** The shard's name: the stream's, or one partition's of it (shard-plan.ts). Default: the stream's. */
+    name?: string;
+    partitions?: number;
+    router: RouterOptions;
+    logger: Logger;
+    windowIdleMs?: number;
+  }) {
+    this.name = options.name ?? options.stream;
     this.streams = [options.stream];
+    this.#partitions = options.partitions ?? 0;
     this.#router = options.router;
     this.#logger = options.logger;
     this.#windows = new DedupeWindows(options.windowIdleMs === undefined ? {} : { idleMs: options.windowIdleMs });
@@ -67,7 +79,10 @@ export class EventStreamProcessor implements ShardProcessor {
     let deadLetters = 0;
     let duplicatesDropped = 0;
     let unverifiableSequences = 0;
-    for (const message of messages) {
+    for (const stored of messages) {
+      // Routed as published: the machine token is the publisher's either way, and Kafka sees no partition.
+      const message =
+        this.#partitions > 0 ? { ...stored, subject: publishedSubjectOf(stored.subject, this.#partitions) } : stored;
       const routed = routeMessage(message, this.#router);
       if (routed.kind === "dead-letter") {
         deadLetters++;

@@ -16,6 +16,11 @@ export interface ShardLeasesOptions {
   /** Whether a process of this host runs (a restart need not wait for its dead predecessor). */
   readonly processAlive: (pid: number) => boolean;
   readonly shards: readonly string[];
+  /**
+   * Shards balanced apart: each class is spread evenly over the live instances on its own (a
+   * stream's partitions, which share its load). Default: one class.
+   */
+  readonly balanceClassOf?: (shard: string) => string;
   readonly leaseMs: number;
   /** Leases are judged on its monotonic time and renewed on its timers: a step of the host's clock changes nothing. */
   readonly clock: Clock;
@@ -47,6 +52,8 @@ interface InstanceRecord {
   readonly at: string;
   /** Shards it holds (not counting those it is handing over). */
   readonly held: number;
+  /** The same, per balance class (absent from instances of versions before classes: all in the default one). */
+  readonly heldByClass?: Readonly<Record<string, number>>;
 }
 
 interface Held {
@@ -67,7 +74,8 @@ interface Held {
  * commit any more.
  *
  * Balance: every instance also keeps an `instance.<id>` key alive; each aims at
- * ceil(shards / live instances) and prefers shards by rendezvous hashing (each instance ranks
+ * ceil(shards / live instances) of each balance class (a stream's partitions apart from the rest,
+ * so they spread evenly) and prefers shards by rendezvous hashing (each instance ranks
  * shards by hash(shard, instance)), so instances mostly want different shards and converge
  * without talking to each other. One with more than its share hands the extra ones over
  * gracefully: it stops them (finishing the open transaction) and deletes their keys.
@@ -232,35 +240,27 @@ export class ShardLeases {
         host: this.#options.host,
         at: new Date(this.#options.clock.now()).toISOString(),
         held: this.#active().length,
+        heldByClass: this.#heldByClass(),
       };
       await kv.put(this.#instanceKey(), JSON.stringify(record));
       await this.#renewAll(kv);
-      const others: number[] = [];
+      const others: Array<Partial<InstanceRecord>> = [];
       for await (const key of await kv.keys("instance.*")) {
         if (key === this.#instanceKey()) continue;
         const entry = await kv.get(key).catch(() => null);
-        if (entry?.operation === "PUT") others.push(entry.json<Partial<InstanceRecord>>().held ?? 0);
+        if (entry?.operation === "PUT") others.push(entry.json<Partial<InstanceRecord>>());
       }
       this.#liveInstances = others.length + 1;
-      const shardCount = this.#options.shards.length;
-      const floor = Math.floor(shardCount / this.#liveInstances);
-      const ceiling = Math.ceil(shardCount / this.#liveInstances);
       const ranked = this.#ranked();
-      const mine = ranked.filter((shard) => this.#active().includes(shard));
-      // Hand over down to the ceiling, and one more while another instance has less than the floor:
-      // the group settles at floor or ceiling each (4/3/3 for ten shards on three instances).
-      const shed = Math.max(mine.length - ceiling, mine.length > floor && others.some((held) => held < floor) ? 1 : 0);
-      for (const shard of mine.slice(mine.length - shed)) {
-        this.#options.logger.info(
-          { shard, liveInstances: this.#liveInstances, floor, ceiling },
-          "handing a shard over to balance the group",
+      for (const balanceClass of new Set(this.#options.shards.map((shard) => this.#classOf(shard)))) {
+        const heldByOthers = others.map((other) =>
+          other.heldByClass ? (other.heldByClass[balanceClass] ?? 0) : balanceClass === "" ? (other.held ?? 0) : 0,
         );
-        this.#releaseInBackground(shard);
-      }
-      for (const shard of ranked) {
-        if (this.#active().length >= ceiling || this.#stopped || shed > 0) break;
-        if (this.#held.has(shard) || this.#stopping.has(shard)) continue;
-        await this.#tryAcquire(kv, shard);
+        await this.#balance(
+          kv,
+          ranked.filter((shard) => this.#classOf(shard) === balanceClass),
+          heldByOthers,
+        );
       }
       if (this.#lastProblem !== null) this.#options.logger.info("leases are renewed again");
       this.#lastProblem = null;
@@ -273,6 +273,44 @@ export class ShardLeases {
       for (const [shard, held] of [...this.#held])
         if (!this.holds(shard)) this.#lose(shard, held, "not renewed in time");
     }
+  }
+
+  /**
+   * One balance class: hand over down to the ceiling, and one more while another instance has
+   * less than the floor; the group settles at floor or ceiling each (4/3/3 for ten shards on
+   * three instances). Then take shards, in this instance's order of preference, up to the ceiling.
+   */
+  async #balance(kv: KV, ranked: readonly string[], heldByOthers: readonly number[]): Promise<void> {
+    const floor = Math.floor(ranked.length / this.#liveInstances);
+    const ceiling = Math.ceil(ranked.length / this.#liveInstances);
+    const mine = ranked.filter((shard) => this.#active().includes(shard));
+    const shed = Math.max(
+      mine.length - ceiling,
+      mine.length > floor && heldByOthers.some((held) => held < floor) ? 1 : 0,
+    );
+    for (const shard of mine.slice(mine.length - shed)) {
+      this.#options.logger.info(
+        { shard, liveInstances: this.#liveInstances, floor, ceiling },
+        "handing a shard over to balance the group",
+      );
+      this.#releaseInBackground(shard);
+    }
+    const activeHere = (): number => this.#active().filter((shard) => ranked.includes(shard)).length;
+    for (const shard of ranked) {
+      if (activeHere() >= ceiling || this.#stopped || shed > 0) break;
+      if (this.#held.has(shard) || this.#stopping.has(shard)) continue;
+      await this.#tryAcquire(kv, shard);
+    }
+  }
+
+  #classOf(shard: string): string {
+    return this.#options.balanceClassOf?.(shard) ?? "";
+  }
+
+  #heldByClass(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const shard of this.#active()) counts[this.#classOf(shard)] = (counts[this.#classOf(shard)] ?? 0) + 1;
+    return counts;
   }
 
   /** Shards held and not being handed over. */

@@ -7,10 +7,22 @@ import type { KafkaHealth, TransactionWriter } from "../kafka/index.ts";
 import { classifyKafkaError, describeKafkaError } from "../kafka/index.ts";
 import type { OutputRecord, SourceMessage } from "../records/index.ts";
 import { OrderedStreamSource, type SourceCounters } from "../source/index.ts";
-import type { CheckpointValue, LoadedShardState, ShardStateStore } from "../state/index.ts";
+import {
+  type CheckpointValue,
+  type LoadedShardState,
+  PredecessorNotDrainedError,
+  type ShardStateStore,
+} from "../state/index.ts";
 import type { PreparedBatch, ShardProcessor } from "./shard-processor.ts";
 
-export type ShardState = "starting" | "running" | "retrying" | "waiting-for-stream" | "stopped";
+export type ShardState =
+  | "starting"
+  | "running"
+  | "retrying"
+  | "waiting-for-stream"
+  /** A partition of a stream, before the stream's own shard has bridged what was stored unpartitioned. */
+  | "waiting-for-predecessor"
+  | "stopped";
 
 /** A batch made into one transaction's records, with what the shard adopts once it commits. */
 interface PreparedTransaction {
@@ -62,6 +74,8 @@ export interface ShardRunnerOptions {
   readonly state: ShardStateStore;
   readonly transactionalId: string;
   readonly consumerName: (stream: string) => string;
+  /** The subjects of each stream the shard reads (one partition of a partitioned stream); undefined: all. */
+  readonly filterSubject?: (stream: string) => string | undefined;
   readonly maxEvents: number;
   readonly lingerMs: number;
   readonly logger: Logger;
@@ -99,6 +113,8 @@ interface BatchCap {
 }
 
 const DEFAULT_STREAM_RETRY_MS = 30_000;
+/** How often a partition waiting for its predecessor looks again (one read of that shard's state topic). */
+const PREDECESSOR_RETRY_MS = 5_000;
 
 /**
  * Runs one shard: its transactional producer, its stream consumers and its processor.
@@ -231,7 +247,7 @@ export class ShardRunner {
     let lastLogged: string | null = null;
     while (!this.#stopping) {
       try {
-        if (this.#missingStreams === null) this.#state = "starting";
+        if (this.#missingStreams === null && this.#state !== "waiting-for-predecessor") this.#state = "starting";
         const created = await this.#streamsCreated();
         if (created === null) continue;
         await this.#takeover(created);
@@ -243,6 +259,13 @@ export class ShardRunner {
         if (this.#stopping) break;
         if (error instanceof BatchTooLargeError) {
           this.#narrowDown(error);
+          continue;
+        }
+        if (error instanceof PredecessorNotDrainedError) {
+          if (this.#state !== "waiting-for-predecessor") this.#logger.info({ reason: error.message }, "waiting");
+          this.#state = "waiting-for-predecessor";
+          this.#lastError = error.message;
+          await this.#sleep(PREDECESSOR_RETRY_MS);
           continue;
         }
         const kind = classifyKafkaError(error);
@@ -350,6 +373,7 @@ export class ShardRunner {
         connection: this.#options.connection,
         stream,
         consumerName: this.#options.consumerName(stream),
+        ...this.#filterOf(stream),
         logger: this.#logger,
         clock: this.#clock,
         // One batch waiting, one being prepared, one committing: what a shard holds at most.
@@ -372,7 +396,15 @@ export class ShardRunner {
     );
   }
 
-  /** The shard's state came from the legacy shared topic: its first transaction writes it all into its own. */
+  #filterOf(stream: string): { filterSubject?: string } {
+    const filterSubject = this.#options.filterSubject?.(stream);
+    return filterSubject === undefined ? {} : { filterSubject };
+  }
+
+  /**
+   * The shard's state came from elsewhere (the legacy shared topic, or the shard a partition
+   * succeeds, state/shard-state-store.ts): its first transaction writes it all into its own.
+   */
   async #moveState(loaded: LoadedShardState): Promise<void> {
     const checkpoint = this.#checkpointAt(this.#committed);
     await this.#kafka(
@@ -386,7 +418,7 @@ export class ShardRunner {
     this.#lastCommitAt = checkpoint.committedAt;
     this.#logger.info(
       { from: loaded.migratedFrom, to: this.#options.state.topic, stateRecords: loaded.states.size },
-      "moved the shard's state from the shared legacy topic into its own state topic",
+      "took the shard's state from another topic into its own state topic",
     );
   }
 

@@ -23,10 +23,20 @@ export class DeliveryOrder {
   #expected: number;
   /** The consumer was (re)made at `#expected` and has not delivered yet: its first message is trusted. */
   #repositioned = true;
+  readonly #filtered: boolean;
+  /** Filtered: the consumer sequence of the last delivery taken, or null before the first. */
+  #lastDelivery: number | null = null;
 
-  /** Reads from the sequence after `after` (0: from the start of the stream). */
-  constructor(after = 0) {
+  /**
+   * Reads from the sequence after `after` (0: from the start of the stream). `filtered`: the
+   * consumer reads some of the stream's subjects only (a partition), so the stream sequences it
+   * delivers skip the others by design: a gap is then told by the consumer's own sequence, which
+   * rises by one with every delivery, skipping nothing (as nats.js's ordered consumer tells it).
+   * What was gone from the stream cannot be told from what another filter reads, and is not counted.
+   */
+  constructor(after = 0, options: { readonly filtered?: boolean } = {}) {
     this.#expected = after + 1;
+    this.#filtered = options.filtered === true;
   }
 
   /** The next sequence to hand out. */
@@ -37,14 +47,29 @@ export class DeliveryOrder {
   /** The consumer was made again at `expected`: its first message says what exists from there. */
   repositioned(): void {
     this.#repositioned = true;
+    this.#lastDelivery = null;
   }
 
-  admit(sequence: number): Admission {
+  /** `deliverySequence`: the consumer's sequence of this delivery (what a filtered reader goes by). */
+  admit(sequence: number, deliverySequence?: number): Admission {
+    if (this.#filtered) return this.#admitFiltered(sequence, deliverySequence ?? 0);
     if (sequence < this.#expected) return { kind: "copy" };
     if (sequence > this.#expected && !this.#repositioned) return { kind: "gap" };
     const missingBefore = sequence - this.#expected;
     this.#repositioned = false;
     this.#expected = sequence + 1;
     return { kind: "take", missingBefore };
+  }
+
+  #admitFiltered(sequence: number, deliverySequence: number): Admission {
+    // A copy as the first delivery after repositioning is a late one of the replaced consumer,
+    // numbered by that consumer: it says nothing of this one's sequence.
+    if (sequence < this.#expected && this.#lastDelivery === null) return { kind: "copy" };
+    if (this.#lastDelivery !== null && deliverySequence !== this.#lastDelivery + 1) return { kind: "gap" };
+    this.#lastDelivery = deliverySequence;
+    if (sequence < this.#expected) return { kind: "copy" };
+    this.#repositioned = false;
+    this.#expected = sequence + 1;
+    return { kind: "take", missingBefore: 0 };
   }
 }

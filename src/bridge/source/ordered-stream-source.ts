@@ -32,6 +32,8 @@ export interface OrderedStreamSourceOptions {
   readonly stream: string;
   /** The durable consumer this source owns (deleted and made again whenever it repositions). */
   readonly consumerName: string;
+  /** Only the stream's messages stored under subjects it matches (one partition of a partitioned stream); none: all. */
+  readonly filterSubject?: string;
   readonly logger: Logger;
   /** The health checks and the retry backoff run on its timers. */
   readonly clock: Clock;
@@ -120,7 +122,7 @@ export class OrderedStreamSource {
     await this.stop();
     this.#stopped = false;
     this.#buffer = [];
-    this.#order = new DeliveryOrder(sequence);
+    this.#order = new DeliveryOrder(sequence, { filtered: this.#options.filterSubject !== undefined });
     const generation = ++this.#generation;
     this.#pump = this.#run(generation);
     this.#stopHealthChecks = timersOf(this.#options.clock).every(
@@ -222,7 +224,7 @@ export class OrderedStreamSource {
       if (generation !== this.#generation) return "stopped";
       const sequence = raw.seq;
       const expected = this.#order.expected;
-      const admission = this.#order.admit(sequence);
+      const admission = this.#order.admit(sequence, raw.info.deliverySequence);
       if (admission.kind === "copy") {
         this.#counters.redeliveriesDropped++;
         continue;
@@ -263,6 +265,7 @@ export class OrderedStreamSource {
     await manager.consumers.add(this.stream, {
       durable_name: this.#options.consumerName,
       ack_policy: AckPolicy.All,
+      ...(this.#options.filterSubject !== undefined ? { filter_subject: this.#options.filterSubject } : {}),
       ...(fromSequence <= 1
         ? { deliver_policy: DeliverPolicy.All }
         : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence }),

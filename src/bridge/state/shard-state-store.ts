@@ -1,3 +1,4 @@
+import { EdgeError } from "../../errors/index.ts";
 import {
   type KafkaClientOptions,
   readCommittedPartition,
@@ -43,6 +44,46 @@ export interface ShardStateStore {
 const LOAD_DEADLINE_MS = 60_000;
 
 /**
+ * The shard a partition of a stream succeeds (the stream's own shard, which bridged it before it
+ * was partitioned), and where that stream stands in NATS.
+ */
+export interface Predecessor {
+  readonly shard: string;
+  readonly stream: string;
+  /**
+   * The last sequence of the stream still stored under the predecessor's subjects (0: none), and
+   * when the stream was made: the predecessor must have committed past it before any partition starts.
+   */
+  readonly unpartitionedEnd: () => Promise<{ readonly lastSequence: number; readonly streamCreated: string }>;
+}
+
+/** Key, in the predecessor's topic, saying which partition took its state (so it is never taken twice). */
+const inheritedByKey = (shard: string): string => `inherited-by/${shard}`;
+const INHERITED_BY_PREFIX = "inherited-by/";
+
+/** A partition waits: the messages stored before the stream was partitioned are not all bridged yet. */
+export class PredecessorNotDrainedError extends EdgeError {
+  readonly code = "EDGE_BRIDGE_PARTITION_WAITING";
+  constructor(shard: string, predecessor: string, committed: number, lastSequence: number) {
+    super(
+      `shard ${shard} waits for shard ${predecessor} to bridge the messages stored before the stream was partitioned (through sequence ${lastSequence}; committed ${committed}), so each machine's events keep their order`,
+    );
+    this.name = "PredecessorNotDrainedError";
+  }
+}
+
+/** A partition's own topic lost the state it took from its predecessor: taking it again would bridge twice. */
+export class InheritedStateLostError extends EdgeError {
+  readonly code = "EDGE_BRIDGE_CHECKPOINT_LOST";
+  constructor(shard: string, topic: string, predecessorTopic: string) {
+    super(
+      `shard ${shard}: it took its state from ${predecessorTopic} into ${topic}, which holds no checkpoint now; the shard stays stopped rather than bridge its partition again (docs/bridge.md, "State topics")`,
+    );
+    this.name = "InheritedStateLostError";
+  }
+}
+
+/**
  * The Kafka state store: every shard's checkpoint and state records in a topic of its own, so a
  * takeover reads only its own shard's state, and no other shard's open transaction can hold its
  * read back. A shard whose topic holds no checkpoint yet is looked up once in the legacy topic
@@ -54,16 +95,24 @@ export class KafkaShardStateStore implements ShardStateStore {
   readonly #legacyTopic: string;
   readonly #replicas: number;
   readonly #clientOptions: () => KafkaClientOptions;
+  readonly #predecessor: Predecessor | null;
+  readonly #predecessorTopic: string | null;
 
   constructor(options: {
     shard: string;
     checkpointTopic: string;
     replicas: number;
     clientOptions: () => KafkaClientOptions;
+    /** A partition of a stream: its first takeover waits for this shard, then starts from its state. */
+    predecessor?: Predecessor;
   }) {
     this.#shard = options.shard;
     this.topic = shardStateTopic(options.checkpointTopic, options.shard);
     this.#legacyTopic = options.checkpointTopic;
+    this.#predecessor = options.predecessor ?? null;
+    this.#predecessorTopic = options.predecessor
+      ? shardStateTopic(options.checkpointTopic, options.predecessor.shard)
+      : null;
     this.#replicas = options.replicas;
     this.#clientOptions = options.clientOptions;
   }
@@ -80,7 +129,9 @@ export class KafkaShardStateStore implements ShardStateStore {
       return existing;
     });
     const own = await this.#readOwn(clientOptions);
-    if (own.checkpoint !== null || !topics.has(this.#legacyTopic)) return own;
+    if (this.#predecessor) return this.#inherit(clientOptions, this.#predecessor, own, topics);
+    if (own.checkpoint !== null) return own;
+    if (!topics.has(this.#legacyTopic)) return own;
     const legacy: LegacyShardState = await readLegacyShardState(clientOptions, this.#legacyTopic, this.#shard);
     if (legacy.kind === "moved") throw new CheckpointLostError(this.#shard, this.topic, this.#legacyTopic);
     // Nothing of this shard there either: its first transaction still writes a checkpoint of its
@@ -92,6 +143,46 @@ export class KafkaShardStateStore implements ShardStateStore {
       unreadable: legacy.unreadable,
       bytesRead: own.bytesRead + legacy.bytesRead,
       migratedFrom: this.#legacyTopic,
+    };
+  }
+
+  /**
+   * A partition's first takeover: once its predecessor has committed every message stored before
+   * the stream was partitioned, the partition starts from the predecessor's checkpoint and dedupe
+   * windows (a machine's events before and after keep one order and one window). Until then it
+   * throws PredecessorNotDrainedError, and the runner tries again: nothing is written meanwhile.
+   * A partition whose checkpoint is of an earlier stream of that name (made again since: the runner
+   * reads it from its start) waits the same way, and keeps its own state.
+   */
+  async #inherit(
+    clientOptions: KafkaClientOptions,
+    predecessor: Predecessor,
+    own: LoadedShardState,
+    topics: ReadonlySet<string>,
+  ): Promise<LoadedShardState> {
+    const ownPosition = own.checkpoint?.positions[predecessor.stream];
+    if (own.checkpoint !== null && ownPosition === undefined) return own;
+    const { lastSequence, streamCreated } = await predecessor.unpartitionedEnd();
+    if (ownPosition?.streamCreated === streamCreated) return own;
+    const topic = this.#predecessorTopic as string;
+    const reader = new ShardStateReader(topic, predecessor.shard);
+    if (topics.has(topic)) await readCommittedPartition(clientOptions, topic, 0, 0n, (record) => reader.add(record));
+    const before = reader.finish();
+    const position = before.checkpoint?.positions[predecessor.stream];
+    // A checkpoint of an earlier stream of that name covers nothing of this one.
+    const committed = position && position.streamCreated === streamCreated ? position.sequence : 0;
+    if (committed < lastSequence)
+      throw new PredecessorNotDrainedError(this.#shard, predecessor.shard, committed, lastSequence);
+    if (own.checkpoint !== null) return own;
+    if (before.states.has(inheritedByKey(this.#shard)))
+      throw new InheritedStateLostError(this.#shard, this.topic, topic);
+    const states = new Map([...before.states].filter(([key]) => !key.startsWith(INHERITED_BY_PREFIX)));
+    return {
+      checkpoint: before.checkpoint,
+      states,
+      unreadable: before.unreadable,
+      bytesRead: own.bytesRead + before.bytesRead,
+      migratedFrom: topic,
     };
   }
 
@@ -111,7 +202,15 @@ export class KafkaShardStateStore implements ShardStateStore {
       checkpoint,
       [...loaded.states].map(([key, value]) => ({ key, value })),
     );
-    if (loaded.migratedFrom !== null) records.push(legacyMovedMarker(loaded.migratedFrom, this.#shard, this.topic));
+    if (loaded.migratedFrom === null) return records;
+    if (loaded.migratedFrom === this.#predecessorTopic)
+      records.push({
+        topic: loaded.migratedFrom,
+        key: Buffer.from(inheritedByKey(this.#shard)),
+        value: Buffer.from(JSON.stringify({ shard: this.#shard, movedTo: this.topic })),
+        headers: new Map(),
+      });
+    else records.push(legacyMovedMarker(loaded.migratedFrom, this.#shard, this.topic));
     return records;
   }
 }

@@ -63,6 +63,7 @@ describe("edge-agent dev-setup on a server another platform set up", () => {
       duplicate_window: 600 * SECOND_NS,
     });
     expect((await configOf("TOOL_INSTALLATION")).duplicate_window).toBe(120 * SECOND_NS);
+    expect((await configOf("TELEMETRY")).subject_transform).toBeUndefined();
     // What was stored before is still there, and the stream no one asked about is untouched.
     expect((await manager.streams.info("INSTALLED_AGENTS")).state.messages).toBe(1);
     expect((await configOf("MACHINE_EVENTS")).subjects).toEqual(["events.machine.>"]);
@@ -77,5 +78,30 @@ describe("edge-agent dev-setup on a server another platform set up", () => {
       ...PLATFORM_STREAMS.map((stream) => `stream ${stream.name}: up to date, unchanged`),
       "key-value bucket agent-config: already there, unchanged",
     ]);
+
+    // Partitioned when asked (contracts/partitions.ts); another count is never set on a partitioned
+    // stream, nor is it unpartitioned: it is said, and the stream is left as it is.
+    const partitioned = await runCli(["dev-setup", "--telemetry-partitions", "4"], { EDGE_AGENT_NATS_URL: server.url });
+    expect(partitioned.code, partitioned.stderr).toBe(0);
+    expect(partitioned.stdout).toContain(
+      "stream TELEMETRY: partitioned into 4 (messages stored before keep their subjects; the bridge bridges them before any partition)",
+    );
+    expect((await configOf("TELEMETRY")).subject_transform).toEqual({
+      src: "machine.*.*",
+      dest: "machine.{{wildcard(1)}}.{{wildcard(2)}}.4.{{partition(4,1)}}",
+    });
+    const other = await runCli(["dev-setup", "--telemetry-partitions", "8"], { EDGE_AGENT_NATS_URL: server.url });
+    expect(other.code, other.stderr).toBe(0);
+    expect(other.stdout).toContain(
+      'stream TELEMETRY: partitioned into 4, 8 wanted: left as it is (changing the count is a migration, docs/bridge.md "Partitioned telemetry")',
+    );
+    expect((await configOf("TELEMETRY")).subject_transform?.dest).toContain("partition(4,1)");
+    const unasked = await runCli(["dev-setup"], { EDGE_AGENT_NATS_URL: server.url });
+    expect(unasked.stdout).toContain(
+      "stream TELEMETRY: partitioned into 4: left as it is (dev-setup never unpartitions a stream)",
+    );
+    const bad = await runCli(["dev-setup", "--telemetry-partitions", "many"], { EDGE_AGENT_NATS_URL: server.url });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--telemetry-partitions");
   });
 });

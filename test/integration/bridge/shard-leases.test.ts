@@ -41,6 +41,7 @@ describe("shard leases on the manual clock", () => {
       instanceId?: string;
       host?: string;
       stop?: (shard: string) => Promise<void>;
+      balanceClassOf?: (shard: string) => string;
     } = {},
   ): Promise<Harness> => {
     const acquired: string[] = [];
@@ -53,6 +54,7 @@ describe("shard leases on the manual clock", () => {
       host: options.host ?? "host-a",
       processAlive: () => false,
       shards: options.shards ?? ["s1", "s2"],
+      ...(options.balanceClassOf ? { balanceClassOf: options.balanceClassOf } : {}),
       leaseMs: LEASE_MS,
       clock,
       logger: silentLogger(),
@@ -185,5 +187,33 @@ describe("shard leases on the manual clock", () => {
     expect((await kv.get("shard.s1"))?.operation).not.toBe("PUT");
     expect((await kv.get("shard.s2"))?.operation).not.toBe("PUT");
     expect(clock.pending).toBe(0);
+  });
+
+  it("spreads a stream's partitions evenly over the instances, apart from the other shards", async () => {
+    const others = ["s1", "s2", "s3", "s4", "s5", "s6"];
+    const partitions = ["p0", "p1", "p2", "p3"];
+    const options = {
+      shards: [...others, ...partitions],
+      balanceClassOf: (shard: string) => (shard.startsWith("p") ? "partitions" : ""),
+    };
+    const first = await startLeases({ ...options, instanceId: "instance-a", host: "host-a" });
+    expect(first.leases.heldShards).toHaveLength(10);
+    const second = await startLeases({ ...options, instanceId: "instance-b", host: "host-b" });
+    const both = [first.leases, second.leases];
+    const spread = (leases: ShardLeases) => ({
+      partitions: leases.heldShards.filter((shard) => partitions.includes(shard)).length,
+      others: leases.heldShards.filter((shard) => others.includes(shard)).length,
+    });
+    // Rounds until the first has handed over its extra shards and the second has taken them.
+    for (let index = 0; index < 6; index++) {
+      const before = both.map((leases) => leases.rounds);
+      clock.advance(ROUND_MS);
+      await waitFor("both lease rounds to finish", () => both.every((leases, at) => leases.rounds > (before[at] ?? 0)));
+      await settle();
+    }
+    expect(both.map(spread)).toEqual([
+      { partitions: 2, others: 3 },
+      { partitions: 2, others: 3 },
+    ]);
   });
 });

@@ -8,7 +8,11 @@ import {
   CheckpointUnreadableError,
   type CheckpointValue,
 } from "../../../src/bridge/state/checkpoint.ts";
-import { KafkaShardStateStore } from "../../../src/bridge/state/shard-state-store.ts";
+import {
+  InheritedStateLostError,
+  KafkaShardStateStore,
+  PredecessorNotDrainedError,
+} from "../../../src/bridge/state/shard-state-store.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { quietFor, waitFor } from "../../helpers/wait-for.ts";
 
@@ -177,5 +181,62 @@ describe("a shard's state read back at takeover (its own topic; the legacy share
     await waitFor("the topic gone", async () => !(await cleaner.listTopics()).includes(store.topic), 30_000);
     await cleaner.close();
     await expect(store.load()).rejects.toBeInstanceOf(CheckpointLostError);
+  }, 120_000);
+
+  it("a partition waits until its predecessor committed what was stored unpartitioned, then starts from its state, once", async () => {
+    const checkpointTopic = prefix();
+    const created = "2026-11-30T00:00:00Z";
+    const predecessor = storeOf(checkpointTopic, "TELEMETRY");
+    await predecessor.load();
+    await commit(
+      "p-telemetry",
+      predecessor.records(checkpoint("TELEMETRY", 5, 1), [
+        { key: "dedupe/m-1/a", value: { high: 3, runs: [[1, 3]], lastAtMs: 1 } },
+      ]),
+    );
+    // The stream still holds an unpartitioned message at 8, past the predecessor's 5.
+    let lastSequence = 8;
+    const partition = new KafkaShardStateStore({
+      shard: "TELEMETRY-p1-of-4",
+      checkpointTopic,
+      replicas: 1,
+      clientOptions: options,
+      predecessor: {
+        shard: "TELEMETRY",
+        stream: "TELEMETRY",
+        unpartitionedEnd: async () => ({ lastSequence, streamCreated: created }),
+      },
+    });
+    await expect(partition.load()).rejects.toBeInstanceOf(PredecessorNotDrainedError);
+    await commit("p-telemetry", predecessor.records(checkpoint("TELEMETRY", 8, 2), []));
+    const loaded = await partition.load();
+    expect(loaded).toMatchObject({
+      checkpoint: { shard: "TELEMETRY", positions: { TELEMETRY: { sequence: 8 } } },
+      migratedFrom: predecessor.topic,
+    });
+    expect([...loaded.states.keys()]).toEqual(["dedupe/m-1/a"]);
+
+    // Its first transaction writes the state into its own topic, and says so in the predecessor's.
+    const first = partition.migrationRecords(loaded, {
+      ...checkpoint("TELEMETRY-p1-of-4", 8, 3),
+      positions: { TELEMETRY: { sequence: 8, streamCreated: created } },
+    });
+    expect(first.map((entry) => `${entry.topic} ${entry.key?.toString()}`)).toEqual([
+      `${partition.topic} dedupe/m-1/a`,
+      `${partition.topic} checkpoint`,
+      `${predecessor.topic} inherited-by/TELEMETRY-p1-of-4`,
+    ]);
+    await commit("p-partition", first);
+    lastSequence = 0;
+    expect(await partition.load()).toMatchObject({
+      checkpoint: { shard: "TELEMETRY-p1-of-4" },
+      migratedFrom: null,
+    });
+    // The predecessor reads the marker as a state key no kind of its own owns.
+    expect((await predecessor.load()).states.has("inherited-by/TELEMETRY-p1-of-4")).toBe(true);
+
+    // Its own topic lost its state: it does not take the predecessor's again.
+    await commit("p-partition", [record(partition.topic, "checkpoint", null)]);
+    await expect(partition.load()).rejects.toBeInstanceOf(InheritedStateLostError);
   }, 120_000);
 });

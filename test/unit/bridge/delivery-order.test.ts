@@ -76,4 +76,56 @@ describe("DeliveryOrder: the stream source's gap logic", () => {
         expect(taken[index]).toBeGreaterThan(taken[index - 1] as number);
     }
   });
+
+  describe("filtered (one partition of a stream): gaps told by the consumer's own sequence", () => {
+    /** [stream sequence, consumer sequence] pairs, as a filtered consumer delivers them. */
+    const admitPairs = (order: DeliveryOrder, pairs: ReadonlyArray<readonly [number, number]>) =>
+      pairs.map(([sequence, delivery]) => order.admit(sequence, delivery));
+
+    it("takes the stream sequences its filter skips to, one delivery after another, counting nothing missing", () => {
+      const order = new DeliveryOrder(0, { filtered: true });
+      expect(
+        admitPairs(order, [
+          [3, 1],
+          [7, 2],
+          [8, 3],
+          [20, 4],
+        ]),
+      ).toEqual(Array(4).fill({ kind: "take", missingBefore: 0 }));
+      expect(order.expected).toBe(21);
+    });
+
+    it("calls a skipped delivery a gap (something in flight was lost), and reads on in order once made again", () => {
+      const order = new DeliveryOrder(0, { filtered: true });
+      expect(admitPairs(order, [[3, 1]]).map((admission) => admission.kind)).toEqual(["take"]);
+      // Delivery 2 (stream 7) never arrived: 3 is a gap, and so is anything after it.
+      expect(order.admit(9, 3)).toEqual({ kind: "gap" });
+      expect(order.admit(12, 4)).toEqual({ kind: "gap" });
+      expect(order.expected).toBe(4);
+      order.repositioned();
+      expect(
+        admitPairs(order, [
+          [7, 1],
+          [9, 2],
+          [12, 3],
+        ]).map((admission) => admission.kind),
+      ).toEqual(["take", "take", "take"]);
+    });
+
+    it("drops a redelivery as a copy and reads on; a late copy of the replaced consumer first says nothing", () => {
+      const order = new DeliveryOrder(0, { filtered: true });
+      expect(
+        admitPairs(order, [
+          [3, 1],
+          [7, 2],
+          [3, 3],
+          [9, 4],
+        ]).map((admission) => admission.kind),
+      ).toEqual(["take", "take", "copy", "take"]);
+      order.repositioned();
+      // Numbered by the consumer it replaced: dropped, and the new one's first delivery is trusted.
+      expect(order.admit(7, 57).kind).toBe("copy");
+      expect(order.admit(11, 1)).toEqual({ kind: "take", missingBefore: 0 });
+    });
+  });
 });

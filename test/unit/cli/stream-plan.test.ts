@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { wantedStreams } from "../../../src/cli/dev-setup-command.ts";
 import { planStreams, type StreamPlan } from "../../../src/cli/stream-plan.ts";
-import { PLATFORM_STREAMS } from "../../../src/contracts/index.ts";
+import { PLATFORM_STREAMS, partitionTransform } from "../../../src/contracts/index.ts";
 import { asServerReports, OPENFRAME_STREAMS } from "../../fixtures/openframe/streams.ts";
 
 const SECOND_NS = 1_000_000_000;
@@ -116,5 +116,27 @@ describe("planning streams: only ever add to what a server has", () => {
       action: "keep",
       notes: ["subject machine.*.y not added: stream OTHER already captures it", "not created"],
     });
+  });
+
+  it("partitions an unpartitioned TELEMETRY, never changes a count or a transform of someone else's", () => {
+    const plain = asServerReports({ name: "TELEMETRY", subjects: ["machine.*.telemetry", "machine.*.outbox"] });
+    const wanted = wantedStreams("2.10.27", { telemetryPartitions: 4 });
+    const partition = planFor(planStreams(wanted, [plain]), "TELEMETRY");
+    expect(partition).toMatchObject({ action: "update", config: { subject_transform: partitionTransform(4) } });
+    expect(partition.changes).toEqual([
+      "partitioned into 4 (messages stored before keep their subjects; the bridge bridges them before any partition)",
+    ]);
+    const four = asServerReports({ ...plain, subject_transform: partitionTransform(4) });
+    expect(planFor(planStreams(wanted, [four]), "TELEMETRY")).toMatchObject({ action: "keep", notes: [] });
+    const eight = planFor(planStreams(wantedStreams("2.10.27", { telemetryPartitions: 8 }), [four]), "TELEMETRY");
+    expect(eight).toMatchObject({ action: "keep", config: {} });
+    expect(eight.notes[0]).toContain("partitioned into 4, 8 wanted: left as it is");
+    const none = planFor(planStreams(wantedStreams("2.10.27"), [four]), "TELEMETRY");
+    expect(none).toMatchObject({ action: "keep", config: {} });
+    expect(none.notes[0]).toContain("never unpartitions");
+    const foreign = asServerReports({ ...plain, subject_transform: { src: ">", dest: "other.>" } });
+    const left = planFor(planStreams(wanted, [foreign]), "TELEMETRY");
+    expect(left).toMatchObject({ action: "keep", config: {} });
+    expect(left.notes[0]).toContain("is not a partitioning of ours");
   });
 });
