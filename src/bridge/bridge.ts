@@ -7,7 +7,7 @@ import {
   TASK_EVENT_STREAMS,
 } from "../contracts/index.ts";
 import type { Logger } from "../runtime/index.ts";
-import { type Cancel, type Clock, timersOf, watchForIdle } from "../runtime/index.ts";
+import { type Cancel, type Clock, timersOf } from "../runtime/index.ts";
 import { type ConnectionFactory, defaultConnectionFactory } from "../transport/index.ts";
 import { openBridgeLink } from "./bridge-link.ts";
 import { DEVICES_SHARD, ensurePresenceStream, presenceStreamNames } from "./devices/index.ts";
@@ -20,6 +20,7 @@ import { type EventShard, eventShards, partitionsOfStream } from "./shard-plan.t
 import { ShardRunners } from "./shard-runners.ts";
 import { ShardLeases } from "./shards/index.ts";
 import { bridgeStatusOf, writeBridgeStatusFile } from "./status-report.ts";
+import { collectGarbageWhenIdle, refreshEveryMinute } from "./upkeep.ts";
 
 /**
  * Event streams the bridge leaves in NATS: a task's output is for following it live, and its end
@@ -82,8 +83,15 @@ export interface BridgeDeps {
   readonly collectGarbage?: () => void;
 }
 
-/** How long the shards must have committed nothing, after work, before the garbage is collected. */
-const IDLE_PERIOD_MS = 10_000;
+/** The start's first lines: who starts, and a warning when presence trusts connection names. */
+function sayStarting(settings: BridgeSettings, logger: Logger): void {
+  logger.info({ group: settings.group, brokers: settings.kafka.brokers }, "edge-bridge starting");
+  if (settings.trustConnectionNames)
+    logger.warn(
+      { setting: "trustConnectionNames" },
+      "presence follows the connection names clients choose, not their authenticated identity: any client that can connect can move any machine's status; for development setups where agents share one NATS user only",
+    );
+}
 
 export interface Bridge {
   /** Connects, sets up topics and streams, and starts taking shards; resolves once it took part. */
@@ -186,12 +194,7 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
       link.start();
       systemLink?.start();
       kafkaHealth.start();
-      logger.info({ group: settings.group, brokers: settings.kafka.brokers }, "edge-bridge starting");
-      if (settings.trustConnectionNames)
-        logger.warn(
-          { setting: "trustConnectionNames" },
-          "presence follows the connection names clients choose, not their authenticated identity: any client that can connect can move any machine's status; for development setups where agents share one NATS user only",
-        );
+      sayStarting(settings, logger);
       const connection = await connected;
       plan = shardPlan(await partitionsOfStream(connection));
       if (plan.partitions > 0)
@@ -225,39 +228,21 @@ export function createBridge(settings: BridgeSettings, deps: BridgeDeps): Bridge
         lost: async (shard) => runners.get(shard)?.stop(7_000),
       });
       await leases.start();
-      // A topic's max.message.bytes may be changed while we run, and the stream partitioned.
-      let partitionsSaid = plan.partitions;
-      stopLimitsRefresh = timersOf(clock).every(60_000, () => {
-        void limits
-          .refresh(settings)
-          .catch((error: unknown) => logger.debug({ err: error }, "cannot refresh topic limits"));
-        void partitionsOfStream(connection)
-          .then((partitions) => {
-            if (partitions === partitionsSaid) return;
-            partitionsSaid = partitions;
-            logger.warn(
-              { stream: PARTITIONED_STREAM, partitions, running: plan.partitions },
-              "the stream's partitioning changed since this instance started: restart it to bridge the new partitions (their events wait in NATS meanwhile)",
-            );
-          })
-          .catch((error: unknown) => logger.debug({ err: error }, "cannot read the stream's partitioning"));
+      stopLimitsRefresh = refreshEveryMinute({
+        settings,
+        connection,
+        limits,
+        runningPartitions: plan.partitions,
+        clock,
+        logger,
       });
-      const { collectGarbage } = deps;
-      if (collectGarbage)
-        stopIdleWatch = watchForIdle({
+      if (deps.collectGarbage)
+        stopIdleWatch = collectGarbageWhenIdle({
+          collectGarbage: deps.collectGarbage,
+          runners,
+          producerThread,
           clock,
-          periodMs: IDLE_PERIOD_MS,
-          progress: () =>
-            runners.all.reduce((total, runner) => {
-              const stats = runner.stats();
-              return total + stats.transactionsCommitted + stats.transactionsAborted + stats.duplicatesDropped;
-            }, 0),
-          onIdle: () => {
-            collectGarbage();
-            void producerThread
-              .collectGarbage()
-              .catch((error: unknown) => logger.debug({ err: error }, "cannot collect the producer thread's garbage"));
-          },
+          logger,
         });
       if (deps.writeStatusFile) {
         await writeStatusFile();
