@@ -61,6 +61,18 @@ describe("edge-bridge: a partitioned telemetry stream", () => {
       .filter((record) => record.keyText !== null && machines.includes(record.keyText))
       .map((record) => String(record.header("nats-subject")))
       .filter((subject) => !/^machine\.[^.]+\.(telemetry|outbox)$/.test(subject));
+  /** Every event of the fleet in Kafka once, in stream and device order, under the subject it was published on. */
+  const expectBridgedOnce = (emitter: SimulatedFleet, output: BridgeOutput, events: number): void => {
+    const report = checkExactlyOnce(emitter.emitted, output);
+    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({
+      missing: [],
+      duplicated: [],
+      order: [],
+    });
+    expect(report.sequenceViolations).toEqual([]);
+    expect(report.delivered).toBe(events);
+    expect(publishedSubjectsOnly(output, emitter.machineIds)).toEqual([]);
+  };
 
   beforeAll(async () => {
     [nats, kafka] = await Promise.all([startNatsServer(), startKafkaBroker()]);
@@ -107,15 +119,7 @@ describe("edge-bridge: a partitioned telemetry stream", () => {
       expect(partitionShards.length, JSON.stringify(own?.shardsHeld)).toBeGreaterThan(0);
     }
     const output = await readBridgeOutput(kafka.bootstrap);
-    const report = checkExactlyOnce(fleet.emitted, output);
-    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({
-      missing: [],
-      duplicated: [],
-      order: [],
-    });
-    expect(report.sequenceViolations).toEqual([]);
-    expect(report.delivered).toBe(6_000);
-    expect(publishedSubjectsOnly(output, fleet.machineIds)).toEqual([]);
+    expectBridgedOnce(fleet, output, 6_000);
     // Nothing a partition read became a dead letter (its stored subjects were understood).
     expect(output.deadLetters.filter((record) => record.keyText?.startsWith("share") ?? false)).toEqual([]);
 
@@ -166,15 +170,7 @@ describe("edge-bridge: a partitioned telemetry stream", () => {
     await startBridge("migrate", "migrate-b");
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 180_000, group: "migrate" });
     const output = await readBridgeOutput(kafka.bootstrap);
-    const report = checkExactlyOnce(fleet.emitted, output);
-    expect({ missing: report.missing, duplicated: report.duplicated, order: report.orderViolations }).toEqual({
-      missing: [],
-      duplicated: [],
-      order: [],
-    });
-    expect(report.sequenceViolations).toEqual([]);
-    expect(report.delivered).toBe(8_000);
-    expect(publishedSubjectsOnly(output, fleet.machineIds)).toEqual([]);
+    expectBridgedOnce(fleet, output, 8_000);
     // The partitions started from the stream's own shard's checkpoint, past the backlog.
     const statuses = await bridgeStatuses(observer, "migrate");
     const partitionShards = statuses.flatMap((status) => status.shards.filter((shard) => isPartition(shard.shard)));
