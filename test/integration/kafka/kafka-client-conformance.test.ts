@@ -1,8 +1,10 @@
 import {
   Admin,
+  type Broker,
   Consumer,
   compatibilityPartitioner,
   FetchIsolationLevels,
+  IS_CONTROL,
   ProduceAcks,
   Producer,
 } from "@platformatic/kafka";
@@ -14,6 +16,7 @@ import {
   SpentProducerError,
   TransactionalProducer,
 } from "../../../src/bridge/kafka/client/index.ts";
+import { fetchCommittedRaw } from "../../../src/bridge/kafka/client/raw-fetch.ts";
 import { classifyKafkaError, kafkaErrorIds } from "../../../src/bridge/kafka/kafka-errors.ts";
 import type { OutputRecord } from "../../../src/bridge/records/source-message.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
@@ -127,17 +130,22 @@ describe("the Kafka client library, as the bridge relies on it", () => {
     expect((await readAll(topic)).map((read) => read.value?.toString())).toEqual(["one", "three"]);
   }, 60_000);
 
-  it("a read_committed fetch names the aborted transactions and may hand back their records: the committed reader drops them", async () => {
-    const topic = await newTopic();
+  it("a read_committed fetch hands back aborted transactions' records with the list of them; the library's own filter of that list loses committed records after a lone ABORT marker: the committed reader fetches raw and filters itself", async () => {
+    const topic = await newTopic({ "max.message.bytes": "2000" });
     const producer = rawProducer("conformance-aborted");
     try {
       for (const [value, commit] of [
         ["c1", true],
         ["a1", false],
         ["c2", true],
+        // Refused (too large) once the partition joined the transaction: its abort leaves a marker
+        // with no record before it, and the broker lists no aborted transaction for it.
+        ["x".repeat(5_000), false],
       ] as const) {
         const transaction = await producer.beginTransaction();
-        await transaction.send({ messages: [{ topic, key: Buffer.from("k"), value: Buffer.from(value) }] });
+        await transaction
+          .send({ messages: [{ topic, key: Buffer.from("k"), value: Buffer.from(value) }] })
+          .catch(() => undefined);
         await (commit ? transaction.commit() : transaction.abort());
       }
     } finally {
@@ -152,8 +160,31 @@ describe("the Kafka client library, as the bridge relies on it", () => {
     try {
       const metadata = await consumer.metadata({ topics: [topic], forceUpdate: true });
       const topicMetadata = metadata.topics.get(topic);
-      const response = await consumer.fetch({
-        node: topicMetadata?.partitions[0]?.leader as number,
+      const leader = topicMetadata?.partitions[0]?.leader as number;
+      // The records of data batches (control batches carry the transactions' markers).
+      const valuesOf = (
+        batches: readonly { attributes: number; records: readonly { value: Buffer | null }[] }[] | null | undefined,
+      ) =>
+        (batches ?? [])
+          .filter((batch) => (batch.attributes & IS_CONTROL) === 0)
+          .flatMap((batch) => batch.records.map((read) => read.value?.toString() ?? null));
+      // As the broker sent it: every record below the stable offset, and the one aborted
+      // transaction that has records (offset 2, after c1 and its COMMIT marker).
+      const raw = await fetchCommittedRaw(consumer, {
+        broker: metadata.brokers.get(leader) as Broker,
+        topic: { name: topic, id: topicMetadata?.id as string },
+        partition: 0,
+        fetchOffset: 0n,
+        maxWaitMs: 100,
+        maxBytes: 1 << 20,
+      });
+      expect(valuesOf(raw?.records)).toEqual(["c1", "a1", "c2"]);
+      expect(raw?.abortedTransactions).toEqual([{ producerId: expect.any(BigInt), firstOffset: 2n }]);
+      // Through the library's Consumer.fetch (2.12.1): it drops the producer's records from offset 2
+      // to its LAST abort marker, so c2, committed, is gone. When this fails the library has been
+      // fixed, and raw-fetch.ts may go.
+      const filtered = await consumer.fetch({
+        node: leader,
         maxWaitTime: 100,
         isolationLevel: FetchIsolationLevels.READ_COMMITTED,
         topics: [
@@ -171,15 +202,7 @@ describe("the Kafka client library, as the bridge relies on it", () => {
           },
         ],
       });
-      // Kafka 4.4 returns the records of some aborted transactions and leaves others out (seen
-      // both ways for the same layout); the client library passes on whatever comes, with the
-      // list of aborted transactions, which is what the committed reader filters by.
-      const partition = response.responses[0]?.partitions[0];
-      const values = (partition?.records ?? []).flatMap((batch) =>
-        batch.records.map((read) => read.value?.toString() ?? null),
-      );
-      expect(values).toEqual(expect.arrayContaining(["c1", "c2"]));
-      expect(partition?.abortedTransactions).toEqual([{ producerId: expect.any(BigInt), firstOffset: 2n }]);
+      expect(valuesOf(filtered.responses[0]?.partitions[0]?.records)).toEqual(["c1"]);
     } finally {
       await consumer.close(true);
     }

@@ -6,6 +6,7 @@ import {
   IS_TRANSACTIONAL,
   type KafkaRecord,
 } from "@platformatic/kafka";
+import { fetchCommittedRaw } from "./raw-fetch.ts";
 
 /** One committed record of a partition, as read back. */
 export interface CommittedRecord {
@@ -18,6 +19,8 @@ export interface CommittedRecord {
 }
 
 const CONTROL_ABORT = 0;
+/** The most one fetch brings back; a checkpoint read is a few MB at most, so one or two fetches. */
+const FETCH_MAX_BYTES = 8 * 1024 * 1024;
 
 /** How long a read waits for other producers' open transactions to end (the broker aborts them after 30 s). */
 const OPEN_TRANSACTIONS_WAIT_MS = 45_000;
@@ -36,11 +39,12 @@ const OPEN_TRANSACTIONS_WAIT_MS = 45_000;
  *
  * Kafka leaves the filtering of aborted transactions to the client: the broker returns everything
  * below the last stable offset plus the list of aborted transactions (producer id, first offset),
- * and the client must drop the records of those producers up to their ABORT marker. The client
- * library we use does not (it skips control batches only), so this does it, as Kafka's own
- * consumer does: an aborted transaction starts when its producer's first offset is reached and
- * ends at that producer's ABORT marker. Markers alone would not do: compaction removes them in
- * time, while the broker's list of aborted transactions stays exact.
+ * and the client must drop the records of those producers up to their ABORT marker. This does it
+ * as Kafka's own consumer does: an aborted transaction starts when its producer's first offset is
+ * reached and ends at that producer's next ABORT marker. Markers alone would not do: compaction
+ * removes them in time, while the broker's list of aborted transactions stays exact. The fetch
+ * itself bypasses the client library's consumer, whose own filter drops committed records
+ * (raw-fetch.ts says how).
  */
 export async function readCommittedPartition(
   clientOptions: BaseOptions,
@@ -59,7 +63,8 @@ export async function readCommittedPartition(
     const metadata = await consumer.metadata({ topics: [topic], forceUpdate: true });
     const topicMetadata = metadata.topics.get(topic);
     const leader = topicMetadata?.partitions[partition]?.leader;
-    if (!topicMetadata || leader === undefined)
+    const broker = leader === undefined ? undefined : metadata.brokers.get(leader);
+    if (!topicMetadata || broker === undefined)
       throw new Error(`topic ${topic} partition ${partition} is not known to the cluster`);
     let offset = fromOffset;
     let readEnd: bigint | null = null;
@@ -67,26 +72,14 @@ export async function readCommittedPartition(
     const abortedProducers = new Set<bigint>();
     let pendingAborts: Array<{ producerId: bigint; firstOffset: bigint }> = [];
     while (readEnd === null || offset < readEnd) {
-      const response = await consumer.fetch({
-        node: leader,
-        maxWaitTime: 100,
-        isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-        topics: [
-          {
-            topicId: topicMetadata.id,
-            partitions: [
-              {
-                partition,
-                fetchOffset: offset,
-                currentLeaderEpoch: -1,
-                lastFetchedEpoch: -1,
-                partitionMaxBytes: 8 * 1024 * 1024,
-              },
-            ],
-          },
-        ],
+      const partitionResponse = await fetchCommittedRaw(consumer, {
+        broker,
+        topic: { name: topic, id: topicMetadata.id },
+        partition,
+        fetchOffset: offset,
+        maxWaitMs: 100,
+        maxBytes: FETCH_MAX_BYTES,
       });
-      const partitionResponse = response.responses[0]?.partitions.find((entry) => entry.partitionIndex === partition);
       // Nothing returned yet below the end (a fetch that waited with nothing new may name no partition
       // at all): a transaction still open holds the stable offset back, or the broker is catching up
       // on its transaction index. Ask again until it ends.
@@ -119,7 +112,9 @@ export async function readCommittedPartition(
       waitingSinceMs = null;
       for (const batch of batches) {
         const batchEnd = batch.firstOffset + BigInt(batch.lastOffsetDelta);
-        if (batchEnd < offset) continue;
+        // Every batch counts for the transactions' bounds, even one below the offset already read
+        // (its records are skipped one by one below), as in Kafka's consumer: it may hold the
+        // first offset of an aborted transaction, or the ABORT marker that ends one.
         while (pendingAborts.length > 0 && (pendingAborts[0] as { firstOffset: bigint }).firstOffset <= batchEnd) {
           abortedProducers.add((pendingAborts.shift() as { producerId: bigint }).producerId);
         }
@@ -141,7 +136,7 @@ export async function readCommittedPartition(
             });
           }
         }
-        offset = batchEnd + 1n;
+        if (batchEnd >= offset) offset = batchEnd + 1n;
         if (offset >= readEnd) break;
       }
     }

@@ -8,8 +8,10 @@
  * - a transaction whose batch the broker refused leaves the producer unable to write that
  *   partition again (OUT_OF_ORDER_SEQUENCE_NUMBER), and a new transaction cannot begin before the
  *   failed one's abort has ended (transactional-producer.ts);
- * - read_committed fetches hand back aborted transactions' records, which we drop ourselves
- *   (committed-reader.ts);
+ * - read_committed fetches hand back aborted transactions' records with the list of aborted
+ *   transactions, which we filter ourselves (committed-reader.ts); the library's Consumer.fetch
+ *   filters that list too, wrongly (it loses committed records), so the reader sends its Fetch
+ *   through the client's connection (raw-fetch.ts);
  * - the compatibility partitioner places a key where Java's producer does;
  * - broker errors carry Kafka's error names (`apiId`) somewhere in the error tree (kafka-errors.ts
  *   reads them; it never looks at message text).

@@ -1,0 +1,111 @@
+import {
+  type API,
+  type Broker,
+  type Connection,
+  type Consumer,
+  FetchIsolationLevels,
+  type fetchV17,
+  kGetApi,
+  kGetConnection,
+} from "@platformatic/kafka";
+
+export type FetchPartitionResponse = fetchV17.FetchResponsePartition;
+
+/** The Fetch call's arguments after the connection, the same in every version the client implements. */
+type FetchArguments = [
+  maxWaitMs: number,
+  minBytes: number,
+  maxBytes: number,
+  isolationLevel: number,
+  sessionId: number,
+  sessionEpoch: number,
+  topics: fetchV17.FetchRequestTopic[],
+  forgottenTopicsData: fetchV17.FetchRequestForgottenTopicsData[],
+  rackId: string,
+];
+
+/** Up to Fetch v12 a topic is named; from v13 on it is identified by its id. */
+const LAST_VERSION_NAMING_TOPICS = 12;
+/** A fetch outside any fetch session (KIP-227): session 0 with the final epoch asks for a full, sessionless fetch. */
+const NO_SESSION = { id: 0, epoch: -1 } as const;
+
+export interface RawFetchRequest {
+  readonly broker: Broker;
+  readonly topic: { readonly name: string; readonly id: string };
+  readonly partition: number;
+  readonly fetchOffset: bigint;
+  readonly maxWaitMs: number;
+  readonly maxBytes: number;
+}
+
+/**
+ * One read_committed Fetch request for one partition (records up to the last stable offset, with
+ * the list of aborted transactions), answered exactly as the broker sent it.
+ *
+ * Not `Consumer.fetch`: since 2.12 the client library filters a read_committed answer itself, and
+ * wrongly. For each producer it takes the first offset of the aborted transaction the broker
+ * lists and the producer's LAST abort marker in the answer, and drops everything of that
+ * producer in between. A transactional id keeps its producer id from owner to owner, and an
+ * owner that dies after adding a partition to its transaction but before writing to it leaves an
+ * abort marker the broker lists no aborted transaction for: every committed transaction between
+ * an earlier aborted one and that marker vanished (test/integration/kafka/committed-reader.test.ts).
+ * So the request goes through the client's own connection and API table, and the caller filters
+ * as Kafka's consumer does.
+ */
+export function fetchCommittedRaw(
+  consumer: Consumer,
+  request: RawFetchRequest,
+): Promise<FetchPartitionResponse | null> {
+  return new Promise((resolve, reject) => {
+    consumer[kGetApi]<FetchArguments, fetchV17.FetchResponse>("Fetch", (apiError, api) => {
+      if (apiError || !api) {
+        reject(apiError ?? new Error("the Kafka client has no Fetch API"));
+        return;
+      }
+      consumer[kGetConnection](request.broker, (connectionError, connection) => {
+        if (connectionError || !connection) {
+          reject(
+            connectionError ?? new Error(`no connection to Kafka broker ${request.broker.host}:${request.broker.port}`),
+          );
+          return;
+        }
+        sendFetch(api, request, connection).then(resolve, reject);
+      });
+    });
+  });
+}
+
+async function sendFetch(
+  api: API<FetchArguments, fetchV17.FetchResponse>,
+  request: RawFetchRequest,
+  connection: Connection,
+): Promise<FetchPartitionResponse | null> {
+  const topicKey = api.version <= LAST_VERSION_NAMING_TOPICS ? request.topic.name : request.topic.id;
+  const response = await api.async(
+    connection,
+    request.maxWaitMs,
+    1,
+    request.maxBytes,
+    FetchIsolationLevels.READ_COMMITTED,
+    NO_SESSION.id,
+    NO_SESSION.epoch,
+    [
+      {
+        topicId: topicKey,
+        partitions: [
+          {
+            partition: request.partition,
+            fetchOffset: request.fetchOffset,
+            currentLeaderEpoch: -1,
+            lastFetchedEpoch: -1,
+            partitionMaxBytes: request.maxBytes,
+          },
+        ],
+      },
+    ],
+    [],
+    "",
+  );
+  const topic = response.responses.find((each) => each.topicId === topicKey);
+  return topic?.partitions.find((each) => each.partitionIndex === request.partition) ?? null;
+}
