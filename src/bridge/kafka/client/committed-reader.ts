@@ -6,7 +6,7 @@ import {
   IS_TRANSACTIONAL,
   type KafkaRecord,
 } from "@platformatic/kafka";
-import { fetchCommittedRaw } from "./raw-fetch.ts";
+import { fetchCommitted } from "./raw-fetch.ts";
 
 /** One committed record of a partition, as read back. */
 export interface CommittedRecord {
@@ -60,21 +60,14 @@ export async function readCommittedPartition(
     isolationLevel: FetchIsolationLevels.READ_COMMITTED,
   });
   try {
-    const metadata = await consumer.metadata({ topics: [topic], forceUpdate: true });
-    const topicMetadata = metadata.topics.get(topic);
-    const leader = topicMetadata?.partitions[partition]?.leader;
-    const broker = leader === undefined ? undefined : metadata.brokers.get(leader);
-    if (!topicMetadata || broker === undefined)
-      throw new Error(`topic ${topic} partition ${partition} is not known to the cluster`);
     let offset = fromOffset;
     let readEnd: bigint | null = null;
     let waitingSinceMs: number | null = null;
     const abortedProducers = new Set<bigint>();
     let pendingAborts: Array<{ producerId: bigint; firstOffset: bigint }> = [];
     while (readEnd === null || offset < readEnd) {
-      const partitionResponse = await fetchCommittedRaw(consumer, {
-        broker,
-        topic: { name: topic, id: topicMetadata.id },
+      const partitionResponse = await fetchCommitted(consumer, {
+        topic,
         partition,
         fetchOffset: offset,
         maxWaitMs: 100,

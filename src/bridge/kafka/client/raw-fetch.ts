@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import {
   type API,
   type Broker,
@@ -5,6 +6,7 @@ import {
   type Consumer,
   FetchIsolationLevels,
   type fetchV17,
+  findErrorBy,
   kGetApi,
   kGetConnection,
 } from "@platformatic/kafka";
@@ -29,13 +31,54 @@ const LAST_VERSION_NAMING_TOPICS = 12;
 /** A fetch outside any fetch session (KIP-227): session 0 with the final epoch asks for a full, sessionless fetch. */
 const NO_SESSION = { id: 0, epoch: -1 } as const;
 
-export interface RawFetchRequest {
-  readonly broker: Broker;
-  readonly topic: { readonly name: string; readonly id: string };
+/** How long a fetch keeps trying while the partition's leader moves or the broker is briefly away. */
+const RETRY_FOR_MS = 30_000;
+const RETRY_DELAY_MS = 200;
+
+export interface CommittedFetchRequest {
+  readonly topic: string;
   readonly partition: number;
   readonly fetchOffset: bigint;
   readonly maxWaitMs: number;
   readonly maxBytes: number;
+}
+
+export interface RawFetchRequest extends Omit<CommittedFetchRequest, "topic"> {
+  readonly broker: Broker;
+  readonly topic: { readonly name: string; readonly id: string };
+}
+
+/**
+ * fetchCommittedRaw at the partition's leader, found in the cluster's metadata; a failure the
+ * client calls retriable (a leader moving, a topic just made, a connection lost) is tried again
+ * with fresh metadata for up to 30 s, as the library's own consumer does for its fetches.
+ */
+export async function fetchCommitted(
+  consumer: Consumer,
+  request: CommittedFetchRequest,
+): Promise<FetchPartitionResponse | null> {
+  const startedMs = performance.now();
+  let forceUpdate = false;
+  for (;;) {
+    try {
+      const metadata = await consumer.metadata({ topics: [request.topic], forceUpdate });
+      const topicMetadata = metadata.topics.get(request.topic);
+      const leader = topicMetadata?.partitions[request.partition]?.leader;
+      const broker = leader === undefined ? undefined : metadata.brokers.get(leader);
+      if (!topicMetadata || broker === undefined)
+        throw new Error(`topic ${request.topic} partition ${request.partition} is not known to the cluster`);
+      return await fetchCommittedRaw(consumer, {
+        ...request,
+        broker,
+        topic: { name: request.topic, id: topicMetadata.id },
+      });
+    } catch (error) {
+      const retriable = error instanceof Error && findErrorBy(error, "canRetry", true) !== null;
+      if (!retriable || performance.now() - startedMs > RETRY_FOR_MS) throw error;
+      forceUpdate = true;
+      await delay(RETRY_DELAY_MS);
+    }
+  }
 }
 
 /**
