@@ -82,8 +82,16 @@ describe("the daemon installs tools", () => {
     );
     expect(readFileSync(join(toolsDir, "slowpoke", "bin", "marker"), "utf8")).toBe("installed 1.0.0\n");
     expect(readdirSync(toolsDir).sort()).toEqual(["slowpoke", "slowpoke.state.json"]);
-    const announced = await readStream(operator, "INSTALLED_AGENTS");
-    expect(announced.map((message) => (message.body as { agentType: string }).agentType)).toContain("slowpoke");
+    // The state file says INSTALLED as the reports go into the outbox: they reach the streams a
+    // moment later (seconds on a loaded machine), so wait for them before reading them whole.
+    await waitFor("the tool announced on INSTALLED_AGENTS", async () =>
+      (await readStream(operator, "INSTALLED_AGENTS")).some(
+        (message) => (message.body as { agentType: string }).agentType === "slowpoke",
+      ),
+    );
+    await waitFor("its INSTALLED report stored", async () =>
+      (await states()).some((status) => status.state === "INSTALLED"),
+    );
     expect((await states()).map((status) => status.state)).toEqual([
       "DOWNLOADING",
       "INSTALLING",
