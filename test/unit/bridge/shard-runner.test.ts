@@ -175,11 +175,14 @@ describe("ShardRunner (a real nats-server, an in-memory Kafka)", () => {
     });
     for (let sequence = 1; sequence <= 20; sequence++) await publish("m-1", sequence, { outboxId: "life-1" });
     await caughtUp(runner, 20);
-    // A WeakRef is kept alive until the end of the job that made it.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(lastWritten).not.toBeNull();
-    fullGarbageCollector()();
-    expect((lastWritten as WeakRef<readonly OutputRecord[]> | null)?.deref()).toBeUndefined();
+    const written = lastWritten as WeakRef<readonly OutputRecord[]> | null;
+    expect(written).not.toBeNull();
+    const collect = fullGarbageCollector();
+    // Each look in a job of its own: a WeakRef keeps its target until the end of the job that read it.
+    await waitFor("the last transaction's records to be collected", () => {
+      collect();
+      return written?.deref() === undefined;
+    });
   });
 
   it("a transaction that committed though its writer saw a failure is neither lost nor doubled: the takeover reads its checkpoint", async () => {
