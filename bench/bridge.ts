@@ -160,6 +160,7 @@ function rawKafkaSettings(bootstrap: string): BridgeSettings["kafka"] {
     clientId: "bench",
     sasl: {},
     tls: { enabled: false },
+    producerThread: false,
     partitions: 3,
     replicationFactor: 1,
     maxRecordBytes: 1_000_000,
@@ -399,6 +400,8 @@ async function measureBridge() {
       bridgeHeapAfterLoadMb: memoryAfterLoad ? Math.round(memoryAfterLoad.heapUsedBytes / 1048576) : null,
       bridgeBuffersAfterLoadMb: memoryAfterLoad ? Math.round(memoryAfterLoad.arrayBuffersBytes / 1048576) : null,
       bridgeBinary: process.env.BENCH_BRIDGE_BINARY ?? "sources",
+      // The bridge reads its settings from the environment too: EDGE_BRIDGE_KAFKA_PRODUCER_THREAD=true tries the thread.
+      producerThread: process.env.EDGE_BRIDGE_KAFKA_PRODUCER_THREAD ?? "default",
       latency: {
         ratePerSecond: rate,
         seconds: latencySeconds,

@@ -9,6 +9,7 @@ import {
   type ProducerThread,
   ThreadedWriter,
   type TopicLimits,
+  TransactionalProducer,
 } from "./kafka/index.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "./records/index.ts";
 import { type BridgeSettings, devicesTenantId } from "./settings/index.ts";
@@ -115,13 +116,19 @@ export class ShardRunners {
           : {}),
       }),
       newWriter: () =>
-        new ThreadedWriter({
-          thread: producerThread,
-          kafka: settings.kafka,
-          clientIdSuffix: shard.toLowerCase(),
-          transactionalId: `${settings.group}-${shard}`,
-          limitOf: (topic) => limits.forTopic(topic),
-        }),
+        settings.kafka.producerThread
+          ? new ThreadedWriter({
+              thread: producerThread,
+              kafka: settings.kafka,
+              clientIdSuffix: shard.toLowerCase(),
+              transactionalId: `${settings.group}-${shard}`,
+              limitOf: (topic) => limits.forTopic(topic),
+            })
+          : new TransactionalProducer(
+              kafkaClientOptions(settings.kafka, shard.toLowerCase()),
+              `${settings.group}-${shard}`,
+              (topic) => limits.forTopic(topic),
+            ),
       transactionalId: `${settings.group}-${shard}`,
       consumerName: this.consumerName(shard),
       filterSubject: this.filterSubject(shard),

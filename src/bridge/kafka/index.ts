@@ -3,6 +3,7 @@ export {
   kafkaClientOptions,
   readCommittedPartition,
   type TopicSpec,
+  TransactionalProducer,
   withKafkaAdmin,
 } from "./client/index.ts";
 export { withDeadline } from "./deadline.ts";

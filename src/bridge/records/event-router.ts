@@ -48,13 +48,11 @@ export function identityOf(message: SourceMessage): EventIdentity | null {
   const route = parseMachineEventSubject(message.subject);
   if (!route) return null;
   const sequenceText = headerValue(message, EventHeader.sequence);
-  const sequence =
-    sequenceText !== undefined && /^\d+$/.test(sequenceText) && Number(sequenceText) > 0 ? Number(sequenceText) : null;
+  const sequenceNumber = sequenceText !== undefined && /^\d+$/.test(sequenceText) ? Number(sequenceText) : 0;
+  const sequence = sequenceNumber > 0 ? sequenceNumber : null;
   const headerTime = headerValue(message, EventHeader.timestamp);
-  const timestamp =
-    headerTime !== undefined && !Number.isNaN(Date.parse(headerTime))
-      ? new Date(Date.parse(headerTime)).toISOString()
-      : new Date(message.storedAtMs).toISOString();
+  const headerMs = headerTime === undefined ? Number.NaN : Date.parse(headerTime);
+  const timestamp = new Date(Number.isNaN(headerMs) ? message.storedAtMs : headerMs).toISOString();
   return {
     machineId: route.machineId,
     eventType: route.eventType,

@@ -20,29 +20,41 @@ export function bridgedHeaders(
   extra: ReadonlyArray<readonly [string, string]> = [],
 ): Map<Buffer, Buffer> {
   const headers = new Map<Buffer, Buffer>();
-  // Names are few and repeat on every record: their encoding is cached (and only read, never
-  // changed). A name this record already has gets a copy, or the Map would fold the two into one.
-  const add = (name: string, value: string): void => {
-    const key = encodedName(name);
-    headers.set(headers.has(key) ? Buffer.from(key) : key, Buffer.from(value));
-  };
-  for (const [name, value] of message.headers) if (!isReservedHeader(name)) add(name, value);
-  add(BridgeHeader.stream, message.stream);
-  add(BridgeHeader.streamSequence, String(message.streamSequence));
-  add(BridgeHeader.subject, message.subject);
-  for (const [name, value] of extra) add(name, value);
+  for (const [name, value] of message.headers) {
+    const known = knownName(name);
+    if (!known.reserved) addHeader(headers, known.encoded, value);
+  }
+  addHeader(headers, knownName(BridgeHeader.stream).encoded, message.stream);
+  addHeader(headers, knownName(BridgeHeader.streamSequence).encoded, String(message.streamSequence));
+  addHeader(headers, knownName(BridgeHeader.subject).encoded, message.subject);
+  for (const [name, value] of extra) addHeader(headers, knownName(name).encoded, value);
   return headers;
 }
 
-const NAME_CACHE_LIMIT = 256;
-const encodedNames = new Map<string, Buffer>();
+/**
+ * Names are few and repeat on every record: their encoding is cached (and only read, never
+ * changed). A name this record already has gets a copy, or the Map would fold the two into one.
+ */
+function addHeader(headers: Map<Buffer, Buffer>, name: Buffer, value: string): void {
+  headers.set(headers.has(name) ? Buffer.from(name) : name, Buffer.from(value));
+}
 
-function encodedName(name: string): Buffer {
-  let encoded = encodedNames.get(name);
-  if (!encoded) {
-    encoded = Buffer.from(name);
+/** A header name as records carry it, and whether it is one of the bridge's own. */
+interface KnownName {
+  readonly encoded: Buffer;
+  readonly reserved: boolean;
+}
+
+const NAME_CACHE_LIMIT = 256;
+const knownNames = new Map<string, KnownName>();
+
+/** Cached: every event carries the same dozen names, and lower-casing each on every event showed in profiles. */
+function knownName(name: string): KnownName {
+  let known = knownNames.get(name);
+  if (!known) {
+    known = { encoded: Buffer.from(name), reserved: isReservedHeader(name) };
     // Header names come from devices too: bounded, so odd names cannot grow it without end.
-    if (encodedNames.size < NAME_CACHE_LIMIT) encodedNames.set(name, encoded);
+    if (knownNames.size < NAME_CACHE_LIMIT) knownNames.set(name, known);
   }
-  return encoded;
+  return known;
 }

@@ -17,7 +17,9 @@ export type Provenance =
  * machine the subject names.
  */
 export function provenanceOf(message: SourceMessage, subjectMachineId: string): Provenance {
-  const claimed = message.headers.filter(([name]) => name === EventHeader.machineId).map(([, value]) => value);
+  // A loop, not filter and map: this runs for every event the bridge reads.
+  const claimed: string[] = [];
+  for (const [name, value] of message.headers) if (name === EventHeader.machineId) claimed.push(value);
   if (claimed.length === 0)
     return {
       kind: "unattributed",

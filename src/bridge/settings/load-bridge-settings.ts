@@ -71,6 +71,7 @@ export const BRIDGE_SETTING_SPECS: readonly SettingSpec[] = [
   spec("kafka.tls.certFile", "KAFKA_TLS_CERT_FILE", "string", "kafka-tls-cert"),
   spec("kafka.tls.keyFile", "KAFKA_TLS_KEY_FILE", "string", "kafka-tls-key"),
   spec("kafka.tls.serverName", "KAFKA_TLS_SERVER_NAME", "string"),
+  spec("kafka.producerThread", "KAFKA_PRODUCER_THREAD", "bool"),
   spec("kafka.partitions", "KAFKA_PARTITIONS", "int", "kafka-partitions"),
   spec("kafka.replicationFactor", "KAFKA_REPLICATION_FACTOR", "string"),
   spec("kafka.maxRecordBytes", "KAFKA_MAX_RECORD_BYTES", "int"),

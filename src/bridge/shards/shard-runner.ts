@@ -430,8 +430,7 @@ export class ShardRunner {
    */
   async #pump(onProgress: () => void): Promise<void> {
     let inFlight: InFlight | null = null;
-    const settle = async (): Promise<void> => {
-      const current = inFlight as InFlight;
+    const settle = async (current: InFlight): Promise<void> => {
       inFlight = null;
       const failure = await current.outcome;
       if (failure === null) {
@@ -446,42 +445,52 @@ export class ShardRunner {
       throw failure;
     };
     try {
-      while (!this.#stopping) {
-        const messages = await this.#collect(inFlight?.outcome ?? null);
-        // Stopping: what is in flight is settled (and its failure said) below.
-        if (this.#stopping) break;
-        if (inFlight !== null && (messages.length === 0 || !this.#processor.preparesAhead)) await settle();
-        if (messages.length === 0) continue;
-        const refused = this.#refused;
-        const first = messages[0] as SourceMessage;
-        if (refused && first.stream === refused.stream && first.streamSequence === refused.streamSequence) {
-          if (inFlight !== null) await settle();
-          await this.#deadLetterRefused(first, refused.reason);
-          continue;
-        }
-        const batch = await this.#prepare(messages, inFlight?.batch.afterBatch ?? this.#committed);
-        // The one before must have committed before this one is written.
-        if (inFlight !== null) await settle();
-        const writer = this.#writer;
-        if (!writer) throw new Error("no producer");
-        inFlight = {
-          batch,
-          outcome: this.#kafka(writer.write(batch.records, this.#clock.now()), "transaction").then(
-            () => null,
-            (error: unknown) => error ?? new Error("transaction failed"),
-          ),
-        };
-      }
+      // Each round in a call of its own: an async function keeps its locals while it waits, so a
+      // loop body here would hold the last batch (its messages and records) for as long as the
+      // shard then sits idle: every shard's last batch, 30 MB of an idle bridge's heap.
+      while (!this.#stopping) inFlight = await this.#round(inFlight, settle);
     } finally {
       // Stopping: the open transaction commits or fails before the shard lets go.
-      if (inFlight !== null)
-        await settle().catch((error: unknown) =>
+      const current = inFlight as InFlight | null;
+      if (current !== null)
+        await settle(current).catch((error: unknown) =>
           this.#logger.warn(
             { reason: describeKafkaError(error), kind: classifyKafkaError(error) },
             "the last transaction did not commit while the shard stopped: its events are read again by the shard's next owner",
           ),
         );
     }
+  }
+
+  /** One batch of the pump: read, prepared and written once the one in flight (if any) settled; what is in flight after it. */
+  async #round(inFlight: InFlight | null, settle: (current: InFlight) => Promise<void>): Promise<InFlight | null> {
+    const messages = await this.#collect(inFlight?.outcome ?? null);
+    // Stopping: what is in flight is settled (and its failure said) by the pump.
+    if (this.#stopping) return inFlight;
+    if (inFlight !== null && (messages.length === 0 || !this.#processor.preparesAhead)) {
+      await settle(inFlight);
+      inFlight = null;
+    }
+    if (messages.length === 0) return inFlight;
+    const refused = this.#refused;
+    const first = messages[0] as SourceMessage;
+    if (refused && first.stream === refused.stream && first.streamSequence === refused.streamSequence) {
+      if (inFlight !== null) await settle(inFlight);
+      await this.#deadLetterRefused(first, refused.reason);
+      return null;
+    }
+    const batch = await this.#prepare(messages, inFlight?.batch.afterBatch ?? this.#committed);
+    // The one before must have committed before this one is written.
+    if (inFlight !== null) await settle(inFlight);
+    const writer = this.#writer;
+    if (!writer) throw new Error("no producer");
+    return {
+      batch,
+      outcome: this.#kafka(writer.write(batch.records, this.#clock.now()), "transaction").then(
+        () => null,
+        (error: unknown) => error ?? new Error("transaction failed"),
+      ),
+    };
   }
 
   /** Waits for at least one message (or for the transaction in flight to settle), lingers briefly for more, then takes up to maxEvents. */

@@ -309,9 +309,8 @@ function ackSubjectOf(raw: JsMsg): string {
 
 export function toStreamMessage(stream: string, raw: JsMsg): StreamMessage {
   const headers: Array<[string, string]> = [];
-  if (raw.headers) {
-    for (const name of raw.headers.keys()) for (const value of raw.headers.values(name)) headers.push([name, value]);
-  }
+  // One pass over the client's entries: keys() then values(name) searches every name for each name.
+  if (raw.headers) for (const [name, values] of raw.headers) for (const value of values) headers.push([name, value]);
   return {
     stream,
     streamSequence: raw.seq,

@@ -37,6 +37,12 @@ describe("bridge settings", () => {
     );
   });
 
+  it("runs the Kafka producers in the main thread unless EDGE_BRIDGE_KAFKA_PRODUCER_THREAD turns their own thread on", () => {
+    expect(load({}).kafka.producerThread).toBe(false);
+    expect(load({ EDGE_BRIDGE_KAFKA_PRODUCER_THREAD: "true" }).kafka.producerThread).toBe(true);
+    expect(() => load({ EDGE_BRIDGE_KAFKA_PRODUCER_THREAD: "sometimes" })).toThrow(/EDGE_BRIDGE_KAFKA_PRODUCER_THREAD/);
+  });
+
   it("resolves defaults < file < EDGE_BRIDGE_* environment < flags", () => {
     const configDir = scratchDir("eb-");
     writeFileSync(

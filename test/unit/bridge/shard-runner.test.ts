@@ -3,6 +3,7 @@ import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/t
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { KafkaHealth } from "../../../src/bridge/kafka/kafka-health.ts";
 import { shardStateTopic } from "../../../src/bridge/kafka/topics.ts";
+import type { TransactionWriter } from "../../../src/bridge/kafka/transaction-writer.ts";
 import { type RouterOptions, tooLargeDeadLetter } from "../../../src/bridge/records/event-router.ts";
 import type { OutputRecord } from "../../../src/bridge/records/source-message.ts";
 import { EventStreamProcessor } from "../../../src/bridge/shards/event-stream-processor.ts";
@@ -15,6 +16,7 @@ import {
   SCHEMA_VERSION,
 } from "../../../src/contracts/index.ts";
 import type { Clock } from "../../../src/runtime/clock.ts";
+import { fullGarbageCollector } from "../../../src/runtime/full-gc.ts";
 import { InMemoryKafka, kafkaError } from "../../fixtures/bridge/in-memory-kafka.ts";
 import { telemetrySample } from "../../fixtures/bridge/simulated-fleet.ts";
 import { type CapturedLog, captureLog } from "../../helpers/log-capture.ts";
@@ -106,12 +108,17 @@ describe("ShardRunner (a real nats-server, an in-memory Kafka)", () => {
   const startRunner = (
     kafka: InMemoryKafka,
     log: CapturedLog,
-    options: { stillOwned?: () => boolean; health?: KafkaHealth; maxEvents?: number } = {},
+    options: {
+      stillOwned?: () => boolean;
+      health?: KafkaHealth;
+      maxEvents?: number;
+      newWriter?: () => TransactionWriter;
+    } = {},
   ): ShardRunner => {
     const runner = new ShardRunner({
       processor: new EventStreamProcessor({ stream: STREAM, router, logger: log.logger }),
       connection,
-      newWriter: () => kafka.newWriter(TRANSACTIONAL_ID),
+      newWriter: options.newWriter ?? (() => kafka.newWriter(TRANSACTIONAL_ID)),
       state: kafka.stateStore(CHECKPOINT_TOPIC, STREAM),
       transactionalId: TRANSACTIONAL_ID,
       consumerName: () => "runner-test",
@@ -145,6 +152,37 @@ describe("ShardRunner (a real nats-server, an in-memory Kafka)", () => {
     await caughtUp(runner, 120);
     expect([...deliveries(kafka).values()]).toEqual(Array(120).fill(1));
     expect(new Set(kafka.timestamps)).toEqual(new Set([SHARD_NOW]));
+  });
+
+  it("an idle shard keeps nothing of the batches it bridged (an idle bridge held every shard's last batch)", async () => {
+    await makeStream();
+    const kafka = new InMemoryKafka();
+    let lastWritten: WeakRef<readonly OutputRecord[]> | null = null;
+    const runner = startRunner(kafka, captureLog(), {
+      newWriter: () => {
+        const writer = kafka.newWriter(TRANSACTIONAL_ID);
+        return {
+          transactionalId: writer.transactionalId,
+          open: () => writer.open(),
+          // The fake Kafka keeps the records, not the array a transaction was written with.
+          write: (records, timestampMs) => {
+            lastWritten = new WeakRef(records);
+            return writer.write(records, timestampMs);
+          },
+          close: () => writer.close(),
+        };
+      },
+    });
+    for (let sequence = 1; sequence <= 20; sequence++) await publish("m-1", sequence, { outboxId: "life-1" });
+    await caughtUp(runner, 20);
+    const written = lastWritten as WeakRef<readonly OutputRecord[]> | null;
+    expect(written).not.toBeNull();
+    const collect = fullGarbageCollector();
+    // Each look in a job of its own: a WeakRef keeps its target until the end of the job that read it.
+    await waitFor("the last transaction's records to be collected", () => {
+      collect();
+      return written?.deref() === undefined;
+    });
   });
 
   it("a transaction that committed though its writer saw a failure is neither lost nor doubled: the takeover reads its checkpoint", async () => {
