@@ -42,7 +42,14 @@ export const MACHINE_PINOT_MESSAGE_TYPE_ID = "com.openframe.kafka.model.MachineP
  * machine's subject but not that machine's event (no `X-Machine-ID`, or another machine's): such
  * a dead letter has no key.
  */
-export const DeadLetterKind = z.enum(["not-json", "wrong-schema", "unknown-subject", "too-large", "unattributed"]);
+export const DeadLetterKind = z.enum([
+  "not-json",
+  "wrong-schema",
+  "unknown-subject",
+  "too-large",
+  "unattributed",
+  "unreadable-headers",
+]);
 export type DeadLetterKind = z.infer<typeof DeadLetterKind>;
 
 /**

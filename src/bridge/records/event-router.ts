@@ -97,12 +97,21 @@ function attributedMachineOf(message: SourceMessage): string | null {
 /**
  * Turns a stream message into its Kafka record: telemetry samples and task ends into flat rows,
  * inventories into envelopes on their compacted topic, every other event into an envelope. A message that cannot
- * be read (not JSON, wrong schema, a subject no event has) or that would not fit becomes a dead
+ * be read (headers the NATS client refuses, not JSON, wrong schema, a subject no event has) or that would not fit becomes a dead
  * letter carrying the reason and every original header: acked, counted, never blocking. One that
  * is not the event of the machine its subject names (provenance.ts) becomes an unattributed dead
  * letter: no key, never counted or deduplicated as that machine's.
  */
 export function routeMessage(message: SourceMessage, options: RouterOptions): Routed {
+  // Without its headers nothing says whose event it is: unattributed, whatever the subject says.
+  if (message.unreadableHeaders !== undefined)
+    return deadLetter(
+      message,
+      options,
+      "unreadable-headers",
+      `its headers cannot be read: ${message.unreadableHeaders}`,
+      null,
+    );
   const identity = identityOf(message);
   if (!identity)
     return deadLetter(

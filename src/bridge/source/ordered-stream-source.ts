@@ -25,6 +25,11 @@ export interface StreamMessage {
   readonly headers: ReadonlyArray<readonly [string, string]>;
   /** When the stream stored it (epoch ms). */
   readonly storedAtMs: number;
+  /**
+   * Why its headers could not be read (the NATS client refuses, e.g., a name with a space, which a
+   * client speaking the raw protocol can send): it then has none, and becomes a dead letter.
+   */
+  readonly unreadableHeaders?: string;
 }
 
 export interface OrderedStreamSourceOptions {
@@ -308,16 +313,26 @@ function ackSubjectOf(raw: JsMsg): string {
 }
 
 export function toStreamMessage(stream: string, raw: JsMsg): StreamMessage {
-  const headers: Array<[string, string]> = [];
-  // One pass over the client's entries: keys() then values(name) searches every name for each name.
-  if (raw.headers) for (const [name, values] of raw.headers) for (const value of values) headers.push([name, value]);
-  return {
+  const message = {
     stream,
     streamSequence: raw.seq,
     subject: raw.subject,
     // A copy: the client's is a view into the socket's read buffer, which it would keep alive.
     data: raw.data.slice(),
-    headers,
     storedAtMs: Math.floor(raw.info.timestampNanos / 1_000_000),
   };
+  try {
+    return { ...message, headers: headersOf(raw) };
+  } catch (error) {
+    // The client decodes headers when they are first read, and throws on a name it refuses: thrown
+    // here, that stopped the read loop, which read the same message again, for ever.
+    return { ...message, headers: [], unreadableHeaders: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function headersOf(raw: JsMsg): Array<[string, string]> {
+  const headers: Array<[string, string]> = [];
+  // One pass over the client's entries: keys() then values(name) searches every name for each name.
+  if (raw.headers) for (const [name, values] of raw.headers) for (const value of values) headers.push([name, value]);
+  return headers;
 }

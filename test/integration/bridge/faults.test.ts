@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { connect as connectTcp } from "node:net";
 import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
@@ -48,6 +49,36 @@ async function publishEvent(
   headers.set(EventHeader.sequence, String(meta.sequence));
   for (const [name, value] of meta.extraHeaders ?? []) headers.append(name, value);
   await jetstream(connection).publish(subject, body, { msgID: meta.msgId ?? meta.eventId, headers });
+}
+
+/**
+ * Publishes over the raw NATS protocol (HPUB), header block as given: what a client other than
+ * nats.js can send, and nats.js itself would refuse to make. Resolves once the server answered PONG.
+ */
+function publishRawHeaders(port: number, subject: string, headerBlock: string, body: string): Promise<void> {
+  return new Promise((resolvePublished, reject) => {
+    const socket = connectTcp(port, "127.0.0.1");
+    let received = "";
+    socket.setEncoding("utf8");
+    socket.setTimeout(10_000, () => socket.destroy(new Error("no PONG from nats-server within 10 s")));
+    socket.on("error", reject);
+    socket.on("data", (chunk: string) => {
+      received += chunk;
+      if (received.startsWith("INFO") && !received.includes("CONNECT_SENT")) {
+        const total = Buffer.byteLength(headerBlock) + Buffer.byteLength(body);
+        socket.write(
+          `CONNECT {"verbose":false,"pedantic":false,"headers":true,"protocol":1}\r\n` +
+            `HPUB ${subject} ${Buffer.byteLength(headerBlock)} ${total}\r\n${headerBlock}${body}\r\nPING\r\n`,
+        );
+        received += "CONNECT_SENT";
+      }
+      if (received.includes("-ERR")) socket.destroy(new Error(`nats-server refused it: ${received}`));
+      else if (received.includes("PONG")) {
+        socket.end();
+        resolvePublished();
+      }
+    });
+  });
 }
 
 describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized records", () => {
@@ -155,6 +186,38 @@ describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized r
     await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 30_000 });
     const status = (await bridgeStatuses(observer))[0];
     expect(status?.shards.find((shard) => shard.shard === "TELEMETRY")?.deadLetters).toBe(3);
+    expect((await manager.consumers.info("TELEMETRY", "edge-bridge")).num_ack_pending).toBe(0);
+  }, 120_000);
+
+  it("a message whose headers the NATS client cannot read (a name with a space, sent over the raw protocol) is a dead letter, unattributed, and the stream goes on", async () => {
+    await startBridge();
+    const body = JSON.stringify(telemetrySample("poison-2", 1));
+    await publishRawHeaders(
+      nats.port,
+      "machine.poison-2.telemetry",
+      "NATS/1.0\r\nX-Machine-ID: poison-2\r\nBad Name: x\r\n\r\n",
+      body,
+    );
+    await publishEvent(observer, "machine.poison-2.telemetry", JSON.stringify(telemetrySample("poison-2", 2)), {
+      eventId: "after-bad-headers",
+      sequence: 2,
+    });
+    const deadLetter = await waitFor("the dead letter", async () =>
+      (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.deadLetter)).find(
+        (record) => record.header(BridgeHeader.errorKind) === "unreadable-headers",
+      ),
+    );
+    expect(deadLetter.header(BridgeHeader.error)).toMatch(/headers cannot be read: .*not a valid character/);
+    expect(deadLetter.value?.toString()).toBe(body);
+    expect(deadLetter.keyText).toBeNull();
+    expect(deadLetter.header(BridgeHeader.subject)).toBe("machine.poison-2.telemetry");
+    await waitFor("the event after it", async () =>
+      (await readTopic(kafka.bootstrap, DEFAULT_TOPICS.telemetry)).some(
+        (record) => (record.json as { eventId?: string }).eventId === "after-bad-headers",
+      ),
+    );
+    await waitForCaughtUp(observer, { shards: SHARDS, timeoutMs: 30_000 });
+    const manager = await jetstreamManager(observer);
     expect((await manager.consumers.info("TELEMETRY", "edge-bridge")).num_ack_pending).toBe(0);
   }, 120_000);
 

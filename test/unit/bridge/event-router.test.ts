@@ -152,6 +152,20 @@ describe("routeMessage", () => {
     });
   });
 
+  it("a message whose headers could not be read is an unreadable-headers dead letter with no key, whatever its subject says", () => {
+    const input = { ...message("machine.m-1.telemetry", telemetrySample("m-1", 1), []), headers: [] };
+    const routed = routeMessage(
+      { ...input, unreadableHeaders: "' ' is not a valid character in a header name" },
+      options,
+    );
+    expect(routed.kind).toBe("dead-letter");
+    if (routed.kind !== "dead-letter") return;
+    expect(routed.deadLetterKind).toBe("unreadable-headers");
+    expect(routed.reason).toMatch(/headers cannot be read: ' ' is not a valid character/);
+    expect(routed.record.key).toBeUndefined();
+    expect(routed.record.topic).toBe(DEFAULT_TOPICS.deadLetter);
+  });
+
   it("sends what cannot be read to the dead-letter topic, by kind, with the reason beside the original headers", () => {
     const cases: Array<[SourceMessage, string, RegExp]> = [
       [message("machine.m-1.telemetry", "{oops"), "not-json", /not JSON/],
