@@ -1,5 +1,6 @@
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
+import { readableHeaderValues } from "./readable-headers.ts";
 
 /** One stored message as a listing reads it. */
 export interface WindowMessage {
@@ -106,7 +107,7 @@ function windowMessageOf(message: JsMsg, headerName: string): WindowMessage {
     subject: message.subject,
     sequence: message.seq,
     storedAtMs: Math.floor(message.info.timestampNanos / 1_000_000),
-    machineIdHeaders: message.headers?.values(headerName) ?? [],
+    machineIdHeaders: readableHeaderValues(message, headerName),
     body,
   };
 }

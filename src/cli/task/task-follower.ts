@@ -8,6 +8,7 @@ import {
   TaskOutputChunk,
   TaskResult,
 } from "../../contracts/index.ts";
+import { readableHeaderValues } from "./readable-headers.ts";
 
 export interface TaskListener {
   chunk(machineId: string, chunk: TaskOutputChunk): void;
@@ -103,7 +104,7 @@ export class TaskFollower {
     return consumer.consume({
       max_messages: 512,
       callback: (message) => {
-        const machineId = attributedMachine(message.subject, message.headers?.values(EventHeader.machineId) ?? []);
+        const machineId = attributedMachine(message.subject, readableHeaderValues(message, EventHeader.machineId));
         if (machineId === null || !take(message, machineId)) this.#skipped += 1;
       },
     });

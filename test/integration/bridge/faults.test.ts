@@ -1,6 +1,5 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { connect as connectTcp } from "node:net";
 import { join, resolve } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
@@ -26,6 +25,7 @@ import {
 } from "../../helpers/bridge-verify.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { readTopic } from "../../helpers/kafka-topic-reader.ts";
+import { publishRawHeaders } from "../../helpers/nats-raw-publish.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -49,36 +49,6 @@ async function publishEvent(
   headers.set(EventHeader.sequence, String(meta.sequence));
   for (const [name, value] of meta.extraHeaders ?? []) headers.append(name, value);
   await jetstream(connection).publish(subject, body, { msgID: meta.msgId ?? meta.eventId, headers });
-}
-
-/**
- * Publishes over the raw NATS protocol (HPUB), header block as given: what a client other than
- * nats.js can send, and nats.js itself would refuse to make. Resolves once the server answered PONG.
- */
-function publishRawHeaders(port: number, subject: string, headerBlock: string, body: string): Promise<void> {
-  return new Promise((resolvePublished, reject) => {
-    const socket = connectTcp(port, "127.0.0.1");
-    let received = "";
-    socket.setEncoding("utf8");
-    socket.setTimeout(10_000, () => socket.destroy(new Error("no PONG from nats-server within 10 s")));
-    socket.on("error", reject);
-    socket.on("data", (chunk: string) => {
-      received += chunk;
-      if (received.startsWith("INFO") && !received.includes("CONNECT_SENT")) {
-        const total = Buffer.byteLength(headerBlock) + Buffer.byteLength(body);
-        socket.write(
-          `CONNECT {"verbose":false,"pedantic":false,"headers":true,"protocol":1}\r\n` +
-            `HPUB ${subject} ${Buffer.byteLength(headerBlock)} ${total}\r\n${headerBlock}${body}\r\nPING\r\n`,
-        );
-        received += "CONNECT_SENT";
-      }
-      if (received.includes("-ERR")) socket.destroy(new Error(`nats-server refused it: ${received}`));
-      else if (received.includes("PONG")) {
-        socket.end();
-        resolvePublished();
-      }
-    });
-  });
 }
 
 describe("edge-bridge: poison, duplicates, lost consumers, shutdown, oversized records", () => {

@@ -6,10 +6,11 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { createUser } from "@nats-io/nkeys";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { supportsMessageTtl } from "../../../src/contracts/index.ts";
+import { machineSubjects, supportsMessageTtl } from "../../../src/contracts/index.ts";
 import { judgeCommand } from "../../../src/trust/index.ts";
 import { FakeTaskMachine } from "../../fixtures/tasks/fake-task-agent.ts";
 import { runCli } from "../../helpers/agent-process.ts";
+import { publishRawHeaders } from "../../helpers/nats-raw-publish.ts";
 import { type NatsServerHandle, startNatsServer } from "../../helpers/nats-server.ts";
 import { waitFor } from "../../helpers/wait-for.ts";
 
@@ -260,6 +261,14 @@ describe("edge-agent task: the operator's side, against a real nats-server", () 
     expect(m5.cancels[0]).toEqual({ taskId: "t-cancel-me", reason: "wrong host" });
     await m5.result("t-cancel-me", { status: "CANCELLED", signal: "SIGTERM", error: "cancelled: wrong host" });
     expect(await running.exited).toBe(1);
+    // A task end whose headers the NATS client refuses to decode (a name with a space, sent over the
+    // raw protocol): skipped as unattributable, where it used to end `task list` with a throw.
+    await publishRawHeaders(
+      server.port,
+      machineSubjects("ops-m5").taskResult,
+      "NATS/1.0\r\nX-Machine-ID: ops-m5\r\nBad Name: x\r\n\r\n",
+      JSON.stringify({ taskId: "t-cancel-me", status: "SUCCEEDED" }),
+    );
 
     const listed = await runCli(["task", "list", "--machine", "ops-m5"], env);
     expect(listed.code, listed.stderr).toBe(0);
