@@ -86,7 +86,7 @@ describe("the committed reader reads what Kafka's own read_committed consumer re
   // The state topic of a shard under kill -9: one transactional id, owner after owner. An owner
   // that dies with its transaction open has it aborted by the next one, and when the partition
   // was added to that transaction but got no record, its ABORT marker stands alone (the broker
-  // lists no aborted transaction for it). The client library's own read_committed filter (2.12)
+  // lists no aborted transaction for it). The client library's own read_committed filter (2.12.1)
   // dropped everything of the producer from its first listed aborted transaction to its LAST
   // ABORT marker in the response: committed checkpoints in between vanished, a takeover resumed
   // from an older one, and events were bridged twice. Here a refused batch leaves the lone marker.

@@ -85,7 +85,7 @@ export async function fetchCommitted(
  * One read_committed Fetch request for one partition (records up to the last stable offset, with
  * the list of aborted transactions), answered exactly as the broker sent it.
  *
- * Not `Consumer.fetch`: since 2.12 the client library filters a read_committed answer itself, and
+ * Not `Consumer.fetch`: the client library (2.12.1, the version we use) filters a read_committed answer itself, and
  * wrongly. For each producer it takes the first offset of the aborted transaction the broker
  * lists and the producer's LAST abort marker in the answer, and drops everything of that
  * producer in between. A transactional id keeps its producer id from owner to owner, and an
