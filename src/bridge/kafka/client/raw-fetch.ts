@@ -85,15 +85,15 @@ export async function fetchCommitted(
  * One read_committed Fetch request for one partition (records up to the last stable offset, with
  * the list of aborted transactions), answered exactly as the broker sent it.
  *
- * Not `Consumer.fetch`: the client library (2.12.1, the version we use) filters a read_committed answer itself, and
- * wrongly. For each producer it takes the first offset of the aborted transaction the broker
- * lists and the producer's LAST abort marker in the answer, and drops everything of that
- * producer in between. A transactional id keeps its producer id from owner to owner, and an
- * owner that dies after adding a partition to its transaction but before writing to it leaves an
- * abort marker the broker lists no aborted transaction for: every committed transaction between
- * an earlier aborted one and that marker vanished (test/integration/kafka/committed-reader.test.ts).
- * So the request goes through the client's own connection and API table, and the caller filters
- * as Kafka's consumer does.
+ * Not `Consumer.fetch`: the client library (2.12.1, the version we use) filters a read_committed
+ * answer itself, and wrongly. For each producer it takes the first offset of the aborted
+ * transaction the broker lists and the producer's LAST abort marker in the answer, and drops
+ * everything of that producer in between. A transactional id keeps its producer id from owner to
+ * owner, and an owner that dies after adding a partition to its transaction but before writing to
+ * it leaves an abort marker the broker lists no aborted transaction for: every committed
+ * transaction between an earlier aborted one and that marker vanished
+ * (test/integration/kafka/committed-reader.test.ts). So the request goes through the client's own
+ * connection and API table, and the caller filters as Kafka's consumer does.
  */
 export function fetchCommittedRaw(
   consumer: Consumer,
