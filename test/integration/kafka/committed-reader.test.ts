@@ -1,8 +1,9 @@
-import { compatibilityPartitioner, ProduceAcks, Producer } from "@platformatic/kafka";
+import type { Producer } from "@platformatic/kafka";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KafkaAdmin } from "../../../src/bridge/kafka/client/index.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
 import { readTopicWithKafkaConsumer } from "../../helpers/kafka-oracle-reader.ts";
+import { rawTransactionalProducer } from "../../helpers/kafka-raw-producer.ts";
 import { type ReadRecord, readTopic } from "../../helpers/kafka-topic-reader.ts";
 
 /**
@@ -29,17 +30,7 @@ describe("the committed reader reads what Kafka's own read_committed consumer re
     await admin.createTopic({ name: topic, partitions: 3, replicas: 1, configs: {} });
     await admin.close();
     const producer = (transactionalId: string): Producer =>
-      new Producer({
-        clientId: transactionalId,
-        bootstrapBrokers: [kafka.bootstrap],
-        transactionalId,
-        producerId: -1n,
-        producerEpoch: -1,
-        idempotent: true,
-        retries: 0,
-        acks: ProduceAcks.ALL,
-        partitioner: compatibilityPartitioner,
-      });
+      rawTransactionalProducer({ clientId: transactionalId, bootstrapBrokers: [kafka.bootstrap] }, transactionalId);
     const producers = [producer("oracle-a"), producer("oracle-b")];
     try {
       for (let round = 0; round < 12; round++) {
@@ -96,17 +87,7 @@ describe("the committed reader reads what Kafka's own read_committed consumer re
     await admin.createTopic({ name: topic, partitions: 1, replicas: 1, configs: { "max.message.bytes": "2000" } });
     await admin.close();
     const owner = (): Producer =>
-      new Producer({
-        clientId: "oracle-owner",
-        bootstrapBrokers: [kafka.bootstrap],
-        transactionalId: "oracle-owners",
-        producerId: -1n,
-        producerEpoch: -1,
-        idempotent: true,
-        retries: 0,
-        acks: ProduceAcks.ALL,
-        partitioner: compatibilityPartitioner,
-      });
+      rawTransactionalProducer({ clientId: "oracle-owner", bootstrapBrokers: [kafka.bootstrap] }, "oracle-owners");
     const transact = async (producer: Producer, value: string | Buffer, outcome: "commit" | "abort") => {
       const transaction = await producer.beginTransaction();
       const sent = await transaction

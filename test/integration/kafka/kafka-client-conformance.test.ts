@@ -1,13 +1,4 @@
-import {
-  Admin,
-  type Broker,
-  Consumer,
-  compatibilityPartitioner,
-  FetchIsolationLevels,
-  IS_CONTROL,
-  ProduceAcks,
-  Producer,
-} from "@platformatic/kafka";
+import { Admin, type Broker, Consumer, FetchIsolationLevels, IS_CONTROL, type Producer } from "@platformatic/kafka";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type CommittedRecord,
@@ -20,6 +11,7 @@ import { fetchCommittedRaw } from "../../../src/bridge/kafka/client/raw-fetch.ts
 import { classifyKafkaError, kafkaErrorIds } from "../../../src/bridge/kafka/kafka-errors.ts";
 import type { OutputRecord } from "../../../src/bridge/records/source-message.ts";
 import { type KafkaBrokerHandle, startKafkaBroker } from "../../helpers/kafka-broker.ts";
+import { rawTransactionalProducer } from "../../helpers/kafka-raw-producer.ts";
 
 /**
  * What the bridge relies on @platformatic/kafka (and the broker) to do, pinned against a real
@@ -51,18 +43,7 @@ describe("the Kafka client library, as the bridge relies on it", () => {
     await readCommittedPartition(options("conformance-reader"), topic, 0, 0n, (read) => records.push(read));
     return records;
   };
-  /** A raw transactional producer as the library makes it, configured as ours is. */
-  const rawProducer = (transactionalId: string): Producer =>
-    new Producer({
-      ...options(),
-      transactionalId,
-      producerId: -1n,
-      producerEpoch: -1,
-      idempotent: true,
-      retries: 0,
-      acks: ProduceAcks.ALL,
-      partitioner: compatibilityPartitioner,
-    });
+  const rawProducer = (transactionalId: string): Producer => rawTransactionalProducer(options(), transactionalId);
 
   beforeAll(async () => {
     kafka = await startKafkaBroker();
