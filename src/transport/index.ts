@@ -13,6 +13,7 @@ export {
   type LinkState,
   type NatsLink,
 } from "./link.ts";
+export { type ReadHeaders, readHeaders } from "./message-headers.ts";
 export { isPermissionDenied } from "./permission-denied.ts";
 export { type RpcEndpointHandler, startRpcService } from "./rpc-service.ts";
 export {

@@ -11,6 +11,7 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../runtime/index.ts";
 import { type Cancel, type Clock, jitteredBackoff, sleepOn, timersOf } from "../../runtime/index.ts";
+import { readHeaders } from "../../transport/index.ts";
 import { DeliveryOrder } from "./delivery-order.ts";
 
 const ACK = new TextEncoder().encode("+ACK");
@@ -321,18 +322,8 @@ export function toStreamMessage(stream: string, raw: JsMsg): StreamMessage {
     data: raw.data.slice(),
     storedAtMs: Math.floor(raw.info.timestampNanos / 1_000_000),
   };
-  try {
-    return { ...message, headers: headersOf(raw) };
-  } catch (error) {
-    // The client decodes headers when they are first read, and throws on a name it refuses: thrown
-    // here, that stopped the read loop, which read the same message again, for ever.
-    return { ...message, headers: [], unreadableHeaders: error instanceof Error ? error.message : String(error) };
-  }
-}
-
-function headersOf(raw: JsMsg): Array<[string, string]> {
-  const headers: Array<[string, string]> = [];
-  // One pass over the client's entries: keys() then values(name) searches every name for each name.
-  if (raw.headers) for (const [name, values] of raw.headers) for (const value of values) headers.push([name, value]);
-  return headers;
+  const headers = readHeaders(raw);
+  return headers.kind === "read"
+    ? { ...message, headers: headers.entries }
+    : { ...message, headers: [], unreadableHeaders: headers.reason };
 }

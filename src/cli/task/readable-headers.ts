@@ -1,4 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream";
+import { readHeaders } from "../../transport/index.ts";
 
 /**
  * A header's values; none when the NATS client cannot decode the message's headers (it throws on a
@@ -6,9 +7,7 @@ import type { JsMsg } from "@nats-io/jetstream";
  * attributable, and skipped like any other, instead of ending the command.
  */
 export function readableHeaderValues(message: JsMsg, name: string): string[] {
-  try {
-    return message.headers?.values(name) ?? [];
-  } catch {
-    return [];
-  }
+  const headers = readHeaders(message);
+  if (headers.kind === "unreadable") return [];
+  return headers.entries.filter(([entryName]) => entryName === name).map(([, value]) => value);
 }
