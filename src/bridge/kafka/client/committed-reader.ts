@@ -1,11 +1,4 @@
-import {
-  type BaseOptions,
-  Consumer,
-  FetchIsolationLevels,
-  IS_CONTROL,
-  IS_TRANSACTIONAL,
-  type KafkaRecord,
-} from "@platformatic/kafka";
+import { type BaseOptions, Consumer, IS_CONTROL, IS_TRANSACTIONAL, type KafkaRecord } from "@platformatic/kafka";
 import { fetchCommitted } from "./raw-fetch.ts";
 
 /** One committed record of a partition, as read back. */
@@ -53,11 +46,11 @@ export async function readCommittedPartition(
   fromOffset: bigint,
   onRecord: (record: CommittedRecord) => void,
 ): Promise<{ nextOffset: bigint }> {
+  // Only for the cluster's metadata and its connections: its own fetch is not used (raw-fetch.ts).
   const consumer = new Consumer({
     ...clientOptions,
     groupId: `${clientOptions.clientId}-reader`,
     autocommit: false,
-    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
   });
   try {
     let offset = fromOffset;
